@@ -1,0 +1,591 @@
+//! The contract between generated state machines and the runtime.
+//!
+//! Code generated from `specs/*.imspec` by `im-macros` (or `im_dsl::build`) implements
+//! [`Machine`]. The runtime owns sockets, transactions, dialogs and the clock; a machine owns
+//! only the procedure's state. The loop, once per input:
+//!
+//! 1. the runtime parses a message (or notices a timer, an MSRP event, …) and builds the
+//!    typed [`Facts`] view of the request it concerns;
+//! 2. it calls [`Machine::handle`] with the current time, the [`Event`], the facts and an
+//!    [`Env`] (configuration, group directory, invitee router);
+//! 3. the machine returns [`Action`]s, each stamped with the [`Origin`] (procedure, clause,
+//!    rule) that produced it; the runtime executes them in order and feeds their outcomes
+//!    back as later events.
+//!
+//! Nothing here reads a clock or touches a socket. Conditions in generated code are plain
+//! Rust expressions over the public fields of [`Facts`], [`Config`] and the [`GroupDirectory`]
+//! methods; states are enum variants; nothing compares event or state names as strings.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A SIP method (RFC 3261 §7.1). Open: unknown extension methods keep their name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// INVITE (RFC 3261).
+    Invite,
+    /// ACK (RFC 3261).
+    Ack,
+    /// BYE (RFC 3261).
+    Bye,
+    /// CANCEL (RFC 3261).
+    Cancel,
+    /// OPTIONS (RFC 3261).
+    Options,
+    /// REGISTER (RFC 3261).
+    Register,
+    /// MESSAGE (RFC 3428).
+    Message,
+    /// SUBSCRIBE (RFC 6665).
+    Subscribe,
+    /// NOTIFY (RFC 6665).
+    Notify,
+    /// REFER (RFC 3515).
+    Refer,
+    /// UPDATE (RFC 3311).
+    Update,
+    /// INFO (RFC 6086).
+    Info,
+    /// PRACK (RFC 3262).
+    Prack,
+    /// PUBLISH (RFC 3903).
+    Publish,
+    /// Any other (extension) method, as it appeared on the wire.
+    Other(Box<str>),
+}
+
+impl Method {
+    /// Maps a method token (case-sensitive, RFC 3261 §7.1) to a [`Method`].
+    pub fn from_token(token: &str) -> Method {
+        match token {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "MESSAGE" => Method::Message,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "REFER" => Method::Refer,
+            "UPDATE" => Method::Update,
+            "INFO" => Method::Info,
+            "PRACK" => Method::Prack,
+            "PUBLISH" => Method::Publish,
+            other => Method::Other(other.into()),
+        }
+    }
+
+    /// The method token as it goes on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Message => "MESSAGE",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Update => "UPDATE",
+            Method::Info => "INFO",
+            Method::Prack => "PRACK",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The procedure, clause and rule that produced an action: every message the server sends
+/// can be traced back to the `.imspec` rule (and so to the standard's clause) behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// Procedure name as written in the spec (`page_mode_group_invite`).
+    pub procedure: &'static str,
+    /// Clause id of the rule (`7.9.1.4`).
+    pub clause: &'static str,
+    /// Rule name within the procedure (`adhoc_list`, or `otherwise`).
+    pub rule: &'static str,
+}
+
+/// A timer a machine can wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// RFC 3261 Timer B: an INVITE client transaction got no final response in time.
+    B,
+    /// RFC 3261 Timer F: a non-INVITE client transaction got no final response in time.
+    F,
+    /// RFC 3261 Timer H: no ACK arrived for a final response sent to an INVITE.
+    H,
+    /// A timer declared in the spec; the number is assigned by the generator per procedure.
+    Spec(u16),
+}
+
+/// Something that happened to an MSRP session a machine owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MsrpEvent {
+    /// The TCP connection for the session is up and bound (first SEND or our connect).
+    Connected,
+    /// A complete message (all chunks up to `$`) arrived on the session.
+    MessageReceived,
+    /// The message was delivered (a 200 response or success REPORT for every byte).
+    Delivered,
+    /// Delivery failed; the MSRP status code says why (RFC 4975 §10).
+    DeliveryFailed(u16),
+    /// The connection closed or the session was torn down.
+    Closed,
+}
+
+/// An input to a machine. Which facts accompany it is said on each variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A request outside any dialog (no To-tag): the facts describe that request.
+    InitialRequest(Method),
+    /// A request inside a dialog the machine owns (ACK, BYE, CANCEL …).
+    InDialogRequest(Method),
+    /// A response to a request the machine caused the runtime to send; the facts describe
+    /// that response's request context and [`Facts::status`] holds the status code.
+    Response(u16),
+    /// A timer fired.
+    Timer(Timer),
+    /// An MSRP session event.
+    Msrp(MsrpEvent),
+    /// Every invitee leg started by the machine has reached a final state
+    /// (connected or failed); sent once.
+    LegsSettled,
+}
+
+/// A SIP, SIPS or tel URI reduced to the parts conditions test. Comparisons follow
+/// RFC 3261 §19.1.4 for the parts kept here (scheme and host case-insensitive, user exact).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Uri {
+    /// `sip`, `sips`, `tel`, … in lower case.
+    pub scheme: String,
+    /// User part (or the telephone number for `tel`), unescaped; empty when absent.
+    pub user: String,
+    /// Host in lower case (IPv6 references keep their brackets); empty for `tel`.
+    pub host: String,
+    /// Port when given explicitly.
+    pub port: Option<u16>,
+    /// URI parameters, names in lower case, in order.
+    pub params: Vec<(String, Option<String>)>,
+    /// The URI as it appeared in the message.
+    pub raw: String,
+}
+
+impl Uri {
+    /// RFC 3261 §19.1.4 equivalence on the parts this view keeps: scheme, user, host and port.
+    /// Parameters are ignored here on purpose: conditions compare identities (a group URI with
+    /// a `transport` parameter is still the same group).
+    pub fn same_identity(&self, other: &Uri) -> bool {
+        self.scheme.eq_ignore_ascii_case(&other.scheme)
+            && self.user == other.user
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+    }
+
+    /// The value of a URI parameter (`None` when absent, `Some(None)` for a flag).
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
+    }
+}
+
+/// One body part: the whole body when it is not multipart, else each part of a
+/// `multipart/mixed` body in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BodyPart {
+    /// Media type without parameters, lower case (`application/sdp`).
+    pub content_type: String,
+    /// Disposition type without parameters, lower case (`recipient-list`); empty when absent.
+    pub disposition: String,
+    /// Length of the part's content in octets.
+    pub len: usize,
+}
+
+/// RFC 5364 copyControl value of a resource-list entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CopyControl {
+    /// The recipient is a primary recipient (the default).
+    #[default]
+    To,
+    /// Carbon copy.
+    Cc,
+    /// Blind carbon copy: never shown to the other recipients.
+    Bcc,
+}
+
+/// One recipient from a `recipient-list` body part (RFC 4826 entry, RFC 5364 attributes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The entry's URI.
+    pub uri: Uri,
+    /// `<display-name>` when present.
+    pub display_name: Option<String>,
+    /// `cp:copyControl`.
+    pub copy_control: CopyControl,
+    /// `cp:anonymize="true"`.
+    pub anonymize: bool,
+}
+
+/// An SDP attribute line `a=name[:value]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SdpAttribute {
+    /// Attribute name (`path`, `accept-types`, `sendonly` …).
+    pub name: String,
+    /// Value after the colon, `None` for a flag attribute.
+    pub value: Option<String>,
+}
+
+/// One `m=` section of an SDP offer with the attributes that belong to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SdpMedia {
+    /// Media type (`message`, `audio` …).
+    pub media: String,
+    /// Port from the m-line.
+    pub port: u16,
+    /// Transport protocol (`TCP/MSRP`, `TCP/TLS/MSRP`, `RTP/AVP` …).
+    pub proto: String,
+    /// Format list (`*` for MSRP).
+    pub formats: Vec<String>,
+    /// Media-level attributes in order.
+    pub attributes: Vec<SdpAttribute>,
+}
+
+impl SdpMedia {
+    /// Whether the media section carries attribute `name` (with or without a value).
+    pub fn has_attr(&self, name: &str) -> bool {
+        self.attributes.iter().any(|a| a.name == name)
+    }
+
+    /// The value of the first attribute `name`; empty for a flag, `None` when absent.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_deref().unwrap_or(""))
+    }
+
+    /// The whitespace-separated tokens of attribute `name` (`accept-types` …).
+    pub fn attr_tokens(&self, name: &str) -> Vec<&str> {
+        self.attr(name)
+            .map(|v| v.split_ascii_whitespace().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// An SDP offer (or answer) reduced to what conditions test.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SdpFacts {
+    /// The session-level `c=` address, when present.
+    pub connection: Option<String>,
+    /// Media sections in order.
+    pub media: Vec<SdpMedia>,
+    /// The raw SDP text, so the answer builder can re-read what the view leaves out.
+    pub raw: String,
+}
+
+/// The typed view of one request (and, for [`Event::Response`], the response status) that
+/// generated conditions read. The runtime builds it once per message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The request method.
+    pub method: Option<Method>,
+    /// The Request-URI.
+    pub request_uri: Uri,
+    /// The From URI.
+    pub from: Uri,
+    /// The To URI.
+    pub to: Uri,
+    /// P-Asserted-Identity (first SIP URI), when present.
+    pub asserted_identity: Option<Uri>,
+    /// The originator: P-Asserted-Identity when the request came from a trusted host,
+    /// otherwise From (design.md glossary).
+    pub originator: Uri,
+    /// Option tags of Require.
+    pub require: Vec<String>,
+    /// Option tags of Supported.
+    pub supported: Vec<String>,
+    /// Every header as (lower-case full name, value), in order; multi-value headers appear
+    /// once per line as received.
+    pub headers: Vec<(String, String)>,
+    /// Body parts (see [`BodyPart`]).
+    pub parts: Vec<BodyPart>,
+    /// Flattened, de-duplicated entries of the `recipient-list` part (empty when none).
+    pub recipients: Vec<ListEntry>,
+    /// The SDP offer, when the body (or a part of it) is `application/sdp`.
+    pub sdp: Option<SdpFacts>,
+    /// Status code, when the event is a response.
+    pub status: Option<u16>,
+}
+
+impl Facts {
+    /// The first value of header `name` (any case; full name), or `None`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether header `name` is present.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+}
+
+/// Server configuration visible to conditions and answer builders (`config.*` in a spec).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The domain this server is authoritative for.
+    pub domain: String,
+    /// The conference-factory URI.
+    pub conference_factory: Uri,
+    /// MIME types the server accepts in MSRP (`a=accept-types`).
+    pub accept_types: Vec<String>,
+    /// MIME types the server accepts wrapped in CPIM (`a=accept-wrapped-types`).
+    pub accept_wrapped_types: Vec<String>,
+    /// Largest MSRP message the server takes (`a=max-size`).
+    pub max_size: Option<u64>,
+    /// Whether the deployment asks for `a=tb-granted` in answers (digest §1.10).
+    pub tb_granted: bool,
+    /// Largest number of recipients an ad-hoc list or page-mode explosion may name.
+    pub max_recipients: usize,
+    /// How long an invitee leg may stay unanswered before it is cancelled.
+    pub invite_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "example.com".into(),
+            conference_factory: Uri {
+                scheme: "sip".into(),
+                user: "conference-factory".into(),
+                host: "example.com".into(),
+                port: None,
+                params: Vec::new(),
+                raw: "sip:conference-factory@example.com".into(),
+            },
+            accept_types: vec!["message/cpim".into(), "text/plain".into()],
+            accept_wrapped_types: vec!["text/plain".into(), "message/imdn+xml".into()],
+            max_size: Some(1 << 20),
+            tb_granted: false,
+            max_recipients: 100,
+            invite_timeout: Duration::from_secs(32),
+        }
+    }
+}
+
+/// What a group's rules say about one user (OMA list-service ruleset, digest §1.7).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupPolicy {
+    /// The user is in the group's `<list>`.
+    pub is_member: bool,
+    /// `<allow-initiate-conference>` holds for the user.
+    pub may_initiate: bool,
+    /// `<max-participant-count>` of the group.
+    pub max_participants: Option<usize>,
+}
+
+/// The pre-defined group store the application supplies (an XDMS, a folder of documents …).
+pub trait GroupDirectory {
+    /// Whether `group` is a group identity this server owns.
+    fn owns(&self, group: &Uri) -> bool;
+    /// The members of `group`, or `None` when the group is unknown.
+    fn members(&self, group: &Uri) -> Option<Vec<Uri>>;
+    /// What the group's rules say about `user`, or `None` when the group is unknown.
+    fn policy(&self, group: &Uri, user: &Uri) -> Option<GroupPolicy>;
+}
+
+/// Where to send a request for an invitee (design.md "Routing invitees").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to this address (an IP-literal host, or a location-table binding).
+    Direct(std::net::SocketAddr),
+    /// Through the configured outbound proxy.
+    OutboundProxy(std::net::SocketAddr),
+}
+
+/// Decides where invitee requests go; supplied by the application.
+pub trait InviteeRouter {
+    /// The route for `invitee`, or `None` when it cannot be reached (the leg fails).
+    fn route(&self, invitee: &Uri) -> Option<Route>;
+}
+
+/// A directory with no groups: every group look-up misses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoGroups;
+
+impl GroupDirectory for NoGroups {
+    fn owns(&self, _: &Uri) -> bool {
+        false
+    }
+    fn members(&self, _: &Uri) -> Option<Vec<Uri>> {
+        None
+    }
+    fn policy(&self, _: &Uri, _: &Uri) -> Option<GroupPolicy> {
+        None
+    }
+}
+
+/// What a machine may consult besides the facts: configuration and the application's
+/// directory and router. Borrowed for one `handle` call.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// Server configuration.
+    pub config: &'a Config,
+    /// The group directory.
+    pub directory: &'a dyn GroupDirectory,
+    /// The invitee router.
+    pub router: &'a dyn InviteeRouter,
+}
+
+impl fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env").field("config", self.config).finish_non_exhaustive()
+    }
+}
+
+/// How one attribute of the SDP answer is obtained (design.md items a–d). The generator
+/// emits these from the spec's `sdp { … }` block; the runtime's answer builder applies them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SdpAnswerItem {
+    /// (a) `a=path` with the server's own MSRP URI for this session.
+    OwnPath,
+    /// (b) `m=message <server port> <offer's proto> *` and `c=` the advertised address.
+    MediaFromOffer,
+    /// (c) `a=accept-types`: intersection of the offer's and the server's.
+    AcceptTypesIntersection,
+    /// (c) `a=accept-wrapped-types`: intersection of the offer's and the server's.
+    AcceptWrappedTypesIntersection,
+    /// (c) `a=max-size`: the server's.
+    OwnMaxSize,
+    /// (c) direction mirrored (`sendonly` → `recvonly` …).
+    MirrorDirection,
+    /// (c) `a=setup` complementing the offer's (RFC 6135; absent → the offerer connects).
+    ComplementSetup,
+    /// (c) echo attribute `name` when the offer has it (`msrp-cema`).
+    Echo(Cow<'static, str>),
+    /// (d) a fixed attribute line, `a=name[:value]` (`tb-granted`).
+    Fixed(Cow<'static, str>, Option<Cow<'static, str>>),
+}
+
+/// A header to put on a response or request. `Contact` with `isfocus` is requested with
+/// [`HeaderValue::FocusContact`] so the runtime fills in its own address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderValue {
+    /// A literal value from the spec.
+    Text(Cow<'static, str>),
+    /// The server's session URI as Contact, with the `isfocus` parameter (RFC 4579).
+    FocusContact,
+}
+
+/// A SIP response the machine wants sent to the request being handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: Cow<'static, str>,
+    /// Extra headers (name, value) in order.
+    pub headers: Vec<(Cow<'static, str>, HeaderValue)>,
+    /// `Warning` text (code 399, the server's host as agent), when the spec gives one.
+    pub warning: Option<Cow<'static, str>>,
+    /// The SDP answer to build, item by item; empty for no body.
+    pub sdp_answer: Vec<SdpAnswerItem>,
+}
+
+/// Who a fan-out action addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipients {
+    /// The entries of the request's `recipient-list` part, minus the originator.
+    RecipientList,
+    /// The members of the pre-defined group named by the Request-URI, minus the originator.
+    GroupMembers,
+}
+
+/// What a machine asks the runtime to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Answer the request being handled.
+    Respond(Reply),
+    /// Run the procedure with this clause id on the same event and facts.
+    Call(&'static str),
+    /// Send an INVITE with the server's own MSRP offer to each recipient; each becomes an
+    /// invitee leg whose responses come back as [`Event::Response`] to that leg's machine.
+    InviteEach(Recipients),
+    /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message.
+    ForwardEach(Recipients),
+    /// Cancel the pending INVITE of this leg.
+    Cancel,
+    /// End this leg's dialog with BYE.
+    Bye,
+    /// Start a spec timer.
+    StartTimer(Timer, Duration),
+    /// Stop a spec timer.
+    StopTimer(Timer),
+    /// Deliver the message held for the session over this leg's MSRP session.
+    Deliver,
+    /// Report the outcome to the originator (success or failure REPORT / IMDN).
+    Report {
+        /// `true` for a success report.
+        success: bool,
+    },
+    /// Write a log line.
+    Log(Cow<'static, str>),
+}
+
+/// One thing to do, with the spec rule that asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// The rule that produced the action.
+    pub origin: Origin,
+    /// What to do.
+    pub kind: ActionKind,
+}
+
+/// A generated state machine for one procedure of a spec.
+///
+/// The runtime creates one value per transaction-bound use (the dispatcher per initial
+/// request, one per invitee leg …), calls [`Machine::handle`] for each input, and drops it
+/// when [`Machine::is_final`] returns `true`.
+pub trait Machine {
+    /// Procedure name as written in the spec.
+    const PROCEDURE: &'static str;
+    /// Clause id of the procedure.
+    const CLAUSE: &'static str;
+
+    /// Feeds one input. `now` is the caller's clock; machines never read one.
+    fn handle(&mut self, now: Instant, event: &Event, facts: &Facts, env: &Env<'_>) -> Vec<Action>;
+
+    /// The current state's name as written in the spec, for logs and traces.
+    fn state_name(&self) -> &'static str;
+
+    /// Whether the machine reached a final state and may be dropped.
+    fn is_final(&self) -> bool;
+}
+
+/// One rule of a spec, as listed in the generated `SPEC` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Procedure name.
+    pub procedure: &'static str,
+    /// Rule name.
+    pub rule: &'static str,
+    /// Clause id.
+    pub clause: &'static str,
+    /// `file:line` of the rule in the `.imspec`.
+    pub location: &'static str,
+}

@@ -1,0 +1,1 @@
+//! MSRP (RFC 4975): frames, an incremental decoder and chunk reassembly.
