@@ -19,6 +19,6 @@ pub mod machine;
 pub mod proto;
 
 pub use machine::{
-    Action, ActionKind, Config, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine,
-    Method, Origin, Uri,
+    Action, ActionKind, Config, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
+    Origin, Uri,
 };

@@ -454,7 +454,9 @@ pub struct Env<'a> {
 
 impl fmt::Debug for Env<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Env").field("config", self.config).finish_non_exhaustive()
+        f.debug_struct("Env")
+            .field("config", self.config)
+            .finish_non_exhaustive()
     }
 }
 
