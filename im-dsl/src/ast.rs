@@ -1,0 +1,428 @@
+//! The spanned syntax tree: mirrors the grammar, keeps every name and literal as written,
+//! and records where it came from. Nothing is resolved here; see `check` and `model`.
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    /// Index of the file in the [`crate::source::Sources`] it was parsed from.
+    pub file: usize,
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span covering both `self` and `other` (same file).
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// A name with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    /// The name as written.
+    pub name: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// A clause reference `[7.9.1.4]` (or the target of `call 7.9.1.4`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClauseRef {
+    /// The clause id without brackets.
+    pub id: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// A string literal, unescaped, with the span of the whole literal (quotes included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrLit {
+    /// The value after unescaping `\"`, `\\`, `\n`, `\t`; `\{` and `\}` are kept escaped so
+    /// that interpolation (`{config.max_recipients}`) can tell them apart later.
+    pub value: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// One parsed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    /// Index of the file in its [`crate::source::Sources`].
+    pub file: usize,
+    /// Top-level items in source order.
+    pub items: Vec<Item>,
+}
+
+/// A top-level item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// `import "other.imspec"`.
+    Import(StrLit),
+    /// `condition NAME [clause] = EXPR`.
+    Condition(ConditionDef),
+    /// `procedure NAME [clause] "title" { … }`.
+    Procedure(Procedure),
+}
+
+/// A named, reusable condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionDef {
+    /// Its name.
+    pub name: Ident,
+    /// Clause reference, when given.
+    pub clause: Option<ClauseRef>,
+    /// The condition.
+    pub expr: Expr,
+    /// The whole definition.
+    pub span: Span,
+}
+
+/// A procedure: optional states and timers, then handlers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Procedure {
+    /// Its name.
+    pub name: Ident,
+    /// The clause it implements.
+    pub clause: Option<ClauseRef>,
+    /// Title (the clause heading), when given.
+    pub title: Option<StrLit>,
+    /// `states { … }` blocks (normally at most one).
+    pub states: Vec<StatesBlock>,
+    /// `timer NAME` declarations.
+    pub timers: Vec<Ident>,
+    /// `on …` handlers in source order.
+    pub handlers: Vec<Handler>,
+    /// The whole procedure.
+    pub span: Span,
+}
+
+/// `states { initial a  b  final c }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatesBlock {
+    /// Declared states in order.
+    pub states: Vec<StateDecl>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// One state declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDecl {
+    /// Its name.
+    pub name: Ident,
+    /// Marked `initial`.
+    pub initial: bool,
+    /// Marked `final`.
+    pub is_final: bool,
+    /// The declaration.
+    pub span: Span,
+}
+
+/// `on TRIGGER [in s1, s2] { … }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handler {
+    /// What starts it.
+    pub trigger: Trigger,
+    /// The states it applies in; empty means every state.
+    pub in_states: Vec<Ident>,
+    /// The rules.
+    pub block: Block,
+    /// The whole handler.
+    pub span: Span,
+}
+
+/// What a handler reacts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// `initial METHOD`: a request outside a dialog.
+    Initial(String),
+    /// `request METHOD`: a request inside the procedure's dialog.
+    Request(String),
+    /// `response LO[..HI]`: patterns as written (`180`, `2xx`).
+    Response(String, Option<String>),
+    /// `timer NAME` (RFC 3261 `B`, `F`, `H`, or a declared timer).
+    Timer(Ident),
+    /// `msrp EVENT` (`connected`, `message`, `delivered`, `failed`, `closed`).
+    Msrp(String),
+    /// `legs settled`.
+    LegsSettled,
+}
+
+/// A trigger with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// Which.
+    pub kind: TriggerKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// The body of a handler: alternatives in source order (source order never decides which
+/// fires; only `first { }` orders rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Items in source order.
+    pub items: Vec<BlockItem>,
+    /// The braces and everything between.
+    pub span: Span,
+}
+
+/// An item of a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockItem {
+    /// An unordered rule.
+    Rule(Rule),
+    /// `first { … }`: rules tried in order.
+    First(FirstBlock),
+    /// `otherwise …`: fires when nothing else does.
+    Otherwise(Rule),
+}
+
+/// `first { rule … rule … otherwise … }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstBlock {
+    /// Rules and `otherwise` in order (an `otherwise` is a [`BlockItem::Otherwise`]).
+    pub items: Vec<BlockItem>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// A rule (`rule NAME [clause] when EXPR => …`) or an `otherwise` (no condition; the name
+/// defaults to `otherwise`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Its name (`otherwise` when an `otherwise` gives none).
+    pub name: Ident,
+    /// The clause it implements.
+    pub clause: Option<ClauseRef>,
+    /// `when EXPR`; `None` for `otherwise` and for an unconditional rule.
+    pub when: Option<Expr>,
+    /// What it does.
+    pub actions: Vec<Action>,
+    /// The whole rule.
+    pub span: Span,
+}
+
+/// An action with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// Which.
+    pub kind: ActionKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Who a fan-out action addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipients {
+    /// `recipient_list`: entries of the request's recipient-list part.
+    RecipientList,
+    /// `group_members`: members of the group named by the Request-URI.
+    GroupMembers,
+}
+
+/// The actions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `respond [STATUS] ["reason"] [{ … }]`.
+    Respond(Respond),
+    /// `call CLAUSE`.
+    Call(ClauseRef),
+    /// `goto STATE`.
+    Goto(Ident),
+    /// `invite each …`.
+    InviteEach(Recipients),
+    /// `forward each …`.
+    ForwardEach(Recipients),
+    /// `cancel`.
+    Cancel,
+    /// `bye`.
+    Bye,
+    /// `deliver`.
+    Deliver,
+    /// `report success|failure` (`true` for success).
+    Report(bool),
+    /// `start timer NAME after DURATION`.
+    StartTimer(Ident, Expr),
+    /// `stop timer NAME`.
+    StopTimer(Ident),
+    /// `log "text"`.
+    Log(StrLit),
+}
+
+/// A response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Respond {
+    /// Status code and its span, when given (a missing status is a check error).
+    pub status: Option<(u16, Span)>,
+    /// Reason phrase, when given.
+    pub reason: Option<StrLit>,
+    /// Items of the `{ … }` body in order.
+    pub items: Vec<RespondItem>,
+}
+
+/// An item in a response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RespondItem {
+    /// `header NAME = "value"`.
+    Header(Ident, StrLit),
+    /// `contact focus`.
+    ContactFocus(Span),
+    /// `warning "text"`.
+    Warning(StrLit),
+    /// `sdp { … }`.
+    Sdp(Vec<SdpItem>, Span),
+}
+
+/// One line of the SDP answer construction (design.md a–d).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SdpItemKind {
+    /// `path own`.
+    PathOwn,
+    /// `media from offer`.
+    MediaFromOffer,
+    /// `accept-types intersect`.
+    AcceptTypesIntersect,
+    /// `accept-wrapped-types intersect`.
+    AcceptWrappedTypesIntersect,
+    /// `max-size own`.
+    MaxSizeOwn,
+    /// `direction mirror`.
+    DirectionMirror,
+    /// `setup complement`.
+    SetupComplement,
+    /// `echo NAME`.
+    Echo(String),
+    /// `attribute NAME [= "value"] [when EXPR]`.
+    Attribute(String, Option<StrLit>, Option<Expr>),
+}
+
+/// An SDP item with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SdpItem {
+    /// Which.
+    pub kind: SdpItemKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `contains`
+    Contains,
+}
+
+impl CmpOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Contains => "contains",
+        }
+    }
+}
+
+/// Quantifiers over a list fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quant {
+    /// `any x in L where (…)`.
+    Any,
+    /// `all x in L where (…)`.
+    All,
+    /// `none x in L where (…)`.
+    None,
+}
+
+impl Quant {
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quant::Any => "any",
+            Quant::All => "all",
+            Quant::None => "none",
+        }
+    }
+}
+
+/// A literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lit {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(String),
+    /// A duration in milliseconds (`32s`, `500ms`).
+    DurationMs(u64),
+}
+
+/// An expression node with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expr {
+    /// Which.
+    pub kind: ExprKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Expression forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExprKind {
+    /// A literal.
+    Lit(Lit),
+    /// `a.b.c` or `a.b(args)`: a fact, a named condition, a bound variable's field, or a
+    /// built-in call — resolved by the checker.
+    Ref {
+        /// The dotted path.
+        path: Vec<Ident>,
+        /// Call arguments, when the path ends in `( … )`.
+        args: Option<Vec<Expr>>,
+    },
+    /// `not e`.
+    Not(Box<Expr>),
+    /// `a and b and …` (two or more).
+    And(Vec<Expr>),
+    /// `a or b or …` (two or more).
+    Or(Vec<Expr>),
+    /// `a OP b`.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `any|all|none x in LIST where (body)`.
+    Quant {
+        /// Which quantifier.
+        quant: Quant,
+        /// The bound variable.
+        var: Ident,
+        /// The list.
+        list: Box<Expr>,
+        /// The body.
+        body: Box<Expr>,
+    },
+    /// `( e )`, kept so the formatter can reproduce the author's grouping.
+    Paren(Box<Expr>),
+}

@@ -1,0 +1,485 @@
+//! The validated model: what a spec means, with every name resolved and every expression
+//! typed. No pest types and no byte spans — locations are `file:line:col` for traces and
+//! generated docs. Code generation, the graph output and the reference interpreter read
+//! only this.
+//!
+//! A [`Spec`] is produced by `check::check` from the AST of a file and its imports, and only
+//! when no check failed, so consumers can rely on its invariants:
+//! * every index (`Expr::Condition`, `Action::Goto`, `Action::Call`, `TimerRef::Spec` …) is in
+//!   range;
+//! * every `Expr` is well typed (conditions are `Bool`, comparisons compare like types);
+//! * every procedure has at least one state and exactly one initial state (a procedure with
+//!   no `states` block gets one implicit state named `active`, initial and final);
+//! * within a handler, unordered alternatives are mutually exclusive and no ordered rule is
+//!   shadowed, so evaluating alternatives in any order gives the same result.
+
+/// A location in a spec file, for traces and generated docs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Loc {
+    /// Path relative to the workspace root.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A whole spec: one root file and everything it imports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// Every file read, root first, as (display path, absolute path if read from disk). The
+    /// generator emits an `include_str!` of each so editing any of them rebuilds.
+    pub files: Vec<(String, Option<std::path::PathBuf>)>,
+    /// Named conditions, in definition order.
+    pub conditions: Vec<Condition>,
+    /// Procedures, in definition order (the root file's first procedure is the entry).
+    pub procedures: Vec<Procedure>,
+}
+
+impl Spec {
+    /// The procedure implementing `clause`, if any.
+    pub fn procedure_by_clause(&self, clause: &str) -> Option<&Procedure> {
+        self.procedures.iter().find(|p| p.clause == clause)
+    }
+}
+
+/// A named condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    /// Name.
+    pub name: String,
+    /// Clause it is defined by, when given.
+    pub clause: Option<String>,
+    /// The condition (type `Bool`).
+    pub expr: Expr,
+    /// Where it is defined.
+    pub loc: Loc,
+}
+
+/// A procedure: a state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Procedure {
+    /// Name (`page_mode_group_invite`).
+    pub name: String,
+    /// Clause id (`5.2.1.1`).
+    pub clause: String,
+    /// Clause title, when given.
+    pub title: Option<String>,
+    /// States; never empty.
+    pub states: Vec<State>,
+    /// Index of the initial state.
+    pub initial: usize,
+    /// Declared timers, by name; `TimerRef::Spec(i)` indexes this.
+    pub timers: Vec<String>,
+    /// Handlers in source order.
+    pub handlers: Vec<Handler>,
+    /// Whether the states were declared (`false`: the implicit `active` state).
+    pub explicit_states: bool,
+    /// Where it is defined.
+    pub loc: Loc,
+}
+
+/// A state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// Name as written.
+    pub name: String,
+    /// Reaching it ends the machine.
+    pub is_final: bool,
+    /// Where it is declared.
+    pub loc: Loc,
+}
+
+/// What a handler reacts to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// An initial request of this method (upper case token).
+    Initial(String),
+    /// An in-dialog request of this method.
+    Request(String),
+    /// A response whose status is in `lo..=hi` (`2xx` is 200..=299).
+    Response {
+        /// Lowest status.
+        lo: u16,
+        /// Highest status.
+        hi: u16,
+    },
+    /// A timer.
+    Timer(TimerRef),
+    /// An MSRP event.
+    Msrp(MsrpTrigger),
+    /// All invitee legs settled.
+    LegsSettled,
+}
+
+/// MSRP triggers (mirror `im_runtime::machine::MsrpEvent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MsrpTrigger {
+    /// `msrp connected`.
+    Connected,
+    /// `msrp message`: a complete message arrived.
+    Message,
+    /// `msrp delivered`.
+    Delivered,
+    /// `msrp failed`.
+    Failed,
+    /// `msrp closed`.
+    Closed,
+}
+
+/// A timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimerRef {
+    /// RFC 3261 Timer B.
+    B,
+    /// RFC 3261 Timer F.
+    F,
+    /// RFC 3261 Timer H.
+    H,
+    /// A declared timer: index into [`Procedure::timers`].
+    Spec(usize),
+}
+
+/// `on TRIGGER [in …] { … }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handler {
+    /// What starts it.
+    pub trigger: Trigger,
+    /// States it applies in (indices); empty means every non-final state.
+    pub states: Vec<usize>,
+    /// Mutually exclusive alternatives.
+    pub alternatives: Vec<Alternative>,
+    /// Fires when no alternative does.
+    pub otherwise: Option<Rule>,
+    /// Where it is defined.
+    pub loc: Loc,
+}
+
+/// One alternative of a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alternative {
+    /// A single rule (its condition is `Some` unless it is the handler's only alternative).
+    Rule(Rule),
+    /// `first { … }`: tried in order; `otherwise` closes the group when present.
+    First {
+        /// Rules in order.
+        rules: Vec<Rule>,
+        /// The group's `otherwise`.
+        otherwise: Option<Rule>,
+    },
+}
+
+/// A rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Name (`otherwise` for an unnamed otherwise).
+    pub name: String,
+    /// Clause id; always present after checking.
+    pub clause: String,
+    /// Condition; `None` fires unconditionally (an `otherwise`, or a lone rule).
+    pub condition: Option<Expr>,
+    /// Actions in order.
+    pub actions: Vec<Action>,
+    /// Where it is defined.
+    pub loc: Loc,
+}
+
+/// Who a fan-out addresses (mirrors `im_runtime::machine::Recipients`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Recipients {
+    /// The request's recipient-list entries.
+    RecipientList,
+    /// The members of the group named by the Request-URI.
+    GroupMembers,
+}
+
+/// An action (mirrors `im_runtime::machine::ActionKind`, plus `Goto`, which stays inside the
+/// machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a response.
+    Respond(Respond),
+    /// Run the procedure at this index (its clause is `spec.procedures[i].clause`).
+    Call(usize),
+    /// Move to the state at this index.
+    Goto(usize),
+    /// Invite each recipient.
+    InviteEach(Recipients),
+    /// Forward the request to each recipient.
+    ForwardEach(Recipients),
+    /// CANCEL the pending INVITE.
+    Cancel,
+    /// BYE.
+    Bye,
+    /// Deliver the held message.
+    Deliver,
+    /// Report the outcome (`true`: success).
+    Report(bool),
+    /// Start a timer; `after` has type `Duration`.
+    StartTimer(TimerRef, Expr),
+    /// Stop a timer.
+    StopTimer(TimerRef),
+    /// Log a line.
+    Log(Text),
+}
+
+/// A response to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Respond {
+    /// Status code, 100..=699.
+    pub status: u16,
+    /// Reason phrase (the standard one when the spec gives none).
+    pub reason: String,
+    /// Extra headers in order.
+    pub headers: Vec<(String, String)>,
+    /// `contact focus` was given.
+    pub contact_focus: bool,
+    /// Warning text.
+    pub warning: Option<Text>,
+    /// SDP answer items; `None` for no body.
+    pub sdp: Option<Vec<SdpItem>>,
+}
+
+/// Text with interpolated facts (`"limit is {config.max_recipients}"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text {
+    /// Pieces in order.
+    pub parts: Vec<TextPart>,
+}
+
+/// A piece of [`Text`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TextPart {
+    /// Literal text.
+    Lit(String),
+    /// A value printed with `Display` (any type but lists).
+    Value(Expr),
+}
+
+/// One SDP answer item (design.md a–d).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SdpItem {
+    /// (a) own `a=path`.
+    OwnPath,
+    /// (b) `m=message <own port> <offer proto> *`, `c=` own address.
+    MediaFromOffer,
+    /// (c) accept-types intersection.
+    AcceptTypesIntersect,
+    /// (c) accept-wrapped-types intersection.
+    AcceptWrappedTypesIntersect,
+    /// (c) own max-size.
+    OwnMaxSize,
+    /// (c) mirrored direction.
+    MirrorDirection,
+    /// (c) complementary setup.
+    ComplementSetup,
+    /// (c) echo this attribute when offered.
+    Echo(String),
+    /// (d) a fixed attribute, added when `when` holds (always when `None`).
+    Attribute {
+        /// Attribute name.
+        name: String,
+        /// Value, when any.
+        value: Option<String>,
+        /// Condition (type `Bool`).
+        when: Option<Expr>,
+    },
+}
+
+/// Value types of the expression language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// `true` / `false`.
+    Bool,
+    /// A signed integer.
+    Int,
+    /// A string.
+    Str,
+    /// A SIP/SIPS/tel URI.
+    Uri,
+    /// A list of strings (option tags, accept-types).
+    StrList,
+    /// A duration.
+    Duration,
+    /// A list of elements.
+    List(Elem),
+}
+
+/// Element types of list facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Elem {
+    /// A body part.
+    Part,
+    /// A recipient-list entry.
+    Entry,
+    /// An SDP media section.
+    Media,
+}
+
+/// Root facts: the primitive vocabulary of conditions (see docs/language.md, "Facts").
+/// Each maps to one field or method of `im_runtime::machine::{Facts, Config}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fact {
+    /// `request.method` : Str.
+    RequestMethod,
+    /// `request.uri` : Uri.
+    RequestUri,
+    /// `request.from` : Uri.
+    RequestFrom,
+    /// `request.to` : Uri.
+    RequestTo,
+    /// `request.originator` : Uri (P-Asserted-Identity from a trusted host, else From).
+    RequestOriginator,
+    /// `request.asserted_identity` : Uri (empty URI when absent).
+    RequestAssertedIdentity,
+    /// `request.require` : StrList.
+    RequestRequire,
+    /// `request.supported` : StrList.
+    RequestSupported,
+    /// `body.parts` : List(Part).
+    BodyParts,
+    /// `recipients` : List(Entry).
+    Recipients,
+    /// `sdp.present` : Bool.
+    SdpPresent,
+    /// `sdp.media` : List(Media).
+    SdpMedia,
+    /// `response.status` : Int (0 when the event is not a response).
+    ResponseStatus,
+    /// `config.domain` : Str.
+    ConfigDomain,
+    /// `config.conference_factory` : Uri.
+    ConfigConferenceFactory,
+    /// `config.accept_types` : StrList.
+    ConfigAcceptTypes,
+    /// `config.accept_wrapped_types` : StrList.
+    ConfigAcceptWrappedTypes,
+    /// `config.max_size` : Int (0 when unlimited).
+    ConfigMaxSize,
+    /// `config.tb_granted` : Bool.
+    ConfigTbGranted,
+    /// `config.max_recipients` : Int.
+    ConfigMaxRecipients,
+    /// `config.invite_timeout` : Duration.
+    ConfigInviteTimeout,
+}
+
+/// Fields of URIs and list elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `uri.scheme` : Str.
+    UriScheme,
+    /// `uri.user` : Str.
+    UriUser,
+    /// `uri.host` : Str.
+    UriHost,
+    /// `uri.port` : Int (0 when absent).
+    UriPort,
+    /// `part.type` : Str.
+    PartType,
+    /// `part.disposition` : Str.
+    PartDisposition,
+    /// `part.len` : Int.
+    PartLen,
+    /// `entry.uri` : Uri.
+    EntryUri,
+    /// `entry.display_name` : Str.
+    EntryDisplayName,
+    /// `entry.copy_control` : Str (`to`, `cc`, `bcc`).
+    EntryCopyControl,
+    /// `entry.anonymize` : Bool.
+    EntryAnonymize,
+    /// `media.media` : Str.
+    MediaMedia,
+    /// `media.proto` : Str.
+    MediaProto,
+    /// `media.port` : Int.
+    MediaPort,
+    /// `media.formats` : StrList.
+    MediaFormats,
+}
+
+/// Built-in functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    /// `count(list)` : Int — any list or StrList.
+    Count,
+    /// `overlap(a, b)` : Bool — StrLists share an element (case-insensitive; `*` matches all).
+    Overlap,
+    /// `request.header(name)` : Str — first value, empty when absent.
+    Header,
+    /// `request.has_header(name)` : Bool.
+    HasHeader,
+    /// `directory.owns(uri)` : Bool.
+    DirectoryOwns,
+    /// `directory.is_member(group, user)` : Bool.
+    DirectoryIsMember,
+    /// `directory.may_initiate(group, user)` : Bool.
+    DirectoryMayInitiate,
+    /// `directory.member_count(group)` : Int (0 for an unknown group).
+    DirectoryMemberCount,
+    /// `directory.max_participants(group)` : Int (0 when unlimited or unknown).
+    DirectoryMaxParticipants,
+    /// `m.has(name)` : Bool — media has attribute `name`.
+    MediaHas,
+    /// `m.attr(name)` : Str — attribute value, empty when absent or a flag.
+    MediaAttr,
+    /// `m.tokens(name)` : StrList — whitespace-separated tokens of attribute `name`.
+    MediaTokens,
+}
+
+/// Comparison operators (as in the AST).
+pub use crate::ast::CmpOp;
+/// Quantifiers (as in the AST).
+pub use crate::ast::Quant;
+
+/// A typed expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// A boolean literal.
+    Bool(bool),
+    /// An integer literal.
+    Int(i64),
+    /// A string literal.
+    Str(String),
+    /// A duration literal in milliseconds.
+    DurationMs(u64),
+    /// A root fact.
+    Fact(Fact),
+    /// A named condition: index into [`Spec::conditions`].
+    Condition(usize),
+    /// A variable bound by an enclosing quantifier.
+    Var(String),
+    /// A field of a URI or list element value.
+    Field(Box<Expr>, Field),
+    /// A built-in call.
+    Call(Builtin, Vec<Expr>),
+    /// Negation.
+    Not(Box<Expr>),
+    /// Conjunction (two or more).
+    And(Vec<Expr>),
+    /// Disjunction (two or more).
+    Or(Vec<Expr>),
+    /// Comparison of two values of the same type (`contains`: StrList or Str on the left,
+    /// Str on the right).
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// Quantifier over a list fact.
+    Quant {
+        /// Which.
+        quant: Quant,
+        /// Bound variable name.
+        var: String,
+        /// Element type.
+        elem: Elem,
+        /// The list (type `List(elem)`).
+        list: Box<Expr>,
+        /// The body (type `Bool`).
+        body: Box<Expr>,
+    },
+}
