@@ -4,3 +4,4 @@ pub mod body;
 pub mod msrp;
 pub mod sdp;
 pub mod sip;
+pub mod transaction;

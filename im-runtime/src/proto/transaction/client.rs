@@ -1,0 +1,139 @@
+//! The non-INVITE client transaction: RFC 3261 §17.1.2 (Figure 6).
+
+use std::mem;
+use std::time::Instant;
+
+use super::timer::{Retransmit, Timer, TimerConfig, earliest};
+use super::{Event, Outbox, Peer, Role, TsxMessage, TsxState};
+
+/// Per-state data; a transition consumes the old state.
+#[derive(Debug)]
+enum State {
+    /// The request is out; Timer E retransmits it (unreliable only) until Timer F.
+    Trying {
+        timer_e: Option<Retransmit>,
+        timer_f: Instant,
+    },
+    /// A provisional response arrived; Timer E keeps retransmitting, every T2.
+    Proceeding {
+        timer_e: Option<Retransmit>,
+        timer_f: Instant,
+    },
+    /// A final response arrived; retransmissions of it are absorbed until Timer K.
+    Completed {
+        timer_k: Instant,
+    },
+    Terminated,
+}
+
+#[derive(Debug)]
+pub(crate) struct NonInviteClient {
+    request: TsxMessage,
+    peer: Peer,
+    timers: TimerConfig,
+    state: State,
+}
+
+impl NonInviteClient {
+    /// Sends the request now and arms Timers E and F.
+    pub(crate) fn start(
+        now: Instant,
+        request: TsxMessage,
+        peer: Peer,
+        timers: TimerConfig,
+        out: &mut Outbox,
+    ) -> NonInviteClient {
+        out.send(peer, request.bytes.clone());
+        let state = State::Trying {
+            timer_e: (!peer.reliable).then(|| Retransmit::start(now, timers.t1)),
+            timer_f: now + timers.t1_x64(),
+        };
+        NonInviteClient {
+            request,
+            peer,
+            timers,
+            state,
+        }
+    }
+
+    pub(crate) fn state(&self) -> TsxState {
+        match self.state {
+            State::Trying { .. } => TsxState::Trying,
+            State::Proceeding { .. } => TsxState::Proceeding,
+            State::Completed { .. } => TsxState::Completed,
+            State::Terminated => TsxState::Terminated,
+        }
+    }
+
+    pub(crate) fn handle_response(&mut self, now: Instant, msg: TsxMessage, out: &mut Outbox) {
+        let Some(status) = msg.status else { return };
+        let state = mem::replace(&mut self.state, State::Terminated);
+        self.state = match (state, status) {
+            (
+                State::Trying { timer_e, timer_f } | State::Proceeding { timer_e, timer_f },
+                100..=199,
+            ) => {
+                out.events.push_back(Event::Response { message: msg });
+                State::Proceeding { timer_e, timer_f }
+            }
+            (State::Trying { .. } | State::Proceeding { .. }, 200..=699) => {
+                out.events.push_back(Event::Response { message: msg });
+                if self.peer.reliable {
+                    State::Terminated
+                } else {
+                    State::Completed {
+                        timer_k: now + self.timers.t4,
+                    }
+                }
+            }
+            (other, _) => other,
+        };
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Trying { timer_e, timer_f } | State::Proceeding { timer_e, timer_f } => {
+                earliest([timer_e.map(|e| e.at), Some(*timer_f)])
+            }
+            State::Completed { timer_k } => Some(*timer_k),
+            State::Terminated => None,
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        let state = mem::replace(&mut self.state, State::Terminated);
+        self.state = match state {
+            State::Trying { timer_f, .. } | State::Proceeding { timer_f, .. } if timer_f <= now => {
+                out.events.push_back(Event::Timeout {
+                    key: self.request.key.clone(),
+                    role: Role::Client,
+                    timer: Timer::F,
+                });
+                State::Terminated
+            }
+            State::Trying {
+                timer_e: Some(e),
+                timer_f,
+            } if e.at <= now => {
+                out.send(self.peer, self.request.bytes.clone());
+                State::Trying {
+                    timer_e: Some(e.backoff(now, Some(self.timers.t2))),
+                    timer_f,
+                }
+            }
+            State::Proceeding {
+                timer_e: Some(e),
+                timer_f,
+            } if e.at <= now => {
+                out.send(self.peer, self.request.bytes.clone());
+                // §17.1.2.2: in Proceeding Timer E is reset to T2, not doubled.
+                State::Proceeding {
+                    timer_e: Some(Retransmit::start(now, self.timers.t2)),
+                    timer_f,
+                }
+            }
+            State::Completed { timer_k } if timer_k <= now => State::Terminated,
+            other => other,
+        };
+    }
+}

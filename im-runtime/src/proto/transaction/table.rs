@@ -1,0 +1,554 @@
+//! The transaction table: matching, creation, CANCEL handling, timers and clean-up.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::client::NonInviteClient;
+use super::client_inv::InviteClient;
+use super::server::NonInviteServer;
+use super::server_inv::InviteServer;
+use super::timer::TimerConfig;
+use super::{
+    Event, MessageBuilder, Outbox, Peer, Role, Transmit, TsxError, TsxKey, TsxMessage, TsxState,
+};
+use crate::machine::Method;
+
+/// Settings of a [`Transactions`] table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// Timer values for server transactions and for client transactions started without
+    /// their own ([`Transactions::send_request_with`]).
+    pub timers: TimerConfig,
+    /// Whether a new INVITE server transaction answers 100 Trying at once (§17.2.1 asks for
+    /// it unless the TU answers within 200 ms). When off, the TU sends its own with
+    /// [`Transactions::reply`]. Non-INVITE requests never get an automatic 100 (RFC 4320).
+    pub send_trying: bool,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig {
+            timers: TimerConfig::default(),
+            send_trying: true,
+        }
+    }
+}
+
+/// What [`Transactions::cancel`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelStart {
+    /// The CANCEL client transaction with this key was started and its request sent.
+    Sent(TsxKey),
+    /// No provisional response has arrived yet, so the CANCEL must wait (§9.1); it is sent
+    /// under this key when the first one arrives, and dropped if a final response comes
+    /// first.
+    Deferred(TsxKey),
+}
+
+#[derive(Debug)]
+enum ServerTsx {
+    Invite(InviteServer),
+    NonInvite(NonInviteServer),
+}
+
+impl ServerTsx {
+    fn state(&self) -> TsxState {
+        match self {
+            ServerTsx::Invite(t) => t.state(),
+            ServerTsx::NonInvite(t) => t.state(),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            ServerTsx::Invite(t) => t.deadline(),
+            ServerTsx::NonInvite(t) => t.deadline(),
+        }
+    }
+
+    fn request(&self) -> &TsxMessage {
+        match self {
+            ServerTsx::Invite(t) => t.request(),
+            ServerTsx::NonInvite(t) => t.request(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ClientTsx {
+    Invite {
+        tsx: InviteClient,
+        /// The TU asked to cancel before any provisional response arrived.
+        cancel_pending: bool,
+    },
+    NonInvite(NonInviteClient),
+}
+
+impl ClientTsx {
+    fn state(&self) -> TsxState {
+        match self {
+            ClientTsx::Invite { tsx, .. } => tsx.state(),
+            ClientTsx::NonInvite(t) => t.state(),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            ClientTsx::Invite { tsx, .. } => tsx.deadline(),
+            ClientTsx::NonInvite(t) => t.deadline(),
+        }
+    }
+}
+
+/// A table entry: the machine and its creation number, which orders work that falls due at
+/// the same instant, so that runs are reproducible whatever the hash order.
+#[derive(Debug)]
+struct Entry<T> {
+    seq: u64,
+    tsx: T,
+}
+
+/// All transactions of one SIP endpoint, client and server side.
+///
+/// # Driving it
+///
+/// Inputs, each with the current time:
+///
+/// * [`handle_request`](Self::handle_request) and [`handle_response`](Self::handle_response)
+///   for every parsed message from the network;
+/// * [`handle_timeout`](Self::handle_timeout) when the deadline from
+///   [`poll_timeout`](Self::poll_timeout) has passed;
+/// * from the transaction user: [`send_request`](Self::send_request),
+///   [`respond`](Self::respond) / [`reply`](Self::reply) and [`cancel`](Self::cancel).
+///
+/// After every input, drain in this order:
+///
+/// 1. [`poll_transmit`](Self::poll_transmit) until `None`, sending each message;
+/// 2. [`poll_event`](Self::poll_event) until `None`, handing each to the TU. The TU may call
+///    the input methods above while handling an event; if it did, go back to step 1;
+/// 3. [`poll_timeout`](Self::poll_timeout) last, to re-arm the single timer, since every
+///    input can move the earliest deadline.
+///
+/// Transmits and events are independent queues, so draining events first loses nothing;
+/// the order above just sends what was produced before the TU reacts to it.
+///
+/// Terminated transactions are removed at once (with an [`Event::Terminated`]), so a table
+/// whose work is done is empty ([`is_empty`](Self::is_empty)).
+#[derive(Debug)]
+pub struct Transactions<B> {
+    config: TransactionsConfig,
+    builder: B,
+    servers: HashMap<TsxKey, Entry<ServerTsx>>,
+    clients: HashMap<TsxKey, Entry<ClientTsx>>,
+    next_seq: u64,
+    out: Outbox,
+}
+
+impl<B: MessageBuilder> Transactions<B> {
+    /// An empty table that builds its own messages with `builder`.
+    pub fn new(config: TransactionsConfig, builder: B) -> Self {
+        Transactions {
+            config,
+            builder,
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            next_seq: 0,
+            out: Outbox::default(),
+        }
+    }
+
+    /// The table's settings.
+    pub fn config(&self) -> &TransactionsConfig {
+        &self.config
+    }
+
+    /// The message builder.
+    pub fn builder(&self) -> &B {
+        &self.builder
+    }
+
+    /// The message builder, mutably (to change its settings).
+    pub fn builder_mut(&mut self) -> &mut B {
+        &mut self.builder
+    }
+
+    /// Number of live transactions, both sides.
+    pub fn len(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state of a live transaction, `None` when there is none (never
+    /// [`TsxState::Terminated`]: those are removed at once).
+    pub fn state(&self, role: Role, key: &TsxKey) -> Option<TsxState> {
+        match role {
+            Role::Server => self.servers.get(key).map(|e| e.tsx.state()),
+            Role::Client => self.clients.get(key).map(|e| e.tsx.state()),
+        }
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event for the transaction user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// The earliest deadline over all transactions; call
+    /// [`handle_timeout`](Self::handle_timeout) once it has passed. `None` when no timer
+    /// runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let servers = self.servers.values().filter_map(|e| e.tsx.deadline());
+        let clients = self.clients.values().filter_map(|e| e.tsx.deadline());
+        servers.chain(clients).min()
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// A request from the network (`peer` is where it came from).
+    ///
+    /// * A retransmission of a request with a live server transaction is answered from
+    ///   the transaction (last response, if any) and not reported again.
+    /// * An ACK goes to its INVITE server transaction: absorbed for a non-2xx final
+    ///   response, reported as [`Event::Ack`] in the Accepted state or when nothing
+    ///   matches (an ACK for a 2xx, for the dialog layer).
+    /// * A CANCEL gets its own server transaction and is answered by the table: 200 when
+    ///   it matches a server INVITE transaction (plus [`Event::Cancelled`] when that one
+    ///   has no final response yet), 481 otherwise (§9.2).
+    /// * Any other new request creates a server transaction and is reported as
+    ///   [`Event::Request`]; a new INVITE is answered 100 Trying when
+    ///   [`TransactionsConfig::send_trying`] is on.
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        msg: TsxMessage,
+        peer: Peer,
+    ) -> Result<(), TsxError> {
+        if !msg.is_request() {
+            return Err(TsxError::WrongKind {
+                expected_request: true,
+            });
+        }
+        let key = msg.key.clone();
+        if let Some(entry) = self.servers.get_mut(&key) {
+            match &mut entry.tsx {
+                ServerTsx::Invite(t) => t.handle_request(now, msg, peer, &mut self.out),
+                ServerTsx::NonInvite(t) => t.handle_request(&mut self.out),
+            }
+            self.reap(Role::Server, &key);
+            return Ok(());
+        }
+        let timers = self.config.timers;
+        let tsx = match msg.method {
+            Method::Ack => {
+                self.out.events.push_back(Event::Ack { message: msg, peer });
+                return Ok(());
+            }
+            Method::Cancel => {
+                let Some(tsx) = self.answer_cancel(now, msg, peer) else {
+                    return Ok(());
+                };
+                ServerTsx::NonInvite(tsx)
+            }
+            Method::Invite => {
+                let mut tsx = InviteServer::new(msg.clone(), peer, timers);
+                self.out
+                    .events
+                    .push_back(Event::Request { message: msg, peer });
+                if self.config.send_trying
+                    && let Some(trying) = self.builder.response(tsx.request(), 100)
+                {
+                    // Cannot fail: a fresh transaction is Proceeding and 100 is provisional.
+                    let _ = tsx.send_response(now, 100, trying, &mut self.out);
+                }
+                ServerTsx::Invite(tsx)
+            }
+            _ => {
+                let tsx = NonInviteServer::new(msg.clone(), peer, timers);
+                self.out
+                    .events
+                    .push_back(Event::Request { message: msg, peer });
+                ServerTsx::NonInvite(tsx)
+            }
+        };
+        let seq = self.next_seq();
+        self.servers.insert(key.clone(), Entry { seq, tsx });
+        self.reap(Role::Server, &key);
+        Ok(())
+    }
+
+    /// Answers a new CANCEL (§9.2) and returns its server transaction; `None` when the
+    /// builder cannot write the answer (the CANCEL is then dropped, and its retransmission
+    /// will try again).
+    fn answer_cancel(
+        &mut self,
+        now: Instant,
+        msg: TsxMessage,
+        peer: Peer,
+    ) -> Option<NonInviteServer> {
+        let invite = msg.key.cancelled_invite()?;
+        let (status, pending) = match self.servers.get(&invite).map(|e| &e.tsx) {
+            Some(ServerTsx::Invite(t)) => (200, t.state() == TsxState::Proceeding),
+            _ => (481, false),
+        };
+        let bytes = self.builder.response(&msg, status)?;
+        let mut tsx = NonInviteServer::new(msg, peer, self.config.timers);
+        // Cannot fail: a fresh transaction is Trying and any status may follow.
+        let _ = tsx.send_response(now, status, bytes, &mut self.out);
+        if pending {
+            self.out.events.push_back(Event::Cancelled { invite });
+        }
+        Some(tsx)
+    }
+
+    /// A response from the network. It goes to the client transaction with its key; a
+    /// response that matches none is dropped (§18.1.2 as changed by RFC 6026 §8.9).
+    pub fn handle_response(&mut self, now: Instant, msg: TsxMessage) -> Result<(), TsxError> {
+        if msg.is_request() {
+            return Err(TsxError::WrongKind {
+                expected_request: false,
+            });
+        }
+        let key = msg.key.clone();
+        let Some(entry) = self.clients.get_mut(&key) else {
+            return Ok(());
+        };
+        let mut start_cancel = false;
+        match &mut entry.tsx {
+            ClientTsx::Invite {
+                tsx,
+                cancel_pending,
+            } => {
+                tsx.handle_response(now, msg, &mut self.builder, &mut self.out);
+                if *cancel_pending && tsx.state() != TsxState::Calling {
+                    *cancel_pending = false;
+                    start_cancel = tsx.state() == TsxState::Proceeding;
+                }
+            }
+            ClientTsx::NonInvite(t) => t.handle_response(now, msg, &mut self.out),
+        }
+        if start_cancel {
+            // The TU asked already; a failure here has nobody to report to but the TU's
+            // own Timer B, which still runs on the INVITE.
+            let _ = self.start_cancel(now, &key);
+        }
+        self.reap(Role::Client, &key);
+        Ok(())
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due: Vec<(u64, Role, TsxKey)> = Vec::new();
+        for (key, e) in &self.servers {
+            if e.tsx.deadline().is_some_and(|d| d <= now) {
+                due.push((e.seq, Role::Server, key.clone()));
+            }
+        }
+        for (key, e) in &self.clients {
+            if e.tsx.deadline().is_some_and(|d| d <= now) {
+                due.push((e.seq, Role::Client, key.clone()));
+            }
+        }
+        due.sort_by_key(|(seq, role, _)| (*seq, *role == Role::Client));
+        for (_, role, key) in due {
+            match role {
+                Role::Server => {
+                    if let Some(e) = self.servers.get_mut(&key) {
+                        match &mut e.tsx {
+                            ServerTsx::Invite(t) => t.handle_timeout(now, &mut self.out),
+                            ServerTsx::NonInvite(t) => t.handle_timeout(now),
+                        }
+                    }
+                }
+                Role::Client => {
+                    if let Some(e) = self.clients.get_mut(&key) {
+                        match &mut e.tsx {
+                            ClientTsx::Invite { tsx, .. } => tsx.handle_timeout(now, &mut self.out),
+                            ClientTsx::NonInvite(t) => t.handle_timeout(now, &mut self.out),
+                        }
+                    }
+                }
+            }
+            self.reap(role, &key);
+        }
+    }
+
+    /// Starts a client transaction for `request` towards `peer`, with the table's timers,
+    /// and queues the request for sending. Returns the transaction's key (the request's).
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: TsxMessage,
+        peer: Peer,
+    ) -> Result<TsxKey, TsxError> {
+        let timers = self.config.timers;
+        self.send_request_with(now, request, peer, timers)
+    }
+
+    /// [`send_request`](Self::send_request) with this transaction's own timer values.
+    pub fn send_request_with(
+        &mut self,
+        now: Instant,
+        request: TsxMessage,
+        peer: Peer,
+        timers: TimerConfig,
+    ) -> Result<TsxKey, TsxError> {
+        if !request.is_request() {
+            return Err(TsxError::WrongKind {
+                expected_request: true,
+            });
+        }
+        if request.method == Method::Ack {
+            return Err(TsxError::AckIsNotATransaction);
+        }
+        let key = request.key.clone();
+        if self.clients.contains_key(&key) {
+            return Err(TsxError::DuplicateTransaction);
+        }
+        let tsx = if request.method == Method::Invite {
+            ClientTsx::Invite {
+                tsx: InviteClient::start(now, request, peer, timers, &mut self.out),
+                cancel_pending: false,
+            }
+        } else {
+            ClientTsx::NonInvite(NonInviteClient::start(
+                now,
+                request,
+                peer,
+                timers,
+                &mut self.out,
+            ))
+        };
+        let seq = self.next_seq();
+        self.clients.insert(key.clone(), Entry { seq, tsx });
+        Ok(key)
+    }
+
+    /// Sends `bytes`, a response with `status`, on the server transaction `key`.
+    ///
+    /// Any number of provisional responses may precede one final response. After a 2xx to
+    /// an INVITE (Accepted state) further 2xx are passed through: that is how the TU
+    /// retransmits its 2xx (§13.3.1.4).
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        status: u16,
+        bytes: Bytes,
+    ) -> Result<(), TsxError> {
+        if !(100..=699).contains(&status) {
+            return Err(TsxError::InvalidStatus(status));
+        }
+        let entry = self
+            .servers
+            .get_mut(key)
+            .ok_or(TsxError::UnknownTransaction { role: Role::Server })?;
+        let result = match &mut entry.tsx {
+            ServerTsx::Invite(t) => t.send_response(now, status, bytes, &mut self.out),
+            ServerTsx::NonInvite(t) => t.send_response(now, status, bytes, &mut self.out),
+        };
+        self.reap(Role::Server, key);
+        result
+    }
+
+    /// Like [`respond`](Self::respond), with the response written by the builder from the
+    /// transaction's request (100 Trying, 487 after [`Event::Cancelled`] …).
+    pub fn reply(&mut self, now: Instant, key: &TsxKey, status: u16) -> Result<(), TsxError> {
+        if !(100..=699).contains(&status) {
+            return Err(TsxError::InvalidStatus(status));
+        }
+        let entry = self
+            .servers
+            .get(key)
+            .ok_or(TsxError::UnknownTransaction { role: Role::Server })?;
+        let bytes = self
+            .builder
+            .response(entry.tsx.request(), status)
+            .ok_or(TsxError::Build)?;
+        self.respond(now, key, status, bytes)
+    }
+
+    /// Cancels the INVITE client transaction `invite` (§9.1): a CANCEL client transaction
+    /// is started once a provisional response has arrived (at once if one has, else
+    /// deferred until one does). Fails once a final response has arrived.
+    pub fn cancel(&mut self, now: Instant, invite: &TsxKey) -> Result<CancelStart, TsxError> {
+        let entry = self
+            .clients
+            .get_mut(invite)
+            .ok_or(TsxError::UnknownTransaction { role: Role::Client })?;
+        let ClientTsx::Invite {
+            tsx,
+            cancel_pending,
+        } = &mut entry.tsx
+        else {
+            return Err(TsxError::NotAnInvite);
+        };
+        match tsx.state() {
+            TsxState::Calling => {
+                *cancel_pending = true;
+                Ok(CancelStart::Deferred(invite.with_method(Method::Cancel)))
+            }
+            TsxState::Proceeding => self.start_cancel(now, invite).map(CancelStart::Sent),
+            state => Err(TsxError::InvalidState { state }),
+        }
+    }
+
+    fn start_cancel(&mut self, now: Instant, invite: &TsxKey) -> Result<TsxKey, TsxError> {
+        let Some(Entry {
+            tsx: ClientTsx::Invite { tsx, .. },
+            ..
+        }) = self.clients.get(invite)
+        else {
+            return Err(TsxError::UnknownTransaction { role: Role::Client });
+        };
+        let key = invite.with_method(Method::Cancel);
+        if self.clients.contains_key(&key) {
+            return Err(TsxError::DuplicateTransaction);
+        }
+        let bytes = self.builder.cancel(tsx.request()).ok_or(TsxError::Build)?;
+        let request = TsxMessage::request(key, Method::Cancel, bytes);
+        // §9.1: the CANCEL goes where the INVITE went.
+        let (peer, timers) = (tsx.peer(), tsx.timers());
+        self.send_request_with(now, request, peer, timers)
+    }
+
+    /// Removes the transaction if it has terminated, telling the TU.
+    fn reap(&mut self, role: Role, key: &TsxKey) {
+        let terminated = match role {
+            Role::Server => self
+                .servers
+                .get(key)
+                .is_some_and(|e| e.tsx.state() == TsxState::Terminated),
+            Role::Client => self
+                .clients
+                .get(key)
+                .is_some_and(|e| e.tsx.state() == TsxState::Terminated),
+        };
+        if terminated {
+            match role {
+                Role::Server => {
+                    self.servers.remove(key);
+                }
+                Role::Client => {
+                    self.clients.remove(key);
+                }
+            }
+            self.out.events.push_back(Event::Terminated {
+                key: key.clone(),
+                role,
+            });
+        }
+    }
+}
