@@ -1,0 +1,336 @@
+//! The SDP answer to an MSRP offer (design.md "SDP answer rules" a–d, RFC 3264, RFC 4975,
+//! RFC 6135) and the server's own MSRP offer for invitee INVITEs.
+//!
+//! [`build_answer`] applies only the [`SdpAnswerItem`]s it is given, but always in one
+//! fixed order, whatever the order of the items:
+//!
+//! ```text
+//! v=0
+//! o=- <session id> <version> IN IP4|IP6 <address>
+//! s=-
+//! c=IN IP4|IP6 <address>                       (b)
+//! t=0 0
+//! m=message <msrp port> <offer's proto> *      (b)
+//! a=path:<own MSRP URI>                        (a)  OwnPath
+//! a=accept-types:<intersection>                (c)  AcceptTypesIntersection
+//! a=accept-wrapped-types:<intersection>        (c)  AcceptWrappedTypesIntersection (if any)
+//! a=max-size:<server's>                        (c)  OwnMaxSize (if configured)
+//! a=setup:<complement>                         (c)  ComplementSetup
+//! a=connection:new                             (c)  ComplementSetup
+//! a=<mirrored direction>                       (c)  MirrorDirection
+//! a=<echoed attribute>                         (c)  Echo, in item order, when offered
+//! a=<fixed attribute>                          (d)  Fixed, in item order
+//! ```
+//!
+//! The first MSRP m-line of the offer (media `message`, proto `TCP/MSRP` or `TCP/TLS/MSRP`)
+//! is the one answered; any other m-line is refused with port 0 in its place, as RFC 3264
+//! §6 requires the answer to keep the offer's m-lines in order.
+
+use std::net::IpAddr;
+
+use sdp_types::{AddrType, Attribute, Connection, Media, NetType, Origin, Session, Time};
+
+use super::msrp::{self, Direction, MsrpAttributes, Setup, intersect_types};
+use super::{SdpError, write};
+use crate::machine::{Config, SdpAnswerItem, SdpFacts};
+
+/// What the server puts in its SDP besides what it takes from the offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// The advertised address for `o=` and `c=` (an IP literal or a host name).
+    pub address: String,
+    /// The MSRP listening port for `m=`.
+    pub msrp_port: u16,
+    /// The server's own MSRP URI for this session, for `a=path`.
+    pub path: String,
+    /// `o=` session id (digits).
+    pub session_id: u64,
+    /// `o=` session version.
+    pub session_version: u64,
+}
+
+/// Why no answer could be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The offer did not parse.
+    #[error(transparent)]
+    Sdp(#[from] SdpError),
+    /// The offer has no `m=message` line with proto `TCP/MSRP` or `TCP/TLS/MSRP`.
+    #[error("no MSRP media in the offer")]
+    NoMsrpMedia,
+    /// The offer's MSRP media has no `a=accept-types` (mandatory, RFC 4975 §8.6).
+    #[error("offer has no accept-types")]
+    MissingAcceptTypes,
+    /// No type of the offer's accept-types is acceptable to the server (→ 488 + Warning).
+    #[error("no common accept-types (offered: {})", offered.join(" "))]
+    NoCommonAcceptTypes {
+        /// The offer's accept-types, for the Warning text.
+        offered: Vec<String>,
+    },
+    /// The items lack [`SdpAnswerItem::MediaFromOffer`]: without it there is no m-line and
+    /// no `c=` to answer with, so the spec rule is incomplete.
+    #[error("answer items lack the media line (MediaFromOffer)")]
+    MissingMediaItem,
+}
+
+/// A built answer and what the runtime needs to act on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The SDP text (CRLF line ends).
+    pub sdp: String,
+    /// The server's connection role: `Active` means the server opens the TCP connection to
+    /// the offerer's path. When `ComplementSetup` is not applied the offerer connects
+    /// (RFC 4975 §5.4), so this is `Passive`.
+    pub role: Setup,
+    /// The offer's typed MSRP attributes (its `path` says where to connect or whom to
+    /// expect).
+    pub offer: MsrpAttributes,
+}
+
+/// Builds the answer to `offer` (the request's SDP view; its `raw` text is re-read so that
+/// session-level attributes count) following `items`.
+pub fn build_answer(
+    offer: &SdpFacts,
+    items: &[SdpAnswerItem],
+    local: &LocalMedia,
+    config: &Config,
+) -> Result<Answer, AnswerError> {
+    let session = super::parse(offer.raw.as_bytes())?;
+    build_answer_to_session(&session, items, local, config)
+}
+
+/// [`build_answer`] for an already parsed offer.
+pub fn build_answer_to_session(
+    offer: &Session,
+    items: &[SdpAnswerItem],
+    local: &LocalMedia,
+    config: &Config,
+) -> Result<Answer, AnswerError> {
+    let index = offer
+        .medias
+        .iter()
+        .position(|m| msrp::is_msrp(&m.media, &m.proto))
+        .ok_or(AnswerError::NoMsrpMedia)?;
+    let offered_media = &offer.medias[index];
+    let attrs = MsrpAttributes::from_session(offer, offered_media);
+    if !items.contains(&SdpAnswerItem::MediaFromOffer) {
+        return Err(AnswerError::MissingMediaItem);
+    }
+
+    let mut media = Media {
+        media: "message".into(),
+        port: local.msrp_port,
+        num_ports: None,
+        proto: offered_media.proto.clone(),
+        fmt: "*".into(),
+        media_title: None,
+        connections: Vec::new(),
+        bandwidths: Vec::new(),
+        key: None,
+        attributes: Vec::new(),
+    };
+    let mut role = Setup::Passive;
+    let has = |want: &SdpAnswerItem| items.contains(want);
+
+    if has(&SdpAnswerItem::OwnPath) {
+        push(&mut media, "path", Some(&local.path));
+    }
+    if has(&SdpAnswerItem::AcceptTypesIntersection) {
+        let offered = attrs
+            .accept_types
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .ok_or(AnswerError::MissingAcceptTypes)?;
+        let common = intersect_types(offered, &config.accept_types);
+        if common.is_empty() {
+            return Err(AnswerError::NoCommonAcceptTypes {
+                offered: offered.clone(),
+            });
+        }
+        push(&mut media, "accept-types", Some(&common.join(" ")));
+    }
+    if has(&SdpAnswerItem::AcceptWrappedTypesIntersection)
+        && let Some(offered) = &attrs.accept_wrapped_types
+    {
+        // Wrapped types are optional: no overlap just means none are offered back.
+        let common = intersect_types(offered, &config.accept_wrapped_types);
+        if !common.is_empty() {
+            push(&mut media, "accept-wrapped-types", Some(&common.join(" ")));
+        }
+    }
+    if has(&SdpAnswerItem::OwnMaxSize)
+        && let Some(max) = config.max_size
+    {
+        push(&mut media, "max-size", Some(&max.to_string()));
+    }
+    if has(&SdpAnswerItem::ComplementSetup) {
+        role = Setup::answer_to(attrs.setup);
+        push(&mut media, "setup", Some(role.as_str()));
+        push(&mut media, "connection", Some("new"));
+    }
+    if has(&SdpAnswerItem::MirrorDirection) {
+        push(&mut media, attrs.direction.mirror().as_str(), None);
+    }
+    for item in items {
+        if let SdpAnswerItem::Echo(name) = item
+            && let Some(a) = offered_media
+                .attributes
+                .iter()
+                .find(|a| a.attribute.eq_ignore_ascii_case(name))
+        {
+            push(&mut media, &a.attribute, a.value.as_deref());
+        }
+    }
+    for item in items {
+        if let SdpAnswerItem::Fixed(name, value) = item {
+            push(&mut media, name, value.as_deref());
+        }
+    }
+
+    let mut session = base_session(local);
+    for (i, m) in offer.medias.iter().enumerate() {
+        if i == index {
+            session.medias.push(media.clone());
+        } else {
+            session.medias.push(refused(m));
+        }
+    }
+    Ok(Answer {
+        sdp: write(&session),
+        role,
+        offer: attrs,
+    })
+}
+
+/// Options of the server's own MSRP offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OfferOptions {
+    /// `a=setup` value; `ActPass` by default (let the invitee choose, RFC 6135).
+    pub setup: Setup,
+    /// Direction; `SendOnly` by default (the server delivers one message).
+    pub direction: Direction,
+    /// `TCP/TLS/MSRP` instead of `TCP/MSRP`.
+    pub tls: bool,
+    /// Add `a=msrp-cema` (RFC 6714).
+    pub cema: bool,
+}
+
+impl Default for OfferOptions {
+    fn default() -> Self {
+        OfferOptions {
+            setup: Setup::ActPass,
+            direction: Direction::SendOnly,
+            tls: false,
+            cema: false,
+        }
+    }
+}
+
+/// Builds the server's MSRP offer for an invitee INVITE:
+/// `m=message <port> TCP/MSRP *`, own path, the configured accept-types,
+/// accept-wrapped-types and max-size, `a=setup`, `a=connection:new`, the direction.
+pub fn build_offer(local: &LocalMedia, config: &Config, opts: &OfferOptions) -> String {
+    let mut media = Media {
+        media: "message".into(),
+        port: local.msrp_port,
+        num_ports: None,
+        proto: if opts.tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" }.into(),
+        fmt: "*".into(),
+        media_title: None,
+        connections: Vec::new(),
+        bandwidths: Vec::new(),
+        key: None,
+        attributes: Vec::new(),
+    };
+    push(&mut media, "path", Some(&local.path));
+    push(
+        &mut media,
+        "accept-types",
+        Some(&config.accept_types.join(" ")),
+    );
+    if !config.accept_wrapped_types.is_empty() {
+        push(
+            &mut media,
+            "accept-wrapped-types",
+            Some(&config.accept_wrapped_types.join(" ")),
+        );
+    }
+    if let Some(max) = config.max_size {
+        push(&mut media, "max-size", Some(&max.to_string()));
+    }
+    push(&mut media, "setup", Some(opts.setup.as_str()));
+    push(&mut media, "connection", Some("new"));
+    push(&mut media, opts.direction.as_str(), None);
+    if opts.cema {
+        push(&mut media, "msrp-cema", None);
+    }
+    let mut session = base_session(local);
+    session.medias.push(media);
+    write(&session)
+}
+
+fn push(media: &mut Media, name: &str, value: Option<&str>) {
+    media.attributes.push(Attribute {
+        attribute: name.to_owned(),
+        value: value.map(str::to_owned),
+    });
+}
+
+fn addr_type(address: &str) -> AddrType {
+    // A host name is written with IP4, as RFC 4975 §8.7's example does.
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => AddrType::Ip6,
+        _ => AddrType::Ip4,
+    }
+}
+
+fn base_session(local: &LocalMedia) -> Session {
+    let addrtype = addr_type(&local.address);
+    Session {
+        origin: Origin {
+            username: None,
+            sess_id: local.session_id.to_string(),
+            sess_version: local.session_version,
+            nettype: NetType::In,
+            addrtype: addrtype.clone(),
+            unicast_address: local.address.clone(),
+        },
+        session_name: "-".into(),
+        session_description: None,
+        uri: None,
+        emails: Vec::new(),
+        phones: Vec::new(),
+        connection: Some(Connection {
+            nettype: NetType::In,
+            addrtype,
+            connection_address: local.address.clone(),
+        }),
+        bandwidths: Vec::new(),
+        times: vec![Time {
+            start_time: 0,
+            stop_time: 0,
+            repeats: Vec::new(),
+        }],
+        time_zones: Vec::new(),
+        key: None,
+        attributes: Vec::new(),
+        medias: Vec::new(),
+    }
+}
+
+/// The offer's m-line with port 0 and no attributes: a refused stream (RFC 3264 §6).
+fn refused(m: &Media) -> Media {
+    Media {
+        media: m.media.clone(),
+        port: 0,
+        num_ports: None,
+        proto: m.proto.clone(),
+        fmt: m.fmt.clone(),
+        media_title: None,
+        connections: Vec::new(),
+        bandwidths: Vec::new(),
+        key: None,
+        attributes: Vec::new(),
+    }
+}
