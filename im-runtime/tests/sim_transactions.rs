@@ -829,3 +829,151 @@ fn rfc2543_peer_is_matched_on_the_fallback_key() {
     s.request(ack, udp());
     assert_eq!(s.state(Role::Server, &inv.key), Some(TsxState::Confirmed));
 }
+
+// ---------------------------------------------------------------- remaining transitions
+
+#[test]
+fn invite_client_proceeding_to_accepted() {
+    let mut s = Sim::default_config();
+    let k = s.send(req(Method::Invite, B1), udp());
+    s.response(resp(Method::Invite, B1, 180));
+    s.now += ms(3000);
+    s.response(resp(Method::Invite, B1, 200));
+    assert_eq!(s.state(Role::Client, &k), Some(TsxState::Accepted));
+    s.run_to_idle();
+    assert_eq!(s.elapsed(), ms(35_000));
+    assert!(s.tsx.is_empty());
+}
+
+#[test]
+fn non_invite_client_proceeding_to_completed() {
+    let mut s = Sim::default_config();
+    let k = s.send(req(Method::Message, B1), udp());
+    s.response(resp(Method::Message, B1, 100));
+    s.run_until(ms(6000)); // Timer E: 0.5 (doubling), then T2: 4.5 s
+    s.response(resp(Method::Message, B1, 200));
+    assert_eq!(s.state(Role::Client, &k), Some(TsxState::Completed));
+    s.run_to_idle();
+    assert_eq!(s.sent_at("MESSAGE z9hG4bK1"), [0, 500, 4500]);
+    assert_eq!(s.elapsed(), ms(11_000));
+    assert!(s.tsx.is_empty());
+}
+
+#[test]
+fn invite_server_accepted_over_tcp_still_waits_timer_l() {
+    // Timer L covers 2xx-ACKs and INVITE retransmissions from upstream proxies, so it
+    // runs on reliable transports too (RFC 6026 §8.7).
+    let mut s = Sim::default_config();
+    let inv = req(Method::Invite, B1);
+    s.request(inv.clone(), tcp());
+    s.reply(&inv.key, 200);
+    s.run_to_idle();
+    assert_eq!(s.elapsed(), ms(32_000));
+    assert!(s.tsx.is_empty());
+}
+
+#[test]
+fn transport_error_ends_the_transaction() {
+    let mut s = Sim::default_config();
+    let k = s.send(req(Method::Invite, B1), tcp());
+    s.take_events();
+    s.tsx.handle_transport_error(Role::Client, &k).unwrap();
+    s.drain();
+    assert_eq!(
+        s.take_events(),
+        [
+            Event::TransportError {
+                key: k.clone(),
+                role: Role::Client
+            },
+            terminated(&k, Role::Client)
+        ]
+    );
+    assert!(s.tsx.is_empty());
+    assert_eq!(
+        s.tsx.handle_transport_error(Role::Client, &k),
+        Err(TsxError::UnknownTransaction { role: Role::Client })
+    );
+}
+
+// ---------------------------------------------------------------- two tables, lossy network
+
+fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+/// Runs one UAC–UAS exchange over the emulated network and checks what must hold whatever
+/// the network did; returns the number of packets the network dropped and whether the
+/// server TU was asked to answer 487 after a CANCEL.
+fn lossy_exchange(seed: u64, method: Method, reliable: bool, final_status: u16) -> (usize, bool) {
+    let mut rng = sim::Rng::new(seed);
+    let (loss, dup) = if reliable {
+        (0, 0)
+    } else {
+        (rng.below(31), rng.below(31))
+    };
+    let net = sim::Net::new(seed, loss, dup, ms(rng.below(300)));
+    let delay = ms(rng.below(3000));
+    let mut p = sim::Pair::new(net, reliable, final_status, delay);
+    let k = p.start(req(method.clone(), B1));
+    let cancel_at = (method == Method::Invite && rng.chance(30)).then(|| ms(rng.below(2000)));
+    if let Some(at) = cancel_at {
+        // Run to the moment the TU gives up, then cancel (deferred if still Calling).
+        let settled = p.run(at);
+        if !settled {
+            p.now = p.base + at;
+            let _ = p.client.cancel(p.now, &k);
+        }
+    }
+    let ctx = format!(
+        "seed {seed} {method} reliable={reliable} status={final_status} loss={loss}% dup={dup}%"
+    );
+    assert!(p.run(ms(200_000)), "{ctx}: never settled");
+    assert!(p.client.is_empty(), "{ctx}: client table not empty");
+    assert!(p.server.is_empty(), "{ctx}: server table not empty");
+
+    // The server TU saw the request at most once, however often it arrived.
+    let requests = count(&p.server_events, |e| matches!(e, Event::Request { .. }));
+    assert!(requests <= 1, "{ctx}: request passed up {requests} times");
+    // The client TU saw exactly one outcome for its request: a final response or Timer B/F.
+    let is_final = |e: &Event| matches!(e, Event::Response { message } if message.key == k && message.status >= Some(200));
+    let finals = count(&p.client_events, is_final);
+    let timeouts = count(
+        &p.client_events,
+        |e| matches!(e, Event::Timeout { key, role: Role::Client, .. } if *key == k),
+    );
+    assert_eq!(
+        finals + timeouts,
+        1,
+        "{ctx}: {finals} finals, {timeouts} timeouts"
+    );
+    if requests == 0 {
+        assert_eq!(timeouts, 1, "{ctx}: a final response without a request");
+    }
+    let cancelled = count(&p.server_events, |e| matches!(e, Event::Cancelled { .. }));
+    assert!(cancelled <= 1, "{ctx}: cancelled {cancelled} times");
+    (p.net.dropped, cancelled == 1)
+}
+
+#[test]
+fn lossy_network_never_duplicates_requests_or_final_responses() {
+    let (mut dropped, mut cancelled) = (0, 0);
+    for seed in 0..150 {
+        for (method, status) in [
+            (Method::Invite, 486),
+            (Method::Message, 200),
+            (Method::Options, 404),
+        ] {
+            let (d, c) = lossy_exchange(seed, method.clone(), false, status);
+            dropped += d;
+            cancelled += usize::from(c);
+            if seed < 20 {
+                lossy_exchange(seed, method, true, status);
+            }
+        }
+    }
+    // Not vacuous: the runs did lose packets, some INVITEs were cancelled mid-way, and
+    // every invariant still held.
+    assert!(dropped > 200, "only {dropped} packets dropped");
+    assert!(cancelled > 10, "only {cancelled} INVITEs cancelled");
+}

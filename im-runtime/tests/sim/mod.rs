@@ -209,3 +209,253 @@ impl Sim {
         self.tsx.state(role, key)
     }
 }
+
+/// Reads back what [`req`], [`resp`] and [`FakeBuilder`] write: the stand-in for the SIP
+/// parser in two-table simulations. `None` for anything else.
+pub(crate) fn parse_fake(bytes: &[u8]) -> Option<TsxMessage> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let branch = *tokens.last()?;
+    let bytes = Bytes::copy_from_slice(bytes);
+    match tokens.first()?.parse::<u16>() {
+        // "486 to INVITE z9hG4bK1", "200 to CANCEL for INVITE z9hG4bK1", "200 MESSAGE z9hG4bK1"
+        Ok(status) => {
+            let method = if tokens.get(1) == Some(&"to") {
+                tokens.get(2)?
+            } else {
+                tokens.get(1)?
+            };
+            let method = Method::from_token(method);
+            Some(TsxMessage::response(
+                key(&method, branch),
+                method,
+                status,
+                bytes,
+            ))
+        }
+        // "INVITE z9hG4bK1", "ACK 486 for INVITE z9hG4bK1", "CANCEL for INVITE z9hG4bK1"
+        Err(_) => {
+            let method = Method::from_token(tokens.first()?);
+            Some(TsxMessage::request(key(&method, branch), method, bytes))
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so every simulated run is reproducible
+/// from its seed.
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// `true` with `pct` percent probability.
+    pub(crate) fn chance(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+
+    /// Uniform in `0..n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// Which table a packet is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+/// A sans-IO network emulator: loss, duplication and random delay (hence reordering).
+#[derive(Debug)]
+pub(crate) struct Net {
+    pub(crate) rng: Rng,
+    pub(crate) loss_pct: u64,
+    pub(crate) dup_pct: u64,
+    pub(crate) max_delay: Duration,
+    in_flight: Vec<(Instant, u64, Side, Bytes)>,
+    seq: u64,
+    pub(crate) sent: usize,
+    pub(crate) dropped: usize,
+}
+
+impl Net {
+    pub(crate) fn new(seed: u64, loss_pct: u64, dup_pct: u64, max_delay: Duration) -> Net {
+        Net {
+            rng: Rng::new(seed),
+            loss_pct,
+            dup_pct,
+            max_delay,
+            in_flight: Vec::new(),
+            seq: 0,
+            sent: 0,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn send(&mut self, now: Instant, to: Side, bytes: Bytes) {
+        self.sent += 1;
+        let copies = if self.rng.chance(self.dup_pct) { 2 } else { 1 };
+        for _ in 0..copies {
+            if self.rng.chance(self.loss_pct) {
+                self.dropped += 1;
+                continue;
+            }
+            let delay = ms(self.rng.below(self.max_delay.as_millis() as u64 + 1));
+            self.seq += 1;
+            self.in_flight
+                .push((now + delay, self.seq, to, bytes.clone()));
+        }
+    }
+
+    pub(crate) fn next_delivery(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|(at, ..)| *at).min()
+    }
+
+    /// Packets due at or before `now`, in arrival order.
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(Side, Bytes)> {
+        let (mut due, rest): (Vec<_>, Vec<_>) =
+            self.in_flight.drain(..).partition(|(at, ..)| *at <= now);
+        self.in_flight = rest;
+        due.sort_by_key(|(at, seq, ..)| (*at, *seq));
+        due.into_iter().map(|(_, _, to, b)| (to, b)).collect()
+    }
+}
+
+/// Two tables, a UAC and a UAS, wired through a [`Net`]. The UAS's TU answers every new
+/// request with `final_status` after `answer_delay`, and a CANCELled INVITE with 487.
+pub(crate) struct Pair {
+    pub(crate) base: Instant,
+    pub(crate) now: Instant,
+    pub(crate) client: Transactions<FakeBuilder>,
+    pub(crate) server: Transactions<FakeBuilder>,
+    pub(crate) net: Net,
+    pub(crate) reliable: bool,
+    pub(crate) final_status: u16,
+    pub(crate) answer_delay: Duration,
+    answers: Vec<(Instant, TsxKey, u16)>,
+    pub(crate) client_events: Vec<Event>,
+    pub(crate) server_events: Vec<Event>,
+}
+
+impl Pair {
+    pub(crate) fn new(net: Net, reliable: bool, final_status: u16, answer_delay: Duration) -> Pair {
+        let base = base();
+        Pair {
+            base,
+            now: base,
+            client: Transactions::new(TransactionsConfig::default(), FakeBuilder::default()),
+            server: Transactions::new(TransactionsConfig::default(), FakeBuilder::default()),
+            net,
+            reliable,
+            final_status,
+            answer_delay,
+            answers: Vec::new(),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        Peer {
+            reliable: self.reliable,
+            ..udp()
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(tx) = self.client.poll_transmit() {
+            self.net.send(self.now, Side::Server, tx.bytes);
+        }
+        while let Some(tx) = self.server.poll_transmit() {
+            self.net.send(self.now, Side::Client, tx.bytes);
+        }
+        while let Some(ev) = self.client.poll_event() {
+            self.client_events.push(ev);
+        }
+        while let Some(ev) = self.server.poll_event() {
+            match &ev {
+                Event::Request { message, .. } => {
+                    let at = self.now + self.answer_delay;
+                    self.answers
+                        .push((at, message.key.clone(), self.final_status));
+                }
+                Event::Cancelled { invite } => self.answers.push((self.now, invite.clone(), 487)),
+                _ => {}
+            }
+            self.server_events.push(ev);
+        }
+    }
+
+    pub(crate) fn start(&mut self, request: TsxMessage) -> TsxKey {
+        let peer = self.peer();
+        let key = self.client.send_request(self.now, request, peer).unwrap();
+        self.drain();
+        key
+    }
+
+    /// Runs until nothing is in flight, no answer is pending and no timer runs; returns
+    /// `false` if that takes more than `limit` of virtual time.
+    pub(crate) fn run(&mut self, limit: Duration) -> bool {
+        let peer = self.peer();
+        loop {
+            self.drain();
+            let next = [
+                self.client.poll_timeout(),
+                self.server.poll_timeout(),
+                self.net.next_delivery(),
+                self.answers.iter().map(|(at, ..)| *at).min(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next else { return true };
+            if next > self.base + limit {
+                return false;
+            }
+            self.now = self.now.max(next);
+            for (to, bytes) in self.net.take_due(self.now) {
+                let Some(msg) = parse_fake(&bytes) else {
+                    continue;
+                };
+                let table = match to {
+                    Side::Client => &mut self.client,
+                    Side::Server => &mut self.server,
+                };
+                // A request delivered to the client (or a response to the server) is a
+                // routing bug in the harness, so unwrap is the right alarm here.
+                if msg.is_request() {
+                    table.handle_request(self.now, msg, peer).unwrap();
+                } else {
+                    table.handle_response(self.now, msg).unwrap();
+                }
+                self.drain();
+            }
+            let now = self.now;
+            let (due, rest): (Vec<_>, Vec<_>) =
+                self.answers.drain(..).partition(|(at, ..)| *at <= now);
+            self.answers = rest;
+            for (_, key, status) in due {
+                // The INVITE may have been answered already (487 after a CANCEL).
+                let _ = self.server.reply(now, &key, status);
+                self.drain();
+            }
+            if self.client.poll_timeout().is_some_and(|t| t <= now) {
+                self.client.handle_timeout(now);
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= now) {
+                self.server.handle_timeout(now);
+            }
+        }
+    }
+}

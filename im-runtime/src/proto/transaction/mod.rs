@@ -167,6 +167,14 @@ pub enum Event {
         /// Which timer fired.
         timer: Timer,
     },
+    /// The transport failed to deliver a message of the transaction (reported with
+    /// [`Transactions::handle_transport_error`]). A [`Event::Terminated`] follows.
+    TransportError {
+        /// The transaction.
+        key: TsxKey,
+        /// Its side.
+        role: Role,
+    },
     /// The transaction ended and was removed from the table.
     Terminated {
         /// The transaction.

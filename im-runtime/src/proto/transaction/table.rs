@@ -120,6 +120,7 @@ struct Entry<T> {
 ///   for every parsed message from the network;
 /// * [`handle_timeout`](Self::handle_timeout) when the deadline from
 ///   [`poll_timeout`](Self::poll_timeout) has passed;
+/// * [`handle_transport_error`](Self::handle_transport_error) when a send failed;
 /// * from the transaction user: [`send_request`](Self::send_request),
 ///   [`respond`](Self::respond) / [`reply`](Self::reply) and [`cancel`](Self::cancel).
 ///
@@ -383,6 +384,28 @@ impl<B: MessageBuilder> Transactions<B> {
             }
             self.reap(role, &key);
         }
+    }
+
+    /// The transport could not deliver a message of this transaction (ICMP unreachable, a
+    /// refused or reset connection). §17.1.4 and §17.2.4: the TU is told with
+    /// [`Event::TransportError`] and the transaction ends in any state.
+    pub fn handle_transport_error(&mut self, role: Role, key: &TsxKey) -> Result<(), TsxError> {
+        let removed = match role {
+            Role::Server => self.servers.remove(key).is_some(),
+            Role::Client => self.clients.remove(key).is_some(),
+        };
+        if !removed {
+            return Err(TsxError::UnknownTransaction { role });
+        }
+        self.out.events.push_back(Event::TransportError {
+            key: key.clone(),
+            role,
+        });
+        self.out.events.push_back(Event::Terminated {
+            key: key.clone(),
+            role,
+        });
+        Ok(())
     }
 
     /// Starts a client transaction for `request` towards `peer`, with the table's timers,
