@@ -137,6 +137,31 @@ struct Entry<T> {
 ///
 /// Terminated transactions are removed at once (with an [`Event::Terminated`]), so a table
 /// whose work is done is empty ([`is_empty`](Self::is_empty)).
+///
+/// ```
+/// use std::time::Instant;
+/// use im_runtime::proto::transaction::{Event, MessageBuilder, Transactions};
+///
+/// /// One turn of an IO loop: `now` comes from the driver's clock.
+/// fn after_input<B: MessageBuilder>(tsx: &mut Transactions<B>, now: Instant) -> Option<Instant> {
+///     loop {
+///         while let Some(t) = tsx.poll_transmit() {
+///             let _ = (t.peer.addr, t.bytes); // hand to the socket
+///         }
+///         let mut reacted = false;
+///         while let Some(event) = tsx.poll_event() {
+///             if let Event::Cancelled { invite } = event {
+///                 // The TU reacts with an input, which may queue transmits.
+///                 let _ = tsx.reply(now, &invite, 487);
+///                 reacted = true;
+///             }
+///         }
+///         if !reacted {
+///             return tsx.poll_timeout(); // arm the one timer, then wait
+///         }
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Transactions<B> {
     config: TransactionsConfig,

@@ -89,7 +89,8 @@ impl Retransmit {
     }
 
     /// Re-armed after firing at `now` with the interval doubled, capped at `cap` when given
-    /// (Timers E and G cap at T2; Timer A does not cap).
+    /// (Timers E and G cap at T2; Timer A does not cap). Counted from `now`, not from the
+    /// missed deadline, so a driver that wakes late sends one retransmission, not a burst.
     pub(crate) fn backoff(self, now: Instant, cap: Option<Duration>) -> Retransmit {
         let doubled = self.interval.saturating_mul(2);
         let interval = cap.map_or(doubled, |cap| doubled.min(cap));
