@@ -1,0 +1,41 @@
+//! SDP: no panic; parse → write → parse is stable; the MSRP answer builder never panics
+//! and what it builds parses.
+#![no_main]
+
+use std::borrow::Cow;
+
+use im_runtime::machine::{Config, SdpAnswerItem};
+use im_runtime::proto::sdp::{self, answer, msrp::MsrpAttributes};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s1) = sdp::parse(data) else { return };
+    let w1 = sdp::write(&s1);
+    let s2 = sdp::parse(w1.as_bytes()).expect("written SDP must parse");
+    assert_eq!(sdp::write(&s2), w1);
+    for m in &s1.medias {
+        let _ = MsrpAttributes::from_session(&s1, m);
+    }
+    let Ok(facts) = sdp::facts(data) else { return };
+    let items = [
+        SdpAnswerItem::MediaFromOffer,
+        SdpAnswerItem::OwnPath,
+        SdpAnswerItem::AcceptTypesIntersection,
+        SdpAnswerItem::AcceptWrappedTypesIntersection,
+        SdpAnswerItem::OwnMaxSize,
+        SdpAnswerItem::MirrorDirection,
+        SdpAnswerItem::ComplementSetup,
+        SdpAnswerItem::Echo(Cow::Borrowed("msrp-cema")),
+        SdpAnswerItem::Fixed(Cow::Borrowed("tb-granted"), None),
+    ];
+    let local = answer::LocalMedia {
+        address: "192.0.2.1".into(),
+        msrp_port: 2855,
+        path: "msrp://192.0.2.1:2855/s;tcp".into(),
+        session_id: 1,
+        session_version: 1,
+    };
+    if let Ok(a) = answer::build_answer(&facts, &items, &local, &Config::default()) {
+        sdp::parse(a.sdp.as_bytes()).expect("answer must parse");
+    }
+});
