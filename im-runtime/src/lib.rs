@@ -17,6 +17,10 @@
 
 pub mod machine;
 pub mod proto;
+pub mod transport;
+
+#[cfg(feature = "tokio")]
+pub mod io;
 
 pub use machine::{
     Action, ActionKind, Config, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
