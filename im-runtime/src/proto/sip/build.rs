@@ -1,0 +1,397 @@
+//! Building messages: responses from requests (RFC 3261 §8.2.6), responses to requests that
+//! failed to parse (from a [`Salvage`]), and new requests (INVITE, ACK, BYE, CANCEL, MESSAGE).
+//!
+//! Builders write canonical RFC 3261 form (full header names, `Name: value` CRLF, one Via
+//! value per line, Content-Length always present) and then parse what they wrote, so a
+//! built [`Message`] is checked exactly like a received one.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::error::{ParseFailure, Salvage};
+use super::header::{HeaderName, split_values};
+use super::message::{Message, Transport};
+use super::status::StatusCode;
+use crate::machine::Method;
+
+/// Collapses folds (`CRLF 1*WSP`) into one space so copied values sit on one line.
+fn unfold(v: &str) -> String {
+    if !v.contains(['\r', '\n']) {
+        return v.to_owned();
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' || c == '\n' {
+            while chars
+                .peek()
+                .is_some_and(|&n| matches!(n, '\r' | '\n' | ' ' | '\t'))
+            {
+                chars.next();
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Strips CR/LF from caller-supplied text so it cannot inject header lines.
+fn one_line(v: &str) -> String {
+    v.chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
+
+fn write_header(out: &mut BytesMut, name: &str, value: &str) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn finish(
+    mut out: BytesMut,
+    headers: &[(String, String)],
+    body: &Option<(String, Bytes)>,
+    checked: bool,
+) -> Result<Message, ParseFailure> {
+    for (n, v) in headers {
+        write_header(&mut out, n, v);
+    }
+    match body {
+        Some((ct, b)) => {
+            write_header(&mut out, "Content-Type", ct);
+            write_header(&mut out, "Content-Length", &b.len().to_string());
+            out.put_slice(b"\r\n");
+            out.put_slice(b);
+        }
+        None => {
+            write_header(&mut out, "Content-Length", "0");
+            out.put_slice(b"\r\n");
+        }
+    }
+    if checked {
+        Message::parse_as(out.freeze(), Transport::Stream)
+    } else {
+        Message::parse_structure(out.freeze())
+    }
+}
+
+/// A response to a request (RFC 3261 §8.2.6).
+#[derive(Clone, Debug)]
+pub struct ResponseBuilder {
+    status: StatusCode,
+    reason: String,
+    via: Vec<String>,
+    from: Option<String>,
+    to: Option<String>,
+    to_has_tag: bool,
+    to_tag: Option<String>,
+    call_id: Option<String>,
+    cseq: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Option<(String, Bytes)>,
+    checked: bool,
+}
+
+impl ResponseBuilder {
+    /// Starts a response to `request`, copying every Via value (in order), From, To,
+    /// Call-ID and CSeq (RFC 3261 §8.2.6.2). The reason defaults to the code's usual phrase.
+    pub fn new(request: &Message, status: StatusCode) -> ResponseBuilder {
+        let via = request
+            .header_lines(HeaderName::Via)
+            .flat_map(split_values)
+            .map(unfold)
+            .collect();
+        let to = request.header(HeaderName::To).map(unfold);
+        let to_has_tag = request.to().is_some_and(|t| t.tag().is_some());
+        ResponseBuilder {
+            status,
+            reason: status.default_reason().to_owned(),
+            via,
+            from: request.header(HeaderName::From).map(unfold),
+            to,
+            to_has_tag,
+            to_tag: None,
+            call_id: request.header(HeaderName::CallId).map(unfold),
+            cseq: request.header(HeaderName::CSeq).map(unfold),
+            headers: Vec::new(),
+            body: None,
+            checked: true,
+        }
+    }
+
+    /// Starts a response to a request that failed to parse, from its salvaged headers, with
+    /// a `Warning: 399 <agent> "<what was wrong>"` header. The copied values may be the
+    /// malformed ones, so the built message is only checked for its structure (start line,
+    /// header lines, Content-Length), not for the grammar of those headers.
+    pub fn from_salvage(s: &Salvage, status: StatusCode, agent: &str) -> ResponseBuilder {
+        let mut b = ResponseBuilder {
+            status,
+            reason: status.default_reason().to_owned(),
+            via: s.via.iter().map(|v| unfold(v)).collect(),
+            from: s.from.as_deref().map(unfold),
+            to: s.to.as_deref().map(unfold),
+            to_has_tag: true,
+            to_tag: None,
+            call_id: s.call_id.as_deref().map(unfold),
+            cseq: s.cseq.as_deref().map(unfold),
+            headers: Vec::new(),
+            body: None,
+            checked: false,
+        };
+        b.headers.push((
+            "Warning".into(),
+            format!("399 {} \"{}\"", one_line(agent), s.warning),
+        ));
+        b
+    }
+
+    /// Sets the reason phrase.
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = one_line(reason);
+        self
+    }
+
+    /// Adds a To-tag unless the request's To already has one (RFC 3261 §8.2.6.2).
+    pub fn to_tag(mut self, tag: &str) -> Self {
+        self.to_tag = Some(one_line(tag));
+        self
+    }
+
+    /// Adds a header (in canonical form the caller supplies the full name).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((one_line(name), one_line(value)));
+        self
+    }
+
+    /// Sets the body and its Content-Type; Content-Length is computed.
+    pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
+        self.body = Some((one_line(content_type), body));
+        self
+    }
+
+    /// Writes and parses the response. Fails if a supplied or copied value is malformed.
+    pub fn build(self) -> Result<Message, ParseFailure> {
+        let mut out = BytesMut::with_capacity(512);
+        out.put_slice(b"SIP/2.0 ");
+        out.put_slice(self.status.as_u16().to_string().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(self.reason.as_bytes());
+        out.put_slice(b"\r\n");
+        for v in &self.via {
+            write_header(&mut out, "Via", v);
+        }
+        if let Some(f) = &self.from {
+            write_header(&mut out, "From", f);
+        }
+        if let Some(t) = &self.to {
+            match (&self.to_tag, self.to_has_tag) {
+                (Some(tag), false) => write_header(&mut out, "To", &format!("{t};tag={tag}")),
+                _ => write_header(&mut out, "To", t),
+            }
+        }
+        if let Some(c) = &self.call_id {
+            write_header(&mut out, "Call-ID", c);
+        }
+        if let Some(c) = &self.cseq {
+            write_header(&mut out, "CSeq", c);
+        }
+        finish(out, &self.headers, &self.body, self.checked)
+    }
+}
+
+/// A new request (what the runtime sends: INVITE, ACK, BYE, CANCEL, MESSAGE …).
+#[derive(Clone, Debug)]
+pub struct RequestBuilder {
+    method: Method,
+    uri: String,
+    via: Vec<String>,
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: u32,
+    max_forwards: u8,
+    contact: Option<String>,
+    routes: Vec<String>,
+    headers: Vec<(String, String)>,
+    body: Option<(String, Bytes)>,
+}
+
+impl RequestBuilder {
+    /// Starts a request for `method` to `request_uri` (Max-Forwards 70, CSeq 1).
+    pub fn new(method: Method, request_uri: &str) -> RequestBuilder {
+        RequestBuilder {
+            method,
+            uri: one_line(request_uri),
+            via: Vec::new(),
+            from: String::new(),
+            to: String::new(),
+            call_id: String::new(),
+            cseq: 1,
+            max_forwards: 70,
+            contact: None,
+            routes: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Adds our Via: `SIP/2.0/<transport> <sent_by>;branch=<branch>`. The branch must be
+    /// unique per transaction and start with the `z9hG4bK` cookie (RFC 3261 §8.1.1.7); the
+    /// caller supplies it because this module has no randomness.
+    pub fn via(mut self, transport: &str, sent_by: &str, branch: &str) -> Self {
+        self.via.push(format!(
+            "SIP/2.0/{} {};branch={}",
+            one_line(transport),
+            one_line(sent_by),
+            one_line(branch)
+        ));
+        self
+    }
+
+    /// Adds a Via value as given (CANCEL and non-2xx ACK copy the INVITE's top Via).
+    pub fn via_raw(mut self, value: &str) -> Self {
+        self.via.push(unfold(value));
+        self
+    }
+
+    /// From: a name-addr or URI (`"Alice" <sip:alice@example.com>`) and our tag.
+    pub fn from(mut self, addr: &str, tag: &str) -> Self {
+        self.from = format!("{};tag={}", one_line(addr), one_line(tag));
+        self
+    }
+
+    /// From, as a complete value (already carrying its tag).
+    pub fn from_raw(mut self, value: &str) -> Self {
+        self.from = unfold(value);
+        self
+    }
+
+    /// To: a name-addr or URI, with the remote tag inside a dialog.
+    pub fn to(mut self, addr: &str, tag: Option<&str>) -> Self {
+        self.to = match tag {
+            Some(t) => format!("{};tag={}", one_line(addr), one_line(t)),
+            None => one_line(addr),
+        };
+        self
+    }
+
+    /// To, as a complete value.
+    pub fn to_raw(mut self, value: &str) -> Self {
+        self.to = unfold(value);
+        self
+    }
+
+    /// Call-ID.
+    pub fn call_id(mut self, id: &str) -> Self {
+        self.call_id = one_line(id);
+        self
+    }
+
+    /// CSeq number (the method is the request's).
+    pub fn cseq(mut self, seq: u32) -> Self {
+        self.cseq = seq;
+        self
+    }
+
+    /// Max-Forwards (default 70).
+    pub fn max_forwards(mut self, n: u8) -> Self {
+        self.max_forwards = n;
+        self
+    }
+
+    /// Contact value (`<sip:conf@host;transport=tcp>;isfocus` …).
+    pub fn contact(mut self, value: &str) -> Self {
+        self.contact = Some(one_line(value));
+        self
+    }
+
+    /// Adds a Route value (route set, in order).
+    pub fn route(mut self, value: &str) -> Self {
+        self.routes.push(unfold(value));
+        self
+    }
+
+    /// Adds any other header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((one_line(name), one_line(value)));
+        self
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
+        self.body = Some((one_line(content_type), body));
+        self
+    }
+
+    /// CANCEL for a pending INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From, To,
+    /// CSeq number and top Via; Route copied.
+    pub fn cancel_for(invite: &Message) -> RequestBuilder {
+        Self::same_transaction(invite, Method::Cancel)
+    }
+
+    /// ACK for a non-2xx final response to `invite` (RFC 3261 §17.1.1.3): like CANCEL, but
+    /// To comes from the response (it carries the tag).
+    pub fn ack_for_failure(invite: &Message, response: &Message) -> RequestBuilder {
+        let mut b = Self::same_transaction(invite, Method::Ack);
+        if let Some(t) = response.header(HeaderName::To) {
+            b.to = unfold(t);
+        }
+        b
+    }
+
+    fn same_transaction(invite: &Message, method: Method) -> RequestBuilder {
+        let mut b = RequestBuilder::new(method, invite.request_uri_str().unwrap_or(""));
+        if let Some(v) = invite
+            .header(HeaderName::Via)
+            .and_then(|v| split_values(v).next())
+        {
+            b.via.push(unfold(v));
+        }
+        b.from = invite
+            .header(HeaderName::From)
+            .map(unfold)
+            .unwrap_or_default();
+        b.to = invite
+            .header(HeaderName::To)
+            .map(unfold)
+            .unwrap_or_default();
+        b.call_id = invite.call_id().map(unfold).unwrap_or_default();
+        b.cseq = invite.cseq().map_or(1, |c| c.seq);
+        b.max_forwards = 70;
+        b.routes = invite
+            .header_lines(HeaderName::Route)
+            .flat_map(split_values)
+            .map(unfold)
+            .collect();
+        b
+    }
+
+    /// Writes and parses the request. Fails if a value is malformed (for example a
+    /// Request-URI that does not parse).
+    pub fn build(self) -> Result<Message, ParseFailure> {
+        let mut out = BytesMut::with_capacity(512);
+        let m = self.method.as_str();
+        out.put_slice(m.as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(self.uri.as_bytes());
+        out.put_slice(b" SIP/2.0\r\n");
+        for v in &self.via {
+            write_header(&mut out, "Via", v);
+        }
+        write_header(&mut out, "Max-Forwards", &self.max_forwards.to_string());
+        for r in &self.routes {
+            write_header(&mut out, "Route", r);
+        }
+        write_header(&mut out, "From", &self.from);
+        write_header(&mut out, "To", &self.to);
+        write_header(&mut out, "Call-ID", &self.call_id);
+        write_header(&mut out, "CSeq", &format!("{} {m}", self.cseq));
+        if let Some(c) = &self.contact {
+            write_header(&mut out, "Contact", c);
+        }
+        finish(out, &self.headers, &self.body, true)
+    }
+}

@@ -1,0 +1,813 @@
+//! Header names (with compact forms) and typed header values (RFC 3261 §20, §25).
+//!
+//! Every typed value borrows from the message; parameters are kept as a validated raw
+//! section and looked up on demand, so typed access allocates nothing but the list `Vec`s.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::error::{ErrorKind, ParseError};
+use super::scan::{Cur, digits_u64, is_token, split_commas, unquote};
+use super::uri::{Uri, check_host};
+use crate::machine::Method;
+
+macro_rules! header_names {
+    ($( $(#[$doc:meta])* $var:ident = $canon:literal $(, $compact:literal)? ;)*) => {
+        /// A header field name. Known names are recognised case-insensitively, including
+        /// their compact forms (RFC 3261 §7.3.3 and the IANA registry); others keep their
+        /// spelling in the message.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( $(#[$doc])* $var, )*
+            /// Any other header, kept verbatim.
+            Other,
+        }
+
+        impl HeaderName {
+            /// The canonical spelling (`Call-ID`, `CSeq` …); `None` for [`HeaderName::Other`].
+            pub fn canonical(self) -> Option<&'static str> {
+                match self {
+                    $( HeaderName::$var => Some($canon), )*
+                    HeaderName::Other => None,
+                }
+            }
+
+            /// Recognises a header name (full or compact form, any case).
+            pub fn from_name(name: &str) -> HeaderName {
+                if name.len() == 1 {
+                    let c = name.as_bytes()[0].to_ascii_lowercase();
+                    $( $( if c == $compact { return HeaderName::$var; } )? )*
+                    return HeaderName::Other;
+                }
+                $( if name.len() == $canon.len() && name.eq_ignore_ascii_case($canon) {
+                    return HeaderName::$var;
+                } )*
+                HeaderName::Other
+            }
+
+            /// The compact form, when the name has one.
+            pub fn compact(self) -> Option<char> {
+                match self {
+                    $( $( HeaderName::$var => Some($compact as char), )? )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+header_names! {
+    /// `Via` (`v`).
+    Via = "Via", b'v';
+    /// `From` (`f`).
+    From = "From", b'f';
+    /// `To` (`t`).
+    To = "To", b't';
+    /// `Call-ID` (`i`).
+    CallId = "Call-ID", b'i';
+    /// `CSeq`.
+    CSeq = "CSeq";
+    /// `Contact` (`m`).
+    Contact = "Contact", b'm';
+    /// `Max-Forwards`.
+    MaxForwards = "Max-Forwards";
+    /// `Content-Type` (`c`).
+    ContentType = "Content-Type", b'c';
+    /// `Content-Length` (`l`).
+    ContentLength = "Content-Length", b'l';
+    /// `Content-Encoding` (`e`).
+    ContentEncoding = "Content-Encoding", b'e';
+    /// `Content-Disposition`.
+    ContentDisposition = "Content-Disposition";
+    /// `Subject` (`s`).
+    Subject = "Subject", b's';
+    /// `Supported` (`k`).
+    Supported = "Supported", b'k';
+    /// `Require`.
+    Require = "Require";
+    /// `Proxy-Require`.
+    ProxyRequire = "Proxy-Require";
+    /// `Unsupported`.
+    Unsupported = "Unsupported";
+    /// `Allow`.
+    Allow = "Allow";
+    /// `Accept`.
+    Accept = "Accept";
+    /// `Route`.
+    Route = "Route";
+    /// `Record-Route`.
+    RecordRoute = "Record-Route";
+    /// `P-Asserted-Identity` (RFC 3325).
+    PAssertedIdentity = "P-Asserted-Identity";
+    /// `Warning`.
+    Warning = "Warning";
+    /// `Expires`.
+    Expires = "Expires";
+    /// `Event` (`o`, RFC 6665).
+    Event = "Event", b'o';
+    /// `Allow-Events` (`u`, RFC 6665).
+    AllowEvents = "Allow-Events", b'u';
+    /// `Refer-To` (`r`, RFC 3515).
+    ReferTo = "Refer-To", b'r';
+    /// `Referred-By` (`b`, RFC 3892).
+    ReferredBy = "Referred-By", b'b';
+    /// `Reject-Contact` (`j`, RFC 3841).
+    RejectContact = "Reject-Contact", b'j';
+    /// `Accept-Contact` (`a`, RFC 3841).
+    AcceptContact = "Accept-Contact", b'a';
+    /// `Request-Disposition` (`d`, RFC 3841).
+    RequestDisposition = "Request-Disposition", b'd';
+    /// `Session-Expires` (`x`, RFC 4028).
+    SessionExpires = "Session-Expires", b'x';
+    /// `Identity` (`y`, RFC 8224).
+    Identity = "Identity", b'y';
+}
+
+impl HeaderName {
+    /// Whether the header's grammar is a comma-separated list, so that values on one line
+    /// are equivalent to several header lines (RFC 3261 §7.3.1).
+    pub fn is_list(self) -> bool {
+        matches!(
+            self,
+            HeaderName::Via
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
+                | HeaderName::Require
+                | HeaderName::ProxyRequire
+                | HeaderName::Supported
+                | HeaderName::Unsupported
+                | HeaderName::Allow
+                | HeaderName::Accept
+                | HeaderName::Warning
+                | HeaderName::PAssertedIdentity
+                | HeaderName::ContentEncoding
+                | HeaderName::AllowEvents
+        )
+    }
+}
+
+/// Header parameters (`;name=value` …), validated at parse time and looked up on demand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+fn is_gen_value(c: u8) -> bool {
+    // gen-value = token / host / quoted-string; host adds ':' '[' ']' (IPv6, RFC 5118 §4.5).
+    is_token(c) || matches!(c, b':' | b'[' | b']')
+}
+
+/// Parses `*( SEMI generic-param )` at the cursor.
+fn parse_params<'a>(c: &mut Cur<'a>) -> Result<Params<'a>, ParseError> {
+    let start = c.pos;
+    let mut end = start;
+    while c.sep(b';') {
+        param(c).map_err(|e| e.ctx("parameter"))?;
+        end = c.pos;
+    }
+    c.pos = end;
+    Ok(Params {
+        raw: c.s.get(start..end).unwrap_or(""),
+    })
+}
+
+fn param<'a>(c: &mut Cur<'a>) -> Result<(&'a str, Option<&'a str>), ParseError> {
+    let name = c.token("parameter name")?;
+    if c.sep(b'=') {
+        let v = if c.peek() == Some(b'"') {
+            c.quoted()?
+        } else {
+            c.take_while(is_gen_value)
+        };
+        if v.is_empty() {
+            return Err(c.err(ErrorKind::Expected("parameter value")));
+        }
+        Ok((name, Some(v)))
+    } else {
+        Ok((name, None))
+    }
+}
+
+impl<'a> Params<'a> {
+    /// Parameters in order as `(name, value)`; quoted values keep their quotes.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        let mut c = Cur::new(self.raw);
+        std::iter::from_fn(move || {
+            if c.sep(b';') {
+                param(&mut c).ok()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// A parameter by name (case-insensitive): `Some(None)` for a flag.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The raw parameter section, as written (starting with `;`, or empty).
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+}
+
+/// A `name-addr` or `addr-spec` with header parameters: From, To, Contact, Route,
+/// Record-Route, P-Asserted-Identity, Refer-To …
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    display: Option<&'a str>,
+    uri: Uri<'a>,
+    angle: bool,
+    params: Params<'a>,
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses a single value (`From`/`To` style, nothing may follow).
+    pub fn parse(s: &'a str) -> Result<NameAddr<'a>, ParseError> {
+        let mut c = Cur::new(s);
+        let v = Self::parse_cur(&mut c, true)?;
+        c.expect_end()?;
+        Ok(v)
+    }
+
+    pub(crate) fn parse_cur(c: &mut Cur<'a>, params: bool) -> Result<NameAddr<'a>, ParseError> {
+        c.skip_lws();
+        let start = c.pos;
+        let mut display = None;
+        if c.peek() == Some(b'"') {
+            display = Some(c.quoted()?);
+            c.skip_lws();
+            if c.peek() != Some(b'<') {
+                return Err(c.err(ErrorKind::Expected("'<' after display name")));
+            }
+        } else if c.peek() != Some(b'<') {
+            // *(token LWS) then '<' makes a display name; anything else is an addr-spec.
+            loop {
+                if c.take_while(is_token).is_empty() {
+                    break;
+                }
+                c.skip_lws();
+            }
+            if c.peek() == Some(b'<') {
+                let d = super::scan::trim_lws(c.s.get(start..c.pos).unwrap_or(""));
+                display = if d.is_empty() { None } else { Some(d) };
+            } else {
+                c.pos = start;
+            }
+        }
+        let angle = c.eat(b'<');
+        let uri = if angle {
+            let ustart = c.pos;
+            let inner = c.take_while(|b| b != b'>');
+            if !c.eat(b'>') {
+                return Err(ParseError::new(
+                    ErrorKind::Unterminated("<URI>"),
+                    ustart - 1,
+                ));
+            }
+            if let Some(i) = inner.bytes().position(super::scan::is_lws) {
+                return Err(ParseError::new(
+                    ErrorKind::Expected("URI without whitespace"),
+                    ustart + i,
+                )
+                .ctx("addr-spec"));
+            }
+            Uri::parse_at(inner, ustart)?
+        } else {
+            let ustart = c.pos;
+            let raw = c.take_while(|b| !matches!(b, b';' | b',' | b' ' | b'\t' | b'\r' | b'\n'));
+            if raw.is_empty() {
+                return Err(c.err(ErrorKind::Expected("URI")));
+            }
+            if let Some(i) = raw.find(['?', '<', '>', '"']) {
+                // RFC 3261 §20: a URI with headers (or these characters) must be in <>.
+                return Err(
+                    ParseError::new(ErrorKind::Expected("<> around this URI"), ustart + i)
+                        .ctx("addr-spec"),
+                );
+            }
+            Uri::parse_at(raw, ustart)?
+        };
+        let params = if params {
+            parse_params(c)?
+        } else {
+            Params::default()
+        };
+        Ok(NameAddr {
+            display,
+            uri,
+            angle,
+            params,
+        })
+    }
+
+    /// The display name as written (with quotes if quoted).
+    pub fn display_raw(&self) -> Option<&'a str> {
+        self.display
+    }
+
+    /// The display name with quotes and quoted-pairs removed.
+    pub fn display_name(&self) -> Option<Cow<'a, str>> {
+        self.display.map(|d| {
+            if d.starts_with('"') {
+                Cow::Owned(unquote(d))
+            } else {
+                Cow::Borrowed(d)
+            }
+        })
+    }
+
+    /// The URI.
+    pub fn uri(&self) -> Uri<'a> {
+        self.uri
+    }
+
+    /// Whether the URI was enclosed in `<…>`.
+    pub fn has_angle_brackets(&self) -> bool {
+        self.angle
+    }
+
+    /// Header parameters (after the URI).
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+
+    /// The `tag` parameter.
+    pub fn tag(&self) -> Option<&'a str> {
+        self.params.get("tag").flatten()
+    }
+}
+
+/// Parses a comma-separated list of `T`, rejecting empty items.
+fn parse_list<'a, T>(
+    s: &'a str,
+    mut one: impl FnMut(&mut Cur<'a>) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    let mut c = Cur::new(s);
+    let mut out = Vec::new();
+    loop {
+        c.skip_lws();
+        if c.peek() == Some(b',') || c.eof() {
+            return Err(c.err(ErrorKind::Expected("list item")));
+        }
+        out.push(one(&mut c)?);
+        if !c.sep(b',') {
+            break;
+        }
+    }
+    c.expect_end()?;
+    Ok(out)
+}
+
+/// Parses a list of name-addr/addr-spec values with parameters (Contact, Route …).
+pub fn parse_name_addrs(s: &str) -> Result<Vec<NameAddr<'_>>, ParseError> {
+    parse_list(s, |c| NameAddr::parse_cur(c, true))
+}
+
+/// One Via value (RFC 3261 §20.42).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    protocol: &'a str,
+    version: &'a str,
+    transport: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+    params: Params<'a>,
+}
+
+impl<'a> Via<'a> {
+    /// Parses a Via header value (possibly several comma-separated values).
+    pub fn parse_list(s: &'a str) -> Result<Vec<Via<'a>>, ParseError> {
+        parse_list(s, Self::parse_cur).map_err(|e| e.ctx("Via"))
+    }
+
+    fn parse_cur(c: &mut Cur<'a>) -> Result<Via<'a>, ParseError> {
+        let protocol = c
+            .token("protocol name")
+            .map_err(|e| e.ctx("sent-protocol"))?;
+        if !c.sep(b'/') {
+            return Err(c.err(ErrorKind::Expected("'/'")).ctx("sent-protocol"));
+        }
+        let version = c
+            .token("protocol version")
+            .map_err(|e| e.ctx("sent-protocol"))?;
+        if !c.sep(b'/') {
+            return Err(c.err(ErrorKind::Expected("'/'")).ctx("sent-protocol"));
+        }
+        let transport = c.token("transport").map_err(|e| e.ctx("sent-protocol"))?;
+        let before = c.pos;
+        c.skip_lws();
+        if c.pos == before {
+            return Err(c.err(ErrorKind::Expected("whitespace before sent-by")));
+        }
+        let hstart = c.pos;
+        let host = if c.peek() == Some(b'[') {
+            let h = c.take_while(|b| b != b']');
+            if !c.eat(b']') {
+                return Err(
+                    ParseError::new(ErrorKind::Unterminated("IPv6 reference"), hstart)
+                        .ctx("sent-by"),
+                );
+            }
+            c.s.get(hstart..hstart + h.len() + 1).unwrap_or(h)
+        } else {
+            c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        check_host(host, hstart).map_err(|e| e.ctx("sent-by"))?;
+        let mut port = None;
+        if c.sep(b':') {
+            let pstart = c.pos;
+            let p = c.take_while(|b| b.is_ascii_digit());
+            match digits_u64(p) {
+                Some(v) if v <= u64::from(u16::MAX) => port = Some(v as u16),
+                _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("sent-by")),
+            }
+        }
+        let pstart = c.pos;
+        let params = parse_params(c)?;
+        let via = Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        };
+        if let Some(Some(v)) = params.get("rport") {
+            match digits_u64(v) {
+                Some(n) if n <= u64::from(u16::MAX) => {}
+                _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("rport")),
+            }
+        }
+        if let Some(v) = params.get("branch")
+            && v.is_none_or(|b| b.starts_with('"'))
+        {
+            return Err(ParseError::new(ErrorKind::Expected("token"), pstart).ctx("branch"));
+        }
+        Ok(via)
+    }
+
+    /// Protocol name (`SIP`).
+    pub fn protocol(&self) -> &'a str {
+        self.protocol
+    }
+
+    /// Protocol version (`2.0`).
+    pub fn version(&self) -> &'a str {
+        self.version
+    }
+
+    /// Transport as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS` …).
+    pub fn transport(&self) -> &'a str {
+        self.transport
+    }
+
+    /// sent-by host (IPv6 references keep their brackets).
+    pub fn host(&self) -> &'a str {
+        self.host
+    }
+
+    /// sent-by port.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// All Via parameters.
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+
+    /// The `branch` parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch").flatten()
+    }
+
+    /// Whether the branch carries the RFC 3261 magic cookie `z9hG4bK`.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch()
+            .is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > 7)
+    }
+
+    /// The `received` parameter (IPv6 with or without brackets, RFC 5118 §4.5).
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").flatten()
+    }
+
+    /// The `rport` parameter (RFC 3581): `Some(None)` when present without a value.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|v| v.parse().ok()))
+    }
+
+    /// The `maddr` parameter.
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.get("maddr").flatten()
+    }
+}
+
+/// CSeq (RFC 3261 §20.16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CSeq {
+    /// Sequence number (less than 2**31, RFC 3261 §8.1.1.5).
+    pub seq: u32,
+    /// Method.
+    pub method: Method,
+}
+
+impl CSeq {
+    /// Parses a CSeq value.
+    pub fn parse(s: &str) -> Result<CSeq, ParseError> {
+        let mut c = Cur::new(s);
+        c.skip_lws();
+        let n = c.take_while(|b| b.is_ascii_digit());
+        let seq = match digits_u64(n) {
+            Some(v) if v < 1 << 31 => v as u32,
+            Some(_) | None if !n.is_empty() => {
+                return Err(c.err(ErrorKind::Scalar("CSeq number")));
+            }
+            _ => return Err(c.err(ErrorKind::Expected("CSeq number"))),
+        };
+        let before = c.pos;
+        c.skip_lws();
+        if c.pos == before {
+            return Err(c.err(ErrorKind::Expected("whitespace after CSeq number")));
+        }
+        let m = c.token("method")?;
+        c.expect_end()?;
+        Ok(CSeq {
+            seq,
+            method: Method::from_token(m),
+        })
+    }
+}
+
+/// Call-ID: `word [ "@" word ]`.
+pub(crate) fn check_call_id(s: &str) -> Result<(), ParseError> {
+    let (a, b) = match s.split_once('@') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let ok = |w: &str| !w.is_empty() && w.bytes().all(super::scan::is_word);
+    if !ok(a) || b.is_some_and(|b| !ok(b)) {
+        let i = s
+            .bytes()
+            .position(|c| !super::scan::is_word(c) && c != b'@')
+            .unwrap_or(0);
+        return Err(ParseError::new(ErrorKind::Expected("Call-ID word"), i));
+    }
+    Ok(())
+}
+
+/// Parses a header whose value is `1*DIGIT` no larger than `max`.
+pub(crate) fn parse_number(s: &str, max: u64, what: &'static str) -> Result<u64, ParseError> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        let i = s.bytes().position(|c| !c.is_ascii_digit()).unwrap_or(0);
+        return Err(ParseError::new(ErrorKind::Expected("digits"), i));
+    }
+    match digits_u64(s) {
+        Some(v) if v <= max => Ok(v),
+        _ => Err(ParseError::new(ErrorKind::Scalar(what), 0)),
+    }
+}
+
+/// A media type (`Content-Type`) or a media range (`Accept`): `type/subtype;params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaType<'a> {
+    ty: &'a str,
+    subtype: &'a str,
+    params: Params<'a>,
+}
+
+impl<'a> MediaType<'a> {
+    /// Parses one media type. SIP allows LWS around `/`, `;` and `=` (RFC 3261 §25.1), which
+    /// the general-purpose `mime`/`mediatype` crates reject.
+    pub fn parse(s: &'a str) -> Result<MediaType<'a>, ParseError> {
+        let mut c = Cur::new(s);
+        let m = Self::parse_cur(&mut c)?;
+        c.expect_end()?;
+        Ok(m)
+    }
+
+    fn parse_cur(c: &mut Cur<'a>) -> Result<MediaType<'a>, ParseError> {
+        c.skip_lws();
+        let ty = c.token("media type")?;
+        if !c.sep(b'/') {
+            return Err(c.err(ErrorKind::Expected("'/'")));
+        }
+        let subtype = c.token("media subtype")?;
+        let params = parse_params(c)?;
+        Ok(MediaType {
+            ty,
+            subtype,
+            params,
+        })
+    }
+
+    /// Parses an Accept value: a possibly empty list of media ranges.
+    pub fn parse_accept(s: &'a str) -> Result<Vec<MediaType<'a>>, ParseError> {
+        if super::scan::trim_lws(s).is_empty() {
+            return Ok(Vec::new());
+        }
+        parse_list(s, Self::parse_cur)
+    }
+
+    /// Top-level type as written.
+    pub fn ty(&self) -> &'a str {
+        self.ty
+    }
+
+    /// Subtype as written.
+    pub fn subtype(&self) -> &'a str {
+        self.subtype
+    }
+
+    /// Parameters.
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+
+    /// A parameter's value with quotes removed (`boundary`, `charset` …).
+    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.params.get(name).flatten().map(|v| {
+            if v.starts_with('"') {
+                Cow::Owned(unquote(v))
+            } else {
+                Cow::Borrowed(v)
+            }
+        })
+    }
+
+    /// `type/subtype` in lower case, without parameters.
+    pub fn essence(&self) -> String {
+        let mut s = String::with_capacity(self.ty.len() + self.subtype.len() + 1);
+        s.push_str(self.ty);
+        s.push('/');
+        s.push_str(self.subtype);
+        s.make_ascii_lowercase();
+        s
+    }
+
+    /// Whether this is `ty/subtype` (case-insensitive).
+    pub fn is(&self, ty: &str, subtype: &str) -> bool {
+        self.ty.eq_ignore_ascii_case(ty) && self.subtype.eq_ignore_ascii_case(subtype)
+    }
+
+    /// Whether this media range (possibly with `*`) matches `ty/subtype`.
+    pub fn matches(&self, ty: &str, subtype: &str) -> bool {
+        (self.ty == "*" || self.ty.eq_ignore_ascii_case(ty))
+            && (self.subtype == "*" || self.subtype.eq_ignore_ascii_case(subtype))
+    }
+}
+
+impl fmt::Display for MediaType<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}{}", self.ty, self.subtype, self.params.raw)
+    }
+}
+
+/// Content-Disposition (RFC 3261 §20.11): a disposition type and parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disposition<'a> {
+    ty: &'a str,
+    params: Params<'a>,
+}
+
+impl<'a> Disposition<'a> {
+    /// Parses a Content-Disposition value.
+    pub fn parse(s: &'a str) -> Result<Disposition<'a>, ParseError> {
+        let mut c = Cur::new(s);
+        c.skip_lws();
+        let ty = c.token("disposition type")?;
+        let params = parse_params(&mut c)?;
+        c.expect_end()?;
+        Ok(Disposition { ty, params })
+    }
+
+    /// The disposition type as written (`recipient-list`, `session`, `render` …).
+    pub fn ty(&self) -> &'a str {
+        self.ty
+    }
+
+    /// Parameters (`handling` …).
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+
+    /// Whether `handling=optional` is given (the default is required).
+    pub fn is_optional(&self) -> bool {
+        self.params
+            .get("handling")
+            .flatten()
+            .is_some_and(|h| h.eq_ignore_ascii_case("optional"))
+    }
+}
+
+/// One Warning value (RFC 3261 §20.43).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning<'a> {
+    /// The three-digit warn-code.
+    pub code: u16,
+    /// The warn-agent (host[:port] or pseudonym).
+    pub agent: &'a str,
+    /// The warn-text with quotes removed.
+    pub text: String,
+}
+
+impl<'a> Warning<'a> {
+    /// Parses a Warning header value (a list).
+    pub fn parse_list(s: &'a str) -> Result<Vec<Warning<'a>>, ParseError> {
+        parse_list(s, |c| {
+            let d = c.take_while(|b| b.is_ascii_digit());
+            if d.len() != 3 {
+                return Err(c.err(ErrorKind::Expected("three-digit warn-code")));
+            }
+            let code = d.parse().unwrap_or(0);
+            if !c.eat(b' ') {
+                return Err(c.err(ErrorKind::Expected("SP")));
+            }
+            let agent = c.take_while(|b| is_token(b) || matches!(b, b':' | b'[' | b']'));
+            if agent.is_empty() || !c.eat(b' ') {
+                return Err(c.err(ErrorKind::Expected("warn-agent")));
+            }
+            let text = unquote(c.quoted()?);
+            Ok(Warning { code, agent, text })
+        })
+        .map_err(|e| e.ctx("Warning"))
+    }
+}
+
+/// Parses a list of tokens (Require, Supported, Unsupported, Proxy-Require, Allow …).
+/// An empty value gives an empty list (Supported may be empty).
+pub fn parse_tokens(s: &str) -> Result<Vec<&str>, ParseError> {
+    if super::scan::trim_lws(s).is_empty() {
+        return Ok(Vec::new());
+    }
+    parse_list(s, |c| c.token("token"))
+}
+
+/// Contact: `*` or a list of addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Contacts<'a> {
+    /// `Contact: *` (REGISTER removal of all bindings).
+    Star,
+    /// The addresses in order.
+    List(Vec<ContactValue<'a>>),
+}
+
+/// One Contact address with its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactValue<'a>(pub NameAddr<'a>);
+
+impl<'a> ContactValue<'a> {
+    /// The address.
+    pub fn addr(&self) -> &NameAddr<'a> {
+        &self.0
+    }
+
+    /// The URI.
+    pub fn uri(&self) -> Uri<'a> {
+        self.0.uri()
+    }
+
+    /// The `expires` parameter; values above 2**32-1 saturate (RFC 3261 §20.19).
+    pub fn expires(&self) -> Option<u32> {
+        let v = self.0.params().get("expires").flatten()?;
+        if !v.bytes().all(|c| c.is_ascii_digit()) || v.is_empty() {
+            return None;
+        }
+        Some(digits_u64(v).map_or(u32::MAX, |n| n.min(u64::from(u32::MAX)) as u32))
+    }
+
+    /// Whether the `isfocus` feature parameter is present (RFC 4579).
+    pub fn is_focus(&self) -> bool {
+        self.0.params().get("isfocus").is_some()
+    }
+
+    /// The `q` parameter as written.
+    pub fn q(&self) -> Option<&'a str> {
+        self.0.params().get("q").flatten()
+    }
+}
+
+impl<'a> Contacts<'a> {
+    /// Parses a Contact header value.
+    pub fn parse(s: &'a str) -> Result<Contacts<'a>, ParseError> {
+        if super::scan::trim_lws(s) == "*" {
+            return Ok(Contacts::Star);
+        }
+        parse_list(s, |c| NameAddr::parse_cur(c, true).map(ContactValue))
+            .map(Contacts::List)
+            .map_err(|e| e.ctx("Contact"))
+    }
+}
+
+/// Splits a list-valued header into its raw values (top-level commas only).
+pub fn split_values(s: &str) -> impl Iterator<Item = &str> {
+    split_commas(s).into_iter().map(|(_, v)| v)
+}

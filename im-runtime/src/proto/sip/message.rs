@@ -1,0 +1,916 @@
+//! The message: one `Bytes` plus ranges, parsed once; typed header views on demand.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::error::{ErrorKind, ParseError, ParseFailure, Salvage};
+use super::header::{
+    CSeq, Contacts, Disposition, HeaderName, MediaType, NameAddr, Via, Warning, check_call_id,
+    parse_name_addrs, parse_number, parse_tokens, split_values,
+};
+use super::scan::{is_token, trim_lws};
+use super::status::StatusCode;
+use super::uri::Uri;
+use crate::machine::Method;
+
+/// A byte range inside the message buffer. `u32` keeps [`Header`] at 20 bytes; messages are
+/// limited to 4 GiB (far above any sane limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    s: u32,
+    e: u32,
+}
+
+impl Span {
+    fn new(s: usize, e: usize) -> Span {
+        Span {
+            s: s as u32,
+            e: e as u32,
+        }
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.s as usize..self.e as usize
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Start {
+    Request {
+        method: Method,
+        uri: Span,
+        version: Span,
+    },
+    Response {
+        version: Span,
+        status: StatusCode,
+        reason: Span,
+    },
+}
+
+/// One header line (with its folds) of a parsed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    name: HeaderName,
+    name_span: Span,
+    value: Span,
+}
+
+/// A borrowed view of one header line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderRef<'a> {
+    /// The recognised name ([`HeaderName::Other`] for unknown ones).
+    pub name: HeaderName,
+    /// The name as written in the message (`v`, `VIA`, `X-Foo` …).
+    pub name_str: &'a str,
+    /// The value with leading/trailing whitespace removed; folds are kept as written.
+    pub value: &'a str,
+    /// Byte offset of the value in the message.
+    pub offset: usize,
+}
+
+/// A parsed SIP request or response.
+///
+/// Holds the message's bytes in one [`Bytes`] (so it is `'static`, cheap to clone and to
+/// move between tasks) plus `u32` ranges for the start line, each header and the body.
+/// Nothing is copied while parsing; typed header views ([`Message::vias`],
+/// [`Message::from`] …) borrow from the buffer and are decoded when asked for.
+///
+/// Serialising ([`Message::as_bytes`]) gives back exactly the bytes that were parsed (for a
+/// datagram: without octets past Content-Length); messages made by the builders in
+/// [`super::build`] are in canonical RFC 3261 form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    buf: Bytes,
+    start: Start,
+    headers: Vec<Header>,
+    body: Span,
+}
+
+/// Whether the bytes came in a datagram or were cut out of a stream by [`frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One datagram: octets past Content-Length are discarded, and without Content-Length
+    /// the body runs to the end (RFC 3261 §18.3).
+    Datagram,
+    /// Exactly one framed message from a stream: Content-Length is mandatory and must match.
+    Stream,
+}
+
+fn version_ok(v: &[u8]) -> bool {
+    // "SIP" "/" 1*DIGIT "." 1*DIGIT, case-insensitive.
+    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return false;
+    }
+    let rest = &v[4..];
+    let Some(dot) = rest.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (a, b) = (&rest[..dot], &rest[dot + 1..]);
+    !a.is_empty() && !b.is_empty() && a.iter().chain(b).all(u8::is_ascii_digit)
+}
+
+/// Position of the next LF at or after `from`.
+fn next_lf(b: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr(b'\n', b.get(from..)?).map(|i| i + from)
+}
+
+/// End of the line content (drops a CR before the LF).
+fn line_end(b: &[u8], lf: usize, start: usize) -> usize {
+    if lf > start && b[lf - 1] == b'\r' {
+        lf - 1
+    } else {
+        lf
+    }
+}
+
+impl Message {
+    /// Parses one datagram (RFC 3261 §18.3 framing). On failure, a request's Via, From, To,
+    /// Call-ID and CSeq are salvaged so that it can still be answered with 400.
+    pub fn parse(buf: Bytes) -> Result<Message, ParseFailure> {
+        Self::parse_as(buf, Transport::Datagram)
+    }
+
+    /// Parses a message delivered by `transport`; see [`Transport`].
+    pub fn parse_as(buf: Bytes, transport: Transport) -> Result<Message, ParseFailure> {
+        match Self::parse_inner(&buf, transport) {
+            Ok(m) => Ok(m),
+            Err(error) => {
+                let salvage = salvage(&buf, &error).map(Box::new);
+                Err(ParseFailure { error, salvage })
+            }
+        }
+    }
+
+    /// Parses only the structure (start line, header lines, Content-Length framing as for a
+    /// stream) without checking the grammar of individual headers. Used for responses built
+    /// from salvaged, possibly malformed values; typed accessors return `None` for headers
+    /// that do not parse.
+    pub fn parse_structure(buf: Bytes) -> Result<Message, ParseFailure> {
+        Self::parse_inner_checked(&buf, Transport::Stream, false).map_err(|error| ParseFailure {
+            error,
+            salvage: None,
+        })
+    }
+
+    fn parse_inner(full: &Bytes, transport: Transport) -> Result<Message, ParseError> {
+        Self::parse_inner_checked(full, transport, true)
+    }
+
+    fn parse_inner_checked(
+        full: &Bytes,
+        transport: Transport,
+        check: bool,
+    ) -> Result<Message, ParseError> {
+        if full.len() > u32::MAX as usize {
+            return Err(ParseError::new(
+                ErrorKind::TooLarge {
+                    limit: u32::MAX as usize,
+                },
+                0,
+            ));
+        }
+        // RFC 3261 §7.5: CRLFs before the start line are ignored.
+        let skip = full
+            .iter()
+            .take_while(|&&c| c == b'\r' || c == b'\n')
+            .count();
+        let b = &full[skip..];
+        if b.is_empty() {
+            return Err(ParseError::new(ErrorKind::Empty, skip));
+        }
+        let at = |e: ParseError| ParseError {
+            offset: e.offset + skip,
+            ..e
+        };
+        let lf = next_lf(b, 0).ok_or(ParseError::new(ErrorKind::NoHeaderEnd, b.len()))?;
+        let sl_end = line_end(b, lf, 0);
+        let start = parse_start_line(&b[..sl_end]).map_err(at)?;
+
+        let mut headers: Vec<Header> = Vec::with_capacity(16);
+        let mut pos = lf + 1;
+        let body_start;
+        loop {
+            let Some(lf) = next_lf(b, pos) else {
+                return Err(at(ParseError::new(ErrorKind::NoHeaderEnd, b.len())));
+            };
+            let end = line_end(b, lf, pos);
+            if end == pos {
+                body_start = lf + 1;
+                break;
+            }
+            if b[pos] == b' ' || b[pos] == b'\t' {
+                let Some(h) = headers.last_mut() else {
+                    return Err(at(ParseError::new(ErrorKind::FoldAtStart, pos)));
+                };
+                h.value.e = end as u32;
+            } else {
+                let name_end = pos + b[pos..end].iter().take_while(|&&c| is_token(c)).count();
+                let mut i = name_end;
+                while i < end && (b[i] == b' ' || b[i] == b'\t') {
+                    i += 1;
+                }
+                if name_end == pos || i >= end || b[i] != b':' {
+                    return Err(at(ParseError::new(ErrorKind::HeaderLine, pos)));
+                }
+                let name = std::str::from_utf8(&b[pos..name_end]).unwrap_or("");
+                headers.push(Header {
+                    name: HeaderName::from_name(name),
+                    name_span: Span::new(pos, name_end),
+                    value: Span::new(i + 1, end),
+                });
+            }
+            pos = lf + 1;
+        }
+        if std::str::from_utf8(&b[..body_start]).is_err() {
+            let bad = match std::str::from_utf8(&b[..body_start]) {
+                Err(e) => e.valid_up_to(),
+                Ok(_) => 0,
+            };
+            return Err(at(ParseError::new(ErrorKind::NotUtf8, bad)));
+        }
+        // Trim LWS (folds included) around each value.
+        for h in &mut headers {
+            let mut s = h.value.s as usize;
+            let mut e = h.value.e as usize;
+            while s < e && super::scan::is_lws(b[s]) {
+                s += 1;
+            }
+            while e > s && super::scan::is_lws(b[e - 1]) {
+                e -= 1;
+            }
+            h.value = Span::new(s, e);
+        }
+
+        let mut cl: Option<(usize, &Header)> = None;
+        for h in headers
+            .iter()
+            .filter(|h| h.name == HeaderName::ContentLength)
+        {
+            if cl.is_some() {
+                return Err(at(ParseError::new(
+                    ErrorKind::DuplicateContentLength,
+                    h.value.s as usize,
+                )
+                .in_header("Content-Length", 0)));
+            }
+            let v = std::str::from_utf8(&b[h.value.range()]).unwrap_or("");
+            let n = parse_number(v, u32::MAX as u64, "Content-Length")
+                .map_err(|e| at(e.in_header("Content-Length", h.value.s as usize)))?;
+            cl = Some((n as usize, h));
+        }
+        let avail = b.len() - body_start;
+        let body_len = match (cl, transport) {
+            (Some((n, _)), _) if n > avail => {
+                return Err(at(ParseError::new(
+                    ErrorKind::BodyLength {
+                        declared: n,
+                        actual: avail,
+                    },
+                    b.len(),
+                )));
+            }
+            (Some((n, _)), Transport::Stream) if n != avail => {
+                return Err(at(ParseError::new(
+                    ErrorKind::BodyLength {
+                        declared: n,
+                        actual: avail,
+                    },
+                    body_start + n,
+                )));
+            }
+            (Some((n, _)), _) => n,
+            (None, Transport::Datagram) => avail,
+            (None, Transport::Stream) => {
+                return Err(at(ParseError::new(
+                    ErrorKind::MissingContentLength,
+                    body_start,
+                )));
+            }
+        };
+
+        let total = skip + body_start + body_len;
+        let buf = if skip == 0 && total == full.len() {
+            full.clone()
+        } else {
+            full.slice(skip..total)
+        };
+        let msg = Message {
+            buf,
+            start,
+            headers,
+            body: Span::new(body_start, body_start + body_len),
+        };
+        if check {
+            msg.check_headers().map_err(at)?;
+        }
+        Ok(msg)
+    }
+
+    /// Checks the grammar of the headers the transaction and dialog layers rely on, so that a
+    /// message that parses can be answered and routed; other headers are checked when read.
+    fn check_headers(&self) -> Result<(), ParseError> {
+        if let Start::Request { uri, .. } = &self.start {
+            Uri::parse_at(self.str_at(*uri), uri.s as usize).map_err(|e| e.ctx("Request-URI"))?;
+        }
+        for h in &self.headers {
+            let v = self.str_at(h.value);
+            let base = h.value.s as usize;
+            let r = match h.name {
+                HeaderName::Via => Via::parse_list(v).map(drop),
+                HeaderName::From | HeaderName::To => NameAddr::parse(v).map(drop),
+                HeaderName::CallId => check_call_id(v),
+                HeaderName::CSeq => CSeq::parse(v).map(drop),
+                HeaderName::MaxForwards => parse_number(v, 255, "Max-Forwards").map(drop),
+                HeaderName::Contact => Contacts::parse(v).map(drop),
+                HeaderName::ContentType => MediaType::parse(v).map(drop),
+                HeaderName::Route | HeaderName::RecordRoute => parse_name_addrs(v).map(drop),
+                HeaderName::Require | HeaderName::ProxyRequire => parse_tokens(v).map(drop),
+                _ => Ok(()),
+            };
+            r.map_err(|e| e.in_header(h.name.canonical().unwrap_or("header"), base))?;
+        }
+        Ok(())
+    }
+
+    fn str_at(&self, s: Span) -> &str {
+        // The header section was checked to be UTF-8 and spans fall on ASCII boundaries.
+        std::str::from_utf8(self.buf.get(s.range()).unwrap_or(b"")).unwrap_or("")
+    }
+
+    /// The message bytes, exactly as parsed (or as built).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// The message bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.buf
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, Start::Request { .. })
+    }
+
+    /// The request method (`None` for a response).
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            Start::Request { method, .. } => Some(method),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI as written.
+    pub fn request_uri_str(&self) -> Option<&str> {
+        match &self.start {
+            Start::Request { uri, .. } => Some(self.str_at(*uri)),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI (checked at parse time).
+    pub fn request_uri(&self) -> Option<Uri<'_>> {
+        self.request_uri_str().and_then(|s| Uri::parse(s).ok())
+    }
+
+    /// The SIP-Version of the start line as written (`SIP/2.0`).
+    pub fn version(&self) -> &str {
+        match &self.start {
+            Start::Request { version, .. } | Start::Response { version, .. } => {
+                self.str_at(*version)
+            }
+        }
+    }
+
+    /// The status code (`None` for a request).
+    pub fn status(&self) -> Option<StatusCode> {
+        match &self.start {
+            Start::Response { status, .. } => Some(*status),
+            Start::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase (`None` for a request; may be empty).
+    pub fn reason(&self) -> Option<&str> {
+        match &self.start {
+            Start::Response { reason, .. } => Some(self.str_at(*reason)),
+            Start::Request { .. } => None,
+        }
+    }
+
+    /// Every header line in order.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        self.headers.iter().map(|h| HeaderRef {
+            name: h.name,
+            name_str: self.str_at(h.name_span),
+            value: self.str_at(h.value),
+            offset: h.value.s as usize,
+        })
+    }
+
+    /// The values of every line of a known header, in order.
+    pub fn header_lines(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.str_at(h.value))
+    }
+
+    /// The first line of a known header.
+    pub fn header(&self, name: HeaderName) -> Option<&str> {
+        self.header_lines(name).next()
+    }
+
+    /// The first header with this name (any case; full or compact form for known names).
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        match HeaderName::from_name(name) {
+            HeaderName::Other => self
+                .headers()
+                .find(|h| h.name == HeaderName::Other && h.name_str.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+            known => self.header(known),
+        }
+    }
+
+    /// How many lines of a known header there are.
+    pub fn count(&self, name: HeaderName) -> usize {
+        self.headers.iter().filter(|h| h.name == name).count()
+    }
+
+    /// The individual values of a list header across all its lines (top-level commas split,
+    /// not inside quotes or `<…>`); for other headers, one value per line.
+    pub fn values(&self, name: HeaderName) -> Vec<&str> {
+        if name.is_list() {
+            self.header_lines(name)
+                .flat_map(split_values)
+                .filter(|v| !v.is_empty())
+                .collect()
+        } else {
+            self.header_lines(name).collect()
+        }
+    }
+
+    /// All Via values, top first (checked at parse time).
+    pub fn vias(&self) -> Vec<Via<'_>> {
+        self.header_lines(HeaderName::Via)
+            .flat_map(|v| Via::parse_list(v).unwrap_or_default())
+            .collect()
+    }
+
+    /// The topmost Via.
+    pub fn top_via(&self) -> Option<Via<'_>> {
+        let v = self.header(HeaderName::Via)?;
+        Via::parse_list(v).ok()?.into_iter().next()
+    }
+
+    /// From (first line; checked at parse time).
+    pub fn from(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::From)?).ok()
+    }
+
+    /// To (first line; checked at parse time).
+    pub fn to(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::To)?).ok()
+    }
+
+    /// Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.header(HeaderName::CallId)
+    }
+
+    /// CSeq (first line; checked at parse time).
+    pub fn cseq(&self) -> Option<CSeq> {
+        CSeq::parse(self.header(HeaderName::CSeq)?).ok()
+    }
+
+    /// Max-Forwards (0..=255, checked at parse time).
+    pub fn max_forwards(&self) -> Option<u8> {
+        parse_number(self.header(HeaderName::MaxForwards)?, 255, "Max-Forwards")
+            .ok()
+            .map(|v| v as u8)
+    }
+
+    /// Contact, merged across lines: `Star` if any line is `*`.
+    pub fn contacts(&self) -> Option<Contacts<'_>> {
+        let mut list = Vec::new();
+        let mut any = false;
+        for v in self.header_lines(HeaderName::Contact) {
+            any = true;
+            match Contacts::parse(v).ok()? {
+                Contacts::Star => return Some(Contacts::Star),
+                Contacts::List(l) => list.extend(l),
+            }
+        }
+        any.then_some(Contacts::List(list))
+    }
+
+    /// Content-Type (checked at parse time).
+    pub fn content_type(&self) -> Option<MediaType<'_>> {
+        MediaType::parse(self.header(HeaderName::ContentType)?).ok()
+    }
+
+    /// Content-Length as declared.
+    pub fn content_length(&self) -> Option<usize> {
+        let v = self.header(HeaderName::ContentLength)?;
+        parse_number(v, u32::MAX as u64, "Content-Length")
+            .ok()
+            .map(|v| v as usize)
+    }
+
+    /// Content-Disposition.
+    pub fn content_disposition(&self) -> Option<Result<Disposition<'_>, ParseError>> {
+        self.typed(HeaderName::ContentDisposition, Disposition::parse)
+    }
+
+    /// Expires; values above 2**32-1 saturate (RFC 3261 §20.19), `None` when absent or not
+    /// a number.
+    pub fn expires(&self) -> Option<u32> {
+        let v = self.header(HeaderName::Expires)?;
+        if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some(super::scan::digits_u64(v).map_or(u32::MAX, |n| n.min(u64::from(u32::MAX)) as u32))
+    }
+
+    fn typed<'a, T>(
+        &'a self,
+        name: HeaderName,
+        f: impl Fn(&'a str) -> Result<T, ParseError>,
+    ) -> Option<Result<T, ParseError>> {
+        let h = self.headers.iter().find(|h| h.name == name)?;
+        Some(
+            f(self.str_at(h.value))
+                .map_err(|e| e.in_header(name.canonical().unwrap_or("header"), h.value.s as usize)),
+        )
+    }
+
+    fn token_list(&self, name: HeaderName) -> Result<Vec<&str>, ParseError> {
+        let mut out = Vec::new();
+        for h in self.headers.iter().filter(|h| h.name == name) {
+            let v = parse_tokens(self.str_at(h.value)).map_err(|e| {
+                e.in_header(name.canonical().unwrap_or("header"), h.value.s as usize)
+            })?;
+            out.extend(v);
+        }
+        Ok(out)
+    }
+
+    /// Option tags of Require (checked at parse time).
+    pub fn require(&self) -> Vec<&str> {
+        self.token_list(HeaderName::Require).unwrap_or_default()
+    }
+
+    /// Option tags of Proxy-Require (checked at parse time).
+    pub fn proxy_require(&self) -> Vec<&str> {
+        self.token_list(HeaderName::ProxyRequire)
+            .unwrap_or_default()
+    }
+
+    /// Option tags of Supported.
+    pub fn supported(&self) -> Result<Vec<&str>, ParseError> {
+        self.token_list(HeaderName::Supported)
+    }
+
+    /// Option tags of Unsupported.
+    pub fn unsupported(&self) -> Result<Vec<&str>, ParseError> {
+        self.token_list(HeaderName::Unsupported)
+    }
+
+    /// Methods of Allow.
+    pub fn allow(&self) -> Result<Vec<Method>, ParseError> {
+        Ok(self
+            .token_list(HeaderName::Allow)?
+            .into_iter()
+            .map(Method::from_token)
+            .collect())
+    }
+
+    /// Accept media ranges across all lines; `None` when there is no Accept header,
+    /// `Some(Ok(vec![]))` for an empty one (nothing acceptable, RFC 3261 §20.1).
+    pub fn accept(&self) -> Option<Result<Vec<MediaType<'_>>, ParseError>> {
+        let mut out = Vec::new();
+        let mut any = false;
+        for h in self.headers.iter().filter(|h| h.name == HeaderName::Accept) {
+            any = true;
+            match MediaType::parse_accept(self.str_at(h.value)) {
+                Ok(v) => out.extend(v),
+                Err(e) => return Some(Err(e.in_header("Accept", h.value.s as usize))),
+            }
+        }
+        any.then_some(Ok(out))
+    }
+
+    fn name_addr_list(&self, name: HeaderName) -> Result<Vec<NameAddr<'_>>, ParseError> {
+        let mut out = Vec::new();
+        for h in self.headers.iter().filter(|h| h.name == name) {
+            let v = parse_name_addrs(self.str_at(h.value)).map_err(|e| {
+                e.in_header(name.canonical().unwrap_or("header"), h.value.s as usize)
+            })?;
+            out.extend(v);
+        }
+        Ok(out)
+    }
+
+    /// Route values in order (checked at parse time).
+    pub fn routes(&self) -> Vec<NameAddr<'_>> {
+        self.name_addr_list(HeaderName::Route).unwrap_or_default()
+    }
+
+    /// Record-Route values in order (checked at parse time).
+    pub fn record_routes(&self) -> Vec<NameAddr<'_>> {
+        self.name_addr_list(HeaderName::RecordRoute)
+            .unwrap_or_default()
+    }
+
+    /// P-Asserted-Identity values (RFC 3325).
+    pub fn p_asserted_identity(&self) -> Result<Vec<NameAddr<'_>>, ParseError> {
+        self.name_addr_list(HeaderName::PAssertedIdentity)
+    }
+
+    /// Warning values.
+    pub fn warnings(&self) -> Result<Vec<Warning<'_>>, ParseError> {
+        let mut out = Vec::new();
+        for h in self
+            .headers
+            .iter()
+            .filter(|h| h.name == HeaderName::Warning)
+        {
+            out.extend(
+                Warning::parse_list(self.str_at(h.value))
+                    .map_err(|e| e.in_header("Warning", h.value.s as usize))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The body (zero-copy slice of the message).
+    pub fn body(&self) -> Bytes {
+        self.buf.slice(self.body.range())
+    }
+
+    /// The body as a byte slice.
+    pub fn body_bytes(&self) -> &[u8] {
+        self.buf.get(self.body.range()).unwrap_or(b"")
+    }
+
+    /// Every header as (lower-case full name, value) for [`crate::machine::Facts::headers`].
+    pub fn facts_headers(&self) -> Vec<(String, String)> {
+        self.headers()
+            .map(|h| {
+                let name = match h.name.canonical() {
+                    Some(c) => c.to_ascii_lowercase(),
+                    None => h.name_str.to_ascii_lowercase(),
+                };
+                (name, h.value.to_owned())
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let start = self
+            .buf
+            .iter()
+            .position(|&c| c == b'\r' || c == b'\n')
+            .unwrap_or(0);
+        f.debug_struct("Message")
+            .field("start_line", &String::from_utf8_lossy(&self.buf[..start]))
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body_bytes().len())
+            .finish()
+    }
+}
+
+fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp = line.iter().position(|&c| c == b' ').ok_or(ParseError::new(
+            ErrorKind::StartLine("missing status code"),
+            line.len(),
+        ))?;
+        if !version_ok(&line[..sp]) {
+            return Err(ParseError::new(ErrorKind::Version, 0).ctx("Status-Line"));
+        }
+        let rest = &line[sp + 1..];
+        let code_len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        let after = rest.get(code_len).copied();
+        if code_len != 3 || !(after.is_none() || after == Some(b' ')) {
+            return Err(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"));
+        }
+        let code =
+            (rest[0] - b'0') as u16 * 100 + (rest[1] - b'0') as u16 * 10 + (rest[2] - b'0') as u16;
+        let status = StatusCode::new(code)
+            .ok_or(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
+        let rs = (sp + 1 + 4).min(line.len());
+        let reason = &line[rs..];
+        if reason.iter().any(|&c| c < 0x20 && c != b'\t') || std::str::from_utf8(reason).is_err() {
+            return Err(ParseError::new(
+                ErrorKind::StartLine("bad reason phrase"),
+                rs,
+            ));
+        }
+        return Ok(Start::Response {
+            version: Span::new(0, sp),
+            status,
+            reason: Span::new(rs, line.len()),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version
+    let sp1 = line.iter().position(|&c| c == b' ').ok_or(ParseError::new(
+        ErrorKind::StartLine("missing Request-URI"),
+        line.len(),
+    ))?;
+    let m = &line[..sp1];
+    if m.is_empty() || !m.iter().all(|&c| is_token(c)) {
+        return Err(ParseError::new(
+            ErrorKind::StartLine("method is not a token"),
+            0,
+        ));
+    }
+    let sp2 = line[sp1 + 1..]
+        .iter()
+        .position(|&c| c == b' ')
+        .map(|i| i + sp1 + 1)
+        .ok_or(ParseError::new(
+            ErrorKind::StartLine("missing SIP-Version"),
+            line.len(),
+        ))?;
+    if sp2 == sp1 + 1 {
+        return Err(ParseError::new(
+            ErrorKind::StartLine("empty Request-URI"),
+            sp2,
+        ));
+    }
+    let uri = &line[sp1 + 1..sp2];
+    if uri.iter().any(|&c| c <= b' ' || c >= 0x7f) {
+        return Err(ParseError::new(
+            ErrorKind::StartLine("bad character in Request-URI"),
+            sp1 + 1,
+        ));
+    }
+    if !version_ok(&line[sp2 + 1..]) {
+        return Err(ParseError::new(ErrorKind::Version, sp2 + 1).ctx("Request-Line"));
+    }
+    let method = Method::from_token(std::str::from_utf8(m).unwrap_or(""));
+    Ok(Start::Request {
+        method,
+        uri: Span::new(sp1 + 1, sp2),
+        version: Span::new(sp2 + 1, line.len()),
+    })
+}
+
+/// Collects Via/From/To/Call-ID/CSeq raw values from something that looks like a request,
+/// tolerating everything but a missing Via (without one there is nowhere to answer).
+fn salvage(buf: &[u8], error: &ParseError) -> Option<Salvage> {
+    let skip = buf
+        .iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count();
+    let b = &buf[skip..];
+    if b.len() < 4 || b[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut pos = match next_lf(b, 0) {
+        Some(lf) => lf + 1,
+        None => return None,
+    };
+    while pos < b.len() {
+        let lf = next_lf(b, pos).unwrap_or(b.len());
+        let end = line_end(b, lf, pos);
+        let line = String::from_utf8_lossy(&b[pos..end]);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = lines.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            lines.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+        pos = lf + 1;
+    }
+    let mut s = Salvage::default();
+    for (n, v) in lines {
+        let v = trim_lws(&v).to_owned();
+        match HeaderName::from_name(&n) {
+            HeaderName::Via => s.via.push(v),
+            HeaderName::From if s.from.is_none() => s.from = Some(v),
+            HeaderName::To if s.to.is_none() => s.to = Some(v),
+            HeaderName::CallId if s.call_id.is_none() => s.call_id = Some(v),
+            HeaderName::CSeq if s.cseq.is_none() => s.cseq = Some(v),
+            _ => {}
+        }
+    }
+    if s.via.is_empty() {
+        return None;
+    }
+    // Warning text is a quoted-string: keep it printable ASCII without quotes/backslashes.
+    s.warning = error
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    Some(s)
+}
+
+/// What [`frame`] found at the front of a stream buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// The buffer does not yet hold a complete message.
+    NeedMore,
+    /// Skip `skip` octets (CRLF keep-alives, RFC 5626 §3.5.1), then the next `len` octets
+    /// are one complete message.
+    Message {
+        /// Leading CRLF octets to discard.
+        skip: usize,
+        /// Length of the message after them.
+        len: usize,
+    },
+    /// Only keep-alive CRLFs so far: discard `skip` octets.
+    KeepAlive {
+        /// Octets to discard.
+        skip: usize,
+    },
+}
+
+/// Content-Length framing for stream transports (RFC 3261 §18.3): how many bytes of `buf`
+/// make the next complete message. `limit` caps a message's total size; a header section
+/// or declared length beyond it is an error (the connection should be closed).
+pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
+    let skip = buf
+        .iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count();
+    let b = &buf[skip..];
+    if b.is_empty() {
+        return Ok(if skip == 0 {
+            Frame::NeedMore
+        } else {
+            Frame::KeepAlive { skip }
+        });
+    }
+    let mut pos = 0;
+    let mut cl: Option<usize> = None;
+    let head_end = loop {
+        let Some(lf) = next_lf(b, pos) else {
+            if b.len() > limit {
+                return Err(ParseError::new(ErrorKind::TooLarge { limit }, skip + limit));
+            }
+            return Ok(Frame::NeedMore);
+        };
+        let end = line_end(b, lf, pos);
+        if end == pos && pos > 0 {
+            break lf + 1;
+        }
+        let line = &b[pos..end];
+        let name_len = line.iter().take_while(|&&c| is_token(c)).count();
+        let mut i = name_len;
+        while i < line.len() && (line[i] == b' ' || line[i] == b'\t') {
+            i += 1;
+        }
+        if pos > 0 && name_len > 0 && i < line.len() && line[i] == b':' {
+            let name = std::str::from_utf8(&line[..name_len]).unwrap_or("");
+            if HeaderName::from_name(name) == HeaderName::ContentLength {
+                let v = std::str::from_utf8(&line[i + 1..]).unwrap_or("");
+                let n = parse_number(v.trim(), u32::MAX as u64, "Content-Length")
+                    .map_err(|e| e.in_header("Content-Length", skip + pos + i + 1))?;
+                if cl.is_some_and(|c| c != n as usize) {
+                    return Err(ParseError::new(
+                        ErrorKind::DuplicateContentLength,
+                        skip + pos,
+                    ));
+                }
+                cl = Some(n as usize);
+            }
+        }
+        pos = lf + 1;
+        if pos > limit {
+            return Err(ParseError::new(ErrorKind::TooLarge { limit }, skip + limit));
+        }
+    };
+    let Some(n) = cl else {
+        return Err(ParseError::new(
+            ErrorKind::MissingContentLength,
+            skip + head_end,
+        ));
+    };
+    let len = head_end
+        .checked_add(n)
+        .filter(|&l| l <= limit)
+        .ok_or(ParseError::new(ErrorKind::TooLarge { limit }, skip))?;
+    if b.len() < len {
+        return Ok(Frame::NeedMore);
+    }
+    Ok(Frame::Message { skip, len })
+}

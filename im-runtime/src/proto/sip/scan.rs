@@ -1,0 +1,283 @@
+//! Character classes and a small cursor for RFC 3261 §25 grammar over header values.
+//!
+//! Header values handed to the cursor still contain their folds (`CRLF 1*WSP`): the line
+//! splitter guarantees that every CR/LF inside a value is followed by whitespace, so skipping
+//! `[ \t\r\n]` is exactly skipping LWS.
+
+use super::error::{ErrorKind, ParseError};
+
+/// RFC 3261 `token` characters.
+pub(crate) fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// RFC 3261 `word` characters (Call-ID).
+pub(crate) fn is_word(c: u8) -> bool {
+    is_token(c)
+        || matches!(
+            c,
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'/'
+                | b'['
+                | b']'
+                | b'?'
+                | b'{'
+                | b'}'
+        )
+}
+
+pub(crate) fn is_lws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims LWS (including folds) from both ends.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+/// A position in a header value; errors carry `base + pos`.
+pub(crate) struct Cur<'a> {
+    pub(crate) s: &'a str,
+    pub(crate) pos: usize,
+}
+
+impl<'a> Cur<'a> {
+    pub(crate) fn new(s: &'a str) -> Cur<'a> {
+        Cur { s, pos: 0 }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    pub(crate) fn eof(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    pub(crate) fn err(&self, kind: ErrorKind) -> ParseError {
+        ParseError::new(kind, self.pos)
+    }
+
+    pub(crate) fn skip_lws(&mut self) {
+        while let Some(c) = self.peek() {
+            if is_lws(c) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// `SWS c SWS`: skips whitespace, eats `c` and the whitespace after it. Leaves the
+    /// position untouched when `c` is not next.
+    pub(crate) fn sep(&mut self, c: u8) -> bool {
+        let save = self.pos;
+        self.skip_lws();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            self.skip_lws();
+            true
+        } else {
+            self.pos = save;
+            false
+        }
+    }
+
+    /// Eats `c` right here (no whitespace skipping).
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if f(c) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        // Every predicate used stops on ASCII bytes only or consumes whole UTF-8 sequences,
+        // so the slice boundaries are char boundaries; fall back to "" defensively.
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+
+    pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
+        let t = self.take_while(is_token);
+        if t.is_empty() {
+            Err(self.err(ErrorKind::Expected(what)))
+        } else {
+            Ok(t)
+        }
+    }
+
+    /// A quoted-string starting at the cursor; returns it with its quotes.
+    pub(crate) fn quoted(&mut self) -> Result<&'a str, ParseError> {
+        let start = self.pos;
+        if !self.eat(b'"') {
+            return Err(self.err(ErrorKind::Expected("quoted string")));
+        }
+        let b = self.s.as_bytes();
+        while self.pos < b.len() {
+            match b[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(self.s.get(start..self.pos).unwrap_or(""));
+                }
+                b'\\' => {
+                    // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+                    match b.get(self.pos + 1) {
+                        Some(&c) if c <= 0x7f && c != b'\r' && c != b'\n' => self.pos += 2,
+                        _ => return Err(self.err(ErrorKind::Expected("quoted-pair"))),
+                    }
+                }
+                b'\r' | b'\n' => {
+                    // Only a fold (CRLF followed by whitespace) may appear inside.
+                    self.pos += 1;
+                }
+                c if c < 0x20 && c != b'\t' => {
+                    return Err(self.err(ErrorKind::Expected("qdtext")));
+                }
+                _ => self.pos += 1,
+            }
+        }
+        Err(ParseError::new(
+            ErrorKind::Unterminated("quoted string"),
+            start,
+        ))
+    }
+
+    pub(crate) fn expect_end(&mut self) -> Result<(), ParseError> {
+        self.skip_lws();
+        if self.eof() {
+            Ok(())
+        } else {
+            Err(self.err(ErrorKind::Trailing))
+        }
+    }
+}
+
+/// Removes the quotes and quoted-pair backslashes of a quoted-string.
+pub(crate) fn unquote(q: &str) -> String {
+    let inner = q
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(q);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a run of ASCII digits into `u64`, `None` on overflow or a non-digit.
+pub(crate) fn digits_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for c in s.bytes() {
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Splits a list-valued header on top-level commas (not inside quotes or `<…>`), trimming
+/// LWS; yields `(offset, item)`. Empty items are yielded too so that callers can reject them.
+pub(crate) fn split_commas(s: &str) -> Vec<(usize, &str)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let mut in_q = false;
+    let mut in_a = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_q {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                in_q = false;
+            }
+        } else if c == b'"' {
+            in_q = true;
+        } else if c == b'<' {
+            in_a = true;
+        } else if c == b'>' {
+            in_a = false;
+        } else if c == b',' && !in_a {
+            out.push(item(s, start, i));
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.push(item(s, start, b.len()));
+    out
+}
+
+fn item(s: &str, start: usize, end: usize) -> (usize, &str) {
+    let raw = s.get(start..end.min(s.len())).unwrap_or("");
+    let lead = raw.len()
+        - raw
+            .trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+            .len();
+    (start + lead, trim_lws(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_angles() {
+        let s = r#""a, b" <sip:x;p=1,2>;q=1 , <sip:y>"#;
+        let v = split_commas(s);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].1, r#""a, b" <sip:x;p=1,2>;q=1"#);
+        assert_eq!(v[1].1, "<sip:y>");
+        assert_eq!(&s[v[1].0..], "<sip:y>");
+        let v = split_commas(r#""a \", b", c"#);
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn quoted_pairs_and_unquote() {
+        let mut c = Cur::new(r#""J Rosenberg \\\"" rest"#);
+        let q = c.quoted().unwrap();
+        assert_eq!(unquote(q), r#"J Rosenberg \""#);
+        let mut c = Cur::new(r#""open"#);
+        assert_eq!(
+            c.quoted().unwrap_err().kind,
+            ErrorKind::Unterminated("quoted string")
+        );
+    }
+
+    #[test]
+    fn digits() {
+        assert_eq!(digits_u64("0068"), Some(68));
+        assert_eq!(digits_u64("36893488147419103232"), None);
+        assert_eq!(digits_u64("-1"), None);
+        assert_eq!(digits_u64(""), None);
+    }
+}

@@ -1,0 +1,536 @@
+//! SIP, SIPS and tel URIs (RFC 3261 §19.1, §25; RFC 3966), IPv6 references (RFC 5118) and
+//! any other absolute URI kept opaque. Zero-copy: every part borrows the message.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::error::{ErrorKind, ParseError};
+use crate::machine;
+
+/// The URI scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `sip:`
+    Sip,
+    /// `sips:`
+    Sips,
+    /// `tel:` (RFC 3966)
+    Tel,
+    /// Any other scheme; the URI is kept opaque.
+    Other,
+}
+
+/// A parsed URI borrowing from the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uri<'a> {
+    raw: &'a str,
+    scheme: Scheme,
+    scheme_str: &'a str,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: &'a str,
+    port: Option<u16>,
+    params: &'a str,
+    headers: &'a str,
+}
+
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+fn is_user_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+fn is_password_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_param_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+fn is_hnv_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+fn is_reserved(c: u8) -> bool {
+    matches!(
+        c,
+        b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b','
+    )
+}
+
+/// Checks `s` against a character class where `%HH` escapes are also allowed.
+fn check_escaped(
+    s: &str,
+    base: usize,
+    ok: impl Fn(u8) -> bool,
+    what: &'static str,
+) -> Result<(), ParseError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if b.len() < i + 3 || !b[i + 1].is_ascii_hexdigit() || !b[i + 2].is_ascii_hexdigit() {
+                return Err(ParseError::new(ErrorKind::Escape, base + i).ctx(what));
+            }
+            i += 3;
+        } else if ok(c) {
+            i += 1;
+        } else {
+            return Err(ParseError::new(ErrorKind::Expected("URI character"), base + i).ctx(what));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a host: hostname, IPv4 address or bracketed IPv6 reference. The IPv6 check is
+/// deliberately loose (hex digits, colons, dots): RFC 5118 §4.10 asks parsers to accept the
+/// historical three-colon form too.
+pub(crate) fn check_host(h: &str, base: usize) -> Result<(), ParseError> {
+    let err = || Err(ParseError::new(ErrorKind::Host, base));
+    if let Some(inner) = h.strip_prefix('[') {
+        let Some(inner) = inner.strip_suffix(']') else {
+            return err();
+        };
+        if inner.is_empty()
+            || !inner.contains(':')
+            || !inner
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
+            return err();
+        }
+        return Ok(());
+    }
+    if h.is_empty()
+        || !h
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+        || h.starts_with(['-', '.'])
+    {
+        return err();
+    }
+    Ok(())
+}
+
+/// Splits `host[:port]` (host may be a bracketed IPv6 reference).
+pub(crate) fn split_hostport(s: &str, base: usize) -> Result<(&str, Option<u16>), ParseError> {
+    let (host, port) = if s.starts_with('[') {
+        match s.find(']') {
+            Some(i) => {
+                let (h, rest) = s.split_at(i + 1);
+                match rest.strip_prefix(':') {
+                    Some(p) => (h, Some(p)),
+                    None if rest.is_empty() => (h, None),
+                    None => return Err(ParseError::new(ErrorKind::Host, base + i + 1)),
+                }
+            }
+            None => {
+                return Err(ParseError::new(
+                    ErrorKind::Unterminated("IPv6 reference"),
+                    base,
+                ));
+            }
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    check_host(host, base)?;
+    let port = match port {
+        None => None,
+        Some(p) => {
+            let off = base + host.len() + 1;
+            match super::scan::digits_u64(p) {
+                Some(v) if v <= u64::from(u16::MAX) => Some(v as u16),
+                _ => return Err(ParseError::new(ErrorKind::Port, off)),
+            }
+        }
+    };
+    Ok((host, port))
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a complete URI (the caller has already cut it out of its header or line).
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
+        Self::parse_at(s, 0)
+    }
+
+    pub(crate) fn parse_at(s: &'a str, base: usize) -> Result<Uri<'a>, ParseError> {
+        let colon = s
+            .find(':')
+            .ok_or_else(|| ParseError::new(ErrorKind::Expected("URI scheme"), base).ctx("URI"))?;
+        let scheme_str = &s[..colon];
+        let sb = scheme_str.as_bytes();
+        if sb.is_empty()
+            || !sb[0].is_ascii_alphabetic()
+            || !sb
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(ParseError::new(ErrorKind::Expected("URI scheme"), base).ctx("URI"));
+        }
+        let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme_str.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if scheme_str.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        };
+        let rest = &s[colon + 1..];
+        let rbase = base + colon + 1;
+        let mut uri = Uri {
+            raw: s,
+            scheme,
+            scheme_str,
+            user: None,
+            password: None,
+            host: "",
+            port: None,
+            params: "",
+            headers: "",
+        };
+        match scheme {
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(rest, rbase).map_err(|e| e.ctx("URI"))?,
+            Scheme::Tel => uri.parse_tel(rest, rbase).map_err(|e| e.ctx("URI"))?,
+            Scheme::Other => {
+                if rest.is_empty() {
+                    return Err(ParseError::new(ErrorKind::Expected("URI body"), rbase).ctx("URI"));
+                }
+                // Opaque: RFC 3986 characters; escapes are not checked for unknown schemes.
+                if let Some(i) = rest.bytes().position(|c| {
+                    !(is_unreserved(c) || is_reserved(c) || matches!(c, b'%' | b'#' | b'[' | b']'))
+                }) {
+                    return Err(
+                        ParseError::new(ErrorKind::Expected("URI character"), rbase + i).ctx("URI"),
+                    );
+                }
+            }
+        }
+        Ok(uri)
+    }
+
+    fn parse_sip(&mut self, rest: &'a str, base: usize) -> Result<(), ParseError> {
+        let (hostpart, hbase) = match rest.find('@') {
+            Some(at) => {
+                let userinfo = &rest[..at];
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(ParseError::new(ErrorKind::Expected("user"), base).ctx("user"));
+                }
+                check_escaped(user, base, is_user_char, "user")?;
+                if let Some(p) = password {
+                    check_escaped(p, base + user.len() + 1, is_password_char, "password")?;
+                }
+                self.user = Some(user);
+                self.password = password;
+                (&rest[at + 1..], base + at + 1)
+            }
+            None => (rest, base),
+        };
+        let end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let (host, port) = split_hostport(&hostpart[..end], hbase).map_err(|e| e.ctx("host"))?;
+        self.host = host;
+        self.port = port;
+        self.split_params(&hostpart[end..], hbase + end)
+    }
+
+    fn parse_tel(&mut self, rest: &'a str, base: usize) -> Result<(), ParseError> {
+        let end = rest.find([';', '?']).unwrap_or(rest.len());
+        let number = &rest[..end];
+        if number.is_empty()
+            || !number.bytes().all(|c| {
+                c.is_ascii_hexdigit()
+                    || matches!(c, b'*' | b'#' | b'+' | b'-' | b'.' | b'(' | b')')
+                    || c == b'p'
+                    || c == b'w'
+            })
+        {
+            return Err(
+                ParseError::new(ErrorKind::Expected("telephone number"), base)
+                    .ctx("telephone-subscriber"),
+            );
+        }
+        self.user = Some(number);
+        self.split_params(&rest[end..], base + end)
+    }
+
+    /// `tail` starts with `;` (params), `?` (headers) or is empty.
+    fn split_params(&mut self, tail: &'a str, base: usize) -> Result<(), ParseError> {
+        let (params, headers, hbase) = match tail.find('?') {
+            Some(q) => (&tail[..q], &tail[q + 1..], base + q + 1),
+            None => (tail, "", base),
+        };
+        if let Some(p) = params.strip_prefix(';') {
+            let mut off = base + 1;
+            for param in p.split(';') {
+                let (name, value) = match param.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (param, None),
+                };
+                if name.is_empty() || value == Some("") {
+                    return Err(ParseError::new(ErrorKind::Expected("uri-parameter"), off)
+                        .ctx("uri-parameter"));
+                }
+                check_escaped(
+                    param,
+                    off,
+                    |c| is_param_char(c) || c == b'=',
+                    "uri-parameter",
+                )?;
+                off += param.len() + 1;
+            }
+            self.params = p;
+        }
+        if hbase != base {
+            let mut off = hbase;
+            for h in headers.split('&') {
+                match h.split_once('=') {
+                    Some((n, v)) if !n.is_empty() => {
+                        check_escaped(n, off, is_hnv_char, "header")?;
+                        check_escaped(v, off + n.len() + 1, is_hnv_char, "header")?;
+                    }
+                    _ => {
+                        return Err(
+                            ParseError::new(ErrorKind::Expected("hname=hvalue"), off).ctx("header")
+                        );
+                    }
+                }
+                off += h.len() + 1;
+            }
+            self.headers = headers;
+        }
+        Ok(())
+    }
+
+    /// The URI exactly as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The scheme as written (`sip`, `SIP`, `isbn` …).
+    pub fn scheme_str(&self) -> &'a str {
+        self.scheme_str
+    }
+
+    /// The user part as written (still %-escaped); the number for `tel`.
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
+    }
+
+    /// The user part with %-escapes decoded (invalid UTF-8 replaced).
+    pub fn user_unescaped(&self) -> Option<Cow<'a, str>> {
+        self.user.map(unescape)
+    }
+
+    /// The password, as written.
+    pub fn password(&self) -> Option<&'a str> {
+        self.password
+    }
+
+    /// The host as written (IPv6 references keep their brackets); empty for tel and
+    /// other schemes.
+    pub fn host(&self) -> &'a str {
+        self.host
+    }
+
+    /// The explicit port.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// URI parameters in order as `(name, value)`, still escaped.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        let p = self.params;
+        p.split(';')
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (s, None),
+            })
+    }
+
+    /// A URI parameter by name (case-insensitive): `Some(None)` for a flag like `lr`.
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        self.params()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// URI headers (`?name=value&…`) in order, still escaped.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let h = self.headers;
+        h.split('&')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.split_once('='))
+    }
+
+    /// The contract's view of this URI (lower-cased scheme and host, unescaped user).
+    pub fn to_view(&self) -> machine::Uri {
+        machine::Uri {
+            scheme: self.scheme_str.to_ascii_lowercase(),
+            user: self
+                .user
+                .map(|u| unescape(u).into_owned())
+                .unwrap_or_default(),
+            host: self.host.to_ascii_lowercase(),
+            port: self.port,
+            params: self
+                .params()
+                .map(|(n, v)| {
+                    (
+                        unescape(n).to_ascii_lowercase(),
+                        v.map(|v| unescape(v).into_owned()),
+                    )
+                })
+                .collect(),
+            raw: self.raw.to_owned(),
+        }
+    }
+}
+
+impl From<Uri<'_>> for machine::Uri {
+    fn from(u: Uri<'_>) -> machine::Uri {
+        u.to_view()
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.raw)
+    }
+}
+
+/// Decodes `%HH` escapes; malformed escapes are kept as written, invalid UTF-8 is replaced.
+pub fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_parts() {
+        let u =
+            Uri::parse("sip:alice:pw@Example.COM:5070;transport=tcp;lr?subject=hi&x=y").unwrap();
+        assert_eq!(u.scheme(), Scheme::Sip);
+        assert_eq!(u.user(), Some("alice"));
+        assert_eq!(u.password(), Some("pw"));
+        assert_eq!(u.host(), "Example.COM");
+        assert_eq!(u.port(), Some(5070));
+        assert_eq!(u.param("TRANSPORT"), Some(Some("tcp")));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(
+            u.headers().collect::<Vec<_>>(),
+            vec![("subject", "hi"), ("x", "y")]
+        );
+        let v = u.to_view();
+        assert_eq!(v.host, "example.com");
+        assert_eq!(v.params[0], ("transport".into(), Some("tcp".into())));
+    }
+
+    #[test]
+    fn escapes() {
+        let u = Uri::parse("sip:sips%3Auser%40example.com@example.net").unwrap();
+        assert_eq!(u.user_unescaped().unwrap(), "sips:user@example.com");
+        assert_eq!(u.host(), "example.net");
+        let u = Uri::parse("sip:null-%00-null@example.com").unwrap();
+        assert_eq!(u.to_view().user, "null-\0-null");
+        assert_eq!(Uri::parse("sip:a%4@x").unwrap_err().kind, ErrorKind::Escape);
+        let u =
+            Uri::parse("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31").unwrap();
+        let v = u.to_view();
+        assert_eq!(v.user, "caller");
+        assert_eq!(v.param("lr"), Some(None));
+        assert_eq!(v.param("name"), Some(Some("value%41")));
+    }
+
+    #[test]
+    fn ipv6_references() {
+        let u = Uri::parse("sip:[2001:db8::10]:5070").unwrap();
+        assert_eq!((u.host(), u.port()), ("[2001:db8::10]", Some(5070)));
+        let u = Uri::parse("sip:[2001:db8::10:5070]").unwrap();
+        assert_eq!((u.host(), u.port()), ("[2001:db8::10:5070]", None));
+        let u = Uri::parse("sip:user@[::ffff:192.0.2.10]").unwrap();
+        assert_eq!(u.host(), "[::ffff:192.0.2.10]");
+        assert!(Uri::parse("sip:user@[2001:db8:::192.0.2.1]").is_ok());
+        assert_eq!(
+            Uri::parse("sip:2001:db8::10").unwrap_err().kind,
+            ErrorKind::Port
+        );
+        assert!(Uri::parse("sip:[2001:db8::10").is_err());
+    }
+
+    #[test]
+    fn tel_and_other() {
+        let u = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert_eq!(u.scheme(), Scheme::Tel);
+        assert_eq!(u.user(), Some("+1-201-555-0123"));
+        assert_eq!(u.to_view().host, "");
+        let u = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(u.scheme(), Scheme::Other);
+        assert_eq!(u.scheme_str(), "soap.beep");
+        assert!(Uri::parse("<sip:x@y>").is_err());
+        assert!(Uri::parse("nocolon").is_err());
+    }
+
+    #[test]
+    fn unusual_user_and_password() {
+        let s = "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com";
+        let u = Uri::parse(s).unwrap();
+        assert_eq!(
+            u.user(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(u.host(), "example.com");
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user_unescaped().unwrap(), "user;par=u@example.net");
+    }
+
+    #[test]
+    fn rejects() {
+        assert!(Uri::parse("sip:user@example.com;").is_err());
+        assert!(Uri::parse("sip:@example.com").is_err());
+        assert!(Uri::parse("sip:user@exa mple.com").is_err());
+        assert!(Uri::parse("sip:user@example.com:99999").is_err());
+        assert!(Uri::parse("sip:user@example.com?x").is_err());
+    }
+}
