@@ -1,0 +1,278 @@
+//! Serialising frames to wire bytes, and building responses and REPORTs.
+
+use memchr::memmem;
+
+use super::frame::{
+    ByteRange, ContinuationFlag, Frame, FrameKind, Method, Status, StatusCode, TransactionId,
+    check_media_type,
+};
+use super::uri::is_token_char;
+
+/// Why a [`Frame`] cannot be written as valid MSRP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// To-Path or From-Path is empty; RFC 4975 requires both on every frame.
+    #[error("{0} is empty")]
+    EmptyPath(&'static str),
+    /// A header value, comment or Content-Type contains CR or LF, which would end the line.
+    #[error("{0} contains CR or LF")]
+    LineBreak(String),
+    /// An extra header's name is not a token starting with a letter.
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    /// An extra header uses a name that has a typed slot in [`Frame`]; it would be written
+    /// twice.
+    #[error("header {0} must be set through its Frame field")]
+    ReservedHeader(String),
+    /// The Content-Type is not `type/subtype[;params]`.
+    #[error("invalid Content-Type {0:?}")]
+    ContentType(String),
+    /// The body contains the frame's own end-line; the sender must pick another transaction
+    /// id (RFC 4975 §7.1).
+    #[error("body contains the end-line of transaction {0}")]
+    BodyContainsEndLine(TransactionId),
+    /// A status code is above 999.
+    #[error("status code {0} has more than three digits")]
+    StatusCode(u16),
+    /// A response's end-line flag is not `$`.
+    #[error("responses always end with `$`")]
+    ResponseFlag,
+}
+
+/// Header names that [`Frame`] keeps in typed fields.
+pub(crate) const TYPED_HEADERS: [&str; 8] = [
+    "To-Path",
+    "From-Path",
+    "Message-ID",
+    "Byte-Range",
+    "Success-Report",
+    "Failure-Report",
+    "Status",
+    "Content-Type",
+];
+
+fn no_breaks(what: &str, s: &str) -> Result<(), EncodeError> {
+    if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        Err(EncodeError::LineBreak(what.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `data`, followed by the CRLF and end-line the encoder appends, would show the
+/// end-line of `tid` early: the decoder stops at the first `CRLF -------tid` followed by a
+/// flag and CRLF.
+pub fn body_contains_end_line(data: &[u8], tid: &TransactionId) -> bool {
+    let mut pattern = Vec::with_capacity(9 + tid.as_str().len());
+    pattern.extend_from_slice(b"\r\n-------");
+    pattern.extend_from_slice(tid.as_str().as_bytes());
+    let mut tail = Vec::with_capacity(data.len().min(pattern.len() + 2) + 2);
+    // Only the suffix of the body can combine with the appended CRLF into a false end-line.
+    let cut = data.len().saturating_sub(pattern.len() + 2);
+    tail.extend_from_slice(&data[cut..]);
+    tail.extend_from_slice(b"\r\n");
+    let finder = memmem::Finder::new(&pattern);
+    let hit = |hay: &[u8], limit: usize| {
+        finder.find_iter(hay).any(|p| {
+            p < limit
+                && hay
+                    .get(p + pattern.len())
+                    .is_some_and(|&f| ContinuationFlag::from_byte(f).is_some())
+                && hay.get(p + pattern.len() + 1..p + pattern.len() + 3) == Some(b"\r\n")
+        })
+    };
+    hit(data, data.len()) || hit(&tail, data.len() - cut)
+}
+
+/// Checks that `frame` can be written as valid MSRP.
+pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
+    if frame.to_path.is_empty() {
+        return Err(EncodeError::EmptyPath("To-Path"));
+    }
+    if frame.from_path.is_empty() {
+        return Err(EncodeError::EmptyPath("From-Path"));
+    }
+    match &frame.kind {
+        FrameKind::Request(_) => {}
+        FrameKind::Response { code, comment } => {
+            if code.0 > 999 {
+                return Err(EncodeError::StatusCode(code.0));
+            }
+            if let Some(c) = comment {
+                no_breaks("response comment", c)?;
+            }
+            if frame.flag != ContinuationFlag::End {
+                return Err(EncodeError::ResponseFlag);
+            }
+        }
+    }
+    if let Some(s) = &frame.status {
+        if s.namespace > 999 || s.code.0 > 999 {
+            return Err(EncodeError::StatusCode(s.code.0.max(s.namespace)));
+        }
+        if let Some(c) = &s.comment {
+            no_breaks("Status comment", c)?;
+        }
+    }
+    for h in &frame.other_headers {
+        let b = h.name.as_bytes();
+        if b.is_empty() || !b[0].is_ascii_alphabetic() || !b.iter().all(|&c| is_token_char(c)) {
+            return Err(EncodeError::HeaderName(h.name.clone()));
+        }
+        if TYPED_HEADERS.iter().any(|t| t.eq_ignore_ascii_case(&h.name)) {
+            return Err(EncodeError::ReservedHeader(h.name.clone()));
+        }
+        no_breaks(&h.name, &h.value)?;
+    }
+    if let Some(body) = &frame.body {
+        no_breaks("Content-Type", &body.content_type)?;
+        check_media_type(&body.content_type)
+            .map_err(|_| EncodeError::ContentType(body.content_type.clone()))?;
+        if body_contains_end_line(&body.data, &frame.transaction_id) {
+            return Err(EncodeError::BodyContainsEndLine(frame.transaction_id.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Appends the wire form of `frame` to `dst`: start line, headers (Content-Type last), then
+/// either CRLF, body, CRLF and the end-line, or the end-line right after the headers when
+/// there is no body. Nothing is written when the frame is invalid.
+pub fn encode(frame: &Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
+    use std::io::Write as _;
+    validate(frame)?;
+    let tid = frame.transaction_id.as_str();
+    // Writing into a Vec cannot fail, so the io::Result values are dropped.
+    let mut w = |args: std::fmt::Arguments<'_>| {
+        let _ = dst.write_fmt(args);
+    };
+    match &frame.kind {
+        FrameKind::Request(m) => w(format_args!("MSRP {tid} {}\r\n", m.as_str())),
+        FrameKind::Response { code, comment } => match comment {
+            Some(c) => w(format_args!("MSRP {tid} {:03} {c}\r\n", code.0)),
+            None => w(format_args!("MSRP {tid} {:03}\r\n", code.0)),
+        },
+    }
+    let path = |p: &[super::uri::MsrpUri]| {
+        p.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    w(format_args!("To-Path: {}\r\n", path(&frame.to_path)));
+    w(format_args!("From-Path: {}\r\n", path(&frame.from_path)));
+    if let Some(m) = &frame.message_id {
+        w(format_args!("Message-ID: {m}\r\n"));
+    }
+    if let Some(r) = &frame.byte_range {
+        w(format_args!("Byte-Range: {r}\r\n"));
+    }
+    if let Some(s) = &frame.success_report {
+        w(format_args!("Success-Report: {s}\r\n"));
+    }
+    if let Some(f) = &frame.failure_report {
+        w(format_args!("Failure-Report: {f}\r\n"));
+    }
+    if let Some(s) = &frame.status {
+        w(format_args!("Status: {s}\r\n"));
+    }
+    for h in &frame.other_headers {
+        w(format_args!("{}: {}\r\n", h.name, h.value));
+    }
+    if let Some(body) = &frame.body {
+        w(format_args!("Content-Type: {}\r\n\r\n", body.content_type));
+        dst.extend_from_slice(&body.data);
+        dst.extend_from_slice(b"\r\n");
+    }
+    dst.extend_from_slice(b"-------");
+    dst.extend_from_slice(tid.as_bytes());
+    dst.push(frame.flag.as_byte());
+    dst.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// [`encode`] into a new vector.
+pub fn encode_to_vec(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
+    let mut v = Vec::with_capacity(256 + frame.data().len());
+    encode(frame, &mut v)?;
+    Ok(v)
+}
+
+/// The response to `request` (RFC 4975 §7.2): same transaction id, To-Path the first URI of
+/// the request's From-Path (the previous hop), From-Path the first URI of its To-Path (this
+/// hop), no body. `None` when `request` is a response, a REPORT (never answered) or lacks a
+/// path. Whether to answer at all under Failure-Report `no`/`partial` is the caller's call.
+pub fn response_to(request: &Frame, code: StatusCode, comment: Option<&str>) -> Option<Frame> {
+    match request.method()? {
+        Method::Report => return None,
+        Method::Send | Method::Other(_) => {}
+    }
+    let to = request.from_path.first()?.clone();
+    let from = request.to_path.first()?.clone();
+    let comment = comment
+        .map(str::to_owned)
+        .or_else(|| code.default_comment().map(str::to_owned));
+    Some(Frame {
+        kind: FrameKind::Response { code, comment },
+        ..Frame::request(
+            request.transaction_id.clone(),
+            Method::Send,
+            vec![to],
+            vec![from],
+        )
+    })
+}
+
+/// A REPORT about the message `send` (RFC 4975 §7.1.2-§7.1.4): To-Path the SEND's whole
+/// From-Path (the originator last), From-Path the last URI of its To-Path (the receiver),
+/// same Message-ID, the given Byte-Range and Status. `None` when `send` is not a SEND with a
+/// Message-ID and both paths.
+pub fn report_for(
+    send: &Frame,
+    transaction_id: TransactionId,
+    byte_range: ByteRange,
+    status: Status,
+) -> Option<Frame> {
+    if send.method()? != &Method::Send || send.from_path.is_empty() {
+        return None;
+    }
+    let own = send.to_path.last()?.clone();
+    let mut f = Frame::request(
+        transaction_id,
+        Method::Report,
+        send.from_path.clone(),
+        vec![own],
+    );
+    f.message_id = Some(send.message_id.clone()?);
+    f.byte_range = Some(byte_range);
+    f.status = Some(status);
+    Some(f)
+}
+
+/// A success REPORT (`Status: 000 200 OK`) for the first `received` bytes of a message of
+/// `received` bytes: `Byte-Range: 1-received/received`.
+pub fn success_report(send: &Frame, transaction_id: TransactionId, received: u64) -> Option<Frame> {
+    let range = ByteRange {
+        start: 1,
+        end: Some(received),
+        total: Some(received),
+    };
+    report_for(send, transaction_id, range, Status::new(StatusCode::OK))
+}
+
+/// A failure REPORT with `code` for the chunk `send` (its own Byte-Range, or the whole body
+/// when it has none).
+pub fn failure_report(
+    send: &Frame,
+    transaction_id: TransactionId,
+    code: StatusCode,
+) -> Option<Frame> {
+    let len = send.data().len() as u64;
+    let range = send.byte_range.unwrap_or(ByteRange {
+        start: 1,
+        end: Some(len),
+        total: Some(len),
+    });
+    report_for(send, transaction_id, range, Status::new(code))
+}

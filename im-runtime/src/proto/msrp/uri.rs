@@ -1,0 +1,377 @@
+//! MSRP URIs (RFC 4975 §6, syntax in §9) and their §6.1 comparison.
+//!
+//! ```text
+//! MSRP-URI = msrp-scheme "://" authority ["/" session-id] ";" transport *( ";" URI-parameter)
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The TCP port an MSRP URI without an explicit port refers to (RFC 4975 §6).
+pub const DEFAULT_PORT: u16 = 2855;
+
+/// `msrp` (plain TCP) or `msrps` (TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `msrp:` over plain TCP.
+    Msrp,
+    /// `msrps:` over TLS.
+    Msrps,
+}
+
+impl Scheme {
+    /// The scheme as written in a URI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Msrp => "msrp",
+            Scheme::Msrps => "msrps",
+        }
+    }
+}
+
+/// A parsed MSRP URI. Fields keep what was written (case included) so that printing a parsed
+/// URI gives back the same text; use [`MsrpUri::matches`] or [`MsrpUri::comparison_key`] to
+/// compare URIs the way RFC 4975 §6.1 says. The derived `PartialEq` is structural.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MsrpUri {
+    /// `msrp` or `msrps`.
+    pub scheme: Scheme,
+    /// The userinfo part before `@`, if any (ignored when comparing).
+    pub user: Option<String>,
+    /// The host: a name, an IPv4 address, or an IPv6 reference including its brackets.
+    pub host: String,
+    /// The explicit port, if written.
+    pub port: Option<u16>,
+    /// The session id after `/`. The grammar makes it optional (relay URIs have none).
+    pub session_id: Option<String>,
+    /// The transport token, `tcp` in RFC 4975.
+    pub transport: String,
+    /// URI parameters after the transport, as `name` or `name=value`.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+/// Why a string is not an MSRP URI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UriError {
+    /// The scheme is not `msrp://` or `msrps://`.
+    #[error("scheme is not msrp:// or msrps://")]
+    Scheme,
+    /// The host is empty or has a character a host cannot have.
+    #[error("invalid host")]
+    Host,
+    /// The port is not a number from 0 to 65535.
+    #[error("invalid port")]
+    Port,
+    /// The session id is empty or has a character outside unreserved / `+` / `=` / `/`.
+    #[error("invalid session id")]
+    SessionId,
+    /// The mandatory `;transport` is missing or not alphanumeric.
+    #[error("missing or invalid transport")]
+    Transport,
+    /// A URI parameter is not `token` or `token=token`.
+    #[error("invalid URI parameter")]
+    Param,
+    /// The userinfo part has a character it cannot have.
+    #[error("invalid userinfo")]
+    User,
+}
+
+/// The fields RFC 4975 §6.1 compares, normalised. Two URIs match when their keys are equal,
+/// so the key can index a session table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UriKey {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The host in lower case.
+    pub host: String,
+    /// The port, [`DEFAULT_PORT`] when absent.
+    pub port: u16,
+    /// The session id, case kept (it compares case-sensitively).
+    pub session_id: Option<String>,
+    /// The transport in lower case.
+    pub transport: String,
+}
+
+impl MsrpUri {
+    /// The port to connect to: the explicit one or [`DEFAULT_PORT`].
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// The normalised fields compared by RFC 4975 §6.1 (user part and parameters left out).
+    pub fn comparison_key(&self) -> UriKey {
+        UriKey {
+            scheme: self.scheme,
+            host: self.host.to_ascii_lowercase(),
+            port: self.effective_port(),
+            session_id: self.session_id.clone(),
+            transport: self.transport.to_ascii_lowercase(),
+        }
+    }
+
+    /// RFC 4975 §6.1 equality: scheme, host (case-insensitive), port (2855 when absent),
+    /// session id (case-sensitive) and transport (case-insensitive); the user part is ignored.
+    pub fn matches(&self, other: &MsrpUri) -> bool {
+        self.scheme == other.scheme
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.effective_port() == other.effective_port()
+            && self.session_id == other.session_id
+            && self.transport.eq_ignore_ascii_case(&other.transport)
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// `token` characters from RFC 3261, which RFC 4975 borrows for URI parameters.
+pub(crate) fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+fn is_session_id_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'+' | b'=' | b'/')
+}
+
+fn parse_host(s: &str) -> Result<(), UriError> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return Err(UriError::Host);
+    }
+    if b[0] == b'[' {
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or(UriError::Host)?;
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
+            return Err(UriError::Host);
+        }
+        return Ok(());
+    }
+    // reg-name / IPv4: unreserved and percent-escapes; sub-delims other than ';' are legal in
+    // RFC 3986 but ';' would be ambiguous with the transport separator.
+    if b.iter()
+        .all(|&c| is_unreserved(c) || c == b'%' || (is_sub_delim(c) && c != b';'))
+    {
+        Ok(())
+    } else {
+        Err(UriError::Host)
+    }
+}
+
+impl FromStr for MsrpUri {
+    type Err = UriError;
+
+    fn from_str(s: &str) -> Result<Self, UriError> {
+        let (scheme, rest) = if s.len() >= 7 && s[..7].eq_ignore_ascii_case("msrp://") {
+            (Scheme::Msrp, &s[7..])
+        } else if s.len() >= 8 && s[..8].eq_ignore_ascii_case("msrps://") {
+            (Scheme::Msrps, &s[8..])
+        } else {
+            return Err(UriError::Scheme);
+        };
+        let auth_end = rest.find(['/', ';']).ok_or(UriError::Transport)?;
+        let authority = &rest[..auth_end];
+        let mut tail = &rest[auth_end..];
+
+        let (user, hostport) = match authority.rfind('@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        if let Some(u) = user
+            && !u
+                .bytes()
+                .all(|c| is_unreserved(c) || c == b'%' || c == b':' || is_sub_delim(c))
+        {
+            return Err(UriError::User);
+        }
+        // The port colon is the last ':' after any IPv6 closing bracket.
+        let port_sep = match hostport.rfind(']') {
+            Some(close) => hostport[close..].find(':').map(|i| close + i),
+            None => hostport.rfind(':'),
+        };
+        let (host, port) = match port_sep {
+            Some(i) => {
+                let p = &hostport[i + 1..];
+                if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(UriError::Port);
+                }
+                (&hostport[..i], Some(p.parse::<u16>().map_err(|_| UriError::Port)?))
+            }
+            None => (hostport, None),
+        };
+        parse_host(host)?;
+
+        let session_id = if let Some(r) = tail.strip_prefix('/') {
+            let end = r.find(';').ok_or(UriError::Transport)?;
+            let sid = &r[..end];
+            if sid.is_empty() || !sid.bytes().all(is_session_id_char) {
+                return Err(UriError::SessionId);
+            }
+            tail = &r[end..];
+            Some(sid.to_owned())
+        } else {
+            None
+        };
+        let tail = tail.strip_prefix(';').ok_or(UriError::Transport)?;
+        let mut parts = tail.split(';');
+        let transport = parts.next().unwrap_or("");
+        if transport.is_empty() || !transport.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(UriError::Transport);
+        }
+        let mut params = Vec::new();
+        for p in parts {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            };
+            let ok = |t: &str| !t.is_empty() && t.bytes().all(is_token_char);
+            if !ok(name) || value.is_some_and(|v| !ok(v)) {
+                return Err(UriError::Param);
+            }
+            params.push((name.to_owned(), value.map(str::to_owned)));
+        }
+        Ok(MsrpUri {
+            scheme,
+            user: user.map(str::to_owned),
+            host: host.to_owned(),
+            port,
+            session_id,
+            transport: transport.to_owned(),
+            params,
+        })
+    }
+}
+
+impl fmt::Display for MsrpUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme.as_str())?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        if let Some(s) = &self.session_id {
+            write!(f, "/{s}")?;
+        }
+        write!(f, ";{}", self.transport)?;
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A new random session id for an MSRP URI from caller-supplied random bytes: 96 bits, more
+/// than the 80 RFC 4975 §14.1 asks for, written as 24 lower-case hex digits.
+pub fn session_id_from_random(random: &[u8; 12]) -> String {
+    hex(random)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> MsrpUri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_full_uri_and_prints_it_back() {
+        for s in [
+            "msrp://alice@atlanta.example.com:7654/jshA7weztas;tcp",
+            "msrps://bob.example.com/9di4ea;tcp",
+            "msrp://[2001:db8::1]:2855/s1d;tcp;foo=bar;baz",
+            "msrp://192.0.2.1:12763/kjhd37s2s20w2a;tcp",
+            "msrp://relay.example.net:2855;tcp",
+            "msrp://h/a+b=c/d;tcp",
+        ] {
+            assert_eq!(uri(s).to_string(), s);
+        }
+        let u = uri("msrp://alice@atlanta.example.com:7654/jshA7weztas;tcp");
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.host, "atlanta.example.com");
+        assert_eq!(u.port, Some(7654));
+        assert_eq!(u.session_id.as_deref(), Some("jshA7weztas"));
+        let v6 = uri("msrp://[::1]/x;tcp");
+        assert_eq!(v6.host, "[::1]");
+        assert_eq!(v6.port, None);
+        assert_eq!(v6.effective_port(), 2855);
+    }
+
+    #[test]
+    fn rejects_malformed_uris() {
+        for (s, e) in [
+            ("sip://a/b;tcp", UriError::Scheme),
+            ("msrp://a/b", UriError::Transport),
+            ("msrp://a:99999/b;tcp", UriError::Port),
+            ("msrp://a:/b;tcp", UriError::Port),
+            ("msrp:///b;tcp", UriError::Host),
+            ("msrp://a b/c;tcp", UriError::Host),
+            ("msrp://a/;tcp", UriError::SessionId),
+            ("msrp://a/b c;tcp", UriError::SessionId),
+            ("msrp://a/b;", UriError::Transport),
+            ("msrp://a/b;t-p", UriError::Transport),
+            ("msrp://a/b;tcp;=x", UriError::Param),
+            ("msrp://[::1/b;tcp", UriError::Host),
+            ("msrp://us er@a/b;tcp", UriError::User),
+        ] {
+            assert_eq!(s.parse::<MsrpUri>(), Err(e), "{s}");
+        }
+    }
+
+    #[test]
+    fn comparison_follows_rfc4975_6_1() {
+        let a = uri("msrp://alice@Atlanta.Example.COM:2855/abcDEF;TCP");
+        assert!(a.matches(&uri("msrp://atlanta.example.com/abcDEF;tcp")));
+        assert!(a.matches(&uri("MSRP://bob@atlanta.example.com:2855/abcDEF;tcp;x=y")));
+        assert!(!a.matches(&uri("msrp://atlanta.example.com/abcdef;tcp")));
+        assert!(!a.matches(&uri("msrps://atlanta.example.com/abcDEF;tcp")));
+        assert!(!a.matches(&uri("msrp://atlanta.example.com:2856/abcDEF;tcp")));
+        assert!(!a.matches(&uri("msrp://atlanta.example.org/abcDEF;tcp")));
+        assert_eq!(
+            a.comparison_key(),
+            uri("msrp://atlanta.example.com/abcDEF;tcp").comparison_key()
+        );
+    }
+
+    #[test]
+    fn session_ids_have_enough_randomness() {
+        let s = session_id_from_random(&[0xab; 12]);
+        assert_eq!(s.len(), 24);
+        assert_eq!(&s[..4], "abab");
+        let u = uri(&format!("msrp://h/{s};tcp"));
+        assert_eq!(u.session_id.as_deref(), Some(s.as_str()));
+    }
+}
