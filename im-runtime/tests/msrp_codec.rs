@@ -95,7 +95,11 @@ fn encodes_exact_bytes_for_send_response_and_report() {
          From-Path: msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp\r\n-------a786hjs2$\r\n"
     );
     let resp = response_to(&f, StatusCode(499), Some("Odd")).unwrap();
-    assert!(encode_to_vec(&resp).unwrap().starts_with(b"MSRP a786hjs2 499 Odd\r\n"));
+    assert!(
+        encode_to_vec(&resp)
+            .unwrap()
+            .starts_with(b"MSRP a786hjs2 499 Odd\r\n")
+    );
 
     let rep = success_report(&f, tid("dkei38sd"), 2).unwrap();
     assert_eq!(
@@ -181,7 +185,10 @@ fn varied_frames() -> Vec<Frame> {
     });
     c1.flag = ContinuationFlag::More;
     frames.push(c1);
-    let mut c2 = send("chunk0002", b"second\r\n-------chunk0002x\r\n-------chunk0001$\r\n");
+    let mut c2 = send(
+        "chunk0002",
+        b"second\r\n-------chunk0002x\r\n-------chunk0001$\r\n",
+    );
     c2.byte_range = Some(ByteRange {
         start: 12,
         end: None,
@@ -192,7 +199,12 @@ fn varied_frames() -> Vec<Frame> {
     r.transaction_id = tid("resp0001");
     frames.push(r);
     frames.push(success_report(&frames[0], tid("rep00001"), 42).unwrap());
-    let mut empty = Frame::request(tid("bind0001"), Method::Send, vec![uri(BOB)], vec![uri(ALICE)]);
+    let mut empty = Frame::request(
+        tid("bind0001"),
+        Method::Send,
+        vec![uri(BOB)],
+        vec![uri(ALICE)],
+    );
     empty.message_id = Some(MessageId::new("m1").unwrap());
     frames.push(empty);
     let mut auth = Frame::request(
@@ -269,7 +281,8 @@ fn decodes_a_stream_fed_byte_by_byte() {
 fn accepts_lenient_forms() {
     // Extra blanks around header values, lower-case header names, CRLFs between frames,
     // Content-Type not last, unknown headers kept in order.
-    let text = b"\r\n\r\nMSRP abcd SEND\r\nto-path:  msrp://h/s;tcp \r\nFROM-PATH: msrp://g/t;tcp\r\n\
+    let text =
+        b"\r\n\r\nMSRP abcd SEND\r\nto-path:  msrp://h/s;tcp \r\nFROM-PATH: msrp://g/t;tcp\r\n\
 Content-Type: text/plain\r\nmessage-id: m1\r\nX-Foo: 1\r\nX-Bar: 2\r\n\r\nhi\r\n-------abcd$\r\n";
     let f = decode_one(text).unwrap();
     assert_eq!(f.data(), b"hi");
@@ -306,7 +319,10 @@ fn fault_then_recovery(bad: &[u8], kind: DecodeErrorKind) -> DecodeError {
         assert_eq!(got[1].as_ref().unwrap().transaction_id.as_str(), "good0001");
         results.push(err);
     }
-    assert_eq!(results[0], results[1], "error independent of how bytes arrive");
+    assert_eq!(
+        results[0], results[1],
+        "error independent of how bytes arrive"
+    );
     results.remove(0)
 }
 
@@ -344,7 +360,10 @@ fn faults_are_typed_located_and_recovered_from() {
     let mut bad = format!("{head}Message-ID: m1\r\nX: ").into_bytes();
     bad.extend_from_slice(b"\xff\r\n-------bad00001$\r\n");
     let e = fault_then_recovery(&bad, DecodeErrorKind::NotUtf8);
-    assert_eq!(e.offset, (head.len() + "Message-ID: m1\r\nX: ".len()) as u64);
+    assert_eq!(
+        e.offset,
+        (head.len() + "Message-ID: m1\r\nX: ".len()) as u64
+    );
     let e = fault_then_recovery(
         format!("{head}Message-ID: m1\r\n-------bad00002$\r\n").as_bytes(),
         DecodeErrorKind::EndLine,
@@ -355,7 +374,10 @@ fn faults_are_typed_located_and_recovered_from() {
         DecodeErrorKind::ResponseFlag,
     );
     // Garbage with no transaction id: one error, then resynchronisation on `MSRP `.
-    let e = fault_then_recovery(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", DecodeErrorKind::StartLine("does not start with `MSRP `"));
+    let e = fault_then_recovery(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        DecodeErrorKind::StartLine("does not start with `MSRP `"),
+    );
     assert_eq!(e.offset, 0);
     assert!(e.response().is_none());
     fault_then_recovery(
@@ -472,6 +494,9 @@ Failure-Report: no\r\nMessage-ID: m1\r\nByte-Range: x\r\n-------snd00001$\r\n",
         panic!("{e:?}")
     };
     assert!(e.response().is_none());
-    assert_eq!(decode_one(OK_FRAME).map(|f| f.flag), Ok(ContinuationFlag::End));
+    assert_eq!(
+        decode_one(OK_FRAME).map(|f| f.flag),
+        Ok(ContinuationFlag::End)
+    );
     assert_eq!(decode_one(&OK_FRAME[..20]), Err(DecodeOneError::Incomplete));
 }

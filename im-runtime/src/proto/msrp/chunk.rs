@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::frame::{Body, ByteRange, ContinuationFlag, Frame, MessageId, Method, StatusCode};
 use super::frame::TransactionId;
+use super::frame::{Body, ByteRange, ContinuationFlag, Frame, MessageId, Method, StatusCode};
 
 /// Limits of the [`Reassembler`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,10 @@ impl Reassembler {
         if frame.method() != Some(&Method::Send) {
             return Err(ReassemblyError::NotSend);
         }
-        let id = frame.message_id.clone().ok_or(ReassemblyError::NoMessageId)?;
+        let id = frame
+            .message_id
+            .clone()
+            .ok_or(ReassemblyError::NoMessageId)?;
         let result = self.add(&id, frame);
         if result.is_err() {
             self.messages.remove(&id);
@@ -235,9 +238,12 @@ impl Reassembler {
         }
         let partial = self.messages.entry(id.clone()).or_default();
         let mut total = partial.total;
-        for t in [range.total, (frame.flag == ContinuationFlag::End).then_some(end)]
-            .into_iter()
-            .flatten()
+        for t in [
+            range.total,
+            (frame.flag == ContinuationFlag::End).then_some(end),
+        ]
+        .into_iter()
+        .flatten()
         {
             match total {
                 Some(old) if old != t => return Err(ReassemblyError::TotalMismatch(id.clone())),
@@ -387,7 +393,8 @@ pub fn check_content_type(
         let a = a.trim();
         a == "*"
             || a.eq_ignore_ascii_case(main)
-            || a.strip_suffix("/*").is_some_and(|t| t.eq_ignore_ascii_case(ty))
+            || a.strip_suffix("/*")
+                .is_some_and(|t| t.eq_ignore_ascii_case(ty))
     });
     if ok {
         Ok(())
@@ -406,7 +413,9 @@ mod tests {
         assert!(check_content_type("message/CPIM", &acc).is_ok());
         assert!(check_content_type("text/plain;charset=utf-8", &acc).is_ok());
         assert_eq!(
-            check_content_type("image/png", &acc).unwrap_err().status_code(),
+            check_content_type("image/png", &acc)
+                .unwrap_err()
+                .status_code(),
             StatusCode(415)
         );
         assert!(check_content_type("image/png", &["*"]).is_ok());

@@ -149,7 +149,10 @@ struct PendingBody {
 enum State {
     /// Waiting for a complete header block. `scanned` is where the next unexamined line
     /// starts (0 before the start line is complete).
-    Head { scanned: usize, start: Option<(TransactionId, FrameKind)> },
+    Head {
+        scanned: usize,
+        start: Option<(TransactionId, FrameKind)>,
+    },
     /// Waiting for the end-line after a body.
     Body(Box<PendingBody>),
     /// After a fault inside a frame with a known id: dropping bytes up to its end-line.
@@ -325,9 +328,7 @@ impl Decoder {
         let State::Head { scanned, start } = &mut self.state else {
             return None;
         };
-        let Some((tid, kind)) = start.clone() else {
-            return None;
-        };
+        let (tid, kind) = start.clone()?;
         // Find the line that ends the header block: blank (a body follows) or the end-line.
         loop {
             let line_start = *scanned;
@@ -592,7 +593,9 @@ impl Decoder {
 
 fn parse_start_line(line: &[u8]) -> Result<(TransactionId, FrameKind), &'static str> {
     let line = std::str::from_utf8(line).map_err(|_| "not UTF-8")?;
-    let rest = line.strip_prefix("MSRP ").ok_or("does not start with `MSRP `")?;
+    let rest = line
+        .strip_prefix("MSRP ")
+        .ok_or("does not start with `MSRP `")?;
     let (tid, rest) = rest.split_once(' ').ok_or("no method or status code")?;
     let tid = TransactionId::new(tid).map_err(|_| "invalid transaction id")?;
     let (word, comment) = match rest.split_once(' ') {
@@ -637,7 +640,13 @@ fn parse_headers(
     };
     let text = match std::str::from_utf8(block) {
         Ok(t) => t,
-        Err(e) => return Err((DecodeErrorKind::NotUtf8, base + e.valid_up_to(), ctx(&frame))),
+        Err(e) => {
+            return Err((
+                DecodeErrorKind::NotUtf8,
+                base + e.valid_up_to(),
+                ctx(&frame),
+            ));
+        }
     };
     let mut content_type: Option<String> = None;
     let mut pos = 0;
@@ -668,7 +677,10 @@ fn parse_headers(
                     Ok(v) => $field = Some(v),
                     Err(error) => {
                         return Err((
-                            DecodeErrorKind::HeaderValue { header: $hname, error },
+                            DecodeErrorKind::HeaderValue {
+                                header: $hname,
+                                error,
+                            },
                             at,
                             ctx(&frame),
                         ));

@@ -120,7 +120,10 @@ pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
         if b.is_empty() || !b[0].is_ascii_alphabetic() || !b.iter().all(|&c| is_token_char(c)) {
             return Err(EncodeError::HeaderName(h.name.clone()));
         }
-        if TYPED_HEADERS.iter().any(|t| t.eq_ignore_ascii_case(&h.name)) {
+        if TYPED_HEADERS
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&h.name))
+        {
             return Err(EncodeError::ReservedHeader(h.name.clone()));
         }
         no_breaks(&h.name, &h.value)?;
@@ -130,7 +133,9 @@ pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
         check_media_type(&body.content_type)
             .map_err(|_| EncodeError::ContentType(body.content_type.clone()))?;
         if body_contains_end_line(&body.data, &frame.transaction_id) {
-            return Err(EncodeError::BodyContainsEndLine(frame.transaction_id.clone()));
+            return Err(EncodeError::BodyContainsEndLine(
+                frame.transaction_id.clone(),
+            ));
         }
     }
     Ok(())

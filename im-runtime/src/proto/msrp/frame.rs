@@ -41,8 +41,7 @@ fn is_ident(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
 }
 
@@ -568,10 +567,22 @@ mod tests {
             }
         );
         for bad in [
-            "0-1/1", "5-3/10", "1-10/5", "1-2", "a-2/3", "1-2/x", "", "-/", "1--2/3",
+            "0-1/1",
+            "5-3/10",
+            "1-10/5",
+            "1-2",
+            "a-2/3",
+            "1-2/x",
+            "",
+            "-/",
+            "1--2/3",
             "1-99999999999999999999/*",
         ] {
-            assert_eq!(bad.parse::<ByteRange>(), Err(ValueError::ByteRange), "{bad}");
+            assert_eq!(
+                bad.parse::<ByteRange>(),
+                Err(ValueError::ByteRange),
+                "{bad}"
+            );
         }
     }
 

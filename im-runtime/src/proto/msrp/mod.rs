@@ -24,19 +24,18 @@ mod frame;
 mod uri;
 
 pub use chunk::{
-    Chunker, Message, ReassemblyError, ReassemblyLimits, ReassemblyOutcome, Reassembler,
+    Chunker, Message, Reassembler, ReassemblyError, ReassemblyLimits, ReassemblyOutcome,
     UnsupportedMediaType, check_content_type,
 };
 pub use decode::{
-    DecodeError, DecodeErrorKind, DecodeOneError, Decoder, DecoderLimits, ErrorContext,
-    decode_one,
+    DecodeError, DecodeErrorKind, DecodeOneError, Decoder, DecoderLimits, ErrorContext, decode_one,
 };
 pub use encode::{
     EncodeError, body_contains_end_line, encode, encode_to_vec, failure_report, report_for,
     response_to, success_report, validate,
 };
 pub use frame::{
-    Body, ByteRange, ContinuationFlag, FailureReport, Frame, FrameKind, Header, MessageId,
-    Method, Status, StatusCode, SuccessReport, TransactionId, ValueError,
+    Body, ByteRange, ContinuationFlag, FailureReport, Frame, FrameKind, Header, MessageId, Method,
+    Status, StatusCode, SuccessReport, TransactionId, ValueError,
 };
 pub use uri::{DEFAULT_PORT, MsrpUri, Scheme, UriError, UriKey, session_id_from_random};

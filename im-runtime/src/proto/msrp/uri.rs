@@ -212,7 +212,10 @@ impl FromStr for MsrpUri {
                 if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
                     return Err(UriError::Port);
                 }
-                (&hostport[..i], Some(p.parse::<u16>().map_err(|_| UriError::Port)?))
+                (
+                    &hostport[..i],
+                    Some(p.parse::<u16>().map_err(|_| UriError::Port)?),
+                )
             }
             None => (hostport, None),
         };
