@@ -62,6 +62,31 @@ fn rcsjta_adhoc_invite_body() {
 }
 
 #[test]
+fn parts_of_multipart_and_single_bodies() {
+    let whole = Bytes::copy_from_slice(RCSJTA.as_bytes());
+    let ct = MediaType::parse("multipart/mixed;boundary=boundary1").unwrap();
+    let parts = multipart::parts_of(Some(&ct), None, &whole, &Limits::default()).unwrap();
+    assert_eq!(parts.len(), 2);
+    let no_boundary = MediaType::parse("multipart/mixed").unwrap();
+    assert_eq!(
+        multipart::parts_of(Some(&no_boundary), None, &whole, &Limits::default()),
+        Err(MultipartError::MissingBoundary)
+    );
+    let sdp = MediaType::parse("application/sdp").unwrap();
+    let cd = Disposition::parse("session").unwrap();
+    let single = multipart::parts_of(Some(&sdp), Some(&cd), &whole, &Limits::default()).unwrap();
+    assert_eq!(single.len(), 1);
+    let bp = single[0].to_body_part();
+    assert_eq!(
+        (bp.content_type.as_str(), bp.disposition.as_str(), bp.len),
+        ("application/sdp", "session", whole.len())
+    );
+    // No Content-Type at all: one part with the RFC 2046 default type.
+    let none = multipart::parts_of(None, None, &whole, &Limits::default()).unwrap();
+    assert_eq!(none[0].essence(), "text/plain");
+}
+
+#[test]
 fn parts_are_zero_copy_slices() {
     let whole = Bytes::copy_from_slice(RCSJTA.as_bytes());
     let m = multipart::parse(&whole, "boundary1", &Limits::default()).unwrap();

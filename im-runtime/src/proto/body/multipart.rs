@@ -58,6 +58,9 @@ pub enum MultipartError {
     /// The body ends without the close delimiter `--boundary--`.
     #[error("missing close delimiter")]
     MissingCloseDelimiter,
+    /// A `multipart/*` Content-Type without a `boundary` parameter.
+    #[error("multipart content type without boundary")]
+    MissingBoundary,
     /// More parts than [`Limits::max_parts`].
     #[error("more than {limit} body parts")]
     TooManyParts {
@@ -182,6 +185,32 @@ pub fn is_valid_boundary(b: &str) -> bool {
                         | b' '
                 )
         })
+}
+
+/// The parts of a message body, as [`crate::machine::Facts::parts`] lists them: each part
+/// of a `multipart/mixed` (or other `multipart/*`) body, else the whole body as one part
+/// carrying the message's own Content-Type and Content-Disposition.
+pub fn parts_of(
+    content_type: Option<&MediaType>,
+    disposition: Option<&Disposition>,
+    body: &Bytes,
+    limits: &Limits,
+) -> Result<Vec<Part>, MultipartError> {
+    match content_type {
+        Some(ct) if ct.ty == "multipart" => {
+            let boundary = ct
+                .param("boundary")
+                .ok_or(MultipartError::MissingBoundary)?;
+            Ok(parse(body, boundary, limits)?.parts)
+        }
+        _ => Ok(vec![Part {
+            headers: Vec::new(),
+            content_type: content_type.cloned(),
+            disposition: disposition.cloned(),
+            content_id: None,
+            body: body.clone(),
+        }]),
+    }
 }
 
 /// Splits `body` with the `boundary` parameter of its Content-Type.
