@@ -263,3 +263,72 @@ proptest! {
         prop_assert_eq!(&m.data[..], &data[..]);
     }
 }
+
+/// Pieces that make decoder-interesting streams: valid frames, damaged ones, garbage, long
+/// headers and bodies around small limits.
+fn arb_fragment() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        arb_frame().prop_filter_map("encodable", |f| encode_to_vec(&f).ok()),
+        arb_frame()
+            .prop_filter_map("encodable", |f| encode_to_vec(&f).ok())
+            .prop_flat_map(|w| {
+                let n = w.len();
+                (Just(w), 0..n, any::<u8>()).prop_map(|(mut w, i, b)| {
+                    w[i] = b;
+                    w
+                })
+            }),
+        arb_frame()
+            .prop_filter_map("encodable", |f| encode_to_vec(&f).ok())
+            .prop_flat_map(|w| {
+                let n = w.len();
+                (Just(w), 0..n).prop_map(|(w, i)| w[..i].to_vec())
+            }),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        Just(b"\r\n".to_vec()),
+        Just(b"MSRP abcd SEND\r\n".to_vec()),
+        Just(b"X-Pad: 0123456789012345678901234567890123456789\r\n".to_vec()),
+        Just(b"-------abcd$\r\n".to_vec()),
+        Just(b"\r\n-------abcd+\r\n".to_vec()),
+        Just(vec![b'z'; 150]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// What the decoder yields (frames, error kinds and offsets) is the same however the
+    /// stream is cut, including around the size limits and after faults.
+    #[test]
+    fn outcome_does_not_depend_on_cuts(
+        fragments in proptest::collection::vec(arb_fragment(), 1..6),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 1..8),
+    ) {
+        let wire: Vec<u8> = fragments.concat();
+        let limits = DecoderLimits { max_header_bytes: 150, max_body_bytes: 100 };
+        let run = |points: &[usize]| {
+            let mut d = Decoder::new(limits);
+            let mut out = Vec::new();
+            for w in points.windows(2) {
+                d.handle_bytes(&wire[w[0]..w[1]]);
+                while let Some(r) = d.poll_frame() {
+                    out.push(r);
+                }
+            }
+            out
+        };
+        let whole = run(&[0, wire.len()]);
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        points.push(0);
+        points.push(wire.len());
+        points.sort_unstable();
+        prop_assert_eq!(&run(&points), &whole);
+        let bytewise: Vec<usize> = (0..=wire.len()).collect();
+        prop_assert_eq!(&run(&bytewise), &whole);
+        // Every decoded frame re-encodes and decodes to itself.
+        for f in whole.iter().flatten() {
+            let w = encode_to_vec(f).unwrap();
+            prop_assert_eq!(&decode_one(&w).unwrap(), f);
+        }
+    }
+}

@@ -307,13 +307,14 @@ impl Decoder {
             if self.buf[..prefix_len] != b"MSRP "[..prefix_len] {
                 return self.garbage(DecodeErrorKind::StartLine("does not start with `MSRP `"), 0);
             }
-            let Some(eol) = memmem::find(&self.buf, b"\r\n") else {
-                if self.buf.len() > self.limits.max_header_bytes {
-                    let limit = self.limits.max_header_bytes;
-                    return self.garbage(DecodeErrorKind::HeadersTooLarge { limit }, 0);
-                }
-                return None;
-            };
+            // The limits are checked so that the outcome is the same however the stream is
+            // cut: a start line is too long iff its CRLF starts past the limit.
+            let limit = self.limits.max_header_bytes;
+            let eol = memmem::find(&self.buf, b"\r\n");
+            if eol.map_or(self.buf.len() > limit + 1, |e| e > limit) {
+                return self.garbage(DecodeErrorKind::HeadersTooLarge { limit }, limit);
+            }
+            let eol = eol?;
             match parse_start_line(&self.buf[..eol]) {
                 Ok(s) => {
                     let State::Head { scanned, start } = &mut self.state else {
@@ -350,9 +351,12 @@ impl Decoder {
             }
             *scanned = line_end + 2;
         }
-        if self.buf.len() > self.limits.max_header_bytes {
-            let limit = self.limits.max_header_bytes;
-            let at = self.buf.len();
+        // Too large iff the block's terminator starts past the limit: either the unfinished
+        // line already does, or the buffer extends past where any terminator starting within
+        // the limit (at most `-------` + 64-byte id + flag + CRLF) would have ended.
+        let limit = self.limits.max_header_bytes;
+        if *scanned > limit || self.buf.len() > limit + 128 {
+            let at = limit;
             let ctx = ErrorContext {
                 transaction_id: tid,
                 kind,
@@ -384,7 +388,7 @@ impl Decoder {
                 from_path: Vec::new(),
                 failure_report: None,
             };
-            return self.frame_fault(DecodeErrorKind::HeadersTooLarge { limit }, end, ctx);
+            return self.frame_fault(DecodeErrorKind::HeadersTooLarge { limit }, limit, ctx);
         }
         let first_eol = memmem::find(&self.buf[..end], b"\r\n").unwrap_or(end);
         let headers_start = (first_eol + 2).min(end);
