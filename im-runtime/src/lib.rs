@@ -15,6 +15,7 @@
 //! [`Event`]s it consumes, the [`Action`]s it returns and the typed [`Facts`] view of a
 //! request it reads.
 
+pub mod endpoint;
 pub mod machine;
 pub mod proto;
 pub mod transport;

@@ -1,0 +1,68 @@
+//! What an application plugs into the endpoint: the generated machines (through a
+//! dyn-compatible view of [`Machine`]), the group directory, the invitee router and the
+//! location table.
+
+use crate::machine::{
+    Action, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method, Uri,
+};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A dyn-compatible view of a generated [`Machine`] (whose associated constants keep it from
+/// being a trait object itself). Every `Machine` is one.
+pub trait DynMachine: Send {
+    /// Procedure name.
+    fn procedure(&self) -> &'static str;
+    /// Clause id of the procedure.
+    fn clause(&self) -> &'static str;
+    /// See [`Machine::handle`].
+    fn handle(&mut self, now: Instant, event: &Event, facts: &Facts, env: &Env<'_>) -> Vec<Action>;
+    /// See [`Machine::state_name`].
+    fn state_name(&self) -> &'static str;
+    /// See [`Machine::is_final`].
+    fn is_final(&self) -> bool;
+}
+
+impl<M: Machine + Send> DynMachine for M {
+    fn procedure(&self) -> &'static str {
+        M::PROCEDURE
+    }
+    fn clause(&self) -> &'static str {
+        M::CLAUSE
+    }
+    fn handle(&mut self, now: Instant, event: &Event, facts: &Facts, env: &Env<'_>) -> Vec<Action> {
+        Machine::handle(self, now, event, facts, env)
+    }
+    fn state_name(&self) -> &'static str {
+        Machine::state_name(self)
+    }
+    fn is_final(&self) -> bool {
+        Machine::is_final(self)
+    }
+}
+
+/// The application: which machine handles what, and the application's data sources.
+pub trait Application {
+    /// A fresh machine for an initial request of `method`, or `None` when the spec has no
+    /// procedure for it (the endpoint answers 405 with Allow).
+    fn initial(&self, method: &Method) -> Option<Box<dyn DynMachine>>;
+    /// A fresh machine for the procedure implementing `clause` (`call` actions).
+    fn by_clause(&self, clause: &str) -> Option<Box<dyn DynMachine>>;
+    /// A fresh invitee-leg machine for each INVITE sent by `invite each`.
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>>;
+    /// Methods the spec handles as initial requests (for Allow headers).
+    fn methods(&self) -> Vec<Method>;
+    /// The group directory.
+    fn directory(&self) -> &dyn GroupDirectory;
+    /// The invitee router.
+    fn router(&self) -> &dyn InviteeRouter;
+    /// A REGISTER for `aor` binding `contact` for `expires` seconds (0 removes). Returns
+    /// `false` when registration is not offered (the endpoint answers 405).
+    fn register(
+        &mut self,
+        now: Instant,
+        aor: &Uri,
+        contact: Option<SocketAddr>,
+        expires: u32,
+    ) -> bool;
+}

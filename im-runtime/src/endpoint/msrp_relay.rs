@@ -1,0 +1,598 @@
+//! The server's MSRP side: one MSRP session with the originator (it receives the message)
+//! and one with each invitee (it delivers a copy), matched by the session id in To-Path
+//! (RFC 4975 §5.4; an unknown session gets 481), several sessions per connection allowed,
+//! connection roles following the negotiated `a=setup`.
+
+use super::EndpointConfig;
+use super::session::SessionId;
+use crate::machine::SdpFacts;
+use crate::proto::msrp::{
+    self, ContinuationFlag, Decoder, FailureReport, Frame, FrameKind, MessageId, MsrpUri,
+    Reassembler, ReassemblyLimits, ReassemblyOutcome, StatusCode, SuccessReport, TransactionId,
+};
+use crate::proto::sdp::answer::Answer;
+use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
+use crate::transport::{ConnId, Output};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+type SideKey = (SessionId, Option<usize>);
+
+/// What happened on the MSRP side, for the endpoint to act on.
+#[derive(Debug)]
+pub(crate) enum RelayEvent {
+    /// The originator's session is bound to a connection.
+    OriginatorBound(SessionId),
+    /// An invitee's session is bound to a connection.
+    LegBound(SessionId),
+    /// The originator's message is complete.
+    MessageComplete(SessionId, msrp::Message),
+    /// The outcome of a delivery to a leg: ok, and the MSRP status code.
+    Delivered(SessionId, usize, bool, u16),
+    /// A side's connection closed.
+    Closed(SessionId, Option<usize>),
+}
+
+struct Side {
+    local: MsrpUri,
+    remote_path: Vec<MsrpUri>,
+    /// We open the connection (to the last URI of `remote_path`).
+    active: bool,
+    conn: Option<ConnId>,
+    bound: bool,
+    reassembler: Reassembler,
+    /// The originator's first SEND with a body: reports are built from it.
+    first_send: Option<Frame>,
+    received: u64,
+    /// Transaction id of the last chunk of a delivery in flight.
+    delivery_tid: Option<TransactionId>,
+    delivery_mid: Option<MessageId>,
+    done: bool,
+}
+
+struct MConn {
+    decoder: Decoder,
+    sides: Vec<SideKey>,
+}
+
+pub(crate) struct MsrpRelay {
+    own: SocketAddr,
+    limits: msrp::DecoderLimits,
+    reassembly: ReassemblyLimits,
+    chunk_size: usize,
+    conns: HashMap<ConnId, MConn>,
+    by_local: HashMap<String, SideKey>,
+    sides: HashMap<SideKey, Side>,
+    next_conn: u64,
+    tid_counter: u64,
+}
+
+fn uri_target(u: &MsrpUri) -> Option<SocketAddr> {
+    let host = u.host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, u.effective_port()))
+}
+
+fn parse_path(path: &[String]) -> Vec<MsrpUri> {
+    path.iter().filter_map(|p| p.parse().ok()).collect()
+}
+
+impl MsrpRelay {
+    pub(crate) fn new(cfg: &EndpointConfig) -> Self {
+        MsrpRelay {
+            own: cfg.msrp_advertised,
+            limits: cfg.msrp_limits,
+            reassembly: ReassemblyLimits {
+                max_message_bytes: cfg.spec.max_size.unwrap_or(16 * 1024 * 1024),
+                ..ReassemblyLimits::default()
+            },
+            chunk_size: cfg.msrp_chunk_size,
+            conns: HashMap::new(),
+            by_local: HashMap::new(),
+            sides: HashMap::new(),
+            next_conn: 1,
+            tid_counter: 0,
+        }
+    }
+
+    fn local_uri(&self, sid: &str) -> Option<MsrpUri> {
+        format!("msrp://{}/{sid};tcp", self.own).parse().ok()
+    }
+
+    fn tid(&mut self, rand: [u8; 10]) -> TransactionId {
+        self.tid_counter += 1;
+        let mut r = rand;
+        for (i, b) in self.tid_counter.to_le_bytes().iter().enumerate() {
+            r[i] ^= b;
+        }
+        TransactionId::from_random(&r)
+    }
+
+    fn new_side(&self, local_sid: &str) -> Option<Side> {
+        Some(Side {
+            local: self.local_uri(local_sid)?,
+            remote_path: Vec::new(),
+            active: false,
+            conn: None,
+            bound: false,
+            reassembler: Reassembler::new(self.reassembly),
+            first_send: None,
+            received: 0,
+            delivery_tid: None,
+            delivery_mid: None,
+            done: false,
+        })
+    }
+
+    pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &str, a: &Answer) {
+        let Some(mut side) = self.new_side(local_sid) else {
+            return;
+        };
+        side.remote_path = parse_path(&a.offer.path);
+        side.active = a.role == Setup::Active;
+        self.by_local.insert(local_sid.to_string(), (sid, None));
+        self.sides.insert((sid, None), side);
+    }
+
+    pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str) {
+        if let Some(side) = self.new_side(local_sid) {
+            self.by_local.insert(local_sid.to_string(), (sid, Some(i)));
+            self.sides.insert((sid, Some(i)), side);
+        }
+    }
+
+    fn connect(&mut self, key: SideKey, out: &mut Vec<Output>) -> Option<ConnId> {
+        let side = self.sides.get_mut(&key)?;
+        if !side.active || side.conn.is_some() {
+            return None;
+        }
+        let to = side.remote_path.last().and_then(uri_target)?;
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        side.conn = Some(conn);
+        self.conns.insert(
+            conn,
+            MConn {
+                decoder: Decoder::new(self.limits),
+                sides: vec![key],
+            },
+        );
+        out.push(Output::Connect {
+            conn,
+            kind: crate::transport::StreamKind::Msrp,
+            to,
+        });
+        Some(conn)
+    }
+
+    pub(crate) fn connect_originator(
+        &mut self,
+        sid: SessionId,
+        out: &mut std::collections::VecDeque<Output>,
+    ) -> Option<ConnId> {
+        let mut v = Vec::new();
+        let c = self.connect((sid, None), &mut v);
+        out.extend(v);
+        c
+    }
+
+    /// The invitee's SDP answer arrived: learn its path and who connects.
+    pub(crate) fn leg_answered(
+        &mut self,
+        sid: SessionId,
+        i: usize,
+        ans: &SdpFacts,
+        out: &mut std::collections::VecDeque<Output>,
+    ) -> Option<ConnId> {
+        let media = ans
+            .media
+            .iter()
+            .find(|m| is_msrp(&m.media, &m.proto) && m.port != 0)?;
+        let attrs = MsrpAttributes::from_media(media);
+        let side = self.sides.get_mut(&(sid, Some(i)))?;
+        side.remote_path = parse_path(&attrs.path);
+        // We offered actpass: the answerer's `active` means it connects; `passive` (or no
+        // setup, RFC 4975 §5.4: the offerer connects) means we do.
+        side.active = !matches!(attrs.setup, Some(Setup::Active));
+        let mut v = Vec::new();
+        let c = self.connect((sid, Some(i)), &mut v);
+        out.extend(v);
+        c
+    }
+
+    pub(crate) fn leg_ready(&self, sid: SessionId, i: usize) -> bool {
+        self.sides
+            .get(&(sid, Some(i)))
+            .is_some_and(|s| s.conn.is_some() && s.bound && !s.remote_path.is_empty())
+    }
+
+    pub(crate) fn opened(
+        &mut self,
+        conn: ConnId,
+        _peer: SocketAddr,
+        events: &mut Vec<RelayEvent>,
+        rand: [u8; 10],
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let keys = match self.conns.get(&conn) {
+            Some(c) => c.sides.clone(),
+            None => {
+                // Accepted: unbound until its first SEND names a session.
+                self.conns.insert(
+                    conn,
+                    MConn {
+                        decoder: Decoder::new(self.limits),
+                        sides: Vec::new(),
+                    },
+                );
+                return;
+            }
+        };
+        for key in keys {
+            let tid = self.tid(rand);
+            let Some(side) = self.sides.get_mut(&key) else {
+                continue;
+            };
+            side.bound = true;
+            // The active side binds the session with an empty SEND (RFC 4975 §5.4).
+            let mut f = Frame::request(
+                tid,
+                msrp::Method::Send,
+                side.remote_path.clone(),
+                vec![side.local.clone()],
+            );
+            f.failure_report = Some(FailureReport::No);
+            if key.1.is_none()
+                && let Ok(b) = msrp::encode_to_vec(&f) {
+                    out.push_back(Output::StreamSend {
+                        conn,
+                        data: Bytes::from(b),
+                    });
+                }
+            events.push(match key.1 {
+                None => RelayEvent::OriginatorBound(key.0),
+                Some(_) => RelayEvent::LegBound(key.0),
+            });
+        }
+    }
+
+    fn send(&self, conn: ConnId, f: &Frame, out: &mut std::collections::VecDeque<Output>) {
+        if let Ok(b) = msrp::encode_to_vec(f) {
+            out.push_back(Output::StreamSend {
+                conn,
+                data: Bytes::from(b),
+            });
+        }
+    }
+
+    pub(crate) fn handle_bytes(
+        &mut self,
+        conn: ConnId,
+        data: &[u8],
+        events: &mut Vec<RelayEvent>,
+        rand: [u8; 10],
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let mut frames = Vec::new();
+        let mut fatal = false;
+        {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            c.decoder.handle_bytes(data);
+            while let Some(r) = c.decoder.poll_frame() {
+                match r {
+                    Ok(f) => frames.push(f),
+                    Err(e) => {
+                        if let Some(resp) = e.response() {
+                            frames.push(resp);
+                        }
+                        fatal = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for f in frames {
+            self.frame(conn, f, events, rand, out);
+        }
+        if fatal {
+            out.push_back(Output::Close { conn });
+            self.closed(conn, events);
+        }
+    }
+
+    fn frame(
+        &mut self,
+        conn: ConnId,
+        f: Frame,
+        events: &mut Vec<RelayEvent>,
+        rand: [u8; 10],
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        match &f.kind {
+            FrameKind::Response { code, .. } => {
+                // A response to one of our delivery chunks.
+                let hit = self.sides.iter_mut().find(|(_, s)| {
+                    s.conn == Some(conn) && s.delivery_tid.as_ref() == Some(&f.transaction_id)
+                });
+                if let Some((key, side)) = hit
+                    && let (sid, Some(i)) = *key {
+                        side.delivery_tid = None;
+                        side.done = true;
+                        events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
+                    }
+            }
+            FrameKind::Request(method) => {
+                let key = f
+                    .to_path
+                    .last()
+                    .and_then(|u| u.session_id.clone())
+                    .and_then(|s| self.by_local.get(&s).copied());
+                let Some(key) = key else {
+                    // RFC 4975 §7.3.1: no such session.
+                    if let Some(r) = msrp::response_to(&f, StatusCode(481), None) {
+                        self.send(conn, &r, out);
+                    }
+                    return;
+                };
+                // Bind the connection to the session on its first request.
+                if let Some(side) = self.sides.get_mut(&key)
+                    && (side.conn.is_none() || !side.bound) {
+                        side.conn = Some(conn);
+                        side.bound = true;
+                        if side.remote_path.is_empty() {
+                            side.remote_path = f.from_path.clone();
+                        }
+                        if let Some(c) = self.conns.get_mut(&conn)
+                            && !c.sides.contains(&key) {
+                                c.sides.push(key);
+                            }
+                        events.push(match key.1 {
+                            None => RelayEvent::OriginatorBound(key.0),
+                            Some(_) => RelayEvent::LegBound(key.0),
+                        });
+                    }
+                match method {
+                    msrp::Method::Send => self.on_send(conn, key, f, events, out),
+                    msrp::Method::Report => {
+                        if let (sid, Some(i)) = key {
+                            let code = f.status.as_ref().map(|s| s.code.0).unwrap_or(0);
+                            if let Some(side) = self.sides.get_mut(&key)
+                                && side.delivery_mid.is_some() && f.message_id == side.delivery_mid
+                                {
+                                    side.delivery_tid = None;
+                                    side.done = true;
+                                    events.push(RelayEvent::Delivered(sid, i, code == 200, code));
+                                }
+                        }
+                    }
+                    msrp::Method::Other(_) => {
+                        if let Some(r) = msrp::response_to(&f, StatusCode(501), None) {
+                            self.send(conn, &r, out);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = rand;
+    }
+
+    fn on_send(
+        &mut self,
+        conn: ConnId,
+        key: SideKey,
+        f: Frame,
+        events: &mut Vec<RelayEvent>,
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let Some(side) = self.sides.get_mut(&key) else {
+            return;
+        };
+        let empty_bind = f.body.is_none() && f.message_id.is_none();
+        let mut code = StatusCode(200);
+        let mut complete = None;
+        if key.1.is_none() && !empty_bind {
+            if side.first_send.is_none() && f.body.is_some() {
+                side.first_send = Some(f.clone());
+            }
+            match side.reassembler.handle_chunk(&f) {
+                Ok(ReassemblyOutcome::Complete(m)) => {
+                    side.received = m.data.len() as u64;
+                    complete = Some(m);
+                }
+                Ok(ReassemblyOutcome::Incomplete { .. }) => {}
+                Ok(ReassemblyOutcome::Aborted(_)) => {}
+                Err(e) => code = e.status_code(),
+            }
+        }
+        // Transaction responses as Failure-Report asks (RFC 4975 §7.1.2).
+        let answer = match f.effective_failure_report() {
+            FailureReport::Yes => true,
+            FailureReport::Partial => code.0 != 200,
+            FailureReport::No => false,
+        };
+        if (answer || empty_bind)
+            && let Some(r) = msrp::response_to(&f, code, None) {
+                self.send(conn, &r, out);
+            }
+        if let Some(m) = complete {
+            events.push(RelayEvent::MessageComplete(key.0, m));
+        }
+    }
+
+    /// Sends the held message to leg `i` in chunks.
+    pub(crate) fn deliver(
+        &mut self,
+        sid: SessionId,
+        i: usize,
+        m: &msrp::Message,
+        tid_rand: [u8; 10],
+        mid_rand: [u8; 10],
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let Some(side) = self.sides.get(&(sid, Some(i))) else {
+            return;
+        };
+        let Some(conn) = side.conn else {
+            return;
+        };
+        let mut template = Frame::request(
+            TransactionId::from_random(&tid_rand),
+            msrp::Method::Send,
+            side.remote_path.clone(),
+            vec![side.local.clone()],
+        );
+        let mid = MessageId::from_random(&mid_rand);
+        template.message_id = Some(mid.clone());
+        template.success_report = Some(SuccessReport::No);
+        template.failure_report = Some(FailureReport::Yes);
+        let ct = m
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "text/plain".into());
+        let mut chunker = msrp::Chunker::new(template, ct, m.data.clone(), self.chunk_size);
+        let mut last = None;
+        loop {
+            let tid = self.tid(tid_rand);
+            let Some(chunk) = chunker.next_chunk(tid.clone()) else {
+                break;
+            };
+            if chunk.flag == ContinuationFlag::End {
+                last = Some(tid);
+            }
+            self.send(conn, &chunk, out);
+        }
+        if let Some(side) = self.sides.get_mut(&(sid, Some(i))) {
+            side.delivery_tid = last;
+            side.delivery_mid = Some(mid);
+        }
+    }
+
+    /// A success or failure REPORT to the originator, when its SEND asked for one.
+    pub(crate) fn report_to_originator(
+        &mut self,
+        sid: SessionId,
+        success: bool,
+        rand: [u8; 10],
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let tid = self.tid(rand);
+        let Some(side) = self.sides.get(&(sid, None)) else {
+            return;
+        };
+        let (Some(conn), Some(send)) = (side.conn, side.first_send.as_ref()) else {
+            return;
+        };
+        let report = if success {
+            (send.effective_success_report() == SuccessReport::Yes)
+                .then(|| msrp::success_report(send, tid, side.received))
+                .flatten()
+        } else {
+            (send.effective_failure_report() != FailureReport::No)
+                .then(|| {
+                    let len = side.received;
+                    let range = msrp::ByteRange {
+                        start: 1,
+                        end: Some(len),
+                        total: Some(len),
+                    };
+                    // 408: not every recipient confirmed delivery in time.
+                    msrp::report_for(send, tid, range, msrp::Status::new(StatusCode(408)))
+                })
+                .flatten()
+        };
+        if let Some(r) = report {
+            self.send(conn, &r, out);
+        }
+    }
+
+    fn close_key(&mut self, key: SideKey, out: &mut std::collections::VecDeque<Output>) {
+        if let Some(side) = self.sides.remove(&key) {
+            self.by_local.retain(|_, k| *k != key);
+            if let Some(conn) = side.conn {
+                let empty = match self.conns.get_mut(&conn) {
+                    Some(c) => {
+                        c.sides.retain(|k| *k != key);
+                        c.sides.is_empty()
+                    }
+                    None => false,
+                };
+                if empty {
+                    self.conns.remove(&conn);
+                    out.push_back(Output::Close { conn });
+                }
+            }
+        }
+    }
+
+    pub(crate) fn close_originator(
+        &mut self,
+        sid: SessionId,
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        self.close_key((sid, None), out);
+    }
+
+    pub(crate) fn close_leg(
+        &mut self,
+        sid: SessionId,
+        i: usize,
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        self.close_key((sid, Some(i)), out);
+    }
+
+    pub(crate) fn close_session(
+        &mut self,
+        sid: SessionId,
+        out: &mut std::collections::VecDeque<Output>,
+    ) {
+        let keys: Vec<SideKey> = self.sides.keys().filter(|k| k.0 == sid).copied().collect();
+        for k in keys {
+            self.close_key(k, out);
+        }
+    }
+
+    pub(crate) fn closed(&mut self, conn: ConnId, events: &mut Vec<RelayEvent>) {
+        if let Some(c) = self.conns.remove(&conn) {
+            for key in c.sides {
+                if let Some(side) = self.sides.get_mut(&key) {
+                    side.conn = None;
+                    side.bound = false;
+                    events.push(RelayEvent::Closed(key.0, key.1));
+                }
+            }
+        }
+    }
+
+    /// A connection's idle timer fired: close it when it never carried a bound session or
+    /// its delivery never completed.
+    pub(crate) fn idle_timeout(
+        &mut self,
+        conn: ConnId,
+        out: &mut std::collections::VecDeque<Output>,
+    ) -> Option<SideKey> {
+        let c = self.conns.get(&conn)?;
+        if c.sides.is_empty() {
+            self.conns.remove(&conn);
+            out.push_back(Output::Close { conn });
+            return None;
+        }
+        let stuck = c
+            .sides
+            .iter()
+            .find(|k| {
+                self.sides
+                    .get(k)
+                    .is_some_and(|s| !s.bound || (k.1.is_some() && !s.done))
+            })
+            .copied();
+        if let Some(k) = stuck {
+            self.close_key(k, out);
+            return Some(k);
+        }
+        None
+    }
+}
