@@ -24,8 +24,7 @@ pub use app::{Application, DynMachine};
 pub use facts::{BodyLimits, FactsError};
 
 use crate::machine::{
-    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, Route, Timer,
-    Uri,
+    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, Route, Timer, Uri,
 };
 use crate::proto::msrp;
 use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
@@ -552,25 +551,26 @@ impl<A: Application> Endpoint<A> {
         let key = tsx_message(&msg).map(|t| t.key);
         let Some(&(sid, leg)) = self.by_dialog.get(&(call_id, to_tag)) else {
             if method != Method::Ack
-                && let Some(key) = key {
-                    self.reply_simple(now, &key, &msg, 481, &[]);
-                }
+                && let Some(key) = key
+            {
+                self.reply_simple(now, &key, &msg, 481, &[]);
+            }
             return;
         };
         match method {
             Method::Ack => {
                 if let Some(s) = self.sessions.get_mut(&sid)
-                    && leg.is_none() && !s.acked {
-                        s.acked = true;
-                        if let Some(d) = s.dialog.as_mut() {
-                            d.confirmed = true;
-                        }
-                        self.remove_timers(
-                            |k| matches!(k, TimerKind::OkRetransmit(x, _) if *x == sid),
-                        );
-                        self.msrp_after_ack(now, sid);
-                        self.run_session_machines(now, sid, &Event::InDialogRequest(Method::Ack));
+                    && leg.is_none()
+                    && !s.acked
+                {
+                    s.acked = true;
+                    if let Some(d) = s.dialog.as_mut() {
+                        d.confirmed = true;
                     }
+                    self.remove_timers(|k| matches!(k, TimerKind::OkRetransmit(x, _) if *x == sid));
+                    self.msrp_after_ack(now, sid);
+                    self.run_session_machines(now, sid, &Event::InDialogRequest(Method::Ack));
+                }
             }
             Method::Bye => {
                 if let Some(key) = key {
@@ -622,27 +622,26 @@ impl<A: Application> Endpoint<A> {
             .sessions
             .get(&sid)
             .is_some_and(|s| s.answered.is_some());
-        if !answered
-            && let Some(msg) = self.sessions.get(&sid).map(|s| s.request.clone()) {
-                let tag = self
-                    .sessions
-                    .get(&sid)
-                    .map(|s| s.local_tag.clone())
-                    .unwrap_or_default();
-                if let Some(resp) = StatusCode::new(487).and_then(|c| {
-                    sip::build::ResponseBuilder::new(&msg, c)
-                        .to_tag(&tag)
-                        .build()
-                        .ok()
-                }) {
-                    let _ = self.tsx.respond(now, invite, 487, resp.into_bytes());
-                    self.drain_tsx_transmits();
-                }
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.answered = Some(487);
-                    s.originator_gone = true;
-                }
+        if !answered && let Some(msg) = self.sessions.get(&sid).map(|s| s.request.clone()) {
+            let tag = self
+                .sessions
+                .get(&sid)
+                .map(|s| s.local_tag.clone())
+                .unwrap_or_default();
+            if let Some(resp) = StatusCode::new(487).and_then(|c| {
+                sip::build::ResponseBuilder::new(&msg, c)
+                    .to_tag(&tag)
+                    .build()
+                    .ok()
+            }) {
+                let _ = self.tsx.respond(now, invite, 487, resp.into_bytes());
+                self.drain_tsx_transmits();
             }
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.answered = Some(487);
+                s.originator_gone = true;
+            }
+        }
         self.end_session(now, sid, "cancelled by the originator");
     }
 
@@ -1046,9 +1045,10 @@ impl<A: Application> Endpoint<A> {
                         self.tsx.builder_mut().remember(&tm.key, &invite);
                         self.by_client_tsx.insert(tm.key.clone(), (sid, Some(idx)));
                         if let Some(s) = self.sessions.get_mut(&sid)
-                            && let Some(l) = s.legs.get_mut(idx) {
-                                l.invite_key = Some(tm.key.clone());
-                            }
+                            && let Some(l) = s.legs.get_mut(idx)
+                        {
+                            l.invite_key = Some(tm.key.clone());
+                        }
                         if self.tsx.send_request(now, tm, peer).is_ok() {
                             self.stats.invites_sent += 1;
                         }
@@ -1133,19 +1133,20 @@ impl<A: Application> Endpoint<A> {
                 b = b.route(&format!("<sip:{p};lr>"));
             }
             if let Ok(m) = b.build()
-                && let Some(tm) = tsx_message(&m) {
-                    self.tsx.builder_mut().remember(&tm.key, &m);
-                    self.by_client_tsx.insert(tm.key.clone(), (sid, None));
-                    let _ = self.tsx.send_request(
-                        now,
-                        tm,
-                        Peer {
-                            addr: dest,
-                            reliable: false,
-                        },
-                    );
-                    self.drain_tsx_transmits();
-                }
+                && let Some(tm) = tsx_message(&m)
+            {
+                self.tsx.builder_mut().remember(&tm.key, &m);
+                self.by_client_tsx.insert(tm.key.clone(), (sid, None));
+                let _ = self.tsx.send_request(
+                    now,
+                    tm,
+                    Peer {
+                        addr: dest,
+                        reliable: false,
+                    },
+                );
+                self.drain_tsx_transmits();
+            }
         }
     }
 
@@ -1292,9 +1293,10 @@ impl<A: Application> Endpoint<A> {
             return;
         }
         if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-            && l.status == LegStatus::Pending {
-                l.status = LegStatus::Failed;
-            }
+            && l.status == LegStatus::Pending
+        {
+            l.status = LegStatus::Failed;
+        }
         self.run_leg_machine(now, sid, i, &Event::Timer(Timer::B));
         self.check_settled(now, sid);
     }
@@ -1417,9 +1419,10 @@ impl<A: Application> Endpoint<A> {
                 }
                 msrp_relay::RelayEvent::MessageComplete(sid, m) => {
                     if let Some(s) = self.sessions.get_mut(&sid)
-                        && s.held.is_none() {
-                            s.held = Some(m);
-                        }
+                        && s.held.is_none()
+                    {
+                        s.held = Some(m);
+                    }
                     self.run_session_machines(
                         now,
                         sid,
@@ -1429,9 +1432,10 @@ impl<A: Application> Endpoint<A> {
                 }
                 msrp_relay::RelayEvent::Delivered(sid, i, ok, code) => {
                     if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                        && l.delivery.is_none() {
-                            l.delivery = Some(if ok { 200 } else { code });
-                        }
+                        && l.delivery.is_none()
+                    {
+                        l.delivery = Some(if ok { 200 } else { code });
+                    }
                     if ok {
                         self.stats.delivered += 1;
                     }
@@ -1459,9 +1463,9 @@ impl<A: Application> Endpoint<A> {
                             if undelivered
                                 && let Some(l) =
                                     self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                                {
-                                    l.delivery = Some(408);
-                                }
+                            {
+                                l.delivery = Some(408);
+                            }
                             self.run_leg_machine(
                                 now,
                                 sid,
@@ -1559,9 +1563,10 @@ impl<A: Application> Endpoint<A> {
                 if t1 * (1 << n.min(7)) >= t1 * 64 {
                     // No ACK within 64·T1: end the dialog (§13.3.1.4).
                     if let Some(s) = self.sessions.get_mut(&sid)
-                        && let Some(d) = s.dialog.as_mut() {
-                            d.confirmed = true;
-                        }
+                        && let Some(d) = s.dialog.as_mut()
+                    {
+                        d.confirmed = true;
+                    }
                     self.end_session(now, sid, "no ACK for the 2xx");
                     return;
                 }
@@ -1596,9 +1601,10 @@ impl<A: Application> Endpoint<A> {
                         Some(i) => {
                             if let Some(l) =
                                 self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                                && l.delivery.is_none() {
-                                    l.delivery = Some(408);
-                                }
+                                && l.delivery.is_none()
+                            {
+                                l.delivery = Some(408);
+                            }
                         }
                     }
                     self.check_settled(now, sid);
@@ -1618,16 +1624,16 @@ impl<A: Application> Core for Endpoint<A> {
                     if let Ok(resp) = Message::parse(data.clone()).map(|m| {
                         StatusCode::new(513)
                             .and_then(|c| sip::build::ResponseBuilder::new(&m, c).build().ok())
-                    })
-                        && let Some(r) = resp {
-                            self.send_sip(
-                                Peer {
-                                    addr: from,
-                                    reliable: false,
-                                },
-                                r.into_bytes(),
-                            );
-                        }
+                    }) && let Some(r) = resp
+                    {
+                        self.send_sip(
+                            Peer {
+                                addr: from,
+                                reliable: false,
+                            },
+                            r.into_bytes(),
+                        );
+                    }
                     return;
                 }
                 self.handle_sip_bytes(
@@ -1767,9 +1773,9 @@ impl<A: Application> Endpoint<A> {
                         .is_some_and(|l| l.delivery.is_none() && l.status == LegStatus::Connected);
                     if undelivered
                         && let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                        {
-                            l.delivery = Some(408);
-                        }
+                    {
+                        l.delivery = Some(408);
+                    }
                 }
                 self.check_settled(now, sid);
             }
@@ -1868,19 +1874,19 @@ fn page_mode_payload(request: &Message, limits: &BodyLimits) -> (String, Bytes) 
         && let Some(boundary) = request
             .content_type()
             .and_then(|c| c.param("boundary").map(|b| b.to_string()))
-            && let Ok(mp) =
-                crate::proto::body::multipart::parse(&body, &boundary, &limits.multipart)
-                && let Some(p) = mp.parts.iter().find(|p| {
-                    let d = p
-                        .disposition
-                        .as_ref()
-                        .map(|d| d.kind.as_str())
-                        .unwrap_or("");
-                    d != "recipient-list" && d != "recipient-list-history"
-                }) {
-                    let ct = p.header("Content-Type").unwrap_or("text/plain").to_string();
-                    return (ct, p.body.clone());
-                }
+        && let Ok(mp) = crate::proto::body::multipart::parse(&body, &boundary, &limits.multipart)
+        && let Some(p) = mp.parts.iter().find(|p| {
+            let d = p
+                .disposition
+                .as_ref()
+                .map(|d| d.kind.as_str())
+                .unwrap_or("");
+            d != "recipient-list" && d != "recipient-list-history"
+        })
+    {
+        let ct = p.header("Content-Type").unwrap_or("text/plain").to_string();
+        return (ct, p.body.clone());
+    }
     let full = request
         .header(HeaderName::ContentType)
         .unwrap_or("text/plain")

@@ -244,12 +244,13 @@ impl MsrpRelay {
             );
             f.failure_report = Some(FailureReport::No);
             if key.1.is_none()
-                && let Ok(b) = msrp::encode_to_vec(&f) {
-                    out.push_back(Output::StreamSend {
-                        conn,
-                        data: Bytes::from(b),
-                    });
-                }
+                && let Ok(b) = msrp::encode_to_vec(&f)
+            {
+                out.push_back(Output::StreamSend {
+                    conn,
+                    data: Bytes::from(b),
+                });
+            }
             events.push(match key.1 {
                 None => RelayEvent::OriginatorBound(key.0),
                 Some(_) => RelayEvent::LegBound(key.0),
@@ -318,11 +319,12 @@ impl MsrpRelay {
                     s.conn == Some(conn) && s.delivery_tid.as_ref() == Some(&f.transaction_id)
                 });
                 if let Some((key, side)) = hit
-                    && let (sid, Some(i)) = *key {
-                        side.delivery_tid = None;
-                        side.done = true;
-                        events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
-                    }
+                    && let (sid, Some(i)) = *key
+                {
+                    side.delivery_tid = None;
+                    side.done = true;
+                    events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
+                }
             }
             FrameKind::Request(method) => {
                 let key = f
@@ -339,33 +341,36 @@ impl MsrpRelay {
                 };
                 // Bind the connection to the session on its first request.
                 if let Some(side) = self.sides.get_mut(&key)
-                    && (side.conn.is_none() || !side.bound) {
-                        side.conn = Some(conn);
-                        side.bound = true;
-                        if side.remote_path.is_empty() {
-                            side.remote_path = f.from_path.clone();
-                        }
-                        if let Some(c) = self.conns.get_mut(&conn)
-                            && !c.sides.contains(&key) {
-                                c.sides.push(key);
-                            }
-                        events.push(match key.1 {
-                            None => RelayEvent::OriginatorBound(key.0),
-                            Some(_) => RelayEvent::LegBound(key.0),
-                        });
+                    && (side.conn.is_none() || !side.bound)
+                {
+                    side.conn = Some(conn);
+                    side.bound = true;
+                    if side.remote_path.is_empty() {
+                        side.remote_path = f.from_path.clone();
                     }
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && !c.sides.contains(&key)
+                    {
+                        c.sides.push(key);
+                    }
+                    events.push(match key.1 {
+                        None => RelayEvent::OriginatorBound(key.0),
+                        Some(_) => RelayEvent::LegBound(key.0),
+                    });
+                }
                 match method {
                     msrp::Method::Send => self.on_send(conn, key, f, events, out),
                     msrp::Method::Report => {
                         if let (sid, Some(i)) = key {
                             let code = f.status.as_ref().map(|s| s.code.0).unwrap_or(0);
                             if let Some(side) = self.sides.get_mut(&key)
-                                && side.delivery_mid.is_some() && f.message_id == side.delivery_mid
-                                {
-                                    side.delivery_tid = None;
-                                    side.done = true;
-                                    events.push(RelayEvent::Delivered(sid, i, code == 200, code));
-                                }
+                                && side.delivery_mid.is_some()
+                                && f.message_id == side.delivery_mid
+                            {
+                                side.delivery_tid = None;
+                                side.done = true;
+                                events.push(RelayEvent::Delivered(sid, i, code == 200, code));
+                            }
                         }
                     }
                     msrp::Method::Other(_) => {
@@ -414,9 +419,10 @@ impl MsrpRelay {
             FailureReport::No => false,
         };
         if (answer || empty_bind)
-            && let Some(r) = msrp::response_to(&f, code, None) {
-                self.send(conn, &r, out);
-            }
+            && let Some(r) = msrp::response_to(&f, code, None)
+        {
+            self.send(conn, &r, out);
+        }
         if let Some(m) = complete {
             events.push(RelayEvent::MessageComplete(key.0, m));
         }
