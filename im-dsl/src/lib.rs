@@ -12,6 +12,7 @@
 
 pub mod ast;
 pub mod diag;
+pub mod fmt;
 pub mod model;
 pub mod parse;
 pub mod source;
