@@ -35,6 +35,8 @@ const CONTINUATION: usize = 4;
 /// Formats `.imspec` source text in the canonical layout, keeping every comment.
 ///
 /// A syntax error is returned as the parser's diagnostic (for file index 0).
+// The error is the parser's own diagnostic, returned as `parse_file` returns it.
+#[allow(clippy::result_large_err)]
 pub fn format_source(text: &str) -> Result<String, Diagnostic> {
     let file = parse_file(0, text)?;
     Ok(format_file(&file, text))
@@ -222,8 +224,11 @@ fn render(doc: &Doc, width: usize) -> Vec<OutLine> {
             Doc::Nest(j, inner) => stack.push((i + j, m, inner)),
             Doc::Group(inner) => {
                 let mode = if m == Mode::Flat
-                    || fits(width as isize - col as isize, (i, Mode::Flat, inner), &stack)
-                {
+                    || fits(
+                        width as isize - col as isize,
+                        (i, Mode::Flat, inner),
+                        &stack,
+                    ) {
                     Mode::Flat
                 } else {
                     Mode::Break
@@ -304,13 +309,18 @@ fn place_comments(lines: Vec<OutLine>, comments: Vec<Comment>, src: &str) -> Str
         for c in &leading[n] {
             out.comment(c, cindent);
         }
-        if let Some(last) = leading[n].last() {
-            if last.blank_after && !closing {
-                out.blank();
-            }
+        if let Some(last) = leading[n].last()
+            && last.blank_after
+            && !closing
+        {
+            out.blank();
         }
         match &trailing[n] {
-            Some(c) => out.code(line.indent, &format!("{} {}", line.text, c.text), &line.text),
+            Some(c) => out.code(
+                line.indent,
+                &format!("{} {}", line.text, c.text),
+                &line.text,
+            ),
             None => out.code(line.indent, &line.text, &line.text),
         }
     }
@@ -379,7 +389,10 @@ impl Out {
 
     fn code(&mut self, indent: usize, line: &str, code: &str) {
         if line.is_empty() {
-            self.lines.push(String::new());
+            // An empty document renders as one empty line; a file never starts blank.
+            if !self.lines.is_empty() {
+                self.lines.push(String::new());
+            }
         } else {
             self.lines.push(format!("{}{}", " ".repeat(indent), line));
         }
@@ -461,7 +474,13 @@ impl Printer<'_> {
     }
 
     /// `{ items }` with one item per line, `{}` when empty.
-    fn block(&self, open: Doc, items: Vec<Doc>, close: Doc, blank_between: impl Fn(usize) -> bool) -> Doc {
+    fn block(
+        &self,
+        open: Doc,
+        items: Vec<Doc>,
+        close: Doc,
+        blank_between: impl Fn(usize) -> bool,
+    ) -> Doc {
         if items.is_empty() {
             return cat(vec![open, close]);
         }
@@ -509,7 +528,11 @@ impl Printer<'_> {
             head.push(text(" "));
             head.push(self.clause(cl));
         }
-        let eq_from = c.clause.as_ref().map(|x| x.span.end).unwrap_or(c.name.span.end);
+        let eq_from = c
+            .clause
+            .as_ref()
+            .map(|x| x.span.end)
+            .unwrap_or(c.name.span.end);
         head.push(text(" "));
         head.push(self.punct(eq_from, "="));
         head.push(nest(INDENT, cat(vec![Doc::Line, self.expr(&c.expr)])));
@@ -655,9 +678,10 @@ impl Printer<'_> {
             [] => {
                 head.push(text(" "));
                 match self.find(arrow_end, "{") {
-                    Some(open) => {
-                        head.push(Doc::Text("{}".into(), Some((open, r.span.end.max(open + 1)))))
-                    }
+                    Some(open) => head.push(Doc::Text(
+                        "{}".into(),
+                        Some((open, r.span.end.max(open + 1))),
+                    )),
                     None => head.push(text("{}")),
                 }
             }
@@ -687,18 +711,17 @@ impl Printer<'_> {
             ActionKind::Respond(r) => self.respond(r, s),
             ActionKind::Call(c) => cat(vec![kw("call"), text(" "), self.at(c.id.clone(), c.span)]),
             ActionKind::Goto(id) => cat(vec![kw("goto"), text(" "), self.ident(id)]),
-            ActionKind::InviteEach(r) => {
-                self.at(format!("invite each {}", recipients_text(*r)), s)
-            }
+            ActionKind::InviteEach(r) => self.at(format!("invite each {}", recipients_text(*r)), s),
             ActionKind::ForwardEach(r) => {
                 self.at(format!("forward each {}", recipients_text(*r)), s)
             }
             ActionKind::Cancel => self.at("cancel", s),
             ActionKind::Bye => self.at("bye", s),
             ActionKind::Deliver => self.at("deliver", s),
-            ActionKind::Report(ok) => {
-                self.at(format!("report {}", if *ok { "success" } else { "failure" }), s)
-            }
+            ActionKind::Report(ok) => self.at(
+                format!("report {}", if *ok { "success" } else { "failure" }),
+                s,
+            ),
             ActionKind::StartTimer(id, after) => cat(vec![
                 kw("start"),
                 text(" timer "),
@@ -1078,7 +1101,9 @@ fn erase_expr(e: &mut Expr) {
             erase_expr(l);
             erase_expr(r);
         }
-        ExprKind::Quant { var, list, body, .. } => {
+        ExprKind::Quant {
+            var, list, body, ..
+        } => {
             erase_ident(var);
             erase_expr(list);
             erase_expr(body);
@@ -1169,7 +1194,6 @@ pub fn run(
     summary
 }
 
-
 fn collect_specs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1200,7 +1224,10 @@ fn short_diff(name: &str, old: &str, new: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect::<String>();
     if lines.len() > DIFF_LINES {
-        s.push_str(&format!("… ({} more diff lines)\n", lines.len() - DIFF_LINES));
+        s.push_str(&format!(
+            "… ({} more diff lines)\n",
+            lines.len() - DIFF_LINES
+        ));
     }
     s
 }
