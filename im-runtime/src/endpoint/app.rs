@@ -21,6 +21,11 @@ pub trait DynMachine: Send {
     fn state_name(&self) -> &'static str;
     /// See [`Machine::is_final`].
     fn is_final(&self) -> bool;
+    /// A fresh machine for one invitee leg started by this machine's `invite each`, when
+    /// the spec assigns one (otherwise the application's [`Application::invitee_leg`]).
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        None
+    }
 }
 
 impl<M: Machine + Send> DynMachine for M {

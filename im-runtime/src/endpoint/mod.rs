@@ -647,35 +647,34 @@ impl<A: Application> Endpoint<A> {
 
     // ---- machines -----------------------------------------------------------------------
 
-    fn env_parts(&self) -> (&Config, &A) {
-        (&self.cfg.spec, &self.app)
-    }
-
     /// Runs every live machine of the session on `event`, then executes their actions.
     fn run_session_machines(&mut self, now: Instant, sid: SessionId, event: &Event) {
-        let mut pending: VecDeque<Action> = VecDeque::new();
+        // Each action is kept with the index of the machine that produced it, so that
+        // `invite each` can ask that machine for its invitee-leg procedure.
+        let mut pending: VecDeque<(usize, Action)> = VecDeque::new();
         {
-            let (config, app) = (&self.cfg.spec, &self.app);
             let env = Env {
-                config,
-                directory: app.directory(),
-                router: app.router(),
+                config: &self.cfg.spec,
+                directory: self.app.directory(),
+                router: self.app.router(),
             };
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
             let facts = s.facts.clone();
-            for m in s
-                .machines
-                .iter_mut()
-                .filter(|m| !m.is_final() || matches!(event, Event::InitialRequest(_)))
-            {
-                pending.extend(m.handle(now, event, &facts, &env));
+            for (i, m) in s.machines.iter_mut().enumerate() {
+                if m.is_final() && !matches!(event, Event::InitialRequest(_)) {
+                    continue;
+                }
+                pending.extend(
+                    m.handle(now, event, &facts, &env)
+                        .into_iter()
+                        .map(|a| (i, a)),
+                );
             }
         }
-        let _ = self.env_parts();
         let mut calls = 0;
-        while let Some(a) = pending.pop_front() {
+        while let Some((from, a)) = pending.pop_front() {
             if let ActionKind::Call(clause) = &a.kind {
                 // `call`: run the callee on the same event and facts (bounded, so a spec
                 // that calls itself cannot loop forever).
@@ -687,6 +686,7 @@ impl<A: Application> Endpoint<A> {
                     log_action(&self.sessions, sid, &a, "no procedure for this clause");
                     continue;
                 };
+                log_action(&self.sessions, sid, &a, "");
                 let actions = {
                     let env = Env {
                         config: &self.cfg.spec,
@@ -700,15 +700,19 @@ impl<A: Application> Endpoint<A> {
                         .unwrap_or_default();
                     callee.handle(now, event, &facts, &env)
                 };
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.machines.push(callee);
-                }
+                let idx = match self.sessions.get_mut(&sid) {
+                    Some(s) => {
+                        s.machines.push(callee);
+                        s.machines.len() - 1
+                    }
+                    None => return,
+                };
                 for (i, x) in actions.into_iter().enumerate() {
-                    pending.insert(i, x);
+                    pending.insert(i, (idx, x));
                 }
                 continue;
             }
-            self.execute(now, sid, None, a);
+            self.execute(now, sid, None, Some(from), a);
         }
     }
 
@@ -732,16 +736,23 @@ impl<A: Application> Endpoint<A> {
             m.handle(now, event, &facts, &env)
         };
         for a in actions {
-            self.execute(now, sid, Some(leg), a);
+            self.execute(now, sid, Some(leg), None, a);
         }
     }
 
-    fn execute(&mut self, now: Instant, sid: SessionId, leg: Option<usize>, a: Action) {
+    fn execute(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        leg: Option<usize>,
+        from: Option<usize>,
+        a: Action,
+    ) {
         log_action(&self.sessions, sid, &a, "");
         let origin = a.origin;
         match a.kind {
             ActionKind::Respond(reply) => self.respond(now, sid, origin, reply),
-            ActionKind::InviteEach(r) => self.invite_each(now, sid, r),
+            ActionKind::InviteEach(r) => self.invite_each(now, sid, r, from),
             ActionKind::ForwardEach(r) => self.forward_each(now, sid, r),
             ActionKind::Cancel => match leg {
                 Some(i) => self.cancel_leg(now, sid, i),
@@ -935,7 +946,7 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    fn invite_each(&mut self, now: Instant, sid: SessionId, r: Recipients) {
+    fn invite_each(&mut self, now: Instant, sid: SessionId, r: Recipients, from: Option<usize>) {
         let targets = self.recipients(sid, r);
         let history = match (r, self.sessions.get(&sid)) {
             (Recipients::RecipientList, Some(s)) => Some(
@@ -946,7 +957,8 @@ impl<A: Application> Endpoint<A> {
         for (uri, _name) in targets {
             let route = self.app.router().route(&uri);
             let leg_sid = msrp::session_id_from_random(&self.random_bytes::<12>());
-            let Some(machine) = self.app.invitee_leg() else {
+            let asked = from.and_then(|i| self.sessions.get(&sid)?.machines.get(i)?.invitee_leg());
+            let Some(machine) = asked.or_else(|| self.app.invitee_leg()) else {
                 continue;
             };
             let idx = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
