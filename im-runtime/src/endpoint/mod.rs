@@ -122,8 +122,8 @@ pub struct Stats {
 enum TimerKind {
     /// Retransmit the 2xx to the originator's INVITE until the ACK (§13.3.1.4).
     OkRetransmit(SessionId, u32),
-    /// A spec timer of the session (leg `None`) or of a leg.
-    Spec(SessionId, Option<usize>, u16),
+    /// A spec timer of a leg (`Some(leg)`) or of the session machine with this index.
+    Spec(SessionId, Option<usize>, usize, u16),
     /// The session's lifetime is over.
     Lifetime(SessionId),
     /// Close an MSRP connection that never got bound to a session.
@@ -369,6 +369,7 @@ impl<A: Application> Endpoint<A> {
                         self.client_timeout(now, &key);
                     } else if let Some(sid) = self.by_server_tsx.get(&key).copied() {
                         // Timer H: the originator never ACKed our final response.
+                        self.run_session_machines(now, sid, &Event::Timer(Timer::H));
                         self.end_session(now, sid, "no ACK for the final response (Timer H)");
                     }
                 }
@@ -649,6 +650,17 @@ impl<A: Application> Endpoint<A> {
 
     /// Runs every live machine of the session on `event`, then executes their actions.
     fn run_session_machines(&mut self, now: Instant, sid: SessionId, event: &Event) {
+        self.run_session_machines_at(now, sid, event, None);
+    }
+
+    /// Runs the session's machines (only machine `only` when given) on `event`.
+    fn run_session_machines_at(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        event: &Event,
+        only: Option<usize>,
+    ) {
         // Each action is kept with the index of the machine that produced it, so that
         // `invite each` can ask that machine for its invitee-leg procedure.
         let mut pending: VecDeque<(usize, Action)> = VecDeque::new();
@@ -663,6 +675,9 @@ impl<A: Application> Endpoint<A> {
             };
             let facts = s.facts.clone();
             for (i, m) in s.machines.iter_mut().enumerate() {
+                if only.is_some_and(|o| o != i) {
+                    continue;
+                }
                 if m.is_final() && !matches!(event, Event::InitialRequest(_)) {
                     continue;
                 }
@@ -769,15 +784,17 @@ impl<A: Application> Endpoint<A> {
             },
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
+                let mi = from.unwrap_or(0);
                 self.remove_timers(
-                    |k| matches!(k, TimerKind::Spec(s, l, x) if *s == sid && *l == leg && *x == id),
+                    |k| matches!(k, TimerKind::Spec(s, l, m, x) if *s == sid && *l == leg && *m == mi && *x == id),
                 );
-                self.add_timer(now + after, TimerKind::Spec(sid, leg, id));
+                self.add_timer(now + after, TimerKind::Spec(sid, leg, mi, id));
             }
             ActionKind::StopTimer(t) => {
                 let id = spec_timer_id(t);
+                let mi = from.unwrap_or(0);
                 self.remove_timers(
-                    |k| matches!(k, TimerKind::Spec(s, l, x) if *s == sid && *l == leg && *x == id),
+                    |k| matches!(k, TimerKind::Spec(s, l, m, x) if *s == sid && *l == leg && *m == mi && *x == id),
                 );
             }
             ActionKind::Deliver => {
@@ -1551,7 +1568,7 @@ impl<A: Application> Endpoint<A> {
                 self.by_server_tsx.retain(|_, x| *x != id);
                 self.remove_timers(|k| match k {
                     TimerKind::OkRetransmit(x, _)
-                    | TimerKind::Spec(x, _, _)
+                    | TimerKind::Spec(x, _, _, _)
                     | TimerKind::Lifetime(x) => *x == id,
                     TimerKind::MsrpIdle(_) => false,
                 });
@@ -1579,6 +1596,8 @@ impl<A: Application> Endpoint<A> {
                     {
                         d.confirmed = true;
                     }
+                    // Reported to the machines as Timer H: the spec's "no ACK" case.
+                    self.run_session_machines(now, sid, &Event::Timer(Timer::H));
                     self.end_session(now, sid, "no ACK for the 2xx");
                     return;
                 }
@@ -1593,10 +1612,10 @@ impl<A: Application> Endpoint<A> {
                 let next = (t1 * (1 << n.min(6))).min(self.cfg.timers.t2);
                 self.add_timer(now + next, TimerKind::OkRetransmit(sid, n + 1));
             }
-            TimerKind::Spec(sid, leg, id) => {
+            TimerKind::Spec(sid, leg, mi, id) => {
                 let ev = Event::Timer(Timer::Spec(id));
                 match leg {
-                    None => self.run_session_machines(now, sid, &ev),
+                    None => self.run_session_machines_at(now, sid, &ev, Some(mi)),
                     Some(i) => self.run_leg_machine(now, sid, i, &ev),
                 }
                 self.check_settled(now, sid);
