@@ -11,8 +11,10 @@
 //! * [`model`] is the validated IR without pest types or spans beyond `file:line:col`.
 
 pub mod ast;
+pub mod check;
 pub mod diag;
 pub mod fmt;
+pub mod load;
 pub mod model;
 pub mod parse;
 pub mod source;

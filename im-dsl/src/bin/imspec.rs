@@ -1,12 +1,20 @@
 //! The `imspec` command-line tool.
+//!
+//! `imspec check FILE|DIR…` checks specs: each file (and every `*.imspec` under each
+//! directory, recursively) is checked as a root together with its imports. Exit status: 0
+//! when clean, 1 when a spec has errors, 2 on usage or I/O errors.
+//!
+//! `imspec fmt [--check] FILE|DIR…` rewrites specs in the canonical layout.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use im_dsl::diag::JsonDiagnostic;
+use im_dsl::load::check_path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Tools for `.imspec` procedure specifications.
 #[derive(Parser)]
-#[command(name = "imspec", version, about)]
+#[command(name = "imspec", version, about = "Tools for .imspec specifications")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check spec files: names, types, overlap, reachability and the rest.
+    Check(CheckArgs),
     /// Rewrite .imspec files in the canonical layout (comments are kept).
     Fmt {
         /// Files, or directories searched recursively for `*.imspec`.
@@ -26,9 +36,28 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct CheckArgs {
+    /// Spec files, or directories searched recursively for `*.imspec`.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// rustc-style diagnostics on stderr (coloured on a terminal).
+    Human,
+    /// One JSON array of diagnostics on stdout.
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => check(&args),
         Command::Fmt { paths, check } => {
             let summary = im_dsl::fmt::run(
                 &paths,
@@ -39,4 +68,109 @@ fn main() -> ExitCode {
             ExitCode::from(summary.exit_code(check))
         }
     }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let mut io_error = false;
+    let mut roots = Vec::new();
+    for p in &args.paths {
+        if p.is_dir() {
+            let before = roots.len();
+            if let Err(e) = collect(p, &mut roots) {
+                eprintln!("error: cannot read directory `{}`: {e}", p.display());
+                io_error = true;
+            } else if roots.len() == before {
+                eprintln!("warning: no `.imspec` files under `{}`", p.display());
+            }
+        } else if let Err(e) = std::fs::File::open(p) {
+            eprintln!("error: cannot read `{}`: {e}", p.display());
+            io_error = true;
+        } else {
+            roots.push(p.clone());
+        }
+    }
+
+    let colour = args.format == Format::Human
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut seen = std::collections::HashSet::new();
+    let mut json: Vec<JsonDiagnostic> = Vec::new();
+    let mut errors = 0usize;
+    let mut failed_files = 0usize;
+    for root in &roots {
+        let Err((sources, diags)) = check_path(root) else {
+            continue;
+        };
+        failed_files += 1;
+        for d in diags {
+            // A file imported by several roots is checked several times; say each thing once.
+            let file = sources
+                .get(d.span.file)
+                .map(|f| f.display.clone())
+                .unwrap_or_default();
+            if !seen.insert((file, d.span.start, d.span.end, d.code, d.message.clone())) {
+                continue;
+            }
+            errors += 1;
+            match args.format {
+                Format::Json => json.push(d.to_json(&sources)),
+                Format::Human => {
+                    let text = if colour {
+                        d.render_styled(&sources)
+                    } else {
+                        d.render(&sources)
+                    };
+                    eprintln!("{text}\n");
+                }
+            }
+        }
+    }
+    match args.format {
+        Format::Json => match serde_json::to_string_pretty(&json) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: cannot serialise diagnostics: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Format::Human => {
+            if errors > 0 {
+                eprintln!(
+                    "error: {errors} error{} in {failed_files} of {} spec{}",
+                    plural(errors),
+                    roots.len(),
+                    plural(roots.len())
+                );
+            } else if !io_error {
+                eprintln!("checked {} spec{}: no errors", roots.len(), plural(roots.len()));
+            }
+        }
+    }
+    if io_error {
+        ExitCode::from(2)
+    } else if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Every `*.imspec` under `dir`, sorted so output is stable.
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "imspec") {
+            out.push(p);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,823 @@
+//! Name resolution and lowering AST → [`model::Spec`], in one pass that also reports what
+//! only the lowering can see: undefined and duplicate names (E0002, E0003), unknown call
+//! targets (E0004), types (E0005, via `types`), misplaced `otherwise` (E0006), unknown
+//! states (E0009), `respond` without status (E0011), missing clause references (E0012),
+//! out-of-range status codes and patterns (E0016) and malformed states blocks (E0017).
+//!
+//! Besides the model it returns a [`Side`] table with the spans the later passes (overlap,
+//! reachability, condition cycles) need to point at, index-aligned with the model.
+
+use super::reason::standard_reason;
+use super::text::lower_text;
+use super::types::{ExprCx, plain_braces, suggest};
+use crate::ast::{self, ActionKind, BlockItem, Span, TriggerKind};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::{self, Loc, Type};
+use crate::source::Sources;
+use std::collections::HashMap;
+
+/// Spans of a lowered rule.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuleSide {
+    /// Its name (or the `otherwise` keyword).
+    pub name: Span,
+    /// Its condition lowered without error (later passes skip rules that did not).
+    pub ok: bool,
+}
+
+/// Spans of a lowered alternative.
+#[derive(Clone, Debug)]
+pub(crate) enum AltSide {
+    Rule(RuleSide),
+    First {
+        /// The `first` keyword up to its brace.
+        span: Span,
+        rules: Vec<RuleSide>,
+        otherwise: Option<RuleSide>,
+    },
+}
+
+/// Spans of a lowered handler.
+#[derive(Clone, Debug)]
+pub(crate) struct HandlerSide {
+    pub trigger: Span,
+    pub alts: Vec<AltSide>,
+    pub otherwise: Option<RuleSide>,
+}
+
+/// Spans of a lowered procedure.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProcSide {
+    /// Declaration of each state (the procedure's name for the implicit one).
+    pub states: Vec<Span>,
+    pub handlers: Vec<HandlerSide>,
+}
+
+/// Spans for the passes after lowering.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Side {
+    /// Name of each condition.
+    pub conditions: Vec<Span>,
+    /// Conditions each condition refers to, with where.
+    pub cond_refs: Vec<Vec<(usize, Span)>>,
+    pub procs: Vec<ProcSide>,
+}
+
+struct Lowerer<'a> {
+    sources: &'a Sources,
+    diags: &'a mut Diagnostics,
+    conditions: HashMap<String, usize>,
+    /// Procedure index by clause id (the first procedure implementing it).
+    by_clause: HashMap<String, usize>,
+}
+
+pub(crate) fn lower(
+    sources: &Sources,
+    files: &[ast::File],
+    diags: &mut Diagnostics,
+) -> (model::Spec, Side) {
+    let mut l = Lowerer {
+        sources,
+        diags,
+        conditions: HashMap::new(),
+        by_clause: HashMap::new(),
+    };
+    let conds: Vec<&ast::ConditionDef> = items(files)
+        .filter_map(|i| match i {
+            ast::Item::Condition(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let procs: Vec<&ast::Procedure> = items(files)
+        .filter_map(|i| match i {
+            ast::Item::Procedure(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+
+    // Names first, so that definitions may come in any order and across files.
+    let mut first_cond: HashMap<&str, Span> = HashMap::new();
+    let mut kept = Vec::new();
+    for c in &conds {
+        if let Some(prev) = first_cond.get(c.name.name.as_str()) {
+            l.duplicate("condition", &c.name, *prev);
+            continue;
+        }
+        first_cond.insert(&c.name.name, c.name.span);
+        l.conditions.insert(c.name.name.clone(), kept.len());
+        kept.push(*c);
+    }
+    let mut first_proc: HashMap<&str, Span> = HashMap::new();
+    for (i, p) in procs.iter().enumerate() {
+        if let Some(prev) = first_proc.get(p.name.name.as_str()) {
+            l.duplicate("procedure", &p.name, *prev);
+        } else {
+            first_proc.insert(&p.name.name, p.name.span);
+        }
+        if let Some(c) = &p.clause {
+            l.by_clause.entry(c.id.clone()).or_insert(i);
+        }
+    }
+
+    let mut side = Side::default();
+    let mut conditions = Vec::new();
+    for c in kept {
+        let mut cx = ExprCx::new(&l.conditions, l.diags);
+        let expr = cx
+            .lower_as(&c.expr, Type::Bool, "a condition")
+            .unwrap_or(model::Expr::Bool(false));
+        side.conditions.push(c.name.span);
+        side.cond_refs.push(cx.cond_refs);
+        conditions.push(model::Condition {
+            name: c.name.name.clone(),
+            clause: c.clause.as_ref().map(|c| c.id.clone()),
+            expr,
+            loc: l.loc(c.name.span),
+        });
+    }
+    let mut procedures = Vec::new();
+    for p in procs {
+        let (mp, ps) = l.procedure(p);
+        procedures.push(mp);
+        side.procs.push(ps);
+    }
+    let spec = model::Spec {
+        files: sources
+            .files
+            .iter()
+            .map(|f| (f.display.clone(), f.path.clone()))
+            .collect(),
+        conditions,
+        procedures,
+    };
+    (spec, side)
+}
+
+fn items(files: &[ast::File]) -> impl Iterator<Item = &ast::Item> {
+    files.iter().flat_map(|f| f.items.iter())
+}
+
+/// What a procedure body resolves names against.
+struct ProcCx {
+    states: HashMap<String, usize>,
+    timers: HashMap<String, usize>,
+    explicit_states: bool,
+}
+
+impl Lowerer<'_> {
+    fn loc(&self, span: Span) -> Loc {
+        match self.sources.get(span.file) {
+            Some(f) => {
+                let (line, col) = f.line_col(span.start);
+                Loc {
+                    file: f.display.clone(),
+                    line,
+                    col,
+                }
+            }
+            None => Loc {
+                file: String::new(),
+                line: 0,
+                col: 0,
+            },
+        }
+    }
+
+    fn duplicate(&mut self, what: &str, name: &ast::Ident, prev: Span) {
+        self.diags.push(
+            Diagnostic::new(
+                Code::Duplicate,
+                format!("the {what} `{}` is defined twice", name.name),
+                name.span,
+                format!("second {what} named `{}`", name.name),
+            )
+            .note(prev, "first defined here")
+            .help(format!("rename one of them; {what} names must be unique")),
+        );
+    }
+
+    fn need_clause(&mut self, clause: &Option<ast::ClauseRef>, at: Span, what: &str) -> String {
+        match clause {
+            Some(c) => c.id.clone(),
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoClause,
+                        format!("{what} has no clause reference"),
+                        at,
+                        "add the clause it implements, e.g. `[5.2.1.1]`",
+                    )
+                    .help("every procedure and rule names the clause it implements, so a running server can say which clause produced each message"),
+                );
+                String::new()
+            }
+        }
+    }
+
+    fn procedure(&mut self, p: &ast::Procedure) -> (model::Procedure, ProcSide) {
+        let clause = self.need_clause(
+            &p.clause,
+            p.name.span,
+            &format!("procedure `{}`", p.name.name),
+        );
+        let mut side = ProcSide::default();
+
+        // States.
+        let mut states = Vec::new();
+        let mut cx = ProcCx {
+            states: HashMap::new(),
+            timers: HashMap::new(),
+            explicit_states: !p.states.is_empty(),
+        };
+        let mut initial = Vec::new();
+        for (k, b) in p.states.iter().enumerate() {
+            if k > 0 {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadStates,
+                        format!("procedure `{}` has several `states` blocks", p.name.name),
+                        b.span,
+                        "second `states` block",
+                    )
+                    .note(p.states[0].span, "first block")
+                    .help("declare all states in one block"),
+                );
+            }
+            for d in &b.states {
+                if let Some(&prev) = cx.states.get(&d.name.name) {
+                    let prev_span = side.states[prev];
+                    self.duplicate("state", &d.name, prev_span);
+                    continue;
+                }
+                if d.initial {
+                    initial.push((states.len(), d.span));
+                }
+                cx.states.insert(d.name.name.clone(), states.len());
+                side.states.push(d.name.span);
+                states.push(model::State {
+                    name: d.name.name.clone(),
+                    is_final: d.is_final,
+                    loc: self.loc(d.name.span),
+                });
+            }
+        }
+        let initial_idx = if p.states.is_empty() {
+            cx.states.insert("active".into(), 0);
+            side.states.push(p.name.span);
+            states.push(model::State {
+                name: "active".into(),
+                is_final: true,
+                loc: self.loc(p.name.span),
+            });
+            0
+        } else {
+            match initial.as_slice() {
+                [] => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::BadStates,
+                            format!("procedure `{}` has no initial state", p.name.name),
+                            p.states[0].span,
+                            "no state here is marked `initial`",
+                        )
+                        .help("mark the state the machine starts in with `initial`"),
+                    );
+                    0
+                }
+                [(i, _)] => *i,
+                [(i, first), rest @ ..] => {
+                    for (_, s) in rest {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::BadStates,
+                                format!("procedure `{}` has several initial states", p.name.name),
+                                *s,
+                                "second initial state",
+                            )
+                            .note(*first, "first initial state")
+                            .help("a machine starts in exactly one state; keep one `initial`"),
+                        );
+                    }
+                    *i
+                }
+            }
+        };
+
+        // Timers.
+        let mut timers = Vec::new();
+        let mut timer_spans: Vec<Span> = Vec::new();
+        for t in &p.timers {
+            if let Some(&prev) = cx.timers.get(&t.name) {
+                self.duplicate("timer", t, timer_spans[prev]);
+                continue;
+            }
+            if matches!(t.name.as_str(), "B" | "F" | "H") {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        format!("the timer `{}` is an RFC 3261 timer", t.name),
+                        t.span,
+                        "already defined by RFC 3261",
+                    )
+                    .help("give the timer another name; `B`, `F` and `H` are the transaction timers"),
+                );
+                continue;
+            }
+            cx.timers.insert(t.name.clone(), timers.len());
+            timer_spans.push(t.span);
+            timers.push(t.name.clone());
+        }
+
+        // Handlers.
+        let mut rule_names: HashMap<String, Span> = HashMap::new();
+        let mut handlers = Vec::new();
+        for h in &p.handlers {
+            let (mh, hs) = self.handler(h, &cx, &mut rule_names);
+            handlers.push(mh);
+            side.handlers.push(hs);
+        }
+        let mp = model::Procedure {
+            name: p.name.name.clone(),
+            clause,
+            title: p.title.as_ref().map(|t| plain_braces(&t.value)),
+            states,
+            initial: initial_idx,
+            timers,
+            handlers,
+            explicit_states: cx.explicit_states,
+            loc: self.loc(p.name.span),
+        };
+        (mp, side)
+    }
+
+    fn timer(&mut self, id: &ast::Ident, cx: &ProcCx) -> Option<model::TimerRef> {
+        if let Some(&i) = cx.timers.get(&id.name) {
+            return Some(model::TimerRef::Spec(i));
+        }
+        match id.name.as_str() {
+            "B" => Some(model::TimerRef::B),
+            "F" => Some(model::TimerRef::F),
+            "H" => Some(model::TimerRef::H),
+            _ => {
+                let mut known: Vec<&str> = cx.timers.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                let s = suggest(&id.name, &known, "");
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::Undefined,
+                        format!("cannot find timer `{}`", id.name),
+                        id.span,
+                        "not declared in this procedure",
+                    )
+                    .help(if s.is_empty() {
+                        format!("declare it with `timer {}` in the procedure, or use the RFC 3261 timers `B`, `F`, `H`", id.name)
+                    } else {
+                        s
+                    }),
+                );
+                None
+            }
+        }
+    }
+
+    fn state(&mut self, id: &ast::Ident, cx: &ProcCx) -> Option<usize> {
+        if let Some(&i) = cx.states.get(&id.name) {
+            return Some(i);
+        }
+        let mut known: Vec<&str> = cx.states.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        let help = if cx.explicit_states {
+            suggest(&id.name, &known, "the states are")
+        } else {
+            "this procedure declares no states; add a `states { initial … }` block".to_string()
+        };
+        self.diags.push(
+            Diagnostic::new(
+                Code::UnknownState,
+                format!("no state `{}` in this procedure", id.name),
+                id.span,
+                "unknown state",
+            )
+            .help(help),
+        );
+        None
+    }
+
+    fn handler(
+        &mut self,
+        h: &ast::Handler,
+        cx: &ProcCx,
+        names: &mut HashMap<String, Span>,
+    ) -> (model::Handler, HandlerSide) {
+        let trigger = self.trigger(&h.trigger, cx);
+        let mut states = Vec::new();
+        for s in &h.in_states {
+            if let Some(i) = self.state(s, cx) {
+                if !states.contains(&i) {
+                    states.push(i);
+                }
+            }
+        }
+        let (alts, alt_sides, otherwise, ow_side) = self.block(&h.block.items, cx, names, false);
+        let mh = model::Handler {
+            trigger: trigger.unwrap_or(model::Trigger::LegsSettled),
+            states,
+            alternatives: alts,
+            otherwise,
+            loc: self.loc(h.trigger.span),
+        };
+        (
+            mh,
+            HandlerSide {
+                trigger: h.trigger.span,
+                alts: alt_sides,
+                otherwise: ow_side,
+            },
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn block(
+        &mut self,
+        items: &[BlockItem],
+        cx: &ProcCx,
+        names: &mut HashMap<String, Span>,
+        in_first: bool,
+    ) -> (
+        Vec<model::Alternative>,
+        Vec<AltSide>,
+        Option<model::Rule>,
+        Option<RuleSide>,
+    ) {
+        let mut alts = Vec::new();
+        let mut sides = Vec::new();
+        let mut otherwise: Option<(model::Rule, RuleSide)> = None;
+        for item in items {
+            let after = otherwise.as_ref().map(|(_, s)| s.name);
+            match item {
+                BlockItem::Rule(r) => {
+                    let (mr, rs) = self.rule(r, cx, names, false);
+                    if let Some(ow) = after {
+                        self.after_otherwise(r.name.span, ow, "rule", in_first);
+                    } else {
+                        alts.push(model::Alternative::Rule(mr));
+                        sides.push(AltSide::Rule(rs));
+                    }
+                }
+                BlockItem::Otherwise(r) => {
+                    let (mr, rs) = self.rule(r, cx, names, true);
+                    if let Some(ow) = after {
+                        self.after_otherwise(r.name.span, ow, "second `otherwise`", in_first);
+                    } else {
+                        otherwise = Some((mr, rs));
+                    }
+                }
+                BlockItem::First(f) => {
+                    let head = Span {
+                        file: f.span.file,
+                        start: f.span.start,
+                        end: (f.span.start + "first".len()).min(f.span.end),
+                    };
+                    let (inner, inner_sides, ow, ow_side) = self.block(&f.items, cx, names, true);
+                    let mut rules = Vec::new();
+                    let mut rule_sides = Vec::new();
+                    for (a, s) in inner.into_iter().zip(inner_sides) {
+                        if let (model::Alternative::Rule(r), AltSide::Rule(s)) = (a, s) {
+                            rules.push(r);
+                            rule_sides.push(s);
+                        }
+                    }
+                    if let Some(ow) = after {
+                        self.after_otherwise(head, ow, "`first` group", in_first);
+                    } else {
+                        alts.push(model::Alternative::First { rules, otherwise: ow });
+                        sides.push(AltSide::First {
+                            span: head,
+                            rules: rule_sides,
+                            otherwise: ow_side,
+                        });
+                    }
+                }
+            }
+        }
+        let (ow, ow_side) = match otherwise {
+            Some((r, s)) => (Some(r), Some(s)),
+            None => (None, None),
+        };
+        (alts, sides, ow, ow_side)
+    }
+
+    fn after_otherwise(&mut self, at: Span, ow: Span, what: &str, in_first: bool) {
+        let scope = if in_first { "`first` group" } else { "handler" };
+        self.diags.push(
+            Diagnostic::new(
+                Code::AfterOtherwise,
+                format!("{what} after `otherwise`"),
+                at,
+                "never considered: `otherwise` must come last",
+            )
+            .note(ow, "the `otherwise` of this {scope}".replace("{scope}", scope))
+            .help(format!(
+                "a {scope} has at most one `otherwise`, and it closes the {scope}; move this before it or remove it"
+            )),
+        );
+    }
+
+    fn rule(
+        &mut self,
+        r: &ast::Rule,
+        cx: &ProcCx,
+        names: &mut HashMap<String, Span>,
+        is_otherwise: bool,
+    ) -> (model::Rule, RuleSide) {
+        let what = if is_otherwise {
+            "this `otherwise`".to_string()
+        } else {
+            format!("rule `{}`", r.name.name)
+        };
+        let clause = self.need_clause(&r.clause, r.name.span, &what);
+        // An unnamed `otherwise` is called `otherwise` in every handler; only written
+        // names must be unique.
+        let written = !(is_otherwise && r.name.name == "otherwise") && !r.name.name.is_empty();
+        if written {
+            if let Some(prev) = names.get(&r.name.name) {
+                self.duplicate("rule", &r.name, *prev);
+            } else {
+                names.insert(r.name.name.clone(), r.name.span);
+            }
+        }
+        let mut ok = true;
+        let condition = match &r.when {
+            Some(w) => {
+                let mut ecx = ExprCx::new(&self.conditions, self.diags);
+                let c = ecx.lower_as(w, Type::Bool, "a rule condition");
+                ok = c.is_some();
+                c
+            }
+            None => None,
+        };
+        let actions = r
+            .actions
+            .iter()
+            .filter_map(|a| self.action(a, cx))
+            .collect();
+        (
+            model::Rule {
+                name: r.name.name.clone(),
+                clause,
+                condition,
+                actions,
+                loc: self.loc(r.name.span),
+            },
+            RuleSide {
+                name: r.name.span,
+                ok,
+            },
+        )
+    }
+
+    fn action(&mut self, a: &ast::Action, cx: &ProcCx) -> Option<model::Action> {
+        Some(match &a.kind {
+            ActionKind::Respond(r) => model::Action::Respond(self.respond(r, a.span)?),
+            ActionKind::Call(c) => match self.by_clause.get(&c.id) {
+                Some(&i) => model::Action::Call(i),
+                None => {
+                    let mut known: Vec<&str> = self.by_clause.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    let help = if known.is_empty() {
+                        "no procedure in this spec has a clause reference; import the file that implements it".to_string()
+                    } else {
+                        format!(
+                            "procedures exist for {}; import the file that implements {} or fix the clause id",
+                            known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                            c.id
+                        )
+                    };
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::UnknownProcedure,
+                            format!("no procedure implements clause {}", c.id),
+                            c.span,
+                            "unknown clause",
+                        )
+                        .help(help),
+                    );
+                    return None;
+                }
+            },
+            ActionKind::Goto(s) => model::Action::Goto(self.state(s, cx)?),
+            ActionKind::InviteEach(r) => model::Action::InviteEach(recipients(*r)),
+            ActionKind::ForwardEach(r) => model::Action::ForwardEach(recipients(*r)),
+            ActionKind::Cancel => model::Action::Cancel,
+            ActionKind::Bye => model::Action::Bye,
+            ActionKind::Deliver => model::Action::Deliver,
+            ActionKind::Report(ok) => model::Action::Report(*ok),
+            ActionKind::StartTimer(t, after) => {
+                let t = self.timer(t, cx);
+                let mut ecx = ExprCx::new(&self.conditions, self.diags);
+                let after = ecx.lower_as(after, Type::Duration, "a timer duration");
+                model::Action::StartTimer(t?, after?)
+            }
+            ActionKind::StopTimer(t) => model::Action::StopTimer(self.timer(t, cx)?),
+            ActionKind::Log(s) => {
+                let mut ecx = ExprCx::new(&self.conditions, self.diags);
+                model::Action::Log(lower_text(&mut ecx, self.sources, s)?)
+            }
+        })
+    }
+
+    fn respond(&mut self, r: &ast::Respond, span: Span) -> Option<model::Respond> {
+        let status = match r.status {
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoStatus,
+                        "`respond` without a status code",
+                        span,
+                        "which status?",
+                    )
+                    .help("give the status, e.g. `respond 488 \"Not Acceptable Here\"`; the reason phrase may be left out"),
+                );
+                None
+            }
+            Some((s, _)) if (100..=699).contains(&s) => Some(s),
+            Some((s, sspan)) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("status code {s} is out of range"),
+                        sspan,
+                        "not a SIP status code",
+                    )
+                    .help("SIP status codes are 100 to 699"),
+                );
+                None
+            }
+        };
+        let mut headers = Vec::new();
+        let mut contact_focus = false;
+        let mut warning = None;
+        let mut sdp = None;
+        let mut ok = true;
+        for item in &r.items {
+            match item {
+                ast::RespondItem::Header(n, v) => {
+                    headers.push((n.name.clone(), plain_braces(&v.value)))
+                }
+                ast::RespondItem::ContactFocus(_) => contact_focus = true,
+                ast::RespondItem::Warning(s) => {
+                    let mut ecx = ExprCx::new(&self.conditions, self.diags);
+                    match lower_text(&mut ecx, self.sources, s) {
+                        Some(t) => warning = Some(t),
+                        None => ok = false,
+                    }
+                }
+                ast::RespondItem::Sdp(items, _) => {
+                    let mut out = Vec::new();
+                    for i in items {
+                        out.push(match &i.kind {
+                            ast::SdpItemKind::PathOwn => model::SdpItem::OwnPath,
+                            ast::SdpItemKind::MediaFromOffer => model::SdpItem::MediaFromOffer,
+                            ast::SdpItemKind::AcceptTypesIntersect => {
+                                model::SdpItem::AcceptTypesIntersect
+                            }
+                            ast::SdpItemKind::AcceptWrappedTypesIntersect => {
+                                model::SdpItem::AcceptWrappedTypesIntersect
+                            }
+                            ast::SdpItemKind::MaxSizeOwn => model::SdpItem::OwnMaxSize,
+                            ast::SdpItemKind::DirectionMirror => model::SdpItem::MirrorDirection,
+                            ast::SdpItemKind::SetupComplement => model::SdpItem::ComplementSetup,
+                            ast::SdpItemKind::Echo(n) => model::SdpItem::Echo(n.clone()),
+                            ast::SdpItemKind::Attribute(name, value, when) => {
+                                let when = match when {
+                                    Some(w) => {
+                                        let mut ecx = ExprCx::new(&self.conditions, self.diags);
+                                        let x = ecx.lower_as(w, Type::Bool, "an attribute condition");
+                                        ok &= x.is_some();
+                                        x
+                                    }
+                                    None => None,
+                                };
+                                model::SdpItem::Attribute {
+                                    name: name.clone(),
+                                    value: value.as_ref().map(|v| plain_braces(&v.value)),
+                                    when,
+                                }
+                            }
+                        });
+                    }
+                    sdp = Some(out);
+                }
+            }
+        }
+        let status = status?;
+        if !ok {
+            return None;
+        }
+        Some(model::Respond {
+            status,
+            reason: match &r.reason {
+                Some(s) => plain_braces(&s.value),
+                None => standard_reason(status).to_string(),
+            },
+            headers,
+            contact_focus,
+            warning,
+            sdp,
+        })
+    }
+
+    fn trigger(&mut self, t: &ast::Trigger, cx: &ProcCx) -> Option<model::Trigger> {
+        Some(match &t.kind {
+            TriggerKind::Initial(m) => model::Trigger::Initial(m.clone()),
+            TriggerKind::Request(m) => model::Trigger::Request(m.clone()),
+            TriggerKind::Response(lo, hi) => {
+                let (a, a_hi) = self.status_pattern(lo, t.span)?;
+                let (b_lo, b) = match hi {
+                    Some(h) => self.status_pattern(h, t.span)?,
+                    None => (a, a_hi),
+                };
+                let _ = b_lo;
+                if a > b {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::BadArgument,
+                            format!("empty status range {a}..{b}"),
+                            t.span,
+                            "the low end is above the high end",
+                        )
+                        .help("write the range low to high, e.g. `response 300..699`"),
+                    );
+                    return None;
+                }
+                model::Trigger::Response { lo: a, hi: b }
+            }
+            TriggerKind::Timer(id) => model::Trigger::Timer(self.timer(id, cx)?),
+            TriggerKind::Msrp(ev) => model::Trigger::Msrp(match ev.as_str() {
+                "connected" => model::MsrpTrigger::Connected,
+                "message" => model::MsrpTrigger::Message,
+                "delivered" => model::MsrpTrigger::Delivered,
+                "failed" => model::MsrpTrigger::Failed,
+                _ => model::MsrpTrigger::Closed,
+            }),
+            TriggerKind::LegsSettled => model::Trigger::LegsSettled,
+        })
+    }
+
+    /// `180` → (180, 180); `2xx` → (200, 299); `18x` → (180, 189).
+    fn status_pattern(&mut self, p: &str, span: Span) -> Option<(u16, u16)> {
+        let at = self.sources.get(span.file).and_then(|f| {
+            f.text
+                .get(span.start..span.end)
+                .and_then(|s| s.find(p))
+                .map(|k| Span {
+                    file: span.file,
+                    start: span.start + k,
+                    end: span.start + k + p.len(),
+                })
+        });
+        let at = at.unwrap_or(span);
+        let digits = p.trim_end_matches('x');
+        let well_formed =
+            p.len() == 3 && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit());
+        let parsed = well_formed.then(|| {
+            let scale = 10u16.pow((3 - digits.len()) as u32);
+            let base: u16 = digits.parse().unwrap_or(0) * scale;
+            (base, base + scale - 1)
+        });
+        match parsed {
+            Some((lo, hi)) if lo >= 100 && hi <= 699 => Some((lo, hi)),
+            Some(_) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("status pattern `{p}` is out of range"),
+                        at,
+                        "not a SIP status",
+                    )
+                    .help("SIP status codes are 100 to 699 (`1xx` … `6xx`)"),
+                );
+                None
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("bad status pattern `{p}`"),
+                        at,
+                        "`x` may only replace trailing digits",
+                    )
+                    .help("write a code (`180`), a class (`2xx`) or a decade (`18x`)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn recipients(r: ast::Recipients) -> model::Recipients {
+    match r {
+        ast::Recipients::RecipientList => model::Recipients::RecipientList,
+        ast::Recipients::GroupMembers => model::Recipients::GroupMembers,
+    }
+}
