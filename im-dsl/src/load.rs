@@ -327,7 +327,11 @@ mod tests {
         let d = &l.2[0];
         assert_eq!(d.span.file, 1);
         assert_eq!(d.line_col(&l.0), (2, 8));
-        assert!(d.message.contains("a.imspec → b.imspec → a.imspec"), "{}", d.message);
+        assert!(
+            d.message.contains("a.imspec → b.imspec → a.imspec"),
+            "{}",
+            d.message
+        );
         assert_eq!(d.notes.len(), 1);
     }
 
@@ -339,7 +343,10 @@ mod tests {
 
     #[test]
     fn missing_import_points_at_the_literal() {
-        let l = load_files("dir/a.imspec", &[("dir/a.imspec", "import \"../x.imspec\"")]);
+        let l = load_files(
+            "dir/a.imspec",
+            &[("dir/a.imspec", "import \"../x.imspec\"")],
+        );
         assert_eq!(codes(&l), vec![Code::MissingImport]);
         assert!(l.2[0].message.contains("`x.imspec`"), "{}", l.2[0].message);
         assert_eq!(l.2[0].span.start, 7);

@@ -17,6 +17,7 @@ mod grammar {
 use grammar::{Grammar, Rule};
 
 /// Parses the text of file `file` (its index in the spec's [`crate::source::Sources`]).
+#[allow(clippy::result_large_err)] // one diagnostic per file; not a hot path
 pub fn parse_file(file: usize, text: &str) -> Result<File, Diagnostic> {
     let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
     let Some(top) = pairs.next() else {
@@ -43,13 +44,14 @@ pub fn parse_file(file: usize, text: &str) -> Result<File, Diagnostic> {
 }
 
 /// Parses a standalone expression (used by tests and the `trace` tool).
+#[allow(clippy::result_large_err)]
 pub fn parse_expr(file: usize, text: &str) -> Result<Expr, Diagnostic> {
     let mut pairs = Grammar::parse(Rule::expr, text).map_err(|e| syntax_error(file, text, e))?;
     let end = pairs.peek().map(|p| p.as_span().end()).unwrap_or(0);
-    if text[end..].trim().is_empty() {
-        if let Some(p) = pairs.next() {
-            return Ok(Builder { file }.expr(p));
-        }
+    if text[end..].trim().is_empty()
+        && let Some(p) = pairs.next()
+    {
+        return Ok(Builder { file }.expr(p));
     }
     Err(Diagnostic::new(
         Code::Syntax,

@@ -77,10 +77,10 @@ impl Sources {
 /// current directory, or of `path`, that holds a `Cargo.toml` with `[workspace]`), else as given.
 pub fn display_path(path: &Path) -> String {
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if let Some(root) = workspace_root(&abs) {
-        if let Ok(rel) = abs.strip_prefix(&root) {
-            return rel.to_string_lossy().replace('\\', "/");
-        }
+    if let Some(root) = workspace_root(&abs)
+        && let Ok(rel) = abs.strip_prefix(&root)
+    {
+        return rel.to_string_lossy().replace('\\', "/");
     }
     path.to_string_lossy().replace('\\', "/")
 }
@@ -94,10 +94,10 @@ pub fn workspace_root(start: &Path) -> Option<PathBuf> {
     };
     while let Some(d) = dir {
         let manifest = d.join("Cargo.toml");
-        if let Ok(text) = std::fs::read_to_string(&manifest) {
-            if text.lines().any(|l| l.trim() == "[workspace]") {
-                return Some(d.to_path_buf());
-            }
+        if let Ok(text) = std::fs::read_to_string(&manifest)
+            && text.lines().any(|l| l.trim() == "[workspace]")
+        {
+            return Some(d.to_path_buf());
         }
         dir = d.parent();
     }

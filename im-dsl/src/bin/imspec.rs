@@ -142,7 +142,11 @@ fn check(args: &CheckArgs) -> ExitCode {
                     plural(roots.len())
                 );
             } else if !io_error {
-                eprintln!("checked {} spec{}: no errors", roots.len(), plural(roots.len()));
+                eprintln!(
+                    "checked {} spec{}: no errors",
+                    roots.len(),
+                    plural(roots.len())
+                );
             }
         }
     }

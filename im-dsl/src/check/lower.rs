@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 /// Spans of a lowered rule.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) struct RuleSide {
     /// Its name (or the `otherwise` keyword).
     pub name: Span,
@@ -27,6 +28,7 @@ pub(crate) struct RuleSide {
 
 /// Spans of a lowered alternative.
 #[derive(Clone, Debug)]
+#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) enum AltSide {
     Rule(RuleSide),
     First {
@@ -39,6 +41,7 @@ pub(crate) enum AltSide {
 
 /// Spans of a lowered handler.
 #[derive(Clone, Debug)]
+#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) struct HandlerSide {
     pub trigger: Span,
     pub alts: Vec<AltSide>,
@@ -319,7 +322,9 @@ impl Lowerer<'_> {
                         t.span,
                         "already defined by RFC 3261",
                     )
-                    .help("give the timer another name; `B`, `F` and `H` are the transaction timers"),
+                    .help(
+                        "give the timer another name; `B`, `F` and `H` are the transaction timers",
+                    ),
                 );
                 continue;
             }
@@ -412,10 +417,10 @@ impl Lowerer<'_> {
         let trigger = self.trigger(&h.trigger, cx);
         let mut states = Vec::new();
         for s in &h.in_states {
-            if let Some(i) = self.state(s, cx) {
-                if !states.contains(&i) {
-                    states.push(i);
-                }
+            if let Some(i) = self.state(s, cx)
+                && !states.contains(&i)
+            {
+                states.push(i);
             }
         }
         let (alts, alt_sides, otherwise, ow_side) = self.block(&h.block.items, cx, names, false);
@@ -490,7 +495,10 @@ impl Lowerer<'_> {
                     if let Some(ow) = after {
                         self.after_otherwise(head, ow, "`first` group", in_first);
                     } else {
-                        alts.push(model::Alternative::First { rules, otherwise: ow });
+                        alts.push(model::Alternative::First {
+                            rules,
+                            otherwise: ow,
+                        });
                         sides.push(AltSide::First {
                             span: head,
                             rules: rule_sides,
@@ -538,7 +546,7 @@ impl Lowerer<'_> {
         let clause = self.need_clause(&r.clause, r.name.span, &what);
         // An unnamed `otherwise` is called `otherwise` in every handler; only written
         // names must be unique.
-        let written = !(is_otherwise && r.name.name == "otherwise") && !r.name.name.is_empty();
+        let written = !(r.name.name.is_empty() || is_otherwise && r.name.name == "otherwise");
         if written {
             if let Some(prev) = names.get(&r.name.name) {
                 self.duplicate("rule", &r.name, *prev);
@@ -589,7 +597,11 @@ impl Lowerer<'_> {
                     } else {
                         format!(
                             "procedures exist for {}; import the file that implements {} or fix the clause id",
-                            known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                            known
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             c.id
                         )
                     };
@@ -692,7 +704,8 @@ impl Lowerer<'_> {
                                 let when = match when {
                                     Some(w) => {
                                         let mut ecx = ExprCx::new(&self.conditions, self.diags);
-                                        let x = ecx.lower_as(w, Type::Bool, "an attribute condition");
+                                        let x =
+                                            ecx.lower_as(w, Type::Bool, "an attribute condition");
                                         ok &= x.is_some();
                                         x
                                     }

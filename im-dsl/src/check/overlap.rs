@@ -1,1 +1,6 @@
-pub(crate) fn check_overlap(_: &crate::model::Spec, _: &super::lower::Side, _: &mut crate::diag::Diagnostics) {}
+pub(crate) fn check_overlap(
+    _: &crate::model::Spec,
+    _: &super::lower::Side,
+    _: &mut crate::diag::Diagnostics,
+) {
+}

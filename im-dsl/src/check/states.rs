@@ -35,7 +35,9 @@ pub(crate) fn check_reachable(spec: &Spec, side: &Side, diags: &mut Diagnostics)
         }
         for (i, r) in reached.iter().enumerate() {
             if !r {
-                let Some(span) = ps.states.get(i) else { continue };
+                let Some(span) = ps.states.get(i) else {
+                    continue;
+                };
                 diags.push(
                     Diagnostic::new(
                         Code::Unreachable,

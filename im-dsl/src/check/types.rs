@@ -71,7 +71,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::ConfigConferenceFactory,
         Type::Uri,
     ),
-    ("config.accept_types", Fact::ConfigAcceptTypes, Type::StrList),
+    (
+        "config.accept_types",
+        Fact::ConfigAcceptTypes,
+        Type::StrList,
+    ),
     (
         "config.accept_wrapped_types",
         Fact::ConfigAcceptWrappedTypes,
@@ -79,7 +83,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ),
     ("config.max_size", Fact::ConfigMaxSize, Type::Int),
     ("config.tb_granted", Fact::ConfigTbGranted, Type::Bool),
-    ("config.max_recipients", Fact::ConfigMaxRecipients, Type::Int),
+    (
+        "config.max_recipients",
+        Fact::ConfigMaxRecipients,
+        Type::Int,
+    ),
     (
         "config.invite_timeout",
         Fact::ConfigInviteTimeout,
@@ -349,20 +357,12 @@ impl<'a> ExprCx<'a> {
         }
     }
 
-    fn cmp(
-        &mut self,
-        op: CmpOp,
-        l: &ast::Expr,
-        r: &ast::Expr,
-        span: Span,
-    ) -> Option<(Expr, Ty)> {
+    fn cmp(&mut self, op: CmpOp, l: &ast::Expr, r: &ast::Expr, span: Span) -> Option<(Expr, Ty)> {
         let lx = self.lower(l);
         let rx = self.lower(r);
         let ((lx, lt), (rx, rt)) = (lx?, rx?);
         let ok = match op {
-            CmpOp::Eq | CmpOp::Ne => {
-                lt == rt && !matches!(lt, Ty::E(_) | Ty::V(Type::List(_)))
-            }
+            CmpOp::Eq | CmpOp::Ne => lt == rt && !matches!(lt, Ty::E(_) | Ty::V(Type::List(_))),
             CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
                 lt == rt && matches!(lt, Ty::V(Type::Int | Type::Duration))
             }
@@ -371,10 +371,7 @@ impl<'a> ExprCx<'a> {
             }
         };
         if ok {
-            return Some((
-                Expr::Cmp(op, Box::new(lx), Box::new(rx)),
-                Ty::V(Type::Bool),
-            ));
+            return Some((Expr::Cmp(op, Box::new(lx), Box::new(rx)), Ty::V(Type::Bool)));
         }
         let (message, help) = match op {
             CmpOp::Contains if !matches!(lt, Ty::V(Type::StrList | Type::Str)) => (
@@ -460,59 +457,51 @@ impl<'a> ExprCx<'a> {
                 }
             }
         }
-        let (mut x, mut ty, used) = if let Some((_, elem)) =
-            self.vars.iter().rev().find(|(v, _)| *v == head.name)
-        {
-            (Expr::Var(head.name.clone()), Ty::E(*elem), 1)
-        } else if let Some((n, fact, t)) = [2usize, 1]
-            .iter()
-            .filter(|n| **n <= path.len())
-            .find_map(|n| {
-                let name = dotted(*n);
-                FACTS
-                    .iter()
-                    .find(|f| f.0 == name)
-                    .map(|f| (*n, f.1, f.2))
-            })
-        {
-            (Expr::Fact(fact), Ty::V(t), n)
-        } else if let Some(&i) = self.conditions.get(&head.name) {
-            self.cond_refs.push((i, head.span));
-            (Expr::Condition(i), Ty::V(Type::Bool), 1)
-        } else {
-            self.undefined(path, args.is_some());
-            return None;
-        };
+        let (mut x, mut ty, used) =
+            if let Some((_, elem)) = self.vars.iter().rev().find(|(v, _)| *v == head.name) {
+                (Expr::Var(head.name.clone()), Ty::E(*elem), 1)
+            } else if let Some((n, fact, t)) = [2usize, 1]
+                .iter()
+                .filter(|n| **n <= path.len())
+                .find_map(|n| {
+                    let name = dotted(*n);
+                    FACTS.iter().find(|f| f.0 == name).map(|f| (*n, f.1, f.2))
+                })
+            {
+                (Expr::Fact(fact), Ty::V(t), n)
+            } else if let Some(&i) = self.conditions.get(&head.name) {
+                self.cond_refs.push((i, head.span));
+                (Expr::Condition(i), Ty::V(Type::Bool), 1)
+            } else {
+                self.undefined(path, args.is_some());
+                return None;
+            };
         for (k, seg) in path.iter().enumerate().skip(used) {
             let last = k + 1 == path.len();
-            if last {
-                if let Some(args) = args {
-                    if ty == Ty::E(Elem::Media) {
-                        if let Some((_, b, ret)) =
-                            MEDIA_METHODS.iter().find(|m| m.0 == seg.name)
-                        {
-                            let name = format!("{}.{}", dotted(k), seg.name);
-                            let mut xs = vec![x];
-                            xs.extend(self.args(&name, &[P::T(Type::Str)], args, span)?);
-                            return Some((Expr::Call(*b, xs), Ty::V(*ret)));
-                        }
-                    }
-                    let methods = if ty == Ty::E(Elem::Media) {
-                        "media elements have the methods `has`, `attr` and `tokens`"
-                    } else {
-                        "only media elements (`m` in `any m in sdp.media …`) have methods"
-                    };
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::Undefined,
-                            format!("{ty} has no method `{}`", seg.name),
-                            seg.span,
-                            "unknown method",
-                        )
-                        .help(methods),
-                    );
-                    return None;
+            if last && let Some(args) = args {
+                if ty == Ty::E(Elem::Media)
+                    && let Some((_, b, ret)) = MEDIA_METHODS.iter().find(|m| m.0 == seg.name)
+                {
+                    let name = format!("{}.{}", dotted(k), seg.name);
+                    let mut xs = vec![x];
+                    xs.extend(self.args(&name, &[P::T(Type::Str)], args, span)?);
+                    return Some((Expr::Call(*b, xs), Ty::V(*ret)));
                 }
+                let methods = if ty == Ty::E(Elem::Media) {
+                    "media elements have the methods `has`, `attr` and `tokens`"
+                } else {
+                    "only media elements (`m` in `any m in sdp.media …`) have methods"
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::Undefined,
+                        format!("{ty} has no method `{}`", seg.name),
+                        seg.span,
+                        "unknown method",
+                    )
+                    .help(methods),
+                );
+                return None;
             }
             match FIELDS.iter().find(|f| f.0 == ty && f.1 == seg.name) {
                 Some((_, _, field, t)) => {
@@ -636,11 +625,7 @@ impl<'a> ExprCx<'a> {
             .collect();
         let help = if !under.is_empty() {
             let name = path.get(1).map(|i| i.name.as_str()).unwrap_or("");
-            suggest(
-                name,
-                &under,
-                &format!("facts under `{}.` are", head.name),
-            )
+            suggest(name, &under, &format!("facts under `{}.` are", head.name))
         } else if called {
             "not a built-in function".to_string()
         } else {
