@@ -152,6 +152,7 @@ impl HeaderName {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Params<'a> {
     raw: &'a str,
+    loose: bool,
 }
 
 fn is_gen_value(c: u8) -> bool {
@@ -159,25 +160,39 @@ fn is_gen_value(c: u8) -> bool {
     is_token(c) || matches!(c, b':' | b'[' | b']')
 }
 
+/// Media-type parameter values seen in the wild are not always tokens
+/// (`type=application/sdp`, `boundary=----=_Part_1`): any visible character that cannot end
+/// the value is taken.
+fn is_loose_value(c: u8) -> bool {
+    c.is_ascii_graphic() && !matches!(c, b';' | b',' | b'"')
+}
+
 /// Parses `*( SEMI generic-param )` at the cursor.
 fn parse_params<'a>(c: &mut Cur<'a>) -> Result<Params<'a>, ParseError> {
+    parse_params_mode(c, false)
+}
+
+fn parse_params_mode<'a>(c: &mut Cur<'a>, loose: bool) -> Result<Params<'a>, ParseError> {
     let start = c.pos;
     let mut end = start;
     while c.sep(b';') {
-        param(c).map_err(|e| e.ctx("parameter"))?;
+        param(c, loose).map_err(|e| e.ctx("parameter"))?;
         end = c.pos;
     }
     c.pos = end;
     Ok(Params {
         raw: c.s.get(start..end).unwrap_or(""),
+        loose,
     })
 }
 
-fn param<'a>(c: &mut Cur<'a>) -> Result<(&'a str, Option<&'a str>), ParseError> {
+fn param<'a>(c: &mut Cur<'a>, loose: bool) -> Result<(&'a str, Option<&'a str>), ParseError> {
     let name = c.token("parameter name")?;
     if c.sep(b'=') {
         let v = if c.peek() == Some(b'"') {
             c.quoted()?
+        } else if loose {
+            c.take_while(is_loose_value)
         } else {
             c.take_while(is_gen_value)
         };
@@ -194,9 +209,10 @@ impl<'a> Params<'a> {
     /// Parameters in order as `(name, value)`; quoted values keep their quotes.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
         let mut c = Cur::new(self.raw);
+        let loose = self.loose;
         std::iter::from_fn(move || {
             if c.sep(b';') {
-                param(&mut c).ok()
+                param(&mut c, loose).ok()
             } else {
                 None
             }
@@ -601,7 +617,7 @@ impl<'a> MediaType<'a> {
             return Err(c.err(ErrorKind::Expected("'/'")));
         }
         let subtype = c.token("media subtype")?;
-        let params = parse_params(c)?;
+        let params = parse_params_mode(c, true)?;
         Ok(MediaType {
             ty,
             subtype,

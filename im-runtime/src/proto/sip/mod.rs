@@ -10,6 +10,27 @@
 //! * [`validate::validate_request`] gives the response the core would send for a request
 //!   before any application logic runs (400, 505, 416, 420, 415, 406, 483).
 //! * [`build`] makes responses from requests (RFC 3261 §8.2.6) and new requests.
+//!
+//! ## Why our own parser (shared/crates.md §1)
+//!
+//! rsip keeps one owned `String` per header and fails on folded lines and on whitespace
+//! before the colon (both legal, RFC 3261 §7.3.1); ezk-sip-types copies the message once and
+//! is lenient, but has no public whole-message parse and percent-decodes Via branches; both
+//! reject non-SIP Request-URIs that RFC 4475 wants answered with 416. This parser keeps the
+//! message in one `Bytes` with `u32` ranges (no per-header allocation), checks the grammar of
+//! the headers the transaction layer relies on once, and decodes typed views lazily.
+//!
+//! Measured with `cargo bench -p im-runtime --bench parse` (criterion, each parser parsing
+//! and extracting top Via branch, From/To tags, Call-ID, CSeq and body; a 2-core VM shared
+//! with other builds, load average 4–7, so absolute times are inflated and noisy):
+//!
+//! | message | im-runtime | ezk-sip-types | rsip |
+//! |---|---|---|---|
+//! | 1374-byte INVITE, multipart/mixed body (SDP + recipient-list) | 3.7 µs | 14.4 µs (3.9×) | 9.0 µs (2.5×) |
+//! | 200 OK | 4.4 µs | 8.2 µs (1.9×) | 8.4 µs (1.9×) |
+//!
+//! Our time includes what the others skip: full grammar checks of Via, From, To, Contact,
+//! CSeq, Content-Type, Route and the Request-URI at parse time.
 
 pub mod build;
 mod error;

@@ -1,0 +1,121 @@
+//! Property tests: the parser never panics (arbitrary bytes, mutated torture messages), and
+//! whatever parses round-trips and can be read through every typed accessor.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use im_runtime::proto::sip::validate::{Policy, Routing, triage, validate_request};
+use im_runtime::proto::sip::{Message, Transport, frame};
+use proptest::prelude::*;
+
+fn torture() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
+    let mut out = Vec::new();
+    for sub in ["rfc4475", "rfc5118/wire", "rfc5118/archive"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if matches!(p.extension().and_then(|e| e.to_str()), Some("dat" | "sip")) {
+                out.push(std::fs::read(p).unwrap());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Exercises everything a caller might touch on a parsed message.
+fn exercise(m: &Message) {
+    let _ = (
+        m.vias(),
+        m.top_via().map(|v| (v.branch(), v.rport(), v.received())),
+    );
+    let _ = (
+        m.from()
+            .map(|f| (f.tag(), f.display_name(), f.uri().to_view())),
+        m.to(),
+    );
+    let _ = (
+        m.call_id(),
+        m.cseq(),
+        m.max_forwards(),
+        m.contacts(),
+        m.content_type(),
+    );
+    let _ = (
+        m.content_disposition(),
+        m.require(),
+        m.supported(),
+        m.unsupported(),
+        m.allow(),
+    );
+    let _ = (
+        m.accept(),
+        m.routes(),
+        m.record_routes(),
+        m.p_asserted_identity(),
+        m.warnings(),
+    );
+    let _ = (
+        m.expires(),
+        m.request_uri().map(|u| u.to_view()),
+        m.facts_headers(),
+        m.body(),
+    );
+    let _ = validate_request(m, &Policy::default(), Routing::Forward);
+    let again = Message::parse(m.as_bytes().clone()).expect("a parsed message parses again");
+    assert_eq!(&again, m);
+}
+
+fn check(bytes: &[u8]) {
+    let b = Bytes::copy_from_slice(bytes);
+    if let Ok(m) = Message::parse(b.clone()) {
+        exercise(&m);
+    }
+    let _ = Message::parse_as(b.clone(), Transport::Stream);
+    let _ = frame(bytes, 1 << 16);
+    let _ = triage(b, &Policy::default(), Routing::Local, "h");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        check(&bytes);
+    }
+
+    #[test]
+    fn sip_like_text_never_panics(
+        lines in proptest::collection::vec("[A-Za-z:;,<>\"@=. /\\[\\]%0-9\t-]{0,40}(\r\n)?( )?", 0..12)
+    ) {
+        let text = format!("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n{}\r\n", lines.concat());
+        check(text.as_bytes());
+    }
+
+    #[test]
+    fn mutated_torture_messages_never_panic(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
+    ) {
+        let all = torture();
+        let mut m = all[pick.index(all.len())].clone();
+        for (at, byte, op) in edits {
+            if m.is_empty() { break; }
+            let i = at.index(m.len());
+            match op {
+                0 => m[i] = byte,
+                1 => m.insert(i, byte),
+                2 => { m.remove(i); }
+                _ => m.truncate(i),
+            }
+        }
+        check(&m);
+    }
+}
+
+#[test]
+fn every_torture_message_is_exercised() {
+    for t in torture() {
+        check(&t);
+    }
+}
