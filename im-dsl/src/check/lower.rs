@@ -18,7 +18,6 @@ use std::collections::HashMap;
 
 /// Spans of a lowered rule.
 #[derive(Clone, Copy, Debug)]
-#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) struct RuleSide {
     /// Its name (or the `otherwise` keyword).
     pub name: Span,
@@ -28,7 +27,6 @@ pub(crate) struct RuleSide {
 
 /// Spans of a lowered alternative.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) enum AltSide {
     Rule(RuleSide),
     First {
@@ -41,9 +39,10 @@ pub(crate) enum AltSide {
 
 /// Spans of a lowered handler.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // read by the overlap pass, landing next
 pub(crate) struct HandlerSide {
     pub trigger: Span,
+    /// The trigger resolved (a placeholder stands in otherwise).
+    pub trigger_ok: bool,
     pub alts: Vec<AltSide>,
     pub otherwise: Option<RuleSide>,
 }
@@ -54,6 +53,8 @@ pub(crate) struct ProcSide {
     /// Declaration of each state (the procedure's name for the implicit one).
     pub states: Vec<Span>,
     pub handlers: Vec<HandlerSide>,
+    /// A state name or the initial state was wrong: reachability would only echo that.
+    pub states_broken: bool,
 }
 
 /// Spans for the passes after lowering.
@@ -72,6 +73,8 @@ struct Lowerer<'a> {
     conditions: HashMap<String, usize>,
     /// Procedure index by clause id (the first procedure implementing it).
     by_clause: HashMap<String, usize>,
+    /// An unknown state was named in the procedure being lowered.
+    bad_state: bool,
 }
 
 pub(crate) fn lower(
@@ -84,6 +87,7 @@ pub(crate) fn lower(
         diags,
         conditions: HashMap::new(),
         by_clause: HashMap::new(),
+        bad_state: false,
     };
     let conds: Vec<&ast::ConditionDef> = items(files)
         .filter_map(|i| match i {
@@ -224,6 +228,7 @@ impl Lowerer<'_> {
             &format!("procedure `{}`", p.name.name),
         );
         let mut side = ProcSide::default();
+        self.bad_state = false;
 
         // States.
         let mut states = Vec::new();
@@ -289,6 +294,7 @@ impl Lowerer<'_> {
                 }
                 [(i, _)] => *i,
                 [(i, first), rest @ ..] => {
+                    side.states_broken = true;
                     for (_, s) in rest {
                         self.diags.push(
                             Diagnostic::new(
@@ -341,6 +347,7 @@ impl Lowerer<'_> {
             handlers.push(mh);
             side.handlers.push(hs);
         }
+        side.states_broken |= self.bad_state;
         let mp = model::Procedure {
             name: p.name.name.clone(),
             clause,
@@ -389,6 +396,7 @@ impl Lowerer<'_> {
         if let Some(&i) = cx.states.get(&id.name) {
             return Some(i);
         }
+        self.bad_state = true;
         let mut known: Vec<&str> = cx.states.keys().map(String::as_str).collect();
         known.sort_unstable();
         let help = if cx.explicit_states {
@@ -415,6 +423,7 @@ impl Lowerer<'_> {
         names: &mut HashMap<String, Span>,
     ) -> (model::Handler, HandlerSide) {
         let trigger = self.trigger(&h.trigger, cx);
+        let trigger_ok = trigger.is_some();
         let mut states = Vec::new();
         for s in &h.in_states {
             if let Some(i) = self.state(s, cx)
@@ -435,6 +444,7 @@ impl Lowerer<'_> {
             mh,
             HandlerSide {
                 trigger: h.trigger.span,
+                trigger_ok,
                 alts: alt_sides,
                 otherwise: ow_side,
             },
@@ -463,7 +473,12 @@ impl Lowerer<'_> {
                 BlockItem::Rule(r) => {
                     let (mr, rs) = self.rule(r, cx, names, false);
                     if let Some(ow) = after {
-                        self.after_otherwise(r.name.span, ow, "rule", in_first);
+                        let what = format!("rule `{}`", r.name.name);
+                        let head = Span {
+                            end: r.name.span.end.max(r.span.start),
+                            ..r.span
+                        };
+                        self.after_otherwise(head, ow, &what, in_first);
                     } else {
                         alts.push(model::Alternative::Rule(mr));
                         sides.push(AltSide::Rule(rs));
@@ -472,7 +487,11 @@ impl Lowerer<'_> {
                 BlockItem::Otherwise(r) => {
                     let (mr, rs) = self.rule(r, cx, names, true);
                     if let Some(ow) = after {
-                        self.after_otherwise(r.name.span, ow, "second `otherwise`", in_first);
+                        let head = Span {
+                            end: r.span.start + "otherwise".len().min(r.span.end - r.span.start),
+                            ..r.span
+                        };
+                        self.after_otherwise(head, ow, "a second `otherwise`", in_first);
                     } else {
                         otherwise = Some((mr, rs));
                     }
@@ -520,7 +539,7 @@ impl Lowerer<'_> {
         self.diags.push(
             Diagnostic::new(
                 Code::AfterOtherwise,
-                format!("{what} after `otherwise`"),
+                format!("{what} after the `otherwise` of this {scope}"),
                 at,
                 "never considered: `otherwise` must come last",
             )

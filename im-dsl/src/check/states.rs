@@ -9,7 +9,7 @@ use crate::model::{Action, Alternative, Handler, Spec};
 pub(crate) fn check_reachable(spec: &Spec, side: &Side, diags: &mut Diagnostics) {
     for (p, ps) in spec.procedures.iter().zip(&side.procs) {
         let n = p.states.len();
-        if n == 0 || p.initial >= n {
+        if n == 0 || p.initial >= n || ps.states_broken {
             continue;
         }
         let mut reached = vec![false; n];

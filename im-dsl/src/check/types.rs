@@ -332,21 +332,18 @@ impl<'a> ExprCx<'a> {
                     }
                     None => None,
                 };
-                // The body is checked even when the list is wrong, so its own errors show;
-                // the variable then has no usable type and is left unbound.
-                if let Some(elem) = elem {
-                    self.vars.push((var.name.clone(), elem));
-                }
+                // Without an element type the variable cannot be typed; checking the body
+                // would only report it as undefined everywhere.
+                let elem = elem?;
+                self.vars.push((var.name.clone(), elem));
                 let body_x = self.lower_as(body, Type::Bool, "a quantifier body");
-                if elem.is_some() {
-                    self.vars.pop();
-                }
+                self.vars.pop();
                 let (list_x, _) = list_x?;
                 Some((
                     Expr::Quant {
                         quant: *quant,
                         var: var.name.clone(),
-                        elem: elem?,
+                        elem,
                         list: Box::new(list_x),
                         body: Box::new(body_x?),
                     },
