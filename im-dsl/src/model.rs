@@ -458,7 +458,8 @@ pub enum Expr {
     Var(String),
     /// A field of a URI or list element value.
     Field(Box<Expr>, Field),
-    /// A built-in call.
+    /// A built-in call. For the media methods (`m.has(name)` …) the receiver is the first
+    /// argument: `Call(MediaHas, [Var("m"), Str(name)])`.
     Call(Builtin, Vec<Expr>),
     /// Negation.
     Not(Box<Expr>),
