@@ -1,0 +1,11 @@
+//! # im-server
+//!
+//! The application around the imspec runtime: configuration ([`config`]), the embedded
+//! pre-defined group store ([`groups`]) and the invitee router with its REGISTER location
+//! table ([`router`]). The binary (`src/main.rs`) parses flags, loads these and starts the
+//! runtime.
+
+pub mod config;
+pub mod groups;
+pub mod router;
+pub mod uri;
