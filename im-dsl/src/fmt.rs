@@ -799,7 +799,13 @@ impl Printer<'_> {
             SdpItemKind::SetupComplement => self.at("setup complement", s),
             SdpItemKind::Echo(name) => self.at(format!("echo {name}"), s),
             SdpItemKind::Attribute(name, value, when) => {
-                let mut d = vec![self.tok(format!("attribute {name}"), s.start, "attribute".len())];
+                let kw = "attribute".len();
+                let name_end = self
+                    .find(s.start + kw, name)
+                    .map(|at| at + name.len())
+                    .unwrap_or(s.start + kw);
+                let mut d =
+                    vec![self.tok(format!("attribute {name}"), s.start, name_end - s.start)];
                 if let Some(v) = value {
                     d.push(text(" = "));
                     d.push(self.string(v));
@@ -834,7 +840,7 @@ impl Printer<'_> {
                         let mut inner = vec![Doc::SoftLine];
                         for (n, a) in args.iter().enumerate() {
                             if n > 0 {
-                                inner.push(text(","));
+                                inner.push(self.punct(args[n - 1].span.end, ","));
                                 inner.push(Doc::Line);
                             }
                             inner.push(self.expr(a));
