@@ -45,10 +45,15 @@ pub fn format_source(text: &str) -> Result<String, Diagnostic> {
 /// Formats an already parsed file; `src` must be the text `file` was parsed from (its spans
 /// index into it, and its comments are read from it).
 pub fn format_file(file: &File, src: &str) -> String {
-    let printer = Printer { src };
+    let comments = scan_comments(src);
+    let printer = Printer {
+        src,
+        comments: comments.iter().map(|c| c.start).collect(),
+        trivia: trivia_map(src),
+    };
     let doc = printer.file(file);
     let lines = render(&doc, WIDTH);
-    place_comments(lines, scan_comments(src), src)
+    place_comments(lines, comments, src)
 }
 
 /// A comment found in the source.
@@ -104,6 +109,46 @@ pub fn scan_comments(src: &str) -> Vec<Comment> {
     out
 }
 
+/// Per byte of `src`: whether it is whitespace or part of a comment (outside strings).
+fn trivia_map(src: &str) -> Vec<bool> {
+    let b = src.as_bytes();
+    let mut map: Vec<bool> = b.iter().map(|c| is_space(*c)).collect();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                map[i] = false;
+                i += 1;
+                while i < b.len() {
+                    map[i] = false;
+                    match b[i] {
+                        b'\\' => {
+                            if let Some(m) = map.get_mut(i + 1) {
+                                *m = false;
+                            }
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\n' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    map[i] = true;
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    map
+}
+
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
@@ -133,18 +178,25 @@ fn newlines_after(src: &str, pos: usize) -> usize {
 #[derive(Clone, Debug)]
 enum Doc {
     Text(String, Option<(usize, usize)>),
-    /// A space when flat, a newline when broken.
-    Line,
-    /// Nothing when flat, a newline when broken.
-    SoftLine,
+    /// The given text when flat, a newline when broken.
+    Line(&'static str),
     /// Always a newline; a group holding one never prints flat.
     HardLine,
     /// Always a newline followed by an empty line.
     BlankLine,
     Nest(usize, Box<Doc>),
-    Group(Box<Doc>),
+    /// Flat when it fits; `true` forces it to break (it holds a comment).
+    Group(Box<Doc>, bool),
     Concat(Vec<Doc>),
 }
+
+/// A space when flat.
+const LINE: Doc = Doc::Line(" ");
+/// Nothing when flat.
+const SOFT: Doc = Doc::Line("");
+/// Two spaces when flat: between actions, and between state declarations, which have no
+/// other separator.
+const WIDE: Doc = Doc::Line("  ");
 
 fn text(s: impl Into<String>) -> Doc {
     Doc::Text(s.into(), None)
@@ -155,7 +207,7 @@ fn nest(i: usize, d: Doc) -> Doc {
 }
 
 fn group(d: Doc) -> Doc {
-    Doc::Group(Box::new(d))
+    Doc::Group(Box::new(d), false)
 }
 
 fn cat(ds: Vec<Doc>) -> Doc {
@@ -204,15 +256,13 @@ fn render(doc: &Doc, width: usize) -> Vec<OutLine> {
                 }
                 col += s.chars().count();
             }
-            Doc::Line | Doc::SoftLine if m == Mode::Flat => {
-                if matches!(d, Doc::Line) {
-                    if let Some(line) = lines.last_mut() {
-                        line.text.push(' ');
-                    }
-                    col += 1;
+            Doc::Line(flat) if m == Mode::Flat => {
+                if let Some(line) = lines.last_mut() {
+                    line.text.push_str(flat);
                 }
+                col += flat.len();
             }
-            Doc::Line | Doc::SoftLine | Doc::HardLine => {
+            Doc::Line(_) | Doc::HardLine => {
                 newline(&mut lines, i);
                 col = i;
             }
@@ -222,18 +272,15 @@ fn render(doc: &Doc, width: usize) -> Vec<OutLine> {
                 col = i;
             }
             Doc::Nest(j, inner) => stack.push((i + j, m, inner)),
-            Doc::Group(inner) => {
-                let mode = if m == Mode::Flat
-                    || fits(
-                        width as isize - col as isize,
-                        (i, Mode::Flat, inner),
-                        &stack,
-                    ) {
-                    Mode::Flat
-                } else {
-                    Mode::Break
-                };
-                stack.push((i, mode, inner));
+            Doc::Group(inner, forced) => {
+                let flat = !forced
+                    && (m == Mode::Flat
+                        || fits(
+                            width as isize - col as isize,
+                            (i, Mode::Flat, inner),
+                            &stack,
+                        ));
+                stack.push((i, if flat { Mode::Flat } else { Mode::Break }, inner));
             }
             Doc::Concat(ds) => stack.extend(ds.iter().rev().map(|x| (i, m, x))),
         }
@@ -266,12 +313,13 @@ fn fits(mut rem: isize, next: (usize, Mode, &Doc), rest: &[(usize, Mode, &Doc)])
         };
         match d {
             Doc::Text(s, _) => rem -= s.chars().count() as isize,
-            Doc::Line if m == Mode::Flat => rem -= 1,
-            Doc::SoftLine if m == Mode::Flat => {}
-            Doc::Line | Doc::SoftLine => return true,
+            Doc::Line(flat) if m == Mode::Flat => rem -= flat.len() as isize,
+            Doc::Line(_) => return true,
             Doc::HardLine | Doc::BlankLine => return m == Mode::Break,
             Doc::Nest(j, inner) => work.push((i + j, m, inner)),
-            Doc::Group(inner) => work.push((i, m, inner)),
+            Doc::Group(_, true) if m == Mode::Flat => return false,
+            Doc::Group(inner, true) => work.push((i, Mode::Break, inner)),
+            Doc::Group(inner, false) => work.push((i, m, inner)),
             Doc::Concat(ds) => work.extend(ds.iter().rev().map(|x| (i, m, x))),
         }
     }
@@ -302,6 +350,24 @@ fn place_comments(lines: Vec<OutLine>, comments: Vec<Comment>, src: &str) -> Str
         }
     }
 
+    // Trailing comments of consecutive lines line up one space after the longest line.
+    let width = |n: usize| lines[n].indent + lines[n].text.chars().count();
+    let mut column = vec![0; lines.len()];
+    let mut n = 0;
+    while n < lines.len() {
+        if trailing[n].is_none() {
+            n += 1;
+            continue;
+        }
+        let mut end = n + 1;
+        while end < lines.len() && trailing[end].is_some() && leading[end].is_empty() {
+            end += 1;
+        }
+        let col = (n..end).map(width).max().unwrap_or(0) + 1;
+        column[n..end].iter_mut().for_each(|c| *c = col);
+        n = end;
+    }
+
     let mut out = Out::default();
     for (n, line) in lines.iter().enumerate() {
         let closing = line.text.starts_with('}') || line.text.starts_with(')');
@@ -316,11 +382,11 @@ fn place_comments(lines: Vec<OutLine>, comments: Vec<Comment>, src: &str) -> Str
             out.blank();
         }
         match &trailing[n] {
-            Some(c) => out.code(
-                line.indent,
-                &format!("{} {}", line.text, c.text),
-                &line.text,
-            ),
+            Some(c) => {
+                let pad = column[n].saturating_sub(width(n)).max(1);
+                let padded = format!("{}{}{}", line.text, " ".repeat(pad), c.text);
+                out.code(line.indent, &padded, &line.text)
+            }
             None => out.code(line.indent, &line.text, &line.text),
         }
     }
@@ -404,9 +470,41 @@ impl Out {
 
 struct Printer<'a> {
     src: &'a str,
+    /// Offsets of the comments, ascending.
+    comments: Vec<usize>,
+    /// Per byte: whitespace or comment (outside string literals).
+    trivia: Vec<bool>,
 }
 
 impl Printer<'_> {
+    /// `end` moved back over whitespace and comments. The spans of rules that end in an
+    /// optional or repeated part (`a.b` without call arguments, `respond 200`, `x and y`)
+    /// include the blanks and comments pest skipped while looking for that part.
+    fn trim(&self, end: usize) -> usize {
+        let mut e = end.min(self.trivia.len());
+        while e > 0 && self.trivia[e - 1] {
+            e -= 1;
+        }
+        e
+    }
+
+    /// Whether a comment starts strictly between `lo` and `hi`.
+    fn comment_between(&self, lo: usize, hi: usize) -> bool {
+        let i = self.comments.partition_point(|c| *c <= lo);
+        self.comments.get(i).is_some_and(|c| *c < hi)
+    }
+
+    /// A group that is forced to break when a comment lies between `lo` and `hi` (its
+    /// brackets): the comment then keeps its place among the lines instead of moving above.
+    fn group_around(&self, d: Doc, lo: usize, hi: usize) -> Doc {
+        Doc::Group(Box::new(d), self.comment_between(lo, hi))
+    }
+
+    /// Offset of `tok` after `pos`, or `pos` when it is not there.
+    fn find_or(&self, pos: usize, tok: &str) -> usize {
+        self.find(pos, tok).unwrap_or(pos)
+    }
+
     /// A token printed as `s` whose source starts at `start` and is `len` bytes long.
     fn tok(&self, s: impl Into<String>, start: usize, len: usize) -> Doc {
         Doc::Text(s.into(), Some((start, start + len)))
@@ -414,12 +512,15 @@ impl Printer<'_> {
 
     /// The token at `span`, printed as `s`.
     fn at(&self, s: impl Into<String>, span: Span) -> Doc {
-        Doc::Text(s.into(), Some((span.start, span.end)))
+        Doc::Text(
+            s.into(),
+            Some((span.start, self.trim(span.end).max(span.start))),
+        )
     }
 
     /// The source text of `span` (literals are printed as the author escaped them).
     fn slice(&self, span: Span) -> Doc {
-        let s = self.src.get(span.start..span.end).unwrap_or("");
+        let s = self.src.get(span.start..self.trim(span.end)).unwrap_or("");
         self.at(s, span)
     }
 
@@ -535,7 +636,7 @@ impl Printer<'_> {
             .unwrap_or(c.name.span.end);
         head.push(text(" "));
         head.push(self.punct(eq_from, "="));
-        head.push(nest(INDENT, cat(vec![Doc::Line, self.expr(&c.expr)])));
+        head.push(nest(INDENT, cat(vec![LINE, self.expr(&c.expr)])));
         group(cat(head))
     }
 
@@ -572,7 +673,7 @@ impl Printer<'_> {
             items.push(self.handler(h));
         }
         let close = self.close(p.span);
-        self.block(cat(head), items, close, |n| n >= handler_from)
+        self.block(cat(head), items, close, |n| n == handler_from)
     }
 
     fn states(&self, s: &StatesBlock) -> Doc {
@@ -585,9 +686,10 @@ impl Printer<'_> {
         if s.states.is_empty() {
             return cat(vec![open, close]);
         }
+        let open_at = self.find_or(s.span.start + "states".len(), "{");
         let mut inner = Vec::new();
-        for d in &s.states {
-            inner.push(Doc::Line);
+        for (n, d) in s.states.iter().enumerate() {
+            inner.push(if n == 0 { LINE } else { WIDE });
             let mut words = Vec::new();
             if d.initial {
                 words.push("initial ");
@@ -605,7 +707,11 @@ impl Printer<'_> {
                 ]));
             }
         }
-        group(cat(vec![open, nest(INDENT, cat(inner)), Doc::Line, close]))
+        self.group_around(
+            cat(vec![open, nest(INDENT, cat(inner)), LINE, close]),
+            open_at,
+            s.span.end.saturating_sub(1),
+        )
     }
 
     fn handler(&self, h: &Handler) -> Doc {
@@ -667,41 +773,52 @@ impl Printer<'_> {
             after = c.span.end;
         }
         if let Some(w) = &r.when {
-            head.push(text(" when "));
-            head.push(nest(CONTINUATION, self.expr(w)));
+            // A header too long for one line puts the condition on its own lines.
+            head.push(nest(
+                CONTINUATION,
+                cat(vec![LINE, text("when "), self.expr(w)]),
+            ));
             after = w.span.end;
         }
         head.push(text(" "));
         head.push(self.punct(after, "=>"));
+        let head = group(cat(head));
         let arrow_end = self.find(after, "=>").map(|a| a + 2).unwrap_or(after);
         match r.actions.as_slice() {
             [] => {
-                head.push(text(" "));
-                match self.find(arrow_end, "{") {
-                    Some(open) => head.push(Doc::Text(
-                        "{}".into(),
-                        Some((open, r.span.end.max(open + 1))),
-                    )),
-                    None => head.push(text("{}")),
-                }
+                let braces = match self.find(arrow_end, "{") {
+                    Some(open) => Doc::Text("{}".into(), Some((open, r.span.end.max(open + 1)))),
+                    None => text("{}"),
+                };
+                cat(vec![head, text(" "), braces])
             }
-            [one] => {
-                head.push(nest(INDENT, cat(vec![Doc::Line, self.action(one)])));
-            }
+            // A response with an SDP body always takes several lines: start it after `=>`.
+            [one] if is_sdp_response(one) => cat(vec![head, text(" "), self.action(one)]),
+            [one] => group(cat(vec![
+                head,
+                nest(INDENT, cat(vec![LINE, self.action(one)])),
+            ])),
             many => {
-                head.push(text(" "));
-                head.push(self.punct(arrow_end, "{"));
+                let open = self.find_or(arrow_end, "{");
                 let mut inner = Vec::new();
-                for a in many {
-                    inner.push(Doc::Line);
+                for (n, a) in many.iter().enumerate() {
+                    inner.push(if n == 0 { LINE } else { WIDE });
                     inner.push(self.action(a));
                 }
-                head.push(nest(INDENT, cat(inner)));
-                head.push(Doc::Line);
-                head.push(self.close(r.span));
+                self.group_around(
+                    cat(vec![
+                        head,
+                        text(" "),
+                        self.punct(arrow_end, "{"),
+                        nest(INDENT, cat(inner)),
+                        LINE,
+                        self.close(r.span),
+                    ]),
+                    open,
+                    r.span.end.saturating_sub(1),
+                )
             }
         }
-        group(cat(head))
     }
 
     fn action(&self, a: &Action) -> Doc {
@@ -754,13 +871,13 @@ impl Printer<'_> {
         d.push(self.punct(after, "{"));
         let mut inner = Vec::new();
         for it in &r.items {
-            inner.push(Doc::Line);
+            inner.push(LINE);
             inner.push(self.respond_item(it));
         }
         d.push(nest(INDENT, cat(inner)));
-        d.push(Doc::Line);
+        d.push(LINE);
         d.push(self.close(s));
-        group(cat(d))
+        self.group_around(cat(d), self.find_or(after, "{"), s.end.saturating_sub(1))
     }
 
     fn respond_item(&self, it: &RespondItem) -> Doc {
@@ -833,24 +950,29 @@ impl Printer<'_> {
                     }
                     d.push(self.ident(id));
                 }
+                let mut open = e.span.end;
                 if let Some(args) = args {
                     let after = path.last().map(|p| p.span.end).unwrap_or(e.span.start);
+                    // `()` has no line to keep a comment on: it never forces a break.
+                    if !args.is_empty() {
+                        open = self.find_or(after, "(");
+                    }
                     d.push(self.punct(after, "("));
                     if !args.is_empty() {
-                        let mut inner = vec![Doc::SoftLine];
+                        let mut inner = vec![SOFT];
                         for (n, a) in args.iter().enumerate() {
                             if n > 0 {
                                 inner.push(self.punct(args[n - 1].span.end, ","));
-                                inner.push(Doc::Line);
+                                inner.push(LINE);
                             }
                             inner.push(self.expr(a));
                         }
                         d.push(nest(INDENT, cat(inner)));
-                        d.push(Doc::SoftLine);
+                        d.push(SOFT);
                     }
                     d.push(self.close_paren(e.span));
                 }
-                group(cat(d))
+                self.group_around(cat(d), open, e.span.end.saturating_sub(1))
             }
             ExprKind::Not(inner) => cat(vec![
                 self.tok("not", e.span.start, "not".len()),
@@ -878,12 +1000,16 @@ impl Printer<'_> {
                 text(" where "),
                 self.expr(body),
             ]),
-            ExprKind::Paren(inner) => group(cat(vec![
-                self.tok("(", e.span.start, 1),
-                nest(INDENT, cat(vec![Doc::SoftLine, self.expr(inner)])),
-                Doc::SoftLine,
-                self.close_paren(e.span),
-            ])),
+            ExprKind::Paren(inner) => self.group_around(
+                cat(vec![
+                    self.tok("(", e.span.start, 1),
+                    nest(INDENT, cat(vec![SOFT, self.expr(inner)])),
+                    SOFT,
+                    self.close_paren(e.span),
+                ]),
+                e.span.start,
+                e.span.end.saturating_sub(1),
+            ),
         }
     }
 
@@ -898,15 +1024,22 @@ impl Printer<'_> {
     /// `a and b and c`, broken before each operator when too long.
     fn chain(&self, parts: &[Expr], op: &str) -> Doc {
         let mut d = Vec::new();
+        let mut forced = false;
         for (n, p) in parts.iter().enumerate() {
             if n > 0 {
-                d.push(Doc::Line);
+                // A comment between two operands keeps the chain one operand per line.
+                forced |= self.comment_between(self.trim(parts[n - 1].span.end), p.span.start);
+                d.push(LINE);
                 d.push(text(op));
             }
             d.push(self.expr(p));
         }
-        group(cat(d))
+        Doc::Group(Box::new(cat(d)), forced)
     }
+}
+
+fn is_sdp_response(a: &Action) -> bool {
+    matches!(&a.kind, ActionKind::Respond(r) if r.items.iter().any(|i| matches!(i, RespondItem::Sdp(..))))
 }
 
 /// A trigger as written in canonical form.
@@ -1126,15 +1259,22 @@ pub struct FmtSummary {
     pub files: usize,
     /// Files that were (or, with `--check`, would be) rewritten.
     pub changed: usize,
-    /// Files that could not be read, parsed or written.
+    /// Files with a syntax error.
     pub errors: usize,
+    /// Paths that could not be read or written.
+    pub io_errors: usize,
 }
 
 impl FmtSummary {
     /// The process exit status: 0 when every file was clean (or was rewritten), 1 when a
-    /// check found a file to change or any file failed.
+    /// check found a file to change or a file has a syntax error, 2 when a path could not be
+    /// read or written (as `imspec check` does).
     pub fn exit_code(&self, check: bool) -> u8 {
-        u8::from(self.errors > 0 || (check && self.changed > 0))
+        if self.io_errors > 0 {
+            2
+        } else {
+            u8::from(self.errors > 0 || (check && self.changed > 0))
+        }
     }
 }
 
@@ -1158,7 +1298,7 @@ pub fn run(
         if p.is_dir() {
             if let Err(e) = collect_specs(p, &mut files) {
                 let _ = writeln!(err, "error: cannot read {}: {e}", p.display());
-                summary.errors += 1;
+                summary.io_errors += 1;
             }
         } else {
             files.push(p.clone());
@@ -1171,7 +1311,7 @@ pub fn run(
             Ok(t) => t,
             Err(e) => {
                 let _ = writeln!(err, "error: cannot read {shown}: {e}");
-                summary.errors += 1;
+                summary.io_errors += 1;
                 continue;
             }
         };
@@ -1194,7 +1334,7 @@ pub fn run(
             let _ = write!(out, "{}", short_diff(&shown, &text, &formatted));
         } else if let Err(e) = std::fs::write(&path, formatted) {
             let _ = writeln!(err, "error: cannot write {shown}: {e}");
-            summary.errors += 1;
+            summary.io_errors += 1;
         }
     }
     summary

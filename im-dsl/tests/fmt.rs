@@ -100,25 +100,21 @@ fn layout_of_a_small_procedure() {
   on legs settled { rule done => {} } on msrp connected {} }
 import \"a.imspec\" import \"b.imspec\"",
         "procedure invitee_leg [7.9.1.4] {
-  states { initial inviting ringing final connected }
+  states { initial inviting  ringing  final connected }
   timer invite_timeout
 
   on response 1xx in inviting {
     rule ringing [7.9.1.4] => goto ringing
   }
-
   on response 300..699 in inviting, ringing {
-    rule declined [7.9.1.4] => { goto connected deliver }
+    rule declined [7.9.1.4] => { goto connected  deliver }
   }
-
   on timer invite_timeout {
-    rule too_slow [7.9.1.4] => { cancel start timer invite_timeout after 32s }
+    rule too_slow [7.9.1.4] => { cancel  start timer invite_timeout after 32s }
   }
-
   on legs settled {
     rule done => {}
   }
-
   on msrp connected {}
 }
 
@@ -148,11 +144,11 @@ fn trailing_comments_stay_on_their_line() {
   } // end of handler
 } // end of procedure
 ",
-        "procedure p { // the procedure
-  on initial INVITE { // the handler
+        "procedure p {            // the procedure
+  on initial INVITE {    // the handler
     rule a [1] => goto x // the rule
-  } // end of handler
-} // end of procedure
+  }                      // end of handler
+}                        // end of procedure
 ",
     );
 }
@@ -189,7 +185,41 @@ fn comments_inside_blocks_and_before_closing_braces() {
 }
 
 #[test]
-fn comments_inside_expressions_move_above_the_rule() {
+fn comments_between_brackets_keep_the_block_broken() {
+    golden(
+        "procedure p { states { initial a // waiting
+  b // ringing
+  final c }
+  on initial INVITE { rule r [1] when (x // why x
+    or y) and z // and z
+    and w => { cancel // first
+    bye } } }",
+        "procedure p {
+  states {
+    initial a // waiting
+    b         // ringing
+    final c
+  }
+
+  on initial INVITE {
+    rule r [1]
+        when (
+          x // why x
+          or y
+        )
+        and z // and z
+        and w => {
+      cancel // first
+      bye
+    }
+  }
+}
+",
+    );
+}
+
+#[test]
+fn comments_between_operands_stay_and_others_move_above_the_rule() {
     golden(
         "condition c [1] = a // about a
   and b // about b
@@ -197,9 +227,10 @@ fn comments_inside_expressions_move_above_the_rule() {
 procedure p { on initial INVITE { rule r [1] when x == // odd place
   1 => { bye // bye
   } } }",
-        "// about a
-// about b
-condition c [1] = a and b and c
+        "condition c [1] =
+  a     // about a
+  and b // about b
+  and c
 
 procedure p {
   on initial INVITE {
@@ -246,11 +277,22 @@ fn nested_parentheses_are_kept_and_broken_from_the_outside_in() {
 #[test]
 fn long_conditions_break_at_and_or_with_a_continuation_indent() {
     golden(
+        "procedure p { on initial INVITE { rule may_not_initiate [7.9.1.5] when not directory.may_initiate(request.uri, request.originator) => respond 403 } }",
+        "procedure p {
+  on initial INVITE {
+    rule may_not_initiate [7.9.1.5]
+        when not directory.may_initiate(request.uri, request.originator) =>
+      respond 403
+  }
+}
+",
+    );
+    golden(
         "procedure p { on initial MESSAGE { rule very_long_rule_name_here [5.2.1.1] when request.uri == config.conference_factory and body.parts.count(x) > 3 or request.method == \"MESSAGE\" => { respond 403 \"Forbidden\" log \"why\" } } }",
         "procedure p {
   on initial MESSAGE {
-    rule very_long_rule_name_here [5.2.1.1] when request.uri == config.conference_factory
-        and body.parts.count(x) > 3
+    rule very_long_rule_name_here [5.2.1.1]
+        when request.uri == config.conference_factory and body.parts.count(x) > 3
         or request.method == \"MESSAGE\" => {
       respond 403 \"Forbidden\"
       log \"why\"
@@ -267,24 +309,23 @@ fn respond_bodies_and_sdp_blocks() {
         "procedure p { on initial INVITE { rule r [1] => respond 200 \"OK\" { header X-A = \"1\" contact focus warning \"w\" sdp { path own media from offer accept-types intersect accept-wrapped-types intersect max-size own direction mirror setup complement echo a attribute x when y == 1 attribute z = \"v\" } } rule s [2] => respond 404 { } otherwise other [3] => respond 486 \"Busy Here\" { warning \"short\" } } }",
         "procedure p {
   on initial INVITE {
-    rule r [1] =>
-      respond 200 \"OK\" {
-        header X-A = \"1\"
-        contact focus
-        warning \"w\"
-        sdp {
-          path own
-          media from offer
-          accept-types intersect
-          accept-wrapped-types intersect
-          max-size own
-          direction mirror
-          setup complement
-          echo a
-          attribute x when y == 1
-          attribute z = \"v\"
-        }
+    rule r [1] => respond 200 \"OK\" {
+      header X-A = \"1\"
+      contact focus
+      warning \"w\"
+      sdp {
+        path own
+        media from offer
+        accept-types intersect
+        accept-wrapped-types intersect
+        max-size own
+        direction mirror
+        setup complement
+        echo a
+        attribute x when y == 1
+        attribute z = \"v\"
       }
+    }
     rule s [2] => respond 404
     otherwise other [3] => respond 486 \"Busy Here\" { warning \"short\" }
   }
@@ -375,5 +416,12 @@ fn binary_exits_1_with_a_rendered_diagnostic_on_syntax_errors() {
     assert!(stderr.contains("error[E0001]"), "{stderr}");
     assert!(stderr.contains("bad.imspec:2:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let o = std::process::Command::new(exe)
+        .arg("fmt")
+        .arg(dir.join("missing.imspec"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -932,7 +932,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(160))]
 
     /// Noisy text parses back to the generated tree, and the formatter keeps tree and comments
     /// and is idempotent.
@@ -1042,7 +1042,7 @@ fn apply(text: &str, muts: &[Mutation]) -> String {
 }
 
 proptest! {
-    #![proptest_config(config(300))]
+    #![proptest_config(config(200))]
 
     /// Mutated specs never make the parser or formatter panic; mutants that still parse
     /// format with their tree and comments kept, idempotently.
