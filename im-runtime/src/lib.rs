@@ -23,6 +23,9 @@ pub mod transport;
 #[cfg(feature = "tokio")]
 pub mod io;
 
+#[doc(hidden)]
+pub mod __private;
+
 pub use machine::{
     Action, ActionKind, Config, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
     Origin, Uri,

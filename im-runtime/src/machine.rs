@@ -591,3 +591,47 @@ pub struct RuleInfo {
     /// `file:line` of the rule in the `.imspec`.
     pub location: &'static str,
 }
+
+/// Every machine of one compiled spec behind one type, so that a runtime can be generic over
+/// the spec it runs.
+///
+/// `imspec!` (and `im_dsl::build`) generate an enum `AnyMachine` with one variant per
+/// procedure that implements this trait. The runtime uses it as follows:
+///
+/// * an initial request creates [`SpecMachine::entry`] (the root file's first procedure);
+/// * an [`ActionKind::Call`] creates [`SpecMachine::start`] for the clause and feeds it the
+///   same event and facts; from then on the callee receives the dialog's events (the caller
+///   has handed the request over; it is usually final already);
+/// * each recipient of an [`ActionKind::InviteEach`] gets its own
+///   [`SpecMachine::invitee_leg`] of the machine that asked, fed the responses to that leg's
+///   INVITE and that leg's timers.
+pub trait SpecMachine: Sized {
+    /// The rule table of the whole spec (procedure, rule, clause, `file:line`).
+    const RULES: &'static [RuleInfo];
+
+    /// A fresh machine of the spec's entry procedure, in its initial state.
+    fn entry() -> Self;
+
+    /// A fresh machine of the procedure implementing `clause` (the target of
+    /// [`ActionKind::Call`]), or `None` when no procedure implements it.
+    fn start(clause: &str) -> Option<Self>;
+
+    /// A fresh machine for one invitee leg started by this machine's
+    /// [`ActionKind::InviteEach`], or `None` when the spec assigns no leg procedure.
+    fn invitee_leg(&self) -> Option<Self>;
+
+    /// Procedure name of this machine.
+    fn procedure(&self) -> &'static str;
+
+    /// Clause id of this machine's procedure.
+    fn clause(&self) -> &'static str;
+
+    /// Feeds one input; see [`Machine::handle`].
+    fn handle(&mut self, now: Instant, event: &Event, facts: &Facts, env: &Env<'_>) -> Vec<Action>;
+
+    /// The current state's name; see [`Machine::state_name`].
+    fn state_name(&self) -> &'static str;
+
+    /// Whether the machine reached a final state; see [`Machine::is_final`].
+    fn is_final(&self) -> bool;
+}
