@@ -12,8 +12,10 @@
 
 pub mod ast;
 pub mod check;
+pub mod codegen;
 pub mod diag;
 pub mod fmt;
+pub mod graph;
 pub mod load;
 pub mod model;
 pub mod parse;
