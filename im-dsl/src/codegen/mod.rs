@@ -13,18 +13,22 @@
 //!   [`im_runtime::machine::Machine`] — `handle` matches `(event, state)` with real patterns,
 //!   evaluates the handler's alternatives, then its `otherwise`, and returns the actions,
 //!   each stamped with the rule's `Origin`;
-//! * `SPEC`, every rule of the spec, and `AnyMachine`, an enum over all machines that
-//!   implements `im_runtime::machine::SpecMachine` (omitted when the spec has no procedure).
+//! * `SPEC`, every rule of the spec;
+//! * `AnyMachine`, an enum over all machines implementing `im_runtime::endpoint::DynMachine`,
+//!   and the factory functions an `im_runtime::endpoint::Application` forwards to:
+//!   `initial(&Method)`, `by_clause(&str)`, `invitee_leg()` and `methods()` (all omitted when
+//!   the spec has no procedure).
 //!
 //! ## Calls and invitee legs
 //!
 //! `call 7.9.1.4` emits `ActionKind::Call("7.9.1.4")`: the runtime creates the callee with
-//! `AnyMachine::start("7.9.1.4")` and feeds it the same event and facts, and the callee owns
-//! the request from then on. Machines therefore never nest, a call cycle in a spec costs
-//! nothing at compile time, and every action keeps the origin of the rule that really made it.
+//! `by_clause("7.9.1.4")` and feeds it the same event and facts; from then on the callee is
+//! one more machine of the session and receives its later events. Machines therefore never
+//! nest, a call cycle in a spec costs nothing at compile time, and every action keeps the
+//! origin of the rule that really made it.
 //!
 //! An `invite each` starts one leg per recipient; each leg runs the machine returned by
-//! `AnyMachine::invitee_leg` of the inviting machine. The grammar does not name the leg
+//! `DynMachine::invitee_leg` of the inviting `AnyMachine`. The grammar does not name the leg
 //! procedure, so the generator assigns it by convention: among the other procedures, those
 //! that react to responses and to no initial request are leg procedures; one with the
 //! inviter's clause is preferred, else the first in spec order.
@@ -205,42 +209,81 @@ pub fn invitee_leg_of(spec: &Spec, inviter: usize) -> Option<usize> {
         .or_else(|| legs.first().copied())
 }
 
+fn handles_initial(p: &Procedure, method: &str) -> bool {
+    p.handlers.iter().any(|h| {
+        matches!(&h.trigger, Trigger::Initial(m) if m == method)
+            && crate::graph::handler_states(p, &h.states).contains(&p.initial)
+    })
+}
+
 fn any_machine(spec: &Spec) -> TokenStream {
     if spec.procedures.is_empty() {
         return TokenStream::new();
     }
     let var = |p: &Procedure| names::camel_ident(&p.name);
     let module = |p: &Procedure| names::snake_ident(&p.name);
+    let new = |p: &Procedure| {
+        let (v, m) = (var(p), module(p));
+        quote!(AnyMachine::#v(#m::Machine::new()))
+    };
+    let some_box = |p: &Procedure| {
+        let n = new(p);
+        quote!(::core::option::Option::Some(::std::boxed::Box::new(#n)))
+    };
+    let none = quote!(::core::option::Option::None);
     let variants = spec.procedures.iter().map(|p| {
         let (v, m) = (var(p), module(p));
         let doc = format!("A machine of procedure `{}` (clause {}).", p.name, p.clause);
         quote!(#[doc = #doc] #v(#m::Machine),)
     });
-    let entry = &spec.procedures[0];
-    let (ev, em) = (var(entry), module(entry));
+
+    // Initial requests: per method, the root's first procedure when it takes that method,
+    // else the first procedure in spec order that does (in its initial state).
+    let mut methods: Vec<&str> = Vec::new();
+    for p in &spec.procedures {
+        for h in &p.handlers {
+            if let Trigger::Initial(m) = &h.trigger {
+                if !methods.contains(&m.as_str()) && handles_initial(p, m) {
+                    methods.push(m);
+                }
+            }
+        }
+    }
+    let initial_arms = methods.iter().filter_map(|m| {
+        let p = spec.procedures.iter().find(|p| handles_initial(p, m))?;
+        let b = some_box(p);
+        Some(quote!(#m => #b,))
+    });
+    let method_list = methods.iter().map(|m| {
+        quote!(::im_runtime::machine::Method::from_token(#m))
+    });
 
     let mut seen = Vec::new();
-    let starts = spec.procedures.iter().filter_map(|p| {
+    let clause_arms = spec.procedures.iter().filter_map(|p| {
         if seen.contains(&&p.clause) {
             return None;
         }
         seen.push(&p.clause);
-        let (v, m, c) = (var(p), module(p), &p.clause);
-        Some(quote!(#c => ::core::option::Option::Some(Self::#v(#m::Machine::new())),))
+        let (c, b) = (&p.clause, some_box(p));
+        Some(quote!(#c => #b,))
     });
     let legs: Vec<TokenStream> = (0..spec.procedures.len())
         .filter(|&i| invites(&spec.procedures[i]))
         .filter_map(|i| {
             let leg = &spec.procedures[invitee_leg_of(spec, i)?];
             let me = var(&spec.procedures[i]);
-            let (v, m) = (var(leg), module(leg));
-            Some(quote!(Self::#me(_) => ::core::option::Option::Some(Self::#v(#m::Machine::new())),))
+            let b = some_box(leg);
+            Some(quote!(Self::#me(_) => #b,))
         })
         .collect();
     let leg_body = if legs.is_empty() {
-        quote!(::core::option::Option::None)
+        none.clone()
     } else {
-        quote!(match self { #(#legs)* _ => ::core::option::Option::None })
+        quote!(match self { #(#legs)* _ => #none })
+    };
+    let any_leg = match (0..spec.procedures.len()).find(|&i| is_leg(&spec.procedures[i])) {
+        Some(i) => some_box(&spec.procedures[i]),
+        None => none.clone(),
     };
     let each = |body: TokenStream| {
         let arms = spec.procedures.iter().map(|p| {
@@ -261,33 +304,18 @@ fn any_machine(spec: &Spec) -> TokenStream {
     let handle = each(quote!(::im_runtime::machine::Machine::handle(__m, now, event, facts, env)));
     let state_name = each(quote!(::im_runtime::machine::Machine::state_name(__m)));
     let is_final = each(quote!(::im_runtime::machine::Machine::is_final(__m)));
+    let dynm = quote!(::std::boxed::Box<dyn ::im_runtime::endpoint::DynMachine>);
 
     quote! {
-        /// Any machine of this spec: what the runtime holds per request or leg.
+        /// Any machine of this spec, as the runtime holds it per request or invitee leg. It
+        /// knows which machine runs the legs its `invite each` starts.
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum AnyMachine {
             #(#variants)*
         }
 
         #[automatically_derived]
-        impl ::im_runtime::machine::SpecMachine for AnyMachine {
-            const RULES: &'static [::im_runtime::machine::RuleInfo] = SPEC;
-
-            fn entry() -> Self {
-                Self::#ev(#em::Machine::new())
-            }
-
-            fn start(clause: &str) -> ::core::option::Option<Self> {
-                match clause {
-                    #(#starts)*
-                    _ => ::core::option::Option::None,
-                }
-            }
-
-            fn invitee_leg(&self) -> ::core::option::Option<Self> {
-                #leg_body
-            }
-
+        impl ::im_runtime::endpoint::DynMachine for AnyMachine {
             fn procedure(&self) -> &'static str {
                 #procedure
             }
@@ -313,6 +341,39 @@ fn any_machine(spec: &Spec) -> TokenStream {
             fn is_final(&self) -> bool {
                 #is_final
             }
+
+            fn invitee_leg(&self) -> ::core::option::Option<#dynm> {
+                #leg_body
+            }
+        }
+
+        /// A fresh machine for an initial request of `method`, or `None` when no procedure
+        /// of the spec takes it (for `Application::initial`).
+        pub fn initial(method: &::im_runtime::machine::Method) -> ::core::option::Option<#dynm> {
+            match method.as_str() {
+                #(#initial_arms)*
+                _ => #none,
+            }
+        }
+
+        /// A fresh machine of the procedure implementing `clause`, the target of
+        /// `ActionKind::Call` (for `Application::by_clause`).
+        pub fn by_clause(clause: &str) -> ::core::option::Option<#dynm> {
+            match clause {
+                #(#clause_arms)*
+                _ => #none,
+            }
+        }
+
+        /// A fresh invitee-leg machine (the spec's first leg procedure), for legs whose
+        /// inviting machine names none (for `Application::invitee_leg`).
+        pub fn invitee_leg() -> ::core::option::Option<#dynm> {
+            #any_leg
+        }
+
+        /// The methods the spec takes as initial requests (for `Allow`).
+        pub fn methods() -> ::std::vec::Vec<::im_runtime::machine::Method> {
+            ::std::vec![#(#method_list),*]
         }
     }
 }
