@@ -330,12 +330,14 @@ impl Gen<'_> {
                 }
             }
         }
-        let mut acc = out.unwrap_or_else(|| quote!(::std::vec::Vec::new()));
-        for (c, body) in ifs.into_iter().rev() {
-            acc = quote!(if #c { #body } else { #acc });
+        let last = out.unwrap_or_else(|| quote!(::std::vec::Vec::new()));
+        match ifs.split_first() {
+            None => last,
+            Some(((c0, b0), rest)) => {
+                let (cs, bs): (Vec<_>, Vec<_>) = rest.iter().cloned().unzip();
+                quote!(if #c0 { #b0 } #(else if #cs { #bs })* else { #last })
+            }
         }
-        // Unwrap a plain `{ … }` so the arm reads `=> if …` rather than `=> { if … }`.
-        acc
     }
 
     fn arms(&mut self) -> Vec<TokenStream> {
@@ -364,7 +366,7 @@ fn vec_expr(items: &[TokenStream]) -> TokenStream {
     if items.is_empty() {
         quote!(::std::vec::Vec::new())
     } else {
-        quote!(::std::vec![#(#items),*])
+        quote!(::std::vec::Vec::from([#(#items),*]))
     }
 }
 
@@ -378,7 +380,7 @@ pub(crate) fn procedure(spec: &Spec, proc: &Procedure) -> TokenStream {
         .map(|t| format!(": {t}"))
         .unwrap_or_default();
     let module_doc = format!(
-        "Procedure `{name}`, clause {clause}{title}.\n\nGenerated from `{}`; see [`Machine`] \
+        " Procedure `{name}`, clause {clause}{title}.\n\nGenerated from `{}`; see [`Machine`] \
          for the states and transitions.",
         proc.loc
     );
@@ -397,7 +399,7 @@ pub(crate) fn procedure(spec: &Spec, proc: &Procedure) -> TokenStream {
         } else {
             format!(" ({})", flags.join(", "))
         };
-        let doc = format!("State `{}`{flags}, declared at `{}`.", s.name, s.loc);
+        let doc = format!(" State `{}`{flags}, declared at `{}`.", s.name, s.loc);
         let default = (i == proc.initial).then(|| quote!(#[default]));
         quote!(#[doc = #doc] #default #v,)
     });
@@ -429,7 +431,7 @@ pub(crate) fn procedure(spec: &Spec, proc: &Procedure) -> TokenStream {
     let timers = proc.timers.iter().enumerate().map(|(i, t)| {
         let c = timer_const(t);
         let v = timer(TimerRef::Spec(i));
-        let doc = format!("Timer `{t}` of this procedure.");
+        let doc = format!(" Timer `{t}` of this procedure.");
         quote!(#[doc = #doc] pub const #c: ::im_runtime::machine::Timer = #v;)
     });
 
@@ -524,7 +526,7 @@ pub(crate) fn procedure(spec: &Spec, proc: &Procedure) -> TokenStream {
 /// The machine's doc: a transition table, one line per rule.
 fn machine_doc(spec: &Spec, proc: &Procedure) -> String {
     let mut s = format!(
-        "The state machine of procedure `{}` (clause {}).\n\n| state | on | rule | clause | does |\n|---|---|---|---|---|\n",
+        " The state machine of procedure `{}` (clause {}).\n\n| state | on | rule | clause | does |\n|---|---|---|---|---|\n",
         proc.name, proc.clause
     );
     for h in &proc.handlers {

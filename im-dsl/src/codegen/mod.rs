@@ -48,10 +48,7 @@ use quote::quote;
 
 /// Generates the Rust items for `spec` (see the module docs for their shape).
 pub fn generate(spec: &Spec) -> TokenStream {
-    let includes = spec.files.iter().filter_map(|(_, abs)| {
-        let abs = abs.as_ref()?.to_str()?;
-        Some(quote!(const _: &str = ::core::include_str!(#abs);))
-    });
+    let includes = spec.files.iter().filter_map(|(_, abs)| include(abs.as_deref()?));
 
     let used = used_conditions(spec);
     let conditions = spec
@@ -68,7 +65,7 @@ pub fn generate(spec: &Spec) -> TokenStream {
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default();
             let doc = format!(
-                "Condition `{}`{clause}, defined at `{}`:\n\n```text\n{}\n```",
+                " Condition `{}`{clause}, defined at `{}`:\n\n```text\n{}\n```",
                 c.name,
                 c.loc,
                 crate::graph::expr_text(spec, &c.expr)
@@ -108,6 +105,19 @@ pub fn generate(spec: &Spec) -> TokenStream {
 
         #any
     }
+}
+
+/// `const _: &str = include_str!("<abs path>");`: makes the file a rebuild dependency (the
+/// only way on stable Rust, see crates.md §6). Relative paths are made absolute first,
+/// because `include_str!` would resolve them against the invoking source file.
+pub fn include(path: &std::path::Path) -> Option<TokenStream> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        path.canonicalize().ok()?
+    };
+    let abs = abs.to_str()?;
+    Some(quote!(const _: &str = ::core::include_str!(#abs);))
 }
 
 /// For each condition, whether a procedure uses it (directly or through other conditions).
@@ -233,7 +243,7 @@ fn any_machine(spec: &Spec) -> TokenStream {
     let none = quote!(::core::option::Option::None);
     let variants = spec.procedures.iter().map(|p| {
         let (v, m) = (var(p), module(p));
-        let doc = format!("A machine of procedure `{}` (clause {}).", p.name, p.clause);
+        let doc = format!(" A machine of procedure `{}` (clause {}).", p.name, p.clause);
         quote!(#[doc = #doc] #v(#m::Machine),)
     });
 
@@ -373,7 +383,7 @@ fn any_machine(spec: &Spec) -> TokenStream {
 
         /// The methods the spec takes as initial requests (for `Allow`).
         pub fn methods() -> ::std::vec::Vec<::im_runtime::machine::Method> {
-            ::std::vec![#(#method_list),*]
+            ::std::vec::Vec::from([#(#method_list),*])
         }
     }
 }
@@ -451,6 +461,7 @@ pub fn generate_stub(procedures: &[String]) -> TokenStream {
             })
             .collect()
     };
+    let dynm = quote!(::std::boxed::Box<dyn ::im_runtime::endpoint::DynMachine>);
     quote! {
         /// No rules: the spec failed to check.
         pub const SPEC: &[::im_runtime::machine::RuleInfo] = &[];
@@ -459,6 +470,22 @@ pub fn generate_stub(procedures: &[String]) -> TokenStream {
         #[derive(Clone, Debug, PartialEq, Eq)]
         pub enum AnyMachine {
             #(#variants)*
+        }
+        /// No machine: the spec failed to check.
+        pub fn initial(_: &::im_runtime::machine::Method) -> ::core::option::Option<#dynm> {
+            ::core::option::Option::None
+        }
+        /// No machine: the spec failed to check.
+        pub fn by_clause(_: &str) -> ::core::option::Option<#dynm> {
+            ::core::option::Option::None
+        }
+        /// No machine: the spec failed to check.
+        pub fn invitee_leg() -> ::core::option::Option<#dynm> {
+            ::core::option::Option::None
+        }
+        /// No methods: the spec failed to check.
+        pub fn methods() -> ::std::vec::Vec<::im_runtime::machine::Method> {
+            ::std::vec::Vec::new()
         }
     }
 }
