@@ -135,7 +135,11 @@ fn dot(spec: &Spec) -> String {
         let _ = writeln!(s, "    label=\"{}\";", dot_escape(&title));
         let _ = writeln!(s, "    \"{pi}.start\" [shape=point, label=\"\"];");
         for (si, st) in proc.states.iter().enumerate() {
-            let shape = if st.is_final { "doublecircle" } else { "ellipse" };
+            let shape = if st.is_final {
+                "doublecircle"
+            } else {
+                "ellipse"
+            };
             let _ = writeln!(
                 s,
                 "    \"{pi}.{si}\" [label=\"{}\", shape={shape}];",
@@ -177,7 +181,12 @@ fn mermaid(spec: &Spec) -> String {
             proc.clause
         );
         for (si, st) in proc.states.iter().enumerate() {
-            let _ = writeln!(s, "    state \"{}\" as {}", mermaid_escape(&st.name), id(si));
+            let _ = writeln!(
+                s,
+                "    state \"{}\" as {}",
+                mermaid_escape(&st.name),
+                id(si)
+            );
         }
         let _ = writeln!(s, "    [*] --> {}", id(proc.initial));
         for e in edges(spec, proc) {
@@ -233,7 +242,11 @@ fn timer_text(proc: &Procedure, t: TimerRef) -> String {
         TimerRef::B => "B".into(),
         TimerRef::F => "F".into(),
         TimerRef::H => "H".into(),
-        TimerRef::Spec(i) => proc.timers.get(i).cloned().unwrap_or_else(|| format!("#{i}")),
+        TimerRef::Spec(i) => proc
+            .timers
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("#{i}")),
     }
 }
 
@@ -538,12 +551,12 @@ mod tests {
             "count(sdp.media) == 1 and any m in sdp.media where \
              (m.media == \"message\" and (m.has(\"sendonly\") or not sdp.present))"
         );
-        let n = Expr::Not(Box::new(Expr::Or(vec![Expr::Bool(true), Expr::Bool(false)])));
+        let n = Expr::Not(Box::new(Expr::Or(vec![
+            Expr::Bool(true),
+            Expr::Bool(false),
+        ])));
         assert_eq!(expr_text(&spec, &n), "not (true or false)");
-        let d = Expr::Call(
-            Builtin::DirectoryOwns,
-            vec![Expr::Fact(Fact::RequestUri)],
-        );
+        let d = Expr::Call(Builtin::DirectoryOwns, vec![Expr::Fact(Fact::RequestUri)]);
         assert_eq!(expr_text(&spec, &d), "directory.owns(request.uri)");
     }
 
@@ -590,9 +603,11 @@ mod tests {
     fn dot_draws_states_and_labelled_transitions() {
         let out = render(&leg(), Format::Dot);
         assert!(out.contains("\"0.1\" [label=\"connected\", shape=doublecircle];"));
-        assert!(out.contains(
-            "\"0.0\" -> \"0.1\" [label=\"response 2xx / deliver (answered 7.9.1.4)\"];"
-        ));
+        assert!(
+            out.contains(
+                "\"0.0\" -> \"0.1\" [label=\"response 2xx / deliver (answered 7.9.1.4)\"];"
+            )
+        );
         assert!(out.contains("\"0.start\" -> \"0.0\";"));
     }
 

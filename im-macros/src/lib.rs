@@ -68,10 +68,10 @@ fn candidates(rel: &str) -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
         let dir = PathBuf::from(dir);
         out.push(dir.join(rel));
-        if let Some(root) = im_dsl::source::workspace_root(&dir) {
-            if root != dir {
-                out.push(root.join(rel));
-            }
+        if let Some(root) = im_dsl::source::workspace_root(&dir)
+            && root != dir
+        {
+            out.push(root.join(rel));
         }
     } else if let Ok(cwd) = std::env::current_dir() {
         out.push(cwd.join(rel));
@@ -85,7 +85,10 @@ fn expand(rel: &str, span: Span) -> TokenStream2 {
         let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
         let mut out = error(
             span,
-            &format!("cannot find spec `{rel}`; looked for {}", list.join(" and ")),
+            &format!(
+                "cannot find spec `{rel}`; looked for {}",
+                list.join(" and ")
+            ),
         );
         out.extend(im_dsl::codegen::generate_stub(&[]));
         return out;
@@ -116,9 +119,8 @@ fn expand(rel: &str, span: Span) -> TokenStream2 {
             if diags.is_empty() {
                 out.extend(error(span, "the spec failed to check, with no diagnostic"));
             }
-            let names = im_dsl::codegen::procedure_names(
-                sources.files.iter().map(|f| f.text.as_str()),
-            );
+            let names =
+                im_dsl::codegen::procedure_names(sources.files.iter().map(|f| f.text.as_str()));
             out.extend(im_dsl::codegen::generate_stub(&names));
             out
         }

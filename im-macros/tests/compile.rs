@@ -46,6 +46,10 @@ fn every_spec_in_the_directory_is_expanded() {
 #[test]
 fn expansions_list_their_rules() {
     assert!(!page_mode_group_invite::SPEC.is_empty());
-    assert!(page_mode_group_invite::SPEC.iter().all(|r| r.location.starts_with("specs/")));
+    assert!(
+        page_mode_group_invite::SPEC
+            .iter()
+            .all(|r| r.location.starts_with("specs/"))
+    );
     assert!(!exploder_rfc5365::SPEC.is_empty());
 }

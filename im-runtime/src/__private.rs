@@ -218,7 +218,7 @@ pub fn overlap<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
     if a.is_empty() || b.is_empty() {
         return false;
     }
-    let star = |l: &[&str]| l.iter().any(|s| *s == "*");
+    let star = |l: &[&str]| l.contains(&"*");
     let a: Vec<&str> = a.iter().map(AsRef::as_ref).collect();
     let b: Vec<&str> = b.iter().map(AsRef::as_ref).collect();
     if star(&a) || star(&b) {
@@ -321,7 +321,7 @@ fn write_uri(out: &mut String, u: &Uri) -> std::fmt::Result {
 fn write_duration(out: &mut String, d: Duration) -> std::fmt::Result {
     use std::fmt::Write as _;
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         write!(out, "{}s", ms / 1000)
     } else {
         write!(out, "{ms}ms")

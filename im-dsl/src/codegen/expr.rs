@@ -101,7 +101,11 @@ impl<'a> Cx<'a> {
             Expr::Bool(b) => atom(quote!(#b)),
             Expr::Int(n) => {
                 let l = Literal::i64_suffixed(*n);
-                if *n < 0 { (quote!(#l), Prec::Cmp) } else { atom(quote!(#l)) }
+                if *n < 0 {
+                    (quote!(#l), Prec::Cmp)
+                } else {
+                    atom(quote!(#l))
+                }
             }
             Expr::Str(s) => {
                 let l = lit_str(s);

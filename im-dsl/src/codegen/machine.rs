@@ -4,8 +4,8 @@ use super::expr::Cx;
 use super::names::{camel_ident, snake_ident, timer_const};
 use crate::graph::{handler_states, trigger_text};
 use crate::model::{
-    Action, Alternative, Handler, MsrpTrigger, Procedure, Recipients, Respond, Rule, SdpItem,
-    Spec, TimerRef, Trigger,
+    Action, Alternative, Handler, MsrpTrigger, Procedure, Recipients, Respond, Rule, SdpItem, Spec,
+    TimerRef, Trigger,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -269,7 +269,8 @@ impl Gen<'_> {
             Action::Goto(s) => self.proc.states.get(*s),
             _ => None,
         });
-        let actions: Vec<TokenStream> = r.actions.iter().filter_map(|a| self.action(r, a)).collect();
+        let actions: Vec<TokenStream> =
+            r.actions.iter().filter_map(|a| self.action(r, a)).collect();
         let list = vec_expr(&actions);
         match goto {
             Some(st) => {
@@ -348,10 +349,13 @@ impl Gen<'_> {
             let state_pat = if states.len() == self.proc.states.len() {
                 quote!(_)
             } else {
-                let vs = states.iter().filter_map(|&i| self.proc.states.get(i)).map(|s| {
-                    let v = camel_ident(&s.name);
-                    quote!(State::#v)
-                });
+                let vs = states
+                    .iter()
+                    .filter_map(|&i| self.proc.states.get(i))
+                    .map(|s| {
+                        let v = camel_ident(&s.name);
+                        quote!(State::#v)
+                    });
                 quote!(#(#vs)|*)
             };
             let guard = guard.map(|g| quote!(if #g));

@@ -48,7 +48,10 @@ use quote::quote;
 
 /// Generates the Rust items for `spec` (see the module docs for their shape).
 pub fn generate(spec: &Spec) -> TokenStream {
-    let includes = spec.files.iter().filter_map(|(_, abs)| include(abs.as_deref()?));
+    let includes = spec
+        .files
+        .iter()
+        .filter_map(|(_, abs)| include(abs.as_deref()?));
 
     let used = used_conditions(spec);
     let conditions = spec
@@ -81,15 +84,13 @@ pub fn generate(spec: &Spec) -> TokenStream {
             }
         });
 
-    let procedures = spec
-        .procedures
-        .iter()
-        .map(|p| machine::procedure(spec, p));
+    let procedures = spec.procedures.iter().map(|p| machine::procedure(spec, p));
 
-    let infos = spec
-        .procedures
-        .iter()
-        .flat_map(|p| machine::rules(p).into_iter().map(move |r| machine::rule_info(p, r)));
+    let infos = spec.procedures.iter().flat_map(|p| {
+        machine::rules(p)
+            .into_iter()
+            .map(move |r| machine::rule_info(p, r))
+    });
 
     let any = any_machine(spec);
 
@@ -117,7 +118,9 @@ pub fn include(path: &std::path::Path) -> Option<TokenStream> {
         path.canonicalize().ok()?
     };
     let abs = abs.to_str()?;
-    Some(quote!(const _: &str = ::core::include_str!(#abs);))
+    Some(quote!(
+        const _: &str = ::core::include_str!(#abs);
+    ))
 }
 
 /// For each condition, whether a procedure uses it (directly or through other conditions).
@@ -130,12 +133,12 @@ fn used_conditions(spec: &Spec) -> Vec<bool> {
         }
     }
     while let Some(i) = work.pop() {
-        if let Some(u) = used.get_mut(i) {
-            if !*u {
-                *u = true;
-                if let Some(c) = spec.conditions.get(i) {
-                    expr_conditions(&c.expr, &mut work);
-                }
+        if let Some(u) = used.get_mut(i)
+            && !*u
+        {
+            *u = true;
+            if let Some(c) = spec.conditions.get(i) {
+                expr_conditions(&c.expr, &mut work);
             }
         }
     }
@@ -243,7 +246,10 @@ fn any_machine(spec: &Spec) -> TokenStream {
     let none = quote!(::core::option::Option::None);
     let variants = spec.procedures.iter().map(|p| {
         let (v, m) = (var(p), module(p));
-        let doc = format!(" A machine of procedure `{}` (clause {}).", p.name, p.clause);
+        let doc = format!(
+            " A machine of procedure `{}` (clause {}).",
+            p.name, p.clause
+        );
         quote!(#[doc = #doc] #v(#m::Machine),)
     });
 
@@ -252,10 +258,11 @@ fn any_machine(spec: &Spec) -> TokenStream {
     let mut methods: Vec<&str> = Vec::new();
     for p in &spec.procedures {
         for h in &p.handlers {
-            if let Trigger::Initial(m) = &h.trigger {
-                if !methods.contains(&m.as_str()) && handles_initial(p, m) {
-                    methods.push(m);
-                }
+            if let Trigger::Initial(m) = &h.trigger
+                && !methods.contains(&m.as_str())
+                && handles_initial(p, m)
+            {
+                methods.push(m);
             }
         }
     }
@@ -264,9 +271,9 @@ fn any_machine(spec: &Spec) -> TokenStream {
         let b = some_box(p);
         Some(quote!(#m => #b,))
     });
-    let method_list = methods.iter().map(|m| {
-        quote!(::im_runtime::machine::Method::from_token(#m))
-    });
+    let method_list = methods
+        .iter()
+        .map(|m| quote!(::im_runtime::machine::Method::from_token(#m)));
 
     let mut seen = Vec::new();
     let clause_arms = spec.procedures.iter().filter_map(|p| {
@@ -311,7 +318,9 @@ fn any_machine(spec: &Spec) -> TokenStream {
     };
     let procedure = arms_const(quote!(PROCEDURE));
     let clause = arms_const(quote!(CLAUSE));
-    let handle = each(quote!(::im_runtime::machine::Machine::handle(__m, now, event, facts, env)));
+    let handle = each(quote!(::im_runtime::machine::Machine::handle(
+        __m, now, event, facts, env
+    )));
     let state_name = each(quote!(::im_runtime::machine::Machine::state_name(__m)));
     let is_final = each(quote!(::im_runtime::machine::Machine::is_final(__m)));
     let dynm = quote!(::std::boxed::Box<dyn ::im_runtime::endpoint::DynMachine>);
@@ -499,19 +508,19 @@ pub fn procedure_names<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<Stri
             let code = line.split("//").next().unwrap_or("");
             let mut words = code.split_whitespace();
             while let Some(w) = words.next() {
-                if w == "procedure" {
-                    if let Some(name) = words.next() {
-                        let name: String = name
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect();
-                        let ok = name
-                            .chars()
-                            .next()
-                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-                        if ok && !out.contains(&name) {
-                            out.push(name);
-                        }
+                if w == "procedure"
+                    && let Some(name) = words.next()
+                {
+                    let name: String = name
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let ok = name
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+                    if ok && !out.contains(&name) {
+                        out.push(name);
                     }
                 }
             }
@@ -526,7 +535,8 @@ mod tests {
 
     #[test]
     fn procedure_names_are_found_lexically() {
-        let text = "// procedure commented\nprocedure a_b [1.2] {\n  states { }\n}\n procedure  c{ x";
+        let text =
+            "// procedure commented\nprocedure a_b [1.2] {\n  states { }\n}\n procedure  c{ x";
         assert_eq!(procedure_names([text]), vec!["a_b", "c"]);
         assert!(procedure_names(["procedure 1x"]).is_empty());
     }

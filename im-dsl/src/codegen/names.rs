@@ -4,11 +4,11 @@
 use proc_macro2::{Ident, Span};
 
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
-    "pub", "ref", "return", "static", "struct", "trait", "true", "try", "type", "unsafe", "use",
-    "where", "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
-    "typeof", "unsized", "virtual", "yield",
+    "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern", "false",
+    "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "static", "struct", "trait", "true", "try", "type", "unsafe", "use", "where",
+    "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof",
+    "unsized", "virtual", "yield",
 ];
 const NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
 
@@ -97,7 +97,13 @@ mod tests {
         assert_eq!(snake_ident("match").to_string(), "r#match");
         assert_eq!(snake_ident("self").to_string(), "__self");
         assert_eq!(camel_ident("self").to_string(), "__Self");
-        assert_eq!(internal("cond", "owned_group").to_string(), "__cond_owned_group");
-        assert_eq!(timer_const("invite_timeout").to_string(), "TIMER_INVITE_TIMEOUT");
+        assert_eq!(
+            internal("cond", "owned_group").to_string(),
+            "__cond_owned_group"
+        );
+        assert_eq!(
+            timer_const("invite_timeout").to_string(),
+            "TIMER_INVITE_TIMEOUT"
+        );
     }
 }
