@@ -368,6 +368,15 @@ pub enum Fact {
     ConfigMaxRecipients,
     /// `config.invite_timeout` : Duration.
     ConfigInviteTimeout,
+    /// `legs.total` : Int — invitee legs started for the session.
+    LegsTotal,
+    /// `legs.connected` : Int — legs that answered 2xx.
+    LegsConnected,
+    /// `legs.delivered` : Int — legs the message was delivered to.
+    LegsDelivered,
+    /// `legs.failed` : Int — legs that declined, timed out, were unroutable or whose
+    /// delivery failed.
+    LegsFailed,
 }
 
 /// Fields of URIs and list elements.

@@ -328,6 +328,22 @@ pub struct Facts {
     pub sdp: Option<SdpFacts>,
     /// Status code, when the event is a response.
     pub status: Option<u16>,
+    /// How the session's invitee legs stand (filled in for [`Event::LegsSettled`] and
+    /// later events; zero before any leg exists).
+    pub legs: LegCounts,
+}
+
+/// Outcome counts of a session's invitee legs (`legs.*` in a spec).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegCounts {
+    /// Legs started.
+    pub total: usize,
+    /// Legs that answered 2xx.
+    pub connected: usize,
+    /// Legs the message was delivered to.
+    pub delivered: usize,
+    /// Legs that declined, timed out, were unroutable, or whose delivery failed.
+    pub failed: usize,
 }
 
 impl Facts {

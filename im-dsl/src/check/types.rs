@@ -93,6 +93,10 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::ConfigInviteTimeout,
         Type::Duration,
     ),
+    ("legs.total", Fact::LegsTotal, Type::Int),
+    ("legs.connected", Fact::LegsConnected, Type::Int),
+    ("legs.delivered", Fact::LegsDelivered, Type::Int),
+    ("legs.failed", Fact::LegsFailed, Type::Int),
 ];
 
 /// Fields by the type they belong to.

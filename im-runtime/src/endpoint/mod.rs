@@ -1349,6 +1349,7 @@ impl<A: Application> Endpoint<A> {
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.settled_sent = true;
+            s.facts.legs = s.leg_counts();
         }
         for l in self
             .sessions

@@ -300,6 +300,26 @@ impl Session {
         }
     }
 
+    /// The `legs.*` facts.
+    pub(crate) fn leg_counts(&self) -> crate::machine::LegCounts {
+        let mut c = crate::machine::LegCounts {
+            total: self.legs.len(),
+            ..Default::default()
+        };
+        for l in &self.legs {
+            if l.dialog.is_some() {
+                c.connected += 1;
+            }
+            match l.delivery {
+                Some(200) => c.delivered += 1,
+                Some(_) => c.failed += 1,
+                None if l.status == LegStatus::Failed => c.failed += 1,
+                None => {}
+            }
+        }
+        c
+    }
+
     /// One log line per recipient: how its leg ended.
     pub(crate) fn outcomes(&self) -> Vec<String> {
         self.legs
