@@ -19,6 +19,7 @@ mod builder;
 pub mod facts;
 mod msrp_relay;
 mod session;
+mod via;
 
 pub use app::{Application, DynMachine};
 pub use facts::{BodyLimits, FactsError};
@@ -128,7 +129,13 @@ enum TimerKind {
     Lifetime(SessionId),
     /// Close an MSRP connection that never got bound to a session.
     MsrpIdle(ConnId),
+    /// The originator's MSRP session should be bound by now (its dialog is confirmed).
+    OriginatorMsrp(SessionId),
 }
+
+/// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
+/// connect not completed) before it is given up.
+const MSRP_IDLE: Duration = Duration::from_secs(30);
 
 struct SipConn {
     peer: SocketAddr,
@@ -257,13 +264,22 @@ impl<A: Application> Endpoint<A> {
 
     fn handle_sip_bytes(&mut self, now: Instant, peer: Peer, conn: Option<ConnId>, data: Bytes) {
         let routing = Routing::Local;
-        let triage = if conn.is_some() {
-            match Message::parse_as(data, Transport::Stream) {
-                Ok(m) => validated(m, &self.cfg.policy, routing, &self.agent()),
-                Err(f) => salvage_response(&f, &self.agent()),
-            }
+        let transport = if conn.is_some() {
+            Transport::Stream
         } else {
-            validate::triage(data, &self.cfg.policy, routing, &self.agent())
+            Transport::Datagram
+        };
+        // An ACK is never answered (RFC 3261 §17.2.1), so a broken one is dropped.
+        let is_ack = data.starts_with(b"ACK ");
+        let triage = match Message::parse_as(data, transport) {
+            Ok(m) if m.is_request() => {
+                // Stamp received/rport first, so every answer built from it carries them.
+                let m = via::stamp_request(m, peer.addr, transport);
+                validated(m, &self.cfg.policy, routing, &self.agent())
+            }
+            Ok(m) => validated(m, &self.cfg.policy, routing, &self.agent()),
+            Err(f) if is_ack => Triage::Drop(f.error.to_string()),
+            Err(f) => salvage_response(&f, &self.agent(), peer.addr),
         };
         match triage {
             Triage::Request(msg) => self.handle_request(now, peer, msg),
@@ -310,8 +326,19 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         if tm.method == Method::Ack {
-            // ACK for a 2xx is end-to-end: match it to the dialog directly.
-            self.in_dialog_request(now, peer, msg);
+            // The ACK for a non-2xx final answer belongs to its INVITE server transaction
+            // (§17.2.1), which absorbs it and stops retransmitting; the ACK for a 2xx is
+            // end-to-end (§13.3.1.4): match it to the dialog directly.
+            let non_2xx = self
+                .tsx
+                .state(Role::Server, &tm.key)
+                .is_some_and(|st| st != tsx::TsxState::Accepted);
+            if non_2xx {
+                let _ = self.tsx.handle_request(now, tm, peer);
+                self.drain_tsx(now);
+            } else {
+                self.in_dialog_request(now, peer, msg);
+            }
             return;
         }
         self.tsx.builder_mut().remember(&tm.key, &msg);
@@ -352,7 +379,9 @@ impl<A: Application> Endpoint<A> {
                     }
                 }
                 tsx::Event::Ack { message, peer } => {
-                    if let Some(msg) = self.tsx.builder().request(&message.key).cloned() {
+                    // The ACK's own bytes: its key is the INVITE's, so the remembered
+                    // request under that key is the INVITE, not this ACK.
+                    if let Ok(msg) = Message::parse(message.bytes.clone()) {
                         self.in_dialog_request(now, peer, msg);
                     }
                 }
@@ -485,6 +514,15 @@ impl<A: Application> Endpoint<A> {
             }
             _ => {}
         }
+        if msg.max_forwards() == Some(0) {
+            // Every initial request a machine handles may make the server send requests
+            // on (invitee INVITEs, exploded MESSAGEs): with no hop left, refuse it
+            // (RFC 3261 §16.3 step 3; OPTIONS was answered above).
+            self.stats.rejected += 1;
+            let w = warning(&self.agent(), "Max-Forwards is 0");
+            self.reply_simple(now, &key, &msg, 483, &[("Warning", w)]);
+            return;
+        }
         let Some(machine) = self.app.initial(&method) else {
             let allow = self.allow_header();
             self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
@@ -574,25 +612,51 @@ impl<A: Application> Endpoint<A> {
                 }
             }
             Method::Bye => {
+                // A dialog that does not exist yet or that the peer already ended with its
+                // own BYE: 481 (RFC 3261 §15.1.2).
+                let dialog = self.sessions.get(&sid).and_then(|s| match leg {
+                    None => s.dialog.as_ref(),
+                    Some(i) => s.legs.get(i).and_then(|l| l.dialog.as_ref()),
+                });
+                let status = if dialog.is_some_and(|d| !d.remote_bye) {
+                    200
+                } else {
+                    481
+                };
                 if let Some(key) = key {
-                    self.reply_simple(now, &key, &msg, 200, &[]);
+                    self.reply_simple(now, &key, &msg, status, &[]);
+                }
+                if status != 200 {
+                    self.reap(now);
+                    return;
                 }
                 match leg {
                     None => {
+                        let mut held = false;
                         if let Some(s) = self.sessions.get_mut(&sid) {
                             s.originator_gone = true;
+                            held = s.held.is_some();
                             if let Some(d) = s.dialog.as_mut() {
                                 d.ended = true;
+                                d.remote_bye = true;
                             }
                         }
                         self.run_session_machines(now, sid, &Event::InDialogRequest(Method::Bye));
                         self.msrp.close_originator(sid, &mut self.out);
+                        if !held {
+                            // The originator left before its message was complete: there
+                            // is nothing to deliver, so the invitee legs are ended
+                            // (pending ones CANCELled, connected ones BYE'd). With a message
+                            // held, delivery goes on and the legs end by their machines.
+                            self.end_session(now, sid, "originator left before its message");
+                        }
                     }
                     Some(i) => {
                         if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
                         {
                             if let Some(d) = l.dialog.as_mut() {
                                 d.ended = true;
+                                d.remote_bye = true;
                             }
                             if l.status != LegStatus::Failed {
                                 l.status = LegStatus::Ended;
@@ -913,6 +977,7 @@ impl<A: Application> Endpoint<A> {
             if (200..300).contains(&status) {
                 s.dialog = Some(Dialog::server_side(&s.request, &local_tag, s.peer));
                 s.ok_bytes = Some(bytes);
+                s.ok_at = Some(now);
                 if let Some(a) = role {
                     s.msrp_answer = Some(a);
                 }
@@ -921,10 +986,15 @@ impl<A: Application> Endpoint<A> {
             }
         }
         if (200..300).contains(&status) && request.method() == Some(&Method::Invite) {
-            let peer = self.sessions.get(&sid).map(|s| s.peer);
-            if peer.is_some_and(|p| !p.reliable) {
-                self.add_timer(now + self.cfg.timers.t1, TimerKind::OkRetransmit(sid, 1));
-            }
+            // Over UDP the 2xx is retransmitted from T1 on; over TCP it is not, but the ACK
+            // is still due within 64·T1 either way (§13.3.1.4).
+            let reliable = self.sessions.get(&sid).is_some_and(|s| s.peer.reliable);
+            let first = if reliable {
+                self.cfg.timers.t1 * 64
+            } else {
+                self.cfg.timers.t1
+            };
+            self.add_timer(now + first, TimerKind::OkRetransmit(sid, 1));
             self.msrp_after_answer(now, sid);
         }
         self.check_settled(now, sid);
@@ -1378,7 +1448,14 @@ impl<A: Application> Endpoint<A> {
     fn msrp_after_ack(&mut self, now: Instant, sid: SessionId) {
         // An active answerer connects once the dialog is confirmed.
         if let Some(conn) = self.msrp.connect_originator(sid, &mut self.out) {
-            self.add_timer(now + Duration::from_secs(30), TimerKind::MsrpIdle(conn));
+            self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
+        }
+        if self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.msrp_answer.is_some())
+        {
+            self.add_timer(now + MSRP_IDLE, TimerKind::OriginatorMsrp(sid));
         }
     }
 
@@ -1390,7 +1467,7 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         if let Some(conn) = self.msrp.leg_answered(sid, i, &ans, &mut self.out) {
-            self.add_timer(now + Duration::from_secs(30), TimerKind::MsrpIdle(conn));
+            self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
         }
     }
 
@@ -1479,11 +1556,7 @@ impl<A: Application> Endpoint<A> {
                 }
                 msrp_relay::RelayEvent::Closed(sid, leg) => {
                     match leg {
-                        None => self.run_session_machines(
-                            now,
-                            sid,
-                            &Event::Msrp(crate::machine::MsrpEvent::Closed),
-                        ),
+                        None => self.originator_msrp_lost(now, sid),
                         Some(i) => {
                             let undelivered = self
                                 .sessions
@@ -1570,7 +1643,8 @@ impl<A: Application> Endpoint<A> {
                 self.remove_timers(|k| match k {
                     TimerKind::OkRetransmit(x, _)
                     | TimerKind::Spec(x, _, _, _)
-                    | TimerKind::Lifetime(x) => *x == id,
+                    | TimerKind::Lifetime(x)
+                    | TimerKind::OriginatorMsrp(x) => *x == id,
                     TimerKind::MsrpIdle(_) => false,
                 });
                 self.msrp.close_session(id, &mut self.out);
@@ -1590,7 +1664,8 @@ impl<A: Application> Endpoint<A> {
                     return;
                 }
                 let t1 = self.cfg.timers.t1;
-                if t1 * (1 << n.min(7)) >= t1 * 64 {
+                let deadline = s.ok_at.unwrap_or(now) + t1 * 64;
+                if now >= deadline {
                     // No ACK within 64·T1: end the dialog (§13.3.1.4).
                     if let Some(s) = self.sessions.get_mut(&sid)
                         && let Some(d) = s.dialog.as_mut()
@@ -1603,15 +1678,22 @@ impl<A: Application> Endpoint<A> {
                     return;
                 }
                 let key = s.server_tsx.clone();
-                if let (Some(bytes), peer) = (s.ok_bytes.clone(), s.peer) {
+                let reliable = s.peer.reliable;
+                if let (Some(bytes), peer, false) = (s.ok_bytes.clone(), s.peer, reliable) {
                     let _ = self.tsx.respond(now, &key, 200, bytes.clone());
                     self.drain_tsx_transmits();
                     if self.tsx.state(Role::Server, &key).is_none() {
                         self.send_sip(peer, bytes);
                     }
                 }
-                let next = (t1 * (1 << n.min(6))).min(self.cfg.timers.t2);
-                self.add_timer(now + next, TimerKind::OkRetransmit(sid, n + 1));
+                // Intervals double from T1 up to T2 (§13.3.1.4), the last one cut at the
+                // deadline so the session ends at 64·T1 exactly.
+                let next = if reliable {
+                    deadline
+                } else {
+                    (now + (t1 * (1 << n.min(6))).min(self.cfg.timers.t2)).min(deadline)
+                };
+                self.add_timer(next, TimerKind::OkRetransmit(sid, n + 1));
             }
             TimerKind::Spec(sid, leg, mi, id) => {
                 let ev = Event::Timer(Timer::Spec(id));
@@ -1622,14 +1704,15 @@ impl<A: Application> Endpoint<A> {
                 self.check_settled(now, sid);
             }
             TimerKind::Lifetime(sid) => self.end_session(now, sid, "session lifetime reached"),
+            TimerKind::OriginatorMsrp(sid) => {
+                if !self.msrp.originator_bound(sid) {
+                    self.originator_msrp_lost(now, sid);
+                }
+            }
             TimerKind::MsrpIdle(conn) => {
                 if let Some((sid, leg)) = self.msrp.idle_timeout(conn, &mut self.out) {
                     match leg {
-                        None => self.run_session_machines(
-                            now,
-                            sid,
-                            &Event::Msrp(crate::machine::MsrpEvent::Closed),
-                        ),
+                        None => self.originator_msrp_lost(now, sid),
                         Some(i) => {
                             if let Some(l) =
                                 self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
@@ -1637,6 +1720,12 @@ impl<A: Application> Endpoint<A> {
                             {
                                 l.delivery = Some(408);
                             }
+                            self.run_leg_machine(
+                                now,
+                                sid,
+                                i,
+                                &Event::Msrp(crate::machine::MsrpEvent::Closed),
+                            );
                         }
                     }
                     self.check_settled(now, sid);
@@ -1652,12 +1741,18 @@ impl<A: Application> Core for Endpoint<A> {
         match input {
             Input::Datagram { from, data, .. } => {
                 if data.len() > self.cfg.max_message_size {
-                    // RFC 3261 §18.1.1 / §21.5.14: too large for us.
-                    if let Ok(resp) = Message::parse(data.clone()).map(|m| {
-                        StatusCode::new(513)
-                            .and_then(|c| sip::build::ResponseBuilder::new(&m, c).build().ok())
-                    }) && let Some(r) = resp
-                    {
+                    // RFC 3261 §21.5.14: too large for us. Only a request gets an answer
+                    // (never an ACK or a response).
+                    let resp = Message::parse(data.clone())
+                        .ok()
+                        .filter(|m| m.is_request() && m.method() != Some(&Method::Ack))
+                        .map(|m| via::stamp_request(m, from, Transport::Datagram))
+                        .and_then(|m| {
+                            StatusCode::new(513)
+                                .and_then(|c| sip::build::ResponseBuilder::new(&m, c).build().ok())
+                        });
+                    if let Some(r) = resp {
+                        self.stats.rejected += 1;
                         self.send_sip(
                             Peer {
                                 addr: from,
@@ -1697,7 +1792,7 @@ impl<A: Application> Core for Endpoint<A> {
                     self.msrp
                         .opened(conn, peer, &mut events, rand, &mut self.out);
                     if conn.is_accepted() {
-                        self.add_timer(now + Duration::from_secs(30), TimerKind::MsrpIdle(conn));
+                        self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
                     }
                     for ev in events {
                         if let msrp_relay::RelayEvent::LegBound(sid)
@@ -1787,7 +1882,10 @@ impl<A: Application> Core for Endpoint<A> {
     }
 
     fn is_idle(&self) -> bool {
-        self.sessions.is_empty() || self.tsx.is_empty()
+        // A session stays until its last client transaction (BYE, CANCEL) is over, so no
+        // session left means nothing of ours is in flight; server transactions still
+        // absorbing retransmissions do not keep the process up.
+        self.sessions.is_empty()
     }
 }
 
@@ -1797,22 +1895,45 @@ impl<A: Application> Endpoint<A> {
         self.msrp.closed(conn, &mut events);
         for ev in events {
             if let msrp_relay::RelayEvent::Closed(sid, leg) = ev {
-                if let Some(i) = leg {
-                    let undelivered = self
-                        .sessions
-                        .get(&sid)
-                        .and_then(|s| s.legs.get(i))
-                        .is_some_and(|l| l.delivery.is_none() && l.status == LegStatus::Connected);
-                    if undelivered
-                        && let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                    {
-                        l.delivery = Some(408);
+                match leg {
+                    Some(i) => {
+                        let undelivered = self
+                            .sessions
+                            .get(&sid)
+                            .and_then(|s| s.legs.get(i))
+                            .is_some_and(|l| {
+                                l.delivery.is_none() && l.status == LegStatus::Connected
+                            });
+                        if undelivered
+                            && let Some(l) =
+                                self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
+                        {
+                            l.delivery = Some(408);
+                        }
+                        // The leg's machine decides what follows (typically BYE), as for a
+                        // close seen while reading.
+                        self.run_leg_machine(
+                            now,
+                            sid,
+                            i,
+                            &Event::Msrp(crate::machine::MsrpEvent::Closed),
+                        );
                     }
+                    None => self.originator_msrp_lost(now, sid),
                 }
                 self.check_settled(now, sid);
             }
         }
         self.reap(now);
+    }
+
+    /// The originator's MSRP connection closed, failed or never came. Its machines hear of
+    /// it; without a complete message there is nothing to deliver, so the session ends.
+    fn originator_msrp_lost(&mut self, now: Instant, sid: SessionId) {
+        self.run_session_machines(now, sid, &Event::Msrp(crate::machine::MsrpEvent::Closed));
+        if self.sessions.get(&sid).is_some_and(|s| s.held.is_none()) {
+            self.end_session(now, sid, "no MSRP message from the originator");
+        }
     }
 }
 
@@ -1833,6 +1954,10 @@ fn validated(m: Message, policy: &Policy, routing: Routing, agent: &str) -> Tria
             if !r.unsupported.is_empty() {
                 b = b.header("Unsupported", &r.unsupported.join(", "));
             }
+            if r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                // RFC 3261 §21.4.13: say what is accepted.
+                b = b.header("Accept", &policy.accepted_types.join(", "));
+            }
             b = b.header("Warning", &warning(agent, &r.warning));
             match b.build() {
                 Ok(resp) => Triage::Respond(resp),
@@ -1842,10 +1967,21 @@ fn validated(m: Message, policy: &Policy, routing: Routing, agent: &str) -> Tria
     }
 }
 
-fn salvage_response(f: &sip::ParseFailure, agent: &str) -> Triage {
+fn salvage_response(f: &sip::ParseFailure, agent: &str, source: SocketAddr) -> Triage {
     match &f.salvage {
         Some(s) => match StatusCode::new(400).and_then(|c| {
-            sip::build::ResponseBuilder::from_salvage(s, c, agent)
+            let mut s = (**s).clone();
+            let restamped = s.via.first().and_then(|top| {
+                // Only the first value of the first line is the top Via.
+                let first = sip::split_values(top).next()?;
+                let stamped = via::stamped(first, source)?;
+                let end = (first.as_ptr() as usize - top.as_ptr() as usize) + first.len();
+                Some(format!("{stamped}{}", top.get(end..).unwrap_or("")))
+            });
+            if let (Some(v), Some(top)) = (restamped, s.via.first_mut()) {
+                *top = v;
+            }
+            sip::build::ResponseBuilder::from_salvage(&s, c, agent)
                 .build()
                 .ok()
         }) {

@@ -201,6 +201,11 @@ impl MsrpRelay {
         c
     }
 
+    /// Whether the originator's MSRP session is bound to a connection.
+    pub(crate) fn originator_bound(&self, sid: SessionId) -> bool {
+        self.sides.get(&(sid, None)).is_some_and(|s| s.bound)
+    }
+
     pub(crate) fn leg_ready(&self, sid: SessionId, i: usize) -> bool {
         self.sides
             .get(&(sid, Some(i)))

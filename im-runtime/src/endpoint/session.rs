@@ -44,6 +44,8 @@ pub(crate) struct Dialog {
     pub(crate) peer: Peer,
     pub(crate) confirmed: bool,
     pub(crate) ended: bool,
+    /// The peer ended the dialog with its BYE (a later BYE gets 481).
+    pub(crate) remote_bye: bool,
     counter: u64,
 }
 
@@ -98,6 +100,7 @@ impl Dialog {
             peer,
             confirmed: false,
             ended: false,
+            remote_bye: false,
             counter: 0,
         }
     }
@@ -142,6 +145,7 @@ impl Dialog {
             peer,
             confirmed: true,
             ended: false,
+            remote_bye: false,
             counter: 0,
         })
     }
@@ -251,6 +255,8 @@ pub(crate) struct Session {
     pub(crate) peer: Peer,
     pub(crate) answered: Option<u16>,
     pub(crate) ok_bytes: Option<Bytes>,
+    /// When the 2xx to the originator's INVITE was first sent (its ACK is due by 64·T1).
+    pub(crate) ok_at: Option<std::time::Instant>,
     pub(crate) acked: bool,
     pub(crate) dialog: Option<Dialog>,
     pub(crate) legs: Vec<Leg>,
@@ -288,6 +294,7 @@ impl Session {
             peer,
             answered: None,
             ok_bytes: None,
+            ok_at: None,
             acked: false,
             dialog: None,
             legs: Vec::new(),
