@@ -1,0 +1,327 @@
+//! Stand-in machines and message builders shared by the endpoint tests (virtual time and
+//! real sockets). The machines are hand-written in the shape the generator emits; knobs pick
+//! the behaviour a test needs (answer late, cancel on ringing, cancel on a spec timer …).
+#![allow(dead_code)]
+
+use im_runtime::endpoint::{Application, DynMachine};
+use im_runtime::machine::{
+    Action, ActionKind, Env, Event, Facts, GroupDirectory, HeaderValue, InviteeRouter, Machine,
+    Method, MsrpEvent, NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Timer, Uri,
+};
+use im_runtime::proto::sip::{HeaderName, Message};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const O: Origin = Origin {
+    procedure: "standin",
+    clause: "0",
+    rule: "r",
+};
+
+fn act(kind: ActionKind) -> Action {
+    Action { origin: O, kind }
+}
+
+/// What the stand-in machines do.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Knobs {
+    /// The dispatcher answers only when its spec timer 1 fires (after [`ANSWER_DELAY`]),
+    /// so the originator can CANCEL first.
+    pub(crate) answer_late: bool,
+    /// A leg CANCELs its INVITE on 180.
+    pub(crate) cancel_on_ringing: bool,
+    /// A leg starts spec timer 2 ([`LEG_TIMEOUT`]) on its first provisional response and
+    /// CANCELs when it fires.
+    pub(crate) leg_timer_cancel: bool,
+}
+
+/// How long the late dispatcher waits before answering.
+pub(crate) const ANSWER_DELAY: Duration = Duration::from_secs(5);
+/// The leg's own give-up timer.
+pub(crate) const LEG_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn ok_with_answer() -> Action {
+    act(ActionKind::Respond(Reply {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![("Contact".into(), HeaderValue::FocusContact)],
+        warning: None,
+        sdp_answer: vec![
+            SdpAnswerItem::OwnPath,
+            SdpAnswerItem::MediaFromOffer,
+            SdpAnswerItem::AcceptTypesIntersection,
+            SdpAnswerItem::MirrorDirection,
+            SdpAnswerItem::ComplementSetup,
+        ],
+    }))
+}
+
+/// Stands in for the generated 5.2.1.1 dispatcher.
+pub(crate) struct Dispatcher {
+    knobs: Knobs,
+    done: bool,
+}
+
+impl Machine for Dispatcher {
+    const PROCEDURE: &'static str = "dispatcher";
+    const CLAUSE: &'static str = "5.2.1.1";
+    fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
+        match ev {
+            Event::InitialRequest(Method::Invite) if !f.recipients.is_empty() => {
+                if self.knobs.answer_late {
+                    vec![act(ActionKind::StartTimer(Timer::Spec(1), ANSWER_DELAY))]
+                } else {
+                    vec![
+                        ok_with_answer(),
+                        act(ActionKind::InviteEach(Recipients::RecipientList)),
+                    ]
+                }
+            }
+            Event::Timer(Timer::Spec(1)) => vec![
+                ok_with_answer(),
+                act(ActionKind::InviteEach(Recipients::RecipientList)),
+            ],
+            Event::InitialRequest(_) => {
+                self.done = true;
+                vec![act(ActionKind::Respond(Reply {
+                    status: 404,
+                    reason: "Not Found".into(),
+                    headers: vec![],
+                    warning: Some("no such group".into()),
+                    sdp_answer: vec![],
+                }))]
+            }
+            Event::LegsSettled => {
+                self.done = true;
+                vec![
+                    act(ActionKind::Report { success: true }),
+                    act(ActionKind::Bye),
+                ]
+            }
+            _ => vec![],
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        if self.done { "done" } else { "active" }
+    }
+    fn is_final(&self) -> bool {
+        self.done
+    }
+}
+
+/// Stands in for the generated invitee-leg machine of 7.9.1.4.
+pub(crate) struct LegMachine {
+    knobs: Knobs,
+    state: &'static str,
+    timer_started: bool,
+}
+
+impl Machine for LegMachine {
+    const PROCEDURE: &'static str = "invitee_leg";
+    const CLAUSE: &'static str = "7.9.1.4";
+    fn handle(&mut self, _: Instant, ev: &Event, _: &Facts, _: &Env<'_>) -> Vec<Action> {
+        match ev {
+            Event::Response(s) if (100..200).contains(s) => {
+                let mut out = Vec::new();
+                if *s == 180 && self.knobs.cancel_on_ringing {
+                    self.state = "cancelling";
+                    out.push(act(ActionKind::Cancel));
+                }
+                if self.knobs.leg_timer_cancel && !self.timer_started {
+                    self.timer_started = true;
+                    out.push(act(ActionKind::StartTimer(Timer::Spec(2), LEG_TIMEOUT)));
+                }
+                out
+            }
+            Event::Timer(Timer::Spec(2)) => {
+                self.state = "cancelling";
+                vec![act(ActionKind::Cancel)]
+            }
+            Event::Response(s) if (200..300).contains(s) => {
+                self.state = "connected";
+                vec![
+                    act(ActionKind::StopTimer(Timer::Spec(2))),
+                    act(ActionKind::Deliver),
+                ]
+            }
+            Event::Response(_) | Event::Timer(Timer::B) => {
+                self.state = "failed";
+                vec![]
+            }
+            Event::Msrp(MsrpEvent::Delivered)
+            | Event::Msrp(MsrpEvent::DeliveryFailed(_))
+            | Event::Msrp(MsrpEvent::Closed) => {
+                self.state = "ended";
+                vec![act(ActionKind::Bye)]
+            }
+            _ => vec![],
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        self.state
+    }
+    fn is_final(&self) -> bool {
+        self.state == "failed" || self.state == "ended"
+    }
+}
+
+/// Routes a URI to its host:port (IP literals only).
+pub(crate) struct Direct;
+impl InviteeRouter for Direct {
+    fn route(&self, u: &Uri) -> Option<Route> {
+        let port = u.port.unwrap_or(5060);
+        let host = u.host.trim_start_matches('[').trim_end_matches(']');
+        let ip: std::net::IpAddr = host.parse().ok()?;
+        Some(Route::Direct(SocketAddr::new(ip, port)))
+    }
+}
+
+/// The application: INVITE goes to the dispatcher, legs to [`LegMachine`].
+pub(crate) struct App(pub Knobs);
+impl Application for App {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        (m == &Method::Invite).then(|| {
+            Box::new(Dispatcher {
+                knobs: self.0,
+                done: false,
+            }) as Box<dyn DynMachine>
+        })
+    }
+    fn by_clause(&self, _: &str) -> Option<Box<dyn DynMachine>> {
+        None
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        Some(Box::new(LegMachine {
+            knobs: self.0,
+            state: "inviting",
+            timer_started: false,
+        }))
+    }
+    fn methods(&self) -> Vec<Method> {
+        vec![Method::Invite]
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        &NoGroups
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        &Direct
+    }
+    fn register(&mut self, _: Instant, _: &Uri, _: Option<SocketAddr>, _: u32) -> bool {
+        false
+    }
+}
+
+/// Parses an address.
+pub(crate) fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+/// The status code of a response (0 for a request).
+pub(crate) fn status_of(m: &Message) -> u16 {
+    m.status().map(u16::from).unwrap_or(0)
+}
+
+/// Text with `\n` line ends as SIP with CRLF.
+pub(crate) fn crlf(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// Alice's SDP offer: pager-mode MSRP, she connects (`setup:active`).
+pub(crate) fn alice_sdp(msrp: &str) -> String {
+    let ip = addr(msrp).ip();
+    let ver = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\no=alice 1 1 IN {ver} {ip}\ns=-\nc=IN {ver} {ip}\nt=0 0\nm=message {} TCP/MSRP *\na=path:msrp://{msrp}/alicesess;tcp\na=accept-types:message/cpim text/plain\na=setup:active\na=sendonly\n",
+        addr(msrp).port()
+    )
+}
+
+/// A recipient-list INVITE from alice at `via_addr` over `transport` to the conference
+/// factory, with `recipients` in its list.
+pub(crate) fn invite(
+    transport: &str,
+    via_addr: &str,
+    call_id: &str,
+    branch: &str,
+    recipients: &[&str],
+) -> String {
+    let sdp = alice_sdp("127.0.0.1:7000");
+    let entries: String = recipients
+        .iter()
+        .map(|r| format!("<entry uri=\"{r}\"/>"))
+        .collect();
+    let list = format!(
+        "<?xml version=\"1.0\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>{entries}</list></resource-lists>\n"
+    );
+    let body = crlf(&format!(
+        "--b1\nContent-Type: application/sdp\n\n{sdp}--b1\nContent-Type: application/resource-lists+xml\nContent-Disposition: recipient-list\n\n{list}--b1--\n"
+    ));
+    crlf(&format!(
+        "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/{transport} {via_addr};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:alice@{via_addr}>\nContent-Type: multipart/mixed;boundary=b1\nContent-Length: {}\n\n",
+        body.len()
+    )) + &body
+}
+
+/// A request without body from alice (OPTIONS, BYE …); `extra` lines are added verbatim.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn simple_request(
+    method: &str,
+    transport: &str,
+    via_addr: &str,
+    call_id: &str,
+    branch: &str,
+    to: &str,
+    cseq: u32,
+    extra: &str,
+) -> String {
+    crlf(&format!(
+        "{method} sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/{transport} {via_addr};branch={branch}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: {call_id}\nCSeq: {cseq} {method}\n{extra}Content-Length: 0\n\n"
+    ))
+}
+
+/// The ACK alice sends for a 2xx (or any final response) `resp` to her INVITE.
+pub(crate) fn ack_for(resp: &Message, transport: &str, via_addr: &str, branch: &str) -> String {
+    simple_request(
+        "ACK",
+        transport,
+        via_addr,
+        resp.call_id().unwrap_or(""),
+        branch,
+        resp.header(HeaderName::To).unwrap_or(""),
+        1,
+        "",
+    )
+}
+
+/// An invitee's response to `req` (one of the server's requests).
+pub(crate) fn response_to(req: &Message, status: u16, to_tag: &str, body: Option<&str>) -> String {
+    let h = |n| req.header(n).unwrap_or("");
+    let to = h(HeaderName::To);
+    let to = if to_tag.is_empty() || to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    let (ct, b) = match body {
+        Some(b) => ("Content-Type: application/sdp\n".to_string(), crlf(b)),
+        None => (String::new(), String::new()),
+    };
+    crlf(&format!(
+        "SIP/2.0 {status} X\nVia: {}\nFrom: {}\nTo: {to}\nCall-ID: {}\nCSeq: {}\nContact: <sip:invitee@127.0.0.2:5060>\n{ct}Content-Length: {}\n\n",
+        h(HeaderName::Via),
+        h(HeaderName::From),
+        h(HeaderName::CallId),
+        h(HeaderName::CSeq),
+        b.len()
+    )) + &b
+}
+
+/// An invitee's SDP answer: it listens (`setup:passive`) at `msrp`.
+pub(crate) fn invitee_sdp(msrp: &str, sess: &str) -> String {
+    let ip = addr(msrp).ip();
+    let ver = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\no=bob 1 1 IN {ver} {ip}\ns=-\nc=IN {ver} {ip}\nt=0 0\nm=message {} TCP/MSRP *\na=path:msrp://{msrp}/{sess};tcp\na=accept-types:text/plain\na=setup:passive\na=recvonly\n",
+        addr(msrp).port()
+    )
+}

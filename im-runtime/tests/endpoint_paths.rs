@@ -1,0 +1,1054 @@
+//! The endpoint in virtual time, path by path: every way a session can end (no ACK, no
+//! MSRP, BYE either way, CANCEL either way, Timer B, a spec timer, decline, MSRP connect
+//! failure, lifetime, shutdown) returns `live_sessions()` to 0; every error the endpoint
+//! answers itself (400, 405, 415, 420, 481, 483, 501, 505, 513) leaves it serving; Via
+//! `received`/`rport`, the advertised address and TCP framing and connection reuse.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::machine::Method;
+use im_runtime::proto::msrp;
+use im_runtime::proto::sip::{HeaderName, Message};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "127.0.0.1:5070";
+const BOB: &str = "127.0.0.2:5060";
+const CAROL: &str = "127.0.0.3:5060";
+const BOB_URI: &str = "sip:bob@127.0.0.2";
+const CAROL_URI: &str = "sip:carol@127.0.0.3";
+
+struct Sim {
+    ep: Endpoint<App>,
+    now: Instant,
+    sent: Vec<Output>,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn base() -> Instant {
+    // The one clock read of these tests: every later instant is derived from it.
+    Instant::now()
+}
+
+impl Sim {
+    fn new(knobs: Knobs) -> Sim {
+        Sim::with(knobs, |_| {})
+    }
+    fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Sim {
+        let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+        f(&mut cfg);
+        Sim {
+            ep: Endpoint::new(cfg, App(knobs)),
+            now: base(),
+            sent: Vec::new(),
+        }
+    }
+    fn input(&mut self, i: Input) -> Vec<Output> {
+        self.ep.handle_input(self.now, i);
+        let mut out = Vec::new();
+        while let Some(o) = self.ep.poll_output() {
+            out.push(o);
+        }
+        self.sent.extend(out.clone());
+        out
+    }
+    fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
+        self.input(Input::Datagram {
+            local: addr("127.0.0.1:5060"),
+            from: addr(from),
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    fn tcp_open(&mut self, conn: ConnId, peer: &str) {
+        self.input(Input::StreamOpened {
+            conn,
+            kind: StreamKind::Sip,
+            local: addr("127.0.0.1:5060"),
+            peer: addr(peer),
+        });
+    }
+    fn tcp(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        self.input(Input::StreamData {
+            conn,
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    /// Runs every timer due within `d`, collecting what was sent.
+    fn advance(&mut self, d: Duration) -> Vec<Output> {
+        let until = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_timeout() {
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            out.extend(self.input(Input::Timeout));
+        }
+        self.now = until;
+        out
+    }
+    /// Sends an OPTIONS over UDP and checks it is served: the server still works.
+    fn still_serving(&mut self, what: &str) {
+        let tag: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let out = self.udp(
+            ALICE,
+            &simple_request(
+                "OPTIONS",
+                "UDP",
+                ALICE,
+                &format!("alive-{tag}"),
+                &format!("z9hG4bKalive{tag}"),
+                "<sip:conference-factory@example.com>",
+                1,
+                "",
+            ),
+        );
+        let r = udp_to(&out, ALICE);
+        assert_eq!(
+            r.iter().map(status_of).collect::<Vec<_>>(),
+            vec![200],
+            "OPTIONS after {what}"
+        );
+    }
+}
+
+fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
+                Some(Message::parse(data.clone()).unwrap_or_else(|e| {
+                    panic!("unparsable {e:?}: {}", String::from_utf8_lossy(data))
+                }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn tcp_on(out: &[Output], conn: ConnId) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::StreamSend { conn: c, data } if *c == conn => Some(
+                Message::parse_as(data.clone(), im_runtime::proto::sip::Transport::Stream)
+                    .expect("the server sends parsable SIP"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The requests of method `m`, each once (retransmissions left out).
+fn requests(msgs: &[Message], m: Method) -> Vec<Message> {
+    let mut seen = std::collections::HashSet::new();
+    msgs.iter()
+        .filter(|x| x.method() == Some(&m))
+        .filter(|x| seen.insert(x.top_via().and_then(|v| v.branch()).map(str::to_string)))
+        .cloned()
+        .collect()
+}
+
+fn statuses(msgs: &[Message]) -> Vec<u16> {
+    msgs.iter().map(status_of).filter(|s| *s != 0).collect()
+}
+
+/// Alice invites bob and carol over UDP; returns the 200 (when answered at once) and the
+/// INVITE each invitee got.
+fn start(sim: &mut Sim, call: &str, recipients: &[&str]) -> (Option<Message>, Vec<Message>) {
+    let out = sim.udp(
+        ALICE,
+        &invite("UDP", ALICE, call, &format!("z9hG4bK{call}"), recipients),
+    );
+    let ok = udp_to(&out, ALICE)
+        .into_iter()
+        .find(|m| status_of(m) == 200);
+    let mut invites = Vec::new();
+    for (uri, to) in [(BOB_URI, BOB), (CAROL_URI, CAROL)] {
+        if recipients.contains(&uri) {
+            let mut i = requests(&udp_to(&out, to), Method::Invite);
+            assert_eq!(i.len(), 1, "one INVITE to {to}");
+            invites.push(i.remove(0));
+        }
+    }
+    (ok, invites)
+}
+
+fn ack(sim: &mut Sim, ok: &Message) {
+    let out = sim.udp(ALICE, &ack_for(ok, "UDP", ALICE, "z9hG4bKack"));
+    assert!(udp_to(&out, ALICE).is_empty(), "an ACK is never answered");
+}
+
+/// Answers each BYE the server sent to `to` with 200.
+fn answer_byes(sim: &mut Sim, to: &str) -> usize {
+    let byes = requests(&udp_to(&sim.sent, to), Method::Bye);
+    for b in &byes {
+        sim.udp(to, &response_to(b, 200, "", None));
+    }
+    byes.len()
+}
+
+/// Alice's BYE in the dialog of `ok`.
+fn alice_bye(ok: &Message) -> String {
+    simple_request(
+        "BYE",
+        "UDP",
+        ALICE,
+        ok.call_id().unwrap(),
+        "z9hG4bKbye",
+        ok.header(HeaderName::To).unwrap(),
+        2,
+        "",
+    )
+}
+
+/// Alice connects to the server's MSRP path from `ok` and sends `text` in one chunk.
+fn alice_sends(sim: &mut Sim, ok: &Message, text: &str) -> ConnId {
+    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
+    sim.input(Input::StreamOpened {
+        conn: alice_conn,
+        kind: StreamKind::Msrp,
+        local: addr("127.0.0.1:2855"),
+        peer: addr("127.0.0.1:7000"),
+    });
+    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
+    let our_path = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = sim.input(Input::StreamData {
+        conn: alice_conn,
+        data: Bytes::from(format!(
+            "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-{n}/{n}\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\n{text}\r\n-------t1$\r\n",
+            n = text.len()
+        )),
+    });
+    let resp = out.iter().find_map(|o| match o {
+        Output::StreamSend { conn, data } if *conn == alice_conn => {
+            Some(String::from_utf8_lossy(data).to_string())
+        }
+        _ => None,
+    });
+    assert!(
+        resp.unwrap().starts_with("MSRP t1 200"),
+        "the SEND is accepted"
+    );
+    alice_conn
+}
+
+fn settle(sim: &mut Sim) {
+    sim.advance(Duration::from_secs(70));
+    assert_eq!(sim.ep.live_sessions(), 0, "every session ended");
+}
+
+// ---- errors the endpoint answers itself ------------------------------------------------
+
+fn bad_requests() -> Vec<(&'static str, u16, String)> {
+    let req = |m: &str, branch: &str, extra: &str| {
+        simple_request(
+            m,
+            "UDP",
+            ALICE,
+            &format!("bad-{branch}"),
+            &format!("z9hG4bK{branch}"),
+            "<sip:conference-factory@example.com>",
+            1,
+            extra,
+        )
+    };
+    let with_body = |ct: &str, branch: &str| {
+        crlf(&format!(
+            "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{branch}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: bad-{branch}\nCSeq: 1 INVITE\nContent-Type: {ct}\nContent-Length: 5\n\nhello"
+        ))
+    };
+    vec![
+        (
+            "malformed",
+            400,
+            req("INVITE", "b400", "").replace("Max-Forwards: 70", "Max-Forwards: many"),
+        ),
+        ("method not offered", 405, req("SUBSCRIBE", "b405", "")),
+        (
+            "unknown body type",
+            415,
+            with_body("application/x-foo", "b415"),
+        ),
+        (
+            "unknown Require",
+            420,
+            req("INVITE", "b420", "Require: nosuchext\n"),
+        ),
+        ("BYE outside any dialog", 481, req("BYE", "b481", "")),
+        (
+            "Max-Forwards 0",
+            483,
+            req("INVITE", "b483", "").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+        ),
+        ("unknown method", 501, req("FOO", "b501", "")),
+        (
+            "SIP/3.0",
+            505,
+            req("OPTIONS", "b505", "").replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+        ),
+    ]
+}
+
+#[test]
+fn each_error_is_answered_and_the_server_keeps_serving_udp() {
+    let mut sim = Sim::new(Knobs::default());
+    for (what, status, text) in bad_requests() {
+        let out = sim.udp(ALICE, &text);
+        // An INVITE's transaction may say 100 Trying first.
+        let r: Vec<Message> = udp_to(&out, ALICE)
+            .into_iter()
+            .filter(|m| status_of(m) != 100)
+            .collect();
+        assert_eq!(statuses(&r), vec![status], "{what}");
+        let r = &r[0];
+        match status {
+            400 | 505 => assert!(r.header_str("Warning").is_some(), "{what}: Warning"),
+            405 | 501 => assert!(
+                r.header_str("Allow").unwrap().contains("INVITE"),
+                "{what}: Allow"
+            ),
+            415 => assert!(
+                r.header_str("Accept").unwrap().contains("application/sdp"),
+                "{what}: Accept"
+            ),
+            420 => assert_eq!(r.header_str("Unsupported"), Some("nosuchext")),
+            _ => {}
+        }
+        sim.still_serving(what);
+    }
+    assert_eq!(sim.ep.live_sessions(), 0);
+    // Final non-2xx answers are retransmitted until their ACK; nothing is left after.
+    settle(&mut sim);
+}
+
+#[test]
+fn each_error_is_answered_on_the_same_tcp_connection() {
+    let mut sim = Sim::new(Knobs::default());
+    let conn = ConnId(ConnId::ACCEPTED | 3);
+    sim.tcp_open(conn, ALICE);
+    for (what, status, text) in bad_requests() {
+        let text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        // Split mid-message: framing reassembles it.
+        let (a, b) = text.split_at(text.len() / 2);
+        assert!(
+            sim.tcp(conn, a).is_empty(),
+            "{what}: nothing before the end"
+        );
+        let out = sim.tcp(conn, b);
+        let got: Vec<u16> = statuses(&tcp_on(&out, conn))
+            .into_iter()
+            .filter(|s| *s != 100)
+            .collect();
+        assert_eq!(got, vec![status], "{what}");
+        assert!(udp_to(&out, ALICE).is_empty(), "{what}: no UDP answer");
+    }
+    // Two OPTIONS and a keep-alive in one read: two answers, in order, on the connection.
+    let o = |n: u32| {
+        simple_request(
+            "OPTIONS",
+            "TCP",
+            ALICE,
+            &format!("o{n}"),
+            &format!("z9hG4bKo{n}"),
+            "<sip:x@example.com>",
+            n,
+            "",
+        )
+    };
+    let out = sim.tcp(conn, &format!("{}\r\n\r\n{}", o(1), o(2)));
+    let r = tcp_on(&out, conn);
+    assert_eq!(statuses(&r), vec![200, 200]);
+    assert_eq!(r[0].call_id(), Some("o1"));
+    assert_eq!(r[1].call_id(), Some("o2"));
+    sim.still_serving("tcp errors");
+}
+
+#[test]
+fn options_lists_allow_accept_and_supported() {
+    let mut sim = Sim::new(Knobs::default());
+    let out = sim.udp(
+        ALICE,
+        &simple_request(
+            "OPTIONS",
+            "UDP",
+            ALICE,
+            "opt",
+            "z9hG4bKopt",
+            "<sip:x@example.com>",
+            1,
+            "",
+        ),
+    );
+    let r = &udp_to(&out, ALICE)[0];
+    assert_eq!(status_of(r), 200);
+    let allow = r.header_str("Allow").unwrap();
+    for m in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"] {
+        assert!(allow.contains(m), "Allow {allow} lacks {m}");
+    }
+    let accept = r.header_str("Accept").unwrap();
+    assert!(accept.contains("application/sdp") && accept.contains("multipart/mixed"));
+    assert!(
+        r.header_str("Supported")
+            .unwrap()
+            .contains("recipient-list-invite")
+    );
+}
+
+#[test]
+fn oversized_messages_get_513_on_udp_and_close_the_stream_on_tcp() {
+    let mut sim = Sim::with(Knobs::default(), |c| c.max_message_size = 1000);
+    let big = simple_request(
+        "OPTIONS",
+        "UDP",
+        ALICE,
+        "big",
+        "z9hG4bKbig",
+        "<sip:x@example.com>",
+        1,
+        &format!("Subject: {}\n", "x".repeat(1200)),
+    );
+    let out = sim.udp(ALICE, &big);
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![513]);
+    sim.still_serving("513");
+
+    let conn = ConnId(ConnId::ACCEPTED | 9);
+    sim.tcp_open(conn, ALICE);
+    let out = sim.tcp(conn, &big.replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close { conn: c } if *c == conn)),
+        "the stream is closed: {out:?}"
+    );
+    // What else arrives on it is ignored (it is closed), and a new connection works.
+    let conn2 = ConnId(ConnId::ACCEPTED | 10);
+    sim.tcp_open(conn2, "127.0.0.1:5071");
+    let out = sim.tcp(
+        conn2,
+        &simple_request(
+            "OPTIONS",
+            "TCP",
+            "127.0.0.1:5071",
+            "small",
+            "z9hG4bKsmall",
+            "<sip:x@example.com>",
+            1,
+            "",
+        ),
+    );
+    assert_eq!(statuses(&tcp_on(&out, conn2)), vec![200]);
+}
+
+// ---- Via received / rport (RFC 3261 §18.2.1, RFC 3581) -----------------------------------
+
+fn top_via_of(m: &Message) -> String {
+    m.header(HeaderName::Via).unwrap().to_string()
+}
+
+#[test]
+fn responses_carry_received_and_rport() {
+    let mut sim = Sim::new(Knobs::default());
+    let opt = |via: &str, branch: &str| {
+        crlf(&format!(
+            "OPTIONS sip:x@example.com SIP/2.0\nVia: {via};branch={branch}\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKinner\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:x@example.com>\nCall-ID: {branch}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+        ))
+    };
+    // rport asked, behind a NAT: received and rport filled in.
+    let out = sim.udp(
+        "192.0.2.5:40000",
+        &opt("SIP/2.0/UDP alice.example.com:5070;rport", "z9hG4bKr1"),
+    );
+    let r = udp_to(&out, "192.0.2.5:40000");
+    assert_eq!(statuses(&r), vec![200]);
+    let via = r[0].top_via().unwrap();
+    assert_eq!(via.received(), Some("192.0.2.5"), "{}", top_via_of(&r[0]));
+    assert_eq!(via.rport(), Some(Some(40000)));
+    assert_eq!(via.branch(), Some("z9hG4bKr1"));
+    // The second Via is untouched.
+    assert!(r[0].vias()[1].received().is_none());
+    assert_eq!(r[0].vias().len(), 2);
+
+    // No rport, sent-by host differs from the source: received only.
+    let out = sim.udp(
+        "192.0.2.5:5070",
+        &opt("SIP/2.0/UDP 10.1.1.1:5070", "z9hG4bKr2"),
+    );
+    let r = udp_to(&out, "192.0.2.5:5070");
+    let via = r[0].top_via().unwrap();
+    assert_eq!(via.received(), Some("192.0.2.5"));
+    assert_eq!(via.rport(), None);
+
+    // No rport, sent-by is the source: the Via comes back as it was.
+    let out = sim.udp(
+        "192.0.2.5:5070",
+        &opt("SIP/2.0/UDP 192.0.2.5:5070", "z9hG4bKr3"),
+    );
+    let r = udp_to(&out, "192.0.2.5:5070");
+    assert_eq!(
+        top_via_of(&r[0]),
+        "SIP/2.0/UDP 192.0.2.5:5070;branch=z9hG4bKr3"
+    );
+
+    // IPv6 source with rport.
+    let out = sim.udp(
+        "[2001:db8::7]:41000",
+        &opt("SIP/2.0/UDP [2001:db8::1];rport", "z9hG4bKr4"),
+    );
+    let r = udp_to(&out, "[2001:db8::7]:41000");
+    let via = r[0].top_via().unwrap();
+    assert_eq!(
+        via.received().map(|s| s.trim_matches(['[', ']'])),
+        Some("2001:db8::7"),
+        "{}",
+        top_via_of(&r[0])
+    );
+    assert_eq!(via.rport(), Some(Some(41000)));
+
+    // Over TCP, and on error responses and INVITE responses (100, 200) too.
+    let conn = ConnId(ConnId::ACCEPTED | 4);
+    sim.tcp_open(conn, "192.0.2.6:50000");
+    let out = sim.tcp(
+        conn,
+        &invite(
+            "TCP",
+            "alice.example.com:5070",
+            "rp-call",
+            "z9hG4bKrp",
+            &[BOB_URI],
+        ),
+    );
+    let r = tcp_on(&out, conn);
+    assert_eq!(statuses(&r), vec![100, 200]);
+    for m in &r {
+        let via = m.top_via().unwrap();
+        assert_eq!(via.received(), Some("192.0.2.6"));
+        assert_eq!(via.rport(), Some(Some(50000)));
+    }
+    let out = sim.tcp(
+        conn,
+        &simple_request(
+            "FOO",
+            "TCP",
+            "alice.example.com",
+            "rp-foo",
+            "z9hG4bKfoo",
+            "<sip:x@example.com>",
+            1,
+            "",
+        ),
+    );
+    let r = tcp_on(&out, conn);
+    assert_eq!(statuses(&r), vec![501]);
+    assert_eq!(r[0].top_via().unwrap().received(), Some("192.0.2.6"));
+}
+
+// ---- advertised address -------------------------------------------------------------------
+
+#[test]
+fn the_advertised_addresses_are_what_peers_see() {
+    let mut sim = Sim::with(Knobs::default(), |c| {
+        c.sip_advertised = addr("203.0.113.10:5062");
+        c.msrp_advertised = addr("203.0.113.11:2856");
+    });
+    let (ok, invites) = start(&mut sim, "adv", &[BOB_URI]);
+    let ok = ok.expect("answered");
+    let contact = ok.header_str("Contact").unwrap();
+    assert!(contact.contains("203.0.113.10:5062"), "{contact}");
+    let sdp = String::from_utf8_lossy(ok.body_bytes()).to_string();
+    assert!(sdp.contains("c=IN IP4 203.0.113.11"), "{sdp}");
+    assert!(sdp.contains("m=message 2856 "), "{sdp}");
+    assert!(sdp.contains("a=path:msrp://203.0.113.11:2856/"), "{sdp}");
+    let inv = &invites[0];
+    assert!(top_via_of(inv).contains("203.0.113.10:5062"));
+    assert!(
+        inv.header_str("Contact")
+            .unwrap()
+            .contains("203.0.113.10:5062")
+    );
+    let offer = String::from_utf8_lossy(inv.body_bytes()).to_string();
+    assert!(offer.contains("c=IN IP4 203.0.113.11"), "{offer}");
+    assert!(
+        offer.contains("a=path:msrp://203.0.113.11:2856/"),
+        "{offer}"
+    );
+    assert!(!offer.contains("127.0.0.1"), "{offer}");
+}
+
+// ---- sessions end on every path ----------------------------------------------------------
+
+#[test]
+fn no_ack_for_the_2xx_retransmits_then_ends_the_session() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "noack", &[BOB_URI]);
+    assert!(ok.is_some());
+    sim.udp(BOB, &response_to(&invites[0], 486, "b1", None));
+    sim.sent.clear();
+    sim.advance(Duration::from_secs(31));
+    let oks = statuses(&udp_to(&sim.sent, ALICE))
+        .into_iter()
+        .filter(|s| *s == 200)
+        .count();
+    // T1, 2T1, 4T1 then every T2 until 64·T1: 500 ms, 1 s, 2 s, 4 s, 4 s … (7 or more).
+    assert!(oks >= 7, "the 2xx is retransmitted until 64·T1, got {oks}");
+    assert_eq!(sim.ep.live_sessions(), 1, "still waiting before 64·T1");
+    sim.advance(Duration::from_secs(2));
+    let byes = requests(&udp_to(&sim.sent, ALICE), Method::Bye);
+    assert_eq!(byes.len(), 1, "a BYE ends the never-confirmed dialog");
+    answer_byes(&mut sim, ALICE);
+    sim.still_serving("no ACK");
+    settle(&mut sim);
+}
+
+#[test]
+fn no_ack_over_tcp_ends_the_session_too() {
+    let mut sim = Sim::new(Knobs::default());
+    let conn = ConnId(ConnId::ACCEPTED | 5);
+    sim.tcp_open(conn, ALICE);
+    let out = sim.tcp(
+        conn,
+        &invite("TCP", ALICE, "noack-tcp", "z9hG4bKnat", &[BOB_URI]),
+    );
+    assert_eq!(statuses(&tcp_on(&out, conn)), vec![100, 200]);
+    let inv = requests(&udp_to(&out, BOB), Method::Invite);
+    sim.udp(BOB, &response_to(&inv[0], 486, "b1", None));
+    sim.advance(Duration::from_secs(40));
+    let byes = requests(&tcp_on(&sim.sent, conn), Method::Bye);
+    assert_eq!(byes.len(), 1, "BYE on the originator's connection");
+    sim.tcp(conn, &response_to(&byes[0], 200, "", None));
+    settle(&mut sim);
+}
+
+#[test]
+fn no_msrp_connection_from_the_originator_times_out() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "nomsrp", &[BOB_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    // Bob accepts; the server connects to him but no message ever comes from alice.
+    let out = sim.udp(
+        BOB,
+        &response_to(
+            &invites[0],
+            200,
+            "b1",
+            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
+        ),
+    );
+    let bob_conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("connect to bob");
+    sim.input(Input::StreamOpened {
+        conn: bob_conn,
+        kind: StreamKind::Msrp,
+        local: addr("127.0.0.1:40001"),
+        peer: addr("127.0.0.2:7002"),
+    });
+    sim.advance(Duration::from_secs(35));
+    assert_eq!(
+        requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
+        1,
+        "alice's dialog ends"
+    );
+    assert_eq!(
+        requests(&udp_to(&sim.sent, BOB), Method::Bye).len(),
+        1,
+        "bob's dialog ends"
+    );
+    answer_byes(&mut sim, ALICE);
+    answer_byes(&mut sim, BOB);
+    sim.still_serving("no MSRP");
+    settle(&mut sim);
+}
+
+#[test]
+fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "obye", &[BOB_URI, CAROL_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    // Bob rings, carol accepts; then alice hangs up before sending anything.
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.udp(
+        CAROL,
+        &response_to(
+            &invites[1],
+            200,
+            "c1",
+            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
+        ),
+    );
+    let out = sim.udp(ALICE, &alice_bye(&ok));
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![200], "BYE answered");
+    let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+    assert_eq!(cancels.len(), 1, "bob's pending INVITE is cancelled");
+    let byes = requests(&udp_to(&out, CAROL), Method::Bye);
+    assert_eq!(byes.len(), 1, "carol's dialog is ended");
+    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    let acks = requests(&udp_to(&sim.sent, BOB), Method::Ack);
+    assert_eq!(acks.len(), 1, "the 487 is ACKed");
+    sim.udp(CAROL, &response_to(&byes[0], 200, "", None));
+    assert_eq!(
+        requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
+        0,
+        "no BYE back to alice, who hung up"
+    );
+    sim.still_serving("originator BYE");
+    settle(&mut sim);
+}
+
+#[test]
+fn invitee_bye_ends_its_leg_and_the_session_settles() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "ibye", &[BOB_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    sim.udp(
+        BOB,
+        &response_to(
+            &invites[0],
+            200,
+            "b1",
+            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
+        ),
+    );
+    // Bob hangs up in his dialog (To is the server's tag, From his).
+    let leg_tag = invites[0].from().unwrap().tag().unwrap().to_string();
+    let bye = crlf(&format!(
+        "BYE sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKbobbye\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.2>;tag=b1\nTo: {}\nCall-ID: {}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
+        invites[0].header(HeaderName::From).unwrap(),
+        invites[0].call_id().unwrap()
+    ));
+    assert!(bye.contains(&leg_tag));
+    let out = sim.udp(BOB, &bye);
+    assert_eq!(statuses(&udp_to(&out, BOB)), vec![200]);
+    // With every leg over, the dispatcher ends alice's dialog.
+    let byes = requests(&udp_to(&sim.sent, ALICE), Method::Bye);
+    assert_eq!(byes.len(), 1, "the session ends with BYE to alice");
+    answer_byes(&mut sim, ALICE);
+    // A BYE repeated after the dialog is gone: 481.
+    let out = sim.udp(BOB, &bye.replace("z9hG4bKbobbye", "z9hG4bKbobbye2"));
+    assert_eq!(statuses(&udp_to(&out, BOB)), vec![481]);
+    settle(&mut sim);
+}
+
+#[test]
+fn invitee_never_answering_fails_its_leg_by_timer_b() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "tb", &[BOB_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    alice_sends(&mut sim, &ok, "hello");
+    assert_eq!(invites.len(), 1);
+    sim.advance(Duration::from_secs(31));
+    assert!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).is_empty());
+    sim.advance(Duration::from_secs(2));
+    let retrans = udp_to(&sim.sent, BOB)
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Invite))
+        .count();
+    assert!(
+        retrans >= 6,
+        "INVITE retransmitted (Timer A), got {retrans}"
+    );
+    assert_eq!(
+        requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
+        1,
+        "Timer B failed the leg; the session ends"
+    );
+    answer_byes(&mut sim, ALICE);
+    settle(&mut sim);
+}
+
+#[test]
+fn a_leg_spec_timer_cancels_a_ringing_invitee() {
+    let mut sim = Sim::new(Knobs {
+        leg_timer_cancel: true,
+        ..Knobs::default()
+    });
+    let (ok, invites) = start(&mut sim, "lt", &[BOB_URI]);
+    ack(&mut sim, &ok.unwrap());
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    let out = sim.advance(LEG_TIMEOUT - Duration::from_millis(100));
+    assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
+    let out = sim.advance(Duration::from_millis(200));
+    let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+    assert_eq!(cancels.len(), 1, "the leg's timer cancels the INVITE");
+    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Ack).len(), 1);
+    assert_eq!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(), 1);
+    answer_byes(&mut sim, ALICE);
+    settle(&mut sim);
+}
+
+#[test]
+fn a_leg_cancels_on_ringing_and_a_487_fails_it() {
+    let mut sim = Sim::new(Knobs {
+        cancel_on_ringing: true,
+        ..Knobs::default()
+    });
+    let (ok, invites) = start(&mut sim, "cr", &[BOB_URI, CAROL_URI]);
+    ack(&mut sim, &ok.unwrap());
+    let out = sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+    assert_eq!(cancels.len(), 1, "CANCEL sent on 180");
+    assert_eq!(
+        cancels[0].top_via().unwrap().branch(),
+        invites[0].top_via().unwrap().branch(),
+        "the CANCEL matches the INVITE's branch"
+    );
+    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    // Carol declines.
+    sim.udp(CAROL, &response_to(&invites[1], 603, "c1", None));
+    assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Ack).len(), 1);
+    assert_eq!(requests(&udp_to(&sim.sent, CAROL), Method::Ack).len(), 1);
+    assert_eq!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(), 1);
+    answer_byes(&mut sim, ALICE);
+    settle(&mut sim);
+}
+
+#[test]
+fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
+    let mut sim = Sim::new(Knobs {
+        answer_late: true,
+        ..Knobs::default()
+    });
+    let inv = invite("UDP", ALICE, "ocancel", "z9hG4bKoc", &[BOB_URI]);
+    let out = sim.udp(ALICE, &inv);
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![100]);
+    assert_eq!(sim.ep.live_sessions(), 1);
+    let cancel = simple_request(
+        "CANCEL",
+        "UDP",
+        ALICE,
+        "ocancel",
+        "z9hG4bKoc",
+        "<sip:conference-factory@example.com>",
+        1,
+        "",
+    );
+    let out = sim.udp(ALICE, &cancel);
+    let r = udp_to(&out, ALICE);
+    let mut got = statuses(&r);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![200, 487],
+        "200 for the CANCEL, 487 for the INVITE"
+    );
+    let r487 = r.iter().find(|m| status_of(m) == 487).unwrap();
+    assert!(r487.to().unwrap().tag().is_some());
+    // The ACK for the 487 is absorbed by the transaction: no more 487s.
+    sim.udp(ALICE, &ack_for(r487, "UDP", ALICE, "z9hG4bKoc"));
+    sim.sent.clear();
+    sim.advance(ANSWER_DELAY + Duration::from_secs(40));
+    assert!(
+        udp_to(&sim.sent, ALICE).is_empty(),
+        "nothing after the ACK: {:?}",
+        statuses(&udp_to(&sim.sent, ALICE))
+    );
+    assert!(udp_to(&sim.sent, BOB).is_empty(), "nobody is invited");
+    assert_eq!(sim.ep.live_sessions(), 0);
+    sim.still_serving("originator CANCEL");
+}
+
+#[test]
+fn non_2xx_final_answers_stop_on_their_ack() {
+    let mut sim = Sim::new(Knobs::default());
+    // No recipient: the dispatcher answers 404.
+    let inv = invite("UDP", ALICE, "n404", "z9hG4bKn404", &[]);
+    let out = sim.udp(ALICE, &inv);
+    let r = udp_to(&out, ALICE);
+    assert_eq!(statuses(&r), vec![100, 404]);
+    sim.udp(ALICE, &ack_for(&r[1], "UDP", ALICE, "z9hG4bKn404"));
+    sim.sent.clear();
+    sim.advance(Duration::from_secs(40));
+    assert!(
+        udp_to(&sim.sent, ALICE).is_empty(),
+        "no 404 retransmission after the ACK"
+    );
+    assert_eq!(sim.ep.live_sessions(), 0);
+}
+
+#[test]
+fn msrp_connect_failure_to_an_invitee_fails_its_delivery() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "cf", &[BOB_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    // Alice connects and sends her message.
+    let alice_conn = alice_sends(&mut sim, &ok, "hello");
+    let out = sim.udp(
+        BOB,
+        &response_to(
+            &invites[0],
+            200,
+            "b1",
+            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
+        ),
+    );
+    let bob_conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("connect to bob");
+    sim.input(Input::ConnectFailed { conn: bob_conn });
+    // Bob's leg ends (BYE), the originator gets the outcome and her dialog ends.
+    assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Bye).len(), 1);
+    assert_eq!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(), 1);
+    answer_byes(&mut sim, BOB);
+    answer_byes(&mut sim, ALICE);
+    assert_eq!(sim.ep.stats().delivered, 0);
+    // Alice hears the outcome: a failure REPORT (her SEND asked for reports).
+    let report = sim.sent.iter().find_map(|o| match o {
+        Output::StreamSend { conn, data } if *conn == alice_conn => {
+            let t = String::from_utf8_lossy(data).to_string();
+            t.contains("REPORT").then_some(t)
+        }
+        _ => None,
+    });
+    assert!(report.is_some(), "a REPORT goes to alice");
+    settle(&mut sim);
+}
+
+#[test]
+fn the_session_lifetime_ends_a_stuck_session() {
+    let mut sim = Sim::with(Knobs::default(), |c| {
+        c.session_lifetime = Duration::from_secs(20)
+    });
+    let (ok, invites) = start(&mut sim, "life", &[BOB_URI]);
+    ack(&mut sim, &ok.unwrap());
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    let out = sim.advance(Duration::from_secs(19));
+    assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
+    let out = sim.advance(Duration::from_secs(2));
+    let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+    assert_eq!(
+        cancels.len(),
+        1,
+        "lifetime over: the pending leg is cancelled"
+    );
+    assert_eq!(requests(&udp_to(&out, ALICE), Method::Bye).len(), 1);
+    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    answer_byes(&mut sim, ALICE);
+    settle(&mut sim);
+}
+
+#[test]
+fn shutdown_ends_every_leg_and_refuses_new_sessions() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "sd", &[BOB_URI, CAROL_URI]);
+    ack(&mut sim, &ok.unwrap());
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.udp(
+        CAROL,
+        &response_to(
+            &invites[1],
+            200,
+            "c1",
+            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
+        ),
+    );
+    // A second session not yet answered by anyone.
+    let (ok2, inv2) = start(&mut sim, "sd2", &[BOB_URI]);
+    ack(&mut sim, &ok2.unwrap());
+    assert_eq!(sim.ep.live_sessions(), 2);
+    assert!(!sim.ep.is_idle());
+    let out = sim.input(Input::Shutdown);
+    let to_bob = udp_to(&out, BOB);
+    assert_eq!(
+        requests(&to_bob, Method::Cancel).len(),
+        1,
+        "bob ringing: CANCEL"
+    );
+    assert_eq!(requests(&udp_to(&out, CAROL), Method::Bye).len(), 1);
+    assert_eq!(requests(&udp_to(&out, ALICE), Method::Bye).len(), 2);
+    // New sessions are refused while shutting down.
+    let out = sim.udp(
+        ALICE,
+        &invite("UDP", ALICE, "late", "z9hG4bKlate", &[BOB_URI]),
+    );
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![100, 503]);
+    for c in requests(&to_bob, Method::Cancel) {
+        sim.udp(BOB, &response_to(&c, 200, "b1", None));
+    }
+    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    answer_byes(&mut sim, CAROL);
+    answer_byes(&mut sim, ALICE);
+    let _ = inv2;
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(sim.ep.live_sessions(), 0);
+    assert!(sim.ep.is_idle());
+}
+
+#[test]
+fn a_delivered_message_is_reported_and_every_dialog_ends() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = start(&mut sim, "full", &[BOB_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    alice_sends(&mut sim, &ok, "hi");
+    let out = sim.udp(
+        BOB,
+        &response_to(
+            &invites[0],
+            200,
+            "b1",
+            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
+        ),
+    );
+    let bob_conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    let out = sim.input(Input::StreamOpened {
+        conn: bob_conn,
+        kind: StreamKind::Msrp,
+        local: addr("127.0.0.1:40000"),
+        peer: addr("127.0.0.2:7002"),
+    });
+    let chunk = out
+        .iter()
+        .find_map(|o| match o {
+            Output::StreamSend { conn, data } if *conn == bob_conn => Some(data.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let frame = msrp::decode_one(&chunk).unwrap();
+    let resp = msrp::response_to(&frame, msrp::StatusCode(200), None).unwrap();
+    sim.input(Input::StreamData {
+        conn: bob_conn,
+        data: Bytes::from(msrp::encode_to_vec(&resp).unwrap()),
+    });
+    assert_eq!(sim.ep.stats().delivered, 1);
+    answer_byes(&mut sim, BOB);
+    answer_byes(&mut sim, ALICE);
+    assert!(
+        sim.sent
+            .iter()
+            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        "bob's MSRP connection is closed"
+    );
+    settle(&mut sim);
+}
