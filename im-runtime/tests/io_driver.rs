@@ -123,3 +123,65 @@ async fn udp_tcp_and_connect_through_the_driver() {
     );
     assert!(core.opened.contains(&(ConnId(7), StreamKind::Msrp)));
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_tcp: vec![any],
+        ..Bind::default()
+    };
+    let limits = IoLimits {
+        max_connections: 2,
+        ..IoLimits::default()
+    };
+    let driver = Driver::bind(&bind, limits).await.unwrap();
+    let server = driver.local().sip_tcp[0];
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run(Echo::default(), async move {
+        let _ = stop_rx.await;
+    }));
+    let wait = std::time::Duration::from_secs(5);
+    let mut buf = [0u8; 16];
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
+        s.write_all(b"hi").await.unwrap();
+        let n = tokio::time::timeout(wait, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"HI");
+        open.push(s);
+    }
+    // The third is accepted by the OS and closed by the driver without being served.
+    let mut third = tokio::net::TcpStream::connect(server).await.unwrap();
+    let _ = third.write_all(b"hi").await;
+    let n = tokio::time::timeout(wait, third.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "over the limit: closed, not echoed");
+
+    // Once one closes, a new connection is served again.
+    drop(open.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
+        if s.write_all(b"again").await.is_err() {
+            continue;
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(wait, s.read(&mut buf)).await
+            && n > 0
+        {
+            assert_eq!(&buf[..n], b"AGAIN");
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a slot freed by a closed connection is reused");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+}

@@ -1629,10 +1629,16 @@ impl<A: Application> Endpoint<A> {
                     LegStatus::Connected | LegStatus::Pending => false,
                 });
                 let machines_done = s.answered.is_some();
-                originator_done
-                    && legs_done
-                    && machines_done
-                    && !self.by_client_tsx.values().any(|(x, _)| x == &s.id)
+                // A client transaction in Completed only absorbs retransmitted final
+                // answers (Timer D/K) with no use for the session, so it does not hold it.
+                let in_flight = self.by_client_tsx.iter().any(|(k, (x, _))| {
+                    x == &s.id
+                        && self
+                            .tsx
+                            .state(Role::Client, k)
+                            .is_some_and(|st| st != tsx::TsxState::Completed)
+                });
+                originator_done && legs_done && machines_done && !in_flight
             })
             .map(|(id, _)| *id)
             .collect();
