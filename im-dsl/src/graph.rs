@@ -304,29 +304,11 @@ fn quote_str(s: &str) -> String {
 }
 
 fn fact_text(f: Fact) -> &'static str {
-    match f {
-        Fact::RequestMethod => "request.method",
-        Fact::RequestUri => "request.uri",
-        Fact::RequestFrom => "request.from",
-        Fact::RequestTo => "request.to",
-        Fact::RequestOriginator => "request.originator",
-        Fact::RequestAssertedIdentity => "request.asserted_identity",
-        Fact::RequestRequire => "request.require",
-        Fact::RequestSupported => "request.supported",
-        Fact::BodyParts => "body.parts",
-        Fact::Recipients => "recipients",
-        Fact::SdpPresent => "sdp.present",
-        Fact::SdpMedia => "sdp.media",
-        Fact::ResponseStatus => "response.status",
-        Fact::ConfigDomain => "config.domain",
-        Fact::ConfigConferenceFactory => "config.conference_factory",
-        Fact::ConfigAcceptTypes => "config.accept_types",
-        Fact::ConfigAcceptWrappedTypes => "config.accept_wrapped_types",
-        Fact::ConfigMaxSize => "config.max_size",
-        Fact::ConfigTbGranted => "config.tb_granted",
-        Fact::ConfigMaxRecipients => "config.max_recipients",
-        Fact::ConfigInviteTimeout => "config.invite_timeout",
-    }
+    // The checker's table is the one place that spells each fact's path.
+    crate::check::types::FACTS
+        .iter()
+        .find(|(_, x, _)| *x == f)
+        .map_or("?", |(path, _, _)| path)
 }
 
 fn field_text(f: Field) -> &'static str {

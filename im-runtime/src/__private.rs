@@ -61,6 +61,11 @@ pub fn max_recipients(config: &Config) -> i64 {
     to_int(config.max_recipients)
 }
 
+/// `legs.*`: a leg count as the language's Int.
+pub fn count_i64(n: usize) -> i64 {
+    to_int(n)
+}
+
 // ---- fields ----------------------------------------------------------------------------------
 
 /// `uri.scheme`.

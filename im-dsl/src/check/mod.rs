@@ -17,7 +17,7 @@ mod overlap;
 mod reason;
 mod states;
 mod text;
-mod types;
+pub(crate) mod types;
 
 use crate::ast;
 use crate::diag::{Diagnostic, Diagnostics};

@@ -348,6 +348,10 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ConfigTbGranted => quote!(__env.config.tb_granted),
         Fact::ConfigMaxRecipients => quote!(#p::max_recipients(__env.config)),
         Fact::ConfigInviteTimeout => quote!(__env.config.invite_timeout),
+        Fact::LegsTotal => quote!(#p::count_i64(__facts.legs.total)),
+        Fact::LegsConnected => quote!(#p::count_i64(__facts.legs.connected)),
+        Fact::LegsDelivered => quote!(#p::count_i64(__facts.legs.delivered)),
+        Fact::LegsFailed => quote!(#p::count_i64(__facts.legs.failed)),
     }
 }
 
@@ -368,7 +372,13 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::Recipients => Ty::List(Elem::Entry),
         Fact::SdpMedia => Ty::List(Elem::Media),
         Fact::SdpPresent | Fact::ConfigTbGranted => Ty::Bool,
-        Fact::ResponseStatus | Fact::ConfigMaxSize | Fact::ConfigMaxRecipients => Ty::Int,
+        Fact::ResponseStatus
+        | Fact::ConfigMaxSize
+        | Fact::ConfigMaxRecipients
+        | Fact::LegsTotal
+        | Fact::LegsConnected
+        | Fact::LegsDelivered
+        | Fact::LegsFailed => Ty::Int,
         Fact::ConfigInviteTimeout => Ty::Duration,
     }
 }
