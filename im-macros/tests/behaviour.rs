@@ -1,0 +1,507 @@
+//! Drives the machines generated from `specs/page_mode_group_invite.imspec` (and its imports)
+//! with events and facts — no sockets — and checks the actions against the clauses. Each test
+//! names the clause it covers.
+//!
+//! `session` mimics what the endpoint does with `call`: it runs the callee (from
+//! `by_clause`) on the same event and facts and splices the callee's actions in place.
+
+use im_runtime::endpoint::DynMachine;
+use im_runtime::machine::{
+    Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
+    InviteeRouter, ListEntry, Method, Recipients, Reply, Route, SdpAnswerItem, SdpAttribute,
+    SdpFacts, SdpMedia, Timer, Uri,
+};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+mod spec {
+    im_macros::imspec!("specs/page_mode_group_invite.imspec");
+}
+
+fn uri(s: &str) -> Uri {
+    let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
+    let (user, host) = rest.split_once('@').unwrap_or(("", rest));
+    Uri {
+        scheme: scheme.into(),
+        user: user.into(),
+        host: host.into(),
+        port: None,
+        params: Vec::new(),
+        raw: s.into(),
+    }
+}
+
+const ALICE: &str = "sip:alice@example.com";
+const GROUP: &str = "sip:friends@example.com";
+const FACTORY: &str = "sip:conference-factory@example.com";
+
+/// A directory owning `friends`, whose members and rules the test chooses.
+struct Dir {
+    members: Vec<&'static str>,
+    may_initiate: bool,
+    max: Option<usize>,
+}
+
+impl Default for Dir {
+    fn default() -> Self {
+        Dir {
+            members: vec![ALICE, "sip:bob@example.com", "sip:carol@example.com"],
+            may_initiate: true,
+            max: None,
+        }
+    }
+}
+
+impl GroupDirectory for Dir {
+    fn owns(&self, g: &Uri) -> bool {
+        g.same_identity(&uri(GROUP))
+    }
+    fn members(&self, g: &Uri) -> Option<Vec<Uri>> {
+        self.owns(g)
+            .then(|| self.members.iter().map(|m| uri(m)).collect())
+    }
+    fn policy(&self, g: &Uri, u: &Uri) -> Option<GroupPolicy> {
+        self.owns(g).then(|| GroupPolicy {
+            is_member: self.members.iter().any(|m| uri(m).same_identity(u)),
+            may_initiate: self.may_initiate,
+            max_participants: self.max,
+        })
+    }
+}
+
+struct Router;
+impl InviteeRouter for Router {
+    fn route(&self, _: &Uri) -> Option<Route> {
+        None
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    Pager,
+    PagerNoCommonType,
+    Chat,
+    Audio,
+    None,
+}
+
+fn media(offer: Offer) -> Option<SdpFacts> {
+    let attr = |n: &str, v: Option<&str>| SdpAttribute {
+        name: n.into(),
+        value: v.map(Into::into),
+    };
+    let msrp = |types: &str, dir: &str| SdpMedia {
+        media: "message".into(),
+        port: 7394,
+        proto: "TCP/MSRP".into(),
+        formats: vec!["*".into()],
+        attributes: vec![
+            attr("accept-types", Some(types)),
+            attr("path", Some("msrp://alice.example.com:7394/abc;tcp")),
+            attr(dir, None),
+        ],
+    };
+    let m = match offer {
+        Offer::Pager => msrp("message/cpim text/plain", "sendonly"),
+        Offer::PagerNoCommonType => msrp("text/html", "sendonly"),
+        Offer::Chat => msrp("message/cpim text/plain", "sendrecv"),
+        Offer::Audio => SdpMedia {
+            media: "audio".into(),
+            port: 49170,
+            proto: "RTP/AVP".into(),
+            formats: vec!["0".into()],
+            attributes: vec![],
+        },
+        Offer::None => return None,
+    };
+    Some(SdpFacts {
+        connection: Some("192.0.2.1".into()),
+        media: vec![m],
+        raw: String::new(),
+    })
+}
+
+/// An initial INVITE from Alice to `to`, with a recipient list of `list` (when `Some`) and
+/// `offer`.
+fn invite(to: &str, list: Option<&[&str]>, offer: Offer) -> Facts {
+    let mut parts = Vec::new();
+    let sdp = media(offer);
+    if sdp.is_some() {
+        parts.push(BodyPart {
+            content_type: "application/sdp".into(),
+            disposition: "session".into(),
+            len: 200,
+        });
+    }
+    let mut recipients = Vec::new();
+    if let Some(list) = list {
+        parts.push(BodyPart {
+            content_type: "application/resource-lists+xml".into(),
+            disposition: "recipient-list".into(),
+            len: 300,
+        });
+        recipients = list
+            .iter()
+            .map(|u| ListEntry {
+                uri: uri(u),
+                ..ListEntry::default()
+            })
+            .collect();
+    }
+    Facts {
+        method: Some(Method::Invite),
+        request_uri: uri(to),
+        from: uri(ALICE),
+        to: uri(to),
+        originator: uri(ALICE),
+        parts,
+        recipients,
+        sdp,
+        ..Facts::default()
+    }
+}
+
+fn config() -> Config {
+    Config {
+        max_recipients: 3,
+        ..Config::default()
+    }
+}
+
+/// Runs the entry machine on an initial INVITE as the endpoint would, following `call`s.
+/// Returns every action (calls included, in order) and the machines the session ended with.
+fn session(facts: &Facts, dir: &Dir, cfg: &Config) -> (Vec<Action>, Vec<Box<dyn DynMachine>>) {
+    let env = Env {
+        config: cfg,
+        directory: dir,
+        router: &Router,
+    };
+    let now = Instant::now();
+    let event = Event::InitialRequest(Method::Invite);
+    let mut entry = spec::initial(&Method::Invite).expect("the spec takes INVITE");
+    let mut pending: VecDeque<Action> = entry.handle(now, &event, facts, &env).into();
+    let mut machines = vec![entry];
+    let mut out = Vec::new();
+    while let Some(a) = pending.pop_front() {
+        if let ActionKind::Call(clause) = &a.kind {
+            let mut callee = spec::by_clause(clause).expect("a procedure for every call");
+            for (i, x) in callee.handle(now, &event, facts, &env).into_iter().enumerate() {
+                pending.insert(i, x);
+            }
+            machines.push(callee);
+        }
+        out.push(a);
+    }
+    (out, machines)
+}
+
+fn replies(actions: &[Action]) -> Vec<&Reply> {
+    actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Respond(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one response of a session, with the clause and rule that produced it.
+fn outcome(to: &str, list: Option<&[&str]>, offer: Offer, dir: &Dir) -> (u16, String, String) {
+    let (actions, _) = session(&invite(to, list, offer), dir, &config());
+    let responses: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Respond(_)))
+        .collect();
+    assert_eq!(responses.len(), 1, "exactly one response: {actions:#?}");
+    let a = responses[0];
+    let ActionKind::Respond(r) = &a.kind else {
+        unreachable!()
+    };
+    (
+        r.status,
+        a.origin.clause.to_string(),
+        r.warning.as_deref().unwrap_or("").to_string(),
+    )
+}
+
+fn calls(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .filter_map(|a| match a.kind {
+            ActionKind::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+const BOB_CAROL: &[&str] = &["sip:bob@example.com", "sip:carol@example.com"];
+
+#[test]
+fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
+    let (actions, machines) = session(
+        &invite(FACTORY, Some(BOB_CAROL), Offer::Pager),
+        &Dir::default(),
+        &config(),
+    );
+    // 5.2.1.1 hands over to 7.9.1.4, which answers through 6.1.3.3.2 → 7.9.1.1.
+    assert_eq!(calls(&actions), ["7.9.1.4", "6.1.3.3.2", "7.9.1.1"]);
+    assert_eq!(actions[0].origin.procedure, "page_mode_group_invite");
+    assert_eq!(actions[0].origin.rule, "adhoc");
+    let ok = replies(&actions);
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].status, 200);
+    let invite_each = actions
+        .iter()
+        .find(|a| a.kind == ActionKind::InviteEach(Recipients::RecipientList))
+        .expect("7.9.1.4 invites each recipient");
+    assert_eq!(invite_each.origin.clause, "7.9.1.4");
+    assert_eq!(invite_each.origin.rule, "setup");
+    // The 200 comes before the invitations (RFC 5366 §5: answer at once).
+    let pos = |f: &dyn Fn(&Action) -> bool| actions.iter().position(|a| f(a));
+    assert!(
+        pos(&|a| matches!(a.kind, ActionKind::Respond(_)))
+            < pos(&|a| matches!(a.kind, ActionKind::InviteEach(_)))
+    );
+    // 6.1.3.3.2 waits for the message.
+    let names: Vec<&str> = machines.iter().map(|m| m.state_name()).collect();
+    assert!(names.contains(&"awaiting_message_and_legs"), "{names:?}");
+    // The ad-hoc machine names its legs' machine.
+    let adhoc = machines
+        .iter()
+        .find(|m| m.procedure() == "adhoc_group_setup")
+        .expect("adhoc machine");
+    let leg = adhoc.invitee_leg().expect("a leg procedure");
+    assert_eq!(leg.procedure(), "invitee_leg");
+    assert_eq!(leg.state_name(), "inviting");
+}
+
+#[test]
+fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
+    let (actions, _) = session(
+        &invite(FACTORY, Some(BOB_CAROL), Offer::Pager),
+        &Dir::default(),
+        &Config {
+            tb_granted: true,
+            ..config()
+        },
+    );
+    let ok = replies(&actions)[0];
+    let answer_origin = actions
+        .iter()
+        .find(|a| matches!(a.kind, ActionKind::Respond(_)))
+        .map(|a| a.origin)
+        .expect("a response");
+    assert_eq!(answer_origin.clause, "7.9.1.1");
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::OwnPath)); // (a)
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::MediaFromOffer)); // (b)
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::AcceptTypesIntersection)); // (c)
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::MirrorDirection)); // (c)
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::ComplementSetup)); // (c)
+    assert!(
+        ok.sdp_answer
+            .contains(&SdpAnswerItem::Fixed("tb-granted".into(), None)) // (d) when configured
+    );
+    assert!(
+        ok.headers
+            .iter()
+            .any(|(n, v)| n == "Contact" && *v == im_runtime::machine::HeaderValue::FocusContact)
+    );
+    // (d) is optional: without the configuration there is no tb-granted.
+    let (actions, _) = session(
+        &invite(FACTORY, Some(BOB_CAROL), Offer::Pager),
+        &Dir::default(),
+        &config(),
+    );
+    let ok = replies(&actions)[0];
+    assert!(
+        !ok.sdp_answer
+            .iter()
+            .any(|i| matches!(i, SdpAnswerItem::Fixed(n, _) if n == "tb-granted"))
+    );
+    assert!(ok.sdp_answer.contains(&SdpAnswerItem::OwnPath));
+}
+
+#[test]
+fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
+    let (actions, _) = session(&invite(GROUP, None, Offer::Pager), &Dir::default(), &config());
+    assert_eq!(calls(&actions), ["7.9.1.5", "6.1.3.3.2", "7.9.1.1"]);
+    assert_eq!(replies(&actions)[0].status, 200);
+    let inv = actions
+        .iter()
+        .find(|a| a.kind == ActionKind::InviteEach(Recipients::GroupMembers))
+        .expect("7.9.1.5 invites the members");
+    assert_eq!(inv.origin.clause, "7.9.1.5");
+}
+
+/// Every Request-URI × list × offer combination of the table in
+/// `page_mode_group_invite.imspec` (5.2.1.1), with the status, the clause of the rule that
+/// answered, and (for refusals) the Warning.
+#[test]
+fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
+    let d = Dir::default();
+    let other = "sip:someone@elsewhere.example.org";
+    for to in [FACTORY, GROUP, other] {
+        // With a list, the list wins (7.9.1.4), whatever the URI.
+        let list = Some(BOB_CAROL);
+        assert_eq!(outcome(to, list, Offer::Pager, &d).0, 200, "{to} list pager");
+        let (s, c, w) = outcome(to, list, Offer::Chat, &d);
+        assert_eq!((s, c.as_str()), (488, "6.1.3.3.2"), "{to} list chat");
+        assert!(w.contains("pager-mode"), "{w}");
+        assert_eq!(outcome(to, list, Offer::Audio, &d).0, 488, "{to} list audio");
+        let (s, c, _) = outcome(to, list, Offer::None, &d);
+        assert_eq!((s, c.as_str()), (488, "5.2.1.1"), "{to} list no sdp");
+        let (s, _, w) = outcome(to, list, Offer::PagerNoCommonType, &d);
+        assert_eq!((s, w.as_str()), (488, "no common accept-types"), "{to}");
+        // Policy comes before the offer.
+        let (s, c, w) = outcome(to, Some(&[ALICE]), Offer::Chat, &d);
+        assert_eq!((s, c.as_str()), (403, "7.9.1.4"), "{to} only the sender");
+        assert!(w.contains("no one but the sender"), "{w}");
+        let four = &["sip:b@x.org", "sip:c@x.org", "sip:d@x.org", "sip:e@x.org"][..];
+        let (s, _, w) = outcome(to, Some(four), Offer::Pager, &d);
+        assert_eq!(s, 403, "{to} over the limit");
+        assert_eq!(w, "too many recipients: at most 3 may be invited");
+    }
+    // Without a list.
+    for offer in [Offer::Pager, Offer::Chat, Offer::Audio, Offer::None] {
+        let (s, c, w) = outcome(FACTORY, None, offer, &d);
+        assert_eq!((s, c.as_str()), (403, "5.2.1.1"), "factory without list");
+        assert!(w.contains("no recipient list"), "{w}");
+        assert_eq!(outcome(other, None, offer, &d).0, 404, "other URI without list");
+    }
+    assert_eq!(outcome(GROUP, None, Offer::Pager, &d).0, 200);
+    assert_eq!(outcome(GROUP, None, Offer::Chat, &d).0, 488);
+    assert_eq!(outcome(GROUP, None, Offer::Audio, &d).0, 488);
+    assert_eq!(outcome(GROUP, None, Offer::None, &d).0, 488);
+    assert_eq!(outcome(GROUP, None, Offer::PagerNoCommonType, &d).0, 488);
+}
+
+#[test]
+fn clause_7_9_1_5_group_policy_refusals() {
+    let not_member = Dir {
+        members: vec!["sip:bob@example.com", "sip:carol@example.com"],
+        ..Dir::default()
+    };
+    let (s, c, w) = outcome(GROUP, None, Offer::Pager, &not_member);
+    assert_eq!((s, c.as_str()), (403, "7.9.1.5"));
+    assert!(w.contains("not a member"), "{w}");
+    let may_not = Dir {
+        may_initiate: false,
+        ..Dir::default()
+    };
+    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &may_not);
+    assert_eq!(s, 403);
+    assert!(w.contains("may not start"), "{w}");
+    let small = Dir {
+        max: Some(2),
+        ..Dir::default()
+    };
+    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &small);
+    assert_eq!(s, 403);
+    assert_eq!(w, "the IM group allows at most 2 participants");
+    let alone = Dir {
+        members: vec![ALICE],
+        ..Dir::default()
+    };
+    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &alone);
+    assert_eq!(s, 403);
+    assert!(w.contains("no member but the sender"), "{w}");
+    let big = Dir {
+        members: vec![ALICE, "sip:b@x.org", "sip:c@x.org", "sip:d@x.org"],
+        ..Dir::default()
+    };
+    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &big);
+    assert_eq!(s, 403);
+    assert_eq!(w, "too many recipients: at most 3 may be invited");
+}
+
+fn leg_env_run(leg: &mut spec::invitee_leg::Machine, event: Event) -> Vec<Action> {
+    let cfg = config();
+    let dir = Dir::default();
+    let env = Env {
+        config: &cfg,
+        directory: &dir,
+        router: &Router,
+    };
+    let facts = Facts {
+        status: match event {
+            Event::Response(s) => Some(s),
+            _ => None,
+        },
+        ..Facts::default()
+    };
+    im_runtime::machine::Machine::handle(leg, Instant::now(), &event, &facts, &env)
+}
+
+#[test]
+fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
+    use spec::invitee_leg::{Machine, State, TIMER_INVITE_TIMEOUT};
+    let mut leg = Machine::new();
+    assert_eq!(leg.state(), State::Inviting);
+    // 100 Trying is hop-by-hop: still inviting.
+    assert!(leg_env_run(&mut leg, Event::Response(100)).is_empty());
+    assert_eq!(leg.state(), State::Inviting);
+    let a = leg_env_run(&mut leg, Event::Response(180));
+    assert_eq!(leg.state(), State::Ringing);
+    assert_eq!(
+        a.iter().map(|a| &a.kind).collect::<Vec<_>>(),
+        [&ActionKind::StartTimer(TIMER_INVITE_TIMEOUT, Duration::from_secs(32))]
+    );
+    assert_eq!(a[0].origin.clause, "7.9.1.4");
+    assert_eq!(a[0].origin.rule, "provisional");
+    let a = leg_env_run(&mut leg, Event::Response(200));
+    assert_eq!(leg.state(), State::Connected);
+    assert!(a.iter().any(|a| a.kind == ActionKind::Deliver));
+    assert!(im_runtime::machine::Machine::is_final(&leg));
+    // Final: nothing more happens.
+    assert!(leg_env_run(&mut leg, Event::Response(486)).is_empty());
+    assert_eq!(leg.state(), State::Connected);
+}
+
+#[test]
+fn clause_7_9_1_4_invitee_leg_fails_on_486_and_on_timer_b() {
+    use spec::invitee_leg::{Machine, State};
+    let mut leg = Machine::new();
+    leg_env_run(&mut leg, Event::Response(486));
+    assert_eq!(leg.state(), State::Failed);
+
+    let mut leg = Machine::new();
+    leg_env_run(&mut leg, Event::Response(180));
+    leg_env_run(&mut leg, Event::Response(486));
+    assert_eq!(leg.state(), State::Failed);
+
+    let mut leg = Machine::new();
+    leg_env_run(&mut leg, Event::Timer(Timer::B));
+    assert_eq!(leg.state(), State::Failed);
+
+    let mut leg = Machine::new();
+    leg_env_run(&mut leg, Event::Response(183));
+    leg_env_run(&mut leg, Event::Timer(Timer::B));
+    assert_eq!(leg.state(), State::Failed);
+    assert_eq!(im_runtime::machine::Machine::state_name(&leg), "failed");
+}
+
+#[test]
+fn clause_7_9_1_4_ringing_too_long_cancels() {
+    use spec::invitee_leg::{Machine, State, TIMER_INVITE_TIMEOUT};
+    let mut leg = Machine::new();
+    leg_env_run(&mut leg, Event::Response(180));
+    let a = leg_env_run(&mut leg, Event::Timer(TIMER_INVITE_TIMEOUT));
+    assert_eq!(leg.state(), State::Cancelling);
+    assert!(a.iter().any(|a| a.kind == ActionKind::Cancel));
+    // A 2xx that crossed the CANCEL is ended with BYE.
+    let a = leg_env_run(&mut leg, Event::Response(200));
+    assert!(a.iter().any(|a| a.kind == ActionKind::Bye));
+    assert_eq!(leg.state(), State::Failed);
+}
+
+#[test]
+fn spec_table_names_every_rule_with_its_location() {
+    assert!(spec::SPEC.iter().any(|r| r.procedure == "page_mode_group_invite"
+        && r.rule == "adhoc"
+        && r.clause == "5.2.1.1"
+        && r.location.starts_with("specs/page_mode_group_invite.imspec:")));
+    assert!(spec::SPEC.iter().any(|r| r.procedure == "invitee_leg" && r.rule == "declined"));
+    assert_eq!(spec::methods(), [Method::Invite]);
+    assert!(spec::by_clause("9.9.9").is_none());
+    assert!(spec::initial(&Method::Message).is_none());
+}
