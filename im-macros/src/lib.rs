@@ -8,8 +8,9 @@
 //!
 //! The path is resolved against `CARGO_MANIFEST_DIR` (the crate invoking the macro) first,
 //! then against the workspace root (the nearest ancestor whose `Cargo.toml` has a
-//! `[workspace]`), so a crate anywhere in the workspace can name `"specs/x.imspec"`. An
-//! absolute path is used as is.
+//! `[workspace]`), so a crate anywhere in the workspace can name `"specs/x.imspec"`, and
+//! last against the directory of the source file invoking the macro (handy for tests keeping
+//! a spec beside them). An absolute path is used as is.
 //!
 //! # Rebuilds
 //!
@@ -45,7 +46,10 @@ use std::path::{Path, PathBuf};
 #[proc_macro]
 pub fn imspec(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::LitStr>(input) {
-        Ok(lit) => expand(&lit.value(), lit.span()).into(),
+        Ok(lit) => {
+            let caller = proc_macro::Span::call_site().local_file();
+            expand(&lit.value(), lit.span(), caller.as_deref()).into()
+        }
         Err(e) => {
             let mut out = e.to_compile_error();
             out.extend(im_dsl::codegen::generate_stub(&[]));
@@ -59,7 +63,7 @@ fn error(span: Span, msg: &str) -> TokenStream2 {
 }
 
 /// Candidate locations of `rel`, in the order tried.
-fn candidates(rel: &str) -> Vec<PathBuf> {
+fn candidates(rel: &str, caller: Option<&Path>) -> Vec<PathBuf> {
     let rel = Path::new(rel);
     if rel.is_absolute() {
         return vec![rel.to_path_buf()];
@@ -76,18 +80,25 @@ fn candidates(rel: &str) -> Vec<PathBuf> {
     } else if let Ok(cwd) = std::env::current_dir() {
         out.push(cwd.join(rel));
     }
+    if let Some(dir) = caller.and_then(Path::parent) {
+        let dir = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(dir)
+        };
+        out.push(dir.join(rel));
+    }
     out
 }
 
-fn expand(rel: &str, span: Span) -> TokenStream2 {
-    let tried = candidates(rel);
+fn expand(rel: &str, span: Span, caller: Option<&Path>) -> TokenStream2 {
+    let tried = candidates(rel, caller);
     let Some(path) = tried.iter().find(|p| p.is_file()) else {
-        let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
         let mut out = error(
             span,
             &format!(
-                "cannot find spec `{rel}`; looked for {}",
-                list.join(" and ")
+                "cannot find spec `{rel}` in the crate directory (CARGO_MANIFEST_DIR), the \
+                 workspace root or the directory of the invoking file"
             ),
         );
         out.extend(im_dsl::codegen::generate_stub(&[]));
