@@ -71,7 +71,7 @@ pub(crate) fn handler_rules<'h>(
             Alternative::Rule(r) => out.push((guard(r, ""), r)),
             Alternative::First { rules, otherwise } => {
                 for (i, r) in rules.iter().enumerate() {
-                    out.push((guard(r, &format!("first #{}: ", i + 1)), r));
+                    out.push((guard(r, &format!("first {}: ", i + 1)), r));
                 }
                 if let Some(r) = otherwise {
                     out.push(("first: otherwise".to_string(), r));

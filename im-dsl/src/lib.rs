@@ -11,6 +11,7 @@
 //! * [`model`] is the validated IR without pest types or spans beyond `file:line:col`.
 
 pub mod ast;
+pub mod build;
 pub mod check;
 pub mod codegen;
 pub mod diag;

@@ -18,6 +18,12 @@ mod spec {
     im_macros::imspec!("specs/page_mode_group_invite.imspec");
 }
 
+/// Any instant will do: the machines take the time as an argument and these ones ignore it.
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
 fn uri(s: &str) -> Uri {
     let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
     let (user, host) = rest.split_once('@').unwrap_or(("", rest));
@@ -176,7 +182,7 @@ fn session(facts: &Facts, dir: &Dir, cfg: &Config) -> (Vec<Action>, Vec<Box<dyn 
         directory: dir,
         router: &Router,
     };
-    let now = Instant::now();
+    let now = epoch();
     let event = Event::InitialRequest(Method::Invite);
     let mut entry = spec::initial(&Method::Invite).expect("the spec takes INVITE");
     let mut pending: VecDeque<Action> = entry.handle(now, &event, facts, &env).into();
@@ -185,7 +191,11 @@ fn session(facts: &Facts, dir: &Dir, cfg: &Config) -> (Vec<Action>, Vec<Box<dyn 
     while let Some(a) = pending.pop_front() {
         if let ActionKind::Call(clause) = &a.kind {
             let mut callee = spec::by_clause(clause).expect("a procedure for every call");
-            for (i, x) in callee.handle(now, &event, facts, &env).into_iter().enumerate() {
+            for (i, x) in callee
+                .handle(now, &event, facts, &env)
+                .into_iter()
+                .enumerate()
+            {
                 pending.insert(i, x);
             }
             machines.push(callee);
@@ -257,7 +267,7 @@ fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
     assert_eq!(invite_each.origin.clause, "7.9.1.4");
     assert_eq!(invite_each.origin.rule, "setup");
     // The 200 comes before the invitations (RFC 5366 §5: answer at once).
-    let pos = |f: &dyn Fn(&Action) -> bool| actions.iter().position(|a| f(a));
+    let pos = |f: &dyn Fn(&Action) -> bool| actions.iter().position(f);
     assert!(
         pos(&|a| matches!(a.kind, ActionKind::Respond(_)))
             < pos(&|a| matches!(a.kind, ActionKind::InviteEach(_)))
@@ -294,7 +304,10 @@ fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
     assert_eq!(answer_origin.clause, "7.9.1.1");
     assert!(ok.sdp_answer.contains(&SdpAnswerItem::OwnPath)); // (a)
     assert!(ok.sdp_answer.contains(&SdpAnswerItem::MediaFromOffer)); // (b)
-    assert!(ok.sdp_answer.contains(&SdpAnswerItem::AcceptTypesIntersection)); // (c)
+    assert!(
+        ok.sdp_answer
+            .contains(&SdpAnswerItem::AcceptTypesIntersection)
+    ); // (c)
     assert!(ok.sdp_answer.contains(&SdpAnswerItem::MirrorDirection)); // (c)
     assert!(ok.sdp_answer.contains(&SdpAnswerItem::ComplementSetup)); // (c)
     assert!(
@@ -323,7 +336,11 @@ fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
 
 #[test]
 fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
-    let (actions, _) = session(&invite(GROUP, None, Offer::Pager), &Dir::default(), &config());
+    let (actions, _) = session(
+        &invite(GROUP, None, Offer::Pager),
+        &Dir::default(),
+        &config(),
+    );
     assert_eq!(calls(&actions), ["7.9.1.5", "6.1.3.3.2", "7.9.1.1"]);
     assert_eq!(replies(&actions)[0].status, 200);
     let inv = actions
@@ -343,11 +360,19 @@ fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
     for to in [FACTORY, GROUP, other] {
         // With a list, the list wins (7.9.1.4), whatever the URI.
         let list = Some(BOB_CAROL);
-        assert_eq!(outcome(to, list, Offer::Pager, &d).0, 200, "{to} list pager");
+        assert_eq!(
+            outcome(to, list, Offer::Pager, &d).0,
+            200,
+            "{to} list pager"
+        );
         let (s, c, w) = outcome(to, list, Offer::Chat, &d);
         assert_eq!((s, c.as_str()), (488, "6.1.3.3.2"), "{to} list chat");
         assert!(w.contains("pager-mode"), "{w}");
-        assert_eq!(outcome(to, list, Offer::Audio, &d).0, 488, "{to} list audio");
+        assert_eq!(
+            outcome(to, list, Offer::Audio, &d).0,
+            488,
+            "{to} list audio"
+        );
         let (s, c, _) = outcome(to, list, Offer::None, &d);
         assert_eq!((s, c.as_str()), (488, "5.2.1.1"), "{to} list no sdp");
         let (s, _, w) = outcome(to, list, Offer::PagerNoCommonType, &d);
@@ -366,7 +391,11 @@ fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
         let (s, c, w) = outcome(FACTORY, None, offer, &d);
         assert_eq!((s, c.as_str()), (403, "5.2.1.1"), "factory without list");
         assert!(w.contains("no recipient list"), "{w}");
-        assert_eq!(outcome(other, None, offer, &d).0, 404, "other URI without list");
+        assert_eq!(
+            outcome(other, None, offer, &d).0,
+            404,
+            "other URI without list"
+        );
     }
     assert_eq!(outcome(GROUP, None, Offer::Pager, &d).0, 200);
     assert_eq!(outcome(GROUP, None, Offer::Chat, &d).0, 488);
@@ -429,7 +458,7 @@ fn leg_env_run(leg: &mut spec::invitee_leg::Machine, event: Event) -> Vec<Action
         },
         ..Facts::default()
     };
-    im_runtime::machine::Machine::handle(leg, Instant::now(), &event, &facts, &env)
+    im_runtime::machine::Machine::handle(leg, epoch(), &event, &facts, &env)
 }
 
 #[test]
@@ -444,7 +473,10 @@ fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
     assert_eq!(leg.state(), State::Ringing);
     assert_eq!(
         a.iter().map(|a| &a.kind).collect::<Vec<_>>(),
-        [&ActionKind::StartTimer(TIMER_INVITE_TIMEOUT, Duration::from_secs(32))]
+        [&ActionKind::StartTimer(
+            TIMER_INVITE_TIMEOUT,
+            Duration::from_secs(32)
+        )]
     );
     assert_eq!(a[0].origin.clause, "7.9.1.4");
     assert_eq!(a[0].origin.rule, "provisional");
@@ -496,11 +528,18 @@ fn clause_7_9_1_4_ringing_too_long_cancels() {
 
 #[test]
 fn spec_table_names_every_rule_with_its_location() {
-    assert!(spec::SPEC.iter().any(|r| r.procedure == "page_mode_group_invite"
-        && r.rule == "adhoc"
-        && r.clause == "5.2.1.1"
-        && r.location.starts_with("specs/page_mode_group_invite.imspec:")));
-    assert!(spec::SPEC.iter().any(|r| r.procedure == "invitee_leg" && r.rule == "declined"));
+    assert!(spec::SPEC.iter().any(|r| {
+        r.procedure == "page_mode_group_invite"
+            && r.rule == "adhoc"
+            && r.clause == "5.2.1.1"
+            && r.location
+                .starts_with("specs/page_mode_group_invite.imspec:")
+    }));
+    assert!(
+        spec::SPEC
+            .iter()
+            .any(|r| r.procedure == "invitee_leg" && r.rule == "declined")
+    );
     assert_eq!(spec::methods(), [Method::Invite]);
     assert!(spec::by_clause("9.9.9").is_none());
     assert!(spec::initial(&Method::Message).is_none());

@@ -26,6 +26,13 @@ specs! {
     exploder_rfc5365 => "specs/rfc5365_message_exploder.imspec",
 }
 
+/// Codegen fixtures (im-dsl/tests/fixtures) exercise what the specs do not: extension
+/// methods, MSRP triggers, interpolated text of every type, conditional SDP items.
+#[allow(dead_code)]
+mod fixture_extension_method_and_msrp {
+    im_macros::imspec!("im-dsl/tests/fixtures/extension_method_and_msrp.imspec");
+}
+
 #[test]
 fn every_spec_in_the_directory_is_expanded() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs");
