@@ -5,6 +5,7 @@
 //! table ([`router`]). The binary (`src/main.rs`) parses flags, loads these and starts the
 //! runtime.
 
+pub mod app;
 pub mod config;
 pub mod groups;
 pub mod router;

@@ -8,7 +8,10 @@ use clap::Parser;
 use im_runtime::io::Driver;
 use im_server::config::{Cli, ServerConfig};
 use im_server::groups::GroupStore;
+use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_server::app::ServerApp;
 use im_server::router::{LocationTable, Router};
+use std::net::SocketAddr;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -77,30 +80,58 @@ async fn serve(cfg: ServerConfig, groups: GroupStore, router: Router) -> ExitCod
         groups = groups.len(),
         "im-server bound"
     );
-    // What the endpoint needs, ready for it: `cfg.machine_config()` (Env::config), `groups`
-    // (Env::directory; call `groups.reload_if_changed(now)` per initial request),
-    // `router` (Env::router; call `router.set_now(now)` before machines run and feed REGISTER
-    // into `router.locations`), `cfg.timer_config()`, `cfg.limits`, `cfg.is_trusted(peer)`,
-    // `cfg.advertised_host(bound)` and `local` (the bound addresses).
-    let _machine_config = cfg.machine_config();
-    let _timers = cfg.timer_config();
-    let _ = (&groups, &router);
-
-    // ===== RUNTIME START (lead: wire the endpoint here) ====================================
-    // Replace this block with:
-    //   let core = <endpoint>::new(cfg.machine_config(), groups, router, cfg.timer_config(),
-    //                              cfg.limits.clone(), local, …);
-    //   driver.run(core, shutdown_signal()).await;
-    //   ExitCode::SUCCESS
-    drop(driver);
-    eprintln!(
-        "im-server: configuration loaded and sockets bound, but the runtime endpoint is not \
-         wired into this binary yet (issue 5); exiting.\n\nresolved configuration:\n{}",
-        cfg.to_toml()
+    let sip_bound = local
+        .sip_udp
+        .first()
+        .or(local.sip_tcp.first())
+        .copied()
+        .unwrap_or(cfg.sip[0]);
+    let msrp_bound = local.msrp_tcp.first().copied().unwrap_or(cfg.msrp);
+    let mut ep = EndpointConfig::new(
+        advertised(&cfg, sip_bound),
+        advertised(&cfg, msrp_bound),
     );
-    let _ = shutdown_signal;
-    ExitCode::from(3)
-    // ===== RUNTIME END =====================================================================
+    ep.spec = cfg.machine_config();
+    ep.trusted_hosts = cfg.trusted_hosts.clone();
+    ep.timers = cfg.timer_config();
+    ep.max_message_size = cfg.limits.max_message_size;
+    ep.max_sessions = cfg.limits.max_sessions;
+    ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
+    ep.msrp_limits.max_body_bytes = cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);
+    ep.seed = random_seed();
+    let app = ServerApp { groups, router };
+    let core = Endpoint::new(ep, app);
+    let core = driver.run(core, shutdown_signal()).await;
+    tracing::info!(
+        live_sessions = core.live_sessions(),
+        stats = ?core.stats(),
+        "im-server stopped"
+    );
+    ExitCode::SUCCESS
+}
+
+/// The address to advertise for a socket bound to `bound`: `--advertise` when it is an IP
+/// literal, else the bound address. (A host name would need the endpoint to carry names in
+/// Via/Contact/`a=path`; it advertises IP addresses only for now.)
+fn advertised(cfg: &ServerConfig, bound: SocketAddr) -> SocketAddr {
+    let host = cfg.advertised_host(bound);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, bound.port()),
+        Err(_) => {
+            tracing::warn!(%host, "advertised host is not an IP literal; advertising the bound address");
+            bound
+        }
+    }
+}
+
+/// Per-process randomness for tags, branches and MSRP ids, from the standard library's
+/// randomly keyed hasher (no extra dependency; ids need unpredictability, not a CSPRNG).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(u64::from(std::process::id()));
+    h.finish()
 }
 
 /// The one clock read outside the runtime's IO layer: the first groups load happens before

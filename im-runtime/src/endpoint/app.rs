@@ -70,4 +70,9 @@ pub trait Application {
         contact: Option<SocketAddr>,
         expires: u32,
     ) -> bool;
+    /// Called with the current time before each initial request is handled, so the
+    /// application can refresh time-dependent state (group store reloads, location expiry).
+    fn on_request(&mut self, now: Instant) {
+        let _ = now;
+    }
 }

@@ -467,6 +467,7 @@ impl<A: Application> Endpoint<A> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        self.app.on_request(now);
         match method {
             Method::Options => {
                 let allow = self.allow_header();

@@ -1,0 +1,95 @@
+//! The application the endpoint runs: the machines generated from `specs/` (INVITE from the
+//! 5.2.1.1 spec, MESSAGE from the RFC 5365 exploder spec), the group store and the router.
+//! Nothing here decides a SIP status: every status comes from the specs.
+
+use crate::groups::GroupStore;
+use crate::router::Router;
+use im_runtime::endpoint::{Application, DynMachine};
+use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Machines generated from `specs/page_mode_group_invite.imspec` and its imports.
+pub mod invite_spec {
+    im_macros::imspec!("specs/page_mode_group_invite.imspec");
+}
+
+/// Machines generated from `specs/rfc5365_message_exploder.imspec`.
+pub mod message_spec {
+    im_macros::imspec!("specs/rfc5365_message_exploder.imspec");
+}
+
+/// The IM server application.
+pub struct ServerApp {
+    /// Pre-defined groups.
+    pub groups: GroupStore,
+    /// Invitee routing (IP literal, outbound proxy, REGISTER location table).
+    pub router: Router,
+}
+
+impl Application for ServerApp {
+    fn initial(&self, method: &Method) -> Option<Box<dyn DynMachine>> {
+        match method {
+            Method::Message => message_spec::initial(method),
+            _ => invite_spec::initial(method),
+        }
+    }
+
+    fn by_clause(&self, clause: &str) -> Option<Box<dyn DynMachine>> {
+        invite_spec::by_clause(clause).or_else(|| message_spec::by_clause(clause))
+    }
+
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        invite_spec::invitee_leg()
+    }
+
+    fn methods(&self) -> Vec<Method> {
+        let mut m = invite_spec::methods();
+        for x in message_spec::methods() {
+            if !m.contains(&x) {
+                m.push(x);
+            }
+        }
+        m
+    }
+
+    fn directory(&self) -> &dyn GroupDirectory {
+        &self.groups
+    }
+
+    fn router(&self) -> &dyn InviteeRouter {
+        &self.router
+    }
+
+    fn register(
+        &mut self,
+        now: Instant,
+        aor: &Uri,
+        contact: Option<SocketAddr>,
+        expires: u32,
+    ) -> bool {
+        self.router.set_now(now);
+        let Some(contact) = contact else {
+            return true;
+        };
+        // A full table is logged and the binding dropped; the REGISTER is still answered, as
+        // the location table is a convenience for standalone use, not a registrar service.
+        if let Err(e) = self.router.locations.register(
+            aor,
+            contact,
+            Duration::from_secs(u64::from(expires)),
+            now,
+        ) {
+            tracing::warn!(aor = %aor.raw, "location table: {e}");
+        }
+        true
+    }
+
+    fn on_request(&mut self, now: Instant) {
+        self.router.set_now(now);
+        let report = self.groups.reload_if_changed(now);
+        for p in &report.problems {
+            tracing::warn!(file = %p.file.display(), "group document skipped: {}", p.reason);
+        }
+    }
+}
