@@ -184,6 +184,11 @@ pub fn build_answer_to_session(
     }
     for item in items {
         if let SdpAnswerItem::Fixed(name, value) = item {
+            // A spec-given attribute the builder already wrote (e.g. `connection` with
+            // ComplementSetup) replaces it instead of appearing twice.
+            media
+                .attributes
+                .retain(|a| !a.attribute.eq_ignore_ascii_case(name));
             push(&mut media, name, value.as_deref());
         }
     }
