@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use im_runtime::endpoint::{Endpoint, EndpointConfig};
 use im_runtime::io::Driver;
+use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
 use im_server::groups::GroupStore;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
-use im_server::app::ServerApp;
 use im_server::router::{LocationTable, Router};
 use std::net::SocketAddr;
 
@@ -87,10 +87,7 @@ async fn serve(cfg: ServerConfig, groups: GroupStore, router: Router) -> ExitCod
         .copied()
         .unwrap_or(cfg.sip[0]);
     let msrp_bound = local.msrp_tcp.first().copied().unwrap_or(cfg.msrp);
-    let mut ep = EndpointConfig::new(
-        advertised(&cfg, sip_bound),
-        advertised(&cfg, msrp_bound),
-    );
+    let mut ep = EndpointConfig::new(advertised(&cfg, sip_bound), advertised(&cfg, msrp_bound));
     ep.spec = cfg.machine_config();
     ep.trusted_hosts = cfg.trusted_hosts.clone();
     ep.timers = cfg.timer_config();

@@ -1,9 +1,8 @@
 //! End-to-end tests: the `im-server` binary against SIPp scenarios in `tests/sipp/`.
 //!
-//! The tests marked `#[ignore = "needs the runtime endpoint (issue 5)"]` describe the
-//! behaviour expected once the endpoint is wired into `main.rs`; run them with
-//! `cargo test -p im-server --test e2e_sip -- --include-ignored`. The others run now: they
-//! check the harness, that every scenario loads in SIPp, and the binary's flag handling.
+//! Each test starts the real binary on free ports and drives it with SIPp as originator and
+//! as invitees; a few check the harness itself, that every scenario loads in SIPp, and the
+//! binary's flag handling. A missing SIPp fails the tests with the install command.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -17,14 +16,13 @@ use common::{Server, Sipp, group_folder, locate_sipp, scenario_dir};
 const UAC_SCENARIOS: &[&str] = &[
     "invite_pager",
     "invite_retransmit",
-    "cancel",
     "options",
     "malformed",
     "unknown_method",
     "require_unknown",
     "invite_resource_list",
 ];
-const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy"];
+const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy", "uas_ring_cancel"];
 
 /// Every scenario file is used by this list, so a new file cannot go unvalidated.
 #[test]
@@ -206,7 +204,7 @@ fn binary_check_and_print_config() {
     assert_eq!(again.stdout, out.stdout);
 }
 
-// ---- behaviour that needs the runtime endpoint ------------------------------------------
+// ---- behaviour of the running server ---------------------------------------------------
 
 const GROUP: &str = "sip:e2e@example.com";
 const ALICE: &str = "sip:alice@example.com";
@@ -219,14 +217,12 @@ fn uac(name: &str, server: &Server, target: &str) -> Sipp {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn server_starts_and_listens() {
     let s = Server::start(&[]);
     assert_ne!(s.sip.port(), 0);
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn options_gets_200_with_allow_over_udp_and_tcp() {
     let s = Server::start(&[]);
     let run = uac("options", &s, "sip:example.com").run();
@@ -236,7 +232,6 @@ fn options_gets_200_with_allow_over_udp_and_tcp() {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn unknown_method_gets_501() {
     let s = Server::start(&[]);
     let run = uac("unknown_method", &s, "sip:friends@example.com").run();
@@ -244,7 +239,6 @@ fn unknown_method_gets_501() {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn malformed_request_gets_400() {
     let s = Server::start(&[]);
     let run = uac("malformed", &s, "sip:friends@example.com").run();
@@ -252,7 +246,6 @@ fn malformed_request_gets_400() {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn unknown_require_gets_420_with_unsupported() {
     let s = Server::start(&[]);
     let run = uac("require_unknown", &s, "sip:friends@example.com").run();
@@ -274,7 +267,6 @@ fn invitees(scenarios: &[&str]) -> (Vec<common::SippProc>, Vec<String>) {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn pager_invite_to_group_reaches_every_member() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
     let mut members = uris.clone();
@@ -291,7 +283,6 @@ fn pager_invite_to_group_reaches_every_member() {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn retransmitted_invite_fans_out_once_with_the_same_answer() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
     let mut members = uris.clone();
@@ -306,25 +297,31 @@ fn retransmitted_invite_fans_out_once_with_the_same_answer() {
     }
 }
 
+/// CANCEL before the answer (RFC 3261 §9.1), sent by the server: an invitee that rings
+/// longer than `--invite-timeout` is cancelled by the spec's 7.9.1.4 rule `ring_too_long`; the
+/// invitee's scenario only succeeds when the CANCEL comes and its 487 is ACKed.
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
-fn cancel_before_answer_is_handled() {
-    let (_uas, uris) = invitees(&["uas_answer"]);
+fn server_cancels_an_invitee_that_rings_too_long() {
+    let (uas, uris) = invitees(&["uas_ring_cancel", "uas_answer"]);
     let mut members = uris.clone();
     members.push(ALICE.to_owned());
     let groups = group_folder(GROUP, &members);
-    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
-    let run = uac("cancel", &s, GROUP).run();
+    let s = Server::start(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--invite-timeout",
+        "1s",
+    ]);
+    let run = uac("invite_pager", &s, GROUP).run();
     assert!(run.success(), "{run:?}\n{}", s.log());
-    // Either outcome is valid, but one of them must have happened.
-    assert!(
-        run.messages.contains("SIP/2.0 487") || run.messages.contains("BYE sip:"),
-        "{run:?}"
-    );
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "invitee: {r:?}\n{}", s.log());
+        assert_eq!(r.received_invites(), 1, "{r:?}");
+    }
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn resource_list_invite_reaches_both_invitees() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
     let s = Server::start(&[]);
@@ -347,7 +344,6 @@ fn resource_list_invite_reaches_both_invitees() {
 }
 
 #[test]
-#[ignore = "needs the runtime endpoint (issue 5)"]
 fn busy_invitee_fails_its_leg_only() {
     let (uas, uris) = invitees(&["uas_answer", "uas_busy"]);
     let s = Server::start(&[]);
