@@ -34,6 +34,13 @@ pub fn asserted_identity(facts: &Facts) -> &Uri {
     facts.asserted_identity.as_ref().unwrap_or(&EMPTY_URI)
 }
 
+/// `sdp.present`: the request carries an SDP offer. A call rather than `sdp.is_some()` so
+/// that `not sdp.present` expands to `!sdp_present(..)`, which clippy's `nonminimal_bool`
+/// accepts in `include!`d (build-script) output.
+pub fn sdp_present(facts: &Facts) -> bool {
+    facts.sdp.is_some()
+}
+
 /// `sdp.media`: the offer's media sections, none when there is no SDP.
 pub fn sdp_media(facts: &Facts) -> &[SdpMedia] {
     facts
@@ -376,6 +383,7 @@ mod tests {
         assert_eq!(method(&f), "");
         assert_eq!(asserted_identity(&f), &Uri::default());
         assert!(sdp_media(&f).is_empty());
+        assert!(!sdp_present(&f));
         assert_eq!(status(&f), 0);
         assert_eq!(header(&f, "Subject"), "");
         assert!(!has_header(&f, "Subject"));

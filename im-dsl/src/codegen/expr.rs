@@ -337,7 +337,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::RequestSupported => quote!(__facts.supported.as_slice()),
         Fact::BodyParts => quote!(__facts.parts.as_slice()),
         Fact::Recipients => quote!(__facts.recipients.as_slice()),
-        Fact::SdpPresent => quote!(__facts.sdp.is_some()),
+        Fact::SdpPresent => quote!(#p::sdp_present(__facts)),
         Fact::SdpMedia => quote!(#p::sdp_media(__facts)),
         Fact::ResponseStatus => quote!(#p::status(__facts)),
         Fact::ConfigDomain => quote!(__env.config.domain.as_str()),
@@ -487,7 +487,7 @@ mod tests {
         ]);
         assert_eq!(
             compile(&e),
-            "__facts . sdp . is_some () && (true || __env . config . tb_granted)"
+            ":: im_runtime :: __private :: sdp_present (__facts) && (true || __env . config . tb_granted)"
         );
     }
 

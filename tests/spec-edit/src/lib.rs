@@ -1,0 +1,32 @@
+//! Test-only crate (see `build.rs` and `tests/edit.rs`): the generated machines of the seed
+//! spec as written, and of a copy edited by the build script, side by side.
+
+/// `specs/page_mode_group_invite.imspec` as written.
+pub mod original {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/original/page_mode_group_invite.rs"
+    ));
+}
+
+/// The same spec after the build script's edits: one status code (`404` → `410`) and one
+/// condition (`count(recipients) > config.max_recipients` → `count(recipients) > 1`).
+pub mod edited {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/edited/page_mode_group_invite.rs"
+    ));
+}
+
+/// `specs/rfc5365_message_exploder.imspec`, compiled by the build script (for clippy).
+pub mod exploder {
+    include!(concat!(env!("OUT_DIR"), "/all/rfc5365_message_exploder.rs"));
+}
+
+/// The codegen fixture of im-dsl, compiled by the build script (for clippy).
+pub mod fixture {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/fixtures/extension_method_and_msrp.rs"
+    ));
+}
