@@ -362,3 +362,21 @@ fn busy_invitee_fails_its_leg_only() {
         assert!(r.success(), "invitee: {r:?}\n{}", s.log());
     }
 }
+
+/// The same group INVITE/200/ACK/BYE over TCP: responses and the server's BYE travel on the
+/// originator's connection.
+#[test]
+fn pager_invite_over_tcp_reaches_every_member() {
+    let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
+    let mut members = uris.clone();
+    members.push(ALICE.to_owned());
+    let groups = group_folder(GROUP, &members);
+    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let run = uac("invite_pager", &s, GROUP).tcp().run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "invitee: {r:?}\n{}", s.log());
+        assert_eq!(r.received_invites(), 1, "{r:?}");
+    }
+}
