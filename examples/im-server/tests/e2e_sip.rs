@@ -21,8 +21,11 @@ const UAC_SCENARIOS: &[&str] = &[
     "unknown_method",
     "require_unknown",
     "invite_resource_list",
+    "message_text",
+    "message_list",
+    "message_list_cpim",
 ];
-const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy", "uas_ring_cancel"];
+const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy", "uas_ring_cancel", "uas_message"];
 
 /// Every scenario file is used by this list, so a new file cannot go unvalidated.
 #[test]
@@ -81,6 +84,7 @@ fn scenarios_load_in_sipp() {
             .key("from", "sip:alice@example.com")
             .key("invitee1", "sip:bob@127.0.0.1:5999")
             .key("invitee2", "sip:carol@127.0.0.1:5998")
+            .key("invitee3", "sip:dave@127.0.0.1:5997")
             .timeouts(Duration::from_millis(500), Duration::from_secs(3))
             .run();
         assert_no_scenario_error(name, &run);
