@@ -129,7 +129,8 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_msrp_message: Option<u64>,
 
-    /// Most concurrent sessions; more get 486 (Busy Here). [default: 1000]
+    /// Most concurrent sessions; more get 503 (Service Unavailable) with Retry-After.
+    /// [default: 1000]
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_sessions: Option<u64>,
 
@@ -188,7 +189,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 64 * 1024,
-            max_recipients: 100,
+            max_recipients: 100, // not a SIP status: a count of recipients
             max_msrp_chunk: 64 * 1024,
             max_msrp_message: 1 << 20,
             max_sessions: 1000,
@@ -678,7 +679,7 @@ impl ServerConfig {
         for (key, n, min) in [
             ("limits.max_message_size", l.max_message_size, 1024),
             ("limits.max_recipients", l.max_recipients, 1),
-            ("limits.max_msrp_chunk", l.max_msrp_chunk, 256),
+            ("limits.max_msrp_chunk", l.max_msrp_chunk, 256), // not a SIP status: octets
             ("limits.max_sessions", l.max_sessions, 1),
             ("limits.max_connections", l.max_connections, 1),
         ] {
