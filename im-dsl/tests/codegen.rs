@@ -32,9 +32,14 @@ fn expand(path: &Path) -> String {
     };
     assert!(!sources.files.is_empty());
     let tokens = im_dsl::codegen::generate(&spec);
-    let file = syn::parse2::<syn::File>(tokens).expect("the output parses as a Rust file");
+    // Replace the checkout's path before formatting: prettyplease breaks lines by width, so
+    // replacing afterwards would make the layout depend on where the repository lives.
     let root = workspace().canonicalize().expect("root");
-    prettyplease::unparse(&file).replace(&*root.to_string_lossy(), "$WORKSPACE")
+    let text = tokens
+        .to_string()
+        .replace(&*root.to_string_lossy(), "$WORKSPACE");
+    let file = syn::parse_str::<syn::File>(&text).expect("the output parses as a Rust file");
+    prettyplease::unparse(&file)
 }
 
 fn snapshot_dir(dir: &Path, prefix: &str) -> usize {
