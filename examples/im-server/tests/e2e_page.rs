@@ -9,14 +9,16 @@
 //! * copyControl (RFC 5364): list recipients see a `recipient-list-history` part with the
 //!   to/cc entries, never a bcc one; the original list is never passed on;
 //! * limits: more recipients than `--max-recipients` → 403 with a Warning naming the limit;
-//! * an unknown group → 404, a non-member → 403, no list to the factory → 403.
+//! * an unknown group → 404, a non-member → 403, no list to the factory → 403, a list with
+//!   no message → 400, `Require: recipient-list-message` without a list → 400;
+//! * a retransmitted MESSAGE is answered from its transaction and exploded once.
 
 #![allow(clippy::disallowed_methods)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{Server, Sipp, SippProc, SippRun, group_folder};
@@ -329,6 +331,99 @@ fn group_message_reaches_each_member_once_as_sent() {
         alice.drain(Duration::from_millis(300)),
         Vec::<String>::new(),
         "the sender must not get its own message"
+    );
+}
+
+/// A page-mode MESSAGE to `target` from Alice, text/plain, as sent from `via`.
+fn raw_message(target: &str, via: SocketAddr, extra: &str, call: &str) -> String {
+    let body = "imspec page mode, raw";
+    format!(
+        "MESSAGE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK-{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={call}\r\nTo: <{target}>\r\n\
+         Call-ID: {call}@e2e-page\r\nCSeq: 1 MESSAGE\r\n{extra}\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The same MESSAGE twice, 300 ms apart (a UDP retransmission, RFC 3261 §17.2.2): both
+/// copies are answered by one transaction (two 202s with the same To-tag) and the group is
+/// exploded once. Sent from a plain socket: SIPp takes a repeated identical response for a
+/// retransmission and cannot await it.
+#[test]
+fn retransmitted_message_is_answered_twice_and_exploded_once() {
+    let (uas, uris) = recipients(2);
+    let members = vec![
+        uris[0].clone(),
+        uris[1].clone(),
+        "sip:alice@example.com".to_owned(),
+    ];
+    let groups = group_folder(GROUP, &members);
+    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let me = Inbox::new();
+    let req = raw_message(GROUP, me.sock.local_addr().unwrap(), "", "rtx");
+    me.sock.send_to(req.as_bytes(), s.sip).unwrap();
+    let mut got = me.drain(Duration::from_millis(300));
+    me.sock.send_to(req.as_bytes(), s.sip).unwrap();
+    got.extend(me.drain(Duration::from_millis(500)));
+    let answers: Vec<&String> = got.iter().filter(|m| m.starts_with("SIP/2.0 2")).collect();
+    assert_eq!(answers.len(), 2, "{got:?}\n{}", s.log());
+    for a in &answers {
+        assert!(a.starts_with("SIP/2.0 202 "), "{a}");
+    }
+    let to = |m: &str| m.lines().find(|l| l.starts_with("To:")).map(str::to_owned);
+    assert_eq!(
+        to(answers[0]),
+        to(answers[1]),
+        "one transaction, one To-tag"
+    );
+    for (i, p) in uas.into_iter().enumerate() {
+        let r = p.wait();
+        assert!(r.success(), "member {i}: {r:?}\n{}", s.log());
+        assert_eq!(messages_received(&r).len(), 1, "one copy: {r:?}");
+    }
+}
+
+#[test]
+fn list_without_message_gets_400_and_nobody_a_copy() {
+    let bob = Inbox::new();
+    let s = Server::start(&[]);
+    // The scenario requires the 400 and its Warning.
+    let run = sender("message_list_only", &s, FACTORY, "sip:alice@example.com")
+        .key("invitee1", &bob.uri("bob"))
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    assert_eq!(bob.drain(Duration::from_millis(300)), Vec::<String>::new());
+}
+
+#[test]
+fn require_without_list_to_a_group_gets_400() {
+    // The spec's rule require_without_list: the option tag claims a list the body lacks.
+    let inbox = Inbox::new();
+    let members = [inbox.uri("bob"), "sip:alice@example.com".to_owned()];
+    let groups = group_folder(GROUP, &members);
+    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let me = Inbox::new();
+    let req = raw_message(
+        GROUP,
+        me.sock.local_addr().unwrap(),
+        "Require: recipient-list-message\r\n",
+        "reqonly",
+    );
+    me.sock.send_to(req.as_bytes(), s.sip).unwrap();
+    let got = me.drain(Duration::from_secs(1));
+    let answer = got
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 4"))
+        .unwrap_or_else(|| panic!("no answer: {got:?}\n{}", s.log()));
+    assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    assert!(
+        answer.contains("without a recipient-list body part"),
+        "{answer}"
+    );
+    assert_eq!(
+        inbox.drain(Duration::from_millis(200)),
+        Vec::<String>::new()
     );
 }
 

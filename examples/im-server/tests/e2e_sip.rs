@@ -24,6 +24,7 @@ const UAC_SCENARIOS: &[&str] = &[
     "message_text",
     "message_list",
     "message_list_cpim",
+    "message_list_only",
 ];
 const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy", "uas_ring_cancel", "uas_message"];
 
