@@ -1402,8 +1402,38 @@ impl<A: Application> Endpoint<A> {
     }
 
     /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
-    /// an outcome (or no message will come).
+    /// an outcome (or no message will come); then ends the legs that are done.
     fn check_settled(&mut self, now: Instant, sid: SessionId) {
+        self.settle(now, sid);
+        self.end_finished_legs(now, sid);
+    }
+
+    /// A pager-mode leg exists to carry one copy of the message. Once the legs have
+    /// settled (each connected leg's copy has an outcome) and the originator's side is over
+    /// (the spec BYE'd it after its report, or the originator hung up), nothing can come
+    /// over a connected leg any more: BYE it, so that the session can end. The invitee-leg
+    /// procedure may BYE a leg itself; `bye_leg` ignores a leg already ended.
+    fn end_finished_legs(&mut self, now: Instant, sid: SessionId) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let originator_over = s.originator_gone || s.dialog.as_ref().is_some_and(|d| d.ended);
+        if !s.settled_sent || !originator_over {
+            return;
+        }
+        let connected: Vec<usize> = s
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.status == LegStatus::Connected)
+            .map(|(i, _)| i)
+            .collect();
+        for i in connected {
+            self.bye_leg(now, sid, i);
+        }
+    }
+
+    fn settle(&mut self, now: Instant, sid: SessionId) {
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };
@@ -1632,12 +1662,15 @@ impl<A: Application> Endpoint<A> {
                 let machines_done = s.answered.is_some();
                 // A client transaction in Completed only absorbs retransmitted final
                 // answers (Timer D/K) with no use for the session, so it does not hold it.
+                // Nor does an INVITE client transaction in Accepted (RFC 6026 Timer M,
+                // 64·T1): it waits for 2xx retransmissions, which matter only while the
+                // leg's dialog lives, and every leg is over here (else a finished session
+                // would stay live for 32 s after its last BYE was answered).
                 let in_flight = self.by_client_tsx.iter().any(|(k, (x, _))| {
                     x == &s.id
-                        && self
-                            .tsx
-                            .state(Role::Client, k)
-                            .is_some_and(|st| st != tsx::TsxState::Completed)
+                        && self.tsx.state(Role::Client, k).is_some_and(|st| {
+                            st != tsx::TsxState::Completed && st != tsx::TsxState::Accepted
+                        })
                 });
                 originator_done && legs_done && machines_done && !in_flight
             })
