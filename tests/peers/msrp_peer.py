@@ -5,10 +5,19 @@ Subcommands (events are printed as JSON lines, one object per line):
 
   send   connect to --connect HOST:PORT (or --listen HOST:PORT and accept one connection),
          send one message (chunked with --chunk-size), then wait for the transaction responses
-         and success/failure REPORTs it asked for.
+         and success/failure REPORTs it asked for. When listening (the passive side, RFC 4975
+         section 5.4) it first waits for the active side's binding SEND; --to-path-file FILE
+         reads the To-Path from FILE once it appears (the path may be learnt after the peer
+         has to listen, e.g. from a SIP answer).
   recv   listen (or connect), answer SENDs (200 unless Failure-Report forbids it, or the code
          given by --respond), reassemble chunks by Message-ID and Byte-Range, send a success
          REPORT when asked, write the message bytes to --out (a path or '-' for stdout).
+  serve  listen on --listen HOST:PORT and accept any number of connections (one thread each),
+         answer SENDs, reassemble each message per session (the session id of the first
+         To-Path URI) and Message-ID, and report every complete message as
+         {"event": "message", "session": ..., "length": ..., "sha256": ...}; --out-dir DIR also
+         writes its bytes to DIR/<session>.<n>.bin. Exits after --count messages (0: run
+         until --timeout, which is then not an error).
   parse  read a byte stream from stdin and print each frame it contains (body in base64).
 
 Everything has a timeout (--timeout, default 10 s) so the peer never hangs; a timeout
@@ -17,11 +26,13 @@ prints {"event": "timeout"} and exits with status 2. Protocol errors exit with s
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import secrets
 import socket
 import sys
+import threading
 import time
 
 FLAGS = b"$+#"
@@ -256,6 +267,25 @@ def cmd_send(args, out):
         data = (args.data or "").encode()
     sock = open_connection(args, out)
     conn = Connection(sock, args.timeout, out)
+    if args.listen:
+        # RFC 4975 section 5.4: the passive side learns which session the connection carries
+        # from the active side's first SEND; it does not send before that.
+        while True:
+            f = conn.next_frame()
+            if f is None:
+                emit(out, event="closed")
+                return 1
+            if f.method is None:
+                emit(out, event="response", code=f.code, comment=f.comment, **frame_event(f))
+                continue
+            emit(out, event="bound", method=f.method, **frame_event(f))
+            answer_request(conn, f)
+            break
+    to_path = args.to_path
+    if args.to_path_file:
+        to_path = wait_for_file(args.to_path_file, conn.deadline).split()
+    if not to_path:
+        raise ProtocolError("no To-Path: give --to-path or --to-path-file")
     mid = args.message_id or new_id()
     size = max(1, args.chunk_size or len(data) or 1)
     total = len(data)
@@ -264,7 +294,7 @@ def cmd_send(args, out):
     while True:
         end = min(offset + size, total)
         tid = new_id()
-        headers = [("To-Path", " ".join(args.to_path)), ("From-Path", " ".join(args.from_path)),
+        headers = [("To-Path", " ".join(to_path)), ("From-Path", " ".join(args.from_path)),
                    ("Message-ID", mid), ("Byte-Range", "%d-%d/%d" % (offset + 1, end, total))]
         if args.success_report:
             headers.append(("Success-Report", args.success_report))
@@ -308,7 +338,7 @@ def cmd_send(args, out):
                     pending.clear()
             else:
                 emit(out, event="request", method=f.method, **frame_event(f))
-                respond(conn, f, 501, "Unknown Method")
+                answer_request(conn, f)
     except TimeoutError:
         emit(out, event="timeout", pending=sorted(pending), reported=reported)
         return 2
@@ -407,6 +437,176 @@ def cmd_recv(args, out):
     return 0
 
 
+def wait_for_file(path, deadline):
+    """The stripped content of `path` once it exists and is not empty."""
+    while True:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+            if text:
+                return text
+        except FileNotFoundError:
+            pass
+        if time.monotonic() >= deadline:
+            raise TimeoutError()
+        time.sleep(0.02)
+
+
+def answer_request(conn, f):
+    """A request that is not part of what this peer is doing: SEND (e.g. an empty binding
+    SEND) gets 200 unless Failure-Report forbids a response (RFC 4975 section 7.1.2), REPORT
+    never gets one (section 7.1.2), anything else 501."""
+    if f.method == "SEND":
+        if (f.header("Failure-Report") or "yes").lower() == "yes":
+            respond(conn, f, 200, "OK")
+    elif f.method != "REPORT":
+        respond(conn, f, 501, "Unknown Method")
+
+
+class Server:
+    """State shared by the connection threads of `serve`."""
+
+    def __init__(self, args, out):
+        self.args = args
+        self.out = out
+        self.lock = threading.Lock()
+        self.done = 0
+        self.finished = threading.Event()
+        self.per_session = {}
+
+    def emit(self, **event):
+        with self.lock:
+            emit(self.out, **event)
+
+    def message(self, session, mid, ctype, data):
+        with self.lock:
+            n = self.per_session.get(session, 0) + 1
+            self.per_session[session] = n
+            ev = {"session": session, "message_id": mid, "content_type": ctype,
+                  "length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            if self.args.out_dir:
+                name = os.path.join(self.args.out_dir, "%s.%d.bin" % (safe_name(session), n))
+                with open(name, "wb") as fh:
+                    fh.write(data)
+                ev["file"] = name
+            emit(self.out, event="message", **ev)
+            self.done += 1
+            if self.args.count and self.done >= self.args.count:
+                self.finished.set()
+
+
+def safe_name(session):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in session) or "_"
+
+
+def session_of(path_value):
+    """The session id of the first URI of a path header (msrp://host:port/SESSION;tcp)."""
+    first = (path_value or "").split()[0] if path_value else ""
+    rest = first.split("://", 1)[-1]
+    _, _, tail = rest.partition("/")
+    return tail.split(";", 1)[0]
+
+
+def serve_connection(server, sock, peer):
+    args = server.args
+    server.emit(event="accepted", peer="%s:%s" % peer[:2])
+    conn = Connection(sock, args.timeout, server.out)
+    messages = {}
+    try:
+        while not server.finished.is_set():
+            try:
+                f = conn.next_frame()
+            except TimeoutError:
+                return
+            if f is None:
+                server.emit(event="closed", peer="%s:%s" % peer[:2])
+                return
+            ev = frame_event(f)
+            if f.method is None:
+                server.emit(event="response", code=f.code, comment=f.comment, **ev)
+                continue
+            if f.method != "SEND":
+                server.emit(event="request", method=f.method, **ev)
+                answer_request(conn, f)
+                continue
+            session = session_of(f.header("To-Path"))
+            body = f.body
+            server.emit(event="chunk", session=session, length=len(body or b""), **ev)
+            failure = (f.header("Failure-Report") or "yes").lower()
+            code = args.respond if body is not None else 200
+            if failure == "yes" or (failure == "partial" and code != 200):
+                respond(conn, f, code, "OK" if code == 200 else "Refused")
+            if code != 200 or body is None:
+                continue
+            mid = f.header("Message-ID")
+            rng = f.header("Byte-Range")
+            start, _, total = parse_range(rng) if rng else (1, len(body), len(body))
+            key = (session, mid)
+            m = messages.setdefault(key, {"data": bytearray(), "have": set(), "total": None,
+                                          "type": f.content_type})
+            if len(m["data"]) < start - 1 + len(body):
+                m["data"].extend(b"\0" * (start - 1 + len(body) - len(m["data"])))
+            m["data"][start - 1:start - 1 + len(body)] = body
+            m["have"].update(range(start - 1, start - 1 + len(body)))
+            if total is not None:
+                m["total"] = total
+            elif f.flag == "$":
+                m["total"] = start - 1 + len(body)
+            if f.flag == "#":
+                server.emit(event="aborted", session=session, message_id=mid,
+                            received=len(m["have"]))
+                del messages[key]
+                continue
+            if f.flag == "$" and m["total"] is not None and len(m["have"]) != m["total"]:
+                server.emit(event="incomplete", session=session, message_id=mid,
+                            received=len(m["have"]), total=m["total"])
+            if m["total"] is not None and len(m["have"]) == m["total"]:
+                data = bytes(m["data"][:m["total"]])
+                del messages[key]
+                if (f.header("Success-Report") or "no").lower() == "yes":
+                    rep_headers = [("To-Path", f.header("From-Path")),
+                                   ("From-Path", f.header("To-Path").split()[-1]),
+                                   ("Message-ID", mid),
+                                   ("Byte-Range", "1-%d/%d" % (len(data), len(data))),
+                                   ("Status", "000 200 OK")]
+                    conn.send(build(new_id(), "REPORT", rep_headers))
+                server.message(session, mid, m["type"], data)
+    except (ProtocolError, UnicodeDecodeError, ValueError) as e:
+        server.emit(event="error", peer="%s:%s" % peer[:2], reason=str(e))
+    except OSError as e:
+        server.emit(event="error", peer="%s:%s" % peer[:2], reason="io: %s" % e)
+    finally:
+        sock.close()
+
+
+def cmd_serve(args, out):
+    host, _, port = args.listen.rpartition(":")
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(128)
+    server = Server(args, out)
+    emit(out, event="listening", port=srv.getsockname()[1])
+    deadline = time.monotonic() + args.timeout
+    srv.settimeout(0.1)
+    while not server.finished.is_set():
+        if time.monotonic() >= deadline:
+            srv.close()
+            server.emit(event="timeout", done=server.done)
+            return 2 if args.count else 0
+        try:
+            sock, peer = srv.accept()
+        except socket.timeout:
+            continue
+        sock.settimeout(None)
+        threading.Thread(target=serve_connection, args=(server, sock, peer), daemon=True).start()
+    srv.close()
+    # Let the last responses and REPORTs go out before the process ends.
+    time.sleep(0.2)
+    server.emit(event="done", done=server.done)
+    return 0
+
+
 def respond(conn, req, code, comment):
     """RFC 4975 section 7.2: To-Path is the previous hop (first URI of the request's
     From-Path), From-Path is this hop (first URI of its To-Path)."""
@@ -436,7 +636,10 @@ def main():
         g.add_argument("--listen", metavar="HOST:PORT", help="passive: accept one connection")
         s.add_argument("--timeout", type=float, default=10.0)
     s = sub.choices["send"]
-    s.add_argument("--to-path", nargs="+", required=True)
+    tp = s.add_mutually_exclusive_group(required=True)
+    tp.add_argument("--to-path", nargs="+")
+    tp.add_argument("--to-path-file", metavar="FILE",
+                    help="read the To-Path from FILE once it exists (waits up to --timeout)")
     s.add_argument("--from-path", nargs="+", required=True)
     s.add_argument("--message-id")
     s.add_argument("--content-type", default="text/plain")
@@ -449,11 +652,17 @@ def main():
     r.add_argument("--out", help="file to append message bytes to, '-' for stdout")
     r.add_argument("--respond", type=int, default=200, help="status code for SENDs")
     r.add_argument("--count", type=int, default=1, help="messages to receive before exiting")
+    v = sub.add_parser("serve")
+    v.add_argument("--listen", metavar="HOST:PORT", required=True)
+    v.add_argument("--timeout", type=float, default=10.0)
+    v.add_argument("--out-dir", help="write each message to DIR/<session>.<n>.bin")
+    v.add_argument("--respond", type=int, default=200, help="status code for SENDs with a body")
+    v.add_argument("--count", type=int, default=0, help="messages to receive before exiting")
     sub.add_parser("parse")
     args = ap.parse_args()
     out = sys.stdout
     try:
-        rc = {"send": cmd_send, "recv": cmd_recv, "parse": cmd_parse}[args.cmd](args, out)
+        rc = {"send": cmd_send, "recv": cmd_recv, "serve": cmd_serve, "parse": cmd_parse}[args.cmd](args, out)
     except TimeoutError:
         emit(sys.stdout, event="timeout")
         rc = 2

@@ -25,8 +25,17 @@ const UAC_SCENARIOS: &[&str] = &[
     "message_list",
     "message_list_cpim",
     "message_list_only",
+    "pager_msrp",
+    "pager_msrp_list",
+    "invite_refused",
 ];
-const UAS_SCENARIOS: &[&str] = &["uas_answer", "uas_busy", "uas_ring_cancel", "uas_message"];
+const UAS_SCENARIOS: &[&str] = &[
+    "uas_answer",
+    "uas_busy",
+    "uas_ring_cancel",
+    "uas_message",
+    "uas_msrp",
+];
 
 /// Every scenario file is used by this list, so a new file cannot go unvalidated.
 #[test]
@@ -86,6 +95,12 @@ fn scenarios_load_in_sipp() {
             .key("invitee1", "sip:bob@127.0.0.1:5999")
             .key("invitee2", "sip:carol@127.0.0.1:5998")
             .key("invitee3", "sip:dave@127.0.0.1:5997")
+            .key("msrp_port", "7654")
+            .key("setup", "a=setup:active")
+            .key("answer_setup", "a=setup:passive")
+            .key("accept", "text/plain")
+            .key("cp_ns", "urn:ietf:params:xml:ns:copycontrol")
+            .key("entries", "<entry uri=\"sip:bob@127.0.0.1:5999\"/>")
             .timeouts(Duration::from_millis(500), Duration::from_secs(3))
             .run();
         assert_no_scenario_error(name, &run);
@@ -112,6 +127,7 @@ fn scenarios_load_in_sipp() {
     }
     for name in UAS_SCENARIOS {
         let run = Sipp::new(name)
+            .key("msrp_port", "7655")
             .timeouts(Duration::from_millis(500), Duration::from_secs(2))
             .run();
         assert_no_scenario_error(name, &run);

@@ -8,7 +8,12 @@
 //!   dropped (also when the test panics).
 //! * [`Sipp`] runs a scenario from `tests/sipp/` with `-m`, a receive timeout, a global
 //!   timeout and error/message traces in a temp folder, and returns the exit status and logs.
-//!   [`Sipp::spawn`] runs one in the background (invitee UAS scenarios).
+//!   [`Sipp::spawn`] runs one in the background (invitee UAS scenarios); a scenario's `<log>`
+//!   actions go to a log file that [`SippProc::wait_for_log`] reads while it runs.
+//! * [`MsrpPeer`] runs `tests/peers/msrp_peer.py` (a stdlib Python MSRP peer written from
+//!   RFC 4975, independent of the Rust code) and parses the JSON events it prints; a missing
+//!   `python3` **fails** with the install command.
+//! * [`SipLog`] splits a SIPp message log into the messages it received.
 
 // Real sockets and real processes: this harness measures wall-clock time on purpose.
 #![allow(clippy::disallowed_methods)]
@@ -143,6 +148,8 @@ impl Server {
             .arg("--log")
             .arg("debug")
             .args(extra)
+            // Plain log lines, so tests can match `field=value`.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -174,6 +181,35 @@ impl Server {
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM (a graceful shutdown: main.rs logs `im-server stopped live_sessions=N`
+    /// on the way out) and waits up to 10 s for the exit. Returns the exit status, killing
+    /// the server when it does not stop in time.
+    pub(crate) fn terminate(&mut self) -> Option<ExitStatus> {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "could not send SIGTERM to im-server"
+        );
+        wait_with_deadline(&mut self.child, Duration::from_secs(10)).0
+    }
+
+    /// Waits up to `limit` until the server's log contains `needle`.
+    pub(crate) fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -221,6 +257,8 @@ pub(crate) struct SippRun {
     pub(crate) errors: String,
     /// The `-trace_msg` log (every message sent and received).
     pub(crate) messages: String,
+    /// The `-trace_logs` log (what the scenario's `<log>` actions wrote).
+    pub(crate) logs: String,
     /// The folder with the logs, kept while this value lives.
     pub(crate) dir: tempfile::TempDir,
 }
@@ -352,7 +390,9 @@ impl Sipp {
             .args(["-nostdin", "-trace_err", "-error_file"])
             .arg(dir.path().join("errors.log"))
             .args(["-trace_msg", "-message_file"])
-            .arg(dir.path().join("messages.log"));
+            .arg(dir.path().join("messages.log"))
+            .args(["-trace_logs", "-log_file"])
+            .arg(dir.path().join("logs.log"));
         for (k, v) in &self.keys {
             cmd.args(["-key", k, v]);
         }
@@ -400,7 +440,34 @@ impl SippProc {
             stderr: read(&p.join("stderr.log")),
             errors: read(&p.join("errors.log")),
             messages: read(&p.join("messages.log")),
+            logs: read(&p.join("logs.log")),
             dir,
+        }
+    }
+
+    /// Waits up to `limit` for a line of the scenario's `<log>` output starting with
+    /// `prefix` and returns the rest of it (trimmed). `None` when SIPp ended or time ran out.
+    pub(crate) fn wait_for_log(&mut self, prefix: &str, limit: Duration) -> Option<String> {
+        let file = self.dir.as_ref()?.path().join("logs.log");
+        let end = Instant::now() + limit;
+        loop {
+            // A line counts once its newline is there: SIPp may flush mid-line.
+            let text = read(&file);
+            for line in text.split_inclusive('\n') {
+                if let Some(rest) = line.strip_prefix(prefix)
+                    && line.ends_with('\n')
+                {
+                    return Some(rest.trim().to_owned());
+                }
+            }
+            let running = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if !running || Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -442,4 +509,178 @@ pub(crate) fn group_folder(group: &str, members: &[String]) -> tempfile::TempDir
     );
     std::fs::write(dir.path().join("e2e.xml"), doc).expect("write group");
     dir
+}
+
+/// The Debian/Ubuntu command that installs Python 3 (for the MSRP peer).
+pub(crate) const INSTALL_PYTHON: &str = "apt-get install -y python3";
+
+/// `tests/peers/msrp_peer.py` at the workspace root.
+pub(crate) fn msrp_peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/msrp_peer.py")
+}
+
+/// `python3`; panics with the install command when it cannot run.
+pub(crate) fn python3() -> PathBuf {
+    let probe = Command::new("python3").arg("--version").output();
+    match probe {
+        Ok(o) if o.status.success() => PathBuf::from("python3"),
+        _ => panic!(
+            "python3 not found on PATH: the MSRP end-to-end tests run the Python MSRP peer \
+             tests/peers/msrp_peer.py. Install it with `{INSTALL_PYTHON}`"
+        ),
+    }
+}
+
+/// One run of the Python MSRP peer; killed on drop. Its stdout (JSON lines) goes to a file.
+pub(crate) struct MsrpPeer {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+    /// A temp folder for the peer's files (`--out-dir`, input data, path files).
+    pub(crate) dir: tempfile::TempDir,
+    limit: Duration,
+}
+
+impl MsrpPeer {
+    /// Starts `msrp_peer.py <args>`; `limit` bounds [`MsrpPeer::wait`] (the peer's own
+    /// `--timeout` should be shorter). `{dir}` in an argument is replaced by [`MsrpPeer::dir`].
+    pub(crate) fn spawn(dir: tempfile::TempDir, args: &[&str], limit: Duration) -> MsrpPeer {
+        let out = dir.path().join("peer.out");
+        let err = dir.path().join("peer.err");
+        let d = dir.path().to_str().expect("utf-8 temp path").to_owned();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
+        let child = Command::new(python3())
+            .arg(msrp_peer_script())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("peer log"))
+            .stderr(std::fs::File::create(&err).expect("peer log"))
+            .spawn()
+            .expect("spawn msrp_peer.py");
+        MsrpPeer {
+            child: Some(child),
+            out,
+            err,
+            dir,
+            limit,
+        }
+    }
+
+    /// The events printed so far.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        read(&self.out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits up to `limit` for an event named `name`.
+    pub(crate) fn wait_for_event(&self, name: &str, limit: Duration) -> Option<serde_json::Value> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| e["event"] == name) {
+                return Some(e);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the exit (killing it after the limit) and returns the exit code.
+    pub(crate) fn wait(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        wait_with_deadline(&mut child, self.limit)
+            .0
+            .and_then(|s| s.code())
+    }
+}
+
+impl fmt::Debug for MsrpPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "msrp_peer.py\n--- events ---\n{}\n--- stderr ---\n{}",
+            read(&self.out),
+            read(&self.err)
+        )
+    }
+}
+
+impl Drop for MsrpPeer {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One SIP message out of a SIPp `-trace_msg` log.
+#[derive(Clone, Debug)]
+pub(crate) struct SipLogMessage {
+    /// Whether SIPp received it (else it sent it).
+    pub(crate) received: bool,
+    /// The start line.
+    pub(crate) start: String,
+    /// The whole message text.
+    pub(crate) text: String,
+}
+
+impl SipLogMessage {
+    /// The value of the first header `name` (case-insensitive, no compact forms).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        let want = format!("{}:", name.to_ascii_lowercase());
+        self.text
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .find(|l| l.to_ascii_lowercase().starts_with(&want))
+            .map(|l| l[want.len()..].trim())
+    }
+
+    /// The body (after the first empty line).
+    pub(crate) fn body(&self) -> &str {
+        let t = self.text.as_str();
+        t.find("\r\n\r\n")
+            .map(|i| &t[i + 4..])
+            .or_else(|| t.find("\n\n").map(|i| &t[i + 2..]))
+            .unwrap_or("")
+    }
+}
+
+/// The messages of a SIPp `-trace_msg` log, in order. SIPp writes each as a line
+/// `----…  <date> … message sent|received …` (with the byte count), then the message.
+pub(crate) fn sip_log(messages: &str) -> Vec<SipLogMessage> {
+    let mut out: Vec<SipLogMessage> = Vec::new();
+    let mut cur: Option<(bool, Vec<&str>)> = None;
+    let flush = |cur: &mut Option<(bool, Vec<&str>)>, out: &mut Vec<SipLogMessage>| {
+        if let Some((received, lines)) = cur.take() {
+            let lines: Vec<&str> = lines
+                .into_iter()
+                .skip_while(|l| l.trim().is_empty())
+                .collect();
+            if let Some(start) = lines.first() {
+                out.push(SipLogMessage {
+                    received,
+                    start: start.trim().to_owned(),
+                    text: lines.join("\n"),
+                });
+            }
+        }
+    };
+    for line in messages.split('\n') {
+        if line.starts_with("----") && line.contains("message received") {
+            flush(&mut cur, &mut out);
+            cur = Some((true, Vec::new()));
+        } else if line.starts_with("----") && line.contains("message sent") {
+            flush(&mut cur, &mut out);
+            cur = Some((false, Vec::new()));
+        } else if let Some((_, lines)) = &mut cur {
+            lines.push(line.trim_end_matches('\r'));
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
 }
