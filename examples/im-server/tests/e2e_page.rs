@@ -326,6 +326,9 @@ fn group_message_reaches_each_member_once_as_sent() {
             "{m:?}"
         );
         assert_eq!(m.body().trim_end(), "imspec page mode to a group, call 1");
+        // The sender's hop budget (70) less the exploder's hop: a group that reached the
+        // exploder again through a proxy would run out of hops instead of looping.
+        assert_eq!(m.header("Max-Forwards"), Some("69"), "{m:?}");
     }
     assert_eq!(
         alice.drain(Duration::from_millis(300)),

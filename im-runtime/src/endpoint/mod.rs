@@ -1180,6 +1180,12 @@ impl<A: Application> Endpoint<A> {
         let (ct, payload) = page_mode_payload(&request, &self.cfg.body_limits);
         let history = matches!(r, Recipients::RecipientList)
             .then(|| crate::proto::body::resource_lists::write_history(&facts.recipients));
+        // Each copy carries the hop budget the original had left, less this hop, so that a
+        // list or group that names the exploder again (directly or through a proxy) runs
+        // out of hops and ends in 483 instead of looping; 0 never gets here (refused above).
+        let max_forwards = request
+            .max_forwards()
+            .map_or(70, |m| m.saturating_sub(1).min(70));
         for (uri, _) in targets {
             let route = self.app.router().route(&uri);
             let dest = match route {
@@ -1226,7 +1232,7 @@ impl<A: Application> Endpoint<A> {
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
                 .cseq(1)
-                .max_forwards(70)
+                .max_forwards(max_forwards)
                 .header("Referred-By", &format!("<{}>", facts.originator.raw))
                 .body(&body_ct, body);
             if let Some(Route::OutboundProxy(p)) = route {
