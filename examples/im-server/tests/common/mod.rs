@@ -135,6 +135,10 @@ impl Server {
     /// 10 s until it accepts TCP on the SIP and MSRP ports. Panics with the server's log if
     /// it exits or does not listen in time.
     pub(crate) fn start(extra: &[&str]) -> Server {
+        Self::start_attempt(extra, 0)
+    }
+
+    fn start_attempt(extra: &[&str], attempt: u32) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip: SocketAddr = ([127, 0, 0, 1], free_sip_port()).into();
         let msrp: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
@@ -164,6 +168,11 @@ impl Server {
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
+                // Another test can take a port between `free_*_port` and the server's bind:
+                // pick new ports and start again.
+                if attempt < 3 && server.log().contains("cannot bind") {
+                    return Self::start_attempt(extra, attempt + 1);
+                }
                 panic!(
                     "im-server exited before listening ({status}):\n{}",
                     server.log()
