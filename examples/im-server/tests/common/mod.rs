@@ -659,8 +659,9 @@ impl SipLogMessage {
     }
 }
 
-/// The messages of a SIPp `-trace_msg` log, in order. SIPp writes each as a line
-/// `----…  <date> … message sent|received …` (with the byte count), then the message.
+/// The messages of a SIPp `-trace_msg` log, in order. SIPp writes a line of dashes with the
+/// time, then `UDP message sent (N bytes):` or `UDP message received [N] bytes :`, then the
+/// message.
 pub(crate) fn sip_log(messages: &str) -> Vec<SipLogMessage> {
     let mut out: Vec<SipLogMessage> = Vec::new();
     let mut cur: Option<(bool, Vec<&str>)> = None;
@@ -680,10 +681,13 @@ pub(crate) fn sip_log(messages: &str) -> Vec<SipLogMessage> {
         }
     };
     for line in messages.split('\n') {
-        if line.starts_with("----") && line.contains("message received") {
+        let head = line.split(' ').nth(1) == Some("message");
+        if line.starts_with("-----") {
+            flush(&mut cur, &mut out);
+        } else if head && line.contains("message received") {
             flush(&mut cur, &mut out);
             cur = Some((true, Vec::new()));
-        } else if line.starts_with("----") && line.contains("message sent") {
+        } else if head && line.contains("message sent") {
             flush(&mut cur, &mut out);
             cur = Some((false, Vec::new()));
         } else if let Some((_, lines)) = &mut cur {
