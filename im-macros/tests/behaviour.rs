@@ -526,6 +526,82 @@ fn clause_7_9_1_4_ringing_too_long_cancels() {
     assert_eq!(leg.state(), State::Failed);
 }
 
+/// Runs the originator leg (6.1.3.3.2) through `events`, the `legs.*` counts being `legs` (as
+/// the endpoint fills them in from `legs settled` on); returns the `report` actions and the
+/// final state.
+fn pager_session_reports(
+    events: &[Event],
+    legs: im_runtime::machine::LegCounts,
+) -> (Vec<bool>, spec::pager_mode_session::State) {
+    let (cfg, dir) = (config(), Dir::default());
+    let env = Env {
+        config: &cfg,
+        directory: &dir,
+        router: &Router,
+    };
+    let mut m = spec::pager_mode_session::Machine::new();
+    let mut facts = invite(FACTORY, Some(BOB_CAROL), Offer::Pager);
+    im_runtime::machine::Machine::handle(
+        &mut m,
+        epoch(),
+        &Event::InitialRequest(Method::Invite),
+        &facts,
+        &env,
+    );
+    facts.legs = legs;
+    let mut reports = Vec::new();
+    for e in events {
+        for a in im_runtime::machine::Machine::handle(&mut m, epoch(), e, &facts, &env) {
+            if let ActionKind::Report { success } = a.kind {
+                assert_eq!(a.origin.clause, "6.1.3.3.2");
+                reports.push(success);
+            }
+        }
+    }
+    (reports, m.state())
+}
+
+#[test]
+fn clause_6_1_3_3_2_reports_success_only_when_every_copy_was_delivered() {
+    use im_runtime::machine::{LegCounts, MsrpEvent};
+    use spec::pager_mode_session::State;
+    let counts = |total, delivered, failed| LegCounts {
+        total,
+        connected: delivered,
+        delivered,
+        failed,
+    };
+    let message_then_legs = [Event::Msrp(MsrpEvent::MessageReceived), Event::LegsSettled];
+    assert_eq!(
+        pager_session_reports(&message_then_legs, counts(2, 2, 0)),
+        (vec![true], State::Closed)
+    );
+    // One invitee declined: the group did not get the message.
+    assert_eq!(
+        pager_session_reports(&message_then_legs, counts(2, 1, 1)),
+        (vec![false], State::Closed)
+    );
+    assert_eq!(
+        pager_session_reports(&message_then_legs, counts(2, 0, 2)),
+        (vec![false], State::Closed)
+    );
+    // No leg at all is not "everyone got it".
+    assert_eq!(
+        pager_session_reports(&message_then_legs, counts(0, 0, 0)),
+        (vec![false], State::Closed)
+    );
+    // Legs settled before the message: the outcome is reported when it comes.
+    let legs_then_message = [Event::LegsSettled, Event::Msrp(MsrpEvent::MessageReceived)];
+    assert_eq!(
+        pager_session_reports(&legs_then_message, counts(2, 0, 2)),
+        (vec![false], State::Closed)
+    );
+    assert_eq!(
+        pager_session_reports(&legs_then_message, counts(1, 1, 0)),
+        (vec![true], State::Closed)
+    );
+}
+
 #[test]
 fn spec_table_names_every_rule_with_its_location() {
     assert!(spec::SPEC.iter().any(|r| {
