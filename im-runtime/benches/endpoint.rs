@@ -1,0 +1,367 @@
+//! The cost of one request through the whole sans-IO endpoint: `Endpoint::handle_input` with
+//! the datagram, then draining every `Output`. Measured:
+//!
+//! * `group_invite/{hand,generated}/N`: a pager-mode INVITE to the conference factory whose
+//!   recipient list names N invitees (plus the sender, who is dropped). One request runs
+//!   parse → facts → machines → 100 Trying + 200 OK with the SDP answer → N invitee INVITEs.
+//!   `hand` runs the stand-in machines of `tests/endpoint_sim.rs` (the baseline: the least a
+//!   machine can do), `generated` the machines that `im_macros::imspec!` generates from
+//!   `specs/page_mode_group_invite.imspec` (what `im-server` runs).
+//! * `options`: OPTIONS answered 200 with Allow, the cheapest request (no machine runs).
+//!
+//! Each iteration gets a fresh endpoint (built outside the timed part, and dropped outside it
+//! too), so no session, transaction or timer is left over from the one before. Before timing,
+//! every case is run once and its outputs are checked, so the bench cannot measure a request
+//! that was rejected.
+//!
+//! Run: `cargo bench -p im-runtime --bench endpoint`
+
+// The bench builds its expected outputs with `expect`: a wrong output is a broken bench.
+#![allow(clippy::expect_used)]
+
+use bytes::Bytes;
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
+use im_runtime::machine::{
+    Action, ActionKind, Env, Event, Facts, GroupDirectory, HeaderValue, InviteeRouter, Machine,
+    Method, NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Uri,
+};
+use im_runtime::proto::sip::Message;
+use im_runtime::transport::{Core, Input, Output};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The machines `im-server` runs, generated from the spec at build time.
+#[allow(unreachable_pub)]
+mod generated {
+    im_macros::imspec!("specs/page_mode_group_invite.imspec");
+}
+
+// ---- the hand-written baseline (the stand-ins of tests/endpoint_sim.rs) ----------------------
+
+const O: Origin = Origin {
+    procedure: "bench",
+    clause: "0",
+    rule: "r",
+};
+
+fn act(kind: ActionKind) -> Action {
+    Action { origin: O, kind }
+}
+
+/// Stands in for the generated 5.2.1.1 dispatcher: 200 with the answer, then invite each.
+/// It checks nothing the spec checks (list size, offer shape, accept-types): it is the floor.
+#[derive(Default)]
+struct Dispatcher {
+    done: bool,
+}
+
+impl Machine for Dispatcher {
+    const PROCEDURE: &'static str = "dispatcher";
+    const CLAUSE: &'static str = "5.2.1.1";
+    fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
+        match ev {
+            Event::InitialRequest(Method::Invite) if !f.recipients.is_empty() => vec![
+                act(ActionKind::Respond(Reply {
+                    status: 200,
+                    reason: "OK".into(),
+                    headers: vec![("Contact".into(), HeaderValue::FocusContact)],
+                    warning: None,
+                    sdp_answer: vec![
+                        SdpAnswerItem::OwnPath,
+                        SdpAnswerItem::MediaFromOffer,
+                        SdpAnswerItem::AcceptTypesIntersection,
+                        SdpAnswerItem::MirrorDirection,
+                        SdpAnswerItem::ComplementSetup,
+                    ],
+                })),
+                act(ActionKind::InviteEach(Recipients::RecipientList)),
+            ],
+            Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
+                status: 404,
+                reason: "Not Found".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))],
+            Event::LegsSettled => {
+                self.done = true;
+                vec![
+                    act(ActionKind::Report { success: true }),
+                    act(ActionKind::Bye),
+                ]
+            }
+            _ => vec![],
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        "active"
+    }
+    fn is_final(&self) -> bool {
+        self.done
+    }
+}
+
+/// Stands in for the generated invitee leg.
+struct LegMachine {
+    state: &'static str,
+}
+
+impl Machine for LegMachine {
+    const PROCEDURE: &'static str = "invitee_leg";
+    const CLAUSE: &'static str = "7.9.1.4";
+    fn handle(&mut self, _: Instant, ev: &Event, _: &Facts, _: &Env<'_>) -> Vec<Action> {
+        match ev {
+            Event::Response(s) if (200..300).contains(s) => {
+                self.state = "connected";
+                vec![act(ActionKind::Deliver)]
+            }
+            Event::Response(s) if *s >= 300 => {
+                self.state = "failed";
+                vec![]
+            }
+            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => vec![act(ActionKind::Bye)],
+            _ => vec![],
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        self.state
+    }
+    fn is_final(&self) -> bool {
+        self.state == "failed"
+    }
+}
+
+/// Invitees are IP literals: route straight to them.
+struct Direct;
+impl InviteeRouter for Direct {
+    fn route(&self, u: &Uri) -> Option<Route> {
+        let port = u.port.unwrap_or(5060);
+        format!("{}:{port}", u.host).parse().ok().map(Route::Direct)
+    }
+}
+
+/// Which machines the endpoint runs.
+#[derive(Clone, Copy, Debug)]
+enum Machines {
+    Hand,
+    Generated,
+}
+
+impl Machines {
+    fn name(self) -> &'static str {
+        match self {
+            Machines::Hand => "hand",
+            Machines::Generated => "generated",
+        }
+    }
+}
+
+struct App(Machines);
+
+impl Application for App {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        match self.0 {
+            Machines::Hand => (m == &Method::Invite)
+                .then(|| Box::new(Dispatcher::default()) as Box<dyn DynMachine>),
+            Machines::Generated => generated::initial(m),
+        }
+    }
+    fn by_clause(&self, clause: &str) -> Option<Box<dyn DynMachine>> {
+        match self.0 {
+            Machines::Hand => None,
+            Machines::Generated => generated::by_clause(clause),
+        }
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        match self.0 {
+            Machines::Hand => Some(Box::new(LegMachine { state: "inviting" })),
+            Machines::Generated => generated::invitee_leg(),
+        }
+    }
+    fn methods(&self) -> Vec<Method> {
+        match self.0 {
+            Machines::Hand => vec![Method::Invite],
+            Machines::Generated => generated::methods(),
+        }
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        &NoGroups
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        &Direct
+    }
+    fn register(&mut self, _: Instant, _: &Uri, _: Option<SocketAddr>, _: u32) -> bool {
+        false
+    }
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+const LOCAL: &str = "127.0.0.1:5060";
+const ALICE: &str = "127.0.0.1:5070";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("a literal socket address")
+}
+
+/// A pager-mode INVITE to the conference factory with a recipient list naming `n` invitees
+/// (`sip:uK@127.0.0.2:(6000+K)`) and the sender herself (whom the server drops).
+fn group_invite(n: usize) -> Bytes {
+    let sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 7000 TCP/MSRP *\r\na=path:msrp://127.0.0.1:7000/alicesess;tcp\r\na=accept-types:message/cpim text/plain\r\na=setup:active\r\na=sendonly\r\n";
+    let mut list = String::from(
+        "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\" xmlns:cp=\"urn:ietf:params:xml:ns:copyControl\"><list>",
+    );
+    for k in 0..n {
+        list.push_str(&format!(
+            "<entry uri=\"sip:u{k}@127.0.0.2:{}\" cp:copyControl=\"to\"/>",
+            6000 + k
+        ));
+    }
+    list.push_str("<entry uri=\"sip:alice@example.com\"/></list></resource-lists>\r\n");
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}--b1\r\nContent-Type: application/resource-lists+xml\r\nContent-Disposition: recipient-list\r\n\r\n{list}--b1--\r\n"
+    );
+    Bytes::from(format!(
+        "INVITE sip:conference-factory@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKbench1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:conference-factory@example.com>\r\nCall-ID: bench-1@alice\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{ALICE}>\r\nContent-Type: multipart/mixed;boundary=b1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+fn options() -> Bytes {
+    Bytes::from(format!(
+        "OPTIONS sip:conference-factory@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKopt1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=o1\r\nTo: <sip:conference-factory@example.com>\r\nCall-ID: bench-opt@alice\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+// ---- the measured step ------------------------------------------------------------------------
+
+fn endpoint(machines: Machines) -> Endpoint<App> {
+    let cfg = EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855"));
+    Endpoint::new(cfg, App(machines))
+}
+
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    // A bench takes one reading of the clock for the endpoint's `now`; the core never does.
+    Instant::now()
+}
+
+/// One request in, every output out: what the transport layer does per datagram.
+fn handle(ep: &mut Endpoint<App>, now: Instant, data: Bytes, out: &mut Vec<Output>) {
+    ep.handle_input(
+        now,
+        Input::Datagram {
+            local: addr(LOCAL),
+            from: addr(ALICE),
+            data,
+        },
+    );
+    while let Some(o) = ep.poll_output() {
+        out.push(o);
+    }
+}
+
+/// Runs the request once and checks that it did what the bench claims to measure.
+fn check_group_invite(machines: Machines, n: usize) {
+    let mut ep = endpoint(machines);
+    let mut out = Vec::new();
+    handle(&mut ep, now(), group_invite(n), &mut out);
+    let msgs: Vec<(SocketAddr, Message)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Datagram { to, data, .. } => {
+                Message::parse(data.clone()).ok().map(|m| (*to, m))
+            }
+            _ => None,
+        })
+        .collect();
+    let statuses: Vec<u16> = msgs
+        .iter()
+        .filter(|(to, _)| *to == addr(ALICE))
+        .filter_map(|(_, m)| m.status().map(u16::from))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![100, 200],
+        "{}/{n}: the originator gets 100 and 200",
+        machines.name()
+    );
+    let ok = msgs
+        .iter()
+        .find(|(_, m)| m.status().map(u16::from) == Some(200))
+        .map(|(_, m)| String::from_utf8_lossy(m.body_bytes()).into_owned())
+        .expect("a 200");
+    assert!(
+        ok.contains("a=path:msrp://127.0.0.1:2855/"),
+        "{}/{n}: the 200 carries the SDP answer: {ok}",
+        machines.name()
+    );
+    let invites = msgs
+        .iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Invite))
+        .count();
+    assert_eq!(
+        invites,
+        n,
+        "{}/{n}: one INVITE per invitee",
+        machines.name()
+    );
+}
+
+fn check_options() {
+    let mut ep = endpoint(Machines::Generated);
+    let mut out = Vec::new();
+    handle(&mut ep, now(), options(), &mut out);
+    let statuses: Vec<u16> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Datagram { data, .. } => Message::parse(data.clone()).ok(),
+            _ => None,
+        })
+        .filter_map(|m| m.status().map(u16::from))
+        .collect();
+    assert_eq!(statuses, vec![200], "OPTIONS gets one 200");
+}
+
+fn bench_group_invite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("group_invite");
+    for machines in [Machines::Hand, Machines::Generated] {
+        for n in [1usize, 3, 50] {
+            check_group_invite(machines, n);
+            let req = group_invite(n);
+            g.bench_with_input(BenchmarkId::new(machines.name(), n), &n, |b, _| {
+                let t0 = now();
+                b.iter_batched_ref(
+                    || (endpoint(machines), Vec::with_capacity(n + 4)),
+                    |(ep, out)| {
+                        handle(ep, t0, req.clone(), out);
+                        black_box(out.len())
+                    },
+                    BatchSize::SmallInput,
+                );
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bench_options(c: &mut Criterion) {
+    check_options();
+    let req = options();
+    c.bench_function("options", |b| {
+        let t0 = now();
+        b.iter_batched_ref(
+            || (endpoint(Machines::Generated), Vec::with_capacity(2)),
+            |(ep, out)| {
+                handle(ep, t0, req.clone(), out);
+                black_box(out.len())
+            },
+            BatchSize::SmallInput,
+        );
+    });
+}
+
+criterion_group!(benches, bench_group_invite, bench_options);
+criterion_main!(benches);
