@@ -8,6 +8,10 @@
 //!   machine can do), `generated` the machines that `im_macros::imspec!` generates from
 //!   `specs/page_mode_group_invite.imspec` (what `im-server` runs).
 //! * `options`: OPTIONS answered 200 with Allow, the cheapest request (no machine runs).
+//! * `options_live_tsx/K`: the same OPTIONS on an endpoint already holding K server
+//!   transactions (each OPTIONS leaves one for Timer J, 32 s over UDP, so a server taking
+//!   R requests/s holds about 32·R), and the step includes `poll_timeout`, which the tokio
+//!   driver calls after every input. This shows how the per-request cost grows with load.
 //!
 //! Each iteration gets a fresh endpoint (built outside the timed part, and dropped outside it
 //! too), so no session, transaction or timer is left over from the one before. Before timing,
@@ -230,8 +234,13 @@ fn group_invite(n: usize) -> Bytes {
 }
 
 fn options() -> Bytes {
+    options_n(1)
+}
+
+/// OPTIONS number `k`: its own branch and Call-ID, so each one is a new transaction.
+fn options_n(k: usize) -> Bytes {
     Bytes::from(format!(
-        "OPTIONS sip:conference-factory@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKopt1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=o1\r\nTo: <sip:conference-factory@example.com>\r\nCall-ID: bench-opt@alice\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n"
+        "OPTIONS sip:conference-factory@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKopt{k};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=o1\r\nTo: <sip:conference-factory@example.com>\r\nCall-ID: bench-opt-{k}@alice\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n"
     ))
 }
 
@@ -363,5 +372,53 @@ fn bench_options(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_group_invite, bench_options);
+fn bench_options_live_tsx(c: &mut Criterion) {
+    // Requests timed on one endpoint before it is rebuilt, so the table grows by at most
+    // this much over K during a measurement.
+    const CHUNK: usize = 200;
+    let mut g = c.benchmark_group("options_live_tsx");
+    g.sample_size(20);
+    for k in [0usize, 1_000, 10_000] {
+        g.bench_with_input(BenchmarkId::from_parameter(k), &k, |b, &k| {
+            let t0 = now();
+            let mut next = 0usize;
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut left = usize::try_from(iters).unwrap_or(usize::MAX);
+                while left > 0 {
+                    let mut ep = endpoint(Machines::Generated);
+                    let mut out = Vec::new();
+                    for i in 0..k {
+                        handle(&mut ep, t0, options_n(1_000_000 + i), &mut out);
+                        out.clear();
+                    }
+                    assert!(k == 0 || ep.poll_timeout().is_some(), "Timer J is pending");
+                    let reqs: Vec<Bytes> = (0..left.min(CHUNK))
+                        .map(|_| {
+                            next += 1;
+                            options_n(next)
+                        })
+                        .collect();
+                    left -= reqs.len();
+                    let start = now();
+                    for r in reqs {
+                        handle(&mut ep, t0, r, &mut out);
+                        black_box(ep.poll_timeout());
+                        out.clear();
+                    }
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_group_invite,
+    bench_options,
+    bench_options_live_tsx
+);
 criterion_main!(benches);
