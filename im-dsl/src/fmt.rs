@@ -18,6 +18,23 @@
 //! Every comment therefore survives, and formatting is idempotent: a comment written above a
 //! line is found again right before that line's first token, and a trailing comment right after
 //! its last token.
+//!
+//! ## When a block breaks
+//!
+//! A brace block whose items may share a line — a `states { … }` block, a rule's action block
+//! `=> { a  b }` and a response body `respond 403 { … }` — prints on one line only when all of
+//! these hold: it fits in [`WIDTH`] columns, no comment lies between its braces, and the author
+//! did not break the line right after its `{`. Otherwise it prints one item per line, each
+//! item's trailing comment beside it. The author's choice is thus kept both ways (as prettier
+//! does for object literals), and the rule is idempotent: a block printed broken has a line
+//! break after its `{` and stays broken. Handler, `first`, procedure and `sdp` blocks always
+//! take one item per line.
+//!
+//! Expressions break from the outside in, by width only: an `and`/`or` chain before each
+//! operator, then a comparison before its operator, then a parenthesis or an argument list
+//! inside. A long built-in comparison such as `directory.member_count(request.uri) >
+//! directory.max_participants(request.uri)` therefore breaks before `>` and keeps each call
+//! whole.
 
 use crate::ast::*;
 use crate::diag::Diagnostic;
@@ -500,6 +517,27 @@ impl Printer<'_> {
         Doc::Group(Box::new(d), self.comment_between(lo, hi))
     }
 
+    /// A brace block that may print on one line (see the module docs): forced to break when
+    /// a comment lies between its braces (`open` is the `{`, `close` the `}`) or when the
+    /// author broke the line right after the `{`.
+    fn brace_group(&self, d: Doc, open: usize, close: usize) -> Doc {
+        let broken = self.comment_between(open, close) || self.line_break_after(open);
+        Doc::Group(Box::new(d), broken)
+    }
+
+    /// Whether the `{` at `open` ends its source line (only blanks or a comment follow it).
+    fn line_break_after(&self, open: usize) -> bool {
+        if self.src.as_bytes().get(open) != Some(&b'{') {
+            return false;
+        }
+        let rest = &self.src.as_bytes()[open + 1..];
+        let blanks = rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'\r'))
+            .count();
+        matches!(rest.get(blanks), Some(b'\n')) || rest[blanks..].starts_with(b"//")
+    }
+
     /// Offset of `tok` after `pos`, or `pos` when it is not there.
     fn find_or(&self, pos: usize, tok: &str) -> usize {
         self.find(pos, tok).unwrap_or(pos)
@@ -707,7 +745,7 @@ impl Printer<'_> {
                 ]));
             }
         }
-        self.group_around(
+        self.brace_group(
             cat(vec![open, nest(INDENT, cat(inner)), LINE, close]),
             open_at,
             s.span.end.saturating_sub(1),
@@ -805,7 +843,7 @@ impl Printer<'_> {
                     inner.push(if n == 0 { LINE } else { WIDE });
                     inner.push(self.action(a));
                 }
-                self.group_around(
+                self.brace_group(
                     cat(vec![
                         head,
                         text(" "),
@@ -877,7 +915,7 @@ impl Printer<'_> {
         d.push(nest(INDENT, cat(inner)));
         d.push(LINE);
         d.push(self.close(s));
-        self.group_around(cat(d), self.find_or(after, "{"), s.end.saturating_sub(1))
+        self.brace_group(cat(d), self.find_or(after, "{"), s.end.saturating_sub(1))
     }
 
     fn respond_item(&self, it: &RespondItem) -> Doc {
@@ -981,11 +1019,14 @@ impl Printer<'_> {
             ]),
             ExprKind::And(parts) => self.chain(parts, "and "),
             ExprKind::Or(parts) => self.chain(parts, "or "),
-            ExprKind::Cmp(op, l, r) => cat(vec![
+            // Breaks before the operator before either operand's argument list breaks.
+            ExprKind::Cmp(op, l, r) => group(cat(vec![
                 self.expr(l),
-                text(format!(" {} ", op.as_str())),
-                self.expr(r),
-            ]),
+                nest(
+                    INDENT,
+                    cat(vec![LINE, text(format!("{} ", op.as_str())), self.expr(r)]),
+                ),
+            ])),
             ExprKind::Quant {
                 quant,
                 var,

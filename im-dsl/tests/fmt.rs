@@ -425,3 +425,139 @@ fn binary_exits_1_with_a_rendered_diagnostic_on_syntax_errors() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_states_block_with_a_comment_per_state_stays_in_place() {
+    let src = "procedure invitee_leg [7.9.1.4] {
+  states {
+    initial inviting // INVITE sent, waiting for any response
+    ringing          // waiting for the final response
+    cancelling       // CANCEL sent; waiting for the 487
+    final connected
+    final failed
+  }
+  timer invite_timeout
+
+  on timer invite_timeout in ringing {
+    rule ring_too_long [7.9.1.4] => { cancel  goto cancelling }
+  }
+  on response 2xx in inviting, ringing {
+    rule answered [7.9.1.4] => goto connected
+  }
+  on response 3xx in inviting {
+    rule declined [7.9.1.4] => goto failed
+  }
+}
+";
+    golden(src, src);
+    // Broken by its author without comments: stays broken; on one line: stays on one line.
+    golden(
+        "procedure p {\n  states {\n    initial a\n    final b\n  }\n  on timer B { rule r [1] => goto b }\n}\n",
+        "procedure p {\n  states {\n    initial a\n    final b\n  }\n\n  on timer B {\n    rule r [1] => goto b\n  }\n}\n",
+    );
+    golden(
+        "procedure p {\n  states { initial a\n    final b }\n  on timer B { rule r [1] => goto b }\n}\n",
+        "procedure p {\n  states { initial a  final b }\n\n  on timer B {\n    rule r [1] => goto b\n  }\n}\n",
+    );
+}
+
+#[test]
+fn action_blocks_keep_the_authors_line_breaks_and_otherwise_follow_the_width() {
+    // The two exploder rules of rfc5365: both broken by the author, both stay broken, though
+    // the second would fit on one line.
+    golden(
+        "procedure p {
+  on initial MESSAGE {
+    first {
+      rule explode_list [7.2] when message_has_recipient_list => {
+        respond 202 \"Accepted\"
+        forward each recipient_list
+      }
+      otherwise explode_group [7.2] => {
+        respond 202 \"Accepted\"
+        forward each group_members
+      }
+    }
+  }
+}
+",
+        "procedure p {
+  on initial MESSAGE {
+    first {
+      rule explode_list [7.2] when message_has_recipient_list => {
+        respond 202 \"Accepted\"
+        forward each recipient_list
+      }
+      otherwise explode_group [7.2] => {
+        respond 202 \"Accepted\"
+        forward each group_members
+      }
+    }
+  }
+}
+",
+    );
+    // Written on one line: joined with two spaces while it fits, broken when it does not.
+    golden(
+        "procedure p { on initial MESSAGE { first {
+      rule explode_list [7.2] when message_has_recipient_list => { respond 202 \"Accepted\" forward each recipient_list }
+      otherwise explode_group [7.2] => { respond 202 \"Accepted\" forward each group_members } } } }",
+        "procedure p {
+  on initial MESSAGE {
+    first {
+      rule explode_list [7.2] when message_has_recipient_list => {
+        respond 202 \"Accepted\"
+        forward each recipient_list
+      }
+      otherwise explode_group [7.2] => { respond 202 \"Accepted\"  forward each group_members }
+    }
+  }
+}
+",
+    );
+    // The same for response bodies: a body the author broke stays broken (and, as any
+    // multi-line action, starts on the line after `=>`).
+    golden(
+        "procedure p { on initial INVITE { rule r [1] => respond 403 \"Forbidden\" {
+      warning \"short\"
+    } } }",
+        "procedure p {
+  on initial INVITE {
+    rule r [1] =>
+      respond 403 \"Forbidden\" {
+        warning \"short\"
+      }
+  }
+}
+",
+    );
+}
+
+#[test]
+fn long_built_in_comparisons_break_before_the_operator() {
+    golden(
+        "procedure p { on initial INVITE { rule over_limit [7.9.1.5] when directory.member_count(config.conference_factory) > directory.max_participants(config.conference_factory) => respond 403 } }",
+        "procedure p {
+  on initial INVITE {
+    rule over_limit [7.9.1.5]
+        when directory.member_count(config.conference_factory)
+          > directory.max_participants(config.conference_factory) =>
+      respond 403
+  }
+}
+",
+    );
+    golden(
+        "condition group_over_its_limit_because_of_a_long_name [7.9.1.5] = directory.max_participants(request.uri) > 0 and directory.member_count(config.conference_factory) > directory.max_participants(config.conference_factory)",
+        "condition group_over_its_limit_because_of_a_long_name [7.9.1.5] =
+  directory.max_participants(request.uri) > 0
+  and directory.member_count(config.conference_factory)
+    > directory.max_participants(config.conference_factory)
+",
+    );
+    // Short comparisons are untouched.
+    golden(
+        "condition c [1] = count(recipients) > config.max_recipients",
+        "condition c [1] = count(recipients) > config.max_recipients\n",
+    );
+}
