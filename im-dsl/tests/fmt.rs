@@ -73,8 +73,6 @@ fn specs_format_idempotently_and_keep_their_tree() {
 }
 
 #[test]
-#[ignore = "specs/ are still being written by the specs helper; un-ignore once they are final \
-            and have been put through `imspec fmt` with the specs owner's agreement"]
 fn specs_are_fmt_clean() {
     let mut dirty = Vec::new();
     for f in spec_files() {
