@@ -44,6 +44,9 @@ pub enum Code {
     BadArgument,
     /// E0017: the states block is malformed (no or several `initial` states).
     BadStates,
+    /// E0018: `call` names a clause that several procedures taking an initial request
+    /// implement, so the target is ambiguous.
+    AmbiguousCall,
 }
 
 impl Code {
@@ -67,6 +70,7 @@ impl Code {
             Code::ConditionCycle => "E0015",
             Code::BadArgument => "E0016",
             Code::BadStates => "E0017",
+            Code::AmbiguousCall => "E0018",
         }
     }
 }

@@ -43,9 +43,20 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The procedure implementing `clause`, if any.
+    /// The procedure a `call` of `clause` runs: the one implementing it that has an
+    /// `on initial` handler (the checker makes it unique, E0018), else the first procedure
+    /// implementing it, if any.
     pub fn procedure_by_clause(&self, clause: &str) -> Option<&Procedure> {
-        self.procedures.iter().find(|p| p.clause == clause)
+        let mut of_clause = self.procedures.iter().filter(|p| p.clause == clause);
+        let takes_initial = |p: &&Procedure| {
+            p.handlers
+                .iter()
+                .any(|h| matches!(h.trigger, Trigger::Initial(_)))
+        };
+        of_clause
+            .clone()
+            .find(takes_initial)
+            .or_else(|| of_clause.next())
     }
 }
 

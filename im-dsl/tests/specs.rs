@@ -64,3 +64,53 @@ fn the_entry_spec_reads_its_imports() {
             .all(|(_, p)| p.as_ref().is_some_and(|p| p.is_absolute()))
     );
 }
+
+/// A leg procedure may share its inviter's clause and even come first: `call` (in the model)
+/// and the generated `by_clause` both pick the procedure with an `on initial` handler, and the
+/// inviter still gets that leg.
+#[test]
+fn call_targets_are_the_procedures_that_take_an_initial_request() {
+    let text = "procedure dispatch [5.2.1.1] {
+  on initial INVITE { rule adhoc [5.2.1.1] => call 7.9.1.4 }
+}
+procedure leg [7.9.1.4] {
+  states { initial inviting  final done }
+  on response 2xx in inviting { rule answered [7.9.1.4] => goto done }
+}
+procedure adhoc [7.9.1.4] {
+  on initial INVITE { rule go [7.9.1.4] => invite each recipient_list }
+}
+";
+    let (_, spec) = im_dsl::load::check_str("legs_first.imspec", text)
+        .map_err(|(s, d)| {
+            d.iter()
+                .map(|d| d.render(&s))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .expect("clean");
+    let callee = match &spec.procedures[0].handlers[0].alternatives[..] {
+        [im_dsl::model::Alternative::Rule(r)] => match r.actions[..] {
+            [im_dsl::model::Action::Call(i)] => i,
+            _ => panic!("not one call: {:?}", r.actions),
+        },
+        other => panic!("not one rule: {other:?}"),
+    };
+    assert_eq!(spec.procedures[callee].name, "adhoc");
+    assert_eq!(
+        spec.procedure_by_clause("7.9.1.4").map(|p| p.name.as_str()),
+        Some("adhoc")
+    );
+    assert_eq!(im_dsl::codegen::invitee_leg_of(&spec, callee), Some(1));
+    let code = im_dsl::codegen::generate(&spec).to_string();
+    let arm = code
+        .split("fn by_clause")
+        .nth(1)
+        .and_then(|s| s.split("\"7.9.1.4\" =>").nth(1))
+        .expect("a by_clause arm for 7.9.1.4");
+    let first_machine = arm.split(", ").next().unwrap_or_default();
+    assert!(
+        first_machine.contains("AnyMachine :: Adhoc"),
+        "by_clause(\"7.9.1.4\") must create the adhoc machine: {first_machine}"
+    );
+}

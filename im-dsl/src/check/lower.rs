@@ -2,7 +2,9 @@
 //! only the lowering can see: undefined and duplicate names (E0002, E0003), unknown call
 //! targets (E0004), types (E0005, via `types`), misplaced `otherwise` (E0006), unknown
 //! states (E0009), `respond` without status (E0011), missing clause references (E0012),
-//! out-of-range status codes and patterns (E0016) and malformed states blocks (E0017).
+//! out-of-range status codes and patterns (E0016), malformed states blocks (E0017) and
+//! ambiguous call targets (E0018: a `call`'s clause is implemented by several procedures
+//! with an `on initial` handler; only those are call targets).
 //!
 //! Besides the model it returns a [`Side`] table with the spans the later passes (overlap,
 //! reachability, condition cycles) need to point at, index-aligned with the model.
@@ -71,10 +73,24 @@ struct Lowerer<'a> {
     sources: &'a Sources,
     diags: &'a mut Diagnostics,
     conditions: HashMap<String, usize>,
-    /// Procedure index by clause id (the first procedure implementing it).
-    by_clause: HashMap<String, usize>,
+    /// The procedures implementing each clause id, in spec order.
+    by_clause: HashMap<String, Vec<ClauseImpl>>,
     /// An unknown state was named in the procedure being lowered.
     bad_state: bool,
+}
+
+/// A procedure implementing a clause, as a `call` target candidate.
+#[derive(Clone)]
+struct ClauseImpl {
+    index: usize,
+    name: String,
+    span: Span,
+    /// It has an `on initial …` handler. Only such procedures are call targets: the callee
+    /// runs on the caller's event, an initial request. Leg procedures (reacting to the
+    /// responses to `invite each`) share their inviter's clause on purpose — the generator
+    /// pairs a leg with its inviter by clause (`codegen::invitee_leg_of`) — and are never
+    /// called.
+    callable: bool,
 }
 
 pub(crate) fn lower(
@@ -122,7 +138,19 @@ pub(crate) fn lower(
             first_proc.insert(&p.name.name, p.name.span);
         }
         if let Some(c) = &p.clause {
-            l.by_clause.entry(c.id.clone()).or_insert(i);
+            let callable = p
+                .handlers
+                .iter()
+                .any(|h| matches!(h.trigger.kind, TriggerKind::Initial(_)));
+            l.by_clause
+                .entry(c.id.clone())
+                .or_default()
+                .push(ClauseImpl {
+                    index: i,
+                    name: p.name.name.clone(),
+                    span: p.name.span,
+                    callable,
+                });
         }
     }
 
@@ -188,6 +216,60 @@ impl Lowerer<'_> {
                 col: 0,
             },
         }
+    }
+
+    /// The one procedure with an `on initial` handler among those implementing the called
+    /// clause: none is E0004, several are E0018.
+    fn call_target(&mut self, c: &ast::ClauseRef, impls: &[ClauseImpl]) -> Option<usize> {
+        let targets: Vec<&ClauseImpl> = impls.iter().filter(|p| p.callable).collect();
+        if let [one] = targets.as_slice() {
+            return Some(one.index);
+        }
+        let d = if targets.is_empty() {
+            let mut d = Diagnostic::new(
+                Code::UnknownProcedure,
+                format!(
+                    "no procedure that takes an initial request implements clause {}",
+                    c.id
+                ),
+                c.span,
+                "no call target",
+            );
+            for p in impls {
+                d = d.note(
+                    p.span,
+                    format!(
+                        "`{}` implements {} but has no `on initial` handler",
+                        p.name, c.id
+                    ),
+                );
+            }
+            d.help(
+                "a called procedure runs on the caller's initial request: give the target an \
+                 `on initial METHOD` handler, or call the clause of a procedure that has one",
+            )
+        } else {
+            let mut d = Diagnostic::new(
+                Code::AmbiguousCall,
+                format!(
+                    "{} procedures that take an initial request implement clause {}",
+                    targets.len(),
+                    c.id
+                ),
+                c.span,
+                "ambiguous call target",
+            );
+            for p in &targets {
+                d = d.note(p.span, format!("`{}` implements {}", p.name, c.id));
+            }
+            d.help(
+                "make the target unique: give the others a distinct clause id (only one procedure \
+                 with an `on initial` handler may implement a called clause; an invitee-leg \
+                 procedure, which has none, may share its inviter's clause)",
+            )
+        };
+        self.diags.push(d);
+        None
     }
 
     fn duplicate(&mut self, what: &str, name: &ast::Ident, prev: Span) {
@@ -607,7 +689,10 @@ impl Lowerer<'_> {
         Some(match &a.kind {
             ActionKind::Respond(r) => model::Action::Respond(self.respond(r, a.span)?),
             ActionKind::Call(c) => match self.by_clause.get(&c.id) {
-                Some(&i) => model::Action::Call(i),
+                Some(impls) => {
+                    let impls = impls.clone();
+                    model::Action::Call(self.call_target(c, &impls)?)
+                }
                 None => {
                     let mut known: Vec<&str> = self.by_clause.keys().map(String::as_str).collect();
                     known.sort_unstable();

@@ -25,7 +25,10 @@
 //! `by_clause("7.9.1.4")` and feeds it the same event and facts; from then on the callee is
 //! one more machine of the session and receives its later events. Machines therefore never
 //! nest, a call cycle in a spec costs nothing at compile time, and every action keeps the
-//! origin of the rule that really made it.
+//! origin of the rule that really made it. `by_clause` returns the clause's procedure that has
+//! an `on initial` handler — the checker's call target, unique by E0018 — so an invitee-leg
+//! procedure sharing its inviter's clause (as the pairing below prefers) is never the callee;
+//! only for a clause no such procedure implements does it fall back to the first one.
 //!
 //! An `invite each` starts one leg per recipient; each leg runs the machine returned by
 //! `DynMachine::invitee_leg` of the inviting `AnyMachine`. The grammar does not name the leg
@@ -281,7 +284,8 @@ fn any_machine(spec: &Spec) -> TokenStream {
             return None;
         }
         seen.push(&p.clause);
-        let (c, b) = (&p.clause, some_box(p));
+        let target = spec.procedure_by_clause(&p.clause).unwrap_or(p);
+        let (c, b) = (&p.clause, some_box(target));
         Some(quote!(#c => #b,))
     });
     let legs: Vec<TokenStream> = (0..spec.procedures.len())
