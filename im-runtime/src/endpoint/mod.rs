@@ -1594,25 +1594,7 @@ impl<A: Application> Endpoint<A> {
                 msrp_relay::RelayEvent::Closed(sid, leg) => {
                     match leg {
                         None => self.originator_msrp_lost(now, sid),
-                        Some(i) => {
-                            let undelivered = self
-                                .sessions
-                                .get(&sid)
-                                .and_then(|s| s.legs.get(i))
-                                .is_some_and(|l| l.delivery_started && l.delivery.is_none());
-                            if undelivered
-                                && let Some(l) =
-                                    self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                            {
-                                l.delivery = Some(408);
-                            }
-                            self.run_leg_machine(
-                                now,
-                                sid,
-                                i,
-                                &Event::Msrp(crate::machine::MsrpEvent::Closed),
-                            );
-                        }
+                        Some(i) => self.leg_msrp_lost(now, sid, i),
                     }
                     self.check_settled(now, sid);
                 }
@@ -1759,20 +1741,7 @@ impl<A: Application> Endpoint<A> {
                 if let Some((sid, leg)) = self.msrp.idle_timeout(conn, &mut self.out) {
                     match leg {
                         None => self.originator_msrp_lost(now, sid),
-                        Some(i) => {
-                            if let Some(l) =
-                                self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                                && l.delivery.is_none()
-                            {
-                                l.delivery = Some(408);
-                            }
-                            self.run_leg_machine(
-                                now,
-                                sid,
-                                i,
-                                &Event::Msrp(crate::machine::MsrpEvent::Closed),
-                            );
-                        }
+                        Some(i) => self.leg_msrp_lost(now, sid, i),
                     }
                     self.check_settled(now, sid);
                 }
@@ -1936,35 +1905,26 @@ impl<A: Application> Core for Endpoint<A> {
 }
 
 impl<A: Application> Endpoint<A> {
+    /// An invitee's MSRP session is gone (closed, failed to connect, or idle too long): a
+    /// copy that was due and not confirmed counts as undelivered (408), and the leg's machine
+    /// decides what follows (typically BYE).
+    fn leg_msrp_lost(&mut self, now: Instant, sid: SessionId, i: usize) {
+        if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
+            && l.delivery.is_none()
+            && (l.delivery_started || l.status == LegStatus::Connected)
+        {
+            l.delivery = Some(408);
+        }
+        self.run_leg_machine(now, sid, i, &Event::Msrp(crate::machine::MsrpEvent::Closed));
+    }
+
     fn handle_msrp_closed(&mut self, now: Instant, conn: ConnId) {
         let mut events = Vec::new();
         self.msrp.closed(conn, &mut events);
         for ev in events {
             if let msrp_relay::RelayEvent::Closed(sid, leg) = ev {
                 match leg {
-                    Some(i) => {
-                        let undelivered = self
-                            .sessions
-                            .get(&sid)
-                            .and_then(|s| s.legs.get(i))
-                            .is_some_and(|l| {
-                                l.delivery.is_none() && l.status == LegStatus::Connected
-                            });
-                        if undelivered
-                            && let Some(l) =
-                                self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                        {
-                            l.delivery = Some(408);
-                        }
-                        // The leg's machine decides what follows (typically BYE), as for a
-                        // close seen while reading.
-                        self.run_leg_machine(
-                            now,
-                            sid,
-                            i,
-                            &Event::Msrp(crate::machine::MsrpEvent::Closed),
-                        );
-                    }
+                    Some(i) => self.leg_msrp_lost(now, sid, i),
                     None => self.originator_msrp_lost(now, sid),
                 }
                 self.check_settled(now, sid);
