@@ -175,14 +175,26 @@ fn parse_host(s: &str) -> Result<(), UriError> {
     }
 }
 
+/// `s` without `prefix` (compared ASCII case-insensitively), or `None`. The split goes
+/// through `get`, so untrusted input whose `prefix.len()`-th byte falls inside a multi-byte
+/// character (`msrp:/מН;tcp`) is simply not a match instead of a panic.
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
 impl FromStr for MsrpUri {
     type Err = UriError;
 
     fn from_str(s: &str) -> Result<Self, UriError> {
-        let (scheme, rest) = if s.len() >= 7 && s[..7].eq_ignore_ascii_case("msrp://") {
-            (Scheme::Msrp, &s[7..])
-        } else if s.len() >= 8 && s[..8].eq_ignore_ascii_case("msrps://") {
-            (Scheme::Msrps, &s[8..])
+        let (scheme, rest) = if let Some(rest) = strip_prefix_ignore_ascii_case(s, "msrp://") {
+            (Scheme::Msrp, rest)
+        } else if let Some(rest) = strip_prefix_ignore_ascii_case(s, "msrps://") {
+            (Scheme::Msrps, rest)
         } else {
             return Err(UriError::Scheme);
         };
@@ -352,6 +364,32 @@ mod tests {
         ] {
             assert_eq!(s.parse::<MsrpUri>(), Err(e), "{s}");
         }
+    }
+
+    /// Issue 14: `s[..7]` on `msrp:/מН;tcp` cut the two-byte `מ` in half and panicked, which
+    /// killed the server from one SDP offer or one MSRP frame. Every prefix length that lands
+    /// inside a multi-byte character must give an error.
+    #[test]
+    fn multibyte_character_at_scheme_boundary_is_an_error_not_a_panic() {
+        for s in [
+            "msrp:/מН;tcp",
+            "msrp:/\u{05de}",
+            "msrps:/מН;tcp",
+            "msrp:/€/x;tcp",
+            "msrps:/€x;tcp",
+            "ms\u{1F600}rp://a/b;tcp",
+            "מ",
+            "msrp://מ/x;tcp",
+            "msrp://a/מ;tcp",
+            "msrp://a/b;מ",
+            "msrp://a:מ/b;tcp",
+            "msrp://מ@a/b;tcp",
+            "msrp://[מ]/b;tcp",
+            "msrp://a/b;tcp;מ=x",
+        ] {
+            assert!(s.parse::<MsrpUri>().is_err(), "{s}");
+        }
+        assert_eq!("msrp:/מН;tcp".parse::<MsrpUri>(), Err(UriError::Scheme));
     }
 
     #[test]

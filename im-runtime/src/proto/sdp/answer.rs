@@ -59,6 +59,10 @@ pub enum AnswerError {
     /// The offer has no `m=message` line with proto `TCP/MSRP` or `TCP/TLS/MSRP`.
     #[error("no MSRP media in the offer")]
     NoMsrpMedia,
+    /// An entry of the offer's `a=path` is not an MSRP URI (RFC 4975 §8.1: the path says where
+    /// the session's frames go and come from).
+    #[error("offer a=path is not a list of MSRP URIs")]
+    BadPath,
     /// The offer's MSRP media has no `a=accept-types` (mandatory, RFC 4975 §8.6).
     #[error("offer has no accept-types")]
     MissingAcceptTypes,
@@ -116,6 +120,16 @@ pub fn build_answer_to_session(
     let attrs = MsrpAttributes::from_session(offer, offered_media);
     if !items.contains(&SdpAnswerItem::MediaFromOffer) {
         return Err(AnswerError::MissingMediaItem);
+    }
+    // Accepting an offer whose path we cannot parse would leave a session nobody can reach
+    // (and, before issue 14's fix, the path parser panicked on some of them): refuse it here,
+    // where the refusal becomes a 488 with this reason.
+    if attrs
+        .path
+        .iter()
+        .any(|p| p.parse::<crate::proto::msrp::MsrpUri>().is_err())
+    {
+        return Err(AnswerError::BadPath);
     }
 
     let mut media = Media {
