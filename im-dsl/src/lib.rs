@@ -21,3 +21,4 @@ pub mod load;
 pub mod model;
 pub mod parse;
 pub mod source;
+pub mod trace;
