@@ -15,6 +15,7 @@ pub mod build;
 pub mod check;
 pub mod codegen;
 pub mod diag;
+pub mod diff;
 pub mod fmt;
 pub mod graph;
 pub mod load;

@@ -8,6 +8,8 @@
 //!
 //! `imspec graph FILE [--format dot|mermaid|svg]` draws the state machines of a spec.
 //!
+//! `imspec diff OLD NEW` prints the behaviour that changed between two versions of the specs.
+//!
 //! `imspec trace [--check] [--format table|json|markdown] FILE|DIR…` prints the clause →
 //! rule → test → log field matrix.
 
@@ -47,6 +49,18 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+    },
+    /// Behavioural diff: for each procedure, state, event and class of request, what OLD and
+    /// NEW do, printing only what changed. Exit 0 when nothing changed, 1 when something did.
+    Diff {
+        /// The old version: a spec file or a directory of specs.
+        old: PathBuf,
+        /// The new version: a spec file or a directory of specs.
+        new: PathBuf,
+        /// Print every row, unchanged ones too (`imspec diff --all specs specs` lists what
+        /// the specs answer to every class of request).
+        #[arg(long)]
+        all: bool,
     },
     /// Traceability matrix: clause -> rules -> tests citing them (`// covers: CLAUSE/RULE`)
     /// -> the endpoint's log fields.
@@ -117,12 +131,43 @@ fn main() -> ExitCode {
             ExitCode::from(summary.exit_code(check))
         }
         Command::Graph { file, format } => graph(&file, format),
+        Command::Diff { old, new, all } => diff(&old, &new, all),
         Command::Trace {
             paths,
             check,
             format,
             root,
         } => trace(&paths, check, format, root),
+    }
+}
+
+/// `imspec diff`: changed rows on stdout; exit 0 (no change), 1 (changes), 2 (errors).
+fn diff(old: &Path, new: &Path, all: bool) -> ExitCode {
+    let load = |p: &Path| {
+        im_dsl::trace::spec_files(&[p.to_path_buf()]).and_then(|f| im_dsl::trace::load_specs(&f))
+    };
+    let (o, n) = match (load(old), load(new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows = im_dsl::diff::diff(
+        &im_dsl::diff::Version::new(&o),
+        &im_dsl::diff::Version::new(&n),
+        all,
+    );
+    let text = im_dsl::diff::render(&rows);
+    if std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()).is_err() {
+        return ExitCode::from(2);
+    }
+    let changed = rows.iter().filter(|r| r.old != r.new).count();
+    if changed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{changed} behaviour row{} changed", plural(changed));
+        ExitCode::from(1)
     }
 }
 
