@@ -19,6 +19,7 @@ pub mod diff;
 pub mod fmt;
 pub mod graph;
 pub mod load;
+pub mod lsp;
 pub mod model;
 pub mod parse;
 pub mod source;

@@ -10,6 +10,8 @@
 //!
 //! `imspec diff OLD NEW` prints the behaviour that changed between two versions of the specs.
 //!
+//! `imspec lsp` runs the language server on stdin/stdout.
+//!
 //! `imspec trace [--check] [--format table|json|markdown] FILE|DIR…` prints the clause →
 //! rule → test → log field matrix.
 
@@ -62,6 +64,9 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Language server over stdio (diagnostics, formatting, hover, go-to-definition,
+    /// document symbols), for editors.
+    Lsp,
     /// Traceability matrix: clause -> rules -> tests citing them (`// covers: CLAUSE/RULE`)
     /// -> the endpoint's log fields.
     Trace {
@@ -131,6 +136,13 @@ fn main() -> ExitCode {
             ExitCode::from(summary.exit_code(check))
         }
         Command::Graph { file, format } => graph(&file, format),
+        Command::Lsp => match im_dsl::lsp::run_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: language server: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Diff { old, new, all } => diff(&old, &new, all),
         Command::Trace {
             paths,
