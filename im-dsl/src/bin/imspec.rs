@@ -102,6 +102,8 @@ enum GraphFormat {
     Dot,
     /// Mermaid `stateDiagram-v2`.
     Mermaid,
+    /// SVG, laid out without Graphviz (open it in a browser).
+    Svg,
 }
 
 #[derive(Args)]
@@ -244,6 +246,7 @@ fn graph(file: &Path, format: GraphFormat) -> ExitCode {
             let format = match format {
                 GraphFormat::Dot => im_dsl::graph::Format::Dot,
                 GraphFormat::Mermaid => im_dsl::graph::Format::Mermaid,
+                GraphFormat::Svg => im_dsl::graph::Format::Svg,
             };
             let text = im_dsl::graph::render(&spec, format);
             // A closed pipe (`imspec graph … | head`) is not an error worth a panic.
