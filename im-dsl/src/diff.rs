@@ -16,7 +16,8 @@
 //! the same in both versions are not printed; rule names and locations are not part of the
 //! outcome, so a rename, a comment or a layout change prints nothing. Calls are outcomes
 //! (`call 7.9.1.4`), not followed, so a change inside a called procedure prints once, under
-//! that procedure.
+//! that procedure. Procedures and states are matched by name: renaming one prints its rows
+//! as gone from the old name and new under the new one.
 //!
 //! A class may combine tests that cannot all hold at once (a Request-URI that is both the
 //! conference factory and an owned group); such a row is printed only when the two versions
