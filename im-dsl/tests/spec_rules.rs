@@ -1,7 +1,8 @@
-//! The spec rules no other test reaches, driven through the machines the proc macro
+//! The spec rules no other test checks directly, driven through the machines the proc macro
 //! generates from `specs/` (the same code the server runs): rules that only fire on a timer,
-//! a lost MSRP connection or a missing ACK, group policy refusals of the MESSAGE exploder, and
-//! the 404 of 7.9.1.5 when it is called for a URI it does not own. Each test cites the rules it
+//! a lost MSRP connection, a missing ACK, the originator's BYE or the 487 after a CANCEL,
+//! group policy refusals of the MESSAGE exploder, and the 404 of 7.9.1.5 when it is called for
+//! a URI it does not own. Each test cites the rules it
 //! exercises for `imspec trace --check`.
 
 use im_runtime::machine::{
@@ -287,4 +288,51 @@ fn pager_session_without_ack_ends_with_bye_on_timer_h() {
     assert!(kinds(&a).contains(&&ActionKind::Bye), "{a:#?}");
     assert!(a.iter().all(|a| a.origin.rule == "no_ack"));
     assert_eq!(m.state_name(), "closed");
+}
+
+// covers: 6.1.3.3.2/originator_bye
+#[test]
+fn pager_session_ends_when_the_originator_says_bye() {
+    // The endpoint answers the BYE's transaction itself; the rule's `respond 200` is what the
+    // spec says the answer is, and the session closes.
+    let mut m = answered_session();
+    let a = run(
+        &mut m,
+        &Event::InDialogRequest(Method::Bye),
+        &Facts::default(),
+        &Dir::default(),
+    );
+    assert!(
+        a.iter().all(|a| a.origin.rule == "originator_bye"),
+        "{a:#?}"
+    );
+    let (r, clause, _) = reply(&a);
+    assert_eq!((r.status, clause), (200, "6.1.3.3.2"));
+    assert_eq!(m.state_name(), "closed");
+    assert!(m.is_final());
+}
+
+// covers: 7.9.1.4/cancelled
+#[test]
+fn invitee_leg_cancelled_for_ringing_too_long_fails_on_the_487() {
+    use invite::invitee_leg::{Machine as Leg, TIMER_INVITE_TIMEOUT};
+    let dir = Dir::default();
+    let response = |status| Facts {
+        status: Some(status),
+        ..Facts::default()
+    };
+    let mut leg = Leg::new();
+    run(&mut leg, &Event::Response(180), &response(180), &dir);
+    let a = run(
+        &mut leg,
+        &Event::Timer(TIMER_INVITE_TIMEOUT),
+        &Facts::default(),
+        &dir,
+    );
+    assert_eq!(kinds(&a), [&ActionKind::Cancel]);
+    assert_eq!(leg.state_name(), "cancelling");
+    let a = run(&mut leg, &Event::Response(487), &response(487), &dir);
+    assert!(a.is_empty(), "{a:#?}");
+    assert_eq!(leg.state_name(), "failed");
+    assert!(leg.is_final());
 }

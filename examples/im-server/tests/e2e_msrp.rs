@@ -559,7 +559,6 @@ fn declining_invitee_is_logged_and_the_others_still_get_the_message() {
 
 /// Item 2, the report: not every copy was delivered, so the originator's Success-Report:
 /// yes message gets a failure REPORT (6.1.3.3.2 rule finish_with_failure).
-// covers: 6.1.3.3.2/finish_with_failure
 #[test]
 fn declining_invitee_gives_the_originator_a_failure_report() {
     let d = session_with_declining_invitee();

@@ -290,7 +290,6 @@ fn invitees(scenarios: &[&str]) -> (Vec<common::SippProc>, Vec<String>) {
 // covers: 5.2.1.1/predefined
 // covers: 7.9.1.5/setup
 // covers: 7.9.1.1/accept_with_answer
-// covers: 6.1.3.3.2/originator_bye
 #[test]
 fn pager_invite_to_group_reaches_every_member() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
