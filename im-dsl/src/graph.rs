@@ -1,4 +1,4 @@
-//! State diagrams of a spec's machines, as Graphviz DOT or Mermaid, drawn from the validated
+//! State diagrams of a spec's machines, as Graphviz DOT, Mermaid or SVG (laid out in-process), drawn from the validated
 //! [`model`](crate::model) — the same one the generator reads, so the picture is the code.
 //!
 //! Each procedure is one cluster (DOT) or composite state (Mermaid). Every rule that applies
@@ -21,6 +21,8 @@ pub enum Format {
     Dot,
     /// Mermaid `stateDiagram-v2`.
     Mermaid,
+    /// SVG, laid out in-process (no Graphviz install needed).
+    Svg,
 }
 
 /// Renders every procedure of `spec` in `format`.
@@ -28,7 +30,69 @@ pub fn render(spec: &Spec, format: Format) -> String {
     match format {
         Format::Dot => dot(spec),
         Format::Mermaid => mermaid(spec),
+        Format::Svg => svg(spec),
     }
+}
+
+/// SVG drawn with `layout-rs`: per procedure a title box (`procedure name [clause]`) pointing
+/// at the initial state, a box per state (final states as double circles), and an edge per
+/// rule labelled with its trigger, actions, rule name and clause.
+fn svg(spec: &Spec) -> String {
+    use layout::backends::svg::SVGWriter;
+    use layout::core::base::Orientation;
+    use layout::core::color::Color;
+    use layout::core::style::StyleAttr;
+    use layout::std_shapes::render::get_shape_size;
+    use layout::std_shapes::shapes::{Arrow, Element, ShapeKind};
+    use layout::topo::layout::VisualGraph;
+
+    let dir = Orientation::TopToBottom;
+    let mut vg = VisualGraph::new(dir);
+    let node = |vg: &mut VisualGraph, shape: ShapeKind, look: StyleAttr| {
+        let size = get_shape_size(dir, &shape, look.font_size, false);
+        vg.add_node(Element::create(shape, look, dir, size))
+    };
+    let state_look = StyleAttr::new(
+        Color::new(0x000000ff),
+        2,
+        Some(Color::new(0xffffffff)),
+        6,
+        14,
+    );
+    let title_look = StyleAttr::new(
+        Color::new(0x555555ff),
+        1,
+        Some(Color::new(0xe8eef7ff)),
+        0,
+        14,
+    );
+    for proc in &spec.procedures {
+        let title = node(
+            &mut vg,
+            ShapeKind::new_box(&format!("procedure {} [{}]", proc.name, proc.clause)),
+            title_look.clone(),
+        );
+        let states: Vec<_> = proc
+            .states
+            .iter()
+            .map(|st| {
+                let shape = if st.is_final && proc.explicit_states {
+                    ShapeKind::new_double_circle(&st.name)
+                } else {
+                    ShapeKind::new_box(&st.name)
+                };
+                node(&mut vg, shape, state_look.clone())
+            })
+            .collect();
+        vg.add_edge(Arrow::simple(""), title, states[proc.initial]);
+        for e in edges(spec, proc) {
+            // layout-rs places an edge's label as a box on the edge, one <tspan> per line.
+            vg.add_edge(Arrow::simple(&e.lines), states[e.from], states[e.to]);
+        }
+    }
+    let mut w = SVGWriter::new();
+    vg.do_it(false, false, false, &mut w);
+    w.finalize()
 }
 
 /// One edge of a machine.
@@ -37,6 +101,8 @@ struct Edge {
     from: usize,
     to: usize,
     label: String,
+    /// The label on several lines (trigger, guard, actions, rule), for SVG.
+    lines: String,
 }
 
 /// The states a handler applies in (see the model: empty means every non-final state; a
@@ -101,18 +167,23 @@ fn edges(spec: &Spec, proc: &Procedure) -> Vec<Edge> {
                 .map(|a| action_text(spec, proc, a))
                 .collect();
             let mut label = trig.clone();
+            let mut lines = trig.clone();
             if !guard.is_empty() {
                 let _ = write!(label, " [{guard}]");
+                let _ = write!(lines, "\n[{guard}]");
             }
             if !acts.is_empty() {
                 let _ = write!(label, " / {}", acts.join("; "));
+                let _ = write!(lines, "\n/ {}", acts.join("; "));
             }
             let _ = write!(label, " ({} {})", rule.name, rule.clause);
+            let _ = write!(lines, "\n({} {})", rule.name, rule.clause);
             for from in handler_states(proc, &h.states) {
                 out.push(Edge {
                     from,
                     to: goto.copied().unwrap_or(from),
                     label: label.clone(),
+                    lines: lines.clone(),
                 });
             }
         }

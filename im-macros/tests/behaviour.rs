@@ -246,6 +246,10 @@ fn calls(actions: &[Action]) -> Vec<&'static str> {
 
 const BOB_CAROL: &[&str] = &["sip:bob@example.com", "sip:carol@example.com"];
 
+// covers: 5.2.1.1/adhoc
+// covers: 7.9.1.4/setup
+// covers: 5.2.1.1/answer
+// covers: 7.9.1.1/accept_with_answer
 #[test]
 fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
     let (actions, machines) = session(
@@ -285,6 +289,7 @@ fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
     assert_eq!(leg.state_name(), "inviting");
 }
 
+// covers: 7.9.1.1/accept_with_answer
 #[test]
 fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
     let (actions, _) = session(
@@ -334,6 +339,8 @@ fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
     assert!(ok.sdp_answer.contains(&SdpAnswerItem::OwnPath));
 }
 
+// covers: 5.2.1.1/predefined
+// covers: 7.9.1.5/setup
 #[test]
 fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
     let (actions, _) = session(
@@ -353,6 +360,18 @@ fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
 /// Every Request-URI × list × offer combination of the table in
 /// `page_mode_group_invite.imspec` (5.2.1.1), with the status, the clause of the rule that
 /// answered, and (for refusals) the Warning.
+// covers: 5.2.1.1/adhoc
+// covers: 5.2.1.1/predefined
+// covers: 5.2.1.1/factory_without_list
+// covers: 5.2.1.1/not_for_this_server
+// covers: 7.9.1.4/no_recipients
+// covers: 7.9.1.4/too_many_recipients
+// covers: 5.2.1.1/adhoc_group_setup::no_offer
+// covers: 6.1.3.3.2/adhoc_group_setup::not_pager_mode
+// covers: 6.1.3.3.2/adhoc_group_setup::no_common_type
+// covers: 5.2.1.1/predefined_group_setup::no_offer
+// covers: 6.1.3.3.2/predefined_group_setup::not_pager_mode
+// covers: 6.1.3.3.2/predefined_group_setup::no_common_type
 #[test]
 fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
     let d = Dir::default();
@@ -404,6 +423,11 @@ fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
     assert_eq!(outcome(GROUP, None, Offer::PagerNoCommonType, &d).0, 488);
 }
 
+// covers: 7.9.1.5/not_a_member
+// covers: 7.9.1.5/may_not_initiate
+// covers: 7.9.1.5/over_group_limit
+// covers: 7.9.1.5/no_other_member
+// covers: 7.9.1.5/over_server_limit
 #[test]
 fn clause_7_9_1_5_group_policy_refusals() {
     let not_member = Dir {
@@ -461,6 +485,8 @@ fn leg_env_run(leg: &mut spec::invitee_leg::Machine, event: Event) -> Vec<Action
     im_runtime::machine::Machine::handle(leg, epoch(), &event, &facts, &env)
 }
 
+// covers: 7.9.1.4/provisional
+// covers: 7.9.1.4/answered
 #[test]
 fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
     use spec::invitee_leg::{Machine, State, TIMER_INVITE_TIMEOUT};
@@ -489,6 +515,8 @@ fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
     assert_eq!(leg.state(), State::Connected);
 }
 
+// covers: 7.9.1.4/declined
+// covers: 7.9.1.4/no_final_response
 #[test]
 fn clause_7_9_1_4_invitee_leg_fails_on_486_and_on_timer_b() {
     use spec::invitee_leg::{Machine, State};
@@ -512,6 +540,8 @@ fn clause_7_9_1_4_invitee_leg_fails_on_486_and_on_timer_b() {
     assert_eq!(im_runtime::machine::Machine::state_name(&leg), "failed");
 }
 
+// covers: 7.9.1.4/ring_too_long
+// covers: 7.9.1.4/answered_after_cancel
 #[test]
 fn clause_7_9_1_4_ringing_too_long_cancels() {
     use spec::invitee_leg::{Machine, State, TIMER_INVITE_TIMEOUT};
@@ -561,6 +591,13 @@ fn pager_session_reports(
     (reports, m.state())
 }
 
+// covers: 5.2.1.1/answer
+// covers: 6.1.3.3.2/hold
+// covers: 6.1.3.3.2/finish
+// covers: 6.1.3.3.2/finish_with_failure
+// covers: 5.2.1.1/legs_first
+// covers: 6.1.3.3.2/hold_and_finish
+// covers: 6.1.3.3.2/hold_and_fail
 #[test]
 fn clause_6_1_3_3_2_reports_success_only_when_every_copy_was_delivered() {
     use im_runtime::machine::{LegCounts, MsrpEvent};

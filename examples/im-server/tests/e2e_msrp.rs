@@ -593,6 +593,10 @@ fn refused(server: &Server, target: &str, from: &str, accept: &str) -> (String, 
 /// Item 3 and §11: unknown group → 404; non-member → 403; over `--max-recipients` → 403
 /// with a Warning naming the limit; disjoint accept-types → 488 with a Warning. Nobody is
 /// invited in any of these cases.
+// covers: 5.2.1.1/not_for_this_server
+// covers: 7.9.1.5/not_a_member
+// covers: 7.9.1.5/over_server_limit
+// covers: 6.1.3.3.2/predefined_group_setup::no_common_type
 #[test]
 fn refusals_404_403_limit_and_disjoint_types() {
     let uas = Sipp::new("uas_msrp")

@@ -175,6 +175,7 @@ fn part_with<'a>(body: &'a str, marker: &str) -> Option<&'a str> {
     body.split("\n--").find(|p| p.contains(marker))
 }
 
+// covers: 7.2/explode_list
 #[test]
 fn list_message_reaches_each_recipient_once_with_to_cc_history() {
     let (uas, uris) = recipients(3);
@@ -241,6 +242,7 @@ fn list_message_reaches_each_recipient_once_with_to_cc_history() {
     );
 }
 
+// covers: 7.2/explode_list
 #[test]
 fn cpim_list_without_require_is_accepted_and_forwarded_as_cpim() {
     let (uas, uris) = recipients(2);
@@ -271,6 +273,7 @@ fn cpim_list_without_require_is_accepted_and_forwarded_as_cpim() {
     }
 }
 
+// covers: 7.1/list_too_long
 #[test]
 fn list_over_max_recipients_gets_403_naming_the_limit() {
     let inboxes: Vec<Inbox> = (0..3).map(|_| Inbox::new()).collect();
@@ -293,6 +296,7 @@ fn list_over_max_recipients_gets_403_naming_the_limit() {
     }
 }
 
+// covers: 7.2/explode_group
 #[test]
 fn group_message_reaches_each_member_once_as_sent() {
     let (uas, uris) = recipients(2);
@@ -387,6 +391,7 @@ fn retransmitted_message_is_answered_twice_and_exploded_once() {
     }
 }
 
+// covers: 7/list_without_payload
 #[test]
 fn list_without_message_gets_400_and_nobody_a_copy() {
     let bob = Inbox::new();
@@ -399,6 +404,7 @@ fn list_without_message_gets_400_and_nobody_a_copy() {
     assert_eq!(bob.drain(Duration::from_millis(300)), Vec::<String>::new());
 }
 
+// covers: 5/require_without_list
 #[test]
 fn require_without_list_to_a_group_gets_400() {
     // The spec's rule require_without_list: the option tag claims a list the body lacks.
@@ -454,6 +460,7 @@ fn refused(target: &str, from: &str, flags: &[&str]) -> (Logged, Vec<String>, St
     (answer, got, s.log())
 }
 
+// covers: 7.1/not_a_group
 #[test]
 fn message_to_unknown_group_gets_404() {
     let (answer, got, log) = refused(
@@ -465,6 +472,7 @@ fn message_to_unknown_group_gets_404() {
     assert!(got.is_empty(), "{got:?}");
 }
 
+// covers: 7.1/not_a_member
 #[test]
 fn message_from_non_member_gets_403() {
     let (answer, got, log) = refused(GROUP, "sip:mallory@example.com", &[]);
@@ -479,6 +487,7 @@ fn message_from_non_member_gets_403() {
     assert!(got.is_empty(), "{got:?}");
 }
 
+// covers: 7.1/over_server_limit
 #[test]
 fn group_over_max_recipients_gets_403_naming_the_limit() {
     let (answer, got, log) = refused(GROUP, "sip:alice@example.com", &["--max-recipients", "1"]);
@@ -490,6 +499,7 @@ fn group_over_max_recipients_gets_403_naming_the_limit() {
     assert!(got.is_empty(), "{got:?}");
 }
 
+// covers: 7/factory_without_list
 #[test]
 fn message_to_factory_without_list_gets_403() {
     let (answer, got, log) = refused(FACTORY, "sip:alice@example.com", &[]);

@@ -287,6 +287,9 @@ fn invitees(scenarios: &[&str]) -> (Vec<common::SippProc>, Vec<String>) {
     (procs, uris)
 }
 
+// covers: 5.2.1.1/predefined
+// covers: 7.9.1.5/setup
+// covers: 7.9.1.1/accept_with_answer
 #[test]
 fn pager_invite_to_group_reaches_every_member() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
@@ -321,6 +324,8 @@ fn retransmitted_invite_fans_out_once_with_the_same_answer() {
 /// CANCEL before the answer (RFC 3261 §9.1), sent by the server: an invitee that rings
 /// longer than `--invite-timeout` is cancelled by the spec's 7.9.1.4 rule `ring_too_long`; the
 /// invitee's scenario only succeeds when the CANCEL comes and its 487 is ACKed.
+// covers: 7.9.1.4/ring_too_long
+// covers: 7.9.1.4/cancelled
 #[test]
 fn server_cancels_an_invitee_that_rings_too_long() {
     let (uas, uris) = invitees(&["uas_ring_cancel", "uas_answer"]);
@@ -342,6 +347,8 @@ fn server_cancels_an_invitee_that_rings_too_long() {
     }
 }
 
+// covers: 5.2.1.1/adhoc
+// covers: 7.9.1.4/setup
 #[test]
 fn resource_list_invite_reaches_both_invitees() {
     let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
@@ -364,6 +371,7 @@ fn resource_list_invite_reaches_both_invitees() {
     }
 }
 
+// covers: 7.9.1.4/declined
 #[test]
 fn busy_invitee_fails_its_leg_only() {
     let (uas, uris) = invitees(&["uas_answer", "uas_busy"]);
