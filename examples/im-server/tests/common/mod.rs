@@ -250,6 +250,7 @@ pub(crate) struct Sipp {
     recv_timeout: Duration,
     global_timeout: Duration,
     keys: Vec<(String, String)>,
+    call_ids: Option<String>,
 }
 
 /// What a SIPp run left behind.
@@ -329,7 +330,15 @@ impl Sipp {
             recv_timeout: Duration::from_secs(5),
             global_timeout: Duration::from_secs(20),
             keys: Vec::new(),
+            call_ids: None,
         }
+    }
+
+    /// The Call-ID pattern (`-cid_str`: `%u` is the call number, `%p` the pid, `%s` the
+    /// IP), so a test can choose which server worker a call is steered to.
+    pub(crate) fn call_ids(mut self, pattern: &str) -> Sipp {
+        self.call_ids = Some(pattern.to_owned());
+        self
     }
 
     /// The address to send to (UAC scenarios).
@@ -404,6 +413,9 @@ impl Sipp {
             .arg(dir.path().join("logs.log"));
         for (k, v) in &self.keys {
             cmd.args(["-key", k, v]);
+        }
+        if let Some(c) = &self.call_ids {
+            cmd.args(["-cid_str", c]);
         }
         let out = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
         let err = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
