@@ -222,6 +222,24 @@ impl Server {
         }
     }
 
+    /// Every MSRP address the server listens on (one per worker), from its `im-server
+    /// bound` log line: `msrp=[127.0.0.1:P, 127.0.0.1:Q]`.
+    pub(crate) fn msrp_listen(&self) -> Vec<SocketAddr> {
+        let log = self.log();
+        let Some(line) = log.lines().find(|l| l.contains("im-server bound")) else {
+            return vec![self.msrp];
+        };
+        line.split("msrp=[")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|a| a.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![self.msrp])
+    }
+
     /// The server's stdout and stderr so far.
     pub(crate) fn log(&self) -> String {
         format!(
