@@ -93,7 +93,8 @@ cpu_seconds() {
     for p in "$@"; do
         [ -r "/proc/$p/stat" ] || continue
         # Fields 14 and 15 (utime, stime) come after the ")" that ends the command name.
-        ticks=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
+        # A process may end between the test and the read: it then counts 0.
+        ticks=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
         total=$((total + ticks))
     done
     awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
@@ -306,15 +307,16 @@ busy_seconds() {
     awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
 
-# CPU seconds of the children this shell has reaped (bash `times`, second line). A SIPp
-# run in the foreground is reaped when it ends, so its whole CPU shows up here.
-reaped_seconds() {
-    times >"$OUT/.times"
+# CPU seconds of the children this shell has reaped, from a file holding the output of bash's
+# `times` (second line). `times` must run in this shell, not in a $(...) subshell, whose
+# own reaped children are none. A SIPp run in the foreground is reaped when it ends, so its
+# whole CPU shows up here.
+reaped_seconds() { # times_output_file
     awk 'NR == 2 {
         t = 0
         for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
         printf "%.2f", t
-    }' "$OUT/.times"
+    }' "$1"
 }
 
 # The SIPp list MESSAGE scenario with n entries, all answered by one UAS on port $3; the
@@ -394,11 +396,13 @@ $members    </list>
 EOF
 }
 
-# Starts a UAS SIPp in the background (answering up to `calls` calls); sets UAS_PID.
+# Starts a UAS SIPp in the background; sets UAS_PID. It may answer twice the calls it is
+# meant to get, so it is still alive (and its CPU readable) when the originator ends; the
+# caller stops it.
 start_uas() { # dir scenario port calls
     mkdir -p "$1"
     (cd "$1" && exec timeout $((DURATION + 90)) sipp -sf "$2" \
-        -i 127.0.0.1 -p "$3" -t u1 -m "$4" -timeout "$((DURATION + 75))s" \
+        -i 127.0.0.1 -p "$3" -t u1 -m $(($4 * 2)) -timeout "$((DURATION + 75))s" \
         -recv_timeout 60000 -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err \
         >sipp.out 2>sipp.err) &
     UAS_PID=$!
@@ -416,7 +420,8 @@ compare_run() {
     for p in $uas; do fam+=" $(family "$p" | tr '\n' ' ')"; done
     la0=$(loadavg); w0=$(date +%s.%N); b0=$(busy_seconds)
     # shellcheck disable=SC2086
-    s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds)
+    times >"$OUT/.times0"
+    s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
     (cd "$dir" && timeout $((DURATION + 60)) sipp -sf "$scenario" \
         -key target "$target" -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
@@ -425,7 +430,8 @@ compare_run() {
         -trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err \
         "$dest" >sipp.out 2>sipp.err) || rc=$?
     # shellcheck disable=SC2086
-    s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds)
+    times >"$OUT/.times1"
+    s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds "$OUT/.times1")
     b1=$(busy_seconds); w1=$(date +%s.%N); la1=$(loadavg)
     echo "    $label: sipp -sf $(basename "$scenario") -r $rate -l $((rate * 5)) -m $calls $dest (exit $rc)" >>"$OUT/commands.txt"
     python3 - "$label" "$kind" "$per_call" "$recips" "$rate" "$calls" "$dir/stat.csv" \
@@ -505,12 +511,14 @@ run_compare() {
 
     # Kamailio tm: INVITE dialogs, then MESSAGE (one transaction each).
     port=$(free_port)
-    kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 64 -M 8 \
+    # 256 MiB of shared memory: tm keeps each INVITE transaction through its wait timer, and
+    # 64 MiB ran out at 500 dialogs/s ("new_t(): out of mem", 500 replies).
+    kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
         >"$OUT/kamailio_tm.log" 2>&1 &
     kpid=$!
     pids+=("$kpid")
     wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
-    echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 64 -M 8" >>"$OUT/commands.txt"
+    echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
     compare_run kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$kpid" | tr '\n' ' ')" "" \
         "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
     message_scenario "$dir/message_kam.xml" 3 9 200

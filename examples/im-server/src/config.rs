@@ -81,8 +81,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub groups: Option<PathBuf>,
 
-    /// How often the groups folder is checked for changed files, e.g. 2s or 500ms; 0s
-    /// checks on every look-up. [default: 2s]
+    /// How often the groups folder is checked for changed files, e.g. 2s or 500ms, by a
+    /// background thread (at least every 100ms). [default: 2s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub groups_poll: Option<Duration>,
 

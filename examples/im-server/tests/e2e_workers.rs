@@ -44,7 +44,7 @@ fn shards_of_sent_calls(messages: &str) -> BTreeSet<usize> {
         .collect()
 }
 
-fn group_sessions(tcp: bool) {
+fn group_sessions(tcp: bool, workers: &str) {
     let mut uas = Vec::new();
     let mut members = vec![ALICE.to_owned()];
     for i in 0..2 {
@@ -60,10 +60,11 @@ fn group_sessions(tcp: bool) {
         "--groups",
         groups.path().to_str().unwrap(),
         "--workers",
-        "2",
+        workers,
     ]);
+    let bound = format!("workers={workers}");
     assert!(
-        s.wait_for_log("workers=2", Duration::from_secs(5)),
+        s.wait_for_log(&bound, Duration::from_secs(5)),
         "{}",
         s.log()
     );
@@ -93,12 +94,18 @@ fn group_sessions(tcp: bool) {
 
 #[test]
 fn group_sessions_on_two_workers_over_udp() {
-    group_sessions(false);
+    group_sessions(false, "2");
 }
 
 #[test]
 fn group_sessions_on_two_workers_over_tcp() {
-    group_sessions(true);
+    group_sessions(true, "2");
+}
+
+/// `--workers 1` runs the single-threaded driver: the same sessions, all on one endpoint.
+#[test]
+fn group_sessions_on_one_worker() {
+    group_sessions(false, "1");
 }
 
 /// The member `sip:bob@example.com` is reachable only through the location table. Its
