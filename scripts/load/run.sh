@@ -27,7 +27,7 @@
 #   WORKERS       compare: im-server worker counts to run, space separated ["1 2"]
 #   KAM_RATE      compare: Kamailio dialogs/s and MESSAGEs/s ["500 1000 2000"]
 #   GROUP_RATE    compare: im-server group sessions/s ["50 100 200 400"]
-#   MSG_RATE      compare: im-server MESSAGEs/s to each list ["100 200 400"]
+#   MSG_RATE      compare: im-server MESSAGEs/s to each list ["100 200 400 800 1600"]
 #                 Each rate list is a ramp: each rate runs DURATION s, lowest first, and
 #                 the ramp stops at the first rate not held (a failed call, fewer calls
 #                 done than sent, or under 90 % of the rate); the table names the highest
@@ -47,7 +47,7 @@ INVITE_RATE="${INVITE_RATE:-20}"
 WORKERS="${WORKERS:-1 2}"
 KAM_RATE="${KAM_RATE:-500 1000 2000}"
 GROUP_RATE="${GROUP_RATE:-50 100 200 400}"
-MSG_RATE="${MSG_RATE:-100 200 400}"
+MSG_RATE="${MSG_RATE:-100 200 400 800 1600}"
 OTHER_MAX="${OTHER_MAX:-0.10}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-load.XXXXXX)}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
@@ -589,6 +589,7 @@ run_compare() {
         # A fresh server each, so that one scenario's collapse cannot poison the next.
         for n in 3 10; do
             start_im_server --workers "$w"
+            echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn" >>"$OUT/commands.txt"
             uport=$(free_port)
             message_scenario "$dir/message_$n.xml" "$n" "$uport" 202
             start_uas "$dir/w$w-message$n/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * n))
