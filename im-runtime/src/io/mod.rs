@@ -87,6 +87,9 @@ type EvTx = mpsc::UnboundedSender<Ev>;
 /// Where a reader's events go: one channel per shard.
 type Shards = Arc<[EvTx]>;
 
+/// The bound UDP sockets with their addresses (read once at bind, not per datagram sent).
+type UdpSockets = Arc<[(Arc<UdpSocket>, SocketAddr)]>;
+
 enum Ev {
     Datagram(SocketAddr, SocketAddr, Bytes),
     Opened(
@@ -114,7 +117,7 @@ const SHARD_MASK: u64 = 0x7fff << SHARD_SHIFT;
 
 /// What one driver loop needs besides its core and its channel.
 struct LoopCtx {
-    udp: Arc<[(Arc<UdpSocket>, SocketAddr)]>,
+    udp: UdpSockets,
     limits: IoLimits,
     open: Arc<AtomicUsize>,
     /// Where this loop's own outgoing connections report.
@@ -282,10 +285,7 @@ impl Driver {
 
     /// Spawns the UDP readers and the accept loops, feeding `shards`. With more than one
     /// shard, SIP is steered by Call-ID (and framed in the readers on TCP).
-    fn spawn_readers(
-        &mut self,
-        shards: &Shards,
-    ) -> (Arc<[(Arc<UdpSocket>, SocketAddr)]>, Arc<AtomicUsize>) {
+    fn spawn_readers(&mut self, shards: &Shards) -> (UdpSockets, Arc<AtomicUsize>) {
         let open = Arc::new(AtomicUsize::new(0));
         let next_accepted = Arc::new(AtomicU64::new(0));
         let max_datagram = self.limits.max_datagram;
