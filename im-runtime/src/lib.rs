@@ -18,6 +18,7 @@
 pub mod endpoint;
 pub mod machine;
 pub mod proto;
+pub mod steer;
 pub mod transport;
 
 #[cfg(feature = "tokio")]

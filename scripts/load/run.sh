@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# SIPp load runs against the release im-server, with Kamailio as the OPTIONS baseline.
+# SIPp load runs against the release im-server, with Kamailio as the baseline.
 # Not part of the test suite: run by hand, results go to docs/performance.md.
 #
-#   scripts/load/run.sh [options|kamailio|invite|all]...     (default: all)
+#   scripts/load/run.sh [options|kamailio|invite|compare|all]...     (default: all)
+#
+# `compare` is the side-by-side run (issue 11 item 5), one call on this machine:
+#   * Kamailio tm (scripts/load/kamailio_tm.cfg) answering SIPp INVITE -> 200 -> ACK -> BYE
+#     dialogs, and answering MESSAGE;
+#   * im-server, for each worker count in WORKERS, with the group scenario (SIPp originator
+#     + 3 SIPp member UASs, pre-defined group of 3: 4 dialogs per session), and a MESSAGE
+#     to a list of 3 and of 10 recipients (RFC 5365; one SIPp UAS answers every copy);
+# and prints for each: calls/s held with 0 failures, server CPU per call and per dialog
+# (per transaction for MESSAGE) from /proc/PID/stat, p99 of INVITE->200 (MESSAGE->final),
+# the ratio to Kamailio, and other_cpu_s: CPU used by everything else on the machine
+# (/proc/stat busy time minus the server and the SIPps), which marks the run VOID when it
+# exceeds OTHER_MAX of the run's wall time (the figures then measure contention, not us).
 #
 # Environment (defaults in brackets):
 #   DURATION      seconds per run [15]; every SIPp run is also bounded by a call count (-m)
@@ -12,6 +24,15 @@
 #   INVITE_RATE   pager-mode group INVITE calls/s [20]
 #   OUT           folder for logs and CSVs [a new folder under /tmp]
 #   IM_SERVER     im-server binary [target/release/im-server, built when missing]
+#   WORKERS       compare: im-server worker counts to run, space separated ["1 2"]
+#   KAM_RATE      compare: Kamailio dialogs/s and MESSAGEs/s ["500 1000 2000"]
+#   GROUP_RATE    compare: im-server group sessions/s ["50 100 200 400"]
+#   MSG_RATE      compare: im-server MESSAGEs/s to each list ["100 200 400 800 1600"]
+#                 Each rate list is a ramp: each rate runs DURATION s, lowest first, and
+#                 the ramp stops at the first rate not held (a failed call, fewer calls
+#                 done than sent, or under 90 % of the rate); the table names the highest
+#                 rate held. Each im-server scenario gets a fresh server.
+#   OTHER_MAX     compare: other_cpu_s / wall seconds above which a run is VOID [0.10]
 #
 # Every address is 127.0.0.1; ports are picked free at start. Each server the script starts
 # is stopped by its own pid when the script ends (also on error or Ctrl-C).
@@ -23,6 +44,11 @@ DURATION="${DURATION:-15}"
 RATE="${RATE:-1000}"
 MAX_LIMIT="${MAX_LIMIT:-50}"
 INVITE_RATE="${INVITE_RATE:-20}"
+WORKERS="${WORKERS:-1 2}"
+KAM_RATE="${KAM_RATE:-500 1000 2000}"
+GROUP_RATE="${GROUP_RATE:-50 100 200 400}"
+MSG_RATE="${MSG_RATE:-100 200 400 800 1600}"
+OTHER_MAX="${OTHER_MAX:-0.10}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-load.XXXXXX)}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
 mkdir -p "$OUT"
@@ -71,7 +97,8 @@ cpu_seconds() {
     for p in "$@"; do
         [ -r "/proc/$p/stat" ] || continue
         # Fields 14 and 15 (utime, stime) come after the ")" that ends the command name.
-        ticks=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
+        # A process may end between the test and the read: it then counts 0.
+        ticks=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
         total=$((total + ticks))
     done
     awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
@@ -277,19 +304,319 @@ EOF
     stop "$IM_PID"
 }
 
+# ---- compare: Kamailio tm vs im-server, side by side -------------------------------------
+
+# Busy CPU seconds of the whole machine so far (every CPU; idle and iowait excluded).
+busy_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+
+# CPU seconds of the children this shell has reaped, from a file holding the output of bash's
+# `times` (second line). `times` must run in this shell, not in a $(...) subshell, whose
+# own reaped children are none. A SIPp run in the foreground is reaped when it ends, so its
+# whole CPU shows up here.
+reaped_seconds() { # times_output_file
+    awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%.2f", t
+    }' "$1"
+}
+
+# The SIPp list MESSAGE scenario with n entries, all answered by one UAS on port $3; the
+# final answer im-server gives is 202 (exploded), Kamailio's 200.
+message_scenario() { # file n uas_port final_status
+    local f="$1" n="$2" port="$3" final="$4" i entries=""
+    for i in $(seq 1 "$n"); do
+        entries+="          <entry uri=\"sip:r$i@127.0.0.1:$port\" cp:copyControl=\"to\"/>"$'\n'
+    done
+    cat >"$f" <<EOF
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- Generated by scripts/load/run.sh: MESSAGE to a list of $n (RFC 5365); rtd 1 is MESSAGE to final. -->
+<scenario name="MESSAGE to a list of $n">
+  <send retrans="500" start_rtd="1">
+    <![CDATA[
+
+      MESSAGE [target] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <[from]>;tag=[pid]SIPpTag22[call_number]
+      To: <[target]>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Max-Forwards: 70
+      Require: recipient-list-message
+      Content-Type: multipart/mixed;boundary="imspec-page"
+      Content-Length: [len]
+
+      --imspec-page
+      Content-Type: text/plain;charset=UTF-8
+
+      load message [call_number]
+      --imspec-page
+      Content-Type: application/resource-lists+xml
+      Content-Disposition: recipient-list
+
+      <?xml version="1.0" encoding="UTF-8"?>
+      <resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
+          xmlns:cp="urn:ietf:params:xml:ns:copycontrol">
+        <list>
+$entries        </list>
+      </resource-lists>
+      --imspec-page--
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="$final" rtd="1"/>
+</scenario>
+EOF
+}
+
+# A group document: sip:load@example.com with the originator and the given member URIs.
+group_document() { # file member_uri...
+    local f="$1" m members=""
+    shift
+    for m in "$@"; do
+        members+="      <rl:entry uri=\"$m\"/>"$'\n'
+    done
+    cat >"$f" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<group xmlns="urn:oma:xml:poc:list-service"
+       xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
+       xmlns:cp="urn:ietf:params:xml:ns:common-policy">
+  <list-service uri="sip:load@example.com">
+    <list>
+      <rl:entry uri="sip:loader@example.com"/>
+$members    </list>
+    <cp:ruleset>
+      <cp:rule id="members">
+        <cp:conditions><is-list-member/></cp:conditions>
+        <cp:actions><allow-initiate-conference>true</allow-initiate-conference></cp:actions>
+      </cp:rule>
+    </cp:ruleset>
+  </list-service>
+</group>
+EOF
+}
+
+# Starts a UAS SIPp in the background; sets UAS_PID. It may answer twice the calls it is
+# meant to get, so it is still alive (and its CPU readable) when the originator ends; the
+# caller stops it.
+start_uas() { # dir scenario port calls
+    mkdir -p "$1"
+    (cd "$1" && exec timeout $((DURATION + 90)) sipp -sf "$2" \
+        -i 127.0.0.1 -p "$3" -t u1 -m $(($4 * 2)) -timeout "$((DURATION + 75))s" \
+        -recv_timeout 60000 -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err \
+        >sipp.out 2>sipp.err) &
+    UAS_PID=$!
+    pids+=("$UAS_PID")
+}
+
+# One measured originator run. Prints the summary line and appends a row to results.tsv.
+#   label kind(dialog|message) per_call(dialogs or transactions per call) recipients rate
+#   "server pids" "uas pids" dir scenario target_uri dest_host:port
+compare_run() {
+    local label="$1" kind="$2" per_call="$3" recips="$4" rate="$5" servers="$6" uas="$7"
+    local dir="$8" scenario="$9" target="${10}" dest="${11}"
+    local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p
+    mkdir -p "$dir"
+    for p in $uas; do fam+=" $(family "$p" | tr '\n' ' ')"; done
+    la0=$(loadavg); w0=$(date +%s.%N); b0=$(busy_seconds)
+    # shellcheck disable=SC2086
+    times >"$OUT/.times0"
+    s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
+    (cd "$dir" && timeout $((DURATION + 60)) sipp -sf "$scenario" \
+        -key target "$target" -key from sip:loader@example.com \
+        -i 127.0.0.1 -p "$(free_port)" -t u1 \
+        -r "$rate" -l $((rate * 5)) -m "$calls" -timeout "$((DURATION + 40))s" \
+        -recv_timeout 10000 -nostdin \
+        -trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err \
+        "$dest" >sipp.out 2>sipp.err) || rc=$?
+    # shellcheck disable=SC2086
+    times >"$OUT/.times1"
+    s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds "$OUT/.times1")
+    b1=$(busy_seconds); w1=$(date +%s.%N); la1=$(loadavg)
+    echo "    $label: sipp -sf $(basename "$scenario") -r $rate -l $((rate * 5)) -m $calls $dest (exit $rc)" >>"$OUT/commands.txt"
+    python3 - "$label" "$kind" "$per_call" "$recips" "$rate" "$calls" "$dir/stat.csv" \
+        "$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1)" \
+        "$s0" "$s1" "$u0" "$u1" "$r0" "$r1" "$b0" "$b1" "$w0" "$w1" "$la0" "$la1" \
+        "$OTHER_MAX" "$OUT/results.tsv" <<'EOF' | tee -a "$OUT/summary.txt"
+import csv, sys
+(label, kind, per_call, recips, rate, calls, stat, rtt, s0, s1, u0, u1, r0, r1, b0, b1,
+ w0, w1, la0, la1, other_max, results) = sys.argv[1:23]
+per_call, recips, rate, calls = int(per_call), int(recips), int(rate), int(calls)
+f = lambda a, b: float(b) - float(a)
+server, sipp_uas, sipp_uac, busy, wall = f(s0, s1), f(u0, u1), f(r0, r1), f(b0, b1), f(w0, w1)
+# Everything the machine did in the window that was neither the server nor our SIPps.
+other = busy - server - sipp_uas - sipp_uac
+rows = list(csv.reader(open(stat), delimiter=';'))
+head, last = rows[0], rows[-1]
+col = lambda name: last[head.index(name)]
+epoch = lambda name: float(col(name).split('\t')[-1])
+elapsed = max(epoch('CurrentTime') - epoch('StartTime'), 1e-3)
+ok, failed = int(col('SuccessfulCall(C)')), int(col('FailedCall(C)'))
+times = []
+try:
+    for r in csv.reader(open(rtt), delimiter=';'):
+        if len(r) >= 3 and r[2].strip() == '1':
+            try:
+                times.append(float(r[1]))
+            except ValueError:
+                pass
+except (FileNotFoundError, IsADirectoryError):
+    pass
+times.sort()
+p99 = times[min(len(times) - 1, int(0.99 * len(times)))] if times else float('nan')
+cps = ok / elapsed
+# Held: every call done, none failed, and at (nearly) the rate asked: a server that falls
+# behind stretches the run instead of failing calls.
+held = failed == 0 and ok >= calls and cps >= 0.9 * rate
+per_call_ms = 1e3 * server / max(ok, 1)
+per_unit_us = 1e3 * per_call_ms / per_call
+void = other > float(other_max) * wall
+unit = "dialog" if kind == "dialog" else "transaction"
+extra = f", {per_unit_us * per_call / recips:.0f} us/recipient" if recips else ""
+print(f"{label}: {'HELD' if held else 'NOT HELD'} {rate}/s -> {ok} ok, {failed} failed of {calls} "
+      f"= {cps:.0f} calls/s; server CPU {server:.2f} s = {per_call_ms:.3f} ms/call = "
+      f"{per_unit_us:.0f} us/{unit} ({per_call} per call{extra}); p99 {p99:.0f} ms; "
+      f"sipp {sipp_uac + sipp_uas:.2f} s; other_cpu_s {other:.2f} of {wall:.1f} s wall"
+      f"{' VOID (machine busy)' if void else ''}; load {la0} -> {la1}")
+with open(results, 'a') as out:
+    out.write('\t'.join(str(x) for x in (label, kind, per_call, recips, rate, ok, failed,
+              int(held), f"{cps:.1f}", f"{per_call_ms:.4f}", f"{per_unit_us:.1f}",
+              f"{p99:.1f}", f"{other:.2f}", f"{wall:.1f}", int(void))) + '\n')
+EOF
+}
+
+# compare_run at each rate of a space-separated list, lowest first, until one is not held
+# (a failed call, or fewer calls done than sent). Same arguments as compare_run, with the
+# list in place of the rate; labels get "@rate", folders "/rRATE".
+ramp() {
+    local r
+    for r in $5; do
+        compare_run "$1@$r" "$2" "$3" "$4" "$r" "$6" "$7" "$8/r$r" "$9" "${10}" "${11}"
+        [ "$(tail -1 "$OUT/results.tsv" | cut -f8)" = 1 ] || break
+        # Let retransmission and linger timers of the step before run out.
+        sleep 2
+    done
+}
+
+sum() { local t=0 r; for r in $1; do t=$((t + r)); done; echo "$t"; }
+
+# The table of ratios to Kamailio, from results.tsv.
+compare_table() {
+    python3 - "$OUT/results.tsv" <<'EOF' | tee -a "$OUT/summary.txt"
+import sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if l.strip()]
+# The baseline of each kind: Kamailio's highest rate held (else its first row).
+base = {}
+for r in rows:
+    if r[0].startswith('kamailio') and (r[1] not in base or r[7] == '1'):
+        base[r[1]] = r
+# Highest rate held per scenario (label before '@'), and that step's CPU per call.
+# Rates ramp up, so the last row held is the highest.
+best = {}
+for r in rows:
+    name = r[0].split('@')[0]
+    best.setdefault(name, None)
+    if r[7] == '1':
+        best[name] = r
+print()
+for name, r in best.items():
+    if r is None:
+        print(f"{name}: no rate held")
+    else:
+        print(f"{name}: held {r[4]}/s with 0 failures ({r[8]} calls/s done), {r[9]} ms server CPU per call"
+              f"{' (VOID run: machine busy)' if r[14] == '1' else ''}")
+print()
+print("| run | held | calls/s | failed | server ms/call | us/dialog (INVITE) or /transaction (MESSAGE) | x Kamailio | p99 ms | other_cpu_s | run |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    b = base.get(r[1])
+    ratio = f"{float(r[10]) / float(b[10]):.1f}x" if b and float(b[10]) > 0 else "-"
+    print(f"| {r[0]} | {'yes' if r[7] == '1' else 'no'} at {r[4]}/s | {r[8]} | {r[6]} | {r[9]} | "
+          f"{r[10]} | {ratio} | {r[11]} | {r[12]} of {r[13]} s | {'VOID' if r[14] == '1' else 'valid'} |")
+EOF
+}
+
+run_compare() {
+    command -v kamailio >/dev/null || die "kamailio not found: apt-get install -y kamailio"
+    local dir="$OUT/compare" port kpid upids w i n uport
+    mkdir -p "$dir"
+    : >"$OUT/results.tsv"
+
+    # Kamailio tm: INVITE dialogs, then MESSAGE (one transaction each).
+    port=$(free_port)
+    # 256 MiB of shared memory: tm keeps each INVITE transaction through its wait timer, and
+    # 64 MiB ran out at 500 dialogs/s ("new_t(): out of mem", 500 replies).
+    kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
+        >"$OUT/kamailio_tm.log" 2>&1 &
+    kpid=$!
+    pids+=("$kpid")
+    wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
+    echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
+    ramp kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$kpid" | tr '\n' ' ')" "" \
+        "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
+    message_scenario "$dir/message_kam.xml" 3 9 200
+    ramp kamailio-tm-message message 1 0 "$KAM_RATE" "$(family "$kpid" | tr '\n' ' ')" "" \
+        "$dir/kam-message" "$dir/message_kam.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
+    stop "$kpid"
+
+    for w in $WORKERS; do
+        # Group sessions: 3 member UASs, a group of the originator and them.
+        local members=() ports=()
+        upids=""
+        mkdir -p "$dir/w$w-group/groups"
+        for i in 0 1 2; do
+            ports+=("$(free_port)")
+            members+=("sip:member$i@127.0.0.1:${ports[$i]}")
+        done
+        group_document "$dir/w$w-group/groups/load.xml" "${members[@]}"
+        start_im_server --workers "$w" --groups "$dir/w$w-group/groups"
+        echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ..." >>"$OUT/commands.txt"
+        for i in 0 1 2; do
+            start_uas "$dir/w$w-group/uas$i" "$here/uas_member.xml" "${ports[$i]}" $(($(sum "$GROUP_RATE") * DURATION))
+            upids+=" $UAS_PID"
+        done
+        sleep 0.5
+        ramp "im-server-w$w-group3" dialog 4 3 "$GROUP_RATE" "$IM_PID" "$upids" \
+            "$dir/w$w-group" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+        for i in $upids; do stop "$i"; done
+        stop "$IM_PID"
+
+        # MESSAGE to a list of 3 and of 10: 1 + n transactions per MESSAGE at the server.
+        # A fresh server each, so that one scenario's collapse cannot poison the next.
+        for n in 3 10; do
+            start_im_server --workers "$w"
+            echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn" >>"$OUT/commands.txt"
+            uport=$(free_port)
+            message_scenario "$dir/message_$n.xml" "$n" "$uport" 202
+            start_uas "$dir/w$w-message$n/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * n))
+            sleep 0.5
+            ramp "im-server-w$w-message$n" message $((n + 1)) "$n" "$MSG_RATE" "$IM_PID" "$UAS_PID" \
+                "$dir/w$w-message$n" "$dir/message_$n.xml" sip:conference-factory@example.com "127.0.0.1:$IM_PORT"
+            stop "$UAS_PID"
+            stop "$IM_PID"
+        done
+    done
+    compare_table
+}
+
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 {
     echo "# $(date -u +%FT%TZ) DURATION=$DURATION RATE=$RATE MAX_LIMIT=$MAX_LIMIT INVITE_RATE=$INVITE_RATE"
-    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1)"
+    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); WORKERS=$WORKERS KAM_RATE=$KAM_RATE GROUP_RATE=$GROUP_RATE MSG_RATE=$MSG_RATE"
 } | tee -a "$OUT/summary.txt"
 for t in "${targets[@]}"; do
     case "$t" in
     options) run_options ;;
     kamailio) run_kamailio ;;
     invite) run_invite ;;
-    all) run_options; run_kamailio; run_invite ;;
-    *) die "unknown run '$t' (options, kamailio, invite, all)" ;;
+    compare) run_compare ;;
+    all) run_options; run_kamailio; run_invite; run_compare ;;
+    *) die "unknown run '$t' (options, kamailio, invite, compare, all)" ;;
     esac
 done
 echo "logs, CSVs and commands in $OUT"

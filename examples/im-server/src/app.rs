@@ -2,7 +2,7 @@
 //! 5.2.1.1 spec, MESSAGE from the RFC 5365 exploder spec), the group store and the router.
 //! Nothing here decides a SIP status: every status comes from the specs.
 
-use crate::groups::GroupStore;
+use crate::groups::SharedGroups;
 use crate::router::Router;
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
@@ -19,10 +19,12 @@ pub mod message_spec {
     im_macros::imspec!("specs/rfc5365_message_exploder.imspec");
 }
 
-/// The IM server application.
+/// The IM server application. Each worker (shard) runs its own clone; clones share the
+/// group store and the REGISTER location table.
+#[derive(Clone)]
 pub struct ServerApp {
-    /// Pre-defined groups.
-    pub groups: GroupStore,
+    /// Pre-defined groups, reloaded off the event loops.
+    pub groups: SharedGroups,
     /// Invitee routing (IP literal, outbound proxy, REGISTER location table).
     pub router: Router,
 }
@@ -74,22 +76,20 @@ impl Application for ServerApp {
         };
         // A full table is logged and the binding dropped; the REGISTER is still answered, as
         // the location table is a convenience for standalone use, not a registrar service.
-        if let Err(e) = self.router.locations.register(
-            aor,
-            contact,
-            Duration::from_secs(u64::from(expires)),
-            now,
-        ) {
+        let mut table = self
+            .router
+            .locations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
             tracing::warn!(aor = %aor.raw, "location table: {e}");
         }
         true
     }
 
     fn on_request(&mut self, now: Instant) {
+        // The groups folder is reloaded by `SharedGroups`' own thread, not here: this runs
+        // on a worker's event loop.
         self.router.set_now(now);
-        let report = self.groups.reload_if_changed(now);
-        for p in &report.problems {
-            tracing::warn!(file = %p.file.display(), "group document skipped: {}", p.reason);
-        }
     }
 }

@@ -27,6 +27,9 @@ use crate::uri::{parse_uri, split_hostport};
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 /// Default MSRP port (TCP).
 pub const DEFAULT_MSRP_PORT: u16 = 2855;
+/// Most workers (shards) a server may run; the IO layer tags connection ids with the shard
+/// in 15 bits, and far fewer cores exist anyway.
+pub const MAX_WORKERS: usize = 1024;
 /// The example groups shipped beside the crate; the default groups folder.
 pub const DEFAULT_GROUPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/groups");
 
@@ -78,8 +81,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub groups: Option<PathBuf>,
 
-    /// How often the groups folder is checked for changed files, e.g. 2s or 500ms; 0s
-    /// checks on every look-up. [default: 2s]
+    /// How often the groups folder is checked for changed files, e.g. 2s or 500ms, by a
+    /// background thread (at least every 100ms). [default: 2s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub groups_poll: Option<Duration>,
 
@@ -153,6 +156,12 @@ pub struct Cli {
     /// How long an invitee leg may ring before it is cancelled. [default: 32s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub invite_timeout: Option<Duration>,
+
+    /// Worker threads, each running its own endpoint (shard): SIP is steered to a shard by a
+    /// hash of the Call-ID, and each shard listens on its own MSRP port (the `--msrp` port
+    /// plus its index). 1 runs everything on one thread. [default: one per core]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub workers: Option<u64>,
 
     /// Log filter in tracing-subscriber EnvFilter syntax (RUST_LOG overrides the default,
     /// this flag overrides RUST_LOG). [default: info]
@@ -259,6 +268,8 @@ pub struct ServerConfig {
     pub timers: Timers,
     /// Log filter (EnvFilter syntax).
     pub log: String,
+    /// Worker threads (shards); `None`: one per core ([`ServerConfig::worker_count`]).
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -286,6 +297,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             timers: Timers::default(),
             log: "info".to_owned(),
+            workers: None,
         }
     }
 }
@@ -353,6 +365,7 @@ struct FileConfig {
     outbound_proxy: Option<String>,
     trusted_hosts: Option<Vec<String>>,
     log: Option<String>,
+    workers: Option<SizeValue>,
     #[serde(default)]
     sip: FileSip,
     #[serde(default)]
@@ -487,6 +500,12 @@ impl ServerConfig {
         }
         if let Some(v) = &file.log {
             self.log = val(src, "log", v, parse_log_filter(v))?;
+        }
+        if let Some(v) = &file.workers {
+            let n = v
+                .parse()
+                .map_err(|reason| ConfigError::invalid(src, "workers", v, reason))?;
+            self.workers = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
         if let Some(list) = &file.sip.listen {
             self.sip = list
@@ -642,6 +661,9 @@ impl ServerConfig {
         if let Some(v) = &cli.log {
             self.log = v.clone();
         }
+        if let Some(v) = cli.workers {
+            self.workers = Some(us(v));
+        }
         cli.conference_factory.is_some()
     }
 
@@ -718,7 +740,41 @@ impl ServerConfig {
         if self.accept_types.is_empty() {
             return bad("msrp.accept_types", &"[]", "at least one type is needed");
         }
+        if let Some(n) = self.workers
+            && !(1..=MAX_WORKERS).contains(&n)
+        {
+            return bad(
+                "workers",
+                &n,
+                &format!("must be between 1 and {MAX_WORKERS}"),
+            );
+        }
         Ok(())
+    }
+
+    /// How many workers (shards) to run: the configured number, else one per core.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .min(MAX_WORKERS)
+        })
+    }
+
+    /// The MSRP listen address of each worker: worker `i` listens on the configured port
+    /// plus `i` (port 0 stays 0: a free port each). Each worker names its own port in
+    /// `a=path`, so MSRP connections reach the worker that holds the session.
+    pub fn msrp_listen(&self, workers: usize) -> Vec<SocketAddr> {
+        (0..workers)
+            .map(|i| {
+                let port = match self.msrp.port() {
+                    0 => 0,
+                    p => p.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)),
+                };
+                SocketAddr::new(self.msrp.ip(), port)
+            })
+            .collect()
     }
 
     /// What specs see as `config.*`.
@@ -759,6 +815,7 @@ impl ServerConfig {
         IoLimits {
             max_datagram: 65_535,
             max_connections: self.limits.max_connections,
+            max_sip_message: self.limits.max_message_size,
             ..IoLimits::default()
         }
     }
@@ -829,6 +886,10 @@ impl ServerConfig {
         }
         line(format!("trusted_hosts = {}", list(&trusted)));
         line(format!("log = {}", q(&self.log)));
+        match self.workers {
+            Some(n) => line(format!("workers = {n}")),
+            None => line("# workers: one per core".to_owned()),
+        }
         line(String::new());
         line("[sip]".to_owned());
         line(format!("listen = {}", list(&addrs)));
@@ -1254,10 +1315,29 @@ mod tests {
             ("[msrp]\naccept_types = []", "msrp.accept_types"),
             ("[sip]\nudp = false\ntcp = false", "sip.udp/sip.tcp"),
             ("[sip]\nlisten = [\"0.0.0.0\"]", "advertise"),
+            ("workers = 0", "workers"),
+            ("workers = 5000", "workers"),
+            ("workers = -1", "workers"),
         ] {
             let err = load_with(text, &[]).expect_err(text).to_string();
             assert!(err.contains(key), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn workers_key_flag_and_msrp_ports() {
+        let c = load_with("", &[]).unwrap();
+        assert_eq!(c.workers, None);
+        assert!(c.worker_count() >= 1, "one per core by default");
+        let c = load_with("workers = 3", &[]).unwrap();
+        assert_eq!((c.workers, c.worker_count()), (Some(3), 3));
+        let c = load_with("workers = 3", &["--workers", "1"]).unwrap();
+        assert_eq!(c.worker_count(), 1, "the flag beats the file");
+        let c = load_with("[msrp]\nlisten = \"127.0.0.1:2900\"", &[]).unwrap();
+        let ports: Vec<u16> = c.msrp_listen(3).iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [2900, 2901, 2902]);
+        let c = load_with("[msrp]\nlisten = \"127.0.0.1:0\"", &[]).unwrap();
+        assert!(c.msrp_listen(2).iter().all(|a| a.port() == 0));
     }
 
     #[test]

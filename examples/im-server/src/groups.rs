@@ -47,6 +47,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use im_runtime::machine::{GroupDirectory, GroupPolicy, Uri};
@@ -254,7 +255,7 @@ fn key(u: &Uri) -> Key {
 }
 
 /// The folder-backed group store.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GroupStore {
     dir: PathBuf,
     poll: Duration,
@@ -431,6 +432,74 @@ impl GroupDirectory for GroupStore {
 
     fn policy(&self, group: &Uri, user: &Uri) -> Option<GroupPolicy> {
         self.group(group).map(|g| g.policy(user))
+    }
+}
+
+/// The least time between two looks at the folder by [`SharedGroups`]' reloader, so that a
+/// `groups_poll` of 0 does not spin a core.
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A group store shared by every worker of the server. Workers read the current snapshot
+/// (a read lock held for one look-up); one background thread looks at the folder every
+/// poll interval and publishes a new snapshot when a file was added, changed or removed.
+/// So no worker ever does file I/O, and a group edited on disk is seen by all of them.
+#[derive(Clone, Debug)]
+pub struct SharedGroups {
+    current: Arc<RwLock<Arc<GroupStore>>>,
+}
+
+impl SharedGroups {
+    /// Shares `store` (already loaded) and starts the thread that reloads it every
+    /// `store`'s poll interval (at least 100 ms). The thread ends once every clone of the
+    /// returned value is dropped.
+    pub fn start(store: GroupStore) -> SharedGroups {
+        let poll = store.poll.max(MIN_RELOAD_INTERVAL);
+        let shared = SharedGroups {
+            current: Arc::new(RwLock::new(Arc::new(store.clone()))),
+        };
+        let weak = Arc::downgrade(&shared.current);
+        let mut store = store;
+        let spawned = std::thread::Builder::new()
+            .name("groups-reload".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(poll);
+                    let Some(cell) = weak.upgrade() else {
+                        return;
+                    };
+                    // `reload` logs each problem itself.
+                    if store.reload().changed {
+                        let next = Arc::new(store.clone());
+                        *cell.write().unwrap_or_else(|e| e.into_inner()) = next;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the groups reload thread ({e}); groups stay as loaded");
+        }
+        shared
+    }
+
+    /// The store as last loaded.
+    pub fn snapshot(&self) -> Arc<GroupStore> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl GroupDirectory for SharedGroups {
+    fn owns(&self, group: &Uri) -> bool {
+        self.snapshot().owns(group)
+    }
+
+    fn members(&self, group: &Uri) -> Option<Vec<Uri>> {
+        self.snapshot().members(group)
+    }
+
+    fn policy(&self, group: &Uri, user: &Uri) -> Option<GroupPolicy> {
+        self.snapshot().policy(group, user)
     }
 }
 

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::endpoint::{Endpoint, EndpointConfig, Stats};
 use im_runtime::io::Driver;
+use im_runtime::steer::Shard;
 use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
-use im_server::groups::GroupStore;
+use im_server::groups::{GroupStore, SharedGroups};
 use im_server::router::{LocationTable, Router};
 use std::net::SocketAddr;
 
@@ -48,25 +49,55 @@ fn main() -> ExitCode {
         cfg.outbound_proxy,
         LocationTable::new(cfg.limits.max_sessions.saturating_mul(10)),
     );
-
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let app = ServerApp {
+        groups: SharedGroups::start(groups),
+        router,
+    };
+    let workers = cfg.worker_count();
+    // One worker keeps everything on the calling thread, as a single endpoint always ran;
+    // more get a thread each, with one endpoint (shard) per thread.
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("im-server: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(serve(cfg, groups, router))
+    rt.block_on(serve(cfg, app, workers))
 }
 
-async fn serve(cfg: ServerConfig, groups: GroupStore, router: Router) -> ExitCode {
-    let driver = match Driver::bind(&cfg.bind(), cfg.io_limits()).await {
+async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
+    let mut bind = cfg.bind();
+    bind.msrp_tcp = cfg.msrp_listen(workers);
+    let mut bound = Driver::bind(&bind, cfg.io_limits()).await;
+    if bound.is_err() && workers > 1 && cfg.msrp.port() != 0 {
+        // The ports after the configured MSRP port may be taken: the other workers then
+        // take free ones (each advertises its own in a=path, so any port works).
+        for a in bind.msrp_tcp.iter_mut().skip(1) {
+            a.set_port(0);
+        }
+        bound = Driver::bind(&bind, cfg.io_limits()).await;
+        if bound.is_ok() {
+            tracing::warn!(
+                msrp = %cfg.msrp,
+                "MSRP ports after the configured one are taken; the other workers listen on free ports"
+            );
+        }
+    }
+    let driver = match bound {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("im-server: cannot bind {:?}: {e}", cfg.bind());
+            eprintln!("im-server: cannot bind {bind:?}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -77,7 +108,8 @@ async fn serve(cfg: ServerConfig, groups: GroupStore, router: Router) -> ExitCod
         msrp = ?local.msrp_tcp,
         advertise = %cfg.advertised_host(local.msrp_tcp.first().copied().unwrap_or(cfg.msrp)),
         domain = %cfg.domain,
-        groups = groups.len(),
+        groups = app.groups.snapshot().len(),
+        workers,
         "im-server bound"
     );
     let sip_bound = local
@@ -86,22 +118,48 @@ async fn serve(cfg: ServerConfig, groups: GroupStore, router: Router) -> ExitCod
         .or(local.sip_tcp.first())
         .copied()
         .unwrap_or(cfg.sip[0]);
-    let msrp_bound = local.msrp_tcp.first().copied().unwrap_or(cfg.msrp);
-    let mut ep = EndpointConfig::new(advertised(&cfg, sip_bound), advertised(&cfg, msrp_bound));
-    ep.spec = cfg.machine_config();
-    ep.trusted_hosts = cfg.trusted_hosts.clone();
-    ep.timers = cfg.timer_config();
-    ep.max_message_size = cfg.limits.max_message_size;
-    ep.max_sessions = cfg.limits.max_sessions;
-    ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
-    ep.msrp_limits.max_body_bytes = cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);
-    ep.seed = random_seed();
-    let app = ServerApp { groups, router };
-    let core = Endpoint::new(ep, app);
-    let core = driver.run(core, shutdown_signal()).await;
+    let seed = random_seed();
+    let cores: Vec<Endpoint<ServerApp>> = (0..workers)
+        .map(|index| {
+            let msrp_bound = local.msrp_tcp.get(index).copied().unwrap_or(cfg.msrp);
+            let mut ep =
+                EndpointConfig::new(advertised(&cfg, sip_bound), advertised(&cfg, msrp_bound));
+            ep.spec = cfg.machine_config();
+            ep.trusted_hosts = cfg.trusted_hosts.clone();
+            ep.timers = cfg.timer_config();
+            ep.max_message_size = cfg.limits.max_message_size;
+            // The limit is the server's: each worker admits its share of it.
+            ep.max_sessions = cfg.limits.max_sessions.div_ceil(workers);
+            ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
+            ep.msrp_limits.max_body_bytes =
+                cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);
+            // Distinct id streams per worker, so tags and branches never repeat across them.
+            ep.seed = seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            ep.shard = Shard {
+                index,
+                count: workers,
+            };
+            Endpoint::new(ep, app.clone())
+        })
+        .collect();
+    let cores = if workers == 1 {
+        let core = cores.into_iter().next().expect("one worker");
+        vec![driver.run(core, shutdown_signal()).await]
+    } else {
+        driver.run_sharded(cores, shutdown_signal()).await
+    };
+    let mut stats = Stats::default();
+    for c in &cores {
+        let s = c.stats();
+        stats.initial_requests += s.initial_requests;
+        stats.rejected += s.rejected;
+        stats.invites_sent += s.invites_sent;
+        stats.delivered += s.delivered;
+        stats.sessions_ended += s.sessions_ended;
+    }
     tracing::info!(
-        live_sessions = core.live_sessions(),
-        stats = ?core.stats(),
+        live_sessions = cores.iter().map(|c| c.live_sessions()).sum::<usize>(),
+        stats = ?stats,
         "im-server stopped"
     );
     ExitCode::SUCCESS

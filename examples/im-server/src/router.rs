@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use im_runtime::machine::{InviteeRouter, Route, Uri};
@@ -190,13 +191,15 @@ impl LocationTable {
     }
 }
 
-/// The [`InviteeRouter`] of the server.
+/// The [`InviteeRouter`] of the server. Clones share the location table (each worker of
+/// the server has its own clone, so a REGISTER handled by one is routed by all) but keep
+/// their own `now`.
 #[derive(Clone, Debug)]
 pub struct Router {
     /// The outbound proxy, when configured.
     pub outbound_proxy: Option<SocketAddr>,
-    /// The REGISTER location table.
-    pub locations: LocationTable,
+    /// The REGISTER location table, shared by every clone. Routing only reads it.
+    pub locations: Arc<RwLock<LocationTable>>,
     now: Option<Instant>,
 }
 
@@ -205,7 +208,7 @@ impl Router {
     pub fn new(outbound_proxy: Option<SocketAddr>, locations: LocationTable) -> Router {
         Router {
             outbound_proxy,
-            locations,
+            locations: Arc::new(RwLock::new(locations)),
             now: None,
         }
     }
@@ -226,7 +229,11 @@ impl InviteeRouter for Router {
             return Some(Route::OutboundProxy(proxy));
         }
         let now = self.now?;
-        self.locations.lookup(invitee, now).map(Route::Direct)
+        self.locations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(invitee, now)
+            .map(Route::Direct)
     }
 }
 
@@ -303,6 +310,22 @@ mod tests {
         );
         assert_eq!(r.route(&u("sip:carol@example.com")), None);
         assert_eq!(r.route(&u("tel:+15550100")), None);
+        // A clone (another worker's router) sees a binding added through this one.
+        let other = r.clone();
+        r.locations
+            .write()
+            .unwrap()
+            .register(
+                &u("sip:carol@example.com"),
+                sa("10.0.0.3:5060"),
+                Duration::from_secs(60),
+                t0,
+            )
+            .unwrap();
+        assert_eq!(
+            other.route(&u("sip:carol@example.com")),
+            Some(Route::Direct(sa("10.0.0.3:5060")))
+        );
         r.set_now(t0 + Duration::from_secs(60));
         assert_eq!(r.route(&u("sip:bob@example.com")), None, "expired");
     }

@@ -72,6 +72,8 @@ pub struct EndpointConfig {
     /// Seed of the id generator (tags, branches, Call-IDs, MSRP ids). The IO layer passes
     /// real randomness; tests pass a fixed value.
     pub seed: u64,
+    /// This endpoint's shard: the Call-IDs it mints steer back to it ([`crate::steer`]).
+    pub shard: crate::steer::Shard,
 }
 
 impl EndpointConfig {
@@ -100,6 +102,7 @@ impl EndpointConfig {
             msrp_limits: msrp::DecoderLimits::default(),
             msrp_chunk_size: 2048,
             seed: 0x5eed_1234_abcd_ef01,
+            shard: crate::steer::Shard::default(),
         }
     }
 }
@@ -236,6 +239,21 @@ impl<A: Application> Endpoint<A> {
         (0..words)
             .map(|_| format!("{:016x}", self.rand()))
             .collect()
+    }
+
+    /// A Call-ID for a request we originate. Peers echo it in every answer and in-dialog
+    /// request, which the IO layer steers by its hash, so it is drawn until it hashes to this
+    /// shard (one draw when not sharded, `count` expected otherwise). The bound only matters
+    /// for a shard index outside `0..count`, a misconfiguration that must not hang the loop.
+    fn mint_call_id(&mut self) -> String {
+        let mut id = String::new();
+        for _ in 0..64 * self.cfg.shard.count.max(1) {
+            id = format!("{}@{}", self.token(2), self.cfg.sip_advertised.ip());
+            if self.cfg.shard.owns(id.as_bytes()) {
+                break;
+            }
+        }
+        id
     }
 
     fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
@@ -1050,7 +1068,7 @@ impl<A: Application> Endpoint<A> {
                 continue;
             };
             let idx = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
-            let call_id = format!("{}@{}", self.token(2), self.cfg.sip_advertised.ip());
+            let call_id = self.mint_call_id();
             let tag = self.token(1);
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
             let Some((focus, originator, facts)) = self.sessions.get(&sid).map(|s| {
@@ -1195,7 +1213,7 @@ impl<A: Application> Endpoint<A> {
                     continue;
                 }
             };
-            let call_id = format!("{}@{}", self.token(2), self.cfg.sip_advertised.ip());
+            let call_id = self.mint_call_id();
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
             let tag = self.token(1);
             let (body_ct, body) = match &history {

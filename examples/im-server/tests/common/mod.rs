@@ -222,6 +222,24 @@ impl Server {
         }
     }
 
+    /// Every MSRP address the server listens on (one per worker), from its `im-server
+    /// bound` log line: `msrp=[127.0.0.1:P, 127.0.0.1:Q]`.
+    pub(crate) fn msrp_listen(&self) -> Vec<SocketAddr> {
+        let log = self.log();
+        let Some(line) = log.lines().find(|l| l.contains("im-server bound")) else {
+            return vec![self.msrp];
+        };
+        line.split("msrp=[")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|a| a.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![self.msrp])
+    }
+
     /// The server's stdout and stderr so far.
     pub(crate) fn log(&self) -> String {
         format!(
@@ -250,6 +268,7 @@ pub(crate) struct Sipp {
     recv_timeout: Duration,
     global_timeout: Duration,
     keys: Vec<(String, String)>,
+    call_ids: Option<String>,
 }
 
 /// What a SIPp run left behind.
@@ -329,7 +348,15 @@ impl Sipp {
             recv_timeout: Duration::from_secs(5),
             global_timeout: Duration::from_secs(20),
             keys: Vec::new(),
+            call_ids: None,
         }
+    }
+
+    /// The Call-ID pattern (`-cid_str`: `%u` is the call number, `%p` the pid, `%s` the
+    /// IP), so a test can choose which server worker a call is steered to.
+    pub(crate) fn call_ids(mut self, pattern: &str) -> Sipp {
+        self.call_ids = Some(pattern.to_owned());
+        self
     }
 
     /// The address to send to (UAC scenarios).
@@ -404,6 +431,9 @@ impl Sipp {
             .arg(dir.path().join("logs.log"));
         for (k, v) in &self.keys {
             cmd.args(["-key", k, v]);
+        }
+        if let Some(c) = &self.call_ids {
+            cmd.args(["-cid_str", c]);
         }
         let out = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
         let err = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");

@@ -1,0 +1,182 @@
+//! Which shard owns a SIP message: a pure function of its Call-ID.
+//!
+//! A server running N shards (N independent [`Endpoint`](crate::endpoint::Endpoint)s, one
+//! per core) must hand every message of a call to the shard that holds the call. Requests,
+//! responses, ACK, CANCEL and BYE of one call all carry the same Call-ID (RFC 3261 §8.1.1.4,
+//! §12.2.1.1), so a stable hash of it picks the shard with no shared table. The Call-IDs the
+//! server mints itself (invitee legs, forwarded MESSAGEs) are drawn until they hash to the
+//! minting shard ([`Shard::owns`]), so the invitees' answers come back to it.
+//!
+//! MSRP is not steered here: each shard listens on its own MSRP port and names it in its
+//! `a=path`, so a peer's MSRP connection reaches the right shard by address.
+//!
+//! No tokio and no clock: the IO layer, the endpoint and tests share this module.
+
+/// This endpoint's place among the shards of one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shard {
+    /// This shard's index, `0..count`.
+    pub index: usize,
+    /// How many shards run side by side (1: no sharding).
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Whether a message whose Call-ID is `call_id` is steered to this shard.
+    pub fn owns(&self, call_id: &[u8]) -> bool {
+        steer(call_id, self.count) == self.index
+    }
+}
+
+/// The shard, in `0..n`, of a call with this Call-ID value. `n` of 0 or 1 gives 0.
+///
+/// FNV-1a over the bytes, then the splitmix64 finaliser so that every bit of the hash
+/// depends on every byte (FNV's low bits alone are weak for short, similar ids), then a
+/// multiply-shift into `0..n`. Fixed constants, so the result is the same in every process
+/// and on every run: tests can predict it.
+pub fn steer(call_id: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in call_id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
+
+/// The shard of a raw SIP message (datagram or one framed stream message): [`steer`] of its
+/// Call-ID, or shard 0 when it has none (the owner of shard 0 answers or drops what cannot
+/// be parsed, as a single endpoint would).
+pub fn steer_sip(msg: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    call_id(msg).map_or(0, |id| steer(id, n))
+}
+
+/// The value of the first `Call-ID` (or compact `i`) header of a raw SIP message, trimmed of
+/// spaces and tabs; `None` when the header block has none.
+///
+/// Only the header block is read (up to the first empty line), and only as far as needed:
+/// this runs on the IO thread for every message, before any parser.
+pub fn call_id(msg: &[u8]) -> Option<&[u8]> {
+    let mut lines = msg.split(|&b| b == b'\n');
+    // The start line is never a header.
+    lines.next()?;
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = trim(&line[..colon]);
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            let v = trim(&line[colon + 1..]);
+            return (!v.is_empty()).then_some(v);
+        }
+    }
+    None
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.iter().position(|b| !ws(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:team@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n\
+        From: <sip:alice@example.com>;tag=1\r\n\
+        To: <sip:team@example.com>\r\n\
+        Call-ID:   abc123@10.0.0.1 \r\n\
+        CSeq: 1 INVITE\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn finds_the_call_id_in_any_spelling() {
+        assert_eq!(call_id(INVITE), Some(&b"abc123@10.0.0.1"[..]));
+        let compact = b"SIP/2.0 200 OK\r\nVia: x\r\ni:\tabc123@10.0.0.1\r\n\r\n";
+        assert_eq!(call_id(compact), Some(&b"abc123@10.0.0.1"[..]));
+        let upper = b"BYE sip:a SIP/2.0\nCALL-ID : abc123@10.0.0.1\n\n";
+        assert_eq!(call_id(upper), Some(&b"abc123@10.0.0.1"[..]));
+        // A header merely starting with "i" is not the compact form.
+        let other = b"BYE sip:a SIP/2.0\r\nIdentity: x\r\nCall-ID: z\r\n\r\n";
+        assert_eq!(call_id(other), Some(&b"z"[..]));
+    }
+
+    #[test]
+    fn stops_at_the_end_of_the_header_block() {
+        let in_body = b"MESSAGE sip:a SIP/2.0\r\nTo: <sip:a>\r\n\r\nCall-ID: in-the-body\r\n";
+        assert_eq!(call_id(in_body), None);
+        assert_eq!(call_id(b""), None);
+        assert_eq!(call_id(b"garbage without lines"), None);
+        assert_eq!(call_id(b"X\r\nCall-ID:   \r\n\r\n"), None, "empty value");
+    }
+
+    #[test]
+    fn the_same_call_always_lands_on_the_same_shard() {
+        // Every message of the call, whatever its spelling of the header, goes to one shard.
+        let bye = b"BYE sip:x SIP/2.0\r\ni: abc123@10.0.0.1\r\n\r\n";
+        let ok = b"SIP/2.0 200 OK\r\nCall-ID: abc123@10.0.0.1\r\n\r\n";
+        for n in 1..9 {
+            let s = steer_sip(INVITE, n);
+            assert!(s < n);
+            assert_eq!(steer_sip(bye, n), s);
+            assert_eq!(steer_sip(ok, n), s);
+            assert_eq!(steer(b"abc123@10.0.0.1", n), s);
+        }
+        // Fixed constants: the value is the same in every process.
+        assert_eq!(steer(b"abc123@10.0.0.1", 1), 0);
+        assert_eq!(steer_sip(b"no call id", 4), 0);
+    }
+
+    #[test]
+    fn ids_spread_evenly_over_the_shards() {
+        for n in [2usize, 3, 4, 8] {
+            let mut counts = vec![0usize; n];
+            let total = 40_000;
+            for i in 0..total {
+                counts[steer(format!("{i:x}@192.0.2.1").as_bytes(), n)] += 1;
+            }
+            let expect = total / n;
+            for c in counts {
+                assert!(
+                    c.abs_diff(expect) < expect / 20,
+                    "n={n}: {c} far from {expect}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn owns_agrees_with_steer() {
+        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        for i in 0..100 {
+            let id = format!("{i}@h");
+            let owners: Vec<_> = shards.iter().filter(|s| s.owns(id.as_bytes())).collect();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(owners[0].index, steer(id.as_bytes(), 3));
+        }
+        assert!(Shard::default().owns(b"anything"));
+    }
+}
