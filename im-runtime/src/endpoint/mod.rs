@@ -17,8 +17,10 @@
 mod app;
 mod builder;
 pub mod facts;
+mod ids;
 mod msrp_relay;
 mod session;
+mod timers;
 mod via;
 
 pub use app::{Application, DynMachine};
@@ -37,10 +39,12 @@ use crate::proto::transaction::{
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use builder::{SipBuilder, tsx_message};
 use bytes::{Bytes, BytesMut};
+use ids::Ids;
 use session::{Dialog, Leg, LegStatus, Session, SessionId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use timers::{IdleConns, SessionTimer, SessionTimerIndex};
 
 /// Everything the endpoint needs besides the application.
 #[derive(Clone, Debug)]
@@ -119,20 +123,6 @@ pub struct Stats {
     pub sessions_ended: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
-    /// Retransmit the 2xx to the originator's INVITE until the ACK (§13.3.1.4).
-    OkRetransmit(SessionId, u32),
-    /// A spec timer of a leg (`Some(leg)`) or of the session machine with this index.
-    Spec(SessionId, Option<usize>, usize, u16),
-    /// The session's lifetime is over.
-    Lifetime(SessionId),
-    /// Close an MSRP connection that never got bound to a session.
-    MsrpIdle(ConnId),
-    /// The originator's MSRP session should be bound by now (its dialog is confirmed).
-    OriginatorMsrp(SessionId),
-}
-
 /// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
 /// connect not completed) before it is given up.
 const MSRP_IDLE: Duration = Duration::from_secs(30);
@@ -140,6 +130,18 @@ const MSRP_IDLE: Duration = Duration::from_secs(30);
 struct SipConn {
     peer: SocketAddr,
     buf: BytesMut,
+}
+
+/// A client transaction some session started.
+#[derive(Clone, Copy, Debug)]
+struct ClientTsx {
+    sid: SessionId,
+    /// `None`: a request on the originator's side (BYE, forwarded MESSAGE).
+    leg: Option<usize>,
+    /// No final answer yet (counted in `client_in_flight`).
+    in_flight: bool,
+    /// While in flight it keeps its session alive (`Session::pending_client`).
+    holds: bool,
 }
 
 /// The IM server's sans-IO core. See the module docs.
@@ -154,13 +156,19 @@ pub struct Endpoint<A: Application> {
     next_session: u64,
     /// Server INVITE/MESSAGE transaction → session.
     by_server_tsx: HashMap<TsxKey, SessionId>,
-    /// Client transaction → (session, leg) (leg `None`: a request on the originator's dialog).
-    by_client_tsx: HashMap<TsxKey, (SessionId, Option<usize>)>,
+    /// Client transaction → its session and leg, and whether it is still in flight.
+    by_client_tsx: HashMap<TsxKey, ClientTsx>,
+    /// Client transactions in `by_client_tsx` still in flight (no final answer yet).
+    client_in_flight: usize,
     /// (Call-ID, our tag) → (session, leg).
     by_dialog: HashMap<(String, String), (SessionId, Option<usize>)>,
-    timers: BTreeMap<(Instant, u64), TimerKind>,
-    timer_seq: u64,
-    rng: u64,
+    /// Sessions by their earliest timer.
+    session_timers: SessionTimerIndex,
+    /// MSRP connections waiting to be bound.
+    idle_conns: IdleConns,
+    /// Sessions the current input touched: only these can have ended or moved their timers.
+    dirty: Vec<SessionId>,
+    ids: Ids,
     msrp: msrp_relay::MsrpRelay,
     stats: Stats,
     shutting_down: bool,
@@ -177,7 +185,7 @@ impl<A: Application> Endpoint<A> {
             SipBuilder::new(cfg.sip_advertised),
         );
         let msrp = msrp_relay::MsrpRelay::new(&cfg);
-        let rng = cfg.seed | 1;
+        let ids = Ids::new(cfg.seed);
         Endpoint {
             cfg,
             app,
@@ -189,10 +197,12 @@ impl<A: Application> Endpoint<A> {
             next_session: 1,
             by_server_tsx: HashMap::new(),
             by_client_tsx: HashMap::new(),
+            client_in_flight: 0,
             by_dialog: HashMap::new(),
-            timers: BTreeMap::new(),
-            timer_seq: 0,
-            rng,
+            session_timers: SessionTimerIndex::default(),
+            idle_conns: IdleConns::default(),
+            dirty: Vec::new(),
+            ids,
             msrp,
             stats: Stats::default(),
             shutting_down: false,
@@ -222,38 +232,87 @@ impl<A: Application> Endpoint<A> {
     // ---- ids ----------------------------------------------------------------------------
 
     fn rand(&mut self) -> u64 {
-        // xorshift64*: enough for unguessable-in-practice ids given a random seed; ids need
-        // uniqueness and unpredictability, not cryptographic strength.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.ids.rand()
     }
 
     fn token(&mut self, words: usize) -> String {
-        (0..words)
-            .map(|_| format!("{:016x}", self.rand()))
-            .collect()
+        self.ids.token(words)
     }
 
     fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        for chunk in out.chunks_mut(8) {
-            let r = self.rand().to_le_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
+        self.ids.random_bytes::<N>()
+    }
+
+    /// Arms (or re-arms) a timer of session `sid`.
+    fn set_timer(&mut self, sid: SessionId, t: SessionTimer, at: Instant) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.timers.set(t, at);
+            self.dirty.push(sid);
         }
-        out
     }
 
-    fn add_timer(&mut self, at: Instant, kind: TimerKind) {
-        self.timer_seq += 1;
-        self.timers.insert((at, self.timer_seq), kind);
+    /// Stops the timers of session `sid` that `pred` selects.
+    fn stop_timers(&mut self, sid: SessionId, pred: impl Fn(&SessionTimer) -> bool) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.timers.stop(pred);
+            self.dirty.push(sid);
+        }
     }
 
-    fn remove_timers(&mut self, pred: impl Fn(&TimerKind) -> bool) {
-        self.timers.retain(|_, k| !pred(k));
+    /// Remembers a client transaction the session `sid` started. An INVITE holds the
+    /// session until it has a final answer (a 2xx that crosses our CANCEL still needs its
+    /// ACK and BYE); a BYE or MESSAGE does not: its answer changes nothing for the session,
+    /// so the session may end while the transaction layer finishes it.
+    fn track_client(&mut self, key: TsxKey, sid: SessionId, leg: Option<usize>) {
+        let holds = key.method() == &Method::Invite;
+        if let Some(s) = self.sessions.get_mut(&sid)
+            && holds
+        {
+            s.pending_client += 1;
+        }
+        self.client_in_flight += 1;
+        let old = self.by_client_tsx.insert(
+            key,
+            ClientTsx {
+                sid,
+                leg,
+                in_flight: true,
+                holds,
+            },
+        );
+        if let Some(old) = old
+            && old.in_flight
+        {
+            self.client_done(old.sid, old.holds);
+        }
+    }
+
+    /// The client transaction `key` may have left flight (final answer, timeout, error,
+    /// terminated): update the counts `reap` and `is_idle` read instead of scanning.
+    fn client_settled(&mut self, key: &TsxKey) {
+        let in_flight = self.tsx.state(Role::Client, key).is_some_and(|st| {
+            st != tsx::TsxState::Completed
+                && st != tsx::TsxState::Accepted
+                && st != tsx::TsxState::Terminated
+        });
+        if in_flight {
+            return;
+        }
+        if let Some(e) = self.by_client_tsx.get_mut(key)
+            && e.in_flight
+        {
+            e.in_flight = false;
+            let (sid, holds) = (e.sid, e.holds);
+            self.client_done(sid, holds);
+        }
+    }
+
+    fn client_done(&mut self, sid: SessionId, holds: bool) {
+        self.client_in_flight = self.client_in_flight.saturating_sub(1);
+        if holds && let Some(s) = self.sessions.get_mut(&sid) {
+            s.pending_client = s.pending_client.saturating_sub(1);
+        }
+        self.dirty.push(sid);
     }
 
     // ---- SIP input ----------------------------------------------------------------------
@@ -390,12 +449,14 @@ impl<A: Application> Endpoint<A> {
                     if let Some(resp) = resp {
                         self.client_response(now, &message.key, resp);
                     }
+                    self.client_settled(&message.key);
                 }
                 tsx::Event::Cancelled { invite } => self.cancelled(now, &invite),
                 tsx::Event::Timeout { key, role, .. }
                 | tsx::Event::TransportError { key, role } => {
                     if role == Role::Client {
                         self.client_timeout(now, &key);
+                        self.client_settled(&key);
                     } else if let Some(sid) = self.by_server_tsx.get(&key).copied() {
                         // Timer H: the originator never ACKed our final response.
                         self.run_session_machines(now, sid, &Event::Timer(Timer::H));
@@ -409,7 +470,11 @@ impl<A: Application> Endpoint<A> {
                             self.by_server_tsx.remove(&key);
                         }
                         Role::Client => {
-                            self.by_client_tsx.remove(&key);
+                            if let Some(e) = self.by_client_tsx.remove(&key)
+                                && e.in_flight
+                            {
+                                self.client_done(e.sid, e.holds);
+                            }
                         }
                     }
                 }
@@ -557,7 +622,7 @@ impl<A: Application> Endpoint<A> {
             self.token(1).get(..8).unwrap_or("0"),
             self.cfg.sip_advertised
         );
-        let msrp_sid = msrp::session_id_from_random(&self.random_bytes::<12>());
+        let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
         let session = Session::new(
             id,
@@ -574,7 +639,7 @@ impl<A: Application> Endpoint<A> {
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);
-        self.add_timer(now + self.cfg.session_lifetime, TimerKind::Lifetime(id));
+        self.set_timer(id, SessionTimer::Lifetime, now + self.cfg.session_lifetime);
         let event = Event::InitialRequest(method);
         self.run_session_machines(now, id, &event);
     }
@@ -597,6 +662,7 @@ impl<A: Application> Endpoint<A> {
             }
             return;
         };
+        self.dirty.push(sid);
         match method {
             Method::Ack => {
                 if let Some(s) = self.sessions.get_mut(&sid)
@@ -607,7 +673,7 @@ impl<A: Application> Endpoint<A> {
                     if let Some(d) = s.dialog.as_mut() {
                         d.confirmed = true;
                     }
-                    self.remove_timers(|k| matches!(k, TimerKind::OkRetransmit(x, _) if *x == sid));
+                    self.stop_timers(sid, |k| matches!(k, SessionTimer::OkRetransmit(_)));
                     self.msrp_after_ack(now, sid);
                     self.run_session_machines(now, sid, &Event::InDialogRequest(Method::Ack));
                 }
@@ -684,6 +750,7 @@ impl<A: Application> Endpoint<A> {
         let Some(&sid) = self.by_server_tsx.get(invite) else {
             return;
         };
+        self.dirty.push(sid);
         let answered = self
             .sessions
             .get(&sid)
@@ -728,6 +795,7 @@ impl<A: Application> Endpoint<A> {
     ) {
         // Each action is kept with the index of the machine that produced it, so that
         // `invite each` can ask that machine for its invitee-leg procedure.
+        self.dirty.push(sid);
         let mut pending: VecDeque<(usize, Action)> = VecDeque::new();
         {
             let env = Env {
@@ -797,6 +865,7 @@ impl<A: Application> Endpoint<A> {
     }
 
     fn run_leg_machine(&mut self, now: Instant, sid: SessionId, leg: usize, event: &Event) {
+        self.dirty.push(sid);
         let actions = {
             let env = Env {
                 config: &self.cfg.spec,
@@ -850,17 +919,12 @@ impl<A: Application> Endpoint<A> {
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.remove_timers(
-                    |k| matches!(k, TimerKind::Spec(s, l, m, x) if *s == sid && *l == leg && *m == mi && *x == id),
-                );
-                self.add_timer(now + after, TimerKind::Spec(sid, leg, mi, id));
+                self.set_timer(sid, SessionTimer::Spec(leg, mi, id), now + after);
             }
             ActionKind::StopTimer(t) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.remove_timers(
-                    |k| matches!(k, TimerKind::Spec(s, l, m, x) if *s == sid && *l == leg && *m == mi && *x == id),
-                );
+                self.stop_timers(sid, |k| *k == SessionTimer::Spec(leg, mi, id));
             }
             ActionKind::Deliver => {
                 match leg {
@@ -886,6 +950,7 @@ impl<A: Application> Endpoint<A> {
     }
 
     fn respond(&mut self, now: Instant, sid: SessionId, origin: Origin, reply: Reply) {
+        self.dirty.push(sid);
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };
@@ -995,7 +1060,7 @@ impl<A: Application> Endpoint<A> {
             } else {
                 self.cfg.timers.t1
             };
-            self.add_timer(now + first, TimerKind::OkRetransmit(sid, 1));
+            self.set_timer(sid, SessionTimer::OkRetransmit(1), now + first);
             self.msrp_after_answer(now, sid);
         }
         self.check_settled(now, sid);
@@ -1044,13 +1109,13 @@ impl<A: Application> Endpoint<A> {
         };
         for (uri, _name) in targets {
             let route = self.app.router().route(&uri);
-            let leg_sid = msrp::session_id_from_random(&self.random_bytes::<12>());
+            let leg_sid = self.ids.msrp_session_id();
             let asked = from.and_then(|i| self.sessions.get(&sid)?.machines.get(i)?.invitee_leg());
             let Some(machine) = asked.or_else(|| self.app.invitee_leg()) else {
                 continue;
             };
             let idx = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
-            let call_id = format!("{}@{}", self.token(2), self.cfg.sip_advertised.ip());
+            let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
             let tag = self.token(1);
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
             let Some((focus, originator, facts)) = self.sessions.get(&sid).map(|s| {
@@ -1143,7 +1208,7 @@ impl<A: Application> Endpoint<A> {
                     self.by_dialog.insert((call_id, tag), (sid, Some(idx)));
                     if let Some(tm) = tsx_message(&invite) {
                         self.tsx.builder_mut().remember(&tm.key, &invite);
-                        self.by_client_tsx.insert(tm.key.clone(), (sid, Some(idx)));
+                        self.track_client(tm.key.clone(), sid, Some(idx));
                         if let Some(s) = self.sessions.get_mut(&sid)
                             && let Some(l) = s.legs.get_mut(idx)
                         {
@@ -1195,7 +1260,7 @@ impl<A: Application> Endpoint<A> {
                     continue;
                 }
             };
-            let call_id = format!("{}@{}", self.token(2), self.cfg.sip_advertised.ip());
+            let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
             let tag = self.token(1);
             let (body_ct, body) = match &history {
@@ -1242,7 +1307,7 @@ impl<A: Application> Endpoint<A> {
                 && let Some(tm) = tsx_message(&m)
             {
                 self.tsx.builder_mut().remember(&tm.key, &m);
-                self.by_client_tsx.insert(tm.key.clone(), (sid, None));
+                self.track_client(tm.key.clone(), sid, None);
                 let _ = self.tsx.send_request(
                     now,
                     tm,
@@ -1328,16 +1393,17 @@ impl<A: Application> Endpoint<A> {
         }
         if let Some(tm) = tsx_message(&m) {
             self.tsx.builder_mut().remember(&tm.key, &m);
-            self.by_client_tsx.insert(tm.key.clone(), (sid, leg));
+            self.track_client(tm.key.clone(), sid, leg);
             let _ = self.tsx.send_request(now, tm, peer);
             self.drain_tsx_transmits();
         }
     }
 
     fn client_response(&mut self, now: Instant, key: &TsxKey, resp: Message) {
-        let Some(&(sid, leg)) = self.by_client_tsx.get(key) else {
+        let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
             return;
         };
+        self.dirty.push(sid);
         let status = resp.status().map(u16::from).unwrap_or(0);
         let is_invite = key.method() == &Method::Invite;
         let Some(i) = leg else {
@@ -1389,9 +1455,10 @@ impl<A: Application> Endpoint<A> {
     }
 
     fn client_timeout(&mut self, now: Instant, key: &TsxKey) {
-        let Some(&(sid, leg)) = self.by_client_tsx.get(key) else {
+        let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
             return;
         };
+        self.dirty.push(sid);
         let Some(i) = leg else {
             return;
         };
@@ -1410,6 +1477,7 @@ impl<A: Application> Endpoint<A> {
     /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
     /// an outcome (or no message will come); then ends the legs that are done.
     fn check_settled(&mut self, now: Instant, sid: SessionId) {
+        self.dirty.push(sid);
         self.settle(now, sid);
         self.end_finished_legs(now, sid);
     }
@@ -1485,14 +1553,14 @@ impl<A: Application> Endpoint<A> {
     fn msrp_after_ack(&mut self, now: Instant, sid: SessionId) {
         // An active answerer connects once the dialog is confirmed.
         if let Some(conn) = self.msrp.connect_originator(sid, &mut self.out) {
-            self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
+            self.idle_conns.set(conn, now + MSRP_IDLE);
         }
         if self
             .sessions
             .get(&sid)
             .is_some_and(|s| s.msrp_answer.is_some())
         {
-            self.add_timer(now + MSRP_IDLE, TimerKind::OriginatorMsrp(sid));
+            self.set_timer(sid, SessionTimer::OriginatorMsrp, now + MSRP_IDLE);
         }
     }
 
@@ -1504,7 +1572,7 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         if let Some(conn) = self.msrp.leg_answered(sid, i, &ans, &mut self.out) {
-            self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
+            self.idle_conns.set(conn, now + MSRP_IDLE);
         }
     }
 
@@ -1551,12 +1619,22 @@ impl<A: Application> Endpoint<A> {
             .handle_bytes(conn, &data, &mut events, tid, &mut self.out);
         for ev in events {
             match ev {
-                msrp_relay::RelayEvent::OriginatorBound(sid)
-                | msrp_relay::RelayEvent::LegBound(sid) => {
-                    self.remove_timers(|k| matches!(k, TimerKind::MsrpIdle(c) if *c == conn));
+                msrp_relay::RelayEvent::OriginatorBound(sid) => {
+                    self.idle_conns.remove(conn);
                     self.run_session_machines(
                         now,
                         sid,
+                        &Event::Msrp(crate::machine::MsrpEvent::Connected),
+                    );
+                    self.try_deliveries(now, sid);
+                }
+                msrp_relay::RelayEvent::LegBound(sid, i) => {
+                    // The leg's own machine hears that its MSRP session is up.
+                    self.idle_conns.remove(conn);
+                    self.run_leg_machine(
+                        now,
+                        sid,
+                        i,
                         &Event::Msrp(crate::machine::MsrpEvent::Connected),
                     );
                     self.try_deliveries(now, sid);
@@ -1608,6 +1686,7 @@ impl<A: Application> Endpoint<A> {
     /// Tears a session down: CANCEL pending legs, BYE connected ones and the originator,
     /// close MSRP. The session is removed by [`reap`](Self::reap) once nothing is pending.
     fn end_session(&mut self, now: Instant, sid: SessionId, why: &str) {
+        self.dirty.push(sid);
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1628,63 +1707,45 @@ impl<A: Application> Endpoint<A> {
                 s.answered = Some(0);
             }
         }
-        self.msrp.close_session(sid, &mut self.out);
+        let legs = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
+        self.msrp.close_session(sid, legs, &mut self.out);
+        self.dirty.push(sid);
         self.reap(now);
     }
 
-    /// Removes sessions with nothing left to wait for.
+    /// Looks only at the sessions the current input touched: removes those with nothing
+    /// left to wait for and re-files the others' timers. O(touched · log n); no scan.
     fn reap(&mut self, _now: Instant) {
-        let done: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                let originator_done = s.originator_gone
-                    || s.dialog.as_ref().is_some_and(|d| d.ended)
-                    || matches!(s.answered, Some(x) if x >= 300 || x == 0)
-                    || (s.answered.is_some_and(|x| (200..300).contains(&x))
-                        && s.request.method() != Some(&Method::Invite));
-                let legs_done = s.legs.iter().all(|l| match l.status {
-                    LegStatus::Failed | LegStatus::Ended => true,
-                    LegStatus::Connected | LegStatus::Pending => false,
-                });
-                let machines_done = s.answered.is_some();
-                // A client transaction in Completed only absorbs retransmitted final
-                // answers (Timer D/K) with no use for the session, so it does not hold it.
-                // Nor does an INVITE client transaction in Accepted (RFC 6026 Timer M,
-                // 64·T1): it waits for 2xx retransmissions, which matter only while the
-                // leg's dialog lives, and every leg is over here (else a finished session
-                // would stay live for 32 s after its last BYE was answered).
-                let in_flight = self.by_client_tsx.iter().any(|(k, (x, _))| {
-                    x == &s.id
-                        && self.tsx.state(Role::Client, k).is_some_and(|st| {
-                            st != tsx::TsxState::Completed && st != tsx::TsxState::Accepted
-                        })
-                });
-                originator_done && legs_done && machines_done && !in_flight
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            if let Some(s) = self.sessions.remove(&id) {
-                self.by_dialog.retain(|_, (x, _)| *x != id);
-                self.by_server_tsx.retain(|_, x| *x != id);
-                self.remove_timers(|k| match k {
-                    TimerKind::OkRetransmit(x, _)
-                    | TimerKind::Spec(x, _, _, _)
-                    | TimerKind::Lifetime(x)
-                    | TimerKind::OriginatorMsrp(x) => *x == id,
-                    TimerKind::MsrpIdle(_) => false,
-                });
-                self.msrp.close_session(id, &mut self.out);
+        while let Some(id) = self.dirty.pop() {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if !s.is_drained() {
+                let next = s.timers.next();
+                self.session_timers.refile(id, &mut s.filed, next);
+                continue;
+            }
+            if let Some(mut s) = self.sessions.remove(&id) {
+                // Unindex through the session's own keys (no retain over the maps).
+                self.session_timers.refile(id, &mut s.filed, None);
+                self.by_server_tsx.remove(&s.server_tsx);
+                self.by_dialog
+                    .remove(&(s.call_id.clone(), s.local_tag.clone()));
+                for l in &s.legs {
+                    self.by_dialog
+                        .remove(&(l.call_id.clone(), l.local_tag.clone()));
+                }
+                self.msrp.close_session(id, s.legs.len(), &mut self.out);
                 self.stats.sessions_ended += 1;
                 tracing_log("session", &format!("session {} closed", s.call_id));
             }
         }
     }
 
-    fn fire_timer(&mut self, now: Instant, kind: TimerKind) {
+    fn fire_timer(&mut self, now: Instant, sid: SessionId, kind: SessionTimer) {
+        self.dirty.push(sid);
         match kind {
-            TimerKind::OkRetransmit(sid, n) => {
+            SessionTimer::OkRetransmit(n) => {
                 let Some(s) = self.sessions.get(&sid) else {
                     return;
                 };
@@ -1721,9 +1782,9 @@ impl<A: Application> Endpoint<A> {
                 } else {
                     (now + (t1 * (1 << n.min(6))).min(self.cfg.timers.t2)).min(deadline)
                 };
-                self.add_timer(next, TimerKind::OkRetransmit(sid, n + 1));
+                self.set_timer(sid, SessionTimer::OkRetransmit(n + 1), next);
             }
-            TimerKind::Spec(sid, leg, mi, id) => {
+            SessionTimer::Spec(leg, mi, id) => {
                 let ev = Event::Timer(Timer::Spec(id));
                 match leg {
                     None => self.run_session_machines_at(now, sid, &ev, Some(mi)),
@@ -1731,28 +1792,120 @@ impl<A: Application> Endpoint<A> {
                 }
                 self.check_settled(now, sid);
             }
-            TimerKind::Lifetime(sid) => self.end_session(now, sid, "session lifetime reached"),
-            TimerKind::OriginatorMsrp(sid) => {
+            SessionTimer::Lifetime => self.end_session(now, sid, "session lifetime reached"),
+            SessionTimer::OriginatorMsrp => {
                 if !self.msrp.originator_bound(sid) {
                     self.originator_msrp_lost(now, sid);
-                }
-            }
-            TimerKind::MsrpIdle(conn) => {
-                if let Some((sid, leg)) = self.msrp.idle_timeout(conn, &mut self.out) {
-                    match leg {
-                        None => self.originator_msrp_lost(now, sid),
-                        Some(i) => self.leg_msrp_lost(now, sid, i),
-                    }
-                    self.check_settled(now, sid);
                 }
             }
         }
         self.reap(now);
     }
+
+    /// An MSRP connection was not bound in time.
+    fn conn_idle(&mut self, now: Instant, conn: ConnId) {
+        if let Some((sid, leg)) = self.msrp.idle_timeout(conn, &mut self.out) {
+            self.dirty.push(sid);
+            match leg {
+                None => self.originator_msrp_lost(now, sid),
+                Some(i) => self.leg_msrp_lost(now, sid, i),
+            }
+            self.check_settled(now, sid);
+        }
+        self.reap(now);
+    }
+
+    /// Fires every session timer and idle-connection deadline due at `now`, in deadline
+    /// order, through the two indexes.
+    fn fire_due(&mut self, now: Instant) {
+        loop {
+            let session = self.session_timers.first().filter(|at| *at <= now);
+            let conn = self.idle_conns.first().filter(|at| *at <= now);
+            match (session, conn) {
+                (None, None) => break,
+                (Some(a), Some(b)) if b < a => {
+                    if let Some(c) = self.idle_conns.pop_due(now) {
+                        self.conn_idle(now, c);
+                    }
+                }
+                (Some(_), _) => {
+                    let Some(sid) = self.session_timers.first_due(now) else {
+                        break;
+                    };
+                    let due = match self.sessions.get_mut(&sid) {
+                        Some(s) => s.timers.take_due(now),
+                        None => Vec::new(),
+                    };
+                    self.dirty.push(sid);
+                    if due.is_empty() {
+                        // Never expected: the index and the session disagree. Drop the entry
+                        // and re-file the session from its own table, so the loop ends.
+                        self.session_timers.pop_first();
+                        if let Some(s) = self.sessions.get_mut(&sid) {
+                            s.filed = None;
+                            let next = s.timers.next().filter(|at| *at > now);
+                            self.session_timers.refile(sid, &mut s.filed, next);
+                        }
+                    }
+                    for t in due {
+                        self.fire_timer(now, sid, t);
+                    }
+                    self.reap(now);
+                }
+                (None, Some(_)) => {
+                    if let Some(c) = self.idle_conns.pop_due(now) {
+                        self.conn_idle(now, c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<A: Application> Endpoint<A> {
+    /// Forgets SIP connection `conn` (and its peer's entry, when it still names `conn`).
+    fn drop_sip_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.sip_conns.remove(&conn)
+            && self.sip_conn_by_peer.get(&c.peer) == Some(&conn)
+        {
+            self.sip_conn_by_peer.remove(&c.peer);
+        }
+    }
 }
 
 impl<A: Application> Core for Endpoint<A> {
     fn handle_input(&mut self, now: Instant, input: Input) {
+        self.input(now, input);
+        // Every session this input touched is re-filed (or removed) before the driver
+        // asks for the next deadline.
+        self.reap(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.session_timers.first(),
+            self.idle_conns.first(),
+            self.tsx.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn is_idle(&self) -> bool {
+        // A session ends once its calls are over, possibly before the answers to its last
+        // BYEs: those are still waited for here. Server transactions still absorbing
+        // retransmissions do not keep the process up.
+        self.sessions.is_empty() && self.client_in_flight == 0
+    }
+}
+
+impl<A: Application> Endpoint<A> {
+    fn input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Datagram { from, data, .. } => {
                 if data.len() > self.cfg.max_message_size {
@@ -1807,10 +1960,10 @@ impl<A: Application> Core for Endpoint<A> {
                     self.msrp
                         .opened(conn, peer, &mut events, rand, &mut self.out);
                     if conn.is_accepted() {
-                        self.add_timer(now + MSRP_IDLE, TimerKind::MsrpIdle(conn));
+                        self.idle_conns.set(conn, now + MSRP_IDLE);
                     }
                     for ev in events {
-                        if let msrp_relay::RelayEvent::LegBound(sid)
+                        if let msrp_relay::RelayEvent::LegBound(sid, _)
                         | msrp_relay::RelayEvent::OriginatorBound(sid) = ev
                         {
                             self.try_deliveries(now, sid);
@@ -1845,8 +1998,7 @@ impl<A: Application> Core for Endpoint<A> {
                                 // Unframeable stream (bad or oversized Content-Length): the
                                 // stream cannot be resynchronised, so it is closed.
                                 self.out.push_back(Output::Close { conn });
-                                self.sip_conns.remove(&conn);
-                                self.sip_conn_by_peer.retain(|_, c| *c != conn);
+                                self.drop_sip_conn(conn);
                                 break;
                             }
                         }
@@ -1856,8 +2008,8 @@ impl<A: Application> Core for Endpoint<A> {
                 }
             }
             Input::StreamClosed { conn } | Input::ConnectFailed { conn } => {
-                if self.sip_conns.remove(&conn).is_some() {
-                    self.sip_conn_by_peer.retain(|_, c| *c != conn);
+                if self.sip_conns.contains_key(&conn) {
+                    self.drop_sip_conn(conn);
                 } else {
                     self.handle_msrp_closed(now, conn);
                 }
@@ -1865,14 +2017,7 @@ impl<A: Application> Core for Endpoint<A> {
             Input::Timeout => {
                 self.tsx.handle_timeout(now);
                 self.drain_tsx(now);
-                while let Some((&(at, seq), _)) = self.timers.iter().next() {
-                    if at > now {
-                        break;
-                    }
-                    if let Some(kind) = self.timers.remove(&(at, seq)) {
-                        self.fire_timer(now, kind);
-                    }
-                }
+                self.fire_due(now);
             }
             Input::Shutdown => {
                 self.shutting_down = true;
@@ -1882,25 +2027,6 @@ impl<A: Application> Core for Endpoint<A> {
                 }
             }
         }
-    }
-
-    fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.timers.keys().next().map(|(t, _)| *t);
-        match (own, self.tsx.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        // A session stays until its last client transaction (BYE, CANCEL) is over, so no
-        // session left means nothing of ours is in flight; server transactions still
-        // absorbing retransmissions do not keep the process up.
-        self.sessions.is_empty()
     }
 }
 
