@@ -61,10 +61,18 @@ pub struct EndpointConfig {
     pub policy: Policy,
     /// Transaction timers (T1, T2, T4, D).
     pub timers: TimerConfig,
-    /// Largest SIP message accepted (bigger: 513 on UDP, connection closed on TCP).
+    /// Largest SIP message accepted (bigger: 513 on UDP; on TCP 413 when the header
+    /// section fits and the body is too big, then the connection is closed).
     pub max_message_size: usize,
-    /// Most sessions at once; more get 503 with Retry-After.
+    /// Most live sessions at once; a new one beyond gets 503 with Retry-After. A session
+    /// stops counting once its calls are over, even while its last transactions linger.
     pub max_sessions: usize,
+    /// Most SIP transactions (server and client) the endpoint holds before it sheds new
+    /// sessions with 503: a load signal that rises before latency does, so the sessions
+    /// already accepted keep being served.
+    pub max_transactions: usize,
+    /// The `Retry-After` of a 503 from admission.
+    pub retry_after: Duration,
     /// How long a session may live at most before it is torn down.
     pub session_lifetime: Duration,
     /// Body parsing limits.
@@ -82,11 +90,11 @@ impl EndpointConfig {
     /// A configuration with the defaults of design.md for the given advertised addresses.
     pub fn new(sip_advertised: SocketAddr, msrp_advertised: SocketAddr) -> Self {
         let policy = Policy {
+            // Only the extensions the server implements (RFC 5366, RFC 5365): a tag here
+            // is advertised in OPTIONS and accepted in Require.
             supported: vec![
                 "recipient-list-invite".into(),
                 "recipient-list-message".into(),
-                "timer".into(),
-                "replaces".into(),
             ],
             ..Policy::default()
         };
@@ -99,6 +107,8 @@ impl EndpointConfig {
             timers: TimerConfig::default(),
             max_message_size: 64 * 1024,
             max_sessions: 10_000,
+            max_transactions: 200_000,
+            retry_after: Duration::from_secs(5),
             session_lifetime: Duration::from_secs(300),
             body_limits: BodyLimits::default(),
             msrp_limits: msrp::DecoderLimits::default(),
@@ -121,6 +131,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Sessions ended.
     pub sessions_ended: u64,
+    /// New sessions refused with 503 by admission (limits reached or shutting down).
+    pub shed: u64,
 }
 
 /// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
@@ -594,8 +606,14 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
             return;
         };
-        if self.sessions.len() >= self.cfg.max_sessions || self.shutting_down {
-            self.reply_simple(now, &key, &msg, 503, &[("Retry-After", "5".into())]);
+        if self.shutting_down
+            || self.sessions.len() >= self.cfg.max_sessions
+            || self.tsx.len() >= self.cfg.max_transactions
+        {
+            // RFC 3261 §21.5.4: overloaded; Retry-After says when to try again.
+            self.stats.shed += 1;
+            let after = self.cfg.retry_after.as_secs().max(1).to_string();
+            self.reply_simple(now, &key, &msg, 503, &[("Retry-After", after)]);
             return;
         }
         let facts = match facts::build(
@@ -1863,6 +1881,52 @@ impl<A: Application> Endpoint<A> {
 }
 
 impl<A: Application> Endpoint<A> {
+    /// A request on a stream declares a body bigger than `max_message_size`: when its
+    /// header section fits, answer `413 Request Entity Too Large` (RFC 3261 §21.4.11) on the
+    /// connection, which the caller then closes. A header section too big to read, an ACK
+    /// or a response get nothing.
+    fn too_large_on_stream(&mut self, conn: ConnId, peer: SocketAddr, buf: &[u8]) {
+        let start = buf
+            .iter()
+            .take_while(|&&c| c == b'\r' || c == b'\n')
+            .count();
+        let buf = buf.get(start..).unwrap_or_default();
+        let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
+            return;
+        };
+        if end > self.cfg.max_message_size {
+            return;
+        }
+        // The header section alone, its Content-Length set to 0, parses as the request.
+        let mut head = String::new();
+        for line in String::from_utf8_lossy(&buf[..end]).split("\r\n") {
+            let name = line.split(':').next().unwrap_or("").trim();
+            if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+                head.push_str("Content-Length: 0");
+            } else {
+                head.push_str(line);
+            }
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let Ok(m) = Message::parse_as(Bytes::from(head), Transport::Stream) else {
+            return;
+        };
+        if !m.is_request() || m.method() == Some(&Method::Ack) {
+            return;
+        }
+        let m = via::stamp_request(m, peer, Transport::Stream);
+        if let Some(r) =
+            StatusCode::new(413).and_then(|c| sip::build::ResponseBuilder::new(&m, c).build().ok())
+        {
+            self.stats.rejected += 1;
+            self.out.push_back(Output::StreamSend {
+                conn,
+                data: r.into_bytes(),
+            });
+        }
+    }
+
     /// Forgets SIP connection `conn` (and its peer's entry, when it still names `conn`).
     fn drop_sip_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.sip_conns.remove(&conn)
@@ -1994,9 +2058,14 @@ impl<A: Application> Endpoint<A> {
                                 let _ = c.buf.split_to(skip);
                             }
                             Ok(sip::Frame::NeedMore) => break,
-                            Err(_) => {
+                            Err(e) => {
                                 // Unframeable stream (bad or oversized Content-Length): the
-                                // stream cannot be resynchronised, so it is closed.
+                                // stream cannot be resynchronised, so it is closed; a
+                                // request whose body is too big is told so first.
+                                if matches!(e.kind, sip::ErrorKind::TooLarge { .. }) {
+                                    let head = c.buf.clone().freeze();
+                                    self.too_large_on_stream(conn, peer, &head);
+                                }
                                 self.out.push_back(Output::Close { conn });
                                 self.drop_sip_conn(conn);
                                 break;
