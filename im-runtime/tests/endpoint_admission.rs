@@ -177,9 +177,9 @@ fn a_tcp_request_with_a_body_over_the_limit_gets_413_then_the_connection_closes(
         local: addr(group::LOCAL),
         peer: addr("127.0.0.1:5072"),
     });
-    let ack = crlf(&format!(
-        "ACK sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:5072;branch=z9hG4bKack\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>;tag=x\nCall-ID: ack@alice\nCSeq: 1 ACK\nContent-Length: 5000\n\n"
-    ));
+    let ack = crlf(
+        "ACK sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:5072;branch=z9hG4bKack\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>;tag=x\nCall-ID: ack@alice\nCSeq: 1 ACK\nContent-Length: 5000\n\n",
+    );
     let out = d.input(Input::StreamData {
         conn: conn2,
         data: Bytes::from(ack),

@@ -113,13 +113,18 @@ pub(crate) fn open(d: &mut Driver, idx: usize, n: usize) -> Live {
         .into_iter()
         .find(|m| status_of(m) == 200)
         .expect("the originator gets 200");
+    // One pass over the outputs (a 1000-invitee fan-out has 1000 INVITEs to read).
+    let mut by_dest: HashMap<SocketAddr, Message> = HashMap::new();
+    for o in &out {
+        if let Output::Datagram { to, data, .. } = o
+            && data.starts_with(b"INVITE ")
+            && let Ok(m) = Message::parse(data.clone())
+        {
+            by_dest.insert(*to, m);
+        }
+    }
     let invites: Vec<Message> = (0..n)
-        .map(|k| {
-            sip_to(&out, invitee(k))
-                .into_iter()
-                .find(|m| m.method() == Some(&Method::Invite))
-                .expect("one INVITE per invitee")
-        })
+        .map(|k| by_dest.remove(&invitee(k)).expect("one INVITE per invitee"))
         .collect();
     d.udp(
         addr(ALICE),
