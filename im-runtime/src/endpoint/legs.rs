@@ -60,13 +60,11 @@ impl<A: Application> Endpoint<A> {
             let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
             let tag = self.token(1);
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
-            let Some((focus, originator, facts)) = self.sessions.get(&sid).map(|s| {
-                (
-                    s.focus.clone(),
-                    s.facts.originator.raw.clone(),
-                    s.facts.clone(),
-                )
-            }) else {
+            let Some((focus, originator)) = self
+                .sessions
+                .get(&sid)
+                .map(|s| (s.focus.clone(), s.facts.originator.raw.clone()))
+            else {
                 return;
             };
             let local = LocalMedia {
@@ -126,14 +124,7 @@ impl<A: Application> Endpoint<A> {
                 Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => Some(a),
                 None => None,
             };
-            let mut leg = Leg::new(
-                uri.clone(),
-                call_id.clone(),
-                tag.clone(),
-                machine,
-                leg_sid,
-                facts,
-            );
+            let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
             let built = b.build();
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
@@ -317,7 +308,7 @@ impl<A: Application> Endpoint<A> {
         let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i)) else {
             return;
         };
-        l.facts.status = Some(status);
+        l.status_code = Some(status);
         if (200..300).contains(&status) {
             let first = l.dialog.is_none();
             if first {

@@ -30,8 +30,11 @@ impl<A: Application> Endpoint<A> {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            let facts = s.facts.clone();
-            for (i, m) in s.machines.iter_mut().enumerate() {
+            // Disjoint borrows of the session: the machines run on its facts in place.
+            let Session {
+                facts, machines, ..
+            } = s;
+            for (i, m) in machines.iter_mut().enumerate() {
                 if only.is_some_and(|o| o != i) {
                     continue;
                 }
@@ -39,7 +42,7 @@ impl<A: Application> Endpoint<A> {
                     continue;
                 }
                 pending.extend(
-                    m.handle(now, event, &facts, &env)
+                    m.handle(now, event, facts, &env)
                         .into_iter()
                         .map(|a| (i, a)),
                 );
@@ -105,14 +108,22 @@ impl<A: Application> Endpoint<A> {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            let facts = s.legs.get(leg).map(|l| l.facts.clone()).unwrap_or_default();
-            let Some(m) = s.legs.get_mut(leg).and_then(|l| l.machine.as_mut()) else {
+            // A leg's machine sees the session's facts with the leg's own status: no copy
+            // of the facts per leg (that was O(legs²) for a list) nor per run.
+            let Session { facts, legs, .. } = s;
+            let Some(l) = legs.get_mut(leg) else {
+                return;
+            };
+            let Some(m) = l.machine.as_mut() else {
                 return;
             };
             if m.is_final() {
                 return;
             }
-            m.handle(now, event, &facts, &env)
+            let session_status = std::mem::replace(&mut facts.status, l.status_code);
+            let actions = m.handle(now, event, facts, &env);
+            facts.status = session_status;
+            actions
         };
         for a in actions {
             self.execute(now, sid, Some(leg), None, a);

@@ -202,7 +202,8 @@ pub(crate) struct Leg {
     pub(crate) call_id: String,
     pub(crate) local_tag: String,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
-    pub(crate) facts: Facts,
+    /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
+    pub(crate) status_code: Option<u16>,
     pub(crate) status: LegStatus,
     pub(crate) invite: Option<Message>,
     pub(crate) invite_key: Option<TsxKey>,
@@ -224,14 +225,13 @@ impl Leg {
         local_tag: String,
         machine: Box<dyn DynMachine>,
         msrp_session: String,
-        facts: Facts,
     ) -> Leg {
         Leg {
             uri,
             call_id,
             local_tag,
             machine: Some(machine),
-            facts,
+            status_code: None,
             status: LegStatus::Pending,
             invite: None,
             invite_key: None,
@@ -370,8 +370,7 @@ impl Session {
                     (_, Some(code)) => format!("delivery failed ({code})"),
                     (LegStatus::Failed, None) => format!(
                         "not reached ({})",
-                        l.facts
-                            .status
+                        l.status_code
                             .map_or("no answer".to_string(), |s| s.to_string())
                     ),
                     (s, None) => format!("{s:?}").to_lowercase(),
