@@ -312,8 +312,10 @@ impl<A: Application> Endpoint<A> {
         if (200..300).contains(&status) {
             let first = l.dialog.is_none();
             if first {
-                if let Some(inv) = l.invite.as_ref() {
-                    l.dialog = Dialog::client_side(inv, &resp, l.peer);
+                // The INVITE (with its history part, O(recipients) bytes) is needed only
+                // to build the dialog; the leg keeps the dialog, not the request.
+                if let Some(inv) = l.invite.take() {
+                    l.dialog = Dialog::client_side(&inv, &resp, l.peer);
                 }
                 l.status = if l.cancelled {
                     LegStatus::Ended
@@ -341,6 +343,7 @@ impl<A: Application> Endpoint<A> {
             self.msrp_leg_answered(now, sid, i);
         } else if status >= 300 {
             l.status = LegStatus::Failed;
+            l.invite = None;
         }
         self.run_leg_machine(now, sid, i, &Event::Response(status));
         self.check_settled(now, sid);
