@@ -289,12 +289,63 @@ impl<A: Application> Endpoint<A> {
     }
 }
 
+impl<A: Application> Endpoint<A> {
+    /// Debug builds (every test) check after each input that the incremental bookkeeping
+    /// equals a brute-force scan: each session is filed under its earliest timer, and the
+    /// in-flight counts equal the transaction states the old `reap` scanned. Skipped above
+    /// a few hundred sessions so debug runs stay linear.
+    #[cfg(debug_assertions)]
+    fn check_indexes(&self) {
+        if self.sessions.len() > 256 || self.by_client_tsx.len() > 4096 {
+            return;
+        }
+        for (id, s) in &self.sessions {
+            assert_eq!(
+                s.filed,
+                s.timers.next(),
+                "session {id:?} filed off its timers"
+            );
+        }
+        assert_eq!(
+            self.session_timers.len(),
+            self.sessions.values().filter(|s| s.filed.is_some()).count(),
+            "one timer-index entry per session with a timer"
+        );
+        let mut pending: HashMap<SessionId, u32> = HashMap::new();
+        let mut in_flight = 0;
+        for (key, e) in &self.by_client_tsx {
+            let live = self.tsx.state(Role::Client, key).is_some_and(|st| {
+                st != tsx::TsxState::Completed
+                    && st != tsx::TsxState::Accepted
+                    && st != tsx::TsxState::Terminated
+            });
+            assert_eq!(e.in_flight, live, "client transaction {key:?} flag");
+            if e.in_flight {
+                in_flight += 1;
+                if e.holds {
+                    *pending.entry(e.sid).or_default() += 1;
+                }
+            }
+        }
+        assert_eq!(self.client_in_flight, in_flight, "client_in_flight");
+        for (id, s) in &self.sessions {
+            assert_eq!(
+                s.pending_client,
+                pending.get(id).copied().unwrap_or(0),
+                "session {id:?} pending_client"
+            );
+        }
+    }
+}
+
 impl<A: Application> Core for Endpoint<A> {
     fn handle_input(&mut self, now: Instant, input: Input) {
         self.input(now, input);
         // Every session this input touched is re-filed (or removed) before the driver
         // asks for the next deadline.
         self.reap(now);
+        #[cfg(debug_assertions)]
+        self.check_indexes();
     }
 
     fn poll_output(&mut self) -> Option<Output> {

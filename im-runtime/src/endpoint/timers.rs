@@ -118,7 +118,13 @@ impl SessionTimerIndex {
         self.by_deadline.pop_first();
     }
 
-    /// How many sessions are filed (for the cross-check test).
+    /// How many sessions are filed (for the endpoint's debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_deadline.len()
+    }
+
+    /// The entries, earliest first (for the cross-check test).
     #[cfg(test)]
     fn entries(&self) -> Vec<(Instant, SessionId)> {
         self.by_deadline.iter().copied().collect()
