@@ -13,6 +13,16 @@
 //!   R requests/s holds about 32·R), and the step includes `poll_timeout`, which the tokio
 //!   driver calls after every input. This shows how the per-request cost grows with load.
 //!
+//! * `group_session_live/K`: a whole group session with 3 invitees (INVITE in, 100 and 200
+//!   out, ACK, the 3 invitee INVITEs answered 200 and ACKed, the server's MSRP connection to
+//!   each invitee, the originator's MSRP connection and its SEND, the message relayed to the
+//!   3 invitees and their 200s, the spec's REPORT, BYE on all 4 legs and their 200s) on an
+//!   endpoint already holding K other live group sessions (each set up as far as its invitees'
+//!   MSRP connections, before timing). Only the endpoint's time is summed (`handle_input`
+//!   plus draining outputs), not the simulated peers'. Flat across K means no input pays
+//!   for the live state.
+//! * `options_live_sessions/K`: OPTIONS (and `poll_timeout`) with K live group sessions.
+//!
 //! Each iteration gets a fresh endpoint (built outside the timed part, and dropped outside it
 //! too), so no session, transaction or timer is left over from the one before. Before timing,
 //! every case is run once and its outputs are checked, so the bench cannot measure a request
@@ -35,6 +45,11 @@ use im_runtime::transport::{Core, Input, Output};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/group.rs"]
+mod group;
 
 /// The machines `im-server` runs, generated from the spec at build time.
 #[allow(unreachable_pub)]
@@ -415,10 +430,92 @@ fn bench_options_live_tsx(c: &mut Criterion) {
     g.finish();
 }
 
+/// Live group sessions the `*_live_sessions` benches hold (`IM_BENCH_LIVE=0,1000` narrows it).
+fn live_counts() -> Vec<usize> {
+    match std::env::var("IM_BENCH_LIVE") {
+        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![0, 1_000, 10_000],
+    }
+}
+
+/// An endpoint holding `k` live group sessions of 3 invitees, built outside any timing.
+fn live_driver(k: usize) -> group::Driver {
+    let mut d = group::Driver::new(|c| c.max_sessions = 1_000_000);
+    for i in 0..k {
+        let _ = group::open(&mut d, 1_000_000 + i, 3);
+    }
+    assert_eq!(d.ep.live_sessions(), k, "every set-up session is live");
+    d
+}
+
+fn bench_group_session_live(c: &mut Criterion) {
+    // Sessions timed on one endpoint before it is rebuilt.
+    const CHUNK: usize = 200;
+    let mut g = c.benchmark_group("group_session_live");
+    g.sample_size(10);
+    for k in live_counts() {
+        g.bench_with_input(BenchmarkId::from_parameter(k), &k, |b, &k| {
+            let mut next = 0usize;
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut left = usize::try_from(iters).unwrap_or(usize::MAX);
+                while left > 0 {
+                    let mut d = live_driver(k);
+                    let n = left.min(CHUNK);
+                    left -= n;
+                    d.spent = std::time::Duration::ZERO;
+                    for _ in 0..n {
+                        next += 1;
+                        let live = group::open(&mut d, next, 3);
+                        group::finish(&mut d, live, b"hello");
+                    }
+                    total += d.spent;
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
+fn bench_options_live_sessions(c: &mut Criterion) {
+    const CHUNK: usize = 200;
+    let mut g = c.benchmark_group("options_live_sessions");
+    g.sample_size(10);
+    for k in live_counts() {
+        g.bench_with_input(BenchmarkId::from_parameter(k), &k, |b, &k| {
+            let mut next = 0usize;
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut left = usize::try_from(iters).unwrap_or(usize::MAX);
+                while left > 0 {
+                    let mut d = live_driver(k);
+                    let n = left.min(CHUNK);
+                    left -= n;
+                    d.spent = std::time::Duration::ZERO;
+                    for _ in 0..n {
+                        next += 1;
+                        let out = d.udp(addr(group::ALICE), group::options(next));
+                        black_box(out);
+                        let t = now();
+                        black_box(d.ep.poll_timeout());
+                        d.spent += t.elapsed();
+                    }
+                    total += d.spent;
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_group_invite,
     bench_options,
-    bench_options_live_tsx
+    bench_options_live_tsx,
+    bench_group_session_live,
+    bench_options_live_sessions
 );
 criterion_main!(benches);

@@ -24,8 +24,8 @@ type SideKey = (SessionId, Option<usize>);
 pub(crate) enum RelayEvent {
     /// The originator's session is bound to a connection.
     OriginatorBound(SessionId),
-    /// An invitee's session is bound to a connection.
-    LegBound(SessionId),
+    /// Leg `.1`'s session is bound to a connection.
+    LegBound(SessionId, usize),
     /// The originator's message is complete.
     MessageComplete(SessionId, msrp::Message),
     /// The outcome of a delivery to a leg: ok, and the MSRP status code.
@@ -36,6 +36,8 @@ pub(crate) enum RelayEvent {
 
 struct Side {
     local: MsrpUri,
+    /// Our session id in `local`: the side's key in `by_local`, removed with the side.
+    local_sid: String,
     remote_path: Vec<MsrpUri>,
     /// We open the connection (to the last URI of `remote_path`).
     active: bool,
@@ -112,6 +114,7 @@ impl MsrpRelay {
     fn new_side(&self, local_sid: &str) -> Option<Side> {
         Some(Side {
             local: self.local_uri(local_sid)?,
+            local_sid: local_sid.to_string(),
             remote_path: Vec::new(),
             active: false,
             conn: None,
@@ -258,7 +261,7 @@ impl MsrpRelay {
             }
             events.push(match key.1 {
                 None => RelayEvent::OriginatorBound(key.0),
-                Some(_) => RelayEvent::LegBound(key.0),
+                Some(i) => RelayEvent::LegBound(key.0, i),
             });
         }
     }
@@ -319,16 +322,22 @@ impl MsrpRelay {
     ) {
         match &f.kind {
             FrameKind::Response { code, .. } => {
-                // A response to one of our delivery chunks.
-                let hit = self.sides.iter_mut().find(|(_, s)| {
-                    s.conn == Some(conn) && s.delivery_tid.as_ref() == Some(&f.transaction_id)
-                });
-                if let Some((key, side)) = hit
-                    && let (sid, Some(i)) = *key
-                {
-                    side.delivery_tid = None;
-                    side.done = true;
-                    events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
+                // A response to one of our delivery chunks: only the sessions on this
+                // connection can have sent it (usually one).
+                let keys = self.conns.get(&conn).map(|c| c.sides.clone());
+                for key in keys.unwrap_or_default() {
+                    let (sid, Some(i)) = key else {
+                        continue;
+                    };
+                    if let Some(side) = self.sides.get_mut(&key)
+                        && side.conn == Some(conn)
+                        && side.delivery_tid.as_ref() == Some(&f.transaction_id)
+                    {
+                        side.delivery_tid = None;
+                        side.done = true;
+                        events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
+                        break;
+                    }
                 }
             }
             FrameKind::Request(method) => {
@@ -360,7 +369,7 @@ impl MsrpRelay {
                     }
                     events.push(match key.1 {
                         None => RelayEvent::OriginatorBound(key.0),
-                        Some(_) => RelayEvent::LegBound(key.0),
+                        Some(i) => RelayEvent::LegBound(key.0, i),
                     });
                 }
                 match method {
@@ -521,7 +530,9 @@ impl MsrpRelay {
 
     fn close_key(&mut self, key: SideKey, out: &mut std::collections::VecDeque<Output>) {
         if let Some(side) = self.sides.remove(&key) {
-            self.by_local.retain(|_, k| *k != key);
+            if self.by_local.get(&side.local_sid) == Some(&key) {
+                self.by_local.remove(&side.local_sid);
+            }
             if let Some(conn) = side.conn {
                 let empty = match self.conns.get_mut(&conn) {
                     Some(c) => {
@@ -555,14 +566,16 @@ impl MsrpRelay {
         self.close_key((sid, Some(i)), out);
     }
 
+    /// Closes every side of session `sid`, which has `legs` legs: O(legs), no scan.
     pub(crate) fn close_session(
         &mut self,
         sid: SessionId,
+        legs: usize,
         out: &mut std::collections::VecDeque<Output>,
     ) {
-        let keys: Vec<SideKey> = self.sides.keys().filter(|k| k.0 == sid).copied().collect();
-        for k in keys {
-            self.close_key(k, out);
+        self.close_key((sid, None), out);
+        for i in 0..legs {
+            self.close_key((sid, Some(i)), out);
         }
     }
 

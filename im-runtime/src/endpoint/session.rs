@@ -2,6 +2,7 @@
 //! leg per invitee.
 
 use super::app::DynMachine;
+use super::timers::SessionTimers;
 use crate::machine::{Facts, Method, SdpFacts, Uri};
 use crate::proto::msrp;
 use crate::proto::sdp::answer::Answer;
@@ -197,8 +198,12 @@ impl Dialog {
 /// One invitee.
 pub(crate) struct Leg {
     pub(crate) uri: Uri,
+    /// Call-ID and our tag of the leg's dialog: its key in the endpoint's dialog index.
+    pub(crate) call_id: String,
+    pub(crate) local_tag: String,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
-    pub(crate) facts: Facts,
+    /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
+    pub(crate) status_code: Option<u16>,
     pub(crate) status: LegStatus,
     pub(crate) invite: Option<Message>,
     pub(crate) invite_key: Option<TsxKey>,
@@ -220,13 +225,13 @@ impl Leg {
         local_tag: String,
         machine: Box<dyn DynMachine>,
         msrp_session: String,
-        facts: Facts,
     ) -> Leg {
-        let _ = (call_id, local_tag);
         Leg {
             uri,
+            call_id,
+            local_tag,
             machine: Some(machine),
-            facts,
+            status_code: None,
             status: LegStatus::Pending,
             invite: None,
             invite_key: None,
@@ -244,7 +249,6 @@ impl Leg {
 
 /// One originator request and everything it started.
 pub(crate) struct Session {
-    pub(crate) id: SessionId,
     pub(crate) call_id: String,
     pub(crate) local_tag: String,
     pub(crate) focus: String,
@@ -266,6 +270,13 @@ pub(crate) struct Session {
     pub(crate) settled_sent: bool,
     pub(crate) originator_gone: bool,
     pub(crate) ending: bool,
+    /// The session's own timers.
+    pub(crate) timers: SessionTimers,
+    /// The deadline the endpoint's timer index holds for this session.
+    pub(crate) filed: Option<std::time::Instant>,
+    /// Client transactions that hold the session (INVITEs to invitees) with no final answer
+    /// yet: what `is_drained` reads instead of scanning the transaction index.
+    pub(crate) pending_client: u32,
 }
 
 impl Session {
@@ -282,8 +293,8 @@ impl Session {
         peer: Peer,
         msrp_session: String,
     ) -> Session {
+        let _ = id;
         Session {
-            id,
             call_id,
             local_tag,
             focus,
@@ -304,7 +315,29 @@ impl Session {
             settled_sent: false,
             originator_gone: false,
             ending: false,
+            timers: SessionTimers::default(),
+            filed: None,
+            pending_client: 0,
         }
+    }
+
+    /// Nothing left to wait for: the originator's side is over, every leg is over, the
+    /// machines have answered and no INVITE to an invitee awaits its final answer. The
+    /// session's calls are over, so it no longer counts against `max_sessions`; client
+    /// transactions that linger (BYE answers, Completed or Accepted INVITEs absorbing
+    /// retransmissions) belong to the transaction layer, not to the session. O(legs).
+    pub(crate) fn is_drained(&self) -> bool {
+        let originator_done = self.originator_gone
+            || self.dialog.as_ref().is_some_and(|d| d.ended)
+            || matches!(self.answered, Some(x) if x >= 300 || x == 0)
+            || (self.answered.is_some_and(|x| (200..300).contains(&x))
+                && self.request.method() != Some(&Method::Invite));
+        let legs_done = self.legs.iter().all(|l| match l.status {
+            LegStatus::Failed | LegStatus::Ended => true,
+            LegStatus::Connected | LegStatus::Pending => false,
+        });
+        let machines_done = self.answered.is_some();
+        originator_done && legs_done && machines_done && self.pending_client == 0
     }
 
     /// The `legs.*` facts.
@@ -337,8 +370,7 @@ impl Session {
                     (_, Some(code)) => format!("delivery failed ({code})"),
                     (LegStatus::Failed, None) => format!(
                         "not reached ({})",
-                        l.facts
-                            .status
+                        l.status_code
                             .map_or("no answer".to_string(), |s| s.to_string())
                     ),
                     (s, None) => format!("{s:?}").to_lowercase(),

@@ -1,0 +1,48 @@
+//! Resident memory per idle group session: RSS growth (from `/proc/self/statm`) over 1 000
+//! group sessions with 3 invitees each, set up through `Endpoint` as far as an idle session
+//! gets (INVITE answered and ACKed, every invitee answered 200 and ACKed, the server's MSRP
+//! connection to each invitee open, the originator not connected yet). No time passes, so
+//! the sessions' transactions (INVITE server and client transactions, ACKs) are still held
+//! too, as they would be for the first 32 s. Linux only; prints one line.
+//!
+//! Run: `cargo bench -p im-runtime --bench memory`
+
+#![allow(clippy::expect_used)] // a wrong output is a broken bench
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/group.rs"]
+mod group;
+
+/// Resident set size in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .expect("statm has a resident field");
+    pages * 4096
+}
+
+fn main() {
+    const N: usize = 1_000;
+    let mut d = group::Driver::new(|c| c.max_sessions = 100_000);
+    // Warm up the maps and queues with sessions that end, so growth is the live ones'.
+    for i in 0..200 {
+        let live = group::open(&mut d, 1_000_000 + i, 3);
+        group::finish(&mut d, live, b"warm");
+    }
+    let mut keep = Vec::with_capacity(N);
+    let before = rss();
+    for i in 0..N {
+        keep.push(group::open(&mut d, i, 3));
+    }
+    let after = rss();
+    assert_eq!(d.ep.live_sessions(), N);
+    println!(
+        "idle group session, 3 connected invitees: {:.1} KiB RSS per session (over {N})",
+        after.saturating_sub(before) as f64 / 1024.0 / N as f64
+    );
+    std::hint::black_box(keep);
+}

@@ -1,0 +1,95 @@
+//! The endpoint's configuration and counters.
+
+use super::*;
+
+/// Everything the endpoint needs besides the application.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// What specs see as `config.*`.
+    pub spec: Config,
+    /// The SIP address put in Via and Contact (may differ from the bound one).
+    pub sip_advertised: SocketAddr,
+    /// The MSRP address put in `c=`, `m=` and `a=path`.
+    pub msrp_advertised: SocketAddr,
+    /// Hosts whose P-Asserted-Identity is trusted.
+    pub trusted_hosts: Vec<IpAddr>,
+    /// What the server supports (420/415/406 decisions).
+    pub policy: Policy,
+    /// Transaction timers (T1, T2, T4, D).
+    pub timers: TimerConfig,
+    /// Largest SIP message accepted (bigger: 513 on UDP; on TCP 413 when the header
+    /// section fits and the body is too big, then the connection is closed).
+    pub max_message_size: usize,
+    /// Most live sessions at once; a new one beyond gets 503 with Retry-After. A session
+    /// stops counting once its calls are over, even while its last transactions linger.
+    pub max_sessions: usize,
+    /// Most SIP transactions (server and client) the endpoint holds before it sheds new
+    /// sessions with 503: a load signal that rises before latency does, so the sessions
+    /// already accepted keep being served.
+    pub max_transactions: usize,
+    /// The `Retry-After` of a 503 from admission.
+    pub retry_after: Duration,
+    /// How long a session may live at most before it is torn down.
+    pub session_lifetime: Duration,
+    /// Body parsing limits.
+    pub body_limits: BodyLimits,
+    /// MSRP decoder limits.
+    pub msrp_limits: msrp::DecoderLimits,
+    /// Largest chunk the server sends.
+    pub msrp_chunk_size: usize,
+    /// Seed of the id generator (tags, branches, Call-IDs, MSRP ids). The IO layer passes
+    /// real randomness; tests pass a fixed value.
+    pub seed: u64,
+    /// This endpoint's shard: the Call-IDs it mints steer back to it ([`crate::steer`]).
+    pub shard: crate::steer::Shard,
+}
+
+impl EndpointConfig {
+    /// A configuration with the defaults of design.md for the given advertised addresses.
+    pub fn new(sip_advertised: SocketAddr, msrp_advertised: SocketAddr) -> Self {
+        let policy = Policy {
+            // Only the extensions the server implements (RFC 5366, RFC 5365): a tag here
+            // is advertised in OPTIONS and accepted in Require.
+            supported: vec![
+                "recipient-list-invite".into(),
+                "recipient-list-message".into(),
+            ],
+            ..Policy::default()
+        };
+        EndpointConfig {
+            spec: Config::default(),
+            sip_advertised,
+            msrp_advertised,
+            trusted_hosts: Vec::new(),
+            policy,
+            timers: TimerConfig::default(),
+            max_message_size: 64 * 1024,
+            max_sessions: 10_000,
+            max_transactions: 200_000,
+            retry_after: Duration::from_secs(5),
+            session_lifetime: Duration::from_secs(300),
+            body_limits: BodyLimits::default(),
+            msrp_limits: msrp::DecoderLimits::default(),
+            msrp_chunk_size: 2048,
+            seed: 0x5eed_1234_abcd_ef01,
+            shard: crate::steer::Shard::default(),
+        }
+    }
+}
+
+/// Counters, for tests and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests handed to a machine as initial requests.
+    pub initial_requests: u64,
+    /// Error responses sent before any machine ran (parse errors, 420, 501 …).
+    pub rejected: u64,
+    /// Invitee INVITEs sent.
+    pub invites_sent: u64,
+    /// Messages delivered to invitees over MSRP.
+    pub delivered: u64,
+    /// Sessions ended.
+    pub sessions_ended: u64,
+    /// New sessions refused with 503 by admission (limits reached or shutting down).
+    pub shed: u64,
+}

@@ -1,0 +1,112 @@
+//! Every identifier the endpoint mints: tags, branches, tokens, and the two that peers send
+//! back to us, the Call-IDs of the requests we originate (invitee INVITEs, exploded MESSAGEs)
+//! and MSRP session ids. Those two are minted only by [`Ids::call_id`] and
+//! [`Ids::msrp_session_id`], so that making them land on a given shard is a change here.
+
+use crate::proto::msrp;
+use crate::steer::Shard;
+use std::net::IpAddr;
+
+/// The endpoint's id generator.
+#[derive(Debug)]
+pub(crate) struct Ids {
+    rng: u64,
+    shard: Shard,
+}
+
+impl Ids {
+    /// A generator seeded with `seed` (the IO layer passes real randomness) for the endpoint
+    /// that is `shard`.
+    pub(crate) fn new(seed: u64, shard: Shard) -> Ids {
+        Ids {
+            rng: seed | 1,
+            shard,
+        }
+    }
+
+    /// 64 random bits.
+    pub(crate) fn rand(&mut self) -> u64 {
+        // xorshift64*: enough for unguessable-in-practice ids given a random seed; ids need
+        // uniqueness and unpredictability, not cryptographic strength.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `words` × 16 hex digits.
+    pub(crate) fn token(&mut self, words: usize) -> String {
+        (0..words)
+            .map(|_| format!("{:016x}", self.rand()))
+            .collect()
+    }
+
+    /// `N` random bytes.
+    pub(crate) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        for chunk in out.chunks_mut(8) {
+            let r = self.rand().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+        out
+    }
+
+    /// The Call-ID of a request the server originates (an invitee INVITE, an exploded
+    /// MESSAGE): its responses and in-dialog requests come back with it.
+    ///
+    /// The IO layer steers what peers send by the hash of its Call-ID, so the id is drawn
+    /// until it hashes to this shard (one draw when not sharded, `count` expected otherwise).
+    /// The bound only matters for a shard index outside `0..count`, a misconfiguration that
+    /// must not hang the loop.
+    pub(crate) fn call_id(&mut self, host: IpAddr) -> String {
+        let mut id = String::new();
+        for _ in 0..64 * self.shard.count.max(1) {
+            id = format!("{}@{host}", self.token(2));
+            if self.shard.owns(id.as_bytes()) {
+                break;
+            }
+        }
+        id
+    }
+
+    /// A local MSRP session id (the last segment of our `a=path`): peers' MSRP requests name
+    /// it in To-Path.
+    pub(crate) fn msrp_session_id(&mut self) -> String {
+        msrp::session_id_from_random(&self.random_bytes::<12>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_ids_differ_and_follow_the_seed() {
+        let mut a = Ids::new(7, Shard::default());
+        let mut b = Ids::new(7, Shard::default());
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        let x = a.call_id(ip);
+        assert_eq!(x, b.call_id(ip), "same seed, same ids");
+        assert!(x.ends_with("@192.0.2.1"), "{x}");
+        assert_ne!(a.call_id(ip), x);
+        let s1 = a.msrp_session_id();
+        let s2 = a.msrp_session_id();
+        assert_ne!(s1, s2);
+        assert!(!s1.is_empty() && s1.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn call_ids_steer_back_to_the_minting_shard() {
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        for index in 0..3 {
+            let shard = Shard { index, count: 3 };
+            let mut ids = Ids::new(11, shard);
+            for _ in 0..50 {
+                let id = ids.call_id(ip);
+                assert_eq!(crate::steer::steer(id.as_bytes(), 3), index, "{id}");
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Admission and the answers that need no session: OPTIONS, REGISTER (to the
+//! application), 481/501/483/405, 503 with Retry-After when a limit is reached, 400 from
+//! facts; and the creation of a session for an admitted request.
+
+use super::*;
+
+impl<A: Application> Endpoint<A> {
+    pub(super) fn reply_simple(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        msg: &Message,
+        status: u16,
+        extra: &[(&str, String)],
+    ) {
+        let Some(code) = StatusCode::new(status) else {
+            return;
+        };
+        let mut b = sip::build::ResponseBuilder::new(msg, code);
+        if status > 100 {
+            b = b.to_tag(&self.token(1));
+        }
+        for (n, v) in extra {
+            b = b.header(n, v);
+        }
+        if let Ok(resp) = b.build() {
+            let bytes = resp.into_bytes();
+            let _ = self.tsx.respond(now, key, status, bytes);
+            self.drain_tsx_transmits();
+        }
+    }
+
+    pub(super) fn drain_tsx_transmits(&mut self) {
+        while let Some(t) = self.tsx.poll_transmit() {
+            self.send_sip(t.peer, t.bytes);
+        }
+    }
+
+    pub(super) fn allow_header(&self) -> String {
+        let mut m: Vec<String> = vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for x in self.app.methods() {
+            let s = x.as_str().to_string();
+            if !m.contains(&s) {
+                m.push(s);
+            }
+        }
+        m.join(", ")
+    }
+
+    pub(super) fn initial_request(&mut self, now: Instant, peer: Peer, msg: Message, key: TsxKey) {
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        self.app.on_request(now);
+        match method {
+            Method::Options => {
+                let allow = self.allow_header();
+                let supported = self.cfg.policy.supported.join(", ");
+                let accept = "application/sdp, multipart/mixed, application/resource-lists+xml, message/cpim, text/plain".to_string();
+                self.reply_simple(
+                    now,
+                    &key,
+                    &msg,
+                    200,
+                    &[
+                        ("Allow", allow),
+                        ("Accept", accept),
+                        ("Supported", supported),
+                    ],
+                );
+                return;
+            }
+            Method::Register => {
+                let aor = msg.to().map(|t| t.uri().to_view()).unwrap_or_default();
+                let expires = msg.expires().unwrap_or(3600);
+                let contact = register_contact(&msg, peer.addr);
+                if self.app.register(now, &aor, contact, expires) {
+                    let mut extra = vec![("Expires", expires.to_string())];
+                    if let Some(c) = msg.header(HeaderName::Contact) {
+                        extra.push(("Contact", c.to_string()));
+                    }
+                    self.reply_simple(now, &key, &msg, 200, &extra);
+                } else {
+                    let allow = self.allow_header();
+                    self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
+                }
+                return;
+            }
+            Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
+                // Out of any dialog: nothing to end or update.
+                self.reply_simple(now, &key, &msg, 481, &[]);
+                return;
+            }
+            Method::Other(_) => {
+                self.stats.rejected += 1;
+                let allow = self.allow_header();
+                self.reply_simple(now, &key, &msg, 501, &[("Allow", allow)]);
+                return;
+            }
+            _ => {}
+        }
+        if msg.max_forwards() == Some(0) {
+            // Every initial request a machine handles may make the server send requests
+            // on (invitee INVITEs, exploded MESSAGEs): with no hop left, refuse it
+            // (RFC 3261 §16.3 step 3; OPTIONS was answered above).
+            self.stats.rejected += 1;
+            let w = warning(&self.agent(), "Max-Forwards is 0");
+            self.reply_simple(now, &key, &msg, 483, &[("Warning", w)]);
+            return;
+        }
+        let Some(machine) = self.app.initial(&method) else {
+            let allow = self.allow_header();
+            self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
+            return;
+        };
+        if self.shutting_down
+            || self.sessions.len() >= self.cfg.max_sessions
+            || self.tsx.len() >= self.cfg.max_transactions
+        {
+            // RFC 3261 §21.5.4: overloaded; Retry-After says when to try again.
+            self.stats.shed += 1;
+            let after = self.cfg.retry_after.as_secs().max(1).to_string();
+            self.reply_simple(now, &key, &msg, 503, &[("Retry-After", after)]);
+            return;
+        }
+        let facts = match facts::build(
+            &msg,
+            peer.addr.ip(),
+            &self.cfg.trusted_hosts,
+            &self.cfg.body_limits,
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                self.stats.rejected += 1;
+                let w = warning(&self.agent(), &e.to_string());
+                self.reply_simple(now, &key, &msg, 400, &[("Warning", w)]);
+                return;
+            }
+        };
+        self.stats.initial_requests += 1;
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let local_tag = self.token(1);
+        let focus = format!(
+            "sip:conf-{}-{}@{}",
+            id.0,
+            self.token(1).get(..8).unwrap_or("0"),
+            self.cfg.sip_advertised
+        );
+        let msrp_sid = self.ids.msrp_session_id();
+        let call_id = msg.call_id().unwrap_or("").to_string();
+        let session = Session::new(
+            id,
+            call_id.clone(),
+            local_tag.clone(),
+            focus,
+            msg,
+            facts,
+            machine,
+            key.clone(),
+            peer,
+            msrp_sid,
+        );
+        self.by_server_tsx.insert(key, id);
+        self.by_dialog.insert((call_id, local_tag), (id, None));
+        self.sessions.insert(id, session);
+        self.set_timer(id, SessionTimer::Lifetime, now + self.cfg.session_lifetime);
+        let event = Event::InitialRequest(method);
+        self.run_session_machines(now, id, &event);
+    }
+}
+
+pub(super) fn register_contact(msg: &Message, source: SocketAddr) -> Option<SocketAddr> {
+    let c = msg.header(HeaderName::Contact)?;
+    let na = sip::parse_name_addrs(c).ok()?.into_iter().next()?;
+    let uri = na.uri();
+    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Some(SocketAddr::new(ip, uri.port().unwrap_or(5060))),
+        // A host name we do not resolve (sans-IO): the source address reaches it.
+        Err(_) => Some(source),
+    }
+}

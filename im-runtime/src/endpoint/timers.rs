@@ -1,0 +1,293 @@
+//! Timers without scans. Each session keeps its own few timers ([`SessionTimers`]); the
+//! endpoint files each session once, under its earliest deadline ([`SessionTimerIndex`]),
+//! and re-files it after every input that touched it (the pattern of the transaction
+//! table's deadline index). Starting or stopping a timer costs O(timers of that session),
+//! re-filing O(log n), finding the next deadline O(log n). MSRP connections not bound to any
+//! session have their own small index ([`IdleConns`]).
+
+use super::session::SessionId;
+use crate::transport::ConnId;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+/// What a session timer does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SessionTimer {
+    /// Retransmit the 2xx to the originator's INVITE until the ACK (§13.3.1.4); the number
+    /// of the retransmission.
+    OkRetransmit(u32),
+    /// A spec timer of a leg (`Some(leg)`) or of the session machine with this index.
+    Spec(Option<usize>, usize, u16),
+    /// The session's lifetime is over.
+    Lifetime,
+    /// The originator's MSRP session should be bound by now (its dialog is confirmed).
+    OriginatorMsrp,
+}
+
+impl SessionTimer {
+    /// Whether `self` and `other` are the same timer (setting one replaces the other).
+    fn same_slot(&self, other: &SessionTimer) -> bool {
+        match (self, other) {
+            (SessionTimer::OkRetransmit(_), SessionTimer::OkRetransmit(_)) => true,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// One session's running timers: a handful, so a vector is the right table.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTimers {
+    slots: Vec<(SessionTimer, Instant)>,
+}
+
+impl SessionTimers {
+    /// Arms `t` at `at`, replacing the same timer if it runs.
+    pub(crate) fn set(&mut self, t: SessionTimer, at: Instant) {
+        self.slots.retain(|(x, _)| !x.same_slot(&t));
+        self.slots.push((t, at));
+    }
+
+    /// Stops every timer `pred` selects.
+    pub(crate) fn stop(&mut self, pred: impl Fn(&SessionTimer) -> bool) {
+        self.slots.retain(|(x, _)| !pred(x));
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.slots.iter().map(|(_, at)| *at).min()
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<SessionTimer> {
+        let mut due: Vec<(SessionTimer, Instant)> = Vec::new();
+        self.slots.retain(|&(t, at)| {
+            if at <= now {
+                due.push((t, at));
+                false
+            } else {
+                true
+            }
+        });
+        due.sort_by_key(|(_, at)| *at);
+        due.into_iter().map(|(t, _)| t).collect()
+    }
+}
+
+/// Sessions by their earliest timer: one entry per session with a timer.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTimerIndex {
+    by_deadline: BTreeSet<(Instant, SessionId)>,
+}
+
+impl SessionTimerIndex {
+    /// Files session `id` under `next` (its earliest deadline now); `filed` is what the
+    /// index holds for it and is updated. O(log n), nothing when unchanged.
+    pub(crate) fn refile(
+        &mut self,
+        id: SessionId,
+        filed: &mut Option<Instant>,
+        next: Option<Instant>,
+    ) {
+        if *filed == next {
+            return;
+        }
+        if let Some(old) = filed.take() {
+            self.by_deadline.remove(&(old, id));
+        }
+        if let Some(at) = next {
+            self.by_deadline.insert((at, id));
+            *filed = Some(at);
+        }
+    }
+
+    /// The earliest deadline of any session.
+    pub(crate) fn first(&self) -> Option<Instant> {
+        self.by_deadline.first().map(|(at, _)| *at)
+    }
+
+    /// The session with the earliest deadline, when that deadline is due at `now`.
+    pub(crate) fn first_due(&self, now: Instant) -> Option<SessionId> {
+        self.by_deadline
+            .first()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+    }
+
+    /// Drops the earliest entry (repair path; see the endpoint's `fire_due`).
+    pub(crate) fn pop_first(&mut self) {
+        self.by_deadline.pop_first();
+    }
+
+    /// How many sessions are filed (for the endpoint's debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_deadline.len()
+    }
+
+    /// The entries, earliest first (for the cross-check test).
+    #[cfg(test)]
+    fn entries(&self) -> Vec<(Instant, SessionId)> {
+        self.by_deadline.iter().copied().collect()
+    }
+}
+
+/// Accepted or opened MSRP connections waiting to be bound, by deadline.
+#[derive(Debug, Default)]
+pub(crate) struct IdleConns {
+    by_deadline: BTreeSet<(Instant, ConnId)>,
+    at: HashMap<ConnId, Instant>,
+}
+
+impl IdleConns {
+    /// Gives `conn` until `deadline` to be bound.
+    pub(crate) fn set(&mut self, conn: ConnId, deadline: Instant) {
+        self.remove(conn);
+        self.by_deadline.insert((deadline, conn));
+        self.at.insert(conn, deadline);
+    }
+
+    /// `conn` is bound (or gone): no deadline any more.
+    pub(crate) fn remove(&mut self, conn: ConnId) {
+        if let Some(old) = self.at.remove(&conn) {
+            self.by_deadline.remove(&(old, conn));
+        }
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn first(&self) -> Option<Instant> {
+        self.by_deadline.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns the first connection due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<ConnId> {
+        let &(at, conn) = self.by_deadline.first()?;
+        if at > now {
+            return None;
+        }
+        self.remove(conn);
+        Some(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+        }
+    }
+
+    struct S {
+        timers: SessionTimers,
+        filed: Option<Instant>,
+    }
+
+    fn timer(r: &mut Rng) -> SessionTimer {
+        match r.below(4) {
+            0 => SessionTimer::OkRetransmit(r.below(5) as u32),
+            1 => SessionTimer::Spec(
+                (r.below(2) == 0).then(|| r.below(3) as usize),
+                r.below(2) as usize,
+                r.below(3) as u16,
+            ),
+            2 => SessionTimer::Lifetime,
+            _ => SessionTimer::OriginatorMsrp,
+        }
+    }
+
+    /// Random starts, stops, fired timers, new and removed sessions; after each, the index
+    /// holds exactly one entry per session with a timer, under its earliest deadline (a
+    /// scan of every session), and `first`/`first_due` agree with the scan.
+    #[test]
+    fn the_index_always_equals_a_scan_of_the_sessions() {
+        #[allow(clippy::disallowed_methods)] // the one base instant of a virtual clock
+        let base = Instant::now();
+        for seed in 1..=40u64 {
+            let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut index = SessionTimerIndex::default();
+            let mut sessions: BTreeMap<SessionId, S> = BTreeMap::new();
+            let mut now = base;
+            for step in 0..400 {
+                let id = SessionId(r.below(12));
+                match r.below(6) {
+                    0 | 1 => {
+                        let s = sessions.entry(id).or_insert(S {
+                            timers: SessionTimers::default(),
+                            filed: None,
+                        });
+                        let at = now + Duration::from_millis(r.below(5_000));
+                        s.timers.set(timer(&mut r), at);
+                        index.refile(id, &mut s.filed, s.timers.next());
+                    }
+                    2 => {
+                        if let Some(s) = sessions.get_mut(&id) {
+                            let t = timer(&mut r);
+                            s.timers.stop(|x| x.same_slot(&t));
+                            index.refile(id, &mut s.filed, s.timers.next());
+                        }
+                    }
+                    3 => {
+                        // Time passes and every due session fires its due timers.
+                        now += Duration::from_millis(r.below(1_500));
+                        while let Some(due) = index.first_due(now) {
+                            let s = sessions.get_mut(&due).expect("filed sessions exist");
+                            let fired = s.timers.take_due(now);
+                            assert!(
+                                !fired.is_empty(),
+                                "seed {seed} step {step}: filed too early"
+                            );
+                            index.refile(due, &mut s.filed, s.timers.next());
+                        }
+                    }
+                    4 => {
+                        // The session ends: its entry goes with it.
+                        if let Some(mut s) = sessions.remove(&id) {
+                            index.refile(id, &mut s.filed, None);
+                        }
+                    }
+                    _ => {}
+                }
+                let scan: Vec<(Instant, SessionId)> = {
+                    let mut v: Vec<_> = sessions
+                        .iter()
+                        .filter_map(|(id, s)| s.timers.next().map(|at| (at, *id)))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(index.entries(), scan, "seed {seed} step {step}");
+                assert_eq!(index.first(), scan.first().map(|(at, _)| *at));
+                for (id, s) in &sessions {
+                    assert_eq!(s.filed, s.timers.next(), "seed {seed} step {step} {id:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn idle_connections_come_out_in_deadline_order_once() {
+        #[allow(clippy::disallowed_methods)] // the one base instant of a virtual clock
+        let base = Instant::now();
+        let mut idle = IdleConns::default();
+        let s = Duration::from_secs;
+        idle.set(ConnId(1), base + s(3));
+        idle.set(ConnId(2), base + s(1));
+        idle.set(ConnId(3), base + s(2));
+        idle.set(ConnId(1), base + s(4)); // re-armed: the old deadline is gone
+        idle.remove(ConnId(3));
+        assert_eq!(idle.first(), Some(base + s(1)));
+        assert_eq!(idle.pop_due(base + s(3)), Some(ConnId(2)));
+        assert_eq!(idle.pop_due(base + s(3)), None);
+        assert_eq!(idle.pop_due(base + s(4)), Some(ConnId(1)));
+        assert_eq!(idle.first(), None);
+    }
+}
