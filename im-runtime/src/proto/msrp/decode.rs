@@ -607,6 +607,11 @@ fn parse_start_line(line: &[u8]) -> Result<(TransactionId, FrameKind), &'static 
         None => (rest, None),
     };
     if let Some(code) = three_digits(word) {
+        // RFC 4975 §9: comment = utf8text = *(HTAB / %x20-7E / UTF8-NONASCII). A bare CR in
+        // it (fuzz find) would make the frame impossible to re-encode or forward.
+        if comment.is_some_and(|c| c.chars().any(|ch| ch.is_control() && ch != '\t')) {
+            return Err("control character in the response comment");
+        }
         return Ok((
             tid,
             FrameKind::Response {
