@@ -101,3 +101,19 @@ From-Path: msrp://c/d;tcp\r\n-------a786hjs2$\r\nMSRP dkei38sd REPORT\r\nsr08sd$
     let tab = b"MSRP a1 200 OK\tfine\r\nTo-Path: msrp://a/b;tcp\r\nFrom-Path: msrp://c/d;tcp\r\n-------a1$\r\n";
     assert!(msrp::decode_one(tab).is_ok(), "HTAB stays allowed");
 }
+
+/// Found while proving the `indexing_slicing` sites of the reassembler: a Byte-Range start
+/// near `u64::MAX` made `start + len` wrap (or panic with overflow checks), and the copy into
+/// the message buffer then sliced `[huge..small]`. It is now a "too large" error.
+#[test]
+fn byte_range_start_near_u64_max_is_too_large_not_a_panic() {
+    let frame = b"MSRP t1 SEND\r\nTo-Path: msrp://a/b;tcp\r\nFrom-Path: msrp://c/d;tcp\r\n\
+Message-ID: m1\r\nByte-Range: 18446744073709551615-*/*\r\nContent-Type: text/plain\r\n\r\n\
+hello\r\n-------t1+\r\n";
+    let f = msrp::decode_one(frame).expect("the frame itself is well-formed");
+    let mut re = msrp::Reassembler::new(msrp::ReassemblyLimits {
+        max_message_bytes: 1 << 16,
+        max_messages_in_progress: 4,
+    });
+    assert!(re.handle_chunk(&f).is_err());
+}
