@@ -58,7 +58,11 @@ enum Step {
         flip: Option<(u16, u8)>,
     },
     /// A response to the `nth` request the endpoint sent (to an invitee).
-    Respond { nth: u8, status: u16, with_sdp: bool },
+    Respond {
+        nth: u8,
+        status: u16,
+        with_sdp: bool,
+    },
     /// Raw bytes as one datagram.
     RawDatagram { peer: u8, data: Vec<u8> },
     /// A SIP TCP connection opened by a peer, and bytes on it.
@@ -66,7 +70,12 @@ enum Step {
     /// The endpoint's or a peer's MSRP connection opens.
     MsrpOpen { conn: u8, peer: u8 },
     /// An MSRP SEND to the `nth` path the endpoint announced, on a connection.
-    MsrpSend { conn: u8, nth: u8, body: Vec<u8>, last: bool },
+    MsrpSend {
+        conn: u8,
+        nth: u8,
+        body: Vec<u8>,
+        last: bool,
+    },
     /// Raw bytes on a stream.
     RawStream { conn: u8, data: Vec<u8> },
     /// A stream closes.
@@ -129,7 +138,12 @@ fn request(t: &Template, from: SocketAddr, call: u8, cseq: u8) -> String {
         ),
         Template::Register => ("REGISTER", "sip:example.com".to_owned(), String::new(), ""),
         Template::Bye => ("BYE", format!("sip:conf@{SIP}"), String::new(), ""),
-        Template::Cancel => ("CANCEL", "sip:friends@example.com".to_owned(), String::new(), ""),
+        Template::Cancel => (
+            "CANCEL",
+            "sip:friends@example.com".to_owned(),
+            String::new(),
+            "",
+        ),
         Template::Ack => ("ACK", format!("sip:conf@{SIP}"), String::new(), ""),
     };
     let cseq_method = method;
@@ -166,7 +180,11 @@ a=accept-types:message/cpim text/plain\r\na=setup:active\r\na=recvonly\r\n"
     } else {
         ""
     };
-    let ct = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    let ct = if sdp {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
     Some(format!(
         "SIP/2.0 {status} X\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag=b1\r\nCall-ID: {cid}\r\n\
          CSeq: {cseq}\r\nContact: <sip:bob@127.0.0.2:5060>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
@@ -258,7 +276,11 @@ impl Harness {
                     data: Bytes::from(bytes),
                 });
             }
-            Step::Respond { nth, status, with_sdp } => {
+            Step::Respond {
+                nth,
+                status,
+                with_sdp,
+            } => {
                 let Some((to, req)) = self
                     .sent_requests
                     .get(usize::from(nth) % self.sent_requests.len().max(1))
@@ -297,7 +319,10 @@ impl Harness {
                 let id = if conn % 2 == 0 {
                     conn_id(conn)
                 } else {
-                    match self.connects.get(usize::from(conn) % self.connects.len().max(1)) {
+                    match self
+                        .connects
+                        .get(usize::from(conn) % self.connects.len().max(1))
+                    {
                         Some(c) => *c,
                         None => conn_id(conn),
                     }
