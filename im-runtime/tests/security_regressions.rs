@@ -74,3 +74,46 @@ fn offer_with_unusable_path_is_refused() {
     );
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// Fuzz find (`msrp` target, crash-18a50cf5): a response whose comment holds a bare CR
+/// (`200 OK$\r2 200 OK$`) decoded fine but could not be re-encoded, so a frame the decoder
+/// accepted could not be forwarded. RFC 4975 §9 allows no control character but HTAB in a
+/// comment: the decoder now refuses it, and every frame it accepts re-encodes.
+#[test]
+fn msrp_response_comment_with_bare_cr_is_refused() {
+    let stream: &[u8] = b"MSRP a786hjs2 200 OK$\r2 200 OK$\r\nTo-Path: msrp://a/b;tcp\r\n\
+F: msrp?/\0\0\0\0\0\0\0/a\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x04\0\0\0/b;tcp\r\n\
+From-Path: msrp://c/d;tcp\r\n-------a786hjs2$\r\nMSRP dkei38sd REPORT\r\nsr08sd$\r\n";
+    let mut d = msrp::Decoder::new(msrp::DecoderLimits {
+        max_header_bytes: 2048,
+        max_body_bytes: 4096,
+    });
+    d.handle_bytes(stream);
+    let mut frames = 0;
+    while let Some(r) = d.poll_frame() {
+        if let Ok(f) = r {
+            frames += 1;
+            let wire = msrp::encode_to_vec(&f).expect("every decoded frame re-encodes");
+            assert_eq!(msrp::decode_one(&wire).as_ref(), Ok(&f));
+        }
+    }
+    assert_eq!(frames, 0, "the frame with a CR in its comment is an error");
+    let tab = b"MSRP a1 200 OK\tfine\r\nTo-Path: msrp://a/b;tcp\r\nFrom-Path: msrp://c/d;tcp\r\n-------a1$\r\n";
+    assert!(msrp::decode_one(tab).is_ok(), "HTAB stays allowed");
+}
+
+/// Found while proving the `indexing_slicing` sites of the reassembler: a Byte-Range start
+/// near `u64::MAX` made `start + len` wrap (or panic with overflow checks), and the copy into
+/// the message buffer then sliced `[huge..small]`. It is now a "too large" error.
+#[test]
+fn byte_range_start_near_u64_max_is_too_large_not_a_panic() {
+    let frame = b"MSRP t1 SEND\r\nTo-Path: msrp://a/b;tcp\r\nFrom-Path: msrp://c/d;tcp\r\n\
+Message-ID: m1\r\nByte-Range: 18446744073709551615-*/*\r\nContent-Type: text/plain\r\n\r\n\
+hello\r\n-------t1+\r\n";
+    let f = msrp::decode_one(frame).expect("the frame itself is well-formed");
+    let mut re = msrp::Reassembler::new(msrp::ReassemblyLimits {
+        max_message_bytes: 1 << 16,
+        max_messages_in_progress: 4,
+    });
+    assert!(re.handle_chunk(&f).is_err());
+}

@@ -297,7 +297,8 @@ impl<'a> Cursor<'a> {
         if self.pos == start {
             return Err(MimeError::ExpectedToken { at: start });
         }
-        Ok(&self.s[start..self.pos])
+        // Only ASCII token bytes were passed, so both ends are character boundaries.
+        Ok(self.s.get(start..self.pos).unwrap_or_default())
     }
 
     fn quoted(&mut self) -> Result<String, MimeError> {
@@ -305,7 +306,7 @@ impl<'a> Cursor<'a> {
         self.pos += 1;
         let mut out = String::new();
         // Iterate over chars so that UTF-8 inside quotes (allowed by SIP's qdtext) survives.
-        let rest = &self.s[self.pos..];
+        let rest = self.s.get(self.pos..).unwrap_or_default();
         let mut chars = rest.char_indices();
         while let Some((i, ch)) = chars.next() {
             match ch {
@@ -331,7 +332,7 @@ impl<'a> Cursor<'a> {
         {
             self.pos += 1;
         }
-        &self.s[start..self.pos]
+        self.s.get(start..self.pos).unwrap_or_default()
     }
 
     /// `*(SEMI name [EQUAL value])` up to the end; yields (lower-case name, value, offset).

@@ -237,26 +237,27 @@ pub fn parse(body: &Bytes, boundary: &str, limits: &Limits) -> Result<Multipart,
     let next_delim = |from: usize| -> Option<(usize, usize)> {
         let mut search = from;
         loop {
-            let at = search + finder.find(&buf[search..])?;
+            let at = search + finder.find(buf.get(search..)?)?;
             let after = at + delim.len();
-            if delimiter_tail(&buf[after..]).is_some() {
+            if delimiter_tail(buf.get(after..).unwrap_or_default()).is_some() {
                 return Some((at, after));
             }
             search = at + 2;
         }
     };
 
-    let (preamble_end, mut after) =
-        if buf.starts_with(&dash) && delimiter_tail(&buf[dash.len()..]).is_some() {
-            (0, dash.len())
-        } else {
-            next_delim(0).ok_or(MultipartError::NoDelimiter)?
-        };
+    let (preamble_end, mut after) = if buf.starts_with(&dash)
+        && delimiter_tail(buf.get(dash.len()..).unwrap_or_default()).is_some()
+    {
+        (0, dash.len())
+    } else {
+        next_delim(0).ok_or(MultipartError::NoDelimiter)?
+    };
     let preamble = body.slice(..preamble_end);
     let mut parts = Vec::new();
     loop {
         // `after` is just past `--boundary`; delimiter_tail says how the line ends.
-        match delimiter_tail(&buf[after..]) {
+        match delimiter_tail(buf.get(after..).unwrap_or_default()) {
             Some(Tail::Close(len)) => {
                 let epilogue = body.slice((after + len).min(buf.len())..);
                 return Ok(Multipart {
@@ -291,12 +292,12 @@ enum Tail {
 
 /// What follows `--boundary` on a delimiter line, or `None` when the line is not one.
 fn delimiter_tail(rest: &[u8]) -> Option<Tail> {
-    if rest.starts_with(b"--") {
-        let pad = rest[2..]
+    if let Some(after_dashes) = rest.strip_prefix(b"--") {
+        let pad = after_dashes
             .iter()
             .take_while(|&&b| b == b' ' || b == b'\t')
             .count();
-        let tail = &rest[2 + pad..];
+        let tail = after_dashes.get(pad..).unwrap_or_default();
         // The close delimiter may end the body, or be followed by CRLF and an epilogue.
         if tail.is_empty() {
             return Some(Tail::Close(2 + pad));
@@ -312,7 +313,7 @@ fn delimiter_tail(rest: &[u8]) -> Option<Tail> {
         .iter()
         .take_while(|&&b| b == b' ' || b == b'\t')
         .count();
-    if rest[pad..].starts_with(b"\r\n") {
+    if rest.get(pad..).is_some_and(|r| r.starts_with(b"\r\n")) {
         Some(Tail::Open(pad + 2))
     } else {
         None
@@ -326,12 +327,12 @@ fn parse_part(
     index: usize,
     limits: &Limits,
 ) -> Result<Part, MultipartError> {
-    let raw = &body[start..end];
+    let raw = body.get(start..end).unwrap_or_default();
     let (head, content_start) = if raw.starts_with(b"\r\n") {
-        (&raw[..0], 2)
+        (&b""[..], 2)
     } else {
         match memmem::find(raw, b"\r\n\r\n") {
-            Some(i) => (&raw[..i], i + 4),
+            Some(i) => (raw.get(..i).unwrap_or_default(), i + 4),
             // Only headers, no content (RFC 2046: `MIME-part-headers [CRLF *OCTET]`).
             None => (raw, raw.len()),
         }

@@ -213,8 +213,16 @@ impl Reassembler {
                 total: (frame.flag != ContinuationFlag::More).then_some(len),
             },
         };
-        let start = range.start - 1;
-        let end = start + len;
+        // A Byte-Range start of 0 (only possible in a frame built by hand) or near u64::MAX
+        // (`Byte-Range: 18446744073709551615-*/*` from the wire) must not wrap: the slice
+        // below relies on `start <= end`.
+        let start = range.start.checked_sub(1);
+        let Some((start, end)) = start.and_then(|s| Some((s, s.checked_add(len)?))) else {
+            return Err(ReassemblyError::TooLarge {
+                message_id: id.clone(),
+                limit: self.limits.max_message_bytes,
+            });
+        };
         if range.end.is_some_and(|e| e != end) {
             return Err(ReassemblyError::RangeMismatch {
                 message_id: id.clone(),
@@ -262,6 +270,9 @@ impl Reassembler {
         if partial.data.len() < e {
             partial.data.resize(e, 0);
         }
+        // `s <= e` (checked add above), `e <= data.len()` after the resize, and `e - s` is
+        // `len`, the length of `data`: neither the slice nor the copy can panic.
+        #[allow(clippy::indexing_slicing)]
         partial.data[s..e].copy_from_slice(data);
         partial.add_range(start, end);
 

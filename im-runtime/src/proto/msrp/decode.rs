@@ -304,7 +304,7 @@ impl Decoder {
                 self.advance(n);
             }
             let prefix_len = self.buf.len().min(5);
-            if self.buf[..prefix_len] != b"MSRP "[..prefix_len] {
+            if !b"MSRP ".starts_with(self.buf.get(..prefix_len).unwrap_or_default()) {
                 return self.garbage(DecodeErrorKind::StartLine("does not start with `MSRP `"), 0);
             }
             // The limits are checked so that the outcome is the same however the stream is
@@ -315,7 +315,7 @@ impl Decoder {
                 return self.garbage(DecodeErrorKind::HeadersTooLarge { limit }, limit);
             }
             let eol = eol?;
-            match parse_start_line(&self.buf[..eol]) {
+            match parse_start_line(self.buf.get(..eol).unwrap_or_default()) {
                 Ok(s) => {
                     let State::Head { scanned, start } = &mut self.state else {
                         return None;
@@ -333,20 +333,26 @@ impl Decoder {
         // Find the line that ends the header block: blank (a body follows) or the end-line.
         loop {
             let line_start = *scanned;
-            let Some(rel) = memmem::find(&self.buf[line_start..], b"\r\n") else {
+            let Some(rel) = self
+                .buf
+                .get(line_start..)
+                .and_then(|rest| memmem::find(rest, b"\r\n"))
+            else {
                 break;
             };
             let line_end = line_start + rel;
-            let line = &self.buf[line_start..line_end];
+            // `rel` was found inside `buf[line_start..]`, so the range is in bounds.
+            let line = self.buf.get(line_start..line_end).unwrap_or_default();
             if line.is_empty() {
                 return self.finish_head(tid, kind, line_start, None);
             }
-            if line.starts_with(SEVEN_DASHES) {
-                let rest = &line[SEVEN_DASHES.len()..];
+            if let Some(rest) = line.strip_prefix(SEVEN_DASHES) {
                 let tid_b = tid.as_str().as_bytes();
-                let flag = (rest.len() == tid_b.len() + 1 && rest.starts_with(tid_b))
-                    .then(|| ContinuationFlag::from_byte(rest[tid_b.len()]))
-                    .flatten();
+                let flag = (rest.len() == tid_b.len() + 1)
+                    .then(|| rest.strip_prefix(tid_b))
+                    .flatten()
+                    .and_then(|f| f.first().copied())
+                    .and_then(ContinuationFlag::from_byte);
                 return self.finish_head(tid, kind, line_start, Some(flag));
             }
             *scanned = line_end + 2;
@@ -390,9 +396,12 @@ impl Decoder {
             };
             return self.frame_fault(DecodeErrorKind::HeadersTooLarge { limit }, limit, ctx);
         }
-        let first_eol = memmem::find(&self.buf[..end], b"\r\n").unwrap_or(end);
+        // `end` is the position of the block's terminator, found inside `buf`.
+        let block = self.buf.get(..end).unwrap_or_default();
+        let first_eol = memmem::find(block, b"\r\n").unwrap_or(end);
         let headers_start = (first_eol + 2).min(end);
-        let parsed = parse_headers(&self.buf[headers_start..end], headers_start, tid, kind);
+        let headers = block.get(headers_start..).unwrap_or_default();
+        let parsed = parse_headers(headers, headers_start, tid, kind);
         let (mut frame, content_type) = match parsed {
             Ok(x) => x,
             Err((kind, at, ctx)) => return self.frame_fault(kind, at, *ctx),
@@ -414,7 +423,11 @@ impl Decoder {
             Some(None) => {
                 // The frame ended here, only its end-line is wrong: drop through that line.
                 let (k, at, ctx) = fault(&frame, DecodeErrorKind::EndLine, end);
-                let line_end = memmem::find(&self.buf[end..], b"\r\n").map_or(end, |i| end + i + 2);
+                let line_end = self
+                    .buf
+                    .get(end..)
+                    .and_then(|rest| memmem::find(rest, b"\r\n"))
+                    .map_or(end, |i| end + i + 2);
                 let err = DecodeError {
                     kind: k,
                     offset: self.consumed + at as u64,
@@ -465,7 +478,7 @@ impl Decoder {
         let pat = self.end_pattern.len();
         let finder = memmem::Finder::new(&self.end_pattern);
         let mut from = self.scan_from;
-        while let Some(rel) = finder.find(&self.buf[from..]) {
+        while let Some(rel) = self.buf.get(from..).and_then(|h| finder.find(h)) {
             let p = from + rel;
             let after = p + pat;
             if self.buf.len() < after + 3 {
@@ -473,8 +486,12 @@ impl Decoder {
                 self.scan_from = p;
                 return None;
             }
-            if let Some(flag) = ContinuationFlag::from_byte(self.buf[after])
-                && &self.buf[after + 1..after + 3] == b"\r\n"
+            if let Some(flag) = self
+                .buf
+                .get(after)
+                .copied()
+                .and_then(ContinuationFlag::from_byte)
+                && self.buf.get(after + 1..after + 3) == Some(&b"\r\n"[..])
             {
                 return Some((p, flag));
             }
@@ -607,6 +624,11 @@ fn parse_start_line(line: &[u8]) -> Result<(TransactionId, FrameKind), &'static 
         None => (rest, None),
     };
     if let Some(code) = three_digits(word) {
+        // RFC 4975 §9: comment = utf8text = *(HTAB / %x20-7E / UTF8-NONASCII). A bare CR in
+        // it (fuzz find) would make the frame impossible to re-encode or forward.
+        if comment.is_some_and(|c| c.chars().any(|ch| ch.is_control() && ch != '\t')) {
+            return Err("control character in the response comment");
+        }
         return Ok((
             tid,
             FrameKind::Response {
@@ -663,8 +685,7 @@ fn parse_headers(
             return bad_line(&frame);
         };
         let nb = name.as_bytes();
-        if nb.is_empty()
-            || !nb[0].is_ascii_alphabetic()
+        if !nb.first().is_some_and(u8::is_ascii_alphabetic)
             || !nb.iter().all(|&c| super::uri::is_token_char(c))
             || value.contains(['\r', '\n'])
         {

@@ -70,7 +70,7 @@ pub fn body_contains_end_line(data: &[u8], tid: &TransactionId) -> bool {
     let mut tail = Vec::with_capacity(data.len().min(pattern.len() + 2) + 2);
     // Only the suffix of the body can combine with the appended CRLF into a false end-line.
     let cut = data.len().saturating_sub(pattern.len() + 2);
-    tail.extend_from_slice(&data[cut..]);
+    tail.extend_from_slice(data.get(cut..).unwrap_or_default());
     tail.extend_from_slice(b"\r\n");
     let finder = memmem::Finder::new(&pattern);
     let hit = |hay: &[u8], limit: usize| {
@@ -117,7 +117,7 @@ pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
     }
     for h in &frame.other_headers {
         let b = h.name.as_bytes();
-        if b.is_empty() || !b[0].is_ascii_alphabetic() || !b.iter().all(|&c| is_token_char(c)) {
+        if !b.first().is_some_and(u8::is_ascii_alphabetic) || !b.iter().all(|&c| is_token_char(c)) {
             return Err(EncodeError::HeaderName(h.name.clone()));
         }
         if TYPED_HEADERS

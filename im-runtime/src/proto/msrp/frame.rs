@@ -38,9 +38,8 @@ pub enum ValueError {
 
 fn is_ident(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_alphanumeric()
+    b.len() <= 64
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
 }

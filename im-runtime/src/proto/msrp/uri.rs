@@ -150,7 +150,7 @@ fn parse_host(s: &str) -> Result<(), UriError> {
     if b.is_empty() {
         return Err(UriError::Host);
     }
-    if b[0] == b'[' {
+    if b.first() == Some(&b'[') {
         let inner = s
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
@@ -199,11 +199,10 @@ impl FromStr for MsrpUri {
             return Err(UriError::Scheme);
         };
         let auth_end = rest.find(['/', ';']).ok_or(UriError::Transport)?;
-        let authority = &rest[..auth_end];
-        let mut tail = &rest[auth_end..];
+        let (authority, mut tail) = rest.split_at_checked(auth_end).ok_or(UriError::Transport)?;
 
-        let (user, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
         if let Some(u) = user
@@ -215,19 +214,19 @@ impl FromStr for MsrpUri {
         }
         // The port colon is the last ':' after any IPv6 closing bracket.
         let port_sep = match hostport.rfind(']') {
-            Some(close) => hostport[close..].find(':').map(|i| close + i),
+            Some(close) => hostport
+                .get(close..)
+                .and_then(|after| after.find(':'))
+                .map(|i| close + i),
             None => hostport.rfind(':'),
         };
-        let (host, port) = match port_sep {
-            Some(i) => {
-                let p = &hostport[i + 1..];
+        let (host, port) = match port_sep.and_then(|i| hostport.split_at_checked(i)) {
+            Some((host, colon_port)) => {
+                let p = colon_port.strip_prefix(':').ok_or(UriError::Port)?;
                 if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
                     return Err(UriError::Port);
                 }
-                (
-                    &hostport[..i],
-                    Some(p.parse::<u16>().map_err(|_| UriError::Port)?),
-                )
+                (host, Some(p.parse::<u16>().map_err(|_| UriError::Port)?))
             }
             None => (hostport, None),
         };
@@ -235,11 +234,11 @@ impl FromStr for MsrpUri {
 
         let session_id = if let Some(r) = tail.strip_prefix('/') {
             let end = r.find(';').ok_or(UriError::Transport)?;
-            let sid = &r[..end];
+            let (sid, rest) = r.split_at_checked(end).ok_or(UriError::Transport)?;
             if sid.is_empty() || !sid.bytes().all(is_session_id_char) {
                 return Err(UriError::SessionId);
             }
-            tail = &r[end..];
+            tail = rest;
             Some(sid.to_owned())
         } else {
             None
@@ -308,8 +307,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+        // A nibble is below 16, the length of DIGITS.
+        #[allow(clippy::indexing_slicing)]
+        {
+            s.push(DIGITS[usize::from(b >> 4)] as char);
+            s.push(DIGITS[usize::from(b & 15)] as char);
+        }
     }
     s
 }

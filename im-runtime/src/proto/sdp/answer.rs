@@ -116,7 +116,7 @@ pub fn build_answer_to_session(
         .iter()
         .position(|m| msrp::is_msrp(&m.media, &m.proto))
         .ok_or(AnswerError::NoMsrpMedia)?;
-    let offered_media = &offer.medias[index];
+    let offered_media = offer.medias.get(index).ok_or(AnswerError::NoMsrpMedia)?;
     let attrs = MsrpAttributes::from_session(offer, offered_media);
     if !items.contains(&SdpAnswerItem::MediaFromOffer) {
         return Err(AnswerError::MissingMediaItem);

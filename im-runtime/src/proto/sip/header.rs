@@ -35,8 +35,8 @@ macro_rules! header_names {
 
             /// Recognises a header name (full or compact form, any case).
             pub fn from_name(name: &str) -> HeaderName {
-                if name.len() == 1 {
-                    let c = name.as_bytes()[0].to_ascii_lowercase();
+                if let [c] = name.as_bytes() {
+                    let c = c.to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$var; } )? )*
                     return HeaderName::Other;
                 }

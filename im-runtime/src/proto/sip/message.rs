@@ -99,14 +99,19 @@ pub enum Transport {
 
 fn version_ok(v: &[u8]) -> bool {
     // "SIP" "/" 1*DIGIT "." 1*DIGIT, case-insensitive.
-    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+    let Some((sip, rest)) = v.split_at_checked(4) else {
+        return false;
+    };
+    if v.len() < 7 || !sip.eq_ignore_ascii_case(b"SIP/") {
         return false;
     }
-    let rest = &v[4..];
     let Some(dot) = rest.iter().position(|&c| c == b'.') else {
         return false;
     };
-    let (a, b) = (&rest[..dot], &rest[dot + 1..]);
+    let Some((a, dot_b)) = rest.split_at_checked(dot) else {
+        return false;
+    };
+    let b = dot_b.get(1..).unwrap_or_default();
     !a.is_empty() && !b.is_empty() && a.iter().chain(b).all(u8::is_ascii_digit)
 }
 
@@ -117,7 +122,7 @@ fn next_lf(b: &[u8], from: usize) -> Option<usize> {
 
 /// End of the line content (drops a CR before the LF).
 fn line_end(b: &[u8], lf: usize, start: usize) -> usize {
-    if lf > start && b[lf - 1] == b'\r' {
+    if lf > start && lf.checked_sub(1).and_then(|i| b.get(i)) == Some(&b'\r') {
         lf - 1
     } else {
         lf
@@ -175,7 +180,7 @@ impl Message {
             .iter()
             .take_while(|&&c| c == b'\r' || c == b'\n')
             .count();
-        let b = &full[skip..];
+        let b = full.get(skip..).unwrap_or_default();
         if b.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, skip));
         }
@@ -185,7 +190,7 @@ impl Message {
         };
         let lf = next_lf(b, 0).ok_or(ParseError::new(ErrorKind::NoHeaderEnd, b.len()))?;
         let sl_end = line_end(b, lf, 0);
-        let start = parse_start_line(&b[..sl_end]).map_err(at)?;
+        let start = parse_start_line(b.get(..sl_end).unwrap_or_default()).map_err(at)?;
 
         let mut headers: Vec<Header> = Vec::with_capacity(16);
         let mut pos = lf + 1;
@@ -199,21 +204,27 @@ impl Message {
                 body_start = lf + 1;
                 break;
             }
-            if b[pos] == b' ' || b[pos] == b'\t' {
+            if matches!(b.get(pos), Some(b' ' | b'\t')) {
                 let Some(h) = headers.last_mut() else {
                     return Err(at(ParseError::new(ErrorKind::FoldAtStart, pos)));
                 };
                 h.value.e = end as u32;
             } else {
-                let name_end = pos + b[pos..end].iter().take_while(|&&c| is_token(c)).count();
+                let name_end = pos
+                    + b.get(pos..end)
+                        .unwrap_or_default()
+                        .iter()
+                        .take_while(|&&c| is_token(c))
+                        .count();
                 let mut i = name_end;
-                while i < end && (b[i] == b' ' || b[i] == b'\t') {
+                while i < end && matches!(b.get(i), Some(b' ' | b'\t')) {
                     i += 1;
                 }
-                if name_end == pos || i >= end || b[i] != b':' {
+                if name_end == pos || i >= end || b.get(i) != Some(&b':') {
                     return Err(at(ParseError::new(ErrorKind::HeaderLine, pos)));
                 }
-                let name = std::str::from_utf8(&b[pos..name_end]).unwrap_or("");
+                let name =
+                    std::str::from_utf8(b.get(pos..name_end).unwrap_or_default()).unwrap_or("");
                 headers.push(Header {
                     name: HeaderName::from_name(name),
                     name_span: Span::new(pos, name_end),
@@ -222,8 +233,9 @@ impl Message {
             }
             pos = lf + 1;
         }
-        if std::str::from_utf8(&b[..body_start]).is_err() {
-            let bad = match std::str::from_utf8(&b[..body_start]) {
+        let head = b.get(..body_start).unwrap_or_default();
+        if std::str::from_utf8(head).is_err() {
+            let bad = match std::str::from_utf8(head) {
                 Err(e) => e.valid_up_to(),
                 Ok(_) => 0,
             };
@@ -233,10 +245,10 @@ impl Message {
         for h in &mut headers {
             let mut s = h.value.s as usize;
             let mut e = h.value.e as usize;
-            while s < e && super::scan::is_lws(b[s]) {
+            while s < e && b.get(s).is_some_and(|&c| super::scan::is_lws(c)) {
                 s += 1;
             }
-            while e > s && super::scan::is_lws(b[e - 1]) {
+            while e > s && b.get(e - 1).is_some_and(|&c| super::scan::is_lws(c)) {
                 e -= 1;
             }
             h.value = Span::new(s, e);
@@ -254,7 +266,7 @@ impl Message {
                 )
                 .in_header("Content-Length", 0)));
             }
-            let v = std::str::from_utf8(&b[h.value.range()]).unwrap_or("");
+            let v = std::str::from_utf8(b.get(h.value.range()).unwrap_or_default()).unwrap_or("");
             let n = parse_number(v, u32::MAX as u64, "Content-Length")
                 .map_err(|e| at(e.in_header("Content-Length", h.value.s as usize)))?;
             cl = Some((n as usize, h));
@@ -676,7 +688,10 @@ impl fmt::Debug for Message {
             .position(|&c| c == b'\r' || c == b'\n')
             .unwrap_or(0);
         f.debug_struct("Message")
-            .field("start_line", &String::from_utf8_lossy(&self.buf[..start]))
+            .field(
+                "start_line",
+                &String::from_utf8_lossy(self.buf.get(..start).unwrap_or_default()),
+            )
             .field("headers", &self.headers.len())
             .field("body_len", &self.body_bytes().len())
             .finish()
@@ -684,27 +699,34 @@ impl fmt::Debug for Message {
 }
 
 fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if line
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let sp = line.iter().position(|&c| c == b' ').ok_or(ParseError::new(
             ErrorKind::StartLine("missing status code"),
             line.len(),
         ))?;
-        if !version_ok(&line[..sp]) {
+        let (version, sp_rest) = line.split_at_checked(sp).unwrap_or((line, &[]));
+        if !version_ok(version) {
             return Err(ParseError::new(ErrorKind::Version, 0).ctx("Status-Line"));
         }
-        let rest = &line[sp + 1..];
+        let rest = sp_rest.get(1..).unwrap_or_default();
         let code_len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
         let after = rest.get(code_len).copied();
-        if code_len != 3 || !(after.is_none() || after == Some(b' ')) {
+        let (&[d0, d1, d2], true) = (
+            rest.first_chunk::<3>().unwrap_or(&[0; 3]),
+            code_len == 3 && (after.is_none() || after == Some(b' ')),
+        ) else {
             return Err(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"));
-        }
-        let code =
-            (rest[0] - b'0') as u16 * 100 + (rest[1] - b'0') as u16 * 10 + (rest[2] - b'0') as u16;
+        };
+        // Three ASCII digits: each `d - b'0'` is 0..=9.
+        let code = u16::from(d0 - b'0') * 100 + u16::from(d1 - b'0') * 10 + u16::from(d2 - b'0');
         let status = StatusCode::new(code)
             .ok_or(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
         let rs = (sp + 1 + 4).min(line.len());
-        let reason = &line[rs..];
+        let reason = line.get(rs..).unwrap_or_default();
         if reason.iter().any(|&c| c < 0x20 && c != b'\t') || std::str::from_utf8(reason).is_err() {
             return Err(ParseError::new(
                 ErrorKind::StartLine("bad reason phrase"),
@@ -722,14 +744,15 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         ErrorKind::StartLine("missing Request-URI"),
         line.len(),
     ))?;
-    let m = &line[..sp1];
+    let (m, sp_rest) = line.split_at_checked(sp1).unwrap_or((line, &[]));
+    let after_method = sp_rest.get(1..).unwrap_or_default();
     if m.is_empty() || !m.iter().all(|&c| is_token(c)) {
         return Err(ParseError::new(
             ErrorKind::StartLine("method is not a token"),
             0,
         ));
     }
-    let sp2 = line[sp1 + 1..]
+    let sp2 = after_method
         .iter()
         .position(|&c| c == b' ')
         .map(|i| i + sp1 + 1)
@@ -743,14 +766,14 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
             sp2,
         ));
     }
-    let uri = &line[sp1 + 1..sp2];
+    let uri = line.get(sp1 + 1..sp2).unwrap_or_default();
     if uri.iter().any(|&c| c <= b' ' || c >= 0x7f) {
         return Err(ParseError::new(
             ErrorKind::StartLine("bad character in Request-URI"),
             sp1 + 1,
         ));
     }
-    if !version_ok(&line[sp2 + 1..]) {
+    if !version_ok(line.get(sp2 + 1..).unwrap_or_default()) {
         return Err(ParseError::new(ErrorKind::Version, sp2 + 1).ctx("Request-Line"));
     }
     let method = Method::from_token(std::str::from_utf8(m).unwrap_or(""));
@@ -768,8 +791,8 @@ fn salvage(buf: &[u8], error: &ParseError) -> Option<Salvage> {
         .iter()
         .take_while(|&&c| c == b'\r' || c == b'\n')
         .count();
-    let b = &buf[skip..];
-    if b.len() < 4 || b[..4].eq_ignore_ascii_case(b"SIP/") {
+    let b = buf.get(skip..).unwrap_or_default();
+    if b.get(..4).is_none_or(|v| v.eq_ignore_ascii_case(b"SIP/")) {
         return None;
     }
     let mut lines: Vec<(String, String)> = Vec::new();
@@ -780,7 +803,7 @@ fn salvage(buf: &[u8], error: &ParseError) -> Option<Salvage> {
     while pos < b.len() {
         let lf = next_lf(b, pos).unwrap_or(b.len());
         let end = line_end(b, lf, pos);
-        let line = String::from_utf8_lossy(&b[pos..end]);
+        let line = String::from_utf8_lossy(b.get(pos..end).unwrap_or_default());
         if line.is_empty() {
             break;
         }
@@ -852,7 +875,7 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
         .iter()
         .take_while(|&&c| c == b'\r' || c == b'\n')
         .count();
-    let b = &buf[skip..];
+    let b = buf.get(skip..).unwrap_or_default();
     if b.is_empty() {
         return Ok(if skip == 0 {
             Frame::NeedMore
@@ -873,16 +896,16 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
         if end == pos && pos > 0 {
             break lf + 1;
         }
-        let line = &b[pos..end];
+        let line = b.get(pos..end).unwrap_or_default();
         let name_len = line.iter().take_while(|&&c| is_token(c)).count();
         let mut i = name_len;
-        while i < line.len() && (line[i] == b' ' || line[i] == b'\t') {
+        while matches!(line.get(i), Some(b' ' | b'\t')) {
             i += 1;
         }
-        if pos > 0 && name_len > 0 && i < line.len() && line[i] == b':' {
-            let name = std::str::from_utf8(&line[..name_len]).unwrap_or("");
+        if pos > 0 && name_len > 0 && line.get(i) == Some(&b':') {
+            let name = std::str::from_utf8(line.get(..name_len).unwrap_or_default()).unwrap_or("");
             if HeaderName::from_name(name) == HeaderName::ContentLength {
-                let v = std::str::from_utf8(&line[i + 1..]).unwrap_or("");
+                let v = std::str::from_utf8(line.get(i + 1..).unwrap_or_default()).unwrap_or("");
                 let n = parse_number(v.trim(), u32::MAX as u64, "Content-Length")
                     .map_err(|e| e.in_header("Content-Length", skip + pos + i + 1))?;
                 if cl.is_some_and(|c| c != n as usize) {

@@ -132,8 +132,8 @@ impl<'a> Cur<'a> {
             return Err(self.err(ErrorKind::Expected("quoted string")));
         }
         let b = self.s.as_bytes();
-        while self.pos < b.len() {
-            match b[self.pos] {
+        while let Some(&c) = b.get(self.pos) {
+            match c {
                 b'"' => {
                     self.pos += 1;
                     return Ok(self.s.get(start..self.pos).unwrap_or(""));
@@ -212,8 +212,7 @@ pub(crate) fn split_commas(s: &str) -> Vec<(usize, &str)> {
     let mut i = 0;
     let mut in_q = false;
     let mut in_a = false;
-    while i < b.len() {
-        let c = b[i];
+    while let Some(&c) = b.get(i) {
         if in_q {
             if c == b'\\' {
                 i += 1;

@@ -74,10 +74,10 @@ fn check_escaped(
 ) -> Result<(), ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
+    while let Some(&c) = b.get(i) {
         if c == b'%' {
-            if b.len() < i + 3 || !b[i + 1].is_ascii_hexdigit() || !b[i + 2].is_ascii_hexdigit() {
+            let hex_pair = b.get(i + 1..i + 3);
+            if !hex_pair.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                 return Err(ParseError::new(ErrorKind::Escape, base + i).ctx(what));
             }
             i += 3;
@@ -169,10 +169,9 @@ impl<'a> Uri<'a> {
         let colon = s
             .find(':')
             .ok_or_else(|| ParseError::new(ErrorKind::Expected("URI scheme"), base).ctx("URI"))?;
-        let scheme_str = &s[..colon];
+        let (scheme_str, colon_rest) = s.split_at_checked(colon).unwrap_or((s, ""));
         let sb = scheme_str.as_bytes();
-        if sb.is_empty()
-            || !sb[0].is_ascii_alphabetic()
+        if !sb.first().is_some_and(u8::is_ascii_alphabetic)
             || !sb
                 .iter()
                 .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
@@ -188,7 +187,7 @@ impl<'a> Uri<'a> {
         } else {
             Scheme::Other
         };
-        let rest = &s[colon + 1..];
+        let rest = colon_rest.strip_prefix(':').unwrap_or_default();
         let rbase = base + colon + 1;
         let mut uri = Uri {
             raw: s,
@@ -222,9 +221,9 @@ impl<'a> Uri<'a> {
     }
 
     fn parse_sip(&mut self, rest: &'a str, base: usize) -> Result<(), ParseError> {
-        let (hostpart, hbase) = match rest.find('@') {
-            Some(at) => {
-                let userinfo = &rest[..at];
+        let (hostpart, hbase) = match rest.split_once('@') {
+            Some((userinfo, after_at)) => {
+                let at = userinfo.len();
                 let (user, password) = match userinfo.split_once(':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
@@ -238,20 +237,21 @@ impl<'a> Uri<'a> {
                 }
                 self.user = Some(user);
                 self.password = password;
-                (&rest[at + 1..], base + at + 1)
+                (after_at, base + at + 1)
             }
             None => (rest, base),
         };
         let end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
-        let (host, port) = split_hostport(&hostpart[..end], hbase).map_err(|e| e.ctx("host"))?;
+        let (hostport, tail) = hostpart.split_at_checked(end).unwrap_or((hostpart, ""));
+        let (host, port) = split_hostport(hostport, hbase).map_err(|e| e.ctx("host"))?;
         self.host = host;
         self.port = port;
-        self.split_params(&hostpart[end..], hbase + end)
+        self.split_params(tail, hbase + end)
     }
 
     fn parse_tel(&mut self, rest: &'a str, base: usize) -> Result<(), ParseError> {
         let end = rest.find([';', '?']).unwrap_or(rest.len());
-        let number = &rest[..end];
+        let (number, tail) = rest.split_at_checked(end).unwrap_or((rest, ""));
         if number.is_empty()
             || !number.bytes().all(|c| {
                 c.is_ascii_hexdigit()
@@ -266,13 +266,13 @@ impl<'a> Uri<'a> {
             );
         }
         self.user = Some(number);
-        self.split_params(&rest[end..], base + end)
+        self.split_params(tail, base + end)
     }
 
     /// `tail` starts with `;` (params), `?` (headers) or is empty.
     fn split_params(&mut self, tail: &'a str, base: usize) -> Result<(), ParseError> {
-        let (params, headers, hbase) = match tail.find('?') {
-            Some(q) => (&tail[..q], &tail[q + 1..], base + q + 1),
+        let (params, headers, hbase) = match tail.split_once('?') {
+            Some((p, h)) => (p, h, base + p.len() + 1),
             None => (tail, "", base),
         };
         if let Some(p) = params.strip_prefix(';') {
@@ -428,16 +428,18 @@ pub fn unescape(s: &str) -> Cow<'_, str> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
+    while let Some(&c) = b.get(i) {
+        if c == b'%'
+            && let Some(&[hi, lo]) = b.get(i + 1..i + 3).and_then(|h| h.first_chunk::<2>())
+        {
             let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+            if let (Some(h), Some(l)) = (hex(hi), hex(lo)) {
                 out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
         }
-        out.push(b[i]);
+        out.push(c);
         i += 1;
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
