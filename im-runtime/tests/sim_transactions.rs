@@ -649,6 +649,43 @@ fn cancel_client_in_proceeding_goes_out_at_once() {
 }
 
 #[test]
+fn cancelled_invite_with_no_final_response_gives_up_after_64_t1() {
+    // §9.1: a peer that sent 183 and then nothing, not even a 487 after our CANCEL, must not
+    // hold the INVITE client transaction forever (nor the session waiting for it).
+    let mut s = Sim::default_config();
+    let k = s.send(req(Method::Invite, B1), udp());
+    s.response(resp(Method::Invite, B1, 183));
+    s.take_events();
+    assert!(matches!(s.tsx.cancel(s.now, &k), Ok(CancelStart::Sent(_))));
+    s.run_until(ms(31_900));
+    assert_eq!(s.state(Role::Client, &k), Some(TsxState::Proceeding));
+    assert!(
+        !s.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::Timeout { key, .. } if *key == k)),
+        "no give-up before 64*T1"
+    );
+    s.run_until(ms(32_100));
+    assert!(s.take_events().contains(&Event::Timeout {
+        key: k.clone(),
+        role: Role::Client,
+        timer: Timer::B,
+    }));
+    s.run_to_idle();
+    assert!(s.tsx.is_empty());
+}
+
+#[test]
+fn uncancelled_invite_in_proceeding_keeps_waiting() {
+    // Without a CANCEL, Proceeding stays untimed (§17.1.1.2): the TU decides how long to ring.
+    let mut s = Sim::default_config();
+    let k = s.send(req(Method::Invite, B1), udp());
+    s.response(resp(Method::Invite, B1, 180));
+    s.run_until(ms(200_000));
+    assert_eq!(s.state(Role::Client, &k), Some(TsxState::Proceeding));
+}
+
+#[test]
 fn deferred_cancel_is_dropped_when_a_final_response_comes_first() {
     let mut s = Sim::default_config();
     let k = s.send(req(Method::Invite, B1), udp());

@@ -16,8 +16,12 @@ enum State {
         timer_a: Option<Retransmit>,
         timer_b: Instant,
     },
-    /// A provisional response arrived; the transaction waits for the final one, untimed.
-    Proceeding,
+    /// A provisional response arrived; the transaction waits for the final one, untimed
+    /// until the TU cancels it: then `give_up` is 64·T1 after the CANCEL (§9.1), when the
+    /// transaction is destroyed if the peer never sent a final response.
+    Proceeding {
+        give_up: Option<Instant>,
+    },
     /// A 3xx–6xx arrived and was ACKed; its retransmissions are ACKed again until Timer D.
     Completed {
         ack: Option<Bytes>,
@@ -75,7 +79,7 @@ impl InviteClient {
     pub(crate) fn state(&self) -> TsxState {
         match self.state {
             State::Calling { .. } => TsxState::Calling,
-            State::Proceeding => TsxState::Proceeding,
+            State::Proceeding { .. } => TsxState::Proceeding,
             State::Completed { .. } => TsxState::Completed,
             State::Accepted { .. } => TsxState::Accepted,
             State::Terminated => TsxState::Terminated,
@@ -92,17 +96,21 @@ impl InviteClient {
         let Some(status) = msg.status else { return };
         let state = mem::replace(&mut self.state, State::Terminated);
         self.state = match (state, status) {
-            (State::Calling { .. } | State::Proceeding, 100..=199) => {
+            (State::Calling { .. }, 100..=199) => {
                 out.events.push_back(Event::Response { message: msg });
-                State::Proceeding
+                State::Proceeding { give_up: None }
             }
-            (State::Calling { .. } | State::Proceeding, 200..=299) => {
+            (State::Proceeding { give_up }, 100..=199) => {
+                out.events.push_back(Event::Response { message: msg });
+                State::Proceeding { give_up }
+            }
+            (State::Calling { .. } | State::Proceeding { .. }, 200..=299) => {
                 out.events.push_back(Event::Response { message: msg });
                 State::Accepted {
                     timer_m: now + self.timers.t1_x64(),
                 }
             }
-            (State::Calling { .. } | State::Proceeding, 300..=699) => {
+            (State::Calling { .. } | State::Proceeding { .. }, 300..=699) => {
                 // §17.1.1.3: the transaction itself ACKs a non-2xx final response.
                 let ack = builder.ack(&self.request, &msg);
                 if let Some(ack) = &ack {
@@ -133,6 +141,17 @@ impl InviteClient {
         };
     }
 
+    /// The TU sent a CANCEL for this INVITE (§9.1): if no final response arrives within
+    /// 64·T1, the transaction gives up. Without this a peer that sent 100 and then went
+    /// silent would hold the transaction, and the session waiting on it, forever.
+    pub(crate) fn cancelled(&mut self, now: Instant) {
+        if let State::Proceeding { give_up: None } = self.state {
+            self.state = State::Proceeding {
+                give_up: Some(now + self.timers.t1_x64()),
+            };
+        }
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Calling { timer_a, timer_b } => {
@@ -140,7 +159,8 @@ impl InviteClient {
             }
             State::Completed { timer_d, .. } => Some(*timer_d),
             State::Accepted { timer_m } => Some(*timer_m),
-            State::Proceeding | State::Terminated => None,
+            State::Proceeding { give_up } => *give_up,
+            State::Terminated => None,
         }
     }
 
@@ -165,6 +185,18 @@ impl InviteClient {
                     timer_a: Some(a.backoff(now, None)),
                     timer_b,
                 }
+            }
+            State::Proceeding {
+                give_up: Some(at), ..
+            } if at <= now => {
+                // §9.1: no final response 64·T1 after our CANCEL: the transaction is
+                // destroyed. Reported as Timer B, the TU's "no final response" event.
+                out.events.push_back(Event::Timeout {
+                    key: self.request.key.clone(),
+                    role: Role::Client,
+                    timer: Timer::B,
+                });
+                State::Terminated
             }
             State::Completed { timer_d, .. } if timer_d <= now => State::Terminated,
             State::Accepted { timer_m } if timer_m <= now => State::Terminated,

@@ -615,7 +615,16 @@ impl<B: MessageBuilder> Transactions<B> {
         let request = TsxMessage::request(key, Method::Cancel, bytes);
         // §9.1: the CANCEL goes where the INVITE went.
         let (peer, timers) = (tsx.peer(), tsx.timers());
-        self.send_request_with(now, request, peer, timers)
+        let sent = self.send_request_with(now, request, peer, timers)?;
+        if let Some(Entry {
+            tsx: ClientTsx::Invite { tsx, .. },
+            ..
+        }) = self.clients.get_mut(invite)
+        {
+            tsx.cancelled(now);
+        }
+        self.sync_timer(Role::Client, invite);
+        Ok(sent)
     }
 
     /// Brings the timer index up to date with the transaction's deadline; called after
