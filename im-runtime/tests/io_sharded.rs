@@ -221,7 +221,10 @@ async fn messages_reach_the_shard_their_call_id_steers_to() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unframeable_sip_stream_is_closed() {
+async fn an_unframeable_sip_stream_goes_to_its_shard_then_is_closed() {
+    // The reader cannot frame a message whose body is over the limit; it hands what it has to
+    // the shard the Call-ID steers to (whose endpoint answers 413 and closes) and stops
+    // reading. The tagger answers instead of 413; the connection ends after the answer.
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let bind = Bind {
         sip_tcp: vec![any],
@@ -242,16 +245,26 @@ async fn an_unframeable_sip_stream_is_closed() {
     let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
     let huge = "OPTIONS sip:x SIP/2.0\r\nCall-ID: a\r\nContent-Length: 999999\r\n\r\n";
     s.write_all(huge.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
         .await
         .expect("closed in time")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "closed without an answer");
+        .unwrap();
+    let want = format!("s{} a", steer(b"a", 2));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        want,
+        "answered by its shard, then closed"
+    );
     stop_tx.send(()).unwrap();
     let cores = tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap()
         .unwrap();
-    assert!(cores.iter().all(|c| c.data.is_empty()));
+    let with_data: Vec<usize> = cores
+        .iter()
+        .filter(|c| !c.data.is_empty())
+        .map(|c| c.shard)
+        .collect();
+    assert_eq!(with_data, [steer(b"a", 2)]);
 }

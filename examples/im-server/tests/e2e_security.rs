@@ -225,3 +225,45 @@ fn msrp_frame_with_multibyte_to_path_is_refused_and_the_server_lives() {
         server.log()
     );
 }
+
+/// A TCP MESSAGE declaring a 2 GB body: RFC 3261 §21.4.11 asks for 413, then the server may
+/// close. With one worker the endpoint frames the stream; with two the IO reader does and
+/// hands the unframeable rest to the worker its Call-ID steers to. Both must answer 413.
+fn oversized_tcp_request_gets_413(workers: &str) {
+    let mut server = Server::start(&["--workers", workers]);
+    let mut s = TcpStream::connect(server.sip).expect("connect SIP TCP");
+    let local = s.local_addr().expect("local addr");
+    let req = format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK-big-{workers}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: big-{workers}@127.0.0.1\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 2000000000\r\n\r\n\
+         hello"
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let (text, _) = read_until(&mut s, "\r\n\r\n", Duration::from_secs(5));
+    assert!(
+        text.starts_with("SIP/2.0 413 "),
+        "workers={workers}: {text:?}\n{}",
+        server.log()
+    );
+    assert!(text.contains("CSeq: 1 MESSAGE"), "{text}");
+    let (_, closed) = read_until(&mut s, "never", Duration::from_secs(5));
+    assert!(closed, "workers={workers}: connection closed after the 413");
+    assert_alive(&mut server, &format!("after-413-{workers}"));
+}
+
+#[test]
+fn oversized_tcp_request_gets_413_with_one_worker() {
+    oversized_tcp_request_gets_413("1");
+}
+
+#[test]
+fn oversized_tcp_request_gets_413_with_two_workers() {
+    oversized_tcp_request_gets_413("2");
+}

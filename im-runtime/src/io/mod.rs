@@ -561,9 +561,13 @@ fn spawn_conn(
                                 Ok(sip::Frame::NeedMore) => break,
                                 Err(_) => {
                                     // Unframeable stream (bad or oversized Content-Length):
-                                    // it cannot be resynchronised, so it is closed, as the
-                                    // core closes one it frames itself.
-                                    let _ = wtx.send(WriterMsg::Close);
+                                    // it cannot be resynchronised. The rest goes to the shard
+                                    // its Call-ID steers to, whose core frames it the same
+                                    // way, answers 413 when the body is too large (RFC 3261
+                                    // §21.4.11) and closes the connection; then stop reading.
+                                    let rest = framed.split().freeze();
+                                    let k = steer_sip(&rest, shards.len());
+                                    let _ = shards[k].send(Ev::Data(id, rest));
                                     break 'read;
                                 }
                             }
