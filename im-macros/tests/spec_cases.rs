@@ -63,7 +63,10 @@ fn all() -> Machines {
 }
 
 fn specs_cases() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/cases")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("specs/cases")
 }
 
 #[test]
