@@ -117,6 +117,27 @@ fn a_wrong_expectation_is_reported() {
     );
 }
 
+/// A case cannot cite a rule its run never reaches.
+#[test]
+fn a_citation_the_run_does_not_earn_is_reported() {
+    let file = cases::parse(
+        r#"
+        [[case]]
+        name = "other URI, no list, citing the factory rule"
+        covers = ["5.2.1.1/factory_without_list", "5.2.1.1/not_for_this_server"]
+        request = { uri = "other" }
+        expect = { status = 404 }
+        "#,
+    )
+    .expect("parses");
+    let diff = cases::compare(&all(), &file.case[0]);
+    assert_eq!(diff.len(), 1, "{diff:#?}");
+    assert!(
+        diff[0].contains("covers \"5.2.1.1/factory_without_list\": that rule produced no action"),
+        "{diff:#?}"
+    );
+}
+
 /// Case files that do not parse (an unknown field, a typo in a key) fail, not pass silently.
 #[test]
 fn unknown_fields_are_rejected() {

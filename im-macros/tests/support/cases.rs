@@ -562,6 +562,27 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
             "actions:\n    expected {want:?}\n    got      {got:?}"
         ));
     }
+    // A citation must be earned: the cited rule produced an action in this run, or (a rule
+    // that only changes state) the case checks the states the run ends in.
+    for c in &case.covers {
+        let Some((clause, rest)) = c.split_once('/') else {
+            diff.push(format!("covers {c:?}: not CLAUSE/RULE"));
+            continue;
+        };
+        let (procedure, rule) = rest
+            .split_once("::")
+            .map_or((None, rest), |(p, r)| (Some(p), r));
+        let fired = actions.iter().any(|a| {
+            a.origin.clause == clause
+                && a.origin.rule == rule
+                && procedure.is_none_or(|p| a.origin.procedure == p)
+        });
+        if !fired && e.states.is_empty() {
+            diff.push(format!(
+                "covers {c:?}: that rule produced no action in this run, and the case checks no state"
+            ));
+        }
+    }
     for (p, want) in &e.states {
         match machines.iter().find(|x| x.procedure() == p) {
             Some(x) if x.state_name() == want => {}
