@@ -16,6 +16,10 @@
 //! Citations are read from the workspace's test code: every `.rs` file under a directory
 //! named `tests`, and the part of any other `.rs` file from its first `#[cfg(test)]` on.
 //! `target/`, `.git/` and hidden directories are skipped.
+//!
+//! Conformance case files count too: every `.toml` file in a directory named `cases`
+//! (`specs/cases/*.toml`) whose `[[case]]` tables carry `covers = ["CLAUSE/RULE", …]`; the
+//! citing "test" is `FILE::CASE NAME`, run by `im-macros/tests/spec_cases.rs`.
 
 use crate::load::check_path;
 use crate::model::{Alternative, Procedure, Rule, Spec};
@@ -285,7 +289,13 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
 pub fn scan_citations(root: &Path) -> std::io::Result<Vec<Citation>> {
     let mut files = Vec::new();
     walk(root, &mut |p| {
-        if p.extension().is_some_and(|e| e == "rs") {
+        let in_cases = p
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "cases");
+        if p.extension().is_some_and(|e| e == "rs")
+            || (in_cases && p.extension().is_some_and(|e| e == "toml"))
+        {
             files.push(p.to_path_buf());
         }
     })?;
@@ -293,6 +303,14 @@ pub fn scan_citations(root: &Path) -> std::io::Result<Vec<Citation>> {
     for f in files {
         let rel = f.strip_prefix(root).unwrap_or(&f);
         let rel_s = rel.to_string_lossy().replace('\\', "/");
+        if f.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&f)?;
+            out.extend(
+                citations_in_cases(&rel_s, &text)
+                    .map_err(|e| std::io::Error::other(format!("{rel_s}: {e}")))?,
+            );
+            continue;
+        }
         let in_tests_dir = rel.components().any(|c| c.as_os_str() == "tests");
         let text = std::fs::read_to_string(&f)?;
         out.extend(citations_in(&rel_s, &text, in_tests_dir));
@@ -337,6 +355,54 @@ pub fn citations_in(path: &str, text: &str, whole_file: bool) -> Vec<Citation> {
         }
     }
     out
+}
+
+/// The `covers` of every `[[case]]` of a case file. The line given is the case's `covers`
+/// key (the n-th `covers` line for the n-th case that has one).
+pub fn citations_in_cases(path: &str, text: &str) -> Result<Vec<Citation>, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let cases = match table.get("case") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(a)) => a,
+        Some(_) => return Err("`case` is not an array of tables".into()),
+    };
+    let covers_lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            l.strip_prefix("covers")
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
+        .collect();
+    let mut out = Vec::new();
+    let mut nth = 0;
+    for case in cases {
+        let name = case
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?");
+        let Some(covers) = case.get("covers") else {
+            continue;
+        };
+        let items = covers
+            .as_array()
+            .ok_or_else(|| format!("case `{name}`: `covers` is not an array"))?;
+        let line = covers_lines.get(nth).copied().unwrap_or(0);
+        nth += 1;
+        for item in items {
+            let item = item
+                .as_str()
+                .ok_or_else(|| format!("case `{name}`: `covers` holds a non-string"))?;
+            out.push(Citation {
+                text: item.trim().to_string(),
+                at: format!("{path}:{line}"),
+                test: Some(format!("{path}::{name}")),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn fn_name(line: &str) -> Option<String> {
@@ -442,6 +508,42 @@ mod tests {
                 ("3/c", Some("t.rs::one"))
             ]
         );
+    }
+
+    #[test]
+    fn case_files_cite_with_their_case_names() {
+        let src = concat!(
+            "[[case]]\nname = \"a\"\ncovers = [\"7.9.1.4/setup\", \"5.2.1.1/adhoc\"]\n",
+            "expect.status = 200\n\n[[case]]\nname = \"b\"\nexpect.status = 1\n\n",
+            "[[case]]\nname = \"c\"\n  covers = [\"7.9.1.5/setup\"]\nexpect = {}\n",
+        );
+        let c = citations_in_cases("specs/cases/x.toml", src).expect("parses");
+        let got: Vec<(&str, &str, Option<&str>)> = c
+            .iter()
+            .map(|c| (c.text.as_str(), c.at.as_str(), c.test.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "7.9.1.4/setup",
+                    "specs/cases/x.toml:3",
+                    Some("specs/cases/x.toml::a")
+                ),
+                (
+                    "5.2.1.1/adhoc",
+                    "specs/cases/x.toml:3",
+                    Some("specs/cases/x.toml::a")
+                ),
+                (
+                    "7.9.1.5/setup",
+                    "specs/cases/x.toml:12",
+                    Some("specs/cases/x.toml::c")
+                ),
+            ]
+        );
+        assert!(citations_in_cases("x.toml", "[[case]]\ncovers = 3\n").is_err());
+        assert!(citations_in_cases("x.toml", "not toml [").is_err());
     }
 
     #[test]

@@ -85,10 +85,6 @@ impl InviteeRouter for Router {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Offer {
     Pager,
-    PagerNoCommonType,
-    Chat,
-    Audio,
-    None,
 }
 
 fn media(offer: Offer) -> Option<SdpFacts> {
@@ -109,16 +105,6 @@ fn media(offer: Offer) -> Option<SdpFacts> {
     };
     let m = match offer {
         Offer::Pager => msrp("message/cpim text/plain", "sendonly"),
-        Offer::PagerNoCommonType => msrp("text/html", "sendonly"),
-        Offer::Chat => msrp("message/cpim text/plain", "sendrecv"),
-        Offer::Audio => SdpMedia {
-            media: "audio".into(),
-            port: 49170,
-            proto: "RTP/AVP".into(),
-            formats: vec!["0".into()],
-            attributes: vec![],
-        },
-        Offer::None => return None,
     };
     Some(SdpFacts {
         connection: Some("192.0.2.1".into()),
@@ -213,25 +199,6 @@ fn replies(actions: &[Action]) -> Vec<&Reply> {
             _ => None,
         })
         .collect()
-}
-
-/// The one response of a session, with the clause and rule that produced it.
-fn outcome(to: &str, list: Option<&[&str]>, offer: Offer, dir: &Dir) -> (u16, String, String) {
-    let (actions, _) = session(&invite(to, list, offer), dir, &config());
-    let responses: Vec<&Action> = actions
-        .iter()
-        .filter(|a| matches!(a.kind, ActionKind::Respond(_)))
-        .collect();
-    assert_eq!(responses.len(), 1, "exactly one response: {actions:#?}");
-    let a = responses[0];
-    let ActionKind::Respond(r) = &a.kind else {
-        unreachable!()
-    };
-    (
-        r.status,
-        a.origin.clause.to_string(),
-        r.warning.as_deref().unwrap_or("").to_string(),
-    )
 }
 
 fn calls(actions: &[Action]) -> Vec<&'static str> {
@@ -357,115 +324,8 @@ fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
     assert_eq!(inv.origin.clause, "7.9.1.5");
 }
 
-/// Every Request-URI × list × offer combination of the table in
-/// `page_mode_group_invite.imspec` (5.2.1.1), with the status, the clause of the rule that
-/// answered, and (for refusals) the Warning.
-// covers: 5.2.1.1/adhoc
-// covers: 5.2.1.1/predefined
-// covers: 5.2.1.1/factory_without_list
-// covers: 5.2.1.1/not_for_this_server
-// covers: 7.9.1.4/no_recipients
-// covers: 7.9.1.4/too_many_recipients
-// covers: 5.2.1.1/adhoc_group_setup::no_offer
-// covers: 6.1.3.3.2/adhoc_group_setup::not_pager_mode
-// covers: 6.1.3.3.2/adhoc_group_setup::no_common_type
-// covers: 5.2.1.1/predefined_group_setup::no_offer
-// covers: 6.1.3.3.2/predefined_group_setup::not_pager_mode
-// covers: 6.1.3.3.2/predefined_group_setup::no_common_type
-#[test]
-fn clause_5_2_1_1_every_request_uri_and_body_combination_gets_its_status() {
-    let d = Dir::default();
-    let other = "sip:someone@elsewhere.example.org";
-    for to in [FACTORY, GROUP, other] {
-        // With a list, the list wins (7.9.1.4), whatever the URI.
-        let list = Some(BOB_CAROL);
-        assert_eq!(
-            outcome(to, list, Offer::Pager, &d).0,
-            200,
-            "{to} list pager"
-        );
-        let (s, c, w) = outcome(to, list, Offer::Chat, &d);
-        assert_eq!((s, c.as_str()), (488, "6.1.3.3.2"), "{to} list chat");
-        assert!(w.contains("pager-mode"), "{w}");
-        assert_eq!(
-            outcome(to, list, Offer::Audio, &d).0,
-            488,
-            "{to} list audio"
-        );
-        let (s, c, _) = outcome(to, list, Offer::None, &d);
-        assert_eq!((s, c.as_str()), (488, "5.2.1.1"), "{to} list no sdp");
-        let (s, _, w) = outcome(to, list, Offer::PagerNoCommonType, &d);
-        assert_eq!((s, w.as_str()), (488, "no common accept-types"), "{to}");
-        // Policy comes before the offer.
-        let (s, c, w) = outcome(to, Some(&[ALICE]), Offer::Chat, &d);
-        assert_eq!((s, c.as_str()), (403, "7.9.1.4"), "{to} only the sender");
-        assert!(w.contains("no one but the sender"), "{w}");
-        let four = &["sip:b@x.org", "sip:c@x.org", "sip:d@x.org", "sip:e@x.org"][..];
-        let (s, _, w) = outcome(to, Some(four), Offer::Pager, &d);
-        assert_eq!(s, 403, "{to} over the limit");
-        assert_eq!(w, "too many recipients: at most 3 may be invited");
-    }
-    // Without a list.
-    for offer in [Offer::Pager, Offer::Chat, Offer::Audio, Offer::None] {
-        let (s, c, w) = outcome(FACTORY, None, offer, &d);
-        assert_eq!((s, c.as_str()), (403, "5.2.1.1"), "factory without list");
-        assert!(w.contains("no recipient list"), "{w}");
-        assert_eq!(
-            outcome(other, None, offer, &d).0,
-            404,
-            "other URI without list"
-        );
-    }
-    assert_eq!(outcome(GROUP, None, Offer::Pager, &d).0, 200);
-    assert_eq!(outcome(GROUP, None, Offer::Chat, &d).0, 488);
-    assert_eq!(outcome(GROUP, None, Offer::Audio, &d).0, 488);
-    assert_eq!(outcome(GROUP, None, Offer::None, &d).0, 488);
-    assert_eq!(outcome(GROUP, None, Offer::PagerNoCommonType, &d).0, 488);
-}
-
-// covers: 7.9.1.5/not_a_member
-// covers: 7.9.1.5/may_not_initiate
-// covers: 7.9.1.5/over_group_limit
-// covers: 7.9.1.5/no_other_member
-// covers: 7.9.1.5/over_server_limit
-#[test]
-fn clause_7_9_1_5_group_policy_refusals() {
-    let not_member = Dir {
-        members: vec!["sip:bob@example.com", "sip:carol@example.com"],
-        ..Dir::default()
-    };
-    let (s, c, w) = outcome(GROUP, None, Offer::Pager, &not_member);
-    assert_eq!((s, c.as_str()), (403, "7.9.1.5"));
-    assert!(w.contains("not a member"), "{w}");
-    let may_not = Dir {
-        may_initiate: false,
-        ..Dir::default()
-    };
-    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &may_not);
-    assert_eq!(s, 403);
-    assert!(w.contains("may not start"), "{w}");
-    let small = Dir {
-        max: Some(2),
-        ..Dir::default()
-    };
-    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &small);
-    assert_eq!(s, 403);
-    assert_eq!(w, "the IM group allows at most 2 participants");
-    let alone = Dir {
-        members: vec![ALICE],
-        ..Dir::default()
-    };
-    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &alone);
-    assert_eq!(s, 403);
-    assert!(w.contains("no member but the sender"), "{w}");
-    let big = Dir {
-        members: vec![ALICE, "sip:b@x.org", "sip:c@x.org", "sip:d@x.org"],
-        ..Dir::default()
-    };
-    let (s, _, w) = outcome(GROUP, None, Offer::Pager, &big);
-    assert_eq!(s, 403);
-    assert_eq!(w, "too many recipients: at most 3 may be invited");
-}
+// The status of every request class of the 5.2.1.1 table and of 7.9.1.5's policy is owned by
+// the specs: specs/cases/*.toml, run by spec_cases.rs.
 
 fn leg_env_run(leg: &mut spec::invitee_leg::Machine, event: Event) -> Vec<Action> {
     let cfg = config();

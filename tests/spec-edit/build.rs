@@ -1,29 +1,53 @@
 //! Compiles `specs/page_mode_group_invite.imspec` twice with `im_dsl::build`: as written, and
-//! from a copy of `specs/` with one status code and one condition changed. Nothing in the
-//! crate's Rust changes between the two; only the `.imspec` text does.
+//! from a copy of `specs/` with the edits of `edits.toml` applied (the change request). What
+//! the edited spec must do is in `cases/*.toml`; nothing in the crate's Rust names a status.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// (file, text to find, replacement): one status code and one condition.
-const EDITS: &[(&str, &str, &str)] = &[
-    (
-        "page_mode_group_invite.imspec",
-        "respond 404 \"Not Found\"",
-        "respond 410 \"Gone\"",
-    ),
-    (
-        "7.9.1.4_adhoc_group.imspec",
-        "count(recipients) > config.max_recipients",
-        "count(recipients) > 1",
-    ),
-];
+/// One edit of `edits.toml`: replace the first `find` in `file` with `replace`.
+struct Edit {
+    file: String,
+    find: String,
+    replace: String,
+}
+
+fn edits(path: &Path) -> Result<Vec<Edit>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let field = |e: &toml::Value, k: &str| -> Result<String, String> {
+        e.get(k)
+            .and_then(toml::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{}: an edit lacks the string `{k}`", path.display()))
+    };
+    table
+        .get("edit")
+        .and_then(toml::Value::as_array)
+        .ok_or_else(|| format!("{}: no [[edit]]", path.display()))?
+        .iter()
+        .map(|e| {
+            Ok(Edit {
+                file: field(e, "file")?,
+                find: field(e, "find")?,
+                replace: field(e, "replace")?,
+            })
+        })
+        .collect()
+}
 
 fn run() -> Result<(), String> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let specs = manifest.join("../../specs");
     let root = "page_mode_group_invite.imspec";
+    let edits_file = manifest.join("edits.toml");
+    println!("cargo:rerun-if-changed={}", edits_file.display());
+    let edits = edits(&edits_file)?;
+    if let Some(e) = edits.iter().find(|e| !specs.join(&e.file).is_file()) {
+        return Err(format!("edits.toml: no spec `{}` in specs/", e.file));
+    }
 
     let dir = |name: &str| -> Result<PathBuf, String> {
         let d = out.join(name);
@@ -58,13 +82,14 @@ fn run() -> Result<(), String> {
                 .to_string_lossy()
                 .into_owned();
             let mut text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-            for (file, from, to) in EDITS {
-                if *file == name {
-                    if !text.contains(from) {
-                        return Err(format!("{name} no longer contains `{from}`: update EDITS"));
-                    }
-                    text = text.replacen(from, to, 1);
+            for e in edits.iter().filter(|e| e.file == name) {
+                if !text.contains(&e.find) {
+                    return Err(format!(
+                        "{name} no longer contains `{}`: update edits.toml",
+                        e.find
+                    ));
                 }
+                text = text.replacen(&e.find, &e.replace, 1);
             }
             write(&copy.join(&name), &text)?;
         }

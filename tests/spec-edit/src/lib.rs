@@ -9,8 +9,8 @@ pub mod original {
     ));
 }
 
-/// The same spec after the build script's edits: one status code (`404` → `410`) and one
-/// condition (`count(recipients) > config.max_recipients` → `count(recipients) > 1`).
+/// The same spec after the build script applied `edits.toml`; `cases/*.toml` says what it
+/// must do.
 pub mod edited {
     include!(concat!(
         env!("OUT_DIR"),

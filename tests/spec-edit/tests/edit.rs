@@ -1,137 +1,111 @@
-//! A spec edit changes behaviour with no Rust edit: the machines generated from the seed spec
-//! and from a copy with one status code and one condition changed (see `build.rs`) answer the
-//! same requests differently.
+//! A spec edit changes behaviour with no Rust edit: `build.rs` compiles the seed spec as
+//! written and a copy with `edits.toml` applied; `cases/*.toml` says what the edited copy must
+//! do, and runs through the same case runner as `specs/cases/` (im-macros/tests/spec_cases.rs).
 
-use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, Env, Event, Facts, InviteeRouter, ListEntry, Method,
-    NoGroups, Route, SdpAttribute, SdpFacts, SdpMedia, Uri,
-};
-use std::time::Instant;
+#[path = "../../../im-macros/tests/support/cases.rs"]
+mod cases;
 
-type Factory = fn(&str) -> Option<Box<dyn im_runtime::endpoint::DynMachine>>;
+use cases::Machines;
+use imspec_spec_edit::{edited, original};
+use std::path::{Path, PathBuf};
 
-struct NoRoute;
-impl InviteeRouter for NoRoute {
-    fn route(&self, _: &Uri) -> Option<Route> {
-        None
+fn edited() -> Machines {
+    Machines {
+        initial: edited::initial,
+        by_clause: edited::by_clause,
+        invitee_leg: edited::invitee_leg,
+        methods: edited::methods,
+        rules: vec![edited::SPEC],
+        timers: vec![
+            (
+                "invitee_leg",
+                "invite_timeout",
+                edited::invitee_leg::TIMER_INVITE_TIMEOUT,
+            ),
+            (
+                "pager_mode_session",
+                "message_wait",
+                edited::pager_mode_session::TIMER_MESSAGE_WAIT,
+            ),
+        ],
     }
 }
 
-fn uri(user: &str, host: &str) -> Uri {
-    Uri {
-        scheme: "sip".into(),
-        user: user.into(),
-        host: host.into(),
-        raw: format!("sip:{user}@{host}"),
-        ..Uri::default()
+fn original() -> Machines {
+    Machines {
+        initial: original::initial,
+        by_clause: original::by_clause,
+        invitee_leg: original::invitee_leg,
+        methods: original::methods,
+        rules: vec![original::SPEC],
+        timers: vec![
+            (
+                "invitee_leg",
+                "invite_timeout",
+                original::invitee_leg::TIMER_INVITE_TIMEOUT,
+            ),
+            (
+                "pager_mode_session",
+                "message_wait",
+                original::pager_mode_session::TIMER_MESSAGE_WAIT,
+            ),
+        ],
     }
 }
 
-fn invite(to: Uri, recipients: usize) -> Facts {
-    let mut parts = vec![BodyPart {
-        content_type: "application/sdp".into(),
-        disposition: "session".into(),
-        len: 100,
-    }];
-    if recipients > 0 {
-        parts.push(BodyPart {
-            content_type: "application/resource-lists+xml".into(),
-            disposition: "recipient-list".into(),
-            len: 100,
-        });
-    }
-    let attr = |n: &str, v: Option<&str>| SdpAttribute {
-        name: n.into(),
-        value: v.map(Into::into),
-    };
-    Facts {
-        method: Some(Method::Invite),
-        request_uri: to,
-        originator: uri("alice", "example.com"),
-        parts,
-        recipients: (0..recipients)
-            .map(|i| ListEntry {
-                uri: uri(&format!("user{i}"), "example.com"),
-                ..ListEntry::default()
-            })
-            .collect(),
-        sdp: Some(SdpFacts {
-            media: vec![SdpMedia {
-                media: "message".into(),
-                port: 7394,
-                proto: "TCP/MSRP".into(),
-                formats: vec!["*".into()],
-                attributes: vec![
-                    attr("accept-types", Some("text/plain")),
-                    attr("sendonly", None),
-                ],
-            }],
-            ..SdpFacts::default()
-        }),
-        ..Facts::default()
-    }
+fn case_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cases")
 }
 
-/// The status the spec's machines answer `facts` with, following `call`s.
-#[allow(clippy::disallowed_methods)] // any instant will do: the machines ignore it
-fn status(
-    initial: fn(&Method) -> Option<Box<dyn im_runtime::endpoint::DynMachine>>,
-    by_clause: Factory,
-    facts: &Facts,
-) -> Option<u16> {
-    let config = Config::default();
-    let env = Env {
-        config: &config,
-        directory: &NoGroups,
-        router: &NoRoute,
-    };
-    let event = Event::InitialRequest(Method::Invite);
-    let now = Instant::now();
-    let mut pending: Vec<Action> = initial(&Method::Invite)?.handle(now, &event, facts, &env);
-    pending.reverse();
-    while let Some(a) = pending.pop() {
-        match a.kind {
-            ActionKind::Respond(r) => return Some(r.status),
-            ActionKind::Call(c) => {
-                let mut more = by_clause(c)?.handle(now, &event, facts, &env);
-                more.reverse();
-                pending.extend(more);
+#[test]
+fn the_edited_spec_meets_its_cases() {
+    assert!(cases::run_dir(&edited(), &case_dir()) > 0);
+}
+
+/// The cases describe a change: the spec as written fails the ones about edited behaviour
+/// (and passes the one about behaviour the edit keeps).
+#[test]
+fn the_spec_as_written_does_not_meet_the_edited_cases() {
+    let mut failing = Vec::new();
+    for f in cases::case_files(&case_dir()) {
+        let text = std::fs::read_to_string(&f).expect("read");
+        for case in cases::parse(&text).expect("parses").case {
+            if !cases::compare(&original(), &case).is_empty() {
+                failing.push(case.name);
             }
-            _ => {}
         }
     }
-    None
+    assert_eq!(
+        failing,
+        [
+            "other URI, no list: 410 Gone (was 404 Not Found)",
+            "two recipients: over the edited limit of 1 (was accepted)",
+        ]
+    );
 }
 
+/// The build script's copy of the seed spec meets the seed's own cases (those of
+/// `specs/cases/` that the 5.2.1.1 entry takes: INVITE, not the RFC 5365 MESSAGE exploder).
 #[test]
-fn an_edited_status_code_changes_the_answer() {
-    let facts = invite(uri("nobody", "elsewhere.org"), 0);
-    let before = status(
-        imspec_spec_edit::original::initial,
-        imspec_spec_edit::original::by_clause,
-        &facts,
-    );
-    let after = status(
-        imspec_spec_edit::edited::initial,
-        imspec_spec_edit::edited::by_clause,
-        &facts,
-    );
-    assert_eq!((before, after), (Some(404), Some(410)));
-}
-
-#[test]
-fn an_edited_condition_changes_the_answer() {
-    let factory = Config::default().conference_factory;
-    let facts = invite(factory, 2);
-    let before = status(
-        imspec_spec_edit::original::initial,
-        imspec_spec_edit::original::by_clause,
-        &facts,
-    );
-    let after = status(
-        imspec_spec_edit::edited::initial,
-        imspec_spec_edit::edited::by_clause,
-        &facts,
-    );
-    assert_eq!((before, after), (Some(200), Some(403)));
+fn the_spec_as_written_meets_specs_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/cases");
+    let m = original();
+    let mut n = 0;
+    for f in cases::case_files(&dir) {
+        let text = std::fs::read_to_string(&f).expect("read");
+        for case in cases::parse(&text).expect("parses").case {
+            if case.request.method != "INVITE" {
+                continue;
+            }
+            n += 1;
+            let diff = cases::compare(&m, &case);
+            assert!(
+                diff.is_empty(),
+                "{} [case \"{}\"]: {diff:#?}",
+                f.display(),
+                case.name
+            );
+        }
+    }
+    assert!(n > 40, "{n}");
 }

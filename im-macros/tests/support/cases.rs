@@ -1,0 +1,651 @@
+//! The conformance-case runner: loads `*.toml` case files (see `specs/cases/README.md` for
+//! the format) and runs each case against the machines generated from a spec, the way the
+//! endpoint runs them (`call` runs the callee on the same event and splices its actions).
+//!
+//! Shared by `im-macros/tests/spec_cases.rs` (the specs as written, `specs/cases/`) and
+//! `tests/spec-edit/tests/edit.rs` (an edited copy, `tests/spec-edit/cases/`), included by
+//! path so both run the same comparer.
+
+#![allow(dead_code, unreachable_pub)]
+
+use im_runtime::endpoint::DynMachine;
+use im_runtime::machine::{
+    Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
+    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, Route, RuleInfo,
+    SdpAttribute, SdpFacts, SdpMedia, Timer, Uri,
+};
+use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the runner needs of a generated spec module (`im_macros::imspec!` or `include!`).
+pub struct Machines {
+    /// `spec::initial`.
+    pub initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
+    /// `spec::by_clause`.
+    pub by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
+    /// `spec::invitee_leg`.
+    pub invitee_leg: fn() -> Option<Box<dyn DynMachine>>,
+    /// `spec::methods`.
+    pub methods: fn() -> Vec<Method>,
+    /// `spec::SPEC` of each spec root: every rule, to find procedures by name.
+    pub rules: Vec<&'static [RuleInfo]>,
+    /// The spec's own timers: (procedure, name, `TIMER_*` constant).
+    pub timers: Vec<(&'static str, &'static str, Timer)>,
+}
+
+/// One case file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// The cases, in file order.
+    #[serde(default)]
+    pub case: Vec<Case>,
+}
+
+/// One request class (or event sequence) and what the spec must do with it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Shown on failure; unique within its file.
+    pub name: String,
+    /// `CLAUSE/RULE` citations, read by `imspec trace`.
+    #[serde(default)]
+    pub covers: Vec<String>,
+    /// The procedure driven; absent: the spec's entry procedure for the request's method.
+    pub procedure: Option<String>,
+    /// The request's facts.
+    #[serde(default)]
+    pub request: Request,
+    /// The pre-defined group at `group` (the directory's only group).
+    #[serde(default)]
+    pub group: Group,
+    /// Server configuration.
+    #[serde(default)]
+    pub config: CaseConfig,
+    /// `legs.*` counts, seen by every event after the first.
+    #[serde(default)]
+    pub legs: Legs,
+    /// Events in order; absent: `["initial"]` (the initial request).
+    pub events: Option<Vec<String>>,
+    /// The expected outcome.
+    pub expect: Expect,
+}
+
+/// The request class, as facts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Request {
+    /// `INVITE` or `MESSAGE`.
+    pub method: String,
+    /// Request-URI: `factory`, `group`, `other`, or a literal `sip:` URI.
+    pub uri: String,
+    /// The originator (P-Asserted-Identity or From).
+    pub originator: String,
+    /// The RFC 5366/5365 recipient list; absent: no `recipient-list` body part.
+    pub list: Option<Vec<String>>,
+    /// The SDP offer: `pager`, `pager-no-common-type`, `chat`, `audio`, `two-media`, `none`.
+    pub offer: String,
+    /// `Require` option tags.
+    pub require: Vec<String>,
+    /// MESSAGE only: a message body part besides the list.
+    pub payload: bool,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            method: "INVITE".into(),
+            uri: "factory".into(),
+            originator: ALICE.into(),
+            list: None,
+            offer: "pager".into(),
+            require: Vec::new(),
+            payload: true,
+        }
+    }
+}
+
+/// The group `sip:friends@example.com` and its policy for the originator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Group {
+    /// Members (`<list>`).
+    pub members: Vec<String>,
+    /// `allow-initiate-conference` for the originator.
+    pub may_initiate: bool,
+    /// `<max-participant-count>`.
+    pub max_participants: Option<usize>,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            members: vec![ALICE.into(), BOB.into(), CAROL.into()],
+            may_initiate: true,
+            max_participants: None,
+        }
+    }
+}
+
+/// The configuration fields the specs read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaseConfig {
+    /// `config.max_recipients`.
+    pub max_recipients: usize,
+    /// `config.tb_granted`.
+    pub tb_granted: bool,
+    /// `config.invite_timeout`, in seconds.
+    pub invite_timeout: u64,
+}
+
+impl Default for CaseConfig {
+    fn default() -> Self {
+        CaseConfig {
+            max_recipients: 3,
+            tb_granted: false,
+            invite_timeout: 32,
+        }
+    }
+}
+
+/// `legs.*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Legs {
+    /// `legs.total`.
+    pub total: usize,
+    /// `legs.connected`.
+    pub connected: usize,
+    /// `legs.delivered`.
+    pub delivered: usize,
+    /// `legs.failed`.
+    pub failed: usize,
+}
+
+/// The outcome; every field given is compared, the others are not.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The status of the one response of the run.
+    pub status: Option<u16>,
+    /// Its reason phrase.
+    pub reason: Option<String>,
+    /// Its Warning text (`""`: none).
+    pub warning: Option<String>,
+    /// `procedure::rule` that produced it.
+    pub answered_by: Option<String>,
+    /// Every action of the run, in order (`call 7.9.1.4`, `respond 200`, `invite each
+    /// recipient_list`, `start timer invite_timeout 32s`, `bye`, `report failure` …).
+    pub actions: Option<Vec<String>>,
+    /// Procedure → state when the run ends.
+    #[serde(default)]
+    pub states: BTreeMap<String, String>,
+}
+
+/// The originator of every default request.
+pub const ALICE: &str = "sip:alice@example.com";
+const BOB: &str = "sip:bob@example.com";
+const CAROL: &str = "sip:carol@example.com";
+const GROUP: &str = "sip:friends@example.com";
+const FACTORY: &str = "sip:conference-factory@example.com";
+const OTHER: &str = "sip:someone@elsewhere.example.org";
+
+fn uri(s: &str) -> Uri {
+    let s = match s {
+        "factory" => FACTORY,
+        "group" => GROUP,
+        "other" => OTHER,
+        s => s,
+    };
+    let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
+    let (user, host) = rest.split_once('@').unwrap_or(("", rest));
+    Uri {
+        scheme: scheme.into(),
+        user: user.into(),
+        host: host.into(),
+        port: None,
+        params: Vec::new(),
+        raw: s.into(),
+    }
+}
+
+struct Dir<'a>(&'a Group);
+
+impl GroupDirectory for Dir<'_> {
+    fn owns(&self, g: &Uri) -> bool {
+        g.same_identity(&uri(GROUP))
+    }
+    fn members(&self, g: &Uri) -> Option<Vec<Uri>> {
+        self.owns(g)
+            .then(|| self.0.members.iter().map(|m| uri(m)).collect())
+    }
+    fn policy(&self, g: &Uri, u: &Uri) -> Option<GroupPolicy> {
+        self.owns(g).then(|| GroupPolicy {
+            is_member: self.0.members.iter().any(|m| uri(m).same_identity(u)),
+            may_initiate: self.0.may_initiate,
+            max_participants: self.0.max_participants,
+        })
+    }
+}
+
+struct NoRoute;
+impl InviteeRouter for NoRoute {
+    fn route(&self, _: &Uri) -> Option<Route> {
+        None
+    }
+}
+
+fn sdp(offer: &str) -> Result<Option<SdpFacts>, String> {
+    let attr = |n: &str, v: Option<&str>| SdpAttribute {
+        name: n.into(),
+        value: v.map(Into::into),
+    };
+    let msrp = |types: &str, dir: &str| SdpMedia {
+        media: "message".into(),
+        port: 7394,
+        proto: "TCP/MSRP".into(),
+        formats: vec!["*".into()],
+        attributes: vec![
+            attr("accept-types", Some(types)),
+            attr("path", Some("msrp://alice.example.com:7394/abc;tcp")),
+            attr(dir, None),
+        ],
+    };
+    let audio = SdpMedia {
+        media: "audio".into(),
+        port: 49170,
+        proto: "RTP/AVP".into(),
+        formats: vec!["0".into()],
+        attributes: vec![],
+    };
+    let media = match offer {
+        "pager" => vec![msrp("message/cpim text/plain", "sendonly")],
+        "pager-no-common-type" => vec![msrp("text/html", "sendonly")],
+        "chat" => vec![msrp("message/cpim text/plain", "sendrecv")],
+        "audio" => vec![audio],
+        "two-media" => vec![msrp("message/cpim text/plain", "sendonly"), audio],
+        "none" => return Ok(None),
+        o => return Err(format!("unknown offer `{o}`")),
+    };
+    Ok(Some(SdpFacts {
+        connection: Some("192.0.2.1".into()),
+        media,
+        raw: String::new(),
+    }))
+}
+
+fn method(m: &str) -> Method {
+    Method::from_token(m)
+}
+
+fn facts(case: &Case) -> Result<Facts, String> {
+    let r = &case.request;
+    let mut parts = Vec::new();
+    let sdp = if method(&r.method) == Method::Invite {
+        sdp(&r.offer)?
+    } else {
+        None
+    };
+    if sdp.is_some() {
+        parts.push(BodyPart {
+            content_type: "application/sdp".into(),
+            disposition: "session".into(),
+            len: 200,
+        });
+    }
+    if method(&r.method) == Method::Message && r.payload {
+        parts.push(BodyPart {
+            content_type: "text/plain".into(),
+            disposition: "render".into(),
+            len: 5,
+        });
+    }
+    let mut recipients = Vec::new();
+    if let Some(list) = &r.list {
+        parts.push(BodyPart {
+            content_type: "application/resource-lists+xml".into(),
+            disposition: "recipient-list".into(),
+            len: 300,
+        });
+        recipients = list
+            .iter()
+            .map(|u| ListEntry {
+                uri: uri(u),
+                ..ListEntry::default()
+            })
+            .collect();
+    }
+    Ok(Facts {
+        method: Some(method(&r.method)),
+        request_uri: uri(&r.uri),
+        from: uri(&r.originator),
+        to: uri(&r.uri),
+        originator: uri(&r.originator),
+        require: r.require.clone(),
+        parts,
+        recipients,
+        sdp,
+        ..Facts::default()
+    })
+}
+
+fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    Ok(match words.as_slice() {
+        ["initial"] => Event::InitialRequest(method(&case.request.method)),
+        ["request", meth] => Event::InDialogRequest(method(meth)),
+        ["response", code] => Event::Response(
+            code.parse()
+                .map_err(|_| format!("bad status in `{text}`"))?,
+        ),
+        ["timer", "B"] => Event::Timer(Timer::B),
+        ["timer", "F"] => Event::Timer(Timer::F),
+        ["timer", "H"] => Event::Timer(Timer::H),
+        ["timer", name] => Event::Timer(
+            m.timers
+                .iter()
+                .find(|(_, n, _)| n == name)
+                .map(|(_, _, t)| *t)
+                .ok_or_else(|| format!("unknown timer `{name}`"))?,
+        ),
+        ["msrp", "message"] => Event::Msrp(MsrpEvent::MessageReceived),
+        ["msrp", "closed"] => Event::Msrp(MsrpEvent::Closed),
+        ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
+        ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
+        ["legs", "settled"] => Event::LegsSettled,
+        _ => return Err(format!("unknown event `{text}`")),
+    })
+}
+
+fn timer_name(m: &Machines, procedure: &str, t: Timer) -> String {
+    match t {
+        Timer::B => "B".into(),
+        Timer::F => "F".into(),
+        Timer::H => "H".into(),
+        Timer::Spec(_) => m
+            .timers
+            .iter()
+            .find(|(p, _, x)| *p == procedure && *x == t)
+            .map_or_else(|| format!("{t:?}"), |(_, n, _)| (*n).to_string()),
+    }
+}
+
+fn recipients(r: &Recipients) -> &'static str {
+    match r {
+        Recipients::RecipientList => "recipient_list",
+        Recipients::GroupMembers => "group_members",
+    }
+}
+
+/// An action as case files write it.
+pub fn render(m: &Machines, a: &Action) -> String {
+    match &a.kind {
+        ActionKind::Respond(r) => format!("respond {}", r.status),
+        ActionKind::Call(c) => format!("call {c}"),
+        ActionKind::InviteEach(r) => format!("invite each {}", recipients(r)),
+        ActionKind::ForwardEach(r) => format!("forward each {}", recipients(r)),
+        ActionKind::Cancel => "cancel".into(),
+        ActionKind::Bye => "bye".into(),
+        ActionKind::StartTimer(t, d) => format!(
+            "start timer {} {}s",
+            timer_name(m, a.origin.procedure, *t),
+            d.as_secs()
+        ),
+        ActionKind::StopTimer(t) => {
+            format!("stop timer {}", timer_name(m, a.origin.procedure, *t))
+        }
+        ActionKind::Deliver => "deliver".into(),
+        ActionKind::Report { success: true } => "report success".into(),
+        ActionKind::Report { success: false } => "report failure".into(),
+        ActionKind::Log(s) => format!("log {s}"),
+    }
+}
+
+fn machine(m: &Machines, procedure: &str) -> Option<Box<dyn DynMachine>> {
+    let mut all: Vec<Box<dyn DynMachine>> = (m.methods)()
+        .iter()
+        .filter_map(|x| (m.initial)(x))
+        .collect();
+    all.extend(
+        m.rules
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter_map(|r| (m.by_clause)(r.clause)),
+    );
+    all.extend((m.invitee_leg)());
+    all.into_iter().find(|x| x.procedure() == procedure)
+}
+
+/// Any instant will do: the machines take the time as an argument and these ones ignore it.
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+/// What a run did: every action, and the machines the session ended with.
+pub struct Run {
+    /// Every action, calls included, in order.
+    pub actions: Vec<Action>,
+    /// The entry (or driven) machine first, then each callee.
+    pub machines: Vec<Box<dyn DynMachine>>,
+}
+
+/// Runs `case`.
+pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
+    let mut facts = facts(case)?;
+    let cfg = Config {
+        max_recipients: case.config.max_recipients,
+        tb_granted: case.config.tb_granted,
+        invite_timeout: std::time::Duration::from_secs(case.config.invite_timeout),
+        ..Config::default()
+    };
+    let dir = Dir(&case.group);
+    let env = Env {
+        config: &cfg,
+        directory: &dir,
+        router: &NoRoute,
+    };
+    let root = match &case.procedure {
+        Some(p) => machine(m, p).ok_or_else(|| format!("no procedure `{p}` in the spec"))?,
+        None => (m.initial)(&method(&case.request.method))
+            .ok_or_else(|| format!("no procedure takes {}", case.request.method))?,
+    };
+    let mut machines = vec![root];
+    let mut out = Vec::new();
+    let default_events = vec!["initial".to_string()];
+    for (i, text) in case
+        .events
+        .as_ref()
+        .unwrap_or(&default_events)
+        .iter()
+        .enumerate()
+    {
+        let ev = event(m, case, text)?;
+        facts.status = match ev {
+            Event::Response(s) => Some(s),
+            _ => None,
+        };
+        if i > 0 {
+            facts.legs = LegCounts {
+                total: case.legs.total,
+                connected: case.legs.connected,
+                delivered: case.legs.delivered,
+                failed: case.legs.failed,
+            };
+        }
+        // Every live machine of the session sees the event, as the endpoint would route it
+        // to whichever of them waits for it; the others ignore it.
+        let live = machines.len();
+        for k in 0..live {
+            if machines[k].is_final() && i > 0 {
+                continue;
+            }
+            let mut pending: VecDeque<Action> =
+                machines[k].handle(epoch(), &ev, &facts, &env).into();
+            while let Some(a) = pending.pop_front() {
+                if let ActionKind::Call(clause) = &a.kind {
+                    let mut callee = (m.by_clause)(clause)
+                        .ok_or_else(|| format!("no procedure for `call {clause}`"))?;
+                    for (j, x) in callee
+                        .handle(epoch(), &ev, &facts, &env)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        pending.insert(j, x);
+                    }
+                    machines.push(callee);
+                }
+                out.push(a);
+            }
+        }
+    }
+    Ok(Run {
+        actions: out,
+        machines,
+    })
+}
+
+/// The differences between what `case` expects and what the machines did (empty: it
+/// passes).
+pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
+    let Run { actions, machines } = match run(m, case) {
+        Ok(x) => x,
+        Err(e) => return vec![e],
+    };
+    let mut diff = Vec::new();
+    let e = &case.expect;
+    let responses: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Respond(_)))
+        .collect();
+    if e.status.is_some() || e.reason.is_some() || e.warning.is_some() || e.answered_by.is_some() {
+        match responses.as_slice() {
+            [a] => {
+                let ActionKind::Respond(r) = &a.kind else {
+                    unreachable!("filtered on Respond")
+                };
+                let mut check = |what: &str, want: Option<String>, got: String| {
+                    if let Some(want) = want
+                        && want != got
+                    {
+                        diff.push(format!("{what}: expected {want:?}, got {got:?}"));
+                    }
+                };
+                check(
+                    "status",
+                    e.status.map(|s| s.to_string()),
+                    r.status.to_string(),
+                );
+                check("reason", e.reason.clone(), r.reason.to_string());
+                check(
+                    "warning",
+                    e.warning.clone(),
+                    r.warning.as_deref().unwrap_or("").to_string(),
+                );
+                check(
+                    "answered_by",
+                    e.answered_by.clone(),
+                    format!("{}::{}", a.origin.procedure, a.origin.rule),
+                );
+            }
+            rs => diff.push(format!("expected exactly one response, got {}", rs.len())),
+        }
+    }
+    let got: Vec<String> = actions.iter().map(|a| render(m, a)).collect();
+    if let Some(want) = &e.actions
+        && *want != got
+    {
+        diff.push(format!(
+            "actions:\n    expected {want:?}\n    got      {got:?}"
+        ));
+    }
+    // A citation must be earned: the cited rule produced an action in this run, or (a rule
+    // that only changes state) the case checks the states the run ends in.
+    for c in &case.covers {
+        let Some((clause, rest)) = c.split_once('/') else {
+            diff.push(format!("covers {c:?}: not CLAUSE/RULE"));
+            continue;
+        };
+        let (procedure, rule) = rest
+            .split_once("::")
+            .map_or((None, rest), |(p, r)| (Some(p), r));
+        let fired = actions.iter().any(|a| {
+            a.origin.clause == clause
+                && a.origin.rule == rule
+                && procedure.is_none_or(|p| a.origin.procedure == p)
+        });
+        if !fired && e.states.is_empty() {
+            diff.push(format!(
+                "covers {c:?}: that rule produced no action in this run, and the case checks no state"
+            ));
+        }
+    }
+    for (p, want) in &e.states {
+        match machines.iter().find(|x| x.procedure() == p) {
+            Some(x) if x.state_name() == want => {}
+            Some(x) => diff.push(format!(
+                "state of {p}: expected {want:?}, got {:?}",
+                x.state_name()
+            )),
+            None => diff.push(format!("state of {p}: no such machine ran")),
+        }
+    }
+    diff
+}
+
+/// Every `*.toml` in `dir`, sorted.
+pub fn case_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Parses one case file.
+pub fn parse(text: &str) -> Result<CaseFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Runs every case of every file in `dir`; panics with every mismatch, each under its file
+/// and case name. Returns how many cases ran.
+pub fn run_dir(m: &Machines, dir: &Path) -> usize {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    let files = case_files(dir);
+    assert!(!files.is_empty(), "no case files in {}", dir.display());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let file = match parse(&text) {
+            Ok(x) => x,
+            Err(e) => {
+                failures.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        for case in &file.case {
+            n += 1;
+            let diff = compare(m, case);
+            if !diff.is_empty() {
+                failures.push(format!(
+                    "{} [case \"{}\"]:\n  {}",
+                    f.display(),
+                    case.name,
+                    diff.join("\n  ")
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    n
+}
