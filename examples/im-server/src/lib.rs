@@ -9,4 +9,6 @@ pub mod app;
 pub mod config;
 pub mod groups;
 pub mod router;
+pub mod store;
 pub mod uri;
+pub mod xcap;

@@ -12,7 +12,10 @@ use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::router::{LocationTable, Router};
+use im_server::store::RedbStore;
+use im_server::xcap::Xcap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -53,6 +56,10 @@ fn main() -> ExitCode {
         groups: SharedGroups::start(groups),
         router,
     };
+    if let Err(e) = start_store(&cfg, &app.groups) {
+        eprintln!("im-server: {e}");
+        return ExitCode::FAILURE;
+    }
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
     // more get a thread each, with one endpoint (shard) per thread.
@@ -74,6 +81,27 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(serve(cfg, app, workers))
+}
+
+/// Opens the store (when configured), publishes its groups and starts the XCAP server
+/// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
+/// start-up.
+fn start_store(cfg: &ServerConfig, groups: &SharedGroups) -> Result<(), String> {
+    let Some(path) = &cfg.store else {
+        return Ok(());
+    };
+    let store = RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let xcap = Arc::new(Xcap::new(&cfg.xcap_root, Arc::new(store), groups.clone()));
+    let n = xcap.publish().map_err(|e| e.to_string())?;
+    tracing::info!(store = %path.display(), groups = n, "store opened");
+    if let Some(addr) = cfg.xcap {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot bind XCAP {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        im_server::xcap::spawn(listener, xcap).map_err(|e| format!("cannot start XCAP: {e}"))?;
+        tracing::info!(xcap = %bound, root = %cfg.xcap_root, "XCAP server listening");
+    }
+    Ok(())
 }
 
 async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
