@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod groups;
+pub mod metrics;
 pub mod router;
 pub mod store;
 pub mod uri;

@@ -11,6 +11,7 @@ use im_runtime::steer::Shard;
 use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
 use im_server::groups::{GroupStore, SharedGroups};
+use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
 use im_server::store::RedbStore;
 use im_server::xcap::Xcap;
@@ -52,11 +53,14 @@ fn main() -> ExitCode {
         cfg.outbound_proxy,
         LocationTable::new(cfg.limits.max_sessions.saturating_mul(10)),
     );
+    let groups = SharedGroups::start(groups);
+    let metrics = Metrics::new(Some((groups.clone(), router.clone())));
     let app = ServerApp {
-        groups: SharedGroups::start(groups),
+        groups,
         router,
+        metrics,
     };
-    if let Err(e) = start_store(&cfg, &app.groups) {
+    if let Err(e) = start_store(&cfg, &app.groups, &app.metrics) {
         eprintln!("im-server: {e}");
         return ExitCode::FAILURE;
     }
@@ -86,12 +90,18 @@ fn main() -> ExitCode {
 /// Opens the store (when configured), publishes its groups and starts the XCAP server
 /// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
 /// start-up.
-fn start_store(cfg: &ServerConfig, groups: &SharedGroups) -> Result<(), String> {
+fn start_store(
+    cfg: &ServerConfig,
+    groups: &SharedGroups,
+    metrics: &Arc<Metrics>,
+) -> Result<(), String> {
     let Some(path) = &cfg.store else {
         return Ok(());
     };
     let store = RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let xcap = Arc::new(Xcap::new(&cfg.xcap_root, Arc::new(store), groups.clone()));
+    let xcap = Arc::new(
+        Xcap::new(&cfg.xcap_root, Arc::new(store), groups.clone()).with_metrics(metrics.clone()),
+    );
     let n = xcap.publish().map_err(|e| e.to_string())?;
     tracing::info!(store = %path.display(), groups = n, "store opened");
     if let Some(addr) = cfg.xcap {

@@ -37,6 +37,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri as HttpUri, hea
 use axum::response::{IntoResponse, Response};
 
 use crate::groups::{ManagedGroups, SharedGroups, parse_document};
+use crate::metrics::{Metrics, XcapLabels};
 use crate::store::Store;
 
 /// The application usage served.
@@ -62,6 +63,7 @@ pub struct Xcap {
     store: Arc<dyn Store>,
     groups: SharedGroups,
     write: Mutex<()>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A response before it becomes HTTP.
@@ -241,7 +243,14 @@ impl Xcap {
             store,
             groups,
             write: Mutex::new(()),
+            metrics: None,
         }
+    }
+
+    /// Counts requests in `metrics` and serves `/metrics` and `/health` beside XCAP.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Xcap {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reads every document in the store and publishes their groups; returns how many
@@ -514,8 +523,20 @@ impl Xcap {
 
     /// An axum router serving this XCAP server (every path; unknown ones are 404).
     pub fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new()
-            .fallback(handler)
+        let mut r = axum::Router::new();
+        if let Some(m) = self.metrics.clone() {
+            let text = "text/plain; version=0.0.4; charset=utf-8";
+            r = r
+                .route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let m = m.clone();
+                        async move { ([(header::CONTENT_TYPE, text)], m.encode()) }
+                    }),
+                )
+                .route("/health", axum::routing::get(|| async { "ok\n" }));
+        }
+        r.fallback(handler)
             .with_state(self)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
     }
@@ -529,6 +550,14 @@ async fn handler(
     body: Bytes,
 ) -> Reply {
     let reply = x.handle(&method, uri.path(), &headers, &body);
+    if let Some(m) = &x.metrics {
+        m.xcap_requests
+            .get_or_create(&XcapLabels {
+                method: method.as_str().to_owned(),
+                status: reply.status.as_str().to_owned(),
+            })
+            .inc();
+    }
     tracing::debug!(%method, path = uri.path(), status = reply.status.as_u16(), "xcap");
     reply
 }

@@ -229,6 +229,26 @@ fn xcap_created_group_gets_message_and_pager_invite_and_stale_etag_gets_412() {
         .key("from", ALICE)
         .run();
     assert_eq!(final_status(&run.messages), Some(404), "{run:?}");
+
+    // The metrics show what this test ran.
+    let health = http(xcap, "GET", "/health", &[], "");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let m = http(xcap, "GET", "/metrics", &[], "");
+    assert_eq!(m.status, 200, "{m:?}");
+    for line in [
+        "imserver_initial_requests_total{method=\"MESSAGE\"} 2",
+        "imserver_initial_requests_total{method=\"INVITE\"} 1",
+        "imserver_xcap_requests_total{method=\"PUT\",status=\"412\"} 1",
+        "imserver_xcap_requests_total{method=\"PUT\",status=\"201\"} 1",
+        "imserver_groups{source=\"store\"} 0",
+        "imserver_groups{source=\"folder\"} 0",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "{line:?} not in\n{}",
+            m.body
+        );
+    }
 }
 
 /// The store survives a restart: the XCAP-created group, its octets and its ETag are
