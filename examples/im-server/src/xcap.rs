@@ -744,3 +744,126 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xcap() -> (tempfile::TempDir, Xcap) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let folder =
+            crate::groups::GroupStore::new(dir.path(), std::time::Duration::from_secs(3600));
+        let groups = SharedGroups::start(folder);
+        (dir, Xcap::new("/xcap", Arc::new(store), groups))
+    }
+
+    #[test]
+    fn targets_outside_the_usage_are_not_found() {
+        let (_d, x) = xcap();
+        let t = x
+            .target("/xcap/org.openmobilealliance.groups/users/sip%3Aa%40b/index")
+            .unwrap();
+        assert_eq!(t.key, "org.openmobilealliance.groups/users/sip:a@b/index");
+        assert_eq!(t.selector, None);
+        for bad in [
+            "/other/org.openmobilealliance.groups/users/x/index",
+            "/xcap/resource-lists/users/x/index",
+            "/xcap/org.openmobilealliance.groups/global/index",
+            "/xcap/org.openmobilealliance.groups/users/x/a/b",
+            "/xcap/org.openmobilealliance.groups/users/a%2Fb/index",
+            "/xcap/org.openmobilealliance.groups/users/x/index/~~/a/@b/c",
+            "/xcap/org.openmobilealliance.groups/users/x/index/~~/a[0]",
+        ] {
+            assert_eq!(x.target(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn selector_steps_keep_slashes_inside_quotes() {
+        let steps: Vec<Step> = split_steps(r#"g/rl:entry[@uri="a/b"][2]/@uri"#)
+            .into_iter()
+            .map(|s| parse_step(s).unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Element {
+                    name: "g".into(),
+                    preds: vec![]
+                },
+                Step::Element {
+                    name: "entry".into(),
+                    preds: vec![Pred::Attr("uri".into(), "a/b".into()), Pred::Position(2)]
+                },
+                Step::Attribute("uri".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn preconditions_follow_rfc_9110() {
+        let h = |name: header::HeaderName, v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(name, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        let cur = Some("\"a\"");
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "\"a\""), cur, false),
+            None
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "\"b\", \"a\""), cur, false),
+            None
+        );
+        // Strong comparison: a weak tag does not match.
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "W/\"a\""), cur, false),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "*"), None, false),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_NONE_MATCH, "*"), None, false),
+            None
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_NONE_MATCH, "W/\"a\""), cur, true),
+            Some(StatusCode::NOT_MODIFIED)
+        );
+    }
+
+    #[test]
+    fn entry_put_into_an_empty_list_opens_it() {
+        let (_d, x) = xcap();
+        let path = "/xcap/org.openmobilealliance.groups/users/u/index";
+        let doc = r#"<g:group xmlns:g="urn:oma:xml:poc:list-service"><g:list-service uri="sip:g@x"><g:list/></g:list-service></g:group>"#;
+        let put =
+            |p: &str, body: &str| x.handle(&Method::PUT, p, &HeaderMap::new(), body.as_bytes());
+        assert_eq!(put(path, doc).status, StatusCode::CREATED);
+        let entry = format!("{path}/~~/group/list-service/list/entry[@uri=\"sip:m@x\"]");
+        let r = put(
+            &entry,
+            r#"<g:entry xmlns:g="urn:oma:xml:poc:list-service" uri="sip:m@x"/>"#,
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let got = x.handle(&Method::GET, path, &HeaderMap::new(), b"");
+        assert_eq!(
+            String::from_utf8(got.body).unwrap(),
+            doc.replace(
+                "<g:list/>",
+                r#"<g:list><g:entry xmlns:g="urn:oma:xml:poc:list-service" uri="sip:m@x"/></g:list>"#
+            )
+        );
+        let uri: im_runtime::machine::Uri = crate::uri::parse_uri("sip:g@x").unwrap();
+        assert_eq!(
+            im_runtime::machine::GroupDirectory::members(&x.groups, &uri)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
