@@ -5,6 +5,7 @@
 use crate::groups::SharedGroups;
 use crate::metrics::{MethodLabels, Metrics};
 use crate::router::Router;
+use crate::store::BindingWriter;
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub struct ServerApp {
     pub router: Router,
     /// Counters shared by every worker and exported on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Where bindings are persisted, when there is a store.
+    pub bindings: Option<BindingWriter>,
 }
 
 impl Application for ServerApp {
@@ -91,8 +94,13 @@ impl Application for ServerApp {
             .locations
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
-            tracing::warn!(aor = %aor.raw, "location table: {e}");
+        match table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
+            Ok(()) => {
+                if let Some(w) = &self.bindings {
+                    w.record(&aor.raw, contact, expires);
+                }
+            }
+            Err(e) => tracing::warn!(aor = %aor.raw, "location table: {e}"),
         }
         true
     }

@@ -2,7 +2,7 @@
 //! sockets and runs the imspec runtime on them.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use im_runtime::endpoint::{Endpoint, EndpointConfig, Stats};
@@ -13,7 +13,7 @@ use im_server::config::{Cli, ServerConfig};
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
-use im_server::store::RedbStore;
+use im_server::store::{BindingWriter, RedbStore, Store, unix_now};
 use im_server::xcap::Xcap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,14 +55,18 @@ fn main() -> ExitCode {
     );
     let groups = SharedGroups::start(groups);
     let metrics = Metrics::new(Some((groups.clone(), router.clone())));
-    let app = ServerApp {
+    let mut app = ServerApp {
         groups,
         router,
         metrics,
+        bindings: None,
     };
-    if let Err(e) = start_store(&cfg, &app.groups, &app.metrics) {
-        eprintln!("im-server: {e}");
-        return ExitCode::FAILURE;
+    match start_store(&cfg, &app) {
+        Ok(w) => app.bindings = w,
+        Err(e) => {
+            eprintln!("im-server: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
@@ -90,17 +94,17 @@ fn main() -> ExitCode {
 /// Opens the store (when configured), publishes its groups and starts the XCAP server
 /// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
 /// start-up.
-fn start_store(
-    cfg: &ServerConfig,
-    groups: &SharedGroups,
-    metrics: &Arc<Metrics>,
-) -> Result<(), String> {
+fn start_store(cfg: &ServerConfig, app: &ServerApp) -> Result<Option<BindingWriter>, String> {
     let Some(path) = &cfg.store else {
-        return Ok(());
+        return Ok(None);
     };
-    let store = RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    restore_bindings(store.as_ref(), &app.router);
+    let writer = BindingWriter::start(store.clone())
+        .map_err(|e| format!("cannot start the bindings writer: {e}"))?;
     let xcap = Arc::new(
-        Xcap::new(&cfg.xcap_root, Arc::new(store), groups.clone()).with_metrics(metrics.clone()),
+        Xcap::new(&cfg.xcap_root, store, app.groups.clone()).with_metrics(app.metrics.clone()),
     );
     let n = xcap.publish().map_err(|e| e.to_string())?;
     tracing::info!(store = %path.display(), groups = n, "store opened");
@@ -111,7 +115,42 @@ fn start_store(
         im_server::xcap::spawn(listener, xcap).map_err(|e| format!("cannot start XCAP: {e}"))?;
         tracing::info!(xcap = %bound, root = %cfg.xcap_root, "XCAP server listening");
     }
-    Ok(())
+    Ok(Some(writer))
+}
+
+/// Puts the stored bindings that have not expired back in the location table, for what is
+/// left of their time.
+fn restore_bindings(store: &dyn Store, router: &Router) {
+    let rows = match store.bindings() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the stored bindings: {e}");
+            return;
+        }
+    };
+    let now = startup_time();
+    let wall = unix_now();
+    let mut table = router.locations.write().unwrap_or_else(|e| e.into_inner());
+    let mut restored = 0;
+    for (aor, contact, expires_at) in rows {
+        let left = expires_at.saturating_sub(wall);
+        let Ok(uri) = im_server::uri::parse_uri(&aor) else {
+            continue;
+        };
+        if left == 0 {
+            // Expired while the server was down: forget it in the store too.
+            let _ = store.put_binding(&aor, contact, 0);
+            continue;
+        }
+        if left > 0
+            && table
+                .register(&uri, contact, Duration::from_secs(left), now)
+                .is_ok()
+        {
+            restored += 1;
+        }
+    }
+    tracing::info!(restored, "stored bindings restored");
 }
 
 async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {

@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, Sipp, SippProc, free_tcp_port, python3};
+use common::{Server, Sipp, SippProc, free_tcp_port, group_folder, python3};
 
 const GROUP: &str = "sip:xcap-e2e@example.com";
 const ALICE: &str = "sip:alice@example.com";
@@ -367,4 +367,65 @@ fn xcap_validation_conditions_and_entry_selectors() {
     assert_eq!(del.status, 200, "{del:?}");
     assert_eq!(http(xcap, "GET", &entry, &[], "").status, 404);
     assert_eq!(http(xcap, "GET", DOC, &[], "").body, doc);
+}
+
+/// A REGISTER binding is in the store: after a restart, a group session reaches the member
+/// who registered before it, with no new REGISTER.
+#[test]
+fn registrations_survive_a_restart() {
+    let bob = Sipp::new("uas_answer").timeouts(Duration::from_secs(30), Duration::from_secs(40));
+    let bob_addr = bob.local();
+    let bob_proc = bob.spawn();
+    let state = tempfile::tempdir().unwrap();
+    let groups = group_folder(GROUP, &[ALICE.to_owned(), "sip:bob@example.com".to_owned()]);
+    let store = state.path().join("store.redb");
+    let start = || {
+        Server::start(&[
+            "--groups",
+            groups.path().to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let mut s = start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bKreg1;rport\r\n\
+         From: <sip:bob@example.com>;tag=r1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: register-bob@127.0.0.1\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:bob@{bob_addr}>\r\n\
+         Expires: 600\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(register.as_bytes(), s.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", s.log());
+    // The writer thread commits shortly after the answer; SIGTERM lets it finish.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.terminate().is_some_and(|st| st.success()), "{}", s.log());
+    drop(s);
+
+    let s = start();
+    assert!(
+        s.wait_for_log("restored=1", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+    let run = Sipp::new("invite_pager")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    let r = bob_proc.wait();
+    assert!(r.success(), "bob: {r:?}\n{}", s.log());
+    assert_eq!(r.received_invites(), 1, "{r:?}");
 }
