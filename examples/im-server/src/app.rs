@@ -3,10 +3,13 @@
 //! Nothing here decides a SIP status: every status comes from the specs.
 
 use crate::groups::SharedGroups;
+use crate::metrics::{MethodLabels, Metrics};
 use crate::router::Router;
+use crate::store::BindingWriter;
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Machines generated from `specs/page_mode_group_invite.imspec` and its imports.
@@ -27,10 +30,20 @@ pub struct ServerApp {
     pub groups: SharedGroups,
     /// Invitee routing (IP literal, outbound proxy, REGISTER location table).
     pub router: Router,
+    /// Counters shared by every worker and exported on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Where bindings are persisted, when there is a store.
+    pub bindings: Option<BindingWriter>,
 }
 
 impl Application for ServerApp {
     fn initial(&self, method: &Method) -> Option<Box<dyn DynMachine>> {
+        self.metrics
+            .initial_requests
+            .get_or_create(&MethodLabels {
+                method: method.as_str().to_owned(),
+            })
+            .inc();
         match method {
             Method::Message => message_spec::initial(method),
             _ => invite_spec::initial(method),
@@ -81,8 +94,13 @@ impl Application for ServerApp {
             .locations
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
-            tracing::warn!(aor = %aor.raw, "location table: {e}");
+        match table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
+            Ok(()) => {
+                if let Some(w) = &self.bindings {
+                    w.record(&aor.raw, contact, expires);
+                }
+            }
+            Err(e) => tracing::warn!(aor = %aor.raw, "location table: {e}"),
         }
         true
     }

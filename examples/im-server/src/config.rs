@@ -86,6 +86,20 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub groups_poll: Option<Duration>,
 
+    /// Serve XCAP group management (RFC 4825, `org.openmobilealliance.groups`) on this
+    /// address, e.g. 127.0.0.1:8080. Needs `--store`. [default: off]
+    #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
+    pub xcap: Option<SocketAddr>,
+
+    /// The XCAP root path under which the application usages live. [default: /xcap]
+    #[arg(long, value_name = "PATH", value_parser = parse_xcap_root)]
+    pub xcap_root: Option<String>,
+
+    /// The embedded store file (redb) holding groups created over XCAP; it survives
+    /// restarts. [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
     /// Address advertised in Contact, Via, c= and a=path when it differs from the bound one
     /// (NAT, a 0.0.0.0 bind): an IP address or a host name. [default: the bound address]
     #[arg(long, value_name = "HOST", value_parser = parse_host)]
@@ -250,6 +264,12 @@ pub struct ServerConfig {
     pub groups_dir: PathBuf,
     /// How often the groups folder is checked for changes.
     pub groups_poll: Duration,
+    /// The XCAP listen address; `None`: no XCAP server.
+    pub xcap: Option<SocketAddr>,
+    /// The XCAP root path (starts with `/`, no trailing `/`, or empty for the server root).
+    pub xcap_root: String,
+    /// The embedded store file; `None`: no store (groups come from the folder only).
+    pub store: Option<PathBuf>,
     /// The advertised host, when it differs from the bound address.
     pub advertise: Option<String>,
     /// The outbound proxy for invitees with a host name.
@@ -288,6 +308,9 @@ impl Default for ServerConfig {
             domain,
             groups_dir: PathBuf::from(DEFAULT_GROUPS_DIR),
             groups_poll: Duration::from_secs(2),
+            xcap: None,
+            xcap_root: "/xcap".to_owned(),
+            store: None,
             advertise: None,
             outbound_proxy: None,
             trusted_hosts: Vec::new(),
@@ -361,6 +384,9 @@ struct FileConfig {
     conference_factory: Option<String>,
     groups: Option<PathBuf>,
     groups_poll: Option<String>,
+    xcap: Option<String>,
+    xcap_root: Option<String>,
+    store: Option<PathBuf>,
     advertise: Option<String>,
     outbound_proxy: Option<String>,
     trusted_hosts: Option<Vec<String>>,
@@ -486,6 +512,15 @@ impl ServerConfig {
         if let Some(v) = &file.groups_poll {
             self.groups_poll = val(src, "groups_poll", v, parse_duration(v))?;
         }
+        if let Some(v) = &file.xcap {
+            self.xcap = Some(val(src, "xcap", v, parse_http_addr(v))?);
+        }
+        if let Some(v) = &file.xcap_root {
+            self.xcap_root = val(src, "xcap_root", v, parse_xcap_root(v))?;
+        }
+        if let Some(v) = &file.store {
+            self.store = Some(base.join(v));
+        }
         if let Some(v) = &file.advertise {
             self.advertise = Some(val(src, "advertise", v, parse_host(v))?);
         }
@@ -608,6 +643,15 @@ impl ServerConfig {
         if let Some(v) = cli.groups_poll {
             self.groups_poll = v;
         }
+        if let Some(v) = cli.xcap {
+            self.xcap = Some(v);
+        }
+        if let Some(v) = &cli.xcap_root {
+            self.xcap_root = v.clone();
+        }
+        if let Some(v) = &cli.store {
+            self.store = Some(v.clone());
+        }
         if let Some(v) = &cli.advertise {
             self.advertise = Some(v.clone());
         }
@@ -675,6 +719,13 @@ impl ServerConfig {
         };
         if self.sip.is_empty() {
             return bad("sip.listen", &"[]", "at least one SIP address is needed");
+        }
+        if let (Some(a), None) = (self.xcap, &self.store) {
+            return bad(
+                "xcap",
+                &a,
+                "XCAP keeps its documents in the store: set store too",
+            );
         }
         if !self.sip_udp && !self.sip_tcp {
             return bad(
@@ -876,6 +927,15 @@ impl ServerConfig {
             "groups_poll = {}",
             q(&format_duration(self.groups_poll))
         ));
+        match self.xcap {
+            Some(a) => line(format!("xcap = {}", q(&a.to_string()))),
+            None => line("# xcap: off".to_owned()),
+        }
+        line(format!("xcap_root = {}", q(&self.xcap_root)));
+        match &self.store {
+            Some(p) => line(format!("store = {}", q(&p.display().to_string()))),
+            None => line("# store: none".to_owned()),
+        }
         match &self.advertise {
             Some(a) => line(format!("advertise = {}", q(a))),
             None => line("# advertise: the bound address".to_owned()),
@@ -1079,6 +1139,24 @@ pub fn format_duration(d: Duration) -> String {
     } else {
         format!("{ms}ms")
     }
+}
+
+/// Parses an HTTP listen address (`IP:PORT`).
+pub fn parse_http_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .map_err(|e| format!("not an IP:PORT address ({e})"))
+}
+
+/// Parses an XCAP root path: empty or `/`-led, without a trailing `/`, query or `~~`.
+pub fn parse_xcap_root(s: &str) -> Result<String, String> {
+    let t = s.trim_end_matches('/');
+    if !t.is_empty() && !t.starts_with('/') {
+        return Err("must be a path starting with /".to_owned());
+    }
+    if t.contains(['?', '#', '~', ' ']) {
+        return Err("must be a plain path (no ?, #, ~ or spaces)".to_owned());
+    }
+    Ok(t.to_owned())
 }
 
 #[cfg(test)]

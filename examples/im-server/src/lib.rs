@@ -8,5 +8,8 @@
 pub mod app;
 pub mod config;
 pub mod groups;
+pub mod metrics;
 pub mod router;
+pub mod store;
 pub mod uri;
+pub mod xcap;

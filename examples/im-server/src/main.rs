@@ -2,7 +2,7 @@
 //! sockets and runs the imspec runtime on them.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use im_runtime::endpoint::{Endpoint, EndpointConfig, Stats};
@@ -11,8 +11,12 @@ use im_runtime::steer::Shard;
 use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
 use im_server::groups::{GroupStore, SharedGroups};
+use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
+use im_server::store::{BindingWriter, RedbStore, Store, unix_now};
+use im_server::xcap::Xcap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,10 +53,21 @@ fn main() -> ExitCode {
         cfg.outbound_proxy,
         LocationTable::new(cfg.limits.max_sessions.saturating_mul(10)),
     );
-    let app = ServerApp {
-        groups: SharedGroups::start(groups),
+    let groups = SharedGroups::start(groups);
+    let metrics = Metrics::new(Some((groups.clone(), router.clone())));
+    let mut app = ServerApp {
+        groups,
         router,
+        metrics,
+        bindings: None,
     };
+    match start_store(&cfg, &app) {
+        Ok(w) => app.bindings = w,
+        Err(e) => {
+            eprintln!("im-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
     // more get a thread each, with one endpoint (shard) per thread.
@@ -74,6 +89,68 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(serve(cfg, app, workers))
+}
+
+/// Opens the store (when configured), publishes its groups and starts the XCAP server
+/// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
+/// start-up.
+fn start_store(cfg: &ServerConfig, app: &ServerApp) -> Result<Option<BindingWriter>, String> {
+    let Some(path) = &cfg.store else {
+        return Ok(None);
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    restore_bindings(store.as_ref(), &app.router);
+    let writer = BindingWriter::start(store.clone())
+        .map_err(|e| format!("cannot start the bindings writer: {e}"))?;
+    let xcap = Arc::new(
+        Xcap::new(&cfg.xcap_root, store, app.groups.clone()).with_metrics(app.metrics.clone()),
+    );
+    let n = xcap.publish().map_err(|e| e.to_string())?;
+    tracing::info!(store = %path.display(), groups = n, "store opened");
+    if let Some(addr) = cfg.xcap {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot bind XCAP {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        im_server::xcap::spawn(listener, xcap).map_err(|e| format!("cannot start XCAP: {e}"))?;
+        tracing::info!(xcap = %bound, root = %cfg.xcap_root, "XCAP server listening");
+    }
+    Ok(Some(writer))
+}
+
+/// Puts the stored bindings that have not expired back in the location table, for what is
+/// left of their time.
+fn restore_bindings(store: &dyn Store, router: &Router) {
+    let rows = match store.bindings() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the stored bindings: {e}");
+            return;
+        }
+    };
+    let now = startup_time();
+    let wall = unix_now();
+    let mut table = router.locations.write().unwrap_or_else(|e| e.into_inner());
+    let mut restored = 0;
+    for (aor, contact, expires_at) in rows {
+        let left = expires_at.saturating_sub(wall);
+        let Ok(uri) = im_server::uri::parse_uri(&aor) else {
+            continue;
+        };
+        if left == 0 {
+            // Expired while the server was down: forget it in the store too.
+            let _ = store.put_binding(&aor, contact, 0);
+            continue;
+        }
+        if left > 0
+            && table
+                .register(&uri, contact, Duration::from_secs(left), now)
+                .is_ok()
+        {
+            restored += 1;
+        }
+    }
+    tracing::info!(restored, "stored bindings restored");
 }
 
 async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {

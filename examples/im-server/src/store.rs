@@ -1,0 +1,226 @@
+//! Where the server keeps what it manages at run time, behind one trait ([`Store`]), with
+//! an embedded file-backed default ([`RedbStore`]) that needs no setup and survives
+//! restarts.
+//!
+//! Today the store holds XCAP documents (the group documents created over XCAP), keyed by
+//! their path below the XCAP root, e.g.
+//! `org.openmobilealliance.groups/users/sip:alice@example.com/index`. A document is kept as
+//! the exact octets the client PUT, so a GET returns them unchanged and the strong ETag
+//! (a digest of those octets) stays the same across restarts.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+/// A store failure (I/O, a corrupt file, a lock held by another process).
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    fn from(e: impl std::fmt::Display) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+/// A document store. Implementations are shared between the XCAP server and the group
+/// directory, so they take `&self` and are `Send + Sync`.
+pub trait Store: Send + Sync + 'static {
+    /// The document at `key`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Creates or replaces the document at `key`, durably before returning.
+    fn put(&self, key: &str, doc: &[u8]) -> Result<(), StoreError>;
+    /// Removes the document at `key`; whether there was one.
+    fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Every document, in key order.
+    fn list(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Records that `aor` is bound to `contact` until `expires_unix` (seconds since the
+    /// Unix epoch); 0 removes the binding.
+    fn put_binding(
+        &self,
+        aor: &str,
+        contact: SocketAddr,
+        expires_unix: u64,
+    ) -> Result<(), StoreError>;
+    /// Every binding recorded, expired or not: `(aor, contact, expires_unix)`.
+    fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError>;
+}
+
+const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("xcap_documents");
+/// Bindings keyed by `"<contact> <aor>"` (a socket address has no space), valued by expiry.
+const BINDINGS: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("bindings");
+
+/// The embedded store: one redb file. Each write is one committed (fsynced) transaction.
+pub struct RedbStore {
+    db: redb::Database,
+}
+
+impl RedbStore {
+    /// Opens (creating when missing) the store file at `path`.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let db = redb::Database::create(path).map_err(StoreError::from)?;
+        // Create the table up front so that reads of a fresh file find it.
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        tx.open_table(DOCS).map_err(StoreError::from)?;
+        tx.open_table(BINDINGS).map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl Store for RedbStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let t = tx.open_table(DOCS).map_err(StoreError::from)?;
+        Ok(t.get(key)
+            .map_err(StoreError::from)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn put(&self, key: &str, doc: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut t = tx.open_table(DOCS).map_err(StoreError::from)?;
+            t.insert(key, doc).map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        let had = {
+            let mut t = tx.open_table(DOCS).map_err(StoreError::from)?;
+            t.remove(key).map_err(StoreError::from)?.is_some()
+        };
+        tx.commit().map_err(StoreError::from)?;
+        Ok(had)
+    }
+
+    fn list(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let t = tx.open_table(DOCS).map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(StoreError::from)? {
+            let (k, v) = row.map_err(StoreError::from)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn put_binding(
+        &self,
+        aor: &str,
+        contact: SocketAddr,
+        expires_unix: u64,
+    ) -> Result<(), StoreError> {
+        let k = format!("{contact} {aor}");
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut t = tx.open_table(BINDINGS).map_err(StoreError::from)?;
+            if expires_unix == 0 {
+                t.remove(k.as_str()).map_err(StoreError::from)?;
+            } else {
+                t.insert(k.as_str(), expires_unix)
+                    .map_err(StoreError::from)?;
+            }
+        }
+        tx.commit().map_err(StoreError::from)
+    }
+
+    fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let t = tx.open_table(BINDINGS).map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(StoreError::from)? {
+            let (k, v) = row.map_err(StoreError::from)?;
+            let k = k.value();
+            // A row that does not split is skipped, not fatal: it only loses one binding.
+            if let Some((c, aor)) = k.split_once(' ')
+                && let Ok(c) = c.parse()
+            {
+                out.push((aor.to_owned(), c, v.value()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes REGISTER bindings to the store from a thread of its own, so that a worker's
+/// event loop never waits for a commit. Sending never blocks; the writer stamps each
+/// binding with the wall clock when it writes it (a few milliseconds late at most, which
+/// only lengthens a restored binding by as much).
+#[derive(Clone, Debug)]
+pub struct BindingWriter {
+    tx: std::sync::mpsc::Sender<(String, SocketAddr, u32)>,
+}
+
+impl BindingWriter {
+    /// Starts the writer thread over `store`; it ends when every clone is dropped.
+    pub fn start(store: Arc<dyn Store>) -> std::io::Result<BindingWriter> {
+        let (tx, rx) = std::sync::mpsc::channel::<(String, SocketAddr, u32)>();
+        std::thread::Builder::new()
+            .name("bindings-writer".into())
+            .spawn(move || {
+                for (aor, contact, expires) in rx {
+                    let at = if expires == 0 {
+                        0
+                    } else {
+                        unix_now().saturating_add(u64::from(expires))
+                    };
+                    if let Err(e) = store.put_binding(&aor, contact, at) {
+                        tracing::warn!(%aor, "cannot store the binding: {e}");
+                    }
+                }
+            })?;
+        Ok(BindingWriter { tx })
+    }
+
+    /// Queues `aor` → `contact` for `expires` seconds (0: removal).
+    pub fn record(&self, aor: &str, contact: SocketAddr, expires: u32) {
+        // The thread only ends with the process; a failed send loses one write.
+        let _ = self.tx.send((aor.to_owned(), contact, expires));
+    }
+}
+
+/// Seconds since the Unix epoch. Bindings must outlive the process, and `Instant` does not,
+/// so the store keeps wall-clock expiries.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.put("a/b", b"one").unwrap();
+            s.put("a/c", b"two").unwrap();
+            assert!(s.delete("a/c").unwrap());
+            assert!(!s.delete("a/c").unwrap());
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.get("a/b").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(s.get("a/c").unwrap(), None);
+        assert_eq!(s.list().unwrap(), vec![("a/b".to_owned(), b"one".to_vec())]);
+        let c: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        s.put_binding("sip:bob@example.com", c, 42).unwrap();
+        s.put_binding("sip:carol@example.com", c, 43).unwrap();
+        s.put_binding("sip:carol@example.com", c, 0).unwrap();
+        drop(s);
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(
+            s.bindings().unwrap(),
+            vec![("sip:bob@example.com".to_owned(), c, 42)]
+        );
+    }
+}

@@ -1,0 +1,869 @@
+//! Group management over XCAP (RFC 4825) for the OMA XDM group application usage
+//! (`org.openmobilealliance.groups`, documents of type `application/vnd.oma.poc.groups+xml`,
+//! the list-service documents [`crate::groups`] reads).
+//!
+//! # Resources
+//! Below the XCAP root (`xcap_root`, default `/xcap`):
+//! - `org.openmobilealliance.groups/users/<XUI>/<document>`: a whole document (GET, PUT,
+//!   DELETE). The XUI (usually the owner's SIP URI) and the document name are one
+//!   percent-encoded path segment each; no sub-folders.
+//! - `…/<document>/~~/<node selector>`: one element (GET, PUT, DELETE) or, with a final
+//!   `@name` step, one attribute (GET). Steps are `name`, `*`, `name[n]`,
+//!   `name[@attr="value"]` (RFC 4825 §6.3). Names are matched by local name: the prefixes
+//!   of the selector and its `?xmlns(...)` query are not resolved, which is unambiguous for
+//!   this usage since no two of its elements share a local name.
+//!
+//! # Semantics
+//! - Strong ETags, a digest of the stored octets, on every successful response.
+//!   `If-Match` (strong comparison) and `If-None-Match` are honoured: a failed condition is
+//!   412 (304 for a GET with a matching `If-None-Match`).
+//! - A PUT (or an element PUT/DELETE) whose resulting document does not parse as a group
+//!   document is 409 with an `application/xcap-error+xml` body (`<not-well-formed/>` or
+//!   `<schema-validation-error/>`); a group URI already defined by another document is 409
+//!   `<uniqueness-failure>`. Nothing is stored then.
+//! - A successful write is in the [`Store`] before the response, and published to
+//!   [`SharedGroups`] at once: the next session uses it; a session in progress keeps the
+//!   members it started with (the endpoint copies them when the session starts).
+//!
+//! Not done: HTTP digest authentication (so keep the listener on a trusted address),
+//! attribute PUT/DELETE, the `global` tree and `xcap-caps`.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri as HttpUri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::groups::{ManagedGroups, SharedGroups, parse_document};
+use crate::metrics::{Metrics, XcapLabels};
+use crate::store::Store;
+
+/// The application usage served.
+pub const AUID: &str = "org.openmobilealliance.groups";
+/// MIME type of a group document.
+pub const MIME_GROUPS: &str = "application/vnd.oma.poc.groups+xml";
+/// MIME type of an XCAP element (RFC 4825 §15.2.1).
+pub const MIME_ELEMENT: &str = "application/xcap-el+xml";
+/// MIME type of an XCAP attribute (RFC 4825 §15.2.2).
+pub const MIME_ATTRIBUTE: &str = "application/xcap-att+xml";
+/// MIME type of an XCAP error body (RFC 4825 §15.2.4).
+pub const MIME_ERROR: &str = "application/xcap-error+xml";
+/// Namespace of XCAP error bodies.
+pub const NS_XCAP_ERROR: &str = "urn:ietf:params:xml:ns:xcap-error";
+
+/// Largest request body accepted, in octets.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The XCAP server state: the store, the groups it publishes to, and a lock that makes each
+/// write's check-then-store atomic.
+pub struct Xcap {
+    root: String,
+    store: Arc<dyn Store>,
+    groups: SharedGroups,
+    write: Mutex<()>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// A response before it becomes HTTP.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// `Content-Type`, when there is a body.
+    pub content_type: Option<&'static str>,
+    /// The document's ETag after the request.
+    pub etag: Option<String>,
+    /// Body octets.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn status(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            content_type: None,
+            etag: None,
+            body: Vec::new(),
+        }
+    }
+
+    fn error(status: StatusCode, detail: &str) -> Reply {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xcap-error xmlns=\"{NS_XCAP_ERROR}\">{detail}</xcap-error>\n"
+        );
+        Reply {
+            status,
+            content_type: Some(MIME_ERROR),
+            etag: None,
+            body: body.into_bytes(),
+        }
+    }
+
+    fn conflict(detail: &str) -> Reply {
+        Reply::error(StatusCode::CONFLICT, detail)
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.body).into_response();
+        let h = r.headers_mut();
+        h.remove(header::CONTENT_TYPE);
+        if let Some(ct) = self.content_type {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        if let Some(e) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            h.insert(header::ETAG, e);
+        }
+        r
+    }
+}
+
+/// The strong ETag of a document: a 64-bit FNV-1a digest of its octets, so it is the same
+/// after a restart.
+pub fn etag(doc: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in doc {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{h:016x}\"")
+}
+
+/// A parsed request target.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    key: String,
+    selector: Option<Vec<Step>>,
+}
+
+/// One node-selector step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Element { name: String, preds: Vec<Pred> },
+    Attribute(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pred {
+    Position(usize),
+    Attr(String, String),
+}
+
+fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn local(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+/// Splits on `/` outside double or single quotes.
+fn split_steps(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut quote = None;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '/') => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn parse_step(s: &str) -> Option<Step> {
+    if let Some(a) = s.strip_prefix('@') {
+        return (!a.is_empty()).then(|| Step::Attribute(local(a).to_owned()));
+    }
+    let (name, mut rest) = match s.find('[') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let mut preds = Vec::new();
+    while let Some(r) = rest.strip_prefix('[') {
+        let end = r.find(']')?;
+        let inner = r[..end].trim();
+        rest = &r[end + 1..];
+        if let Some(a) = inner.strip_prefix('@') {
+            let (attr, value) = a.split_once('=')?;
+            let value = value.trim();
+            let unq = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))?;
+            preds.push(Pred::Attr(local(attr.trim()).to_owned(), unq.to_owned()));
+        } else {
+            let n: usize = inner.parse().ok()?;
+            if n == 0 {
+                return None;
+            }
+            preds.push(Pred::Position(n));
+        }
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Step::Element {
+        name: local(name).to_owned(),
+        preds,
+    })
+}
+
+impl Xcap {
+    /// An XCAP server over `store`, publishing to `groups`. `root` is the XCAP root path
+    /// (see [`crate::config::parse_xcap_root`]).
+    pub fn new(root: &str, store: Arc<dyn Store>, groups: SharedGroups) -> Xcap {
+        Xcap {
+            root: root.trim_end_matches('/').to_owned(),
+            store,
+            groups,
+            write: Mutex::new(()),
+            metrics: None,
+        }
+    }
+
+    /// Counts requests in `metrics` and serves `/metrics` and `/health` beside XCAP.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Xcap {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Reads every document in the store and publishes their groups; returns how many
+    /// groups there are. Called at start-up and after each write.
+    pub fn publish(&self) -> Result<usize, crate::store::StoreError> {
+        let docs = self.store.list()?;
+        let (m, _problems) = ManagedGroups::from_documents(&docs);
+        let n = m.len();
+        self.groups.set_managed(m);
+        Ok(n)
+    }
+
+    fn target(&self, path: &str) -> Option<Target> {
+        let rest = path.strip_prefix(&self.root)?.strip_prefix('/')?;
+        let (doc, sel) = match rest.split_once("/~~/") {
+            Some((d, s)) => (d, Some(s)),
+            None => (rest, None),
+        };
+        let segs: Vec<&str> = doc.split('/').collect();
+        let [auid, "users", xui, name] = segs.as_slice() else {
+            return None;
+        };
+        if *auid != AUID {
+            return None;
+        }
+        let xui = pct_decode(xui)?;
+        let name = pct_decode(name)?;
+        if xui.is_empty() || name.is_empty() || xui.contains('/') || name.contains('/') {
+            return None;
+        }
+        let selector = match sel {
+            None => None,
+            Some(s) => {
+                let s = pct_decode(s)?;
+                let steps: Option<Vec<Step>> =
+                    split_steps(&s).into_iter().map(parse_step).collect();
+                let steps = steps?;
+                // Only the last step may select an attribute.
+                let n = steps.len();
+                if n == 0
+                    || steps[..n - 1]
+                        .iter()
+                        .any(|s| matches!(s, Step::Attribute(_)))
+                {
+                    return None;
+                }
+                Some(steps)
+            }
+        };
+        Some(Target {
+            key: format!("{AUID}/users/{xui}/{name}"),
+            selector,
+        })
+    }
+
+    /// Handles one request. Synchronous: the store is embedded and each call is short.
+    pub fn handle(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let Some(target) = self.target(path) else {
+            return Reply::status(StatusCode::NOT_FOUND);
+        };
+        if body.len() > MAX_BODY {
+            return Reply::status(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let writing = *method == Method::PUT || *method == Method::DELETE;
+        if !writing && *method != Method::GET {
+            return Reply::status(StatusCode::METHOD_NOT_ALLOWED);
+        }
+        // Writers hold the lock from reading the current document to publishing the new
+        // one, so an If-Match checked here is still true when the write lands.
+        let _guard = writing.then(|| self.write.lock().unwrap_or_else(|e| e.into_inner()));
+        let current = match self.store.get(&target.key) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("xcap: {e}");
+                return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
+        let tag = current.as_deref().map(etag);
+        if let Some(status) = preconditions(headers, tag.as_deref(), *method == Method::GET) {
+            return Reply {
+                etag: tag,
+                ..Reply::status(status)
+            };
+        }
+        match (&target.selector, method) {
+            (None, &Method::GET) => match current {
+                Some(doc) => Reply {
+                    status: StatusCode::OK,
+                    content_type: Some(MIME_GROUPS),
+                    etag: tag,
+                    body: doc,
+                },
+                None => Reply::status(StatusCode::NOT_FOUND),
+            },
+            (None, &Method::PUT) => {
+                if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+                    let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("");
+                    let ct = ct.trim().to_ascii_lowercase();
+                    if ![MIME_GROUPS, "application/xml", "text/xml"].contains(&ct.as_str()) {
+                        return Reply::status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                    }
+                }
+                let created = current.is_none();
+                self.write_doc(&target.key, body.to_vec(), created)
+            }
+            (None, &Method::DELETE) => {
+                if current.is_none() {
+                    return Reply::status(StatusCode::NOT_FOUND);
+                }
+                match self.store.delete(&target.key) {
+                    Ok(_) => {
+                        self.republish();
+                        Reply::status(StatusCode::OK)
+                    }
+                    Err(e) => {
+                        tracing::warn!("xcap: {e}");
+                        Reply::status(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                }
+            }
+            (Some(steps), m) => {
+                let Some(doc) = current else {
+                    return Reply::status(StatusCode::NOT_FOUND);
+                };
+                let Ok(text) = String::from_utf8(doc) else {
+                    return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+                };
+                self.node(&target.key, &text, steps, m, body, tag)
+            }
+            (None, _) => Reply::status(StatusCode::METHOD_NOT_ALLOWED),
+        }
+    }
+
+    /// Validates `doc`, stores it and publishes. 201 when `created`, else 200.
+    fn write_doc(&self, key: &str, doc: Vec<u8>, created: bool) -> Reply {
+        let Ok(text) = std::str::from_utf8(&doc) else {
+            return Reply::conflict("<not-utf-8/>");
+        };
+        let groups = match parse_document(text, std::path::Path::new(key)) {
+            Ok((g, _)) => g,
+            Err(reason) => {
+                let detail = if reason.starts_with("cannot parse XML") {
+                    "<not-well-formed/>".to_owned()
+                } else {
+                    format!(
+                        "<schema-validation-error phrase=\"{}\"/>",
+                        xml_escape(&reason)
+                    )
+                };
+                return Reply::conflict(&detail);
+            }
+        };
+        let managed = self.groups.managed();
+        for g in &groups {
+            if managed.defined_by(&g.uri).is_some_and(|k| k != key) {
+                return Reply::conflict(&format!(
+                    "<uniqueness-failure><exists field=\"group/list-service/@uri\"><alt-value>{}</alt-value></exists></uniqueness-failure>",
+                    xml_escape(&g.uri.raw)
+                ));
+            }
+        }
+        if let Err(e) = self.store.put(key, &doc) {
+            tracing::warn!("xcap: {e}");
+            return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        self.republish();
+        Reply {
+            etag: Some(etag(&doc)),
+            ..Reply::status(if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
+        }
+    }
+
+    fn republish(&self) {
+        if let Err(e) = self.publish() {
+            tracing::warn!("xcap: cannot publish the groups: {e}");
+        }
+    }
+
+    /// An element or attribute request on the document `text`.
+    fn node(
+        &self,
+        key: &str,
+        text: &str,
+        steps: &[Step],
+        method: &Method,
+        body: &[u8],
+        tag: Option<String>,
+    ) -> Reply {
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: false,
+            ..roxmltree::ParsingOptions::default()
+        };
+        let Ok(doc) = roxmltree::Document::parse_with_options(text, opts) else {
+            return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let (last, parents) = steps.split_last().expect("a selector has a step");
+        if let Step::Attribute(attr) = last {
+            if *method != Method::GET {
+                return Reply::status(StatusCode::METHOD_NOT_ALLOWED);
+            }
+            return match select(&doc, parents).and_then(|n| n.attribute(attr.as_str())) {
+                Some(v) => Reply {
+                    status: StatusCode::OK,
+                    content_type: Some(MIME_ATTRIBUTE),
+                    etag: tag,
+                    body: xml_escape(v).into_bytes(),
+                },
+                None => Reply::status(StatusCode::NOT_FOUND),
+            };
+        }
+        let found = select(&doc, steps);
+        match (method, found) {
+            (&Method::GET, Some(n)) => Reply {
+                status: StatusCode::OK,
+                content_type: Some(MIME_ELEMENT),
+                etag: tag,
+                body: text[n.range()].as_bytes().to_vec(),
+            },
+            (&Method::DELETE, Some(n)) => {
+                if n == doc.root_element() {
+                    return Reply::conflict("<cannot-delete/>");
+                }
+                let r = n.range();
+                let new = format!("{}{}", &text[..r.start], &text[r.end..]);
+                self.write_doc(key, new.into_bytes(), false)
+            }
+            (&Method::PUT, found) => {
+                let Ok(el) = std::str::from_utf8(body) else {
+                    return Reply::conflict("<not-utf-8/>");
+                };
+                let el = el.trim();
+                if !element_matches(el, last) {
+                    return Reply::conflict("<cannot-insert/>");
+                }
+                let new = match found {
+                    Some(n) => {
+                        let r = n.range();
+                        format!("{}{el}{}", &text[..r.start], &text[r.end..])
+                    }
+                    None => {
+                        // A position predicate names an existing element; it cannot create.
+                        if let Step::Element { preds, .. } = last
+                            && preds.iter().any(|p| matches!(p, Pred::Position(_)))
+                        {
+                            return Reply::status(StatusCode::NOT_FOUND);
+                        }
+                        let Some(parent) = select(&doc, parents) else {
+                            return Reply::conflict("<no-parent/>");
+                        };
+                        match insert_last_child(text, parent, el) {
+                            Some(t) => t,
+                            None => return Reply::status(StatusCode::INTERNAL_SERVER_ERROR),
+                        }
+                    }
+                };
+                let created = found.is_none();
+                let mut r = self.write_doc(key, new.into_bytes(), false);
+                if created && r.status == StatusCode::OK {
+                    r.status = StatusCode::CREATED;
+                }
+                r
+            }
+            _ => Reply::status(StatusCode::NOT_FOUND),
+        }
+    }
+
+    /// An axum router serving this XCAP server (every path; unknown ones are 404).
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        let mut r = axum::Router::new();
+        if let Some(m) = self.metrics.clone() {
+            let text = "text/plain; version=0.0.4; charset=utf-8";
+            r = r
+                .route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let m = m.clone();
+                        async move { ([(header::CONTENT_TYPE, text)], m.encode()) }
+                    }),
+                )
+                .route("/health", axum::routing::get(|| async { "ok\n" }));
+        }
+        r.fallback(handler)
+            .with_state(self)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+    }
+}
+
+async fn handler(
+    State(x): State<Arc<Xcap>>,
+    method: Method,
+    uri: HttpUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let reply = x.handle(&method, uri.path(), &headers, &body);
+    if let Some(m) = &x.metrics {
+        m.xcap_requests
+            .get_or_create(&XcapLabels {
+                method: method.as_str().to_owned(),
+                status: reply.status.as_str().to_owned(),
+            })
+            .inc();
+    }
+    tracing::debug!(%method, path = uri.path(), status = reply.status.as_u16(), "xcap");
+    reply
+}
+
+/// Serves `xcap` on `listener` from a thread of its own with its own single-threaded
+/// runtime, so HTTP clients never delay the SIP workers.
+pub fn spawn(listener: TcpListener, xcap: Arc<Xcap>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("xcap".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("xcap: cannot start a runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("xcap: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, xcap.router()).await {
+                    tracing::error!("xcap server stopped: {e}");
+                }
+            });
+        })?;
+    Ok(())
+}
+
+/// The status a failed `If-Match` / `If-None-Match` calls for, if any (RFC 9110 §13.1).
+fn preconditions(headers: &HeaderMap, current: Option<&str>, get: bool) -> Option<StatusCode> {
+    let list = |name: header::HeaderName| -> Option<Vec<String>> {
+        let vals: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        (!vals.is_empty()).then_some(vals)
+    };
+    if let Some(tags) = list(header::IF_MATCH) {
+        // Strong comparison: a weak tag never matches.
+        let ok = match current {
+            None => false,
+            Some(c) => tags.iter().any(|t| t == "*" || t == c),
+        };
+        if !ok {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    }
+    if let Some(tags) = list(header::IF_NONE_MATCH) {
+        let matched = match current {
+            None => false,
+            Some(c) => tags
+                .iter()
+                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == c),
+        };
+        if matched {
+            return Some(if get {
+                StatusCode::NOT_MODIFIED
+            } else {
+                StatusCode::PRECONDITION_FAILED
+            });
+        }
+    }
+    None
+}
+
+fn step_matches(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
+    n.is_element() && (name == "*" || n.tag_name().name() == name)
+}
+
+/// The one element `steps` select, if exactly one.
+fn select<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+    steps: &[Step],
+) -> Option<roxmltree::Node<'a, 'i>> {
+    let mut cur: Option<roxmltree::Node<'a, 'i>> = None;
+    for (i, step) in steps.iter().enumerate() {
+        let Step::Element { name, preds } = step else {
+            return None;
+        };
+        let mut candidates: Vec<roxmltree::Node<'a, 'i>> = if i == 0 {
+            vec![doc.root_element()]
+        } else {
+            cur?.children().collect()
+        };
+        candidates.retain(|n| step_matches(*n, name));
+        for p in preds {
+            candidates = match p {
+                Pred::Position(k) => candidates.get(k - 1).copied().into_iter().collect(),
+                Pred::Attr(a, v) => candidates
+                    .into_iter()
+                    .filter(|n| n.attribute(a.as_str()) == Some(v.as_str()))
+                    .collect(),
+            };
+        }
+        if candidates.len() != 1 {
+            return None;
+        }
+        cur = candidates.pop();
+    }
+    cur
+}
+
+/// Whether the element `el` (a PUT body) is one the step `last` would select: same local
+/// name, and the attribute a predicate names has that value.
+fn element_matches(el: &str, last: &Step) -> bool {
+    element_matches_opt(el, last).is_some()
+}
+
+fn element_matches_opt(el: &str, last: &Step) -> Option<()> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..roxmltree::ParsingOptions::default()
+    };
+    // The body may use prefixes declared in the document, not in itself; wrap it with
+    // the usage's namespaces so it parses on its own.
+    let wrapped = format!(
+        "<w xmlns=\"{}\" xmlns:rl=\"{}\" xmlns:cp=\"{}\">{el}</w>",
+        crate::groups::NS_LIST_SERVICE,
+        crate::groups::NS_RESOURCE_LISTS,
+        crate::groups::NS_COMMON_POLICY
+    );
+    let doc = roxmltree::Document::parse_with_options(&wrapped, opts).ok()?;
+    let mut kids = doc
+        .root_element()
+        .children()
+        .filter(|n| !n.is_text() || !n.text().unwrap_or("").trim().is_empty());
+    let only = kids.next()?;
+    if kids.next().is_some() || !only.is_element() {
+        return None;
+    }
+    let Step::Element { name, preds } = last else {
+        return None;
+    };
+    if !step_matches(only, name) {
+        return None;
+    }
+    for p in preds {
+        if let Pred::Attr(a, v) = p
+            && only.attribute(a.as_str()) != Some(v.as_str())
+        {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// `text` with `el` inserted as the last child of `parent`.
+fn insert_last_child(text: &str, parent: roxmltree::Node<'_, '_>, el: &str) -> Option<String> {
+    let r = parent.range();
+    let src = &text[r.clone()];
+    if let Some(head) = src.strip_suffix("/>") {
+        // `<list/>` becomes `<list>EL</list>`, keeping the written tag (and its prefix).
+        let open = &src[1..];
+        let qname_end = open.find(|c: char| c.is_whitespace() || c == '/' || c == '>')?;
+        let qname = &open[..qname_end];
+        let head = head.trim_end();
+        return Some(format!(
+            "{}{head}>{el}</{qname}>{}",
+            &text[..r.start],
+            &text[r.end..]
+        ));
+    }
+    let close = src.rfind("</")?;
+    let at = r.start + close;
+    Some(format!("{}{el}{}", &text[..at], &text[at..]))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xcap() -> (tempfile::TempDir, Xcap) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let folder =
+            crate::groups::GroupStore::new(dir.path(), std::time::Duration::from_secs(3600));
+        let groups = SharedGroups::start(folder);
+        (dir, Xcap::new("/xcap", Arc::new(store), groups))
+    }
+
+    #[test]
+    fn targets_outside_the_usage_are_not_found() {
+        let (_d, x) = xcap();
+        let t = x
+            .target("/xcap/org.openmobilealliance.groups/users/sip%3Aa%40b/index")
+            .unwrap();
+        assert_eq!(t.key, "org.openmobilealliance.groups/users/sip:a@b/index");
+        assert_eq!(t.selector, None);
+        for bad in [
+            "/other/org.openmobilealliance.groups/users/x/index",
+            "/xcap/resource-lists/users/x/index",
+            "/xcap/org.openmobilealliance.groups/global/index",
+            "/xcap/org.openmobilealliance.groups/users/x/a/b",
+            "/xcap/org.openmobilealliance.groups/users/a%2Fb/index",
+            "/xcap/org.openmobilealliance.groups/users/x/index/~~/a/@b/c",
+            "/xcap/org.openmobilealliance.groups/users/x/index/~~/a[0]",
+        ] {
+            assert_eq!(x.target(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn selector_steps_keep_slashes_inside_quotes() {
+        let steps: Vec<Step> = split_steps(r#"g/rl:entry[@uri="a/b"][2]/@uri"#)
+            .into_iter()
+            .map(|s| parse_step(s).unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Element {
+                    name: "g".into(),
+                    preds: vec![]
+                },
+                Step::Element {
+                    name: "entry".into(),
+                    preds: vec![Pred::Attr("uri".into(), "a/b".into()), Pred::Position(2)]
+                },
+                Step::Attribute("uri".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn preconditions_follow_rfc_9110() {
+        let h = |name: header::HeaderName, v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(name, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        let cur = Some("\"a\"");
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "\"a\""), cur, false),
+            None
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "\"b\", \"a\""), cur, false),
+            None
+        );
+        // Strong comparison: a weak tag does not match.
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "W/\"a\""), cur, false),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_MATCH, "*"), None, false),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_NONE_MATCH, "*"), None, false),
+            None
+        );
+        assert_eq!(
+            preconditions(&h(header::IF_NONE_MATCH, "W/\"a\""), cur, true),
+            Some(StatusCode::NOT_MODIFIED)
+        );
+    }
+
+    #[test]
+    fn entry_put_into_an_empty_list_opens_it() {
+        let (_d, x) = xcap();
+        let path = "/xcap/org.openmobilealliance.groups/users/u/index";
+        let doc = r#"<g:group xmlns:g="urn:oma:xml:poc:list-service"><g:list-service uri="sip:g@x"><g:list/></g:list-service></g:group>"#;
+        let put =
+            |p: &str, body: &str| x.handle(&Method::PUT, p, &HeaderMap::new(), body.as_bytes());
+        assert_eq!(put(path, doc).status, StatusCode::CREATED);
+        let entry = format!("{path}/~~/group/list-service/list/entry[@uri=\"sip:m@x\"]");
+        let r = put(
+            &entry,
+            r#"<g:entry xmlns:g="urn:oma:xml:poc:list-service" uri="sip:m@x"/>"#,
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let got = x.handle(&Method::GET, path, &HeaderMap::new(), b"");
+        assert_eq!(
+            String::from_utf8(got.body).unwrap(),
+            doc.replace(
+                "<g:list/>",
+                r#"<g:list><g:entry xmlns:g="urn:oma:xml:poc:list-service" uri="sip:m@x"/></g:list>"#
+            )
+        );
+        let uri: im_runtime::machine::Uri = crate::uri::parse_uri("sip:g@x").unwrap();
+        assert_eq!(
+            im_runtime::machine::GroupDirectory::members(&x.groups, &uri)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

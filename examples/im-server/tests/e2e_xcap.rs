@@ -1,0 +1,431 @@
+//! End-to-end XCAP group management (RFC 4825, OMA `org.openmobilealliance.groups`): the
+//! real `im-server` binary with `--store` and `--xcap`, a plain HTTP client (Python's
+//! `urllib`, not the server's code) creating and changing groups, and SIPp sending a group
+//! MESSAGE and a pager-mode group INVITE to the group so created.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, Sipp, SippProc, free_tcp_port, group_folder, python3};
+
+const GROUP: &str = "sip:xcap-e2e@example.com";
+const ALICE: &str = "sip:alice@example.com";
+const DOC: &str = "/xcap/org.openmobilealliance.groups/users/sip:alice@example.com/index";
+
+/// One HTTP exchange's outcome.
+#[derive(Debug)]
+struct Http {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Http {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The HTTP client: a short Python `urllib` script, so the requests come from an
+/// independent implementation.
+const CLIENT: &str = r#"
+import json, sys, urllib.request, urllib.error
+method, url, headers, body = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+data = body.encode() if method == "PUT" else None
+req = urllib.request.Request(url, data=data, method=method, headers=headers)
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+    status, hdrs, out = r.status, r.getheaders(), r.read()
+except urllib.error.HTTPError as e:
+    status, hdrs, out = e.code, e.headers.items(), e.read()
+print(json.dumps({"status": status, "headers": hdrs, "body": out.decode()}))
+"#;
+
+fn http(xcap: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Http {
+    let h: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    let out = Command::new(python3())
+        .arg("-c")
+        .arg(CLIENT)
+        .arg(method)
+        .arg(format!("http://{xcap}{path}"))
+        .arg(serde_json::Value::Object(h).to_string())
+        .arg(body)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "HTTP client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("client JSON");
+    Http {
+        status: v["status"].as_u64().unwrap_or(0) as u16,
+        headers: v["headers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        (
+                            p[0].as_str().unwrap_or("").to_owned(),
+                            p[1].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        body: v["body"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
+fn group_doc(group: &str, members: &[String]) -> String {
+    let entries: String = members
+        .iter()
+        .map(|m| format!("      <rl:entry uri=\"{m}\"/>\n"))
+        .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<group xmlns="urn:oma:xml:poc:list-service"
+       xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
+       xmlns:cp="urn:ietf:params:xml:ns:common-policy">
+  <list-service uri="{group}">
+    <list>
+{entries}    </list>
+    <cp:ruleset>
+      <cp:rule id="members">
+        <cp:conditions><is-list-member/></cp:conditions>
+        <cp:actions><allow-initiate-conference>true</allow-initiate-conference></cp:actions>
+      </cp:rule>
+    </cp:ruleset>
+  </list-service>
+</group>
+"#
+    )
+}
+
+const GROUP_TYPE: (&str, &str) = ("Content-Type", "application/vnd.oma.poc.groups+xml");
+
+/// A server with an empty groups folder, a store in `state` and XCAP on a free port.
+fn server(state: &Path) -> (Server, SocketAddr) {
+    let xcap: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+    let groups = state.join("groups");
+    std::fs::create_dir_all(&groups).unwrap();
+    let s = Server::start(&[
+        "--groups",
+        groups.to_str().unwrap(),
+        "--store",
+        state.join("store.redb").to_str().unwrap(),
+        "--xcap",
+        &xcap.to_string(),
+    ]);
+    (s, xcap)
+}
+
+/// SIPp UASes running `scenario` on free ports; returns them with their URIs.
+fn members(scenario: &str, n: usize) -> (Vec<SippProc>, Vec<String>) {
+    let mut procs = Vec::new();
+    let mut uris = Vec::new();
+    for i in 0..n {
+        let sipp = Sipp::new(scenario).timeouts(Duration::from_secs(15), Duration::from_secs(25));
+        uris.push(format!("sip:member{i}@{}", sipp.local()));
+        procs.push(sipp.spawn());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    (procs, uris)
+}
+
+fn final_status(messages: &str) -> Option<u16> {
+    messages
+        .lines()
+        .filter_map(|l| l.strip_prefix("SIP/2.0 "))
+        .filter_map(|l| l.split(' ').next()?.parse::<u16>().ok())
+        .rfind(|c| *c >= 200)
+}
+
+/// The issue's "done when": a group created with an XCAP PUT from a plain HTTP client gets
+/// a group MESSAGE and a pager-mode group INVITE to its members; replacing it with the
+/// current ETag takes effect for the next session; a stale ETag gets 412.
+#[test]
+fn xcap_created_group_gets_message_and_pager_invite_and_stale_etag_gets_412() {
+    let state = tempfile::tempdir().unwrap();
+    let (s, xcap) = server(state.path());
+
+    // Page mode: members answer MESSAGE.
+    let (uas, uris) = members("uas_message", 2);
+    let mut list = uris.clone();
+    list.push(ALICE.to_owned());
+    let put = http(xcap, "PUT", DOC, &[GROUP_TYPE], &group_doc(GROUP, &list));
+    assert_eq!(put.status, 201, "{put:?}\n{}", s.log());
+    let etag1 = put.header("ETag").expect("ETag on PUT").to_owned();
+    let got = http(xcap, "GET", DOC, &[], "");
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.body, group_doc(GROUP, &list));
+    assert_eq!(got.header("ETag"), Some(etag1.as_str()));
+
+    let run = Sipp::new("message_text")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    assert_eq!(final_status(&run.messages), Some(202), "{run:?}");
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "member: {r:?}\n{}", s.log());
+        assert!(r.messages.contains("imspec page mode to a group"), "{r:?}");
+    }
+
+    // Pager-mode session: new members (answering INVITE) replace the old ones, with the
+    // ETag the client holds.
+    let (uas, uris) = members("uas_answer", 2);
+    let mut list = uris.clone();
+    list.push(ALICE.to_owned());
+    let doc2 = group_doc(GROUP, &list);
+    let put = http(xcap, "PUT", DOC, &[GROUP_TYPE, ("If-Match", &etag1)], &doc2);
+    assert_eq!(put.status, 200, "{put:?}");
+    let etag2 = put.header("ETag").expect("ETag").to_owned();
+    assert_ne!(etag1, etag2);
+
+    // A client still holding the first ETag loses: 412, and nothing changes.
+    let stale = http(
+        xcap,
+        "PUT",
+        DOC,
+        &[GROUP_TYPE, ("If-Match", &etag1)],
+        &group_doc(GROUP, &[ALICE.to_owned()]),
+    );
+    assert_eq!(stale.status, 412, "{stale:?}");
+    assert_eq!(http(xcap, "GET", DOC, &[], "").body, doc2);
+
+    let run = Sipp::new("invite_pager")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "invitee: {r:?}\n{}", s.log());
+        assert_eq!(r.received_invites(), 1, "{r:?}");
+    }
+
+    // Deleted: the group is gone for the next request.
+    let del = http(xcap, "DELETE", DOC, &[("If-Match", &etag2)], "");
+    assert_eq!(del.status, 200, "{del:?}");
+    let run = Sipp::new("message_text")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert_eq!(final_status(&run.messages), Some(404), "{run:?}");
+
+    // The metrics show what this test ran.
+    let health = http(xcap, "GET", "/health", &[], "");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let m = http(xcap, "GET", "/metrics", &[], "");
+    assert_eq!(m.status, 200, "{m:?}");
+    for line in [
+        "imserver_initial_requests_total{method=\"MESSAGE\"} 2",
+        "imserver_initial_requests_total{method=\"INVITE\"} 1",
+        "imserver_xcap_requests_total{method=\"PUT\",status=\"412\"} 1",
+        "imserver_xcap_requests_total{method=\"PUT\",status=\"201\"} 1",
+        "imserver_groups{source=\"store\"} 0",
+        "imserver_groups{source=\"folder\"} 0",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "{line:?} not in\n{}",
+            m.body
+        );
+    }
+}
+
+/// The store survives a restart: the XCAP-created group, its octets and its ETag are
+/// there, and the group still receives.
+#[test]
+fn xcap_group_survives_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let (mut s, xcap) = server(state.path());
+    let (uas, uris) = members("uas_message", 1);
+    let doc = group_doc(GROUP, &[uris[0].clone(), ALICE.to_owned()]);
+    let put = http(xcap, "PUT", DOC, &[GROUP_TYPE], &doc);
+    assert_eq!(put.status, 201, "{put:?}");
+    let etag = put.header("ETag").unwrap().to_owned();
+    assert!(s.terminate().is_some_and(|st| st.success()), "{}", s.log());
+    drop(s);
+
+    let (s, xcap) = server(state.path());
+    let got = http(xcap, "GET", DOC, &[], "");
+    assert_eq!(got.status, 200, "{got:?}\n{}", s.log());
+    assert_eq!(got.body, doc);
+    assert_eq!(got.header("ETag"), Some(etag.as_str()));
+    let run = Sipp::new("message_text")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert_eq!(
+        final_status(&run.messages),
+        Some(202),
+        "{run:?}\n{}",
+        s.log()
+    );
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "member: {r:?}\n{}", s.log());
+    }
+}
+
+/// Documents that do not validate are 409 with an XCAP error body and are not stored;
+/// conditional creation; element selectors add, read and remove a list entry.
+#[test]
+fn xcap_validation_conditions_and_entry_selectors() {
+    let state = tempfile::tempdir().unwrap();
+    let (s, xcap) = server(state.path());
+
+    let bad = http(xcap, "PUT", DOC, &[GROUP_TYPE], "<group");
+    assert_eq!(bad.status, 409, "{bad:?}");
+    assert_eq!(
+        bad.header("Content-Type"),
+        Some("application/xcap-error+xml")
+    );
+    assert!(bad.body.contains("<not-well-formed/>"), "{bad:?}");
+    let wrong = http(xcap, "PUT", DOC, &[GROUP_TYPE], "<resource-lists/>");
+    assert_eq!(wrong.status, 409, "{wrong:?}");
+    assert!(wrong.body.contains("schema-validation-error"), "{wrong:?}");
+    assert_eq!(http(xcap, "GET", DOC, &[], "").status, 404);
+
+    let doc = group_doc(GROUP, &[ALICE.to_owned()]);
+    let put = http(
+        xcap,
+        "PUT",
+        DOC,
+        &[GROUP_TYPE, ("If-None-Match", "*")],
+        &doc,
+    );
+    assert_eq!(put.status, 201, "{put:?}");
+    let again = http(
+        xcap,
+        "PUT",
+        DOC,
+        &[GROUP_TYPE, ("If-None-Match", "*")],
+        &doc,
+    );
+    assert_eq!(again.status, 412, "{again:?}");
+    let etag = put.header("ETag").unwrap().to_owned();
+    let cached = http(xcap, "GET", DOC, &[("If-None-Match", &etag)], "");
+    assert_eq!(cached.status, 304, "{cached:?}");
+
+    // Another document may not define the same group URI.
+    let other = "/xcap/org.openmobilealliance.groups/users/sip:bob@example.com/index";
+    let dup = http(xcap, "PUT", other, &[GROUP_TYPE], &doc);
+    assert_eq!(dup.status, 409, "{dup:?}");
+    assert!(dup.body.contains("uniqueness-failure"), "{dup:?}");
+
+    let bob = "sip:bob@example.com";
+    let entry = format!(
+        "{DOC}/~~/group/list-service%5b@uri=%22{GROUP}%22%5d/list/entry%5b@uri=%22{bob}%22%5d"
+    );
+    assert_eq!(http(xcap, "GET", &entry, &[], "").status, 404);
+    let add = http(
+        xcap,
+        "PUT",
+        &entry,
+        &[("Content-Type", "application/xcap-el+xml")],
+        &format!("<entry uri=\"{bob}\"/>"),
+    );
+    assert_eq!(add.status, 201, "{add:?}\n{}", s.log());
+    assert_ne!(add.header("ETag"), Some(etag.as_str()));
+    let read = http(xcap, "GET", &entry, &[], "");
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.body, format!("<entry uri=\"{bob}\"/>"));
+    assert_eq!(read.header("Content-Type"), Some("application/xcap-el+xml"));
+    let attr = http(xcap, "GET", &format!("{entry}/@uri"), &[], "");
+    assert_eq!(attr.body, bob, "{attr:?}");
+    assert!(http(xcap, "GET", DOC, &[], "").body.contains(bob));
+    // A wrong element for the selector is refused.
+    let mismatch = http(
+        xcap,
+        "PUT",
+        &entry,
+        &[],
+        "<entry uri=\"sip:carol@example.com\"/>",
+    );
+    assert_eq!(mismatch.status, 409, "{mismatch:?}");
+    let del = http(xcap, "DELETE", &entry, &[], "");
+    assert_eq!(del.status, 200, "{del:?}");
+    assert_eq!(http(xcap, "GET", &entry, &[], "").status, 404);
+    assert_eq!(http(xcap, "GET", DOC, &[], "").body, doc);
+}
+
+/// A REGISTER binding is in the store: after a restart, a group session reaches the member
+/// who registered before it, with no new REGISTER.
+#[test]
+fn registrations_survive_a_restart() {
+    let bob = Sipp::new("uas_answer").timeouts(Duration::from_secs(30), Duration::from_secs(40));
+    let bob_addr = bob.local();
+    let bob_proc = bob.spawn();
+    let state = tempfile::tempdir().unwrap();
+    let groups = group_folder(GROUP, &[ALICE.to_owned(), "sip:bob@example.com".to_owned()]);
+    let store = state.path().join("store.redb");
+    let start = || {
+        Server::start(&[
+            "--groups",
+            groups.path().to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let mut s = start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bKreg1;rport\r\n\
+         From: <sip:bob@example.com>;tag=r1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: register-bob@127.0.0.1\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:bob@{bob_addr}>\r\n\
+         Expires: 600\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(register.as_bytes(), s.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", s.log());
+    // The writer thread commits shortly after the answer; SIGTERM lets it finish.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.terminate().is_some_and(|st| st.success()), "{}", s.log());
+    drop(s);
+
+    let s = start();
+    assert!(
+        s.wait_for_log("restored=1", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+    let run = Sipp::new("invite_pager")
+        .to(s.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    let r = bob_proc.wait();
+    assert!(r.success(), "bob: {r:?}\n{}", s.log());
+    assert_eq!(r.received_invites(), 1, "{r:?}");
+}
