@@ -20,7 +20,8 @@ use im_runtime::proto::sip::{HeaderName, Message};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use im_server::app::ServerApp;
 use im_server::config::DEFAULT_GROUPS_DIR;
-use im_server::groups::GroupStore;
+use im_server::groups::{GroupStore, SharedGroups};
+use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
 use libfuzzer_sys::fuzz_target;
 
@@ -196,8 +197,10 @@ impl Harness {
     fn new(now: Instant) -> Harness {
         let (groups, _) = GroupStore::open(DEFAULT_GROUPS_DIR, Duration::from_secs(3600), now);
         let app = ServerApp {
-            groups,
+            groups: SharedGroups::fixed(groups),
             router: Router::new(None, LocationTable::new(64)),
+            metrics: Metrics::new(None),
+            bindings: None,
         };
         let mut cfg = EndpointConfig::new(addr(SIP), addr(MSRP));
         cfg.seed = 7;

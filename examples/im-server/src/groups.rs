@@ -521,6 +521,15 @@ impl ManagedGroups {
 }
 
 impl SharedGroups {
+    /// Shares `store` as loaded, with no reload thread: for embedders and harnesses (the
+    /// fuzz target builds one per input) whose groups never change on disk.
+    pub fn fixed(store: GroupStore) -> SharedGroups {
+        SharedGroups {
+            current: Arc::new(RwLock::new(Arc::new(store))),
+            managed: Arc::new(RwLock::new(Arc::new(ManagedGroups::default()))),
+        }
+    }
+
     /// Shares `store` (already loaded) and starts the thread that reloads it every
     /// `store`'s poll interval (at least 100 ms). The thread ends once every clone of the
     /// returned value is dropped.
