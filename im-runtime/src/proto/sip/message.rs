@@ -725,7 +725,7 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         // Three ASCII digits: each `d - b'0'` is 0..=9.
         let code = u16::from(d0 - b'0') * 100 + u16::from(d1 - b'0') * 10 + u16::from(d2 - b'0');
         let status = StatusCode::new(code)
-            .ok_or(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
+            .ok_or_else(|| ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
         let rs = (sp + 1 + 4).min(line.len());
         let reason = line.get(rs..).unwrap_or_default();
         if reason.iter().any(|&c| c < 0x20 && c != b'\t') || std::str::from_utf8(reason).is_err() {
