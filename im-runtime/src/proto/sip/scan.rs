@@ -92,6 +92,20 @@ pub(crate) fn is_lws(c: u8) -> bool {
     class(c, LWS)
 }
 
+/// Position of the ASCII byte `b` in `s`. A plain byte loop: the strings searched here (URI
+/// parts) are short, where `str::find(char)`'s searcher costs more than it saves.
+#[inline]
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// `str::split_once` for an ASCII byte (so both sides are on char boundaries).
+#[inline]
+pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find_byte(s, b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 /// Trims LWS (including folds) from both ends.
 pub(crate) fn trim_lws(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
