@@ -8,62 +8,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// A 1374-byte INVITE to a conference factory with a multipart/mixed body: an MSRP SDP offer and
-/// a recipient-list (RFC 5366 ad-hoc group).
-const INVITE: &str = concat!(
-    "INVITE sip:conference-factory@example.com SIP/2.0\r\n",
-    "Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;rport\r\n",
-    "Max-Forwards: 70\r\n",
-    "From: \"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n",
-    "To: <sip:conference-factory@example.com>\r\n",
-    "Call-ID: 3848276298220188511@atlanta.example.com\r\n",
-    "CSeq: 31862 INVITE\r\n",
-    "Contact: <sip:alice@client.atlanta.example.com;transport=tcp>\r\n",
-    "Require: recipient-list-invite\r\n",
-    "Accept: application/sdp, message/cpim\r\n",
-    "Content-Type: multipart/mixed;boundary=boundary1\r\n",
-    "Content-Length: 848\r\n",
-    "\r\n",
-    "--boundary1\r\n",
-    "Content-Type: application/sdp\r\n",
-    "\r\n",
-    "v=0\r\n",
-    "o=alice 2890844526 2890844526 IN IP4 client.atlanta.example.com\r\n",
-    "s=-\r\n",
-    "c=IN IP4 client.atlanta.example.com\r\n",
-    "t=0 0\r\n",
-    "m=message 7394 TCP/MSRP *\r\n",
-    "a=accept-types:message/cpim text/plain\r\n",
-    "a=path:msrp://client.atlanta.example.com:7394/2s93i93idk;tcp\r\n",
-    "\r\n",
-    "--boundary1\r\n",
-    "Content-Type: application/resource-lists+xml\r\n",
-    "Content-Disposition: recipient-list\r\n",
-    "\r\n",
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n",
-    "<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"\r\n",
-    "   xmlns:cp=\"urn:ietf:params:xml:ns:copycontrol\">\r\n",
-    "  <list>\r\n",
-    "    <entry uri=\"sip:bill@example.com\" cp:copyControl=\"to\"/>\r\n",
-    "    <entry uri=\"sip:randy@example.net\" cp:copyControl=\"to\"/>\r\n",
-    "    <entry uri=\"sip:eddy@example.com\" cp:copyControl=\"cc\"/>\r\n",
-    "    <entry uri=\"sip:joe@example.org\" cp:copyControl=\"bcc\"/>\r\n",
-    "  </list>\r\n",
-    "</resource-lists>\r\n",
-    "--boundary1--\r\n",
-);
-
-const OK: &str = concat!(
-    "SIP/2.0 200 OK\r\n",
-    "Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;received=192.0.2.101;rport=5060\r\n",
-    "From: \"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n",
-    "To: <sip:conference-factory@example.com>;tag=8321234356\r\n",
-    "Call-ID: 3848276298220188511@atlanta.example.com\r\n",
-    "CSeq: 31862 INVITE\r\n",
-    "Contact: <sip:conf-3f8a@im.example.com;transport=tcp>;isfocus\r\n",
-    "Content-Length: 0\r\n",
-    "\r\n",
-);
+#[path = "support/messages.rs"]
+mod messages;
+use messages::{INVITE, OK};
 
 /// The fields every parser has to deliver.
 type Fields = (

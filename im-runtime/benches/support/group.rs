@@ -27,6 +27,16 @@ pub(crate) struct Driver {
     pub(crate) now: Instant,
     /// Wall time spent inside the endpoint (`handle_input` + `poll_output` until empty).
     pub(crate) spent: Duration,
+    /// Reads a cumulative (allocator calls, bytes) counter; the `allocs` bench installs one
+    /// backed by its counting global allocator, the others leave [`no_probe`].
+    pub(crate) probe: fn() -> (u64, u64),
+    /// Allocator calls and bytes made inside the endpoint, as read by `probe`.
+    pub(crate) allocs: (u64, u64),
+}
+
+/// A probe that counts nothing.
+pub(crate) fn no_probe() -> (u64, u64) {
+    (0, 0)
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -45,18 +55,25 @@ impl Driver {
             ep: Endpoint::new(cfg, App(Knobs::default())),
             now: clock(),
             spent: Duration::ZERO,
+            probe: no_probe,
+            allocs: (0, 0),
         }
     }
 
     /// One input, every output out; the time it took is added to `spent`.
     pub(crate) fn input(&mut self, i: Input) -> Vec<Output> {
-        let mut out = Vec::new();
+        // Sized up front so that collecting the outputs does not count as the endpoint's.
+        let mut out = Vec::with_capacity(64);
+        let a = (self.probe)();
         let t = clock();
         self.ep.handle_input(self.now, i);
         while let Some(o) = self.ep.poll_output() {
             out.push(o);
         }
         self.spent += t.elapsed();
+        let b = (self.probe)();
+        self.allocs.0 += b.0 - a.0;
+        self.allocs.1 += b.1 - a.1;
         out
     }
 

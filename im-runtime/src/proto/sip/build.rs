@@ -5,6 +5,8 @@
 //! value per line, Content-Length always present) and then parse what they wrote, so a
 //! built [`Message`] is checked exactly like a received one.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{ParseFailure, Salvage};
@@ -37,16 +39,41 @@ fn unfold(v: &str) -> String {
 }
 
 /// Strips CR/LF from caller-supplied text so it cannot inject header lines.
-fn one_line(v: &str) -> String {
-    v.chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect()
+/// Borrows when there is nothing to strip (the usual case), so building a message does not
+/// copy every value twice.
+fn one_line(v: &str) -> Cow<'_, str> {
+    if v.contains(['\r', '\n']) {
+        Cow::Owned(v.replace(['\r', '\n'], " "))
+    } else {
+        Cow::Borrowed(v)
+    }
 }
 
 fn write_header(out: &mut BytesMut, name: &str, value: &str) {
     out.put_slice(name.as_bytes());
     out.put_slice(b": ");
     out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Room for the whole message, so that writing it never grows the buffer (each growth is a
+/// reallocation and a copy): a fixed allowance for the start line and the fixed headers plus
+/// what the caller supplied.
+fn capacity(via: &[String], headers: &[(String, String)], body: &Option<(String, Bytes)>) -> usize {
+    let via: usize = via.iter().map(|v| v.len() + 7).sum();
+    let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let body = body.as_ref().map_or(0, |(ct, b)| ct.len() + b.len() + 40);
+    512 + via + headers + body
+}
+
+/// A header whose value is formatted straight into the buffer (numbers, CSeq), with no
+/// intermediate `String`.
+fn write_header_fmt(out: &mut BytesMut, name: &str, value: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    // Writing into a BytesMut cannot fail: it grows as needed.
+    let _ = out.write_fmt(value);
     out.put_slice(b"\r\n");
 }
 
@@ -62,7 +89,7 @@ fn finish(
     match body {
         Some((ct, b)) => {
             write_header(&mut out, "Content-Type", ct);
-            write_header(&mut out, "Content-Length", &b.len().to_string());
+            write_header_fmt(&mut out, "Content-Length", format_args!("{}", b.len()));
             out.put_slice(b"\r\n");
             out.put_slice(b);
         }
@@ -150,33 +177,38 @@ impl ResponseBuilder {
 
     /// Sets the reason phrase.
     pub fn reason(mut self, reason: &str) -> Self {
-        self.reason = one_line(reason);
+        self.reason = one_line(reason).into_owned();
         self
     }
 
     /// Adds a To-tag unless the request's To already has one (RFC 3261 §8.2.6.2).
     pub fn to_tag(mut self, tag: &str) -> Self {
-        self.to_tag = Some(one_line(tag));
+        self.to_tag = Some(one_line(tag).into_owned());
         self
     }
 
     /// Adds a header (in canonical form the caller supplies the full name).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((one_line(name), one_line(value)));
+        self.headers
+            .push((one_line(name).into_owned(), one_line(value).into_owned()));
         self
     }
 
     /// Sets the body and its Content-Type; Content-Length is computed.
     pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((one_line(content_type), body));
+        self.body = Some((one_line(content_type).into_owned(), body));
         self
     }
 
     /// Writes and parses the response. Fails if a supplied or copied value is malformed.
     pub fn build(self) -> Result<Message, ParseFailure> {
-        let mut out = BytesMut::with_capacity(512);
+        let mut out = BytesMut::with_capacity(capacity(&self.via, &self.headers, &self.body));
         out.put_slice(b"SIP/2.0 ");
-        out.put_slice(self.status.as_u16().to_string().as_bytes());
+        {
+            use std::fmt::Write as _;
+            // Writing into a BytesMut cannot fail: it grows as needed.
+            let _ = write!(out, "{}", self.status.as_u16());
+        }
         out.put_u8(b' ');
         out.put_slice(self.reason.as_bytes());
         out.put_slice(b"\r\n");
@@ -188,7 +220,9 @@ impl ResponseBuilder {
         }
         if let Some(t) = &self.to {
             match (&self.to_tag, self.to_has_tag) {
-                (Some(tag), false) => write_header(&mut out, "To", &format!("{t};tag={tag}")),
+                (Some(tag), false) => {
+                    write_header_fmt(&mut out, "To", format_args!("{t};tag={tag}"))
+                }
                 _ => write_header(&mut out, "To", t),
             }
         }
@@ -224,7 +258,7 @@ impl RequestBuilder {
     pub fn new(method: Method, request_uri: &str) -> RequestBuilder {
         RequestBuilder {
             method,
-            uri: one_line(request_uri),
+            uri: one_line(request_uri).into_owned(),
             via: Vec::new(),
             from: String::new(),
             to: String::new(),
@@ -273,7 +307,7 @@ impl RequestBuilder {
     pub fn to(mut self, addr: &str, tag: Option<&str>) -> Self {
         self.to = match tag {
             Some(t) => format!("{};tag={}", one_line(addr), one_line(t)),
-            None => one_line(addr),
+            None => one_line(addr).into_owned(),
         };
         self
     }
@@ -286,7 +320,7 @@ impl RequestBuilder {
 
     /// Call-ID.
     pub fn call_id(mut self, id: &str) -> Self {
-        self.call_id = one_line(id);
+        self.call_id = one_line(id).into_owned();
         self
     }
 
@@ -304,7 +338,7 @@ impl RequestBuilder {
 
     /// Contact value (`<sip:conf@host;transport=tcp>;isfocus` …).
     pub fn contact(mut self, value: &str) -> Self {
-        self.contact = Some(one_line(value));
+        self.contact = Some(one_line(value).into_owned());
         self
     }
 
@@ -316,13 +350,14 @@ impl RequestBuilder {
 
     /// Adds any other header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((one_line(name), one_line(value)));
+        self.headers
+            .push((one_line(name).into_owned(), one_line(value).into_owned()));
         self
     }
 
     /// Sets the body and its Content-Type.
     pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((one_line(content_type), body));
+        self.body = Some((one_line(content_type).into_owned(), body));
         self
     }
 
@@ -372,7 +407,7 @@ impl RequestBuilder {
     /// Writes and parses the request. Fails if a value is malformed (for example a
     /// Request-URI that does not parse).
     pub fn build(self) -> Result<Message, ParseFailure> {
-        let mut out = BytesMut::with_capacity(512);
+        let mut out = BytesMut::with_capacity(capacity(&self.via, &self.headers, &self.body));
         let m = self.method.as_str();
         out.put_slice(m.as_bytes());
         out.put_u8(b' ');
@@ -381,14 +416,18 @@ impl RequestBuilder {
         for v in &self.via {
             write_header(&mut out, "Via", v);
         }
-        write_header(&mut out, "Max-Forwards", &self.max_forwards.to_string());
+        write_header_fmt(
+            &mut out,
+            "Max-Forwards",
+            format_args!("{}", self.max_forwards),
+        );
         for r in &self.routes {
             write_header(&mut out, "Route", r);
         }
         write_header(&mut out, "From", &self.from);
         write_header(&mut out, "To", &self.to);
         write_header(&mut out, "Call-ID", &self.call_id);
-        write_header(&mut out, "CSeq", &format!("{} {m}", self.cseq));
+        write_header_fmt(&mut out, "CSeq", format_args!("{} {m}", self.cseq));
         if let Some(c) = &self.contact {
             write_header(&mut out, "Contact", c);
         }

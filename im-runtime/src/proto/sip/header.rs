@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{Cur, digits_u64, is_token, split_commas, unquote};
+use super::scan::{Cur, digits_u64, is_gen_value, is_token, split_commas, unquote};
 use super::uri::{Uri, check_host};
 use crate::machine::Method;
 
@@ -153,11 +153,6 @@ impl HeaderName {
 pub struct Params<'a> {
     raw: &'a str,
     loose: bool,
-}
-
-fn is_gen_value(c: u8) -> bool {
-    // gen-value = token / host / quoted-string; host adds ':' '[' ']' (IPv6, RFC 5118 §4.5).
-    is_token(c) || matches!(c, b':' | b'[' | b']')
 }
 
 /// Media-type parameter values seen in the wild are not always tokens
@@ -359,25 +354,56 @@ impl<'a> NameAddr<'a> {
     }
 }
 
-/// Parses a comma-separated list of `T`, rejecting empty items.
-fn parse_list<'a, T>(
+/// Walks a comma-separated list of `T`, rejecting empty items, handing each item to `each`.
+/// The checks at parse time use it with no collection, so they allocate nothing.
+fn visit_list<'a, T>(
     s: &'a str,
     mut one: impl FnMut(&mut Cur<'a>) -> Result<T, ParseError>,
-) -> Result<Vec<T>, ParseError> {
+    mut each: impl FnMut(T),
+) -> Result<(), ParseError> {
     let mut c = Cur::new(s);
-    let mut out = Vec::new();
     loop {
         c.skip_lws();
         if c.peek() == Some(b',') || c.eof() {
             return Err(c.err(ErrorKind::Expected("list item")));
         }
-        out.push(one(&mut c)?);
+        each(one(&mut c)?);
         if !c.sep(b',') {
             break;
         }
     }
-    c.expect_end()?;
+    c.expect_end()
+}
+
+/// Parses a comma-separated list of `T`, rejecting empty items.
+fn parse_list<'a, T>(
+    s: &'a str,
+    one: impl FnMut(&mut Cur<'a>) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    let mut out = Vec::new();
+    visit_list(s, one, |v| out.push(v))?;
     Ok(out)
+}
+
+/// Checks a list of name-addr/addr-spec values with parameters without collecting them.
+pub(crate) fn check_name_addrs(s: &str) -> Result<(), ParseError> {
+    visit_list(s, |c| NameAddr::parse_cur(c, true), drop)
+}
+
+/// Checks a Contact value (`*` or a list of addresses) without collecting it.
+pub(crate) fn check_contacts(s: &str) -> Result<(), ParseError> {
+    if super::scan::trim_lws(s) == "*" {
+        return Ok(());
+    }
+    check_name_addrs(s).map_err(|e| e.ctx("Contact"))
+}
+
+/// Checks a token list (an empty value is an empty list) without collecting it.
+pub(crate) fn check_tokens(s: &str) -> Result<(), ParseError> {
+    if super::scan::trim_lws(s).is_empty() {
+        return Ok(());
+    }
+    visit_list(s, |c| c.token("token"), drop)
 }
 
 /// Parses a list of name-addr/addr-spec values with parameters (Contact, Route …).
@@ -400,6 +426,17 @@ impl<'a> Via<'a> {
     /// Parses a Via header value (possibly several comma-separated values).
     pub fn parse_list(s: &'a str) -> Result<Vec<Via<'a>>, ParseError> {
         parse_list(s, Self::parse_cur).map_err(|e| e.ctx("Via"))
+    }
+
+    /// The first value of a Via header value, after checking the whole list (no `Vec`).
+    pub(crate) fn parse_first(s: &'a str) -> Result<Via<'a>, ParseError> {
+        let mut first = None;
+        visit_list(s, Self::parse_cur, |v| {
+            first.get_or_insert(v);
+        })
+        .map_err(|e| e.ctx("Via"))?;
+        // visit_list calls `each` at least once or fails.
+        first.ok_or_else(|| ParseError::new(ErrorKind::Expected("list item"), 0).ctx("Via"))
     }
 
     fn parse_cur(c: &mut Cur<'a>) -> Result<Via<'a>, ParseError> {

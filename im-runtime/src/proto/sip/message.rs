@@ -7,7 +7,8 @@ use bytes::Bytes;
 use super::error::{ErrorKind, ParseError, ParseFailure, Salvage};
 use super::header::{
     CSeq, Contacts, Disposition, HeaderName, MediaType, NameAddr, Via, Warning, check_call_id,
-    parse_name_addrs, parse_number, parse_tokens, split_values,
+    check_contacts, check_name_addrs, check_tokens, parse_name_addrs, parse_number, parse_tokens,
+    split_values,
 };
 use super::scan::{is_token, trim_lws};
 use super::status::StatusCode;
@@ -329,15 +330,15 @@ impl Message {
             let v = self.str_at(h.value);
             let base = h.value.s as usize;
             let r = match h.name {
-                HeaderName::Via => Via::parse_list(v).map(drop),
+                HeaderName::Via => Via::parse_first(v).map(drop),
                 HeaderName::From | HeaderName::To => NameAddr::parse(v).map(drop),
                 HeaderName::CallId => check_call_id(v),
                 HeaderName::CSeq => CSeq::parse(v).map(drop),
                 HeaderName::MaxForwards => parse_number(v, 255, "Max-Forwards").map(drop),
-                HeaderName::Contact => Contacts::parse(v).map(drop),
+                HeaderName::Contact => check_contacts(v),
                 HeaderName::ContentType => MediaType::parse(v).map(drop),
-                HeaderName::Route | HeaderName::RecordRoute => parse_name_addrs(v).map(drop),
-                HeaderName::Require | HeaderName::ProxyRequire => parse_tokens(v).map(drop),
+                HeaderName::Route | HeaderName::RecordRoute => check_name_addrs(v),
+                HeaderName::Require | HeaderName::ProxyRequire => check_tokens(v),
                 _ => Ok(()),
             };
             r.map_err(|e| e.in_header(h.name.canonical().unwrap_or("header"), base))?;
@@ -473,7 +474,7 @@ impl Message {
     /// The topmost Via.
     pub fn top_via(&self) -> Option<Via<'_>> {
         let v = self.header(HeaderName::Via)?;
-        Via::parse_list(v).ok()?.into_iter().next()
+        Via::parse_first(v).ok()
     }
 
     /// From (first line; checked at parse time).
@@ -724,7 +725,7 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         // Three ASCII digits: each `d - b'0'` is 0..=9.
         let code = u16::from(d0 - b'0') * 100 + u16::from(d1 - b'0') * 10 + u16::from(d2 - b'0');
         let status = StatusCode::new(code)
-            .ok_or(ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
+            .ok_or_else(|| ParseError::new(ErrorKind::StatusCode, sp + 1).ctx("Status-Line"))?;
         let rs = (sp + 1 + 4).min(line.len());
         let reason = line.get(rs..).unwrap_or_default();
         if reason.iter().any(|&c| c < 0x20 && c != b'\t') || std::str::from_utf8(reason).is_err() {

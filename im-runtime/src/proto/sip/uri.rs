@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::error::{ErrorKind, ParseError};
+use super::scan::{find_byte, split_once_byte};
 use crate::machine;
 
 /// The URI scheme.
@@ -123,7 +124,7 @@ pub(crate) fn check_host(h: &str, base: usize) -> Result<(), ParseError> {
 /// Splits `host[:port]` (host may be a bracketed IPv6 reference).
 pub(crate) fn split_hostport(s: &str, base: usize) -> Result<(&str, Option<u16>), ParseError> {
     let (host, port) = if s.starts_with('[') {
-        match s.find(']') {
+        match find_byte(s, b']') {
             Some(i) => {
                 let (h, rest) = s.split_at(i + 1);
                 match rest.strip_prefix(':') {
@@ -140,7 +141,7 @@ pub(crate) fn split_hostport(s: &str, base: usize) -> Result<(&str, Option<u16>)
             }
         }
     } else {
-        match s.split_once(':') {
+        match split_once_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -166,8 +167,7 @@ impl<'a> Uri<'a> {
     }
 
     pub(crate) fn parse_at(s: &'a str, base: usize) -> Result<Uri<'a>, ParseError> {
-        let colon = s
-            .find(':')
+        let colon = find_byte(s, b':')
             .ok_or_else(|| ParseError::new(ErrorKind::Expected("URI scheme"), base).ctx("URI"))?;
         let (scheme_str, colon_rest) = s.split_at_checked(colon).unwrap_or((s, ""));
         let sb = scheme_str.as_bytes();
@@ -221,10 +221,10 @@ impl<'a> Uri<'a> {
     }
 
     fn parse_sip(&mut self, rest: &'a str, base: usize) -> Result<(), ParseError> {
-        let (hostpart, hbase) = match rest.split_once('@') {
+        let (hostpart, hbase) = match split_once_byte(rest, b'@') {
             Some((userinfo, after_at)) => {
                 let at = userinfo.len();
-                let (user, password) = match userinfo.split_once(':') {
+                let (user, password) = match split_once_byte(userinfo, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
                 };
@@ -241,7 +241,10 @@ impl<'a> Uri<'a> {
             }
             None => (rest, base),
         };
-        let end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let end = hostpart
+            .bytes()
+            .position(|c| c == b';' || c == b'?')
+            .unwrap_or(hostpart.len());
         let (hostport, tail) = hostpart.split_at_checked(end).unwrap_or((hostpart, ""));
         let (host, port) = split_hostport(hostport, hbase).map_err(|e| e.ctx("host"))?;
         self.host = host;
@@ -271,14 +274,14 @@ impl<'a> Uri<'a> {
 
     /// `tail` starts with `;` (params), `?` (headers) or is empty.
     fn split_params(&mut self, tail: &'a str, base: usize) -> Result<(), ParseError> {
-        let (params, headers, hbase) = match tail.split_once('?') {
+        let (params, headers, hbase) = match split_once_byte(tail, b'?') {
             Some((p, h)) => (p, h, base + p.len() + 1),
             None => (tail, "", base),
         };
         if let Some(p) = params.strip_prefix(';') {
             let mut off = base + 1;
             for param in p.split(';') {
-                let (name, value) = match param.split_once('=') {
+                let (name, value) = match split_once_byte(param, b'=') {
                     Some((n, v)) => (n, Some(v)),
                     None => (param, None),
                 };
@@ -299,7 +302,7 @@ impl<'a> Uri<'a> {
         if hbase != base {
             let mut off = hbase;
             for h in headers.split('&') {
-                match h.split_once('=') {
+                match split_once_byte(h, b'=') {
                     Some((n, v)) if !n.is_empty() => {
                         check_escaped(n, off, is_hnv_char, "header")?;
                         check_escaped(v, off + n.len() + 1, is_hnv_char, "header")?;
@@ -363,7 +366,7 @@ impl<'a> Uri<'a> {
         let p = self.params;
         p.split(';')
             .filter(|s| !s.is_empty())
-            .map(|s| match s.split_once('=') {
+            .map(|s| match split_once_byte(s, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (s, None),
             })
@@ -381,7 +384,7 @@ impl<'a> Uri<'a> {
         let h = self.headers;
         h.split('&')
             .filter(|s| !s.is_empty())
-            .filter_map(|s| s.split_once('='))
+            .filter_map(|s| split_once_byte(s, b'='))
     }
 
     /// The contract's view of this URI (lower-cased scheme and host, unescaped user).
