@@ -171,8 +171,9 @@ fn alice_ack(ok: &Message, n: u32) -> Bytes {
 /// What an invitee does with its INVITE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Behaviour {
-    /// Answers 200 after a delay (with a 180 first when `ring`).
-    Accept { ring: bool },
+    /// Answers 200 after a delay (with a 180 first when `ring`); when `refuse`, it then
+    /// answers every chunk of the message with 415 instead of 200.
+    Accept { ring: bool, refuse: bool },
     /// Answers 486 after a delay.
     Decline,
     /// Never answers anything (gone from the network).
@@ -183,6 +184,10 @@ enum Behaviour {
 
 impl Behaviour {
     fn accepts(self) -> bool {
+        matches!(self, Behaviour::Accept { refuse: false, .. })
+    }
+
+    fn answers_invite(self) -> bool {
         matches!(self, Behaviour::Accept { .. })
     }
 }
@@ -317,6 +322,7 @@ impl World {
                 let behaviour = match rng.below(10) {
                     0..=5 => Behaviour::Accept {
                         ring: rng.chance(50),
+                        refuse: rng.chance(10),
                     },
                     6 | 7 => Behaviour::Decline,
                     8 => Behaviour::Silent,
@@ -653,7 +659,7 @@ impl World {
                 inv.invite = Some(m.clone());
                 match inv.behaviour {
                     Behaviour::Silent => {}
-                    Behaviour::RingForever | Behaviour::Accept { ring: true } => {
+                    Behaviour::RingForever | Behaviour::Accept { ring: true, .. } => {
                         let r = response_to(&m, 180, &format!("t{k}"), contact, "");
                         self.invitees[k].last_response = Some(r.clone());
                         self.invitee_send(k, r);
@@ -763,7 +769,12 @@ impl World {
                     }
                 }
             }
-            if let Some(ok) = msrp::response_to(&f, StatusCode(200), None) {
+            let code = if matches!(inv.behaviour, Behaviour::Accept { refuse: true, .. }) {
+                415
+            } else {
+                200
+            };
+            if let Some(ok) = msrp::response_to(&f, StatusCode(code), None) {
                 let bytes = Bytes::from(msrp::encode_to_vec(&ok).expect("encodes"));
                 self.stream(
                     conn,
@@ -922,7 +933,7 @@ impl World {
             if let Some(d) = &inv.duplicate {
                 errs.push(format!("invitee {k} got a second copy: {d}"));
             }
-            if !inv.got.is_empty() && !inv.behaviour.accepts() {
+            if !inv.got.is_empty() && !inv.behaviour.answers_invite() {
                 errs.push(format!(
                     "invitee {k} ({:?}) got message bytes",
                     inv.behaviour
@@ -932,11 +943,16 @@ impl World {
         if self.alice.reports.len() > 1 {
             errs.push(format!("alice got {} REPORTs", self.alice.reports.len()));
         }
-        let everyone = self.invitees.iter().all(|i| i.complete(msg));
+        let everyone = self
+            .invitees
+            .iter()
+            .all(|i| i.behaviour.accepts() && i.complete(msg));
         let success = self.alice.reports.contains(&200);
         if success && !everyone {
             let missing: Vec<usize> = (0..self.invitees.len())
-                .filter(|&k| !self.invitees[k].complete(msg))
+                .filter(|&k| {
+                    !(self.invitees[k].behaviour.accepts() && self.invitees[k].complete(msg))
+                })
                 .collect();
             errs.push(format!(
                 "success REPORT although invitee(s) {missing:?} did not get every byte"
@@ -950,6 +966,16 @@ impl World {
         if accepted && someone_refused && self.alice.reports.iter().all(|&c| c == 200) {
             errs.push(format!(
                 "an invitee declined or was lost, alice's SEND was accepted, but her REPORTs are {:?}",
+                self.alice.reports
+            ));
+        }
+        // The other direction, where nothing was lost: every invitee accepted and got the
+        // whole message, alice's SEND was accepted and no connection was cut, so her REPORT
+        // must say success.
+        let all_accept = self.invitees.iter().all(|i| i.behaviour.accepts());
+        if accepted && all_accept && everyone && self.dead.is_empty() && !success {
+            errs.push(format!(
+                "every invitee got the whole message and nothing was cut, but alice's REPORTs are {:?}",
                 self.alice.reports
             ));
         }
@@ -1023,8 +1049,12 @@ fn whole_group_sessions_under_loss_duplication_reordering_and_cuts() {
     let seeds = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let mut failures = Vec::new();
     let mut reports = [0usize; 3]; // none, success, failure
+    let mut cut_runs = 0usize;
     for seed in 0..seeds {
         let (r, w) = run_seed(seed, base, false);
+        if !w.dead.is_empty() {
+            cut_runs += 1;
+        }
         match w.alice.reports.first() {
             None => reports[0] += 1,
             Some(200) => reports[1] += 1,
@@ -1035,7 +1065,7 @@ fn whole_group_sessions_under_loss_duplication_reordering_and_cuts() {
         }
     }
     println!(
-        "{seeds} seeds: {} with no REPORT, {} success, {} failure",
+        "{seeds} seeds: {} with no REPORT, {} success, {} failure; {cut_runs} with a connection cut",
         reports[0], reports[1], reports[2]
     );
     // The harness must reach both outcomes, or the checks above test nothing.
@@ -1054,4 +1084,29 @@ fn whole_group_sessions_under_loss_duplication_reordering_and_cuts() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The checks catch what they claim to: a run whose outcome is tampered with (a success
+/// REPORT although an invitee declined; a byte delivered twice) fails them.
+#[test]
+fn the_checks_catch_a_forged_success_report_and_a_duplicate() {
+    let base = base();
+    let seed = (0..1000)
+        .find(|&s| {
+            let (r, w) = run_seed(s, base, false);
+            r.is_ok()
+                && w.invitees.iter().any(|i| i.behaviour == Behaviour::Decline)
+                && w.alice.reports.len() == 1
+                && w.alice.reports[0] != 200
+        })
+        .expect("a seed with a declining invitee and a failure REPORT");
+    let (_, mut w) = run_seed(seed, base, false);
+    assert!(w.check().is_ok());
+    w.alice.reports = vec![200];
+    let e = w.check().expect_err("a forged success REPORT");
+    assert!(e.contains("success REPORT although"), "{e}");
+    let (_, mut w) = run_seed(seed, base, false);
+    w.invitees[0].duplicate = Some("forged".into());
+    let e = w.check().expect_err("a forged duplicate");
+    assert!(e.contains("second copy"), "{e}");
 }
