@@ -303,6 +303,9 @@ struct World {
     /// Connections the server closed: what it sent before still arrives (an orderly TCP
     /// close), nothing more goes to it.
     closed: HashSet<ConnId>,
+    /// When the server is told to shut down, if at all (the liveness checks on REPORTs are
+    /// skipped then: an endpoint that stops may end sessions without one).
+    shutdown_at: Option<Duration>,
     trace: String,
     tracing: bool,
 }
@@ -358,6 +361,9 @@ impl World {
             retransmit_interval: T1,
             ..Alice::default()
         };
+        let shutdown_at = rng
+            .chance(10)
+            .then(|| Duration::from_millis(rng.below(8000)));
         let mut cfg = EndpointConfig::new(addr(LOCAL), addr(LOCAL_MSRP));
         cfg.seed = seed;
         World {
@@ -375,6 +381,7 @@ impl World {
             fifo: HashMap::new(),
             dead: HashSet::new(),
             closed: HashSet::new(),
+            shutdown_at,
             trace: String::new(),
             tracing,
         }
@@ -547,6 +554,14 @@ impl World {
                 self.alice.ok = Some(m);
                 self.alice_connects();
             }
+        } else if status >= 300 && self.shutdown_at.is_some() {
+            // A stopping server may refuse her; the ACK for a non-2xx is hop-by-hop, on the
+            // INVITE's branch (RFC 3261 §17.1.1.3).
+            let ack = Bytes::from(crlf(&format!(
+                "ACK sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKsim1;rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {}\nCall-ID: sim-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n",
+                m.header(HeaderName::To).unwrap_or("")
+            )));
+            self.udp_to_server(addr(ALICE), ack);
         } else if status >= 300 {
             panic!(
                 "seed {}: alice's valid INVITE was refused with {status}",
@@ -873,6 +888,10 @@ impl World {
 
     /// Runs until nothing is left to happen; `Err` when it is still busy at [`DEADLINE`].
     fn run(&mut self) -> Result<(), String> {
+        if let Some(d) = self.shutdown_at {
+            let at = self.base + d;
+            self.at(at, Delivery::Server(Input::Shutdown));
+        }
         self.alice_start();
         let mut steps = 0u64;
         loop {
@@ -959,6 +978,7 @@ impl World {
             ));
         }
         let accepted = self.alice.sends
+            && self.shutdown_at.is_none()
             && !self.alice.conn_cut
             && !self.alice.send_status.is_empty()
             && self.alice.send_status.iter().all(|&s| s == 200);
@@ -988,8 +1008,9 @@ impl World {
 
     fn summary(&self) -> String {
         format!(
-            "link {:?}, invitees {:?}, message {} bytes in {} chunk(s), alice sends {}, send status {:?}, reports {:?}, alice conn cut {}, ended at {:?}",
+            "link {:?}, shutdown at {:?}, invitees {:?}, message {} bytes in {} chunk(s), alice sends {}, send status {:?}, reports {:?}, alice conn cut {}, ended at {:?}",
             self.link,
+            self.shutdown_at,
             self.invitees
                 .iter()
                 .map(|i| (
