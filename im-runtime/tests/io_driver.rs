@@ -133,7 +133,7 @@ async fn connections_over_the_limit_are_closed_at_once() {
         ..Bind::default()
     };
     let limits = IoLimits {
-        max_connections: 2,
+        max_sip_connections: 2,
         ..IoLimits::default()
     };
     let driver = Driver::bind(&bind, limits).await.unwrap();
