@@ -209,7 +209,12 @@ async fn sip_and_msrp_have_budgets_of_their_own() {
     .await;
     let mut sip = Vec::new();
     for _ in 0..2 {
-        sip.push(TcpStream::connect(r.sip).await.unwrap());
+        // Good connections (a complete head, answered): never closed to make room.
+        let mut s = TcpStream::connect(r.sip).await.unwrap();
+        s.write_all(b"OPTIONS sip:a SIP/2.0\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 2];
+        s.read_exact(&mut buf).await.unwrap();
+        sip.push(s);
     }
     let mut third = TcpStream::connect(r.sip).await.unwrap();
     assert!(
@@ -227,5 +232,64 @@ async fn sip_and_msrp_have_budgets_of_their_own() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf, b"ok");
+    assert_eq!(r.stats.refused_budget(), 1);
+}
+
+#[tokio::test]
+async fn a_full_budget_makes_room_by_closing_the_oldest_connection_without_a_head() {
+    let r = start(IoLimits {
+        max_sip_connections: 3,
+        ..IoLimits::default()
+    })
+    .await;
+    // One good connection (a complete head), then two that never finish theirs.
+    let mut good = TcpStream::connect(r.sip).await.unwrap();
+    good.write_all(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2];
+    good.read_exact(&mut buf).await.unwrap();
+    let mut half1 = TcpStream::connect(r.sip).await.unwrap();
+    half1.write_all(b"OPT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut half2 = TcpStream::connect(r.sip).await.unwrap();
+    half2.write_all(b"OPT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The budget is full: a newcomer is served, and the oldest half-open one pays for it.
+    let mut new = TcpStream::connect(r.sip).await.unwrap();
+    new.write_all(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(2), new.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        closed_within(&mut half1, Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+    assert!(
+        closed_within(&mut half2, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert!(
+        closed_within(&mut good, Duration::from_millis(100))
+            .await
+            .is_none()
+    );
+    assert_eq!(r.stats.evicted(), 1);
+    // With no half-open connection left to close, the newcomer is refused.
+    let mut next = TcpStream::connect(r.sip).await.unwrap();
+    next.write_all(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut extra = TcpStream::connect(r.sip).await.unwrap();
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2))
+            .await
+            .is_some()
+    );
     assert_eq!(r.stats.refused_budget(), 1);
 }

@@ -50,7 +50,18 @@ fn fd_limit() -> Option<u64> {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn half_open_flood_locks_no_one_out_and_is_closed_by_the_head_timeout() {
+async fn half_open_flood_on_both_ports_locks_no_one_out_and_is_closed_by_the_head_timeout() {
+    flood(false).await;
+}
+
+/// All 1,100 on the SIP port, over its budget of 1,024: the newest take the place of the
+/// oldest half-open ones, and a legitimate client still gets in.
+#[tokio::test(flavor = "current_thread")]
+async fn half_open_flood_over_the_sip_budget_locks_no_one_out() {
+    flood(true).await;
+}
+
+async fn flood(all_sip: bool) {
     if let Some(n) = fd_limit() {
         assert!(
             n >= FLOOD as u64 + 200,
@@ -66,7 +77,7 @@ async fn half_open_flood_locks_no_one_out_and_is_closed_by_the_head_timeout() {
     let mut connect_failed = 0usize;
     for i in 0..FLOOD {
         let src = Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8);
-        let (to, half): (SocketAddr, &[u8]) = if i % 2 == 0 {
+        let (to, half): (SocketAddr, &[u8]) = if all_sip || i % 2 == 0 {
             (server.sip, b"OPTIONS sip:bob@exam")
         } else {
             (server.msrp, b"MSRP x1 SEND\r\nTo-Pa")
@@ -162,8 +173,8 @@ async fn half_open_flood_locks_no_one_out_and_is_closed_by_the_head_timeout() {
     }
     let all_closed_after = t0.elapsed();
     eprintln!(
-        "flood: {} connections opened in {opened_in:?} ({connect_failed} connects failed), \
-         {open} open after 200 ms, {refused} refused at once; OPTIONS answered in \
+        "flood (all on SIP: {all_sip}): {} connections opened in {opened_in:?} ({connect_failed} connects failed), \
+         {open} open after 200 ms, {refused} closed at once (refused, or the oldest half-open ones closed to make room); OPTIONS answered in \
          {options_in:?}, MSRP 481 in {msrp_in:?}; half-open ones all closed {all_closed_after:?} \
          after the flood began (head timeout {head_timeout:?}), {still_open} still open",
         flood.len()

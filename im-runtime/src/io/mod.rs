@@ -539,6 +539,7 @@ pub struct IoStats {
     refused_per_source: AtomicU64,
     closed_head_timeout: AtomicU64,
     closed_idle_timeout: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl IoStats {
@@ -557,6 +558,11 @@ impl IoStats {
     /// Connections closed because their first message head was not complete in time.
     pub fn closed_head_timeout(&self) -> u64 {
         self.closed_head_timeout.load(Ordering::Relaxed)
+    }
+    /// Connections still without a complete first head closed to make room for a newcomer
+    /// when their protocol's budget was full.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
     /// Connections closed because they sent nothing in time.
     pub fn closed_idle_timeout(&self) -> u64 {
@@ -580,6 +586,9 @@ struct Budget {
     sip: AtomicUsize,
     msrp: AtomicUsize,
     sources: Mutex<HashMap<IpAddr, usize>>,
+    /// Accepted connections still waiting for their first head, per kind (SIP, MSRP), oldest
+    /// first: when a budget is full, the oldest of them makes room for a newcomer.
+    waiting: Mutex<[WaitList; 2]>,
     stats: Arc<IoStats>,
 }
 
@@ -592,6 +601,7 @@ impl Budget {
             sip: AtomicUsize::new(0),
             msrp: AtomicUsize::new(0),
             sources: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Default::default()),
             stats: Arc::new(IoStats::default()),
         }
     }
@@ -606,23 +616,12 @@ impl Budget {
     /// A slot for a new connection of `kind`, from `source` when it was accepted; `None`
     /// (counted and logged) when a budget is full.
     fn admit(self: &Arc<Self>, kind: StreamKind, source: Option<SocketAddr>) -> Option<Permit> {
-        let (n, max) = self.count(kind);
-        if n.fetch_add(1, Ordering::Relaxed) >= max {
-            n.fetch_sub(1, Ordering::Relaxed);
-            if source.is_some()
-                && let Some(k) = bump(&self.stats.refused_budget)
-            {
-                tracing::warn!(?kind, max, refused = k, "connection budget full: refusing");
-            }
-            return None;
-        }
         let ip = source.map(|a| a.ip());
         if let Some(ip) = ip {
             let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
             let c = m.entry(ip).or_insert(0);
             if *c >= self.per_source {
                 drop(m);
-                n.fetch_sub(1, Ordering::Relaxed);
                 if let Some(k) = bump(&self.stats.refused_per_source) {
                     tracing::warn!(%ip, max = self.per_source, refused = k,
                         "too many connections from one source: refusing");
@@ -630,29 +629,97 @@ impl Budget {
                 return None;
             }
             *c += 1;
-            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         }
-        Some(Permit {
+        // From here on the permit gives the source slot back when dropped.
+        let permit = Permit {
             budget: self.clone(),
             kind,
             ip,
-        })
+            counted: false,
+        };
+        let (n, max) = self.count(kind);
+        if n.fetch_add(1, Ordering::Relaxed) >= max {
+            // An accepted newcomer takes the place of the oldest connection that has not sent
+            // a complete head yet (no one's good connection). The count is over by one until
+            // that connection's reader ends, a moment later.
+            let evict = if source.is_some() {
+                self.pop_waiting(kind)
+            } else {
+                None
+            };
+            let Some(evict) = evict else {
+                n.fetch_sub(1, Ordering::Relaxed);
+                if source.is_some()
+                    && let Some(k) = bump(&self.stats.refused_budget)
+                {
+                    tracing::warn!(?kind, max, refused = k, "connection budget full: refusing");
+                }
+                return None;
+            };
+            evict.notify_one();
+            if let Some(k) = bump(&self.stats.evicted) {
+                tracing::warn!(
+                    ?kind,
+                    max,
+                    evicted = k,
+                    "connection budget full: closing the oldest connection without a head"
+                );
+            }
+        }
+        if source.is_some() {
+            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut permit = permit;
+        permit.counted = true;
+        Some(permit)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, [WaitList; 2]> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(kind: StreamKind) -> usize {
+        match kind {
+            StreamKind::Sip => 0,
+            StreamKind::Msrp => 1,
+        }
+    }
+
+    /// Registers an accepted connection as waiting for its first head; `evict` is notified
+    /// when a newcomer needs its slot.
+    fn wait(&self, kind: StreamKind, seq: u64, evict: Arc<tokio::sync::Notify>) {
+        self.waiting()[Self::slot(kind)].insert(seq, evict);
+    }
+
+    /// The connection has its head, or is gone.
+    fn done_waiting(&self, kind: StreamKind, seq: u64) {
+        self.waiting()[Self::slot(kind)].remove(&seq);
+    }
+
+    fn pop_waiting(&self, kind: StreamKind) -> Option<Arc<tokio::sync::Notify>> {
+        self.waiting()[Self::slot(kind)].pop_first().map(|(_, n)| n)
     }
 }
+
+type WaitList = std::collections::BTreeMap<u64, Arc<tokio::sync::Notify>>;
 
 /// A connection's slot in the budgets, given back when the connection ends.
 struct Permit {
     budget: Arc<Budget>,
     kind: StreamKind,
     ip: Option<IpAddr>,
+    /// Whether the kind's budget counts this connection (not yet while admitting).
+    counted: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.budget
-            .count(self.kind)
-            .0
-            .fetch_sub(1, Ordering::Relaxed);
+        if self.counted {
+            self.budget
+                .count(self.kind)
+                .0
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(ip) = self.ip {
             let mut m = self
                 .budget
@@ -763,7 +830,10 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
     });
     tokio::spawn(async move {
         let stats = permit.budget.stats.clone();
-        let _permit = permit;
+        let evict = Arc::new(tokio::sync::Notify::new());
+        if watch.is_some() {
+            permit.budget.wait(kind, id.0, evict.clone());
+        }
         let mut buf = vec![0u8; 16 * 1024];
         let mut framed = BytesMut::new();
         let mut head = watch.map(|(idle, head)| {
@@ -778,6 +848,10 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
             let read = match &mut head {
                 Some((w, timer, _)) => tokio::select! {
                     r = rd.read(&mut buf) => r,
+                    () = evict.notified() => {
+                        let _ = wtx.send(WriterMsg::Close);
+                        break 'read;
+                    }
                     () = timer.as_mut() => {
                         let (c, what) = if w.started() {
                             (&stats.closed_head_timeout, "head")
@@ -802,6 +876,7 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
                 let was = w.started();
                 if w.complete(&buf[..n]) {
                     head = None;
+                    permit.budget.done_waiting(kind, id.0);
                 } else if !was && w.started() {
                     *timer = Box::pin(tokio::time::sleep(*head_timeout));
                 }
@@ -847,6 +922,8 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
                 }
             }
         }
+        permit.budget.done_waiting(kind, id.0);
+        drop(permit);
         drop(wtx);
         for tx in &all {
             let _ = tx.send(Ev::Closed(id));
