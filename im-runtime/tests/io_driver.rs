@@ -133,7 +133,7 @@ async fn connections_over_the_limit_are_closed_at_once() {
         ..Bind::default()
     };
     let limits = IoLimits {
-        max_connections: 2,
+        max_sip_connections: 2,
         ..IoLimits::default()
     };
     let driver = Driver::bind(&bind, limits).await.unwrap();
@@ -147,12 +147,14 @@ async fn connections_over_the_limit_are_closed_at_once() {
     let mut open = Vec::new();
     for _ in 0..2 {
         let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
-        s.write_all(b"hi").await.unwrap();
-        let n = tokio::time::timeout(wait, s.read(&mut buf))
+        // A complete head: a connection that has spoken is never closed to make room.
+        s.write_all(b"hi\r\n\r\n").await.unwrap();
+        let mut got = [0u8; 6];
+        tokio::time::timeout(wait, s.read_exact(&mut got))
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(&buf[..n], b"HI");
+        assert_eq!(&got, b"HI\r\n\r\n");
         open.push(s);
     }
     // The third is accepted by the OS and closed by the driver without being served.

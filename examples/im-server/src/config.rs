@@ -151,9 +151,28 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_sessions: Option<u64>,
 
-    /// Most TCP connections (SIP and MSRP) open at once. [default: 1024]
+    /// Most SIP-over-TCP connections open at once; more are closed at once. [default: 1024]
     #[arg(long, value_name = "N", value_parser = parse_count)]
-    pub max_connections: Option<u64>,
+    pub max_sip_connections: Option<u64>,
+
+    /// Most MSRP connections open at once; more are closed at once. [default: 1024]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_msrp_connections: Option<u64>,
+
+    /// Most accepted TCP connections (SIP and MSRP) from one IP address; more are closed at
+    /// once. [default: 64]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_connections_per_source: Option<u64>,
+
+    /// Time an accepted TCP connection has, from its first byte, to complete the head of its
+    /// first message; then it is closed. [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub head_timeout: Option<Duration>,
+
+    /// Time an accepted TCP connection may stay open without sending its first byte; then it
+    /// is closed. [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
 
     /// RFC 3261 T1 (round-trip estimate). [default: 500ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -204,8 +223,16 @@ pub struct Limits {
     pub max_msrp_message: u64,
     /// Most concurrent sessions.
     pub max_sessions: usize,
-    /// Most TCP connections open at once.
-    pub max_connections: usize,
+    /// Most SIP-over-TCP connections open at once.
+    pub max_sip_connections: usize,
+    /// Most MSRP connections open at once.
+    pub max_msrp_connections: usize,
+    /// Most accepted connections from one IP address.
+    pub max_connections_per_source: usize,
+    /// Time from a connection's first byte to the end of its first message head.
+    pub head_timeout: Duration,
+    /// Time a connection may stay silent before its first byte.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -216,7 +243,11 @@ impl Default for Limits {
             max_msrp_chunk: 64 * 1024,
             max_msrp_message: 1 << 20,
             max_sessions: 1000,
-            max_connections: 1024,
+            max_sip_connections: 1024,
+            max_msrp_connections: 1024,
+            max_connections_per_source: 64,
+            head_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -453,7 +484,11 @@ struct FileLimits {
     max_msrp_chunk: Option<SizeValue>,
     max_msrp_message: Option<SizeValue>,
     max_sessions: Option<SizeValue>,
-    max_connections: Option<SizeValue>,
+    max_sip_connections: Option<SizeValue>,
+    max_msrp_connections: Option<SizeValue>,
+    max_connections_per_source: Option<SizeValue>,
+    head_timeout: Option<String>,
+    idle_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -596,8 +631,20 @@ impl ServerConfig {
         if let Some(v) = &l.max_sessions {
             self.limits.max_sessions = count("limits.max_sessions", v)?;
         }
-        if let Some(v) = &l.max_connections {
-            self.limits.max_connections = count("limits.max_connections", v)?;
+        if let Some(v) = &l.max_sip_connections {
+            self.limits.max_sip_connections = count("limits.max_sip_connections", v)?;
+        }
+        if let Some(v) = &l.max_msrp_connections {
+            self.limits.max_msrp_connections = count("limits.max_msrp_connections", v)?;
+        }
+        if let Some(v) = &l.max_connections_per_source {
+            self.limits.max_connections_per_source = count("limits.max_connections_per_source", v)?;
+        }
+        if let Some(v) = &l.head_timeout {
+            self.limits.head_timeout = val(src, "limits.head_timeout", v, parse_duration(v))?;
+        }
+        if let Some(v) = &l.idle_timeout {
+            self.limits.idle_timeout = val(src, "limits.idle_timeout", v, parse_duration(v))?;
         }
         let t = &file.timers;
         for (key, v, slot) in [
@@ -687,8 +734,20 @@ impl ServerConfig {
         if let Some(v) = cli.max_sessions {
             self.limits.max_sessions = us(v);
         }
-        if let Some(v) = cli.max_connections {
-            self.limits.max_connections = us(v);
+        if let Some(v) = cli.max_sip_connections {
+            self.limits.max_sip_connections = us(v);
+        }
+        if let Some(v) = cli.max_msrp_connections {
+            self.limits.max_msrp_connections = us(v);
+        }
+        if let Some(v) = cli.max_connections_per_source {
+            self.limits.max_connections_per_source = us(v);
+        }
+        if let Some(v) = cli.head_timeout {
+            self.limits.head_timeout = v;
+        }
+        if let Some(v) = cli.idle_timeout {
+            self.limits.idle_timeout = v;
         }
         if let Some(v) = cli.t1 {
             self.timers.t1 = v;
@@ -754,7 +813,13 @@ impl ServerConfig {
             ("limits.max_recipients", l.max_recipients, 1),
             ("limits.max_msrp_chunk", l.max_msrp_chunk, 256), // not a SIP status: octets
             ("limits.max_sessions", l.max_sessions, 1),
-            ("limits.max_connections", l.max_connections, 1),
+            ("limits.max_sip_connections", l.max_sip_connections, 1),
+            ("limits.max_msrp_connections", l.max_msrp_connections, 1),
+            (
+                "limits.max_connections_per_source",
+                l.max_connections_per_source,
+                1,
+            ),
         ] {
             if n < min {
                 return bad(key, &n, &format!("must be at least {min}"));
@@ -865,7 +930,11 @@ impl ServerConfig {
     pub fn io_limits(&self) -> IoLimits {
         IoLimits {
             max_datagram: 65_535,
-            max_connections: self.limits.max_connections,
+            max_sip_connections: self.limits.max_sip_connections,
+            max_msrp_connections: self.limits.max_msrp_connections,
+            max_connections_per_source: self.limits.max_connections_per_source,
+            head_timeout: self.limits.head_timeout,
+            idle_timeout: self.limits.idle_timeout,
             max_sip_message: self.limits.max_message_size,
             ..IoLimits::default()
         }
@@ -972,7 +1041,20 @@ impl ServerConfig {
         line(format!("max_msrp_chunk = {}", l.max_msrp_chunk));
         line(format!("max_msrp_message = {}", l.max_msrp_message));
         line(format!("max_sessions = {}", l.max_sessions));
-        line(format!("max_connections = {}", l.max_connections));
+        line(format!("max_sip_connections = {}", l.max_sip_connections));
+        line(format!("max_msrp_connections = {}", l.max_msrp_connections));
+        line(format!(
+            "max_connections_per_source = {}",
+            l.max_connections_per_source
+        ));
+        line(format!(
+            "head_timeout = {}",
+            q(&format_duration(l.head_timeout))
+        ));
+        line(format!(
+            "idle_timeout = {}",
+            q(&format_duration(l.idle_timeout))
+        ));
         line(String::new());
         let t = &self.timers;
         line("[timers]".to_owned());

@@ -20,9 +20,9 @@ use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -46,9 +46,26 @@ pub struct IoLimits {
     /// Largest datagram read; longer ones are truncated by the OS and then rejected by the
     /// core's parser.
     pub max_datagram: usize,
-    /// Most TCP connections open at once (accepted and outgoing); new ones over it are
-    /// closed at once.
-    pub max_connections: usize,
+    /// Most SIP-over-TCP connections open at once (accepted and outgoing); an accepted one
+    /// over it is closed at once, an outgoing one fails. A budget of its own so that a flood
+    /// of one protocol cannot starve the other.
+    pub max_sip_connections: usize,
+    /// Most MSRP connections open at once (accepted and outgoing), as
+    /// [`IoLimits::max_sip_connections`] for MSRP.
+    pub max_msrp_connections: usize,
+    /// Most accepted connections (SIP and MSRP together) from one source IP address; the
+    /// connection over it is closed at once, never an existing one. Outgoing connections do
+    /// not count.
+    pub max_connections_per_source: usize,
+    /// How long an accepted connection may take, from its first byte, to send the complete
+    /// head of its first message (SIP: the blank line after the headers; MSRP: the blank
+    /// line or the end-line). Over it the connection is closed: a peer that sends half a
+    /// request line and waits holds a descriptor and a budget slot for nothing.
+    pub head_timeout: Duration,
+    /// How long an accepted connection may stay open without sending a byte of its first
+    /// message (CRLF keep-alives do not count). Once a complete head has arrived the
+    /// connection belongs to the core and the IO layer times nothing out.
+    pub idle_timeout: Duration,
     /// How long an outgoing connect may take.
     pub connect_timeout: Duration,
     /// How long to keep running after shutdown while the core ends its sessions.
@@ -63,7 +80,11 @@ impl Default for IoLimits {
     fn default() -> Self {
         IoLimits {
             max_datagram: 65_535,
-            max_connections: 1024,
+            max_sip_connections: 1024,
+            max_msrp_connections: 1024,
+            max_connections_per_source: 64,
+            head_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             max_sip_message: 64 * 1024,
@@ -119,7 +140,7 @@ const SHARD_MASK: u64 = 0x7fff << SHARD_SHIFT;
 struct LoopCtx {
     udp: UdpSockets,
     limits: IoLimits,
-    open: Arc<AtomicUsize>,
+    budget: Arc<Budget>,
     /// Where this loop's own outgoing connections report.
     own: EvTx,
     /// This loop's shard bits for core-allocated connection ids (0 for shard 0).
@@ -154,6 +175,7 @@ pub struct Driver {
     msrp_tcp: Vec<TcpListener>,
     local: Local,
     limits: IoLimits,
+    budget: Arc<Budget>,
 }
 
 impl Driver {
@@ -183,6 +205,7 @@ impl Driver {
             sip_tcp,
             msrp_tcp,
             local,
+            budget: Arc::new(Budget::new(&limits)),
             limits,
         })
     }
@@ -192,16 +215,21 @@ impl Driver {
         &self.local
     }
 
+    /// Live counters of the connection limits and timeouts, readable while the driver runs.
+    pub fn stats(&self) -> Arc<IoStats> {
+        self.budget.stats.clone()
+    }
+
     /// Runs `core` until `shutdown` completes and the core is idle (or the grace period
     /// ends). Returns the core so callers can inspect its final state.
     pub async fn run<C: Core>(mut self, core: C, shutdown: impl Future<Output = ()>) -> C {
         let (tx, rx) = mpsc::unbounded_channel::<Ev>();
         let shards: Shards = Arc::from(vec![tx.clone()]);
-        let (udp, open) = self.spawn_readers(&shards);
+        let udp = self.spawn_readers(&shards);
         let cx = LoopCtx {
             udp,
             limits: self.limits.clone(),
-            open,
+            budget: self.budget.clone(),
             own: tx,
             tag: 0,
         };
@@ -235,14 +263,14 @@ impl Driver {
             rxs.push(rx);
         }
         let shards: Shards = Arc::from(txs);
-        let (udp, open) = self.spawn_readers(&shards);
+        let udp = self.spawn_readers(&shards);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut set = JoinSet::new();
         for (i, (core, rx)) in cores.into_iter().zip(rxs).enumerate() {
             let cx = LoopCtx {
                 udp: udp.clone(),
                 limits: self.limits.clone(),
-                open: open.clone(),
+                budget: self.budget.clone(),
                 own: shards[i].clone(),
                 tag: (i as u64) << SHARD_SHIFT,
             };
@@ -285,8 +313,7 @@ impl Driver {
 
     /// Spawns the UDP readers and the accept loops, feeding `shards`. With more than one
     /// shard, SIP is steered by Call-ID (and framed in the readers on TCP).
-    fn spawn_readers(&mut self, shards: &Shards) -> (UdpSockets, Arc<AtomicUsize>) {
-        let open = Arc::new(AtomicUsize::new(0));
+    fn spawn_readers(&mut self, shards: &Shards) -> UdpSockets {
         let next_accepted = Arc::new(AtomicU64::new(0));
         let max_datagram = self.limits.max_datagram;
         let n = shards.len();
@@ -333,10 +360,10 @@ impl Driver {
                 None => Route::One(shards[0].clone()),
                 Some(k) => Route::One(shards[k].clone()),
             };
-            let open = open.clone();
+            let budget = self.budget.clone();
             let next = next_accepted.clone();
-            let max = self.limits.max_connections;
             let max_sip = self.limits.max_sip_message;
+            let watch = Some((self.limits.idle_timeout, self.limits.head_timeout));
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, peer)) = l.accept().await else {
@@ -345,17 +372,27 @@ impl Driver {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     };
-                    if open.load(Ordering::Relaxed) >= max {
-                        // Over the connection limit: refuse by closing at once.
+                    // Over a limit: refuse the newcomer by closing it at once, so that the
+                    // connections already serving someone are kept.
+                    let Some(permit) = budget.admit(kind, Some(peer)) else {
                         drop(stream);
                         continue;
-                    }
+                    };
                     let id = ConnId(ConnId::ACCEPTED | next.fetch_add(1, Ordering::Relaxed));
-                    spawn_conn(stream, id, kind, peer, route.clone(), open.clone(), max_sip);
+                    let conn = Conn {
+                        id,
+                        kind,
+                        peer,
+                        route: route.clone(),
+                        permit,
+                        max_sip_message: max_sip,
+                        watch,
+                    };
+                    spawn_conn(stream, conn);
                 }
             });
         }
-        (Arc::from(udp), open)
+        Arc::from(udp)
     }
 }
 
@@ -394,18 +431,27 @@ async fn drive<C: Core>(
                 Output::Connect { conn, kind, to } => {
                     let conn = cx.global(conn);
                     let tx = cx.own.clone();
-                    let open = cx.open.clone();
+                    let budget = cx.budget.clone();
                     let timeout = cx.limits.connect_timeout;
-                    let max = cx.limits.max_connections;
                     let max_sip = cx.limits.max_sip_message;
                     tokio::spawn(async move {
-                        if open.load(Ordering::Relaxed) >= max {
+                        let Some(permit) = budget.admit(kind, None) else {
                             let _ = tx.send(Ev::ConnectFailed(conn));
                             return;
-                        }
+                        };
                         match tokio::time::timeout(timeout, TcpStream::connect(to)).await {
                             Ok(Ok(stream)) => {
-                                spawn_conn(stream, conn, kind, to, Route::One(tx), open, max_sip)
+                                let c = Conn {
+                                    id: conn,
+                                    kind,
+                                    peer: to,
+                                    route: Route::One(tx),
+                                    permit,
+                                    max_sip_message: max_sip,
+                                    // We spoke first: the peer owes us no head.
+                                    watch: None,
+                                };
+                                spawn_conn(stream, c)
                             }
                             _ => {
                                 let _ = tx.send(Ev::ConnectFailed(conn));
@@ -485,15 +531,270 @@ enum Route {
     Steered(Shards),
 }
 
-fn spawn_conn(
-    stream: TcpStream,
+/// Counters of the connection limits and timeouts (monotonic, for logs and tests).
+#[derive(Debug, Default)]
+pub struct IoStats {
+    accepted: AtomicU64,
+    refused_budget: AtomicU64,
+    refused_per_source: AtomicU64,
+    closed_head_timeout: AtomicU64,
+    closed_idle_timeout: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl IoStats {
+    /// Connections accepted and served.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+    /// Accepted connections closed at once because their protocol's budget was full.
+    pub fn refused_budget(&self) -> u64 {
+        self.refused_budget.load(Ordering::Relaxed)
+    }
+    /// Accepted connections closed at once because their source address had too many.
+    pub fn refused_per_source(&self) -> u64 {
+        self.refused_per_source.load(Ordering::Relaxed)
+    }
+    /// Connections closed because their first message head was not complete in time.
+    pub fn closed_head_timeout(&self) -> u64 {
+        self.closed_head_timeout.load(Ordering::Relaxed)
+    }
+    /// Connections still without a complete first head closed to make room for a newcomer
+    /// when their protocol's budget was full.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+    /// Connections closed because they sent nothing in time.
+    pub fn closed_idle_timeout(&self) -> u64 {
+        self.closed_idle_timeout.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts `c` up and says whether this occurrence should be logged: the 1st, 2nd, 4th, 8th…
+/// so that a flood is visible in the log without writing a line per connection.
+fn bump(c: &AtomicU64) -> Option<u64> {
+    let n = c.fetch_add(1, Ordering::Relaxed) + 1;
+    n.is_power_of_two().then_some(n)
+}
+
+/// The connection budgets shared by every accept loop and outgoing connect.
+#[derive(Debug)]
+struct Budget {
+    max_sip: usize,
+    max_msrp: usize,
+    per_source: usize,
+    sip: AtomicUsize,
+    msrp: AtomicUsize,
+    sources: Mutex<HashMap<IpAddr, usize>>,
+    /// Accepted connections still waiting for their first head, per kind (SIP, MSRP), oldest
+    /// first: when a budget is full, the oldest of them makes room for a newcomer.
+    waiting: Mutex<[WaitList; 2]>,
+    stats: Arc<IoStats>,
+}
+
+impl Budget {
+    fn new(l: &IoLimits) -> Self {
+        Budget {
+            max_sip: l.max_sip_connections,
+            max_msrp: l.max_msrp_connections,
+            per_source: l.max_connections_per_source,
+            sip: AtomicUsize::new(0),
+            msrp: AtomicUsize::new(0),
+            sources: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Default::default()),
+            stats: Arc::new(IoStats::default()),
+        }
+    }
+
+    fn count(&self, kind: StreamKind) -> (&AtomicUsize, usize) {
+        match kind {
+            StreamKind::Sip => (&self.sip, self.max_sip),
+            StreamKind::Msrp => (&self.msrp, self.max_msrp),
+        }
+    }
+
+    /// A slot for a new connection of `kind`, from `source` when it was accepted; `None`
+    /// (counted and logged) when a budget is full.
+    fn admit(self: &Arc<Self>, kind: StreamKind, source: Option<SocketAddr>) -> Option<Permit> {
+        let ip = source.map(|a| a.ip());
+        if let Some(ip) = ip {
+            let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            let c = m.entry(ip).or_insert(0);
+            if *c >= self.per_source {
+                drop(m);
+                if let Some(k) = bump(&self.stats.refused_per_source) {
+                    tracing::warn!(%ip, max = self.per_source, refused = k,
+                        "too many connections from one source: refusing");
+                }
+                return None;
+            }
+            *c += 1;
+        }
+        // From here on the permit gives the source slot back when dropped.
+        let permit = Permit {
+            budget: self.clone(),
+            kind,
+            ip,
+            counted: false,
+        };
+        let (n, max) = self.count(kind);
+        if n.fetch_add(1, Ordering::Relaxed) >= max {
+            // An accepted newcomer takes the place of the oldest connection that has not sent
+            // a complete head yet (no one's good connection). The count is over by one until
+            // that connection's reader ends, a moment later.
+            let evict = if source.is_some() {
+                self.pop_waiting(kind)
+            } else {
+                None
+            };
+            let Some(evict) = evict else {
+                n.fetch_sub(1, Ordering::Relaxed);
+                if source.is_some()
+                    && let Some(k) = bump(&self.stats.refused_budget)
+                {
+                    tracing::warn!(?kind, max, refused = k, "connection budget full: refusing");
+                }
+                return None;
+            };
+            evict.notify_one();
+            if let Some(k) = bump(&self.stats.evicted) {
+                tracing::warn!(
+                    ?kind,
+                    max,
+                    evicted = k,
+                    "connection budget full: closing the oldest connection without a head"
+                );
+            }
+        }
+        if source.is_some() {
+            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut permit = permit;
+        permit.counted = true;
+        Some(permit)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, [WaitList; 2]> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(kind: StreamKind) -> usize {
+        match kind {
+            StreamKind::Sip => 0,
+            StreamKind::Msrp => 1,
+        }
+    }
+
+    /// Registers an accepted connection as waiting for its first head; `evict` is notified
+    /// when a newcomer needs its slot.
+    fn wait(&self, kind: StreamKind, seq: u64, evict: Arc<tokio::sync::Notify>) {
+        self.waiting()[Self::slot(kind)].insert(seq, evict);
+    }
+
+    /// The connection has its head, or is gone.
+    fn done_waiting(&self, kind: StreamKind, seq: u64) {
+        self.waiting()[Self::slot(kind)].remove(&seq);
+    }
+
+    fn pop_waiting(&self, kind: StreamKind) -> Option<Arc<tokio::sync::Notify>> {
+        self.waiting()[Self::slot(kind)].pop_first().map(|(_, n)| n)
+    }
+}
+
+type WaitList = std::collections::BTreeMap<u64, Arc<tokio::sync::Notify>>;
+
+/// A connection's slot in the budgets, given back when the connection ends.
+struct Permit {
+    budget: Arc<Budget>,
+    kind: StreamKind,
+    ip: Option<IpAddr>,
+    /// Whether the kind's budget counts this connection (not yet while admitting).
+    counted: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.counted {
+            self.budget
+                .count(self.kind)
+                .0
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(ip) = self.ip {
+            let mut m = self
+                .budget
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = m.get_mut(&ip) {
+                *c -= 1;
+                if *c == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Watches an accepted connection until the head of its first message is complete.
+struct HeadWatch {
+    kind: StreamKind,
+    /// The first message's bytes so far, leading CRLF keep-alives dropped.
+    buf: Vec<u8>,
+    /// Past this many bytes without a head, stop watching: the core's own size limits then
+    /// deal with the message (a SIP head this long is answered 513/413 or closed).
+    cap: usize,
+}
+
+impl HeadWatch {
+    /// Takes `data`; true once the first head is complete (or too long to watch).
+    fn complete(&mut self, data: &[u8]) -> bool {
+        let data = if self.buf.is_empty() {
+            let lead = data
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            &data[lead..]
+        } else {
+            data
+        };
+        self.buf.extend_from_slice(data);
+        let end = |pat: &[u8]| memchr::memmem::find(&self.buf, pat).is_some();
+        let done = match self.kind {
+            StreamKind::Sip => end(b"\r\n\r\n"),
+            // A frame with a body has a blank line; one without goes straight to its end-line.
+            StreamKind::Msrp => end(b"\r\n\r\n") || end(b"\r\n-------"),
+        };
+        done || self.buf.len() > self.cap
+    }
+
+    fn started(&self) -> bool {
+        !self.buf.is_empty()
+    }
+}
+
+/// One TCP connection to serve.
+struct Conn {
     id: ConnId,
     kind: StreamKind,
     peer: SocketAddr,
     route: Route,
-    open: Arc<AtomicUsize>,
+    permit: Permit,
     max_sip_message: usize,
-) {
+    /// For accepted connections: the idle and head timeouts of the first message.
+    watch: Option<(Duration, Duration)>,
+}
+
+fn spawn_conn(stream: TcpStream, conn: Conn) {
+    let Conn {
+        id,
+        kind,
+        peer,
+        route,
+        permit,
+        max_sip_message,
+        watch,
+    } = conn;
     let all: Vec<EvTx> = match &route {
         Route::One(tx) => vec![tx.clone()],
         Route::Steered(shards) => shards.to_vec(),
@@ -508,7 +809,6 @@ fn spawn_conn(
         }
     };
     let _ = stream.set_nodelay(true);
-    open.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterMsg>();
     // Every loop that may write on the connection gets the writer before any of its bytes.
@@ -529,54 +829,102 @@ fn spawn_conn(
         let _ = wr.shutdown().await;
     });
     tokio::spawn(async move {
+        let stats = permit.budget.stats.clone();
+        let evict = Arc::new(tokio::sync::Notify::new());
+        if watch.is_some() {
+            permit.budget.wait(kind, id.0, evict.clone());
+        }
         let mut buf = vec![0u8; 16 * 1024];
         let mut framed = BytesMut::new();
+        let mut head = watch.map(|(idle, head)| {
+            let w = HeadWatch {
+                kind,
+                buf: Vec::new(),
+                cap: max_sip_message.max(64 * 1024),
+            };
+            (w, Box::pin(tokio::time::sleep(idle)), head)
+        });
         'read: loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => match &route {
-                    Route::One(tx) => {
-                        if tx
-                            .send(Ev::Data(id, Bytes::copy_from_slice(&buf[..n])))
-                            .is_err()
-                        {
-                            break;
-                        }
+            let read = match &mut head {
+                Some((w, timer, _)) => tokio::select! {
+                    r = rd.read(&mut buf) => r,
+                    () = evict.notified() => {
+                        let _ = wtx.send(WriterMsg::Close);
+                        break 'read;
                     }
-                    Route::Steered(shards) => {
-                        framed.extend_from_slice(&buf[..n]);
-                        loop {
-                            match sip::frame(&framed, max_sip_message) {
-                                Ok(sip::Frame::Message { skip, len }) => {
-                                    let _ = framed.split_to(skip);
-                                    let msg = framed.split_to(len).freeze();
-                                    let k = steer_sip(&msg, shards.len());
-                                    if shards[k].send(Ev::Data(id, msg)).is_err() {
-                                        break 'read;
-                                    }
-                                }
-                                Ok(sip::Frame::KeepAlive { skip }) => {
-                                    let _ = framed.split_to(skip);
-                                }
-                                Ok(sip::Frame::NeedMore) => break,
-                                Err(_) => {
-                                    // Unframeable stream (bad or oversized Content-Length):
-                                    // it cannot be resynchronised. The rest goes to the shard
-                                    // its Call-ID steers to, whose core frames it the same
-                                    // way, answers 413 when the body is too large (RFC 3261
-                                    // §21.4.11) and closes the connection; then stop reading.
-                                    let rest = framed.split().freeze();
-                                    let k = steer_sip(&rest, shards.len());
-                                    let _ = shards[k].send(Ev::Data(id, rest));
+                    () = timer.as_mut() => {
+                        let (c, what) = if w.started() {
+                            (&stats.closed_head_timeout, "head")
+                        } else {
+                            (&stats.closed_idle_timeout, "idle")
+                        };
+                        if let Some(k) = bump(c) {
+                            tracing::info!(%peer, closed = k, "{what} timeout: closing connection");
+                        }
+                        // The writer closes too, so the peer sees the close now.
+                        let _ = wtx.send(WriterMsg::Close);
+                        break 'read;
+                    }
+                },
+                None => rd.read(&mut buf).await,
+            };
+            let n = match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some((w, timer, head_timeout)) = &mut head {
+                let was = w.started();
+                if w.complete(&buf[..n]) {
+                    head = None;
+                    permit.budget.done_waiting(kind, id.0);
+                } else if !was && w.started() {
+                    *timer = Box::pin(tokio::time::sleep(*head_timeout));
+                }
+            }
+            match &route {
+                Route::One(tx) => {
+                    if tx
+                        .send(Ev::Data(id, Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Route::Steered(shards) => {
+                    framed.extend_from_slice(&buf[..n]);
+                    loop {
+                        match sip::frame(&framed, max_sip_message) {
+                            Ok(sip::Frame::Message { skip, len }) => {
+                                let _ = framed.split_to(skip);
+                                let msg = framed.split_to(len).freeze();
+                                let k = steer_sip(&msg, shards.len());
+                                if shards[k].send(Ev::Data(id, msg)).is_err() {
                                     break 'read;
                                 }
                             }
+                            Ok(sip::Frame::KeepAlive { skip }) => {
+                                let _ = framed.split_to(skip);
+                            }
+                            Ok(sip::Frame::NeedMore) => break,
+                            Err(_) => {
+                                // Unframeable stream (bad or oversized Content-Length):
+                                // it cannot be resynchronised. The rest goes to the shard
+                                // its Call-ID steers to, whose core frames it the same
+                                // way, answers 413 when the body is too large (RFC 3261
+                                // §21.4.11) and closes the connection; then stop reading.
+                                let rest = framed.split().freeze();
+                                let k = steer_sip(&rest, shards.len());
+                                let _ = shards[k].send(Ev::Data(id, rest));
+                                break 'read;
+                            }
                         }
                     }
-                },
+                }
             }
         }
-        open.fetch_sub(1, Ordering::Relaxed);
+        permit.budget.done_waiting(kind, id.0);
+        drop(permit);
+        drop(wtx);
         for tx in &all {
             let _ = tx.send(Ev::Closed(id));
         }
