@@ -65,10 +65,16 @@ impl Machine for Dispatcher {
             }))],
             Event::LegsSettled => {
                 self.done = true;
-                vec![
-                    act(ActionKind::Report { success: true }),
-                    act(ActionKind::Bye),
-                ]
+                // The status of a failure REPORT is the machine's choice, sent as given.
+                let outcome = if f.legs.failed > 0 {
+                    im_runtime::machine::ReportOutcome::Failure {
+                        status: 480,
+                        reason: "Temporarily Unavailable".into(),
+                    }
+                } else {
+                    im_runtime::machine::ReportOutcome::Success
+                };
+                vec![act(ActionKind::Report(outcome)), act(ActionKind::Bye)]
             }
             _ => vec![],
         }
@@ -375,7 +381,13 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
         }
         _ => None,
     });
-    assert!(report.unwrap().contains("REPORT"));
+    let report = report.unwrap();
+    assert!(report.contains("REPORT"), "{report}");
+    // Carol failed: the machine's failure status, not a runtime default.
+    assert!(
+        report.contains("Status: 000 480 Temporarily Unavailable\r\n"),
+        "{report}"
+    );
     let byes: Vec<Message> = sip_to(&sim.sent, BOB)
         .into_iter()
         .chain(sip_to(&sim.sent, ALICE))

@@ -185,7 +185,7 @@ impl<A: Application> Endpoint<A> {
                 }
                 self.try_deliveries(now, sid);
             }
-            ActionKind::Report { success } => self.report(now, sid, success),
+            ActionKind::Report(outcome) => self.report(now, sid, &outcome),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }

@@ -36,7 +36,8 @@ pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
 
 use crate::machine::{
-    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, Route, Timer, Uri,
+    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, ReportOutcome,
+    Route, Timer, Uri,
 };
 use crate::proto::msrp;
 use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
