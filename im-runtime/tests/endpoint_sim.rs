@@ -63,6 +63,14 @@ impl Machine for Dispatcher {
                 warning: Some("no such group".into()),
                 sdp_answer: vec![],
             }))],
+            // The answer to the originator's BYE is the machine's (a spec's `respond`).
+            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
+                status: 202,
+                reason: "Accepted".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))],
             Event::LegsSettled => {
                 self.done = true;
                 // The status of a failure REPORT is the machine's choice, sent as given.
@@ -468,5 +476,28 @@ fn cancel_before_the_answer_ends_the_session() {
             .map(status_of)
             .collect::<Vec<_>>(),
         vec![481]
+    );
+}
+
+#[test]
+fn the_originators_bye_is_answered_by_the_machine() {
+    let mut sim = Sim::new();
+    let out = sim.datagram(ALICE, &invite("z9hG4bKinv9", true));
+    let ok = sip_to(&out, ALICE).pop().unwrap();
+    assert_eq!(status_of(&ok), 200);
+    let to = ok.header_str("To").unwrap().to_string();
+    let ack = format!(
+        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n"
+    );
+    sim.datagram(ALICE, &ack);
+    let bye = format!(
+        "BYE sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKbye9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+    );
+    let out = sim.datagram(ALICE, &bye);
+    let answers: Vec<u16> = sip_to(&out, ALICE).iter().map(status_of).collect();
+    assert_eq!(
+        answers,
+        vec![202],
+        "the machine's status, not a runtime 200"
     );
 }

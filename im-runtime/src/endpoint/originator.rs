@@ -60,10 +60,10 @@ impl<A: Application> Endpoint<A> {
                         .sessions
                         .get(&sid)
                         .is_some_and(|s| s.machines.iter().any(|m| !m.is_final()));
-                if status != 200 || !spec_answers {
-                    if let Some(key) = key.clone() {
-                        self.reply_simple(now, &key, &msg, status, &[]);
-                    }
+                if (status != 200 || !spec_answers)
+                    && let Some(key) = key.clone()
+                {
+                    self.reply_simple(now, &key, &msg, status, &[]);
                 }
                 if status != 200 {
                     self.reap(now);
