@@ -247,14 +247,29 @@ pub enum ActionKind {
     Bye,
     /// `deliver`.
     Deliver,
-    /// `report success|failure` (`true` for success).
-    Report(bool),
+    /// `report success` or `report failure STATUS "REASON"`.
+    Report(Report),
     /// `start timer NAME after DURATION`.
     StartTimer(Ident, Expr),
     /// `stop timer NAME`.
     StopTimer(Ident),
     /// `log "text"`.
     Log(StrLit),
+}
+
+/// What a `report` action says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `report success`.
+    Success,
+    /// `report failure STATUS "REASON"`; either may be missing in the source (the checker
+    /// then says so).
+    Failure {
+        /// The MSRP status code and where it is written.
+        status: Option<(u16, Span)>,
+        /// The comment of the REPORT's Status header.
+        reason: Option<StrLit>,
+    },
 }
 
 /// A response.

@@ -873,10 +873,19 @@ impl Printer<'_> {
             ActionKind::Cancel => self.at("cancel", s),
             ActionKind::Bye => self.at("bye", s),
             ActionKind::Deliver => self.at("deliver", s),
-            ActionKind::Report(ok) => self.at(
-                format!("report {}", if *ok { "success" } else { "failure" }),
-                s,
-            ),
+            ActionKind::Report(Report::Success) => self.at("report success", s),
+            ActionKind::Report(Report::Failure { status, reason }) => {
+                let mut parts = vec![kw("report"), text(" failure")];
+                if let Some((code, span)) = status {
+                    parts.push(text(" "));
+                    parts.push(self.at(format!("{code:03}"), *span));
+                }
+                if let Some(r) = reason {
+                    parts.push(text(" "));
+                    parts.push(self.string(r));
+                }
+                cat(parts)
+            }
             ActionKind::StartTimer(id, after) => cat(vec![
                 kw("start"),
                 text(" timer "),
@@ -1256,12 +1265,18 @@ fn erase_action(a: &mut Action) {
             erase_expr(e);
         }
         ActionKind::Log(s) => s.span = Span::default(),
+        ActionKind::Report(Report::Failure { status, reason }) => {
+            if let Some((_, s)) = status {
+                *s = Span::default();
+            }
+            erase_str(reason);
+        }
         ActionKind::InviteEach(_)
         | ActionKind::ForwardEach(_)
         | ActionKind::Cancel
         | ActionKind::Bye
         | ActionKind::Deliver
-        | ActionKind::Report(_) => {}
+        | ActionKind::Report(Report::Success) => {}
     }
 }
 

@@ -348,7 +348,8 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::Cancel => "cancel".into(),
         Action::Bye => "bye".into(),
         Action::Deliver => "deliver".into(),
-        Action::Report(ok) => format!("report {}", if *ok { "success" } else { "failure" }),
+        Action::Report(None) => "report success".to_string(),
+        Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(
             "start timer {} after {}",
             timer_text(proc, *t),

@@ -230,8 +230,8 @@ pub enum Action {
     Bye,
     /// Deliver the held message.
     Deliver,
-    /// Report the outcome (`true`: success).
-    Report(bool),
+    /// Report the outcome: `None` for success, else the failure's MSRP status and comment.
+    Report(Option<(u16, String)>),
     /// Start a timer; `after` has type `Duration`.
     StartTimer(TimerRef, Expr),
     /// Stop a timer.

@@ -358,12 +358,24 @@ impl Builder {
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
             Rule::act_deliver => ActionKind::Deliver,
-            Rule::act_report => ActionKind::Report(
-                inner
-                    .next()
-                    .map(|k| k.as_str() == "success")
-                    .unwrap_or(true),
-            ),
+            Rule::act_report => ActionKind::Report(match inner.next() {
+                Some(k) if k.as_rule() == Rule::report_failure => {
+                    let mut status = None;
+                    let mut reason = None;
+                    for i in k.into_inner() {
+                        match i.as_rule() {
+                            Rule::status => {
+                                let span = self.span(&i);
+                                status = i.as_str().parse().ok().map(|s| (s, span));
+                            }
+                            Rule::string => reason = Some(self.string(i)),
+                            _ => {}
+                        }
+                    }
+                    crate::ast::Report::Failure { status, reason }
+                }
+                _ => crate::ast::Report::Success,
+            }),
             Rule::act_start_timer => {
                 let id = match inner.next() {
                     Some(i) => self.ident(i),
@@ -751,7 +763,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_bye => "`bye`",
         Rule::act_deliver => "`deliver`",
         Rule::act_report => "`report`",
-        Rule::report_kind => "`success` or `failure`",
+        Rule::report_success => "`success`",
+        Rule::report_failure => "`failure`",
         Rule::act_start_timer => "`start timer`",
         Rule::act_stop_timer => "`stop timer`",
         Rule::act_log => "`log`",

@@ -280,7 +280,13 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
         Just(ActionKind::Deliver),
-        any::<bool>().prop_map(ActionKind::Report),
+        Just(ActionKind::Report(Report::Success)),
+        (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
+            ActionKind::Report(Report::Failure {
+                status: status.map(|s| (s, sp())),
+                reason,
+            })
+        }),
         (ident(), operand()).prop_map(|(t, e)| ActionKind::StartTimer(t, e)),
         ident().prop_map(ActionKind::StopTimer),
         strlit().prop_map(ActionKind::Log),
@@ -715,9 +721,19 @@ impl Noisy {
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),
             ActionKind::Deliver => self.t("deliver"),
-            ActionKind::Report(ok) => {
+            ActionKind::Report(Report::Success) => {
                 self.t("report");
-                self.t(if *ok { "success" } else { "failure" });
+                self.t("success");
+            }
+            ActionKind::Report(Report::Failure { status, reason }) => {
+                self.t("report");
+                self.t("failure");
+                if let Some((s, _)) = status {
+                    self.t(format!("{s:03}"));
+                }
+                if let Some(reason) = reason {
+                    self.t(quote(&reason.value));
+                }
             }
             ActionKind::StartTimer(t, e) => {
                 self.t("start");

@@ -442,9 +442,9 @@ fn pager_session_reports(
     let mut reports = Vec::new();
     for e in events {
         for a in im_runtime::machine::Machine::handle(&mut m, epoch(), e, &facts, &env) {
-            if let ActionKind::Report { success } = a.kind {
+            if let ActionKind::Report(outcome) = a.kind {
                 assert_eq!(a.origin.clause, "6.1.3.3.2");
-                reports.push(success);
+                reports.push(outcome == im_runtime::machine::ReportOutcome::Success);
             }
         }
     }

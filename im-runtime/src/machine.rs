@@ -534,6 +534,20 @@ pub enum Recipients {
     GroupMembers,
 }
 
+/// What a `report` action tells the originator (RFC 4975 §7.1.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// A success REPORT (`Status: 000 200`), sent only when the SEND asked for one.
+    Success,
+    /// A failure REPORT, unless the SEND said `Failure-Report: no`.
+    Failure {
+        /// The MSRP status code the spec chose (4xx or 5xx).
+        status: u16,
+        /// The comment after the status code.
+        reason: Cow<'static, str>,
+    },
+}
+
 /// What a machine asks the runtime to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -556,11 +570,8 @@ pub enum ActionKind {
     StopTimer(Timer),
     /// Deliver the message held for the session over this leg's MSRP session.
     Deliver,
-    /// Report the outcome to the originator (success or failure REPORT / IMDN).
-    Report {
-        /// `true` for a success report.
-        success: bool,
-    },
+    /// Report the outcome of the held message to the originator with an MSRP REPORT.
+    Report(ReportOutcome),
     /// Write a log line.
     Log(Cow<'static, str>),
 }

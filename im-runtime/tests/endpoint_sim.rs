@@ -63,12 +63,26 @@ impl Machine for Dispatcher {
                 warning: Some("no such group".into()),
                 sdp_answer: vec![],
             }))],
+            // The answer to the originator's BYE is the machine's (a spec's `respond`).
+            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
+                status: 202,
+                reason: "Accepted".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))],
             Event::LegsSettled => {
                 self.done = true;
-                vec![
-                    act(ActionKind::Report { success: true }),
-                    act(ActionKind::Bye),
-                ]
+                // The status of a failure REPORT is the machine's choice, sent as given.
+                let outcome = if f.legs.failed > 0 {
+                    im_runtime::machine::ReportOutcome::Failure {
+                        status: 480,
+                        reason: "Temporarily Unavailable".into(),
+                    }
+                } else {
+                    im_runtime::machine::ReportOutcome::Success
+                };
+                vec![act(ActionKind::Report(outcome)), act(ActionKind::Bye)]
             }
             _ => vec![],
         }
@@ -375,7 +389,13 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
         }
         _ => None,
     });
-    assert!(report.unwrap().contains("REPORT"));
+    let report = report.unwrap();
+    assert!(report.contains("REPORT"), "{report}");
+    // Carol failed: the machine's failure status, not a runtime default.
+    assert!(
+        report.contains("Status: 000 480 Temporarily Unavailable\r\n"),
+        "{report}"
+    );
     let byes: Vec<Message> = sip_to(&sim.sent, BOB)
         .into_iter()
         .chain(sip_to(&sim.sent, ALICE))
@@ -456,5 +476,28 @@ fn cancel_before_the_answer_ends_the_session() {
             .map(status_of)
             .collect::<Vec<_>>(),
         vec![481]
+    );
+}
+
+#[test]
+fn the_originators_bye_is_answered_by_the_machine() {
+    let mut sim = Sim::new();
+    let out = sim.datagram(ALICE, &invite("z9hG4bKinv9", true));
+    let ok = sip_to(&out, ALICE).pop().unwrap();
+    assert_eq!(status_of(&ok), 200);
+    let to = ok.header_str("To").unwrap().to_string();
+    let ack = format!(
+        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n"
+    );
+    sim.datagram(ALICE, &ack);
+    let bye = format!(
+        "BYE sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKbye9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+    );
+    let out = sim.datagram(ALICE, &bye);
+    let answers: Vec<u16> = sip_to(&out, ALICE).iter().map(status_of).collect();
+    assert_eq!(
+        answers,
+        vec![202],
+        "the machine's status, not a runtime 200"
     );
 }

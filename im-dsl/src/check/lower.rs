@@ -727,7 +727,10 @@ impl Lowerer<'_> {
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
             ActionKind::Deliver => model::Action::Deliver,
-            ActionKind::Report(ok) => model::Action::Report(*ok),
+            ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
+            ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
+                Some(self.report_failure(*status, reason.as_ref(), a.span)?),
+            ),
             ActionKind::StartTimer(t, after) => {
                 let t = self.timer(t, cx);
                 let mut ecx = ExprCx::new(&self.conditions, self.diags);
@@ -740,6 +743,74 @@ impl Lowerer<'_> {
                 model::Action::Log(lower_text(&mut ecx, self.sources, s)?)
             }
         })
+    }
+
+    /// `report failure STATUS "REASON"`: both are required, and the status is an MSRP
+    /// failure code (RFC 4975 §10: 4xx or 5xx), so that what the originator is told is the
+    /// spec's decision, not a runtime default.
+    fn report_failure(
+        &mut self,
+        status: Option<(u16, Span)>,
+        reason: Option<&ast::StrLit>,
+        span: Span,
+    ) -> Option<(u16, String)> {
+        let status = match status {
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoStatus,
+                        "`report failure` without a status code",
+                        span,
+                        "which status?",
+                    )
+                    .help("give the MSRP status and comment, e.g. `report failure 408 \"Request Timeout\"`"),
+                );
+                None
+            }
+            Some((s, _)) if (400..=599).contains(&s) => Some(s),
+            Some((s, sspan)) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("status code {s} is not an MSRP failure"),
+                        sspan,
+                        "not a failure status",
+                    )
+                    .help("a failure REPORT carries a 4xx or 5xx MSRP status (RFC 4975 §10)"),
+                );
+                None
+            }
+        };
+        // One diagnostic for a bare `report failure`: its help already asks for both.
+        let reason = match reason {
+            None if status.is_none() => None,
+            Some(r) if !r.value.contains(['{', '}', '\r', '\n']) => Some(r.value.clone()),
+            Some(r) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        "a REPORT comment is plain text",
+                        r.span,
+                        "braces or line breaks",
+                    )
+                    .help("write the comment without `{…}` or line breaks"),
+                );
+                None
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoStatus,
+                        "`report failure` without a comment",
+                        span,
+                        "which comment?",
+                    )
+                    .help("give the comment after the status, e.g. `report failure 408 \"Request Timeout\"`"),
+                );
+                None
+            }
+        };
+        Some((status?, reason?))
     }
 
     fn respond(&mut self, r: &ast::Respond, span: Span) -> Option<model::Respond> {

@@ -244,7 +244,15 @@ impl Gen<'_> {
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),
             Action::Deliver => quote!(#k::Deliver),
-            Action::Report(ok) => quote!(#k::Report { success: #ok }),
+            Action::Report(None) => {
+                quote!(#k::Report(::im_runtime::machine::ReportOutcome::Success))
+            }
+            Action::Report(Some((status, reason))) => quote!(#k::Report(
+                ::im_runtime::machine::ReportOutcome::Failure {
+                    status: #status,
+                    reason: ::std::borrow::Cow::Borrowed(#reason),
+                }
+            )),
             Action::StartTimer(t, after) => {
                 let t = timer(*t);
                 let after = self.cx.expr(after);

@@ -11,8 +11,8 @@
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, Route, RuleInfo,
-    SdpAttribute, SdpFacts, SdpMedia, Timer, Uri,
+    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, ReportOutcome, Route,
+    RuleInfo, SdpAttribute, SdpFacts, SdpMedia, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -398,8 +398,10 @@ pub fn render(m: &Machines, a: &Action) -> String {
             format!("stop timer {}", timer_name(m, a.origin.procedure, *t))
         }
         ActionKind::Deliver => "deliver".into(),
-        ActionKind::Report { success: true } => "report success".into(),
-        ActionKind::Report { success: false } => "report failure".into(),
+        ActionKind::Report(ReportOutcome::Success) => "report success".into(),
+        ActionKind::Report(ReportOutcome::Failure { status, .. }) => {
+            format!("report failure {status}")
+        }
         ActionKind::Log(s) => format!("log {s}"),
     }
 }

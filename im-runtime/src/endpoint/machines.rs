@@ -185,13 +185,17 @@ impl<A: Application> Endpoint<A> {
                 }
                 self.try_deliveries(now, sid);
             }
-            ActionKind::Report { success } => self.report(now, sid, success),
+            ActionKind::Report(outcome) => self.report(now, sid, &outcome),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }
 
     pub(super) fn respond(&mut self, now: Instant, sid: SessionId, origin: Origin, reply: Reply) {
         self.dirty.push(sid);
+        if let Some((key, msg)) = self.in_dialog_tsx.take() {
+            self.respond_in_dialog(now, &key, &msg, origin, &reply);
+            return;
+        }
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };
@@ -305,6 +309,40 @@ impl<A: Application> Endpoint<A> {
             self.msrp_after_answer(now, sid);
         }
         self.check_settled(now, sid);
+    }
+}
+
+impl<A: Application> Endpoint<A> {
+    /// A spec `respond` to the in-dialog request being handled: status, reason, headers and
+    /// Warning as the rule says; no SDP (an in-dialog answer carries no offer/answer here).
+    fn respond_in_dialog(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        msg: &Message,
+        origin: Origin,
+        reply: &Reply,
+    ) {
+        let Some(code) = StatusCode::new(reply.status) else {
+            return;
+        };
+        let mut b = sip::build::ResponseBuilder::new(msg, code).reason(&reply.reason);
+        for (name, value) in &reply.headers {
+            if let crate::machine::HeaderValue::Text(t) = value {
+                b = b.header(name, t);
+            }
+        }
+        if let Some(w) = &reply.warning {
+            b = b.header("Warning", &warning(&self.agent(), w));
+        }
+        b = b.header(
+            "Reason",
+            &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
+        );
+        if let Ok(resp) = b.build() {
+            let _ = self.tsx.respond(now, key, reply.status, resp.into_bytes());
+            self.drain_tsx_transmits();
+        }
     }
 }
 

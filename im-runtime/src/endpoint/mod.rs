@@ -36,7 +36,8 @@ pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
 
 use crate::machine::{
-    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, Route, Timer, Uri,
+    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, ReportOutcome,
+    Route, Timer, Uri,
 };
 use crate::proto::msrp;
 use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
@@ -102,6 +103,9 @@ pub struct Endpoint<A: Application> {
     idle_conns: IdleConns,
     /// Sessions the current input touched: only these can have ended or moved their timers.
     dirty: Vec<SessionId>,
+    /// The originator's in-dialog request whose machines are running: a spec `respond`
+    /// answers this transaction rather than the session's INVITE.
+    in_dialog_tsx: Option<(TsxKey, Message)>,
     ids: Ids,
     msrp: msrp_relay::MsrpRelay,
     stats: Stats,
@@ -136,6 +140,7 @@ impl<A: Application> Endpoint<A> {
             session_timers: SessionTimerIndex::default(),
             idle_conns: IdleConns::default(),
             dirty: Vec::new(),
+            in_dialog_tsx: None,
             ids,
             msrp,
             stats: Stats::default(),

@@ -70,10 +70,10 @@ impl<A: Application> Endpoint<A> {
         let _ = now;
     }
 
-    pub(super) fn report(&mut self, now: Instant, sid: SessionId, success: bool) {
+    pub(super) fn report(&mut self, now: Instant, sid: SessionId, outcome: &ReportOutcome) {
         let tid = self.random_bytes::<10>();
         self.msrp
-            .report_to_originator(sid, success, tid, &mut self.out);
+            .report_to_originator(sid, outcome, tid, &mut self.out);
         let _ = now;
     }
 

@@ -5,7 +5,7 @@
 
 use super::EndpointConfig;
 use super::session::SessionId;
-use crate::machine::SdpFacts;
+use crate::machine::{ReportOutcome, SdpFacts};
 use crate::proto::msrp::{
     self, ContinuationFlag, Decoder, FailureReport, Frame, FrameKind, MessageId, MsrpUri,
     Reassembler, ReassemblyLimits, ReassemblyOutcome, StatusCode, SuccessReport, TransactionId,
@@ -494,7 +494,7 @@ impl MsrpRelay {
     pub(crate) fn report_to_originator(
         &mut self,
         sid: SessionId,
-        success: bool,
+        outcome: &ReportOutcome,
         rand: [u8; 10],
         out: &mut std::collections::VecDeque<Output>,
     ) {
@@ -505,12 +505,12 @@ impl MsrpRelay {
         let (Some(conn), Some(send)) = (side.conn, side.first_send.as_ref()) else {
             return;
         };
-        let report = if success {
-            (send.effective_success_report() == SuccessReport::Yes)
+        let report = match outcome {
+            ReportOutcome::Success => (send.effective_success_report() == SuccessReport::Yes)
                 .then(|| msrp::success_report(send, tid, side.received))
-                .flatten()
-        } else {
-            (send.effective_failure_report() != FailureReport::No)
+                .flatten(),
+            ReportOutcome::Failure { status, reason } => (send.effective_failure_report()
+                != FailureReport::No)
                 .then(|| {
                     let len = side.received;
                     let range = msrp::ByteRange {
@@ -518,10 +518,15 @@ impl MsrpRelay {
                         end: Some(len),
                         total: Some(len),
                     };
-                    // 408: not every recipient confirmed delivery in time.
-                    msrp::report_for(send, tid, range, msrp::Status::new(StatusCode(408)))
+                    // The status and comment are the spec's (`report failure 408 "…"`).
+                    let status = msrp::Status {
+                        namespace: 0,
+                        code: StatusCode(*status),
+                        comment: (!reason.is_empty()).then(|| reason.to_string()),
+                    };
+                    msrp::report_for(send, tid, range, status)
                 })
-                .flatten()
+                .flatten(),
         };
         if let Some(r) = report {
             self.send(conn, &r, out);

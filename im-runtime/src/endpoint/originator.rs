@@ -50,7 +50,19 @@ impl<A: Application> Endpoint<A> {
                 } else {
                     481
                 };
-                if let Some(key) = key {
+                // The runtime answers only the 481; an existing dialog's BYE from the
+                // originator is answered by the spec's rule (its `respond`) while one of the
+                // session's machines still runs. Once they are all final (the session's
+                // procedures are over, e.g. our own BYE crossed this one) and for an
+                // invitee's BYE (no leg rule answers requests yet) the runtime answers 200.
+                let spec_answers = leg.is_none()
+                    && self
+                        .sessions
+                        .get(&sid)
+                        .is_some_and(|s| s.machines.iter().any(|m| !m.is_final()));
+                if (status != 200 || !spec_answers)
+                    && let Some(key) = key.clone()
+                {
                     self.reply_simple(now, &key, &msg, status, &[]);
                 }
                 if status != 200 {
@@ -68,7 +80,19 @@ impl<A: Application> Endpoint<A> {
                                 d.remote_bye = true;
                             }
                         }
+                        if spec_answers {
+                            self.in_dialog_tsx = key.clone().map(|k| (k, msg.clone()));
+                        }
                         self.run_session_machines(now, sid, &Event::InDialogRequest(Method::Bye));
+                        if let Some((key, msg)) = self.in_dialog_tsx.take() {
+                            // No rule answered the BYE: a spec bug. The transaction still
+                            // needs a final response (RFC 3261 §17.2.2).
+                            tracing::error!(
+                                session = sid.0,
+                                "no spec rule answered the originator's BYE; 500 sent"
+                            );
+                            self.reply_simple(now, &key, &msg, 500, &[]);
+                        }
                         self.msrp.close_originator(sid, &mut self.out);
                         if !held {
                             // The originator left before its message was complete: there

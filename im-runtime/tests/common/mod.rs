@@ -94,7 +94,9 @@ impl Machine for Dispatcher {
             Event::LegsSettled => {
                 self.done = true;
                 vec![
-                    act(ActionKind::Report { success: true }),
+                    act(ActionKind::Report(
+                        im_runtime::machine::ReportOutcome::Success,
+                    )),
                     act(ActionKind::Bye),
                 ]
             }
