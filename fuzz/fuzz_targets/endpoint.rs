@@ -6,8 +6,7 @@
 //! failed connections, and jumps of the virtual clock.
 //!
 //! Checks: nothing panics; after `Shutdown` and every timer the endpoint reached, it is idle
-//! (no session left) within a bounded number of timer steps (the idle check is skipped when
-//! `FUZZ_ENDPOINT_ALLOW_STUCK=1`, for the known bug named at the check).
+//! (no session left) within a bounded number of timer steps.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -406,19 +405,11 @@ fuzz_target!(|steps: Vec<Step>| {
         h.now = h.now.max(t);
         h.input(Input::Timeout);
     }
-    // Known endpoint bug (docs/security.md, tests/sim_session_shutdown.rs): an invitee that
-    // answered only 1xx keeps its session after shutdown. While it is open, runs that look
-    // for other failures set FUZZ_ENDPOINT_ALLOW_STUCK=1; remove this when it is fixed.
-    if !allow_stuck() {
-        assert!(
-            h.ep.is_idle(),
-            "after shutdown and the last timer the endpoint still holds {} sessions",
-            h.ep.live_sessions()
-        );
-    }
+    // Once held forever by an invitee that answered only 1xx (RFC 3261 §9.1, fixed in the
+    // INVITE client transaction; tests/sim_session_shutdown.rs).
+    assert!(
+        h.ep.is_idle(),
+        "after shutdown and the last timer the endpoint still holds {} sessions",
+        h.ep.live_sessions()
+    );
 });
-
-fn allow_stuck() -> bool {
-    static ALLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOW.get_or_init(|| std::env::var_os("FUZZ_ENDPOINT_ALLOW_STUCK").is_some_and(|v| v == "1"))
-}
