@@ -91,6 +91,15 @@ impl Machine for Dispatcher {
                     sdp_answer: vec![],
                 }))]
             }
+            // As the spec's `originator_bye` (6.1.3.3.2): the machine answers the
+            // originator's BYE; the runtime ends the legs.
+            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
+                status: 200,
+                reason: "OK".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))],
             Event::LegsSettled => {
                 self.done = true;
                 vec![
