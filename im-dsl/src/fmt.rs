@@ -875,7 +875,18 @@ impl Printer<'_> {
             ActionKind::Deliver => self.at("deliver", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
-                let mut parts = vec![kw("report"), text(" failure")];
+                // `report failure` is one token spanning up to its status (or the action's
+                // end): a comment the author put between the two words then stays behind
+                // them on every pass instead of moving (idempotence).
+                let head_end = status
+                    .map(|(_, sp)| sp.start)
+                    .or(reason.as_ref().map(|r| r.span.start))
+                    .unwrap_or(s.end);
+                let head = Span {
+                    end: head_end.max(s.start),
+                    ..s
+                };
+                let mut parts = vec![self.at("report failure", head)];
                 if let Some((code, span)) = status {
                     parts.push(text(" "));
                     parts.push(self.at(format!("{code:03}"), *span));
