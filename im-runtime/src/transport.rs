@@ -37,6 +37,35 @@ pub enum StreamKind {
     Sip,
     /// MSRP over TCP (RFC 4975).
     Msrp,
+    /// SIP over TLS (RFC 3261 §26.2, RFC 5630): the IO layer does the handshake, the core
+    /// sees the plaintext and says `TLS` in Via and `sips:` where it names itself.
+    SipTls,
+    /// MSRP over TLS (RFC 4975 §14, `msrps:` URIs, `TCP/TLS/MSRP` in SDP).
+    MsrpTls,
+}
+
+impl StreamKind {
+    /// Whether the stream runs over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, StreamKind::SipTls | StreamKind::MsrpTls)
+    }
+
+    /// The protocol without its security: [`StreamKind::Sip`] or [`StreamKind::Msrp`].
+    pub fn protocol(self) -> StreamKind {
+        match self {
+            StreamKind::Sip | StreamKind::SipTls => StreamKind::Sip,
+            StreamKind::Msrp | StreamKind::MsrpTls => StreamKind::Msrp,
+        }
+    }
+
+    /// The same protocol over TLS when `tls`, over plain TCP otherwise.
+    pub fn secured(self, tls: bool) -> StreamKind {
+        match (self.protocol(), tls) {
+            (StreamKind::Sip, true) => StreamKind::SipTls,
+            (StreamKind::Msrp, true) => StreamKind::MsrpTls,
+            (p, _) => p,
+        }
+    }
 }
 
 /// Something that happened, fed to the core.

@@ -20,6 +20,13 @@ Subcommands (events are printed as JSON lines, one object per line):
          until --timeout, which is then not an error).
   parse  read a byte stream from stdin and print each frame it contains (body in base64).
 
+TLS (RFC 4975 section 14, msrps: URIs): --tls-ca FILE makes a connecting peer speak TLS and
+verify the server's certificate against FILE and the host it connects to (an IP address
+must be in the certificate's subjectAltName); --tls-cert FILE --tls-key FILE make a listening
+peer (send/recv --listen, serve) accept TLS with that certificate. The handshake is reported
+as {"event": "tls", "version": ..., "cipher": ...}; a failed one prints {"event": "error",
+"reason": "tls: ..."} and exits with status 5.
+
 Everything has a timeout (--timeout, default 10 s) so the peer never hangs; a timeout
 prints {"event": "timeout"} and exits with status 2. Protocol errors exit with status 3.
 """
@@ -31,6 +38,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -226,12 +234,41 @@ class Connection:
             self.parser.feed(data)
 
 
+def client_tls(args, sock, host, out):
+    """Wraps a connected socket in TLS when --tls-ca is given (verifying the peer)."""
+    if not getattr(args, "tls_ca", None):
+        return sock
+    ctx = ssl.create_default_context(cafile=args.tls_ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls = ctx.wrap_socket(sock, server_hostname=host)
+    emit(out, event="tls", version=tls.version(), cipher=tls.cipher()[0])
+    return tls
+
+
+def server_tls(args):
+    """An SSL context for accepting when --tls-cert/--tls-key are given, else None."""
+    if not getattr(args, "tls_cert", None):
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
+
+
+def accept_tls(ctx, sock, emit_event):
+    if ctx is None:
+        return sock
+    tls = ctx.wrap_socket(sock, server_side=True)
+    emit_event(event="tls", version=tls.version(), cipher=tls.cipher()[0])
+    return tls
+
+
 def open_connection(args, out):
     if args.connect:
         host, _, port = args.connect.rpartition(":")
         sock = socket.create_connection((host, int(port)), timeout=args.timeout)
         emit(out, event="connected", peer="%s:%s" % sock.getpeername()[:2])
-        return sock
+        return client_tls(args, sock, host, out)
     host, _, port = args.listen.rpartition(":")
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -246,7 +283,7 @@ def open_connection(args, out):
     finally:
         srv.close()
     emit(out, event="accepted", peer="%s:%s" % peer[:2])
-    return sock
+    return accept_tls(server_tls(args), sock, lambda **e: emit(out, **e))
 
 
 def frame_event(f):
@@ -585,6 +622,7 @@ def cmd_serve(args, out):
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
     srv.listen(128)
+    tls = server_tls(args)
     server = Server(args, out)
     emit(out, event="listening", port=srv.getsockname()[1])
     deadline = time.monotonic() + args.timeout
@@ -598,6 +636,13 @@ def cmd_serve(args, out):
             sock, peer = srv.accept()
         except socket.timeout:
             continue
+        if tls is not None:
+            try:
+                sock.settimeout(args.timeout)
+                sock = accept_tls(tls, sock, server.emit)
+            except (ssl.SSLError, OSError) as e:
+                server.emit(event="tls_failed", reason=str(e))
+                continue
         sock.settimeout(None)
         threading.Thread(target=serve_connection, args=(server, sock, peer), daemon=True).start()
     srv.close()
@@ -635,6 +680,11 @@ def main():
         g.add_argument("--connect", metavar="HOST:PORT")
         g.add_argument("--listen", metavar="HOST:PORT", help="passive: accept one connection")
         s.add_argument("--timeout", type=float, default=10.0)
+        s.add_argument("--tls-ca", metavar="FILE", help="connect over TLS, trusting FILE")
+    for name in ("send", "recv", "serve"):
+        s = sub.choices.get(name) or sub.add_parser(name)
+        s.add_argument("--tls-cert", metavar="FILE", help="accept TLS with this chain")
+        s.add_argument("--tls-key", metavar="FILE")
     s = sub.choices["send"]
     tp = s.add_mutually_exclusive_group(required=True)
     tp.add_argument("--to-path", nargs="+")
@@ -652,7 +702,7 @@ def main():
     r.add_argument("--out", help="file to append message bytes to, '-' for stdout")
     r.add_argument("--respond", type=int, default=200, help="status code for SENDs")
     r.add_argument("--count", type=int, default=1, help="messages to receive before exiting")
-    v = sub.add_parser("serve")
+    v = sub.choices["serve"]
     v.add_argument("--listen", metavar="HOST:PORT", required=True)
     v.add_argument("--timeout", type=float, default=10.0)
     v.add_argument("--out-dir", help="write each message to DIR/<session>.<n>.bin")
@@ -666,6 +716,9 @@ def main():
     except TimeoutError:
         emit(sys.stdout, event="timeout")
         rc = 2
+    except ssl.SSLError as e:
+        emit(sys.stdout, event="error", reason="tls: %s" % e)
+        rc = 5
     except (ProtocolError, UnicodeDecodeError, ValueError) as e:
         emit(sys.stdout, event="error", reason=str(e))
         rc = 3

@@ -27,6 +27,8 @@ use crate::uri::{parse_uri, split_hostport};
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 /// Default MSRP port (TCP).
 pub const DEFAULT_MSRP_PORT: u16 = 2855;
+/// Default SIP-over-TLS port (RFC 3261 §19.1.2: `sips:` defaults to 5061).
+pub const DEFAULT_SIPS_PORT: u16 = 5061;
 /// Most workers (shards) a server may run; the IO layer tags connection ids with the shard
 /// in 15 bits, and far fewer cores exist anyway.
 pub const MAX_WORKERS: usize = 1024;
@@ -201,6 +203,33 @@ pub struct Cli {
     #[arg(long, value_name = "FILTER", value_parser = parse_log_filter)]
     pub log: Option<String>,
 
+    /// TLS certificate chain (PEM, leaf first). With --tls-key it turns TLS on: SIP over TLS
+    /// on --sip-tls and MSRP over TLS on --msrp-tls. [default: no TLS]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA roots (PEM) that outgoing TLS connections trust. [default: the Web PKI roots]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// SIP-over-TLS listen address. A bare IP gets port 5061. [default with a certificate:
+    /// the first SIP address's IP, port 5061]
+    #[arg(long, value_name = "ADDR", value_parser = parse_sips_addr)]
+    pub sip_tls: Option<SocketAddr>,
+
+    /// MSRP-over-TLS listen address; worker i listens on its port plus i (port 0: free
+    /// ports). [default with a certificate: the MSRP address's IP, port 0]
+    #[arg(long, value_name = "ADDR", value_parser = parse_msrp_addr)]
+    pub msrp_tls: Option<SocketAddr>,
+
+    /// How long an accepted TLS connection may take to finish its handshake. [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+
     /// Print the resolved configuration (TOML) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -321,6 +350,26 @@ pub struct ServerConfig {
     pub log: String,
     /// Worker threads (shards); `None`: one per core ([`ServerConfig::worker_count`]).
     pub workers: Option<usize>,
+    /// TLS; off unless a certificate and key are configured.
+    pub tls: TlsConfig,
+}
+
+/// The `[tls]` table: SIP over TLS (RFC 3261 §26.2) and MSRP over TLS (RFC 4975 §14).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM, leaf first).
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of `cert`.
+    pub key: Option<PathBuf>,
+    /// CA roots (PEM) trusted by outgoing TLS connections; `None`: the Web PKI roots.
+    pub ca: Option<PathBuf>,
+    /// SIP-over-TLS listen address; `None` with a certificate: the first SIP IP, port 5061.
+    pub sip: Option<SocketAddr>,
+    /// MSRP-over-TLS listen address of worker 0 (worker i: port plus i); `None` with a
+    /// certificate: the MSRP IP, port 0.
+    pub msrp: Option<SocketAddr>,
+    /// Handshake timeout of accepted TLS connections; `None`: the IO layer's 5 s.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -352,6 +401,7 @@ impl Default for ServerConfig {
             timers: Timers::default(),
             log: "info".to_owned(),
             workers: None,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -431,6 +481,19 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     timers: FileTimers,
+    #[serde(default)]
+    tls: FileTls,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    sip: Option<String>,
+    msrp: Option<String>,
+    handshake_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -607,6 +670,26 @@ impl ServerConfig {
         if let Some(v) = file.msrp.tb_granted {
             self.tb_granted = v;
         }
+        let t = &file.tls;
+        for (slot, v) in [
+            (&mut self.tls.cert, &t.cert),
+            (&mut self.tls.key, &t.key),
+            (&mut self.tls.ca, &t.ca),
+        ] {
+            if let Some(v) = v {
+                *slot = Some(base.join(v));
+            }
+        }
+        if let Some(v) = &t.sip {
+            self.tls.sip = Some(val(src, "tls.sip", v, parse_sips_addr(v))?);
+        }
+        if let Some(v) = &t.msrp {
+            self.tls.msrp = Some(val(src, "tls.msrp", v, parse_msrp_addr(v))?);
+        }
+        if let Some(v) = &t.handshake_timeout {
+            self.tls.handshake_timeout =
+                Some(val(src, "tls.handshake_timeout", v, parse_duration(v))?);
+        }
         let l = &file.limits;
         let size = |key: &str, v: &SizeValue| {
             v.parse()
@@ -767,6 +850,24 @@ impl ServerConfig {
         if let Some(v) = cli.workers {
             self.workers = Some(us(v));
         }
+        for (slot, v) in [
+            (&mut self.tls.cert, &cli.tls_cert),
+            (&mut self.tls.key, &cli.tls_key),
+            (&mut self.tls.ca, &cli.tls_ca),
+        ] {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        }
+        if cli.sip_tls.is_some() {
+            self.tls.sip = cli.sip_tls;
+        }
+        if cli.msrp_tls.is_some() {
+            self.tls.msrp = cli.msrp_tls;
+        }
+        if cli.handshake_timeout.is_some() {
+            self.tls.handshake_timeout = cli.handshake_timeout;
+        }
         cli.conference_factory.is_some()
     }
 
@@ -856,6 +957,26 @@ impl ServerConfig {
         if self.accept_types.is_empty() {
             return bad("msrp.accept_types", &"[]", "at least one type is needed");
         }
+        let tls = &self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return bad(
+                "tls.cert/tls.key",
+                &"one of them",
+                "TLS needs both or neither",
+            );
+        }
+        if tls.cert.is_none()
+            && let Some(a) = tls.sip.or(tls.msrp)
+        {
+            return bad(
+                "tls.sip/tls.msrp",
+                &a,
+                "a TLS listener needs tls.cert and tls.key",
+            );
+        }
+        if tls.handshake_timeout.is_some_and(|d| d.is_zero()) {
+            return bad("tls.handshake_timeout", &"0", "must be longer than zero");
+        }
         if let Some(n) = self.workers
             && !(1..=MAX_WORKERS).contains(&n)
         {
@@ -876,6 +997,42 @@ impl ServerConfig {
                 .unwrap_or(1)
                 .min(MAX_WORKERS)
         })
+    }
+
+    /// Whether TLS listeners run (a certificate and key are configured).
+    pub fn tls_on(&self) -> bool {
+        self.tls.cert.is_some() && self.tls.key.is_some()
+    }
+
+    /// The SIP-over-TLS listen address, when TLS is on.
+    pub fn sip_tls_listen(&self) -> Option<SocketAddr> {
+        let first = self
+            .sip
+            .first()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip());
+        self.tls_on().then(|| {
+            self.tls
+                .sip
+                .unwrap_or(SocketAddr::new(first, DEFAULT_SIPS_PORT))
+        })
+    }
+
+    /// The MSRP-over-TLS listen address of each worker, when TLS is on (as
+    /// [`ServerConfig::msrp_listen`]).
+    pub fn msrp_tls_listen(&self, workers: usize) -> Vec<SocketAddr> {
+        if !self.tls_on() {
+            return Vec::new();
+        }
+        let base = self.tls.msrp.unwrap_or(SocketAddr::new(self.msrp.ip(), 0));
+        (0..workers)
+            .map(|i| {
+                let port = match base.port() {
+                    0 => 0,
+                    p => p.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)),
+                };
+                SocketAddr::new(base.ip(), port)
+            })
+            .collect()
     }
 
     /// The MSRP listen address of each worker: worker `i` listens on the configured port
@@ -936,6 +1093,10 @@ impl ServerConfig {
             head_timeout: self.limits.head_timeout,
             idle_timeout: self.limits.idle_timeout,
             max_sip_message: self.limits.max_message_size,
+            handshake_timeout: self
+                .tls
+                .handshake_timeout
+                .unwrap_or(IoLimits::default().handshake_timeout),
             ..IoLimits::default()
         }
     }
@@ -1065,6 +1226,30 @@ impl ServerConfig {
             "invite_timeout = {}",
             q(&format_duration(t.invite_timeout))
         ));
+        line(String::new());
+        let tls = &self.tls;
+        line("[tls]".to_owned());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| q(&p.display().to_string()));
+        match path(&tls.cert) {
+            Some(p) => line(format!("cert = {p}")),
+            None => line("# cert: none (TLS off)".to_owned()),
+        }
+        if let Some(p) = path(&tls.key) {
+            line(format!("key = {p}"));
+        }
+        match path(&tls.ca) {
+            Some(p) => line(format!("ca = {p}")),
+            None => line("# ca: the Web PKI roots".to_owned()),
+        }
+        if let Some(a) = tls.sip {
+            line(format!("sip = {}", q(&a.to_string())));
+        }
+        if let Some(a) = tls.msrp {
+            line(format!("msrp = {}", q(&a.to_string())));
+        }
+        if let Some(d) = tls.handshake_timeout {
+            line(format!("handshake_timeout = {}", q(&format_duration(d))));
+        }
         s
     }
 }
@@ -1107,6 +1292,11 @@ fn parse_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
 /// Parses a SIP address (port 5060 when omitted).
 pub fn parse_sip_addr(s: &str) -> Result<SocketAddr, String> {
     parse_addr(s, DEFAULT_SIP_PORT)
+}
+
+/// Parses a SIP-over-TLS listen address; a bare IP gets port 5061.
+pub fn parse_sips_addr(s: &str) -> Result<SocketAddr, String> {
+    parse_addr(s, DEFAULT_SIPS_PORT)
 }
 
 /// Parses an MSRP address (port 2855 when omitted).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use im_runtime::endpoint::{Endpoint, EndpointConfig, Stats};
-use im_runtime::io::Driver;
+use im_runtime::io::{Driver, TlsSetup};
 use im_runtime::steer::Shard;
 use im_server::app::ServerApp;
 use im_server::config::{Cli, ServerConfig};
@@ -171,18 +171,24 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             );
         }
     }
-    let driver = match bound {
+    let mut driver = match bound {
         Ok(d) => d,
         Err(e) => {
             eprintln!("im-server: cannot bind {bind:?}: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = bind_tls(&cfg, workers, &mut driver).await {
+        eprintln!("im-server: {e}");
+        return ExitCode::FAILURE;
+    }
     let local = driver.local().clone();
     tracing::info!(
         sip_udp = ?local.sip_udp,
         sip_tcp = ?local.sip_tcp,
         msrp = ?local.msrp_tcp,
+        sip_tls = ?local.sip_tls,
+        msrp_tls = ?local.msrp_tls,
         advertise = %cfg.advertised_host(local.msrp_tcp.first().copied().unwrap_or(cfg.msrp)),
         domain = %cfg.domain,
         groups = app.groups.snapshot().len(),
@@ -202,6 +208,8 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             let mut ep =
                 EndpointConfig::new(advertised(&cfg, sip_bound), advertised(&cfg, msrp_bound));
             ep.spec = cfg.machine_config();
+            ep.sip_tls_advertised = local.sip_tls.first().map(|a| advertised(&cfg, *a));
+            ep.msrp_tls_advertised = local.msrp_tls.get(index).map(|a| advertised(&cfg, *a));
             ep.trusted_hosts = cfg.trusted_hosts.clone();
             ep.timers = cfg.timer_config();
             ep.max_message_size = cfg.limits.max_message_size;
@@ -240,6 +248,23 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
         "im-server stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// Reads the certificate, key and CA roots and binds the TLS listeners, when TLS is on. A CA
+/// file alone (no certificate) still gives outgoing connections their roots.
+async fn bind_tls(cfg: &ServerConfig, workers: usize, driver: &mut Driver) -> Result<(), String> {
+    let t = &cfg.tls;
+    if !cfg.tls_on() && t.ca.is_none() {
+        return Ok(());
+    }
+    let identity = t.cert.as_deref().zip(t.key.as_deref());
+    let setup = TlsSetup::from_files(identity, t.ca.as_deref()).map_err(|e| format!("TLS: {e}"))?;
+    let sip: Vec<SocketAddr> = cfg.sip_tls_listen().into_iter().collect();
+    let msrp = cfg.msrp_tls_listen(workers);
+    driver
+        .bind_tls(&sip, &msrp, setup)
+        .await
+        .map_err(|e| format!("cannot bind TLS {sip:?} {msrp:?}: {e}"))
 }
 
 /// The address to advertise for a socket bound to `bound`: `--advertise` when it is an IP

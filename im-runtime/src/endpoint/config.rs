@@ -11,6 +11,12 @@ pub struct EndpointConfig {
     pub sip_advertised: SocketAddr,
     /// The MSRP address put in `c=`, `m=` and `a=path`.
     pub msrp_advertised: SocketAddr,
+    /// The SIP-over-TLS address put in Via and in `sips:` Contacts of dialogs that came over
+    /// TLS; `None`: no TLS.
+    pub sip_tls_advertised: Option<SocketAddr>,
+    /// The MSRP-over-TLS address put in `m=` and `msrps:` paths when the offer is
+    /// `TCP/TLS/MSRP`; `None`: such offers get 488.
+    pub msrp_tls_advertised: Option<SocketAddr>,
     /// Hosts whose P-Asserted-Identity is trusted.
     pub trusted_hosts: Vec<IpAddr>,
     /// What the server supports (420/415/406 decisions).
@@ -60,6 +66,8 @@ impl EndpointConfig {
             spec: Config::default(),
             sip_advertised,
             msrp_advertised,
+            sip_tls_advertised: None,
+            msrp_tls_advertised: None,
             trusted_hosts: Vec::new(),
             policy,
             timers: TimerConfig::default(),

@@ -271,21 +271,22 @@ impl<A: Application> Endpoint<A> {
             Input::StreamOpened {
                 conn, kind, peer, ..
             } => match kind {
-                StreamKind::Sip => {
+                StreamKind::Sip | StreamKind::SipTls => {
                     self.sip_conns.insert(
                         conn,
                         SipConn {
                             peer,
                             buf: BytesMut::new(),
+                            tls: kind.is_tls(),
                         },
                     );
                     self.sip_conn_by_peer.insert(peer, conn);
                 }
-                StreamKind::Msrp => {
+                StreamKind::Msrp | StreamKind::MsrpTls => {
                     let mut events = Vec::new();
                     let rand = self.random_bytes::<10>();
                     self.msrp
-                        .opened(conn, peer, &mut events, rand, &mut self.out);
+                        .opened(conn, kind.is_tls(), &mut events, rand, &mut self.out);
                     if conn.is_accepted() {
                         self.idle_conns.set(conn, now + MSRP_IDLE);
                     }

@@ -225,10 +225,11 @@ impl<A: Application> Endpoint<A> {
         if !reply.sdp_answer.is_empty() {
             match offer {
                 Some(offer) => {
+                    let (own, path) = self.msrp_own(&offer, &msrp_sid);
                     let local = LocalMedia {
-                        address: self.cfg.msrp_advertised.ip().to_string(),
-                        msrp_port: self.cfg.msrp_advertised.port(),
-                        path: own_msrp_path(self.cfg.msrp_advertised, &msrp_sid),
+                        address: own.ip().to_string(),
+                        msrp_port: own.port(),
+                        path,
                         session_id: self.rand() >> 12,
                         session_version: 1,
                     };
@@ -283,10 +284,16 @@ impl<A: Application> Endpoint<A> {
         let bytes = resp.into_bytes();
         let _ = self.tsx.respond(now, &key, status, bytes.clone());
         self.drain_tsx_transmits();
+        let tls = self
+            .sessions
+            .get(&sid)
+            .and_then(|s| self.dialog_tls(s.peer));
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.answered = Some(status);
             if (200..300).contains(&status) {
-                s.dialog = Some(Dialog::server_side(&s.request, &local_tag, s.peer));
+                let mut d = Dialog::server_side(&s.request, &local_tag, s.peer);
+                d.tls = tls;
+                s.dialog = Some(d);
                 s.ok_bytes = Some(bytes);
                 s.ok_at = Some(now);
                 if let Some(a) = role {

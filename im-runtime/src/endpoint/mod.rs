@@ -25,6 +25,7 @@ mod machines;
 mod msrp_glue;
 mod msrp_relay;
 mod originator;
+mod secure;
 mod session;
 mod stateless;
 mod teardown;
@@ -65,6 +66,8 @@ const MSRP_IDLE: Duration = Duration::from_secs(30);
 struct SipConn {
     peer: SocketAddr,
     buf: BytesMut,
+    /// A TLS connection: what arrives on it was secured (`sips:` and `TLS` in answers).
+    tls: bool,
 }
 
 /// A client transaction some session started.

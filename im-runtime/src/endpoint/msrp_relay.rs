@@ -56,10 +56,13 @@ struct Side {
 struct MConn {
     decoder: Decoder,
     sides: Vec<SideKey>,
+    /// Over TLS: only such a connection may bind a side whose own URI is `msrps:`.
+    tls: bool,
 }
 
 pub(crate) struct MsrpRelay {
     own: SocketAddr,
+    own_tls: Option<SocketAddr>,
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
@@ -84,6 +87,7 @@ impl MsrpRelay {
     pub(crate) fn new(cfg: &EndpointConfig) -> Self {
         MsrpRelay {
             own: cfg.msrp_advertised,
+            own_tls: cfg.msrp_tls_advertised,
             limits: cfg.msrp_limits,
             reassembly: ReassemblyLimits {
                 max_message_bytes: cfg.spec.max_size.unwrap_or(16 * 1024 * 1024),
@@ -98,8 +102,11 @@ impl MsrpRelay {
         }
     }
 
-    fn local_uri(&self, sid: &str) -> Option<MsrpUri> {
-        format!("msrp://{}/{sid};tcp", self.own).parse().ok()
+    fn local_uri(&self, sid: &str, tls: bool) -> Option<MsrpUri> {
+        match self.own_tls {
+            Some(a) if tls => format!("msrps://{a}/{sid};tcp").parse().ok(),
+            _ => format!("msrp://{}/{sid};tcp", self.own).parse().ok(),
+        }
     }
 
     fn tid(&mut self, rand: [u8; 10]) -> TransactionId {
@@ -111,9 +118,9 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &str) -> Option<Side> {
+    fn new_side(&self, local_sid: &str, tls: bool) -> Option<Side> {
         Some(Side {
-            local: self.local_uri(local_sid)?,
+            local: self.local_uri(local_sid, tls)?,
             local_sid: local_sid.to_string(),
             remote_path: Vec::new(),
             active: false,
@@ -129,7 +136,7 @@ impl MsrpRelay {
     }
 
     pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &str, a: &Answer) {
-        let Some(mut side) = self.new_side(local_sid) else {
+        let Some(mut side) = self.new_side(local_sid, a.tls) else {
             return;
         };
         side.remote_path = parse_path(&a.offer.path);
@@ -139,7 +146,7 @@ impl MsrpRelay {
     }
 
     pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str) {
-        if let Some(side) = self.new_side(local_sid) {
+        if let Some(side) = self.new_side(local_sid, false) {
             self.by_local.insert(local_sid.to_string(), (sid, Some(i)));
             self.sides.insert((sid, Some(i)), side);
         }
@@ -151,6 +158,7 @@ impl MsrpRelay {
             return None;
         }
         let to = side.remote_path.last().and_then(uri_target)?;
+        let tls = side.local.scheme == msrp::Scheme::Msrps;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         side.conn = Some(conn);
@@ -159,11 +167,12 @@ impl MsrpRelay {
             MConn {
                 decoder: Decoder::new(self.limits),
                 sides: vec![key],
+                tls,
             },
         );
         out.push(Output::Connect {
             conn,
-            kind: crate::transport::StreamKind::Msrp,
+            kind: crate::transport::StreamKind::Msrp.secured(tls),
             to,
         });
         Some(conn)
@@ -218,7 +227,7 @@ impl MsrpRelay {
     pub(crate) fn opened(
         &mut self,
         conn: ConnId,
-        _peer: SocketAddr,
+        tls: bool,
         events: &mut Vec<RelayEvent>,
         rand: [u8; 10],
         out: &mut std::collections::VecDeque<Output>,
@@ -232,6 +241,7 @@ impl MsrpRelay {
                     MConn {
                         decoder: Decoder::new(self.limits),
                         sides: Vec::new(),
+                        tls,
                     },
                 );
                 return;
@@ -345,7 +355,14 @@ impl MsrpRelay {
                     .to_path
                     .last()
                     .and_then(|u| u.session_id.clone())
-                    .and_then(|s| self.by_local.get(&s).copied());
+                    .and_then(|s| self.by_local.get(&s).copied())
+                    // A session answered over TLS is never reached in clear (RFC 4975 §14).
+                    .filter(|k| {
+                        self.sides
+                            .get(k)
+                            .is_none_or(|s| s.local.scheme != msrp::Scheme::Msrps)
+                            || self.conns.get(&conn).is_some_and(|c| c.tls)
+                    });
                 let Some(key) = key else {
                     // RFC 4975 §7.3.1: no such session.
                     if let Some(r) = msrp::response_to(&f, StatusCode(481), None) {

@@ -47,6 +47,8 @@ pub(crate) struct Dialog {
     pub(crate) ended: bool,
     /// The peer ended the dialog with its BYE (a later BYE gets 481).
     pub(crate) remote_bye: bool,
+    /// Over TLS: our TLS address, the sent-by of `SIP/2.0/TLS` in our requests' Via.
+    pub(crate) tls: Option<SocketAddr>,
     counter: u64,
 }
 
@@ -102,6 +104,7 @@ impl Dialog {
             confirmed: false,
             ended: false,
             remote_bye: false,
+            tls: None,
             counter: 0,
         }
     }
@@ -147,6 +150,7 @@ impl Dialog {
             confirmed: true,
             ended: false,
             remote_bye: false,
+            tls: None,
             counter: 0,
         })
     }
@@ -160,10 +164,13 @@ impl Dialog {
             self.local_tag.get(..8).unwrap_or("")
         );
         let mut b = RequestBuilder::new(method, &self.remote_target)
-            .via_raw(&format!(
-                "SIP/2.0/{} {via_host};branch={branch};rport",
-                if self.peer.reliable { "TCP" } else { "UDP" }
-            ))
+            .via_raw(&match self.tls {
+                Some(tls) => format!("SIP/2.0/TLS {tls};branch={branch};rport"),
+                None => format!(
+                    "SIP/2.0/{} {via_host};branch={branch};rport",
+                    if self.peer.reliable { "TCP" } else { "UDP" }
+                ),
+            })
             .from(&self.local_uri, &self.local_tag)
             .to(&self.remote_uri, Some(&self.remote_tag))
             .call_id(&self.call_id)

@@ -144,12 +144,8 @@ impl<A: Application> Endpoint<A> {
         let id = SessionId(self.next_session);
         self.next_session += 1;
         let local_tag = self.token(1);
-        let focus = format!(
-            "sip:conf-{}-{}@{}",
-            id.0,
-            self.token(1).get(..8).unwrap_or("0"),
-            self.cfg.sip_advertised
-        );
+        let user = format!("conf-{}-{}", id.0, self.token(1).get(..8).unwrap_or("0"));
+        let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
         let session = Session::new(

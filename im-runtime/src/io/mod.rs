@@ -12,6 +12,15 @@
 //! one connection can carry calls of several shards, and each MSRP listener belongs to one
 //! shard (the shard names its own port in `a=path`). Sessions never cross shards, so the
 //! cores share nothing but the sockets and whatever the application shares itself.
+//!
+//! TLS ([`Driver::bind_tls`], module `tls`) is one more pair of listeners: their
+//! connections are handshaken here (under [`IoLimits::handshake_timeout`], inside the same
+//! budgets and per-source limit as plain ones) and then served exactly like TCP ones, with
+//! the stream kind telling the core that they are secure.
+
+mod tls;
+
+pub use tls::{TlsError, TlsSetup};
 
 use crate::proto::sip;
 use crate::steer::steer_sip;
@@ -24,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -66,8 +75,11 @@ pub struct IoLimits {
     /// message (CRLF keep-alives do not count). Once a complete head has arrived the
     /// connection belongs to the core and the IO layer times nothing out.
     pub idle_timeout: Duration,
-    /// How long an outgoing connect may take.
+    /// How long an outgoing connect may take (TLS handshake included).
     pub connect_timeout: Duration,
+    /// How long an accepted TLS connection may take to complete its handshake; over it the
+    /// connection is closed. The idle and head timeouts start after the handshake.
+    pub handshake_timeout: Duration,
     /// How long to keep running after shutdown while the core ends its sessions.
     pub shutdown_grace: Duration,
     /// Largest SIP message framed on a TCP connection when the readers frame
@@ -86,6 +98,7 @@ impl Default for IoLimits {
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             max_sip_message: 64 * 1024,
         }
@@ -101,6 +114,10 @@ pub struct Local {
     pub sip_tcp: Vec<SocketAddr>,
     /// MSRP over TCP.
     pub msrp_tcp: Vec<SocketAddr>,
+    /// SIP over TLS ([`Driver::bind_tls`]).
+    pub sip_tls: Vec<SocketAddr>,
+    /// MSRP over TLS ([`Driver::bind_tls`]).
+    pub msrp_tls: Vec<SocketAddr>,
 }
 
 type EvTx = mpsc::UnboundedSender<Ev>;
@@ -145,6 +162,8 @@ struct LoopCtx {
     own: EvTx,
     /// This loop's shard bits for core-allocated connection ids (0 for shard 0).
     tag: u64,
+    /// TLS for outgoing connections of a TLS kind; `None`: they fail.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl LoopCtx {
@@ -173,6 +192,9 @@ pub struct Driver {
     udp: Vec<Arc<UdpSocket>>,
     sip_tcp: Vec<TcpListener>,
     msrp_tcp: Vec<TcpListener>,
+    sip_tls: Vec<TcpListener>,
+    msrp_tls: Vec<TcpListener>,
+    tls: Option<TlsSetup>,
     local: Local,
     limits: IoLimits,
     budget: Arc<Budget>,
@@ -204,10 +226,42 @@ impl Driver {
             udp,
             sip_tcp,
             msrp_tcp,
+            sip_tls: Vec::new(),
+            msrp_tls: Vec::new(),
+            tls: None,
             local,
             budget: Arc::new(Budget::new(&limits)),
             limits,
         })
+    }
+
+    /// Binds TLS listeners for SIP and MSRP (MSRP listener `j` belongs to core `j`, as for
+    /// TCP) and keeps `tls` for them and for outgoing connections of a TLS kind. Listeners
+    /// need `tls` to have a certificate ([`TlsSetup::can_accept`]).
+    pub async fn bind_tls(
+        &mut self,
+        sip: &[SocketAddr],
+        msrp: &[SocketAddr],
+        tls: TlsSetup,
+    ) -> io::Result<()> {
+        if !tls.can_accept() && !(sip.is_empty() && msrp.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS listeners need a certificate and key",
+            ));
+        }
+        for a in sip {
+            let l = TcpListener::bind(a).await?;
+            self.local.sip_tls.push(l.local_addr()?);
+            self.sip_tls.push(l);
+        }
+        for a in msrp {
+            let l = TcpListener::bind(a).await?;
+            self.local.msrp_tls.push(l.local_addr()?);
+            self.msrp_tls.push(l);
+        }
+        self.tls = Some(tls);
+        Ok(())
     }
 
     /// The addresses actually bound.
@@ -232,6 +286,7 @@ impl Driver {
             budget: self.budget.clone(),
             own: tx,
             tag: 0,
+            tls: self.tls.as_ref().map(|t| t.connector.clone()),
         };
         drive(core, rx, cx, shutdown).await
     }
@@ -273,6 +328,7 @@ impl Driver {
                 budget: self.budget.clone(),
                 own: shards[i].clone(),
                 tag: (i as u64) << SHARD_SHIFT,
+                tls: self.tls.as_ref().map(|t| t.connector.clone()),
             };
             let mut stop = stop_rx.clone();
             set.spawn(async move {
@@ -351,7 +407,20 @@ impl Driver {
                     .into_iter()
                     .enumerate()
                     .map(|(j, l)| (l, StreamKind::Msrp, Some(j % n))),
+            )
+            .chain(
+                std::mem::take(&mut self.sip_tls)
+                    .into_iter()
+                    .map(|l| (l, StreamKind::SipTls, None)),
+            )
+            .chain(
+                std::mem::take(&mut self.msrp_tls)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, l)| (l, StreamKind::MsrpTls, Some(j % n))),
             );
+        let acceptor = self.tls.as_ref().and_then(|t| t.acceptor.clone());
+        let handshake_timeout = self.limits.handshake_timeout;
         for (l, kind, shard) in listeners {
             let route = match shard {
                 // SIP connections carry calls of every shard: every shard learns of them and
@@ -364,6 +433,7 @@ impl Driver {
             let next = next_accepted.clone();
             let max_sip = self.limits.max_sip_message;
             let watch = Some((self.limits.idle_timeout, self.limits.head_timeout));
+            let acceptor = acceptor.clone().filter(|_| kind.is_tls());
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, peer)) = l.accept().await else {
@@ -387,8 +457,14 @@ impl Driver {
                         permit,
                         max_sip_message: max_sip,
                         watch,
+                        evict: Arc::new(tokio::sync::Notify::new()),
                     };
-                    spawn_conn(stream, conn);
+                    match &acceptor {
+                        None => spawn_tcp(stream, conn),
+                        Some(a) => {
+                            tokio::spawn(accept_tls(a.clone(), stream, conn, handshake_timeout));
+                        }
+                    }
                 }
             });
         }
@@ -434,26 +510,51 @@ async fn drive<C: Core>(
                     let budget = cx.budget.clone();
                     let timeout = cx.limits.connect_timeout;
                     let max_sip = cx.limits.max_sip_message;
+                    let tls = cx.tls.clone();
                     tokio::spawn(async move {
                         let Some(permit) = budget.admit(kind, None) else {
                             let _ = tx.send(Ev::ConnectFailed(conn));
                             return;
                         };
-                        match tokio::time::timeout(timeout, TcpStream::connect(to)).await {
-                            Ok(Ok(stream)) => {
-                                let c = Conn {
-                                    id: conn,
-                                    kind,
-                                    peer: to,
-                                    route: Route::One(tx),
-                                    permit,
-                                    max_sip_message: max_sip,
-                                    // We spoke first: the peer owes us no head.
-                                    watch: None,
-                                };
-                                spawn_conn(stream, c)
+                        let c = Conn {
+                            id: conn,
+                            kind,
+                            peer: to,
+                            route: Route::One(tx.clone()),
+                            permit,
+                            max_sip_message: max_sip,
+                            // We spoke first: the peer owes us no head.
+                            watch: None,
+                            evict: Arc::new(tokio::sync::Notify::new()),
+                        };
+                        let connected = tokio::time::timeout(timeout, async {
+                            let stream = TcpStream::connect(to).await?;
+                            if !kind.is_tls() {
+                                return Ok(Either::Tcp(stream));
                             }
-                            _ => {
+                            let Some(tls) = tls else {
+                                return Err(io::Error::other("TLS is not configured"));
+                            };
+                            let local = stream.local_addr()?;
+                            let _ = stream.set_nodelay(true);
+                            // The core routes to addresses: the peer's certificate must name
+                            // the IP address connected to (RFC 5922 §7.2 allows IP SANs).
+                            let name = rustls::pki_types::ServerName::IpAddress(to.ip().into());
+                            let s = tls.connect(name, stream).await?;
+                            Ok(Either::Tls(Box::new(s), local))
+                        })
+                        .await;
+                        match connected {
+                            Ok(Ok(Either::Tcp(stream))) => spawn_tcp(stream, c),
+                            Ok(Ok(Either::Tls(s, local))) => {
+                                let (rd, wr) = tokio::io::split(*s);
+                                spawn_conn(rd, wr, local, c);
+                            }
+                            Ok(Err(e)) => {
+                                tracing::info!(%to, ?kind, "connect failed: {e}");
+                                let _ = tx.send(Ev::ConnectFailed(conn));
+                            }
+                            Err(_) => {
                                 let _ = tx.send(Ev::ConnectFailed(conn));
                             }
                         }
@@ -539,6 +640,7 @@ pub struct IoStats {
     refused_per_source: AtomicU64,
     closed_head_timeout: AtomicU64,
     closed_idle_timeout: AtomicU64,
+    closed_handshake: AtomicU64,
     evicted: AtomicU64,
 }
 
@@ -567,6 +669,10 @@ impl IoStats {
     /// Connections closed because they sent nothing in time.
     pub fn closed_idle_timeout(&self) -> u64 {
         self.closed_idle_timeout.load(Ordering::Relaxed)
+    }
+    /// Accepted TLS connections whose handshake failed or did not finish in time.
+    pub fn closed_handshake(&self) -> u64 {
+        self.closed_handshake.load(Ordering::Relaxed)
     }
 }
 
@@ -606,10 +712,11 @@ impl Budget {
         }
     }
 
+    /// A protocol's budget is shared by its TCP and TLS connections.
     fn count(&self, kind: StreamKind) -> (&AtomicUsize, usize) {
-        match kind {
-            StreamKind::Sip => (&self.sip, self.max_sip),
+        match kind.protocol() {
             StreamKind::Msrp => (&self.msrp, self.max_msrp),
+            _ => (&self.sip, self.max_sip),
         }
     }
 
@@ -679,9 +786,9 @@ impl Budget {
     }
 
     fn slot(kind: StreamKind) -> usize {
-        match kind {
-            StreamKind::Sip => 0,
+        match kind.protocol() {
             StreamKind::Msrp => 1,
+            _ => 0,
         }
     }
 
@@ -760,10 +867,10 @@ impl HeadWatch {
         };
         self.buf.extend_from_slice(data);
         let end = |pat: &[u8]| memchr::memmem::find(&self.buf, pat).is_some();
-        let done = match self.kind {
-            StreamKind::Sip => end(b"\r\n\r\n"),
+        let done = match self.kind.protocol() {
             // A frame with a body has a blank line; one without goes straight to its end-line.
             StreamKind::Msrp => end(b"\r\n\r\n") || end(b"\r\n-------"),
+            _ => end(b"\r\n\r\n"),
         };
         done || self.buf.len() > self.cap
     }
@@ -783,9 +890,87 @@ struct Conn {
     max_sip_message: usize,
     /// For accepted connections: the idle and head timeouts of the first message.
     watch: Option<(Duration, Duration)>,
+    /// Notified when a newcomer needs this connection's budget slot (accepted connections
+    /// still without a first head, or still in their TLS handshake).
+    evict: Arc<tokio::sync::Notify>,
 }
 
-fn spawn_conn(stream: TcpStream, conn: Conn) {
+/// An outgoing connection once connected.
+enum Either {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>, SocketAddr),
+}
+
+fn conn_failed(route: &Route, id: ConnId) {
+    match route {
+        Route::One(tx) => {
+            let _ = tx.send(Ev::ConnectFailed(id));
+        }
+        Route::Steered(shards) => {
+            for tx in shards.iter() {
+                let _ = tx.send(Ev::ConnectFailed(id));
+            }
+        }
+    }
+}
+
+fn spawn_tcp(stream: TcpStream, conn: Conn) {
+    let Ok(local) = stream.local_addr() else {
+        conn_failed(&conn.route, conn.id);
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    spawn_conn(rd, wr, local, conn);
+}
+
+/// Handshakes an accepted TLS connection, then serves it like a TCP one. The handshake is
+/// bounded by `timeout` and, like a connection waiting for its first head, gives its budget
+/// slot up to a newcomer when the budget is full: a peer that opens TLS connections and never
+/// finishes the handshake holds nothing for long.
+async fn accept_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    conn: Conn,
+    timeout: Duration,
+) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let budget = conn.permit.budget.clone();
+    budget.wait(conn.kind, conn.id.0, conn.evict.clone());
+    let done = tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => match r {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                if let Some(k) = bump(&budget.stats.closed_handshake) {
+                    tracing::info!(peer = %conn.peer, closed = k, "TLS handshake failed: {e}");
+                }
+                None
+            }
+            Err(_) => {
+                if let Some(k) = bump(&budget.stats.closed_handshake) {
+                    tracing::info!(peer = %conn.peer, closed = k, "TLS handshake timeout: closing");
+                }
+                None
+            }
+        },
+        () = conn.evict.notified() => None,
+    };
+    let Some(s) = done else {
+        budget.done_waiting(conn.kind, conn.id.0);
+        return;
+    };
+    let (rd, wr) = tokio::io::split(s);
+    spawn_conn(rd, wr, local, conn);
+}
+
+fn spawn_conn<R, W>(mut rd: R, mut wr: W, local: SocketAddr, conn: Conn)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let Conn {
         id,
         kind,
@@ -794,22 +979,12 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
         permit,
         max_sip_message,
         watch,
+        evict,
     } = conn;
     let all: Vec<EvTx> = match &route {
         Route::One(tx) => vec![tx.clone()],
         Route::Steered(shards) => shards.to_vec(),
     };
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(_) => {
-            for tx in &all {
-                let _ = tx.send(Ev::ConnectFailed(id));
-            }
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterMsg>();
     // Every loop that may write on the connection gets the writer before any of its bytes.
     for tx in &all {
@@ -830,7 +1005,6 @@ fn spawn_conn(stream: TcpStream, conn: Conn) {
     });
     tokio::spawn(async move {
         let stats = permit.budget.stats.clone();
-        let evict = Arc::new(tokio::sync::Notify::new());
         if watch.is_some() {
             permit.budget.wait(kind, id.0, evict.clone());
         }

@@ -584,18 +584,29 @@ impl MsrpPeer {
     /// Starts `msrp_peer.py <args>`; `limit` bounds [`MsrpPeer::wait`] (the peer's own
     /// `--timeout` should be shorter). `{dir}` in an argument is replaced by [`MsrpPeer::dir`].
     pub(crate) fn spawn(dir: tempfile::TempDir, args: &[&str], limit: Duration) -> MsrpPeer {
+        Self::spawn_script(&msrp_peer_script(), dir, args, limit)
+    }
+
+    /// As [`MsrpPeer::spawn`] for another script of `tests/peers/` (`sip_tls_client.py`)
+    /// that prints JSON events the same way.
+    pub(crate) fn spawn_script(
+        script: &Path,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        limit: Duration,
+    ) -> MsrpPeer {
         let out = dir.path().join("peer.out");
         let err = dir.path().join("peer.err");
         let d = dir.path().to_str().expect("utf-8 temp path").to_owned();
         let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
         let child = Command::new(python3())
-            .arg(msrp_peer_script())
+            .arg(script)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).expect("peer log"))
             .stderr(std::fs::File::create(&err).expect("peer log"))
             .spawn()
-            .expect("spawn msrp_peer.py");
+            .expect("spawn a Python peer");
         MsrpPeer {
             child: Some(child),
             out,

@@ -63,6 +63,14 @@ pub enum AnswerError {
     /// the session's frames go and come from).
     #[error("offer a=path is not a list of MSRP URIs")]
     BadPath,
+    /// The offer's proto (`TCP/MSRP` or `TCP/TLS/MSRP`) and the server's own path disagree
+    /// on TLS: an `msrps:` path goes with `TCP/TLS/MSRP` and an `msrp:` one with `TCP/MSRP`
+    /// (RFC 4975 §8.1, §14). Seen when the offer asks for TLS and the server has none.
+    #[error("MSRP over TLS is not available here (offered {offered})")]
+    TlsMismatch {
+        /// The offered proto.
+        offered: String,
+    },
     /// The offer's MSRP media has no `a=accept-types` (mandatory, RFC 4975 §8.6).
     #[error("offer has no accept-types")]
     MissingAcceptTypes,
@@ -90,6 +98,8 @@ pub struct Answer {
     /// The offer's typed MSRP attributes (its `path` says where to connect or whom to
     /// expect).
     pub offer: MsrpAttributes,
+    /// The answered media is `TCP/TLS/MSRP`: the session runs over TLS (RFC 4975 §14).
+    pub tls: bool,
 }
 
 /// Builds the answer to `offer` (the request's SDP view; its `raw` text is re-read so that
@@ -132,6 +142,16 @@ pub fn build_answer_to_session(
         return Err(AnswerError::BadPath);
     }
 
+    let tls = is_tls_proto(&offered_media.proto);
+    let own_tls = local
+        .path
+        .parse::<crate::proto::msrp::MsrpUri>()
+        .is_ok_and(|u| u.scheme == crate::proto::msrp::Scheme::Msrps);
+    if tls != own_tls {
+        return Err(AnswerError::TlsMismatch {
+            offered: offered_media.proto.clone(),
+        });
+    }
     let mut media = Media {
         media: "message".into(),
         port: local.msrp_port,
@@ -219,7 +239,14 @@ pub fn build_answer_to_session(
         sdp: write(&session),
         role,
         offer: attrs,
+        tls,
     })
+}
+
+/// Whether an MSRP m-line's proto is `TCP/TLS/MSRP` (RFC 4975 §8.1): MSRP over TLS, with
+/// `msrps:` paths.
+pub fn is_tls_proto(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("TCP/TLS/MSRP")
 }
 
 /// Options of the server's own MSRP offer.

@@ -1,0 +1,384 @@
+//! End-to-end TLS tests (RFC 3261 §26.2 SIP over TLS, RFC 4975 §14 MSRP over TLS): the real
+//! `im-server` binary with a certificate signed by a CA generated here with rcgen, and
+//! Python's `ssl` module as the peer (`tests/peers/sip_tls_client.py` for SIP,
+//! `tests/peers/msrp_peer.py --tls-ca` for MSRP), written independently of the Rust code.
+//! Invitees are plain SIPp over UDP with the Python MSRP receiver, as in `e2e_msrp.rs`.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{MsrpPeer, Server, Sipp, group_folder};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+const GROUP: &str = "sip:e2e@example.com";
+
+/// A CA, a server certificate it signed (for 127.0.0.1) and a second, unrelated CA.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params("imspec test CA").self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "im-server test");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        let other_key = KeyPair::generate().unwrap();
+        let other = ca_params("someone else's CA")
+            .self_signed(&other_key)
+            .unwrap();
+        let w = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        w("ca.pem", ca.pem());
+        w("server.pem", cert.pem());
+        w("server.key", key.serialize_pem());
+        w("other-ca.pem", other.pem());
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_owned()
+    }
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p
+}
+
+/// A server with TLS on free ports; returns it with its SIP-TLS and MSRP-TLS addresses.
+fn tls_server(pki: &Pki, extra: &[&str]) -> (Server, SocketAddr, SocketAddr) {
+    let sip_tls: SocketAddr = ([127, 0, 0, 1], common::free_tcp_port()).into();
+    let msrp_tls: SocketAddr = ([127, 0, 0, 1], common::free_tcp_port()).into();
+    let (cert, key) = (pki.arg("server.pem"), pki.arg("server.key"));
+    let (s, m) = (sip_tls.to_string(), msrp_tls.to_string());
+    let mut args = vec![
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--sip-tls",
+        &s,
+        "--msrp-tls",
+        &m,
+        "--workers",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    assert!(
+        server.wait_for_log("im-server bound", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    (server, sip_tls, msrp_tls)
+}
+
+fn sip_client(args: &[&str], limit: Duration) -> MsrpPeer {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/sip_tls_client.py");
+    MsrpPeer::spawn_script(&script, tempfile::tempdir().unwrap(), args, limit)
+}
+
+fn event(peer: &MsrpPeer, name: &str) -> serde_json::Value {
+    peer.wait_for_event(name, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no {name} event: {peer:?}"))
+}
+
+/// A pager-mode session whose originator speaks SIP over TLS and MSRP over TLS (Python
+/// `ssl`, verifying the server against the test CA) to a pre-defined group of two plain
+/// UDP invitees: the answer is `TCP/TLS/MSRP` with an `msrps:` path on the TLS port, the
+/// dialog's Contact and the server's BYE go over TLS, and both invitees get the message.
+#[test]
+fn pager_session_over_tls_reaches_the_invitees() {
+    let pki = Pki::new();
+    let receiver = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--out-dir",
+            "{dir}",
+            "--count",
+            "2",
+            "--timeout",
+            "25",
+        ],
+        Duration::from_secs(30),
+    );
+    let port = event(&receiver, "listening")["port"].as_u64().unwrap();
+    let sipp = Sipp::new("uas_msrp")
+        .calls(2)
+        .key("msrp_port", &port.to_string())
+        .timeouts(Duration::from_secs(20), Duration::from_secs(30));
+    let host = sipp.local().to_string();
+    let uas = sipp.spawn();
+    let alice = "sip:alice@127.0.0.1".to_owned();
+    let members = vec![
+        format!("sip:inv0@{host}"),
+        format!("sip:inv1@{host}"),
+        alice.clone(),
+    ];
+    let groups = group_folder(GROUP, &members);
+    let (server, sip_tls, msrp_tls) =
+        tls_server(&pki, &["--groups", groups.path().to_str().unwrap()]);
+
+    let own_path = format!("msrps://127.0.0.1:{}/o1x;tcp", common::free_tcp_port());
+    let (ca, server_arg) = (pki.arg("ca.pem"), sip_tls.to_string());
+    let mut client = sip_client(
+        &[
+            "invite",
+            "--server",
+            &server_arg,
+            "--ca",
+            &ca,
+            "--target",
+            GROUP,
+            "--from",
+            &alice,
+            "--msrp-path",
+            &own_path,
+            "--timeout",
+            "25",
+        ],
+        Duration::from_secs(30),
+    );
+    let tls = event(&client, "tls");
+    assert!(
+        ["TLSv1.3", "TLSv1.2"].contains(&tls["version"].as_str().unwrap()),
+        "{tls}"
+    );
+    let answer = event(&client, "answer");
+    let path = answer["path"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with(&format!("msrps://{msrp_tls}/")) && path.ends_with(";tcp"),
+        "answer path {path} is not on the MSRP TLS port {msrp_tls}: {client:?}"
+    );
+    assert_eq!(
+        answer["mline"].as_str().unwrap(),
+        format!("m=message {} TCP/TLS/MSRP *", msrp_tls.port())
+    );
+    let ok = client
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "response" && e["status"] == 200)
+        .unwrap();
+    let contact = ok["contact"].as_str().unwrap();
+    assert!(
+        contact.contains(&format!("@{sip_tls};transport=tls>")),
+        "the focus Contact must lead back over TLS: {contact}"
+    );
+
+    let data = "Hello over TLS, \u{e9}t\u{e9} \u{2603}";
+    let mut sender = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "send",
+            "--connect",
+            &msrp_tls.to_string(),
+            "--tls-ca",
+            &ca,
+            "--to-path",
+            &path,
+            "--from-path",
+            &own_path,
+            "--data",
+            data,
+            "--success-report",
+            "yes",
+            "--timeout",
+            "20",
+        ],
+        Duration::from_secs(25),
+    );
+    let code = sender.wait();
+    assert_eq!(code, Some(0), "sender: {sender:?}\n{}", server.log());
+    assert!(
+        sender
+            .events()
+            .iter()
+            .any(|e| e["event"] == "tls" && e["version"].as_str().is_some()),
+        "{sender:?}"
+    );
+    let reports: Vec<String> = sender
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "report")
+        .map(|e| e["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(reports, ["000 200 OK"], "{sender:?}");
+
+    assert_eq!(client.wait(), Some(0), "{client:?}\n{}", server.log());
+    let bye = client
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "request" && e["method"] == "BYE")
+        .unwrap_or_else(|| panic!("no BYE over TLS: {client:?}"));
+    assert!(
+        bye["via"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("SIP/2.0/TLS {sip_tls};")),
+        "{bye}"
+    );
+
+    let mut receiver = receiver;
+    let _ = receiver.wait();
+    let run = uas.wait();
+    assert!(run.success(), "{run:?}");
+    let copies: Vec<(String, Vec<u8>)> = receiver
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["session"].as_str().unwrap().to_owned(),
+                std::fs::read(e["file"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let mut sessions: Vec<&str> = copies.iter().map(|(s, _)| s.as_str()).collect();
+    sessions.sort();
+    assert_eq!(sessions, ["inv0", "inv1"], "{receiver:?}");
+    for (_, bytes) in &copies {
+        assert_eq!(bytes, data.as_bytes());
+    }
+    stop(server);
+}
+
+/// Certificates the client does not trust: Python's handshake fails on the client for SIP
+/// and MSRP alike, the server logs the failed handshakes, and a trusting client still gets
+/// through afterwards.
+#[test]
+fn untrusted_certificate_fails_on_the_client() {
+    let pki = Pki::new();
+    let (server, sip_tls, msrp_tls) = tls_server(&pki, &[]);
+    let other = pki.arg("other-ca.pem");
+    let (s, m) = (sip_tls.to_string(), msrp_tls.to_string());
+    for addr in [&s, &m] {
+        let mut probe = sip_client(
+            &["probe", "--server", addr, "--ca", &other],
+            Duration::from_secs(15),
+        );
+        assert_eq!(probe.wait(), Some(5), "{probe:?}");
+        let err = event(&probe, "error");
+        assert!(
+            err["reason"]
+                .as_str()
+                .unwrap()
+                .contains("CERTIFICATE_VERIFY_FAILED"),
+            "{err}"
+        );
+    }
+    let mut sender = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "send",
+            "--connect",
+            &m,
+            "--tls-ca",
+            &other,
+            "--to-path",
+            &format!("msrps://{m}/nosuch;tcp"),
+            "--from-path",
+            "msrps://127.0.0.1:9/x;tcp",
+            "--data",
+            "x",
+        ],
+        Duration::from_secs(15),
+    );
+    assert_eq!(sender.wait(), Some(5), "{sender:?}");
+    assert!(
+        server.wait_for_log("TLS handshake failed", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let ca = pki.arg("ca.pem");
+    let mut probe = sip_client(
+        &["probe", "--server", &s, "--ca", &ca],
+        Duration::from_secs(15),
+    );
+    assert_eq!(probe.wait(), Some(0), "{probe:?}\n{}", server.log());
+    stop(server);
+}
+
+/// Plaintext SIP and MSRP sent to the TLS ports: the server closes the connection without
+/// answering in clear, and keeps serving TLS and plain SIP.
+#[test]
+fn plaintext_on_the_tls_ports_is_closed() {
+    let pki = Pki::new();
+    let (server, sip_tls, msrp_tls) = tls_server(&pki, &[]);
+    let plain = [
+        (
+            sip_tls,
+            "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            msrp_tls,
+            "MSRP t1 SEND\r\nTo-Path: msrp://127.0.0.1/x;tcp\r\nFrom-Path: msrp://127.0.0.1:9/y;tcp\r\n\
+             Message-ID: m\r\nByte-Range: 1-1/1\r\nContent-Type: text/plain\r\n\r\nx\r\n-------t1$\r\n",
+        ),
+    ];
+    for (addr, text) in plain {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(text.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got);
+        // Closed (EOF or reset), never timed out; anything written back is a TLS alert
+        // record (content type 21), never SIP or MSRP in clear.
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut),
+            "{addr}: {r:?}"
+        );
+        assert!(got.is_empty() || got[0] == 21, "{addr}: {got:?}");
+    }
+    let ca = pki.arg("ca.pem");
+    let mut probe = sip_client(
+        &["probe", "--server", &sip_tls.to_string(), "--ca", &ca],
+        Duration::from_secs(15),
+    );
+    assert_eq!(probe.wait(), Some(0), "{probe:?}\n{}", server.log());
+    let options = Sipp::new("options")
+        .to(server.sip)
+        .key("target", "sip:example.com")
+        .key("from", "sip:alice@example.com")
+        .run();
+    assert!(options.success(), "{options:?}");
+    stop(server);
+}
+
+/// SIGTERM: the server must have stayed up through everything and stop cleanly.
+fn stop(mut server: Server) {
+    let status = server.terminate();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "im-server did not stop cleanly ({status:?}):\n{}",
+        server.log()
+    );
+}
