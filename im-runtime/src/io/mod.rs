@@ -244,7 +244,8 @@ impl Driver {
         msrp: &[SocketAddr],
         tls: TlsSetup,
     ) -> io::Result<()> {
-        if !tls.can_accept() && !(sip.is_empty() && msrp.is_empty()) {
+        let listens = !sip.is_empty() || !msrp.is_empty();
+        if listens && !tls.can_accept() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "TLS listeners need a certificate and key",
