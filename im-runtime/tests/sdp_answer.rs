@@ -211,6 +211,8 @@ m=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
 m=message 9 TCP/TLS/MSRP *\r\na=accept-types:text/plain\r\na=setup:actpass\r\n";
     let mut l = local();
     l.address = "2001:db8::7".into();
+    // A TLS offer is answered from the server's TLS side (RFC 4975 §14).
+    l.path = "msrps://[2001:db8::7]:2855/s3ss10n;tcp".into();
     let facts = sdp::facts(text.as_bytes()).unwrap();
     let items = [
         SdpAnswerItem::MediaFromOffer,
@@ -224,6 +226,45 @@ m=message 9 TCP/TLS/MSRP *\r\na=accept-types:text/plain\r\na=setup:actpass\r\n";
 m=audio 0 RTP/AVP 0\r\n\
 m=message 2855 TCP/TLS/MSRP *\r\na=accept-types:text/plain\r\na=setup:active\r\na=connection:new\r\n"
     );
+}
+
+/// RFC 4975 §8.1/§14: `TCP/TLS/MSRP` goes with `msrps:` paths. A TLS offer answered from
+/// the TLS side gets `TCP/TLS/MSRP` and the `msrps:` path; one the server can only answer in
+/// clear is refused (→ 488), and so is a plain offer answered with an `msrps:` path.
+#[test]
+fn tls_offer_gets_tls_answer_or_refusal() {
+    let tls_offer = offer(Some("active"), "text/plain", "")
+        .replace("TCP/MSRP", "TCP/TLS/MSRP")
+        .replace("msrp://alice", "msrps://alice");
+    let mut l = local();
+    l.msrp_port = 2856;
+    l.path = "msrps://198.51.100.7:2856/s3ss10n;tcp".into();
+    let facts = sdp::facts(tls_offer.as_bytes()).unwrap();
+    let a = answer::build_answer(&facts, &items(false), &l, &Config::default()).unwrap();
+    assert!(a.tls);
+    assert!(
+        a.sdp.contains(
+            "m=message 2856 TCP/TLS/MSRP *\r\na=path:msrps://198.51.100.7:2856/s3ss10n;tcp\r\n"
+        ),
+        "{}",
+        a.sdp
+    );
+    assert_eq!(a.offer.path, ["msrps://alice.example.com:7394/abc;tcp"]);
+    assert_eq!(
+        answer::build_answer(&facts, &items(false), &local(), &Config::default()),
+        Err(AnswerError::TlsMismatch {
+            offered: "TCP/TLS/MSRP".into()
+        })
+    );
+    let plain = sdp::facts(offer(Some("active"), "text/plain", "").as_bytes()).unwrap();
+    assert!(matches!(
+        answer::build_answer(&plain, &items(false), &l, &Config::default()),
+        Err(AnswerError::TlsMismatch { .. })
+    ));
+    let a = answer_for(&offer(Some("active"), "text/plain", ""), &items(false)).unwrap();
+    assert!(!a.tls);
+    assert!(answer::is_tls_proto("tcp/tls/msrp"));
+    assert!(!answer::is_tls_proto("TCP/MSRP"));
 }
 
 #[test]

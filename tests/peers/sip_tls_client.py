@@ -7,6 +7,10 @@ Standard library only; independent of the Rust code.
           MSRP over TLS (m=message PORT TCP/TLS/MSRP *, a=path --msrp-path, a=setup:active),
           read the answer, ACK it, then wait for the server's BYE and answer it 200.
   probe   connect over TLS and close (a handshake check).
+  uas     an invitee over TLS: listen on --listen HOST:PORT with --cert/--key, accept one
+          connection, answer its INVITE 200 with an SDP answer of MSRP over TLS (a=path
+          msrps://--msrp HOST:PORT/<user>;tcp, a=setup:passive: the server connects), then
+          answer the server's BYE.
 
 Events are JSON lines on stdout: {"event": "tls", ...} after the handshake, {"event":
 "response", "status": N, "contact": ..., "body": ...} per response, {"event": "answer",
@@ -198,6 +202,71 @@ def cmd_invite(args):
     return 0
 
 
+def cmd_uas(args):
+    deadline = time.monotonic() + args.timeout
+    host, _, port = args.listen.rpartition(":")
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(4)
+    emit(event="listening", port=srv.getsockname()[1])
+    srv.settimeout(args.timeout)
+    sock, _ = srv.accept()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.cert, args.key)
+    tls = ctx.wrap_socket(sock, server_side=True)
+    emit(event="tls", version=tls.version(), cipher=tls.cipher()[0])
+    conn = Conn(tls, deadline)
+    me = "%s:%d" % tls.getsockname()[:2]
+    tag = secrets.token_hex(4)
+    while True:
+        start, headers, body = conn.message()
+        if start.startswith("SIP/2.0 "):
+            continue
+        method, uri = start.split(" ")[:2]
+        path = re.search(r"a=path:(\S+)", body)
+        mline = re.search(r"m=message [^\r\n]*", body)
+        emit(event="request", method=method, uri=uri, via=header(headers, "via", "v"),
+             contact=header(headers, "contact", "m"),
+             path=path.group(1) if path else None, mline=mline.group(0) if mline else None)
+        vias = [v for n, v in headers if n.lower() in ("via", "v")]
+        to = header(headers, "to", "t")
+        extra, sdp = [], ""
+        if method == "INVITE":
+            to = to + ";tag=" + tag
+            user = re.match(r"sips?:([^@]+)@", uri).group(1)
+            mhost, _, mport = args.msrp.rpartition(":")
+            sdp = "\r\n".join([
+                "v=0",
+                "o=bob 1 1 IN IP4 %s" % mhost,
+                "s=-",
+                "c=IN IP4 %s" % mhost,
+                "t=0 0",
+                "m=message %s TCP/TLS/MSRP *" % mport,
+                "a=accept-types:message/cpim text/plain",
+                "a=path:msrps://%s/%s;tcp" % (args.msrp, user),
+                "a=setup:passive",
+                "a=recvonly",
+                "",
+            ])
+            extra = ["Contact: <sips:%s@%s>" % (user, me), "Content-Type: application/sdp"]
+        if method != "ACK":
+            reply = ["SIP/2.0 200 OK"] + ["Via: %s" % v for v in vias] + [
+                "From: %s" % header(headers, "from", "f"),
+                "To: %s" % to,
+                "Call-ID: %s" % header(headers, "call-id", "i"),
+                "CSeq: %s" % header(headers, "cseq"),
+            ] + extra + ["Content-Length: %d" % len(sdp.encode()), "", sdp]
+            conn.send("\r\n".join(reply))
+        if method == "BYE":
+            break
+    time.sleep(0.2)
+    tls.close()
+    emit(event="done")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +276,13 @@ def main():
         s.add_argument("--server", required=True, metavar="HOST:PORT")
         s.add_argument("--ca", required=True, metavar="FILE")
         s.add_argument("--timeout", type=float, default=10.0)
+    s = sub.add_parser("uas")
+    s.add_argument("--listen", required=True, metavar="HOST:PORT")
+    s.add_argument("--cert", required=True, metavar="FILE")
+    s.add_argument("--key", required=True, metavar="FILE")
+    s.add_argument("--msrp", required=True, metavar="HOST:PORT",
+                   help="where the MSRP-over-TLS receiver listens")
+    s.add_argument("--timeout", type=float, default=10.0)
     s = sub.choices["invite"]
     s.add_argument("--target", required=True)
     s.add_argument("--from", dest="from_uri", required=True)
@@ -214,7 +290,7 @@ def main():
     s.add_argument("--accept", default="message/cpim text/plain")
     args = ap.parse_args()
     try:
-        rc = {"invite": cmd_invite, "probe": cmd_probe}[args.cmd](args)
+        rc = {"invite": cmd_invite, "probe": cmd_probe, "uas": cmd_uas}[args.cmd](args)
     except TimeoutError:
         emit(event="timeout")
         rc = 2

@@ -143,90 +143,8 @@ fn pager_session_over_tls_reaches_the_invitees() {
     let (server, sip_tls, msrp_tls) =
         tls_server(&pki, &["--groups", groups.path().to_str().unwrap()]);
 
-    let own_path = format!("msrps://127.0.0.1:{}/o1x;tcp", common::free_tcp_port());
-    let (ca, server_arg) = (pki.arg("ca.pem"), sip_tls.to_string());
-    let mut client = sip_client(
-        &[
-            "invite",
-            "--server",
-            &server_arg,
-            "--ca",
-            &ca,
-            "--target",
-            GROUP,
-            "--from",
-            &alice,
-            "--msrp-path",
-            &own_path,
-            "--timeout",
-            "25",
-        ],
-        Duration::from_secs(30),
-    );
-    let tls = event(&client, "tls");
-    assert!(
-        ["TLSv1.3", "TLSv1.2"].contains(&tls["version"].as_str().unwrap()),
-        "{tls}"
-    );
-    let answer = event(&client, "answer");
-    let path = answer["path"].as_str().unwrap().to_owned();
-    assert!(
-        path.starts_with(&format!("msrps://{msrp_tls}/")) && path.ends_with(";tcp"),
-        "answer path {path} is not on the MSRP TLS port {msrp_tls}: {client:?}"
-    );
-    assert_eq!(
-        answer["mline"].as_str().unwrap(),
-        format!("m=message {} TCP/TLS/MSRP *", msrp_tls.port())
-    );
-    let ok = client
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "response" && e["status"] == 200)
-        .unwrap();
-    let contact = ok["contact"].as_str().unwrap();
-    assert!(
-        contact.contains(&format!("@{sip_tls};transport=tls>")),
-        "the focus Contact must lead back over TLS: {contact}"
-    );
-
     let data = "Hello over TLS, \u{e9}t\u{e9} \u{2603}";
-    let mut sender = MsrpPeer::spawn(
-        tempfile::tempdir().unwrap(),
-        &[
-            "send",
-            "--connect",
-            &msrp_tls.to_string(),
-            "--tls-ca",
-            &ca,
-            "--to-path",
-            &path,
-            "--from-path",
-            &own_path,
-            "--data",
-            data,
-            "--success-report",
-            "yes",
-            "--timeout",
-            "20",
-        ],
-        Duration::from_secs(25),
-    );
-    let code = sender.wait();
-    assert_eq!(code, Some(0), "sender: {sender:?}\n{}", server.log());
-    assert!(
-        sender
-            .events()
-            .iter()
-            .any(|e| e["event"] == "tls" && e["version"].as_str().is_some()),
-        "{sender:?}"
-    );
-    let reports: Vec<String> = sender
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "report")
-        .map(|e| e["status"].as_str().unwrap_or("").to_owned())
-        .collect();
-    assert_eq!(reports, ["000 200 OK"], "{sender:?}");
+    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, &alice, data);
 
     assert_eq!(client.wait(), Some(0), "{client:?}\n{}", server.log());
     let bye = client
@@ -263,6 +181,137 @@ fn pager_session_over_tls_reaches_the_invitees() {
     for (_, bytes) in &copies {
         assert_eq!(bytes, data.as_bytes());
     }
+    stop(server);
+}
+
+/// An invitee whose URI is `sips:` (RFC 5630): the server opens a TLS connection to it
+/// (verifying it against `--tls-ca`), sends the INVITE with `SIP/2.0/TLS` and a `sips:`
+/// Contact, offers MSRP over TLS (`TCP/TLS/MSRP`, an `msrps:` path on its MSRP TLS port),
+/// connects to the invitee's `msrps:` path over TLS as its answer asks and delivers the
+/// message there; the BYE comes over TLS too.
+#[test]
+fn sips_invitee_is_invited_and_served_over_tls() {
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+        pki.arg("ca.pem"),
+    );
+    let receiver = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--out-dir",
+            "{dir}",
+            "--count",
+            "1",
+            "--timeout",
+            "25",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+        Duration::from_secs(30),
+    );
+    let mport = event(&receiver, "listening")["port"].as_u64().unwrap();
+    let uas_port = common::free_tcp_port();
+    let mut uas = sip_client(
+        &[
+            "uas",
+            "--listen",
+            &format!("127.0.0.1:{uas_port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--msrp",
+            &format!("127.0.0.1:{mport}"),
+            "--timeout",
+            "25",
+        ],
+        Duration::from_secs(30),
+    );
+    event(&uas, "listening");
+    let alice = "sip:alice@127.0.0.1".to_owned();
+    let members = vec![format!("sips:inv9@127.0.0.1:{uas_port}"), alice.clone()];
+    let groups = group_folder(GROUP, &members);
+    let (server, sip_tls, msrp_tls) = tls_server(
+        &pki,
+        &["--groups", groups.path().to_str().unwrap(), "--tls-ca", &ca],
+    );
+    let data = "to a sips: invitee";
+    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, &alice, data);
+    assert_eq!(client.wait(), Some(0), "{client:?}\n{}", server.log());
+    assert_eq!(uas.wait(), Some(0), "{uas:?}\n{}", server.log());
+    let requests: Vec<serde_json::Value> = uas
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "request")
+        .collect();
+    let methods: Vec<&str> = requests
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["INVITE", "ACK", "BYE"], "{uas:?}");
+    for r in &requests {
+        assert!(
+            r["via"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("SIP/2.0/TLS {sip_tls};")),
+            "{r}"
+        );
+    }
+    let invite = &requests[0];
+    assert!(
+        invite["contact"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("<sips:conf-")),
+        "{invite}"
+    );
+    assert!(
+        invite["contact"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("@{sip_tls}>"))
+    );
+    assert_eq!(
+        invite["mline"].as_str().unwrap(),
+        format!("m=message {} TCP/TLS/MSRP *", msrp_tls.port())
+    );
+    assert!(
+        invite["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("msrps://{msrp_tls}/")),
+        "{invite}"
+    );
+    let mut receiver = receiver;
+    let _ = receiver.wait();
+    assert!(
+        receiver.events().iter().any(|e| e["event"] == "tls"),
+        "the server must reach the invitee's msrps: path over TLS: {receiver:?}"
+    );
+    let copies: Vec<(String, Vec<u8>)> = receiver
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["session"].as_str().unwrap().to_owned(),
+                std::fs::read(e["file"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        copies,
+        [("inv9".to_owned(), data.as_bytes().to_vec())],
+        "{receiver:?}"
+    );
     stop(server);
 }
 
@@ -371,6 +420,105 @@ fn plaintext_on_the_tls_ports_is_closed() {
         .run();
     assert!(options.success(), "{options:?}");
     stop(server);
+}
+
+/// The originator's side over TLS: the SIP INVITE (Python `sip_tls_client.py invite`) and,
+/// once answered, the message over MSRP over TLS (`msrp_peer.py send --tls-ca`), both
+/// verifying the server against the test CA. Checks the answer (TCP/TLS/MSRP, an `msrps:`
+/// path on the MSRP TLS port, a focus Contact on the SIP TLS port) and the success REPORT;
+/// returns the SIP client, still waiting for the server's BYE.
+fn originate_tls(
+    pki: &Pki,
+    server: &Server,
+    sip_tls: SocketAddr,
+    msrp_tls: SocketAddr,
+    alice: &str,
+    data: &str,
+) -> MsrpPeer {
+    let own_path = format!("msrps://127.0.0.1:{}/o1x;tcp", common::free_tcp_port());
+    let (ca, server_arg) = (pki.arg("ca.pem"), sip_tls.to_string());
+    let client = sip_client(
+        &[
+            "invite",
+            "--server",
+            &server_arg,
+            "--ca",
+            &ca,
+            "--target",
+            GROUP,
+            "--from",
+            alice,
+            "--msrp-path",
+            &own_path,
+            "--timeout",
+            "25",
+        ],
+        Duration::from_secs(30),
+    );
+    let tls = event(&client, "tls");
+    assert!(
+        ["TLSv1.3", "TLSv1.2"].contains(&tls["version"].as_str().unwrap()),
+        "{tls}"
+    );
+    let answer = event(&client, "answer");
+    let path = answer["path"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with(&format!("msrps://{msrp_tls}/")) && path.ends_with(";tcp"),
+        "answer path {path} is not on the MSRP TLS port {msrp_tls}: {client:?}"
+    );
+    assert_eq!(
+        answer["mline"].as_str().unwrap(),
+        format!("m=message {} TCP/TLS/MSRP *", msrp_tls.port())
+    );
+    let ok = client
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "response" && e["status"] == 200)
+        .unwrap();
+    let contact = ok["contact"].as_str().unwrap();
+    assert!(
+        contact.contains(&format!("@{sip_tls};transport=tls>")),
+        "the focus Contact must lead back over TLS: {contact}"
+    );
+
+    let mut sender = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "send",
+            "--connect",
+            &msrp_tls.to_string(),
+            "--tls-ca",
+            &ca,
+            "--to-path",
+            &path,
+            "--from-path",
+            &own_path,
+            "--data",
+            data,
+            "--success-report",
+            "yes",
+            "--timeout",
+            "20",
+        ],
+        Duration::from_secs(25),
+    );
+    let code = sender.wait();
+    assert_eq!(code, Some(0), "sender: {sender:?}\n{}", server.log());
+    assert!(
+        sender
+            .events()
+            .iter()
+            .any(|e| e["event"] == "tls" && e["version"].as_str().is_some()),
+        "{sender:?}"
+    );
+    let reports: Vec<String> = sender
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "report")
+        .map(|e| e["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(reports, ["000 200 OK"], "{sender:?}");
+    client
 }
 
 /// SIGTERM: the server must have stayed up through everything and stop cleanly.

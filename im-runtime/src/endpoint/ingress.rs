@@ -59,6 +59,9 @@ impl<A: Application> Endpoint<A> {
                 self.out.push_back(Output::StreamSend { conn, data });
                 return;
             }
+            let Some(_) = self.queue_sip(peer.addr, data) else {
+                return;
+            };
             // The connection is gone: RFC 3261 §18.2.2 would open a new one to the Via
             // sent-by; clients we serve keep theirs open, so the response is dropped.
             tracing_log(
@@ -281,6 +284,7 @@ impl<A: Application> Endpoint<A> {
                         },
                     );
                     self.sip_conn_by_peer.insert(peer, conn);
+                    self.sip_conn_opened(conn, peer);
                 }
                 StreamKind::Msrp | StreamKind::MsrpTls => {
                     let mut events = Vec::new();
@@ -341,7 +345,9 @@ impl<A: Application> Endpoint<A> {
                 }
             }
             Input::StreamClosed { conn } | Input::ConnectFailed { conn } => {
-                if self.sip_conns.contains_key(&conn) {
+                if self.sip_connect_failed(conn) {
+                    // Our connect to an invitee: no connection state to drop yet.
+                } else if self.sip_conns.contains_key(&conn) {
                     self.drop_sip_conn(conn);
                 } else {
                     self.handle_msrp_closed(now, conn);

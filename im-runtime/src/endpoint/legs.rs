@@ -50,7 +50,10 @@ impl<A: Application> Endpoint<A> {
             _ => None,
         };
         for (uri, _name) in targets {
-            let route = self.app.router().route(&uri);
+            let tls = self.leg_tls(&uri);
+            // An invitee that wants TLS from a server without it is unroutable.
+            let route = tls.and_then(|_| self.app.router().route(&uri));
+            let tls = tls.unwrap_or(false);
             let leg_sid = self.ids.msrp_session_id();
             let asked = from.and_then(|i| self.sessions.get(&sid)?.machines.get(i)?.invitee_leg());
             let Some(machine) = asked.or_else(|| self.app.invitee_leg()) else {
@@ -67,14 +70,15 @@ impl<A: Application> Endpoint<A> {
             else {
                 return;
             };
+            let (own, path, opts) = self.leg_media(tls, &leg_sid);
             let local = LocalMedia {
-                address: self.cfg.msrp_advertised.ip().to_string(),
-                msrp_port: self.cfg.msrp_advertised.port(),
-                path: own_msrp_path(self.cfg.msrp_advertised, &leg_sid),
+                address: own.ip().to_string(),
+                msrp_port: own.port(),
+                path,
                 session_id: 1 + idx as u64,
                 session_version: 1,
             };
-            let sdp = answer::build_offer(&local, &self.cfg.spec, &OfferOptions::default());
+            let sdp = answer::build_offer(&local, &self.cfg.spec, &opts);
             let body = match &history {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
@@ -101,10 +105,7 @@ impl<A: Application> Endpoint<A> {
                 }
                 None => ("application/sdp".to_string(), Bytes::from(sdp)),
             };
-            let via = format!(
-                "SIP/2.0/UDP {};branch={branch};rport",
-                self.cfg.sip_advertised
-            );
+            let (via, contact) = self.leg_via_contact(tls, &focus, &branch);
             let from_addr = format!("<{focus}>");
             let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
                 .via_raw(&via)
@@ -113,7 +114,7 @@ impl<A: Application> Endpoint<A> {
                 .call_id(&call_id)
                 .cseq(1)
                 .max_forwards(70)
-                .contact(&format!("<{focus}>;isfocus"))
+                .contact(&contact)
                 .header("Referred-By", &format!("<{originator}>"))
                 .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")
                 .body(&body.0, body.1);
@@ -126,6 +127,9 @@ impl<A: Application> Endpoint<A> {
             };
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
             let built = b.build();
+            if let (true, Some(dest), Ok(_)) = (tls, dest, &built) {
+                self.connect_sip_tls(dest);
+            }
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
@@ -133,7 +137,7 @@ impl<A: Application> Endpoint<A> {
                 (Some(dest), Ok(invite)) => {
                     let peer = Peer {
                         addr: dest,
-                        reliable: false,
+                        reliable: tls,
                     };
                     leg.peer = Some(peer);
                     leg.invite = Some(invite.clone());
@@ -152,8 +156,13 @@ impl<A: Application> Endpoint<A> {
                         }
                         self.drain_tsx_transmits();
                     }
-                    self.msrp
-                        .register_leg(sid, idx, &self.sessions[&sid].legs[idx].msrp_session);
+                    let media_tls = opts.tls;
+                    self.msrp.register_leg(
+                        sid,
+                        idx,
+                        &self.sessions[&sid].legs[idx].msrp_session,
+                        media_tls,
+                    );
                 }
                 _ => {
                     // Unroutable invitee: the leg fails at once, as if Timer B fired.
@@ -316,6 +325,10 @@ impl<A: Application> Endpoint<A> {
                 // to build the dialog; the leg keeps the dialog, not the request.
                 if let Some(inv) = l.invite.take() {
                     l.dialog = Dialog::client_side(&inv, &resp, l.peer);
+                }
+                // Legs are reliable only over TLS (leg_tls).
+                if let Some(d) = l.dialog.as_mut().filter(|d| d.peer.reliable) {
+                    d.tls = self.cfg.sip_tls_advertised;
                 }
                 l.status = if l.cancelled {
                     LegStatus::Ended

@@ -113,6 +113,7 @@ pub struct Endpoint<A: Application> {
     msrp: msrp_relay::MsrpRelay,
     stats: Stats,
     shutting_down: bool,
+    sip_out: secure::SipOut,
 }
 
 impl<A: Application> Endpoint<A> {
@@ -148,6 +149,7 @@ impl<A: Application> Endpoint<A> {
             msrp,
             stats: Stats::default(),
             shutting_down: false,
+            sip_out: secure::SipOut::default(),
         }
     }
 

@@ -145,8 +145,8 @@ impl MsrpRelay {
         self.sides.insert((sid, None), side);
     }
 
-    pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str) {
-        if let Some(side) = self.new_side(local_sid, false) {
+    pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str, tls: bool) {
+        if let Some(side) = self.new_side(local_sid, tls) {
             self.by_local.insert(local_sid.to_string(), (sid, Some(i)));
             self.sides.insert((sid, Some(i)), side);
         }

@@ -58,3 +58,130 @@ impl<A: Application> Endpoint<A> {
         }
     }
 }
+
+/// Outgoing SIP-over-TLS connections to invitees: opened on demand, with what the
+/// transaction layer sends before the handshake is done kept until then.
+#[derive(Default)]
+pub(super) struct SipOut {
+    /// Connections asked for and not yet open, by peer: their id and the queued bytes.
+    pending: HashMap<SocketAddr, (ConnId, Vec<Bytes>)>,
+    next: u64,
+}
+
+/// Ids of our outgoing SIP connections: above the MSRP relay's (which count from 1) and below
+/// the IO layer's shard bits.
+const SIP_CONN_BASE: u64 = 1 << 40;
+
+impl<A: Application> Endpoint<A> {
+    /// Whether the INVITE to invitee `uri` goes over TLS: a `sips:` URI (RFC 5630: TLS on
+    /// every hop) or one with `transport=tls`. `None`: it wants TLS and this server has none.
+    pub(super) fn leg_tls(&self, uri: &Uri) -> Option<bool> {
+        let wants = uri.scheme.eq_ignore_ascii_case("sips")
+            || uri.params.iter().any(|(n, v)| {
+                n == "transport" && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("tls"))
+            });
+        match (wants, self.cfg.sip_tls_advertised) {
+            (true, None) => None,
+            (w, _) => Some(w),
+        }
+    }
+
+    /// The MSRP address, own path and offer options for an invitee leg: an INVITE that goes
+    /// over TLS offers MSRP over TLS (`TCP/TLS/MSRP`, an `msrps:` path on the TLS port). The
+    /// path's session id is what admits a connection to the session, so it is only kept
+    /// secret when the SIP leg that carries it is secured; a leg over UDP gets plain MSRP.
+    pub(super) fn leg_media(&self, tls: bool, sid: &str) -> (SocketAddr, String, OfferOptions) {
+        match self.cfg.msrp_tls_advertised {
+            Some(a) if tls => (
+                a,
+                format!("msrps://{a}/{sid};tcp"),
+                OfferOptions {
+                    tls: true,
+                    ..OfferOptions::default()
+                },
+            ),
+            _ => (
+                self.cfg.msrp_advertised,
+                own_msrp_path(self.cfg.msrp_advertised, sid),
+                OfferOptions::default(),
+            ),
+        }
+    }
+
+    /// Via sent-by and Contact of an INVITE to an invitee: over TLS, `SIP/2.0/TLS` from our
+    /// TLS address and a `sips:` Contact there (RFC 5630 §3.1.3: a `sips:` request carries a
+    /// `sips:` Contact); else `SIP/2.0/UDP` and the session's focus.
+    pub(super) fn leg_via_contact(&self, tls: bool, focus: &str, branch: &str) -> (String, String) {
+        match self.cfg.sip_tls_advertised {
+            Some(a) if tls => {
+                let user = focus
+                    .split_once(':')
+                    .and_then(|(_, r)| r.split_once('@'))
+                    .map_or("conf", |(u, _)| u);
+                (
+                    format!("SIP/2.0/TLS {a};branch={branch};rport"),
+                    format!("<sips:{user}@{a}>;isfocus"),
+                )
+            }
+            _ => (
+                format!(
+                    "SIP/2.0/UDP {};branch={branch};rport",
+                    self.cfg.sip_advertised
+                ),
+                format!("<{focus}>;isfocus"),
+            ),
+        }
+    }
+
+    /// Opens a TLS connection to `to` for SIP unless one is open or being opened.
+    pub(super) fn connect_sip_tls(&mut self, to: SocketAddr) {
+        if self.sip_conn_by_peer.contains_key(&to) || self.sip_out.pending.contains_key(&to) {
+            return;
+        }
+        self.sip_out.next += 1;
+        let conn = ConnId(SIP_CONN_BASE | self.sip_out.next);
+        self.sip_out.pending.insert(to, (conn, Vec::new()));
+        self.out.push_back(Output::Connect {
+            conn,
+            kind: StreamKind::SipTls,
+            to,
+        });
+    }
+
+    /// Keeps `data` for `to` while its connection is being opened; gives it back otherwise.
+    pub(super) fn queue_sip(&mut self, to: SocketAddr, data: Bytes) -> Option<Bytes> {
+        match self.sip_out.pending.get_mut(&to) {
+            Some((_, q)) => {
+                q.push(data);
+                None
+            }
+            None => Some(data),
+        }
+    }
+
+    /// Our connection `conn` is open: send what waited for it.
+    pub(super) fn sip_conn_opened(&mut self, conn: ConnId, peer: SocketAddr) {
+        if let Some((c, q)) = self.sip_out.pending.remove(&peer) {
+            debug_assert_eq!(c, conn);
+            for data in q {
+                self.out.push_back(Output::StreamSend { conn, data });
+            }
+        }
+    }
+
+    /// Whether `conn` was one of our SIP connects, now failed: what waited is dropped and
+    /// the transactions end by their timers (Timer B fails the leg).
+    pub(super) fn sip_connect_failed(&mut self, conn: ConnId) -> bool {
+        let peer = self
+            .sip_out
+            .pending
+            .iter()
+            .find(|(_, (c, _))| *c == conn)
+            .map(|(p, _)| *p);
+        if let Some(p) = peer {
+            self.sip_out.pending.remove(&p);
+            tracing_log("sip", &format!("TLS connection to {p} failed"));
+        }
+        peer.is_some()
+    }
+}

@@ -410,6 +410,34 @@ mod tests {
         );
     }
 
+    /// RFC 4975 §6: `msrps:` is the TLS scheme; same syntax, default port 2855, and it never
+    /// matches the `msrp:` URI with the same other parts (§6.1).
+    #[test]
+    fn msrps_uris() {
+        let u = uri("msrps://127.0.0.1:2856/s3ss;tcp");
+        assert_eq!(u.scheme, Scheme::Msrps);
+        assert_eq!(u.scheme.as_str(), "msrps");
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", Some(2856)));
+        assert_eq!(u.to_string(), "msrps://127.0.0.1:2856/s3ss;tcp");
+        let upper = uri("MSRPS://[2001:db8::1]/s3ss;TCP");
+        assert_eq!(upper.scheme, Scheme::Msrps);
+        assert_eq!(upper.effective_port(), DEFAULT_PORT);
+        assert!(upper.matches(&uri("msrps://[2001:db8::1]:2855/s3ss;tcp")));
+        assert!(!upper.matches(&uri("msrp://[2001:db8::1]:2855/s3ss;tcp")));
+        assert_ne!(
+            uri("msrps://h/x;tcp").comparison_key(),
+            uri("msrp://h/x;tcp").comparison_key()
+        );
+        for bad in [
+            "msrps:/h/x;tcp",
+            "msrps//h/x;tcp",
+            "msrps://h/x",
+            "msrpss://h/x;tcp",
+        ] {
+            assert!(bad.parse::<MsrpUri>().is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn session_ids_have_enough_randomness() {
         let s = session_id_from_random(&[0xab; 12]);
