@@ -1747,6 +1747,74 @@ mod tests {
         assert_eq!(ServerConfig::load(&again).unwrap(), c);
     }
 
+    /// `[tls]`: off by default; paths resolved beside the file; listen defaults (5061, free
+    /// MSRP ports, port + worker index); flags override the file; `--print-config` round
+    /// trips; half a configuration is refused.
+    #[test]
+    fn tls_table_flags_and_checks() {
+        let d = ServerConfig::default();
+        assert!(!d.tls_on());
+        assert_eq!(d.sip_tls_listen(), None);
+        assert!(d.msrp_tls_listen(2).is_empty());
+        let text = "[tls]\ncert = \"chain.pem\"\nkey = \"key.pem\"\n\
+                    msrp = \"127.0.0.1:2865\"\nhandshake_timeout = \"2s\"\n";
+        let cfg = load_with(text, &[]).unwrap();
+        let cert = cfg.tls.cert.clone().unwrap();
+        assert!(
+            cert.is_absolute() && cert.ends_with("chain.pem"),
+            "{cert:?}"
+        );
+        assert!(cfg.tls_on());
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(cfg.sip_tls_listen(), Some(sa("127.0.0.1:5061")));
+        assert_eq!(
+            cfg.msrp_tls_listen(2),
+            [sa("127.0.0.1:2865"), sa("127.0.0.1:2866")]
+        );
+        assert_eq!(cfg.io_limits().handshake_timeout, Duration::from_secs(2));
+        let cfg = load_with(
+            text,
+            &[
+                "--sip-tls",
+                "127.0.0.2",
+                "--tls-ca",
+                "/r.pem",
+                "--msrp-tls",
+                "127.0.0.1:0",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.sip_tls_listen(), Some(sa("127.0.0.2:5061")));
+        assert_eq!(cfg.tls.ca, Some(PathBuf::from("/r.pem")));
+        assert_eq!(
+            cfg.msrp_tls_listen(2),
+            [sa("127.0.0.1:0"), sa("127.0.0.1:0")]
+        );
+        let again = toml_file(&cfg.to_toml());
+        let mut c = cli(&[]);
+        c.config = Some(again.path().to_owned());
+        assert_eq!(ServerConfig::load(&c).unwrap(), cfg);
+        for (text, flags, key) in [
+            ("[tls]\ncert = \"c.pem\"\n", &[][..], "tls.cert/tls.key"),
+            ("", &["--sip-tls", "127.0.0.1"][..], "tls.sip/tls.msrp"),
+            (
+                "",
+                &[
+                    "--tls-cert",
+                    "c",
+                    "--tls-key",
+                    "k",
+                    "--handshake-timeout",
+                    "0s",
+                ][..],
+                "tls.handshake_timeout",
+            ),
+        ] {
+            let err = load_with(text, flags).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
     #[test]
     fn shipped_example_file_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("im-server.toml");

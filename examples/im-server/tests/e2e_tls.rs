@@ -521,6 +521,54 @@ fn originate_tls(
     client
 }
 
+/// A TLS connection that never finishes its handshake (silent, or a ClientHello cut short)
+/// is closed by the handshake timeout, while a complete handshake still works.
+#[test]
+fn stalled_handshakes_are_closed_by_the_timeout() {
+    let pki = Pki::new();
+    let (server, sip_tls, msrp_tls) = tls_server(&pki, &["--handshake-timeout", "1s"]);
+    let started = std::time::Instant::now();
+    let mut conns = Vec::new();
+    for (addr, first) in [
+        (sip_tls, &b""[..]),
+        (msrp_tls, &b""[..]),
+        // A TLS handshake record header promising 512 bytes, then nothing more.
+        (sip_tls, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..]),
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(first).unwrap();
+        conns.push(s);
+    }
+    for mut s in conns {
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "not closed: {r:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}, want about the 1 s handshake timeout"
+    );
+    assert!(
+        server.wait_for_log("TLS handshake timeout", Duration::from_secs(2)),
+        "{}",
+        server.log()
+    );
+    let ca = pki.arg("ca.pem");
+    let mut probe = sip_client(
+        &["probe", "--server", &sip_tls.to_string(), "--ca", &ca],
+        Duration::from_secs(15),
+    );
+    assert_eq!(probe.wait(), Some(0), "{probe:?}\n{}", server.log());
+    stop(server);
+}
+
 /// SIGTERM: the server must have stayed up through everything and stop cleanly.
 fn stop(mut server: Server) {
     let status = server.terminate();
