@@ -270,7 +270,7 @@ fn sips_invitee_is_invited_and_served_over_tls() {
         invite["contact"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("<sips:conf-")),
+            .starts_with("<sips:conf-"),
         "{invite}"
     );
     assert!(
