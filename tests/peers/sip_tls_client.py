@@ -6,7 +6,9 @@ Standard library only; independent of the Rust code.
           the host connected to), send an INVITE to --target from --from whose SDP offers
           MSRP over TLS (m=message PORT TCP/TLS/MSRP *, a=path --msrp-path, a=setup:active),
           read the answer, ACK it, then wait for the server's BYE and answer it 200.
-  probe   connect over TLS and close (a handshake check).
+  probe   connect over TLS and close (a handshake check); with --send TEXT it first sends
+          TEXT (escapes like \\r\\n decoded) and waits up to --wait-close seconds for the
+          server to close: {"event": "closed", "after": SECONDS} or {"event": "open"}.
   uas     an invitee over TLS: listen on --listen HOST:PORT with --cert/--key, accept one
           connection, answer its INVITE 200 with an SDP answer of MSRP over TLS (a=path
           msrps://--msrp HOST:PORT/<user>;tcp, a=setup:passive: the server connects), then
@@ -97,7 +99,20 @@ def connect(args):
 
 
 def cmd_probe(args):
-    connect(args).close()
+    tls = connect(args)
+    if args.send is not None:
+        started = time.monotonic()
+        tls.sendall(args.send.encode().decode("unicode_escape").encode())
+        tls.settimeout(args.wait_close)
+        try:
+            while tls.recv(4096):
+                pass
+            emit(event="closed", after=round(time.monotonic() - started, 3))
+        except (socket.timeout, TimeoutError):
+            emit(event="open")
+        except (ssl.SSLError, OSError):
+            emit(event="closed", after=round(time.monotonic() - started, 3))
+    tls.close()
     emit(event="done")
     return 0
 
@@ -276,6 +291,9 @@ def main():
         s.add_argument("--server", required=True, metavar="HOST:PORT")
         s.add_argument("--ca", required=True, metavar="FILE")
         s.add_argument("--timeout", type=float, default=10.0)
+    s = sub.choices["probe"]
+    s.add_argument("--send", metavar="TEXT")
+    s.add_argument("--wait-close", type=float, default=5.0, metavar="SECONDS")
     s = sub.add_parser("uas")
     s.add_argument("--listen", required=True, metavar="HOST:PORT")
     s.add_argument("--cert", required=True, metavar="FILE")

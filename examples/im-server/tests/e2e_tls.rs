@@ -81,9 +81,10 @@ fn tls_server(pki: &Pki, extra: &[&str]) -> (Server, SocketAddr, SocketAddr) {
         &s,
         "--msrp-tls",
         &m,
-        "--workers",
-        "1",
     ];
+    if !extra.contains(&"--workers") {
+        args.extend(["--workers", "1"]);
+    }
     args.extend_from_slice(extra);
     let server = Server::start(&args);
     assert!(
@@ -110,6 +111,17 @@ fn event(peer: &MsrpPeer, name: &str) -> serde_json::Value {
 /// dialog's Contact and the server's BYE go over TLS, and both invitees get the message.
 #[test]
 fn pager_session_over_tls_reaches_the_invitees() {
+    pager_session_over_tls(1);
+}
+
+/// The same with two workers: the TLS SIP connection is shared by the shards (messages
+/// steered by Call-ID) and each shard answers from its own MSRP-TLS port.
+#[test]
+fn pager_session_over_tls_with_two_workers() {
+    pager_session_over_tls(2);
+}
+
+fn pager_session_over_tls(workers: u16) {
     let pki = Pki::new();
     let receiver = MsrpPeer::spawn(
         tempfile::tempdir().unwrap(),
@@ -140,11 +152,14 @@ fn pager_session_over_tls_reaches_the_invitees() {
         alice.clone(),
     ];
     let groups = group_folder(GROUP, &members);
-    let (server, sip_tls, msrp_tls) =
-        tls_server(&pki, &["--groups", groups.path().to_str().unwrap()]);
+    let w = workers.to_string();
+    let (server, sip_tls, msrp_tls) = tls_server(
+        &pki,
+        &["--groups", groups.path().to_str().unwrap(), "--workers", &w],
+    );
 
     let data = "Hello over TLS, \u{e9}t\u{e9} \u{2603}";
-    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, &alice, data);
+    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, workers, &alice, data);
 
     assert_eq!(client.wait(), Some(0), "{client:?}\n{}", server.log());
     let bye = client
@@ -243,7 +258,7 @@ fn sips_invitee_is_invited_and_served_over_tls() {
         &["--groups", groups.path().to_str().unwrap(), "--tls-ca", &ca],
     );
     let data = "to a sips: invitee";
-    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, &alice, data);
+    let mut client = originate_tls(&pki, &server, sip_tls, msrp_tls, 1, &alice, data);
     assert_eq!(client.wait(), Some(0), "{client:?}\n{}", server.log());
     assert_eq!(uas.wait(), Some(0), "{uas:?}\n{}", server.log());
     let requests: Vec<serde_json::Value> = uas
@@ -432,6 +447,7 @@ fn originate_tls(
     server: &Server,
     sip_tls: SocketAddr,
     msrp_tls: SocketAddr,
+    workers: u16,
     alice: &str,
     data: &str,
 ) -> MsrpPeer {
@@ -462,10 +478,15 @@ fn originate_tls(
     );
     let answer = event(&client, "answer");
     let path = answer["path"].as_str().unwrap().to_owned();
-    assert!(
-        path.starts_with(&format!("msrps://{msrp_tls}/")) && path.ends_with(";tcp"),
-        "answer path {path} is not on the MSRP TLS port {msrp_tls}: {client:?}"
-    );
+    // Worker i answers from the MSRP-TLS port plus i.
+    let ports = msrp_tls.port()..msrp_tls.port() + workers;
+    let msrp_tls: SocketAddr = path
+        .strip_prefix("msrps://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .filter(|a: &SocketAddr| a.ip() == msrp_tls.ip() && ports.contains(&a.port()))
+        .unwrap_or_else(|| panic!("answer path {path} is not on an MSRP TLS port: {client:?}"));
+    assert!(path.ends_with(";tcp"), "{path}");
     assert_eq!(
         answer["mline"].as_str().unwrap(),
         format!("m=message {} TCP/TLS/MSRP *", msrp_tls.port())
@@ -566,6 +587,76 @@ fn stalled_handshakes_are_closed_by_the_timeout() {
         Duration::from_secs(15),
     );
     assert_eq!(probe.wait(), Some(0), "{probe:?}\n{}", server.log());
+    stop(server);
+}
+
+/// TLS connections count in the SIP budget and follow the hygiene rules of TCP ones: with
+/// the budget full of stalled handshakes a newcomer that completes its handshake takes the
+/// place of the oldest (closed at once, long before the handshake timeout), and after the
+/// handshake a connection that sends half a request is closed by the head timeout.
+#[test]
+fn tls_connections_follow_the_budget_and_the_head_timeout() {
+    let pki = Pki::new();
+    let (server, sip_tls, _) = tls_server(
+        &pki,
+        &[
+            "--max-sip-connections",
+            "2",
+            "--head-timeout",
+            "1s",
+            "--handshake-timeout",
+            "20s",
+        ],
+    );
+    // Server::start's own probe connections to the SIP TCP port are gone by now.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let s = TcpStream::connect(sip_tls).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let ca = pki.arg("ca.pem");
+    let s = sip_tls.to_string();
+    let mut probe = sip_client(
+        &["probe", "--server", &s, "--ca", &ca],
+        Duration::from_secs(15),
+    );
+    assert_eq!(probe.wait(), Some(0), "{probe:?}\n{}", server.log());
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let r = stalled[0].read_to_end(&mut got);
+    assert!(
+        started.elapsed() < Duration::from_secs(5) && got.is_empty(),
+        "the oldest stalled handshake must be evicted: {r:?} after {:?}\n{}",
+        started.elapsed(),
+        server.log()
+    );
+    drop(stalled);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut half = sip_client(
+        &[
+            "probe",
+            "--server",
+            &s,
+            "--ca",
+            &ca,
+            "--send",
+            "OPTIONS sip:x@127.0.0.1 SIP/2.0\\r\\nVia: SIP/2.0/TLS",
+            "--wait-close",
+            "6",
+        ],
+        Duration::from_secs(15),
+    );
+    assert_eq!(half.wait(), Some(0), "{half:?}");
+    let closed = event(&half, "closed");
+    let after = closed["after"].as_f64().unwrap();
+    assert!(
+        (0.8..4.0).contains(&after),
+        "closed after {after} s: {half:?}"
+    );
     stop(server);
 }
 
