@@ -12,7 +12,8 @@ Standard library only; independent of the Rust code.
   uas     an invitee over TLS: listen on --listen HOST:PORT with --cert/--key, accept one
           connection, answer its INVITE 200 with an SDP answer of MSRP over TLS (a=path
           msrps://--msrp HOST:PORT/<user>;tcp, a=setup:passive: the server connects), then
-          answer the server's BYE.
+          answer the server's BYE (or, with --stop-after MESSAGE, answer one page-mode
+          MESSAGE 200 and stop).
 
 Events are JSON lines on stdout: {"event": "tls", ...} after the handshake, {"event":
 "response", "status": N, "contact": ..., "body": ...} per response, {"event": "answer",
@@ -243,7 +244,7 @@ def cmd_uas(args):
         path = re.search(r"a=path:(\S+)", body)
         mline = re.search(r"m=message [^\r\n]*", body)
         emit(event="request", method=method, uri=uri, via=header(headers, "via", "v"),
-             contact=header(headers, "contact", "m"),
+             contact=header(headers, "contact", "m"), body=body,
              path=path.group(1) if path else None, mline=mline.group(0) if mline else None)
         vias = [v for n, v in headers if n.lower() in ("via", "v")]
         to = header(headers, "to", "t")
@@ -274,7 +275,7 @@ def cmd_uas(args):
                 "CSeq: %s" % header(headers, "cseq"),
             ] + extra + ["Content-Length: %d" % len(sdp.encode()), "", sdp]
             conn.send("\r\n".join(reply))
-        if method == "BYE":
+        if method == args.stop_after:
             break
     time.sleep(0.2)
     tls.close()
@@ -300,6 +301,7 @@ def main():
     s.add_argument("--key", required=True, metavar="FILE")
     s.add_argument("--msrp", required=True, metavar="HOST:PORT",
                    help="where the MSRP-over-TLS receiver listens")
+    s.add_argument("--stop-after", default="BYE", metavar="METHOD")
     s.add_argument("--timeout", type=float, default=10.0)
     s = sub.choices["invite"]
     s.add_argument("--target", required=True)

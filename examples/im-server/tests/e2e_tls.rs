@@ -330,6 +330,70 @@ fn sips_invitee_is_invited_and_served_over_tls() {
     stop(server);
 }
 
+/// A page-mode MESSAGE (from a UDP sender) to a group with a `sips:` member: the member's copy
+/// goes over a TLS connection with a TLS Via, not over UDP.
+#[test]
+fn page_mode_copy_to_a_sips_member_goes_over_tls() {
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+        pki.arg("ca.pem"),
+    );
+    let uas_port = common::free_tcp_port();
+    let mut uas = sip_client(
+        &[
+            "uas",
+            "--listen",
+            &format!("127.0.0.1:{uas_port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--msrp",
+            "127.0.0.1:9",
+            "--stop-after",
+            "MESSAGE",
+            "--timeout",
+            "20",
+        ],
+        Duration::from_secs(25),
+    );
+    event(&uas, "listening");
+    let alice = format!("sip:alice@127.0.0.1:{}", common::free_udp_port());
+    let members = vec![format!("sips:inv9@127.0.0.1:{uas_port}"), alice.clone()];
+    let groups = group_folder(GROUP, &members);
+    let (server, sip_tls, _) = tls_server(
+        &pki,
+        &["--groups", groups.path().to_str().unwrap(), "--tls-ca", &ca],
+    );
+    let run = Sipp::new("message_text")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", server.log());
+    assert_eq!(uas.wait(), Some(0), "{uas:?}\n{}", server.log());
+    let m = event(&uas, "request");
+    assert_eq!(m["method"], "MESSAGE", "{uas:?}");
+    assert_eq!(m["uri"], format!("sips:inv9@127.0.0.1:{uas_port}"));
+    assert!(
+        m["via"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("SIP/2.0/TLS {sip_tls};")),
+        "{m}"
+    );
+    assert!(
+        m["body"]
+            .as_str()
+            .unwrap()
+            .contains("imspec page mode to a group"),
+        "{m}"
+    );
+    stop(server);
+}
+
 /// Certificates the client does not trust: Python's handshake fails on the client for SIP
 /// and MSRP alike, the server logs the failed handshakes, and a trusting client still gets
 /// through afterwards.

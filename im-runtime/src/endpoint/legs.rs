@@ -194,7 +194,10 @@ impl<A: Application> Endpoint<A> {
             .max_forwards()
             .map_or(70, |m| m.saturating_sub(1).min(70));
         for (uri, _) in targets {
-            let route = self.app.router().route(&uri);
+            // A sips: (or transport=tls) recipient gets its copy over TLS, as an invitee does.
+            let tls = self.leg_tls(&uri);
+            let route = tls.and_then(|_| self.app.router().route(&uri));
+            let tls = tls.unwrap_or(false);
             let dest = match route {
                 Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => a,
                 None => {
@@ -230,11 +233,9 @@ impl<A: Application> Endpoint<A> {
                 }
                 None => (ct.clone(), payload.clone()),
             };
+            let (via, _) = self.leg_via_contact(tls, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
-                .via_raw(&format!(
-                    "SIP/2.0/UDP {};branch={branch};rport",
-                    self.cfg.sip_advertised
-                ))
+                .via_raw(&via)
                 .from(&format!("<{}>", facts.originator.raw), &tag)
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
@@ -250,12 +251,15 @@ impl<A: Application> Endpoint<A> {
             {
                 self.tsx.builder_mut().remember(&tm.key, &m);
                 self.track_client(tm.key.clone(), sid, None);
+                if tls {
+                    self.connect_sip_tls(dest);
+                }
                 let _ = self.tsx.send_request(
                     now,
                     tm,
                     Peer {
                         addr: dest,
-                        reliable: false,
+                        reliable: tls,
                     },
                 );
                 self.drain_tsx_transmits();

@@ -108,9 +108,9 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    /// Via sent-by and Contact of an INVITE to an invitee: over TLS, `SIP/2.0/TLS` from our
-    /// TLS address and a `sips:` Contact there (RFC 5630 §3.1.3: a `sips:` request carries a
-    /// `sips:` Contact); else `SIP/2.0/UDP` and the session's focus.
+    /// Via and Contact of a request to an invitee or recipient: over TLS, `SIP/2.0/TLS` from
+    /// our TLS address and a `sips:` Contact there (RFC 5630 §3.1.3: a `sips:` request carries
+    /// a `sips:` Contact); else `SIP/2.0/UDP` and the session's focus.
     pub(super) fn leg_via_contact(&self, tls: bool, focus: &str, branch: &str) -> (String, String) {
         match self.cfg.sip_tls_advertised {
             Some(a) if tls => {
