@@ -201,6 +201,49 @@ fn in_dialog_requests_over_tls_say_tls_in_via() {
     assert!(via.starts_with(&format!("SIP/2.0/TLS {SIP_TLS};")), "{via}");
 }
 
+/// A TLS connect to a `sips:` invitee that fails (refused, or its certificate not trusted)
+/// fails the leg at once, as Timer B would: the session settles and the originator gets its
+/// BYE without waiting 32 s.
+#[test]
+fn failed_tls_connect_fails_the_leg_at_once() {
+    let mut sim = Sim::new(true);
+    let out = sim.input(Input::Datagram {
+        local: addr("127.0.0.1:5060"),
+        from: addr(ALICE),
+        data: Bytes::from(invite(
+            "UDP",
+            ALICE,
+            "c4",
+            "z9hG4bKc4",
+            &["sips:bob@127.0.0.2:5061"],
+        )),
+    });
+    let ok = udp_to(&out, ALICE)
+        .into_iter()
+        .find(|m| status_of(m) == 200)
+        .unwrap();
+    sim.input(Input::Datagram {
+        local: addr("127.0.0.1:5060"),
+        from: addr(ALICE),
+        data: Bytes::from(ack_for(&ok, "UDP", ALICE, "z9hG4bKack4")),
+    });
+    let conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    let out = sim.input(Input::ConnectFailed { conn });
+    let bye = udp_to(&out, ALICE)
+        .into_iter()
+        .find(|m| m.method() == Some(&Method::Bye));
+    assert!(
+        bye.is_some(),
+        "the leg failed and the session settled: {out:?}"
+    );
+}
+
 #[test]
 fn tls_offer_without_msrp_tls_gets_488() {
     let mut sim = Sim::new(false);
@@ -270,6 +313,7 @@ fn sips_invitee_is_invited_over_a_tls_connection_with_a_tls_offer() {
     assert!(path_of(&offer).starts_with(&format!("msrps://{MSRP_TLS}/")));
 
     // Without TLS here, the same invitee is unroutable: nothing is sent to it at all.
+    assert_eq!(sim.ep.live_sessions(), 1);
     let mut sim = Sim::new(false);
     let out = sim.input(Input::Datagram {
         local: addr("127.0.0.1:5060"),

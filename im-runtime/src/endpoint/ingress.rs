@@ -345,7 +345,7 @@ impl<A: Application> Endpoint<A> {
                 }
             }
             Input::StreamClosed { conn } | Input::ConnectFailed { conn } => {
-                if self.sip_connect_failed(conn) {
+                if self.sip_connect_failed(now, conn) {
                     // Our connect to an invitee: no connection state to drop yet.
                 } else if self.sip_conns.contains_key(&conn) {
                     self.drop_sip_conn(conn);

@@ -169,19 +169,34 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    /// Whether `conn` was one of our SIP connects, now failed: what waited is dropped and
-    /// the transactions end by their timers (Timer B fails the leg).
-    pub(super) fn sip_connect_failed(&mut self, conn: ConnId) -> bool {
+    /// Whether `conn` was one of our SIP connects, now failed (refused, timed out, or the
+    /// peer's certificate not trusted): what waited is dropped, and the INVITEs of the legs
+    /// towards that peer end with a transport error (RFC 3261 §17.1.4), which fails those
+    /// legs at once as Timer B would. A page-mode copy to it ends by Timer F. The scan over
+    /// the sessions runs only on this rare failure.
+    pub(super) fn sip_connect_failed(&mut self, now: Instant, conn: ConnId) -> bool {
         let peer = self
             .sip_out
             .pending
             .iter()
             .find(|(_, (c, _))| *c == conn)
             .map(|(p, _)| *p);
-        if let Some(p) = peer {
-            self.sip_out.pending.remove(&p);
-            tracing_log("sip", &format!("TLS connection to {p} failed"));
+        let Some(p) = peer else {
+            return false;
+        };
+        self.sip_out.pending.remove(&p);
+        tracing_log("sip", &format!("TLS connection to {p} failed"));
+        let keys: Vec<TsxKey> = self
+            .sessions
+            .values()
+            .flat_map(|s| &s.legs)
+            .filter(|l| l.status == LegStatus::Pending && l.peer.is_some_and(|x| x.addr == p))
+            .filter_map(|l| l.invite_key.clone())
+            .collect();
+        for k in keys {
+            let _ = self.tsx.handle_transport_error(Role::Client, &k);
         }
-        peer.is_some()
+        self.drain_tsx(now);
+        true
     }
 }
