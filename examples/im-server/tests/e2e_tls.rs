@@ -394,6 +394,93 @@ fn page_mode_copy_to_a_sips_member_goes_over_tls() {
     stop(server);
 }
 
+/// The server as a TLS client checks the invitee: a `sips:` invitee whose certificate is
+/// not signed by `--tls-ca` gets no INVITE (the handshake fails on the server's side, the
+/// invitee sees the alert) and the server logs the refused certificate.
+#[test]
+fn sips_invitee_with_an_untrusted_certificate_gets_nothing() {
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+        pki.arg("ca.pem"),
+    );
+    let uas_port = common::free_tcp_port();
+    let mut uas = sip_client(
+        &[
+            "uas",
+            "--listen",
+            &format!("127.0.0.1:{uas_port}"),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--msrp",
+            "127.0.0.1:9",
+            "--timeout",
+            "10",
+        ],
+        Duration::from_secs(15),
+    );
+    event(&uas, "listening");
+    let alice = "sip:alice@127.0.0.1".to_owned();
+    let members = vec![format!("sips:inv9@127.0.0.1:{uas_port}"), alice.clone()];
+    let groups = group_folder(GROUP, &members);
+    // The server trusts only the other CA.
+    let other = pki.arg("other-ca.pem");
+    let (server, sip_tls, _) = tls_server(
+        &pki,
+        &[
+            "--groups",
+            groups.path().to_str().unwrap(),
+            "--tls-ca",
+            &other,
+        ],
+    );
+    let own_path = format!("msrps://127.0.0.1:{}/o1x;tcp", common::free_tcp_port());
+    let client = sip_client(
+        &[
+            "invite",
+            "--server",
+            &sip_tls.to_string(),
+            "--ca",
+            &ca,
+            "--target",
+            GROUP,
+            "--from",
+            &alice,
+            "--msrp-path",
+            &own_path,
+            "--timeout",
+            "10",
+        ],
+        Duration::from_secs(15),
+    );
+    event(&client, "answer");
+    assert!(
+        server.wait_for_log("connect failed", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("connect failed")).unwrap();
+    assert!(
+        line.contains("SipTls") && line.contains("certificate"),
+        "{line}"
+    );
+    assert_eq!(
+        uas.wait(),
+        Some(5),
+        "the invitee saw the handshake fail: {uas:?}"
+    );
+    assert!(
+        !uas.events().iter().any(|e| e["event"] == "request"),
+        "no request may reach an untrusted invitee: {uas:?}"
+    );
+    drop(client);
+    stop(server);
+}
+
 /// Certificates the client does not trust: Python's handshake fails on the client for SIP
 /// and MSRP alike, the server logs the failed handshakes, and a trusting client still gets
 /// through afterwards.
