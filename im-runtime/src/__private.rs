@@ -225,19 +225,14 @@ pub fn max_participants(facts: &Facts, env: &Env<'_>, group: &Uri) -> i64 {
 }
 
 /// `overlap(a, b)`: the lists share an element. MIME types and option tags compare ASCII
-/// case-insensitively; `*` on either side matches any element of a non-empty other list.
+/// case-insensitively; `*` on either side matches any element of a non-empty other list and
+/// `type/*` any subtype of `type` (RFC 4975 §8.6, the same matching the SDP answer builder
+/// uses, so a condition never accepts what the answer then cannot carry, or the reverse).
 pub fn overlap<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return false;
-    }
-    let star = |l: &[&str]| l.contains(&"*");
-    let a: Vec<&str> = a.iter().map(AsRef::as_ref).collect();
-    let b: Vec<&str> = b.iter().map(AsRef::as_ref).collect();
-    if star(&a) || star(&b) {
-        return true;
-    }
-    a.iter()
-        .any(|x| b.iter().any(|y| x.eq_ignore_ascii_case(y)))
+    a.iter().any(|x| {
+        b.iter()
+            .any(|y| crate::proto::sdp::msrp::types_match(x.as_ref(), y.as_ref()))
+    })
 }
 
 /// `list contains s` (ASCII case-insensitive, like [`overlap`]).
@@ -364,6 +359,11 @@ mod tests {
         assert!(overlap(&["text/plain"], &["*"]));
         assert!(!overlap::<&str, &str>(&[], &["*"]));
         assert!(!overlap(&["*"], &Vec::<String>::new()));
+        // RFC 4975 §8.6: `type/*` matches any subtype of type, in either list.
+        assert!(overlap(&["text/*"], &["message/cpim", "text/plain"]));
+        assert!(overlap(&["text/plain"], &["TEXT/*"]));
+        assert!(!overlap(&["image/*"], &["message/cpim", "text/plain"]));
+        assert!(!overlap(&["text/*"], &["texts/plain"]));
     }
 
     #[test]

@@ -259,7 +259,8 @@ pub struct SdpMedia {
     pub proto: String,
     /// Format list (`*` for MSRP).
     pub formats: Vec<String>,
-    /// Media-level attributes in order.
+    /// Media-level attributes in order, plus a session-level direction attribute
+    /// (`sendonly` …) when the section has none of its own (RFC 4566 §6).
     pub attributes: Vec<SdpAttribute>,
 }
 

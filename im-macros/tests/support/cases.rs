@@ -12,7 +12,7 @@ use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
     InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, ReportOutcome, Route,
-    RuleInfo, SdpAttribute, SdpFacts, SdpMedia, Timer, Uri,
+    RuleInfo, SdpFacts, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -85,7 +85,8 @@ pub struct Request {
     pub originator: String,
     /// The RFC 5366/5365 recipient list; absent: no `recipient-list` body part.
     pub list: Option<Vec<String>>,
-    /// The SDP offer: `pager`, `pager-no-common-type`, `chat`, `audio`, `two-media`, `none`.
+    /// The SDP offer: `pager`, `pager-session-sendonly`, `pager-text-wildcard`,
+    /// `pager-no-common-type`, `chat`, `audio`, `two-media`, `none`.
     pub offer: String,
     /// `Require` option tags.
     pub require: Vec<String>,
@@ -238,43 +239,39 @@ impl InviteeRouter for NoRoute {
     }
 }
 
+/// The offer named by a case, as SDP text parsed by the runtime's own SDP reader, so a case
+/// sees what the endpoint would (session-level attributes inherited, RFC 4566 §6).
 fn sdp(offer: &str) -> Result<Option<SdpFacts>, String> {
-    let attr = |n: &str, v: Option<&str>| SdpAttribute {
-        name: n.into(),
-        value: v.map(Into::into),
+    const HEAD: &str =
+        "v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+    let msrp = |types: &str, dir: &str| {
+        let dir = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("a={dir}\r\n")
+        };
+        format!(
+            "m=message 7394 TCP/MSRP *\r\na=accept-types:{types}\r\n\
+             a=path:msrp://alice.example.com:7394/abc;tcp\r\n{dir}"
+        )
     };
-    let msrp = |types: &str, dir: &str| SdpMedia {
-        media: "message".into(),
-        port: 7394,
-        proto: "TCP/MSRP".into(),
-        formats: vec!["*".into()],
-        attributes: vec![
-            attr("accept-types", Some(types)),
-            attr("path", Some("msrp://alice.example.com:7394/abc;tcp")),
-            attr(dir, None),
-        ],
-    };
-    let audio = SdpMedia {
-        media: "audio".into(),
-        port: 49170,
-        proto: "RTP/AVP".into(),
-        formats: vec!["0".into()],
-        attributes: vec![],
-    };
-    let media = match offer {
-        "pager" => vec![msrp("message/cpim text/plain", "sendonly")],
-        "pager-no-common-type" => vec![msrp("text/html", "sendonly")],
-        "chat" => vec![msrp("message/cpim text/plain", "sendrecv")],
-        "audio" => vec![audio],
-        "two-media" => vec![msrp("message/cpim text/plain", "sendonly"), audio],
+    let audio = "m=audio 49170 RTP/AVP 0\r\n";
+    let body = match offer {
+        "pager" => msrp("message/cpim text/plain", "sendonly"),
+        "pager-session-sendonly" => {
+            format!("a=sendonly\r\n{}", msrp("message/cpim text/plain", ""))
+        }
+        "pager-text-wildcard" => msrp("text/*", "sendonly"),
+        "pager-no-common-type" => msrp("text/html", "sendonly"),
+        "chat" => msrp("message/cpim text/plain", "sendrecv"),
+        "audio" => audio.to_owned(),
+        "two-media" => format!("{}{audio}", msrp("message/cpim text/plain", "sendonly")),
         "none" => return Ok(None),
         o => return Err(format!("unknown offer `{o}`")),
     };
-    Ok(Some(SdpFacts {
-        connection: Some("192.0.2.1".into()),
-        media,
-        raw: String::new(),
-    }))
+    im_runtime::proto::sdp::facts(format!("{HEAD}{body}").as_bytes())
+        .map(Some)
+        .map_err(|e| format!("offer `{offer}`: {e}"))
 }
 
 fn method(m: &str) -> Method {
