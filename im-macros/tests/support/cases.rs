@@ -86,7 +86,7 @@ pub struct Request {
     /// The RFC 5366/5365 recipient list; absent: no `recipient-list` body part.
     pub list: Option<Vec<String>>,
     /// The SDP offer: `pager`, `pager-session-sendonly`, `pager-text-wildcard`,
-    /// `pager-no-common-type`, `chat`, `audio`, `two-media`, `none`.
+    /// `pager-no-common-type`, `chat`, `audio`, `two-media`, `pager-plus-chat`, `none`.
     pub offer: String,
     /// `Require` option tags.
     pub require: Vec<String>,
@@ -266,6 +266,11 @@ fn sdp(offer: &str) -> Result<Option<SdpFacts>, String> {
         "chat" => msrp("message/cpim text/plain", "sendrecv"),
         "audio" => audio.to_owned(),
         "two-media" => format!("{}{audio}", msrp("message/cpim text/plain", "sendonly")),
+        "pager-plus-chat" => format!(
+            "{}{}",
+            msrp("message/cpim text/plain", "sendonly"),
+            msrp("message/cpim text/plain", "sendrecv")
+        ),
         "none" => return Ok(None),
         o => return Err(format!("unknown offer `{o}`")),
     };
