@@ -524,6 +524,9 @@ fn print_call(spec: &Spec, b: Builtin, args: &[Expr], out: &mut String) {
         Builtin::DirectoryOwns => (Some("directory"), "owns", args),
         Builtin::DirectoryIsMember => (Some("directory"), "is_member", args),
         Builtin::DirectoryMayInitiate => (Some("directory"), "may_initiate", args),
+        Builtin::DirectoryInvitesMembers => (Some("directory"), "invites_members", args),
+        Builtin::DirectoryMayJoin => (Some("directory"), "may_join", args),
+        Builtin::DirectoryAllowsAnonymity => (Some("directory"), "allows_anonymity", args),
         Builtin::DirectoryMemberCount => (Some("directory"), "member_count", args),
         Builtin::DirectoryMaxParticipants => (Some("directory"), "max_participants", args),
         Builtin::MediaHas | Builtin::MediaAttr | Builtin::MediaTokens => {

@@ -442,6 +442,12 @@ pub enum Builtin {
     DirectoryIsMember,
     /// `directory.may_initiate(group, user)` : Bool.
     DirectoryMayInitiate,
+    /// `directory.invites_members(group)` : Bool (`<invite-members>`, absent = true).
+    DirectoryInvitesMembers,
+    /// `directory.may_join(group, user)` : Bool (`<join-handling>`).
+    DirectoryMayJoin,
+    /// `directory.allows_anonymity(group, user)` : Bool (`<allow-anonymity>`).
+    DirectoryAllowsAnonymity,
     /// `directory.member_count(group)` : Int (0 for an unknown group).
     DirectoryMemberCount,
     /// `directory.max_participants(group)` : Int (0 when unlimited or unknown).

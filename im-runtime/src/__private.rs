@@ -205,6 +205,29 @@ pub fn may_initiate(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
         .is_some_and(|p| p.may_initiate)
 }
 
+/// `directory.invites_members(group)`: `<invite-members>` (absent: `true`); `false` for an
+/// unknown group. Group-wide, read through the request's originator like
+/// [`max_participants`].
+pub fn invites_members(facts: &Facts, env: &Env<'_>, group: &Uri) -> bool {
+    env.directory
+        .policy(group, &facts.originator)
+        .is_some_and(|p| p.invites_members)
+}
+
+/// `directory.may_join(group, user)`: `false` for an unknown group.
+pub fn may_join(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
+    env.directory
+        .policy(group, user)
+        .is_some_and(|p| p.may_join)
+}
+
+/// `directory.allows_anonymity(group, user)`: `false` for an unknown group.
+pub fn allows_anonymity(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
+    env.directory
+        .policy(group, user)
+        .is_some_and(|p| p.allows_anonymity)
+}
+
 /// `directory.member_count(group)`: 0 for an unknown group.
 pub fn member_count(env: &Env<'_>, group: &Uri) -> i64 {
     env.directory
@@ -449,6 +472,9 @@ mod tests {
                 is_member: u.user == "alice",
                 may_initiate: u.user == "alice",
                 max_participants: Some(10),
+                invites_members: true,
+                may_join: u.user == "alice",
+                allows_anonymity: false,
             })
         }
     }
@@ -477,6 +503,8 @@ mod tests {
         assert!(!is_member(&env, &g, &bob));
         assert!(!is_member(&env, &other, &alice));
         assert!(may_initiate(&env, &g, &alice));
+        assert!(may_join(&env, &g, &alice));
+        assert!(!allows_anonymity(&env, &g, &alice));
         assert_eq!(member_count(&env, &g), 2);
         assert_eq!(member_count(&env, &other), 0);
         let facts = Facts {

@@ -405,8 +405,9 @@ impl Default for Config {
     }
 }
 
-/// What a group's rules say about one user (OMA list-service ruleset, digest §1.7).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a group's document says, group-wide and for one user (OMA list-service ruleset,
+/// digest §1.7). The default is a group that invites its members and grants nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupPolicy {
     /// The user is in the group's `<list>`.
     pub is_member: bool,
@@ -414,6 +415,27 @@ pub struct GroupPolicy {
     pub may_initiate: bool,
     /// `<max-participant-count>` of the group.
     pub max_participants: Option<usize>,
+    /// `<invite-members>` of the group (absent counts as `true`): the server invites the
+    /// members when a session starts; `false` means a chat-room group whose members join
+    /// by themselves.
+    pub invites_members: bool,
+    /// `<join-handling>` allows the user to join a running session.
+    pub may_join: bool,
+    /// `<allow-anonymity>` holds for the user.
+    pub allows_anonymity: bool,
+}
+
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        GroupPolicy {
+            is_member: false,
+            may_initiate: false,
+            max_participants: None,
+            invites_members: true,
+            may_join: false,
+            allows_anonymity: false,
+        }
+    }
 }
 
 /// The pre-defined group store the application supplies (an XDMS, a folder of documents …).

@@ -100,6 +100,7 @@ impl GroupDirectory for Groups {
                 is_member,
                 may_initiate: is_member,
                 max_participants: None,
+                ..GroupPolicy::default()
             }
         })
     }

@@ -190,6 +190,24 @@ const FREE: &[(&str, Builtin, &[P], Type)] = &[
         Type::Bool,
     ),
     (
+        "directory.invites_members",
+        Builtin::DirectoryInvitesMembers,
+        &[P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
+        "directory.may_join",
+        Builtin::DirectoryMayJoin,
+        &[P::T(Type::Uri), P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
+        "directory.allows_anonymity",
+        Builtin::DirectoryAllowsAnonymity,
+        &[P::T(Type::Uri), P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
         "directory.member_count",
         Builtin::DirectoryMemberCount,
         &[P::T(Type::Uri)],

@@ -242,6 +242,11 @@ impl<'a> Cx<'a> {
             Builtin::DirectoryOwns => quote!(#p::owns(__env, #a0)),
             Builtin::DirectoryIsMember => quote!(#p::is_member(__env, #a0, #a1)),
             Builtin::DirectoryMayInitiate => quote!(#p::may_initiate(__env, #a0, #a1)),
+            Builtin::DirectoryInvitesMembers => {
+                quote!(#p::invites_members(__facts, __env, #a0))
+            }
+            Builtin::DirectoryMayJoin => quote!(#p::may_join(__env, #a0, #a1)),
+            Builtin::DirectoryAllowsAnonymity => quote!(#p::allows_anonymity(__env, #a0, #a1)),
             Builtin::DirectoryMemberCount => quote!(#p::member_count(__env, #a0)),
             Builtin::DirectoryMaxParticipants => {
                 quote!(#p::max_participants(__facts, __env, #a0))
@@ -432,6 +437,9 @@ fn builtin_ty(b: Builtin) -> Ty {
         | Builtin::DirectoryOwns
         | Builtin::DirectoryIsMember
         | Builtin::DirectoryMayInitiate
+        | Builtin::DirectoryInvitesMembers
+        | Builtin::DirectoryMayJoin
+        | Builtin::DirectoryAllowsAnonymity
         | Builtin::MediaHas => Ty::Bool,
         Builtin::Header | Builtin::MediaAttr => Ty::Str,
         Builtin::MediaTokens => Ty::StrList,

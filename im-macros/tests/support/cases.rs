@@ -92,6 +92,8 @@ pub struct Request {
     pub require: Vec<String>,
     /// MESSAGE only: a message body part besides the list.
     pub payload: bool,
+    /// The `Privacy` header (RFC 3323), when present.
+    pub privacy: Option<String>,
 }
 
 impl Default for Request {
@@ -104,6 +106,7 @@ impl Default for Request {
             offer: "pager".into(),
             require: Vec::new(),
             payload: true,
+            privacy: None,
         }
     }
 }
@@ -118,6 +121,10 @@ pub struct Group {
     pub may_initiate: bool,
     /// `<max-participant-count>`.
     pub max_participants: Option<usize>,
+    /// `<invite-members>`.
+    pub invite_members: bool,
+    /// `<allow-anonymity>` for the originator.
+    pub allows_anonymity: bool,
 }
 
 impl Default for Group {
@@ -126,6 +133,8 @@ impl Default for Group {
             members: vec![ALICE.into(), BOB.into(), CAROL.into()],
             may_initiate: true,
             max_participants: None,
+            invite_members: true,
+            allows_anonymity: false,
         }
     }
 }
@@ -228,6 +237,9 @@ impl GroupDirectory for Dir<'_> {
             is_member: self.0.members.iter().any(|m| uri(m).same_identity(u)),
             may_initiate: self.0.may_initiate,
             max_participants: self.0.max_participants,
+            invites_members: self.0.invite_members,
+            allows_anonymity: self.0.allows_anonymity,
+            ..GroupPolicy::default()
         })
     }
 }
@@ -330,6 +342,11 @@ fn facts(case: &Case) -> Result<Facts, String> {
         parts,
         recipients,
         sdp,
+        headers: r
+            .privacy
+            .iter()
+            .map(|v| ("privacy".to_owned(), v.clone()))
+            .collect(),
         ..Facts::default()
     })
 }
