@@ -313,6 +313,9 @@ pub struct Facts {
     /// The originator: P-Asserted-Identity when the request came from a trusted host,
     /// otherwise From (design.md glossary).
     pub originator: Uri,
+    /// The request passed Digest authentication as its originator, came from a trusted
+    /// host (which authenticated it), or authentication is off (`request.authenticated`).
+    pub authenticated: bool,
     /// Option tags of Require.
     pub require: Vec<String>,
     /// Option tags of Supported.

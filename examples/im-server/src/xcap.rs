@@ -256,7 +256,9 @@ impl Xcap {
     /// Reads every document in the store and publishes their groups; returns how many
     /// groups there are. Called at start-up and after each write.
     pub fn publish(&self) -> Result<usize, crate::store::StoreError> {
-        let docs = self.store.list()?;
+        // User documents (HA1 values) share the store but are never groups.
+        let mut docs = self.store.list()?;
+        docs.retain(|(k, _)| !k.starts_with(crate::users::PREFIX));
         let (m, _problems) = ManagedGroups::from_documents(&docs);
         let n = m.len();
         self.groups.set_managed(m);

@@ -352,6 +352,7 @@ pub struct Verifier {
     epoch: Instant,
     lifetime: Duration,
     max_tracked: usize,
+    algorithms: Vec<Algorithm>,
     replay: Arc<Mutex<Replay>>,
 }
 
@@ -378,6 +379,7 @@ impl Verifier {
             epoch,
             lifetime: DEFAULT_NONCE_LIFETIME,
             max_tracked: DEFAULT_MAX_TRACKED_NONCES,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             replay: Arc::new(Mutex::new(Replay::default())),
         }
     }
@@ -391,6 +393,16 @@ impl Verifier {
     /// Sets how many nonces' `nc` are tracked at most.
     pub fn with_max_tracked(mut self, n: usize) -> Verifier {
         self.max_tracked = n.max(1);
+        self
+    }
+
+    /// Sets the algorithms offered, most preferred first (default SHA-256, MD5). Only these
+    /// are accepted. Some clients read only the first challenge (SIPp 3.6 does, and knows
+    /// only MD5), so a deployment with such clients lists MD5 first or alone.
+    pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Verifier {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
         self
     }
 
@@ -461,11 +473,13 @@ impl Verifier {
         constant_time_eq(&expected, mac).then_some(ts)
     }
 
-    /// The challenge header values for a new nonce: SHA-256 first, then MD5 (RFC 8760
-    /// §2.4), each with `qop="auth"`, and `stale=true` when asked.
+    /// The challenge header values for a new nonce, one per algorithm in order of preference
+    /// (RFC 8760 §2.4: SHA-256 first, then MD5, by default), each with `qop="auth"`, and
+    /// `stale=true` when asked.
     pub fn challenges(&self, nonce: &str, stale: bool) -> Vec<String> {
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
+        self.algorithms
+            .iter()
+            .copied()
             .map(|alg| {
                 let mut v = format!(
                     "Digest realm={}, nonce={}, algorithm={}, qop=\"auth\"",
@@ -505,6 +519,9 @@ impl Verifier {
                 None => return challenge("algorithm not offered"),
             },
         };
+        if !self.algorithms.contains(&alg) {
+            return challenge("algorithm not offered");
+        }
         // Only qop=auth is offered; a response without qop (RFC 2069) is not accepted,
         // since it has no nc and so no replay protection.
         if !creds
@@ -866,5 +883,15 @@ mod tests {
             "Digest realm=\"example.com\", nonce=\"abc\", algorithm=SHA-256, qop=\"auth\", stale=true"
         );
         assert!(c[1].contains("algorithm=MD5"));
+        let md5_only = v.clone().with_algorithms(vec![Algorithm::Md5]);
+        assert_eq!(md5_only.challenges("abc", false).len(), 1);
+        let t0 = epoch();
+        let n = md5_only.nonce(t0, [3; 8]);
+        let users = |u: &str, r: &str| Some(StoredHa1::from_password(u, r, "pw"));
+        let c = answer(&md5_only, &n, Algorithm::Sha256, "pw", "00000001");
+        assert!(matches!(
+            md5_only.verify(&c, "REGISTER", t0, users),
+            Verdict::Challenge { .. }
+        ));
     }
 }

@@ -134,7 +134,19 @@ impl Server {
     /// Starts the binary on free ports with `extra` flags (`--groups DIR` …) and waits up to
     /// 10 s until it accepts TCP on the SIP and MSRP ports. Panics with the server's log if
     /// it exits or does not listen in time.
+    ///
+    /// Authentication is off (`--no-auth`): these tests exercise the procedures, and their
+    /// SIPp scenarios send no credentials. The authentication tests use
+    /// [`Server::start_auth`].
     pub(crate) fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--no-auth"];
+        args.extend_from_slice(extra);
+        Self::start_attempt(&args, 0)
+    }
+
+    /// [`Server::start`] with Digest authentication on (the embedded demo users, or the
+    /// users `extra` configures).
+    pub(crate) fn start_auth(extra: &[&str]) -> Server {
         Self::start_attempt(extra, 0)
     }
 

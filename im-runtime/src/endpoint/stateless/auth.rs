@@ -1,0 +1,89 @@
+//! Digest authentication of requests at admission (RFC 3261 §22).
+//!
+//! Which status: the server is the UAS of every request it challenges. A REGISTER ends at
+//! its registrar, and an INVITE or MESSAGE ends at its conference factory, list exploder or
+//! group focus, which answers it and originates new requests of its own (it does not
+//! forward the request as a proxy would). RFC 3261 §22.1 and §22.3 give such a UAS and a
+//! registrar `401 Unauthorized` with WWW-Authenticate; 407 with Proxy-Authenticate is for
+//! a proxy on the way to another UAS (§22.3, §26.3.2.1). So every challenge here is 401.
+//! A client that answers a 401 with Proxy-Authorization anyway (some stacks keep the header
+//! of their outbound proxy) is still understood: either header is read when its realm is
+//! ours.
+
+use super::super::*;
+use crate::proto::digest::{Credentials, Verdict};
+
+impl<A: Application> Endpoint<A> {
+    /// Authenticates `msg` when authentication is on and its source is not trusted. The
+    /// authenticated user must be `expected_user` (the From user, or the REGISTER's To
+    /// user), else 403. `Some(authenticated)` lets the request go on; `None` means it was
+    /// answered (401 challenge or 403).
+    pub(in crate::endpoint) fn authenticate(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        msg: &Message,
+        key: &TsxKey,
+        expected_user: &str,
+    ) -> Option<bool> {
+        let Some(verifier) = self.cfg.auth.clone() else {
+            return Some(true);
+        };
+        if self.cfg.trusted_hosts.contains(&peer.addr.ip()) {
+            return Some(true);
+        }
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let creds = msg
+            .headers()
+            .filter(|h| {
+                h.name_str.eq_ignore_ascii_case("Authorization")
+                    || h.name_str.eq_ignore_ascii_case("Proxy-Authorization")
+            })
+            .filter_map(|h| Credentials::parse(h.value).ok())
+            .find(|c| c.realm == verifier.realm());
+        let verdict = match &creds {
+            None => Verdict::Challenge {
+                stale: false,
+                why: "no credentials for this realm",
+            },
+            Some(c) => verifier.verify(c, &method, now, |u, r| self.app.credentials(u, r)),
+        };
+        match verdict {
+            Verdict::Authenticated { username } if username == expected_user => Some(true),
+            Verdict::Authenticated { username } => {
+                self.stats.rejected += 1;
+                tracing_log(
+                    "auth",
+                    &format!(
+                        "{method} from {}: authenticated as {username:?} but speaks for {expected_user:?}",
+                        peer.addr
+                    ),
+                );
+                let w = warning(
+                    &self.agent(),
+                    "the authenticated user is not the user this request speaks for",
+                );
+                self.reply_simple(now, key, msg, 403, &[("Warning", w)]);
+                None
+            }
+            Verdict::Challenge { stale, why } => {
+                self.stats.challenged += 1;
+                tracing_log(
+                    "auth",
+                    &format!("{method} from {}: challenged ({why})", peer.addr),
+                );
+                let nonce = verifier.nonce(now, self.random_bytes::<8>());
+                let extra: Vec<(&str, String)> = verifier
+                    .challenges(&nonce, stale)
+                    .into_iter()
+                    .map(|v| ("WWW-Authenticate", v))
+                    .collect();
+                self.reply_simple(now, key, msg, 401, &extra);
+                None
+            }
+        }
+    }
+}
