@@ -281,6 +281,7 @@ pub(crate) struct Sipp {
     global_timeout: Duration,
     keys: Vec<(String, String)>,
     call_ids: Option<String>,
+    auth: Option<(String, String)>,
 }
 
 /// What a SIPp run left behind.
@@ -361,6 +362,7 @@ impl Sipp {
             global_timeout: Duration::from_secs(20),
             keys: Vec::new(),
             call_ids: None,
+            auth: None,
         }
     }
 
@@ -408,6 +410,12 @@ impl Sipp {
         self
     }
 
+    /// Digest credentials for the scenario's `[authentication]` (`-au user -ap password`).
+    pub(crate) fn auth(mut self, user: &str, password: &str) -> Sipp {
+        self.auth = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
     /// The local SIP URI host:port of this instance.
     pub(crate) fn local(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.local_port).into()
@@ -446,6 +454,9 @@ impl Sipp {
         }
         if let Some(c) = &self.call_ids {
             cmd.args(["-cid_str", c]);
+        }
+        if let Some((u, p)) = &self.auth {
+            cmd.args(["-au", u, "-ap", p]);
         }
         let out = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
         let err = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
