@@ -1090,6 +1090,7 @@ impl ServerConfig {
             accept_wrapped_types: self.accept_wrapped_types.clone(),
             max_size: Some(self.limits.max_msrp_message),
             tb_granted: self.tb_granted,
+            allow_external_recipients: self.auth.allow_external_recipients,
             max_recipients: self.limits.max_recipients,
             invite_timeout: self.timers.invite_timeout,
         }

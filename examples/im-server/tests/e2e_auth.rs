@@ -178,7 +178,6 @@ fn register(c: &mut Client, user: &str, extra: &[String]) -> Answer {
     c.send("REGISTER", "sip:example.com", &aor, &aor, extra, ("", ""))
 }
 
-// covers: issue14/digest
 #[test]
 fn register_is_challenged_sha256_first_and_checks_password_replay_and_identity() {
     let s = Server::start_auth(&[]);
@@ -267,7 +266,6 @@ fn register_is_challenged_sha256_first_and_checks_password_replay_and_identity()
     assert_eq!(a.status(), 401, "{a:?}");
 }
 
-// covers: issue14/digest
 #[test]
 fn an_expired_nonce_with_the_right_password_is_stale() {
     let s = Server::start_auth(&["--config", &nonce_config("1s").to_string_lossy()]);
@@ -308,7 +306,6 @@ fn nonce_config(lifetime: &str) -> std::path::PathBuf {
     p
 }
 
-// covers: issue12/register
 #[test]
 fn registrar_follows_rfc3261_10_3() {
     // Authentication off here: these are the registrar's own answers.
@@ -409,7 +406,6 @@ fn list_body(text: &str, recipients: &[String]) -> String {
     )
 }
 
-// covers: issue14/digest
 #[test]
 fn an_unauthenticated_list_message_or_invite_is_challenged_and_identity_must_match_from() {
     let s = Server::start_auth(&[]);
@@ -455,7 +451,6 @@ fn an_unauthenticated_list_message_or_invite_is_challenged_and_identity_must_mat
     );
 }
 
-// covers: issue14/digest
 #[test]
 fn sipp_registers_with_the_right_password_and_is_refused_with_a_wrong_one() {
     // SIPp 3.6 answers only MD5 and reads the first challenge only.
@@ -482,7 +477,6 @@ fn sipp_registers_with_the_right_password_and_is_refused_with_a_wrong_one() {
     assert!(!run.logs.contains("registered"), "{run:?}");
 }
 
-// covers: issue14/digest
 #[test]
 fn sipp_list_message_goes_through_only_with_the_right_password() {
     let s = Server::start_auth(&["--auth-algorithm", "MD5", "--allow-external-recipients"]);
@@ -514,4 +508,73 @@ fn sipp_list_message_goes_through_only_with_the_right_password() {
         r.messages.contains("authenticated list message"),
         "exactly the authenticated MESSAGE reached bob: {r:?}"
     );
+}
+
+// covers: 9/list_names_outsiders
+#[test]
+fn an_authenticated_list_naming_outsiders_is_refused_unless_configured() {
+    // The recipient is a SIPp UAS named by IP address: outside example.com. The server runs
+    // without --allow-external-recipients here (the test above runs with it and gets 202).
+    let s = Server::start_auth(&["--auth-algorithm", "MD5"]);
+    let run = Sipp::new("message_list_auth")
+        .to(s.sip)
+        .key("target", FACTORY)
+        .key("from", "sip:dave@example.com")
+        .key("invitee1", "sip:bob@127.0.0.1:5999")
+        .auth("dave", "dave-demo")
+        .run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    assert!(run.logs.contains("refused 403"), "{run:?}");
+    assert!(
+        run.messages
+            .contains("recipients outside example.com are not allowed"),
+        "the Warning names the reason: {run:?}"
+    );
+    assert!(
+        s.log().contains("rule=\"list_names_outsiders\""),
+        "the log names the rule: {}",
+        s.log()
+    );
+}
+
+// covers: 7.9.1.4/outside_recipients
+#[test]
+fn an_authenticated_adhoc_invite_is_authorised_by_the_spec() {
+    let s = Server::start_auth(&[]);
+    let invite = |c: &mut Client, list: &[String], auth: Option<String>| {
+        let body = list_body("hi", list);
+        let mut extra = Vec::new();
+        extra.extend(auth);
+        c.send(
+            "INVITE",
+            FACTORY,
+            "sip:erin@example.com",
+            FACTORY,
+            &extra,
+            ("multipart/mixed;boundary=b1", &body),
+        )
+    };
+    let outside = vec![
+        "sip:bob@example.com".to_owned(),
+        "sip:eve@192.0.2.9".to_owned(),
+    ];
+    let mut c = Client::new(s.sip, "adhoc-outside@127.0.0.1");
+    let a = invite(&mut c, &outside, None);
+    assert_eq!(a.status(), 401, "{a:?}");
+    let ch = a.headers("WWW-Authenticate");
+    let cred = authorization(&ch[0], "erin", "erin-demo", "INVITE", FACTORY, 1);
+    let a = invite(&mut c, &outside, Some(cred));
+    assert_eq!(a.status(), 403, "{a:?}");
+    assert!(
+        a.headers("Warning")
+            .iter()
+            .any(|w| w.contains("recipients outside example.com are not allowed")),
+        "{a:?}"
+    );
+    // A list inside the domain passes authorisation and reaches the offer check (this
+    // request has no SDP offer: 488), so the 403 above was the recipients' doing.
+    let inside = vec!["sip:bob@example.com".to_owned()];
+    let cred = authorization(&ch[0], "erin", "erin-demo", "INVITE", FACTORY, 2);
+    let a = invite(&mut c, &inside, Some(cred));
+    assert_eq!(a.status(), 488, "{a:?}");
 }

@@ -91,6 +91,10 @@ pub struct Request {
     pub require: Vec<String>,
     /// MESSAGE only: a message body part besides the list.
     pub payload: bool,
+    /// `request.authenticated`.
+    pub authenticated: bool,
+    /// `request.originator_domain`; absent: authentication off (`config.domain`).
+    pub originator_domain: Option<String>,
 }
 
 impl Default for Request {
@@ -103,6 +107,8 @@ impl Default for Request {
             offer: "pager".into(),
             require: Vec::new(),
             payload: true,
+            authenticated: true,
+            originator_domain: None,
         }
     }
 }
@@ -139,6 +145,8 @@ pub struct CaseConfig {
     pub tb_granted: bool,
     /// `config.invite_timeout`, in seconds.
     pub invite_timeout: u64,
+    /// `config.allow_external_recipients`.
+    pub allow_external_recipients: bool,
 }
 
 impl Default for CaseConfig {
@@ -147,6 +155,7 @@ impl Default for CaseConfig {
             max_recipients: 3,
             tb_granted: false,
             invite_timeout: 32,
+            allow_external_recipients: false,
         }
     }
 }
@@ -328,6 +337,8 @@ fn facts(case: &Case) -> Result<Facts, String> {
         parts,
         recipients,
         sdp,
+        unauthenticated: !r.authenticated,
+        originator_domain: r.originator_domain.clone(),
         ..Facts::default()
     })
 }
@@ -442,6 +453,7 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         max_recipients: case.config.max_recipients,
         tb_granted: case.config.tb_granted,
         invite_timeout: std::time::Duration::from_secs(case.config.invite_timeout),
+        allow_external_recipients: case.config.allow_external_recipients,
         ..Config::default()
     };
     let dir = Dir(&case.group);

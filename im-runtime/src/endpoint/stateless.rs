@@ -111,7 +111,7 @@ impl<A: Application> Endpoint<A> {
             .from()
             .and_then(|f| f.uri().user().map(str::to_owned))
             .unwrap_or_default();
-        let Some(authenticated) = self.authenticate(now, peer, &msg, &key, &from_user) else {
+        let Some(vouched) = self.authenticate(now, peer, &msg, &key, &from_user) else {
             return;
         };
         let Some(machine) = self.app.initial(&method) else {
@@ -143,7 +143,11 @@ impl<A: Application> Endpoint<A> {
                 return;
             }
         };
-        facts.authenticated = authenticated;
+        facts.originator_domain = match vouched {
+            auth::Vouched::Off => None,
+            auth::Vouched::Trusted => Some(facts.originator.host.to_ascii_lowercase()),
+            auth::Vouched::Realm(r) => Some(r),
+        };
         self.stats.initial_requests += 1;
         let id = SessionId(self.next_session);
         self.next_session += 1;

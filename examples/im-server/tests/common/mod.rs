@@ -136,10 +136,11 @@ impl Server {
     /// it exits or does not listen in time.
     ///
     /// Authentication is off (`--no-auth`): these tests exercise the procedures, and their
-    /// SIPp scenarios send no credentials. The authentication tests use
-    /// [`Server::start_auth`].
+    /// SIPp scenarios send no credentials; and recipients outside the domain are allowed
+    /// (`--allow-external-recipients`), as their invitees are SIPp instances named by IP
+    /// address. The authentication and authorisation tests use [`Server::start_auth`].
     pub(crate) fn start(extra: &[&str]) -> Server {
-        let mut args = vec!["--no-auth"];
+        let mut args = vec!["--no-auth", "--allow-external-recipients"];
         args.extend_from_slice(extra);
         Self::start_attempt(&args, 0)
     }

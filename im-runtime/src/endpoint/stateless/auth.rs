@@ -13,10 +13,21 @@
 use super::super::*;
 use crate::proto::digest::{Credentials, Verdict};
 
+/// Who vouches for a request's originator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum Vouched {
+    /// Authentication is off: the operator vouches for every request.
+    Off,
+    /// A trusted host sent it (it authenticated the user and asserts the identity).
+    Trusted,
+    /// Digest authentication in this realm.
+    Realm(String),
+}
+
 impl<A: Application> Endpoint<A> {
     /// Authenticates `msg` when authentication is on and its source is not trusted. The
     /// authenticated user must be `expected_user` (the From user, or the REGISTER's To
-    /// user), else 403. `Some(authenticated)` lets the request go on; `None` means it was
+    /// user), else 403. `Some(who vouches)` lets the request go on; `None` means it was
     /// answered (401 challenge or 403).
     pub(in crate::endpoint) fn authenticate(
         &mut self,
@@ -25,12 +36,12 @@ impl<A: Application> Endpoint<A> {
         msg: &Message,
         key: &TsxKey,
         expected_user: &str,
-    ) -> Option<bool> {
+    ) -> Option<Vouched> {
         let Some(verifier) = self.cfg.auth.clone() else {
-            return Some(true);
+            return Some(Vouched::Off);
         };
         if self.cfg.trusted_hosts.contains(&peer.addr.ip()) {
-            return Some(true);
+            return Some(Vouched::Trusted);
         }
         let method = msg
             .method()
@@ -52,7 +63,9 @@ impl<A: Application> Endpoint<A> {
             Some(c) => verifier.verify(c, &method, now, |u, r| self.app.credentials(u, r)),
         };
         match verdict {
-            Verdict::Authenticated { username } if username == expected_user => Some(true),
+            Verdict::Authenticated { username } if username == expected_user => {
+                Some(Vouched::Realm(verifier.realm().to_owned()))
+            }
             Verdict::Authenticated { username } => {
                 self.stats.rejected += 1;
                 tracing_log(
