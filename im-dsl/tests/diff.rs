@@ -52,8 +52,7 @@ fn one_status_edit_prints_exactly_that_row() {
     // The rule is reached by two request classes (outside recipients allowed by the
     // configuration, or none named), both of that one handler and nothing else.
     assert_eq!(
-        rows,
-        ["adhoc_group_setup | state active | on initial INVITE"; 2],
+        rows, ["adhoc_group_setup | state active | on initial INVITE"; 2],
         "{text}"
     );
     assert!(

@@ -1815,6 +1815,48 @@ mod tests {
     }
 
     #[test]
+    fn auth_keys_flags_and_users() {
+        let d = ServerConfig::default();
+        assert!(d.auth.enabled);
+        assert_eq!(d.users, crate::users::demo_users());
+        assert_eq!(d.realm(), "example.com");
+        let c = load_with(
+            "domain = \"ims.example.org\"\n\
+             [auth]\nalgorithms = [\"MD5\"]\nnonce_lifetime = \"30s\"\n\
+             allow_external_recipients = true\n\
+             [[users]]\nuser = \"zoe\"\nmd5 = \"0123456789ABCDEF0123456789abcdef\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.algorithms, vec![Algorithm::Md5]);
+        assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(30));
+        assert!(c.auth.allow_external_recipients);
+        assert!(c.machine_config().allow_external_recipients);
+        assert_eq!(c.realm(), "ims.example.org");
+        // A file's users replace the demo users; HA1 values are kept in lower case.
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(
+            c.users[0].ha1.md5.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        let none = load_with("users = []\n", &[]).unwrap();
+        assert!(none.users.is_empty());
+        let off = load_with("", &["--no-auth", "--auth-algorithm", "SHA-256"]).unwrap();
+        assert!(!off.auth.enabled);
+        assert_eq!(off.auth.algorithms, vec![Algorithm::Sha256]);
+        for bad in [
+            "[[users]]\nuser = \"x\"\n",
+            "[[users]]\nuser = \"x\"\nmd5 = \"xyz\"\n",
+            "[[users]]\nuser = \"x\"\npassword = \"secret\"\n",
+            "[auth]\nalgorithms = [\"MD5-sess\"]\n",
+            "[auth]\nalgorithms = []\n",
+            "[auth]\nnonce_lifetime = \"0s\"\n",
+        ] {
+            assert!(load_with(bad, &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("2 M"), Ok(2 << 20));

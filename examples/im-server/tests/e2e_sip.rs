@@ -30,6 +30,7 @@ const UAC_SCENARIOS: &[&str] = &[
     "invite_refused",
     "register_auth",
     "message_list_auth",
+    "pager_msrp_auth",
 ];
 const UAS_SCENARIOS: &[&str] = &[
     "uas_answer",
