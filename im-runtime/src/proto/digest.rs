@@ -304,12 +304,20 @@ pub enum Verdict {
     Authenticated {
         /// The authenticated user.
         username: String,
+        /// The algorithm the client answered with.
+        algorithm: Algorithm,
     },
     /// Challenge (again). `stale` is true when only the nonce was too old, so the client
     /// may retry with the new nonce without asking the user (RFC 7616 §3.3).
     Challenge {
         /// Whether to send `stale=true`.
         stale: bool,
+        /// Challenge again with the nonce the client used (it is fresh and ours, but the
+        /// answer was wrong): a client that sees the nonce it already answered knows its
+        /// credentials are wrong and stops, where a fresh nonce would invite it to try the
+        /// same password again (PJSIP 2.15 resends a MESSAGE thousands of times a second
+        /// on fresh nonces).
+        same_nonce: bool,
         /// Why, for the log (never sent: it would help a guesser).
         why: &'static str,
     },
@@ -505,7 +513,17 @@ impl Verifier {
         now: Instant,
         lookup: impl FnOnce(&str, &str) -> Option<StoredHa1>,
     ) -> Verdict {
-        let challenge = |why| Verdict::Challenge { stale: false, why };
+        let challenge = |why| Verdict::Challenge {
+            stale: false,
+            same_nonce: false,
+            why,
+        };
+        // A wrong answer to a fresh nonce of ours: the same challenge again.
+        let wrong = |why| Verdict::Challenge {
+            stale: false,
+            same_nonce: true,
+            why,
+        };
         if creds.realm != self.realm {
             return challenge("credentials for another realm");
         }
@@ -543,11 +561,15 @@ impl Verifier {
         let Some(issued) = self.nonce_time(&creds.nonce) else {
             return challenge("unknown nonce");
         };
+        let stale = self.second(now).saturating_sub(issued) >= self.lifetime.as_secs();
+        // An unknown user is answered exactly like a wrong password, so a guesser learns
+        // nothing about which names exist.
+        let refuse = |why| if stale { challenge(why) } else { wrong(why) };
         let Some(stored) = lookup(&creds.username, &self.realm) else {
-            return challenge("unknown user");
+            return refuse("unknown user");
         };
         let Some(ha1) = stored.get(alg) else {
-            return challenge("no HA1 stored for this algorithm");
+            return refuse("no HA1 stored for this algorithm");
         };
         let expected = response(
             alg,
@@ -563,12 +585,13 @@ impl Verifier {
             expected.as_bytes(),
             creds.response.to_ascii_lowercase().as_bytes(),
         ) {
-            return challenge("wrong response");
+            return refuse("wrong response");
         }
         // The password was right; now the nonce's age and the nc.
-        if self.second(now).saturating_sub(issued) >= self.lifetime.as_secs() {
+        if stale {
             return Verdict::Challenge {
                 stale: true,
+                same_nonce: false,
                 why: "nonce expired",
             };
         }
@@ -577,6 +600,7 @@ impl Verifier {
         }
         Verdict::Authenticated {
             username: creds.username.clone(),
+            algorithm: alg,
         }
     }
 
@@ -751,7 +775,8 @@ mod tests {
             assert_eq!(
                 v.verify(&ok, "REGISTER", t0, users),
                 Verdict::Authenticated {
-                    username: "alice".into()
+                    username: "alice".into(),
+                    algorithm: alg,
                 }
             );
             // The same nc again is a replay.
@@ -765,11 +790,15 @@ mod tests {
                 v.verify(&next, "REGISTER", t0, users),
                 Verdict::Authenticated { .. }
             ));
-            // The wrong password.
+            // The wrong password: the same nonce again, so the client knows it failed.
             let bad = answer(&v, &n, alg, "wrong", "00000003");
             assert!(matches!(
                 v.verify(&bad, "REGISTER", t0, users),
-                Verdict::Challenge { stale: false, .. }
+                Verdict::Challenge {
+                    stale: false,
+                    same_nonce: true,
+                    ..
+                }
             ));
             // The method is covered by the response.
             let ok3 = answer(&v, &n, alg, "pw", "00000003");

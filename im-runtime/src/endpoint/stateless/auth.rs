@@ -58,15 +58,27 @@ impl<A: Application> Endpoint<A> {
         let verdict = match &creds {
             None => Verdict::Challenge {
                 stale: false,
+                same_nonce: false,
                 why: "no credentials for this realm",
             },
             Some(c) => verifier.verify(c, &method, now, |u, r| self.app.credentials(u, r)),
         };
         match verdict {
-            Verdict::Authenticated { username } if username == expected_user => {
+            Verdict::Authenticated {
+                username,
+                algorithm,
+            } if username == expected_user => {
+                tracing_log(
+                    "auth",
+                    &format!(
+                        "{method} from {}: authenticated as {username:?} ({})",
+                        peer.addr,
+                        algorithm.as_str()
+                    ),
+                );
                 Some(Vouched::Realm(verifier.realm().to_owned()))
             }
-            Verdict::Authenticated { username } => {
+            Verdict::Authenticated { username, .. } => {
                 self.stats.rejected += 1;
                 tracing_log(
                     "auth",
@@ -82,13 +94,20 @@ impl<A: Application> Endpoint<A> {
                 self.reply_simple(now, key, msg, 403, &[("Warning", w)]);
                 None
             }
-            Verdict::Challenge { stale, why } => {
+            Verdict::Challenge {
+                stale,
+                same_nonce,
+                why,
+            } => {
                 self.stats.challenged += 1;
                 tracing_log(
                     "auth",
                     &format!("{method} from {}: challenged ({why})", peer.addr),
                 );
-                let nonce = verifier.nonce(now, self.random_bytes::<8>());
+                let nonce = match creds {
+                    Some(c) if same_nonce => c.nonce,
+                    _ => verifier.nonce(now, self.random_bytes::<8>()),
+                };
                 let extra: Vec<(&str, String)> = verifier
                     .challenges(&nonce, stale)
                     .into_iter()
