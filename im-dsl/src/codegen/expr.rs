@@ -333,13 +333,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::RequestTo => quote!(&__facts.to),
         Fact::RequestOriginator => quote!(&__facts.originator),
         Fact::RequestAssertedIdentity => quote!(#p::asserted_identity(__facts)),
-        Fact::RequestAuthenticated => quote!((!__facts.unauthenticated)),
-        Fact::RequestOriginatorDomain => quote!(
-            __facts
-                .originator_domain
-                .as_deref()
-                .unwrap_or(__env.config.domain.as_str())
-        ),
+        Fact::RequestAuthenticated => quote!(#p::authenticated(__facts)),
+        Fact::RequestOriginatorDomain => quote!(#p::originator_domain(__facts, __env.config)),
         Fact::RequestRequire => quote!(__facts.require.as_slice()),
         Fact::RequestSupported => quote!(__facts.supported.as_slice()),
         Fact::BodyParts => quote!(__facts.parts.as_slice()),
