@@ -782,6 +782,28 @@ mod tests {
     }
 
     #[test]
+    fn user_documents_are_never_served_nor_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::RedbStore::open(&dir.path().join("s.redb")).unwrap());
+        crate::users::add(store.as_ref(), "alice", "example.com", "pw").unwrap();
+        let folder =
+            crate::groups::GroupStore::new(dir.path(), std::time::Duration::from_secs(3600));
+        let x = Xcap::new("/xcap", store, SharedGroups::start(folder));
+        for path in [
+            "/xcap/imspec.users/alice@example.com",
+            "/xcap/imspec.users/users/alice@example.com/index",
+            "/xcap/org.openmobilealliance.groups/../imspec.users/alice@example.com",
+            "/xcap/org.openmobilealliance.groups/users/..%2Fimspec.users/alice@example.com",
+        ] {
+            assert_eq!(x.target(path), None, "{path}");
+            let r = x.handle(&Method::GET, path, &HeaderMap::new(), b"");
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        // The user document is not taken for a (broken) group document either.
+        assert_eq!(x.publish().unwrap(), 0);
+    }
+
+    #[test]
     fn selector_steps_keep_slashes_inside_quotes() {
         let steps: Vec<Step> = split_steps(r#"g/rl:entry[@uri="a/b"][2]/@uri"#)
             .into_iter()

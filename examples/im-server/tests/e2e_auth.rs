@@ -578,3 +578,75 @@ fn an_authenticated_adhoc_invite_is_authorised_by_the_spec() {
     let a = invite(&mut c, &inside, Some(cred));
     assert_eq!(a.status(), 488, "{a:?}");
 }
+
+/// `im-server user add` stores a user (password from stdin, never on the command line, and
+/// never in the store), and a server started on that store authenticates it; the demo users
+/// are still there (the store adds to the configuration), and the password is nowhere in
+/// the store file.
+#[test]
+fn user_add_writes_the_store_and_the_server_authenticates_that_user() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("users.redb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_im-server"))
+        .args(["user", "add", "sip:zoe@example.com", "--store"])
+        .arg(&store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bytes = std::fs::read(&store).unwrap();
+    assert!(
+        !bytes
+            .windows(b"correct horse".len())
+            .any(|w| w == b"correct horse"),
+        "the password is not in the store"
+    );
+
+    let s = Server::start_auth(&["--store", store.to_str().unwrap()]);
+    let mut c = Client::new(s.sip, "zoe@127.0.0.1");
+    let first = register(&mut c, "zoe", &["Expires: 600".into()]);
+    let ch = first.headers("WWW-Authenticate");
+    let cred = authorization(
+        &ch[0],
+        "zoe",
+        "correct horse battery",
+        "REGISTER",
+        "sip:example.com",
+        1,
+    );
+    let a = register(&mut c, "zoe", &["Expires: 600".into(), cred]);
+    assert_eq!(a.status(), 200, "{a:?}\n{}", s.log());
+    // The same nonce, the next nc (nc 1 on it was zoe's).
+    let cred = authorization(&ch[1], "bob", "bob-demo", "REGISTER", "sip:example.com", 2);
+    let a = register(&mut c, "bob", &["Expires: 600".into(), cred]);
+    assert_eq!(a.status(), 200, "{a:?}");
+    // Without a store the command says what it needs.
+    let out = Command::new(env!("CARGO_BIN_EXE_im-server"))
+        .args(["user", "add", "zoe"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// Turning authentication off is explicit and logged.
+#[test]
+fn no_auth_logs_a_warning() {
+    let s = Server::start(&[]);
+    assert!(
+        s.wait_for_log("authentication is OFF", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+}
