@@ -276,6 +276,7 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
         stats.invites_sent += s.invites_sent;
         stats.delivered += s.delivered;
         stats.sessions_ended += s.sessions_ended;
+        stats.challenged += s.challenged;
     }
     tracing::info!(
         live_sessions = cores.iter().map(|c| c.live_sessions()).sum::<usize>(),

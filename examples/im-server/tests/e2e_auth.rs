@@ -650,3 +650,28 @@ fn no_auth_logs_a_warning() {
         s.log()
     );
 }
+
+/// A trusted host (a Kamailio front that authenticated its users) is not challenged: its
+/// REGISTER and its list MESSAGE go straight through, and the P-Asserted-Identity it puts
+/// in names the originator.
+#[test]
+fn a_trusted_host_is_not_challenged() {
+    let s = Server::start_auth(&["--trusted-host", "127.0.0.1"]);
+    let mut c = Client::new(s.sip, "trusted@127.0.0.1");
+    let a = register(&mut c, "alice", &["Expires: 600".into()]);
+    assert_eq!(a.status(), 200, "{a:?}");
+    let body = list_body("hi", &["sip:bob@example.com".into()]);
+    let a = c.send(
+        "MESSAGE",
+        FACTORY,
+        "sip:anonymous@anonymous.invalid",
+        FACTORY,
+        &[
+            "Require: recipient-list-message".into(),
+            "P-Asserted-Identity: <sip:carol@example.com>".into(),
+        ],
+        ("multipart/mixed;boundary=b1", &body),
+    );
+    assert_eq!(a.status(), 202, "{a:?}\n{}", s.log());
+    assert!(!s.log().contains("challenged"), "{}", s.log());
+}
