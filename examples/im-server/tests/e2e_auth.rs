@@ -260,6 +260,37 @@ fn register_is_challenged_sha256_first_and_checks_password_replay_and_identity()
     assert_eq!(a.status(), 403, "{a:?}");
     assert_eq!(a.headers("Warning").len(), 1, "{a:?}");
 
+    // Alice authenticated, but for an address-of-record of another domain: 404 (RFC 3261
+    // §10.3 step 3).
+    let mut c3 = Client::new(s.sip, "reg-elsewhere@127.0.0.1");
+    let elsewhere = "sip:alice@elsewhere.example.org";
+    let first = c3.send(
+        "REGISTER",
+        "sip:example.com",
+        elsewhere,
+        elsewhere,
+        &[],
+        ("", ""),
+    );
+    let ch3 = first.headers("WWW-Authenticate");
+    let cred = authorization(
+        &ch3[0],
+        "alice",
+        "alice-demo",
+        "REGISTER",
+        "sip:example.com",
+        1,
+    );
+    let a = c3.send(
+        "REGISTER",
+        "sip:example.com",
+        elsewhere,
+        elsewhere,
+        &[cred],
+        ("", ""),
+    );
+    assert_eq!(a.status(), 404, "{a:?}");
+
     // An unknown user is challenged like a wrong password (no hint that the name exists).
     let unknown = authorization(&ch[0], "mallory", "x", "REGISTER", "sip:example.com", 1);
     let a = register(&mut c2, "mallory", &[unknown]);

@@ -17,7 +17,24 @@ impl<A: Application> Endpoint<A> {
             .to()
             .and_then(|t| t.uri().user().map(str::to_owned))
             .unwrap_or_default();
-        if self.authenticate(now, peer, msg, key, &to_user).is_none() {
+        let Some(vouched) = self.authenticate(now, peer, msg, key, &to_user) else {
+            return;
+        };
+        // Step 3: the address-of-record must belong to the domain the user authenticated
+        // in; a user of example.com cannot bind an address of another domain.
+        let to_host = msg
+            .to()
+            .map(|t| t.uri().host().to_ascii_lowercase())
+            .unwrap_or_default();
+        if let super::auth::Vouched::Realm(realm) = &vouched
+            && !to_host.eq_ignore_ascii_case(realm)
+        {
+            self.stats.rejected += 1;
+            let w = warning(
+                &self.agent(),
+                "the address-of-record is not in the domain this server registers",
+            );
+            self.reply_simple(now, key, msg, 404, &[("Warning", w)]);
             return;
         }
         let change = match self.register_change(msg, peer.addr) {
