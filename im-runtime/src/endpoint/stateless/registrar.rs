@@ -13,6 +13,12 @@ impl<A: Application> Endpoint<A> {
         msg: &Message,
         key: &TsxKey,
     ) {
+        if !self.app.offers_registrar() {
+            // No registrar here: nothing to authenticate for.
+            let allow = self.allow_header();
+            self.reply_simple(now, key, msg, 405, &[("Allow", allow)]);
+            return;
+        }
         let to_user = msg
             .to()
             .and_then(|t| t.uri().user().map(str::to_owned))
