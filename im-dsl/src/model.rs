@@ -349,6 +349,12 @@ pub enum Fact {
     RequestOriginator,
     /// `request.asserted_identity` : Uri (empty URI when absent).
     RequestAssertedIdentity,
+    /// `request.authenticated` : Bool (Digest-authenticated, from a trusted host, or
+    /// authentication off).
+    RequestAuthenticated,
+    /// `request.originator_domain` : Str (the realm the originator authenticated in; the
+    /// asserted host from a trusted host; `config.domain` with authentication off).
+    RequestOriginatorDomain,
     /// `request.require` : StrList.
     RequestRequire,
     /// `request.supported` : StrList.
@@ -375,6 +381,8 @@ pub enum Fact {
     ConfigMaxSize,
     /// `config.tb_granted` : Bool.
     ConfigTbGranted,
+    /// `config.allow_external_recipients` : Bool.
+    ConfigAllowExternalRecipients,
     /// `config.max_recipients` : Int.
     ConfigMaxRecipients,
     /// `config.invite_timeout` : Duration.

@@ -34,6 +34,21 @@ pub fn asserted_identity(facts: &Facts) -> &Uri {
     facts.asserted_identity.as_ref().unwrap_or(&EMPTY_URI)
 }
 
+/// `request.authenticated`. A call, as for `sdp.present`, so that `not request.authenticated`
+/// is no double negation for clippy in build-script output.
+pub fn authenticated(facts: &Facts) -> bool {
+    !facts.unauthenticated
+}
+
+/// `request.originator_domain`: the vouched domain, `config.domain` when authentication is
+/// off.
+pub fn originator_domain<'a>(facts: &'a Facts, config: &'a crate::machine::Config) -> &'a str {
+    facts
+        .originator_domain
+        .as_deref()
+        .unwrap_or(config.domain.as_str())
+}
+
 /// `sdp.present`: the request carries an SDP offer. A call rather than `sdp.is_some()` so
 /// that `not sdp.present` expands to `!sdp_present(..)`, which clippy's `nonminimal_bool`
 /// accepts in `include!`d (build-script) output.

@@ -314,6 +314,17 @@ pub struct Facts {
     /// The originator: P-Asserted-Identity when the request came from a trusted host,
     /// otherwise From (design.md glossary).
     pub originator: Uri,
+    /// The request reached the machines with no established identity
+    /// (`request.authenticated` is its negation). False when it passed Digest
+    /// authentication, came from a trusted host (which authenticated it), or authentication
+    /// is off (the operator vouches for every request); false by default, so code that
+    /// builds facts by hand keeps its meaning.
+    pub unauthenticated: bool,
+    /// The domain the originator belongs to, as far as the server can vouch for it: the
+    /// realm it authenticated in, or the host of the asserted identity from a trusted host
+    /// (`request.originator_domain`). `None`: authentication is off, and the server's own
+    /// domain (`config.domain`) stands for it.
+    pub originator_domain: Option<String>,
     /// Option tags of Require.
     pub require: Vec<String>,
     /// Option tags of Supported.
@@ -377,6 +388,9 @@ pub struct Config {
     pub max_size: Option<u64>,
     /// Whether the deployment asks for `a=tb-granted` in answers (digest §1.10).
     pub tb_granted: bool,
+    /// Whether authenticated users may address recipients outside `domain`
+    /// (`config.allow_external_recipients`; RFC 5365 §9, RFC 5366 §9: no open relay).
+    pub allow_external_recipients: bool,
     /// Largest number of recipients an ad-hoc list or page-mode explosion may name.
     pub max_recipients: usize,
     /// How long an invitee leg may stay unanswered before it is cancelled.
@@ -399,6 +413,7 @@ impl Default for Config {
             accept_wrapped_types: vec!["text/plain".into(), "message/imdn+xml".into()],
             max_size: Some(1 << 20),
             tb_granted: false,
+            allow_external_recipients: false,
             max_recipients: 100,
             invite_timeout: Duration::from_secs(32),
         }

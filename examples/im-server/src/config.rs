@@ -22,6 +22,8 @@ use im_runtime::proto::transaction::TimerConfig;
 use serde::Deserialize;
 
 use crate::uri::{parse_uri, split_hostport};
+use crate::users::UserEntry;
+use im_runtime::proto::digest::{Algorithm, StoredHa1};
 
 /// Default SIP port (UDP and TCP).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
@@ -208,6 +210,49 @@ pub struct Cli {
     /// Load the configuration and the groups folder, report problems and exit.
     #[arg(long)]
     pub check: bool,
+
+    /// Turn Digest authentication off: every request is accepted from anyone, as from a
+    /// trusted host (logs a warning at start-up). For tests and closed networks only.
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Digest algorithm to offer, most preferred first; repeatable: `SHA-256`, `MD5`.
+    /// [default: SHA-256, MD5] Clients that read only the first challenge and know only MD5
+    /// (SIPp 3.6) need `--auth-algorithm MD5`.
+    #[arg(long = "auth-algorithm", value_name = "ALG", value_parser = parse_algorithm)]
+    pub auth_algorithms: Vec<Algorithm>,
+
+    /// Let authenticated users of the domain invite recipients outside it (ad-hoc lists
+    /// and exploded MESSAGEs); by default a list naming one gets 403.
+    #[arg(long)]
+    pub allow_external_recipients: bool,
+
+    /// A maintenance command instead of running the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Maintenance commands.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Manage the users the server authenticates.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `im-server user …`.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq)]
+pub enum UserCommand {
+    /// Add (or replace) a user: stores the HA1 values (MD5, SHA-256) of a password read
+    /// from standard input (a prompt when it is a terminal), never the password itself.
+    Add {
+        /// The address-of-record, `user@realm` or `sip:user@realm` (the realm is the
+        /// domain the server authenticates, `example.com` by default).
+        aor: String,
+        /// The store file (default: the configuration's `store`).
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+    },
 }
 
 /// Size limits.
@@ -321,6 +366,41 @@ pub struct ServerConfig {
     pub log: String,
     /// Worker threads (shards); `None`: one per core ([`ServerConfig::worker_count`]).
     pub workers: Option<usize>,
+    /// Authentication and authorisation.
+    pub auth: Auth,
+    /// Users from the configuration (`[[users]]`); the embedded defaults are the demo
+    /// users ([`crate::users::DEMO_USERS`]).
+    pub users: Vec<UserEntry>,
+}
+
+/// Authentication and authorisation settings (`[auth]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// Digest authentication of requests from hosts that are not trusted.
+    pub enabled: bool,
+    /// The realm; `None`: the domain.
+    pub realm: Option<String>,
+    /// How long a nonce is accepted (then `stale=true`).
+    pub nonce_lifetime: Duration,
+    /// Whether authenticated users may invite recipients outside the domain.
+    pub allow_external_recipients: bool,
+    /// The shortest REGISTER interval accepted (423 with Min-Expires below it).
+    pub min_register_expires: Duration,
+    /// The digest algorithms offered, most preferred first.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            enabled: true,
+            realm: None,
+            nonce_lifetime: Duration::from_secs(300),
+            allow_external_recipients: false,
+            min_register_expires: Duration::from_secs(60),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -352,6 +432,8 @@ impl Default for ServerConfig {
             timers: Timers::default(),
             log: "info".to_owned(),
             workers: None,
+            auth: Auth::default(),
+            users: crate::users::demo_users(),
         }
     }
 }
@@ -431,6 +513,29 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     timers: FileTimers,
+    #[serde(default)]
+    auth: FileAuth,
+    users: Option<Vec<FileUser>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    enabled: Option<bool>,
+    realm: Option<String>,
+    nonce_lifetime: Option<String>,
+    allow_external_recipients: Option<bool>,
+    min_register_expires: Option<String>,
+    algorithms: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    user: String,
+    realm: Option<String>,
+    md5: Option<String>,
+    sha256: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -661,6 +766,63 @@ impl ServerConfig {
                 *slot = val(src, key, v, parse_duration(v))?;
             }
         }
+        let a = &file.auth;
+        if let Some(v) = a.enabled {
+            self.auth.enabled = v;
+        }
+        if let Some(v) = &a.realm {
+            self.auth.realm = Some(val(src, "auth.realm", v, parse_domain(v))?);
+        }
+        if let Some(v) = &a.nonce_lifetime {
+            self.auth.nonce_lifetime = val(src, "auth.nonce_lifetime", v, parse_duration(v))?;
+        }
+        if let Some(v) = a.allow_external_recipients {
+            self.auth.allow_external_recipients = v;
+        }
+        if let Some(v) = &a.min_register_expires {
+            self.auth.min_register_expires =
+                val(src, "auth.min_register_expires", v, parse_duration(v))?;
+        }
+        if let Some(list) = &a.algorithms {
+            self.auth.algorithms = list
+                .iter()
+                .map(|v| val(src, "auth.algorithms", v, parse_algorithm(v)))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = &file.users {
+            // Any `users` in a file replaces the demo users: their passwords are public.
+            self.users = list
+                .iter()
+                .map(|u| {
+                    let lower = |v: &Option<String>| v.as_ref().map(|s| s.to_ascii_lowercase());
+                    let e = UserEntry {
+                        user: u.user.clone(),
+                        realm: u.realm.clone(),
+                        ha1: StoredHa1 {
+                            md5: lower(&u.md5),
+                            sha256: lower(&u.sha256),
+                        },
+                    };
+                    let ok = !e.user.is_empty()
+                        && (e.ha1.md5.is_some() || e.ha1.sha256.is_some())
+                        && e.ha1.md5.as_deref().is_none_or(|h| crate::users::valid_ha1(h, 32))
+                        && e.ha1
+                            .sha256
+                            .as_deref()
+                            .is_none_or(|h| crate::users::valid_ha1(h, 64));
+                    if ok {
+                        Ok(e)
+                    } else {
+                        Err(ConfigError::invalid(
+                            src,
+                            "users",
+                            &u.user,
+                            "needs a user name and md5 (32 hex digits) and/or sha256 (64 hex digits)",
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+        }
         Ok(factory_set)
     }
 
@@ -767,6 +929,15 @@ impl ServerConfig {
         if let Some(v) = cli.workers {
             self.workers = Some(us(v));
         }
+        if cli.no_auth {
+            self.auth.enabled = false;
+        }
+        if !cli.auth_algorithms.is_empty() {
+            self.auth.algorithms = cli.auth_algorithms.clone();
+        }
+        if cli.allow_external_recipients {
+            self.auth.allow_external_recipients = true;
+        }
         cli.conference_factory.is_some()
     }
 
@@ -856,6 +1027,23 @@ impl ServerConfig {
         if self.accept_types.is_empty() {
             return bad("msrp.accept_types", &"[]", "at least one type is needed");
         }
+        if self.auth.algorithms.is_empty() {
+            return bad("auth.algorithms", &"[]", "at least one algorithm is needed");
+        }
+        if self.auth.nonce_lifetime < Duration::from_secs(1) {
+            return bad(
+                "auth.nonce_lifetime",
+                &format_duration(self.auth.nonce_lifetime),
+                "must be at least 1s",
+            );
+        }
+        if self.auth.min_register_expires.as_secs() > 86_400 {
+            return bad(
+                "auth.min_register_expires",
+                &format_duration(self.auth.min_register_expires),
+                "must be at most 1d (the longest registration granted)",
+            );
+        }
         if let Some(n) = self.workers
             && !(1..=MAX_WORKERS).contains(&n)
         {
@@ -902,6 +1090,7 @@ impl ServerConfig {
             accept_wrapped_types: self.accept_wrapped_types.clone(),
             max_size: Some(self.limits.max_msrp_message),
             tb_granted: self.tb_granted,
+            allow_external_recipients: self.auth.allow_external_recipients,
             max_recipients: self.limits.max_recipients,
             invite_timeout: self.timers.invite_timeout,
         }
@@ -964,6 +1153,11 @@ impl ServerConfig {
         }
     }
 
+    /// The Digest realm: the configured one, else the domain.
+    pub fn realm(&self) -> &str {
+        self.auth.realm.as_deref().unwrap_or(&self.domain)
+    }
+
     /// Whether a request from `peer` may assert the originator with P-Asserted-Identity.
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_hosts.contains(&peer)
@@ -1019,6 +1213,10 @@ impl ServerConfig {
             Some(n) => line(format!("workers = {n}")),
             None => line("# workers: one per core".to_owned()),
         }
+        if self.users.is_empty() {
+            // A top-level key: it must come before the first table.
+            line("users = []".to_owned());
+        }
         line(String::new());
         line("[sip]".to_owned());
         line(format!("listen = {}", list(&addrs)));
@@ -1065,6 +1263,43 @@ impl ServerConfig {
             "invite_timeout = {}",
             q(&format_duration(t.invite_timeout))
         ));
+        line(String::new());
+        let a = &self.auth;
+        line("[auth]".to_owned());
+        line(format!("enabled = {}", a.enabled));
+        match &a.realm {
+            Some(r) => line(format!("realm = {}", q(r))),
+            None => line("# realm: the domain".to_owned()),
+        }
+        line(format!(
+            "nonce_lifetime = {}",
+            q(&format_duration(a.nonce_lifetime))
+        ));
+        line(format!(
+            "allow_external_recipients = {}",
+            a.allow_external_recipients
+        ));
+        line(format!(
+            "min_register_expires = {}",
+            q(&format_duration(a.min_register_expires))
+        ));
+        let algs: Vec<String> = a.algorithms.iter().map(|x| x.as_str().to_owned()).collect();
+        line(format!("algorithms = {}", list(&algs)));
+        // HA1 values, not passwords; printed so the output loads back as the same config.
+        for u in &self.users {
+            line(String::new());
+            line("[[users]]".to_owned());
+            line(format!("user = {}", q(&u.user)));
+            if let Some(r) = &u.realm {
+                line(format!("realm = {}", q(r)));
+            }
+            if let Some(h) = &u.ha1.md5 {
+                line(format!("md5 = {}", q(h)));
+            }
+            if let Some(h) = &u.ha1.sha256 {
+                line(format!("sha256 = {}", q(h)));
+            }
+        }
         s
     }
 }
@@ -1118,6 +1353,10 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
     s.trim()
         .parse()
         .map_err(|_| "expected an IPv4 or IPv6 address".to_owned())
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::from_token(s).ok_or_else(|| "must be SHA-256 or MD5".to_owned())
 }
 
 fn parse_domain(s: &str) -> Result<String, String> {
@@ -1573,6 +1812,48 @@ mod tests {
             cfg.groups_dir.canonicalize().unwrap(),
             d.groups_dir.canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn auth_keys_flags_and_users() {
+        let d = ServerConfig::default();
+        assert!(d.auth.enabled);
+        assert_eq!(d.users, crate::users::demo_users());
+        assert_eq!(d.realm(), "example.com");
+        let c = load_with(
+            "domain = \"ims.example.org\"\n\
+             [auth]\nalgorithms = [\"MD5\"]\nnonce_lifetime = \"30s\"\n\
+             allow_external_recipients = true\n\
+             [[users]]\nuser = \"zoe\"\nmd5 = \"0123456789ABCDEF0123456789abcdef\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.algorithms, vec![Algorithm::Md5]);
+        assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(30));
+        assert!(c.auth.allow_external_recipients);
+        assert!(c.machine_config().allow_external_recipients);
+        assert_eq!(c.realm(), "ims.example.org");
+        // A file's users replace the demo users; HA1 values are kept in lower case.
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(
+            c.users[0].ha1.md5.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        let none = load_with("users = []\n", &[]).unwrap();
+        assert!(none.users.is_empty());
+        let off = load_with("", &["--no-auth", "--auth-algorithm", "SHA-256"]).unwrap();
+        assert!(!off.auth.enabled);
+        assert_eq!(off.auth.algorithms, vec![Algorithm::Sha256]);
+        for bad in [
+            "[[users]]\nuser = \"x\"\n",
+            "[[users]]\nuser = \"x\"\nmd5 = \"xyz\"\n",
+            "[[users]]\nuser = \"x\"\npassword = \"secret\"\n",
+            "[auth]\nalgorithms = [\"MD5-sess\"]\n",
+            "[auth]\nalgorithms = []\n",
+            "[auth]\nnonce_lifetime = \"0s\"\n",
+        ] {
+            assert!(load_with(bad, &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -256,7 +256,9 @@ impl Xcap {
     /// Reads every document in the store and publishes their groups; returns how many
     /// groups there are. Called at start-up and after each write.
     pub fn publish(&self) -> Result<usize, crate::store::StoreError> {
-        let docs = self.store.list()?;
+        // User documents (HA1 values) share the store but are never groups.
+        let mut docs = self.store.list()?;
+        docs.retain(|(k, _)| !k.starts_with(crate::users::PREFIX));
         let (m, _problems) = ManagedGroups::from_documents(&docs);
         let n = m.len();
         self.groups.set_managed(m);
@@ -777,6 +779,28 @@ mod tests {
         ] {
             assert_eq!(x.target(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn user_documents_are_never_served_nor_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::RedbStore::open(&dir.path().join("s.redb")).unwrap());
+        crate::users::add(store.as_ref(), "alice", "example.com", "pw").unwrap();
+        let folder =
+            crate::groups::GroupStore::new(dir.path(), std::time::Duration::from_secs(3600));
+        let x = Xcap::new("/xcap", store, SharedGroups::start(folder));
+        for path in [
+            "/xcap/imspec.users/alice@example.com",
+            "/xcap/imspec.users/users/alice@example.com/index",
+            "/xcap/org.openmobilealliance.groups/../imspec.users/alice@example.com",
+            "/xcap/org.openmobilealliance.groups/users/..%2Fimspec.users/alice@example.com",
+        ] {
+            assert_eq!(x.target(path), None, "{path}");
+            let r = x.handle(&Method::GET, path, &HeaderMap::new(), b"");
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        // The user document is not taken for a (broken) group document either.
+        assert_eq!(x.publish().unwrap(), 0);
     }
 
     #[test]

@@ -764,3 +764,67 @@ fn sender_and_duplicates_in_the_list() {
     assert!(copies.values().all(|c| c.len() == 1 && c[0] == data));
     assert_no_session_left(server, 1);
 }
+
+/// The README's walk-through with authentication on (the embedded demo users): alice
+/// answers the 401 with her demo password (SIPp, MD5), and the message reaches both invitees
+/// of the pre-defined group; with a wrong password the INVITE gets 401 again and nothing is
+/// sent.
+#[test]
+fn authenticated_group_round_trip_as_in_the_readme() {
+    let inv = Invitees::start(2, 2);
+    let alice = "sip:alice@example.com".to_owned();
+    let members = vec![alice.clone(), inv.uri("bob"), inv.uri("carol")];
+    let groups = group_folder(GROUP, &members);
+    let server = Server::start_auth(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--auth-algorithm",
+        "MD5",
+    ]);
+    let wrong = Sipp::new("pager_msrp_auth")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("msrp_port", "9")
+        .key("setup", "a=setup:active")
+        .key("answer_setup", "a=setup:passive")
+        .key("accept", "text/plain")
+        .auth("alice", "wrong")
+        .timeouts(Duration::from_secs(2), Duration::from_secs(5))
+        .run();
+    assert!(
+        !wrong.success(),
+        "a wrong password must not pass: {wrong:?}"
+    );
+    assert!(
+        wrong.messages.matches("SIP/2.0 401").count() >= 2,
+        "challenged twice: {wrong:?}"
+    );
+    let data = message(3000);
+    let uac = Sipp::new("pager_msrp_auth")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("accept", "text/plain")
+        .auth("alice", "alice-demo");
+    let o = originate(uac, Offer::Active, &data, 2048);
+    let (uas, copies, receiver) = inv.finish();
+    let ctx = || {
+        format!(
+            "uac: {:?}\nsender: {:?}\nuas: {uas:?}\nreceiver: {receiver:?}\n{}",
+            o.uac,
+            o.sender,
+            server.log()
+        )
+    };
+    assert!(o.uac.success(), "originator SIPp failed:\n{}", ctx());
+    assert_eq!(uas.received_invites(), 2, "{}", ctx());
+    let got: Vec<&String> = copies.keys().collect();
+    assert_eq!(got, ["bob", "carol"], "{}", ctx());
+    assert!(
+        copies.values().all(|c| c.len() == 1 && c[0] == data),
+        "{}",
+        ctx()
+    );
+    assert_eq!(reports(&o.sender), ["000 200 OK"], "{}", ctx());
+}

@@ -29,6 +29,9 @@ const UAC_SCENARIOS: &[&str] = &[
     "pager_msrp",
     "pager_msrp_list",
     "invite_refused",
+    "register_auth",
+    "message_list_auth",
+    "pager_msrp_auth",
 ];
 const UAS_SCENARIOS: &[&str] = &[
     "uas_answer",
@@ -102,6 +105,8 @@ fn scenarios_load_in_sipp() {
             .key("accept", "text/plain")
             .key("cp_ns", "urn:ietf:params:xml:ns:copycontrol")
             .key("entries", "<entry uri=\"sip:bob@127.0.0.1:5999\"/>")
+            .key("user", "alice")
+            .key("expires", "600")
             .timeouts(Duration::from_millis(500), Duration::from_secs(3))
             .run();
         assert_no_scenario_error(name, &run);

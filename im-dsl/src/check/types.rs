@@ -58,6 +58,16 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::RequestAssertedIdentity,
         Type::Uri,
     ),
+    (
+        "request.authenticated",
+        Fact::RequestAuthenticated,
+        Type::Bool,
+    ),
+    (
+        "request.originator_domain",
+        Fact::RequestOriginatorDomain,
+        Type::Str,
+    ),
     ("request.require", Fact::RequestRequire, Type::StrList),
     ("request.supported", Fact::RequestSupported, Type::StrList),
     ("body.parts", Fact::BodyParts, Type::List(Elem::Part)),
@@ -83,6 +93,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ),
     ("config.max_size", Fact::ConfigMaxSize, Type::Int),
     ("config.tb_granted", Fact::ConfigTbGranted, Type::Bool),
+    (
+        "config.allow_external_recipients",
+        Fact::ConfigAllowExternalRecipients,
+        Type::Bool,
+    ),
     (
         "config.max_recipients",
         Fact::ConfigMaxRecipients,

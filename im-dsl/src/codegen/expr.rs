@@ -338,6 +338,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::RequestTo => quote!(&__facts.to),
         Fact::RequestOriginator => quote!(&__facts.originator),
         Fact::RequestAssertedIdentity => quote!(#p::asserted_identity(__facts)),
+        Fact::RequestAuthenticated => quote!(#p::authenticated(__facts)),
+        Fact::RequestOriginatorDomain => quote!(#p::originator_domain(__facts, __env.config)),
         Fact::RequestRequire => quote!(__facts.require.as_slice()),
         Fact::RequestSupported => quote!(__facts.supported.as_slice()),
         Fact::BodyParts => quote!(__facts.parts.as_slice()),
@@ -351,6 +353,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ConfigAcceptWrappedTypes => quote!(__env.config.accept_wrapped_types.as_slice()),
         Fact::ConfigMaxSize => quote!(#p::max_size(__env.config)),
         Fact::ConfigTbGranted => quote!(__env.config.tb_granted),
+        Fact::ConfigAllowExternalRecipients => quote!(__env.config.allow_external_recipients),
         Fact::ConfigMaxRecipients => quote!(#p::max_recipients(__env.config)),
         Fact::ConfigInviteTimeout => quote!(__env.config.invite_timeout),
         Fact::LegsTotal => quote!(#p::count_i64(__facts.legs.total)),
@@ -362,7 +365,7 @@ fn fact(f: Fact) -> TokenStream {
 
 pub(crate) fn fact_ty(f: Fact) -> Ty {
     match f {
-        Fact::RequestMethod | Fact::ConfigDomain => Ty::Str,
+        Fact::RequestMethod | Fact::ConfigDomain | Fact::RequestOriginatorDomain => Ty::Str,
         Fact::RequestUri
         | Fact::RequestFrom
         | Fact::RequestTo
@@ -376,7 +379,10 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::BodyParts => Ty::List(Elem::Part),
         Fact::Recipients => Ty::List(Elem::Entry),
         Fact::SdpMedia => Ty::List(Elem::Media),
-        Fact::SdpPresent | Fact::ConfigTbGranted => Ty::Bool,
+        Fact::SdpPresent
+        | Fact::ConfigTbGranted
+        | Fact::RequestAuthenticated
+        | Fact::ConfigAllowExternalRecipients => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

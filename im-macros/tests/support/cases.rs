@@ -94,6 +94,10 @@ pub struct Request {
     pub payload: bool,
     /// The `Privacy` header (RFC 3323), when present.
     pub privacy: Option<String>,
+    /// `request.authenticated`.
+    pub authenticated: bool,
+    /// `request.originator_domain`; absent: authentication off (`config.domain`).
+    pub originator_domain: Option<String>,
 }
 
 impl Default for Request {
@@ -107,6 +111,8 @@ impl Default for Request {
             require: Vec::new(),
             payload: true,
             privacy: None,
+            authenticated: true,
+            originator_domain: None,
         }
     }
 }
@@ -149,6 +155,8 @@ pub struct CaseConfig {
     pub tb_granted: bool,
     /// `config.invite_timeout`, in seconds.
     pub invite_timeout: u64,
+    /// `config.allow_external_recipients`.
+    pub allow_external_recipients: bool,
 }
 
 impl Default for CaseConfig {
@@ -157,6 +165,7 @@ impl Default for CaseConfig {
             max_recipients: 3,
             tb_granted: false,
             invite_timeout: 32,
+            allow_external_recipients: false,
         }
     }
 }
@@ -347,6 +356,8 @@ fn facts(case: &Case) -> Result<Facts, String> {
             .iter()
             .map(|v| ("privacy".to_owned(), v.clone()))
             .collect(),
+        unauthenticated: !r.authenticated,
+        originator_domain: r.originator_domain.clone(),
         ..Facts::default()
     })
 }
@@ -461,6 +472,7 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         max_recipients: case.config.max_recipients,
         tb_granted: case.config.tb_granted,
         invite_timeout: std::time::Duration::from_secs(case.config.invite_timeout),
+        allow_external_recipients: case.config.allow_external_recipients,
         ..Config::default()
     };
     let dir = Dir(&case.group);

@@ -31,7 +31,7 @@ mod teardown;
 mod timers;
 mod via;
 
-pub use app::{Application, DynMachine};
+pub use app::{Application, ContactBinding, DynMachine, RegisterChange, RegisterError};
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
 
