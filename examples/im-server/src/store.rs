@@ -14,10 +14,16 @@ use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable};
 
+mod pg;
+mod refresh;
+
+pub use pg::PgStore;
+pub use refresh::Refresher;
+
 /// A store failure (I/O, a corrupt file, a lock held by another process).
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
-pub struct StoreError(String);
+pub struct StoreError(pub String);
 
 impl StoreError {
     fn from(e: impl std::fmt::Display) -> StoreError {
@@ -46,6 +52,48 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every binding recorded, expired or not: `(aor, contact, expires_unix)`.
     fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError>;
+
+    /// Whether other servers write to this store too, so that a server must poll it for
+    /// their changes ([`Store::binding_changes`], [`Store::documents_generation`]).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The bindings written (or removed: `expires_unix` 0) since the cursor `since` (0: all),
+    /// oldest first, and the cursor to pass next time. A row may come again in later calls;
+    /// applying them in order always leaves the latest state. Unshared stores return every
+    /// binding.
+    fn binding_changes(&self, since: u64) -> Result<(Vec<BindingRow>, u64), StoreError> {
+        let _ = since;
+        let rows = self
+            .bindings()?
+            .into_iter()
+            .map(|(aor, contact, expires_unix)| BindingRow {
+                aor,
+                contact,
+                expires_unix,
+            })
+            .collect();
+        Ok((rows, 0))
+    }
+
+    /// A number that changes once any server sharing the store has written or deleted a
+    /// document, so that a poll re-reads the documents only when needed. Unshared stores
+    /// return 0 (their only writer is this server, which publishes its own writes).
+    fn documents_generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// One stored binding, as [`Store::binding_changes`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRow {
+    /// The address-of-record, as registered.
+    pub aor: String,
+    /// Where it is bound.
+    pub contact: SocketAddr,
+    /// Seconds since the Unix epoch; 0 when the binding was removed.
+    pub expires_unix: u64,
 }
 
 const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("xcap_documents");
