@@ -9,6 +9,9 @@
 //!   bob's binding in the shared store and invites him;
 //! - R is killed: every new session lands on O (after at most one timeout per session
 //!   while OPTIONS probing has not yet marked R down) and succeeds, and bob gets each one.
+//!
+//! And one instance on PostgreSQL restarted together with the database: the group made
+//! over XCAP, bob's registration and a user document are all still there.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -393,4 +396,80 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
     let b = bob.wait();
     assert!(b.success(), "bob: {b:?}\n{}", logs(&instances));
     assert_eq!(b.received_invites(), (AFTER + ONCE_DOWN) as usize, "{b:?}");
+}
+
+/// The server-level restart check of the embedded store (`e2e_xcap`), on PostgreSQL, with
+/// the database restarted too: a group created over XCAP (same ETag after), a REGISTER
+/// binding (a session reaches bob with no new REGISTER) and a user document under
+/// `imspec.users/` (as the credentials helper stores them) survive.
+#[test]
+fn postgres_store_survives_server_and_database_restart() {
+    let pg = pgcluster::Cluster::start();
+    let groups = tempfile::tempdir().unwrap();
+    let mut a = instance(&pg.url(), groups.path());
+    let bob_port = free_udp_port();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reg = request(
+        &sock,
+        "REGISTER",
+        "sip:example.com",
+        "register-bob-restart",
+        &format!("Contact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"),
+    );
+    sock.send_to(reg.as_bytes(), a.server.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
+    assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+    let doc = group_doc(GROUP, &[ALICE, BOB]);
+    let path = "/xcap/org.openmobilealliance.groups/users/sip:alice@example.com/index";
+    let (status, _) = http(
+        a.xcap,
+        "PUT",
+        path,
+        "application/vnd.oma.poc.groups+xml",
+        &doc,
+    );
+    assert_eq!(status, 201);
+    {
+        let store = im_server::store::PgStore::connect(&pg.url(), Duration::from_secs(10)).unwrap();
+        im_server::store::Store::put(&store, "imspec.users/sip:bob@example.com", b"bob").unwrap();
+    }
+    // The binding is written behind the answer; SIGTERM lets the writer finish.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        a.server.terminate().is_some_and(|st| st.success()),
+        "{}",
+        a.server.log()
+    );
+    drop(a);
+    pg.restart();
+
+    let a = instance(&pg.url(), groups.path());
+    assert!(
+        a.server.wait_for_log("restored=1", Duration::from_secs(5)),
+        "{}",
+        a.server.log()
+    );
+    let (status, body) = http(a.xcap, "GET", path, "text/plain", "");
+    assert_eq!((status, body.as_str()), (200, doc.as_str()));
+    let store = im_server::store::PgStore::connect(&pg.url(), Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        im_server::store::Store::get(&store, "imspec.users/sip:bob@example.com").unwrap(),
+        Some(b"bob".to_vec())
+    );
+    let bob = Sipp::new("uas_answer")
+        .port(bob_port)
+        .timeouts(Duration::from_secs(15), Duration::from_secs(25))
+        .spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    let run = Sipp::new("invite_pager")
+        .to(a.server.sip)
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(run.success(), "{run:?}\n{}", a.server.log());
+    let b = bob.wait();
+    assert!(b.success(), "bob: {b:?}\n{}", a.server.log());
+    assert_eq!(b.received_invites(), 1, "{b:?}");
 }
