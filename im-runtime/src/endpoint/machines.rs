@@ -282,6 +282,10 @@ impl<A: Application> Endpoint<A> {
         };
         let bytes = resp.into_bytes();
         let _ = self.tsx.respond(now, &key, status, bytes.clone());
+        self.live.response(status, Some(&origin));
+        if (200..300).contains(&status) && request.method() == Some(&Method::Invite) {
+            self.live.invite_answered(now, sid);
+        }
         self.drain_tsx_transmits();
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.answered = Some(status);
@@ -341,6 +345,7 @@ impl<A: Application> Endpoint<A> {
         );
         if let Ok(resp) = b.build() {
             let _ = self.tsx.respond(now, key, reply.status, resp.into_bytes());
+            self.live.response(reply.status, Some(&origin));
             self.drain_tsx_transmits();
         }
     }
