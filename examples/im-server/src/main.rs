@@ -233,6 +233,10 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             Endpoint::new(ep, app.clone())
         })
         .collect();
+    app.metrics.attach(
+        cores.iter().map(|c| c.live_stats()).collect(),
+        Some(driver.stats()),
+    );
     let cores = if workers == 1 {
         let core = cores.into_iter().next().expect("one worker");
         vec![driver.run(core, shutdown_signal()).await]

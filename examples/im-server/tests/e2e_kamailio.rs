@@ -396,6 +396,69 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
     let b = bob.wait();
     assert!(b.success(), "bob: {b:?}\n{}", logs(&instances));
     assert_eq!(b.received_invites(), (AFTER + ONCE_DOWN) as usize, "{b:?}");
+
+    // A group MESSAGE through Kamailio reaches bob through the survivor too.
+    let bob = Sipp::new("uas_message")
+        .port(bob_port)
+        .timeouts(Duration::from_secs(15), Duration::from_secs(25))
+        .spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    let run = Sipp::new("message_text")
+        .to(kam.sip)
+        .call_ids("msg-%u@%s")
+        .key("target", GROUP)
+        .key("from", ALICE)
+        .run();
+    assert!(
+        run.success(),
+        "{run:?}\n{}\n{}",
+        kam.log(),
+        logs(&instances)
+    );
+    let b = bob.wait();
+    assert!(b.success(), "bob: {b:?}\n{}", logs(&instances));
+
+    // The survivor's /metrics, read while it runs, shows the sessions it ran (the MESSAGE
+    // session's latency once it has ended).
+    let copies = || {
+        let (_, t) = http(ox, "GET", "/metrics", "text/plain", "");
+        t.contains("imserver_message_to_last_copy_seconds_count 1")
+    };
+    assert!(
+        wait_until(Duration::from_secs(40), copies),
+        "{}",
+        logs(&instances)
+    );
+    let (_, text) = http(ox, "GET", "/metrics", "text/plain", "");
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let sessions = u64::from(AFTER + ONCE_DOWN) + 1;
+    assert!(
+        value("imserver_sessions_started_total") >= sessions,
+        "{text}"
+    );
+    assert!(
+        value("imserver_invite_to_ok_seconds_count") >= sessions,
+        "{text}"
+    );
+    assert!(
+        value("imserver_invite_to_ok_seconds_bucket{le=\"+Inf\"}") >= sessions,
+        "{text}"
+    );
+    assert!(
+        value("imserver_legs_total{outcome=\"answered\"}") >= sessions,
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("imserver_responses_total{status=\"200\",procedure=\"")
+                && !l.contains("procedure=\"runtime\"")
+        ),
+        "a 200 chosen by a spec rule:\n{text}"
+    );
 }
 
 /// The server-level restart check of the embedded store (`e2e_xcap`), on PostgreSQL, with

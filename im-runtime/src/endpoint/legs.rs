@@ -242,6 +242,7 @@ impl<A: Application> Endpoint<A> {
             {
                 self.tsx.builder_mut().remember(&tm.key, &m);
                 self.track_client(tm.key.clone(), sid, None);
+                self.live.copy_sent(sid);
                 let _ = self.tsx.send_request(
                     now,
                     tm,
@@ -306,9 +307,7 @@ impl<A: Application> Endpoint<A> {
             } else {
                 LegOutcome::Rejected
             });
-            if status < 300 {
-                self.live.copy_delivered(now, sid, 0);
-            }
+            self.live.copy_done(now, sid, status < 300);
         }
         let Some(i) = leg else {
             return;
@@ -372,6 +371,7 @@ impl<A: Application> Endpoint<A> {
         self.dirty.push(sid);
         if key.method() == &Method::Message {
             self.live.leg(LegOutcome::TimedOut);
+            self.live.copy_done(now, sid, false);
         }
         let Some(i) = leg else {
             return;

@@ -114,18 +114,12 @@ pub struct HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
-    /// `(upper bound, cumulative count)` per bucket, `+Inf` last, as Prometheus wants them.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut acc = 0;
-        let mut out: Vec<(f64, u64)> = LATENCY_BUCKETS
-            .iter()
-            .zip(self.buckets)
-            .map(|(b, n)| {
-                acc += n;
-                (*b, acc)
-            })
-            .collect();
-        out.push((f64::INFINITY, self.count));
+    /// `(upper bound, count)` per bucket, `+Inf` (what is above the last bound) last, not
+    /// cumulative: the form `prometheus-client`'s histogram encoder takes (it adds them up).
+    pub fn buckets_with_inf(&self) -> Vec<(f64, u64)> {
+        let mut out: Vec<(f64, u64)> = LATENCY_BUCKETS.iter().copied().zip(self.buckets).collect();
+        let below: u64 = self.buckets.iter().sum();
+        out.push((f64::INFINITY, self.count.saturating_sub(below)));
         out
     }
 
@@ -237,7 +231,16 @@ struct Timing {
     started: Instant,
     message_at: Option<Instant>,
     last_copy_at: Option<Instant>,
+    /// MESSAGE copies sent and not yet answered: a MESSAGE session may end before its
+    /// copies are answered, and its latency is known only once they all are.
+    copies_pending: u32,
+    /// The session ended and this waits for its copies (counted in `lingering`).
+    ended: bool,
 }
+
+/// At most this many ended sessions wait for their MESSAGE copies' answers (each copy's
+/// transaction ends by Timer F anyway; this only bounds memory under a flood).
+const MAX_LINGERING: usize = 65_536;
 
 /// The endpoint's side: the shared counters and the per-session instants the latencies
 /// are measured from (kept here, not in the shared part, as only the endpoint needs them).
@@ -245,6 +248,7 @@ struct Timing {
 pub(crate) struct Live {
     pub(crate) stats: Arc<LiveStats>,
     timing: HashMap<SessionId, Timing>,
+    lingering: usize,
 }
 
 fn add(a: &AtomicU64, n: u64) {
@@ -262,22 +266,59 @@ impl Live {
                 started: now,
                 message_at: is_message.then_some(now),
                 last_copy_at: None,
+                copies_pending: 0,
+                ended: false,
             },
         );
     }
 
-    /// The session is gone: its message latency, if it had one, is observed.
+    /// Observes the session's message latency, if it had one, and forgets it.
+    fn finish(&mut self, sid: SessionId) {
+        if let Some(t) = self.timing.remove(&sid) {
+            if t.ended {
+                // It was waiting for its copies.
+                self.lingering -= 1;
+            }
+            if let (Some(m), Some(l)) = (t.message_at, t.last_copy_at) {
+                self.stats
+                    .message_to_last_copy
+                    .observe(l.saturating_duration_since(m));
+            }
+        }
+    }
+
+    /// The session is gone: its message latency, if it had one, is observed (once its
+    /// MESSAGE copies are all answered).
     pub(crate) fn session_ended(&mut self, sid: SessionId) {
         add(&self.stats.sessions_ended, 1);
-        if let Some(Timing {
-            message_at: Some(m),
-            last_copy_at: Some(l),
-            ..
-        }) = self.timing.remove(&sid)
-        {
-            self.stats
-                .message_to_last_copy
-                .observe(l.saturating_duration_since(m));
+        let linger = self.lingering < MAX_LINGERING;
+        match self.timing.get_mut(&sid) {
+            Some(t) if t.copies_pending > 0 && linger => {
+                t.ended = true;
+                self.lingering += 1;
+            }
+            _ => self.finish(sid),
+        }
+    }
+
+    /// A MESSAGE copy was sent.
+    pub(crate) fn copy_sent(&mut self, sid: SessionId) {
+        if let Some(t) = self.timing.get_mut(&sid) {
+            t.copies_pending += 1;
+        }
+    }
+
+    /// A MESSAGE copy got its final answer (`delivered`: a 2xx) or failed.
+    pub(crate) fn copy_done(&mut self, now: Instant, sid: SessionId, delivered: bool) {
+        let Some(t) = self.timing.get_mut(&sid) else {
+            return;
+        };
+        t.copies_pending = t.copies_pending.saturating_sub(1);
+        if delivered {
+            t.last_copy_at = Some(now);
+        }
+        if t.ended && t.copies_pending == 0 {
+            self.finish(sid);
         }
     }
 
@@ -331,8 +372,7 @@ impl Live {
         }
     }
 
-    /// A copy of the session's message was confirmed (`bytes` of it over MSRP; 0 for a
-    /// MESSAGE copy).
+    /// An MSRP copy of the session's message (`bytes` long) was confirmed.
     pub(crate) fn copy_delivered(&mut self, now: Instant, sid: SessionId, bytes: usize) {
         add(&self.stats.msrp_bytes_delivered, bytes as u64);
         if let Some(t) = self.timing.get_mut(&sid) {
@@ -369,6 +409,18 @@ mod tests {
         live.session_started(t0, SessionId(2), true);
         let s = live.stats.snapshot();
         assert_eq!((s.sessions_started, s.sessions_live()), (2, 1));
+        // A MESSAGE session that ends before its copies are answered.
+        live.session_started(t0, SessionId(4), true);
+        live.copy_sent(SessionId(4));
+        live.copy_sent(SessionId(4));
+        live.session_ended(SessionId(4));
+        live.copy_done(t0 + ms(7), SessionId(4), true);
+        assert_eq!(live.stats.snapshot().message_to_last_copy.count, 1);
+        live.copy_done(t0 + ms(9), SessionId(4), false);
+        let h = live.stats.snapshot().message_to_last_copy;
+        assert_eq!(h.count, 2);
+        assert!((h.sum_seconds - 0.037).abs() < 1e-9, "30 ms + 7 ms: {h:?}");
+        assert!(!live.timing.contains_key(&SessionId(4)) && live.lingering == 0);
         assert_eq!(s.invite_to_ok.count, 1);
         assert_eq!(s.invite_to_ok.buckets[2], 1, "3 ms is in the 5 ms bucket");
         assert_eq!(s.message_to_last_copy.count, 1);
@@ -382,8 +434,15 @@ mod tests {
         m.merge(&s);
         assert_eq!(m.sessions_started, 4);
         assert_eq!(m.responses[0].1, 4);
-        assert_eq!(m.invite_to_ok.cumulative().last(), Some(&(f64::INFINITY, 2)));
-        assert_eq!(m.invite_to_ok.cumulative()[1], (0.002, 0));
-        assert_eq!(m.invite_to_ok.cumulative()[2], (0.005, 2));
+        live.session_started(t0, SessionId(3), false);
+        live.invite_answered(t0 + Duration::from_secs(60), SessionId(3));
+        let b = live.stats.snapshot().invite_to_ok.buckets_with_inf();
+        assert_eq!(b[2], (0.005, 1));
+        assert_eq!(
+            b.last(),
+            Some(&(f64::INFINITY, 1)),
+            "60 s is above every bound"
+        );
+        assert_eq!(m.invite_to_ok.buckets_with_inf()[2], (0.005, 2));
     }
 }
