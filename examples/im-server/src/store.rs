@@ -53,6 +53,37 @@ pub trait Store: Send + Sync + 'static {
     /// Every binding recorded, expired or not: `(aor, contact, expires_unix)`.
     fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError>;
 
+    /// The documents whose key starts with `prefix`, in key order (the groups without the
+    /// users' documents, say).
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut all = self.list()?;
+        all.retain(|(k, _)| k.starts_with(prefix));
+        Ok(all)
+    }
+
+    /// Creates or replaces (`doc`) or removes (`None`) the document at `key`, only if the
+    /// document there now is `expected` (`None`: there is none); whether it did. Backends
+    /// shared by several servers do the check and the write atomically, so two servers
+    /// checking the same ETag cannot both write. The default reads then writes, which is
+    /// enough for a store with one writing process that serializes its writers.
+    fn put_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        doc: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        if self.get(key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match doc {
+            Some(d) => self.put(key, d)?,
+            None => {
+                self.delete(key)?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether other servers write to this store too, so that a server must poll it for
     /// their changes ([`Store::binding_changes`], [`Store::documents_generation`]).
     fn is_shared(&self) -> bool {
@@ -155,6 +186,35 @@ impl Store for RedbStore {
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        doc: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut t = tx.open_table(DOCS).map_err(StoreError::from)?;
+            let now = t
+                .get(key)
+                .map_err(StoreError::from)?
+                .map(|v| v.value().to_vec());
+            if now.as_deref() != expected {
+                return Ok(false);
+            }
+            match doc {
+                Some(d) => {
+                    t.insert(key, d).map_err(StoreError::from)?;
+                }
+                None => {
+                    t.remove(key).map_err(StoreError::from)?;
+                }
+            }
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(true)
     }
 
     fn put_binding(

@@ -104,6 +104,13 @@ fn documents(b: &dyn Backend) {
         .collect();
     // Byte order, both backends.
     assert_eq!(keys, ["docs/B", "docs/a", "docs/bin"], "{n}");
+    let keys: Vec<String> = s
+        .list_prefix("docs/b")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["docs/bin"], "{n}");
 }
 
 fn bindings(b: &dyn Backend) {
@@ -179,7 +186,34 @@ fn persistence(b: &dyn Backend) {
     );
 }
 
+/// Conditional writes: the check against the current document and the write are one step.
+fn conditional(b: &dyn Backend) {
+    let s = b.open();
+    let n = b.name();
+    let k = "cond/doc";
+    assert!(s.put_if(k, None, None).unwrap(), "{n}: absent as expected");
+    assert!(s.put_if(k, None, Some(b"v1")).unwrap(), "{n}: create");
+    assert!(!s.put_if(k, None, Some(b"v1bis")).unwrap(), "{n}: exists");
+    assert!(!s.put_if(k, None, None).unwrap(), "{n}: not absent");
+    assert!(
+        !s.put_if(k, Some(b"v0"), Some(b"v2")).unwrap(),
+        "{n}: stale"
+    );
+    assert_eq!(s.get(k).unwrap().as_deref(), Some(&b"v1"[..]), "{n}");
+    assert!(
+        s.put_if(k, Some(b"v1"), Some(b"v2")).unwrap(),
+        "{n}: replace"
+    );
+    assert!(
+        !s.put_if(k, Some(b"v1"), None).unwrap(),
+        "{n}: stale delete"
+    );
+    assert!(s.put_if(k, Some(b"v2"), None).unwrap(), "{n}: delete");
+    assert_eq!(s.get(k).unwrap(), None, "{n}");
+}
+
 fn suite(b: &dyn Backend) {
+    conditional(b);
     documents(b);
     bindings(b);
     persistence(b);
@@ -233,6 +267,18 @@ fn shared_between_servers(b: &Pg) {
     assert!(
         wait_until(Duration::from_secs(5), || lookup(&router).is_none()),
         "a removal is seen too"
+    );
+    // Two servers that both read v1 and both write: one wins, the other is told.
+    a.put("race/doc", b"v1").unwrap();
+    assert!(a.put_if("race/doc", Some(b"v1"), Some(b"from a")).unwrap());
+    assert!(
+        !other
+            .put_if("race/doc", Some(b"v1"), Some(b"from b"))
+            .unwrap()
+    );
+    assert_eq!(
+        other.get("race/doc").unwrap().as_deref(),
+        Some(&b"from a"[..])
     );
     let team = parse_uri("sip:team@example.com").unwrap();
     let before = other.documents_generation().unwrap();

@@ -219,6 +219,73 @@ impl Store for PgStore {
         })
     }
 
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT key, doc FROM imspec_documents WHERE starts_with(key, $1) \
+                     ORDER BY key COLLATE \"C\"",
+                    &[&prefix],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        doc: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        let expected = expected.map(<[u8]>::to_vec);
+        let doc = doc.map(<[u8]>::to_vec);
+        // Each case is one statement: the check and the write are atomic.
+        self.run(move |c| async move {
+            let n = match (&expected, &doc) {
+                (None, Some(d)) => {
+                    c.execute(
+                        "INSERT INTO imspec_documents (key, doc) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO NOTHING",
+                        &[&key, d],
+                    )
+                    .await?
+                }
+                (Some(old), Some(d)) => {
+                    c.execute(
+                        "UPDATE imspec_documents SET doc = $3 WHERE key = $1 AND doc = $2",
+                        &[&key, old, d],
+                    )
+                    .await?
+                }
+                (Some(old), None) => {
+                    c.execute(
+                        "DELETE FROM imspec_documents WHERE key = $1 AND doc = $2",
+                        &[&key, old],
+                    )
+                    .await?
+                }
+                (None, None) => {
+                    let absent: bool = c
+                        .query_one(
+                            "SELECT NOT EXISTS (SELECT 1 FROM imspec_documents WHERE key = $1)",
+                            &[&key],
+                        )
+                        .await?
+                        .get(0);
+                    return Ok(absent);
+                }
+            };
+            if n > 0 {
+                c.execute("SELECT nextval('imspec_documents_generation')", &[])
+                    .await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
     fn list(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.run(|c| async move {
             // COLLATE "C": byte order, the order the embedded store lists in.
