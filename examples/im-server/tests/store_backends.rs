@@ -263,6 +263,24 @@ fn shared_between_servers(b: &Pg) {
         wait_until(Duration::from_secs(5), || lookup(&router) == Some(dave_at)),
         "a binding written by one server is routed by the other"
     );
+    // A second contact registered later is the newest; refreshing the first makes it so.
+    let dave_too = sa("127.0.0.1:5092");
+    a.put_binding("sip:dave@example.com", dave_too, unix_now() + 600)
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || lookup(&router) == Some(dave_too)),
+        "the contact registered last is routed"
+    );
+    a.put_binding("sip:dave@example.com", dave_at, unix_now() + 600)
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || lookup(&router) == Some(dave_at)),
+        "the contact refreshed last is routed"
+    );
+    // Several polls re-read the same changes (the overlap): the order holds.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lookup(&router), Some(dave_at));
+    a.put_binding("sip:dave@example.com", dave_too, 0).unwrap();
     a.put_binding("sip:dave@example.com", dave_at, 0).unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || lookup(&router).is_none()),

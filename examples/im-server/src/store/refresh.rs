@@ -55,8 +55,11 @@ impl Refresher {
                             let now = wall_instant();
                             let wall = unix_now();
                             let mut t = table.write().unwrap_or_else(|e| e.into_inner());
-                            for row in &rows {
-                                apply(&mut t, row, now, wall);
+                            // Rows come oldest change first; a nanosecond apart, so that
+                            // among an AOR's contacts the last one changed stays the newest.
+                            for (i, row) in rows.iter().enumerate() {
+                                let at = now + Duration::from_nanos(i as u64);
+                                apply(&mut t, row, at, wall);
                             }
                         }
                         Err(e) => tracing::warn!("store refresh (bindings): {e}"),
