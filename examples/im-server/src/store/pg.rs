@@ -64,6 +64,10 @@ const POLL_OVERLAP_MICROS: i64 = 10_000_000;
 /// removal) and then deleted.
 const TOMBSTONE_SECS: i64 = 3600;
 
+/// Every this many polls for binding changes, the old removed/expired rows are deleted
+/// (about once a minute at the default refresh).
+const COLLECT_EVERY: u32 = 60;
+
 struct Shared {
     url: String,
     client: Mutex<Option<Arc<Client>>>,
@@ -353,7 +357,7 @@ impl Store for PgStore {
         let collect = self
             .polls
             .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(100);
+            .is_multiple_of(COLLECT_EVERY);
         let (rows, cursor) = self.run(move |c| async move {
             if collect {
                 c.execute(
