@@ -257,11 +257,17 @@ fn shared_between_servers(b: &Pg) {
     let dave = parse_uri("sip:dave@example.com").unwrap();
     let dave_at = sa("127.0.0.1:5091");
     let lookup = |t: &Router| t.locations.read().unwrap().lookup(&dave, Instant::now());
+    let t0 = Instant::now();
     a.put_binding("sip:dave@example.com", dave_at, unix_now() + 600)
         .unwrap();
+    let written = t0.elapsed();
     assert!(
         wait_until(Duration::from_secs(5), || lookup(&router) == Some(dave_at)),
         "a binding written by one server is routed by the other"
+    );
+    eprintln!(
+        "binding write {written:?}; routable by the other server after {:?} (refresh 100 ms)",
+        t0.elapsed()
     );
     // A second contact registered later is the newest; refreshing the first makes it so.
     let dave_too = sa("127.0.0.1:5092");
@@ -326,6 +332,28 @@ fn shared_between_servers(b: &Pg) {
 
 /// Calls made while the database is down fail within the timeout; once it is back the
 /// same handle reconnects.
+fn write_figures(b: &Pg) {
+    let s = b.open();
+    let n = 200u32;
+    let t0 = Instant::now();
+    for i in 0..n {
+        s.put_binding(
+            &format!("sip:load{i}@example.com"),
+            sa("127.0.0.1:5099"),
+            unix_now() + 60,
+        )
+        .unwrap();
+    }
+    let per = t0.elapsed() / n;
+    let t0 = Instant::now();
+    let (rows, _) = s.binding_changes(0).unwrap();
+    eprintln!(
+        "PostgreSQL: {per:?} per binding write; a full poll of {} rows {:?}",
+        rows.len(),
+        t0.elapsed()
+    );
+}
+
 fn outage(b: &Pg) {
     let s = PgStore::connect(&b.0.url(), Duration::from_secs(2)).unwrap();
     s.put("outage/x", b"1").unwrap();
@@ -348,5 +376,6 @@ fn postgres_backend() {
     let b = Pg(pgcluster::Cluster::start());
     suite(&b);
     shared_between_servers(&b);
+    write_figures(&b);
     outage(&b);
 }
