@@ -274,6 +274,14 @@ impl<A: Application> Endpoint<A> {
             "Reason",
             &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
         );
+        if request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
+            // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
+            // in-dialog requests take the proxies that record-routed (Kamailio in front of
+            // several instances).
+            for rr in request.header_lines(HeaderName::RecordRoute) {
+                b = b.header("Record-Route", rr);
+            }
+        }
         if let Some((ct, data)) = body.clone() {
             b = b.body(&ct, data);
         }
