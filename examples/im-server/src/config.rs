@@ -89,7 +89,7 @@ pub struct Cli {
     pub groups_poll: Option<Duration>,
 
     /// Serve XCAP group management (RFC 4825, `org.openmobilealliance.groups`) on this
-    /// address, e.g. 127.0.0.1:8080. Needs `--store`. [default: off]
+    /// address, e.g. 127.0.0.1:8080. Needs `--store` or `--store-url`. [default: off]
     #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
     pub xcap: Option<SocketAddr>,
 
@@ -101,6 +101,16 @@ pub struct Cli {
     /// restarts. [default: none]
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
+
+    /// A PostgreSQL store shared by several servers, instead of `--store`:
+    /// `postgres://user@host:port/db`. [default: none]
+    #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+    pub store_url: Option<String>,
+
+    /// How often a shared store (`--store-url`) is polled for the groups and registrations
+    /// written by the other servers. [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub store_refresh: Option<Duration>,
 
     /// Address advertised in Contact, Via, c= and a=path when it differs from the bound one
     /// (NAT, a 0.0.0.0 bind): an IP address or a host name. [default: the bound address]
@@ -346,6 +356,10 @@ pub struct ServerConfig {
     pub xcap_root: String,
     /// The embedded store file; `None`: no store (groups come from the folder only).
     pub store: Option<PathBuf>,
+    /// The PostgreSQL store's URL, instead of `store`.
+    pub store_url: Option<String>,
+    /// How often a shared store is polled for the other servers' writes.
+    pub store_refresh: Duration,
     /// The advertised host, when it differs from the bound address.
     pub advertise: Option<String>,
     /// The outbound proxy for invitees with a host name.
@@ -422,6 +436,8 @@ impl Default for ServerConfig {
             xcap: None,
             xcap_root: "/xcap".to_owned(),
             store: None,
+            store_url: None,
+            store_refresh: Duration::from_secs(1),
             advertise: None,
             outbound_proxy: None,
             trusted_hosts: Vec::new(),
@@ -500,6 +516,8 @@ struct FileConfig {
     xcap: Option<String>,
     xcap_root: Option<String>,
     store: Option<PathBuf>,
+    store_url: Option<String>,
+    store_refresh: Option<String>,
     advertise: Option<String>,
     outbound_proxy: Option<String>,
     trusted_hosts: Option<Vec<String>>,
@@ -660,6 +678,12 @@ impl ServerConfig {
         }
         if let Some(v) = &file.store {
             self.store = Some(base.join(v));
+        }
+        if let Some(v) = &file.store_url {
+            self.store_url = Some(val(src, "store_url", v, parse_store_url(v))?);
+        }
+        if let Some(v) = &file.store_refresh {
+            self.store_refresh = val(src, "store_refresh", v, parse_duration(v))?;
         }
         if let Some(v) = &file.advertise {
             self.advertise = Some(val(src, "advertise", v, parse_host(v))?);
@@ -861,6 +885,12 @@ impl ServerConfig {
         if let Some(v) = &cli.store {
             self.store = Some(v.clone());
         }
+        if let Some(v) = &cli.store_url {
+            self.store_url = Some(v.clone());
+        }
+        if let Some(v) = cli.store_refresh {
+            self.store_refresh = v;
+        }
         if let Some(v) = &cli.advertise {
             self.advertise = Some(v.clone());
         }
@@ -950,7 +980,10 @@ impl ServerConfig {
         if self.sip.is_empty() {
             return bad("sip.listen", &"[]", "at least one SIP address is needed");
         }
-        if let (Some(a), None) = (self.xcap, &self.store) {
+        if let (Some(_), Some(u)) = (&self.store, &self.store_url) {
+            return bad("store_url", u, "set store or store_url, not both");
+        }
+        if let (Some(a), None, None) = (self.xcap, &self.store, &self.store_url) {
             return bad(
                 "xcap",
                 &a,
@@ -1199,6 +1232,14 @@ impl ServerConfig {
             Some(p) => line(format!("store = {}", q(&p.display().to_string()))),
             None => line("# store: none".to_owned()),
         }
+        match &self.store_url {
+            Some(u) => line(format!("store_url = {}", q(u))),
+            None => line("# store_url: none".to_owned()),
+        }
+        line(format!(
+            "store_refresh = {}",
+            q(&format_duration(self.store_refresh))
+        ));
         match &self.advertise {
             Some(a) => line(format!("advertise = {}", q(a))),
             None => line("# advertise: the bound address".to_owned()),
@@ -1468,6 +1509,16 @@ pub fn parse_http_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("not an IP:PORT address ({e})"))
 }
 
+/// Parses the PostgreSQL store URL (`postgres://` or `postgresql://`; the rest is checked
+/// when the server connects).
+pub fn parse_store_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a postgres:// or postgresql:// URL".to_owned())
+    }
+}
+
 /// Parses an XCAP root path: empty or `/`-led, without a trailing `/`, query or `~~`.
 pub fn parse_xcap_root(s: &str) -> Result<String, String> {
     let t = s.trim_end_matches('/');
@@ -1717,10 +1768,36 @@ mod tests {
             ("workers = 0", "workers"),
             ("workers = 5000", "workers"),
             ("workers = -1", "workers"),
+            ("store_url = \"mysql://x\"", "store_url"),
+            (
+                "store = \"s.redb\"\nstore_url = \"postgres://h/db\"",
+                "store_url",
+            ),
+            ("store_refresh = \"often\"", "store_refresh"),
         ] {
             let err = load_with(text, &[]).expect_err(text).to_string();
             assert!(err.contains(key), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn store_url_key_and_flags() {
+        let c = load_with(
+            "store_url = \"postgres://imspec@127.0.0.1:5432/im\"\nxcap = \"127.0.0.1:8080\"",
+            &["--store-refresh", "250ms"],
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_url.as_deref(),
+            Some("postgres://imspec@127.0.0.1:5432/im")
+        );
+        assert_eq!(c.store_refresh, Duration::from_millis(250));
+        let back = load_with(&c.to_toml(), &[]).unwrap();
+        assert_eq!(back.store_url, c.store_url);
+        assert_eq!(back.store_refresh, c.store_refresh);
+        let c = load_with("", &["--store-url", "postgresql://h/db"]).unwrap();
+        assert_eq!(c.store_url.as_deref(), Some("postgresql://h/db"));
+        assert_eq!(c.store_refresh, Duration::from_secs(1));
     }
 
     #[test]

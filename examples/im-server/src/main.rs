@@ -13,11 +13,14 @@ use im_server::config::{Cli, Command, ServerConfig, UserCommand};
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
-use im_server::store::{BindingWriter, RedbStore, Store, unix_now};
+use im_server::store::{BindingWriter, PgStore, RedbStore, Refresher, Store, unix_now};
 use im_server::users::Users;
 use im_server::xcap::Xcap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// How long a PostgreSQL store call may wait for the database.
+const PG_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -124,23 +127,34 @@ fn start_store(
     app: &ServerApp,
     users: &mut Users,
 ) -> Result<Option<BindingWriter>, String> {
-    let Some(path) = &cfg.store else {
-        return Ok(None);
+    let (store, name): (Arc<dyn Store>, String) = match (&cfg.store, &cfg.store_url) {
+        (Some(path), _) => (
+            Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?),
+            path.display().to_string(),
+        ),
+        (None, Some(url)) => (
+            Arc::new(PgStore::connect(url, PG_TIMEOUT).map_err(|e| format!("store_url: {e}"))?),
+            "PostgreSQL".to_owned(),
+        ),
+        (None, None) => return Ok(None),
     };
-    let store: Arc<dyn Store> =
-        Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?);
     let n = users
         .load_store(store.as_ref())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("{name}: {e}"))?;
     tracing::info!(users = n, "users read from the store");
     restore_bindings(store.as_ref(), &app.router);
     let writer = BindingWriter::start(store.clone())
         .map_err(|e| format!("cannot start the bindings writer: {e}"))?;
     let xcap = Arc::new(
-        Xcap::new(&cfg.xcap_root, store, app.groups.clone()).with_metrics(app.metrics.clone()),
+        Xcap::new(&cfg.xcap_root, store.clone(), app.groups.clone())
+            .with_metrics(app.metrics.clone()),
     );
     let n = xcap.publish().map_err(|e| e.to_string())?;
-    tracing::info!(store = %path.display(), groups = n, "store opened");
+    tracing::info!(store = %name, groups = n, "store opened");
+    if store.is_shared() {
+        Refresher::start(store.clone(), &app.router, xcap.clone(), cfg.store_refresh)
+            .map_err(|e| format!("cannot start the store refresher: {e}"))?;
+    }
     if let Some(addr) = cfg.xcap {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot bind XCAP {addr}: {e}"))?;
@@ -262,6 +276,10 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             Endpoint::new(ep, app.clone())
         })
         .collect();
+    app.metrics.attach(
+        cores.iter().map(|c| c.live_stats()).collect(),
+        Some(driver.stats()),
+    );
     let cores = if workers == 1 {
         let core = cores.into_iter().next().expect("one worker");
         vec![driver.run(core, shutdown_signal()).await]

@@ -16,6 +16,7 @@ use common::{Server, Sipp, group_folder, locate_sipp, scenario_dir};
 const UAC_SCENARIOS: &[&str] = &[
     "invite_pager",
     "invite_pager_audio",
+    "invite_pager_routed",
     "invite_retransmit",
     "options",
     "malformed",

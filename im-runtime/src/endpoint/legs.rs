@@ -159,6 +159,7 @@ impl<A: Application> Endpoint<A> {
                     // Unroutable invitee: the leg fails at once, as if Timer B fired.
                     leg.status = LegStatus::Failed;
                     s.legs.push(leg);
+                    self.live.leg(LegOutcome::NoRoute);
                     tracing_log("leg", &format!("no route to {}", uri.raw));
                     self.run_leg_machine(now, sid, idx, &Event::Timer(Timer::B));
                 }
@@ -241,6 +242,7 @@ impl<A: Application> Endpoint<A> {
             {
                 self.tsx.builder_mut().remember(&tm.key, &m);
                 self.track_client(tm.key.clone(), sid, None);
+                self.live.copy_sent(sid);
                 let _ = self.tsx.send_request(
                     now,
                     tm,
@@ -298,6 +300,15 @@ impl<A: Application> Endpoint<A> {
         self.dirty.push(sid);
         let status = resp.status().map(u16::from).unwrap_or(0);
         let is_invite = key.method() == &Method::Invite;
+        if key.method() == &Method::Message && status >= 200 {
+            // A copy of a MESSAGE (its own leg-less transaction).
+            self.live.leg(if status < 300 {
+                LegOutcome::Answered
+            } else {
+                LegOutcome::Rejected
+            });
+            self.live.copy_done(now, sid, status < 300);
+        }
         let Some(i) = leg else {
             return;
         };
@@ -311,6 +322,9 @@ impl<A: Application> Endpoint<A> {
         l.status_code = Some(status);
         if (200..300).contains(&status) {
             let first = l.dialog.is_none();
+            if first {
+                self.live.leg(LegOutcome::Answered);
+            }
             if first {
                 // The INVITE (with its history part, O(recipients) bytes) is needed only
                 // to build the dialog; the leg keeps the dialog, not the request.
@@ -344,6 +358,7 @@ impl<A: Application> Endpoint<A> {
         } else if status >= 300 {
             l.status = LegStatus::Failed;
             l.invite = None;
+            self.live.leg(LegOutcome::Rejected);
         }
         self.run_leg_machine(now, sid, i, &Event::Response(status));
         self.check_settled(now, sid);
@@ -354,6 +369,10 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         self.dirty.push(sid);
+        if key.method() == &Method::Message {
+            self.live.leg(LegOutcome::TimedOut);
+            self.live.copy_done(now, sid, false);
+        }
         let Some(i) = leg else {
             return;
         };
@@ -364,6 +383,7 @@ impl<A: Application> Endpoint<A> {
             && l.status == LegStatus::Pending
         {
             l.status = LegStatus::Failed;
+            self.live.leg(LegOutcome::TimedOut);
         }
         self.run_leg_machine(now, sid, i, &Event::Timer(Timer::B));
         self.check_settled(now, sid);

@@ -274,6 +274,14 @@ impl<A: Application> Endpoint<A> {
             "Reason",
             &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
         );
+        if request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
+            // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
+            // in-dialog requests take the proxies that record-routed (Kamailio in front of
+            // several instances).
+            for rr in request.header_lines(HeaderName::RecordRoute) {
+                b = b.header("Record-Route", rr);
+            }
+        }
         if let Some((ct, data)) = body.clone() {
             b = b.body(&ct, data);
         }
@@ -282,6 +290,10 @@ impl<A: Application> Endpoint<A> {
         };
         let bytes = resp.into_bytes();
         let _ = self.tsx.respond(now, &key, status, bytes.clone());
+        self.live.response(status, Some(&origin));
+        if (200..300).contains(&status) && request.method() == Some(&Method::Invite) {
+            self.live.invite_answered(now, sid);
+        }
         self.drain_tsx_transmits();
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.answered = Some(status);
@@ -341,6 +353,7 @@ impl<A: Application> Endpoint<A> {
         );
         if let Ok(resp) = b.build() {
             let _ = self.tsx.respond(now, key, reply.status, resp.into_bytes());
+            self.live.response(reply.status, Some(&origin));
             self.drain_tsx_transmits();
         }
     }

@@ -21,6 +21,7 @@ pub mod facts;
 mod ids;
 mod ingress;
 mod legs;
+mod live;
 mod machines;
 mod msrp_glue;
 mod msrp_relay;
@@ -34,6 +35,9 @@ mod via;
 pub use app::{Application, ContactBinding, DynMachine, RegisterChange, RegisterError};
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
+pub use live::{
+    HistogramSnapshot, LATENCY_BUCKETS, LegOutcome, LiveSnapshot, LiveStats, ResponseKey,
+};
 
 use crate::machine::{
     Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, ReportOutcome,
@@ -109,6 +113,7 @@ pub struct Endpoint<A: Application> {
     ids: Ids,
     msrp: msrp_relay::MsrpRelay,
     stats: Stats,
+    live: live::Live,
     shutting_down: bool,
 }
 
@@ -144,6 +149,7 @@ impl<A: Application> Endpoint<A> {
             ids,
             msrp,
             stats: Stats::default(),
+            live: live::Live::default(),
             shutting_down: false,
         }
     }
@@ -156,6 +162,12 @@ impl<A: Application> Endpoint<A> {
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Counters and latency histograms readable while the driver runs (take the handle
+    /// before handing the endpoint to the driver).
+    pub fn live_stats(&self) -> std::sync::Arc<LiveStats> {
+        self.live.stats.clone()
     }
 
     /// The application.
@@ -288,6 +300,7 @@ impl<A: Application> Endpoint<A> {
                 }
                 self.msrp.close_session(id, s.legs.len(), &mut self.out);
                 self.stats.sessions_ended += 1;
+                self.live.session_ended(id);
                 tracing_log("session", &format!("session {} closed", s.call_id));
             }
         }

@@ -105,6 +105,7 @@ impl<A: Application> Endpoint<A> {
                     self.try_deliveries(now, sid);
                 }
                 msrp_relay::RelayEvent::MessageComplete(sid, m) => {
+                    self.live.message_received(now, sid, m.data.len());
                     if let Some(s) = self.sessions.get_mut(&sid)
                         && s.held.is_none()
                     {
@@ -125,6 +126,12 @@ impl<A: Application> Endpoint<A> {
                     }
                     if ok {
                         self.stats.delivered += 1;
+                        let bytes = self
+                            .sessions
+                            .get(&sid)
+                            .and_then(|s| s.held.as_ref())
+                            .map_or(0, |m| m.data.len());
+                        self.live.copy_delivered(now, sid, bytes);
                     }
                     let ev = if ok {
                         crate::machine::MsrpEvent::Delivered

@@ -152,6 +152,7 @@ impl<A: Application> Endpoint<A> {
                     .ok()
             }) {
                 let _ = self.tsx.respond(now, invite, 487, resp.into_bytes());
+                self.live.response(487, None);
                 self.drain_tsx_transmits();
             }
             if let Some(s) = self.sessions.get_mut(&sid) {

@@ -29,6 +29,7 @@ impl<A: Application> Endpoint<A> {
         if let Ok(resp) = b.build() {
             let bytes = resp.into_bytes();
             let _ = self.tsx.respond(now, key, status, bytes);
+            self.live.response(status, None);
             self.drain_tsx_transmits();
         }
     }
@@ -175,6 +176,8 @@ impl<A: Application> Endpoint<A> {
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);
+        self.live
+            .session_started(now, id, method == Method::Message);
         self.set_timer(id, SessionTimer::Lifetime, now + self.cfg.session_lifetime);
         let event = Event::InitialRequest(method);
         self.run_session_machines(now, id, &event);
