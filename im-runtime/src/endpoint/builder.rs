@@ -114,7 +114,7 @@ impl MessageBuilder for SipBuilder {
         } else {
             b
         };
-        b.build().ok().map(Message::into_bytes)
+        Some(b.write())
     }
 
     fn ack(&mut self, invite: &TsxMessage, response: &TsxMessage) -> Option<bytes::Bytes> {

@@ -76,11 +76,8 @@ impl<A: Application> Ctx<'_, A> {
         for (n, v) in extra {
             b = b.header(n, v);
         }
-        if let Ok(resp) = b.build() {
-            let bytes = resp.into_bytes();
-            let _ = self.tsx.respond(self.now, key, status, bytes);
-            self.flush();
-        }
+        let _ = self.tsx.respond(self.now, key, status, b.write());
+        self.flush();
     }
 
     /// Files the dialog (Call-ID, our tag) under session `sid` and `leg`.

@@ -308,9 +308,10 @@ impl Session {
                 l.answer_sdp = crate::proto::sdp::facts(&resp.body()).ok();
             }
             // ACK every 2xx (retransmissions included, §13.2.2.4).
-            let ack = l.dialog.as_mut().and_then(|d| d.ack(cx.cfg.sip_advertised));
+            if let Some((ack, peer)) = l.dialog.as_mut().map(|d| d.ack(cx.cfg.sip_advertised)) {
+                cx.transmit(peer, ack);
+            }
             let cancelled = l.cancelled;
-            self.send_in_dialog(cx, Some(i), ack);
             if !first {
                 return;
             }

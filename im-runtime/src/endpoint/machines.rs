@@ -232,10 +232,7 @@ impl Session {
         if let Some((ct, data)) = body {
             b = b.body(&ct, data);
         }
-        let Ok(resp) = b.build() else {
-            return;
-        };
-        let bytes = resp.into_bytes();
+        let bytes = b.write();
         let _ = cx.tsx.respond(now, &self.server_tsx, status, bytes.clone());
         cx.flush();
         self.answered = Some(status);
@@ -293,10 +290,8 @@ fn respond_in_dialog<A: Application>(
         "Reason",
         &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
     );
-    if let Ok(resp) = b.build() {
-        let _ = cx.tsx.respond(cx.now, key, reply.status, resp.into_bytes());
-        cx.flush();
-    }
+    let _ = cx.tsx.respond(cx.now, key, reply.status, b.write());
+    cx.flush();
 }
 
 pub(crate) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {

@@ -112,15 +112,11 @@ impl Session {
     /// The originator CANCELled our INVITE: 487 unless answered already, then the end.
     pub(super) fn cancelled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         if self.answered.is_none() {
-            if let Some(resp) = StatusCode::new(487).and_then(|c| {
-                sip::build::ResponseBuilder::new(&self.request, c)
+            if let Some(c) = StatusCode::new(487) {
+                let resp = sip::build::ResponseBuilder::new(&self.request, c)
                     .to_tag(&self.local_tag)
-                    .build()
-                    .ok()
-            }) {
-                let _ = cx
-                    .tsx
-                    .respond(cx.now, &self.server_tsx, 487, resp.into_bytes());
+                    .write();
+                let _ = cx.tsx.respond(cx.now, &self.server_tsx, 487, resp);
                 cx.flush();
             }
             self.answered = Some(487);
@@ -154,10 +150,6 @@ impl Session {
         let Some((m, peer)) = req else {
             return;
         };
-        if m.method() == Some(&Method::Ack) {
-            cx.transmit(peer, m.into_bytes());
-            return;
-        }
         if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, leg) {
             self.track(holds);
         }

@@ -202,11 +202,12 @@ impl Dialog {
         Some((m, self.peer))
     }
 
-    /// The ACK for a 2xx to our INVITE (§13.2.2.4: same CSeq number as the INVITE).
-    pub(crate) fn ack(&mut self, via_host: SocketAddr) -> Option<(Message, Peer)> {
+    /// The ACK for a 2xx to our INVITE (§13.2.2.4: same CSeq number as the INVITE), as
+    /// bytes: it goes out at once, outside any transaction, and every value in it comes
+    /// from the dialog, itself built from checked messages.
+    pub(crate) fn ack(&mut self, via_host: SocketAddr) -> (Bytes, Peer) {
         let cseq = self.invite_cseq;
-        let m = self.builder(Method::Ack, cseq, via_host).build().ok()?;
-        Some((m, self.peer))
+        (self.builder(Method::Ack, cseq, via_host).write(), self.peer)
     }
 }
 
