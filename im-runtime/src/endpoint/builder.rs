@@ -28,7 +28,8 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     // The RFC 2543 parts are read only for a branch without the magic cookie; the From tag
     // costs a full name-addr parse, so a compliant message (every one we see in practice)
     // does not pay for it.
-    let rfc3261 = via.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE));
+    let branch = via.branch();
+    let rfc3261 = branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE));
     let from = if rfc3261 { None } else { m.from() };
     let legacy = if rfc3261 {
         Rfc2543Parts::default()
@@ -44,7 +45,7 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
         &method,
         TopVia {
             sent_by: &sent_by,
-            branch: via.branch(),
+            branch,
             raw: raw_via,
         },
         legacy,
