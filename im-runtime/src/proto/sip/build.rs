@@ -450,8 +450,28 @@ impl RequestBuilder {
 
     #[allow(clippy::type_complexity)]
     fn write_head(self) -> (BytesMut, Vec<(String, String)>, Option<(String, Bytes)>) {
-        let mut out = BytesMut::with_capacity(capacity(&self.via, &self.headers, &self.body));
         let m = self.method.as_str();
+        // Sized from the request's own values rather than with a fixed allowance: the
+        // buffer becomes the message's `Bytes`, which a transaction keeps (with any slack)
+        // for as long as it may retransmit.
+        let start_and_own = m.len()
+            + self.uri.len()
+            + 11
+            + 21
+            + self.routes.iter().map(|r| r.len() + 9).sum::<usize>()
+            + self.from.len()
+            + 8
+            + self.to.len()
+            + 6
+            + self.call_id.len()
+            + 11
+            + 19
+            + m.len()
+            + self.contact.as_ref().map_or(0, |c| c.len() + 11)
+            + 32;
+        let mut out = BytesMut::with_capacity(
+            capacity(&self.via, &self.headers, &self.body) - 512 + start_and_own,
+        );
         out.put_slice(m.as_bytes());
         out.put_u8(b' ');
         out.put_slice(self.uri.as_bytes());
