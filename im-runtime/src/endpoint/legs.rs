@@ -305,7 +305,6 @@ impl Session {
                 } else {
                     LegStatus::Connected
                 };
-                l.answer_sdp = crate::proto::sdp::facts(&resp.body()).ok();
             }
             // ACK every 2xx (retransmissions included, §13.2.2.4).
             if let Some((ack, peer)) = l.dialog.as_mut().map(|d| d.ack(cx.cfg.sip_advertised)) {
@@ -321,7 +320,11 @@ impl Session {
                 self.check_settled(cx);
                 return;
             }
-            self.msrp_leg_answered(cx, i);
+            // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
+            // none of it.
+            if let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
+                self.msrp_leg_answered(cx, i, &answer);
+            }
         } else if status >= 300 {
             l.status = LegStatus::Failed;
             l.invite = None;

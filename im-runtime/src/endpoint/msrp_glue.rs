@@ -24,10 +24,12 @@ impl Session {
         }
     }
 
-    pub(super) fn msrp_leg_answered<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
-        let Some(ans) = self.legs.get(i).and_then(|l| l.answer_sdp.as_ref()) else {
-            return;
-        };
+    pub(super) fn msrp_leg_answered<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        i: usize,
+        ans: &SdpFacts,
+    ) {
         if let Some(conn) = cx.msrp.leg_answered(self.id, i, ans, cx.out) {
             cx.idle_conns.set(conn, cx.now + MSRP_IDLE);
         }
