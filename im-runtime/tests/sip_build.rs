@@ -234,4 +234,8 @@ fn write_equals_build_bytes() {
             .route("<sip:proxy.example.com;lr>")
     };
     assert_eq!(req().write(), req().build().unwrap().into_bytes());
+    let in_dialog = req().build_in_dialog().unwrap();
+    assert_eq!(in_dialog.as_bytes(), &req().build().unwrap().into_bytes());
+    assert_eq!(in_dialog.top_via().unwrap().branch(), Some("z9hG4bKack1"));
+    assert_eq!(in_dialog.cseq().unwrap().seq, 1);
 }

@@ -198,7 +198,10 @@ impl Dialog {
     ) -> Option<(Message, Peer)> {
         self.local_cseq = self.local_cseq.max(self.invite_cseq) + 1;
         let cseq = self.local_cseq;
-        let m = self.builder(method, cseq, via_host).build().ok()?;
+        let m = self
+            .builder(method, cseq, via_host)
+            .build_in_dialog()
+            .ok()?;
         Some((m, self.peer))
     }
 

@@ -439,6 +439,15 @@ impl RequestBuilder {
         finish(out, &headers, &body, true)
     }
 
+    /// Writes the request and parses back only its structure (start line, header lines,
+    /// framing), not the grammar of its values, for a request whose every value comes from
+    /// a dialog built from checked messages (a BYE in that dialog): the transaction layer
+    /// still gets a [`Message`], whose typed accessors parse what they read.
+    pub fn build_in_dialog(self) -> Result<Message, ParseFailure> {
+        let (out, headers, body) = self.write_head();
+        finish(out, &headers, &body, false)
+    }
+
     /// Writes the request without parsing it back, for a sender that needs only its bytes
     /// (an ACK for a 2xx, sent outside any transaction) and whose values all come from a
     /// dialog built from checked messages. Values stand on one line and Content-Length is
