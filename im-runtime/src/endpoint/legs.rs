@@ -283,15 +283,6 @@ impl Session {
     ) {
         let status = resp.status().map(u16::from).unwrap_or(0);
         let is_invite = key.method() == &Method::Invite;
-        if key.method() == &Method::Message && status >= 200 {
-            // A copy of a MESSAGE (its own leg-less transaction).
-            cx.live.leg(if status < 300 {
-                LegOutcome::Answered
-            } else {
-                LegOutcome::Rejected
-            });
-            cx.live.copy_done(cx.now, self.id, status < 300);
-        }
         let Some(i) = leg else {
             return;
         };
@@ -354,10 +345,6 @@ impl Session {
         leg: Option<usize>,
         key: &TsxKey,
     ) {
-        if key.method() == &Method::Message {
-            cx.live.leg(LegOutcome::TimedOut);
-            cx.live.copy_done(cx.now, self.id, false);
-        }
         let Some(i) = leg else {
             return;
         };

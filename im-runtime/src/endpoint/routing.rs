@@ -144,6 +144,17 @@ impl<A: Application> Endpoint<A> {
         let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
             return;
         };
+        let status = resp.status().map(u16::from).unwrap_or(0);
+        if key.method() == &Method::Message && status >= 200 {
+            // A copy of a MESSAGE (its own leg-less transaction). Counted here, not in the
+            // session: a page-mode session does not wait for its copies' answers.
+            self.live.leg(if status < 300 {
+                LegOutcome::Answered
+            } else {
+                LegOutcome::Rejected
+            });
+            self.live.copy_done(now, sid, status < 300);
+        }
         let key = key.clone();
         self.dispatch(now, sid, SessionEvent::Response { leg, key, resp });
     }
@@ -153,6 +164,10 @@ impl<A: Application> Endpoint<A> {
         let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
             return;
         };
+        if key.method() == &Method::Message {
+            self.live.leg(LegOutcome::TimedOut);
+            self.live.copy_done(now, sid, false);
+        }
         let key = key.clone();
         self.dispatch(now, sid, SessionEvent::ClientTimeout { leg, key });
     }
