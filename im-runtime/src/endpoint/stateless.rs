@@ -13,27 +13,7 @@ impl<A: Application> Endpoint<A> {
         status: u16,
         extra: &[(&str, String)],
     ) {
-        let Some(code) = StatusCode::new(status) else {
-            return;
-        };
-        let mut b = sip::build::ResponseBuilder::new(msg, code);
-        if status > 100 {
-            b = b.to_tag(&self.token(1));
-        }
-        for (n, v) in extra {
-            b = b.header(n, v);
-        }
-        if let Ok(resp) = b.build() {
-            let bytes = resp.into_bytes();
-            let _ = self.tsx.respond(now, key, status, bytes);
-            self.drain_tsx_transmits();
-        }
-    }
-
-    pub(super) fn drain_tsx_transmits(&mut self) {
-        while let Some(t) = self.tsx.poll_transmit() {
-            self.send_sip(t.peer, t.bytes);
-        }
+        self.ctx(now).reply_simple(key, msg, status, extra);
     }
 
     pub(super) fn allow_header(&self) -> String {
@@ -163,13 +143,12 @@ impl<A: Application> Endpoint<A> {
             key.clone(),
             peer,
             msrp_sid,
+            now + self.cfg.session_lifetime,
         );
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);
-        self.set_timer(id, SessionTimer::Lifetime, now + self.cfg.session_lifetime);
-        let event = Event::InitialRequest(method);
-        self.run_session_machines(now, id, &event);
+        self.dispatch(now, id, SessionEvent::Start(method));
     }
 }
 
