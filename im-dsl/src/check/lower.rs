@@ -727,6 +727,7 @@ impl Lowerer<'_> {
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
             ActionKind::Deliver => model::Action::Deliver,
+            ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),
@@ -949,6 +950,7 @@ impl Lowerer<'_> {
                 _ => model::MsrpTrigger::Closed,
             }),
             TriggerKind::LegsSettled => model::Trigger::LegsSettled,
+            TriggerKind::Copy(d) => model::Trigger::Copy(*d),
         })
     }
 

@@ -97,6 +97,16 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("legs.connected", Fact::LegsConnected, Type::Int),
     ("legs.delivered", Fact::LegsDelivered, Type::Int),
     ("legs.failed", Fact::LegsFailed, Type::Int),
+    (
+        "message.wants_positive_delivery",
+        Fact::MessageWantsPositiveDelivery,
+        Type::Bool,
+    ),
+    (
+        "message.wants_negative_delivery",
+        Fact::MessageWantsNegativeDelivery,
+        Type::Bool,
+    ),
 ];
 
 /// Fields by the type they belong to.

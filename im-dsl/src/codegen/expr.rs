@@ -357,6 +357,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::LegsConnected => quote!(#p::count_i64(__facts.legs.connected)),
         Fact::LegsDelivered => quote!(#p::count_i64(__facts.legs.delivered)),
         Fact::LegsFailed => quote!(#p::count_i64(__facts.legs.failed)),
+        Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
+        Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
     }
 }
 
@@ -376,7 +378,10 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::BodyParts => Ty::List(Elem::Part),
         Fact::Recipients => Ty::List(Elem::Entry),
         Fact::SdpMedia => Ty::List(Elem::Media),
-        Fact::SdpPresent | Fact::ConfigTbGranted => Ty::Bool,
+        Fact::SdpPresent
+        | Fact::ConfigTbGranted
+        | Fact::MessageWantsPositiveDelivery
+        | Fact::MessageWantsNegativeDelivery => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

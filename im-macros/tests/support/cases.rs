@@ -10,9 +10,9 @@
 
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, ReportOutcome, Route,
-    RuleInfo, SdpFacts, Timer, Uri,
+    Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
+    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, MessageFacts, Method, MsrpEvent,
+    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -94,6 +94,9 @@ pub struct Request {
     pub payload: bool,
     /// The `Privacy` header (RFC 3323), when present.
     pub privacy: Option<String>,
+    /// MESSAGE only: the dispositions the message asks for in
+    /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`).
+    pub imdn: Vec<String>,
 }
 
 impl Default for Request {
@@ -107,6 +110,7 @@ impl Default for Request {
             require: Vec::new(),
             payload: true,
             privacy: None,
+            imdn: Vec::new(),
         }
     }
 }
@@ -347,6 +351,10 @@ fn facts(case: &Case) -> Result<Facts, String> {
             .iter()
             .map(|v| ("privacy".to_owned(), v.clone()))
             .collect(),
+        message: MessageFacts {
+            wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
+            wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
+        },
         ..Facts::default()
     })
 }
@@ -375,6 +383,11 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
         ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
         ["legs", "settled"] => Event::LegsSettled,
+        ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
+        ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
+            code.parse()
+                .map_err(|_| format!("bad status in `{text}`"))?,
+        )),
         _ => return Err(format!("unknown event `{text}`")),
     })
 }
@@ -422,6 +435,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
             format!("report failure {status}")
         }
         ActionKind::Log(s) => format!("log {s}"),
+        ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
+        ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
     }
 }
 
@@ -486,7 +501,8 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
     {
         let ev = event(m, case, text)?;
         facts.status = match ev {
-            Event::Response(s) => Some(s),
+            Event::Response(s) | Event::Copy(CopyOutcome::Failed(s)) => Some(s),
+            Event::Copy(CopyOutcome::Delivered) => Some(200),
             _ => None,
         };
         if i > 0 {
