@@ -53,7 +53,7 @@ fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json:
     events.iter().filter(|e| e["event"] == name).collect()
 }
 
-// covers: ext-dr.1/report_delivered, ext-dr.2/report_failed, ext-dr/watch_copies
+// covers: ext-dr.1/report_delivered, ext-dr.2/report_failed
 #[test]
 fn page_mode_group_of_three_one_declines_two_delivered_one_failed() {
     let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();

@@ -138,10 +138,15 @@ pub(crate) fn lower(
             first_proc.insert(&p.name.name, p.name.span);
         }
         if let Some(c) = &p.clause {
-            let callable = p
-                .handlers
-                .iter()
-                .any(|h| matches!(h.trigger.kind, TriggerKind::Initial(_)));
+            // A callee runs on the caller's initial request, or (a procedure that watches
+            // copies, like the delivery-reports extension) lives on for the session's
+            // later `copy …` events without taking the initial request itself.
+            let callable = p.handlers.iter().any(|h| {
+                matches!(
+                    h.trigger.kind,
+                    TriggerKind::Initial(_) | TriggerKind::Copy(_)
+                )
+            });
             l.by_clause
                 .entry(c.id.clone())
                 .or_default()

@@ -94,7 +94,8 @@ pub struct Request {
     pub payload: bool,
     /// The `Privacy` header (RFC 3323), when present.
     pub privacy: Option<String>,
-    /// MESSAGE only: the dispositions the message asks for in
+    /// The dispositions the message (page mode: the MESSAGE body; pager mode: the MSRP
+    /// message) asks for in
     /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`).
     pub imdn: Vec<String>,
 }

@@ -86,6 +86,41 @@ impl Session {
         self.copies.request = req;
     }
 
+    /// Pager mode: the legs have settled, so each invitee's copy has its outcome. The
+    /// message is the originator's MSRP message (held); its IMDN request is read now, as it
+    /// did not exist when the session started. Notifications go as SIP MESSAGE: the
+    /// originator's pager-mode offer is sendonly, and under RFC 4975 the SDP direction
+    /// (RFC 4566 §6) covers MSRP SEND, so the server may not SEND it anything over MSRP.
+    pub(super) fn legs_copies_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let Some(held) = &self.held else {
+            return;
+        };
+        let ct = held.content_type.clone().unwrap_or_default();
+        let (facts, req) = read_request(&ct, &held.data);
+        self.facts.message = facts;
+        self.copies.request = req;
+        for i in 0..self.legs.len() {
+            let l = &self.legs[i];
+            let (outcome, status) = match (l.delivery, l.status) {
+                (Some(200), _) => (CopyOutcome::Delivered, 200),
+                (Some(code), _) => (CopyOutcome::Failed(code), code),
+                (None, LegStatus::Failed) => {
+                    let s = l.status_code.unwrap_or(0);
+                    (CopyOutcome::Failed(s), s)
+                }
+                // Connected or ended with no copy sent (the originator left first).
+                (None, _) => (CopyOutcome::Failed(0), 0),
+            };
+            self.copies.entries.push(CopyEntry {
+                uri: l.uri.clone(),
+                key: None,
+                done: false,
+            });
+            let e = self.copies.entries.len() - 1;
+            self.copy_outcome(cx, e, outcome, status);
+        }
+    }
+
     /// A copy for `uri` went out on client transaction `key`.
     pub(super) fn copy_sent(&mut self, uri: Uri, key: TsxKey) {
         self.copies.entries.push(CopyEntry {

@@ -410,6 +410,7 @@ impl Session {
         for l in self.outcomes() {
             tracing_log("outcome", &l);
         }
+        self.legs_copies_settled(cx);
         self.run_machines(cx, &Event::LegsSettled);
     }
 }
