@@ -3,7 +3,9 @@
 Standard library only; independent of the Rust code (its own SIP, CPIM and IMDN handling,
 written from the RFCs).
 
-One process plays the sender and any number of recipients, all over UDP on loopback:
+One process plays the sender and any number of recipients, all over UDP on loopback
+(with --collect it only plays the sender's SIP side, collecting the IMDNs of a pager-mode
+MSRP session whose message another peer sent):
 
   * each --recipient HOST:PORT=STATUS binds HOST:PORT and answers every MESSAGE with STATUS
     (a 2xx accepts the copy, anything else declines it), printing one "copy" event per
@@ -122,10 +124,13 @@ def imdn_of(body):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--server", required=True, type=addr)
+    ap.add_argument("--server", type=addr)
     ap.add_argument("--listen", required=True, type=addr)
-    ap.add_argument("--from-uri", required=True)
-    ap.add_argument("--to", required=True, help="Request-URI (the group)")
+    ap.add_argument("--from-uri")
+    ap.add_argument("--to", help="Request-URI (the group)")
+    ap.add_argument("--collect", action="store_true",
+                    help="send nothing: only collect the IMDNs that arrive at --listen (the "
+                         "originator of an MSRP session sends its message itself)")
     ap.add_argument("--recipient", action="append", default=[],
                     help="HOST:PORT=STATUS: a recipient answering every MESSAGE with STATUS")
     ap.add_argument("--expect", type=int, required=True, help="IMDNs to wait for")
@@ -136,6 +141,8 @@ def main():
                     help="send text/plain (no IMDN request); with --expect 0 the peer then "
                          "waits --grace after the final response for anything unasked")
     a = ap.parse_args()
+    if not a.collect and not (a.server and a.from_uri and a.to):
+        ap.error("--server, --from-uri and --to are needed unless --collect")
 
     sel = selectors.DefaultSelector()
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -169,15 +176,20 @@ def main():
         % (a.to, here, secrets.token_hex(6), a.from_uri, secrets.token_hex(4), a.to,
            call_id, ctype, len(cpim))
     ).encode() + cpim
-    emit(event="sent", message_id=a.message_id, datetime=datetime)
+    if a.collect:
+        final = 0  # nothing sent, nothing to retransmit
+        emit(event="listening", port=sender.getsockname()[1])
+    else:
+        final = None
+        emit(event="sent", message_id=a.message_id, datetime=datetime)
 
     deadline = time.monotonic() + a.timeout
     next_retransmit = time.monotonic() + 0.5
-    final = None
     copies = set()
     imdns = set()
     done_at = None
-    sender.sendto(request, a.server)
+    if not a.collect:
+        sender.sendto(request, a.server)
     while True:
         now = time.monotonic()
         if done_at is not None and now >= done_at:
