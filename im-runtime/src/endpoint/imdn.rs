@@ -284,3 +284,58 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpim(disposition: Option<&str>, with_date: bool) -> Vec<u8> {
+        let mut head = String::from(
+            "From: <sip:alice@example.com>\r\nTo: <sip:g@example.com>\r\n\
+             NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: 34jk324j\r\n",
+        );
+        if with_date {
+            head.push_str("DateTime: 2008-04-04T12:16:49-05:00\r\n");
+        }
+        if let Some(d) = disposition {
+            head.push_str(&format!("imdn.Disposition-Notification: {d}\r\n"));
+        }
+        format!("{head}\r\nContent-Type: text/plain\r\n\r\nhi\r\n").into_bytes()
+    }
+
+    #[test]
+    fn a_cpim_message_asking_for_both_is_read() {
+        let body = cpim(Some("positive-delivery, negative-delivery"), true);
+        let (f, req) = read_request("message/cpim", &body);
+        assert!(f.wants_positive_delivery && f.wants_negative_delivery);
+        let req = req.expect("an IMDN request");
+        assert_eq!(req.message_id, "34jk324j");
+        assert_eq!(req.datetime, "2008-04-04T12:16:49-05:00");
+        assert_eq!(req.cpim_from.as_deref(), Some("<sip:alice@example.com>"));
+    }
+
+    #[test]
+    fn only_what_is_asked_for_is_wanted() {
+        let (f, _) = read_request("Message/CPIM; x=1", &cpim(Some("negative-delivery"), true));
+        assert!(!f.wants_positive_delivery && f.wants_negative_delivery);
+        let (f, req) = read_request("message/cpim", &cpim(None, true));
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_some(), "a message with an id can still be named");
+    }
+
+    #[test]
+    fn no_request_without_cpim_date_or_a_readable_body() {
+        let asks = Some("positive-delivery");
+        assert_eq!(
+            read_request("text/plain", &cpim(asks, true)).0,
+            MessageFacts::default()
+        );
+        // RFC 5438 §6.3: DateTime is mandatory in a message asking for an IMDN.
+        let (f, req) = read_request("message/cpim", &cpim(asks, false));
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_none());
+        let (f, req) = read_request("message/cpim", b"not cpim at all");
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_none());
+    }
+}
