@@ -137,6 +137,10 @@ def main():
     ap.add_argument("--message-id", default="m-" + secrets.token_hex(6))
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--grace", type=float, default=0.5)
+    ap.add_argument("--register", metavar="HOST:PORT", type=addr,
+                    help="first REGISTER --from-uri with this contact (also bound and "
+                         "answered), so that notifications should go there, not back to "
+                         "--listen")
     ap.add_argument("--plain", action="store_true",
                     help="send text/plain (no IMDN request); with --expect 0 the peer then "
                          "waits --grace after the final response for anything unasked")
@@ -148,6 +152,10 @@ def main():
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.bind(a.listen)
     sel.register(sender, selectors.EVENT_READ, ("sender", None))
+    if a.register:
+        contact = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        contact.bind(a.register)
+        sel.register(contact, selectors.EVENT_READ, ("sender", None))
     for r in a.recipient:
         where, status = r.rsplit("=", 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -188,6 +196,36 @@ def main():
     copies = set()
     imdns = set()
     done_at = None
+    if a.register:
+        reg_call = secrets.token_hex(8) + "@" + a.listen[0]
+        register = (
+            "REGISTER sip:%s SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <%s>;tag=%s\r\nTo: <%s>\r\nCall-ID: %s\r\nCSeq: 1 REGISTER\r\n"
+            "Contact: <sip:%s@%s:%d>\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
+            % (a.from_uri.split("@", 1)[-1], here, secrets.token_hex(6), a.from_uri,
+               secrets.token_hex(4), a.from_uri, reg_call,
+               a.from_uri.split(":", 1)[-1].split("@", 1)[0], a.register[0], a.register[1])
+        ).encode()
+        registered = None
+        for _ in range(20):
+            sender.sendto(register, a.server)
+            sender.settimeout(0.25)
+            try:
+                data, _src = sender.recvfrom(65535)
+            except socket.timeout:
+                continue
+            start, headers, _ = split_sip(data)
+            if headers.get("call-id", [""])[0] == reg_call and start.startswith("SIP/2.0 2"):
+                registered = int(start.split(" ")[1])
+                break
+        sender.settimeout(None)
+        sender.setblocking(False)
+        emit(event="registered", status=registered,
+             contact="%s:%d" % a.register)
+        if registered is None:
+            return 3
     if not a.collect:
         sender.sendto(request, a.server)
     while True:
@@ -248,6 +286,7 @@ def main():
                 ev.update(imdn_of(body))
             except Exception as e:  # noqa: BLE001
                 ev["error"] = str(e)
+            ev["at"] = "%s:%d" % sock.getsockname()
             emit(event="imdn", **ev)
             if len(imdns) >= a.expect and done_at is None:
                 done_at = time.monotonic() + a.grace

@@ -11,8 +11,8 @@
 //!   one that declined, each naming that member in `recipient-uri` and
 //!   `original-recipient-uri`, with the sender's `imdn.Message-ID` and `DateTime`;
 //! * the copies keep the sender's `imdn.Message-ID` unchanged;
-//! * the sender here has no registration and a domain URI, so the notifications go back
-//!   to the source address of its request;
+//! * a sender with a domain URI gets its notifications at its registered contact, or,
+//!   with no registration, back at the source address of its request;
 //! * a MESSAGE that asks for nothing gets no notification.
 
 #![allow(clippy::disallowed_methods)]
@@ -56,6 +56,17 @@ fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json:
 // covers: ext-dr.1/report_delivered, ext-dr.2/report_failed
 #[test]
 fn page_mode_group_of_three_one_declines_two_delivered_one_failed() {
+    page_mode_group_of_three(false);
+}
+
+/// The same with a sender that registered a contact other than its source: the
+/// notifications go to the registered contact.
+#[test]
+fn page_mode_notifications_go_to_the_registered_contact() {
+    page_mode_group_of_three(true);
+}
+
+fn page_mode_group_of_three(register: bool) {
     let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
     let members: Vec<String> = ["bob", "carol", "dave"]
         .iter()
@@ -68,7 +79,8 @@ fn page_mode_group_of_three_one_declines_two_delivered_one_failed() {
     let server = Server::start(&["--groups", groups.path().to_str().expect("utf-8")]);
     let sender = free_udp_port();
     let message_id = "imdn-e2e-0001";
-    let args: Vec<String> = vec![
+    let contact = free_udp_port();
+    let mut args: Vec<String> = vec![
         "--server".into(),
         server.sip.to_string(),
         "--listen".into(),
@@ -93,6 +105,9 @@ fn page_mode_group_of_three_one_declines_two_delivered_one_failed() {
         "--grace".into(),
         "1".into(),
     ];
+    if register {
+        args.extend(["--register".into(), format!("127.0.0.1:{contact}")]);
+    }
     let (events, log) = run_peer(&args);
     let log = format!("{log}\n--- server ---\n{}", server.log());
     assert!(!named(&events, "done").is_empty(), "{log}");
@@ -121,6 +136,9 @@ fn page_mode_group_of_three_one_declines_two_delivered_one_failed() {
         assert_eq!(n["datetime"], "2026-12-06T04:00:00Z", "{log}");
         assert_ne!(n["cpim_message_id"], message_id, "{log}");
         assert_eq!(n["recipient_uri"], n["original_recipient_uri"], "{log}");
+        // Registered: to the contact; not registered (a domain URI): back to the source.
+        let at = if register { contact } else { sender };
+        assert_eq!(n["at"], format!("127.0.0.1:{at}"), "{log}");
         outcome.push((
             n["recipient_uri"].as_str().unwrap_or("").to_string(),
             n["status"].as_str().unwrap_or("").to_string(),
