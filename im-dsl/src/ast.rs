@@ -260,6 +260,8 @@ pub enum ActionKind {
     Log(StrLit),
     /// `send imdn delivered` (`true`) or `send imdn failed` (`false`).
     SendImdn(bool),
+    /// `forward imdn`.
+    ForwardImdn,
 }
 
 /// What a `report` action says.

@@ -875,6 +875,7 @@ impl Printer<'_> {
             ActionKind::Deliver => self.at("deliver", s),
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
             ActionKind::SendImdn(false) => self.at("send imdn failed", s),
+            ActionKind::ForwardImdn => self.at("forward imdn", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -1292,6 +1293,7 @@ fn erase_action(a: &mut Action) {
         | ActionKind::Bye
         | ActionKind::Deliver
         | ActionKind::SendImdn(_)
+        | ActionKind::ForwardImdn
         | ActionKind::Report(Report::Success) => {}
     }
 }

@@ -243,6 +243,8 @@ pub enum Action {
     /// Send the sender a delivery notification about the current copy: `delivered`
     /// (`true`) or `failed` (`false`).
     SendImdn(bool),
+    /// Pass the request's own IMDN on to the message's original sender.
+    ForwardImdn,
 }
 
 /// A response to send.
@@ -398,6 +400,9 @@ pub enum Fact {
     MessageWantsPositiveDelivery,
     /// `message.wants_negative_delivery` : Bool — … asks for `negative-delivery`.
     MessageWantsNegativeDelivery,
+    /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
+    /// carrying `message/imdn+xml`).
+    MessageIsNotification,
 }
 
 /// Fields of URIs and list elements.

@@ -361,6 +361,7 @@ impl Builder {
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
             Rule::act_deliver => ActionKind::Deliver,
+            Rule::act_forward_imdn => ActionKind::ForwardImdn,
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -770,6 +771,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_bye => "`bye`",
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
+        Rule::act_forward_imdn => "`forward imdn`",
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

@@ -281,6 +281,7 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Bye),
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
+        Just(ActionKind::ForwardImdn),
         Just(ActionKind::Report(Report::Success)),
         (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
             ActionKind::Report(Report::Failure {
@@ -727,6 +728,10 @@ impl Noisy {
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),
             ActionKind::Deliver => self.t("deliver"),
+            ActionKind::ForwardImdn => {
+                self.t("forward");
+                self.t("imdn");
+            }
             ActionKind::SendImdn(d) => {
                 self.t("send");
                 self.t("imdn");

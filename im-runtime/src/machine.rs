@@ -185,6 +185,8 @@ pub struct MessageFacts {
     pub wants_positive_delivery: bool,
     /// … asks for `negative-delivery`.
     pub wants_negative_delivery: bool,
+    /// The message is itself an IMDN: `message/cpim` carrying `message/imdn+xml`.
+    pub is_notification: bool,
 }
 
 /// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
@@ -634,6 +636,10 @@ pub enum ActionKind {
     /// Send the message's sender a delivery notification (RFC 5438 IMDN in `message/cpim`,
     /// as a SIP MESSAGE) about the copy whose [`Event::Copy`] is being handled.
     SendImdn(ImdnStatus),
+    /// Pass the request (an IMDN a recipient sent to the list service) on to the original
+    /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
+    /// forwarder).
+    ForwardImdn,
 }
 
 /// One thing to do, with the spec rule that asked for it.

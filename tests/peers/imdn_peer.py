@@ -141,6 +141,9 @@ def main():
                     help="first REGISTER --from-uri with this contact (also bound and "
                          "answered), so that notifications should go there, not back to "
                          "--listen")
+    ap.add_argument("--send-imdn", metavar="URI",
+                    help="send, instead of a message, this peer's own IMDN (delivered) about "
+                         "--message-id, addressed in CPIM To to URI (the original sender)")
     ap.add_argument("--plain", action="store_true",
                     help="send text/plain (no IMDN request); with --expect 0 the peer then "
                          "waits --grace after the final response for anything unasked")
@@ -171,6 +174,22 @@ def main():
         "Content-Type: text/plain;charset=utf-8\r\n\r\nhello, group\r\n"
         % (a.from_uri, a.to, a.message_id, datetime)
     ).encode()
+    if a.send_imdn:
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\r\n'
+            '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n'
+            "<message-id>%s</message-id>\r\n<datetime>%s</datetime>\r\n"
+            "<recipient-uri>%s</recipient-uri>\r\n"
+            "<delivery-notification><status><delivered/></status></delivery-notification>\r\n"
+            "</imdn>\r\n" % (a.message_id, datetime, a.from_uri)
+        ).encode()
+        cpim = (
+            "From: <%s>\r\nTo: <%s>\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
+            "imdn.Message-ID: n-%s\r\nDateTime: %s\r\n\r\n"
+            "Content-Type: message/imdn+xml\r\nContent-Disposition: notification\r\n"
+            "Content-Length: %d\r\n\r\n" % (a.from_uri, a.send_imdn, secrets.token_hex(6),
+                                            datetime, len(xml))
+        ).encode() + xml
     ctype = "message/cpim"
     if a.plain:
         cpim, ctype = b"hello, group\r\n", "text/plain"
@@ -268,10 +287,14 @@ def main():
                     copies.add(cid)
                     ctype = headers.get("content-type", [""])[0]
                     mid = None
+                    inner = None
                     if ctype.lower().startswith("message/cpim"):
-                        mid = parse_cpim(body)[0].get("imdn.Message-ID")
+                        cpim_h, mime, _ = parse_cpim(body)
+                        mid = cpim_h.get("imdn.Message-ID")
+                        inner = mime.get_content_type()
                     emit(event="copy", at="%s:%d" % sock.getsockname(), answered=status,
-                         from_=headers.get("from", [""])[0], imdn_message_id=mid)
+                         from_=headers.get("from", [""])[0], imdn_message_id=mid,
+                         cpim_content_type=inner)
                 continue
             sock.sendto(response_to(start, headers, 200, "OK", "s1"), src)
             if cid in imdns:

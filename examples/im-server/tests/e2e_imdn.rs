@@ -186,3 +186,51 @@ fn page_mode_without_an_imdn_request_gets_no_notification() {
     assert_eq!(named(&events, "copy").len(), 2, "{log}");
     assert!(named(&events, "imdn").is_empty(), "{log}");
 }
+
+/// A member's own IMDN sent to the group (RFC 5438: the list service as IMDN forwarder)
+/// reaches the original sender its CPIM `To` names, and no other member.
+// covers: ext-dr.3/notification_to_sender
+#[test]
+fn a_members_imdn_to_the_group_reaches_only_the_original_sender() {
+    let alice_port = free_udp_port();
+    let carol_port = free_udp_port();
+    let alice = format!("sip:alice@127.0.0.1:{alice_port}");
+    let bob = "sip:bob@example.com";
+    let members = vec![
+        alice.clone(),
+        bob.to_string(),
+        format!("sip:carol@127.0.0.1:{carol_port}"),
+    ];
+    let groups = group_folder(GROUP, &members);
+    let server = Server::start(&["--groups", groups.path().to_str().expect("utf-8")]);
+    let args: Vec<String> = vec![
+        "--server".into(),
+        server.sip.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--from-uri".into(),
+        bob.into(),
+        "--to".into(),
+        GROUP.into(),
+        "--send-imdn".into(),
+        alice.clone(),
+        "--message-id".into(),
+        "original-0001".into(),
+        "--recipient".into(),
+        format!("127.0.0.1:{alice_port}=200"),
+        "--recipient".into(),
+        format!("127.0.0.1:{carol_port}=200"),
+        "--expect".into(),
+        "0".into(),
+        "--grace".into(),
+        "1.5".into(),
+    ];
+    let (events, log) = run_peer(&args);
+    let log = format!("{log}\n--- server ---\n{}", server.log());
+    assert!(!named(&events, "done").is_empty(), "{log}");
+    assert_eq!(named(&events, "response")[0]["status"], 202, "{log}");
+    let copies = named(&events, "copy");
+    assert_eq!(copies.len(), 1, "only the original sender: {log}");
+    assert_eq!(copies[0]["at"], format!("127.0.0.1:{alice_port}"), "{log}");
+    assert_eq!(copies[0]["cpim_content_type"], "message/imdn+xml", "{log}");
+}

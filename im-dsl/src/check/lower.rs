@@ -733,6 +733,7 @@ impl Lowerer<'_> {
             ActionKind::Bye => model::Action::Bye,
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
+            ActionKind::ForwardImdn => model::Action::ForwardImdn,
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),

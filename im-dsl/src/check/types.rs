@@ -107,6 +107,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::MessageWantsNegativeDelivery,
         Type::Bool,
     ),
+    (
+        "message.is_notification",
+        Fact::MessageIsNotification,
+        Type::Bool,
+    ),
 ];
 
 /// Fields by the type they belong to.

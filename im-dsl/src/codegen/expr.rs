@@ -359,6 +359,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::LegsFailed => quote!(#p::count_i64(__facts.legs.failed)),
         Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
         Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
+        Fact::MessageIsNotification => quote!(__facts.message.is_notification),
     }
 }
 
@@ -381,7 +382,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::SdpPresent
         | Fact::ConfigTbGranted
         | Fact::MessageWantsPositiveDelivery
-        | Fact::MessageWantsNegativeDelivery => Ty::Bool,
+        | Fact::MessageWantsNegativeDelivery
+        | Fact::MessageIsNotification => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

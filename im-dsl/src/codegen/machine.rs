@@ -255,6 +255,7 @@ impl Gen<'_> {
             Action::SendImdn(true) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))
             }
+            Action::ForwardImdn => quote!(#k::ForwardImdn),
             Action::SendImdn(false) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
             }

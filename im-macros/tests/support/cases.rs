@@ -96,7 +96,8 @@ pub struct Request {
     pub privacy: Option<String>,
     /// The dispositions the message (page mode: the MESSAGE body; pager mode: the MSRP
     /// message) asks for in
-    /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`).
+    /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`), or
+    /// `notification` when the message is itself an IMDN.
     pub imdn: Vec<String>,
 }
 
@@ -355,6 +356,7 @@ fn facts(case: &Case) -> Result<Facts, String> {
         message: MessageFacts {
             wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
             wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
+            is_notification: r.imdn.iter().any(|d| d == "notification"),
         },
         ..Facts::default()
     })
@@ -438,6 +440,7 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::Log(s) => format!("log {s}"),
         ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
         ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
+        ActionKind::ForwardImdn => "forward imdn".into(),
     }
 }
 

@@ -59,12 +59,24 @@ pub(crate) fn read_request(
         return (MessageFacts::default(), None);
     };
     let d = cpim.dispositions();
+    let is_notification = cpim.content_type().is_some_and(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(crate::proto::body::imdn::CONTENT_TYPE)
+    });
     let (Some(id), Some(dt)) = (cpim.imdn_message_id(), cpim.header("DateTime")) else {
-        return (MessageFacts::default(), None);
+        let facts = MessageFacts {
+            is_notification,
+            ..MessageFacts::default()
+        };
+        return (facts, None);
     };
     let facts = MessageFacts {
         wants_positive_delivery: d.positive_delivery,
         wants_negative_delivery: d.negative_delivery,
+        is_notification,
     };
     let req = ImdnRequest {
         message_id: id.to_string(),
@@ -118,6 +130,66 @@ impl Session {
             });
             let e = self.copies.entries.len() - 1;
             self.copy_outcome(cx, e, outcome, status);
+        }
+    }
+
+    /// `forward imdn`: the request is an IMDN a recipient sent to this list service; it goes
+    /// on, unchanged, to the original sender its CPIM `To` names (RFC 5438: the list
+    /// service as IMDN forwarder), never to the other members. No route: logged, dropped.
+    pub(super) fn forward_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let (ct, payload) = legs::page_mode_payload(&self.request, &cx.cfg.body_limits);
+        let to = Cpim::parse(&payload, CpimLimits::default())
+            .ok()
+            .and_then(|c| c.header("To"))
+            .and_then(|t| sip::parse_name_addrs(t).ok())
+            .and_then(|v| v.into_iter().next())
+            .map(|na| na.uri().to_view());
+        let Some(to) = to else {
+            tracing_log("imdn", "forward imdn: no CPIM To to forward to");
+            return;
+        };
+        let (dest, proxy) = match cx.app.router().route(&to) {
+            Some(Route::Direct(a)) => (a, None),
+            Some(Route::OutboundProxy(a)) => (a, Some(a)),
+            None => {
+                tracing_log("imdn", &format!("forward imdn: no route to {}", to.raw));
+                return;
+            }
+        };
+        let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
+        let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        let tag = cx.ids.token(1);
+        let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw)
+            .via_raw(&format!(
+                "SIP/2.0/UDP {};branch={branch};rport",
+                cx.cfg.sip_advertised
+            ))
+            .from(&format!("<{}>", self.facts.request_uri.raw), &tag)
+            .to(&format!("<{}>", to.raw), None)
+            .call_id(&call_id)
+            .cseq(1)
+            .max_forwards(70)
+            .header("Content-Disposition", "notification")
+            .body(&ct, payload);
+        if let Some(p) = proxy {
+            b = b.route(&format!("<sip:{p};lr>"));
+        }
+        let Ok(m) = b.build() else {
+            return;
+        };
+        tracing_log(
+            "imdn",
+            &format!(
+                "session {} forwards an IMDN to {} via {dest}",
+                self.call_id, to.raw
+            ),
+        );
+        let peer = Peer {
+            addr: dest,
+            reliable: false,
+        };
+        if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, None) {
+            self.track(holds);
         }
     }
 

@@ -147,6 +147,7 @@ impl Session {
             }
             ActionKind::Report(outcome) => self.report(cx, &outcome),
             ActionKind::SendImdn(status) => self.send_imdn(cx, status),
+            ActionKind::ForwardImdn => self.forward_imdn(cx),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }
