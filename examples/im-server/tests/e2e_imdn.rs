@@ -234,3 +234,38 @@ fn a_members_imdn_to_the_group_reaches_only_the_original_sender() {
     assert_eq!(copies[0]["at"], format!("127.0.0.1:{alice_port}"), "{log}");
     assert_eq!(copies[0]["cpim_content_type"], "message/imdn+xml", "{log}");
 }
+
+/// An IMDN-shaped message whose CPIM `To` is not a member is not relayed anywhere (and
+/// not exploded either).
+#[test]
+fn an_imdn_to_a_non_member_is_not_relayed() {
+    let carol_port = free_udp_port();
+    let outsider_port = free_udp_port();
+    let bob = "sip:bob@example.com";
+    let members = vec![bob.to_string(), format!("sip:carol@127.0.0.1:{carol_port}")];
+    let groups = group_folder(GROUP, &members);
+    let server = Server::start(&["--groups", groups.path().to_str().expect("utf-8")]);
+    let args: Vec<String> = vec![
+        "--server".into(),
+        server.sip.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--from-uri".into(),
+        bob.into(),
+        "--to".into(),
+        GROUP.into(),
+        "--send-imdn".into(),
+        format!("sip:eve@127.0.0.1:{outsider_port}"),
+        "--recipient".into(),
+        format!("127.0.0.1:{outsider_port}=200"),
+        "--recipient".into(),
+        format!("127.0.0.1:{carol_port}=200"),
+        "--expect".into(),
+        "0".into(),
+        "--grace".into(),
+        "1.5".into(),
+    ];
+    let (events, log) = run_peer(&args);
+    assert!(!named(&events, "done").is_empty(), "{log}");
+    assert!(named(&events, "copy").is_empty(), "{log}");
+}

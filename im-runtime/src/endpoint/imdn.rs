@@ -148,6 +148,23 @@ impl Session {
             tracing_log("imdn", "forward imdn: no CPIM To to forward to");
             return;
         };
+        // Only to a member of the group: otherwise any member could have the server relay
+        // an IMDN-shaped message to any address.
+        let members = cx
+            .app
+            .directory()
+            .members(&self.facts.request_uri)
+            .unwrap_or_default();
+        if !members.iter().any(|m| m.same_identity(&to)) {
+            tracing_log(
+                "imdn",
+                &format!(
+                    "forward imdn: {} is not a member of the group; dropped",
+                    to.raw
+                ),
+            );
+            return;
+        }
         let (dest, proxy) = match cx.app.router().route(&to) {
             Some(Route::Direct(a)) => (a, None),
             Some(Route::OutboundProxy(a)) => (a, Some(a)),
