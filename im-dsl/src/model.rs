@@ -127,6 +127,8 @@ pub enum Trigger {
     Msrp(MsrpTrigger),
     /// All invitee legs settled.
     LegsSettled,
+    /// One recipient's copy was delivered (`true`) or failed (`false`).
+    Copy(bool),
 }
 
 /// MSRP triggers (mirror `im_runtime::machine::MsrpEvent`).
@@ -238,6 +240,11 @@ pub enum Action {
     StopTimer(TimerRef),
     /// Log a line.
     Log(Text),
+    /// Send the sender a delivery notification about the current copy: `delivered`
+    /// (`true`) or `failed` (`false`).
+    SendImdn(bool),
+    /// Pass the request's own IMDN on to the message's original sender.
+    ForwardImdn,
 }
 
 /// A response to send.
@@ -396,6 +403,14 @@ pub enum Fact {
     /// `legs.failed` : Int — legs that declined, timed out, were unroutable or whose
     /// delivery failed.
     LegsFailed,
+    /// `message.wants_positive_delivery` : Bool — the message is `message/cpim` whose
+    /// `imdn.Disposition-Notification` asks for `positive-delivery` (RFC 5438 §6.2).
+    MessageWantsPositiveDelivery,
+    /// `message.wants_negative_delivery` : Bool — … asks for `negative-delivery`.
+    MessageWantsNegativeDelivery,
+    /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
+    /// carrying `message/imdn+xml`).
+    MessageIsNotification,
 }
 
 /// Fields of URIs and list elements.

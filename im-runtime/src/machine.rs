@@ -162,6 +162,40 @@ pub enum Event {
     /// Every invitee leg started by the machine has reached a final state
     /// (connected or failed); sent once.
     LegsSettled,
+    /// One recipient's copy of the message has its outcome (a page-mode copy's final
+    /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
+    /// (0 for a timeout or no route).
+    Copy(CopyOutcome),
+}
+
+/// What became of one recipient's copy ([`Event::Copy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyOutcome {
+    /// The recipient accepted it (2xx).
+    Delivered,
+    /// It was refused (the final status), timed out or had no route (0).
+    Failed(u16),
+}
+
+/// The IMDN facts of the message being handled (`message.*` in a spec).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageFacts {
+    /// The message is `message/cpim` whose `imdn.Disposition-Notification` asks for
+    /// `positive-delivery` (RFC 5438 §6.2).
+    pub wants_positive_delivery: bool,
+    /// … asks for `negative-delivery`.
+    pub wants_negative_delivery: bool,
+    /// The message is itself an IMDN: `message/cpim` carrying `message/imdn+xml`.
+    pub is_notification: bool,
+}
+
+/// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImdnStatus {
+    /// `delivered`.
+    Delivered,
+    /// `failed`.
+    Failed,
 }
 
 /// A SIP, SIPS or tel URI reduced to the parts conditions test. Comparisons follow
@@ -343,6 +377,8 @@ pub struct Facts {
     /// How the session's invitee legs stand (filled in for [`Event::LegsSettled`] and
     /// later events; zero before any leg exists).
     pub legs: LegCounts,
+    /// The IMDN request of the message (`message.*`).
+    pub message: MessageFacts,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -612,6 +648,13 @@ pub enum ActionKind {
     Report(ReportOutcome),
     /// Write a log line.
     Log(Cow<'static, str>),
+    /// Send the message's sender a delivery notification (RFC 5438 IMDN in `message/cpim`,
+    /// as a SIP MESSAGE) about the copy whose [`Event::Copy`] is being handled.
+    SendImdn(ImdnStatus),
+    /// Pass the request (an IMDN a recipient sent to the list service) on to the original
+    /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
+    /// forwarder).
+    ForwardImdn,
 }
 
 /// One thing to do, with the spec rule that asked for it.

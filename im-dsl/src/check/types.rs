@@ -112,6 +112,21 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("legs.connected", Fact::LegsConnected, Type::Int),
     ("legs.delivered", Fact::LegsDelivered, Type::Int),
     ("legs.failed", Fact::LegsFailed, Type::Int),
+    (
+        "message.wants_positive_delivery",
+        Fact::MessageWantsPositiveDelivery,
+        Type::Bool,
+    ),
+    (
+        "message.wants_negative_delivery",
+        Fact::MessageWantsNegativeDelivery,
+        Type::Bool,
+    ),
+    (
+        "message.is_notification",
+        Fact::MessageIsNotification,
+        Type::Bool,
+    ),
 ];
 
 /// Fields by the type they belong to.

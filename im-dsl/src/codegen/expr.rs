@@ -360,6 +360,9 @@ fn fact(f: Fact) -> TokenStream {
         Fact::LegsConnected => quote!(#p::count_i64(__facts.legs.connected)),
         Fact::LegsDelivered => quote!(#p::count_i64(__facts.legs.delivered)),
         Fact::LegsFailed => quote!(#p::count_i64(__facts.legs.failed)),
+        Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
+        Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
+        Fact::MessageIsNotification => quote!(__facts.message.is_notification),
     }
 }
 
@@ -382,7 +385,10 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::SdpPresent
         | Fact::ConfigTbGranted
         | Fact::RequestAuthenticated
-        | Fact::ConfigAllowExternalRecipients => Ty::Bool,
+        | Fact::ConfigAllowExternalRecipients
+        | Fact::MessageWantsPositiveDelivery
+        | Fact::MessageWantsNegativeDelivery
+        | Fact::MessageIsNotification => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

@@ -10,9 +10,9 @@
 
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, ReportOutcome, Route,
-    RuleInfo, SdpFacts, Timer, Uri,
+    Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
+    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, MessageFacts, Method, MsrpEvent,
+    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -98,6 +98,11 @@ pub struct Request {
     pub authenticated: bool,
     /// `request.originator_domain`; absent: authentication off (`config.domain`).
     pub originator_domain: Option<String>,
+    /// The dispositions the message (page mode: the MESSAGE body; pager mode: the MSRP
+    /// message) asks for in
+    /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`), or
+    /// `notification` when the message is itself an IMDN.
+    pub imdn: Vec<String>,
 }
 
 impl Default for Request {
@@ -113,6 +118,7 @@ impl Default for Request {
             privacy: None,
             authenticated: true,
             originator_domain: None,
+            imdn: Vec::new(),
         }
     }
 }
@@ -358,6 +364,11 @@ fn facts(case: &Case) -> Result<Facts, String> {
             .collect(),
         unauthenticated: !r.authenticated,
         originator_domain: r.originator_domain.clone(),
+        message: MessageFacts {
+            wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
+            wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
+            is_notification: r.imdn.iter().any(|d| d == "notification"),
+        },
         ..Facts::default()
     })
 }
@@ -386,6 +397,11 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
         ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
         ["legs", "settled"] => Event::LegsSettled,
+        ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
+        ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
+            code.parse()
+                .map_err(|_| format!("bad status in `{text}`"))?,
+        )),
         _ => return Err(format!("unknown event `{text}`")),
     })
 }
@@ -433,6 +449,9 @@ pub fn render(m: &Machines, a: &Action) -> String {
             format!("report failure {status}")
         }
         ActionKind::Log(s) => format!("log {s}"),
+        ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
+        ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
+        ActionKind::ForwardImdn => "forward imdn".into(),
     }
 }
 
@@ -498,7 +517,8 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
     {
         let ev = event(m, case, text)?;
         facts.status = match ev {
-            Event::Response(s) => Some(s),
+            Event::Response(s) | Event::Copy(CopyOutcome::Failed(s)) => Some(s),
+            Event::Copy(CopyOutcome::Delivered) => Some(200),
             _ => None,
         };
         if i > 0 {

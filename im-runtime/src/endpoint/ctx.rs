@@ -106,10 +106,23 @@ impl<A: Application> Ctx<'_, A> {
         sid: SessionId,
         leg: Option<usize>,
     ) -> Option<(TsxKey, bool, bool)> {
+        self.send_request_holding(m, peer, sid, leg, false)
+    }
+
+    /// [`Ctx::send_request`], also holding the session for a non-INVITE when `hold`: a
+    /// page-mode copy whose outcome a delivery report needs (`endpoint/imdn.rs`).
+    pub(crate) fn send_request_holding(
+        &mut self,
+        m: &Message,
+        peer: Peer,
+        sid: SessionId,
+        leg: Option<usize>,
+        hold: bool,
+    ) -> Option<(TsxKey, bool, bool)> {
         let tm = tsx_message(m)?;
         let key = tm.key.clone();
         self.tsx.builder_mut().remember(&key, m);
-        let holds = key.method() == &Method::Invite;
+        let holds = hold || key.method() == &Method::Invite;
         *self.client_in_flight += 1;
         let old = self.by_client_tsx.insert(
             key.clone(),

@@ -169,12 +169,15 @@ impl Session {
             .max_forwards()
             .map_or(70, |m| m.saturating_sub(1).min(70));
         let mut holds_any = 0;
+        let mut sent = Vec::new();
+        let mut unroutable = Vec::new();
         for (uri, _) in targets {
             let route = cx.app.router().route(&uri);
             let dest = match route {
                 Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => a,
                 None => {
                     tracing_log("page-mode", &format!("no route to {}", uri.raw));
+                    unroutable.push(uri);
                     continue;
                 }
             };
@@ -227,13 +230,26 @@ impl Session {
                     reliable: false,
                 };
                 cx.live.copy_sent(self.id);
-                if let Some((_, true, _)) = cx.send_request(&m, peer, self.id, None) {
-                    holds_any += 1;
+                // A copy whose outcome a delivery report may need holds the session until
+                // its final answer.
+                let hold =
+                    facts.message.wants_positive_delivery || facts.message.wants_negative_delivery;
+                if let Some((key, holds, _)) =
+                    cx.send_request_holding(&m, peer, self.id, None, hold)
+                {
+                    holds_any += usize::from(holds);
+                    sent.push((uri, key));
                 }
             }
         }
         for _ in 0..holds_any {
             self.track(true);
+        }
+        for (uri, key) in sent {
+            self.copy_sent(uri, key);
+        }
+        for uri in unroutable {
+            self.copy_unroutable(cx, uri);
         }
     }
 
@@ -284,6 +300,8 @@ impl Session {
         let status = resp.status().map(u16::from).unwrap_or(0);
         let is_invite = key.method() == &Method::Invite;
         let Some(i) = leg else {
+            // Outside any leg: a page-mode copy (or a notification, which is ignored).
+            self.copy_answered(cx, key, Some(status));
             return;
         };
         if !is_invite {
@@ -346,6 +364,7 @@ impl Session {
         key: &TsxKey,
     ) {
         let Some(i) = leg else {
+            self.copy_answered(cx, key, None);
             return;
         };
         if key.method() != &Method::Invite {
@@ -402,6 +421,7 @@ impl Session {
         for l in self.outcomes() {
             tracing_log("outcome", &l);
         }
+        self.legs_copies_settled(cx);
         self.run_machines(cx, &Event::LegsSettled);
     }
 }

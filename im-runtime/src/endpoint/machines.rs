@@ -146,6 +146,8 @@ impl Session {
                 self.try_deliveries(cx);
             }
             ActionKind::Report(outcome) => self.report(cx, &outcome),
+            ActionKind::SendImdn(status) => self.send_imdn(cx, status),
+            ActionKind::ForwardImdn => self.forward_imdn(cx),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }

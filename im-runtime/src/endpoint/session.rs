@@ -1,6 +1,8 @@
 //! Per-session state: the originator's leg, its dialog, the machines running for it and one
 //! leg per invitee.
 
+#[path = "imdn.rs"]
+mod imdn;
 #[path = "legs.rs"]
 mod legs;
 #[path = "machines.rs"]
@@ -301,6 +303,8 @@ pub(crate) struct Session {
     /// The originator's in-dialog request whose machines are running: a spec `respond`
     /// answers this transaction rather than the session's INVITE.
     answering: Option<(TsxKey, Message)>,
+    /// Page-mode copies and their delivery reports (`imdn.rs`).
+    copies: imdn::Copies,
 }
 
 /// What the endpoint routes to a session.
@@ -377,6 +381,7 @@ impl Session {
             timers,
             pending_client: 0,
             answering: None,
+            copies: imdn::Copies::default(),
         }
     }
 
@@ -384,6 +389,7 @@ impl Session {
     pub(crate) fn handle_event<A: Application>(&mut self, ev: SessionEvent, cx: &mut Ctx<'_, A>) {
         match ev {
             SessionEvent::Start(method) => {
+                self.read_imdn_request(cx);
                 self.run_machines(cx, &Event::InitialRequest(method));
             }
             SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
