@@ -200,6 +200,7 @@ impl Harness {
             router: Router::new(None, LocationTable::new(64)),
             metrics: Metrics::new(None),
             bindings: None,
+            users: Default::default(),
         };
         let mut cfg = EndpointConfig::new(addr(SIP), addr(MSRP));
         cfg.seed = 7;

@@ -153,6 +153,9 @@ pub enum TriggerKind {
     Msrp(String),
     /// `legs settled`.
     LegsSettled,
+    /// `copy delivered` (`true`) or `copy failed` (`false`): one recipient's copy of the
+    /// message has its outcome.
+    Copy(bool),
 }
 
 /// A trigger with its span.
@@ -255,6 +258,10 @@ pub enum ActionKind {
     StopTimer(Ident),
     /// `log "text"`.
     Log(StrLit),
+    /// `send imdn delivered` (`true`) or `send imdn failed` (`false`).
+    SendImdn(bool),
+    /// `forward imdn`.
+    ForwardImdn,
 }
 
 /// What a `report` action says.

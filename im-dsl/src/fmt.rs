@@ -873,6 +873,9 @@ impl Printer<'_> {
             ActionKind::Cancel => self.at("cancel", s),
             ActionKind::Bye => self.at("bye", s),
             ActionKind::Deliver => self.at("deliver", s),
+            ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
+            ActionKind::SendImdn(false) => self.at("send imdn failed", s),
+            ActionKind::ForwardImdn => self.at("forward imdn", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -1113,6 +1116,8 @@ pub fn trigger_text(t: &TriggerKind) -> String {
         TriggerKind::Timer(id) => format!("timer {}", id.name),
         TriggerKind::Msrp(ev) => format!("msrp {ev}"),
         TriggerKind::LegsSettled => "legs settled".to_string(),
+        TriggerKind::Copy(true) => "copy delivered".to_string(),
+        TriggerKind::Copy(false) => "copy failed".to_string(),
     }
 }
 
@@ -1287,6 +1292,8 @@ fn erase_action(a: &mut Action) {
         | ActionKind::Cancel
         | ActionKind::Bye
         | ActionKind::Deliver
+        | ActionKind::SendImdn(_)
+        | ActionKind::ForwardImdn
         | ActionKind::Report(Report::Success) => {}
     }
 }

@@ -305,6 +305,8 @@ pub fn trigger_text(proc: &Procedure, t: &Trigger) -> String {
             }
         ),
         Trigger::LegsSettled => "legs settled".to_string(),
+        Trigger::Copy(true) => "copy delivered".to_string(),
+        Trigger::Copy(false) => "copy failed".to_string(),
     }
 }
 
@@ -348,6 +350,9 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::Cancel => "cancel".into(),
         Action::Bye => "bye".into(),
         Action::Deliver => "deliver".into(),
+        Action::SendImdn(true) => "send imdn delivered".into(),
+        Action::SendImdn(false) => "send imdn failed".into(),
+        Action::ForwardImdn => "forward imdn".into(),
         Action::Report(None) => "report success".to_string(),
         Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(
@@ -524,6 +529,9 @@ fn print_call(spec: &Spec, b: Builtin, args: &[Expr], out: &mut String) {
         Builtin::DirectoryOwns => (Some("directory"), "owns", args),
         Builtin::DirectoryIsMember => (Some("directory"), "is_member", args),
         Builtin::DirectoryMayInitiate => (Some("directory"), "may_initiate", args),
+        Builtin::DirectoryInvitesMembers => (Some("directory"), "invites_members", args),
+        Builtin::DirectoryMayJoin => (Some("directory"), "may_join", args),
+        Builtin::DirectoryAllowsAnonymity => (Some("directory"), "allows_anonymity", args),
         Builtin::DirectoryMemberCount => (Some("directory"), "member_count", args),
         Builtin::DirectoryMaxParticipants => (Some("directory"), "max_participants", args),
         Builtin::MediaHas | Builtin::MediaAttr | Builtin::MediaTokens => {

@@ -657,6 +657,10 @@ fn fact_origin(path: &str) -> &'static str {
                      `im_runtime::machine::Config`"
         }
         "legs" => "the session's invitee legs, counted by the endpoint — `Facts::legs`",
+        "message" => {
+            "the IMDN request of the message (RFC 5438 `imdn.Disposition-Notification`) — \
+                     `Facts::message`"
+        }
         _ => "a built-in fact",
     }
 }

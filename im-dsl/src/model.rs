@@ -127,6 +127,8 @@ pub enum Trigger {
     Msrp(MsrpTrigger),
     /// All invitee legs settled.
     LegsSettled,
+    /// One recipient's copy was delivered (`true`) or failed (`false`).
+    Copy(bool),
 }
 
 /// MSRP triggers (mirror `im_runtime::machine::MsrpEvent`).
@@ -238,6 +240,11 @@ pub enum Action {
     StopTimer(TimerRef),
     /// Log a line.
     Log(Text),
+    /// Send the sender a delivery notification about the current copy: `delivered`
+    /// (`true`) or `failed` (`false`).
+    SendImdn(bool),
+    /// Pass the request's own IMDN on to the message's original sender.
+    ForwardImdn,
 }
 
 /// A response to send.
@@ -349,6 +356,12 @@ pub enum Fact {
     RequestOriginator,
     /// `request.asserted_identity` : Uri (empty URI when absent).
     RequestAssertedIdentity,
+    /// `request.authenticated` : Bool (Digest-authenticated, from a trusted host, or
+    /// authentication off).
+    RequestAuthenticated,
+    /// `request.originator_domain` : Str (the realm the originator authenticated in; the
+    /// asserted host from a trusted host; `config.domain` with authentication off).
+    RequestOriginatorDomain,
     /// `request.require` : StrList.
     RequestRequire,
     /// `request.supported` : StrList.
@@ -375,6 +388,8 @@ pub enum Fact {
     ConfigMaxSize,
     /// `config.tb_granted` : Bool.
     ConfigTbGranted,
+    /// `config.allow_external_recipients` : Bool.
+    ConfigAllowExternalRecipients,
     /// `config.max_recipients` : Int.
     ConfigMaxRecipients,
     /// `config.invite_timeout` : Duration.
@@ -388,6 +403,14 @@ pub enum Fact {
     /// `legs.failed` : Int — legs that declined, timed out, were unroutable or whose
     /// delivery failed.
     LegsFailed,
+    /// `message.wants_positive_delivery` : Bool — the message is `message/cpim` whose
+    /// `imdn.Disposition-Notification` asks for `positive-delivery` (RFC 5438 §6.2).
+    MessageWantsPositiveDelivery,
+    /// `message.wants_negative_delivery` : Bool — … asks for `negative-delivery`.
+    MessageWantsNegativeDelivery,
+    /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
+    /// carrying `message/imdn+xml`).
+    MessageIsNotification,
 }
 
 /// Fields of URIs and list elements.
@@ -442,6 +465,12 @@ pub enum Builtin {
     DirectoryIsMember,
     /// `directory.may_initiate(group, user)` : Bool.
     DirectoryMayInitiate,
+    /// `directory.invites_members(group)` : Bool (`<invite-members>`, absent = true).
+    DirectoryInvitesMembers,
+    /// `directory.may_join(group, user)` : Bool (`<join-handling>`).
+    DirectoryMayJoin,
+    /// `directory.allows_anonymity(group, user)` : Bool (`<allow-anonymity>`).
+    DirectoryAllowsAnonymity,
     /// `directory.member_count(group)` : Int (0 for an unknown group).
     DirectoryMemberCount,
     /// `directory.max_participants(group)` : Int (0 when unlimited or unknown).

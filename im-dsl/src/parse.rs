@@ -274,6 +274,9 @@ impl Builder {
                     .map(|x| x.as_str().to_string())
                     .unwrap_or_default(),
             ),
+            Rule::trig_copy => {
+                TriggerKind::Copy(inner.first().is_some_and(|x| x.as_str() == "delivered"))
+            }
             _ => TriggerKind::LegsSettled,
         };
         Trigger { kind, span }
@@ -358,6 +361,10 @@ impl Builder {
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
             Rule::act_deliver => ActionKind::Deliver,
+            Rule::act_forward_imdn => ActionKind::ForwardImdn,
+            Rule::act_imdn => {
+                ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
+            }
             Rule::act_report => ActionKind::Report(match inner.next() {
                 Some(k) if k.as_rule() == Rule::report_failure => {
                     let mut status = None;
@@ -721,8 +728,9 @@ fn rule_word(r: &Rule) -> &'static str {
         | Rule::trig_response
         | Rule::trig_timer
         | Rule::trig_msrp
-        | Rule::trig_legs => {
-            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`)"
+        | Rule::trig_legs
+        | Rule::trig_copy => {
+            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `copy delivered`)"
         }
         Rule::method => "a SIP method in capitals",
         Rule::status_pattern => "a status code or pattern like `2xx`",
@@ -762,6 +770,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_cancel => "`cancel`",
         Rule::act_bye => "`bye`",
         Rule::act_deliver => "`deliver`",
+        Rule::act_imdn => "`send imdn delivered`",
+        Rule::act_forward_imdn => "`forward imdn`",
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

@@ -280,6 +280,8 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
         Just(ActionKind::Deliver),
+        any::<bool>().prop_map(ActionKind::SendImdn),
+        Just(ActionKind::ForwardImdn),
         Just(ActionKind::Report(Report::Success)),
         (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
             ActionKind::Report(Report::Failure {
@@ -359,6 +361,7 @@ fn trigger() -> impl Strategy<Value = Trigger> {
         ])
         .prop_map(|e| TriggerKind::Msrp(e.to_string())),
         Just(TriggerKind::LegsSettled),
+        any::<bool>().prop_map(TriggerKind::Copy),
     ]
     .prop_map(|kind| Trigger { kind, span: sp() })
 }
@@ -625,6 +628,10 @@ impl Noisy {
                 self.t("legs");
                 self.t("settled");
             }
+            TriggerKind::Copy(d) => {
+                self.t("copy");
+                self.t(if *d { "delivered" } else { "failed" });
+            }
         }
         for (n, s) in h.in_states.iter().enumerate() {
             self.t(if n == 0 { "in" } else { "," });
@@ -721,6 +728,15 @@ impl Noisy {
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),
             ActionKind::Deliver => self.t("deliver"),
+            ActionKind::ForwardImdn => {
+                self.t("forward");
+                self.t("imdn");
+            }
+            ActionKind::SendImdn(d) => {
+                self.t("send");
+                self.t("imdn");
+                self.t(if *d { "delivered" } else { "failed" });
+            }
             ActionKind::Report(Report::Success) => {
                 self.t("report");
                 self.t("success");

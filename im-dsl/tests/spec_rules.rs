@@ -70,6 +70,7 @@ impl GroupDirectory for Dir {
             is_member: self.members.iter().any(|m| uri(m).same_identity(u)),
             may_initiate: self.may_initiate,
             max_participants: self.max,
+            ..GroupPolicy::default()
         })
     }
 }

@@ -71,6 +71,7 @@ impl GroupDirectory for Dir {
             is_member: self.members.iter().any(|m| uri(m).same_identity(u)),
             may_initiate: self.may_initiate,
             max_participants: self.max,
+            ..GroupPolicy::default()
         })
     }
 }
@@ -224,8 +225,12 @@ fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
         &Dir::default(),
         &config(),
     );
-    // 5.2.1.1 hands over to 7.9.1.4, which answers through 6.1.3.3.2 → 7.9.1.1.
-    assert_eq!(calls(&actions), ["7.9.1.4", "6.1.3.3.2", "7.9.1.1"]);
+    // 5.2.1.1 hands over to 7.9.1.4, which answers through 6.1.3.3.2 → 7.9.1.1; 6.1.3.3.2
+    // also starts the delivery-reports extension (ext-dr).
+    assert_eq!(
+        calls(&actions),
+        ["7.9.1.4", "6.1.3.3.2", "7.9.1.1", "ext-dr"]
+    );
     assert_eq!(actions[0].origin.procedure, "page_mode_group_invite");
     assert_eq!(actions[0].origin.rule, "adhoc");
     let ok = replies(&actions);
@@ -315,7 +320,10 @@ fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
         &Dir::default(),
         &config(),
     );
-    assert_eq!(calls(&actions), ["7.9.1.5", "6.1.3.3.2", "7.9.1.1"]);
+    assert_eq!(
+        calls(&actions),
+        ["7.9.1.5", "6.1.3.3.2", "7.9.1.1", "ext-dr"]
+    );
     assert_eq!(replies(&actions)[0].status, 200);
     let inv = actions
         .iter()

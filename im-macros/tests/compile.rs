@@ -24,6 +24,7 @@ specs! {
     predefined_7_9_1_5 => "specs/7.9.1.5_predefined_group.imspec",
     pager_6_1_3_3_2 => "specs/6.1.3.3.2_pager_mode_session.imspec",
     exploder_rfc5365 => "specs/rfc5365_message_exploder.imspec",
+    ext_delivery_reports => "specs/ext_delivery_reports.imspec",
 }
 
 /// Codegen fixtures (im-dsl/tests/fixtures) exercise what the specs do not: extension

@@ -34,6 +34,21 @@ pub fn asserted_identity(facts: &Facts) -> &Uri {
     facts.asserted_identity.as_ref().unwrap_or(&EMPTY_URI)
 }
 
+/// `request.authenticated`. A call, as for `sdp.present`, so that `not request.authenticated`
+/// is no double negation for clippy in build-script output.
+pub fn authenticated(facts: &Facts) -> bool {
+    !facts.unauthenticated
+}
+
+/// `request.originator_domain`: the vouched domain, `config.domain` when authentication is
+/// off.
+pub fn originator_domain<'a>(facts: &'a Facts, config: &'a crate::machine::Config) -> &'a str {
+    facts
+        .originator_domain
+        .as_deref()
+        .unwrap_or(config.domain.as_str())
+}
+
 /// `sdp.present`: the request carries an SDP offer. A call rather than `sdp.is_some()` so
 /// that `not sdp.present` expands to `!sdp_present(..)`, which clippy's `nonminimal_bool`
 /// accepts in `include!`d (build-script) output.
@@ -205,6 +220,29 @@ pub fn may_initiate(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
         .is_some_and(|p| p.may_initiate)
 }
 
+/// `directory.invites_members(group)`: `<invite-members>` (absent: `true`); `false` for an
+/// unknown group. Group-wide, read through the request's originator like
+/// [`max_participants`].
+pub fn invites_members(facts: &Facts, env: &Env<'_>, group: &Uri) -> bool {
+    env.directory
+        .policy(group, &facts.originator)
+        .is_some_and(|p| p.invites_members)
+}
+
+/// `directory.may_join(group, user)`: `false` for an unknown group.
+pub fn may_join(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
+    env.directory
+        .policy(group, user)
+        .is_some_and(|p| p.may_join)
+}
+
+/// `directory.allows_anonymity(group, user)`: `false` for an unknown group.
+pub fn allows_anonymity(env: &Env<'_>, group: &Uri, user: &Uri) -> bool {
+    env.directory
+        .policy(group, user)
+        .is_some_and(|p| p.allows_anonymity)
+}
+
 /// `directory.member_count(group)`: 0 for an unknown group.
 pub fn member_count(env: &Env<'_>, group: &Uri) -> i64 {
     env.directory
@@ -225,19 +263,14 @@ pub fn max_participants(facts: &Facts, env: &Env<'_>, group: &Uri) -> i64 {
 }
 
 /// `overlap(a, b)`: the lists share an element. MIME types and option tags compare ASCII
-/// case-insensitively; `*` on either side matches any element of a non-empty other list.
+/// case-insensitively; `*` on either side matches any element of a non-empty other list and
+/// `type/*` any subtype of `type` (RFC 4975 §8.6, the same matching the SDP answer builder
+/// uses, so a condition never accepts what the answer then cannot carry, or the reverse).
 pub fn overlap<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return false;
-    }
-    let star = |l: &[&str]| l.contains(&"*");
-    let a: Vec<&str> = a.iter().map(AsRef::as_ref).collect();
-    let b: Vec<&str> = b.iter().map(AsRef::as_ref).collect();
-    if star(&a) || star(&b) {
-        return true;
-    }
-    a.iter()
-        .any(|x| b.iter().any(|y| x.eq_ignore_ascii_case(y)))
+    a.iter().any(|x| {
+        b.iter()
+            .any(|y| crate::proto::sdp::msrp::types_match(x.as_ref(), y.as_ref()))
+    })
 }
 
 /// `list contains s` (ASCII case-insensitive, like [`overlap`]).
@@ -364,6 +397,11 @@ mod tests {
         assert!(overlap(&["text/plain"], &["*"]));
         assert!(!overlap::<&str, &str>(&[], &["*"]));
         assert!(!overlap(&["*"], &Vec::<String>::new()));
+        // RFC 4975 §8.6: `type/*` matches any subtype of type, in either list.
+        assert!(overlap(&["text/*"], &["message/cpim", "text/plain"]));
+        assert!(overlap(&["text/plain"], &["TEXT/*"]));
+        assert!(!overlap(&["image/*"], &["message/cpim", "text/plain"]));
+        assert!(!overlap(&["text/*"], &["texts/plain"]));
     }
 
     #[test]
@@ -449,6 +487,9 @@ mod tests {
                 is_member: u.user == "alice",
                 may_initiate: u.user == "alice",
                 max_participants: Some(10),
+                invites_members: true,
+                may_join: u.user == "alice",
+                allows_anonymity: false,
             })
         }
     }
@@ -477,6 +518,8 @@ mod tests {
         assert!(!is_member(&env, &g, &bob));
         assert!(!is_member(&env, &other, &alice));
         assert!(may_initiate(&env, &g, &alice));
+        assert!(may_join(&env, &g, &alice));
+        assert!(!allows_anonymity(&env, &g, &alice));
         assert_eq!(member_count(&env, &g), 2);
         assert_eq!(member_count(&env, &other), 0);
         let facts = Facts {

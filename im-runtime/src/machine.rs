@@ -162,6 +162,40 @@ pub enum Event {
     /// Every invitee leg started by the machine has reached a final state
     /// (connected or failed); sent once.
     LegsSettled,
+    /// One recipient's copy of the message has its outcome (a page-mode copy's final
+    /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
+    /// (0 for a timeout or no route).
+    Copy(CopyOutcome),
+}
+
+/// What became of one recipient's copy ([`Event::Copy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyOutcome {
+    /// The recipient accepted it (2xx).
+    Delivered,
+    /// It was refused (the final status), timed out or had no route (0).
+    Failed(u16),
+}
+
+/// The IMDN facts of the message being handled (`message.*` in a spec).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageFacts {
+    /// The message is `message/cpim` whose `imdn.Disposition-Notification` asks for
+    /// `positive-delivery` (RFC 5438 §6.2).
+    pub wants_positive_delivery: bool,
+    /// … asks for `negative-delivery`.
+    pub wants_negative_delivery: bool,
+    /// The message is itself an IMDN: `message/cpim` carrying `message/imdn+xml`.
+    pub is_notification: bool,
+}
+
+/// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImdnStatus {
+    /// `delivered`.
+    Delivered,
+    /// `failed`.
+    Failed,
 }
 
 /// A SIP, SIPS or tel URI reduced to the parts conditions test. Comparisons follow
@@ -259,7 +293,8 @@ pub struct SdpMedia {
     pub proto: String,
     /// Format list (`*` for MSRP).
     pub formats: Vec<String>,
-    /// Media-level attributes in order.
+    /// Media-level attributes in order, plus a session-level direction attribute
+    /// (`sendonly` …) when the section has none of its own (RFC 4566 §6).
     pub attributes: Vec<SdpAttribute>,
 }
 
@@ -313,6 +348,17 @@ pub struct Facts {
     /// The originator: P-Asserted-Identity when the request came from a trusted host,
     /// otherwise From (design.md glossary).
     pub originator: Uri,
+    /// The request reached the machines with no established identity
+    /// (`request.authenticated` is its negation). False when it passed Digest
+    /// authentication, came from a trusted host (which authenticated it), or authentication
+    /// is off (the operator vouches for every request); false by default, so code that
+    /// builds facts by hand keeps its meaning.
+    pub unauthenticated: bool,
+    /// The domain the originator belongs to, as far as the server can vouch for it: the
+    /// realm it authenticated in, or the host of the asserted identity from a trusted host
+    /// (`request.originator_domain`). `None`: authentication is off, and the server's own
+    /// domain (`config.domain`) stands for it.
+    pub originator_domain: Option<String>,
     /// Option tags of Require.
     pub require: Vec<String>,
     /// Option tags of Supported.
@@ -331,6 +377,8 @@ pub struct Facts {
     /// How the session's invitee legs stand (filled in for [`Event::LegsSettled`] and
     /// later events; zero before any leg exists).
     pub legs: LegCounts,
+    /// The IMDN request of the message (`message.*`).
+    pub message: MessageFacts,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -376,6 +424,9 @@ pub struct Config {
     pub max_size: Option<u64>,
     /// Whether the deployment asks for `a=tb-granted` in answers (digest §1.10).
     pub tb_granted: bool,
+    /// Whether authenticated users may address recipients outside `domain`
+    /// (`config.allow_external_recipients`; RFC 5365 §9, RFC 5366 §9: no open relay).
+    pub allow_external_recipients: bool,
     /// Largest number of recipients an ad-hoc list or page-mode explosion may name.
     pub max_recipients: usize,
     /// How long an invitee leg may stay unanswered before it is cancelled.
@@ -398,14 +449,16 @@ impl Default for Config {
             accept_wrapped_types: vec!["text/plain".into(), "message/imdn+xml".into()],
             max_size: Some(1 << 20),
             tb_granted: false,
+            allow_external_recipients: false,
             max_recipients: 100,
             invite_timeout: Duration::from_secs(32),
         }
     }
 }
 
-/// What a group's rules say about one user (OMA list-service ruleset, digest §1.7).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a group's document says, group-wide and for one user (OMA list-service ruleset,
+/// digest §1.7). The default is a group that invites its members and grants nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupPolicy {
     /// The user is in the group's `<list>`.
     pub is_member: bool,
@@ -413,6 +466,27 @@ pub struct GroupPolicy {
     pub may_initiate: bool,
     /// `<max-participant-count>` of the group.
     pub max_participants: Option<usize>,
+    /// `<invite-members>` of the group (absent counts as `true`): the server invites the
+    /// members when a session starts; `false` means a chat-room group whose members join
+    /// by themselves.
+    pub invites_members: bool,
+    /// `<join-handling>` allows the user to join a running session.
+    pub may_join: bool,
+    /// `<allow-anonymity>` holds for the user.
+    pub allows_anonymity: bool,
+}
+
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        GroupPolicy {
+            is_member: false,
+            may_initiate: false,
+            max_participants: None,
+            invites_members: true,
+            may_join: false,
+            allows_anonymity: false,
+        }
+    }
 }
 
 /// The pre-defined group store the application supplies (an XDMS, a folder of documents …).
@@ -574,6 +648,13 @@ pub enum ActionKind {
     Report(ReportOutcome),
     /// Write a log line.
     Log(Cow<'static, str>),
+    /// Send the message's sender a delivery notification (RFC 5438 IMDN in `message/cpim`,
+    /// as a SIP MESSAGE) about the copy whose [`Event::Copy`] is being handled.
+    SendImdn(ImdnStatus),
+    /// Pass the request (an IMDN a recipient sent to the list service) on to the original
+    /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
+    /// forwarder).
+    ForwardImdn,
 }
 
 /// One thing to do, with the spec rule that asked for it.

@@ -153,9 +153,6 @@ impl Application for App {
     fn router(&self) -> &dyn InviteeRouter {
         &Direct
     }
-    fn register(&mut self, _: Instant, _: &Uri, _: Option<SocketAddr>, _: u32) -> bool {
-        false
-    }
 }
 
 fn addr(s: &str) -> SocketAddr {

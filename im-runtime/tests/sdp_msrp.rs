@@ -116,11 +116,12 @@ fn session_level_direction_and_defaults() {
     assert_eq!(a.direction, Direction::RecvOnly);
     assert_eq!(a.setup, None);
     assert_eq!(a.max_size, None);
-    // The contract view has no session attributes: the default applies.
+    // The contract view keeps no session attributes but inherits the session-level
+    // direction into a media section without its own (RFC 4566 §6).
     let f = sdp::facts(text.as_bytes()).unwrap();
     assert_eq!(
         MsrpAttributes::from_media(&f.media[0]).direction,
-        Direction::SendRecv
+        Direction::RecvOnly
     );
 }
 

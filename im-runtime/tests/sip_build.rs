@@ -208,3 +208,34 @@ fn rejections_build_full_responses() {
     };
     assert_eq!(r.status().unwrap().as_u16(), 400);
 }
+
+/// `write` gives the bytes `build` would (it only skips parsing them back), with and
+/// without a body, for responses and requests.
+#[test]
+fn write_equals_build_bytes() {
+    let inv = invite();
+    let resp = || {
+        ResponseBuilder::new(&inv, StatusCode::OK)
+            .to_tag("t1")
+            .header("Contact", "<sip:conf@example.com>;isfocus")
+            .body("application/sdp", Bytes::from_static(b"v=0\r\n"))
+    };
+    assert_eq!(resp().write(), resp().build().unwrap().into_bytes());
+    let plain = || ResponseBuilder::new(&inv, StatusCode::new(487).unwrap()).to_tag("t2");
+    assert_eq!(plain().write(), plain().build().unwrap().into_bytes());
+    let req = || {
+        RequestBuilder::new(Method::Ack, "sip:bob@192.0.2.4:5070")
+            .via_raw("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKack1;rport")
+            .from("<sip:conf@example.com>", "ft")
+            .to("<sip:bob@example.com>", Some("tt"))
+            .call_id("c1@example.com")
+            .cseq(1)
+            .max_forwards(70)
+            .route("<sip:proxy.example.com;lr>")
+    };
+    assert_eq!(req().write(), req().build().unwrap().into_bytes());
+    let in_dialog = req().build_in_dialog().unwrap();
+    assert_eq!(in_dialog.as_bytes(), &req().build().unwrap().into_bytes());
+    assert_eq!(in_dialog.top_via().unwrap().branch(), Some("z9hG4bKack1"));
+    assert_eq!(in_dialog.cseq().unwrap().seq, 1);
+}

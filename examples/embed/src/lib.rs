@@ -13,7 +13,6 @@ use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Method, Route, Uri};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
 /// The machines generated from `specs/echo_bot.imspec` (path relative to this crate).
 pub mod bot {
@@ -100,6 +99,7 @@ impl GroupDirectory for Groups {
                 is_member,
                 may_initiate: is_member,
                 max_participants: None,
+                ..GroupPolicy::default()
             }
         })
     }
@@ -154,10 +154,5 @@ impl Application for BotApp {
 
     fn router(&self) -> &dyn InviteeRouter {
         &self.router
-    }
-
-    fn register(&mut self, _: Instant, _: &Uri, _: Option<SocketAddr>, _: u32) -> bool {
-        // No registrar in this example: the endpoint answers REGISTER with 405.
-        false
     }
 }

@@ -6,11 +6,14 @@ use crate::groups::SharedGroups;
 use crate::metrics::{MethodLabels, Metrics};
 use crate::router::Router;
 use crate::store::BindingWriter;
-use im_runtime::endpoint::{Application, DynMachine};
+use crate::users::Users;
+use im_runtime::endpoint::{
+    Application, ContactBinding, DynMachine, RegisterChange, RegisterError,
+};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
-use std::net::SocketAddr;
+use im_runtime::proto::digest::StoredHa1;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Machines generated from `specs/page_mode_group_invite.imspec` and its imports.
 pub mod invite_spec {
@@ -34,6 +37,8 @@ pub struct ServerApp {
     pub metrics: Arc<Metrics>,
     /// Where bindings are persisted, when there is a store.
     pub bindings: Option<BindingWriter>,
+    /// The users Digest authentication knows (HA1 values), shared by every worker.
+    pub users: Arc<Users>,
 }
 
 impl Application for ServerApp {
@@ -80,29 +85,44 @@ impl Application for ServerApp {
         &mut self,
         now: Instant,
         aor: &Uri,
-        contact: Option<SocketAddr>,
-        expires: u32,
-    ) -> bool {
+        change: &RegisterChange,
+    ) -> Result<Vec<ContactBinding>, RegisterError> {
         self.router.set_now(now);
-        let Some(contact) = contact else {
-            return true;
-        };
-        // A full table is logged and the binding dropped; the REGISTER is still answered, as
-        // the location table is a convenience for standalone use, not a registrar service.
         let mut table = self
             .router
             .locations
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        match table.register(aor, contact, Duration::from_secs(u64::from(expires)), now) {
-            Ok(()) => {
+        match change {
+            RegisterChange::RemoveAll => {
+                for b in table.bindings_of(aor, now) {
+                    if let Some(w) = &self.bindings {
+                        w.record(&aor.raw, b.addr, 0);
+                    }
+                }
+                table.unregister_all(aor);
+            }
+            RegisterChange::Update(list) => {
+                if let Err(e) = table.update(aor, list, now) {
+                    tracing::warn!(aor = %aor.raw, "location table: {e}");
+                    return Err(RegisterError::Full);
+                }
                 if let Some(w) = &self.bindings {
-                    w.record(&aor.raw, contact, expires);
+                    for c in list {
+                        w.record(&aor.raw, c.addr, c.expires);
+                    }
                 }
             }
-            Err(e) => tracing::warn!(aor = %aor.raw, "location table: {e}"),
         }
+        Ok(table.bindings_of(aor, now))
+    }
+
+    fn offers_registrar(&self) -> bool {
         true
+    }
+
+    fn credentials(&self, username: &str, realm: &str) -> Option<StoredHa1> {
+        self.users.lookup(username, realm)
     }
 
     fn on_request(&mut self, now: Instant) {

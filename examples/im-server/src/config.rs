@@ -22,6 +22,8 @@ use im_runtime::proto::transaction::TimerConfig;
 use serde::Deserialize;
 
 use crate::uri::{parse_uri, split_hostport};
+use crate::users::UserEntry;
+use im_runtime::proto::digest::{Algorithm, StoredHa1};
 
 /// Default SIP port (UDP and TCP).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
@@ -89,7 +91,7 @@ pub struct Cli {
     pub groups_poll: Option<Duration>,
 
     /// Serve XCAP group management (RFC 4825, `org.openmobilealliance.groups`) on this
-    /// address, e.g. 127.0.0.1:8080. Needs `--store`. [default: off]
+    /// address, e.g. 127.0.0.1:8080. Needs `--store` or `--store-url`. [default: off]
     #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
     pub xcap: Option<SocketAddr>,
 
@@ -101,6 +103,16 @@ pub struct Cli {
     /// restarts. [default: none]
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
+
+    /// A PostgreSQL store shared by several servers, instead of `--store`:
+    /// `postgres://user@host:port/db`. [default: none]
+    #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+    pub store_url: Option<String>,
+
+    /// How often a shared store (`--store-url`) is polled for the groups and registrations
+    /// written by the other servers. [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub store_refresh: Option<Duration>,
 
     /// Address advertised in Contact, Via, c= and a=path when it differs from the bound one
     /// (NAT, a 0.0.0.0 bind): an IP address or a host name. [default: the bound address]
@@ -237,6 +249,49 @@ pub struct Cli {
     /// Load the configuration and the groups folder, report problems and exit.
     #[arg(long)]
     pub check: bool,
+
+    /// Turn Digest authentication off: every request is accepted from anyone, as from a
+    /// trusted host (logs a warning at start-up). For tests and closed networks only.
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Digest algorithm to offer, most preferred first; repeatable: `SHA-256`, `MD5`.
+    /// [default: SHA-256, MD5] Clients that read only the first challenge and know only MD5
+    /// (SIPp 3.6) need `--auth-algorithm MD5`.
+    #[arg(long = "auth-algorithm", value_name = "ALG", value_parser = parse_algorithm)]
+    pub auth_algorithms: Vec<Algorithm>,
+
+    /// Let authenticated users of the domain invite recipients outside it (ad-hoc lists
+    /// and exploded MESSAGEs); by default a list naming one gets 403.
+    #[arg(long)]
+    pub allow_external_recipients: bool,
+
+    /// A maintenance command instead of running the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Maintenance commands.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Manage the users the server authenticates.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `im-server user …`.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq)]
+pub enum UserCommand {
+    /// Add (or replace) a user: stores the HA1 values (MD5, SHA-256) of a password read
+    /// from standard input (a prompt when it is a terminal), never the password itself.
+    Add {
+        /// The address-of-record, `user@realm` or `sip:user@realm` (the realm is the
+        /// domain the server authenticates, `example.com` by default).
+        aor: String,
+        /// The store file (default: the configuration's `store`).
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+    },
 }
 
 /// Size limits.
@@ -330,6 +385,10 @@ pub struct ServerConfig {
     pub xcap_root: String,
     /// The embedded store file; `None`: no store (groups come from the folder only).
     pub store: Option<PathBuf>,
+    /// The PostgreSQL store's URL, instead of `store`.
+    pub store_url: Option<String>,
+    /// How often a shared store is polled for the other servers' writes.
+    pub store_refresh: Duration,
     /// The advertised host, when it differs from the bound address.
     pub advertise: Option<String>,
     /// The outbound proxy for invitees with a host name.
@@ -352,6 +411,41 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// TLS; off unless a certificate and key are configured.
     pub tls: TlsConfig,
+    /// Authentication and authorisation.
+    pub auth: Auth,
+    /// Users from the configuration (`[[users]]`); the embedded defaults are the demo
+    /// users ([`crate::users::DEMO_USERS`]).
+    pub users: Vec<UserEntry>,
+}
+
+/// Authentication and authorisation settings (`[auth]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// Digest authentication of requests from hosts that are not trusted.
+    pub enabled: bool,
+    /// The realm; `None`: the domain.
+    pub realm: Option<String>,
+    /// How long a nonce is accepted (then `stale=true`).
+    pub nonce_lifetime: Duration,
+    /// Whether authenticated users may invite recipients outside the domain.
+    pub allow_external_recipients: bool,
+    /// The shortest REGISTER interval accepted (423 with Min-Expires below it).
+    pub min_register_expires: Duration,
+    /// The digest algorithms offered, most preferred first.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            enabled: true,
+            realm: None,
+            nonce_lifetime: Duration::from_secs(300),
+            allow_external_recipients: false,
+            min_register_expires: Duration::from_secs(60),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
 }
 
 /// The `[tls]` table: SIP over TLS (RFC 3261 §26.2) and MSRP over TLS (RFC 4975 §14).
@@ -391,6 +485,8 @@ impl Default for ServerConfig {
             xcap: None,
             xcap_root: "/xcap".to_owned(),
             store: None,
+            store_url: None,
+            store_refresh: Duration::from_secs(1),
             advertise: None,
             outbound_proxy: None,
             trusted_hosts: Vec::new(),
@@ -402,6 +498,8 @@ impl Default for ServerConfig {
             log: "info".to_owned(),
             workers: None,
             tls: TlsConfig::default(),
+            auth: Auth::default(),
+            users: crate::users::demo_users(),
         }
     }
 }
@@ -468,6 +566,8 @@ struct FileConfig {
     xcap: Option<String>,
     xcap_root: Option<String>,
     store: Option<PathBuf>,
+    store_url: Option<String>,
+    store_refresh: Option<String>,
     advertise: Option<String>,
     outbound_proxy: Option<String>,
     trusted_hosts: Option<Vec<String>>,
@@ -483,6 +583,9 @@ struct FileConfig {
     timers: FileTimers,
     #[serde(default)]
     tls: FileTls,
+    #[serde(default)]
+    auth: FileAuth,
+    users: Option<Vec<FileUser>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -494,6 +597,26 @@ struct FileTls {
     sip: Option<String>,
     msrp: Option<String>,
     handshake_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    enabled: Option<bool>,
+    realm: Option<String>,
+    nonce_lifetime: Option<String>,
+    allow_external_recipients: Option<bool>,
+    min_register_expires: Option<String>,
+    algorithms: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    user: String,
+    realm: Option<String>,
+    md5: Option<String>,
+    sha256: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -618,6 +741,12 @@ impl ServerConfig {
         }
         if let Some(v) = &file.store {
             self.store = Some(base.join(v));
+        }
+        if let Some(v) = &file.store_url {
+            self.store_url = Some(val(src, "store_url", v, parse_store_url(v))?);
+        }
+        if let Some(v) = &file.store_refresh {
+            self.store_refresh = val(src, "store_refresh", v, parse_duration(v))?;
         }
         if let Some(v) = &file.advertise {
             self.advertise = Some(val(src, "advertise", v, parse_host(v))?);
@@ -744,6 +873,63 @@ impl ServerConfig {
                 *slot = val(src, key, v, parse_duration(v))?;
             }
         }
+        let a = &file.auth;
+        if let Some(v) = a.enabled {
+            self.auth.enabled = v;
+        }
+        if let Some(v) = &a.realm {
+            self.auth.realm = Some(val(src, "auth.realm", v, parse_domain(v))?);
+        }
+        if let Some(v) = &a.nonce_lifetime {
+            self.auth.nonce_lifetime = val(src, "auth.nonce_lifetime", v, parse_duration(v))?;
+        }
+        if let Some(v) = a.allow_external_recipients {
+            self.auth.allow_external_recipients = v;
+        }
+        if let Some(v) = &a.min_register_expires {
+            self.auth.min_register_expires =
+                val(src, "auth.min_register_expires", v, parse_duration(v))?;
+        }
+        if let Some(list) = &a.algorithms {
+            self.auth.algorithms = list
+                .iter()
+                .map(|v| val(src, "auth.algorithms", v, parse_algorithm(v)))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = &file.users {
+            // Any `users` in a file replaces the demo users: their passwords are public.
+            self.users = list
+                .iter()
+                .map(|u| {
+                    let lower = |v: &Option<String>| v.as_ref().map(|s| s.to_ascii_lowercase());
+                    let e = UserEntry {
+                        user: u.user.clone(),
+                        realm: u.realm.clone(),
+                        ha1: StoredHa1 {
+                            md5: lower(&u.md5),
+                            sha256: lower(&u.sha256),
+                        },
+                    };
+                    let ok = !e.user.is_empty()
+                        && (e.ha1.md5.is_some() || e.ha1.sha256.is_some())
+                        && e.ha1.md5.as_deref().is_none_or(|h| crate::users::valid_ha1(h, 32))
+                        && e.ha1
+                            .sha256
+                            .as_deref()
+                            .is_none_or(|h| crate::users::valid_ha1(h, 64));
+                    if ok {
+                        Ok(e)
+                    } else {
+                        Err(ConfigError::invalid(
+                            src,
+                            "users",
+                            &u.user,
+                            "needs a user name and md5 (32 hex digits) and/or sha256 (64 hex digits)",
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+        }
         Ok(factory_set)
     }
 
@@ -781,6 +967,12 @@ impl ServerConfig {
         }
         if let Some(v) = &cli.store {
             self.store = Some(v.clone());
+        }
+        if let Some(v) = &cli.store_url {
+            self.store_url = Some(v.clone());
+        }
+        if let Some(v) = cli.store_refresh {
+            self.store_refresh = v;
         }
         if let Some(v) = &cli.advertise {
             self.advertise = Some(v.clone());
@@ -868,6 +1060,15 @@ impl ServerConfig {
         if cli.handshake_timeout.is_some() {
             self.tls.handshake_timeout = cli.handshake_timeout;
         }
+        if cli.no_auth {
+            self.auth.enabled = false;
+        }
+        if !cli.auth_algorithms.is_empty() {
+            self.auth.algorithms = cli.auth_algorithms.clone();
+        }
+        if cli.allow_external_recipients {
+            self.auth.allow_external_recipients = true;
+        }
         cli.conference_factory.is_some()
     }
 
@@ -880,7 +1081,10 @@ impl ServerConfig {
         if self.sip.is_empty() {
             return bad("sip.listen", &"[]", "at least one SIP address is needed");
         }
-        if let (Some(a), None) = (self.xcap, &self.store) {
+        if let (Some(_), Some(u)) = (&self.store, &self.store_url) {
+            return bad("store_url", u, "set store or store_url, not both");
+        }
+        if let (Some(a), None, None) = (self.xcap, &self.store, &self.store_url) {
             return bad(
                 "xcap",
                 &a,
@@ -977,6 +1181,23 @@ impl ServerConfig {
         if tls.handshake_timeout.is_some_and(|d| d.is_zero()) {
             return bad("tls.handshake_timeout", &"0", "must be longer than zero");
         }
+        if self.auth.algorithms.is_empty() {
+            return bad("auth.algorithms", &"[]", "at least one algorithm is needed");
+        }
+        if self.auth.nonce_lifetime < Duration::from_secs(1) {
+            return bad(
+                "auth.nonce_lifetime",
+                &format_duration(self.auth.nonce_lifetime),
+                "must be at least 1s",
+            );
+        }
+        if self.auth.min_register_expires.as_secs() > 86_400 {
+            return bad(
+                "auth.min_register_expires",
+                &format_duration(self.auth.min_register_expires),
+                "must be at most 1d (the longest registration granted)",
+            );
+        }
         if let Some(n) = self.workers
             && !(1..=MAX_WORKERS).contains(&n)
         {
@@ -1059,6 +1280,7 @@ impl ServerConfig {
             accept_wrapped_types: self.accept_wrapped_types.clone(),
             max_size: Some(self.limits.max_msrp_message),
             tb_granted: self.tb_granted,
+            allow_external_recipients: self.auth.allow_external_recipients,
             max_recipients: self.limits.max_recipients,
             invite_timeout: self.timers.invite_timeout,
         }
@@ -1125,6 +1347,11 @@ impl ServerConfig {
         }
     }
 
+    /// The Digest realm: the configured one, else the domain.
+    pub fn realm(&self) -> &str {
+        self.auth.realm.as_deref().unwrap_or(&self.domain)
+    }
+
     /// Whether a request from `peer` may assert the originator with P-Asserted-Identity.
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_hosts.contains(&peer)
@@ -1166,6 +1393,14 @@ impl ServerConfig {
             Some(p) => line(format!("store = {}", q(&p.display().to_string()))),
             None => line("# store: none".to_owned()),
         }
+        match &self.store_url {
+            Some(u) => line(format!("store_url = {}", q(u))),
+            None => line("# store_url: none".to_owned()),
+        }
+        line(format!(
+            "store_refresh = {}",
+            q(&format_duration(self.store_refresh))
+        ));
         match &self.advertise {
             Some(a) => line(format!("advertise = {}", q(a))),
             None => line("# advertise: the bound address".to_owned()),
@@ -1179,6 +1414,10 @@ impl ServerConfig {
         match self.workers {
             Some(n) => line(format!("workers = {n}")),
             None => line("# workers: one per core".to_owned()),
+        }
+        if self.users.is_empty() {
+            // A top-level key: it must come before the first table.
+            line("users = []".to_owned());
         }
         line(String::new());
         line("[sip]".to_owned());
@@ -1250,6 +1489,43 @@ impl ServerConfig {
         if let Some(d) = tls.handshake_timeout {
             line(format!("handshake_timeout = {}", q(&format_duration(d))));
         }
+        line(String::new());
+        let a = &self.auth;
+        line("[auth]".to_owned());
+        line(format!("enabled = {}", a.enabled));
+        match &a.realm {
+            Some(r) => line(format!("realm = {}", q(r))),
+            None => line("# realm: the domain".to_owned()),
+        }
+        line(format!(
+            "nonce_lifetime = {}",
+            q(&format_duration(a.nonce_lifetime))
+        ));
+        line(format!(
+            "allow_external_recipients = {}",
+            a.allow_external_recipients
+        ));
+        line(format!(
+            "min_register_expires = {}",
+            q(&format_duration(a.min_register_expires))
+        ));
+        let algs: Vec<String> = a.algorithms.iter().map(|x| x.as_str().to_owned()).collect();
+        line(format!("algorithms = {}", list(&algs)));
+        // HA1 values, not passwords; printed so the output loads back as the same config.
+        for u in &self.users {
+            line(String::new());
+            line("[[users]]".to_owned());
+            line(format!("user = {}", q(&u.user)));
+            if let Some(r) = &u.realm {
+                line(format!("realm = {}", q(r)));
+            }
+            if let Some(h) = &u.ha1.md5 {
+                line(format!("md5 = {}", q(h)));
+            }
+            if let Some(h) = &u.ha1.sha256 {
+                line(format!("sha256 = {}", q(h)));
+            }
+        }
         s
     }
 }
@@ -1308,6 +1584,10 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
     s.trim()
         .parse()
         .map_err(|_| "expected an IPv4 or IPv6 address".to_owned())
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::from_token(s).ok_or_else(|| "must be SHA-256 or MD5".to_owned())
 }
 
 fn parse_domain(s: &str) -> Result<String, String> {
@@ -1417,6 +1697,16 @@ pub fn format_duration(d: Duration) -> String {
 pub fn parse_http_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>()
         .map_err(|e| format!("not an IP:PORT address ({e})"))
+}
+
+/// Parses the PostgreSQL store URL (`postgres://` or `postgresql://`; the rest is checked
+/// when the server connects).
+pub fn parse_store_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a postgres:// or postgresql:// URL".to_owned())
+    }
 }
 
 /// Parses an XCAP root path: empty or `/`-led, without a trailing `/`, query or `~~`.
@@ -1668,10 +1958,36 @@ mod tests {
             ("workers = 0", "workers"),
             ("workers = 5000", "workers"),
             ("workers = -1", "workers"),
+            ("store_url = \"mysql://x\"", "store_url"),
+            (
+                "store = \"s.redb\"\nstore_url = \"postgres://h/db\"",
+                "store_url",
+            ),
+            ("store_refresh = \"often\"", "store_refresh"),
         ] {
             let err = load_with(text, &[]).expect_err(text).to_string();
             assert!(err.contains(key), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn store_url_key_and_flags() {
+        let c = load_with(
+            "store_url = \"postgres://imspec@127.0.0.1:5432/im\"\nxcap = \"127.0.0.1:8080\"",
+            &["--store-refresh", "250ms"],
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_url.as_deref(),
+            Some("postgres://imspec@127.0.0.1:5432/im")
+        );
+        assert_eq!(c.store_refresh, Duration::from_millis(250));
+        let back = load_with(&c.to_toml(), &[]).unwrap();
+        assert_eq!(back.store_url, c.store_url);
+        assert_eq!(back.store_refresh, c.store_refresh);
+        let c = load_with("", &["--store-url", "postgresql://h/db"]).unwrap();
+        assert_eq!(c.store_url.as_deref(), Some("postgresql://h/db"));
+        assert_eq!(c.store_refresh, Duration::from_secs(1));
     }
 
     #[test]
@@ -1831,6 +2147,48 @@ mod tests {
             cfg.groups_dir.canonicalize().unwrap(),
             d.groups_dir.canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn auth_keys_flags_and_users() {
+        let d = ServerConfig::default();
+        assert!(d.auth.enabled);
+        assert_eq!(d.users, crate::users::demo_users());
+        assert_eq!(d.realm(), "example.com");
+        let c = load_with(
+            "domain = \"ims.example.org\"\n\
+             [auth]\nalgorithms = [\"MD5\"]\nnonce_lifetime = \"30s\"\n\
+             allow_external_recipients = true\n\
+             [[users]]\nuser = \"zoe\"\nmd5 = \"0123456789ABCDEF0123456789abcdef\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.algorithms, vec![Algorithm::Md5]);
+        assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(30));
+        assert!(c.auth.allow_external_recipients);
+        assert!(c.machine_config().allow_external_recipients);
+        assert_eq!(c.realm(), "ims.example.org");
+        // A file's users replace the demo users; HA1 values are kept in lower case.
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(
+            c.users[0].ha1.md5.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        let none = load_with("users = []\n", &[]).unwrap();
+        assert!(none.users.is_empty());
+        let off = load_with("", &["--no-auth", "--auth-algorithm", "SHA-256"]).unwrap();
+        assert!(!off.auth.enabled);
+        assert_eq!(off.auth.algorithms, vec![Algorithm::Sha256]);
+        for bad in [
+            "[[users]]\nuser = \"x\"\n",
+            "[[users]]\nuser = \"x\"\nmd5 = \"xyz\"\n",
+            "[[users]]\nuser = \"x\"\npassword = \"secret\"\n",
+            "[auth]\nalgorithms = [\"MD5-sess\"]\n",
+            "[auth]\nalgorithms = []\n",
+            "[auth]\nnonce_lifetime = \"0s\"\n",
+        ] {
+            assert!(load_with(bad, &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -204,6 +204,9 @@ impl Group {
             is_member: self.is_member(user),
             may_initiate: self.may_initiate(user),
             max_participants: self.max_participants,
+            invites_members: self.invite_members(),
+            may_join: self.may_join(user),
+            allows_anonymity: self.allows_anonymity(user),
         }
     }
 }
@@ -907,6 +910,11 @@ mod tests {
         assert!(g.may_initiate(&u("sip:y@EXAMPLE.NET")));
         assert!(!g.may_initiate(&u("sip:x@example.net")));
         assert!(!g.may_join(&u("sip:y@example.net")));
+        // What the specs read (directory.invites_members / may_join / allows_anonymity).
+        let pa = g.policy(&a);
+        assert!(!pa.invites_members && pa.may_join && !pa.allows_anonymity);
+        let pb = g.policy(&b);
+        assert!(pb.may_initiate && pb.allows_anonymity && pb.may_join);
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod router;
 pub mod store;
 pub mod uri;
+pub mod users;
 pub mod xcap;

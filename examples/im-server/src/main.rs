@@ -9,14 +9,18 @@ use im_runtime::endpoint::{Endpoint, EndpointConfig, Stats};
 use im_runtime::io::{Driver, TlsSetup};
 use im_runtime::steer::Shard;
 use im_server::app::ServerApp;
-use im_server::config::{Cli, ServerConfig};
+use im_server::config::{Cli, Command, ServerConfig, UserCommand};
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
-use im_server::store::{BindingWriter, RedbStore, Store, unix_now};
+use im_server::store::{BindingWriter, PgStore, RedbStore, Refresher, Store, unix_now};
+use im_server::users::Users;
 use im_server::xcap::Xcap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// How long a PostgreSQL store call may wait for the database.
+const PG_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +31,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::User(UserCommand::Add { aor, store })) = &cli.command {
+        return user_add(&cfg, aor, store.as_deref());
+    }
     if cli.print_config {
         print!("{}", cfg.to_toml());
         return ExitCode::SUCCESS;
@@ -60,14 +67,35 @@ fn main() -> ExitCode {
         router,
         metrics,
         bindings: None,
+        users: Arc::default(),
     };
-    match start_store(&cfg, &app) {
+    let mut users = Users::from_config(&cfg.users, &cfg.domain);
+    match start_store(&cfg, &app, &mut users) {
         Ok(w) => app.bindings = w,
         Err(e) => {
             eprintln!("im-server: {e}");
             return ExitCode::FAILURE;
         }
     }
+    if cfg.auth.enabled {
+        if cfg.users == im_server::users::demo_users() {
+            tracing::warn!(
+                "the demo users (alice, bob, carol, dave, erin, frank; passwords <user>-demo) \
+                 are enabled: set `users` in a configuration file for real ones"
+            );
+        }
+        tracing::info!(
+            realm = cfg.realm(),
+            users = users.len(),
+            "Digest authentication on"
+        );
+    } else {
+        tracing::warn!(
+            "authentication is OFF (--no-auth / auth.enabled = false): anyone may register as \
+             anyone and use the server as a relay"
+        );
+    }
+    app.users = Arc::new(users);
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
     // more get a thread each, with one endpoint (shard) per thread.
@@ -94,20 +122,39 @@ fn main() -> ExitCode {
 /// Opens the store (when configured), publishes its groups and starts the XCAP server
 /// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
 /// start-up.
-fn start_store(cfg: &ServerConfig, app: &ServerApp) -> Result<Option<BindingWriter>, String> {
-    let Some(path) = &cfg.store else {
-        return Ok(None);
+fn start_store(
+    cfg: &ServerConfig,
+    app: &ServerApp,
+    users: &mut Users,
+) -> Result<Option<BindingWriter>, String> {
+    let (store, name): (Arc<dyn Store>, String) = match (&cfg.store, &cfg.store_url) {
+        (Some(path), _) => (
+            Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?),
+            path.display().to_string(),
+        ),
+        (None, Some(url)) => (
+            Arc::new(PgStore::connect(url, PG_TIMEOUT).map_err(|e| format!("store_url: {e}"))?),
+            "PostgreSQL".to_owned(),
+        ),
+        (None, None) => return Ok(None),
     };
-    let store: Arc<dyn Store> =
-        Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let n = users
+        .load_store(store.as_ref())
+        .map_err(|e| format!("{name}: {e}"))?;
+    tracing::info!(users = n, "users read from the store");
     restore_bindings(store.as_ref(), &app.router);
     let writer = BindingWriter::start(store.clone())
         .map_err(|e| format!("cannot start the bindings writer: {e}"))?;
     let xcap = Arc::new(
-        Xcap::new(&cfg.xcap_root, store, app.groups.clone()).with_metrics(app.metrics.clone()),
+        Xcap::new(&cfg.xcap_root, store.clone(), app.groups.clone())
+            .with_metrics(app.metrics.clone()),
     );
     let n = xcap.publish().map_err(|e| e.to_string())?;
-    tracing::info!(store = %path.display(), groups = n, "store opened");
+    tracing::info!(store = %name, groups = n, "store opened");
+    if store.is_shared() {
+        Refresher::start(store.clone(), &app.router, xcap.clone(), cfg.store_refresh)
+            .map_err(|e| format!("cannot start the store refresher: {e}"))?;
+    }
     if let Some(addr) = cfg.xcap {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot bind XCAP {addr}: {e}"))?;
@@ -202,6 +249,13 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
         .copied()
         .unwrap_or(cfg.sip[0]);
     let seed = random_seed();
+    // One verifier for every worker: a nonce minted by one is accepted by all, and a
+    // replayed nc is caught whichever worker the replay reaches.
+    let verifier = cfg.auth.enabled.then(|| {
+        im_runtime::proto::digest::Verifier::new(cfg.realm(), nonce_secret(), startup_time())
+            .with_lifetime(cfg.auth.nonce_lifetime)
+            .with_algorithms(cfg.auth.algorithms.clone())
+    });
     let cores: Vec<Endpoint<ServerApp>> = (0..workers)
         .map(|index| {
             let msrp_bound = local.msrp_tcp.get(index).copied().unwrap_or(cfg.msrp);
@@ -211,6 +265,9 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             ep.sip_tls_advertised = local.sip_tls.first().map(|a| advertised(&cfg, *a));
             ep.msrp_tls_advertised = local.msrp_tls.get(index).map(|a| advertised(&cfg, *a));
             ep.trusted_hosts = cfg.trusted_hosts.clone();
+            ep.auth = verifier.clone();
+            ep.min_register_expires =
+                u32::try_from(cfg.auth.min_register_expires.as_secs()).unwrap_or(u32::MAX);
             ep.timers = cfg.timer_config();
             ep.max_message_size = cfg.limits.max_message_size;
             // The limit is the server's: each worker admits its share of it.
@@ -227,6 +284,10 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             Endpoint::new(ep, app.clone())
         })
         .collect();
+    app.metrics.attach(
+        cores.iter().map(|c| c.live_stats()).collect(),
+        Some(driver.stats()),
+    );
     let cores = if workers == 1 {
         let core = cores.into_iter().next().expect("one worker");
         vec![driver.run(core, shutdown_signal()).await]
@@ -241,6 +302,7 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
         stats.invites_sent += s.invites_sent;
         stats.delivered += s.delivered;
         stats.sessions_ended += s.sessions_ended;
+        stats.challenged += s.challenged;
     }
     tracing::info!(
         live_sessions = cores.iter().map(|c| c.live_sessions()).sum::<usize>(),
@@ -289,6 +351,98 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(u64::from(std::process::id()));
     h.finish()
+}
+
+/// The per-process key that authenticates nonces: 32 bytes from the OS's random source.
+/// A nonce is only as unforgeable as this key, so the fallback (no /dev/urandom) mixes
+/// several randomly keyed hashers and says so in the log.
+fn nonce_secret() -> [u8; 32] {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .is_ok()
+    {
+        return key;
+    }
+    tracing::warn!("no /dev/urandom: the nonce key comes from the standard library's hasher keys");
+    use std::hash::{BuildHasher, Hasher};
+    for (i, chunk) in key.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u64(random_seed());
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    key
+}
+
+/// `im-server user add AOR`: reads the password (a prompt on a terminal, else the first line
+/// of standard input) and stores the user's HA1 values.
+fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> ExitCode {
+    let id = aor
+        .strip_prefix("sips:")
+        .or_else(|| aor.strip_prefix("sip:"))
+        .unwrap_or(aor);
+    let (user, realm) = match id.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() && !r.is_empty() => (u, r),
+        _ => (id, cfg.realm()),
+    };
+    if user.is_empty() || user.contains(['/', ' ', ':']) {
+        eprintln!("im-server: {aor:?} is not user@realm");
+        return ExitCode::from(2);
+    }
+    let Some(path) = store.or(cfg.store.as_deref()) else {
+        eprintln!(
+            "im-server: user add needs a store (--store FILE after `add`, or `store` in --config)"
+        );
+        return ExitCode::from(2);
+    };
+    let password = {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            let first = rpassword::prompt_password(format!("password for {user}@{realm}: "));
+            let again = rpassword::prompt_password("again: ");
+            match (first, again) {
+                (Ok(a), Ok(b)) if a == b => a,
+                (Ok(_), Ok(_)) => {
+                    eprintln!("im-server: the passwords differ");
+                    return ExitCode::FAILURE;
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("im-server: cannot read the password: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("im-server: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        eprintln!("im-server: empty password");
+        return ExitCode::FAILURE;
+    }
+    let store = match RedbStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("im-server: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match im_server::users::add(&store, user, realm, &password) {
+        Ok(()) => {
+            println!("user {user}@{realm} stored in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("im-server: {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The one clock read outside the runtime's IO layer: the first groups load happens before

@@ -3,11 +3,22 @@
 //!
 //! What is counted is what the application sees while the endpoints run: initial requests
 //! the endpoint asked the application a machine for (by method, before admission control),
-//! XCAP requests by status, the groups (by source) and the REGISTER bindings at scrape time.
-//! The endpoints' own counters (`Endpoint::stats`, `live_sessions`) are only reachable once
-//! the driver hands the endpoints back, so they are logged at shutdown, not exported here.
+//! XCAP requests by status, the groups (by source) and the REGISTER bindings at scrape time;
+//! and, once [`Metrics::attach`] is given the endpoints' live handles
+//! (`Endpoint::live_stats`), the runtime's own figures summed over the workers at scrape
+//! time: sessions started/ended/live, legs by outcome, responses by status and by the spec
+//! rule that chose them, MSRP bytes, the INVITE→2xx and message→last-copy latency
+//! histograms, and the driver's connection counters.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use im_runtime::endpoint::{LegOutcome, LiveSnapshot, LiveStats};
+use im_runtime::io::IoStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -51,6 +62,133 @@ pub struct Metrics {
     groups: Family<SourceLabels, Gauge>,
     bindings: Gauge,
     sources: Option<(SharedGroups, Router)>,
+    runtime: Arc<OnceLock<RuntimeSources>>,
+}
+
+/// The runtime's live handles, read at each scrape.
+#[derive(Debug)]
+struct RuntimeSources {
+    endpoints: Vec<Arc<LiveStats>>,
+    io: Option<Arc<IoStats>>,
+}
+
+/// Encodes the runtime's figures at scrape time (nothing is copied between scrapes).
+#[derive(Debug)]
+struct RuntimeCollector(Arc<OnceLock<RuntimeSources>>);
+
+/// Labels of `responses`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabels {
+    status: String,
+    procedure: String,
+    clause: String,
+    rule: String,
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let v = i64::try_from(v).unwrap_or(i64::MAX);
+    ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for RuntimeCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let Some(src) = self.0.get() else {
+            return Ok(());
+        };
+        let mut s = LiveSnapshot::default();
+        for ep in &src.endpoints {
+            s.merge(&ep.snapshot());
+        }
+        counter(
+            &mut e,
+            "sessions_started",
+            "Sessions started",
+            s.sessions_started,
+        )?;
+        counter(&mut e, "sessions_ended", "Sessions ended", s.sessions_ended)?;
+        gauge(
+            &mut e,
+            "sessions_live",
+            "Sessions in progress",
+            s.sessions_live(),
+        )?;
+        {
+            let mut fam = e.encode_descriptor(
+                "legs",
+                "Invitee legs and MESSAGE copies by outcome",
+                None,
+                MetricType::Counter,
+            )?;
+            for o in LegOutcome::ALL {
+                ConstCounter::new(s.legs(o))
+                    .encode(fam.encode_family(&[("outcome", o.as_str())])?)?;
+            }
+        }
+        {
+            let mut fam = e.encode_descriptor(
+                "responses",
+                "SIP responses sent (first transmissions), by status and by the spec rule \
+                 that chose them (procedure=runtime: the runtime answered by itself)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (k, n) in &s.responses {
+                let labels = ResponseLabels {
+                    status: k.status.to_string(),
+                    procedure: k.procedure.to_owned(),
+                    clause: k.clause.to_owned(),
+                    rule: k.rule.to_owned(),
+                };
+                ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut fam = e.encode_descriptor(
+                "msrp_bytes",
+                "MSRP message bytes received from originators and delivered to invitees",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(s.msrp_bytes_received)
+                .encode(fam.encode_family(&[("direction", "received")])?)?;
+            ConstCounter::new(s.msrp_bytes_delivered)
+                .encode(fam.encode_family(&[("direction", "delivered")])?)?;
+        }
+        for (name, help, h) in [
+            (
+                "invite_to_ok_seconds",
+                "Originator INVITE received to its 2xx sent",
+                &s.invite_to_ok,
+            ),
+            (
+                "message_to_last_copy_seconds",
+                "Originator message received to its last copy confirmed",
+                &s.message_to_last_copy,
+            ),
+        ] {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            m.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets_with_inf(), None)?;
+        }
+        if let Some(io) = &src.io {
+            counter(
+                &mut e,
+                "connections_accepted",
+                "TCP connections accepted and served",
+                io.accepted(),
+            )?;
+            counter(
+                &mut e,
+                "connections_refused",
+                "TCP connections closed at once (a budget or the per-source limit was full)",
+                io.refused_budget() + io.refused_per_source(),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Metrics {
@@ -78,7 +216,10 @@ impl Metrics {
             "REGISTER bindings in the location table",
             bindings.clone(),
         );
+        let runtime = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(RuntimeCollector(runtime.clone())));
         Arc::new(Metrics {
+            runtime,
             registry,
             xcap_requests,
             initial_requests,
@@ -86,6 +227,13 @@ impl Metrics {
             bindings,
             sources,
         })
+    }
+
+    /// Exports the runtime's figures from now on: the endpoints' live handles (one per
+    /// worker, taken before the driver runs) and the driver's connection counters. Only
+    /// the first call counts.
+    pub fn attach(&self, endpoints: Vec<Arc<LiveStats>>, io: Option<Arc<IoStats>>) {
+        let _ = self.runtime.set(RuntimeSources { endpoints, io });
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use im_runtime::endpoint::ContactBinding;
 use im_runtime::machine::{InviteeRouter, Route, Uri};
 
 /// The default port for a scheme (RFC 3261 §19.1.2).
@@ -55,8 +56,11 @@ fn aor_key(u: &Uri) -> Aor {
     )
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Binding {
+    /// The Contact URI as registered (`sip:<contact>` for a binding restored from the store,
+    /// which keeps only the address).
+    uri: String,
     contact: SocketAddr,
     expires_at: Instant,
     registered_at: Instant,
@@ -101,6 +105,71 @@ impl LocationTable {
         expires: Duration,
         now: Instant,
     ) -> Result<(), TableFull> {
+        self.register_uri(aor, &format!("sip:{contact}"), contact, expires, now)
+    }
+
+    /// Applies every change of one REGISTER, or none of them when the new bindings do not
+    /// fit (RFC 3261 §10.3 step 7: the REGISTER is processed atomically).
+    pub fn update(
+        &mut self,
+        aor: &Uri,
+        changes: &[ContactBinding],
+        now: Instant,
+    ) -> Result<(), TableFull> {
+        self.purge(now);
+        let k = aor_key(aor);
+        let existing = self.bindings.get(&k);
+        let mut added: Vec<SocketAddr> = Vec::new();
+        for c in changes.iter().filter(|c| c.expires > 0) {
+            let known = existing.is_some_and(|l| l.iter().any(|b| b.contact == c.addr));
+            if !known && !added.contains(&c.addr) {
+                added.push(c.addr);
+            }
+        }
+        if self.count + added.len() > self.max_bindings {
+            return Err(TableFull(self.max_bindings));
+        }
+        for c in changes {
+            self.register_uri(
+                aor,
+                &c.uri,
+                c.addr,
+                Duration::from_secs(u64::from(c.expires)),
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The live bindings of `aor` at `now`, with their remaining seconds.
+    pub fn bindings_of(&self, aor: &Uri, now: Instant) -> Vec<ContactBinding> {
+        self.bindings
+            .get(&aor_key(aor))
+            .map(|list| {
+                list.iter()
+                    .filter(|b| b.expires_at > now)
+                    .map(|b| ContactBinding {
+                        uri: b.uri.clone(),
+                        addr: b.contact,
+                        expires: u32::try_from(
+                            b.expires_at.saturating_duration_since(now).as_secs(),
+                        )
+                        .unwrap_or(u32::MAX),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// [`LocationTable::register`] keeping the Contact URI as written.
+    pub fn register_uri(
+        &mut self,
+        aor: &Uri,
+        uri: &str,
+        contact: SocketAddr,
+        expires: Duration,
+        now: Instant,
+    ) -> Result<(), TableFull> {
         self.purge(now);
         let k = aor_key(aor);
         if expires.is_zero() {
@@ -118,6 +187,7 @@ impl LocationTable {
         {
             b.expires_at = expires_at;
             b.registered_at = now;
+            uri.clone_into(&mut b.uri);
             return Ok(());
         }
         if self.count >= self.max_bindings {
@@ -125,6 +195,7 @@ impl LocationTable {
         }
         let list = self.bindings.entry(k).or_default();
         list.push(Binding {
+            uri: uri.to_owned(),
             contact,
             expires_at,
             registered_at: now,
@@ -178,6 +249,11 @@ impl LocationTable {
     /// When the next binding expires, for the caller's timer.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.bindings.values().flatten().map(|b| b.expires_at).min()
+    }
+
+    /// Whether the table has no room for one more binding.
+    pub fn is_full(&self) -> bool {
+        self.count >= self.max_bindings
     }
 
     /// Number of bindings (live or not yet purged).

@@ -14,10 +14,16 @@ use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable};
 
+mod pg;
+mod refresh;
+
+pub use pg::PgStore;
+pub use refresh::Refresher;
+
 /// A store failure (I/O, a corrupt file, a lock held by another process).
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
-pub struct StoreError(String);
+pub struct StoreError(pub String);
 
 impl StoreError {
     fn from(e: impl std::fmt::Display) -> StoreError {
@@ -46,6 +52,79 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every binding recorded, expired or not: `(aor, contact, expires_unix)`.
     fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError>;
+
+    /// The documents whose key starts with `prefix`, in key order (the groups without the
+    /// users' documents, say).
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut all = self.list()?;
+        all.retain(|(k, _)| k.starts_with(prefix));
+        Ok(all)
+    }
+
+    /// Creates or replaces (`doc`) or removes (`None`) the document at `key`, only if the
+    /// document there now is `expected` (`None`: there is none); whether it did. Backends
+    /// shared by several servers do the check and the write atomically, so two servers
+    /// checking the same ETag cannot both write. The default reads then writes, which is
+    /// enough for a store with one writing process that serializes its writers.
+    fn put_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        doc: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        if self.get(key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match doc {
+            Some(d) => self.put(key, d)?,
+            None => {
+                self.delete(key)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether other servers write to this store too, so that a server must poll it for
+    /// their changes ([`Store::binding_changes`], [`Store::documents_generation`]).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The bindings written (or removed: `expires_unix` 0) since the cursor `since` (0: all),
+    /// oldest first, and the cursor to pass next time. A row may come again in later calls;
+    /// applying them in order always leaves the latest state. Unshared stores return every
+    /// binding.
+    fn binding_changes(&self, since: u64) -> Result<(Vec<BindingRow>, u64), StoreError> {
+        let _ = since;
+        let rows = self
+            .bindings()?
+            .into_iter()
+            .map(|(aor, contact, expires_unix)| BindingRow {
+                aor,
+                contact,
+                expires_unix,
+            })
+            .collect();
+        Ok((rows, 0))
+    }
+
+    /// A number that changes once any server sharing the store has written or deleted a
+    /// document, so that a poll re-reads the documents only when needed. Unshared stores
+    /// return 0 (their only writer is this server, which publishes its own writes).
+    fn documents_generation(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// One stored binding, as [`Store::binding_changes`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRow {
+    /// The address-of-record, as registered.
+    pub aor: String,
+    /// Where it is bound.
+    pub contact: SocketAddr,
+    /// Seconds since the Unix epoch; 0 when the binding was removed.
+    pub expires_unix: u64,
 }
 
 const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("xcap_documents");
@@ -107,6 +186,35 @@ impl Store for RedbStore {
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        doc: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut t = tx.open_table(DOCS).map_err(StoreError::from)?;
+            let now = t
+                .get(key)
+                .map_err(StoreError::from)?
+                .map(|v| v.value().to_vec());
+            if now.as_deref() != expected {
+                return Ok(false);
+            }
+            match doc {
+                Some(d) => {
+                    t.insert(key, d).map_err(StoreError::from)?;
+                }
+                None => {
+                    t.remove(key).map_err(StoreError::from)?;
+                }
+            }
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(true)
     }
 
     fn put_binding(

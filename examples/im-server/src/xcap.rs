@@ -79,6 +79,11 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// The XCAP error detail when another server sharing the store changed the document
+/// between this request's checks and its write (RFC 4825 §11.2 allows a phrase).
+const CHANGED_MEANWHILE: &str =
+    "<constraint-failure phrase=\"the document was changed meanwhile; retry\"/>";
+
 impl Reply {
     fn status(status: StatusCode) -> Reply {
         Reply {
@@ -253,10 +258,11 @@ impl Xcap {
         self
     }
 
-    /// Reads every document in the store and publishes their groups; returns how many
-    /// groups there are. Called at start-up and after each write.
+    /// Reads every group document in the store and publishes their groups; returns how
+    /// many groups there are. Called at start-up and after each write. (Other documents,
+    /// such as users' credentials, share the store under other prefixes.)
     pub fn publish(&self) -> Result<usize, crate::store::StoreError> {
-        let docs = self.store.list()?;
+        let docs = self.store.list_prefix(&format!("{AUID}/"))?;
         let (m, _problems) = ManagedGroups::from_documents(&docs);
         let n = m.len();
         self.groups.set_managed(m);
@@ -353,18 +359,18 @@ impl Xcap {
                         return Reply::status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
                     }
                 }
-                let created = current.is_none();
-                self.write_doc(&target.key, body.to_vec(), created)
+                self.write_doc(&target.key, body.to_vec(), current.as_deref())
             }
             (None, &Method::DELETE) => {
                 if current.is_none() {
                     return Reply::status(StatusCode::NOT_FOUND);
                 }
-                match self.store.delete(&target.key) {
-                    Ok(_) => {
+                match self.store.put_if(&target.key, current.as_deref(), None) {
+                    Ok(true) => {
                         self.republish();
                         Reply::status(StatusCode::OK)
                     }
+                    Ok(false) => Reply::conflict(CHANGED_MEANWHILE),
                     Err(e) => {
                         tracing::warn!("xcap: {e}");
                         Reply::status(StatusCode::INTERNAL_SERVER_ERROR)
@@ -384,8 +390,11 @@ impl Xcap {
         }
     }
 
-    /// Validates `doc`, stores it and publishes. 201 when `created`, else 200.
-    fn write_doc(&self, key: &str, doc: Vec<u8>, created: bool) -> Reply {
+    /// Validates `doc`, stores it in place of `expected` (the document the request was
+    /// checked against; `None`: there was none) and publishes. 201 when created, else 200;
+    /// 409 when another server changed the document meanwhile.
+    fn write_doc(&self, key: &str, doc: Vec<u8>, expected: Option<&[u8]>) -> Reply {
+        let created = expected.is_none();
         let Ok(text) = std::str::from_utf8(&doc) else {
             return Reply::conflict("<not-utf-8/>");
         };
@@ -412,9 +421,13 @@ impl Xcap {
                 ));
             }
         }
-        if let Err(e) = self.store.put(key, &doc) {
-            tracing::warn!("xcap: {e}");
-            return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+        match self.store.put_if(key, expected, Some(&doc)) {
+            Ok(true) => {}
+            Ok(false) => return Reply::conflict(CHANGED_MEANWHILE),
+            Err(e) => {
+                tracing::warn!("xcap: {e}");
+                return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
         }
         self.republish();
         Reply {
@@ -479,7 +492,7 @@ impl Xcap {
                 }
                 let r = n.range();
                 let new = format!("{}{}", &text[..r.start], &text[r.end..]);
-                self.write_doc(key, new.into_bytes(), false)
+                self.write_doc(key, new.into_bytes(), Some(text.as_bytes()))
             }
             (&Method::PUT, found) => {
                 let Ok(el) = std::str::from_utf8(body) else {
@@ -511,7 +524,7 @@ impl Xcap {
                     }
                 };
                 let created = found.is_none();
-                let mut r = self.write_doc(key, new.into_bytes(), false);
+                let mut r = self.write_doc(key, new.into_bytes(), Some(text.as_bytes()));
                 if created && r.status == StatusCode::OK {
                     r.status = StatusCode::CREATED;
                 }
@@ -777,6 +790,28 @@ mod tests {
         ] {
             assert_eq!(x.target(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn user_documents_are_never_served_nor_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::RedbStore::open(&dir.path().join("s.redb")).unwrap());
+        crate::users::add(store.as_ref(), "alice", "example.com", "pw").unwrap();
+        let folder =
+            crate::groups::GroupStore::new(dir.path(), std::time::Duration::from_secs(3600));
+        let x = Xcap::new("/xcap", store, SharedGroups::start(folder));
+        for path in [
+            "/xcap/imspec.users/alice@example.com",
+            "/xcap/imspec.users/users/alice@example.com/index",
+            "/xcap/org.openmobilealliance.groups/../imspec.users/alice@example.com",
+            "/xcap/org.openmobilealliance.groups/users/..%2Fimspec.users/alice@example.com",
+        ] {
+            assert_eq!(x.target(path), None, "{path}");
+            let r = x.handle(&Method::GET, path, &HeaderMap::new(), b"");
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        // The user document is not taken for a (broken) group document either.
+        assert_eq!(x.publish().unwrap(), 0);
     }
 
     #[test]

@@ -151,7 +151,7 @@ struct Originator {
 /// than the offer's), `offer` the setup to offer, `data` the message, `chunk` the sender's
 /// chunk size (0: one chunk).
 fn originate(uac: Sipp, offer: Offer, data: &[u8], chunk: usize) -> Originator {
-    originate_with(uac, offer, data, chunk, |_, _| {})
+    originate_with(uac, offer, data, chunk, "text/plain", |_, _| {})
 }
 
 /// As [`originate`]; `probe(server_path, from_path)` runs once the server's path is known and
@@ -161,6 +161,7 @@ fn originate_with(
     offer: Offer,
     data: &[u8],
     chunk: usize,
+    content_type: &str,
     probe: impl FnOnce(&str, &str),
 ) -> Originator {
     let dir = tempfile::tempdir().unwrap();
@@ -176,6 +177,8 @@ fn originate_with(
         "{dir}/data.bin",
         "--chunk-size",
         &chunk,
+        "--content-type",
+        content_type,
         "--success-report",
         "yes",
         "--timeout",
@@ -461,28 +464,35 @@ fn wrong_to_path_gets_481_and_the_session_still_works() {
         .key("from", &alice)
         .key("accept", "text/plain");
     let mut probe_events = Vec::new();
-    let o = originate_with(uac, Offer::Active, &data, 0, |path, from_path| {
-        let wrong = path.replace(path.rsplit('/').next().unwrap(), "no-such-session;tcp");
-        let mut p = MsrpPeer::spawn(
-            tempfile::tempdir().unwrap(),
-            &[
-                "send",
-                "--connect",
-                &authority(path),
-                "--to-path",
-                &wrong,
-                "--from-path",
-                from_path,
-                "--data",
-                "lost",
-                "--timeout",
-                "5",
-            ],
-            Duration::from_secs(10),
-        );
-        assert_eq!(p.wait(), Some(0), "{p:?}");
-        probe_events = p.events();
-    });
+    let o = originate_with(
+        uac,
+        Offer::Active,
+        &data,
+        0,
+        "text/plain",
+        |path, from_path| {
+            let wrong = path.replace(path.rsplit('/').next().unwrap(), "no-such-session;tcp");
+            let mut p = MsrpPeer::spawn(
+                tempfile::tempdir().unwrap(),
+                &[
+                    "send",
+                    "--connect",
+                    &authority(path),
+                    "--to-path",
+                    &wrong,
+                    "--from-path",
+                    from_path,
+                    "--data",
+                    "lost",
+                    "--timeout",
+                    "5",
+                ],
+                Duration::from_secs(10),
+            );
+            assert_eq!(p.wait(), Some(0), "{p:?}");
+            probe_events = p.events();
+        },
+    );
     let codes: Vec<i64> = probe_events
         .iter()
         .filter(|e| e["event"] == "response")
@@ -762,5 +772,193 @@ fn sender_and_duplicates_in_the_list() {
     assert_eq!(invited_users(&uas), ["dup0", "dup1"]);
     assert_eq!(copies.keys().collect::<Vec<_>>(), ["dup0", "dup1"]);
     assert!(copies.values().all(|c| c.len() == 1 && c[0] == data));
+    assert_no_session_left(server, 1);
+}
+
+/// The README's walk-through with authentication on (the embedded demo users): alice
+/// answers the 401 with her demo password (SIPp, MD5), and the message reaches both invitees
+/// of the pre-defined group; with a wrong password the INVITE gets 401 again and nothing is
+/// sent.
+#[test]
+fn authenticated_group_round_trip_as_in_the_readme() {
+    let inv = Invitees::start(2, 2);
+    let alice = "sip:alice@example.com".to_owned();
+    let members = vec![alice.clone(), inv.uri("bob"), inv.uri("carol")];
+    let groups = group_folder(GROUP, &members);
+    let server = Server::start_auth(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--auth-algorithm",
+        "MD5",
+    ]);
+    let wrong = Sipp::new("pager_msrp_auth")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("msrp_port", "9")
+        .key("setup", "a=setup:active")
+        .key("answer_setup", "a=setup:passive")
+        .key("accept", "text/plain")
+        .auth("alice", "wrong")
+        .timeouts(Duration::from_secs(2), Duration::from_secs(5))
+        .run();
+    assert!(
+        !wrong.success(),
+        "a wrong password must not pass: {wrong:?}"
+    );
+    assert!(
+        wrong.messages.matches("SIP/2.0 401").count() >= 2,
+        "challenged twice: {wrong:?}"
+    );
+    let data = message(3000);
+    let uac = Sipp::new("pager_msrp_auth")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("accept", "text/plain")
+        .auth("alice", "alice-demo");
+    let o = originate(uac, Offer::Active, &data, 2048);
+    let (uas, copies, receiver) = inv.finish();
+    let ctx = || {
+        format!(
+            "uac: {:?}\nsender: {:?}\nuas: {uas:?}\nreceiver: {receiver:?}\n{}",
+            o.uac,
+            o.sender,
+            server.log()
+        )
+    };
+    assert!(o.uac.success(), "originator SIPp failed:\n{}", ctx());
+    assert_eq!(uas.received_invites(), 2, "{}", ctx());
+    let got: Vec<&String> = copies.keys().collect();
+    assert_eq!(got, ["bob", "carol"], "{}", ctx());
+    assert!(
+        copies.values().all(|c| c.len() == 1 && c[0] == data),
+        "{}",
+        ctx()
+    );
+    assert_eq!(reports(&o.sender), ["000 200 OK"], "{}", ctx());
+}
+
+/// Delivery reports in a pager-mode group session (the `ext-dr` extension,
+/// `specs/ext_delivery_reports.imspec`): the originator's MSRP message is `message/cpim`
+/// asking for positive and negative delivery notifications; two invitees take their copy
+/// (MSRP 200), one declines (486) and one answers but drops every MSRP connection as soon
+/// as it is opened. The originator's offer is sendonly, so its IMDNs come as SIP MESSAGEs,
+/// to its URI (an IP literal here, where the independent Python peer
+/// `tests/peers/imdn_peer.py --collect` listens): two `delivered` and two `failed`, naming
+/// the right invitees, with the message's imdn.Message-ID; the copies keep it unchanged.
+// covers: ext-dr.1/report_delivered, ext-dr.2/report_failed
+#[test]
+fn pager_session_delivery_reports_two_delivered_one_declined_one_dropped() {
+    let collector_port = common::free_udp_port();
+    let alice = format!("sip:alice@127.0.0.1:{collector_port}");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("imdn.out");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/imdn_peer.py");
+    let mut collector = std::process::Command::new(common::python3())
+        .arg(script)
+        .args([
+            "--collect",
+            "--listen",
+            &format!("127.0.0.1:{collector_port}"),
+            "--expect",
+            "4",
+            "--timeout",
+            "25",
+            "--grace",
+            "1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .expect("spawn imdn_peer.py");
+    let inv = Invitees::start(2, 2);
+    let busy = Sipp::new("uas_busy").timeouts(Duration::from_secs(20), Duration::from_secs(30));
+    let busy_uri = format!("sip:busy@{}", busy.local());
+    let busy = busy.spawn();
+    // The dropping invitee: its SDP answer names a TCP port whose listener accepts each
+    // MSRP connection and closes it at once.
+    let dropper = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let drop_port = dropper.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for c in dropper.incoming() {
+            drop(c);
+        }
+    });
+    let dropping = Sipp::new("uas_msrp")
+        .calls(1)
+        .key("msrp_port", &drop_port)
+        .timeouts(Duration::from_secs(20), Duration::from_secs(30));
+    let drop_uri = format!("sip:drop@{}", dropping.local());
+    let dropping = dropping.spawn();
+    let members = vec![
+        inv.uri("inv0"),
+        inv.uri("inv1"),
+        busy_uri.clone(),
+        drop_uri.clone(),
+        alice.clone(),
+    ];
+    let (server, _g) = group_server(&members, &[]);
+    let message_id = "pager-imdn-0001";
+    let data = format!(
+        "From: <{alice}>\r\nTo: <{GROUP}>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\
+         imdn.Message-ID: {message_id}\r\nDateTime: 2026-12-06T04:00:00Z\r\n\
+         imdn.Disposition-Notification: positive-delivery, negative-delivery\r\n\r\n\
+         Content-Type: text/plain\r\n\r\nhello, pager group\r\n"
+    )
+    .into_bytes();
+    let uac = Sipp::new("pager_msrp")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("accept", "message/cpim text/plain");
+    let o = originate_with(uac, Offer::Active, &data, 0, "message/cpim", |_, _| {});
+    let (uas, copies, receiver) = inv.finish();
+    let busy = busy.wait();
+    let dropping = dropping.wait();
+    let status = collector.wait().unwrap();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let log = format!("{events:#?}\n{}", server.log());
+    assert!(o.uac.success(), "{:?}\n{log}", o.uac);
+    assert!(uas.success(), "{uas:?}");
+    assert!(busy.success(), "{busy:?}");
+    assert!(dropping.success(), "{dropping:?}");
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(copies.len(), 2, "{receiver:?}");
+    for c in copies.values() {
+        let text = String::from_utf8_lossy(&c[0]).into_owned();
+        assert!(
+            text.contains(&format!("imdn.Message-ID: {message_id}")),
+            "{text}"
+        );
+    }
+    let mut outcome: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "imdn")
+        .map(|e| {
+            assert_eq!(e["message_id"], message_id, "{log}");
+            assert_eq!(e["sip_content_type"], "message/cpim", "{log}");
+            assert_eq!(e["content_type"], "message/imdn+xml", "{log}");
+            assert_eq!(e["recipient_uri"], e["original_recipient_uri"], "{log}");
+            (
+                e["recipient_uri"].as_str().unwrap_or("").to_owned(),
+                e["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    outcome.sort();
+    let mut want = vec![
+        (inv_uri(&members, "inv0").to_owned(), "delivered".to_owned()),
+        (inv_uri(&members, "inv1").to_owned(), "delivered".to_owned()),
+        (busy_uri, "failed".to_owned()),
+        (drop_uri, "failed".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(outcome, want, "{log}");
     assert_no_session_left(server, 1);
 }

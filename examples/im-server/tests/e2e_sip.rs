@@ -15,6 +15,8 @@ use common::{Server, Sipp, group_folder, locate_sipp, scenario_dir};
 
 const UAC_SCENARIOS: &[&str] = &[
     "invite_pager",
+    "invite_pager_audio",
+    "invite_pager_routed",
     "invite_retransmit",
     "options",
     "malformed",
@@ -28,6 +30,9 @@ const UAC_SCENARIOS: &[&str] = &[
     "pager_msrp",
     "pager_msrp_list",
     "invite_refused",
+    "register_auth",
+    "message_list_auth",
+    "pager_msrp_auth",
 ];
 const UAS_SCENARIOS: &[&str] = &[
     "uas_answer",
@@ -101,6 +106,8 @@ fn scenarios_load_in_sipp() {
             .key("accept", "text/plain")
             .key("cp_ns", "urn:ietf:params:xml:ns:copycontrol")
             .key("entries", "<entry uri=\"sip:bob@127.0.0.1:5999\"/>")
+            .key("user", "alice")
+            .key("expires", "600")
             .timeouts(Duration::from_millis(500), Duration::from_secs(3))
             .run();
         assert_no_scenario_error(name, &run);
@@ -298,6 +305,25 @@ fn pager_invite_to_group_reaches_every_member() {
     let groups = group_folder(GROUP, &members);
     let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
     let run = uac("invite_pager", &s, GROUP).run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "invitee: {r:?}\n{}", s.log());
+        assert_eq!(r.received_invites(), 1, "{r:?}");
+    }
+}
+
+/// Issue 12: an offer that is pager mode only as the RFCs read it (session-level sendonly,
+/// `text/*`, an extra audio stream) is accepted, the audio refused with port 0, and the
+/// message line answered; the invitees are invited as for the plain offer.
+#[test]
+fn pager_offer_with_session_sendonly_wildcard_types_and_audio_is_accepted() {
+    let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
+    let mut members = uris.clone();
+    members.push(ALICE.to_owned());
+    let groups = group_folder(GROUP, &members);
+    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let run = uac("invite_pager_audio", &s, GROUP).run();
     assert!(run.success(), "{run:?}\n{}", s.log());
     for p in uas {
         let r = p.wait();

@@ -138,10 +138,15 @@ pub(crate) fn lower(
             first_proc.insert(&p.name.name, p.name.span);
         }
         if let Some(c) = &p.clause {
-            let callable = p
-                .handlers
-                .iter()
-                .any(|h| matches!(h.trigger.kind, TriggerKind::Initial(_)));
+            // A callee runs on the caller's initial request, or (a procedure that watches
+            // copies, like the delivery-reports extension) lives on for the session's
+            // later `copy …` events without taking the initial request itself.
+            let callable = p.handlers.iter().any(|h| {
+                matches!(
+                    h.trigger.kind,
+                    TriggerKind::Initial(_) | TriggerKind::Copy(_)
+                )
+            });
             l.by_clause
                 .entry(c.id.clone())
                 .or_default()
@@ -727,6 +732,8 @@ impl Lowerer<'_> {
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
             ActionKind::Deliver => model::Action::Deliver,
+            ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
+            ActionKind::ForwardImdn => model::Action::ForwardImdn,
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),
@@ -949,6 +956,7 @@ impl Lowerer<'_> {
                 _ => model::MsrpTrigger::Closed,
             }),
             TriggerKind::LegsSettled => model::Trigger::LegsSettled,
+            TriggerKind::Copy(d) => model::Trigger::Copy(*d),
         })
     }
 

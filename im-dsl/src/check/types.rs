@@ -58,6 +58,16 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::RequestAssertedIdentity,
         Type::Uri,
     ),
+    (
+        "request.authenticated",
+        Fact::RequestAuthenticated,
+        Type::Bool,
+    ),
+    (
+        "request.originator_domain",
+        Fact::RequestOriginatorDomain,
+        Type::Str,
+    ),
     ("request.require", Fact::RequestRequire, Type::StrList),
     ("request.supported", Fact::RequestSupported, Type::StrList),
     ("body.parts", Fact::BodyParts, Type::List(Elem::Part)),
@@ -84,6 +94,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("config.max_size", Fact::ConfigMaxSize, Type::Int),
     ("config.tb_granted", Fact::ConfigTbGranted, Type::Bool),
     (
+        "config.allow_external_recipients",
+        Fact::ConfigAllowExternalRecipients,
+        Type::Bool,
+    ),
+    (
         "config.max_recipients",
         Fact::ConfigMaxRecipients,
         Type::Int,
@@ -97,6 +112,21 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("legs.connected", Fact::LegsConnected, Type::Int),
     ("legs.delivered", Fact::LegsDelivered, Type::Int),
     ("legs.failed", Fact::LegsFailed, Type::Int),
+    (
+        "message.wants_positive_delivery",
+        Fact::MessageWantsPositiveDelivery,
+        Type::Bool,
+    ),
+    (
+        "message.wants_negative_delivery",
+        Fact::MessageWantsNegativeDelivery,
+        Type::Bool,
+    ),
+    (
+        "message.is_notification",
+        Fact::MessageIsNotification,
+        Type::Bool,
+    ),
 ];
 
 /// Fields by the type they belong to.
@@ -186,6 +216,24 @@ const FREE: &[(&str, Builtin, &[P], Type)] = &[
     (
         "directory.may_initiate",
         Builtin::DirectoryMayInitiate,
+        &[P::T(Type::Uri), P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
+        "directory.invites_members",
+        Builtin::DirectoryInvitesMembers,
+        &[P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
+        "directory.may_join",
+        Builtin::DirectoryMayJoin,
+        &[P::T(Type::Uri), P::T(Type::Uri)],
+        Type::Bool,
+    ),
+    (
+        "directory.allows_anonymity",
+        Builtin::DirectoryAllowsAnonymity,
         &[P::T(Type::Uri), P::T(Type::Uri)],
         Type::Bool,
     ),

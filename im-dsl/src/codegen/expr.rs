@@ -242,6 +242,11 @@ impl<'a> Cx<'a> {
             Builtin::DirectoryOwns => quote!(#p::owns(__env, #a0)),
             Builtin::DirectoryIsMember => quote!(#p::is_member(__env, #a0, #a1)),
             Builtin::DirectoryMayInitiate => quote!(#p::may_initiate(__env, #a0, #a1)),
+            Builtin::DirectoryInvitesMembers => {
+                quote!(#p::invites_members(__facts, __env, #a0))
+            }
+            Builtin::DirectoryMayJoin => quote!(#p::may_join(__env, #a0, #a1)),
+            Builtin::DirectoryAllowsAnonymity => quote!(#p::allows_anonymity(__env, #a0, #a1)),
             Builtin::DirectoryMemberCount => quote!(#p::member_count(__env, #a0)),
             Builtin::DirectoryMaxParticipants => {
                 quote!(#p::max_participants(__facts, __env, #a0))
@@ -333,6 +338,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::RequestTo => quote!(&__facts.to),
         Fact::RequestOriginator => quote!(&__facts.originator),
         Fact::RequestAssertedIdentity => quote!(#p::asserted_identity(__facts)),
+        Fact::RequestAuthenticated => quote!(#p::authenticated(__facts)),
+        Fact::RequestOriginatorDomain => quote!(#p::originator_domain(__facts, __env.config)),
         Fact::RequestRequire => quote!(__facts.require.as_slice()),
         Fact::RequestSupported => quote!(__facts.supported.as_slice()),
         Fact::BodyParts => quote!(__facts.parts.as_slice()),
@@ -346,18 +353,22 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ConfigAcceptWrappedTypes => quote!(__env.config.accept_wrapped_types.as_slice()),
         Fact::ConfigMaxSize => quote!(#p::max_size(__env.config)),
         Fact::ConfigTbGranted => quote!(__env.config.tb_granted),
+        Fact::ConfigAllowExternalRecipients => quote!(__env.config.allow_external_recipients),
         Fact::ConfigMaxRecipients => quote!(#p::max_recipients(__env.config)),
         Fact::ConfigInviteTimeout => quote!(__env.config.invite_timeout),
         Fact::LegsTotal => quote!(#p::count_i64(__facts.legs.total)),
         Fact::LegsConnected => quote!(#p::count_i64(__facts.legs.connected)),
         Fact::LegsDelivered => quote!(#p::count_i64(__facts.legs.delivered)),
         Fact::LegsFailed => quote!(#p::count_i64(__facts.legs.failed)),
+        Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
+        Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
+        Fact::MessageIsNotification => quote!(__facts.message.is_notification),
     }
 }
 
 pub(crate) fn fact_ty(f: Fact) -> Ty {
     match f {
-        Fact::RequestMethod | Fact::ConfigDomain => Ty::Str,
+        Fact::RequestMethod | Fact::ConfigDomain | Fact::RequestOriginatorDomain => Ty::Str,
         Fact::RequestUri
         | Fact::RequestFrom
         | Fact::RequestTo
@@ -371,7 +382,13 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::BodyParts => Ty::List(Elem::Part),
         Fact::Recipients => Ty::List(Elem::Entry),
         Fact::SdpMedia => Ty::List(Elem::Media),
-        Fact::SdpPresent | Fact::ConfigTbGranted => Ty::Bool,
+        Fact::SdpPresent
+        | Fact::ConfigTbGranted
+        | Fact::RequestAuthenticated
+        | Fact::ConfigAllowExternalRecipients
+        | Fact::MessageWantsPositiveDelivery
+        | Fact::MessageWantsNegativeDelivery
+        | Fact::MessageIsNotification => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients
@@ -432,6 +449,9 @@ fn builtin_ty(b: Builtin) -> Ty {
         | Builtin::DirectoryOwns
         | Builtin::DirectoryIsMember
         | Builtin::DirectoryMayInitiate
+        | Builtin::DirectoryInvitesMembers
+        | Builtin::DirectoryMayJoin
+        | Builtin::DirectoryAllowsAnonymity
         | Builtin::MediaHas => Ty::Bool,
         Builtin::Header | Builtin::MediaAttr => Ty::Str,
         Builtin::MediaTokens => Ty::StrList,

@@ -119,6 +119,14 @@ fn trigger_pattern(t: &Trigger) -> (TokenStream, Option<TokenStream>) {
             (quote!(#ev::Msrp(#p)), None)
         }
         Trigger::LegsSettled => (quote!(#ev::LegsSettled), None),
+        Trigger::Copy(true) => (
+            quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Delivered)),
+            None,
+        ),
+        Trigger::Copy(false) => (
+            quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Failed(_))),
+            None,
+        ),
     }
 }
 
@@ -244,6 +252,13 @@ impl Gen<'_> {
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),
             Action::Deliver => quote!(#k::Deliver),
+            Action::SendImdn(true) => {
+                quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))
+            }
+            Action::ForwardImdn => quote!(#k::ForwardImdn),
+            Action::SendImdn(false) => {
+                quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
+            }
             Action::Report(None) => {
                 quote!(#k::Report(::im_runtime::machine::ReportOutcome::Success))
             }

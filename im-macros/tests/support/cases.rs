@@ -10,9 +10,9 @@
 
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, LegCounts, ListEntry, Method, MsrpEvent, Recipients, ReportOutcome, Route,
-    RuleInfo, SdpAttribute, SdpFacts, SdpMedia, Timer, Uri,
+    Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
+    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, MessageFacts, Method, MsrpEvent,
+    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -85,12 +85,24 @@ pub struct Request {
     pub originator: String,
     /// The RFC 5366/5365 recipient list; absent: no `recipient-list` body part.
     pub list: Option<Vec<String>>,
-    /// The SDP offer: `pager`, `pager-no-common-type`, `chat`, `audio`, `two-media`, `none`.
+    /// The SDP offer: `pager`, `pager-session-sendonly`, `pager-text-wildcard`,
+    /// `pager-no-common-type`, `chat`, `audio`, `two-media`, `pager-plus-chat`, `none`.
     pub offer: String,
     /// `Require` option tags.
     pub require: Vec<String>,
     /// MESSAGE only: a message body part besides the list.
     pub payload: bool,
+    /// The `Privacy` header (RFC 3323), when present.
+    pub privacy: Option<String>,
+    /// `request.authenticated`.
+    pub authenticated: bool,
+    /// `request.originator_domain`; absent: authentication off (`config.domain`).
+    pub originator_domain: Option<String>,
+    /// The dispositions the message (page mode: the MESSAGE body; pager mode: the MSRP
+    /// message) asks for in
+    /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`), or
+    /// `notification` when the message is itself an IMDN.
+    pub imdn: Vec<String>,
 }
 
 impl Default for Request {
@@ -103,6 +115,10 @@ impl Default for Request {
             offer: "pager".into(),
             require: Vec::new(),
             payload: true,
+            privacy: None,
+            authenticated: true,
+            originator_domain: None,
+            imdn: Vec::new(),
         }
     }
 }
@@ -117,6 +133,10 @@ pub struct Group {
     pub may_initiate: bool,
     /// `<max-participant-count>`.
     pub max_participants: Option<usize>,
+    /// `<invite-members>`.
+    pub invite_members: bool,
+    /// `<allow-anonymity>` for the originator.
+    pub allows_anonymity: bool,
 }
 
 impl Default for Group {
@@ -125,6 +145,8 @@ impl Default for Group {
             members: vec![ALICE.into(), BOB.into(), CAROL.into()],
             may_initiate: true,
             max_participants: None,
+            invite_members: true,
+            allows_anonymity: false,
         }
     }
 }
@@ -139,6 +161,8 @@ pub struct CaseConfig {
     pub tb_granted: bool,
     /// `config.invite_timeout`, in seconds.
     pub invite_timeout: u64,
+    /// `config.allow_external_recipients`.
+    pub allow_external_recipients: bool,
 }
 
 impl Default for CaseConfig {
@@ -147,6 +171,7 @@ impl Default for CaseConfig {
             max_recipients: 3,
             tb_granted: false,
             invite_timeout: 32,
+            allow_external_recipients: false,
         }
     }
 }
@@ -227,6 +252,9 @@ impl GroupDirectory for Dir<'_> {
             is_member: self.0.members.iter().any(|m| uri(m).same_identity(u)),
             may_initiate: self.0.may_initiate,
             max_participants: self.0.max_participants,
+            invites_members: self.0.invite_members,
+            allows_anonymity: self.0.allows_anonymity,
+            ..GroupPolicy::default()
         })
     }
 }
@@ -238,43 +266,44 @@ impl InviteeRouter for NoRoute {
     }
 }
 
+/// The offer named by a case, as SDP text parsed by the runtime's own SDP reader, so a case
+/// sees what the endpoint would (session-level attributes inherited, RFC 4566 §6).
 fn sdp(offer: &str) -> Result<Option<SdpFacts>, String> {
-    let attr = |n: &str, v: Option<&str>| SdpAttribute {
-        name: n.into(),
-        value: v.map(Into::into),
+    const HEAD: &str =
+        "v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+    let msrp = |types: &str, dir: &str| {
+        let dir = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("a={dir}\r\n")
+        };
+        format!(
+            "m=message 7394 TCP/MSRP *\r\na=accept-types:{types}\r\n\
+             a=path:msrp://alice.example.com:7394/abc;tcp\r\n{dir}"
+        )
     };
-    let msrp = |types: &str, dir: &str| SdpMedia {
-        media: "message".into(),
-        port: 7394,
-        proto: "TCP/MSRP".into(),
-        formats: vec!["*".into()],
-        attributes: vec![
-            attr("accept-types", Some(types)),
-            attr("path", Some("msrp://alice.example.com:7394/abc;tcp")),
-            attr(dir, None),
-        ],
-    };
-    let audio = SdpMedia {
-        media: "audio".into(),
-        port: 49170,
-        proto: "RTP/AVP".into(),
-        formats: vec!["0".into()],
-        attributes: vec![],
-    };
-    let media = match offer {
-        "pager" => vec![msrp("message/cpim text/plain", "sendonly")],
-        "pager-no-common-type" => vec![msrp("text/html", "sendonly")],
-        "chat" => vec![msrp("message/cpim text/plain", "sendrecv")],
-        "audio" => vec![audio],
-        "two-media" => vec![msrp("message/cpim text/plain", "sendonly"), audio],
+    let audio = "m=audio 49170 RTP/AVP 0\r\n";
+    let body = match offer {
+        "pager" => msrp("message/cpim text/plain", "sendonly"),
+        "pager-session-sendonly" => {
+            format!("a=sendonly\r\n{}", msrp("message/cpim text/plain", ""))
+        }
+        "pager-text-wildcard" => msrp("text/*", "sendonly"),
+        "pager-no-common-type" => msrp("text/html", "sendonly"),
+        "chat" => msrp("message/cpim text/plain", "sendrecv"),
+        "audio" => audio.to_owned(),
+        "two-media" => format!("{}{audio}", msrp("message/cpim text/plain", "sendonly")),
+        "pager-plus-chat" => format!(
+            "{}{}",
+            msrp("message/cpim text/plain", "sendonly"),
+            msrp("message/cpim text/plain", "sendrecv")
+        ),
         "none" => return Ok(None),
         o => return Err(format!("unknown offer `{o}`")),
     };
-    Ok(Some(SdpFacts {
-        connection: Some("192.0.2.1".into()),
-        media,
-        raw: String::new(),
-    }))
+    im_runtime::proto::sdp::facts(format!("{HEAD}{body}").as_bytes())
+        .map(Some)
+        .map_err(|e| format!("offer `{offer}`: {e}"))
 }
 
 fn method(m: &str) -> Method {
@@ -328,6 +357,18 @@ fn facts(case: &Case) -> Result<Facts, String> {
         parts,
         recipients,
         sdp,
+        headers: r
+            .privacy
+            .iter()
+            .map(|v| ("privacy".to_owned(), v.clone()))
+            .collect(),
+        unauthenticated: !r.authenticated,
+        originator_domain: r.originator_domain.clone(),
+        message: MessageFacts {
+            wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
+            wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
+            is_notification: r.imdn.iter().any(|d| d == "notification"),
+        },
         ..Facts::default()
     })
 }
@@ -356,6 +397,11 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
         ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
         ["legs", "settled"] => Event::LegsSettled,
+        ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
+        ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
+            code.parse()
+                .map_err(|_| format!("bad status in `{text}`"))?,
+        )),
         _ => return Err(format!("unknown event `{text}`")),
     })
 }
@@ -403,6 +449,9 @@ pub fn render(m: &Machines, a: &Action) -> String {
             format!("report failure {status}")
         }
         ActionKind::Log(s) => format!("log {s}"),
+        ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
+        ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
+        ActionKind::ForwardImdn => "forward imdn".into(),
     }
 }
 
@@ -442,6 +491,7 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         max_recipients: case.config.max_recipients,
         tb_granted: case.config.tb_granted,
         invite_timeout: std::time::Duration::from_secs(case.config.invite_timeout),
+        allow_external_recipients: case.config.allow_external_recipients,
         ..Config::default()
     };
     let dir = Dir(&case.group);
@@ -467,7 +517,8 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
     {
         let ev = event(m, case, text)?;
         facts.status = match ev {
-            Event::Response(s) => Some(s),
+            Event::Response(s) | Event::Copy(CopyOutcome::Failed(s)) => Some(s),
+            Event::Copy(CopyOutcome::Delivered) => Some(200),
             _ => None,
         };
         if i > 0 {

@@ -5,6 +5,7 @@
 use crate::machine::{
     Action, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method, Uri,
 };
+use crate::proto::digest::StoredHa1;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -61,18 +62,63 @@ pub trait Application {
     fn directory(&self) -> &dyn GroupDirectory;
     /// The invitee router.
     fn router(&self) -> &dyn InviteeRouter;
-    /// A REGISTER for `aor` binding `contact` for `expires` seconds (0 removes). Returns
-    /// `false` when registration is not offered (the endpoint answers 405).
+    /// A REGISTER for `aor` (RFC 3261 §10.3 steps 6–8), already authenticated and checked
+    /// by the endpoint: apply `change` and return every binding of `aor` now, with its
+    /// remaining seconds (the 200 lists them). The default offers no registrar (405).
     fn register(
         &mut self,
         now: Instant,
         aor: &Uri,
-        contact: Option<SocketAddr>,
-        expires: u32,
-    ) -> bool;
+        change: &RegisterChange,
+    ) -> Result<Vec<ContactBinding>, RegisterError> {
+        let _ = (now, aor, change);
+        Err(RegisterError::NotOffered)
+    }
+    /// Whether [`Application::register`] is implemented (REGISTER is then listed in Allow).
+    fn offers_registrar(&self) -> bool {
+        false
+    }
+    /// The stored digest secrets (HA1 values, never a password) of `username` in `realm`,
+    /// for the endpoint's Digest authentication. The default knows no one, so every
+    /// challenged request stays unauthenticated.
+    fn credentials(&self, username: &str, realm: &str) -> Option<StoredHa1> {
+        let _ = (username, realm);
+        None
+    }
     /// Called with the current time before each initial request is handled, so the
     /// application can refresh time-dependent state (group store reloads, location expiry).
     fn on_request(&mut self, now: Instant) {
         let _ = now;
     }
+}
+
+/// One contact binding of an address-of-record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactBinding {
+    /// The Contact URI as the client wrote it.
+    pub uri: String,
+    /// Where requests for it go (the URI's IP address, or the REGISTER's source when the URI
+    /// names a host the sans-IO core does not resolve).
+    pub addr: SocketAddr,
+    /// Seconds the binding lasts (0 in a change: remove it).
+    pub expires: u32,
+}
+
+/// What a REGISTER asks of the location service (RFC 3261 §10.3 step 6–7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegisterChange {
+    /// `Contact: *` with `Expires: 0`: remove every binding of the address-of-record.
+    RemoveAll,
+    /// Add, refresh (expires > 0) or remove (expires 0) each binding; an empty list only
+    /// asks for the current bindings.
+    Update(Vec<ContactBinding>),
+}
+
+/// Why a REGISTER could not be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The application offers no registrar (405).
+    NotOffered,
+    /// The location service has no room for a new binding (503 with Retry-After).
+    Full,
 }

@@ -4,7 +4,9 @@
 
 use crate::proto::sip::build::RequestBuilder;
 use crate::proto::sip::{HeaderName, Message, StatusCode};
-use crate::proto::transaction::{MessageBuilder, Rfc2543Parts, TopVia, TsxKey, TsxMessage};
+use crate::proto::transaction::{
+    MAGIC_COOKIE, MessageBuilder, Rfc2543Parts, TopVia, TsxKey, TsxMessage,
+};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -18,25 +20,35 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
         Some(p) => format!("{}:{p}", via.host()),
         None => via.host().to_string(),
     };
-    let from_tag = m.from().and_then(|f| f.tag()).unwrap_or("");
     let method = if m.is_request() {
         m.method()?.clone()
     } else {
         cseq.method.clone()
     };
+    // The RFC 2543 parts are read only for a branch without the magic cookie; the From tag
+    // costs a full name-addr parse, so a compliant message (every one we see in practice)
+    // does not pay for it.
+    let branch = via.branch();
+    let rfc3261 = branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE));
+    let from = if rfc3261 { None } else { m.from() };
+    let legacy = if rfc3261 {
+        Rfc2543Parts::default()
+    } else {
+        Rfc2543Parts {
+            request_uri: m.request_uri_str().unwrap_or(""),
+            from_tag: from.as_ref().and_then(|f| f.tag()).unwrap_or(""),
+            call_id: m.call_id().unwrap_or(""),
+            cseq: cseq.seq,
+        }
+    };
     let key = TsxKey::new(
         &method,
         TopVia {
             sent_by: &sent_by,
-            branch: via.branch(),
+            branch,
             raw: raw_via,
         },
-        Rfc2543Parts {
-            request_uri: m.request_uri_str().unwrap_or(""),
-            from_tag,
-            call_id: m.call_id().unwrap_or(""),
-            cseq: cseq.seq,
-        },
+        legacy,
     );
     let bytes = m.as_bytes().clone();
     Some(match m.status() {
@@ -103,7 +115,7 @@ impl MessageBuilder for SipBuilder {
         } else {
             b
         };
-        b.build().ok().map(Message::into_bytes)
+        Some(b.write())
     }
 
     fn ack(&mut self, invite: &TsxMessage, response: &TsxMessage) -> Option<bytes::Bytes> {

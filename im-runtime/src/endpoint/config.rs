@@ -17,8 +17,21 @@ pub struct EndpointConfig {
     /// The MSRP-over-TLS address put in `m=` and `msrps:` paths when the offer is
     /// `TCP/TLS/MSRP`; `None`: such offers get 488.
     pub msrp_tls_advertised: Option<SocketAddr>,
-    /// Hosts whose P-Asserted-Identity is trusted.
+    /// Hosts whose P-Asserted-Identity is trusted. Their requests are not challenged:
+    /// such a host (a Kamailio front) authenticated the user itself.
     pub trusted_hosts: Vec<IpAddr>,
+    /// Digest authentication (RFC 3261 §22) of REGISTER and of every initial request that
+    /// reaches a machine, from hosts not in `trusted_hosts`. `None`: off, and every request
+    /// counts as authenticated (`request.authenticated` is true), as before it existed.
+    pub auth: Option<crate::proto::digest::Verifier>,
+    /// Registrar: the shortest registration accepted; a shorter non-zero one gets 423 with
+    /// Min-Expires (RFC 3261 §10.3 step 7).
+    pub min_register_expires: u32,
+    /// Registrar: the longest registration granted; a longer one is shortened to it.
+    pub max_register_expires: u32,
+    /// Registrar: the interval of a contact with neither an `expires` parameter nor an
+    /// Expires header (RFC 3261 §10.2.1.1 lets the registrar choose).
+    pub default_register_expires: u32,
     /// What the server supports (420/415/406 decisions).
     pub policy: Policy,
     /// Transaction timers (T1, T2, T4, D).
@@ -69,6 +82,10 @@ impl EndpointConfig {
             sip_tls_advertised: None,
             msrp_tls_advertised: None,
             trusted_hosts: Vec::new(),
+            auth: None,
+            min_register_expires: 60,
+            max_register_expires: 86_400,
+            default_register_expires: 3600,
             policy,
             timers: TimerConfig::default(),
             max_message_size: 64 * 1024,
@@ -100,4 +117,6 @@ pub struct Stats {
     pub sessions_ended: u64,
     /// New sessions refused with 503 by admission (limits reached or shutting down).
     pub shed: u64,
+    /// Requests answered with a Digest challenge (401).
+    pub challenged: u64,
 }

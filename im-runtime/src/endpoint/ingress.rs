@@ -54,27 +54,13 @@ impl<A: Application> Endpoint<A> {
     }
 
     pub(super) fn send_sip(&mut self, peer: Peer, data: Bytes) {
-        if peer.reliable {
-            if let Some(&conn) = self.sip_conn_by_peer.get(&peer.addr) {
-                self.out.push_back(Output::StreamSend { conn, data });
-                return;
-            }
-            let Some(_) = self.queue_sip(peer.addr, data) else {
-                return;
-            };
-            // The connection is gone: RFC 3261 §18.2.2 would open a new one to the Via
-            // sent-by; clients we serve keep theirs open, so the response is dropped.
-            tracing_log(
-                "sip",
-                &format!("no connection to {} for a response", peer.addr),
-            );
-            return;
-        }
-        self.out.push_back(Output::Datagram {
-            local: None,
-            to: peer.addr,
+        ctx::transmit(
+            &mut self.out,
+            &self.sip_conn_by_peer,
+            &mut self.sip_tls,
+            peer,
             data,
-        });
+        );
     }
 
     pub(super) fn handle_request(&mut self, now: Instant, peer: Peer, msg: Message) {
@@ -156,8 +142,7 @@ impl<A: Application> Endpoint<A> {
                         self.client_settled(&key);
                     } else if let Some(sid) = self.by_server_tsx.get(&key).copied() {
                         // Timer H: the originator never ACKed our final response.
-                        self.run_session_machines(now, sid, &Event::Timer(Timer::H));
-                        self.end_session(now, sid, "no ACK for the final response (Timer H)");
+                        self.no_ack(now, sid);
                     }
                 }
                 tsx::Event::Terminated { key, role } => {
@@ -228,6 +213,7 @@ impl<A: Application> Endpoint<A> {
 
     /// Forgets SIP connection `conn` (and its peer's entry, when it still names `conn`).
     pub(super) fn drop_sip_conn(&mut self, conn: ConnId) {
+        self.sip_tls.closed(conn);
         if let Some(c) = self.sip_conns.remove(&conn)
             && self.sip_conn_by_peer.get(&c.peer) == Some(&conn)
         {
@@ -280,9 +266,9 @@ impl<A: Application> Endpoint<A> {
                         SipConn {
                             peer,
                             buf: BytesMut::new(),
-                            tls: kind.is_tls(),
                         },
                     );
+                    self.sip_tls.opened(conn, kind.is_tls());
                     self.sip_conn_by_peer.insert(peer, conn);
                     self.sip_conn_opened(conn, peer);
                 }

@@ -1,29 +1,31 @@
 //! Invitee legs (the server as UAC): recipients, invite each / forward each, CANCEL and
 //! BYE of a leg, the invitees' answers and timeouts, and when the legs have settled.
 
+use super::super::*;
 use super::*;
 
-impl<A: Application> Endpoint<A> {
-    pub(super) fn recipients(&self, sid: SessionId, r: Recipients) -> Vec<(Uri, Option<String>)> {
-        let Some(s) = self.sessions.get(&sid) else {
-            return Vec::new();
-        };
+impl Session {
+    fn recipients<A: Application>(
+        &self,
+        cx: &Ctx<'_, A>,
+        r: Recipients,
+    ) -> Vec<(Uri, Option<String>)> {
         match r {
-            Recipients::RecipientList => s
+            Recipients::RecipientList => self
                 .facts
                 .recipients
                 .iter()
                 .map(|e| (e.uri.clone(), e.display_name.clone()))
                 .collect(),
             Recipients::GroupMembers => {
-                let members = self
+                let members = cx
                     .app
                     .directory()
-                    .members(&s.facts.request_uri)
+                    .members(&self.facts.request_uri)
                     .unwrap_or_default();
                 let mut out: Vec<(Uri, Option<String>)> = Vec::new();
                 for m in members {
-                    if m.same_identity(&s.facts.originator)
+                    if m.same_identity(&self.facts.originator)
                         || out.iter().any(|(u, _)| u.same_identity(&m))
                     {
                         continue;
@@ -35,42 +37,34 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    pub(super) fn invite_each(
+    pub(super) fn invite_each<A: Application>(
         &mut self,
-        now: Instant,
-        sid: SessionId,
+        cx: &mut Ctx<'_, A>,
         r: Recipients,
         from: Option<usize>,
     ) {
-        let targets = self.recipients(sid, r);
-        let history = match (r, self.sessions.get(&sid)) {
-            (Recipients::RecipientList, Some(s)) => Some(
-                crate::proto::body::resource_lists::write_history(&s.facts.recipients),
-            ),
+        let targets = self.recipients(cx, r);
+        let history = match r {
+            Recipients::RecipientList => Some(crate::proto::body::resource_lists::write_history(
+                &self.facts.recipients,
+            )),
             _ => None,
         };
         for (uri, _name) in targets {
-            let tls = self.leg_tls(&uri);
+            let tls = cx.leg_tls(&uri);
             // An invitee that wants TLS from a server without it is unroutable.
-            let route = tls.and_then(|_| self.app.router().route(&uri));
+            let route = tls.and_then(|_| cx.app.router().route(&uri));
             let tls = tls.unwrap_or(false);
-            let leg_sid = self.ids.msrp_session_id();
-            let asked = from.and_then(|i| self.sessions.get(&sid)?.machines.get(i)?.invitee_leg());
-            let Some(machine) = asked.or_else(|| self.app.invitee_leg()) else {
+            let leg_sid = cx.ids.msrp_session_id();
+            let asked = from.and_then(|i| self.machines.get(i)?.invitee_leg());
+            let Some(machine) = asked.or_else(|| cx.app.invitee_leg()) else {
                 continue;
             };
-            let idx = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
-            let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
-            let tag = self.token(1);
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
-            let Some((focus, originator)) = self
-                .sessions
-                .get(&sid)
-                .map(|s| (s.focus.clone(), s.facts.originator.raw.clone()))
-            else {
-                return;
-            };
-            let (own, path, opts) = self.leg_media(tls, &leg_sid);
+            let idx = self.legs.len();
+            let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
+            let tag = cx.ids.token(1);
+            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let (own, path, opts) = cx.leg_media(tls, &leg_sid);
             let local = LocalMedia {
                 address: own.ip().to_string(),
                 msrp_port: own.port(),
@@ -78,12 +72,12 @@ impl<A: Application> Endpoint<A> {
                 session_id: 1 + idx as u64,
                 session_version: 1,
             };
-            let sdp = answer::build_offer(&local, &self.cfg.spec, &opts);
+            let sdp = answer::build_offer(&local, &cx.cfg.spec, &opts);
             let body = match &history {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
                     use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = format!("imspec-{}", self.token(1));
+                    let boundary = format!("imspec-{}", cx.ids.token(1));
                     let parts = [
                         OutPart::new(
                             &MediaType::new("application", "sdp"),
@@ -105,8 +99,8 @@ impl<A: Application> Endpoint<A> {
                 }
                 None => ("application/sdp".to_string(), Bytes::from(sdp)),
             };
-            let (via, contact) = self.leg_via_contact(tls, &focus, &branch);
-            let from_addr = format!("<{focus}>");
+            let (via, contact) = cx.leg_via_contact(tls, &self.focus, &branch);
+            let from_addr = format!("<{}>", self.focus);
             let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
                 .via_raw(&via)
                 .from(&from_addr, &tag)
@@ -115,7 +109,7 @@ impl<A: Application> Endpoint<A> {
                 .cseq(1)
                 .max_forwards(70)
                 .contact(&contact)
-                .header("Referred-By", &format!("<{originator}>"))
+                .header("Referred-By", &format!("<{}>", self.facts.originator.raw))
                 .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")
                 .body(&body.0, body.1);
             if let Some(Route::OutboundProxy(p)) = route {
@@ -128,11 +122,8 @@ impl<A: Application> Endpoint<A> {
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
             let built = b.build();
             if let (true, Some(dest), Ok(_)) = (tls, dest, &built) {
-                self.connect_sip_tls(dest);
+                cx.connect_sip_tls(dest);
             }
-            let Some(s) = self.sessions.get_mut(&sid) else {
-                return;
-            };
             match (dest, built) {
                 (Some(dest), Ok(invite)) => {
                     let peer = Peer {
@@ -140,51 +131,40 @@ impl<A: Application> Endpoint<A> {
                         reliable: tls,
                     };
                     leg.peer = Some(peer);
-                    leg.invite = Some(invite.clone());
-                    s.legs.push(leg);
-                    self.by_dialog.insert((call_id, tag), (sid, Some(idx)));
-                    if let Some(tm) = tsx_message(&invite) {
-                        self.tsx.builder_mut().remember(&tm.key, &invite);
-                        self.track_client(tm.key.clone(), sid, Some(idx));
-                        if let Some(s) = self.sessions.get_mut(&sid)
-                            && let Some(l) = s.legs.get_mut(idx)
-                        {
-                            l.invite_key = Some(tm.key.clone());
+                    cx.index_dialog(call_id, tag, self.id, Some(idx));
+                    if let Some((key, holds, sent)) =
+                        cx.send_request(&invite, peer, self.id, Some(idx))
+                    {
+                        self.track(holds);
+                        leg.invite_key = Some(key);
+                        if sent {
+                            cx.stats.invites_sent += 1;
                         }
-                        if self.tsx.send_request(now, tm, peer).is_ok() {
-                            self.stats.invites_sent += 1;
-                        }
-                        self.drain_tsx_transmits();
                     }
-                    let media_tls = opts.tls;
-                    self.msrp.register_leg(
-                        sid,
-                        idx,
-                        &self.sessions[&sid].legs[idx].msrp_session,
-                        media_tls,
-                    );
+                    leg.invite = Some(invite);
+                    cx.msrp
+                        .register_leg(self.id, idx, &leg.msrp_session, opts.tls);
+                    self.legs.push(leg);
                 }
                 _ => {
                     // Unroutable invitee: the leg fails at once, as if Timer B fired.
                     leg.status = LegStatus::Failed;
-                    s.legs.push(leg);
+                    self.legs.push(leg);
+                    cx.live.leg(LegOutcome::NoRoute);
                     tracing_log("leg", &format!("no route to {}", uri.raw));
-                    self.run_leg_machine(now, sid, idx, &Event::Timer(Timer::B));
+                    self.run_leg_machine(cx, idx, &Event::Timer(Timer::B));
                 }
             }
         }
-        self.check_settled(now, sid);
+        self.check_settled(cx);
     }
 
-    pub(super) fn forward_each(&mut self, now: Instant, sid: SessionId, r: Recipients) {
-        let targets = self.recipients(sid, r);
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        let request = s.request.clone();
-        let facts = s.facts.clone();
+    pub(super) fn forward_each<A: Application>(&mut self, cx: &mut Ctx<'_, A>, r: Recipients) {
+        let targets = self.recipients(cx, r);
+        let request = &self.request;
+        let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
-        let (ct, payload) = page_mode_payload(&request, &self.cfg.body_limits);
+        let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
         let history = matches!(r, Recipients::RecipientList)
             .then(|| crate::proto::body::resource_lists::write_history(&facts.recipients));
         // Each copy carries the hop budget the original had left, less this hop, so that a
@@ -193,26 +173,30 @@ impl<A: Application> Endpoint<A> {
         let max_forwards = request
             .max_forwards()
             .map_or(70, |m| m.saturating_sub(1).min(70));
+        let mut holds_any = 0;
+        let mut sent = Vec::new();
+        let mut unroutable = Vec::new();
         for (uri, _) in targets {
             // A sips: (or transport=tls) recipient gets its copy over TLS, as an invitee does.
-            let tls = self.leg_tls(&uri);
-            let route = tls.and_then(|_| self.app.router().route(&uri));
+            let tls = cx.leg_tls(&uri);
+            let route = tls.and_then(|_| cx.app.router().route(&uri));
             let tls = tls.unwrap_or(false);
             let dest = match route {
                 Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => a,
                 None => {
                     tracing_log("page-mode", &format!("no route to {}", uri.raw));
+                    unroutable.push(uri);
                     continue;
                 }
             };
-            let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.token(1));
-            let tag = self.token(1);
+            let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
+            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let tag = cx.ids.token(1);
             let (body_ct, body) = match &history {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
                     use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = format!("imspec-{}", self.token(1));
+                    let boundary = format!("imspec-{}", cx.ids.token(1));
                     let mt = crate::proto::body::mime::MediaType::parse(&ct)
                         .unwrap_or_else(|_| MediaType::new("text", "plain"));
                     let parts = [
@@ -233,7 +217,7 @@ impl<A: Application> Endpoint<A> {
                 }
                 None => (ct.clone(), payload.clone()),
             };
-            let (via, _) = self.leg_via_contact(tls, "", &branch);
+            let (via, _) = cx.leg_via_contact(tls, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
                 .via_raw(&via)
                 .from(&format!("<{}>", facts.originator.raw), &tag)
@@ -246,44 +230,55 @@ impl<A: Application> Endpoint<A> {
             if let Some(Route::OutboundProxy(p)) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }
-            if let Ok(m) = b.build()
-                && let Some(tm) = tsx_message(&m)
-            {
-                self.tsx.builder_mut().remember(&tm.key, &m);
-                self.track_client(tm.key.clone(), sid, None);
+            if let Ok(m) = b.build() {
+                let peer = Peer {
+                    addr: dest,
+                    reliable: tls,
+                };
                 if tls {
-                    self.connect_sip_tls(dest);
+                    cx.connect_sip_tls(dest);
                 }
-                let _ = self.tsx.send_request(
-                    now,
-                    tm,
-                    Peer {
-                        addr: dest,
-                        reliable: tls,
-                    },
-                );
-                self.drain_tsx_transmits();
+                cx.live.copy_sent(self.id);
+                // A copy whose outcome a delivery report may need holds the session until
+                // its final answer.
+                let hold =
+                    facts.message.wants_positive_delivery || facts.message.wants_negative_delivery;
+                if let Some((key, holds, _)) =
+                    cx.send_request_holding(&m, peer, self.id, None, hold)
+                {
+                    holds_any += usize::from(holds);
+                    sent.push((uri, key));
+                }
             }
+        }
+        for _ in 0..holds_any {
+            self.track(true);
+        }
+        for (uri, key) in sent {
+            self.copy_sent(uri, key);
+        }
+        for uri in unroutable {
+            self.copy_unroutable(cx, uri);
         }
     }
 
-    pub(super) fn cancel_leg(&mut self, now: Instant, sid: SessionId, i: usize) {
-        let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i)) else {
+    pub(super) fn cancel_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
+        let Some(l) = self.legs.get_mut(i) else {
             return;
         };
         if l.status != LegStatus::Pending {
             return;
         }
         l.cancelled = true;
-        if let Some(key) = l.invite_key.clone() {
-            let _ = self.tsx.cancel(now, &key);
-            self.drain_tsx_transmits();
+        if let Some(key) = &l.invite_key {
+            let _ = cx.tsx.cancel(cx.now, key);
+            cx.flush();
         }
     }
 
-    pub(super) fn bye_leg(&mut self, now: Instant, sid: SessionId, i: usize) {
+    pub(super) fn bye_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
         let req = {
-            let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i)) else {
+            let Some(l) = self.legs.get_mut(i) else {
                 return;
             };
             let Some(d) = l.dialog.as_mut() else {
@@ -298,32 +293,48 @@ impl<A: Application> Endpoint<A> {
             } else {
                 LegStatus::Ended
             };
-            d.request(Method::Bye, self.cfg.sip_advertised)
+            d.request(Method::Bye, cx.cfg.sip_advertised)
         };
-        self.msrp.close_leg(sid, i, &mut self.out);
-        self.send_in_dialog(now, sid, Some(i), req);
+        cx.msrp.close_leg(self.id, i, cx.out);
+        self.send_in_dialog(cx, Some(i), req);
     }
 
-    pub(super) fn client_response(&mut self, now: Instant, key: &TsxKey, resp: Message) {
-        let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
-            return;
-        };
-        self.dirty.push(sid);
+    /// The INVITE transactions of this session's legs still waiting for an answer from
+    /// `addr`: what a failed TLS connect to `addr` ends (`endpoint/secure.rs`).
+    pub(crate) fn pending_invites_to(&self, addr: SocketAddr) -> impl Iterator<Item = TsxKey> {
+        self.legs
+            .iter()
+            .filter(move |l| l.status == LegStatus::Pending && l.peer.is_some_and(|x| x.addr == addr))
+            .filter_map(|l| l.invite_key.clone())
+    }
+
+    pub(super) fn client_response<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        leg: Option<usize>,
+        key: &TsxKey,
+        resp: Message,
+    ) {
         let status = resp.status().map(u16::from).unwrap_or(0);
         let is_invite = key.method() == &Method::Invite;
         let Some(i) = leg else {
+            // Outside any leg: a page-mode copy (or a notification, which is ignored).
+            self.copy_answered(cx, key, Some(status));
             return;
         };
         if !is_invite {
             // BYE or MESSAGE answered: nothing else to do for the leg.
             return;
         }
-        let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i)) else {
+        let Some(l) = self.legs.get_mut(i) else {
             return;
         };
         l.status_code = Some(status);
         if (200..300).contains(&status) {
             let first = l.dialog.is_none();
+            if first {
+                cx.live.leg(LegOutcome::Answered);
+            }
             if first {
                 // The INVITE (with its history part, O(recipients) bytes) is needed only
                 // to build the dialog; the leg keeps the dialog, not the request.
@@ -332,66 +343,70 @@ impl<A: Application> Endpoint<A> {
                 }
                 // Legs are reliable only over TLS (leg_tls).
                 if let Some(d) = l.dialog.as_mut().filter(|d| d.peer.reliable) {
-                    d.tls = self.cfg.sip_tls_advertised;
+                    d.tls = cx.cfg.sip_tls_advertised;
                 }
                 l.status = if l.cancelled {
                     LegStatus::Ended
                 } else {
                     LegStatus::Connected
                 };
-                l.answer_sdp = crate::proto::sdp::facts(&resp.body()).ok();
             }
             // ACK every 2xx (retransmissions included, §13.2.2.4).
-            let ack = l
-                .dialog
-                .as_mut()
-                .and_then(|d| d.ack(self.cfg.sip_advertised));
+            if let Some((ack, peer)) = l.dialog.as_mut().map(|d| d.ack(cx.cfg.sip_advertised)) {
+                cx.transmit(peer, ack);
+            }
             let cancelled = l.cancelled;
-            self.send_in_dialog(now, sid, Some(i), ack);
             if !first {
                 return;
             }
             if cancelled {
                 // The 2xx crossed our CANCEL: the leg is not wanted any more.
-                self.bye_leg(now, sid, i);
-                self.check_settled(now, sid);
+                self.bye_leg(cx, i);
+                self.check_settled(cx);
                 return;
             }
-            self.msrp_leg_answered(now, sid, i);
+            // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
+            // none of it.
+            if let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
+                self.msrp_leg_answered(cx, i, &answer);
+            }
         } else if status >= 300 {
             l.status = LegStatus::Failed;
             l.invite = None;
+            cx.live.leg(LegOutcome::Rejected);
         }
-        self.run_leg_machine(now, sid, i, &Event::Response(status));
-        self.check_settled(now, sid);
+        self.run_leg_machine(cx, i, &Event::Response(status));
+        self.check_settled(cx);
     }
 
-    pub(super) fn client_timeout(&mut self, now: Instant, key: &TsxKey) {
-        let Some(&ClientTsx { sid, leg, .. }) = self.by_client_tsx.get(key) else {
-            return;
-        };
-        self.dirty.push(sid);
+    pub(super) fn client_timeout<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        leg: Option<usize>,
+        key: &TsxKey,
+    ) {
         let Some(i) = leg else {
+            self.copy_answered(cx, key, None);
             return;
         };
         if key.method() != &Method::Invite {
             return;
         }
-        if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
+        if let Some(l) = self.legs.get_mut(i)
             && l.status == LegStatus::Pending
         {
             l.status = LegStatus::Failed;
+            cx.live.leg(LegOutcome::TimedOut);
         }
-        self.run_leg_machine(now, sid, i, &Event::Timer(Timer::B));
-        self.check_settled(now, sid);
+        self.run_leg_machine(cx, i, &Event::Timer(Timer::B));
+        self.check_settled(cx);
     }
 
     /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
     /// an outcome (or no message will come); then ends the legs that are done.
-    pub(super) fn check_settled(&mut self, now: Instant, sid: SessionId) {
-        self.dirty.push(sid);
-        self.settle(now, sid);
-        self.end_finished_legs(now, sid);
+    pub(super) fn check_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        self.settle(cx);
+        self.end_finished_legs(cx);
     }
 
     /// A pager-mode leg exists to carry one copy of the message. Once the legs have
@@ -399,54 +414,37 @@ impl<A: Application> Endpoint<A> {
     /// (the spec BYE'd it after its report, or the originator hung up), nothing can come
     /// over a connected leg any more: BYE it, so that the session can end. The invitee-leg
     /// procedure may BYE a leg itself; `bye_leg` ignores a leg already ended.
-    pub(super) fn end_finished_legs(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        let originator_over = s.originator_gone || s.dialog.as_ref().is_some_and(|d| d.ended);
-        if !s.settled_sent || !originator_over {
+    fn end_finished_legs<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let originator_over = self.originator_gone || self.dialog.as_ref().is_some_and(|d| d.ended);
+        if !self.settled_sent || !originator_over {
             return;
         }
-        let connected: Vec<usize> = s
-            .legs
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.status == LegStatus::Connected)
-            .map(|(i, _)| i)
-            .collect();
-        for i in connected {
-            self.bye_leg(now, sid, i);
+        for i in 0..self.legs.len() {
+            if self.legs[i].status == LegStatus::Connected {
+                self.bye_leg(cx, i);
+            }
         }
     }
 
-    pub(super) fn settle(&mut self, now: Instant, sid: SessionId) {
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        if s.settled_sent || s.legs.is_empty() {
+    fn settle<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.settled_sent || self.legs.is_empty() {
             return;
         }
-        let done = s.legs.iter().all(|l| match l.status {
+        let done = self.legs.iter().all(|l| match l.status {
             LegStatus::Pending => false,
-            LegStatus::Connected => l.delivery.is_some() || s.originator_gone,
+            LegStatus::Connected => l.delivery.is_some() || self.originator_gone,
             LegStatus::Failed | LegStatus::Ended => true,
         });
         if !done {
             return;
         }
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.settled_sent = true;
-            s.facts.legs = s.leg_counts();
-        }
-        for l in self
-            .sessions
-            .get(&sid)
-            .map(|s| s.outcomes())
-            .unwrap_or_default()
-        {
+        self.settled_sent = true;
+        self.facts.legs = self.leg_counts();
+        for l in self.outcomes() {
             tracing_log("outcome", &l);
         }
-        self.run_session_machines(now, sid, &Event::LegsSettled);
+        self.legs_copies_settled(cx);
+        self.run_machines(cx, &Event::LegsSettled);
     }
 }
 

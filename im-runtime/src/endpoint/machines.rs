@@ -1,40 +1,29 @@
 //! Running a session's generated machines (with `call`) and its legs' machines, and
 //! executing their actions; the answer to the originator with its SDP answer.
 
+use super::super::*;
 use super::*;
 
-impl<A: Application> Endpoint<A> {
+impl Session {
     /// Runs every live machine of the session on `event`, then executes their actions.
-    pub(super) fn run_session_machines(&mut self, now: Instant, sid: SessionId, event: &Event) {
-        self.run_session_machines_at(now, sid, event, None);
+    pub(super) fn run_machines<A: Application>(&mut self, cx: &mut Ctx<'_, A>, event: &Event) {
+        self.run_machines_at(cx, event, None);
     }
 
     /// Runs the session's machines (only machine `only` when given) on `event`.
-    pub(super) fn run_session_machines_at(
+    pub(super) fn run_machines_at<A: Application>(
         &mut self,
-        now: Instant,
-        sid: SessionId,
+        cx: &mut Ctx<'_, A>,
         event: &Event,
         only: Option<usize>,
     ) {
         // Each action is kept with the index of the machine that produced it, so that
         // `invite each` can ask that machine for its invitee-leg procedure.
-        self.dirty.push(sid);
+        let now = cx.now;
         let mut pending: VecDeque<(usize, Action)> = VecDeque::new();
         {
-            let env = Env {
-                config: &self.cfg.spec,
-                directory: self.app.directory(),
-                router: self.app.router(),
-            };
-            let Some(s) = self.sessions.get_mut(&sid) else {
-                return;
-            };
-            // Disjoint borrows of the session: the machines run on its facts in place.
-            let Session {
-                facts, machines, ..
-            } = s;
-            for (i, m) in machines.iter_mut().enumerate() {
+            let env = cx.env();
+            for (i, m) in self.machines.iter_mut().enumerate() {
                 if only.is_some_and(|o| o != i) {
                     continue;
                 }
@@ -42,7 +31,7 @@ impl<A: Application> Endpoint<A> {
                     continue;
                 }
                 pending.extend(
-                    m.handle(now, event, facts, &env)
+                    m.handle(now, event, &self.facts, &env)
                         .into_iter()
                         .map(|a| (i, a)),
                 );
@@ -57,60 +46,34 @@ impl<A: Application> Endpoint<A> {
                 if calls > 16 {
                     continue;
                 }
-                let Some(mut callee) = self.app.by_clause(clause) else {
-                    log_action(&self.sessions, sid, &a, "no procedure for this clause");
+                let Some(mut callee) = cx.app.by_clause(clause) else {
+                    log_action(&self.call_id, &a, "no procedure for this clause");
                     continue;
                 };
-                log_action(&self.sessions, sid, &a, "");
-                let actions = {
-                    let env = Env {
-                        config: &self.cfg.spec,
-                        directory: self.app.directory(),
-                        router: self.app.router(),
-                    };
-                    let facts = self
-                        .sessions
-                        .get(&sid)
-                        .map(|s| s.facts.clone())
-                        .unwrap_or_default();
-                    callee.handle(now, event, &facts, &env)
-                };
-                let idx = match self.sessions.get_mut(&sid) {
-                    Some(s) => {
-                        s.machines.push(callee);
-                        s.machines.len() - 1
-                    }
-                    None => return,
-                };
+                log_action(&self.call_id, &a, "");
+                let actions = callee.handle(now, event, &self.facts, &cx.env());
+                self.machines.push(callee);
+                let idx = self.machines.len() - 1;
                 for (i, x) in actions.into_iter().enumerate() {
                     pending.insert(i, (idx, x));
                 }
                 continue;
             }
-            self.execute(now, sid, None, Some(from), a);
+            self.execute(cx, None, Some(from), a);
         }
     }
 
-    pub(super) fn run_leg_machine(
+    pub(super) fn run_leg_machine<A: Application>(
         &mut self,
-        now: Instant,
-        sid: SessionId,
+        cx: &mut Ctx<'_, A>,
         leg: usize,
         event: &Event,
     ) {
-        self.dirty.push(sid);
         let actions = {
-            let env = Env {
-                config: &self.cfg.spec,
-                directory: self.app.directory(),
-                router: self.app.router(),
-            };
-            let Some(s) = self.sessions.get_mut(&sid) else {
-                return;
-            };
+            let env = cx.env();
             // A leg's machine sees the session's facts with the leg's own status: no copy
             // of the facts per leg (that was O(legs²) for a list) nor per run.
-            let Session { facts, legs, .. } = s;
+            let Session { facts, legs, .. } = self;
             let Some(l) = legs.get_mut(leg) else {
                 return;
             };
@@ -121,88 +84,87 @@ impl<A: Application> Endpoint<A> {
                 return;
             }
             let session_status = std::mem::replace(&mut facts.status, l.status_code);
-            let actions = m.handle(now, event, facts, &env);
+            let actions = m.handle(cx.now, event, facts, &env);
             facts.status = session_status;
             actions
         };
         for a in actions {
-            self.execute(now, sid, Some(leg), None, a);
+            self.execute(cx, Some(leg), None, a);
         }
     }
 
-    pub(super) fn execute(
+    pub(super) fn execute<A: Application>(
         &mut self,
-        now: Instant,
-        sid: SessionId,
+        cx: &mut Ctx<'_, A>,
         leg: Option<usize>,
         from: Option<usize>,
         a: Action,
     ) {
-        log_action(&self.sessions, sid, &a, "");
+        log_action(&self.call_id, &a, "");
         let origin = a.origin;
+        let now = cx.now;
         match a.kind {
-            ActionKind::Respond(reply) => self.respond(now, sid, origin, reply),
-            ActionKind::InviteEach(r) => self.invite_each(now, sid, r, from),
-            ActionKind::ForwardEach(r) => self.forward_each(now, sid, r),
+            ActionKind::Respond(reply) => self.respond(cx, origin, reply),
+            ActionKind::InviteEach(r) => self.invite_each(cx, r, from),
+            ActionKind::ForwardEach(r) => self.forward_each(cx, r),
             ActionKind::Cancel => match leg {
-                Some(i) => self.cancel_leg(now, sid, i),
+                Some(i) => self.cancel_leg(cx, i),
                 None => {
-                    let n = self.sessions.get(&sid).map_or(0, |s| s.legs.len());
-                    for i in 0..n {
-                        self.cancel_leg(now, sid, i);
+                    for i in 0..self.legs.len() {
+                        self.cancel_leg(cx, i);
                     }
                 }
             },
             ActionKind::Bye => match leg {
-                Some(i) => self.bye_leg(now, sid, i),
-                None => self.bye_originator(now, sid),
+                Some(i) => self.bye_leg(cx, i),
+                None => self.bye_originator(cx),
             },
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.set_timer(sid, SessionTimer::Spec(leg, mi, id), now + after);
+                self.timers
+                    .set(SessionTimer::Spec(leg, mi, id), now + after);
             }
             ActionKind::StopTimer(t) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.stop_timers(sid, |k| *k == SessionTimer::Spec(leg, mi, id));
+                self.timers.stop(|k| *k == SessionTimer::Spec(leg, mi, id));
             }
             ActionKind::Deliver => {
                 match leg {
                     Some(i) => {
-                        if let Some(l) = self.sessions.get_mut(&sid).and_then(|s| s.legs.get_mut(i))
-                        {
+                        if let Some(l) = self.legs.get_mut(i) {
                             l.want_delivery = true;
                         }
                     }
                     None => {
-                        if let Some(s) = self.sessions.get_mut(&sid) {
-                            for l in &mut s.legs {
-                                l.want_delivery = true;
-                            }
+                        for l in &mut self.legs {
+                            l.want_delivery = true;
                         }
                     }
                 }
-                self.try_deliveries(now, sid);
+                self.try_deliveries(cx);
             }
-            ActionKind::Report(outcome) => self.report(now, sid, &outcome),
+            ActionKind::Report(outcome) => self.report(cx, &outcome),
+            ActionKind::SendImdn(status) => self.send_imdn(cx, status),
+            ActionKind::ForwardImdn => self.forward_imdn(cx),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }
 
-    pub(super) fn respond(&mut self, now: Instant, sid: SessionId, origin: Origin, reply: Reply) {
-        self.dirty.push(sid);
-        if let Some((key, msg)) = self.in_dialog_tsx.take() {
-            self.respond_in_dialog(now, &key, &msg, origin, &reply);
+    pub(super) fn respond<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        origin: Origin,
+        reply: Reply,
+    ) {
+        if let Some((key, msg)) = self.answering.take() {
+            respond_in_dialog(cx, &key, &msg, origin, &reply);
             return;
         }
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        if s.answered.is_some() {
+        if self.answered.is_some() {
             log_action(
-                &self.sessions,
-                sid,
+                &self.call_id,
                 &Action {
                     origin,
                     kind: ActionKind::Respond(reply),
@@ -211,32 +173,27 @@ impl<A: Application> Endpoint<A> {
             );
             return;
         }
-        let request = s.request.clone();
-        let key = s.server_tsx.clone();
-        let local_tag = s.local_tag.clone();
-        let focus = s.focus.clone();
-        let offer = s.facts.sdp.clone();
-        let msrp_sid = s.msrp_session.clone();
+        let now = cx.now;
         let mut status = reply.status;
         let mut reason = reply.reason.to_string();
         let mut warning_text = reply.warning.as_ref().map(|w| w.to_string());
         let mut body: Option<(String, Bytes)> = None;
         let mut role = None;
         if !reply.sdp_answer.is_empty() {
-            match offer {
+            match &self.facts.sdp {
                 Some(offer) => {
-                    let (own, path) = self.msrp_own(&offer, &msrp_sid);
+                    let (own, path) = cx.msrp_own(offer, &self.msrp_session);
                     let local = LocalMedia {
                         address: own.ip().to_string(),
                         msrp_port: own.port(),
                         path,
-                        session_id: self.rand() >> 12,
+                        session_id: cx.ids.rand() >> 12,
                         session_version: 1,
                     };
-                    match answer::build_answer(&offer, &reply.sdp_answer, &local, &self.cfg.spec) {
+                    match answer::build_answer(offer, &reply.sdp_answer, &local, &cx.cfg.spec) {
                         Ok(a) => {
-                            role = Some(a.clone());
-                            body = Some(("application/sdp".into(), Bytes::from(a.sdp)));
+                            body = Some(("application/sdp".into(), Bytes::from(a.sdp.clone())));
+                            role = Some(a);
                         }
                         Err(e) => {
                             // The spec asked for an answer the offer cannot support
@@ -257,103 +214,101 @@ impl<A: Application> Endpoint<A> {
         let Some(code) = StatusCode::new(status) else {
             return;
         };
-        let mut b = sip::build::ResponseBuilder::new(&request, code).reason(&reason);
+        let mut b = sip::build::ResponseBuilder::new(&self.request, code).reason(&reason);
         if status > 100 {
-            b = b.to_tag(&local_tag);
+            b = b.to_tag(&self.local_tag);
         }
         for (name, value) in &reply.headers {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
-                crate::machine::HeaderValue::FocusContact => format!("<{focus}>;isfocus"),
+                crate::machine::HeaderValue::FocusContact => format!("<{}>;isfocus", self.focus),
             };
             b = b.header(name, &v);
         }
         if let Some(w) = &warning_text {
-            b = b.header("Warning", &warning(&self.agent(), w));
+            b = b.header("Warning", &warning(&cx.agent(), w));
         }
         b = b.header(
             "Reason",
             &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
         );
-        if let Some((ct, data)) = body.clone() {
+        if self.request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
+            // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
+            // in-dialog requests take the proxies that record-routed (Kamailio in front of
+            // several instances).
+            for rr in self.request.header_lines(HeaderName::RecordRoute) {
+                b = b.header("Record-Route", rr);
+            }
+        }
+        if let Some((ct, data)) = body {
             b = b.body(&ct, data);
         }
-        let Ok(resp) = b.build() else {
-            return;
-        };
-        let bytes = resp.into_bytes();
-        let _ = self.tsx.respond(now, &key, status, bytes.clone());
-        self.drain_tsx_transmits();
-        let tls = self
-            .sessions
-            .get(&sid)
-            .and_then(|s| self.dialog_tls(s.peer));
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.answered = Some(status);
-            if (200..300).contains(&status) {
-                let mut d = Dialog::server_side(&s.request, &local_tag, s.peer);
-                d.tls = tls;
-                s.dialog = Some(d);
-                s.ok_bytes = Some(bytes);
-                s.ok_at = Some(now);
-                if let Some(a) = role {
-                    s.msrp_answer = Some(a);
-                }
-            } else if status >= 300 {
-                s.originator_gone = true;
-            }
+        let bytes = b.write();
+        let _ = cx.tsx.respond(now, &self.server_tsx, status, bytes.clone());
+        cx.live.response(status, Some(&origin));
+        if (200..300).contains(&status) && self.request.method() == Some(&Method::Invite) {
+            cx.live.invite_answered(now, self.id);
         }
-        if (200..300).contains(&status) && request.method() == Some(&Method::Invite) {
+        cx.flush();
+        self.answered = Some(status);
+        if (200..300).contains(&status) {
+            let mut d = Dialog::server_side(&self.request, &self.local_tag, self.peer);
+            d.tls = cx.dialog_tls(self.peer);
+            self.dialog = Some(d);
+            self.ok_bytes = Some(bytes);
+            self.ok_at = Some(now);
+            if let Some(a) = role {
+                self.msrp_answer = Some(a);
+            }
+        } else if status >= 300 {
+            self.originator_gone = true;
+        }
+        if (200..300).contains(&status) && self.request.method() == Some(&Method::Invite) {
             // Over UDP the 2xx is retransmitted from T1 on; over TCP it is not, but the ACK
             // is still due within 64·T1 either way (§13.3.1.4).
-            let reliable = self.sessions.get(&sid).is_some_and(|s| s.peer.reliable);
-            let first = if reliable {
-                self.cfg.timers.t1 * 64
+            let first = if self.peer.reliable {
+                cx.cfg.timers.t1 * 64
             } else {
-                self.cfg.timers.t1
+                cx.cfg.timers.t1
             };
-            self.set_timer(sid, SessionTimer::OkRetransmit(1), now + first);
-            self.msrp_after_answer(now, sid);
+            self.timers.set(SessionTimer::OkRetransmit(1), now + first);
+            self.msrp_after_answer(cx);
         }
-        self.check_settled(now, sid);
+        self.check_settled(cx);
     }
 }
 
-impl<A: Application> Endpoint<A> {
-    /// A spec `respond` to the in-dialog request being handled: status, reason, headers and
-    /// Warning as the rule says; no SDP (an in-dialog answer carries no offer/answer here).
-    fn respond_in_dialog(
-        &mut self,
-        now: Instant,
-        key: &TsxKey,
-        msg: &Message,
-        origin: Origin,
-        reply: &Reply,
-    ) {
-        let Some(code) = StatusCode::new(reply.status) else {
-            return;
-        };
-        let mut b = sip::build::ResponseBuilder::new(msg, code).reason(&reply.reason);
-        for (name, value) in &reply.headers {
-            if let crate::machine::HeaderValue::Text(t) = value {
-                b = b.header(name, t);
-            }
-        }
-        if let Some(w) = &reply.warning {
-            b = b.header("Warning", &warning(&self.agent(), w));
-        }
-        b = b.header(
-            "Reason",
-            &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
-        );
-        if let Ok(resp) = b.build() {
-            let _ = self.tsx.respond(now, key, reply.status, resp.into_bytes());
-            self.drain_tsx_transmits();
+/// A spec `respond` to the in-dialog request being handled: status, reason, headers and
+/// Warning as the rule says; no SDP (an in-dialog answer carries no offer/answer here).
+fn respond_in_dialog<A: Application>(
+    cx: &mut Ctx<'_, A>,
+    key: &TsxKey,
+    msg: &Message,
+    origin: Origin,
+    reply: &Reply,
+) {
+    let Some(code) = StatusCode::new(reply.status) else {
+        return;
+    };
+    let mut b = sip::build::ResponseBuilder::new(msg, code).reason(&reply.reason);
+    for (name, value) in &reply.headers {
+        if let crate::machine::HeaderValue::Text(t) = value {
+            b = b.header(name, t);
         }
     }
+    if let Some(w) = &reply.warning {
+        b = b.header("Warning", &warning(&cx.agent(), w));
+    }
+    b = b.header(
+        "Reason",
+        &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
+    );
+    let _ = cx.tsx.respond(cx.now, key, reply.status, b.write());
+    cx.live.response(reply.status, Some(&origin));
+    cx.flush();
 }
 
-pub(super) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {
+pub(crate) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {
     format!("msrp://{addr}/{sid};tcp")
 }
 
@@ -366,13 +321,7 @@ pub(super) fn spec_timer_id(t: Timer) -> u16 {
     }
 }
 
-pub(super) fn log_action(
-    sessions: &BTreeMap<SessionId, Session>,
-    sid: SessionId,
-    a: &Action,
-    note: &str,
-) {
-    let call_id = sessions.get(&sid).map(|s| s.call_id.as_str()).unwrap_or("");
+pub(super) fn log_action(call_id: &str, a: &Action, note: &str) {
     tracing::info!(
         call_id,
         procedure = a.origin.procedure,
@@ -384,6 +333,6 @@ pub(super) fn log_action(
     );
 }
 
-pub(super) fn tracing_log(what: &str, text: &str) {
+pub(crate) fn tracing_log(what: &str, text: &str) {
     tracing::info!(what, "{text}");
 }

@@ -13,32 +13,43 @@
 //!   `call_id`, `clause` and `rule` that produced it;
 //! * every session ends on every path (BYE either way, CANCEL, no ACK, no MSRP, timeouts)
 //!   and [`Endpoint::live_sessions`] returns to 0.
+//!
+//! Two layers, as quinn-proto splits its endpoint from its connections:
+//! * the [`Endpoint`] demultiplexes (dialog Call-ID and our tag, transaction key, MSRP
+//!   session path → session id), admits or refuses initial requests, answers what needs no
+//!   session, and keeps one timer-index entry per session;
+//! * a `Session` owns its originator dialog, its machines, its invitee legs, its timers and
+//!   its MSRP delivery decisions. Its fields are private to it: the endpoint drives it only
+//!   through `handle_event`, `handle_timeout`, `poll_timeout` and `is_drained`, and the
+//!   session reaches the endpoint only through a `Ctx` (the transaction table, the output
+//!   queue, id minting, the MSRP relay and the index updates it may ask for). After every
+//!   input the endpoint re-files (or removes) just the sessions that input touched.
 
 mod app;
 mod builder;
 mod config;
+mod ctx;
 pub mod facts;
 mod ids;
 mod ingress;
-mod legs;
-mod machines;
-mod msrp_glue;
+mod live;
 mod msrp_relay;
-mod originator;
+mod routing;
 mod secure;
 mod session;
 mod stateless;
-mod teardown;
 mod timers;
 mod via;
 
-pub use app::{Application, DynMachine};
+pub use app::{Application, ContactBinding, DynMachine, RegisterChange, RegisterError};
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
+pub use live::{
+    HistogramSnapshot, LATENCY_BUCKETS, LegOutcome, LiveSnapshot, LiveStats, ResponseKey,
+};
 
 use crate::machine::{
-    Action, ActionKind, Config, Env, Event, Method, Origin, Recipients, Reply, ReportOutcome,
-    Route, Timer, Uri,
+    Action, ActionKind, Config, Env, Method, Origin, Recipients, Reply, ReportOutcome, Route,
 };
 use crate::proto::msrp;
 use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
@@ -50,14 +61,15 @@ use crate::proto::transaction::{
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use builder::{SipBuilder, tsx_message};
 use bytes::{Bytes, BytesMut};
+use ctx::Ctx;
 use ids::Ids;
 use ingress::warning;
-use machines::{own_msrp_path, tracing_log};
-use session::{Dialog, Leg, LegStatus, Session, SessionId};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use msrp_relay::RelayEvent;
+use session::{Session, SessionEvent, SessionId, tracing_log};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use timers::{IdleConns, SessionTimer, SessionTimerIndex};
+use timers::{IdleConns, SessionTimerIndex};
 
 /// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
 /// connect not completed) before it is given up.
@@ -66,13 +78,11 @@ const MSRP_IDLE: Duration = Duration::from_secs(30);
 struct SipConn {
     peer: SocketAddr,
     buf: BytesMut,
-    /// A TLS connection: what arrives on it was secured (`sips:` and `TLS` in answers).
-    tls: bool,
 }
 
 /// A client transaction some session started.
 #[derive(Clone, Copy, Debug)]
-struct ClientTsx {
+pub(crate) struct ClientTsx {
     sid: SessionId,
     /// `None`: a request on the originator's side (BYE, forwarded MESSAGE).
     leg: Option<usize>,
@@ -106,14 +116,15 @@ pub struct Endpoint<A: Application> {
     idle_conns: IdleConns,
     /// Sessions the current input touched: only these can have ended or moved their timers.
     dirty: Vec<SessionId>,
-    /// The originator's in-dialog request whose machines are running: a spec `respond`
-    /// answers this transaction rather than the session's INVITE.
-    in_dialog_tsx: Option<(TsxKey, Message)>,
+    /// See [`Ctx::released`].
+    released: Vec<SessionId>,
     ids: Ids,
     msrp: msrp_relay::MsrpRelay,
     stats: Stats,
+    live: live::Live,
     shutting_down: bool,
-    sip_out: secure::SipOut,
+    /// Which SIP connections are TLS and our TLS connects under way; also lent to sessions.
+    sip_tls: secure::SipTls,
 }
 
 impl<A: Application> Endpoint<A> {
@@ -144,12 +155,13 @@ impl<A: Application> Endpoint<A> {
             session_timers: SessionTimerIndex::default(),
             idle_conns: IdleConns::default(),
             dirty: Vec::new(),
-            in_dialog_tsx: None,
+            released: Vec::new(),
             ids,
             msrp,
             stats: Stats::default(),
+            live: live::Live::default(),
             shutting_down: false,
-            sip_out: secure::SipOut::default(),
+            sip_tls: secure::SipTls::default(),
         }
     }
 
@@ -161,6 +173,12 @@ impl<A: Application> Endpoint<A> {
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Counters and latency histograms readable while the driver runs (take the handle
+    /// before handing the endpoint to the driver).
+    pub fn live_stats(&self) -> std::sync::Arc<LiveStats> {
+        self.live.stats.clone()
     }
 
     /// The application.
@@ -175,60 +193,12 @@ impl<A: Application> Endpoint<A> {
 
     // ---- ids ----------------------------------------------------------------------------
 
-    fn rand(&mut self) -> u64 {
-        self.ids.rand()
-    }
-
     fn token(&mut self, words: usize) -> String {
         self.ids.token(words)
     }
 
     fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
         self.ids.random_bytes::<N>()
-    }
-
-    /// Arms (or re-arms) a timer of session `sid`.
-    fn set_timer(&mut self, sid: SessionId, t: SessionTimer, at: Instant) {
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.timers.set(t, at);
-            self.dirty.push(sid);
-        }
-    }
-
-    /// Stops the timers of session `sid` that `pred` selects.
-    fn stop_timers(&mut self, sid: SessionId, pred: impl Fn(&SessionTimer) -> bool) {
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.timers.stop(pred);
-            self.dirty.push(sid);
-        }
-    }
-
-    /// Remembers a client transaction the session `sid` started. An INVITE holds the
-    /// session until it has a final answer (a 2xx that crosses our CANCEL still needs its
-    /// ACK and BYE); a BYE or MESSAGE does not: its answer changes nothing for the session,
-    /// so the session may end while the transaction layer finishes it.
-    fn track_client(&mut self, key: TsxKey, sid: SessionId, leg: Option<usize>) {
-        let holds = key.method() == &Method::Invite;
-        if let Some(s) = self.sessions.get_mut(&sid)
-            && holds
-        {
-            s.pending_client += 1;
-        }
-        self.client_in_flight += 1;
-        let old = self.by_client_tsx.insert(
-            key,
-            ClientTsx {
-                sid,
-                leg,
-                in_flight: true,
-                holds,
-            },
-        );
-        if let Some(old) = old
-            && old.in_flight
-        {
-            self.client_done(old.sid, old.holds);
-        }
     }
 
     /// The client transaction `key` may have left flight (final answer, timeout, error,
@@ -254,46 +224,34 @@ impl<A: Application> Endpoint<A> {
     fn client_done(&mut self, sid: SessionId, holds: bool) {
         self.client_in_flight = self.client_in_flight.saturating_sub(1);
         if holds && let Some(s) = self.sessions.get_mut(&sid) {
-            s.pending_client = s.pending_client.saturating_sub(1);
+            s.client_released();
         }
         self.dirty.push(sid);
     }
-
-    // ---- SIP input ----------------------------------------------------------------------
-
-    // ---- machines -----------------------------------------------------------------------
-
-    // ---- invitee legs -------------------------------------------------------------------
-
-    // ---- MSRP glue ----------------------------------------------------------------------
-
-    // ---- teardown -----------------------------------------------------------------------
 
     /// Looks only at the sessions the current input touched: removes those with nothing
     /// left to wait for and re-files the others' timers. O(touched · log n); no scan.
     fn reap(&mut self, _now: Instant) {
         while let Some(id) = self.dirty.pop() {
-            let Some(s) = self.sessions.get_mut(&id) else {
+            let Some(s) = self.sessions.get(&id) else {
                 continue;
             };
             if !s.is_drained() {
-                let next = s.timers.next();
-                self.session_timers.refile(id, &mut s.filed, next);
+                self.session_timers.refile(id, s.poll_timeout());
                 continue;
             }
-            if let Some(mut s) = self.sessions.remove(&id) {
+            if let Some(s) = self.sessions.remove(&id) {
                 // Unindex through the session's own keys (no retain over the maps).
-                self.session_timers.refile(id, &mut s.filed, None);
-                self.by_server_tsx.remove(&s.server_tsx);
-                self.by_dialog
-                    .remove(&(s.call_id.clone(), s.local_tag.clone()));
-                for l in &s.legs {
-                    self.by_dialog
-                        .remove(&(l.call_id.clone(), l.local_tag.clone()));
+                self.session_timers.refile(id, None);
+                let (server_tsx, dialogs) = s.index_keys();
+                self.by_server_tsx.remove(server_tsx);
+                for k in &dialogs {
+                    self.by_dialog.remove(k);
                 }
-                self.msrp.close_session(id, s.legs.len(), &mut self.out);
+                self.msrp.close_session(id, s.leg_count(), &mut self.out);
                 self.stats.sessions_ended += 1;
-                tracing_log("session", &format!("session {} closed", s.call_id));
+                self.live.session_ended(id);
+                tracing_log("session", &format!("session {} closed", s.call_id()));
             }
         }
     }
@@ -311,14 +269,17 @@ impl<A: Application> Endpoint<A> {
         }
         for (id, s) in &self.sessions {
             assert_eq!(
-                s.filed,
-                s.timers.next(),
+                self.session_timers.filed(*id),
+                s.poll_timeout(),
                 "session {id:?} filed off its timers"
             );
         }
         assert_eq!(
             self.session_timers.len(),
-            self.sessions.values().filter(|s| s.filed.is_some()).count(),
+            self.sessions
+                .values()
+                .filter(|s| s.poll_timeout().is_some())
+                .count(),
             "one timer-index entry per session with a timer"
         );
         let mut pending: HashMap<SessionId, u32> = HashMap::new();
@@ -340,7 +301,7 @@ impl<A: Application> Endpoint<A> {
         assert_eq!(self.client_in_flight, in_flight, "client_in_flight");
         for (id, s) in &self.sessions {
             assert_eq!(
-                s.pending_client,
+                s.pending_client(),
                 pending.get(id).copied().unwrap_or(0),
                 "session {id:?} pending_client"
             );

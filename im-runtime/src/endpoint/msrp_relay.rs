@@ -45,7 +45,7 @@ struct Side {
     bound: bool,
     reassembler: Reassembler,
     /// The originator's first SEND with a body: reports are built from it.
-    first_send: Option<Frame>,
+    first_send: Option<Box<Frame>>,
     received: u64,
     /// Transaction id of the last chunk of a delivery in flight.
     delivery_tid: Option<TransactionId>,
@@ -68,7 +68,9 @@ pub(crate) struct MsrpRelay {
     chunk_size: usize,
     conns: HashMap<ConnId, MConn>,
     by_local: HashMap<String, SideKey>,
-    sides: HashMap<SideKey, Side>,
+    /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
+    /// the table's empty slots (up to half of it after a resize) stay small.
+    sides: HashMap<SideKey, Box<Side>>,
     next_conn: u64,
     tid_counter: u64,
 }
@@ -118,8 +120,8 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &str, tls: bool) -> Option<Side> {
-        Some(Side {
+    fn new_side(&self, local_sid: &str, tls: bool) -> Option<Box<Side>> {
+        Some(Box::new(Side {
             local: self.local_uri(local_sid, tls)?,
             local_sid: local_sid.to_string(),
             remote_path: Vec::new(),
@@ -132,7 +134,7 @@ impl MsrpRelay {
             delivery_tid: None,
             delivery_mid: None,
             done: false,
-        })
+        }))
     }
 
     pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &str, a: &Answer) {
@@ -431,7 +433,7 @@ impl MsrpRelay {
         let mut complete = None;
         if key.1.is_none() && !empty_bind {
             if side.first_send.is_none() && f.body.is_some() {
-                side.first_send = Some(f.clone());
+                side.first_send = Some(Box::new(f.clone()));
             }
             match side.reassembler.handle_chunk(&f) {
                 Ok(ReassemblyOutcome::Complete(m)) => {

@@ -1,9 +1,26 @@
 //! Per-session state: the originator's leg, its dialog, the machines running for it and one
 //! leg per invitee.
 
-use super::app::DynMachine;
-use super::timers::SessionTimers;
-use crate::machine::{Facts, Method, SdpFacts, Uri};
+#[path = "imdn.rs"]
+mod imdn;
+#[path = "legs.rs"]
+mod legs;
+#[path = "machines.rs"]
+mod machines;
+#[path = "msrp_glue.rs"]
+mod msrp_glue;
+#[path = "originator.rs"]
+mod originator;
+#[path = "teardown.rs"]
+mod teardown;
+
+pub(super) use machines::{own_msrp_path, tracing_log};
+
+use super::app::{Application, DynMachine};
+use super::ctx::Ctx;
+use super::msrp_relay;
+use super::timers::{SessionTimer, SessionTimers};
+use crate::machine::{Event, Facts, Method, SdpFacts, Timer, Uri};
 use crate::proto::msrp;
 use crate::proto::sdp::answer::Answer;
 use crate::proto::sip::build::RequestBuilder;
@@ -190,15 +207,19 @@ impl Dialog {
     ) -> Option<(Message, Peer)> {
         self.local_cseq = self.local_cseq.max(self.invite_cseq) + 1;
         let cseq = self.local_cseq;
-        let m = self.builder(method, cseq, via_host).build().ok()?;
+        let m = self
+            .builder(method, cseq, via_host)
+            .build_in_dialog()
+            .ok()?;
         Some((m, self.peer))
     }
 
-    /// The ACK for a 2xx to our INVITE (§13.2.2.4: same CSeq number as the INVITE).
-    pub(crate) fn ack(&mut self, via_host: SocketAddr) -> Option<(Message, Peer)> {
+    /// The ACK for a 2xx to our INVITE (§13.2.2.4: same CSeq number as the INVITE), as
+    /// bytes: it goes out at once, outside any transaction, and every value in it comes
+    /// from the dialog, itself built from checked messages.
+    pub(crate) fn ack(&mut self, via_host: SocketAddr) -> (Bytes, Peer) {
         let cseq = self.invite_cseq;
-        let m = self.builder(Method::Ack, cseq, via_host).build().ok()?;
-        Some((m, self.peer))
+        (self.builder(Method::Ack, cseq, via_host).write(), self.peer)
     }
 }
 
@@ -216,7 +237,6 @@ pub(crate) struct Leg {
     pub(crate) invite_key: Option<TsxKey>,
     pub(crate) peer: Option<Peer>,
     pub(crate) dialog: Option<Dialog>,
-    pub(crate) answer_sdp: Option<SdpFacts>,
     pub(crate) msrp_session: String,
     pub(crate) want_delivery: bool,
     pub(crate) delivery_started: bool,
@@ -244,7 +264,6 @@ impl Leg {
             invite_key: None,
             peer: None,
             dialog: None,
-            answer_sdp: None,
             msrp_session,
             want_delivery: false,
             delivery_started: false,
@@ -254,39 +273,80 @@ impl Leg {
     }
 }
 
-/// One originator request and everything it started.
+/// One originator request and everything it started: the originator's dialog, the
+/// machines running for it, one leg per invitee, its timers and its MSRP delivery. Its
+/// fields are private to this module and its children (`machines`, `legs`, `originator`,
+/// `msrp_glue`, `teardown`): the endpoint drives it through [`Session::handle_event`],
+/// [`Session::handle_timeout`], [`Session::poll_timeout`] and [`Session::is_drained`], and
+/// the session reaches the endpoint only through [`Ctx`].
 pub(crate) struct Session {
-    pub(crate) call_id: String,
-    pub(crate) local_tag: String,
-    pub(crate) focus: String,
-    pub(crate) request: Message,
-    pub(crate) facts: Facts,
-    pub(crate) machines: Vec<Box<dyn DynMachine>>,
-    pub(crate) server_tsx: TsxKey,
-    pub(crate) peer: Peer,
-    pub(crate) answered: Option<u16>,
-    pub(crate) ok_bytes: Option<Bytes>,
+    id: SessionId,
+    call_id: String,
+    local_tag: String,
+    focus: String,
+    request: Message,
+    facts: Facts,
+    machines: Vec<Box<dyn DynMachine>>,
+    server_tsx: TsxKey,
+    peer: Peer,
+    answered: Option<u16>,
+    ok_bytes: Option<Bytes>,
     /// When the 2xx to the originator's INVITE was first sent (its ACK is due by 64·T1).
-    pub(crate) ok_at: Option<std::time::Instant>,
-    pub(crate) acked: bool,
-    pub(crate) dialog: Option<Dialog>,
-    pub(crate) legs: Vec<Leg>,
-    pub(crate) msrp_session: String,
-    pub(crate) msrp_answer: Option<Answer>,
-    pub(crate) held: Option<msrp::Message>,
-    pub(crate) settled_sent: bool,
-    pub(crate) originator_gone: bool,
-    pub(crate) ending: bool,
+    ok_at: Option<std::time::Instant>,
+    acked: bool,
+    dialog: Option<Dialog>,
+    legs: Vec<Leg>,
+    msrp_session: String,
+    msrp_answer: Option<Answer>,
+    held: Option<msrp::Message>,
+    settled_sent: bool,
+    originator_gone: bool,
+    ending: bool,
     /// The session's own timers.
-    pub(crate) timers: SessionTimers,
-    /// The deadline the endpoint's timer index holds for this session.
-    pub(crate) filed: Option<std::time::Instant>,
+    timers: SessionTimers,
     /// Client transactions that hold the session (INVITEs to invitees) with no final answer
     /// yet: what `is_drained` reads instead of scanning the transaction index.
-    pub(crate) pending_client: u32,
+    pending_client: u32,
+    /// The originator's in-dialog request whose machines are running: a spec `respond`
+    /// answers this transaction rather than the session's INVITE.
+    answering: Option<(TsxKey, Message)>,
+    /// Page-mode copies and their delivery reports (`imdn.rs`).
+    copies: imdn::Copies,
+}
+
+/// What the endpoint routes to a session.
+pub(crate) enum SessionEvent {
+    /// The admitted initial request: the session's machines start.
+    Start(Method),
+    /// An ACK or BYE in the originator's dialog (`leg: None`) or in a leg's; `key` is the
+    /// server transaction (none for the ACK of a 2xx).
+    InDialog {
+        leg: Option<usize>,
+        key: Option<TsxKey>,
+        msg: Message,
+    },
+    /// An answer to a client transaction the session started.
+    Response {
+        leg: Option<usize>,
+        key: TsxKey,
+        resp: Message,
+    },
+    /// A client transaction of the session timed out or met a transport error.
+    ClientTimeout { leg: Option<usize>, key: TsxKey },
+    /// The originator CANCELled the session's INVITE.
+    Cancelled,
+    /// Timer H: the originator never ACKed our final answer.
+    NoAck,
+    /// Something happened on one of the session's MSRP sides.
+    Msrp(msrp_relay::RelayEvent),
+    /// One of the session's MSRP sides was bound when its connection opened.
+    MsrpReady,
+    /// The endpoint ends the session (shutdown).
+    End(&'static str),
 }
 
 impl Session {
+    /// A session for the admitted `request`; its lifetime timer runs until `lifetime_end`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: SessionId,
@@ -299,9 +359,12 @@ impl Session {
         server_tsx: TsxKey,
         peer: Peer,
         msrp_session: String,
+        lifetime_end: std::time::Instant,
     ) -> Session {
-        let _ = id;
+        let mut timers = SessionTimers::default();
+        timers.set(SessionTimer::Lifetime, lifetime_end);
         Session {
+            id,
             call_id,
             local_tag,
             focus,
@@ -322,9 +385,87 @@ impl Session {
             settled_sent: false,
             originator_gone: false,
             ending: false,
-            timers: SessionTimers::default(),
-            filed: None,
+            timers,
             pending_client: 0,
+            answering: None,
+            copies: imdn::Copies::default(),
+        }
+    }
+
+    /// Handles one event the endpoint routed here.
+    pub(crate) fn handle_event<A: Application>(&mut self, ev: SessionEvent, cx: &mut Ctx<'_, A>) {
+        match ev {
+            SessionEvent::Start(method) => {
+                self.read_imdn_request(cx);
+                self.run_machines(cx, &Event::InitialRequest(method));
+            }
+            SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
+            SessionEvent::Response { leg, key, resp } => self.client_response(cx, leg, &key, resp),
+            SessionEvent::ClientTimeout { leg, key } => self.client_timeout(cx, leg, &key),
+            SessionEvent::Cancelled => self.cancelled(cx),
+            SessionEvent::NoAck => {
+                self.run_machines(cx, &Event::Timer(Timer::H));
+                self.end(cx, "no ACK for the final response (Timer H)");
+            }
+            SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
+            SessionEvent::MsrpReady => self.try_deliveries(cx),
+            SessionEvent::End(why) => self.end(cx, why),
+        }
+    }
+
+    /// Fires the session's timers due at `cx.now`, earliest first; returns whether any was.
+    pub(crate) fn handle_timeout<A: Application>(&mut self, cx: &mut Ctx<'_, A>) -> bool {
+        let due = self.timers.take_due(cx.now);
+        let fired = !due.is_empty();
+        for t in due {
+            self.fire_timer(cx, t);
+        }
+        fired
+    }
+
+    /// The session's next deadline (the endpoint files the session under it).
+    pub(crate) fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.timers.next()
+    }
+
+    /// A held client transaction (an INVITE to an invitee) has its final answer, timed out
+    /// or is gone.
+    pub(crate) fn client_released(&mut self) {
+        self.pending_client = self.pending_client.saturating_sub(1);
+    }
+
+    /// Client transactions holding the session (for the endpoint's debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn pending_client(&self) -> u32 {
+        self.pending_client
+    }
+
+    /// The session's keys in the endpoint's indexes, for its removal without a scan: its
+    /// server transaction and the dialog key (Call-ID, our tag) of the originator's side and
+    /// of every leg.
+    pub(crate) fn index_keys(&self) -> (&TsxKey, Vec<(String, String)>) {
+        let mut dialogs = Vec::with_capacity(self.legs.len() + 1);
+        dialogs.push((self.call_id.clone(), self.local_tag.clone()));
+        for l in &self.legs {
+            dialogs.push((l.call_id.clone(), l.local_tag.clone()));
+        }
+        (&self.server_tsx, dialogs)
+    }
+
+    /// How many invitee legs the session has (the MSRP relay's sides are keyed by index).
+    pub(crate) fn leg_count(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// The originator's Call-ID.
+    pub(crate) fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Tracks a client transaction the session started (see [`Ctx::send_request`]).
+    fn track(&mut self, holds: bool) {
+        if holds {
+            self.pending_client += 1;
         }
     }
 
@@ -348,7 +489,7 @@ impl Session {
     }
 
     /// The `legs.*` facts.
-    pub(crate) fn leg_counts(&self) -> crate::machine::LegCounts {
+    fn leg_counts(&self) -> crate::machine::LegCounts {
         let mut c = crate::machine::LegCounts {
             total: self.legs.len(),
             ..Default::default()
@@ -368,7 +509,7 @@ impl Session {
     }
 
     /// One log line per recipient: how its leg ended.
-    pub(crate) fn outcomes(&self) -> Vec<String> {
+    fn outcomes(&self) -> Vec<String> {
         self.legs
             .iter()
             .map(|l| {

@@ -4,6 +4,9 @@
 
 use super::*;
 
+mod auth;
+mod registrar;
+
 impl<A: Application> Endpoint<A> {
     pub(super) fn reply_simple(
         &mut self,
@@ -13,27 +16,7 @@ impl<A: Application> Endpoint<A> {
         status: u16,
         extra: &[(&str, String)],
     ) {
-        let Some(code) = StatusCode::new(status) else {
-            return;
-        };
-        let mut b = sip::build::ResponseBuilder::new(msg, code);
-        if status > 100 {
-            b = b.to_tag(&self.token(1));
-        }
-        for (n, v) in extra {
-            b = b.header(n, v);
-        }
-        if let Ok(resp) = b.build() {
-            let bytes = resp.into_bytes();
-            let _ = self.tsx.respond(now, key, status, bytes);
-            self.drain_tsx_transmits();
-        }
-    }
-
-    pub(super) fn drain_tsx_transmits(&mut self) {
-        while let Some(t) = self.tsx.poll_transmit() {
-            self.send_sip(t.peer, t.bytes);
-        }
+        self.ctx(now).reply_simple(key, msg, status, extra);
     }
 
     pub(super) fn allow_header(&self) -> String {
@@ -41,6 +24,9 @@ impl<A: Application> Endpoint<A> {
             .into_iter()
             .map(String::from)
             .collect();
+        if self.app.offers_registrar() {
+            m.push("REGISTER".into());
+        }
         for x in self.app.methods() {
             let s = x.as_str().to_string();
             if !m.contains(&s) {
@@ -74,19 +60,7 @@ impl<A: Application> Endpoint<A> {
                 return;
             }
             Method::Register => {
-                let aor = msg.to().map(|t| t.uri().to_view()).unwrap_or_default();
-                let expires = msg.expires().unwrap_or(3600);
-                let contact = register_contact(&msg, peer.addr);
-                if self.app.register(now, &aor, contact, expires) {
-                    let mut extra = vec![("Expires", expires.to_string())];
-                    if let Some(c) = msg.header(HeaderName::Contact) {
-                        extra.push(("Contact", c.to_string()));
-                    }
-                    self.reply_simple(now, &key, &msg, 200, &extra);
-                } else {
-                    let allow = self.allow_header();
-                    self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
-                }
+                self.registrar(now, peer, &msg, &key);
                 return;
             }
             Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
@@ -111,6 +85,15 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, &key, &msg, 483, &[("Warning", w)]);
             return;
         }
+        // Every request that may start a session (and so make the server send requests on)
+        // is authenticated first; the identity it speaks for is its From user.
+        let from_user = msg
+            .from()
+            .and_then(|f| f.uri().user().map(str::to_owned))
+            .unwrap_or_default();
+        let Some(vouched) = self.authenticate(now, peer, &msg, &key, &from_user) else {
+            return;
+        };
         let Some(machine) = self.app.initial(&method) else {
             let allow = self.allow_header();
             self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
@@ -126,7 +109,7 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, &key, &msg, 503, &[("Retry-After", after)]);
             return;
         }
-        let facts = match facts::build(
+        let mut facts = match facts::build(
             &msg,
             peer.addr.ip(),
             &self.cfg.trusted_hosts,
@@ -139,6 +122,11 @@ impl<A: Application> Endpoint<A> {
                 self.reply_simple(now, &key, &msg, 400, &[("Warning", w)]);
                 return;
             }
+        };
+        facts.originator_domain = match vouched {
+            auth::Vouched::Off => None,
+            auth::Vouched::Trusted => Some(facts.originator.host.to_ascii_lowercase()),
+            auth::Vouched::Realm(r) => Some(r),
         };
         self.stats.initial_requests += 1;
         let id = SessionId(self.next_session);
@@ -159,24 +147,13 @@ impl<A: Application> Endpoint<A> {
             key.clone(),
             peer,
             msrp_sid,
+            now + self.cfg.session_lifetime,
         );
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);
-        self.set_timer(id, SessionTimer::Lifetime, now + self.cfg.session_lifetime);
-        let event = Event::InitialRequest(method);
-        self.run_session_machines(now, id, &event);
-    }
-}
-
-pub(super) fn register_contact(msg: &Message, source: SocketAddr) -> Option<SocketAddr> {
-    let c = msg.header(HeaderName::Contact)?;
-    let na = sip::parse_name_addrs(c).ok()?.into_iter().next()?;
-    let uri = na.uri();
-    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
-        Ok(ip) => Some(SocketAddr::new(ip, uri.port().unwrap_or(5060))),
-        // A host name we do not resolve (sans-IO): the source address reaches it.
-        Err(_) => Some(source),
+        self.live
+            .session_started(now, id, method == Method::Message);
+        self.dispatch(now, id, SessionEvent::Start(method));
     }
 }

@@ -73,31 +73,38 @@ impl SessionTimers {
     }
 }
 
-/// Sessions by their earliest timer: one entry per session with a timer.
+/// Sessions by their earliest timer: one entry per session with a timer, and for each
+/// session the deadline it is filed under (its key in the set, so re-filing needs no scan).
 #[derive(Debug, Default)]
 pub(crate) struct SessionTimerIndex {
     by_deadline: BTreeSet<(Instant, SessionId)>,
+    filed: HashMap<SessionId, Instant>,
 }
 
 impl SessionTimerIndex {
-    /// Files session `id` under `next` (its earliest deadline now); `filed` is what the
-    /// index holds for it and is updated. O(log n), nothing when unchanged.
-    pub(crate) fn refile(
-        &mut self,
-        id: SessionId,
-        filed: &mut Option<Instant>,
-        next: Option<Instant>,
-    ) {
-        if *filed == next {
-            return;
-        }
-        if let Some(old) = filed.take() {
+    /// Files session `id` under `next` (its earliest deadline now; `None` removes it).
+    /// O(log n), nothing when unchanged.
+    pub(crate) fn refile(&mut self, id: SessionId, next: Option<Instant>) {
+        let old = match next {
+            Some(at) => {
+                let old = self.filed.insert(id, at);
+                if old == Some(at) {
+                    return;
+                }
+                self.by_deadline.insert((at, id));
+                old
+            }
+            None => self.filed.remove(&id),
+        };
+        if let Some(old) = old {
             self.by_deadline.remove(&(old, id));
         }
-        if let Some(at) = next {
-            self.by_deadline.insert((at, id));
-            *filed = Some(at);
-        }
+    }
+
+    /// The deadline session `id` is filed under (for the endpoint's debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn filed(&self, id: SessionId) -> Option<Instant> {
+        self.filed.get(&id).copied()
     }
 
     /// The earliest deadline of any session.
@@ -111,11 +118,6 @@ impl SessionTimerIndex {
             .first()
             .filter(|(at, _)| *at <= now)
             .map(|(_, id)| *id)
-    }
-
-    /// Drops the earliest entry (repair path; see the endpoint's `fire_due`).
-    pub(crate) fn pop_first(&mut self) {
-        self.by_deadline.pop_first();
     }
 
     /// How many sessions are filed (for the endpoint's debug cross-check).
@@ -188,7 +190,6 @@ mod tests {
 
     struct S {
         timers: SessionTimers,
-        filed: Option<Instant>,
     }
 
     fn timer(r: &mut Rng) -> SessionTimer {
@@ -222,17 +223,16 @@ mod tests {
                     0 | 1 => {
                         let s = sessions.entry(id).or_insert(S {
                             timers: SessionTimers::default(),
-                            filed: None,
                         });
                         let at = now + Duration::from_millis(r.below(5_000));
                         s.timers.set(timer(&mut r), at);
-                        index.refile(id, &mut s.filed, s.timers.next());
+                        index.refile(id, s.timers.next());
                     }
                     2 => {
                         if let Some(s) = sessions.get_mut(&id) {
                             let t = timer(&mut r);
                             s.timers.stop(|x| x.same_slot(&t));
-                            index.refile(id, &mut s.filed, s.timers.next());
+                            index.refile(id, s.timers.next());
                         }
                     }
                     3 => {
@@ -245,15 +245,11 @@ mod tests {
                                 !fired.is_empty(),
                                 "seed {seed} step {step}: filed too early"
                             );
-                            index.refile(due, &mut s.filed, s.timers.next());
+                            index.refile(due, s.timers.next());
                         }
                     }
-                    4 => {
-                        // The session ends: its entry goes with it.
-                        if let Some(mut s) = sessions.remove(&id) {
-                            index.refile(id, &mut s.filed, None);
-                        }
-                    }
+                    // The session ends: its entry goes with it.
+                    4 if sessions.remove(&id).is_some() => index.refile(id, None),
                     _ => {}
                 }
                 let scan: Vec<(Instant, SessionId)> = {
@@ -267,7 +263,11 @@ mod tests {
                 assert_eq!(index.entries(), scan, "seed {seed} step {step}");
                 assert_eq!(index.first(), scan.first().map(|(at, _)| *at));
                 for (id, s) in &sessions {
-                    assert_eq!(s.filed, s.timers.next(), "seed {seed} step {step} {id:?}");
+                    assert_eq!(
+                        index.filed(*id),
+                        s.timers.next(),
+                        "seed {seed} step {step} {id:?}"
+                    );
                 }
             }
         }

@@ -134,7 +134,20 @@ impl Server {
     /// Starts the binary on free ports with `extra` flags (`--groups DIR` …) and waits up to
     /// 10 s until it accepts TCP on the SIP and MSRP ports. Panics with the server's log if
     /// it exits or does not listen in time.
+    ///
+    /// Authentication is off (`--no-auth`): these tests exercise the procedures, and their
+    /// SIPp scenarios send no credentials; and recipients outside the domain are allowed
+    /// (`--allow-external-recipients`), as their invitees are SIPp instances named by IP
+    /// address. The authentication and authorisation tests use [`Server::start_auth`].
     pub(crate) fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--no-auth", "--allow-external-recipients"];
+        args.extend_from_slice(extra);
+        Self::start_attempt(&args, 0)
+    }
+
+    /// [`Server::start`] with Digest authentication on (the embedded demo users, or the
+    /// users `extra` configures).
+    pub(crate) fn start_auth(extra: &[&str]) -> Server {
         Self::start_attempt(extra, 0)
     }
 
@@ -269,6 +282,7 @@ pub(crate) struct Sipp {
     global_timeout: Duration,
     keys: Vec<(String, String)>,
     call_ids: Option<String>,
+    auth: Option<(String, String)>,
 }
 
 /// What a SIPp run left behind.
@@ -349,6 +363,7 @@ impl Sipp {
             global_timeout: Duration::from_secs(20),
             keys: Vec::new(),
             call_ids: None,
+            auth: None,
         }
     }
 
@@ -396,6 +411,12 @@ impl Sipp {
         self
     }
 
+    /// Digest credentials for the scenario's `[authentication]` (`-au user -ap password`).
+    pub(crate) fn auth(mut self, user: &str, password: &str) -> Sipp {
+        self.auth = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
     /// The local SIP URI host:port of this instance.
     pub(crate) fn local(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.local_port).into()
@@ -434,6 +455,9 @@ impl Sipp {
         }
         if let Some(c) = &self.call_ids {
             cmd.args(["-cid_str", c]);
+        }
+        if let Some((u, p)) = &self.auth {
+            cmd.args(["-au", u, "-ap", p]);
         }
         let out = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
         let err = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");

@@ -90,21 +90,78 @@ pub fn facts_from_session(session: &sdp_types::Session, raw: String) -> SdpFacts
         media: session
             .medias
             .iter()
-            .map(|m| SdpMedia {
-                media: m.media.clone(),
-                port: m.port,
-                proto: m.proto.clone(),
-                formats: m.fmt.split_ascii_whitespace().map(str::to_owned).collect(),
-                attributes: m
+            .map(|m| {
+                let mut attributes: Vec<SdpAttribute> = m
                     .attributes
                     .iter()
                     .map(|a| SdpAttribute {
                         name: a.attribute.clone(),
                         value: a.value.clone(),
                     })
-                    .collect(),
+                    .collect();
+                // RFC 4566 §6: a direction attribute at session level applies to every
+                // media section that has none of its own. Conditions read media sections
+                // only, so the inherited one is added to the section's view.
+                let own = attributes
+                    .iter()
+                    .any(|a| msrp::Direction::from_attr(&a.name).is_some());
+                if !own
+                    && let Some(d) = session
+                        .attributes
+                        .iter()
+                        .find(|a| msrp::Direction::from_attr(&a.attribute).is_some())
+                {
+                    attributes.push(SdpAttribute {
+                        name: d.attribute.clone(),
+                        value: None,
+                    });
+                }
+                SdpMedia {
+                    media: m.media.clone(),
+                    port: m.port,
+                    proto: m.proto.clone(),
+                    formats: m.fmt.split_ascii_whitespace().map(str::to_owned).collect(),
+                    attributes,
+                }
             })
             .collect(),
         raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+
+    fn media_attrs(sdp: &str) -> Vec<Vec<String>> {
+        facts(sdp.as_bytes())
+            .expect("valid SDP")
+            .media
+            .iter()
+            .map(|m| m.attributes.iter().map(|a| a.name.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn session_level_direction_reaches_media_without_its_own() {
+        let sdp = format!(
+            "{HEAD}a=sendonly\r\nm=message 7394 TCP/MSRP *\r\na=accept-types:text/plain\r\n\
+             m=message 7395 TCP/MSRP *\r\na=recvonly\r\n"
+        );
+        assert_eq!(
+            media_attrs(&sdp),
+            vec![
+                vec!["accept-types".to_owned(), "sendonly".to_owned()],
+                vec!["recvonly".to_owned()],
+            ]
+        );
+    }
+
+    #[test]
+    fn no_session_direction_adds_nothing() {
+        let sdp = format!("{HEAD}m=message 7394 TCP/MSRP *\r\na=accept-types:text/plain\r\n");
+        assert_eq!(media_attrs(&sdp), vec![vec!["accept-types".to_owned()]]);
     }
 }

@@ -260,6 +260,12 @@ pub fn intersect_types(offered: &[String], ours: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether two accept-types tokens match (RFC 4975 §8.6): equal without regard to case, `*`
+/// on either side, or `type/*` against any subtype of `type`.
+pub fn types_match(a: &str, b: &str) -> bool {
+    type_match(a, b).is_some()
+}
+
 /// The more specific of `a` and `b` when they match, else `None`.
 fn type_match<'a>(a: &'a str, b: &'a str) -> Option<&'a str> {
     fn rank(t: &str) -> u8 {

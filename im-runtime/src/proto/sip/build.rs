@@ -78,11 +78,25 @@ fn write_header_fmt(out: &mut BytesMut, name: &str, value: std::fmt::Arguments<'
 }
 
 fn finish(
-    mut out: BytesMut,
+    out: BytesMut,
     headers: &[(String, String)],
     body: &Option<(String, Bytes)>,
     checked: bool,
 ) -> Result<Message, ParseFailure> {
+    let out = write_tail(out, headers, body);
+    if checked {
+        Message::parse_as(out, Transport::Stream)
+    } else {
+        Message::parse_structure(out)
+    }
+}
+
+/// The extra headers, Content-Type and Content-Length, the blank line and the body.
+fn write_tail(
+    mut out: BytesMut,
+    headers: &[(String, String)],
+    body: &Option<(String, Bytes)>,
+) -> Bytes {
     for (n, v) in headers {
         write_header(&mut out, n, v);
     }
@@ -98,11 +112,7 @@ fn finish(
             out.put_slice(b"\r\n");
         }
     }
-    if checked {
-        Message::parse_as(out.freeze(), Transport::Stream)
-    } else {
-        Message::parse_structure(out.freeze())
-    }
+    out.freeze()
 }
 
 /// A response to a request (RFC 3261 §8.2.6).
@@ -202,6 +212,24 @@ impl ResponseBuilder {
 
     /// Writes and parses the response. Fails if a supplied or copied value is malformed.
     pub fn build(self) -> Result<Message, ParseFailure> {
+        let checked = self.checked;
+        let (out, headers, body) = self.write_head();
+        finish(out, &headers, &body, checked)
+    }
+
+    /// Writes the response without parsing it back, for a sender that needs only its
+    /// bytes. Every value still stands on one line and Content-Length is computed, so the
+    /// message is well framed; what [`build`](Self::build) adds is the grammar check of the
+    /// values, which a response copying them from a request that was itself checked (as
+    /// every request the endpoint answers was) and adding only the sender's own headers
+    /// does not need.
+    pub fn write(self) -> Bytes {
+        let (out, headers, body) = self.write_head();
+        write_tail(out, &headers, &body)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn write_head(self) -> (BytesMut, Vec<(String, String)>, Option<(String, Bytes)>) {
         let mut out = BytesMut::with_capacity(capacity(&self.via, &self.headers, &self.body));
         out.put_slice(b"SIP/2.0 ");
         {
@@ -232,7 +260,7 @@ impl ResponseBuilder {
         if let Some(c) = &self.cseq {
             write_header(&mut out, "CSeq", c);
         }
-        finish(out, &self.headers, &self.body, self.checked)
+        (out, self.headers, self.body)
     }
 }
 
@@ -407,8 +435,52 @@ impl RequestBuilder {
     /// Writes and parses the request. Fails if a value is malformed (for example a
     /// Request-URI that does not parse).
     pub fn build(self) -> Result<Message, ParseFailure> {
-        let mut out = BytesMut::with_capacity(capacity(&self.via, &self.headers, &self.body));
+        let (out, headers, body) = self.write_head();
+        finish(out, &headers, &body, true)
+    }
+
+    /// Writes the request and parses back only its structure (start line, header lines,
+    /// framing), not the grammar of its values, for a request whose every value comes from
+    /// a dialog built from checked messages (a BYE in that dialog): the transaction layer
+    /// still gets a [`Message`], whose typed accessors parse what they read.
+    pub fn build_in_dialog(self) -> Result<Message, ParseFailure> {
+        let (out, headers, body) = self.write_head();
+        finish(out, &headers, &body, false)
+    }
+
+    /// Writes the request without parsing it back, for a sender that needs only its bytes
+    /// (an ACK for a 2xx, sent outside any transaction) and whose values all come from a
+    /// dialog built from checked messages. Values stand on one line and Content-Length is
+    /// computed; the grammar check of [`build`](Self::build) is what is skipped.
+    pub fn write(self) -> Bytes {
+        let (out, headers, body) = self.write_head();
+        write_tail(out, &headers, &body)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn write_head(self) -> (BytesMut, Vec<(String, String)>, Option<(String, Bytes)>) {
         let m = self.method.as_str();
+        // Sized from the request's own values rather than with a fixed allowance: the
+        // buffer becomes the message's `Bytes`, which a transaction keeps (with any slack)
+        // for as long as it may retransmit.
+        let start_and_own = m.len()
+            + self.uri.len()
+            + 11
+            + 21
+            + self.routes.iter().map(|r| r.len() + 9).sum::<usize>()
+            + self.from.len()
+            + 8
+            + self.to.len()
+            + 6
+            + self.call_id.len()
+            + 11
+            + 19
+            + m.len()
+            + self.contact.as_ref().map_or(0, |c| c.len() + 11)
+            + 32;
+        let mut out = BytesMut::with_capacity(
+            capacity(&self.via, &self.headers, &self.body) - 512 + start_and_own,
+        );
         out.put_slice(m.as_bytes());
         out.put_u8(b' ');
         out.put_slice(self.uri.as_bytes());
@@ -431,6 +503,6 @@ impl RequestBuilder {
         if let Some(c) = &self.contact {
             write_header(&mut out, "Contact", c);
         }
-        finish(out, &self.headers, &self.body, true)
+        (out, self.headers, self.body)
     }
 }

@@ -491,16 +491,27 @@ impl<'a> Via<'a> {
             port,
             params,
         };
-        if let Some(Some(v)) = params.get("rport") {
-            match digits_u64(v) {
-                Some(n) if n <= u64::from(u16::MAX) => {}
-                _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("rport")),
+        // The first rport and the first branch are checked (what `rport()` and `branch()`
+        // read), in one walk over the parameters rather than one lookup each.
+        let (mut rport_seen, mut branch_seen) = (false, false);
+        for (name, v) in params.iter() {
+            if !rport_seen && name.eq_ignore_ascii_case("rport") {
+                rport_seen = true;
+                if let Some(v) = v {
+                    match digits_u64(v) {
+                        Some(n) if n <= u64::from(u16::MAX) => {}
+                        _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("rport")),
+                    }
+                }
+            } else if !branch_seen && name.eq_ignore_ascii_case("branch") {
+                branch_seen = true;
+                if v.is_none_or(|b| b.starts_with('"')) {
+                    return Err(ParseError::new(ErrorKind::Expected("token"), pstart).ctx("branch"));
+                }
             }
-        }
-        if let Some(v) = params.get("branch")
-            && v.is_none_or(|b| b.starts_with('"'))
-        {
-            return Err(ParseError::new(ErrorKind::Expected("token"), pstart).ctx("branch"));
+            if rport_seen && branch_seen {
+                break;
+            }
         }
         Ok(via)
     }

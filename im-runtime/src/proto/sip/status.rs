@@ -40,6 +40,8 @@ codes! {
     ACCEPTED = 202, "Accepted";
     /// 400 Bad Request
     BAD_REQUEST = 400, "Bad Request";
+    /// 401 Unauthorized
+    UNAUTHORIZED = 401, "Unauthorized";
     /// 403 Forbidden
     FORBIDDEN = 403, "Forbidden";
     /// 404 Not Found
@@ -58,6 +60,8 @@ codes! {
     UNSUPPORTED_URI_SCHEME = 416, "Unsupported URI Scheme";
     /// 420 Bad Extension
     BAD_EXTENSION = 420, "Bad Extension";
+    /// 423 Interval Too Brief
+    INTERVAL_TOO_BRIEF = 423, "Interval Too Brief";
     /// 480 Temporarily Unavailable
     TEMPORARILY_UNAVAILABLE = 480, "Temporarily Unavailable";
     /// 481 Call/Transaction Does Not Exist

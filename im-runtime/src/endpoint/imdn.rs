@@ -1,0 +1,430 @@
+//! Per-recipient delivery reports (an extension beyond OMA IM 5.2.1.1; the rules are in
+//! `specs/ext_delivery_reports.imspec`): the session keeps one entry per recipient copy it
+//! sent, turns each copy's final answer into [`Event::Copy`] for the machines, and carries
+//! out `send imdn …` by sending the message's sender an RFC 5438 notification as a SIP
+//! MESSAGE. What to send, and when, is the spec's; this file only does it.
+
+use super::super::*;
+use super::*;
+use crate::machine::{CopyOutcome, ImdnStatus, MessageFacts};
+use crate::proto::body::cpim::{Cpim, Limits as CpimLimits};
+use crate::proto::body::imdn::{DeliveryStatus, Imdn, Notification, notification_cpim};
+
+/// The IMDN request of the message a session fans out, read once when the session starts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ImdnRequest {
+    /// `imdn.Message-ID` of the sender's message.
+    message_id: String,
+    /// Its `DateTime`.
+    datetime: String,
+    /// Its CPIM `From` (the notification's CPIM `To`), when given.
+    cpim_from: Option<String>,
+}
+
+/// One recipient's copy: who, and the client transaction that carries it.
+#[derive(Clone, Debug)]
+struct CopyEntry {
+    uri: Uri,
+    key: Option<TsxKey>,
+    done: bool,
+}
+
+/// The copies a session sent and the IMDN request they answer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Copies {
+    request: Option<ImdnRequest>,
+    entries: Vec<CopyEntry>,
+    /// The copy whose [`Event::Copy`] the machines are handling (`send imdn` is about it).
+    current: Option<usize>,
+}
+
+/// Reads the IMDN request from a page-mode payload: a `message/cpim` body asking for
+/// delivery notifications with an `imdn.Message-ID` (RFC 5438 §6.3 makes the id and
+/// `DateTime` mandatory for a message asking for an IMDN; without them nothing can name the
+/// message, so no notification is asked for).
+pub(crate) fn read_request(
+    content_type: &str,
+    payload: &[u8],
+) -> (MessageFacts, Option<ImdnRequest>) {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "message/cpim" {
+        return (MessageFacts::default(), None);
+    }
+    let Ok(cpim) = Cpim::parse(payload, CpimLimits::default()) else {
+        return (MessageFacts::default(), None);
+    };
+    let d = cpim.dispositions();
+    let is_notification = cpim.content_type().is_some_and(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(crate::proto::body::imdn::CONTENT_TYPE)
+    });
+    let (Some(id), Some(dt)) = (cpim.imdn_message_id(), cpim.header("DateTime")) else {
+        let facts = MessageFacts {
+            is_notification,
+            ..MessageFacts::default()
+        };
+        return (facts, None);
+    };
+    let facts = MessageFacts {
+        wants_positive_delivery: d.positive_delivery,
+        wants_negative_delivery: d.negative_delivery,
+        is_notification,
+    };
+    let req = ImdnRequest {
+        message_id: id.to_string(),
+        datetime: dt.to_string(),
+        cpim_from: cpim.header("From").map(str::to_string),
+    };
+    (facts, Some(req))
+}
+
+impl Session {
+    /// Reads the IMDN request of the session's page-mode message into `message.*`.
+    pub(super) fn read_imdn_request<A: Application>(&mut self, cx: &Ctx<'_, A>) {
+        if self.request.method() != Some(&Method::Message) {
+            return;
+        }
+        let (ct, payload) = legs::page_mode_payload(&self.request, &cx.cfg.body_limits);
+        let (facts, req) = read_request(&ct, &payload);
+        self.facts.message = facts;
+        self.copies.request = req;
+    }
+
+    /// Pager mode: the legs have settled, so each invitee's copy has its outcome. The
+    /// message is the originator's MSRP message (held); its IMDN request is read now, as it
+    /// did not exist when the session started. Notifications go as SIP MESSAGE: the
+    /// originator's pager-mode offer is sendonly, and under RFC 4975 the SDP direction
+    /// (RFC 4566 §6) covers MSRP SEND, so the server may not SEND it anything over MSRP.
+    pub(super) fn legs_copies_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let Some(held) = &self.held else {
+            return;
+        };
+        let ct = held.content_type.clone().unwrap_or_default();
+        let (facts, req) = read_request(&ct, &held.data);
+        self.facts.message = facts;
+        self.copies.request = req;
+        for i in 0..self.legs.len() {
+            let l = &self.legs[i];
+            let (outcome, status) = match (l.delivery, l.status) {
+                (Some(200), _) => (CopyOutcome::Delivered, 200),
+                (Some(code), _) => (CopyOutcome::Failed(code), code),
+                (None, LegStatus::Failed) => {
+                    let s = l.status_code.unwrap_or(0);
+                    (CopyOutcome::Failed(s), s)
+                }
+                // Connected or ended with no copy sent (the originator left first).
+                (None, _) => (CopyOutcome::Failed(0), 0),
+            };
+            self.copies.entries.push(CopyEntry {
+                uri: l.uri.clone(),
+                key: None,
+                done: false,
+            });
+            let e = self.copies.entries.len() - 1;
+            self.copy_outcome(cx, e, outcome, status);
+        }
+    }
+
+    /// `forward imdn`: the request is an IMDN a recipient sent to this list service; it goes
+    /// on, unchanged, to the original sender its CPIM `To` names (RFC 5438: the list
+    /// service as IMDN forwarder), never to the other members. No route: logged, dropped.
+    pub(super) fn forward_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let (ct, payload) = legs::page_mode_payload(&self.request, &cx.cfg.body_limits);
+        let to = Cpim::parse(&payload, CpimLimits::default())
+            .ok()
+            .and_then(|c| c.header("To"))
+            .and_then(|t| sip::parse_name_addrs(t).ok())
+            .and_then(|v| v.into_iter().next())
+            .map(|na| na.uri().to_view());
+        let Some(to) = to else {
+            tracing_log("imdn", "forward imdn: no CPIM To to forward to");
+            return;
+        };
+        // Only to a member of the group: otherwise any member could have the server relay
+        // an IMDN-shaped message to any address.
+        let members = cx
+            .app
+            .directory()
+            .members(&self.facts.request_uri)
+            .unwrap_or_default();
+        if !members.iter().any(|m| m.same_identity(&to)) {
+            tracing_log(
+                "imdn",
+                &format!(
+                    "forward imdn: {} is not a member of the group; dropped",
+                    to.raw
+                ),
+            );
+            return;
+        }
+        let (dest, proxy) = match cx.app.router().route(&to) {
+            Some(Route::Direct(a)) => (a, None),
+            Some(Route::OutboundProxy(a)) => (a, Some(a)),
+            None => {
+                tracing_log("imdn", &format!("forward imdn: no route to {}", to.raw));
+                return;
+            }
+        };
+        let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
+        let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        let tag = cx.ids.token(1);
+        let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw)
+            .via_raw(&format!(
+                "SIP/2.0/UDP {};branch={branch};rport",
+                cx.cfg.sip_advertised
+            ))
+            .from(&format!("<{}>", self.facts.request_uri.raw), &tag)
+            .to(&format!("<{}>", to.raw), None)
+            .call_id(&call_id)
+            .cseq(1)
+            .max_forwards(70)
+            .header("Content-Disposition", "notification")
+            .body(&ct, payload);
+        if let Some(p) = proxy {
+            b = b.route(&format!("<sip:{p};lr>"));
+        }
+        let Ok(m) = b.build() else {
+            return;
+        };
+        tracing_log(
+            "imdn",
+            &format!(
+                "session {} forwards an IMDN to {} via {dest}",
+                self.call_id, to.raw
+            ),
+        );
+        let peer = Peer {
+            addr: dest,
+            reliable: false,
+        };
+        if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, None) {
+            self.track(holds);
+        }
+    }
+
+    /// A copy for `uri` went out on client transaction `key`.
+    pub(super) fn copy_sent(&mut self, uri: Uri, key: TsxKey) {
+        self.copies.entries.push(CopyEntry {
+            uri,
+            key: Some(key),
+            done: false,
+        });
+    }
+
+    /// A copy for `uri` could not be sent (no route): it has failed already.
+    pub(super) fn copy_unroutable<A: Application>(&mut self, cx: &mut Ctx<'_, A>, uri: Uri) {
+        self.copies.entries.push(CopyEntry {
+            uri,
+            key: None,
+            done: false,
+        });
+        let i = self.copies.entries.len() - 1;
+        self.copy_outcome(cx, i, CopyOutcome::Failed(0), 0);
+    }
+
+    /// The final answer (`Some(status)`) or timeout (`None`) of a client transaction the
+    /// session started outside any leg. Returns `false` when it did not carry a copy.
+    pub(super) fn copy_answered<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        key: &TsxKey,
+        status: Option<u16>,
+    ) -> bool {
+        let Some(i) = self
+            .copies
+            .entries
+            .iter()
+            .position(|c| c.key.as_ref() == Some(key))
+        else {
+            return false;
+        };
+        match status {
+            Some(s) if s < 200 => {}
+            Some(s) if s < 300 => self.copy_outcome(cx, i, CopyOutcome::Delivered, s),
+            Some(s) => self.copy_outcome(cx, i, CopyOutcome::Failed(s), s),
+            None => self.copy_outcome(cx, i, CopyOutcome::Failed(0), 0),
+        }
+        true
+    }
+
+    fn copy_outcome<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        i: usize,
+        outcome: CopyOutcome,
+        status: u16,
+    ) {
+        let Some(c) = self.copies.entries.get_mut(i) else {
+            return;
+        };
+        if c.done {
+            return;
+        }
+        c.done = true;
+        tracing_log(
+            "copy",
+            &format!(
+                "session {} recipient {}: {outcome:?}",
+                self.call_id, c.uri.raw
+            ),
+        );
+        let saved = self.facts.status.replace(status);
+        self.copies.current = Some(i);
+        self.run_machines(cx, &Event::Copy(outcome));
+        self.copies.current = None;
+        self.facts.status = saved;
+    }
+
+    /// `send imdn …`: one notification about the current copy to the message's sender.
+    ///
+    /// Where it goes: the sender's AOR as the router resolves it (its registered contact,
+    /// an IP-literal URI, or the outbound proxy), else back to the source address of the
+    /// sender's request. A notification is a new request, not a response, so the AOR's
+    /// contact is the right target (RFC 3428 §4); a sender that never registered can still
+    /// be reached where its request came from, since a UA sends from the port it listens on
+    /// (RFC 3581 relies on the same), which is better than no notification.
+    pub(super) fn send_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>, status: ImdnStatus) {
+        let (Some(i), Some(req)) = (self.copies.current, self.copies.request.clone()) else {
+            tracing_log(
+                "imdn",
+                "send imdn outside a copy event, or no IMDN asked: ignored",
+            );
+            return;
+        };
+        let Some(copy) = self.copies.entries.get(i) else {
+            return;
+        };
+        let recipient = copy.uri.raw.clone();
+        let sender = self.facts.originator.raw.clone();
+        let imdn = Imdn {
+            message_id: req.message_id.clone(),
+            datetime: req.datetime.clone(),
+            recipient_uri: Some(recipient.clone()),
+            original_recipient_uri: Some(recipient.clone()),
+            subject: None,
+            notification: Notification::Delivery(match status {
+                ImdnStatus::Delivered => DeliveryStatus::Delivered,
+                ImdnStatus::Failed => DeliveryStatus::Failed,
+            }),
+        };
+        let notification_id = cx.ids.token(1);
+        // The sans-IO core has no wall clock (only `Instant`s): the notification's own
+        // DateTime repeats the message's, which is when the delivery was attempted to
+        // within the fan-out time.
+        let to = req
+            .cpim_from
+            .clone()
+            .unwrap_or_else(|| format!("<{sender}>"));
+        let body = notification_cpim(
+            &format!("<{recipient}>"),
+            &to,
+            &notification_id,
+            &req.datetime,
+            &imdn,
+        );
+        let route = cx.app.router().route(&self.facts.originator);
+        let (dest, proxy) = match route {
+            Some(Route::Direct(a)) => (a, None),
+            Some(Route::OutboundProxy(a)) => (a, Some(a)),
+            None => (self.peer.addr, None),
+        };
+        let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
+        let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        let tag = cx.ids.token(1);
+        let mut b = sip::build::RequestBuilder::new(Method::Message, &sender)
+            .via_raw(&format!(
+                "SIP/2.0/UDP {};branch={branch};rport",
+                cx.cfg.sip_advertised
+            ))
+            .from(&format!("<{}>", self.facts.request_uri.raw), &tag)
+            .to(&format!("<{sender}>"), None)
+            .call_id(&call_id)
+            .cseq(1)
+            .max_forwards(70)
+            .header("Content-Disposition", "notification")
+            .body("message/cpim", Bytes::from(body));
+        if let Some(p) = proxy {
+            b = b.route(&format!("<sip:{p};lr>"));
+        }
+        let Ok(m) = b.build() else {
+            return;
+        };
+        let peer = Peer {
+            addr: dest,
+            reliable: false,
+        };
+        tracing_log(
+            "imdn",
+            &format!(
+                "session {} {status:?} for {recipient} to {sender} via {dest}",
+                self.call_id
+            ),
+        );
+        if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, None) {
+            self.track(holds);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpim(disposition: Option<&str>, with_date: bool) -> Vec<u8> {
+        let mut head = String::from(
+            "From: <sip:alice@example.com>\r\nTo: <sip:g@example.com>\r\n\
+             NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: 34jk324j\r\n",
+        );
+        if with_date {
+            head.push_str("DateTime: 2008-04-04T12:16:49-05:00\r\n");
+        }
+        if let Some(d) = disposition {
+            head.push_str(&format!("imdn.Disposition-Notification: {d}\r\n"));
+        }
+        format!("{head}\r\nContent-Type: text/plain\r\n\r\nhi\r\n").into_bytes()
+    }
+
+    #[test]
+    fn a_cpim_message_asking_for_both_is_read() {
+        let body = cpim(Some("positive-delivery, negative-delivery"), true);
+        let (f, req) = read_request("message/cpim", &body);
+        assert!(f.wants_positive_delivery && f.wants_negative_delivery);
+        let req = req.expect("an IMDN request");
+        assert_eq!(req.message_id, "34jk324j");
+        assert_eq!(req.datetime, "2008-04-04T12:16:49-05:00");
+        assert_eq!(req.cpim_from.as_deref(), Some("<sip:alice@example.com>"));
+    }
+
+    #[test]
+    fn only_what_is_asked_for_is_wanted() {
+        let (f, _) = read_request("Message/CPIM; x=1", &cpim(Some("negative-delivery"), true));
+        assert!(!f.wants_positive_delivery && f.wants_negative_delivery);
+        let (f, req) = read_request("message/cpim", &cpim(None, true));
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_some(), "a message with an id can still be named");
+    }
+
+    #[test]
+    fn no_request_without_cpim_date_or_a_readable_body() {
+        let asks = Some("positive-delivery");
+        assert_eq!(
+            read_request("text/plain", &cpim(asks, true)).0,
+            MessageFacts::default()
+        );
+        // RFC 5438 §6.3: DateTime is mandatory in a message asking for an IMDN.
+        let (f, req) = read_request("message/cpim", &cpim(asks, false));
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_none());
+        let (f, req) = read_request("message/cpim", b"not cpim at all");
+        assert_eq!(f, MessageFacts::default());
+        assert!(req.is_none());
+    }
+}

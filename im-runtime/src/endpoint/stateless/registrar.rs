@@ -1,0 +1,139 @@
+//! REGISTER (RFC 3261 §10.3): authentication, the checks of steps 6–7 and the answer of
+//! step 8. The bindings themselves live in the application ([`Application::register`]).
+
+use super::super::*;
+use crate::endpoint::app::{ContactBinding, RegisterChange, RegisterError};
+use crate::proto::sip::NameAddr;
+
+impl<A: Application> Endpoint<A> {
+    pub(in crate::endpoint) fn registrar(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        msg: &Message,
+        key: &TsxKey,
+    ) {
+        if !self.app.offers_registrar() {
+            // No registrar here: nothing to authenticate for.
+            let allow = self.allow_header();
+            self.reply_simple(now, key, msg, 405, &[("Allow", allow)]);
+            return;
+        }
+        let to_user = msg
+            .to()
+            .and_then(|t| t.uri().user().map(str::to_owned))
+            .unwrap_or_default();
+        let Some(vouched) = self.authenticate(now, peer, msg, key, &to_user) else {
+            return;
+        };
+        // Step 3: the address-of-record must belong to the domain the user authenticated
+        // in; a user of example.com cannot bind an address of another domain.
+        let to_host = msg
+            .to()
+            .map(|t| t.uri().host().to_ascii_lowercase())
+            .unwrap_or_default();
+        if let super::auth::Vouched::Realm(realm) = &vouched
+            && !to_host.eq_ignore_ascii_case(realm)
+        {
+            self.stats.rejected += 1;
+            let w = warning(
+                &self.agent(),
+                "the address-of-record is not in the domain this server registers",
+            );
+            self.reply_simple(now, key, msg, 404, &[("Warning", w)]);
+            return;
+        }
+        let change = match self.register_change(msg, peer.addr) {
+            Ok(c) => c,
+            Err((status, extra)) => {
+                self.stats.rejected += 1;
+                self.reply_simple(now, key, msg, status, &extra);
+                return;
+            }
+        };
+        let aor = msg.to().map(|t| t.uri().to_view()).unwrap_or_default();
+        match self.app.register(now, &aor, &change) {
+            Ok(bindings) => {
+                // Step 8: the 200 lists every current binding with its remaining time.
+                let extra: Vec<(&str, String)> = bindings
+                    .iter()
+                    .map(|b| ("Contact", format!("<{}>;expires={}", b.uri, b.expires)))
+                    .collect();
+                self.reply_simple(now, key, msg, 200, &extra);
+            }
+            Err(RegisterError::NotOffered) => {
+                let allow = self.allow_header();
+                self.reply_simple(now, key, msg, 405, &[("Allow", allow)]);
+            }
+            Err(RegisterError::Full) => {
+                // The location service is out of room: a server-side condition that may
+                // clear, so 503 with Retry-After rather than a 200 that binds nothing.
+                self.stats.rejected += 1;
+                let after = self.cfg.retry_after.as_secs().max(1).to_string();
+                let w = warning(&self.agent(), "the location table is full");
+                self.reply_simple(
+                    now,
+                    key,
+                    msg,
+                    503,
+                    &[("Retry-After", after), ("Warning", w)],
+                );
+            }
+        }
+    }
+
+    /// Steps 6 and 7: what the REGISTER asks for, or the error answer.
+    #[allow(clippy::type_complexity)]
+    fn register_change(
+        &self,
+        msg: &Message,
+        source: SocketAddr,
+    ) -> Result<RegisterChange, (u16, Vec<(&'static str, String)>)> {
+        let bad = |text: &str| (400, vec![("Warning", warning(&self.agent(), text))]);
+        let values = msg.values(HeaderName::Contact);
+        let header_expires = msg.expires();
+        if values.iter().any(|v| v.trim() == "*") {
+            // Step 6: `*` only alone and with Expires: 0.
+            if values.len() != 1 || header_expires != Some(0) {
+                return Err(bad("Contact: * needs Expires: 0 and no other Contact"));
+            }
+            return Ok(RegisterChange::RemoveAll);
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            let Ok(na) = NameAddr::parse(v) else {
+                return Err(bad("malformed Contact"));
+            };
+            let param = na.params().get("expires").flatten().map(|e| {
+                e.parse::<u64>()
+                    .map(|n| n.min(u64::from(u32::MAX)) as u32)
+                    .ok()
+            });
+            let expires = match param {
+                Some(None) => return Err(bad("malformed expires parameter")),
+                Some(Some(e)) => e,
+                None => header_expires.unwrap_or(self.cfg.default_register_expires),
+            };
+            if expires != 0 && expires < self.cfg.min_register_expires {
+                // Step 7: too brief; say the shortest we take.
+                return Err((
+                    423,
+                    vec![("Min-Expires", self.cfg.min_register_expires.to_string())],
+                ));
+            }
+            let uri = na.uri();
+            let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+            let addr = match host.parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+                // A host name we do not resolve (sans-IO): the source address reaches it.
+                Err(_) => source,
+            };
+            out.push(ContactBinding {
+                uri: uri.as_str().to_owned(),
+                addr,
+                expires: expires.min(self.cfg.max_register_expires),
+            });
+        }
+        Ok(RegisterChange::Update(out))
+    }
+}
