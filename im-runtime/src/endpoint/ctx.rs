@@ -59,7 +59,13 @@ impl<A: Application> Ctx<'_, A> {
     /// Sends what the transaction layer has to send.
     pub(crate) fn flush(&mut self) {
         while let Some(t) = self.tsx.poll_transmit() {
-            transmit(self.out, self.sip_conn_by_peer, self.sip_tls, t.peer, t.bytes);
+            transmit(
+                self.out,
+                self.sip_conn_by_peer,
+                self.sip_tls,
+                t.peer,
+                t.bytes,
+            );
         }
     }
 

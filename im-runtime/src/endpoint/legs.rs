@@ -304,7 +304,9 @@ impl Session {
     pub(crate) fn pending_invites_to(&self, addr: SocketAddr) -> impl Iterator<Item = TsxKey> {
         self.legs
             .iter()
-            .filter(move |l| l.status == LegStatus::Pending && l.peer.is_some_and(|x| x.addr == addr))
+            .filter(move |l| {
+                l.status == LegStatus::Pending && l.peer.is_some_and(|x| x.addr == addr)
+            })
             .filter_map(|l| l.invite_key.clone())
     }
 

@@ -8,8 +8,8 @@
 //! and opens its connection without seeing any endpoint map.
 
 use super::*;
-use crate::machine::SdpFacts;
 use crate::Uri;
+use crate::machine::SdpFacts;
 use session::own_msrp_path;
 
 /// SIP-over-TLS connection state shared by the endpoint (which sees connections open,
