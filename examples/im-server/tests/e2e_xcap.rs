@@ -457,7 +457,7 @@ fn curl(
         .lines()
         .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
         .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(0);
     (status, head)
 }
