@@ -145,10 +145,17 @@ fn start_store(
     restore_bindings(store.as_ref(), &app.router);
     let writer = BindingWriter::start(store.clone())
         .map_err(|e| format!("cannot start the bindings writer: {e}"))?;
-    let xcap = Arc::new(
-        Xcap::new(&cfg.xcap_root, store.clone(), app.groups.clone())
-            .with_metrics(app.metrics.clone()),
-    );
+    let mut xcap = Xcap::new(&cfg.xcap_root, store.clone(), app.groups.clone())
+        .with_metrics(app.metrics.clone());
+    if cfg.auth.enabled {
+        // The same users as SIP, with a verifier of its own: HTTP nonces are not SIP ones.
+        let verifier =
+            im_runtime::proto::digest::Verifier::new(cfg.realm(), nonce_secret(), startup_time())
+                .with_lifetime(cfg.auth.nonce_lifetime)
+                .with_algorithms(cfg.auth.algorithms.clone());
+        xcap = xcap.with_auth(im_server::xcap::XcapAuth::new(verifier, users.clone()));
+    }
+    let xcap = Arc::new(xcap);
     let n = xcap.publish().map_err(|e| e.to_string())?;
     tracing::info!(store = %name, groups = n, "store opened");
     if store.is_shared() {

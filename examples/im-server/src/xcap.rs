@@ -29,7 +29,11 @@
 //! attribute PUT/DELETE, the `global` tree and `xcap-caps`.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use im_runtime::proto::digest::{Credentials, Verdict, Verifier};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -39,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use crate::groups::{ManagedGroups, SharedGroups, parse_document};
 use crate::metrics::{Metrics, XcapLabels};
 use crate::store::Store;
+use crate::users::Users;
 
 /// The application usage served.
 pub const AUID: &str = "org.openmobilealliance.groups";
@@ -64,6 +69,85 @@ pub struct Xcap {
     groups: SharedGroups,
     write: Mutex<()>,
     metrics: Option<Arc<Metrics>>,
+    auth: Option<XcapAuth>,
+}
+
+/// HTTP Digest authentication for XCAP (RFC 4825 §7 requires it; RFC 7616), with the same
+/// users and HA1 values as SIP. An authenticated user reaches only the documents of its own
+/// XUI (`users/sip:<user>@<realm>/…`): OMA XDM lets a user manage its own groups, and the
+/// store has no other owner to consult.
+pub struct XcapAuth {
+    verifier: Verifier,
+    users: Users,
+    /// Makes each nonce's random part unique (the HMAC, not this, makes it unforgeable).
+    counter: AtomicU64,
+}
+
+impl XcapAuth {
+    /// Authentication with `verifier` (realm, algorithms, nonce lifetime) over `users`.
+    pub fn new(verifier: Verifier, users: Users) -> XcapAuth {
+        XcapAuth {
+            verifier,
+            users,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// `Ok(user)` for a request whose credentials are right, else the 401 to send.
+    // The HTTP handler is the IO edge here: it reads the clock for the nonce's age.
+    #[allow(clippy::disallowed_methods)]
+    fn check(&self, method: &Method, headers: &HeaderMap) -> Result<String, Response> {
+        let now = Instant::now();
+        let verdict = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Credentials::parse(v).ok())
+            .map(|c| {
+                self.verifier
+                    .verify(&c, method.as_str(), now, |u, r| self.users.lookup(u, r))
+            });
+        let (stale, same) = match verdict {
+            Some(Verdict::Authenticated { username, .. }) => return Ok(username),
+            Some(Verdict::Challenge {
+                stale, same_nonce, ..
+            }) => (stale, same_nonce),
+            None => (false, false),
+        };
+        // A wrong answer to our fresh nonce is challenged with that nonce again (see
+        // `Verdict::Challenge`), so a client stops instead of retrying the same password.
+        let nonce = match (same, headers.get(header::AUTHORIZATION)) {
+            (true, Some(v)) => v
+                .to_str()
+                .ok()
+                .and_then(|v| Credentials::parse(v).ok())
+                .map(|c| c.nonce),
+            _ => None,
+        }
+        .unwrap_or_else(|| {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            self.verifier.nonce(now, n.to_be_bytes())
+        });
+        let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
+        for c in self.verifier.challenges(&nonce, stale) {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        Err(r)
+    }
+
+    /// Whether `user` owns the document at `path` (its XUI is `sip:user@realm`).
+    fn owns(&self, xui: &str, user: &str) -> bool {
+        let Some(rest) = xui
+            .get(..4)
+            .filter(|s| s.eq_ignore_ascii_case("sip:"))
+            .and_then(|_| xui.get(4..))
+        else {
+            return false;
+        };
+        rest.split_once('@')
+            .is_some_and(|(u, host)| u == user && host.eq_ignore_ascii_case(self.verifier.realm()))
+    }
 }
 
 /// A response before it becomes HTTP.
@@ -141,6 +225,8 @@ pub fn etag(doc: &[u8]) -> String {
 #[derive(Debug, PartialEq, Eq)]
 struct Target {
     key: String,
+    /// The document owner's XUI, decoded.
+    xui: String,
     selector: Option<Vec<Step>>,
 }
 
@@ -249,7 +335,14 @@ impl Xcap {
             groups,
             write: Mutex::new(()),
             metrics: None,
+            auth: None,
         }
+    }
+
+    /// Requires HTTP Digest credentials of `auth`'s users on every XCAP request.
+    pub fn with_auth(mut self, auth: XcapAuth) -> Xcap {
+        self.auth = Some(auth);
+        self
     }
 
     /// Counts requests in `metrics` and serves `/metrics` and `/health` beside XCAP.
@@ -308,6 +401,7 @@ impl Xcap {
         };
         Some(Target {
             key: format!("{AUID}/users/{xui}/{name}"),
+            xui,
             selector,
         })
     }
@@ -561,18 +655,43 @@ async fn handler(
     uri: HttpUri,
     headers: HeaderMap,
     body: Bytes,
-) -> Reply {
-    let reply = x.handle(&method, uri.path(), &headers, &body);
-    if let Some(m) = &x.metrics {
-        m.xcap_requests
-            .get_or_create(&XcapLabels {
-                method: method.as_str().to_owned(),
-                status: reply.status.as_str().to_owned(),
-            })
-            .inc();
+) -> Response {
+    if let Some(auth) = &x.auth {
+        match auth.check(&method, &headers) {
+            Err(challenge) => {
+                x.count(&method, StatusCode::UNAUTHORIZED);
+                tracing::debug!(%method, path = uri.path(), status = 401, "xcap");
+                return challenge;
+            }
+            Ok(user) => {
+                // Someone else's documents: 403 (the path names a document that exists or
+                // not; telling which would leak another user's groups).
+                let xui = x.target(uri.path()).map(|t| t.xui);
+                if xui.is_some_and(|xui| !auth.owns(&xui, &user)) {
+                    x.count(&method, StatusCode::FORBIDDEN);
+                    tracing::debug!(%method, path = uri.path(), status = 403, %user, "xcap");
+                    return StatusCode::FORBIDDEN.into_response();
+                }
+            }
+        }
     }
+    let reply = x.handle(&method, uri.path(), &headers, &body);
+    x.count(&method, reply.status);
     tracing::debug!(%method, path = uri.path(), status = reply.status.as_u16(), "xcap");
-    reply
+    reply.into_response()
+}
+
+impl Xcap {
+    fn count(&self, method: &Method, status: StatusCode) {
+        if let Some(m) = &self.metrics {
+            m.xcap_requests
+                .get_or_create(&XcapLabels {
+                    method: method.as_str().to_owned(),
+                    status: status.as_str().to_owned(),
+                })
+                .inc();
+        }
+    }
 }
 
 /// Serves `xcap` on `listener` from a thread of its own with its own single-threaded

@@ -429,3 +429,80 @@ fn registrations_survive_a_restart() {
     assert!(r.success(), "bob: {r:?}\n{}", s.log());
     assert_eq!(r.received_invites(), 1, "{r:?}");
 }
+
+/// curl (an independent HTTP Digest client) against XCAP: `(status, response headers)`.
+fn curl(
+    xcap: SocketAddr,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-g", "-D", "-", "-o", "/dev/null", "-X", method]);
+    if let Some(u) = user {
+        c.args(["--digest", "-u", u]);
+    }
+    if !body.is_empty() {
+        c.args(["-H", &format!("{}: {}", GROUP_TYPE.0, GROUP_TYPE.1)]);
+        c.args(["--data-binary", body]);
+    }
+    let out = c
+        .arg(format!("http://{xcap}{path}"))
+        .output()
+        .expect("curl (apt-get install -y curl)");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    // With --digest curl shows the 401 and then the final answer: the last status counts.
+    let status = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .next_back()
+        .unwrap_or(0);
+    (status, head)
+}
+
+/// Issue 15: XCAP asks for the same credentials as SIP (HTTP Digest, RFC 4825 §7 / RFC
+/// 7616), and an authenticated user reaches only its own documents. The demo users of the
+/// embedded defaults stand in for real ones (alice's password is `alice-demo`).
+#[test]
+fn xcap_needs_digest_credentials_and_a_user_reaches_only_its_own_documents() {
+    let state = tempfile::tempdir().unwrap();
+    let xcap: SocketAddr = ([127, 0, 0, 1], free_tcp_port()).into();
+    let groups = state.path().join("groups");
+    std::fs::create_dir_all(&groups).unwrap();
+    let s = Server::start_auth(&[
+        "--groups",
+        groups.to_str().unwrap(),
+        "--store",
+        state.path().join("store.redb").to_str().unwrap(),
+        "--xcap",
+        &xcap.to_string(),
+    ]);
+    let doc = group_doc(GROUP, &[ALICE.to_owned(), "sip:bob@example.com".to_owned()]);
+    let (st, head) = curl(xcap, "PUT", DOC, None, &doc);
+    assert_eq!(st, 401, "no credentials: {head}\n{}", s.log());
+    let challenges: Vec<&str> = head
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("www-authenticate: digest")
+        })
+        .collect();
+    assert_eq!(challenges.len(), 2, "SHA-256 and MD5: {head}");
+    assert!(challenges[0].contains("algorithm=SHA-256"), "{head}");
+    assert!(challenges[1].contains("algorithm=MD5"), "{head}");
+    assert!(head.contains("realm=\"example.com\""), "{head}");
+
+    let (st, head) = curl(xcap, "PUT", DOC, Some("alice:wrong"), &doc);
+    assert_eq!(st, 401, "wrong password: {head}");
+    let (st, head) = curl(xcap, "PUT", DOC, Some("alice:alice-demo"), &doc);
+    assert_eq!(st, 201, "alice creates her group: {head}\n{}", s.log());
+    let (st, head) = curl(xcap, "GET", DOC, Some("alice:alice-demo"), "");
+    assert_eq!(st, 200, "alice reads it back: {head}");
+    let (st, head) = curl(xcap, "GET", DOC, Some("bob:bob-demo"), "");
+    assert_eq!(st, 403, "bob may not read alice's documents: {head}");
+    let bobs = "/xcap/org.openmobilealliance.groups/users/sip:bob@example.com/index";
+    let (st, head) = curl(xcap, "PUT", bobs, Some("alice:alice-demo"), &doc);
+    assert_eq!(st, 403, "alice may not write bob's documents: {head}");
+}
