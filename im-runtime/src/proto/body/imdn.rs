@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use super::cpim;
+use super::resource_lists::escape_into;
 
 /// The XML namespace of the IMDN document (RFC 5438 §7.2).
 pub const NS_IMDN: &str = "urn:ietf:params:xml:ns:imdn";
@@ -181,7 +182,9 @@ impl Imdn {
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n");
         let _ = write!(out, "<imdn xmlns=\"{NS_IMDN}\">\r\n");
         let mut leaf = |name: &str, value: &str| {
-            let _ = write!(out, "  <{name}>{}</{name}>\r\n", escape(value));
+            let _ = write!(out, "  <{name}>");
+            escape_into(&mut out, value);
+            let _ = write!(out, "</{name}>\r\n");
         };
         leaf("message-id", &self.message_id);
         leaf("datetime", &self.datetime);
@@ -262,21 +265,6 @@ fn is_imdn(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
     n.is_element()
         && n.tag_name().name() == name
         && n.tag_name().namespace().is_none_or(|ns| ns == NS_IMDN)
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The `message/cpim` body that carries `imdn` from `from` (the recipient, or the server
