@@ -28,7 +28,6 @@ use im_runtime::proto::digest::{Algorithm, StoredHa1};
 mod cli;
 mod file;
 mod parse;
-#[cfg(test)]
 mod tests;
 
 pub use cli::{Cli, Command, UserCommand};

@@ -1,3 +1,6 @@
+//! Unit tests of the configuration.
+#![cfg(test)]
+
 use super::*;
 use std::io::Write as _;
 
