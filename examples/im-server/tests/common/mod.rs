@@ -276,6 +276,9 @@ pub(crate) struct Sipp {
     scenario: String,
     remote: Option<SocketAddr>,
     local_port: u16,
+    /// Whether the test chose `local_port` ([`Sipp::port`]); a port the harness picked may
+    /// be taken by another test between the pick and SIPp's bind, and is then re-picked.
+    port_fixed: bool,
     transport: &'static str,
     calls: u32,
     recv_timeout: Duration,
@@ -356,7 +359,8 @@ impl Sipp {
         Sipp {
             scenario: scenario.to_owned(),
             remote: None,
-            local_port: free_udp_port(),
+            local_port: free_sip_port(),
+            port_fixed: false,
             transport: "u1",
             calls: 1,
             recv_timeout: Duration::from_secs(5),
@@ -383,6 +387,7 @@ impl Sipp {
     /// The local SIP port (UAS scenarios listen there).
     pub(crate) fn port(mut self, port: u16) -> Sipp {
         self.local_port = port;
+        self.port_fixed = true;
         self
     }
 
@@ -476,8 +481,21 @@ impl Sipp {
     }
 
     /// Runs SIPp to the end (or its global timeout plus 5 s, then kills it).
+    ///
+    /// Free ports are found by binding port 0 and releasing it, so a parallel test may take
+    /// the port before SIPp binds it; SIPp then exits at once with errno 98 having sent
+    /// nothing, and the run is repeated on a fresh port (only when the harness picked it).
     pub(crate) fn run(&self) -> SippRun {
-        self.spawn().wait()
+        let mut attempt = self.spawn().wait();
+        let mut again = self.clone();
+        for _ in 0..3 {
+            if self.port_fixed || !attempt.stderr.contains("errno = 98") {
+                break;
+            }
+            again.local_port = free_sip_port();
+            attempt = again.spawn().wait();
+        }
+        attempt
     }
 }
 
