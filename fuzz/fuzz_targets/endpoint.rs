@@ -84,6 +84,8 @@ enum Step {
     ConnectFailed { nth: u8 },
     /// The clock jumps by up to ~65 s, firing every timer on the way.
     Advance { ms: u16 },
+    /// The IO layer reports pressure on or off (new sessions shed while on).
+    Pressure { on: bool },
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -383,6 +385,10 @@ impl Harness {
                 }
             }
             Step::Advance { ms } => self.advance(Duration::from_millis(u64::from(ms))),
+            Step::Pressure { on } => self.input(Input::Pressure {
+                overloaded: on,
+                queue_delay: Duration::from_millis(if on { 80 } else { 1 }),
+            }),
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A connection (TCP stream) known to both the core and the IO layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,6 +112,17 @@ pub enum Input {
     Timeout,
     /// The process is asked to stop: end every session cleanly.
     Shutdown,
+    /// The IO layer's measure of load changed: `overloaded` is true once inputs wait in
+    /// its queue longer than its limit ([`crate::io::IoLimits::overload_delay`]), and false
+    /// again once they no longer do. While overloaded the core sheds work that would start
+    /// something new (503 with Retry-After, RFC 3261 §21.5.4) and keeps serving what it
+    /// already accepted, so latency stays bounded instead of collapsing for everyone.
+    Pressure {
+        /// Whether the core should shed new work.
+        overloaded: bool,
+        /// How long the input that changed the state waited in the queue.
+        queue_delay: Duration,
+    },
 }
 
 /// Something the core wants done.

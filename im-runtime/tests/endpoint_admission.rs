@@ -2,7 +2,8 @@
 //! against `max_sessions` once its calls are over (its last transactions may linger), a 503
 //! from admission carries Retry-After, the transaction cap sheds new sessions early, a TCP
 //! request with a body over the size limit gets 413 before the connection is closed, and
-//! OPTIONS advertises only the extensions the server implements.
+//! OPTIONS advertises only the extensions the server implements; while the IO layer reports
+//! pressure, new sessions get 503 and those already accepted are served.
 
 #![allow(clippy::expect_used)] // the shared driver states what it expects
 
@@ -131,6 +132,46 @@ fn the_transaction_cap_sheds_new_sessions_but_answers_the_rest() {
     d.input(Input::Timeout);
     let live = group::open(&mut d, 2, 1);
     group::finish(&mut d, live, b"again");
+}
+
+#[test]
+fn under_io_pressure_new_sessions_get_503_and_the_accepted_one_is_served() {
+    let mut d = Driver::new(|c| c.retry_after = Duration::from_secs(3));
+    let live = group::open(&mut d, 1, 2);
+    d.input(Input::Pressure {
+        overloaded: true,
+        queue_delay: Duration::from_millis(80),
+    });
+    let out = d.udp(
+        addr(ALICE),
+        common::invite(
+            "UDP",
+            ALICE,
+            "pressed@alice",
+            "z9hG4bKpressed",
+            &["sip:u@127.0.0.9"],
+        ),
+    );
+    let to_alice = sip_to(&out, addr(ALICE));
+    let r = to_alice
+        .iter()
+        .find(|m| status_of(m) == 503)
+        .expect("503 while overloaded");
+    assert_eq!(r.header_str("Retry-After"), Some("3"));
+    assert_eq!(d.ep.stats().shed, 1);
+    // OPTIONS starts nothing and is still answered.
+    assert_eq!(statuses(&d.udp(addr(ALICE), group::options(9))), vec![200]);
+    // The session admitted before the pressure runs to its end.
+    group::finish(&mut d, live, b"still served");
+    assert_eq!(d.ep.live_sessions(), 0);
+    // Once the IO layer reports the backlog gone, sessions are admitted again.
+    d.input(Input::Pressure {
+        overloaded: false,
+        queue_delay: Duration::from_millis(2),
+    });
+    let live = group::open(&mut d, 2, 1);
+    group::finish(&mut d, live, b"admitted again");
+    assert_eq!(d.ep.stats().shed, 1);
 }
 
 #[test]

@@ -69,6 +69,9 @@ pub struct Limits {
     pub head_timeout: Duration,
     /// Time a connection may stay silent before its first byte.
     pub idle_timeout: Duration,
+    /// Time an input may wait in a worker's queue before new sessions are shed with 503
+    /// (zero: never).
+    pub overload_delay: Duration,
 }
 
 impl Default for Limits {
@@ -84,6 +87,7 @@ impl Default for Limits {
             max_connections_per_source: 64,
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            overload_delay: IoLimits::default().overload_delay,
         }
     }
 }
@@ -478,6 +482,9 @@ impl ServerConfig {
         if let Some(v) = &l.idle_timeout {
             self.limits.idle_timeout = val(src, "limits.idle_timeout", v, parse_duration(v))?;
         }
+        if let Some(v) = &l.overload_delay {
+            self.limits.overload_delay = val(src, "limits.overload_delay", v, parse_duration(v))?;
+        }
         let t = &file.timers;
         for (key, v, slot) in [
             ("timers.t1", &t.t1, &mut self.timers.t1),
@@ -640,6 +647,9 @@ impl ServerConfig {
         }
         if let Some(v) = cli.head_timeout {
             self.limits.head_timeout = v;
+        }
+        if let Some(v) = cli.overload_delay {
+            self.limits.overload_delay = v;
         }
         if let Some(v) = cli.idle_timeout {
             self.limits.idle_timeout = v;
@@ -934,6 +944,7 @@ impl ServerConfig {
             max_connections_per_source: self.limits.max_connections_per_source,
             head_timeout: self.limits.head_timeout,
             idle_timeout: self.limits.idle_timeout,
+            overload_delay: self.limits.overload_delay,
             max_sip_message: self.limits.max_message_size,
             handshake_timeout: self
                 .tls
@@ -1074,6 +1085,10 @@ impl ServerConfig {
         line(format!(
             "idle_timeout = {}",
             q(&format_duration(l.idle_timeout))
+        ));
+        line(format!(
+            "overload_delay = {}",
+            q(&format_duration(l.overload_delay))
         ));
         line(String::new());
         let t = &self.timers;

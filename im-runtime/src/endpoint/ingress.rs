@@ -344,6 +344,20 @@ impl<A: Application> Endpoint<A> {
                 self.drain_tsx(now);
                 self.fire_due(now);
             }
+            Input::Pressure {
+                overloaded,
+                queue_delay,
+            } => {
+                if overloaded {
+                    tracing::warn!(
+                        queue_delay_ms = queue_delay.as_millis() as u64,
+                        "overloaded: inputs wait too long; new sessions get 503 until the backlog drains"
+                    );
+                } else {
+                    tracing::info!("load back to normal: new sessions are admitted again");
+                }
+                self.overloaded = overloaded;
+            }
             Input::Shutdown => {
                 self.shutting_down = true;
                 let ids: Vec<SessionId> = self.sessions.keys().copied().collect();

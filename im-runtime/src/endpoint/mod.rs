@@ -123,6 +123,9 @@ pub struct Endpoint<A: Application> {
     stats: Stats,
     live: live::Live,
     shutting_down: bool,
+    /// The IO layer reported inputs queueing too long ([`Input::Pressure`]): new sessions
+    /// are shed with 503 until it reports the backlog gone.
+    overloaded: bool,
     /// Which SIP connections are TLS and our TLS connects under way; also lent to sessions.
     sip_tls: secure::SipTls,
 }
@@ -161,6 +164,7 @@ impl<A: Application> Endpoint<A> {
             stats: Stats::default(),
             live: live::Live::default(),
             shutting_down: false,
+            overloaded: false,
             sip_tls: secure::SipTls::default(),
         }
     }

@@ -100,6 +100,7 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         if self.shutting_down
+            || self.overloaded
             || self.sessions.len() >= self.cfg.max_sessions
             || self.tsx.len() >= self.cfg.max_transactions
         {

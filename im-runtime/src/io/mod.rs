@@ -86,6 +86,12 @@ pub struct IoLimits {
     /// ([`Driver::run_sharded`] with more than one core); a longer one closes the connection,
     /// as the core itself does when it frames.
     pub max_sip_message: usize,
+    /// How long an input may wait in a driver loop's queue before the loop tells its core
+    /// it is overloaded ([`crate::transport::Input::Pressure`]); zero turns this off. The
+    /// queue is unbounded, so under more load than the cores can carry this is what keeps
+    /// the sessions already accepted answered in time: new ones are refused with 503 while
+    /// the backlog drains.
+    pub overload_delay: Duration,
 }
 
 impl Default for IoLimits {
@@ -101,6 +107,7 @@ impl Default for IoLimits {
             handshake_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             max_sip_message: 64 * 1024,
+            overload_delay: Duration::from_millis(50),
         }
     }
 }
@@ -129,7 +136,9 @@ type Shards = Arc<[EvTx]>;
 type UdpSockets = Arc<[(Arc<UdpSocket>, SocketAddr)]>;
 
 enum Ev {
-    Datagram(SocketAddr, SocketAddr, Bytes),
+    /// The `Instant` is when the reader took it off the socket: the driver loop measures
+    /// how long inputs queue ([`IoLimits::overload_delay`]).
+    Datagram(SocketAddr, SocketAddr, Bytes, Instant),
     Opened(
         ConnId,
         StreamKind,
@@ -137,7 +146,7 @@ enum Ev {
         SocketAddr,
         mpsc::UnboundedSender<WriterMsg>,
     ),
-    Data(ConnId, Bytes),
+    Data(ConnId, Bytes, Instant),
     Closed(ConnId),
     ConnectFailed(ConnId),
 }
@@ -390,7 +399,10 @@ impl Driver {
                         Ok((len, from)) => {
                             let data = Bytes::copy_from_slice(&buf[..len]);
                             let k = steer_sip(&data, n);
-                            if shards[k].send(Ev::Datagram(local, from, data)).is_err() {
+                            if shards[k]
+                                .send(Ev::Datagram(local, from, data, now()))
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -485,6 +497,7 @@ async fn drive<C: Core>(
     let mut shutdown_deadline: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut shutdown_seen = false;
+    let mut pressure = Pressure::new(cx.limits.overload_delay);
     loop {
         // Carry out everything the core wants before waiting again.
         while let Some(out) = core.poll_output() {
@@ -590,20 +603,24 @@ async fn drive<C: Core>(
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { return core };
+                let t = now();
+                if let Ev::Datagram(.., at) | Ev::Data(.., at) = &ev {
+                    pressure.observe(&mut core, t, t.saturating_duration_since(*at));
+                }
                 let input = match ev {
-                    Ev::Datagram(local, from, data) => Input::Datagram { local, from, data },
+                    Ev::Datagram(local, from, data, _) => Input::Datagram { local, from, data },
                     Ev::Opened(conn, kind, local, peer, w) => {
                         writers.insert(conn, w);
                         Input::StreamOpened { conn: cx.local(conn), kind, local, peer }
                     }
-                    Ev::Data(conn, data) => Input::StreamData { conn: cx.local(conn), data },
+                    Ev::Data(conn, data, _) => Input::StreamData { conn: cx.local(conn), data },
                     Ev::Closed(conn) => {
                         writers.remove(&conn);
                         Input::StreamClosed { conn: cx.local(conn) }
                     }
                     Ev::ConnectFailed(conn) => Input::ConnectFailed { conn: cx.local(conn) },
                 };
-                core.handle_input(now(), input);
+                core.handle_input(t, input);
             }
             () = sleep => {
                 core.handle_input(now(), Input::Timeout);
@@ -613,6 +630,45 @@ async fn drive<C: Core>(
                 shutdown_deadline = Some(now() + cx.limits.shutdown_grace);
                 core.handle_input(now(), Input::Shutdown);
             }
+        }
+    }
+}
+
+/// The loop's overload state: inputs that waited in the queue longer than the limit turn it
+/// on, and it turns off only when they wait under a quarter of it, so that the core does not
+/// flip between shedding and admitting on every input near the limit.
+struct Pressure {
+    limit: Duration,
+    overloaded: bool,
+}
+
+impl Pressure {
+    fn new(limit: Duration) -> Self {
+        Pressure {
+            limit,
+            overloaded: false,
+        }
+    }
+
+    /// Tells `core` when the state changes (a zero limit turns the measure off).
+    fn observe<C: Core>(&mut self, core: &mut C, now: Instant, queue_delay: Duration) {
+        if self.limit.is_zero() {
+            return;
+        }
+        let next = if self.overloaded {
+            queue_delay > self.limit / 4
+        } else {
+            queue_delay > self.limit
+        };
+        if next != self.overloaded {
+            self.overloaded = next;
+            core.handle_input(
+                now,
+                Input::Pressure {
+                    overloaded: next,
+                    queue_delay,
+                },
+            );
         }
     }
 }
@@ -1059,7 +1115,7 @@ where
             match &route {
                 Route::One(tx) => {
                     if tx
-                        .send(Ev::Data(id, Bytes::copy_from_slice(&buf[..n])))
+                        .send(Ev::Data(id, Bytes::copy_from_slice(&buf[..n]), now()))
                         .is_err()
                     {
                         break;
@@ -1073,7 +1129,7 @@ where
                                 let _ = framed.split_to(skip);
                                 let msg = framed.split_to(len).freeze();
                                 let k = steer_sip(&msg, shards.len());
-                                if shards[k].send(Ev::Data(id, msg)).is_err() {
+                                if shards[k].send(Ev::Data(id, msg, now())).is_err() {
                                     break 'read;
                                 }
                             }
@@ -1089,7 +1145,7 @@ where
                                 // §21.4.11) and closes the connection; then stop reading.
                                 let rest = framed.split().freeze();
                                 let k = steer_sip(&rest, shards.len());
-                                let _ = shards[k].send(Ev::Data(id, rest));
+                                let _ = shards[k].send(Ev::Data(id, rest, now()));
                                 break 'read;
                             }
                         }

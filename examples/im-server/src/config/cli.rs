@@ -143,6 +143,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_connections_per_source: Option<u64>,
 
+    /// Time a SIP or MSRP input may wait in a worker's queue before the worker sheds new
+    /// sessions with 503 (Retry-After) until the backlog drains; 0s turns this off.
+    /// [default: 50ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub overload_delay: Option<Duration>,
+
     /// Time an accepted TCP connection has, from its first byte, to complete the head of its
     /// first message; then it is closed. [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -123,6 +123,7 @@ pub(super) struct FileLimits {
     pub(super) max_connections_per_source: Option<SizeValue>,
     pub(super) head_timeout: Option<String>,
     pub(super) idle_timeout: Option<String>,
+    pub(super) overload_delay: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
