@@ -2,7 +2,7 @@
 # SIPp load runs against the release im-server, with Kamailio as the baseline.
 # Not part of the test suite: run by hand, results go to docs/performance.md.
 #
-#   scripts/load/run.sh [options|kamailio|invite|compare|all]...     (default: all)
+#   scripts/load/run.sh [options|kamailio|invite|compare|overload|all]...   (default: all)
 #
 # `compare` is the side-by-side run (issue 11 item 5), one call on this machine:
 #   * Kamailio tm (scripts/load/kamailio_tm.cfg) answering SIPp INVITE -> 200 -> ACK -> BYE
@@ -436,6 +436,7 @@ compare_run() {
         -r "$rate" -l $((rate * 5)) -m "$calls" -timeout "$((DURATION + 40))s" \
         -recv_timeout 10000 -nostdin \
         -trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err \
+        -trace_logs -log_file logs.log \
         "$dest" >sipp.out 2>sipp.err) || rc=$?
     # shellcheck disable=SC2086
     times >"$OUT/.times1"
@@ -607,6 +608,58 @@ run_compare() {
     compare_table
 }
 
+# overload (issue 11 done-when): the group scenario's ramp finds the highest rate held with
+# the first worker count of WORKERS; then the same server takes twice that rate for DURATION
+# s with a scenario that accepts 503. Printed: calls accepted and shed (503) per second,
+# calls failed otherwise, and p99 of INVITE->200 over the accepted calls; the run passes when
+# none failed and that p99 is under 200 ms (a void run says nothing either way).
+run_overload() {
+    local dir="$OUT/overload" w="${WORKERS%% *}" i upids="" held=0 rate r line
+    local members=() ports=()
+    mkdir -p "$dir/groups"
+    : >"$OUT/results.tsv"
+    for i in 0 1 2; do
+        ports+=("$(free_port)")
+        members+=("sip:member$i@127.0.0.1:${ports[$i]}")
+    done
+    group_document "$dir/groups/load.xml" "${members[@]}"
+    start_im_server --workers "$w" --groups "$dir/groups"
+    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ..." >>"$OUT/commands.txt"
+    for i in 0 1 2; do
+        start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
+            $((($(sum "$GROUP_RATE") + 4 * ${GROUP_RATE##* }) * DURATION))
+        upids+=" $UAS_PID"
+    done
+    sleep 0.5
+    ramp "im-server-w$w-group3" dialog 4 3 "$GROUP_RATE" "$IM_PID" "$upids" \
+        "$dir/ramp" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+    for r in $GROUP_RATE; do
+        line=$(grep -P "^im-server-w$w-group3@$r\t" "$OUT/results.tsv" || true)
+        [ -n "$line" ] && [ "$(echo "$line" | cut -f8)" = 1 ] && held=$r
+    done
+    # None held: twice the lowest rate tried (the report then says "held 0/s").
+    rate=$((2 * (held > 0 ? held : ${GROUP_RATE%% *})))
+    # Let the ramp's last transactions and retransmissions run out first.
+    sleep 5
+    compare_run "im-server-w$w-overload@$rate" dialog 4 3 "$rate" "$IM_PID" "$upids" \
+        "$dir/over" "$here/invite_pager_shed.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+    python3 - "$dir/over" "$OUT/results.tsv" "$held" "$rate" "$DURATION" <<'EOF' | tee -a "$OUT/summary.txt"
+import glob, sys
+d, results = sys.argv[1], sys.argv[2]
+held, rate, duration = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+last = open(results).read().strip().split('\n')[-1].split('\t')
+ok, failed, p99, void = int(last[5]), int(last[6]), float(last[11]), last[14] == '1'
+shed = sum(open(f).read().count('shed ') for f in glob.glob(d + '/logs.log*'))
+accepted = ok - shed
+verdict = 'VOID (machine busy)' if void else ('PASS' if failed == 0 and p99 < 200 else 'FAIL')
+print(f"overload: held {held}/s; at {rate}/s for {duration} s: {accepted} accepted "
+      f"({accepted / duration:.0f}/s), {shed} shed with 503 ({shed / duration:.0f}/s), "
+      f"{failed} failed otherwise; p99 INVITE->200 of the accepted {p99:.0f} ms: {verdict}")
+EOF
+    for i in $upids; do stop "$i"; done
+    stop "$IM_PID"
+}
+
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 {
@@ -619,8 +672,9 @@ for t in "${targets[@]}"; do
     kamailio) run_kamailio ;;
     invite) run_invite ;;
     compare) run_compare ;;
+    overload) run_overload ;;
     all) run_options; run_kamailio; run_invite; run_compare ;;
-    *) die "unknown run '$t' (options, kamailio, invite, compare, all)" ;;
+    *) die "unknown run '$t' (options, kamailio, invite, compare, overload, all)" ;;
     esac
 done
 echo "logs, CSVs and commands in $OUT"
