@@ -2,7 +2,7 @@
 # SIPp load runs against the release im-server, with Kamailio as the baseline.
 # Not part of the test suite: run by hand, results go to docs/performance.md.
 #
-#   scripts/load/run.sh [options|kamailio|invite|compare|overload|all]...   (default: all)
+#   scripts/load/run.sh [options|kamailio|invite|compare|overload|soak|all]... (default: all)
 #
 # `compare` is the side-by-side run (issue 11 item 5), one call on this machine:
 #   * Kamailio tm (scripts/load/kamailio_tm.cfg) answering SIPp INVITE -> 200 -> ACK -> BYE
@@ -32,6 +32,8 @@
 #                 the ramp stops at the first rate not held (a failed call, fewer calls
 #                 done than sent, or under 90 % of the rate); the table names the highest
 #                 rate held. Each im-server scenario gets a fresh server.
+#   SOAK_DURATION soak: seconds at 80 % of the rate held [600]
+#   SOAK_RATE     soak: the rate taken as held, skipping the ramp [found by the ramp]
 #   OTHER_MAX     compare: other_cpu_s / wall seconds above which a run is VOID [0.10]
 #
 # Every address is 127.0.0.1; ports are picked free at start. Each server the script starts
@@ -660,6 +662,79 @@ EOF
     stop "$IM_PID"
 }
 
+# soak (issue 11 done-when, a documented run, not CI): the group ramp finds the rate held
+# (or SOAK_RATE sets it), then the same server carries 80 % of it for SOAK_DURATION s while
+# its RSS and live sessions (from /metrics) are sampled every 10 s into soak.csv. After the
+# calls end and the transactions they left have lingered out (40 s), it prints RSS and live
+# sessions at the start of the soak (after the ramp's warm-up) and at the end; the run
+# passes when no call failed, no session is left and RSS is within 10 % of the start.
+run_soak() {
+    local dir="$OUT/soak" w="${WORKERS%% *}" i upids="" held=0 rate r line xport sampler
+    local members=() ports=() secs="${SOAK_DURATION:-600}"
+    mkdir -p "$dir/groups"
+    : >"$OUT/results.tsv"
+    for i in 0 1 2; do
+        ports+=("$(free_port)")
+        members+=("sip:member$i@127.0.0.1:${ports[$i]}")
+    done
+    group_document "$dir/groups/load.xml" "${members[@]}"
+    xport=$(free_port)
+    start_im_server --workers "$w" --groups "$dir/groups" --xcap "127.0.0.1:$xport" \
+        --store "$dir/store.redb"
+    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ... --xcap 127.0.0.1:$xport" >>"$OUT/commands.txt"
+    for i in 0 1 2; do
+        start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
+            $(($(sum "$GROUP_RATE") * DURATION + ${GROUP_RATE##* } * secs))
+        upids+=" $UAS_PID"
+    done
+    sleep 0.5
+    if [ -n "${SOAK_RATE:-}" ]; then
+        held=$SOAK_RATE
+    else
+        ramp "im-server-w$w-group3" dialog 4 3 "$GROUP_RATE" "$IM_PID" "$upids" \
+            "$dir/ramp" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+        for r in $GROUP_RATE; do
+            line=$(grep -P "^im-server-w$w-group3@$r\t" "$OUT/results.tsv" || true)
+            [ -n "$line" ] && [ "$(echo "$line" | cut -f8)" = 1 ] && held=$r
+        done
+        [ "$held" -gt 0 ] || die "soak: no rate of GROUP_RATE held"
+    fi
+    rate=$((held * 8 / 10))
+    sleep 40
+    sample() { # seconds-since-start
+        local rss live
+        rss=$(awk '/^VmRSS/ {print $2}' "/proc/$IM_PID/status")
+        live=$(curl -s "http://127.0.0.1:$xport/metrics" | awk '$1 ~ /sessions_live$/ {print $2}')
+        echo "$1,$rss,${live:-?}"
+    }
+    echo "seconds,rss_kib,sessions_live" >"$dir/soak.csv"
+    sample 0 >>"$dir/soak.csv"
+    (t=0; while sleep 10; do t=$((t + 10)); sample "$t"; done >>"$dir/soak.csv") &
+    sampler=$!
+    pids+=("$sampler")
+    DURATION=$secs compare_run "im-server-w$w-soak@$rate" dialog 4 3 "$rate" "$IM_PID" "$upids" \
+        "$dir/run" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+    sleep 40
+    stop "$sampler"
+    sample end >>"$dir/soak.csv"
+    python3 - "$dir/soak.csv" "$OUT/results.tsv" "$held" "$rate" "$secs" <<'EOF' | tee -a "$OUT/summary.txt"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+last = open(sys.argv[2]).read().strip().split('\n')[-1].split('\t')
+held, rate, secs = sys.argv[3], sys.argv[4], sys.argv[5]
+ok, failed, void = int(last[5]), int(last[6]), last[14] == '1'
+r0, r1 = int(rows[0]['rss_kib']), int(rows[-1]['rss_kib'])
+l0, l1 = rows[0]['sessions_live'], rows[-1]['sessions_live']
+peak = max(int(r['rss_kib']) for r in rows)
+good = failed == 0 and l1 == l0 and r1 <= 1.1 * r0
+verdict = 'VOID (machine busy)' if void else ('PASS' if good else 'FAIL')
+print(f"soak: held {held}/s; {rate}/s for {secs} s: {ok} ok, {failed} failed; RSS {r0} KiB at the "
+      f"start, peak {peak}, {r1} at the end; live sessions {l0} -> {l1}: {verdict}")
+EOF
+    for i in $upids; do stop "$i"; done
+    stop "$IM_PID"
+}
+
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 {
@@ -673,8 +748,9 @@ for t in "${targets[@]}"; do
     invite) run_invite ;;
     compare) run_compare ;;
     overload) run_overload ;;
+    soak) run_soak ;;
     all) run_options; run_kamailio; run_invite; run_compare ;;
-    *) die "unknown run '$t' (options, kamailio, invite, compare, overload, all)" ;;
+    *) die "unknown run '$t' (options, kamailio, invite, compare, overload, soak, all)" ;;
     esac
 done
 echo "logs, CSVs and commands in $OUT"
