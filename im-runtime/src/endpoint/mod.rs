@@ -65,7 +65,7 @@ use ctx::Ctx;
 use ids::Ids;
 use ingress::warning;
 use msrp_relay::RelayEvent;
-use session::{Session, SessionEvent, SessionId, tracing_log};
+use session::{ConferenceRegistry, Session, SessionEvent, SessionId, tracing_log};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -125,6 +125,8 @@ pub struct Endpoint<A: Application> {
     shutting_down: bool,
     /// Which SIP connections are TLS and our TLS connects under way; also lent to sessions.
     sip_tls: secure::SipTls,
+    /// Conference-state subscriptions (`endpoint/conference.rs`); also lent to sessions.
+    conf: ConferenceRegistry,
 }
 
 impl<A: Application> Endpoint<A> {
@@ -162,6 +164,7 @@ impl<A: Application> Endpoint<A> {
             live: live::Live::default(),
             shutting_down: false,
             sip_tls: secure::SipTls::default(),
+            conf: ConferenceRegistry::default(),
         }
     }
 
@@ -231,7 +234,7 @@ impl<A: Application> Endpoint<A> {
 
     /// Looks only at the sessions the current input touched: removes those with nothing
     /// left to wait for and re-files the others' timers. O(touched · log n); no scan.
-    fn reap(&mut self, _now: Instant) {
+    fn reap(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop() {
             let Some(s) = self.sessions.get(&id) else {
                 continue;
@@ -240,6 +243,8 @@ impl<A: Application> Endpoint<A> {
                 self.session_timers.refile(id, s.poll_timeout());
                 continue;
             }
+            // Its subscriptions get their last NOTIFY before it goes.
+            self.dispatch(now, id, SessionEvent::Closing);
             if let Some(s) = self.sessions.remove(&id) {
                 // Unindex through the session's own keys (no retain over the maps).
                 self.session_timers.refile(id, None);

@@ -63,6 +63,12 @@ impl<A: Application> Endpoint<A> {
                 self.registrar(now, peer, &msg, &key);
                 return;
             }
+            Method::Subscribe => {
+                // Conference state (`conference.rs`): to a session's focus, never a session
+                // of its own.
+                self.subscribe_initial(now, peer, msg, key);
+                return;
+            }
             Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
                 // Out of any dialog: nothing to end or update.
                 self.reply_simple(now, &key, &msg, 481, &[]);
