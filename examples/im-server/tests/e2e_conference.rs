@@ -150,7 +150,12 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
         alice.clone(),
     ];
     let groups = group_folder(GROUP, &members);
-    let server = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let server = Server::start(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--workers",
+        "1",
+    ]);
 
     // The originator's SIP side: INVITE, 200 (path and focus logged), ACK.
     let msrp_port = common::free_tcp_port();
