@@ -150,6 +150,9 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
         alice.clone(),
     ];
     let groups = group_folder(GROUP, &members);
+    // Two workers: each SUBSCRIBE has a Call-ID of the subscriber's choosing, so it must be
+    // steered by the focus URI (and the NOTIFYs' answers by our tag) to the worker holding
+    // the session (`steer::conference_key`); by Call-ID it would miss half the time (404).
     let server = Server::start(&[
         "--groups",
         groups.path().to_str().unwrap(),

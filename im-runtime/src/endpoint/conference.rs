@@ -411,7 +411,15 @@ impl Session {
             return;
         };
         self.answering = None;
-        let tag = cx.ids.token(1);
+        // Our tag steers the subscription's later messages back to this shard
+        // (`steer::conference_key`).
+        let mut tag = cx.ids.token(1);
+        for _ in 0..64 * cx.cfg.shard.count.max(1) {
+            if cx.cfg.shard.owns(tag.as_bytes()) {
+                break;
+            }
+            tag = cx.ids.token(1);
+        }
         let Some(code) = StatusCode::new(200) else {
             return;
         };

@@ -138,7 +138,15 @@ impl<A: Application> Endpoint<A> {
         let id = SessionId(self.next_session);
         self.next_session += 1;
         let local_tag = self.token(1);
-        let user = format!("conf-{}-{}", id.0, self.token(1).get(..8).unwrap_or("0"));
+        // The focus user steers a SUBSCRIBE to it back to this shard
+        // (`steer::conference_key`), as minted Call-IDs do.
+        let mut user = String::new();
+        for _ in 0..64 * self.cfg.shard.count.max(1) {
+            user = format!("conf-{}-{}", id.0, self.token(1).get(..8).unwrap_or("0"));
+            if self.cfg.shard.owns(user.as_bytes()) {
+                break;
+            }
+        }
         let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
