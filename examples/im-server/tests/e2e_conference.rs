@@ -65,6 +65,145 @@ fn logged(uac: &mut SippProc, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("the UAC logged no {prefix}"))
 }
 
+/// The originator's SIP side (SIPp): INVITE, 200 (its path and focus logged), ACK.
+struct Originator {
+    uac: SippProc,
+    /// The server's `a=path` for the originator.
+    path: String,
+    /// The focus URI of the 200's Contact.
+    focus: String,
+    /// The originator's own MSRP path.
+    from_path: String,
+}
+
+fn originate(server: &Server, alice: &str) -> Originator {
+    let msrp_port = common::free_tcp_port();
+    let from_path = format!("msrp://127.0.0.1:{msrp_port}/o1x;tcp");
+    let mut uac = Sipp::new("pager_msrp")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", alice)
+        .key("accept", "message/cpim text/plain")
+        .key("msrp_port", &msrp_port.to_string())
+        .key("setup", "a=setup:active")
+        .key("answer_setup", "a=setup:passive")
+        .timeouts(Duration::from_secs(25), Duration::from_secs(40))
+        .spawn();
+    let path = logged(&mut uac, "server-path ");
+    let focus = logged(&mut uac, "server-focus ");
+    Originator {
+        uac,
+        path,
+        focus,
+        from_path,
+    }
+}
+
+/// The originator's MSRP side sends `data` (message/cpim) to the server's `path`.
+fn send(path: &str, from_path: &str, data: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.bin"), data).unwrap();
+    let authority = path
+        .strip_prefix("msrp://")
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_owned();
+    let mut sender = MsrpPeer::spawn(
+        dir,
+        &[
+            "send",
+            "--from-path",
+            from_path,
+            "--file",
+            "{dir}/data.bin",
+            "--content-type",
+            "message/cpim",
+            "--success-report",
+            "yes",
+            "--timeout",
+            "20",
+            "--connect",
+            &authority,
+            "--to-path",
+            path,
+        ],
+        Duration::from_secs(30),
+    );
+    let _ = sender.wait();
+}
+
+/// A receiving MSRP endpoint for `count` invitees and the SIPp UAS that answers for them
+/// (`sip:<user>@<host>`, `calls` calls).
+fn receivers(calls: u32, count: usize) -> (MsrpPeer, SippProc, String) {
+    let receiver = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--out-dir",
+            "{dir}",
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            "30",
+        ],
+        Duration::from_secs(40),
+    );
+    let listening = receiver
+        .wait_for_event("listening", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("receiver did not listen: {receiver:?}"));
+    let recv_port = listening["port"].as_u64().unwrap().to_string();
+    let uas = Sipp::new("uas_msrp")
+        .calls(calls)
+        .key("msrp_port", &recv_port)
+        .timeouts(Duration::from_secs(25), Duration::from_secs(40));
+    let host = uas.local().to_string();
+    (receiver, uas.spawn(), host)
+}
+
+/// A message/cpim body from `alice` asking for both delivery notifications.
+fn cpim(alice: &str, message_id: &str) -> String {
+    format!(
+        "From: <{alice}>\r\nTo: <{GROUP}>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\
+         imdn.Message-ID: {message_id}\r\nDateTime: 2026-12-06T04:00:00Z\r\n\
+         imdn.Disposition-Notification: positive-delivery, negative-delivery\r\n\r\n\
+         Content-Type: text/plain\r\n\r\nhello, conference\r\n"
+    )
+}
+
+/// A subscriber that stays until its subscription ends.
+fn subscriber(server: &Server, focus: &str, from: &str, extra: &[&str]) -> MsrpPeer {
+    let listen = format!("127.0.0.1:{}", common::free_udp_port());
+    let sip = server.sip.to_string();
+    let mut args = vec![
+        "--server",
+        &sip,
+        "--listen",
+        &listen,
+        "--focus",
+        focus,
+        "--from-uri",
+        from,
+        "--expires",
+        "600",
+        "--timeout",
+        "35",
+    ];
+    args.extend_from_slice(extra);
+    conference_peer(&args)
+}
+
+fn notifies(p: &MsrpPeer) -> Vec<serde_json::Value> {
+    let mut n: Vec<serde_json::Value> = p
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "notify")
+        .collect();
+    n.sort_by_key(|e| e["cseq"].as_u64());
+    n
+}
+
 /// The issue's done-when: four invitees, one declines (486), one answers but drops its
 /// MSRP connection, two receive. The originator gets two `delivered` and two `failed`
 /// IMDNs naming the right recipients, and a NOTIFY sequence (versions 1, 2, … in order,
@@ -96,31 +235,7 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
     );
     // Two receiving invitees: one SIPp UAS (two calls) whose answers point at one Python
     // MSRP receiver.
-    let receiver = MsrpPeer::spawn(
-        tempfile::tempdir().unwrap(),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--out-dir",
-            "{dir}",
-            "--count",
-            "2",
-            "--timeout",
-            "30",
-        ],
-        Duration::from_secs(40),
-    );
-    let listening = receiver
-        .wait_for_event("listening", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("receiver did not listen: {receiver:?}"));
-    let recv_port = listening["port"].as_u64().unwrap().to_string();
-    let uas = Sipp::new("uas_msrp")
-        .calls(2)
-        .key("msrp_port", &recv_port)
-        .timeouts(Duration::from_secs(25), Duration::from_secs(40));
-    let host = uas.local().to_string();
-    let uas = uas.spawn();
+    let (receiver, uas, host) = receivers(2, 2);
     // The declining invitee.
     let busy = Sipp::new("uas_busy").timeouts(Duration::from_secs(25), Duration::from_secs(40));
     let busy_uri = format!("sip:busy@{}", busy.local());
@@ -160,40 +275,16 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
         "1",
     ]);
 
-    // The originator's SIP side: INVITE, 200 (path and focus logged), ACK.
-    let msrp_port = common::free_tcp_port();
-    let from_path = format!("msrp://127.0.0.1:{msrp_port}/o1x;tcp");
-    let mut uac = Sipp::new("pager_msrp")
-        .to(server.sip)
-        .key("target", GROUP)
-        .key("from", &alice)
-        .key("accept", "message/cpim text/plain")
-        .key("msrp_port", &msrp_port.to_string())
-        .key("setup", "a=setup:active")
-        .key("answer_setup", "a=setup:passive")
-        .timeouts(Duration::from_secs(25), Duration::from_secs(40))
-        .spawn();
-    let path = logged(&mut uac, "server-path ");
-    let focus = logged(&mut uac, "server-focus ");
+    let Originator {
+        uac,
+        path,
+        focus,
+        from_path,
+    } = originate(&server, &alice);
     assert!(focus.starts_with("sip:conf-"), "{focus}");
 
     // The originator subscribes to the focus and has the full state before it sends.
-    let sub_listen = format!("127.0.0.1:{}", common::free_udp_port());
-    let sip = server.sip.to_string();
-    let mut subscriber = conference_peer(&[
-        "--server",
-        &sip,
-        "--listen",
-        &sub_listen,
-        "--focus",
-        &focus,
-        "--from-uri",
-        &alice,
-        "--expires",
-        "600",
-        "--timeout",
-        "35",
-    ]);
+    let mut subscriber = subscriber(&server, &focus, &alice, &[]);
     let first = subscriber
         .wait_for_event("notify", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("no first NOTIFY: {subscriber:?}\n{}", server.log()));
@@ -226,41 +317,8 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
 
     // Now the message: message/cpim asking for both delivery notifications.
     let message_id = "conference-e2e-0001";
-    let data = format!(
-        "From: <{alice}>\r\nTo: <{GROUP}>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\
-         imdn.Message-ID: {message_id}\r\nDateTime: 2026-12-06T04:00:00Z\r\n\
-         imdn.Disposition-Notification: positive-delivery, negative-delivery\r\n\r\n\
-         Content-Type: text/plain\r\n\r\nhello, conference\r\n"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("data.bin"), data).unwrap();
-    let authority = path
-        .strip_prefix("msrp://")
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_owned();
-    let mut sender = MsrpPeer::spawn(
-        dir,
-        &[
-            "send",
-            "--from-path",
-            &from_path,
-            "--file",
-            "{dir}/data.bin",
-            "--content-type",
-            "message/cpim",
-            "--success-report",
-            "yes",
-            "--timeout",
-            "20",
-            "--connect",
-            &authority,
-            "--to-path",
-            &path,
-        ],
-        Duration::from_secs(30),
-    );
-    let _ = sender.wait();
+    let data = cpim(&alice, message_id);
+    send(&path, &from_path, data.as_bytes());
     let uac = uac.wait();
     let uas = uas.wait();
     let busy = busy.wait();
@@ -305,12 +363,7 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
 
     // The NOTIFY sequence: versions 1, 2, … in CSeq order, every one a full document about
     // the conference package, active until the last, which ends the subscription.
-    let mut notifies: Vec<serde_json::Value> = subscriber
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "notify")
-        .collect();
-    notifies.sort_by_key(|e| e["cseq"].as_u64());
+    let notifies = notifies(&subscriber);
     assert!(notifies.len() >= 2, "{log}");
     for (i, n) in notifies.iter().enumerate() {
         assert!(n.get("error").is_none(), "{n}");
@@ -400,4 +453,96 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
         }),
         "{log}"
     );
+}
+
+/// The subscription's own life (RFC 6665): an unsubscribe (Expires: 0 in the dialog) gets
+/// 200 and a last NOTIFY `terminated;reason=timeout`, and frees its place; past the
+/// per-session limit (`--max-subscriptions-per-session 1`) a SUBSCRIBE gets 403 naming the
+/// limit; a subscription still there when the session ends gets
+/// `terminated;reason=noresource` with the final state.
+// covers: ext-dr.4/originator_subscribes, ext-dr.5/notify_change
+#[test]
+fn unsubscribe_per_session_limit_and_the_end_of_the_session() {
+    let alice = format!("sip:alice@127.0.0.1:{}", common::free_udp_port());
+    let (mut receiver, uas, host) = receivers(1, 1);
+    let inv0 = format!("sip:inv0@{host}");
+    let groups = group_folder(GROUP, &[inv0.clone(), alice.clone()]);
+    let server = Server::start(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--workers",
+        "2",
+        "--max-subscriptions-per-session",
+        "1",
+    ]);
+    let Originator {
+        uac,
+        path,
+        focus,
+        from_path,
+    } = originate(&server, &alice);
+
+    // Subscribe, then unsubscribe after the first NOTIFY.
+    let mut leaving = subscriber(&server, &focus, &alice, &["--unsubscribe-after", "1"]);
+    assert_eq!(leaving.wait(), Some(0), "{leaving:?}\n{}", server.log());
+    let responses: Vec<serde_json::Value> = leaving
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "response")
+        .collect();
+    assert_eq!(responses.len(), 2, "{leaving:?}");
+    assert_eq!(responses[0]["status"], 200, "{leaving:?}");
+    assert_eq!(responses[0]["expires"], "600", "{leaving:?}");
+    assert_eq!(responses[1]["status"], 200, "{leaving:?}");
+    assert_eq!(responses[1]["expires"], "0", "{leaving:?}");
+    let n = notifies(&leaving);
+    assert_eq!(n.len(), 2, "{leaving:?}");
+    assert_eq!(n[0]["version"], 1);
+    assert!(
+        n[0]["subscription_state"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("active;expires="),
+        "{leaving:?}"
+    );
+    assert_eq!(n[1]["version"], 2);
+    assert_eq!(n[1]["subscription_state"], "terminated;reason=timeout");
+
+    // Its place is free again: one subscriber stays; a second one is over the limit.
+    let mut staying = subscriber(&server, &focus, &alice, &[]);
+    staying
+        .wait_for_event("notify", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no NOTIFY: {staying:?}\n{}", server.log()));
+    let over = subscribe_once(&server, &focus, &alice, &[]);
+    let r = response_of(&over);
+    assert_eq!(r["status"], 403, "{over:?}");
+    assert!(
+        r["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 1 per session"),
+        "{r}"
+    );
+
+    send(
+        &path,
+        &from_path,
+        cpim(&alice, "conference-e2e-0002").as_bytes(),
+    );
+    let uac = uac.wait();
+    let uas = uas.wait();
+    let _ = receiver.wait();
+    assert_eq!(staying.wait(), Some(0), "{staying:?}\n{}", server.log());
+    assert!(uac.success(), "{uac:?}");
+    assert!(uas.success(), "{uas:?}");
+    let n = notifies(&staying);
+    let last = n.last().unwrap();
+    assert_eq!(last["subscription_state"], "terminated;reason=noresource");
+    assert_eq!(last["version"], n.len() as u64, "{staying:?}");
+    assert_eq!(last["active"], "false", "{last}");
+    let users = last["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{last}");
+    assert_eq!(users[0]["entity"], inv0.as_str());
+    assert_eq!(users[0]["status"], "disconnected");
+    assert_eq!(users[0]["delivery"], "delivered");
 }
