@@ -342,3 +342,32 @@ fn refresh_unknown_dialog_expiry_refused_notify_and_limits() {
     let (r, _) = to_port(&out, 6006);
     assert_eq!(status(&r[0]), 404);
 }
+
+/// OPTIONS says what is served: SUBSCRIBE in Allow, the package in Allow-Events
+/// (RFC 6665 §7.2.2); a SUBSCRIBE for another package gets 489 naming ours.
+#[test]
+fn options_advertise_the_package_and_other_packages_get_489() {
+    let mut h = Harness::new(|_| {});
+    let out = h.udp(
+        ALICE,
+        &format!(
+            "OPTIONS sip:{SERVER} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKopt\n\
+             From: <{ALICE_URI}>;tag=o1\nTo: <sip:{SERVER}>\nCall-ID: opt-1\nCSeq: 1 OPTIONS\n\
+             Max-Forwards: 70\nContent-Length: 0\n\n"
+        ),
+    );
+    let r = &out[0].1;
+    assert_eq!(status(r), 200);
+    assert!(r.header_str("Allow").unwrap().contains("SUBSCRIBE"));
+    assert_eq!(r.header_str("Allow-Events"), Some("conference"));
+    let (focus, _) = open_session(&mut h);
+    let out = h.udp(
+        "127.0.0.1:6001",
+        &subscribe(&focus, ALICE_URI, 6001, "p1", "")
+            .replace("Event: conference", "Event: presence"),
+    );
+    let (r, n) = to_port(&out, 6001);
+    assert_eq!(status(&r[0]), 489);
+    assert_eq!(r[0].header_str("Allow-Events"), Some("conference"));
+    assert!(n.is_empty());
+}

@@ -351,6 +351,11 @@ impl<A: Application> Endpoint<A> {
 }
 
 impl Session {
+    /// Whether any conference-state subscription is live (the session's end must tell it).
+    pub(crate) fn has_subscribers(&self) -> bool {
+        !self.conference.subs.is_empty()
+    }
+
     /// The user part of the focus URI a SUBSCRIBE may name: only an INVITE session's, once
     /// its 2xx gave the URI out.
     pub(crate) fn conference_focus_user(&self) -> Option<&str> {

@@ -243,8 +243,10 @@ impl<A: Application> Endpoint<A> {
                 self.session_timers.refile(id, s.poll_timeout());
                 continue;
             }
-            // Its subscriptions get their last NOTIFY before it goes.
-            self.dispatch(now, id, SessionEvent::Closing);
+            if s.has_subscribers() {
+                // Its subscriptions get their last NOTIFY before it goes.
+                self.dispatch(now, id, SessionEvent::Closing);
+            }
             if let Some(s) = self.sessions.remove(&id) {
                 // Unindex through the session's own keys (no retain over the maps).
                 self.session_timers.refile(id, None);

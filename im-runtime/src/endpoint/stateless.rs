@@ -20,7 +20,8 @@ impl<A: Application> Endpoint<A> {
     }
 
     pub(super) fn allow_header(&self) -> String {
-        let mut m: Vec<String> = vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
+        // SUBSCRIBE: the conference package is always served (`conference.rs`).
+        let mut m: Vec<String> = vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"]
             .into_iter()
             .map(String::from)
             .collect();
@@ -55,6 +56,8 @@ impl<A: Application> Endpoint<A> {
                         ("Allow", allow),
                         ("Accept", accept),
                         ("Supported", supported),
+                        // RFC 6665 §7.2.2: the event packages served.
+                        ("Allow-Events", "conference".to_string()),
                     ],
                 );
                 return;
