@@ -273,7 +273,7 @@ fn bad_requests() -> Vec<(&'static str, u16, String)> {
             400,
             req("INVITE", "b400", "").replace("Max-Forwards: 70", "Max-Forwards: many"),
         ),
-        ("method not offered", 405, req("PUBLISH", "b405", "")),
+        ("method not offered", 405, req("SUBSCRIBE", "b405", "")),
         (
             "unknown body type",
             415,

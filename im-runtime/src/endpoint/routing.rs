@@ -118,7 +118,7 @@ impl<A: Application> Endpoint<A> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        if method == Method::Subscribe {
+        if method == Method::Subscribe && self.app.offers_conference_state() {
             // A subscription's refresh or unsubscribe (`conference.rs`).
             self.subscribe_in_dialog(now, peer, msg);
             return;

@@ -20,13 +20,15 @@ impl<A: Application> Endpoint<A> {
     }
 
     pub(super) fn allow_header(&self) -> String {
-        // SUBSCRIBE: the conference package is always served (`conference.rs`).
-        let mut m: Vec<String> = vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"]
+        let mut m: Vec<String> = vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
             .into_iter()
             .map(String::from)
             .collect();
         if self.app.offers_registrar() {
             m.push("REGISTER".into());
+        }
+        if self.app.offers_conference_state() {
+            m.push("SUBSCRIBE".into());
         }
         for x in self.app.methods() {
             let s = x.as_str().to_string();
@@ -47,26 +49,23 @@ impl<A: Application> Endpoint<A> {
                 let allow = self.allow_header();
                 let supported = self.cfg.policy.supported.join(", ");
                 let accept = "application/sdp, multipart/mixed, application/resource-lists+xml, message/cpim, text/plain".to_string();
-                self.reply_simple(
-                    now,
-                    &key,
-                    &msg,
-                    200,
-                    &[
-                        ("Allow", allow),
-                        ("Accept", accept),
-                        ("Supported", supported),
-                        // RFC 6665 §7.2.2: the event packages served.
-                        ("Allow-Events", "conference".to_string()),
-                    ],
-                );
+                let mut headers = vec![
+                    ("Allow", allow),
+                    ("Accept", accept),
+                    ("Supported", supported),
+                ];
+                if self.app.offers_conference_state() {
+                    // RFC 6665 §7.2.2: the event packages served.
+                    headers.push(("Allow-Events", "conference".to_string()));
+                }
+                self.reply_simple(now, &key, &msg, 200, &headers);
                 return;
             }
             Method::Register => {
                 self.registrar(now, peer, &msg, &key);
                 return;
             }
-            Method::Subscribe => {
+            Method::Subscribe if self.app.offers_conference_state() => {
                 // Conference state (`conference.rs`): to a session's focus, never a session
                 // of its own.
                 self.subscribe_initial(now, peer, msg, key);
