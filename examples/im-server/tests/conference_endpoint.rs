@@ -36,6 +36,8 @@ struct Harness {
     ep: Endpoint<ServerApp>,
     now: Instant,
     _groups: tempfile::TempDir,
+    /// Our tag in the INVITE dialog of the last session opened.
+    invite_tag: String,
 }
 
 impl Harness {
@@ -58,6 +60,7 @@ impl Harness {
             ep: Endpoint::new(cfg, app),
             now,
             _groups: groups,
+            invite_tag: String::new(),
         }
     }
 
@@ -137,6 +140,7 @@ fn open_session(h: &mut Harness) -> (String, Message) {
         .map(|(_, m)| m.clone())
         .expect("an INVITE to bob");
     let to_tag = ok.to().and_then(|t| t.tag()).unwrap().to_string();
+    h.invite_tag = to_tag.clone();
     h.udp(
         ALICE,
         &format!(
@@ -370,4 +374,20 @@ fn options_advertise_the_package_and_other_packages_get_489() {
     assert_eq!(status(&r[0]), 489);
     assert_eq!(r[0].header_str("Allow-Events"), Some("conference"));
     assert!(n.is_empty());
+
+    // A SUBSCRIBE reusing the INVITE dialog: 403 saying where to subscribe.
+    let reuse = format!(
+        "SUBSCRIBE {focus} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKreuse\n\
+         From: <{ALICE_URI}>;tag=a1\nTo: <{GROUP}>;tag={}\nCall-ID: conf-test-1\n\
+         CSeq: 5 SUBSCRIBE\nMax-Forwards: 70\nEvent: conference\nContent-Length: 0\n\n",
+        h.invite_tag
+    );
+    let out = h.udp(ALICE, &reuse);
+    let r = &out[0].1;
+    assert_eq!(status(r), 403, "{out:?}");
+    assert!(
+        r.header_str("Warning")
+            .unwrap()
+            .contains("outside the INVITE dialog")
+    );
 }

@@ -297,7 +297,17 @@ impl<A: Application> Endpoint<A> {
             msg.to().and_then(|t| t.tag()).unwrap_or("").to_string(),
         );
         let Some(sid) = self.conf.dialogs.get(&dialog).copied() else {
-            self.reply_simple(now, &key, &msg, 481, &[]);
+            if self.by_dialog.contains_key(&dialog) {
+                // In the INVITE dialog (dialog reuse, which RFC 5057 advises against): the
+                // subscription is to the focus URI, in a dialog of its own.
+                let w = warning(
+                    &self.agent(),
+                    "subscribe to the focus URI outside the INVITE dialog",
+                );
+                self.conf_reply(now, &key, &msg, 403, "Forbidden", &[("Warning", w)]);
+            } else {
+                self.reply_simple(now, &key, &msg, 481, &[]);
+            }
             return;
         };
         if !is_conference(&msg) {
