@@ -153,6 +153,8 @@ pub enum TriggerKind {
     Msrp(String),
     /// `legs settled`.
     LegsSettled,
+    /// `legs changed`: an invitee leg's state or its copy's outcome changed.
+    LegsChanged,
     /// `copy delivered` (`true`) or `copy failed` (`false`): one recipient's copy of the
     /// message has its outcome.
     Copy(bool),
@@ -262,6 +264,10 @@ pub enum ActionKind {
     SendImdn(bool),
     /// `forward imdn`.
     ForwardImdn,
+    /// `accept subscription`.
+    AcceptSubscription,
+    /// `notify subscribers`.
+    NotifySubscribers,
 }
 
 /// What a `report` action says.

@@ -876,6 +876,8 @@ impl Printer<'_> {
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
             ActionKind::SendImdn(false) => self.at("send imdn failed", s),
             ActionKind::ForwardImdn => self.at("forward imdn", s),
+            ActionKind::AcceptSubscription => self.at("accept subscription", s),
+            ActionKind::NotifySubscribers => self.at("notify subscribers", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -1116,6 +1118,7 @@ pub fn trigger_text(t: &TriggerKind) -> String {
         TriggerKind::Timer(id) => format!("timer {}", id.name),
         TriggerKind::Msrp(ev) => format!("msrp {ev}"),
         TriggerKind::LegsSettled => "legs settled".to_string(),
+        TriggerKind::LegsChanged => "legs changed".to_string(),
         TriggerKind::Copy(true) => "copy delivered".to_string(),
         TriggerKind::Copy(false) => "copy failed".to_string(),
     }
@@ -1294,6 +1297,8 @@ fn erase_action(a: &mut Action) {
         | ActionKind::Deliver
         | ActionKind::SendImdn(_)
         | ActionKind::ForwardImdn
+        | ActionKind::AcceptSubscription
+        | ActionKind::NotifySubscribers
         | ActionKind::Report(Report::Success) => {}
     }
 }

@@ -305,6 +305,7 @@ pub fn trigger_text(proc: &Procedure, t: &Trigger) -> String {
             }
         ),
         Trigger::LegsSettled => "legs settled".to_string(),
+        Trigger::LegsChanged => "legs changed".to_string(),
         Trigger::Copy(true) => "copy delivered".to_string(),
         Trigger::Copy(false) => "copy failed".to_string(),
     }
@@ -353,6 +354,8 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::SendImdn(true) => "send imdn delivered".into(),
         Action::SendImdn(false) => "send imdn failed".into(),
         Action::ForwardImdn => "forward imdn".into(),
+        Action::AcceptSubscription => "accept subscription".into(),
+        Action::NotifySubscribers => "notify subscribers".into(),
         Action::Report(None) => "report success".to_string(),
         Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(

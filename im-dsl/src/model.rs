@@ -127,6 +127,8 @@ pub enum Trigger {
     Msrp(MsrpTrigger),
     /// All invitee legs settled.
     LegsSettled,
+    /// An invitee leg's state or its copy's outcome changed.
+    LegsChanged,
     /// One recipient's copy was delivered (`true`) or failed (`false`).
     Copy(bool),
 }
@@ -245,6 +247,10 @@ pub enum Action {
     SendImdn(bool),
     /// Pass the request's own IMDN on to the message's original sender.
     ForwardImdn,
+    /// Accept the SUBSCRIBE being handled (200, then a full-state NOTIFY).
+    AcceptSubscription,
+    /// Send every subscriber of the session the current state.
+    NotifySubscribers,
 }
 
 /// A response to send.
@@ -411,6 +417,9 @@ pub enum Fact {
     /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
     /// carrying `message/imdn+xml`).
     MessageIsNotification,
+    /// `subscription.subscriber` : Uri — who sent the SUBSCRIBE being handled
+    /// (P-Asserted-Identity from a trusted host, else From); empty for other events.
+    SubscriptionSubscriber,
 }
 
 /// Fields of URIs and list elements.

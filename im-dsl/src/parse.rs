@@ -274,6 +274,13 @@ impl Builder {
                     .map(|x| x.as_str().to_string())
                     .unwrap_or_default(),
             ),
+            Rule::trig_legs => {
+                if inner.first().is_some_and(|x| x.as_str() == "changed") {
+                    TriggerKind::LegsChanged
+                } else {
+                    TriggerKind::LegsSettled
+                }
+            }
             Rule::trig_copy => {
                 TriggerKind::Copy(inner.first().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -362,6 +369,8 @@ impl Builder {
             Rule::act_bye => ActionKind::Bye,
             Rule::act_deliver => ActionKind::Deliver,
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
+            Rule::act_accept_sub => ActionKind::AcceptSubscription,
+            Rule::act_notify_subs => ActionKind::NotifySubscribers,
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -730,7 +739,7 @@ fn rule_word(r: &Rule) -> &'static str {
         | Rule::trig_msrp
         | Rule::trig_legs
         | Rule::trig_copy => {
-            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `copy delivered`)"
+            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `legs changed`, `copy delivered`)"
         }
         Rule::method => "a SIP method in capitals",
         Rule::status_pattern => "a status code or pattern like `2xx`",
@@ -772,6 +781,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",
+        Rule::act_accept_sub => "`accept subscription`",
+        Rule::act_notify_subs => "`notify subscribers`",
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

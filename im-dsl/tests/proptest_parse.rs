@@ -282,6 +282,8 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
         Just(ActionKind::ForwardImdn),
+        Just(ActionKind::AcceptSubscription),
+        Just(ActionKind::NotifySubscribers),
         Just(ActionKind::Report(Report::Success)),
         (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
             ActionKind::Report(Report::Failure {
@@ -361,6 +363,7 @@ fn trigger() -> impl Strategy<Value = Trigger> {
         ])
         .prop_map(|e| TriggerKind::Msrp(e.to_string())),
         Just(TriggerKind::LegsSettled),
+        Just(TriggerKind::LegsChanged),
         any::<bool>().prop_map(TriggerKind::Copy),
     ]
     .prop_map(|kind| Trigger { kind, span: sp() })
@@ -628,6 +631,10 @@ impl Noisy {
                 self.t("legs");
                 self.t("settled");
             }
+            TriggerKind::LegsChanged => {
+                self.t("legs");
+                self.t("changed");
+            }
             TriggerKind::Copy(d) => {
                 self.t("copy");
                 self.t(if *d { "delivered" } else { "failed" });
@@ -731,6 +738,14 @@ impl Noisy {
             ActionKind::ForwardImdn => {
                 self.t("forward");
                 self.t("imdn");
+            }
+            ActionKind::AcceptSubscription => {
+                self.t("accept");
+                self.t("subscription");
+            }
+            ActionKind::NotifySubscribers => {
+                self.t("notify");
+                self.t("subscribers");
             }
             ActionKind::SendImdn(d) => {
                 self.t("send");

@@ -166,6 +166,11 @@ pub enum Event {
     /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
     /// (0 for a timeout or no route).
     Copy(CopyOutcome),
+    /// An invitee leg's state (pending, connected, disconnected) or its copy's outcome
+    /// changed (extension: conference state, RFC 4575). Sent once after the input that
+    /// changed it, and only while the session has subscribers, since nothing else reads
+    /// that state.
+    LegsChanged,
 }
 
 /// What became of one recipient's copy ([`Event::Copy`]).
@@ -379,6 +384,9 @@ pub struct Facts {
     pub legs: LegCounts,
     /// The IMDN request of the message (`message.*`).
     pub message: MessageFacts,
+    /// Who sent the SUBSCRIBE being handled (`subscription.subscriber`): its
+    /// P-Asserted-Identity from a trusted host, else its From. Empty for other events.
+    pub subscriber: Uri,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -655,6 +663,11 @@ pub enum ActionKind {
     /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
     /// forwarder).
     ForwardImdn,
+    /// Accept the SUBSCRIBE being handled (RFC 6665): 200 with Expires, then a NOTIFY with
+    /// the full state (RFC 4575 `conference` package).
+    AcceptSubscription,
+    /// Send every subscriber of the session a NOTIFY with the current state.
+    NotifySubscribers,
 }
 
 /// One thing to do, with the spec rule that asked for it.

@@ -59,12 +59,86 @@ pub fn steer(call_id: &[u8], n: usize) -> usize {
 
 /// The shard of a raw SIP message (datagram or one framed stream message): [`steer`] of its
 /// Call-ID, or shard 0 when it has none (the owner of shard 0 answers or drops what cannot
-/// be parsed, as a single endpoint would).
+/// be parsed, as a single endpoint would). A conference-state subscription's messages go by
+/// [`conference_key`] instead.
 pub fn steer_sip(msg: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
+    if let Some(key) = conference_key(msg) {
+        return steer(key, n);
+    }
     call_id(msg).map_or(0, |id| steer(id, n))
+}
+
+/// What steers the messages of a conference-state subscription (RFC 6665, RFC 4575): the
+/// subscriber chose their Call-ID, so they go by what the server minted on its shard (drawn
+/// until it steers there, as its Call-IDs are): a SUBSCRIBE by its To tag when it has one
+/// (a refresh in the subscription's dialog), else by its Request-URI user (the session's
+/// focus, `conf-…`); a response to the server's NOTIFY by its From tag. `None` for every
+/// other message.
+pub fn conference_key(msg: &[u8]) -> Option<&[u8]> {
+    let end = msg.iter().position(|&b| b == b'\n')?;
+    let start = &msg[..end];
+    if let Some(rest) = start.strip_prefix(b"SUBSCRIBE ") {
+        if let Some(tag) = header(msg, b"to", b"t").and_then(tag_param) {
+            return Some(tag);
+        }
+        let uri = rest.split(|&b| b == b' ').next()?;
+        let colon = uri.iter().position(|&b| b == b':')?;
+        let hier = &uri[colon + 1..];
+        let at = hier.iter().position(|&b| b == b'@')?;
+        return Some(&hier[..at]).filter(|u| !u.is_empty());
+    }
+    if start.starts_with(b"SIP/2.0 ") {
+        let cseq = header(msg, b"cseq", b"")?;
+        let method = cseq
+            .split(|&b| b == b' ' || b == b'\t')
+            .rfind(|w| !w.is_empty())?;
+        if method == b"NOTIFY" {
+            return header(msg, b"from", b"f").and_then(tag_param);
+        }
+    }
+    None
+}
+
+/// The value of the first header `name` (or its compact form, when not empty) of the
+/// header block, trimmed.
+fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
+    let mut lines = msg.split(|&b| b == b'\n');
+    lines.next()?;
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let n = trim(&line[..colon]);
+        if n.eq_ignore_ascii_case(name) || (!compact.is_empty() && n.eq_ignore_ascii_case(compact))
+        {
+            return Some(trim(&line[colon + 1..]));
+        }
+    }
+    None
+}
+
+/// The `tag` parameter of a From/To value (after its `>` when it has a name-addr, so a URI
+/// parameter is never taken for it).
+fn tag_param(value: &[u8]) -> Option<&[u8]> {
+    let params = match value.iter().rposition(|&b| b == b'>') {
+        Some(gt) => &value[gt + 1..],
+        None => value,
+    };
+    params.split(|&b| b == b';').skip(1).find_map(|p| {
+        let p = trim(p);
+        let eq = p.iter().position(|&b| b == b'=')?;
+        trim(&p[..eq])
+            .eq_ignore_ascii_case(b"tag")
+            .then(|| trim(&p[eq + 1..]))
+            .filter(|t| !t.is_empty())
+    })
 }
 
 /// The value of the first `Call-ID` (or compact `i`) header of a raw SIP message, trimmed of
@@ -166,6 +240,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_subscription_goes_by_what_the_server_minted() {
+        let initial = b"SUBSCRIBE sip:conf-7-ab12@192.0.2.1:5060 SIP/2.0\r\n\
+            From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:conf-7-ab12@192.0.2.1:5060>\r\n\
+            Call-ID: chosen-by-the-client\r\nCSeq: 1 SUBSCRIBE\r\n\r\n";
+        assert_eq!(conference_key(initial), Some(&b"conf-7-ab12"[..]));
+        let refresh = b"SUBSCRIBE sip:conf-7-ab12@192.0.2.1 SIP/2.0\r\n\
+            t: <sip:conf-7-ab12@192.0.2.1;tag=no>;tag=ourtag\r\ni: x\r\n\r\n";
+        assert_eq!(conference_key(refresh), Some(&b"ourtag"[..]));
+        let notify_ok = b"SIP/2.0 200 OK\r\nFrom: <sip:conf-7-ab12@h>;tag=ourtag;x=1\r\n\
+            To: <sip:alice@example.com>;tag=a1\r\nCall-ID: chosen\r\nCSeq: 3 NOTIFY\r\n\r\n";
+        assert_eq!(conference_key(notify_ok), Some(&b"ourtag"[..]));
+        for n in 2..5 {
+            assert_eq!(steer_sip(initial, n), steer(b"conf-7-ab12", n));
+            assert_eq!(steer_sip(notify_ok, n), steer(b"ourtag", n));
+        }
+        // Everything else still goes by Call-ID.
+        assert_eq!(conference_key(INVITE), None);
+        let bye_ok = b"SIP/2.0 200 OK\r\nFrom: <sip:a>;tag=x\r\nCSeq: 2 BYE\r\n\r\n";
+        assert_eq!(conference_key(bye_ok), None);
+        assert_eq!(
+            conference_key(b"SUBSCRIBE sip:nouser SIP/2.0\r\n\r\n"),
+            None
+        );
     }
 
     #[test]

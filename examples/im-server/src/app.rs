@@ -121,6 +121,11 @@ impl Application for ServerApp {
         true
     }
 
+    fn offers_conference_state(&self) -> bool {
+        // specs/ext_delivery_reports.imspec (ext-dr.4) decides who may subscribe.
+        true
+    }
+
     fn credentials(&self, username: &str, realm: &str) -> Option<StoredHa1> {
         self.users.lookup(username, realm)
     }

@@ -72,6 +72,11 @@ pub struct Limits {
     /// Time an input may wait in a worker's queue before new sessions are shed with 503
     /// (zero: never).
     pub overload_delay: Duration,
+    /// Conference-state subscriptions (RFC 4575) one subscriber may hold at once, per
+    /// worker; more get 403 with a Warning (0: none).
+    pub max_subscriptions_per_user: usize,
+    /// Conference-state subscriptions one session may have at once (403 beyond; 0: none).
+    pub max_subscriptions_per_session: usize,
 }
 
 impl Default for Limits {
@@ -88,6 +93,8 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             overload_delay: IoLimits::default().overload_delay,
+            max_subscriptions_per_user: 16,
+            max_subscriptions_per_session: 4,
         }
     }
 }
@@ -467,6 +474,13 @@ impl ServerConfig {
         if let Some(v) = &l.max_sessions {
             self.limits.max_sessions = count("limits.max_sessions", v)?;
         }
+        if let Some(v) = &l.max_subscriptions_per_user {
+            self.limits.max_subscriptions_per_user = count("limits.max_subscriptions_per_user", v)?;
+        }
+        if let Some(v) = &l.max_subscriptions_per_session {
+            self.limits.max_subscriptions_per_session =
+                count("limits.max_subscriptions_per_session", v)?;
+        }
         if let Some(v) = &l.max_sip_connections {
             self.limits.max_sip_connections = count("limits.max_sip_connections", v)?;
         }
@@ -635,6 +649,12 @@ impl ServerConfig {
         }
         if let Some(v) = cli.max_sessions {
             self.limits.max_sessions = us(v);
+        }
+        if let Some(v) = cli.max_subscriptions_per_user {
+            self.limits.max_subscriptions_per_user = us(v);
+        }
+        if let Some(v) = cli.max_subscriptions_per_session {
+            self.limits.max_subscriptions_per_session = us(v);
         }
         if let Some(v) = cli.max_sip_connections {
             self.limits.max_sip_connections = us(v);
@@ -1072,6 +1092,14 @@ impl ServerConfig {
         line(format!("max_msrp_chunk = {}", l.max_msrp_chunk));
         line(format!("max_msrp_message = {}", l.max_msrp_message));
         line(format!("max_sessions = {}", l.max_sessions));
+        line(format!(
+            "max_subscriptions_per_user = {}",
+            l.max_subscriptions_per_user
+        ));
+        line(format!(
+            "max_subscriptions_per_session = {}",
+            l.max_subscriptions_per_session
+        ));
         line(format!("max_sip_connections = {}", l.max_sip_connections));
         line(format!("max_msrp_connections = {}", l.max_msrp_connections));
         line(format!(

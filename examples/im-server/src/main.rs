@@ -279,6 +279,8 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             ep.max_message_size = cfg.limits.max_message_size;
             // The limit is the server's: each worker admits its share of it.
             ep.max_sessions = cfg.limits.max_sessions.div_ceil(workers);
+            ep.max_subscriptions_per_user = cfg.limits.max_subscriptions_per_user;
+            ep.max_subscriptions_per_session = cfg.limits.max_subscriptions_per_session;
             ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
             ep.msrp_limits.max_body_bytes =
                 cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);

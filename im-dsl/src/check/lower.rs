@@ -734,6 +734,8 @@ impl Lowerer<'_> {
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
+            ActionKind::AcceptSubscription => model::Action::AcceptSubscription,
+            ActionKind::NotifySubscribers => model::Action::NotifySubscribers,
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),
@@ -956,6 +958,7 @@ impl Lowerer<'_> {
                 _ => model::MsrpTrigger::Closed,
             }),
             TriggerKind::LegsSettled => model::Trigger::LegsSettled,
+            TriggerKind::LegsChanged => model::Trigger::LegsChanged,
             TriggerKind::Copy(d) => model::Trigger::Copy(*d),
         })
     }

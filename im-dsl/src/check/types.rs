@@ -127,6 +127,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::MessageIsNotification,
         Type::Bool,
     ),
+    (
+        "subscription.subscriber",
+        Fact::SubscriptionSubscriber,
+        Type::Uri,
+    ),
 ];
 
 /// Fields by the type they belong to.

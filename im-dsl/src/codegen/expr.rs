@@ -363,6 +363,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
         Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
         Fact::MessageIsNotification => quote!(__facts.message.is_notification),
+        Fact::SubscriptionSubscriber => quote!(&__facts.subscriber),
     }
 }
 
@@ -374,6 +375,7 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::RequestTo
         | Fact::RequestOriginator
         | Fact::RequestAssertedIdentity
+        | Fact::SubscriptionSubscriber
         | Fact::ConfigConferenceFactory => Ty::Uri,
         Fact::RequestRequire
         | Fact::RequestSupported

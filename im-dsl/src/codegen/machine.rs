@@ -119,6 +119,7 @@ fn trigger_pattern(t: &Trigger) -> (TokenStream, Option<TokenStream>) {
             (quote!(#ev::Msrp(#p)), None)
         }
         Trigger::LegsSettled => (quote!(#ev::LegsSettled), None),
+        Trigger::LegsChanged => (quote!(#ev::LegsChanged), None),
         Trigger::Copy(true) => (
             quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Delivered)),
             None,
@@ -256,6 +257,8 @@ impl Gen<'_> {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))
             }
             Action::ForwardImdn => quote!(#k::ForwardImdn),
+            Action::AcceptSubscription => quote!(#k::AcceptSubscription),
+            Action::NotifySubscribers => quote!(#k::NotifySubscribers),
             Action::SendImdn(false) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
             }

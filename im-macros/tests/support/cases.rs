@@ -103,6 +103,8 @@ pub struct Request {
     /// `imdn.Disposition-Notification` (`positive-delivery`, `negative-delivery`), or
     /// `notification` when the message is itself an IMDN.
     pub imdn: Vec<String>,
+    /// `subscription.subscriber`: who sent the SUBSCRIBE of a `request SUBSCRIBE` event.
+    pub subscriber: Option<String>,
 }
 
 impl Default for Request {
@@ -118,6 +120,7 @@ impl Default for Request {
             privacy: None,
             authenticated: true,
             originator_domain: None,
+            subscriber: None,
             imdn: Vec::new(),
         }
     }
@@ -369,6 +372,7 @@ fn facts(case: &Case) -> Result<Facts, String> {
             wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
             is_notification: r.imdn.iter().any(|d| d == "notification"),
         },
+        subscriber: r.subscriber.as_deref().map(uri).unwrap_or_default(),
         ..Facts::default()
     })
 }
@@ -397,6 +401,7 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
         ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
         ["legs", "settled"] => Event::LegsSettled,
+        ["legs", "changed"] => Event::LegsChanged,
         ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
         ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
             code.parse()
@@ -452,6 +457,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
         ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
         ActionKind::ForwardImdn => "forward imdn".into(),
+        ActionKind::AcceptSubscription => "accept subscription".into(),
+        ActionKind::NotifySubscribers => "notify subscribers".into(),
     }
 }
 

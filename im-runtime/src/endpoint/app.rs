@@ -78,6 +78,14 @@ pub trait Application {
     fn offers_registrar(&self) -> bool {
         false
     }
+    /// Whether the application's spec decides conference-state subscriptions (it handles
+    /// `request SUBSCRIBE`, as `specs/ext_delivery_reports.imspec` does): the endpoint then
+    /// serves SUBSCRIBE to its sessions' focus URIs (RFC 4575 over RFC 6665, see
+    /// `endpoint/conference.rs`) and lists it in Allow and Allow-Events. Otherwise SUBSCRIBE
+    /// is a method not offered (405).
+    fn offers_conference_state(&self) -> bool {
+        false
+    }
     /// The stored digest secrets (HA1 values, never a password) of `username` in `realm`,
     /// for the endpoint's Digest authentication. The default knows no one, so every
     /// challenged request stays unauthenticated.

@@ -61,6 +61,14 @@ pub struct EndpointConfig {
     pub seed: u64,
     /// This endpoint's shard: the Call-IDs it mints steer back to it ([`crate::steer`]).
     pub shard: crate::steer::Shard,
+    /// Conference-state subscriptions (RFC 4575) one subscriber identity may hold at once,
+    /// over all sessions; one more gets 403 with a Warning naming the limit.
+    pub max_subscriptions_per_user: usize,
+    /// Conference-state subscriptions one session may have at once (403 beyond).
+    pub max_subscriptions_per_session: usize,
+    /// The longest subscription granted, in seconds; also the grant when SUBSCRIBE has no
+    /// Expires (RFC 4575 §3.7 suggests 3600). A session ends its subscriptions anyway.
+    pub max_subscription_expires: u32,
 }
 
 impl EndpointConfig {
@@ -98,6 +106,9 @@ impl EndpointConfig {
             msrp_chunk_size: 2048,
             seed: 0x5eed_1234_abcd_ef01,
             shard: crate::steer::Shard::default(),
+            max_subscriptions_per_user: 16,
+            max_subscriptions_per_session: 4,
+            max_subscription_expires: 3600,
         }
     }
 }

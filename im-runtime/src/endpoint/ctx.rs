@@ -31,6 +31,8 @@ pub(crate) struct Ctx<'a, A: Application> {
     pub(crate) released: &'a mut Vec<SessionId>,
     /// The counters `/metrics` reads while the driver runs.
     pub(crate) live: &'a mut live::Live,
+    /// Conference-state subscriptions by dialog and by subscriber (`conference.rs`).
+    pub(crate) conf: &'a mut session::ConferenceRegistry,
 }
 
 impl<A: Application> Ctx<'_, A> {

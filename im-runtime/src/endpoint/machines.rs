@@ -148,6 +148,8 @@ impl Session {
             ActionKind::Report(outcome) => self.report(cx, &outcome),
             ActionKind::SendImdn(status) => self.send_imdn(cx, status),
             ActionKind::ForwardImdn => self.forward_imdn(cx),
+            ActionKind::AcceptSubscription => self.accept_subscription(cx, origin),
+            ActionKind::NotifySubscribers => self.notify_subscribers(cx),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }
@@ -291,6 +293,11 @@ fn respond_in_dialog<A: Application>(
         return;
     };
     let mut b = sip::build::ResponseBuilder::new(msg, code).reason(&reply.reason);
+    if msg.to().and_then(|t| t.tag()).is_none() {
+        // A request outside any dialog (a SUBSCRIBE to the focus): a final answer carries
+        // a To tag (RFC 3261 §8.2.6.2).
+        b = b.to_tag(&cx.ids.token(1));
+    }
     for (name, value) in &reply.headers {
         if let crate::machine::HeaderValue::Text(t) = value {
             b = b.header(name, t);

@@ -65,7 +65,7 @@ use ctx::Ctx;
 use ids::Ids;
 use ingress::warning;
 use msrp_relay::RelayEvent;
-use session::{Session, SessionEvent, SessionId, tracing_log};
+use session::{ConferenceRegistry, Session, SessionEvent, SessionId, tracing_log};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -128,6 +128,8 @@ pub struct Endpoint<A: Application> {
     overloaded: bool,
     /// Which SIP connections are TLS and our TLS connects under way; also lent to sessions.
     sip_tls: secure::SipTls,
+    /// Conference-state subscriptions (`endpoint/conference.rs`); also lent to sessions.
+    conf: ConferenceRegistry,
 }
 
 impl<A: Application> Endpoint<A> {
@@ -166,6 +168,7 @@ impl<A: Application> Endpoint<A> {
             shutting_down: false,
             overloaded: false,
             sip_tls: secure::SipTls::default(),
+            conf: ConferenceRegistry::default(),
         }
     }
 
@@ -235,7 +238,7 @@ impl<A: Application> Endpoint<A> {
 
     /// Looks only at the sessions the current input touched: removes those with nothing
     /// left to wait for and re-files the others' timers. O(touched · log n); no scan.
-    fn reap(&mut self, _now: Instant) {
+    fn reap(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop() {
             let Some(s) = self.sessions.get(&id) else {
                 continue;
@@ -243,6 +246,10 @@ impl<A: Application> Endpoint<A> {
             if !s.is_drained() {
                 self.session_timers.refile(id, s.poll_timeout());
                 continue;
+            }
+            if s.has_subscribers() {
+                // Its subscriptions get their last NOTIFY before it goes.
+                self.dispatch(now, id, SessionEvent::Closing);
             }
             if let Some(s) = self.sessions.remove(&id) {
                 // Unindex through the session's own keys (no retain over the maps).

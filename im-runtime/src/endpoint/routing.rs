@@ -23,6 +23,7 @@ impl<A: Application> Endpoint<A> {
             stats,
             released,
             live,
+            conf,
             ..
         } = self;
         Ctx {
@@ -42,6 +43,7 @@ impl<A: Application> Endpoint<A> {
             client_in_flight,
             released,
             live,
+            conf,
         }
     }
 
@@ -64,6 +66,7 @@ impl<A: Application> Endpoint<A> {
             stats,
             released,
             live,
+            conf,
             ..
         } = self;
         let s = sessions.get_mut(&sid)?;
@@ -86,6 +89,7 @@ impl<A: Application> Endpoint<A> {
                 client_in_flight,
                 released,
                 live,
+                conf,
             },
         ))
     }
@@ -111,10 +115,14 @@ impl<A: Application> Endpoint<A> {
 
     /// An in-dialog request (or the ACK of a 2xx): to the session whose dialog it names.
     pub(super) fn in_dialog_request(&mut self, now: Instant, peer: Peer, msg: Message) {
-        let _ = peer;
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        if method == Method::Subscribe && self.app.offers_conference_state() {
+            // A subscription's refresh or unsubscribe (`conference.rs`).
+            self.subscribe_in_dialog(now, peer, msg);
+            return;
+        }
         let call_id = msg.call_id().unwrap_or("");
         let to_tag = msg.to().and_then(|t| t.tag()).unwrap_or("");
         let key = tsx_message(&msg).map(|t| t.key);

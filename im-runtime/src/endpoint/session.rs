@@ -1,6 +1,8 @@
 //! Per-session state: the originator's leg, its dialog, the machines running for it and one
 //! leg per invitee.
 
+#[path = "conference.rs"]
+mod conference;
 #[path = "imdn.rs"]
 mod imdn;
 #[path = "legs.rs"]
@@ -14,6 +16,7 @@ mod originator;
 #[path = "teardown.rs"]
 mod teardown;
 
+pub(super) use conference::{Registry as ConferenceRegistry, SubscribeRequest};
 pub(super) use machines::{own_msrp_path, tracing_log};
 
 use super::app::{Application, DynMachine};
@@ -312,6 +315,8 @@ pub(crate) struct Session {
     answering: Option<(TsxKey, Message)>,
     /// Page-mode copies and their delivery reports (`imdn.rs`).
     copies: imdn::Copies,
+    /// Conference-state subscriptions (`conference.rs`).
+    conference: conference::Conference,
 }
 
 /// What the endpoint routes to a session.
@@ -343,6 +348,10 @@ pub(crate) enum SessionEvent {
     MsrpReady,
     /// The endpoint ends the session (shutdown).
     End(&'static str),
+    /// A SUBSCRIBE to the session's focus, or in one of its subscriptions' dialogs.
+    Subscribe(Box<SubscribeRequest>),
+    /// The session is drained and about to be removed: its subscriptions end.
+    Closing,
 }
 
 impl Session {
@@ -389,6 +398,7 @@ impl Session {
             pending_client: 0,
             answering: None,
             copies: imdn::Copies::default(),
+            conference: conference::Conference::default(),
         }
     }
 
@@ -400,6 +410,16 @@ impl Session {
                 self.run_machines(cx, &Event::InitialRequest(method));
             }
             SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
+            SessionEvent::Response {
+                leg: None,
+                key,
+                resp,
+            } if key.method() == &Method::Notify => {
+                self.notify_answered(cx, &key, resp.status().map(u16::from));
+            }
+            SessionEvent::ClientTimeout { leg: None, key } if key.method() == &Method::Notify => {
+                self.notify_answered(cx, &key, None);
+            }
             SessionEvent::Response { leg, key, resp } => self.client_response(cx, leg, &key, resp),
             SessionEvent::ClientTimeout { leg, key } => self.client_timeout(cx, leg, &key),
             SessionEvent::Cancelled => self.cancelled(cx),
@@ -410,7 +430,13 @@ impl Session {
             SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
             SessionEvent::MsrpReady => self.try_deliveries(cx),
             SessionEvent::End(why) => self.end(cx, why),
+            SessionEvent::Subscribe(req) => self.subscribe(cx, *req),
+            SessionEvent::Closing => {
+                self.end_subscriptions(cx);
+                return;
+            }
         }
+        self.conference_after_input(cx);
     }
 
     /// Fires the session's timers due at `cx.now`, earliest first; returns whether any was.
@@ -420,6 +446,7 @@ impl Session {
         for t in due {
             self.fire_timer(cx, t);
         }
+        self.conference_after_input(cx);
         fired
     }
 

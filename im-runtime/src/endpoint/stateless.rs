@@ -27,6 +27,9 @@ impl<A: Application> Endpoint<A> {
         if self.app.offers_registrar() {
             m.push("REGISTER".into());
         }
+        if self.app.offers_conference_state() {
+            m.push("SUBSCRIBE".into());
+        }
         for x in self.app.methods() {
             let s = x.as_str().to_string();
             if !m.contains(&s) {
@@ -46,21 +49,26 @@ impl<A: Application> Endpoint<A> {
                 let allow = self.allow_header();
                 let supported = self.cfg.policy.supported.join(", ");
                 let accept = "application/sdp, multipart/mixed, application/resource-lists+xml, message/cpim, text/plain".to_string();
-                self.reply_simple(
-                    now,
-                    &key,
-                    &msg,
-                    200,
-                    &[
-                        ("Allow", allow),
-                        ("Accept", accept),
-                        ("Supported", supported),
-                    ],
-                );
+                let mut headers = vec![
+                    ("Allow", allow),
+                    ("Accept", accept),
+                    ("Supported", supported),
+                ];
+                if self.app.offers_conference_state() {
+                    // RFC 6665 §7.2.2: the event packages served.
+                    headers.push(("Allow-Events", "conference".to_string()));
+                }
+                self.reply_simple(now, &key, &msg, 200, &headers);
                 return;
             }
             Method::Register => {
                 self.registrar(now, peer, &msg, &key);
+                return;
+            }
+            Method::Subscribe if self.app.offers_conference_state() => {
+                // Conference state (`conference.rs`): to a session's focus, never a session
+                // of its own.
+                self.subscribe_initial(now, peer, msg, key);
                 return;
             }
             Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
@@ -133,7 +141,15 @@ impl<A: Application> Endpoint<A> {
         let id = SessionId(self.next_session);
         self.next_session += 1;
         let local_tag = self.token(1);
-        let user = format!("conf-{}-{}", id.0, self.token(1).get(..8).unwrap_or("0"));
+        // The focus user steers a SUBSCRIBE to it back to this shard
+        // (`steer::conference_key`), as minted Call-IDs do.
+        let mut user = String::new();
+        for _ in 0..64 * self.cfg.shard.count.max(1) {
+            user = format!("conf-{}-{}", id.0, self.token(1).get(..8).unwrap_or("0"));
+            if self.cfg.shard.owns(user.as_bytes()) {
+                break;
+            }
+        }
         let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();

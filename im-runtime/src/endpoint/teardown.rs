@@ -72,6 +72,7 @@ impl Session {
                 self.check_settled(cx);
             }
             SessionTimer::Lifetime => self.end(cx, "session lifetime reached"),
+            SessionTimer::Subscriptions => self.subscriptions_due(cx),
             SessionTimer::OriginatorMsrp => {
                 if !cx.msrp.originator_bound(self.id) {
                     self.originator_msrp_lost(cx);

@@ -22,6 +22,8 @@ pub(crate) enum SessionTimer {
     Lifetime,
     /// The originator's MSRP session should be bound by now (its dialog is confirmed).
     OriginatorMsrp,
+    /// The earliest conference-state subscription expires (`endpoint/conference.rs`).
+    Subscriptions,
 }
 
 impl SessionTimer {

@@ -130,6 +130,16 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_sessions: Option<u64>,
 
+    /// Most conference-state subscriptions (RFC 4575) one subscriber may hold at once, per
+    /// worker; more get 403 with a Warning. [default: 16]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_subscriptions_per_user: Option<u64>,
+
+    /// Most conference-state subscriptions one session may have at once; more get 403 with
+    /// a Warning. [default: 4]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_subscriptions_per_session: Option<u64>,
+
     /// Most SIP-over-TCP connections open at once; more are closed at once. [default: 1024]
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_sip_connections: Option<u64>,

@@ -118,6 +118,8 @@ pub(super) struct FileLimits {
     pub(super) max_msrp_chunk: Option<SizeValue>,
     pub(super) max_msrp_message: Option<SizeValue>,
     pub(super) max_sessions: Option<SizeValue>,
+    pub(super) max_subscriptions_per_user: Option<SizeValue>,
+    pub(super) max_subscriptions_per_session: Option<SizeValue>,
     pub(super) max_sip_connections: Option<SizeValue>,
     pub(super) max_msrp_connections: Option<SizeValue>,
     pub(super) max_connections_per_source: Option<SizeValue>,

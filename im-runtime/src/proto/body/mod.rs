@@ -6,8 +6,10 @@
 //! * [`resource_lists`]: RFC 4826 / RFC 5364 recipient lists, read with limits and written
 //!   as `recipient-list-history`;
 //! * [`cpim`]: a zero-copy `message/cpim` reader with the IMDN header fields, and a writer;
-//! * [`imdn`]: the `message/imdn+xml` document and the CPIM wrapper it travels in.
+//! * [`imdn`]: the `message/imdn+xml` document and the CPIM wrapper it travels in;
+//! * [`conference_info`]: the RFC 4575 `application/conference-info+xml` document.
 
+pub mod conference_info;
 pub mod cpim;
 pub mod imdn;
 pub mod mime;

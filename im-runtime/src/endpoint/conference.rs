@@ -1,0 +1,714 @@
+//! Conference state over SUBSCRIBE/NOTIFY (RFC 6665, the RFC 4575 `conference` event
+//! package), an extension beyond OMA IM 5.2.1.1 whose decisions are rules of
+//! `specs/ext_delivery_reports.imspec` (ext-dr.4, ext-dr.5).
+//!
+//! A client subscribes to the focus URI a session's 200 named in Contact, outside the
+//! INVITE dialog (RFC 4579 §5, RFC 4575 §3; RFC 5057 advises against reusing the INVITE
+//! dialog). The endpoint answers what is protocol, not policy: 489 Bad Event for another
+//! package, 406 when `Accept` excludes `application/conference-info+xml`, 404 for a URI
+//! naming no live session, 481 for an unknown subscription dialog, 403 past the
+//! configured limits per subscriber and per session. The rest reaches the session's
+//! machines as `request SUBSCRIBE` with `subscription.subscriber`; `accept subscription`
+//! answers 200 with the granted Expires and sends the full state at once, `notify
+//! subscribers` sends it again. The runtime fires `legs changed` after an input that
+//! changed what a subscriber sees, while there are subscribers. Every NOTIFY carries the
+//! full state (version one higher per subscription each time). A refresh gets 200 and a
+//! NOTIFY; an unsubscribe (Expires: 0) or an expiry a last NOTIFY with
+//! `terminated;reason=timeout`; the session's end a last one with
+//! `terminated;reason=noresource`; a NOTIFY answered with an error (or never answered)
+//! ends its subscription (RFC 6665 §4.2.2).
+
+use super::super::*;
+use super::*;
+use crate::proto::body::conference_info::{
+    CONTENT_TYPE, Cause, ConferenceInfo, Delivery, Method as Disconnect, Participant, Status,
+};
+
+/// The one event package served.
+const PACKAGE: &str = "conference";
+
+/// The endpoint's index of subscriptions: their dialogs (for in-dialog SUBSCRIBEs) and how
+/// many each subscriber identity holds (for the per-user limit).
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    dialogs: HashMap<(String, String), SessionId>,
+    per_user: HashMap<String, usize>,
+}
+
+impl Registry {
+    fn added(&mut self, dialog: (String, String), sid: SessionId, who: &str) {
+        self.dialogs.insert(dialog, sid);
+        *self.per_user.entry(who.to_owned()).or_default() += 1;
+    }
+
+    fn removed(&mut self, dialog: &(String, String), who: &str) {
+        self.dialogs.remove(dialog);
+        if let Some(n) = self.per_user.get_mut(who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_user.remove(who);
+            }
+        }
+    }
+}
+
+/// One accepted subscription.
+#[derive(Debug)]
+struct Subscription {
+    dialog: Dialog,
+    /// The subscriber identity it counts against (`user@host`).
+    who: String,
+    expires_at: Instant,
+    /// The version of the last document sent.
+    version: u32,
+    /// NOTIFY transactions not answered yet.
+    in_flight: Vec<TsxKey>,
+}
+
+impl Subscription {
+    fn key(&self) -> (String, String) {
+        (self.dialog.call_id.clone(), self.dialog.local_tag.clone())
+    }
+}
+
+/// The SUBSCRIBE the machines are deciding on.
+#[derive(Debug)]
+struct Deciding {
+    key: TsxKey,
+    msg: Message,
+    who: String,
+    expires: u32,
+    peer: Peer,
+}
+
+/// A session's subscriptions.
+#[derive(Debug, Default)]
+pub(crate) struct Conference {
+    subs: Vec<Subscription>,
+    deciding: Option<Deciding>,
+    /// What subscribers were last told changed from (`legs changed` fires on a difference).
+    seen: Vec<Participant>,
+}
+
+/// What the endpoint checked before a SUBSCRIBE reaches a session.
+pub(crate) struct SubscribeRequest {
+    pub(crate) key: TsxKey,
+    pub(crate) msg: Message,
+    /// `subscription.subscriber`.
+    pub(crate) subscriber: Uri,
+    /// The granted interval (0: a fetch, RFC 6665 §4.4.3).
+    pub(crate) expires: u32,
+    /// Inside an existing subscription's dialog: a refresh or an unsubscribe.
+    pub(crate) in_dialog: bool,
+    /// Where it came from: where the NOTIFYs go (its connection for TCP/TLS), as for
+    /// every in-dialog request the server sends.
+    pub(crate) peer: Peer,
+}
+
+/// The identity a subscription counts against.
+fn identity(u: &Uri) -> String {
+    format!("{}@{}", u.user, u.host.to_ascii_lowercase())
+}
+
+/// The value of header `name` (or its compact form), first line.
+fn header<'m>(msg: &'m Message, name: &str, compact: &str) -> Option<&'m str> {
+    msg.headers()
+        .find(|h| h.name_str.eq_ignore_ascii_case(name) || h.name_str.eq_ignore_ascii_case(compact))
+        .map(|h| h.value)
+}
+
+/// Whether the request's Event names the conference package (RFC 6665 §8.2.1: the type
+/// before any parameter, compared case-insensitively).
+fn is_conference(msg: &Message) -> bool {
+    header(msg, "Event", "o")
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(PACKAGE))
+}
+
+/// Whether `Accept` (absent: the package default) admits the conference-info type.
+fn accepts_document(msg: &Message) -> bool {
+    let mut any = false;
+    for line in msg.header_lines(HeaderName::Accept) {
+        for v in sip::split_values(line) {
+            any = true;
+            let t = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if t == CONTENT_TYPE || t == "*/*" || t == "application/*" {
+                return true;
+            }
+        }
+    }
+    !any
+}
+
+/// The granted interval: the request's Expires, at most `max` (absent: `max`).
+fn granted(msg: &Message, max: u32) -> u32 {
+    msg.header(HeaderName::Expires)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(max, |e| e.min(u64::from(max)) as u32)
+}
+
+/// The reason phrase of an MSRP status (RFC 4975 §10).
+fn msrp_reason(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        408 => "Request Timeout",
+        413 => "Stop Sending Message",
+        415 => "Unsupported Media Type",
+        423 => "Interval Out-of-Bounds",
+        481 => "Session Does Not Exist",
+        501 => "Unknown Method",
+        506 => "Session Already Bound",
+        _ => "",
+    }
+}
+
+impl<A: Application> Endpoint<A> {
+    /// A SUBSCRIBE outside any dialog: checked here, then handed to the session whose focus
+    /// it names.
+    pub(in crate::endpoint) fn subscribe_initial(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        msg: Message,
+        key: TsxKey,
+    ) {
+        if !is_conference(&msg) {
+            let allow = PACKAGE.to_string();
+            self.conf_reply(
+                now,
+                &key,
+                &msg,
+                489,
+                "Bad Event",
+                &[("Allow-Events", allow)],
+            );
+            return;
+        }
+        if !accepts_document(&msg) {
+            let accept = CONTENT_TYPE.to_string();
+            self.conf_reply(
+                now,
+                &key,
+                &msg,
+                406,
+                "Not Acceptable",
+                &[("Accept", accept)],
+            );
+            return;
+        }
+        // The focus user is `conf-<session id>-<random>`: the id finds the session, the
+        // whole user must match its focus (an old or guessed URI finds nothing).
+        let user = msg
+            .request_uri()
+            .and_then(|u| u.user().map(str::to_owned))
+            .unwrap_or_default();
+        let sid = user
+            .strip_prefix("conf-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(SessionId);
+        let found = sid.filter(|sid| {
+            self.sessions
+                .get(sid)
+                .is_some_and(|s| s.conference_focus_user() == Some(user.as_str()))
+        });
+        let Some(sid) = found else {
+            let w = warning(&self.agent(), "no conference session at this URI");
+            self.conf_reply(now, &key, &msg, 404, "Not Found", &[("Warning", w)]);
+            return;
+        };
+        let from_user = msg
+            .from()
+            .and_then(|f| f.uri().user().map(str::to_owned))
+            .unwrap_or_default();
+        if self
+            .authenticate(now, peer, &msg, &key, &from_user)
+            .is_none()
+        {
+            return;
+        }
+        let facts = match facts::build(
+            &msg,
+            peer.addr.ip(),
+            &self.cfg.trusted_hosts,
+            &self.cfg.body_limits,
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                let w = warning(&self.agent(), &e.to_string());
+                self.conf_reply(now, &key, &msg, 400, "Bad Request", &[("Warning", w)]);
+                return;
+            }
+        };
+        let who = identity(&facts.originator);
+        let held = self.conf.per_user.get(&who).copied().unwrap_or(0);
+        let limit = if held >= self.cfg.max_subscriptions_per_user {
+            Some(format!(
+                "too many subscriptions: at most {} per user",
+                self.cfg.max_subscriptions_per_user
+            ))
+        } else if self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.conference.subs.len() >= self.cfg.max_subscriptions_per_session)
+        {
+            Some(format!(
+                "too many subscriptions: at most {} per session",
+                self.cfg.max_subscriptions_per_session
+            ))
+        } else {
+            None
+        };
+        if let Some(text) = limit {
+            let w = warning(&self.agent(), &text);
+            self.conf_reply(now, &key, &msg, 403, "Forbidden", &[("Warning", w)]);
+            return;
+        }
+        let expires = granted(&msg, self.cfg.max_subscription_expires);
+        let req = SubscribeRequest {
+            key,
+            msg,
+            subscriber: facts.originator,
+            expires,
+            in_dialog: false,
+            peer,
+        };
+        self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
+    }
+
+    /// A SUBSCRIBE inside a dialog: a refresh or an unsubscribe of a subscription, or 481.
+    pub(in crate::endpoint) fn subscribe_in_dialog(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        msg: Message,
+    ) {
+        let Some(key) = tsx_message(&msg).map(|t| t.key) else {
+            return;
+        };
+        let dialog = (
+            msg.call_id().unwrap_or("").to_string(),
+            msg.to().and_then(|t| t.tag()).unwrap_or("").to_string(),
+        );
+        let Some(sid) = self.conf.dialogs.get(&dialog).copied() else {
+            if self.by_dialog.contains_key(&dialog) {
+                // In the INVITE dialog (dialog reuse, which RFC 5057 advises against): the
+                // subscription is to the focus URI, in a dialog of its own.
+                let w = warning(
+                    &self.agent(),
+                    "subscribe to the focus URI outside the INVITE dialog",
+                );
+                self.conf_reply(now, &key, &msg, 403, "Forbidden", &[("Warning", w)]);
+            } else {
+                self.reply_simple(now, &key, &msg, 481, &[]);
+            }
+            return;
+        };
+        if !is_conference(&msg) {
+            let allow = PACKAGE.to_string();
+            self.conf_reply(
+                now,
+                &key,
+                &msg,
+                489,
+                "Bad Event",
+                &[("Allow-Events", allow)],
+            );
+            return;
+        }
+        let expires = granted(&msg, self.cfg.max_subscription_expires);
+        let req = SubscribeRequest {
+            key,
+            msg,
+            subscriber: Uri::default(),
+            expires,
+            in_dialog: true,
+            peer,
+        };
+        self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
+    }
+
+    fn conf_reply(
+        &mut self,
+        now: Instant,
+        key: &TsxKey,
+        msg: &Message,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
+        let Some(code) = StatusCode::new(status) else {
+            return;
+        };
+        self.stats.rejected += 1;
+        let mut cx = self.ctx(now);
+        let mut b = sip::build::ResponseBuilder::new(msg, code)
+            .reason(reason)
+            .to_tag(&cx.ids.token(1));
+        for (n, v) in extra {
+            b = b.header(n, v);
+        }
+        let _ = cx.tsx.respond(now, key, status, b.write());
+        cx.live.response(status, None);
+        cx.flush();
+    }
+}
+
+impl Session {
+    /// Whether any conference-state subscription is live (the session's end must tell it).
+    pub(crate) fn has_subscribers(&self) -> bool {
+        !self.conference.subs.is_empty()
+    }
+
+    /// The user part of the focus URI a SUBSCRIBE may name: only an INVITE session's, once
+    /// its 2xx gave the URI out.
+    pub(crate) fn conference_focus_user(&self) -> Option<&str> {
+        if self.request.method() != Some(&Method::Invite) || self.dialog.is_none() {
+            return None;
+        }
+        self.focus
+            .split_once(':')
+            .and_then(|(_, r)| r.split_once('@'))
+            .map(|(u, _)| u)
+    }
+
+    /// A SUBSCRIBE the endpoint routed here.
+    pub(super) fn subscribe<A: Application>(&mut self, cx: &mut Ctx<'_, A>, req: SubscribeRequest) {
+        if req.in_dialog {
+            self.resubscribe(cx, req);
+            return;
+        }
+        let SubscribeRequest {
+            key,
+            msg,
+            subscriber,
+            expires,
+            peer,
+            ..
+        } = req;
+        let who = identity(&subscriber);
+        self.facts.subscriber = subscriber;
+        self.answering = Some((key.clone(), msg.clone()));
+        self.conference.deciding = Some(Deciding {
+            key,
+            msg,
+            who,
+            expires,
+            peer,
+        });
+        self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
+        self.facts.subscriber = Uri::default();
+        self.conference.deciding = None;
+        if let Some((key, msg)) = self.answering.take() {
+            // No rule decided (a spec without ext-dr.4): the subscription is not granted.
+            let w = warning(&cx.agent(), "no rule of the spec accepts this subscription");
+            cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
+        }
+    }
+
+    /// `accept subscription`: 200 with Expires, then the full state.
+    pub(super) fn accept_subscription<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        origin: Origin,
+    ) {
+        let Some(d) = self.conference.deciding.take() else {
+            tracing_log(
+                "conference",
+                "accept subscription outside a SUBSCRIBE: ignored",
+            );
+            return;
+        };
+        self.answering = None;
+        // Our tag steers the subscription's later messages back to this shard
+        // (`steer::conference_key`).
+        let mut tag = cx.ids.token(1);
+        for _ in 0..64 * cx.cfg.shard.count.max(1) {
+            if cx.cfg.shard.owns(tag.as_bytes()) {
+                break;
+            }
+            tag = cx.ids.token(1);
+        }
+        let Some(code) = StatusCode::new(200) else {
+            return;
+        };
+        let contact = format!("<{}>", self.focus);
+        let resp = sip::build::ResponseBuilder::new(&d.msg, code)
+            .to_tag(&tag)
+            .header("Expires", &d.expires.to_string())
+            .header("Contact", &contact)
+            .header(
+                "Reason",
+                &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
+            )
+            .write();
+        let _ = cx.tsx.respond(cx.now, &d.key, 200, resp);
+        cx.live.response(200, Some(&origin));
+        cx.flush();
+        let peer = d.peer;
+        let mut sub = Subscription {
+            dialog: Dialog::server_side(&d.msg, &tag, peer),
+            who: d.who,
+            expires_at: cx.now + Duration::from_secs(u64::from(d.expires)),
+            version: 0,
+            in_flight: Vec::new(),
+        };
+        sub.dialog.tls = cx.dialog_tls(peer);
+        tracing_log(
+            "conference",
+            &format!(
+                "session {} subscription from {} for {} s",
+                self.call_id, sub.dialog.remote_uri, d.expires
+            ),
+        );
+        if d.expires == 0 {
+            // A fetch (RFC 6665 §4.4.3): the state once, and no subscription.
+            self.notify_one(cx, &mut sub, Some("timeout"));
+            return;
+        }
+        cx.conf.added(sub.key(), self.id, &sub.who);
+        self.notify_one(cx, &mut sub, None);
+        self.conference.subs.push(sub);
+        self.conference.seen = self.participants();
+        self.arm_subscription_timer();
+    }
+
+    /// A refresh (Expires > 0) or an unsubscribe (Expires: 0) in a subscription's dialog.
+    fn resubscribe<A: Application>(&mut self, cx: &mut Ctx<'_, A>, req: SubscribeRequest) {
+        let tag = req.msg.to().and_then(|t| t.tag()).unwrap_or("").to_string();
+        let Some(i) = self
+            .conference
+            .subs
+            .iter()
+            .position(|s| s.dialog.local_tag == tag)
+        else {
+            cx.reply_simple(&req.key, &req.msg, 481, &[]);
+            return;
+        };
+        let Some(code) = StatusCode::new(200) else {
+            return;
+        };
+        let resp = sip::build::ResponseBuilder::new(&req.msg, code)
+            .header("Expires", &req.expires.to_string())
+            .header("Contact", &format!("<{}>", self.focus))
+            .write();
+        let _ = cx.tsx.respond(cx.now, &req.key, 200, resp);
+        cx.live.response(200, None);
+        cx.flush();
+        if req.expires == 0 {
+            let mut sub = self.conference.subs.remove(i);
+            cx.conf.removed(&sub.key(), &sub.who);
+            self.notify_one(cx, &mut sub, Some("timeout"));
+        } else {
+            let mut sub = self.conference.subs.remove(i);
+            sub.expires_at = cx.now + Duration::from_secs(u64::from(req.expires));
+            self.notify_one(cx, &mut sub, None);
+            self.conference.subs.insert(i, sub);
+        }
+        self.arm_subscription_timer();
+    }
+
+    /// `notify subscribers`: the current state to every subscriber.
+    pub(super) fn notify_subscribers<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let mut subs = std::mem::take(&mut self.conference.subs);
+        for s in &mut subs {
+            self.notify_one(cx, s, None);
+        }
+        self.conference.subs = subs;
+    }
+
+    /// After an input: when what subscribers see changed since they were last told, the
+    /// machines hear `legs changed` (only while there are subscribers: no one else reads it).
+    pub(super) fn conference_after_input<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.conference.subs.is_empty() {
+            return;
+        }
+        let now = self.participants();
+        if now == self.conference.seen {
+            return;
+        }
+        self.conference.seen = now;
+        self.run_machines(cx, &Event::LegsChanged);
+    }
+
+    /// Subscriptions whose time is up get their last NOTIFY (`reason=timeout`).
+    pub(super) fn subscriptions_due<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let (due, keep): (Vec<Subscription>, Vec<Subscription>) =
+            std::mem::take(&mut self.conference.subs)
+                .into_iter()
+                .partition(|s| s.expires_at <= cx.now);
+        self.conference.subs = keep;
+        for mut s in due {
+            cx.conf.removed(&s.key(), &s.who);
+            self.notify_one(cx, &mut s, Some("timeout"));
+        }
+        self.arm_subscription_timer();
+    }
+
+    /// The session is over: every subscription gets its last NOTIFY
+    /// (`terminated;reason=noresource`, RFC 6665 §4.2.2) with the final state.
+    pub(super) fn end_subscriptions<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        for mut s in std::mem::take(&mut self.conference.subs) {
+            cx.conf.removed(&s.key(), &s.who);
+            self.notify_one(cx, &mut s, Some("noresource"));
+        }
+        self.timers
+            .stop(|k| matches!(k, SessionTimer::Subscriptions));
+    }
+
+    /// A NOTIFY was answered (`Some(status)`) or timed out (`None`). Returns whether it was
+    /// one of ours. An error answer ends the subscription without another NOTIFY.
+    pub(super) fn notify_answered<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        key: &TsxKey,
+        status: Option<u16>,
+    ) -> bool {
+        let Some(i) = self
+            .conference
+            .subs
+            .iter()
+            .position(|s| s.in_flight.contains(key))
+        else {
+            return key.method() == &Method::Notify;
+        };
+        if matches!(status, Some(s) if s < 200) {
+            return true;
+        }
+        self.conference.subs[i].in_flight.retain(|k| k != key);
+        if matches!(status, Some(s) if s < 300) {
+            return true;
+        }
+        let s = self.conference.subs.remove(i);
+        cx.conf.removed(&s.key(), &s.who);
+        tracing_log(
+            "conference",
+            &format!(
+                "session {} subscription of {} ended: NOTIFY got {}",
+                self.call_id,
+                s.dialog.remote_uri,
+                status.map_or("no answer".to_string(), |c| c.to_string())
+            ),
+        );
+        self.arm_subscription_timer();
+        true
+    }
+
+    fn arm_subscription_timer(&mut self) {
+        match self.conference.subs.iter().map(|s| s.expires_at).min() {
+            Some(at) => self.timers.set(SessionTimer::Subscriptions, at),
+            None => self
+                .timers
+                .stop(|k| matches!(k, SessionTimer::Subscriptions)),
+        }
+    }
+
+    /// Sends `sub` a NOTIFY with the full state; `terminated` ends it with that reason.
+    fn notify_one<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        sub: &mut Subscription,
+        terminated: Option<&str>,
+    ) {
+        sub.version += 1;
+        let participants = self.participants();
+        let body = ConferenceInfo {
+            entity: &self.focus,
+            version: sub.version,
+            active: terminated != Some("noresource"),
+            participants: &participants,
+        }
+        .write();
+        let state = match terminated {
+            Some(reason) => format!("terminated;reason={reason}"),
+            None => {
+                let left = sub.expires_at.saturating_duration_since(cx.now).as_secs();
+                format!("active;expires={left}")
+            }
+        };
+        let d = &mut sub.dialog;
+        d.local_cseq = d.local_cseq.max(d.invite_cseq) + 1;
+        let cseq = d.local_cseq;
+        let m = d
+            .builder(Method::Notify, cseq, cx.cfg.sip_advertised)
+            .contact(&format!("<{}>", self.focus))
+            .header("Event", PACKAGE)
+            .header("Subscription-State", &state)
+            .body(CONTENT_TYPE, Bytes::from(body))
+            .build_in_dialog();
+        let Ok(m) = m else {
+            return;
+        };
+        tracing_log(
+            "conference",
+            &format!(
+                "session {} NOTIFY version {} ({state}) to {}",
+                self.call_id, sub.version, d.remote_uri
+            ),
+        );
+        let peer = d.peer;
+        if let Some((key, holds, _)) = cx.send_request(&m, peer, self.id, None) {
+            self.track(holds);
+            if terminated.is_none() {
+                sub.in_flight.push(key);
+            }
+        }
+    }
+
+    /// Every invitee as a subscriber sees it.
+    fn participants(&self) -> Vec<Participant> {
+        self.legs
+            .iter()
+            .map(|l| {
+                let delivery = match (l.delivery, l.status) {
+                    (Some(200), _) => Delivery::Delivered,
+                    (Some(_), _) | (None, LegStatus::Failed | LegStatus::Ended) => Delivery::Failed,
+                    (None, _) => Delivery::Pending,
+                };
+                let (status, disconnection) = match l.status {
+                    LegStatus::Pending => (Status::Pending, None),
+                    LegStatus::Connected => (Status::Connected, None),
+                    LegStatus::Failed => {
+                        let method = if matches!(l.status_code, Some(486 | 600)) {
+                            Disconnect::Busy
+                        } else {
+                            Disconnect::Failed
+                        };
+                        let cause = l.status_code.and_then(StatusCode::new).map(|c| Cause {
+                            protocol: "SIP",
+                            code: u16::from(c),
+                            text: c.default_reason().to_string(),
+                        });
+                        (Status::Disconnected, Some((method, cause)))
+                    }
+                    LegStatus::Ended => match l.delivery {
+                        Some(code) if code != 200 => (
+                            Status::Disconnected,
+                            Some((
+                                Disconnect::Failed,
+                                Some(Cause {
+                                    protocol: "MSRP",
+                                    code,
+                                    text: msrp_reason(code).to_string(),
+                                }),
+                            )),
+                        ),
+                        _ => (Status::Disconnected, Some((Disconnect::Departed, None))),
+                    },
+                };
+                Participant {
+                    entity: l.uri.raw.clone(),
+                    status,
+                    disconnection,
+                    delivery,
+                }
+            })
+            .collect()
+    }
+}
