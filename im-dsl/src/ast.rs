@@ -262,6 +262,8 @@ pub enum ActionKind {
     SendImdn(bool),
     /// `forward imdn`.
     ForwardImdn,
+    /// `store copy`.
+    StoreCopy,
 }
 
 /// What a `report` action says.

@@ -876,6 +876,7 @@ impl Printer<'_> {
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
             ActionKind::SendImdn(false) => self.at("send imdn failed", s),
             ActionKind::ForwardImdn => self.at("forward imdn", s),
+            ActionKind::StoreCopy => self.at("store copy", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -1294,6 +1295,7 @@ fn erase_action(a: &mut Action) {
         | ActionKind::Deliver
         | ActionKind::SendImdn(_)
         | ActionKind::ForwardImdn
+        | ActionKind::StoreCopy
         | ActionKind::Report(Report::Success) => {}
     }
 }

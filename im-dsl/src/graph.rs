@@ -353,6 +353,7 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::SendImdn(true) => "send imdn delivered".into(),
         Action::SendImdn(false) => "send imdn failed".into(),
         Action::ForwardImdn => "forward imdn".into(),
+        Action::StoreCopy => "store copy".into(),
         Action::Report(None) => "report success".to_string(),
         Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(

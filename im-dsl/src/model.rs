@@ -245,6 +245,8 @@ pub enum Action {
     SendImdn(bool),
     /// Pass the request's own IMDN on to the message's original sender.
     ForwardImdn,
+    /// Keep the current copy for its recipient, to deliver when it registers.
+    StoreCopy,
 }
 
 /// A response to send.
@@ -411,6 +413,12 @@ pub enum Fact {
     /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
     /// carrying `message/imdn+xml`).
     MessageIsNotification,
+    /// `copy.recipient_offline` : Bool — in a `copy …` handler: the copy had no route and
+    /// its recipient is a user of this server's domain (`config.domain`) with no registration.
+    CopyRecipientOffline,
+    /// `copy.storable` : Bool — … the application can keep the copy for later (it offers
+    /// storage, the recipient is under its per-user bound, the copy is not too old).
+    CopyStorable,
 }
 
 /// Fields of URIs and list elements.

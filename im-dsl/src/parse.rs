@@ -362,6 +362,7 @@ impl Builder {
             Rule::act_bye => ActionKind::Bye,
             Rule::act_deliver => ActionKind::Deliver,
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
+            Rule::act_store_copy => ActionKind::StoreCopy,
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -772,6 +773,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",
+        Rule::act_store_copy => "`store copy`",
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

@@ -282,6 +282,7 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
         Just(ActionKind::ForwardImdn),
+        Just(ActionKind::StoreCopy),
         Just(ActionKind::Report(Report::Success)),
         (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
             ActionKind::Report(Report::Failure {
@@ -731,6 +732,10 @@ impl Noisy {
             ActionKind::ForwardImdn => {
                 self.t("forward");
                 self.t("imdn");
+            }
+            ActionKind::StoreCopy => {
+                self.t("store");
+                self.t("copy");
             }
             ActionKind::SendImdn(d) => {
                 self.t("send");

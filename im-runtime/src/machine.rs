@@ -189,6 +189,18 @@ pub struct MessageFacts {
     pub is_notification: bool,
 }
 
+/// The facts of the copy an [`Event::Copy`] is about (`copy.*` in a spec); all false for
+/// other events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyFacts {
+    /// The copy had no route and its recipient is a user of this server's domain
+    /// (`config.domain`) with no registration.
+    pub recipient_offline: bool,
+    /// The application can keep the copy for later: it offers storage and the recipient is
+    /// under its bounds (count per user; a stored copy that expired is not storable).
+    pub storable: bool,
+}
+
 /// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImdnStatus {
@@ -379,6 +391,8 @@ pub struct Facts {
     pub legs: LegCounts,
     /// The IMDN request of the message (`message.*`).
     pub message: MessageFacts,
+    /// The copy an [`Event::Copy`] is about (`copy.*`).
+    pub copy: CopyFacts,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -655,6 +669,10 @@ pub enum ActionKind {
     /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
     /// forwarder).
     ForwardImdn,
+    /// Keep the copy whose [`Event::Copy`] is being handled in the application's store
+    /// (extension ext-dr.5), to deliver when its recipient registers
+    /// ([`crate::endpoint::Application::offline_store`]).
+    StoreCopy,
 }
 
 /// One thing to do, with the spec rule that asked for it.

@@ -69,6 +69,11 @@ pub struct Limits {
     pub head_timeout: Duration,
     /// Time a connection may stay silent before its first byte.
     pub idle_timeout: Duration,
+    /// Most page-mode copies kept (in the store) for one recipient with no registration;
+    /// 0 keeps none (extension ext-dr.5).
+    pub offline_max_per_user: usize,
+    /// How long a kept copy waits for its recipient to register before it fails.
+    pub offline_max_age: Duration,
 }
 
 impl Default for Limits {
@@ -84,6 +89,8 @@ impl Default for Limits {
             max_connections_per_source: 64,
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            offline_max_per_user: 100,
+            offline_max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -460,6 +467,12 @@ impl ServerConfig {
         if let Some(v) = &l.max_msrp_message {
             self.limits.max_msrp_message = size("limits.max_msrp_message", v)?;
         }
+        if let Some(v) = &l.offline_max_per_user {
+            self.limits.offline_max_per_user = count("limits.offline_max_per_user", v)?;
+        }
+        if let Some(v) = &l.offline_max_age {
+            self.limits.offline_max_age = val(src, "limits.offline_max_age", v, parse_duration(v))?;
+        }
         if let Some(v) = &l.max_sessions {
             self.limits.max_sessions = count("limits.max_sessions", v)?;
         }
@@ -628,6 +641,12 @@ impl ServerConfig {
         }
         if let Some(v) = cli.max_sessions {
             self.limits.max_sessions = us(v);
+        }
+        if let Some(v) = cli.offline_max_per_user {
+            self.limits.offline_max_per_user = us(v);
+        }
+        if let Some(v) = cli.offline_max_age {
+            self.limits.offline_max_age = v;
         }
         if let Some(v) = cli.max_sip_connections {
             self.limits.max_sip_connections = us(v);
@@ -1074,6 +1093,11 @@ impl ServerConfig {
         line(format!(
             "idle_timeout = {}",
             q(&format_duration(l.idle_timeout))
+        ));
+        line(format!("offline_max_per_user = {}", l.offline_max_per_user));
+        line(format!(
+            "offline_max_age = {}",
+            q(&format_duration(l.offline_max_age))
         ));
         line(String::new());
         let t = &self.timers;

@@ -734,6 +734,7 @@ impl Lowerer<'_> {
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
+            ActionKind::StoreCopy => model::Action::StoreCopy,
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),

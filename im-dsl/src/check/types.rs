@@ -127,6 +127,12 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::MessageIsNotification,
         Type::Bool,
     ),
+    (
+        "copy.recipient_offline",
+        Fact::CopyRecipientOffline,
+        Type::Bool,
+    ),
+    ("copy.storable", Fact::CopyStorable, Type::Bool),
 ];
 
 /// Fields by the type they belong to.

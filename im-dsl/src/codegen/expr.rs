@@ -363,6 +363,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
         Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
         Fact::MessageIsNotification => quote!(__facts.message.is_notification),
+        Fact::CopyRecipientOffline => quote!(__facts.copy.recipient_offline),
+        Fact::CopyStorable => quote!(__facts.copy.storable),
     }
 }
 
@@ -388,7 +390,9 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::ConfigAllowExternalRecipients
         | Fact::MessageWantsPositiveDelivery
         | Fact::MessageWantsNegativeDelivery
-        | Fact::MessageIsNotification => Ty::Bool,
+        | Fact::MessageIsNotification
+        | Fact::CopyRecipientOffline
+        | Fact::CopyStorable => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

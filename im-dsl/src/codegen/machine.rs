@@ -256,6 +256,7 @@ impl Gen<'_> {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))
             }
             Action::ForwardImdn => quote!(#k::ForwardImdn),
+            Action::StoreCopy => quote!(#k::StoreCopy),
             Action::SendImdn(false) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
             }

@@ -148,6 +148,7 @@ impl Session {
             ActionKind::Report(outcome) => self.report(cx, &outcome),
             ActionKind::SendImdn(status) => self.send_imdn(cx, status),
             ActionKind::ForwardImdn => self.forward_imdn(cx),
+            ActionKind::StoreCopy => self.store_copy(cx),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }

@@ -41,7 +41,9 @@ mod stateless;
 mod timers;
 mod via;
 
-pub use app::{Application, ContactBinding, DynMachine, RegisterChange, RegisterError};
+pub use app::{
+    Application, ContactBinding, DynMachine, OfflineCopy, RegisterChange, RegisterError,
+};
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
 pub use live::{
@@ -311,6 +313,7 @@ impl<A: Application> Endpoint<A> {
 
 impl<A: Application> Core for Endpoint<A> {
     fn handle_input(&mut self, now: Instant, input: Input) {
+        self.offline_expired(now);
         self.input(now, input);
         // Every session this input touched is re-filed (or removed) before the driver
         // asks for the next deadline.

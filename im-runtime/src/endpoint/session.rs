@@ -9,6 +9,8 @@ mod legs;
 mod machines;
 #[path = "msrp_glue.rs"]
 mod msrp_glue;
+#[path = "offline.rs"]
+mod offline;
 #[path = "originator.rs"]
 mod originator;
 #[path = "teardown.rs"]
@@ -343,6 +345,8 @@ pub(crate) enum SessionEvent {
     MsrpReady,
     /// The endpoint ends the session (shutdown).
     End(&'static str),
+    /// A kept copy is due (`offline.rs`): send it, or report it expired.
+    Offline(offline::Due),
 }
 
 impl Session {
@@ -410,6 +414,7 @@ impl Session {
             SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
             SessionEvent::MsrpReady => self.try_deliveries(cx),
             SessionEvent::End(why) => self.end(cx, why),
+            SessionEvent::Offline(due) => self.offline_start(cx, due),
         }
     }
 

@@ -1,0 +1,363 @@
+//! Page-mode copies kept for group members with no registration (extension ext-dr.5 of
+//! `specs/ext_delivery_reports.imspec`): the application side of
+//! [`Application::offline_store`](im_runtime::endpoint::Application::offline_store) and its
+//! siblings, over the server's [`Store`].
+//!
+//! The store is the record: a copy is written (committed) before `store copy` returns, and
+//! read back and deleted when its recipient registers, so a restart loses nothing and, with
+//! a store shared by several servers, the server the member registers with sends it (the
+//! delete decides which one, if two try). Besides, each server keeps an index in memory
+//! (recipient → keys and times) for what runs on a worker's event loop with every copy and
+//! every input: the per-user count (`copy.storable`) and the expiry sweep. That index is
+//! this server's view; with a shared store the per-user bound counts only the copies this
+//! server kept (or found at start).
+//!
+//! Both bounds are configuration (`limits.offline_max_per_user`, `limits.offline_max_age`).
+//! The age is wall-clock time (the copy outlives the process), stored with the copy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use im_runtime::endpoint::OfflineCopy;
+use im_runtime::machine::Uri;
+
+use crate::store::{Store, StoreError};
+
+/// How often the expiry sweep looks at the index at most (it runs on a worker's event loop,
+/// with every input).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The first line of every record, so that a later format can tell old records apart.
+const RECORD_VERSION: &str = "imspec-offline-1";
+
+/// The kept copies; shared by every worker.
+pub struct OfflineBox {
+    store: Arc<dyn Store>,
+    max_per_user: usize,
+    max_age: Duration,
+    state: Mutex<State>,
+    seq: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Recipient key ([`aor_key`]) → (store key, unix seconds when kept), oldest first.
+    index: HashMap<String, Vec<(String, u64)>>,
+    last_sweep: Option<Instant>,
+}
+
+impl std::fmt::Debug for OfflineBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineBox")
+            .field("max_per_user", &self.max_per_user)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The recipient part of store keys: one spelling per identity (RFC 3261 §19.1.4 for the
+/// parts that matter: host case-insensitive, user exact; `sips:` and `sip:` name the same
+/// user), so that the group's spelling and the REGISTER's meet.
+pub fn aor_key(uri: &Uri) -> String {
+    let port = uri.port.map(|p| format!(":{p}")).unwrap_or_default();
+    format!("sip:{}@{}{port}", uri.user, uri.host.to_ascii_lowercase())
+}
+
+impl OfflineBox {
+    /// Opens the kept copies of `store` (the index is read from it), with the bounds.
+    pub fn open(
+        store: Arc<dyn Store>,
+        max_per_user: usize,
+        max_age: Duration,
+    ) -> Result<OfflineBox, StoreError> {
+        let mut index: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        for (key, record) in store.offline_list("")? {
+            let Some((aor, _)) = key.split_once(' ') else {
+                continue;
+            };
+            let Some(r) = Record::decode(&record) else {
+                continue;
+            };
+            index
+                .entry(aor.to_owned())
+                .or_default()
+                .push((key.clone(), r.kept_unix));
+        }
+        Ok(OfflineBox {
+            store,
+            max_per_user,
+            max_age,
+            state: Mutex::new(State {
+                index,
+                last_sweep: None,
+            }),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Copies kept now (every recipient).
+    pub fn len(&self) -> usize {
+        self.state().index.values().map(Vec::len).sum()
+    }
+
+    /// Whether no copy is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one more copy for `recipient` may be kept (`copy.storable`).
+    pub fn storable(&self, recipient: &Uri) -> bool {
+        let n = self
+            .state()
+            .index
+            .get(&aor_key(recipient))
+            .map_or(0, Vec::len);
+        n < self.max_per_user
+    }
+
+    /// Keeps `copy` (committed before it returns), unless its recipient is at its bound.
+    pub fn keep(&self, copy: &OfflineCopy) -> Result<(), String> {
+        let recipient = crate::uri::parse_uri(&copy.recipient).map_err(|e| e.to_string())?;
+        let aor = aor_key(&recipient);
+        let now = crate::store::unix_now();
+        // Held across the write so that two workers cannot both take the last place.
+        let mut st = self.state();
+        let n = st.index.get(&aor).map_or(0, Vec::len);
+        if n >= self.max_per_user {
+            return Err(format!(
+                "{} already has {n} kept copies (at most {})",
+                copy.recipient, self.max_per_user
+            ));
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{aor} {:020}-{:06}-{seq}", now, std::process::id());
+        let record = Record {
+            recipient: copy.recipient.clone(),
+            source: copy.source,
+            kept_unix: now,
+        }
+        .encode(&copy.request);
+        self.store
+            .offline_put(&key, &record)
+            .map_err(|e| e.to_string())?;
+        st.index.entry(aor).or_default().push((key, now));
+        Ok(())
+    }
+
+    /// Hands over (deleting them) the copies kept for `aor` that have not expired; the
+    /// expired ones stay for [`OfflineBox::expired`].
+    pub fn take(&self, aor: &Uri) -> Vec<OfflineCopy> {
+        let aor = aor_key(aor);
+        let now = crate::store::unix_now();
+        let rows = match self.store.offline_list(&format!("{aor} ")) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%aor, "cannot read the kept copies: {e}");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        let mut taken = Vec::new();
+        for (key, bytes) in rows {
+            let Some(r) = Record::decode(&bytes) else {
+                let _ = self.store.offline_delete(&key);
+                taken.push(key);
+                continue;
+            };
+            if self.is_expired(r.kept_unix, now) {
+                continue;
+            }
+            match self.store.offline_delete(&key) {
+                // Another server sharing the store took it first.
+                Ok(false) => {}
+                Ok(true) => out.push(r.copy(&bytes)),
+                Err(e) => {
+                    tracing::warn!(%aor, "cannot forget a kept copy (not sent): {e}");
+                    continue;
+                }
+            }
+            taken.push(key);
+        }
+        let mut st = self.state();
+        if let Some(v) = st.index.get_mut(&aor) {
+            v.retain(|(k, _)| !taken.contains(k));
+            if v.is_empty() {
+                st.index.remove(&aor);
+            }
+        }
+        out
+    }
+
+    /// The copies that have been kept longer than the bound, deleted; looked for at most
+    /// once per [`SWEEP_EVERY`].
+    pub fn expired(&self, now: Instant) -> Vec<OfflineCopy> {
+        let wall = crate::store::unix_now();
+        let due: Vec<(String, String)> = {
+            let mut st = self.state();
+            if st
+                .last_sweep
+                .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
+            {
+                return Vec::new();
+            }
+            st.last_sweep = Some(now);
+            let mut due = Vec::new();
+            for (aor, v) in &mut st.index {
+                v.retain(|(k, at)| {
+                    let old = self.is_expired(*at, wall);
+                    if old {
+                        due.push((aor.clone(), k.clone()));
+                    }
+                    !old
+                });
+            }
+            st.index.retain(|_, v| !v.is_empty());
+            due
+        };
+        let mut out = Vec::new();
+        for (aor, key) in due {
+            let rows = self.store.offline_list(&key).unwrap_or_default();
+            let Some((_, bytes)) = rows.into_iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            if let Ok(true) = self.store.offline_delete(&key)
+                && let Some(r) = Record::decode(&bytes)
+            {
+                tracing::info!(recipient = %aor, "a kept copy expired");
+                out.push(r.copy(&bytes));
+            }
+        }
+        out
+    }
+
+    fn is_expired(&self, kept_unix: u64, now_unix: u64) -> bool {
+        now_unix.saturating_sub(kept_unix) >= self.max_age.as_secs().max(1)
+    }
+}
+
+/// One kept copy as stored: a few header lines, a blank line, the sender's request.
+struct Record {
+    recipient: String,
+    source: SocketAddr,
+    kept_unix: u64,
+}
+
+impl Record {
+    fn encode(&self, request: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "{RECORD_VERSION}\n{}\n{}\n{}\n\n",
+            self.recipient, self.source, self.kept_unix
+        )
+        .into_bytes();
+        out.extend_from_slice(request);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Record> {
+        let head_end = bytes.windows(2).position(|w| w == b"\n\n")?;
+        let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+        let mut lines = head.lines();
+        if lines.next()? != RECORD_VERSION {
+            return None;
+        }
+        Some(Record {
+            recipient: lines.next()?.to_owned(),
+            source: lines.next()?.parse().ok()?,
+            kept_unix: lines.next()?.parse().ok()?,
+        })
+    }
+
+    /// The copy, its request being what follows the head in `bytes`.
+    fn copy(&self, bytes: &[u8]) -> OfflineCopy {
+        let start = bytes
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .map_or(bytes.len(), |p| p + 2);
+        OfflineCopy {
+            recipient: self.recipient.clone(),
+            source: self.source,
+            request: bytes[start..].to_vec().into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RedbStore;
+
+    fn copy(to: &str, n: u8) -> OfflineCopy {
+        OfflineCopy {
+            recipient: to.to_owned(),
+            source: "127.0.0.1:5090".parse().unwrap(),
+            request: vec![b'M', n, b'\n', b'\n', 0].into(),
+        }
+    }
+
+    fn uri(s: &str) -> Uri {
+        crate::uri::parse_uri(s).unwrap()
+    }
+
+    #[test]
+    fn kept_copies_survive_reopening_and_are_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
+            let b = OfflineBox::open(store, 2, Duration::from_secs(3600)).unwrap();
+            b.keep(&copy("sip:bob@example.com", 1)).unwrap();
+            b.keep(&copy("sip:bob@EXAMPLE.com", 2)).unwrap();
+            assert!(!b.storable(&uri("sip:bob@example.com")));
+            assert!(b.keep(&copy("sip:bob@example.com", 3)).is_err());
+            assert!(b.storable(&uri("sip:carol@example.com")));
+        }
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
+        let b = OfflineBox::open(store, 2, Duration::from_secs(3600)).unwrap();
+        assert_eq!(b.len(), 2);
+        let got = b.take(&uri("sips:bob@Example.com"));
+        assert_eq!(
+            got,
+            vec![
+                copy("sip:bob@example.com", 1),
+                copy("sip:bob@EXAMPLE.com", 2)
+            ]
+        );
+        assert!(b.take(&uri("sip:bob@example.com")).is_empty());
+        assert!(b.is_empty());
+        assert!(b.storable(&uri("sip:bob@example.com")));
+    }
+
+    #[test]
+    fn expired_copies_are_not_taken_but_swept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
+        // Written as kept two hours ago.
+        let old = Record {
+            recipient: "sip:bob@example.com".into(),
+            source: "127.0.0.1:5090".parse().unwrap(),
+            kept_unix: crate::store::unix_now() - 7200,
+        }
+        .encode(b"OLD");
+        store
+            .offline_put("sip:bob@example.com 00000000000000000001-1-0", &old)
+            .unwrap();
+        let b = OfflineBox::open(store, 10, Duration::from_secs(3600)).unwrap();
+        b.keep(&copy("sip:bob@example.com", 7)).unwrap();
+        let now = Instant::now();
+        let gone = b.expired(now);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(&gone[0].request[..], b"OLD");
+        assert!(b.expired(now + Duration::from_secs(5)).is_empty());
+        assert_eq!(
+            b.take(&uri("sip:bob@example.com")),
+            vec![copy("sip:bob@example.com", 7)]
+        );
+    }
+}
