@@ -140,9 +140,8 @@ impl Application for ServerApp {
     }
 
     fn offline_store(&self, now: Instant, copy: OfflineCopy) -> Result<(), String> {
-        let _ = now;
         match &self.offline {
-            Some(o) => o.keep(&copy),
+            Some(o) => o.keep(now, &copy),
             None => Err("no store to keep copies in".into()),
         }
     }
@@ -160,5 +159,9 @@ impl Application for ServerApp {
             Some(o) => o.expired(now),
             None => Vec::new(),
         }
+    }
+
+    fn offline_next_expiry(&self) -> Option<Instant> {
+        self.offline.as_ref().and_then(|o| o.next_expiry())
     }
 }

@@ -47,6 +47,9 @@ struct State {
     /// Recipient key ([`aor_key`]) → (store key, unix seconds when kept), oldest first.
     index: HashMap<String, Vec<(String, u64)>>,
     last_sweep: Option<Instant>,
+    /// The endpoint's clock against the wall clock at the last call that gave one, to
+    /// turn a wall-clock expiry into the endpoint's `Instant`.
+    clock: Option<(Instant, u64)>,
 }
 
 impl std::fmt::Debug for OfflineBox {
@@ -93,6 +96,7 @@ impl OfflineBox {
             state: Mutex::new(State {
                 index,
                 last_sweep: None,
+                clock: None,
             }),
             seq: AtomicU64::new(0),
         })
@@ -123,12 +127,13 @@ impl OfflineBox {
     }
 
     /// Keeps `copy` (committed before it returns), unless its recipient is at its bound.
-    pub fn keep(&self, copy: &OfflineCopy) -> Result<(), String> {
+    pub fn keep(&self, now_instant: Instant, copy: &OfflineCopy) -> Result<(), String> {
         let recipient = crate::uri::parse_uri(&copy.recipient).map_err(|e| e.to_string())?;
         let aor = aor_key(&recipient);
         let now = crate::store::unix_now();
         // Held across the write so that two workers cannot both take the last place.
         let mut st = self.state();
+        st.clock = Some((now_instant, now));
         let n = st.index.get(&aor).map_or(0, Vec::len);
         if n >= self.max_per_user {
             return Err(format!(
@@ -208,6 +213,7 @@ impl OfflineBox {
                 return Vec::new();
             }
             st.last_sweep = Some(now);
+            st.clock = Some((now, wall));
             let mut due = Vec::new();
             for (aor, v) in &mut st.index {
                 v.retain(|(k, at)| {
@@ -235,6 +241,25 @@ impl OfflineBox {
             }
         }
         out
+    }
+
+    /// When the oldest kept copy expires, on the endpoint's clock; never sooner than the
+    /// next sweep may run (a copy that could not be swept must not spin the event loop).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let st = self.state();
+        let (at, wall) = st.clock?;
+        let oldest = st
+            .index
+            .values()
+            .filter_map(|v| v.first())
+            .map(|(_, t)| *t)
+            .min()?;
+        let due_unix = oldest.saturating_add(self.max_age.as_secs().max(1));
+        let due = at + Duration::from_secs(due_unix.saturating_sub(wall));
+        Some(match st.last_sweep {
+            Some(t) => due.max(t + SWEEP_EVERY),
+            None => due,
+        })
     }
 
     fn is_expired(&self, kept_unix: u64, now_unix: u64) -> bool {
@@ -289,6 +314,7 @@ impl Record {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::store::RedbStore;
@@ -312,10 +338,15 @@ mod tests {
         {
             let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
             let b = OfflineBox::open(store, 2, Duration::from_secs(3600)).unwrap();
-            b.keep(&copy("sip:bob@example.com", 1)).unwrap();
-            b.keep(&copy("sip:bob@EXAMPLE.com", 2)).unwrap();
+            b.keep(Instant::now(), &copy("sip:bob@example.com", 1))
+                .unwrap();
+            b.keep(Instant::now(), &copy("sip:bob@EXAMPLE.com", 2))
+                .unwrap();
             assert!(!b.storable(&uri("sip:bob@example.com")));
-            assert!(b.keep(&copy("sip:bob@example.com", 3)).is_err());
+            assert!(
+                b.keep(Instant::now(), &copy("sip:bob@example.com", 3))
+                    .is_err()
+            );
             assert!(b.storable(&uri("sip:carol@example.com")));
         }
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
@@ -349,12 +380,16 @@ mod tests {
             .offline_put("sip:bob@example.com 00000000000000000001-1-0", &old)
             .unwrap();
         let b = OfflineBox::open(store, 10, Duration::from_secs(3600)).unwrap();
-        b.keep(&copy("sip:bob@example.com", 7)).unwrap();
+        b.keep(Instant::now(), &copy("sip:bob@example.com", 7))
+            .unwrap();
         let now = Instant::now();
         let gone = b.expired(now);
         assert_eq!(gone.len(), 1);
         assert_eq!(&gone[0].request[..], b"OLD");
         assert!(b.expired(now + Duration::from_secs(5)).is_empty());
+        // The copy kept just now expires in an hour, on the clock `expired` was given.
+        let next = b.next_expiry().unwrap();
+        assert!(next > now + Duration::from_secs(3590) && next <= now + Duration::from_secs(3601));
         assert_eq!(
             b.take(&uri("sip:bob@example.com")),
             vec![copy("sip:bob@example.com", 7)]

@@ -115,6 +115,11 @@ pub trait Application {
         let _ = now;
         Vec::new()
     }
+    /// When the next kept copy expires, so that an idle endpoint wakes for it
+    /// ([`crate::transport::Core::poll_timeout`]); `None`: nothing to wake for.
+    fn offline_next_expiry(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// A page-mode copy kept for a recipient with no registration (extension ext-dr.5).

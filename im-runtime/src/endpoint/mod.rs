@@ -331,6 +331,7 @@ impl<A: Application> Core for Endpoint<A> {
             self.session_timers.first(),
             self.idle_conns.first(),
             self.tsx.poll_timeout(),
+            self.app.offline_next_expiry(),
         ]
         .into_iter()
         .flatten()
