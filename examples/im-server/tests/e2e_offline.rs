@@ -21,6 +21,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod common;
+mod pgcluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -186,10 +187,18 @@ fn server_args<'a>(groups: &'a Path, store: &'a Path, extra: &[&'a str]) -> Vec<
     v
 }
 
+/// Where the server keeps its copies.
+enum Backend {
+    /// The embedded redb file (the default store).
+    Redb,
+    /// A PostgreSQL database (a throwaway cluster, `pgcluster`).
+    Postgres,
+}
+
 // covers: ext-dr.5/keep_for_later, ext-dr.1/report_delivered
 #[test]
 fn a_member_registering_10s_later_gets_the_message_and_the_sender_its_delivered_imdn() {
-    member_registers_later(false);
+    member_registers_later(false, Backend::Redb);
 }
 
 /// The same with the server stopped (SIGTERM) and started again on the same store between
@@ -197,10 +206,17 @@ fn a_member_registering_10s_later_gets_the_message_and_the_sender_its_delivered_
 // covers: ext-dr.5/keep_for_later
 #[test]
 fn a_kept_copy_survives_a_server_restart() {
-    member_registers_later(true);
+    member_registers_later(true, Backend::Redb);
 }
 
-fn member_registers_later(restart: bool) {
+/// The same with the PostgreSQL store (`--store-url`).
+// covers: ext-dr.5/keep_for_later
+#[test]
+fn a_kept_copy_survives_a_server_restart_with_postgresql() {
+    member_registers_later(true, Backend::Postgres);
+}
+
+fn member_registers_later(restart: bool, backend: Backend) {
     let carol = free_udp_port();
     let members = vec![
         ALICE.to_string(),
@@ -210,7 +226,17 @@ fn member_registers_later(restart: bool) {
     let groups = group_folder(GROUP, &members);
     let data = tempfile::tempdir().expect("temp dir");
     let store = data.path().join("store.redb");
-    let args = server_args(groups.path(), &store, &[]);
+    let cluster = matches!(backend, Backend::Postgres).then(pgcluster::Cluster::start);
+    let url = cluster.as_ref().map(|c| c.url()).unwrap_or_default();
+    let args = match backend {
+        Backend::Redb => server_args(groups.path(), &store, &[]),
+        Backend::Postgres => vec![
+            "--groups",
+            groups.path().to_str().expect("utf-8"),
+            "--store-url",
+            url.as_str(),
+        ],
+    };
     let mut server = Server::start(&args);
     let message_id = "offline-e2e-0001";
     let alice = sender(&server, free_udp_port(), message_id, &[carol], 2, 40);
