@@ -50,6 +50,29 @@ struct State {
     /// The endpoint's clock against the wall clock at the last call that gave one, to
     /// turn a wall-clock expiry into the endpoint's `Instant`.
     clock: Option<(Instant, u64)>,
+    /// [`OfflineBox::next_expiry`], kept up to date by every change (it is read with every
+    /// input, so it must not scan the index).
+    next_due: Option<Instant>,
+}
+
+impl State {
+    fn refresh_next_due(&mut self, max_age: Duration) {
+        self.next_due = (|| {
+            let (at, wall) = self.clock?;
+            let oldest = self
+                .index
+                .values()
+                .filter_map(|v| v.first())
+                .map(|(_, t)| *t)
+                .min()?;
+            let due_unix = oldest.saturating_add(max_age.as_secs().max(1));
+            let due = at + Duration::from_secs(due_unix.saturating_sub(wall));
+            Some(match self.last_sweep {
+                Some(t) => due.max(t + SWEEP_EVERY),
+                None => due,
+            })
+        })();
+    }
 }
 
 impl std::fmt::Debug for OfflineBox {
@@ -97,6 +120,7 @@ impl OfflineBox {
                 index,
                 last_sweep: None,
                 clock: None,
+                next_due: None,
             }),
             seq: AtomicU64::new(0),
         })
@@ -131,28 +155,42 @@ impl OfflineBox {
         let recipient = crate::uri::parse_uri(&copy.recipient).map_err(|e| e.to_string())?;
         let aor = aor_key(&recipient);
         let now = crate::store::unix_now();
-        // Held across the write so that two workers cannot both take the last place.
-        let mut st = self.state();
-        st.clock = Some((now_instant, now));
-        let n = st.index.get(&aor).map_or(0, Vec::len);
-        if n >= self.max_per_user {
-            return Err(format!(
-                "{} already has {n} kept copies (at most {})",
-                copy.recipient, self.max_per_user
-            ));
-        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let key = format!("{aor} {:020}-{:06}-{seq}", now, std::process::id());
+        {
+            // The place is taken before the write (so that two workers cannot both take
+            // the last one) and given back if the write fails; the lock is not held
+            // during the write, which other workers' inputs would wait for.
+            let mut st = self.state();
+            st.clock = Some((now_instant, now));
+            let n = st.index.get(&aor).map_or(0, Vec::len);
+            if n >= self.max_per_user {
+                return Err(format!(
+                    "{} already has {n} kept copies (at most {})",
+                    copy.recipient, self.max_per_user
+                ));
+            }
+            st.index
+                .entry(aor.clone())
+                .or_default()
+                .push((key.clone(), now));
+            st.refresh_next_due(self.max_age);
+        }
         let record = Record {
             recipient: copy.recipient.clone(),
             source: copy.source,
             kept_unix: now,
         }
         .encode(&copy.request);
-        self.store
-            .offline_put(&key, &record)
-            .map_err(|e| e.to_string())?;
-        st.index.entry(aor).or_default().push((key, now));
+        if let Err(e) = self.store.offline_put(&key, &record) {
+            let mut st = self.state();
+            if let Some(v) = st.index.get_mut(&aor) {
+                v.retain(|(k, _)| *k != key);
+            }
+            st.index.retain(|_, v| !v.is_empty());
+            st.refresh_next_due(self.max_age);
+            return Err(e.to_string());
+        }
         Ok(())
     }
 
@@ -160,6 +198,12 @@ impl OfflineBox {
     /// expired ones stay for [`OfflineBox::expired`].
     pub fn take(&self, aor: &Uri) -> Vec<OfflineCopy> {
         let aor = aor_key(aor);
+        // Every REGISTER (refreshes too) comes here, on a worker's loop: with a store of
+        // its own the index says whether there is anything to read. A shared store may
+        // hold copies other servers kept, so it is always asked (one indexed query).
+        if !self.store.is_shared() && !self.state().index.contains_key(&aor) {
+            return Vec::new();
+        }
         let now = crate::store::unix_now();
         let rows = match self.store.offline_list(&format!("{aor} ")) {
             Ok(r) => r,
@@ -197,6 +241,7 @@ impl OfflineBox {
                 st.index.remove(&aor);
             }
         }
+        st.refresh_next_due(self.max_age);
         out
     }
 
@@ -225,6 +270,7 @@ impl OfflineBox {
                 });
             }
             st.index.retain(|_, v| !v.is_empty());
+            st.refresh_next_due(self.max_age);
             due
         };
         let mut out = Vec::new();
@@ -246,20 +292,7 @@ impl OfflineBox {
     /// When the oldest kept copy expires, on the endpoint's clock; never sooner than the
     /// next sweep may run (a copy that could not be swept must not spin the event loop).
     pub fn next_expiry(&self) -> Option<Instant> {
-        let st = self.state();
-        let (at, wall) = st.clock?;
-        let oldest = st
-            .index
-            .values()
-            .filter_map(|v| v.first())
-            .map(|(_, t)| *t)
-            .min()?;
-        let due_unix = oldest.saturating_add(self.max_age.as_secs().max(1));
-        let due = at + Duration::from_secs(due_unix.saturating_sub(wall));
-        Some(match st.last_sweep {
-            Some(t) => due.max(t + SWEEP_EVERY),
-            None => due,
-        })
+        self.state().next_due
     }
 
     fn is_expired(&self, kept_unix: u64, now_unix: u64) -> bool {
@@ -387,9 +420,10 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(&gone[0].request[..], b"OLD");
         assert!(b.expired(now + Duration::from_secs(5)).is_empty());
-        // The copy kept just now expires in an hour, on the clock `expired` was given.
+        // The copy kept just now expires in an hour, on the clock `expired` was last given
+        // (now + 5 s, the wall clock having hardly moved).
         let next = b.next_expiry().unwrap();
-        assert!(next > now + Duration::from_secs(3590) && next <= now + Duration::from_secs(3601));
+        assert!(next > now + Duration::from_secs(3590) && next <= now + Duration::from_secs(3606));
         assert_eq!(
             b.take(&uri("sip:bob@example.com")),
             vec![copy("sip:bob@example.com", 7)]
