@@ -164,7 +164,8 @@ pub enum Event {
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
     /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
-    /// (0 for a timeout or no route).
+    /// (0 for a timeout or no route; 480 for no route to a user of this domain, who has no
+    /// registration).
     Copy(CopyOutcome),
 }
 

@@ -781,9 +781,10 @@ fn sender_and_duplicates_in_the_list() {
 /// sent.
 /// An offline member in a pager-mode session (extension ext-dr.5 keeps page-mode copies
 /// only): a member of the domain with no registration is not kept for later even though
-/// the server has a store to keep copies in; it is a failed recipient (no route: no SIP
-/// status, logged as not reached) and the originator, asking for notifications, gets
-/// `failed` for it and `delivered` for the member that took its copy.
+/// the server has a store to keep copies in; it is a failed recipient (no route: its SIP
+/// status is 480, as a proxy with no binding answers, RFC 3261 §16.5) and the originator,
+/// asking for notifications, gets `failed` for it and `delivered` for the member that took
+/// its copy.
 // covers: ext-dr.2/report_failed
 #[test]
 fn pager_session_offline_member_is_a_failed_recipient_not_kept() {
@@ -862,6 +863,11 @@ fn pager_session_offline_member_is_a_failed_recipient_not_kept() {
     let server_log = server.log();
     assert!(
         server_log.contains(&format!("recipient {bob}: not reached (no answer)")),
+        "{log}"
+    );
+    // Its copy's outcome carries 480, the status for a user with no registration.
+    assert!(
+        server_log.contains(&format!("recipient {bob}: Failed(480)")),
         "{log}"
     );
     assert!(!server_log.contains("kept until it registers"), "{log}");

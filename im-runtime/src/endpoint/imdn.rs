@@ -126,7 +126,12 @@ impl Session {
                 (Some(200), _) => (CopyOutcome::Delivered, 200),
                 (Some(code), _) => (CopyOutcome::Failed(code), code),
                 (None, LegStatus::Failed) => {
-                    let s = l.status_code.unwrap_or(0);
+                    let s = match (l.status_code, &l.invite_key) {
+                        (Some(s), _) => s,
+                        // Never sent: no route (480 for a member with no registration).
+                        (None, None) => offline::no_route_status(cx, &l.uri),
+                        (None, Some(_)) => 0,
+                    };
                     (CopyOutcome::Failed(s), s)
                 }
                 // Connected or ended with no copy sent (the originator left first).
@@ -239,7 +244,8 @@ impl Session {
         });
         let i = self.copies.entries.len() - 1;
         self.facts.copy = copy;
-        self.copy_outcome(cx, i, CopyOutcome::Failed(0), 0);
+        let status = offline::no_route_status(cx, &self.copies.entries[i].uri);
+        self.copy_outcome(cx, i, CopyOutcome::Failed(status), status);
         self.facts.copy = crate::machine::CopyFacts::default();
     }
 

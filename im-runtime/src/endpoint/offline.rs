@@ -214,14 +214,25 @@ impl<A: Application> Endpoint<A> {
     }
 }
 
+/// The status of a copy (or invitation) to `uri` that had no route: 480 Temporarily
+/// Unavailable for a user of this domain, who has no registration (RFC 3261 §16.5: a
+/// proxy whose location service finds no binding answers 480); 0 (no SIP status) for a
+/// recipient elsewhere.
+pub(super) fn no_route_status<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> u16 {
+    if is_local_user(cx, uri) { 480 } else { 0 }
+}
+
+fn is_local_user<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> bool {
+    (uri.scheme == "sip" || uri.scheme == "sips")
+        && !uri.user.is_empty()
+        && uri.host.eq_ignore_ascii_case(&cx.cfg.spec.domain)
+}
+
 impl Session {
     /// `copy.*` for a copy to `uri` that had no route: a page-mode copy for a user of this
     /// domain (who could register) is offline; it is storable when the application says so.
     pub(super) fn offline_facts<A: Application>(&self, cx: &Ctx<'_, A>, uri: &Uri) -> CopyFacts {
-        let offline = self.request.method() == Some(&Method::Message)
-            && (uri.scheme == "sip" || uri.scheme == "sips")
-            && !uri.user.is_empty()
-            && uri.host.eq_ignore_ascii_case(&cx.cfg.spec.domain);
+        let offline = self.request.method() == Some(&Method::Message) && is_local_user(cx, uri);
         CopyFacts {
             recipient_offline: offline,
             storable: offline && cx.app.offline_storable(uri),
