@@ -245,18 +245,26 @@ impl OfflineBox {
         out
     }
 
-    /// The copies that have been kept longer than the bound, deleted; looked for at most
-    /// once per [`SWEEP_EVERY`].
+    /// The copies that have been kept longer than the bound, deleted; looked for only when
+    /// the oldest is due, and at most once per [`SWEEP_EVERY`].
     pub fn expired(&self, now: Instant) -> Vec<OfflineCopy> {
-        let wall = crate::store::unix_now();
         let due: Vec<(String, String)> = {
             let mut st = self.state();
-            if st
-                .last_sweep
-                .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
+            // Nothing is due before the next expiry (known once the clock is: the first
+            // call sweeps, for the copies that expired while the server was down).
+            let early = match (st.clock, st.next_due) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(_), Some(d)) => now < d,
+            };
+            if early
+                || st
+                    .last_sweep
+                    .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
             {
                 return Vec::new();
             }
+            let wall = crate::store::unix_now();
             st.last_sweep = Some(now);
             st.clock = Some((now, wall));
             let mut due = Vec::new();

@@ -41,6 +41,10 @@ impl<A: Application> Endpoint<A> {
 
     /// The kept copies that expired are reported as failed copies.
     pub(in crate::endpoint) fn offline_expired(&mut self, now: Instant) {
+        if self.shutting_down {
+            // Reported by the next run, which finds them expired in the store.
+            return;
+        }
         for copy in self.app.offline_expired(now) {
             tracing_log(
                 "offline",
