@@ -89,7 +89,7 @@ impl Default for Limits {
             max_connections_per_source: 64,
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
-            offline_max_per_user: 100,
+            offline_max_per_user: 100, // not a SIP status: a count of kept copies
             offline_max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }

@@ -237,20 +237,12 @@ impl Session {
     /// recipient is an offline user the spec keeps it for (`copy.*`, `offline.rs`).
     pub(super) fn copy_unroutable<A: Application>(&mut self, cx: &mut Ctx<'_, A>, uri: Uri) {
         let copy = self.offline_facts(cx, &uri);
-        self.copies.entries.push(CopyEntry {
-            uri,
-            key: None,
-            done: false,
-        });
-        let i = self.copies.entries.len() - 1;
-        self.facts.copy = copy;
-        let status = offline::no_route_status(cx, &self.copies.entries[i].uri);
-        self.copy_outcome(cx, i, CopyOutcome::Failed(status), status);
-        self.facts.copy = crate::machine::CopyFacts::default();
+        let status = offline::no_route_status(cx, &uri);
+        self.copy_not_sent(cx, uri, status, copy);
     }
 
-    /// A copy that was never sent (a kept copy that expired): it has failed with `status`,
-    /// with `copy` as its facts.
+    /// A copy that was never sent (no route, or a kept copy that expired): it has failed
+    /// with `status`, with `copy` as its facts.
     pub(super) fn copy_not_sent<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,
