@@ -183,6 +183,7 @@ fn start_store(
             store.clone(),
             cfg.limits.offline_max_per_user,
             cfg.limits.offline_max_age,
+            startup_time(),
         )
         .map_err(|e| format!("{name}: {e}"))?;
         tracing::info!(

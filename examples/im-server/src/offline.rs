@@ -93,11 +93,14 @@ pub fn aor_key(uri: &Uri) -> String {
 }
 
 impl OfflineBox {
-    /// Opens the kept copies of `store` (the index is read from it), with the bounds.
+    /// Opens the kept copies of `store` (the index is read from it), with the bounds;
+    /// `now` is the endpoint's clock at start, so that the copies that expired while the
+    /// server was down are due at once ([`OfflineBox::next_expiry`]).
     pub fn open(
         store: Arc<dyn Store>,
         max_per_user: usize,
         max_age: Duration,
+        now: Instant,
     ) -> Result<OfflineBox, StoreError> {
         let mut index: HashMap<String, Vec<(String, u64)>> = HashMap::new();
         for (key, record) in store.offline_list("")? {
@@ -112,16 +115,18 @@ impl OfflineBox {
                 .or_default()
                 .push((key.clone(), r.kept_unix));
         }
+        let mut state = State {
+            index,
+            last_sweep: None,
+            clock: Some((now, crate::store::unix_now())),
+            next_due: None,
+        };
+        state.refresh_next_due(max_age);
         Ok(OfflineBox {
             store,
             max_per_user,
             max_age,
-            state: Mutex::new(State {
-                index,
-                last_sweep: None,
-                clock: None,
-                next_due: None,
-            }),
+            state: Mutex::new(state),
             seq: AtomicU64::new(0),
         })
     }
@@ -378,7 +383,7 @@ mod tests {
         let path = dir.path().join("s.redb");
         {
             let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
-            let b = OfflineBox::open(store, 2, Duration::from_secs(3600)).unwrap();
+            let b = OfflineBox::open(store, 2, Duration::from_secs(3600), Instant::now()).unwrap();
             b.keep(Instant::now(), &copy("sip:bob@example.com", 1))
                 .unwrap();
             b.keep(Instant::now(), &copy("sip:bob@EXAMPLE.com", 2))
@@ -391,7 +396,7 @@ mod tests {
             assert!(b.storable(&uri("sip:carol@example.com")));
         }
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
-        let b = OfflineBox::open(store, 2, Duration::from_secs(3600)).unwrap();
+        let b = OfflineBox::open(store, 2, Duration::from_secs(3600), Instant::now()).unwrap();
         assert_eq!(b.len(), 2);
         let got = b.take(&uri("sips:bob@Example.com"));
         assert_eq!(
@@ -420,7 +425,10 @@ mod tests {
         store
             .offline_put("sip:bob@example.com 00000000000000000001-1-0", &old)
             .unwrap();
-        let b = OfflineBox::open(store, 10, Duration::from_secs(3600)).unwrap();
+        let opened = Instant::now();
+        let b = OfflineBox::open(store, 10, Duration::from_secs(3600), opened).unwrap();
+        // It expired while the server was down: due at once.
+        assert!(b.next_expiry().is_some_and(|t| t <= opened));
         b.keep(Instant::now(), &copy("sip:bob@example.com", 7))
             .unwrap();
         let now = Instant::now();

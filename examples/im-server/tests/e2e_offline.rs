@@ -391,3 +391,42 @@ fn a_kept_copy_expires_with_a_failed_imdn() {
     );
     assert!(named(&bob_events, "copy").is_empty(), "{bob_log}");
 }
+
+/// A kept copy that expires while the server is down fails when the server is back, with
+/// nothing else arriving (the restarted server finds it due at once): the sender, still
+/// listening, gets its `failed` IMDN.
+// covers: ext-dr.2/report_failed
+#[test]
+fn a_copy_that_expired_while_the_server_was_down_fails_after_the_restart() {
+    let groups = group_folder(GROUP, &[ALICE.to_string(), BOB.to_string()]);
+    let data = tempfile::tempdir().expect("temp dir");
+    let store = data.path().join("store.redb");
+    let args = server_args(groups.path(), &store, &["--offline-max-age", "2s"]);
+    let mut server = Server::start(&args);
+    let alice = sender(&server, free_udp_port(), "down-0001", &[], 1, 20);
+    assert!(
+        server.wait_for_log("kept until it registers", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let before = server.log();
+    assert!(server.terminate().is_some(), "{before}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        named(&alice.events(), "imdn").is_empty(),
+        "nothing while down"
+    );
+    let server = Server::start(&args);
+    let (events, log) = alice.finish(Duration::from_secs(25));
+    let log = format!(
+        "{log}\n--- server ---\n{}\n--- before ---\n{before}",
+        server.log()
+    );
+    let imdns = named(&events, "imdn");
+    assert_eq!(
+        outcomes(&imdns),
+        vec![(BOB.to_string(), "failed".to_string())],
+        "{log}"
+    );
+    assert_eq!(imdns[0]["message_id"], "down-0001", "{log}");
+}
