@@ -10,13 +10,15 @@
 //! * 10 s later bob REGISTERs: he receives the copy (the sender's `message/cpim`, its
 //!   `imdn.Message-ID` unchanged, From the sender) and the sender receives the `delivered`
 //!   IMDN naming bob, then; also when the server was stopped and started again on the same
-//!   store between the MESSAGE and the REGISTER;
+//!   store between the MESSAGE and the REGISTER (the redb file, and PostgreSQL through
+//!   `--store-url` on a throwaway cluster);
 //! * the bounds: a member with `--offline-max-per-user` copies kept gets no more (the
 //!   sender's next copy fails with a `failed` IMDN, and the member later receives only the
 //!   kept one); a kept copy older than `--offline-max-age` is not delivered, and the sender
-//!   gets a `failed` IMDN for it (the sender asked for negative delivery);
-//! * in a pager-mode (MSRP) session an offline invitee is not kept for later: it is a
-//!   `failed` recipient.
+//!   gets a `failed` IMDN for it (the sender asked for negative delivery), also when it
+//!   expired while the server was down;
+//! * (in `e2e_msrp.rs`) in a pager-mode (MSRP) session an offline invitee is not kept for
+//!   later: it is a `failed` recipient with status 480.
 
 #![allow(clippy::disallowed_methods)]
 
