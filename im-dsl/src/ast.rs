@@ -268,6 +268,8 @@ pub enum ActionKind {
     AcceptSubscription,
     /// `notify subscribers`.
     NotifySubscribers,
+    /// `store copy`.
+    StoreCopy,
 }
 
 /// What a `report` action says.

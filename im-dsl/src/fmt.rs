@@ -878,6 +878,7 @@ impl Printer<'_> {
             ActionKind::ForwardImdn => self.at("forward imdn", s),
             ActionKind::AcceptSubscription => self.at("accept subscription", s),
             ActionKind::NotifySubscribers => self.at("notify subscribers", s),
+            ActionKind::StoreCopy => self.at("store copy", s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -1299,6 +1300,7 @@ fn erase_action(a: &mut Action) {
         | ActionKind::ForwardImdn
         | ActionKind::AcceptSubscription
         | ActionKind::NotifySubscribers
+        | ActionKind::StoreCopy
         | ActionKind::Report(Report::Success) => {}
     }
 }

@@ -356,6 +356,7 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::ForwardImdn => "forward imdn".into(),
         Action::AcceptSubscription => "accept subscription".into(),
         Action::NotifySubscribers => "notify subscribers".into(),
+        Action::StoreCopy => "store copy".into(),
         Action::Report(None) => "report success".to_string(),
         Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(

@@ -661,6 +661,7 @@ fn fact_origin(path: &str) -> &'static str {
             "the IMDN request of the message (RFC 5438 `imdn.Disposition-Notification`) — \
                      `Facts::message`"
         }
+        "copy" => "the recipient copy a `copy …` handler is about — `Facts::copy`",
         _ => "a built-in fact",
     }
 }

@@ -251,6 +251,8 @@ pub enum Action {
     AcceptSubscription,
     /// Send every subscriber of the session the current state.
     NotifySubscribers,
+    /// Keep the current copy for its recipient, to deliver when it registers.
+    StoreCopy,
 }
 
 /// A response to send.
@@ -420,6 +422,12 @@ pub enum Fact {
     /// `subscription.subscriber` : Uri — who sent the SUBSCRIBE being handled
     /// (P-Asserted-Identity from a trusted host, else From); empty for other events.
     SubscriptionSubscriber,
+    /// `copy.recipient_offline` : Bool — in a `copy …` handler: the copy had no route and
+    /// its recipient is a user of this server's domain (`config.domain`) with no registration.
+    CopyRecipientOffline,
+    /// `copy.storable` : Bool — … the application can keep the copy for later (it offers
+    /// storage, the recipient is under its per-user bound, the copy is not too old).
+    CopyStorable,
 }
 
 /// Fields of URIs and list elements.

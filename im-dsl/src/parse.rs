@@ -371,6 +371,7 @@ impl Builder {
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
             Rule::act_accept_sub => ActionKind::AcceptSubscription,
             Rule::act_notify_subs => ActionKind::NotifySubscribers,
+            Rule::act_store_copy => ActionKind::StoreCopy,
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -783,6 +784,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_forward_imdn => "`forward imdn`",
         Rule::act_accept_sub => "`accept subscription`",
         Rule::act_notify_subs => "`notify subscribers`",
+        Rule::act_store_copy => "`store copy`",
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

@@ -284,6 +284,7 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::ForwardImdn),
         Just(ActionKind::AcceptSubscription),
         Just(ActionKind::NotifySubscribers),
+        Just(ActionKind::StoreCopy),
         Just(ActionKind::Report(Report::Success)),
         (prop::option::of(0u16..1000), prop::option::of(strlit())).prop_map(|(status, reason)| {
             ActionKind::Report(Report::Failure {
@@ -746,6 +747,10 @@ impl Noisy {
             ActionKind::NotifySubscribers => {
                 self.t("notify");
                 self.t("subscribers");
+            }
+            ActionKind::StoreCopy => {
+                self.t("store");
+                self.t("copy");
             }
             ActionKind::SendImdn(d) => {
                 self.t("send");

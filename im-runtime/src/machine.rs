@@ -164,7 +164,8 @@ pub enum Event {
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
     /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
-    /// (0 for a timeout or no route).
+    /// (0 for a timeout or no route; 480 for no route to a user of this domain, who has no
+    /// registration).
     Copy(CopyOutcome),
     /// An invitee leg's state (pending, connected, disconnected) or its copy's outcome
     /// changed (extension: conference state, RFC 4575). Sent once after the input that
@@ -192,6 +193,18 @@ pub struct MessageFacts {
     pub wants_negative_delivery: bool,
     /// The message is itself an IMDN: `message/cpim` carrying `message/imdn+xml`.
     pub is_notification: bool,
+}
+
+/// The facts of the copy an [`Event::Copy`] is about (`copy.*` in a spec); all false for
+/// other events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyFacts {
+    /// The copy had no route and its recipient is a user of this server's domain
+    /// (`config.domain`) with no registration.
+    pub recipient_offline: bool,
+    /// The application can keep the copy for later: it offers storage and the recipient is
+    /// under its bounds (count per user; a stored copy that expired is not storable).
+    pub storable: bool,
 }
 
 /// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
@@ -387,6 +400,8 @@ pub struct Facts {
     /// Who sent the SUBSCRIBE being handled (`subscription.subscriber`): its
     /// P-Asserted-Identity from a trusted host, else its From. Empty for other events.
     pub subscriber: Uri,
+    /// The copy an [`Event::Copy`] is about (`copy.*`).
+    pub copy: CopyFacts,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -668,6 +683,10 @@ pub enum ActionKind {
     AcceptSubscription,
     /// Send every subscriber of the session a NOTIFY with the current state.
     NotifySubscribers,
+    /// Keep the copy whose [`Event::Copy`] is being handled in the application's store
+    /// (extension ext-dr.6), to deliver when its recipient registers
+    /// ([`crate::endpoint::Application::offline_store`]).
+    StoreCopy,
 }
 
 /// One thing to do, with the spec rule that asked for it.

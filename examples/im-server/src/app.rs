@@ -4,11 +4,12 @@
 
 use crate::groups::SharedGroups;
 use crate::metrics::{MethodLabels, Metrics};
+use crate::offline::OfflineBox;
 use crate::router::Router;
 use crate::store::BindingWriter;
 use crate::users::Users;
 use im_runtime::endpoint::{
-    Application, ContactBinding, DynMachine, RegisterChange, RegisterError,
+    Application, ContactBinding, DynMachine, OfflineCopy, RegisterChange, RegisterError,
 };
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
 use im_runtime::proto::digest::StoredHa1;
@@ -39,6 +40,9 @@ pub struct ServerApp {
     pub bindings: Option<BindingWriter>,
     /// The users Digest authentication knows (HA1 values), shared by every worker.
     pub users: Arc<Users>,
+    /// Page-mode copies kept for members with no registration (ext-dr.6), when there is a
+    /// store and `limits.offline_max_per_user` is not 0.
+    pub offline: Option<Arc<OfflineBox>>,
 }
 
 impl Application for ServerApp {
@@ -134,5 +138,35 @@ impl Application for ServerApp {
         // The groups folder is reloaded by `SharedGroups`' own thread, not here: this runs
         // on a worker's event loop.
         self.router.set_now(now);
+    }
+
+    fn offline_storable(&self, recipient: &Uri) -> bool {
+        self.offline.as_ref().is_some_and(|o| o.storable(recipient))
+    }
+
+    fn offline_store(&self, now: Instant, copy: OfflineCopy) -> Result<(), String> {
+        match &self.offline {
+            Some(o) => o.keep(now, &copy),
+            None => Err("no store to keep copies in".into()),
+        }
+    }
+
+    fn offline_take(&self, now: Instant, aor: &Uri) -> Vec<OfflineCopy> {
+        let _ = now;
+        self.offline
+            .as_ref()
+            .map(|o| o.take(aor))
+            .unwrap_or_default()
+    }
+
+    fn offline_expired(&self, now: Instant) -> Vec<OfflineCopy> {
+        match &self.offline {
+            Some(o) => o.expired(now),
+            None => Vec::new(),
+        }
+    }
+
+    fn offline_next_expiry(&self) -> Option<Instant> {
+        self.offline.as_ref().and_then(|o| o.next_expiry())
     }
 }

@@ -77,6 +77,11 @@ pub struct Limits {
     pub max_subscriptions_per_user: usize,
     /// Conference-state subscriptions one session may have at once (403 beyond; 0: none).
     pub max_subscriptions_per_session: usize,
+    /// Most page-mode copies kept (in the store) for one recipient with no registration;
+    /// 0 keeps none (extension ext-dr.6).
+    pub offline_max_per_user: usize,
+    /// How long a kept copy waits for its recipient to register before it fails.
+    pub offline_max_age: Duration,
 }
 
 impl Default for Limits {
@@ -95,6 +100,8 @@ impl Default for Limits {
             overload_delay: IoLimits::default().overload_delay,
             max_subscriptions_per_user: 16,
             max_subscriptions_per_session: 4,
+            offline_max_per_user: 100, // not a SIP status: a count of kept copies
+            offline_max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -471,6 +478,12 @@ impl ServerConfig {
         if let Some(v) = &l.max_msrp_message {
             self.limits.max_msrp_message = size("limits.max_msrp_message", v)?;
         }
+        if let Some(v) = &l.offline_max_per_user {
+            self.limits.offline_max_per_user = count("limits.offline_max_per_user", v)?;
+        }
+        if let Some(v) = &l.offline_max_age {
+            self.limits.offline_max_age = val(src, "limits.offline_max_age", v, parse_duration(v))?;
+        }
         if let Some(v) = &l.max_sessions {
             self.limits.max_sessions = count("limits.max_sessions", v)?;
         }
@@ -655,6 +668,12 @@ impl ServerConfig {
         }
         if let Some(v) = cli.max_subscriptions_per_session {
             self.limits.max_subscriptions_per_session = us(v);
+        }
+        if let Some(v) = cli.offline_max_per_user {
+            self.limits.offline_max_per_user = us(v);
+        }
+        if let Some(v) = cli.offline_max_age {
+            self.limits.offline_max_age = v;
         }
         if let Some(v) = cli.max_sip_connections {
             self.limits.max_sip_connections = us(v);
@@ -1117,6 +1136,11 @@ impl ServerConfig {
         line(format!(
             "overload_delay = {}",
             q(&format_duration(l.overload_delay))
+        ));
+        line(format!("offline_max_per_user = {}", l.offline_max_per_user));
+        line(format!(
+            "offline_max_age = {}",
+            q(&format_duration(l.offline_max_age))
         ));
         line(String::new());
         let t = &self.timers;

@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod groups;
 pub mod metrics;
+pub mod offline;
 pub mod router;
 pub mod store;
 pub mod uri;

@@ -12,6 +12,7 @@ use im_server::app::ServerApp;
 use im_server::config::{Cli, Command, ServerConfig, UserCommand};
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
+use im_server::offline::OfflineBox;
 use im_server::router::{LocationTable, Router};
 use im_server::store::{BindingWriter, PgStore, RedbStore, Refresher, Store, unix_now};
 use im_server::users::Users;
@@ -68,10 +69,15 @@ fn main() -> ExitCode {
         metrics,
         bindings: None,
         users: Arc::default(),
+        offline: None,
     };
     let mut users = Users::from_config(&cfg.users, &cfg.domain);
     match start_store(&cfg, &app, &mut users) {
-        Ok(w) => app.bindings = w,
+        Ok(Some((w, offline))) => {
+            app.bindings = Some(w);
+            app.offline = offline;
+        }
+        Ok(None) => {}
         Err(e) => {
             eprintln!("im-server: {e}");
             return ExitCode::FAILURE;
@@ -122,11 +128,12 @@ fn main() -> ExitCode {
 /// Opens the store (when configured), publishes its groups and starts the XCAP server
 /// (when configured). Runs before the SIP runtime so a bad store or a taken port stops the
 /// start-up.
+#[allow(clippy::type_complexity)]
 fn start_store(
     cfg: &ServerConfig,
     app: &ServerApp,
     users: &mut Users,
-) -> Result<Option<BindingWriter>, String> {
+) -> Result<Option<(BindingWriter, Option<Arc<OfflineBox>>)>, String> {
     let (store, name): (Arc<dyn Store>, String) = match (&cfg.store, &cfg.store_url) {
         (Some(path), _) => (
             Arc::new(RedbStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?),
@@ -169,7 +176,25 @@ fn start_store(
         im_server::xcap::spawn(listener, xcap).map_err(|e| format!("cannot start XCAP: {e}"))?;
         tracing::info!(xcap = %bound, root = %cfg.xcap_root, "XCAP server listening");
     }
-    Ok(Some(writer))
+    let offline = if cfg.limits.offline_max_per_user == 0 {
+        None
+    } else {
+        let o = OfflineBox::open(
+            store.clone(),
+            cfg.limits.offline_max_per_user,
+            cfg.limits.offline_max_age,
+            startup_time(),
+        )
+        .map_err(|e| format!("{name}: {e}"))?;
+        tracing::info!(
+            kept = o.len(),
+            max_per_user = cfg.limits.offline_max_per_user,
+            max_age = ?cfg.limits.offline_max_age,
+            "page-mode copies for offline members are kept in the store"
+        );
+        Some(Arc::new(o))
+    };
+    Ok(Some((writer, offline)))
 }
 
 /// Puts the stored bindings that have not expired back in the location table, for what is

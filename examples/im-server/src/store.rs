@@ -52,6 +52,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every binding recorded, expired or not: `(aor, contact, expires_unix)`.
     fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError>;
+    /// Keeps a page-mode copy for a recipient with no registration (ext-dr.6) at `key`
+    /// (the recipient, a space, then an id that sorts by time: see `crate::offline`),
+    /// durably before returning.
+    fn offline_put(&self, key: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// The kept copies whose key starts with `prefix` (all: `""`), in key order.
+    fn offline_list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Forgets the kept copy at `key`; whether it was there (so that of two servers
+    /// sharing a store, only one sends it).
+    fn offline_delete(&self, key: &str) -> Result<bool, StoreError>;
 
     /// The documents whose key starts with `prefix`, in key order (the groups without the
     /// users' documents, say).
@@ -130,6 +139,8 @@ pub struct BindingRow {
 const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("xcap_documents");
 /// Bindings keyed by `"<contact> <aor>"` (a socket address has no space), valued by expiry.
 const BINDINGS: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("bindings");
+/// Kept page-mode copies, keyed by `"<recipient> <time-ordered id>"`.
+const OFFLINE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("offline_copies");
 
 /// The embedded store: one redb file. Each write is one committed (fsynced) transaction.
 pub struct RedbStore {
@@ -144,6 +155,7 @@ impl RedbStore {
         let tx = db.begin_write().map_err(StoreError::from)?;
         tx.open_table(DOCS).map_err(StoreError::from)?;
         tx.open_table(BINDINGS).map_err(StoreError::from)?;
+        tx.open_table(OFFLINE).map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(RedbStore { db })
     }
@@ -235,6 +247,40 @@ impl Store for RedbStore {
             }
         }
         tx.commit().map_err(StoreError::from)
+    }
+
+    fn offline_put(&self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut t = tx.open_table(OFFLINE).map_err(StoreError::from)?;
+            t.insert(key, record).map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)
+    }
+
+    fn offline_list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let t = tx.open_table(OFFLINE).map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..).map_err(StoreError::from)? {
+            let (k, v) = row.map_err(StoreError::from)?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn offline_delete(&self, key: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        let had = {
+            let mut t = tx.open_table(OFFLINE).map_err(StoreError::from)?;
+            t.remove(key).map_err(StoreError::from)?.is_some()
+        };
+        tx.commit().map_err(StoreError::from)?;
+        Ok(had)
     }
 
     fn bindings(&self) -> Result<Vec<(String, SocketAddr, u64)>, StoreError> {

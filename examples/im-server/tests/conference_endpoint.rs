@@ -52,6 +52,7 @@ impl Harness {
             metrics: Metrics::new(None),
             bindings: None,
             users: Default::default(),
+            offline: None,
         };
         let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
         cfg.seed = 11;

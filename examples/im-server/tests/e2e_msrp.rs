@@ -779,6 +779,102 @@ fn sender_and_duplicates_in_the_list() {
 /// answers the 401 with her demo password (SIPp, MD5), and the message reaches both invitees
 /// of the pre-defined group; with a wrong password the INVITE gets 401 again and nothing is
 /// sent.
+/// An offline member in a pager-mode session (extension ext-dr.6 keeps page-mode copies
+/// only): a member of the domain with no registration is not kept for later even though
+/// the server has a store to keep copies in; it is a failed recipient (no route: its SIP
+/// status is 480, as a proxy with no binding answers, RFC 3261 §16.5) and the originator,
+/// asking for notifications, gets `failed` for it and `delivered` for the member that took
+/// its copy.
+// covers: ext-dr.2/report_failed
+#[test]
+fn pager_session_offline_member_is_a_failed_recipient_not_kept() {
+    let collector_port = common::free_udp_port();
+    let alice = format!("sip:alice@127.0.0.1:{collector_port}");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("imdn.out");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/imdn_peer.py");
+    let mut collector = std::process::Command::new(common::python3())
+        .arg(script)
+        .args([
+            "--collect",
+            "--listen",
+            &format!("127.0.0.1:{collector_port}"),
+            "--expect",
+            "2",
+            "--timeout",
+            "25",
+            "--grace",
+            "1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .expect("spawn imdn_peer.py");
+    let inv = Invitees::start(1, 1);
+    let bob = "sip:bob@example.com".to_owned();
+    let members = vec![inv.uri("inv0"), bob.clone(), alice.clone()];
+    let store = out_dir.path().join("store.redb");
+    let (server, _g) = group_server(&members, &["--store", store.to_str().unwrap()]);
+    let message_id = "pager-offline-0001";
+    let data = format!(
+        "From: <{alice}>\r\nTo: <{GROUP}>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\
+         imdn.Message-ID: {message_id}\r\nDateTime: 2026-12-06T04:00:00Z\r\n\
+         imdn.Disposition-Notification: positive-delivery, negative-delivery\r\n\r\n\
+         Content-Type: text/plain\r\n\r\nhello, pager group\r\n"
+    )
+    .into_bytes();
+    let uac = Sipp::new("pager_msrp")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("accept", "message/cpim text/plain");
+    let o = originate_with(uac, Offer::Active, &data, 0, "message/cpim", |_, _| {});
+    let (uas, copies, receiver) = inv.finish();
+    let status = collector.wait().unwrap();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let log = format!("{events:#?}\n{}", server.log());
+    assert!(o.uac.success(), "{:?}\n{log}", o.uac);
+    assert!(uas.success(), "{uas:?}");
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(copies.len(), 1, "{receiver:?}");
+    let mut outcome: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "imdn")
+        .map(|e| {
+            assert_eq!(e["message_id"], message_id, "{log}");
+            (
+                e["recipient_uri"].as_str().unwrap_or("").to_owned(),
+                e["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    outcome.sort();
+    let mut want = vec![
+        (inv_uri(&members, "inv0").to_owned(), "delivered".to_owned()),
+        (bob.clone(), "failed".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(outcome, want, "{log}");
+    let server_log = server.log();
+    assert!(
+        server_log.contains(&format!("recipient {bob}: not reached (no answer)")),
+        "{log}"
+    );
+    // Its copy's outcome carries 480, the status for a user with no registration.
+    assert!(
+        server_log.contains(&format!("recipient {bob}: Failed(480)")),
+        "{log}"
+    );
+    assert!(!server_log.contains("kept until it registers"), "{log}");
+    assert!(server_log.contains("kept=0"), "{log}");
+    assert_no_session_left(server, 1);
+}
+
 #[test]
 fn authenticated_group_round_trip_as_in_the_readme() {
     let inv = Invitees::start(2, 2);

@@ -212,7 +212,47 @@ fn conditional(b: &dyn Backend) {
     assert_eq!(s.get(k).unwrap(), None, "{n}");
 }
 
+/// Kept page-mode copies (ext-dr.6): put, listed by recipient prefix in key order, deleted
+/// once (a second delete says it was gone), and still there after reopening.
+fn offline(b: &dyn Backend) {
+    let n = b.name();
+    {
+        let s = b.open();
+        s.offline_put("sip:bob@example.com 00000000000000000002-1-0", b"second")
+            .unwrap();
+        s.offline_put("sip:bob@example.com 00000000000000000001-1-0", b"first")
+            .unwrap();
+        s.offline_put("sip:bobby@example.com 00000000000000000001-1-0", b"other")
+            .unwrap();
+    }
+    let s = b.open();
+    let bob = s.offline_list("sip:bob@example.com ").unwrap();
+    assert_eq!(
+        bob,
+        vec![
+            (
+                "sip:bob@example.com 00000000000000000001-1-0".to_owned(),
+                b"first".to_vec()
+            ),
+            (
+                "sip:bob@example.com 00000000000000000002-1-0".to_owned(),
+                b"second".to_vec()
+            ),
+        ],
+        "{n}"
+    );
+    assert_eq!(s.offline_list("").unwrap().len(), 3, "{n}");
+    assert!(s.offline_delete(&bob[0].0).unwrap(), "{n}");
+    assert!(!s.offline_delete(&bob[0].0).unwrap(), "{n}: deleted once");
+    assert_eq!(
+        s.offline_list("sip:bob@example.com ").unwrap().len(),
+        1,
+        "{n}"
+    );
+}
+
 fn suite(b: &dyn Backend) {
+    offline(b);
     conditional(b);
     documents(b);
     bindings(b);

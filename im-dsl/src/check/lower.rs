@@ -736,6 +736,7 @@ impl Lowerer<'_> {
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
             ActionKind::AcceptSubscription => model::Action::AcceptSubscription,
             ActionKind::NotifySubscribers => model::Action::NotifySubscribers,
+            ActionKind::StoreCopy => model::Action::StoreCopy,
             ActionKind::Report(ast::Report::Success) => model::Action::Report(None),
             ActionKind::Report(ast::Report::Failure { status, reason }) => model::Action::Report(
                 Some(self.report_failure(*status, reason.as_ref(), a.span)?),

@@ -132,6 +132,12 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::SubscriptionSubscriber,
         Type::Uri,
     ),
+    (
+        "copy.recipient_offline",
+        Fact::CopyRecipientOffline,
+        Type::Bool,
+    ),
+    ("copy.storable", Fact::CopyStorable, Type::Bool),
 ];
 
 /// Fields by the type they belong to.

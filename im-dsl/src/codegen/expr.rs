@@ -364,6 +364,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
         Fact::MessageIsNotification => quote!(__facts.message.is_notification),
         Fact::SubscriptionSubscriber => quote!(&__facts.subscriber),
+        Fact::CopyRecipientOffline => quote!(__facts.copy.recipient_offline),
+        Fact::CopyStorable => quote!(__facts.copy.storable),
     }
 }
 
@@ -390,7 +392,9 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::ConfigAllowExternalRecipients
         | Fact::MessageWantsPositiveDelivery
         | Fact::MessageWantsNegativeDelivery
-        | Fact::MessageIsNotification => Ty::Bool,
+        | Fact::MessageIsNotification
+        | Fact::CopyRecipientOffline
+        | Fact::CopyStorable => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

@@ -259,6 +259,7 @@ impl Gen<'_> {
             Action::ForwardImdn => quote!(#k::ForwardImdn),
             Action::AcceptSubscription => quote!(#k::AcceptSubscription),
             Action::NotifySubscribers => quote!(#k::NotifySubscribers),
+            Action::StoreCopy => quote!(#k::StoreCopy),
             Action::SendImdn(false) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
             }

@@ -67,6 +67,9 @@ pub struct Case {
     /// `legs.*` counts, seen by every event after the first.
     #[serde(default)]
     pub legs: Legs,
+    /// `copy.*` facts, seen by the `copy …` events.
+    #[serde(default)]
+    pub copy: CopyCase,
     /// Events in order; absent: `["initial"]` (the initial request).
     pub events: Option<Vec<String>>,
     /// The expected outcome.
@@ -191,6 +194,16 @@ pub struct Legs {
     pub delivered: usize,
     /// `legs.failed`.
     pub failed: usize,
+}
+
+/// `copy.*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CopyCase {
+    /// `copy.recipient_offline`.
+    pub recipient_offline: bool,
+    /// `copy.storable`.
+    pub storable: bool,
 }
 
 /// The outcome; every field given is compared, the others are not.
@@ -459,6 +472,7 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::ForwardImdn => "forward imdn".into(),
         ActionKind::AcceptSubscription => "accept subscription".into(),
         ActionKind::NotifySubscribers => "notify subscribers".into(),
+        ActionKind::StoreCopy => "store copy".into(),
     }
 }
 
@@ -527,6 +541,13 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
             Event::Response(s) | Event::Copy(CopyOutcome::Failed(s)) => Some(s),
             Event::Copy(CopyOutcome::Delivered) => Some(200),
             _ => None,
+        };
+        facts.copy = match ev {
+            Event::Copy(_) => im_runtime::machine::CopyFacts {
+                recipient_offline: case.copy.recipient_offline,
+                storable: case.copy.storable,
+            },
+            _ => im_runtime::machine::CopyFacts::default(),
         };
         if i > 0 {
             facts.legs = LegCounts {

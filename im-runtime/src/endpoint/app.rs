@@ -98,6 +98,49 @@ pub trait Application {
     fn on_request(&mut self, now: Instant) {
         let _ = now;
     }
+    /// Offline storage (extension ext-dr.6, `copy.storable`): whether the application can
+    /// keep one more page-mode copy for `recipient` now. The default keeps nothing.
+    fn offline_storable(&self, recipient: &Uri) -> bool {
+        let _ = recipient;
+        false
+    }
+    /// `store copy`: keep `copy` until its recipient registers (or it expires). An error
+    /// (no room after all, a store failure) makes the copy a failed one.
+    fn offline_store(&self, now: Instant, copy: OfflineCopy) -> Result<(), String> {
+        let _ = (now, copy);
+        Err("no offline storage".into())
+    }
+    /// `aor` has just registered: hand over (and forget) every copy kept for it that has
+    /// not expired; the endpoint sends them now.
+    fn offline_take(&self, now: Instant, aor: &Uri) -> Vec<OfflineCopy> {
+        let _ = (now, aor);
+        Vec::new()
+    }
+    /// Called with every input: the kept copies that have expired since the last call,
+    /// forgotten by the application (the endpoint reports each as a failed copy). The
+    /// application decides how often it looks (this is on the hot path).
+    fn offline_expired(&self, now: Instant) -> Vec<OfflineCopy> {
+        let _ = now;
+        Vec::new()
+    }
+    /// When the next kept copy expires, so that an idle endpoint wakes for it
+    /// ([`crate::transport::Core::poll_timeout`]); `None`: nothing to wake for.
+    fn offline_next_expiry(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// A page-mode copy kept for a recipient with no registration (extension ext-dr.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineCopy {
+    /// The recipient (the AOR the copy is for), as the group or list named it.
+    pub recipient: String,
+    /// Where the sender's request came from: where its notifications go when the sender
+    /// has no registration itself.
+    pub source: SocketAddr,
+    /// The sender's request, as received: the copy and its delivery facts are made from it
+    /// again when the copy is sent.
+    pub request: bytes::Bytes,
 }
 
 /// One contact binding of an address-of-record.

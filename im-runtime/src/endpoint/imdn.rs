@@ -36,6 +36,15 @@ pub(crate) struct Copies {
     entries: Vec<CopyEntry>,
     /// The copy whose [`Event::Copy`] the machines are handling (`send imdn` is about it).
     current: Option<usize>,
+    /// `store copy` failed for the current copy: its event runs again, not storable.
+    pub(super) store_refused: bool,
+}
+
+impl Copies {
+    /// The recipient of the copy whose [`Event::Copy`] the machines are handling.
+    pub(super) fn current_recipient(&self) -> Option<&Uri> {
+        self.entries.get(self.current?).map(|c| &c.uri)
+    }
 }
 
 /// Reads the IMDN request from a page-mode payload: a `message/cpim` body asking for
@@ -117,7 +126,12 @@ impl Session {
                 (Some(200), _) => (CopyOutcome::Delivered, 200),
                 (Some(code), _) => (CopyOutcome::Failed(code), code),
                 (None, LegStatus::Failed) => {
-                    let s = l.status_code.unwrap_or(0);
+                    let s = match (l.status_code, &l.invite_key) {
+                        (Some(s), _) => s,
+                        // Never sent: no route (480 for a member with no registration).
+                        (None, None) => offline::no_route_status(cx, &l.uri),
+                        (None, Some(_)) => 0,
+                    };
                     (CopyOutcome::Failed(s), s)
                 }
                 // Connected or ended with no copy sent (the originator left first).
@@ -219,15 +233,32 @@ impl Session {
         });
     }
 
-    /// A copy for `uri` could not be sent (no route): it has failed already.
+    /// A copy for `uri` could not be sent (no route): it has failed already, unless its
+    /// recipient is an offline user the spec keeps it for (`copy.*`, `offline.rs`).
     pub(super) fn copy_unroutable<A: Application>(&mut self, cx: &mut Ctx<'_, A>, uri: Uri) {
+        let copy = self.offline_facts(cx, &uri);
+        let status = offline::no_route_status(cx, &uri);
+        self.copy_not_sent(cx, uri, status, copy);
+    }
+
+    /// A copy that was never sent (no route, or a kept copy that expired): it has failed
+    /// with `status`, with `copy` as its facts.
+    pub(super) fn copy_not_sent<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        uri: Uri,
+        status: u16,
+        copy: crate::machine::CopyFacts,
+    ) {
         self.copies.entries.push(CopyEntry {
             uri,
             key: None,
             done: false,
         });
         let i = self.copies.entries.len() - 1;
-        self.copy_outcome(cx, i, CopyOutcome::Failed(0), 0);
+        self.facts.copy = copy;
+        self.copy_outcome(cx, i, CopyOutcome::Failed(status), status);
+        self.facts.copy = crate::machine::CopyFacts::default();
     }
 
     /// The final answer (`Some(status)`) or timeout (`None`) of a client transaction the
@@ -279,6 +310,12 @@ impl Session {
         let saved = self.facts.status.replace(status);
         self.copies.current = Some(i);
         self.run_machines(cx, &Event::Copy(outcome));
+        if std::mem::take(&mut self.copies.store_refused) {
+            // The application could not keep it after all: the same outcome, not storable,
+            // so the spec decides what a failed copy gets.
+            self.facts.copy.storable = false;
+            self.run_machines(cx, &Event::Copy(outcome));
+        }
         self.copies.current = None;
         self.facts.status = saved;
     }

@@ -41,7 +41,9 @@ mod stateless;
 mod timers;
 mod via;
 
-pub use app::{Application, ContactBinding, DynMachine, RegisterChange, RegisterError};
+pub use app::{
+    Application, ContactBinding, DynMachine, OfflineCopy, RegisterChange, RegisterError,
+};
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
 pub use live::{
@@ -322,6 +324,7 @@ impl<A: Application> Endpoint<A> {
 
 impl<A: Application> Core for Endpoint<A> {
     fn handle_input(&mut self, now: Instant, input: Input) {
+        self.offline_expired(now);
         self.input(now, input);
         // Every session this input touched is re-filed (or removed) before the driver
         // asks for the next deadline.
@@ -339,6 +342,7 @@ impl<A: Application> Core for Endpoint<A> {
             self.session_timers.first(),
             self.idle_conns.first(),
             self.tsx.poll_timeout(),
+            self.app.offline_next_expiry(),
         ]
         .into_iter()
         .flatten()

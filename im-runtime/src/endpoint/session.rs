@@ -11,6 +11,8 @@ mod legs;
 mod machines;
 #[path = "msrp_glue.rs"]
 mod msrp_glue;
+#[path = "offline.rs"]
+mod offline;
 #[path = "originator.rs"]
 mod originator;
 #[path = "teardown.rs"]
@@ -352,6 +354,8 @@ pub(crate) enum SessionEvent {
     Subscribe(Box<SubscribeRequest>),
     /// The session is drained and about to be removed: its subscriptions end.
     Closing,
+    /// A kept copy is due (`offline.rs`): send it, or report it expired.
+    Offline(offline::Due),
 }
 
 impl Session {
@@ -435,6 +439,7 @@ impl Session {
                 self.end_subscriptions(cx);
                 return;
             }
+            SessionEvent::Offline(due) => self.offline_start(cx, due),
         }
         self.conference_after_input(cx);
     }

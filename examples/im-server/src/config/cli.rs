@@ -139,6 +139,16 @@ pub struct Cli {
     /// a Warning. [default: 4]
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub max_subscriptions_per_session: Option<u64>,
+    /// Most page-mode copies kept in the store for one group member with no registration,
+    /// sent when it registers; 0 keeps none (the copy fails at once). Needs a store.
+    /// [default: 100]
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub offline_max_per_user: Option<u64>,
+
+    /// How long a kept copy waits for its recipient to register; then it fails (a `failed`
+    /// IMDN when the sender asked for negative delivery). [default: 168h, 7 days]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub offline_max_age: Option<Duration>,
 
     /// Most SIP-over-TCP connections open at once; more are closed at once. [default: 1024]
     #[arg(long, value_name = "N", value_parser = parse_count)]

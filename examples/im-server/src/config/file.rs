@@ -126,6 +126,8 @@ pub(super) struct FileLimits {
     pub(super) head_timeout: Option<String>,
     pub(super) idle_timeout: Option<String>,
     pub(super) overload_delay: Option<String>,
+    pub(super) offline_max_per_user: Option<SizeValue>,
+    pub(super) offline_max_age: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -484,3 +484,29 @@ fn sizes_and_durations() {
     assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     assert_eq!(format_duration(Duration::from_secs(4)), "4s");
 }
+
+#[test]
+fn offline_bounds_from_the_file_and_flags() {
+    let d = ServerConfig::default();
+    assert_eq!(d.limits.offline_max_per_user, 100);
+    assert_eq!(d.limits.offline_max_age, Duration::from_secs(7 * 24 * 3600));
+    let text = "[limits]\noffline_max_per_user = 5\noffline_max_age = \"2h\"\n";
+    let c = load_with(text, &[]).unwrap();
+    assert_eq!(c.limits.offline_max_per_user, 5);
+    assert_eq!(c.limits.offline_max_age, Duration::from_secs(7200));
+    // Flags beat the file; 0 turns keeping off.
+    let c = load_with(
+        text,
+        &["--offline-max-per-user", "0", "--offline-max-age", "90s"],
+    )
+    .unwrap();
+    assert_eq!(c.limits.offline_max_per_user, 0);
+    assert_eq!(c.limits.offline_max_age, Duration::from_secs(90));
+    // What --print-config writes reads back the same.
+    let back = load_with(&c.to_toml(), &[]).unwrap();
+    assert_eq!(back.limits, c.limits);
+    let err = load_with("[limits]\noffline_max_age = \"soon\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.offline_max_age"), "{err}");
+}

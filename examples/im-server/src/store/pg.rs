@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS imspec_bindings (
 );
 CREATE INDEX IF NOT EXISTS imspec_bindings_updated ON imspec_bindings (updated);
 CREATE SEQUENCE IF NOT EXISTS imspec_documents_generation;
+CREATE TABLE IF NOT EXISTS imspec_offline (
+    key TEXT PRIMARY KEY,
+    record BYTEA NOT NULL
+);
 ";
 
 /// The lock key taken while the schema is created (any constant, the same on every server).
@@ -346,6 +350,43 @@ impl Store for PgStore {
             .into_iter()
             .filter_map(|(aor, c, e)| Some((aor, c.parse().ok()?, u64::try_from(e).ok()?)))
             .collect())
+    }
+
+    fn offline_put(&self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        let (key, record) = (key.to_owned(), record.to_vec());
+        self.run(|c| async move {
+            c.execute(
+                "INSERT INTO imspec_offline (key, record) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record",
+                &[&key, &record],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn offline_list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT key, record FROM imspec_offline WHERE starts_with(key, $1) \
+                     ORDER BY key COLLATE \"C\"",
+                    &[&prefix],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn offline_delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.run(|c| async move {
+            let n = c
+                .execute("DELETE FROM imspec_offline WHERE key = $1", &[&key])
+                .await?;
+            Ok(n > 0)
+        })
     }
 
     fn is_shared(&self) -> bool {

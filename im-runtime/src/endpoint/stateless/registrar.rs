@@ -60,6 +60,9 @@ impl<A: Application> Endpoint<A> {
                     .map(|b| ("Contact", format!("<{}>;expires={}", b.uri, b.expires)))
                     .collect();
                 self.reply_simple(now, key, msg, 200, &extra);
+                if !bindings.is_empty() {
+                    self.offline_registered(now, &aor);
+                }
             }
             Err(RegisterError::NotOffered) => {
                 let allow = self.allow_header();

@@ -1,0 +1,309 @@
+//! Page-mode copies kept for members with no registration (extension ext-dr.6 in
+//! `specs/ext_delivery_reports.imspec`). The spec decides, per copy, whether it is kept
+//! (`store copy` when `copy.recipient_offline and copy.storable`); this file gives the spec
+//! those facts, carries out `store copy` through the [`Application`] (which owns the store:
+//! the runtime stays sans-IO) and, when the member registers or a kept copy expires, runs
+//! the copy again in a session of its own whose only machine is the delivery-reports
+//! procedure, so the sender's notification comes from the same rules as any other copy's.
+
+use super::super::*;
+use super::*;
+use crate::endpoint::app::OfflineCopy;
+use crate::machine::CopyFacts;
+
+/// The status a kept copy that expired fails with: the server gave up waiting for its
+/// recipient (RFC 3261 §21.4.9, 408 Request Timeout: no answer in time). Only logged and
+/// seen by the spec as `response.status`; the IMDN itself has one `failed` status.
+const EXPIRED: u16 = 408;
+
+/// A kept copy that is due, for the session that carries it out.
+pub(crate) struct Due {
+    copy: OfflineCopy,
+    /// `None`: send it; `Some(status)`: it expired, report it failed with `status`.
+    expired: Option<u16>,
+    /// The copy's MESSAGE, built before the session so that the session can be keyed by
+    /// its transaction (`None` for an expired copy).
+    message: Option<(Message, Peer, Uri)>,
+}
+
+impl<A: Application> Endpoint<A> {
+    /// `aor` registered (the 200 listed at least one binding): every copy kept for it is
+    /// sent now, each in a session of its own.
+    pub(in crate::endpoint) fn offline_registered(&mut self, now: Instant, aor: &Uri) {
+        for copy in self.app.offline_take(now, aor) {
+            tracing_log(
+                "offline",
+                &format!("{} registered: sending a kept copy", copy.recipient),
+            );
+            self.offline_session(now, copy, None);
+        }
+    }
+
+    /// The kept copies that expired are reported as failed copies.
+    pub(in crate::endpoint) fn offline_expired(&mut self, now: Instant) {
+        if self.shutting_down {
+            // Reported by the next run, which finds them expired in the store.
+            return;
+        }
+        for copy in self.app.offline_expired(now) {
+            tracing_log(
+                "offline",
+                &format!("a copy kept for {} expired", copy.recipient),
+            );
+            self.offline_session(now, copy, Some(EXPIRED));
+        }
+    }
+
+    /// A session for one kept copy: its request is the sender's, read again (facts and
+    /// IMDN request as when it arrived), its only machine the delivery-reports procedure.
+    fn offline_session(&mut self, now: Instant, copy: OfflineCopy, expired: Option<u16>) {
+        let Ok(msg) = Message::parse(copy.request.clone()) else {
+            tracing_log("offline", "a kept copy's request does not parse; dropped");
+            return;
+        };
+        let Ok(facts) = facts::build(
+            &msg,
+            copy.source.ip(),
+            &self.cfg.trusted_hosts,
+            &self.cfg.body_limits,
+        ) else {
+            tracing_log("offline", "a kept copy's request has no facts; dropped");
+            return;
+        };
+        let Some(machine) = self.app.by_clause("ext-dr") else {
+            tracing_log(
+                "offline",
+                "no delivery-reports procedure (ext-dr); copy dropped",
+            );
+            return;
+        };
+        let Some(recipient) = crate::proto::sip::Uri::parse(&copy.recipient)
+            .ok()
+            .map(|u| u.to_view())
+        else {
+            tracing_log("offline", "a kept copy's recipient does not parse; dropped");
+            return;
+        };
+        let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
+        let local_tag = self.token(1);
+        let message = match expired {
+            Some(_) => None,
+            None => self.offline_message(&msg, &facts, &recipient, &call_id, &local_tag),
+        };
+        // The session is filed under a key of its own (its copy's client transaction, or
+        // a fresh one), never the original request's, whose session may still be alive.
+        let key = message
+            .as_ref()
+            .and_then(|(m, _, _)| tsx_message(m))
+            .map(|t| t.key)
+            .unwrap_or_else(|| {
+                let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.ids.token(1));
+                TsxKey::from_branch(
+                    &Method::Message,
+                    &branch,
+                    &self.cfg.sip_advertised.to_string(),
+                )
+            });
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let msrp_sid = self.ids.msrp_session_id();
+        let peer = Peer {
+            addr: copy.source,
+            reliable: false,
+        };
+        let session = Session::new(
+            id,
+            call_id.clone(),
+            local_tag.clone(),
+            String::new(),
+            msg,
+            facts,
+            machine,
+            key,
+            peer,
+            msrp_sid,
+            now + self.cfg.session_lifetime,
+        );
+        self.by_dialog.insert((call_id, local_tag), (id, None));
+        self.sessions.insert(id, session);
+        self.live.session_started(now, id, true);
+        self.dispatch(
+            now,
+            id,
+            SessionEvent::Offline(Due {
+                copy,
+                expired,
+                message,
+            }),
+        );
+    }
+
+    /// The copy of `msg` for `recipient`, as `forward each` would have sent it (the
+    /// payload, with the recipient-list-history part for a list), and where it goes;
+    /// `None` when the recipient has no route (again).
+    fn offline_message(
+        &mut self,
+        msg: &Message,
+        facts: &crate::machine::Facts,
+        recipient: &Uri,
+        call_id: &str,
+        tag: &str,
+    ) -> Option<(Message, Peer, Uri)> {
+        let tls = self.cfg.sip_tls_advertised.is_some()
+            && (recipient.scheme == "sips"
+                || recipient.params.iter().any(|(n, v)| {
+                    n == "transport" && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("tls"))
+                }));
+        let route = self.app.router().route(recipient)?;
+        let dest = match route {
+            Route::Direct(a) | Route::OutboundProxy(a) => a,
+        };
+        let (ct, payload) = legs::page_mode_payload(msg, &self.cfg.body_limits);
+        let (body_ct, body) = if facts.recipients.is_empty() {
+            (ct, payload)
+        } else {
+            use crate::proto::body::mime::{Disposition, MediaType};
+            use crate::proto::body::multipart::{self, OutPart};
+            let history = crate::proto::body::resource_lists::write_history(&facts.recipients);
+            let boundary = format!("imspec-{}", self.ids.token(1));
+            let mt = MediaType::parse(&ct).unwrap_or_else(|_| MediaType::new("text", "plain"));
+            let parts = [
+                OutPart::new(&mt, payload.clone()),
+                OutPart::new(
+                    &MediaType::new("application", "resource-lists+xml"),
+                    Bytes::from(history),
+                )
+                .disposition(
+                    &Disposition::new("recipient-list-history")
+                        .with_param("handling", Some("optional")),
+                ),
+            ];
+            match multipart::write(&boundary, &parts) {
+                Ok(b) => (multipart::content_type(&boundary).to_string(), b),
+                Err(_) => (ct, payload),
+            }
+        };
+        let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.ids.token(1));
+        let via = match self.cfg.sip_tls_advertised {
+            Some(a) if tls => format!("SIP/2.0/TLS {a};branch={branch};rport"),
+            _ => format!(
+                "SIP/2.0/UDP {};branch={branch};rport",
+                self.cfg.sip_advertised
+            ),
+        };
+        let max_forwards = msg
+            .max_forwards()
+            .map_or(70, |m| m.saturating_sub(1).min(70));
+        let mut b = sip::build::RequestBuilder::new(Method::Message, &recipient.raw)
+            .via_raw(&via)
+            .from(&format!("<{}>", facts.originator.raw), tag)
+            .to(&format!("<{}>", recipient.raw), None)
+            .call_id(call_id)
+            .cseq(1)
+            .max_forwards(max_forwards)
+            .header("Referred-By", &format!("<{}>", facts.originator.raw))
+            .body(&body_ct, body);
+        if let Route::OutboundProxy(p) = route {
+            b = b.route(&format!("<sip:{p};lr>"));
+        }
+        let m = b.build().ok()?;
+        Some((
+            m,
+            Peer {
+                addr: dest,
+                reliable: tls,
+            },
+            recipient.clone(),
+        ))
+    }
+}
+
+/// The status of a copy (or invitation) to `uri` that had no route: 480 Temporarily
+/// Unavailable for a user of this domain, who has no registration (RFC 3261 §16.5: a
+/// proxy whose location service finds no binding answers 480); 0 (no SIP status) for a
+/// recipient elsewhere.
+pub(super) fn no_route_status<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> u16 {
+    if is_local_user(cx, uri) { 480 } else { 0 }
+}
+
+fn is_local_user<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> bool {
+    (uri.scheme == "sip" || uri.scheme == "sips")
+        && !uri.user.is_empty()
+        && uri.host.eq_ignore_ascii_case(&cx.cfg.spec.domain)
+}
+
+impl Session {
+    /// `copy.*` for a copy to `uri` that had no route: a page-mode copy for a user of this
+    /// domain (who could register) is offline; it is storable when the application says so.
+    pub(super) fn offline_facts<A: Application>(&self, cx: &Ctx<'_, A>, uri: &Uri) -> CopyFacts {
+        let offline = self.request.method() == Some(&Method::Message) && is_local_user(cx, uri);
+        CopyFacts {
+            recipient_offline: offline,
+            storable: offline && cx.app.offline_storable(uri),
+        }
+    }
+
+    /// `store copy`: the application keeps the current copy. If it cannot after all, the
+    /// copy's event runs again with `copy.storable` false (`imdn.rs`).
+    pub(super) fn store_copy<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        let Some(uri) = self.copies.current_recipient().cloned() else {
+            tracing_log("offline", "store copy outside a copy event: ignored");
+            return;
+        };
+        let copy = OfflineCopy {
+            recipient: uri.raw.clone(),
+            source: self.peer.addr,
+            request: self.request.as_bytes().clone(),
+        };
+        match cx.app.offline_store(cx.now, copy) {
+            Ok(()) => tracing_log(
+                "offline",
+                &format!(
+                    "session {} recipient {}: kept until it registers",
+                    self.call_id, uri.raw
+                ),
+            ),
+            Err(e) => {
+                tracing_log(
+                    "offline",
+                    &format!(
+                        "session {} recipient {}: cannot keep the copy: {e}",
+                        self.call_id, uri.raw
+                    ),
+                );
+                self.copies.store_refused = true;
+            }
+        }
+    }
+
+    /// Carries out a due kept copy: the session is answered already (the sender had its
+    /// 202 when the copy was kept); the copy is sent now, or reported failed.
+    pub(super) fn offline_start<A: Application>(&mut self, cx: &mut Ctx<'_, A>, due: Due) {
+        self.answered = Some(202);
+        self.read_imdn_request(cx);
+        let recipient = crate::proto::sip::Uri::parse(&due.copy.recipient)
+            .map(|u| u.to_view())
+            .unwrap_or_default();
+        if let Some(status) = due.expired {
+            let facts = CopyFacts {
+                recipient_offline: true,
+                storable: false,
+            };
+            self.copy_not_sent(cx, recipient, status, facts);
+            return;
+        }
+        let Some((m, peer, uri)) = due.message else {
+            // No route again (the binding went away in between): as any unroutable copy.
+            self.copy_unroutable(cx, recipient);
+            return;
+        };
+        if peer.reliable {
+            cx.connect_sip_tls(peer.addr);
+        }
+        cx.live.copy_sent(self.id);
+        if let Some((key, holds, _)) = cx.send_request_holding(&m, peer, self.id, None, true) {
+            self.track(holds);
+            self.copy_sent(uri, key);
+        }
+    }
+}
