@@ -17,6 +17,8 @@ impl Session {
         match msg.method() {
             Some(Method::Ack) if leg.is_none() && !self.acked => {
                 self.acked = true;
+                // The 2xx is retransmitted only until its ACK.
+                self.ok_bytes = None;
                 if let Some(d) = self.dialog.as_mut() {
                     d.confirmed = true;
                 }

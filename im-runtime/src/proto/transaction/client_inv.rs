@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::timer::{Retransmit, Timer, TimerConfig, earliest};
-use super::{Event, MessageBuilder, Outbox, Peer, Role, TsxMessage, TsxState};
+use super::{Event, MessageBuilder, Outbox, Peer, Role, TsxKey, TsxMessage, TsxState};
 
 /// Per-state data; a transition consumes the old state.
 #[derive(Debug)]
@@ -36,7 +36,12 @@ enum State {
 
 #[derive(Debug)]
 pub(crate) struct InviteClient {
-    request: TsxMessage,
+    key: TsxKey,
+    /// The INVITE while it may still be retransmitted (Timer A), ACKed against a non-2xx
+    /// or cancelled; dropped with the first final response, after which neither happens
+    /// (the ACK for a retransmitted non-2xx is kept in `Completed`, and 2xx are passed up
+    /// for the TU, which ACKs them from its dialog).
+    request: Option<TsxMessage>,
     peer: Peer,
     timers: TimerConfig,
     state: State,
@@ -57,15 +62,17 @@ impl InviteClient {
             timer_b: now + timers.t1_x64(),
         };
         InviteClient {
-            request,
+            key: request.key.clone(),
+            request: Some(request),
             peer,
             timers,
             state,
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The INVITE, until the first final response.
+    pub(crate) fn request(&self) -> Option<&TsxMessage> {
+        self.request.as_ref()
     }
 
     pub(crate) fn peer(&self) -> Peer {
@@ -105,6 +112,7 @@ impl InviteClient {
                 State::Proceeding { give_up }
             }
             (State::Calling { .. } | State::Proceeding { .. }, 200..=299) => {
+                self.request = None;
                 out.events.push_back(Event::Response { message: msg });
                 State::Accepted {
                     timer_m: now + self.timers.t1_x64(),
@@ -112,7 +120,10 @@ impl InviteClient {
             }
             (State::Calling { .. } | State::Proceeding { .. }, 300..=699) => {
                 // §17.1.1.3: the transaction itself ACKs a non-2xx final response.
-                let ack = builder.ack(&self.request, &msg);
+                let ack = self
+                    .request
+                    .take()
+                    .and_then(|invite| builder.ack(&invite, &msg));
                 if let Some(ack) = &ack {
                     out.send(self.peer, ack.clone());
                 }
@@ -169,7 +180,7 @@ impl InviteClient {
         self.state = match state {
             State::Calling { timer_b, .. } if timer_b <= now => {
                 out.events.push_back(Event::Timeout {
-                    key: self.request.key.clone(),
+                    key: self.key.clone(),
                     role: Role::Client,
                     timer: Timer::B,
                 });
@@ -179,7 +190,9 @@ impl InviteClient {
                 timer_a: Some(a),
                 timer_b,
             } if a.at <= now => {
-                out.send(self.peer, self.request.bytes.clone());
+                if let Some(invite) = &self.request {
+                    out.send(self.peer, invite.bytes.clone());
+                }
                 State::Calling {
                     // Timer A doubles without the T2 cap (§17.1.1.2).
                     timer_a: Some(a.backoff(now, None)),
@@ -192,7 +205,7 @@ impl InviteClient {
                 // §9.1: no final response 64·T1 after our CANCEL: the transaction is
                 // destroyed. Reported as Timer B, the TU's "no final response" event.
                 out.events.push_back(Event::Timeout {
-                    key: self.request.key.clone(),
+                    key: self.key.clone(),
                     role: Role::Client,
                     timer: Timer::B,
                 });

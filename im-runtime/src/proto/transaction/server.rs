@@ -27,7 +27,9 @@ enum State {
 
 #[derive(Debug)]
 pub(crate) struct NonInviteServer {
-    request: TsxMessage,
+    /// The request while the TU may still answer it through the builder; dropped with the
+    /// final response (retransmissions then get the stored response).
+    request: Option<TsxMessage>,
     peer: Peer,
     timers: TimerConfig,
     state: State,
@@ -36,15 +38,16 @@ pub(crate) struct NonInviteServer {
 impl NonInviteServer {
     pub(crate) fn new(request: TsxMessage, peer: Peer, timers: TimerConfig) -> NonInviteServer {
         NonInviteServer {
-            request,
+            request: Some(request),
             peer,
             timers,
             state: State::Trying,
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The request, until the final response.
+    pub(crate) fn request(&self) -> Option<&TsxMessage> {
+        self.request.as_ref()
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -97,6 +100,9 @@ impl NonInviteServer {
                 (state, Err(err))
             }
         };
+        if !matches!(next, State::Trying | State::Proceeding { .. }) {
+            self.request = None;
+        }
         self.state = next;
         result
     }

@@ -35,7 +35,11 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct InviteServer {
     key: TsxKey,
-    request: TsxMessage,
+    /// The INVITE while the TU may still answer it through the builder
+    /// ([`Transactions::reply`](super::Transactions::reply)); dropped with the final
+    /// response: retransmitted INVITEs are then absorbed or answered from `Completed`, and
+    /// a 2xx retransmission comes from the TU as bytes.
+    request: Option<TsxMessage>,
     peer: Peer,
     timers: TimerConfig,
     state: State,
@@ -45,15 +49,16 @@ impl InviteServer {
     pub(crate) fn new(request: TsxMessage, peer: Peer, timers: TimerConfig) -> InviteServer {
         InviteServer {
             key: request.key.clone(),
-            request,
+            request: Some(request),
             peer,
             timers,
             state: State::Proceeding { last: None },
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The INVITE, until the final response.
+    pub(crate) fn request(&self) -> Option<&TsxMessage> {
+        self.request.as_ref()
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -158,6 +163,9 @@ impl InviteServer {
                 (state, Err(err))
             }
         };
+        if !matches!(next, State::Proceeding { .. }) {
+            self.request = None;
+        }
         self.state = next;
         result
     }
