@@ -5,7 +5,7 @@
 use crate::proto::sip::build::RequestBuilder;
 use crate::proto::sip::{HeaderName, Message, StatusCode};
 use crate::proto::transaction::{
-    MAGIC_COOKIE, MessageBuilder, Rfc2543Parts, TopVia, TsxKey, TsxMap, TsxMessage,
+    MAGIC_COOKIE, MessageBuilder, Rfc2543Parts, TsxKey, TsxMap, TsxMessage,
 };
 use std::net::SocketAddr;
 
@@ -14,10 +14,6 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     let cseq = m.cseq()?;
     let via = m.top_via()?;
     let raw_via = m.header(HeaderName::Via).unwrap_or("");
-    let sent_by = match via.port() {
-        Some(p) => format!("{}:{p}", via.host()),
-        None => via.host().to_string(),
-    };
     let method = if m.is_request() {
         m.method()?.clone()
     } else {
@@ -39,15 +35,7 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
             cseq: cseq.seq,
         }
     };
-    let key = TsxKey::new(
-        &method,
-        TopVia {
-            sent_by: &sent_by,
-            branch,
-            raw: raw_via,
-        },
-        legacy,
-    );
+    let key = TsxKey::from_via(&method, branch, via.host(), via.port(), raw_via, legacy);
     let bytes = m.as_bytes().clone();
     Some(match m.status() {
         Some(s) => TsxMessage::response(key, cseq.method, u16::from(s), bytes),

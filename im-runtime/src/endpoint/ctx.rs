@@ -23,7 +23,7 @@ pub(crate) struct Ctx<'a, A: Application> {
     pub(crate) sip_conn_by_peer: &'a HashMap<SocketAddr, ConnId>,
     /// Which SIP connections are TLS and our TLS connects under way (`endpoint/secure.rs`).
     pub(crate) sip_tls: &'a mut secure::SipTls,
-    pub(crate) by_dialog: &'a mut HashMap<(String, String), (SessionId, Option<usize>)>,
+    pub(crate) by_dialog: &'a mut NetMap<(String, String), (SessionId, Option<usize>)>,
     pub(crate) by_client_tsx: &'a mut TsxMap<ClientTsx>,
     pub(crate) client_in_flight: &'a mut usize,
     /// Sessions whose held client transaction left flight because a new one reused its key

@@ -75,6 +75,11 @@ use timers::{IdleConns, SessionTimerIndex};
 /// connect not completed) before it is given up.
 const MSRP_IDLE: Duration = Duration::from_secs(30);
 
+/// A map keyed by values peers choose (Call-ID and tags, MSRP session ids and paths):
+/// foldhash under a per-map random seed, much cheaper than SipHash and still keyed, so a
+/// peer cannot pick keys that collide.
+pub(crate) type NetMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 struct SipConn {
     peer: SocketAddr,
     buf: BytesMut,
@@ -111,7 +116,7 @@ pub struct Endpoint<A: Application> {
     /// Client transactions in `by_client_tsx` still in flight (no final answer yet).
     client_in_flight: usize,
     /// (Call-ID, our tag) → (session, leg).
-    by_dialog: HashMap<(String, String), (SessionId, Option<usize>)>,
+    by_dialog: NetMap<(String, String), (SessionId, Option<usize>)>,
     /// Sessions by their earliest timer.
     session_timers: SessionTimerIndex,
     /// MSRP connections waiting to be bound.
@@ -153,7 +158,7 @@ impl<A: Application> Endpoint<A> {
             by_server_tsx: TsxMap::default(),
             by_client_tsx: TsxMap::default(),
             client_in_flight: 0,
-            by_dialog: HashMap::new(),
+            by_dialog: NetMap::default(),
             session_timers: SessionTimerIndex::default(),
             idle_conns: IdleConns::default(),
             dirty: Vec::new(),

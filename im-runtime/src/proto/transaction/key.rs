@@ -73,10 +73,8 @@ struct Inner {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum KeyId {
-    Branch {
-        branch: Box<str>,
-        sent_by: Box<str>,
-    },
+    /// The branch followed by the lower-cased sent-by, in one allocation.
+    Branch { text: Box<str>, split: u32 },
     Rfc2543 {
         request_uri: Box<str>,
         from_tag: Box<str>,
@@ -107,17 +105,33 @@ impl TsxKey {
             other => other.clone(),
         };
         let id = match via.branch {
-            Some(branch) if branch.starts_with(MAGIC_COOKIE) => KeyId::Branch {
-                branch: branch.into(),
-                sent_by: lowercase_trimmed(via.sent_by),
-            },
-            _ => KeyId::Rfc2543 {
-                request_uri: legacy.request_uri.trim().into(),
-                from_tag: legacy.from_tag.into(),
-                call_id: legacy.call_id.trim().into(),
-                cseq: legacy.cseq,
-                top_via: via.raw.trim().into(),
-            },
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => {
+                branch_id(branch, via.sent_by.trim(), None)
+            }
+            _ => rfc2543_id(via.raw, legacy),
+        };
+        TsxKey::from_parts(id, method)
+    }
+
+    /// [`TsxKey::new`] for a top Via given as the host and port a parsed Via holds, so that
+    /// `host:port` is not formatted first.
+    pub fn from_via(
+        method: &Method,
+        branch: Option<&str>,
+        host: &str,
+        port: Option<u16>,
+        raw_via: &str,
+        legacy: Rfc2543Parts<'_>,
+    ) -> TsxKey {
+        let method = match method {
+            Method::Ack => Method::Invite,
+            other => other.clone(),
+        };
+        let id = match branch {
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => {
+                branch_id(branch, host.trim(), port)
+            }
+            _ => rfc2543_id(raw_via, legacy),
         };
         TsxKey::from_parts(id, method)
     }
@@ -144,7 +158,7 @@ impl TsxKey {
     /// The branch, when the key is an RFC 3261 one.
     pub fn branch(&self) -> Option<&str> {
         match &self.0.id {
-            KeyId::Branch { branch, .. } => Some(branch),
+            KeyId::Branch { text, split } => text.get(..*split as usize),
             KeyId::Rfc2543 { .. } => None,
         }
     }
@@ -177,13 +191,39 @@ impl TsxKey {
     }
 }
 
-/// `s` trimmed and lower-cased in one allocation (sent-by hosts compare case-insensitively).
-fn lowercase_trimmed(s: &str) -> Box<str> {
-    let s = s.trim();
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        s.to_ascii_lowercase().into()
-    } else {
-        s.into()
+/// An RFC 3261 identity: `branch`, then the sent-by `host` (lower-cased: hosts compare
+/// case-insensitively) with its `port`, in one exactly sized allocation.
+fn branch_id(branch: &str, host: &str, port: Option<u16>) -> KeyId {
+    let port_len = port.map_or(0, |p| 1 + p.checked_ilog10().unwrap_or(0) as usize + 1);
+    let mut text = String::with_capacity(branch.len() + host.len() + port_len);
+    text.push_str(branch);
+    text.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    if let Some(p) = port {
+        text.push(':');
+        let mut div = 10_000u16; // the largest power of ten a u16 port can reach
+        while div > 1 && p / div == 0 {
+            div /= 10;
+        }
+        while div > 0 {
+            text.push(char::from(b'0' + (p / div % 10) as u8));
+            div /= 10;
+        }
+    }
+    KeyId::Branch {
+        // A branch longer than 4 GiB cannot come out of a message we accept.
+        split: u32::try_from(branch.len()).unwrap_or(u32::MAX),
+        text: text.into_boxed_str(),
+    }
+}
+
+/// The RFC 2543 identity (§17.2.3, last paragraphs).
+fn rfc2543_id(raw_via: &str, legacy: Rfc2543Parts<'_>) -> KeyId {
+    KeyId::Rfc2543 {
+        request_uri: legacy.request_uri.trim().into(),
+        from_tag: legacy.from_tag.into(),
+        call_id: legacy.call_id.trim().into(),
+        cseq: legacy.cseq,
+        top_via: raw_via.trim().into(),
     }
 }
 
@@ -336,5 +376,38 @@ mod tests {
         let cancel = a.with_method(Method::Cancel);
         assert_eq!(m.get(&cancel.cancelled_invite().unwrap()), Some(&1));
         assert_eq!(m.get(&cancel), None);
+    }
+
+    #[test]
+    fn from_via_equals_new_with_host_and_port_formatted() {
+        for (host, port) in [
+            ("PC33.Example.com", Some(5060)),
+            ("192.0.2.1", Some(9)),
+            ("h", Some(65535)),
+            ("[2001:DB8::1]", Some(10)),
+            ("pc33.example.com", None),
+        ] {
+            let sent_by = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            let a = TsxKey::from_branch(&Method::Invite, "z9hG4bKq", &sent_by);
+            let b = TsxKey::from_via(
+                &Method::Ack,
+                Some("z9hG4bKq"),
+                host,
+                port,
+                "",
+                Rfc2543Parts::default(),
+            );
+            assert_eq!(a, b, "{sent_by}");
+            assert_eq!(a.stable_hash(), b.stable_hash());
+            assert_eq!(b.branch(), Some("z9hG4bKq"));
+        }
+        let old = TsxKey::new(&Method::Invite, via("1234"), legacy(1));
+        let raw = via("1234").raw;
+        let new = TsxKey::from_via(&Method::Invite, Some("1234"), "x", None, raw, legacy(1));
+        assert_eq!(old, new);
+        assert!(!new.is_rfc3261());
     }
 }
