@@ -1,7 +1,10 @@
 //! The non-INVITE client transaction: RFC 3261 §17.1.2 (Figure 6).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use super::timer::{Retransmit, Timer, TimerConfig, earliest};
 use super::{Event, Outbox, Peer, Role, TsxKey, TsxMessage, TsxState};
@@ -30,9 +33,10 @@ enum State {
 pub(crate) struct NonInviteClient {
     key: TsxKey,
     /// The request while Timer E may retransmit it; dropped with the final response.
-    request: Option<TsxMessage>,
+    request: Option<Bytes>,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
@@ -42,7 +46,7 @@ impl NonInviteClient {
         now: Instant,
         request: TsxMessage,
         peer: Peer,
-        timers: TimerConfig,
+        timers: Arc<TimerConfig>,
         out: &mut Outbox,
     ) -> NonInviteClient {
         out.send(peer, request.bytes.clone());
@@ -51,8 +55,8 @@ impl NonInviteClient {
             timer_f: now + timers.t1_x64(),
         };
         NonInviteClient {
-            key: request.key.clone(),
-            request: Some(request),
+            key: request.key,
+            request: Some(request.bytes),
             peer,
             timers,
             state,
@@ -61,7 +65,7 @@ impl NonInviteClient {
 
     /// The request, until the final response.
     #[cfg(test)]
-    pub(crate) fn request(&self) -> Option<&TsxMessage> {
+    pub(crate) fn request(&self) -> Option<&Bytes> {
         self.request.as_ref()
     }
 
@@ -126,7 +130,7 @@ impl NonInviteClient {
                 timer_f,
             } if e.at <= now => {
                 if let Some(request) = &self.request {
-                    out.send(self.peer, request.bytes.clone());
+                    out.send(self.peer, request.clone());
                 }
                 State::Trying {
                     timer_e: Some(e.backoff(now, Some(self.timers.t2))),
@@ -138,7 +142,7 @@ impl NonInviteClient {
                 timer_f,
             } if e.at <= now => {
                 if let Some(request) = &self.request {
-                    out.send(self.peer, request.bytes.clone());
+                    out.send(self.peer, request.clone());
                 }
                 // §17.1.2.2: in Proceeding Timer E is reset to T2, not doubled.
                 State::Proceeding {

@@ -1,11 +1,14 @@
 //! The INVITE client transaction: RFC 3261 §17.1.1 as changed by RFC 6026 §7.2 (Figure 5).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::timer::{Retransmit, Timer, TimerConfig, earliest};
+use crate::machine::Method;
+
 use super::{Event, MessageBuilder, Outbox, Peer, Role, TsxKey, TsxMessage, TsxState};
 
 /// Per-state data; a transition consumes the old state.
@@ -41,9 +44,10 @@ pub(crate) struct InviteClient {
     /// or cancelled; dropped with the first final response, after which neither happens
     /// (the ACK for a retransmitted non-2xx is kept in `Completed`, and 2xx are passed up
     /// for the TU, which ACKs them from its dialog).
-    request: Option<TsxMessage>,
+    request: Option<Bytes>,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
@@ -53,7 +57,7 @@ impl InviteClient {
         now: Instant,
         request: TsxMessage,
         peer: Peer,
-        timers: TimerConfig,
+        timers: Arc<TimerConfig>,
         out: &mut Outbox,
     ) -> InviteClient {
         out.send(peer, request.bytes.clone());
@@ -62,8 +66,8 @@ impl InviteClient {
             timer_b: now + timers.t1_x64(),
         };
         InviteClient {
-            key: request.key.clone(),
-            request: Some(request),
+            key: request.key,
+            request: Some(request.bytes),
             peer,
             timers,
             state,
@@ -71,16 +75,17 @@ impl InviteClient {
     }
 
     /// The INVITE, until the first final response.
-    pub(crate) fn request(&self) -> Option<&TsxMessage> {
-        self.request.as_ref()
+    pub(crate) fn request(&self) -> Option<TsxMessage> {
+        let bytes = self.request.clone()?;
+        Some(TsxMessage::request(self.key.clone(), Method::Invite, bytes))
     }
 
     pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
-    pub(crate) fn timers(&self) -> TimerConfig {
-        self.timers
+    pub(crate) fn timers(&self) -> Arc<TimerConfig> {
+        self.timers.clone()
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -120,10 +125,10 @@ impl InviteClient {
             }
             (State::Calling { .. } | State::Proceeding { .. }, 300..=699) => {
                 // §17.1.1.3: the transaction itself ACKs a non-2xx final response.
-                let ack = self
-                    .request
-                    .take()
-                    .and_then(|invite| builder.ack(&invite, &msg));
+                let ack = self.request.take().and_then(|bytes| {
+                    let invite = TsxMessage::request(self.key.clone(), Method::Invite, bytes);
+                    builder.ack(&invite, &msg)
+                });
                 if let Some(ack) = &ack {
                     out.send(self.peer, ack.clone());
                 }
@@ -191,7 +196,7 @@ impl InviteClient {
                 timer_b,
             } if a.at <= now => {
                 if let Some(invite) = &self.request {
-                    out.send(self.peer, invite.bytes.clone());
+                    out.send(self.peer, invite.clone());
                 }
                 State::Calling {
                     // Timer A doubles without the T2 cap (§17.1.1.2).

@@ -179,6 +179,12 @@ impl TsxKey {
         TsxKey::from_parts(self.0.id.clone(), method)
     }
 
+    /// Whether both are the same allocation (not merely equal).
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &TsxKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// A hash of the key's contents that is the same in every process and every run (the
     /// map hash is seeded per process): for values derived from a key that peers see, such
     /// as the To tag of an answer written by the transaction layer, which must be the same

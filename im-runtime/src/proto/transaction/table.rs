@@ -1,6 +1,7 @@
 //! The transaction table: matching, creation, CANCEL handling, timers and clean-up.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -70,7 +71,7 @@ impl ServerTsx {
     }
 
     /// The request, until the final response (see [`Transactions::reply`]).
-    fn request(&self) -> Option<&TsxMessage> {
+    fn request(&self) -> Option<TsxMessage> {
         match self {
             ServerTsx::Invite(t) => t.request(),
             ServerTsx::NonInvite(t) => t.request(),
@@ -129,28 +130,6 @@ impl<T> Entry<T> {
 /// number). A scan of all transactions per input made the server ~5× slower with the
 /// ~32 000 non-INVITE transactions that Timer J keeps alive at 1 000 requests/s.
 type TimerIndex = BTreeMap<(Instant, u64), (Role, TsxKey)>;
-
-/// Files the entry `(role, key, seq)` under `deadline` in `timers`, replacing the deadline
-/// it was filed under before (`indexed`).
-fn reindex(
-    timers: &mut TimerIndex,
-    role: Role,
-    key: &TsxKey,
-    seq: u64,
-    indexed: &mut Option<Instant>,
-    deadline: Option<Instant>,
-) {
-    if *indexed == deadline {
-        return;
-    }
-    if let Some(old) = indexed.take() {
-        timers.remove(&(old, seq));
-    }
-    if let Some(new) = deadline {
-        timers.insert((new, seq), (role, key.clone()));
-    }
-    *indexed = deadline;
-}
 
 /// All transactions of one SIP endpoint, client and server side.
 ///
@@ -214,6 +193,8 @@ pub struct Transactions<B> {
     /// machine goes through [`settle`](Self::settle) or [`sync_timer`](Self::sync_timer),
     /// which keep this in step with the machines' own deadlines.
     timers: TimerIndex,
+    /// `config.timers`, shared by every transaction that runs with them.
+    shared_timers: Arc<TimerConfig>,
     next_seq: u64,
     out: Outbox,
 }
@@ -227,6 +208,7 @@ impl<B: MessageBuilder> Transactions<B> {
             servers: TsxMap::default(),
             clients: TsxMap::default(),
             timers: TimerIndex::new(),
+            shared_timers: Arc::new(config.timers),
             next_seq: 0,
             out: Outbox::default(),
         }
@@ -285,6 +267,16 @@ impl<B: MessageBuilder> Transactions<B> {
             .map(|(&(deadline, _), _)| deadline)
     }
 
+    /// `timers` as the transactions keep them: the table's own when equal, so that a
+    /// transaction holds one pointer instead of the four values.
+    fn timers_arc(&self, timers: TimerConfig) -> Arc<TimerConfig> {
+        if *self.shared_timers == timers {
+            self.shared_timers.clone()
+        } else {
+            Arc::new(timers)
+        }
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -323,7 +315,7 @@ impl<B: MessageBuilder> Transactions<B> {
             self.settle(Role::Server, &key);
             return Ok(());
         }
-        let timers = self.config.timers;
+        let timers = self.shared_timers.clone();
         let tsx = match msg.method {
             Method::Ack => {
                 self.out.events.push_back(Event::Ack { message: msg, peer });
@@ -342,7 +334,7 @@ impl<B: MessageBuilder> Transactions<B> {
                     .push_back(Event::Request { message: msg, peer });
                 if self.config.send_trying
                     && let Some(request) = tsx.request()
-                    && let Some(trying) = self.builder.response(request, 100)
+                    && let Some(trying) = self.builder.response(&request, 100)
                 {
                     // Cannot fail: a fresh transaction is Proceeding and 100 is provisional.
                     let _ = tsx.send_response(now, 100, trying, &mut self.out);
@@ -378,7 +370,7 @@ impl<B: MessageBuilder> Transactions<B> {
             _ => (481, false),
         };
         let bytes = self.builder.response(&msg, status)?;
-        let mut tsx = NonInviteServer::new(msg, peer, self.config.timers);
+        let mut tsx = NonInviteServer::new(msg, peer, self.shared_timers.clone());
         // Cannot fail: a fresh transaction is Trying and any status may follow.
         let _ = tsx.send_response(now, status, bytes, &mut self.out);
         if pending {
@@ -513,6 +505,7 @@ impl<B: MessageBuilder> Transactions<B> {
         if self.clients.contains_key(&key) {
             return Err(TsxError::DuplicateTransaction);
         }
+        let timers = self.timers_arc(timers);
         let tsx = if request.method == Method::Invite {
             ClientTsx::Invite {
                 tsx: InviteClient::start(now, request, peer, timers, &mut self.out),
@@ -580,7 +573,7 @@ impl<B: MessageBuilder> Transactions<B> {
         })?;
         let bytes = self
             .builder
-            .response(request, status)
+            .response(&request, status)
             .ok_or(TsxError::Build)?;
         self.respond(now, key, status, bytes)
     }
@@ -625,10 +618,13 @@ impl<B: MessageBuilder> Transactions<B> {
         let invite_request = tsx
             .request()
             .ok_or(TsxError::InvalidState { state: tsx.state() })?;
-        let bytes = self.builder.cancel(invite_request).ok_or(TsxError::Build)?;
+        let bytes = self
+            .builder
+            .cancel(&invite_request)
+            .ok_or(TsxError::Build)?;
         let request = TsxMessage::request(key, Method::Cancel, bytes);
         // §9.1: the CANCEL goes where the INVITE went.
-        let (peer, timers) = (tsx.peer(), tsx.timers());
+        let (peer, timers) = (tsx.peer(), *tsx.timers());
         let sent = self.send_request_with(now, request, peer, timers)?;
         if let Some(Entry {
             tsx: ClientTsx::Invite { tsx, .. },
@@ -642,22 +638,39 @@ impl<B: MessageBuilder> Transactions<B> {
     }
 
     /// Brings the timer index up to date with the transaction's deadline; called after
-    /// every change to a machine that does not go through [`settle`](Self::settle).
+    /// every change to a machine that does not go through [`settle`](Self::settle). The
+    /// index gets the table's own key (the `key` given may be an equal one from the
+    /// message at hand, which the index must not keep alive).
     fn sync_timer(&mut self, role: Role, key: &TsxKey) {
-        let timers = &mut self.timers;
-        match role {
-            Role::Server => {
-                if let Some(e) = self.servers.get_mut(key) {
-                    let deadline = e.tsx.deadline();
-                    reindex(timers, role, key, e.seq, &mut e.indexed, deadline);
-                }
-            }
-            Role::Client => {
-                if let Some(e) = self.clients.get_mut(key) {
-                    let deadline = e.tsx.deadline();
-                    reindex(timers, role, key, e.seq, &mut e.indexed, deadline);
-                }
-            }
+        let found = match role {
+            Role::Server => self
+                .servers
+                .get_key_value(key)
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+            Role::Client => self
+                .clients
+                .get_key_value(key)
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+        };
+        let Some((stored, seq, indexed, deadline)) = found else {
+            return;
+        };
+        if indexed == deadline {
+            return;
+        }
+        let stored = stored.clone();
+        if let Some(old) = indexed {
+            self.timers.remove(&(old, seq));
+        }
+        if let Some(new) = deadline {
+            self.timers.insert((new, seq), (role, stored));
+        }
+        let entry_indexed = match role {
+            Role::Server => self.servers.get_mut(key).map(|e| &mut e.indexed),
+            Role::Client => self.clients.get_mut(key).map(|e| &mut e.indexed),
+        };
+        if let Some(i) = entry_indexed {
+            *i = deadline;
         }
     }
 
@@ -812,6 +825,15 @@ mod tests {
                 let scan = brute_force(&t);
                 assert_eq!(indexed(&t), scan, "seed {seed}");
                 assert_eq!(t.poll_timeout(), scan.first().map(|s| s.0), "seed {seed}");
+                // The index shares the table's keys: no second copy kept alive by it.
+                for (role, key) in t.timers.values() {
+                    let stored = match role {
+                        Role::Server => t.servers.get_key_value(key).map(|(k, _)| k),
+                        Role::Client => t.clients.get_key_value(key).map(|(k, _)| k),
+                    }
+                    .expect("indexed transactions are live");
+                    assert!(stored.shares(key), "seed {seed}");
+                }
                 max_live = max_live.max(t.len());
             }
             // The mix must really have built a crowded table and let it drain again.
