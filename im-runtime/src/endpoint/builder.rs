@@ -5,10 +5,8 @@
 use crate::proto::sip::build::RequestBuilder;
 use crate::proto::sip::{HeaderName, Message, StatusCode};
 use crate::proto::transaction::{
-    MAGIC_COOKIE, MessageBuilder, Rfc2543Parts, TopVia, TsxKey, TsxMessage,
+    MAGIC_COOKIE, MessageBuilder, Rfc2543Parts, TsxKey, TsxMap, TsxMessage,
 };
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 /// The transaction view of a parsed message, or `None` when it lacks what a key needs.
@@ -16,10 +14,6 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     let cseq = m.cseq()?;
     let via = m.top_via()?;
     let raw_via = m.header(HeaderName::Via).unwrap_or("");
-    let sent_by = match via.port() {
-        Some(p) => format!("{}:{p}", via.host()),
-        None => via.host().to_string(),
-    };
     let method = if m.is_request() {
         m.method()?.clone()
     } else {
@@ -41,15 +35,7 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
             cseq: cseq.seq,
         }
     };
-    let key = TsxKey::new(
-        &method,
-        TopVia {
-            sent_by: &sent_by,
-            branch,
-            raw: raw_via,
-        },
-        legacy,
-    );
+    let key = TsxKey::from_via(&method, branch, via.host(), via.port(), raw_via, legacy);
     let bytes = m.as_bytes().clone();
     Some(match m.status() {
         Some(s) => TsxMessage::response(key, cseq.method, u16::from(s), bytes),
@@ -57,20 +43,25 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     })
 }
 
-/// Keeps the parsed request (and last response) of each transaction, so the endpoint and
-/// the builder can read headers without parsing again.
+/// The parsed request or response being handled, by transaction, so that the endpoint and
+/// the builder read its headers without parsing it again. An entry lives only while the
+/// input that brought its message is handled (the endpoint forgets it after draining the
+/// transaction layer, or takes it when the event reaches the TU): the transactions keep
+/// their own bytes for as long as they need them, and the builder parses those in the rare
+/// cases it needs one later (an ACK for a non-2xx, a CANCEL, an answer written by
+/// [`Transactions::reply`](crate::proto::transaction::Transactions::reply)).
 #[derive(Debug)]
 pub(crate) struct SipBuilder {
-    requests: HashMap<TsxKey, Message>,
-    responses: HashMap<TsxKey, Message>,
+    requests: TsxMap<Message>,
+    responses: TsxMap<Message>,
     _advertised: SocketAddr,
 }
 
 impl SipBuilder {
     pub(crate) fn new(advertised: SocketAddr) -> Self {
         SipBuilder {
-            requests: HashMap::new(),
-            responses: HashMap::new(),
+            requests: TsxMap::default(),
+            responses: TsxMap::default(),
             _advertised: advertised,
         }
     }
@@ -90,28 +81,46 @@ impl SipBuilder {
         self.responses.remove(key);
     }
 
-    pub(crate) fn request(&self, key: &TsxKey) -> Option<&Message> {
-        self.requests.get(key)
+    /// Whether nothing is cached (true between inputs; the endpoint's debug check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.responses.is_empty()
     }
 
-    pub(crate) fn response(&self, key: &TsxKey) -> Option<&Message> {
-        self.responses.get(key)
+    /// The request of `key`, for the TU: the entry is gone after.
+    pub(crate) fn take_request(&mut self, key: &TsxKey) -> Option<Message> {
+        self.requests.remove(key)
+    }
+
+    /// The response of `key`, for the TU: the entry is gone after.
+    pub(crate) fn take_response(&mut self, key: &TsxKey) -> Option<Message> {
+        self.responses.remove(key)
+    }
+
+    /// The parsed form of `m`: the remembered one when it is there, else parsed from the
+    /// bytes the transaction kept.
+    fn parsed<'a>(
+        &'a self,
+        m: &TsxMessage,
+        scratch: &'a mut Option<Message>,
+    ) -> Option<&'a Message> {
+        match self.requests.get(&m.key) {
+            Some(r) if r.method() == Some(&m.method) => Some(r),
+            // Not remembered, or the CANCEL itself (its key differs from the INVITE's only
+            // by method).
+            _ => Some(scratch.insert(Message::parse(m.bytes.clone()).ok()?)),
+        }
     }
 }
 
 impl MessageBuilder for SipBuilder {
     fn response(&mut self, request: &TsxMessage, status: u16) -> Option<bytes::Bytes> {
-        let req = match self.requests.get(&request.key) {
-            Some(r) if r.method() == Some(&request.method) => r.clone(),
-            // The CANCEL itself (its key differs from the INVITE's only by method).
-            _ => Message::parse(request.bytes.clone()).ok()?,
-        };
-        let b = crate::proto::sip::build::ResponseBuilder::new(&req, StatusCode::new(status)?);
+        let mut scratch = None;
+        let req = self.parsed(request, &mut scratch)?;
+        let b = crate::proto::sip::build::ResponseBuilder::new(req, StatusCode::new(status)?);
         let b = if status > 100 {
             // A tag derived from the transaction, so a retransmitted answer carries the same.
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            request.key.hash(&mut h);
-            b.to_tag(&format!("{:016x}", h.finish()))
+            b.to_tag(&format!("{:016x}", request.key.stable_hash()))
         } else {
             b
         };
@@ -119,20 +128,19 @@ impl MessageBuilder for SipBuilder {
     }
 
     fn ack(&mut self, invite: &TsxMessage, response: &TsxMessage) -> Option<bytes::Bytes> {
-        let inv = self.requests.get(&invite.key)?.clone();
+        let mut scratch = None;
+        let inv = self.parsed(invite, &mut scratch)?;
         let resp = Message::parse(response.bytes.clone()).ok()?;
-        RequestBuilder::ack_for_failure(&inv, &resp)
+        RequestBuilder::ack_for_failure(inv, &resp)
             .build()
             .ok()
             .map(Message::into_bytes)
     }
 
     fn cancel(&mut self, invite: &TsxMessage) -> Option<bytes::Bytes> {
-        let inv = self.requests.get(&invite.key)?.clone();
-        let m = RequestBuilder::cancel_for(&inv).build().ok()?;
-        if let Some(t) = super::builder::tsx_message(&m) {
-            self.requests.insert(t.key, m.clone());
-        }
+        let mut scratch = None;
+        let inv = self.parsed(invite, &mut scratch)?;
+        let m = RequestBuilder::cancel_for(inv).build().ok()?;
         Some(m.into_bytes())
     }
 }

@@ -23,8 +23,8 @@ pub(crate) struct Ctx<'a, A: Application> {
     pub(crate) sip_conn_by_peer: &'a HashMap<SocketAddr, ConnId>,
     /// Which SIP connections are TLS and our TLS connects under way (`endpoint/secure.rs`).
     pub(crate) sip_tls: &'a mut secure::SipTls,
-    pub(crate) by_dialog: &'a mut HashMap<(String, String), (SessionId, Option<usize>)>,
-    pub(crate) by_client_tsx: &'a mut HashMap<TsxKey, ClientTsx>,
+    pub(crate) by_dialog: &'a mut NetMap<(String, String), (SessionId, Option<usize>)>,
+    pub(crate) by_client_tsx: &'a mut TsxMap<ClientTsx>,
     pub(crate) client_in_flight: &'a mut usize,
     /// Sessions whose held client transaction left flight because a new one reused its key
     /// (never expected: branches are random): the endpoint tells them after the event.
@@ -132,7 +132,6 @@ impl<A: Application> Ctx<'_, A> {
     ) -> Option<(TsxKey, bool, bool)> {
         let tm = tsx_message(m)?;
         let key = tm.key.clone();
-        self.tsx.builder_mut().remember(&key, m);
         let holds = hold || key.method() == &Method::Invite;
         *self.client_in_flight += 1;
         let old = self.by_client_tsx.insert(

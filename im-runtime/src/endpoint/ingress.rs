@@ -83,20 +83,26 @@ impl<A: Application> Endpoint<A> {
             }
             return;
         }
-        self.tsx.builder_mut().remember(&tm.key, &msg);
-        if self.tsx.handle_request(now, tm, peer).is_err() {
-            return;
+        let key = tm.key.clone();
+        self.tsx.builder_mut().remember(&key, &msg);
+        if self.tsx.handle_request(now, tm, peer).is_ok() {
+            self.drain_tsx(now);
         }
-        self.drain_tsx(now);
+        // A retransmission, a CANCEL or a refused request: the cache keeps nothing past
+        // the input that brought it.
+        self.tsx.builder_mut().forget(&key);
     }
 
     pub(super) fn handle_response(&mut self, now: Instant, msg: Message) {
         let Some(tm) = tsx_message(&msg) else {
             return;
         };
-        self.tsx.builder_mut().remember_response(&tm.key, &msg);
+        let key = tm.key.clone();
+        self.tsx.builder_mut().remember_response(&key, &msg);
         let _ = self.tsx.handle_response(now, tm);
         self.drain_tsx(now);
+        // An absorbed retransmission was not taken.
+        self.tsx.builder_mut().forget(&key);
     }
 
     /// Carries out what the transaction layer produced.
@@ -110,7 +116,7 @@ impl<A: Application> Endpoint<A> {
             };
             match ev {
                 tsx::Event::Request { message, peer } => {
-                    let Some(msg) = self.tsx.builder().request(&message.key).cloned() else {
+                    let Some(msg) = self.tsx.builder_mut().take_request(&message.key) else {
                         continue;
                     };
                     let has_to_tag = msg.to().is_some_and(|t| t.tag().is_some());
@@ -128,7 +134,7 @@ impl<A: Application> Endpoint<A> {
                     }
                 }
                 tsx::Event::Response { message } => {
-                    let resp = self.tsx.builder().response(&message.key).cloned();
+                    let resp = self.tsx.builder_mut().take_response(&message.key);
                     if let Some(resp) = resp {
                         self.client_response(now, &message.key, resp);
                     }

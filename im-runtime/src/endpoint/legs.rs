@@ -44,6 +44,8 @@ impl Session {
         from: Option<usize>,
     ) {
         let targets = self.recipients(cx, r);
+        // A leg is several hundred bytes: no doubling slack kept with each idle session.
+        self.legs.reserve_exact(targets.len());
         let history = match r {
             Recipients::RecipientList => Some(crate::proto::body::resource_lists::write_history(
                 &self.facts.recipients,

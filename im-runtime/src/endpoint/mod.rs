@@ -58,7 +58,7 @@ use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
 use crate::proto::sip::validate::{self, Policy, Routing, Triage};
 use crate::proto::sip::{self, HeaderName, Message, StatusCode, Transport};
 use crate::proto::transaction::{
-    self as tsx, Peer, Role, TimerConfig, Transactions, TransactionsConfig, TsxKey,
+    self as tsx, Peer, Role, TimerConfig, Transactions, TransactionsConfig, TsxKey, TsxMap,
 };
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use builder::{SipBuilder, tsx_message};
@@ -76,6 +76,11 @@ use timers::{IdleConns, SessionTimerIndex};
 /// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
 /// connect not completed) before it is given up.
 const MSRP_IDLE: Duration = Duration::from_secs(30);
+
+/// A map keyed by values peers choose (Call-ID and tags, MSRP session ids and paths):
+/// foldhash under a per-map random seed, much cheaper than SipHash and still keyed, so a
+/// peer cannot pick keys that collide.
+pub(crate) type NetMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 struct SipConn {
     peer: SocketAddr,
@@ -102,16 +107,18 @@ pub struct Endpoint<A: Application> {
     out: VecDeque<Output>,
     sip_conns: HashMap<ConnId, SipConn>,
     sip_conn_by_peer: HashMap<SocketAddr, ConnId>,
-    sessions: BTreeMap<SessionId, Session>,
+    /// Boxed: a `Session` is a few KiB, and the map's nodes hold eleven values each, so
+    /// unboxed the half-empty nodes cost more than the sessions.
+    sessions: BTreeMap<SessionId, Box<Session>>,
     next_session: u64,
     /// Server INVITE/MESSAGE transaction → session.
-    by_server_tsx: HashMap<TsxKey, SessionId>,
+    by_server_tsx: TsxMap<SessionId>,
     /// Client transaction → its session and leg, and whether it is still in flight.
-    by_client_tsx: HashMap<TsxKey, ClientTsx>,
+    by_client_tsx: TsxMap<ClientTsx>,
     /// Client transactions in `by_client_tsx` still in flight (no final answer yet).
     client_in_flight: usize,
     /// (Call-ID, our tag) → (session, leg).
-    by_dialog: HashMap<(String, String), (SessionId, Option<usize>)>,
+    by_dialog: NetMap<(String, String), (SessionId, Option<usize>)>,
     /// Sessions by their earliest timer.
     session_timers: SessionTimerIndex,
     /// MSRP connections waiting to be bound.
@@ -155,10 +162,10 @@ impl<A: Application> Endpoint<A> {
             sip_conn_by_peer: HashMap::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
-            by_server_tsx: HashMap::new(),
-            by_client_tsx: HashMap::new(),
+            by_server_tsx: TsxMap::default(),
+            by_client_tsx: TsxMap::default(),
             client_in_flight: 0,
-            by_dialog: HashMap::new(),
+            by_dialog: NetMap::default(),
             session_timers: SessionTimerIndex::default(),
             idle_conns: IdleConns::default(),
             dirty: Vec::new(),
@@ -277,6 +284,10 @@ impl<A: Application> Endpoint<A> {
     /// a few hundred sessions so debug runs stay linear.
     #[cfg(debug_assertions)]
     fn check_indexes(&self) {
+        assert!(
+            self.tsx.builder().is_empty(),
+            "the parsed-message cache keeps nothing past an input"
+        );
         if self.sessions.len() > 256 || self.by_client_tsx.len() > 4096 {
             return;
         }

@@ -3,8 +3,8 @@
 //! (RFC 4975 §5.4; an unknown session gets 481), several sessions per connection allowed,
 //! connection roles following the negotiated `a=setup`.
 
-use super::EndpointConfig;
 use super::session::SessionId;
+use super::{EndpointConfig, NetMap};
 use crate::machine::{ReportOutcome, SdpFacts};
 use crate::proto::msrp::{
     self, ContinuationFlag, Decoder, FailureReport, Frame, FrameKind, MessageId, MsrpUri,
@@ -14,7 +14,6 @@ use crate::proto::sdp::answer::Answer;
 use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 type SideKey = (SessionId, Option<usize>);
@@ -66,11 +65,11 @@ pub(crate) struct MsrpRelay {
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
-    conns: HashMap<ConnId, MConn>,
-    by_local: HashMap<String, SideKey>,
+    conns: NetMap<ConnId, MConn>,
+    by_local: NetMap<String, SideKey>,
     /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
     /// the table's empty slots (up to half of it after a resize) stay small.
-    sides: HashMap<SideKey, Box<Side>>,
+    sides: NetMap<SideKey, Box<Side>>,
     next_conn: u64,
     tid_counter: u64,
 }
@@ -96,9 +95,9 @@ impl MsrpRelay {
                 ..ReassemblyLimits::default()
             },
             chunk_size: cfg.msrp_chunk_size,
-            conns: HashMap::new(),
-            by_local: HashMap::new(),
-            sides: HashMap::new(),
+            conns: NetMap::default(),
+            by_local: NetMap::default(),
+            sides: NetMap::default(),
             next_conn: 1,
             tid_counter: 0,
         }

@@ -125,7 +125,7 @@ impl<A: Application> Endpoint<A> {
             now + self.cfg.session_lifetime,
         );
         self.by_dialog.insert((call_id, local_tag), (id, None));
-        self.sessions.insert(id, session);
+        self.sessions.insert(id, Box::new(session));
         self.live.session_started(now, id, true);
         self.dispatch(
             now,

@@ -17,6 +17,12 @@ impl Session {
         match msg.method() {
             Some(Method::Ack) if leg.is_none() && !self.acked => {
                 self.acked = true;
+                // The 2xx is retransmitted only until its ACK, and nothing after the ACK
+                // reads more of the INVITE than its head.
+                self.ok_bytes = None;
+                if let Some(head) = head_only(&self.request) {
+                    self.request = head;
+                }
                 if let Some(d) = self.dialog.as_mut() {
                     d.confirmed = true;
                 }
@@ -154,5 +160,90 @@ impl Session {
         if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, leg) {
             self.track(holds);
         }
+    }
+}
+
+/// `m` reduced to what an answer or a dialog is built from (start line, Via, From, To,
+/// Call-ID, CSeq, Record-Route, Contact, Max-Forwards), without its body: an idle session
+/// keeps this, not the whole INVITE with its SDP offer and resource list.
+fn head_only(m: &Message) -> Option<Message> {
+    let kept = [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        HeaderName::RecordRoute,
+        HeaderName::Contact,
+        HeaderName::MaxForwards,
+    ];
+    let mut s = String::with_capacity(m.as_bytes().len().min(512));
+    s.push_str(m.method()?.as_str());
+    s.push(' ');
+    s.push_str(m.request_uri_str()?);
+    s.push_str(" SIP/2.0\r\n");
+    for name in kept {
+        for v in m.header_lines(name) {
+            s.push_str(name.canonical()?);
+            s.push_str(": ");
+            s.push_str(v);
+            s.push_str("\r\n");
+        }
+    }
+    s.push_str("Content-Length: 0\r\n\r\n");
+    Message::parse(Bytes::from(s)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_only_answers_like_the_whole_request() {
+        let text = "INVITE sip:conf@example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKh1;rport=5070;received=192.0.2.1\r\n\
+            Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKh0\r\n\
+            Record-Route: <sip:p1.example.com;lr>\r\n\
+            Max-Forwards: 69\r\n\
+            From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n\
+            To: <sip:conf@example.com>\r\n\
+            Call-ID: h1@alice\r\n\
+            CSeq: 7 INVITE\r\n\
+            Contact: <sip:alice@192.0.2.1:5070>\r\n\
+            Subject: not kept\r\n\
+            Content-Type: application/sdp\r\n\
+            Content-Length: 4\r\n\r\nv=0\n";
+        let full = Message::parse(Bytes::from(text)).unwrap();
+        let head = head_only(&full).unwrap();
+        assert!(head.body_bytes().is_empty());
+        assert!(head.as_bytes().len() < full.as_bytes().len());
+        assert_eq!(head.header(HeaderName::Subject), None);
+        let answer = |m: &Message| {
+            sip::build::ResponseBuilder::new(m, StatusCode::new(200).unwrap())
+                .to_tag("t1")
+                .write()
+        };
+        assert_eq!(answer(&head), answer(&full));
+        let d = |m: &Message| {
+            let d = Dialog::server_side(
+                m,
+                "t1",
+                Peer {
+                    addr: "192.0.2.1:5070".parse().unwrap(),
+                    reliable: false,
+                },
+            );
+            (
+                d.call_id,
+                d.remote_tag,
+                d.remote_uri,
+                d.remote_target,
+                d.route_set,
+                d.invite_cseq,
+            )
+        };
+        assert_eq!(d(&head), d(&full));
+        assert_eq!(head.method(), Some(&Method::Invite));
+        assert_eq!(head.max_forwards(), full.max_forwards());
     }
 }

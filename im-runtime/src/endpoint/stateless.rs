@@ -153,7 +153,7 @@ impl<A: Application> Endpoint<A> {
         let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
-        let session = Session::new(
+        let session = Box::new(Session::new(
             id,
             call_id.clone(),
             local_tag.clone(),
@@ -165,7 +165,7 @@ impl<A: Application> Endpoint<A> {
             peer,
             msrp_sid,
             now + self.cfg.session_lifetime,
-        );
+        ));
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);

@@ -1,10 +1,13 @@
 //! The non-INVITE client transaction: RFC 3261 §17.1.2 (Figure 6).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::timer::{Retransmit, Timer, TimerConfig, earliest};
-use super::{Event, Outbox, Peer, Role, TsxMessage, TsxState};
+use super::{Event, Outbox, Peer, Role, TsxKey, TsxMessage, TsxState};
 
 /// Per-state data; a transition consumes the old state.
 #[derive(Debug)]
@@ -28,9 +31,12 @@ enum State {
 
 #[derive(Debug)]
 pub(crate) struct NonInviteClient {
-    request: TsxMessage,
+    key: TsxKey,
+    /// The request while Timer E may retransmit it; dropped with the final response.
+    request: Option<Bytes>,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
@@ -40,7 +46,7 @@ impl NonInviteClient {
         now: Instant,
         request: TsxMessage,
         peer: Peer,
-        timers: TimerConfig,
+        timers: Arc<TimerConfig>,
         out: &mut Outbox,
     ) -> NonInviteClient {
         out.send(peer, request.bytes.clone());
@@ -49,11 +55,18 @@ impl NonInviteClient {
             timer_f: now + timers.t1_x64(),
         };
         NonInviteClient {
-            request,
+            key: request.key,
+            request: Some(request.bytes),
             peer,
             timers,
             state,
         }
+    }
+
+    /// The request, until the final response.
+    #[cfg(test)]
+    pub(crate) fn request(&self) -> Option<&Bytes> {
+        self.request.as_ref()
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -77,6 +90,7 @@ impl NonInviteClient {
                 State::Proceeding { timer_e, timer_f }
             }
             (State::Trying { .. } | State::Proceeding { .. }, 200..=699) => {
+                self.request = None;
                 out.events.push_back(Event::Response { message: msg });
                 if self.peer.reliable {
                     State::Terminated
@@ -105,7 +119,7 @@ impl NonInviteClient {
         self.state = match state {
             State::Trying { timer_f, .. } | State::Proceeding { timer_f, .. } if timer_f <= now => {
                 out.events.push_back(Event::Timeout {
-                    key: self.request.key.clone(),
+                    key: self.key.clone(),
                     role: Role::Client,
                     timer: Timer::F,
                 });
@@ -115,7 +129,9 @@ impl NonInviteClient {
                 timer_e: Some(e),
                 timer_f,
             } if e.at <= now => {
-                out.send(self.peer, self.request.bytes.clone());
+                if let Some(request) = &self.request {
+                    out.send(self.peer, request.clone());
+                }
                 State::Trying {
                     timer_e: Some(e.backoff(now, Some(self.timers.t2))),
                     timer_f,
@@ -125,7 +141,9 @@ impl NonInviteClient {
                 timer_e: Some(e),
                 timer_f,
             } if e.at <= now => {
-                out.send(self.peer, self.request.bytes.clone());
+                if let Some(request) = &self.request {
+                    out.send(self.peer, request.clone());
+                }
                 // §17.1.2.2: in Proceeding Timer E is reset to T2, not doubled.
                 State::Proceeding {
                     timer_e: Some(Retransmit::start(now, self.timers.t2)),

@@ -1,12 +1,15 @@
 //! The INVITE client transaction: RFC 3261 §17.1.1 as changed by RFC 6026 §7.2 (Figure 5).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::timer::{Retransmit, Timer, TimerConfig, earliest};
-use super::{Event, MessageBuilder, Outbox, Peer, Role, TsxMessage, TsxState};
+use crate::machine::Method;
+
+use super::{Event, MessageBuilder, Outbox, Peer, Role, TsxKey, TsxMessage, TsxState};
 
 /// Per-state data; a transition consumes the old state.
 #[derive(Debug)]
@@ -36,9 +39,15 @@ enum State {
 
 #[derive(Debug)]
 pub(crate) struct InviteClient {
-    request: TsxMessage,
+    key: TsxKey,
+    /// The INVITE while it may still be retransmitted (Timer A), ACKed against a non-2xx
+    /// or cancelled; dropped with the first final response, after which neither happens
+    /// (the ACK for a retransmitted non-2xx is kept in `Completed`, and 2xx are passed up
+    /// for the TU, which ACKs them from its dialog).
+    request: Option<Bytes>,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
@@ -48,7 +57,7 @@ impl InviteClient {
         now: Instant,
         request: TsxMessage,
         peer: Peer,
-        timers: TimerConfig,
+        timers: Arc<TimerConfig>,
         out: &mut Outbox,
     ) -> InviteClient {
         out.send(peer, request.bytes.clone());
@@ -57,23 +66,26 @@ impl InviteClient {
             timer_b: now + timers.t1_x64(),
         };
         InviteClient {
-            request,
+            key: request.key,
+            request: Some(request.bytes),
             peer,
             timers,
             state,
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The INVITE, until the first final response.
+    pub(crate) fn request(&self) -> Option<TsxMessage> {
+        let bytes = self.request.clone()?;
+        Some(TsxMessage::request(self.key.clone(), Method::Invite, bytes))
     }
 
     pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
-    pub(crate) fn timers(&self) -> TimerConfig {
-        self.timers
+    pub(crate) fn timers(&self) -> Arc<TimerConfig> {
+        self.timers.clone()
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -105,6 +117,7 @@ impl InviteClient {
                 State::Proceeding { give_up }
             }
             (State::Calling { .. } | State::Proceeding { .. }, 200..=299) => {
+                self.request = None;
                 out.events.push_back(Event::Response { message: msg });
                 State::Accepted {
                     timer_m: now + self.timers.t1_x64(),
@@ -112,7 +125,10 @@ impl InviteClient {
             }
             (State::Calling { .. } | State::Proceeding { .. }, 300..=699) => {
                 // §17.1.1.3: the transaction itself ACKs a non-2xx final response.
-                let ack = builder.ack(&self.request, &msg);
+                let ack = self.request.take().and_then(|bytes| {
+                    let invite = TsxMessage::request(self.key.clone(), Method::Invite, bytes);
+                    builder.ack(&invite, &msg)
+                });
                 if let Some(ack) = &ack {
                     out.send(self.peer, ack.clone());
                 }
@@ -169,7 +185,7 @@ impl InviteClient {
         self.state = match state {
             State::Calling { timer_b, .. } if timer_b <= now => {
                 out.events.push_back(Event::Timeout {
-                    key: self.request.key.clone(),
+                    key: self.key.clone(),
                     role: Role::Client,
                     timer: Timer::B,
                 });
@@ -179,7 +195,9 @@ impl InviteClient {
                 timer_a: Some(a),
                 timer_b,
             } if a.at <= now => {
-                out.send(self.peer, self.request.bytes.clone());
+                if let Some(invite) = &self.request {
+                    out.send(self.peer, invite.clone());
+                }
                 State::Calling {
                     // Timer A doubles without the T2 cap (§17.1.1.2).
                     timer_a: Some(a.backoff(now, None)),
@@ -192,7 +210,7 @@ impl InviteClient {
                 // §9.1: no final response 64·T1 after our CANCEL: the transaction is
                 // destroyed. Reported as Timer B, the TU's "no final response" event.
                 out.events.push_back(Event::Timeout {
-                    key: self.request.key.clone(),
+                    key: self.key.clone(),
                     role: Role::Client,
                     timer: Timer::B,
                 });

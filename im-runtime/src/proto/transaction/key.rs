@@ -1,5 +1,10 @@
 //! Transaction keys: which transaction a message belongs to (RFC 3261 §17.1.3, §17.2.3).
 
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
 use crate::machine::Method;
 
 /// The prefix of every RFC 3261 branch (§8.1.1.7). A branch without it comes from an
@@ -50,18 +55,26 @@ pub struct Rfc2543Parts<'a> {
 ///
 /// Client and server transactions are kept apart by the table, so the same key may name a
 /// client and a server transaction at once (a request looped back to ourselves).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TsxKey {
+///
+/// A key is shared, not copied: cloning it (every map and index that names a transaction
+/// holds one) costs a reference count, and its hash is computed once, when the key is made,
+/// with a per-process random seed (the branch and Call-ID come from the network, so an
+/// unkeyed hash would let a peer choose colliding keys). Maps keyed by `TsxKey` should use
+/// [`TsxMap`], whose hasher passes that precomputed hash through.
+#[derive(Clone)]
+pub struct TsxKey(Arc<Inner>);
+
+struct Inner {
+    /// Keyed hash of `id` and `method`, computed once.
+    hash: u64,
     id: KeyId,
     method: Method,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum KeyId {
-    Branch {
-        branch: Box<str>,
-        sent_by: Box<str>,
-    },
+    /// The branch followed by the lower-cased sent-by, in one allocation.
+    Branch { text: Box<str>, split: u32 },
     Rfc2543 {
         request_uri: Box<str>,
         from_tag: Box<str>,
@@ -71,7 +84,18 @@ enum KeyId {
     },
 }
 
+/// The process's seed for [`TsxKey`] hashes: random, chosen once.
+fn seed() -> &'static foldhash::quality::RandomState {
+    static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
+    SEED.get_or_init(foldhash::quality::RandomState::default)
+}
+
 impl TsxKey {
+    fn from_parts(id: KeyId, method: Method) -> TsxKey {
+        let hash = seed().hash_one((&id, &method));
+        TsxKey(Arc::new(Inner { hash, id, method }))
+    }
+
     /// The key of a request with `method`, or of a response whose CSeq method is `method`.
     ///
     /// `legacy` is read only when the branch lacks the magic cookie.
@@ -81,19 +105,35 @@ impl TsxKey {
             other => other.clone(),
         };
         let id = match via.branch {
-            Some(branch) if branch.starts_with(MAGIC_COOKIE) => KeyId::Branch {
-                branch: branch.into(),
-                sent_by: via.sent_by.trim().to_ascii_lowercase().into(),
-            },
-            _ => KeyId::Rfc2543 {
-                request_uri: legacy.request_uri.trim().into(),
-                from_tag: legacy.from_tag.into(),
-                call_id: legacy.call_id.trim().into(),
-                cseq: legacy.cseq,
-                top_via: via.raw.trim().into(),
-            },
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => {
+                branch_id(branch, via.sent_by.trim(), None)
+            }
+            _ => rfc2543_id(via.raw, legacy),
         };
-        TsxKey { id, method }
+        TsxKey::from_parts(id, method)
+    }
+
+    /// [`TsxKey::new`] for a top Via given as the host and port a parsed Via holds, so that
+    /// `host:port` is not formatted first.
+    pub fn from_via(
+        method: &Method,
+        branch: Option<&str>,
+        host: &str,
+        port: Option<u16>,
+        raw_via: &str,
+        legacy: Rfc2543Parts<'_>,
+    ) -> TsxKey {
+        let method = match method {
+            Method::Ack => Method::Invite,
+            other => other.clone(),
+        };
+        let id = match branch {
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => {
+                branch_id(branch, host.trim(), port)
+            }
+            _ => rfc2543_id(raw_via, legacy),
+        };
+        TsxKey::from_parts(id, method)
     }
 
     /// Shorthand for an RFC 3261 key from a branch and sent-by; a branch without the cookie
@@ -112,34 +152,149 @@ impl TsxKey {
 
     /// The method of the transaction (`INVITE` for an ACK).
     pub fn method(&self) -> &Method {
-        &self.method
+        &self.0.method
     }
 
     /// The branch, when the key is an RFC 3261 one.
     pub fn branch(&self) -> Option<&str> {
-        match &self.id {
-            KeyId::Branch { branch, .. } => Some(branch),
+        match &self.0.id {
+            KeyId::Branch { text, split } => text.get(..*split as usize),
             KeyId::Rfc2543 { .. } => None,
         }
     }
 
     /// Whether the key came from an RFC 3261 branch (not the RFC 2543 fallback).
     pub fn is_rfc3261(&self) -> bool {
-        matches!(self.id, KeyId::Branch { .. })
+        matches!(self.0.id, KeyId::Branch { .. })
     }
 
     /// For a CANCEL's key, the key of the INVITE transaction it cancels; `None` for other
     /// methods.
     pub fn cancelled_invite(&self) -> Option<TsxKey> {
-        (self.method == Method::Cancel).then(|| self.with_method(Method::Invite))
+        (self.0.method == Method::Cancel).then(|| self.with_method(Method::Invite))
     }
 
     /// The same identity with another method: the CANCEL for an INVITE reuses its branch.
     pub(crate) fn with_method(&self, method: Method) -> TsxKey {
-        TsxKey {
-            id: self.id.clone(),
-            method,
+        TsxKey::from_parts(self.0.id.clone(), method)
+    }
+
+    /// Whether both are the same allocation (not merely equal).
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &TsxKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// A hash of the key's contents that is the same in every process and every run (the
+    /// map hash is seeded per process): for values derived from a key that peers see, such
+    /// as the To tag of an answer written by the transaction layer, which must be the same
+    /// for a retransmission and reproducible in tests.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.0.id.hash(&mut h);
+        self.0.method.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// An RFC 3261 identity: `branch`, then the sent-by `host` (lower-cased: hosts compare
+/// case-insensitively) with its `port`, in one exactly sized allocation.
+fn branch_id(branch: &str, host: &str, port: Option<u16>) -> KeyId {
+    let port_len = port.map_or(0, |p| 1 + p.checked_ilog10().unwrap_or(0) as usize + 1);
+    let mut text = String::with_capacity(branch.len() + host.len() + port_len);
+    text.push_str(branch);
+    text.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    if let Some(p) = port {
+        text.push(':');
+        let mut div = 10_000u16; // the largest power of ten a u16 port can reach
+        while div > 1 && p / div == 0 {
+            div /= 10;
         }
+        while div > 0 {
+            text.push(char::from(b'0' + (p / div % 10) as u8));
+            div /= 10;
+        }
+    }
+    KeyId::Branch {
+        // A branch longer than 4 GiB cannot come out of a message we accept.
+        split: u32::try_from(branch.len()).unwrap_or(u32::MAX),
+        text: text.into_boxed_str(),
+    }
+}
+
+/// The RFC 2543 identity (§17.2.3, last paragraphs).
+fn rfc2543_id(raw_via: &str, legacy: Rfc2543Parts<'_>) -> KeyId {
+    KeyId::Rfc2543 {
+        request_uri: legacy.request_uri.trim().into(),
+        from_tag: legacy.from_tag.into(),
+        call_id: legacy.call_id.trim().into(),
+        cseq: legacy.cseq,
+        top_via: raw_via.trim().into(),
+    }
+}
+
+impl PartialEq for TsxKey {
+    fn eq(&self, other: &TsxKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash
+                && self.0.method == other.0.method
+                && self.0.id == other.0.id)
+    }
+}
+
+impl Eq for TsxKey {}
+
+impl Hash for TsxKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl fmt::Debug for TsxKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsxKey")
+            .field("id", &self.0.id)
+            .field("method", &self.0.method)
+            .finish()
+    }
+}
+
+/// A map keyed by [`TsxKey`] that reuses the key's precomputed, seeded hash instead of
+/// hashing the key again.
+pub type TsxMap<V> = HashMap<TsxKey, V, BuildKeyHasher>;
+
+/// The [`BuildHasher`] of [`TsxMap`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildKeyHasher;
+
+impl BuildHasher for BuildKeyHasher {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// The [`Hasher`] of [`TsxMap`]: a [`TsxKey`] writes its precomputed hash as one `u64`,
+/// which this takes as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than a `TsxKey` is hashed with it: fold the
+        // bytes in so the result still depends on all of them.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -207,5 +362,58 @@ mod tests {
         assert_ne!(a, other_cseq);
         // Same raw Via, no branch parameter at all: still the fallback, same fields.
         assert_eq!(a, no_branch);
+    }
+
+    #[test]
+    fn keys_built_apart_hash_alike_and_find_each_other_in_a_map() {
+        let a = TsxKey::new(&Method::Invite, via("z9hG4bKabc"), legacy(1));
+        let b = TsxKey::new(&Method::Ack, via("z9hG4bKabc"), legacy(1));
+        let c = TsxKey::new(&Method::Invite, via("z9hG4bKabd"), legacy(1));
+        let build = BuildKeyHasher;
+        assert_eq!(build.hash_one(&a), build.hash_one(&b));
+        assert_ne!(build.hash_one(&a), build.hash_one(&c));
+        assert_eq!(a.stable_hash(), b.stable_hash());
+        assert_ne!(a.stable_hash(), c.stable_hash());
+        let mut m = TsxMap::default();
+        m.insert(a.clone(), 1);
+        m.insert(c, 2);
+        assert_eq!(m.get(&b), Some(&1));
+        // The CANCEL's INVITE key is built anew, not shared, and still matches.
+        let cancel = a.with_method(Method::Cancel);
+        assert_eq!(m.get(&cancel.cancelled_invite().unwrap()), Some(&1));
+        assert_eq!(m.get(&cancel), None);
+    }
+
+    #[test]
+    fn from_via_equals_new_with_host_and_port_formatted() {
+        for (host, port) in [
+            ("PC33.Example.com", Some(5060)),
+            ("192.0.2.1", Some(9)),
+            ("h", Some(65535)),
+            ("[2001:DB8::1]", Some(10)),
+            ("pc33.example.com", None),
+        ] {
+            let sent_by = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            let a = TsxKey::from_branch(&Method::Invite, "z9hG4bKq", &sent_by);
+            let b = TsxKey::from_via(
+                &Method::Ack,
+                Some("z9hG4bKq"),
+                host,
+                port,
+                "",
+                Rfc2543Parts::default(),
+            );
+            assert_eq!(a, b, "{sent_by}");
+            assert_eq!(a.stable_hash(), b.stable_hash());
+            assert_eq!(b.branch(), Some("z9hG4bKq"));
+        }
+        let old = TsxKey::new(&Method::Invite, via("1234"), legacy(1));
+        let raw = via("1234").raw;
+        let new = TsxKey::from_via(&Method::Invite, Some("1234"), "x", None, raw, legacy(1));
+        assert_eq!(old, new);
+        assert!(!new.is_rfc3261());
     }
 }

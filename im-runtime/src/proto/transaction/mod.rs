@@ -30,7 +30,7 @@ use bytes::Bytes;
 
 use crate::machine::Method;
 
-pub use key::{MAGIC_COOKIE, Rfc2543Parts, TopVia, TsxKey};
+pub use key::{BuildKeyHasher, KeyHasher, MAGIC_COOKIE, Rfc2543Parts, TopVia, TsxKey, TsxMap};
 pub use table::{CancelStart, Transactions, TransactionsConfig};
 pub use timer::{Timer, TimerConfig};
 

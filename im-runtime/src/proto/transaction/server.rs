@@ -1,12 +1,13 @@
 //! The non-INVITE server transaction: RFC 3261 §17.2.2 (Figure 8).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::timer::TimerConfig;
-use super::{Outbox, Peer, TsxError, TsxMessage, TsxState};
+use super::{Outbox, Peer, TsxError, TsxKey, TsxMessage, TsxState};
 
 /// Per-state data; a transition consumes the old state.
 #[derive(Debug)]
@@ -27,24 +28,39 @@ enum State {
 
 #[derive(Debug)]
 pub(crate) struct NonInviteServer {
-    request: TsxMessage,
+    /// The request while the TU may still answer it through the builder; dropped with the
+    /// final response (retransmissions then get the stored response).
+    request: Option<Bytes>,
+    key: TsxKey,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
 impl NonInviteServer {
-    pub(crate) fn new(request: TsxMessage, peer: Peer, timers: TimerConfig) -> NonInviteServer {
+    pub(crate) fn new(
+        request: TsxMessage,
+        peer: Peer,
+        timers: Arc<TimerConfig>,
+    ) -> NonInviteServer {
         NonInviteServer {
-            request,
+            request: Some(request.bytes),
+            key: request.key,
             peer,
             timers,
             state: State::Trying,
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The request, until the final response.
+    pub(crate) fn request(&self) -> Option<TsxMessage> {
+        let bytes = self.request.clone()?;
+        Some(TsxMessage::request(
+            self.key.clone(),
+            self.key.method().clone(),
+            bytes,
+        ))
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -97,6 +113,9 @@ impl NonInviteServer {
                 (state, Err(err))
             }
         };
+        if !matches!(next, State::Trying | State::Proceeding { .. }) {
+            self.request = None;
+        }
         self.state = next;
         result
     }

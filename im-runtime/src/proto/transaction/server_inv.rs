@@ -1,6 +1,7 @@
 //! The INVITE server transaction: RFC 3261 §17.2.1 as changed by RFC 6026 §7.1 (Figure 7).
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -35,25 +36,36 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct InviteServer {
     key: TsxKey,
-    request: TsxMessage,
+    /// The INVITE while the TU may still answer it through the builder
+    /// ([`Transactions::reply`](super::Transactions::reply)); dropped with the final
+    /// response: retransmitted INVITEs are then absorbed or answered from `Completed`, and
+    /// a 2xx retransmission comes from the TU as bytes.
+    request: Option<Bytes>,
     peer: Peer,
-    timers: TimerConfig,
+    /// Shared with the table and its other transactions when they run the same values.
+    timers: Arc<TimerConfig>,
     state: State,
 }
 
 impl InviteServer {
-    pub(crate) fn new(request: TsxMessage, peer: Peer, timers: TimerConfig) -> InviteServer {
+    pub(crate) fn new(request: TsxMessage, peer: Peer, timers: Arc<TimerConfig>) -> InviteServer {
         InviteServer {
-            key: request.key.clone(),
-            request,
+            key: request.key,
+            request: Some(request.bytes),
             peer,
             timers,
             state: State::Proceeding { last: None },
         }
     }
 
-    pub(crate) fn request(&self) -> &TsxMessage {
-        &self.request
+    /// The INVITE, until the final response.
+    pub(crate) fn request(&self) -> Option<TsxMessage> {
+        let bytes = self.request.clone()?;
+        Some(TsxMessage::request(
+            self.key.clone(),
+            crate::machine::Method::Invite,
+            bytes,
+        ))
     }
 
     pub(crate) fn state(&self) -> TsxState {
@@ -158,6 +170,9 @@ impl InviteServer {
                 (state, Err(err))
             }
         };
+        if !matches!(next, State::Proceeding { .. }) {
+            self.request = None;
+        }
         self.state = next;
         result
     }

@@ -1,6 +1,7 @@
 //! The transaction table: matching, creation, CANCEL handling, timers and clean-up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,7 +12,8 @@ use super::server::NonInviteServer;
 use super::server_inv::InviteServer;
 use super::timer::TimerConfig;
 use super::{
-    Event, MessageBuilder, Outbox, Peer, Role, Transmit, TsxError, TsxKey, TsxMessage, TsxState,
+    Event, MessageBuilder, Outbox, Peer, Role, Transmit, TsxError, TsxKey, TsxMap, TsxMessage,
+    TsxState,
 };
 use crate::machine::Method;
 
@@ -68,7 +70,8 @@ impl ServerTsx {
         }
     }
 
-    fn request(&self) -> &TsxMessage {
+    /// The request, until the final response (see [`Transactions::reply`]).
+    fn request(&self) -> Option<TsxMessage> {
         match self {
             ServerTsx::Invite(t) => t.request(),
             ServerTsx::NonInvite(t) => t.request(),
@@ -128,28 +131,6 @@ impl<T> Entry<T> {
 /// ~32 000 non-INVITE transactions that Timer J keeps alive at 1 000 requests/s.
 type TimerIndex = BTreeMap<(Instant, u64), (Role, TsxKey)>;
 
-/// Files the entry `(role, key, seq)` under `deadline` in `timers`, replacing the deadline
-/// it was filed under before (`indexed`).
-fn reindex(
-    timers: &mut TimerIndex,
-    role: Role,
-    key: &TsxKey,
-    seq: u64,
-    indexed: &mut Option<Instant>,
-    deadline: Option<Instant>,
-) {
-    if *indexed == deadline {
-        return;
-    }
-    if let Some(old) = indexed.take() {
-        timers.remove(&(old, seq));
-    }
-    if let Some(new) = deadline {
-        timers.insert((new, seq), (role, key.clone()));
-    }
-    *indexed = deadline;
-}
-
 /// All transactions of one SIP endpoint, client and server side.
 ///
 /// # Driving it
@@ -206,12 +187,14 @@ fn reindex(
 pub struct Transactions<B> {
     config: TransactionsConfig,
     builder: B,
-    servers: HashMap<TsxKey, Entry<ServerTsx>>,
-    clients: HashMap<TsxKey, Entry<ClientTsx>>,
+    servers: TsxMap<Entry<ServerTsx>>,
+    clients: TsxMap<Entry<ClientTsx>>,
     /// Running timers of `servers` and `clients`, earliest first; every change to a
     /// machine goes through [`settle`](Self::settle) or [`sync_timer`](Self::sync_timer),
     /// which keep this in step with the machines' own deadlines.
     timers: TimerIndex,
+    /// `config.timers`, shared by every transaction that runs with them.
+    shared_timers: Arc<TimerConfig>,
     next_seq: u64,
     out: Outbox,
 }
@@ -222,9 +205,10 @@ impl<B: MessageBuilder> Transactions<B> {
         Transactions {
             config,
             builder,
-            servers: HashMap::new(),
-            clients: HashMap::new(),
+            servers: TsxMap::default(),
+            clients: TsxMap::default(),
             timers: TimerIndex::new(),
+            shared_timers: Arc::new(config.timers),
             next_seq: 0,
             out: Outbox::default(),
         }
@@ -283,6 +267,16 @@ impl<B: MessageBuilder> Transactions<B> {
             .map(|(&(deadline, _), _)| deadline)
     }
 
+    /// `timers` as the transactions keep them: the table's own when equal, so that a
+    /// transaction holds one pointer instead of the four values.
+    fn timers_arc(&self, timers: TimerConfig) -> Arc<TimerConfig> {
+        if *self.shared_timers == timers {
+            self.shared_timers.clone()
+        } else {
+            Arc::new(timers)
+        }
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -321,7 +315,7 @@ impl<B: MessageBuilder> Transactions<B> {
             self.settle(Role::Server, &key);
             return Ok(());
         }
-        let timers = self.config.timers;
+        let timers = self.shared_timers.clone();
         let tsx = match msg.method {
             Method::Ack => {
                 self.out.events.push_back(Event::Ack { message: msg, peer });
@@ -339,7 +333,8 @@ impl<B: MessageBuilder> Transactions<B> {
                     .events
                     .push_back(Event::Request { message: msg, peer });
                 if self.config.send_trying
-                    && let Some(trying) = self.builder.response(tsx.request(), 100)
+                    && let Some(request) = tsx.request()
+                    && let Some(trying) = self.builder.response(&request, 100)
                 {
                     // Cannot fail: a fresh transaction is Proceeding and 100 is provisional.
                     let _ = tsx.send_response(now, 100, trying, &mut self.out);
@@ -375,7 +370,7 @@ impl<B: MessageBuilder> Transactions<B> {
             _ => (481, false),
         };
         let bytes = self.builder.response(&msg, status)?;
-        let mut tsx = NonInviteServer::new(msg, peer, self.config.timers);
+        let mut tsx = NonInviteServer::new(msg, peer, self.shared_timers.clone());
         // Cannot fail: a fresh transaction is Trying and any status may follow.
         let _ = tsx.send_response(now, status, bytes, &mut self.out);
         if pending {
@@ -510,6 +505,7 @@ impl<B: MessageBuilder> Transactions<B> {
         if self.clients.contains_key(&key) {
             return Err(TsxError::DuplicateTransaction);
         }
+        let timers = self.timers_arc(timers);
         let tsx = if request.method == Method::Invite {
             ClientTsx::Invite {
                 tsx: InviteClient::start(now, request, peer, timers, &mut self.out),
@@ -558,7 +554,10 @@ impl<B: MessageBuilder> Transactions<B> {
     }
 
     /// Like [`respond`](Self::respond), with the response written by the builder from the
-    /// transaction's request (100 Trying, 487 after [`Event::Cancelled`] …).
+    /// transaction's request (100 Trying, 487 after [`Event::Cancelled`] …). Only before
+    /// the final response: the transaction drops its request then, so a 2xx retransmission
+    /// while Accepted goes through [`respond`](Self::respond) with the 2xx's bytes, and
+    /// anything else fails with [`TsxError::InvalidState`] as `respond` would.
     pub fn reply(&mut self, now: Instant, key: &TsxKey, status: u16) -> Result<(), TsxError> {
         if !(100..=699).contains(&status) {
             return Err(TsxError::InvalidStatus(status));
@@ -567,9 +566,14 @@ impl<B: MessageBuilder> Transactions<B> {
             .servers
             .get(key)
             .ok_or(TsxError::UnknownTransaction { role: Role::Server })?;
+        // After the final response the transaction no longer holds the request: nothing
+        // but a 2xx retransmission (sent with `respond`) may follow then.
+        let request = entry.tsx.request().ok_or(TsxError::InvalidState {
+            state: entry.tsx.state(),
+        })?;
         let bytes = self
             .builder
-            .response(entry.tsx.request(), status)
+            .response(&request, status)
             .ok_or(TsxError::Build)?;
         self.respond(now, key, status, bytes)
     }
@@ -611,10 +615,16 @@ impl<B: MessageBuilder> Transactions<B> {
         if self.clients.contains_key(&key) {
             return Err(TsxError::DuplicateTransaction);
         }
-        let bytes = self.builder.cancel(tsx.request()).ok_or(TsxError::Build)?;
+        let invite_request = tsx
+            .request()
+            .ok_or(TsxError::InvalidState { state: tsx.state() })?;
+        let bytes = self
+            .builder
+            .cancel(&invite_request)
+            .ok_or(TsxError::Build)?;
         let request = TsxMessage::request(key, Method::Cancel, bytes);
         // §9.1: the CANCEL goes where the INVITE went.
-        let (peer, timers) = (tsx.peer(), tsx.timers());
+        let (peer, timers) = (tsx.peer(), *tsx.timers());
         let sent = self.send_request_with(now, request, peer, timers)?;
         if let Some(Entry {
             tsx: ClientTsx::Invite { tsx, .. },
@@ -628,22 +638,39 @@ impl<B: MessageBuilder> Transactions<B> {
     }
 
     /// Brings the timer index up to date with the transaction's deadline; called after
-    /// every change to a machine that does not go through [`settle`](Self::settle).
+    /// every change to a machine that does not go through [`settle`](Self::settle). The
+    /// index gets the table's own key (the `key` given may be an equal one from the
+    /// message at hand, which the index must not keep alive).
     fn sync_timer(&mut self, role: Role, key: &TsxKey) {
-        let timers = &mut self.timers;
-        match role {
-            Role::Server => {
-                if let Some(e) = self.servers.get_mut(key) {
-                    let deadline = e.tsx.deadline();
-                    reindex(timers, role, key, e.seq, &mut e.indexed, deadline);
-                }
-            }
-            Role::Client => {
-                if let Some(e) = self.clients.get_mut(key) {
-                    let deadline = e.tsx.deadline();
-                    reindex(timers, role, key, e.seq, &mut e.indexed, deadline);
-                }
-            }
+        let found = match role {
+            Role::Server => self
+                .servers
+                .get_key_value(key)
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+            Role::Client => self
+                .clients
+                .get_key_value(key)
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+        };
+        let Some((stored, seq, indexed, deadline)) = found else {
+            return;
+        };
+        if indexed == deadline {
+            return;
+        }
+        let stored = stored.clone();
+        if let Some(old) = indexed {
+            self.timers.remove(&(old, seq));
+        }
+        if let Some(new) = deadline {
+            self.timers.insert((new, seq), (role, stored));
+        }
+        let entry_indexed = match role {
+            Role::Server => self.servers.get_mut(key).map(|e| &mut e.indexed),
+            Role::Client => self.clients.get_mut(key).map(|e| &mut e.indexed),
+        };
+        if let Some(i) = entry_indexed {
+            *i = deadline;
         }
     }
 
@@ -798,6 +825,15 @@ mod tests {
                 let scan = brute_force(&t);
                 assert_eq!(indexed(&t), scan, "seed {seed}");
                 assert_eq!(t.poll_timeout(), scan.first().map(|s| s.0), "seed {seed}");
+                // The index shares the table's keys: no second copy kept alive by it.
+                for (role, key) in t.timers.values() {
+                    let stored = match role {
+                        Role::Server => t.servers.get_key_value(key).map(|(k, _)| k),
+                        Role::Client => t.clients.get_key_value(key).map(|(k, _)| k),
+                    }
+                    .expect("indexed transactions are live");
+                    assert!(stored.shares(key), "seed {seed}");
+                }
                 max_live = max_live.max(t.len());
             }
             // The mix must really have built a crowded table and let it drain again.
@@ -809,5 +845,113 @@ mod tests {
             let scan = brute_force(&t);
             assert_eq!(indexed(&t), scan, "seed {seed}");
         }
+    }
+
+    /// Whether the transaction still holds its request (client or server side).
+    fn holds_request(t: &Transactions<Builder>, role: Role, key: &TsxKey) -> bool {
+        match role {
+            Role::Server => t.servers[key].tsx.request().is_some(),
+            Role::Client => match &t.clients[key].tsx {
+                ClientTsx::Invite { tsx, .. } => tsx.request().is_some(),
+                ClientTsx::NonInvite(tsx) => tsx.request().is_some(),
+            },
+        }
+    }
+
+    /// Once a transaction has its final response nothing is built from or retransmitted of
+    /// its request, so it lets the request go, while it still absorbs what RFC 3261 and RFC
+    /// 6026 ask: retransmitted 2xx go up, retransmitted non-2xx are ACKed again, and a
+    /// retransmitted request gets the final response again.
+    #[test]
+    fn transactions_let_their_request_go_with_the_final_response() {
+        #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
+        let now = Instant::now();
+        let udp = Peer {
+            addr: SocketAddr::from(([192, 0, 2, 1], 5060)),
+            reliable: false,
+        };
+        let mut t = Transactions::new(TransactionsConfig::default(), Builder);
+        let drain = |t: &mut Transactions<Builder>| {
+            let sent: Vec<Bytes> = std::iter::from_fn(|| t.poll_transmit())
+                .map(|x| x.bytes)
+                .collect();
+            let events: Vec<Event> = std::iter::from_fn(|| t.poll_event()).collect();
+            (sent, events)
+        };
+
+        // INVITE client, 2xx: Accepted holds no request; a retransmitted 2xx still goes up.
+        let k = t
+            .send_request(now, message(Method::Invite, 1, None), udp)
+            .unwrap();
+        assert!(holds_request(&t, Role::Client, &k));
+        t.handle_response(now, message(Method::Invite, 1, Some(200)))
+            .unwrap();
+        assert_eq!(t.state(Role::Client, &k), Some(TsxState::Accepted));
+        assert!(!holds_request(&t, Role::Client, &k));
+        drain(&mut t);
+        t.handle_response(now, message(Method::Invite, 1, Some(200)))
+            .unwrap();
+        let (_, events) = drain(&mut t);
+        assert!(matches!(events.as_slice(), [Event::Response { .. }]));
+
+        // INVITE client, non-2xx: the ACK is kept and sent again for a retransmission.
+        let k = t
+            .send_request(now, message(Method::Invite, 2, None), udp)
+            .unwrap();
+        drain(&mut t);
+        t.handle_response(now, message(Method::Invite, 2, Some(486)))
+            .unwrap();
+        assert!(!holds_request(&t, Role::Client, &k));
+        let (sent, _) = drain(&mut t);
+        assert_eq!(sent, [Bytes::from_static(b"ACK")]);
+        t.handle_response(now, message(Method::Invite, 2, Some(486)))
+            .unwrap();
+        let (sent, events) = drain(&mut t);
+        assert_eq!(sent, [Bytes::from_static(b"ACK")]);
+        assert!(events.is_empty());
+
+        // Non-INVITE client: Completed holds no request.
+        let k = t
+            .send_request(now, message(Method::Message, 3, None), udp)
+            .unwrap();
+        t.handle_response(now, message(Method::Message, 3, Some(200)))
+            .unwrap();
+        assert_eq!(t.state(Role::Client, &k), Some(TsxState::Completed));
+        assert!(!holds_request(&t, Role::Client, &k));
+
+        // INVITE server: after the 2xx no request; `reply` says so, `respond` still
+        // passes a 2xx retransmission through, a retransmitted INVITE is absorbed.
+        t.handle_request(now, message(Method::Invite, 4, None), udp)
+            .unwrap();
+        let k = message(Method::Invite, 4, None).key;
+        assert!(holds_request(&t, Role::Server, &k));
+        t.reply(now, &k, 200).unwrap();
+        assert!(!holds_request(&t, Role::Server, &k));
+        drain(&mut t);
+        assert_eq!(
+            t.reply(now, &k, 200),
+            Err(TsxError::InvalidState {
+                state: TsxState::Accepted
+            })
+        );
+        t.respond(now, &k, 200, Bytes::from_static(b"200 again"))
+            .unwrap();
+        t.handle_request(now, message(Method::Invite, 4, None), udp)
+            .unwrap();
+        let (sent, events) = drain(&mut t);
+        assert_eq!(sent, [Bytes::from_static(b"200 again")]);
+        assert!(events.is_empty());
+
+        // Non-INVITE server: after the final response the retransmission gets it again.
+        t.handle_request(now, message(Method::Message, 5, None), udp)
+            .unwrap();
+        let k = message(Method::Message, 5, None).key;
+        t.reply(now, &k, 202).unwrap();
+        assert!(!holds_request(&t, Role::Server, &k));
+        drain(&mut t);
+        t.handle_request(now, message(Method::Message, 5, None), udp)
+            .unwrap();
+        let (sent, _) = drain(&mut t);
+        assert_eq!(sent, [Bytes::from_static(b"202")]);
     }
 }
