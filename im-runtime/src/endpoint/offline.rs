@@ -130,11 +130,11 @@ impl<A: Application> Endpoint<A> {
         self.dispatch(
             now,
             id,
-            SessionEvent::Offline(Due {
+            SessionEvent::Offline(Box::new(Due {
                 copy,
                 expired,
                 message,
-            }),
+            })),
         );
     }
 

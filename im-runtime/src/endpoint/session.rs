@@ -355,7 +355,7 @@ pub(crate) enum SessionEvent {
     /// The session is drained and about to be removed: its subscriptions end.
     Closing,
     /// A kept copy is due (`offline.rs`): send it, or report it expired.
-    Offline(offline::Due),
+    Offline(Box<offline::Due>),
 }
 
 impl Session {
@@ -439,7 +439,7 @@ impl Session {
                 self.end_subscriptions(cx);
                 return;
             }
-            SessionEvent::Offline(due) => self.offline_start(cx, due),
+            SessionEvent::Offline(due) => self.offline_start(cx, *due),
         }
         self.conference_after_input(cx);
     }
