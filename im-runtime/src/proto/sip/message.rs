@@ -64,12 +64,12 @@ struct Header {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Known {
     /// Header index and the first value of the first Via line.
-    via: Option<(u16, ViaRec)>,
-    from: Option<(u16, AddrRec)>,
-    to: Option<(u16, AddrRec)>,
-    call_id: Option<u16>,
+    via: Option<(u8, ViaRec)>,
+    from: Option<(u8, AddrRec)>,
+    to: Option<(u8, AddrRec)>,
+    call_id: Option<u8>,
     /// Header index, number and method token of the first CSeq line.
-    cseq: Option<(u16, u32, Rel)>,
+    cseq: Option<(u8, u32, Rel)>,
 }
 
 /// A borrowed view of one header line.
@@ -346,7 +346,7 @@ impl Message {
             (false, false, false, false, false);
         for (i, h) in self.headers.iter().enumerate() {
             let v = at(h.value);
-            let idx = u16::try_from(i).ok();
+            let idx = u8::try_from(i).ok();
             let r = match h.name {
                 HeaderName::Via => match Via::parse_first(v) {
                     Ok(first) => {
@@ -421,7 +421,7 @@ impl Message {
 
     /// The value of header line `i` (an index recorded in [`Known`]).
     #[inline]
-    fn value_at(&self, i: u16) -> &str {
+    fn value_at(&self, i: u8) -> &str {
         self.headers
             .get(usize::from(i))
             .map_or("", |h| self.str_at(h.value))
@@ -1038,4 +1038,17 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
         return Ok(Frame::NeedMore);
     }
     Ok(Frame::Message { skip, len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsed messages are queued, cached and kept by transactions: what the parse records
+    /// for the accessors must stay small next to the buffer handle and header index.
+    #[test]
+    fn message_stays_small() {
+        assert!(size_of::<Known>() <= 112, "{}", size_of::<Known>());
+        assert!(size_of::<Message>() <= 224, "{}", size_of::<Message>());
+    }
 }

@@ -108,11 +108,12 @@ pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// A range inside one header value, relative to the value's start: what the parse-time
 /// check records so that typed accessors rebuild a view with slicing instead of parsing
-/// again. `u16` keeps the records small; a value longer than 64 KiB is not recorded.
+/// again. `u8` keeps the records small (a `Message` holds five); a value longer than 255 bytes
+/// is not recorded, and its accessor parses it as before.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Rel {
-    s: u16,
-    e: u16,
+    s: u8,
+    e: u8,
 }
 
 impl Rel {
@@ -125,8 +126,8 @@ impl Rel {
         let off = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
         let end = off.checked_add(part.len()).filter(|&e| e <= base.len())?;
         Some(Rel {
-            s: u16::try_from(off).ok()?,
-            e: u16::try_from(end).ok()?,
+            s: u8::try_from(off).ok()?,
+            e: u8::try_from(end).ok()?,
         })
     }
 
