@@ -334,86 +334,68 @@ impl Message {
     /// Checks the grammar of the headers the transaction and dialog layers rely on, so that a
     /// message that parses can be answered and routed (other headers are checked when read),
     /// and records what it found in the first Via, From, To, Call-ID and CSeq lines. Without
-    /// `check`, only records what parses.
+    /// `check` (a structure-only parse of a message we built), nothing is parsed or recorded:
+    /// the few accessors read on such a message parse their header when asked.
     fn check_headers(&self, head: &str, check: bool) -> Result<Known, ParseError> {
+        if !check {
+            return Ok(Known::default());
+        }
         let at = |s: Span| head.get(s.range()).unwrap_or("");
-        if check && let Start::Request { uri, .. } = &self.start {
+        if let Start::Request { uri, .. } = &self.start {
             Uri::parse_at(at(*uri), uri.s as usize).map_err(|e| e.ctx("Request-URI"))?;
         }
         let mut k = Known::default();
-        // Whether the first line of each recorded header has been seen (recorded or not).
+        // Whether the first line of each recorded header has been seen (a line past index 255
+        // is seen but not recorded, and its accessor parses it).
         let (mut via, mut from, mut to, mut call_id, mut cseq) =
             (false, false, false, false, false);
         for (i, h) in self.headers.iter().enumerate() {
             let v = at(h.value);
             let idx = u8::try_from(i).ok();
-            let r = match h.name {
-                HeaderName::Via => match Via::parse_first(v) {
-                    Ok(first) => {
-                        if !std::mem::replace(&mut via, true) {
-                            k.via = idx.zip(first.record(v));
-                        }
-                        Ok(())
+            let fail = |e: ParseError| {
+                e.in_header(h.name.canonical().unwrap_or("header"), h.value.s as usize)
+            };
+            match h.name {
+                HeaderName::Via => {
+                    let first = Via::parse_first(v).map_err(fail)?;
+                    if !std::mem::replace(&mut via, true) {
+                        k.via = idx.zip(first.record(v));
                     }
-                    Err(e) => {
-                        via = true;
-                        Err(e)
+                }
+                HeaderName::From => {
+                    let a = NameAddr::parse(v).map_err(fail)?;
+                    if !std::mem::replace(&mut from, true) {
+                        k.from = idx.zip(a.record(v));
                     }
-                },
-                HeaderName::From | HeaderName::To => {
-                    let seen = if h.name == HeaderName::From {
-                        &mut from
-                    } else {
-                        &mut to
-                    };
-                    match NameAddr::parse(v) {
-                        Ok(a) => {
-                            if !std::mem::replace(seen, true) {
-                                let rec = idx.zip(a.record(v));
-                                if h.name == HeaderName::From {
-                                    k.from = rec;
-                                } else {
-                                    k.to = rec;
-                                }
-                            }
-                            Ok(())
-                        }
-                        Err(e) => {
-                            *seen = true;
-                            Err(e)
-                        }
+                }
+                HeaderName::To => {
+                    let a = NameAddr::parse(v).map_err(fail)?;
+                    if !std::mem::replace(&mut to, true) {
+                        k.to = idx.zip(a.record(v));
                     }
                 }
                 HeaderName::CallId => {
+                    check_call_id(v).map_err(fail)?;
                     if !std::mem::replace(&mut call_id, true) {
                         k.call_id = idx;
                     }
-                    if check { check_call_id(v) } else { Ok(()) }
                 }
-                HeaderName::CSeq => match CSeq::parse_parts(v) {
-                    Ok((n, m)) => {
-                        if !std::mem::replace(&mut cseq, true) {
-                            k.cseq = idx.zip(Rel::of(v, m)).map(|(i, m)| (i, n, m));
-                        }
-                        Ok(())
+                HeaderName::CSeq => {
+                    let (n, m) = CSeq::parse_parts(v).map_err(fail)?;
+                    if !std::mem::replace(&mut cseq, true) {
+                        k.cseq = idx.zip(Rel::of(v, m)).map(|(i, m)| (i, n, m));
                     }
-                    Err(e) => {
-                        cseq = true;
-                        Err(e)
-                    }
-                },
-                _ if !check => Ok(()),
-                HeaderName::MaxForwards => parse_number(v, 255, "Max-Forwards").map(drop),
-                HeaderName::Contact => check_contacts(v),
-                HeaderName::ContentType => MediaType::parse(v).map(drop),
-                HeaderName::Route | HeaderName::RecordRoute => check_name_addrs(v),
-                HeaderName::Require | HeaderName::ProxyRequire => check_tokens(v),
-                _ => Ok(()),
-            };
-            if check {
-                r.map_err(|e| {
-                    e.in_header(h.name.canonical().unwrap_or("header"), h.value.s as usize)
-                })?;
+                }
+                HeaderName::MaxForwards => {
+                    parse_number(v, 255, "Max-Forwards").map_err(fail)?;
+                }
+                HeaderName::Contact => check_contacts(v).map_err(fail)?,
+                HeaderName::ContentType => {
+                    MediaType::parse(v).map_err(fail)?;
+                }
+                HeaderName::Route | HeaderName::RecordRoute => check_name_addrs(v).map_err(fail)?,
+                HeaderName::Require | HeaderName::ProxyRequire => check_tokens(v).map_err(fail)?,
+                _ => {}
             }
         }
         Ok(k)
