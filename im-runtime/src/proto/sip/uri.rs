@@ -251,6 +251,33 @@ pub(crate) fn split_hostport(s: &str, base: usize) -> Result<(&str, Option<u16>)
     Ok((host, port))
 }
 
+/// The common `host[:port]` (a hostname or IPv4 address) at the start of `s`, followed by
+/// `;`, `?` or the end, in one pass: `(host, port, end of hostport)`. `None` for anything
+/// else (an IPv6 reference, an error), which the general path then handles; whatever this
+/// accepts, that path accepts with the same result.
+fn plain_hostport(s: &str) -> Option<(&str, Option<u16>, usize)> {
+    let b = s.as_bytes();
+    let h = b.iter().position(|&c| !is_host_char(c)).unwrap_or(b.len());
+    if h == 0 || matches!(b.first(), Some(b'-' | b'.')) {
+        return None;
+    }
+    let host = s.get(..h)?;
+    match b.get(h) {
+        None | Some(b';' | b'?') => Some((host, None, h)),
+        Some(b':') => {
+            let digits = b.get(h + 1..)?;
+            let d = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+            if !matches!(digits.get(d), None | Some(b';' | b'?')) {
+                return None;
+            }
+            let port = super::scan::digits_u64(s.get(h + 1..h + 1 + d)?)
+                .filter(|&p| p <= u64::from(u16::MAX))?;
+            Some((host, Some(port as u16), h + 1 + d))
+        }
+        Some(_) => None,
+    }
+}
+
 impl<'a> Uri<'a> {
     /// Parses a complete URI (the caller has already cut it out of its header or line).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
@@ -332,6 +359,11 @@ impl<'a> Uri<'a> {
             }
             None => (rest, base),
         };
+        if let Some((host, port, end)) = plain_hostport(hostpart) {
+            self.host = host;
+            self.port = port;
+            return self.split_params(hostpart.get(end..).unwrap_or(""), hbase + end);
+        }
         let end = hostpart
             .bytes()
             .position(|c| c == b';' || c == b'?')
@@ -634,6 +666,36 @@ mod tests {
         assert_eq!(u.host(), "example.com");
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user_unescaped().unwrap(), "user;par=u@example.net");
+    }
+
+    #[test]
+    fn plain_hostport_agrees_with_the_general_path() {
+        for s in [
+            "example.com",
+            "example.com:5060",
+            "example.com:5060;lr",
+            "192.0.2.1?x=y",
+            "h:;x",
+            "h:99999",
+            "h:5060:1",
+            "-h",
+            ".h",
+            "h x",
+            "[::1]:5060",
+            "h:50a",
+            "h:0068;p",
+            "",
+        ] {
+            let Some((host, port, end)) = plain_hostport(s) else {
+                continue;
+            };
+            let general_end = s.find([';', '?']).unwrap_or(s.len());
+            assert_eq!(end, general_end, "{s}");
+            assert_eq!(split_hostport(&s[..end], 0).unwrap(), (host, port), "{s}");
+        }
+        assert_eq!(plain_hostport("h:0068;p"), Some(("h", Some(68), 6)));
+        assert_eq!(plain_hostport("h:5060:1"), None);
+        assert_eq!(plain_hostport("[::1]"), None);
     }
 
     #[test]
