@@ -1,12 +1,28 @@
 //! SIP messages: datagram and stream parsing, framing and the core's triage. Checks: no
 //! panic; a parsed message re-parses to itself from its own bytes; every typed accessor runs;
-//! stream framing agrees with stream parsing on the framed slice.
+//! stream framing agrees with stream parsing on the framed slice; the accessors that read
+//! what the parse recorded agree with parsing the header again.
 #![no_main]
 
 use bytes::Bytes;
 use im_runtime::proto::sip::validate::{Policy, Routing, triage, validate_request};
 use im_runtime::proto::sip::{Frame, Message, Transport, frame};
 use libfuzzer_sys::fuzz_target;
+
+/// The accessors that read what the parse-time check recorded (top Via, From, To, Call-ID,
+/// CSeq) give what parsing their first header line again gives.
+fn recorded_matches_reparsed(m: &Message) {
+    use im_runtime::proto::sip::{CSeq, HeaderName, NameAddr, Via};
+    let first = |n| m.header(n);
+    assert_eq!(m.from(), first(HeaderName::From).and_then(|v| NameAddr::parse(v).ok()));
+    assert_eq!(m.to(), first(HeaderName::To).and_then(|v| NameAddr::parse(v).ok()));
+    let via = first(HeaderName::Via)
+        .and_then(|v| Via::parse_list(v).ok())
+        .and_then(|l| l.into_iter().next());
+    assert_eq!(m.top_via(), via);
+    assert_eq!(m.cseq(), first(HeaderName::CSeq).and_then(|v| CSeq::parse(v).ok()));
+    assert_eq!(m.call_id(), first(HeaderName::CallId));
+}
 
 fuzz_target!(|data: &[u8]| {
     let buf = Bytes::copy_from_slice(data);
@@ -18,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = (m.routes(), m.record_routes(), m.p_asserted_identity(), m.warnings());
         let _ = (m.request_uri().map(|u| u.to_view()), m.facts_headers(), m.body());
         let _ = validate_request(&m, &Policy::default(), Routing::Forward);
+        recorded_matches_reparsed(&m);
+    }
+    if let Ok(m) = Message::parse_structure(buf.clone()) {
+        recorded_matches_reparsed(&m);
     }
     if let Ok(Frame::Message { skip, len }) = frame(data, 1 << 16) {
         // A frame is a complete header section plus Content-Length octets; if the stream

@@ -21,6 +21,7 @@
 
 pub mod answer;
 pub mod msrp;
+mod view;
 
 use crate::machine::{SdpAttribute, SdpFacts, SdpMedia};
 
@@ -72,12 +73,29 @@ pub fn write(session: &sdp_types::Session) -> String {
 }
 
 /// Parses `data` and builds the contract's [`SdpFacts`] view.
+///
+/// The facts come from one walk over the lines that allocates only what they keep
+/// ([`facts_direct`]); a body that walk refuses goes to the general parser, which gives the
+/// error (or, should the two ever disagree, the facts). Same results as
+/// `facts_from_session(&parse(data)?, …)`, which the `sdp` fuzz target checks.
 pub fn facts(data: &[u8]) -> Result<SdpFacts, SdpError> {
+    if let Some(f) = facts_direct(data) {
+        return Ok(f);
+    }
     let session = parse(data)?;
     Ok(facts_from_session(
         &session,
         String::from_utf8_lossy(data).into_owned(),
     ))
+}
+
+/// The facts of a body the general parser ([`parse`]) accepts, built without its model;
+/// `None` for a body it refuses (too large, not UTF-8, malformed).
+pub fn facts_direct(data: &[u8]) -> Option<SdpFacts> {
+    if data.len() > DEFAULT_MAX_BYTES {
+        return None;
+    }
+    view::facts(std::str::from_utf8(data).ok()?)
 }
 
 /// Builds the contract's [`SdpFacts`] from a parsed session and its raw text.
@@ -157,6 +175,79 @@ mod tests {
                 vec!["recvonly".to_owned()],
             ]
         );
+    }
+
+    /// `facts_direct` gives the general parser's facts for what it accepts, `None` for what
+    /// it refuses.
+    fn agrees(sdp: &str) {
+        let general = parse(sdp.as_bytes())
+            .ok()
+            .map(|s| facts_from_session(&s, sdp.to_owned()));
+        assert_eq!(facts_direct(sdp.as_bytes()), general, "{sdp:?}");
+    }
+
+    #[test]
+    fn direct_facts_agree_with_the_general_parser() {
+        let m =
+            "m=message 7394 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:1/s;tcp\r\n";
+        let accepted = [
+            format!("{HEAD}{m}"),
+            format!("{HEAD}a=sendonly\r\n{m}m=message 7395/2 TCP/MSRP * x\r\na=RECVONLY\r\n"),
+            format!("{HEAD}a=Inactive:x\r\n{m}"),
+            "v=0\nm=message 1 TCP/MSRP  *  \na=\na=:x\n".to_owned(),
+            format!(
+                "\r\nv=0\r\n\r\no=- 1 +2 IN IP4 h\r\nt=1 2\r\nr=7d 1h 0 25m\r\nr=1 1\r\nz=1 -1h 2 3s\r\nb=:5\r\nk=x\r\ne=x\r\np=y\r\nx=z\r\n{m}i=a\r\nk=b\r\nc=IN IP4 h\r\nc=IN IP6 ::1\r\nb=AS:1\r\nv=9\r\no=o\r\n"
+            ),
+            format!("{HEAD}m=audio 0 RTP/AVP 0 8\r\nm=message 9 TCP/TLS/MSRP *"),
+            "v=0".to_owned(),
+            "v=0\r\nc=IN IP4 192.0.2.9\r\n".to_owned(),
+        ];
+        let refused = [
+            String::new(),
+            "v=1\r\n".to_owned(),
+            "o=- 1 1 IN IP4 h\r\nv=0\r\n".to_owned(),
+            format!("{HEAD}o=- 1 1 IN IP4 h\r\n"),
+            format!("{HEAD}c=IN IP4 h\r\n"),
+            format!("{HEAD}s=x\r\n"),
+            "v=0\r\no=- 1 x IN IP4 h\r\n".to_owned(),
+            "v=0\r\no=- 1 1 I\"N IP4 h\r\n".to_owned(),
+            "v=0\r\no=- 1 1 IN IP4 h x\r\n".to_owned(),
+            "v=0\r\nc=IN IP4\r\n".to_owned(),
+            "v=0\r\nb=AS\r\n".to_owned(),
+            "v=0\r\nb=AS:1:2\r\n".to_owned(),
+            "v=0\r\nt=0\r\n".to_owned(),
+            "v=0\r\nr=1 1\r\n".to_owned(),
+            "v=0\r\nt=0 0\r\nr=1x 1\r\n".to_owned(),
+            "v=0\r\nt=0 0\r\nr=1\r\n".to_owned(),
+            "v=0\r\nz=1\r\n".to_owned(),
+            "v=0\r\nz=1 -\r\n".to_owned(),
+            "v=0\r\nz=1 -9223372036854775809\r\n".to_owned(),
+            "v=0\r\nk=a\r\nk=b\r\n".to_owned(),
+            "v=0\r\nbroken\r\n".to_owned(),
+            "v=0\r\n=x\r\n".to_owned(),
+            "v=0\r\nab=x\r\n".to_owned(),
+            "v=0\r\na=x\ry\r\n".to_owned(),
+            "v=0\r\na=x\0\r\n".to_owned(),
+            format!("{HEAD}m=message x TCP/MSRP *\r\n"),
+            format!("{HEAD}m=message 1/ TCP/MSRP *\r\n"),
+            format!("{HEAD}m=message 70000 TCP/MSRP *\r\n"),
+            format!("{HEAD}m=message 1 TCP/MSRP\r\n"),
+            format!("{HEAD}{m}i=a\r\ni=b\r\n"),
+            format!("{HEAD}{m}c=IN\r\n"),
+            format!("{HEAD}{m}b=x\r\n"),
+            format!("{HEAD}{m}x\r\n"),
+        ];
+        for sdp in accepted.iter() {
+            assert!(facts_direct(sdp.as_bytes()).is_some(), "{sdp:?}");
+            agrees(sdp);
+        }
+        for sdp in refused.iter() {
+            assert!(parse(sdp.as_bytes()).is_err(), "{sdp:?}");
+            agrees(sdp);
+        }
+        let big = format!("{HEAD}{}", "a=x\r\n".repeat(DEFAULT_MAX_BYTES / 5));
+        assert!(facts_direct(big.as_bytes()).is_none());
+        assert!(facts_direct(b"v=0\r\ns=\xff\r\n").is_none());
     }
 
     #[test]

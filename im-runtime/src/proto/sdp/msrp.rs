@@ -24,13 +24,15 @@ pub enum Setup {
 impl Setup {
     /// Parses a value (any case).
     pub fn parse(v: &str) -> Option<Setup> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "active" => Some(Setup::Active),
-            "passive" => Some(Setup::Passive),
-            "actpass" => Some(Setup::ActPass),
-            "holdconn" => Some(Setup::HoldConn),
-            _ => None,
-        }
+        let v = v.trim();
+        [
+            Setup::Active,
+            Setup::Passive,
+            Setup::ActPass,
+            Setup::HoldConn,
+        ]
+        .into_iter()
+        .find(|s| v.eq_ignore_ascii_case(s.as_str()))
     }
 
     /// The value as written in SDP.
@@ -73,11 +75,10 @@ pub enum ConnectionMode {
 impl ConnectionMode {
     /// Parses a value (any case).
     pub fn parse(v: &str) -> Option<ConnectionMode> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "new" => Some(ConnectionMode::New),
-            "existing" => Some(ConnectionMode::Existing),
-            _ => None,
-        }
+        let v = v.trim();
+        [ConnectionMode::New, ConnectionMode::Existing]
+            .into_iter()
+            .find(|m| v.eq_ignore_ascii_case(m.as_str()))
     }
 
     /// The value as written in SDP.
@@ -106,13 +107,17 @@ pub enum Direction {
 impl Direction {
     /// Maps an attribute name (any case) to a direction.
     pub fn from_attr(name: &str) -> Option<Direction> {
-        match name.to_ascii_lowercase().as_str() {
-            "sendonly" => Some(Direction::SendOnly),
-            "recvonly" => Some(Direction::RecvOnly),
-            "sendrecv" => Some(Direction::SendRecv),
-            "inactive" => Some(Direction::Inactive),
-            _ => None,
+        if name.len() != 8 {
+            return None;
         }
+        [
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::SendRecv,
+            Direction::Inactive,
+        ]
+        .into_iter()
+        .find(|d| name.eq_ignore_ascii_case(d.as_str()))
     }
 
     /// The attribute name.
@@ -173,28 +178,36 @@ impl MsrpAttributes {
                 .collect()
         };
         for (name, value) in media_attrs {
-            let lower = name.to_ascii_lowercase();
-            match lower.as_str() {
-                "path" if out.path.is_empty() => out.path = tokens(value),
-                "accept-types" if out.accept_types.is_none() => {
+            // Compared without regard to case and without a lower-cased copy per attribute.
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("path") {
+                if out.path.is_empty() {
+                    out.path = tokens(value);
+                }
+            } else if is("accept-types") {
+                if out.accept_types.is_none() {
                     out.accept_types = Some(tokens(value));
                 }
-                "accept-wrapped-types" if out.accept_wrapped_types.is_none() => {
+            } else if is("accept-wrapped-types") {
+                if out.accept_wrapped_types.is_none() {
                     out.accept_wrapped_types = Some(tokens(value));
                 }
-                "max-size" if out.max_size.is_none() => {
+            } else if is("max-size") {
+                if out.max_size.is_none() {
                     out.max_size = value.and_then(|v| v.trim().parse().ok());
                 }
-                "setup" if out.setup.is_none() => out.setup = value.and_then(Setup::parse),
-                "connection" if out.connection.is_none() => {
+            } else if is("setup") {
+                if out.setup.is_none() {
+                    out.setup = value.and_then(Setup::parse);
+                }
+            } else if is("connection") {
+                if out.connection.is_none() {
                     out.connection = value.and_then(ConnectionMode::parse);
                 }
-                "msrp-cema" => out.cema = true,
-                other => {
-                    if direction.is_none() {
-                        direction = Direction::from_attr(other);
-                    }
-                }
+            } else if is("msrp-cema") {
+                out.cema = true;
+            } else if direction.is_none() {
+                direction = Direction::from_attr(name);
             }
         }
         if direction.is_none() {

@@ -91,6 +91,16 @@ fn finish(
     }
 }
 
+/// `addr;tag=tag` on one line, built without the formatting machinery (two per request).
+fn with_tag(addr: &str, tag: &str) -> String {
+    let (addr, tag) = (one_line(addr), one_line(tag));
+    let mut v = String::with_capacity(addr.len() + 5 + tag.len());
+    v.push_str(&addr);
+    v.push_str(";tag=");
+    v.push_str(&tag);
+    v
+}
+
 /// The extra headers, Content-Type and Content-Length, the blank line and the body.
 fn write_tail(
     mut out: BytesMut,
@@ -321,7 +331,7 @@ impl RequestBuilder {
 
     /// From: a name-addr or URI (`"Alice" <sip:alice@example.com>`) and our tag.
     pub fn from(mut self, addr: &str, tag: &str) -> Self {
-        self.from = format!("{};tag={}", one_line(addr), one_line(tag));
+        self.from = with_tag(addr, tag);
         self
     }
 
@@ -334,7 +344,7 @@ impl RequestBuilder {
     /// To: a name-addr or URI, with the remote tag inside a dialog.
     pub fn to(mut self, addr: &str, tag: Option<&str>) -> Self {
         self.to = match tag {
-            Some(t) => format!("{};tag={}", one_line(addr), one_line(t)),
+            Some(t) => with_tag(addr, t),
             None => one_line(addr).into_owned(),
         };
         self

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{Cur, digits_u64, is_gen_value, is_token, split_commas, unquote};
-use super::uri::{Uri, check_host};
+use super::scan::{Cur, Rel, digits_u64, is_gen_value, is_token, split_commas, unquote};
+use super::uri::{Uri, UriRec, check_host, is_host_char};
 use crate::machine::Method;
 
 macro_rules! header_names {
@@ -35,16 +35,33 @@ macro_rules! header_names {
 
             /// Recognises a header name (full or compact form, any case).
             pub fn from_name(name: &str) -> HeaderName {
-                if let [c] = name.as_bytes() {
-                    let c = c.to_ascii_lowercase();
-                    $( $( if c == $compact { return HeaderName::$var; } )? )*
-                    return HeaderName::Other;
-                }
-                $( if name.len() == $canon.len() && name.eq_ignore_ascii_case($canon) {
-                    return HeaderName::$var;
-                } )*
-                HeaderName::Other
+                Self::from_bytes(name.as_bytes())
             }
+
+            /// [`HeaderName::from_name`] on bytes: the length and the first and last
+            /// letters pick the one known name it can be, then one comparison confirms it
+            /// (rather than comparing with every known name in turn).
+            pub(crate) fn from_bytes(name: &[u8]) -> HeaderName {
+                let (Some(first), Some(last)) = (name.first(), name.last()) else {
+                    return HeaderName::Other;
+                };
+                let first = first.to_ascii_lowercase();
+                if name.len() == 1 {
+                    return match first {
+                        $( $( $compact => HeaderName::$var, )? )*
+                        _ => HeaderName::Other,
+                    };
+                }
+                let cand = candidate(name.len(), first, last.to_ascii_lowercase());
+                match cand.canonical() {
+                    Some(c) if same_name(name, c.as_bytes()) => cand,
+                    _ => HeaderName::Other,
+                }
+            }
+
+            /// Every known name, for tests.
+            #[cfg(test)]
+            const ALL: &[HeaderName] = &[$( HeaderName::$var, )*];
 
             /// The compact form, when the name has one.
             pub fn compact(self) -> Option<char> {
@@ -124,6 +141,59 @@ header_names! {
     Identity = "Identity", b'y';
 }
 
+/// Whether `name` is the canonical name `canon` in any case. Canonical names are letters and
+/// `-`, where setting bit 0x20 lower-cases a letter and keeps `-`; the only other byte that
+/// bit maps onto one of them is CR (onto `-`), which is excluded.
+#[inline]
+fn same_name(name: &[u8], canon: &[u8]) -> bool {
+    name.len() == canon.len()
+        && name
+            .iter()
+            .zip(canon)
+            .all(|(&a, &c)| a | 0x20 == c | 0x20 && a != b'\r')
+}
+
+/// The only known full name with this length, first and last letter (lower case), else
+/// [`HeaderName::Other`]. The `header_names_are_recognised` test checks it against the list.
+fn candidate(len: usize, first: u8, last: u8) -> HeaderName {
+    use HeaderName as H;
+    match (len, first, last) {
+        (2, b't', _) => H::To,
+        (3, b'v', _) => H::Via,
+        (4, b'f', _) => H::From,
+        (4, b'c', _) => H::CSeq,
+        (5, b'a', _) => H::Allow,
+        (5, b'r', _) => H::Route,
+        (5, b'e', _) => H::Event,
+        (6, b'a', _) => H::Accept,
+        (7, b'c', b'd') => H::CallId,
+        (7, b'c', b't') => H::Contact,
+        (7, b's', _) => H::Subject,
+        (7, b'r', _) => H::Require,
+        (7, b'w', _) => H::Warning,
+        (7, b'e', _) => H::Expires,
+        (8, b'r', _) => H::ReferTo,
+        (8, b'i', _) => H::Identity,
+        (9, b's', _) => H::Supported,
+        (11, b'u', _) => H::Unsupported,
+        (11, b'r', _) => H::ReferredBy,
+        (12, b'm', _) => H::MaxForwards,
+        (12, b'c', _) => H::ContentType,
+        (12, b'r', _) => H::RecordRoute,
+        (12, b'a', _) => H::AllowEvents,
+        (13, b'p', _) => H::ProxyRequire,
+        (14, b'c', _) => H::ContentLength,
+        (14, b'r', _) => H::RejectContact,
+        (14, b'a', _) => H::AcceptContact,
+        (15, b's', _) => H::SessionExpires,
+        (16, b'c', _) => H::ContentEncoding,
+        (19, b'c', _) => H::ContentDisposition,
+        (19, b'p', _) => H::PAssertedIdentity,
+        (19, b'r', _) => H::RequestDisposition,
+        _ => H::Other,
+    }
+}
+
 impl HeaderName {
     /// Whether the header's grammar is a comma-separated list, so that values on one line
     /// are equivalent to several header lines (RFC 3261 §7.3.1).
@@ -168,17 +238,34 @@ fn parse_params<'a>(c: &mut Cur<'a>) -> Result<Params<'a>, ParseError> {
 }
 
 fn parse_params_mode<'a>(c: &mut Cur<'a>, loose: bool) -> Result<Params<'a>, ParseError> {
+    parse_params_find(c, loose, "").map(|(p, _)| p)
+}
+
+/// Parses parameters and, in the same walk, finds the first one named `want` (what
+/// [`Params::get`] would return for it); an empty `want` finds nothing.
+fn parse_params_find<'a>(
+    c: &mut Cur<'a>,
+    loose: bool,
+    want: &str,
+) -> Result<(Params<'a>, Option<Option<&'a str>>), ParseError> {
     let start = c.pos;
     let mut end = start;
+    let mut found = None;
     while c.sep(b';') {
-        param(c, loose).map_err(|e| e.ctx("parameter"))?;
+        let (name, value) = param(c, loose).map_err(|e| e.ctx("parameter"))?;
+        if found.is_none() && !want.is_empty() && name.eq_ignore_ascii_case(want) {
+            found = Some(value);
+        }
         end = c.pos;
     }
     c.pos = end;
-    Ok(Params {
-        raw: c.s.get(start..end).unwrap_or(""),
-        loose,
-    })
+    Ok((
+        Params {
+            raw: c.s.get(start..end).unwrap_or(""),
+            loose,
+        },
+        found,
+    ))
 }
 
 fn param<'a>(c: &mut Cur<'a>, loose: bool) -> Result<(&'a str, Option<&'a str>), ParseError> {
@@ -235,6 +322,35 @@ pub struct NameAddr<'a> {
     uri: Uri<'a>,
     angle: bool,
     params: Params<'a>,
+    /// The `tag` parameter, found while the parameters were checked.
+    tag: Option<&'a str>,
+}
+
+/// A checked name-addr's parts as ranges inside its header value (see [`Rel`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AddrRec {
+    display: Option<Rel>,
+    uri: UriRec,
+    angle: bool,
+    params: Rel,
+    tag: Option<Rel>,
+}
+
+impl AddrRec {
+    /// The name-addr rebuilt from `base`, the value it was recorded from.
+    #[inline]
+    pub(crate) fn view<'a>(&self, base: &'a str) -> NameAddr<'a> {
+        NameAddr {
+            display: Rel::get_opt(self.display, base),
+            uri: self.uri.view(base),
+            angle: self.angle,
+            params: Params {
+                raw: self.params.get(base),
+                loose: false,
+            },
+            tag: Rel::get_opt(self.tag, base),
+        }
+    }
 }
 
 impl<'a> NameAddr<'a> {
@@ -304,16 +420,28 @@ impl<'a> NameAddr<'a> {
             }
             Uri::parse_at(raw, ustart)?
         };
-        let params = if params {
-            parse_params(c)?
+        let (params, tag) = if params {
+            parse_params_find(c, false, "tag")?
         } else {
-            Params::default()
+            (Params::default(), None)
         };
         Ok(NameAddr {
             display,
             uri,
             angle,
             params,
+            tag: tag.flatten(),
+        })
+    }
+
+    /// Records where the parts lie in `base` (the value this was parsed from).
+    pub(crate) fn record(&self, base: &str) -> Option<AddrRec> {
+        Some(AddrRec {
+            display: Rel::of_opt(base, self.display)?,
+            uri: self.uri.record(base)?,
+            angle: self.angle,
+            params: Rel::of(base, self.params.raw)?,
+            tag: Rel::of_opt(base, self.tag)?,
         })
     }
 
@@ -350,7 +478,7 @@ impl<'a> NameAddr<'a> {
 
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&'a str> {
-        self.params.get("tag").flatten()
+        self.tag
     }
 }
 
@@ -420,6 +548,42 @@ pub struct Via<'a> {
     host: &'a str,
     port: Option<u16>,
     params: Params<'a>,
+    /// The first `branch` and `rport` parameters, found while the parameters were checked.
+    branch: Option<&'a str>,
+    rport: Option<Option<u16>>,
+}
+
+/// A checked Via value's parts as ranges inside its header value (see [`Rel`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ViaRec {
+    protocol: Rel,
+    version: Rel,
+    transport: Rel,
+    host: Rel,
+    port: Option<u16>,
+    params: Rel,
+    branch: Option<Rel>,
+    rport: Option<Option<u16>>,
+}
+
+impl ViaRec {
+    /// The Via rebuilt from `base`, the value it was recorded from.
+    #[inline]
+    pub(crate) fn view<'a>(&self, base: &'a str) -> Via<'a> {
+        Via {
+            protocol: self.protocol.get(base),
+            version: self.version.get(base),
+            transport: self.transport.get(base),
+            host: self.host.get(base),
+            port: self.port,
+            params: Params {
+                raw: self.params.get(base),
+                loose: false,
+            },
+            branch: Rel::get_opt(self.branch, base),
+            rport: self.rport,
+        }
+    }
 }
 
 impl<'a> Via<'a> {
@@ -469,7 +633,7 @@ impl<'a> Via<'a> {
             }
             c.s.get(hstart..hstart + h.len() + 1).unwrap_or(h)
         } else {
-            c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            c.take_while(is_host_char)
         };
         check_host(host, hstart).map_err(|e| e.ctx("sent-by"))?;
         let mut port = None;
@@ -482,38 +646,58 @@ impl<'a> Via<'a> {
             }
         }
         let pstart = c.pos;
-        let params = parse_params(c)?;
-        let via = Via {
+        // The first rport and the first branch are checked (what `rport()` and `branch()`
+        // read) and kept, in the walk that checks the parameters.
+        let mut rport: Option<Option<u16>> = None;
+        let mut branch: Option<Option<&'a str>> = None;
+        let params_start = c.pos;
+        let mut end = params_start;
+        while c.sep(b';') {
+            let (name, v) = param(c, false).map_err(|e| e.ctx("parameter"))?;
+            end = c.pos;
+            if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(match v {
+                    None => None,
+                    Some(v) => match digits_u64(v) {
+                        Some(n) if n <= u64::from(u16::MAX) => Some(n as u16),
+                        _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("rport")),
+                    },
+                });
+            } else if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                if v.is_none_or(|b| b.starts_with('"')) {
+                    return Err(ParseError::new(ErrorKind::Expected("token"), pstart).ctx("branch"));
+                }
+                branch = Some(v);
+            }
+        }
+        c.pos = end;
+        Ok(Via {
             protocol,
             version,
             transport,
             host,
             port,
-            params,
-        };
-        // The first rport and the first branch are checked (what `rport()` and `branch()`
-        // read), in one walk over the parameters rather than one lookup each.
-        let (mut rport_seen, mut branch_seen) = (false, false);
-        for (name, v) in params.iter() {
-            if !rport_seen && name.eq_ignore_ascii_case("rport") {
-                rport_seen = true;
-                if let Some(v) = v {
-                    match digits_u64(v) {
-                        Some(n) if n <= u64::from(u16::MAX) => {}
-                        _ => return Err(ParseError::new(ErrorKind::Port, pstart).ctx("rport")),
-                    }
-                }
-            } else if !branch_seen && name.eq_ignore_ascii_case("branch") {
-                branch_seen = true;
-                if v.is_none_or(|b| b.starts_with('"')) {
-                    return Err(ParseError::new(ErrorKind::Expected("token"), pstart).ctx("branch"));
-                }
-            }
-            if rport_seen && branch_seen {
-                break;
-            }
-        }
-        Ok(via)
+            params: Params {
+                raw: c.s.get(params_start..end).unwrap_or(""),
+                loose: false,
+            },
+            branch: branch.flatten(),
+            rport,
+        })
+    }
+
+    /// Records where the parts lie in `base` (the value this was parsed from).
+    pub(crate) fn record(&self, base: &str) -> Option<ViaRec> {
+        Some(ViaRec {
+            protocol: Rel::of(base, self.protocol)?,
+            version: Rel::of(base, self.version)?,
+            transport: Rel::of(base, self.transport)?,
+            host: Rel::of(base, self.host)?,
+            port: self.port,
+            params: Rel::of(base, self.params.raw)?,
+            branch: Rel::of_opt(base, self.branch)?,
+            rport: self.rport,
+        })
     }
 
     /// Protocol name (`SIP`).
@@ -548,7 +732,7 @@ impl<'a> Via<'a> {
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// Whether the branch carries the RFC 3261 magic cookie `z9hG4bK`.
@@ -564,9 +748,7 @@ impl<'a> Via<'a> {
 
     /// The `rport` parameter (RFC 3581): `Some(None)` when present without a value.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|v| v.parse().ok()))
+        self.rport
     }
 
     /// The `maddr` parameter.
@@ -587,6 +769,15 @@ pub struct CSeq {
 impl CSeq {
     /// Parses a CSeq value.
     pub fn parse(s: &str) -> Result<CSeq, ParseError> {
+        let (seq, m) = Self::parse_parts(s)?;
+        Ok(CSeq {
+            seq,
+            method: Method::from_token(m),
+        })
+    }
+
+    /// The number and the method token, as written.
+    pub(crate) fn parse_parts(s: &str) -> Result<(u32, &str), ParseError> {
         let mut c = Cur::new(s);
         c.skip_lws();
         let n = c.take_while(|b| b.is_ascii_digit());
@@ -604,10 +795,7 @@ impl CSeq {
         }
         let m = c.token("method")?;
         c.expect_end()?;
-        Ok(CSeq {
-            seq,
-            method: Method::from_token(m),
-        })
+        Ok((seq, m))
     }
 }
 
@@ -874,4 +1062,37 @@ impl<'a> Contacts<'a> {
 /// Splits a list-valued header into its raw values (top-level commas only).
 pub fn split_values(s: &str) -> impl Iterator<Item = &str> {
     split_commas(s).into_iter().map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_recognised() {
+        for &h in HeaderName::ALL {
+            let c = h.canonical().unwrap();
+            assert_eq!(HeaderName::from_name(c), h, "{c}");
+            assert_eq!(HeaderName::from_name(&c.to_ascii_lowercase()), h, "{c}");
+            assert_eq!(HeaderName::from_name(&c.to_ascii_uppercase()), h, "{c}");
+            if let Some(k) = h.compact() {
+                assert_eq!(HeaderName::from_name(&k.to_string()), h);
+                assert_eq!(
+                    HeaderName::from_name(&k.to_ascii_uppercase().to_string()),
+                    h
+                );
+            }
+            // One letter off (first, middle, last) is another header.
+            for i in [0, c.len() / 2, c.len() - 1] {
+                let mut b = c.as_bytes().to_vec();
+                b[i] = if b[i] == b'x' { b'y' } else { b'x' };
+                assert_eq!(HeaderName::from_bytes(&b), HeaderName::Other, "{c} at {i}");
+            }
+        }
+        for other in [
+            "", "Z", "Call\rID", "Vias", "Call-IDs", "Contacts", "CSeq2", "g", "Call_ID",
+        ] {
+            assert_eq!(HeaderName::from_name(other), HeaderName::Other, "{other}");
+        }
+    }
 }

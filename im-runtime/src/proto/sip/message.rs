@@ -6,11 +6,11 @@ use bytes::Bytes;
 
 use super::error::{ErrorKind, ParseError, ParseFailure, Salvage};
 use super::header::{
-    CSeq, Contacts, Disposition, HeaderName, MediaType, NameAddr, Via, Warning, check_call_id,
-    check_contacts, check_name_addrs, check_tokens, parse_name_addrs, parse_number, parse_tokens,
-    split_values,
+    AddrRec, CSeq, Contacts, Disposition, HeaderName, MediaType, NameAddr, Via, ViaRec, Warning,
+    check_call_id, check_contacts, check_name_addrs, check_tokens, parse_name_addrs, parse_number,
+    parse_tokens, split_values,
 };
-use super::scan::{is_token, trim_lws};
+use super::scan::{Rel, is_token, trim_lws};
 use super::status::StatusCode;
 use super::uri::Uri;
 use crate::machine::Method;
@@ -57,6 +57,21 @@ struct Header {
     value: Span,
 }
 
+/// What the parse-time check found in the first line of the headers every layer reads, so
+/// that the typed accessors slice instead of parsing again. `None` when the header is absent
+/// or its first line was not recorded (it did not parse in [`Message::parse_structure`], or
+/// is longer than [`Rel`] can hold): the accessors then parse that first line as before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Known {
+    /// Header index and the first value of the first Via line.
+    via: Option<(u8, ViaRec)>,
+    from: Option<(u8, AddrRec)>,
+    to: Option<(u8, AddrRec)>,
+    call_id: Option<u8>,
+    /// Header index, number and method token of the first CSeq line.
+    cseq: Option<(u8, u32, Rel)>,
+}
+
 /// A borrowed view of one header line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderRef<'a> {
@@ -86,6 +101,7 @@ pub struct Message {
     start: Start,
     headers: Vec<Header>,
     body: Span,
+    known: Known,
 }
 
 /// Whether the bytes came in a datagram or were cut out of a stream by [`frame`].
@@ -224,24 +240,20 @@ impl Message {
                 if name_end == pos || i >= end || b.get(i) != Some(&b':') {
                     return Err(at(ParseError::new(ErrorKind::HeaderLine, pos)));
                 }
-                let name =
-                    std::str::from_utf8(b.get(pos..name_end).unwrap_or_default()).unwrap_or("");
                 headers.push(Header {
-                    name: HeaderName::from_name(name),
+                    name: HeaderName::from_bytes(b.get(pos..name_end).unwrap_or_default()),
                     name_span: Span::new(pos, name_end),
                     value: Span::new(i + 1, end),
                 });
             }
             pos = lf + 1;
         }
-        let head = b.get(..body_start).unwrap_or_default();
-        if std::str::from_utf8(head).is_err() {
-            let bad = match std::str::from_utf8(head) {
-                Err(e) => e.valid_up_to(),
-                Ok(_) => 0,
-            };
-            return Err(at(ParseError::new(ErrorKind::NotUtf8, bad)));
-        }
+        // Checked once here; the header checks below slice this `str` rather than checking
+        // each value again.
+        let head = match std::str::from_utf8(b.get(..body_start).unwrap_or_default()) {
+            Ok(h) => h,
+            Err(e) => return Err(at(ParseError::new(ErrorKind::NotUtf8, e.valid_up_to()))),
+        };
         // Trim LWS (folds included) around each value.
         for h in &mut headers {
             let mut s = h.value.s as usize;
@@ -308,42 +320,93 @@ impl Message {
         } else {
             full.slice(skip..total)
         };
-        let msg = Message {
+        let mut msg = Message {
             buf,
             start,
             headers,
             body: Span::new(body_start, body_start + body_len),
+            known: Known::default(),
         };
-        if check {
-            msg.check_headers().map_err(at)?;
-        }
+        msg.known = msg.check_headers(head, check).map_err(at)?;
         Ok(msg)
     }
 
     /// Checks the grammar of the headers the transaction and dialog layers rely on, so that a
-    /// message that parses can be answered and routed; other headers are checked when read.
-    fn check_headers(&self) -> Result<(), ParseError> {
+    /// message that parses can be answered and routed (other headers are checked when read),
+    /// and records what it found in the first Via, From, To, Call-ID and CSeq lines. Without
+    /// `check` (a structure-only parse of a message we built), nothing is parsed or recorded:
+    /// the few accessors read on such a message parse their header when asked.
+    fn check_headers(&self, head: &str, check: bool) -> Result<Known, ParseError> {
+        if !check {
+            return Ok(Known::default());
+        }
+        let at = |s: Span| head.get(s.range()).unwrap_or("");
         if let Start::Request { uri, .. } = &self.start {
-            Uri::parse_at(self.str_at(*uri), uri.s as usize).map_err(|e| e.ctx("Request-URI"))?;
+            Uri::parse_at(at(*uri), uri.s as usize).map_err(|e| e.ctx("Request-URI"))?;
         }
-        for h in &self.headers {
-            let v = self.str_at(h.value);
-            let base = h.value.s as usize;
-            let r = match h.name {
-                HeaderName::Via => Via::parse_first(v).map(drop),
-                HeaderName::From | HeaderName::To => NameAddr::parse(v).map(drop),
-                HeaderName::CallId => check_call_id(v),
-                HeaderName::CSeq => CSeq::parse(v).map(drop),
-                HeaderName::MaxForwards => parse_number(v, 255, "Max-Forwards").map(drop),
-                HeaderName::Contact => check_contacts(v),
-                HeaderName::ContentType => MediaType::parse(v).map(drop),
-                HeaderName::Route | HeaderName::RecordRoute => check_name_addrs(v),
-                HeaderName::Require | HeaderName::ProxyRequire => check_tokens(v),
-                _ => Ok(()),
+        let mut k = Known::default();
+        // Whether the first line of each recorded header has been seen (a line past index 255
+        // is seen but not recorded, and its accessor parses it).
+        let (mut via, mut from, mut to, mut call_id, mut cseq) =
+            (false, false, false, false, false);
+        for (i, h) in self.headers.iter().enumerate() {
+            let v = at(h.value);
+            let idx = u8::try_from(i).ok();
+            let fail = |e: ParseError| {
+                e.in_header(h.name.canonical().unwrap_or("header"), h.value.s as usize)
             };
-            r.map_err(|e| e.in_header(h.name.canonical().unwrap_or("header"), base))?;
+            match h.name {
+                HeaderName::Via => {
+                    let first = Via::parse_first(v).map_err(fail)?;
+                    if !std::mem::replace(&mut via, true) {
+                        k.via = idx.zip(first.record(v));
+                    }
+                }
+                HeaderName::From => {
+                    let a = NameAddr::parse(v).map_err(fail)?;
+                    if !std::mem::replace(&mut from, true) {
+                        k.from = idx.zip(a.record(v));
+                    }
+                }
+                HeaderName::To => {
+                    let a = NameAddr::parse(v).map_err(fail)?;
+                    if !std::mem::replace(&mut to, true) {
+                        k.to = idx.zip(a.record(v));
+                    }
+                }
+                HeaderName::CallId => {
+                    check_call_id(v).map_err(fail)?;
+                    if !std::mem::replace(&mut call_id, true) {
+                        k.call_id = idx;
+                    }
+                }
+                HeaderName::CSeq => {
+                    let (n, m) = CSeq::parse_parts(v).map_err(fail)?;
+                    if !std::mem::replace(&mut cseq, true) {
+                        k.cseq = idx.zip(Rel::of(v, m)).map(|(i, m)| (i, n, m));
+                    }
+                }
+                HeaderName::MaxForwards => {
+                    parse_number(v, 255, "Max-Forwards").map_err(fail)?;
+                }
+                HeaderName::Contact => check_contacts(v).map_err(fail)?,
+                HeaderName::ContentType => {
+                    MediaType::parse(v).map_err(fail)?;
+                }
+                HeaderName::Route | HeaderName::RecordRoute => check_name_addrs(v).map_err(fail)?,
+                HeaderName::Require | HeaderName::ProxyRequire => check_tokens(v).map_err(fail)?,
+                _ => {}
+            }
         }
-        Ok(())
+        Ok(k)
+    }
+
+    /// The value of header line `i` (an index recorded in [`Known`]).
+    #[inline]
+    fn value_at(&self, i: u8) -> &str {
+        self.headers
+            .get(usize::from(i))
+            .map_or("", |h| self.str_at(h.value))
     }
 
     fn str_at(&self, s: Span) -> &str {
@@ -473,27 +536,45 @@ impl Message {
 
     /// The topmost Via.
     pub fn top_via(&self) -> Option<Via<'_>> {
+        if let Some((i, rec)) = &self.known.via {
+            return Some(rec.view(self.value_at(*i)));
+        }
         let v = self.header(HeaderName::Via)?;
         Via::parse_first(v).ok()
     }
 
     /// From (first line; checked at parse time).
     pub fn from(&self) -> Option<NameAddr<'_>> {
+        if let Some((i, rec)) = &self.known.from {
+            return Some(rec.view(self.value_at(*i)));
+        }
         NameAddr::parse(self.header(HeaderName::From)?).ok()
     }
 
     /// To (first line; checked at parse time).
     pub fn to(&self) -> Option<NameAddr<'_>> {
+        if let Some((i, rec)) = &self.known.to {
+            return Some(rec.view(self.value_at(*i)));
+        }
         NameAddr::parse(self.header(HeaderName::To)?).ok()
     }
 
     /// Call-ID.
     pub fn call_id(&self) -> Option<&str> {
+        if let Some(i) = self.known.call_id {
+            return Some(self.value_at(i));
+        }
         self.header(HeaderName::CallId)
     }
 
     /// CSeq (first line; checked at parse time).
     pub fn cseq(&self) -> Option<CSeq> {
+        if let Some((i, seq, m)) = self.known.cseq {
+            return Some(CSeq {
+                seq,
+                method: Method::from_token(m.get(self.value_at(i))),
+            });
+        }
         CSeq::parse(self.header(HeaderName::CSeq)?).ok()
     }
 
@@ -903,20 +984,22 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
         while matches!(line.get(i), Some(b' ' | b'\t')) {
             i += 1;
         }
-        if pos > 0 && name_len > 0 && line.get(i) == Some(&b':') {
-            let name = std::str::from_utf8(line.get(..name_len).unwrap_or_default()).unwrap_or("");
-            if HeaderName::from_name(name) == HeaderName::ContentLength {
-                let v = std::str::from_utf8(line.get(i + 1..).unwrap_or_default()).unwrap_or("");
-                let n = parse_number(v.trim(), u32::MAX as u64, "Content-Length")
-                    .map_err(|e| e.in_header("Content-Length", skip + pos + i + 1))?;
-                if cl.is_some_and(|c| c != n as usize) {
-                    return Err(ParseError::new(
-                        ErrorKind::DuplicateContentLength,
-                        skip + pos,
-                    ));
-                }
-                cl = Some(n as usize);
+        if pos > 0
+            && name_len > 0
+            && line.get(i) == Some(&b':')
+            && HeaderName::from_bytes(line.get(..name_len).unwrap_or_default())
+                == HeaderName::ContentLength
+        {
+            let v = std::str::from_utf8(line.get(i + 1..).unwrap_or_default()).unwrap_or("");
+            let n = parse_number(v.trim(), u32::MAX as u64, "Content-Length")
+                .map_err(|e| e.in_header("Content-Length", skip + pos + i + 1))?;
+            if cl.is_some_and(|c| c != n as usize) {
+                return Err(ParseError::new(
+                    ErrorKind::DuplicateContentLength,
+                    skip + pos,
+                ));
             }
+            cl = Some(n as usize);
         }
         pos = lf + 1;
         if pos > limit {
@@ -937,4 +1020,17 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
         return Ok(Frame::NeedMore);
     }
     Ok(Frame::Message { skip, len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsed messages are queued, cached and kept by transactions: what the parse records
+    /// for the accessors must stay small next to the buffer handle and header index.
+    #[test]
+    fn message_stays_small() {
+        assert!(size_of::<Known>() <= 112, "{}", size_of::<Known>());
+        assert!(size_of::<Message>() <= 224, "{}", size_of::<Message>());
+    }
 }

@@ -18,7 +18,9 @@
 //! is lenient, but has no public whole-message parse and percent-decodes Via branches; both
 //! reject non-SIP Request-URIs that RFC 4475 wants answered with 416. This parser keeps the
 //! message in one `Bytes` with `u32` ranges (no per-header allocation), checks the grammar of
-//! the headers the transaction layer relies on once, and decodes typed views lazily.
+//! the headers the transaction layer relies on once, keeps what that check found in the top
+//! Via, From, To, Call-ID and CSeq (so their accessors slice rather than parse again), and
+//! decodes other typed views lazily.
 //!
 //! Measured with `cargo bench -p im-runtime --bench parse` (criterion, each parser parsing
 //! and extracting top Via branch, From/To tags, Call-ID, CSeq and body; a 2-core VM shared

@@ -106,6 +106,53 @@ pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
+/// A range inside one header value, relative to the value's start: what the parse-time
+/// check records so that typed accessors rebuild a view with slicing instead of parsing
+/// again. `u8` keeps the records small (a `Message` holds five); a value longer than 255 bytes
+/// is not recorded, and its accessor parses it as before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Rel {
+    s: u8,
+    e: u8,
+}
+
+impl Rel {
+    /// Where `part` lies inside `base`; `part` must be a sub-slice of `base` or empty (an
+    /// empty part may be a literal `""`, so its position means nothing and is not kept).
+    pub(crate) fn of(base: &str, part: &str) -> Option<Rel> {
+        if part.is_empty() {
+            return Some(Rel::default());
+        }
+        let off = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+        let end = off.checked_add(part.len()).filter(|&e| e <= base.len())?;
+        Some(Rel {
+            s: u8::try_from(off).ok()?,
+            e: u8::try_from(end).ok()?,
+        })
+    }
+
+    /// [`Rel::of`] for an optional part.
+    pub(crate) fn of_opt(base: &str, part: Option<&str>) -> Option<Option<Rel>> {
+        match part {
+            None => Some(None),
+            Some(p) => Rel::of(base, p).map(Some),
+        }
+    }
+
+    /// The part of `base` this range covers (the same `base` it was recorded from).
+    #[inline]
+    pub(crate) fn get(self, base: &str) -> &str {
+        base.get(usize::from(self.s)..usize::from(self.e))
+            .unwrap_or("")
+    }
+
+    /// [`Rel::get`] for an optional part.
+    #[inline]
+    pub(crate) fn get_opt(r: Option<Rel>, base: &str) -> Option<&str> {
+        r.map(|r| r.get(base))
+    }
+}
+
 /// Trims LWS (including folds) from both ends.
 pub(crate) fn trim_lws(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{find_byte, split_once_byte};
+use super::scan::{Rel, find_byte, split_once_byte};
 use crate::machine;
 
 /// The URI scheme.
@@ -35,35 +35,128 @@ pub struct Uri<'a> {
     headers: &'a str,
 }
 
+/// A checked URI's parts as ranges inside the header value it was parsed from, so that
+/// [`UriRec::view`] rebuilds the [`Uri`] by slicing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UriRec {
+    raw: Rel,
+    scheme: Scheme,
+    scheme_str: Rel,
+    user: Option<Rel>,
+    password: Option<Rel>,
+    host: Rel,
+    port: Option<u16>,
+    params: Rel,
+    headers: Rel,
+}
+
+impl UriRec {
+    /// The URI rebuilt from `base`, the value it was recorded from.
+    #[inline]
+    pub(crate) fn view<'a>(&self, base: &'a str) -> Uri<'a> {
+        Uri {
+            raw: self.raw.get(base),
+            scheme: self.scheme,
+            scheme_str: self.scheme_str.get(base),
+            user: Rel::get_opt(self.user, base),
+            password: Rel::get_opt(self.password, base),
+            host: self.host.get(base),
+            port: self.port,
+            params: self.params.get(base),
+            headers: self.headers.get(base),
+        }
+    }
+}
+
+const UNRESERVED: u8 = 1;
+const USER: u8 = 2;
+const PASSWORD: u8 = 4;
+const PARAM: u8 = 8;
+const HNV: u8 = 16;
+const RESERVED: u8 = 32;
+const HOST: u8 = 64;
+
+/// The URI character classes of RFC 3261 §25 as one bit set per byte (a class test is one
+/// load; URIs are checked in every From, To, Contact and Request-URI).
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let unreserved = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
+        let mut bits = 0;
+        if unreserved {
+            bits |= UNRESERVED;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            bits |= USER;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',') {
+            bits |= PASSWORD;
+        }
+        if unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            bits |= PARAM;
+        }
+        if unreserved || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
+            bits |= HNV;
+        }
+        if matches!(
+            b,
+            b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b','
+        ) {
+            bits |= RESERVED;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
+            bits |= HOST;
+        }
+        // Evaluated at compile time: an out-of-bounds index would fail the build, not panic.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c] = bits;
+        }
+        c += 1;
+    }
+    t
+};
+
+#[inline]
+fn class(c: u8, bits: u8) -> bool {
+    // A u8 index is always in bounds of a 256-entry table; the check compiles away.
+    CLASSES.get(usize::from(c)).is_some_and(|&b| b & bits != 0)
+}
+
 fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
+    class(c, UNRESERVED)
 }
 
 fn is_user_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    class(c, USER)
 }
 
 fn is_password_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',')
+    class(c, PASSWORD)
 }
 
 fn is_param_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+    class(c, PARAM)
 }
 
 fn is_hnv_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+    class(c, HNV)
 }
 
 fn is_reserved(c: u8) -> bool {
-    matches!(
-        c,
-        b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b','
-    )
+    class(c, RESERVED)
+}
+
+/// Hostname and IPv4 characters: letters, digits, `-` and `.`.
+#[inline]
+pub(crate) fn is_host_char(c: u8) -> bool {
+    class(c, HOST)
 }
 
 /// Checks `s` against a character class where `%HH` escapes are also allowed.
@@ -111,10 +204,8 @@ pub(crate) fn check_host(h: &str, base: usize) -> Result<(), ParseError> {
         return Ok(());
     }
     if h.is_empty()
-        || !h
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-        || h.starts_with(['-', '.'])
+        || !h.bytes().all(is_host_char)
+        || matches!(h.as_bytes().first(), Some(b'-' | b'.'))
     {
         return err();
     }
@@ -158,6 +249,33 @@ pub(crate) fn split_hostport(s: &str, base: usize) -> Result<(&str, Option<u16>)
         }
     };
     Ok((host, port))
+}
+
+/// The common `host[:port]` (a hostname or IPv4 address) at the start of `s`, followed by
+/// `;`, `?` or the end, in one pass: `(host, port, end of hostport)`. `None` for anything
+/// else (an IPv6 reference, an error), which the general path then handles; whatever this
+/// accepts, that path accepts with the same result.
+fn plain_hostport(s: &str) -> Option<(&str, Option<u16>, usize)> {
+    let b = s.as_bytes();
+    let h = b.iter().position(|&c| !is_host_char(c)).unwrap_or(b.len());
+    if h == 0 || matches!(b.first(), Some(b'-' | b'.')) {
+        return None;
+    }
+    let host = s.get(..h)?;
+    match b.get(h) {
+        None | Some(b';' | b'?') => Some((host, None, h)),
+        Some(b':') => {
+            let digits = b.get(h + 1..)?;
+            let d = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+            if !matches!(digits.get(d), None | Some(b';' | b'?')) {
+                return None;
+            }
+            let port = super::scan::digits_u64(s.get(h + 1..h + 1 + d)?)
+                .filter(|&p| p <= u64::from(u16::MAX))?;
+            Some((host, Some(port as u16), h + 1 + d))
+        }
+        Some(_) => None,
+    }
 }
 
 impl<'a> Uri<'a> {
@@ -241,6 +359,11 @@ impl<'a> Uri<'a> {
             }
             None => (rest, base),
         };
+        if let Some((host, port, end)) = plain_hostport(hostpart) {
+            self.host = host;
+            self.port = port;
+            return self.split_params(hostpart.get(end..).unwrap_or(""), hbase + end);
+        }
         let end = hostpart
             .bytes()
             .position(|c| c == b';' || c == b'?')
@@ -318,6 +441,21 @@ impl<'a> Uri<'a> {
             self.headers = headers;
         }
         Ok(())
+    }
+
+    /// Records where the parts lie in `base` (the value this URI was parsed from).
+    pub(crate) fn record(&self, base: &str) -> Option<UriRec> {
+        Some(UriRec {
+            raw: Rel::of(base, self.raw)?,
+            scheme: self.scheme,
+            scheme_str: Rel::of(base, self.scheme_str)?,
+            user: Rel::of_opt(base, self.user)?,
+            password: Rel::of_opt(base, self.password)?,
+            host: Rel::of(base, self.host)?,
+            port: self.port,
+            params: Rel::of(base, self.params)?,
+            headers: Rel::of(base, self.headers)?,
+        })
     }
 
     /// The URI exactly as written.
@@ -528,6 +666,36 @@ mod tests {
         assert_eq!(u.host(), "example.com");
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user_unescaped().unwrap(), "user;par=u@example.net");
+    }
+
+    #[test]
+    fn plain_hostport_agrees_with_the_general_path() {
+        for s in [
+            "example.com",
+            "example.com:5060",
+            "example.com:5060;lr",
+            "192.0.2.1?x=y",
+            "h:;x",
+            "h:99999",
+            "h:5060:1",
+            "-h",
+            ".h",
+            "h x",
+            "[::1]:5060",
+            "h:50a",
+            "h:0068;p",
+            "",
+        ] {
+            let Some((host, port, end)) = plain_hostport(s) else {
+                continue;
+            };
+            let general_end = s.find([';', '?']).unwrap_or(s.len());
+            assert_eq!(end, general_end, "{s}");
+            assert_eq!(split_hostport(&s[..end], 0).unwrap(), (host, port), "{s}");
+        }
+        assert_eq!(plain_hostport("h:0068;p"), Some(("h", Some(68), 6)));
+        assert_eq!(plain_hostport("h:5060:1"), None);
+        assert_eq!(plain_hostport("[::1]"), None);
     }
 
     #[test]
