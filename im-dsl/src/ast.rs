@@ -248,6 +248,10 @@ pub enum ActionKind {
     Cancel,
     /// `bye`.
     Bye,
+    /// `cancel legs`.
+    CancelLegs,
+    /// `bye legs`.
+    ByeLegs,
     /// `deliver`.
     Deliver,
     /// `report success` or `report failure STATUS "REASON"`.

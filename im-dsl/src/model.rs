@@ -230,6 +230,10 @@ pub enum Action {
     Cancel,
     /// BYE.
     Bye,
+    /// CANCEL every invitee leg still waiting for its final response.
+    CancelLegs,
+    /// BYE every invitee leg whose dialog is up.
+    ByeLegs,
     /// Deliver the held message.
     Deliver,
     /// Report the outcome: `None` for success, else the failure's MSRP status and comment.

@@ -360,6 +360,8 @@ impl Builder {
             Rule::act_forward => ActionKind::ForwardEach(recipients(inner.next())),
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
+            Rule::act_cancel_legs => ActionKind::CancelLegs,
+            Rule::act_bye_legs => ActionKind::ByeLegs,
             Rule::act_deliver => ActionKind::Deliver,
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
             Rule::act_imdn => {
@@ -769,6 +771,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::recipients => "`recipient_list` or `group_members`",
         Rule::act_cancel => "`cancel`",
         Rule::act_bye => "`bye`",
+        Rule::act_cancel_legs => "`cancel legs`",
+        Rule::act_bye_legs => "`bye legs`",
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",

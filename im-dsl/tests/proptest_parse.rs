@@ -279,6 +279,8 @@ fn action() -> impl Strategy<Value = Action> {
         recipients().prop_map(ActionKind::ForwardEach),
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
+        Just(ActionKind::CancelLegs),
+        Just(ActionKind::ByeLegs),
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
         Just(ActionKind::ForwardImdn),
@@ -727,6 +729,14 @@ impl Noisy {
             }
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),
+            ActionKind::CancelLegs => {
+                self.t("cancel");
+                self.t("legs");
+            }
+            ActionKind::ByeLegs => {
+                self.t("bye");
+                self.t("legs");
+            }
             ActionKind::Deliver => self.t("deliver"),
             ActionKind::ForwardImdn => {
                 self.t("forward");

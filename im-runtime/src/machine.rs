@@ -638,6 +638,11 @@ pub enum ActionKind {
     Cancel,
     /// End this leg's dialog with BYE.
     Bye,
+    /// CANCEL every invitee leg of the session still waiting for its final response (the
+    /// spec's teardown of the other legs).
+    CancelLegs,
+    /// BYE every invitee leg of the session whose dialog is up, closing its MSRP session.
+    ByeLegs,
     /// Start a spec timer.
     StartTimer(Timer, Duration),
     /// Stop a spec timer.

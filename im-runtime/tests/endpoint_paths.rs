@@ -710,6 +710,35 @@ fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
     settle(&mut sim);
 }
 
+/// What becomes of the legs on the originator's BYE is the machine's decision: a machine that
+/// answers the BYE without `cancel legs`/`bye legs` leaves them up (issue 12: the runtime
+/// used to CANCEL and BYE them on its own).
+#[test]
+fn originator_bye_leaves_the_legs_up_when_the_machine_says_nothing_of_them() {
+    let mut sim = Sim::new(Knobs {
+        keep_legs_on_bye: true,
+        ..Knobs::default()
+    });
+    let (ok, invites) = start(&mut sim, "obye-keep", &[BOB_URI, CAROL_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.udp(
+        CAROL,
+        &response_to(
+            &invites[1],
+            200,
+            "c1",
+            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
+        ),
+    );
+    let out = sim.udp(ALICE, &alice_bye(&ok));
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![200], "BYE answered");
+    assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
+    assert!(requests(&udp_to(&out, CAROL), Method::Bye).is_empty());
+    assert_eq!(sim.ep.live_sessions(), 1, "the legs keep the session");
+}
+
 #[test]
 fn invitee_bye_ends_its_leg_and_the_session_settles() {
     let mut sim = Sim::new(Knobs::default());

@@ -202,6 +202,8 @@ struct ProcCx {
     states: HashMap<String, usize>,
     timers: HashMap<String, usize>,
     explicit_states: bool,
+    /// An invitee-leg procedure (responses, no initial request): it has no legs of its own.
+    leg: bool,
 }
 
 impl Lowerer<'_> {
@@ -323,6 +325,14 @@ impl Lowerer<'_> {
             states: HashMap::new(),
             timers: HashMap::new(),
             explicit_states: !p.states.is_empty(),
+            leg: p
+                .handlers
+                .iter()
+                .any(|h| matches!(h.trigger.kind, ast::TriggerKind::Response(..)))
+                && !p
+                    .handlers
+                    .iter()
+                    .any(|h| matches!(h.trigger.kind, ast::TriggerKind::Initial(_))),
         };
         let mut initial = Vec::new();
         for (k, b) in p.states.iter().enumerate() {
@@ -731,6 +741,27 @@ impl Lowerer<'_> {
             ActionKind::ForwardEach(r) => model::Action::ForwardEach(recipients(*r)),
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
+            ActionKind::CancelLegs | ActionKind::ByeLegs if cx.leg => {
+                let what = if a.kind == ActionKind::CancelLegs {
+                    "cancel"
+                } else {
+                    "bye"
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("`{what} legs` in an invitee-leg procedure"),
+                        a.span,
+                        "this procedure runs one leg, not a session",
+                    )
+                    .help(format!(
+                        "a leg ends itself with `{what}`; `{what} legs` belongs to the originator's procedure"
+                    )),
+                );
+                return None;
+            }
+            ActionKind::CancelLegs => model::Action::CancelLegs,
+            ActionKind::ByeLegs => model::Action::ByeLegs,
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,

@@ -251,6 +251,8 @@ impl Gen<'_> {
             }
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),
+            Action::CancelLegs => quote!(#k::CancelLegs),
+            Action::ByeLegs => quote!(#k::ByeLegs),
             Action::Deliver => quote!(#k::Deliver),
             Action::SendImdn(true) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))

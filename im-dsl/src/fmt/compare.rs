@@ -132,6 +132,8 @@ fn erase_action(a: &mut Action) {
         | ActionKind::ForwardEach(_)
         | ActionKind::Cancel
         | ActionKind::Bye
+        | ActionKind::CancelLegs
+        | ActionKind::ByeLegs
         | ActionKind::Deliver
         | ActionKind::SendImdn(_)
         | ActionKind::ForwardImdn

@@ -391,6 +391,8 @@ impl Printer<'_> {
                 self.at(format!("forward each {}", recipients_text(*r)), s)
             }
             ActionKind::Cancel => self.at("cancel", s),
+            ActionKind::CancelLegs => self.at("cancel legs", s),
+            ActionKind::ByeLegs => self.at("bye legs", s),
             ActionKind::Bye => self.at("bye", s),
             ActionKind::Deliver => self.at("deliver", s),
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),

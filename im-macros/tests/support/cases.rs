@@ -435,6 +435,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::ForwardEach(r) => format!("forward each {}", recipients(r)),
         ActionKind::Cancel => "cancel".into(),
         ActionKind::Bye => "bye".into(),
+        ActionKind::CancelLegs => "cancel legs".into(),
+        ActionKind::ByeLegs => "bye legs".into(),
         ActionKind::StartTimer(t, d) => format!(
             "start timer {} {}s",
             timer_name(m, a.origin.procedure, *t),

@@ -405,27 +405,10 @@ impl Session {
     }
 
     /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
-    /// an outcome (or no message will come); then ends the legs that are done.
+    /// an outcome (or no message will come). Ending the connected legs then is the spec's
+    /// decision (`bye legs`, 6.1.3.3.2), not the runtime's.
     pub(super) fn check_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         self.settle(cx);
-        self.end_finished_legs(cx);
-    }
-
-    /// A pager-mode leg exists to carry one copy of the message. Once the legs have
-    /// settled (each connected leg's copy has an outcome) and the originator's side is over
-    /// (the spec BYE'd it after its report, or the originator hung up), nothing can come
-    /// over a connected leg any more: BYE it, so that the session can end. The invitee-leg
-    /// procedure may BYE a leg itself; `bye_leg` ignores a leg already ended.
-    fn end_finished_legs<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        let originator_over = self.originator_gone || self.dialog.as_ref().is_some_and(|d| d.ended);
-        if !self.settled_sent || !originator_over {
-            return;
-        }
-        for i in 0..self.legs.len() {
-            if self.legs[i].status == LegStatus::Connected {
-                self.bye_leg(cx, i);
-            }
-        }
     }
 
     fn settle<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
@@ -434,7 +417,11 @@ impl Session {
         }
         let done = self.legs.iter().all(|l| match l.status {
             LegStatus::Pending => false,
-            LegStatus::Connected => l.delivery.is_some() || self.originator_gone,
+            // A connected leg waits for its copy's outcome, unless no message will come
+            // (the originator left without one).
+            LegStatus::Connected => {
+                l.delivery.is_some() || (self.originator_gone && self.held.is_none())
+            }
             LegStatus::Failed | LegStatus::Ended => true,
         });
         if !done {

@@ -119,6 +119,18 @@ impl Session {
                 Some(i) => self.bye_leg(cx, i),
                 None => self.bye_originator(cx),
             },
+            // `cancel_leg` skips a leg that is not pending, `bye_leg` one without a live
+            // dialog, so each reaches exactly the legs its name says.
+            ActionKind::CancelLegs => {
+                for i in 0..self.legs.len() {
+                    self.cancel_leg(cx, i);
+                }
+            }
+            ActionKind::ByeLegs => {
+                for i in 0..self.legs.len() {
+                    self.bye_leg(cx, i);
+                }
+            }
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);

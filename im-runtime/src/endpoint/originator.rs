@@ -23,6 +23,9 @@ impl Session {
                 self.timers
                     .stop(|k| matches!(k, SessionTimer::OkRetransmit(_)));
                 self.msrp_after_ack(cx);
+                if self.bye_when_confirmed {
+                    self.bye_originator(cx);
+                }
                 self.run_machines(cx, &Event::InDialogRequest(Method::Ack));
             }
             Some(Method::Bye) => self.bye_received(cx, leg, key, msg),
@@ -65,7 +68,6 @@ impl Session {
         match leg {
             None => {
                 self.originator_gone = true;
-                let held = self.held.is_some();
                 if let Some(d) = self.dialog.as_mut() {
                     d.ended = true;
                     d.remote_bye = true;
@@ -83,14 +85,10 @@ impl Session {
                     );
                     cx.reply_simple(&key, &msg, 500, &[]);
                 }
+                // What becomes of the invitee legs (ended at once when no message is
+                // held, left to deliver otherwise) is the spec's rule for this BYE
+                // (`cancel legs`, `bye legs`).
                 cx.msrp.close_originator(self.id, cx.out);
-                if !held {
-                    // The originator left before its message was complete: there is
-                    // nothing to deliver, so the invitee legs are ended (pending ones
-                    // CANCELled, connected ones BYE'd). With a message held, delivery goes
-                    // on and the legs end by their machines.
-                    self.end(cx, "originator left before its message");
-                }
             }
             Some(i) => {
                 if let Some(l) = self.legs.get_mut(i) {
@@ -131,7 +129,11 @@ impl Session {
             let Some(d) = self.dialog.as_mut() else {
                 return;
             };
-            if d.ended || !d.confirmed {
+            if d.ended {
+                return;
+            }
+            if !d.confirmed {
+                self.bye_when_confirmed = true;
                 return;
             }
             d.ended = true;

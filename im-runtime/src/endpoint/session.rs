@@ -302,6 +302,9 @@ pub(crate) struct Session {
     settled_sent: bool,
     originator_gone: bool,
     ending: bool,
+    /// A spec `bye` to the originator came before the ACK: sent once the dialog is
+    /// confirmed (ACK, or 64·T1 without one), as RFC 3261 §15 allows a UAS no sooner.
+    bye_when_confirmed: bool,
     /// The session's own timers.
     timers: SessionTimers,
     /// Client transactions that hold the session (INVITEs to invitees) with no final answer
@@ -385,6 +388,7 @@ impl Session {
             settled_sent: false,
             originator_gone: false,
             ending: false,
+            bye_when_confirmed: false,
             timers,
             pending_client: 0,
             answering: None,

@@ -33,6 +33,9 @@ pub(crate) struct Knobs {
     /// A leg starts spec timer 2 ([`LEG_TIMEOUT`]) on its first provisional response and
     /// CANCELs when it fires.
     pub(crate) leg_timer_cancel: bool,
+    /// The originator's BYE is answered without `cancel legs`/`bye legs`, as a spec that
+    /// leaves the legs up would.
+    pub(crate) keep_legs_on_bye: bool,
 }
 
 /// How long the late dispatcher waits before answering.
@@ -60,6 +63,19 @@ fn ok_with_answer() -> Action {
 pub(crate) struct Dispatcher {
     knobs: Knobs,
     done: bool,
+    /// The originator's MSRP message has come (6.1.3.3.2 holds it for the legs).
+    held: bool,
+}
+
+impl Dispatcher {
+    fn end_all(&mut self) -> Vec<Action> {
+        self.done = true;
+        vec![
+            act(ActionKind::Bye),
+            act(ActionKind::CancelLegs),
+            act(ActionKind::ByeLegs),
+        ]
+    }
 }
 
 impl Machine for Dispatcher {
@@ -92,14 +108,29 @@ impl Machine for Dispatcher {
                 }))]
             }
             // As the spec's `originator_bye` (6.1.3.3.2): the machine answers the
-            // originator's BYE; the runtime ends the legs.
-            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
-                status: 200,
-                reason: "OK".into(),
-                headers: vec![],
-                warning: None,
-                sdp_answer: vec![],
-            }))],
+            // originator's BYE and ends the legs.
+            Event::InDialogRequest(Method::Bye) => {
+                let mut out = vec![act(ActionKind::Respond(Reply {
+                    status: 200,
+                    reason: "OK".into(),
+                    headers: vec![],
+                    warning: None,
+                    sdp_answer: vec![],
+                }))];
+                if !self.knobs.keep_legs_on_bye {
+                    out.push(act(ActionKind::CancelLegs));
+                    out.push(act(ActionKind::ByeLegs));
+                }
+                out
+            }
+            Event::Msrp(MsrpEvent::MessageReceived) => {
+                self.held = true;
+                vec![]
+            }
+            // As 6.1.3.3.2 `closed_before_message` and `no_ack`: the originator's side is
+            // over with nothing to deliver, so the machine ends it and the legs.
+            Event::Msrp(MsrpEvent::Closed) if !self.held => self.end_all(),
+            Event::Timer(Timer::H) => self.end_all(),
             Event::LegsSettled => {
                 self.done = true;
                 vec![
@@ -107,6 +138,7 @@ impl Machine for Dispatcher {
                         im_runtime::machine::ReportOutcome::Success,
                     )),
                     act(ActionKind::Bye),
+                    act(ActionKind::ByeLegs),
                 ]
             }
             _ => vec![],
@@ -195,6 +227,7 @@ impl Application for App {
             Box::new(Dispatcher {
                 knobs: self.0,
                 done: false,
+                held: false,
             }) as Box<dyn DynMachine>
         })
     }
