@@ -851,6 +851,45 @@ fn a_leg_cancels_on_ringing_and_a_487_fails_it() {
     settle(&mut sim);
 }
 
+/// A 2xx that crosses a leg's own CANCEL reaches the leg's machine (7.9.1.4
+/// `answered_after_cancel`), which says what becomes of the dialog: BYE it, or (a spec without
+/// that rule) keep it. The runtime used to BYE it before the machine ran.
+#[test]
+fn a_2xx_crossing_the_legs_own_cancel_is_the_leg_machines_to_end() {
+    for keep in [false, true] {
+        let mut sim = Sim::new(Knobs {
+            cancel_on_ringing: true,
+            keep_crossed_2xx: keep,
+            ..Knobs::default()
+        });
+        let (ok, invites) = start(&mut sim, "cross", &[BOB_URI]);
+        ack(&mut sim, &ok.unwrap());
+        let out = sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+        let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+        sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+        let out = sim.udp(
+            BOB,
+            &response_to(
+                &invites[0],
+                200,
+                "b1",
+                Some(&invitee_sdp("127.0.0.2:7002", "bs")),
+            ),
+        );
+        assert_eq!(
+            requests(&udp_to(&out, BOB), Method::Ack).len(),
+            1,
+            "2xx ACKed"
+        );
+        let byes = requests(&udp_to(&out, BOB), Method::Bye).len();
+        assert_eq!(
+            byes,
+            usize::from(!keep),
+            "keep={keep}: BYE only when the machine says"
+        );
+    }
+}
+
 #[test]
 fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     let mut sim = Sim::new(Knobs {
@@ -882,6 +921,12 @@ fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     );
     let r487 = r.iter().find(|m| status_of(m) == 487).unwrap();
     assert!(r487.to().unwrap().tag().is_some());
+    // The 487 is the machine's (its rule is named), not a runtime default.
+    assert!(
+        r487.header_str("Reason")
+            .is_some_and(|r| r.contains("rule")),
+        "{r487:?}"
+    );
     // The ACK for the 487 is absorbed by the transaction: no more 487s.
     sim.udp(ALICE, &ack_for(r487, "UDP", ALICE, "z9hG4bKoc"));
     sim.sent.clear();
@@ -894,6 +939,21 @@ fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     assert!(udp_to(&sim.sent, BOB).is_empty(), "nobody is invited");
     assert_eq!(sim.ep.live_sessions(), 0);
     sim.still_serving("originator CANCEL");
+}
+
+/// A machine's `respond 180` does not use up the answer: its `respond 200` after it still goes.
+#[test]
+fn a_provisional_response_leaves_the_final_one_to_the_machine() {
+    let mut sim = Sim::new(Knobs {
+        ring_first: true,
+        ..Knobs::default()
+    });
+    let out = sim.udp(
+        ALICE,
+        &invite("UDP", ALICE, "ring", "z9hG4bKring", &[BOB_URI]),
+    );
+    let got = statuses(&udp_to(&out, ALICE));
+    assert_eq!(got, vec![100, 180, 200], "180 then the 200");
 }
 
 #[test]

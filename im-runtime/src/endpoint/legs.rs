@@ -347,29 +347,29 @@ impl Session {
                 if let Some(d) = l.dialog.as_mut().filter(|d| d.peer.reliable) {
                     d.tls = cx.cfg.sip_tls_advertised;
                 }
-                l.status = if l.cancelled {
-                    LegStatus::Ended
-                } else {
-                    LegStatus::Connected
-                };
+                l.status = LegStatus::Connected;
             }
             // ACK every 2xx (retransmissions included, §13.2.2.4).
             if let Some((ack, peer)) = l.dialog.as_mut().map(|d| d.ack(cx.cfg.sip_advertised)) {
                 cx.transmit(peer, ack);
             }
             let cancelled = l.cancelled;
+            let own_cancel = l.cancelled_by_own_machine;
             if !first {
                 return;
             }
-            if cancelled {
-                // The 2xx crossed our CANCEL: the leg is not wanted any more.
+            if cancelled && !own_cancel {
+                // The 2xx crossed a CANCEL the session's rule sent (`cancel legs`): that
+                // rule ended the leg, so its dialog is ended too.
                 self.bye_leg(cx, i);
                 self.check_settled(cx);
                 return;
             }
             // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
-            // none of it.
-            if let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
+            // none of it. A 2xx that crossed the leg machine's own CANCEL sets up no MSRP:
+            // that machine decides what becomes of the dialog (7.9.1.4
+            // `answered_after_cancel`: BYE).
+            if !cancelled && let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
                 self.msrp_leg_answered(cx, i, &answer);
             }
         } else if status >= 300 {

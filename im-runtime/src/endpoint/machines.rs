@@ -108,7 +108,12 @@ impl Session {
             ActionKind::InviteEach(r) => self.invite_each(cx, r, from),
             ActionKind::ForwardEach(r) => self.forward_each(cx, r),
             ActionKind::Cancel => match leg {
-                Some(i) => self.cancel_leg(cx, i),
+                Some(i) => {
+                    if let Some(l) = self.legs.get_mut(i) {
+                        l.cancelled_by_own_machine = true;
+                    }
+                    self.cancel_leg(cx, i);
+                }
                 None => {
                     for i in 0..self.legs.len() {
                         self.cancel_leg(cx, i);
@@ -262,7 +267,11 @@ impl Session {
             cx.live.invite_answered(now, self.id);
         }
         cx.flush();
-        self.answered = Some(status);
+        // A provisional response leaves the final one to come: only a final status uses up
+        // the request's one answer.
+        if status >= 200 {
+            self.answered = Some(status);
+        }
         if (200..300).contains(&status) {
             let mut d = Dialog::server_side(&self.request, &self.local_tag, self.peer);
             d.tls = cx.dialog_tls(self.peer);

@@ -107,9 +107,19 @@ impl Session {
         self.check_settled(cx);
     }
 
-    /// The originator CANCELled our INVITE: 487 unless answered already, then the end.
+    /// The originator CANCELled our INVITE while it was pending. The machines hear it as
+    /// `request CANCEL`: their rule answers the INVITE (RFC 3261 §9.2: 487) and says what
+    /// becomes of the legs. Only when no rule answered does the runtime send the 487 the
+    /// transaction still needs, log the spec gap, and end the session.
     pub(super) fn cancelled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         if self.answered.is_none() {
+            self.run_machines(cx, &Event::InDialogRequest(Method::Cancel));
+        }
+        if self.answered.is_none() {
+            tracing::error!(
+                session = self.id.0,
+                "no spec rule answered the INVITE the originator CANCELled; 487 sent"
+            );
             if let Some(c) = StatusCode::new(487) {
                 let resp = sip::build::ResponseBuilder::new(&self.request, c)
                     .to_tag(&self.local_tag)
@@ -120,8 +130,8 @@ impl Session {
             }
             self.answered = Some(487);
             self.originator_gone = true;
+            self.end(cx, "cancelled by the originator; no rule answered");
         }
-        self.end(cx, "cancelled by the originator");
     }
 
     pub(super) fn bye_originator<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {

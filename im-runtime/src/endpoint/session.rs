@@ -243,6 +243,10 @@ pub(crate) struct Leg {
     /// MSRP outcome: 200 delivered, else the failure code.
     pub(crate) delivery: Option<u16>,
     pub(crate) cancelled: bool,
+    /// The CANCEL was the leg machine's own `cancel`: a 2xx that crosses it goes to that
+    /// machine (7.9.1.4 `answered_after_cancel`). A leg CANCELled by the session (`cancel
+    /// legs`, or teardown) that answers 2xx anyway is BYE'd, as the CANCEL meant.
+    pub(crate) cancelled_by_own_machine: bool,
 }
 
 impl Leg {
@@ -269,6 +273,7 @@ impl Leg {
             delivery_started: false,
             delivery: None,
             cancelled: false,
+            cancelled_by_own_machine: false,
         }
     }
 }

@@ -36,6 +36,11 @@ pub(crate) struct Knobs {
     /// The originator's BYE is answered without `cancel legs`/`bye legs`, as a spec that
     /// leaves the legs up would.
     pub(crate) keep_legs_on_bye: bool,
+    /// A leg whose 2xx crossed its own CANCEL keeps the dialog (a spec without
+    /// 7.9.1.4 `answered_after_cancel`); by default it BYEs it, as that rule does.
+    pub(crate) keep_crossed_2xx: bool,
+    /// The dispatcher sends 180 before its 200 (both from the machine).
+    pub(crate) ring_first: bool,
 }
 
 /// How long the late dispatcher waits before answering.
@@ -87,10 +92,19 @@ impl Machine for Dispatcher {
                 if self.knobs.answer_late {
                     vec![act(ActionKind::StartTimer(Timer::Spec(1), ANSWER_DELAY))]
                 } else {
-                    vec![
-                        ok_with_answer(),
-                        act(ActionKind::InviteEach(Recipients::RecipientList)),
-                    ]
+                    let mut out = Vec::new();
+                    if self.knobs.ring_first {
+                        out.push(act(ActionKind::Respond(Reply {
+                            status: 180,
+                            reason: "Ringing".into(),
+                            headers: vec![],
+                            warning: None,
+                            sdp_answer: vec![],
+                        })));
+                    }
+                    out.push(ok_with_answer());
+                    out.push(act(ActionKind::InviteEach(Recipients::RecipientList)));
+                    out
                 }
             }
             Event::Timer(Timer::Spec(1)) => vec![
@@ -122,6 +136,21 @@ impl Machine for Dispatcher {
                     out.push(act(ActionKind::ByeLegs));
                 }
                 out
+            }
+            // The originator CANCELled the pending INVITE: the machine answers it 487 (RFC
+            // 3261 §9.2) and ends the legs.
+            Event::InDialogRequest(Method::Cancel) => {
+                self.done = true;
+                vec![
+                    act(ActionKind::Respond(Reply {
+                        status: 487,
+                        reason: "Request Terminated".into(),
+                        headers: vec![],
+                        warning: None,
+                        sdp_answer: vec![],
+                    })),
+                    act(ActionKind::CancelLegs),
+                ]
             }
             Event::Msrp(MsrpEvent::MessageReceived) => {
                 self.held = true;
@@ -179,6 +208,15 @@ impl Machine for LegMachine {
             Event::Timer(Timer::Spec(2)) => {
                 self.state = "cancelling";
                 vec![act(ActionKind::Cancel)]
+            }
+            Event::Response(s) if (200..300).contains(s) && self.state == "cancelling" => {
+                if self.knobs.keep_crossed_2xx {
+                    self.state = "connected";
+                    vec![]
+                } else {
+                    self.state = "failed";
+                    vec![act(ActionKind::Bye)]
+                }
             }
             Event::Response(s) if (200..300).contains(s) => {
                 self.state = "connected";

@@ -83,6 +83,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "message, then one leg declined: failure REPORT 480 (was 408)",
             "originator BYE: answered 202 by the edited rule (was 200), the legs left up (were CANCELled and BYE'd)",
             "every copy delivered: report success and BYE the originator, the legs left up (were BYE'd)",
+            "leg: a 2xx that crossed the CANCEL is left to the edited spec, which keeps it (was BYE)",
         ]
     );
 }
