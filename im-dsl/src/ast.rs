@@ -328,6 +328,9 @@ pub enum SdpItemKind {
     Echo(String),
     /// `attribute NAME [= "value"] [when EXPR]`.
     Attribute(String, Option<StrLit>, Option<Expr>),
+    /// `else STATUS ["reason"]`: the response when the offer cannot be answered; either may
+    /// be missing in the source (the checker then says so).
+    Else(Option<(u16, Span)>, Option<StrLit>),
 }
 
 /// An SDP item with its span.

@@ -312,6 +312,8 @@ pub enum SdpItem {
         /// Condition (type `Bool`).
         when: Option<Expr>,
     },
+    /// The response (status, reason) sent instead when the offer cannot be answered.
+    Else(u16, String),
 }
 
 /// Value types of the expression language.

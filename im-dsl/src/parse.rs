@@ -475,6 +475,21 @@ impl Builder {
                     .map(|n| n.as_str().to_string())
                     .unwrap_or_default(),
             ),
+            Rule::sdp_else => {
+                let mut status = None;
+                let mut reason = None;
+                for i in inner {
+                    match i.as_rule() {
+                        Rule::status => {
+                            let span = self.span(&i);
+                            status = i.as_str().parse().ok().map(|s| (s, span));
+                        }
+                        Rule::string => reason = Some(self.string(i)),
+                        _ => {}
+                    }
+                }
+                SdpItemKind::Else(status, reason)
+            }
             _ => {
                 let name = inner
                     .next()
@@ -754,6 +769,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::resp_contact => "`contact focus`",
         Rule::resp_warning => "`warning \"text\"`",
         Rule::sdp_block => "`sdp { … }`",
+        Rule::sdp_else => "`else STATUS \"reason\"`",
         Rule::sdp_path
         | Rule::sdp_media
         | Rule::sdp_accept

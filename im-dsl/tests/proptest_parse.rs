@@ -248,6 +248,8 @@ fn sdp_item() -> impl Strategy<Value = SdpItem> {
             prop::option::of(expr())
         )
             .prop_map(|(n, v, w)| SdpItemKind::Attribute(n, v, w)),
+        (prop::option::of(100u16..700), prop::option::of(strlit()))
+            .prop_map(|(s, r)| SdpItemKind::Else(s.map(|s| (s, sp())), r)),
     ]
     .prop_map(|kind| SdpItem { kind, span: sp() })
 }
@@ -831,6 +833,16 @@ impl Noisy {
                 if let Some(w) = w {
                     self.t("when");
                     self.expr(w);
+                }
+                return;
+            }
+            SdpItemKind::Else(s, r) => {
+                self.t("else");
+                if let Some((s, _)) = s {
+                    self.t(format!("{s:03}"));
+                }
+                if let Some(r) = r {
+                    self.t(quote(&r.value));
                 }
                 return;
             }

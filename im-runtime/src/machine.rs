@@ -572,6 +572,9 @@ pub enum SdpAnswerItem {
     Echo(Cow<'static, str>),
     /// (d) a fixed attribute line, `a=name[:value]` (`tb-granted`).
     Fixed(Cow<'static, str>, Option<Cow<'static, str>>),
+    /// Not part of the answer: the status and reason the spec sends instead when the offer
+    /// cannot be answered (the Warning then says why).
+    Else(u16, Cow<'static, str>),
 }
 
 /// A header to put on a response or request. `Contact` with `isfocus` is requested with

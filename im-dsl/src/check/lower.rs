@@ -851,6 +851,38 @@ impl Lowerer<'_> {
         Some((status?, reason?))
     }
 
+    /// The status of an `sdp { … else STATUS }`: required, and a final non-2xx (3xx–6xx), since
+    /// it replaces an answer that could not be built.
+    fn sdp_else(&mut self, status: Option<(u16, Span)>, span: Span) -> Option<u16> {
+        match status {
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoStatus,
+                        "`else` without a status code",
+                        span,
+                        "which status?",
+                    )
+                    .help("e.g. `else 488 \"Not Acceptable Here\"`"),
+                );
+                None
+            }
+            Some((s, _)) if (300..=699).contains(&s) => Some(s),
+            Some((s, sspan)) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("status code {s} cannot replace an SDP answer"),
+                        sspan,
+                        "not a final refusal",
+                    )
+                    .help("an offer that cannot be answered is refused with a 3xx–6xx status (usually 488, RFC 3261 §13.3.1.3)"),
+                );
+                None
+            }
+        }
+    }
+
     fn respond(&mut self, r: &ast::Respond, span: Span) -> Option<model::Respond> {
         let status = match r.status {
             None => {
@@ -897,10 +929,42 @@ impl Lowerer<'_> {
                         None => ok = false,
                     }
                 }
-                ast::RespondItem::Sdp(items, _) => {
+                ast::RespondItem::Sdp(items, sdp_span) => {
                     let mut out = Vec::new();
+                    if !items
+                        .iter()
+                        .any(|i| matches!(i.kind, ast::SdpItemKind::Else(..)))
+                    {
+                        // What happens when the offer cannot be answered is the spec's
+                        // decision, not a runtime default.
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::NoStatus,
+                                "an `sdp` answer without `else`",
+                                *sdp_span,
+                                "what if the offer cannot be answered?",
+                            )
+                            .help("add the response sent instead, e.g. `else 488 \"Not Acceptable Here\"`; the Warning says why"),
+                        );
+                        ok = false;
+                    }
                     for i in items {
                         out.push(match &i.kind {
+                            ast::SdpItemKind::Else(status, reason) => {
+                                match self.sdp_else(*status, i.span) {
+                                    Some(s) => model::SdpItem::Else(
+                                        s,
+                                        match reason {
+                                            Some(r) => plain_braces(&r.value),
+                                            None => standard_reason(s).to_string(),
+                                        },
+                                    ),
+                                    None => {
+                                        ok = false;
+                                        continue;
+                                    }
+                                }
+                            }
                             ast::SdpItemKind::PathOwn => model::SdpItem::OwnPath,
                             ast::SdpItemKind::MediaFromOffer => model::SdpItem::MediaFromOffer,
                             ast::SdpItemKind::AcceptTypesIntersect => {

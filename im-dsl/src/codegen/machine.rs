@@ -196,6 +196,7 @@ impl Gen<'_> {
                 SdpItem::MirrorDirection => (quote!(#it::MirrorDirection), None),
                 SdpItem::ComplementSetup => (quote!(#it::ComplementSetup), None),
                 SdpItem::Echo(n) => (quote!(#it::Echo(#cow(#n))), None),
+                SdpItem::Else(status, reason) => (quote!(#it::Else(#status, #cow(#reason))), None),
                 SdpItem::Attribute { name, value, when } => {
                     let v = match value {
                         Some(v) => quote!(::core::option::Option::Some(#cow(#v))),

@@ -110,6 +110,12 @@ fn erase_action(a: &mut Action) {
                                     erase_expr(w);
                                 }
                             }
+                            if let SdpItemKind::Else(status, reason) = &mut i.kind {
+                                if let Some((_, s)) = status {
+                                    *s = Span::default();
+                                }
+                                erase_str(reason);
+                            }
                         }
                     }
                 }

@@ -498,6 +498,17 @@ impl Printer<'_> {
             SdpItemKind::DirectionMirror => self.at("direction mirror", s),
             SdpItemKind::SetupComplement => self.at("setup complement", s),
             SdpItemKind::Echo(name) => self.at(format!("echo {name}"), s),
+            SdpItemKind::Else(status, reason) => {
+                let mut d = vec![match status {
+                    Some((code, sp)) => self.tok(format!("else {code}"), s.start, sp.end - s.start),
+                    None => self.at("else", s),
+                }];
+                if let Some(r) = reason {
+                    d.push(text(" "));
+                    d.push(self.string(r));
+                }
+                cat(d)
+            }
             SdpItemKind::Attribute(name, value, when) => {
                 let kw = "attribute".len();
                 let name_end = self

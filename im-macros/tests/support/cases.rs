@@ -202,6 +202,9 @@ pub struct Expect {
     pub warning: Option<String>,
     /// `procedure::rule` that produced it.
     pub answered_by: Option<String>,
+    /// What its `sdp { … else STATUS "reason" }` sends when no answer can be built:
+    /// `"488 Not Acceptable Here"` (`""`: no `else`).
+    pub unanswerable: Option<String>,
     /// Every action of the run, in order (`call 7.9.1.4`, `respond 200`, `invite each
     /// recipient_list`, `start timer invite_timeout 32s`, `bye`, `report failure` …).
     pub actions: Option<Vec<String>>,
@@ -576,7 +579,12 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
         .iter()
         .filter(|a| matches!(a.kind, ActionKind::Respond(_)))
         .collect();
-    if e.status.is_some() || e.reason.is_some() || e.warning.is_some() || e.answered_by.is_some() {
+    if e.status.is_some()
+        || e.reason.is_some()
+        || e.warning.is_some()
+        || e.answered_by.is_some()
+        || e.unanswerable.is_some()
+    {
         match responses.as_slice() {
             [a] => {
                 let ActionKind::Respond(r) = &a.kind else {
@@ -604,6 +612,19 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                     "answered_by",
                     e.answered_by.clone(),
                     format!("{}::{}", a.origin.procedure, a.origin.rule),
+                );
+                check(
+                    "unanswerable",
+                    e.unanswerable.clone(),
+                    r.sdp_answer
+                        .iter()
+                        .find_map(|i| match i {
+                            im_runtime::machine::SdpAnswerItem::Else(s, why) => {
+                                Some(format!("{s} {why}"))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
                 );
             }
             rs => diff.push(format!("expected exactly one response, got {}", rs.len())),

@@ -196,7 +196,36 @@ impl Session {
         let mut warning_text = reply.warning.as_ref().map(|w| w.to_string());
         let mut body: Option<(String, Bytes)> = None;
         let mut role = None;
+        // Whether the spec's headers go out: not on the `else` response that replaces an
+        // answer the offer could not support (they were written for the answer).
+        let mut answer_headers = true;
         if !reply.sdp_answer.is_empty() {
+            // The spec's `else STATUS "reason"`: what is sent when no answer can be built.
+            let refuse = reply.sdp_answer.iter().find_map(|i| match i {
+                crate::machine::SdpAnswerItem::Else(s, r) => Some((*s, r.to_string())),
+                _ => None,
+            });
+            let mut cannot = |why: String| {
+                answer_headers = false;
+                match &refuse {
+                    Some((s, r)) => {
+                        status = *s;
+                        reason = r.clone();
+                    }
+                    None => {
+                        // Only a hand-written machine lacks `else` (the checker requires it
+                        // in a spec): a server bug, not a decision.
+                        tracing::error!(
+                            rule = origin.rule,
+                            clause = origin.clause,
+                            "SDP answer impossible and the reply has no `else`; 500 sent"
+                        );
+                        status = 500;
+                        reason = "Server Internal Error".into();
+                    }
+                }
+                warning_text = Some(why);
+            };
             match &self.facts.sdp {
                 Some(offer) => {
                     let (own, path) = cx.msrp_own(offer, &self.msrp_session);
@@ -212,20 +241,12 @@ impl Session {
                             body = Some(("application/sdp".into(), Bytes::from(a.sdp.clone())));
                             role = Some(a);
                         }
-                        Err(e) => {
-                            // The spec asked for an answer the offer cannot support
-                            // (e.g. no common accept-types): 488 with the reason.
-                            status = 488;
-                            reason = "Not Acceptable Here".into();
-                            warning_text = Some(e.to_string());
-                        }
+                        // The offer cannot support the answer the spec asked for (e.g.
+                        // no common accept-types): the spec's `else`, saying why.
+                        Err(e) => cannot(e.to_string()),
                     }
                 }
-                None => {
-                    status = 488;
-                    reason = "Not Acceptable Here".into();
-                    warning_text = Some("an SDP offer is required".into());
-                }
+                None => cannot("an SDP offer is required".into()),
             }
         }
         let Some(code) = StatusCode::new(status) else {
@@ -235,7 +256,7 @@ impl Session {
         if status > 100 {
             b = b.to_tag(&self.local_tag);
         }
-        for (name, value) in &reply.headers {
+        for (name, value) in reply.headers.iter().filter(|_| answer_headers) {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
                 crate::machine::HeaderValue::FocusContact => format!("<{}>;isfocus", self.focus),

@@ -60,6 +60,7 @@ fn ok_with_answer() -> Action {
             SdpAnswerItem::AcceptTypesIntersection,
             SdpAnswerItem::MirrorDirection,
             SdpAnswerItem::ComplementSetup,
+            SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
         ],
     }))
 }

@@ -84,6 +84,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "originator BYE: answered 202 by the edited rule (was 200), the legs left up (were CANCELled and BYE'd)",
             "every copy delivered: report success and BYE the originator, the legs left up (were BYE'd)",
             "leg: a 2xx that crossed the CANCEL is left to the edited spec, which keeps it (was BYE)",
+            "an offer the answer cannot be built for gets the edited else: 606 (was 488)",
         ]
     );
 }
