@@ -673,6 +673,26 @@ fn no_msrp_connection_from_the_originator_times_out() {
     settle(&mut sim);
 }
 
+/// The unbound-MSRP limit is configuration (`EndpointConfig::msrp_idle`), not a constant: with
+/// 5 s the originator that never connects is given up (its machine hears `msrp closed` and
+/// BYEs it) after 5 s, not 30 s.
+#[test]
+fn the_msrp_idle_limit_is_configuration() {
+    let mut sim = Sim::with(Knobs::default(), |c| c.msrp_idle = Duration::from_secs(5));
+    let (ok, invites) = start(&mut sim, "idle5", &[BOB_URI]);
+    ack(&mut sim, &ok.unwrap());
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.sent.clear();
+    sim.advance(Duration::from_secs(4));
+    assert!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).is_empty());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
+        1,
+        "alice is given up at 5 s"
+    );
+}
+
 #[test]
 fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
     let mut sim = Sim::new(Knobs::default());

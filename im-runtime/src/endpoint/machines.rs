@@ -216,8 +216,7 @@ impl Session {
                         // Only a hand-written machine lacks `else` (the checker requires it
                         // in a spec): a server bug, not a decision.
                         tracing::error!(
-                            rule = origin.rule,
-                            clause = origin.clause,
+                            rule = %format_args!("{}/{}", origin.clause, origin.rule),
                             "SDP answer impossible and the reply has no `else`; 500 sent"
                         );
                         status = 500;
@@ -364,11 +363,11 @@ pub(super) fn spec_timer_id(t: Timer) -> u16 {
 }
 
 pub(super) fn log_action(call_id: &str, a: &Action, note: &str) {
+    // `rule=CLAUSE/NAME`: what an operator looks up in specs/ (`imspec trace` names rules so).
     tracing::info!(
         call_id,
         procedure = a.origin.procedure,
-        clause = a.origin.clause,
-        rule = a.origin.rule,
+        rule = %format_args!("{}/{}", a.origin.clause, a.origin.rule),
         action = ?a.kind,
         note,
         "spec action"

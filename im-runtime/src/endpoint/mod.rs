@@ -71,10 +71,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use timers::{IdleConns, SessionTimerIndex};
 
-/// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
-/// connect not completed) before it is given up.
-const MSRP_IDLE: Duration = Duration::from_secs(30);
-
 struct SipConn {
     peer: SocketAddr,
     buf: BytesMut,

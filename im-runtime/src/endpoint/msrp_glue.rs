@@ -16,11 +16,11 @@ impl Session {
     pub(super) fn msrp_after_ack<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         // An active answerer connects once the dialog is confirmed.
         if let Some(conn) = cx.msrp.connect_originator(self.id, cx.out) {
-            cx.idle_conns.set(conn, cx.now + MSRP_IDLE);
+            cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
         }
         if self.msrp_answer.is_some() {
             self.timers
-                .set(SessionTimer::OriginatorMsrp, cx.now + MSRP_IDLE);
+                .set(SessionTimer::OriginatorMsrp, cx.now + cx.cfg.msrp_idle);
         }
     }
 
@@ -31,7 +31,7 @@ impl Session {
         ans: &SdpFacts,
     ) {
         if let Some(conn) = cx.msrp.leg_answered(self.id, i, ans, cx.out) {
-            cx.idle_conns.set(conn, cx.now + MSRP_IDLE);
+            cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
         }
     }
 
