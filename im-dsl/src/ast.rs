@@ -299,8 +299,8 @@ pub struct Respond {
 pub enum RespondItem {
     /// `header NAME = "value"`.
     Header(Ident, StrLit),
-    /// `contact focus`.
-    ContactFocus(Span),
+    /// `contact focus ["param" …]`: the span of the words, and the parameters.
+    ContactFocus(Span, Vec<StrLit>),
     /// `warning "text"`.
     Warning(StrLit),
     /// `sdp { … }`.

@@ -262,6 +262,8 @@ pub struct Respond {
     pub headers: Vec<(String, String)>,
     /// `contact focus` was given.
     pub contact_focus: bool,
+    /// Parameters the focus Contact carries after `isfocus` (feature tags), in order.
+    pub contact_params: Vec<String>,
     /// Warning text.
     pub warning: Option<Text>,
     /// SDP answer items; `None` for no body.

@@ -437,7 +437,10 @@ impl Builder {
                                     r.items.push(RespondItem::Header(n, v));
                                 }
                             }
-                            Rule::resp_contact => r.items.push(RespondItem::ContactFocus(ispan)),
+                            Rule::resp_contact => {
+                                let params = item.into_inner().map(|s| self.string(s)).collect();
+                                r.items.push(RespondItem::ContactFocus(ispan, params))
+                            }
                             Rule::resp_warning => {
                                 if let Some(s) = item.into_inner().next() {
                                     r.items.push(RespondItem::Warning(self.string(s)));

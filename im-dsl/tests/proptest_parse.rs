@@ -257,7 +257,7 @@ fn sdp_item() -> impl Strategy<Value = SdpItem> {
 fn respond_item() -> impl Strategy<Value = RespondItem> {
     prop_oneof![
         (attr_name(), strlit()).prop_map(|(n, v)| RespondItem::Header(id(n), v)),
-        Just(RespondItem::ContactFocus(sp())),
+        prop::collection::vec(strlit(), 0..3).prop_map(|p| RespondItem::ContactFocus(sp(), p)),
         strlit().prop_map(RespondItem::Warning),
         prop::collection::vec(sdp_item(), 0..4).prop_map(|v| RespondItem::Sdp(v, sp())),
     ]
@@ -790,9 +790,12 @@ impl Noisy {
                 self.t("=");
                 self.t(quote(&v.value));
             }
-            RespondItem::ContactFocus(_) => {
+            RespondItem::ContactFocus(_, params) => {
                 self.t("contact");
                 self.t("focus");
+                for p in params {
+                    self.t(quote(&p.value));
+                }
             }
             RespondItem::Warning(w) => {
                 self.t("warning");

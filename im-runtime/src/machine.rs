@@ -585,6 +585,9 @@ pub enum HeaderValue {
     Text(Cow<'static, str>),
     /// The server's session URI as Contact, with the `isfocus` parameter (RFC 4579).
     FocusContact,
+    /// The same followed by these parameters, written as `;name[=value]…` (feature tags,
+    /// RFC 3840: `;+g.oma.sip-im`).
+    FocusContactWith(Cow<'static, str>),
 }
 
 /// A SIP response the machine wants sent to the request being handled.

@@ -913,6 +913,7 @@ impl Lowerer<'_> {
         };
         let mut headers = Vec::new();
         let mut contact_focus = false;
+        let mut contact_params = Vec::new();
         let mut warning = None;
         let mut sdp = None;
         let mut ok = true;
@@ -921,7 +922,39 @@ impl Lowerer<'_> {
                 ast::RespondItem::Header(n, v) => {
                     headers.push((n.name.clone(), plain_braces(&v.value)))
                 }
-                ast::RespondItem::ContactFocus(_) => contact_focus = true,
+                ast::RespondItem::ContactFocus(_, params) => {
+                    contact_focus = true;
+                    for p in params {
+                        // A Contact header parameter (RFC 3261 §25.1 generic-param; feature
+                        // tags of RFC 3840 start with `+`): a token, optionally `=value`.
+                        let token = |s: &str| {
+                            !s.is_empty()
+                                && s.chars().all(|c| {
+                                    c.is_ascii_alphanumeric() || "-.!%*_+`'~\"".contains(c)
+                                })
+                        };
+                        let valid = match p.value.split_once('=') {
+                            Some((n, v)) => {
+                                token(n) && !v.is_empty() && !v.contains([';', ' ', '<', '>', ','])
+                            }
+                            None => token(&p.value),
+                        };
+                        if valid {
+                            contact_params.push(p.value.clone());
+                        } else {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    Code::BadArgument,
+                                    format!("{:?} is not a Contact parameter", p.value),
+                                    p.span,
+                                    "not name or name=value",
+                                )
+                                .help("give each parameter alone, without `;`, e.g. `contact focus \"+g.oma.sip-im\"` (RFC 3840 feature tag)"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
                 ast::RespondItem::Warning(s) => {
                     let mut ecx = ExprCx::new(&self.conditions, self.diags);
                     match lower_text(&mut ecx, self.sources, s) {
@@ -1012,6 +1045,7 @@ impl Lowerer<'_> {
             },
             headers,
             contact_focus,
+            contact_params,
             warning,
             sdp,
         })

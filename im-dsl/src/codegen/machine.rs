@@ -150,8 +150,11 @@ impl Gen<'_> {
         let status = Literal::u16_unsuffixed(r.status);
         let reason = &r.reason;
         let mut headers = Vec::new();
-        if r.contact_focus {
+        if r.contact_focus && r.contact_params.is_empty() {
             headers.push(quote!((#cow("Contact"), #hv::FocusContact)));
+        } else if r.contact_focus {
+            let params: String = r.contact_params.iter().map(|p| format!(";{p}")).collect();
+            headers.push(quote!((#cow("Contact"), #hv::FocusContactWith(#cow(#params)))));
         }
         for (n, v) in &r.headers {
             headers.push(quote!((#cow(#n), #hv::Text(#cow(#v)))));

@@ -98,7 +98,12 @@ fn erase_action(a: &mut Action) {
                         erase_ident(n);
                         v.span = Span::default();
                     }
-                    RespondItem::ContactFocus(s) => *s = Span::default(),
+                    RespondItem::ContactFocus(s, params) => {
+                        *s = Span::default();
+                        for p in params {
+                            p.span = Span::default();
+                        }
+                    }
                     RespondItem::Warning(w) => w.span = Span::default(),
                     RespondItem::Sdp(items, s) => {
                         *s = Span::default();

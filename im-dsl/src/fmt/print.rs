@@ -471,7 +471,20 @@ impl Printer<'_> {
                 text(" = "),
                 self.string(value),
             ]),
-            RespondItem::ContactFocus(span) => self.at("contact focus", *span),
+            RespondItem::ContactFocus(span, params) if params.is_empty() => {
+                self.at("contact focus", *span)
+            }
+            RespondItem::ContactFocus(span, params) => {
+                let end = self
+                    .find(span.start + "contact".len(), "focus")
+                    .map_or(span.start + "contact".len(), |at| at + "focus".len());
+                let mut d = vec![self.tok("contact focus", span.start, end - span.start)];
+                for p in params {
+                    d.push(text(" "));
+                    d.push(self.string(p));
+                }
+                cat(d)
+            }
             RespondItem::Warning(w) => cat(vec![text("warning "), self.string(w)]),
             RespondItem::Sdp(items, span) => {
                 let open = cat(vec![

@@ -205,6 +205,9 @@ pub struct Expect {
     /// What its `sdp { … else STATUS "reason" }` sends when no answer can be built:
     /// `"488 Not Acceptable Here"` (`""`: no `else`).
     pub unanswerable: Option<String>,
+    /// Its Contact as the runtime writes it, the focus URI shown as `<focus>`
+    /// (`"<focus>;isfocus;+g.oma.sip-im"`; `""`: none).
+    pub contact: Option<String>,
     /// Every action of the run, in order (`call 7.9.1.4`, `respond 200`, `invite each
     /// recipient_list`, `start timer invite_timeout 32s`, `bye`, `report failure` …).
     pub actions: Option<Vec<String>>,
@@ -584,6 +587,7 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
         || e.warning.is_some()
         || e.answered_by.is_some()
         || e.unanswerable.is_some()
+        || e.contact.is_some()
     {
         match responses.as_slice() {
             [a] => {
@@ -612,6 +616,23 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                     "answered_by",
                     e.answered_by.clone(),
                     format!("{}::{}", a.origin.procedure, a.origin.rule),
+                );
+                check(
+                    "contact",
+                    e.contact.clone(),
+                    r.headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("Contact"))
+                        .map(|(_, v)| match v {
+                            im_runtime::machine::HeaderValue::Text(t) => t.to_string(),
+                            im_runtime::machine::HeaderValue::FocusContact => {
+                                "<focus>;isfocus".to_string()
+                            }
+                            im_runtime::machine::HeaderValue::FocusContactWith(p) => {
+                                format!("<focus>;isfocus{p}")
+                            }
+                        })
+                        .unwrap_or_default(),
                 );
                 check(
                     "unanswerable",

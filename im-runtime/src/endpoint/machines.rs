@@ -259,6 +259,9 @@ impl Session {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
                 crate::machine::HeaderValue::FocusContact => format!("<{}>;isfocus", self.focus),
+                crate::machine::HeaderValue::FocusContactWith(p) => {
+                    format!("<{}>;isfocus{p}", self.focus)
+                }
             };
             b = b.header(name, &v);
         }
