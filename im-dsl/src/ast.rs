@@ -250,6 +250,10 @@ pub enum ActionKind {
     Cancel,
     /// `bye`.
     Bye,
+    /// `cancel legs`.
+    CancelLegs,
+    /// `bye legs`.
+    ByeLegs,
     /// `deliver`.
     Deliver,
     /// `report success` or `report failure STATUS "REASON"`.
@@ -303,8 +307,8 @@ pub struct Respond {
 pub enum RespondItem {
     /// `header NAME = "value"`.
     Header(Ident, StrLit),
-    /// `contact focus`.
-    ContactFocus(Span),
+    /// `contact focus ["param" …]`: the span of the words, and the parameters.
+    ContactFocus(Span, Vec<StrLit>),
     /// `warning "text"`.
     Warning(StrLit),
     /// `sdp { … }`.
@@ -332,6 +336,9 @@ pub enum SdpItemKind {
     Echo(String),
     /// `attribute NAME [= "value"] [when EXPR]`.
     Attribute(String, Option<StrLit>, Option<Expr>),
+    /// `else STATUS ["reason"]`: the response when the offer cannot be answered; either may
+    /// be missing in the source (the checker then says so).
+    Else(Option<(u16, Span)>, Option<StrLit>),
 }
 
 /// An SDP item with its span.

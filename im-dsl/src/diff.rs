@@ -366,6 +366,9 @@ fn respond_text(spec: &Spec, r: &Respond) -> String {
     }
     if r.contact_focus {
         s.push_str(" contact focus");
+        for p in &r.contact_params {
+            let _ = write!(s, " {p:?}");
+        }
     }
     if let Some(items) = &r.sdp {
         let items: Vec<String> = items

@@ -350,6 +350,8 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::ForwardEach(r) => format!("forward each {}", recipients_text(*r)),
         Action::Cancel => "cancel".into(),
         Action::Bye => "bye".into(),
+        Action::CancelLegs => "cancel legs".into(),
+        Action::ByeLegs => "bye legs".into(),
         Action::Deliver => "deliver".into(),
         Action::SendImdn(true) => "send imdn delivered".into(),
         Action::SendImdn(false) => "send imdn failed".into(),

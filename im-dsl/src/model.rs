@@ -232,6 +232,10 @@ pub enum Action {
     Cancel,
     /// BYE.
     Bye,
+    /// CANCEL every invitee leg still waiting for its final response.
+    CancelLegs,
+    /// BYE every invitee leg whose dialog is up.
+    ByeLegs,
     /// Deliver the held message.
     Deliver,
     /// Report the outcome: `None` for success, else the failure's MSRP status and comment.
@@ -266,6 +270,8 @@ pub struct Respond {
     pub headers: Vec<(String, String)>,
     /// `contact focus` was given.
     pub contact_focus: bool,
+    /// Parameters the focus Contact carries after `isfocus` (feature tags), in order.
+    pub contact_params: Vec<String>,
     /// Warning text.
     pub warning: Option<Text>,
     /// SDP answer items; `None` for no body.
@@ -316,6 +322,8 @@ pub enum SdpItem {
         /// Condition (type `Bool`).
         when: Option<Expr>,
     },
+    /// The response (status, reason) sent instead when the offer cannot be answered.
+    Else(u16, String),
 }
 
 /// Value types of the expression language.

@@ -367,6 +367,8 @@ impl Builder {
             Rule::act_forward => ActionKind::ForwardEach(recipients(inner.next())),
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
+            Rule::act_cancel_legs => ActionKind::CancelLegs,
+            Rule::act_bye_legs => ActionKind::ByeLegs,
             Rule::act_deliver => ActionKind::Deliver,
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
             Rule::act_accept_sub => ActionKind::AcceptSubscription,
@@ -445,7 +447,10 @@ impl Builder {
                                     r.items.push(RespondItem::Header(n, v));
                                 }
                             }
-                            Rule::resp_contact => r.items.push(RespondItem::ContactFocus(ispan)),
+                            Rule::resp_contact => {
+                                let params = item.into_inner().map(|s| self.string(s)).collect();
+                                r.items.push(RespondItem::ContactFocus(ispan, params))
+                            }
                             Rule::resp_warning => {
                                 if let Some(s) = item.into_inner().next() {
                                     r.items.push(RespondItem::Warning(self.string(s)));
@@ -483,6 +488,21 @@ impl Builder {
                     .map(|n| n.as_str().to_string())
                     .unwrap_or_default(),
             ),
+            Rule::sdp_else => {
+                let mut status = None;
+                let mut reason = None;
+                for i in inner {
+                    match i.as_rule() {
+                        Rule::status => {
+                            let span = self.span(&i);
+                            status = i.as_str().parse().ok().map(|s| (s, span));
+                        }
+                        Rule::string => reason = Some(self.string(i)),
+                        _ => {}
+                    }
+                }
+                SdpItemKind::Else(status, reason)
+            }
             _ => {
                 let name = inner
                     .next()
@@ -762,6 +782,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::resp_contact => "`contact focus`",
         Rule::resp_warning => "`warning \"text\"`",
         Rule::sdp_block => "`sdp { … }`",
+        Rule::sdp_else => "`else STATUS \"reason\"`",
         Rule::sdp_path
         | Rule::sdp_media
         | Rule::sdp_accept
@@ -779,6 +800,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::recipients => "`recipient_list` or `group_members`",
         Rule::act_cancel => "`cancel`",
         Rule::act_bye => "`bye`",
+        Rule::act_cancel_legs => "`cancel legs`",
+        Rule::act_bye_legs => "`bye legs`",
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",

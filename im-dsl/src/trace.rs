@@ -164,7 +164,7 @@ pub fn build(specs: &[Spec], citations: &[Citation]) -> Trace {
                         rule: r.name.clone(),
                         location,
                         tests: Vec::new(),
-                        log: format!("procedure={} clause={} rule={}", p.name, r.clause, r.name),
+                        log: format!("procedure={} rule={}/{}", p.name, r.clause, r.name),
                     });
             }
         }

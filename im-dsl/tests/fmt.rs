@@ -304,7 +304,7 @@ fn long_conditions_break_at_and_or_with_a_continuation_indent() {
 #[test]
 fn respond_bodies_and_sdp_blocks() {
     golden(
-        "procedure p { on initial INVITE { rule r [1] => respond 200 \"OK\" { header X-A = \"1\" contact focus warning \"w\" sdp { path own media from offer accept-types intersect accept-wrapped-types intersect max-size own direction mirror setup complement echo a attribute x when y == 1 attribute z = \"v\" } } rule s [2] => respond 404 { } otherwise other [3] => respond 486 \"Busy Here\" { warning \"short\" } } }",
+        "procedure p { on initial INVITE { rule r [1] => respond 200 \"OK\" { header X-A = \"1\" contact focus warning \"w\" sdp { path own media from offer accept-types intersect accept-wrapped-types intersect max-size own direction mirror setup complement echo a attribute x when y == 1 attribute z = \"v\" else 488 \"Not Acceptable Here\" } } rule s [2] => respond 404 { } otherwise other [3] => respond 486 \"Busy Here\" { warning \"short\" } } }",
         "procedure p {
   on initial INVITE {
     rule r [1] => respond 200 \"OK\" {
@@ -322,6 +322,7 @@ fn respond_bodies_and_sdp_blocks() {
         echo a
         attribute x when y == 1
         attribute z = \"v\"
+        else 488 \"Not Acceptable Here\"
       }
     }
     rule s [2] => respond 404

@@ -248,6 +248,8 @@ fn sdp_item() -> impl Strategy<Value = SdpItem> {
             prop::option::of(expr())
         )
             .prop_map(|(n, v, w)| SdpItemKind::Attribute(n, v, w)),
+        (prop::option::of(100u16..700), prop::option::of(strlit()))
+            .prop_map(|(s, r)| SdpItemKind::Else(s.map(|s| (s, sp())), r)),
     ]
     .prop_map(|kind| SdpItem { kind, span: sp() })
 }
@@ -255,7 +257,7 @@ fn sdp_item() -> impl Strategy<Value = SdpItem> {
 fn respond_item() -> impl Strategy<Value = RespondItem> {
     prop_oneof![
         (attr_name(), strlit()).prop_map(|(n, v)| RespondItem::Header(id(n), v)),
-        Just(RespondItem::ContactFocus(sp())),
+        prop::collection::vec(strlit(), 0..3).prop_map(|p| RespondItem::ContactFocus(sp(), p)),
         strlit().prop_map(RespondItem::Warning),
         prop::collection::vec(sdp_item(), 0..4).prop_map(|v| RespondItem::Sdp(v, sp())),
     ]
@@ -279,6 +281,8 @@ fn action() -> impl Strategy<Value = Action> {
         recipients().prop_map(ActionKind::ForwardEach),
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
+        Just(ActionKind::CancelLegs),
+        Just(ActionKind::ByeLegs),
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
         Just(ActionKind::ForwardImdn),
@@ -735,6 +739,14 @@ impl Noisy {
             }
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),
+            ActionKind::CancelLegs => {
+                self.t("cancel");
+                self.t("legs");
+            }
+            ActionKind::ByeLegs => {
+                self.t("bye");
+                self.t("legs");
+            }
             ActionKind::Deliver => self.t("deliver"),
             ActionKind::ForwardImdn => {
                 self.t("forward");
@@ -798,9 +810,12 @@ impl Noisy {
                 self.t("=");
                 self.t(quote(&v.value));
             }
-            RespondItem::ContactFocus(_) => {
+            RespondItem::ContactFocus(_, params) => {
                 self.t("contact");
                 self.t("focus");
+                for p in params {
+                    self.t(quote(&p.value));
+                }
             }
             RespondItem::Warning(w) => {
                 self.t("warning");
@@ -841,6 +856,16 @@ impl Noisy {
                 if let Some(w) = w {
                     self.t("when");
                     self.expr(w);
+                }
+                return;
+            }
+            SdpItemKind::Else(s, r) => {
+                self.t("else");
+                if let Some((s, _)) = s {
+                    self.t(format!("{s:03}"));
+                }
+                if let Some(r) = r {
+                    self.t(quote(&r.value));
                 }
                 return;
             }

@@ -255,7 +255,14 @@ fn pager_session_without_a_message_in_time_ends_with_bye() {
         &Facts::default(),
         &Dir::default(),
     );
-    assert_eq!(kinds(&a), [&ActionKind::Bye]);
+    assert_eq!(
+        kinds(&a),
+        [
+            &ActionKind::Bye,
+            &ActionKind::CancelLegs,
+            &ActionKind::ByeLegs
+        ]
+    );
     assert_eq!(a[0].origin.rule, "no_message");
     assert_eq!(m.state_name(), "closed");
     assert!(m.is_final());

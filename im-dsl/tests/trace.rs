@@ -41,7 +41,7 @@ fn the_workspace_specs_pass_the_check() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("clause 7.9.1.4"), "{table}");
     assert!(
-        table.contains("log: procedure=adhoc_group_setup clause=7.9.1.4 rule=too_many_recipients"),
+        table.contains("log: procedure=adhoc_group_setup rule=7.9.1.4/too_many_recipients"),
         "{table}"
     );
 }

@@ -294,7 +294,7 @@ fn clause_7_9_1_1_answer_carries_sdp_items_a_to_d() {
     assert!(
         ok.headers
             .iter()
-            .any(|(n, v)| n == "Contact" && *v == im_runtime::machine::HeaderValue::FocusContact)
+            .any(|(n, v)| n == "Contact" && matches!(v, im_runtime::machine::HeaderValue::FocusContactWith(p) if p.contains("+g.oma.sip-im")))
     );
     // (d) is optional: without the configuration there is no tb-granted.
     let (actions, _) = session(

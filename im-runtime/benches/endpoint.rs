@@ -93,6 +93,7 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::AcceptTypesIntersection,
                         SdpAnswerItem::MirrorDirection,
                         SdpAnswerItem::ComplementSetup,
+                        SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
                 act(ActionKind::InviteEach(Recipients::RecipientList)),

@@ -595,6 +595,9 @@ pub enum SdpAnswerItem {
     Echo(Cow<'static, str>),
     /// (d) a fixed attribute line, `a=name[:value]` (`tb-granted`).
     Fixed(Cow<'static, str>, Option<Cow<'static, str>>),
+    /// Not part of the answer: the status and reason the spec sends instead when the offer
+    /// cannot be answered (the Warning then says why).
+    Else(u16, Cow<'static, str>),
 }
 
 /// A header to put on a response or request. `Contact` with `isfocus` is requested with
@@ -605,6 +608,9 @@ pub enum HeaderValue {
     Text(Cow<'static, str>),
     /// The server's session URI as Contact, with the `isfocus` parameter (RFC 4579).
     FocusContact,
+    /// The same followed by these parameters, written as `;name[=value]…` (feature tags,
+    /// RFC 3840: `;+g.oma.sip-im`).
+    FocusContactWith(Cow<'static, str>),
 }
 
 /// A SIP response the machine wants sent to the request being handled.
@@ -661,6 +667,11 @@ pub enum ActionKind {
     Cancel,
     /// End this leg's dialog with BYE.
     Bye,
+    /// CANCEL every invitee leg of the session still waiting for its final response (the
+    /// spec's teardown of the other legs).
+    CancelLegs,
+    /// BYE every invitee leg of the session whose dialog is up, closing its MSRP session.
+    ByeLegs,
     /// Start a spec timer.
     StartTimer(Timer, Duration),
     /// Stop a spec timer.

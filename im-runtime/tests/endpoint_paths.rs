@@ -673,6 +673,26 @@ fn no_msrp_connection_from_the_originator_times_out() {
     settle(&mut sim);
 }
 
+/// The unbound-MSRP limit is configuration (`EndpointConfig::msrp_idle`), not a constant: with
+/// 5 s the originator that never connects is given up (its machine hears `msrp closed` and
+/// BYEs it) after 5 s, not 30 s.
+#[test]
+fn the_msrp_idle_limit_is_configuration() {
+    let mut sim = Sim::with(Knobs::default(), |c| c.msrp_idle = Duration::from_secs(5));
+    let (ok, invites) = start(&mut sim, "idle5", &[BOB_URI]);
+    ack(&mut sim, &ok.unwrap());
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.sent.clear();
+    sim.advance(Duration::from_secs(4));
+    assert!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).is_empty());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
+        1,
+        "alice is given up at 5 s"
+    );
+}
+
 #[test]
 fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
     let mut sim = Sim::new(Knobs::default());
@@ -708,6 +728,35 @@ fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
     );
     sim.still_serving("originator BYE");
     settle(&mut sim);
+}
+
+/// What becomes of the legs on the originator's BYE is the machine's decision: a machine that
+/// answers the BYE without `cancel legs`/`bye legs` leaves them up (issue 12: the runtime
+/// used to CANCEL and BYE them on its own).
+#[test]
+fn originator_bye_leaves_the_legs_up_when_the_machine_says_nothing_of_them() {
+    let mut sim = Sim::new(Knobs {
+        keep_legs_on_bye: true,
+        ..Knobs::default()
+    });
+    let (ok, invites) = start(&mut sim, "obye-keep", &[BOB_URI, CAROL_URI]);
+    let ok = ok.unwrap();
+    ack(&mut sim, &ok);
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    sim.udp(
+        CAROL,
+        &response_to(
+            &invites[1],
+            200,
+            "c1",
+            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
+        ),
+    );
+    let out = sim.udp(ALICE, &alice_bye(&ok));
+    assert_eq!(statuses(&udp_to(&out, ALICE)), vec![200], "BYE answered");
+    assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
+    assert!(requests(&udp_to(&out, CAROL), Method::Bye).is_empty());
+    assert_eq!(sim.ep.live_sessions(), 1, "the legs keep the session");
 }
 
 #[test]
@@ -822,6 +871,45 @@ fn a_leg_cancels_on_ringing_and_a_487_fails_it() {
     settle(&mut sim);
 }
 
+/// A 2xx that crosses a leg's own CANCEL reaches the leg's machine (7.9.1.4
+/// `answered_after_cancel`), which says what becomes of the dialog: BYE it, or (a spec without
+/// that rule) keep it. The runtime used to BYE it before the machine ran.
+#[test]
+fn a_2xx_crossing_the_legs_own_cancel_is_the_leg_machines_to_end() {
+    for keep in [false, true] {
+        let mut sim = Sim::new(Knobs {
+            cancel_on_ringing: true,
+            keep_crossed_2xx: keep,
+            ..Knobs::default()
+        });
+        let (ok, invites) = start(&mut sim, "cross", &[BOB_URI]);
+        ack(&mut sim, &ok.unwrap());
+        let out = sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+        let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+        sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+        let out = sim.udp(
+            BOB,
+            &response_to(
+                &invites[0],
+                200,
+                "b1",
+                Some(&invitee_sdp("127.0.0.2:7002", "bs")),
+            ),
+        );
+        assert_eq!(
+            requests(&udp_to(&out, BOB), Method::Ack).len(),
+            1,
+            "2xx ACKed"
+        );
+        let byes = requests(&udp_to(&out, BOB), Method::Bye).len();
+        assert_eq!(
+            byes,
+            usize::from(!keep),
+            "keep={keep}: BYE only when the machine says"
+        );
+    }
+}
+
 #[test]
 fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     let mut sim = Sim::new(Knobs {
@@ -853,6 +941,12 @@ fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     );
     let r487 = r.iter().find(|m| status_of(m) == 487).unwrap();
     assert!(r487.to().unwrap().tag().is_some());
+    // The 487 is the machine's (its rule is named), not a runtime default.
+    assert!(
+        r487.header_str("Reason")
+            .is_some_and(|r| r.contains("rule")),
+        "{r487:?}"
+    );
     // The ACK for the 487 is absorbed by the transaction: no more 487s.
     sim.udp(ALICE, &ack_for(r487, "UDP", ALICE, "z9hG4bKoc"));
     sim.sent.clear();
@@ -865,6 +959,21 @@ fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     assert!(udp_to(&sim.sent, BOB).is_empty(), "nobody is invited");
     assert_eq!(sim.ep.live_sessions(), 0);
     sim.still_serving("originator CANCEL");
+}
+
+/// A machine's `respond 180` does not use up the answer: its `respond 200` after it still goes.
+#[test]
+fn a_provisional_response_leaves_the_final_one_to_the_machine() {
+    let mut sim = Sim::new(Knobs {
+        ring_first: true,
+        ..Knobs::default()
+    });
+    let out = sim.udp(
+        ALICE,
+        &invite("UDP", ALICE, "ring", "z9hG4bKring", &[BOB_URI]),
+    );
+    let got = statuses(&udp_to(&out, ALICE));
+    assert_eq!(got, vec![100, 180, 200], "180 then the 200");
 }
 
 #[test]

@@ -52,6 +52,7 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::AcceptTypesIntersection,
                         SdpAnswerItem::MirrorDirection,
                         SdpAnswerItem::ComplementSetup,
+                        SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
                 act(ActionKind::InviteEach(Recipients::RecipientList)),

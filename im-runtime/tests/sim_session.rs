@@ -1131,3 +1131,64 @@ fn the_checks_catch_a_forged_success_report_and_a_duplicate() {
     let e = w.check().expect_err("a forged duplicate");
     assert!(e.contains("second copy"), "{e}");
 }
+
+/// Issue 12: when the SDP answer the spec asks for cannot be built, what is answered is the
+/// spec's `else` (7.9.1.1: 488 with a Warning saying why), without the 200's own headers, not
+/// a runtime default. Here the offer asks for MSRP over TLS from a server without it, which
+/// no guard before the `respond 200` tests.
+#[test]
+fn an_offer_the_answer_cannot_be_built_for_gets_the_specs_else() {
+    let mut cfg = EndpointConfig::new(addr(LOCAL), addr(LOCAL_MSRP));
+    cfg.spec.allow_external_recipients = true;
+    let mut ep = Endpoint::new(cfg, App);
+    let tls_offer = String::from_utf8(alice_invite(1).to_vec())
+        .expect("utf-8")
+        .replace("TCP/MSRP", "TCP/TLS/MSRP")
+        .replace(";tcp", ";tls")
+        .replace("msrp://", "msrps://");
+    // The body grew by the replacements: fix Content-Length.
+    let (head, body) = tls_offer.split_once("\r\n\r\n").expect("head and body");
+    let head: String = head
+        .lines()
+        .map(|l| {
+            if l.starts_with("Content-Length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    ep.handle_input(
+        base(),
+        Input::Datagram {
+            local: addr(LOCAL),
+            from: addr(ALICE),
+            data: Bytes::from(format!("{head}\r\n\r\n{body}")),
+        },
+    );
+    let answers: Vec<Message> = std::iter::from_fn(|| ep.poll_output())
+        .filter_map(|o| match o {
+            Output::Datagram { data, .. } => Message::parse(data).ok(),
+            _ => None,
+        })
+        .filter(|m| m.status().is_some_and(|s| u16::from(s) >= 200))
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let a = &answers[0];
+    assert_eq!(a.status().map(u16::from), Some(488), "{a:?}");
+    assert!(
+        a.header(HeaderName::Warning)
+            .is_some_and(|w| w.contains("TLS")),
+        "the Warning says why: {a:?}"
+    );
+    assert!(
+        a.header(HeaderName::Contact).is_none(),
+        "no focus Contact on a refusal"
+    );
+    assert!(
+        a.header_str("Reason")
+            .is_some_and(|r| r.contains("7.9.1.1")),
+        "named by the spec's rule: {a:?}"
+    );
+}

@@ -562,7 +562,7 @@ fn an_authenticated_list_naming_outsiders_is_refused_unless_configured() {
         "the Warning names the reason: {run:?}"
     );
     assert!(
-        s.log().contains("rule=\"list_names_outsiders\""),
+        s.log().contains("rule=9/list_names_outsiders"),
         "the log names the rule: {}",
         s.log()
     );

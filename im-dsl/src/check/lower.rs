@@ -202,6 +202,8 @@ struct ProcCx {
     states: HashMap<String, usize>,
     timers: HashMap<String, usize>,
     explicit_states: bool,
+    /// An invitee-leg procedure (responses, no initial request): it has no legs of its own.
+    leg: bool,
 }
 
 impl Lowerer<'_> {
@@ -323,6 +325,14 @@ impl Lowerer<'_> {
             states: HashMap::new(),
             timers: HashMap::new(),
             explicit_states: !p.states.is_empty(),
+            leg: p
+                .handlers
+                .iter()
+                .any(|h| matches!(h.trigger.kind, ast::TriggerKind::Response(..)))
+                && !p
+                    .handlers
+                    .iter()
+                    .any(|h| matches!(h.trigger.kind, ast::TriggerKind::Initial(_))),
         };
         let mut initial = Vec::new();
         for (k, b) in p.states.iter().enumerate() {
@@ -731,6 +741,27 @@ impl Lowerer<'_> {
             ActionKind::ForwardEach(r) => model::Action::ForwardEach(recipients(*r)),
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
+            ActionKind::CancelLegs | ActionKind::ByeLegs if cx.leg => {
+                let what = if a.kind == ActionKind::CancelLegs {
+                    "cancel"
+                } else {
+                    "bye"
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("`{what} legs` in an invitee-leg procedure"),
+                        a.span,
+                        "this procedure runs one leg, not a session",
+                    )
+                    .help(format!(
+                        "a leg ends itself with `{what}`; `{what} legs` belongs to the originator's procedure"
+                    )),
+                );
+                return None;
+            }
+            ActionKind::CancelLegs => model::Action::CancelLegs,
+            ActionKind::ByeLegs => model::Action::ByeLegs,
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
@@ -823,6 +854,38 @@ impl Lowerer<'_> {
         Some((status?, reason?))
     }
 
+    /// The status of an `sdp { … else STATUS }`: required, and a final non-2xx (3xx–6xx), since
+    /// it replaces an answer that could not be built.
+    fn sdp_else(&mut self, status: Option<(u16, Span)>, span: Span) -> Option<u16> {
+        match status {
+            None => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::NoStatus,
+                        "`else` without a status code",
+                        span,
+                        "which status?",
+                    )
+                    .help("e.g. `else 488 \"Not Acceptable Here\"`"),
+                );
+                None
+            }
+            Some((s, _)) if (300..=699).contains(&s) => Some(s),
+            Some((s, sspan)) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("status code {s} cannot replace an SDP answer"),
+                        sspan,
+                        "not a final refusal",
+                    )
+                    .help("an offer that cannot be answered is refused with a 3xx–6xx status (usually 488, RFC 3261 §13.3.1.3)"),
+                );
+                None
+            }
+        }
+    }
+
     fn respond(&mut self, r: &ast::Respond, span: Span) -> Option<model::Respond> {
         let status = match r.status {
             None => {
@@ -853,6 +916,7 @@ impl Lowerer<'_> {
         };
         let mut headers = Vec::new();
         let mut contact_focus = false;
+        let mut contact_params = Vec::new();
         let mut warning = None;
         let mut sdp = None;
         let mut ok = true;
@@ -861,7 +925,39 @@ impl Lowerer<'_> {
                 ast::RespondItem::Header(n, v) => {
                     headers.push((n.name.clone(), plain_braces(&v.value)))
                 }
-                ast::RespondItem::ContactFocus(_) => contact_focus = true,
+                ast::RespondItem::ContactFocus(_, params) => {
+                    contact_focus = true;
+                    for p in params {
+                        // A Contact header parameter (RFC 3261 §25.1 generic-param; feature
+                        // tags of RFC 3840 start with `+`): a token, optionally `=value`.
+                        let token = |s: &str| {
+                            !s.is_empty()
+                                && s.chars().all(|c| {
+                                    c.is_ascii_alphanumeric() || "-.!%*_+`'~\"".contains(c)
+                                })
+                        };
+                        let valid = match p.value.split_once('=') {
+                            Some((n, v)) => {
+                                token(n) && !v.is_empty() && !v.contains([';', ' ', '<', '>', ','])
+                            }
+                            None => token(&p.value),
+                        };
+                        if valid {
+                            contact_params.push(p.value.clone());
+                        } else {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    Code::BadArgument,
+                                    format!("{:?} is not a Contact parameter", p.value),
+                                    p.span,
+                                    "not name or name=value",
+                                )
+                                .help("give each parameter alone, without `;`, e.g. `contact focus \"+g.oma.sip-im\"` (RFC 3840 feature tag)"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
                 ast::RespondItem::Warning(s) => {
                     let mut ecx = ExprCx::new(&self.conditions, self.diags);
                     match lower_text(&mut ecx, self.sources, s) {
@@ -869,10 +965,42 @@ impl Lowerer<'_> {
                         None => ok = false,
                     }
                 }
-                ast::RespondItem::Sdp(items, _) => {
+                ast::RespondItem::Sdp(items, sdp_span) => {
                     let mut out = Vec::new();
+                    if !items
+                        .iter()
+                        .any(|i| matches!(i.kind, ast::SdpItemKind::Else(..)))
+                    {
+                        // What happens when the offer cannot be answered is the spec's
+                        // decision, not a runtime default.
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::NoStatus,
+                                "an `sdp` answer without `else`",
+                                *sdp_span,
+                                "what if the offer cannot be answered?",
+                            )
+                            .help("add the response sent instead, e.g. `else 488 \"Not Acceptable Here\"`; the Warning says why"),
+                        );
+                        ok = false;
+                    }
                     for i in items {
                         out.push(match &i.kind {
+                            ast::SdpItemKind::Else(status, reason) => {
+                                match self.sdp_else(*status, i.span) {
+                                    Some(s) => model::SdpItem::Else(
+                                        s,
+                                        match reason {
+                                            Some(r) => plain_braces(&r.value),
+                                            None => standard_reason(s).to_string(),
+                                        },
+                                    ),
+                                    None => {
+                                        ok = false;
+                                        continue;
+                                    }
+                                }
+                            }
                             ast::SdpItemKind::PathOwn => model::SdpItem::OwnPath,
                             ast::SdpItemKind::MediaFromOffer => model::SdpItem::MediaFromOffer,
                             ast::SdpItemKind::AcceptTypesIntersect => {
@@ -920,6 +1048,7 @@ impl Lowerer<'_> {
             },
             headers,
             contact_focus,
+            contact_params,
             warning,
             sdp,
         })

@@ -151,8 +151,11 @@ impl Gen<'_> {
         let status = Literal::u16_unsuffixed(r.status);
         let reason = &r.reason;
         let mut headers = Vec::new();
-        if r.contact_focus {
+        if r.contact_focus && r.contact_params.is_empty() {
             headers.push(quote!((#cow("Contact"), #hv::FocusContact)));
+        } else if r.contact_focus {
+            let params: String = r.contact_params.iter().map(|p| format!(";{p}")).collect();
+            headers.push(quote!((#cow("Contact"), #hv::FocusContactWith(#cow(#params)))));
         }
         for (n, v) in &r.headers {
             headers.push(quote!((#cow(#n), #hv::Text(#cow(#v)))));
@@ -197,6 +200,7 @@ impl Gen<'_> {
                 SdpItem::MirrorDirection => (quote!(#it::MirrorDirection), None),
                 SdpItem::ComplementSetup => (quote!(#it::ComplementSetup), None),
                 SdpItem::Echo(n) => (quote!(#it::Echo(#cow(#n))), None),
+                SdpItem::Else(status, reason) => (quote!(#it::Else(#status, #cow(#reason))), None),
                 SdpItem::Attribute { name, value, when } => {
                     let v = match value {
                         Some(v) => quote!(::core::option::Option::Some(#cow(#v))),
@@ -252,6 +256,8 @@ impl Gen<'_> {
             }
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),
+            Action::CancelLegs => quote!(#k::CancelLegs),
+            Action::ByeLegs => quote!(#k::ByeLegs),
             Action::Deliver => quote!(#k::Deliver),
             Action::SendImdn(true) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))

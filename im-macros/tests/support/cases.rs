@@ -218,6 +218,12 @@ pub struct Expect {
     pub warning: Option<String>,
     /// `procedure::rule` that produced it.
     pub answered_by: Option<String>,
+    /// What its `sdp { … else STATUS "reason" }` sends when no answer can be built:
+    /// `"488 Not Acceptable Here"` (`""`: no `else`).
+    pub unanswerable: Option<String>,
+    /// Its Contact as the runtime writes it, the focus URI shown as `<focus>`
+    /// (`"<focus>;isfocus;+g.oma.sip-im"`; `""`: none).
+    pub contact: Option<String>,
     /// Every action of the run, in order (`call 7.9.1.4`, `respond 200`, `invite each
     /// recipient_list`, `start timer invite_timeout 32s`, `bye`, `report failure` …).
     pub actions: Option<Vec<String>>,
@@ -453,6 +459,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::ForwardEach(r) => format!("forward each {}", recipients(r)),
         ActionKind::Cancel => "cancel".into(),
         ActionKind::Bye => "bye".into(),
+        ActionKind::CancelLegs => "cancel legs".into(),
+        ActionKind::ByeLegs => "bye legs".into(),
         ActionKind::StartTimer(t, d) => format!(
             "start timer {} {}s",
             timer_name(m, a.origin.procedure, *t),
@@ -602,7 +610,13 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
         .iter()
         .filter(|a| matches!(a.kind, ActionKind::Respond(_)))
         .collect();
-    if e.status.is_some() || e.reason.is_some() || e.warning.is_some() || e.answered_by.is_some() {
+    if e.status.is_some()
+        || e.reason.is_some()
+        || e.warning.is_some()
+        || e.answered_by.is_some()
+        || e.unanswerable.is_some()
+        || e.contact.is_some()
+    {
         match responses.as_slice() {
             [a] => {
                 let ActionKind::Respond(r) = &a.kind else {
@@ -630,6 +644,36 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                     "answered_by",
                     e.answered_by.clone(),
                     format!("{}::{}", a.origin.procedure, a.origin.rule),
+                );
+                check(
+                    "contact",
+                    e.contact.clone(),
+                    r.headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("Contact"))
+                        .map(|(_, v)| match v {
+                            im_runtime::machine::HeaderValue::Text(t) => t.to_string(),
+                            im_runtime::machine::HeaderValue::FocusContact => {
+                                "<focus>;isfocus".to_string()
+                            }
+                            im_runtime::machine::HeaderValue::FocusContactWith(p) => {
+                                format!("<focus>;isfocus{p}")
+                            }
+                        })
+                        .unwrap_or_default(),
+                );
+                check(
+                    "unanswerable",
+                    e.unanswerable.clone(),
+                    r.sdp_answer
+                        .iter()
+                        .find_map(|i| match i {
+                            im_runtime::machine::SdpAnswerItem::Else(s, why) => {
+                                Some(format!("{s} {why}"))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
                 );
             }
             rs => diff.push(format!("expected exactly one response, got {}", rs.len())),

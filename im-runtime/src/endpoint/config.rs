@@ -50,6 +50,10 @@ pub struct EndpointConfig {
     pub retry_after: Duration,
     /// How long a session may live at most before it is torn down.
     pub session_lifetime: Duration,
+    /// How long an MSRP connection may stay unbound (no session named by a first SEND, or
+    /// our connect not completed), and how long after the ACK the originator's MSRP session
+    /// may take to bind, before it is given up (the machines then hear `msrp closed`).
+    pub msrp_idle: Duration,
     /// Body parsing limits.
     pub body_limits: BodyLimits,
     /// MSRP decoder limits.
@@ -101,6 +105,7 @@ impl EndpointConfig {
             max_transactions: 200_000,
             retry_after: Duration::from_secs(5),
             session_lifetime: Duration::from_secs(300),
+            msrp_idle: Duration::from_secs(30),
             body_limits: BodyLimits::default(),
             msrp_limits: msrp::DecoderLimits::default(),
             msrp_chunk_size: 2048,

@@ -284,7 +284,7 @@ impl<A: Application> Endpoint<A> {
                     self.msrp
                         .opened(conn, kind.is_tls(), &mut events, rand, &mut self.out);
                     if conn.is_accepted() {
-                        self.idle_conns.set(conn, now + MSRP_IDLE);
+                        self.idle_conns.set(conn, now + self.cfg.msrp_idle);
                     }
                     for ev in events {
                         if let msrp_relay::RelayEvent::LegBound(sid, _)

@@ -349,29 +349,29 @@ impl Session {
                 if let Some(d) = l.dialog.as_mut().filter(|d| d.peer.reliable) {
                     d.tls = cx.cfg.sip_tls_advertised;
                 }
-                l.status = if l.cancelled {
-                    LegStatus::Ended
-                } else {
-                    LegStatus::Connected
-                };
+                l.status = LegStatus::Connected;
             }
             // ACK every 2xx (retransmissions included, §13.2.2.4).
             if let Some((ack, peer)) = l.dialog.as_mut().map(|d| d.ack(cx.cfg.sip_advertised)) {
                 cx.transmit(peer, ack);
             }
             let cancelled = l.cancelled;
+            let own_cancel = l.cancelled_by_own_machine;
             if !first {
                 return;
             }
-            if cancelled {
-                // The 2xx crossed our CANCEL: the leg is not wanted any more.
+            if cancelled && !own_cancel {
+                // The 2xx crossed a CANCEL the session's rule sent (`cancel legs`): that
+                // rule ended the leg, so its dialog is ended too.
                 self.bye_leg(cx, i);
                 self.check_settled(cx);
                 return;
             }
             // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
-            // none of it.
-            if let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
+            // none of it. A 2xx that crossed the leg machine's own CANCEL sets up no MSRP:
+            // that machine decides what becomes of the dialog (7.9.1.4
+            // `answered_after_cancel`: BYE).
+            if !cancelled && let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
                 self.msrp_leg_answered(cx, i, &answer);
             }
         } else if status >= 300 {
@@ -407,27 +407,10 @@ impl Session {
     }
 
     /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
-    /// an outcome (or no message will come); then ends the legs that are done.
+    /// an outcome (or no message will come). Ending the connected legs then is the spec's
+    /// decision (`bye legs`, 6.1.3.3.2), not the runtime's.
     pub(super) fn check_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         self.settle(cx);
-        self.end_finished_legs(cx);
-    }
-
-    /// A pager-mode leg exists to carry one copy of the message. Once the legs have
-    /// settled (each connected leg's copy has an outcome) and the originator's side is over
-    /// (the spec BYE'd it after its report, or the originator hung up), nothing can come
-    /// over a connected leg any more: BYE it, so that the session can end. The invitee-leg
-    /// procedure may BYE a leg itself; `bye_leg` ignores a leg already ended.
-    fn end_finished_legs<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        let originator_over = self.originator_gone || self.dialog.as_ref().is_some_and(|d| d.ended);
-        if !self.settled_sent || !originator_over {
-            return;
-        }
-        for i in 0..self.legs.len() {
-            if self.legs[i].status == LegStatus::Connected {
-                self.bye_leg(cx, i);
-            }
-        }
     }
 
     fn settle<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
@@ -436,7 +419,11 @@ impl Session {
         }
         let done = self.legs.iter().all(|l| match l.status {
             LegStatus::Pending => false,
-            LegStatus::Connected => l.delivery.is_some() || self.originator_gone,
+            // A connected leg waits for its copy's outcome, unless no message will come
+            // (the originator left without one).
+            LegStatus::Connected => {
+                l.delivery.is_some() || (self.originator_gone && self.held.is_none())
+            }
             LegStatus::Failed | LegStatus::Ended => true,
         });
         if !done {

@@ -108,7 +108,12 @@ impl Session {
             ActionKind::InviteEach(r) => self.invite_each(cx, r, from),
             ActionKind::ForwardEach(r) => self.forward_each(cx, r),
             ActionKind::Cancel => match leg {
-                Some(i) => self.cancel_leg(cx, i),
+                Some(i) => {
+                    if let Some(l) = self.legs.get_mut(i) {
+                        l.cancelled_by_own_machine = true;
+                    }
+                    self.cancel_leg(cx, i);
+                }
                 None => {
                     for i in 0..self.legs.len() {
                         self.cancel_leg(cx, i);
@@ -119,6 +124,18 @@ impl Session {
                 Some(i) => self.bye_leg(cx, i),
                 None => self.bye_originator(cx),
             },
+            // `cancel_leg` skips a leg that is not pending, `bye_leg` one without a live
+            // dialog, so each reaches exactly the legs its name says.
+            ActionKind::CancelLegs => {
+                for i in 0..self.legs.len() {
+                    self.cancel_leg(cx, i);
+                }
+            }
+            ActionKind::ByeLegs => {
+                for i in 0..self.legs.len() {
+                    self.bye_leg(cx, i);
+                }
+            }
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
@@ -182,7 +199,35 @@ impl Session {
         let mut warning_text = reply.warning.as_ref().map(|w| w.to_string());
         let mut body: Option<(String, Bytes)> = None;
         let mut role = None;
+        // Whether the spec's headers go out: not on the `else` response that replaces an
+        // answer the offer could not support (they were written for the answer).
+        let mut answer_headers = true;
         if !reply.sdp_answer.is_empty() {
+            // The spec's `else STATUS "reason"`: what is sent when no answer can be built.
+            let refuse = reply.sdp_answer.iter().find_map(|i| match i {
+                crate::machine::SdpAnswerItem::Else(s, r) => Some((*s, r.to_string())),
+                _ => None,
+            });
+            let mut cannot = |why: String| {
+                answer_headers = false;
+                match &refuse {
+                    Some((s, r)) => {
+                        status = *s;
+                        reason = r.clone();
+                    }
+                    None => {
+                        // Only a hand-written machine lacks `else` (the checker requires it
+                        // in a spec): a server bug, not a decision.
+                        tracing::error!(
+                            rule = %format_args!("{}/{}", origin.clause, origin.rule),
+                            "SDP answer impossible and the reply has no `else`; 500 sent"
+                        );
+                        status = 500;
+                        reason = "Server Internal Error".into();
+                    }
+                }
+                warning_text = Some(why);
+            };
             match &self.facts.sdp {
                 Some(offer) => {
                     let (own, path) = cx.msrp_own(offer, &self.msrp_session);
@@ -198,20 +243,12 @@ impl Session {
                             body = Some(("application/sdp".into(), Bytes::from(a.sdp.clone())));
                             role = Some(a);
                         }
-                        Err(e) => {
-                            // The spec asked for an answer the offer cannot support
-                            // (e.g. no common accept-types): 488 with the reason.
-                            status = 488;
-                            reason = "Not Acceptable Here".into();
-                            warning_text = Some(e.to_string());
-                        }
+                        // The offer cannot support the answer the spec asked for (e.g.
+                        // no common accept-types): the spec's `else`, saying why.
+                        Err(e) => cannot(e.to_string()),
                     }
                 }
-                None => {
-                    status = 488;
-                    reason = "Not Acceptable Here".into();
-                    warning_text = Some("an SDP offer is required".into());
-                }
+                None => cannot("an SDP offer is required".into()),
             }
         }
         let Some(code) = StatusCode::new(status) else {
@@ -221,10 +258,13 @@ impl Session {
         if status > 100 {
             b = b.to_tag(&self.local_tag);
         }
-        for (name, value) in &reply.headers {
+        for (name, value) in reply.headers.iter().filter(|_| answer_headers) {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
                 crate::machine::HeaderValue::FocusContact => format!("<{}>;isfocus", self.focus),
+                crate::machine::HeaderValue::FocusContactWith(p) => {
+                    format!("<{}>;isfocus{p}", self.focus)
+                }
             };
             b = b.header(name, &v);
         }
@@ -253,7 +293,11 @@ impl Session {
             cx.live.invite_answered(now, self.id);
         }
         cx.flush();
-        self.answered = Some(status);
+        // A provisional response leaves the final one to come: only a final status uses up
+        // the request's one answer.
+        if status >= 200 {
+            self.answered = Some(status);
+        }
         if (200..300).contains(&status) {
             let mut d = Dialog::server_side(&self.request, &self.local_tag, self.peer);
             d.tls = cx.dialog_tls(self.peer);
@@ -330,11 +374,11 @@ pub(super) fn spec_timer_id(t: Timer) -> u16 {
 }
 
 pub(super) fn log_action(call_id: &str, a: &Action, note: &str) {
+    // `rule=CLAUSE/NAME`: what an operator looks up in specs/ (`imspec trace` names rules so).
     tracing::info!(
         call_id,
         procedure = a.origin.procedure,
-        clause = a.origin.clause,
-        rule = a.origin.rule,
+        rule = %format_args!("{}/{}", a.origin.clause, a.origin.rule),
         action = ?a.kind,
         note,
         "spec action"

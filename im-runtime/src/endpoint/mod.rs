@@ -73,10 +73,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use timers::{IdleConns, SessionTimerIndex};
 
-/// How long an MSRP connection may stay unbound (no session named by a first SEND, or our
-/// connect not completed) before it is given up.
-const MSRP_IDLE: Duration = Duration::from_secs(30);
-
 /// A map keyed by values peers choose (Call-ID and tags, MSRP session ids and paths):
 /// foldhash under a per-map random seed, much cheaper than SipHash and still keyed, so a
 /// peer cannot pick keys that collide.

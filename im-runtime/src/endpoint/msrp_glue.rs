@@ -16,11 +16,11 @@ impl Session {
     pub(super) fn msrp_after_ack<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         // An active answerer connects once the dialog is confirmed.
         if let Some(conn) = cx.msrp.connect_originator(self.id, cx.out) {
-            cx.idle_conns.set(conn, cx.now + MSRP_IDLE);
+            cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
         }
         if self.msrp_answer.is_some() {
             self.timers
-                .set(SessionTimer::OriginatorMsrp, cx.now + MSRP_IDLE);
+                .set(SessionTimer::OriginatorMsrp, cx.now + cx.cfg.msrp_idle);
         }
     }
 
@@ -31,7 +31,7 @@ impl Session {
         ans: &SdpFacts,
     ) {
         if let Some(conn) = cx.msrp.leg_answered(self.id, i, ans, cx.out) {
-            cx.idle_conns.set(conn, cx.now + MSRP_IDLE);
+            cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
         }
     }
 
@@ -122,11 +122,9 @@ impl Session {
     }
 
     /// The originator's MSRP connection closed, failed or never came. Its machines hear of
-    /// it; without a complete message there is nothing to deliver, so the session ends.
+    /// it and decide what becomes of the session (6.1.3.3.2 `closed_before_message`: BYE
+    /// the originator, CANCEL and BYE the legs); with a message held, delivery goes on.
     pub(super) fn originator_msrp_lost<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         self.run_machines(cx, &Event::Msrp(crate::machine::MsrpEvent::Closed));
-        if self.held.is_none() {
-            self.end(cx, "no MSRP message from the originator");
-        }
     }
 }

@@ -29,6 +29,9 @@ impl Session {
                 self.timers
                     .stop(|k| matches!(k, SessionTimer::OkRetransmit(_)));
                 self.msrp_after_ack(cx);
+                if self.bye_when_confirmed {
+                    self.bye_originator(cx);
+                }
                 self.run_machines(cx, &Event::InDialogRequest(Method::Ack));
             }
             Some(Method::Bye) => self.bye_received(cx, leg, key, msg),
@@ -71,7 +74,6 @@ impl Session {
         match leg {
             None => {
                 self.originator_gone = true;
-                let held = self.held.is_some();
                 if let Some(d) = self.dialog.as_mut() {
                     d.ended = true;
                     d.remote_bye = true;
@@ -89,14 +91,10 @@ impl Session {
                     );
                     cx.reply_simple(&key, &msg, 500, &[]);
                 }
+                // What becomes of the invitee legs (ended at once when no message is
+                // held, left to deliver otherwise) is the spec's rule for this BYE
+                // (`cancel legs`, `bye legs`).
                 cx.msrp.close_originator(self.id, cx.out);
-                if !held {
-                    // The originator left before its message was complete: there is
-                    // nothing to deliver, so the invitee legs are ended (pending ones
-                    // CANCELled, connected ones BYE'd). With a message held, delivery goes
-                    // on and the legs end by their machines.
-                    self.end(cx, "originator left before its message");
-                }
             }
             Some(i) => {
                 if let Some(l) = self.legs.get_mut(i) {
@@ -115,9 +113,19 @@ impl Session {
         self.check_settled(cx);
     }
 
-    /// The originator CANCELled our INVITE: 487 unless answered already, then the end.
+    /// The originator CANCELled our INVITE while it was pending. The machines hear it as
+    /// `request CANCEL`: their rule answers the INVITE (RFC 3261 §9.2: 487) and says what
+    /// becomes of the legs. Only when no rule answered does the runtime send the 487 the
+    /// transaction still needs, log the spec gap, and end the session.
     pub(super) fn cancelled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         if self.answered.is_none() {
+            self.run_machines(cx, &Event::InDialogRequest(Method::Cancel));
+        }
+        if self.answered.is_none() {
+            tracing::error!(
+                session = self.id.0,
+                "no spec rule answered the INVITE the originator CANCELled; 487 sent"
+            );
             if let Some(c) = StatusCode::new(487) {
                 let resp = sip::build::ResponseBuilder::new(&self.request, c)
                     .to_tag(&self.local_tag)
@@ -128,8 +136,8 @@ impl Session {
             }
             self.answered = Some(487);
             self.originator_gone = true;
+            self.end(cx, "cancelled by the originator; no rule answered");
         }
-        self.end(cx, "cancelled by the originator");
     }
 
     pub(super) fn bye_originator<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
@@ -137,7 +145,11 @@ impl Session {
             let Some(d) = self.dialog.as_mut() else {
                 return;
             };
-            if d.ended || !d.confirmed {
+            if d.ended {
+                return;
+            }
+            if !d.confirmed {
+                self.bye_when_confirmed = true;
                 return;
             }
             d.ended = true;

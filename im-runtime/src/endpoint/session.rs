@@ -248,6 +248,10 @@ pub(crate) struct Leg {
     /// MSRP outcome: 200 delivered, else the failure code.
     pub(crate) delivery: Option<u16>,
     pub(crate) cancelled: bool,
+    /// The CANCEL was the leg machine's own `cancel`: a 2xx that crosses it goes to that
+    /// machine (7.9.1.4 `answered_after_cancel`). A leg CANCELled by the session (`cancel
+    /// legs`, or teardown) that answers 2xx anyway is BYE'd, as the CANCEL meant.
+    pub(crate) cancelled_by_own_machine: bool,
 }
 
 impl Leg {
@@ -274,6 +278,7 @@ impl Leg {
             delivery_started: false,
             delivery: None,
             cancelled: false,
+            cancelled_by_own_machine: false,
         }
     }
 }
@@ -307,6 +312,9 @@ pub(crate) struct Session {
     settled_sent: bool,
     originator_gone: bool,
     ending: bool,
+    /// A spec `bye` to the originator came before the ACK: sent once the dialog is
+    /// confirmed (ACK, or 64·T1 without one), as RFC 3261 §15 allows a UAS no sooner.
+    bye_when_confirmed: bool,
     /// The session's own timers.
     timers: SessionTimers,
     /// Client transactions that hold the session (INVITEs to invitees) with no final answer
@@ -398,6 +406,7 @@ impl Session {
             settled_sent: false,
             originator_gone: false,
             ending: false,
+            bye_when_confirmed: false,
             timers,
             pending_client: 0,
             answering: None,

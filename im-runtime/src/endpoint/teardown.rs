@@ -41,9 +41,12 @@ impl Session {
                     if let Some(d) = self.dialog.as_mut() {
                         d.confirmed = true;
                     }
-                    // Reported to the machines as Timer H: the spec's "no ACK" case.
+                    // Reported to the machines as Timer H: the spec's "no ACK" case, whose
+                    // rule says what becomes of the originator and the legs.
                     self.run_machines(cx, &Event::Timer(Timer::H));
-                    self.end(cx, "no ACK for the 2xx");
+                    if self.bye_when_confirmed {
+                        self.bye_originator(cx);
+                    }
                     return;
                 }
                 let reliable = self.peer.reliable;

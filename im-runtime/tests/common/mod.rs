@@ -33,6 +33,14 @@ pub(crate) struct Knobs {
     /// A leg starts spec timer 2 ([`LEG_TIMEOUT`]) on its first provisional response and
     /// CANCELs when it fires.
     pub(crate) leg_timer_cancel: bool,
+    /// The originator's BYE is answered without `cancel legs`/`bye legs`, as a spec that
+    /// leaves the legs up would.
+    pub(crate) keep_legs_on_bye: bool,
+    /// A leg whose 2xx crossed its own CANCEL keeps the dialog (a spec without
+    /// 7.9.1.4 `answered_after_cancel`); by default it BYEs it, as that rule does.
+    pub(crate) keep_crossed_2xx: bool,
+    /// The dispatcher sends 180 before its 200 (both from the machine).
+    pub(crate) ring_first: bool,
 }
 
 /// How long the late dispatcher waits before answering.
@@ -52,6 +60,7 @@ fn ok_with_answer() -> Action {
             SdpAnswerItem::AcceptTypesIntersection,
             SdpAnswerItem::MirrorDirection,
             SdpAnswerItem::ComplementSetup,
+            SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
         ],
     }))
 }
@@ -60,6 +69,19 @@ fn ok_with_answer() -> Action {
 pub(crate) struct Dispatcher {
     knobs: Knobs,
     done: bool,
+    /// The originator's MSRP message has come (6.1.3.3.2 holds it for the legs).
+    held: bool,
+}
+
+impl Dispatcher {
+    fn end_all(&mut self) -> Vec<Action> {
+        self.done = true;
+        vec![
+            act(ActionKind::Bye),
+            act(ActionKind::CancelLegs),
+            act(ActionKind::ByeLegs),
+        ]
+    }
 }
 
 impl Machine for Dispatcher {
@@ -71,10 +93,19 @@ impl Machine for Dispatcher {
                 if self.knobs.answer_late {
                     vec![act(ActionKind::StartTimer(Timer::Spec(1), ANSWER_DELAY))]
                 } else {
-                    vec![
-                        ok_with_answer(),
-                        act(ActionKind::InviteEach(Recipients::RecipientList)),
-                    ]
+                    let mut out = Vec::new();
+                    if self.knobs.ring_first {
+                        out.push(act(ActionKind::Respond(Reply {
+                            status: 180,
+                            reason: "Ringing".into(),
+                            headers: vec![],
+                            warning: None,
+                            sdp_answer: vec![],
+                        })));
+                    }
+                    out.push(ok_with_answer());
+                    out.push(act(ActionKind::InviteEach(Recipients::RecipientList)));
+                    out
                 }
             }
             Event::Timer(Timer::Spec(1)) => vec![
@@ -92,14 +123,44 @@ impl Machine for Dispatcher {
                 }))]
             }
             // As the spec's `originator_bye` (6.1.3.3.2): the machine answers the
-            // originator's BYE; the runtime ends the legs.
-            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
-                status: 200,
-                reason: "OK".into(),
-                headers: vec![],
-                warning: None,
-                sdp_answer: vec![],
-            }))],
+            // originator's BYE and ends the legs.
+            Event::InDialogRequest(Method::Bye) => {
+                let mut out = vec![act(ActionKind::Respond(Reply {
+                    status: 200,
+                    reason: "OK".into(),
+                    headers: vec![],
+                    warning: None,
+                    sdp_answer: vec![],
+                }))];
+                if !self.knobs.keep_legs_on_bye {
+                    out.push(act(ActionKind::CancelLegs));
+                    out.push(act(ActionKind::ByeLegs));
+                }
+                out
+            }
+            // The originator CANCELled the pending INVITE: the machine answers it 487 (RFC
+            // 3261 §9.2) and ends the legs.
+            Event::InDialogRequest(Method::Cancel) => {
+                self.done = true;
+                vec![
+                    act(ActionKind::Respond(Reply {
+                        status: 487,
+                        reason: "Request Terminated".into(),
+                        headers: vec![],
+                        warning: None,
+                        sdp_answer: vec![],
+                    })),
+                    act(ActionKind::CancelLegs),
+                ]
+            }
+            Event::Msrp(MsrpEvent::MessageReceived) => {
+                self.held = true;
+                vec![]
+            }
+            // As 6.1.3.3.2 `closed_before_message` and `no_ack`: the originator's side is
+            // over with nothing to deliver, so the machine ends it and the legs.
+            Event::Msrp(MsrpEvent::Closed) if !self.held => self.end_all(),
+            Event::Timer(Timer::H) => self.end_all(),
             Event::LegsSettled => {
                 self.done = true;
                 vec![
@@ -107,6 +168,7 @@ impl Machine for Dispatcher {
                         im_runtime::machine::ReportOutcome::Success,
                     )),
                     act(ActionKind::Bye),
+                    act(ActionKind::ByeLegs),
                 ]
             }
             _ => vec![],
@@ -147,6 +209,15 @@ impl Machine for LegMachine {
             Event::Timer(Timer::Spec(2)) => {
                 self.state = "cancelling";
                 vec![act(ActionKind::Cancel)]
+            }
+            Event::Response(s) if (200..300).contains(s) && self.state == "cancelling" => {
+                if self.knobs.keep_crossed_2xx {
+                    self.state = "connected";
+                    vec![]
+                } else {
+                    self.state = "failed";
+                    vec![act(ActionKind::Bye)]
+                }
             }
             Event::Response(s) if (200..300).contains(s) => {
                 self.state = "connected";
@@ -195,6 +266,7 @@ impl Application for App {
             Box::new(Dispatcher {
                 knobs: self.0,
                 done: false,
+                held: false,
             }) as Box<dyn DynMachine>
         })
     }

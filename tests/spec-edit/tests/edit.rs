@@ -81,7 +81,11 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "other URI, no list: 410 Gone (was 404 Not Found)",
             "two recipients: over the edited limit of 1 (was accepted)",
             "message, then one leg declined: failure REPORT 480 (was 408)",
-            "originator BYE: answered 202 by the edited rule (was 200)",
+            "originator BYE: answered 202 by the edited rule (was 200), the legs left up (were CANCELled and BYE'd)",
+            "every copy delivered: report success and BYE the originator, the legs left up (were BYE'd)",
+            "leg: a 2xx that crossed the CANCEL is left to the edited spec, which keeps it (was BYE)",
+            "an offer the answer cannot be built for gets the edited else: 606 (was 488)",
+            "the 200 OK's focus Contact carries only the edited feature tag (was both)",
         ]
     );
 }
