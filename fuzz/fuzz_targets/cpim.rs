@@ -16,7 +16,9 @@ fn imdn_round_trip(doc: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     imdn_round_trip(data);
-    let Ok(m) = Cpim::parse(data, Limits::default()) else { return };
+    let Ok(m) = Cpim::parse(data, Limits::default()) else {
+        return;
+    };
     let names: Vec<String> = m
         .headers
         .iter()
@@ -25,11 +27,20 @@ fuzz_target!(|data: &[u8]| {
             None => h.name.to_owned(),
         })
         .collect();
-    let headers: Vec<(&str, &str)> =
-        names.iter().zip(&m.headers).map(|(n, h)| (n.as_str(), h.value)).collect();
+    let headers: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&m.headers)
+        .map(|(n, h)| (n.as_str(), h.value))
+        .collect();
     let out = cpim::write(&headers, &m.content_headers, m.content);
-    let back = Cpim::parse(&out, Limits { max_line: usize::MAX, ..Limits::default() })
-        .expect("written CPIM must parse");
+    let back = Cpim::parse(
+        &out,
+        Limits {
+            max_line: usize::MAX,
+            ..Limits::default()
+        },
+    )
+    .expect("written CPIM must parse");
     assert_eq!(back, m);
     let _ = m.dispositions();
     let _ = m.imdn_message_id();

@@ -44,6 +44,8 @@ enum Template {
     Bye,
     Cancel,
     Ack,
+    /// A SUBSCRIBE (RFC 4575 `conference`) to a focus URI a 200 named, else to a guess.
+    Subscribe,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -106,13 +108,15 @@ struct Harness {
     sent_requests: Vec<(SocketAddr, Message)>,
     paths: Vec<String>,
     connects: Vec<ConnId>,
+    /// Focus URIs from the Contact of the 2xx the endpoint sent (SUBSCRIBE targets).
+    focuses: Vec<String>,
 }
 
 const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=message 7000 TCP/MSRP *\r\na=path:msrp://127.0.0.1:7000/alicesess;tcp\r\n\
 a=accept-types:message/cpim text/plain\r\na=setup:actpass\r\na=sendonly\r\n";
 
-fn request(t: &Template, from: SocketAddr, call: u8, cseq: u8) -> String {
+fn request(t: &Template, from: SocketAddr, call: u8, cseq: u8, focus: Option<&str>) -> String {
     let (method, target, body, ct) = match t {
         Template::OptionsToServer => ("OPTIONS", "sip:example.com".to_owned(), String::new(), ""),
         Template::InviteGroup => (
@@ -147,6 +151,12 @@ fn request(t: &Template, from: SocketAddr, call: u8, cseq: u8) -> String {
             "",
         ),
         Template::Ack => ("ACK", format!("sip:conf@{SIP}"), String::new(), ""),
+        Template::Subscribe => (
+            "SUBSCRIBE",
+            focus.map_or_else(|| format!("sip:conf-1-x@{SIP}"), str::to_owned),
+            String::new(),
+            "",
+        ),
     };
     let cseq_method = method;
     let branch = if matches!(t, Template::Cancel) {
@@ -163,7 +173,8 @@ fn request(t: &Template, from: SocketAddr, call: u8, cseq: u8) -> String {
         "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\n\
          Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a{call}\r\nTo: <{target}>\r\n\
          Call-ID: call-{call}@fuzz\r\nCSeq: {cseq} {cseq_method}\r\nContact: <sip:alice@{from}>\r\n\
-         Expires: 60\r\n{ctl}Content-Length: {}\r\n\r\n{body}",
+         Expires: 60\r\nEvent: conference\r\nAccept: application/conference-info+xml\r\n\
+         {ctl}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -203,6 +214,7 @@ impl Harness {
             metrics: Metrics::new(None),
             bindings: None,
             users: Default::default(),
+            offline: None,
         };
         let mut cfg = EndpointConfig::new(addr(SIP), addr(MSRP));
         cfg.seed = 7;
@@ -212,6 +224,7 @@ impl Harness {
             sent_requests: Vec::new(),
             paths: Vec::new(),
             connects: Vec::new(),
+            focuses: Vec::new(),
         }
     }
 
@@ -228,6 +241,14 @@ impl Harness {
                                     self.paths.push(p.trim().to_owned());
                                 }
                             }
+                        }
+                        if let Some(c) = m.header_str("Contact")
+                            && c.contains("isfocus")
+                            && self.focuses.len() < 16
+                            && let (Some(a), Some(b)) = (c.find('<'), c.find('>'))
+                            && a < b
+                        {
+                            self.focuses.push(c[a + 1..b].to_owned());
                         }
                         if m.status().is_none() && self.sent_requests.len() < 64 {
                             self.sent_requests.push((to, m));
@@ -269,7 +290,12 @@ impl Harness {
                 flip,
             } => {
                 let from = peer(p);
-                let mut bytes = request(&template, from, call % 4, cseq).into_bytes();
+                let focus = self
+                    .focuses
+                    .get(usize::from(call) % self.focuses.len().max(1))
+                    .cloned();
+                let mut bytes =
+                    request(&template, from, call % 4, cseq, focus.as_deref()).into_bytes();
                 if let Some((pos, b)) = flip
                     && let Some(slot) = bytes.get_mut(usize::from(pos))
                 {

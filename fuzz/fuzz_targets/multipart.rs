@@ -13,11 +13,17 @@ fuzz_target!(|data: &[u8]| {
         Some(i) if i < 200 => (&data[..i], &data[i + 1..]),
         _ => (&b"multipart/mixed;boundary=b"[..], data),
     };
-    let Ok(ct) = std::str::from_utf8(ct) else { return };
+    let Ok(ct) = std::str::from_utf8(ct) else {
+        return;
+    };
     let Ok(mt) = MediaType::parse(ct) else { return };
-    let Some(boundary) = mt.param("boundary") else { return };
+    let Some(boundary) = mt.param("boundary") else {
+        return;
+    };
     let whole = Bytes::copy_from_slice(body);
-    let Ok(m) = multipart::parse(&whole, boundary, &Limits::default()) else { return };
+    let Ok(m) = multipart::parse(&whole, boundary, &Limits::default()) else {
+        return;
+    };
     let range = whole.as_ptr() as usize..=whole.as_ptr() as usize + whole.len();
     for p in &m.parts {
         assert!(range.contains(&(p.body.as_ptr() as usize)));
@@ -26,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
         .parts
         .iter()
         .map(|p| OutPart {
-            headers: p.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect(),
+            headers: p
+                .headers
+                .iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
             body: p.body.clone(),
         })
         .collect();

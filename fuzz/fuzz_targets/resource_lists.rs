@@ -7,24 +7,36 @@ use im_runtime::proto::body::resource_lists::{self, ANONYMOUS_URI, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(rl) = resource_lists::parse(data, &Limits::default()) else { return };
+    let Ok(rl) = resource_lists::parse(data, &Limits::default()) else {
+        return;
+    };
     let Ok(entries) = rl.list_entries(|raw| {
-        Some(Uri { raw: raw.to_owned(), ..Uri::default() })
+        Some(Uri {
+            raw: raw.to_owned(),
+            ..Uri::default()
+        })
     }) else {
         return;
     };
     let history = resource_lists::write_history(&entries);
-    let back = resource_lists::parse(history.as_bytes(), &Limits {
-        max_bytes: usize::MAX,
-        max_nodes: u32::MAX,
-        max_entries: usize::MAX,
-        ..Limits::default()
-    })
+    let back = resource_lists::parse(
+        history.as_bytes(),
+        &Limits {
+            max_bytes: usize::MAX,
+            max_nodes: u32::MAX,
+            max_entries: usize::MAX,
+            ..Limits::default()
+        },
+    )
     .expect("history must parse");
     let visible = entries
         .iter()
         .filter(|e| e.copy_control != CopyControl::Bcc && !e.anonymize)
         .count();
-    let named = back.entries.iter().filter(|e| e.uri != ANONYMOUS_URI).count();
+    let named = back
+        .entries
+        .iter()
+        .filter(|e| e.uri != ANONYMOUS_URI)
+        .count();
     assert_eq!(named, visible);
 });

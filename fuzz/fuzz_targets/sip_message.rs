@@ -14,13 +14,22 @@ use libfuzzer_sys::fuzz_target;
 fn recorded_matches_reparsed(m: &Message) {
     use im_runtime::proto::sip::{CSeq, HeaderName, NameAddr, Via};
     let first = |n| m.header(n);
-    assert_eq!(m.from(), first(HeaderName::From).and_then(|v| NameAddr::parse(v).ok()));
-    assert_eq!(m.to(), first(HeaderName::To).and_then(|v| NameAddr::parse(v).ok()));
+    assert_eq!(
+        m.from(),
+        first(HeaderName::From).and_then(|v| NameAddr::parse(v).ok())
+    );
+    assert_eq!(
+        m.to(),
+        first(HeaderName::To).and_then(|v| NameAddr::parse(v).ok())
+    );
     let via = first(HeaderName::Via)
         .and_then(|v| Via::parse_list(v).ok())
         .and_then(|l| l.into_iter().next());
     assert_eq!(m.top_via(), via);
-    assert_eq!(m.cseq(), first(HeaderName::CSeq).and_then(|v| CSeq::parse(v).ok()));
+    assert_eq!(
+        m.cseq(),
+        first(HeaderName::CSeq).and_then(|v| CSeq::parse(v).ok())
+    );
     assert_eq!(m.call_id(), first(HeaderName::CallId));
 }
 
@@ -29,10 +38,31 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Message::parse(buf.clone()) {
         let again = Message::parse(m.as_bytes().clone()).expect("own bytes must parse");
         assert_eq!(again, m);
-        let _ = (m.vias(), m.from(), m.to(), m.call_id(), m.cseq(), m.contacts());
-        let _ = (m.max_forwards(), m.content_type(), m.content_disposition(), m.accept());
-        let _ = (m.routes(), m.record_routes(), m.p_asserted_identity(), m.warnings());
-        let _ = (m.request_uri().map(|u| u.to_view()), m.facts_headers(), m.body());
+        let _ = (
+            m.vias(),
+            m.from(),
+            m.to(),
+            m.call_id(),
+            m.cseq(),
+            m.contacts(),
+        );
+        let _ = (
+            m.max_forwards(),
+            m.content_type(),
+            m.content_disposition(),
+            m.accept(),
+        );
+        let _ = (
+            m.routes(),
+            m.record_routes(),
+            m.p_asserted_identity(),
+            m.warnings(),
+        );
+        let _ = (
+            m.request_uri().map(|u| u.to_view()),
+            m.facts_headers(),
+            m.body(),
+        );
         let _ = validate_request(&m, &Policy::default(), Routing::Forward);
         recorded_matches_reparsed(&m);
     }
@@ -44,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
         // parser rejects it, that is a grammar error, never a length disagreement.
         if let Err(f) = Message::parse_as(buf.slice(skip..skip + len), Transport::Stream) {
             assert!(
-                !matches!(f.error.kind, im_runtime::proto::sip::ErrorKind::BodyLength { .. }),
+                !matches!(
+                    f.error.kind,
+                    im_runtime::proto::sip::ErrorKind::BodyLength { .. }
+                ),
                 "{f}"
             );
         }
