@@ -122,7 +122,7 @@ impl Session {
                 None => None,
             };
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
-            let built = b.build();
+            let built = b.build_own();
             if let (true, Some(dest), Ok(_)) = (tls, dest, &built) {
                 cx.connect_sip_tls(dest);
             }

@@ -458,6 +458,25 @@ impl RequestBuilder {
         finish(out, &headers, &body, false)
     }
 
+    /// Writes a request whose header values the caller made from checked parts (an
+    /// invitee INVITE: URIs taken from a checked request or the focus, our own Via,
+    /// Contact and body) and parses back only its structure, as
+    /// [`build_in_dialog`](Self::build_in_dialog) does. The Request-URI alone is checked
+    /// with the URI grammar first, because it may come from an application's directory
+    /// rather than from a checked message. The [`Message`] records none of its values, so
+    /// its typed accessors parse what they read; the unit test below shows they read the
+    /// same as after [`build`](Self::build).
+    pub fn build_own(self) -> Result<Message, ParseFailure> {
+        if let Err(error) = super::uri::Uri::parse(&self.uri) {
+            return Err(ParseFailure {
+                error,
+                salvage: None,
+            });
+        }
+        let (out, headers, body) = self.write_head();
+        finish(out, &headers, &body, false)
+    }
+
     /// Writes the request without parsing it back, for a sender that needs only its bytes
     /// (an ACK for a 2xx, sent outside any transaction) and whose values all come from a
     /// dialog built from checked messages. Values stand on one line and Content-Length is
@@ -514,5 +533,95 @@ impl RequestBuilder {
             write_header(&mut out, "Contact", c);
         }
         (out, self.headers, self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An INVITE as the endpoint sends to an invitee: multipart body (SDP offer and
+    /// recipient-list history), Route, Referred-By, focus Contact.
+    fn invitee_invite(uri: &str) -> RequestBuilder {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                   m=message 2855 TCP/MSRP *\r\na=path:msrp://192.0.2.1:2855/s1;tcp\r\n\
+                   a=accept-types:message/cpim text/plain\r\na=setup:actpass\r\n\
+                   a=connection:new\r\na=sendonly\r\n";
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b1\r\n\
+             Content-Type: application/resource-lists+xml\r\n\
+             Content-Disposition: recipient-list-history;handling=optional\r\n\r\n\
+             <resource-lists/>\r\n--b1--\r\n"
+        );
+        RequestBuilder::new(Method::Invite, uri)
+            .via_raw("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc;rport")
+            .from("<sip:conf-1@192.0.2.1:5060>", "t1")
+            .to(&format!("<{uri}>"), None)
+            .call_id("c1@192.0.2.1")
+            .cseq(1)
+            .max_forwards(70)
+            .contact("<sip:conf-1@192.0.2.1:5060>;isfocus")
+            .header("Referred-By", "<sip:alice@example.com>")
+            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")
+            .route("<sip:192.0.2.9:5060;lr>")
+            .body(
+                "multipart/mixed;boundary=b1",
+                Bytes::from(body.into_bytes()),
+            )
+    }
+
+    #[test]
+    fn own_build_reads_like_the_checked_build() {
+        for uri in [
+            "sip:bob@example.com",
+            "sips:carol@[2001:db8::1]:5061;transport=tcp",
+            "sip:%61lice@example.com;user=phone?subject=x",
+        ] {
+            let full = invitee_invite(uri).build().expect("checked build");
+            let own = invitee_invite(uri).build_own().expect("own build");
+            assert_eq!(full.as_bytes(), own.as_bytes());
+            assert_eq!(full.method(), own.method());
+            assert_eq!(full.request_uri_str(), own.request_uri_str());
+            assert_eq!(full.request_uri(), own.request_uri());
+            assert_eq!(full.vias(), own.vias());
+            assert_eq!(full.top_via(), own.top_via());
+            assert_eq!(
+                full.top_via().and_then(|v| v.branch()),
+                own.top_via().and_then(|v| v.branch())
+            );
+            assert_eq!(full.from(), own.from());
+            assert_eq!(full.to(), own.to());
+            assert_eq!(full.from().and_then(|a| a.tag()), Some("t1"));
+            assert_eq!(own.from().and_then(|a| a.tag()), Some("t1"));
+            assert_eq!(full.call_id(), own.call_id());
+            assert_eq!(full.cseq(), own.cseq());
+            assert_eq!(full.max_forwards(), own.max_forwards());
+            assert_eq!(full.routes(), own.routes());
+            assert_eq!(full.content_type(), own.content_type());
+            assert_eq!(full.content_length(), own.content_length());
+            assert_eq!(full.allow(), own.allow());
+            assert_eq!(
+                full.header(HeaderName::Contact),
+                own.header(HeaderName::Contact)
+            );
+            assert_eq!(full.body(), own.body());
+            assert_eq!(
+                full.headers().map(|h| h.value).collect::<Vec<_>>(),
+                own.headers().map(|h| h.value).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn own_build_refuses_a_request_uri_the_checked_build_refuses() {
+        for uri in [
+            "bob",
+            "sip:",
+            "sip:bob@exa mple.com",
+            "sip:bob@example.com>",
+        ] {
+            assert!(invitee_invite(uri).build().is_err(), "{uri}");
+            assert!(invitee_invite(uri).build_own().is_err(), "{uri}");
+        }
     }
 }
