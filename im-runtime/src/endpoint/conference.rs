@@ -85,7 +85,8 @@ struct Deciding {
 #[derive(Debug, Default)]
 pub(crate) struct Conference {
     subs: Vec<Subscription>,
-    deciding: Option<Deciding>,
+    /// Boxed: set only while a SUBSCRIBE is decided, so an idle session keeps a pointer.
+    deciding: Option<Box<Deciding>>,
     /// What subscribers were last told changed from (`legs changed` fires on a difference).
     seen: Vec<Participant>,
 }
@@ -394,18 +395,18 @@ impl Session {
         } = req;
         let who = identity(&subscriber);
         self.facts.subscriber = subscriber;
-        self.answering = Some((key.clone(), msg.clone()));
-        self.conference.deciding = Some(Deciding {
+        self.answering = Some(Box::new((key.clone(), msg.clone())));
+        self.conference.deciding = Some(Box::new(Deciding {
             key,
             msg,
             who,
             expires,
             peer,
-        });
+        }));
         self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
         self.facts.subscriber = Uri::default();
         self.conference.deciding = None;
-        if let Some((key, msg)) = self.answering.take() {
+        if let Some((key, msg)) = self.answering.take().map(|b| *b) {
             // No rule decided (a spec without ext-dr.4): the subscription is not granted.
             let w = warning(&cx.agent(), "no rule of the spec accepts this subscription");
             cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);

@@ -143,7 +143,7 @@ impl Session {
                             cx.stats.invites_sent += 1;
                         }
                     }
-                    leg.invite = Some(invite);
+                    leg.invite = Some(Box::new(invite));
                     cx.msrp
                         .register_leg(self.id, idx, &leg.msrp_session, opts.tls);
                     self.legs.push(leg);

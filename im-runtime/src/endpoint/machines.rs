@@ -178,7 +178,7 @@ impl Session {
         origin: Origin,
         reply: Reply,
     ) {
-        if let Some((key, msg)) = self.answering.take() {
+        if let Some((key, msg)) = self.answering.take().map(|b| *b) {
             respond_in_dialog(cx, &key, &msg, origin, &reply);
             return;
         }
@@ -297,6 +297,11 @@ impl Session {
         // the request's one answer.
         if status >= 200 {
             self.answered = Some(status);
+            // The offer's text is re-read only to build an answer, and none is built after
+            // the final one: the idle session need not keep it.
+            if let Some(sdp) = self.facts.sdp.as_mut() {
+                sdp.raw = String::new();
+            }
         }
         if (200..300).contains(&status) {
             let mut d = Dialog::server_side(&self.request, &self.local_tag, self.peer);
@@ -304,8 +309,10 @@ impl Session {
             self.dialog = Some(d);
             self.ok_bytes = Some(bytes);
             self.ok_at = Some(now);
-            if let Some(a) = role {
-                self.msrp_answer = Some(a);
+            // The answer is read once to set up the originator's MSRP side, not kept.
+            if let Some(a) = role.filter(|_| self.request.method() == Some(&Method::Invite)) {
+                cx.msrp.register_originator(self.id, &self.msrp_session, &a);
+                self.msrp_originator = true;
             }
         } else if status >= 300 {
             self.originator_gone = true;
@@ -319,7 +326,6 @@ impl Session {
                 cx.cfg.timers.t1
             };
             self.timers.set(SessionTimer::OkRetransmit(1), now + first);
-            self.msrp_after_answer(cx);
         }
         self.check_settled(cx);
     }

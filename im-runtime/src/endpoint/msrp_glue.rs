@@ -7,18 +7,12 @@ use super::*;
 use msrp_relay::RelayEvent;
 
 impl Session {
-    pub(super) fn msrp_after_answer<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        if let Some(a) = &self.msrp_answer {
-            cx.msrp.register_originator(self.id, &self.msrp_session, a);
-        }
-    }
-
     pub(super) fn msrp_after_ack<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         // An active answerer connects once the dialog is confirmed.
         if let Some(conn) = cx.msrp.connect_originator(self.id, cx.out) {
             cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
         }
-        if self.msrp_answer.is_some() {
+        if self.msrp_originator {
             self.timers
                 .set(SessionTimer::OriginatorMsrp, cx.now + cx.cfg.msrp_idle);
         }
@@ -74,7 +68,7 @@ impl Session {
             RelayEvent::MessageComplete(_, m) => {
                 cx.live.message_received(cx.now, self.id, m.data.len());
                 if self.held.is_none() {
-                    self.held = Some(m);
+                    self.held = Some(Box::new(m));
                 }
                 self.run_machines(cx, &Event::Msrp(crate::machine::MsrpEvent::MessageReceived));
                 self.try_deliveries(cx);

@@ -33,16 +33,24 @@ pub(crate) enum RelayEvent {
     Closed(SessionId, Option<usize>),
 }
 
+/// Kept compact (issue 11 item 4: an idle group session holds one per leg plus one): our
+/// URI is rebuilt from the session id when a frame needs it, the peer's path is kept as
+/// its text and parsed when a frame is built (a few times per session), and only a side
+/// that receives chunks has a reassembler.
 struct Side {
-    local: MsrpUri,
-    /// Our session id in `local`: the side's key in `by_local`, removed with the side.
-    local_sid: String,
-    remote_path: Vec<MsrpUri>,
+    /// Our session id: the side's key in `by_local`, removed with the side.
+    local_sid: Box<str>,
+    /// Our URI is `msrps:` (answered over TLS and we have a TLS address).
+    secure: bool,
+    /// The peer's path (`a=path` or the From-Path of its first request), its URIs
+    /// separated by one space; empty when unknown.
+    remote_path: Box<str>,
     /// We open the connection (to the last URI of `remote_path`).
     active: bool,
     conn: Option<ConnId>,
     bound: bool,
-    reassembler: Reassembler,
+    /// Made at the first chunk the side receives (only the originator sends any).
+    reassembler: Option<Box<Reassembler>>,
     /// The originator's first SEND with a body: reports are built from it.
     first_send: Option<Box<Frame>>,
     received: u64,
@@ -80,8 +88,35 @@ fn uri_target(u: &MsrpUri) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u.effective_port()))
 }
 
-fn parse_path(path: &[String]) -> Vec<MsrpUri> {
-    path.iter().filter_map(|p| p.parse().ok()).collect()
+/// The URIs of `path` that parse, as `Side::remote_path` keeps them.
+fn path_text(path: &[String]) -> Box<str> {
+    let ok: Vec<&str> = path
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.parse::<MsrpUri>().is_ok())
+        .collect();
+    ok.join(" ").into_boxed_str()
+}
+
+impl Side {
+    fn remote_path(&self) -> Vec<MsrpUri> {
+        self.remote_path
+            .split(' ')
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+fn local_uri_of(
+    own: SocketAddr,
+    own_tls: Option<SocketAddr>,
+    sid: &str,
+    tls: bool,
+) -> Option<MsrpUri> {
+    match own_tls {
+        Some(a) if tls => format!("msrps://{a}/{sid};tcp").parse().ok(),
+        _ => format!("msrp://{own}/{sid};tcp").parse().ok(),
+    }
 }
 
 impl MsrpRelay {
@@ -103,11 +138,9 @@ impl MsrpRelay {
         }
     }
 
-    fn local_uri(&self, sid: &str, tls: bool) -> Option<MsrpUri> {
-        match self.own_tls {
-            Some(a) if tls => format!("msrps://{a}/{sid};tcp").parse().ok(),
-            _ => format!("msrp://{}/{sid};tcp", self.own).parse().ok(),
-        }
+    /// Our URI for `side`, as `new_side` checked it parses.
+    fn local_of(&self, side: &Side) -> Option<MsrpUri> {
+        local_uri_of(self.own, self.own_tls, &side.local_sid, side.secure)
     }
 
     fn tid(&mut self, rand: [u8; 10]) -> TransactionId {
@@ -120,14 +153,16 @@ impl MsrpRelay {
     }
 
     fn new_side(&self, local_sid: &str, tls: bool) -> Option<Box<Side>> {
+        let secure = tls && self.own_tls.is_some();
+        local_uri_of(self.own, self.own_tls, local_sid, secure)?;
         Some(Box::new(Side {
-            local: self.local_uri(local_sid, tls)?,
-            local_sid: local_sid.to_string(),
-            remote_path: Vec::new(),
+            local_sid: local_sid.into(),
+            secure,
+            remote_path: Box::default(),
             active: false,
             conn: None,
             bound: false,
-            reassembler: Reassembler::new(self.reassembly),
+            reassembler: None,
             first_send: None,
             received: 0,
             delivery_tid: None,
@@ -140,7 +175,7 @@ impl MsrpRelay {
         let Some(mut side) = self.new_side(local_sid, a.tls) else {
             return;
         };
-        side.remote_path = parse_path(&a.offer.path);
+        side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
         self.by_local.insert(local_sid.to_string(), (sid, None));
         self.sides.insert((sid, None), side);
@@ -158,8 +193,13 @@ impl MsrpRelay {
         if !side.active || side.conn.is_some() {
             return None;
         }
-        let to = side.remote_path.last().and_then(uri_target)?;
-        let tls = side.local.scheme == msrp::Scheme::Msrps;
+        let to = side
+            .remote_path
+            .rsplit(' ')
+            .next()
+            .and_then(|u| u.parse().ok())
+            .and_then(|u| uri_target(&u))?;
+        let tls = side.secure;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         side.conn = Some(conn);
@@ -204,7 +244,7 @@ impl MsrpRelay {
             .find(|m| is_msrp(&m.media, &m.proto) && m.port != 0)?;
         let attrs = MsrpAttributes::from_media(media);
         let side = self.sides.get_mut(&(sid, Some(i)))?;
-        side.remote_path = parse_path(&attrs.path);
+        side.remote_path = path_text(&attrs.path);
         // We offered actpass: the answerer's `active` means it connects; `passive` (or no
         // setup, RFC 4975 §5.4: the offerer connects) means we do.
         side.active = !matches!(attrs.setup, Some(Setup::Active));
@@ -250,20 +290,20 @@ impl MsrpRelay {
         };
         for key in keys {
             let tid = self.tid(rand);
+            let (own, own_tls) = (self.own, self.own_tls);
             let Some(side) = self.sides.get_mut(&key) else {
                 continue;
             };
             side.bound = true;
             // The active side binds the session with an empty SEND (RFC 4975 §5.4).
-            let mut f = Frame::request(
-                tid,
-                msrp::Method::Send,
-                side.remote_path.clone(),
-                vec![side.local.clone()],
-            );
-            f.failure_report = Some(FailureReport::No);
             if key.1.is_none()
-                && let Ok(b) = msrp::encode_to_vec(&f)
+                && let Some(local) = local_uri_of(own, own_tls, &side.local_sid, side.secure)
+                && let Ok(b) = msrp::encode_to_vec(&{
+                    let mut f =
+                        Frame::request(tid, msrp::Method::Send, side.remote_path(), vec![local]);
+                    f.failure_report = Some(FailureReport::No);
+                    f
+                })
             {
                 out.push_back(Output::StreamSend {
                     conn,
@@ -359,9 +399,7 @@ impl MsrpRelay {
                     .and_then(|s| self.by_local.get(&s).copied())
                     // A session answered over TLS is never reached in clear (RFC 4975 §14).
                     .filter(|k| {
-                        self.sides
-                            .get(k)
-                            .is_none_or(|s| s.local.scheme != msrp::Scheme::Msrps)
+                        self.sides.get(k).is_none_or(|s| !s.secure)
                             || self.conns.get(&conn).is_some_and(|c| c.tls)
                     });
                 let Some(key) = key else {
@@ -378,7 +416,8 @@ impl MsrpRelay {
                     side.conn = Some(conn);
                     side.bound = true;
                     if side.remote_path.is_empty() {
-                        side.remote_path = f.from_path.clone();
+                        let p: Vec<String> = f.from_path.iter().map(|u| u.to_string()).collect();
+                        side.remote_path = p.join(" ").into_boxed_str();
                     }
                     if let Some(c) = self.conns.get_mut(&conn)
                         && !c.sides.contains(&key)
@@ -434,7 +473,11 @@ impl MsrpRelay {
             if side.first_send.is_none() && f.body.is_some() {
                 side.first_send = Some(Box::new(f.clone()));
             }
-            match side.reassembler.handle_chunk(&f) {
+            let reassembly = self.reassembly;
+            let r = side
+                .reassembler
+                .get_or_insert_with(|| Box::new(Reassembler::new(reassembly)));
+            match r.handle_chunk(&f) {
                 Ok(ReassemblyOutcome::Complete(m)) => {
                     side.received = m.data.len() as u64;
                     complete = Some(m);
@@ -476,11 +519,14 @@ impl MsrpRelay {
         let Some(conn) = side.conn else {
             return;
         };
+        let Some(local) = self.local_of(side) else {
+            return;
+        };
         let mut template = Frame::request(
             TransactionId::from_random(&tid_rand),
             msrp::Method::Send,
-            side.remote_path.clone(),
-            vec![side.local.clone()],
+            side.remote_path(),
+            vec![local],
         );
         let mid = MessageId::from_random(&mid_rand);
         template.message_id = Some(mid.clone());
@@ -553,8 +599,8 @@ impl MsrpRelay {
 
     fn close_key(&mut self, key: SideKey, out: &mut std::collections::VecDeque<Output>) {
         if let Some(side) = self.sides.remove(&key) {
-            if self.by_local.get(&side.local_sid) == Some(&key) {
-                self.by_local.remove(&side.local_sid);
+            if self.by_local.get(&*side.local_sid) == Some(&key) {
+                self.by_local.remove(&*side.local_sid);
             }
             if let Some(conn) = side.conn {
                 let empty = match self.conns.get_mut(&conn) {

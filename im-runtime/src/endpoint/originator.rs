@@ -79,10 +79,10 @@ impl Session {
                     d.remote_bye = true;
                 }
                 if spec_answers {
-                    self.answering = key.map(|k| (k, msg));
+                    self.answering = key.map(|k| Box::new((k, msg)));
                 }
                 self.run_machines(cx, &Event::InDialogRequest(Method::Bye));
-                if let Some((key, msg)) = self.answering.take() {
+                if let Some((key, msg)) = self.answering.take().map(|b| *b) {
                     // No rule answered the BYE: a spec bug. The transaction still needs a
                     // final response (RFC 3261 §17.2.2).
                     tracing::error!(

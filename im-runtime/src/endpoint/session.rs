@@ -27,7 +27,6 @@ use super::msrp_relay;
 use super::timers::{SessionTimer, SessionTimers};
 use crate::machine::{Event, Facts, Method, SdpFacts, Timer, Uri};
 use crate::proto::msrp;
-use crate::proto::sdp::answer::Answer;
 use crate::proto::sip::build::RequestBuilder;
 use crate::proto::sip::{HeaderName, Message, split_values};
 use crate::proto::transaction::{MAGIC_COOKIE, Peer, TsxKey};
@@ -238,7 +237,9 @@ pub(crate) struct Leg {
     /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
     pub(crate) status_code: Option<u16>,
     pub(crate) status: LegStatus,
-    pub(crate) invite: Option<Message>,
+    /// Boxed: kept only until the leg's first final answer, so a connected leg holds a
+    /// pointer rather than a `Message`'s inline bytes.
+    pub(crate) invite: Option<Box<Message>>,
     pub(crate) invite_key: Option<TsxKey>,
     pub(crate) peer: Option<Peer>,
     pub(crate) dialog: Option<Dialog>,
@@ -307,8 +308,10 @@ pub(crate) struct Session {
     dialog: Option<Dialog>,
     legs: Vec<Leg>,
     msrp_session: String,
-    msrp_answer: Option<Answer>,
-    held: Option<msrp::Message>,
+    /// The 2xx answered an MSRP offer: the originator's MSRP side is registered.
+    msrp_originator: bool,
+    /// Boxed: an idle session has none yet, and a `Message` is large inline.
+    held: Option<Box<msrp::Message>>,
     settled_sent: bool,
     originator_gone: bool,
     ending: bool,
@@ -322,7 +325,8 @@ pub(crate) struct Session {
     pending_client: u32,
     /// The originator's in-dialog request whose machines are running: a spec `respond`
     /// answers this transaction rather than the session's INVITE.
-    answering: Option<(TsxKey, Message)>,
+    /// Boxed, as `held`: set only while such a request is handled.
+    answering: Option<Box<(TsxKey, Message)>>,
     /// Page-mode copies and their delivery reports (`imdn.rs`).
     copies: imdn::Copies,
     /// Conference-state subscriptions (`conference.rs`).
@@ -401,7 +405,7 @@ impl Session {
             dialog: None,
             legs: Vec::new(),
             msrp_session,
-            msrp_answer: None,
+            msrp_originator: false,
             held: None,
             settled_sent: false,
             originator_gone: false,
