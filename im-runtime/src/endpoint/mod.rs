@@ -143,6 +143,7 @@ impl<A: Application> Endpoint<A> {
         let tsx = Transactions::new(
             TransactionsConfig {
                 timers: cfg.timers,
+                linger_grid: timers::LINGER_GRID,
                 ..TransactionsConfig::default()
             },
             SipBuilder::new(cfg.sip_advertised),

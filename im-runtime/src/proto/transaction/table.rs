@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -27,6 +27,14 @@ pub struct TransactionsConfig {
     /// it unless the TU answers within 200 ms). When off, the TU sends its own with
     /// [`Transactions::reply`]. Non-INVITE requests never get an automatic 100 (RFC 4320).
     pub send_trying: bool,
+    /// Grid for lingering deadlines: Timers D, I, J, K, L and M, whose firing only ends
+    /// the transaction and sends nothing. When non-zero, such a deadline is filed rounded
+    /// up to the next multiple of this step (from a fixed epoch), so the clean-ups of many
+    /// transactions fall due together and cost one wake-up instead of one each; the
+    /// transaction lingers up to one step longer than RFC 3261/6026 ask, never shorter.
+    /// Retransmission and timeout timers (A, B, E, F, G, H, the CANCEL give-up) stay exact.
+    /// Zero (the default) files every deadline exactly.
+    pub linger_grid: Duration,
 }
 
 impl Default for TransactionsConfig {
@@ -34,6 +42,7 @@ impl Default for TransactionsConfig {
         TransactionsConfig {
             timers: TimerConfig::default(),
             send_trying: true,
+            linger_grid: Duration::ZERO,
         }
     }
 }
@@ -70,6 +79,15 @@ impl ServerTsx {
         }
     }
 
+    /// Whether the running timer only ends the transaction (I, J, L): nothing is sent or
+    /// reported when it fires, so it may fire late.
+    fn lingering(&self) -> bool {
+        match self {
+            ServerTsx::Invite(t) => matches!(t.state(), TsxState::Confirmed | TsxState::Accepted),
+            ServerTsx::NonInvite(t) => t.state() == TsxState::Completed,
+        }
+    }
+
     /// The request, until the final response (see [`Transactions::reply`]).
     fn request(&self) -> Option<TsxMessage> {
         match self {
@@ -102,6 +120,12 @@ impl ClientTsx {
             ClientTsx::Invite { tsx, .. } => tsx.deadline(),
             ClientTsx::NonInvite(t) => t.deadline(),
         }
+    }
+
+    /// Whether the running timer only ends the transaction (D, K, M); see
+    /// [`ServerTsx::lingering`].
+    fn lingering(&self) -> bool {
+        matches!(self.state(), TsxState::Completed | TsxState::Accepted)
     }
 }
 
@@ -195,6 +219,9 @@ pub struct Transactions<B> {
     timers: TimerIndex,
     /// `config.timers`, shared by every transaction that runs with them.
     shared_timers: Arc<TimerConfig>,
+    /// Origin of the [`TransactionsConfig::linger_grid`]: the first lingering deadline
+    /// filed. Any fixed instant would do; this one needs no clock.
+    grid_epoch: Option<Instant>,
     next_seq: u64,
     out: Outbox,
 }
@@ -209,6 +236,7 @@ impl<B: MessageBuilder> Transactions<B> {
             clients: TsxMap::default(),
             timers: TimerIndex::new(),
             shared_timers: Arc::new(config.timers),
+            grid_epoch: None,
             next_seq: 0,
             out: Outbox::default(),
         }
@@ -646,14 +674,22 @@ impl<B: MessageBuilder> Transactions<B> {
             Role::Server => self
                 .servers
                 .get_key_value(key)
-                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline(), e.tsx.lingering())),
             Role::Client => self
                 .clients
                 .get_key_value(key)
-                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline())),
+                .map(|(k, e)| (k, e.seq, e.indexed, e.tsx.deadline(), e.tsx.lingering())),
         };
-        let Some((stored, seq, indexed, deadline)) = found else {
+        let Some((stored, seq, indexed, deadline, lingering)) = found else {
             return;
+        };
+        let grid = self.config.linger_grid;
+        let deadline = match deadline {
+            Some(d) if lingering && !grid.is_zero() => {
+                let epoch = *self.grid_epoch.get_or_insert(d);
+                Some(round_up(d, epoch, grid))
+            }
+            other => other,
         };
         if indexed == deadline {
             return;
@@ -705,6 +741,24 @@ impl<B: MessageBuilder> Transactions<B> {
     }
 }
 
+/// The first instant at or after `d` on the grid of `step` through `epoch` (which may lie
+/// on either side of `d`).
+fn round_up(d: Instant, epoch: Instant, step: Duration) -> Instant {
+    let step_ns = step.as_nanos();
+    if d >= epoch {
+        let off = (d - epoch).as_nanos();
+        let k = off.div_ceil(step_ns);
+        let rounded = Duration::from_nanos(u64::try_from(k * step_ns).unwrap_or(u64::MAX));
+        epoch.checked_add(rounded).unwrap_or(d)
+    } else {
+        // Grid points below the epoch: epoch - m·step with m·step ≤ epoch - d, so ≥ d.
+        let off = (epoch - d).as_nanos();
+        let m = off / step_ns;
+        let back = Duration::from_nanos(u64::try_from(m * step_ns).unwrap_or(0));
+        epoch - back
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -739,14 +793,35 @@ mod tests {
         }
     }
 
-    /// What the index must hold: every live transaction's own deadline, read afresh.
+    /// What the index must hold: every live transaction's own deadline, read afresh, and
+    /// for a lingering one with a grid, that deadline rounded up onto the grid (checked to
+    /// lie within one step after the machine's own deadline).
     fn brute_force(t: &Transactions<Builder>) -> Vec<(Instant, u64, Role, TsxKey)> {
+        let grid = t.config.linger_grid;
+        let file = |d: Instant, lingering: bool| {
+            if !lingering || grid.is_zero() {
+                return d;
+            }
+            let epoch = t.grid_epoch.expect("a lingering deadline set the epoch");
+            let filed = round_up(d, epoch, grid);
+            assert!(
+                filed >= d && filed - d < grid,
+                "{filed:?} off the grid of {d:?}"
+            );
+            let off = if filed >= epoch {
+                filed - epoch
+            } else {
+                epoch - filed
+            };
+            assert_eq!(off.as_nanos() % grid.as_nanos(), 0);
+            filed
+        };
         let servers = t.servers.iter().filter_map(|(k, e)| {
-            let d = e.tsx.deadline()?;
+            let d = file(e.tsx.deadline()?, e.tsx.lingering());
             Some((d, e.seq, Role::Server, k.clone()))
         });
         let clients = t.clients.iter().filter_map(|(k, e)| {
-            let d = e.tsx.deadline()?;
+            let d = file(e.tsx.deadline()?, e.tsx.lingering());
             Some((d, e.seq, Role::Client, k.clone()))
         });
         let mut all: Vec<_> = servers.chain(clients).collect();
@@ -774,13 +849,29 @@ mod tests {
     /// index must equal a fresh scan, and `poll_timeout` its minimum.
     #[test]
     fn timer_index_matches_brute_force_scan_after_mixed_operations() {
+        mixed_operations(Duration::ZERO);
+    }
+
+    /// The same mix with lingering deadlines on a 1 s grid (and an odd 700 ms one, so
+    /// that grid points and T1 multiples do not coincide).
+    #[test]
+    fn timer_index_with_linger_grid_matches_brute_force_scan() {
+        mixed_operations(Duration::from_secs(1));
+        mixed_operations(Duration::from_millis(700));
+    }
+
+    fn mixed_operations(linger_grid: Duration) {
         #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
         let t0 = Instant::now();
         let methods = [Method::Invite, Method::Options, Method::Message];
         let statuses = [100, 180, 200, 404, 487, 503];
         for seed in 1..=8u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut t = Transactions::new(TransactionsConfig::default(), Builder);
+            let config = TransactionsConfig {
+                linger_grid,
+                ..TransactionsConfig::default()
+            };
+            let mut t = Transactions::new(config, Builder);
             let mut now = t0;
             let mut max_live = 0;
             for _ in 0..3_000 {
@@ -953,5 +1044,131 @@ mod tests {
             .unwrap();
         let (sent, _) = drain(&mut t);
         assert_eq!(sent, [Bytes::from_static(b"202")]);
+    }
+
+    /// One session's worth of lingering work every 50 ms (20/s) for 15 s: a MESSAGE
+    /// answered 200 (Timer J) and an INVITE sent and answered 200 (Timer M), UDP. Returns
+    /// the number of timer wake-ups the driver made, and for every transaction the time
+    /// it ended minus the time RFC 3261/6026 ask it to linger (64·T1 from its final
+    /// response).
+    fn drive_lingering_sessions(linger_grid: Duration) -> (usize, Vec<Duration>) {
+        #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
+        let t0 = Instant::now();
+        let config = TransactionsConfig {
+            linger_grid,
+            ..TransactionsConfig::default()
+        };
+        let linger = config.timers.t1_x64();
+        let mut t = Transactions::new(config, Builder);
+        let peer = Peer {
+            addr: SocketAddr::from(([192, 0, 2, 1], 5060)),
+            reliable: false,
+        };
+        const SESSIONS: u64 = 300;
+        let arrival = |i: u64| t0 + Duration::from_millis(50 * i);
+        let mut rfc_end = std::collections::HashMap::new();
+        let mut late = Vec::new();
+        let mut wakeups = 0;
+        let mut next = 0;
+        loop {
+            let timer = t.poll_timeout();
+            let now = match (timer, next < SESSIONS) {
+                (Some(at), true) if at < arrival(next) => {
+                    wakeups += 1;
+                    t.handle_timeout(at);
+                    at
+                }
+                (_, true) => {
+                    let now = arrival(next);
+                    let msg = message(Method::Message, next, None);
+                    t.handle_request(now, msg.clone(), peer).unwrap();
+                    t.reply(now, &msg.key, 200).unwrap();
+                    rfc_end.insert((Role::Server, msg.key), now + linger);
+                    let inv = message(Method::Invite, 10_000 + next, None);
+                    t.send_request(now, inv.clone(), peer).unwrap();
+                    let ok = message(Method::Invite, 10_000 + next, Some(200));
+                    t.handle_response(now, ok).unwrap();
+                    rfc_end.insert((Role::Client, inv.key), now + linger);
+                    next += 1;
+                    now
+                }
+                (Some(at), false) => {
+                    wakeups += 1;
+                    t.handle_timeout(at);
+                    at
+                }
+                (None, false) => break,
+            };
+            while t.poll_transmit().is_some() {}
+            while let Some(event) = t.poll_event() {
+                if let Event::Terminated { key, role } = event {
+                    let due = rfc_end.remove(&(role, key)).expect("one end each");
+                    assert!(now >= due, "ended {:?} early", due - now);
+                    late.push(now - due);
+                }
+            }
+        }
+        assert!(rfc_end.is_empty() && t.is_empty());
+        (wakeups, late)
+    }
+
+    /// Lingering clean-ups of sessions spread over time share wake-ups on the grid, end
+    /// no earlier than the RFCs ask, and at most one grid step later.
+    #[test]
+    fn linger_grid_batches_clean_up_wake_ups() {
+        let (exact, late) = drive_lingering_sessions(Duration::ZERO);
+        // One wake-up per session: its two transactions fall due at the same instant.
+        assert_eq!(exact, 300);
+        assert!(late.iter().all(|d| d.is_zero()));
+        let grid = Duration::from_secs(1);
+        let (batched, late) = drive_lingering_sessions(grid);
+        // 15 s of arrivals over a 1 s grid: 15 or 16 grid points.
+        assert!((15..=16).contains(&batched), "{batched} wake-ups");
+        assert_eq!(late.len(), 600);
+        assert!(late.iter().all(|d| *d < grid), "{late:?}");
+        assert!(late.iter().any(|d| *d > grid / 2), "nothing was deferred");
+    }
+
+    /// Timers that send or report something keep their exact deadlines on a grid.
+    #[test]
+    fn linger_grid_leaves_retransmissions_and_timeouts_exact() {
+        #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
+        let t0 = Instant::now();
+        let config = TransactionsConfig {
+            linger_grid: Duration::from_secs(1),
+            ..TransactionsConfig::default()
+        };
+        let t1 = config.timers.t1;
+        let mut t = Transactions::new(config, Builder);
+        let peer = Peer {
+            addr: SocketAddr::from(([192, 0, 2, 1], 5060)),
+            reliable: false,
+        };
+        // A lingering transaction first, so the grid has an epoch off T1's multiples.
+        let start = t0 + Duration::from_millis(130);
+        let msg = message(Method::Message, 1, None);
+        t.handle_request(t0, msg.clone(), peer).unwrap();
+        t.reply(t0, &msg.key, 200).unwrap();
+        // Timer A (INVITE client) doubles from T1, exactly.
+        let inv = message(Method::Invite, 2, None);
+        t.send_request(start, inv, peer).unwrap();
+        assert_eq!(t.poll_timeout(), Some(start + t1));
+        t.handle_timeout(start + t1);
+        assert_eq!(t.poll_timeout(), Some(start + t1 * 3));
+        // Timer G (INVITE server, non-2xx final) at T1 after the response, exactly.
+        let at = start + t1 * 3;
+        t.handle_timeout(at);
+        let sinv = message(Method::Invite, 3, None);
+        t.handle_request(at, sinv.clone(), peer).unwrap();
+        t.reply(at, &sinv.key, 486).unwrap();
+        assert_eq!(t.poll_timeout(), Some(at + t1));
+        // Timer E (non-INVITE client) likewise.
+        let opt = message(Method::Options, 4, None);
+        let later = at + Duration::from_millis(10);
+        t.send_request(later, opt, peer).unwrap();
+        let mut deadlines: Vec<Instant> = t.timers.keys().map(|(d, _)| *d).collect();
+        deadlines.sort();
+        assert!(deadlines.contains(&(later + t1)), "{deadlines:?}");
+        assert!(deadlines.contains(&(at + t1)));
     }
 }
