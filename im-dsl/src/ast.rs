@@ -266,6 +266,8 @@ pub enum ActionKind {
     Log(StrLit),
     /// `send imdn delivered` (`true`) or `send imdn failed` (`false`).
     SendImdn(bool),
+    /// `collect imdn delivered` (`true`) or `collect imdn failed` (`false`).
+    CollectImdn(bool),
     /// `forward imdn`.
     ForwardImdn,
     /// `accept subscription`.

@@ -355,6 +355,8 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::Deliver => "deliver".into(),
         Action::SendImdn(true) => "send imdn delivered".into(),
         Action::SendImdn(false) => "send imdn failed".into(),
+        Action::CollectImdn(true) => "collect imdn delivered".into(),
+        Action::CollectImdn(false) => "collect imdn failed".into(),
         Action::ForwardImdn => "forward imdn".into(),
         Action::AcceptSubscription => "accept subscription".into(),
         Action::NotifySubscribers => "notify subscribers".into(),

@@ -249,6 +249,9 @@ pub enum Action {
     /// Send the sender a delivery notification about the current copy: `delivered`
     /// (`true`) or `failed` (`false`).
     SendImdn(bool),
+    /// Keep that notification for the aggregated IMDN message sent once every copy has
+    /// its outcome: `delivered` (`true`) or `failed` (`false`).
+    CollectImdn(bool),
     /// Pass the request's own IMDN on to the message's original sender.
     ForwardImdn,
     /// Accept the SUBSCRIBE being handled (200, then a full-state NOTIFY).
@@ -404,6 +407,10 @@ pub enum Fact {
     ConfigMaxSize,
     /// `config.tb_granted` : Bool.
     ConfigTbGranted,
+    /// `config.aggregate_imdns` : Bool — the deployment sends a sender its delivery
+    /// notifications about one message aggregated in one message (RFC 5438 leaves
+    /// aggregation to the list server's local policy).
+    ConfigAggregateImdns,
     /// `config.allow_external_recipients` : Bool.
     ConfigAllowExternalRecipients,
     /// `config.max_recipients` : Int.

@@ -377,6 +377,9 @@ impl Builder {
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
+            Rule::act_collect_imdn => {
+                ActionKind::CollectImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
+            }
             Rule::act_report => ActionKind::Report(match inner.next() {
                 Some(k) if k.as_rule() == Rule::report_failure => {
                     let mut status = None;
@@ -804,6 +807,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_bye_legs => "`bye legs`",
         Rule::act_deliver => "`deliver`",
         Rule::act_imdn => "`send imdn delivered`",
+        Rule::act_collect_imdn => "`collect imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",
         Rule::act_accept_sub => "`accept subscription`",
         Rule::act_notify_subs => "`notify subscribers`",

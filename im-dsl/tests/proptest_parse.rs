@@ -285,6 +285,7 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::ByeLegs),
         Just(ActionKind::Deliver),
         any::<bool>().prop_map(ActionKind::SendImdn),
+        any::<bool>().prop_map(ActionKind::CollectImdn),
         Just(ActionKind::ForwardImdn),
         Just(ActionKind::AcceptSubscription),
         Just(ActionKind::NotifySubscribers),
@@ -766,6 +767,11 @@ impl Noisy {
             }
             ActionKind::SendImdn(d) => {
                 self.t("send");
+                self.t("imdn");
+                self.t(if *d { "delivered" } else { "failed" });
+            }
+            ActionKind::CollectImdn(d) => {
+                self.t("collect");
                 self.t("imdn");
                 self.t(if *d { "delivered" } else { "failed" });
             }

@@ -447,6 +447,9 @@ pub struct Config {
     pub max_size: Option<u64>,
     /// Whether the deployment asks for `a=tb-granted` in answers (digest §1.10).
     pub tb_granted: bool,
+    /// Whether a sender's delivery notifications about one message are sent aggregated
+    /// (`config.aggregate_imdns`; RFC 5438 leaves it to the list server's local policy).
+    pub aggregate_imdns: bool,
     /// Whether authenticated users may address recipients outside `domain`
     /// (`config.allow_external_recipients`; RFC 5365 §9, RFC 5366 §9: no open relay).
     pub allow_external_recipients: bool,
@@ -472,6 +475,7 @@ impl Default for Config {
             accept_wrapped_types: vec!["text/plain".into(), "message/imdn+xml".into()],
             max_size: Some(1 << 20),
             tb_granted: false,
+            aggregate_imdns: false,
             allow_external_recipients: false,
             max_recipients: 100,
             invite_timeout: Duration::from_secs(32),
@@ -685,6 +689,10 @@ pub enum ActionKind {
     /// Send the message's sender a delivery notification (RFC 5438 IMDN in `message/cpim`,
     /// as a SIP MESSAGE) about the copy whose [`Event::Copy`] is being handled.
     SendImdn(ImdnStatus),
+    /// The same notification, kept: once every copy of the message has its outcome, the
+    /// kept notifications go to the sender together in one SIP MESSAGE (`multipart/mixed`,
+    /// one `message/cpim` part each; RFC 5438 aggregation by a list server).
+    CollectImdn(ImdnStatus),
     /// Pass the request (an IMDN a recipient sent to the list service) on to the original
     /// sender it names in its CPIM `To`, unchanged (RFC 5438: the list service as IMDN
     /// forwarder).

@@ -122,6 +122,30 @@ def imdn_of(body):
     }
 
 
+def aggregate_of(content_type, body):
+    """A multipart body (RFC 2046), read with the email package: each part's content type
+    and, for a message/cpim part, the IMDN it carries."""
+    whole = email.parser.BytesParser().parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not whole.is_multipart():
+        raise ValueError("not a multipart body")
+    parts = []
+    for part in whole.get_payload():
+        entry = {"part_content_type": part.get_content_type()}
+        if part.get_content_type() == "message/cpim":
+            # email reads every message/* part as an encapsulated message: its headers are
+            # the CPIM message headers, its payload the MIME headers and the content.
+            inner = part.get_payload(0)
+            raw = b"".join(b"%s: %s\r\n" % (k.encode(), str(v).encode())
+                           for k, v in inner.items())
+            payload = inner.get_payload(decode=False)
+            if isinstance(payload, list):
+                payload = payload[0].as_string()
+            entry.update(imdn_of(raw + b"\r\n" + payload.encode()))
+        parts.append(entry)
+    return parts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", type=addr)
@@ -305,12 +329,20 @@ def main():
                 "sip_content_disposition": headers.get("content-disposition", [""])[0],
                 "request_uri": start.split(" ")[1],
             }
-            try:
-                ev.update(imdn_of(body))
-            except Exception as e:  # noqa: BLE001
-                ev["error"] = str(e)
             ev["at"] = "%s:%d" % sock.getsockname()
-            emit(event="imdn", **ev)
+            if ev["sip_content_type"].lower().startswith("multipart/"):
+                # RFC 5438 aggregation by the list server: several IMDNs in one message.
+                try:
+                    ev["parts"] = aggregate_of(ev["sip_content_type"], body)
+                except Exception as e:  # noqa: BLE001
+                    ev["error"] = str(e)
+                emit(event="imdn_aggregate", **ev)
+            else:
+                try:
+                    ev.update(imdn_of(body))
+                except Exception as e:  # noqa: BLE001
+                    ev["error"] = str(e)
+                emit(event="imdn", **ev)
             if len(imdns) >= a.expect and done_at is None:
                 done_at = time.monotonic() + a.grace
 

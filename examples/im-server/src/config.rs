@@ -179,6 +179,9 @@ pub struct ServerConfig {
     pub log: String,
     /// Worker threads (shards); `None`: one per core ([`ServerConfig::worker_count`]).
     pub workers: Option<usize>,
+    /// Send a sender its delivery notifications about one message aggregated in one
+    /// message (`config.aggregate_imdns`, ext-dr.7); RFC 5438 leaves it to local policy.
+    pub aggregate_imdns: bool,
     /// TLS; off unless a certificate and key are configured.
     pub tls: TlsConfig,
     /// Authentication and authorisation.
@@ -267,6 +270,7 @@ impl Default for ServerConfig {
             timers: Timers::default(),
             log: "info".to_owned(),
             workers: None,
+            aggregate_imdns: false,
             tls: TlsConfig::default(),
             auth: Auth::default(),
             users: crate::users::demo_users(),
@@ -400,6 +404,9 @@ impl ServerConfig {
         }
         if let Some(v) = &file.log {
             self.log = val(src, "log", v, parse_log_filter(v))?;
+        }
+        if let Some(v) = file.aggregate_imdns {
+            self.aggregate_imdns = v;
         }
         if let Some(v) = &file.workers {
             let n = v
@@ -708,6 +715,9 @@ impl ServerConfig {
         if let Some(v) = &cli.log {
             self.log = v.clone();
         }
+        if let Some(v) = cli.aggregate_imdns {
+            self.aggregate_imdns = v;
+        }
         if let Some(v) = cli.workers {
             self.workers = Some(us(v));
         }
@@ -949,6 +959,7 @@ impl ServerConfig {
             accept_wrapped_types: self.accept_wrapped_types.clone(),
             max_size: Some(self.limits.max_msrp_message),
             tb_granted: self.tb_granted,
+            aggregate_imdns: self.aggregate_imdns,
             allow_external_recipients: self.auth.allow_external_recipients,
             max_recipients: self.limits.max_recipients,
             invite_timeout: self.timers.invite_timeout,
@@ -1085,6 +1096,7 @@ impl ServerConfig {
             Some(n) => line(format!("workers = {n}")),
             None => line("# workers: one per core".to_owned()),
         }
+        line(format!("aggregate_imdns = {}", self.aggregate_imdns));
         if self.users.is_empty() {
             // A top-level key: it must come before the first table.
             line("users = []".to_owned());

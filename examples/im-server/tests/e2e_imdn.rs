@@ -13,7 +13,9 @@
 //! * the copies keep the sender's `imdn.Message-ID` unchanged;
 //! * a sender with a domain URI gets its notifications at its registered contact, or,
 //!   with no registration, back at the source address of its request;
-//! * a MESSAGE that asks for nothing gets no notification.
+//! * a MESSAGE that asks for nothing gets no notification;
+//! * with `--aggregate-imdns` the sender gets the same notifications in one message
+//!   (`multipart/mixed`, one `message/cpim` IMDN per member; ext-dr.7).
 
 #![allow(clippy::disallowed_methods)]
 
@@ -149,6 +151,97 @@ fn page_mode_group_of_three(register: bool) {
         (members[0].clone(), "delivered".to_string()),
         (members[1].clone(), "delivered".to_string()),
         (members[2].clone(), "failed".to_string()),
+    ];
+    want.sort();
+    assert_eq!(outcome, want, "{log}");
+}
+
+/// With `--aggregate-imdns` (RFC 5438: aggregation is the list server's local policy) the
+/// same exchange yields one SIP MESSAGE to the sender whose `multipart/mixed` body (read by
+/// the peer with Python's email package) holds one `message/cpim` IMDN per member, naming
+/// each member with its outcome; no separate notification follows. Without the flag the
+/// tests above get one notification per member.
+// covers: ext-dr.7/collect_delivered, ext-dr.7/collect_failed
+#[test]
+fn page_mode_aggregated_one_message_names_every_recipient() {
+    let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+    let members: Vec<String> = ["bob", "carol", "dave"]
+        .iter()
+        .zip(&ports)
+        .map(|(u, p)| format!("sip:{u}@127.0.0.1:{p}"))
+        .collect();
+    let mut all = vec![ALICE.to_string()];
+    all.extend(members.iter().cloned());
+    let groups = group_folder(GROUP, &all);
+    let server = Server::start(&[
+        "--groups",
+        groups.path().to_str().expect("utf-8"),
+        "--aggregate-imdns",
+    ]);
+    let sender = free_udp_port();
+    let message_id = "imdn-e2e-agg-1";
+    let args: Vec<String> = vec![
+        "--server".into(),
+        server.sip.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{sender}"),
+        "--from-uri".into(),
+        ALICE.into(),
+        "--to".into(),
+        GROUP.into(),
+        "--recipient".into(),
+        format!("127.0.0.1:{}=200", ports[0]),
+        "--recipient".into(),
+        format!("127.0.0.1:{}=486", ports[1]),
+        "--recipient".into(),
+        format!("127.0.0.1:{}=200", ports[2]),
+        "--expect".into(),
+        "1".into(),
+        "--message-id".into(),
+        message_id.into(),
+        "--timeout".into(),
+        "10".into(),
+        // Long enough for any per-recipient notification that should not come.
+        "--grace".into(),
+        "1.5".into(),
+    ];
+    let (events, log) = run_peer(&args);
+    let log = format!("{log}\n--- server ---\n{}", server.log());
+    assert!(!named(&events, "done").is_empty(), "{log}");
+    assert_eq!(named(&events, "copy").len(), 3, "{log}");
+    assert!(named(&events, "imdn").is_empty(), "{log}");
+    let agg = named(&events, "imdn_aggregate");
+    assert_eq!(agg.len(), 1, "{log}");
+    let a = agg[0];
+    assert!(a.get("error").is_none(), "{log}");
+    assert_eq!(a["request_uri"], ALICE, "{log}");
+    assert_eq!(a["sip_content_disposition"], "notification", "{log}");
+    assert!(
+        a["sip_content_type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("multipart/mixed"),
+        "{log}"
+    );
+    let parts = a["parts"].as_array().expect("parts");
+    let mut outcome: Vec<(String, String)> = Vec::new();
+    for p in parts {
+        assert_eq!(p["part_content_type"], "message/cpim", "{log}");
+        assert_eq!(p["content_type"], "message/imdn+xml", "{log}");
+        assert_eq!(p["root"], "{urn:ietf:params:xml:ns:imdn}imdn", "{log}");
+        assert_eq!(p["message_id"], message_id, "{log}");
+        assert_eq!(p["datetime"], "2026-12-06T04:00:00Z", "{log}");
+        assert_eq!(p["recipient_uri"], p["original_recipient_uri"], "{log}");
+        outcome.push((
+            p["recipient_uri"].as_str().unwrap_or("").to_string(),
+            p["status"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    outcome.sort();
+    let mut want = vec![
+        (members[0].clone(), "delivered".to_string()),
+        (members[1].clone(), "failed".to_string()),
+        (members[2].clone(), "delivered".to_string()),
     ];
     want.sort();
     assert_eq!(outcome, want, "{log}");

@@ -764,6 +764,7 @@ impl Lowerer<'_> {
             ActionKind::ByeLegs => model::Action::ByeLegs,
             ActionKind::Deliver => model::Action::Deliver,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
+            ActionKind::CollectImdn(d) => model::Action::CollectImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
             ActionKind::AcceptSubscription => model::Action::AcceptSubscription,
             ActionKind::NotifySubscribers => model::Action::NotifySubscribers,

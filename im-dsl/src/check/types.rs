@@ -94,6 +94,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("config.max_size", Fact::ConfigMaxSize, Type::Int),
     ("config.tb_granted", Fact::ConfigTbGranted, Type::Bool),
     (
+        "config.aggregate_imdns",
+        Fact::ConfigAggregateImdns,
+        Type::Bool,
+    ),
+    (
         "config.allow_external_recipients",
         Fact::ConfigAllowExternalRecipients,
         Type::Bool,

@@ -353,6 +353,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ConfigAcceptWrappedTypes => quote!(__env.config.accept_wrapped_types.as_slice()),
         Fact::ConfigMaxSize => quote!(#p::max_size(__env.config)),
         Fact::ConfigTbGranted => quote!(__env.config.tb_granted),
+        Fact::ConfigAggregateImdns => quote!(__env.config.aggregate_imdns),
         Fact::ConfigAllowExternalRecipients => quote!(__env.config.allow_external_recipients),
         Fact::ConfigMaxRecipients => quote!(#p::max_recipients(__env.config)),
         Fact::ConfigInviteTimeout => quote!(__env.config.invite_timeout),
@@ -388,6 +389,7 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::SdpMedia => Ty::List(Elem::Media),
         Fact::SdpPresent
         | Fact::ConfigTbGranted
+        | Fact::ConfigAggregateImdns
         | Fact::RequestAuthenticated
         | Fact::ConfigAllowExternalRecipients
         | Fact::MessageWantsPositiveDelivery

@@ -269,6 +269,12 @@ impl Gen<'_> {
             Action::SendImdn(false) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Failed))
             }
+            Action::CollectImdn(true) => {
+                quote!(#k::CollectImdn(::im_runtime::machine::ImdnStatus::Delivered))
+            }
+            Action::CollectImdn(false) => {
+                quote!(#k::CollectImdn(::im_runtime::machine::ImdnStatus::Failed))
+            }
             Action::Report(None) => {
                 quote!(#k::Report(::im_runtime::machine::ReportOutcome::Success))
             }

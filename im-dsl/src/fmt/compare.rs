@@ -147,6 +147,7 @@ fn erase_action(a: &mut Action) {
         | ActionKind::ByeLegs
         | ActionKind::Deliver
         | ActionKind::SendImdn(_)
+        | ActionKind::CollectImdn(_)
         | ActionKind::ForwardImdn
         | ActionKind::AcceptSubscription
         | ActionKind::NotifySubscribers

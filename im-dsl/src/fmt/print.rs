@@ -397,6 +397,8 @@ impl Printer<'_> {
             ActionKind::Deliver => self.at("deliver", s),
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
             ActionKind::SendImdn(false) => self.at("send imdn failed", s),
+            ActionKind::CollectImdn(true) => self.at("collect imdn delivered", s),
+            ActionKind::CollectImdn(false) => self.at("collect imdn failed", s),
             ActionKind::ForwardImdn => self.at("forward imdn", s),
             ActionKind::AcceptSubscription => self.at("accept subscription", s),
             ActionKind::NotifySubscribers => self.at("notify subscribers", s),

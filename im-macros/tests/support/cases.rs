@@ -165,6 +165,8 @@ pub struct CaseConfig {
     pub max_recipients: usize,
     /// `config.tb_granted`.
     pub tb_granted: bool,
+    /// `config.aggregate_imdns`.
+    pub aggregate_imdns: bool,
     /// `config.invite_timeout`, in seconds.
     pub invite_timeout: u64,
     /// `config.allow_external_recipients`.
@@ -176,6 +178,7 @@ impl Default for CaseConfig {
         CaseConfig {
             max_recipients: 3,
             tb_granted: false,
+            aggregate_imdns: false,
             invite_timeout: 32,
             allow_external_recipients: false,
         }
@@ -477,6 +480,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::Log(s) => format!("log {s}"),
         ActionKind::SendImdn(ImdnStatus::Delivered) => "send imdn delivered".into(),
         ActionKind::SendImdn(ImdnStatus::Failed) => "send imdn failed".into(),
+        ActionKind::CollectImdn(ImdnStatus::Delivered) => "collect imdn delivered".into(),
+        ActionKind::CollectImdn(ImdnStatus::Failed) => "collect imdn failed".into(),
         ActionKind::ForwardImdn => "forward imdn".into(),
         ActionKind::AcceptSubscription => "accept subscription".into(),
         ActionKind::NotifySubscribers => "notify subscribers".into(),
@@ -519,6 +524,7 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
     let cfg = Config {
         max_recipients: case.config.max_recipients,
         tb_granted: case.config.tb_granted,
+        aggregate_imdns: case.config.aggregate_imdns,
         invite_timeout: std::time::Duration::from_secs(case.config.invite_timeout),
         allow_external_recipients: case.config.allow_external_recipients,
         ..Config::default()

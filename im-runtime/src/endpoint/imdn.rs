@@ -38,6 +38,12 @@ pub(crate) struct Copies {
     current: Option<usize>,
     /// `store copy` failed for the current copy: its event runs again, not storable.
     pub(super) store_refused: bool,
+    /// Notifications `collect imdn` kept (each a whole `message/cpim` IMDN), sent together
+    /// once every copy has its outcome.
+    collected: Vec<Bytes>,
+    /// The fan-out is still adding copies: the copies seen so far are not all there are,
+    /// so the collected notifications wait.
+    pub(super) fanning_out: bool,
 }
 
 impl Copies {
@@ -120,6 +126,7 @@ impl Session {
         let (facts, req) = read_request(&ct, &held.data);
         self.facts.message = facts;
         self.copies.request = req;
+        self.copies.fanning_out = true;
         for i in 0..self.legs.len() {
             let l = &self.legs[i];
             let (outcome, status) = match (l.delivery, l.status) {
@@ -145,6 +152,8 @@ impl Session {
             let e = self.copies.entries.len() - 1;
             self.copy_outcome(cx, e, outcome, status);
         }
+        self.copies.fanning_out = false;
+        self.flush_collected(cx);
     }
 
     /// `forward imdn`: the request is an IMDN a recipient sent to this list service; it goes
@@ -318,6 +327,7 @@ impl Session {
         }
         self.copies.current = None;
         self.facts.status = saved;
+        self.flush_collected(cx);
     }
 
     /// `send imdn …`: one notification about the current copy to the message's sender.
@@ -329,18 +339,78 @@ impl Session {
     /// be reached where its request came from, since a UA sends from the port it listens on
     /// (RFC 3581 relies on the same), which is better than no notification.
     pub(super) fn send_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>, status: ImdnStatus) {
-        let (Some(i), Some(req)) = (self.copies.current, self.copies.request.clone()) else {
+        let Some((recipient, body)) = self.imdn_body(cx, status) else {
+            return;
+        };
+        tracing_log(
+            "imdn",
+            &format!("session {} {status:?} for {recipient}", self.call_id),
+        );
+        self.send_to_sender(cx, "message/cpim", Bytes::from(body));
+    }
+
+    /// `collect imdn …`: the notification `send imdn` would send, kept for the aggregate.
+    pub(super) fn collect_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>, status: ImdnStatus) {
+        let Some((recipient, body)) = self.imdn_body(cx, status) else {
+            return;
+        };
+        tracing_log(
+            "imdn",
+            &format!(
+                "session {} {status:?} for {recipient} kept for the aggregate",
+                self.call_id
+            ),
+        );
+        self.copies.collected.push(Bytes::from(body));
+    }
+
+    /// Sends the collected notifications as one message once every copy has its outcome
+    /// (RFC 5438 aggregation: one message to the sender instead of one per recipient).
+    /// Called after each copy outcome and when the fan-out ends.
+    pub(super) fn flush_collected<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.copies.collected.is_empty()
+            || self.copies.fanning_out
+            || self.copies.entries.iter().any(|c| !c.done)
+        {
+            return;
+        }
+        let parts = std::mem::take(&mut self.copies.collected);
+        let Some((ct, body)) = aggregate_body(&format!("imspec-{}", cx.ids.token(1)), &parts)
+        else {
+            // A boundary that collides with a part (a random token: not expected): each
+            // notification alone rather than none.
+            for p in parts {
+                self.send_to_sender(cx, "message/cpim", p);
+            }
+            return;
+        };
+        tracing_log(
+            "imdn",
+            &format!(
+                "session {} sends {} notifications aggregated",
+                self.call_id,
+                parts.len()
+            ),
+        );
+        self.send_to_sender(cx, &ct, body);
+    }
+
+    /// The `message/cpim` IMDN about the current copy, and its recipient.
+    fn imdn_body<A: Application>(
+        &self,
+        cx: &mut Ctx<'_, A>,
+        status: ImdnStatus,
+    ) -> Option<(String, Vec<u8>)> {
+        let (Some(i), Some(req)) = (self.copies.current, self.copies.request.as_ref()) else {
             tracing_log(
                 "imdn",
-                "send imdn outside a copy event, or no IMDN asked: ignored",
+                "an imdn action outside a copy event, or no IMDN asked: ignored",
             );
-            return;
+            return None;
         };
-        let Some(copy) = self.copies.entries.get(i) else {
-            return;
-        };
+        let copy = self.copies.entries.get(i)?;
         let recipient = copy.uri.raw.clone();
-        let sender = self.facts.originator.raw.clone();
+        let sender = &self.facts.originator.raw;
         let imdn = Imdn {
             message_id: req.message_id.clone(),
             datetime: req.datetime.clone(),
@@ -367,6 +437,12 @@ impl Session {
             &req.datetime,
             &imdn,
         );
+        Some((recipient, body))
+    }
+
+    /// One SIP MESSAGE to the message's sender carrying `body` as a notification.
+    fn send_to_sender<A: Application>(&mut self, cx: &mut Ctx<'_, A>, ct: &str, body: Bytes) {
+        let sender = self.facts.originator.raw.clone();
         let route = cx.app.router().route(&self.facts.originator);
         let (dest, proxy) = match route {
             Some(Route::Direct(a)) => (a, None),
@@ -387,7 +463,7 @@ impl Session {
             .cseq(1)
             .max_forwards(70)
             .header("Content-Disposition", "notification")
-            .body("message/cpim", Bytes::from(body));
+            .body(ct, body);
         if let Some(p) = proxy {
             b = b.route(&format!("<sip:{p};lr>"));
         }
@@ -401,7 +477,7 @@ impl Session {
         tracing_log(
             "imdn",
             &format!(
-                "session {} {status:?} for {recipient} to {sender} via {dest}",
+                "session {} notification to {sender} via {dest}",
                 self.call_id
             ),
         );
@@ -411,9 +487,94 @@ impl Session {
     }
 }
 
+/// The aggregated notification body: `multipart/mixed` (RFC 2046 §5.1.3, no order among
+/// the parts), one `message/cpim` part per collected IMDN, each exactly what `send imdn`
+/// sends alone, so a client reads each part as it reads a single notification.
+fn aggregate_body(boundary: &str, parts: &[Bytes]) -> Option<(String, Bytes)> {
+    use crate::proto::body::mime::MediaType;
+    use crate::proto::body::multipart::{self, OutPart};
+    let cpim = MediaType::new("message", "cpim");
+    let out: Vec<OutPart> = parts
+        .iter()
+        .map(|b| OutPart::new(&cpim, b.clone()))
+        .collect();
+    let b = multipart::write(boundary, &out).ok()?;
+    Some((multipart::content_type(boundary).to_string(), b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The aggregate read back without this crate's multipart or IMDN readers: split at
+    /// the boundary by hand, each part's XML read with roxmltree.
+    #[test]
+    fn the_aggregate_is_one_multipart_with_one_cpim_imdn_per_recipient() {
+        let one = |rcpt: &str, status: DeliveryStatus| {
+            let imdn = Imdn {
+                message_id: "m-1".into(),
+                datetime: "2026-12-06T04:00:00Z".into(),
+                recipient_uri: Some(rcpt.into()),
+                original_recipient_uri: Some(rcpt.into()),
+                subject: None,
+                notification: Notification::Delivery(status),
+            };
+            let to = "<sip:alice@example.com>";
+            let id = format!("n-{rcpt}");
+            Bytes::from(notification_cpim(
+                &format!("<{rcpt}>"),
+                to,
+                &id,
+                "2026-12-06T04:00:00Z",
+                &imdn,
+            ))
+        };
+        let parts = [
+            one("sip:bob@example.com", DeliveryStatus::Delivered),
+            one("sip:carol@example.com", DeliveryStatus::Failed),
+        ];
+        let (ct, body) = aggregate_body("b0und4ry", &parts).expect("aggregate");
+        assert!(ct.starts_with("multipart/mixed"), "{ct}");
+        assert!(ct.contains("b0und4ry"), "{ct}");
+        let text = std::str::from_utf8(&body).expect("utf-8");
+        let (_, rest) = text.split_once("--b0und4ry\r\n").expect("first boundary");
+        let (inner, _) = rest
+            .split_once("\r\n--b0und4ry--")
+            .expect("closing boundary");
+        let mut got = Vec::new();
+        for part in inner.split("\r\n--b0und4ry\r\n") {
+            let (head, cpim) = part.split_once("\r\n\r\n").expect("part headers");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: message/cpim"),
+                "{head}"
+            );
+            let xml_at = cpim.find("<?xml").expect("xml in the part");
+            let doc = roxmltree::Document::parse(&cpim[xml_at..]).expect("imdn xml");
+            let text_of = |name: &str| {
+                doc.descendants()
+                    .find(|n| n.tag_name().name() == name)
+                    .and_then(|n| n.text())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let status = doc
+                .descendants()
+                .find(|n| n.tag_name().name() == "status")
+                .and_then(|n| n.first_element_child())
+                .map(|n| n.tag_name().name().to_string())
+                .unwrap_or_default();
+            assert_eq!(text_of("message-id"), "m-1");
+            got.push((text_of("recipient-uri"), status));
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("sip:bob@example.com".to_string(), "delivered".to_string()),
+                ("sip:carol@example.com".to_string(), "failed".to_string()),
+            ]
+        );
+    }
 
     fn cpim(disposition: Option<&str>, with_date: bool) -> Vec<u8> {
         let mut head = String::from(

@@ -259,9 +259,13 @@ impl Session {
         for (uri, key) in sent {
             self.copy_sent(uri, key);
         }
+        // Not every copy is in `copies` until the loop ends: an aggregate waits for it.
+        self.copies.fanning_out = true;
         for uri in unroutable {
             self.copy_unroutable(cx, uri);
         }
+        self.copies.fanning_out = false;
+        self.flush_collected(cx);
     }
 
     pub(super) fn cancel_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {

@@ -164,6 +164,7 @@ impl Session {
             }
             ActionKind::Report(outcome) => self.report(cx, &outcome),
             ActionKind::SendImdn(status) => self.send_imdn(cx, status),
+            ActionKind::CollectImdn(status) => self.collect_imdn(cx, status),
             ActionKind::ForwardImdn => self.forward_imdn(cx),
             ActionKind::AcceptSubscription => self.accept_subscription(cx, origin),
             ActionKind::NotifySubscribers => self.notify_subscribers(cx),

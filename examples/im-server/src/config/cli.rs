@@ -102,6 +102,13 @@ pub struct Cli {
     #[arg(long, value_name = "TYPES", value_delimiter = ',', value_parser = parse_media_type)]
     pub accept_wrapped_types: Vec<String>,
 
+    /// Send a sender its delivery notifications (RFC 5438 IMDNs) about one page-mode
+    /// message aggregated in one SIP MESSAGE (multipart/mixed) once every copy has its
+    /// outcome, instead of one per recipient: --aggregate-imdns or --aggregate-imdns=false.
+    /// [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub aggregate_imdns: Option<bool>,
+
     /// Put a=tb-granted in SDP answers (OMA "SDP Extensions"): --tb-granted or
     /// --tb-granted=false. [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]

@@ -21,6 +21,7 @@ pub(super) struct FileConfig {
     pub(super) trusted_hosts: Option<Vec<String>>,
     pub(super) log: Option<String>,
     pub(super) workers: Option<SizeValue>,
+    pub(super) aggregate_imdns: Option<bool>,
     #[serde(default)]
     pub(super) sip: FileSip,
     #[serde(default)]

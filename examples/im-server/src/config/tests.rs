@@ -38,6 +38,7 @@ fn defaults() {
     assert!(c.groups_dir.ends_with("examples/im-server/groups"));
     assert_eq!(c.outbound_proxy, None);
     assert!(!c.tb_granted);
+    assert!(!c.aggregate_imdns);
     assert_eq!(c.machine_config(), machine::Config::default());
     let b = c.bind();
     assert_eq!(b.sip_udp, c.sip);
@@ -56,6 +57,7 @@ fn toml_overrides_defaults() {
         advertise = "203.0.113.7"
         outbound_proxy = "192.0.2.1"
         trusted_hosts = ["192.0.2.1", "::1"]
+        aggregate_imdns = true
         [sip]
         listen = ["127.0.0.1:5070", "[::1]:5070"]
         udp = false
@@ -91,6 +93,8 @@ fn toml_overrides_defaults() {
     assert!(c.bind().sip_udp.is_empty());
     assert_eq!(c.msrp.port(), DEFAULT_MSRP_PORT);
     assert!(c.tb_granted);
+    assert!(c.aggregate_imdns);
+    assert!(c.machine_config().aggregate_imdns);
     assert_eq!(c.accept_types, vec!["text/plain"]);
     assert_eq!(c.limits.max_recipients, 7);
     assert_eq!(c.limits.max_message_size, 32 * 1024);
