@@ -5,45 +5,41 @@ use super::super::*;
 use super::*;
 
 impl Session {
+    /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
+    /// selection (nothing is dropped unless the spec says so).
     fn recipients<A: Application>(
         &self,
         cx: &Ctx<'_, A>,
         r: Recipients,
+        s: Selection,
     ) -> Vec<(Uri, Option<String>)> {
-        match r {
+        let all: Vec<(Uri, Option<String>)> = match r {
             Recipients::RecipientList => self
                 .facts
                 .recipients
                 .iter()
                 .map(|e| (e.uri.clone(), e.display_name.clone()))
                 .collect(),
-            Recipients::GroupMembers => {
-                let members = cx
-                    .app
-                    .directory()
-                    .members(&self.facts.request_uri)
-                    .unwrap_or_default();
-                let mut out: Vec<(Uri, Option<String>)> = Vec::new();
-                for m in members {
-                    if m.same_identity(&self.facts.originator)
-                        || out.iter().any(|(u, _)| u.same_identity(&m))
-                    {
-                        continue;
-                    }
-                    out.push((m, None));
-                }
-                out
-            }
-        }
+            Recipients::GroupMembers => cx
+                .app
+                .directory()
+                .members(&self.facts.request_uri)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| (m, None))
+                .collect(),
+        };
+        s.apply(all, &self.facts.originator, |(u, _)| u)
     }
 
     pub(super) fn invite_each<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,
         r: Recipients,
+        s: Selection,
         from: Option<usize>,
     ) {
-        let targets = self.recipients(cx, r);
+        let targets = self.recipients(cx, r, s);
         // A leg is several hundred bytes: no doubling slack kept with each idle session.
         self.legs.reserve_exact(targets.len());
         let history = match r {
@@ -161,8 +157,13 @@ impl Session {
         self.check_settled(cx);
     }
 
-    pub(super) fn forward_each<A: Application>(&mut self, cx: &mut Ctx<'_, A>, r: Recipients) {
-        let targets = self.recipients(cx, r);
+    pub(super) fn forward_each<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        r: Recipients,
+        s: Selection,
+    ) {
+        let targets = self.recipients(cx, r, s);
         let request = &self.request;
         let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
