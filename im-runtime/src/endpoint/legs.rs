@@ -43,8 +43,11 @@ impl Session {
         // A leg is several hundred bytes: no doubling slack kept with each idle session.
         self.legs.reserve_exact(targets.len());
         let history = match r {
+            // The history names whom the spec's selection addresses (RFC 5365 §7.2).
             Recipients::RecipientList => Some(crate::proto::body::resource_lists::write_history(
-                &self.facts.recipients,
+                &s.apply(self.facts.recipients.clone(), &self.facts.originator, |e| {
+                    &e.uri
+                }),
             )),
             _ => None,
         };
@@ -168,8 +171,10 @@ impl Session {
         let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
         let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
-        let history = matches!(r, Recipients::RecipientList)
-            .then(|| crate::proto::body::resource_lists::write_history(&facts.recipients));
+        let history = matches!(r, Recipients::RecipientList).then(|| {
+            let named = s.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
+            crate::proto::body::resource_lists::write_history(&named)
+        });
         // Each copy carries the hop budget the original had left, less this hop, so that a
         // list or group that names the exploder again (directly or through a proxy) runs
         // out of hops and ends in 483 instead of looping; 0 never gets here (refused above).
