@@ -233,6 +233,16 @@ pub enum Recipients {
     GroupMembers,
 }
 
+/// Which addresses of a fan-out are kept (`invite each recipient_list without originator
+/// distinct`); mirrors `im_runtime::machine::Selection`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Selection {
+    /// `without originator`: the request's originator is not addressed.
+    pub without_originator: bool,
+    /// `distinct`: an identity named twice is addressed once.
+    pub distinct: bool,
+}
+
 /// The actions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -243,9 +253,9 @@ pub enum ActionKind {
     /// `goto STATE`.
     Goto(Ident),
     /// `invite each …`.
-    InviteEach(Recipients),
+    InviteEach(Recipients, Selection),
     /// `forward each …`.
-    ForwardEach(Recipients),
+    ForwardEach(Recipients, Selection),
     /// `cancel`.
     Cancel,
     /// `bye`.

@@ -346,8 +346,16 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
             "goto {}",
             proc.states.get(*s).map(|s| s.name.as_str()).unwrap_or("?")
         ),
-        Action::InviteEach(r) => format!("invite each {}", recipients_text(*r)),
-        Action::ForwardEach(r) => format!("forward each {}", recipients_text(*r)),
+        Action::InviteEach(r, s) => format!(
+            "invite each {}{}",
+            recipients_text(*r),
+            crate::fmt::selection_text(*s)
+        ),
+        Action::ForwardEach(r, s) => format!(
+            "forward each {}{}",
+            recipients_text(*r),
+            crate::fmt::selection_text(*s)
+        ),
         Action::Cancel => "cancel".into(),
         Action::Bye => "bye".into(),
         Action::CancelLegs => "cancel legs".into(),
@@ -542,6 +550,9 @@ fn print_call(spec: &Spec, b: Builtin, args: &[Expr], out: &mut String) {
         Builtin::DirectoryAllowsAnonymity => (Some("directory"), "allows_anonymity", args),
         Builtin::DirectoryMemberCount => (Some("directory"), "member_count", args),
         Builtin::DirectoryMaxParticipants => (Some("directory"), "max_participants", args),
+        Builtin::Distinct => (None, "distinct", args),
+        Builtin::Without => (None, "without", args),
+        Builtin::DirectoryMembers => (Some("directory"), "members", args),
         Builtin::MediaHas | Builtin::MediaAttr | Builtin::MediaTokens => {
             let name = match b {
                 Builtin::MediaHas => "has",

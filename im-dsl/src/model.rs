@@ -205,6 +205,8 @@ pub struct Rule {
     pub loc: Loc,
 }
 
+pub use crate::ast::Selection;
+
 /// Who a fan-out addresses (mirrors `im_runtime::machine::Recipients`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Recipients {
@@ -225,9 +227,9 @@ pub enum Action {
     /// Move to the state at this index.
     Goto(usize),
     /// Invite each recipient.
-    InviteEach(Recipients),
+    InviteEach(Recipients, Selection),
     /// Forward the request to each recipient.
-    ForwardEach(Recipients),
+    ForwardEach(Recipients, Selection),
     /// CANCEL the pending INVITE.
     Cancel,
     /// BYE.
@@ -507,6 +509,12 @@ pub enum Builtin {
     DirectoryMemberCount,
     /// `directory.max_participants(group)` : Int (0 when unlimited or unknown).
     DirectoryMaxParticipants,
+    /// `distinct(entries)` : List(Entry) — each identity once, the first entry kept.
+    Distinct,
+    /// `without(entries, uri)` : List(Entry) — the entries whose identity is not `uri`'s.
+    Without,
+    /// `directory.members(group)` : List(Entry) — the group's members (empty when unknown).
+    DirectoryMembers,
     /// `m.has(name)` : Bool — media has attribute `name`.
     MediaHas,
     /// `m.attr(name)` : Str — attribute value, empty when absent or a flag.

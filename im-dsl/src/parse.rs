@@ -363,8 +363,10 @@ impl Builder {
                 Some(i) => self.ident(i),
                 None => self.missing_ident(span),
             }),
-            Rule::act_invite => ActionKind::InviteEach(recipients(inner.next())),
-            Rule::act_forward => ActionKind::ForwardEach(recipients(inner.next())),
+            Rule::act_invite => ActionKind::InviteEach(recipients(inner.next()), selection(inner)),
+            Rule::act_forward => {
+                ActionKind::ForwardEach(recipients(inner.next()), selection(inner))
+            }
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
             Rule::act_cancel_legs => ActionKind::CancelLegs,
@@ -703,6 +705,19 @@ fn recipients(p: Option<Pair<'_, Rule>>) -> Recipients {
         Some("group_members") => Recipients::GroupMembers,
         _ => Recipients::RecipientList,
     }
+}
+
+/// The `without originator` / `distinct` words after a fan-out's recipients.
+fn selection<'a>(rest: impl Iterator<Item = Pair<'a, Rule>>) -> crate::ast::Selection {
+    let mut s = crate::ast::Selection::default();
+    for p in rest {
+        match p.into_inner().next().map(|w| w.as_rule()) {
+            Some(Rule::sel_without) => s.without_originator = true,
+            Some(Rule::sel_distinct) => s.distinct = true,
+            _ => {}
+        }
+    }
+    s
 }
 
 /// Milliseconds of a duration literal (`32s`, `500ms`); saturates instead of overflowing.

@@ -56,7 +56,9 @@ fn one_status_edit_prints_exactly_that_row() {
         "{text}"
     );
     assert!(
-        text.contains("  when: count(recipients) > config.max_recipients\n"),
+        text.contains(
+            "  when: count(distinct(without(recipients, request.originator))) > config.max_recipients\n"
+        ),
         "{text}"
     );
     assert!(

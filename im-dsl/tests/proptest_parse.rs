@@ -228,6 +228,13 @@ fn recipients() -> impl Strategy<Value = Recipients> {
     prop::sample::select(vec![Recipients::RecipientList, Recipients::GroupMembers])
 }
 
+fn selection() -> impl Strategy<Value = Selection> {
+    (any::<bool>(), any::<bool>()).prop_map(|(without_originator, distinct)| Selection {
+        without_originator,
+        distinct,
+    })
+}
+
 fn attr_name() -> impl Strategy<Value = String> {
     "[A-Za-z][A-Za-z0-9._-]{0,8}"
 }
@@ -277,8 +284,8 @@ fn action() -> impl Strategy<Value = Action> {
             })),
         clause().prop_map(ActionKind::Call),
         ident().prop_map(ActionKind::Goto),
-        recipients().prop_map(ActionKind::InviteEach),
-        recipients().prop_map(ActionKind::ForwardEach),
+        (recipients(), selection()).prop_map(|(r, s)| ActionKind::InviteEach(r, s)),
+        (recipients(), selection()).prop_map(|(r, s)| ActionKind::ForwardEach(r, s)),
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
         Just(ActionKind::CancelLegs),
@@ -726,8 +733,8 @@ impl Noisy {
                 self.t("goto");
                 self.t(s.name.clone());
             }
-            ActionKind::InviteEach(r) | ActionKind::ForwardEach(r) => {
-                self.t(if matches!(a.kind, ActionKind::InviteEach(_)) {
+            ActionKind::InviteEach(r, sel) | ActionKind::ForwardEach(r, sel) => {
+                self.t(if matches!(a.kind, ActionKind::InviteEach(..)) {
                     "invite"
                 } else {
                     "forward"
@@ -737,6 +744,13 @@ impl Noisy {
                     Recipients::RecipientList => "recipient_list",
                     Recipients::GroupMembers => "group_members",
                 });
+                if sel.without_originator {
+                    self.t("without");
+                    self.t("originator");
+                }
+                if sel.distinct {
+                    self.t("distinct");
+                }
             }
             ActionKind::Cancel => self.t("cancel"),
             ActionKind::Bye => self.t("bye"),

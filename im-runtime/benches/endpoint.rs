@@ -46,6 +46,12 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// The fan-out selection the specs write (`without originator distinct`).
+const INVITEES: im_runtime::machine::Selection = im_runtime::machine::Selection {
+    without_originator: true,
+    distinct: true,
+};
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/group.rs"]
@@ -96,7 +102,7 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
-                act(ActionKind::InviteEach(Recipients::RecipientList)),
+                act(ActionKind::InviteEach(Recipients::RecipientList, INVITEES)),
             ],
             Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
                 status: 404,

@@ -251,6 +251,39 @@ pub fn member_count(env: &Env<'_>, group: &Uri) -> i64 {
         .unwrap_or(0)
 }
 
+/// `directory.members(group)`: every member, as entries with no attributes; empty for an
+/// unknown group.
+pub fn members(env: &Env<'_>, group: &Uri) -> Vec<ListEntry> {
+    env.directory
+        .members(group)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|uri| ListEntry {
+            uri,
+            ..ListEntry::default()
+        })
+        .collect()
+}
+
+/// `distinct(entries)`: each identity once (RFC 3261 §19.1.4, parameters ignored), the
+/// first entry kept.
+pub fn distinct(entries: &[ListEntry]) -> Vec<ListEntry> {
+    let s = crate::machine::Selection {
+        without_originator: false,
+        distinct: true,
+    };
+    s.apply(entries.to_vec(), &Uri::default(), |e| &e.uri)
+}
+
+/// `without(entries, uri)`: the entries whose identity is not `uri`'s.
+pub fn without(entries: &[ListEntry], uri: &Uri) -> Vec<ListEntry> {
+    let s = crate::machine::Selection {
+        without_originator: true,
+        distinct: false,
+    };
+    s.apply(entries.to_vec(), uri, |e| &e.uri)
+}
+
 /// `directory.max_participants(group)`: 0 when unlimited or unknown. The directory reports
 /// the group-wide `<max-participant-count>` as part of a user's policy, so it is read through
 /// the request's originator.

@@ -635,10 +635,40 @@ pub struct Reply {
 /// Who a fan-out action addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recipients {
-    /// The entries of the request's `recipient-list` part, minus the originator.
+    /// The entries of the request's `recipient-list` part, as the list names them.
     RecipientList,
-    /// The members of the pre-defined group named by the Request-URI, minus the originator.
+    /// The members of the pre-defined group named by the Request-URI (the originator too,
+    /// when it is one).
     GroupMembers,
+}
+
+/// Which addresses of a fan-out are kept; the spec says it (`invite each recipient_list
+/// without originator distinct`), the runtime only applies it ([`Selection::apply`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Selection {
+    /// `without originator`: every address with the originator's identity is dropped.
+    pub without_originator: bool,
+    /// `distinct`: an identity named again is dropped (the first one is kept).
+    pub distinct: bool,
+}
+
+impl Selection {
+    /// Keeps the items of `items` this selection addresses, in order; `uri` reads an item's
+    /// address. Identities compare as [`Uri::same_identity`] (parameters ignored).
+    pub fn apply<T>(self, items: Vec<T>, originator: &Uri, uri: impl Fn(&T) -> &Uri) -> Vec<T> {
+        let mut out: Vec<T> = Vec::with_capacity(items.len());
+        for it in items {
+            let u = uri(&it);
+            if self.without_originator && u.same_identity(originator) {
+                continue;
+            }
+            if self.distinct && out.iter().any(|k| uri(k).same_identity(u)) {
+                continue;
+            }
+            out.push(it);
+        }
+        out
+    }
 }
 
 /// What a `report` action tells the originator (RFC 4975 §7.1.2).
@@ -664,9 +694,9 @@ pub enum ActionKind {
     Call(&'static str),
     /// Send an INVITE with the server's own MSRP offer to each recipient; each becomes an
     /// invitee leg whose responses come back as [`Event::Response`] to that leg's machine.
-    InviteEach(Recipients),
+    InviteEach(Recipients, Selection),
     /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message.
-    ForwardEach(Recipients),
+    ForwardEach(Recipients, Selection),
     /// Cancel the pending INVITE of this leg.
     Cancel,
     /// End this leg's dialog with BYE.

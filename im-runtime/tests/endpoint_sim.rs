@@ -8,13 +8,19 @@ use bytes::Bytes;
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{
     Action, ActionKind, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
-    NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Uri,
+    NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Selection, Uri,
 };
 use im_runtime::proto::msrp;
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// The fan-out selection the specs write (`without originator distinct`).
+const INVITEES: Selection = Selection {
+    without_originator: true,
+    distinct: true,
+};
 
 const O: Origin = Origin {
     procedure: "test",
@@ -27,9 +33,10 @@ fn act(kind: ActionKind) -> Action {
 }
 
 /// Stands in for the generated 5.2.1.1 dispatcher.
-#[derive(Default)]
 struct Dispatcher {
     done: bool,
+    /// The fan-out's selection, as a spec's `invite each` words would give it.
+    sel: Selection,
 }
 
 impl Machine for Dispatcher {
@@ -55,7 +62,7 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
-                act(ActionKind::InviteEach(Recipients::RecipientList)),
+                act(ActionKind::InviteEach(Recipients::RecipientList, self.sel)),
             ],
             Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
                 status: 404,
@@ -129,15 +136,26 @@ impl Machine for LegMachine {
 struct Direct;
 impl InviteeRouter for Direct {
     fn route(&self, u: &Uri) -> Option<Route> {
+        // The originator's own address, for a selection that invites it too.
+        if u.host == "example.com" {
+            return ALICE.parse().ok().map(Route::Direct);
+        }
         let port = u.port.unwrap_or(5060);
         format!("{}:{port}", u.host).parse().ok().map(Route::Direct)
     }
 }
 
-struct App;
+struct App {
+    sel: Selection,
+}
 impl Application for App {
     fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        (m == &Method::Invite).then(|| Box::new(Dispatcher::default()) as Box<dyn DynMachine>)
+        (m == &Method::Invite).then(|| {
+            Box::new(Dispatcher {
+                done: false,
+                sel: self.sel,
+            }) as Box<dyn DynMachine>
+        })
     }
     fn by_clause(&self, _: &str) -> Option<Box<dyn DynMachine>> {
         None
@@ -178,9 +196,12 @@ fn base() -> Instant {
 
 impl Sim {
     fn new() -> Sim {
+        Sim::with(INVITEES)
+    }
+    fn with(sel: Selection) -> Sim {
         let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
         Sim {
-            ep: Endpoint::new(cfg, App),
+            ep: Endpoint::new(cfg, App { sel }),
             now: base(),
             sent: Vec::new(),
         }
@@ -272,6 +293,50 @@ fn response_to(req: &Message, status: u16, to_tag: &str, body: Option<&str>) -> 
         "SIP/2.0 {status} X\nVia: {via}\nFrom: {from}\nTo: {to};tag={to_tag}\nCall-ID: {cid}\nCSeq: {cseq}\nContact: <sip:invitee@{BOB}>\n{ct}Content-Length: {}\n\n",
         b.len()
     ) + &b.replace("\r\n", "\n")
+}
+
+/// The recipient-set rules are the machine's (the spec's `invite each recipient_list without
+/// originator distinct`), and the runtime only applies them: the list names bob twice and the
+/// originator once; each selection invites exactly what it says.
+#[test]
+fn who_is_invited_is_the_machines_selection() {
+    let cases = [
+        (INVITEES, 0, 1),
+        (Selection::default(), 1, 2),
+        (
+            Selection {
+                without_originator: true,
+                distinct: false,
+            },
+            0,
+            2,
+        ),
+        (
+            Selection {
+                without_originator: false,
+                distinct: true,
+            },
+            1,
+            1,
+        ),
+    ];
+    for (sel, to_alice, to_bob) in cases {
+        let mut sim = Sim::with(sel);
+        let out = sim.datagram(ALICE, &invite("z9hG4bKsel", true));
+        let requests = |to| {
+            sip_to(&out, to)
+                .iter()
+                .filter(|m| m.status().is_none())
+                .count()
+        };
+        assert_eq!(
+            requests(ALICE),
+            to_alice,
+            "{sel:?}: INVITEs to the originator"
+        );
+        assert_eq!(requests(BOB), to_bob, "{sel:?}: INVITEs to bob");
+        assert_eq!(requests(CAROL), 1, "{sel:?}: INVITEs to carol");
+    }
 }
 
 #[test]

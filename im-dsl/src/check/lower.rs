@@ -737,8 +737,8 @@ impl Lowerer<'_> {
                 }
             },
             ActionKind::Goto(s) => model::Action::Goto(self.state(s, cx)?),
-            ActionKind::InviteEach(r) => model::Action::InviteEach(recipients(*r)),
-            ActionKind::ForwardEach(r) => model::Action::ForwardEach(recipients(*r)),
+            ActionKind::InviteEach(r, s) => model::Action::InviteEach(recipients(*r), *s),
+            ActionKind::ForwardEach(r, s) => model::Action::ForwardEach(recipients(*r), *s),
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
             ActionKind::CancelLegs | ActionKind::ByeLegs if cx.leg => {

@@ -260,6 +260,24 @@ const FREE: &[(&str, Builtin, &[P], Type)] = &[
         Type::Int,
     ),
     (
+        "distinct",
+        Builtin::Distinct,
+        &[P::T(Type::List(Elem::Entry))],
+        Type::List(Elem::Entry),
+    ),
+    (
+        "without",
+        Builtin::Without,
+        &[P::T(Type::List(Elem::Entry)), P::T(Type::Uri)],
+        Type::List(Elem::Entry),
+    ),
+    (
+        "directory.members",
+        Builtin::DirectoryMembers,
+        &[P::T(Type::Uri)],
+        Type::List(Elem::Entry),
+    ),
+    (
         "directory.max_participants",
         Builtin::DirectoryMaxParticipants,
         &[P::T(Type::Uri)],

@@ -251,6 +251,9 @@ impl<'a> Cx<'a> {
             Builtin::DirectoryMaxParticipants => {
                 quote!(#p::max_participants(__facts, __env, #a0))
             }
+            Builtin::Distinct => quote!(#p::distinct(#a0).as_slice()),
+            Builtin::Without => quote!(#p::without(#a0, #a1).as_slice()),
+            Builtin::DirectoryMembers => quote!(#p::members(__env, #a0).as_slice()),
             Builtin::MediaHas => quote!(#p::media_has(#a0, #a1)),
             Builtin::MediaAttr => quote!(#p::media_attr(#a0, #a1)),
             Builtin::MediaTokens => quote!(#p::media_tokens(#a0, #a1).as_slice()),
@@ -463,6 +466,7 @@ fn builtin_ty(b: Builtin) -> Ty {
         | Builtin::MediaHas => Ty::Bool,
         Builtin::Header | Builtin::MediaAttr => Ty::Str,
         Builtin::MediaTokens => Ty::StrList,
+        Builtin::Distinct | Builtin::Without | Builtin::DirectoryMembers => Ty::List(Elem::Entry),
     }
 }
 

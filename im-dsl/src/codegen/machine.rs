@@ -234,6 +234,10 @@ impl Gen<'_> {
             }
             Recipients::GroupMembers => quote!(::im_runtime::machine::Recipients::GroupMembers),
         };
+        let sel = |s: crate::model::Selection| {
+            let (w, d) = (s.without_originator, s.distinct);
+            quote!(::im_runtime::machine::Selection { without_originator: #w, distinct: #d })
+        };
         let kind = match a {
             Action::Goto(_) => return None,
             Action::Respond(resp) => self.respond(resp),
@@ -246,13 +250,13 @@ impl Gen<'_> {
                     .unwrap_or("");
                 quote!(#k::Call(#clause))
             }
-            Action::InviteEach(x) => {
-                let x = rec(*x);
-                quote!(#k::InviteEach(#x))
+            Action::InviteEach(x, s) => {
+                let (x, s) = (rec(*x), sel(*s));
+                quote!(#k::InviteEach(#x, #s))
             }
-            Action::ForwardEach(x) => {
-                let x = rec(*x);
-                quote!(#k::ForwardEach(#x))
+            Action::ForwardEach(x, s) => {
+                let (x, s) = (rec(*x), sel(*s));
+                quote!(#k::ForwardEach(#x, #s))
             }
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),

@@ -203,9 +203,11 @@ fn expr_conditions(e: &Expr, out: &mut Vec<usize>) {
 }
 
 fn invites(p: &Procedure) -> bool {
-    machine::rules(p)
-        .iter()
-        .any(|r| r.actions.iter().any(|a| matches!(a, Action::InviteEach(_))))
+    machine::rules(p).iter().any(|r| {
+        r.actions
+            .iter()
+            .any(|a| matches!(a, Action::InviteEach(..)))
+    })
 }
 
 fn is_leg(p: &Procedure) -> bool {

@@ -139,8 +139,8 @@ fn erase_action(a: &mut Action) {
             }
             erase_str(reason);
         }
-        ActionKind::InviteEach(_)
-        | ActionKind::ForwardEach(_)
+        ActionKind::InviteEach(..)
+        | ActionKind::ForwardEach(..)
         | ActionKind::Cancel
         | ActionKind::Bye
         | ActionKind::CancelLegs

@@ -386,10 +386,22 @@ impl Printer<'_> {
             ActionKind::Respond(r) => self.respond(r, s),
             ActionKind::Call(c) => cat(vec![kw("call"), text(" "), self.at(c.id.clone(), c.span)]),
             ActionKind::Goto(id) => cat(vec![kw("goto"), text(" "), self.ident(id)]),
-            ActionKind::InviteEach(r) => self.at(format!("invite each {}", recipients_text(*r)), s),
-            ActionKind::ForwardEach(r) => {
-                self.at(format!("forward each {}", recipients_text(*r)), s)
-            }
+            ActionKind::InviteEach(r, sel) => self.at(
+                format!(
+                    "invite each {}{}",
+                    recipients_text(*r),
+                    selection_text(*sel)
+                ),
+                s,
+            ),
+            ActionKind::ForwardEach(r, sel) => self.at(
+                format!(
+                    "forward each {}{}",
+                    recipients_text(*r),
+                    selection_text(*sel)
+                ),
+                s,
+            ),
             ActionKind::Cancel => self.at("cancel", s),
             ActionKind::CancelLegs => self.at("cancel legs", s),
             ActionKind::ByeLegs => self.at("bye legs", s),
@@ -670,6 +682,16 @@ pub fn trigger_text(t: &TriggerKind) -> String {
         TriggerKind::LegsChanged => "legs changed".to_string(),
         TriggerKind::Copy(true) => "copy delivered".to_string(),
         TriggerKind::Copy(false) => "copy failed".to_string(),
+    }
+}
+
+/// The words after a fan-out's recipients, each with its leading space, in a fixed order.
+pub(crate) fn selection_text(s: crate::ast::Selection) -> &'static str {
+    match (s.without_originator, s.distinct) {
+        (false, false) => "",
+        (true, false) => " without originator",
+        (false, true) => " distinct",
+        (true, true) => " without originator distinct",
     }
 }
 

@@ -12,7 +12,7 @@ use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
     GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, MessageFacts, Method, MsrpEvent,
-    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Timer, Uri,
+    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Selection, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -446,11 +446,18 @@ fn timer_name(m: &Machines, procedure: &str, t: Timer) -> String {
     }
 }
 
-fn recipients(r: &Recipients) -> &'static str {
-    match r {
+fn recipients(r: &Recipients, s: &Selection) -> String {
+    let source = match r {
         Recipients::RecipientList => "recipient_list",
         Recipients::GroupMembers => "group_members",
-    }
+    };
+    let without = if s.without_originator {
+        " without originator"
+    } else {
+        ""
+    };
+    let distinct = if s.distinct { " distinct" } else { "" };
+    format!("{source}{without}{distinct}")
 }
 
 /// An action as case files write it.
@@ -458,8 +465,8 @@ pub fn render(m: &Machines, a: &Action) -> String {
     match &a.kind {
         ActionKind::Respond(r) => format!("respond {}", r.status),
         ActionKind::Call(c) => format!("call {c}"),
-        ActionKind::InviteEach(r) => format!("invite each {}", recipients(r)),
-        ActionKind::ForwardEach(r) => format!("forward each {}", recipients(r)),
+        ActionKind::InviteEach(r, s) => format!("invite each {}", recipients(r, s)),
+        ActionKind::ForwardEach(r, s) => format!("forward each {}", recipients(r, s)),
         ActionKind::Cancel => "cancel".into(),
         ActionKind::Bye => "bye".into(),
         ActionKind::CancelLegs => "cancel legs".into(),

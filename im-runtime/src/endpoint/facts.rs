@@ -129,7 +129,9 @@ fn read_part(
             let entries = lists
                 .list_entries(uri_view)
                 .map_err(|e| FactsError::RecipientList(e.to_string()))?;
-            f.recipients = resource_lists::dedup(entries, &f.originator);
+            // As the list names them: which entries are counted and addressed (duplicates,
+            // the originator's own entry) is the spec's choice (`distinct`, `without`).
+            f.recipients = entries;
         }
         _ => {}
     }

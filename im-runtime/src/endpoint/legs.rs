@@ -5,50 +5,49 @@ use super::super::*;
 use super::*;
 
 impl Session {
+    /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
+    /// selection (nothing is dropped unless the spec says so).
     fn recipients<A: Application>(
         &self,
         cx: &Ctx<'_, A>,
         r: Recipients,
+        s: Selection,
     ) -> Vec<(Uri, Option<String>)> {
-        match r {
+        let all: Vec<(Uri, Option<String>)> = match r {
             Recipients::RecipientList => self
                 .facts
                 .recipients
                 .iter()
                 .map(|e| (e.uri.clone(), e.display_name.clone()))
                 .collect(),
-            Recipients::GroupMembers => {
-                let members = cx
-                    .app
-                    .directory()
-                    .members(&self.facts.request_uri)
-                    .unwrap_or_default();
-                let mut out: Vec<(Uri, Option<String>)> = Vec::new();
-                for m in members {
-                    if m.same_identity(&self.facts.originator)
-                        || out.iter().any(|(u, _)| u.same_identity(&m))
-                    {
-                        continue;
-                    }
-                    out.push((m, None));
-                }
-                out
-            }
-        }
+            Recipients::GroupMembers => cx
+                .app
+                .directory()
+                .members(&self.facts.request_uri)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| (m, None))
+                .collect(),
+        };
+        s.apply(all, &self.facts.originator, |(u, _)| u)
     }
 
     pub(super) fn invite_each<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,
         r: Recipients,
+        s: Selection,
         from: Option<usize>,
     ) {
-        let targets = self.recipients(cx, r);
+        let targets = self.recipients(cx, r, s);
         // A leg is several hundred bytes: no doubling slack kept with each idle session.
         self.legs.reserve_exact(targets.len());
         let history = match r {
+            // The history names whom the spec's selection addresses (RFC 5365 §7.2).
             Recipients::RecipientList => Some(crate::proto::body::resource_lists::write_history(
-                &self.facts.recipients,
+                &s.apply(self.facts.recipients.clone(), &self.facts.originator, |e| {
+                    &e.uri
+                }),
             )),
             _ => None,
         };
@@ -161,14 +160,21 @@ impl Session {
         self.check_settled(cx);
     }
 
-    pub(super) fn forward_each<A: Application>(&mut self, cx: &mut Ctx<'_, A>, r: Recipients) {
-        let targets = self.recipients(cx, r);
+    pub(super) fn forward_each<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        r: Recipients,
+        s: Selection,
+    ) {
+        let targets = self.recipients(cx, r, s);
         let request = &self.request;
         let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
         let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
-        let history = matches!(r, Recipients::RecipientList)
-            .then(|| crate::proto::body::resource_lists::write_history(&facts.recipients));
+        let history = matches!(r, Recipients::RecipientList).then(|| {
+            let named = s.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
+            crate::proto::body::resource_lists::write_history(&named)
+        });
         // Each copy carries the hop budget the original had left, less this hop, so that a
         // list or group that names the exploder again (directly or through a proxy) runs
         // out of hops and ends in 483 instead of looping; 0 never gets here (refused above).

@@ -105,8 +105,8 @@ impl Session {
         let now = cx.now;
         match a.kind {
             ActionKind::Respond(reply) => self.respond(cx, origin, reply),
-            ActionKind::InviteEach(r) => self.invite_each(cx, r, from),
-            ActionKind::ForwardEach(r) => self.forward_each(cx, r),
+            ActionKind::InviteEach(r, s) => self.invite_each(cx, r, s, from),
+            ActionKind::ForwardEach(r, s) => self.forward_each(cx, r, s),
             ActionKind::Cancel => match leg {
                 Some(i) => {
                     if let Some(l) = self.legs.get_mut(i) {

@@ -52,6 +52,7 @@ pub use live::{
 
 use crate::machine::{
     Action, ActionKind, Config, Env, Method, Origin, Recipients, Reply, ReportOutcome, Route,
+    Selection,
 };
 use crate::proto::msrp;
 use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};

@@ -12,6 +12,12 @@ use im_runtime::proto::sip::{HeaderName, Message};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// The fan-out selection the specs write (`without originator distinct`).
+const INVITEES: im_runtime::machine::Selection = im_runtime::machine::Selection {
+    without_originator: true,
+    distinct: true,
+};
+
 const O: Origin = Origin {
     procedure: "standin",
     clause: "0",
@@ -104,13 +110,16 @@ impl Machine for Dispatcher {
                         })));
                     }
                     out.push(ok_with_answer());
-                    out.push(act(ActionKind::InviteEach(Recipients::RecipientList)));
+                    out.push(act(ActionKind::InviteEach(
+                        Recipients::RecipientList,
+                        INVITEES,
+                    )));
                     out
                 }
             }
             Event::Timer(Timer::Spec(1)) => vec![
                 ok_with_answer(),
-                act(ActionKind::InviteEach(Recipients::RecipientList)),
+                act(ActionKind::InviteEach(Recipients::RecipientList, INVITEES)),
             ],
             Event::InitialRequest(_) => {
                 self.done = true;

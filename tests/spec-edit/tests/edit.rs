@@ -80,6 +80,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
         [
             "other URI, no list: 410 Gone (was 404 Not Found)",
             "two recipients: over the edited limit of 1 (was accepted)",
+            "a list naming only the sender: accepted, the sender is invited (was 403)",
             "message, then one leg declined: failure REPORT 480 (was 408)",
             "originator BYE: answered 202 by the edited rule (was 200), the legs left up (were CANCELled and BYE'd)",
             "every copy delivered: report success and BYE the originator, the legs left up (were BYE'd)",

@@ -314,14 +314,11 @@ impl ResourceLists {
 /// appears more than once, its first occurrence is kept with its own attributes: the
 /// sender's first mention is taken as the intended one, and order stays stable.
 pub fn dedup(entries: Vec<ListEntry>, originator: &Uri) -> Vec<ListEntry> {
-    let mut out: Vec<ListEntry> = Vec::with_capacity(entries.len());
-    for e in entries {
-        if e.uri.same_identity(originator) || out.iter().any(|k| k.uri.same_identity(&e.uri)) {
-            continue;
-        }
-        out.push(e);
+    crate::machine::Selection {
+        without_originator: true,
+        distinct: true,
     }
-    out
+    .apply(entries, originator, |e| &e.uri)
 }
 
 /// Writes the RFC 5364 §7 `recipient-list-history` document for `recipients` (usually the
