@@ -13,7 +13,7 @@
 # and prints for each: calls/s held with 0 failures, server CPU per call and per dialog
 # (per transaction for MESSAGE) from /proc/PID/stat, p99 of INVITE->200 (MESSAGE->final),
 # the ratio to Kamailio, and other_cpu_s: CPU used by everything else on the machine
-# (/proc/stat busy time minus the server and the SIPps), which marks the run VOID when it
+# (every process outside this script's tree, from /proc/PID/stat), which marks the run VOID when it
 # exceeds OTHER_MAX of the run's wall time (the figures then measure contention, not us).
 #
 # Environment (defaults in brackets):
@@ -312,9 +312,28 @@ EOF
 
 # ---- compare: Kamailio tm vs im-server, side by side -------------------------------------
 
-# Busy CPU seconds of the whole machine so far (every CPU; idle and iowait excluded).
-busy_seconds() {
-    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+# A snapshot of every process's CPU: "pid ppid starttime ticks" per line, where ticks is
+# utime + stime + cutime + cstime (the last two hold the children a process has reaped, so a
+# short-lived process that started and ended between two snapshots still shows up in its
+# parent). The scheduler's per-process accounting is exact; /proc/stat's machine-wide busy
+# time is sampled at the tick, and bursty SIP loads sleep through most ticks (it read less
+# busy time than the server alone used), so "other" is summed from processes instead.
+proc_snapshot() { # file
+    python3 - "$1" <<'EOF2'
+import os, sys
+out = []
+for d in os.listdir('/proc'):
+    if not d.isdigit():
+        continue
+    try:
+        s = open(f'/proc/{d}/stat').read()
+    except OSError:
+        continue
+    f = s[s.rindex(')') + 2:].split()
+    # After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14) ... starttime(19)
+    out.append(f"{d} {f[1]} {f[19]} {int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])}")
+open(sys.argv[1], 'w').write('\n'.join(out) + '\n')
+EOF2
 }
 
 # CPU seconds of the children this shell has reaped, from a file holding the output of bash's
@@ -428,7 +447,7 @@ compare_run() {
     local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p
     mkdir -p "$dir"
     for p in $uas; do fam+=" $(family "$p" | tr '\n' ' ')"; done
-    la0=$(loadavg); w0=$(date +%s.%N); b0=$(busy_seconds)
+    la0=$(loadavg); w0=$(date +%s.%N); proc_snapshot "$OUT/.procs0"
     # shellcheck disable=SC2086
     times >"$OUT/.times0"
     s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
@@ -443,20 +462,41 @@ compare_run() {
     # shellcheck disable=SC2086
     times >"$OUT/.times1"
     s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds "$OUT/.times1")
-    b1=$(busy_seconds); w1=$(date +%s.%N); la1=$(loadavg)
+    proc_snapshot "$OUT/.procs1"; w1=$(date +%s.%N); la1=$(loadavg)
     echo "    $label: sipp -sf $(basename "$scenario") -r $rate -l $((rate * 5)) -m $calls $dest (exit $rc)" >>"$OUT/commands.txt"
     python3 - "$label" "$kind" "$per_call" "$recips" "$rate" "$calls" "$dir/stat.csv" \
         "$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1)" \
-        "$s0" "$s1" "$u0" "$u1" "$r0" "$r1" "$b0" "$b1" "$w0" "$w1" "$la0" "$la1" \
+        "$s0" "$s1" "$u0" "$u1" "$r0" "$r1" "$OUT/.procs0" "$OUT/.procs1" "$w0" "$w1" "$la0" "$la1" "$$" \
         "$OTHER_MAX" "$OUT/results.tsv" <<'EOF' | tee -a "$OUT/summary.txt"
 import csv, sys
-(label, kind, per_call, recips, rate, calls, stat, rtt, s0, s1, u0, u1, r0, r1, b0, b1,
- w0, w1, la0, la1, other_max, results) = sys.argv[1:23]
+(label, kind, per_call, recips, rate, calls, stat, rtt, s0, s1, u0, u1, r0, r1, p0, p1,
+ w0, w1, la0, la1, root, other_max, results) = sys.argv[1:24]
+import os
 per_call, recips, rate, calls = int(per_call), int(recips), int(rate), int(calls)
 f = lambda a, b: float(b) - float(a)
-server, sipp_uas, sipp_uac, busy, wall = f(s0, s1), f(u0, u1), f(r0, r1), f(b0, b1), f(w0, w1)
-# Everything the machine did in the window that was neither the server nor our SIPps.
-other = busy - server - sipp_uas - sipp_uac
+server, sipp_uas, sipp_uac, wall = f(s0, s1), f(u0, u1), f(r0, r1), f(w0, w1)
+# Everything the machine did in the window that was neither the server nor our SIPps: the
+# CPU of every process outside this script's own tree (servers and SIPps are its
+# descendants), summed from two process snapshots.
+def snap(path):
+    return {int(a): (int(b), c, int(d)) for a, b, c, d in
+            (l.split() for l in open(path) if l.strip())}
+before, after = snap(p0), snap(p1)
+ours, grew = {int(root)}, True
+while grew:
+    grew = False
+    for pid, (ppid, _, _) in list(after.items()) + list(before.items()):
+        if ppid in ours and pid not in ours:
+            ours.add(pid)
+            grew = True
+hz = os.sysconf('SC_CLK_TCK')
+ticks = 0
+for pid, (_, start, t1) in after.items():
+    if pid in ours:
+        continue
+    b = before.get(pid)
+    ticks += t1 - (b[2] if b and b[1] == start else 0)
+other = ticks / hz
 rows = list(csv.reader(open(stat), delimiter=';'))
 head, last = rows[0], rows[-1]
 col = lambda name: last[head.index(name)]
