@@ -18,6 +18,7 @@
 //! budgets and per-source limit as plain ones) and then served exactly like TCP ones, with
 //! the stream kind telling the core that they are secure.
 
+mod kstamp;
 mod tls;
 
 pub use tls::{TlsError, TlsSetup};
@@ -394,15 +395,24 @@ impl Driver {
             let shards = shards.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; max_datagram];
+                // Dated from the kernel's arrival stamp where there is one, so the
+                // overload measure includes the wait in the socket buffer.
+                let mut stamped = kstamp::enable(&s);
                 loop {
-                    match s.recv_from(&mut buf).await {
-                        Ok((len, from)) => {
-                            let data = Bytes::copy_from_slice(&buf[..len]);
+                    let got = match stamped.as_mut() {
+                        Some(st) => st.recv(&s, &mut buf).await,
+                        None => s
+                            .recv_from(&mut buf)
+                            .await
+                            .map(|(len, from)| (len, from, Duration::ZERO)),
+                    };
+                    match got {
+                        Ok((len, from, waited)) => {
+                            let data = Bytes::copy_from_slice(buf.get(..len).unwrap_or(&buf));
                             let k = steer_sip(&data, n);
-                            if shards[k]
-                                .send(Ev::Datagram(local, from, data, now()))
-                                .is_err()
-                            {
+                            let t = now();
+                            let at = t.checked_sub(waited).unwrap_or(t);
+                            if shards[k].send(Ev::Datagram(local, from, data, at)).is_err() {
                                 return;
                             }
                         }
