@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{MsrpPeer, Server, Sipp, SippProc, group_folder};
+use common::{Invitees, MsrpPeer, Server, Sipp, SippProc, group_folder};
 
 const GROUP: &str = "sip:e2e@example.com";
 
@@ -132,36 +132,6 @@ fn send(path: &str, from_path: &str, data: &[u8]) {
     let _ = sender.wait();
 }
 
-/// A receiving MSRP endpoint for `count` invitees and the SIPp UAS that answers for them
-/// (`sip:<user>@<host>`, `calls` calls).
-fn receivers(calls: u32, count: usize) -> (MsrpPeer, SippProc, String) {
-    let receiver = MsrpPeer::spawn(
-        tempfile::tempdir().unwrap(),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--out-dir",
-            "{dir}",
-            "--count",
-            &count.to_string(),
-            "--timeout",
-            "30",
-        ],
-        Duration::from_secs(40),
-    );
-    let listening = receiver
-        .wait_for_event("listening", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("receiver did not listen: {receiver:?}"));
-    let recv_port = listening["port"].as_u64().unwrap().to_string();
-    let uas = Sipp::new("uas_msrp")
-        .calls(calls)
-        .key("msrp_port", &recv_port)
-        .timeouts(Duration::from_secs(25), Duration::from_secs(40));
-    let host = uas.local().to_string();
-    (receiver, uas.spawn(), host)
-}
-
 /// A message/cpim body from `alice` asking for both delivery notifications.
 fn cpim(alice: &str, message_id: &str) -> String {
     format!(
@@ -235,7 +205,11 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
     );
     // Two receiving invitees: one SIPp UAS (two calls) whose answers point at one Python
     // MSRP receiver.
-    let (receiver, uas, host) = receivers(2, 2);
+    let Invitees {
+        receiver,
+        uas,
+        host,
+    } = Invitees::start(2, 2, 30);
     // The declining invitee.
     let busy = Sipp::new("uas_busy").timeouts(Duration::from_secs(25), Duration::from_secs(40));
     let busy_uri = format!("sip:busy@{}", busy.local());
@@ -464,7 +438,11 @@ fn four_invitees_two_delivered_one_declined_one_dropped_imdns_and_notifies_agree
 #[test]
 fn unsubscribe_per_session_limit_and_the_end_of_the_session() {
     let alice = format!("sip:alice@127.0.0.1:{}", common::free_udp_port());
-    let (mut receiver, uas, host) = receivers(1, 1);
+    let Invitees {
+        mut receiver,
+        uas,
+        host,
+    } = Invitees::start(1, 1, 30);
     let inv0 = format!("sip:inv0@{host}");
     let groups = group_folder(GROUP, &[inv0.clone(), alice.clone()]);
     let server = Server::start(&[

@@ -13,10 +13,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{MsrpPeer, Server, Sipp, SippProc, SippRun, group_folder, sip_log};
+use common::{Copies, Invitees, MsrpPeer, Server, Sipp, SippProc, SippRun, group_folder, sip_log};
 
 const GROUP: &str = "sip:e2e@example.com";
 const FACTORY: &str = "sip:conference-factory@example.com";
@@ -38,9 +37,6 @@ fn message(len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
-
-/// The copies a receiver got, per session id (= invitee user part).
-type Copies = BTreeMap<String, Vec<Vec<u8>>>;
 
 /// Who opens the originator's MSRP connection (RFC 4975 §5.4, RFC 6135).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,73 +65,6 @@ impl Offer {
             Offer::Active | Offer::NoSetup => "a=setup:passive",
             Offer::Actpass => "a=setup:active",
         }
-    }
-}
-
-/// The invitees' side: one SIPp UAS for every invitee (`sip:<user>@127.0.0.1:<port>`, one
-/// call each) and one Python MSRP receiver for all of them.
-struct Invitees {
-    uas: SippProc,
-    receiver: MsrpPeer,
-    /// The SIPp UAS address (host:port of every invitee URI).
-    host: String,
-}
-
-impl Invitees {
-    /// `calls` invitee calls expected; `messages` copies the receiver waits for.
-    fn start(calls: u32, messages: usize) -> Invitees {
-        let receiver = MsrpPeer::spawn(
-            tempfile::tempdir().unwrap(),
-            &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--out-dir",
-                "{dir}",
-                "--count",
-                &messages.to_string(),
-                "--timeout",
-                "25",
-            ],
-            Duration::from_secs(30),
-        );
-        let listening = receiver
-            .wait_for_event("listening", Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("receiver did not listen: {receiver:?}"));
-        let port = listening["port"].as_u64().unwrap().to_string();
-        let sipp = Sipp::new("uas_msrp")
-            .calls(calls)
-            .key("msrp_port", &port)
-            .timeouts(Duration::from_secs(20), Duration::from_secs(30));
-        let host = sipp.local().to_string();
-        let uas = sipp.spawn();
-        Invitees {
-            uas,
-            receiver,
-            host,
-        }
-    }
-
-    fn uri(&self, user: &str) -> String {
-        format!("sip:{user}@{}", self.host)
-    }
-
-    /// Waits for the UAS and the receiver; returns the UAS run and the copies received per
-    /// session id (= invitee user part).
-    fn finish(mut self) -> (SippRun, Copies, MsrpPeer) {
-        let run = self.uas.wait();
-        let _ = self.receiver.wait();
-        let mut copies = Copies::new();
-        for e in self.receiver.events() {
-            if e["event"] == "message" {
-                let file = e["file"].as_str().unwrap();
-                copies
-                    .entry(e["session"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .push(std::fs::read(file).unwrap());
-            }
-        }
-        (run, copies, self.receiver)
     }
 }
 
@@ -315,7 +244,7 @@ fn group_server(members: &[String], extra: &[&str]) -> (Server, tempfile::TempDi
 /// recipient is logged as delivered; no session is left.
 fn group_round_trip(n: usize, offer: Offer, len: usize, chunk: usize) {
     let started = Instant::now();
-    let inv = Invitees::start(n as u32, n);
+    let inv = Invitees::start(n as u32, n, 25);
     let alice = format!("sip:alice@{}", inv.host);
     let users: Vec<String> = (0..n).map(|i| format!("inv{i}")).collect();
     let mut members: Vec<String> = users.iter().map(|u| inv.uri(u)).collect();
@@ -453,7 +382,7 @@ fn authority(path: &str) -> String {
 /// on a live session's connection target; the real message then still goes through.
 #[test]
 fn wrong_to_path_gets_481_and_the_session_still_works() {
-    let inv = Invitees::start(1, 1);
+    let inv = Invitees::start(1, 1, 25);
     let alice = format!("sip:alice@{}", inv.host);
     let members = vec![inv.uri("inv0"), alice.clone()];
     let (server, _g) = group_server(&members, &[]);
@@ -515,7 +444,7 @@ struct Declined {
 }
 
 fn session_with_declining_invitee() -> Declined {
-    let inv = Invitees::start(1, 1);
+    let inv = Invitees::start(1, 1, 25);
     let busy = Sipp::new("uas_busy").timeouts(Duration::from_secs(20), Duration::from_secs(30));
     let busy_uri = format!("sip:busy@{}", busy.local());
     let busy = busy.spawn();
@@ -655,7 +584,7 @@ fn list_session(
     entries: impl Fn(&Invitees, &str) -> String,
     calls: u32,
 ) -> (SippRun, Copies, Vec<u8>, Server) {
-    let inv = Invitees::start(calls, calls as usize);
+    let inv = Invitees::start(calls, calls as usize, 25);
     let alice = format!("sip:alice@{}", inv.host);
     let server = Server::start(&[]);
     let data = message(2600);
@@ -811,7 +740,7 @@ fn pager_session_offline_member_is_a_failed_recipient_not_kept() {
         .stdout(std::fs::File::create(&out).unwrap())
         .spawn()
         .expect("spawn imdn_peer.py");
-    let inv = Invitees::start(1, 1);
+    let inv = Invitees::start(1, 1, 25);
     let bob = "sip:bob@example.com".to_owned();
     let members = vec![inv.uri("inv0"), bob.clone(), alice.clone()];
     let store = out_dir.path().join("store.redb");
@@ -877,7 +806,7 @@ fn pager_session_offline_member_is_a_failed_recipient_not_kept() {
 
 #[test]
 fn authenticated_group_round_trip_as_in_the_readme() {
-    let inv = Invitees::start(2, 2);
+    let inv = Invitees::start(2, 2, 25);
     let alice = "sip:alice@example.com".to_owned();
     let members = vec![alice.clone(), inv.uri("bob"), inv.uri("carol")];
     let groups = group_folder(GROUP, &members);
@@ -969,7 +898,7 @@ fn pager_session_delivery_reports_two_delivered_one_declined_one_dropped() {
         .stdout(std::fs::File::create(&out).unwrap())
         .spawn()
         .expect("spawn imdn_peer.py");
-    let inv = Invitees::start(2, 2);
+    let inv = Invitees::start(2, 2, 25);
     let busy = Sipp::new("uas_busy").timeouts(Duration::from_secs(20), Duration::from_secs(30));
     let busy_uri = format!("sip:busy@{}", busy.local());
     let busy = busy.spawn();

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{MsrpPeer, Server, Sipp, group_folder};
+use common::{Invitees, MsrpPeer, Server, Sipp, group_folder};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -123,28 +123,11 @@ fn pager_session_over_tls_with_two_workers() {
 
 fn pager_session_over_tls(workers: u16) {
     let pki = Pki::new();
-    let receiver = MsrpPeer::spawn(
-        tempfile::tempdir().unwrap(),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--out-dir",
-            "{dir}",
-            "--count",
-            "2",
-            "--timeout",
-            "25",
-        ],
-        Duration::from_secs(30),
-    );
-    let port = event(&receiver, "listening")["port"].as_u64().unwrap();
-    let sipp = Sipp::new("uas_msrp")
-        .calls(2)
-        .key("msrp_port", &port.to_string())
-        .timeouts(Duration::from_secs(20), Duration::from_secs(30));
-    let host = sipp.local().to_string();
-    let uas = sipp.spawn();
+    let Invitees {
+        receiver,
+        uas,
+        host,
+    } = Invitees::start(2, 2, 25);
     let alice = "sip:alice@127.0.0.1".to_owned();
     let members = vec![
         format!("sip:inv0@{host}"),
@@ -212,26 +195,7 @@ fn sips_invitee_is_invited_and_served_over_tls() {
         pki.arg("server.key"),
         pki.arg("ca.pem"),
     );
-    let receiver = MsrpPeer::spawn(
-        tempfile::tempdir().unwrap(),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--out-dir",
-            "{dir}",
-            "--count",
-            "1",
-            "--timeout",
-            "25",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-        Duration::from_secs(30),
-    );
-    let mport = event(&receiver, "listening")["port"].as_u64().unwrap();
+    let (receiver, mport) = common::msrp_receiver(1, 25, &["--tls-cert", &cert, "--tls-key", &key]);
     let uas_port = common::free_tcp_port();
     let mut uas = sip_client(
         &[

@@ -780,3 +780,91 @@ pub(crate) fn sip_log(messages: &str) -> Vec<SipLogMessage> {
     flush(&mut cur, &mut out);
     out
 }
+
+/// An MSRP receiver (`msrp_peer.py serve`) on a free loopback port that takes `count` copies
+/// and gives up after `secs` seconds; `extra` arguments follow (e.g. `--tls-cert`). Returns
+/// it with the port it listens on.
+pub(crate) fn msrp_receiver(count: usize, secs: u64, extra: &[&str]) -> (MsrpPeer, u16) {
+    let count = count.to_string();
+    let timeout = secs.to_string();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--out-dir",
+        "{dir}",
+        "--count",
+        &count,
+        "--timeout",
+        &timeout,
+    ];
+    args.extend_from_slice(extra);
+    let receiver = MsrpPeer::spawn(
+        tempfile::tempdir().unwrap(),
+        &args,
+        Duration::from_secs(secs + 5),
+    );
+    let listening = receiver
+        .wait_for_event("listening", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("receiver did not listen: {receiver:?}"));
+    let port = listening["port"].as_u64().unwrap();
+    (receiver, u16::try_from(port).unwrap())
+}
+
+/// The copies an MSRP receiver got, by session id (the invitee's user part), in order.
+pub(crate) type Copies = std::collections::BTreeMap<String, Vec<Vec<u8>>>;
+
+/// The invitees' side of a group session: one SIPp UAS (`uas_msrp`) answering for every
+/// invitee `sip:<user>@<host>`, and one MSRP receiver for all of them.
+pub(crate) struct Invitees {
+    /// The SIPp UAS, running.
+    pub(crate) uas: SippProc,
+    /// The MSRP receiver, running.
+    pub(crate) receiver: MsrpPeer,
+    /// The SIPp UAS address (host:port of every invitee URI).
+    pub(crate) host: String,
+}
+
+impl Invitees {
+    /// `calls` invitee calls expected; `messages` copies the receiver waits for; `secs` how
+    /// long the receiver waits (SIPp's limits follow it).
+    pub(crate) fn start(calls: u32, messages: usize, secs: u64) -> Invitees {
+        let (receiver, port) = msrp_receiver(messages, secs, &[]);
+        let sipp = Sipp::new("uas_msrp")
+            .calls(calls)
+            .key("msrp_port", &port.to_string())
+            .timeouts(
+                Duration::from_secs(secs.saturating_sub(5)),
+                Duration::from_secs(secs + 5),
+            );
+        let host = sipp.local().to_string();
+        Invitees {
+            uas: sipp.spawn(),
+            receiver,
+            host,
+        }
+    }
+
+    /// The URI of invitee `user`.
+    pub(crate) fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.host)
+    }
+
+    /// Waits for the UAS and the receiver; returns the UAS run and the copies received per
+    /// session id (= invitee user part).
+    pub(crate) fn finish(mut self) -> (SippRun, Copies, MsrpPeer) {
+        let run = self.uas.wait();
+        let _ = self.receiver.wait();
+        let mut copies = Copies::new();
+        for e in self.receiver.events() {
+            if e["event"] == "message" {
+                let file = e["file"].as_str().unwrap();
+                copies
+                    .entry(e["session"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(std::fs::read(file).unwrap());
+            }
+        }
+        (run, copies, self.receiver)
+    }
+}
