@@ -7,7 +7,7 @@ use crate::metrics::{MethodLabels, Metrics};
 use crate::offline::OfflineBox;
 use crate::router::Router;
 use crate::store::BindingWriter;
-use crate::users::Users;
+use crate::users::SharedUsers;
 use im_runtime::endpoint::{
     Application, ContactBinding, DynMachine, OfflineCopy, RegisterChange, RegisterError,
 };
@@ -38,8 +38,9 @@ pub struct ServerApp {
     pub metrics: Arc<Metrics>,
     /// Where bindings are persisted, when there is a store.
     pub bindings: Option<BindingWriter>,
-    /// The users Digest authentication knows (HA1 values), shared by every worker.
-    pub users: Arc<Users>,
+    /// The users Digest authentication knows (HA1 values), shared by every worker and
+    /// refreshed from a shared store while the server runs.
+    pub users: SharedUsers,
     /// Page-mode copies kept for members with no registration (ext-dr.6), when there is a
     /// store and `limits.offline_max_per_user` is not 0.
     pub offline: Option<Arc<OfflineBox>>,

@@ -15,7 +15,7 @@ use im_server::metrics::Metrics;
 use im_server::offline::OfflineBox;
 use im_server::router::{LocationTable, Router};
 use im_server::store::{BindingWriter, PgStore, RedbStore, Refresher, Store, unix_now};
-use im_server::users::Users;
+use im_server::users::{SharedUsers, Users};
 use im_server::xcap::Xcap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,11 +68,10 @@ fn main() -> ExitCode {
         router,
         metrics,
         bindings: None,
-        users: Arc::default(),
+        users: SharedUsers::new(Users::from_config(&cfg.users, &cfg.domain)),
         offline: None,
     };
-    let mut users = Users::from_config(&cfg.users, &cfg.domain);
-    match start_store(&cfg, &app, &mut users) {
+    match start_store(&cfg, &app) {
         Ok(Some((w, offline))) => {
             app.bindings = Some(w);
             app.offline = offline;
@@ -92,7 +91,7 @@ fn main() -> ExitCode {
         }
         tracing::info!(
             realm = cfg.realm(),
-            users = users.len(),
+            users = app.users.len(),
             "Digest authentication on"
         );
     } else {
@@ -101,7 +100,6 @@ fn main() -> ExitCode {
              anyone and use the server as a relay"
         );
     }
-    app.users = Arc::new(users);
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
     // more get a thread each, with one endpoint (shard) per thread.
@@ -132,7 +130,6 @@ fn main() -> ExitCode {
 fn start_store(
     cfg: &ServerConfig,
     app: &ServerApp,
-    users: &mut Users,
 ) -> Result<Option<(BindingWriter, Option<Arc<OfflineBox>>)>, String> {
     let (store, name): (Arc<dyn Store>, String) = match (&cfg.store, &cfg.store_url) {
         (Some(path), _) => (
@@ -145,8 +142,9 @@ fn start_store(
         ),
         (None, None) => return Ok(None),
     };
-    let n = users
-        .load_store(store.as_ref())
+    let n = app
+        .users
+        .reload(store.as_ref())
         .map_err(|e| format!("{name}: {e}"))?;
     tracing::info!(users = n, "users read from the store");
     restore_bindings(store.as_ref(), &app.router);
@@ -160,14 +158,20 @@ fn start_store(
             im_runtime::proto::digest::Verifier::new(cfg.realm(), nonce_secret(), startup_time())
                 .with_lifetime(cfg.auth.nonce_lifetime)
                 .with_algorithms(cfg.auth.algorithms.clone());
-        xcap = xcap.with_auth(im_server::xcap::XcapAuth::new(verifier, users.clone()));
+        xcap = xcap.with_auth(im_server::xcap::XcapAuth::new(verifier, app.users.clone()));
     }
     let xcap = Arc::new(xcap);
     let n = xcap.publish().map_err(|e| e.to_string())?;
     tracing::info!(store = %name, groups = n, "store opened");
     if store.is_shared() {
-        Refresher::start(store.clone(), &app.router, xcap.clone(), cfg.store_refresh)
-            .map_err(|e| format!("cannot start the store refresher: {e}"))?;
+        Refresher::start(
+            store.clone(),
+            &app.router,
+            xcap.clone(),
+            Some(app.users.clone()),
+            cfg.store_refresh,
+        )
+        .map_err(|e| format!("cannot start the store refresher: {e}"))?;
     }
     if let Some(addr) = cfg.xcap {
         let listener = std::net::TcpListener::bind(addr)
@@ -411,7 +415,9 @@ fn nonce_secret() -> [u8; 32] {
 }
 
 /// `im-server user add AOR`: reads the password (a prompt on a terminal, else the first line
-/// of standard input) and stores the user's HA1 values.
+/// of standard input) and stores the user's HA1 values, in the store file (`--store` after
+/// `add`, else the configuration's `store`) or the PostgreSQL store (`--store-url` before
+/// `user`, or `store_url` in the configuration), where running servers pick it up.
 fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> ExitCode {
     let id = aor
         .strip_prefix("sips:")
@@ -425,11 +431,20 @@ fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> E
         eprintln!("im-server: {aor:?} is not user@realm");
         return ExitCode::from(2);
     }
-    let Some(path) = store.or(cfg.store.as_deref()) else {
-        eprintln!(
-            "im-server: user add needs a store (--store FILE after `add`, or `store` in --config)"
-        );
-        return ExitCode::from(2);
+    enum Where<'a> {
+        File(&'a std::path::Path),
+        Url(&'a str),
+    }
+    let place = match (store.or(cfg.store.as_deref()), cfg.store_url.as_deref()) {
+        (Some(path), _) => Where::File(path),
+        (None, Some(url)) => Where::Url(url),
+        (None, None) => {
+            eprintln!(
+                "im-server: user add needs a store (--store FILE after `add`, --store-url URL \
+                 before `user`, or `store`/`store_url` in --config)"
+            );
+            return ExitCode::from(2);
+        }
     };
     let password = {
         use std::io::IsTerminal;
@@ -460,20 +475,34 @@ fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> E
         eprintln!("im-server: empty password");
         return ExitCode::FAILURE;
     }
-    let store = match RedbStore::open(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("im-server: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    let (store, name): (Box<dyn Store>, String) = match place {
+        Where::File(path) => match RedbStore::open(path) {
+            Ok(s) => (Box::new(s), path.display().to_string()),
+            Err(e) => {
+                // A running server holds the file's lock: say what to do.
+                eprintln!(
+                    "im-server: {}: {e} (a server using this store file must be stopped \
+                     first)",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        Where::Url(url) => match PgStore::connect(url, PG_TIMEOUT) {
+            Ok(s) => (Box::new(s), "PostgreSQL".to_owned()),
+            Err(e) => {
+                eprintln!("im-server: store_url: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
-    match im_server::users::add(&store, user, realm, &password) {
+    match im_server::users::add(store.as_ref(), user, realm, &password) {
         Ok(()) => {
-            println!("user {user}@{realm} stored in {}", path.display());
+            println!("user {user}@{realm} stored in {name}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("im-server: {}: {e}", path.display());
+            eprintln!("im-server: {name}: {e}");
             ExitCode::FAILURE
         }
     }

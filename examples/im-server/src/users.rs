@@ -1,16 +1,25 @@
 //! The users the server authenticates (RFC 3261 §22 Digest): for each `user@realm`, the
 //! HA1 values `H(user:realm:password)` with MD5 and SHA-256, never a password.
 //!
-//! They come from two places, merged at start-up (the store wins on a clash):
+//! They come from two places, merged (the store wins on a clash):
 //! - the configuration's `[[users]]` (the embedded defaults ship the demo users below);
 //! - documents in the [`Store`] under the reserved prefix [`PREFIX`]
 //!   (`imspec.users/<user>@<realm>`), written by `im-server user add`. Keeping them as
 //!   documents means every `Store` backend holds them with no change to the trait. XCAP
 //!   never serves them: its paths map only to keys under its own AUID, and the group
 //!   publisher skips this prefix.
+//!
+//! The store's users are read at start-up and, with a store shared by several servers
+//! (PostgreSQL), again whenever the store poller ([`crate::store::Refresher`]) sees a
+//! document written: a user added while the servers run can register within one
+//! `store_refresh` interval, on every server. The workers read them through
+//! [`SharedUsers`], one short read lock per look-up; the reload happens on the poller's
+//! thread, never on an event loop. (The embedded redb store is locked by the running
+//! server, so `im-server user add` on it needs the server stopped.)
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use im_runtime::proto::digest::StoredHa1;
 use serde::Deserialize;
@@ -165,7 +174,7 @@ impl Users {
     /// and realm); returns how many were read. A malformed document is logged and skipped.
     pub fn load_store(&mut self, store: &dyn Store) -> Result<usize, StoreError> {
         let mut n = 0;
-        for (k, doc) in store.list()? {
+        for (k, doc) in store.list_prefix(PREFIX)? {
             let Some(id) = k.strip_prefix(PREFIX) else {
                 continue;
             };
@@ -197,6 +206,56 @@ impl Users {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// The users every worker and XCAP authenticate against: the configured ones plus the
+/// store's, replaced whole by [`SharedUsers::reload`] (see the module documentation).
+#[derive(Clone, Debug, Default)]
+pub struct SharedUsers {
+    configured: Arc<Users>,
+    current: Arc<RwLock<Users>>,
+}
+
+impl SharedUsers {
+    /// The `configured` users, until the first [`SharedUsers::reload`].
+    pub fn new(configured: Users) -> SharedUsers {
+        SharedUsers {
+            current: Arc::new(RwLock::new(configured.clone())),
+            configured: Arc::new(configured),
+        }
+    }
+
+    /// Replaces the users with the configured ones plus every user document of `store`;
+    /// returns how many documents were read. On a store error the users stay as they were.
+    pub fn reload(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        // Built outside the lock: look-ups wait for the swap only, never for the store.
+        let mut u = (*self.configured).clone();
+        let n = u.load_store(store)?;
+        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if *cur != u {
+            *cur = u;
+            tracing::debug!(users = cur.len(), "users reloaded from the store");
+        }
+        Ok(n)
+    }
+
+    /// The HA1 values of `user` in `realm`.
+    pub fn lookup(&self, user: &str, realm: &str) -> Option<StoredHa1> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(user, realm)
+    }
+
+    /// How many users there are now.
+    pub fn len(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether there is none now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -262,5 +321,44 @@ mod tests {
         assert!(decode(b"").is_err());
         assert!(decode(b"md5 = \"00\"").is_err());
         assert!(decode(b"password = \"x\"").is_err());
+    }
+
+    #[test]
+    fn shared_users_follow_the_store_and_keep_the_configured_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let shared = SharedUsers::new(Users::from_config(&demo_users(), "example.com"));
+        let reader = shared.clone();
+        assert_eq!(reader.lookup("zoe", "example.com"), None);
+        add(&store, "zoe", "example.com", "pw").unwrap();
+        add(&store, "alice", "example.com", "new").unwrap();
+        assert_eq!(
+            reader.lookup("zoe", "example.com"),
+            None,
+            "not before a reload"
+        );
+        assert_eq!(shared.reload(&store).unwrap(), 2);
+        assert_eq!(
+            reader.lookup("zoe", "example.com"),
+            Some(StoredHa1::from_password("zoe", "example.com", "pw"))
+        );
+        assert_eq!(
+            reader.lookup("alice", "example.com"),
+            Some(StoredHa1::from_password("alice", "example.com", "new"))
+        );
+        // A user removed from the store goes; a configured one comes back as configured.
+        store.delete(&key("zoe", "example.com")).unwrap();
+        store.delete(&key("alice", "example.com")).unwrap();
+        assert_eq!(shared.reload(&store).unwrap(), 0);
+        assert_eq!(reader.lookup("zoe", "example.com"), None);
+        assert_eq!(
+            reader.lookup("alice", "example.com"),
+            Some(StoredHa1::from_password(
+                "alice",
+                "example.com",
+                "alice-demo"
+            ))
+        );
+        assert_eq!(reader.len(), DEMO_USERS.len());
     }
 }

@@ -8,7 +8,8 @@
 //!   DELETE). The XUI (usually the owner's SIP URI) and the document name are one
 //!   percent-encoded path segment each; no sub-folders.
 //! - `…/<document>/~~/<node selector>`: one element (GET, PUT, DELETE) or, with a final
-//!   `@name` step, one attribute (GET). Steps are `name`, `*`, `name[n]`,
+//!   `@name` step, one attribute (GET, PUT, DELETE; a PUT body is the attribute's value as
+//!   written in XML, `application/xcap-att+xml`). Steps are `name`, `*`, `name[n]`,
 //!   `name[@attr="value"]` (RFC 4825 §6.3). Names are matched by local name: the prefixes
 //!   of the selector and its `?xmlns(...)` query are not resolved, which is unambiguous for
 //!   this usage since no two of its elements share a local name.
@@ -17,16 +18,21 @@
 //! - Strong ETags, a digest of the stored octets, on every successful response.
 //!   `If-Match` (strong comparison) and `If-None-Match` are honoured: a failed condition is
 //!   412 (304 for a GET with a matching `If-None-Match`).
-//! - A PUT (or an element PUT/DELETE) whose resulting document does not parse as a group
-//!   document is 409 with an `application/xcap-error+xml` body (`<not-well-formed/>` or
-//!   `<schema-validation-error/>`); a group URI already defined by another document is 409
-//!   `<uniqueness-failure>`. Nothing is stored then.
+//! - A PUT (or an element or attribute PUT/DELETE) whose resulting document does not parse
+//!   as a group document is 409 with an `application/xcap-error+xml` body
+//!   (`<not-well-formed/>` or `<schema-validation-error/>`: deleting an entry's required
+//!   `uri`, say); a group URI already defined by another document is 409
+//!   `<uniqueness-failure>`; an element or attribute PUT after which a GET of the same URI
+//!   would not return the body is 409 `<cannot-insert/>`; an attribute body that is not an
+//!   XML attribute value is 409 `<not-xml-att-value/>`. Nothing is stored then.
 //! - A successful write is in the [`Store`] before the response, and published to
 //!   [`SharedGroups`] at once: the next session uses it; a session in progress keeps the
 //!   members it started with (the endpoint copies them when the session starts).
 //!
-//! Not done: HTTP digest authentication (so keep the listener on a trusted address),
-//! attribute PUT/DELETE, the `global` tree and `xcap-caps`.
+//! - HTTP Digest authentication with the SIP users when authentication is on
+//!   ([`XcapAuth`]); a user reaches only its own XUI's documents.
+//!
+//! Not done: namespace selectors (`namespace::*`), the `global` tree and `xcap-caps`.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +49,7 @@ use axum::response::{IntoResponse, Response};
 use crate::groups::{ManagedGroups, SharedGroups, parse_document};
 use crate::metrics::{Metrics, XcapLabels};
 use crate::store::Store;
-use crate::users::Users;
+use crate::users::SharedUsers;
 
 /// The application usage served.
 pub const AUID: &str = "org.openmobilealliance.groups";
@@ -78,14 +84,14 @@ pub struct Xcap {
 /// store has no other owner to consult.
 pub struct XcapAuth {
     verifier: Verifier,
-    users: Users,
+    users: SharedUsers,
     /// Makes each nonce's random part unique (the HMAC, not this, makes it unforgeable).
     counter: AtomicU64,
 }
 
 impl XcapAuth {
     /// Authentication with `verifier` (realm, algorithms, nonce lifetime) over `users`.
-    pub fn new(verifier: Verifier, users: Users) -> XcapAuth {
+    pub fn new(verifier: Verifier, users: SharedUsers) -> XcapAuth {
         XcapAuth {
             verifier,
             users,
@@ -478,6 +484,13 @@ impl Xcap {
                 let Ok(text) = String::from_utf8(doc) else {
                     return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
                 };
+                if let Some(Step::Attribute(attr)) = steps.last() {
+                    let ct = headers
+                        .get(header::CONTENT_TYPE)
+                        .map(|v| v.to_str().unwrap_or(""));
+                    let parents = &steps[..steps.len() - 1];
+                    return self.attribute(&target.key, &text, parents, attr, m, ct, body, tag);
+                }
                 self.node(&target.key, &text, steps, m, body, tag)
             }
             (None, _) => Reply::status(StatusCode::METHOD_NOT_ALLOWED),
@@ -540,6 +553,113 @@ impl Xcap {
         }
     }
 
+    /// An attribute request (the selector's last step is `@attr`, `parents` select its
+    /// element) on the document `text`: GET (RFC 4825 §8.3), PUT (§8.2: create or replace,
+    /// the body being the attribute value as written in XML, `application/xcap-att+xml`),
+    /// DELETE (§8.4). The attribute is matched by local name and created without a prefix:
+    /// every attribute of this usage (`uri`, `name`, `id`) is unqualified.
+    #[allow(clippy::too_many_arguments)]
+    fn attribute(
+        &self,
+        key: &str,
+        text: &str,
+        parents: &[Step],
+        attr: &str,
+        method: &Method,
+        content_type: Option<&str>,
+        body: &[u8],
+        tag: Option<String>,
+    ) -> Reply {
+        let Some(doc) = parse_xml(text) else {
+            return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        // Namespace declarations are not attributes in XCAP's model (§6.4 reaches them
+        // with a namespace selector, which this server does not offer).
+        if attr == "xmlns" || !valid_attribute_name(attr) {
+            return Reply::status(StatusCode::NOT_FOUND);
+        }
+        let parent = select(&doc, parents);
+        let existing = parent.and_then(|n| n.attributes().find(|a| a.name() == attr));
+        match *method {
+            Method::GET => match existing {
+                Some(a) => Reply {
+                    status: StatusCode::OK,
+                    content_type: Some(MIME_ATTRIBUTE),
+                    etag: tag,
+                    // The value as written in the document (its escaped form), §8.3.
+                    body: text[a.range_value()].as_bytes().to_vec(),
+                },
+                None => Reply::status(StatusCode::NOT_FOUND),
+            },
+            Method::DELETE => {
+                let Some(a) = existing else {
+                    return Reply::status(StatusCode::NOT_FOUND);
+                };
+                let r = a.range();
+                // The white space before the attribute goes with it.
+                let start = text[..r.start].trim_end().len();
+                let new = format!("{}{}", &text[..start], &text[r.end..]);
+                // A later GET of the URI is 404 whatever the selector (the attribute is
+                // gone from the one element that had it); the group parser is the schema
+                // check (a required `uri` cannot go).
+                self.write_doc(key, new.into_bytes(), Some(text.as_bytes()))
+            }
+            Method::PUT => {
+                if let Some(ct) = content_type {
+                    let ct = ct.split(';').next().unwrap_or("").trim();
+                    if !ct.eq_ignore_ascii_case(MIME_ATTRIBUTE) {
+                        return Reply::status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                    }
+                }
+                let Ok(value) = std::str::from_utf8(body) else {
+                    return Reply::conflict("<not-utf-8/>");
+                };
+                let Some((quoted, decoded)) = att_value(attr, value) else {
+                    return Reply::conflict("<not-xml-att-value/>");
+                };
+                let Some(el) = parent else {
+                    return Reply::conflict("<no-parent/>");
+                };
+                let created = existing.is_none();
+                let new = match existing {
+                    Some(a) => {
+                        let r = a.range();
+                        let qname = &text[a.range_qname()];
+                        format!("{}{qname}={quoted}{}", &text[..r.start], &text[r.end..])
+                    }
+                    None => {
+                        // Right after the element's name: the one place in a start tag
+                        // found without parsing the attributes' values.
+                        let r = el.range();
+                        let open = &text[r.start + 1..];
+                        let Some(end) =
+                            open.find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+                        else {
+                            return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
+                        };
+                        let at = r.start + 1 + end;
+                        format!("{} {attr}={quoted}{}", &text[..at], &text[at..])
+                    }
+                };
+                // §8.2.5: a GET of the request URI must now return what was PUT; it does
+                // not when the value breaks the selector leading to it (changing the `uri`
+                // an `entry[@uri="…"]` step names, say).
+                let same = parse_xml(&new).is_some_and(|d| {
+                    select(&d, parents).and_then(|n| n.attribute(attr)) == Some(decoded.as_str())
+                });
+                if !same {
+                    return Reply::conflict("<cannot-insert/>");
+                }
+                let mut r = self.write_doc(key, new.into_bytes(), Some(text.as_bytes()));
+                if created && r.status == StatusCode::OK {
+                    r.status = StatusCode::CREATED;
+                }
+                r
+            }
+            _ => Reply::status(StatusCode::METHOD_NOT_ALLOWED),
+        }
+    }
+
     /// An element or attribute request on the document `text`.
     fn node(
         &self,
@@ -558,20 +678,6 @@ impl Xcap {
             return Reply::status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let (last, parents) = steps.split_last().expect("a selector has a step");
-        if let Step::Attribute(attr) = last {
-            if *method != Method::GET {
-                return Reply::status(StatusCode::METHOD_NOT_ALLOWED);
-            }
-            return match select(&doc, parents).and_then(|n| n.attribute(attr.as_str())) {
-                Some(v) => Reply {
-                    status: StatusCode::OK,
-                    content_type: Some(MIME_ATTRIBUTE),
-                    etag: tag,
-                    body: xml_escape(v).into_bytes(),
-                },
-                None => Reply::status(StatusCode::NOT_FOUND),
-            };
-        }
         let found = select(&doc, steps);
         match (method, found) {
             (&Method::GET, Some(n)) => Reply {
@@ -870,6 +976,31 @@ fn insert_last_child(text: &str, parent: roxmltree::Node<'_, '_>, el: &str) -> O
     Some(format!("{}{el}{}", &text[..at], &text[at..]))
 }
 
+fn parse_xml(text: &str) -> Option<roxmltree::Document<'_>> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(text, opts).ok()
+}
+
+/// Whether `name` is an attribute name this server can write (an XML name without a
+/// prefix).
+fn valid_attribute_name(name: &str) -> bool {
+    !name.contains(':') && parse_xml(&format!("<a {name}=\"\"/>")).is_some()
+}
+
+/// `value`, an attribute PUT body, quoted for the document, and what it means once parsed;
+/// `None` when it is not an XML attribute value (RFC 4825 §8.2.3: `<`, a stray `&`, an
+/// undefined entity, or both kinds of quote).
+fn att_value(name: &str, value: &str) -> Option<(String, String)> {
+    let q = if value.contains('"') { '\'' } else { '"' };
+    let quoted = format!("{q}{value}{q}");
+    let doc = format!("<a {name}={quoted}/>");
+    let decoded = parse_xml(&doc)?.root_element().attribute(name)?.to_owned();
+    Some((quoted, decoded))
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -1019,5 +1150,122 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// RFC 4825 §8.2/§8.4 for attributes: create, replace, read, delete, and the 409s.
+    #[test]
+    fn attribute_put_and_delete() {
+        let (_d, x) = xcap();
+        let path = "/xcap/org.openmobilealliance.groups/users/u/index";
+        let doc = r#"<g:group xmlns:g="urn:oma:xml:poc:list-service"><g:list-service uri="sip:g@x"><g:list><g:entry uri="sip:a@x"/><g:entry  uri='sip:b@x' /></g:list></g:list-service></g:group>"#;
+        let att = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        let req =
+            |m: Method, p: &str, h: &HeaderMap, body: &str| x.handle(&m, p, h, body.as_bytes());
+        let none = HeaderMap::new();
+        let ct = att(MIME_ATTRIBUTE);
+        assert_eq!(
+            req(Method::PUT, path, &none, doc).status,
+            StatusCode::CREATED
+        );
+        let get = |p: &str| String::from_utf8(req(Method::GET, p, &none, "").body).unwrap();
+        let members = || {
+            let uri = crate::uri::parse_uri("sip:g@x").unwrap();
+            im_runtime::machine::GroupDirectory::members(&x.groups, &uri)
+                .unwrap()
+                .iter()
+                .map(|m| m.raw.clone())
+                .collect::<Vec<_>>()
+        };
+        let second = format!("{path}/~~/group/list-service/list/entry[2]/@uri");
+
+        // Replace: the quoting and spacing around other attributes stay as written.
+        let before = req(Method::GET, path, &none, "").etag.unwrap();
+        let r = req(Method::PUT, &second, &ct, "sip:c@x");
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert_ne!(r.etag.as_deref(), Some(before.as_str()));
+        assert_eq!(get(path), doc.replace("uri='sip:b@x'", "uri=\"sip:c@x\""));
+        assert_eq!(get(&second), "sip:c@x");
+        assert_eq!(members(), ["sip:a@x", "sip:c@x"]);
+        // The stale ETag of the document fails as for elements.
+        let mut stale = att(MIME_ATTRIBUTE);
+        stale.insert(header::IF_MATCH, HeaderValue::from_str(&before).unwrap());
+        let r = req(Method::PUT, &second, &stale, "sip:d@x");
+        assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+
+        // Create an optional attribute (the list's name), then delete it.
+        let name = format!("{path}/~~/group/list-service/list/@name");
+        assert_eq!(
+            req(Method::GET, &name, &none, "").status,
+            StatusCode::NOT_FOUND
+        );
+        let r = req(Method::PUT, &name, &ct, "Tom &amp; Jerry's");
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        assert!(
+            get(path).contains(r#"<g:list name="Tom &amp; Jerry's">"#),
+            "{}",
+            get(path)
+        );
+        assert_eq!(get(&name), "Tom &amp; Jerry's");
+        let r = req(Method::DELETE, &name, &none, "");
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert_eq!(get(path), doc.replace("uri='sip:b@x'", "uri=\"sip:c@x\""));
+        assert_eq!(
+            req(Method::DELETE, &name, &none, "").status,
+            StatusCode::NOT_FOUND
+        );
+
+        // What the RFC refuses, storing nothing.
+        let kept = get(path);
+        let conflict = |r: Reply, detail: &str| {
+            assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+            let body = String::from_utf8(r.body).unwrap();
+            assert!(body.contains(detail), "{detail}: {body}");
+        };
+        // Not an attribute value.
+        conflict(req(Method::PUT, &name, &ct, "a<b"), "<not-xml-att-value/>");
+        conflict(
+            req(Method::PUT, &name, &ct, "a & b"),
+            "<not-xml-att-value/>",
+        );
+        conflict(req(Method::PUT, &name, &ct, "\"'"), "<not-xml-att-value/>");
+        // Not a SIP URI: the document no longer validates.
+        conflict(
+            req(Method::PUT, &second, &ct, "nonsense"),
+            "schema-validation-error",
+        );
+        // A required attribute cannot go.
+        conflict(
+            req(Method::DELETE, &second, &none, ""),
+            "schema-validation-error",
+        );
+        // The selector names the value being changed: a GET would not find it again.
+        let by_uri = format!("{path}/~~/group/list-service/list/entry[@uri=\"sip:a@x\"]/@uri");
+        assert_eq!(get(&by_uri), "sip:a@x");
+        conflict(
+            req(Method::PUT, &by_uri, &ct, "sip:z@x"),
+            "<cannot-insert/>",
+        );
+        // Same value: fine (idempotent).
+        assert_eq!(
+            req(Method::PUT, &by_uri, &ct, "sip:a@x").status,
+            StatusCode::OK
+        );
+        // No such element.
+        let orphan = format!("{path}/~~/group/list-service/list/entry[3]/@uri");
+        conflict(req(Method::PUT, &orphan, &ct, "sip:e@x"), "<no-parent/>");
+        // The attribute media type only; namespace declarations are not attributes.
+        let r = req(Method::PUT, &name, &att(MIME_ELEMENT), "n");
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let xmlns = format!("{path}/~~/group/@xmlns");
+        assert_eq!(
+            req(Method::PUT, &xmlns, &ct, "urn:x").status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(get(path), kept);
+        assert_eq!(members(), ["sip:a@x", "sip:c@x"]);
     }
 }

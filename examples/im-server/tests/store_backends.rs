@@ -16,6 +16,7 @@ use im_server::groups::{GroupStore, ManagedGroups, SharedGroups};
 use im_server::router::{LocationTable, Router};
 use im_server::store::{PgStore, RedbStore, Refresher, Store, unix_now};
 use im_server::uri::parse_uri;
+use im_server::users::{SharedUsers, Users};
 use im_server::xcap::Xcap;
 
 trait Backend {
@@ -287,10 +288,12 @@ fn shared_between_servers(b: &Pg) {
     let groups = SharedGroups::fixed(GroupStore::new("/nonexistent", Duration::from_secs(60)));
     let xcap = Arc::new(Xcap::new("/xcap", other.clone(), groups.clone()));
     xcap.publish().unwrap();
+    let users = SharedUsers::new(Users::default());
     Refresher::start(
         other.clone(),
         &router,
         xcap.clone(),
+        Some(users.clone()),
         Duration::from_millis(100),
     )
     .unwrap();
@@ -367,6 +370,14 @@ fn shared_between_servers(b: &Pg) {
             .group(&team)
             .is_none()),
         "a group DELETE is seen too"
+    );
+    // A user added through one server (`im-server user add`) authenticates on the other.
+    im_server::users::add(a.as_ref(), "zoe", "example.com", "pw").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || users
+            .lookup("zoe", "example.com")
+            .is_some()),
+        "a user added through one server is known to the other"
     );
 }
 

@@ -444,9 +444,14 @@ impl Store for PgStore {
     fn documents_generation(&self) -> Result<u64, StoreError> {
         self.run(|c| async move {
             // A sequence's last_value is read outside transactions: every server sees each
-            // `nextval` at once.
+            // `nextval` at once. A fresh sequence's last_value is already its first value
+            // (is_called false): without is_called the first write would not change it.
             let row = c
-                .query_one("SELECT last_value FROM imspec_documents_generation", &[])
+                .query_one(
+                    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END \
+                     FROM imspec_documents_generation",
+                    &[],
+                )
                 .await?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })

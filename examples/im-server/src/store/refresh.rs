@@ -1,6 +1,7 @@
 //! Keeps a server in step with the other servers sharing its [`Store`]: one background
 //! thread polls the store every interval for binding changes (applied to the location
-//! table) and for a new documents generation (then the groups are published again).
+//! table) and for a new documents generation (then the groups are published again and the
+//! users, `im-server user add`'s documents, read again).
 //!
 //! Why polling into the in-memory table rather than asking the store on a routing miss:
 //! routing runs on a worker's event loop, inside [`im_runtime::machine::InviteeRouter`]'s
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::router::{LocationTable, Router};
 use crate::store::{BindingRow, Store, unix_now};
+use crate::users::SharedUsers;
 use crate::xcap::Xcap;
 
 /// Every this many polls the documents are re-read even if the generation did not move,
@@ -29,12 +31,14 @@ pub struct Refresher;
 
 impl Refresher {
     /// Starts the poller: every `interval`, binding changes go into `router`'s location
-    /// table and a changed documents generation re-publishes the groups through `xcap`.
-    /// The thread ends when the router's table is dropped.
+    /// table, and a changed documents generation re-publishes the groups through `xcap`
+    /// and reloads `users` (when given). The thread ends when the router's table is
+    /// dropped.
     pub fn start(
         store: Arc<dyn Store>,
         router: &Router,
         xcap: Arc<Xcap>,
+        users: Option<SharedUsers>,
         interval: Duration,
     ) -> std::io::Result<()> {
         let table = Arc::downgrade(&router.locations);
@@ -42,7 +46,9 @@ impl Refresher {
             .name("store-refresh".into())
             .spawn(move || {
                 let mut cursor = 0;
-                let mut generation = store.documents_generation().unwrap_or(0);
+                // Unknown at first, so the first poll re-reads: a document written between
+                // the start-up reads and this thread's start is not missed.
+                let mut generation = None;
                 let mut polls = 0u32;
                 loop {
                     std::thread::sleep(interval);
@@ -67,20 +73,25 @@ impl Refresher {
                     polls = polls.wrapping_add(1);
                     match store.documents_generation() {
                         Ok(g)
-                            if g != generation
+                            if Some(g) != generation
                                 || polls.is_multiple_of(FULL_DOCUMENT_READ_EVERY) =>
                         {
-                            match xcap.publish() {
-                                Ok(n) => {
-                                    if g != generation {
+                            let groups = xcap.publish();
+                            // A user document bumps the generation as a group does.
+                            let users = users.as_ref().map(|u| u.reload(store.as_ref()));
+                            match (groups, users.transpose()) {
+                                (Ok(n), Ok(_)) => {
+                                    if generation.is_some_and(|old| old != g) {
                                         tracing::debug!(
                                             groups = n,
-                                            "store refresh: groups changed"
+                                            "store refresh: documents changed"
                                         );
                                     }
-                                    generation = g;
+                                    generation = Some(g);
                                 }
-                                Err(e) => tracing::warn!("store refresh (groups): {e}"),
+                                // The generation stays, so the next poll tries again.
+                                (Err(e), _) => tracing::warn!("store refresh (groups): {e}"),
+                                (_, Err(e)) => tracing::warn!("store refresh (users): {e}"),
                             }
                         }
                         Ok(_) => {}
