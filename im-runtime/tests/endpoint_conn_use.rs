@@ -123,8 +123,12 @@ fn uses(out: &[Output]) -> Vec<(ConnId, bool)> {
 }
 
 fn register(transport: &str, from: &str, expires: u32, cseq: u32) -> String {
+    register_as("alice", transport, from, expires, cseq)
+}
+
+fn register_as(user: &str, transport: &str, from: &str, expires: u32, cseq: u32) -> String {
     crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/{transport} {from};branch=z9hG4bKr{cseq}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=r1\nTo: <sip:alice@example.com>\nCall-ID: reg@alice\nCSeq: {cseq} REGISTER\nContact: <sip:alice@{from};transport=tcp>\nExpires: {expires}\nContent-Length: 0\n\n"
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/{transport} {from};branch=z9hG4bK{user}{cseq}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r1\nTo: <sip:{user}@example.com>\nCall-ID: reg@{user}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@{from};transport=tcp>\nExpires: {expires}\nContent-Length: 0\n\n"
     ))
 }
 
@@ -228,11 +232,29 @@ fn a_registration_holds_its_connection_until_it_expires_or_is_removed() {
         uses(&t.tcp(conn, register("TCP", ALICE, 0, 4))),
         vec![(conn, false)]
     );
+    // Two addresses-of-record over one connection (a front proxy's): held while either is.
+    assert_eq!(
+        uses(&t.tcp(conn, register("TCP", ALICE, 3600, 5))),
+        vec![(conn, true)]
+    );
+    assert_eq!(
+        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 300, 1))),
+        vec![]
+    );
+    assert_eq!(
+        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 0, 2))),
+        vec![]
+    );
+    assert_eq!(uses(&t.advance(Duration::from_secs(3599))), vec![]);
+    assert_eq!(
+        uses(&t.advance(Duration::from_secs(2))),
+        vec![(conn, false)]
+    );
     // Over UDP nothing is held.
     let out = t.input(Input::Datagram {
         local: addr("127.0.0.1:5060"),
         from: addr("127.0.0.1:5090"),
-        data: Bytes::from(register("UDP", "127.0.0.1:5090", 300, 5)),
+        data: Bytes::from(register("UDP", "127.0.0.1:5090", 300, 6)),
     });
     assert_eq!(uses(&out), vec![]);
     // Once the transactions are gone, no registration deadline is left behind.

@@ -8,7 +8,8 @@
 //!   conference-state subscription: all live as long as the session), or
 //! * a REGISTER that came over it holds bindings, until the longest of them expires (a
 //!   client keeps its registration flow open, RFC 5626 §3.5, so that requests for it can
-//!   come back over it).
+//!   come back over it); per address-of-record, so that a connection carrying several
+//!   (a front proxy's) is held while any of them is.
 //!
 //! A request that belongs to no session (OPTIONS, a refused or challenged request, a
 //! REGISTER's answer) is answered within the input that brought it, and its bytes restart
@@ -37,23 +38,29 @@ impl<A: Application> Endpoint<A> {
 struct Held {
     /// Sessions whose originator is reached over the connection.
     sessions: u32,
-    /// A registration made over it holds it until then.
-    registered_until: Option<Instant>,
+    /// Addresses-of-record whose registration made over it still holds it.
+    registrations: u32,
 }
 
 impl Held {
     fn in_use(&self) -> bool {
-        self.sessions > 0 || self.registered_until.is_some()
+        self.sessions > 0 || self.registrations > 0
     }
 }
+
+/// A registration hold: the connection and the address-of-record.
+type RegKey = (ConnId, String);
 
 /// The endpoint's uses of accepted SIP connections; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct ConnUse {
     by_session: HashMap<SessionId, ConnId>,
     held: HashMap<ConnId, Held>,
-    /// Registration holds by deadline.
-    expiries: BTreeSet<(Instant, ConnId)>,
+    /// Registration holds and when each ends.
+    registered: HashMap<RegKey, Instant>,
+    /// The same, by deadline. A closed connection's holds stay until they expire (no scan to
+    /// find them); they change nothing then.
+    expiries: BTreeSet<(Instant, RegKey)>,
 }
 
 impl ConnUse {
@@ -96,24 +103,34 @@ impl ConnUse {
         }
     }
 
-    /// A REGISTER over `conn` left bindings until `until` (`None`: it removed them all).
+    /// A REGISTER over `conn` for `aor` left bindings until `until` (`None`: it removed
+    /// them all).
     pub(crate) fn registered(
         &mut self,
         conn: Option<ConnId>,
+        aor: &str,
         until: Option<Instant>,
         out: &mut VecDeque<Output>,
     ) {
         let Some(conn) = conn.filter(|c| c.is_accepted()) else {
             return;
         };
-        let old = self.held.get(&conn).and_then(|h| h.registered_until);
-        if let Some(t) = old {
-            self.expiries.remove(&(t, conn));
-        }
+        let key = (conn, aor.to_owned());
+        let had = match self.registered.remove(&key) {
+            Some(t) => self.expiries.remove(&(t, key.clone())),
+            None => false,
+        };
         if let Some(t) = until {
-            self.expiries.insert((t, conn));
+            self.registered.insert(key.clone(), t);
+            self.expiries.insert((t, key));
         }
-        self.update(conn, out, |h| h.registered_until = until);
+        match (had, until.is_some()) {
+            (false, true) => self.update(conn, out, |h| h.registrations += 1),
+            (true, false) => self.update(conn, out, |h| {
+                h.registrations = h.registrations.saturating_sub(1);
+            }),
+            _ => {}
+        }
     }
 
     /// When the earliest registration hold ends.
@@ -123,21 +140,20 @@ impl ConnUse {
 
     /// Ends the registration holds due at `now`.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut VecDeque<Output>) {
-        while let Some(&(t, conn)) = self.expiries.first() {
-            if t > now {
+        while self.expiries.first().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, key)) = self.expiries.pop_first() else {
                 break;
-            }
-            self.expiries.pop_first();
-            self.update(conn, out, |h| h.registered_until = None);
+            };
+            self.registered.remove(&key);
+            let conn = key.0;
+            self.update(conn, out, |h| {
+                h.registrations = h.registrations.saturating_sub(1);
+            });
         }
     }
 
     /// `conn` closed: it holds nothing any more (its sessions release nothing when they end).
     pub(crate) fn closed(&mut self, conn: ConnId) {
-        if let Some(h) = self.held.remove(&conn)
-            && let Some(t) = h.registered_until
-        {
-            self.expiries.remove(&(t, conn));
-        }
+        self.held.remove(&conn);
     }
 }

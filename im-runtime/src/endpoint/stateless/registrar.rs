@@ -64,7 +64,8 @@ impl<A: Application> Endpoint<A> {
                 if let Some(held) = held {
                     let conn = self.stream_of(peer);
                     let until = held.map(|e| now + Duration::from_secs(u64::from(e)));
-                    self.conn_use.registered(conn, until, &mut self.out);
+                    let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
+                    self.conn_use.registered(conn, &key, until, &mut self.out);
                 }
                 // Step 8: the 200 lists every current binding with its remaining time.
                 let extra: Vec<(&str, String)> = bindings
