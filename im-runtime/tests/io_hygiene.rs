@@ -1,6 +1,8 @@
 //! Connection hygiene in the tokio driver: the head and idle timeouts close accepted
-//! connections that do not send a first message in time, the per-source limit refuses the
-//! connection over it (not an existing one), and SIP and MSRP have budgets of their own.
+//! connections that do not send a first message in time, every later SIP head is timed
+//! too, a SIP connection no core uses is closed after the conn-idle timeout, the
+//! per-source limit refuses the connection over it (not an existing one), and SIP and MSRP
+//! have budgets of their own.
 #![cfg(feature = "tokio")]
 
 use bytes::Bytes;
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Answers every chunk of stream data with `ok`.
+/// Answers every chunk of stream data with `ok`; a chunk holding `hold` (`free`) also says
+/// the core starts (stops) using the connection ([`Output::ConnUse`]).
 #[derive(Default)]
 struct Ack {
     out: VecDeque<Output>,
@@ -23,10 +26,19 @@ struct Ack {
 impl Core for Ack {
     fn handle_input(&mut self, _now: Instant, input: Input) {
         match input {
-            Input::StreamData { conn, .. } => self.out.push_back(Output::StreamSend {
-                conn,
-                data: Bytes::from_static(b"ok"),
-            }),
+            Input::StreamData { conn, data } => {
+                let has = |w: &[u8]| data.windows(w.len()).any(|x| x == w);
+                if has(b"hold") || has(b"free") {
+                    self.out.push_back(Output::ConnUse {
+                        conn,
+                        in_use: has(b"hold"),
+                    });
+                }
+                self.out.push_back(Output::StreamSend {
+                    conn,
+                    data: Bytes::from_static(b"ok"),
+                })
+            }
             Input::Shutdown => self.shutdown = true,
             _ => {}
         }
@@ -292,4 +304,186 @@ async fn a_full_budget_makes_room_by_closing_the_oldest_connection_without_a_hea
             .is_some()
     );
     assert_eq!(r.stats.refused_budget(), 1);
+}
+
+/// Reads one `ok` answer.
+async fn ok(s: &mut TcpStream) {
+    let mut buf = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert_eq!(&buf, b"ok");
+}
+
+#[tokio::test]
+async fn every_sip_head_is_timed_not_only_the_first() {
+    let r = start(IoLimits {
+        head_timeout: Duration::from_millis(300),
+        conn_idle_timeout: Duration::from_secs(30),
+        ..IoLimits::default()
+    })
+    .await;
+    // A complete message (with a body), then half of a second head.
+    let mut half = TcpStream::connect(r.sip).await.unwrap();
+    half.write_all(b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 4\r\n\r\nbody")
+        .await
+        .unwrap();
+    ok(&mut half).await;
+    // Longer than the head timeout between messages: no head is pending, nothing is timed.
+    assert!(
+        closed_within(&mut half, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "closed between messages"
+    );
+    half.write_all(b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP x\r\n")
+        .await
+        .unwrap();
+    // A legitimate client sending whole messages on another connection, meanwhile.
+    let mut good = TcpStream::connect(r.sip).await.unwrap();
+    for _ in 0..3 {
+        good.write_all(b"OPTIONS sip:a SIP/2.0\r\nl: 0\r\n\r\n")
+            .await
+            .unwrap();
+        ok(&mut good).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = closed_within(&mut half, Duration::from_secs(5))
+        .await
+        .expect("the connection with half a second head is closed");
+    assert!(t < Duration::from_secs(1), "closed {t:?} after the checks");
+    assert_eq!(r.stats.closed_head_timeout(), 1);
+    assert_eq!(r.stats.closed_conn_idle(), 0);
+    // The good one is still served, a head split across two writes included.
+    good.write_all(b"OPTIONS sip:a SIP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    good.write_all(b"l: 0\r\n\r\n").await.unwrap();
+    // This core answers each chunk as read: one `ok` per write.
+    ok(&mut good).await;
+    ok(&mut good).await;
+    assert_eq!(r.stats.closed_head_timeout(), 1);
+}
+
+#[tokio::test]
+async fn a_sip_connection_no_core_uses_is_closed_after_the_conn_idle_timeout() {
+    let r = start(IoLimits {
+        head_timeout: Duration::from_secs(30),
+        conn_idle_timeout: Duration::from_millis(400),
+        ..IoLimits::default()
+    })
+    .await;
+    let mut unused = TcpStream::connect(r.sip).await.unwrap();
+    unused
+        .write_all(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    ok(&mut unused).await;
+    // CRLF keep-alives restart the clock (RFC 5626 §4.4.1).
+    let mut alive = TcpStream::connect(r.sip).await.unwrap();
+    alive
+        .write_all(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    ok(&mut alive).await;
+    // An MSRP connection past its first head is the core's (msrp_idle), not this rule's.
+    let mut msrp = TcpStream::connect(r.msrp).await.unwrap();
+    msrp.write_all(b"MSRP x SEND\r\n\r\n").await.unwrap();
+    ok(&mut msrp).await;
+    let t0 = tokio::time::Instant::now();
+    let closed = tokio::spawn(async move {
+        let t = closed_within(&mut unused, Duration::from_secs(5)).await;
+        (t, unused)
+    });
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        alive.write_all(b"\r\n\r\n").await.unwrap();
+    }
+    let (t, _) = closed.await.unwrap();
+    let t = t.expect("the unused connection is closed");
+    assert!(
+        t >= Duration::from_millis(350) && t < Duration::from_secs(1),
+        "closed after {t:?}"
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(1200));
+    assert!(
+        closed_within(&mut alive, Duration::from_millis(100))
+            .await
+            .is_none(),
+        "keep-alives keep it"
+    );
+    assert!(
+        closed_within(&mut msrp, Duration::from_millis(100))
+            .await
+            .is_none(),
+        "MSRP is not under this rule"
+    );
+    assert_eq!(r.stats.closed_conn_idle(), 1);
+    // Keep-alives stop: it goes too.
+    assert!(
+        closed_within(&mut alive, Duration::from_secs(3))
+            .await
+            .is_some()
+    );
+    assert_eq!(r.stats.closed_conn_idle(), 2);
+    assert_eq!(r.stats.closed_idle_timeout(), 0);
+    assert_eq!(r.stats.closed_head_timeout(), 0);
+}
+
+/// With `cores` driver loops the connection is shared by all of them, and it is kept while
+/// any one of them uses it.
+async fn a_connection_a_core_uses_is_kept(cores: usize) {
+    let limits = IoLimits {
+        conn_idle_timeout: Duration::from_millis(300),
+        ..IoLimits::default()
+    };
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_tcp: vec![any],
+        ..Bind::default()
+    };
+    let driver = Driver::bind(&bind, limits).await.unwrap();
+    let sip = driver.local().sip_tcp[0];
+    let stats = driver.stats();
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    if cores == 1 {
+        tokio::spawn(driver.run(Ack::default(), stopped));
+    } else {
+        let all = (0..cores).map(|_| Ack::default()).collect();
+        tokio::spawn(driver.run_sharded(all, stopped));
+    }
+    let mut held = TcpStream::connect(sip).await.unwrap();
+    // With several loops the Call-ID steers the message to one of them.
+    held.write_all(b"REGISTER sip:hold SIP/2.0\r\nCall-ID: c1\r\nl: 0\r\n\r\n")
+        .await
+        .unwrap();
+    ok(&mut held).await;
+    assert!(
+        closed_within(&mut held, Duration::from_millis(1200))
+            .await
+            .is_none(),
+        "a connection in use is kept"
+    );
+    held.write_all(b"BYE sip:free SIP/2.0\r\nCall-ID: c1\r\nl: 0\r\n\r\n")
+        .await
+        .unwrap();
+    ok(&mut held).await;
+    let t = closed_within(&mut held, Duration::from_secs(3))
+        .await
+        .expect("closed once no core uses it");
+    assert!(t >= Duration::from_millis(250), "closed after {t:?}");
+    assert_eq!(stats.closed_conn_idle(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_a_core_uses_is_kept_until_it_lets_go() {
+    a_connection_a_core_uses_is_kept(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_any_shard_uses_is_kept_until_it_lets_go() {
+    a_connection_a_core_uses_is_kept(3).await;
 }

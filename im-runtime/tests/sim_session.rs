@@ -512,6 +512,8 @@ impl World {
                 self.log(|| format!("S close {conn:?}"));
                 self.closed.insert(conn);
             }
+            // Only accepted SIP connections carry it; this harness has none.
+            Output::ConnUse { .. } => {}
         }
     }
 

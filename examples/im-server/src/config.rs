@@ -65,10 +65,13 @@ pub struct Limits {
     pub max_msrp_connections: usize,
     /// Most accepted connections from one IP address.
     pub max_connections_per_source: usize,
-    /// Time from a connection's first byte to the end of its first message head.
+    /// Time from the first byte of a message head to its end.
     pub head_timeout: Duration,
     /// Time a connection may stay silent before its first byte.
     pub idle_timeout: Duration,
+    /// Time an accepted SIP connection that nothing uses (no session, no registration made
+    /// over it) may stay silent before it is closed (zero: never).
+    pub conn_idle_timeout: Duration,
     /// Time an input may wait in a worker's queue before new sessions are shed with 503
     /// (zero: never).
     pub overload_delay: Duration,
@@ -97,6 +100,7 @@ impl Default for Limits {
             max_connections_per_source: 64,
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            conn_idle_timeout: IoLimits::default().conn_idle_timeout,
             overload_delay: IoLimits::default().overload_delay,
             max_subscriptions_per_user: 16,
             max_subscriptions_per_session: 4,
@@ -516,6 +520,10 @@ impl ServerConfig {
         if let Some(v) = &l.idle_timeout {
             self.limits.idle_timeout = val(src, "limits.idle_timeout", v, parse_duration(v))?;
         }
+        if let Some(v) = &l.conn_idle_timeout {
+            self.limits.conn_idle_timeout =
+                val(src, "limits.conn_idle_timeout", v, parse_duration(v))?;
+        }
         if let Some(v) = &l.overload_delay {
             self.limits.overload_delay = val(src, "limits.overload_delay", v, parse_duration(v))?;
         }
@@ -699,6 +707,9 @@ impl ServerConfig {
         }
         if let Some(v) = cli.idle_timeout {
             self.limits.idle_timeout = v;
+        }
+        if let Some(v) = cli.conn_idle_timeout {
+            self.limits.conn_idle_timeout = v;
         }
         if let Some(v) = cli.t1 {
             self.timers.t1 = v;
@@ -994,6 +1005,7 @@ impl ServerConfig {
             max_connections_per_source: self.limits.max_connections_per_source,
             head_timeout: self.limits.head_timeout,
             idle_timeout: self.limits.idle_timeout,
+            conn_idle_timeout: self.limits.conn_idle_timeout,
             overload_delay: self.limits.overload_delay,
             max_sip_message: self.limits.max_message_size,
             handshake_timeout: self
@@ -1144,6 +1156,10 @@ impl ServerConfig {
         line(format!(
             "idle_timeout = {}",
             q(&format_duration(l.idle_timeout))
+        ));
+        line(format!(
+            "conn_idle_timeout = {}",
+            q(&format_duration(l.conn_idle_timeout))
         ));
         line(format!(
             "overload_delay = {}",

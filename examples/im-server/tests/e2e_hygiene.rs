@@ -201,3 +201,124 @@ async fn flood(all_sip: bool) {
         "the legitimate SIP connection was closed"
     );
 }
+
+fn options_from(local: SocketAddr, to: SocketAddr, n: u32) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK-idle{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:carol@example.com>;tag=i{n}\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: idle-{n}@127.0.0.1\r\n\
+         CSeq: {n} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Reads until the peer closes; how long that took from `since` (None: open at `until`).
+async fn closed_at(
+    s: &mut TcpStream,
+    since: Instant,
+    until: tokio::time::Instant,
+) -> Option<Duration> {
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(since.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Issue 14: a SIP connection that has sent a message and then idles with nothing using it
+/// is closed after `--conn-idle-timeout`; one that REGISTERed over it is kept (its
+/// registration flow); one that sends a whole message and then half of a second head is
+/// closed by the head timeout of that second head.
+#[tokio::test(flavor = "current_thread")]
+async fn unused_sip_connections_close_registered_ones_stay_and_every_head_is_timed() {
+    let conn_idle = Duration::from_secs(2);
+    let head = Duration::from_secs(1);
+    let server = Server::start(&["--conn-idle-timeout", "2s", "--head-timeout", "1s"]);
+
+    // (a) OPTIONS, answered, then nothing.
+    let mut idle = TcpStream::connect(server.sip).await.expect("connect");
+    let local = idle.local_addr().expect("local addr");
+    idle.write_all(options_from(local, server.sip, 1).as_bytes())
+        .await
+        .expect("send");
+    let answer = read_until(&mut idle, "\r\n\r\n", Duration::from_secs(5)).await;
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer:?}");
+    let t_idle = Instant::now();
+
+    // (b) A REGISTER over its connection (authentication is off in these tests).
+    let mut reg = TcpStream::connect(server.sip).await.expect("connect");
+    let rl = reg.local_addr().expect("local addr");
+    let register = format!(
+        "REGISTER sip:example.com SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {rl};branch=z9hG4bK-reg1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@example.com>;tag=r1\r\n\
+         To: <sip:alice@example.com>\r\n\
+         Call-ID: idle-reg@127.0.0.1\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:alice@{rl};transport=tcp>\r\n\
+         Expires: 600\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    reg.write_all(register.as_bytes()).await.expect("send");
+    let answer = read_until(&mut reg, "\r\n\r\n", Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("SIP/2.0 200 "),
+        "REGISTER: {answer:?}\n{}",
+        server.log()
+    );
+
+    // (c) A whole OPTIONS, its answer, then half of a second head.
+    let mut half = TcpStream::connect(server.sip).await.expect("connect");
+    let hl = half.local_addr().expect("local addr");
+    half.write_all(options_from(hl, server.sip, 3).as_bytes())
+        .await
+        .expect("send");
+    let answer = read_until(&mut half, "\r\n\r\n", Duration::from_secs(5)).await;
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer:?}");
+    half.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1")
+        .await
+        .expect("send");
+    let t_half = Instant::now();
+
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    let (half_closed, idle_closed, reg_closed) = tokio::join!(
+        closed_at(&mut half, t_half, until),
+        closed_at(&mut idle, t_idle, until),
+        closed_at(&mut reg, t_idle, until),
+    );
+    eprintln!(
+        "half head closed after {half_closed:?} (head timeout {head:?}), unused closed after \
+         {idle_closed:?} (conn-idle timeout {conn_idle:?}), registered: {reg_closed:?}"
+    );
+    let log = server.log();
+    let half_closed = half_closed.unwrap_or_else(|| panic!("half head kept open\n{log}"));
+    assert!(
+        half_closed >= head - Duration::from_millis(100) && half_closed < conn_idle,
+        "half head closed after {half_closed:?}\n{log}"
+    );
+    let idle_closed = idle_closed.unwrap_or_else(|| panic!("unused connection kept\n{log}"));
+    assert!(
+        idle_closed >= conn_idle - Duration::from_millis(100)
+            && idle_closed < conn_idle + Duration::from_secs(2),
+        "unused connection closed after {idle_closed:?}\n{log}"
+    );
+    assert!(
+        reg_closed.is_none(),
+        "the registered connection was closed\n{log}"
+    );
+    assert!(log.contains("head timeout: closing connection"), "{log}");
+    assert!(log.contains("unused timeout: closing connection"), "{log}");
+    // The registered client is still served over its connection.
+    reg.write_all(options_from(rl, server.sip, 4).as_bytes())
+        .await
+        .expect("send");
+    let answer = read_until(&mut reg, "\r\n\r\n", Duration::from_secs(5)).await;
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer:?}");
+}

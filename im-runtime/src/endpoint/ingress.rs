@@ -220,6 +220,7 @@ impl<A: Application> Endpoint<A> {
     /// Forgets SIP connection `conn` (and its peer's entry, when it still names `conn`).
     pub(super) fn drop_sip_conn(&mut self, conn: ConnId) {
         self.sip_tls.closed(conn);
+        self.conn_use.closed(conn);
         if let Some(c) = self.sip_conns.remove(&conn)
             && self.sip_conn_by_peer.get(&c.peer) == Some(&conn)
         {
@@ -346,6 +347,7 @@ impl<A: Application> Endpoint<A> {
                 }
             }
             Input::Timeout => {
+                self.conn_use.expire(now, &mut self.out);
                 self.tsx.handle_timeout(now);
                 self.drain_tsx(now);
                 self.fire_due(now);

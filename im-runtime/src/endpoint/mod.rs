@@ -28,6 +28,7 @@
 mod app;
 mod builder;
 mod config;
+mod conns;
 mod ctx;
 pub mod facts;
 mod ids;
@@ -136,6 +137,8 @@ pub struct Endpoint<A: Application> {
     sip_tls: secure::SipTls,
     /// Conference-state subscriptions (`endpoint/conference.rs`); also lent to sessions.
     conf: ConferenceRegistry,
+    /// Which accepted SIP connections sessions and registrations use (`endpoint/conns.rs`).
+    conn_use: conns::ConnUse,
 }
 
 impl<A: Application> Endpoint<A> {
@@ -176,6 +179,7 @@ impl<A: Application> Endpoint<A> {
             overloaded: false,
             sip_tls: secure::SipTls::default(),
             conf: ConferenceRegistry::default(),
+            conn_use: conns::ConnUse::default(),
         }
     }
 
@@ -267,6 +271,7 @@ impl<A: Application> Endpoint<A> {
                     self.by_dialog.remove(k);
                 }
                 self.msrp.close_session(id, s.leg_count(), &mut self.out);
+                self.conn_use.session_ended(id, &mut self.out);
                 self.stats.sessions_ended += 1;
                 self.live.session_ended(id);
                 tracing_log("session", &format!("session {} closed", s.call_id()));
@@ -350,6 +355,7 @@ impl<A: Application> Core for Endpoint<A> {
         [
             self.session_timers.first(),
             self.idle_conns.first(),
+            self.conn_use.first(),
             self.tsx.poll_timeout(),
             self.app.offline_next_expiry(),
         ]

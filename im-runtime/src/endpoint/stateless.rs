@@ -169,6 +169,8 @@ impl<A: Application> Endpoint<A> {
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);
+        let conn = self.stream_of(peer);
+        self.conn_use.session_started(id, conn, &mut self.out);
         self.live
             .session_started(now, id, method == Method::Message);
         self.dispatch(now, id, SessionEvent::Start(method));

@@ -18,6 +18,7 @@
 //! budgets and per-source limit as plain ones) and then served exactly like TCP ones, with
 //! the stream kind telling the core that they are secure.
 
+mod hygiene;
 mod kstamp;
 mod tls;
 
@@ -67,15 +68,20 @@ pub struct IoLimits {
     /// connection over it is closed at once, never an existing one. Outgoing connections do
     /// not count.
     pub max_connections_per_source: usize,
-    /// How long an accepted connection may take, from its first byte, to send the complete
-    /// head of its first message (SIP: the blank line after the headers; MSRP: the blank
-    /// line or the end-line). Over it the connection is closed: a peer that sends half a
-    /// request line and waits holds a descriptor and a budget slot for nothing.
+    /// How long an accepted connection may take, from a head's first byte, to send the
+    /// complete head (SIP: the blank line after the headers; MSRP: the blank line or the
+    /// end-line). Over it the connection is closed: a peer that sends half a request line
+    /// and waits holds a descriptor and a budget slot for nothing. Every message head of a
+    /// SIP connection is timed; an MSRP connection's first one only.
     pub head_timeout: Duration,
     /// How long an accepted connection may stay open without sending a byte of its first
-    /// message (CRLF keep-alives do not count). Once a complete head has arrived the
-    /// connection belongs to the core and the IO layer times nothing out.
+    /// message (CRLF keep-alives do not count).
     pub idle_timeout: Duration,
+    /// How long an accepted SIP connection that no core uses ([`Output::ConnUse`]: no
+    /// session reached over it, no registration made over it) may stay silent between
+    /// messages before it is closed; zero turns the rule off. Any byte read (a CRLF
+    /// keep-alive too) restarts the clock, and so does the last core letting go of it.
+    pub conn_idle_timeout: Duration,
     /// How long an outgoing connect may take (TLS handshake included).
     pub connect_timeout: Duration,
     /// How long an accepted TLS connection may take to complete its handshake; over it the
@@ -104,6 +110,7 @@ impl Default for IoLimits {
             max_connections_per_source: 64,
             head_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            conn_idle_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
@@ -140,12 +147,14 @@ enum Ev {
     /// The `Instant` is when the reader took it off the socket: the driver loop measures
     /// how long inputs queue ([`IoLimits::overload_delay`]).
     Datagram(SocketAddr, SocketAddr, Bytes, Instant),
+    /// The last field: who uses an accepted SIP connection, when the conn-idle rule applies.
     Opened(
         ConnId,
         StreamKind,
         SocketAddr,
         SocketAddr,
         mpsc::UnboundedSender<WriterMsg>,
+        Option<Arc<hygiene::Users>>,
     ),
     Data(ConnId, Bytes, Instant),
     Closed(ConnId),
@@ -455,7 +464,7 @@ impl Driver {
             let budget = self.budget.clone();
             let next = next_accepted.clone();
             let max_sip = self.limits.max_sip_message;
-            let watch = Some((self.limits.idle_timeout, self.limits.head_timeout));
+            let watch = Some(hygiene::Timeouts::of(&self.limits));
             let acceptor = acceptor.clone().filter(|_| kind.is_tls());
             tokio::spawn(async move {
                 loop {
@@ -504,6 +513,8 @@ async fn drive<C: Core>(
     shutdown: impl Future<Output = ()>,
 ) -> C {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<WriterMsg>> = HashMap::new();
+    // Accepted SIP connections under the conn-idle rule, and whether this core uses each.
+    let mut users: HashMap<ConnId, (Arc<hygiene::Users>, bool)> = HashMap::new();
     let mut shutdown_deadline: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut shutdown_seen = false;
@@ -585,8 +596,17 @@ async fn drive<C: Core>(
                     });
                 }
                 Output::Close { conn } => {
+                    users.remove(&cx.global(conn));
                     if let Some(w) = writers.remove(&cx.global(conn)) {
                         let _ = w.send(WriterMsg::Close);
+                    }
+                }
+                Output::ConnUse { conn, in_use } => {
+                    if let Some((u, ours)) = users.get_mut(&cx.global(conn))
+                        && *ours != in_use
+                    {
+                        *ours = in_use;
+                        u.set(in_use);
                     }
                 }
             }
@@ -619,13 +639,17 @@ async fn drive<C: Core>(
                 }
                 let input = match ev {
                     Ev::Datagram(local, from, data, _) => Input::Datagram { local, from, data },
-                    Ev::Opened(conn, kind, local, peer, w) => {
+                    Ev::Opened(conn, kind, local, peer, w, u) => {
                         writers.insert(conn, w);
+                        if let Some(u) = u {
+                            users.insert(conn, (u, false));
+                        }
                         Input::StreamOpened { conn: cx.local(conn), kind, local, peer }
                     }
                     Ev::Data(conn, data, _) => Input::StreamData { conn: cx.local(conn), data },
                     Ev::Closed(conn) => {
                         writers.remove(&conn);
+                        users.remove(&conn);
                         Input::StreamClosed { conn: cx.local(conn) }
                     }
                     Ev::ConnectFailed(conn) => Input::ConnectFailed { conn: cx.local(conn) },
@@ -709,6 +733,7 @@ pub struct IoStats {
     closed_idle_timeout: AtomicU64,
     closed_handshake: AtomicU64,
     evicted: AtomicU64,
+    closed_conn_idle: AtomicU64,
 }
 
 impl IoStats {
@@ -740,6 +765,11 @@ impl IoStats {
     /// Accepted TLS connections whose handshake failed or did not finish in time.
     pub fn closed_handshake(&self) -> u64 {
         self.closed_handshake.load(Ordering::Relaxed)
+    }
+    /// Accepted SIP connections closed because no core used them
+    /// ([`Output::ConnUse`]) and they stayed silent for [`IoLimits::conn_idle_timeout`].
+    pub fn closed_conn_idle(&self) -> u64 {
+        self.closed_conn_idle.load(Ordering::Relaxed)
     }
 }
 
@@ -955,8 +985,8 @@ struct Conn {
     route: Route,
     permit: Permit,
     max_sip_message: usize,
-    /// For accepted connections: the idle and head timeouts of the first message.
-    watch: Option<(Duration, Duration)>,
+    /// For accepted connections: the idle, head and conn-idle timeouts.
+    watch: Option<hygiene::Timeouts>,
     /// Notified when a newcomer needs this connection's budget slot (accepted connections
     /// still without a first head, or still in their TLS handshake).
     evict: Arc<tokio::sync::Notify>,
@@ -1053,9 +1083,19 @@ where
         Route::Steered(shards) => shards.to_vec(),
     };
     let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterMsg>();
+    let users = watch
+        .filter(|t| kind.protocol() == StreamKind::Sip && !t.conn_idle.is_zero())
+        .map(|_| Arc::new(hygiene::Users::default()));
     // Every loop that may write on the connection gets the writer before any of its bytes.
     for tx in &all {
-        let _ = tx.send(Ev::Opened(id, kind, local, peer, wtx.clone()));
+        let _ = tx.send(Ev::Opened(
+            id,
+            kind,
+            local,
+            peer,
+            wtx.clone(),
+            users.clone(),
+        ));
     }
     tokio::spawn(async move {
         while let Some(m) = wrx.recv().await {
@@ -1077,30 +1117,19 @@ where
         }
         let mut buf = vec![0u8; 16 * 1024];
         let mut framed = BytesMut::new();
-        let mut head = watch.map(|(idle, head)| {
-            let w = HeadWatch {
-                kind,
-                buf: Vec::new(),
-                cap: max_sip_message.max(64 * 1024),
-            };
-            (w, Box::pin(tokio::time::sleep(idle)), head)
-        });
+        let mut head =
+            watch.map(|t| hygiene::Watch::new(kind, t, users, max_sip_message.max(64 * 1024)));
         'read: loop {
             let read = match &mut head {
-                Some((w, timer, _)) => tokio::select! {
+                Some(w) => tokio::select! {
                     r = rd.read(&mut buf) => r,
                     () = evict.notified() => {
                         let _ = wtx.send(WriterMsg::Close);
                         break 'read;
                     }
-                    () = timer.as_mut() => {
-                        let (c, what) = if w.started() {
-                            (&stats.closed_head_timeout, "head")
-                        } else {
-                            (&stats.closed_idle_timeout, "idle")
-                        };
-                        if let Some(k) = bump(c) {
-                            tracing::info!(%peer, closed = k, "{what} timeout: closing connection");
+                    () = w.expired() => {
+                        if !w.fired(&stats, peer) {
+                            continue 'read;
                         }
                         // The writer closes too, so the peer sees the close now.
                         let _ = wtx.send(WriterMsg::Close);
@@ -1113,13 +1142,12 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some((w, timer, head_timeout)) = &mut head {
-                let was = w.started();
-                if w.complete(&buf[..n]) {
-                    head = None;
+            if let Some(w) = &mut head {
+                if w.read(&buf[..n]) {
                     permit.budget.done_waiting(kind, id.0);
-                } else if !was && w.started() {
-                    *timer = Box::pin(tokio::time::sleep(*head_timeout));
+                }
+                if w.finished() {
+                    head = None;
                 }
             }
             match &route {

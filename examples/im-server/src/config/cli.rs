@@ -176,8 +176,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub overload_delay: Option<Duration>,
 
-    /// Time an accepted TCP connection has, from its first byte, to complete the head of its
-    /// first message; then it is closed. [default: 5s]
+    /// Time an accepted TCP connection has, from the first byte of a message head, to
+    /// complete the head; then it is closed. [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub head_timeout: Option<Duration>,
 
@@ -185,6 +185,12 @@ pub struct Cli {
     /// is closed. [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+
+    /// Time an accepted SIP connection that nothing uses (no session reached over it, no
+    /// registration made over it) may stay silent between messages; then it is closed.
+    /// 0s turns this off. [default: 2m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub conn_idle_timeout: Option<Duration>,
 
     /// RFC 3261 T1 (round-trip estimate). [default: 500ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -126,6 +126,7 @@ pub(super) struct FileLimits {
     pub(super) max_connections_per_source: Option<SizeValue>,
     pub(super) head_timeout: Option<String>,
     pub(super) idle_timeout: Option<String>,
+    pub(super) conn_idle_timeout: Option<String>,
     pub(super) overload_delay: Option<String>,
     pub(super) offline_max_per_user: Option<SizeValue>,
     pub(super) offline_max_age: Option<String>,

@@ -514,3 +514,25 @@ fn offline_bounds_from_the_file_and_flags() {
         .to_string();
     assert!(err.contains("limits.offline_max_age"), "{err}");
 }
+
+/// `limits.conn_idle_timeout` (issue 14): 2 minutes by default, from the file, from the
+/// flag over the file, into the driver's limits, and through `--print-config`.
+#[test]
+fn conn_idle_timeout_key_flag_and_print() {
+    let d = ServerConfig::load(&cli(&[])).unwrap();
+    assert_eq!(d.limits.conn_idle_timeout, Duration::from_secs(120));
+    assert_eq!(d.io_limits().conn_idle_timeout, Duration::from_secs(120));
+    let c = load_with("[limits]\nconn_idle_timeout = \"45s\"\n", &[]).unwrap();
+    assert_eq!(c.io_limits().conn_idle_timeout, Duration::from_secs(45));
+    assert!(c.to_toml().contains("conn_idle_timeout = \"45s\""));
+    let c = load_with(
+        "[limits]\nconn_idle_timeout = \"45s\"\n",
+        &["--conn-idle-timeout", "0s"],
+    )
+    .unwrap();
+    assert_eq!(c.io_limits().conn_idle_timeout, Duration::ZERO);
+    let err = load_with("[limits]\nconn_idle_timeout = \"idle\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.conn_idle_timeout"), "{err}");
+}

@@ -52,8 +52,21 @@ impl<A: Application> Endpoint<A> {
             }
         };
         let aor = msg.to().map(|t| t.uri().to_view()).unwrap_or_default();
+        // This request's own bindings hold its connection until the longest one ends; a
+        // query (no Contact) changes nothing.
+        let held = match &change {
+            RegisterChange::Update(b) if b.is_empty() => None,
+            RegisterChange::Update(b) => Some(b.iter().map(|b| b.expires).max().filter(|&e| e > 0)),
+            RegisterChange::RemoveAll => Some(None),
+        };
         match self.app.register(now, &aor, &change) {
             Ok(bindings) => {
+                if let Some(held) = held {
+                    let conn = self.stream_of(peer);
+                    let until = held.map(|e| now + Duration::from_secs(u64::from(e)));
+                    let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
+                    self.conn_use.registered(conn, &key, until, &mut self.out);
+                }
                 // Step 8: the 200 lists every current binding with its remaining time.
                 let extra: Vec<(&str, String)> = bindings
                     .iter()

@@ -1,0 +1,263 @@
+//! Which accepted SIP connections the endpoint reports in use ([`Output::ConnUse`], issue
+//! 14): the one a session's originator is reached over, while the session lives; the one a
+//! REGISTER came over, until its bindings expire or are removed; never one that only
+//! carried a request without a session (OPTIONS), nor a datagram peer.
+
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::{App, Knobs, addr, crlf, invite, simple_request};
+use im_runtime::endpoint::{
+    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, RegisterChange,
+    RegisterError,
+};
+use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "127.0.0.1:5070";
+
+/// The common test application plus a registrar that grants what is asked.
+struct WithRegistrar(App);
+impl Application for WithRegistrar {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        self.0.initial(m)
+    }
+    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
+        self.0.by_clause(c)
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        self.0.invitee_leg()
+    }
+    fn methods(&self) -> Vec<Method> {
+        self.0.methods()
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        self.0.directory()
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        self.0.router()
+    }
+    fn offers_registrar(&self) -> bool {
+        true
+    }
+    fn register(
+        &mut self,
+        _now: Instant,
+        _aor: &Uri,
+        change: &RegisterChange,
+    ) -> Result<Vec<ContactBinding>, RegisterError> {
+        Ok(match change {
+            RegisterChange::RemoveAll => Vec::new(),
+            RegisterChange::Update(b) => b.iter().filter(|b| b.expires > 0).cloned().collect(),
+        })
+    }
+}
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+struct T {
+    ep: Endpoint<WithRegistrar>,
+    now: Instant,
+}
+
+impl T {
+    fn new() -> T {
+        let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+        cfg.session_lifetime = Duration::from_secs(20);
+        T {
+            ep: Endpoint::new(cfg, WithRegistrar(App(Knobs::default()))),
+            now: epoch(),
+        }
+    }
+
+    fn input(&mut self, i: Input) -> Vec<Output> {
+        self.ep.handle_input(self.now, i);
+        std::iter::from_fn(|| self.ep.poll_output()).collect()
+    }
+
+    fn open(&mut self, n: u64, peer: &str) -> ConnId {
+        let conn = ConnId(ConnId::ACCEPTED | n);
+        let out = self.input(Input::StreamOpened {
+            conn,
+            kind: StreamKind::Sip,
+            local: addr("127.0.0.1:5060"),
+            peer: addr(peer),
+        });
+        assert_eq!(uses(&out), vec![]);
+        conn
+    }
+
+    fn tcp(&mut self, conn: ConnId, text: String) -> Vec<Output> {
+        self.input(Input::StreamData {
+            conn,
+            data: Bytes::from(text),
+        })
+    }
+
+    /// Fires every timer up to `now + d`; all outputs.
+    fn advance(&mut self, d: Duration) -> Vec<Output> {
+        let until = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= until) {
+            self.now = self.now.max(t);
+            out.extend(self.input(Input::Timeout));
+        }
+        self.now = until;
+        out
+    }
+}
+
+fn uses(out: &[Output]) -> Vec<(ConnId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::ConnUse { conn, in_use } => Some((*conn, *in_use)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn register(transport: &str, from: &str, expires: u32, cseq: u32) -> String {
+    register_as("alice", transport, from, expires, cseq)
+}
+
+fn register_as(user: &str, transport: &str, from: &str, expires: u32, cseq: u32) -> String {
+    crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/{transport} {from};branch=z9hG4bK{user}{cseq}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r1\nTo: <sip:{user}@example.com>\nCall-ID: reg@{user}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@{from};transport=tcp>\nExpires: {expires}\nContent-Length: 0\n\n"
+    ))
+}
+
+#[test]
+fn a_session_holds_its_originators_connection_while_it_lives() {
+    let mut t = T::new();
+    let conn = t.open(1, ALICE);
+    let out = t.tcp(
+        conn,
+        invite(
+            "TCP",
+            ALICE,
+            "cu1@alice",
+            "z9hG4bKcu1",
+            &["sip:bob@127.0.0.1:5080"],
+        ),
+    );
+    assert_eq!(uses(&out), vec![(conn, true)], "{out:?}");
+    assert_eq!(t.ep.live_sessions(), 1);
+    // Another connection that only asks OPTIONS is not in use.
+    let other = t.open(2, "127.0.0.1:5071");
+    let out = t.tcp(
+        other,
+        simple_request(
+            "OPTIONS",
+            "TCP",
+            "127.0.0.1:5071",
+            "o@x",
+            "z9hG4bKo1",
+            "<sip:conference-factory@example.com>",
+            1,
+            "",
+        ),
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::StreamSend { conn: c, .. } if *c == other))
+    );
+    assert_eq!(uses(&out), vec![]);
+    // The session ends (its lifetime): the connection is let go, once.
+    let out = t.advance(Duration::from_secs(120));
+    assert_eq!(t.ep.live_sessions(), 0);
+    assert_eq!(uses(&out), vec![(conn, false)], "{out:?}");
+}
+
+#[test]
+fn a_session_over_udp_or_a_closed_connection_reports_nothing() {
+    let mut t = T::new();
+    let out = t.input(Input::Datagram {
+        local: addr("127.0.0.1:5060"),
+        from: addr(ALICE),
+        data: Bytes::from(invite(
+            "UDP",
+            ALICE,
+            "cu2@alice",
+            "z9hG4bKcu2",
+            &["sip:bob@127.0.0.1:5080"],
+        )),
+    });
+    assert_eq!(t.ep.live_sessions(), 1);
+    assert_eq!(uses(&out), vec![]);
+    let conn = t.open(3, "127.0.0.1:5072");
+    let out = t.tcp(
+        conn,
+        invite(
+            "TCP",
+            "127.0.0.1:5072",
+            "cu3@alice",
+            "z9hG4bKcu3",
+            &["sip:bob@127.0.0.1:5080"],
+        ),
+    );
+    assert_eq!(uses(&out), vec![(conn, true)]);
+    // The connection closes under the session: nothing to let go of later.
+    assert_eq!(uses(&t.input(Input::StreamClosed { conn })), vec![]);
+    let out = t.advance(Duration::from_secs(120));
+    assert_eq!(t.ep.live_sessions(), 0);
+    assert_eq!(uses(&out), vec![]);
+}
+
+#[test]
+fn a_registration_holds_its_connection_until_it_expires_or_is_removed() {
+    let mut t = T::new();
+    let conn = t.open(4, ALICE);
+    let out = t.tcp(conn, register("TCP", ALICE, 300, 1));
+    assert_eq!(uses(&out), vec![(conn, true)], "{out:?}");
+    // A refresh keeps it (no change to report), and moves the deadline.
+    t.advance(Duration::from_secs(200));
+    assert_eq!(uses(&t.tcp(conn, register("TCP", ALICE, 300, 2))), vec![]);
+    assert_eq!(uses(&t.advance(Duration::from_secs(299))), vec![]);
+    assert_eq!(
+        uses(&t.advance(Duration::from_secs(2))),
+        vec![(conn, false)]
+    );
+    // Registered again, then removed with Expires: 0.
+    assert_eq!(
+        uses(&t.tcp(conn, register("TCP", ALICE, 300, 3))),
+        vec![(conn, true)]
+    );
+    assert_eq!(
+        uses(&t.tcp(conn, register("TCP", ALICE, 0, 4))),
+        vec![(conn, false)]
+    );
+    // Two addresses-of-record over one connection (a front proxy's): held while either is.
+    assert_eq!(
+        uses(&t.tcp(conn, register("TCP", ALICE, 3600, 5))),
+        vec![(conn, true)]
+    );
+    assert_eq!(
+        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 300, 1))),
+        vec![]
+    );
+    assert_eq!(
+        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 0, 2))),
+        vec![]
+    );
+    assert_eq!(uses(&t.advance(Duration::from_secs(3599))), vec![]);
+    assert_eq!(
+        uses(&t.advance(Duration::from_secs(2))),
+        vec![(conn, false)]
+    );
+    // Over UDP nothing is held.
+    let out = t.input(Input::Datagram {
+        local: addr("127.0.0.1:5060"),
+        from: addr("127.0.0.1:5090"),
+        data: Bytes::from(register("UDP", "127.0.0.1:5090", 300, 6)),
+    });
+    assert_eq!(uses(&out), vec![]);
+    // Once the transactions are gone, no registration deadline is left behind.
+    t.advance(Duration::from_secs(64));
+    assert_eq!(t.ep.poll_timeout(), None);
+}
