@@ -145,10 +145,59 @@ fn the_list_entry_limit_is_the_configured_one_and_the_spec_answers_it() {
     );
 }
 
-/// A pager-mode INVITE to the shipped `friends` group, from alice; its offer has no
-/// `a=setup`, so the server answers passive and waits for alice to connect (RFC 4975 §5.4).
-fn pager_invite(local: SocketAddr, tag: &str) -> String {
-    let sdp = format!(
+// covers: 7.9.1.4/list_malformed
+#[test]
+fn an_invite_with_a_malformed_list_is_answered_by_the_adhoc_rule() {
+    let server = Server::start(&[]);
+    let sock = udp();
+    let local = sock.local_addr().expect("local addr");
+    let sdp = pager_sdp("badlist");
+    // A copyControl value outside RFC 5364's: refused rather than guessed (a misspelt bcc
+    // must not disclose a blind recipient).
+    let list = "<?xml version=\"1.0\"?>\r\n<resource-lists \
+                xmlns=\"urn:ietf:params:xml:ns:resource-lists\" \
+                xmlns:cp=\"urn:ietf:params:xml:ns:copycontrol\"><list>\
+                <entry uri=\"sip:bob@example.com\" cp:copyControl=\"bc\"/></list>\
+                </resource-lists>\r\n";
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}\
+         --b1\r\nContent-Type: application/resource-lists+xml\r\n\
+         Content-Disposition: recipient-list\r\n\r\n{list}--b1--\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:conference-factory@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-inv-badlist\r\n\
+         From: <sip:alice@example.com>;tag=abadlist\r\n\
+         To: <sip:conference-factory@example.com>\r\n\
+         Call-ID: badlist@limits.test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{local}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: multipart/mixed;boundary=b1\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.send_to(invite.as_bytes(), server.sip)
+        .expect("send INVITE");
+    let resp = final_response(&sock, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer to the INVITE:\n{}", server.log()));
+    assert!(resp.starts_with("SIP/2.0 400 "), "{resp}");
+    assert!(
+        header(&resp, "Warning")
+            .unwrap_or_default()
+            .contains("the recipient list cannot be read: invalid copyControl value"),
+        "{resp}"
+    );
+    assert!(
+        server.wait_for_log("rule=7.9.1.4/list_malformed", Duration::from_secs(2)),
+        "{}",
+        server.log()
+    );
+}
+
+/// A pager-mode MSRP offer (`a=sendonly`) with no `a=setup`.
+fn pager_sdp(tag: &str) -> String {
+    format!(
         "v=0\r\n\
          o=alice 1 1 IN IP4 127.0.0.1\r\n\
          s=-\r\n\
@@ -158,7 +207,13 @@ fn pager_invite(local: SocketAddr, tag: &str) -> String {
          a=accept-types:text/plain\r\n\
          a=path:msrp://127.0.0.1:7394/{tag};tcp\r\n\
          a=sendonly\r\n"
-    );
+    )
+}
+
+/// A pager-mode INVITE to the shipped `friends` group, from alice; its offer has no
+/// `a=setup`, so the server answers passive and waits for alice to connect (RFC 4975 §5.4).
+fn pager_invite(local: SocketAddr, tag: &str) -> String {
+    let sdp = pager_sdp(tag);
     format!(
         "INVITE sip:friends@example.com SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK-inv-{tag}\r\n\
