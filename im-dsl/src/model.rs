@@ -445,6 +445,15 @@ pub enum Fact {
     /// `copy.storable` : Bool — … the application can keep the copy for later (it offers
     /// storage, the recipient is under its per-user bound, the copy is not too old).
     CopyStorable,
+    /// `list.malformed` : Bool — the `recipient-list` part is not a resource list the server
+    /// can read (bad XML, a DTD, a bad entry URI or copyControl …); `recipients` is empty.
+    ListMalformed,
+    /// `list.too_large` : Bool — the `recipient-list` part breaks a configured list limit
+    /// (octets, depth, nodes, entries); `recipients` is empty.
+    ListTooLarge,
+    /// `list.error` : Str — why the list could not be read, naming the limit; empty when
+    /// it was read or there is none.
+    ListError,
 }
 
 /// Fields of URIs and list elements.

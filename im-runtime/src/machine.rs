@@ -207,6 +207,23 @@ pub struct CopyFacts {
     pub storable: bool,
 }
 
+/// Whether the request's `recipient-list` part could be read (`list.*` in a spec). A list
+/// that cannot be read reaches the machines with no `recipients`; what it is answered is the
+/// spec's rule, not the runtime's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFacts {
+    /// The part is not a resource list the server can read: not well-formed XML, a DTD, not
+    /// UTF-8, not `<resource-lists>`, an entry without a valid URI, a bad copyControl or
+    /// anonymize value (RFC 4826, RFC 5364).
+    pub malformed: bool,
+    /// The part breaks one of the configured list limits (octets, nesting depth, XML nodes,
+    /// entries: `EndpointConfig::body_limits`).
+    pub too_large: bool,
+    /// Why, in words that name the limit (`more than 1000 entries`); empty when the list was
+    /// read or there is none.
+    pub error: String,
+}
+
 /// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImdnStatus {
@@ -386,7 +403,8 @@ pub struct Facts {
     pub headers: Vec<(String, String)>,
     /// Body parts (see [`BodyPart`]).
     pub parts: Vec<BodyPart>,
-    /// Flattened, de-duplicated entries of the `recipient-list` part (empty when none).
+    /// Entries of the `recipient-list` part, flattened, as the list names them (empty when
+    /// there is none or it could not be read: see [`Facts::list`]).
     pub recipients: Vec<ListEntry>,
     /// The SDP offer, when the body (or a part of it) is `application/sdp`.
     pub sdp: Option<SdpFacts>,
@@ -402,6 +420,8 @@ pub struct Facts {
     pub subscriber: Uri,
     /// The copy an [`Event::Copy`] is about (`copy.*`).
     pub copy: CopyFacts,
+    /// Whether the `recipient-list` part could be read (`list.*`).
+    pub list: ListFacts,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).

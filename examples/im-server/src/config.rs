@@ -85,6 +85,21 @@ pub struct Limits {
     pub offline_max_per_user: usize,
     /// How long a kept copy waits for its recipient to register before it fails.
     pub offline_max_age: Duration,
+    /// The longest a session may live; then the runtime tears down what is left (CANCEL
+    /// and BYE every leg and the originator): a safety net under the spec's own timers.
+    pub session_lifetime: Duration,
+    /// How long an MSRP connection may stay unbound, and how long after its ACK the
+    /// originator's MSRP session may take to bind, before the machines hear `msrp closed`.
+    pub msrp_idle: Duration,
+    /// Most `<entry>` elements one recipient list may hold (counted as written, before
+    /// any de-duplication); more: `list.too_large`.
+    pub max_list_entries: usize,
+    /// Largest recipient-list document in octets; larger: `list.too_large`.
+    pub max_list_size: usize,
+    /// Deepest element nesting of a recipient list (the root is depth 1).
+    pub max_list_depth: usize,
+    /// Most XML nodes (elements, text, comments) of a recipient list.
+    pub max_list_nodes: usize,
 }
 
 impl Default for Limits {
@@ -106,6 +121,12 @@ impl Default for Limits {
             max_subscriptions_per_session: 4,
             offline_max_per_user: 100, // not a SIP status: a count of kept copies
             offline_max_age: Duration::from_secs(7 * 24 * 3600),
+            session_lifetime: Duration::from_secs(300),
+            msrp_idle: Duration::from_secs(30),
+            max_list_entries: 1000,
+            max_list_size: 64 * 1024,
+            max_list_depth: 16,
+            max_list_nodes: 8192,
         }
     }
 }
@@ -527,6 +548,25 @@ impl ServerConfig {
         if let Some(v) = &l.overload_delay {
             self.limits.overload_delay = val(src, "limits.overload_delay", v, parse_duration(v))?;
         }
+        if let Some(v) = &l.session_lifetime {
+            self.limits.session_lifetime =
+                val(src, "limits.session_lifetime", v, parse_duration(v))?;
+        }
+        if let Some(v) = &l.msrp_idle {
+            self.limits.msrp_idle = val(src, "limits.msrp_idle", v, parse_duration(v))?;
+        }
+        if let Some(v) = &l.max_list_entries {
+            self.limits.max_list_entries = count("limits.max_list_entries", v)?;
+        }
+        if let Some(v) = &l.max_list_size {
+            self.limits.max_list_size = count("limits.max_list_size", v)?;
+        }
+        if let Some(v) = &l.max_list_depth {
+            self.limits.max_list_depth = count("limits.max_list_depth", v)?;
+        }
+        if let Some(v) = &l.max_list_nodes {
+            self.limits.max_list_nodes = count("limits.max_list_nodes", v)?;
+        }
         let t = &file.timers;
         for (key, v, slot) in [
             ("timers.t1", &t.t1, &mut self.timers.t1),
@@ -711,6 +751,24 @@ impl ServerConfig {
         if let Some(v) = cli.conn_idle_timeout {
             self.limits.conn_idle_timeout = v;
         }
+        if let Some(v) = cli.session_lifetime {
+            self.limits.session_lifetime = v;
+        }
+        if let Some(v) = cli.msrp_idle {
+            self.limits.msrp_idle = v;
+        }
+        if let Some(v) = cli.max_list_entries {
+            self.limits.max_list_entries = us(v);
+        }
+        if let Some(v) = cli.max_list_size {
+            self.limits.max_list_size = us(v);
+        }
+        if let Some(v) = cli.max_list_depth {
+            self.limits.max_list_depth = us(v);
+        }
+        if let Some(v) = cli.max_list_nodes {
+            self.limits.max_list_nodes = us(v);
+        }
         if let Some(v) = cli.t1 {
             self.timers.t1 = v;
         }
@@ -829,6 +887,33 @@ impl ServerConfig {
         }
         if l.max_msrp_message == 0 {
             return bad("limits.max_msrp_message", &0, "must be at least 1");
+        }
+        for (key, d) in [
+            ("limits.session_lifetime", l.session_lifetime),
+            ("limits.msrp_idle", l.msrp_idle),
+        ] {
+            if d.is_zero() {
+                return bad(key, &"0", "must be longer than zero");
+            }
+        }
+        // The smallest list worth reading: `<resource-lists><list><entry uri=…/>` is three
+        // levels and a handful of nodes; below these no list with one entry fits.
+        for (key, n, min) in [
+            ("limits.max_list_entries", l.max_list_entries, 1),
+            ("limits.max_list_size", l.max_list_size, 64),
+            ("limits.max_list_depth", l.max_list_depth, 3),
+            ("limits.max_list_nodes", l.max_list_nodes, 4),
+        ] {
+            if n < min {
+                return bad(key, &n, &format!("must be at least {min}"));
+            }
+        }
+        if u32::try_from(l.max_list_nodes).is_err() {
+            return bad(
+                "limits.max_list_nodes",
+                &l.max_list_nodes,
+                "must be at most 4294967295",
+            );
         }
         let t = &self.timers;
         for (key, d) in [
@@ -1016,6 +1101,19 @@ impl ServerConfig {
         }
     }
 
+    /// The recipient-list limits the endpoint reads lists with (`[limits] max_list_*`); a
+    /// list over one reaches the specs as `list.too_large`.
+    pub fn list_limits(&self) -> im_runtime::proto::body::resource_lists::Limits {
+        let l = &self.limits;
+        im_runtime::proto::body::resource_lists::Limits {
+            max_bytes: l.max_list_size,
+            max_depth: l.max_list_depth,
+            // validate() keeps it within u32.
+            max_nodes: u32::try_from(l.max_list_nodes).unwrap_or(u32::MAX),
+            max_entries: l.max_list_entries,
+        }
+    }
+
     /// RFC 3261 timer values for the transaction layer.
     pub fn timer_config(&self) -> TimerConfig {
         TimerConfig {
@@ -1170,6 +1268,15 @@ impl ServerConfig {
             "offline_max_age = {}",
             q(&format_duration(l.offline_max_age))
         ));
+        line(format!(
+            "session_lifetime = {}",
+            q(&format_duration(l.session_lifetime))
+        ));
+        line(format!("msrp_idle = {}", q(&format_duration(l.msrp_idle))));
+        line(format!("max_list_entries = {}", l.max_list_entries));
+        line(format!("max_list_size = {}", l.max_list_size));
+        line(format!("max_list_depth = {}", l.max_list_depth));
+        line(format!("max_list_nodes = {}", l.max_list_nodes));
         line(String::new());
         let t = &self.timers;
         line("[timers]".to_owned());

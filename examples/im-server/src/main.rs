@@ -311,6 +311,9 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             ep.max_subscriptions_per_user = cfg.limits.max_subscriptions_per_user;
             ep.max_subscriptions_per_session = cfg.limits.max_subscriptions_per_session;
             ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
+            ep.session_lifetime = cfg.limits.session_lifetime;
+            ep.msrp_idle = cfg.limits.msrp_idle;
+            ep.body_limits.lists = cfg.list_limits();
             ep.msrp_limits.max_body_bytes =
                 cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);
             // Distinct id streams per worker, so tags and branches never repeat across them.

@@ -143,6 +143,9 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Type::Bool,
     ),
     ("copy.storable", Fact::CopyStorable, Type::Bool),
+    ("list.malformed", Fact::ListMalformed, Type::Bool),
+    ("list.too_large", Fact::ListTooLarge, Type::Bool),
+    ("list.error", Fact::ListError, Type::Str),
 ];
 
 /// Fields by the type they belong to.

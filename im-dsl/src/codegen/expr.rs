@@ -370,12 +370,18 @@ fn fact(f: Fact) -> TokenStream {
         Fact::SubscriptionSubscriber => quote!(&__facts.subscriber),
         Fact::CopyRecipientOffline => quote!(__facts.copy.recipient_offline),
         Fact::CopyStorable => quote!(__facts.copy.storable),
+        Fact::ListMalformed => quote!(__facts.list.malformed),
+        Fact::ListTooLarge => quote!(__facts.list.too_large),
+        Fact::ListError => quote!(__facts.list.error.as_str()),
     }
 }
 
 pub(crate) fn fact_ty(f: Fact) -> Ty {
     match f {
-        Fact::RequestMethod | Fact::ConfigDomain | Fact::RequestOriginatorDomain => Ty::Str,
+        Fact::RequestMethod
+        | Fact::ConfigDomain
+        | Fact::RequestOriginatorDomain
+        | Fact::ListError => Ty::Str,
         Fact::RequestUri
         | Fact::RequestFrom
         | Fact::RequestTo
@@ -399,7 +405,9 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::MessageWantsNegativeDelivery
         | Fact::MessageIsNotification
         | Fact::CopyRecipientOffline
-        | Fact::CopyStorable => Ty::Bool,
+        | Fact::CopyStorable
+        | Fact::ListMalformed
+        | Fact::ListTooLarge => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients

@@ -11,8 +11,8 @@
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
-    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, MessageFacts, Method, MsrpEvent,
-    Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Selection, Timer, Uri,
+    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts, MessageFacts, Method,
+    MsrpEvent, Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Selection, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -108,7 +108,18 @@ pub struct Request {
     pub imdn: Vec<String>,
     /// `subscription.subscriber`: who sent the SUBSCRIBE of a `request SUBSCRIBE` event.
     pub subscriber: Option<String>,
+    /// A `recipient-list` part the runtime could not read: `malformed` (`list.malformed`,
+    /// `list.error` = [`LIST_MALFORMED`]) or `too_large` (`list.too_large`, `list.error` =
+    /// [`LIST_TOO_LARGE`]); `recipients` is then empty.
+    pub list_error: Option<String>,
 }
+
+/// `list.error` of a `list_error = "malformed"` case: the runtime's words for a document
+/// whose root is not `<resource-lists>`.
+pub const LIST_MALFORMED: &str = "root element is not resource-lists";
+/// `list.error` of a `list_error = "too_large"` case: the runtime's words for a list over
+/// the default entry limit.
+pub const LIST_TOO_LARGE: &str = "more than 1000 entries";
 
 impl Default for Request {
     fn default() -> Self {
@@ -125,6 +136,7 @@ impl Default for Request {
             originator_domain: None,
             subscriber: None,
             imdn: Vec::new(),
+            list_error: None,
         }
     }
 }
@@ -372,7 +384,24 @@ fn facts(case: &Case) -> Result<Facts, String> {
             })
             .collect();
     }
+    let mut list = ListFacts::default();
+    if let Some(kind) = &r.list_error {
+        (list.malformed, list.too_large, list.error) = match kind.as_str() {
+            "malformed" => (true, false, LIST_MALFORMED.to_owned()),
+            "too_large" => (false, true, LIST_TOO_LARGE.to_owned()),
+            other => return Err(format!("list_error `{other}`: malformed or too_large")),
+        };
+        if r.list.is_none() {
+            parts.push(BodyPart {
+                content_type: "application/resource-lists+xml".into(),
+                disposition: "recipient-list".into(),
+                len: 300,
+            });
+        }
+        recipients.clear();
+    }
     Ok(Facts {
+        list,
         method: Some(method(&r.method)),
         request_uri: uri(&r.uri),
         from: uri(&r.originator),

@@ -1,7 +1,7 @@
 //! Building the typed [`Facts`] view of a request: the one place where SIP, multipart,
 //! resource lists and SDP are combined into what generated conditions read.
 
-use crate::machine::{BodyPart, Facts, Uri};
+use crate::machine::{BodyPart, Facts, ListFacts, Uri};
 use crate::proto::body::{multipart, resource_lists};
 use crate::proto::sdp;
 use crate::proto::sip::{Message, Scheme, Uri as SipUri};
@@ -9,15 +9,14 @@ use bytes::Bytes;
 use std::net::IpAddr;
 
 /// Why a request's facts could not be built; each maps to a 400 with this text as Warning.
+/// A recipient list that cannot be read is not one of them: it reaches the spec as
+/// `list.malformed` / `list.too_large` (see [`ListFacts`](crate::machine::ListFacts)).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FactsError {
     /// The multipart body is malformed.
     #[error("malformed multipart body: {0}")]
     Multipart(String),
-    /// The recipient list is malformed or over a limit.
-    #[error("bad recipient list: {0}")]
-    RecipientList(String),
     /// The SDP body is malformed.
     #[error("malformed SDP: {0}")]
     Sdp(String),
@@ -124,14 +123,24 @@ fn read_part(
             f.sdp = Some(sdp::facts(content).map_err(|e| FactsError::Sdp(e.to_string()))?);
         }
         "application/resource-lists+xml" if view.disposition == "recipient-list" => {
-            let lists = resource_lists::parse(content, &limits.lists)
-                .map_err(|e| FactsError::RecipientList(e.to_string()))?;
-            let entries = lists
-                .list_entries(uri_view)
-                .map_err(|e| FactsError::RecipientList(e.to_string()))?;
-            // As the list names them: which entries are counted and addressed (duplicates,
-            // the originator's own entry) is the spec's choice (`distinct`, `without`).
-            f.recipients = entries;
+            let read = resource_lists::parse(content, &limits.lists)
+                .and_then(|lists| lists.list_entries(uri_view));
+            match read {
+                // As the list names them: which entries are counted and addressed
+                // (duplicates, the originator's own entry) is the spec's choice (`distinct`,
+                // `without`).
+                Ok(entries) => f.recipients = entries,
+                // What a list that cannot be read is answered (and whether a malformed one
+                // and one over a limit get the same status) is the spec's rule: the facts
+                // say which it is and why, and `recipients` stays empty.
+                Err(e) => {
+                    f.list = ListFacts {
+                        malformed: !e.is_limit(),
+                        too_large: e.is_limit(),
+                        error: e.to_string(),
+                    };
+                }
+            }
         }
         _ => {}
     }

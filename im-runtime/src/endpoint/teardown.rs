@@ -83,4 +83,30 @@ impl Session {
             }
         }
     }
+
+    /// A request whose recipient list could not be read and that no rule answered: the
+    /// spec has no rule for `list.malformed` / `list.too_large` (a spec gap, logged as an
+    /// error). The transaction still needs a final response (RFC 3261 §17.2.1), and no
+    /// status for the list is the runtime's to choose, so it is 500, as for any request no
+    /// rule answered.
+    pub(super) fn unanswered_bad_list<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.answered.is_some() || self.facts.list.error.is_empty() {
+            return;
+        }
+        tracing::error!(
+            session = self.id.0,
+            list_error = %self.facts.list.error,
+            "no spec rule answered a request whose recipient list could not be read; 500 sent"
+        );
+        if let Some(c) = StatusCode::new(500) {
+            let resp = sip::build::ResponseBuilder::new(&self.request, c)
+                .to_tag(&self.local_tag)
+                .write();
+            let _ = cx.tsx.respond(cx.now, &self.server_tsx, 500, resp);
+            cx.live.response(500, None);
+            cx.flush();
+        }
+        self.answered = Some(500);
+        self.end(cx, "recipient list unreadable; no rule answered");
+    }
 }

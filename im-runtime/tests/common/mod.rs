@@ -47,6 +47,9 @@ pub(crate) struct Knobs {
     pub(crate) keep_crossed_2xx: bool,
     /// The dispatcher sends 180 before its 200 (both from the machine).
     pub(crate) ring_first: bool,
+    /// The dispatcher answers nothing to a request whose recipient list could not be read
+    /// (`list.*`), as a spec with no rule for it would.
+    pub(crate) silent_on_bad_list: bool,
 }
 
 /// How long the late dispatcher waits before answering.
@@ -95,6 +98,11 @@ impl Machine for Dispatcher {
     const CLAUSE: &'static str = "5.2.1.1";
     fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
         match ev {
+            Event::InitialRequest(_)
+                if self.knobs.silent_on_bad_list && !f.list.error.is_empty() =>
+            {
+                Vec::new()
+            }
             Event::InitialRequest(Method::Invite) if !f.recipients.is_empty() => {
                 if self.knobs.answer_late {
                     vec![act(ActionKind::StartTimer(Timer::Spec(1), ANSWER_DELAY))]

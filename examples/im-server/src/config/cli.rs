@@ -192,6 +192,34 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub conn_idle_timeout: Option<Duration>,
 
+    /// The longest a session may live; then whatever is left of it (pending invitations,
+    /// dialogs, the originator's) is cancelled and ended. [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub session_lifetime: Option<Duration>,
+
+    /// How long an MSRP connection may stay unbound, and how long the originator has after
+    /// its ACK to bind its MSRP session, before the session hears `msrp closed`.
+    /// [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub msrp_idle: Option<Duration>,
+
+    /// Most entries one recipient list may hold; the specs answer a longer one (413 with a
+    /// Warning). [default: 1000]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_list_entries: Option<u64>,
+
+    /// Largest recipient-list document, in octets. [default: 64KiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_list_size: Option<u64>,
+
+    /// Deepest element nesting of a recipient list. [default: 16]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_list_depth: Option<u64>,
+
+    /// Most XML nodes of a recipient list. [default: 8192]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_list_nodes: Option<u64>,
+
     /// RFC 3261 T1 (round-trip estimate). [default: 500ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub t1: Option<Duration>,

@@ -130,6 +130,12 @@ pub(super) struct FileLimits {
     pub(super) overload_delay: Option<String>,
     pub(super) offline_max_per_user: Option<SizeValue>,
     pub(super) offline_max_age: Option<String>,
+    pub(super) session_lifetime: Option<String>,
+    pub(super) msrp_idle: Option<String>,
+    pub(super) max_list_entries: Option<SizeValue>,
+    pub(super) max_list_size: Option<SizeValue>,
+    pub(super) max_list_depth: Option<SizeValue>,
+    pub(super) max_list_nodes: Option<SizeValue>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -536,3 +536,83 @@ fn conn_idle_timeout_key_flag_and_print() {
         .to_string();
     assert!(err.contains("limits.conn_idle_timeout"), "{err}");
 }
+
+/// Issue 12: the session lifetime, the MSRP idle limit and the recipient-list limits were
+/// runtime constants; now `[limits]` keys and flags, written by `--print-config`, handed to
+/// the endpoint, and checked.
+#[test]
+fn session_msrp_and_list_limits_from_the_file_and_flags() {
+    let d = ServerConfig::default();
+    assert_eq!(d.limits.session_lifetime, Duration::from_secs(300));
+    assert_eq!(d.limits.msrp_idle, Duration::from_secs(30));
+    // The defaults are the runtime's own, so a server without the keys behaves as before.
+    assert_eq!(
+        d.list_limits(),
+        im_runtime::proto::body::resource_lists::Limits::default()
+    );
+    let text = "[limits]\nsession_lifetime = \"2m\"\nmsrp_idle = \"5s\"\n\
+                max_list_entries = 20\nmax_list_size = \"8KiB\"\nmax_list_depth = 4\n\
+                max_list_nodes = 100\n";
+    let c = load_with(text, &[]).unwrap();
+    assert_eq!(c.limits.session_lifetime, Duration::from_secs(120));
+    assert_eq!(c.limits.msrp_idle, Duration::from_secs(5));
+    let l = c.list_limits();
+    assert_eq!(
+        (l.max_entries, l.max_bytes, l.max_depth, l.max_nodes),
+        (20, 8192, 4, 100)
+    );
+    // Flags beat the file.
+    let c = load_with(
+        text,
+        &[
+            "--session-lifetime",
+            "90s",
+            "--msrp-idle",
+            "1s",
+            "--max-list-entries",
+            "2",
+            "--max-list-size",
+            "1KiB",
+            "--max-list-depth",
+            "3",
+            "--max-list-nodes",
+            "50",
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.limits.session_lifetime, Duration::from_secs(90));
+    assert_eq!(c.limits.msrp_idle, Duration::from_secs(1));
+    let l = c.list_limits();
+    assert_eq!(
+        (l.max_entries, l.max_bytes, l.max_depth, l.max_nodes),
+        (2, 1024, 3, 50)
+    );
+    // What --print-config writes reads back the same.
+    let printed = c.to_toml();
+    assert!(printed.contains("session_lifetime = \"90s\""), "{printed}");
+    assert!(printed.contains("max_list_entries = 2\n"), "{printed}");
+    let back = load_with(&printed, &[]).unwrap();
+    assert_eq!(back.limits, c.limits);
+    // Zero durations and lists too small to hold one entry are refused, naming the key.
+    for (text, key) in [
+        (
+            "[limits]\nsession_lifetime = \"0s\"\n",
+            "limits.session_lifetime",
+        ),
+        ("[limits]\nmsrp_idle = \"0ms\"\n", "limits.msrp_idle"),
+        (
+            "[limits]\nmax_list_entries = 0\n",
+            "limits.max_list_entries",
+        ),
+        ("[limits]\nmax_list_depth = 2\n", "limits.max_list_depth"),
+        ("[limits]\nmax_list_size = 10\n", "limits.max_list_size"),
+        (
+            "[limits]\nmax_list_nodes = 5000000000\n",
+            "limits.max_list_nodes",
+        ),
+        ("[limits]\nmsrp_idle = \"soon\"\n", "limits.msrp_idle"),
+    ] {
+        let err = load_with(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

@@ -125,6 +125,20 @@ pub enum ListError {
     BadUri(String),
 }
 
+impl ListError {
+    /// The document broke one of the [`Limits`] (it may be a well-formed list, only bigger
+    /// than this server takes), as opposed to not being a readable resource list at all.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            ListError::TooLarge { .. }
+                | ListError::TooDeep { .. }
+                | ListError::TooManyNodes { .. }
+                | ListError::TooManyEntries { .. }
+        )
+    }
+}
+
 /// One `<entry>` as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
