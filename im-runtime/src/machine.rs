@@ -159,8 +159,8 @@ pub enum Event {
     Timer(Timer),
     /// An MSRP session event.
     Msrp(MsrpEvent),
-    /// Every invitee leg started by the machine has reached a final state
-    /// (connected or failed); sent once.
+    /// Every invitee leg's machine has reached a final state (what it decided about its
+    /// copy is in [`Facts::legs`]); sent once.
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
     /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
@@ -411,9 +411,10 @@ pub struct LegCounts {
     pub total: usize,
     /// Legs that answered 2xx.
     pub connected: usize,
-    /// Legs the message was delivered to.
+    /// Legs whose machine recorded `outcome delivered` ([`DeliveryOutcome::Delivered`]).
     pub delivered: usize,
-    /// Legs that declined, timed out, were unroutable, or whose delivery failed.
+    /// Legs whose machine recorded `outcome failed`, or reached a final state without
+    /// recording `outcome delivered` (declined, timed out, unroutable …).
     pub failed: usize,
 }
 
@@ -685,6 +686,18 @@ pub enum ReportOutcome {
     },
 }
 
+/// What an invitee leg's machine decided about its copy of the message (`outcome …` in a
+/// spec): what `legs.*`, the delivery reports and the conference state count. The runtime
+/// records it as given and never decides a leg's outcome itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// `outcome delivered`.
+    Delivered,
+    /// `outcome failed [STATUS]`: the status given, or (`None`) the one the event being
+    /// handled carries: the MSRP code of `msrp failed`, the status of a response, else 0.
+    Failed(Option<u16>),
+}
+
 /// What a machine asks the runtime to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -712,6 +725,8 @@ pub enum ActionKind {
     StopTimer(Timer),
     /// Deliver the message held for the session over this leg's MSRP session.
     Deliver,
+    /// Record this leg's outcome (an invitee-leg machine only).
+    Outcome(DeliveryOutcome),
     /// Report the outcome of the held message to the originator with an MSRP REPORT.
     Report(ReportOutcome),
     /// Write a log line.
