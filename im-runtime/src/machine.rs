@@ -163,8 +163,10 @@ pub enum Event {
     /// copy is in [`Facts::legs`]); sent once.
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
-    /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
-    /// (0 for a timeout or no route; 480 for no route to a user of this domain, who has no
+    /// response or no route; a copy whose MESSAGE got no final response is
+    /// [`Event::Timer`] `F` instead, the copy current). Sent once per copy;
+    /// [`Facts::status`] holds the SIP status (0 when there is none: no route, an invitee
+    /// leg that never answered; 480 for no route to a user of this domain, who has no
     /// registration).
     Copy(CopyOutcome),
     /// An invitee leg's state (pending, connected, disconnected) or its copy's outcome
