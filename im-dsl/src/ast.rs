@@ -143,7 +143,9 @@ pub struct Handler {
 pub enum TriggerKind {
     /// `initial METHOD`: a request outside a dialog.
     Initial(String),
-    /// `request METHOD`: a request inside the procedure's dialog.
+    /// `request METHOD`: a request inside the procedure's dialog. [`OTHER_METHODS`]
+    /// (`request other`) stands for every method no `on request` handler of the spec names,
+    /// ACK and CANCEL excepted.
     Request(String),
     /// `response LO[..HI]`: patterns as written (`180`, `2xx`).
     Response(String, Option<String>),
@@ -243,6 +245,9 @@ pub struct Selection {
     pub distinct: bool,
 }
 
+/// The method word of `on request other` (lower case, so no method token can be it).
+pub const OTHER_METHODS: &str = "other";
+
 /// The actions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -286,6 +291,9 @@ pub enum ActionKind {
     NotifySubscribers,
     /// `store copy`.
     StoreCopy,
+    /// `outcome delivered` (`None`) or `outcome failed [STATUS]` (`Some`, the status and
+    /// where it is written when given).
+    Outcome(Option<Option<(u16, Span)>>),
 }
 
 /// What a `report` action says.

@@ -121,6 +121,18 @@ pub(crate) fn handler_states(proc: &Procedure, states: &[usize]) -> Vec<usize> {
     }
 }
 
+/// The states a handler applies in. `request other` without `in` answers the dialog's
+/// requests for as long as the dialog is up, final states included (the runtime hands such a
+/// request to a final machine too).
+pub(crate) fn handler_states_of(proc: &Procedure, h: &crate::model::Handler) -> Vec<usize> {
+    match &h.trigger {
+        Trigger::Request(m) if m == crate::ast::OTHER_METHODS && h.states.is_empty() => {
+            (0..proc.states.len()).collect()
+        }
+        _ => handler_states(proc, &h.states),
+    }
+}
+
 /// Every rule of a handler with the text of its guard, in evaluation order.
 pub(crate) fn handler_rules<'h>(
     spec: &Spec,
@@ -178,7 +190,7 @@ fn edges(spec: &Spec, proc: &Procedure) -> Vec<Edge> {
             }
             let _ = write!(label, " ({} {})", rule.name, rule.clause);
             let _ = write!(lines, "\n({} {})", rule.name, rule.clause);
-            for from in handler_states(proc, &h.states) {
+            for from in handler_states_of(proc, h) {
                 out.push(Edge {
                     from,
                     to: goto.copied().unwrap_or(from),
@@ -369,6 +381,7 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::AcceptSubscription => "accept subscription".into(),
         Action::NotifySubscribers => "notify subscribers".into(),
         Action::StoreCopy => "store copy".into(),
+        Action::Outcome(o) => crate::fmt::outcome_text(*o),
         Action::Report(None) => "report success".to_string(),
         Action::Report(Some((status, _))) => format!("report failure {status}"),
         Action::StartTimer(t, e) => format!(

@@ -112,7 +112,8 @@ pub struct State {
 pub enum Trigger {
     /// An initial request of this method (upper case token).
     Initial(String),
-    /// An in-dialog request of this method.
+    /// An in-dialog request of this method; `other` ([`crate::ast::OTHER_METHODS`]): of
+    /// any method no `Request` handler of the spec names, ACK and CANCEL excepted.
     Request(String),
     /// A response whose status is in `lo..=hi` (`2xx` is 200..=299).
     Response {
@@ -240,6 +241,9 @@ pub enum Action {
     ByeLegs,
     /// Deliver the held message.
     Deliver,
+    /// Record the leg's outcome: `None` delivered, `Some(status)` failed with that status
+    /// (`Some(None)`: the status the event carries).
+    Outcome(Option<Option<u16>>),
     /// Report the outcome: `None` for success, else the failure's MSRP status and comment.
     Report(Option<(u16, String)>),
     /// Start a timer; `after` has type `Duration`.

@@ -376,6 +376,17 @@ impl Builder {
             Rule::act_accept_sub => ActionKind::AcceptSubscription,
             Rule::act_notify_subs => ActionKind::NotifySubscribers,
             Rule::act_store_copy => ActionKind::StoreCopy,
+            Rule::act_outcome => ActionKind::Outcome(match inner.next() {
+                Some(k) if k.as_rule() == Rule::outcome_failed => Some(
+                    k.into_inner()
+                        .find(|i| i.as_rule() == Rule::status)
+                        .and_then(|i| {
+                            let span = self.span(&i);
+                            i.as_str().parse().ok().map(|s| (s, span))
+                        }),
+                ),
+                _ => None,
+            }),
             Rule::act_imdn => {
                 ActionKind::SendImdn(inner.next().is_some_and(|x| x.as_str() == "delivered"))
             }
@@ -827,6 +838,9 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_accept_sub => "`accept subscription`",
         Rule::act_notify_subs => "`notify subscribers`",
         Rule::act_store_copy => "`store copy`",
+        Rule::act_outcome | Rule::outcome_delivered | Rule::outcome_failed => {
+            "`outcome delivered` or `outcome failed [STATUS]`"
+        }
         Rule::act_report => "`report`",
         Rule::report_success => "`success`",
         Rule::report_failure => "`failure`",

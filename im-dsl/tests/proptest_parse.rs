@@ -307,6 +307,8 @@ fn action() -> impl Strategy<Value = Action> {
         (ident(), operand()).prop_map(|(t, e)| ActionKind::StartTimer(t, e)),
         ident().prop_map(ActionKind::StopTimer),
         strlit().prop_map(ActionKind::Log),
+        prop::option::of(prop::option::of(0u16..1000))
+            .prop_map(|o| ActionKind::Outcome(o.map(|s| s.map(|s| (s, sp()))))),
     ]
     .prop_map(|kind| Action { kind, span: sp() })
 }
@@ -363,7 +365,7 @@ fn status_pattern() -> impl Strategy<Value = String> {
 fn trigger() -> impl Strategy<Value = Trigger> {
     prop_oneof![
         method().prop_map(TriggerKind::Initial),
-        method().prop_map(TriggerKind::Request),
+        prop_oneof![method(), Just("other".to_string())].prop_map(TriggerKind::Request),
         (status_pattern(), prop::option::of(status_pattern()))
             .prop_map(|(lo, hi)| TriggerKind::Response(lo, hi)),
         ident().prop_map(TriggerKind::Timer),
@@ -792,6 +794,18 @@ impl Noisy {
             ActionKind::Report(Report::Success) => {
                 self.t("report");
                 self.t("success");
+            }
+            ActionKind::Outcome(o) => {
+                self.t("outcome");
+                match o {
+                    None => self.t("delivered"),
+                    Some(s) => {
+                        self.t("failed");
+                        if let Some((s, _)) = s {
+                            self.t(format!("{s:03}"));
+                        }
+                    }
+                }
             }
             ActionKind::Report(Report::Failure { status, reason }) => {
                 self.t("report");

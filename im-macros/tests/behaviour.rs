@@ -377,10 +377,24 @@ fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
     let a = leg_env_run(&mut leg, Event::Response(200));
     assert_eq!(leg.state(), State::Connected);
     assert!(a.iter().any(|a| a.kind == ActionKind::Deliver));
-    assert!(im_runtime::machine::Machine::is_final(&leg));
-    // Final: nothing more happens.
+    // Connected is not final: the leg waits for its copy's outcome.
+    assert!(!im_runtime::machine::Machine::is_final(&leg));
+    // A late final response changes nothing.
     assert!(leg_env_run(&mut leg, Event::Response(486)).is_empty());
     assert_eq!(leg.state(), State::Connected);
+    // The copy confirmed over MSRP: the leg records it and is final.
+    let a = leg_env_run(
+        &mut leg,
+        Event::Msrp(im_runtime::machine::MsrpEvent::Delivered),
+    );
+    assert_eq!(
+        a.iter().map(|a| &a.kind).collect::<Vec<_>>(),
+        [&ActionKind::Outcome(
+            im_runtime::machine::DeliveryOutcome::Delivered
+        )]
+    );
+    assert_eq!(leg.state(), State::Delivered);
+    assert!(im_runtime::machine::Machine::is_final(&leg));
 }
 
 // covers: 7.9.1.4/declined

@@ -149,7 +149,16 @@ impl Machine for LegMachine {
                 self.state = "failed";
                 vec![]
             }
-            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => vec![act(ActionKind::Bye)],
+            // The copy's outcome is the machine's to record (7.9.1.4 `copy_delivered`).
+            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => {
+                self.state = "delivered";
+                vec![
+                    act(ActionKind::Outcome(
+                        im_runtime::machine::DeliveryOutcome::Delivered,
+                    )),
+                    act(ActionKind::Bye),
+                ]
+            }
             _ => vec![],
         }
     }
@@ -157,7 +166,7 @@ impl Machine for LegMachine {
         self.state
     }
     fn is_final(&self) -> bool {
-        self.state == "failed"
+        self.state == "failed" || self.state == "delivered"
     }
 }
 

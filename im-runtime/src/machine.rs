@@ -159,12 +159,14 @@ pub enum Event {
     Timer(Timer),
     /// An MSRP session event.
     Msrp(MsrpEvent),
-    /// Every invitee leg started by the machine has reached a final state
-    /// (connected or failed); sent once.
+    /// Every invitee leg's machine has reached a final state (what it decided about its
+    /// copy is in [`Facts::legs`]); sent once.
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
-    /// response or timeout). Sent once per copy; [`Facts::status`] holds the SIP status
-    /// (0 for a timeout or no route; 480 for no route to a user of this domain, who has no
+    /// response or no route; a copy whose MESSAGE got no final response is
+    /// [`Event::Timer`] `F` instead, the copy current). Sent once per copy;
+    /// [`Facts::status`] holds the SIP status (0 when there is none: no route, an invitee
+    /// leg that never answered; 480 for no route to a user of this domain, who has no
     /// registration).
     Copy(CopyOutcome),
     /// An invitee leg's state (pending, connected, disconnected) or its copy's outcome
@@ -431,9 +433,10 @@ pub struct LegCounts {
     pub total: usize,
     /// Legs that answered 2xx.
     pub connected: usize,
-    /// Legs the message was delivered to.
+    /// Legs whose machine recorded `outcome delivered` ([`DeliveryOutcome::Delivered`]).
     pub delivered: usize,
-    /// Legs that declined, timed out, were unroutable, or whose delivery failed.
+    /// Legs whose machine recorded `outcome failed`, or reached a final state without
+    /// recording `outcome delivered` (declined, timed out, unroutable …).
     pub failed: usize,
 }
 
@@ -705,6 +708,18 @@ pub enum ReportOutcome {
     },
 }
 
+/// What an invitee leg's machine decided about its copy of the message (`outcome …` in a
+/// spec): what `legs.*`, the delivery reports and the conference state count. The runtime
+/// records it as given and never decides a leg's outcome itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// `outcome delivered`.
+    Delivered,
+    /// `outcome failed [STATUS]`: the status given, or (`None`) the one the event being
+    /// handled carries: the MSRP code of `msrp failed`, the status of a response, else 0.
+    Failed(Option<u16>),
+}
+
 /// What a machine asks the runtime to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -732,6 +747,8 @@ pub enum ActionKind {
     StopTimer(Timer),
     /// Deliver the message held for the session over this leg's MSRP session.
     Deliver,
+    /// Record this leg's outcome (an invitee-leg machine only).
+    Outcome(DeliveryOutcome),
     /// Report the outcome of the held message to the originator with an MSRP REPORT.
     Report(ReportOutcome),
     /// Write a log line.

@@ -79,6 +79,15 @@ impl Machine for Dispatcher {
                 warning: None,
                 sdp_answer: vec![],
             }))],
+            // Another in-dialog request (a spec's `on request other`): INFO is answered by
+            // the machine; nothing answers OPTIONS here.
+            Event::InDialogRequest(Method::Info) => vec![act(ActionKind::Respond(Reply {
+                status: 488,
+                reason: "Not Acceptable Here".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))],
             Event::LegsSettled => {
                 self.done = true;
                 // The status of a failure REPORT is the machine's choice, sent as given.
@@ -121,7 +130,16 @@ impl Machine for LegMachine {
                 self.state = "failed";
                 vec![]
             }
-            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => vec![act(ActionKind::Bye)],
+            // The copy's outcome is the machine's to record (7.9.1.4 `copy_delivered`).
+            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => {
+                self.state = "delivered";
+                vec![
+                    act(ActionKind::Outcome(
+                        im_runtime::machine::DeliveryOutcome::Delivered,
+                    )),
+                    act(ActionKind::Bye),
+                ]
+            }
             _ => vec![],
         }
     }
@@ -129,7 +147,7 @@ impl Machine for LegMachine {
         self.state
     }
     fn is_final(&self) -> bool {
-        self.state == "failed"
+        self.state == "failed" || self.state == "delivered"
     }
 }
 
@@ -563,4 +581,35 @@ fn the_originators_bye_is_answered_by_the_machine() {
         vec![202],
         "the machine's status, not a runtime 200"
     );
+}
+
+#[test]
+fn other_in_dialog_requests_are_answered_by_the_machine() {
+    let mut sim = Sim::new();
+    let out = sim.datagram(ALICE, &invite("z9hG4bKinv8", true));
+    let ok = sip_to(&out, ALICE).pop().unwrap();
+    assert_eq!(status_of(&ok), 200);
+    let to = ok.header_str("To").unwrap().to_string();
+    let req = |method: &str, branch: &str, cseq: u32| {
+        format!(
+            "{method} sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch={branch}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: {cseq} {method}\nContent-Length: 0\n\n"
+        )
+    };
+    sim.datagram(ALICE, &req("ACK", "z9hG4bKack8", 1));
+    let answer = |sim: &mut Sim, text: String| -> Vec<u16> {
+        sip_to(&sim.datagram(ALICE, &text), ALICE)
+            .iter()
+            .map(status_of)
+            .collect()
+    };
+    // The machine's answer, not a runtime 405.
+    assert_eq!(answer(&mut sim, req("INFO", "z9hG4bKinfo8", 2)), vec![488]);
+    // No rule answers OPTIONS: the transaction still gets a final response (500, logged).
+    assert_eq!(
+        answer(&mut sim, req("OPTIONS", "z9hG4bKopt8", 3)),
+        vec![500]
+    );
+    assert_eq!(answer(&mut sim, req("BYE", "z9hG4bKbye8", 4)), vec![202]);
+    // The dialog is over: 481 (RFC 3261 §12.2.2), whatever the machine would say.
+    assert_eq!(answer(&mut sim, req("INFO", "z9hG4bKinfo9", 5)), vec![481]);
 }

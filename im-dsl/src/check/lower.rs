@@ -763,6 +763,7 @@ impl Lowerer<'_> {
             ActionKind::CancelLegs => model::Action::CancelLegs,
             ActionKind::ByeLegs => model::Action::ByeLegs,
             ActionKind::Deliver => model::Action::Deliver,
+            ActionKind::Outcome(o) => self.outcome(*o, a.span, cx)?,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::CollectImdn(d) => model::Action::CollectImdn(*d),
             ActionKind::ForwardImdn => model::Action::ForwardImdn,
@@ -785,6 +786,51 @@ impl Lowerer<'_> {
                 model::Action::Log(lower_text(&mut ecx, self.sources, s)?)
             }
         })
+    }
+
+    /// `outcome …`: what one leg's machine decided about its copy, so only an invitee-leg
+    /// procedure records one; a failed outcome's status is a failure status (400–699: an
+    /// MSRP code, RFC 4975 §10, or the SIP status that ended the leg).
+    fn outcome(
+        &mut self,
+        o: Option<Option<(u16, Span)>>,
+        span: Span,
+        cx: &ProcCx,
+    ) -> Option<model::Action> {
+        if !cx.leg {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    "`outcome` outside an invitee-leg procedure",
+                    span,
+                    "only a leg's machine records its copy's outcome",
+                )
+                .help(
+                    "write it in the procedure that runs each leg (responses, no initial request); the session reads the counts as `legs.*`",
+                ),
+            );
+            return None;
+        }
+        match o {
+            None => Some(model::Action::Outcome(None)),
+            Some(None) => Some(model::Action::Outcome(Some(None))),
+            Some(Some((s, at))) if (400..=699).contains(&s) => {
+                let _ = at;
+                Some(model::Action::Outcome(Some(Some(s))))
+            }
+            Some(Some((s, at))) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("{s} is not a failure status"),
+                        at,
+                        "a failed outcome needs a 4xx–6xx status",
+                    )
+                    .help("e.g. `outcome failed 408`, or `outcome failed` for the status the event carries"),
+                );
+                None
+            }
+        }
     }
 
     /// `report failure STATUS "REASON"`: both are required, and the status is an MSRP

@@ -2,7 +2,7 @@
 
 use super::expr::Cx;
 use super::names::{camel_ident, snake_ident, timer_const};
-use crate::graph::{handler_states, trigger_text};
+use crate::graph::{handler_states_of, trigger_text};
 use crate::model::{
     Action, Alternative, Handler, MsrpTrigger, Procedure, Recipients, Respond, Rule, SdpItem, Spec,
     TimerRef, Trigger,
@@ -129,6 +129,28 @@ fn trigger_pattern(t: &Trigger) -> (TokenStream, Option<TokenStream>) {
             None,
         ),
     }
+}
+
+/// `request other`: an in-dialog request whose method no `on request` handler of the spec
+/// names (any procedure's: a SUBSCRIBE that ext-dr answers is not "other" to 6.1.3.3.2);
+/// ACK (never answered) and CANCEL (answered by its own transaction, RFC 3261 §9.2) are not
+/// "other" either.
+fn other_requests(spec: &Spec) -> (TokenStream, Option<TokenStream>) {
+    let mut named = vec!["ACK".to_string(), "CANCEL".to_string()];
+    for h in spec.procedures.iter().flat_map(|p| &p.handlers) {
+        if let Trigger::Request(m) = &h.trigger
+            && m != crate::ast::OTHER_METHODS
+            && !named.contains(m)
+        {
+            named.push(m.clone());
+        }
+    }
+    (
+        quote!(::im_runtime::machine::Event::InDialogRequest(__method)),
+        Some(
+            quote!(!{ const NAMED: &[&str] = &[#(#named),*]; NAMED.contains(&__method.as_str()) }),
+        ),
+    )
 }
 
 struct Gen<'a> {
@@ -263,6 +285,17 @@ impl Gen<'_> {
             Action::CancelLegs => quote!(#k::CancelLegs),
             Action::ByeLegs => quote!(#k::ByeLegs),
             Action::Deliver => quote!(#k::Deliver),
+            Action::Outcome(o) => {
+                let d = quote!(::im_runtime::machine::DeliveryOutcome);
+                match o {
+                    None => quote!(#k::Outcome(#d::Delivered)),
+                    Some(None) => quote!(#k::Outcome(#d::Failed(::core::option::Option::None))),
+                    Some(Some(s)) => {
+                        let s = Literal::u16_unsuffixed(*s);
+                        quote!(#k::Outcome(#d::Failed(::core::option::Option::Some(#s))))
+                    }
+                }
+            }
             Action::SendImdn(true) => {
                 quote!(#k::SendImdn(::im_runtime::machine::ImdnStatus::Delivered))
             }
@@ -387,8 +420,11 @@ impl Gen<'_> {
     fn arms(&mut self) -> Vec<TokenStream> {
         let mut arms = Vec::new();
         for h in &self.proc.handlers {
-            let (pat, guard) = trigger_pattern(&h.trigger);
-            let states = handler_states(self.proc, &h.states);
+            let (pat, guard) = match &h.trigger {
+                Trigger::Request(m) if m == crate::ast::OTHER_METHODS => other_requests(self.spec),
+                t => trigger_pattern(t),
+            };
+            let states = handler_states_of(self.proc, h);
             let state_pat = if states.len() == self.proc.states.len() {
                 quote!(_)
             } else {
@@ -577,7 +613,7 @@ fn machine_doc(spec: &Spec, proc: &Procedure) -> String {
         proc.name, proc.clause
     );
     for h in &proc.handlers {
-        let states: Vec<&str> = handler_states(proc, &h.states)
+        let states: Vec<&str> = handler_states_of(proc, h)
             .into_iter()
             .filter_map(|i| proc.states.get(i).map(|s| s.name.as_str()))
             .collect();

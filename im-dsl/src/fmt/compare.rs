@@ -139,7 +139,9 @@ fn erase_action(a: &mut Action) {
             }
             erase_str(reason);
         }
-        ActionKind::InviteEach(..)
+        ActionKind::Outcome(Some(Some((_, s)))) => *s = Span::default(),
+        ActionKind::Outcome(_)
+        | ActionKind::InviteEach(..)
         | ActionKind::ForwardEach(..)
         | ActionKind::Cancel
         | ActionKind::Bye

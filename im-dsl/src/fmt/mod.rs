@@ -45,8 +45,8 @@ mod print;
 pub use cli::{FmtSummary, run};
 pub use comments::{Comment, scan_comments};
 pub use compare::{same_ignoring_spans, without_spans};
-pub(crate) use print::selection_text;
 pub use print::{lit_text, quote, trigger_text};
+pub(crate) use print::{outcome_text, selection_text};
 
 use crate::ast::File;
 use crate::diag::Diagnostic;

@@ -415,6 +415,7 @@ impl Printer<'_> {
             ActionKind::AcceptSubscription => self.at("accept subscription", s),
             ActionKind::NotifySubscribers => self.at("notify subscribers", s),
             ActionKind::StoreCopy => self.at("store copy", s),
+            ActionKind::Outcome(o) => self.at(outcome_text(o.map(|x| x.map(|(v, _)| v))), s),
             ActionKind::Report(Report::Success) => self.at("report success", s),
             ActionKind::Report(Report::Failure { status, reason }) => {
                 // `report failure` is one token spanning up to its status (or the action's
@@ -731,4 +732,14 @@ pub fn quote(value: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `outcome delivered` (`None`) or `outcome failed [STATUS]`, as the formatter and the
+/// graphs write it.
+pub(crate) fn outcome_text(o: Option<Option<u16>>) -> String {
+    match o {
+        None => "outcome delivered".into(),
+        Some(None) => "outcome failed".into(),
+        Some(Some(s)) => format!("outcome failed {s:03}"),
+    }
 }

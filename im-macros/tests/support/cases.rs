@@ -10,9 +10,10 @@
 
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, CopyOutcome, Env, Event, Facts, GroupDirectory,
-    GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts, MessageFacts, Method,
-    MsrpEvent, Recipients, ReportOutcome, Route, RuleInfo, SdpFacts, Selection, Timer, Uri,
+    Action, ActionKind, BodyPart, Config, CopyOutcome, DeliveryOutcome, Env, Event, Facts,
+    GroupDirectory, GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts,
+    MessageFacts, Method, MsrpEvent, Recipients, ReportOutcome, Route, RuleInfo, SdpFacts,
+    Selection, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -451,6 +452,10 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["msrp", "closed"] => Event::Msrp(MsrpEvent::Closed),
         ["msrp", "connected"] => Event::Msrp(MsrpEvent::Connected),
         ["msrp", "delivered"] => Event::Msrp(MsrpEvent::Delivered),
+        ["msrp", "failed", code] => Event::Msrp(MsrpEvent::DeliveryFailed(
+            code.parse()
+                .map_err(|_| format!("bad status in `{text}`"))?,
+        )),
         ["legs", "settled"] => Event::LegsSettled,
         ["legs", "changed"] => Event::LegsChanged,
         ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
@@ -522,6 +527,9 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::AcceptSubscription => "accept subscription".into(),
         ActionKind::NotifySubscribers => "notify subscribers".into(),
         ActionKind::StoreCopy => "store copy".into(),
+        ActionKind::Outcome(DeliveryOutcome::Delivered) => "outcome delivered".into(),
+        ActionKind::Outcome(DeliveryOutcome::Failed(None)) => "outcome failed".into(),
+        ActionKind::Outcome(DeliveryOutcome::Failed(Some(s))) => format!("outcome failed {s}"),
     }
 }
 
@@ -608,10 +616,14 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
             };
         }
         // Every live machine of the session sees the event, as the endpoint would route it
-        // to whichever of them waits for it; the others ignore it.
+        // to whichever of them waits for it; the others ignore it. An in-dialog request that
+        // needs an answer (not ACK, BYE, CANCEL, SUBSCRIBE) reaches final machines too, as in
+        // the endpoint: the dialog outlives the procedure's last state.
+        let answers = matches!(&ev, Event::InDialogRequest(x)
+            if !matches!(x, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe));
         let live = machines.len();
         for k in 0..live {
-            if machines[k].is_final() && i > 0 {
+            if machines[k].is_final() && i > 0 && !answers {
                 continue;
             }
             let mut pending: VecDeque<Action> =

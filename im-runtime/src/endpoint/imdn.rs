@@ -295,6 +295,45 @@ impl Session {
         true
     }
 
+    /// A page-mode copy's MESSAGE got no final answer (Timer F, or a transport error): the
+    /// copy is over, and the machines hear `timer F` about it (the copy current, no status)
+    /// and decide what it is (ext-dr.8: failed). Returns whether `key` was a copy's.
+    pub(super) fn copy_timed_out<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        key: &TsxKey,
+    ) -> bool {
+        let Some(i) = self
+            .copies
+            .entries
+            .iter()
+            .position(|c| c.key.as_ref() == Some(key))
+        else {
+            return false;
+        };
+        let Some(c) = self.copies.entries.get_mut(i) else {
+            return false;
+        };
+        if c.done {
+            return true;
+        }
+        c.done = true;
+        tracing_log(
+            "copy",
+            &format!(
+                "session {} recipient {}: no final response (timer F)",
+                self.call_id, c.uri.raw
+            ),
+        );
+        let saved = self.facts.status.take();
+        self.copies.current = Some(i);
+        self.run_machines(cx, &Event::Timer(Timer::F));
+        self.copies.current = None;
+        self.facts.status = saved;
+        self.flush_collected(cx);
+        true
+    }
+
     fn copy_outcome<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,

@@ -399,11 +399,20 @@ impl Session {
         leg: Option<usize>,
         key: &TsxKey,
     ) {
+        // A non-INVITE request the session sent got no final answer (RFC 3261 §17.1.2.2:
+        // Timer F, or a transport error): the machines hear `timer F` and decide what it
+        // means (ext-dr.8: a page-mode copy is a failed copy).
         let Some(i) = leg else {
-            self.copy_answered(cx, key, None);
+            if key.method() == &Method::Message {
+                self.copy_timed_out(cx, key);
+            } else if key.method() == &Method::Bye {
+                self.run_machines(cx, &Event::Timer(Timer::F));
+            }
             return;
         };
         if key.method() != &Method::Invite {
+            self.run_leg_machine(cx, i, &Event::Timer(Timer::F));
+            self.check_settled(cx);
             return;
         }
         if let Some(l) = self.legs.get_mut(i)
@@ -416,9 +425,10 @@ impl Session {
         self.check_settled(cx);
     }
 
-    /// Sends `LegsSettled` once every leg is final and every connected leg's delivery has
-    /// an outcome (or no message will come). Ending the connected legs then is the spec's
-    /// decision (`bye legs`, 6.1.3.3.2), not the runtime's.
+    /// Sends `LegsSettled` once every leg's machine has reached a final state: when a leg
+    /// is over, and what became of its copy (`outcome …`), is its machine's decision
+    /// (7.9.1.4 `invitee_leg`), as ending the connected legs then is the session's
+    /// (`bye legs`, 6.1.3.3.2), not the runtime's.
     pub(super) fn check_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
         self.settle(cx);
     }
@@ -427,16 +437,7 @@ impl Session {
         if self.settled_sent || self.legs.is_empty() {
             return;
         }
-        let done = self.legs.iter().all(|l| match l.status {
-            LegStatus::Pending => false,
-            // A connected leg waits for its copy's outcome, unless no message will come
-            // (the originator left without one).
-            LegStatus::Connected => {
-                l.delivery.is_some() || (self.originator_gone && self.held.is_none())
-            }
-            LegStatus::Failed | LegStatus::Ended => true,
-        });
-        if !done {
+        if !self.legs.iter().all(Leg::machine_final) {
             return;
         }
         self.settled_sent = true;

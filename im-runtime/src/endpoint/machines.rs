@@ -27,7 +27,7 @@ impl Session {
                 if only.is_some_and(|o| o != i) {
                     continue;
                 }
-                if m.is_final() && !matches!(event, Event::InitialRequest(_)) {
+                if m.is_final() && !matches!(event, Event::InitialRequest(_)) && !answers(event) {
                     continue;
                 }
                 pending.extend(
@@ -80,7 +80,7 @@ impl Session {
             let Some(m) = l.machine.as_mut() else {
                 return;
             };
-            if m.is_final() {
+            if m.is_final() && !answers(event) {
                 return;
             }
             let session_status = std::mem::replace(&mut facts.status, l.status_code);
@@ -88,7 +88,17 @@ impl Session {
             facts.status = session_status;
             actions
         };
-        for a in actions {
+        for mut a in actions {
+            // `outcome failed` without a status takes the one the event carries.
+            if let ActionKind::Outcome(crate::machine::DeliveryOutcome::Failed(s @ None)) =
+                &mut a.kind
+            {
+                *s = Some(match event {
+                    Event::Msrp(crate::machine::MsrpEvent::DeliveryFailed(c)) => *c,
+                    Event::Response(c) => *c,
+                    _ => 0,
+                });
+            }
             self.execute(cx, Some(leg), None, a);
         }
     }
@@ -162,6 +172,23 @@ impl Session {
                 }
                 self.try_deliveries(cx);
             }
+            ActionKind::Outcome(o) => match leg.and_then(|i| self.legs.get_mut(i)) {
+                Some(l) => {
+                    l.delivery = Some(match o {
+                        crate::machine::DeliveryOutcome::Delivered => 200,
+                        crate::machine::DeliveryOutcome::Failed(s) => s.unwrap_or(0),
+                    });
+                }
+                // The checker allows `outcome` only in an invitee-leg procedure.
+                None => log_action(
+                    &self.call_id,
+                    &Action {
+                        origin,
+                        kind: ActionKind::Outcome(o),
+                    },
+                    "not an invitee leg; ignored",
+                ),
+            },
             ActionKind::Report(outcome) => self.report(cx, &outcome),
             ActionKind::SendImdn(status) => self.send_imdn(cx, status),
             ActionKind::CollectImdn(status) => self.collect_imdn(cx, status),
@@ -365,6 +392,14 @@ fn respond_in_dialog<A: Application>(
     let _ = cx.tsx.respond(cx.now, key, reply.status, b.write());
     cx.live.response(reply.status, Some(&origin));
     cx.flush();
+}
+
+/// An in-dialog request that needs the spec's answer (not ACK, BYE, CANCEL or SUBSCRIBE,
+/// which have their own paths): a machine hears it even in a final state, as its dialog may
+/// still be up.
+fn answers(event: &Event) -> bool {
+    matches!(event, Event::InDialogRequest(m)
+        if !matches!(m, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe))
 }
 
 pub(crate) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {

@@ -74,11 +74,7 @@ impl Session {
                 self.try_deliveries(cx);
             }
             RelayEvent::Delivered(_, i, ok, code) => {
-                if let Some(l) = self.legs.get_mut(i)
-                    && l.delivery.is_none()
-                {
-                    l.delivery = Some(if ok { 200 } else { code });
-                }
+                // What the copy's outcome is, the leg's machine records (`outcome …`).
                 if ok {
                     cx.stats.delivered += 1;
                     let bytes = self.held.as_ref().map_or(0, |m| m.data.len());
@@ -102,16 +98,10 @@ impl Session {
         }
     }
 
-    /// An invitee's MSRP session is gone (closed, failed to connect, or idle too long): a
-    /// copy that was due and not confirmed counts as undelivered (408), and the leg's machine
-    /// decides what follows (typically BYE).
+    /// An invitee's MSRP session is gone (closed, failed to connect, or idle too long): the
+    /// leg's machine hears `msrp closed` and decides what it means for the copy (7.9.1.4
+    /// `connection_lost`: failed, 408).
     fn leg_msrp_lost<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
-        if let Some(l) = self.legs.get_mut(i)
-            && l.delivery.is_none()
-            && (l.delivery_started || l.status == LegStatus::Connected)
-        {
-            l.delivery = Some(408);
-        }
         self.run_leg_machine(cx, i, &Event::Msrp(crate::machine::MsrpEvent::Closed));
     }
 

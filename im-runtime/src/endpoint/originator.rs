@@ -35,7 +35,51 @@ impl Session {
                 self.run_machines(cx, &Event::InDialogRequest(Method::Ack));
             }
             Some(Method::Bye) => self.bye_received(cx, leg, key, msg),
-            _ => {}
+            Some(Method::Ack) => {}
+            Some(_) => self.other_request(cx, leg, key, msg),
+            None => {}
+        }
+    }
+
+    /// Any other in-dialog request (re-INVITE, UPDATE, INFO, OPTIONS, MESSAGE …): the
+    /// machine that owns the dialog answers it (6.1.3.3.2 `other_method`: 405), final or
+    /// not, since a dialog outlives its procedure's last state. The runtime answers only
+    /// a dialog that does not exist or is over (481, RFC 3261 §12.2.2), and, when no rule
+    /// answered, the 500 the transaction still needs (a spec gap, logged).
+    fn other_request<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        leg: Option<usize>,
+        key: Option<TsxKey>,
+        msg: Message,
+    ) {
+        let Some(key) = key else {
+            return;
+        };
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let dialog = match leg {
+            None => self.dialog.as_ref(),
+            Some(i) => self.legs.get(i).and_then(|l| l.dialog.as_ref()),
+        };
+        if dialog.is_none_or(|d| d.ended) {
+            cx.reply_simple(&key, &msg, 481, &[]);
+            return;
+        }
+        self.answering = Some(Box::new((key, msg)));
+        let ev = Event::InDialogRequest(method.clone());
+        match leg {
+            None => self.run_machines(cx, &ev),
+            Some(i) => self.run_leg_machine(cx, i, &ev),
+        }
+        if let Some((key, msg)) = self.answering.take().map(|b| *b) {
+            tracing::error!(
+                session = self.id.0,
+                method = %method,
+                "no spec rule answered the in-dialog request; 500 sent"
+            );
+            cx.reply_simple(&key, &msg, 500, &[]);
         }
     }
 

@@ -139,7 +139,10 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         match method {
-            Method::Ack | Method::Bye => {
+            // Every in-dialog request but CANCEL (its transaction's business) and SUBSCRIBE
+            // (conference state's, not offered here) goes to the session: what is answered
+            // to it is the spec's (`on request …`).
+            m if m != Method::Cancel && m != Method::Subscribe => {
                 self.dispatch(now, sid, SessionEvent::InDialog { leg, key, msg });
             }
             _ => {

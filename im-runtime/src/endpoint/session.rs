@@ -246,7 +246,8 @@ pub(crate) struct Leg {
     pub(crate) msrp_session: String,
     pub(crate) want_delivery: bool,
     pub(crate) delivery_started: bool,
-    /// MSRP outcome: 200 delivered, else the failure code.
+    /// The outcome the leg's machine recorded (`outcome …`): 200 delivered, else the
+    /// failure status it gave.
     pub(crate) delivery: Option<u16>,
     pub(crate) cancelled: bool,
     /// The CANCEL was the leg machine's own `cancel`: a 2xx that crosses it goes to that
@@ -256,6 +257,12 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// The leg's machine has reached a final state (a leg without one has nothing to wait
+    /// for): what `legs settled` waits for.
+    pub(crate) fn machine_final(&self) -> bool {
+        self.machine.as_ref().is_none_or(|m| m.is_final())
+    }
+
     pub(crate) fn new(
         uri: Uri,
         call_id: String,
@@ -337,8 +344,9 @@ pub(crate) struct Session {
 pub(crate) enum SessionEvent {
     /// The admitted initial request: the session's machines start.
     Start(Method),
-    /// An ACK or BYE in the originator's dialog (`leg: None`) or in a leg's; `key` is the
-    /// server transaction (none for the ACK of a 2xx).
+    /// An in-dialog request (ACK, BYE or any other but CANCEL) in the originator's dialog
+    /// (`leg: None`) or in a leg's; `key` is the server transaction (none for the ACK of a
+    /// 2xx).
     InDialog {
         leg: Option<usize>,
         key: Option<TsxKey>,
@@ -540,6 +548,8 @@ impl Session {
             total: self.legs.len(),
             ..Default::default()
         };
+        // Delivered and failed are what each leg's machine decided (`outcome …`): a leg
+        // whose machine ended without `outcome delivered` did not get its copy.
         for l in &self.legs {
             if l.dialog.is_some() {
                 c.connected += 1;
@@ -547,7 +557,7 @@ impl Session {
             match l.delivery {
                 Some(200) => c.delivered += 1,
                 Some(_) => c.failed += 1,
-                None if l.status == LegStatus::Failed => c.failed += 1,
+                None if l.machine_final() => c.failed += 1,
                 None => {}
             }
         }

@@ -5,8 +5,9 @@
 
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{
-    Action, ActionKind, Env, Event, Facts, GroupDirectory, HeaderValue, InviteeRouter, Machine,
-    Method, MsrpEvent, NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Timer, Uri,
+    Action, ActionKind, DeliveryOutcome, Env, Event, Facts, GroupDirectory, HeaderValue,
+    InviteeRouter, Machine, Method, MsrpEvent, NoGroups, Origin, Recipients, Reply, Route,
+    SdpAnswerItem, Timer, Uri,
 };
 use im_runtime::proto::sip::{HeaderName, Message};
 use std::net::SocketAddr;
@@ -247,11 +248,23 @@ impl Machine for LegMachine {
                 self.state = "failed";
                 vec![]
             }
-            Event::Msrp(MsrpEvent::Delivered)
-            | Event::Msrp(MsrpEvent::DeliveryFailed(_))
-            | Event::Msrp(MsrpEvent::Closed) => {
+            // The copy's outcome is the machine's to record (7.9.1.4 `copy_delivered`,
+            // `copy_refused`, `connection_lost`).
+            Event::Msrp(
+                m @ (MsrpEvent::Delivered | MsrpEvent::DeliveryFailed(_) | MsrpEvent::Closed),
+            ) => {
                 self.state = "ended";
-                vec![act(ActionKind::Bye)]
+                let outcome = match m {
+                    MsrpEvent::Delivered => DeliveryOutcome::Delivered,
+                    MsrpEvent::Closed => DeliveryOutcome::Failed(Some(408)),
+                    _ => DeliveryOutcome::Failed(None),
+                };
+                vec![act(ActionKind::Outcome(outcome)), act(ActionKind::Bye)]
+            }
+            // The invitee hung up before its copy was confirmed (7.9.1.4 `invitee_left`).
+            Event::InDialogRequest(Method::Bye) if self.state == "connected" => {
+                self.state = "ended";
+                vec![act(ActionKind::Outcome(DeliveryOutcome::Failed(Some(481))))]
             }
             _ => vec![],
         }

@@ -88,6 +88,9 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "an offer the answer cannot be built for gets the edited else: 606 (was 488)",
             "the 200 OK's focus Contact carries only the edited feature tag (was both)",
             "a list over a list limit: 403 by the edited rule (was 413)",
+            "leg: MSRP connection lost: counted delivered by the edited rule (was outcome failed 408)",
+            "re-INVITE in the originator's dialog: 501 by the edited rule (was 405)",
+            "a copy timed out (timer F), negative delivery asked: no IMDN without the rule (was IMDN failed)",
         ]
     );
 }
