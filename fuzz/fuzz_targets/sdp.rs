@@ -1,6 +1,6 @@
 //! SDP: no panic; the facts built directly equal the general parser's; parse → write →
-//! parse is stable; the MSRP answer builder never panics
-//! and what it builds parses.
+//! parse is stable; the MSRP answer builder never panics, what it builds parses, and its
+//! direct writer gives what the `sdp-types` model gives (answer or error).
 #![no_main]
 
 use std::borrow::Cow;
@@ -42,7 +42,20 @@ fuzz_target!(|data: &[u8]| {
         session_id: 1,
         session_version: 1,
     };
-    if let Ok(a) = answer::build_answer(&facts, &items, &local, &Config::default()) {
-        sdp::parse(a.sdp.as_bytes()).expect("answer must parse");
+    // The second item set replaces a written attribute and echoes the direction.
+    let replacing = [
+        SdpAnswerItem::Fixed(Cow::Borrowed("connection"), Some(Cow::Borrowed("existing"))),
+        SdpAnswerItem::MediaFromOffer,
+        SdpAnswerItem::ComplementSetup,
+        SdpAnswerItem::Echo(Cow::Borrowed("sendonly")),
+        SdpAnswerItem::MirrorDirection,
+    ];
+    for items in [&items[..], &replacing[..]] {
+        let built = answer::build_answer(&facts, items, &local, &Config::default());
+        let model = answer::build_answer_to_session(&s1, items, &local, &Config::default());
+        assert_eq!(built, model);
+        if let Ok(a) = built {
+            sdp::parse(a.sdp.as_bytes()).expect("answer must parse");
+        }
     }
 });

@@ -364,3 +364,58 @@ mod props {
         }
     }
 }
+
+/// Every input of the `sdp` fuzz target's kept corpus: the direct answer writer gives what
+/// the `sdp-types` model gives (answer or error), for the fuzz target's two item sets.
+#[test]
+fn direct_answer_equals_the_model_over_the_fuzz_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sdp");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        panic!("no corpus at {}", dir.display());
+    };
+    let items = [
+        SdpAnswerItem::MediaFromOffer,
+        SdpAnswerItem::OwnPath,
+        SdpAnswerItem::AcceptTypesIntersection,
+        SdpAnswerItem::AcceptWrappedTypesIntersection,
+        SdpAnswerItem::OwnMaxSize,
+        SdpAnswerItem::MirrorDirection,
+        SdpAnswerItem::ComplementSetup,
+        SdpAnswerItem::Echo(Cow::Borrowed("msrp-cema")),
+        SdpAnswerItem::Fixed(Cow::Borrowed("tb-granted"), None),
+    ];
+    let replacing = [
+        SdpAnswerItem::Fixed(Cow::Borrowed("connection"), Some(Cow::Borrowed("existing"))),
+        SdpAnswerItem::MediaFromOffer,
+        SdpAnswerItem::ComplementSetup,
+        SdpAnswerItem::Echo(Cow::Borrowed("sendonly")),
+        SdpAnswerItem::MirrorDirection,
+    ];
+    let local = answer::LocalMedia {
+        address: "192.0.2.1".into(),
+        msrp_port: 2855,
+        path: "msrp://192.0.2.1:2855/s;tcp".into(),
+        session_id: 1,
+        session_version: 1,
+    };
+    let (mut inputs, mut answered) = (0, 0);
+    for e in entries.flatten() {
+        let data = std::fs::read(e.path()).expect("corpus file");
+        let Ok(session) = sdp::parse(&data) else {
+            continue;
+        };
+        let facts = sdp::facts(&data).expect("parsed SDP has facts");
+        inputs += 1;
+        for set in [&items[..], &replacing[..]] {
+            let direct = answer::build_answer(&facts, set, &local, &Config::default());
+            let model = answer::build_answer_to_session(&session, set, &local, &Config::default());
+            assert_eq!(direct, model, "{}", e.path().display());
+            answered += usize::from(direct.is_ok());
+        }
+    }
+    assert!(
+        inputs > 100 && answered > 10,
+        "{inputs} inputs, {answered} answers"
+    );
+    eprintln!("{inputs} parsed corpus inputs, {answered} answers compared");
+}

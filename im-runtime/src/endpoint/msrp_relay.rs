@@ -114,8 +114,8 @@ fn local_uri_of(
     tls: bool,
 ) -> Option<MsrpUri> {
     match own_tls {
-        Some(a) if tls => format!("msrps://{a}/{sid};tcp").parse().ok(),
-        _ => format!("msrp://{own}/{sid};tcp").parse().ok(),
+        Some(a) if tls => MsrpUri::for_listener(msrp::Scheme::Msrps, a, sid),
+        _ => MsrpUri::for_listener(msrp::Scheme::Msrp, own, sid),
     }
 }
 

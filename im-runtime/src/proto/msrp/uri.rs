@@ -94,6 +94,45 @@ pub struct UriKey {
 }
 
 impl MsrpUri {
+    fn for_listener_text(
+        scheme: Scheme,
+        addr: std::net::SocketAddr,
+        session_id: &str,
+    ) -> Option<MsrpUri> {
+        format!("{}://{addr}/{session_id};tcp", scheme.as_str())
+            .parse()
+            .ok()
+    }
+
+    /// `msrp[s]://<addr>/<session_id>;tcp`: the URI a server listening on `addr` gives a
+    /// session, the same as parsing that text (`None` where parsing fails), built
+    /// without writing and parsing the text for an IPv4 address and a plain session id.
+    pub fn for_listener(
+        scheme: Scheme,
+        addr: std::net::SocketAddr,
+        session_id: &str,
+    ) -> Option<MsrpUri> {
+        // Anything but an IPv4 address and a plain session id (ours are hex) takes the
+        // text, so that odd ids (`a;b` reads as id `a`, transport `b`) and IPv6 zones give
+        // exactly what parsing gives.
+        let plain = !session_id.is_empty() && session_id.bytes().all(is_session_id_char);
+        let std::net::SocketAddr::V4(v4) = addr else {
+            return Self::for_listener_text(scheme, addr, session_id);
+        };
+        if !plain {
+            return Self::for_listener_text(scheme, addr, session_id);
+        }
+        Some(MsrpUri {
+            scheme,
+            user: None,
+            host: v4.ip().to_string(),
+            port: Some(v4.port()),
+            session_id: Some(session_id.to_owned()),
+            transport: "tcp".to_owned(),
+            params: Vec::new(),
+        })
+    }
+
     /// The port to connect to: the explicit one or [`DEFAULT_PORT`].
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or(DEFAULT_PORT)
@@ -198,7 +237,10 @@ impl FromStr for MsrpUri {
         } else {
             return Err(UriError::Scheme);
         };
-        let auth_end = rest.find(['/', ';']).ok_or(UriError::Transport)?;
+        let auth_end = rest
+            .bytes()
+            .position(|c| c == b'/' || c == b';')
+            .ok_or(UriError::Transport)?;
         let (authority, mut tail) = rest.split_at_checked(auth_end).ok_or(UriError::Transport)?;
 
         let (user, hostport) = match authority.rsplit_once('@') {
@@ -233,7 +275,10 @@ impl FromStr for MsrpUri {
         parse_host(host)?;
 
         let session_id = if let Some(r) = tail.strip_prefix('/') {
-            let end = r.find(';').ok_or(UriError::Transport)?;
+            let end = r
+                .bytes()
+                .position(|c| c == b';')
+                .ok_or(UriError::Transport)?;
             let (sid, rest) = r.split_at_checked(end).ok_or(UriError::Transport)?;
             if sid.is_empty() || !sid.bytes().all(is_session_id_char) {
                 return Err(UriError::SessionId);
@@ -274,27 +319,54 @@ impl FromStr for MsrpUri {
 }
 
 impl fmt::Display for MsrpUri {
+    // Written piece by piece: a URI is written for every MSRP frame sent and every side
+    // registered, and the formatting machinery costs several times the copying.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme.as_str())?;
+        f.write_str(self.scheme.as_str())?;
+        f.write_str("://")?;
         if let Some(u) = &self.user {
-            write!(f, "{u}@")?;
+            f.write_str(u)?;
+            f.write_str("@")?;
         }
         f.write_str(&self.host)?;
         if let Some(p) = self.port {
-            write!(f, ":{p}")?;
+            f.write_str(":")?;
+            write_u16(f, p)?;
         }
         if let Some(s) = &self.session_id {
-            write!(f, "/{s}")?;
+            f.write_str("/")?;
+            f.write_str(s)?;
         }
-        write!(f, ";{}", self.transport)?;
+        f.write_str(";")?;
+        f.write_str(&self.transport)?;
         for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
+            f.write_str(";")?;
+            f.write_str(n)?;
+            if let Some(v) = v {
+                f.write_str("=")?;
+                f.write_str(v)?;
             }
         }
         Ok(())
     }
+}
+
+/// A port in decimal, without the formatting machinery.
+fn write_u16(f: &mut fmt::Formatter<'_>, mut n: u16) -> fmt::Result {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    f.write_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default())
 }
 
 /// A new random session id for an MSRP URI from caller-supplied random bytes: 96 bits, more
@@ -320,6 +392,31 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `for_listener` gives what parsing the written URI gives, for IPv4, IPv6 (with and
+    /// without a zone), both schemes and session ids the grammar allows or refuses.
+    #[test]
+    fn for_listener_equals_parsing_the_text() {
+        let addrs: [std::net::SocketAddr; 5] = [
+            "192.0.2.1:2855".parse().unwrap(),
+            "0.0.0.0:0".parse().unwrap(),
+            "255.255.255.255:65535".parse().unwrap(),
+            "[2001:db8::1]:9".parse().unwrap(),
+            "[fe80::1%2]:7".parse().unwrap(),
+        ];
+        for addr in addrs {
+            for scheme in [Scheme::Msrp, Scheme::Msrps] {
+                for sid in ["s3ss10n", "a+b=c/d~_.-", "", "a;b", "x y", "é"] {
+                    let text = format!("{}://{addr}/{sid};tcp", scheme.as_str());
+                    let built = MsrpUri::for_listener(scheme, addr, sid);
+                    assert_eq!(built, text.parse().ok(), "{text}");
+                    if let Some(u) = built {
+                        assert_eq!(u.to_string(), text);
+                    }
+                }
+            }
+        }
+    }
 
     fn uri(s: &str) -> MsrpUri {
         s.parse().unwrap()

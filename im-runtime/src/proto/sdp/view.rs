@@ -115,8 +115,21 @@ fn attribute(v: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// An `m=` line's fields, borrowed from the text.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MediaLine<'a> {
+    /// `<media>`.
+    pub media: &'a str,
+    /// `<port>` (without the number of ports).
+    pub port: u16,
+    /// `<proto>`.
+    pub proto: &'a str,
+    /// `<fmt> …`: the rest of the line as `sdp-types` keeps it (runs of spaces included).
+    pub fmt: &'a str,
+}
+
 /// `m=<media> <port>[/<number of ports>] <proto> <fmt> …`
-fn media_line(v: &str) -> Option<SdpMedia> {
+fn media_line(v: &str) -> Option<MediaLine<'_>> {
     let mut f = v.splitn(4, ' ');
     let media = f.next()?;
     let port_part = f.next()?;
@@ -130,13 +143,29 @@ fn media_line(v: &str) -> Option<SdpMedia> {
     }
     let proto = f.next()?;
     let fmt = f.next()?;
-    Some(SdpMedia {
-        media: media.to_owned(),
+    Some(MediaLine {
+        media,
         port,
-        proto: proto.to_owned(),
-        formats: fmt.split_ascii_whitespace().map(str::to_owned).collect(),
-        attributes: Vec::new(),
+        proto,
+        fmt,
     })
+}
+
+/// What a walk reports besides the media sections: the session-level `c=` address and the
+/// first session-level direction attribute's name.
+pub(super) struct Walked<'a> {
+    /// The session-level `c=` address.
+    pub connection: Option<&'a str>,
+    /// The first session-level `a=sendonly|recvonly|sendrecv|inactive` (any case).
+    pub session_direction: Option<&'a str>,
+}
+
+/// Receives the media sections of a walk, in order.
+pub(super) trait Sink<'a> {
+    /// An `m=` line: a new media section starts.
+    fn media(&mut self, m: MediaLine<'a>);
+    /// An `a=` line of the current media section.
+    fn attribute(&mut self, name: &'a str, value: Option<&'a str>);
 }
 
 /// The lines as `sdp-types` sees them: split at LF, one CRLF or LF removed, empty lines
@@ -160,8 +189,9 @@ fn lines(text: &str) -> impl Iterator<Item = Option<(u8, &str)>> {
     })
 }
 
-/// The facts of `text`, or `None` when `sdp-types` would refuse it.
-pub(super) fn facts(text: &str) -> Option<SdpFacts> {
+/// Walks `text` with `sdp-types`' rules, reporting its media sections to `sink`; `None` when
+/// `sdp-types` would refuse it (what the sink got by then means nothing).
+pub(super) fn walk<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Option<Walked<'a>> {
     let mut lines = lines(text);
     match lines.next() {
         Some(Some((b'v', "0"))) => {}
@@ -172,16 +202,17 @@ pub(super) fn facts(text: &str) -> Option<SdpFacts> {
     let mut connection_addr = None;
     let mut session_direction: Option<&str> = None;
     let mut have_time = false;
-    let mut media: Vec<SdpMedia> = Vec::new();
+    let mut in_media = false;
     let mut media_once = [false; 2];
     for line in lines {
         let (key, v) = line?;
         if key == b'm' {
-            media.push(media_line(v)?);
+            sink.media(media_line(v)?);
+            in_media = true;
             media_once = [false; 2];
             continue;
         }
-        if let Some(m) = media.last_mut() {
+        if in_media {
             match key {
                 b'i' | b'k' => {
                     let slot = media_once.get_mut(usize::from(key == b'k'))?;
@@ -195,10 +226,7 @@ pub(super) fn facts(text: &str) -> Option<SdpFacts> {
                 b'b' if !bandwidth_ok(v) => return None,
                 b'a' => {
                     let (name, value) = attribute(v);
-                    m.attributes.push(SdpAttribute {
-                        name: name.to_owned(),
-                        value: value.map(str::to_owned),
-                    });
+                    sink.attribute(name, value);
                 }
                 _ => {}
             }
@@ -240,9 +268,44 @@ pub(super) fn facts(text: &str) -> Option<SdpFacts> {
             _ => {}
         }
     }
+    Some(Walked {
+        connection: connection_addr,
+        session_direction,
+    })
+}
+
+/// Builds the facts' media sections.
+struct FactsSink(Vec<SdpMedia>);
+
+impl<'a> Sink<'a> for FactsSink {
+    fn media(&mut self, m: MediaLine<'a>) {
+        self.0.push(SdpMedia {
+            media: m.media.to_owned(),
+            port: m.port,
+            proto: m.proto.to_owned(),
+            formats: m.fmt.split_ascii_whitespace().map(str::to_owned).collect(),
+            attributes: Vec::new(),
+        });
+    }
+
+    fn attribute(&mut self, name: &'a str, value: Option<&'a str>) {
+        if let Some(m) = self.0.last_mut() {
+            m.attributes.push(SdpAttribute {
+                name: name.to_owned(),
+                value: value.map(str::to_owned),
+            });
+        }
+    }
+}
+
+/// The facts of `text`, or `None` when `sdp-types` would refuse it.
+pub(super) fn facts(text: &str) -> Option<SdpFacts> {
+    let mut sink = FactsSink(Vec::new());
+    let walked = walk(text, &mut sink)?;
+    let mut media = sink.0;
     // RFC 4566 §6: a session-level direction applies to media sections without their own
     // (what `facts_from_session` adds).
-    if let Some(d) = session_direction {
+    if let Some(d) = walked.session_direction {
         for m in &mut media {
             if !m
                 .attributes
@@ -257,7 +320,7 @@ pub(super) fn facts(text: &str) -> Option<SdpFacts> {
         }
     }
     Some(SdpFacts {
-        connection: connection_addr.map(str::to_owned),
+        connection: walked.connection.map(str::to_owned),
         media,
         raw: text.to_owned(),
     })
