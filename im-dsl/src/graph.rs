@@ -346,7 +346,7 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
             "goto {}",
             proc.states.get(*s).map(|s| s.name.as_str()).unwrap_or("?")
         ),
-        Action::InviteEach(r, s) => format!(
+        Action::InviteEach(r, s, _) => format!(
             "invite each {}{}",
             recipients_text(*r),
             crate::fmt::selection_text(*s)

@@ -737,7 +737,17 @@ impl Lowerer<'_> {
                 }
             },
             ActionKind::Goto(s) => model::Action::Goto(self.state(s, cx)?),
-            ActionKind::InviteEach(r, s) => model::Action::InviteEach(recipients(*r), *s),
+            ActionKind::InviteEach(r, s, items) => model::Action::InviteEach(
+                recipients(*r),
+                *s,
+                super::invite::lower_invitation(
+                    self.sources,
+                    self.diags,
+                    &self.conditions,
+                    *r == ast::Recipients::RecipientList,
+                    items,
+                )?,
+            ),
             ActionKind::ForwardEach(r, s) => model::Action::ForwardEach(recipients(*r), *s),
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,

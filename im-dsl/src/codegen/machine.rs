@@ -250,9 +250,10 @@ impl Gen<'_> {
                     .unwrap_or("");
                 quote!(#k::Call(#clause))
             }
-            Action::InviteEach(x, s) => {
+            Action::InviteEach(x, s, inv) => {
                 let (x, s) = (rec(*x), sel(*s));
-                quote!(#k::InviteEach(#x, #s))
+                let inv = super::invite::invitation(&mut self.cx, inv);
+                quote!(#k::InviteEach(#x, #s, #inv))
             }
             Action::ForwardEach(x, s) => {
                 let (x, s) = (rec(*x), sel(*s));

@@ -105,7 +105,7 @@ impl Session {
         let now = cx.now;
         match a.kind {
             ActionKind::Respond(reply) => self.respond(cx, origin, reply),
-            ActionKind::InviteEach(r, s) => self.invite_each(cx, r, s, from),
+            ActionKind::InviteEach(r, s, inv) => self.invite_each(cx, r, s, &inv, from),
             ActionKind::ForwardEach(r, s) => self.forward_each(cx, r, s),
             ActionKind::Cancel => match leg {
                 Some(i) => {

@@ -87,6 +87,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "leg: a 2xx that crossed the CANCEL is left to the edited spec, which keeps it (was BYE)",
             "an offer the answer cannot be built for gets the edited else: 606 (was 488)",
             "the 200 OK's focus Contact carries only the edited feature tag (was both)",
+            "the invitee INVITE has no Referred-By and offers setup active (was Referred-By, actpass)",
         ]
     );
 }
