@@ -254,8 +254,8 @@ pub enum ActionKind {
     Goto(Ident),
     /// `invite each … [{ … }]`: what the INVITE carries (empty without a block).
     InviteEach(Recipients, Selection, Vec<InviteItem>),
-    /// `forward each …`.
-    ForwardEach(Recipients, Selection),
+    /// `forward each … [{ … }]`: what each copy carries (`header`, `history`).
+    ForwardEach(Recipients, Selection, Vec<InviteItem>),
     /// `cancel`.
     Cancel,
     /// `bye`.

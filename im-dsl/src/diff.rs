@@ -402,7 +402,7 @@ fn behaviour(spec: &Spec, proc: &Procedure, si: usize, r: &Rule) -> Vec<String> 
             Action::Goto(s) => next = *s,
             Action::Respond(resp) => out.push(respond_text(spec, resp)),
             Action::Log(t) => out.push(format!("log {:?}", text(spec, t))),
-            Action::InviteEach(_, _, inv) => {
+            Action::InviteEach(_, _, inv) | Action::ForwardEach(_, _, inv) => {
                 // What the INVITE carries is behaviour too (`imspec diff` shows an edited
                 // header or offer attribute).
                 let mut s = action_text(spec, proc, act);

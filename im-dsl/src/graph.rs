@@ -351,7 +351,7 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
             recipients_text(*r),
             crate::fmt::selection_text(*s)
         ),
-        Action::ForwardEach(r, s) => format!(
+        Action::ForwardEach(r, s, _) => format!(
             "forward each {}{}",
             recipients_text(*r),
             crate::fmt::selection_text(*s)

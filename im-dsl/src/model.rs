@@ -228,8 +228,9 @@ pub enum Action {
     Goto(usize),
     /// Invite each recipient, with what the INVITE carries.
     InviteEach(Recipients, Selection, Invitation),
-    /// Forward the request to each recipient.
-    ForwardEach(Recipients, Selection),
+    /// Forward the request to each recipient, with what each copy carries (headers and
+    /// the history part; no Contact, no offer).
+    ForwardEach(Recipients, Selection, Invitation),
     /// CANCEL the pending INVITE.
     Cancel,
     /// BYE.

@@ -363,7 +363,7 @@ impl Builder {
                 Some(i) => self.ident(i),
                 None => self.missing_ident(span),
             }),
-            Rule::act_invite => {
+            Rule::act_invite | Rule::act_forward => {
                 let r = recipients(inner.next());
                 let rest: Vec<_> = inner.collect();
                 let body = rest
@@ -372,10 +372,11 @@ impl Builder {
                     .map(|b| self.invite_items(b.clone()))
                     .unwrap_or_default();
                 let sel = selection(rest.into_iter().filter(|p| p.as_rule() == Rule::select));
-                ActionKind::InviteEach(r, sel, body)
-            }
-            Rule::act_forward => {
-                ActionKind::ForwardEach(recipients(inner.next()), selection(inner))
+                if which == Rule::act_invite {
+                    ActionKind::InviteEach(r, sel, body)
+                } else {
+                    ActionKind::ForwardEach(r, sel, body)
+                }
             }
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,

@@ -310,7 +310,12 @@ fn action() -> impl Strategy<Value = Action> {
             prop::collection::vec(invite_item(), 0..4)
         )
             .prop_map(|(r, s, items)| ActionKind::InviteEach(r, s, items)),
-        (recipients(), selection()).prop_map(|(r, s)| ActionKind::ForwardEach(r, s)),
+        (
+            recipients(),
+            selection(),
+            prop::collection::vec(invite_item(), 0..3)
+        )
+            .prop_map(|(r, s, items)| ActionKind::ForwardEach(r, s, items)),
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
         Just(ActionKind::CancelLegs),
@@ -758,7 +763,7 @@ impl Noisy {
                 self.t("goto");
                 self.t(s.name.clone());
             }
-            ActionKind::InviteEach(r, sel, _) | ActionKind::ForwardEach(r, sel) => {
+            ActionKind::InviteEach(r, sel, _) | ActionKind::ForwardEach(r, sel, _) => {
                 self.t(if matches!(a.kind, ActionKind::InviteEach(..)) {
                     "invite"
                 } else {
@@ -776,7 +781,8 @@ impl Noisy {
                 if sel.distinct {
                     self.t("distinct");
                 }
-                if let ActionKind::InviteEach(_, _, items) = &a.kind
+                if let ActionKind::InviteEach(_, _, items) | ActionKind::ForwardEach(_, _, items) =
+                    &a.kind
                     && (!items.is_empty() || self.rng.chance(20))
                 {
                     self.t("{");

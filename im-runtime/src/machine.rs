@@ -776,8 +776,10 @@ pub enum ActionKind {
     /// [`Invitation`] says; each becomes an invitee leg whose responses come back as
     /// [`Event::Response`] to that leg's machine.
     InviteEach(Recipients, Selection, Invitation),
-    /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message.
-    ForwardEach(Recipients, Selection),
+    /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message; each
+    /// copy carries the [`Invitation`]'s headers and history part (its Contact and offer do
+    /// not apply to a MESSAGE).
+    ForwardEach(Recipients, Selection, Invitation),
     /// Cancel the pending INVITE of this leg.
     Cancel,
     /// End this leg's dialog with BYE.

@@ -40,13 +40,14 @@ const RUNTIME_ATTRIBUTES: &[&str] = &["path", "accept-types"];
 const DIRECTIONS: &[&str] = &["sendonly", "recvonly", "sendrecv", "inactive"];
 const SETUPS: &[&str] = &["actpass", "active", "passive", "holdconn"];
 
-/// Lowers the items of one `invite each` (`list`: it addresses a recipient list). `None`
-/// when a diagnostic was pushed.
+/// Lowers the items of one `invite each` or (`forward`) `forward each` (`list`: it addresses
+/// a recipient list). `None` when a diagnostic was pushed.
 pub(super) fn lower_invitation(
     sources: &Sources,
     diags: &mut Diagnostics,
     conditions: &HashMap<String, usize>,
     list: bool,
+    forward: bool,
     items: &[InviteItem],
 ) -> Option<Invitation> {
     let mut inv = Invitation::default();
@@ -57,7 +58,7 @@ pub(super) fn lower_invitation(
             diags.push(
                 Diagnostic::new(
                     Code::Duplicate,
-                    format!("`{what}` is given twice for this INVITE"),
+                    format!("`{what}` is given twice for this fan-out"),
                     at,
                     "given again",
                 )
@@ -70,6 +71,26 @@ pub(super) fn lower_invitation(
         false
     };
     for item in items {
+        // A forwarded MESSAGE opens no dialog and carries the sender's payload: no focus
+        // Contact (RFC 3428 §4), no offer.
+        let dialog_only = match item {
+            InviteItem::ContactFocus(span, _) => Some(("contact focus", *span)),
+            InviteItem::Offer(_, span) => Some(("offer", *span)),
+            _ => None,
+        };
+        if let (true, Some((what, span))) = (forward, dialog_only) {
+            diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("`{what}` on a forwarded MESSAGE"),
+                    span,
+                    "only for `invite each`",
+                )
+                .help("`forward each` copies the sender's message (RFC 3428: no dialog, no SDP); it takes `header` and `history`"),
+            );
+            ok = false;
+            continue;
+        }
         match item {
             InviteItem::Header(name, value) => {
                 let lower = name.name.to_ascii_lowercase();
@@ -78,7 +99,7 @@ pub(super) fn lower_invitation(
                         "the runtime writes the Contact (RFC 3261 §8.1.1.8: the session's focus URI); `contact focus \"PARAM\"` adds `isfocus` and feature tags".to_string()
                     } else {
                         format!(
-                            "the runtime writes `{}` on every INVITE (RFC 3261 §8.1.1, or the body's own header); leave it out",
+                            "the runtime writes `{}` on every request it sends (RFC 3261 §8.1.1, or the body's own header); leave it out",
                             name.name
                         )
                     };
@@ -146,11 +167,11 @@ pub(super) fn lower_invitation(
                     diags.push(
                         Diagnostic::new(
                             Code::HistoryWithoutList,
-                            "`history` on an INVITE that addresses no recipient list",
+                            "`history` on a fan-out that addresses no recipient list",
                             *span,
                             "no list to write the history of",
                         )
-                        .help("the recipient-list-history part (RFC 5364) names the entries of the request's `recipient-list`; it goes with `invite each recipient_list`"),
+                        .help("the recipient-list-history part (RFC 5364) names the entries of the request's `recipient-list`; it goes with `recipient_list`"),
                     );
                     ok = false;
                     continue;

@@ -174,7 +174,9 @@ fn rule_conditions(r: &Rule, out: &mut Vec<usize>) {
             }
             Action::StartTimer(_, e) => expr_conditions(e, out),
             Action::Log(t) => text(t, out),
-            Action::InviteEach(_, _, inv) => inv.headers.iter().for_each(|(_, v)| text(v, out)),
+            Action::InviteEach(_, _, inv) | Action::ForwardEach(_, _, inv) => {
+                inv.headers.iter().for_each(|(_, v)| text(v, out))
+            }
             _ => {}
         }
     }

@@ -139,7 +139,7 @@ fn erase_action(a: &mut Action) {
             }
             erase_str(reason);
         }
-        ActionKind::InviteEach(_, _, items) => {
+        ActionKind::InviteEach(_, _, items) | ActionKind::ForwardEach(_, _, items) => {
             for it in items {
                 match it {
                     InviteItem::Header(n, v) => {
@@ -165,8 +165,7 @@ fn erase_action(a: &mut Action) {
                 }
             }
         }
-        ActionKind::ForwardEach(..)
-        | ActionKind::Cancel
+        ActionKind::Cancel
         | ActionKind::Bye
         | ActionKind::CancelLegs
         | ActionKind::ByeLegs

@@ -394,8 +394,11 @@ impl Printer<'_> {
                 ),
                 s,
             ),
-            ActionKind::InviteEach(r, sel, items) => self.invite(*r, *sel, items, s),
-            ActionKind::ForwardEach(r, sel) => self.at(
+            ActionKind::InviteEach(r, sel, items) => self.fan_out("invite", *r, *sel, items, s),
+            ActionKind::ForwardEach(r, sel, items) if !items.is_empty() => {
+                self.fan_out("forward", *r, *sel, items, s)
+            }
+            ActionKind::ForwardEach(r, sel, _) => self.at(
                 format!(
                     "forward each {}{}",
                     recipients_text(*r),
@@ -516,8 +519,15 @@ impl Printer<'_> {
         }
     }
 
-    /// `invite each … { … }`: the head, then one item per line.
-    fn invite(&self, r: Recipients, sel: Selection, items: &[InviteItem], s: Span) -> Doc {
+    /// `invite each … { … }` / `forward each … { … }`: the head, then one item per line.
+    fn fan_out(
+        &self,
+        verb: &str,
+        r: Recipients,
+        sel: Selection,
+        items: &[InviteItem],
+        s: Span,
+    ) -> Doc {
         // The head holds no string, so its first `{` outside a comment opens the block.
         let b = self.src.as_bytes();
         let mut open_at = s.start;
@@ -531,7 +541,7 @@ impl Printer<'_> {
             open_at += 1;
         }
         let head = self.tok(
-            format!("invite each {}{}", recipients_text(r), selection_text(sel)),
+            format!("{verb} each {}{}", recipients_text(r), selection_text(sel)),
             s.start,
             self.trim(open_at).saturating_sub(s.start),
         );

@@ -227,7 +227,8 @@ pub struct Expect {
     /// Its Contact as the runtime writes it, the focus URI shown as `<focus>`
     /// (`"<focus>;isfocus;+g.oma.sip-im"`; `""`: none).
     pub contact: Option<String>,
-    /// What the run's one `invite each` puts on its INVITEs, one line each, in the spec's
+    /// What the run's one `invite each` puts on its INVITEs (or `forward each` on its
+    /// MESSAGEs), one line each, in the spec's
     /// order: headers as `Name: value` (the focus Contact as `<focus>;isfocus…`),
     /// `history` for the recipient-list-history part, and the offer's attribute lines after
     /// the mandatory ones as `a=…` (the server's values from `Config::default()`).
@@ -490,7 +491,7 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::Respond(r) => format!("respond {}", r.status),
         ActionKind::Call(c) => format!("call {c}"),
         ActionKind::InviteEach(r, s, _) => format!("invite each {}", recipients(r, s)),
-        ActionKind::ForwardEach(r, s) => format!("forward each {}", recipients(r, s)),
+        ActionKind::ForwardEach(r, s, _) => format!("forward each {}", recipients(r, s)),
         ActionKind::Cancel => "cancel".into(),
         ActionKind::Bye => "bye".into(),
         ActionKind::CancelLegs => "cancel legs".into(),
@@ -720,7 +721,7 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
         let invites: Vec<&im_runtime::machine::Invitation> = actions
             .iter()
             .filter_map(|a| match &a.kind {
-                ActionKind::InviteEach(_, _, inv) => Some(inv),
+                ActionKind::InviteEach(_, _, inv) | ActionKind::ForwardEach(_, _, inv) => Some(inv),
                 _ => None,
             })
             .collect();
@@ -734,7 +735,7 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                 }
             }
             is => diff.push(format!(
-                "expected exactly one `invite each`, got {}",
+                "expected exactly one `invite each` or `forward each`, got {}",
                 is.len()
             )),
         }

@@ -170,13 +170,15 @@ impl Session {
         cx: &mut Ctx<'_, A>,
         r: Recipients,
         s: Selection,
+        inv: &Invitation,
     ) {
         let targets = self.recipients(cx, r, s);
         let request = &self.request;
         let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
         let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
-        let history = matches!(r, Recipients::RecipientList).then(|| {
+        // The history part and the headers only when the spec asks for them.
+        let history = inv.history.then(|| {
             let named = s.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
             crate::proto::body::resource_lists::write_history(&named)
         });
@@ -237,9 +239,15 @@ impl Session {
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
                 .cseq(1)
-                .max_forwards(max_forwards)
-                .header("Referred-By", &format!("<{}>", facts.originator.raw))
-                .body(&body_ct, body);
+                .max_forwards(max_forwards);
+            for (name, value) in &inv.headers {
+                // A MESSAGE opens no dialog: a focus Contact does not apply (the checker
+                // refuses one on `forward each`).
+                if let crate::machine::HeaderValue::Text(t) = value {
+                    b = b.header(name, t);
+                }
+            }
+            let mut b = b.body(&body_ct, body);
             if let Some(Route::OutboundProxy(p)) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }

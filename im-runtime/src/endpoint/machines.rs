@@ -106,7 +106,7 @@ impl Session {
         match a.kind {
             ActionKind::Respond(reply) => self.respond(cx, origin, reply),
             ActionKind::InviteEach(r, s, inv) => self.invite_each(cx, r, s, &inv, from),
-            ActionKind::ForwardEach(r, s) => self.forward_each(cx, r, s),
+            ActionKind::ForwardEach(r, s, inv) => self.forward_each(cx, r, s, &inv),
             ActionKind::Cancel => match leg {
                 Some(i) => {
                     if let Some(l) = self.legs.get_mut(i) {
