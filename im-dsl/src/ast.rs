@@ -257,10 +257,10 @@ pub enum ActionKind {
     Call(ClauseRef),
     /// `goto STATE`.
     Goto(Ident),
-    /// `invite each …`.
-    InviteEach(Recipients, Selection),
-    /// `forward each …`.
-    ForwardEach(Recipients, Selection),
+    /// `invite each … [{ … }]`: what the INVITE carries (empty without a block).
+    InviteEach(Recipients, Selection, Vec<InviteItem>),
+    /// `forward each … [{ … }]`: what each copy carries (`header`, `history`).
+    ForwardEach(Recipients, Selection, Vec<InviteItem>),
     /// `cancel`.
     Cancel,
     /// `bye`.
@@ -333,6 +333,44 @@ pub enum RespondItem {
     Warning(StrLit),
     /// `sdp { … }`.
     Sdp(Vec<SdpItem>, Span),
+}
+
+/// An item of an `invite each … { … }` block: what the invitee INVITE carries beyond what
+/// RFC 3261 §8.1.1 makes mandatory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InviteItem {
+    /// `header NAME = "value"` (the value interpolates facts).
+    Header(Ident, StrLit),
+    /// `contact focus ["param" …]`: the span of the words, and the parameters.
+    ContactFocus(Span, Vec<StrLit>),
+    /// `history`: the recipient-list-history body part (RFC 5364).
+    History(Span),
+    /// `offer { … }`: the items and the span of the whole block.
+    Offer(Vec<OfferItem>, Span),
+}
+
+/// One attribute of the server's MSRP offer in an invitee INVITE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferItemKind {
+    /// `direction WORD` (`sendonly`, `recvonly`, `sendrecv`, `inactive`).
+    Direction(String),
+    /// `setup WORD` (`actpass`, `active`, `passive`, `holdconn`).
+    Setup(String),
+    /// `accept-wrapped-types own`.
+    AcceptWrappedTypesOwn,
+    /// `max-size own`.
+    MaxSizeOwn,
+    /// `attribute NAME [= "value"]`.
+    Attribute(String, Option<StrLit>),
+}
+
+/// An offer item with its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferItem {
+    /// Which.
+    pub kind: OfferItemKind,
+    /// Where.
+    pub span: Span,
 }
 
 /// One line of the SDP answer construction (design.md a–d).

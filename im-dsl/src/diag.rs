@@ -47,6 +47,12 @@ pub enum Code {
     /// E0018: `call` names a clause that several procedures taking an initial request
     /// implement, so the target is ambiguous.
     AmbiguousCall,
+    /// E0019: an `invite each` block sets a header (or offer line) the runtime writes on
+    /// every INVITE (RFC 3261 §8.1.1: Via, From, To, Call-ID, CSeq, Max-Forwards, Contact).
+    ReservedHeader,
+    /// E0020: `history` (the recipient-list-history part, RFC 5364) on an `invite each` that
+    /// addresses no recipient list.
+    HistoryWithoutList,
 }
 
 impl Code {
@@ -71,6 +77,8 @@ impl Code {
             Code::BadArgument => "E0016",
             Code::BadStates => "E0017",
             Code::AmbiguousCall => "E0018",
+            Code::ReservedHeader => "E0019",
+            Code::HistoryWithoutList => "E0020",
         }
     }
 }

@@ -402,6 +402,27 @@ fn behaviour(spec: &Spec, proc: &Procedure, si: usize, r: &Rule) -> Vec<String> 
             Action::Goto(s) => next = *s,
             Action::Respond(resp) => out.push(respond_text(spec, resp)),
             Action::Log(t) => out.push(format!("log {:?}", text(spec, t))),
+            Action::InviteEach(_, _, inv) | Action::ForwardEach(_, _, inv) => {
+                // What the INVITE carries is behaviour too (`imspec diff` shows an edited
+                // header or offer attribute).
+                let mut s = action_text(spec, proc, act);
+                for (n, v) in &inv.headers {
+                    let _ = write!(s, " header {n}={:?}", text(spec, v));
+                }
+                if let Some(params) = &inv.contact_focus {
+                    s.push_str(" contact focus");
+                    for p in params {
+                        let _ = write!(s, " {p:?}");
+                    }
+                }
+                if inv.history {
+                    s.push_str(" history");
+                }
+                if !inv.offer.is_empty() {
+                    let _ = write!(s, " offer {:?}", inv.offer);
+                }
+                out.push(s);
+            }
             other => out.push(action_text(spec, proc, other)),
         }
     }

@@ -358,12 +358,12 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
             "goto {}",
             proc.states.get(*s).map(|s| s.name.as_str()).unwrap_or("?")
         ),
-        Action::InviteEach(r, s) => format!(
+        Action::InviteEach(r, s, _) => format!(
             "invite each {}{}",
             recipients_text(*r),
             crate::fmt::selection_text(*s)
         ),
-        Action::ForwardEach(r, s) => format!(
+        Action::ForwardEach(r, s, _) => format!(
             "forward each {}{}",
             recipients_text(*r),
             crate::fmt::selection_text(*s)

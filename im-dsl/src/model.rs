@@ -227,10 +227,11 @@ pub enum Action {
     Call(usize),
     /// Move to the state at this index.
     Goto(usize),
-    /// Invite each recipient.
-    InviteEach(Recipients, Selection),
-    /// Forward the request to each recipient.
-    ForwardEach(Recipients, Selection),
+    /// Invite each recipient, with what the INVITE carries.
+    InviteEach(Recipients, Selection, Invitation),
+    /// Forward the request to each recipient, with what each copy carries (headers and
+    /// the history part; no Contact, no offer).
+    ForwardEach(Recipients, Selection, Invitation),
     /// CANCEL the pending INVITE.
     Cancel,
     /// BYE.
@@ -266,6 +267,31 @@ pub enum Action {
     NotifySubscribers,
     /// Keep the current copy for its recipient, to deliver when it registers.
     StoreCopy,
+}
+
+/// What an invitee INVITE carries besides what RFC 3261 §8.1.1 makes mandatory and the MSRP
+/// offer's own lines (mirrors `im_runtime::machine::Invitation`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Invitation {
+    /// Headers in order, values interpolated when the INVITE is written.
+    pub headers: Vec<(String, Text)>,
+    /// `contact focus`: `Some(parameters after isfocus)`; `None`: a plain Contact.
+    pub contact_focus: Option<Vec<String>>,
+    /// The recipient-list-history body part (RFC 5364).
+    pub history: bool,
+    /// The offer's attributes after the mandatory lines, in order.
+    pub offer: Vec<OfferAttr>,
+}
+
+/// One attribute of the server's MSRP offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferAttr {
+    /// `a=accept-wrapped-types` with the server's types.
+    OwnAcceptWrappedTypes,
+    /// `a=max-size` with the server's limit.
+    OwnMaxSize,
+    /// `a=name[:value]` (`setup`, the direction and `attribute` items all become one).
+    Fixed(String, Option<String>),
 }
 
 /// A response to send.

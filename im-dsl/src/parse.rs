@@ -363,9 +363,20 @@ impl Builder {
                 Some(i) => self.ident(i),
                 None => self.missing_ident(span),
             }),
-            Rule::act_invite => ActionKind::InviteEach(recipients(inner.next()), selection(inner)),
-            Rule::act_forward => {
-                ActionKind::ForwardEach(recipients(inner.next()), selection(inner))
+            Rule::act_invite | Rule::act_forward => {
+                let r = recipients(inner.next());
+                let rest: Vec<_> = inner.collect();
+                let body = rest
+                    .iter()
+                    .find(|p| p.as_rule() == Rule::invite_body)
+                    .map(|b| self.invite_items(b.clone()))
+                    .unwrap_or_default();
+                let sel = selection(rest.into_iter().filter(|p| p.as_rule() == Rule::select));
+                if which == Rule::act_invite {
+                    ActionKind::InviteEach(r, sel, body)
+                } else {
+                    ActionKind::ForwardEach(r, sel, body)
+                }
             }
             Rule::act_cancel => ActionKind::Cancel,
             Rule::act_bye => ActionKind::Bye,
@@ -484,6 +495,53 @@ impl Builder {
             }
         }
         r
+    }
+
+    /// The items of an `invite each … { … }` block.
+    fn invite_items(&self, body: Pair<'_, Rule>) -> Vec<InviteItem> {
+        let mut out = Vec::new();
+        for item in body.into_inner() {
+            let ispan = self.span(&item);
+            match item.as_rule() {
+                Rule::resp_header => {
+                    let mut it = item.into_inner();
+                    let name = it.next().map(|n| self.ident(n));
+                    let value = it.next().map(|v| self.string(v));
+                    if let (Some(n), Some(v)) = (name, value) {
+                        out.push(InviteItem::Header(n, v));
+                    }
+                }
+                Rule::resp_contact => {
+                    let params = item.into_inner().map(|s| self.string(s)).collect();
+                    out.push(InviteItem::ContactFocus(ispan, params));
+                }
+                Rule::inv_history => out.push(InviteItem::History(ispan)),
+                Rule::inv_offer => {
+                    let items = item.into_inner().map(|o| self.offer_item(o)).collect();
+                    out.push(InviteItem::Offer(items, ispan));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn offer_item(&self, p: Pair<'_, Rule>) -> OfferItem {
+        let span = self.span(&p);
+        let which = p.as_rule();
+        let mut inner = p.into_inner();
+        let word = inner
+            .next()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
+        let kind = match which {
+            Rule::offer_direction => OfferItemKind::Direction(word),
+            Rule::offer_setup => OfferItemKind::Setup(word),
+            Rule::offer_wrapped => OfferItemKind::AcceptWrappedTypesOwn,
+            Rule::offer_max_size => OfferItemKind::MaxSizeOwn,
+            _ => OfferItemKind::Attribute(word, inner.next().map(|v| self.string(v))),
+        };
+        OfferItem { kind, span }
     }
 
     fn sdp_item(&self, p: Pair<'_, Rule>) -> SdpItem {

@@ -270,6 +270,26 @@ fn respond_item() -> impl Strategy<Value = RespondItem> {
     ]
 }
 
+fn offer_item() -> impl Strategy<Value = OfferItem> {
+    prop_oneof![
+        attr_name().prop_map(OfferItemKind::Direction),
+        attr_name().prop_map(OfferItemKind::Setup),
+        Just(OfferItemKind::AcceptWrappedTypesOwn),
+        Just(OfferItemKind::MaxSizeOwn),
+        (attr_name(), prop::option::of(strlit())).prop_map(|(n, v)| OfferItemKind::Attribute(n, v)),
+    ]
+    .prop_map(|kind| OfferItem { kind, span: sp() })
+}
+
+fn invite_item() -> impl Strategy<Value = InviteItem> {
+    prop_oneof![
+        (attr_name(), strlit()).prop_map(|(n, v)| InviteItem::Header(id(n), v)),
+        prop::collection::vec(strlit(), 0..3).prop_map(|p| InviteItem::ContactFocus(sp(), p)),
+        Just(InviteItem::History(sp())),
+        prop::collection::vec(offer_item(), 0..4).prop_map(|v| InviteItem::Offer(v, sp())),
+    ]
+}
+
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         (
@@ -284,8 +304,18 @@ fn action() -> impl Strategy<Value = Action> {
             })),
         clause().prop_map(ActionKind::Call),
         ident().prop_map(ActionKind::Goto),
-        (recipients(), selection()).prop_map(|(r, s)| ActionKind::InviteEach(r, s)),
-        (recipients(), selection()).prop_map(|(r, s)| ActionKind::ForwardEach(r, s)),
+        (
+            recipients(),
+            selection(),
+            prop::collection::vec(invite_item(), 0..4)
+        )
+            .prop_map(|(r, s, items)| ActionKind::InviteEach(r, s, items)),
+        (
+            recipients(),
+            selection(),
+            prop::collection::vec(invite_item(), 0..3)
+        )
+            .prop_map(|(r, s, items)| ActionKind::ForwardEach(r, s, items)),
         Just(ActionKind::Cancel),
         Just(ActionKind::Bye),
         Just(ActionKind::CancelLegs),
@@ -735,7 +765,7 @@ impl Noisy {
                 self.t("goto");
                 self.t(s.name.clone());
             }
-            ActionKind::InviteEach(r, sel) | ActionKind::ForwardEach(r, sel) => {
+            ActionKind::InviteEach(r, sel, _) | ActionKind::ForwardEach(r, sel, _) => {
                 self.t(if matches!(a.kind, ActionKind::InviteEach(..)) {
                     "invite"
                 } else {
@@ -752,6 +782,16 @@ impl Noisy {
                 }
                 if sel.distinct {
                     self.t("distinct");
+                }
+                if let ActionKind::InviteEach(_, _, items) | ActionKind::ForwardEach(_, _, items) =
+                    &a.kind
+                    && (!items.is_empty() || self.rng.chance(20))
+                {
+                    self.t("{");
+                    for it in items {
+                        self.invite_item(it);
+                    }
+                    self.t("}");
                 }
             }
             ActionKind::Cancel => self.t("cancel"),
@@ -860,6 +900,51 @@ impl Noisy {
                 self.t("{");
                 for i in items {
                     self.sdp_item(i);
+                }
+                self.t("}");
+            }
+        }
+    }
+
+    fn invite_item(&mut self, it: &InviteItem) {
+        match it {
+            InviteItem::Header(n, v) => {
+                self.respond_item(&RespondItem::Header(n.clone(), v.clone()))
+            }
+            InviteItem::ContactFocus(s, p) => {
+                self.respond_item(&RespondItem::ContactFocus(*s, p.clone()))
+            }
+            InviteItem::History(_) => self.t("history"),
+            InviteItem::Offer(items, _) => {
+                self.t("offer");
+                self.t("{");
+                for i in items {
+                    match &i.kind {
+                        OfferItemKind::Direction(w) => {
+                            self.t("direction");
+                            self.t(w.clone());
+                        }
+                        OfferItemKind::Setup(w) => {
+                            self.t("setup");
+                            self.t(w.clone());
+                        }
+                        OfferItemKind::AcceptWrappedTypesOwn => {
+                            self.t("accept-wrapped-types");
+                            self.t("own");
+                        }
+                        OfferItemKind::MaxSizeOwn => {
+                            self.t("max-size");
+                            self.t("own");
+                        }
+                        OfferItemKind::Attribute(n, v) => {
+                            self.t("attribute");
+                            self.t(n.clone());
+                            if let Some(v) = v {
+                                self.t("=");
+                                self.t(quote(&v.value));
+                            }
+                        }
+                    }
                 }
                 self.t("}");
             }

@@ -238,7 +238,12 @@ fn clause_7_9_1_4_resource_list_invite_sets_up_an_adhoc_group() {
     assert_eq!(ok[0].status, 200);
     let invite_each = actions
         .iter()
-        .find(|a| matches!(a.kind, ActionKind::InviteEach(Recipients::RecipientList, _)))
+        .find(|a| {
+            matches!(
+                a.kind,
+                ActionKind::InviteEach(Recipients::RecipientList, ..)
+            )
+        })
         .expect("7.9.1.4 invites each recipient");
     assert_eq!(invite_each.origin.clause, "7.9.1.4");
     assert_eq!(invite_each.origin.rule, "setup");
@@ -327,7 +332,7 @@ fn clause_7_9_1_5_owned_group_uri_sets_up_a_predefined_group() {
     assert_eq!(replies(&actions)[0].status, 200);
     let inv = actions
         .iter()
-        .find(|a| matches!(a.kind, ActionKind::InviteEach(Recipients::GroupMembers, _)))
+        .find(|a| matches!(a.kind, ActionKind::InviteEach(Recipients::GroupMembers, ..)))
         .expect("7.9.1.5 invites the members");
     assert_eq!(inv.origin.clause, "7.9.1.5");
 }

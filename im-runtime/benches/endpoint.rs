@@ -102,7 +102,11 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
-                act(ActionKind::InviteEach(Recipients::RecipientList, INVITEES)),
+                act(ActionKind::InviteEach(
+                    Recipients::RecipientList,
+                    INVITEES,
+                    common::oma_invitation(&f.originator),
+                )),
             ],
             Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
                 status: 404,

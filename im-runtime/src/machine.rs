@@ -640,6 +640,86 @@ pub enum HeaderValue {
     FocusContactWith(Cow<'static, str>),
 }
 
+/// What an invitee INVITE carries besides what the runtime always writes: the headers RFC
+/// 3261 §8.1.1 makes mandatory (Via, To, From with the focus URI and a tag, Call-ID, CSeq,
+/// Max-Forwards, a Contact with the focus URI) and the MSRP offer's own lines (`m=`, `c=`,
+/// `a=path`, `a=accept-types`, RFC 4975 §8). The spec's `invite each … { … }` says it;
+/// [`Invitation::default`] adds nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Invitation {
+    /// Headers in order. A `Contact` given as [`HeaderValue::FocusContact`] or
+    /// [`HeaderValue::FocusContactWith`] replaces the plain focus Contact.
+    pub headers: Vec<(Cow<'static, str>, HeaderValue)>,
+    /// Add the `recipient-list-history` body part (RFC 5364): the entries of the request's
+    /// list the selection addresses, to/cc only (bcc never, anonymized ones counted), per
+    /// copyControl.
+    pub history: bool,
+    /// Attributes of the offer's message line after the mandatory ones, in order.
+    pub offer: Vec<OfferItem>,
+}
+
+/// One attribute line of the server's MSRP offer in an invitee INVITE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferItem {
+    /// `a=accept-wrapped-types` with the server's (`Config::accept_wrapped_types`); no line
+    /// when it has none.
+    OwnAcceptWrappedTypes,
+    /// `a=max-size` with the server's (`Config::max_size`); no line without a limit.
+    OwnMaxSize,
+    /// `a=name[:value]` as written (`setup:actpass`, `sendonly`, `connection:new`).
+    Fixed(Cow<'static, str>, Option<Cow<'static, str>>),
+}
+
+impl Invitation {
+    /// Appends the offer's attribute lines after the mandatory ones to `out`, each as
+    /// `a=…` CRLF, in the spec's order. A CR or LF inside a value (from the configuration)
+    /// is dropped, so every attribute stays on its line.
+    pub fn write_offer_lines(&self, config: &Config, out: &mut String) {
+        use std::fmt::Write as _;
+        fn put(out: &mut String, s: &str) {
+            out.extend(s.chars().filter(|c| !matches!(c, '\r' | '\n')));
+        }
+        for item in &self.offer {
+            match item {
+                OfferItem::OwnAcceptWrappedTypes => {
+                    if config.accept_wrapped_types.is_empty() {
+                        continue;
+                    }
+                    out.push_str("a=accept-wrapped-types:");
+                    for (i, t) in config.accept_wrapped_types.iter().enumerate() {
+                        if i > 0 {
+                            out.push(' ');
+                        }
+                        put(out, t);
+                    }
+                }
+                OfferItem::OwnMaxSize => {
+                    let Some(m) = config.max_size else { continue };
+                    // Writing into a String cannot fail.
+                    let _ = write!(out, "a=max-size:{m}");
+                }
+                OfferItem::Fixed(name, value) => {
+                    out.push_str("a=");
+                    put(out, name);
+                    if let Some(v) = value {
+                        out.push(':');
+                        put(out, v);
+                    }
+                }
+            }
+            out.push_str("\r\n");
+        }
+    }
+
+    /// The same lines as [`Invitation::write_offer_lines`], one string each without the
+    /// line end (`a=setup:actpass`).
+    pub fn offer_lines(&self, config: &Config) -> Vec<String> {
+        let mut s = String::new();
+        self.write_offer_lines(config, &mut s);
+        s.split_terminator("\r\n").map(str::to_owned).collect()
+    }
+}
+
 /// A SIP response the machine wants sent to the request being handled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -727,11 +807,14 @@ pub enum ActionKind {
     Respond(Reply),
     /// Run the procedure with this clause id on the same event and facts.
     Call(&'static str),
-    /// Send an INVITE with the server's own MSRP offer to each recipient; each becomes an
-    /// invitee leg whose responses come back as [`Event::Response`] to that leg's machine.
-    InviteEach(Recipients, Selection),
-    /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message.
-    ForwardEach(Recipients, Selection),
+    /// Send an INVITE with the server's own MSRP offer to each recipient, carrying what the
+    /// [`Invitation`] says; each becomes an invitee leg whose responses come back as
+    /// [`Event::Response`] to that leg's machine.
+    InviteEach(Recipients, Selection, Invitation),
+    /// Send the request (MESSAGE) on to each recipient, exploding a page-mode message; each
+    /// copy carries the [`Invitation`]'s headers and history part (its Contact and offer do
+    /// not apply to a MESSAGE).
+    ForwardEach(Recipients, Selection, Invitation),
     /// Cancel the pending INVITE of this leg.
     Cancel,
     /// End this leg's dialog with BYE.

@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{
-    Action, ActionKind, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
-    NoGroups, Origin, Recipients, Reply, Route, SdpAnswerItem, Selection, Uri,
+    Action, ActionKind, Env, Event, Facts, GroupDirectory, HeaderValue, Invitation, InviteeRouter,
+    Machine, Method, NoGroups, OfferItem, Origin, Recipients, Reply, Route, SdpAnswerItem,
+    Selection, Uri,
 };
 use im_runtime::proto::msrp;
 use im_runtime::proto::sip::Message;
@@ -37,6 +38,37 @@ struct Dispatcher {
     done: bool,
     /// The fan-out's selection, as a spec's `invite each` words would give it.
     sel: Selection,
+    /// What the INVITEs carry, as a spec's `invite each … { … }` would give it; `None`: what
+    /// the specs write ([`oma_invitation`]).
+    inv: Option<Invitation>,
+}
+
+/// What `specs/7.9.1.4_adhoc_group.imspec` writes for the invitee INVITE.
+fn oma_invitation(originator: &Uri) -> Invitation {
+    Invitation {
+        headers: vec![
+            (
+                "Contact".into(),
+                HeaderValue::FocusContactWith(";+g.oma.sip-im;+g.oma.sip-im.large-message".into()),
+            ),
+            (
+                "Referred-By".into(),
+                HeaderValue::Text(format!("<{}>", originator.raw).into()),
+            ),
+            (
+                "Allow".into(),
+                HeaderValue::Text("INVITE, ACK, BYE, CANCEL, OPTIONS".into()),
+            ),
+        ],
+        history: true,
+        offer: vec![
+            OfferItem::OwnAcceptWrappedTypes,
+            OfferItem::OwnMaxSize,
+            OfferItem::Fixed("setup".into(), Some("actpass".into())),
+            OfferItem::Fixed("connection".into(), Some("new".into())),
+            OfferItem::Fixed("sendonly".into(), None),
+        ],
+    }
 }
 
 impl Machine for Dispatcher {
@@ -62,7 +94,13 @@ impl Machine for Dispatcher {
                         SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
                     ],
                 })),
-                act(ActionKind::InviteEach(Recipients::RecipientList, self.sel)),
+                act(ActionKind::InviteEach(
+                    Recipients::RecipientList,
+                    self.sel,
+                    self.inv
+                        .clone()
+                        .unwrap_or_else(|| oma_invitation(&f.originator)),
+                )),
             ],
             Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
                 status: 404,
@@ -165,6 +203,7 @@ impl InviteeRouter for Direct {
 
 struct App {
     sel: Selection,
+    inv: Option<Invitation>,
 }
 impl Application for App {
     fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
@@ -172,6 +211,7 @@ impl Application for App {
             Box::new(Dispatcher {
                 done: false,
                 sel: self.sel,
+                inv: self.inv.clone(),
             }) as Box<dyn DynMachine>
         })
     }
@@ -217,9 +257,12 @@ impl Sim {
         Sim::with(INVITEES)
     }
     fn with(sel: Selection) -> Sim {
+        Sim::inviting(sel, None)
+    }
+    fn inviting(sel: Selection, inv: Option<Invitation>) -> Sim {
         let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
         Sim {
-            ep: Endpoint::new(cfg, App { sel }),
+            ep: Endpoint::new(cfg, App { sel, inv }),
             now: base(),
             sent: Vec::new(),
         }
@@ -355,6 +398,67 @@ fn who_is_invited_is_the_machines_selection() {
         assert_eq!(requests(BOB), to_bob, "{sel:?}: INVITEs to bob");
         assert_eq!(requests(CAROL), 1, "{sel:?}: INVITEs to carol");
     }
+}
+
+/// The invitee INVITE carries what the machine's invitation says and, besides what RFC 3261
+/// §8.1.1 makes mandatory and the offer's own lines, nothing else: no Referred-By, Allow,
+/// `isfocus`, history part or direction unless asked for.
+#[test]
+fn the_invitee_invite_carries_the_machines_invitation_only() {
+    let plain = Invitation {
+        headers: vec![("Subject".into(), HeaderValue::Text("hello".into()))],
+        history: false,
+        offer: vec![OfferItem::Fixed("setup".into(), Some("active".into()))],
+    };
+    let mut sim = Sim::inviting(INVITEES, Some(plain));
+    let out = sim.datagram(ALICE, &invite("z9hG4bKplain", true));
+    let bob = sip_to(&out, BOB);
+    assert_eq!(bob.len(), 1);
+    let inv = &bob[0];
+    assert_eq!(inv.header_str("Subject"), Some("hello"));
+    for absent in ["Referred-By", "Allow"] {
+        assert_eq!(inv.header_str(absent), None, "{absent}");
+    }
+    let contact = inv.header_str("Contact").unwrap();
+    assert!(
+        contact.starts_with("<sip:conf-") && !contact.contains("isfocus"),
+        "{contact}"
+    );
+    assert_eq!(inv.header_str("Max-Forwards"), Some("70"));
+    assert_eq!(inv.header_str("Content-Type"), Some("application/sdp"));
+    let body = String::from_utf8_lossy(inv.body_bytes()).to_string();
+    assert!(body.ends_with("a=setup:active\r\n"), "{body}");
+    assert!(
+        body.contains("a=path:msrp://") && body.contains("a=accept-types:"),
+        "{body}"
+    );
+    for absent in [
+        "sendonly",
+        "connection",
+        "max-size",
+        "recipient-list-history",
+    ] {
+        assert!(!body.contains(absent), "{absent} in {body}");
+    }
+
+    // The invitation the specs write: feature tags, Referred-By = the originator, history.
+    let mut sim = Sim::new();
+    let out = sim.datagram(ALICE, &invite("z9hG4bKoma", true));
+    let inv = &sip_to(&out, BOB)[0];
+    assert_eq!(
+        inv.header_str("Contact")
+            .map(|c| c.ends_with(">;isfocus;+g.oma.sip-im;+g.oma.sip-im.large-message")),
+        Some(true)
+    );
+    assert_eq!(
+        inv.header_str("Referred-By"),
+        Some("<sip:alice@example.com>")
+    );
+    let body = String::from_utf8_lossy(inv.body_bytes()).to_string();
+    assert!(
+        body.contains("a=setup:actpass\r\na=connection:new\r\na=sendonly\r\n"),
+        "{body}"
+    );
 }
 
 #[test]

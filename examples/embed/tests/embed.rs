@@ -86,7 +86,7 @@ fn forwards(actions: &[Action]) -> Vec<Recipients> {
     actions
         .iter()
         .filter_map(|a| match a.kind {
-            ActionKind::ForwardEach(r, _) => Some(r),
+            ActionKind::ForwardEach(r, ..) => Some(r),
             _ => None,
         })
         .collect()

@@ -737,8 +737,30 @@ impl Lowerer<'_> {
                 }
             },
             ActionKind::Goto(s) => model::Action::Goto(self.state(s, cx)?),
-            ActionKind::InviteEach(r, s) => model::Action::InviteEach(recipients(*r), *s),
-            ActionKind::ForwardEach(r, s) => model::Action::ForwardEach(recipients(*r), *s),
+            ActionKind::InviteEach(r, s, items) => model::Action::InviteEach(
+                recipients(*r),
+                *s,
+                super::invite::lower_invitation(
+                    self.sources,
+                    self.diags,
+                    &self.conditions,
+                    *r == ast::Recipients::RecipientList,
+                    false,
+                    items,
+                )?,
+            ),
+            ActionKind::ForwardEach(r, s, items) => model::Action::ForwardEach(
+                recipients(*r),
+                *s,
+                super::invite::lower_invitation(
+                    self.sources,
+                    self.diags,
+                    &self.conditions,
+                    *r == ast::Recipients::RecipientList,
+                    true,
+                    items,
+                )?,
+            ),
             ActionKind::Cancel => model::Action::Cancel,
             ActionKind::Bye => model::Action::Bye,
             ActionKind::CancelLegs | ActionKind::ByeLegs if cx.leg => {

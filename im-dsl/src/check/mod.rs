@@ -3,6 +3,8 @@
 //! One file per family, each a plain function writing into a [`Diagnostics`] sink:
 //! * `lower` — name resolution and lowering (E0002–E0006, E0009, E0011, E0012, E0016,
 //!   E0017), with `types` (expression typing) and `text` (interpolation) under it;
+//! * `invite` (under `lower`) — the `invite each … { … }` block: headers the runtime writes
+//!   (E0019), `history` without a list (E0020), repeated items and bad offer words;
 //! * `conditions` — named conditions referring to each other in a cycle (E0015);
 //! * `states` — states no `goto` reaches from the initial state (E0010);
 //! * `overlap` — unordered alternatives that can fire together (E0008) and ordered rules
@@ -12,6 +14,7 @@
 //! whose conditions did not lower, so one mistake does not cascade into overlap reports.
 
 mod conditions;
+mod invite;
 mod lower;
 mod overlap;
 mod reason;

@@ -272,13 +272,15 @@ impl Gen<'_> {
                     .unwrap_or("");
                 quote!(#k::Call(#clause))
             }
-            Action::InviteEach(x, s) => {
+            Action::InviteEach(x, s, inv) => {
                 let (x, s) = (rec(*x), sel(*s));
-                quote!(#k::InviteEach(#x, #s))
+                let inv = super::invite::invitation(&mut self.cx, inv);
+                quote!(#k::InviteEach(#x, #s, #inv))
             }
-            Action::ForwardEach(x, s) => {
+            Action::ForwardEach(x, s, inv) => {
                 let (x, s) = (rec(*x), sel(*s));
-                quote!(#k::ForwardEach(#x, #s))
+                let inv = super::invite::invitation(&mut self.cx, inv);
+                quote!(#k::ForwardEach(#x, #s, #inv))
             }
             Action::Cancel => quote!(#k::Cancel),
             Action::Bye => quote!(#k::Bye),

@@ -42,6 +42,7 @@
 //! titles in `#[doc]`s. It contains no `unwrap`, `expect` or `panic!`.
 
 mod expr;
+mod invite;
 mod machine;
 mod names;
 
@@ -173,6 +174,9 @@ fn rule_conditions(r: &Rule, out: &mut Vec<usize>) {
             }
             Action::StartTimer(_, e) => expr_conditions(e, out),
             Action::Log(t) => text(t, out),
+            Action::InviteEach(_, _, inv) | Action::ForwardEach(_, _, inv) => {
+                inv.headers.iter().for_each(|(_, v)| text(v, out))
+            }
             _ => {}
         }
     }

@@ -140,9 +140,33 @@ fn erase_action(a: &mut Action) {
             erase_str(reason);
         }
         ActionKind::Outcome(Some(Some((_, s)))) => *s = Span::default(),
+        ActionKind::InviteEach(_, _, items) | ActionKind::ForwardEach(_, _, items) => {
+            for it in items {
+                match it {
+                    InviteItem::Header(n, v) => {
+                        erase_ident(n);
+                        v.span = Span::default();
+                    }
+                    InviteItem::ContactFocus(s, params) => {
+                        *s = Span::default();
+                        for p in params {
+                            p.span = Span::default();
+                        }
+                    }
+                    InviteItem::History(s) => *s = Span::default(),
+                    InviteItem::Offer(items, s) => {
+                        *s = Span::default();
+                        for i in items {
+                            i.span = Span::default();
+                            if let OfferItemKind::Attribute(_, v) = &mut i.kind {
+                                erase_str(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         ActionKind::Outcome(_)
-        | ActionKind::InviteEach(..)
-        | ActionKind::ForwardEach(..)
         | ActionKind::Cancel
         | ActionKind::Bye
         | ActionKind::CancelLegs

@@ -386,7 +386,7 @@ impl Printer<'_> {
             ActionKind::Respond(r) => self.respond(r, s),
             ActionKind::Call(c) => cat(vec![kw("call"), text(" "), self.at(c.id.clone(), c.span)]),
             ActionKind::Goto(id) => cat(vec![kw("goto"), text(" "), self.ident(id)]),
-            ActionKind::InviteEach(r, sel) => self.at(
+            ActionKind::InviteEach(r, sel, items) if items.is_empty() => self.at(
                 format!(
                     "invite each {}{}",
                     recipients_text(*r),
@@ -394,7 +394,11 @@ impl Printer<'_> {
                 ),
                 s,
             ),
-            ActionKind::ForwardEach(r, sel) => self.at(
+            ActionKind::InviteEach(r, sel, items) => self.fan_out("invite", *r, *sel, items, s),
+            ActionKind::ForwardEach(r, sel, items) if !items.is_empty() => {
+                self.fan_out("forward", *r, *sel, items, s)
+            }
+            ActionKind::ForwardEach(r, sel, _) => self.at(
                 format!(
                     "forward each {}{}",
                     recipients_text(*r),
@@ -512,6 +516,81 @@ impl Printer<'_> {
                 ]);
                 let items = items.iter().map(|i| self.sdp_item(i)).collect();
                 self.block(open, items, self.close(*span), |_| false)
+            }
+        }
+    }
+
+    /// `invite each … { … }` / `forward each … { … }`: the head, then one item per line.
+    fn fan_out(
+        &self,
+        verb: &str,
+        r: Recipients,
+        sel: Selection,
+        items: &[InviteItem],
+        s: Span,
+    ) -> Doc {
+        // The head holds no string, so its first `{` outside a comment opens the block.
+        let b = self.src.as_bytes();
+        let mut open_at = s.start;
+        while open_at < s.end.min(b.len()) && b[open_at] != b'{' {
+            if b[open_at..].starts_with(b"//") {
+                while open_at < b.len() && b[open_at] != b'\n' {
+                    open_at += 1;
+                }
+                continue;
+            }
+            open_at += 1;
+        }
+        let head = self.tok(
+            format!("{verb} each {}{}", recipients_text(r), selection_text(sel)),
+            s.start,
+            self.trim(open_at).saturating_sub(s.start),
+        );
+        let open = cat(vec![head, text(" "), self.punct(open_at, "{")]);
+        let items = items.iter().map(|i| self.invite_item(i)).collect();
+        self.block(open, items, self.close(s), |_| false)
+    }
+
+    fn invite_item(&self, it: &InviteItem) -> Doc {
+        match it {
+            InviteItem::Header(name, value) => {
+                self.respond_item(&RespondItem::Header(name.clone(), value.clone()))
+            }
+            InviteItem::ContactFocus(span, params) => {
+                self.respond_item(&RespondItem::ContactFocus(*span, params.clone()))
+            }
+            InviteItem::History(span) => self.at("history", *span),
+            InviteItem::Offer(items, span) => {
+                let open = cat(vec![
+                    self.tok("offer", span.start, 5),
+                    text(" "),
+                    self.punct(span.start + 5, "{"),
+                ]);
+                let items = items.iter().map(|i| self.offer_item(i)).collect();
+                self.block(open, items, self.close(*span), |_| false)
+            }
+        }
+    }
+
+    fn offer_item(&self, it: &OfferItem) -> Doc {
+        let s = it.span;
+        match &it.kind {
+            OfferItemKind::Direction(w) => self.at(format!("direction {w}"), s),
+            OfferItemKind::Setup(w) => self.at(format!("setup {w}"), s),
+            OfferItemKind::AcceptWrappedTypesOwn => self.at("accept-wrapped-types own", s),
+            OfferItemKind::MaxSizeOwn => self.at("max-size own", s),
+            OfferItemKind::Attribute(name, None) => self.at(format!("attribute {name}"), s),
+            OfferItemKind::Attribute(name, Some(v)) => {
+                let kw = "attribute".len();
+                let name_end = self
+                    .find(s.start + kw, name)
+                    .map(|at| at + name.len())
+                    .unwrap_or(s.start + kw);
+                cat(vec![
+                    self.tok(format!("attribute {name}"), s.start, name_end - s.start),
+                    text(" = "),
+                    self.string(v),
+                ])
             }
         }
     }

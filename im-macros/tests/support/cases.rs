@@ -240,6 +240,12 @@ pub struct Expect {
     /// Its Contact as the runtime writes it, the focus URI shown as `<focus>`
     /// (`"<focus>;isfocus;+g.oma.sip-im"`; `""`: none).
     pub contact: Option<String>,
+    /// What the run's one `invite each` puts on its INVITEs (or `forward each` on its
+    /// MESSAGEs), one line each, in the spec's
+    /// order: headers as `Name: value` (the focus Contact as `<focus>;isfocus…`),
+    /// `history` for the recipient-list-history part, and the offer's attribute lines after
+    /// the mandatory ones as `a=…` (the server's values from `Config::default()`).
+    pub invitation: Option<Vec<String>>,
     /// Every action of the run, in order (`call 7.9.1.4`, `respond 200`, `invite each
     /// recipient_list`, `start timer invite_timeout 32s`, `bye`, `report failure` …).
     pub actions: Option<Vec<String>>,
@@ -494,13 +500,32 @@ fn recipients(r: &Recipients, s: &Selection) -> String {
     format!("{source}{without}{distinct}")
 }
 
+/// An invitation as case files write it (`expect.invitation`).
+pub fn invitation_lines(inv: &im_runtime::machine::Invitation) -> Vec<String> {
+    use im_runtime::machine::HeaderValue;
+    let mut out: Vec<String> = inv
+        .headers
+        .iter()
+        .map(|(n, v)| match v {
+            HeaderValue::Text(t) => format!("{n}: {t}"),
+            HeaderValue::FocusContact => format!("{n}: <focus>;isfocus"),
+            HeaderValue::FocusContactWith(p) => format!("{n}: <focus>;isfocus{p}"),
+        })
+        .collect();
+    if inv.history {
+        out.push("history".into());
+    }
+    out.extend(inv.offer_lines(&Config::default()));
+    out
+}
+
 /// An action as case files write it.
 pub fn render(m: &Machines, a: &Action) -> String {
     match &a.kind {
         ActionKind::Respond(r) => format!("respond {}", r.status),
         ActionKind::Call(c) => format!("call {c}"),
-        ActionKind::InviteEach(r, s) => format!("invite each {}", recipients(r, s)),
-        ActionKind::ForwardEach(r, s) => format!("forward each {}", recipients(r, s)),
+        ActionKind::InviteEach(r, s, _) => format!("invite each {}", recipients(r, s)),
+        ActionKind::ForwardEach(r, s, _) => format!("forward each {}", recipients(r, s)),
         ActionKind::Cancel => "cancel".into(),
         ActionKind::Bye => "bye".into(),
         ActionKind::CancelLegs => "cancel legs".into(),
@@ -731,6 +756,29 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                 );
             }
             rs => diff.push(format!("expected exactly one response, got {}", rs.len())),
+        }
+    }
+    if let Some(want) = &e.invitation {
+        let invites: Vec<&im_runtime::machine::Invitation> = actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::InviteEach(_, _, inv) | ActionKind::ForwardEach(_, _, inv) => Some(inv),
+                _ => None,
+            })
+            .collect();
+        match invites.as_slice() {
+            [inv] => {
+                let got = invitation_lines(inv);
+                if *want != got {
+                    diff.push(format!(
+                        "invitation:\n    expected {want:?}\n    got      {got:?}"
+                    ));
+                }
+            }
+            is => diff.push(format!(
+                "expected exactly one `invite each` or `forward each`, got {}",
+                is.len()
+            )),
         }
     }
     let got: Vec<String> = actions.iter().map(|a| render(m, a)).collect();

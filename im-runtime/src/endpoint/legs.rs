@@ -3,6 +3,7 @@
 
 use super::super::*;
 use super::*;
+use crate::machine::Invitation;
 
 impl Session {
     /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
@@ -37,20 +38,21 @@ impl Session {
         cx: &mut Ctx<'_, A>,
         r: Recipients,
         s: Selection,
+        inv: &Invitation,
         from: Option<usize>,
     ) {
         let targets = self.recipients(cx, r, s);
         // A leg is several hundred bytes: no doubling slack kept with each idle session.
         self.legs.reserve_exact(targets.len());
-        let history = match r {
-            // The history names whom the spec's selection addresses (RFC 5365 §7.2).
-            Recipients::RecipientList => Some(crate::proto::body::resource_lists::write_history(
-                &s.apply(self.facts.recipients.clone(), &self.facts.originator, |e| {
-                    &e.uri
-                }),
-            )),
-            _ => None,
-        };
+        // The history part only when the spec asks for it (RFC 5364); it names whom the
+        // spec's selection addresses (RFC 5365 §7.2).
+        let history = inv.history.then(|| {
+            crate::proto::body::resource_lists::write_history(&s.apply(
+                self.facts.recipients.clone(),
+                &self.facts.originator,
+                |e| &e.uri,
+            ))
+        });
         for (uri, _name) in targets {
             let tls = cx.leg_tls(&uri);
             // An invitee that wants TLS from a server without it is unroutable.
@@ -73,7 +75,7 @@ impl Session {
                 session_id: 1 + idx as u64,
                 session_version: 1,
             };
-            let sdp = answer::build_offer(&local, &cx.cfg.spec, &opts);
+            let sdp = super::super::invitation::offer(&local, &cx.cfg.spec, opts.tls, inv);
             let body = match &history {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
@@ -100,8 +102,10 @@ impl Session {
                 }
                 None => ("application/sdp".to_string(), Bytes::from(sdp)),
             };
-            let (via, contact) = cx.leg_via_contact(tls, &self.focus, &branch);
+            let (via, focus_contact) = cx.leg_via_contact(tls, &self.focus, &branch);
+            let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
             let from_addr = format!("<{}>", self.focus);
+            // RFC 3261 §8.1.1: what every request carries; the rest is the spec's.
             let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
                 .via_raw(&via)
                 .from(&from_addr, &tag)
@@ -109,10 +113,11 @@ impl Session {
                 .call_id(&call_id)
                 .cseq(1)
                 .max_forwards(70)
-                .contact(&contact)
-                .header("Referred-By", &format!("<{}>", self.facts.originator.raw))
-                .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")
-                .body(&body.0, body.1);
+                .contact(&contact);
+            for (name, value) in &headers {
+                b = b.header(name, value);
+            }
+            let mut b = b.body(&body.0, body.1);
             if let Some(Route::OutboundProxy(p)) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }
@@ -165,13 +170,15 @@ impl Session {
         cx: &mut Ctx<'_, A>,
         r: Recipients,
         s: Selection,
+        inv: &Invitation,
     ) {
         let targets = self.recipients(cx, r, s);
         let request = &self.request;
         let facts = &self.facts;
         // The payload: the non-list parts of the original body (RFC 5365 §7).
         let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
-        let history = matches!(r, Recipients::RecipientList).then(|| {
+        // The history part and the headers only when the spec asks for them.
+        let history = inv.history.then(|| {
             let named = s.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
             crate::proto::body::resource_lists::write_history(&named)
         });
@@ -232,9 +239,15 @@ impl Session {
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
                 .cseq(1)
-                .max_forwards(max_forwards)
-                .header("Referred-By", &format!("<{}>", facts.originator.raw))
-                .body(&body_ct, body);
+                .max_forwards(max_forwards);
+            for (name, value) in &inv.headers {
+                // A MESSAGE opens no dialog: a focus Contact does not apply (the checker
+                // refuses one on `forward each`).
+                if let crate::machine::HeaderValue::Text(t) = value {
+                    b = b.header(name, t);
+                }
+            }
+            let mut b = b.body(&body_ct, body);
             if let Some(Route::OutboundProxy(p)) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }

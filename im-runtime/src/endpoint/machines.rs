@@ -115,8 +115,8 @@ impl Session {
         let now = cx.now;
         match a.kind {
             ActionKind::Respond(reply) => self.respond(cx, origin, reply),
-            ActionKind::InviteEach(r, s) => self.invite_each(cx, r, s, from),
-            ActionKind::ForwardEach(r, s) => self.forward_each(cx, r, s),
+            ActionKind::InviteEach(r, s, inv) => self.invite_each(cx, r, s, &inv, from),
+            ActionKind::ForwardEach(r, s, inv) => self.forward_each(cx, r, s, &inv),
             ActionKind::Cancel => match leg {
                 Some(i) => {
                     if let Some(l) = self.legs.get_mut(i) {

@@ -33,6 +33,7 @@ mod ctx;
 pub mod facts;
 mod ids;
 mod ingress;
+mod invitation;
 mod live;
 mod msrp_relay;
 mod routing;

@@ -212,7 +212,8 @@ impl<A: Application> Ctx<'_, A> {
 
     /// Via and Contact of a request to an invitee or recipient: over TLS, `SIP/2.0/TLS` from
     /// our TLS address and a `sips:` Contact there (RFC 5630 §3.1.3: a `sips:` request carries
-    /// a `sips:` Contact); else `SIP/2.0/UDP` and the session's focus.
+    /// a `sips:` Contact); else `SIP/2.0/UDP` and the session's focus. The Contact is the bare
+    /// `<uri>`: `isfocus` and feature tags are the spec's (`contact focus`).
     pub(crate) fn leg_via_contact(&self, tls: bool, focus: &str, branch: &str) -> (String, String) {
         match self.cfg.sip_tls_advertised {
             Some(a) if tls => {
@@ -222,7 +223,7 @@ impl<A: Application> Ctx<'_, A> {
                     .map_or("conf", |(u, _)| u);
                 (
                     format!("SIP/2.0/TLS {a};branch={branch};rport"),
-                    format!("<sips:{user}@{a}>;isfocus"),
+                    format!("<sips:{user}@{a}>"),
                 )
             }
             _ => (
@@ -230,7 +231,7 @@ impl<A: Application> Ctx<'_, A> {
                     "SIP/2.0/UDP {};branch={branch};rport",
                     self.cfg.sip_advertised
                 ),
-                format!("<{focus}>;isfocus"),
+                format!("<{focus}>"),
             ),
         }
     }

@@ -29,6 +29,36 @@ fn act(kind: ActionKind) -> Action {
     Action { origin: O, kind }
 }
 
+/// What `specs/7.9.1.4_adhoc_group.imspec` writes for the invitee INVITE (`invite each … {
+/// … }`), so the stand-in's INVITEs look like the real server's.
+pub(crate) fn oma_invitation(originator: &Uri) -> im_runtime::machine::Invitation {
+    use im_runtime::machine::{Invitation, OfferItem};
+    Invitation {
+        headers: vec![
+            (
+                "Contact".into(),
+                HeaderValue::FocusContactWith(";+g.oma.sip-im;+g.oma.sip-im.large-message".into()),
+            ),
+            (
+                "Referred-By".into(),
+                HeaderValue::Text(format!("<{}>", originator.raw).into()),
+            ),
+            (
+                "Allow".into(),
+                HeaderValue::Text("INVITE, ACK, BYE, CANCEL, OPTIONS".into()),
+            ),
+        ],
+        history: true,
+        offer: vec![
+            OfferItem::OwnAcceptWrappedTypes,
+            OfferItem::OwnMaxSize,
+            OfferItem::Fixed("setup".into(), Some("actpass".into())),
+            OfferItem::Fixed("connection".into(), Some("new".into())),
+            OfferItem::Fixed("sendonly".into(), None),
+        ],
+    }
+}
+
 /// What the stand-in machines do.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Knobs {
@@ -122,13 +152,18 @@ impl Machine for Dispatcher {
                     out.push(act(ActionKind::InviteEach(
                         Recipients::RecipientList,
                         INVITEES,
+                        oma_invitation(&f.originator),
                     )));
                     out
                 }
             }
             Event::Timer(Timer::Spec(1)) => vec![
                 ok_with_answer(),
-                act(ActionKind::InviteEach(Recipients::RecipientList, INVITEES)),
+                act(ActionKind::InviteEach(
+                    Recipients::RecipientList,
+                    INVITEES,
+                    oma_invitation(&f.originator),
+                )),
             ],
             Event::InitialRequest(_) => {
                 self.done = true;

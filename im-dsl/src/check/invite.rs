@@ -1,0 +1,301 @@
+//! The `invite each … { … }` block: what the invitee INVITE carries beyond what RFC 3261
+//! §8.1.1 makes mandatory. Headers the runtime writes itself (E0019), `history` without a
+//! recipient list (E0020), items given twice (E0003) and values that are not an offer word,
+//! a Contact parameter or one header line (E0016).
+
+use super::text::lower_text;
+use super::types::{ExprCx, suggest};
+use crate::ast::{self, InviteItem, OfferItemKind, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::{Invitation, OfferAttr};
+use crate::source::Sources;
+use std::collections::HashMap;
+
+/// Headers of the INVITE that the runtime writes (RFC 3261 §8.1.1 and the body's own), long
+/// and compact forms (§7.3.3), lower case; `Route` follows the router's choice.
+const RUNTIME_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "to",
+    "t",
+    "from",
+    "f",
+    "call-id",
+    "i",
+    "cseq",
+    "max-forwards",
+    "contact",
+    "m",
+    "content-type",
+    "c",
+    "content-length",
+    "l",
+    "route",
+];
+
+/// Offer lines the runtime writes for every MSRP offer (RFC 4975 §8: the path and the
+/// accepted types are mandatory).
+const RUNTIME_ATTRIBUTES: &[&str] = &["path", "accept-types"];
+
+const DIRECTIONS: &[&str] = &["sendonly", "recvonly", "sendrecv", "inactive"];
+const SETUPS: &[&str] = &["actpass", "active", "passive", "holdconn"];
+
+/// Lowers the items of one `invite each` or (`forward`) `forward each` (`list`: it addresses
+/// a recipient list). `None` when a diagnostic was pushed.
+pub(super) fn lower_invitation(
+    sources: &Sources,
+    diags: &mut Diagnostics,
+    conditions: &HashMap<String, usize>,
+    list: bool,
+    forward: bool,
+    items: &[InviteItem],
+) -> Option<Invitation> {
+    let mut inv = Invitation::default();
+    let mut ok = true;
+    let mut seen: HashMap<&'static str, Span> = HashMap::new();
+    let mut twice = |diags: &mut Diagnostics, what: &'static str, at: Span| -> bool {
+        if let Some(prev) = seen.get(what) {
+            diags.push(
+                Diagnostic::new(
+                    Code::Duplicate,
+                    format!("`{what}` is given twice for this fan-out"),
+                    at,
+                    "given again",
+                )
+                .note(*prev, "first given here")
+                .help(format!("keep one `{what}`")),
+            );
+            return true;
+        }
+        seen.insert(what, at);
+        false
+    };
+    for item in items {
+        // A forwarded MESSAGE opens no dialog and carries the sender's payload: no focus
+        // Contact (RFC 3428 §4), no offer.
+        let dialog_only = match item {
+            InviteItem::ContactFocus(span, _) => Some(("contact focus", *span)),
+            InviteItem::Offer(_, span) => Some(("offer", *span)),
+            _ => None,
+        };
+        if let (true, Some((what, span))) = (forward, dialog_only) {
+            diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("`{what}` on a forwarded MESSAGE"),
+                    span,
+                    "only for `invite each`",
+                )
+                .help("`forward each` copies the sender's message (RFC 3428: no dialog, no SDP); it takes `header` and `history`"),
+            );
+            ok = false;
+            continue;
+        }
+        match item {
+            InviteItem::Header(name, value) => {
+                let lower = name.name.to_ascii_lowercase();
+                if RUNTIME_HEADERS.contains(&lower.as_str()) {
+                    let help = if lower == "contact" || lower == "m" {
+                        "the runtime writes the Contact (RFC 3261 §8.1.1.8: the session's focus URI); `contact focus \"PARAM\"` adds `isfocus` and feature tags".to_string()
+                    } else {
+                        format!(
+                            "the runtime writes `{}` on every request it sends (RFC 3261 §8.1.1, or the body's own header); leave it out",
+                            name.name
+                        )
+                    };
+                    diags.push(
+                        Diagnostic::new(
+                            Code::ReservedHeader,
+                            format!("`{}` is written by the runtime", name.name),
+                            name.span,
+                            "not the spec's to set",
+                        )
+                        .help(help),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if value.value.contains(['\r', '\n']) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::BadArgument,
+                            "a header value spans lines",
+                            value.span,
+                            "line break in a header value",
+                        )
+                        .help("a header value is one line; remove the `\\n`"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                let mut ecx = ExprCx::new(conditions, diags);
+                match lower_text(&mut ecx, sources, value) {
+                    Some(t) => inv.headers.push((name.name.clone(), t)),
+                    None => ok = false,
+                }
+            }
+            InviteItem::ContactFocus(span, params) => {
+                if twice(diags, "contact focus", *span) {
+                    ok = false;
+                    continue;
+                }
+                let mut out = Vec::new();
+                for p in params {
+                    if contact_param(&p.value) {
+                        out.push(p.value.clone());
+                    } else {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::BadArgument,
+                                format!("{:?} is not a Contact parameter", p.value),
+                                p.span,
+                                "not name or name=value",
+                            )
+                            .help("give each parameter alone, without `;`, e.g. `contact focus \"+g.oma.sip-im\"` (RFC 3840 feature tag)"),
+                        );
+                        ok = false;
+                    }
+                }
+                inv.contact_focus = Some(out);
+            }
+            InviteItem::History(span) => {
+                if twice(diags, "history", *span) {
+                    ok = false;
+                    continue;
+                }
+                if !list {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::HistoryWithoutList,
+                            "`history` on a fan-out that addresses no recipient list",
+                            *span,
+                            "no list to write the history of",
+                        )
+                        .help("the recipient-list-history part (RFC 5364) names the entries of the request's `recipient-list`; it goes with `recipient_list`"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                inv.history = true;
+            }
+            InviteItem::Offer(items, span) => {
+                if twice(diags, "offer", *span) {
+                    ok = false;
+                    continue;
+                }
+                ok &= offer(diags, items, &mut inv.offer);
+            }
+        }
+    }
+    ok.then_some(inv)
+}
+
+/// The offer's attributes, in order; `false` when a diagnostic was pushed.
+fn offer(diags: &mut Diagnostics, items: &[ast::OfferItem], out: &mut Vec<OfferAttr>) -> bool {
+    let mut ok = true;
+    let mut seen: HashMap<&'static str, Span> = HashMap::new();
+    for item in items {
+        let key = match &item.kind {
+            OfferItemKind::Direction(_) => Some("direction"),
+            OfferItemKind::Setup(_) => Some("setup"),
+            OfferItemKind::AcceptWrappedTypesOwn => Some("accept-wrapped-types"),
+            OfferItemKind::MaxSizeOwn => Some("max-size"),
+            OfferItemKind::Attribute(..) => None,
+        };
+        if let Some(k) = key {
+            if let Some(prev) = seen.get(k) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        format!("`{k}` is given twice in this offer"),
+                        item.span,
+                        "given again",
+                    )
+                    .note(*prev, "first given here")
+                    .help(format!("an offer has one `{k}`; keep one")),
+                );
+                ok = false;
+                continue;
+            }
+            seen.insert(k, item.span);
+        }
+        let mut word = |w: &str, known: &[&str], what: &str, rfc: &str| -> bool {
+            if known.contains(&w) {
+                return true;
+            }
+            diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("`{w}` is not a {what}"),
+                    item.span,
+                    format!("unknown {what}"),
+                )
+                .help(suggest(w, known, &format!("{rfc} knows"))),
+            );
+            false
+        };
+        match &item.kind {
+            OfferItemKind::Direction(w) => {
+                if word(w, DIRECTIONS, "media direction", "RFC 4566 §6") {
+                    out.push(OfferAttr::Fixed(w.clone(), None));
+                } else {
+                    ok = false;
+                }
+            }
+            OfferItemKind::Setup(w) => {
+                if word(w, SETUPS, "setup role", "RFC 4145 §4") {
+                    out.push(OfferAttr::Fixed("setup".into(), Some(w.clone())));
+                } else {
+                    ok = false;
+                }
+            }
+            OfferItemKind::AcceptWrappedTypesOwn => out.push(OfferAttr::OwnAcceptWrappedTypes),
+            OfferItemKind::MaxSizeOwn => out.push(OfferAttr::OwnMaxSize),
+            OfferItemKind::Attribute(name, value) => {
+                if RUNTIME_ATTRIBUTES.contains(&name.to_ascii_lowercase().as_str()) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::ReservedHeader,
+                            format!("`a={name}` is written by the runtime"),
+                            item.span,
+                            "not the spec's to set",
+                        )
+                        .help("every MSRP offer carries the server's own `a=path` and `a=accept-types` (RFC 4975 §8); leave it out"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                let value = value.as_ref().map(|v| v.value.clone());
+                if value.as_deref().is_some_and(|v| v.contains(['\r', '\n'])) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::BadArgument,
+                            "an attribute value spans lines",
+                            item.span,
+                            "line break in an SDP line",
+                        )
+                        .help("an SDP attribute is one line; remove the `\\n`"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                out.push(OfferAttr::Fixed(name.clone(), value));
+            }
+        }
+    }
+    ok
+}
+
+/// A Contact header parameter (RFC 3261 §25.1 generic-param; feature tags of RFC 3840 start
+/// with `+`): a token, optionally `=value`.
+fn contact_param(p: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~\"".contains(c))
+    };
+    match p.split_once('=') {
+        Some((n, v)) => token(n) && !v.is_empty() && !v.contains([';', ' ', '<', '>', ',']),
+        None => token(p),
+    }
+}

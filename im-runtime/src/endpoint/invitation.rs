@@ -1,0 +1,132 @@
+//! The parts of an invitee INVITE that the spec's `invite each … { … }` gives
+//! ([`Invitation`]): the runtime adds only what RFC 3261 §8.1.1 makes mandatory and the MSRP
+//! offer's own lines (RFC 4975 §8), and writes nothing the spec leaves out.
+
+use crate::machine::{Config, HeaderValue, Invitation};
+use crate::proto::sdp::answer::LocalMedia;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// The Contact and the other headers of the INVITE, in the spec's order. `focus` is the
+/// Contact URI the runtime writes in any case (`<sip:conf-…@host>`, RFC 3261 §8.1.1.8); a
+/// `contact focus` of the spec adds `isfocus` (RFC 4579) and its parameters to it.
+pub(super) fn headers<'a>(inv: &'a Invitation, focus: &str) -> (String, Vec<(&'a str, String)>) {
+    let mut contact = focus.to_string();
+    let mut out = Vec::with_capacity(inv.headers.len());
+    for (name, value) in &inv.headers {
+        let focus_params = match value {
+            HeaderValue::Text(t) => {
+                out.push((name.as_ref(), t.to_string()));
+                continue;
+            }
+            HeaderValue::FocusContact => "",
+            HeaderValue::FocusContactWith(p) => p.as_ref(),
+        };
+        contact = format!("{focus};isfocus{focus_params}");
+    }
+    (contact, out)
+}
+
+/// The server's MSRP offer: `v=`/`o=`/`s=`/`c=`/`t=`, `m=message <port> TCP/MSRP *` (or
+/// TCP/TLS/MSRP), its own `a=path` and `a=accept-types` (RFC 4975 §8: mandatory), then the
+/// spec's attribute lines in order.
+pub(super) fn offer(local: &LocalMedia, config: &Config, tls: bool, inv: &Invitation) -> String {
+    let addr = line(&local.address);
+    let at = if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+        "IP6"
+    } else {
+        "IP4"
+    };
+    let proto = if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
+    let mut s = String::with_capacity(256 + local.path.len());
+    // Writing into a String cannot fail.
+    let _ = write!(
+        s,
+        "v=0\r\no=- {} {} IN {at} {addr}\r\ns=-\r\nc=IN {at} {addr}\r\nt=0 0\r\n\
+         m=message {} {proto} *\r\na=path:{}\r\na=accept-types:",
+        local.session_id,
+        local.session_version,
+        local.msrp_port,
+        line(&local.path),
+    );
+    for (i, t) in config.accept_types.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&line(t));
+    }
+    s.push_str("\r\n");
+    inv.write_offer_lines(config, &mut s);
+    s
+}
+
+/// `s` without CR and LF: values from the configuration stay on their SDP line whatever they
+/// hold.
+fn line(s: &str) -> Cow<'_, str> {
+    if s.contains(['\r', '\n']) {
+        Cow::Owned(s.replace(['\r', '\n'], ""))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::OfferItem;
+
+    fn local() -> LocalMedia {
+        LocalMedia {
+            address: "192.0.2.1".into(),
+            msrp_port: 2855,
+            path: "msrp://192.0.2.1:2855/s1;tcp".into(),
+            session_id: 1,
+            session_version: 1,
+        }
+    }
+
+    #[test]
+    fn an_empty_invitation_offers_only_the_mandatory_lines() {
+        let s = offer(&local(), &Config::default(), false, &Invitation::default());
+        assert_eq!(
+            s,
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=message 2855 TCP/MSRP *\r\na=path:msrp://192.0.2.1:2855/s1;tcp\r\n\
+             a=accept-types:message/cpim text/plain\r\n"
+        );
+        let none = Invitation::default();
+        let (contact, rest) = headers(&none, "<sip:conf@h>");
+        assert_eq!((contact.as_str(), rest.len()), ("<sip:conf@h>", 0));
+    }
+
+    #[test]
+    fn the_spec_items_follow_in_order() {
+        let inv = Invitation {
+            headers: vec![
+                (
+                    Cow::Borrowed("Contact"),
+                    HeaderValue::FocusContactWith(";+g.oma.sip-im".into()),
+                ),
+                (
+                    Cow::Borrowed("Referred-By"),
+                    HeaderValue::Text("<sip:a@h>".into()),
+                ),
+            ],
+            history: false,
+            offer: vec![
+                OfferItem::OwnMaxSize,
+                OfferItem::Fixed("setup".into(), Some("active".into())),
+                OfferItem::Fixed("sendonly".into(), None),
+            ],
+        };
+        let s = offer(&local(), &Config::default(), true, &inv);
+        assert!(s.contains("TCP/TLS/MSRP"), "{s}");
+        assert!(
+            s.ends_with("a=max-size:1048576\r\na=setup:active\r\na=sendonly\r\n"),
+            "{s}"
+        );
+        let (contact, rest) = headers(&inv, "<sip:conf@h>");
+        assert_eq!(contact, "<sip:conf@h>;isfocus;+g.oma.sip-im");
+        assert_eq!(rest, [("Referred-By", "<sip:a@h>".to_string())]);
+    }
+}
