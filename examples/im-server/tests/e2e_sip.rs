@@ -16,6 +16,7 @@ use common::{Server, Sipp, group_folder, locate_sipp, scenario_dir};
 const UAC_SCENARIOS: &[&str] = &[
     "invite_pager",
     "invite_pager_audio",
+    "invite_pager_info",
     "invite_pager_routed",
     "invite_retransmit",
     "options",
@@ -311,6 +312,30 @@ fn pager_invite_to_group_reaches_every_member() {
         assert!(r.success(), "invitee: {r:?}\n{}", s.log());
         assert_eq!(r.received_invites(), 1, "{r:?}");
     }
+}
+
+/// Issue 12: an in-dialog request no rule names (INFO) is answered by the spec's
+/// `on request other` rule, 405 with Allow, on the real binary; the session then ends by
+/// BYE as usual.
+// covers: 6.1.3.3.2/other_method
+#[test]
+fn info_in_the_originators_dialog_gets_the_specs_405() {
+    let (uas, uris) = invitees(&["uas_answer", "uas_answer"]);
+    let mut members = uris.clone();
+    members.push(ALICE.to_owned());
+    let groups = group_folder(GROUP, &members);
+    let s = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let run = uac("invite_pager_info", &s, GROUP).run();
+    assert!(run.success(), "{run:?}\n{}", s.log());
+    for p in uas {
+        let r = p.wait();
+        assert!(r.success(), "invitee: {r:?}\n{}", s.log());
+    }
+    assert!(
+        s.log().contains("rule=6.1.3.3.2/other_method"),
+        "the 405 must come from the spec's rule:\n{}",
+        s.log()
+    );
 }
 
 /// Issue 12: an offer that is pager mode only as the RFCs read it (session-level sendonly,
