@@ -75,11 +75,17 @@ pub(crate) fn sipp() -> PathBuf {
 
 /// A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both with one port).
 pub(crate) fn free_sip_port() -> u16 {
+    reserve_sip_port().0
+}
+
+/// A port bound on 127.0.0.1 for both UDP and TCP at once, with the two sockets holding it:
+/// what [`free_sip_port`] releases for the caller to take.
+pub(crate) fn reserve_sip_port() -> (u16, UdpSocket, TcpListener) {
     for _ in 0..100 {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP port 0");
         let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
+            return (port, udp, tcp);
         }
     }
     panic!("no port free for both UDP and TCP after 100 tries");
