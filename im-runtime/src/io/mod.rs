@@ -20,6 +20,7 @@
 
 mod hygiene;
 mod kstamp;
+mod pressure;
 mod tls;
 
 pub use tls::{TlsError, TlsSetup};
@@ -28,6 +29,7 @@ use crate::proto::sip;
 use crate::steer::steer_sip;
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use bytes::{Bytes, BytesMut};
+use pressure::Pressure;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -664,45 +666,6 @@ async fn drive<C: Core>(
                 shutdown_deadline = Some(now() + cx.limits.shutdown_grace);
                 core.handle_input(now(), Input::Shutdown);
             }
-        }
-    }
-}
-
-/// The loop's overload state: inputs that waited in the queue longer than the limit turn it
-/// on, and it turns off only when they wait under a quarter of it, so that the core does not
-/// flip between shedding and admitting on every input near the limit.
-struct Pressure {
-    limit: Duration,
-    overloaded: bool,
-}
-
-impl Pressure {
-    fn new(limit: Duration) -> Self {
-        Pressure {
-            limit,
-            overloaded: false,
-        }
-    }
-
-    /// Tells `core` when the state changes (a zero limit turns the measure off).
-    fn observe<C: Core>(&mut self, core: &mut C, now: Instant, queue_delay: Duration) {
-        if self.limit.is_zero() {
-            return;
-        }
-        let next = if self.overloaded {
-            queue_delay > self.limit / 4
-        } else {
-            queue_delay > self.limit
-        };
-        if next != self.overloaded {
-            self.overloaded = next;
-            core.handle_input(
-                now,
-                Input::Pressure {
-                    overloaded: next,
-                    queue_delay,
-                },
-            );
         }
     }
 }
