@@ -17,6 +17,9 @@ struct Slow {
     reports: Vec<(bool, Duration, usize)>,
     seen: usize,
     shutdown: bool,
+    /// How long each datagram blocks the core, and one reading `stall`.
+    each_ms: u64,
+    stall_ms: u64,
 }
 
 impl Core for Slow {
@@ -24,7 +27,12 @@ impl Core for Slow {
         match input {
             Input::Datagram { local, from, data } => {
                 self.seen += 1;
-                std::thread::sleep(Duration::from_millis(5));
+                let ms = if &data[..] == b"stall" {
+                    self.stall_ms
+                } else {
+                    self.each_ms
+                };
+                std::thread::sleep(Duration::from_millis(ms));
                 self.out.push_back(Output::Datagram {
                     local: Some(local),
                     to: from,
@@ -59,9 +67,15 @@ async fn run(limits: IoLimits) -> Slow {
     let driver = Driver::bind(&bind, limits).await.unwrap();
     let server = driver.local().sip_udp[0];
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(driver.run(Slow::default(), async move {
-        let _ = stop_rx.await;
-    }));
+    let task = tokio::spawn(driver.run(
+        Slow {
+            each_ms: 5,
+            ..Slow::default()
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let peer = tokio::net::UdpSocket::bind(any).await.unwrap();
     // A burst of 60: the last ones wait ~300 ms behind the core.
     for i in 0..60 {
@@ -128,50 +142,6 @@ async fn a_zero_limit_turns_the_measure_off() {
     assert_eq!(core.seen, 65);
 }
 
-/// A core that blocks its (only) thread for 300 ms on a datagram reading `stall`, and is
-/// quick otherwise: what arrives meanwhile waits in the kernel's socket buffer, not in the
-/// loop's queue.
-#[derive(Default)]
-struct Stall {
-    out: VecDeque<Output>,
-    reports: Vec<(bool, Duration, usize)>,
-    seen: usize,
-    shutdown: bool,
-}
-
-impl Core for Stall {
-    fn handle_input(&mut self, _now: Instant, input: Input) {
-        match input {
-            Input::Datagram { local, from, data } => {
-                self.seen += 1;
-                if &data[..] == b"stall" {
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                self.out.push_back(Output::Datagram {
-                    local: Some(local),
-                    to: from,
-                    data,
-                });
-            }
-            Input::Pressure {
-                overloaded,
-                queue_delay,
-            } => self.reports.push((overloaded, queue_delay, self.seen)),
-            Input::Shutdown => self.shutdown = true,
-            _ => {}
-        }
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    fn is_idle(&self) -> bool {
-        self.shutdown
-    }
-}
-
 /// On one thread the UDP reader cannot run while the core is busy, so a backlog builds in
 /// the socket buffer; once the core is free the reader drains it at once and the loop's own
 /// queue stays short. Only the kernel's arrival stamps (SO_TIMESTAMPNS) show that those
@@ -212,9 +182,17 @@ async fn a_backlog_in_the_socket_buffer_counts() {
     });
     let core = tokio::time::timeout(
         Duration::from_secs(15),
-        driver.run(Stall::default(), async move {
-            let _ = stop_rx.await;
-        }),
+        driver.run(
+            // Blocks its (only) thread for 300 ms on `stall`, quick otherwise: what arrives
+            // meanwhile waits in the kernel's socket buffer, not in the loop's queue.
+            Slow {
+                stall_ms: 300,
+                ..Slow::default()
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ),
     )
     .await
     .expect("driver stops");
