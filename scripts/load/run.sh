@@ -427,11 +427,14 @@ EOF
 
 # Starts a UAS SIPp in the background; sets UAS_PID. It may answer twice the calls it is
 # meant to get, so it is still alive (and its CPU readable) when the originator ends; the
-# caller stops it.
-start_uas() { # dir scenario port calls
+# caller stops it. `seconds` is how long the originator runs may last in all (default
+# DURATION): a UAS that exits early leaves the server's legs to time out (timer B, 32 s),
+# which fills max_sessions and turns every later call into a 503.
+start_uas() { # dir scenario port calls [seconds]
+    local alive="${5:-$DURATION}"
     mkdir -p "$1"
-    (cd "$1" && exec timeout $((DURATION + 90)) sipp -sf "$2" \
-        -i 127.0.0.1 -p "$3" -t u1 -m $(($4 * 2)) -timeout "$((DURATION + 75))s" \
+    (cd "$1" && exec timeout $((alive + 90)) sipp -sf "$2" \
+        -i 127.0.0.1 -p "$3" -t u1 -m $(($4 * 2)) -timeout "$((alive + 75))s" \
         -recv_timeout 60000 -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err \
         >sipp.out 2>sipp.err) &
     UAS_PID=$!
@@ -550,6 +553,7 @@ ramp() {
 }
 
 sum() { local t=0 r; for r in $1; do t=$((t + r)); done; echo "$t"; }
+count() { local n=0 r; for r in $1; do n=$((n + 1)); done; echo "$n"; }
 
 # The table of ratios to Kamailio, from results.tsv.
 compare_table() {
@@ -669,7 +673,8 @@ run_overload() {
     echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ..." >>"$OUT/commands.txt"
     for i in 0 1 2; do
         start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
-            $((($(sum "$GROUP_RATE") + 4 * ${GROUP_RATE##* }) * DURATION))
+            $((($(sum "$GROUP_RATE") + 4 * ${GROUP_RATE##* }) * DURATION)) \
+            $(($(count "$GROUP_RATE") * (DURATION + 10) + DURATION + 20))
         upids+=" $UAS_PID"
     done
     sleep 0.5
@@ -724,7 +729,8 @@ run_soak() {
     echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ... --xcap 127.0.0.1:$xport" >>"$OUT/commands.txt"
     for i in 0 1 2; do
         start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
-            $(($(sum "$GROUP_RATE") * DURATION + ${GROUP_RATE##* } * secs))
+            $(($(sum "$GROUP_RATE") * DURATION + ${SOAK_RATE:-${GROUP_RATE##* }} * secs)) \
+            $(($(count "$GROUP_RATE") * (DURATION + 10) + secs + 120))
         upids+=" $UAS_PID"
     done
     sleep 0.5
