@@ -729,8 +729,8 @@ run_soak() {
     echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ... --xcap 127.0.0.1:$xport" >>"$OUT/commands.txt"
     for i in 0 1 2; do
         start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
-            $(($(sum "$GROUP_RATE") * DURATION + ${SOAK_RATE:-${GROUP_RATE##* }} * secs)) \
-            $(($(count "$GROUP_RATE") * (DURATION + 10) + secs + 120))
+            $(($(sum "$GROUP_RATE") * DURATION + ${SOAK_RATE:-${GROUP_RATE##* }} * (secs + 60))) \
+            $(($(count "$GROUP_RATE") * (DURATION + 10) + secs + 220))
         upids+=" $UAS_PID"
     done
     sleep 0.5
@@ -746,6 +746,14 @@ run_soak() {
         [ "$held" -gt 0 ] || die "soak: no rate of GROUP_RATE held"
     fi
     rate=$((held * 8 / 10))
+    if [ -n "${SOAK_RATE:-}" ]; then
+        # No ramp ran: warm the server up at the soak's rate first, so that the start sample
+        # is taken after the allocator has reached the peak of lingering transactions (freed
+        # memory is kept by the allocator, not returned): growth after it is what leaks.
+        DURATION=60 compare_run "im-server-w$w-soak-warmup@$rate" dialog 4 3 "$rate" "$IM_PID" \
+            "$upids" "$dir/warmup" "$here/invite_pager.xml" sip:load@example.com \
+            "127.0.0.1:$IM_PORT"
+    fi
     sleep 40
     sample() { # seconds-since-start
         local rss live
