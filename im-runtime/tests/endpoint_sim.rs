@@ -717,3 +717,101 @@ fn other_in_dialog_requests_are_answered_by_the_machine() {
     // The dialog is over: 481 (RFC 3261 §12.2.2), whatever the machine would say.
     assert_eq!(answer(&mut sim, req("INFO", "z9hG4bKinfo9", 5)), vec![481]);
 }
+
+/// An invitee the server connects to (it answered `setup:passive`) waits for the originator's
+/// message as long as the session does: the connect's unbound-connection deadline ends when
+/// the connection is up. The SEND that then carries the copy is timed on its own
+/// (`msrp_idle`, RFC 4975 §7.1.1's transaction timeout): no answer in time closes the leg.
+#[test]
+fn a_connected_leg_waits_for_a_late_message_and_its_send_is_timed() {
+    let mut sim = Sim::new();
+    let out = sim.datagram(ALICE, &invite("z9hG4bKinv1", true));
+    let ok = sip_to(&out, ALICE).pop().unwrap();
+    assert_eq!(status_of(&ok), 200);
+    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
+    let inv_bob = sip_to(&out, BOB);
+    let ack = format!(
+        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n",
+        ok.header_str("To").unwrap()
+    );
+    sim.datagram(ALICE, &ack);
+    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
+    sim.input(Input::StreamOpened {
+        conn: alice_conn,
+        kind: StreamKind::Msrp,
+        local: addr("127.0.0.1:2855"),
+        peer: addr("127.0.0.1:7000"),
+    });
+    let our_path = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // Alice binds with an empty SEND (RFC 4975 §5.4) and keeps her message for later.
+    let bind = format!(
+        "MSRP t0 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m0\r\nByte-Range: 1-0/0\r\n-------t0$\r\n"
+    );
+    let out = sim.input(Input::StreamData {
+        conn: alice_conn,
+        data: Bytes::from(bind),
+    });
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::StreamSend { conn, data }
+            if *conn == alice_conn && data.starts_with(b"MSRP t0 200"))),
+        "alice's empty SEND binds her: {out:?}"
+    );
+
+    let bob_sdp = "v=0\no=bob 1 1 IN IP4 127.0.0.2\ns=-\nc=IN IP4 127.0.0.2\nt=0 0\nm=message 7002 TCP/MSRP *\na=path:msrp://127.0.0.2:7002/bobsess;tcp\na=accept-types:text/plain\na=setup:passive\na=recvonly\n";
+    let out = sim.datagram(BOB, &response_to(&inv_bob[0], 200, "b1", Some(bob_sdp)));
+    let (bob_conn, to) = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Connect { conn, to, .. } => Some((*conn, *to)),
+            _ => None,
+        })
+        .expect("server connects to bob's MSRP path");
+    sim.input(Input::StreamOpened {
+        conn: bob_conn,
+        kind: StreamKind::Msrp,
+        local: addr("127.0.0.1:40000"),
+        peer: to,
+    });
+
+    // Longer than msrp_idle (30 s) before the message: bob's connection stays.
+    let out = sim.advance(Duration::from_secs(35));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        "bob's connection was closed while waiting for the message: {out:?}"
+    );
+    let send = format!(
+        "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------t1$\r\n"
+    );
+    let out = sim.input(Input::StreamData {
+        conn: alice_conn,
+        data: Bytes::from(send),
+    });
+    let chunk = out
+        .iter()
+        .find_map(|o| match o {
+            Output::StreamSend { conn, data } if *conn == bob_conn => Some(data.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the late message goes to bob: {out:?}"));
+    assert_eq!(msrp::decode_one(&chunk).unwrap().data(), b"hello");
+
+    // Bob never answers the SEND: at msrp_idle after it his MSRP side is given up.
+    let out = sim.advance(Duration::from_secs(29));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn))
+    );
+    let out = sim.advance(Duration::from_secs(2));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        "an unanswered SEND must be timed: {out:?}"
+    );
+}

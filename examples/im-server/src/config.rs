@@ -89,8 +89,9 @@ pub struct Limits {
     /// The longest a session may live; then the runtime tears down what is left (CANCEL
     /// and BYE every leg and the originator): a safety net under the spec's own timers.
     pub session_lifetime: Duration,
-    /// How long an MSRP connection may stay unbound, and how long after its ACK the
-    /// originator's MSRP session may take to bind, before the machines hear `msrp closed`.
+    /// How long an MSRP connection may stay unbound, how long after its ACK the
+    /// originator's MSRP session may take to bind, and how long a copy's SEND may wait for
+    /// its response, before the machines hear `msrp closed`.
     pub msrp_idle: Duration,
     /// Most `<entry>` elements one recipient list may hold (counted as written, before
     /// any de-duplication); more: `list.too_large`.

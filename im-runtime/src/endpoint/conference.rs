@@ -444,10 +444,6 @@ impl Session {
             .to_tag(&tag)
             .header("Expires", &d.expires.to_string())
             .header("Contact", &contact)
-            .header(
-                "Reason",
-                &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
-            )
             .write();
         let _ = cx.tsx.respond(cx.now, &d.key, 200, resp);
         cx.live.response(200, Some(&origin));

@@ -51,8 +51,10 @@ pub struct EndpointConfig {
     /// How long a session may live at most before it is torn down.
     pub session_lifetime: Duration,
     /// How long an MSRP connection may stay unbound (no session named by a first SEND, or
-    /// our connect not completed), and how long after the ACK the originator's MSRP session
-    /// may take to bind, before it is given up (the machines then hear `msrp closed`).
+    /// our connect not completed), how long after the ACK the originator's MSRP session
+    /// may take to bind, and how long a copy's SEND may wait for its response (RFC 4975
+    /// §7.1.1's transaction timeout), before it is given up (the machines then hear `msrp
+    /// closed`). A bound leg waiting for the originator's message is not timed by it.
     pub msrp_idle: Duration,
     /// Body parsing limits.
     pub body_limits: BodyLimits,

@@ -291,7 +291,12 @@ impl<A: Application> Endpoint<A> {
                         if let msrp_relay::RelayEvent::LegBound(sid, _)
                         | msrp_relay::RelayEvent::OriginatorBound(sid) = ev
                         {
-                            self.try_deliveries(now, sid);
+                            // Our connect is up: the unbound-connection deadline is over (a
+                            // leg now waits for the message as long as its session does), and
+                            // the machines hear `msrp connected` as for a side that connected
+                            // to us.
+                            self.idle_conns.remove(conn);
+                            self.dispatch(now, sid, SessionEvent::Msrp(ev));
                         }
                     }
                 }

@@ -299,10 +299,6 @@ impl Session {
         if let Some(w) = &warning_text {
             b = b.header("Warning", &warning(&cx.agent(), w));
         }
-        b = b.header(
-            "Reason",
-            &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
-        );
         if self.request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
             // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
             // in-dialog requests take the proxies that record-routed (Kamailio in front of
@@ -385,10 +381,6 @@ fn respond_in_dialog<A: Application>(
     if let Some(w) = &reply.warning {
         b = b.header("Warning", &warning(&cx.agent(), w));
     }
-    b = b.header(
-        "Reason",
-        &format!("SIP;text=\"clause {} rule {}\"", origin.clause, origin.rule),
-    );
     let _ = cx.tsx.respond(cx.now, key, reply.status, b.write());
     cx.live.response(reply.status, Some(&origin));
     cx.flush();

@@ -42,8 +42,14 @@ impl Session {
                 l.delivery_started = true;
                 let tid_rand = cx.ids.random_bytes::<10>();
                 let mid_rand = cx.ids.random_bytes::<10>();
-                cx.msrp
-                    .deliver(self.id, i, held, tid_rand, mid_rand, cx.out);
+                if let Some(conn) = cx
+                    .msrp
+                    .deliver(self.id, i, held, tid_rand, mid_rand, cx.out)
+                {
+                    // The SEND's transaction timeout (RFC 4975 §7.1.1 suggests 30 s): no
+                    // response or REPORT by then and the leg's MSRP side is given up.
+                    cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
+                }
             }
         }
     }

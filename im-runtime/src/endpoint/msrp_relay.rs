@@ -466,7 +466,11 @@ impl MsrpRelay {
         let Some(side) = self.sides.get_mut(&key) else {
             return;
         };
-        let empty_bind = f.body.is_none() && f.message_id.is_none();
+        // An empty SEND binds the session (RFC 4975 §5.4) or keeps it alive; it may carry a
+        // Message-ID with `Byte-Range: 1-0/0` (every SEND has one, §7.1.1) and is still not
+        // the page-mode message.
+        let empty_bind = f.body.is_none()
+            && (f.message_id.is_none() || f.byte_range.is_none_or(|r| r.total == Some(0)));
         let mut code = StatusCode(200);
         let mut complete = None;
         if key.1.is_none() && !empty_bind {
@@ -503,7 +507,7 @@ impl MsrpRelay {
         }
     }
 
-    /// Sends the held message to leg `i` in chunks.
+    /// Sends the held message to leg `i` in chunks; the connection it went on, if it did.
     pub(crate) fn deliver(
         &mut self,
         sid: SessionId,
@@ -512,16 +516,10 @@ impl MsrpRelay {
         tid_rand: [u8; 10],
         mid_rand: [u8; 10],
         out: &mut std::collections::VecDeque<Output>,
-    ) {
-        let Some(side) = self.sides.get(&(sid, Some(i))) else {
-            return;
-        };
-        let Some(conn) = side.conn else {
-            return;
-        };
-        let Some(local) = self.local_of(side) else {
-            return;
-        };
+    ) -> Option<ConnId> {
+        let side = self.sides.get(&(sid, Some(i)))?;
+        let conn = side.conn?;
+        let local = self.local_of(side)?;
         let mut template = Frame::request(
             TransactionId::from_random(&tid_rand),
             msrp::Method::Send,
@@ -552,6 +550,7 @@ impl MsrpRelay {
             side.delivery_tid = last;
             side.delivery_mid = Some(mid);
         }
+        Some(conn)
     }
 
     /// A success or failure REPORT to the originator, when its SEND asked for one.

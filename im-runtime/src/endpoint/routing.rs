@@ -204,11 +204,6 @@ impl<A: Application> Endpoint<A> {
         self.dispatch(now, sid, SessionEvent::End(why));
     }
 
-    /// One of session `sid`'s MSRP sides was bound as its connection opened.
-    pub(super) fn try_deliveries(&mut self, now: Instant, sid: SessionId) {
-        self.dispatch(now, sid, SessionEvent::MsrpReady);
-    }
-
     /// MSRP bytes on `conn`: the relay frames them and names the sessions concerned.
     pub(super) fn handle_msrp_input(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         let mut events = Vec::new();

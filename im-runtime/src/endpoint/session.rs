@@ -366,8 +366,6 @@ pub(crate) enum SessionEvent {
     NoAck,
     /// Something happened on one of the session's MSRP sides.
     Msrp(msrp_relay::RelayEvent),
-    /// One of the session's MSRP sides was bound when its connection opened.
-    MsrpReady,
     /// The endpoint ends the session (shutdown).
     End(&'static str),
     /// A SUBSCRIBE to the session's focus, or in one of its subscriptions' dialogs.
@@ -454,7 +452,6 @@ impl Session {
                 self.end(cx, "no ACK for the final response (Timer H)");
             }
             SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
-            SessionEvent::MsrpReady => self.try_deliveries(cx),
             SessionEvent::End(why) => self.end(cx, why),
             SessionEvent::Subscribe(req) => self.subscribe(cx, *req),
             SessionEvent::Closing => {
