@@ -35,6 +35,11 @@
 #   SOAK_DURATION soak: seconds at 80 % of the rate held [600]
 #   SOAK_RATE     soak: the rate taken as held, skipping the ramp [found by the ramp]
 #   OTHER_MAX     compare: other_cpu_s / wall seconds above which a run is VOID [0.10]
+#   SERVER_NICE   niceness of the server under test (im-server and Kamailio alike) [0]. With
+#                 SIPp on the same cores, a saturated machine delays SIPp itself and its
+#                 p99 then measures its own starvation; a positive value (e.g. 10) gives
+#                 SIPp the CPU first, as a separate load-generator machine would have it,
+#                 so overload shows up in the server, which must shed it.
 #
 # Every address is 127.0.0.1; ports are picked free at start. Each server the script starts
 # is stopped by its own pid when the script ends (also on error or Ctrl-C).
@@ -51,6 +56,7 @@ KAM_RATE="${KAM_RATE:-500 1000 2000}"
 GROUP_RATE="${GROUP_RATE:-50 100 200 400}"
 MSG_RATE="${MSG_RATE:-100 200 400 800 1600}"
 OTHER_MAX="${OTHER_MAX:-0.10}"
+SERVER_NICE="${SERVER_NICE:-0}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-load.XXXXXX)}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
 mkdir -p "$OUT"
@@ -199,7 +205,7 @@ start_im_server() { # extra flags...
     # Without authentication and with external recipients allowed: the load runs measure the
     # IM procedure against Kamailio tm answering unauthenticated dialogs, and the members are
     # SIPp UASs named by IP address (the server authenticates by default since issue 14).
-    "$IM_SERVER" --sip "127.0.0.1:$IM_PORT" --msrp "127.0.0.1:$IM_MSRP" --log warn \
+    nice -n "$SERVER_NICE" "$IM_SERVER" --sip "127.0.0.1:$IM_PORT" --msrp "127.0.0.1:$IM_MSRP" --log warn \
         --no-auth --allow-external-recipients "$@" \
         >"$OUT/im-server.$IM_PORT.log" 2>&1 &
     IM_PID=$!
@@ -229,7 +235,7 @@ run_kamailio() {
     command -v kamailio >/dev/null || die "kamailio not found: apt-get install -y kamailio"
     local port
     port=$(free_port)
-    kamailio -f "$here/kamailio.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 64 -M 8 \
+    nice -n "$SERVER_NICE" kamailio -f "$here/kamailio.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 64 -M 8 \
         >"$OUT/kamailio.log" 2>&1 &
     local kpid=$!
     pids+=("$kpid")
@@ -601,7 +607,7 @@ run_compare() {
     port=$(free_port)
     # 256 MiB of shared memory: tm keeps each INVITE transaction through its wait timer, and
     # 64 MiB ran out at 500 dialogs/s ("new_t(): out of mem", 500 replies).
-    kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
+    nice -n "$SERVER_NICE" kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
         >"$OUT/kamailio_tm.log" 2>&1 &
     kpid=$!
     pids+=("$kpid")
@@ -793,7 +799,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 {
     echo "# $(date -u +%FT%TZ) DURATION=$DURATION RATE=$RATE MAX_LIMIT=$MAX_LIMIT INVITE_RATE=$INVITE_RATE"
-    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); WORKERS=$WORKERS KAM_RATE=$KAM_RATE GROUP_RATE=$GROUP_RATE MSG_RATE=$MSG_RATE"
+    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); WORKERS=$WORKERS KAM_RATE=$KAM_RATE GROUP_RATE=$GROUP_RATE MSG_RATE=$MSG_RATE SERVER_NICE=$SERVER_NICE"
 } | tee -a "$OUT/summary.txt"
 for t in "${targets[@]}"; do
     case "$t" in
