@@ -1,12 +1,12 @@
-//! SIP over UDP in the driver loop itself: no reader task, no writer task.
+//! SIP over UDP in the driver loop itself: no reader task, and no `.await` on a send.
 //!
-//! A datagram used to cost two task hops before the core saw it (a reader task per socket
-//! took it off the socket and sent it over a channel to the loop, often on another thread),
-//! and each hop can be a thread wake-up. Now each socket is read by one loop ([`UdpIn`]):
-//! when it is readable, the loop drains it with non-blocking reads, feeds its core what is
-//! its own and forwards over a channel only what steering gives another shard. Sends go
-//! straight out with a non-blocking send ([`UdpOut`]); only when the socket buffer is full
-//! do they queue, in order, until the socket is writable again.
+//! A datagram used to cost a task hop before the core saw it (a reader task per socket took
+//! it off the socket and sent it over a channel to the loop, with several workers often on
+//! another thread), and a hop across threads is a thread wake-up. Now each socket is read by
+//! one loop ([`UdpIn`]): when it is readable, the loop drains it with non-blocking reads,
+//! feeds its core what is its own and forwards over a channel only what steering gives
+//! another shard. Sends go straight out with a non-blocking send ([`UdpOut`]); only when the
+//! socket buffer is full do they queue, in order, until the socket is writable again.
 
 use super::kstamp::{self, Stamped};
 use super::{UdpSockets, now};
