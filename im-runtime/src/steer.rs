@@ -104,7 +104,7 @@ pub fn conference_key(msg: &[u8]) -> Option<&[u8]> {
 
 /// The value of the first header `name` (or its compact form, when not empty) of the
 /// header block, trimmed.
-fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
+pub(crate) fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
     let mut lines = msg.split(|&b| b == b'\n');
     lines.next()?;
     for line in lines {
@@ -126,7 +126,7 @@ fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
 
 /// The `tag` parameter of a From/To value (after its `>` when it has a name-addr, so a URI
 /// parameter is never taken for it).
-fn tag_param(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn tag_param(value: &[u8]) -> Option<&[u8]> {
     let params = match value.iter().rposition(|&b| b == b'>') {
         Some(gt) => &value[gt + 1..],
         None => value,

@@ -2,7 +2,7 @@
 # SIPp load runs against the release im-server, with Kamailio as the baseline.
 # Not part of the test suite: run by hand, results go to docs/performance.md.
 #
-#   scripts/load/run.sh [options|kamailio|invite|compare|overload|soak|all]... (default: all)
+#   scripts/load/run.sh [options|kamailio|invite|compare|group|overload|soak|all]... (default: all)
 #
 # `compare` is the side-by-side run (issue 11 item 5), one call on this machine:
 #   * Kamailio tm (scripts/load/kamailio_tm.cfg) answering SIPp INVITE -> 200 -> ACK -> BYE
@@ -15,6 +15,11 @@
 # the ratio to Kamailio, and other_cpu_s: CPU used by everything else on the machine
 # (every process outside this script's tree, from /proc/PID/stat), which marks the run VOID when it
 # exceeds OTHER_MAX of the run's wall time (the figures then measure contention, not us).
+# Each row also gives the server's context switches per call (voluntary + involuntary, all
+# its threads, from /proc/PID/task/*/status) and, for the group scenario, the server's own
+# p99 of initial INVITE arrival -> final response sent (its /metrics histogram
+# imserver_invite_final_seconds, so an upper bucket bound: "srv<=N"), next to SIPp's p99.
+# `group` is the group-scenario ramp of `compare` alone (for each worker count in WORKERS).
 #
 # Environment (defaults in brackets):
 #   DURATION      seconds per run [15]; every SIPp run is also bounded by a call count (-m)
@@ -110,6 +115,19 @@ cpu_seconds() {
         total=$((total + ticks))
     done
     awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# Context switches so far of processes, all threads: "voluntary involuntary".
+ctx_switches() { # pids...
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null || true; done |
+        awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
+}
+
+# The server's /metrics text into a file (empty when IM_METRICS is not set or unreachable).
+scrape() { # file
+    : >"$1"
+    [ -n "${IM_METRICS:-}" ] && curl -s -m 5 "$IM_METRICS" >"$1" 2>/dev/null || true
 }
 
 # Pids of a process and its direct children (kamailio forks its workers).
@@ -453,13 +471,15 @@ start_uas() { # dir scenario port calls [seconds]
 compare_run() {
     local label="$1" kind="$2" per_call="$3" recips="$4" rate="$5" servers="$6" uas="$7"
     local dir="$8" scenario="$9" target="${10}" dest="${11}"
-    local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p
+    local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p x0 x1
     mkdir -p "$dir"
     for p in $uas; do fam+=" $(family "$p" | tr '\n' ' ')"; done
     la0=$(loadavg); w0=$(date +%s.%N); proc_snapshot "$OUT/.procs0"
     # shellcheck disable=SC2086
     times >"$OUT/.times0"
     s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
+    # shellcheck disable=SC2086
+    x0=$(ctx_switches $servers); scrape "$OUT/.metrics0"
     (cd "$dir" && timeout $((DURATION + 60)) sipp -sf "$scenario" \
         -key target "$target" -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
@@ -471,16 +491,19 @@ compare_run() {
     # shellcheck disable=SC2086
     times >"$OUT/.times1"
     s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds "$OUT/.times1")
+    # shellcheck disable=SC2086
+    x1=$(ctx_switches $servers); scrape "$OUT/.metrics1"
     proc_snapshot "$OUT/.procs1"; w1=$(date +%s.%N); la1=$(loadavg)
     echo "    $label: sipp -sf $(basename "$scenario") -r $rate -l $((rate * 5)) -m $calls $dest (exit $rc)" >>"$OUT/commands.txt"
     python3 - "$label" "$kind" "$per_call" "$recips" "$rate" "$calls" "$dir/stat.csv" \
         "$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1)" \
         "$s0" "$s1" "$u0" "$u1" "$r0" "$r1" "$OUT/.procs0" "$OUT/.procs1" "$w0" "$w1" "$la0" "$la1" "$$" \
-        "$OTHER_MAX" "$OUT/results.tsv" <<'EOF' | tee -a "$OUT/summary.txt"
+        "$OTHER_MAX" "$OUT/results.tsv" "$x0" "$x1" "$OUT/.metrics0" "$OUT/.metrics1" \
+        <<'EOF' | tee -a "$OUT/summary.txt"
 import csv, sys
 (label, kind, per_call, recips, rate, calls, stat, rtt, s0, s1, u0, u1, r0, r1, p0, p1,
- w0, w1, la0, la1, root, other_max, results) = sys.argv[1:24]
-import os
+ w0, w1, la0, la1, root, other_max, results, x0, x1, m0, m1) = sys.argv[1:28]
+import os, re
 per_call, recips, rate, calls = int(per_call), int(recips), int(rate), int(calls)
 f = lambda a, b: float(b) - float(a)
 server, sipp_uas, sipp_uac, wall = f(s0, s1), f(u0, u1), f(r0, r1), f(w0, w1)
@@ -532,16 +555,36 @@ per_call_ms = 1e3 * server / max(ok, 1)
 per_unit_us = 1e3 * per_call_ms / per_call
 void = other > float(other_max) * wall
 unit = "dialog" if kind == "dialog" else "transaction"
+(v0, n0), (v1, n1) = ([int(x) for x in a.split()] for a in (x0, x1))
+ctx = f"{(v1 - v0) / max(ok, 1):.1f}+{(n1 - n0) / max(ok, 1):.1f}"
+# The server's own p99 (initial INVITE arrival -> final response sent, accepted calls) from
+# the growth of its histogram over the run: the upper bound of the bucket holding it.
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'imserver_invite_final_seconds_bucket\{(.*)\} (\S+)', line)
+        if m and 'outcome="accepted"' in m.group(1):
+            le = re.search(r'le="([^"]+)"', m.group(1)).group(1)
+            out[float(le)] = float(m.group(2))
+    return out
+b0, b1 = buckets(m0), buckets(m1)
+srv = "-"
+if b1:
+    grown = sorted((le, n - b0.get(le, 0)) for le, n in b1.items())
+    total = grown[-1][1]
+    if total > 0:
+        le = next(le for le, n in grown if n >= 0.99 * total)
+        srv = f"srv<={le * 1e3:.0f}" if le != float('inf') else "srv>30000"
 extra = f", {per_unit_us * per_call / recips:.0f} us/recipient" if recips else ""
 print(f"{label}: {'HELD' if held else 'NOT HELD'} {rate}/s -> {ok} ok, {failed} failed of {calls} "
       f"= {cps:.0f} calls/s; server CPU {server:.2f} s = {per_call_ms:.3f} ms/call = "
-      f"{per_unit_us:.0f} us/{unit} ({per_call} per call{extra}); p99 {p99:.0f} ms; "
-      f"sipp {sipp_uac + sipp_uas:.2f} s; other_cpu_s {other:.2f} of {wall:.1f} s wall"
+      f"{per_unit_us:.0f} us/{unit} ({per_call} per call{extra}); p99 {p99:.0f} ms ({srv}); "
+      f"ctx switches/call {ctx}; sipp {sipp_uac + sipp_uas:.2f} s; other_cpu_s {other:.2f} of {wall:.1f} s wall"
       f"{' VOID (machine busy)' if void else ''}; load {la0} -> {la1}")
 with open(results, 'a') as out:
     out.write('\t'.join(str(x) for x in (label, kind, per_call, recips, rate, ok, failed,
               int(held), f"{cps:.1f}", f"{per_call_ms:.4f}", f"{per_unit_us:.1f}",
-              f"{p99:.1f}", f"{other:.2f}", f"{wall:.1f}", int(void))) + '\n')
+              f"{p99:.1f}", f"{other:.2f}", f"{wall:.1f}", int(void), srv, ctx)) + '\n')
 EOF
 }
 
@@ -587,14 +630,50 @@ for name, r in best.items():
         print(f"{name}: held {r[4]}/s with 0 failures ({r[8]} calls/s done), {r[9]} ms server CPU per call"
               f"{' (VOID run: machine busy)' if r[14] == '1' else ''}")
 print()
-print("| run | held | calls/s | failed | server ms/call | us/dialog (INVITE) or /transaction (MESSAGE) | x Kamailio | p99 ms | other_cpu_s | run |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| run | held | calls/s | failed | server ms/call | us/dialog (INVITE) or /transaction (MESSAGE) | x Kamailio | p99 ms (server's own) | ctx switches/call | other_cpu_s | run |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     b = base.get(r[1])
     ratio = f"{float(r[10]) / float(b[10]):.1f}x" if b and float(b[10]) > 0 else "-"
     print(f"| {r[0]} | {'yes' if r[7] == '1' else 'no'} at {r[4]}/s | {r[8]} | {r[6]} | {r[9]} | "
-          f"{r[10]} | {ratio} | {r[11]} | {r[12]} of {r[13]} s | {'VOID' if r[14] == '1' else 'valid'} |")
+          f"{r[10]} | {ratio} | {r[11]} ({r[15] if len(r) > 15 else '-'}) | {r[16] if len(r) > 16 else '-'} | "
+          f"{r[12]} of {r[13]} s | {'VOID' if r[14] == '1' else 'valid'} |")
 EOF
+}
+
+# The group scenario's ramp (GROUP_RATE) on a fresh server with w workers, its /metrics on.
+group_ramp() { # workers dir
+    local w="$1" d="$2" i upids="" xport
+    local members=() ports=()
+    mkdir -p "$d/groups"
+    for i in 0 1 2; do
+        ports+=("$(free_port)")
+        members+=("sip:member$i@127.0.0.1:${ports[$i]}")
+    done
+    group_document "$d/groups/load.xml" "${members[@]}"
+    xport=$(free_port)
+    start_im_server --workers "$w" --groups "$d/groups" --xcap "127.0.0.1:$xport" --store "$d/store.redb"
+    IM_METRICS="http://127.0.0.1:$xport/metrics"
+    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ... --xcap 127.0.0.1:$xport --store ..." >>"$OUT/commands.txt"
+    for i in 0 1 2; do
+        start_uas "$d/uas$i" "$here/uas_member.xml" "${ports[$i]}" $(($(sum "$GROUP_RATE") * DURATION))
+        upids+=" $UAS_PID"
+    done
+    sleep 0.5
+    ramp "im-server-w$w-group3" dialog 4 3 "$GROUP_RATE" "$IM_PID" "$upids" \
+        "$d" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
+    for i in $upids; do stop "$i"; done
+    stop "$IM_PID"
+    IM_METRICS=""
+}
+
+run_group() {
+    local w
+    : >"$OUT/results.tsv"
+    for w in $WORKERS; do
+        group_ramp "$w" "$OUT/group/w$w"
+    done
+    compare_table
 }
 
 run_compare() {
@@ -621,26 +700,7 @@ run_compare() {
     stop "$kpid"
 
     for w in $WORKERS; do
-        # Group sessions: 3 member UASs, a group of the originator and them.
-        local members=() ports=()
-        upids=""
-        mkdir -p "$dir/w$w-group/groups"
-        for i in 0 1 2; do
-            ports+=("$(free_port)")
-            members+=("sip:member$i@127.0.0.1:${ports[$i]}")
-        done
-        group_document "$dir/w$w-group/groups/load.xml" "${members[@]}"
-        start_im_server --workers "$w" --groups "$dir/w$w-group/groups"
-        echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ..." >>"$OUT/commands.txt"
-        for i in 0 1 2; do
-            start_uas "$dir/w$w-group/uas$i" "$here/uas_member.xml" "${ports[$i]}" $(($(sum "$GROUP_RATE") * DURATION))
-            upids+=" $UAS_PID"
-        done
-        sleep 0.5
-        ramp "im-server-w$w-group3" dialog 4 3 "$GROUP_RATE" "$IM_PID" "$upids" \
-            "$dir/w$w-group" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
-        for i in $upids; do stop "$i"; done
-        stop "$IM_PID"
+        group_ramp "$w" "$dir/w$w-group"
 
         # MESSAGE to a list of 3 and of 10: 1 + n transactions per MESSAGE at the server.
         # A fresh server each, so that one scenario's collapse cannot poison the next.
@@ -666,7 +726,7 @@ run_compare() {
 # calls failed otherwise, and p99 of INVITE->200 over the accepted calls; the run passes when
 # none failed and that p99 is under 200 ms (a void run says nothing either way).
 run_overload() {
-    local dir="$OUT/overload" w="${WORKERS%% *}" i upids="" held=0 rate r line
+    local dir="$OUT/overload" w="${WORKERS%% *}" i upids="" held=0 rate r line xport
     local members=() ports=()
     mkdir -p "$dir/groups"
     : >"$OUT/results.tsv"
@@ -675,8 +735,10 @@ run_overload() {
         members+=("sip:member$i@127.0.0.1:${ports[$i]}")
     done
     group_document "$dir/groups/load.xml" "${members[@]}"
-    start_im_server --workers "$w" --groups "$dir/groups"
-    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ..." >>"$OUT/commands.txt"
+    xport=$(free_port)
+    start_im_server --workers "$w" --groups "$dir/groups" --xcap "127.0.0.1:$xport" --store "$dir/store.redb"
+    IM_METRICS="http://127.0.0.1:$xport/metrics"
+    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups ... --xcap 127.0.0.1:$xport --store ..." >>"$OUT/commands.txt"
     for i in 0 1 2; do
         start_uas "$dir/uas$i" "$here/uas_member.xml" "${ports[$i]}" \
             $((($(sum "$GROUP_RATE") + 4 * ${GROUP_RATE##* }) * DURATION)) \
@@ -702,15 +764,18 @@ d, results = sys.argv[1], sys.argv[2]
 held, rate, duration = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 last = open(results).read().strip().split('\n')[-1].split('\t')
 ok, failed, p99, void = int(last[5]), int(last[6]), float(last[11]), last[14] == '1'
+srv = last[15] if len(last) > 15 else '-'
 shed = sum(open(f).read().count('shed ') for f in glob.glob(d + '/logs.log*'))
 accepted = ok - shed
 verdict = 'VOID (machine busy)' if void else ('PASS' if failed == 0 and p99 < 200 else 'FAIL')
 print(f"overload: held {held}/s; at {rate}/s for {duration} s: {accepted} accepted "
       f"({accepted / duration:.0f}/s), {shed} shed with 503 ({shed / duration:.0f}/s), "
-      f"{failed} failed otherwise; p99 INVITE->200 of the accepted {p99:.0f} ms: {verdict}")
+      f"{failed} failed otherwise; p99 INVITE->200 of the accepted {p99:.0f} ms "
+      f"(the server's own: {srv} ms): {verdict}")
 EOF
     for i in $upids; do stop "$i"; done
     stop "$IM_PID"
+    IM_METRICS=""
 }
 
 # soak (issue 11 done-when, a documented run, not CI): the group ramp finds the rate held
@@ -807,10 +872,11 @@ for t in "${targets[@]}"; do
     kamailio) run_kamailio ;;
     invite) run_invite ;;
     compare) run_compare ;;
+    group) run_group ;;
     overload) run_overload ;;
     soak) run_soak ;;
     all) run_options; run_kamailio; run_invite; run_compare ;;
-    *) die "unknown run '$t' (options, kamailio, invite, compare, overload, soak, all)" ;;
+    *) die "unknown run '$t' (options, kamailio, invite, compare, group, overload, soak, all)" ;;
     esac
 done
 echo "logs, CSVs and commands in $OUT"

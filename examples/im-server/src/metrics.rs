@@ -8,7 +8,8 @@
 //! (`Endpoint::live_stats`), the runtime's own figures summed over the workers at scrape
 //! time: sessions started/ended/live, legs by outcome, responses by status and by the spec
 //! rule that chose them, MSRP bytes, the INVITE→2xx and message→last-copy latency
-//! histograms, and the driver's connection counters.
+//! histograms, the driver's connection counters and its own initial-INVITE latency
+//! (arrival to final response sent, by outcome).
 
 use std::sync::{Arc, OnceLock};
 
@@ -186,6 +187,23 @@ impl Collector for RuntimeCollector {
                 "TCP connections closed at once (a budget or the per-source limit was full)",
                 io.refused_budget() + io.refused_per_source(),
             )?;
+            let l = io.invite_latency();
+            let mut m = e.encode_descriptor(
+                "invite_final_seconds",
+                "Initial INVITE over UDP: arrival (kernel receive stamp) to its final response \
+                 sent, by outcome (accepted: 2xx; rejected: any other final status)",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (outcome, h) in [("accepted", l.accepted()), ("rejected", l.rejected())] {
+                m.encode_family(&[("outcome", outcome)])?
+                    .encode_histogram::<NoLabelSet>(
+                        h.sum_seconds,
+                        h.count,
+                        &h.buckets_with_inf(),
+                        None,
+                    )?;
+            }
         }
         Ok(())
     }

@@ -399,6 +399,9 @@ fn xcap_group_end_to_end(backend: Backend) {
         "imserver_xcap_requests_total{method=\"DELETE\",status=\"409\"} 1",
         "imserver_groups{source=\"store\"} 0",
         "imserver_groups{source=\"folder\"} 0",
+        // The driver's own timing of the one initial INVITE (SIPp sends it over UDP).
+        "imserver_invite_final_seconds_count{outcome=\"accepted\"} 1",
+        "imserver_invite_final_seconds_count{outcome=\"rejected\"} 0",
     ];
     // A session is counted ended once its last transaction is forgotten: wait for that.
     let waited = Instant::now();

@@ -5,8 +5,8 @@
 //! sees only the wait in the loop's queue: when the whole machine is saturated the reader
 //! itself is late, and the backlog sits in the kernel's socket buffer where that stamp
 //! cannot see it (the 2026-12-06 overload run: p99 556 ms with the queue measure mostly
-//! quiet). The kernel stamps each datagram as it arrives, so the reader can date the input
-//! from that moment instead. Where the option is missing the reader falls back to
+//! quiet). The kernel stamps each datagram as it arrives, so the loop can date the input
+//! from that moment instead. Where the option is missing the loop falls back to
 //! `recv_from` and its own stamp.
 
 use std::io;
@@ -44,32 +44,23 @@ pub(super) fn enable(_s: &UdpSocket) -> Option<Stamped> {
 }
 
 impl Stamped {
-    /// Receives one datagram into `buf`: its length, its source, and how long it waited in
-    /// the socket buffer.
-    #[cfg(target_os = "linux")]
-    pub(super) async fn recv(
-        &mut self,
-        s: &UdpSocket,
-        buf: &mut [u8],
-    ) -> io::Result<(usize, SocketAddr, Duration)> {
-        s.async_io(tokio::io::Interest::READABLE, || self.try_recv(s, buf))
-            .await
-    }
-
-    /// Receives one datagram into `buf`: its length, its source, and how long it waited in
-    /// the socket buffer.
+    /// Receives one datagram into `buf` without waiting: its length, its source, and how
+    /// long it waited in the socket buffer. `WouldBlock` when there is none.
     #[cfg(not(target_os = "linux"))]
-    pub(super) async fn recv(
+    pub(super) fn try_recv(
         &mut self,
         s: &UdpSocket,
         buf: &mut [u8],
     ) -> io::Result<(usize, SocketAddr, Duration)> {
-        let (len, from) = s.recv_from(buf).await?;
+        let (len, from) = s.try_recv_from(buf)?;
         Ok((len, from, Duration::ZERO))
     }
 
+    /// Receives one datagram into `buf` without waiting: its length, its source, and how
+    /// long it waited in the socket buffer. `WouldBlock` when there is none; call it inside
+    /// the socket's `try_io` so that tokio then clears the socket's readiness.
     #[cfg(target_os = "linux")]
-    fn try_recv(
+    pub(super) fn try_recv(
         &mut self,
         s: &UdpSocket,
         buf: &mut [u8],

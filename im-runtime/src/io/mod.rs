@@ -1,14 +1,16 @@
 //! The tokio layer: sockets, connections and the clock, driving any [`Core`].
 //!
-//! This is the only place in the crate that reads the clock or spawns tasks. Each UDP socket
-//! and each TCP connection has a small reader task that forwards what it reads over a
-//! channel to a driver loop; the loop owns a core, feeds it, carries out its outputs and
-//! sleeps until the core's next deadline. Writers are per-connection tasks fed by channels, so
-//! a slow peer never blocks the loop.
+//! This is the only place in the crate that reads the clock or spawns tasks. A driver loop
+//! owns a core, feeds it, carries out its outputs and sleeps until the core's next deadline.
+//! The loop reads its UDP sockets and sends on them itself (module `udp`): a datagram costs
+//! no task hop. Each TCP connection has a small reader task that forwards what it reads over
+//! a channel to the loop, and a writer task fed by a channel, so a slow peer never blocks it.
 //!
 //! [`Driver::run`] drives one core. [`Driver::run_sharded`] drives N independent cores (one
-//! per worker thread) behind the same sockets: the readers steer each SIP message to the
-//! core that owns its call ([`crate::steer`]), SIP over TCP is framed in the reader so that
+//! per worker thread) behind the same sockets: UDP socket `j` is read by loop `j % N`, which
+//! forwards to another loop only the datagrams that steering gives it, and the TCP readers
+//! steer each SIP message to the core that owns its call ([`crate::steer`]), framing SIP
+//! over TCP in the reader so that
 //! one connection can carry calls of several shards, and each MSRP listener belongs to one
 //! shard (the shard names its own port in `a=path`). Sessions never cross shards, so the
 //! cores share nothing but the sockets and whatever the application shares itself.
@@ -20,9 +22,12 @@
 
 mod hygiene;
 mod kstamp;
+mod latency;
 mod pressure;
 mod tls;
+mod udp;
 
+pub use latency::InviteLatency;
 pub use tls::{TlsError, TlsSetup};
 
 use crate::proto::sip;
@@ -146,8 +151,9 @@ type Shards = Arc<[EvTx]>;
 type UdpSockets = Arc<[(Arc<UdpSocket>, SocketAddr)]>;
 
 enum Ev {
-    /// The `Instant` is when the reader took it off the socket: the driver loop measures
-    /// how long inputs queue ([`IoLimits::overload_delay`]).
+    /// A datagram another loop read that steers to this one. The `Instant` is its arrival
+    /// (the kernel's stamp where there is one): the driver loop measures how long inputs
+    /// wait ([`IoLimits::overload_delay`]).
     Datagram(SocketAddr, SocketAddr, Bytes, Instant),
     /// The last field: who uses an accepted SIP connection, when the conn-idle rule applies.
     Opened(
@@ -185,6 +191,10 @@ struct LoopCtx {
     tag: u64,
     /// TLS for outgoing connections of a TLS kind; `None`: they fail.
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Every loop's channel, for datagrams this loop reads that steer to another shard.
+    shards: Shards,
+    /// This loop's shard.
+    index: usize,
 }
 
 impl LoopCtx {
@@ -309,6 +319,8 @@ impl Driver {
             own: tx,
             tag: 0,
             tls: self.tls.as_ref().map(|t| t.connector.clone()),
+            shards,
+            index: 0,
         };
         drive(core, rx, cx, shutdown).await
     }
@@ -351,6 +363,8 @@ impl Driver {
                 own: shards[i].clone(),
                 tag: (i as u64) << SHARD_SHIFT,
                 tls: self.tls.as_ref().map(|t| t.connector.clone()),
+                shards: shards.clone(),
+                index: i,
             };
             let mut stop = stop_rx.clone();
             set.spawn(async move {
@@ -389,11 +403,11 @@ impl Driver {
         out.into_iter().flatten().collect()
     }
 
-    /// Spawns the UDP readers and the accept loops, feeding `shards`. With more than one
-    /// shard, SIP is steered by Call-ID (and framed in the readers on TCP).
+    /// Spawns the accept loops, feeding `shards`, and gives the UDP sockets to the loops
+    /// (which read them themselves). With more than one shard, SIP over TCP is framed in the
+    /// readers and steered by Call-ID.
     fn spawn_readers(&mut self, shards: &Shards) -> UdpSockets {
         let next_accepted = Arc::new(AtomicU64::new(0));
-        let max_datagram = self.limits.max_datagram;
         let n = shards.len();
         let udp: Vec<(Arc<UdpSocket>, SocketAddr)> = self
             .udp
@@ -401,38 +415,6 @@ impl Driver {
             .zip(&self.local.sip_udp)
             .map(|(s, a)| (s.clone(), *a))
             .collect();
-        for (s, local) in &udp {
-            let (s, local) = (s.clone(), *local);
-            let shards = shards.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; max_datagram];
-                // Dated from the kernel's arrival stamp where there is one, so the
-                // overload measure includes the wait in the socket buffer.
-                let mut stamped = kstamp::enable(&s);
-                loop {
-                    let got = match stamped.as_mut() {
-                        Some(st) => st.recv(&s, &mut buf).await,
-                        None => s
-                            .recv_from(&mut buf)
-                            .await
-                            .map(|(len, from)| (len, from, Duration::ZERO)),
-                    };
-                    match got {
-                        Ok((len, from, waited)) => {
-                            let data = Bytes::copy_from_slice(buf.get(..len).unwrap_or(&buf));
-                            let k = steer_sip(&data, n);
-                            let t = now();
-                            let at = t.checked_sub(waited).unwrap_or(t);
-                            if shards[k].send(Ev::Datagram(local, from, data, at)).is_err() {
-                                return;
-                            }
-                        }
-                        // ICMP errors surface as recv errors on some platforms; keep reading.
-                        Err(_) => continue,
-                    }
-                }
-            });
-        }
         let listeners = std::mem::take(&mut self.sip_tcp)
             .into_iter()
             .map(|l| (l, StreamKind::Sip, None))
@@ -521,20 +503,17 @@ async fn drive<C: Core>(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut shutdown_seen = false;
     let mut pressure = Pressure::new(cx.limits.overload_delay);
+    let n = cx.shards.len();
+    let mut udp_in = udp::UdpIn::new(&cx.udp, |j| j % n == cx.index, cx.limits.max_datagram);
+    let mut udp_out = udp::UdpOut::new(cx.udp.clone());
+    let mut invites = latency::Tracker::new();
     loop {
         // Carry out everything the core wants before waiting again.
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Datagram { local, to, data } => {
-                    let sock = local
-                        .and_then(|l| cx.udp.iter().find(|(_, a)| *a == l))
-                        .or_else(|| cx.udp.iter().find(|(_, a)| a.is_ipv4() == to.is_ipv4()))
-                        .or_else(|| cx.udp.first());
-                    if let Some((s, _)) = sock {
-                        // UDP is best effort: a failed send is a lost datagram, which the
-                        // transaction layer's retransmissions already cover.
-                        let _ = s.send_to(&data, to).await;
-                    }
+                    invites.sent(&data, &cx.budget.stats.invite_latency, now);
+                    udp_out.send(local, to, data);
                 }
                 Output::StreamSend { conn, data } => {
                     if let Some(w) = writers.get(&cx.global(conn)) {
@@ -616,6 +595,7 @@ async fn drive<C: Core>(
         if shutdown_seen {
             let over = shutdown_deadline.is_some_and(|d| now() >= d);
             if core.is_idle() || over {
+                udp_out.flush();
                 for (_, w) in writers.drain() {
                     let _ = w.send(WriterMsg::Close);
                 }
@@ -633,6 +613,20 @@ async fn drive<C: Core>(
             }
         };
         tokio::select! {
+            i = udp_in.readable() => {
+                // Everything the socket holds goes in before the outputs are carried out.
+                udp_in.drain(i, |local, from, data, at, t| {
+                    let k = steer_sip(&data, n);
+                    if k != cx.index {
+                        let _ = cx.shards[k].send(Ev::Datagram(local, from, data, at));
+                        return;
+                    }
+                    pressure.observe(&mut core, t, t.saturating_duration_since(at));
+                    invites.received(&data, at);
+                    core.handle_input(t, Input::Datagram { local, from, data });
+                });
+            }
+            () = udp_out.writable() => udp_out.flush(),
             ev = rx.recv() => {
                 let Some(ev) = ev else { return core };
                 let t = now();
@@ -640,7 +634,10 @@ async fn drive<C: Core>(
                     pressure.observe(&mut core, t, t.saturating_duration_since(*at));
                 }
                 let input = match ev {
-                    Ev::Datagram(local, from, data, _) => Input::Datagram { local, from, data },
+                    Ev::Datagram(local, from, data, at) => {
+                        invites.received(&data, at);
+                        Input::Datagram { local, from, data }
+                    }
                     Ev::Opened(conn, kind, local, peer, w, u) => {
                         writers.insert(conn, w);
                         if let Some(u) = u {
@@ -697,9 +694,15 @@ pub struct IoStats {
     closed_handshake: AtomicU64,
     evicted: AtomicU64,
     closed_conn_idle: AtomicU64,
+    invite_latency: InviteLatency,
 }
 
 impl IoStats {
+    /// Initial INVITEs over UDP: from arrival (the kernel's receive stamp) to the final
+    /// response's send, by outcome.
+    pub fn invite_latency(&self) -> &InviteLatency {
+        &self.invite_latency
+    }
     /// Connections accepted and served.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)

@@ -1,0 +1,251 @@
+//! SIP over UDP read and sent by the driver loops themselves, with real sockets: each socket
+//! is read by one loop, which forwards to the other loop what steers there; a burst is
+//! drained whole; answers leave from the socket the core names; and the driver's own
+//! latency histogram times an initial INVITE from arrival to its final response.
+#![cfg(feature = "tokio")]
+
+use bytes::Bytes;
+use im_runtime::io::{Bind, Driver, IoLimits};
+use im_runtime::steer::{call_id, steer};
+use im_runtime::transport::{Core, Input, Output};
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// Answers every datagram with `s<shard> <Call-ID>` from the socket it arrived on; an
+/// `INVITE` instead gets a `SIP/2.0 <code>` response that echoes its Via, Call-ID and CSeq,
+/// with 486 when its Request-URI user is `busy` and 200 otherwise, after `delay` of the
+/// core's own time (a busy loop, so that the latency measured is over it).
+struct Answerer {
+    shard: usize,
+    delay: Duration,
+    out: VecDeque<Output>,
+    shutdown: bool,
+}
+
+impl Answerer {
+    fn new(shard: usize) -> Self {
+        Answerer {
+            shard,
+            delay: Duration::ZERO,
+            out: VecDeque::new(),
+            shutdown: false,
+        }
+    }
+}
+
+fn response(invite: &str, code: &str) -> String {
+    let keep: Vec<&str> = invite
+        .lines()
+        .filter(|l| {
+            ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+        })
+        .collect();
+    format!(
+        "SIP/2.0 {code}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        keep.join("\r\n")
+    )
+}
+
+impl Core for Answerer {
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Datagram { local, from, data } => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let reply = if text.starts_with("INVITE ") {
+                    while now.elapsed() < self.delay {
+                        std::hint::spin_loop();
+                    }
+                    let code = if text.starts_with("INVITE sip:busy@") {
+                        "486 Busy Here"
+                    } else {
+                        "200 OK"
+                    };
+                    response(&text, code)
+                } else {
+                    let id = call_id(&data).map(|i| String::from_utf8_lossy(i).into_owned());
+                    format!("s{} {}", self.shard, id.unwrap_or(text))
+                };
+                self.out.push_back(Output::Datagram {
+                    local: Some(local),
+                    to: from,
+                    data: Bytes::from(reply),
+                });
+            }
+            Input::Shutdown => self.shutdown = true,
+            _ => {}
+        }
+    }
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn is_idle(&self) -> bool {
+        self.shutdown
+    }
+}
+
+/// A Call-ID that steers to `shard` of 2, the `n`th such.
+fn id_for(shard: usize, n: usize) -> String {
+    (0..)
+        .map(|i| format!("call{i}@192.0.2.1"))
+        .filter(|id| steer(id.as_bytes(), 2) == shard)
+        .nth(n)
+        .unwrap()
+}
+
+fn options(call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn invite(user: &str, call_id: &str, branch: &str) -> String {
+    format!(
+        "INVITE sip:{user}@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5999;branch={branch}\r\n\
+         From: <sip:a@example.com>;tag=1\r\nTo: <sip:{user}@example.com>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+async fn recv(peer: &UdpSocket) -> (String, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_socket_feeds_both_shards_and_answers_leave_from_it() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_udp: vec![any, any],
+        ..Bind::default()
+    };
+    let driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
+    let local = driver.local().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run_sharded(
+        vec![Answerer::new(0), Answerer::new(1)],
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let peer = UdpSocket::bind(any).await.unwrap();
+    // Socket j is read by loop j: on each, a call of the other shard is forwarded to it,
+    // answered there, and the answer still leaves from the socket the request came to.
+    for (j, sock) in local.sip_udp.iter().enumerate() {
+        for shard in [0, 1] {
+            let id = id_for(shard, j);
+            peer.send_to(options(&id).as_bytes(), sock).await.unwrap();
+            let (got, from) = recv(&peer).await;
+            assert_eq!(from, *sock);
+            assert_eq!(got, format!("s{shard} {id}"));
+        }
+    }
+    let _ = stop_tx.send(());
+    let cores = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cores.len(), 2);
+}
+
+#[tokio::test]
+async fn a_burst_is_drained_whole_in_order() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_udp: vec![any],
+        ..Bind::default()
+    };
+    let driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
+    let server = driver.local().sip_udp[0];
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run(Answerer::new(0), async move {
+        let _ = stop_rx.await;
+    }));
+    // More than one drain batch (64), sent before the loop can answer any: the loop reads
+    // them all, over several batches, and answers each once, in the order sent.
+    let ids: Vec<String> = (0..150).map(|i| format!("burst{i}@192.0.2.1")).collect();
+    let sender = std::net::UdpSocket::bind(any).unwrap();
+    for id in &ids {
+        sender.send_to(options(id).as_bytes(), server).unwrap();
+    }
+    sender.set_nonblocking(true).unwrap();
+    let sender = UdpSocket::from_std(sender).unwrap();
+    let mut answered = Vec::new();
+    let mut seen = HashSet::new();
+    while answered.len() < ids.len() {
+        let (got, _) = recv(&sender).await;
+        assert!(seen.insert(got.clone()), "answered twice: {got}");
+        answered.push(got);
+    }
+    let want: Vec<String> = ids.iter().map(|id| format!("s0 {id}")).collect();
+    assert_eq!(answered, want);
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_driver_times_initial_invites_to_their_final_response() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_udp: vec![any],
+        ..Bind::default()
+    };
+    let driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
+    let server = driver.local().sip_udp[0];
+    let stats = driver.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut core = Answerer::new(0);
+    core.delay = Duration::from_millis(30);
+    let task = tokio::spawn(driver.run(core, async move {
+        let _ = stop_rx.await;
+    }));
+    let peer = UdpSocket::bind(any).await.unwrap();
+    let accepted = invite("team", "inv1@192.0.2.1", "z9hG4bKinv1");
+    peer.send_to(accepted.as_bytes(), server).await.unwrap();
+    let (got, _) = recv(&peer).await;
+    assert!(got.starts_with("SIP/2.0 200 OK\r\n"), "{got}");
+    // Counted once, in a bucket at or over the core's 30 ms.
+    let a = stats.invite_latency().accepted();
+    assert_eq!(a.count, 1, "{a:?}");
+    assert!(a.sum_seconds >= 0.030, "{a:?}");
+    assert_eq!(a.buckets[..5].iter().sum::<u64>(), 0, "under 20 ms: {a:?}");
+    // A retransmission of the INVITE is answered again but not timed again.
+    peer.send_to(accepted.as_bytes(), server).await.unwrap();
+    recv(&peer).await;
+    assert_eq!(stats.invite_latency().accepted().count, 1);
+    // A re-INVITE (To tag) is not an initial INVITE; a rejection goes apart.
+    let re = invite("team", "inv1@192.0.2.1", "z9hG4bKre").replace(
+        "To: <sip:team@example.com>",
+        "To: <sip:team@example.com>;tag=2",
+    );
+    peer.send_to(re.as_bytes(), server).await.unwrap();
+    recv(&peer).await;
+    let busy = invite("busy", "inv2@192.0.2.1", "z9hG4bKinv2");
+    peer.send_to(busy.as_bytes(), server).await.unwrap();
+    let (got, _) = recv(&peer).await;
+    assert!(got.starts_with("SIP/2.0 486 "), "{got}");
+    assert_eq!(stats.invite_latency().accepted().count, 1);
+    let r = stats.invite_latency().rejected();
+    assert_eq!(r.count, 1, "{r:?}");
+    assert!(r.sum_seconds >= 0.030, "{r:?}");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
