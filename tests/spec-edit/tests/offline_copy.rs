@@ -1,5 +1,6 @@
 //! A page-mode copy kept for an offline member (ext-dr.6) carries, when it is sent later,
-//! what the exploder's `forward each` block says, as the copies sent at once do: the
+//! what the exploder's `forward each` block says, as the copies sent at once do (From,
+//! Max-Forwards, Referred-By): the
 //! sans-IO endpoint runs the RFC 5365 exploder as written and as `edits.toml` changed it (the
 //! group's copies without Referred-By, with 5 hops), and the kept copy follows the spec it
 //! runs, with no Rust edit.
@@ -156,12 +157,14 @@ fn send(
 }
 
 /// Alice messages the group while bob is offline (his copy is kept), then bob registers:
-/// the kept copy the endpoint sends him.
+/// the kept copy the endpoint sends him. With `online`, bob registers first: the copy sent
+/// at once.
 #[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
-fn kept_copy(
+fn copy_to_bob(
     initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
     by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
     methods: fn() -> Vec<Method>,
+    online: bool,
 ) -> Message {
     let app = App {
         initial,
@@ -175,6 +178,15 @@ fn kept_copy(
         app,
     );
     let now = Instant::now();
+    let register = format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKr1\n\
+         Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:bob@example.com>\n\
+         Call-ID: r1@bob\nCSeq: 1 REGISTER\nContact: <sip:bob@{BOB}>\nExpires: 300\n\
+         Content-Length: 0\n\n"
+    );
+    if online {
+        send(&mut ep, now, BOB, &register);
+    }
     let body = "hello\n";
     let out = send(
         &mut ep,
@@ -193,47 +205,52 @@ fn kept_copy(
             .any(|(a, m)| *a == addr(ALICE) && m.status().map(u16::from) == Some(202)),
         "{out:?}"
     );
-    assert_eq!(ep.app().kept.borrow().len(), 1, "bob's copy is kept");
-    let out = send(
-        &mut ep,
-        now,
-        BOB,
-        &format!(
-            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKr1\n\
-             Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:bob@example.com>\n\
-             Call-ID: r1@bob\nCSeq: 1 REGISTER\nContact: <sip:bob@{BOB}>\nExpires: 300\n\
-             Content-Length: 0\n\n"
-        ),
-    );
+    let out = if online {
+        out
+    } else {
+        assert_eq!(ep.app().kept.borrow().len(), 1, "bob's copy is kept");
+        send(&mut ep, now, BOB, &register)
+    };
     let mut copies: Vec<Message> = out
         .into_iter()
         .filter(|(a, m)| *a == addr(BOB) && m.method() == Some(&Method::Message))
         .map(|(_, m)| m)
         .collect();
-    assert_eq!(copies.len(), 1, "the kept copy goes to bob");
+    assert_eq!(copies.len(), 1, "one copy goes to bob");
     copies.remove(0)
 }
 
 // covers: 7.2/explode_group
 #[test]
-fn a_kept_copy_carries_the_spec_as_written() {
-    let m = kept_copy(exploder::initial, exploder::by_clause, exploder::methods);
-    assert_eq!(m.header_str("Referred-By"), Some("<sip:alice@example.com>"));
-    assert_eq!(m.header_str("Max-Forwards"), Some("39"));
-    let from = m.header_str("From").unwrap_or_default();
-    assert!(from.starts_with("<sip:alice@example.com>;tag="), "{from}");
+fn copies_sent_at_once_or_kept_carry_the_spec_as_written() {
+    for online in [false, true] {
+        let m = copy_to_bob(
+            exploder::initial,
+            exploder::by_clause,
+            exploder::methods,
+            online,
+        );
+        assert_eq!(m.header_str("Referred-By"), Some("<sip:alice@example.com>"));
+        assert_eq!(m.header_str("Max-Forwards"), Some("39"));
+        let from = m.header_str("From").unwrap_or_default();
+        assert!(from.starts_with("<sip:alice@example.com>;tag="), "{from}");
+    }
 }
 
 #[test]
-fn a_kept_copy_follows_the_edited_forward_each_block() {
-    let m = kept_copy(
-        edited_exploder::initial,
-        edited_exploder::by_clause,
-        edited_exploder::methods,
-    );
-    assert_eq!(m.header_str("Referred-By"), None);
-    assert_eq!(m.header_str("Max-Forwards"), Some("5"));
-    // What the edit kept stays.
-    let from = m.header_str("From").unwrap_or_default();
-    assert!(from.starts_with("<sip:alice@example.com>;tag="), "{from}");
+fn copies_sent_at_once_or_kept_follow_the_edited_forward_each_block() {
+    // The copy sent at once and the kept one alike.
+    for online in [false, true] {
+        let m = copy_to_bob(
+            edited_exploder::initial,
+            edited_exploder::by_clause,
+            edited_exploder::methods,
+            online,
+        );
+        assert_eq!(m.header_str("Referred-By"), None, "online {online}");
+        assert_eq!(m.header_str("Max-Forwards"), Some("5"), "online {online}");
+        // What the edit kept stays.
+        let from = m.header_str("From").unwrap_or_default();
+        assert!(from.starts_with("<sip:alice@example.com>;tag="), "{from}");
+    }
 }
