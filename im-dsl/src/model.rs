@@ -484,6 +484,13 @@ pub enum Fact {
     /// `list.error` : Str — why the list could not be read, naming the limit; empty when
     /// it was read or there is none.
     ListError,
+    /// `session.focus` : Uri — the session's focus URI, the IM Session Identity the server
+    /// made for it (RFC 4579; the Contact of its 200 OK).
+    SessionFocus,
+    /// `request.max_forwards_decremented` : Int — the request's Max-Forwards less one, as a
+    /// request sent on its behalf carries it (RFC 3261 §16.6 step 3), 70 when it had none,
+    /// never above 70.
+    RequestMaxForwardsDecremented,
 }
 
 /// Fields of URIs and list elements.

@@ -49,6 +49,16 @@ pub fn originator_domain<'a>(facts: &'a Facts, config: &'a crate::machine::Confi
         .unwrap_or(config.domain.as_str())
 }
 
+/// `request.max_forwards_decremented`: the request's Max-Forwards less one (RFC 3261 §16.6
+/// step 3), 70 when it had none (or an unreadable one), never above 70: a copy sent on the
+/// request's behalf that names the server again runs out of hops instead of looping.
+pub fn max_forwards_decremented(facts: &Facts) -> i64 {
+    facts
+        .header("max-forwards")
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .map_or(70, |m| i64::from(m.saturating_sub(1).min(70)))
+}
+
 /// `sdp.present`: the request carries an SDP offer. A call rather than `sdp.is_some()` so
 /// that `not sdp.present` expands to `!sdp_present(..)`, which clippy's `nonminimal_bool`
 /// accepts in `include!`d (build-script) output.

@@ -424,6 +424,9 @@ pub struct Facts {
     pub copy: CopyFacts,
     /// Whether the `recipient-list` part could be read (`list.*`).
     pub list: ListFacts,
+    /// The session's focus URI (`session.focus`), the IM Session Identity the server made
+    /// for it (RFC 4579); empty until the session exists.
+    pub focus: Uri,
 }
 
 /// Outcome counts of a session's invitee legs (`legs.*` in a spec).
@@ -641,9 +644,11 @@ pub enum HeaderValue {
 }
 
 /// What an invitee INVITE carries besides what the runtime always writes: the headers RFC
-/// 3261 §8.1.1 makes mandatory (Via, To, From with the focus URI and a tag, Call-ID, CSeq,
-/// Max-Forwards, a Contact with the focus URI) and the MSRP offer's own lines (`m=`, `c=`,
-/// `a=path`, `a=accept-types`, RFC 4975 §8). The spec's `invite each … { … }` says it;
+/// 3261 §8.1.1 makes mandatory that no spec chooses (Via, To, the From tag, Call-ID, CSeq, a
+/// Contact with the focus URI) and the MSRP offer's own lines (`m=`, `c=`, `a=path`,
+/// `a=accept-types`, RFC 4975 §8). The spec's `invite each … { … }` says it, From and
+/// Max-Forwards included (as `From` / `Max-Forwards` headers, written in their place; the
+/// runtime's defaults, the focus URI and 70, only when it gives none);
 /// [`Invitation::default`] adds nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Invitation {

@@ -95,6 +95,13 @@ fn run() -> Result<(), String> {
         }
     }
     im_dsl::build::compile_to(&copy.join(root), &dir("edited")?).map_err(|e| e.to_string())?;
+    // The RFC 5365 exploder, edited too (its `forward each` items, read again for a kept
+    // copy: tests/offline_copy.rs).
+    im_dsl::build::compile_to(
+        &copy.join("rfc5365_message_exploder.imspec"),
+        &dir("edited")?,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 

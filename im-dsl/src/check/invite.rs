@@ -1,29 +1,29 @@
 //! The `invite each … { … }` block: what the invitee INVITE carries beyond what RFC 3261
 //! §8.1.1 makes mandatory. Headers the runtime writes itself (E0019), `history` without a
 //! recipient list (E0020), items given twice (E0003) and values that are not an offer word,
-//! a Contact parameter or one header line (E0016).
+//! a Contact parameter, one header line, one name-addr (`From`) or a hop count
+//! (`Max-Forwards`) (E0016).
 
 use super::text::lower_text;
-use super::types::{ExprCx, suggest};
+use super::types::{ExprCx, FACTS, suggest};
 use crate::ast::{self, InviteItem, OfferItemKind, Span};
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::model::{Invitation, OfferAttr};
+use crate::model::{Expr, Invitation, OfferAttr, Text, TextPart, Type};
 use crate::source::Sources;
 use std::collections::HashMap;
 
 /// Headers of the INVITE that the runtime writes (RFC 3261 §8.1.1 and the body's own), long
-/// and compact forms (§7.3.3), lower case; `Route` follows the router's choice.
+/// and compact forms (§7.3.3), lower case; `Route` follows the router's choice. `From` and
+/// `Max-Forwards` are the spec's to give (the From tag stays the runtime's, §8.1.1.3); the
+/// runtime writes its own only when the spec gives none.
 const RUNTIME_HEADERS: &[&str] = &[
     "via",
     "v",
     "to",
     "t",
-    "from",
-    "f",
     "call-id",
     "i",
     "cseq",
-    "max-forwards",
     "contact",
     "m",
     "content-type",
@@ -128,11 +128,26 @@ pub(super) fn lower_invitation(
                     ok = false;
                     continue;
                 }
-                let mut ecx = ExprCx::new(conditions, diags);
-                match lower_text(&mut ecx, sources, value) {
-                    Some(t) => inv.headers.push((name.name.clone(), t)),
-                    None => ok = false,
+                let from = lower == "from" || lower == "f";
+                let hops = lower == "max-forwards";
+                if from && twice(diags, "header From", name.span)
+                    || hops && twice(diags, "header Max-Forwards", name.span)
+                {
+                    ok = false;
+                    continue;
                 }
+                let mut ecx = ExprCx::new(conditions, diags);
+                let Some(t) = lower_text(&mut ecx, sources, value) else {
+                    ok = false;
+                    continue;
+                };
+                if from && !name_addr(diags, &t, value.span)
+                    || hops && !hop_count(diags, &t, value.span)
+                {
+                    ok = false;
+                    continue;
+                }
+                inv.headers.push((name.name.clone(), t));
             }
             InviteItem::ContactFocus(span, params) => {
                 if twice(diags, "contact focus", *span) {
@@ -284,6 +299,75 @@ fn offer(diags: &mut Diagnostics, items: &[ast::OfferItem], out: &mut Vec<OfferA
         }
     }
     ok
+}
+
+/// A `From` value is one name-addr (RFC 3261 §20.20: `"Name" <URI>` or `<URI>`) without the
+/// tag, which the runtime adds (§8.1.1.3: fresh for each request). Interpolated values are
+/// read as they stand (a URI between the brackets); `false` when a diagnostic was pushed.
+fn name_addr(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
+    let skeleton: String = t
+        .parts
+        .iter()
+        .map(|p| match p {
+            TextPart::Lit(s) => s.as_str(),
+            TextPart::Value(_) => "x",
+        })
+        .collect();
+    let s = skeleton.trim();
+    if s.to_ascii_lowercase().contains("tag=") {
+        diags.push(
+            Diagnostic::new(
+                Code::ReservedHeader,
+                "the From tag is written by the runtime",
+                at,
+                "not the spec's to set",
+            )
+            .help("a From tag is fresh for every request (RFC 3261 §8.1.1.3); give the name-addr alone, e.g. `\"<{session.focus}>\"`"),
+        );
+        return false;
+    }
+    let open = s.matches('<').count();
+    let close = s.matches('>').count();
+    let before = s.split('<').next().unwrap_or("");
+    if open != 1 || close != 1 || !s.ends_with('>') || before.contains(',') {
+        diags.push(
+            Diagnostic::new(
+                Code::BadArgument,
+                "a From value is one name-addr",
+                at,
+                "not `\"Name\" <URI>` or `<URI>`",
+            )
+            .help("write the URI in angle brackets, optionally after a display name: `\"<{session.focus}>\"` (RFC 3261 §20.20); the runtime adds the tag"),
+        );
+        return false;
+    }
+    true
+}
+
+/// A `Max-Forwards` value is a hop count 0–255 (RFC 3261 §20.22): a number, or one
+/// interpolated Int (`{request.max_forwards_decremented}`); `false` when a diagnostic was
+/// pushed.
+fn hop_count(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
+    let fine = match t.parts.as_slice() {
+        [TextPart::Lit(n)] => n.trim().parse::<u8>().is_ok(),
+        [TextPart::Value(Expr::Int(n))] => (0..=255).contains(n),
+        [TextPart::Value(Expr::Fact(f))] => {
+            FACTS.iter().any(|(_, g, ty)| g == f && *ty == Type::Int)
+        }
+        _ => false,
+    };
+    if !fine {
+        diags.push(
+            Diagnostic::new(
+                Code::BadArgument,
+                "Max-Forwards is a number from 0 to 255",
+                at,
+                "not a hop count",
+            )
+            .help("write a number, e.g. `\"70\"` (RFC 3261 §8.1.1.6), or one Int fact such as `\"{request.max_forwards_decremented}\"` (§16.6 step 3)"),
+        );
+    }
+    fine
 }
 
 /// A Contact header parameter (RFC 3261 §25.1 generic-param; feature tags of RFC 3840 start

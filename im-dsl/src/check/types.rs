@@ -146,6 +146,12 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
     ("list.malformed", Fact::ListMalformed, Type::Bool),
     ("list.too_large", Fact::ListTooLarge, Type::Bool),
     ("list.error", Fact::ListError, Type::Str),
+    ("session.focus", Fact::SessionFocus, Type::Uri),
+    (
+        "request.max_forwards_decremented",
+        Fact::RequestMaxForwardsDecremented,
+        Type::Int,
+    ),
 ];
 
 /// Fields by the type they belong to.

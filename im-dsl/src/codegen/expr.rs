@@ -373,6 +373,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ListMalformed => quote!(__facts.list.malformed),
         Fact::ListTooLarge => quote!(__facts.list.too_large),
         Fact::ListError => quote!(__facts.list.error.as_str()),
+        Fact::SessionFocus => quote!(&__facts.focus),
+        Fact::RequestMaxForwardsDecremented => quote!(#p::max_forwards_decremented(__facts)),
     }
 }
 
@@ -388,6 +390,7 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::RequestOriginator
         | Fact::RequestAssertedIdentity
         | Fact::SubscriptionSubscriber
+        | Fact::SessionFocus
         | Fact::ConfigConferenceFactory => Ty::Uri,
         Fact::RequestRequire
         | Fact::RequestSupported
@@ -414,7 +417,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::LegsTotal
         | Fact::LegsConnected
         | Fact::LegsDelivered
-        | Fact::LegsFailed => Ty::Int,
+        | Fact::LegsFailed
+        | Fact::RequestMaxForwardsDecremented => Ty::Int,
         Fact::ConfigInviteTimeout => Ty::Duration,
     }
 }

@@ -98,6 +98,8 @@ pub struct Request {
     pub payload: bool,
     /// The `Privacy` header (RFC 3323), when present.
     pub privacy: Option<String>,
+    /// The `Max-Forwards` header, when present (`request.max_forwards_decremented`).
+    pub max_forwards: Option<u8>,
     /// `request.authenticated`.
     pub authenticated: bool,
     /// `request.originator_domain`; absent: authentication off (`config.domain`).
@@ -133,6 +135,7 @@ impl Default for Request {
             require: Vec::new(),
             payload: true,
             privacy: None,
+            max_forwards: None,
             authenticated: true,
             originator_domain: None,
             subscriber: None,
@@ -422,7 +425,16 @@ fn facts(case: &Case) -> Result<Facts, String> {
             .privacy
             .iter()
             .map(|v| ("privacy".to_owned(), v.clone()))
+            .chain(
+                r.max_forwards
+                    .map(|n| ("max-forwards".to_owned(), n.to_string())),
+            )
             .collect(),
+        // The session's focus URI prints as `focus`, as the focus Contact prints `<focus>`.
+        focus: Uri {
+            raw: "focus".to_owned(),
+            ..Uri::default()
+        },
         unauthenticated: !r.authenticated,
         originator_domain: r.originator_domain.clone(),
         message: MessageFacts {
@@ -643,12 +655,21 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         // Every live machine of the session sees the event, as the endpoint would route it
         // to whichever of them waits for it; the others ignore it. An in-dialog request that
         // needs an answer (not ACK, BYE, CANCEL, SUBSCRIBE) reaches final machines too, as in
-        // the endpoint: the dialog outlives the procedure's last state.
+        // the endpoint: the dialog outlives the procedure's last state. An invitee leg's
+        // machine also answers BYE and SUBSCRIBE in its dialog when final.
         let answers = matches!(&ev, Event::InDialogRequest(x)
             if !matches!(x, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe));
+        let leg_answers = matches!(&ev, Event::InDialogRequest(x)
+            if !matches!(x, Method::Ack | Method::Cancel));
+        let leg = (m.invitee_leg)().map(|l| l.procedure());
         let live = machines.len();
         for k in 0..live {
-            if machines[k].is_final() && i > 0 && !answers {
+            let answered = if leg == Some(machines[k].procedure()) {
+                leg_answers
+            } else {
+                answers
+            };
+            if machines[k].is_final() && i > 0 && !answered {
                 continue;
             }
             let mut pending: VecDeque<Action> =

@@ -7,14 +7,16 @@ use crate::proto::sdp::answer::LocalMedia;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// The Contact and the other headers of the INVITE, in the spec's order. `focus` is the
-/// Contact URI the runtime writes in any case (`<sip:conf-…@host>`, RFC 3261 §8.1.1.8); a
-/// `contact focus` of the spec adds `isfocus` (RFC 4579) and its parameters to it.
+/// The Contact and the other headers of the INVITE, in the spec's order, without From and
+/// Max-Forwards ([`from`], [`max_forwards`]: the runtime writes them in their place). `focus`
+/// is the Contact URI the runtime writes in any case (`<sip:conf-…@host>`, RFC 3261
+/// §8.1.1.8); a `contact focus` of the spec adds `isfocus` (RFC 4579) and its parameters.
 pub(super) fn headers<'a>(inv: &'a Invitation, focus: &str) -> (String, Vec<(&'a str, String)>) {
     let mut contact = focus.to_string();
     let mut out = Vec::with_capacity(inv.headers.len());
     for (name, value) in &inv.headers {
         let focus_params = match value {
+            HeaderValue::Text(_) if placed(name) => continue,
             HeaderValue::Text(t) => {
                 out.push((name.as_ref(), t.to_string()));
                 continue;
@@ -25,6 +27,43 @@ pub(super) fn headers<'a>(inv: &'a Invitation, focus: &str) -> (String, Vec<(&'a
         contact = format!("{focus};isfocus{focus_params}");
     }
     (contact, out)
+}
+
+/// From and Max-Forwards: written by the runtime in their place (the From with its tag),
+/// with the spec's value when it gives one.
+fn placed(name: &str) -> bool {
+    ["from", "f", "max-forwards"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// The spec's From (`header From = "<{session.focus}>"`): one name-addr, to which the
+/// runtime adds the tag (RFC 3261 §8.1.1.3); `None` when the spec gives none.
+pub(super) fn from(inv: &Invitation) -> Option<&str> {
+    inv.headers.iter().find_map(|(n, v)| match v {
+        HeaderValue::Text(t) if n.eq_ignore_ascii_case("from") || n.eq_ignore_ascii_case("f") => {
+            Some(t.as_ref())
+        }
+        _ => None,
+    })
+}
+
+/// The spec's Max-Forwards, when it gives one that is a hop count (the checker allows no
+/// other, E0016; a hand-built [`Invitation`]'s unreadable value is left to the default).
+pub(super) fn max_forwards(inv: &Invitation) -> Option<u8> {
+    inv.headers.iter().find_map(|(n, v)| match v {
+        HeaderValue::Text(t) if n.eq_ignore_ascii_case("max-forwards") => t.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// The spec's plain headers of a copy that opens no dialog (`forward each`), in order,
+/// without From and Max-Forwards (written in their place) and any focus Contact.
+pub(super) fn text_headers(inv: &Invitation) -> impl Iterator<Item = (&str, &str)> {
+    inv.headers.iter().filter_map(|(n, v)| match v {
+        HeaderValue::Text(t) if !placed(n) => Some((n.as_ref(), t.as_ref())),
+        _ => None,
+    })
 }
 
 /// The server's MSRP offer: `v=`/`o=`/`s=`/`c=`/`t=`, `m=message <port> TCP/MSRP *` (or
@@ -128,5 +167,29 @@ mod tests {
         let (contact, rest) = headers(&inv, "<sip:conf@h>");
         assert_eq!(contact, "<sip:conf@h>;isfocus;+g.oma.sip-im");
         assert_eq!(rest, [("Referred-By", "<sip:a@h>".to_string())]);
+    }
+
+    #[test]
+    fn from_and_max_forwards_are_placed_not_repeated() {
+        let text =
+            |n: &'static str, v: &'static str| (Cow::Borrowed(n), HeaderValue::Text(v.into()));
+        let inv = Invitation {
+            headers: vec![
+                text("From", "\"Team\" <sip:conf-1@h>"),
+                text("Max-Forwards", "12"),
+                text("Referred-By", "<sip:a@h>"),
+            ],
+            ..Invitation::default()
+        };
+        assert_eq!(from(&inv), Some("\"Team\" <sip:conf-1@h>"));
+        assert_eq!(max_forwards(&inv), Some(12));
+        let (_, rest) = headers(&inv, "<sip:conf@h>");
+        assert_eq!(rest, [("Referred-By", "<sip:a@h>".to_string())]);
+        assert_eq!(
+            text_headers(&inv).collect::<Vec<_>>(),
+            [("Referred-By", "<sip:a@h>")]
+        );
+        let none = Invitation::default();
+        assert_eq!((from(&none), max_forwards(&none)), (None, None));
     }
 }

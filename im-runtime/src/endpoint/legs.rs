@@ -104,15 +104,21 @@ impl Session {
             };
             let (via, focus_contact) = cx.leg_via_contact(tls, &self.focus, &branch);
             let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
-            let from_addr = format!("<{}>", self.focus);
-            // RFC 3261 §8.1.1: what every request carries; the rest is the spec's.
+            // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From and
+            // Max-Forwards are the spec's when it gives them (7.9.1.4: the session's focus,
+            // 70), these defaults only for a spec that says nothing.
+            let from_addr = match super::super::invitation::from(inv) {
+                Some(f) => f.to_string(),
+                None => format!("<{}>", self.focus),
+            };
+            let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
             let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
                 .via_raw(&via)
                 .from(&from_addr, &tag)
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
                 .cseq(1)
-                .max_forwards(70)
+                .max_forwards(hops)
                 .contact(&contact);
             for (name, value) in &headers {
                 b = b.header(name, value);
@@ -185,9 +191,15 @@ impl Session {
         // Each copy carries the hop budget the original had left, less this hop, so that a
         // list or group that names the exploder again (directly or through a proxy) runs
         // out of hops and ends in 483 instead of looping; 0 never gets here (refused above).
-        let max_forwards = request
-            .max_forwards()
-            .map_or(70, |m| m.saturating_sub(1).min(70));
+        // The spec gives it (RFC 5365 exploder: `{request.max_forwards_decremented}`); for
+        // a spec that says nothing, the same default.
+        let max_forwards = super::super::invitation::max_forwards(inv).unwrap_or_else(|| {
+            request
+                .max_forwards()
+                .map_or(70, |m| m.saturating_sub(1).min(70))
+        });
+        let from_addr = super::super::invitation::from(inv)
+            .map_or_else(|| format!("<{}>", facts.originator.raw), str::to_string);
         let mut holds_any = 0;
         let mut sent = Vec::new();
         let mut unroutable = Vec::new();
@@ -235,17 +247,15 @@ impl Session {
             let (via, _) = cx.leg_via_contact(tls, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
                 .via_raw(&via)
-                .from(&format!("<{}>", facts.originator.raw), &tag)
+                .from(&from_addr, &tag)
                 .to(&format!("<{}>", uri.raw), None)
                 .call_id(&call_id)
                 .cseq(1)
                 .max_forwards(max_forwards);
-            for (name, value) in &inv.headers {
-                // A MESSAGE opens no dialog: a focus Contact does not apply (the checker
-                // refuses one on `forward each`).
-                if let crate::machine::HeaderValue::Text(t) = value {
-                    b = b.header(name, t);
-                }
+            // A MESSAGE opens no dialog: a focus Contact does not apply (the checker refuses
+            // one on `forward each`).
+            for (name, t) in super::super::invitation::text_headers(inv) {
+                b = b.header(name, t);
             }
             let mut b = b.body(&body_ct, body);
             if let Some(Route::OutboundProxy(p)) = route {

@@ -80,7 +80,7 @@ impl Session {
             let Some(m) = l.machine.as_mut() else {
                 return;
             };
-            if m.is_final() && !answers(event) {
+            if m.is_final() && !leg_answers(event) {
                 return;
             }
             let session_status = std::mem::replace(&mut facts.status, l.status_code);
@@ -392,6 +392,14 @@ fn respond_in_dialog<A: Application>(
 fn answers(event: &Event) -> bool {
     matches!(event, Event::InDialogRequest(m)
         if !matches!(m, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe))
+}
+
+/// An in-dialog request in an invitee leg's dialog that needs the leg machine's answer: any
+/// but ACK and CANCEL (BYE and SUBSCRIBE too, 7.9.1.4 `request BYE` / `request SUBSCRIBE`).
+/// The leg's dialog outlives its machine's last state (an invitee hangs up after its copy
+/// was delivered), so a final leg machine hears it as well.
+fn leg_answers(event: &Event) -> bool {
+    matches!(event, Event::InDialogRequest(m) if !matches!(m, Method::Ack | Method::Cancel))
 }
 
 pub(crate) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {

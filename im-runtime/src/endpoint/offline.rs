@@ -5,11 +5,13 @@
 //! the runtime stays sans-IO) and, when the member registers or a kept copy expires, runs
 //! the copy again in a session of its own whose only machine is the delivery-reports
 //! procedure, so the sender's notification comes from the same rules as any other copy's.
+//! What the copy carries (From, Max-Forwards, Referred-By, the history part) is what the
+//! spec's `forward each` block says, read again from the spec when the copy is sent.
 
 use super::super::*;
 use super::*;
 use crate::endpoint::app::OfflineCopy;
-use crate::machine::CopyFacts;
+use crate::machine::{Action, ActionKind, CopyFacts, Env, Invitation, Selection};
 
 /// The status a kept copy that expired fails with: the server gave up waiting for its
 /// recipient (RFC 3261 §21.4.9, 408 Request Timeout: no answer in time). Only logged and
@@ -88,7 +90,17 @@ impl<A: Application> Endpoint<A> {
         let local_tag = self.token(1);
         let message = match expired {
             Some(_) => None,
-            None => self.offline_message(&msg, &facts, &recipient, &call_id, &local_tag),
+            None => {
+                let (selection, inv) = self.offline_fan_out(now, &msg, &facts);
+                self.offline_message(
+                    &msg,
+                    &facts,
+                    (selection, &inv),
+                    &recipient,
+                    &call_id,
+                    &local_tag,
+                )
+            }
         };
         // The session is filed under a key of its own (its copy's client transaction, or
         // a fresh one), never the original request's, whose session may still be alive.
@@ -138,17 +150,71 @@ impl<A: Application> Endpoint<A> {
         );
     }
 
-    /// The copy of `msg` for `recipient`, as `forward each` would have sent it (the
-    /// payload, with the recipient-list-history part for a list), and where it goes;
-    /// `None` when the recipient has no route (again).
+    /// The selection and items of the spec's `forward each` for the kept request: the
+    /// spec's procedure for its method runs again on it (a machine only returns actions;
+    /// nothing is carried out) and its first fan-out is read, so a kept copy carries what
+    /// the block says, as the copies sent at once did. When the spec no longer fans the
+    /// request out (it changed, or the group did), the copy goes with the runtime's defaults
+    /// only (no Referred-By, no history part), logged.
+    fn offline_fan_out(
+        &self,
+        now: Instant,
+        msg: &Message,
+        facts: &crate::machine::Facts,
+    ) -> (Selection, Invitation) {
+        let env = Env {
+            config: &self.cfg.spec,
+            directory: self.app.directory(),
+            router: self.app.router(),
+        };
+        let method = msg.method().cloned().unwrap_or(Method::Message);
+        let event = Event::InitialRequest(method.clone());
+        let mut pending: VecDeque<Action> = self
+            .app
+            .initial(&method)
+            .map(|mut m| m.handle(now, &event, facts, &env).into())
+            .unwrap_or_default();
+        // `call`s are followed (bounded, as when the request arrived).
+        let mut calls = 0;
+        while let Some(a) = pending.pop_front() {
+            match a.kind {
+                ActionKind::ForwardEach(_, s, inv) => return (s, inv),
+                ActionKind::Call(clause) if calls < 16 => {
+                    calls += 1;
+                    if let Some(mut callee) = self.app.by_clause(clause) {
+                        for (i, x) in callee
+                            .handle(now, &event, facts, &env)
+                            .into_iter()
+                            .enumerate()
+                        {
+                            pending.insert(i, x);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        tracing_log(
+            "offline",
+            "the spec no longer forwards the kept request: the copy carries the runtime's defaults only",
+        );
+        (Selection::default(), Invitation::default())
+    }
+
+    /// The copy of `msg` for `recipient`, as the spec's `forward each` block (`fan_out`)
+    /// says (the payload; From, Max-Forwards and the other headers; the
+    /// recipient-list-history part of the entries its selection addresses), and where it
+    /// goes; `None` when the recipient has no route (again).
     fn offline_message(
         &mut self,
         msg: &Message,
         facts: &crate::machine::Facts,
+        fan_out: (Selection, &Invitation),
         recipient: &Uri,
         call_id: &str,
         tag: &str,
     ) -> Option<(Message, Peer, Uri)> {
+        let (selection, inv) = fan_out;
         let tls = self.cfg.sip_tls_advertised.is_some()
             && (recipient.scheme == "sips"
                 || recipient.params.iter().any(|(n, v)| {
@@ -159,12 +225,13 @@ impl<A: Application> Endpoint<A> {
             Route::Direct(a) | Route::OutboundProxy(a) => a,
         };
         let (ct, payload) = legs::page_mode_payload(msg, &self.cfg.body_limits);
-        let (body_ct, body) = if facts.recipients.is_empty() {
+        let (body_ct, body) = if !inv.history || facts.recipients.is_empty() {
             (ct, payload)
         } else {
             use crate::proto::body::mime::{Disposition, MediaType};
             use crate::proto::body::multipart::{self, OutPart};
-            let history = crate::proto::body::resource_lists::write_history(&facts.recipients);
+            let named = selection.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
+            let history = crate::proto::body::resource_lists::write_history(&named);
             let boundary = format!("imspec-{}", self.ids.token(1));
             let mt = MediaType::parse(&ct).unwrap_or_else(|_| MediaType::new("text", "plain"));
             let parts = [
@@ -191,18 +258,24 @@ impl<A: Application> Endpoint<A> {
                 self.cfg.sip_advertised
             ),
         };
-        let max_forwards = msg
-            .max_forwards()
-            .map_or(70, |m| m.saturating_sub(1).min(70));
+        // As `forward each` writes them (`legs.rs`): the spec's, else the same defaults.
+        let max_forwards = super::super::invitation::max_forwards(inv).unwrap_or_else(|| {
+            msg.max_forwards()
+                .map_or(70, |m| m.saturating_sub(1).min(70))
+        });
+        let from = super::super::invitation::from(inv)
+            .map_or_else(|| format!("<{}>", facts.originator.raw), str::to_string);
         let mut b = sip::build::RequestBuilder::new(Method::Message, &recipient.raw)
             .via_raw(&via)
-            .from(&format!("<{}>", facts.originator.raw), tag)
+            .from(&from, tag)
             .to(&format!("<{}>", recipient.raw), None)
             .call_id(call_id)
             .cseq(1)
-            .max_forwards(max_forwards)
-            .header("Referred-By", &format!("<{}>", facts.originator.raw))
-            .body(&body_ct, body);
+            .max_forwards(max_forwards);
+        for (name, value) in super::super::invitation::text_headers(inv) {
+            b = b.header(name, value);
+        }
+        let mut b = b.body(&body_ct, body);
         if let Route::OutboundProxy(p) = route {
             b = b.route(&format!("<sip:{p};lr>"));
         }

@@ -101,12 +101,15 @@ impl Session {
         } else {
             481
         };
-        // The runtime answers only the 481; an existing dialog's BYE from the originator is
-        // answered by the spec's rule (its `respond`) while one of the session's machines
-        // still runs. Once they are all final (the session's procedures are over, e.g. our
-        // own BYE crossed this one) and for an invitee's BYE (no leg rule answers requests
-        // yet) the runtime answers 200.
-        let spec_answers = leg.is_none() && self.machines.iter().any(|m| !m.is_final());
+        // The runtime answers only the 481; an existing dialog's BYE is answered by the
+        // spec's rule (its `respond`): the originator's while one of the session's machines
+        // still runs, an invitee's by its leg machine, final or not (7.9.1.4 `invitee_left`,
+        // `invitee_bye`). Once the session's machines are all final (its procedures are
+        // over, e.g. our own BYE crossed this one) the runtime answers the originator 200.
+        let spec_answers = match leg {
+            None => self.machines.iter().any(|m| !m.is_final()),
+            Some(_) => true,
+        };
         if (status != 200 || !spec_answers)
             && let Some(key) = &key
         {
@@ -115,15 +118,15 @@ impl Session {
         if status != 200 {
             return;
         }
+        if spec_answers {
+            self.answering = key.map(|k| Box::new((k, msg)));
+        }
         match leg {
             None => {
                 self.originator_gone = true;
                 if let Some(d) = self.dialog.as_mut() {
                     d.ended = true;
                     d.remote_bye = true;
-                }
-                if spec_answers {
-                    self.answering = key.map(|k| Box::new((k, msg)));
                 }
                 self.run_machines(cx, &Event::InDialogRequest(Method::Bye));
                 if let Some((key, msg)) = self.answering.take().map(|b| *b) {
@@ -151,6 +154,16 @@ impl Session {
                     }
                 }
                 self.run_leg_machine(cx, i, &Event::InDialogRequest(Method::Bye));
+                if let Some((key, msg)) = self.answering.take().map(|b| *b) {
+                    // No leg rule answered the BYE: a spec gap, logged; the transaction
+                    // still needs a final response (RFC 3261 §17.2.2).
+                    tracing::error!(
+                        session = self.id.0,
+                        leg = i,
+                        "no spec rule answered the invitee's BYE; 500 sent"
+                    );
+                    cx.reply_simple(&key, &msg, 500, &[]);
+                }
                 cx.msrp.close_leg(self.id, i, cx.out);
             }
         }

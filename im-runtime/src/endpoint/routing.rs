@@ -118,18 +118,21 @@ impl<A: Application> Endpoint<A> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        if method == Method::Subscribe && self.app.offers_conference_state() {
-            // A subscription's refresh or unsubscribe (`conference.rs`).
-            self.subscribe_in_dialog(now, peer, msg);
-            return;
-        }
         let call_id = msg.call_id().unwrap_or("");
         let to_tag = msg.to().and_then(|t| t.tag()).unwrap_or("");
-        let key = tsx_message(&msg).map(|t| t.key);
         let found = self
             .by_dialog
             .get(&(call_id.to_string(), to_tag.to_string()))
             .copied();
+        // A SUBSCRIBE in an invitee leg's dialog is the leg machine's to answer (7.9.1.4
+        // `request SUBSCRIBE`), conference state offered or not; any other in-dialog
+        // SUBSCRIBE is a subscription's refresh or unsubscribe (`conference.rs`).
+        let in_leg = matches!(found, Some((_, Some(_))));
+        if method == Method::Subscribe && !in_leg && self.app.offers_conference_state() {
+            self.subscribe_in_dialog(now, peer, msg);
+            return;
+        }
+        let key = tsx_message(&msg).map(|t| t.key);
         let Some((sid, leg)) = found else {
             if method != Method::Ack
                 && let Some(key) = key
@@ -139,10 +142,10 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         match method {
-            // Every in-dialog request but CANCEL (its transaction's business) and SUBSCRIBE
-            // (conference state's, not offered here) goes to the session: what is answered
-            // to it is the spec's (`on request …`).
-            m if m != Method::Cancel && m != Method::Subscribe => {
+            // Every in-dialog request but CANCEL (its transaction's business) and a SUBSCRIBE
+            // in the originator's dialog (conference state's, not offered here) goes to the
+            // session: what is answered to it is the spec's (`on request …`).
+            m if m != Method::Cancel && (m != Method::Subscribe || leg.is_some()) => {
                 self.dispatch(now, sid, SessionEvent::InDialog { leg, key, msg });
             }
             _ => {

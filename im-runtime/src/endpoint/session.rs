@@ -385,7 +385,7 @@ impl Session {
         local_tag: String,
         focus: String,
         request: Message,
-        facts: Facts,
+        mut facts: Facts,
         machine: Box<dyn DynMachine>,
         server_tsx: TsxKey,
         peer: Peer,
@@ -394,6 +394,10 @@ impl Session {
     ) -> Session {
         let mut timers = SessionTimers::default();
         timers.set(SessionTimer::Lifetime, lifetime_end);
+        // `session.focus`: what a spec names the session by (the invitee INVITE's From).
+        if let Ok(u) = crate::proto::sip::Uri::parse(&focus) {
+            facts.focus = u.to_view();
+        }
         Session {
             id,
             call_id,

@@ -88,6 +88,17 @@ pub(crate) const ANSWER_DELAY: Duration = Duration::from_secs(5);
 /// The leg's own give-up timer.
 pub(crate) const LEG_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// 200 to an invitee's BYE, as the spec's leg rules answer it.
+fn bye_ok() -> Action {
+    act(ActionKind::Respond(Reply {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![],
+        warning: None,
+        sdp_answer: vec![],
+    }))
+}
+
 fn ok_with_answer() -> Action {
     act(ActionKind::Respond(Reply {
         status: 200,
@@ -296,11 +307,17 @@ impl Machine for LegMachine {
                 };
                 vec![act(ActionKind::Outcome(outcome)), act(ActionKind::Bye)]
             }
-            // The invitee hung up before its copy was confirmed (7.9.1.4 `invitee_left`).
+            // The invitee hung up before its copy was confirmed (7.9.1.4 `invitee_left`): the
+            // leg machine answers its BYE.
             Event::InDialogRequest(Method::Bye) if self.state == "connected" => {
                 self.state = "ended";
-                vec![act(ActionKind::Outcome(DeliveryOutcome::Failed(Some(481))))]
+                vec![
+                    bye_ok(),
+                    act(ActionKind::Outcome(DeliveryOutcome::Failed(Some(481)))),
+                ]
             }
+            // A BYE once the copy has its outcome (7.9.1.4 `invitee_bye`).
+            Event::InDialogRequest(Method::Bye) => vec![bye_ok()],
             _ => vec![],
         }
     }

@@ -18,7 +18,16 @@ pub mod edited {
     ));
 }
 
-/// `specs/rfc5365_message_exploder.imspec`, compiled by the build script (for clippy).
+/// `specs/rfc5365_message_exploder.imspec` after the build script applied `edits.toml`.
+pub mod edited_exploder {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/edited/rfc5365_message_exploder.rs"
+    ));
+}
+
+/// `specs/rfc5365_message_exploder.imspec`, compiled by the build script (for clippy, and
+/// as written for tests/offline_copy.rs).
 pub mod exploder {
     include!(concat!(env!("OUT_DIR"), "/all/rfc5365_message_exploder.rs"));
 }

@@ -91,7 +91,10 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "leg: MSRP connection lost: counted delivered by the edited rule (was outcome failed 408)",
             "re-INVITE in the originator's dialog: 501 by the edited rule (was 405)",
             "a copy timed out (timer F), negative delivery asked: no IMDN without the rule (was IMDN failed)",
-            "the invitee INVITE has no Referred-By and offers setup active (was Referred-By, actpass)",
+            "the invitee INVITE is from \"Team\" with 16 hops, has no Referred-By and offers setup active (was <focus>, 70, Referred-By, actpass)",
+            "leg: the invitee's BYE before its copy was confirmed: 202 by the edited rule (was 200)",
+            "leg: the invitee's BYE after delivery: no rule answers it in the edited spec (was 200)",
+            "leg: SUBSCRIBE in the leg's dialog: 403 by the edited rule (was 405)",
         ]
     );
 }

@@ -1,7 +1,9 @@
-//! The invitee INVITE on the wire comes from the spec: the sans-IO endpoint runs the machines
-//! of `specs/` as written and of the copy `edits.toml` changed (Referred-By dropped, `setup
-//! active` instead of `actpass` in 7.9.1.4's `invite each … { … }`), and the INVITE it sends
-//! the invitee changes accordingly, with no Rust edit.
+//! The invitee INVITE on the wire, and the answers to the invitee's requests in its leg's
+//! dialog, come from the spec: the sans-IO endpoint runs the machines of `specs/` as written
+//! and of the copy `edits.toml` changed (Referred-By dropped, `setup active` instead of
+//! `actpass` in 7.9.1.4's `invite each … { … }`; the invitee's BYE answered 202 and a
+//! SUBSCRIBE in its dialog 403), and what it sends the invitee changes accordingly, with no
+//! Rust edit.
 
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
@@ -71,31 +73,82 @@ fn invite() -> String {
 }
 
 /// The INVITE the endpoint sends the invitee when `app` runs the session.
-#[allow(clippy::disallowed_methods)]
 fn invitee_invite(app: App) -> Message {
+    session(app).2
+}
+
+/// The endpoint running `app` after the session's INVITE, the instant it was given, and the
+/// INVITE it sent the invitee.
+#[allow(clippy::disallowed_methods)]
+fn session(app: App) -> (Endpoint<App>, Instant, Message) {
     let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
     let mut ep = Endpoint::new(cfg, app);
     // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let mut invites = from_invitee(&mut ep, now, ALICE, &invite())
+        .into_iter()
+        .filter(Message::is_request)
+        .collect::<Vec<_>>();
+    assert_eq!(invites.len(), 1, "one INVITE to the invitee");
+    (ep, now, invites.remove(0))
+}
+
+/// Hands `text` from `peer` to the endpoint; what it then sends the invitee.
+fn from_invitee(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) -> Vec<Message> {
     ep.handle_input(
-        Instant::now(),
+        now,
         Input::Datagram {
             local: addr("127.0.0.1:5060"),
-            from: addr(ALICE),
-            data: invite().into_bytes().into(),
+            from: addr(peer),
+            data: text.to_string().into_bytes().into(),
         },
     );
-    let mut invites = Vec::new();
+    let mut out = Vec::new();
     while let Some(o) = ep.poll_output() {
         if let Output::Datagram { to, data, .. } = o
             && to == addr(INVITEE)
             && let Ok(m) = Message::parse(data)
-            && m.is_request()
         {
-            invites.push(m);
+            out.push(m);
         }
     }
-    assert_eq!(invites.len(), 1, "one INVITE to the invitee");
-    invites.remove(0)
+    out
+}
+
+/// The invitee answers `inv` 200 (no SDP: the leg's dialog is all these tests need), then
+/// sends `method` in that dialog; the status the endpoint answers it with.
+fn in_leg_dialog(app: App, method: &str) -> (u16, Message) {
+    let (mut ep, now, inv) = session(app);
+    let h = |n: &str| inv.header_str(n).unwrap_or_default().to_string();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=b1\r\nCall-ID: {}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:bob@{INVITEE}>\r\nContent-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+    );
+    from_invitee(&mut ep, now, INVITEE, &ok);
+    let contact = h("Contact");
+    let target = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {INVITEE};branch=z9hG4bKin1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: {}\r\n\
+         Call-ID: {}\r\nCSeq: 2 {method}\r\nEvent: conference\r\nContent-Length: 0\r\n\r\n",
+        h("From"),
+        h("Call-ID"),
+    );
+    let answers: Vec<Message> = from_invitee(&mut ep, now, INVITEE, &req)
+        .into_iter()
+        .filter(|m| m.cseq().is_some_and(|c| c.method.as_str() == method) && !m.is_request())
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer to the {method}: {answers:?}");
+    let m = answers.into_iter().next().unwrap_or_else(|| unreachable!());
+    (m.status().map(u16::from).unwrap_or(0), m)
 }
 
 fn offer(m: &Message) -> String {
@@ -119,6 +172,15 @@ fn the_invitee_invite_follows_the_spec_as_written() {
     let body = offer(&m);
     assert!(body.contains("a=setup:actpass\r\n"), "{body}");
     assert!(body.contains("recipient-list-history"), "{body}");
+    // From the session's focus (with the runtime's tag), 70 hops: 7.9.1.4's header items.
+    let focus = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or("");
+    let from = m.header_str("From").unwrap_or_default();
+    assert!(from.starts_with(&format!("<{focus}>;tag=")), "{from}");
+    assert_eq!(m.header_str("Max-Forwards"), Some("70"));
 }
 
 #[test]
@@ -136,4 +198,57 @@ fn the_edited_spec_changes_the_invitee_invite() {
     // What the edit kept stays.
     let contact = m.header_str("Contact").unwrap_or_default();
     assert!(contact.contains(";isfocus;+g.oma.sip-im"), "{contact}");
+    // The edited From (a display name; the tag is still the runtime's) and hop count.
+    let focus = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or("");
+    let from = m.header_str("From").unwrap_or_default();
+    assert!(
+        from.starts_with(&format!("\"Team\" <{focus}>;tag=")),
+        "{from}"
+    );
+    assert_eq!(m.header_str("Max-Forwards"), Some("16"));
+}
+
+fn original_app() -> App {
+    App {
+        initial: original::initial,
+        by_clause: original::by_clause,
+        invitee_leg: original::invitee_leg,
+        methods: original::methods,
+    }
+}
+
+fn edited_app() -> App {
+    App {
+        initial: edited::initial,
+        by_clause: edited::by_clause,
+        invitee_leg: edited::invitee_leg,
+        methods: edited::methods,
+    }
+}
+
+// covers: 7.9.1.4/invitee_left
+#[test]
+fn the_invitees_bye_is_answered_by_the_leg_rule() {
+    assert_eq!(in_leg_dialog(original_app(), "BYE").0, 200);
+    let (status, m) = in_leg_dialog(edited_app(), "BYE");
+    assert_eq!(status, 202, "{m:?}");
+}
+
+// covers: 7.9.1.4/invitee_subscribes
+#[test]
+fn a_subscribe_in_the_leg_dialog_is_answered_by_the_leg_rule() {
+    let (status, m) = in_leg_dialog(original_app(), "SUBSCRIBE");
+    assert_eq!(status, 405, "{m:?}");
+    assert_eq!(m.header_str("Allow"), Some("ACK, BYE, CANCEL"));
+    let (status, m) = in_leg_dialog(edited_app(), "SUBSCRIBE");
+    assert_eq!(status, 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("subscribe to the focus URI")),
+        "{m:?}"
+    );
 }
