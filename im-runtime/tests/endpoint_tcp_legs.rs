@@ -13,8 +13,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use im_runtime::endpoint::{
-    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, RegisterChange,
-    RegisterError, RegisteredFlows,
+    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, PeerTransports,
+    RegisterChange, RegisterError,
 };
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Route, Uri};
 use im_runtime::proto::sip::{HeaderName, Message};
@@ -108,15 +108,15 @@ impl Sim {
     fn new(max_udp_request: usize) -> Sim {
         Sim::with(
             max_udp_request,
-            RegisteredFlows::default(),
+            PeerTransports::default(),
             Locations::default(),
         )
     }
     /// An endpoint (a worker) using `flows` and `locations`, which other workers may share.
-    fn with(max_udp_request: usize, flows: RegisteredFlows, locations: Locations) -> Sim {
+    fn with(max_udp_request: usize, flows: PeerTransports, locations: Locations) -> Sim {
         let mut cfg = EndpointConfig::new(addr(SIP), addr("127.0.0.1:2855"));
         cfg.max_udp_request = max_udp_request;
-        cfg.flows = flows;
+        cfg.peer_transports = flows;
         let app = RegApp {
             inner: App(Knobs::default()),
             locations,
@@ -401,7 +401,7 @@ fn registered_contact_is_reached_over_the_registration_connection() {
 /// (open in both, under the same id).
 #[test]
 fn a_registration_connection_serves_every_worker() {
-    let flows = RegisteredFlows::default();
+    let flows = PeerTransports::default();
     let locations = Locations::default();
     let mut a = Sim::with(0, flows.clone(), locations.clone());
     let mut b = Sim::with(0, flows, locations);
@@ -427,7 +427,7 @@ fn a_registration_connection_serves_every_worker() {
     assert_eq!(inv.len(), 1, "{out:?}");
     assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "));
     // Without the shared table, worker B would send it over UDP to the Contact.
-    let mut c = Sim::with(0, RegisteredFlows::default(), b.ep.app().locations.clone());
+    let mut c = Sim::with(0, PeerTransports::default(), b.ep.app().locations.clone());
     c.open(bob_conn, bob_src);
     let (out, _) = c.session("t9", &["sip:bob@example.com"]);
     assert_eq!(udp_to(&out, "127.0.0.3:5097").len(), 1, "{out:?}");
@@ -479,6 +479,13 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
         .collect();
     assert_eq!(acks.len(), 1, "{out:?}");
     assert!(via(&acks[0]).starts_with("SIP/2.0/UDP "));
+    // Bob refused TCP: the next session's large INVITE goes to him over UDP at once.
+    let (out, _) = sim.session("t5b", &refs);
+    assert!(
+        !connects(&out).iter().any(|(_, _, to)| *to == addr(bob)),
+        "{out:?}"
+    );
+    assert_eq!(udp_to(&out, bob).len(), 1, "{out:?}");
 
     // A connect that succeeds carries the large INVITE over TCP.
     let mut sim = Sim::new(1300);

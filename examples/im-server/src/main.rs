@@ -293,7 +293,7 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             .with_algorithms(cfg.auth.algorithms.clone())
     });
     // One table of registration connections for all workers (`route_leg.rs`).
-    let flows = im_runtime::endpoint::RegisteredFlows::default();
+    let flows = im_runtime::endpoint::PeerTransports::default();
     let cores: Vec<Endpoint<ServerApp>> = (0..workers)
         .map(|index| {
             let msrp_bound = local.msrp_tcp.get(index).copied().unwrap_or(cfg.msrp);
@@ -309,7 +309,7 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             ep.timers = cfg.timer_config();
             ep.max_message_size = cfg.limits.max_message_size;
             // Without a TCP listener a TCP leg's Contact would lead nowhere: stay on UDP.
-            ep.flows = flows.clone();
+            ep.peer_transports = flows.clone();
             ep.max_udp_request = if cfg.sip_tcp {
                 cfg.limits.max_udp_request
             } else {

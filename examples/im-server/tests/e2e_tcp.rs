@@ -4,7 +4,9 @@
 //!   listens on TCP only): its INVITE, 200, ACK and the server's BYE all go over TCP, every
 //!   request of the server saying `SIP/2.0/TCP`, and it gets the message over MSRP;
 //! * a member that REGISTERed over a TCP connection (a stdlib-Python UA whose Contact port
-//!   listens for nothing) gets its INVITE on the very socket it registered from.
+//!   listens for nothing) gets its INVITE on the very socket it registered from, while a
+//!   UDP-only member's INVITE, over `[limits] max_udp_request`, goes over TCP, is refused,
+//!   and is sent again over UDP.
 
 mod common;
 
@@ -223,6 +225,7 @@ impl Drop for TcpUa {
 #[test]
 fn member_registered_over_tcp_is_invited_on_that_connection() {
     let inv = Invitees::start(1, 1, 25);
+    let inv_host = inv.host.clone();
     let alice = format!("sip:alice@{}", inv.host);
     let members = vec![
         "sip:bob@example.com".to_owned(),
@@ -230,7 +233,16 @@ fn member_registered_over_tcp_is_invited_on_that_connection() {
         alice.clone(),
     ];
     let groups = group_folder(GROUP, &members);
-    let server = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    // Below this group's INVITE size (about 1.1 KB), so that the size rule applies to inv0.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let config = conf_dir.path().join("im-server.toml");
+    std::fs::write(&config, "[limits]\nmax_udp_request = 600\n").unwrap();
+    let server = Server::start(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let ua = TcpUa::start(&server);
     let reg = ua.next(10);
     assert_eq!(reg["event"], "registered", "{reg}\n{}", server.log());
@@ -283,6 +295,16 @@ fn member_registered_over_tcp_is_invited_on_that_connection() {
         server
             .log()
             .contains("recipient sip:bob@example.com: not reached (486)"),
+        "{}",
+        ctx()
+    );
+    // inv0 listens on UDP only: its INVITE, over `[limits] max_udp_request`, went over TCP
+    // first and, refused, over UDP (RFC 3261 §18.1.1).
+    assert!(
+        server.log().contains(&format!(
+            "no TCP connection to {}: INVITE sent again over UDP",
+            inv_host
+        )),
         "{}",
         ctx()
     );

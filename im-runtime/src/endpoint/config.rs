@@ -45,9 +45,10 @@ pub struct EndpointConfig {
     /// what [`EndpointConfig::new`] sets, since an embedder may have no TCP listener for the
     /// Contact to name; im-server sets 1300 (`[limits] max_udp_request`).
     pub max_udp_request: usize,
-    /// Contacts registered over a connection (TCP, TLS) and reached over it; share one table
-    /// among the endpoints (workers) of a server (`endpoint/route_leg.rs`).
-    pub flows: RegisteredFlows,
+    /// Contacts registered over a connection (TCP, TLS) and reached over it, and destinations
+    /// that refused TCP lately; share one table among the endpoints (workers) of a server
+    /// (`endpoint/route_leg.rs`).
+    pub peer_transports: PeerTransports,
     /// Most live sessions at once; a new one beyond gets 503 with Retry-After. A session
     /// stops counting once its calls are over, even while its last transactions linger.
     pub max_sessions: usize,
@@ -111,7 +112,7 @@ impl EndpointConfig {
             timers: TimerConfig::default(),
             max_message_size: 64 * 1024,
             max_udp_request: 0,
-            flows: RegisteredFlows::default(),
+            peer_transports: PeerTransports::default(),
             max_sessions: 10_000,
             max_transactions: 200_000,
             retry_after: Duration::from_secs(5),

@@ -11,9 +11,10 @@
 //! 3. otherwise UDP, unless an invitee INVITE is larger than
 //!    [`EndpointConfig::max_udp_request`] octets (§18.1.1 says 1300; im-server's default): it
 //!    then goes over TCP, and when that connect fails it is sent again over UDP with a new
-//!    branch (§18.1.1's fallback), so a UDP-only invitee is still reached.
+//!    branch (§18.1.1's fallback), so a UDP-only invitee is still reached. That destination
+//!    then gets its large INVITEs straight over UDP for [`TCP_REFUSED_FOR`].
 //!
-//! The registered flows are a [`RegisteredFlows`] table that the workers of one server share
+//! The registered flows are a [`PeerTransports`] table that the workers of one server share
 //! (an accepted SIP connection is open in every worker, under the same id), so the worker
 //! that runs a session uses a connection that another worker's REGISTER came over.
 
@@ -88,16 +89,26 @@ struct Flows {
     /// Size after the last purge of expired entries; the next purge waits until it doubles,
     /// so purging costs O(1) amortised and the map stays within twice the live flows.
     purged_len: usize,
+    /// Destinations whose TCP connect for a large INVITE failed, until when their large
+    /// INVITEs go straight over UDP: a UDP-only invitee costs one failed connect per
+    /// [`TCP_REFUSED_FOR`], not one per session. Bounded as `by_contact` is.
+    refused_tcp: HashMap<SocketAddr, Instant>,
+    refused_purged_len: usize,
 }
 
-/// The registered contacts reached over their REGISTER's connection, or by the transport
-/// their Contact URI asks for (`endpoint/route_leg.rs`). Clones share one table: give every
-/// worker endpoint of a server a clone of the same one ([`EndpointConfig::flows`]), since a
-/// REGISTER is handled by one worker and the sessions that reach its contact by any.
-#[derive(Clone, Debug, Default)]
-pub struct RegisteredFlows(std::sync::Arc<std::sync::Mutex<Flows>>);
+/// How long a destination that refused TCP gets its large INVITEs over UDP directly.
+pub(crate) const TCP_REFUSED_FOR: Duration = Duration::from_secs(300);
 
-impl RegisteredFlows {
+/// What the endpoint knows of how peers are reached (`endpoint/route_leg.rs`): contacts
+/// registered over a connection (reached over it) or whose Contact URI asks for a
+/// transport, and destinations that refused a TCP connect lately. Clones share one table:
+/// give every worker endpoint of a server a clone of the same one
+/// ([`EndpointConfig::peer_transports`]), since a REGISTER is handled by one worker and the
+/// sessions that reach its contact by any.
+#[derive(Clone, Debug, Default)]
+pub struct PeerTransports(std::sync::Arc<std::sync::Mutex<Flows>>);
+
+impl PeerTransports {
     fn lock(&self) -> std::sync::MutexGuard<'_, Flows> {
         // A panic elsewhere while holding it leaves a table that is still consistent.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -118,6 +129,20 @@ impl Flows {
             self.by_contact.retain(|_, f| f.until > now);
             self.purged_len = self.by_contact.len();
         }
+    }
+
+    fn refused(&mut self, now: Instant, addr: SocketAddr) {
+        self.refused_tcp.insert(addr, now + TCP_REFUSED_FOR);
+        if self.refused_tcp.len() > 2 * self.refused_purged_len + 64 {
+            self.refused_tcp.retain(|_, until| *until > now);
+            self.refused_purged_len = self.refused_tcp.len();
+        }
+    }
+
+    fn refuses_tcp(&self, now: Instant, addr: SocketAddr) -> bool {
+        self.refused_tcp
+            .get(&addr)
+            .is_some_and(|until| *until > now)
     }
 
     fn get(&self, now: Instant, contact: SocketAddr) -> Option<Flow> {
@@ -154,7 +179,7 @@ impl<A: Application> Ctx<'_, A> {
         };
         let r = match route {
             Route::OutboundProxy(p) => plain(p, asked.unwrap_or(LegTransport::Udp)),
-            Route::Direct(a) => match self.cfg.flows.lock().get(self.now, a) {
+            Route::Direct(a) => match self.cfg.peer_transports.lock().get(self.now, a) {
                 Some(f) => {
                     let open = f.conn.filter(|(c, peer, tls)| {
                         self.sip_conn_by_peer.get(peer) == Some(c)
@@ -191,10 +216,19 @@ impl<A: Application> Ctx<'_, A> {
     }
 
     /// Rule 3: a request of `len` octets that would go over UDP goes over TCP when larger
-    /// than the configured limit. Returns whether it changed `r`.
+    /// than the configured limit, unless its destination refused TCP lately. Returns
+    /// whether it changed `r`.
     pub(crate) fn upgrade_for_size(&self, r: &mut LegRoute, len: usize) -> bool {
         let limit = self.cfg.max_udp_request;
-        if r.transport != LegTransport::Udp || limit == 0 || len <= limit {
+        if r.transport != LegTransport::Udp
+            || limit == 0
+            || len <= limit
+            || self
+                .cfg
+                .peer_transports
+                .lock()
+                .refuses_tcp(self.now, r.peer.addr)
+        {
             return false;
         }
         *r = LegRoute {
@@ -280,7 +314,7 @@ impl<A: Application> Endpoint<A> {
                 uri,
                 until: now + Duration::from_secs(u64::from(b.expires)),
             });
-            self.cfg.flows.lock().note(now, b.addr, flow);
+            self.cfg.peer_transports.lock().note(now, b.addr, flow);
         }
     }
 
@@ -299,6 +333,9 @@ impl<A: Application> Endpoint<A> {
             .filter(|(_, s)| s.retries_over_udp(addr))
             .map(|(id, _)| *id)
             .collect();
+        if !ids.is_empty() {
+            self.cfg.peer_transports.lock().refused(now, addr);
+        }
         let mut keys = Vec::new();
         for id in ids {
             let Some(mut s) = self.sessions.remove(&id) else {

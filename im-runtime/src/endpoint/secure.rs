@@ -121,8 +121,9 @@ impl<A: Application> Endpoint<A> {
     /// Whether `conn` was one of our SIP connects, now failed (refused, timed out, or the
     /// peer's certificate not trusted): what waited is dropped, and the INVITEs of the legs
     /// towards that peer end with a transport error (RFC 3261 §17.1.4), which fails those
-    /// legs at once as Timer B would. A page-mode copy to it ends by Timer F. The scan over
-    /// the sessions runs only on this rare failure.
+    /// legs at once as Timer B would; an INVITE that went over TCP for its size alone goes
+    /// again over UDP instead (`route_leg.rs`). A page-mode copy to it ends by Timer F. The
+    /// scan over the sessions runs only on this rare failure.
     pub(super) fn sip_connect_failed(&mut self, now: Instant, conn: ConnId) -> bool {
         let peer = self
             .sip_tls
@@ -134,7 +135,7 @@ impl<A: Application> Endpoint<A> {
             return false;
         };
         self.sip_tls.pending.remove(&p);
-        tracing_log("sip", &format!("TLS connection to {p} failed"));
+        tracing_log("sip", &format!("SIP connection to {p} failed"));
         let mut keys = self.retry_over_udp(now, p);
         keys.extend(self.sessions.values().flat_map(|s| s.pending_invites_to(p)));
         for k in keys {
