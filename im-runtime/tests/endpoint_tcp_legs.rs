@@ -499,6 +499,27 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
     assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "), "{}", via(&inv[0]));
     assert!(inv[0].as_bytes().len() > 1300);
 
+    // A leg CANCELled (the originator left) while its connect was under way is not sent
+    // again over UDP when the connect fails.
+    let mut sim = Sim::new(1300);
+    let (out, ok) = sim.session("t6b", &refs);
+    let (conn, _, _) = connects(&out)
+        .into_iter()
+        .find(|(_, _, to)| *to == addr(bob))
+        .unwrap();
+    let to = ok.header(HeaderName::To).unwrap().to_owned();
+    sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t6b", "z9hG4bKbye6b", &to, 2, ""),
+    );
+    let out = sim.input(Input::ConnectFailed { conn });
+    assert!(
+        !udp_to(&out, bob)
+            .iter()
+            .any(|m| method(m) == Some(&Method::Invite)),
+        "{out:?}"
+    );
+
     // The knob: 0 keeps every INVITE on UDP.
     let mut sim = Sim::new(0);
     let (out, _) = sim.session("t7", &refs);

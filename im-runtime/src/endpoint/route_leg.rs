@@ -399,9 +399,11 @@ impl Session {
 }
 
 impl Leg {
-    /// Whether the leg's INVITE waits for a TCP connect to `addr` chosen for its size.
+    /// Whether the leg's INVITE waits for a TCP connect to `addr` chosen for its size (and
+    /// was not CANCELled meanwhile: that leg just fails).
     fn udp_retry_to(&self, addr: SocketAddr) -> bool {
         self.udp_retry
+            && !self.cancelled
             && self.status == LegStatus::Pending
             && self.peer.is_some_and(|p| p.addr == addr && p.reliable)
     }
