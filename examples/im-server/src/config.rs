@@ -52,6 +52,9 @@ pub const DEFAULT_GROUPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/group
 pub struct Limits {
     /// Largest SIP message in octets (513 Message Too Large over it).
     pub max_message_size: usize,
+    /// Largest request sent to an invitee over UDP; a larger one goes over TCP (RFC 3261
+    /// §18.1.1), over UDP again only when the TCP connect fails (0: never switch).
+    pub max_udp_request: usize,
     /// Most recipients of an ad-hoc list or group explosion.
     pub max_recipients: usize,
     /// Largest MSRP chunk in octets.
@@ -108,7 +111,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 64 * 1024,
-            max_recipients: 100, // not a SIP status: a count of recipients
+            max_udp_request: 1300, // not a SIP status: octets (RFC 3261 §18.1.1)
+            max_recipients: 100,   // not a SIP status: a count of recipients
             max_msrp_chunk: 64 * 1024,
             max_msrp_message: 1 << 20,
             max_sessions: 1000,
@@ -568,6 +572,9 @@ impl ServerConfig {
         }
         if let Some(v) = &l.max_list_nodes {
             self.limits.max_list_nodes = count("limits.max_list_nodes", v)?;
+        }
+        if let Some(v) = &l.max_udp_request {
+            self.limits.max_udp_request = count("limits.max_udp_request", v)?;
         }
         let t = &file.timers;
         for (key, v, slot) in [

@@ -292,6 +292,8 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             .with_lifetime(cfg.auth.nonce_lifetime)
             .with_algorithms(cfg.auth.algorithms.clone())
     });
+    // One table of registration connections for all workers (`route_leg.rs`).
+    let flows = im_runtime::endpoint::PeerTransports::default();
     let cores: Vec<Endpoint<ServerApp>> = (0..workers)
         .map(|index| {
             let msrp_bound = local.msrp_tcp.get(index).copied().unwrap_or(cfg.msrp);
@@ -306,6 +308,13 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
                 u32::try_from(cfg.auth.min_register_expires.as_secs()).unwrap_or(u32::MAX);
             ep.timers = cfg.timer_config();
             ep.max_message_size = cfg.limits.max_message_size;
+            // Without a TCP listener a TCP leg's Contact would lead nowhere: stay on UDP.
+            ep.peer_transports = flows.clone();
+            ep.max_udp_request = if cfg.sip_tcp {
+                cfg.limits.max_udp_request
+            } else {
+                0
+            };
             // The limit is the server's: each worker admits its share of it.
             ep.max_sessions = cfg.limits.max_sessions.div_ceil(workers);
             ep.max_subscriptions_per_user = cfg.limits.max_subscriptions_per_user;

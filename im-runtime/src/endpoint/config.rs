@@ -39,6 +39,16 @@ pub struct EndpointConfig {
     /// Largest SIP message accepted (bigger: 513 on UDP; on TCP 413 when the header
     /// section fits and the body is too big, then the connection is closed).
     pub max_message_size: usize,
+    /// Largest invitee INVITE sent over UDP, in octets: a larger one goes over TCP (RFC 3261
+    /// §18.1.1 says 1300, a 1500-octet MTU less room for headers a proxy may add), and over
+    /// UDP again only when the TCP connect fails (`endpoint/route_leg.rs`). 0: never switch,
+    /// what [`EndpointConfig::new`] sets, since an embedder may have no TCP listener for the
+    /// Contact to name; im-server sets 1300 (`[limits] max_udp_request`).
+    pub max_udp_request: usize,
+    /// Contacts registered over a connection (TCP, TLS) and reached over it, and destinations
+    /// that refused TCP lately; share one table among the endpoints (workers) of a server
+    /// (`endpoint/route_leg.rs`).
+    pub peer_transports: PeerTransports,
     /// Most live sessions at once; a new one beyond gets 503 with Retry-After. A session
     /// stops counting once its calls are over, even while its last transactions linger.
     pub max_sessions: usize,
@@ -103,6 +113,8 @@ impl EndpointConfig {
             policy,
             timers: TimerConfig::default(),
             max_message_size: 64 * 1024,
+            max_udp_request: 0,
+            peer_transports: PeerTransports::default(),
             max_sessions: 10_000,
             max_transactions: 200_000,
             retry_after: Duration::from_secs(5),

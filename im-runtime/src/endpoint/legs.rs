@@ -4,6 +4,7 @@
 use super::super::*;
 use super::*;
 use crate::machine::Invitation;
+use route_leg::LegTransport;
 
 impl Session {
     /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
@@ -54,10 +55,16 @@ impl Session {
             ))
         });
         for (uri, _name) in targets {
-            let tls = cx.leg_tls(&uri);
-            // An invitee that wants TLS from a server without it is unroutable.
-            let route = tls.and_then(|_| cx.app.router().route(&uri));
-            let tls = tls.unwrap_or(false);
+            // Transport and connection: `route_leg.rs` (an invitee that wants TLS from a
+            // server without it is unroutable).
+            let mut routed = cx.route_leg(&uri);
+            let tls = routed
+                .as_ref()
+                .is_some_and(|(r, _)| r.transport == LegTransport::Tls);
+            let proxy = match &routed {
+                Some((_, Route::OutboundProxy(p))) => Some(*p),
+                _ => None,
+            };
             let leg_sid = cx.ids.msrp_session_id();
             let asked = from.and_then(|i| self.machines.get(i)?.invitee_leg());
             let Some(machine) = asked.or_else(|| cx.app.invitee_leg()) else {
@@ -102,46 +109,54 @@ impl Session {
                 }
                 None => ("application/sdp".to_string(), Bytes::from(sdp)),
             };
-            let (via, focus_contact) = cx.leg_via_contact(tls, &self.focus, &branch);
-            let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
-            // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From and
-            // Max-Forwards are the spec's when it gives them (7.9.1.4: the session's focus,
-            // 70), these defaults only for a spec that says nothing.
-            let from_addr = match super::super::invitation::from(inv) {
-                Some(f) => f.to_string(),
-                None => format!("<{}>", self.focus),
+            let build = |t: LegTransport| {
+                let (via, focus_contact) = cx.via_contact(t, &self.focus, &branch);
+                let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
+                // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From
+                // and Max-Forwards are the spec's when it gives them (7.9.1.4: the session's
+                // focus, 70), these defaults only for a spec that says nothing.
+                let from_addr = match super::super::invitation::from(inv) {
+                    Some(f) => f.to_string(),
+                    None => format!("<{}>", self.focus),
+                };
+                let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
+                let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
+                    .via_raw(&via)
+                    .from(&from_addr, &tag)
+                    .to(&format!("<{}>", uri.raw), None)
+                    .call_id(&call_id)
+                    .cseq(1)
+                    .max_forwards(hops)
+                    .contact(&contact);
+                for (name, value) in &headers {
+                    b = b.header(name, value);
+                }
+                let mut b = b.body(&body.0, body.1.clone());
+                if let Some(p) = proxy {
+                    b = b.route(&format!("<sip:{p};lr>"));
+                }
+                b.build_own()
             };
-            let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
-            let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
-                .via_raw(&via)
-                .from(&from_addr, &tag)
-                .to(&format!("<{}>", uri.raw), None)
-                .call_id(&call_id)
-                .cseq(1)
-                .max_forwards(hops)
-                .contact(&contact);
-            for (name, value) in &headers {
-                b = b.header(name, value);
+            let mut built = build(
+                routed
+                    .as_ref()
+                    .map_or(LegTransport::Udp, |(r, _)| r.transport),
+            );
+            let mut udp_retry = false;
+            if let (Some((r, _)), Ok(m)) = (routed.as_mut(), &built)
+                && cx.upgrade_for_size(r, m.as_bytes().len())
+            {
+                udp_retry = true;
+                built = build(LegTransport::Tcp);
             }
-            let mut b = b.body(&body.0, body.1);
-            if let Some(Route::OutboundProxy(p)) = route {
-                b = b.route(&format!("<sip:{p};lr>"));
-            }
-            let dest = match route {
-                Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => Some(a),
-                None => None,
-            };
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
-            let built = b.build_own();
-            if let (true, Some(dest), Ok(_)) = (tls, dest, &built) {
-                cx.connect_sip_tls(dest);
+            leg.udp_retry = udp_retry;
+            if let (Some((r, _)), Ok(_)) = (&routed, &built) {
+                cx.open_leg(r);
             }
-            match (dest, built) {
-                (Some(dest), Ok(invite)) => {
-                    let peer = Peer {
-                        addr: dest,
-                        reliable: tls,
-                    };
+            match (routed, built) {
+                (Some((r, _)), Ok(invite)) => {
+                    let peer = r.peer;
                     leg.peer = Some(peer);
                     cx.index_dialog(call_id, tag, self.id, Some(idx));
                     if let Some((key, holds, sent)) =
@@ -204,12 +219,10 @@ impl Session {
         let mut sent = Vec::new();
         let mut unroutable = Vec::new();
         for (uri, _) in targets {
-            // A sips: (or transport=tls) recipient gets its copy over TLS, as an invitee does.
-            let tls = cx.leg_tls(&uri);
-            let route = tls.and_then(|_| cx.app.router().route(&uri));
-            let tls = tls.unwrap_or(false);
-            let dest = match route {
-                Some(Route::Direct(a)) | Some(Route::OutboundProxy(a)) => a,
+            // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), but
+            // for its size: RFC 3428 §7 keeps a MESSAGE over UDP under 1300 octets itself.
+            let (r, route) = match cx.route_leg(&uri) {
+                Some(routed) => routed,
                 None => {
                     tracing_log("page-mode", &format!("no route to {}", uri.raw));
                     unroutable.push(uri);
@@ -244,7 +257,7 @@ impl Session {
                 }
                 None => (ct.clone(), payload.clone()),
             };
-            let (via, _) = cx.leg_via_contact(tls, "", &branch);
+            let (via, _) = cx.via_contact(r.transport, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
                 .via_raw(&via)
                 .from(&from_addr, &tag)
@@ -258,17 +271,12 @@ impl Session {
                 b = b.header(name, t);
             }
             let mut b = b.body(&body_ct, body);
-            if let Some(Route::OutboundProxy(p)) = route {
+            if let Route::OutboundProxy(p) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }
             if let Ok(m) = b.build() {
-                let peer = Peer {
-                    addr: dest,
-                    reliable: tls,
-                };
-                if tls {
-                    cx.connect_sip_tls(dest);
-                }
+                let peer = r.peer;
+                cx.open_leg(&r);
                 cx.live.copy_sent(self.id);
                 // A copy whose outcome a delivery report may need holds the session until
                 // its final answer.
@@ -340,7 +348,8 @@ impl Session {
         self.legs
             .iter()
             .filter(move |l| {
-                l.status == LegStatus::Pending && l.peer.is_some_and(|x| x.addr == addr)
+                l.status == LegStatus::Pending
+                    && l.peer.is_some_and(|x| x.addr == addr && x.reliable)
             })
             .filter_map(|l| l.invite_key.clone())
     }
@@ -378,9 +387,9 @@ impl Session {
                 if let Some(inv) = l.invite.take() {
                     l.dialog = Dialog::client_side(&inv, &resp, l.peer);
                 }
-                // Legs are reliable only over TLS (leg_tls).
-                if let Some(d) = l.dialog.as_mut().filter(|d| d.peer.reliable) {
-                    d.tls = cx.cfg.sip_tls_advertised;
+                // Over TLS the dialog's requests say TLS; over TCP, TCP (`route_leg.rs`).
+                if let Some(d) = l.dialog.as_mut() {
+                    d.tls = cx.dialog_tls(d.peer);
                 }
                 l.status = LegStatus::Connected;
             }
@@ -436,6 +445,14 @@ impl Session {
         if key.method() != &Method::Invite {
             self.run_leg_machine(cx, i, &Event::Timer(Timer::F));
             self.check_settled(cx);
+            return;
+        }
+        if self
+            .legs
+            .get(i)
+            .is_some_and(|l| l.invite_key.as_ref() != Some(key))
+        {
+            // An INVITE sent again over UDP (`route_leg.rs`): its first try ends quietly.
             return;
         }
         if let Some(l) = self.legs.get_mut(i)

@@ -51,6 +51,7 @@ pub use facts::{BodyLimits, FactsError};
 pub use live::{
     HistogramSnapshot, LATENCY_BUCKETS, LegOutcome, LiveSnapshot, LiveStats, ResponseKey,
 };
+pub use session::route_leg::PeerTransports;
 
 use crate::machine::{
     Action, ActionKind, Config, Env, Method, Origin, Recipients, Reply, ReportOutcome, Route,

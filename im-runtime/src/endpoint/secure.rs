@@ -60,12 +60,14 @@ impl SipTls {
         }
     }
 
-    /// Opens a TLS connection to `to` for SIP unless one is open or being opened.
-    fn connect(
+    /// Opens a `kind` connection (TLS or TCP) to `to` for SIP unless one is open or being
+    /// opened.
+    pub(crate) fn connect(
         &mut self,
         by_peer: &HashMap<SocketAddr, ConnId>,
         out: &mut VecDeque<Output>,
         to: SocketAddr,
+        kind: StreamKind,
     ) {
         if by_peer.contains_key(&to) || self.pending.contains_key(&to) {
             return;
@@ -73,11 +75,7 @@ impl SipTls {
         self.next += 1;
         let conn = ConnId(SIP_CONN_BASE | self.next);
         self.pending.insert(to, (conn, Vec::new()));
-        out.push_back(Output::Connect {
-            conn,
-            kind: StreamKind::SipTls,
-            to,
-        });
+        out.push_back(Output::Connect { conn, kind, to });
     }
 }
 
@@ -123,8 +121,9 @@ impl<A: Application> Endpoint<A> {
     /// Whether `conn` was one of our SIP connects, now failed (refused, timed out, or the
     /// peer's certificate not trusted): what waited is dropped, and the INVITEs of the legs
     /// towards that peer end with a transport error (RFC 3261 §17.1.4), which fails those
-    /// legs at once as Timer B would. A page-mode copy to it ends by Timer F. The scan over
-    /// the sessions runs only on this rare failure.
+    /// legs at once as Timer B would; an INVITE that went over TCP for its size alone goes
+    /// again over UDP instead (`route_leg.rs`). A page-mode copy to it ends by Timer F. The
+    /// scan over the sessions runs only on this rare failure.
     pub(super) fn sip_connect_failed(&mut self, now: Instant, conn: ConnId) -> bool {
         let peer = self
             .sip_tls
@@ -136,12 +135,9 @@ impl<A: Application> Endpoint<A> {
             return false;
         };
         self.sip_tls.pending.remove(&p);
-        tracing_log("sip", &format!("TLS connection to {p} failed"));
-        let keys: Vec<TsxKey> = self
-            .sessions
-            .values()
-            .flat_map(|s| s.pending_invites_to(p))
-            .collect();
+        tracing_log("sip", &format!("SIP connection to {p} failed"));
+        let mut keys = self.retry_over_udp(now, p);
+        keys.extend(self.sessions.values().flat_map(|s| s.pending_invites_to(p)));
         for k in keys {
             let _ = self.tsx.handle_transport_error(Role::Client, &k);
         }
@@ -239,6 +235,7 @@ impl<A: Application> Ctx<'_, A> {
     /// Opens a TLS connection to `to` for SIP unless one is open or being opened; what the
     /// transaction layer sends to `to` meanwhile waits for it (see [`transmit`]).
     pub(crate) fn connect_sip_tls(&mut self, to: SocketAddr) {
-        self.sip_tls.connect(self.sip_conn_by_peer, self.out, to);
+        self.sip_tls
+            .connect(self.sip_conn_by_peer, self.out, to, StreamKind::SipTls);
     }
 }

@@ -15,6 +15,8 @@ mod msrp_glue;
 mod offline;
 #[path = "originator.rs"]
 mod originator;
+#[path = "route_leg.rs"]
+pub(super) mod route_leg;
 #[path = "teardown.rs"]
 mod teardown;
 
@@ -254,6 +256,9 @@ pub(crate) struct Leg {
     /// machine (7.9.1.4 `answered_after_cancel`). A leg CANCELled by the session (`cancel
     /// legs`, or teardown) that answers 2xx anyway is BYE'd, as the CANCEL meant.
     pub(crate) cancelled_by_own_machine: bool,
+    /// Its INVITE went over TCP for its size alone: a failed connect sends it again over
+    /// UDP (`route_leg.rs`).
+    pub(crate) udp_retry: bool,
 }
 
 impl Leg {
@@ -287,6 +292,7 @@ impl Leg {
             delivery: None,
             cancelled: false,
             cancelled_by_own_machine: false,
+            udp_retry: false,
         }
     }
 }

@@ -136,6 +136,7 @@ pub(super) struct FileLimits {
     pub(super) max_list_size: Option<SizeValue>,
     pub(super) max_list_depth: Option<SizeValue>,
     pub(super) max_list_nodes: Option<SizeValue>,
+    pub(super) max_udp_request: Option<SizeValue>,
 }
 
 #[derive(Deserialize, Debug, Default)]

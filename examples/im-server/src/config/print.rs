@@ -133,6 +133,7 @@ impl ServerConfig {
         line(format!("max_list_size = {}", l.max_list_size));
         line(format!("max_list_depth = {}", l.max_list_depth));
         line(format!("max_list_nodes = {}", l.max_list_nodes));
+        line(format!("max_udp_request = {}", l.max_udp_request));
         line(String::new());
         let t = &self.timers;
         line("[timers]".to_owned());

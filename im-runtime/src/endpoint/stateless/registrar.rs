@@ -67,6 +67,7 @@ impl<A: Application> Endpoint<A> {
                     let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
                     self.conn_use.registered(conn, &key, until, &mut self.out);
                 }
+                self.note_flows(now, peer, &change);
                 // Step 8: the 200 lists every current binding with its remaining time.
                 let extra: Vec<(&str, String)> = bindings
                     .iter()

@@ -1,0 +1,528 @@
+//! How invitees are reached, in virtual time (`endpoint/route_leg.rs`; end to end in
+//! `examples/im-server/tests/e2e_tcp.rs`):
+//! 1. a member URI with `transport=tcp` is invited over a TCP connection the endpoint asks
+//!    for, with `SIP/2.0/TCP` in Via and a TCP Contact, and the dialog (ACK, BYE either
+//!    way) stays on that connection;
+//! 2. a contact registered over a TCP connection gets its INVITE over that connection while
+//!    it is open; once closed, the contact is reached as its URI says (TCP or UDP);
+//! 3. an INVITE over the UDP size limit goes over TCP, and over UDP again (new branch, UDP
+//!    Via and Contact) when that connect fails; the limit is a configuration knob.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use im_runtime::endpoint::{
+    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, PeerTransports,
+    RegisterChange, RegisterError,
+};
+use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Route, Uri};
+use im_runtime::proto::sip::{HeaderName, Message};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const ALICE: &str = "127.0.0.1:40000";
+const SIP: &str = "127.0.0.1:5060";
+
+/// Routes IP-literal URIs to their address, others to their registered contact. Clones
+/// share the table (workers of one server).
+#[derive(Clone, Default)]
+struct Locations(Arc<Mutex<HashMap<String, SocketAddr>>>);
+
+impl InviteeRouter for Locations {
+    fn route(&self, u: &Uri) -> Option<Route> {
+        if let Some(Route::Direct(a)) = Direct.route(u) {
+            return Some(Route::Direct(a));
+        }
+        let key = format!("{}@{}", u.user, u.host);
+        self.0.lock().unwrap().get(&key).copied().map(Route::Direct)
+    }
+}
+
+/// The stand-in application with a registrar.
+struct RegApp {
+    inner: App,
+    locations: Locations,
+}
+
+impl Application for RegApp {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        self.inner.initial(m)
+    }
+    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
+        self.inner.by_clause(c)
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        self.inner.invitee_leg()
+    }
+    fn methods(&self) -> Vec<Method> {
+        self.inner.methods()
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        self.inner.directory()
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        &self.locations
+    }
+    fn offers_registrar(&self) -> bool {
+        true
+    }
+    fn register(
+        &mut self,
+        _: Instant,
+        aor: &Uri,
+        change: &RegisterChange,
+    ) -> Result<Vec<ContactBinding>, RegisterError> {
+        let key = format!("{}@{}", aor.user, aor.host);
+        let mut t = self.locations.0.lock().unwrap();
+        let RegisterChange::Update(bs) = change else {
+            t.remove(&key);
+            return Ok(Vec::new());
+        };
+        for b in bs {
+            if b.expires == 0 {
+                t.remove(&key);
+            } else {
+                t.insert(key.clone(), b.addr);
+            }
+        }
+        Ok(bs.iter().filter(|b| b.expires > 0).cloned().collect())
+    }
+}
+
+struct Sim {
+    ep: Endpoint<RegApp>,
+    now: Instant,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn base() -> Instant {
+    // The one clock read of these tests.
+    Instant::now()
+}
+
+impl Sim {
+    fn new(max_udp_request: usize) -> Sim {
+        Sim::with(
+            max_udp_request,
+            PeerTransports::default(),
+            Locations::default(),
+        )
+    }
+    /// An endpoint (a worker) using `flows` and `locations`, which other workers may share.
+    fn with(max_udp_request: usize, flows: PeerTransports, locations: Locations) -> Sim {
+        let mut cfg = EndpointConfig::new(addr(SIP), addr("127.0.0.1:2855"));
+        cfg.max_udp_request = max_udp_request;
+        cfg.peer_transports = flows;
+        let app = RegApp {
+            inner: App(Knobs::default()),
+            locations,
+        };
+        Sim {
+            ep: Endpoint::new(cfg, app),
+            now: base(),
+        }
+    }
+    fn input(&mut self, i: Input) -> Vec<Output> {
+        self.ep.handle_input(self.now, i);
+        std::iter::from_fn(|| self.ep.poll_output()).collect()
+    }
+    fn open(&mut self, conn: ConnId, peer: &str) -> Vec<Output> {
+        self.input(Input::StreamOpened {
+            conn,
+            kind: StreamKind::Sip,
+            local: addr(SIP),
+            peer: addr(peer),
+        })
+    }
+    fn data(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        self.input(Input::StreamData {
+            conn,
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
+        self.input(Input::Datagram {
+            local: addr(SIP),
+            from: addr(from),
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    /// Alice's INVITE to `recipients` over UDP, answered and ACKed; returns what the
+    /// INVITE produced and the 200.
+    fn session(&mut self, call_id: &str, recipients: &[&str]) -> (Vec<Output>, Message) {
+        let out = self.udp(
+            ALICE,
+            &invite(
+                "UDP",
+                ALICE,
+                call_id,
+                &format!("z9hG4bK{call_id}"),
+                recipients,
+            ),
+        );
+        let ok = udp_to(&out, ALICE)
+            .into_iter()
+            .find(|m| status_of(m) == 200)
+            .unwrap_or_else(|| panic!("a 200 to alice: {out:?}"));
+        let mut all = out;
+        all.extend(self.udp(
+            ALICE,
+            &ack_for(&ok, "UDP", ALICE, &format!("z9hG4bKack{call_id}")),
+        ));
+        (all, ok)
+    }
+}
+
+fn sip_on(out: &[Output], on: ConnId) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::StreamSend { conn, data } if *conn == on => Message::parse(data.clone()).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
+                Message::parse(data.clone()).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn connects(out: &[Output]) -> Vec<(ConnId, StreamKind, SocketAddr)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Connect { conn, kind, to } => Some((*conn, *kind, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn via(m: &Message) -> &str {
+    m.header(HeaderName::Via).unwrap_or("")
+}
+
+fn contact(m: &Message) -> &str {
+    m.header(HeaderName::Contact).unwrap_or("")
+}
+
+fn method(m: &Message) -> Option<&Method> {
+    m.method()
+}
+
+/// A request from an invitee in the dialog of `invite` (whose 2xx carried `to_tag`).
+fn invitee_request(invite: &Message, method: &str, to_tag: &str, via: &str) -> String {
+    let h = |n| invite.header(n).unwrap_or("");
+    crlf(&format!(
+        "{method} sip:conf@{SIP} SIP/2.0\nVia: {via};branch=z9hG4bKinv{method}\nMax-Forwards: 70\nFrom: {};tag={to_tag}\nTo: {}\nCall-ID: {}\nCSeq: 7 {method}\nContent-Length: 0\n\n",
+        h(HeaderName::To),
+        h(HeaderName::From),
+        h(HeaderName::CallId),
+    ))
+}
+
+/// Rule 1, and the dialog following the leg: INVITE, 200, ACK, the invitee's BYE and its
+/// answer all on the one TCP connection, every request of ours saying TCP.
+#[test]
+fn transport_tcp_member_is_invited_and_kept_over_tcp() {
+    let mut sim = Sim::new(1300);
+    let bob = "127.0.0.2:5070";
+    let (out, _) = sim.session("t1", &["sip:bob@127.0.0.2:5070;transport=tcp"]);
+    assert!(udp_to(&out, bob).is_empty(), "nothing over UDP: {out:?}");
+    let c = connects(&out);
+    assert_eq!(c.len(), 1, "{out:?}");
+    let (conn, kind, to) = c[0];
+    assert_eq!((kind, to), (StreamKind::Sip, addr(bob)));
+    let out = sim.open(conn, bob);
+    let inv = sip_on(&out, conn);
+    assert_eq!(
+        inv.len(),
+        1,
+        "the INVITE waited for the connection: {out:?}"
+    );
+    let inv = &inv[0];
+    assert_eq!(method(inv), Some(&Method::Invite));
+    assert!(
+        via(inv).starts_with(&format!("SIP/2.0/TCP {SIP};")),
+        "{}",
+        via(inv)
+    );
+    assert!(
+        contact(inv).starts_with("<sip:conf-") && contact(inv).contains(";transport=tcp>"),
+        "{}",
+        contact(inv)
+    );
+    // The leg's own offer stays plain MSRP (the connection is not secured).
+    assert!(String::from_utf8_lossy(inv.body_bytes()).contains("TCP/MSRP"));
+
+    let ok = response_to(inv, 200, "b1", Some(&invitee_sdp("127.0.0.2:7002", "bobs")));
+    let out = sim.data(conn, &ok);
+    let ack = sip_on(&out, conn)
+        .into_iter()
+        .find(|m| method(m) == Some(&Method::Ack))
+        .unwrap_or_else(|| panic!("the ACK on bob's connection: {out:?}"));
+    assert!(
+        via(&ack).starts_with(&format!("SIP/2.0/TCP {SIP};")),
+        "{}",
+        via(&ack)
+    );
+    assert!(udp_to(&out, bob).is_empty());
+
+    // The invitee hangs up over the same connection and is answered there.
+    let bye = invitee_request(inv, "BYE", "b1", &format!("SIP/2.0/TCP {bob}"));
+    let out = sim.data(conn, &bye);
+    let answers: Vec<u16> = sip_on(&out, conn).iter().map(status_of).collect();
+    assert!(answers.contains(&200), "{out:?}");
+}
+
+/// Our BYE to a TCP leg (the originator leaves) goes over the leg's connection with a TCP Via.
+#[test]
+fn bye_to_a_tcp_leg_goes_over_its_connection() {
+    let mut sim = Sim::new(1300);
+    let bob = "127.0.0.2:5071";
+    let (out, ok_alice) = sim.session("t2", &["sip:bob@127.0.0.2:5071;transport=tcp"]);
+    let (conn, _, _) = connects(&out)[0];
+    let inv = sip_on(&sim.open(conn, bob), conn).remove(0);
+    sim.data(
+        conn,
+        &response_to(
+            &inv,
+            200,
+            "b2",
+            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
+        ),
+    );
+    let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
+    let out = sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t2", "z9hG4bKbye2", &to, 2, ""),
+    );
+    let bye = sip_on(&out, conn)
+        .into_iter()
+        .find(|m| method(m) == Some(&Method::Bye))
+        .unwrap_or_else(|| panic!("a BYE to bob on his connection: {out:?}"));
+    assert!(
+        via(&bye).starts_with(&format!("SIP/2.0/TCP {SIP};")),
+        "{}",
+        via(&bye)
+    );
+    assert!(udp_to(&out, bob).is_empty());
+}
+
+fn register(user: &str, contact: &str, call_id: &str, via: &str) -> String {
+    crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {via};branch=z9hG4bKreg{call_id}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r1\nTo: <sip:{user}@example.com>\nCall-ID: {call_id}\nCSeq: 1 REGISTER\nContact: <{contact}>\nExpires: 600\nContent-Length: 0\n\n"
+    ))
+}
+
+/// Rule 2: a contact registered over TCP is invited over that connection (its own port
+/// listens for nothing), and once that connection is gone it is reached as its Contact URI
+/// says: a new TCP connection for `transport=tcp`, UDP for a plain URI.
+#[test]
+fn registered_contact_is_reached_over_the_registration_connection() {
+    // No switch for size here (this INVITE passes 1300 octets): rules 1 and 2 alone.
+    let mut sim = Sim::new(0);
+    // Bob registers from port 40123 a contact on 5099 (where nothing listens).
+    let bob_conn = ConnId(ConnId::ACCEPTED | 7);
+    let bob_src = "127.0.0.3:40123";
+    sim.open(bob_conn, bob_src);
+    let out = sim.data(
+        bob_conn,
+        &register(
+            "bob",
+            "sip:bob@127.0.0.3:5099;transport=tcp",
+            "r-bob",
+            bob_src,
+        ),
+    );
+    assert_eq!(
+        sip_on(&out, bob_conn)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [200]
+    );
+    // Carol registers over TCP a plain contact.
+    let carol_conn = ConnId(ConnId::ACCEPTED | 8);
+    let carol_src = "127.0.0.4:40124";
+    sim.open(carol_conn, carol_src);
+    let out = sim.data(
+        carol_conn,
+        &register("carol", "sip:carol@127.0.0.4:5098", "r-carol", carol_src),
+    );
+    assert_eq!(
+        sip_on(&out, carol_conn)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [200]
+    );
+
+    let (out, _) = sim.session("t3", &["sip:bob@example.com", "sip:carol@example.com"]);
+    assert!(connects(&out).is_empty(), "no new connection: {out:?}");
+    for (conn, user) in [(bob_conn, "bob"), (carol_conn, "carol")] {
+        let inv = sip_on(&out, conn);
+        assert_eq!(inv.len(), 1, "{user}'s INVITE on its connection: {out:?}");
+        assert_eq!(
+            inv[0].request_uri_str(),
+            Some(&*format!("sip:{user}@example.com"))
+        );
+        assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "), "{}", via(&inv[0]));
+    }
+
+    // Both connections close: bob's URI asks for TCP, carol's for nothing (UDP).
+    sim.input(Input::StreamClosed { conn: bob_conn });
+    sim.input(Input::StreamClosed { conn: carol_conn });
+    let (out, _) = sim.session("t4", &["sip:bob@example.com", "sip:carol@example.com"]);
+    assert_eq!(
+        connects(&out)
+            .iter()
+            .map(|(_, k, to)| (*k, *to))
+            .collect::<Vec<_>>(),
+        [(StreamKind::Sip, addr("127.0.0.3:5099"))],
+        "{out:?}"
+    );
+    assert!(udp_to(&out, "127.0.0.3:5099").is_empty());
+    let carol = udp_to(&out, "127.0.0.4:5098");
+    assert_eq!(carol.len(), 1, "{out:?}");
+    assert!(via(&carol[0]).starts_with("SIP/2.0/UDP "));
+}
+
+/// Two workers sharing the flow table (as im-server's do): the REGISTER reached worker A,
+/// the session runs on worker B, and B sends the INVITE over the registration connection
+/// (open in both, under the same id).
+#[test]
+fn a_registration_connection_serves_every_worker() {
+    let flows = PeerTransports::default();
+    let locations = Locations::default();
+    let mut a = Sim::with(0, flows.clone(), locations.clone());
+    let mut b = Sim::with(0, flows, locations);
+    let bob_conn = ConnId(ConnId::ACCEPTED | 9);
+    let bob_src = "127.0.0.3:40200";
+    a.open(bob_conn, bob_src);
+    b.open(bob_conn, bob_src);
+    let out = a.data(
+        bob_conn,
+        &register("bob", "sip:bob@127.0.0.3:5097", "r-bob2", bob_src),
+    );
+    assert_eq!(
+        sip_on(&out, bob_conn)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [200]
+    );
+    let (out, _) = b.session("t8", &["sip:bob@example.com"]);
+    assert!(connects(&out).is_empty(), "{out:?}");
+    assert!(udp_to(&out, "127.0.0.3:5097").is_empty(), "{out:?}");
+    let inv = sip_on(&out, bob_conn);
+    assert_eq!(inv.len(), 1, "{out:?}");
+    assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "));
+    // Without the shared table, worker B would send it over UDP to the Contact.
+    let mut c = Sim::with(0, PeerTransports::default(), b.ep.app().locations.clone());
+    c.open(bob_conn, bob_src);
+    let (out, _) = c.session("t9", &["sip:bob@example.com"]);
+    assert_eq!(udp_to(&out, "127.0.0.3:5097").len(), 1, "{out:?}");
+}
+
+/// A list long enough that the invitee INVITE (offer and recipient-list-history) passes
+/// 1300 octets; the first entry is the one the test answers.
+fn long_list(first: &str) -> Vec<String> {
+    let mut v = vec![first.to_owned()];
+    v.extend((0..20).map(|i| format!("sip:somebody-with-a-long-name-{i}@127.0.0.9:{}", 6000 + i)));
+    v
+}
+
+/// Rule 3: over the limit, TCP; a refused connect sends the INVITE again over UDP (UDP Via,
+/// a new branch, a UDP Contact) and the leg goes on; with the limit at 0, UDP at once.
+#[test]
+fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
+    let bob = "127.0.0.2:5072";
+    let list = long_list(&format!("sip:bob@{bob}"));
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+
+    let mut sim = Sim::new(1300);
+    let (out, _) = sim.session("t5", &refs);
+    assert!(udp_to(&out, bob).is_empty(), "not over UDP first: {out:?}");
+    let (conn, kind, _) = connects(&out)
+        .into_iter()
+        .find(|(_, _, to)| *to == addr(bob))
+        .unwrap_or_else(|| panic!("a TCP connect to bob: {out:?}"));
+    assert_eq!(kind, StreamKind::Sip);
+    let out = sim.input(Input::ConnectFailed { conn });
+    let inv = udp_to(&out, bob);
+    assert_eq!(inv.len(), 1, "the INVITE again over UDP: {out:?}");
+    let inv = &inv[0];
+    assert!(inv.as_bytes().len() > 1300);
+    assert!(
+        via(inv).starts_with(&format!("SIP/2.0/UDP {SIP};")),
+        "{}",
+        via(inv)
+    );
+    assert!(!contact(inv).contains("transport=tcp"), "{}", contact(inv));
+    // The leg did not fail: its 200 is ACKed over UDP.
+    let out = sim.udp(
+        bob,
+        &response_to(inv, 200, "b5", Some(&invitee_sdp("127.0.0.2:7002", "bobs"))),
+    );
+    let acks: Vec<Message> = udp_to(&out, bob)
+        .into_iter()
+        .filter(|m| method(m) == Some(&Method::Ack))
+        .collect();
+    assert_eq!(acks.len(), 1, "{out:?}");
+    assert!(via(&acks[0]).starts_with("SIP/2.0/UDP "));
+    // Bob refused TCP: the next session's large INVITE goes to him over UDP at once.
+    let (out, _) = sim.session("t5b", &refs);
+    assert!(
+        !connects(&out).iter().any(|(_, _, to)| *to == addr(bob)),
+        "{out:?}"
+    );
+    assert_eq!(udp_to(&out, bob).len(), 1, "{out:?}");
+
+    // A connect that succeeds carries the large INVITE over TCP.
+    let mut sim = Sim::new(1300);
+    let (out, _) = sim.session("t6", &refs);
+    let (conn, _, _) = connects(&out)
+        .into_iter()
+        .find(|(_, _, to)| *to == addr(bob))
+        .unwrap();
+    let inv = sip_on(&sim.open(conn, bob), conn);
+    assert_eq!(inv.len(), 1);
+    assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "), "{}", via(&inv[0]));
+    assert!(inv[0].as_bytes().len() > 1300);
+
+    // A leg CANCELled (the originator left) while its connect was under way is not sent
+    // again over UDP when the connect fails.
+    let mut sim = Sim::new(1300);
+    let (out, ok) = sim.session("t6b", &refs);
+    let (conn, _, _) = connects(&out)
+        .into_iter()
+        .find(|(_, _, to)| *to == addr(bob))
+        .unwrap();
+    let to = ok.header(HeaderName::To).unwrap().to_owned();
+    sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t6b", "z9hG4bKbye6b", &to, 2, ""),
+    );
+    let out = sim.input(Input::ConnectFailed { conn });
+    assert!(
+        !udp_to(&out, bob)
+            .iter()
+            .any(|m| method(m) == Some(&Method::Invite)),
+        "{out:?}"
+    );
+
+    // The knob: 0 keeps every INVITE on UDP.
+    let mut sim = Sim::new(0);
+    let (out, _) = sim.session("t7", &refs);
+    assert!(connects(&out).is_empty(), "{out:?}");
+    assert_eq!(udp_to(&out, bob).len(), 1);
+}
