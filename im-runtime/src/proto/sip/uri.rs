@@ -168,15 +168,23 @@ fn check_escaped(
 ) -> Result<(), ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
-    while let Some(&c) = b.get(i) {
+    loop {
+        // Runs of class characters in a tight loop (escapes are rare); stop at anything else.
+        i += b
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&c| c == b'%' || !ok(c))
+            .unwrap_or(b.len() - i.min(b.len()));
+        let Some(&c) = b.get(i) else {
+            break;
+        };
         if c == b'%' {
             let hex_pair = b.get(i + 1..i + 3);
             if !hex_pair.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                 return Err(ParseError::new(ErrorKind::Escape, base + i).ctx(what));
             }
             i += 3;
-        } else if ok(c) {
-            i += 1;
         } else {
             return Err(ParseError::new(ErrorKind::Expected("URI character"), base + i).ctx(what));
         }
