@@ -1154,6 +1154,20 @@ mod tests {
             ErrorKind::Escape
         );
         assert!(Uri::parse("sip:a@x;p=%41%42").is_ok());
+        // The user ends at the first `:`, where the password starts.
+        let u = Uri::parse("sip:al%3A:pw@h").unwrap();
+        assert_eq!((u.user(), u.password()), (Some("al%3A"), Some("pw")));
+        let u = Uri::parse("sip:al:@h").unwrap();
+        assert_eq!((u.user(), u.password()), (Some("al"), Some("")));
+        assert_eq!(
+            Uri::parse("sip::pw@h").unwrap_err().kind,
+            ErrorKind::Expected("user")
+        );
+        let bad = Uri::parse("sip:a{b:pw@h").unwrap_err();
+        assert_eq!(
+            (bad.kind, bad.offset),
+            (ErrorKind::Expected("URI character"), 5)
+        );
         assert!(Uri::parse("sip:a@x;p=\u{e9}").is_err());
     }
 
