@@ -279,7 +279,7 @@ impl Message {
                 )
                 .in_header("Content-Length", 0)));
             }
-            let v = std::str::from_utf8(b.get(h.value.range()).unwrap_or_default()).unwrap_or("");
+            let v = head.get(h.value.range()).unwrap_or("");
             let n = parse_number(v, u32::MAX as u64, "Content-Length")
                 .map_err(|e| at(e.in_header("Content-Length", h.value.s as usize)))?;
             cl = Some((n as usize, h));

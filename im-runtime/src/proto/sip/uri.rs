@@ -166,22 +166,45 @@ fn check_escaped(
     ok: impl Fn(u8) -> bool,
     what: &'static str,
 ) -> Result<(), ParseError> {
+    check_escaped_upto(s, base, ok, what, b'%').map(drop)
+}
+
+/// [`check_escaped`] up to the first `stop` byte (not in the class): its position, or the
+/// length when there is none. A `stop` of `%` stops nowhere (it starts an escape).
+fn check_escaped_upto(
+    s: &str,
+    base: usize,
+    ok: impl Fn(u8) -> bool,
+    what: &'static str,
+    stop: u8,
+) -> Result<usize, ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
-    while let Some(&c) = b.get(i) {
+    loop {
+        // Runs of class characters in a tight loop (escapes are rare); stop at anything else.
+        i += b
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&c| c == b'%' || !ok(c))
+            .unwrap_or(b.len() - i.min(b.len()));
+        let Some(&c) = b.get(i) else {
+            break;
+        };
+        if c == stop && c != b'%' {
+            return Ok(i);
+        }
         if c == b'%' {
             let hex_pair = b.get(i + 1..i + 3);
             if !hex_pair.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                 return Err(ParseError::new(ErrorKind::Escape, base + i).ctx(what));
             }
             i += 3;
-        } else if ok(c) {
-            i += 1;
         } else {
             return Err(ParseError::new(ErrorKind::Expected("URI character"), base + i).ctx(what));
         }
     }
-    Ok(())
+    Ok(b.len())
 }
 
 /// Validates a host: hostname, IPv4 address or bracketed IPv6 reference. The IPv6 check is
@@ -342,14 +365,16 @@ impl<'a> Uri<'a> {
         let (hostpart, hbase) = match split_once_byte(rest, b'@') {
             Some((userinfo, after_at)) => {
                 let at = userinfo.len();
-                let (user, password) = match split_once_byte(userinfo, b':') {
-                    Some((u, p)) => (u, Some(p)),
-                    None => (userinfo, None),
+                // `:` is not a user character: the walk that checks the user stops at the
+                // first one, where the password starts (as splitting at it first would).
+                let u = check_escaped_upto(userinfo, base, is_user_char, "user", b':')?;
+                let (user, password) = match userinfo.split_at_checked(u) {
+                    Some((u, p)) if !p.is_empty() => (u, Some(p.get(1..).unwrap_or(""))),
+                    _ => (userinfo, None),
                 };
                 if user.is_empty() {
                     return Err(ParseError::new(ErrorKind::Expected("user"), base).ctx("user"));
                 }
-                check_escaped(user, base, is_user_char, "user")?;
                 if let Some(p) = password {
                     check_escaped(p, base + user.len() + 1, is_password_char, "password")?;
                 }
