@@ -309,6 +309,8 @@ pub struct Respond {
     pub contact_params: Vec<String>,
     /// Warning text.
     pub warning: Option<Text>,
+    /// The Warning's code (RFC 3261 §20.43): the spec's, else 399.
+    pub warning_code: u16,
     /// SDP answer items; `None` for no body.
     pub sdp: Option<Vec<SdpItem>>,
 }

@@ -987,6 +987,7 @@ impl Lowerer<'_> {
         let mut contact_focus = false;
         let mut contact_params = Vec::new();
         let mut warning = None;
+        let mut warning_code = super::warning::DEFAULT_WARNING_CODE;
         let mut sdp = None;
         let mut ok = true;
         for item in &r.items {
@@ -1027,7 +1028,11 @@ impl Lowerer<'_> {
                         }
                     }
                 }
-                ast::RespondItem::Warning(s) => {
+                ast::RespondItem::Warning(code, s) => {
+                    match super::warning::warning_code(self.diags, *code) {
+                        Some(c) => warning_code = c,
+                        None => ok = false,
+                    }
                     let mut ecx = ExprCx::new(&self.conditions, self.diags);
                     match lower_text(&mut ecx, self.sources, s) {
                         Some(t) => warning = Some(t),
@@ -1119,6 +1124,7 @@ impl Lowerer<'_> {
             contact_focus,
             contact_params,
             warning,
+            warning_code,
             sdp,
         })
     }

@@ -186,7 +186,11 @@ impl Gen<'_> {
         let warning = match &r.warning {
             Some(t) => {
                 let t = self.cx.text(t);
-                quote!(::core::option::Option::Some(#t))
+                let code = r.warning_code;
+                quote!(::core::option::Option::Some(::im_runtime::machine::Warning {
+                    code: #code,
+                    text: #t,
+                }))
             }
             None => quote!(::core::option::Option::None),
         };

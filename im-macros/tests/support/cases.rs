@@ -252,6 +252,8 @@ pub struct Expect {
     /// Procedure → state when the run ends.
     #[serde(default)]
     pub states: BTreeMap<String, String>,
+    /// Its Warning's code (RFC 3261 §20.43; 399 unless the spec writes one).
+    pub warning_code: Option<u16>,
 }
 
 /// The originator of every default request.
@@ -692,6 +694,7 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
     if e.status.is_some()
         || e.reason.is_some()
         || e.warning.is_some()
+        || e.warning_code.is_some()
         || e.answered_by.is_some()
         || e.unanswerable.is_some()
         || e.contact.is_some()
@@ -718,6 +721,13 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                     "warning",
                     e.warning.clone(),
                     r.warning.as_deref().unwrap_or("").to_string(),
+                );
+                check(
+                    "warning_code",
+                    e.warning_code.map(|c| c.to_string()),
+                    r.warning
+                        .as_ref()
+                        .map_or(String::new(), |w| w.code.to_string()),
                 );
                 check(
                     "answered_by",

@@ -92,6 +92,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "re-INVITE in the originator's dialog: 501 by the edited rule (was 405)",
             "a copy timed out (timer F), negative delivery asked: no IMDN without the rule (was IMDN failed)",
             "the invitee INVITE has no Referred-By and offers setup active (was Referred-By, actpass)",
+            "no common accept-types: the edited Warning has code 399 (was 305)",
         ]
     );
 }
