@@ -93,6 +93,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "a copy timed out (timer F), negative delivery asked: no IMDN without the rule (was IMDN failed)",
             "the invitee INVITE has no Referred-By and offers setup active (was Referred-By, actpass)",
             "no common accept-types: the edited Warning has code 399 (was 305)",
+            "leg: an unroutable invitee (480) fails with the edited outcome 404 (was its status)",
         ]
     );
 }
