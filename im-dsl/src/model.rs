@@ -158,6 +158,8 @@ pub enum TimerRef {
     F,
     /// RFC 3261 Timer H.
     H,
+    /// `timer lifetime`: the session's lifetime (configuration) is over.
+    Lifetime,
     /// A declared timer: index into [`Procedure::timers`].
     Spec(usize),
 }

@@ -126,6 +126,10 @@ pub enum Timer {
     F,
     /// RFC 3261 Timer H: no ACK arrived for a final response sent to an INVITE.
     H,
+    /// The session's lifetime (`EndpointConfig::session_lifetime`) is over: the machines
+    /// say what becomes of the legs and the originator; the runtime ends what is still up
+    /// 64·T1 later.
+    Lifetime,
     /// A timer declared in the spec; the number is assigned by the generator per procedure.
     Spec(u16),
 }

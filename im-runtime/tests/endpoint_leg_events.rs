@@ -11,11 +11,13 @@ use common::{addr, invite};
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{
     Action, ActionKind, DeliveryOutcome, Env, Event, Facts, GroupDirectory, Invitation,
-    InviteeRouter, Machine, Method, NoGroups, Origin, Recipients, Reply, Route, Selection, Uri,
+    InviteeRouter, Machine, Method, NoGroups, Origin, Recipients, Reply, Route, Selection, Timer,
+    Uri,
 };
-use im_runtime::transport::{Core, Input};
+use im_runtime::proto::sip::Message;
+use im_runtime::transport::{Core, Input, Output};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const O: Origin = Origin {
     procedure: "recorder",
@@ -66,8 +68,9 @@ impl Machine for Session {
     fn state_name(&self) -> &'static str {
         if self.1 { "settled" } else { "waiting" }
     }
+    // Never final: it hears every event of the session, the lifetime's too.
     fn is_final(&self) -> bool {
-        self.1
+        false
     }
 }
 
@@ -130,14 +133,27 @@ impl Application for App {
 
 /// Runs alice's INVITE with `list` and returns what the machines heard after the initial
 /// request.
-#[allow(clippy::disallowed_methods)]
 fn heard(list: &[&str]) -> Vec<(&'static str, Event)> {
     let log: Heard = Arc::default();
     let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
     let mut ep = Endpoint::new(cfg, App(log.clone()));
-    // The one clock read of this test: the endpoint only needs some instant.
+    start(&mut ep, now(), list);
+    let v = log.lock().expect("lock").clone();
+    v.into_iter()
+        .filter(|(_, e)| !matches!(e, Event::InitialRequest(_)))
+        .collect()
+}
+
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    // The one clock read of these tests: the endpoint only needs some instant.
+    Instant::now()
+}
+
+/// Feeds alice's INVITE with `list` at `at` and drains the output.
+fn start(ep: &mut Endpoint<App>, at: Instant, list: &[&str]) {
     ep.handle_input(
-        Instant::now(),
+        at,
         Input::Datagram {
             local: addr("127.0.0.1:5060"),
             from: addr("127.0.0.1:5070"),
@@ -147,10 +163,21 @@ fn heard(list: &[&str]) -> Vec<(&'static str, Event)> {
         },
     );
     while ep.poll_output().is_some() {}
-    let v = log.lock().expect("lock").clone();
-    v.into_iter()
-        .filter(|(_, e)| !matches!(e, Event::InitialRequest(_)))
-        .collect()
+}
+
+/// BYE requests the endpoint sends at `at`.
+fn byes_at(ep: &mut Endpoint<App>, at: Instant) -> usize {
+    ep.handle_input(at, Input::Timeout);
+    let mut n = 0;
+    while let Some(o) = ep.poll_output() {
+        if let Output::Datagram { data, .. } = o
+            && let Ok(m) = Message::parse(data)
+            && m.method() == Some(&Method::Bye)
+        {
+            n += 1;
+        }
+    }
+    n
 }
 
 #[test]
@@ -181,4 +208,27 @@ fn a_fan_out_that_starts_no_leg_settles_at_once() {
     let h = heard(&["sip:alice@example.com"]);
     assert!(h.iter().all(|(w, _)| *w == "session"), "{h:?}");
     assert_eq!(h, [("session", Event::LegsSettled)], "{h:?}");
+}
+
+#[test]
+fn the_lifetime_is_the_machines_first_and_the_runtime_ends_the_session_64_t1_later() {
+    let log: Heard = Arc::default();
+    let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+    cfg.session_lifetime = Duration::from_secs(20);
+    let mut ep = Endpoint::new(cfg, App(log.clone()));
+    let t0 = now();
+    start(&mut ep, t0, &["sip:alice@example.com"]);
+    // At the lifetime the machines hear it; these ones end nothing, so nothing is sent.
+    assert_eq!(byes_at(&mut ep, t0 + Duration::from_secs(21)), 0);
+    assert!(
+        log.lock()
+            .expect("lock")
+            .iter()
+            .any(|(w, e)| *w == "session" && *e == Event::Timer(Timer::Lifetime)),
+        "{log:?}"
+    );
+    assert_eq!(ep.live_sessions(), 1);
+    // 64·T1 (32 s) later the runtime ends the session: the originator gets its BYE.
+    assert_eq!(byes_at(&mut ep, t0 + Duration::from_secs(51)), 0);
+    assert_eq!(byes_at(&mut ep, t0 + Duration::from_secs(53)), 1);
 }

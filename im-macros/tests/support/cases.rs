@@ -449,6 +449,7 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["timer", "B"] => Event::Timer(Timer::B),
         ["timer", "F"] => Event::Timer(Timer::F),
         ["timer", "H"] => Event::Timer(Timer::H),
+        ["timer", "lifetime"] => Event::Timer(Timer::Lifetime),
         ["timer", name] => Event::Timer(
             m.timers
                 .iter()
@@ -480,6 +481,7 @@ fn timer_name(m: &Machines, procedure: &str, t: Timer) -> String {
         Timer::B => "B".into(),
         Timer::F => "F".into(),
         Timer::H => "H".into(),
+        Timer::Lifetime => "lifetime".into(),
         Timer::Spec(_) => m
             .timers
             .iter()

@@ -418,6 +418,7 @@ pub(super) fn spec_timer_id(t: Timer) -> u16 {
         Timer::B => u16::MAX,
         Timer::F => u16::MAX - 1,
         Timer::H => u16::MAX - 2,
+        Timer::Lifetime => u16::MAX - 3,
     }
 }
 

@@ -320,6 +320,8 @@ pub(crate) struct Session {
     /// Boxed: an idle session has none yet, and a `Message` is large inline.
     held: Option<Box<msrp::Message>>,
     settled_sent: bool,
+    /// The machines have heard `timer lifetime`; the next lifetime deadline ends the session.
+    lifetime_heard: bool,
     originator_gone: bool,
     ending: bool,
     /// A spec `bye` to the originator came before the ACK: sent once the dialog is
@@ -416,6 +418,7 @@ impl Session {
             msrp_originator: false,
             held: None,
             settled_sent: false,
+            lifetime_heard: false,
             originator_gone: false,
             ending: false,
             bye_when_confirmed: false,

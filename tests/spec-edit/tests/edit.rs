@@ -94,6 +94,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "the invitee INVITE has no Referred-By and offers setup active (was Referred-By, actpass)",
             "no common accept-types: the edited Warning has code 399 (was 305)",
             "leg: an unroutable invitee (480) fails with the edited outcome 404 (was its status)",
+            "lifetime over: the edited rule only logs (was BYE, CANCEL and BYE the legs)",
         ]
     );
 }
