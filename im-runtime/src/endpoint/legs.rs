@@ -163,8 +163,8 @@ impl Session {
                         0 => 503,
                         s => s,
                     };
+                    // No `status_code`: no response came (logs say "no answer").
                     leg.status = LegStatus::Failed;
-                    leg.status_code = Some(status);
                     self.legs.push(leg);
                     cx.live.leg(LegOutcome::NoRoute);
                     tracing_log("leg", &format!("no route to {}: {status}", uri.raw));

@@ -574,6 +574,13 @@ impl Session {
             .map(|l| {
                 let what = match (l.status, l.delivery) {
                     (_, Some(200)) => "delivered".to_string(),
+                    // A failed outcome of a leg that never connected: the invitee was not
+                    // reached (declined, timed out, unroutable).
+                    (LegStatus::Failed, Some(_)) if l.dialog.is_none() => format!(
+                        "not reached ({})",
+                        l.status_code
+                            .map_or("no answer".to_string(), |s| s.to_string())
+                    ),
                     (_, Some(code)) => format!("delivery failed ({code})"),
                     (LegStatus::Failed, None) => format!(
                         "not reached ({})",
