@@ -329,8 +329,9 @@ pub enum RespondItem {
     Header(Ident, StrLit),
     /// `contact focus ["param" …]`: the span of the words, and the parameters.
     ContactFocus(Span, Vec<StrLit>),
-    /// `warning "text"`.
-    Warning(StrLit),
+    /// `warning [CODE] "text"`: the Warning code (RFC 3261 §20.43) and where it is written,
+    /// when given (the checker then requires 300..=399; none means 399).
+    Warning(Option<(u16, Span)>, StrLit),
     /// `sdp { … }`.
     Sdp(Vec<SdpItem>, Span),
 }

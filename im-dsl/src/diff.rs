@@ -359,7 +359,7 @@ fn text(spec: &Spec, t: &Text) -> String {
 fn respond_text(spec: &Spec, r: &Respond) -> String {
     let mut s = format!("respond {} {:?}", r.status, r.reason);
     if let Some(w) = &r.warning {
-        let _ = write!(s, " warning {:?}", text(spec, w));
+        let _ = write!(s, " warning {} {:?}", r.warning_code, text(spec, w));
     }
     for (n, v) in &r.headers {
         let _ = write!(s, " header {n}={v:?}");

@@ -328,6 +328,7 @@ fn timer_text(proc: &Procedure, t: TimerRef) -> String {
         TimerRef::B => "B".into(),
         TimerRef::F => "F".into(),
         TimerRef::H => "H".into(),
+        TimerRef::Lifetime => "lifetime".into(),
         TimerRef::Spec(i) => proc
             .timers
             .get(i)

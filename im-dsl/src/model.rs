@@ -158,6 +158,8 @@ pub enum TimerRef {
     F,
     /// RFC 3261 Timer H.
     H,
+    /// `timer lifetime`: the session's lifetime (configuration) is over.
+    Lifetime,
     /// A declared timer: index into [`Procedure::timers`].
     Spec(usize),
 }
@@ -309,6 +311,8 @@ pub struct Respond {
     pub contact_params: Vec<String>,
     /// Warning text.
     pub warning: Option<Text>,
+    /// The Warning's code (RFC 3261 §20.43): the spec's, else 399.
+    pub warning_code: u16,
     /// SDP answer items; `None` for no body.
     pub sdp: Option<Vec<SdpItem>>,
 }

@@ -479,8 +479,18 @@ impl Builder {
                                 r.items.push(RespondItem::ContactFocus(ispan, params))
                             }
                             Rule::resp_warning => {
-                                if let Some(s) = item.into_inner().next() {
-                                    r.items.push(RespondItem::Warning(self.string(s)));
+                                let mut code = None;
+                                for w in item.into_inner() {
+                                    match w.as_rule() {
+                                        Rule::status => {
+                                            let span = self.span(&w);
+                                            code = w.as_str().parse().ok().map(|c| (c, span));
+                                        }
+                                        Rule::string => {
+                                            r.items.push(RespondItem::Warning(code, self.string(w)))
+                                        }
+                                        _ => {}
+                                    }
                                 }
                             }
                             Rule::sdp_block => {
@@ -867,7 +877,7 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::resp_header => "`header NAME = \"value\"`",
         Rule::header_name => "a header name",
         Rule::resp_contact => "`contact focus`",
-        Rule::resp_warning => "`warning \"text\"`",
+        Rule::resp_warning => "`warning [CODE] \"text\"`",
         Rule::sdp_block => "`sdp { … }`",
         Rule::sdp_else => "`else STATUS \"reason\"`",
         Rule::sdp_path

@@ -265,7 +265,8 @@ fn respond_item() -> impl Strategy<Value = RespondItem> {
     prop_oneof![
         (attr_name(), strlit()).prop_map(|(n, v)| RespondItem::Header(id(n), v)),
         prop::collection::vec(strlit(), 0..3).prop_map(|p| RespondItem::ContactFocus(sp(), p)),
-        strlit().prop_map(RespondItem::Warning),
+        (prop::option::of(100u16..700), strlit())
+            .prop_map(|(c, w)| RespondItem::Warning(c.map(|c| (c, sp())), w)),
         prop::collection::vec(sdp_item(), 0..4).prop_map(|v| RespondItem::Sdp(v, sp())),
     ]
 }
@@ -891,8 +892,11 @@ impl Noisy {
                     self.t(quote(&p.value));
                 }
             }
-            RespondItem::Warning(w) => {
+            RespondItem::Warning(code, w) => {
                 self.t("warning");
+                if let Some((c, _)) = code {
+                    self.t(c.to_string());
+                }
                 self.t(quote(&w.value));
             }
             RespondItem::Sdp(items, _) => {

@@ -126,6 +126,10 @@ pub enum Timer {
     F,
     /// RFC 3261 Timer H: no ACK arrived for a final response sent to an INVITE.
     H,
+    /// The session's lifetime (`EndpointConfig::session_lifetime`) is over: the machines
+    /// say what becomes of the legs and the originator; the runtime ends what is still up
+    /// 64·T1 later.
+    Lifetime,
     /// A timer declared in the spec; the number is assigned by the generator per procedure.
     Spec(u16),
 }
@@ -734,10 +738,51 @@ pub struct Reply {
     pub reason: Cow<'static, str>,
     /// Extra headers (name, value) in order.
     pub headers: Vec<(Cow<'static, str>, HeaderValue)>,
-    /// `Warning` text (code 399, the server's host as agent), when the spec gives one.
-    pub warning: Option<Cow<'static, str>>,
+    /// `Warning` (the server's host as agent), when the spec gives one.
+    pub warning: Option<Warning>,
     /// The SDP answer to build, item by item; empty for no body.
     pub sdp_answer: Vec<SdpAnswerItem>,
+}
+
+/// A `Warning` header's code and text (RFC 3261 §20.43); the agent is the server's host.
+/// It reads as its text (`Deref<Target = str>`); made from a string it has code 399.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The warn-code, 300..=399 (the spec's `warning 305 "…"`; 399 when it gives none).
+    pub code: u16,
+    /// The warn-text.
+    pub text: Cow<'static, str>,
+}
+
+impl Warning {
+    /// RFC 3261 §20.43 "399 Miscellaneous warning": the code of a Warning the spec gives
+    /// without one.
+    pub const MISCELLANEOUS: u16 = 399;
+}
+
+impl std::ops::Deref for Warning {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<&'static str> for Warning {
+    fn from(text: &'static str) -> Self {
+        Warning {
+            code: Warning::MISCELLANEOUS,
+            text: Cow::Borrowed(text),
+        }
+    }
+}
+
+impl From<String> for Warning {
+    fn from(text: String) -> Self {
+        Warning {
+            code: Warning::MISCELLANEOUS,
+            text: Cow::Owned(text),
+        }
+    }
 }
 
 /// Who a fan-out action addresses.

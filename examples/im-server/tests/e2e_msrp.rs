@@ -570,6 +570,8 @@ fn refusals_404_403_limit_and_disjoint_types() {
     let (start, warning) = refused(&server2, GROUP, &alice, "application/x-none image/png");
     assert_eq!(start, "SIP/2.0 488 Not Acceptable Here");
     assert!(warning.contains("no common accept-types"), "{warning}");
+    // The spec's `warning 305 "…"` (RFC 3261 §20.43 incompatible media format).
+    assert!(warning.starts_with("305 "), "{warning}");
 
     let r = uas.wait();
     assert_eq!(r.received_invites(), 0, "nobody is invited: {r:?}");

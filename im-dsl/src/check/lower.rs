@@ -417,16 +417,20 @@ impl Lowerer<'_> {
                 self.duplicate("timer", t, timer_spans[prev]);
                 continue;
             }
-            if matches!(t.name.as_str(), "B" | "F" | "H") {
+            if matches!(t.name.as_str(), "B" | "F" | "H" | "lifetime") {
+                let (what, by) = match t.name.as_str() {
+                    "lifetime" => ("the session's lifetime", "the runtime's"),
+                    _ => ("an RFC 3261 timer", "already defined by RFC 3261"),
+                };
                 self.diags.push(
                     Diagnostic::new(
                         Code::Duplicate,
-                        format!("the timer `{}` is an RFC 3261 timer", t.name),
+                        format!("the timer `{}` is {what}", t.name),
                         t.span,
-                        "already defined by RFC 3261",
+                        by,
                     )
                     .help(
-                        "give the timer another name; `B`, `F` and `H` are the transaction timers",
+                        "give the timer another name; `B`, `F` and `H` are the transaction timers, `lifetime` the session's",
                     ),
                 );
                 continue;
@@ -467,6 +471,7 @@ impl Lowerer<'_> {
             "B" => Some(model::TimerRef::B),
             "F" => Some(model::TimerRef::F),
             "H" => Some(model::TimerRef::H),
+            "lifetime" => Some(model::TimerRef::Lifetime),
             _ => {
                 let mut known: Vec<&str> = cx.timers.keys().map(String::as_str).collect();
                 known.sort_unstable();
@@ -987,6 +992,7 @@ impl Lowerer<'_> {
         let mut contact_focus = false;
         let mut contact_params = Vec::new();
         let mut warning = None;
+        let mut warning_code = super::warning::DEFAULT_WARNING_CODE;
         let mut sdp = None;
         let mut ok = true;
         for item in &r.items {
@@ -1027,7 +1033,11 @@ impl Lowerer<'_> {
                         }
                     }
                 }
-                ast::RespondItem::Warning(s) => {
+                ast::RespondItem::Warning(code, s) => {
+                    match super::warning::warning_code(self.diags, *code) {
+                        Some(c) => warning_code = c,
+                        None => ok = false,
+                    }
                     let mut ecx = ExprCx::new(&self.conditions, self.diags);
                     match lower_text(&mut ecx, self.sources, s) {
                         Some(t) => warning = Some(t),
@@ -1119,6 +1129,7 @@ impl Lowerer<'_> {
             contact_focus,
             contact_params,
             warning,
+            warning_code,
             sdp,
         })
     }

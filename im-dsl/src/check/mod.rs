@@ -21,6 +21,7 @@ mod reason;
 mod states;
 mod text;
 pub(crate) mod types;
+mod warning;
 
 use crate::ast;
 use crate::diag::{Diagnostic, Diagnostics};

@@ -46,6 +46,7 @@ fn timer(t: TimerRef) -> TokenStream {
         TimerRef::B => quote!(::im_runtime::machine::Timer::B),
         TimerRef::F => quote!(::im_runtime::machine::Timer::F),
         TimerRef::H => quote!(::im_runtime::machine::Timer::H),
+        TimerRef::Lifetime => quote!(::im_runtime::machine::Timer::Lifetime),
         TimerRef::Spec(i) => {
             let n = Literal::u16_unsuffixed(u16::try_from(i).unwrap_or(u16::MAX));
             quote!(::im_runtime::machine::Timer::Spec(#n))
@@ -186,7 +187,11 @@ impl Gen<'_> {
         let warning = match &r.warning {
             Some(t) => {
                 let t = self.cx.text(t);
-                quote!(::core::option::Option::Some(#t))
+                let code = r.warning_code;
+                quote!(::core::option::Option::Some(::im_runtime::machine::Warning {
+                    code: #code,
+                    text: #t,
+                }))
             }
             None => quote!(::core::option::Option::None),
         };

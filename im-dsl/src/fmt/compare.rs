@@ -104,7 +104,12 @@ fn erase_action(a: &mut Action) {
                             p.span = Span::default();
                         }
                     }
-                    RespondItem::Warning(w) => w.span = Span::default(),
+                    RespondItem::Warning(code, w) => {
+                        if let Some((_, s)) = code {
+                            *s = Span::default();
+                        }
+                        w.span = Span::default();
+                    }
                     RespondItem::Sdp(items, s) => {
                         *s = Span::default();
                         for i in items {

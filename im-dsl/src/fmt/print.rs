@@ -507,7 +507,10 @@ impl Printer<'_> {
                 }
                 cat(d)
             }
-            RespondItem::Warning(w) => cat(vec![text("warning "), self.string(w)]),
+            RespondItem::Warning(None, w) => cat(vec![text("warning "), self.string(w)]),
+            RespondItem::Warning(Some((code, _)), w) => {
+                cat(vec![text(format!("warning {code} ")), self.string(w)])
+            }
             RespondItem::Sdp(items, span) => {
                 let open = cat(vec![
                     self.tok("sdp", span.start, 3),

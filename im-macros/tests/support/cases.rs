@@ -255,6 +255,8 @@ pub struct Expect {
     /// Procedure → state when the run ends.
     #[serde(default)]
     pub states: BTreeMap<String, String>,
+    /// Its Warning's code (RFC 3261 §20.43; 399 unless the spec writes one).
+    pub warning_code: Option<u16>,
 }
 
 /// The originator of every default request.
@@ -459,6 +461,7 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["timer", "B"] => Event::Timer(Timer::B),
         ["timer", "F"] => Event::Timer(Timer::F),
         ["timer", "H"] => Event::Timer(Timer::H),
+        ["timer", "lifetime"] => Event::Timer(Timer::Lifetime),
         ["timer", name] => Event::Timer(
             m.timers
                 .iter()
@@ -490,6 +493,7 @@ fn timer_name(m: &Machines, procedure: &str, t: Timer) -> String {
         Timer::B => "B".into(),
         Timer::F => "F".into(),
         Timer::H => "H".into(),
+        Timer::Lifetime => "lifetime".into(),
         Timer::Spec(_) => m
             .timers
             .iter()
@@ -713,6 +717,7 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
     if e.status.is_some()
         || e.reason.is_some()
         || e.warning.is_some()
+        || e.warning_code.is_some()
         || e.answered_by.is_some()
         || e.unanswerable.is_some()
         || e.contact.is_some()
@@ -739,6 +744,13 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                     "warning",
                     e.warning.clone(),
                     r.warning.as_deref().unwrap_or("").to_string(),
+                );
+                check(
+                    "warning_code",
+                    e.warning_code.map(|c| c.to_string()),
+                    r.warning
+                        .as_ref()
+                        .map_or(String::new(), |w| w.code.to_string()),
                 );
                 check(
                     "answered_by",

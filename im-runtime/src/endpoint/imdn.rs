@@ -132,13 +132,11 @@ impl Session {
             let (outcome, status) = match (l.delivery, l.status) {
                 (Some(200), _) => (CopyOutcome::Delivered, 200),
                 (Some(code), _) => (CopyOutcome::Failed(code), code),
+                // A leg machine that recorded no outcome (the specs' record one in every
+                // failing rule, 7.9.1.4): the SIP status it ended with, if any (an
+                // unroutable invitee's is the one its machine heard, `legs.rs`).
                 (None, LegStatus::Failed) => {
-                    let s = match (l.status_code, &l.invite_key) {
-                        (Some(s), _) => s,
-                        // Never sent: no route (480 for a member with no registration).
-                        (None, None) => offline::no_route_status(cx, &l.uri),
-                        (None, Some(_)) => 0,
-                    };
+                    let s = l.status_code.unwrap_or(0);
                     (CopyOutcome::Failed(s), s)
                 }
                 // Connected or ended with no copy sent (the originator left first).

@@ -439,6 +439,11 @@ pub(super) fn salvage_response(f: &sip::ParseFailure, agent: &str, source: Socke
 
 /// A `Warning` value: code 399 (miscellaneous), our host as agent, quoted text.
 pub(super) fn warning(agent: &str, text: &str) -> String {
+    coded_warning(399, agent, text)
+}
+
+/// A `Warning` value with the given code (RFC 3261 §20.43), our host as agent, quoted text.
+pub(super) fn coded_warning(code: u16, agent: &str, text: &str) -> String {
     let t: String = text
         .chars()
         .map(|c| {
@@ -449,5 +454,5 @@ pub(super) fn warning(agent: &str, text: &str) -> String {
             }
         })
         .collect();
-    format!("399 {agent} \"{t}\"")
+    format!("{code} {agent} \"{t}\"")
 }

@@ -174,16 +174,33 @@ impl Session {
                     self.legs.push(leg);
                 }
                 _ => {
-                    // Unroutable invitee: the leg fails at once, as if Timer B fired.
+                    // Unroutable invitee: nothing is sent. Its machine hears the final
+                    // response the network would have given (the protocol's, not a choice):
+                    // 480 for a user of this domain with no registration (RFC 3261 §16.5,
+                    // the location service has no binding), else 503 as for a transport
+                    // failure (RFC 3261 §8.1.3.1). What becomes of the copy is the leg
+                    // machine's (7.9.1.4 `declined`: `outcome failed`).
+                    let status = match super::offline::no_route_status(cx, &uri) {
+                        0 => 503,
+                        s => s,
+                    };
+                    // No `status_code`: no response came (logs say "no answer").
                     leg.status = LegStatus::Failed;
                     self.legs.push(leg);
                     cx.live.leg(LegOutcome::NoRoute);
-                    tracing_log("leg", &format!("no route to {}", uri.raw));
-                    self.run_leg_machine(cx, idx, &Event::Timer(Timer::B));
+                    tracing_log("leg", &format!("no route to {}: {status}", uri.raw));
+                    self.run_leg_machine(cx, idx, &Event::Response(status));
                 }
             }
         }
-        self.check_settled(cx);
+        if self.legs.is_empty() {
+            // No one to invite (the spec's selection left nobody, or no leg procedure):
+            // every leg has settled at once, and the session machines hear it now rather
+            // than never (6.1.3.3.2 reads `legs.total` 0 as a failure).
+            self.send_settled(cx);
+        } else {
+            self.check_settled(cx);
+        }
     }
 
     pub(super) fn forward_each<A: Application>(
@@ -474,10 +491,15 @@ impl Session {
     }
 
     fn settle<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        if self.settled_sent || self.legs.is_empty() {
+        if self.legs.is_empty() || !self.legs.iter().all(Leg::machine_final) {
             return;
         }
-        if !self.legs.iter().all(Leg::machine_final) {
+        self.send_settled(cx);
+    }
+
+    /// `legs settled` to the session machines, once.
+    fn send_settled<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.settled_sent {
             return;
         }
         self.settled_sent = true;

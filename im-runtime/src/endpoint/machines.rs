@@ -1,6 +1,7 @@
 //! Running a session's generated machines (with `call`) and its legs' machines, and
 //! executing their actions; the answer to the originator with its SDP answer.
 
+use super::super::ingress::coded_warning;
 use super::super::*;
 use super::*;
 
@@ -224,7 +225,7 @@ impl Session {
         let now = cx.now;
         let mut status = reply.status;
         let mut reason = reply.reason.to_string();
-        let mut warning_text = reply.warning.as_ref().map(|w| w.to_string());
+        let mut warning_text = reply.warning.as_ref().map(|w| (w.code, w.to_string()));
         let mut body: Option<(String, Bytes)> = None;
         let mut role = None;
         // Whether the spec's headers go out: not on the `else` response that replaces an
@@ -254,7 +255,12 @@ impl Session {
                         reason = "Server Internal Error".into();
                     }
                 }
-                warning_text = Some(why);
+                // Why no answer could be built: the spec's Warning code if it gave one.
+                let code = reply
+                    .warning
+                    .as_ref()
+                    .map_or(crate::machine::Warning::MISCELLANEOUS, |w| w.code);
+                warning_text = Some((code, why));
             };
             match &self.facts.sdp {
                 Some(offer) => {
@@ -296,8 +302,8 @@ impl Session {
             };
             b = b.header(name, &v);
         }
-        if let Some(w) = &warning_text {
-            b = b.header("Warning", &warning(&cx.agent(), w));
+        if let Some((code, w)) = &warning_text {
+            b = b.header("Warning", &coded_warning(*code, &cx.agent(), w));
         }
         if self.request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
             // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
@@ -379,7 +385,7 @@ fn respond_in_dialog<A: Application>(
         }
     }
     if let Some(w) = &reply.warning {
-        b = b.header("Warning", &warning(&cx.agent(), w));
+        b = b.header("Warning", &coded_warning(w.code, &cx.agent(), w));
     }
     let _ = cx.tsx.respond(cx.now, key, reply.status, b.write());
     cx.live.response(reply.status, Some(&origin));
@@ -412,6 +418,7 @@ pub(super) fn spec_timer_id(t: Timer) -> u16 {
         Timer::B => u16::MAX,
         Timer::F => u16::MAX - 1,
         Timer::H => u16::MAX - 2,
+        Timer::Lifetime => u16::MAX - 3,
     }
 }
 

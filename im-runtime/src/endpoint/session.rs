@@ -326,6 +326,8 @@ pub(crate) struct Session {
     /// Boxed: an idle session has none yet, and a `Message` is large inline.
     held: Option<Box<msrp::Message>>,
     settled_sent: bool,
+    /// The machines have heard `timer lifetime`; the next lifetime deadline ends the session.
+    lifetime_heard: bool,
     originator_gone: bool,
     ending: bool,
     /// A spec `bye` to the originator came before the ACK: sent once the dialog is
@@ -424,6 +426,7 @@ impl Session {
             msrp_originator: false,
             held: None,
             settled_sent: false,
+            lifetime_heard: false,
             originator_gone: false,
             ending: false,
             bye_when_confirmed: false,
@@ -578,6 +581,13 @@ impl Session {
             .map(|l| {
                 let what = match (l.status, l.delivery) {
                     (_, Some(200)) => "delivered".to_string(),
+                    // A failed outcome of a leg that never connected: the invitee was not
+                    // reached (declined, timed out, unroutable).
+                    (LegStatus::Failed, Some(_)) if l.dialog.is_none() => format!(
+                        "not reached ({})",
+                        l.status_code
+                            .map_or("no answer".to_string(), |s| s.to_string())
+                    ),
                     (_, Some(code)) => format!("delivery failed ({code})"),
                     (LegStatus::Failed, None) => format!(
                         "not reached ({})",

@@ -74,6 +74,16 @@ impl Session {
                 }
                 self.check_settled(cx);
             }
+            SessionTimer::Lifetime if !self.lifetime_heard => {
+                // The machines hear it first: ending the legs and the originator is the
+                // spec's (6.1.3.3.2 `lifetime_over`). The runtime's teardown is the last
+                // resort, for a session still not drained 64·T1 later.
+                self.lifetime_heard = true;
+                self.timers
+                    .set(SessionTimer::Lifetime, now + cx.cfg.timers.t1 * 64);
+                self.run_machines(cx, &Event::Timer(Timer::Lifetime));
+                self.check_settled(cx);
+            }
             SessionTimer::Lifetime => self.end(cx, "session lifetime reached"),
             SessionTimer::Subscriptions => self.subscriptions_due(cx),
             SessionTimer::OriginatorMsrp => {

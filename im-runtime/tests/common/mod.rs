@@ -225,6 +225,8 @@ impl Machine for Dispatcher {
             // over with nothing to deliver, so the machine ends it and the legs.
             Event::Msrp(MsrpEvent::Closed) if !self.held => self.end_all(),
             Event::Timer(Timer::H) => self.end_all(),
+            // 6.1.3.3.2 `lifetime_over`: the session's lifetime ends it, the legs with it.
+            Event::Timer(Timer::Lifetime) => self.end_all(),
             Event::LegsSettled => {
                 self.done = true;
                 vec![

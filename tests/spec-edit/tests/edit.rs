@@ -95,6 +95,14 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "leg: the invitee's BYE before its copy was confirmed: 202 by the edited rule (was 200)",
             "leg: the invitee's BYE after delivery: no rule answers it in the edited spec (was 200)",
             "leg: SUBSCRIBE in the leg's dialog: 403 by the edited rule (was 405)",
+            "no common accept-types: the edited Warning has code 399 (was 305)",
+            "leg: an unroutable invitee (480) fails with the edited outcome 404 (was its status)",
+            "lifetime over: the edited rule only logs (was BYE, CANCEL and BYE the legs)",
+            "no ACK for the 200 (Timer H): the edited rule BYEs the originator only (was the legs too)",
+            "no message in time: the edited rule BYEs the originator only (was the legs too)",
+            "MSRP closed before the message: the edited rule only logs (was BYE and the legs ended)",
+            "a group with invite-members=false: accepted without the rule (was 403)",
+            "Privacy: id without allow-anonymity: 433 by the edited rule (was 403)",
         ]
     );
 }
