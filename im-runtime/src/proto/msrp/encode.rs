@@ -6,7 +6,7 @@ use super::frame::{
     ByteRange, ContinuationFlag, Frame, FrameKind, Method, Status, StatusCode, TransactionId,
     check_media_type,
 };
-use super::uri::is_token_char;
+use super::uri::{decimal, is_token_char};
 
 /// Why a [`Frame`] cannot be written as valid MSRP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,48 +145,70 @@ pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
 /// either CRLF, body, CRLF and the end-line, or the end-line right after the headers when
 /// there is no body. Nothing is written when the frame is invalid.
 pub fn encode(frame: &Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
-    use std::io::Write as _;
     validate(frame)?;
+    // Copied piece by piece rather than through `write!`: every frame the relay sends is
+    // written here, and the formatting machinery costs several times the copying.
     let tid = frame.transaction_id.as_str();
-    // Writing into a Vec cannot fail, so the io::Result values are dropped.
-    let mut w = |args: std::fmt::Arguments<'_>| {
-        let _ = dst.write_fmt(args);
-    };
+    dst.extend_from_slice(b"MSRP ");
+    dst.extend_from_slice(tid.as_bytes());
+    dst.push(b' ');
     match &frame.kind {
-        FrameKind::Request(m) => w(format_args!("MSRP {tid} {}\r\n", m.as_str())),
-        FrameKind::Response { code, comment } => match comment {
-            Some(c) => w(format_args!("MSRP {tid} {:03} {c}\r\n", code.0)),
-            None => w(format_args!("MSRP {tid} {:03}\r\n", code.0)),
-        },
+        FrameKind::Request(m) => dst.extend_from_slice(m.as_str().as_bytes()),
+        FrameKind::Response { code, comment } => {
+            put_three_digits(dst, code.0);
+            if let Some(c) = comment {
+                dst.push(b' ');
+                dst.extend_from_slice(c.as_bytes());
+            }
+        }
     }
-    let path = |p: &[super::uri::MsrpUri]| {
-        p.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    w(format_args!("To-Path: {}\r\n", path(&frame.to_path)));
-    w(format_args!("From-Path: {}\r\n", path(&frame.from_path)));
+    dst.extend_from_slice(b"\r\n");
+    put_path(dst, b"To-Path: ", &frame.to_path);
+    put_path(dst, b"From-Path: ", &frame.from_path);
     if let Some(m) = &frame.message_id {
-        w(format_args!("Message-ID: {m}\r\n"));
+        put_header(dst, b"Message-ID: ", m.as_str());
     }
     if let Some(r) = &frame.byte_range {
-        w(format_args!("Byte-Range: {r}\r\n"));
+        let mut num = [0u8; 20];
+        dst.extend_from_slice(b"Byte-Range: ");
+        dst.extend_from_slice(decimal(&mut num, r.start).as_bytes());
+        dst.push(b'-');
+        match r.end {
+            Some(e) => dst.extend_from_slice(decimal(&mut num, e).as_bytes()),
+            None => dst.push(b'*'),
+        }
+        dst.push(b'/');
+        match r.total {
+            Some(t) => dst.extend_from_slice(decimal(&mut num, t).as_bytes()),
+            None => dst.push(b'*'),
+        }
+        dst.extend_from_slice(b"\r\n");
     }
     if let Some(s) = &frame.success_report {
-        w(format_args!("Success-Report: {s}\r\n"));
+        put_header(dst, b"Success-Report: ", s.as_str());
     }
     if let Some(f) = &frame.failure_report {
-        w(format_args!("Failure-Report: {f}\r\n"));
+        put_header(dst, b"Failure-Report: ", f.as_str());
     }
     if let Some(s) = &frame.status {
-        w(format_args!("Status: {s}\r\n"));
+        dst.extend_from_slice(b"Status: ");
+        put_three_digits(dst, s.namespace);
+        dst.push(b' ');
+        put_three_digits(dst, s.code.0);
+        if let Some(c) = &s.comment {
+            dst.push(b' ');
+            dst.extend_from_slice(c.as_bytes());
+        }
+        dst.extend_from_slice(b"\r\n");
     }
     for h in &frame.other_headers {
-        w(format_args!("{}: {}\r\n", h.name, h.value));
+        dst.extend_from_slice(h.name.as_bytes());
+        put_header(dst, b": ", &h.value);
     }
     if let Some(body) = &frame.body {
-        w(format_args!("Content-Type: {}\r\n\r\n", body.content_type));
+        dst.extend_from_slice(b"Content-Type: ");
+        dst.extend_from_slice(body.content_type.as_bytes());
+        dst.extend_from_slice(b"\r\n\r\n");
         dst.extend_from_slice(&body.data);
         dst.extend_from_slice(b"\r\n");
     }
@@ -195,6 +217,37 @@ pub fn encode(frame: &Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
     dst.push(frame.flag.as_byte());
     dst.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// `name` (with its `: `), `value` and CRLF.
+fn put_header(dst: &mut Vec<u8>, name: &[u8], value: &str) {
+    dst.extend_from_slice(name);
+    dst.extend_from_slice(value.as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// A path header: its URIs separated by one space.
+fn put_path(dst: &mut Vec<u8>, name: &[u8], path: &[super::uri::MsrpUri]) {
+    dst.extend_from_slice(name);
+    for (i, u) in path.iter().enumerate() {
+        if i > 0 {
+            dst.push(b' ');
+        }
+        u.write_to(dst);
+    }
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// `n` with at least three digits, as `{:03}` writes it (`7` is `007`).
+fn put_three_digits(dst: &mut Vec<u8>, n: u16) {
+    if n < 100 {
+        dst.push(b'0');
+    }
+    if n < 10 {
+        dst.push(b'0');
+    }
+    let mut num = [0u8; 20];
+    dst.extend_from_slice(decimal(&mut num, u64::from(n)).as_bytes());
 }
 
 /// [`encode`] into a new vector.

@@ -287,7 +287,8 @@ pub enum FailureReport {
 }
 
 impl SuccessReport {
-    fn as_str(self) -> &'static str {
+    /// The value as written on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SuccessReport::Yes => "yes",
             SuccessReport::No => "no",
@@ -307,7 +308,8 @@ impl FromStr for SuccessReport {
 }
 
 impl FailureReport {
-    fn as_str(self) -> &'static str {
+    /// The value as written on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureReport::Yes => "yes",
             FailureReport::No => "no",

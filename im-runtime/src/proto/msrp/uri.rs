@@ -318,42 +318,58 @@ impl FromStr for MsrpUri {
     }
 }
 
-impl fmt::Display for MsrpUri {
-    // Written piece by piece: a URI is written for every MSRP frame sent and every side
-    // registered, and the formatting machinery costs several times the copying.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.scheme.as_str())?;
-        f.write_str("://")?;
+impl MsrpUri {
+    /// Hands the URI's text to `put` piece by piece, as [`Display`](fmt::Display) writes it.
+    fn pieces<E>(&self, mut put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+        put(self.scheme.as_str())?;
+        put("://")?;
         if let Some(u) = &self.user {
-            f.write_str(u)?;
-            f.write_str("@")?;
+            put(u)?;
+            put("@")?;
         }
-        f.write_str(&self.host)?;
+        put(&self.host)?;
         if let Some(p) = self.port {
-            f.write_str(":")?;
-            write_u16(f, p)?;
+            put(":")?;
+            let mut buf = [0u8; 20];
+            put(decimal(&mut buf, u64::from(p)))?;
         }
         if let Some(s) = &self.session_id {
-            f.write_str("/")?;
-            f.write_str(s)?;
+            put("/")?;
+            put(s)?;
         }
-        f.write_str(";")?;
-        f.write_str(&self.transport)?;
+        put(";")?;
+        put(&self.transport)?;
         for (n, v) in &self.params {
-            f.write_str(";")?;
-            f.write_str(n)?;
+            put(";")?;
+            put(n)?;
             if let Some(v) = v {
-                f.write_str("=")?;
-                f.write_str(v)?;
+                put("=")?;
+                put(v)?;
             }
         }
         Ok(())
     }
+
+    /// Appends the URI's text (what [`Display`](fmt::Display) writes) to `out`: the
+    /// encoder writes every path this way, with no `String` per URI.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        let _ = self.pieces(|s| {
+            out.extend_from_slice(s.as_bytes());
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
 }
 
-/// A port in decimal, without the formatting machinery.
-fn write_u16(f: &mut fmt::Formatter<'_>, mut n: u16) -> fmt::Result {
-    let mut buf = [0u8; 5];
+impl fmt::Display for MsrpUri {
+    // Written piece by piece: a URI is written for every MSRP frame sent and every side
+    // registered, and the formatting machinery costs several times the copying.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pieces(|s| f.write_str(s))
+    }
+}
+
+/// `n` in decimal, written into the end of `buf`, without the formatting machinery.
+pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -366,7 +382,7 @@ fn write_u16(f: &mut fmt::Formatter<'_>, mut n: u16) -> fmt::Result {
         }
     }
     // Only ASCII digits were written.
-    f.write_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default())
+    std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default()
 }
 
 /// A new random session id for an MSRP URI from caller-supplied random bytes: 96 bits, more
