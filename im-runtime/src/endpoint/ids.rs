@@ -45,6 +45,15 @@ impl Ids {
         s
     }
 
+    /// `prefix` then one word of 16 hex digits (`prefix` + `token(1)`), in one allocation:
+    /// a branch (`z9hG4bK…`) or a multipart boundary per request the server originates.
+    pub(crate) fn prefixed_token(&mut self, prefix: &str) -> String {
+        let mut s = String::with_capacity(prefix.len() + 16);
+        s.push_str(prefix);
+        push_hex16(&mut s, self.rand());
+        s
+    }
+
     /// `N` random bytes.
     pub(crate) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
@@ -126,6 +135,8 @@ mod tests {
             assert_eq!(a.token(3), expect);
             let expect = format!("{:016x}{:016x}@{ip}", b.rand(), b.rand());
             assert_eq!(a.call_id(ip), expect);
+            let expect = format!("z9hG4bK{}", b.token(1));
+            assert_eq!(a.prefixed_token("z9hG4bK"), expect);
         }
         let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
         let expect = format!("{:016x}{:016x}@{v6}", b.rand(), b.rand());

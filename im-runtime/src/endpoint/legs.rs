@@ -66,7 +66,7 @@ impl Session {
             let idx = self.legs.len();
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let tag = cx.ids.token(1);
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let (own, path, opts) = cx.leg_media(tls, &leg_sid);
             let local = LocalMedia {
                 address: ip_string(own.ip()),
@@ -80,7 +80,7 @@ impl Session {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
                     use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = format!("imspec-{}", cx.ids.token(1));
+                    let boundary = cx.ids.prefixed_token("imspec-");
                     let parts = [
                         OutPart::new(
                             &MediaType::new("application", "sdp"),
@@ -197,7 +197,7 @@ impl Session {
             Some(h) => {
                 use crate::proto::body::mime::{Disposition, MediaType};
                 use crate::proto::body::multipart::{self, OutPart};
-                let boundary = format!("imspec-{}", cx.ids.token(1));
+                let boundary = cx.ids.prefixed_token("imspec-");
                 let mt = crate::proto::body::mime::MediaType::parse(&ct)
                     .unwrap_or_else(|_| MediaType::new("text", "plain"));
                 let parts = [
@@ -238,7 +238,7 @@ impl Session {
                 }
             };
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
             let (via, _) = cx.leg_via_contact(tls, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
@@ -464,9 +464,7 @@ impl Session {
         }
         self.settled_sent = true;
         self.facts.legs = self.leg_counts();
-        for l in self.outcomes() {
-            tracing_log("outcome", &l);
-        }
+        self.log_outcomes();
         self.legs_copies_settled(cx);
         self.run_machines(cx, &Event::LegsSettled);
     }

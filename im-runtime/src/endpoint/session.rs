@@ -577,23 +577,37 @@ impl Session {
         c
     }
 
-    /// One log line per recipient: how its leg ended.
-    fn outcomes(&self) -> Vec<String> {
-        self.legs
-            .iter()
-            .map(|l| {
-                let what = match (l.status, l.delivery) {
-                    (_, Some(200)) => "delivered".to_string(),
-                    (_, Some(code)) => format!("delivery failed ({code})"),
-                    (LegStatus::Failed, None) => format!(
-                        "not reached ({})",
-                        l.status_code
-                            .map_or("no answer".to_string(), |s| s.to_string())
-                    ),
-                    (s, None) => format!("{s:?}").to_lowercase(),
-                };
-                format!("session {} recipient {}: {what}", self.call_id, l.uri.raw)
-            })
-            .collect()
+    /// One log line per recipient: how its leg ended. The text is formatted only when a
+    /// subscriber takes it.
+    fn log_outcomes(&self) {
+        for l in &self.legs {
+            tracing_log_args(
+                "outcome",
+                format_args!(
+                    "session {} recipient {}: {}",
+                    self.call_id,
+                    l.uri.raw,
+                    OutcomeText(l)
+                ),
+            );
+        }
+    }
+}
+
+/// What became of a leg, as the outcome log line says it.
+struct OutcomeText<'a>(&'a Leg);
+
+impl std::fmt::Display for OutcomeText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = self.0;
+        match (l.status, l.delivery) {
+            (_, Some(200)) => f.write_str("delivered"),
+            (_, Some(code)) => write!(f, "delivery failed ({code})"),
+            (LegStatus::Failed, None) => match l.status_code {
+                Some(s) => write!(f, "not reached ({s})"),
+                None => f.write_str("not reached (no answer)"),
+            },
+            (s, None) => f.write_str(&format!("{s:?}").to_lowercase()),
+        }
     }
 }

@@ -334,3 +334,117 @@ pub fn failure_report(
     });
     report_for(send, transaction_id, range, Status::new(code))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::{Body, Header, MessageId};
+    use super::*;
+
+    /// The frame as the encoder wrote it with `write!` before it copied piece by piece.
+    fn with_format(f: &Frame) -> Vec<u8> {
+        let tid = f.transaction_id.as_str();
+        let path = |p: &[super::super::uri::MsrpUri]| {
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut s = match &f.kind {
+            FrameKind::Request(m) => format!("MSRP {tid} {}\r\n", m.as_str()),
+            FrameKind::Response { code, comment } => match comment {
+                Some(c) => format!("MSRP {tid} {:03} {c}\r\n", code.0),
+                None => format!("MSRP {tid} {:03}\r\n", code.0),
+            },
+        };
+        s += &format!("To-Path: {}\r\n", path(&f.to_path));
+        s += &format!("From-Path: {}\r\n", path(&f.from_path));
+        if let Some(m) = &f.message_id {
+            s += &format!("Message-ID: {m}\r\n");
+        }
+        if let Some(r) = &f.byte_range {
+            s += &format!("Byte-Range: {r}\r\n");
+        }
+        if let Some(x) = &f.success_report {
+            s += &format!("Success-Report: {x}\r\n");
+        }
+        if let Some(x) = &f.failure_report {
+            s += &format!("Failure-Report: {x}\r\n");
+        }
+        if let Some(x) = &f.status {
+            s += &format!("Status: {x}\r\n");
+        }
+        for h in &f.other_headers {
+            s += &format!("{}: {}\r\n", h.name, h.value);
+        }
+        let mut out = s.into_bytes();
+        if let Some(b) = &f.body {
+            out.extend_from_slice(format!("Content-Type: {}\r\n\r\n", b.content_type).as_bytes());
+            out.extend_from_slice(&b.data);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("-------{tid}").as_bytes());
+        out.push(f.flag.as_byte());
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    #[test]
+    fn frames_are_written_as_the_formatting_machinery_would() {
+        let to: Vec<super::super::uri::MsrpUri> = [
+            "msrp://relay.example:2856/r1;tcp",
+            "msrps://bob@[2001:db8::1]/s;tcp;x=y;z",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        let from = vec!["msrp://192.0.2.1:65535/a+b=;tcp".parse().unwrap()];
+        let tid = TransactionId::new("t1x").unwrap();
+        let ranges = [
+            (1, Some(5), Some(5)),
+            (0, None, None),
+            (u64::MAX, Some(u64::MAX), None),
+            (18, None, Some(4096)),
+        ];
+        for (code, comment) in [(0u16, None), (7, Some("x y")), (42, None), (999, Some(""))] {
+            let mut f = Frame::request(tid.clone(), Method::Send, to.clone(), from.clone());
+            f.kind = FrameKind::Response {
+                code: StatusCode(code),
+                comment: comment.map(str::to_owned),
+            };
+            assert_eq!(encode_to_vec(&f).unwrap(), with_format(&f));
+        }
+        for (i, (start, end, total)) in ranges.into_iter().enumerate() {
+            let mut f = Frame::request(
+                tid.clone(),
+                if i % 2 == 0 {
+                    Method::Report
+                } else {
+                    Method::Other("AUTH".into())
+                },
+                to.clone(),
+                from.clone(),
+            );
+            f.message_id = Some(MessageId::new("m-1").unwrap());
+            f.byte_range = Some(ByteRange { start, end, total });
+            f.success_report = Some(super::super::frame::SuccessReport::Yes);
+            f.failure_report = Some(super::super::frame::FailureReport::Partial);
+            f.status = Some(Status {
+                namespace: [0, 5, 99, 123][i],
+                code: StatusCode([200, 1, 48, 999][i]),
+                comment: (i != 1).then(|| "Ok then".to_owned()),
+            });
+            f.other_headers = vec![Header {
+                name: "X-Ext".into(),
+                value: "v 1".into(),
+            }];
+            if i == 3 {
+                f.body = Some(Body {
+                    content_type: "text/plain;charset=utf-8".into(),
+                    data: bytes::Bytes::from_static(b"hello"),
+                });
+                f.flag = ContinuationFlag::More;
+            }
+            assert_eq!(encode_to_vec(&f).unwrap(), with_format(&f));
+        }
+    }
+}

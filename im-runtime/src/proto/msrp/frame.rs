@@ -486,6 +486,20 @@ impl Frame {
         }
     }
 
+    /// Moves the frame out, leaving an empty one that allocates nothing (what a
+    /// [`Chunker`](super::Chunker) leaves after its last chunk, which takes its template).
+    pub(crate) fn take(&mut self) -> Frame {
+        std::mem::replace(
+            self,
+            Frame::request(
+                TransactionId(String::new()),
+                Method::Send,
+                Vec::new(),
+                Vec::new(),
+            ),
+        )
+    }
+
     /// The method, if this is a request.
     pub fn method(&self) -> Option<&Method> {
         match &self.kind {

@@ -125,7 +125,7 @@ impl MsrpUri {
         Some(MsrpUri {
             scheme,
             user: None,
-            host: v4.ip().to_string(),
+            host: ipv4_text(*v4.ip()),
             port: Some(v4.port()),
             session_id: Some(session_id.to_owned()),
             transport: "tcp".to_owned(),
@@ -243,8 +243,13 @@ impl FromStr for MsrpUri {
             .ok_or(UriError::Transport)?;
         let (authority, mut tail) = rest.split_at_checked(auth_end).ok_or(UriError::Transport)?;
 
-        let (user, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
+        // Delimiters are found by byte (`memrchr`): they are ASCII, so every split falls
+        // on a character boundary, and a char searcher costs several times as much.
+        let (user, hostport) = match memchr::memrchr(b'@', authority.as_bytes()) {
+            Some(at) => (
+                authority.get(..at),
+                authority.get(at + 1..).ok_or(UriError::Host)?,
+            ),
             None => (None, authority),
         };
         if let Some(u) = user
@@ -255,12 +260,13 @@ impl FromStr for MsrpUri {
             return Err(UriError::User);
         }
         // The port colon is the last ':' after any IPv6 closing bracket.
-        let port_sep = match hostport.rfind(']') {
-            Some(close) => hostport
+        let hb = hostport.as_bytes();
+        let port_sep = match memchr::memrchr(b']', hb) {
+            Some(close) => hb
                 .get(close..)
-                .and_then(|after| after.find(':'))
+                .and_then(|after| memchr::memchr(b':', after))
                 .map(|i| close + i),
-            None => hostport.rfind(':'),
+            None => memchr::memrchr(b':', hb),
         };
         let (host, port) = match port_sep.and_then(|i| hostport.split_at_checked(i)) {
             Some((host, colon_port)) => {
@@ -366,6 +372,19 @@ impl fmt::Display for MsrpUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.pieces(|s| f.write_str(s))
     }
+}
+
+/// `ip` as its `Display` writes it, without the formatting machinery (a few per session).
+fn ipv4_text(ip: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    let mut num = [0u8; 20];
+    for (i, o) in ip.octets().iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        s.push_str(decimal(&mut num, u64::from(*o)));
+    }
+    s
 }
 
 /// `n` in decimal, written into the end of `buf`, without the formatting machinery.
