@@ -47,7 +47,7 @@ impl<A: Application> Ctx<'_, A> {
 
     /// Our host as the agent of Warning headers.
     pub(crate) fn agent(&self) -> String {
-        self.cfg.sip_advertised.ip().to_string()
+        super::session::ip_string(self.cfg.sip_advertised.ip())
     }
 
     /// Queues SIP bytes for `peer`: a datagram, or on the peer's TCP or TLS connection (kept

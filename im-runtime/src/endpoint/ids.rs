@@ -38,9 +38,20 @@ impl Ids {
 
     /// `words` × 16 hex digits.
     pub(crate) fn token(&mut self, words: usize) -> String {
-        (0..words)
-            .map(|_| format!("{:016x}", self.rand()))
-            .collect()
+        let mut s = String::with_capacity(16 * words);
+        for _ in 0..words {
+            push_hex16(&mut s, self.rand());
+        }
+        s
+    }
+
+    /// `prefix` then one word of 16 hex digits (`prefix` + `token(1)`), in one allocation:
+    /// a branch (`z9hG4bK…`) or a multipart boundary per request the server originates.
+    pub(crate) fn prefixed_token(&mut self, prefix: &str) -> String {
+        let mut s = String::with_capacity(prefix.len() + 16);
+        s.push_str(prefix);
+        push_hex16(&mut s, self.rand());
+        s
     }
 
     /// `N` random bytes.
@@ -61,9 +72,16 @@ impl Ids {
     /// The bound only matters for a shard index outside `0..count`, a misconfiguration that
     /// must not hang the loop.
     pub(crate) fn call_id(&mut self, host: IpAddr) -> String {
-        let mut id = String::new();
+        let mut id = String::with_capacity(48);
         for _ in 0..64 * self.shard.count.max(1) {
-            id = format!("{}@{host}", self.token(2));
+            id.clear();
+            // What `token(2)` gives, then `@host`: written in place, one per request the
+            // server originates.
+            for _ in 0..2 {
+                push_hex16(&mut id, self.rand());
+            }
+            id.push('@');
+            super::session::push_ip(&mut id, host);
             if self.shard.owns(id.as_bytes()) {
                 break;
             }
@@ -75,6 +93,16 @@ impl Ids {
     /// it in To-Path.
     pub(crate) fn msrp_session_id(&mut self) -> String {
         msrp::session_id_from_random(&self.random_bytes::<12>())
+    }
+}
+
+/// Appends `n` as 16 lower-case hex digits, as `{:016x}` writes it.
+fn push_hex16(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        if let Some(&d) = DIGITS.get(((n >> (shift * 4)) & 0xf) as usize) {
+            out.push(char::from(d));
+        }
     }
 }
 
@@ -95,6 +123,24 @@ mod tests {
         let s2 = a.msrp_session_id();
         assert_ne!(s1, s2);
         assert!(!s1.is_empty() && s1.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn tokens_and_call_ids_are_written_as_format_would() {
+        let mut a = Ids::new(99, Shard::default());
+        let mut b = Ids::new(99, Shard::default());
+        let ip: IpAddr = [10, 200, 0, 7].into();
+        for _ in 0..100 {
+            let expect: String = (0..3).map(|_| format!("{:016x}", b.rand())).collect();
+            assert_eq!(a.token(3), expect);
+            let expect = format!("{:016x}{:016x}@{ip}", b.rand(), b.rand());
+            assert_eq!(a.call_id(ip), expect);
+            let expect = format!("z9hG4bK{}", b.token(1));
+            assert_eq!(a.prefixed_token("z9hG4bK"), expect);
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
+        let expect = format!("{:016x}{:016x}@{v6}", b.rand(), b.rand());
+        assert_eq!(a.call_id(v6), expect);
     }
 
     #[test]

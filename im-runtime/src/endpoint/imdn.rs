@@ -346,9 +346,9 @@ impl Session {
             return;
         }
         c.done = true;
-        tracing_log(
+        tracing_log_args(
             "copy",
-            &format!(
+            format_args!(
                 "session {} recipient {}: {outcome:?}",
                 self.call_id, c.uri.raw
             ),

@@ -6,7 +6,8 @@ use super::*;
 
 impl<A: Application> Endpoint<A> {
     pub(super) fn agent(&self) -> String {
-        self.cfg.sip_advertised.ip().to_string()
+        // Once per SIP message received: without the formatting machinery.
+        session::ip_string(self.cfg.sip_advertised.ip())
     }
 
     pub(super) fn handle_sip_bytes(

@@ -73,10 +73,10 @@ impl Session {
             let idx = self.legs.len();
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let tag = cx.ids.token(1);
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let (own, path, opts) = cx.leg_media(tls, &leg_sid);
             let local = LocalMedia {
-                address: own.ip().to_string(),
+                address: ip_string(own.ip()),
                 msrp_port: own.port(),
                 path,
                 session_id: 1 + idx as u64,
@@ -87,7 +87,7 @@ impl Session {
                 Some(h) => {
                     use crate::proto::body::mime::{Disposition, MediaType};
                     use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = format!("imspec-{}", cx.ids.token(1));
+                    let boundary = cx.ids.prefixed_token("imspec-");
                     let parts = [
                         OutPart::new(
                             &MediaType::new("application", "sdp"),
@@ -235,6 +235,39 @@ impl Session {
         let mut holds_any = 0;
         let mut sent = Vec::new();
         let mut unroutable = Vec::new();
+        // One body for every copy, written once: the copies differ only in their headers,
+        // and a boundary the payload and history do not hold is absent from every copy.
+        let (body_ct, body, our_ct) = match &history {
+            Some(h) => {
+                use crate::proto::body::mime::{Disposition, MediaType};
+                use crate::proto::body::multipart::{self, OutPart};
+                let boundary = cx.ids.prefixed_token("imspec-");
+                let mt = crate::proto::body::mime::MediaType::parse(&ct)
+                    .unwrap_or_else(|_| MediaType::new("text", "plain"));
+                let parts = [
+                    OutPart::new(&mt, payload.clone()),
+                    OutPart::new(
+                        &MediaType::new("application", "resource-lists+xml"),
+                        Bytes::from(h.clone()),
+                    )
+                    .disposition(
+                        &Disposition::new("recipient-list-history")
+                            .with_param("handling", Some("optional")),
+                    ),
+                ];
+                match multipart::write(&boundary, &parts) {
+                    Ok(b) => (multipart::content_type(&boundary).to_string(), b, true),
+                    Err(_) => (ct.clone(), payload.clone(), false),
+                }
+            }
+            None => (ct.clone(), payload.clone(), false),
+        };
+        // Every value of a copy is ours, the spec's, or from the checked request, but for
+        // the originator's URI (from an identity header) and a payload's own Content-Type
+        // sent as the copy's: with the URI checked here once and the multipart type ours, a
+        // copy is parsed back for its structure only (`build_own` checks each
+        // Request-URI), as an invitee INVITE is; otherwise it gets the full check.
+        let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw).is_ok();
         for (uri, _) in targets {
             // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), but
             // for its size: RFC 3428 §7 keeps a MESSAGE over UDP under 1300 octets itself.
@@ -247,33 +280,8 @@ impl Session {
                 }
             };
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
-            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
-            let (body_ct, body) = match &history {
-                Some(h) => {
-                    use crate::proto::body::mime::{Disposition, MediaType};
-                    use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = format!("imspec-{}", cx.ids.token(1));
-                    let mt = crate::proto::body::mime::MediaType::parse(&ct)
-                        .unwrap_or_else(|_| MediaType::new("text", "plain"));
-                    let parts = [
-                        OutPart::new(&mt, payload.clone()),
-                        OutPart::new(
-                            &MediaType::new("application", "resource-lists+xml"),
-                            Bytes::from(h.clone()),
-                        )
-                        .disposition(
-                            &Disposition::new("recipient-list-history")
-                                .with_param("handling", Some("optional")),
-                        ),
-                    ];
-                    match multipart::write(&boundary, &parts) {
-                        Ok(b) => (multipart::content_type(&boundary).to_string(), b),
-                        Err(_) => (ct.clone(), payload.clone()),
-                    }
-                }
-                None => (ct.clone(), payload.clone()),
-            };
             let (via, _) = cx.via_contact(r.transport, "", &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
                 .via_raw(&via)
@@ -287,11 +295,12 @@ impl Session {
             for (name, t) in super::super::invitation::text_headers(inv) {
                 b = b.header(name, t);
             }
-            let mut b = b.body(&body_ct, body);
+            let mut b = b.body(&body_ct, body.clone());
             if let Route::OutboundProxy(p) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
             }
-            if let Ok(m) = b.build() {
+            let built = if checked { b.build_own() } else { b.build() };
+            if let Ok(m) = built {
                 let peer = r.peer;
                 cx.open_leg(&r);
                 cx.live.copy_sent(self.id);
@@ -504,9 +513,7 @@ impl Session {
         }
         self.settled_sent = true;
         self.facts.legs = self.leg_counts();
-        for l in self.outcomes() {
-            tracing_log("outcome", &l);
-        }
+        self.log_outcomes();
         self.legs_copies_settled(cx);
         self.run_machines(cx, &Event::LegsSettled);
     }

@@ -266,15 +266,17 @@ impl Session {
                 Some(offer) => {
                     let (own, path) = cx.msrp_own(offer, &self.msrp_session);
                     let local = LocalMedia {
-                        address: own.ip().to_string(),
+                        address: ip_string(own.ip()),
                         msrp_port: own.port(),
                         path,
                         session_id: cx.ids.rand() >> 12,
                         session_version: 1,
                     };
                     match answer::build_answer(offer, &reply.sdp_answer, &local, &cx.cfg.spec) {
-                        Ok(a) => {
-                            body = Some(("application/sdp".into(), Bytes::from(a.sdp.clone())));
+                        Ok(mut a) => {
+                            // The answer's text goes out; the rest is read for the MSRP side.
+                            let sdp = std::mem::take(&mut a.sdp);
+                            body = Some(("application/sdp".into(), Bytes::from(sdp)));
                             role = Some(a);
                         }
                         // The offer cannot support the answer the spec asked for (e.g.
@@ -408,8 +410,96 @@ fn leg_answers(event: &Event) -> bool {
     matches!(event, Event::InDialogRequest(m) if !matches!(m, Method::Ack | Method::Cancel))
 }
 
+/// `ip` as its `Display` writes it; an IPv4 one without the formatting machinery.
+pub(crate) fn ip_string(ip: std::net::IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, ip);
+    s
+}
+
+/// Appends `ip` as its `Display` writes it; an IPv4 one without the formatting machinery.
+pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u64::from(*o));
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 pub(crate) fn own_msrp_path(addr: SocketAddr, sid: &str) -> String {
-    format!("msrp://{addr}/{sid};tcp")
+    msrp_path("msrp://", addr, sid)
+}
+
+/// `<scheme>://<addr>/<sid>;tcp`, written piece by piece (a few per session).
+pub(crate) fn msrp_path(scheme: &str, addr: SocketAddr, sid: &str) -> String {
+    let mut s = String::with_capacity(scheme.len() + 22 + sid.len() + 5);
+    s.push_str(scheme);
+    push_addr(&mut s, addr);
+    s.push('/');
+    s.push_str(sid);
+    s.push_str(";tcp");
+    s
+}
+
+/// Appends `addr` as its `Display` writes it; an IPv4 one without the formatting machinery,
+/// which costs several times the copying (our addresses go into every request we build).
+pub(crate) fn push_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            push_ip(out, std::net::IpAddr::V4(*v4.ip()));
+            out.push(':');
+            push_decimal(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{addr}");
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+/// Appends `n` in lower-case hex without leading zeros, as `{:x}` writes it.
+pub(crate) fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let (Some(d), Some(&c)) = (buf.get_mut(i), DIGITS.get((n & 0xf) as usize)) {
+            *d = c;
+        }
+        n >>= 4;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 pub(super) fn spec_timer_id(t: Timer) -> u16 {
@@ -435,5 +525,11 @@ pub(super) fn log_action(call_id: &str, a: &Action, note: &str) {
 }
 
 pub(crate) fn tracing_log(what: &str, text: &str) {
+    tracing::info!(what, "{text}");
+}
+
+/// [`tracing_log`] with the text still to be formatted: formatted only when a subscriber
+/// takes the event, so a line logged for every session costs nothing when none does.
+pub(crate) fn tracing_log_args(what: &str, text: std::fmt::Arguments<'_>) {
     tracing::info!(what, "{text}");
 }

@@ -71,7 +71,9 @@ use ctx::Ctx;
 use ids::Ids;
 use ingress::warning;
 use msrp_relay::RelayEvent;
-use session::{ConferenceRegistry, Session, SessionEvent, SessionId, tracing_log};
+use session::{
+    ConferenceRegistry, Session, SessionEvent, SessionId, tracing_log, tracing_log_args,
+};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -276,7 +278,7 @@ impl<A: Application> Endpoint<A> {
                 self.conn_use.session_ended(id, &mut self.out);
                 self.stats.sessions_ended += 1;
                 self.live.session_ended(id);
-                tracing_log("session", &format!("session {} closed", s.call_id()));
+                tracing_log_args("session", format_args!("session {} closed", s.call_id()));
             }
         }
     }

@@ -375,8 +375,14 @@ impl MsrpRelay {
             FrameKind::Response { code, .. } => {
                 // A response to one of our delivery chunks: only the sessions on this
                 // connection can have sent it (usually one).
-                let keys = self.conns.get(&conn).map(|c| c.sides.clone());
-                for key in keys.unwrap_or_default() {
+                // By position rather than over a copy of the list: a response is the
+                // commonest frame, and the list is not changed in the loop.
+                let n = self.conns.get(&conn).map_or(0, |c| c.sides.len());
+                for j in 0..n {
+                    let Some(key) = self.conns.get(&conn).and_then(|c| c.sides.get(j).copied())
+                    else {
+                        break;
+                    };
                     let (sid, Some(i)) = key else {
                         continue;
                     };
@@ -395,8 +401,8 @@ impl MsrpRelay {
                 let key = f
                     .to_path
                     .last()
-                    .and_then(|u| u.session_id.clone())
-                    .and_then(|s| self.by_local.get(&s).copied())
+                    .and_then(|u| u.session_id.as_deref())
+                    .and_then(|s| self.by_local.get(s).copied())
                     // A session answered over TLS is never reached in clear (RFC 4975 §14).
                     .filter(|k| {
                         self.sides.get(k).is_none_or(|s| !s.secure)

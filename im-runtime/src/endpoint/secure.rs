@@ -10,7 +10,7 @@
 use super::*;
 use crate::Uri;
 use crate::machine::SdpFacts;
-use session::own_msrp_path;
+use session::{msrp_path, own_msrp_path, push_addr};
 
 /// SIP-over-TLS connection state shared by the endpoint (which sees connections open,
 /// close and fail) and sessions (which ask for connects to their invitees).
@@ -104,7 +104,15 @@ impl<A: Application> Endpoint<A> {
         match dialog_tls(&self.cfg, &self.sip_tls, &self.sip_conn_by_peer, peer) {
             Some(a) if sips => format!("sips:{user}@{a}"),
             Some(a) => format!("sip:{user}@{a};transport=tls"),
-            None => format!("sip:{user}@{}", self.cfg.sip_advertised),
+            None => {
+                // Once per session; written piece by piece.
+                let mut s = String::with_capacity(user.len() + 26);
+                s.push_str("sip:");
+                s.push_str(user);
+                s.push('@');
+                push_addr(&mut s, self.cfg.sip_advertised);
+                s
+            }
         }
     }
 
@@ -163,7 +171,7 @@ impl<A: Application> Ctx<'_, A> {
             .find(|m| crate::proto::sdp::msrp::is_msrp(&m.media, &m.proto))
             .is_some_and(|m| answer::is_tls_proto(&m.proto));
         match self.cfg.msrp_tls_advertised {
-            Some(a) if tls => (a, format!("msrps://{a}/{sid};tcp")),
+            Some(a) if tls => (a, msrp_path("msrps://", a, sid)),
             _ => (
                 self.cfg.msrp_advertised,
                 own_msrp_path(self.cfg.msrp_advertised, sid),
@@ -192,7 +200,7 @@ impl<A: Application> Ctx<'_, A> {
         match self.cfg.msrp_tls_advertised {
             Some(a) if tls => (
                 a,
-                format!("msrps://{a}/{sid};tcp"),
+                msrp_path("msrps://", a, sid),
                 OfferOptions {
                     tls: true,
                     ..OfferOptions::default()
@@ -222,13 +230,20 @@ impl<A: Application> Ctx<'_, A> {
                     format!("<sips:{user}@{a}>"),
                 )
             }
-            _ => (
-                format!(
-                    "SIP/2.0/UDP {};branch={branch};rport",
-                    self.cfg.sip_advertised
-                ),
-                format!("<{focus}>"),
-            ),
+            _ => {
+                // Written piece by piece: one per invitee INVITE and per page-mode copy.
+                let mut via = String::with_capacity(48 + branch.len());
+                via.push_str("SIP/2.0/UDP ");
+                push_addr(&mut via, self.cfg.sip_advertised);
+                via.push_str(";branch=");
+                via.push_str(branch);
+                via.push_str(";rport");
+                let mut contact = String::with_capacity(focus.len() + 2);
+                contact.push('<');
+                contact.push_str(focus);
+                contact.push('>');
+                (via, contact)
+            }
         }
     }
 

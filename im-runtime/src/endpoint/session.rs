@@ -21,7 +21,10 @@ pub(super) mod route_leg;
 mod teardown;
 
 pub(super) use conference::{Registry as ConferenceRegistry, SubscribeRequest};
-pub(super) use machines::{own_msrp_path, tracing_log};
+use machines::push_hex;
+pub(super) use machines::{
+    ip_string, msrp_path, own_msrp_path, push_addr, push_ip, tracing_log, tracing_log_args,
+};
 
 use super::app::{Application, DynMachine};
 use super::ctx::Ctx;
@@ -84,11 +87,22 @@ fn contact_uri(m: &Message) -> Option<String> {
     Some(na.uri().as_str().to_string())
 }
 
-fn addr_of(v: &str) -> String {
-    // Keep the name-addr without its tag parameter.
-    match crate::proto::sip::NameAddr::parse(v) {
-        Ok(na) => format!("<{}>", na.uri().as_str()),
-        Err(_) => v.to_string(),
+/// From or To of `m` (`parsed`, the accessor's view; `raw`, the header's value) as the
+/// dialog keeps it: the name-addr without its tag parameter, or the value as written when
+/// it does not parse. The accessors slice what the parse-time check recorded, so the value
+/// is not parsed again here.
+fn addr_of(parsed: Option<crate::proto::sip::NameAddr<'_>>, raw: Option<&str>) -> String {
+    match (parsed, raw) {
+        (Some(na), Some(_)) => {
+            let uri = na.uri().as_str();
+            let mut s = String::with_capacity(uri.len() + 2);
+            s.push('<');
+            s.push_str(uri);
+            s.push('>');
+            s
+        }
+        (None, Some(v)) => v.to_string(),
+        (_, None) => String::new(),
     }
 }
 
@@ -102,14 +116,8 @@ impl Dialog {
                 .from()
                 .and_then(|f| f.tag().map(str::to_string))
                 .unwrap_or_default(),
-            local_uri: request
-                .header(HeaderName::To)
-                .map(addr_of)
-                .unwrap_or_default(),
-            remote_uri: request
-                .header(HeaderName::From)
-                .map(addr_of)
-                .unwrap_or_default(),
+            local_uri: addr_of(request.to(), request.header(HeaderName::To)),
+            remote_uri: addr_of(request.from(), request.header(HeaderName::From)),
             remote_target: contact_uri(request).unwrap_or_else(|| {
                 request
                     .from()
@@ -155,14 +163,8 @@ impl Dialog {
                 .to()
                 .and_then(|t| t.tag().map(str::to_string))
                 .unwrap_or_default(),
-            local_uri: invite
-                .header(HeaderName::From)
-                .map(addr_of)
-                .unwrap_or_default(),
-            remote_uri: invite
-                .header(HeaderName::To)
-                .map(addr_of)
-                .unwrap_or_default(),
+            local_uri: addr_of(invite.from(), invite.header(HeaderName::From)),
+            remote_uri: addr_of(invite.to(), invite.header(HeaderName::To)),
             remote_target: contact_uri(resp)
                 .or_else(|| invite.request_uri_str().map(str::to_string))
                 .unwrap_or_default(),
@@ -180,20 +182,31 @@ impl Dialog {
 
     fn builder(&mut self, method: Method, cseq: u32, via_host: SocketAddr) -> RequestBuilder {
         self.counter += 1;
-        let branch = format!(
-            "{MAGIC_COOKIE}{:x}{:x}{}",
-            self.counter,
-            cseq,
-            self.local_tag.get(..8).unwrap_or("")
-        );
+        // `SIP/2.0/<transport> <sent-by>;branch=<cookie><counter><cseq><tag[..8]>;rport`,
+        // written piece by piece: every BYE and ACK of every leg is built here.
+        let mut via = String::with_capacity(96);
+        match self.tls {
+            Some(tls) => {
+                via.push_str("SIP/2.0/TLS ");
+                push_addr(&mut via, tls);
+            }
+            None => {
+                via.push_str(if self.peer.reliable {
+                    "SIP/2.0/TCP "
+                } else {
+                    "SIP/2.0/UDP "
+                });
+                push_addr(&mut via, via_host);
+            }
+        }
+        via.push_str(";branch=");
+        via.push_str(MAGIC_COOKIE);
+        push_hex(&mut via, self.counter);
+        push_hex(&mut via, u64::from(cseq));
+        via.push_str(self.local_tag.get(..8).unwrap_or(""));
+        via.push_str(";rport");
         let mut b = RequestBuilder::new(method, &self.remote_target)
-            .via_raw(&match self.tls {
-                Some(tls) => format!("SIP/2.0/TLS {tls};branch={branch};rport"),
-                None => format!(
-                    "SIP/2.0/{} {via_host};branch={branch};rport",
-                    if self.peer.reliable { "TCP" } else { "UDP" }
-                ),
-            })
+            .via_raw(&via)
             .from(&self.local_uri, &self.local_tag)
             .to(&self.remote_uri, Some(&self.remote_tag))
             .call_id(&self.call_id)
@@ -574,30 +587,43 @@ impl Session {
         c
     }
 
-    /// One log line per recipient: how its leg ended.
-    fn outcomes(&self) -> Vec<String> {
-        self.legs
-            .iter()
-            .map(|l| {
-                let what = match (l.status, l.delivery) {
-                    (_, Some(200)) => "delivered".to_string(),
-                    // A failed outcome of a leg that never connected: the invitee was not
-                    // reached (declined, timed out, unroutable).
-                    (LegStatus::Failed, Some(_)) if l.dialog.is_none() => format!(
-                        "not reached ({})",
-                        l.status_code
-                            .map_or("no answer".to_string(), |s| s.to_string())
-                    ),
-                    (_, Some(code)) => format!("delivery failed ({code})"),
-                    (LegStatus::Failed, None) => format!(
-                        "not reached ({})",
-                        l.status_code
-                            .map_or("no answer".to_string(), |s| s.to_string())
-                    ),
-                    (s, None) => format!("{s:?}").to_lowercase(),
-                };
-                format!("session {} recipient {}: {what}", self.call_id, l.uri.raw)
-            })
-            .collect()
+    /// One log line per recipient: how its leg ended. The text is formatted only when a
+    /// subscriber takes it.
+    fn log_outcomes(&self) {
+        for l in &self.legs {
+            tracing_log_args(
+                "outcome",
+                format_args!(
+                    "session {} recipient {}: {}",
+                    self.call_id,
+                    l.uri.raw,
+                    OutcomeText(l)
+                ),
+            );
+        }
+    }
+}
+
+/// What became of a leg, as the outcome log line says it.
+struct OutcomeText<'a>(&'a Leg);
+
+impl std::fmt::Display for OutcomeText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = self.0;
+        match (l.status, l.delivery) {
+            (_, Some(200)) => f.write_str("delivered"),
+            // A failed outcome of a leg that never connected: the invitee was not reached
+            // (declined, timed out, unroutable).
+            (LegStatus::Failed, Some(_)) if l.dialog.is_none() => match l.status_code {
+                Some(s) => write!(f, "not reached ({s})"),
+                None => f.write_str("not reached (no answer)"),
+            },
+            (_, Some(code)) => write!(f, "delivery failed ({code})"),
+            (LegStatus::Failed, None) => match l.status_code {
+                Some(s) => write!(f, "not reached ({s})"),
+                None => f.write_str("not reached (no answer)"),
+            },
+            (s, None) => f.write_str(&format!("{s:?}").to_lowercase()),
+        }
     }
 }

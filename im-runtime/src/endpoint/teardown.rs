@@ -11,9 +11,9 @@ impl Session {
             return;
         }
         self.ending = true;
-        tracing_log(
+        tracing_log_args(
             "session",
-            &format!("ending session {} ({why})", self.call_id),
+            format_args!("ending session {} ({why})", self.call_id),
         );
         for i in 0..self.legs.len() {
             self.cancel_leg(cx, i);

@@ -81,6 +81,8 @@ pub(crate) struct Knobs {
     /// The dispatcher answers nothing to a request whose recipient list could not be read
     /// (`list.*`), as a spec with no rule for it would.
     pub(crate) silent_on_bad_list: bool,
+    /// MESSAGE is served too, by [`Exploder`] (RFC 5365 page mode).
+    pub(crate) page_mode: bool,
 }
 
 /// How long the late dispatcher waits before answering.
@@ -331,6 +333,60 @@ impl Machine for LegMachine {
     }
 }
 
+/// Stands in for `specs/rfc5365_message_exploder.imspec` `explode_list`: 202, then
+/// `forward each recipient_list without originator distinct { header Referred-By …
+/// history }`; 404 without a list.
+pub(crate) struct Exploder {
+    done: bool,
+}
+
+impl Machine for Exploder {
+    const PROCEDURE: &'static str = "exploder";
+    const CLAUSE: &'static str = "7.2";
+    fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
+        let Event::InitialRequest(Method::Message) = ev else {
+            return Vec::new();
+        };
+        self.done = true;
+        if f.recipients.is_empty() {
+            return vec![act(ActionKind::Respond(Reply {
+                status: 404,
+                reason: "Not Found".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            }))];
+        }
+        vec![
+            act(ActionKind::Respond(Reply {
+                status: 202,
+                reason: "Accepted".into(),
+                headers: vec![],
+                warning: None,
+                sdp_answer: vec![],
+            })),
+            act(ActionKind::ForwardEach(
+                Recipients::RecipientList,
+                INVITEES,
+                im_runtime::machine::Invitation {
+                    headers: vec![(
+                        "Referred-By".into(),
+                        HeaderValue::Text(format!("<{}>", f.originator.raw).into()),
+                    )],
+                    history: true,
+                    offer: vec![],
+                },
+            )),
+        ]
+    }
+    fn state_name(&self) -> &'static str {
+        if self.done { "done" } else { "idle" }
+    }
+    fn is_final(&self) -> bool {
+        self.done
+    }
+}
+
 /// Routes a URI to its host:port (IP literals only).
 pub(crate) struct Direct;
 impl InviteeRouter for Direct {
@@ -346,6 +402,9 @@ impl InviteeRouter for Direct {
 pub(crate) struct App(pub Knobs);
 impl Application for App {
     fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        if self.0.page_mode && m == &Method::Message {
+            return Some(Box::new(Exploder { done: false }));
+        }
         (m == &Method::Invite).then(|| {
             Box::new(Dispatcher {
                 knobs: self.0,
@@ -365,7 +424,11 @@ impl Application for App {
         }))
     }
     fn methods(&self) -> Vec<Method> {
-        vec![Method::Invite]
+        if self.0.page_mode {
+            vec![Method::Invite, Method::Message]
+        } else {
+            vec![Method::Invite]
+        }
     }
     fn directory(&self) -> &dyn GroupDirectory {
         &NoGroups
@@ -422,6 +485,22 @@ pub(crate) fn invite(
     ));
     crlf(&format!(
         "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/{transport} {via_addr};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:alice@{via_addr}>\nContent-Type: multipart/mixed;boundary=b1\nContent-Length: {}\n\n",
+        body.len()
+    )) + &body
+}
+
+/// A MESSAGE from alice to the conference factory carrying `text` and a recipient list of
+/// `recipients` (RFC 5365), as the load harness's SIPp scenario sends it.
+pub(crate) fn list_message(call_id: &str, branch: &str, text: &str, recipients: &[&str]) -> String {
+    let entries: String = recipients
+        .iter()
+        .map(|r| format!("    <entry uri=\"{r}\" cp:copyControl=\"to\"/>\n"))
+        .collect();
+    let body = crlf(&format!(
+        "--imspec-page\nContent-Type: text/plain;charset=UTF-8\n\n{text}\n--imspec-page\nContent-Type: application/resource-lists+xml\nContent-Disposition: recipient-list\n\n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"\n    xmlns:cp=\"urn:ietf:params:xml:ns:copycontrol\">\n  <list>\n{entries}  </list>\n</resource-lists>\n--imspec-page--\n"
+    ));
+    crlf(&format!(
+        "MESSAGE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: {call_id}\nCSeq: 1 MESSAGE\nMax-Forwards: 70\nRequire: recipient-list-message\nContent-Type: multipart/mixed;boundary=\"imspec-page\"\nContent-Length: {}\n\n",
         body.len()
     )) + &body
 }

@@ -336,7 +336,13 @@ impl Chunker {
         let total = self.data.len();
         let end = (self.offset + self.chunk_size).min(total);
         let last = end == total;
-        let mut f = self.template.clone();
+        // The last chunk takes the template and Content-Type rather than copies: nothing
+        // is cut after it (`abort` then gives `None`), and most messages are one chunk.
+        let (mut f, content_type) = if last {
+            (self.template.take(), std::mem::take(&mut self.content_type))
+        } else {
+            (self.template.clone(), self.content_type.clone())
+        };
         f.transaction_id = tid;
         f.byte_range = Some(ByteRange {
             start: self.offset as u64 + 1,
@@ -344,7 +350,7 @@ impl Chunker {
             total: Some(total as u64),
         });
         f.body = Some(Body {
-            content_type: self.content_type.clone(),
+            content_type,
             data: self.data.slice(self.offset..end),
         });
         f.flag = if last {

@@ -6,7 +6,7 @@ use super::frame::{
     ByteRange, ContinuationFlag, Frame, FrameKind, Method, Status, StatusCode, TransactionId,
     check_media_type,
 };
-use super::uri::is_token_char;
+use super::uri::{decimal, is_token_char};
 
 /// Why a [`Frame`] cannot be written as valid MSRP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,48 +145,70 @@ pub fn validate(frame: &Frame) -> Result<(), EncodeError> {
 /// either CRLF, body, CRLF and the end-line, or the end-line right after the headers when
 /// there is no body. Nothing is written when the frame is invalid.
 pub fn encode(frame: &Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
-    use std::io::Write as _;
     validate(frame)?;
+    // Copied piece by piece rather than through `write!`: every frame the relay sends is
+    // written here, and the formatting machinery costs several times the copying.
     let tid = frame.transaction_id.as_str();
-    // Writing into a Vec cannot fail, so the io::Result values are dropped.
-    let mut w = |args: std::fmt::Arguments<'_>| {
-        let _ = dst.write_fmt(args);
-    };
+    dst.extend_from_slice(b"MSRP ");
+    dst.extend_from_slice(tid.as_bytes());
+    dst.push(b' ');
     match &frame.kind {
-        FrameKind::Request(m) => w(format_args!("MSRP {tid} {}\r\n", m.as_str())),
-        FrameKind::Response { code, comment } => match comment {
-            Some(c) => w(format_args!("MSRP {tid} {:03} {c}\r\n", code.0)),
-            None => w(format_args!("MSRP {tid} {:03}\r\n", code.0)),
-        },
+        FrameKind::Request(m) => dst.extend_from_slice(m.as_str().as_bytes()),
+        FrameKind::Response { code, comment } => {
+            put_three_digits(dst, code.0);
+            if let Some(c) = comment {
+                dst.push(b' ');
+                dst.extend_from_slice(c.as_bytes());
+            }
+        }
     }
-    let path = |p: &[super::uri::MsrpUri]| {
-        p.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    w(format_args!("To-Path: {}\r\n", path(&frame.to_path)));
-    w(format_args!("From-Path: {}\r\n", path(&frame.from_path)));
+    dst.extend_from_slice(b"\r\n");
+    put_path(dst, b"To-Path: ", &frame.to_path);
+    put_path(dst, b"From-Path: ", &frame.from_path);
     if let Some(m) = &frame.message_id {
-        w(format_args!("Message-ID: {m}\r\n"));
+        put_header(dst, b"Message-ID: ", m.as_str());
     }
     if let Some(r) = &frame.byte_range {
-        w(format_args!("Byte-Range: {r}\r\n"));
+        let mut num = [0u8; 20];
+        dst.extend_from_slice(b"Byte-Range: ");
+        dst.extend_from_slice(decimal(&mut num, r.start).as_bytes());
+        dst.push(b'-');
+        match r.end {
+            Some(e) => dst.extend_from_slice(decimal(&mut num, e).as_bytes()),
+            None => dst.push(b'*'),
+        }
+        dst.push(b'/');
+        match r.total {
+            Some(t) => dst.extend_from_slice(decimal(&mut num, t).as_bytes()),
+            None => dst.push(b'*'),
+        }
+        dst.extend_from_slice(b"\r\n");
     }
     if let Some(s) = &frame.success_report {
-        w(format_args!("Success-Report: {s}\r\n"));
+        put_header(dst, b"Success-Report: ", s.as_str());
     }
     if let Some(f) = &frame.failure_report {
-        w(format_args!("Failure-Report: {f}\r\n"));
+        put_header(dst, b"Failure-Report: ", f.as_str());
     }
     if let Some(s) = &frame.status {
-        w(format_args!("Status: {s}\r\n"));
+        dst.extend_from_slice(b"Status: ");
+        put_three_digits(dst, s.namespace);
+        dst.push(b' ');
+        put_three_digits(dst, s.code.0);
+        if let Some(c) = &s.comment {
+            dst.push(b' ');
+            dst.extend_from_slice(c.as_bytes());
+        }
+        dst.extend_from_slice(b"\r\n");
     }
     for h in &frame.other_headers {
-        w(format_args!("{}: {}\r\n", h.name, h.value));
+        dst.extend_from_slice(h.name.as_bytes());
+        put_header(dst, b": ", &h.value);
     }
     if let Some(body) = &frame.body {
-        w(format_args!("Content-Type: {}\r\n\r\n", body.content_type));
+        dst.extend_from_slice(b"Content-Type: ");
+        dst.extend_from_slice(body.content_type.as_bytes());
+        dst.extend_from_slice(b"\r\n\r\n");
         dst.extend_from_slice(&body.data);
         dst.extend_from_slice(b"\r\n");
     }
@@ -195,6 +217,37 @@ pub fn encode(frame: &Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
     dst.push(frame.flag.as_byte());
     dst.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// `name` (with its `: `), `value` and CRLF.
+fn put_header(dst: &mut Vec<u8>, name: &[u8], value: &str) {
+    dst.extend_from_slice(name);
+    dst.extend_from_slice(value.as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// A path header: its URIs separated by one space.
+fn put_path(dst: &mut Vec<u8>, name: &[u8], path: &[super::uri::MsrpUri]) {
+    dst.extend_from_slice(name);
+    for (i, u) in path.iter().enumerate() {
+        if i > 0 {
+            dst.push(b' ');
+        }
+        u.write_to(dst);
+    }
+    dst.extend_from_slice(b"\r\n");
+}
+
+/// `n` with at least three digits, as `{:03}` writes it (`7` is `007`).
+fn put_three_digits(dst: &mut Vec<u8>, n: u16) {
+    if n < 100 {
+        dst.push(b'0');
+    }
+    if n < 10 {
+        dst.push(b'0');
+    }
+    let mut num = [0u8; 20];
+    dst.extend_from_slice(decimal(&mut num, u64::from(n)).as_bytes());
 }
 
 /// [`encode`] into a new vector.
@@ -280,4 +333,118 @@ pub fn failure_report(
         total: Some(len),
     });
     report_for(send, transaction_id, range, Status::new(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::{Body, Header, MessageId};
+    use super::*;
+
+    /// The frame as the encoder wrote it with `write!` before it copied piece by piece.
+    fn with_format(f: &Frame) -> Vec<u8> {
+        let tid = f.transaction_id.as_str();
+        let path = |p: &[super::super::uri::MsrpUri]| {
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut s = match &f.kind {
+            FrameKind::Request(m) => format!("MSRP {tid} {}\r\n", m.as_str()),
+            FrameKind::Response { code, comment } => match comment {
+                Some(c) => format!("MSRP {tid} {:03} {c}\r\n", code.0),
+                None => format!("MSRP {tid} {:03}\r\n", code.0),
+            },
+        };
+        s += &format!("To-Path: {}\r\n", path(&f.to_path));
+        s += &format!("From-Path: {}\r\n", path(&f.from_path));
+        if let Some(m) = &f.message_id {
+            s += &format!("Message-ID: {m}\r\n");
+        }
+        if let Some(r) = &f.byte_range {
+            s += &format!("Byte-Range: {r}\r\n");
+        }
+        if let Some(x) = &f.success_report {
+            s += &format!("Success-Report: {x}\r\n");
+        }
+        if let Some(x) = &f.failure_report {
+            s += &format!("Failure-Report: {x}\r\n");
+        }
+        if let Some(x) = &f.status {
+            s += &format!("Status: {x}\r\n");
+        }
+        for h in &f.other_headers {
+            s += &format!("{}: {}\r\n", h.name, h.value);
+        }
+        let mut out = s.into_bytes();
+        if let Some(b) = &f.body {
+            out.extend_from_slice(format!("Content-Type: {}\r\n\r\n", b.content_type).as_bytes());
+            out.extend_from_slice(&b.data);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("-------{tid}").as_bytes());
+        out.push(f.flag.as_byte());
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    #[test]
+    fn frames_are_written_as_the_formatting_machinery_would() {
+        let to: Vec<super::super::uri::MsrpUri> = [
+            "msrp://relay.example:2856/r1;tcp",
+            "msrps://bob@[2001:db8::1]/s;tcp;x=y;z",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        let from = vec!["msrp://192.0.2.1:65535/a+b=;tcp".parse().unwrap()];
+        let tid = TransactionId::new("t1x").unwrap();
+        let ranges = [
+            (1, Some(5), Some(5)),
+            (0, None, None),
+            (u64::MAX, Some(u64::MAX), None),
+            (18, None, Some(4096)),
+        ];
+        for (code, comment) in [(0u16, None), (7, Some("x y")), (42, None), (999, Some(""))] {
+            let mut f = Frame::request(tid.clone(), Method::Send, to.clone(), from.clone());
+            f.kind = FrameKind::Response {
+                code: StatusCode(code),
+                comment: comment.map(str::to_owned),
+            };
+            assert_eq!(encode_to_vec(&f).unwrap(), with_format(&f));
+        }
+        for (i, (start, end, total)) in ranges.into_iter().enumerate() {
+            let mut f = Frame::request(
+                tid.clone(),
+                if i % 2 == 0 {
+                    Method::Report
+                } else {
+                    Method::Other("AUTH".into())
+                },
+                to.clone(),
+                from.clone(),
+            );
+            f.message_id = Some(MessageId::new("m-1").unwrap());
+            f.byte_range = Some(ByteRange { start, end, total });
+            f.success_report = Some(super::super::frame::SuccessReport::Yes);
+            f.failure_report = Some(super::super::frame::FailureReport::Partial);
+            f.status = Some(Status {
+                namespace: [0, 5, 99, 123][i],
+                code: StatusCode([200, 1, 48, 999][i]),
+                comment: (i != 1).then(|| "Ok then".to_owned()),
+            });
+            f.other_headers = vec![Header {
+                name: "X-Ext".into(),
+                value: "v 1".into(),
+            }];
+            if i == 3 {
+                f.body = Some(Body {
+                    content_type: "text/plain;charset=utf-8".into(),
+                    data: bytes::Bytes::from_static(b"hello"),
+                });
+                f.flag = ContinuationFlag::More;
+            }
+            assert_eq!(encode_to_vec(&f).unwrap(), with_format(&f));
+        }
+    }
 }

@@ -287,7 +287,8 @@ pub enum FailureReport {
 }
 
 impl SuccessReport {
-    fn as_str(self) -> &'static str {
+    /// The value as written on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SuccessReport::Yes => "yes",
             SuccessReport::No => "no",
@@ -307,7 +308,8 @@ impl FromStr for SuccessReport {
 }
 
 impl FailureReport {
-    fn as_str(self) -> &'static str {
+    /// The value as written on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureReport::Yes => "yes",
             FailureReport::No => "no",
@@ -482,6 +484,20 @@ impl Frame {
             body: None,
             flag: ContinuationFlag::End,
         }
+    }
+
+    /// Moves the frame out, leaving an empty one that allocates nothing (what a
+    /// [`Chunker`](super::Chunker) leaves after its last chunk, which takes its template).
+    pub(crate) fn take(&mut self) -> Frame {
+        std::mem::replace(
+            self,
+            Frame::request(
+                TransactionId(String::new()),
+                Method::Send,
+                Vec::new(),
+                Vec::new(),
+            ),
+        )
     }
 
     /// The method, if this is a request.

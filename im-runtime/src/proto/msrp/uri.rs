@@ -125,7 +125,7 @@ impl MsrpUri {
         Some(MsrpUri {
             scheme,
             user: None,
-            host: v4.ip().to_string(),
+            host: ipv4_text(*v4.ip()),
             port: Some(v4.port()),
             session_id: Some(session_id.to_owned()),
             transport: "tcp".to_owned(),
@@ -243,8 +243,13 @@ impl FromStr for MsrpUri {
             .ok_or(UriError::Transport)?;
         let (authority, mut tail) = rest.split_at_checked(auth_end).ok_or(UriError::Transport)?;
 
-        let (user, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
+        // Delimiters are found by byte (`memrchr`): they are ASCII, so every split falls
+        // on a character boundary, and a char searcher costs several times as much.
+        let (user, hostport) = match memchr::memrchr(b'@', authority.as_bytes()) {
+            Some(at) => (
+                authority.get(..at),
+                authority.get(at + 1..).ok_or(UriError::Host)?,
+            ),
             None => (None, authority),
         };
         if let Some(u) = user
@@ -255,12 +260,13 @@ impl FromStr for MsrpUri {
             return Err(UriError::User);
         }
         // The port colon is the last ':' after any IPv6 closing bracket.
-        let port_sep = match hostport.rfind(']') {
-            Some(close) => hostport
+        let hb = hostport.as_bytes();
+        let port_sep = match memchr::memrchr(b']', hb) {
+            Some(close) => hb
                 .get(close..)
-                .and_then(|after| after.find(':'))
+                .and_then(|after| memchr::memchr(b':', after))
                 .map(|i| close + i),
-            None => hostport.rfind(':'),
+            None => memchr::memrchr(b':', hb),
         };
         let (host, port) = match port_sep.and_then(|i| hostport.split_at_checked(i)) {
             Some((host, colon_port)) => {
@@ -318,42 +324,71 @@ impl FromStr for MsrpUri {
     }
 }
 
-impl fmt::Display for MsrpUri {
-    // Written piece by piece: a URI is written for every MSRP frame sent and every side
-    // registered, and the formatting machinery costs several times the copying.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.scheme.as_str())?;
-        f.write_str("://")?;
+impl MsrpUri {
+    /// Hands the URI's text to `put` piece by piece, as [`Display`](fmt::Display) writes it.
+    fn pieces<E>(&self, mut put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+        put(self.scheme.as_str())?;
+        put("://")?;
         if let Some(u) = &self.user {
-            f.write_str(u)?;
-            f.write_str("@")?;
+            put(u)?;
+            put("@")?;
         }
-        f.write_str(&self.host)?;
+        put(&self.host)?;
         if let Some(p) = self.port {
-            f.write_str(":")?;
-            write_u16(f, p)?;
+            put(":")?;
+            let mut buf = [0u8; 20];
+            put(decimal(&mut buf, u64::from(p)))?;
         }
         if let Some(s) = &self.session_id {
-            f.write_str("/")?;
-            f.write_str(s)?;
+            put("/")?;
+            put(s)?;
         }
-        f.write_str(";")?;
-        f.write_str(&self.transport)?;
+        put(";")?;
+        put(&self.transport)?;
         for (n, v) in &self.params {
-            f.write_str(";")?;
-            f.write_str(n)?;
+            put(";")?;
+            put(n)?;
             if let Some(v) = v {
-                f.write_str("=")?;
-                f.write_str(v)?;
+                put("=")?;
+                put(v)?;
             }
         }
         Ok(())
     }
+
+    /// Appends the URI's text (what [`Display`](fmt::Display) writes) to `out`: the
+    /// encoder writes every path this way, with no `String` per URI.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        let _ = self.pieces(|s| {
+            out.extend_from_slice(s.as_bytes());
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
 }
 
-/// A port in decimal, without the formatting machinery.
-fn write_u16(f: &mut fmt::Formatter<'_>, mut n: u16) -> fmt::Result {
-    let mut buf = [0u8; 5];
+impl fmt::Display for MsrpUri {
+    // Written piece by piece: a URI is written for every MSRP frame sent and every side
+    // registered, and the formatting machinery costs several times the copying.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pieces(|s| f.write_str(s))
+    }
+}
+
+/// `ip` as its `Display` writes it, without the formatting machinery (a few per session).
+fn ipv4_text(ip: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    let mut num = [0u8; 20];
+    for (i, o) in ip.octets().iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        s.push_str(decimal(&mut num, u64::from(*o)));
+    }
+    s
+}
+
+/// `n` in decimal, written into the end of `buf`, without the formatting machinery.
+pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -366,7 +401,7 @@ fn write_u16(f: &mut fmt::Formatter<'_>, mut n: u16) -> fmt::Result {
         }
     }
     // Only ASCII digits were written.
-    f.write_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default())
+    std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default()
 }
 
 /// A new random session id for an MSRP URI from caller-supplied random bytes: 96 bits, more
