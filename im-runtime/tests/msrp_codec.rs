@@ -500,3 +500,29 @@ Failure-Report: no\r\nMessage-ID: m1\r\nByte-Range: x\r\n-------snd00001$\r\n",
     );
     assert_eq!(decode_one(&OK_FRAME[..20]), Err(DecodeOneError::Incomplete));
 }
+
+/// Found by the `msrp` fuzz target: a header line that begins with seven dashes but is far
+/// longer than any end-line used to end the head when its CRLF was in the buffer, and to
+/// fail the head as too large when the bytes came in small pieces. Either way it is now a
+/// header line, and the head too large.
+#[test]
+fn a_long_line_of_dashes_is_no_end_line_however_the_stream_is_cut() {
+    let mut wire =
+        b"MSRP a786hjs2 SEND\r\nTo-Path: msrp://biloxi.example.com/s;tcp\r\n-------".to_vec();
+    wire.extend(std::iter::repeat_n(b'x', 20_000));
+    wire.extend_from_slice(b"\r\n\r\n");
+    let whole = decode_all(&[&wire]);
+    let pieces: Vec<&[u8]> = wire.chunks(4).collect();
+    let cut = decode_all(&pieces);
+    assert_eq!(whole, cut);
+    assert!(
+        matches!(
+            whole.first(),
+            Some(Err(DecodeError {
+                kind: DecodeErrorKind::HeadersTooLarge { .. },
+                ..
+            }))
+        ),
+        "{whole:?}"
+    );
+}

@@ -189,6 +189,8 @@ impl Default for Decoder {
 }
 
 const SEVEN_DASHES: &[u8] = b"-------";
+/// The longest end-line without its CRLF: seven dashes, a 64-byte transaction id, the flag.
+const MAX_END_LINE: usize = 7 + 64 + 1;
 
 impl Decoder {
     /// A decoder with the given limits.
@@ -346,7 +348,13 @@ impl Decoder {
             if line.is_empty() {
                 return self.finish_head(tid, kind, line_start, None);
             }
-            if let Some(rest) = line.strip_prefix(SEVEN_DASHES) {
+            // A line this long cannot be an end-line (a transaction id has at most 64
+            // bytes), however malformed: it is a header line like any other. Taking it for
+            // the terminator would make the outcome depend on whether its CRLF had arrived
+            // before the buffer passed the limit below.
+            if line.len() <= MAX_END_LINE
+                && let Some(rest) = line.strip_prefix(SEVEN_DASHES)
+            {
                 let tid_b = tid.as_str().as_bytes();
                 let flag = (rest.len() == tid_b.len() + 1)
                     .then(|| rest.strip_prefix(tid_b))
@@ -359,7 +367,7 @@ impl Decoder {
         }
         // Too large iff the block's terminator starts past the limit: either the unfinished
         // line already does, or the buffer extends past where any terminator starting within
-        // the limit (at most `-------` + 64-byte id + flag + CRLF) would have ended.
+        // the limit (at most `MAX_END_LINE` + CRLF) would have ended.
         let limit = self.limits.max_header_bytes;
         if *scanned > limit || self.buf.len() > limit + 128 {
             let at = limit;
