@@ -15,10 +15,9 @@
 //! by its Call-ID and top Via branch; the first final response with that key and CSeq method
 //! `INVITE` ends it. Retransmissions of either are not counted again.
 
-use crate::endpoint::{HistogramSnapshot, LATENCY_BUCKETS};
+use crate::endpoint::{Histogram, HistogramSnapshot};
 use crate::steer::{call_id, header, tag_param};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a request's record is kept: past Timer B / Timer H (64 × T1 = 32 s) no final
@@ -28,35 +27,6 @@ const KEEP: Duration = Duration::from_secs(64);
 /// Most records held at once per loop; over it, new INVITEs are not timed (a flood of
 /// INVITEs never answered must not grow memory without bound).
 const MAX_RECORDS: usize = 1 << 17;
-
-/// A fixed-bucket histogram over [`LATENCY_BUCKETS`], lock-free so that every loop can
-/// observe into it and a scrape can read it at any time.
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> HistogramSnapshot {
-        HistogramSnapshot {
-            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
-            count: self.count.load(Ordering::Relaxed),
-            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        }
-    }
-}
 
 /// Initial INVITE arrival to final response sent, summed over every driver loop; read with
 /// [`super::IoStats::invite_latency`].
