@@ -83,32 +83,13 @@ impl Session {
                 session_version: 1,
             };
             let sdp = super::super::invitation::offer(&local, &cx.cfg.spec, opts.tls, inv);
-            let body = match &history {
-                Some(h) => {
-                    use crate::proto::body::mime::{Disposition, MediaType};
-                    use crate::proto::body::multipart::{self, OutPart};
-                    let boundary = cx.ids.prefixed_token("imspec-");
-                    let parts = [
-                        OutPart::new(
-                            &MediaType::new("application", "sdp"),
-                            Bytes::from(sdp.clone()),
-                        ),
-                        OutPart::new(
-                            &MediaType::new("application", "resource-lists+xml"),
-                            Bytes::from(h.clone()),
-                        )
-                        .disposition(
-                            &Disposition::new("recipient-list-history")
-                                .with_param("handling", Some("optional")),
-                        ),
-                    ];
-                    match multipart::write(&boundary, &parts) {
-                        Ok(b) => (multipart::content_type(&boundary).to_string(), b),
-                        Err(_) => ("application/sdp".to_string(), Bytes::from(sdp.clone())),
-                    }
-                }
-                None => ("application/sdp".to_string(), Bytes::from(sdp)),
-            };
+            let body = history
+                .as_ref()
+                .and_then(|h| {
+                    let sdp_type = crate::proto::body::mime::MediaType::new("application", "sdp");
+                    with_history(cx.ids, &sdp_type, Bytes::from(sdp.clone()), h)
+                })
+                .unwrap_or_else(|| ("application/sdp".to_string(), Bytes::from(sdp)));
             let build = |t: LegTransport| {
                 let (via, focus_contact) = cx.via_contact(t, &self.focus, &branch);
                 let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
@@ -237,31 +218,13 @@ impl Session {
         let mut unroutable = Vec::new();
         // One body for every copy, written once: the copies differ only in their headers,
         // and a boundary the payload and history do not hold is absent from every copy.
-        let (body_ct, body, our_ct) = match &history {
-            Some(h) => {
-                use crate::proto::body::mime::{Disposition, MediaType};
-                use crate::proto::body::multipart::{self, OutPart};
-                let boundary = cx.ids.prefixed_token("imspec-");
-                let mt = crate::proto::body::mime::MediaType::parse(&ct)
-                    .unwrap_or_else(|_| MediaType::new("text", "plain"));
-                let parts = [
-                    OutPart::new(&mt, payload.clone()),
-                    OutPart::new(
-                        &MediaType::new("application", "resource-lists+xml"),
-                        Bytes::from(h.clone()),
-                    )
-                    .disposition(
-                        &Disposition::new("recipient-list-history")
-                            .with_param("handling", Some("optional")),
-                    ),
-                ];
-                match multipart::write(&boundary, &parts) {
-                    Ok(b) => (multipart::content_type(&boundary).to_string(), b, true),
-                    Err(_) => (ct.clone(), payload.clone(), false),
-                }
-            }
-            None => (ct.clone(), payload.clone(), false),
-        };
+        let with = history.as_ref().and_then(|h| {
+            let mt = crate::proto::body::mime::MediaType::parse(&ct)
+                .unwrap_or_else(|_| crate::proto::body::mime::MediaType::new("text", "plain"));
+            with_history(cx.ids, &mt, payload.clone(), h)
+        });
+        let our_ct = with.is_some();
+        let (body_ct, body) = with.unwrap_or_else(|| (ct.clone(), payload.clone()));
         // Every value of a copy is ours, the spec's, or from the checked request, but for
         // the originator's URI (from an identity header) and a payload's own Content-Type
         // sent as the copy's: with the URI checked here once and the multipart type ours, a
@@ -547,4 +510,30 @@ pub(super) fn page_mode_payload(request: &Message, limits: &BodyLimits) -> (Stri
         .unwrap_or("text/plain")
         .to_string();
     (full, body)
+}
+
+/// `first` and the recipient-list-history part (RFC 5364) after it, as one multipart/mixed
+/// body under a boundary of ours: its Content-Type and bytes, or `None` when the parts cannot
+/// be written (the caller then sends `first` alone).
+fn with_history(
+    ids: &mut super::super::ids::Ids,
+    first_type: &crate::proto::body::mime::MediaType,
+    first: Bytes,
+    history: &str,
+) -> Option<(String, Bytes)> {
+    use crate::proto::body::mime::{Disposition, MediaType};
+    use crate::proto::body::multipart::{self, OutPart};
+    let boundary = ids.prefixed_token("imspec-");
+    let parts = [
+        OutPart::new(first_type, first),
+        OutPart::new(
+            &MediaType::new("application", "resource-lists+xml"),
+            Bytes::from(history.to_string()),
+        )
+        .disposition(
+            &Disposition::new("recipient-list-history").with_param("handling", Some("optional")),
+        ),
+    ];
+    let b = multipart::write(&boundary, &parts).ok()?;
+    Some((multipart::content_type(&boundary).to_string(), b))
 }

@@ -48,6 +48,7 @@ pub use app::{
 };
 pub use config::{EndpointConfig, Stats};
 pub use facts::{BodyLimits, FactsError};
+#[cfg(feature = "tokio")]
 pub(crate) use live::Histogram;
 pub use live::{
     HistogramSnapshot, LATENCY_BUCKETS, LegOutcome, LiveSnapshot, LiveStats, ResponseKey,
