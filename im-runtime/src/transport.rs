@@ -159,12 +159,12 @@ pub enum Output {
         /// Which stream.
         conn: ConnId,
     },
-    /// Whether the core needs an accepted SIP stream: `in_use` becomes true once something
-    /// of the core's is reached over it (a session's originator, a registration made over
-    /// it) and false once nothing is. Sent only when that changes. The IO layer closes an
-    /// accepted SIP connection that no core uses and that has been silent for
-    /// [`crate::io::IoLimits::conn_idle_timeout`]; a core that never sends this leaves its
-    /// connections to that rule.
+    /// Whether the core needs a SIP stream: `in_use` becomes true once something of the
+    /// core's is reached over it (a session's originator, a registration made over it, an
+    /// invitee or recipient over a stream the core opened) and false once nothing is. Sent
+    /// only when that changes. The IO layer closes a SIP connection that no core uses and
+    /// that has been silent for [`crate::io::IoLimits::conn_idle_timeout`]; a core that
+    /// never sends this leaves its connections to that rule.
     ConnUse {
         /// Which stream.
         conn: ConnId,

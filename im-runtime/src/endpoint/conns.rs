@@ -15,6 +15,9 @@
 //! REGISTER's answer) is answered within the input that brought it, and its bytes restart
 //! the IO layer's idle clock: it needs no entry here.
 //!
+//! The connections the endpoint opens itself (to invitees and recipients) are held by the
+//! sessions that send over them, in `route_leg.rs` (`OutConns`).
+//!
 //! Counts and one deadline index, no scan: starting or ending a session costs O(1) hash
 //! work, a registration O(log n), the next deadline O(log n).
 

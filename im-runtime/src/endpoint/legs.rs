@@ -133,7 +133,7 @@ impl Session {
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
             leg.udp_retry = udp_retry;
             if let (Some((r, _)), Ok(_)) = (&routed, &built) {
-                cx.open_leg(r);
+                cx.open_leg(r, self.id);
             }
             match (routed, built) {
                 (Some((r, _)), Ok(invite)) => {
@@ -265,7 +265,7 @@ impl Session {
             let built = if checked { b.build_own() } else { b.build() };
             if let Ok(m) = built {
                 let peer = r.peer;
-                cx.open_leg(&r);
+                cx.open_leg(&r, self.id);
                 cx.live.copy_sent(self.id);
                 // A copy whose outcome a delivery report may need holds the session until
                 // its final answer.

@@ -278,6 +278,9 @@ impl<A: Application> Endpoint<A> {
                 }
                 self.msrp.close_session(id, s.leg_count(), &mut self.out);
                 self.conn_use.session_ended(id, &mut self.out);
+                self.sip_tls
+                    .out
+                    .session_ended(id, &self.sip_conn_by_peer, &mut self.out);
                 self.stats.sessions_ended += 1;
                 self.live.session_ended(id);
                 tracing_log_args("session", format_args!("session {} closed", s.call_id()));

@@ -22,6 +22,8 @@ pub(crate) struct SipTls {
     /// transaction layer sent before the handshake was done.
     pending: HashMap<SocketAddr, (ConnId, Vec<Bytes>)>,
     next: u64,
+    /// Which sessions use the connections we open (`route_leg.rs`).
+    pub(crate) out: session::route_leg::OutConns,
 }
 
 /// Ids of our outgoing SIP connections: above the MSRP relay's (which count from 1) and below
@@ -124,6 +126,7 @@ impl<A: Application> Endpoint<A> {
                 self.out.push_back(Output::StreamSend { conn, data });
             }
         }
+        self.sip_tls.out.opened(conn, peer, &mut self.out);
     }
 
     /// Whether `conn` was one of our SIP connects, now failed (refused, timed out, or the

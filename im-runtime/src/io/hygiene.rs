@@ -9,6 +9,9 @@
 //! * on a SIP connection between messages: [`IoLimits::conn_idle_timeout`] after its last
 //!   byte, while no core uses it ([`Output::ConnUse`](crate::transport::Output::ConnUse)).
 //!
+//! A SIP connection a core opened ([`Watch::outgoing`]) owes us no first message: only the
+//! head and conn-idle rules apply to it.
+//!
 //! The conn-idle check is lazy: reads only note their time, and the timer, when it fires,
 //! re-arms itself for the real deadline, so a busy connection costs no timer resets.
 
@@ -36,6 +39,11 @@ impl Timeouts {
             head: l.head_timeout,
             conn_idle: l.conn_idle_timeout,
         }
+    }
+
+    /// For a connection we open of `kind`: SIP ones only, when the conn-idle rule is on.
+    pub(super) fn outgoing(kind: StreamKind, l: &IoLimits) -> Option<Self> {
+        (kind.protocol() == StreamKind::Sip && !l.conn_idle_timeout.is_zero()).then(|| Self::of(l))
     }
 }
 
@@ -121,6 +129,22 @@ impl Watch {
             last_read: now(),
             why: Why::Silent,
             timer: Some(Box::pin(tokio::time::sleep(t.idle))),
+        }
+    }
+
+    /// The watch of a SIP connection we opened: no first-message or eviction rules (we
+    /// spoke first), the conn-idle rule from the start, and every head timed as on an
+    /// accepted one.
+    pub(super) fn outgoing(t: Timeouts, users: Option<std::sync::Arc<Users>>, cap: usize) -> Self {
+        Watch {
+            t,
+            first: false,
+            msrp: None,
+            sip: Some(SipHeads::new(cap)),
+            users,
+            last_read: now(),
+            why: Why::Unused,
+            timer: Some(Box::pin(tokio::time::sleep(t.conn_idle))),
         }
     }
 

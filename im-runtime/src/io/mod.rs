@@ -84,10 +84,13 @@ pub struct IoLimits {
     /// How long an accepted connection may stay open without sending a byte of its first
     /// message (CRLF keep-alives do not count).
     pub idle_timeout: Duration,
-    /// How long an accepted SIP connection that no core uses ([`Output::ConnUse`]: no
-    /// session reached over it, no registration made over it) may stay silent between
-    /// messages before it is closed; zero turns the rule off. Any byte read (a CRLF
-    /// keep-alive too) restarts the clock, and so does the last core letting go of it.
+    /// How long a SIP connection that no core uses ([`Output::ConnUse`]: no session reached
+    /// over it, no registration made over it) may stay silent between messages before it is
+    /// closed; zero turns the rule off. Any byte read (a CRLF keep-alive too) restarts the
+    /// clock, and so does the last core letting go of it. It applies to accepted
+    /// connections and to those a core opened ([`Output::Connect`], RFC 3261 §18: the
+    /// client may close its connection), whose slot in
+    /// [`IoLimits::max_sip_connections`] it gives back.
     pub conn_idle_timeout: Duration,
     /// How long an outgoing connect may take (TLS handshake included).
     pub connect_timeout: Duration,
@@ -527,6 +530,7 @@ async fn drive<C: Core>(
                     let timeout = cx.limits.connect_timeout;
                     let max_sip = cx.limits.max_sip_message;
                     let tls = cx.tls.clone();
+                    let watch = hygiene::Timeouts::outgoing(kind, &cx.limits);
                     tokio::spawn(async move {
                         let Some(permit) = budget.admit(kind, None) else {
                             let _ = tx.send(Ev::ConnectFailed(conn));
@@ -539,8 +543,9 @@ async fn drive<C: Core>(
                             route: Route::One(tx.clone()),
                             permit,
                             max_sip_message: max_sip,
-                            // We spoke first: the peer owes us no head.
-                            watch: None,
+                            // We spoke first: the peer owes us no head; only the
+                            // conn-idle rule applies (SIP).
+                            watch,
                             evict: Arc::new(tokio::sync::Notify::new()),
                         };
                         let connected = tokio::time::timeout(timeout, async {
@@ -1078,13 +1083,20 @@ where
     });
     tokio::spawn(async move {
         let stats = permit.budget.stats.clone();
-        if watch.is_some() {
+        // Our own connections are never evicted for a newcomer.
+        if watch.is_some() && id.is_accepted() {
             permit.budget.wait(kind, id.0, evict.clone());
         }
         let mut buf = vec![0u8; 16 * 1024];
         let mut framed = BytesMut::new();
-        let mut head =
-            watch.map(|t| hygiene::Watch::new(kind, t, users, max_sip_message.max(64 * 1024)));
+        let cap = max_sip_message.max(64 * 1024);
+        let mut head = watch.map(|t| {
+            if id.is_accepted() {
+                hygiene::Watch::new(kind, t, users, cap)
+            } else {
+                hygiene::Watch::outgoing(t, users, cap)
+            }
+        });
         'read: loop {
             let read = match &mut head {
                 Some(w) => tokio::select! {
