@@ -6,7 +6,9 @@
 //! 2. a contact registered over a TCP connection gets its INVITE over that connection while
 //!    it is open; once closed, the contact is reached as its URI says (TCP or UDP);
 //! 3. an INVITE over the UDP size limit goes over TCP, and over UDP again (new branch, UDP
-//!    Via and Contact) when that connect fails; the limit is a configuration knob.
+//!    Via and Contact) when that connect fails; the limit is a configuration knob;
+//! 4. when a leg's connection has closed, our BYE opens a new one to the invitee's Contact
+//!    and our CANCEL a new one to where the INVITE went.
 
 mod common;
 
@@ -525,4 +527,94 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
     let (out, _) = sim.session("t7", &refs);
     assert!(connects(&out).is_empty(), "{out:?}");
     assert_eq!(udp_to(&out, bob).len(), 1);
+}
+
+/// A response of bob's whose Contact is `contact` (his listening address).
+fn answer_with_contact(inv: &Message, tag: &str, contact: &str) -> String {
+    let r = response_to(inv, 200, tag, Some(&invitee_sdp("127.0.0.2:7002", "bobs")));
+    // The Content-Length is the body's: only the head changes length.
+    r.replace(
+        "Contact: <sip:invitee@127.0.0.2:5060>",
+        &format!("Contact: <{contact}>"),
+    )
+}
+
+fn conn_use(out: &[Output]) -> Vec<(ConnId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::ConnUse { conn, in_use } => Some((*conn, *in_use)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// RFC 3261 §12.2.1.1 / §18.1.1: bob's connection closes after he answered; our BYE (alice
+/// left) opens a new connection to his Contact and goes there, saying TCP. The session
+/// holds its connection of ours while it lives (`ConnUse`).
+#[test]
+fn bye_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
+    let mut sim = Sim::new(1300);
+    let bob = "127.0.0.2:5074";
+    let (out, ok_alice) = sim.session("t10", &[&format!("sip:bob@{bob};transport=tcp")]);
+    let (conn, _, _) = connects(&out)[0];
+    let out = sim.open(conn, bob);
+    assert_eq!(
+        conn_use(&out),
+        [(conn, true)],
+        "held by the session: {out:?}"
+    );
+    let inv = sip_on(&out, conn).remove(0);
+    let contact = format!("sip:bob@{bob};transport=tcp");
+    sim.data(conn, &answer_with_contact(&inv, "b10", &contact));
+    sim.input(Input::StreamClosed { conn });
+
+    let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
+    let out = sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t10", "z9hG4bKbye10", &to, 2, ""),
+    );
+    let c = connects(&out);
+    assert_eq!(c.len(), 1, "a new connection to bob's Contact: {out:?}");
+    let (conn2, kind, to2) = c[0];
+    assert_eq!((kind, to2), (StreamKind::Sip, addr(bob)));
+    assert!(udp_to(&out, bob).is_empty(), "{out:?}");
+    let out = sim.open(conn2, bob);
+    let bye = sip_on(&out, conn2)
+        .into_iter()
+        .find(|m| method(m) == Some(&Method::Bye))
+        .unwrap_or_else(|| panic!("the BYE on the new connection: {out:?}"));
+    assert_eq!(bye.request_uri_str(), Some(&*contact));
+    assert!(
+        via(&bye).starts_with(&format!("SIP/2.0/TCP {SIP};")),
+        "{}",
+        via(&bye)
+    );
+    sim.data(conn2, &response_to(&bye, 200, "", None));
+    assert_eq!(sim.ep.live_sessions(), 0);
+}
+
+/// §9.1: a CANCEL goes where its INVITE went; when the connection of ours it went over has
+/// closed, a new one is opened to the same destination.
+#[test]
+fn cancel_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
+    let mut sim = Sim::new(1300);
+    let bob = "127.0.0.2:5075";
+    let (out, ok_alice) = sim.session("t11", &[&format!("sip:bob@{bob};transport=tcp")]);
+    let (conn, _, _) = connects(&out)[0];
+    let inv = sip_on(&sim.open(conn, bob), conn).remove(0);
+    sim.data(conn, &response_to(&inv, 180, "b11", None));
+    sim.input(Input::StreamClosed { conn });
+    let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
+    let out = sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t11", "z9hG4bKbye11", &to, 2, ""),
+    );
+    let c = connects(&out);
+    assert_eq!(c.len(), 1, "{out:?}");
+    let (conn2, kind, to2) = c[0];
+    assert_eq!((kind, to2), (StreamKind::Sip, addr(bob)));
+    let cancel = sip_on(&sim.open(conn2, bob), conn2)
+        .into_iter()
+        .find(|m| method(m) == Some(&Method::Cancel));
+    assert!(cancel.is_some(), "the CANCEL on the new connection");
 }

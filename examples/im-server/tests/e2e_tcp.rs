@@ -6,7 +6,9 @@
 //! * a member that REGISTERed over a TCP connection (a stdlib-Python UA whose Contact port
 //!   listens for nothing) gets its INVITE on the very socket it registered from, while a
 //!   UDP-only member's INVITE, over `[limits] max_udp_request`, goes over TCP, is refused,
-//!   and is sent again over UDP.
+//!   and is sent again over UDP;
+//! * an invitee that closes its connection once it has answered still gets the session's
+//!   BYE, on a new connection the server opens to its Contact.
 
 mod common;
 
@@ -305,6 +307,140 @@ fn member_registered_over_tcp_is_invited_on_that_connection() {
             "no TCP connection to {}: INVITE sent again over UDP",
             inv_host
         )),
+        "{}",
+        ctx()
+    );
+}
+
+/// A stdlib-Python invitee listening on TCP only: takes the server's connection, answers the
+/// INVITE 200 (Contact = its listening address, `transport=tcp`; its MSRP side is the
+/// test's receiver), reads the ACK and closes that connection; then accepts the next one
+/// and prints the request that comes on it, answered 200.
+const TCP_INVITEE: &str = r#"
+import json, socket, sys
+port, msrp_port = int(sys.argv[1]), int(sys.argv[2])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(4)
+l.settimeout(25)
+print(json.dumps({"event": "listening"}), flush=True)
+class Conn:
+    def __init__(self, s):
+        self.s, self.buf = s, b""
+        s.settimeout(20)
+    def send(self, t):
+        self.s.sendall(t.replace("\n", "\r\n").encode())
+    def read(self):
+        while True:
+            i = self.buf.find(b"\r\n\r\n")
+            if i >= 0:
+                head = self.buf[:i].decode()
+                n = 0
+                for x in head.split("\r\n")[1:]:
+                    k, _, v = x.partition(":")
+                    if k.strip().lower() in ("content-length", "l"):
+                        n = int(v)
+                if len(self.buf) >= i + 4 + n:
+                    m, self.buf = self.buf[:i + 4 + n].decode(), self.buf[i + 4 + n:]
+                    return m
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+def headers(m):
+    h = {}
+    for x in m.split("\r\n")[1:]:
+        if not x:
+            break
+        k, _, v = x.partition(":")
+        h.setdefault(k.strip().lower(), v.strip())
+    return h
+c = Conn(l.accept()[0])
+inv = c.read()
+h = headers(inv)
+sdp = "v=0\no=py 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=message %d TCP/MSRP *\na=accept-types:message/cpim text/plain\na=path:msrp://127.0.0.1:%d/inv0;tcp\na=setup:passive\na=recvonly\n" % (msrp_port, msrp_port)
+c.send("SIP/2.0 200 OK\nVia: %s\nFrom: %s\nTo: %s;tag=py1\nCall-ID: %s\nCSeq: %s\nContact: <sip:inv0@127.0.0.1:%d;transport=tcp>\nContent-Type: application/sdp\nContent-Length: %d\n\n" % (h["via"], h["from"], h["to"], h["call-id"], h["cseq"], port, len(sdp.replace("\n", "\r\n"))) + sdp)
+ack = c.read()
+c.s.close()
+print(json.dumps({"event": "answered", "invite": inv.split("\r\n")[0], "ack": (ack or "").split("\r\n")[0]}), flush=True)
+c = Conn(l.accept()[0])
+m = c.read()
+h = headers(m)
+print(json.dumps({"event": "request", "start": m.split("\r\n")[0], "via": h.get("via", "")}), flush=True)
+c.send("SIP/2.0 200 OK\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s\nContent-Length: 0\n\n" % (h["via"], h["from"], h["to"], h["call-id"], h["cseq"]))
+c.read()
+"#;
+
+/// RFC 3261 §12.2.1.1 / §18.1.1: the invitee closes its connection once it has answered;
+/// the session's BYE (after the message is delivered) still reaches it, on a new connection
+/// to its Contact.
+#[test]
+fn bye_reaches_an_invitee_whose_connection_closed() {
+    let (receiver, msrp_port) = msrp_receiver(1, 25, &[]);
+    let port = common::free_tcp_port();
+    let mut child = Command::new(common::python3())
+        .args(["-c", TCP_INVITEE])
+        .arg(port.to_string())
+        .arg(msrp_port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn python3");
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&l) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let ua = TcpUa { child, lines };
+    assert_eq!(ua.next(10)["event"], "listening");
+    let member = format!("sip:inv0@127.0.0.1:{port};transport=tcp");
+    let alice = "sip:alice@127.0.0.1".to_owned();
+    let groups = group_folder(GROUP, &[member, alice.clone()]);
+    let server = Server::start(&["--groups", groups.path().to_str().unwrap()]);
+    let data = b"then the connection went away".to_vec();
+    let (uac, code) = originate(&server, &alice, &data);
+    let answered = ua.next(15);
+    let request = ua.next(15);
+    let mut receiver = receiver;
+    let _ = receiver.wait();
+    let ctx = || {
+        format!(
+            "uac: {uac:?}\nanswered: {answered}\nrequest: {request}\nreceiver: {receiver:?}\n{}",
+            server.log()
+        )
+    };
+    assert_eq!(answered["event"], "answered", "{}", ctx());
+    assert!(
+        answered["ack"].as_str().unwrap_or("").starts_with("ACK "),
+        "{}",
+        ctx()
+    );
+    assert!(uac.success(), "{}", ctx());
+    assert_eq!(code, Some(0), "{}", ctx());
+    assert!(
+        receiver.events().iter().any(|e| e["event"] == "message"),
+        "the copy was delivered: {}",
+        ctx()
+    );
+    assert_eq!(request["event"], "request", "{}", ctx());
+    assert!(
+        request["start"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("BYE sip:inv0@127.0.0.1:{port};transport=tcp ")),
+        "{}",
+        ctx()
+    );
+    assert!(
+        request["via"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("SIP/2.0/TCP {}", server.sip)),
         "{}",
         ctx()
     );

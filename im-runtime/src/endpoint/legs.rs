@@ -302,6 +302,9 @@ impl Session {
             return;
         }
         l.cancelled = true;
+        if let Some(p) = l.peer {
+            cx.redial_peer(p, self.id);
+        }
         if let Some(key) = &l.invite_key {
             let _ = cx.tsx.cancel(cx.now, key);
             cx.flush();
@@ -309,6 +312,7 @@ impl Session {
     }
 
     pub(super) fn bye_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
+        let sid = self.id;
         let req = {
             let Some(l) = self.legs.get_mut(i) else {
                 return;
@@ -325,6 +329,7 @@ impl Session {
             } else {
                 LegStatus::Ended
             };
+            cx.redial(d, sid);
             d.request(Method::Bye, cx.cfg.sip_advertised)
         };
         cx.msrp.close_leg(self.id, i, cx.out);

@@ -14,6 +14,11 @@
 //!    branch (§18.1.1's fallback), so a UDP-only invitee is still reached. That destination
 //!    then gets its large INVITEs straight over UDP for [`TCP_REFUSED_FOR`].
 //!
+//! A request in a dialog whose connection has closed (our BYE after the invitee dropped its
+//! connection) goes over a new connection to the dialog's remote target, a CANCEL over a new
+//! one to where its INVITE went ([`Ctx::redial`], RFC 3261 §12.2.1.1, §18.1.1). The
+//! connections we open are closed once no session uses them ([`OutConns`]).
+//!
 //! The registered flows are a [`PeerTransports`] table that the workers of one server share
 //! (an accepted SIP connection is open in every worker, under the same id), so the worker
 //! that runs a session uses a connection that another worker's REGISTER came over.
@@ -204,6 +209,16 @@ impl OutConns {
         }
     }
 
+    /// The kind of our connection to `to` when session `sid` holds it (it reached `to`
+    /// over a connection of ours).
+    fn held_kind(&self, sid: SessionId, to: SocketAddr) -> Option<StreamKind> {
+        self.by_session
+            .get(&sid)
+            .filter(|v| v.contains(&to))
+            .and_then(|_| self.held.get(&to))
+            .map(|(_, k)| *k)
+    }
+
     /// Our connection `conn` to `to` opened: in use at once when a session holds `to`.
     pub(crate) fn opened(&self, conn: ConnId, to: SocketAddr, out: &mut VecDeque<Output>) {
         if !conn.is_accepted() && self.held.contains_key(&to) {
@@ -349,6 +364,77 @@ impl<A: Application> Ctx<'_, A> {
                 self.out,
             );
         }
+    }
+
+    /// Before an in-dialog request of session `sid` on dialog `d` (our BYE to an invitee):
+    /// when the dialog runs over a connection that has closed, a new one is opened to the
+    /// remote target (the first Route of its route set, else its Contact; RFC 3261
+    /// §12.2.1.1, §18.1.1), over TLS when the dialog is secured, else TCP, and the dialog's
+    /// requests go there from now on. The request waits for the connect; if it fails, the
+    /// request's transaction ends with a transport error as any other.
+    pub(crate) fn redial(&mut self, d: &mut Dialog, sid: SessionId) {
+        if !d.peer.reliable
+            || self.sip_conn_by_peer.contains_key(&d.peer.addr)
+            || self.sip_tls.connecting(d.peer.addr)
+        {
+            return;
+        }
+        let target = match d.route_set.first() {
+            Some(r) => crate::proto::sip::parse_name_addrs(r)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|na| na.uri().as_str().to_string()),
+            None => Some(d.remote_target.clone()),
+        };
+        let Some(target) = target else {
+            return;
+        };
+        let Ok(uri) = crate::proto::sip::Uri::parse(&target) else {
+            return;
+        };
+        let to = match self.app.router().route(&uri.to_view()) {
+            Some(Route::Direct(a) | Route::OutboundProxy(a)) => a,
+            None => return,
+        };
+        let kind = if d.tls.is_some() {
+            StreamKind::SipTls
+        } else {
+            StreamKind::Sip
+        };
+        tracing_log(
+            "leg",
+            &format!(
+                "connection to {} closed: new connection to {to} for the dialog",
+                d.peer.addr
+            ),
+        );
+        d.peer = Peer {
+            addr: to,
+            reliable: true,
+        };
+        self.sip_tls
+            .connect(self.sip_conn_by_peer, self.out, to, kind);
+        self.sip_tls
+            .out
+            .hold(sid, to, kind, self.sip_conn_by_peer, self.out);
+    }
+
+    /// Before a CANCEL of session `sid` to `peer` (§9.1: where its INVITE went): when that
+    /// INVITE went over a connection of ours that has closed, a new one is opened to the
+    /// same destination. A connection the invitee opened (its registration flow) is not
+    /// dialled back: its source port listens for nothing.
+    pub(crate) fn redial_peer(&mut self, peer: Peer, sid: SessionId) {
+        if !peer.reliable
+            || self.sip_conn_by_peer.contains_key(&peer.addr)
+            || self.sip_tls.connecting(peer.addr)
+        {
+            return;
+        }
+        let Some(kind) = self.sip_tls.out.held_kind(sid, peer.addr) else {
+            return;
+        };
+        self.sip_tls
+            .connect(self.sip_conn_by_peer, self.out, peer.addr, kind);
     }
 
     /// Via and Contact of a request sent over `t`. Over TCP: `SIP/2.0/TCP` from our SIP

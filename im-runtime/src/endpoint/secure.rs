@@ -51,6 +51,11 @@ impl SipTls {
         self.conns.remove(&conn);
     }
 
+    /// Whether our connect to `to` is under way.
+    pub(crate) fn connecting(&self, to: SocketAddr) -> bool {
+        self.pending.contains_key(&to)
+    }
+
     /// Keeps `data` for `to` while its connection is being opened; gives it back otherwise.
     pub(crate) fn queue(&mut self, to: SocketAddr, data: Bytes) -> Option<Bytes> {
         match self.pending.get_mut(&to) {
