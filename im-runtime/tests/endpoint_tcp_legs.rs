@@ -8,7 +8,8 @@
 //! 3. an INVITE over the UDP size limit goes over TCP, and over UDP again (new branch, UDP
 //!    Via and Contact) when that connect fails; the limit is a configuration knob;
 //! 4. when a leg's connection has closed, our BYE opens a new one to the invitee's Contact
-//!    and our CANCEL a new one to where the INVITE went.
+//!    and our CANCEL a new one to where the INVITE went;
+//! 5. page-mode copies follow rule 3 as INVITEs do.
 
 mod common;
 
@@ -113,6 +114,15 @@ impl Sim {
             PeerTransports::default(),
             Locations::default(),
         )
+    }
+    /// An endpoint that serves page-mode MESSAGE too.
+    fn page(max_udp_request: usize) -> Sim {
+        let mut sim = Sim::new(max_udp_request);
+        sim.ep.app_mut().inner = App(Knobs {
+            page_mode: true,
+            ..Knobs::default()
+        });
+        sim
     }
     /// An endpoint (a worker) using `flows` and `locations`, which other workers may share.
     fn with(max_udp_request: usize, flows: PeerTransports, locations: Locations) -> Sim {
@@ -617,4 +627,59 @@ fn cancel_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
         .into_iter()
         .find(|m| method(m) == Some(&Method::Cancel));
     assert!(cancel.is_some(), "the CANCEL on the new connection");
+}
+
+/// Rule 3 for page-mode copies: over the limit, each copy goes over TCP; a refused connect
+/// sends it again over UDP (new branch, UDP Via).
+#[test]
+fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
+    let mut sim = Sim::page(300);
+    let (bob, carol) = ("127.0.0.2:5080", "127.0.0.2:5081");
+    let out = sim.udp(
+        ALICE,
+        &list_message(
+            "p1",
+            "z9hG4bKp1",
+            "hello",
+            &[&format!("sip:bob@{bob}"), &format!("sip:carol@{carol}")],
+        ),
+    );
+    assert!(
+        udp_to(&out, bob).is_empty() && udp_to(&out, carol).is_empty(),
+        "{out:?}"
+    );
+    let c = connects(&out);
+    let conn_to = |who: &str| {
+        c.iter()
+            .find(|(_, k, to)| *k == StreamKind::Sip && *to == addr(who))
+            .map(|(conn, _, _)| *conn)
+            .unwrap_or_else(|| panic!("a TCP connect to {who}: {out:?}"))
+    };
+    let (cb, cc) = (conn_to(bob), conn_to(carol));
+    let out = sim.open(cb, bob);
+    let m = sip_on(&out, cb);
+    assert_eq!(m.len(), 1, "bob's copy waited for the connection: {out:?}");
+    assert_eq!(method(&m[0]), Some(&Method::Message));
+    assert!(m[0].as_bytes().len() > 300);
+    assert!(
+        via(&m[0]).starts_with(&format!("SIP/2.0/TCP {SIP};")),
+        "{}",
+        via(&m[0])
+    );
+    let out = sim.input(Input::ConnectFailed { conn: cc });
+    let m = udp_to(&out, carol);
+    assert_eq!(m.len(), 1, "carol's copy again over UDP: {out:?}");
+    assert_eq!(method(&m[0]), Some(&Method::Message));
+    assert!(
+        via(&m[0]).starts_with(&format!("SIP/2.0/UDP {SIP};")),
+        "{}",
+        via(&m[0])
+    );
+    // Carol refused TCP: her next large copy goes over UDP at once.
+    let out = sim.udp(
+        ALICE,
+        &list_message("p2", "z9hG4bKp2", "again", &[&format!("sip:carol@{carol}")]),
+    );
+    assert!(connects(&out).is_empty(), "{out:?}");
+    assert_eq!(udp_to(&out, carol).len(), 1, "{out:?}");
 }

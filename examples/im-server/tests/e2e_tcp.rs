@@ -445,3 +445,72 @@ fn bye_reaches_an_invitee_whose_connection_closed() {
         ctx()
     );
 }
+
+/// Page-mode copies follow the size rule too (RFC 3261 §18.1.1, `[limits]
+/// max_udp_request`): with the limit below a copy's size, a member whose SIPp listens on TCP
+/// only gets its copy over TCP, and a UDP-only member's copy, refused over TCP, comes again
+/// over UDP.
+#[test]
+fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
+    let on_tcp = Sipp::new("uas_message")
+        .tcp()
+        .timeouts(Duration::from_secs(10), Duration::from_secs(15));
+    let on_udp =
+        Sipp::new("uas_message").timeouts(Duration::from_secs(10), Duration::from_secs(15));
+    let tcp_host = on_tcp.local().to_string();
+    let udp_host = on_udp.local().to_string();
+    let (tcp_uas, udp_uas) = (on_tcp.spawn(), on_udp.spawn());
+    // Give the UASes a moment to bind before anyone sends to them.
+    std::thread::sleep(Duration::from_millis(300));
+    let alice = "sip:alice@127.0.0.1".to_owned();
+    let members = vec![
+        format!("sip:carol@{tcp_host}"),
+        format!("sip:bob@{udp_host}"),
+        alice.clone(),
+    ];
+    let groups = group_folder(GROUP, &members);
+    // Every copy (about 400 octets) is over this limit.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let config = conf_dir.path().join("im-server.toml");
+    std::fs::write(&config, "[limits]\nmax_udp_request = 200\n").unwrap();
+    let server = Server::start(&[
+        "--groups",
+        groups.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let sender = Sipp::new("message_text")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .run();
+    let (tcp_run, udp_run) = (tcp_uas.wait(), udp_uas.wait());
+    let ctx = || {
+        format!(
+            "sender: {sender:?}\ntcp: {tcp_run:?}\nudp: {udp_run:?}\n{}",
+            server.log()
+        )
+    };
+    assert!(sender.success(), "{}", ctx());
+    for (run, transport) in [(&tcp_run, "TCP"), (&udp_run, "UDP")] {
+        assert!(run.success(), "the {transport} member:\n{}", ctx());
+        let copies: Vec<_> = sip_log(&run.messages)
+            .into_iter()
+            .filter(|m| m.received && m.start.starts_with("MESSAGE "))
+            .collect();
+        assert_eq!(copies.len(), 1, "one copy over {transport}:\n{}", ctx());
+        let via = copies[0].header("Via").unwrap_or("");
+        assert!(
+            via.starts_with(&format!("SIP/2.0/{transport} {}", server.sip)),
+            "Via {via}:\n{}",
+            ctx()
+        );
+    }
+    assert!(
+        server.log().contains(&format!(
+            "no TCP connection to {udp_host}: MESSAGE sent again over UDP"
+        )),
+        "{}",
+        ctx()
+    );
+}

@@ -240,6 +240,19 @@ impl Session {
         });
     }
 
+    /// The copy sent on `old` goes on as transaction `new` (sent again over UDP when its
+    /// TCP connect failed, `route_leg.rs`): the answer to `new` is its outcome.
+    pub(super) fn copy_rekeyed(&mut self, old: &TsxKey, new: TsxKey) {
+        if let Some(c) = self
+            .copies
+            .entries
+            .iter_mut()
+            .find(|c| c.key.as_ref() == Some(old))
+        {
+            c.key = Some(new);
+        }
+    }
+
     /// A copy for `uri` could not be sent (no route): it has failed already, unless its
     /// recipient is an offline user the spec keeps it for (`copy.*`, `offline.rs`).
     pub(super) fn copy_unroutable<A: Application>(&mut self, cx: &mut Ctx<'_, A>, uri: Uri) {

@@ -232,9 +232,9 @@ impl Session {
         // Request-URI), as an invitee INVITE is; otherwise it gets the full check.
         let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw).is_ok();
         for (uri, _) in targets {
-            // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), but
-            // for its size: RFC 3428 §7 keeps a MESSAGE over UDP under 1300 octets itself.
-            let (r, route) = match cx.route_leg(&uri) {
+            // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), its
+            // size included (RFC 3428 §7, RFC 3261 §18.1.1).
+            let (mut r, route) = match cx.route_leg(&uri) {
                 Some(routed) => routed,
                 None => {
                     tracing_log("page-mode", &format!("no route to {}", uri.raw));
@@ -264,6 +264,8 @@ impl Session {
             }
             let built = if checked { b.build_own() } else { b.build() };
             if let Ok(m) = built {
+                // Over `max_udp_request`: TCP, as for an invitee INVITE (`route_leg.rs`).
+                let (m, for_size) = cx.size_copy(&mut r, m, &branch);
                 let peer = r.peer;
                 cx.open_leg(&r, self.id);
                 cx.live.copy_sent(self.id);
@@ -274,6 +276,9 @@ impl Session {
                 if let Some((key, holds, _)) =
                     cx.send_request_holding(&m, peer, self.id, None, hold)
                 {
+                    if for_size {
+                        cx.sized_copy_sent(peer.addr, self.id, key.clone(), m, hold);
+                    }
                     holds_any += usize::from(holds);
                     sent.push((uri, key));
                 }

@@ -8,11 +8,11 @@
 //!    idea of RFC 5626 without its headers, as Kamailio's connection alias does); the flow is
 //!    only used when it is at least as secure as the URI asks. Once it has closed, the
 //!    contact is reached as its URI says (`transport=tcp` → a new TCP connection, else UDP);
-//! 3. otherwise UDP, unless an invitee INVITE is larger than
+//! 3. otherwise UDP, unless an invitee INVITE or a page-mode copy is larger than
 //!    [`EndpointConfig::max_udp_request`] octets (§18.1.1 says 1300; im-server's default): it
 //!    then goes over TCP, and when that connect fails it is sent again over UDP with a new
 //!    branch (§18.1.1's fallback), so a UDP-only invitee is still reached. That destination
-//!    then gets its large INVITEs straight over UDP for [`TCP_REFUSED_FOR`].
+//!    then gets its large requests straight over UDP for [`TCP_REFUSED_FOR`].
 //!
 //! A request in a dialog whose connection has closed (our BYE after the invitee dropped its
 //! connection) goes over a new connection to the dialog's remote target, a CANCEL over a new
@@ -182,6 +182,19 @@ pub(crate) struct OutConns {
     held: HashMap<SocketAddr, (u32, StreamKind)>,
     /// The destinations each session holds.
     by_session: HashMap<SessionId, Vec<SocketAddr>>,
+    /// Page-mode copies sent over TCP for their size alone, by destination, while its
+    /// connect is under way: sent again over UDP if it fails (rule 3).
+    sized_copies: HashMap<SocketAddr, Vec<SizedCopy>>,
+}
+
+/// A page-mode copy waiting for the TCP connect its size asked for.
+#[derive(Debug)]
+struct SizedCopy {
+    sid: SessionId,
+    key: TsxKey,
+    msg: Message,
+    /// Its transaction holds the session (a delivery report needs its outcome).
+    hold: bool,
 }
 
 impl OutConns {
@@ -219,8 +232,10 @@ impl OutConns {
             .map(|(_, k)| *k)
     }
 
-    /// Our connection `conn` to `to` opened: in use at once when a session holds `to`.
-    pub(crate) fn opened(&self, conn: ConnId, to: SocketAddr, out: &mut VecDeque<Output>) {
+    /// Our connection `conn` to `to` opened: in use at once when a session holds `to`; the
+    /// copies that waited for it went over it.
+    pub(crate) fn opened(&mut self, conn: ConnId, to: SocketAddr, out: &mut VecDeque<Output>) {
+        self.sized_copies.remove(&to);
         if !conn.is_accepted() && self.held.contains_key(&to) {
             out.push_back(Output::ConnUse { conn, in_use: true });
         }
@@ -343,6 +358,50 @@ impl<A: Application> Ctx<'_, A> {
             for_size: true,
         };
         true
+    }
+
+    /// Rule 3 for page-mode copy `m` (Via branch `branch`) routed by `r`, as for an invitee
+    /// INVITE: over the limit, and its destination not known to refuse TCP, it goes over
+    /// TCP (`r` changed, the copy's Via saying TCP). Returns the copy to send and whether
+    /// TCP was chosen for its size alone.
+    pub(crate) fn size_copy(&self, r: &mut LegRoute, m: Message, branch: &str) -> (Message, bool) {
+        let before = *r;
+        if !self.upgrade_for_size(r, m.as_bytes().len()) {
+            return (m, false);
+        }
+        let (via, _) = self.via_contact(LegTransport::Tcp, "", branch);
+        match rewrite(&m, &via, None) {
+            Some(t) => (t, true),
+            None => {
+                *r = before;
+                (m, false)
+            }
+        }
+    }
+
+    /// Copy `m` of session `sid` went on transaction `key` over TCP for its size alone to
+    /// `to`: kept while the connect is under way, to be sent over UDP if it fails.
+    pub(crate) fn sized_copy_sent(
+        &mut self,
+        to: SocketAddr,
+        sid: SessionId,
+        key: TsxKey,
+        m: Message,
+        hold: bool,
+    ) {
+        if self.sip_tls.connecting(to) {
+            self.sip_tls
+                .out
+                .sized_copies
+                .entry(to)
+                .or_default()
+                .push(SizedCopy {
+                    sid,
+                    key,
+                    msg: m,
+                    hold,
+                });
+        }
     }
 
     /// Asks for the connection `r` needs, unless one is open or being opened; what the
@@ -514,10 +573,45 @@ impl<A: Application> Endpoint<A> {
             .filter(|(_, s)| s.retries_over_udp(addr))
             .map(|(id, _)| *id)
             .collect();
-        if !ids.is_empty() {
+        let copies = self
+            .sip_tls
+            .out
+            .sized_copies
+            .remove(&addr)
+            .unwrap_or_default();
+        if !ids.is_empty() || !copies.is_empty() {
             self.cfg.peer_transports.lock().refused(now, addr);
         }
         let mut keys = Vec::new();
+        for c in copies {
+            keys.push(c.key.clone());
+            let mut s = self.sessions.remove(&c.sid);
+            let mut cx = self.ctx(now);
+            let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+            let (via, _) = cx.via_contact(LegTransport::Udp, "", &branch);
+            if let Some(m) = rewrite(&c.msg, &via, None) {
+                tracing_log(
+                    "page-mode",
+                    &format!("no TCP connection to {addr}: MESSAGE sent again over UDP"),
+                );
+                let peer = Peer {
+                    addr,
+                    reliable: false,
+                };
+                // A session already gone (no report waits for this copy) holds nothing.
+                let hold = c.hold && s.is_some();
+                if let Some((key, holds, _)) = cx.send_request_holding(&m, peer, c.sid, None, hold)
+                    && let Some(s) = s.as_mut()
+                {
+                    s.track(holds);
+                    s.copy_rekeyed(&c.key, key);
+                }
+            }
+            if let Some(s) = s {
+                self.sessions.insert(c.sid, s);
+                self.dirty.push(c.sid);
+            }
+        }
         for id in ids {
             let Some(mut s) = self.sessions.remove(&id) else {
                 continue;
@@ -599,9 +693,14 @@ fn over_udp<A: Application>(
     branch: &str,
 ) -> Option<Message> {
     let (udp_via, udp_contact) = cx.via_contact(LegTransport::Udp, focus, branch);
-    let text = std::str::from_utf8(inv.as_bytes()).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
     let tcp_contact = tcp_contact(focus, cx.cfg.sip_advertised);
+    rewrite(inv, &udp_via, Some((&tcp_contact, &udp_contact)))
+}
+
+/// `m` with its top Via's value `via` and, when given, Contact `from` replaced by `to`.
+fn rewrite(m: &Message, udp_via: &str, contact: Option<(&str, &str)>) -> Option<Message> {
+    let text = std::str::from_utf8(m.as_bytes()).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
     let mut out = String::with_capacity(text.len() + 16);
     let mut via_done = false;
     for line in head.split("\r\n") {
@@ -609,11 +708,12 @@ fn over_udp<A: Application>(
             Some((name, _)) if !via_done && name.eq_ignore_ascii_case("via") => {
                 via_done = true;
                 out.push_str("Via: ");
-                out.push_str(&udp_via);
+                out.push_str(udp_via);
             }
-            Some((name, _)) if name.eq_ignore_ascii_case("contact") => {
-                out.push_str(&line.replacen(&tcp_contact, &udp_contact, 1));
-            }
+            Some((name, _)) if name.eq_ignore_ascii_case("contact") => match contact {
+                Some((from, to)) => out.push_str(&line.replacen(from, to, 1)),
+                None => out.push_str(line),
+            },
             _ => out.push_str(line),
         }
         out.push_str("\r\n");

@@ -138,7 +138,8 @@ impl<A: Application> Endpoint<A> {
     /// peer's certificate not trusted): what waited is dropped, and the INVITEs of the legs
     /// towards that peer end with a transport error (RFC 3261 §17.1.4), which fails those
     /// legs at once as Timer B would; an INVITE that went over TCP for its size alone goes
-    /// again over UDP instead (`route_leg.rs`). A page-mode copy to it ends by Timer F. The
+    /// again over UDP instead (`route_leg.rs`), and so does a page-mode copy; another copy
+    /// to it ends by Timer F. The
     /// scan over the sessions runs only on this rare failure.
     pub(super) fn sip_connect_failed(&mut self, now: Instant, conn: ConnId) -> bool {
         let peer = self
