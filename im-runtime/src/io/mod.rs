@@ -737,7 +737,7 @@ impl IoStats {
     pub fn closed_handshake(&self) -> u64 {
         self.closed_handshake.load(Ordering::Relaxed)
     }
-    /// Accepted SIP connections closed because no core used them
+    /// SIP connections (accepted, or opened by a core) closed because no core used them
     /// ([`Output::ConnUse`]) and they stayed silent for [`IoLimits::conn_idle_timeout`].
     pub fn closed_conn_idle(&self) -> u64 {
         self.closed_conn_idle.load(Ordering::Relaxed)
