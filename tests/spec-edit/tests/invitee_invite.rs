@@ -57,12 +57,23 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
+/// bob's list entry, with a display name that needs escaping in a quoted-string.
+const BOB: &str =
+    "<entry uri=\"sip:bob@example.com\"><display-name>Bob \"B\"</display-name></entry>";
+
 /// A pager-mode INVITE to the conference factory with a list naming bob.
 fn invite() -> String {
+    invite_with(BOB)
+}
+
+/// The same with `entries` as the list's entries.
+fn invite_with(entries: &str) -> String {
     let sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                m=message 7000 TCP/MSRP *\r\na=path:msrp://127.0.0.1:7000/alicesess;tcp\r\n\
                a=accept-types:message/cpim text/plain\r\na=setup:active\r\na=sendonly\r\n";
-    let list = "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list><entry uri=\"sip:bob@example.com\"/></list></resource-lists>\r\n";
+    let list = format!(
+        "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>{entries}</list></resource-lists>\r\n"
+    );
     let body = format!(
         "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}--b1\r\nContent-Type: application/resource-lists+xml\r\nContent-Disposition: recipient-list\r\n\r\n{list}--b1--\r\n"
     );
@@ -79,18 +90,25 @@ fn invitee_invite(app: App) -> Message {
 
 /// The endpoint running `app` after the session's INVITE, the instant it was given, and the
 /// INVITE it sent the invitee.
-#[allow(clippy::disallowed_methods)]
 fn session(app: App) -> (Endpoint<App>, Instant, Message) {
+    let (ep, now, mut invites) = sessions(app, &invite());
+    assert_eq!(invites.len(), 1, "one INVITE to the invitee");
+    (ep, now, invites.remove(0))
+}
+
+/// The endpoint running `app` after the session's INVITE `text`, the instant it was given,
+/// and the INVITEs it sent the invitees.
+#[allow(clippy::disallowed_methods)]
+fn sessions(app: App, text: &str) -> (Endpoint<App>, Instant, Vec<Message>) {
     let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
     let mut ep = Endpoint::new(cfg, app);
     // The one clock read of this test: the endpoint only needs some instant.
     let now = Instant::now();
-    let mut invites = from_invitee(&mut ep, now, ALICE, &invite())
+    let invites = from_invitee(&mut ep, now, ALICE, text)
         .into_iter()
         .filter(Message::is_request)
         .collect::<Vec<_>>();
-    assert_eq!(invites.len(), 1, "one INVITE to the invitee");
-    (ep, now, invites.remove(0))
+    (ep, now, invites)
 }
 
 /// Hands `text` from `peer` to the endpoint; what it then sends the invitee.
@@ -181,6 +199,9 @@ fn the_invitee_invite_follows_the_spec_as_written() {
     let from = m.header_str("From").unwrap_or_default();
     assert!(from.starts_with(&format!("<{focus}>;tag=")), "{from}");
     assert_eq!(m.header_str("Max-Forwards"), Some("70"));
+    // To the invitee's URI alone (7.9.1.4 `header To`), the offer sendonly.
+    assert_eq!(m.header_str("To"), Some("<sip:bob@example.com>"));
+    assert!(body.contains("a=sendonly\r\n"), "{body}");
 }
 
 #[test]
@@ -195,9 +216,27 @@ fn the_edited_spec_changes_the_invitee_invite() {
     let body = offer(&m);
     assert!(body.contains("a=setup:active\r\n"), "{body}");
     assert!(!body.contains("actpass"), "{body}");
-    // What the edit kept stays.
+    // Without `contact focus` the Contact is the focus URI alone (RFC 3261 §8.1.1.8), no
+    // isfocus, no feature tags.
     let contact = m.header_str("Contact").unwrap_or_default();
-    assert!(contact.contains(";isfocus;+g.oma.sip-im"), "{contact}");
+    assert!(!contact.contains("isfocus"), "{contact}");
+    assert!(!contact.contains("+g.oma"), "{contact}");
+    // Without `history`, the offer alone (no multipart, no recipient-list-history part).
+    assert!(!body.contains("recipient-list-history"), "{body}");
+    assert!(
+        m.header_str("Content-Type")
+            .is_some_and(|t| t.starts_with("application/sdp")),
+        "{m:?}"
+    );
+    // `direction sendrecv` instead of sendonly.
+    assert!(body.contains("a=sendrecv\r\n"), "{body}");
+    assert!(!body.contains("a=sendonly"), "{body}");
+    // The edited To: the list entry's display name, escaped as a quoted-string (RFC 3261
+    // §25.1), before the URI.
+    assert_eq!(
+        m.header_str("To"),
+        Some("\"Bob \\\"B\\\"\" <sip:bob@example.com>")
+    );
     // The edited From (a display name; the tag is still the runtime's) and hop count.
     let focus = contact
         .trim_start_matches('<')
@@ -250,5 +289,22 @@ fn a_subscribe_in_the_leg_dialog_is_answered_by_the_leg_rule() {
         m.header_str("Warning")
             .is_some_and(|w| w.contains("subscribe to the focus URI")),
         "{m:?}"
+    );
+}
+
+// covers: 7.9.1.4/setup
+#[test]
+fn an_entry_named_twice_is_invited_once_only_with_distinct() {
+    let twice = invite_with(&format!("{BOB}<entry uri=\"sip:bob@example.com\"/>"));
+    let (_, _, invites) = sessions(original_app(), &twice);
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    // The edited `invite each recipient_list` (no `distinct`): one INVITE per entry.
+    let (_, _, invites) = sessions(edited_app(), &twice);
+    assert_eq!(invites.len(), 2, "{invites:?}");
+    assert!(
+        invites.iter().all(|m| m
+            .header_str("To")
+            .is_some_and(|t| t.ends_with("<sip:bob@example.com>"))),
+        "{invites:?}"
     );
 }
