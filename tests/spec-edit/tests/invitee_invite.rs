@@ -113,6 +113,20 @@ fn sessions(app: App, text: &str) -> (Endpoint<App>, Instant, Vec<Message>) {
 
 /// Hands `text` from `peer` to the endpoint; what it then sends the invitee.
 fn from_invitee(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) -> Vec<Message> {
+    exchange(ep, now, peer, text)
+        .into_iter()
+        .filter(|(to, _)| *to == addr(INVITEE))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Hands `text` from `peer` to the endpoint; what it then sends, and to whom.
+fn exchange(
+    ep: &mut Endpoint<App>,
+    now: Instant,
+    peer: &str,
+    text: &str,
+) -> Vec<(SocketAddr, Message)> {
     ep.handle_input(
         now,
         Input::Datagram {
@@ -124,13 +138,82 @@ fn from_invitee(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) ->
     let mut out = Vec::new();
     while let Some(o) = ep.poll_output() {
         if let Output::Datagram { to, data, .. } = o
-            && to == addr(INVITEE)
             && let Ok(m) = Message::parse(data)
         {
-            out.push(m);
+            out.push((to, m));
         }
     }
     out
+}
+
+/// A response to `req` from the invitee, with its To tag.
+fn invitee_answer(req: &Message, status: u16, reason: &str) -> String {
+    let h = |n: &str| req.header_str(n).unwrap_or_default().to_string();
+    format!(
+        "SIP/2.0 {status} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=b1\r\nCall-ID: {}\r\n\
+         CSeq: {}\r\nContact: <sip:bob@{INVITEE}>\r\nContent-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq"),
+    )
+}
+
+/// 7.9.1.4 as written, at the endpoint: the originator hangs up while bob rings, the session
+/// (6.1.3.3.2 `originator_bye`: `cancel legs`) CANCELs bob's leg, whose machine hears `leg
+/// cancelled` (`session_cancelled`); bob's 200 crosses the CANCEL and is ACKed by the runtime
+/// (RFC 3261 §13.2.2.4) and BYE'd by the leg's rule `answered_after_cancel`. (The edited copy
+/// without that rule keeps the dialog: `cases/edited.toml`; the runtime's own part is
+/// `im-runtime/tests/endpoint_paths.rs`.)
+// covers: 7.9.1.4/session_cancelled
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
+    let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+    let mut ep = Endpoint::new(cfg, original_app());
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let out = exchange(&mut ep, now, ALICE, &invite());
+    let ok = out
+        .iter()
+        .find(|(to, m)| *to == addr(ALICE) && m.status().map(u16::from) == Some(200))
+        .map(|(_, m)| m.clone())
+        .expect("200 OK to alice");
+    let inv = out
+        .iter()
+        .find(|(to, m)| *to == addr(INVITEE) && m.is_request())
+        .map(|(_, m)| m.clone())
+        .expect("INVITE to bob");
+    from_invitee(&mut ep, now, INVITEE, &invitee_answer(&inv, 180, "Ringing"));
+    let h = |n: &str| ok.header_str(n).unwrap_or_default().to_string();
+    let target = h("Contact")
+        .trim_start_matches('<')
+        .split(['>', ';'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+        )
+    };
+    exchange(&mut ep, now, ALICE, &in_dialog("ACK", 1, "z9hG4bKack1"));
+    let to_bob = from_invitee(&mut ep, now, ALICE, &in_dialog("BYE", 2, "z9hG4bKbye1"));
+    let cancel = to_bob
+        .iter()
+        .find(|m| m.method() == Some(&Method::Cancel))
+        .expect("the session's `cancel legs` CANCELs bob's INVITE");
+    from_invitee(&mut ep, now, INVITEE, &invitee_answer(cancel, 200, "OK"));
+    let to_bob = from_invitee(&mut ep, now, INVITEE, &invitee_answer(&inv, 200, "OK"));
+    let methods: Vec<_> = to_bob.iter().filter_map(|m| m.method().cloned()).collect();
+    assert!(methods.contains(&Method::Ack), "{to_bob:?}");
+    assert!(methods.contains(&Method::Bye), "{to_bob:?}");
 }
 
 /// The invitee answers `inv` 200 (no SDP: the leg's dialog is all these tests need), then
