@@ -159,7 +159,7 @@ impl Session {
                     // Unroutable invitee: nothing is sent, no response or timer will come.
                     // Its machine hears `leg unroutable`, with `copy.recipient_offline` for
                     // a user of this domain (who could register); the status its copy
-                    // fails with is the machine's (7.9.1.4 `unroutable`: 480 or 503).
+                    // fails with is the machine's (7.9.1.4 `on leg unroutable`: 480 or 503).
                     let offline = super::offline::no_route_status(cx, uri) != 0;
                     // No `status_code`: no response came (logs say "no answer").
                     leg.status = LegStatus::Failed;

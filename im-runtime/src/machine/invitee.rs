@@ -28,7 +28,8 @@ pub enum InviteePiece {
     Uri,
     /// `invitee.display_name`: the list entry's `<display-name>` (empty without one, and for
     /// a group member), written as the content of a quoted-string (RFC 3261 §25.1: `"` and
-    /// `\` escaped) since that is where a display name goes in a header.
+    /// `\` escaped, control characters but tab dropped) since that is where a display name
+    /// goes in a header.
     DisplayName,
     /// `invitee.copy_control`: `to`, `cc` or `bcc` (RFC 5364).
     CopyControl,
@@ -50,6 +51,9 @@ pub fn render(pieces: &[InviteePiece], entry: &ListEntry) -> String {
             }
             InviteePiece::DisplayName => {
                 for c in entry.display_name.as_deref().unwrap_or("").chars() {
+                    if c.is_control() && c != '\t' {
+                        continue;
+                    }
                     if matches!(c, '"' | '\\') {
                         out.push('\\');
                     }
@@ -110,7 +114,7 @@ mod tests {
             InviteePiece::Text(">".into()),
         ];
         assert_eq!(
-            render(&to, &entry(Some("Bob \"B\" \\ x\r\nVia: evil"))),
+            render(&to, &entry(Some("Bob \"B\" \\ x\r\nVia:\u{0} evil"))),
             "\"Bob \\\"B\\\" \\\\ xVia: evil\" <sip:bob@example.com>"
         );
         assert_eq!(render(&to, &entry(None)), "\"\" <sip:bob@example.com>");
