@@ -157,6 +157,9 @@ pub enum TriggerKind {
     LegsSettled,
     /// `legs changed`: an invitee leg's state or its copy's outcome changed.
     LegsChanged,
+    /// `leg cancelled` / `leg unroutable` (an invitee-leg procedure): the session's `cancel
+    /// legs` cancelled this leg; the leg's INVITE could not be sent (no route).
+    Leg(String),
     /// `copy delivered` (`true`) or `copy failed` (`false`): one recipient's copy of the
     /// message has its outcome.
     Copy(bool),

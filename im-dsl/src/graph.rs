@@ -320,6 +320,8 @@ pub fn trigger_text(proc: &Procedure, t: &Trigger) -> String {
         Trigger::LegsChanged => "legs changed".to_string(),
         Trigger::Copy(true) => "copy delivered".to_string(),
         Trigger::Copy(false) => "copy failed".to_string(),
+        Trigger::Leg(crate::model::LegTrigger::Cancelled) => "leg cancelled".to_string(),
+        Trigger::Leg(crate::model::LegTrigger::Unroutable) => "leg unroutable".to_string(),
     }
 }
 

@@ -132,6 +132,17 @@ pub enum Trigger {
     LegsChanged,
     /// One recipient's copy was delivered (`true`) or failed (`false`).
     Copy(bool),
+    /// Something happened to this invitee leg outside its transactions.
+    Leg(LegTrigger),
+}
+
+/// Leg triggers (mirror `im_runtime::machine::LegEvent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LegTrigger {
+    /// `leg cancelled`: the session's `cancel legs` (or `cancel`) sent this leg's CANCEL.
+    Cancelled,
+    /// `leg unroutable`: the leg's INVITE had no route and was not sent.
+    Unroutable,
 }
 
 /// MSRP triggers (mirror `im_runtime::machine::MsrpEvent`).

@@ -284,6 +284,12 @@ impl Builder {
             Rule::trig_copy => {
                 TriggerKind::Copy(inner.first().is_some_and(|x| x.as_str() == "delivered"))
             }
+            Rule::trig_leg => TriggerKind::Leg(
+                inner
+                    .first()
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
             _ => TriggerKind::LegsSettled,
         };
         Trigger { kind, span }
@@ -856,9 +862,11 @@ fn rule_word(r: &Rule) -> &'static str {
         | Rule::trig_timer
         | Rule::trig_msrp
         | Rule::trig_legs
+        | Rule::trig_leg
         | Rule::trig_copy => {
-            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `legs changed`, `copy delivered`)"
+            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `legs changed`, `leg cancelled`, `copy delivered`)"
         }
+        Rule::leg_event => "a leg event (`cancelled`, `unroutable`)",
         Rule::method => "a SIP method in capitals",
         Rule::status_pattern => "a status code or pattern like `2xx`",
         Rule::msrp_event => {

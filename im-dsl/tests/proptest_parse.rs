@@ -411,6 +411,8 @@ fn trigger() -> impl Strategy<Value = Trigger> {
         Just(TriggerKind::LegsSettled),
         Just(TriggerKind::LegsChanged),
         any::<bool>().prop_map(TriggerKind::Copy),
+        prop::sample::select(vec!["cancelled", "unroutable"])
+            .prop_map(|e| TriggerKind::Leg(e.to_string())),
     ]
     .prop_map(|kind| Trigger { kind, span: sp() })
 }
@@ -684,6 +686,10 @@ impl Noisy {
             TriggerKind::Copy(d) => {
                 self.t("copy");
                 self.t(if *d { "delivered" } else { "failed" });
+            }
+            TriggerKind::Leg(e) => {
+                self.t("leg");
+                self.t(e.clone());
             }
         }
         for (n, s) in h.in_states.iter().enumerate() {

@@ -16,6 +16,9 @@
 //! Rust expressions over the public fields of [`Facts`], [`Config`] and the [`GroupDirectory`]
 //! methods; states are enum variants; nothing compares event or state names as strings.
 
+mod invitee;
+pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
+
 use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -178,6 +181,8 @@ pub enum Event {
     /// changed it, and only while the session has subscribers, since nothing else reads
     /// that state.
     LegsChanged,
+    /// Something happened to the invitee leg whose machine hears it ([`LegEvent`]).
+    Leg(LegEvent),
 }
 
 /// What became of one recipient's copy ([`Event::Copy`]).
@@ -645,6 +650,9 @@ pub enum HeaderValue {
     /// The same followed by these parameters, written as `;name[=value]…` (feature tags,
     /// RFC 3840: `;+g.oma.sip-im`).
     FocusContactWith(Cow<'static, str>),
+    /// A value of an invitee request that names its recipient (`{invitee.uri}`), filled in
+    /// once per recipient ([`render_invitee`]).
+    PerInvitee(Vec<InviteePiece>),
 }
 
 /// What an invitee INVITE carries besides what the runtime always writes: the headers RFC

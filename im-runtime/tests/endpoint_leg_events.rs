@@ -1,9 +1,10 @@
 //! What the leg and session machines hear where the runtime used to decide for them (issue
-//! 12): an unroutable invitee reaches its leg machine as the final response the network would
-//! have given (480 for a user of this domain, RFC 3261 §16.5; 503 otherwise, §8.1.3.1), and
-//! the copy's status is then what that machine records; a fan-out that starts no leg settles
-//! at once. The machines here only record what they hear and, for the legs, record the
-//! outcome a spec would write (`outcome failed`), so the tests see the runtime carry it out.
+//! 12): an unroutable invitee reaches its leg machine as `leg unroutable`, with
+//! `copy.recipient_offline` for a user of this domain (the spec, 7.9.1.4, then chooses 480,
+//! RFC 3261 §16.5, or 503, §8.1.3.1), and the copy's status is then what that machine
+//! records; a fan-out that starts no leg settles at once. The machines here only record what
+//! they hear and, for the legs, record the outcome a spec would write (`outcome failed`), so
+//! the tests see the runtime carry it out.
 
 mod common;
 
@@ -11,8 +12,8 @@ use common::{addr, invite};
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{
     Action, ActionKind, DeliveryOutcome, Env, Event, Facts, GroupDirectory, Invitation,
-    InviteeRouter, Machine, Method, NoGroups, Origin, Recipients, Reply, Route, Selection, Timer,
-    Uri,
+    InviteeRouter, LegEvent, Machine, Method, NoGroups, Origin, Recipients, Reply, Route,
+    Selection, Timer, Uri,
 };
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
@@ -74,23 +75,30 @@ impl Machine for Session {
     }
 }
 
-/// A leg: any final failure records `outcome failed` (the event's status) and ends.
+/// A leg: any final failure records `outcome failed` (the event's status) and ends; no route
+/// records 480 or 503 by `copy.recipient_offline`, as 7.9.1.4 does.
 struct Leg(Heard, bool);
 impl Machine for Leg {
     const PROCEDURE: &'static str = "leg";
     const CLAUSE: &'static str = "0";
-    fn handle(&mut self, _: Instant, ev: &Event, _: &Facts, _: &Env<'_>) -> Vec<Action> {
-        self.0.lock().expect("lock").push(("leg", ev.clone()));
-        match ev {
-            Event::Response(s) if *s >= 300 => {
-                self.1 = true;
-                vec![Action {
-                    origin: O,
-                    kind: ActionKind::Outcome(DeliveryOutcome::Failed(None)),
-                }]
+    fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
+        let who = match ev {
+            Event::Leg(LegEvent::Unroutable) if f.copy.recipient_offline => "leg (offline)",
+            _ => "leg",
+        };
+        self.0.lock().expect("lock").push((who, ev.clone()));
+        let status = match ev {
+            Event::Response(s) if *s >= 300 => None,
+            Event::Leg(LegEvent::Unroutable) => {
+                Some(if f.copy.recipient_offline { 480 } else { 503 })
             }
-            _ => vec![],
-        }
+            _ => return vec![],
+        };
+        self.1 = true;
+        vec![Action {
+            origin: O,
+            kind: ActionKind::Outcome(DeliveryOutcome::Failed(status)),
+        }]
     }
     fn state_name(&self) -> &'static str {
         if self.1 { "failed" } else { "inviting" }
@@ -181,17 +189,15 @@ fn byes_at(ep: &mut Endpoint<App>, at: Instant) -> usize {
 }
 
 #[test]
-fn an_unroutable_invitee_is_heard_as_the_response_the_network_would_give() {
+fn an_unroutable_invitee_is_heard_as_leg_unroutable_with_whether_it_is_offline() {
     let h = heard(&["sip:bob@example.com", "sip:carol@elsewhere.example.org"]);
-    let legs: Vec<&Event> = h
-        .iter()
-        .filter(|(w, _)| *w == "leg")
-        .map(|(_, e)| e)
-        .collect();
-    // bob is a user of this domain with no registration (480), carol is elsewhere (503).
+    let legs: Vec<&(&str, Event)> = h.iter().filter(|(w, _)| w.starts_with("leg")).collect();
+    // bob is a user of this domain with no registration, carol is elsewhere; no response
+    // is made up for either (the status is the machine's).
+    let unroutable = Event::Leg(LegEvent::Unroutable);
     assert_eq!(
         legs,
-        [&Event::Response(480), &Event::Response(503)],
+        [&("leg (offline)", unroutable.clone()), &("leg", unroutable)],
         "{h:?}"
     );
     // Both legs' machines ended: the session hears `legs settled` once.

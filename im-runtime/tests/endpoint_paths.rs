@@ -910,6 +910,46 @@ fn a_2xx_crossing_the_legs_own_cancel_is_the_leg_machines_to_end() {
     }
 }
 
+/// The same for a 2xx that crosses the CANCEL of the session's `cancel legs` (the originator
+/// hung up first): the leg machine heard `leg cancelled`, and its rule says whether the
+/// dialog is BYE'd (7.9.1.4 `answered_after_cancel`). The runtime used to BYE it itself.
+#[test]
+fn a_2xx_crossing_the_sessions_cancel_is_the_leg_machines_to_end() {
+    for keep in [false, true] {
+        let mut sim = Sim::new(Knobs {
+            keep_crossed_2xx: keep,
+            ..Knobs::default()
+        });
+        let (ok, invites) = start(&mut sim, "scross", &[BOB_URI]);
+        let ok = ok.unwrap();
+        ack(&mut sim, &ok);
+        sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+        let out = sim.udp(ALICE, &alice_bye(&ok));
+        let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
+        assert_eq!(cancels.len(), 1, "the session cancels bob's leg");
+        sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
+        let out = sim.udp(
+            BOB,
+            &response_to(
+                &invites[0],
+                200,
+                "b1",
+                Some(&invitee_sdp("127.0.0.2:7002", "bs")),
+            ),
+        );
+        assert_eq!(
+            requests(&udp_to(&out, BOB), Method::Ack).len(),
+            1,
+            "2xx ACKed (RFC 3261 §13.2.2.4)"
+        );
+        assert_eq!(
+            requests(&udp_to(&out, BOB), Method::Bye).len(),
+            usize::from(!keep),
+            "keep={keep}: BYE only when the leg machine says"
+        );
+    }
+}
+
 #[test]
 fn originator_cancel_before_the_answer_gets_487_and_ends_the_session() {
     let mut sim = Sim::new(Knobs {

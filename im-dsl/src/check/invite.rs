@@ -1,26 +1,26 @@
 //! The `invite each … { … }` block: what the invitee INVITE carries beyond what RFC 3261
 //! §8.1.1 makes mandatory. Headers the runtime writes itself (E0019), `history` without a
 //! recipient list (E0020), items given twice (E0003) and values that are not an offer word,
-//! a Contact parameter, one header line, one name-addr (`From`) or a hop count
-//! (`Max-Forwards`) (E0016).
+//! a Contact parameter, one header line, one name-addr (`From`, `To`) or a hop count
+//! (`Max-Forwards`) (E0016). A header value may name its recipient: `{invitee.uri}`,
+//! `{invitee.display_name}`, `{invitee.copy_control}`, `{invitee.anonymize}` (the list entry
+//! or group member the request goes to), filled in by the runtime for each recipient.
 
 use super::text::lower_text;
 use super::types::{ExprCx, FACTS, suggest};
 use crate::ast::{self, InviteItem, OfferItemKind, Span};
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::model::{Expr, Invitation, OfferAttr, Text, TextPart, Type};
+use crate::model::{Elem, Expr, Invitation, OfferAttr, Text, TextPart, Type};
 use crate::source::Sources;
 use std::collections::HashMap;
 
 /// Headers of the INVITE that the runtime writes (RFC 3261 §8.1.1 and the body's own), long
-/// and compact forms (§7.3.3), lower case; `Route` follows the router's choice. `From` and
-/// `Max-Forwards` are the spec's to give (the From tag stays the runtime's, §8.1.1.3); the
-/// runtime writes its own only when the spec gives none.
+/// and compact forms (§7.3.3), lower case; `Route` follows the router's choice. `From`, `To`
+/// and `Max-Forwards` are the spec's to give (the From tag stays the runtime's, §8.1.1.3);
+/// the runtime writes its own only when the spec gives none.
 const RUNTIME_HEADERS: &[&str] = &[
     "via",
     "v",
-    "to",
-    "t",
     "call-id",
     "i",
     "cseq",
@@ -36,6 +36,9 @@ const RUNTIME_HEADERS: &[&str] = &[
 /// Offer lines the runtime writes for every MSRP offer (RFC 4975 §8: the path and the
 /// accepted types are mandatory).
 const RUNTIME_ATTRIBUTES: &[&str] = &["path", "accept-types"];
+
+/// The name a fan-out's header values give the recipient (`{invitee.uri}`).
+pub(crate) const INVITEE: &str = "invitee";
 
 const DIRECTIONS: &[&str] = &["sendonly", "recvonly", "sendrecv", "inactive"];
 const SETUPS: &[&str] = &["actpass", "active", "passive", "holdconn"];
@@ -129,19 +132,27 @@ pub(super) fn lower_invitation(
                     continue;
                 }
                 let from = lower == "from" || lower == "f";
+                let to = lower == "to" || lower == "t";
                 let hops = lower == "max-forwards";
                 if from && twice(diags, "header From", name.span)
+                    || to && twice(diags, "header To", name.span)
                     || hops && twice(diags, "header Max-Forwards", name.span)
                 {
                     ok = false;
                     continue;
                 }
                 let mut ecx = ExprCx::new(conditions, diags);
+                // The recipient each request goes to, as a list entry.
+                ecx.vars.push((INVITEE.into(), Elem::Entry));
                 let Some(t) = lower_text(&mut ecx, sources, value) else {
                     ok = false;
                     continue;
                 };
-                if from && !name_addr(diags, &t, value.span)
+                if !invitee_fields_only(diags, &t, value.span) {
+                    ok = false;
+                    continue;
+                }
+                if (from || to) && !name_addr(diags, &t, value.span)
                     || hops && !hop_count(diags, &t, value.span)
                 {
                     ok = false;
@@ -301,8 +312,44 @@ fn offer(diags: &mut Diagnostics, items: &[ast::OfferItem], out: &mut Vec<OfferA
     ok
 }
 
-/// A `From` value is one name-addr (RFC 3261 §20.20: `"Name" <URI>` or `<URI>`) without the
-/// tag, which the runtime adds (§8.1.1.3: fresh for each request). Interpolated values are
+/// Whether `e` reads the recipient (`invitee`) anywhere.
+fn names_invitee(e: &Expr) -> bool {
+    match e {
+        Expr::Var(v) => v == INVITEE,
+        Expr::Field(x, _) | Expr::Not(x) => names_invitee(x),
+        Expr::Call(_, xs) | Expr::And(xs) | Expr::Or(xs) => xs.iter().any(names_invitee),
+        Expr::Cmp(_, a, b) => names_invitee(a) || names_invitee(b),
+        Expr::Quant { list, body, .. } => names_invitee(list) || names_invitee(body),
+        _ => false,
+    }
+}
+
+/// The recipient is printed field by field (`{invitee.uri}`): the runtime fills in each field
+/// per recipient, so it cannot be compared, counted or taken apart (`{invitee.uri.host}`)
+/// inside a value; `false` when a diagnostic was pushed.
+fn invitee_fields_only(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
+    let bad = t.parts.iter().any(|p| match p {
+        TextPart::Value(Expr::Field(x, _)) if matches!(&**x, Expr::Var(v) if v == INVITEE) => false,
+        TextPart::Value(e) => names_invitee(e),
+        TextPart::Lit(_) => false,
+    });
+    if bad {
+        diags.push(
+            Diagnostic::new(
+                Code::BadArgument,
+                "the recipient is written one field at a time",
+                at,
+                "`invitee` used inside an expression",
+            )
+            .help("write `{invitee.uri}`, `{invitee.display_name}`, `{invitee.copy_control}` or `{invitee.anonymize}` on their own; the runtime fills them in for each recipient"),
+        );
+    }
+    !bad
+}
+
+/// A `From` or `To` value is one name-addr (RFC 3261 §20.20, §20.39: `"Name" <URI>` or
+/// `<URI>`) without a tag: the runtime adds the From tag (§8.1.1.3: fresh for each request),
+/// and a request outside a dialog has no To tag (§8.1.1.2). Interpolated values are
 /// read as they stand (a URI between the brackets); `false` when a diagnostic was pushed.
 fn name_addr(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
     let skeleton: String = t
@@ -318,7 +365,7 @@ fn name_addr(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
         diags.push(
             Diagnostic::new(
                 Code::ReservedHeader,
-                "the From tag is written by the runtime",
+                "the From or To tag is written by the runtime",
                 at,
                 "not the spec's to set",
             )
@@ -333,11 +380,11 @@ fn name_addr(diags: &mut Diagnostics, t: &Text, at: Span) -> bool {
         diags.push(
             Diagnostic::new(
                 Code::BadArgument,
-                "a From value is one name-addr",
+                "a From or To value is one name-addr",
                 at,
                 "not `\"Name\" <URI>` or `<URI>`",
             )
-            .help("write the URI in angle brackets, optionally after a display name: `\"<{session.focus}>\"` (RFC 3261 §20.20); the runtime adds the tag"),
+            .help("write the URI in angle brackets, optionally after a display name: `\"<{session.focus}>\"`, `\"<{invitee.uri}>\"` (RFC 3261 §20.20, §20.39); the runtime adds the tag"),
         );
         return false;
     }

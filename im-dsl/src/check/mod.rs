@@ -23,6 +23,8 @@ mod text;
 pub(crate) mod types;
 mod warning;
 
+pub(crate) use invite::INVITEE;
+
 use crate::ast;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model;

@@ -715,7 +715,9 @@ impl<'a> ExprCx<'a> {
             .iter()
             .filter_map(|f| f.0.strip_prefix(&format!("{}.", head.name)))
             .collect();
-        let help = if !under.is_empty() {
+        let help = if head.name == super::invite::INVITEE {
+            "`invitee` is the recipient of each request of a fan-out: it exists only in the header values of an `invite each` / `forward each` block (`header To = \"<{invitee.uri}>\"`)".to_string()
+        } else if !under.is_empty() {
             let name = path.get(1).map(|i| i.name.as_str()).unwrap_or("");
             suggest(name, &under, &format!("facts under `{}.` are", head.name))
         } else if called {

@@ -3,7 +3,8 @@
 //! offer's attributes, in the spec's order.
 
 use super::expr::Cx;
-use crate::model::{Invitation, OfferAttr};
+use crate::check::INVITEE;
+use crate::model::{Expr, Field, Invitation, OfferAttr, Text, TextPart};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -24,8 +25,14 @@ pub(super) fn invitation(cx: &mut Cx<'_>, inv: &Invitation) -> TokenStream {
         None => {}
     }
     for (name, value) in &inv.headers {
-        let v = cx.text(value);
-        headers.push(quote!((#cow(#name), #hv::Text(#v))));
+        let v = match per_invitee(cx, value) {
+            Some(pieces) => quote!(#hv::PerInvitee(::std::vec::Vec::from([#(#pieces),*]))),
+            None => {
+                let v = cx.text(value);
+                quote!(#hv::Text(#v))
+            }
+        };
+        headers.push(quote!((#cow(#name), #v)));
     }
     let offer: Vec<TokenStream> = inv
         .offer
@@ -48,6 +55,42 @@ pub(super) fn invitation(cx: &mut Cx<'_>, inv: &Invitation) -> TokenStream {
     quote! {
         #m::Invitation { headers: #headers, history: #history, offer: #offer }
     }
+}
+
+/// The pieces of a value that names its recipient (`{invitee.uri}`), the rest interpolated
+/// now; `None` for a value that is the same for every recipient.
+fn per_invitee(cx: &mut Cx<'_>, t: &Text) -> Option<Vec<TokenStream>> {
+    let field = |p: &TextPart| match p {
+        TextPart::Value(Expr::Field(x, f)) if matches!(&**x, Expr::Var(v) if v == INVITEE) => {
+            Some(*f)
+        }
+        _ => None,
+    };
+    if !t.parts.iter().any(|p| field(p).is_some()) {
+        return None;
+    }
+    let piece = quote!(::im_runtime::machine::InviteePiece);
+    let pieces = t
+        .parts
+        .iter()
+        .map(|p| match field(p) {
+            Some(Field::EntryUri) => quote!(#piece::Uri),
+            Some(Field::EntryDisplayName) => quote!(#piece::DisplayName),
+            Some(Field::EntryCopyControl) => quote!(#piece::CopyControl),
+            Some(Field::EntryAnonymize) => quote!(#piece::Anonymize),
+            Some(other) => {
+                let msg = format!("imspec: internal error: `invitee` has no field {other:?}");
+                quote!(::core::compile_error!(#msg))
+            }
+            None => {
+                let v = cx.text(&Text {
+                    parts: vec![p.clone()],
+                });
+                quote!(#piece::Text(#v))
+            }
+        })
+        .collect();
+    Some(pieces)
 }
 
 fn vec_of(items: &[TokenStream]) -> TokenStream {

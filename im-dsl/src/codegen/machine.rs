@@ -129,6 +129,14 @@ fn trigger_pattern(t: &Trigger) -> (TokenStream, Option<TokenStream>) {
             quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Failed(_))),
             None,
         ),
+        Trigger::Leg(l) => {
+            let le = quote!(::im_runtime::machine::LegEvent);
+            let p = match l {
+                crate::model::LegTrigger::Cancelled => quote!(#le::Cancelled),
+                crate::model::LegTrigger::Unroutable => quote!(#le::Unroutable),
+            };
+            (quote!(#ev::Leg(#p)), None)
+        }
     }
 }
 

@@ -765,6 +765,7 @@ pub fn trigger_text(t: &TriggerKind) -> String {
         TriggerKind::LegsChanged => "legs changed".to_string(),
         TriggerKind::Copy(true) => "copy delivered".to_string(),
         TriggerKind::Copy(false) => "copy failed".to_string(),
+        TriggerKind::Leg(ev) => format!("leg {ev}"),
     }
 }
 

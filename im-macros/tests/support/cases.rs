@@ -479,6 +479,8 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         )),
         ["legs", "settled"] => Event::LegsSettled,
         ["legs", "changed"] => Event::LegsChanged,
+        ["leg", "cancelled"] => Event::Leg(im_runtime::machine::LegEvent::Cancelled),
+        ["leg", "unroutable"] => Event::Leg(im_runtime::machine::LegEvent::Unroutable),
         ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
         ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
             code.parse()
@@ -526,6 +528,9 @@ pub fn invitation_lines(inv: &im_runtime::machine::Invitation) -> Vec<String> {
             HeaderValue::Text(t) => format!("{n}: {t}"),
             HeaderValue::FocusContact => format!("{n}: <focus>;isfocus"),
             HeaderValue::FocusContactWith(p) => format!("{n}: <focus>;isfocus{p}"),
+            HeaderValue::PerInvitee(p) => {
+                format!("{n}: {}", im_runtime::machine::invitee_template(p))
+            }
         })
         .collect();
     if inv.history {
@@ -642,10 +647,12 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
             _ => None,
         };
         facts.copy = match ev {
-            Event::Copy(_) => im_runtime::machine::CopyFacts {
-                recipient_offline: case.copy.recipient_offline,
-                storable: case.copy.storable,
-            },
+            Event::Copy(_) | Event::Leg(im_runtime::machine::LegEvent::Unroutable) => {
+                im_runtime::machine::CopyFacts {
+                    recipient_offline: case.copy.recipient_offline,
+                    storable: case.copy.storable,
+                }
+            }
             _ => im_runtime::machine::CopyFacts::default(),
         };
         if i > 0 {
@@ -770,6 +777,9 @@ pub fn compare(m: &Machines, case: &Case) -> Vec<String> {
                             }
                             im_runtime::machine::HeaderValue::FocusContactWith(p) => {
                                 format!("<focus>;isfocus{p}")
+                            }
+                            im_runtime::machine::HeaderValue::PerInvitee(p) => {
+                                im_runtime::machine::invitee_template(p)
                             }
                         })
                         .unwrap_or_default(),

@@ -134,7 +134,7 @@ impl Session {
                 (Some(code), _) => (CopyOutcome::Failed(code), code),
                 // A leg machine that recorded no outcome (the specs' record one in every
                 // failing rule, 7.9.1.4): the SIP status it ended with, if any (an
-                // unroutable invitee's is the one its machine heard, `legs.rs`).
+                // unroutable invitee has none: 0; 7.9.1.4 `leg unroutable` records one).
                 (None, LegStatus::Failed) => {
                     let s = l.status_code.unwrap_or(0);
                     (CopyOutcome::Failed(s), s)

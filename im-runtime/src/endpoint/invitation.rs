@@ -2,23 +2,32 @@
 //! ([`Invitation`]): the runtime adds only what RFC 3261 §8.1.1 makes mandatory and the MSRP
 //! offer's own lines (RFC 4975 §8), and writes nothing the spec leaves out.
 
-use crate::machine::{Config, HeaderValue, Invitation};
+use crate::machine::{Config, HeaderValue, Invitation, ListEntry};
 use crate::proto::sdp::answer::LocalMedia;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// The Contact and the other headers of the INVITE, in the spec's order, without From and
-/// Max-Forwards ([`from`], [`max_forwards`]: the runtime writes them in their place). `focus`
-/// is the Contact URI the runtime writes in any case (`<sip:conf-…@host>`, RFC 3261
-/// §8.1.1.8); a `contact focus` of the spec adds `isfocus` (RFC 4579) and its parameters.
-pub(super) fn headers<'a>(inv: &'a Invitation, focus: &str) -> (String, Vec<(&'a str, String)>) {
+/// The Contact and the other headers of the INVITE to `to`, in the spec's order, without
+/// From, To and Max-Forwards ([`from`], [`to`], [`max_forwards`]: the runtime writes them in
+/// their place). `focus` is the Contact URI the runtime writes in any case
+/// (`<sip:conf-…@host>`, RFC 3261 §8.1.1.8); a `contact focus` of the spec adds `isfocus`
+/// (RFC 4579) and its parameters.
+pub(super) fn headers<'a>(
+    inv: &'a Invitation,
+    focus: &str,
+    to: &ListEntry,
+) -> (String, Vec<(&'a str, String)>) {
     let mut contact = focus.to_string();
     let mut out = Vec::with_capacity(inv.headers.len());
     for (name, value) in &inv.headers {
         let focus_params = match value {
-            HeaderValue::Text(_) if placed(name) => continue,
+            HeaderValue::Text(_) | HeaderValue::PerInvitee(_) if placed(name) => continue,
             HeaderValue::Text(t) => {
                 out.push((name.as_ref(), t.to_string()));
+                continue;
+            }
+            HeaderValue::PerInvitee(p) => {
+                out.push((name.as_ref(), crate::machine::render_invitee(p, to)));
                 continue;
             }
             HeaderValue::FocusContact => "",
@@ -29,23 +38,39 @@ pub(super) fn headers<'a>(inv: &'a Invitation, focus: &str) -> (String, Vec<(&'a
     (contact, out)
 }
 
-/// From and Max-Forwards: written by the runtime in their place (the From with its tag),
+/// From, To and Max-Forwards: written by the runtime in their place (From with its tag),
 /// with the spec's value when it gives one.
 fn placed(name: &str) -> bool {
-    ["from", "f", "max-forwards"]
+    ["from", "f", "to", "t", "max-forwards"]
         .iter()
         .any(|n| name.eq_ignore_ascii_case(n))
 }
 
-/// The spec's From (`header From = "<{session.focus}>"`): one name-addr, to which the
-/// runtime adds the tag (RFC 3261 §8.1.1.3); `None` when the spec gives none.
-pub(super) fn from(inv: &Invitation) -> Option<&str> {
-    inv.headers.iter().find_map(|(n, v)| match v {
-        HeaderValue::Text(t) if n.eq_ignore_ascii_case("from") || n.eq_ignore_ascii_case("f") => {
-            Some(t.as_ref())
+/// The spec's value of header `names` (long and compact form) for recipient `to`.
+fn given<'a>(inv: &'a Invitation, names: [&str; 2], to: &ListEntry) -> Option<Cow<'a, str>> {
+    inv.headers.iter().find_map(|(n, v)| {
+        if !names.iter().any(|x| n.eq_ignore_ascii_case(x)) {
+            return None;
         }
-        _ => None,
+        match v {
+            HeaderValue::Text(t) => Some(Cow::Borrowed(t.as_ref())),
+            HeaderValue::PerInvitee(p) => Some(Cow::Owned(crate::machine::render_invitee(p, to))),
+            _ => None,
+        }
     })
+}
+
+/// The spec's From (`header From = "<{session.focus}>"`) for recipient `to`: one name-addr,
+/// to which the runtime adds the tag (RFC 3261 §8.1.1.3); `None` when the spec gives none.
+pub(super) fn from<'a>(inv: &'a Invitation, to: &ListEntry) -> Option<Cow<'a, str>> {
+    given(inv, ["from", "f"], to)
+}
+
+/// The To of the request to recipient `to`: the spec's (`header To = "<{invitee.uri}>"`,
+/// RFC 3261 §8.1.1.2), else the recipient's URI alone, the runtime's default for a spec that
+/// says nothing.
+pub(super) fn to<'a>(inv: &'a Invitation, to: &ListEntry) -> Cow<'a, str> {
+    given(inv, ["to", "t"], to).unwrap_or_else(|| Cow::Owned(format!("<{}>", to.uri.raw)))
 }
 
 /// The spec's Max-Forwards, when it gives one that is a hop count (the checker allows no
@@ -57,13 +82,31 @@ pub(super) fn max_forwards(inv: &Invitation) -> Option<u8> {
     })
 }
 
-/// The spec's plain headers of a copy that opens no dialog (`forward each`), in order,
-/// without From and Max-Forwards (written in their place) and any focus Contact.
-pub(super) fn text_headers(inv: &Invitation) -> impl Iterator<Item = (&str, &str)> {
+/// The spec's plain headers of a copy to `to` that opens no dialog (`forward each`), in
+/// order, without From, To and Max-Forwards (written in their place) and any focus Contact.
+pub(super) fn text_headers<'a>(
+    inv: &'a Invitation,
+    to: &'a ListEntry,
+) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
     inv.headers.iter().filter_map(|(n, v)| match v {
-        HeaderValue::Text(t) if !placed(n) => Some((n.as_ref(), t.as_ref())),
+        HeaderValue::Text(t) if !placed(n) => Some((n.as_ref(), Cow::Borrowed(t.as_ref()))),
+        HeaderValue::PerInvitee(p) if !placed(n) => Some((
+            n.as_ref(),
+            Cow::Owned(crate::machine::render_invitee(p, to)),
+        )),
         _ => None,
     })
+}
+
+/// A recipient the runtime knows only by its URI (a group member, a kept copy's recipient):
+/// no display name, `to`, not anonymized.
+pub(super) fn entry(uri: &crate::machine::Uri) -> ListEntry {
+    ListEntry {
+        uri: uri.clone(),
+        display_name: None,
+        copy_control: crate::machine::CopyControl::To,
+        anonymize: false,
+    }
 }
 
 /// The server's MSRP offer: `v=`/`o=`/`s=`/`c=`/`t=`, `m=message <port> TCP/MSRP *` (or
@@ -134,7 +177,7 @@ mod tests {
              a=accept-types:message/cpim text/plain\r\n"
         );
         let none = Invitation::default();
-        let (contact, rest) = headers(&none, "<sip:conf@h>");
+        let (contact, rest) = headers(&none, "<sip:conf@h>", &bob());
         assert_eq!((contact.as_str(), rest.len()), ("<sip:conf@h>", 0));
     }
 
@@ -164,7 +207,7 @@ mod tests {
             s.ends_with("a=max-size:1048576\r\na=setup:active\r\na=sendonly\r\n"),
             "{s}"
         );
-        let (contact, rest) = headers(&inv, "<sip:conf@h>");
+        let (contact, rest) = headers(&inv, "<sip:conf@h>", &bob());
         assert_eq!(contact, "<sip:conf@h>;isfocus;+g.oma.sip-im");
         assert_eq!(rest, [("Referred-By", "<sip:a@h>".to_string())]);
     }
@@ -181,15 +224,57 @@ mod tests {
             ],
             ..Invitation::default()
         };
-        assert_eq!(from(&inv), Some("\"Team\" <sip:conf-1@h>"));
+        let b = bob();
+        assert_eq!(from(&inv, &b).as_deref(), Some("\"Team\" <sip:conf-1@h>"));
         assert_eq!(max_forwards(&inv), Some(12));
-        let (_, rest) = headers(&inv, "<sip:conf@h>");
+        let (_, rest) = headers(&inv, "<sip:conf@h>", &b);
         assert_eq!(rest, [("Referred-By", "<sip:a@h>".to_string())]);
         assert_eq!(
-            text_headers(&inv).collect::<Vec<_>>(),
-            [("Referred-By", "<sip:a@h>")]
+            text_headers(&inv, &b).collect::<Vec<_>>(),
+            [("Referred-By", Cow::Borrowed("<sip:a@h>"))]
         );
         let none = Invitation::default();
-        assert_eq!((from(&none), max_forwards(&none)), (None, None));
+        assert_eq!((from(&none, &b), max_forwards(&none)), (None, None));
+        // Without a spec To, the recipient's URI alone (RFC 3261 §8.1.1.2).
+        assert_eq!(to(&none, &b), "<sip:bob@h>");
+    }
+
+    fn bob() -> ListEntry {
+        ListEntry {
+            uri: crate::machine::Uri {
+                raw: "sip:bob@h".into(),
+                ..Default::default()
+            },
+            display_name: Some("Bob".into()),
+            ..entry(&crate::machine::Uri::default())
+        }
+    }
+
+    #[test]
+    fn a_per_invitee_to_names_each_recipient() {
+        use crate::machine::InviteePiece as P;
+        let inv = Invitation {
+            headers: vec![
+                (
+                    Cow::Borrowed("To"),
+                    HeaderValue::PerInvitee(vec![
+                        P::Text("\"".into()),
+                        P::DisplayName,
+                        P::Text("\" <".into()),
+                        P::Uri,
+                        P::Text(">".into()),
+                    ]),
+                ),
+                (
+                    Cow::Borrowed("X-Cc"),
+                    HeaderValue::PerInvitee(vec![P::CopyControl]),
+                ),
+            ],
+            ..Invitation::default()
+        };
+        let b = bob();
+        assert_eq!(to(&inv, &b), "\"Bob\" <sip:bob@h>");
+        let (_, rest) = headers(&inv, "<sip:conf@h>", &b);
+        assert_eq!(rest, [("X-Cc", "to".to_string())]);
     }
 }

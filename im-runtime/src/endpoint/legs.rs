@@ -3,8 +3,9 @@
 
 use super::super::*;
 use super::*;
-use crate::machine::Invitation;
+use crate::machine::{Invitation, ListEntry};
 use route_leg::LegTransport;
+use std::borrow::Cow;
 
 impl Session {
     /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
@@ -14,24 +15,21 @@ impl Session {
         cx: &Ctx<'_, A>,
         r: Recipients,
         s: Selection,
-    ) -> Vec<(Uri, Option<String>)> {
-        let all: Vec<(Uri, Option<String>)> = match r {
-            Recipients::RecipientList => self
-                .facts
-                .recipients
-                .iter()
-                .map(|e| (e.uri.clone(), e.display_name.clone()))
-                .collect(),
+    ) -> Vec<ListEntry> {
+        // Each as a list entry: what `{invitee.…}` in the spec's headers reads (a group
+        // member has no display name).
+        let all: Vec<ListEntry> = match r {
+            Recipients::RecipientList => self.facts.recipients.clone(),
             Recipients::GroupMembers => cx
                 .app
                 .directory()
                 .members(&self.facts.request_uri)
                 .unwrap_or_default()
-                .into_iter()
-                .map(|m| (m, None))
+                .iter()
+                .map(super::super::invitation::entry)
                 .collect(),
         };
-        s.apply(all, &self.facts.originator, |(u, _)| u)
+        s.apply(all, &self.facts.originator, |e| &e.uri)
     }
 
     pub(super) fn invite_each<A: Application>(
@@ -54,10 +52,11 @@ impl Session {
                 |e| &e.uri,
             ))
         });
-        for (uri, _name) in targets {
+        for target in targets {
+            let uri = &target.uri;
             // Transport and connection: `route_leg.rs` (an invitee that wants TLS from a
             // server without it is unroutable).
-            let mut routed = cx.route_leg(&uri);
+            let mut routed = cx.route_leg(uri);
             let tls = routed
                 .as_ref()
                 .is_some_and(|(r, _)| r.transport == LegTransport::Tls);
@@ -92,19 +91,21 @@ impl Session {
                 .unwrap_or_else(|| ("application/sdp".to_string(), Bytes::from(sdp)));
             let build = |t: LegTransport| {
                 let (via, focus_contact) = cx.via_contact(t, &self.focus, &branch);
-                let (contact, headers) = super::super::invitation::headers(inv, &focus_contact);
-                // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From
-                // and Max-Forwards are the spec's when it gives them (7.9.1.4: the session's
-                // focus, 70), these defaults only for a spec that says nothing.
-                let from_addr = match super::super::invitation::from(inv) {
-                    Some(f) => f.to_string(),
+                let (contact, headers) =
+                    super::super::invitation::headers(inv, &focus_contact, &target);
+                // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From,
+                // To and Max-Forwards are the spec's when it gives them (7.9.1.4: the
+                // session's focus, the invitee, 70), these defaults only for a spec that
+                // says nothing.
+                let from_addr = match super::super::invitation::from(inv, &target) {
+                    Some(f) => f.into_owned(),
                     None => format!("<{}>", self.focus),
                 };
                 let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
                 let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
                     .via_raw(&via)
                     .from(&from_addr, &tag)
-                    .to(&format!("<{}>", uri.raw), None)
+                    .to(&super::super::invitation::to(inv, &target), None)
                     .call_id(&call_id)
                     .cseq(1)
                     .max_forwards(hops)
@@ -155,22 +156,30 @@ impl Session {
                     self.legs.push(leg);
                 }
                 _ => {
-                    // Unroutable invitee: nothing is sent. Its machine hears the final
-                    // response the network would have given (the protocol's, not a choice):
-                    // 480 for a user of this domain with no registration (RFC 3261 §16.5,
-                    // the location service has no binding), else 503 as for a transport
-                    // failure (RFC 3261 §8.1.3.1). What becomes of the copy is the leg
-                    // machine's (7.9.1.4 `declined`: `outcome failed`).
-                    let status = match super::offline::no_route_status(cx, &uri) {
-                        0 => 503,
-                        s => s,
-                    };
+                    // Unroutable invitee: nothing is sent, no response or timer will come.
+                    // Its machine hears `leg unroutable`, with `copy.recipient_offline` for
+                    // a user of this domain (who could register); the status its copy
+                    // fails with is the machine's (7.9.1.4 `on leg unroutable`: 480 or 503).
+                    let offline = super::offline::no_route_status(cx, uri) != 0;
                     // No `status_code`: no response came (logs say "no answer").
                     leg.status = LegStatus::Failed;
                     self.legs.push(leg);
                     cx.live.leg(LegOutcome::NoRoute);
-                    tracing_log("leg", &format!("no route to {}: {status}", uri.raw));
-                    self.run_leg_machine(cx, idx, &Event::Response(status));
+                    tracing_log(
+                        "leg",
+                        &format!("no route to {} (offline user: {offline})", uri.raw),
+                    );
+                    let copy = crate::machine::CopyFacts {
+                        recipient_offline: offline,
+                        storable: false,
+                    };
+                    let session_copy = std::mem::replace(&mut self.facts.copy, copy);
+                    self.run_leg_machine(
+                        cx,
+                        idx,
+                        &Event::Leg(crate::machine::LegEvent::Unroutable),
+                    );
+                    self.facts.copy = session_copy;
                 }
             }
         }
@@ -211,8 +220,6 @@ impl Session {
                 .max_forwards()
                 .map_or(70, |m| m.saturating_sub(1).min(70))
         });
-        let from_addr = super::super::invitation::from(inv)
-            .map_or_else(|| format!("<{}>", facts.originator.raw), str::to_string);
         let mut holds_any = 0;
         let mut sent = Vec::new();
         let mut unroutable = Vec::new();
@@ -231,17 +238,20 @@ impl Session {
         // copy is parsed back for its structure only (`build_own` checks each
         // Request-URI), as an invitee INVITE is; otherwise it gets the full check.
         let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw).is_ok();
-        for (uri, _) in targets {
+        for target in targets {
             // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), its
             // size included (RFC 3428 §7, RFC 3261 §18.1.1).
-            let (mut r, route) = match cx.route_leg(&uri) {
+            let (mut r, route) = match cx.route_leg(&target.uri) {
                 Some(routed) => routed,
                 None => {
-                    tracing_log("page-mode", &format!("no route to {}", uri.raw));
-                    unroutable.push(uri);
+                    tracing_log("page-mode", &format!("no route to {}", target.uri.raw));
+                    unroutable.push(target.uri);
                     continue;
                 }
             };
+            let uri = &target.uri;
+            let from_addr = super::super::invitation::from(inv, &target)
+                .map_or_else(|| format!("<{}>", facts.originator.raw), Cow::into_owned);
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
@@ -249,14 +259,14 @@ impl Session {
             let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
                 .via_raw(&via)
                 .from(&from_addr, &tag)
-                .to(&format!("<{}>", uri.raw), None)
+                .to(&super::super::invitation::to(inv, &target), None)
                 .call_id(&call_id)
                 .cseq(1)
                 .max_forwards(max_forwards);
             // A MESSAGE opens no dialog: a focus Contact does not apply (the checker refuses
             // one on `forward each`).
-            for (name, t) in super::super::invitation::text_headers(inv) {
-                b = b.header(name, t);
+            for (name, t) in super::super::invitation::text_headers(inv, &target) {
+                b = b.header(name, &t);
             }
             let mut b = b.body(&body_ct, body.clone());
             if let Route::OutboundProxy(p) = route {
@@ -280,7 +290,7 @@ impl Session {
                         cx.sized_copy_sent(peer.addr, self.id, key.clone(), m, hold);
                     }
                     holds_any += usize::from(holds);
-                    sent.push((uri, key));
+                    sent.push((uri.clone(), key));
                 }
             }
         }
@@ -299,12 +309,13 @@ impl Session {
         self.flush_collected(cx);
     }
 
-    pub(super) fn cancel_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
+    /// CANCELs leg `i` if its INVITE is still unanswered; whether it did.
+    pub(super) fn cancel_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) -> bool {
         let Some(l) = self.legs.get_mut(i) else {
-            return;
+            return false;
         };
         if l.status != LegStatus::Pending {
-            return;
+            return false;
         }
         l.cancelled = true;
         if let Some(p) = l.peer {
@@ -314,6 +325,20 @@ impl Session {
             let _ = cx.tsx.cancel(cx.now, key);
             cx.flush();
         }
+        true
+    }
+
+    /// A session machine's `cancel legs` (or `cancel`): each leg still waiting for its answer
+    /// is CANCELled and its machine hears `leg cancelled`, so that what a 2xx crossing the
+    /// CANCEL means is the leg machine's rule (7.9.1.4 `answered_after_cancel`: BYE).
+    pub(super) fn cancel_legs<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        for i in 0..self.legs.len() {
+            if self.cancel_leg(cx, i) {
+                self.run_leg_machine(cx, i, &Event::Leg(crate::machine::LegEvent::Cancelled));
+            }
+        }
+        // No settling here, in the middle of a session rule's actions: the CANCELled
+        // INVITE's final response (or Timer B) comes next and settles the legs.
     }
 
     pub(super) fn bye_leg<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
@@ -401,16 +426,18 @@ impl Session {
             if !first {
                 return;
             }
-            if cancelled && !own_cancel {
-                // The 2xx crossed a CANCEL the session's rule sent (`cancel legs`): that
-                // rule ended the leg, so its dialog is ended too.
+            if cancelled && !own_cancel && self.ending {
+                // The 2xx crossed a CANCEL of the runtime's last-resort teardown (`end`:
+                // shutdown, a session no rule ended), which no machine heard: the session
+                // is going, so is the dialog.
                 self.bye_leg(cx, i);
                 self.check_settled(cx);
                 return;
             }
             // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
-            // none of it. A 2xx that crossed the leg machine's own CANCEL sets up no MSRP:
-            // that machine decides what becomes of the dialog (7.9.1.4
+            // none of it. A 2xx that crossed a CANCEL (the leg machine's own, or the
+            // session's `cancel legs`, which the leg machine heard as `leg cancelled`) sets
+            // up no MSRP: the leg machine decides what becomes of the dialog (7.9.1.4
             // `answered_after_cancel`: BYE).
             if !cancelled && let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
                 self.msrp_leg_answered(cx, i, &answer);

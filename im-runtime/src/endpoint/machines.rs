@@ -125,11 +125,7 @@ impl Session {
                     }
                     self.cancel_leg(cx, i);
                 }
-                None => {
-                    for i in 0..self.legs.len() {
-                        self.cancel_leg(cx, i);
-                    }
-                }
+                None => self.cancel_legs(cx),
             },
             ActionKind::Bye => match leg {
                 Some(i) => self.bye_leg(cx, i),
@@ -137,11 +133,7 @@ impl Session {
             },
             // `cancel_leg` skips a leg that is not pending, `bye_leg` one without a live
             // dialog, so each reaches exactly the legs its name says.
-            ActionKind::CancelLegs => {
-                for i in 0..self.legs.len() {
-                    self.cancel_leg(cx, i);
-                }
-            }
+            ActionKind::CancelLegs => self.cancel_legs(cx),
             ActionKind::ByeLegs => {
                 for i in 0..self.legs.len() {
                     self.bye_leg(cx, i);
@@ -301,6 +293,9 @@ impl Session {
                 crate::machine::HeaderValue::FocusContactWith(p) => {
                     format!("<{}>;isfocus{p}", self.focus)
                 }
+                // A response has no invitee: the checker allows `{invitee.…}` only in a
+                // fan-out's headers (E0016).
+                crate::machine::HeaderValue::PerInvitee(_) => continue,
             };
             b = b.header(name, &v);
         }

@@ -263,17 +263,21 @@ impl<A: Application> Endpoint<A> {
             msg.max_forwards()
                 .map_or(70, |m| m.saturating_sub(1).min(70))
         });
-        let from = super::super::invitation::from(inv)
-            .map_or_else(|| format!("<{}>", facts.originator.raw), str::to_string);
+        // A kept copy knows its recipient by URI only (no display name).
+        let target = super::super::invitation::entry(recipient);
+        let from = super::super::invitation::from(inv, &target).map_or_else(
+            || format!("<{}>", facts.originator.raw),
+            std::borrow::Cow::into_owned,
+        );
         let mut b = sip::build::RequestBuilder::new(Method::Message, &recipient.raw)
             .via_raw(&via)
             .from(&from, tag)
-            .to(&format!("<{}>", recipient.raw), None)
+            .to(&super::super::invitation::to(inv, &target), None)
             .call_id(call_id)
             .cseq(1)
             .max_forwards(max_forwards);
-        for (name, value) in super::super::invitation::text_headers(inv) {
-            b = b.header(name, value);
+        for (name, value) in super::super::invitation::text_headers(inv, &target) {
+            b = b.header(name, &value);
         }
         let mut b = b.body(&body_ct, body);
         if let Route::OutboundProxy(p) = route {

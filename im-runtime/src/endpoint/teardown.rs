@@ -16,7 +16,7 @@ impl Session {
             format_args!("ending session {} ({why})", self.call_id),
         );
         for i in 0..self.legs.len() {
-            self.cancel_leg(cx, i);
+            let _ = self.cancel_leg(cx, i);
             self.bye_leg(cx, i);
         }
         self.bye_originator(cx);

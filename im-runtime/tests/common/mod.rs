@@ -6,8 +6,8 @@
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{
     Action, ActionKind, DeliveryOutcome, Env, Event, Facts, GroupDirectory, HeaderValue,
-    InviteeRouter, Machine, Method, MsrpEvent, NoGroups, Origin, Recipients, Reply, Route,
-    SdpAnswerItem, Timer, Uri,
+    InviteeRouter, LegEvent, Machine, Method, MsrpEvent, NoGroups, Origin, Recipients, Reply,
+    Route, SdpAnswerItem, Timer, Uri,
 };
 use im_runtime::proto::sip::{HeaderName, Message};
 use std::net::SocketAddr;
@@ -277,6 +277,12 @@ impl Machine for LegMachine {
             Event::Timer(Timer::Spec(2)) => {
                 self.state = "cancelling";
                 vec![act(ActionKind::Cancel)]
+            }
+            // The session's `cancel legs` sent this leg's CANCEL (7.9.1.4
+            // `session_cancelled`): wait as after its own.
+            Event::Leg(LegEvent::Cancelled) => {
+                self.state = "cancelling";
+                vec![]
             }
             Event::Response(s) if (200..300).contains(s) && self.state == "cancelling" => {
                 if self.knobs.keep_crossed_2xx {

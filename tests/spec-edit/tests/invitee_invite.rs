@@ -57,12 +57,23 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
+/// bob's list entry, with a display name that needs escaping in a quoted-string.
+const BOB: &str =
+    "<entry uri=\"sip:bob@example.com\"><display-name>Bob \"B\"</display-name></entry>";
+
 /// A pager-mode INVITE to the conference factory with a list naming bob.
 fn invite() -> String {
+    invite_with(BOB)
+}
+
+/// The same with `entries` as the list's entries.
+fn invite_with(entries: &str) -> String {
     let sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                m=message 7000 TCP/MSRP *\r\na=path:msrp://127.0.0.1:7000/alicesess;tcp\r\n\
                a=accept-types:message/cpim text/plain\r\na=setup:active\r\na=sendonly\r\n";
-    let list = "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list><entry uri=\"sip:bob@example.com\"/></list></resource-lists>\r\n";
+    let list = format!(
+        "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>{entries}</list></resource-lists>\r\n"
+    );
     let body = format!(
         "--b1\r\nContent-Type: application/sdp\r\n\r\n{sdp}--b1\r\nContent-Type: application/resource-lists+xml\r\nContent-Disposition: recipient-list\r\n\r\n{list}--b1--\r\n"
     );
@@ -79,22 +90,43 @@ fn invitee_invite(app: App) -> Message {
 
 /// The endpoint running `app` after the session's INVITE, the instant it was given, and the
 /// INVITE it sent the invitee.
-#[allow(clippy::disallowed_methods)]
 fn session(app: App) -> (Endpoint<App>, Instant, Message) {
-    let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-    let mut ep = Endpoint::new(cfg, app);
-    // The one clock read of this test: the endpoint only needs some instant.
-    let now = Instant::now();
-    let mut invites = from_invitee(&mut ep, now, ALICE, &invite())
-        .into_iter()
-        .filter(Message::is_request)
-        .collect::<Vec<_>>();
+    let (ep, now, mut invites) = sessions(app, &invite());
     assert_eq!(invites.len(), 1, "one INVITE to the invitee");
     (ep, now, invites.remove(0))
 }
 
+/// The endpoint running `app` after the session's INVITE `text`, the instant it was given,
+/// and the INVITEs it sent the invitees.
+#[allow(clippy::disallowed_methods)]
+fn sessions(app: App, text: &str) -> (Endpoint<App>, Instant, Vec<Message>) {
+    let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+    let mut ep = Endpoint::new(cfg, app);
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let invites = from_invitee(&mut ep, now, ALICE, text)
+        .into_iter()
+        .filter(Message::is_request)
+        .collect::<Vec<_>>();
+    (ep, now, invites)
+}
+
 /// Hands `text` from `peer` to the endpoint; what it then sends the invitee.
 fn from_invitee(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) -> Vec<Message> {
+    exchange(ep, now, peer, text)
+        .into_iter()
+        .filter(|(to, _)| *to == addr(INVITEE))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Hands `text` from `peer` to the endpoint; what it then sends, and to whom.
+fn exchange(
+    ep: &mut Endpoint<App>,
+    now: Instant,
+    peer: &str,
+    text: &str,
+) -> Vec<(SocketAddr, Message)> {
     ep.handle_input(
         now,
         Input::Datagram {
@@ -106,13 +138,82 @@ fn from_invitee(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) ->
     let mut out = Vec::new();
     while let Some(o) = ep.poll_output() {
         if let Output::Datagram { to, data, .. } = o
-            && to == addr(INVITEE)
             && let Ok(m) = Message::parse(data)
         {
-            out.push(m);
+            out.push((to, m));
         }
     }
     out
+}
+
+/// A response to `req` from the invitee, with its To tag.
+fn invitee_answer(req: &Message, status: u16, reason: &str) -> String {
+    let h = |n: &str| req.header_str(n).unwrap_or_default().to_string();
+    format!(
+        "SIP/2.0 {status} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=b1\r\nCall-ID: {}\r\n\
+         CSeq: {}\r\nContact: <sip:bob@{INVITEE}>\r\nContent-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq"),
+    )
+}
+
+/// 7.9.1.4 as written, at the endpoint: the originator hangs up while bob rings, the session
+/// (6.1.3.3.2 `originator_bye`: `cancel legs`) CANCELs bob's leg, whose machine hears `leg
+/// cancelled` (`session_cancelled`); bob's 200 crosses the CANCEL and is ACKed by the runtime
+/// (RFC 3261 §13.2.2.4) and BYE'd by the leg's rule `answered_after_cancel`. (The edited copy
+/// without that rule keeps the dialog: `cases/edited.toml`; the runtime's own part is
+/// `im-runtime/tests/endpoint_paths.rs`.)
+// covers: 7.9.1.4/session_cancelled
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
+    let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+    let mut ep = Endpoint::new(cfg, original_app());
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let out = exchange(&mut ep, now, ALICE, &invite());
+    let ok = out
+        .iter()
+        .find(|(to, m)| *to == addr(ALICE) && m.status().map(u16::from) == Some(200))
+        .map(|(_, m)| m.clone())
+        .expect("200 OK to alice");
+    let inv = out
+        .iter()
+        .find(|(to, m)| *to == addr(INVITEE) && m.is_request())
+        .map(|(_, m)| m.clone())
+        .expect("INVITE to bob");
+    from_invitee(&mut ep, now, INVITEE, &invitee_answer(&inv, 180, "Ringing"));
+    let h = |n: &str| ok.header_str(n).unwrap_or_default().to_string();
+    let target = h("Contact")
+        .trim_start_matches('<')
+        .split(['>', ';'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+        )
+    };
+    exchange(&mut ep, now, ALICE, &in_dialog("ACK", 1, "z9hG4bKack1"));
+    let to_bob = from_invitee(&mut ep, now, ALICE, &in_dialog("BYE", 2, "z9hG4bKbye1"));
+    let cancel = to_bob
+        .iter()
+        .find(|m| m.method() == Some(&Method::Cancel))
+        .expect("the session's `cancel legs` CANCELs bob's INVITE");
+    from_invitee(&mut ep, now, INVITEE, &invitee_answer(cancel, 200, "OK"));
+    let to_bob = from_invitee(&mut ep, now, INVITEE, &invitee_answer(&inv, 200, "OK"));
+    let methods: Vec<_> = to_bob.iter().filter_map(|m| m.method().cloned()).collect();
+    assert!(methods.contains(&Method::Ack), "{to_bob:?}");
+    assert!(methods.contains(&Method::Bye), "{to_bob:?}");
 }
 
 /// The invitee answers `inv` 200 (no SDP: the leg's dialog is all these tests need), then
@@ -181,6 +282,9 @@ fn the_invitee_invite_follows_the_spec_as_written() {
     let from = m.header_str("From").unwrap_or_default();
     assert!(from.starts_with(&format!("<{focus}>;tag=")), "{from}");
     assert_eq!(m.header_str("Max-Forwards"), Some("70"));
+    // To the invitee's URI alone (7.9.1.4 `header To`), the offer sendonly.
+    assert_eq!(m.header_str("To"), Some("<sip:bob@example.com>"));
+    assert!(body.contains("a=sendonly\r\n"), "{body}");
 }
 
 #[test]
@@ -195,9 +299,27 @@ fn the_edited_spec_changes_the_invitee_invite() {
     let body = offer(&m);
     assert!(body.contains("a=setup:active\r\n"), "{body}");
     assert!(!body.contains("actpass"), "{body}");
-    // What the edit kept stays.
+    // Without `contact focus` the Contact is the focus URI alone (RFC 3261 §8.1.1.8), no
+    // isfocus, no feature tags.
     let contact = m.header_str("Contact").unwrap_or_default();
-    assert!(contact.contains(";isfocus;+g.oma.sip-im"), "{contact}");
+    assert!(!contact.contains("isfocus"), "{contact}");
+    assert!(!contact.contains("+g.oma"), "{contact}");
+    // Without `history`, the offer alone (no multipart, no recipient-list-history part).
+    assert!(!body.contains("recipient-list-history"), "{body}");
+    assert!(
+        m.header_str("Content-Type")
+            .is_some_and(|t| t.starts_with("application/sdp")),
+        "{m:?}"
+    );
+    // `direction sendrecv` instead of sendonly.
+    assert!(body.contains("a=sendrecv\r\n"), "{body}");
+    assert!(!body.contains("a=sendonly"), "{body}");
+    // The edited To: the list entry's display name, escaped as a quoted-string (RFC 3261
+    // §25.1), before the URI.
+    assert_eq!(
+        m.header_str("To"),
+        Some("\"Bob \\\"B\\\"\" <sip:bob@example.com>")
+    );
     // The edited From (a display name; the tag is still the runtime's) and hop count.
     let focus = contact
         .trim_start_matches('<')
@@ -250,5 +372,22 @@ fn a_subscribe_in_the_leg_dialog_is_answered_by_the_leg_rule() {
         m.header_str("Warning")
             .is_some_and(|w| w.contains("subscribe to the focus URI")),
         "{m:?}"
+    );
+}
+
+// covers: 7.9.1.4/setup
+#[test]
+fn an_entry_named_twice_is_invited_once_only_with_distinct() {
+    let twice = invite_with(&format!("{BOB}<entry uri=\"sip:bob@example.com\"/>"));
+    let (_, _, invites) = sessions(original_app(), &twice);
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    // The edited `invite each recipient_list` (no `distinct`): one INVITE per entry.
+    let (_, _, invites) = sessions(edited_app(), &twice);
+    assert_eq!(invites.len(), 2, "{invites:?}");
+    assert!(
+        invites.iter().all(|m| m
+            .header_str("To")
+            .is_some_and(|t| t.ends_with("<sip:bob@example.com>"))),
+        "{invites:?}"
     );
 }

@@ -853,6 +853,10 @@ impl Lowerer<'_> {
             TriggerKind::LegsSettled => model::Trigger::LegsSettled,
             TriggerKind::LegsChanged => model::Trigger::LegsChanged,
             TriggerKind::Copy(d) => model::Trigger::Copy(*d),
+            TriggerKind::Leg(ev) => model::Trigger::Leg(match ev.as_str() {
+                "cancelled" => model::LegTrigger::Cancelled,
+                _ => model::LegTrigger::Unroutable,
+            }),
         })
     }
 
