@@ -1,6 +1,7 @@
 //! SIP over UDP read and sent by the driver loops themselves, with real sockets: each socket
 //! is read by one loop, which forwards to the other loop what steers there; a burst is
-//! drained whole; answers leave from the socket the core names; and the driver's own
+//! drained whole, many datagrams per receive and send call; answers leave from the socket
+//! the core names; and the driver's own
 //! latency histogram times an initial INVITE from arrival to its final response.
 #![cfg(feature = "tokio")]
 
@@ -169,6 +170,7 @@ async fn a_burst_is_drained_whole_in_order() {
     };
     let driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
     let server = driver.local().sip_udp[0];
+    let stats = driver.stats();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(driver.run(Answerer::new(0), async move {
         let _ = stop_rx.await;
@@ -191,6 +193,28 @@ async fn a_burst_is_drained_whole_in_order() {
     }
     let want: Vec<String> = ids.iter().map(|id| format!("s0 {id}")).collect();
     assert_eq!(answered, want);
+    let udp = stats.udp();
+    assert_eq!((udp.received(), udp.sent()), (150, 150));
+    let linux = cfg!(target_os = "linux");
+    if linux {
+        // Read 16 at a time (the last batch short), answered 64 at a time (one drain's
+        // worth per loop turn): 10 receive and 3 send calls where there were 150 of each.
+        assert_eq!((udp.recv_calls(), udp.send_calls()), (10, 3));
+        // The short last batch cleared the socket's readiness without a call that reads
+        // nothing.
+        assert_eq!(udp.recv_empty(), 0);
+    }
+    // A datagram sent afterwards still wakes the loop.
+    let late = "late@192.0.2.1";
+    sender
+        .send_to(options(late).as_bytes(), server)
+        .await
+        .unwrap();
+    assert_eq!(recv(&sender).await.0, format!("s0 {late}"));
+    assert_eq!(udp.received(), 151);
+    if linux {
+        assert_eq!(udp.recv_empty(), 0);
+    }
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(10), task)
         .await

@@ -20,6 +20,7 @@
 //! budgets and per-source limit as plain ones) and then served exactly like TCP ones, with
 //! the stream kind telling the core that they are secure.
 
+mod batch;
 mod hygiene;
 mod kstamp;
 mod latency;
@@ -27,6 +28,7 @@ mod pressure;
 mod tls;
 mod udp;
 
+pub use batch::UdpCounters;
 pub use latency::InviteLatency;
 pub use tls::{TlsError, TlsSetup};
 
@@ -507,8 +509,7 @@ async fn drive<C: Core>(
     let mut shutdown_seen = false;
     let mut pressure = Pressure::new(cx.limits.overload_delay);
     let n = cx.shards.len();
-    let mut udp_in = udp::UdpIn::new(&cx.udp, |j| j % n == cx.index, cx.limits.max_datagram);
-    let mut udp_out = udp::UdpOut::new(cx.udp.clone());
+    let (mut udp_in, mut udp_out) = udp::open(&cx);
     let mut invites = latency::Tracker::new();
     loop {
         // Carry out everything the core wants before waiting again.
@@ -597,6 +598,7 @@ async fn drive<C: Core>(
                 }
             }
         }
+        udp_out.flush();
         if shutdown_seen {
             let over = shutdown_deadline.is_some_and(|d| now() >= d);
             if core.is_idle() || over {
@@ -700,9 +702,14 @@ pub struct IoStats {
     evicted: AtomicU64,
     closed_conn_idle: AtomicU64,
     invite_latency: InviteLatency,
+    udp: Arc<UdpCounters>,
 }
 
 impl IoStats {
+    /// UDP system calls and the datagrams they carried.
+    pub fn udp(&self) -> &UdpCounters {
+        &self.udp
+    }
     /// Initial INVITEs over UDP: from arrival (the kernel's receive stamp) to the final
     /// response's send, by outcome.
     pub fn invite_latency(&self) -> &InviteLatency {

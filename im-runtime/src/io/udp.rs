@@ -4,19 +4,21 @@
 //! it off the socket and sent it over a channel to the loop, with several workers often on
 //! another thread), and a hop across threads is a thread wake-up. Now each socket is read by
 //! one loop ([`UdpIn`]): when it is readable, the loop drains it with non-blocking reads,
-//! feeds its core what is its own and forwards over a channel only what steering gives
-//! another shard. Sends go straight out with a non-blocking send ([`UdpOut`]); only when the
-//! socket buffer is full do they queue, in order, until the socket is writable again.
+//! many datagrams per system call (module `batch`), feeds its core what is its own and
+//! forwards over a channel only what steering gives another shard. What the core writes in
+//! a loop turn goes out at the turn's end, each socket's run with one non-blocking send call
+//! ([`UdpOut`]); only when the socket buffer is full does it wait, in order, until the
+//! socket is writable again.
 
-use super::kstamp::{self, Stamped};
-use super::{UdpSockets, now};
+use super::batch::{self, RxBatch, UdpCounters};
+use super::{LoopCtx, UdpSockets, kstamp, now};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::UdpSocket;
 
 /// Most datagrams read from one socket before the loop looks at its other inputs again: a
@@ -27,25 +29,40 @@ const BATCH: usize = 64;
 /// (UDP is best effort, and the transaction layer retransmits).
 const MAX_QUEUED: usize = 1 << 16;
 
+/// The UDP reading and sending of loop `cx`: socket `j` is read by loop `j % loops`.
+pub(super) fn open(cx: &LoopCtx) -> (UdpIn, UdpOut) {
+    let n = cx.shards.len();
+    let counters = &cx.budget.stats.udp;
+    let which = |j: usize| j % n == cx.index;
+    let udp_in = UdpIn::new(&cx.udp, which, cx.limits.max_datagram, counters.clone());
+    (udp_in, UdpOut::new(cx.udp.clone(), counters.clone()))
+}
+
 /// One socket a loop reads.
 struct Reader {
     sock: Arc<UdpSocket>,
     local: SocketAddr,
-    /// Kernel arrival stamps, where the platform has them.
-    stamped: Option<Stamped>,
+    /// Whether the kernel stamps arrivals (where the platform has it).
+    stamped: bool,
 }
 
 /// The UDP sockets one loop reads.
 pub(super) struct UdpIn {
     readers: Vec<Reader>,
-    buf: Vec<u8>,
+    rx: RxBatch,
+    counters: Arc<UdpCounters>,
     /// Where the next readiness check starts, so that a busy socket cannot hide the others.
     next: usize,
 }
 
 impl UdpIn {
     /// Reads the sockets of `udp` whose index `which` accepts.
-    pub(super) fn new(udp: &UdpSockets, which: impl Fn(usize) -> bool, max: usize) -> Self {
+    fn new(
+        udp: &UdpSockets,
+        which: impl Fn(usize) -> bool,
+        max: usize,
+        counters: Arc<UdpCounters>,
+    ) -> Self {
         let readers: Vec<Reader> = udp
             .iter()
             .enumerate()
@@ -58,14 +75,11 @@ impl UdpIn {
                 stamped: kstamp::enable(s),
             })
             .collect();
-        let buf = if readers.is_empty() {
-            Vec::new()
-        } else {
-            vec![0u8; max]
-        };
+        let rx = RxBatch::new(max, !readers.is_empty());
         UdpIn {
             readers,
-            buf,
+            rx,
+            counters,
             next: 0,
         }
     }
@@ -93,31 +107,40 @@ impl UdpIn {
 
     /// Reads socket `i` until it has nothing more (or [`BATCH`] datagrams), giving each
     /// datagram to `each` as (local address, source, bytes, arrival, when it was read).
+    /// Datagrams come in batches of up to [`batch::RX_SLOTS`] per system call.
     pub(super) fn drain(
         &mut self,
         i: usize,
         mut each: impl FnMut(SocketAddr, SocketAddr, Bytes, Instant, Instant),
     ) {
-        let Some(r) = self.readers.get_mut(i) else {
+        let Some(r) = self.readers.get(i) else {
             return;
         };
-        for _ in 0..BATCH {
-            let buf = &mut self.buf;
-            let got = match r.stamped.as_mut() {
-                Some(st) => r
-                    .sock
-                    .try_io(tokio::io::Interest::READABLE, || st.try_recv(&r.sock, buf)),
-                None => r
-                    .sock
-                    .try_recv_from(buf)
-                    .map(|(len, from)| (len, from, Duration::ZERO)),
-            };
+        let rx = &mut self.rx;
+        let counters = &self.counters;
+        for _ in 0..BATCH.div_ceil(batch::RX_SLOTS) {
+            rx.clear();
+            // A short batch comes back as `WouldBlock` with its datagrams: see `RxBatch::recv`.
+            let got = r.sock.try_io(tokio::io::Interest::READABLE, || {
+                let res = rx.recv(&r.sock, r.stamped);
+                counters.read(rx.got().len());
+                res
+            });
+            for g in rx.got() {
+                // Read the clock per datagram: one that waits in this batch while the core
+                // handles the ones before it is waiting too (the overload measure).
+                let t = now();
+                let data = Bytes::copy_from_slice(rx.data(g));
+                each(
+                    r.local,
+                    g.from,
+                    data,
+                    t.checked_sub(g.waited).unwrap_or(t),
+                    t,
+                );
+            }
             match got {
-                Ok((len, from, waited)) => {
-                    let data = Bytes::copy_from_slice(&buf[..len.min(buf.len())]);
-                    let t = now();
-                    each(r.local, from, data, t.checked_sub(waited).unwrap_or(t), t);
-                }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // ICMP errors surface as recv errors on some platforms; keep reading.
                 Err(_) => {}
@@ -126,29 +149,33 @@ impl UdpIn {
     }
 }
 
-/// How a datagram is sent without waiting: the socket's own non-blocking send, or in a
-/// unit test one that reports a full buffer on demand.
-type TrySend = fn(&UdpSocket, &[u8], SocketAddr) -> io::Result<usize>;
+/// How a batch of datagrams is sent without waiting ([`batch::send`]), or in a unit test
+/// one that reports a full buffer on demand.
+type SendBatch = fn(&UdpSocket, &[(SocketAddr, &[u8])]) -> io::Result<usize>;
 
-/// The sending side of every UDP socket, for one loop.
+/// The sending side of every UDP socket, for one loop. Datagrams the core writes are
+/// queued and go out when the loop turn's outputs are all in ([`UdpOut::flush`]), each
+/// socket's run of them with one system call.
 pub(super) struct UdpOut {
     udp: UdpSockets,
-    /// Datagrams waiting for their socket to be writable: (socket index, to, bytes).
+    /// Datagrams not sent yet, in the order written: (socket index, to, bytes).
     queue: VecDeque<(usize, SocketAddr, Bytes)>,
-    try_send: TrySend,
+    send_batch: SendBatch,
+    counters: Arc<UdpCounters>,
 }
 
 impl UdpOut {
-    pub(super) fn new(udp: UdpSockets) -> Self {
+    pub(super) fn new(udp: UdpSockets, counters: Arc<UdpCounters>) -> Self {
         UdpOut {
             udp,
             queue: VecDeque::new(),
-            try_send: |s, d, to| s.try_send_to(d, to),
+            send_batch: batch::send,
+            counters,
         }
     }
 
-    /// Sends `data` to `to` from `local` (else from a socket of `to`'s family, else the
-    /// first), now when the socket takes it, else after what is already queued.
+    /// Queues `data` to `to` from `local` (else from a socket of `to`'s family, else the
+    /// first), to go out at the next [`UdpOut::flush`], after what is already queued.
     pub(super) fn send(&mut self, local: Option<SocketAddr>, to: SocketAddr, data: Bytes) {
         let udp = &self.udp;
         let Some(i) = local
@@ -158,16 +185,8 @@ impl UdpOut {
         else {
             return;
         };
-        // Behind a queue the datagram waits its turn: datagrams of one transaction leave in
-        // the order the core wrote them.
-        if self.queue.is_empty() {
-            match (self.try_send)(&udp[i].0, &data, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Sent, or lost: UDP is best effort, and the transaction layer's
-                // retransmissions already cover a failed send.
-                _ => return,
-            }
-        }
+        // Past the cap the datagram is dropped: UDP is best effort, and the transaction
+        // layer retransmits.
         if self.queue.len() < MAX_QUEUED {
             self.queue.push_back((i, to, data));
         }
@@ -184,19 +203,38 @@ impl UdpOut {
         }
     }
 
-    /// Sends queued datagrams until a socket is full again.
+    /// Sends queued datagrams, in order, until none is left or a socket is full (then
+    /// [`UdpOut::writable`] says when to go on). Consecutive datagrams of one socket go in
+    /// one system call; the datagrams of one transaction leave in the order written.
     pub(super) fn flush(&mut self) {
-        while let Some((i, to, data)) = self.queue.front() {
-            match (self.try_send)(&self.udp[*i].0, data, *to) {
+        while let Some(&(i, ..)) = self.queue.front() {
+            let res = {
+                let run: Vec<(SocketAddr, &[u8])> = self
+                    .queue
+                    .iter()
+                    .take_while(|(j, ..)| *j == i)
+                    .take(batch::TX_MAX)
+                    .map(|(_, to, d)| (*to, &d[..]))
+                    .collect();
+                (self.send_batch)(&self.udp[i].0, &run)
+            };
+            match res {
+                Ok(k) => {
+                    let k = k.clamp(1, self.queue.len());
+                    self.counters.wrote(k);
+                    self.queue.drain(..k);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                _ => {
+                // The first datagram cannot be sent (unreachable, too long): it is lost, as
+                // with any UDP send, and the transaction layer's retransmissions cover it.
+                Err(_) => {
                     self.queue.pop_front();
                 }
             }
         }
     }
 
-    /// Datagrams waiting for a writable socket.
+    /// Datagrams waiting to be sent.
     #[cfg(test)]
     fn queued(&self) -> usize {
         self.queue.len()
@@ -207,34 +245,66 @@ impl UdpOut {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     /// Sends that report a full socket buffer before really sending.
     static FULL_FOR: AtomicUsize = AtomicUsize::new(0);
 
-    fn sometimes_full(s: &UdpSocket, d: &[u8], to: SocketAddr) -> io::Result<usize> {
+    fn sometimes_full(s: &UdpSocket, b: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
         if FULL_FOR
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        s.try_send_to(d, to)
+        batch::send(s, b)
     }
 
-    #[tokio::test]
-    async fn a_full_socket_queues_in_order_until_writable() {
+    /// A kernel that takes one datagram per call, and refuses any datagram reading "bad".
+    fn one_at_a_time(s: &UdpSocket, b: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        if b[0].1 == b"bad" {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        batch::send(s, &b[..1])
+    }
+
+    async fn pair() -> (UdpSocket, SocketAddr, UdpOut, SocketAddr) {
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = peer.local_addr().unwrap();
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = s.local_addr().unwrap();
         let udp: UdpSockets = Arc::from(vec![(Arc::new(s), local)]);
-        let mut out = UdpOut::new(udp);
-        out.try_send = sometimes_full;
+        (peer, to, UdpOut::new(udp, Arc::default()), local)
+    }
+
+    /// Flushes until everything is sent: a fresh socket is not known writable until the
+    /// reactor has polled it once, so the first send may find it "full".
+    async fn flush_all(out: &mut UdpOut) {
+        while out.queued() > 0 {
+            out.writable().await;
+            out.flush();
+        }
+    }
+
+    async fn recv(peer: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = [0u8; 64];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        (buf[..n].to_vec(), from)
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_queues_in_order_until_writable() {
+        let (peer, to, mut out, local) = pair().await;
+        out.send_batch = sometimes_full;
         FULL_FOR.store(2, Ordering::SeqCst);
         for m in ["one", "two", "three"] {
             out.send(Some(local), to, Bytes::from(m));
         }
-        // The first send found the socket full; the others queued behind it untried.
+        out.flush();
+        // The batch found the socket full: all three stay queued.
         assert_eq!(out.queued(), 3);
         assert_eq!(FULL_FOR.load(Ordering::SeqCst), 1);
         let mut buf = [0u8; 64];
@@ -247,16 +317,52 @@ mod tests {
         out.flush();
         assert_eq!(out.queued(), 0);
         for m in ["one", "two", "three"] {
-            let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!((&buf[..n], from), (m.as_bytes(), local));
+            assert_eq!(recv(&peer).await, (m.as_bytes().to_vec(), local));
         }
-        // With the queue empty, a send goes out at once.
+        // The three went in one system call.
+        assert_eq!((out.counters.send_calls(), out.counters.sent()), (1, 3));
+        // With the queue empty, a flush sends at once.
         out.send(None, to, Bytes::from("four"));
+        out.flush();
         assert_eq!(out.queued(), 0);
-        let (n, _) = peer.recv_from(&mut buf).await.unwrap();
-        assert_eq!(&buf[..n], b"four");
+        assert_eq!(recv(&peer).await.0, b"four");
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_goes_on_and_a_refused_datagram_is_dropped_alone() {
+        let (peer, to, mut out, _) = pair().await;
+        out.send_batch = one_at_a_time;
+        for m in ["one", "bad", "two", "three"] {
+            out.send(None, to, Bytes::from(m));
+        }
+        flush_all(&mut out).await;
+        for m in ["one", "two", "three"] {
+            assert_eq!(recv(&peer).await.0, m.as_bytes());
+        }
+        assert_eq!((out.counters.send_calls(), out.counters.sent()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn runs_of_each_socket_go_out_in_order_from_it() {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut udp = Vec::new();
+        for _ in 0..2 {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let a = s.local_addr().unwrap();
+            udp.push((Arc::new(s), a));
+        }
+        let (a, b) = (udp[0].1, udp[1].1);
+        let mut out = UdpOut::new(Arc::from(udp), Arc::default());
+        let sent = [(a, "1"), (a, "2"), (b, "3"), (a, "4"), (b, "5"), (b, "6")];
+        for (from, m) in sent {
+            out.send(Some(from), to, Bytes::from(m));
+        }
+        flush_all(&mut out).await;
+        for (from, m) in sent {
+            assert_eq!(recv(&peer).await, (m.as_bytes().to_vec(), from));
+        }
+        // One call per run: [1 2] [3] [4] [5 6].
+        assert_eq!((out.counters.send_calls(), out.counters.sent()), (4, 6));
     }
 }
