@@ -27,6 +27,8 @@
 #   RATE       calls/s [5]       CALLS   counted calls [150]   WARMUP  calls before [20]
 #   LINGER     seconds [36]      N       recipients (message) [10]   IDLE seconds (idle) [20]
 #   WORKERS    the server's --workers [1]
+#   NATIVE     1: no valgrind; the server's user and system CPU per call over the same
+#              window instead (/proc/PID/stat) [0]
 #   OUT        folder for the profile and SIPp's files [a new folder under /tmp]
 #
 # Every address is 127.0.0.1. Read the dump with
@@ -43,6 +45,7 @@ LINGER="${LINGER:-36}"
 N="${N:-10}"
 IDLE="${IDLE:-20}"
 WORKERS="${WORKERS:-1}"
+NATIVE="${NATIVE:-0}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-callgrind.XXXXXX)}"
 mkdir -p "$OUT"
@@ -174,11 +177,32 @@ idle) ;;
 *) die "unknown mode '$MODE' (group, message, idle)" ;;
 esac
 
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+if [ "$NATIVE" = 1 ]; then
     "$IM_SERVER" "${flags[@]}" >"$OUT/im-server.log" 2>&1 &
+else
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+        "$IM_SERVER" "${flags[@]}" >"$OUT/im-server.log" 2>&1 &
+fi
 IM_PID=$!
 pids+=("$IM_PID")
-echo "valgrind --tool=callgrind $IM_SERVER ${flags[*]}" >"$OUT/commands.txt"
+echo "valgrind --tool=callgrind $IM_SERVER ${flags[*]} (NATIVE=$NATIVE)" >"$OUT/commands.txt"
+
+# NATIVE=1: the server's user and system CPU ticks (all threads, /proc/PID/stat) in place
+# of the profile's counters.
+ticks() { sed 's/.*) //' "/proc/$IM_PID/stat" | awk '{print $12, $13}'; }
+zero() {
+    if [ "$NATIVE" = 1 ]; then T0=$(ticks); else callgrind_control -z "$IM_PID" >/dev/null; fi
+}
+dump() { # units
+    if [ "$NATIVE" = 1 ]; then
+        set -- "$1" $T0 $(ticks)
+        awk -v n="$1" -v u0="$2" -v s0="$3" -v u1="$4" -v s1="$5" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { printf "user %.1f us, system %.1f us per unit (%d + %d ticks)\n",
+                     1e6 * (u1 - u0) / hz / n, 1e6 * (s1 - s0) / hz / n, u1 - u0, s1 - s0 }'
+    else
+        callgrind_control -d "$IM_PID" >/dev/null
+    fi
+}
 
 # Until the server answers an OPTIONS (valgrind starts slowly): at most 60 s.
 up=0
@@ -222,23 +246,24 @@ EOF
 
 if [ "$MODE" = idle ]; then
     sleep "$LINGER"
-    callgrind_control -z "$IM_PID" >/dev/null
+    zero
     sleep "$IDLE"
-    callgrind_control -d "$IM_PID" >/dev/null
+    dump "$IDLE"
     echo "idle: $IDLE s counted"
 else
     echo "warm-up: $WARMUP calls"
     originate "$OUT/warmup" "$WARMUP"
     sleep "$LINGER"
-    callgrind_control -z "$IM_PID" >/dev/null
+    zero
     t0=$(date +%s.%N)
     echo "counted: $CALLS calls at $RATE/s"
     originate "$OUT/run" "$CALLS"
     sleep "$LINGER"
-    callgrind_control -d "$IM_PID" >/dev/null
+    dump "$CALLS"
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "counted window: %.1f s\n", b - a }'
 fi
+[ "$NATIVE" = 1 ] && exit 0
 sleep 1
 dump=$(ls "$OUT"/callgrind.out.*.1 | head -1)
 echo "profile: $dump"
