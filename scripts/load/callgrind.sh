@@ -191,7 +191,12 @@ echo "valgrind --tool=callgrind $IM_SERVER ${flags[*]} (NATIVE=$NATIVE)" >"$OUT/
 # of the profile's counters.
 ticks() { sed 's/.*) //' "/proc/$IM_PID/stat" | awk '{print $12, $13}'; }
 zero() {
-    if [ "$NATIVE" = 1 ]; then T0=$(ticks); else callgrind_control -z "$IM_PID" >/dev/null; fi
+    if [ "$NATIVE" = 1 ]; then
+        T0=$(ticks)
+        echo "RSS at zero: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$IM_PID/status")"
+    else
+        callgrind_control -z "$IM_PID" >/dev/null
+    fi
 }
 dump() { # units
     if [ "$NATIVE" = 1 ]; then
@@ -199,6 +204,7 @@ dump() { # units
         awk -v n="$1" -v u0="$2" -v s0="$3" -v u1="$4" -v s1="$5" -v hz="$(getconf CLK_TCK)" \
             'BEGIN { printf "user %.1f us, system %.1f us per unit (%d + %d ticks)\n",
                      1e6 * (u1 - u0) / hz / n, 1e6 * (s1 - s0) / hz / n, u1 - u0, s1 - s0 }'
+        echo "RSS at dump: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$IM_PID/status")"
     else
         callgrind_control -d "$IM_PID" >/dev/null
     fi
