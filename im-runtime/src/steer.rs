@@ -78,7 +78,7 @@ pub fn steer_sip(msg: &[u8], n: usize) -> usize {
 /// focus, `conf-…`); a response to the server's NOTIFY by its From tag. `None` for every
 /// other message.
 pub fn conference_key(msg: &[u8]) -> Option<&[u8]> {
-    let end = msg.iter().position(|&b| b == b'\n')?;
+    let end = memchr::memchr(b'\n', msg)?;
     let start = &msg[..end];
     if let Some(rest) = start.strip_prefix(b"SUBSCRIBE ") {
         if let Some(tag) = header(msg, b"to", b"t").and_then(tag_param) {
@@ -105,14 +105,8 @@ pub fn conference_key(msg: &[u8]) -> Option<&[u8]> {
 /// The value of the first header `name` (or its compact form, when not empty) of the
 /// header block, trimmed.
 pub(crate) fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
-    let mut lines = msg.split(|&b| b == b'\n');
-    lines.next()?;
-    for line in lines {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return None;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    for line in header_lines(msg) {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let n = trim(&line[..colon]);
@@ -122,6 +116,34 @@ pub(crate) fn header<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&
         }
     }
     None
+}
+
+/// The lines of a raw message's header block: after the start line, up to the first empty
+/// line, each without its LF or CRLF. Every datagram of a sharded server is walked here
+/// (Call-ID, and CSeq for responses), so the line ends and colons are found with `memchr`
+/// rather than byte by byte (issue 11: ~1.5 k instructions per datagram before).
+fn header_lines(msg: &[u8]) -> impl Iterator<Item = &[u8]> {
+    // The start line is never a header.
+    let mut rest = memchr::memchr(b'\n', msg).map_or(&[][..], |i| &msg[i + 1..]);
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                line
+            }
+            None => std::mem::take(&mut rest),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            rest = &[];
+            return None;
+        }
+        Some(line)
+    })
 }
 
 /// The `tag` parameter of a From/To value (after its `>` when it has a name-addr, so a URI
@@ -147,15 +169,8 @@ pub(crate) fn tag_param(value: &[u8]) -> Option<&[u8]> {
 /// Only the header block is read (up to the first empty line), and only as far as needed:
 /// this runs on the IO thread for every message, before any parser.
 pub fn call_id(msg: &[u8]) -> Option<&[u8]> {
-    let mut lines = msg.split(|&b| b == b'\n');
-    // The start line is never a header.
-    lines.next()?;
-    for line in lines {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return None;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    for line in header_lines(msg) {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let name = trim(&line[..colon]);
@@ -278,5 +293,63 @@ mod tests {
             assert_eq!(owners[0].index, steer(id.as_bytes(), 3));
         }
         assert!(Shard::default().owns(b"anything"));
+    }
+
+    /// The byte-by-byte walk `header` and `call_id` did before they used `memchr`: the
+    /// reference their results must equal.
+    fn header_by_bytes<'m>(msg: &'m [u8], name: &[u8], compact: &[u8]) -> Option<&'m [u8]> {
+        let mut lines = msg.split(|&b| b == b'\n');
+        lines.next()?;
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                return None;
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let n = trim(&line[..colon]);
+            if n.eq_ignore_ascii_case(name)
+                || (!compact.is_empty() && n.eq_ignore_ascii_case(compact))
+            {
+                return Some(trim(&line[colon + 1..]));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn header_lines_agree_with_the_byte_walk() {
+        let msgs: &[&[u8]] = &[
+            INVITE,
+            b"",
+            b"\n",
+            b"INVITE sip:a SIP/2.0",
+            b"INVITE sip:a SIP/2.0\r\n",
+            b"INVITE sip:a SIP/2.0\r\nCall-ID: x",
+            b"INVITE sip:a SIP/2.0\nno colon\n i : y \n\nCall-ID: body\n",
+            b"SIP/2.0 200 OK\r\nVia: a\r\n\r\nCall-ID: body\r\n",
+            b"SIP/2.0 200 OK\r\n\r\r\nCall-ID: z\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nCSeq:\t7 NOTIFY \r\nf: <sip:x>;tag=9\r\nCall-ID:\r\n\r\n",
+            b"BYE sip:a SIP/2.0\r\nX: a:b\r\n:\r\ncall-id:q\r\n",
+        ];
+        for m in msgs {
+            for (name, compact) in [
+                (&b"call-id"[..], &b"i"[..]),
+                (b"cseq", b""),
+                (b"from", b"f"),
+                (b"x", b""),
+            ] {
+                assert_eq!(
+                    header(m, name, compact),
+                    header_by_bytes(m, name, compact),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(m),
+                    String::from_utf8_lossy(name)
+                );
+            }
+            let by_bytes = header_by_bytes(m, b"call-id", b"i").filter(|v| !v.is_empty());
+            assert_eq!(call_id(m), by_bytes, "{:?}", String::from_utf8_lossy(m));
+        }
     }
 }
