@@ -41,12 +41,16 @@ fn shard_of(key: &TsxKey) -> usize {
 }
 
 impl<V> ShardedTsxMap<V> {
+    // Part 0 is `first`, part i > 0 is `rest[i - 1]`: `shard_of` is below SHARDS, so this
+    // is indexing without a panic path (0 wraps to an index `rest.get` refuses).
     fn part(&self, key: &TsxKey) -> &TsxMap<V> {
-        &self.shards[shard_of(key)]
+        let [first, rest @ ..] = &*self.shards;
+        rest.get(shard_of(key).wrapping_sub(1)).unwrap_or(first)
     }
 
     fn part_mut(&mut self, key: &TsxKey) -> &mut TsxMap<V> {
-        &mut self.shards[shard_of(key)]
+        let [first, rest @ ..] = &mut *self.shards;
+        rest.get_mut(shard_of(key).wrapping_sub(1)).unwrap_or(first)
     }
 
     /// Entries over all parts.
