@@ -24,7 +24,7 @@ pub(crate) struct Ctx<'a, A: Application> {
     /// Which SIP connections are TLS and our TLS connects under way (`endpoint/secure.rs`).
     pub(crate) sip_tls: &'a mut secure::SipTls,
     pub(crate) by_dialog: &'a mut NetMap<(String, String), (SessionId, Option<usize>)>,
-    pub(crate) by_client_tsx: &'a mut TsxMap<ClientTsx>,
+    pub(crate) by_client_tsx: &'a mut ShardedTsxMap<ClientTsx>,
     pub(crate) client_in_flight: &'a mut usize,
     /// Sessions whose held client transaction left flight because a new one reused its key
     /// (never expected: branches are random): the endpoint tells them after the event.

@@ -64,7 +64,8 @@ use crate::proto::sdp::answer::{self, LocalMedia, OfferOptions};
 use crate::proto::sip::validate::{self, Policy, Routing, Triage};
 use crate::proto::sip::{self, HeaderName, Message, StatusCode, Transport};
 use crate::proto::transaction::{
-    self as tsx, Peer, Role, TimerConfig, Transactions, TransactionsConfig, TsxKey, TsxMap,
+    self as tsx, Peer, Role, TimerConfig, Transactions, TransactionsConfig, TsxKey,
+    sharded::ShardedTsxMap,
 };
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use builder::{SipBuilder, tsx_message};
@@ -115,10 +116,12 @@ pub struct Endpoint<A: Application> {
     /// unboxed the half-empty nodes cost more than the sessions.
     sessions: BTreeMap<SessionId, Box<Session>>,
     next_session: u64,
-    /// Server INVITE/MESSAGE transaction → session.
-    by_server_tsx: TsxMap<SessionId>,
-    /// Client transaction → its session and leg, and whether it is still in flight.
-    by_client_tsx: TsxMap<ClientTsx>,
+    /// Server INVITE/MESSAGE transaction → session. Sharded like the transaction table,
+    /// which it follows in size.
+    by_server_tsx: ShardedTsxMap<SessionId>,
+    /// Client transaction → its session and leg, and whether it is still in flight; as
+    /// many entries as lingering client transactions, so sharded too.
+    by_client_tsx: ShardedTsxMap<ClientTsx>,
     /// Client transactions in `by_client_tsx` still in flight (no final answer yet).
     client_in_flight: usize,
     /// (Call-ID, our tag) → (session, leg).
@@ -169,8 +172,8 @@ impl<A: Application> Endpoint<A> {
             sip_conn_by_peer: HashMap::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
-            by_server_tsx: TsxMap::default(),
-            by_client_tsx: TsxMap::default(),
+            by_server_tsx: ShardedTsxMap::default(),
+            by_client_tsx: ShardedTsxMap::default(),
             client_in_flight: 0,
             by_dialog: NetMap::default(),
             session_timers: SessionTimerIndex::default(),

@@ -150,6 +150,12 @@ impl TsxKey {
         )
     }
 
+    /// The keyed hash computed when the key was made (what [`TsxMap`] hashes with); the
+    /// sharded tables pick a part by it.
+    pub(crate) fn table_hash(&self) -> u64 {
+        self.0.hash
+    }
+
     /// The method of the transaction (`INVITE` for an ACK).
     pub fn method(&self) -> &Method {
         &self.0.method

@@ -20,6 +20,7 @@ mod client_inv;
 mod key;
 mod server;
 mod server_inv;
+pub(crate) mod sharded;
 mod table;
 mod timer;
 

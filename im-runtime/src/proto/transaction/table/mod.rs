@@ -12,10 +12,10 @@ use super::server::NonInviteServer;
 use super::server_inv::InviteServer;
 use super::timer::TimerConfig;
 use super::{
-    Event, MessageBuilder, Outbox, Peer, Role, Transmit, TsxError, TsxKey, TsxMap, TsxMessage,
-    TsxState,
+    Event, MessageBuilder, Outbox, Peer, Role, Transmit, TsxError, TsxKey, TsxMessage, TsxState,
 };
 use crate::machine::Method;
+use crate::proto::transaction::sharded::ShardedTsxMap;
 
 /// Settings of a [`Transactions`] table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,12 +141,15 @@ struct Entry<T> {
 }
 
 impl<T> Entry<T> {
-    fn new(seq: u64, tsx: T) -> Self {
-        Entry {
+    /// Boxed in the maps: a slot is then a key and a pointer, so the table's empty slots
+    /// (a hash table is 44–87 % full) cost 16 bytes instead of a whole machine, and a part
+    /// that resizes moves pointers.
+    fn new(seq: u64, tsx: T) -> Box<Self> {
+        Box::new(Entry {
             seq,
             tsx,
             indexed: None,
-        }
+        })
     }
 }
 
@@ -211,8 +214,10 @@ type TimerIndex = BTreeMap<(Instant, u64), (Role, TsxKey)>;
 pub struct Transactions<B> {
     config: TransactionsConfig,
     builder: B,
-    servers: TsxMap<Entry<ServerTsx>>,
-    clients: TsxMap<Entry<ClientTsx>>,
+    /// Sharded so that growing past a peak never rehashes every live transaction in one
+    /// insert (see [`ShardedTsxMap`]).
+    servers: ShardedTsxMap<Box<Entry<ServerTsx>>>,
+    clients: ShardedTsxMap<Box<Entry<ClientTsx>>>,
     /// Running timers of `servers` and `clients`, earliest first; every change to a
     /// machine goes through [`settle`](Self::settle) or [`sync_timer`](Self::sync_timer),
     /// which keep this in step with the machines' own deadlines.
@@ -232,8 +237,8 @@ impl<B: MessageBuilder> Transactions<B> {
         Transactions {
             config,
             builder,
-            servers: TsxMap::default(),
-            clients: TsxMap::default(),
+            servers: ShardedTsxMap::default(),
+            clients: ShardedTsxMap::default(),
             timers: TimerIndex::new(),
             shared_timers: Arc::new(config.timers),
             grid_epoch: None,
@@ -474,8 +479,8 @@ impl<B: MessageBuilder> Transactions<B> {
             }
             self.settle(role, &key);
         }
-        shrink_idle(&mut self.servers);
-        shrink_idle(&mut self.clients);
+        self.servers.shrink_idle();
+        self.clients.shrink_idle();
     }
 
     /// The transport could not deliver a message of this transaction (ICMP unreachable, a
@@ -637,7 +642,7 @@ impl<B: MessageBuilder> Transactions<B> {
         let Some(Entry {
             tsx: ClientTsx::Invite { tsx, .. },
             ..
-        }) = self.clients.get(invite)
+        }) = self.clients.get(invite).map(|e| &**e)
         else {
             return Err(TsxError::UnknownTransaction { role: Role::Client });
         };
@@ -659,7 +664,7 @@ impl<B: MessageBuilder> Transactions<B> {
         if let Some(Entry {
             tsx: ClientTsx::Invite { tsx, .. },
             ..
-        }) = self.clients.get_mut(invite)
+        }) = self.clients.get_mut(invite).map(|e| &mut **e)
         {
             tsx.cancelled(now);
         }
@@ -758,20 +763,6 @@ fn round_up(d: Instant, epoch: Instant, step: Duration) -> Instant {
         let m = off / step_ns;
         let back = Duration::from_nanos(u64::try_from(m * step_ns).unwrap_or(0));
         epoch - back
-    }
-}
-
-/// A table sized for a peak of lingering transactions (every UDP INVITE and non-INVITE
-/// lingers 32 s, so at 1,000 group sessions/s some 200,000 are live) keeps that capacity
-/// when the peak is over: a hash map never shrinks by itself, and its array, one block of
-/// tens of MB, stays resident. Once fewer than an eighth of the slots are used, the table
-/// shrinks to twice what it holds; the gap between the two factors keeps a table at a
-/// steady load from rehashing back and forth.
-fn shrink_idle<V>(map: &mut TsxMap<V>) {
-    const SMALL: usize = 1024;
-    let (len, cap) = (map.len(), map.capacity());
-    if cap > SMALL && len < cap / 8 {
-        map.shrink_to((len * 2).max(SMALL));
     }
 }
 

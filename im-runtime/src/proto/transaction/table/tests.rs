@@ -210,8 +210,8 @@ fn mixed_operations(linger_grid: Duration) {
 /// Whether the transaction still holds its request (client or server side).
 fn holds_request(t: &Transactions<Builder>, role: Role, key: &TsxKey) -> bool {
     match role {
-        Role::Server => t.servers[key].tsx.request().is_some(),
-        Role::Client => match &t.clients[key].tsx {
+        Role::Server => t.servers.get(key).unwrap().tsx.request().is_some(),
+        Role::Client => match &t.clients.get(key).unwrap().tsx {
             ClientTsx::Invite { tsx, .. } => tsx.request().is_some(),
             ClientTsx::NonInvite(tsx) => tsx.request().is_some(),
         },
