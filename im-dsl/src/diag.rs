@@ -53,6 +53,9 @@ pub enum Code {
     /// E0020: `history` (the recipient-list-history part, RFC 5364) on an `invite each` that
     /// addresses no recipient list.
     HistoryWithoutList,
+    /// E0021: a `respond 2xx` to an initial INVITE without a Contact (`contact focus`): the
+    /// 2xx establishes a dialog, which RFC 3261 §12.1.1 gives the responder's Contact.
+    DialogWithoutContact,
 }
 
 impl Code {
@@ -79,6 +82,7 @@ impl Code {
             Code::AmbiguousCall => "E0018",
             Code::ReservedHeader => "E0019",
             Code::HistoryWithoutList => "E0020",
+            Code::DialogWithoutContact => "E0021",
         }
     }
 }

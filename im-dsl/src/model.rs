@@ -506,6 +506,25 @@ pub enum Fact {
     /// request sent on its behalf carries it (RFC 3261 §16.6 step 3), 70 when it had none,
     /// never above 70.
     RequestMaxForwardsDecremented,
+    /// `body.malformed` : Bool — the request's body (multipart, or its SDP part) cannot be
+    /// parsed; the facts read from it are then partial.
+    BodyMalformed,
+    /// `body.error` : Str — why the body cannot be parsed; empty when it was read.
+    BodyError,
+    /// `request.authenticated_user` : Str — the user name Digest authentication established
+    /// for the request; empty when it was not Digest-authenticated.
+    RequestAuthenticatedUser,
+    /// `subscription.in_invite_dialog` : Bool — the SUBSCRIBE being handled came inside one
+    /// of the session's INVITE dialogs, not to the focus URI in a dialog of its own.
+    SubscriptionInInviteDialog,
+    /// `subscription.over_limit` : Bool — granting the SUBSCRIBE would pass a configured
+    /// subscription limit (per subscriber or per session).
+    SubscriptionOverLimit,
+    /// `subscription.error` : Str — which limit, in words; empty when none is passed.
+    SubscriptionError,
+    /// `list.unresolved` : Int — `<entry-ref>` / `<external>` elements of the recipient
+    /// list, which the server cannot resolve and which name no recipient.
+    ListUnresolved,
 }
 
 /// Fields of URIs and list elements.

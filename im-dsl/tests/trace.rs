@@ -145,7 +145,7 @@ fn a_citation_of_no_rule_and_a_clause_without_rules_fail_the_check() {
     std::fs::create_dir_all(tmp.path().join("tests")).expect("tests");
     std::fs::write(
         tmp.path().join("specs/p.imspec"),
-        "procedure p [9.9] {\n  on initial INVITE { rule r [9.8] => respond 200 \"OK\" }\n}\n",
+        "procedure p [9.9] {\n  on initial INVITE { rule r [9.8] => respond 200 \"OK\" { contact focus } }\n}\n",
     )
     .expect("spec");
     let c = covers();

@@ -18,6 +18,8 @@
 
 mod invitee;
 pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
+mod request;
+pub use request::{BodyFacts, SubscriptionFacts};
 
 use std::borrow::Cow;
 use std::fmt;
@@ -233,6 +235,10 @@ pub struct ListFacts {
     /// Why, in words that name the limit (`more than 1000 entries`); empty when the list was
     /// read or there is none.
     pub error: String,
+    /// `<entry-ref>` and `<external>` elements of a list that was read: references into
+    /// the sender's XCAP documents, which the server cannot resolve, so they name no
+    /// recipient (`list.unresolved`).
+    pub unresolved: usize,
 }
 
 /// The delivery status a `send imdn` action reports (RFC 5438 §7.2.1.1).
@@ -433,6 +439,15 @@ pub struct Facts {
     pub copy: CopyFacts,
     /// Whether the `recipient-list` part could be read (`list.*`).
     pub list: ListFacts,
+    /// Whether the body could be read at all (`body.malformed`, `body.error`).
+    pub body: BodyFacts,
+    /// The user name Digest authentication established for the request
+    /// (`request.authenticated_user`); empty when it was not Digest-authenticated
+    /// (authentication off, or a trusted host sent it).
+    pub authenticated_user: String,
+    /// The SUBSCRIBE being handled (`subscription.in_invite_dialog`, `…over_limit`,
+    /// `…error`).
+    pub subscription: SubscriptionFacts,
     /// The session's focus URI (`session.focus`), the IM Session Identity the server made
     /// for it (RFC 4579); empty until the session exists.
     pub focus: Uri,

@@ -1,8 +1,9 @@
 //! Digest authentication in the sans-IO endpoint (RFC 3261 §22), with an application that
 //! knows one user: an initial INVITE from an untrusted host gets 401 with a SHA-256 and an
 //! MD5 challenge and no machine runs; the same INVITE answering the challenge reaches the
-//! machines; a wrong password gets 401 with the same nonce; credentials of another user get
-//! 403; a trusted host is not challenged; an
+//! machines; a wrong password gets 401 with the same nonce; credentials of another user
+//! reach the machines as `request.authenticated_user`, whose rule (the test machine's
+//! stand-in for 5.2.1.1 `sender_impersonates`) answers 403; a trusted host is not challenged; an
 //! application without a registrar answers REGISTER 405 without a challenge.
 
 #![allow(clippy::expect_used)]
@@ -152,13 +153,15 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
             .any(|h| h.value.contains(&param(&ch[0], "nonce"))),
         "{again:?}"
     );
-    // Carol's right credentials on alice's INVITE: 403.
+    // Carol's right credentials on alice's INVITE: the machines hear who authenticated and
+    // their rule answers 403.
     let as_carol = with_header(
         &invite("UDP", ALICE, "c2", "z9hG4bK4", &["sip:bob@127.0.0.2"]),
         &authorization(&ch[0], "carol", "pw", 1),
     );
     let out = send(&mut ep, t0, &as_carol);
     assert_eq!(finals(&out), [403]);
+    assert_eq!(ep.stats().initial_requests, 1, "a machine answered carol");
 
     let right = with_header(
         &invite("UDP", ALICE, "c1", "z9hG4bK3", &["sip:bob@127.0.0.2"])
@@ -172,7 +175,7 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
             .all(|m| status_of(m) != 401 && status_of(m) != 403),
         "{out:?}"
     );
-    assert_eq!(ep.stats().initial_requests, 1, "the machines ran");
+    assert_eq!(ep.stats().initial_requests, 2, "the machines ran");
 }
 
 #[test]

@@ -52,8 +52,7 @@ fn drive(method: Method, to: &str, from: &str) -> Vec<Action> {
         "192.0.2.1".parse().unwrap(),
         &[],
         &BodyLimits::default(),
-    )
-    .expect("facts");
+    );
     let cfg = Config::default();
     let dir = groups();
     let env = Env {

@@ -376,7 +376,9 @@ fn options_advertise_the_package_and_other_packages_get_489() {
     assert_eq!(r[0].header_str("Allow-Events"), Some("conference"));
     assert!(n.is_empty());
 
-    // A SUBSCRIBE reusing the INVITE dialog: 403 saying where to subscribe.
+    // A SUBSCRIBE reusing the INVITE dialog: the session's rule answers it (6.1.3.3.2
+    // `subscribe_in_dialog`), 405 with the dialog's methods and a Warning saying where to
+    // subscribe.
     let reuse = format!(
         "SUBSCRIBE {focus} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKreuse\n\
          From: <{ALICE_URI}>;tag=a1\nTo: <{GROUP}>;tag={}\nCall-ID: conf-test-1\n\
@@ -385,7 +387,8 @@ fn options_advertise_the_package_and_other_packages_get_489() {
     );
     let out = h.udp(ALICE, &reuse);
     let r = &out[0].1;
-    assert_eq!(status(r), 403, "{out:?}");
+    assert_eq!(status(r), 405, "{out:?}");
+    assert_eq!(r.header_str("Allow"), Some("ACK, BYE, CANCEL"));
     assert!(
         r.header_str("Warning")
             .unwrap()

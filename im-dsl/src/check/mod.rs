@@ -5,6 +5,7 @@
 //!   E0017), with `types` (expression typing) and `text` (interpolation) under it;
 //! * `invite` (under `lower`) — the `invite each … { … }` block: headers the runtime writes
 //!   (E0019), `history` without a list (E0020), repeated items and bad offer words;
+//! * `contact` — a `respond 2xx` to an initial INVITE without a Contact (E0021);
 //! * `conditions` — named conditions referring to each other in a cycle (E0015);
 //! * `states` — states no `goto` reaches from the initial state (E0010);
 //! * `overlap` — unordered alternatives that can fire together (E0008) and ordered rules
@@ -14,6 +15,7 @@
 //! whose conditions did not lower, so one mistake does not cascade into overlap reports.
 
 mod conditions;
+mod contact;
 mod invite;
 mod lower;
 mod overlap;
@@ -35,6 +37,7 @@ use crate::source::Sources;
 pub fn check(sources: &Sources, files: &[ast::File]) -> Result<model::Spec, Vec<Diagnostic>> {
     let mut diags = Diagnostics::new();
     let (spec, side) = lower::lower(sources, files, &mut diags);
+    contact::check_dialog_contact(files, &mut diags);
     let cycles = conditions::check_cycles(&spec, &side, &mut diags);
     states::check_reachable(&spec, &side, &mut diags);
     // Overlap inlines named conditions; with a cycle among them that would not end.

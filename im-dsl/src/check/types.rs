@@ -152,6 +152,25 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::RequestMaxForwardsDecremented,
         Type::Int,
     ),
+    ("body.malformed", Fact::BodyMalformed, Type::Bool),
+    ("body.error", Fact::BodyError, Type::Str),
+    (
+        "request.authenticated_user",
+        Fact::RequestAuthenticatedUser,
+        Type::Str,
+    ),
+    (
+        "subscription.in_invite_dialog",
+        Fact::SubscriptionInInviteDialog,
+        Type::Bool,
+    ),
+    (
+        "subscription.over_limit",
+        Fact::SubscriptionOverLimit,
+        Type::Bool,
+    ),
+    ("subscription.error", Fact::SubscriptionError, Type::Str),
+    ("list.unresolved", Fact::ListUnresolved, Type::Int),
 ];
 
 /// Fields by the type they belong to.

@@ -375,6 +375,13 @@ fn fact(f: Fact) -> TokenStream {
         Fact::ListError => quote!(__facts.list.error.as_str()),
         Fact::SessionFocus => quote!(&__facts.focus),
         Fact::RequestMaxForwardsDecremented => quote!(#p::max_forwards_decremented(__facts)),
+        Fact::BodyMalformed => quote!(__facts.body.malformed),
+        Fact::BodyError => quote!(__facts.body.error.as_str()),
+        Fact::RequestAuthenticatedUser => quote!(__facts.authenticated_user.as_str()),
+        Fact::SubscriptionInInviteDialog => quote!(__facts.subscription.in_invite_dialog),
+        Fact::SubscriptionOverLimit => quote!(__facts.subscription.over_limit),
+        Fact::SubscriptionError => quote!(__facts.subscription.error.as_str()),
+        Fact::ListUnresolved => quote!(#p::count_i64(__facts.list.unresolved)),
     }
 }
 
@@ -383,7 +390,10 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         Fact::RequestMethod
         | Fact::ConfigDomain
         | Fact::RequestOriginatorDomain
-        | Fact::ListError => Ty::Str,
+        | Fact::ListError
+        | Fact::BodyError
+        | Fact::RequestAuthenticatedUser
+        | Fact::SubscriptionError => Ty::Str,
         Fact::RequestUri
         | Fact::RequestFrom
         | Fact::RequestTo
@@ -410,7 +420,10 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::CopyRecipientOffline
         | Fact::CopyStorable
         | Fact::ListMalformed
-        | Fact::ListTooLarge => Ty::Bool,
+        | Fact::ListTooLarge
+        | Fact::BodyMalformed
+        | Fact::SubscriptionInInviteDialog
+        | Fact::SubscriptionOverLimit => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients
@@ -418,7 +431,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::LegsConnected
         | Fact::LegsDelivered
         | Fact::LegsFailed
-        | Fact::RequestMaxForwardsDecremented => Ty::Int,
+        | Fact::RequestMaxForwardsDecremented
+        | Fact::ListUnresolved => Ty::Int,
         Fact::ConfigInviteTimeout => Ty::Duration,
     }
 }

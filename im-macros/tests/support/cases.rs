@@ -10,10 +10,10 @@
 
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
-    Action, ActionKind, BodyPart, Config, CopyOutcome, DeliveryOutcome, Env, Event, Facts,
-    GroupDirectory, GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts,
+    Action, ActionKind, BodyFacts, BodyPart, Config, CopyOutcome, DeliveryOutcome, Env, Event,
+    Facts, GroupDirectory, GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts,
     MessageFacts, Method, MsrpEvent, Recipients, ReportOutcome, Route, RuleInfo, SdpFacts,
-    Selection, Timer, Uri,
+    Selection, SubscriptionFacts, Timer, Uri,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -115,6 +115,16 @@ pub struct Request {
     /// `list.error` = [`LIST_MALFORMED`]) or `too_large` (`list.too_large`, `list.error` =
     /// [`LIST_TOO_LARGE`]); `recipients` is then empty.
     pub list_error: Option<String>,
+    /// A body the runtime could not parse: `body.malformed`, and this text as `body.error`.
+    pub body_error: Option<String>,
+    /// `request.authenticated_user` (absent: empty, not Digest-authenticated).
+    pub authenticated_user: Option<String>,
+    /// `subscription.in_invite_dialog`: the `request SUBSCRIBE` came in an INVITE dialog.
+    pub in_invite_dialog: bool,
+    /// `subscription.over_limit`, with this text as `subscription.error`.
+    pub subscription_limit: Option<String>,
+    /// `list.unresolved`: `<entry-ref>` / `<external>` elements of the list.
+    pub unresolved: usize,
 }
 
 /// `list.error` of a `list_error = "malformed"` case: the runtime's words for a document
@@ -141,6 +151,11 @@ impl Default for Request {
             subscriber: None,
             imdn: Vec::new(),
             list_error: None,
+            body_error: None,
+            authenticated_user: None,
+            in_invite_dialog: false,
+            subscription_limit: None,
+            unresolved: 0,
         }
     }
 }
@@ -396,7 +411,10 @@ fn facts(case: &Case) -> Result<Facts, String> {
             })
             .collect();
     }
-    let mut list = ListFacts::default();
+    let mut list = ListFacts {
+        unresolved: r.unresolved,
+        ..ListFacts::default()
+    };
     if let Some(kind) = &r.list_error {
         (list.malformed, list.too_large, list.error) = match kind.as_str() {
             "malformed" => (true, false, LIST_MALFORMED.to_owned()),
@@ -414,6 +432,10 @@ fn facts(case: &Case) -> Result<Facts, String> {
     }
     Ok(Facts {
         list,
+        body: BodyFacts {
+            malformed: r.body_error.is_some(),
+            error: r.body_error.clone().unwrap_or_default(),
+        },
         method: Some(method(&r.method)),
         request_uri: uri(&r.uri),
         from: uri(&r.originator),
@@ -438,6 +460,12 @@ fn facts(case: &Case) -> Result<Facts, String> {
             ..Uri::default()
         },
         unauthenticated: !r.authenticated,
+        authenticated_user: r.authenticated_user.clone().unwrap_or_default(),
+        subscription: SubscriptionFacts {
+            in_invite_dialog: r.in_invite_dialog,
+            over_limit: r.subscription_limit.is_some(),
+            error: r.subscription_limit.clone().unwrap_or_default(),
+        },
         originator_domain: r.originator_domain.clone(),
         message: MessageFacts {
             wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
@@ -665,22 +693,13 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         }
         // Every live machine of the session sees the event, as the endpoint would route it
         // to whichever of them waits for it; the others ignore it. An in-dialog request that
-        // needs an answer (not ACK, BYE, CANCEL, SUBSCRIBE) reaches final machines too, as in
-        // the endpoint: the dialog outlives the procedure's last state. An invitee leg's
-        // machine also answers BYE and SUBSCRIBE in its dialog when final.
+        // needs an answer (not ACK, CANCEL) reaches final machines too, as in the endpoint:
+        // the dialog outlives the procedure's last state.
         let answers = matches!(&ev, Event::InDialogRequest(x)
-            if !matches!(x, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe));
-        let leg_answers = matches!(&ev, Event::InDialogRequest(x)
             if !matches!(x, Method::Ack | Method::Cancel));
-        let leg = (m.invitee_leg)().map(|l| l.procedure());
         let live = machines.len();
         for k in 0..live {
-            let answered = if leg == Some(machines[k].procedure()) {
-                leg_answers
-            } else {
-                answers
-            };
-            if machines[k].is_final() && i > 0 && !answered {
+            if machines[k].is_final() && i > 0 && !answers {
                 continue;
             }
             let mut pending: VecDeque<Action> =

@@ -6,9 +6,10 @@
 //! INVITE dialog (RFC 4579 §5, RFC 4575 §3; RFC 5057 advises against reusing the INVITE
 //! dialog). The endpoint answers what is protocol, not policy: 489 Bad Event for another
 //! package, 406 when `Accept` excludes `application/conference-info+xml`, 404 for a URI
-//! naming no live session, 481 for an unknown subscription dialog, 403 past the
-//! configured limits per subscriber and per session. The rest reaches the session's
-//! machines as `request SUBSCRIBE` with `subscription.subscriber`; `accept subscription`
+//! naming no live session, 481 for an unknown subscription dialog. The rest reaches the
+//! session's machines as `request SUBSCRIBE` with `subscription.subscriber`, and
+//! `subscription.over_limit` / `subscription.error` when granting it would pass the
+//! configured limits per subscriber or per session; `accept subscription`
 //! answers 200 with the granted Expires and sends the full state at once, `notify
 //! subscribers` sends it again. The runtime fires `legs changed` after an input that
 //! changed what a subscriber sees, while there are subscribers. Every NOTIFY carries the
@@ -104,6 +105,8 @@ pub(crate) struct SubscribeRequest {
     /// Where it came from: where the NOTIFYs go (its connection for TCP/TLS), as for
     /// every in-dialog request the server sends.
     pub(crate) peer: Peer,
+    /// The configured limit granting it would pass, in words (`subscription.error`).
+    pub(crate) limit: Option<String>,
 }
 
 /// The identity a subscription counts against.
@@ -229,24 +232,24 @@ impl<A: Application> Endpoint<A> {
             .and_then(|f| f.uri().user().map(str::to_owned))
             .unwrap_or_default();
         if self
-            .authenticate(now, peer, &msg, &key, &from_user)
+            .authenticate(now, peer, &msg, &key, Some(&from_user))
             .is_none()
         {
             return;
         }
-        let facts = match facts::build(
+        let facts = facts::build(
             &msg,
             peer.addr.ip(),
             &self.cfg.trusted_hosts,
             &self.cfg.body_limits,
-        ) {
-            Ok(f) => f,
-            Err(e) => {
-                let w = warning(&self.agent(), &e.to_string());
-                self.conf_reply(now, &key, &msg, 400, "Bad Request", &[("Warning", w)]);
-                return;
-            }
-        };
+        );
+        if facts.body.malformed {
+            // The SUBSCRIBE's own body: no spec reads it (a `request SUBSCRIBE` rule sees
+            // the session's INVITE), so a body that cannot be parsed is protocol, 400.
+            let w = warning(&self.agent(), &facts.body.error);
+            self.conf_reply(now, &key, &msg, 400, "Bad Request", &[("Warning", w)]);
+            return;
+        }
         let who = identity(&facts.originator);
         let held = self.conf.per_user.get(&who).copied().unwrap_or(0);
         let limit = if held >= self.cfg.max_subscriptions_per_user {
@@ -266,11 +269,8 @@ impl<A: Application> Endpoint<A> {
         } else {
             None
         };
-        if let Some(text) = limit {
-            let w = warning(&self.agent(), &text);
-            self.conf_reply(now, &key, &msg, 403, "Forbidden", &[("Warning", w)]);
-            return;
-        }
+        // Whether a subscription past a limit is refused, and how, is the spec's rule
+        // (`subscription.over_limit`, ext-dr.4).
         let expires = granted(&msg, self.cfg.max_subscription_expires);
         let req = SubscribeRequest {
             key,
@@ -279,6 +279,7 @@ impl<A: Application> Endpoint<A> {
             expires,
             in_dialog: false,
             peer,
+            limit,
         };
         self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
     }
@@ -297,18 +298,9 @@ impl<A: Application> Endpoint<A> {
             msg.call_id().unwrap_or("").to_string(),
             msg.to().and_then(|t| t.tag()).unwrap_or("").to_string(),
         );
+        // (A SUBSCRIBE in a session's INVITE dialog went to that session's machines.)
         let Some(sid) = self.conf.dialogs.get(&dialog).copied() else {
-            if self.by_dialog.contains_key(&dialog) {
-                // In the INVITE dialog (dialog reuse, which RFC 5057 advises against): the
-                // subscription is to the focus URI, in a dialog of its own.
-                let w = warning(
-                    &self.agent(),
-                    "subscribe to the focus URI outside the INVITE dialog",
-                );
-                self.conf_reply(now, &key, &msg, 403, "Forbidden", &[("Warning", w)]);
-            } else {
-                self.reply_simple(now, &key, &msg, 481, &[]);
-            }
+            self.reply_simple(now, &key, &msg, 481, &[]);
             return;
         };
         if !is_conference(&msg) {
@@ -331,6 +323,7 @@ impl<A: Application> Endpoint<A> {
             expires,
             in_dialog: true,
             peer,
+            limit: None,
         };
         self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
     }
@@ -391,10 +384,16 @@ impl Session {
             subscriber,
             expires,
             peer,
+            limit,
             ..
         } = req;
         let who = identity(&subscriber);
         self.facts.subscriber = subscriber;
+        self.facts.subscription = crate::machine::SubscriptionFacts {
+            in_invite_dialog: false,
+            over_limit: limit.is_some(),
+            error: limit.unwrap_or_default(),
+        };
         self.answering = Some(Box::new((key.clone(), msg.clone())));
         self.conference.deciding = Some(Box::new(Deciding {
             key,
@@ -405,6 +404,7 @@ impl Session {
         }));
         self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
         self.facts.subscriber = Uri::default();
+        self.facts.subscription = crate::machine::SubscriptionFacts::default();
         self.conference.deciding = None;
         if let Some((key, msg)) = self.answering.take().map(|b| *b) {
             // No rule decided (a spec without ext-dr.4): the subscription is not granted.

@@ -1,26 +1,12 @@
 //! Building the typed [`Facts`] view of a request: the one place where SIP, multipart,
 //! resource lists and SDP are combined into what generated conditions read.
 
-use crate::machine::{BodyPart, Facts, ListFacts, Uri};
+use crate::machine::{BodyFacts, BodyPart, Facts, ListFacts, Uri};
 use crate::proto::body::{multipart, resource_lists};
 use crate::proto::sdp;
 use crate::proto::sip::{Message, Scheme, Uri as SipUri};
 use bytes::Bytes;
 use std::net::IpAddr;
-
-/// Why a request's facts could not be built; each maps to a 400 with this text as Warning.
-/// A recipient list that cannot be read is not one of them: it reaches the spec as
-/// `list.malformed` / `list.too_large` (see [`ListFacts`](crate::machine::ListFacts)).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FactsError {
-    /// The multipart body is malformed.
-    #[error("malformed multipart body: {0}")]
-    Multipart(String),
-    /// The SDP body is malformed.
-    #[error("malformed SDP: {0}")]
-    Sdp(String),
-}
 
 /// Bounds for body parsing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,13 +23,10 @@ pub(crate) fn uri_view(s: &str) -> Option<Uri> {
 }
 
 /// Builds the facts of `msg`, received from `source`. `trusted` lists the hosts whose
-/// P-Asserted-Identity is believed (design.md glossary: originator identity).
-pub fn build(
-    msg: &Message,
-    source: IpAddr,
-    trusted: &[IpAddr],
-    limits: &BodyLimits,
-) -> Result<Facts, FactsError> {
+/// P-Asserted-Identity is believed (design.md glossary: originator identity). A body that
+/// cannot be read is a fact too (`body.malformed`, `body.error`), as a recipient list that
+/// cannot be read is (`list.*`): what such a request is answered is the spec's rule.
+pub fn build(msg: &Message, source: IpAddr, trusted: &[IpAddr], limits: &BodyLimits) -> Facts {
     let mut f = Facts {
         method: msg.method().cloned(),
         request_uri: msg.request_uri().map(|u| u.to_view()).unwrap_or_default(),
@@ -69,9 +52,20 @@ pub fn build(
         _ => f.from.clone(),
     };
 
+    if let Err(error) = read_body(&mut f, msg, limits) {
+        f.body = BodyFacts {
+            malformed: true,
+            error,
+        };
+    }
+    f
+}
+
+/// Reads the body's parts into `f`; `Err(why)` when it cannot be parsed.
+fn read_body(f: &mut Facts, msg: &Message, limits: &BodyLimits) -> Result<(), String> {
     let body = msg.body();
     if body.is_empty() {
-        return Ok(f);
+        return Ok(());
     }
     let Some(ct) = msg.content_type() else {
         f.parts.push(BodyPart {
@@ -79,18 +73,18 @@ pub fn build(
             disposition: disposition_of(msg),
             len: body.len(),
         });
-        return Ok(f);
+        return Ok(());
     };
     let essence = ct.essence();
     if essence.starts_with("multipart/") {
         let boundary = ct
             .param("boundary")
-            .ok_or_else(|| FactsError::Multipart("no boundary parameter".into()))?;
+            .ok_or_else(|| "malformed multipart body: no boundary parameter".to_string())?;
         let mp = multipart::parse(&body, &boundary, &limits.multipart)
-            .map_err(|e| FactsError::Multipart(e.to_string()))?;
+            .map_err(|e| format!("malformed multipart body: {e}"))?;
         for part in &mp.parts {
             let view = part.to_body_part();
-            read_part(&mut f, &view, &part.body, limits)?;
+            read_part(f, &view, &part.body, limits)?;
             f.parts.push(view);
         }
     } else {
@@ -99,10 +93,10 @@ pub fn build(
             disposition: disposition_of(msg),
             len: body.len(),
         };
-        read_part(&mut f, &view, &body, limits)?;
+        read_part(f, &view, &body, limits)?;
         f.parts.push(view);
     }
-    Ok(f)
+    Ok(())
 }
 
 fn disposition_of(msg: &Message) -> String {
@@ -117,19 +111,23 @@ fn read_part(
     view: &BodyPart,
     content: &Bytes,
     limits: &BodyLimits,
-) -> Result<(), FactsError> {
+) -> Result<(), String> {
     match view.content_type.as_str() {
         "application/sdp" if f.sdp.is_none() => {
-            f.sdp = Some(sdp::facts(content).map_err(|e| FactsError::Sdp(e.to_string()))?);
+            f.sdp = Some(sdp::facts(content).map_err(|e| format!("malformed SDP: {e}"))?);
         }
         "application/resource-lists+xml" if view.disposition == "recipient-list" => {
             let read = resource_lists::parse(content, &limits.lists)
-                .and_then(|lists| lists.list_entries(uri_view));
+                .and_then(|lists| Ok((lists.list_entries(uri_view)?, lists.unresolved.len())));
             match read {
                 // As the list names them: which entries are counted and addressed
                 // (duplicates, the originator's own entry) is the spec's choice (`distinct`,
-                // `without`).
-                Ok(entries) => f.recipients = entries,
+                // `without`), and so is what a list with references it cannot resolve
+                // gets (`list.unresolved`).
+                Ok((entries, unresolved)) => {
+                    f.recipients = entries;
+                    f.list.unresolved = unresolved;
+                }
                 // What a list that cannot be read is answered (and whether a malformed one
                 // and one over a limit get the same status) is the spec's rule: the facts
                 // say which it is and why, and `recipients` stays empty.
@@ -138,6 +136,7 @@ fn read_part(
                         malformed: !e.is_limit(),
                         too_large: e.is_limit(),
                         error: e.to_string(),
+                        unresolved: 0,
                     };
                 }
             }
@@ -145,4 +144,67 @@ fn read_part(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts_of(ctype: &str, body: &str) -> Facts {
+        let text = format!(
+            "INVITE sip:conference-factory@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKf1\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:conference-factory@example.com>\r\n\
+             Call-ID: f1@alice\r\nCSeq: 1 INVITE\r\nContent-Type: {ctype}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let msg = Message::parse(Bytes::from(text)).expect("a valid request");
+        build(
+            &msg,
+            "192.0.2.1".parse().expect("an address"),
+            &[],
+            &BodyLimits::default(),
+        )
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_parsed_is_a_fact() {
+        let f = facts_of("multipart/mixed", "--b1\r\n\r\nx\r\n--b1--\r\n");
+        assert!(f.body.malformed);
+        assert_eq!(
+            f.body.error,
+            "malformed multipart body: no boundary parameter"
+        );
+        assert!(f.parts.is_empty());
+        let f = facts_of("application/sdp", "not sdp\r\n");
+        assert!(f.body.malformed);
+        assert!(
+            f.body.error.starts_with("malformed SDP: "),
+            "{}",
+            f.body.error
+        );
+        assert!(f.sdp.is_none());
+        let f = facts_of("text/plain", "hello");
+        assert_eq!(f.body, BodyFacts::default());
+    }
+
+    #[test]
+    fn references_in_a_list_are_counted_not_dropped() {
+        let list = "<?xml version=\"1.0\"?><resource-lists \
+                    xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>\
+                    <entry uri=\"sip:bob@example.com\"/>\
+                    <entry-ref ref=\"resource-lists/users/alice/index/~~/list%5b@name=%22x%22%5d\"/>\
+                    <external anchor=\"http://xcap.example.com/lists/y\"/>\
+                    </list></resource-lists>";
+        let body = format!(
+            "--b1\r\nContent-Type: application/resource-lists+xml\r\n\
+             Content-Disposition: recipient-list\r\n\r\n{list}\r\n--b1--\r\n"
+        );
+        let f = facts_of("multipart/mixed;boundary=b1", &body);
+        assert!(!f.body.malformed, "{}", f.body.error);
+        assert_eq!(f.recipients.len(), 1);
+        assert_eq!(f.list.unresolved, 2);
+        assert!(!f.list.malformed);
+    }
 }

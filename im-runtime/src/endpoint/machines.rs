@@ -81,7 +81,7 @@ impl Session {
             let Some(m) = l.machine.as_mut() else {
                 return;
             };
-            if m.is_final() && !leg_answers(event) {
+            if m.is_final() && !answers(event) {
                 return;
             }
             let session_status = std::mem::replace(&mut facts.status, l.status_code);
@@ -389,19 +389,12 @@ fn respond_in_dialog<A: Application>(
     cx.flush();
 }
 
-/// An in-dialog request that needs the spec's answer (not ACK, BYE, CANCEL or SUBSCRIBE,
-/// which have their own paths): a machine hears it even in a final state, as its dialog may
-/// still be up.
+/// An in-dialog request that needs the spec's answer (not ACK, nor CANCEL, which the
+/// INVITE's transaction answers): a machine hears it even in a final state, as its dialog
+/// may still be up: a BYE after the session's procedure ended (6.1.3.3.2
+/// `bye_after_close`), an invitee hanging up after its copy was delivered (7.9.1.4
+/// `invitee_bye`), a SUBSCRIBE reusing either dialog.
 fn answers(event: &Event) -> bool {
-    matches!(event, Event::InDialogRequest(m)
-        if !matches!(m, Method::Ack | Method::Bye | Method::Cancel | Method::Subscribe))
-}
-
-/// An in-dialog request in an invitee leg's dialog that needs the leg machine's answer: any
-/// but ACK and CANCEL (BYE and SUBSCRIBE too, 7.9.1.4 `request BYE` / `request SUBSCRIBE`).
-/// The leg's dialog outlives its machine's last state (an invitee hangs up after its copy
-/// was delivered), so a final leg machine hears it as well.
-fn leg_answers(event: &Event) -> bool {
     matches!(event, Event::InDialogRequest(m) if !matches!(m, Method::Ack | Method::Cancel))
 }
 

@@ -47,7 +47,7 @@ pub use app::{
     Application, ContactBinding, DynMachine, OfflineCopy, RegisterChange, RegisterError,
 };
 pub use config::{EndpointConfig, Stats};
-pub use facts::{BodyLimits, FactsError};
+pub use facts::BodyLimits;
 #[cfg(feature = "tokio")]
 pub(crate) use live::Histogram;
 pub use live::{

@@ -63,15 +63,12 @@ impl<A: Application> Endpoint<A> {
             tracing_log("offline", "a kept copy's request does not parse; dropped");
             return;
         };
-        let Ok(facts) = facts::build(
+        let facts = facts::build(
             &msg,
             copy.source.ip(),
             &self.cfg.trusted_hosts,
             &self.cfg.body_limits,
-        ) else {
-            tracing_log("offline", "a kept copy's request has no facts; dropped");
-            return;
-        };
+        );
         let Some(machine) = self.app.by_clause("ext-dr") else {
             tracing_log(
                 "offline",

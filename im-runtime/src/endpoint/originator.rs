@@ -41,9 +41,10 @@ impl Session {
         }
     }
 
-    /// Any other in-dialog request (re-INVITE, UPDATE, INFO, OPTIONS, MESSAGE …): the
-    /// machine that owns the dialog answers it (6.1.3.3.2 `other_method`: 405), final or
-    /// not, since a dialog outlives its procedure's last state. The runtime answers only
+    /// Any other in-dialog request (re-INVITE, UPDATE, INFO, OPTIONS, MESSAGE, SUBSCRIBE
+    /// …): the machine that owns the dialog answers it (6.1.3.3.2 `other_method`,
+    /// `subscribe_in_dialog`: 405), final or not, since a dialog outlives its procedure's
+    /// last state. The runtime answers only
     /// a dialog that does not exist or is over (481, RFC 3261 §12.2.2), and, when no rule
     /// answered, the 500 the transaction still needs (a spec gap, logged).
     fn other_request<A: Application>(
@@ -68,11 +69,15 @@ impl Session {
             return;
         }
         self.answering = Some(Box::new((key, msg)));
+        // A SUBSCRIBE here reuses the INVITE dialog (RFC 5057): the rules tell it from a
+        // subscription to the focus URI by `subscription.in_invite_dialog`.
+        self.facts.subscription.in_invite_dialog = method == Method::Subscribe;
         let ev = Event::InDialogRequest(method.clone());
         match leg {
             None => self.run_machines(cx, &ev),
             Some(i) => self.run_leg_machine(cx, i, &ev),
         }
+        self.facts.subscription.in_invite_dialog = false;
         if let Some((key, msg)) = self.answering.take().map(|b| *b) {
             tracing::error!(
                 session = self.id.0,
@@ -102,25 +107,17 @@ impl Session {
             481
         };
         // The runtime answers only the 481; an existing dialog's BYE is answered by the
-        // spec's rule (its `respond`): the originator's while one of the session's machines
-        // still runs, an invitee's by its leg machine, final or not (7.9.1.4 `invitee_left`,
-        // `invitee_bye`). Once the session's machines are all final (its procedures are
-        // over, e.g. our own BYE crossed this one) the runtime answers the originator 200.
-        let spec_answers = match leg {
-            None => self.machines.iter().any(|m| !m.is_final()),
-            Some(_) => true,
-        };
-        if (status != 200 || !spec_answers)
-            && let Some(key) = &key
-        {
-            cx.reply_simple(key, &msg, status, &[]);
-        }
+        // spec's rule (its `respond`), final machine or not: the originator's by the
+        // session's (6.1.3.3.2 `originator_bye`, and `bye_after_close` once the session's
+        // procedure is over, e.g. when our own BYE crossed this one), an invitee's by its
+        // leg machine (7.9.1.4 `invitee_left`, `invitee_bye`).
         if status != 200 {
+            if let Some(key) = &key {
+                cx.reply_simple(key, &msg, status, &[]);
+            }
             return;
         }
-        if spec_answers {
-            self.answering = key.map(|k| Box::new((k, msg)));
-        }
+        self.answering = key.map(|k| Box::new((k, msg)));
         match leg {
             None => {
                 self.originator_gone = true;

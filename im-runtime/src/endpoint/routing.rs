@@ -1,6 +1,6 @@
 //! The endpoint's side of every session event: find the session an input belongs to (by
 //! dialog, transaction key, MSRP side or timer), lend it a [`Ctx`] and let it act. What
-//! needs no session (481 outside any dialog, 405 in a dialog) is answered here.
+//! needs no session (481 outside any dialog, 405 to a CANCEL in a dialog) is answered here.
 
 use super::*;
 
@@ -124,11 +124,11 @@ impl<A: Application> Endpoint<A> {
             .by_dialog
             .get(&(call_id.to_string(), to_tag.to_string()))
             .copied();
-        // A SUBSCRIBE in an invitee leg's dialog is the leg machine's to answer (7.9.1.4
-        // `request SUBSCRIBE`), conference state offered or not; any other in-dialog
-        // SUBSCRIBE is a subscription's refresh or unsubscribe (`conference.rs`).
-        let in_leg = matches!(found, Some((_, Some(_))));
-        if method == Method::Subscribe && !in_leg && self.app.offers_conference_state() {
+        // A SUBSCRIBE in one of a session's INVITE dialogs is that dialog's machine's to
+        // answer (7.9.1.4 `invitee_subscribes`, 6.1.3.3.2 `subscribe_in_dialog`),
+        // conference state offered or not; any other in-dialog SUBSCRIBE is a
+        // subscription's refresh or unsubscribe (`conference.rs`).
+        if method == Method::Subscribe && found.is_none() && self.app.offers_conference_state() {
             self.subscribe_in_dialog(now, peer, msg);
             return;
         }
@@ -141,20 +141,17 @@ impl<A: Application> Endpoint<A> {
             }
             return;
         };
-        match method {
-            // Every in-dialog request but CANCEL (its transaction's business) and a SUBSCRIBE
-            // in the originator's dialog (conference state's, not offered here) goes to the
-            // session: what is answered to it is the spec's (`on request …`).
-            m if m != Method::Cancel && (m != Method::Subscribe || leg.is_some()) => {
-                self.dispatch(now, sid, SessionEvent::InDialog { leg, key, msg });
+        if method == Method::Cancel {
+            // A CANCEL is its transaction's business, never a dialog's (RFC 3261 §9.2).
+            if let Some(key) = key {
+                let allow = self.allow_header();
+                self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
             }
-            _ => {
-                if let Some(key) = key {
-                    let allow = self.allow_header();
-                    self.reply_simple(now, &key, &msg, 405, &[("Allow", allow)]);
-                }
-            }
+            return;
         }
+        // Every other in-dialog request goes to the session: what is answered to it is the
+        // spec's (`on request …`).
+        self.dispatch(now, sid, SessionEvent::InDialog { leg, key, msg });
     }
 
     /// An answer to a client transaction: to the session (and leg) that sent the request.

@@ -457,7 +457,7 @@ impl Session {
             SessionEvent::Start(method) => {
                 self.read_imdn_request(cx);
                 self.run_machines(cx, &Event::InitialRequest(method));
-                self.unanswered_bad_list(cx);
+                self.unanswered_unreadable(cx);
             }
             SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
             SessionEvent::Response {

@@ -1,6 +1,6 @@
 //! Admission and the answers that need no session: OPTIONS, REGISTER (to the
-//! application), 481/501/483/405, 503 with Retry-After when a limit is reached, 400 from
-//! facts; and the creation of a session for an admitted request.
+//! application), 481/501/483/405, 503 with Retry-After when a limit is reached; and the
+//! creation of a session for an admitted request.
 
 use super::*;
 
@@ -94,12 +94,9 @@ impl<A: Application> Endpoint<A> {
             return;
         }
         // Every request that may start a session (and so make the server send requests on)
-        // is authenticated first; the identity it speaks for is its From user.
-        let from_user = msg
-            .from()
-            .and_then(|f| f.uri().user().map(str::to_owned))
-            .unwrap_or_default();
-        let Some(vouched) = self.authenticate(now, peer, &msg, &key, &from_user) else {
+        // is authenticated first. Whether the authenticated user may speak for its From is
+        // the spec's rule (`request.authenticated_user`).
+        let Some(vouched) = self.authenticate(now, peer, &msg, &key, None) else {
             return;
         };
         let Some(machine) = self.app.initial(&method) else {
@@ -118,24 +115,20 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, &key, &msg, 503, &[("Retry-After", after)]);
             return;
         }
-        let mut facts = match facts::build(
+        // A body that cannot be read is a fact (`body.malformed`): the spec answers it.
+        let mut facts = facts::build(
             &msg,
             peer.addr.ip(),
             &self.cfg.trusted_hosts,
             &self.cfg.body_limits,
-        ) {
-            Ok(f) => f,
-            Err(e) => {
-                self.stats.rejected += 1;
-                let w = warning(&self.agent(), &e.to_string());
-                self.reply_simple(now, &key, &msg, 400, &[("Warning", w)]);
-                return;
-            }
-        };
+        );
         facts.originator_domain = match vouched {
             auth::Vouched::Off => None,
             auth::Vouched::Trusted => Some(facts.originator.host.to_ascii_lowercase()),
-            auth::Vouched::Realm(r) => Some(r),
+            auth::Vouched::Realm(r, user) => {
+                facts.authenticated_user = user;
+                Some(r)
+            }
         };
         self.stats.initial_requests += 1;
         let id = SessionId(self.next_session);

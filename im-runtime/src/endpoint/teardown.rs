@@ -94,29 +94,40 @@ impl Session {
         }
     }
 
-    /// A request whose recipient list could not be read and that no rule answered: the
-    /// spec has no rule for `list.malformed` / `list.too_large` (a spec gap, logged as an
-    /// error). The transaction still needs a final response (RFC 3261 §17.2.1), and no
-    /// status for the list is the runtime's to choose, so it is 500, as for any request no
-    /// rule answered.
-    pub(super) fn unanswered_bad_list<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        if self.answered.is_some() || self.facts.list.error.is_empty() {
+    /// A request whose body or recipient list could not be read and that no rule answered:
+    /// the spec has no rule for `body.malformed` or `list.malformed` / `list.too_large` (a
+    /// spec gap, logged as an error). The transaction still needs a final response
+    /// (RFC 3261 §17.2.1): for a body that cannot be parsed the 400 with a Warning saying
+    /// why that RFC 3261 §21.4.1 gives malformed syntax; for a list, whose status is no
+    /// protocol's, 500, as for any request no rule answered.
+    pub(super) fn unanswered_unreadable<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.answered.is_some() {
             return;
         }
+        let (status, error, what) = if self.facts.body.malformed {
+            (400, self.facts.body.error.clone(), "body")
+        } else if !self.facts.list.error.is_empty() {
+            (500, self.facts.list.error.clone(), "recipient list")
+        } else {
+            return;
+        };
         tracing::error!(
             session = self.id.0,
-            list_error = %self.facts.list.error,
-            "no spec rule answered a request whose recipient list could not be read; 500 sent"
+            error = %error,
+            "no spec rule answered a request whose {what} could not be read; {status} sent"
         );
-        if let Some(c) = StatusCode::new(500) {
-            let resp = sip::build::ResponseBuilder::new(&self.request, c)
-                .to_tag(&self.local_tag)
-                .write();
-            let _ = cx.tsx.respond(cx.now, &self.server_tsx, 500, resp);
-            cx.live.response(500, None);
+        if let Some(c) = StatusCode::new(status) {
+            let w = warning(&cx.agent(), &error);
+            let mut b = sip::build::ResponseBuilder::new(&self.request, c).to_tag(&self.local_tag);
+            if status == 400 {
+                b = b.header("Warning", &w);
+            }
+            let resp = b.write();
+            let _ = cx.tsx.respond(cx.now, &self.server_tsx, status, resp);
+            cx.live.response(status, None);
             cx.flush();
         }
-        self.answered = Some(500);
-        self.end(cx, "recipient list unreadable; no rule answered");
+        self.answered = Some(status);
+        self.end(cx, "body or recipient list unreadable; no rule answered");
     }
 }

@@ -142,6 +142,19 @@ impl Machine for Dispatcher {
     const CLAUSE: &'static str = "5.2.1.1";
     fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
         match ev {
+            // Stands in for 5.2.1.1 `sender_impersonates`: a Digest user speaks only for
+            // itself (the runtime reports who authenticated, the spec decides).
+            Event::InitialRequest(_)
+                if !f.authenticated_user.is_empty() && f.authenticated_user != f.from.user =>
+            {
+                vec![act(ActionKind::Respond(Reply {
+                    status: 403,
+                    reason: "Forbidden".into(),
+                    headers: vec![],
+                    warning: None,
+                    sdp_answer: vec![],
+                }))]
+            }
             Event::InitialRequest(_)
                 if self.knobs.silent_on_bad_list && !f.list.error.is_empty() =>
             {

@@ -105,6 +105,12 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "MSRP closed before the message: the edited rule only logs (was BYE and the legs ended)",
             "a group with invite-members=false: accepted without the rule (was 403)",
             "Privacy: id without allow-anonymity: 433 by the edited rule (was 403)",
+            "a body that cannot be parsed: without body_malformed the list rules decide (was 400)",
+            "Digest user admin speaks for alice: accepted by the edited rule (was 403)",
+            "SUBSCRIBE in the originator's dialog: 403 by the edited rule (was 405)",
+            "the originator's BYE after the session closed: no rule answers it (was 200)",
+            "the originator subscribes past a limit: granted without the rule (was 403)",
+            "a list with references it cannot resolve: accepted without list_unresolved (was 400)",
         ]
     );
 }

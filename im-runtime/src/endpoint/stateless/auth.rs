@@ -20,22 +20,24 @@ pub(in crate::endpoint) enum Vouched {
     Off,
     /// A trusted host sent it (it authenticated the user and asserts the identity).
     Trusted,
-    /// Digest authentication in this realm.
-    Realm(String),
+    /// Digest authentication in this realm (the first field) as this user (the second).
+    Realm(String, String),
 }
 
 impl<A: Application> Endpoint<A> {
-    /// Authenticates `msg` when authentication is on and its source is not trusted. The
-    /// authenticated user must be `expected_user` (the From user, or the REGISTER's To
-    /// user), else 403. `Some(who vouches)` lets the request go on; `None` means it was
-    /// answered (401 challenge or 403).
+    /// Authenticates `msg` when authentication is on and its source is not trusted. When
+    /// `expected_user` is given (the REGISTER's To user, a SUBSCRIBE's From user: requests
+    /// no spec reads the authenticated user of), the authenticated user must be it, else
+    /// 403; for a request the machines decide on (`None`), whom it may speak for is the
+    /// spec's rule on `request.authenticated_user`. `Some(who vouches)` lets the request go
+    /// on; `None` means it was answered (401 challenge or 403).
     pub(in crate::endpoint) fn authenticate(
         &mut self,
         now: Instant,
         peer: Peer,
         msg: &Message,
         key: &TsxKey,
-        expected_user: &str,
+        expected_user: Option<&str>,
     ) -> Option<Vouched> {
         let Some(verifier) = self.cfg.auth.clone() else {
             return Some(Vouched::Off);
@@ -67,7 +69,7 @@ impl<A: Application> Endpoint<A> {
             Verdict::Authenticated {
                 username,
                 algorithm,
-            } if username == expected_user => {
+            } if expected_user.is_none_or(|u| u == username) => {
                 tracing_log(
                     "auth",
                     &format!(
@@ -76,15 +78,16 @@ impl<A: Application> Endpoint<A> {
                         algorithm.as_str()
                     ),
                 );
-                Some(Vouched::Realm(verifier.realm().to_owned()))
+                Some(Vouched::Realm(verifier.realm().to_owned(), username))
             }
             Verdict::Authenticated { username, .. } => {
                 self.stats.rejected += 1;
                 tracing_log(
                     "auth",
                     &format!(
-                        "{method} from {}: authenticated as {username:?} but speaks for {expected_user:?}",
-                        peer.addr
+                        "{method} from {}: authenticated as {username:?} but speaks for {:?}",
+                        peer.addr,
+                        expected_user.unwrap_or_default()
                     ),
                 );
                 let w = warning(

@@ -23,7 +23,7 @@ impl<A: Application> Endpoint<A> {
             .to()
             .and_then(|t| t.uri().user().map(str::to_owned))
             .unwrap_or_default();
-        let Some(vouched) = self.authenticate(now, peer, msg, key, &to_user) else {
+        let Some(vouched) = self.authenticate(now, peer, msg, key, Some(&to_user)) else {
             return;
         };
         // Step 3: the address-of-record must belong to the domain the user authenticated
@@ -32,7 +32,7 @@ impl<A: Application> Endpoint<A> {
             .to()
             .map(|t| t.uri().host().to_ascii_lowercase())
             .unwrap_or_default();
-        if let super::auth::Vouched::Realm(realm) = &vouched
+        if let super::auth::Vouched::Realm(realm, _) = &vouched
             && !to_host.eq_ignore_ascii_case(realm)
         {
             self.stats.rejected += 1;

@@ -1,0 +1,284 @@
+//! Request-level decisions that were the runtime's and are now rules of `specs/` (issue 12):
+//! the sans-IO endpoint runs the machines of `specs/` as written and of the copy
+//! `edits.toml` changed, and answers the originator's requests as each spec says, with no
+//! Rust edit: a body that cannot be parsed (5.2.1.1 `body_malformed`), a SUBSCRIBE in the
+//! originator's INVITE dialog (6.1.3.3.2 `subscribe_in_dialog`) and the originator's BYE
+//! once the session's procedure is over (6.1.3.3.2 `bye_after_close`).
+
+use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
+use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
+use im_runtime::proto::sip::Message;
+use im_runtime::transport::{Core, Input, Output};
+use imspec_spec_edit::{edited, original};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Where every invitee is reached (nobody answers there: these tests are the originator's).
+const INVITEE: &str = "127.0.0.2:5060";
+const ALICE: &str = "127.0.0.1:5070";
+const SERVER: &str = "127.0.0.1:5060";
+
+struct ToInvitee;
+impl InviteeRouter for ToInvitee {
+    fn route(&self, _: &Uri) -> Option<Route> {
+        INVITEE.parse().ok().map(Route::Direct)
+    }
+}
+
+/// An application made of one spec's generated functions.
+struct App {
+    initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
+    by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
+    invitee_leg: fn() -> Option<Box<dyn DynMachine>>,
+    methods: fn() -> Vec<Method>,
+    /// `Application::offers_conference_state`.
+    conference: bool,
+}
+
+impl Application for App {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        (self.initial)(m)
+    }
+    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
+        (self.by_clause)(c)
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        (self.invitee_leg)()
+    }
+    fn methods(&self) -> Vec<Method> {
+        (self.methods)()
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        &NoGroups
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        &ToInvitee
+    }
+    fn offers_conference_state(&self) -> bool {
+        self.conference
+    }
+}
+
+fn original_app(conference: bool) -> App {
+    App {
+        initial: original::initial,
+        by_clause: original::by_clause,
+        invitee_leg: original::invitee_leg,
+        methods: original::methods,
+        conference,
+    }
+}
+
+fn edited_app(conference: bool) -> App {
+    App {
+        initial: edited::initial,
+        by_clause: edited::by_clause,
+        invitee_leg: edited::invitee_leg,
+        methods: edited::methods,
+        conference,
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=message 7000 TCP/MSRP *\r\na=path:msrp://127.0.0.1:7000/alicesess;tcp\r\n\
+                   a=accept-types:message/cpim text/plain\r\na=setup:active\r\na=sendonly\r\n";
+
+/// A pager-mode INVITE to the conference factory whose body is `body` of type `ctype`.
+fn invite(ctype: &str, body: &str) -> String {
+    format!(
+        "INVITE sip:conference-factory@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKreq1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:conference-factory@example.com>\r\nCall-ID: req@alice\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{ALICE}>\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The INVITE of a session that is accepted: the SDP offer and a list naming bob.
+fn good_invite() -> String {
+    let list = "<?xml version=\"1.0\"?>\r\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list><entry uri=\"sip:bob@example.com\"/></list></resource-lists>\r\n";
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}--b1\r\nContent-Type: application/resource-lists+xml\r\nContent-Disposition: recipient-list\r\n\r\n{list}--b1--\r\n"
+    );
+    invite("multipart/mixed;boundary=b1", &body)
+}
+
+/// Hands `text` from alice to the endpoint at `now`; what it then sends alice.
+fn from_alice(ep: &mut Endpoint<App>, now: Instant, text: &str) -> Vec<Message> {
+    send(ep, now, ALICE, text);
+    sent_to(ep, ALICE)
+}
+
+/// Hands `text` from `peer` to the endpoint at `now`.
+fn send(ep: &mut Endpoint<App>, now: Instant, peer: &str, text: &str) {
+    ep.handle_input(
+        now,
+        Input::Datagram {
+            local: addr(SERVER),
+            from: addr(peer),
+            data: text.to_string().into_bytes().into(),
+        },
+    );
+}
+
+/// What the endpoint has sent `peer` since it was last asked (what it sent others is
+/// dropped).
+fn sent_to(ep: &mut Endpoint<App>, peer: &str) -> Vec<Message> {
+    let mut out = Vec::new();
+    while let Some(o) = ep.poll_output() {
+        if let Output::Datagram { to, data, .. } = o
+            && to == addr(peer)
+            && let Ok(m) = Message::parse(data)
+        {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The final response among `msgs` to a request of `method`.
+fn final_to(msgs: &[Message], method: &str) -> Message {
+    let finals: Vec<&Message> = msgs
+        .iter()
+        .filter(|m| {
+            !m.is_request()
+                && m.status().is_some_and(|s| u16::from(s) >= 200)
+                && m.cseq().is_some_and(|c| c.method.as_str() == method)
+        })
+        .collect();
+    assert_eq!(
+        finals.len(),
+        1,
+        "one final answer to the {method}: {msgs:?}"
+    );
+    finals[0].clone()
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().map(u16::from).unwrap_or(0)
+}
+
+/// The endpoint running `app` with the INVITE `text` given; the instant and the answer.
+#[allow(clippy::disallowed_methods)]
+fn answer(app: App, text: &str) -> (Endpoint<App>, Instant, Message) {
+    let mut ep = Endpoint::new(
+        EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855")),
+        app,
+    );
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let out = from_alice(&mut ep, now, text);
+    let ok = final_to(&out, "INVITE");
+    (ep, now, ok)
+}
+
+/// An in-dialog request of `method` from alice in the dialog the 200 `ok` made.
+fn in_dialog(ok: &Message, method: &str, cseq: u32) -> String {
+    let to = ok.header_str("To").unwrap_or_default();
+    let target = ok
+        .header_str("Contact")
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default();
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKreq{cseq}{method};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: {to}\r\nCall-ID: req@alice\r\nCSeq: {cseq} {method}\r\nEvent: conference\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+// covers: 5.2.1.1/body_malformed
+#[test]
+fn a_body_that_cannot_be_parsed_is_answered_by_the_spec() {
+    // A multipart body without its boundary: the spec's 400, saying why.
+    let broken = invite("multipart/mixed", "--b1\r\n\r\nv=0\r\n--b1--\r\n");
+    let (_, _, m) = answer(original_app(false), &broken);
+    assert_eq!(status(&m), 400, "{m:?}");
+    let w = m.header_str("Warning").unwrap_or_default();
+    assert!(
+        w.contains("the body cannot be read: malformed multipart body"),
+        "{w}"
+    );
+    // An SDP body that is not SDP: the same rule.
+    let (_, _, m) = answer(
+        original_app(false),
+        &invite("application/sdp", "nonsense\r\n"),
+    );
+    assert_eq!(status(&m), 400, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("the body cannot be read: malformed SDP")),
+        "{m:?}"
+    );
+    // Without the rule the other rules decide: no list can be read from the broken body, so
+    // the factory refuses an INVITE without one.
+    let (_, _, m) = answer(edited_app(false), &broken);
+    assert_eq!(status(&m), 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("no recipient list")),
+        "{m:?}"
+    );
+}
+
+/// The status and answer of a SUBSCRIBE alice sends in her INVITE dialog.
+fn subscribe_in_invite_dialog(app: App) -> Message {
+    let (mut ep, now, ok) = answer(app, &good_invite());
+    assert_eq!(status(&ok), 200, "{ok:?}");
+    let out = from_alice(&mut ep, now, &in_dialog(&ok, "SUBSCRIBE", 2));
+    final_to(&out, "SUBSCRIBE")
+}
+
+// covers: 6.1.3.3.2/subscribe_in_dialog
+#[test]
+fn a_subscribe_in_the_originators_dialog_is_answered_by_the_spec() {
+    for conference in [false, true] {
+        let m = subscribe_in_invite_dialog(original_app(conference));
+        assert_eq!(status(&m), 405, "{m:?}");
+        assert_eq!(m.header_str("Allow"), Some("ACK, BYE, CANCEL"));
+        assert!(
+            m.header_str("Warning")
+                .is_some_and(|w| w.contains("outside the INVITE dialog")),
+            "{m:?}"
+        );
+        let m = subscribe_in_invite_dialog(edited_app(conference));
+        assert_eq!(status(&m), 403, "{m:?}");
+        assert!(
+            m.header_str("Warning")
+                .is_some_and(|w| w.contains("no subscription in this dialog")),
+            "{m:?}"
+        );
+    }
+}
+
+/// Alice's message never comes: 32 s after the 200 the session's procedure is over
+/// (6.1.3.3.2 `no_message`: `bye`, `closed`). Her ACK has not come either (T1 is 1 s here,
+/// so the 200 is still retransmitted: RFC 3261 §13.3.1.4 gives up only after 64·T1), and a
+/// BYE waits for a confirmed dialog, so the dialog is still up when she hangs up (a caller
+/// may send BYE before its ACK, RFC 3261 §15). The answer to her BYE.
+fn bye_after_close(app: App) -> Message {
+    let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
+    cfg.timers.t1 = Duration::from_secs(1);
+    let mut ep = Endpoint::new(cfg, app);
+    #[allow(clippy::disallowed_methods)]
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let ok = final_to(&from_alice(&mut ep, now, &good_invite()), "INVITE");
+    assert_eq!(status(&ok), 200, "{ok:?}");
+    let later = now + Duration::from_secs(33);
+    ep.handle_input(later, Input::Timeout);
+    sent_to(&mut ep, ALICE);
+    let out = from_alice(&mut ep, later, &in_dialog(&ok, "BYE", 2));
+    final_to(&out, "BYE")
+}
+
+// covers: 6.1.3.3.2/bye_after_close
+#[test]
+fn the_originators_bye_after_the_session_closed_is_answered_by_the_spec() {
+    let m = bye_after_close(original_app(false));
+    assert_eq!(status(&m), 200, "{m:?}");
+    // Without the rule nothing answers it: the runtime's 500 marks the spec gap.
+    let m = bye_after_close(edited_app(false));
+    assert_eq!(status(&m), 500, "{m:?}");
+}
