@@ -1,7 +1,8 @@
-//! SIP messages: datagram and stream parsing, framing and the core's triage. Checks: no
-//! panic; a parsed message re-parses to itself from its own bytes; every typed accessor runs;
-//! stream framing agrees with stream parsing on the framed slice; the accessors that read
-//! what the parse recorded agree with parsing the header again.
+//! SIP messages: the IO layer's shard choice, datagram and stream parsing, framing and the
+//! core's triage. Checks: no panic; the shard is in range; a parsed message re-parses to
+//! itself from its own bytes; every typed accessor runs; stream framing agrees with stream
+//! parsing on the framed slice; the accessors that read what the parse recorded agree with
+//! parsing the header again.
 #![no_main]
 
 use bytes::Bytes;
@@ -34,6 +35,9 @@ fn recorded_matches_reparsed(m: &Message) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The IO layer's shard choice reads every datagram before any parser (`steer.rs`).
+    assert!(im_runtime::steer::steer_sip(data, 3) < 3);
+    let _ = im_runtime::steer::conference_key(data);
     let buf = Bytes::copy_from_slice(data);
     if let Ok(m) = Message::parse(buf.clone()) {
         let again = Message::parse(m.as_bytes().clone()).expect("own bytes must parse");

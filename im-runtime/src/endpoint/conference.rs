@@ -427,6 +427,26 @@ impl Session {
             return;
         };
         self.answering = None;
+        if self.facts.subscription.over_limit {
+            // The configured limits are the operator's ceiling on what subscriptions may
+            // hold (docs/security.md): a spec chooses how one past them is refused (ext-dr.9
+            // `too_many_subscriptions`), but it cannot grant one. 503 (RFC 3261 §21.5.4,
+            // RFC 6665 §4.2.1.2): the server cannot take more now, the subscriber may retry.
+            let error = &self.facts.subscription.error;
+            tracing::error!(
+                what = "conference",
+                "spec gap: a rule accepted a subscription past a limit ({error}); refused"
+            );
+            let w = warning(&cx.agent(), error);
+            let after = cx.cfg.retry_after.as_secs().max(1).to_string();
+            cx.reply_simple(
+                &d.key,
+                &d.msg,
+                503,
+                &[("Retry-After", after), ("Warning", w)],
+            );
+            return;
+        }
         // Our tag steers the subscription's later messages back to this shard
         // (`steer::conference_key`).
         let mut tag = cx.ids.token(1);

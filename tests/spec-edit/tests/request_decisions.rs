@@ -282,3 +282,45 @@ fn the_originators_bye_after_the_session_closed_is_answered_by_the_spec() {
     let m = bye_after_close(edited_app(false));
     assert_eq!(status(&m), 500, "{m:?}");
 }
+
+/// A SUBSCRIBE to the session's focus URI outside its dialog (RFC 4575 §3) while the
+/// endpoint allows no subscription per session: the answer.
+fn subscribe_past_the_limit(app: App) -> Message {
+    let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
+    cfg.max_subscriptions_per_session = 0;
+    let mut ep = Endpoint::new(cfg, app);
+    #[allow(clippy::disallowed_methods)]
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    let ok = final_to(&from_alice(&mut ep, now, &good_invite()), "INVITE");
+    assert_eq!(status(&ok), 200, "{ok:?}");
+    let focus = ok
+        .header_str("Contact")
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let sub = format!(
+        "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKsublimit;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=s1\r\nTo: <{focus}>\r\nCall-ID: sub@alice\r\nCSeq: 1 SUBSCRIBE\r\nEvent: conference\r\nAccept: application/conference-info+xml\r\nExpires: 600\r\nContact: <sip:alice@{ALICE}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    final_to(&from_alice(&mut ep, now, &sub), "SUBSCRIBE")
+}
+
+// covers: ext-dr.9/too_many_subscriptions
+#[test]
+fn a_subscription_past_a_limit_is_refused_as_the_spec_says_and_never_granted() {
+    let m = subscribe_past_the_limit(original_app(true));
+    assert_eq!(status(&m), 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("at most 0 per session")),
+        "{m:?}"
+    );
+    // Without the rule ext-dr.4 grants it, but the configured limit is a ceiling no spec
+    // lifts: the runtime refuses it, 503 with Retry-After, and logs the spec gap.
+    let m = subscribe_past_the_limit(edited_app(true));
+    assert_eq!(status(&m), 503, "{m:?}");
+    assert!(m.header_str("Retry-After").is_some(), "{m:?}");
+}
