@@ -36,6 +36,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=common.sh
+. "$here/common.sh"
 root="$(cd "$here/../.." && pwd)"
 MODE="${1:-group}"
 RATE="${RATE:-5}"
@@ -63,25 +65,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    python3 - <<'EOF'
-import socket
-for _ in range(100):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        t.close()
-        u.close()
-    print(port)
-    break
-EOF
-}
 
 IM_PORT=$(free_port)
 IM_MSRP=$(free_port)
@@ -94,30 +77,13 @@ uas=()
 case "$MODE" in
 group)
     mkdir -p "$OUT/groups"
-    members=""
+    member_uris=()
     for i in 0 1 2; do
         port=$(free_port)
-        members+="      <rl:entry uri=\"sip:member$i@127.0.0.1:$port\"/>"$'\n'
+        member_uris+=("sip:member$i@127.0.0.1:$port")
         uas+=("$here/uas_member.xml:$port")
     done
-    cat >"$OUT/groups/load.xml" <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<group xmlns="urn:oma:xml:poc:list-service"
-       xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
-       xmlns:cp="urn:ietf:params:xml:ns:common-policy">
-  <list-service uri="sip:load@example.com">
-    <list>
-      <rl:entry uri="sip:loader@example.com"/>
-$members    </list>
-    <cp:ruleset>
-      <cp:rule id="members">
-        <cp:conditions><is-list-member/></cp:conditions>
-        <cp:actions><allow-initiate-conference>true</allow-initiate-conference></cp:actions>
-      </cp:rule>
-    </cp:ruleset>
-  </list-service>
-</group>
-EOF
+    group_document "$OUT/groups/load.xml" "${member_uris[@]}"
     flags+=(--groups "$OUT/groups")
     target=sip:load@example.com
     originator="$here/invite_pager.xml"
@@ -125,51 +91,8 @@ EOF
 message)
     port=$(free_port)
     uas+=("$here/uas_message.xml:$port")
-    entries=""
-    for i in $(seq 1 "$N"); do
-        entries+="          <entry uri=\"sip:r$i@127.0.0.1:$port\" cp:copyControl=\"to\"/>"$'\n'
-    done
-    # The load harness's list MESSAGE (run.sh message_scenario), answered 202 by the server.
-    cat >"$OUT/message.xml" <<EOF
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="MESSAGE to a list of $N">
-  <send retrans="500" start_rtd="1">
-    <![CDATA[
-
-      MESSAGE [target] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <[from]>;tag=[pid]SIPpTag22[call_number]
-      To: <[target]>
-      Call-ID: [call_id]
-      CSeq: 1 MESSAGE
-      Max-Forwards: 70
-      Require: recipient-list-message
-      Content-Type: multipart/mixed;boundary="imspec-page"
-      Content-Length: [len]
-
-      --imspec-page
-      Content-Type: text/plain;charset=UTF-8
-
-      load message [call_number]
-      --imspec-page
-      Content-Type: application/resource-lists+xml
-      Content-Disposition: recipient-list
-
-      <?xml version="1.0" encoding="UTF-8"?>
-      <resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
-          xmlns:cp="urn:ietf:params:xml:ns:copycontrol">
-        <list>
-$entries        </list>
-      </resource-lists>
-      --imspec-page--
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="202" rtd="1"/>
-</scenario>
-EOF
+    # The load harness's list MESSAGE, answered 202 by the server.
+    message_scenario "$OUT/message.xml" "$N" "$port" 202
     target=sip:conference-factory@example.com
     originator="$OUT/message.xml"
     ;;

@@ -5,53 +5,18 @@
 //! SUBSCRIBE in its dialog 403), and what it sends the invitee changes accordingly, with no
 //! Rust edit.
 
-use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
-use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
+use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::machine::Method;
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
-use imspec_spec_edit::{edited, original};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Where every invitee is reached.
-const INVITEE: &str = "127.0.0.2:5060";
+mod common;
+
+use common::{App, INVITEE, edited_app, original_app};
+
 const ALICE: &str = "127.0.0.1:5070";
-
-struct ToInvitee;
-impl InviteeRouter for ToInvitee {
-    fn route(&self, _: &Uri) -> Option<Route> {
-        INVITEE.parse().ok().map(Route::Direct)
-    }
-}
-
-/// An application made of one spec's generated functions.
-struct App {
-    initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
-    by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
-    invitee_leg: fn() -> Option<Box<dyn DynMachine>>,
-    methods: fn() -> Vec<Method>,
-}
-
-impl Application for App {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        (self.initial)(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        (self.by_clause)(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        (self.invitee_leg)()
-    }
-    fn methods(&self) -> Vec<Method> {
-        (self.methods)()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        &NoGroups
-    }
-    fn router(&self) -> &dyn InviteeRouter {
-        &ToInvitee
-    }
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
@@ -171,7 +136,7 @@ fn invitee_answer(req: &Message, status: u16, reason: &str) -> String {
 #[allow(clippy::disallowed_methods)]
 fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
     let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-    let mut ep = Endpoint::new(cfg, original_app());
+    let mut ep = Endpoint::new(cfg, original_app(false));
     // The one clock read of this test: the endpoint only needs some instant.
     let now = Instant::now();
     let out = exchange(&mut ep, now, ALICE, &invite());
@@ -258,12 +223,7 @@ fn offer(m: &Message) -> String {
 
 #[test]
 fn the_invitee_invite_follows_the_spec_as_written() {
-    let m = invitee_invite(App {
-        initial: original::initial,
-        by_clause: original::by_clause,
-        invitee_leg: original::invitee_leg,
-        methods: original::methods,
-    });
+    let m = invitee_invite(original_app(false));
     assert_eq!(m.header_str("Referred-By"), Some("<sip:alice@example.com>"));
     let contact = m.header_str("Contact").unwrap_or_default();
     assert!(
@@ -289,12 +249,7 @@ fn the_invitee_invite_follows_the_spec_as_written() {
 
 #[test]
 fn the_edited_spec_changes_the_invitee_invite() {
-    let m = invitee_invite(App {
-        initial: edited::initial,
-        by_clause: edited::by_clause,
-        invitee_leg: edited::invitee_leg,
-        methods: edited::methods,
-    });
+    let m = invitee_invite(edited_app(false));
     assert_eq!(m.header_str("Referred-By"), None);
     let body = offer(&m);
     assert!(body.contains("a=setup:active\r\n"), "{body}");
@@ -334,39 +289,21 @@ fn the_edited_spec_changes_the_invitee_invite() {
     assert_eq!(m.header_str("Max-Forwards"), Some("16"));
 }
 
-fn original_app() -> App {
-    App {
-        initial: original::initial,
-        by_clause: original::by_clause,
-        invitee_leg: original::invitee_leg,
-        methods: original::methods,
-    }
-}
-
-fn edited_app() -> App {
-    App {
-        initial: edited::initial,
-        by_clause: edited::by_clause,
-        invitee_leg: edited::invitee_leg,
-        methods: edited::methods,
-    }
-}
-
 // covers: 7.9.1.4/invitee_left
 #[test]
 fn the_invitees_bye_is_answered_by_the_leg_rule() {
-    assert_eq!(in_leg_dialog(original_app(), "BYE").0, 200);
-    let (status, m) = in_leg_dialog(edited_app(), "BYE");
+    assert_eq!(in_leg_dialog(original_app(false), "BYE").0, 200);
+    let (status, m) = in_leg_dialog(edited_app(false), "BYE");
     assert_eq!(status, 202, "{m:?}");
 }
 
 // covers: 7.9.1.4/invitee_subscribes
 #[test]
 fn a_subscribe_in_the_leg_dialog_is_answered_by_the_leg_rule() {
-    let (status, m) = in_leg_dialog(original_app(), "SUBSCRIBE");
+    let (status, m) = in_leg_dialog(original_app(false), "SUBSCRIBE");
     assert_eq!(status, 405, "{m:?}");
     assert_eq!(m.header_str("Allow"), Some("ACK, BYE, CANCEL"));
-    let (status, m) = in_leg_dialog(edited_app(), "SUBSCRIBE");
+    let (status, m) = in_leg_dialog(edited_app(false), "SUBSCRIBE");
     assert_eq!(status, 403, "{m:?}");
     assert!(
         m.header_str("Warning")
@@ -379,10 +316,10 @@ fn a_subscribe_in_the_leg_dialog_is_answered_by_the_leg_rule() {
 #[test]
 fn an_entry_named_twice_is_invited_once_only_with_distinct() {
     let twice = invite_with(&format!("{BOB}<entry uri=\"sip:bob@example.com\"/>"));
-    let (_, _, invites) = sessions(original_app(), &twice);
+    let (_, _, invites) = sessions(original_app(false), &twice);
     assert_eq!(invites.len(), 1, "{invites:?}");
     // The edited `invite each recipient_list` (no `distinct`): one INVITE per entry.
-    let (_, _, invites) = sessions(edited_app(), &twice);
+    let (_, _, invites) = sessions(edited_app(false), &twice);
     assert_eq!(invites.len(), 2, "{invites:?}");
     assert!(
         invites.iter().all(|m| m

@@ -5,79 +5,18 @@
 //! originator's INVITE dialog (6.1.3.3.2 `subscribe_in_dialog`) and the originator's BYE
 //! once the session's procedure is over (6.1.3.3.2 `bye_after_close`).
 
-use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
-use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
+use im_runtime::endpoint::{Endpoint, EndpointConfig};
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
-use imspec_spec_edit::{edited, original};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Where every invitee is reached (nobody answers there: these tests are the originator's).
-const INVITEE: &str = "127.0.0.2:5060";
+mod common;
+
+use common::{App, edited_app, original_app};
+
 const ALICE: &str = "127.0.0.1:5070";
 const SERVER: &str = "127.0.0.1:5060";
-
-struct ToInvitee;
-impl InviteeRouter for ToInvitee {
-    fn route(&self, _: &Uri) -> Option<Route> {
-        INVITEE.parse().ok().map(Route::Direct)
-    }
-}
-
-/// An application made of one spec's generated functions.
-struct App {
-    initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
-    by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
-    invitee_leg: fn() -> Option<Box<dyn DynMachine>>,
-    methods: fn() -> Vec<Method>,
-    /// `Application::offers_conference_state`.
-    conference: bool,
-}
-
-impl Application for App {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        (self.initial)(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        (self.by_clause)(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        (self.invitee_leg)()
-    }
-    fn methods(&self) -> Vec<Method> {
-        (self.methods)()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        &NoGroups
-    }
-    fn router(&self) -> &dyn InviteeRouter {
-        &ToInvitee
-    }
-    fn offers_conference_state(&self) -> bool {
-        self.conference
-    }
-}
-
-fn original_app(conference: bool) -> App {
-    App {
-        initial: original::initial,
-        by_clause: original::by_clause,
-        invitee_leg: original::invitee_leg,
-        methods: original::methods,
-        conference,
-    }
-}
-
-fn edited_app(conference: bool) -> App {
-    App {
-        initial: edited::initial,
-        by_clause: edited::by_clause,
-        invitee_leg: edited::invitee_leg,
-        methods: edited::methods,
-        conference,
-    }
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
