@@ -130,7 +130,7 @@ fn invitee_answer(req: &Message, status: u16, reason: &str) -> String {
 /// cancelled` (`session_cancelled`); bob's 200 crosses the CANCEL and is ACKed by the runtime
 /// (RFC 3261 §13.2.2.4) and BYE'd by the leg's rule `answered_after_cancel`. (The edited copy
 /// without that rule keeps the dialog: `cases/edited.toml`; the runtime's own part is
-/// `im-runtime/tests/endpoint_paths.rs`.)
+/// `im-runtime/tests/endpoint_paths/legs.rs`.)
 // covers: 7.9.1.4/session_cancelled
 #[test]
 #[allow(clippy::disallowed_methods)]
