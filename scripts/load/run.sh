@@ -250,31 +250,14 @@ run_kamailio() {
 }
 
 run_invite() {
-    local calls=$((INVITE_RATE * DURATION)) dir="$OUT/im-server-invite3" i members="" uas=()
+    local calls=$((INVITE_RATE * DURATION)) dir="$OUT/im-server-invite3" i uas=()
     mkdir -p "$dir/groups"
-    local ports=()
+    local ports=() members=()
     for i in 0 1 2; do
         ports+=("$(free_port)")
-        members+="      <rl:entry uri=\"sip:member$i@127.0.0.1:${ports[$i]}\"/>"$'\n'
+        members+=("sip:member$i@127.0.0.1:${ports[$i]}")
     done
-    cat >"$dir/groups/load.xml" <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<group xmlns="urn:oma:xml:poc:list-service"
-       xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
-       xmlns:cp="urn:ietf:params:xml:ns:common-policy">
-  <list-service uri="sip:load@example.com">
-    <list>
-      <rl:entry uri="sip:loader@example.com"/>
-$members    </list>
-    <cp:ruleset>
-      <cp:rule id="members">
-        <cp:conditions><is-list-member/></cp:conditions>
-        <cp:actions><allow-initiate-conference>true</allow-initiate-conference></cp:actions>
-      </cp:rule>
-    </cp:ruleset>
-  </list-service>
-</group>
-EOF
+    group_document "$dir/groups/load.xml" "${members[@]}"
     start_im_server --groups "$dir/groups"
     echo "im-server $IM_SERVER --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups $dir/groups" >>"$OUT/commands.txt"
     for i in 0 1 2; do
