@@ -130,6 +130,12 @@ impl EndpointConfig {
             max_subscription_expires: 3600,
         }
     }
+
+    /// The `Retry-After` value of a 503 (RFC 3261 §20.33: whole seconds), never 0, which
+    /// a client could read as "retry at once".
+    pub fn retry_after_header(&self) -> String {
+        self.retry_after.as_secs().max(1).to_string()
+    }
 }
 
 /// Counters, for tests and logs.

@@ -111,7 +111,7 @@ impl<A: Application> Endpoint<A> {
         {
             // RFC 3261 §21.5.4: overloaded; Retry-After says when to try again.
             self.stats.shed += 1;
-            let after = self.cfg.retry_after.as_secs().max(1).to_string();
+            let after = self.cfg.retry_after_header();
             self.reply_simple(now, &key, &msg, 503, &[("Retry-After", after)]);
             return;
         }

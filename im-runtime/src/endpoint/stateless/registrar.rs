@@ -86,7 +86,7 @@ impl<A: Application> Endpoint<A> {
                 // The location service is out of room: a server-side condition that may
                 // clear, so 503 with Retry-After rather than a 200 that binds nothing.
                 self.stats.rejected += 1;
-                let after = self.cfg.retry_after.as_secs().max(1).to_string();
+                let after = self.cfg.retry_after_header();
                 let w = warning(&self.agent(), "the location table is full");
                 self.reply_simple(
                     now,
