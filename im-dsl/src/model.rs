@@ -522,6 +522,10 @@ pub enum Fact {
     SubscriptionOverLimit,
     /// `subscription.error` : Str — which limit, in words; empty when none is passed.
     SubscriptionError,
+    /// `subscription.authenticated_user` : Str — the user name Digest authentication
+    /// established for the SUBSCRIBE being handled; empty when it was not
+    /// Digest-authenticated.
+    SubscriptionAuthenticatedUser,
     /// `list.unresolved` : Int — `<entry-ref>` / `<external>` elements of the recipient
     /// list, which the server cannot resolve and which name no recipient.
     ListUnresolved,

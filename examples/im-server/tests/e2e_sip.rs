@@ -34,6 +34,9 @@ const UAC_SCENARIOS: &[&str] = &[
     "register_auth",
     "message_list_auth",
     "pager_msrp_auth",
+    "invite_body_malformed",
+    "invite_list_400",
+    "pager_subscribe_in_dialog",
 ];
 const UAS_SCENARIOS: &[&str] = &[
     "uas_answer",

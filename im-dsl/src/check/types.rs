@@ -170,6 +170,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Type::Bool,
     ),
     ("subscription.error", Fact::SubscriptionError, Type::Str),
+    (
+        "subscription.authenticated_user",
+        Fact::SubscriptionAuthenticatedUser,
+        Type::Str,
+    ),
     ("list.unresolved", Fact::ListUnresolved, Type::Int),
 ];
 

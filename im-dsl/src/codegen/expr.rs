@@ -381,6 +381,9 @@ fn fact(f: Fact) -> TokenStream {
         Fact::SubscriptionInInviteDialog => quote!(__facts.subscription.in_invite_dialog),
         Fact::SubscriptionOverLimit => quote!(__facts.subscription.over_limit),
         Fact::SubscriptionError => quote!(__facts.subscription.error.as_str()),
+        Fact::SubscriptionAuthenticatedUser => {
+            quote!(__facts.subscription.authenticated_user.as_str())
+        }
         Fact::ListUnresolved => quote!(#p::count_i64(__facts.list.unresolved)),
     }
 }
@@ -393,7 +396,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::ListError
         | Fact::BodyError
         | Fact::RequestAuthenticatedUser
-        | Fact::SubscriptionError => Ty::Str,
+        | Fact::SubscriptionError
+        | Fact::SubscriptionAuthenticatedUser => Ty::Str,
         Fact::RequestUri
         | Fact::RequestFrom
         | Fact::RequestTo

@@ -123,6 +123,9 @@ pub struct Request {
     pub in_invite_dialog: bool,
     /// `subscription.over_limit`, with this text as `subscription.error`.
     pub subscription_limit: Option<String>,
+    /// `subscription.authenticated_user`: the Digest user of the `request SUBSCRIBE`
+    /// (absent: empty, not Digest-authenticated).
+    pub subscription_authenticated_user: Option<String>,
     /// `list.unresolved`: `<entry-ref>` / `<external>` elements of the list.
     pub unresolved: usize,
 }
@@ -155,6 +158,7 @@ impl Default for Request {
             authenticated_user: None,
             in_invite_dialog: false,
             subscription_limit: None,
+            subscription_authenticated_user: None,
             unresolved: 0,
         }
     }
@@ -465,6 +469,10 @@ fn facts(case: &Case) -> Result<Facts, String> {
             in_invite_dialog: r.in_invite_dialog,
             over_limit: r.subscription_limit.is_some(),
             error: r.subscription_limit.clone().unwrap_or_default(),
+            authenticated_user: r
+                .subscription_authenticated_user
+                .clone()
+                .unwrap_or_default(),
         },
         originator_domain: r.originator_domain.clone(),
         message: MessageFacts {

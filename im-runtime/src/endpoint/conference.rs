@@ -1,17 +1,20 @@
 //! Conference state over SUBSCRIBE/NOTIFY (RFC 6665, the RFC 4575 `conference` event
 //! package), an extension beyond OMA IM 5.2.1.1 whose decisions are rules of
-//! `specs/ext_delivery_reports.imspec` (ext-dr.4, ext-dr.5).
+//! `specs/ext_delivery_reports.imspec` (ext-dr.4, ext-dr.5, ext-dr.9, ext-dr.10).
 //!
 //! A client subscribes to the focus URI a session's 200 named in Contact, outside the
 //! INVITE dialog (RFC 4579 §5, RFC 4575 §3; RFC 5057 advises against reusing the INVITE
-//! dialog). The endpoint answers what is protocol, not policy: 489 Bad Event for another
-//! package, 406 when `Accept` excludes `application/conference-info+xml`, 404 for a URI
-//! naming no live session, 481 for an unknown subscription dialog. The rest reaches the
-//! session's machines as `request SUBSCRIBE` with `subscription.subscriber`, and
-//! `subscription.over_limit` / `subscription.error` when granting it would pass the
-//! configured limits per subscriber or per session; `accept subscription`
-//! answers 200 with the granted Expires and sends the full state at once, `notify
-//! subscribers` sends it again. The runtime fires `legs changed` after an input that
+//! dialog). The endpoint answers what is protocol, not policy (each has one answer under the
+//! RFCs; `docs/language.md` gives the clause of each): 489 Bad Event for another package,
+//! 406 when `Accept` excludes `application/conference-info+xml`, 404 for a URI naming no
+//! live session (no session, so no machine), 400 for a SUBSCRIBE body that cannot be
+//! parsed (no rule reads it), 481 for an unknown subscription dialog, and the Digest
+//! challenge. The rest reaches the session's machines as `request SUBSCRIBE` with
+//! `subscription.subscriber`, `subscription.authenticated_user` (whom a Digest user may
+//! subscribe as is ext-dr.10's), and `subscription.over_limit` / `subscription.error` when
+//! granting it would pass the configured limits per subscriber or per session;
+//! `accept subscription` answers 200 with the granted Expires and sends the full state at
+//! once, `notify subscribers` sends it again. The runtime fires `legs changed` after an input that
 //! changed what a subscriber sees, while there are subscribers. Every NOTIFY carries the
 //! full state (version one higher per subscription each time). A refresh gets 200 and a
 //! NOTIFY; an unsubscribe (Expires: 0) or an expiry a last NOTIFY with
@@ -107,6 +110,8 @@ pub(crate) struct SubscribeRequest {
     pub(crate) peer: Peer,
     /// The configured limit granting it would pass, in words (`subscription.error`).
     pub(crate) limit: Option<String>,
+    /// `subscription.authenticated_user`: the Digest user name, empty when none.
+    pub(crate) authenticated_user: String,
 }
 
 /// The identity a subscription counts against.
@@ -227,16 +232,16 @@ impl<A: Application> Endpoint<A> {
             self.conf_reply(now, &key, &msg, 404, "Not Found", &[("Warning", w)]);
             return;
         };
-        let from_user = msg
-            .from()
-            .and_then(|f| f.uri().user().map(str::to_owned))
-            .unwrap_or_default();
-        if self
-            .authenticate(now, peer, &msg, &key, Some(&from_user))
-            .is_none()
-        {
+        // The challenge is protocol (RFC 3261 §22); whether the authenticated user may
+        // subscribe as the From user is the spec's rule (`subscription.authenticated_user`,
+        // ext-dr.10).
+        let Some(vouched) = self.authenticate(now, peer, &msg, &key, None) else {
             return;
-        }
+        };
+        let authenticated_user = match vouched {
+            stateless::auth::Vouched::Realm(_, user) => user,
+            stateless::auth::Vouched::Off | stateless::auth::Vouched::Trusted => String::new(),
+        };
         let facts = facts::build(
             &msg,
             peer.addr.ip(),
@@ -280,6 +285,7 @@ impl<A: Application> Endpoint<A> {
             in_dialog: false,
             peer,
             limit,
+            authenticated_user,
         };
         self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
     }
@@ -324,6 +330,7 @@ impl<A: Application> Endpoint<A> {
             in_dialog: true,
             peer,
             limit: None,
+            authenticated_user: String::new(),
         };
         self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
     }
@@ -385,6 +392,7 @@ impl Session {
             expires,
             peer,
             limit,
+            authenticated_user,
             ..
         } = req;
         let who = identity(&subscriber);
@@ -393,6 +401,7 @@ impl Session {
             in_invite_dialog: false,
             over_limit: limit.is_some(),
             error: limit.unwrap_or_default(),
+            authenticated_user,
         };
         self.answering = Some(Box::new((key.clone(), msg.clone())));
         self.conference.deciding = Some(Box::new(Deciding {
@@ -449,13 +458,7 @@ impl Session {
         }
         // Our tag steers the subscription's later messages back to this shard
         // (`steer::conference_key`).
-        let mut tag = cx.ids.token(1);
-        for _ in 0..64 * cx.cfg.shard.count.max(1) {
-            if cx.cfg.shard.owns(tag.as_bytes()) {
-                break;
-            }
-            tag = cx.ids.token(1);
-        }
+        let tag = cx.ids.dialog_tag();
         let Some(code) = StatusCode::new(200) else {
             return;
         };
@@ -692,12 +695,19 @@ impl Session {
                     LegStatus::Pending => (Status::Pending, None),
                     LegStatus::Connected => (Status::Connected, None),
                     LegStatus::Failed => {
-                        let method = if matches!(l.status_code, Some(486 | 600)) {
+                        // The invitee's own final response; when none came (no route: the
+                        // server sent nothing), the status the leg's machine failed it with
+                        // (7.9.1.4 `leg unroutable`: 480 or 503, as a proxy would answer,
+                        // RFC 3261 §16.5), so the subscriber sees why.
+                        let code = l
+                            .status_code
+                            .or(l.delivery.filter(|c| (300..700).contains(c)));
+                        let method = if matches!(code, Some(486 | 600)) {
                             Disconnect::Busy
                         } else {
                             Disconnect::Failed
                         };
-                        let cause = l.status_code.and_then(StatusCode::new).map(|c| Cause {
+                        let cause = code.and_then(StatusCode::new).map(|c| Cause {
                             protocol: "SIP",
                             code: u16::from(c),
                             text: c.default_reason().to_string(),

@@ -45,6 +45,21 @@ impl Ids {
         s
     }
 
+    /// Our tag of a dialog peers may send a SUBSCRIBE in (the originator's INVITE dialog, an
+    /// invitee leg's, a conference subscription's): the IO layer steers a SUBSCRIBE by its
+    /// To tag (`steer::conference_key`, as a subscriber picks its own Call-ID), so the tag is
+    /// drawn until it steers to this shard, as [`Ids::call_id`] draws Call-IDs.
+    pub(crate) fn dialog_tag(&mut self) -> String {
+        let mut tag = self.token(1);
+        for _ in 0..64 * self.shard.count.max(1) {
+            if self.shard.owns(tag.as_bytes()) {
+                break;
+            }
+            tag = self.token(1);
+        }
+        tag
+    }
+
     /// `prefix` then one word of 16 hex digits (`prefix` + `token(1)`), in one allocation:
     /// a branch (`z9hG4bK…`) or a multipart boundary per request the server originates.
     pub(crate) fn prefixed_token(&mut self, prefix: &str) -> String {
@@ -141,6 +156,17 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
         let expect = format!("{:016x}{:016x}@{v6}", b.rand(), b.rand());
         assert_eq!(a.call_id(v6), expect);
+    }
+
+    #[test]
+    fn dialog_tags_steer_back_to_the_minting_shard() {
+        for index in 0..3 {
+            let mut ids = Ids::new(7, Shard { index, count: 3 });
+            for _ in 0..50 {
+                let tag = ids.dialog_tag();
+                assert_eq!(crate::steer::steer(tag.as_bytes(), 3), index, "{tag}");
+            }
+        }
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl Session {
             };
             let idx = self.legs.len();
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
-            let tag = cx.ids.token(1);
+            // An invitee's SUBSCRIBE in the leg's dialog is steered by this tag.
+            let tag = cx.ids.dialog_tag();
             let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let (own, path, opts) = cx.leg_media(tls, &leg_sid);
             let local = LocalMedia {

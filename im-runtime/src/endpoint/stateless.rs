@@ -4,7 +4,7 @@
 
 use super::*;
 
-mod auth;
+pub(super) mod auth;
 mod registrar;
 
 impl<A: Application> Endpoint<A> {
@@ -133,7 +133,9 @@ impl<A: Application> Endpoint<A> {
         self.stats.initial_requests += 1;
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        let local_tag = self.token(1);
+        // Our tag steers a SUBSCRIBE in this dialog back to this shard (6.1.3.3.2
+        // `subscribe_in_dialog` answers it; by its To tag, not the originator's Call-ID).
+        let local_tag = self.ids.dialog_tag();
         // The focus user steers a SUBSCRIBE to it back to this shard
         // (`steer::conference_key`), as minted Call-IDs do.
         let mut user = String::new();

@@ -28,4 +28,9 @@ pub struct SubscriptionFacts {
     /// Which limit, in words for a Warning (`too many subscriptions: at most 4 per user`);
     /// empty when none is passed.
     pub error: String,
+    /// The user name Digest authentication established for the SUBSCRIBE (RFC 3261 §22);
+    /// empty when it was not Digest-authenticated (authentication off, a trusted host sent
+    /// it, or a refresh in the subscription's dialog). Whether that user may subscribe as
+    /// the SUBSCRIBE's From is the spec's rule (ext-dr.10).
+    pub authenticated_user: String,
 }

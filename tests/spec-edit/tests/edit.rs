@@ -111,6 +111,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "the originator's BYE after the session closed: no rule answers it (was 200)",
             "the originator subscribes past a limit: granted without the rule (was 403)",
             "a list with references it cannot resolve: accepted without list_unresolved (was 400)",
+            "Digest user admin subscribes as the originator alice: accepted by the edited rule (was 403)",
         ]
     );
 }

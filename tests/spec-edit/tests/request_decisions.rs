@@ -2,10 +2,14 @@
 //! the sans-IO endpoint runs the machines of `specs/` as written and of the copy
 //! `edits.toml` changed, and answers the originator's requests as each spec says, with no
 //! Rust edit: a body that cannot be parsed (5.2.1.1 `body_malformed`), a SUBSCRIBE in the
-//! originator's INVITE dialog (6.1.3.3.2 `subscribe_in_dialog`) and the originator's BYE
-//! once the session's procedure is over (6.1.3.3.2 `bye_after_close`).
+//! originator's INVITE dialog (6.1.3.3.2 `subscribe_in_dialog`), the originator's BYE
+//! once the session's procedure is over (6.1.3.3.2 `bye_after_close`), a subscription past
+//! a configured limit (ext-dr.9 `too_many_subscriptions`) and, with Digest on, a SUBSCRIBE
+//! to the focus whose authenticated user is not its From user (ext-dr.10
+//! `subscriber_impersonates`).
 
 use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::proto::digest::{Algorithm, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
 use std::net::SocketAddr;
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{App, edited_app, original_app};
+use common::{App, PASSWORD, edited_app, original_app};
 
 const ALICE: &str = "127.0.0.1:5070";
 const SERVER: &str = "127.0.0.1:5060";
@@ -233,14 +237,7 @@ fn subscribe_past_the_limit(app: App) -> Message {
     let now = Instant::now();
     let ok = final_to(&from_alice(&mut ep, now, &good_invite()), "INVITE");
     assert_eq!(status(&ok), 200, "{ok:?}");
-    let focus = ok
-        .header_str("Contact")
-        .unwrap_or_default()
-        .trim_start_matches('<')
-        .split('>')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let focus = focus_of(&ok);
     let sub = format!(
         "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKsublimit;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=s1\r\nTo: <{focus}>\r\nCall-ID: sub@alice\r\nCSeq: 1 SUBSCRIBE\r\nEvent: conference\r\nAccept: application/conference-info+xml\r\nExpires: 600\r\nContact: <sip:alice@{ALICE}>\r\nContent-Length: 0\r\n\r\n"
     );
@@ -262,4 +259,96 @@ fn a_subscription_past_a_limit_is_refused_as_the_spec_says_and_never_granted() {
     let m = subscribe_past_the_limit(edited_app(true));
     assert_eq!(status(&m), 503, "{m:?}");
     assert!(m.header_str("Retry-After").is_some(), "{m:?}");
+}
+
+/// The focus URI the 200 `ok` names in Contact.
+fn focus_of(ok: &Message) -> String {
+    ok.header_str("Contact")
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The value of parameter `name` of a Digest challenge (quoted or a token).
+fn param(challenge: &str, name: &str) -> String {
+    let at = challenge
+        .find(&format!("{name}="))
+        .map_or(challenge.len(), |i| i + name.len() + 1);
+    let rest = challenge.get(at..).unwrap_or_default();
+    match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next().unwrap_or_default().to_owned(),
+        None => rest.split([',', ' ']).next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// With Digest on (alice's host trusted, so her INVITE is not challenged), the subscriber at
+/// `SUBSCRIBER` answers the 401 to its SUBSCRIBE to the session's focus as Digest user `user`
+/// while its From names alice, the originator: the answer to the authenticated SUBSCRIBE.
+fn subscribe_as_alice(app: App, user: &str) -> Message {
+    const SUBSCRIBER: &str = "127.0.0.9:5072";
+    let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
+    #[allow(clippy::disallowed_methods)]
+    // The one clock read of this test: the endpoint only needs some instant.
+    let now = Instant::now();
+    cfg.auth = Some(Verifier::new("example.com", [7; 32], now));
+    cfg.trusted_hosts = vec![addr(ALICE).ip()];
+    let mut ep = Endpoint::new(cfg, app);
+    let ok = final_to(&from_alice(&mut ep, now, &good_invite()), "INVITE");
+    assert_eq!(status(&ok), 200, "{ok:?}");
+    let focus = focus_of(&ok);
+    let subscribe = |cseq: u32, auth: &str| {
+        format!(
+            "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {SUBSCRIBER};branch=z9hG4bKsubauth{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=s1\r\nTo: <{focus}>\r\nCall-ID: subauth@alice\r\nCSeq: {cseq} SUBSCRIBE\r\n{auth}Event: conference\r\nAccept: application/conference-info+xml\r\nExpires: 600\r\nContact: <sip:alice@{SUBSCRIBER}>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    send(&mut ep, now, SUBSCRIBER, &subscribe(1, ""));
+    let challenge = final_to(&sent_to(&mut ep, SUBSCRIBER), "SUBSCRIBE");
+    assert_eq!(status(&challenge), 401, "{challenge:?}");
+    let www = challenge
+        .header_str("WWW-Authenticate")
+        .unwrap_or_default()
+        .to_string();
+    let alg = Algorithm::from_token(&param(&www, "algorithm")).unwrap_or(Algorithm::Md5);
+    let nonce = param(&www, "nonce");
+    let h = ha1(alg, user, "example.com", PASSWORD);
+    let r = response(
+        alg,
+        &h,
+        &nonce,
+        "00000001",
+        "cn",
+        "auth",
+        "SUBSCRIBE",
+        &focus,
+    );
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{focus}\", response=\"{r}\", algorithm={}, cnonce=\"cn\", qop=auth, nc=00000001\r\n",
+        alg.as_str()
+    );
+    send(&mut ep, now, SUBSCRIBER, &subscribe(2, &auth));
+    final_to(&sent_to(&mut ep, SUBSCRIBER), "SUBSCRIBE")
+}
+
+// covers: ext-dr.10/subscriber_impersonates
+#[test]
+fn whom_a_digest_user_may_subscribe_as_is_the_specs_rule() {
+    // Alice herself: granted (ext-dr.4).
+    let m = subscribe_as_alice(original_app(true), "alice");
+    assert_eq!(status(&m), 200, "{m:?}");
+    // Mallory writing alice into From: the spec's 403, saying why.
+    let m = subscribe_as_alice(original_app(true), "mallory");
+    assert_eq!(status(&m), 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("the authenticated user is not the user")),
+        "{m:?}"
+    );
+    // The edited rule lets admin subscribe in anyone's name; mallory is still refused.
+    let m = subscribe_as_alice(edited_app(true), "admin");
+    assert_eq!(status(&m), 200, "{m:?}");
+    let m = subscribe_as_alice(edited_app(true), "mallory");
+    assert_eq!(status(&m), 403, "{m:?}");
 }

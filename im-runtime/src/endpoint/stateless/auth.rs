@@ -26,10 +26,11 @@ pub(in crate::endpoint) enum Vouched {
 
 impl<A: Application> Endpoint<A> {
     /// Authenticates `msg` when authentication is on and its source is not trusted. When
-    /// `expected_user` is given (the REGISTER's To user, a SUBSCRIBE's From user: requests
-    /// no spec reads the authenticated user of), the authenticated user must be it, else
-    /// 403; for a request the machines decide on (`None`), whom it may speak for is the
-    /// spec's rule on `request.authenticated_user`. `Some(who vouches)` lets the request go
+    /// `expected_user` is given (the REGISTER's To user: the registrar is no spec's, so no
+    /// rule reads its authenticated user), the authenticated user must be it, else 403; for
+    /// a request the machines decide on (`None`), whom it may speak for is the spec's rule
+    /// on `request.authenticated_user` (INVITE, MESSAGE) or
+    /// `subscription.authenticated_user` (a SUBSCRIBE to a focus). `Some(who vouches)` lets the request go
     /// on; `None` means it was answered (401 challenge or 403).
     pub(in crate::endpoint) fn authenticate(
         &mut self,

@@ -1,10 +1,17 @@
 //! What the spec-edit endpoint tests share: an application made of one spec's generated
 //! functions, the spec as written or the copy `edits.toml` changed, reaching every invitee at
-//! one address.
+//! one address, knowing the Digest users [`USERS`] (password [`PASSWORD`]) for the tests that
+//! turn authentication on.
 
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
+use im_runtime::proto::digest::StoredHa1;
 use imspec_spec_edit::{edited, original};
+
+/// The users Digest authentication knows (none is asked for while authentication is off).
+pub(crate) const USERS: [&str; 3] = ["alice", "mallory", "admin"];
+/// Every user's password.
+pub(crate) const PASSWORD: &str = "pw";
 
 /// Where every invitee is reached.
 pub(crate) const INVITEE: &str = "127.0.0.2:5060";
@@ -49,6 +56,11 @@ impl Application for App {
     }
     fn offers_conference_state(&self) -> bool {
         self.conference
+    }
+    fn credentials(&self, username: &str, realm: &str) -> Option<StoredHa1> {
+        USERS
+            .contains(&username)
+            .then(|| StoredHa1::from_password(username, realm, PASSWORD))
     }
 }
 
