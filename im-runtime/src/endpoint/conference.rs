@@ -447,7 +447,7 @@ impl Session {
                 "spec gap: a rule accepted a subscription past a limit ({error}); refused"
             );
             let w = warning(&cx.agent(), error);
-            let after = cx.cfg.retry_after.as_secs().max(1).to_string();
+            let after = cx.cfg.retry_after_header();
             cx.reply_simple(
                 &d.key,
                 &d.msg,
