@@ -15,86 +15,15 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use im_runtime::endpoint::{
-    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, PeerTransports,
-    RegisterChange, RegisterError,
-};
-use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Route, Uri};
+use im_runtime::endpoint::{Endpoint, EndpointConfig, PeerTransports};
+use im_runtime::machine::Method;
 use im_runtime::proto::sip::{HeaderName, Message};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 const ALICE: &str = "127.0.0.1:40000";
 const SIP: &str = "127.0.0.1:5060";
-
-/// Routes IP-literal URIs to their address, others to their registered contact. Clones
-/// share the table (workers of one server).
-#[derive(Clone, Default)]
-struct Locations(Arc<Mutex<HashMap<String, SocketAddr>>>);
-
-impl InviteeRouter for Locations {
-    fn route(&self, u: &Uri) -> Option<Route> {
-        if let Some(Route::Direct(a)) = Direct.route(u) {
-            return Some(Route::Direct(a));
-        }
-        let key = format!("{}@{}", u.user, u.host);
-        self.0.lock().unwrap().get(&key).copied().map(Route::Direct)
-    }
-}
-
-/// The stand-in application with a registrar.
-struct RegApp {
-    inner: App,
-    locations: Locations,
-}
-
-impl Application for RegApp {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        self.inner.initial(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        self.inner.by_clause(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        self.inner.invitee_leg()
-    }
-    fn methods(&self) -> Vec<Method> {
-        self.inner.methods()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        self.inner.directory()
-    }
-    fn router(&self) -> &dyn InviteeRouter {
-        &self.locations
-    }
-    fn offers_registrar(&self) -> bool {
-        true
-    }
-    fn register(
-        &mut self,
-        _: Instant,
-        aor: &Uri,
-        change: &RegisterChange,
-    ) -> Result<Vec<ContactBinding>, RegisterError> {
-        let key = format!("{}@{}", aor.user, aor.host);
-        let mut t = self.locations.0.lock().unwrap();
-        let RegisterChange::Update(bs) = change else {
-            t.remove(&key);
-            return Ok(Vec::new());
-        };
-        for b in bs {
-            if b.expires == 0 {
-                t.remove(&key);
-            } else {
-                t.insert(key.clone(), b.addr);
-            }
-        }
-        Ok(bs.iter().filter(|b| b.expires > 0).cloned().collect())
-    }
-}
 
 struct Sim {
     ep: Endpoint<RegApp>,

@@ -6,17 +6,25 @@
 //!   the connection has been silent for `conn_idle_timeout` (RFC 3261 §18: the client may
 //!   close); its slot in `max_sip_connections` comes back, so with a budget of one the next
 //!   session connects again.
+//! * A leg holds its connection, not its session: once bob's leg has failed, his connection
+//!   is closed after the idle time while carol's leg keeps the session up.
+//! * Our BYE to an originator whose TCP connection closed goes over a new connection to its
+//!   Contact (RFC 3261 §12.2.1.1, §18.1.1); with `ob` in that Contact (RFC 5626: its flow
+//!   only) no connection is opened.
+//! * A CANCEL for an INVITE sent over a registration flow that has closed is not sent: the
+//!   INVITE ends at once and the leg fails now, not after Timer B's 32 s.
 #![cfg(feature = "tokio")]
 
 mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
-use im_runtime::io::{Bind, Driver, IoLimits};
+use im_runtime::endpoint::{Application, Endpoint, EndpointConfig, LegOutcome, LiveStats};
+use im_runtime::io::{Bind, Driver, IoLimits, IoStats};
 use im_runtime::machine::Method;
 use im_runtime::proto::sip::{self, Message, Transport};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -66,9 +74,14 @@ async fn read_msg(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
 }
 
 /// Alice's INVITE to `bob` over UDP; returns the 200 once ACKed.
-async fn alice_invites(alice: &UdpSocket, server: SocketAddr, call: &str, bob: &str) -> Message {
+async fn alice_invites(
+    alice: &UdpSocket,
+    server: SocketAddr,
+    call: &str,
+    invitees: &[&str],
+) -> Message {
     let me = alice.local_addr().unwrap().to_string();
-    let inv = invite("UDP", &me, call, &format!("z9hG4bK{call}"), &[bob]);
+    let inv = invite("UDP", &me, call, &format!("z9hG4bK{call}"), invitees);
     alice.send_to(inv.as_bytes(), server).await.unwrap();
     let ok = loop {
         let r = recv_udp(alice).await;
@@ -120,7 +133,7 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
     let alice = UdpSocket::bind(v4).await.unwrap();
     let alice_me = alice.local_addr().unwrap().to_string();
 
-    let ok = alice_invites(&alice, server, "idle1", &bob_uri).await;
+    let ok = alice_invites(&alice, server, "idle1", &[&bob_uri]).await;
     let (mut s, _) = tokio::time::timeout(WAIT, bob.accept())
         .await
         .expect("the server connects to bob")
@@ -159,7 +172,7 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
     assert_eq!(stats.closed_conn_idle(), 1);
 
     // Its slot came back: with a budget of one, the next session connects to bob again.
-    alice_invites(&alice, server, "idle2", &bob_uri).await;
+    alice_invites(&alice, server, "idle2", &[&bob_uri]).await;
     let (mut s2, _) = tokio::time::timeout(WAIT, bob.accept())
         .await
         .expect("a new connection to bob within the budget")
@@ -178,4 +191,301 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
         .await
         .expect("the driver stops after shutdown")
         .unwrap();
+}
+
+/// A running driver on 127.0.0.1 (UDP, TCP and MSRP) for `app`.
+struct Server {
+    sip: SocketAddr,
+    sip_tcp: SocketAddr,
+    io: Arc<IoStats>,
+    live: Arc<LiveStats>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start<A: Application + Send + 'static>(app: A, limits: IoLimits) -> Server {
+        let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let bind = Bind {
+            sip_udp: vec![v4],
+            sip_tcp: vec![v4],
+            msrp_tcp: vec![v4],
+        };
+        let driver = Driver::bind(&bind, limits).await.unwrap();
+        let io = driver.stats();
+        let local = driver.local().clone();
+        let cfg = EndpointConfig::new(local.sip_udp[0], local.msrp_tcp[0]);
+        let ep = Endpoint::new(cfg, app);
+        let live = ep.live_stats();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            driver
+                .run(ep, async move {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        Server {
+            sip: local.sip_udp[0],
+            sip_tcp: local.sip_tcp[0],
+            io,
+            live,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the driver stops after shutdown")
+            .unwrap();
+    }
+
+    /// Waits (up to `within`) until `f` holds of the endpoint's live counters.
+    async fn until(
+        &self,
+        within: Duration,
+        f: impl Fn(&im_runtime::endpoint::LiveSnapshot) -> bool,
+    ) -> bool {
+        let end = clock() + within;
+        loop {
+            if f(&self.live.snapshot()) {
+                return true;
+            }
+            if clock() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An MSRP listener that accepts and holds every connection (an invitee that answered
+/// `setup:passive`); its address.
+async fn msrp_sink() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    a
+}
+
+/// Bob's INVITE fails (486) while carol's leg is connected: the session lives on, and the
+/// connection the server opened to bob is closed once silent for the idle time. Before
+/// legs held their own connections it stayed open until the session ended.
+#[tokio::test]
+async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
+    let limits = IoLimits {
+        conn_idle_timeout: IDLE,
+        ..IoLimits::default()
+    };
+    let srv = Server::start(App(Knobs::default()), limits).await;
+    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bob = TcpListener::bind(v4).await.unwrap();
+    let bob_uri = format!("sip:bob@{};transport=tcp", bob.local_addr().unwrap());
+    let carol = UdpSocket::bind(v4).await.unwrap();
+    let carol_uri = format!("sip:carol@{}", carol.local_addr().unwrap());
+    let carol_msrp = msrp_sink().await;
+    let alice = UdpSocket::bind(v4).await.unwrap();
+    let alice_me = alice.local_addr().unwrap().to_string();
+
+    let ok = alice_invites(&alice, srv.sip, "leg1", &[&bob_uri, &carol_uri]).await;
+    let cinv = recv_udp(&carol).await;
+    assert_eq!(cinv.method(), Some(&Method::Invite));
+    let answer = response_to(&cinv, 200, "c1", Some(&invitee_sdp(&carol_msrp, "carols")));
+    carol.send_to(answer.as_bytes(), srv.sip).await.unwrap();
+    let cack = recv_udp(&carol).await;
+    assert_eq!(cack.method(), Some(&Method::Ack));
+
+    let (mut s, _) = tokio::time::timeout(WAIT, bob.accept())
+        .await
+        .expect("the server connects to bob")
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let inv = read_msg(&mut s, &mut buf).await.expect("bob's INVITE");
+    s.write_all(response_to(&inv, 486, "b1", None).as_bytes())
+        .await
+        .unwrap();
+    let ack = read_msg(&mut s, &mut buf).await.expect("the ACK of 486");
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    let failed = clock();
+
+    // Bob's leg is over: his connection goes once idle, though the session is up.
+    assert!(
+        read_msg(&mut s, &mut buf).await.is_none(),
+        "the server closes the failed leg's connection"
+    );
+    let after = failed.elapsed();
+    assert!(after >= IDLE - Duration::from_millis(100), "{after:?}");
+    assert_eq!(srv.io.closed_conn_idle(), 1);
+    assert_eq!(
+        srv.live.snapshot().sessions_live(),
+        1,
+        "carol's leg keeps it"
+    );
+    let mut dg = [0u8; 2048];
+    let quiet = tokio::time::timeout(Duration::from_millis(100), carol.recv_from(&mut dg)).await;
+    assert!(quiet.is_err(), "carol's dialog is untouched: {quiet:?}");
+
+    // Alice leaves; carol's leg is BYE'd and the session ends.
+    let to = ok.header_str("To").unwrap().to_owned();
+    let bye = simple_request("BYE", "UDP", &alice_me, "leg1", "z9hG4bKbyel1", &to, 2, "");
+    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    let cbye = recv_udp(&carol).await;
+    assert_eq!(cbye.method(), Some(&Method::Bye));
+    carol
+        .send_to(response_to(&cbye, 200, "", None).as_bytes(), srv.sip)
+        .await
+        .unwrap();
+    assert!(srv.until(WAIT, |l| l.sessions_live() == 0).await);
+    srv.stop().await;
+}
+
+/// Alice calls over TCP from an ephemeral port, with her Contact (plus `params`) at a
+/// listener of hers, ACKs and closes her connection; bob (UDP) then declines, so the
+/// session BYEs alice. Returns the server and alice's listener.
+async fn originator_leaves_her_connection(call: &str, params: &str) -> (Server, TcpListener) {
+    let srv = Server::start(App(Knobs::default()), IoLimits::default()).await;
+    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let alice_l = TcpListener::bind(v4).await.unwrap();
+    let alice_at = alice_l.local_addr().unwrap().to_string();
+    let bob = UdpSocket::bind(v4).await.unwrap();
+    let bob_uri = format!("sip:bob@{}", bob.local_addr().unwrap());
+
+    let mut s = TcpStream::connect(srv.sip_tcp).await.unwrap();
+    let inv = invite(
+        "TCP",
+        &alice_at,
+        call,
+        &format!("z9hG4bK{call}"),
+        &[&bob_uri],
+    )
+    .replace(
+        &format!("Contact: <sip:alice@{alice_at}>"),
+        &format!("Contact: <sip:alice@{alice_at}{params}>"),
+    );
+    s.write_all(inv.as_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    let ok = loop {
+        let r = read_msg(&mut s, &mut buf).await.expect("alice's answer");
+        if status_of(&r) >= 200 {
+            break r;
+        }
+    };
+    assert_eq!(status_of(&ok), 200);
+    let ack = ack_for(&ok, "TCP", &alice_at, &format!("z9hG4bKack{call}"));
+    s.write_all(ack.as_bytes()).await.unwrap();
+    let binv = recv_udp(&bob).await;
+    assert_eq!(binv.method(), Some(&Method::Invite));
+    drop(s);
+    // The server sees the connection close before bob's answer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bob.send_to(response_to(&binv, 486, "b1", None).as_bytes(), srv.sip)
+        .await
+        .unwrap();
+    (srv, alice_l)
+}
+
+/// RFC 3261 §12.2.1.1 / §18.1.1: the BYE goes over a new connection to alice's Contact,
+/// saying TCP, and her 200 ends the session.
+#[tokio::test]
+async fn a_bye_to_an_originator_whose_connection_closed_goes_over_a_new_one() {
+    let (srv, alice_l) = originator_leaves_her_connection("orig1", "").await;
+    let (mut s, _) = tokio::time::timeout(WAIT, alice_l.accept())
+        .await
+        .expect("the server connects to alice's Contact")
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let bye = read_msg(&mut s, &mut buf).await.expect("the BYE");
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    let contact = format!("sip:alice@{}", alice_l.local_addr().unwrap());
+    assert_eq!(bye.request_uri_str(), Some(&*contact));
+    let via = bye.header_str("Via").unwrap();
+    assert!(via.starts_with("SIP/2.0/TCP "), "{via}");
+    s.write_all(response_to(&bye, 200, "", None).as_bytes())
+        .await
+        .unwrap();
+    assert!(srv.until(WAIT, |l| l.sessions_live() == 0).await);
+    srv.stop().await;
+}
+
+/// RFC 5626 §5.3: alice's Contact says `ob` (reach her over her flow only); her flow is
+/// gone, so no connection is opened to her Contact and the session still ends.
+#[tokio::test]
+async fn an_originator_reached_over_its_flow_only_is_not_dialled() {
+    let (srv, alice_l) = originator_leaves_her_connection("orig2", ";ob").await;
+    assert!(srv.until(WAIT, |l| l.sessions_live() == 0).await);
+    let dialled = tokio::time::timeout(Duration::from_millis(500), alice_l.accept()).await;
+    assert!(dialled.is_err(), "no connection to alice's Contact");
+    srv.stop().await;
+}
+
+/// Bob registers over TCP; his INVITE goes over that flow, he rings and closes it. Alice
+/// leaves, the session CANCELs the leg: no CANCEL can travel, so the INVITE ends at once
+/// and the leg fails as on Timer B, in well under Timer B's 32 s.
+#[tokio::test]
+async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
+    let app = RegApp {
+        inner: App(Knobs::default()),
+        locations: Locations::default(),
+    };
+    let srv = Server::start(app, IoLimits::default()).await;
+    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+    let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
+    let bob_src = b.local_addr().unwrap().to_string();
+    let reg = crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKregc1\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: regc1\nCSeq: 1 REGISTER\nContact: <sip:bob@127.0.0.1:9>\nExpires: 600\nContent-Length: 0\n\n"
+    ));
+    b.write_all(reg.as_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    let r = read_msg(&mut b, &mut buf)
+        .await
+        .expect("the REGISTER's answer");
+    assert_eq!(status_of(&r), 200);
+
+    let alice = UdpSocket::bind(v4).await.unwrap();
+    let alice_me = alice.local_addr().unwrap().to_string();
+    let ok = alice_invites(&alice, srv.sip, "cflow1", &["sip:bob@example.com"]).await;
+    let inv = read_msg(&mut b, &mut buf)
+        .await
+        .expect("bob's INVITE on his flow");
+    assert_eq!(inv.method(), Some(&Method::Invite));
+    b.write_all(response_to(&inv, 180, "b1", None).as_bytes())
+        .await
+        .unwrap();
+    // The 180 is in before the flow closes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let to = ok.header_str("To").unwrap().to_owned();
+    let bye = simple_request(
+        "BYE",
+        "UDP",
+        &alice_me,
+        "cflow1",
+        "z9hG4bKbyec1",
+        &to,
+        2,
+        "",
+    );
+    let left = clock();
+    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    assert!(
+        srv.until(Duration::from_secs(3), |l| l.legs(LegOutcome::TimedOut)
+            == 1
+            && l.sessions_live() == 0)
+            .await,
+        "the leg failed and the session ended at once: {:?}",
+        srv.live.snapshot()
+    );
+    assert!(left.elapsed() < Duration::from_secs(3));
+    srv.stop().await;
 }

@@ -135,7 +135,7 @@ impl Session {
             let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
             leg.udp_retry = udp_retry;
             if let (Some((r, _)), Ok(_)) = (&routed, &built) {
-                cx.open_leg(r, self.id);
+                cx.open_leg(r, (self.id, Some(idx)));
             }
             match (routed, built) {
                 (Some((r, _)), Ok(invite)) => {
@@ -278,7 +278,7 @@ impl Session {
                 // Over `max_udp_request`: TCP, as for an invitee INVITE (`route_leg.rs`).
                 let (m, for_size) = cx.size_copy(&mut r, m, &branch);
                 let peer = r.peer;
-                cx.open_leg(&r, self.id);
+                cx.open_leg(&r, (self.id, None));
                 cx.live.copy_sent(self.id);
                 // A copy whose outcome a delivery report may need holds the session until
                 // its final answer.
@@ -319,12 +319,26 @@ impl Session {
             return false;
         }
         l.cancelled = true;
-        if let Some(p) = l.peer {
-            cx.redial_peer(p, self.id);
-        }
+        let reachable = l.peer.is_none_or(|p| cx.redial_peer(p, self.id));
         if let Some(key) = &l.invite_key {
-            let _ = cx.tsx.cancel(cx.now, key);
-            cx.flush();
+            if reachable {
+                let _ = cx.tsx.cancel(cx.now, key);
+                cx.flush();
+            } else {
+                // The INVITE went over the invitee's registration flow, now closed: no
+                // CANCEL can reach it and no answer can come back (RFC 5626 §5.3), so it
+                // ends now as Timer B would end it (RFC 3261 §9.1), and the leg's machine
+                // hears that at once rather than after 64*T1.
+                tracing_log(
+                    "leg",
+                    &format!(
+                        "flow to {} closed: CANCEL not sent, INVITE to {} ended",
+                        l.peer.map_or_else(String::new, |p| p.addr.to_string()),
+                        l.uri.raw
+                    ),
+                );
+                cx.fail_now(key);
+            }
         }
         true
     }
@@ -360,11 +374,15 @@ impl Session {
             } else {
                 LegStatus::Ended
             };
-            cx.redial(d, sid);
+            let reachable = cx.redial(d, (sid, Some(i)));
             d.request(Method::Bye, cx.cfg.sip_advertised)
+                .map(|(m, p)| (m, p, reachable))
         };
         cx.msrp.close_leg(self.id, i, cx.out);
         self.send_in_dialog(cx, Some(i), req);
+        // Its dialog is over: the leg no longer holds its connection (the BYE's own
+        // transaction is short and its answer restarts the idle clock).
+        cx.leg_ended(sid, i);
     }
 
     /// The INVITE transactions of this session's legs still waiting for an answer from
@@ -447,6 +465,9 @@ impl Session {
             l.status = LegStatus::Failed;
             l.invite = None;
             cx.live.leg(LegOutcome::Rejected);
+            // No dialog: the leg no longer holds its connection (the ACK of this answer
+            // goes at once).
+            cx.leg_ended(self.id, i);
         }
         self.run_leg_machine(cx, i, &Event::Response(status));
         self.check_settled(cx);
@@ -487,6 +508,7 @@ impl Session {
         {
             l.status = LegStatus::Failed;
             cx.live.leg(LegOutcome::TimedOut);
+            cx.leg_ended(self.id, i);
         }
         self.run_leg_machine(cx, i, &Event::Timer(Timer::B));
         self.check_settled(cx);

@@ -352,9 +352,12 @@ impl<A: Application> Core for Endpoint<A> {
     fn handle_input(&mut self, now: Instant, input: Input) {
         self.offline_expired(now);
         self.input(now, input);
-        // Every session this input touched is re-filed (or removed) before the driver
-        // asks for the next deadline.
-        self.reap(now);
+        // What a session asked of the transaction layer while handling this input and
+        // that ends a transaction at once (a request that cannot reach its peer,
+        // `route_leg.rs`) is carried out now, not at the next input; then every session
+        // this input touched is re-filed (or removed) before the driver asks for the next
+        // deadline (`drain_tsx` ends with `reap`).
+        self.drain_tsx(now);
         #[cfg(debug_assertions)]
         self.check_indexes();
     }

@@ -162,6 +162,8 @@ impl Session {
                     cx.reply_simple(&key, &msg, 500, &[]);
                 }
                 cx.msrp.close_leg(self.id, i, cx.out);
+                // The invitee ended the dialog: the leg no longer holds its connection.
+                cx.leg_ended(self.id, i);
             }
         }
         self.check_settled(cx);
@@ -208,23 +210,35 @@ impl Session {
             }
             d.ended = true;
             self.originator_gone = true;
+            // The originator's connection may have closed since its INVITE: RFC 3261
+            // §12.2.1.1/§18.1.1, a new one to its Contact, unless it asked for its flow
+            // only (RFC 5626).
+            let reachable = cx.redial(d, (self.id, None));
             d.request(Method::Bye, cx.cfg.sip_advertised)
+                .map(|(m, p)| (m, p, reachable))
         };
         cx.msrp.close_originator(self.id, cx.out);
         self.send_in_dialog(cx, None, req);
     }
 
+    /// Sends in-dialog request `req` to its peer in a client transaction of leg `leg` (or
+    /// of the originator's dialog); when it cannot reach that peer (`false`: its flow is
+    /// gone, [`Ctx::redial`]), the transaction ends at once with a transport error, so the
+    /// machines hear Timer F now, not after 64*T1.
     pub(super) fn send_in_dialog<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,
         leg: Option<usize>,
-        req: Option<(Message, Peer)>,
+        req: Option<(Message, Peer, bool)>,
     ) {
-        let Some((m, peer)) = req else {
+        let Some((m, peer, reachable)) = req else {
             return;
         };
-        if let Some((_, holds, _)) = cx.send_request(&m, peer, self.id, leg) {
+        if let Some((key, holds, _)) = cx.send_request(&m, peer, self.id, leg) {
             self.track(holds);
+            if !reachable {
+                cx.fail_now(&key);
+            }
         }
     }
 }

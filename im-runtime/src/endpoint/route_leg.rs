@@ -14,10 +14,14 @@
 //!    branch (§18.1.1's fallback), so a UDP-only invitee is still reached. That destination
 //!    then gets its large requests straight over UDP for [`TCP_REFUSED_FOR`].
 //!
-//! A request in a dialog whose connection has closed (our BYE after the invitee dropped its
-//! connection) goes over a new connection to the dialog's remote target, a CANCEL over a new
-//! one to where its INVITE went ([`Ctx::redial`], RFC 3261 §12.2.1.1, §18.1.1). The
-//! connections we open are closed once no session uses them ([`OutConns`]).
+//! A request in a dialog whose connection has closed (our BYE after the invitee or the
+//! originator dropped its connection) goes over a new connection to the dialog's remote
+//! target, a CANCEL over a new one to where its INVITE went ([`Ctx::redial`], RFC 3261
+//! §12.2.1.1, §18.1.1). A peer that asked to be reached over its flow only (`ob`, RFC 5626)
+//! is lost with that flow, and an INVITE sent over a registration flow that has closed can
+//! never be answered: their transactions end at once ([`Ctx::fail_now`]) instead of
+//! waiting 64*T1. The connections we open are closed once no leg or session uses them
+//! ([`OutConns`]).
 //!
 //! The registered flows are a [`PeerTransports`] table that the workers of one server share
 //! (an accepted SIP connection is open in every worker, under the same id), so the worker
@@ -298,9 +302,10 @@ impl<A: Application> Ctx<'_, A> {
     }
 
     /// Asks for the connection `r` needs, unless one is open or being opened; what the
-    /// transaction layer sends meanwhile waits for it. Session `sid` holds that connection
-    /// until it ends ([`OutConns`]).
-    pub(crate) fn open_leg(&mut self, r: &LegRoute, sid: SessionId) {
+    /// transaction layer sends meanwhile waits for it. `holder` (a leg of a session, or the
+    /// session itself for a page-mode copy) holds that connection until it ends
+    /// ([`OutConns`]).
+    pub(crate) fn open_leg(&mut self, r: &LegRoute, holder: (SessionId, Option<usize>)) {
         if r.connect {
             self.sip_tls.connect(
                 self.sip_conn_by_peer,
@@ -309,7 +314,7 @@ impl<A: Application> Ctx<'_, A> {
                 r.transport.stream_kind(),
             );
             self.sip_tls.out.hold(
-                sid,
+                holder,
                 r.peer.addr,
                 r.transport.stream_kind(),
                 self.sip_conn_by_peer,
@@ -318,18 +323,33 @@ impl<A: Application> Ctx<'_, A> {
         }
     }
 
-    /// Before an in-dialog request of session `sid` on dialog `d` (our BYE to an invitee):
-    /// when the dialog runs over a connection that has closed, a new one is opened to the
-    /// remote target (the first Route of its route set, else its Contact; RFC 3261
-    /// §12.2.1.1, §18.1.1), over TLS when the dialog is secured, else TCP, and the dialog's
-    /// requests go there from now on. The request waits for the connect; if it fails, the
-    /// request's transaction ends with a transport error as any other.
-    pub(crate) fn redial(&mut self, d: &mut Dialog, sid: SessionId) {
+    /// Leg `leg` of session `sid` ended (failed, or its dialog BYE'd): it no longer holds
+    /// the connections it reached its invitee over.
+    pub(crate) fn leg_ended(&mut self, sid: SessionId, leg: usize) {
+        self.sip_tls
+            .out
+            .leg_ended(sid, leg, self.sip_conn_by_peer, self.out);
+    }
+
+    /// Before an in-dialog request on dialog `d` of `holder` (our BYE to an invitee, leg
+    /// `Some(i)`, or to the originator, `None`): when the dialog runs over a connection
+    /// that has closed, a new one is opened to the remote target (the first Route of its
+    /// route set, else its Contact; RFC 3261 §12.2.1.1, §18.1.1), over TLS when the dialog
+    /// is secured, else TCP, and the dialog's requests go there from now on. The request
+    /// waits for the connect; if it fails, the request's transaction ends with a transport
+    /// error as any other.
+    ///
+    /// Returns whether the request can travel. It cannot when the peer asked to be reached
+    /// only over its flow (RFC 5626 §4.3, §5.3: `ob` in its Contact, no route set to a
+    /// proxy that would hold the flow) and that flow has closed, or when the remote target
+    /// cannot be routed: the caller ends the request's transaction at once rather than
+    /// after Timer F.
+    pub(crate) fn redial(&mut self, d: &mut Dialog, holder: (SessionId, Option<usize>)) -> bool {
         if !d.peer.reliable
             || self.sip_conn_by_peer.contains_key(&d.peer.addr)
             || self.sip_tls.connecting(d.peer.addr)
         {
-            return;
+            return true;
         }
         let target = match d.route_set.first() {
             Some(r) => crate::proto::sip::parse_name_addrs(r)
@@ -338,15 +358,39 @@ impl<A: Application> Ctx<'_, A> {
                 .map(|na| na.uri().as_str().to_string()),
             None => Some(d.remote_target.clone()),
         };
-        let Some(target) = target else {
-            return;
-        };
+        let target = target.unwrap_or_default();
         let Ok(uri) = crate::proto::sip::Uri::parse(&target) else {
-            return;
+            tracing_log(
+                "sip",
+                &format!(
+                    "connection to {} closed and its dialog's target is not a URI: request not sent",
+                    d.peer.addr
+                ),
+            );
+            return false;
         };
+        if d.route_set.is_empty() && flow_only(&uri) {
+            tracing_log(
+                "sip",
+                &format!(
+                    "flow to {} closed and {} asks to be reached over it only (ob, RFC 5626 §5.3): request not sent; the peer is lost",
+                    d.peer.addr, d.remote_target
+                ),
+            );
+            return false;
+        }
         let to = match self.app.router().route(&uri.to_view()) {
             Some(Route::Direct(a) | Route::OutboundProxy(a)) => a,
-            None => return,
+            None => {
+                tracing_log(
+                    "sip",
+                    &format!(
+                        "connection to {} closed and no route to {}: request not sent",
+                        d.peer.addr, d.remote_target
+                    ),
+                );
+                return false;
+            }
         };
         let kind = if d.tls.is_some() {
             StreamKind::SipTls
@@ -354,7 +398,7 @@ impl<A: Application> Ctx<'_, A> {
             StreamKind::Sip
         };
         tracing_log(
-            "leg",
+            "sip",
             &format!(
                 "connection to {} closed: new connection to {to} for the dialog",
                 d.peer.addr
@@ -368,25 +412,37 @@ impl<A: Application> Ctx<'_, A> {
             .connect(self.sip_conn_by_peer, self.out, to, kind);
         self.sip_tls
             .out
-            .hold(sid, to, kind, self.sip_conn_by_peer, self.out);
+            .hold(holder, to, kind, self.sip_conn_by_peer, self.out);
+        true
     }
 
     /// Before a CANCEL of session `sid` to `peer` (§9.1: where its INVITE went): when that
     /// INVITE went over a connection of ours that has closed, a new one is opened to the
-    /// same destination. A connection the invitee opened (its registration flow) is not
-    /// dialled back: its source port listens for nothing.
-    pub(crate) fn redial_peer(&mut self, peer: Peer, sid: SessionId) {
+    /// same destination. Returns whether the CANCEL can travel: not when the INVITE went
+    /// over a connection the invitee opened (its registration flow) that has closed, since
+    /// its source port listens for nothing and no answer to the INVITE can come back but
+    /// over that flow (RFC 5626 §5.3): the caller ends the INVITE then.
+    pub(crate) fn redial_peer(&mut self, peer: Peer, sid: SessionId) -> bool {
         if !peer.reliable
             || self.sip_conn_by_peer.contains_key(&peer.addr)
             || self.sip_tls.connecting(peer.addr)
         {
-            return;
+            return true;
         }
         let Some(kind) = self.sip_tls.out.held_kind(sid, peer.addr) else {
-            return;
+            return false;
         };
         self.sip_tls
             .connect(self.sip_conn_by_peer, self.out, peer.addr, kind);
+        true
+    }
+
+    /// Ends client transaction `key` at once with a transport error (RFC 3261 §8.1.3.1,
+    /// §17.1.4): its request cannot reach the peer, so its session hears the timeout now
+    /// (Timer B or F) rather than after 64*T1. The endpoint carries the event out once the
+    /// current input is handled.
+    pub(crate) fn fail_now(&mut self, key: &TsxKey) {
+        let _ = self.tsx.handle_transport_error(Role::Client, key);
     }
 
     /// Via and Contact of a request sent over `t`. Over TCP: `SIP/2.0/TCP` from our SIP
@@ -409,6 +465,12 @@ impl<A: Application> Ctx<'_, A> {
             t => self.leg_via_contact(t == LegTransport::Tls, focus, branch),
         }
     }
+}
+
+/// Whether `uri` (a peer's Contact) asks that requests reach it only over the flow it
+/// opened: the `ob` parameter (RFC 5626 §4.3, §5.4).
+fn flow_only(uri: &crate::proto::sip::Uri<'_>) -> bool {
+    uri.param("ob").is_some()
 }
 
 /// The TCP Contact of focus `focus`: its user part at our SIP address.

@@ -3,14 +3,18 @@
 //! the behaviour a test needs (answer late, cancel on ringing, cancel on a spec timer …).
 #![allow(dead_code)]
 
-use im_runtime::endpoint::{Application, DynMachine};
+use im_runtime::endpoint::{
+    Application, ContactBinding, DynMachine, RegisterChange, RegisterError,
+};
 use im_runtime::machine::{
     Action, ActionKind, DeliveryOutcome, Env, Event, Facts, GroupDirectory, HeaderValue,
     InviteeRouter, LegEvent, Machine, Method, MsrpEvent, NoGroups, Origin, Recipients, Reply,
     Route, SdpAnswerItem, Timer, Uri,
 };
 use im_runtime::proto::sip::{HeaderName, Message};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The fan-out selection the specs write (`without originator distinct`).
@@ -454,6 +458,72 @@ impl Application for App {
     }
     fn router(&self) -> &dyn InviteeRouter {
         &Direct
+    }
+}
+
+/// Routes IP-literal URIs to their address, others to their registered contact. Clones
+/// share the table (workers of one server).
+#[derive(Clone, Default)]
+pub(crate) struct Locations(pub Arc<Mutex<HashMap<String, SocketAddr>>>);
+
+impl InviteeRouter for Locations {
+    fn route(&self, u: &Uri) -> Option<Route> {
+        if let Some(Route::Direct(a)) = Direct.route(u) {
+            return Some(Route::Direct(a));
+        }
+        let key = format!("{}@{}", u.user, u.host);
+        self.0.lock().unwrap().get(&key).copied().map(Route::Direct)
+    }
+}
+
+/// The stand-in application with a registrar (bindings in [`Locations`]).
+pub(crate) struct RegApp {
+    pub inner: App,
+    pub locations: Locations,
+}
+
+impl Application for RegApp {
+    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
+        self.inner.initial(m)
+    }
+    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
+        self.inner.by_clause(c)
+    }
+    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
+        self.inner.invitee_leg()
+    }
+    fn methods(&self) -> Vec<Method> {
+        self.inner.methods()
+    }
+    fn directory(&self) -> &dyn GroupDirectory {
+        self.inner.directory()
+    }
+    fn router(&self) -> &dyn InviteeRouter {
+        &self.locations
+    }
+    fn offers_registrar(&self) -> bool {
+        true
+    }
+    fn register(
+        &mut self,
+        _: Instant,
+        aor: &Uri,
+        change: &RegisterChange,
+    ) -> Result<Vec<ContactBinding>, RegisterError> {
+        let key = format!("{}@{}", aor.user, aor.host);
+        let mut t = self.locations.0.lock().unwrap();
+        let RegisterChange::Update(bs) = change else {
+            t.remove(&key);
+            return Ok(Vec::new());
+        };
+        for b in bs {
+            if b.expires == 0 {
+                t.remove(&key);
+            } else {
+                t.insert(key.clone(), b.addr);
+            }
+        }
+        Ok(bs.iter().filter(|b| b.expires > 0).cloned().collect())
     }
 }
 
