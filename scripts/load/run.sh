@@ -673,7 +673,8 @@ EOF
 # soak (issue 11 done-when, a documented run, not CI): the group ramp finds the rate held
 # (or SOAK_RATE sets it), then the same server carries 80 % of it for SOAK_DURATION s while
 # its RSS and live sessions (from /metrics) are sampled every 10 s into soak.csv. After the
-# calls end and the transactions they left have lingered out (40 s), it prints RSS and live
+# calls end and the transactions they left have lingered out (32 s) and the allocator has
+# purged the pages they freed (jemalloc's decay, ~10 s): 60 s, it prints RSS and live
 # sessions at the start of the soak (after the ramp's warm-up) and at the end; the run
 # passes when no call failed, no session is left and RSS is within 10 % of the start.
 run_soak() {
@@ -717,7 +718,7 @@ run_soak() {
             "$upids" "$dir/warmup" "$here/invite_pager.xml" sip:load@example.com \
             "127.0.0.1:$IM_PORT"
     fi
-    sleep 40
+    sleep 60
     sample() { # seconds-since-start
         local rss live
         rss=$(awk '/^VmRSS/ {print $2}' "/proc/$IM_PID/status")
@@ -731,7 +732,7 @@ run_soak() {
     pids+=("$sampler")
     DURATION=$secs compare_run "im-server-w$w-soak@$rate" dialog 4 3 "$rate" "$IM_PID" "$upids" \
         "$dir/run" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
-    sleep 40
+    sleep 60
     stop "$sampler"
     sample end >>"$dir/soak.csv"
     python3 - "$dir/soak.csv" "$OUT/results.tsv" "$held" "$rate" "$secs" <<'EOF' | tee -a "$OUT/summary.txt"

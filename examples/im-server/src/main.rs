@@ -23,12 +23,17 @@ use std::sync::Arc;
 /// How long a PostgreSQL store call may wait for the database.
 const PG_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// mimalloc rather than glibc malloc: the server allocates ~1,000 small blocks per group
-/// session, and glibc's malloc and free took ~175 instructions per pair, ~20 % of the
-/// process's user-space instructions (callgrind, docs/performance.md "Whole-process
-/// profile"). Only this binary: the library crates leave the choice to their users.
+/// jemalloc as the server's allocator: like mimalloc (used before) it costs a fraction of
+/// glibc's `malloc`/`free` per block (the server makes ~1,000 small allocations per group
+/// session; glibc was ~20 % of its user-space instructions, docs/performance.md
+/// "Whole-process profile"), and unlike mimalloc it gives freed memory back to the
+/// system while the server is idle: its background thread purges dirty pages on a timer
+/// (`background_thread`, set in `main`), where mimalloc frees a page only when the thread
+/// that owns it allocates again, which an idle worker never does (docs/performance.md
+/// "Allocator that returns memory at idle"). Only this binary: the library crates leave
+/// the choice to their users.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,6 +69,15 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&cli, &cfg);
+    // Freed memory goes back to the system on jemalloc's own thread (dirty pages decay over
+    // ~10 s), so an idle server shrinks back after a peak without allocating again.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(
+            error = %e,
+            "jemalloc background purging is off: freed memory returns to the system only \
+             as the server allocates"
+        );
+    }
     let router = Router::new(
         cfg.outbound_proxy,
         LocationTable::new(cfg.limits.max_sessions.saturating_mul(10)),

@@ -428,7 +428,7 @@ impl Session {
                 // The INVITE (with its history part, O(recipients) bytes) is needed only
                 // to build the dialog; the leg keeps the dialog, not the request.
                 if let Some(inv) = l.invite.take() {
-                    l.dialog = Dialog::client_side(&inv, &resp, l.peer);
+                    l.make_dialog(&inv, &resp);
                 }
                 // Over TLS the dialog's requests say TLS; over TCP, TCP (`route_leg.rs`).
                 if let Some(d) = l.dialog.as_mut() {

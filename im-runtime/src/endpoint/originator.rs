@@ -257,10 +257,19 @@ fn head_only(m: &Message) -> Option<Message> {
         HeaderName::Contact,
         HeaderName::MaxForwards,
     ];
-    let mut s = String::with_capacity(m.as_bytes().len().min(512));
-    s.push_str(m.method()?.as_str());
+    const END: &str = "Content-Length: 0\r\n\r\n";
+    let (method, target) = (m.method()?.as_str(), m.request_uri_str()?);
+    // Sized exactly: the session keeps this buffer while it lives, and `Bytes` from a
+    // `Vec` with spare capacity keeps all of it (plus a shared header block).
+    let mut len = method.len() + 1 + target.len() + " SIP/2.0\r\n".len() + END.len();
+    for name in kept {
+        let n = name.canonical()?.len() + 4;
+        len += m.header_lines(name).map(|v| n + v.len()).sum::<usize>();
+    }
+    let mut s = String::with_capacity(len);
+    s.push_str(method);
     s.push(' ');
-    s.push_str(m.request_uri_str()?);
+    s.push_str(target);
     s.push_str(" SIP/2.0\r\n");
     for name in kept {
         for v in m.header_lines(name) {
@@ -270,7 +279,8 @@ fn head_only(m: &Message) -> Option<Message> {
             s.push_str("\r\n");
         }
     }
-    s.push_str("Content-Length: 0\r\n\r\n");
+    s.push_str(END);
+    debug_assert_eq!(s.len(), s.capacity());
     Message::parse(Bytes::from(s)).ok()
 }
 

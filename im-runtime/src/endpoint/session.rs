@@ -140,11 +140,16 @@ impl Dialog {
         }
     }
 
-    /// The dialog created by a 2xx to our INVITE (UAC side, §12.1.2).
+    /// The dialog created by a 2xx to our INVITE (UAC side, §12.1.2). `call_id` and
+    /// `local_tag` are the ones the INVITE was built with (its Call-ID and From tag): the
+    /// dialog takes them over from the leg rather than keeping a copy of each, and leaves
+    /// them in place when no dialog is made.
     pub(crate) fn client_side(
         invite: &Message,
         resp: &Message,
         peer: Option<Peer>,
+        call_id: &mut String,
+        local_tag: &mut String,
     ) -> Option<Dialog> {
         let mut rr: Vec<String> = resp
             .header_lines(HeaderName::RecordRoute)
@@ -153,12 +158,14 @@ impl Dialog {
             .collect();
         rr.reverse();
         let peer = peer?;
+        debug_assert_eq!(invite.call_id(), Some(call_id.as_str()));
+        debug_assert_eq!(
+            invite.from().and_then(|f| f.tag()),
+            Some(local_tag.as_str())
+        );
         Some(Dialog {
-            call_id: invite.call_id().unwrap_or("").to_string(),
-            local_tag: invite
-                .from()
-                .and_then(|f| f.tag().map(str::to_string))
-                .unwrap_or_default(),
+            call_id: std::mem::take(call_id),
+            local_tag: std::mem::take(local_tag),
             remote_tag: resp
                 .to()
                 .and_then(|t| t.tag().map(str::to_string))
@@ -245,9 +252,11 @@ impl Dialog {
 /// One invitee.
 pub(crate) struct Leg {
     pub(crate) uri: Uri,
-    /// Call-ID and our tag of the leg's dialog: its key in the endpoint's dialog index.
-    pub(crate) call_id: String,
-    pub(crate) local_tag: String,
+    /// Call-ID and our tag of the leg's dialog (its key in the endpoint's dialog index)
+    /// until the dialog exists: [`Dialog::client_side`] then moves them into it, so a
+    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`].
+    call_id: String,
+    local_tag: String,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
     /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
     pub(crate) status_code: Option<u16>,
@@ -275,6 +284,26 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// Call-ID and our tag: the leg's key in the endpoint's dialog index.
+    pub(crate) fn dialog_key(&self) -> (&str, &str) {
+        match &self.dialog {
+            Some(d) => (&d.call_id, &d.local_tag),
+            None => (&self.call_id, &self.local_tag),
+        }
+    }
+
+    /// The dialog a 2xx to the leg's `invite` makes ([`Dialog::client_side`]), holding
+    /// the leg's Call-ID and tag from then on.
+    pub(crate) fn make_dialog(&mut self, invite: &Message, resp: &Message) {
+        self.dialog = Dialog::client_side(
+            invite,
+            resp,
+            self.peer,
+            &mut self.call_id,
+            &mut self.local_tag,
+        );
+    }
+
     /// The leg's machine has reached a final state (a leg without one has nothing to wait
     /// for): what `legs settled` waits for.
     pub(crate) fn machine_final(&self) -> bool {
@@ -524,7 +553,8 @@ impl Session {
         let mut dialogs = Vec::with_capacity(self.legs.len() + 1);
         dialogs.push((self.call_id.clone(), self.local_tag.clone()));
         for l in &self.legs {
-            dialogs.push((l.call_id.clone(), l.local_tag.clone()));
+            let (call_id, tag) = l.dialog_key();
+            dialogs.push((call_id.to_string(), tag.to_string()));
         }
         (&self.server_tsx, dialogs)
     }
