@@ -410,9 +410,11 @@ fn trigger() -> impl Strategy<Value = Trigger> {
         .prop_map(|e| TriggerKind::Msrp(e.to_string())),
         Just(TriggerKind::LegsSettled),
         Just(TriggerKind::LegsChanged),
-        any::<bool>().prop_map(TriggerKind::Copy),
+        prop::sample::select(vec!["delivered", "failed", "unroutable", "expired"])
+            .prop_map(|e| TriggerKind::Copy(e.to_string())),
         prop::sample::select(vec!["cancelled", "unroutable"])
             .prop_map(|e| TriggerKind::Leg(e.to_string())),
+        Just(TriggerKind::Shutdown),
     ]
     .prop_map(|kind| Trigger { kind, span: sp() })
 }
@@ -683,14 +685,15 @@ impl Noisy {
                 self.t("legs");
                 self.t("changed");
             }
-            TriggerKind::Copy(d) => {
+            TriggerKind::Copy(e) => {
                 self.t("copy");
-                self.t(if *d { "delivered" } else { "failed" });
+                self.t(e.clone());
             }
             TriggerKind::Leg(e) => {
                 self.t("leg");
                 self.t(e.clone());
             }
+            TriggerKind::Shutdown => self.t("shutdown"),
         }
         for (n, s) in h.in_states.iter().enumerate() {
             self.t(if n == 0 { "in" } else { "," });

@@ -111,6 +111,9 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "the originator's BYE after the session closed: no rule answers it (was 200)",
             "the originator subscribes past a limit: granted without the rule (was 403)",
             "a list with references it cannot resolve: accepted without list_unresolved (was 400)",
+            "no route to a member with no registration: the edited rule fails the copy 404 (was 480)",
+            "a kept copy that expired: the edited rule keeps it again (was outcome failed 408)",
+            "server shutdown: the edited rule ends the legs only, the originator's dialog is left up (was BYE)",
         ]
     );
 }
