@@ -160,9 +160,13 @@ pub enum TriggerKind {
     /// `leg cancelled` / `leg unroutable` (an invitee-leg procedure): the session's `cancel
     /// legs` cancelled this leg; the leg's INVITE could not be sent (no route).
     Leg(String),
-    /// `copy delivered` (`true`) or `copy failed` (`false`): one recipient's copy of the
-    /// message has its outcome.
-    Copy(bool),
+    /// `copy delivered` / `copy failed`: one recipient's copy of the message has its
+    /// outcome; `copy unroutable` / `copy expired`: a copy was not sent (no route; kept for
+    /// an offline recipient past its time) and the machines say what it fails with.
+    Copy(String),
+    /// `shutdown`: the server is shutting down; the rule says what becomes of the
+    /// originator and the legs.
+    Shutdown,
 }
 
 /// A trigger with its span.

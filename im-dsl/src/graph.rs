@@ -318,10 +318,10 @@ pub fn trigger_text(proc: &Procedure, t: &Trigger) -> String {
         ),
         Trigger::LegsSettled => "legs settled".to_string(),
         Trigger::LegsChanged => "legs changed".to_string(),
-        Trigger::Copy(true) => "copy delivered".to_string(),
-        Trigger::Copy(false) => "copy failed".to_string(),
+        Trigger::Copy(c) => format!("copy {}", c.word()),
         Trigger::Leg(crate::model::LegTrigger::Cancelled) => "leg cancelled".to_string(),
         Trigger::Leg(crate::model::LegTrigger::Unroutable) => "leg unroutable".to_string(),
+        Trigger::Shutdown => "shutdown".to_string(),
     }
 }
 

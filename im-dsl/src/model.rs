@@ -130,10 +130,44 @@ pub enum Trigger {
     LegsSettled,
     /// An invitee leg's state or its copy's outcome changed.
     LegsChanged,
-    /// One recipient's copy was delivered (`true`) or failed (`false`).
-    Copy(bool),
+    /// One recipient's copy: its outcome, or it was not sent.
+    Copy(CopyTrigger),
     /// Something happened to this invitee leg outside its transactions.
     Leg(LegTrigger),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Copy triggers (mirror `im_runtime::machine::CopyOutcome`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CopyTrigger {
+    /// `copy delivered`: the recipient accepted its copy.
+    Delivered,
+    /// `copy failed`: the copy was refused, timed out or was not sent.
+    Failed,
+    /// `copy unroutable`: the copy had no route and was not sent; the handler's `outcome`
+    /// says what it fails with.
+    Unroutable,
+    /// `copy expired`: a copy kept for an offline recipient was kept too long and is not
+    /// sent; the handler's `outcome` says what it fails with.
+    Expired,
+}
+
+impl CopyTrigger {
+    /// A copy that was never sent, whose status the handler gives (`outcome failed N`).
+    pub fn is_unsent(self) -> bool {
+        matches!(self, CopyTrigger::Unroutable | CopyTrigger::Expired)
+    }
+
+    /// The event word as a spec writes it.
+    pub fn word(self) -> &'static str {
+        match self {
+            CopyTrigger::Delivered => "delivered",
+            CopyTrigger::Failed => "failed",
+            CopyTrigger::Unroutable => "unroutable",
+            CopyTrigger::Expired => "expired",
+        }
+    }
 }
 
 /// Leg triggers (mirror `im_runtime::machine::LegEvent`).

@@ -281,9 +281,13 @@ impl Builder {
                     TriggerKind::LegsSettled
                 }
             }
-            Rule::trig_copy => {
-                TriggerKind::Copy(inner.first().is_some_and(|x| x.as_str() == "delivered"))
-            }
+            Rule::trig_copy => TriggerKind::Copy(
+                inner
+                    .first()
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
+            Rule::trig_shutdown => TriggerKind::Shutdown,
             Rule::trig_leg => TriggerKind::Leg(
                 inner
                     .first()
@@ -863,10 +867,12 @@ fn rule_word(r: &Rule) -> &'static str {
         | Rule::trig_msrp
         | Rule::trig_legs
         | Rule::trig_leg
-        | Rule::trig_copy => {
-            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `legs changed`, `leg cancelled`, `copy delivered`)"
+        | Rule::trig_copy
+        | Rule::trig_shutdown => {
+            "a trigger (`initial INVITE`, `request BYE`, `response 2xx`, `timer B`, `msrp …`, `legs settled`, `legs changed`, `leg cancelled`, `copy delivered`, `shutdown`)"
         }
         Rule::leg_event => "a leg event (`cancelled`, `unroutable`)",
+        Rule::copy_event => "a copy event (`delivered`, `failed`, `unroutable`, `expired`)",
         Rule::method => "a SIP method in capitals",
         Rule::status_pattern => "a status code or pattern like `2xx`",
         Rule::msrp_event => {

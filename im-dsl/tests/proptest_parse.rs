@@ -410,9 +410,11 @@ fn trigger() -> impl Strategy<Value = Trigger> {
         .prop_map(|e| TriggerKind::Msrp(e.to_string())),
         Just(TriggerKind::LegsSettled),
         Just(TriggerKind::LegsChanged),
-        any::<bool>().prop_map(TriggerKind::Copy),
+        prop::sample::select(vec!["delivered", "failed", "unroutable", "expired"])
+            .prop_map(|e| TriggerKind::Copy(e.to_string())),
         prop::sample::select(vec!["cancelled", "unroutable"])
             .prop_map(|e| TriggerKind::Leg(e.to_string())),
+        Just(TriggerKind::Shutdown),
     ]
     .prop_map(|kind| Trigger { kind, span: sp() })
 }

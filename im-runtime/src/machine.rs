@@ -172,11 +172,11 @@ pub enum Event {
     /// copy is in [`Facts::legs`]); sent once.
     LegsSettled,
     /// One recipient's copy of the message has its outcome (a page-mode copy's final
-    /// response or no route; a copy whose MESSAGE got no final response is
-    /// [`Event::Timer`] `F` instead, the copy current). Sent once per copy;
-    /// [`Facts::status`] holds the SIP status (0 when there is none: no route, an invitee
-    /// leg that never answered; 480 for no route to a user of this domain, who has no
-    /// registration).
+    /// response, or a copy not sent, after [`CopyOutcome::Unroutable`] /
+    /// [`CopyOutcome::Expired`] asked the machines for its status; a copy whose MESSAGE got
+    /// no final response is [`Event::Timer`] `F` instead, the copy current). `Delivered` and
+    /// `Failed` are sent once per copy; [`Facts::status`] holds the SIP status (0 when there
+    /// is none: an invitee leg that never answered).
     Copy(CopyOutcome),
     /// An invitee leg's state (pending, connected, disconnected) or its copy's outcome
     /// changed (extension: conference state, RFC 4575). Sent once after the input that
@@ -185,6 +185,10 @@ pub enum Event {
     LegsChanged,
     /// Something happened to the invitee leg whose machine hears it ([`LegEvent`]).
     Leg(LegEvent),
+    /// The server is shutting down (`shutdown`): the session's live machines say what
+    /// becomes of the originator and the legs; the runtime ends what is left only when no
+    /// rule acted (a spec gap, logged).
+    Shutdown,
 }
 
 /// What became of one recipient's copy ([`Event::Copy`]).
@@ -192,8 +196,16 @@ pub enum Event {
 pub enum CopyOutcome {
     /// The recipient accepted it (2xx).
     Delivered,
-    /// It was refused (the final status), timed out or had no route (0).
+    /// It was refused (the final status), timed out or was not sent (the status the
+    /// machines gave it on [`CopyOutcome::Unroutable`] / [`CopyOutcome::Expired`]).
     Failed(u16),
+    /// The copy had no route and was not sent (`copy unroutable`); [`Facts::copy`] says
+    /// whether its recipient is a user of this domain with no registration. The machines
+    /// say what it fails with (`outcome failed STATUS`); [`CopyOutcome::Failed`] follows.
+    Unroutable,
+    /// A copy kept for an offline recipient was kept past the configured age and is not
+    /// sent (`copy expired`). The machines say what it fails with, as for `Unroutable`.
+    Expired,
 }
 
 /// The IMDN facts of the message being handled (`message.*` in a spec).
@@ -216,7 +228,8 @@ pub struct CopyFacts {
     /// (`config.domain`) with no registration.
     pub recipient_offline: bool,
     /// The application can keep the copy for later: it offers storage and the recipient is
-    /// under its bounds (count per user; a stored copy that expired is not storable).
+    /// under its bounds (count per user; false in the `copy failed` that follows `copy
+    /// expired`, so a kept copy is kept again only when a `copy expired` rule says so).
     pub storable: bool,
 }
 

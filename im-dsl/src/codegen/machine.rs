@@ -121,14 +121,23 @@ fn trigger_pattern(t: &Trigger) -> (TokenStream, Option<TokenStream>) {
         }
         Trigger::LegsSettled => (quote!(#ev::LegsSettled), None),
         Trigger::LegsChanged => (quote!(#ev::LegsChanged), None),
-        Trigger::Copy(true) => (
+        Trigger::Copy(crate::model::CopyTrigger::Unroutable) => (
+            quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Unroutable)),
+            None,
+        ),
+        Trigger::Copy(crate::model::CopyTrigger::Expired) => (
+            quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Expired)),
+            None,
+        ),
+        Trigger::Copy(crate::model::CopyTrigger::Delivered) => (
             quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Delivered)),
             None,
         ),
-        Trigger::Copy(false) => (
+        Trigger::Copy(crate::model::CopyTrigger::Failed) => (
             quote!(#ev::Copy(::im_runtime::machine::CopyOutcome::Failed(_))),
             None,
         ),
+        Trigger::Shutdown => (quote!(#ev::Shutdown), None),
         Trigger::Leg(l) => {
             let le = quote!(::im_runtime::machine::LegEvent);
             let p = match l {

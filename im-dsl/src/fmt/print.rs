@@ -763,9 +763,9 @@ pub fn trigger_text(t: &TriggerKind) -> String {
         TriggerKind::Msrp(ev) => format!("msrp {ev}"),
         TriggerKind::LegsSettled => "legs settled".to_string(),
         TriggerKind::LegsChanged => "legs changed".to_string(),
-        TriggerKind::Copy(true) => "copy delivered".to_string(),
-        TriggerKind::Copy(false) => "copy failed".to_string(),
+        TriggerKind::Copy(ev) => format!("copy {ev}"),
         TriggerKind::Leg(ev) => format!("leg {ev}"),
+        TriggerKind::Shutdown => "shutdown".to_string(),
     }
 }
 

@@ -216,14 +216,15 @@ impl Noisy {
                 self.t("legs");
                 self.t("changed");
             }
-            TriggerKind::Copy(d) => {
+            TriggerKind::Copy(e) => {
                 self.t("copy");
-                self.t(if *d { "delivered" } else { "failed" });
+                self.t(e.clone());
             }
             TriggerKind::Leg(e) => {
                 self.t("leg");
                 self.t(e.clone());
             }
+            TriggerKind::Shutdown => self.t("shutdown"),
         }
         for (n, s) in h.in_states.iter().enumerate() {
             self.t(if n == 0 { "in" } else { "," });

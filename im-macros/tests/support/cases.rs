@@ -518,6 +518,9 @@ fn event(m: &Machines, case: &Case, text: &str) -> Result<Event, String> {
         ["leg", "cancelled"] => Event::Leg(im_runtime::machine::LegEvent::Cancelled),
         ["leg", "unroutable"] => Event::Leg(im_runtime::machine::LegEvent::Unroutable),
         ["copy", "delivered"] => Event::Copy(CopyOutcome::Delivered),
+        ["shutdown"] => Event::Shutdown,
+        ["copy", "unroutable"] => Event::Copy(CopyOutcome::Unroutable),
+        ["copy", "expired"] => Event::Copy(CopyOutcome::Expired),
         ["copy", "failed", code] => Event::Copy(CopyOutcome::Failed(
             code.parse()
                 .map_err(|_| format!("bad status in `{text}`"))?,

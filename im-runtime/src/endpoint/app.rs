@@ -117,7 +117,7 @@ pub trait Application {
         Vec::new()
     }
     /// Called with every input: the kept copies that have expired since the last call,
-    /// forgotten by the application (the endpoint reports each as a failed copy). The
+    /// forgotten by the application (the machines hear each as `copy expired`). The
     /// application decides how often it looks (this is on the hot path).
     fn offline_expired(&self, now: Instant) -> Vec<OfflineCopy> {
         let _ = now;

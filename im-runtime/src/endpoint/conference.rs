@@ -1,6 +1,6 @@
 //! Conference state over SUBSCRIBE/NOTIFY (RFC 6665, the RFC 4575 `conference` event
 //! package), an extension beyond OMA IM 5.2.1.1 whose decisions are rules of
-//! `specs/ext_delivery_reports.imspec` (ext-dr.4, ext-dr.5, ext-dr.9, ext-dr.10).
+//! `specs/ext_delivery_reports.imspec` (ext-dr.4, ext-dr.5, ext-dr.9, ext-dr.12).
 //!
 //! A client subscribes to the focus URI a session's 200 named in Contact, outside the
 //! INVITE dialog (RFC 4579 §5, RFC 4575 §3; RFC 5057 advises against reusing the INVITE
@@ -11,7 +11,7 @@
 //! parsed (no rule reads it), 481 for an unknown subscription dialog, and the Digest
 //! challenge. The rest reaches the session's machines as `request SUBSCRIBE` with
 //! `subscription.subscriber`, `subscription.authenticated_user` (whom a Digest user may
-//! subscribe as is ext-dr.10's), and `subscription.over_limit` / `subscription.error` when
+//! subscribe as is ext-dr.12's), and `subscription.over_limit` / `subscription.error` when
 //! granting it would pass the configured limits per subscriber or per session;
 //! `accept subscription` answers 200 with the granted Expires and sends the full state at
 //! once, `notify subscribers` sends it again. The runtime fires `legs changed` after an input that
@@ -234,7 +234,7 @@ impl<A: Application> Endpoint<A> {
         };
         // The challenge is protocol (RFC 3261 §22); whether the authenticated user may
         // subscribe as the From user is the spec's rule (`subscription.authenticated_user`,
-        // ext-dr.10).
+        // ext-dr.12).
         let Some(vouched) = self.authenticate(now, peer, &msg, &key, None) else {
             return;
         };

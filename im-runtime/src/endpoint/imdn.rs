@@ -44,6 +44,23 @@ pub(crate) struct Copies {
     /// The fan-out is still adding copies: the copies seen so far are not all there are,
     /// so the collected notifications wait.
     pub(super) fanning_out: bool,
+    /// What the machines decided about the copy that was not sent (`copy unroutable`,
+    /// `copy expired`) whose event they are handling.
+    pub(super) unsent: Unsent,
+}
+
+/// The machines' decision about a copy that was not sent ([`Copies::unsent`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Unsent {
+    /// No such event is being handled.
+    #[default]
+    Idle,
+    /// The machines are hearing it; nothing decided yet.
+    Asking,
+    /// `outcome failed STATUS`: the copy fails with that status.
+    Failed(u16),
+    /// `store copy` kept it (the application took it).
+    Kept,
 }
 
 impl Copies {
@@ -253,23 +270,26 @@ impl Session {
         }
     }
 
-    /// A copy for `uri` could not be sent (no route): it has failed already, unless its
+    /// A copy for `uri` could not be sent (no route): the machines hear `copy unroutable`
+    /// and say what it fails with (ext-dr.10), then it fails as any copy does, unless its
     /// recipient is an offline user the spec keeps it for (`copy.*`, `offline.rs`).
     pub(super) fn copy_unroutable<A: Application>(&mut self, cx: &mut Ctx<'_, A>, uri: Uri) {
         let copy = self.offline_facts(cx, &uri);
-        let status = offline::no_route_status(cx, &uri);
-        self.copy_not_sent(cx, uri, status, copy);
+        self.copy_not_sent(cx, uri, CopyOutcome::Unroutable, copy);
     }
 
-    /// A copy that was never sent (no route, or a kept copy that expired): it has failed
-    /// with `status`, with `copy` as its facts.
+    /// A copy that was never sent (`why`: no route, or a kept copy that expired): the
+    /// machines hear `why` with `copy` as its facts and decide its fate: the status it fails
+    /// with (`outcome failed N`), after which it is a failed copy like any other, or `store
+    /// copy`. With no decision (a spec gap, logged) it fails with the runtime's status.
     pub(super) fn copy_not_sent<A: Application>(
         &mut self,
         cx: &mut Ctx<'_, A>,
         uri: Uri,
-        status: u16,
+        why: CopyOutcome,
         copy: crate::machine::CopyFacts,
     ) {
+        let fallback = offline::unsent_fallback(cx, &uri, why);
         self.copies.entries.push(CopyEntry {
             uri,
             key: None,
@@ -277,6 +297,35 @@ impl Session {
         });
         let i = self.copies.entries.len() - 1;
         self.facts.copy = copy;
+        self.copies.unsent = Unsent::Asking;
+        self.copies.current = Some(i);
+        self.run_machines(cx, &Event::Copy(why));
+        self.copies.current = None;
+        self.copies.store_refused = false;
+        let status = match std::mem::take(&mut self.copies.unsent) {
+            Unsent::Failed(s) => s,
+            Unsent::Kept => {
+                if let Some(c) = self.copies.entries.get_mut(i) {
+                    c.done = true;
+                }
+                self.facts.copy = crate::machine::CopyFacts::default();
+                self.flush_collected(cx);
+                return;
+            }
+            Unsent::Idle | Unsent::Asking => {
+                tracing::error!(
+                    session = self.id.0,
+                    event = ?why,
+                    status = fallback,
+                    "no spec rule said what a copy that was not sent fails with; the runtime's status is used"
+                );
+                fallback
+            }
+        };
+        // A kept copy that expired is not kept again by the rules of `copy failed`.
+        if why == CopyOutcome::Expired {
+            self.facts.copy.storable = false;
+        }
         self.copy_outcome(cx, i, CopyOutcome::Failed(status), status);
         self.facts.copy = crate::machine::CopyFacts::default();
     }

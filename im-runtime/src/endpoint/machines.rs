@@ -18,6 +18,17 @@ impl Session {
         event: &Event,
         only: Option<usize>,
     ) {
+        self.run_machines_counted(cx, event, only);
+    }
+
+    /// [`run_machines_at`](Session::run_machines_at), returning how many actions the
+    /// machines produced (`call`s included): 0 when no rule acted.
+    pub(super) fn run_machines_counted<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        event: &Event,
+        only: Option<usize>,
+    ) -> usize {
         // Each action is kept with the index of the machine that produced it, so that
         // `invite each` can ask that machine for its invitee-leg procedure.
         let now = cx.now;
@@ -39,8 +50,10 @@ impl Session {
             }
         }
         let mut calls = 0;
+        let mut acted = 0;
         while let Some((from, a)) = pending.pop_front() {
             if let ActionKind::Call(clause) = &a.kind {
+                acted += 1;
                 // `call`: run the callee on the same event and facts (bounded, so a spec
                 // that calls itself cannot loop forever).
                 calls += 1;
@@ -60,8 +73,10 @@ impl Session {
                 }
                 continue;
             }
+            acted += 1;
             self.execute(cx, None, Some(from), a);
         }
+        acted
     }
 
     pub(super) fn run_leg_machine<A: Application>(
@@ -172,7 +187,17 @@ impl Session {
                         crate::machine::DeliveryOutcome::Failed(s) => s.unwrap_or(0),
                     });
                 }
-                // The checker allows `outcome` only in an invitee-leg procedure.
+                // A copy that was not sent (`copy unroutable` / `copy expired`): the status
+                // it fails with; the first rule's counts.
+                None if self.copies.unsent == super::imdn::Unsent::Asking
+                    && matches!(o, crate::machine::DeliveryOutcome::Failed(Some(_))) =>
+                {
+                    if let crate::machine::DeliveryOutcome::Failed(Some(s)) = o {
+                        self.copies.unsent = super::imdn::Unsent::Failed(s);
+                    }
+                }
+                // The checker allows `outcome` only in an invitee-leg procedure and in the
+                // handlers of a copy that was not sent (with a status).
                 None => log_action(
                     &self.call_id,
                     &Action {

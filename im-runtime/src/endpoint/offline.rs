@@ -13,16 +13,15 @@ use super::*;
 use crate::endpoint::app::OfflineCopy;
 use crate::machine::{Action, ActionKind, CopyFacts, Env, Invitation, Selection};
 
-/// The status a kept copy that expired fails with: the server gave up waiting for its
-/// recipient (RFC 3261 §21.4.9, 408 Request Timeout: no answer in time). Only logged and
-/// seen by the spec as `response.status`; the IMDN itself has one `failed` status.
+/// The status a kept copy that expired fails with when no spec rule gives one (a spec gap;
+/// ext-dr.11 `copy_expired` gives 408, RFC 3261 §21.4.9: no answer in time).
 const EXPIRED: u16 = 408;
 
 /// A kept copy that is due, for the session that carries it out.
 pub(crate) struct Due {
     copy: OfflineCopy,
-    /// `None`: send it; `Some(status)`: it expired, report it failed with `status`.
-    expired: Option<u16>,
+    /// `false`: send it; `true`: it expired (the machines hear `copy expired`).
+    expired: bool,
     /// The copy's MESSAGE, built before the session so that the session can be keyed by
     /// its transaction (`None` for an expired copy).
     message: Option<(Message, Peer, Uri)>,
@@ -37,7 +36,7 @@ impl<A: Application> Endpoint<A> {
                 "offline",
                 &format!("{} registered: sending a kept copy", copy.recipient),
             );
-            self.offline_session(now, copy, None);
+            self.offline_session(now, copy, false);
         }
     }
 
@@ -52,13 +51,13 @@ impl<A: Application> Endpoint<A> {
                 "offline",
                 &format!("a copy kept for {} expired", copy.recipient),
             );
-            self.offline_session(now, copy, Some(EXPIRED));
+            self.offline_session(now, copy, true);
         }
     }
 
     /// A session for one kept copy: its request is the sender's, read again (facts and
     /// IMDN request as when it arrived), its only machine the delivery-reports procedure.
-    fn offline_session(&mut self, now: Instant, copy: OfflineCopy, expired: Option<u16>) {
+    fn offline_session(&mut self, now: Instant, copy: OfflineCopy, expired: bool) {
         let Ok(msg) = Message::parse(copy.request.clone()) else {
             tracing_log("offline", "a kept copy's request does not parse; dropped");
             return;
@@ -85,19 +84,18 @@ impl<A: Application> Endpoint<A> {
         };
         let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
         let local_tag = self.token(1);
-        let message = match expired {
-            Some(_) => None,
-            None => {
-                let (selection, inv) = self.offline_fan_out(now, &msg, &facts);
-                self.offline_message(
-                    &msg,
-                    &facts,
-                    (selection, &inv),
-                    &recipient,
-                    &call_id,
-                    &local_tag,
-                )
-            }
+        let message = if expired {
+            None
+        } else {
+            let (selection, inv) = self.offline_fan_out(now, &msg, &facts);
+            self.offline_message(
+                &msg,
+                &facts,
+                (selection, &inv),
+                &recipient,
+                &call_id,
+                &local_tag,
+            )
         };
         // The session is filed under a key of its own (its copy's client transaction, or
         // a fresh one), never the original request's, whose session may still be alive.
@@ -292,6 +290,20 @@ impl<A: Application> Endpoint<A> {
     }
 }
 
+/// The status a copy that was not sent fails with when no spec rule gave one (a spec gap,
+/// logged by the caller): [`EXPIRED`] for a kept copy that expired, else
+/// [`no_route_status`].
+pub(super) fn unsent_fallback<A: Application>(
+    cx: &Ctx<'_, A>,
+    uri: &Uri,
+    why: crate::machine::CopyOutcome,
+) -> u16 {
+    match why {
+        crate::machine::CopyOutcome::Expired => EXPIRED,
+        _ => no_route_status(cx, uri),
+    }
+}
+
 /// The status of a copy (or invitation) to `uri` that had no route: 480 Temporarily
 /// Unavailable for a user of this domain, who has no registration (RFC 3261 §16.5: a
 /// proxy whose location service finds no binding answers 480); 0 (no SIP status) for a
@@ -330,13 +342,18 @@ impl Session {
             request: self.request.as_bytes().clone(),
         };
         match cx.app.offline_store(cx.now, copy) {
-            Ok(()) => tracing_log(
-                "offline",
-                &format!(
-                    "session {} recipient {}: kept until it registers",
-                    self.call_id, uri.raw
-                ),
-            ),
+            Ok(()) => {
+                if self.copies.unsent == super::imdn::Unsent::Asking {
+                    self.copies.unsent = super::imdn::Unsent::Kept;
+                }
+                tracing_log(
+                    "offline",
+                    &format!(
+                        "session {} recipient {}: kept until it registers",
+                        self.call_id, uri.raw
+                    ),
+                )
+            }
             Err(e) => {
                 tracing_log(
                     "offline",
@@ -358,12 +375,13 @@ impl Session {
         let recipient = crate::proto::sip::Uri::parse(&due.copy.recipient)
             .map(|u| u.to_view())
             .unwrap_or_default();
-        if let Some(status) = due.expired {
+        if due.expired {
+            // The spec decides its fate (ext-dr.11): the status it fails with, or kept again.
             let facts = CopyFacts {
                 recipient_offline: true,
-                storable: false,
+                storable: cx.app.offline_storable(&recipient),
             };
-            self.copy_not_sent(cx, recipient, status, facts);
+            self.copy_not_sent(cx, recipient, crate::machine::CopyOutcome::Expired, facts);
             return;
         }
         let Some((m, peer, uri)) = due.message else {

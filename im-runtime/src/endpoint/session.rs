@@ -416,7 +416,8 @@ pub(crate) enum SessionEvent {
     NoAck,
     /// Something happened on one of the session's MSRP sides.
     Msrp(msrp_relay::RelayEvent),
-    /// The endpoint ends the session (shutdown).
+    /// The server is shutting down: the machines hear `shutdown` (the runtime's teardown
+    /// only when no rule acts).
     End(&'static str),
     /// A SUBSCRIBE to the session's focus, or in one of its subscriptions' dialogs.
     Subscribe(Box<SubscribeRequest>),
@@ -507,7 +508,7 @@ impl Session {
                 self.end(cx, "no ACK for the final response (Timer H)");
             }
             SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
-            SessionEvent::End(why) => self.end(cx, why),
+            SessionEvent::End(why) => self.shutdown(cx, why),
             SessionEvent::Subscribe(req) => self.subscribe(cx, *req),
             SessionEvent::Closing => {
                 self.end_subscriptions(cx);

@@ -4,6 +4,49 @@ use super::super::*;
 use super::*;
 
 impl Session {
+    /// The server is shutting down: the machines hear `shutdown` and their rules say what
+    /// becomes of the originator and the legs (6.1.3.3.2 `server_shutdown`). When a rule
+    /// acted, the runtime sends nothing of its own (the session's MSRP closes, and it drains
+    /// as the rule left it); when none did, its teardown is the last resort.
+    pub(super) fn shutdown<A: Application>(&mut self, cx: &mut Ctx<'_, A>, why: &'static str) {
+        if self.ending {
+            return;
+        }
+        let acted = self.run_machines_counted(cx, &Event::Shutdown, None) > 0;
+        self.check_settled(cx);
+        if !acted {
+            self.end_unruled(cx, why);
+            return;
+        }
+        self.ending = true;
+        self.originator_gone = true;
+        if self.answered.is_none() {
+            self.answered = Some(0);
+        }
+        cx.msrp.close_session(self.id, self.legs.len(), cx.out);
+    }
+
+    /// The runtime's own teardown where no rule ended the session (shutdown with no
+    /// `shutdown` rule acting, a lifetime no rule ended): a spec gap when there is still a
+    /// dialog or an INVITE to end, logged as an error, since the BYE/CANCEL then sent is no
+    /// machine's decision.
+    pub(super) fn end_unruled<A: Application>(&mut self, cx: &mut Ctx<'_, A>, why: &str) {
+        let open_legs = self.legs.iter().any(|l| match l.status {
+            LegStatus::Pending => !l.cancelled,
+            LegStatus::Connected => l.dialog.as_ref().is_some_and(|d| !d.ended),
+            LegStatus::Failed | LegStatus::Ended => false,
+        });
+        let originator_up = !self.originator_gone && self.dialog.as_ref().is_some_and(|d| !d.ended);
+        if open_legs || originator_up {
+            tracing::error!(
+                session = self.id.0,
+                why,
+                "no spec rule ended the session; the runtime CANCELs and BYEs what is left"
+            );
+        }
+        self.end(cx, why);
+    }
+
     /// Tears the session down: CANCEL pending legs, BYE connected ones and the originator,
     /// close MSRP. The endpoint removes the session once [`is_drained`](Session::is_drained).
     pub(super) fn end<A: Application>(&mut self, cx: &mut Ctx<'_, A>, why: &str) {
@@ -84,7 +127,7 @@ impl Session {
                 self.run_machines(cx, &Event::Timer(Timer::Lifetime));
                 self.check_settled(cx);
             }
-            SessionTimer::Lifetime => self.end(cx, "session lifetime reached"),
+            SessionTimer::Lifetime => self.end_unruled(cx, "session lifetime reached"),
             SessionTimer::Subscriptions => self.subscriptions_due(cx),
             SessionTimer::OriginatorMsrp => {
                 if !cx.msrp.originator_bound(self.id) {

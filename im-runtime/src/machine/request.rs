@@ -31,6 +31,6 @@ pub struct SubscriptionFacts {
     /// The user name Digest authentication established for the SUBSCRIBE (RFC 3261 §22);
     /// empty when it was not Digest-authenticated (authentication off, a trusted host sent
     /// it, or a refresh in the subscription's dialog). Whether that user may subscribe as
-    /// the SUBSCRIBE's From is the spec's rule (ext-dr.10).
+    /// the SUBSCRIBE's From is the spec's rule (ext-dr.12).
     pub authenticated_user: String,
 }

@@ -112,6 +112,9 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "the originator subscribes past a limit: granted without the rule (was 403)",
             "a list with references it cannot resolve: accepted without list_unresolved (was 400)",
             "Digest user admin subscribes as the originator alice: accepted by the edited rule (was 403)",
+            "no route to a member with no registration: the edited rule fails the copy 404 (was 480)",
+            "a kept copy that expired: the edited rule keeps it again (was outcome failed 408)",
+            "server shutdown: the edited rule ends the legs only, the originator's dialog is left up (was BYE)",
         ]
     );
 }

@@ -131,12 +131,12 @@ fn invitee_answer(req: &Message, status: u16, reason: &str) -> String {
 /// (RFC 3261 §13.2.2.4) and BYE'd by the leg's rule `answered_after_cancel`. (The edited copy
 /// without that rule keeps the dialog: `cases/edited.toml`; the runtime's own part is
 /// `im-runtime/tests/endpoint_paths/legs.rs`.)
-// covers: 7.9.1.4/session_cancelled
-#[test]
+/// `app` runs alice's session: its 200 is ACKed and bob's INVITE rings (180). The endpoint,
+/// the instant, the 200 alice got and the INVITE bob got.
 #[allow(clippy::disallowed_methods)]
-fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
+fn ringing_session(app: App) -> (Endpoint<App>, Instant, Message, Message) {
     let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-    let mut ep = Endpoint::new(cfg, original_app(false));
+    let mut ep = Endpoint::new(cfg, app);
     // The one clock read of this test: the endpoint only needs some instant.
     let now = Instant::now();
     let out = exchange(&mut ep, now, ALICE, &invite());
@@ -151,6 +151,17 @@ fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
         .map(|(_, m)| m.clone())
         .expect("INVITE to bob");
     from_invitee(&mut ep, now, INVITEE, &invitee_answer(&inv, 180, "Ringing"));
+    exchange(
+        &mut ep,
+        now,
+        ALICE,
+        &alice_in_dialog(&ok, "ACK", 1, "z9hG4bKack1"),
+    );
+    (ep, now, ok, inv)
+}
+
+/// Alice's `method` in the dialog the 200 `ok` made.
+fn alice_in_dialog(ok: &Message, method: &str, cseq: u32, branch: &str) -> String {
     let h = |n: &str| ok.header_str(n).unwrap_or_default().to_string();
     let target = h("Contact")
         .trim_start_matches('<')
@@ -158,18 +169,32 @@ fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
         .next()
         .unwrap_or_default()
         .to_string();
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
-             CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-            h("From"),
-            h("To"),
-            h("Call-ID"),
-        )
-    };
-    exchange(&mut ep, now, ALICE, &in_dialog("ACK", 1, "z9hG4bKack1"));
-    let to_bob = from_invitee(&mut ep, now, ALICE, &in_dialog("BYE", 2, "z9hG4bKbye1"));
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+    )
+}
+
+/// 7.9.1.4 as written, at the endpoint: the originator hangs up while bob rings, the session
+/// (6.1.3.3.2 `originator_bye`: `cancel legs`) CANCELs bob's leg, whose machine hears `leg
+/// cancelled` (`session_cancelled`); bob's 200 crosses the CANCEL and is ACKed by the runtime
+/// (RFC 3261 §13.2.2.4) and BYE'd by the leg's rule `answered_after_cancel`. (The edited copy
+/// without that rule keeps the dialog: `cases/edited.toml`; the runtime's own part is
+/// `im-runtime/tests/endpoint_paths/legs.rs`.)
+// covers: 7.9.1.4/session_cancelled
+#[test]
+fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
+    let (mut ep, now, ok, inv) = ringing_session(original_app(false));
+    let to_bob = from_invitee(
+        &mut ep,
+        now,
+        ALICE,
+        &alice_in_dialog(&ok, "BYE", 2, "z9hG4bKbye1"),
+    );
     let cancel = to_bob
         .iter()
         .find(|m| m.method() == Some(&Method::Cancel))
@@ -179,6 +204,42 @@ fn a_2xx_crossing_the_sessions_cancel_is_byed_by_the_leg_rule() {
     let methods: Vec<_> = to_bob.iter().filter_map(|m| m.method().cloned()).collect();
     assert!(methods.contains(&Method::Ack), "{to_bob:?}");
     assert!(methods.contains(&Method::Bye), "{to_bob:?}");
+}
+
+/// The server shuts down while bob rings and alice's dialog is up: the requests it then
+/// sends alice and bob.
+fn at_shutdown(app: App) -> (Vec<Method>, Vec<Method>) {
+    let (mut ep, now, _, _) = ringing_session(app);
+    ep.handle_input(now, Input::Shutdown);
+    let (mut to_alice, mut to_bob) = (Vec::new(), Vec::new());
+    while let Some(o) = ep.poll_output() {
+        if let Output::Datagram { to, data, .. } = o
+            && let Ok(m) = Message::parse(data)
+            && let Some(method) = m.method().cloned()
+        {
+            if to == addr(ALICE) {
+                to_alice.push(method);
+            } else if to == addr(INVITEE) {
+                to_bob.push(method);
+            }
+        }
+    }
+    (to_alice, to_bob)
+}
+
+/// What a shutdown does to a session is 6.1.3.3.2's rule `server_shutdown`: BYE alice,
+/// CANCEL bob's ringing INVITE. The edited rule leaves alice's dialog up.
+// covers: 6.1.3.3.2/server_shutdown
+#[test]
+fn a_shutdown_ends_the_session_as_the_spec_says() {
+    assert_eq!(
+        at_shutdown(original_app(false)),
+        (vec![Method::Bye], vec![Method::Cancel])
+    );
+    assert_eq!(
+        at_shutdown(edited_app(false)),
+        (vec![], vec![Method::Cancel])
+    );
 }
 
 /// The invitee answers `inv` 200 (no SDP: the leg's dialog is all these tests need), then

@@ -3,7 +3,9 @@
 //! Max-Forwards, Referred-By): the
 //! sans-IO endpoint runs the RFC 5365 exploder as written and as `edits.toml` changed it (the
 //! group's copies without Referred-By, with 5 hops), and the kept copy follows the spec it
-//! runs, with no Rust edit.
+//! runs, with no Rust edit. What a copy that was not sent fails with is the spec's too: a
+//! copy with no route (ext-dr.10, `copy unroutable`) and a kept copy that expired (ext-dr.11,
+//! `copy expired`).
 
 use im_runtime::endpoint::{
     Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, OfflineCopy, RegisterChange,
@@ -13,7 +15,7 @@ use im_runtime::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Method, Ro
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
 use imspec_spec_edit::{edited_exploder, exploder};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -41,6 +43,8 @@ struct App {
     methods: fn() -> Vec<Method>,
     locations: RefCell<HashMap<String, SocketAddr>>,
     kept: RefCell<Vec<OfflineCopy>>,
+    /// `offline_expired` hands over every kept copy.
+    expire: Cell<bool>,
 }
 
 impl GroupDirectory for App {
@@ -124,6 +128,13 @@ impl Application for App {
     fn offline_take(&self, _now: Instant, _aor: &Uri) -> Vec<OfflineCopy> {
         self.kept.take()
     }
+    fn offline_expired(&self, _now: Instant) -> Vec<OfflineCopy> {
+        if self.expire.take() {
+            self.kept.take()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 fn crlf(s: &str) -> String {
@@ -158,13 +169,15 @@ fn send(
 
 /// Alice messages the group while bob is offline (his copy is kept), then bob registers:
 /// the kept copy the endpoint sends him. With `online`, bob registers first: the copy sent
-/// at once.
+/// at once. With `placed`, the copy is put in the store by the test rather than kept by
+/// the spec (the edited ext-dr.10 fails it 404, which ext-dr.6 does not keep).
 #[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
 fn copy_to_bob(
     initial: fn(&Method) -> Option<Box<dyn DynMachine>>,
     by_clause: fn(&str) -> Option<Box<dyn DynMachine>>,
     methods: fn() -> Vec<Method>,
     online: bool,
+    placed: bool,
 ) -> Message {
     let app = App {
         initial,
@@ -172,6 +185,7 @@ fn copy_to_bob(
         methods,
         locations: RefCell::default(),
         kept: RefCell::default(),
+        expire: Cell::new(false),
     };
     let mut ep = Endpoint::new(
         EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855")),
@@ -188,18 +202,14 @@ fn copy_to_bob(
         send(&mut ep, now, BOB, &register);
     }
     let body = "hello\n";
-    let out = send(
-        &mut ep,
-        now,
-        ALICE,
-        &format!(
-            "MESSAGE {GROUP} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKm1\n\
-             Max-Forwards: 40\nFrom: <sip:alice@example.com>;tag=a1\nTo: <{GROUP}>\n\
-             Call-ID: m1@alice\nCSeq: 1 MESSAGE\nContent-Type: text/plain\n\
-             Content-Length: {}\n\n{body}",
-            crlf(body).len()
-        ),
+    let message = format!(
+        "MESSAGE {GROUP} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKm1\n\
+         Max-Forwards: 40\nFrom: <sip:alice@example.com>;tag=a1\nTo: <{GROUP}>\n\
+         Call-ID: m1@alice\nCSeq: 1 MESSAGE\nContent-Type: text/plain\n\
+         Content-Length: {}\n\n{body}",
+        crlf(body).len()
     );
+    let out = send(&mut ep, now, ALICE, &message);
     assert!(
         out.iter()
             .any(|(a, m)| *a == addr(ALICE) && m.status().map(u16::from) == Some(202)),
@@ -208,6 +218,13 @@ fn copy_to_bob(
     let out = if online {
         out
     } else {
+        if placed {
+            ep.app().kept.borrow_mut().push(OfflineCopy {
+                recipient: "sip:bob@example.com".into(),
+                source: addr(ALICE),
+                request: crlf(&message).into_bytes().into(),
+            });
+        }
         assert_eq!(ep.app().kept.borrow().len(), 1, "bob's copy is kept");
         send(&mut ep, now, BOB, &register)
     };
@@ -229,6 +246,7 @@ fn copies_sent_at_once_or_kept_carry_the_spec_as_written() {
             exploder::by_clause,
             exploder::methods,
             online,
+            false,
         );
         assert_eq!(m.header_str("Referred-By"), Some("<sip:alice@example.com>"));
         assert_eq!(m.header_str("Max-Forwards"), Some("39"));
@@ -246,6 +264,7 @@ fn copies_sent_at_once_or_kept_follow_the_edited_forward_each_block() {
             edited_exploder::by_clause,
             edited_exploder::methods,
             online,
+            true,
         );
         assert_eq!(m.header_str("Referred-By"), None, "online {online}");
         assert_eq!(m.header_str("Max-Forwards"), Some("5"), "online {online}");
@@ -253,4 +272,122 @@ fn copies_sent_at_once_or_kept_follow_the_edited_forward_each_block() {
         let from = m.header_str("From").unwrap_or_default();
         assert!(from.starts_with("<sip:alice@example.com>;tag="), "{from}");
     }
+}
+
+/// One spec's generated functions.
+type Spec = (
+    fn(&Method) -> Option<Box<dyn DynMachine>>,
+    fn(&str) -> Option<Box<dyn DynMachine>>,
+    fn() -> Vec<Method>,
+);
+
+const AS_WRITTEN: Spec = (exploder::initial, exploder::by_clause, exploder::methods);
+const EDITED: Spec = (
+    edited_exploder::initial,
+    edited_exploder::by_clause,
+    edited_exploder::methods,
+);
+
+/// Alice's MESSAGE to the group, asking for negative delivery notifications (RFC 5438).
+fn alice_asks_for_failures() -> String {
+    // Written with LF, as every message here (`crlf` when sent).
+    let cpim = "From: <sip:alice@example.com>\nTo: <sip:friends@example.com>\n\
+         NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: m7\n\
+         DateTime: 2026-12-06T04:00:00Z\nimdn.Disposition-Notification: negative-delivery\n\n\
+         Content-Type: text/plain\n\nhello\n";
+    format!(
+        "MESSAGE {GROUP} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKm7\n\
+         Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a7\nTo: <{GROUP}>\n\
+         Call-ID: m7@alice\nCSeq: 1 MESSAGE\nContent-Type: message/cpim\n\
+         Content-Length: {}\n\n",
+        crlf(cpim).len()
+    ) + cpim
+}
+
+#[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
+fn endpoint(spec: Spec) -> (Endpoint<App>, Instant) {
+    let app = App {
+        initial: spec.0,
+        by_clause: spec.1,
+        methods: spec.2,
+        locations: RefCell::default(),
+        kept: RefCell::default(),
+        expire: Cell::new(false),
+    };
+    let ep = Endpoint::new(
+        EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855")),
+        app,
+    );
+    (ep, Instant::now())
+}
+
+/// The failure notifications among `out`: MESSAGEs to alice whose IMDN says `failed`.
+fn failure_notices(out: &[(SocketAddr, Message)]) -> usize {
+    out.iter()
+        .filter(|(a, m)| {
+            *a == addr(ALICE)
+                && m.method() == Some(&Method::Message)
+                && String::from_utf8_lossy(&m.body()).contains("<failed/>")
+        })
+        .count()
+}
+
+/// Alice messages the group while bob has no registration: how many copies are kept, and
+/// how many failure notifications alice gets.
+fn message_to_offline_bob(spec: Spec) -> (usize, usize) {
+    let (mut ep, now) = endpoint(spec);
+    let out = send(&mut ep, now, ALICE, &alice_asks_for_failures());
+    assert!(
+        out.iter()
+            .any(|(a, m)| *a == addr(ALICE) && m.status().map(u16::from) == Some(202)),
+        "{out:?}"
+    );
+    let kept = ep.app().kept.borrow().len();
+    (kept, failure_notices(&out))
+}
+
+// covers: ext-dr.10/copy_unregistered, ext-dr.6/keep_for_later
+#[test]
+fn a_copy_with_no_route_to_a_member_fails_480_and_is_kept() {
+    assert_eq!(message_to_offline_bob(AS_WRITTEN), (1, 0));
+}
+
+#[test]
+fn with_the_edited_status_the_unroutable_copy_is_not_kept_but_reported() {
+    // The edit fails the copy 404, which ext-dr.6 (480 only) does not keep: ext-dr.2 reports.
+    assert_eq!(message_to_offline_bob(EDITED), (0, 1));
+}
+
+/// A copy kept for bob expires: how many copies are kept afterwards, and how many failure
+/// notifications alice gets.
+fn kept_copy_expires(spec: Spec) -> (usize, usize) {
+    let (mut ep, now) = endpoint(spec);
+    ep.app().kept.borrow_mut().push(OfflineCopy {
+        recipient: "sip:bob@example.com".into(),
+        source: addr(ALICE),
+        request: crlf(&alice_asks_for_failures()).into_bytes().into(),
+    });
+    ep.app().expire.set(true);
+    ep.handle_input(now, Input::Timeout);
+    let mut out = Vec::new();
+    while let Some(o) = ep.poll_output() {
+        if let Output::Datagram { to, data, .. } = o
+            && let Ok(m) = Message::parse(data)
+        {
+            out.push((to, m));
+        }
+    }
+    let kept = ep.app().kept.borrow().len();
+    (kept, failure_notices(&out))
+}
+
+// covers: ext-dr.11/copy_expired
+#[test]
+fn a_kept_copy_that_expired_fails_as_the_spec_says_and_is_reported() {
+    assert_eq!(kept_copy_expires(AS_WRITTEN), (0, 1));
+}
+
+#[test]
+fn with_the_edited_rule_an_expired_copy_is_kept_again() {
+    assert_eq!(kept_copy_expires(EDITED), (1, 0));
 }

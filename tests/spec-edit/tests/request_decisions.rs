@@ -332,7 +332,7 @@ fn subscribe_as_alice(app: App, user: &str) -> Message {
     final_to(&sent_to(&mut ep, SUBSCRIBER), "SUBSCRIBE")
 }
 
-// covers: ext-dr.10/subscriber_impersonates
+// covers: ext-dr.12/subscriber_impersonates
 #[test]
 fn whom_a_digest_user_may_subscribe_as_is_the_specs_rule() {
     // Alice herself: granted (ext-dr.4).

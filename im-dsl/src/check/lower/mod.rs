@@ -200,12 +200,16 @@ fn items(files: &[ast::File]) -> impl Iterator<Item = &ast::Item> {
 }
 
 /// What a procedure body resolves names against.
+#[derive(Clone)]
 struct ProcCx {
     states: HashMap<String, usize>,
     timers: HashMap<String, usize>,
     explicit_states: bool,
     /// An invitee-leg procedure (responses, no initial request): it has no legs of its own.
     leg: bool,
+    /// The handler being lowered is `copy unroutable` / `copy expired`: its `outcome failed
+    /// STATUS` is what the copy that was not sent fails with.
+    copy_unsent: bool,
 }
 
 impl Lowerer<'_> {
@@ -335,6 +339,7 @@ impl Lowerer<'_> {
                     .handlers
                     .iter()
                     .any(|h| matches!(h.trigger.kind, ast::TriggerKind::Initial(_))),
+            copy_unsent: false,
         };
         let mut initial = Vec::new();
         for (k, b) in p.states.iter().enumerate() {
@@ -528,6 +533,17 @@ impl Lowerer<'_> {
     ) -> (model::Handler, HandlerSide) {
         let trigger = self.trigger(&h.trigger, cx);
         let trigger_ok = trigger.is_some();
+        let unsent_cx;
+        let cx = match trigger {
+            Some(model::Trigger::Copy(c)) if c.is_unsent() => {
+                unsent_cx = ProcCx {
+                    copy_unsent: true,
+                    ..cx.clone()
+                };
+                &unsent_cx
+            }
+            _ => cx,
+        };
         let mut states = Vec::new();
         for s in &h.in_states {
             if let Some(i) = self.state(s, cx)
@@ -852,7 +868,13 @@ impl Lowerer<'_> {
             }),
             TriggerKind::LegsSettled => model::Trigger::LegsSettled,
             TriggerKind::LegsChanged => model::Trigger::LegsChanged,
-            TriggerKind::Copy(d) => model::Trigger::Copy(*d),
+            TriggerKind::Copy(ev) => model::Trigger::Copy(match ev.as_str() {
+                "delivered" => model::CopyTrigger::Delivered,
+                "unroutable" => model::CopyTrigger::Unroutable,
+                "expired" => model::CopyTrigger::Expired,
+                _ => model::CopyTrigger::Failed,
+            }),
+            TriggerKind::Shutdown => model::Trigger::Shutdown,
             TriggerKind::Leg(ev) => model::Trigger::Leg(match ev.as_str() {
                 "cancelled" => model::LegTrigger::Cancelled,
                 _ => model::LegTrigger::Unroutable,

@@ -6,14 +6,33 @@ use super::*;
 impl Lowerer<'_> {
     /// `outcome …`: what one leg's machine decided about its copy, so only an invitee-leg
     /// procedure records one; a failed outcome's status is a failure status (400–699: an
-    /// MSRP code, RFC 4975 §10, or the SIP status that ended the leg).
+    /// MSRP code, RFC 4975 §10, or the SIP status that ended the leg). In a `copy
+    /// unroutable` / `copy expired` handler (any procedure) it is the status a copy that was
+    /// not sent fails with: `outcome failed STATUS`, the status written (no event carries one).
     pub(super) fn outcome(
         &mut self,
         o: Option<Option<(u16, Span)>>,
         span: Span,
         cx: &ProcCx,
     ) -> Option<model::Action> {
-        if !cx.leg {
+        if cx.copy_unsent && !matches!(o, Some(Some(_))) {
+            let what = if o.is_none() {
+                "a copy that was not sent was not delivered"
+            } else {
+                "no response carries a status here"
+            };
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    "a copy that was not sent fails with the status the rule gives",
+                    span,
+                    what,
+                )
+                .help("write the status, e.g. `outcome failed 480` (RFC 3261 §16.5: no registration) or `outcome failed 503` (§8.1.3.1: no route)"),
+            );
+            return None;
+        }
+        if !cx.leg && !cx.copy_unsent {
             self.diags.push(
                 Diagnostic::new(
                     Code::BadArgument,
@@ -22,7 +41,7 @@ impl Lowerer<'_> {
                     "only a leg's machine records its copy's outcome",
                 )
                 .help(
-                    "write it in the procedure that runs each leg (responses, no initial request); the session reads the counts as `legs.*`",
+                    "write it in the procedure that runs each leg (responses, no initial request), where the session reads the counts as `legs.*`, or in an `on copy unroutable` / `on copy expired` handler",
                 ),
             );
             return None;
