@@ -1,5 +1,6 @@
-//! Resource lists: no panic within the default limits, and the recipient-list-history
-//! written from any accepted list parses back with every visible recipient.
+//! Resource lists: no panic within the default limits, the plain-form reader agrees with the
+//! roxmltree walk on every input, and the recipient-list-history written from any accepted
+//! list parses back with every visible recipient.
 #![no_main]
 
 use im_runtime::machine::{CopyControl, Uri};
@@ -7,7 +8,14 @@ use im_runtime::proto::body::resource_lists::{self, ANONYMOUS_URI, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(rl) = resource_lists::parse(data, &Limits::default()) else {
+    let read = resource_lists::parse(data, &Limits::default());
+    // The plain-form reader (taken when it is sure) reads what roxmltree's tree walk reads.
+    assert_eq!(
+        read,
+        resource_lists::parse_tree(data, &Limits::default()),
+        "the plain reader and the tree walk differ"
+    );
+    let Ok(rl) = read else {
         return;
     };
     let Ok(entries) = rl.list_entries(|raw| {

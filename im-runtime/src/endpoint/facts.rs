@@ -1,10 +1,11 @@
 //! Building the typed [`Facts`] view of a request: the one place where SIP, multipart,
 //! resource lists and SDP are combined into what generated conditions read.
 
+use crate::machine::Method;
 use crate::machine::{BodyFacts, BodyPart, Facts, ListFacts, Uri};
 use crate::proto::body::{multipart, resource_lists};
 use crate::proto::sdp;
-use crate::proto::sip::{Message, Scheme, Uri as SipUri};
+use crate::proto::sip::{HeaderName, Message, Scheme, Uri as SipUri};
 use bytes::Bytes;
 use std::net::IpAddr;
 
@@ -22,11 +23,27 @@ pub(crate) fn uri_view(s: &str) -> Option<Uri> {
     SipUri::parse(s.trim()).ok().map(|u| u.to_view())
 }
 
+/// What a page-mode MESSAGE carries to its recipients: the Content-Type to send it with
+/// and its bytes (a slice of the request's body, no copy).
+pub(crate) type Payload = (String, Bytes);
+
 /// Builds the facts of `msg`, received from `source`. `trusted` lists the hosts whose
 /// P-Asserted-Identity is believed (design.md glossary: originator identity). A body that
 /// cannot be read is a fact too (`body.malformed`, `body.error`), as a recipient list that
 /// cannot be read is (`list.*`): what such a request is answered is the spec's rule.
 pub fn build(msg: &Message, source: IpAddr, trusted: &[IpAddr], limits: &BodyLimits) -> Facts {
+    read(msg, source, trusted, limits).0
+}
+
+/// [`build`], and for a MESSAGE its page-mode [`Payload`] as [`payload`] finds it, taken
+/// from the same split of the body: a list MESSAGE's multipart body is split once, not
+/// again for its IMDN request and its copies.
+pub(crate) fn read(
+    msg: &Message,
+    source: IpAddr,
+    trusted: &[IpAddr],
+    limits: &BodyLimits,
+) -> (Facts, Option<Payload>) {
     let mut f = Facts {
         method: msg.method().cloned(),
         request_uri: msg.request_uri().map(|u| u.to_view()).unwrap_or_default(),
@@ -52,17 +69,62 @@ pub fn build(msg: &Message, source: IpAddr, trusted: &[IpAddr], limits: &BodyLim
         _ => f.from.clone(),
     };
 
-    if let Err(error) = read_body(&mut f, msg, limits) {
+    let message = msg.method() == Some(&Method::Message);
+    let mut split = None;
+    if let Err(error) = read_body(&mut f, msg, limits, message.then_some(&mut split)) {
         f.body = BodyFacts {
             malformed: true,
             error,
         };
     }
-    f
+    let payload = message.then(|| split.unwrap_or_else(|| whole_payload(msg)));
+    (f, payload)
 }
 
-/// Reads the body's parts into `f`; `Err(why)` when it cannot be parsed.
-fn read_body(f: &mut Facts, msg: &Message, limits: &BodyLimits) -> Result<(), String> {
+/// The payload of a page-mode request (RFC 5365 §7): the first part of its multipart body
+/// that is neither a recipient list nor a recipient-list history, with that part's own
+/// Content-Type; else (not multipart, unreadable, or nothing but lists) the whole body with
+/// the request's Content-Type.
+pub(crate) fn payload(msg: &Message, limits: &BodyLimits) -> Payload {
+    let body = msg.body();
+    let split = msg
+        .content_type()
+        .filter(|c| c.ty().eq_ignore_ascii_case("multipart"))
+        .and_then(|c| c.param("boundary").map(|b| b.to_string()))
+        .and_then(|boundary| multipart::parse(&body, &boundary, &limits.multipart).ok())
+        .and_then(|mp| payload_part(&mp));
+    split.unwrap_or_else(|| whole_payload(msg))
+}
+
+fn payload_part(mp: &multipart::Multipart) -> Option<Payload> {
+    let p = mp.parts.iter().find(|p| {
+        let d = p
+            .disposition
+            .as_ref()
+            .map(|d| d.kind.as_str())
+            .unwrap_or("");
+        d != "recipient-list" && d != "recipient-list-history"
+    })?;
+    let ct = p.header("Content-Type").unwrap_or("text/plain").to_string();
+    Some((ct, p.body.clone()))
+}
+
+fn whole_payload(msg: &Message) -> Payload {
+    let ct = msg
+        .header(HeaderName::ContentType)
+        .unwrap_or("text/plain")
+        .to_string();
+    (ct, msg.body())
+}
+
+/// Reads the body's parts into `f`; `Err(why)` when it cannot be parsed. With `payload`,
+/// a multipart body's page-mode payload goes there too ([`payload_part`]).
+fn read_body(
+    f: &mut Facts,
+    msg: &Message,
+    limits: &BodyLimits,
+    payload: Option<&mut Option<Payload>>,
+) -> Result<(), String> {
     let body = msg.body();
     if body.is_empty() {
         return Ok(());
@@ -82,6 +144,9 @@ fn read_body(f: &mut Facts, msg: &Message, limits: &BodyLimits) -> Result<(), St
             .ok_or_else(|| "malformed multipart body: no boundary parameter".to_string())?;
         let mp = multipart::parse(&body, &boundary, &limits.multipart)
             .map_err(|e| format!("malformed multipart body: {e}"))?;
+        if let Some(out) = payload {
+            *out = payload_part(&mp);
+        }
         for part in &mp.parts {
             let view = part.to_body_part();
             read_part(f, &view, &part.body, limits)?;

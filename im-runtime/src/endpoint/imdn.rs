@@ -47,6 +47,10 @@ pub(crate) struct Copies {
     /// What the machines decided about the copy that was not sent (`copy unroutable`,
     /// `copy expired`) whose event they are handling.
     pub(super) unsent: Unsent,
+    /// The page-mode payload of the session's MESSAGE ([`facts::payload`]), found when its
+    /// facts were read: its IMDN request and every copy use it, so its multipart body is
+    /// split once.
+    payload: Option<facts::Payload>,
 }
 
 /// The machines' decision about a copy that was not sent ([`Copies::unsent`]).
@@ -119,12 +123,28 @@ pub(crate) fn read_request(
 }
 
 impl Session {
+    /// Keeps the page-mode payload the request's facts were read with (`facts::read`).
+    pub(crate) fn keep_payload(&mut self, payload: Option<facts::Payload>) {
+        self.copies.payload = payload;
+    }
+
+    /// The page-mode payload of the session's request: the one kept from its facts, else
+    /// (a session made without it) found now and kept.
+    pub(super) fn payload<A: Application>(&mut self, cx: &Ctx<'_, A>) -> facts::Payload {
+        if let Some(p) = &self.copies.payload {
+            return p.clone();
+        }
+        let p = facts::payload(&self.request, &cx.cfg.body_limits);
+        self.copies.payload = Some(p.clone());
+        p
+    }
+
     /// Reads the IMDN request of the session's page-mode message into `message.*`.
     pub(super) fn read_imdn_request<A: Application>(&mut self, cx: &Ctx<'_, A>) {
         if self.request.method() != Some(&Method::Message) {
             return;
         }
-        let (ct, payload) = legs::page_mode_payload(&self.request, &cx.cfg.body_limits);
+        let (ct, payload) = self.payload(cx);
         let (facts, req) = read_request(&ct, &payload);
         self.facts.message = facts;
         self.copies.request = req;
@@ -175,7 +195,7 @@ impl Session {
     /// on, unchanged, to the original sender its CPIM `To` names (RFC 5438: the list
     /// service as IMDN forwarder), never to the other members. No route: logged, dropped.
     pub(super) fn forward_imdn<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        let (ct, payload) = legs::page_mode_payload(&self.request, &cx.cfg.body_limits);
+        let (ct, payload) = self.payload(cx);
         let to = Cpim::parse(&payload, CpimLimits::default())
             .ok()
             .and_then(|c| c.header("To"))

@@ -46,8 +46,8 @@ impl Session {
         // The history part only when the spec asks for it (RFC 5364); it names whom the
         // spec's selection addresses (RFC 5365 §7.2).
         let history = inv.history.then(|| {
-            crate::proto::body::resource_lists::write_history(&s.apply(
-                self.facts.recipients.clone(),
+            crate::proto::body::resource_lists::write_history(s.apply(
+                self.facts.recipients.iter().collect(),
                 &self.facts.originator,
                 |e| &e.uri,
             ))
@@ -202,14 +202,16 @@ impl Session {
         inv: &Invitation,
     ) {
         let targets = self.recipients(cx, r, s);
+        // The payload: the non-list parts of the original body (RFC 5365 §7).
+        let (ct, payload) = self.payload(cx);
         let request = &self.request;
         let facts = &self.facts;
-        // The payload: the non-list parts of the original body (RFC 5365 §7).
-        let (ct, payload) = page_mode_payload(request, &cx.cfg.body_limits);
         // The history part and the headers only when the spec asks for them.
         let history = inv.history.then(|| {
-            let named = s.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
-            crate::proto::body::resource_lists::write_history(&named)
+            let named = s.apply(facts.recipients.iter().collect(), &facts.originator, |e| {
+                &e.uri
+            });
+            crate::proto::body::resource_lists::write_history(named)
         });
         // Each copy carries the hop budget the original had left, less this hop, so that a
         // list or group that names the exploder again (directly or through a proxy) runs
@@ -291,7 +293,7 @@ impl Session {
                         cx.sized_copy_sent(peer.addr, self.id, key.clone(), m, hold);
                     }
                     holds_any += usize::from(holds);
-                    sent.push((uri.clone(), key));
+                    sent.push((target.uri, key));
                 }
             }
         }
@@ -542,34 +544,10 @@ impl Session {
     }
 }
 
+/// The page-mode payload of `request` ([`facts::payload`]), for a request that is read
+/// again (a kept copy's); a session's own request has it from its facts (`Copies`).
 pub(super) fn page_mode_payload(request: &Message, limits: &BodyLimits) -> (String, Bytes) {
-    let body = request.body();
-    let ct = request
-        .content_type()
-        .map(|c| c.essence())
-        .unwrap_or_else(|| "text/plain".into());
-    if ct.starts_with("multipart/")
-        && let Some(boundary) = request
-            .content_type()
-            .and_then(|c| c.param("boundary").map(|b| b.to_string()))
-        && let Ok(mp) = crate::proto::body::multipart::parse(&body, &boundary, &limits.multipart)
-        && let Some(p) = mp.parts.iter().find(|p| {
-            let d = p
-                .disposition
-                .as_ref()
-                .map(|d| d.kind.as_str())
-                .unwrap_or("");
-            d != "recipient-list" && d != "recipient-list-history"
-        })
-    {
-        let ct = p.header("Content-Type").unwrap_or("text/plain").to_string();
-        return (ct, p.body.clone());
-    }
-    let full = request
-        .header(HeaderName::ContentType)
-        .unwrap_or("text/plain")
-        .to_string();
-    (full, body)
+    facts::payload(request, limits)
 }
 
 /// `first` and the recipient-list-history part (RFC 5364) after it, as one multipart/mixed

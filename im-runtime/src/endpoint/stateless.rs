@@ -116,7 +116,7 @@ impl<A: Application> Endpoint<A> {
             return;
         }
         // A body that cannot be read is a fact (`body.malformed`): the spec answers it.
-        let mut facts = facts::build(
+        let (mut facts, payload) = facts::read(
             &msg,
             peer.addr.ip(),
             &self.cfg.trusted_hosts,
@@ -148,7 +148,7 @@ impl<A: Application> Endpoint<A> {
         let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
-        let session = Box::new(Session::new(
+        let mut session = Box::new(Session::new(
             id,
             call_id.clone(),
             local_tag.clone(),
@@ -161,6 +161,7 @@ impl<A: Application> Endpoint<A> {
             msrp_sid,
             now + self.cfg.session_lifetime,
         ));
+        session.keep_payload(payload);
         self.by_server_tsx.insert(key, id);
         self.by_dialog.insert((call_id, local_tag), (id, None));
         self.sessions.insert(id, session);

@@ -172,8 +172,24 @@ pub struct ResourceLists {
     pub unresolved: Vec<Unresolved>,
 }
 
-/// Reads a resource-lists document within `limits`.
+mod plain;
+
+/// Reads a resource-lists document within `limits`. A document of the plain form (ASCII
+/// elements, attributes, namespaces and text, nothing else: what clients send) is read
+/// without building a tree (`plain.rs`); any other, and every document that is refused,
+/// is read by [`parse_tree`], whose result is the same for a plain one.
 pub fn parse(xml: &[u8], limits: &Limits) -> Result<ResourceLists, ListError> {
+    if let Ok(text) = std::str::from_utf8(xml)
+        && let Some(read) = plain::read(text, limits)
+    {
+        return Ok(read);
+    }
+    parse_tree(xml, limits)
+}
+
+/// [`parse`] with roxmltree for every document: the reference the plain reader is
+/// compared with (unit tests, the `resource_lists` fuzz target).
+pub fn parse_tree(xml: &[u8], limits: &Limits) -> Result<ResourceLists, ListError> {
     if xml.len() > limits.max_bytes {
         return Err(ListError::TooLarge {
             limit: limits.max_bytes,
@@ -343,9 +359,11 @@ pub fn dedup(entries: Vec<ListEntry>, originator: &Uri) -> Vec<ListEntry> {
 /// * anonymized `to`/`cc` recipients are replaced by one [`ANONYMOUS_URI`] entry per
 ///   copyControl value with `cp:count` saying how many it stands for.
 ///
-/// Text is XML-escaped; characters XML 1.0 cannot carry become U+FFFD.
-pub fn write_history(recipients: &[ListEntry]) -> String {
-    let mut s = String::with_capacity(200 + 80 * recipients.len());
+/// Text is XML-escaped; characters XML 1.0 cannot carry become U+FFFD. The entries are
+/// borrowed one by one (a slice, or references to the entries a selection kept).
+pub fn write_history<'a>(recipients: impl IntoIterator<Item = &'a ListEntry>) -> String {
+    let recipients = recipients.into_iter();
+    let mut s = String::with_capacity(200 + 80 * recipients.size_hint().0);
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n");
     s.push_str("<resource-lists xmlns=\"");
     s.push_str(NS_RESOURCE_LISTS);
@@ -399,6 +417,15 @@ fn copy_control_str(cc: CopyControl) -> &'static str {
 
 /// Escapes text for use in XML content or a double-quoted attribute.
 pub fn escape_into(out: &mut String, text: &str) {
+    // Most text (a SIP URI, a display name) needs nothing: copied whole. 0xEF leads the
+    // UTF-8 of U+FFFE and U+FFFF, so text holding it takes the character walk.
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF))
+    {
+        out.push_str(text);
+        return;
+    }
     for ch in text.chars() {
         match ch {
             '&' => out.push_str("&amp;"),
