@@ -421,14 +421,20 @@ impl Message {
         }
     }
 
-    /// The header part of [`Message::check_deferred`]; without Content-Type when
-    /// `skip_content_type` (the caller checks it while reading it).
-    pub(crate) fn check_deferred_headers(&self, skip_content_type: bool) -> Result<(), ParseError> {
+    /// The header part of [`Message::check_deferred`]; without the first Content-Type line
+    /// when `skip_first_content_type` (the caller checks that one while reading it; further
+    /// lines are still checked here, so that their error comes before any other verdict).
+    pub(crate) fn check_deferred_headers(
+        &self,
+        skip_first_content_type: bool,
+    ) -> Result<(), ParseError> {
+        let mut skip_ct = skip_first_content_type;
         for h in &self.headers {
             let check: fn(&str) -> Result<(), ParseError> = match h.name {
                 HeaderName::MaxForwards => |v| parse_number(v, 255, "Max-Forwards").map(drop),
                 HeaderName::Contact => check_contacts,
-                HeaderName::ContentType if !skip_content_type => |v| MediaType::parse(v).map(drop),
+                HeaderName::ContentType if std::mem::replace(&mut skip_ct, false) => continue,
+                HeaderName::ContentType => |v| MediaType::parse(v).map(drop),
                 HeaderName::Route | HeaderName::RecordRoute => check_name_addrs,
                 HeaderName::Require | HeaderName::ProxyRequire => check_tokens,
                 _ => continue,

@@ -346,6 +346,22 @@ pub fn triage(buf: Bytes, policy: &Policy, routing: Routing, agent: &str) -> Tri
 mod tests {
     use super::*;
 
+    /// A malformed Content-Type line after a good one is a 400 before any other verdict (a
+    /// 505 here), as when the parse rejected it (found by the `sip_message` fuzz target).
+    #[test]
+    fn second_content_type_line_is_checked_first() {
+        let text = "MESSAGE sip:a@example.org SIP/4.0\r\n\
+            Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\n\
+            Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+            Content-Type: multipart/mixed;4:44\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(text)).expect("parses");
+        assert!(m.check_deferred().is_err());
+        match validate_request(&m, &Policy::default(), Routing::Local) {
+            Verdict::Reject(r) => assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}"),
+            Verdict::Accept => panic!("accepted"),
+        }
+    }
+
     /// The shortcut for one comma-free Via line gives what counting every parsed Via value
     /// gives, and responses with several values are still dropped.
     #[test]
