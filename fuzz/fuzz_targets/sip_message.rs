@@ -2,11 +2,14 @@
 //! core's triage. Checks: no panic; the shard is in range; a parsed message re-parses to
 //! itself from its own bytes; every typed accessor runs; stream framing agrees with stream
 //! parsing on the framed slice; the accessors that read what the parse recorded agree with
-//! parsing the header again.
+//! parsing the header again; a message failing the checks the parse defers is rejected by
+//! the core.
 #![no_main]
 
 use bytes::Bytes;
-use im_runtime::proto::sip::validate::{Policy, Routing, triage, validate_request};
+use im_runtime::proto::sip::validate::{
+    Policy, Routing, Verdict, check_response, triage, validate_request,
+};
 use im_runtime::proto::sip::{Frame, Message, Transport, frame};
 use libfuzzer_sys::fuzz_target;
 
@@ -67,7 +70,19 @@ fuzz_target!(|data: &[u8]| {
             m.facts_headers(),
             m.body(),
         );
-        let _ = validate_request(&m, &Policy::default(), Routing::Forward);
+        let verdict = validate_request(&m, &Policy::default(), Routing::Forward);
+        // What the parse leaves to first use still gets a request its 400 and drops a
+        // response, as when the parse rejected it.
+        if m.check_deferred().is_err() {
+            if m.is_request() {
+                assert!(
+                    matches!(&verdict, Verdict::Reject(r) if r.status.as_u16() == 400),
+                    "{verdict:?}"
+                );
+            } else {
+                assert!(check_response(&m).is_err());
+            }
+        }
         recorded_matches_reparsed(&m);
     }
     if let Ok(m) = Message::parse_structure(buf.clone()) {

@@ -87,8 +87,35 @@ fn exercise(m: &Message) {
         m.body(),
     );
     let _ = validate_request(m, &Policy::default(), Routing::Forward);
+    deferred_checks_hold(m);
     let again = Message::parse(m.as_bytes().clone()).expect("a parsed message parses again");
     assert_eq!(&again, m);
+}
+
+/// The checks the parse leaves to first use: a request that fails them is answered 400 (as
+/// when the parse rejected it), a response is dropped; one that passes them reads every
+/// header they cover.
+fn deferred_checks_hold(m: &Message) {
+    use im_runtime::proto::sip::HeaderName;
+    use im_runtime::proto::sip::validate::{Verdict, check_response};
+    match m.check_deferred() {
+        Err(e) if m.is_request() => {
+            for routing in [Routing::Local, Routing::Forward] {
+                match validate_request(m, &Policy::default(), routing) {
+                    Verdict::Reject(r) => assert_eq!(r.status.as_u16(), 400, "{e}: {r:?}"),
+                    Verdict::Accept => panic!("accepted despite {e}"),
+                }
+            }
+        }
+        Err(e) => assert!(check_response(m).is_err(), "response kept despite {e}"),
+        Ok(()) => {
+            let has = |n| m.header(n).is_some();
+            assert_eq!(m.request_uri().is_some(), m.is_request());
+            assert_eq!(m.max_forwards().is_some(), has(HeaderName::MaxForwards));
+            assert_eq!(m.contacts().is_some(), has(HeaderName::Contact));
+            assert_eq!(m.content_type().is_some(), has(HeaderName::ContentType));
+        }
+    }
 }
 
 fn check(bytes: &[u8]) {

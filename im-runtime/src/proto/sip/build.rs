@@ -85,7 +85,14 @@ fn finish(
 ) -> Result<Message, ParseFailure> {
     let out = write_tail(out, headers, body);
     if checked {
-        Message::parse_as(out, Transport::Stream)
+        let m = Message::parse_as(out, Transport::Stream)?;
+        // Everything a received message is checked for before it is used, so that a
+        // malformed caller value fails here instead of going out.
+        m.check_deferred().map_err(|error| ParseFailure {
+            error,
+            salvage: None,
+        })?;
+        Ok(m)
     } else {
         Message::parse_structure(out)
     }

@@ -20,7 +20,10 @@
 //! message in one `Bytes` with `u32` ranges (no per-header allocation), checks the grammar of
 //! the headers the transaction layer relies on once, keeps what that check found in the top
 //! Via, From, To, Call-ID and CSeq (so their accessors slice rather than parse again), and
-//! decodes other typed views lazily.
+//! decodes other typed views lazily. The grammar of the other headers the core relies on
+//! (Request-URI, Max-Forwards, Contact, Content-Type, Route, Record-Route, Require,
+//! Proxy-Require) is checked by [`Message::check_deferred`], which [`validate`] runs before a
+//! message is used and the builders run on what they build.
 //!
 //! Measured with `cargo bench -p im-runtime --bench parse` (criterion, each parser parsing
 //! and extracting top Via branch, From/To tags, Call-ID, CSeq and body; a 2-core VM shared
@@ -31,8 +34,9 @@
 //! | 1374-byte INVITE, multipart/mixed body (SDP + recipient-list) | 3.7 µs | 14.4 µs (3.9×) | 9.0 µs (2.5×) |
 //! | 200 OK | 4.4 µs | 8.2 µs (1.9×) | 8.4 µs (1.9×) |
 //!
-//! Our time includes what the others skip: full grammar checks of Via, From, To, Contact,
-//! CSeq, Content-Type, Route and the Request-URI at parse time.
+//! (Figures from before the deferred checks; see docs/performance.md for later ones.) Our time
+//! includes what the others skip: full grammar checks of Via, From, To, Call-ID and CSeq at
+//! parse time.
 
 pub mod build;
 mod error;

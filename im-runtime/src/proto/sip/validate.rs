@@ -99,9 +99,31 @@ const SINGLE: [HeaderName; 7] = [
 /// without Content-Type, unparsable Accept), 416 (Request-URI scheme), 483 (Max-Forwards 0
 /// on a request to forward, except OPTIONS), 420 (Require, and Proxy-Require when
 /// forwarding), 415 (Content-Type), 406 (Accept excludes the SDP we would answer with).
+///
+/// First come the checks [`Message::parse`] leaves to first use ([`Message::check_deferred`]:
+/// the Request-URI, Max-Forwards, Contact, Content-Type, Route, Record-Route, Require,
+/// Proxy-Require), each failure a 400 as when the parse rejected the message; the
+/// Request-URI and Content-Type are checked while they are read for 416 and 415.
 pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Verdict {
     let Some(method) = msg.method() else {
         return reject(StatusCode::BAD_REQUEST, "not a request");
+    };
+    let request_uri = match msg.check_request_uri() {
+        Ok(u) => u,
+        Err(e) => {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                format!("malformed Request-URI: {e}"),
+            );
+        }
+    };
+    if let Err(e) = msg.check_deferred_headers(true) {
+        return reject(StatusCode::BAD_REQUEST, format!("malformed header: {e}"));
+    }
+    let content_type = match msg.content_type_checked() {
+        Some(Err(e)) => return reject(StatusCode::BAD_REQUEST, format!("malformed header: {e}")),
+        Some(Ok(ct)) => Some(ct),
+        None => None,
     };
     if !msg.version().eq_ignore_ascii_case("SIP/2.0") {
         return reject(
@@ -138,7 +160,7 @@ pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Ver
             "CSeq method does not match the Request-Line",
         );
     }
-    if !msg.body_bytes().is_empty() && msg.content_type().is_none() {
+    if !msg.body_bytes().is_empty() && content_type.is_none() {
         return reject(StatusCode::BAD_REQUEST, "body without Content-Type");
     }
     let accept = match msg.accept() {
@@ -147,7 +169,7 @@ pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Ver
         None => None,
     };
 
-    match msg.request_uri().map(|u| u.scheme()) {
+    match request_uri.map(|u| u.scheme()) {
         Some(Scheme::Sip | Scheme::Sips | Scheme::Tel) => {}
         _ => {
             return reject(
@@ -183,7 +205,7 @@ pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Ver
             });
         }
     }
-    if let Some(ct) = msg.content_type() {
+    if let Some(ct) = content_type {
         let essence = ct.essence();
         if !policy
             .accepted_types
@@ -220,10 +242,14 @@ pub enum DropReason {
 }
 
 /// Sanity checks a UA applies to a parsed response before matching it to a transaction;
-/// a response that passes still has to match one, else it is dropped too.
+/// a response that passes still has to match one, else it is dropped too. A response that
+/// fails [`Message::check_deferred`] is dropped, as when the parse rejected it.
 pub fn check_response(msg: &Message) -> Result<(), DropReason> {
     if msg.is_request() {
         return Err(DropReason::Malformed("not a response"));
+    }
+    if msg.check_deferred_headers(false).is_err() {
+        return Err(DropReason::Malformed("malformed header"));
     }
     if !msg.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(DropReason::Version);
@@ -319,6 +345,22 @@ pub fn triage(buf: Bytes, policy: &Policy, routing: Routing, agent: &str) -> Tri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A malformed Content-Type line after a good one is a 400 before any other verdict (a
+    /// 505 here), as when the parse rejected it (found by the `sip_message` fuzz target).
+    #[test]
+    fn second_content_type_line_is_checked_first() {
+        let text = "MESSAGE sip:a@example.org SIP/4.0\r\n\
+            Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\n\
+            Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+            Content-Type: multipart/mixed;4:44\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(text)).expect("parses");
+        assert!(m.check_deferred().is_err());
+        match validate_request(&m, &Policy::default(), Routing::Local) {
+            Verdict::Reject(r) => assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}"),
+            Verdict::Accept => panic!("accepted"),
+        }
+    }
 
     /// The shortcut for one comma-free Via line gives what counting every parsed Via value
     /// gives, and responses with several values are still dropped.

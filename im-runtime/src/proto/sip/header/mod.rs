@@ -697,11 +697,18 @@ impl<'a> Via<'a> {
                         .ctx("sent-by"),
                 );
             }
-            c.s.get(hstart..hstart + h.len() + 1).unwrap_or(h)
+            let h = c.s.get(hstart..hstart + h.len() + 1).unwrap_or(h);
+            check_host(h, hstart).map_err(|e| e.ctx("sent-by"))?;
+            h
         } else {
-            c.take_while(is_host_char)
+            // Every byte is a host character already: what `check_host` adds is the first
+            // byte and the length (without walking the host a second time).
+            let h = c.take_while(is_host_char);
+            if h.is_empty() || matches!(h.as_bytes().first(), Some(b'-' | b'.')) {
+                return Err(ParseError::new(ErrorKind::Host, hstart).ctx("sent-by"));
+            }
+            h
         };
-        check_host(host, hstart).map_err(|e| e.ctx("sent-by"))?;
         let mut port = None;
         if c.sep(b':') {
             let pstart = c.pos;
@@ -867,12 +874,20 @@ impl CSeq {
 
 /// Call-ID: `word [ "@" word ]`.
 pub(crate) fn check_call_id(s: &str) -> Result<(), ParseError> {
-    let (a, b) = match s.split_once('@') {
-        Some((a, b)) => (a, Some(b)),
-        None => (s, None),
+    use super::scan::is_word;
+    // One walk to the first non-word byte: the end, or the `@` with a word on each side
+    // (`@` is not a word character, so a second one fails the second walk).
+    let b = s.as_bytes();
+    let ok = match b.iter().position(|&c| !is_word(c)) {
+        None => !b.is_empty(),
+        Some(i) => {
+            i > 0
+                && b.get(i) == Some(&b'@')
+                && b.get(i + 1..)
+                    .is_some_and(|w| !w.is_empty() && w.iter().all(|&c| is_word(c)))
+        }
     };
-    let ok = |w: &str| !w.is_empty() && w.bytes().all(super::scan::is_word);
-    if !ok(a) || b.is_some_and(|b| !ok(b)) {
+    if !ok {
         let i = s
             .bytes()
             .position(|c| !super::scan::is_word(c) && c != b'@')

@@ -77,3 +77,31 @@ fn header_names_are_recognised() {
         assert_eq!(HeaderName::from_name(other), HeaderName::Other, "{other}");
     }
 }
+
+/// Call-ID is `word [ "@" word ]`: the one-walk check accepts and rejects what splitting at
+/// the first `@` and checking both sides did, with the same error offset.
+#[test]
+fn call_id_words() {
+    for ok in [
+        "a",
+        "a@b",
+        "3848276298220188511@atlanta.example.com",
+        "(x)<y>@[z]?{}",
+    ] {
+        assert!(check_call_id(ok).is_ok(), "{ok}");
+    }
+    for (bad, at) in [
+        ("", 0),
+        ("@", 0),
+        ("@b", 0),
+        ("a@", 0),
+        ("a@b@c", 0),
+        ("a b", 1),
+        ("a@b c", 3),
+        ("a;b", 1),
+        ("é", 0),
+    ] {
+        let e = check_call_id(bad).unwrap_err();
+        assert_eq!(e.offset, at, "{bad}");
+    }
+}
