@@ -46,6 +46,17 @@ async fn recv_udp(sock: &UdpSocket) -> Message {
     Message::parse(Bytes::copy_from_slice(&buf[..n])).expect("parsable SIP")
 }
 
+/// The server closes `s` once it has been unused for the idle time since `since`, not
+/// before (`what` names the connection in the failure message).
+async fn closed_once_idle(s: &mut TcpStream, buf: &mut BytesMut, since: Instant, what: &str) {
+    assert!(read_msg(s, buf).await.is_none(), "the server closes {what}");
+    let after = since.elapsed();
+    assert!(
+        after >= IDLE - Duration::from_millis(100),
+        "{what}: {after:?}"
+    );
+}
+
 /// The next SIP message on `s`; `None` when the server closed the connection.
 async fn read_msg(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
     loop {
@@ -161,14 +172,8 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
     s.write_all(response_to(&bye, 200, "", None).as_bytes())
         .await
         .unwrap();
-    let answered = clock();
     // Unused now: closed once silent for the idle time, not before.
-    assert!(
-        read_msg(&mut s, &mut buf).await.is_none(),
-        "the server closes its unused connection"
-    );
-    let after = answered.elapsed();
-    assert!(after >= IDLE - Duration::from_millis(100), "{after:?}");
+    closed_once_idle(&mut s, &mut buf, clock(), "its unused connection").await;
     assert_eq!(stats.closed_conn_idle(), 1);
 
     // Its slot came back: with a budget of one, the next session connects to bob again.
@@ -317,12 +322,7 @@ async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
     let failed = clock();
 
     // Bob's leg is over: his connection goes once idle, though the session is up.
-    assert!(
-        read_msg(&mut s, &mut buf).await.is_none(),
-        "the server closes the failed leg's connection"
-    );
-    let after = failed.elapsed();
-    assert!(after >= IDLE - Duration::from_millis(100), "{after:?}");
+    closed_once_idle(&mut s, &mut buf, failed, "the failed leg's connection").await;
     assert_eq!(srv.io.closed_conn_idle(), 1);
     assert_eq!(
         srv.live.snapshot().sessions_live(),
