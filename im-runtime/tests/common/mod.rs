@@ -3,6 +3,8 @@
 //! the behaviour a test needs (answer late, cancel on ringing, cancel on a spec timer …).
 #![allow(dead_code)]
 
+pub(crate) mod harness;
+
 use im_runtime::endpoint::{
     Application, ContactBinding, DynMachine, RegisterChange, RegisterError,
 };

@@ -9,155 +9,14 @@ mod common;
 mod legs;
 
 use bytes::Bytes;
+use common::harness::*;
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
+
 use im_runtime::machine::Method;
 use im_runtime::proto::msrp;
 use im_runtime::proto::sip::{HeaderName, Message};
-use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use std::time::{Duration, Instant};
-
-const ALICE: &str = "127.0.0.1:5070";
-const BOB: &str = "127.0.0.2:5060";
-const CAROL: &str = "127.0.0.3:5060";
-const BOB_URI: &str = "sip:bob@127.0.0.2";
-const CAROL_URI: &str = "sip:carol@127.0.0.3";
-
-struct Sim {
-    ep: Endpoint<App>,
-    now: Instant,
-    sent: Vec<Output>,
-}
-
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests: every later instant is derived from it.
-    Instant::now()
-}
-
-impl Sim {
-    fn new(knobs: Knobs) -> Sim {
-        Sim::with(knobs, |_| {})
-    }
-    fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Sim {
-        let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-        f(&mut cfg);
-        Sim {
-            ep: Endpoint::new(cfg, App(knobs)),
-            now: base(),
-            sent: Vec::new(),
-        }
-    }
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        let mut out = Vec::new();
-        while let Some(o) = self.ep.poll_output() {
-            out.push(o);
-        }
-        self.sent.extend(out.clone());
-        out
-    }
-    fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
-        self.input(Input::Datagram {
-            local: addr("127.0.0.1:5060"),
-            from: addr(from),
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    fn tcp_open(&mut self, conn: ConnId, peer: &str) {
-        self.input(Input::StreamOpened {
-            conn,
-            kind: StreamKind::Sip,
-            local: addr("127.0.0.1:5060"),
-            peer: addr(peer),
-        });
-    }
-    fn tcp(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
-        self.input(Input::StreamData {
-            conn,
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    /// Runs every timer due within `d`, collecting what was sent.
-    fn advance(&mut self, d: Duration) -> Vec<Output> {
-        let until = self.now + d;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > until {
-                break;
-            }
-            self.now = self.now.max(t);
-            out.extend(self.input(Input::Timeout));
-        }
-        self.now = until;
-        out
-    }
-    /// Sends an OPTIONS over UDP and checks it is served: the server still works.
-    fn still_serving(&mut self, what: &str) {
-        let tag: String = what
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let out = self.udp(
-            ALICE,
-            &simple_request(
-                "OPTIONS",
-                "UDP",
-                ALICE,
-                &format!("alive-{tag}"),
-                &format!("z9hG4bKalive{tag}"),
-                "<sip:conference-factory@example.com>",
-                1,
-                "",
-            ),
-        );
-        let r = udp_to(&out, ALICE);
-        assert_eq!(
-            r.iter().map(status_of).collect::<Vec<_>>(),
-            vec![200],
-            "OPTIONS after {what}"
-        );
-    }
-}
-
-fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
-                Some(Message::parse(data.clone()).unwrap_or_else(|e| {
-                    panic!("unparsable {e:?}: {}", String::from_utf8_lossy(data))
-                }))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn tcp_on(out: &[Output], conn: ConnId) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::StreamSend { conn: c, data } if *c == conn => Some(
-                Message::parse_as(data.clone(), im_runtime::proto::sip::Transport::Stream)
-                    .expect("the server sends parsable SIP"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The requests of method `m`, each once (retransmissions left out).
-fn requests(msgs: &[Message], m: Method) -> Vec<Message> {
-    let mut seen = std::collections::HashSet::new();
-    msgs.iter()
-        .filter(|x| x.method() == Some(&m))
-        .filter(|x| seen.insert(x.top_via().and_then(|v| v.branch()).map(str::to_string)))
-        .cloned()
-        .collect()
-}
-
-fn statuses(msgs: &[Message]) -> Vec<u16> {
-    msgs.iter().map(status_of).filter(|s| *s != 0).collect()
-}
+use im_runtime::transport::{ConnId, Core, Input, Output};
+use std::time::Duration;
 
 /// Alice invites bob and carol over UDP; returns the 200 (when answered at once) and the
 /// INVITE each invitee got.
@@ -180,11 +39,6 @@ fn start(sim: &mut Sim, call: &str, recipients: &[&str]) -> (Option<Message>, Ve
     (ok, invites)
 }
 
-fn ack(sim: &mut Sim, ok: &Message) {
-    let out = sim.udp(ALICE, &ack_for(ok, "UDP", ALICE, "z9hG4bKack"));
-    assert!(udp_to(&out, ALICE).is_empty(), "an ACK is never answered");
-}
-
 /// Answers each BYE the server sent to `to` with 200.
 fn answer_byes(sim: &mut Sim, to: &str) -> usize {
     let byes = requests(&udp_to(&sim.sent, to), Method::Bye);
@@ -194,54 +48,29 @@ fn answer_byes(sim: &mut Sim, to: &str) -> usize {
     byes.len()
 }
 
-/// Alice's BYE in the dialog of `ok`.
-fn alice_bye(ok: &Message) -> String {
-    simple_request(
-        "BYE",
-        "UDP",
-        ALICE,
-        ok.call_id().unwrap(),
-        "z9hG4bKbye",
-        ok.header(HeaderName::To).unwrap(),
-        2,
-        "",
-    )
+/// The invitee at `to` answers its INVITE `inv` 200 with an SDP answer listening at `msrp`.
+fn accepts(sim: &mut Sim, to: &str, inv: &Message, tag: &str, msrp: (&str, &str)) -> Vec<Output> {
+    let sdp = invitee_sdp(msrp.0, msrp.1);
+    sim.udp(to, &response_to(inv, 200, tag, Some(&sdp)))
 }
 
-/// Alice connects to the server's MSRP path from `ok` and sends `text` in one chunk.
-fn alice_sends(sim: &mut Sim, ok: &Message, text: &str) -> ConnId {
-    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
-    sim.input(Input::StreamOpened {
-        conn: alice_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:2855"),
-        peer: addr("127.0.0.1:7000"),
-    });
-    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
-    let our_path = answer
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let out = sim.input(Input::StreamData {
-        conn: alice_conn,
-        data: Bytes::from(format!(
-            "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-{n}/{n}\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\n{text}\r\n-------t1$\r\n",
-            n = text.len()
-        )),
-    });
-    let resp = out.iter().find_map(|o| match o {
-        Output::StreamSend { conn, data } if *conn == alice_conn => {
-            Some(String::from_utf8_lossy(data).to_string())
-        }
-        _ => None,
-    });
-    assert!(
-        resp.unwrap().starts_with("MSRP t1 200"),
-        "the SEND is accepted"
-    );
-    alice_conn
+/// Bob accepts `inv`, listening at 127.0.0.2:7002; returns the connection the server opens
+/// to him.
+fn bob_accepts(sim: &mut Sim, inv: &Message) -> ConnId {
+    let out = accepts(sim, BOB, inv, "b1", ("127.0.0.2:7002", "bobs"));
+    connect_of(&out).expect("connect to bob").0
+}
+
+/// Bob (`invites[0]`) rings and carol (`invites[1]`) accepts.
+fn bob_rings_carol_accepts(sim: &mut Sim, invites: &[Message]) {
+    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
+    accepts(sim, CAROL, &invites[1], "c1", ("127.0.0.3:7003", "cs"));
+}
+
+/// Bob answers the server's CANCEL 200 and then his INVITE `inv` 487.
+fn bob_cancelled(sim: &mut Sim, cancel: &Message, inv: &Message) {
+    sim.udp(BOB, &response_to(cancel, 200, "b1", None));
+    sim.udp(BOB, &response_to(inv, 487, "b1", None));
 }
 
 fn settle(sim: &mut Sim) {
@@ -426,11 +255,7 @@ fn oversized_messages_get_513_on_udp_and_close_the_stream_on_tcp() {
     let conn = ConnId(ConnId::ACCEPTED | 9);
     sim.tcp_open(conn, ALICE);
     let out = sim.tcp(conn, &big.replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Close { conn: c } if *c == conn)),
-        "the stream is closed: {out:?}"
-    );
+    assert!(closed(&out, conn), "the stream is closed: {out:?}");
     // What else arrives on it is ignored (it is closed), and a new connection works.
     let conn2 = ConnId(ConnId::ACCEPTED | 10);
     sim.tcp_open(conn2, "127.0.0.1:5071");
@@ -636,28 +461,8 @@ fn no_msrp_connection_from_the_originator_times_out() {
     let ok = ok.unwrap();
     ack(&mut sim, &ok);
     // Bob accepts; the server connects to him but no message ever comes from alice.
-    let out = sim.udp(
-        BOB,
-        &response_to(
-            &invites[0],
-            200,
-            "b1",
-            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
-        ),
-    );
-    let bob_conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Connect { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .expect("connect to bob");
-    sim.input(Input::StreamOpened {
-        conn: bob_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:40001"),
-        peer: addr("127.0.0.2:7002"),
-    });
+    let bob_conn = bob_accepts(&mut sim, &invites[0]);
+    sim.msrp_open(bob_conn, "127.0.0.1:40001", addr("127.0.0.2:7002"));
     sim.advance(Duration::from_secs(35));
     assert_eq!(
         requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(),
@@ -713,8 +518,7 @@ fn the_session_lifetime_ends_a_stuck_session() {
         "lifetime over: the pending leg is cancelled"
     );
     assert_eq!(requests(&udp_to(&out, ALICE), Method::Bye).len(), 1);
-    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    bob_cancelled(&mut sim, &cancels[0], &invites[0]);
     answer_byes(&mut sim, ALICE);
     settle(&mut sim);
 }
@@ -724,16 +528,7 @@ fn shutdown_ends_every_leg_and_refuses_new_sessions() {
     let mut sim = Sim::new(Knobs::default());
     let (ok, invites) = start(&mut sim, "sd", &[BOB_URI, CAROL_URI]);
     ack(&mut sim, &ok.unwrap());
-    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
-    sim.udp(
-        CAROL,
-        &response_to(
-            &invites[1],
-            200,
-            "c1",
-            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
-        ),
-    );
+    bob_rings_carol_accepts(&mut sim, &invites);
     // A second session not yet answered by anyone.
     let (ok2, inv2) = start(&mut sim, "sd2", &[BOB_URI]);
     ack(&mut sim, &ok2.unwrap());
@@ -773,35 +568,9 @@ fn a_delivered_message_is_reported_and_every_dialog_ends() {
     let ok = ok.unwrap();
     ack(&mut sim, &ok);
     alice_sends(&mut sim, &ok, "hi");
-    let out = sim.udp(
-        BOB,
-        &response_to(
-            &invites[0],
-            200,
-            "b1",
-            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
-        ),
-    );
-    let bob_conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Connect { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .unwrap();
-    let out = sim.input(Input::StreamOpened {
-        conn: bob_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:40000"),
-        peer: addr("127.0.0.2:7002"),
-    });
-    let chunk = out
-        .iter()
-        .find_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == bob_conn => Some(data.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let bob_conn = bob_accepts(&mut sim, &invites[0]);
+    let out = sim.msrp_open(bob_conn, "127.0.0.1:40000", addr("127.0.0.2:7002"));
+    let chunk = sent_on(&out, bob_conn).expect("the message goes to bob");
     let frame = msrp::decode_one(&chunk).unwrap();
     let resp = msrp::response_to(&frame, msrp::StatusCode(200), None).unwrap();
     sim.input(Input::StreamData {
@@ -812,9 +581,7 @@ fn a_delivered_message_is_reported_and_every_dialog_ends() {
     answer_byes(&mut sim, BOB);
     answer_byes(&mut sim, ALICE);
     assert!(
-        sim.sent
-            .iter()
-            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        closed(&sim.sent, bob_conn),
         "bob's MSRP connection is closed"
     );
     settle(&mut sim);

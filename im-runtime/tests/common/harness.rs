@@ -1,0 +1,270 @@
+//! The endpoint in virtual time: one [`Sim`] drives an `Endpoint` with a stand-in
+//! application, feeds it datagrams, stream data and timeouts at a clock it moves itself, and
+//! keeps everything the endpoint sent. The helpers read those outputs (SIP per peer or
+//! connection, MSRP connects and sends) and play alice's side of a session, so the tests
+//! in `endpoint_paths/` and `endpoint_sim.rs` share one set-up instead of a copy each.
+
+use super::{App, Knobs, ack_for, addr, simple_request, status_of};
+use bytes::Bytes;
+use im_runtime::endpoint::{Application, Endpoint, EndpointConfig};
+use im_runtime::machine::Method;
+use im_runtime::proto::sip::{HeaderName, Message, Transport};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Alice, the originator, sends from here (UDP and her TCP connections).
+pub(crate) const ALICE: &str = "127.0.0.1:5070";
+/// Bob's SIP address; the stand-in routers send `sip:bob@127.0.0.2` here.
+pub(crate) const BOB: &str = "127.0.0.2:5060";
+/// Carol's SIP address; the stand-in routers send `sip:carol@127.0.0.3` here.
+pub(crate) const CAROL: &str = "127.0.0.3:5060";
+/// Bob as a recipient-list entry.
+pub(crate) const BOB_URI: &str = "sip:bob@127.0.0.2";
+/// Carol as a recipient-list entry.
+pub(crate) const CAROL_URI: &str = "sip:carol@127.0.0.3";
+/// The endpoint's SIP address.
+pub(crate) const SIP_LOCAL: &str = "127.0.0.1:5060";
+/// The endpoint's MSRP address.
+pub(crate) const MSRP_LOCAL: &str = "127.0.0.1:2855";
+/// Where alice's MSRP client connects from (her SDP offer's path, [`super::alice_sdp`]).
+pub(crate) const ALICE_MSRP: &str = "127.0.0.1:7000";
+
+/// An endpoint serving `A`, its virtual clock and every output it has sent.
+pub(crate) struct Sim<A: Application = App> {
+    pub(crate) ep: Endpoint<A>,
+    pub(crate) now: Instant,
+    pub(crate) sent: Vec<Output>,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn base() -> Instant {
+    // The one clock read of these tests: every later instant is derived from it.
+    Instant::now()
+}
+
+impl Sim<App> {
+    /// The stand-in machines of [`App`] with the default configuration.
+    pub(crate) fn new(knobs: Knobs) -> Sim {
+        Sim::with(knobs, |_| {})
+    }
+    /// The stand-in machines of [`App`]; `f` changes the configuration first.
+    pub(crate) fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Sim {
+        Sim::serving(App(knobs), f)
+    }
+}
+
+impl<A: Application> Sim<A> {
+    /// An endpoint at [`SIP_LOCAL`] / [`MSRP_LOCAL`] serving `app`; `f` changes the
+    /// configuration first.
+    pub(crate) fn serving(app: A, f: impl FnOnce(&mut EndpointConfig)) -> Sim<A> {
+        let mut cfg = EndpointConfig::new(addr(SIP_LOCAL), addr(MSRP_LOCAL));
+        f(&mut cfg);
+        Sim {
+            ep: Endpoint::new(cfg, app),
+            now: base(),
+            sent: Vec::new(),
+        }
+    }
+    /// Feeds one input at the current instant; returns what it made the endpoint send.
+    pub(crate) fn input(&mut self, i: Input) -> Vec<Output> {
+        self.ep.handle_input(self.now, i);
+        let mut out = Vec::new();
+        while let Some(o) = self.ep.poll_output() {
+            out.push(o);
+        }
+        self.sent.extend(out.clone());
+        out
+    }
+    /// A datagram from `from` with `text` as it is (no line-end conversion).
+    pub(crate) fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
+        self.input(Input::Datagram {
+            local: addr(SIP_LOCAL),
+            from: addr(from),
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    /// A SIP connection `conn` from `peer` is accepted.
+    pub(crate) fn tcp_open(&mut self, conn: ConnId, peer: &str) {
+        self.input(Input::StreamOpened {
+            conn,
+            kind: StreamKind::Sip,
+            local: addr(SIP_LOCAL),
+            peer: addr(peer),
+        });
+    }
+    /// Bytes `text` arrive on connection `conn`.
+    pub(crate) fn tcp(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        self.input(Input::StreamData {
+            conn,
+            data: Bytes::from(text.to_string()),
+        })
+    }
+    /// An MSRP connection `conn` (accepted or the endpoint's own connect) is up.
+    pub(crate) fn msrp_open(&mut self, conn: ConnId, local: &str, peer: SocketAddr) -> Vec<Output> {
+        self.input(Input::StreamOpened {
+            conn,
+            kind: StreamKind::Msrp,
+            local: addr(local),
+            peer,
+        })
+    }
+    /// Runs every timer due within `d`, collecting what was sent.
+    pub(crate) fn advance(&mut self, d: Duration) -> Vec<Output> {
+        let until = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_timeout() {
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            out.extend(self.input(Input::Timeout));
+        }
+        self.now = until;
+        out
+    }
+    /// Sends an OPTIONS over UDP and checks it is served: the server still works.
+    pub(crate) fn still_serving(&mut self, what: &str) {
+        let tag: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let out = self.udp(
+            ALICE,
+            &simple_request(
+                "OPTIONS",
+                "UDP",
+                ALICE,
+                &format!("alive-{tag}"),
+                &format!("z9hG4bKalive{tag}"),
+                "<sip:conference-factory@example.com>",
+                1,
+                "",
+            ),
+        );
+        let r = udp_to(&out, ALICE);
+        assert_eq!(
+            r.iter().map(status_of).collect::<Vec<_>>(),
+            vec![200],
+            "OPTIONS after {what}"
+        );
+    }
+}
+
+/// The SIP messages sent over UDP to `to`; anything unparsable fails the test.
+pub(crate) fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
+                Some(Message::parse(data.clone()).unwrap_or_else(|e| {
+                    panic!("unparsable {e:?}: {}", String::from_utf8_lossy(data))
+                }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The SIP messages sent on connection `conn`.
+pub(crate) fn tcp_on(out: &[Output], conn: ConnId) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::StreamSend { conn: c, data } if *c == conn => Some(
+                Message::parse_as(data.clone(), Transport::Stream)
+                    .expect("the server sends parsable SIP"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The requests of method `m`, each once (retransmissions left out).
+pub(crate) fn requests(msgs: &[Message], m: Method) -> Vec<Message> {
+    let mut seen = std::collections::HashSet::new();
+    msgs.iter()
+        .filter(|x| x.method() == Some(&m))
+        .filter(|x| seen.insert(x.top_via().and_then(|v| v.branch()).map(str::to_string)))
+        .cloned()
+        .collect()
+}
+
+/// The status codes of the responses among `msgs`, in order.
+pub(crate) fn statuses(msgs: &[Message]) -> Vec<u16> {
+    msgs.iter().map(status_of).filter(|s| *s != 0).collect()
+}
+
+/// The first connection the endpoint opened (to an invitee's MSRP path) and where to.
+pub(crate) fn connect_of(out: &[Output]) -> Option<(ConnId, SocketAddr)> {
+    out.iter().find_map(|o| match o {
+        Output::Connect { conn, to, .. } => Some((*conn, *to)),
+        _ => None,
+    })
+}
+
+/// The first bytes sent on connection `conn`.
+pub(crate) fn sent_on(out: &[Output], conn: ConnId) -> Option<Bytes> {
+    out.iter().find_map(|o| match o {
+        Output::StreamSend { conn: c, data } if *c == conn => Some(data.clone()),
+        _ => None,
+    })
+}
+
+/// Whether connection `conn` was closed.
+pub(crate) fn closed(out: &[Output], conn: ConnId) -> bool {
+    out.iter()
+        .any(|o| matches!(o, Output::Close { conn: c } if *c == conn))
+}
+
+/// The ACK alice sends over UDP for the 2xx `ok`; nothing answers it.
+pub(crate) fn ack<A: Application>(sim: &mut Sim<A>, ok: &Message) {
+    let out = sim.udp(ALICE, &ack_for(ok, "UDP", ALICE, "z9hG4bKack"));
+    assert!(udp_to(&out, ALICE).is_empty(), "an ACK is never answered");
+}
+
+/// Alice's BYE in the dialog of `ok`.
+pub(crate) fn alice_bye(ok: &Message) -> String {
+    simple_request(
+        "BYE",
+        "UDP",
+        ALICE,
+        ok.call_id().unwrap(),
+        "z9hG4bKbye",
+        ok.header(HeaderName::To).unwrap(),
+        2,
+        "",
+    )
+}
+
+/// Alice connects from [`ALICE_MSRP`] to the server's MSRP path in `ok`'s SDP answer;
+/// returns her connection and that path.
+pub(crate) fn alice_connects<A: Application>(sim: &mut Sim<A>, ok: &Message) -> (ConnId, String) {
+    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
+    sim.msrp_open(alice_conn, MSRP_LOCAL, addr(ALICE_MSRP));
+    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
+    let our_path = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .expect("the answer has a path")
+        .trim()
+        .to_string();
+    (alice_conn, our_path)
+}
+
+/// Alice connects to the server's MSRP path from `ok` and sends `text` in one chunk, asking
+/// for a success report; the SEND must be accepted.
+pub(crate) fn alice_sends<A: Application>(sim: &mut Sim<A>, ok: &Message, text: &str) -> ConnId {
+    let (alice_conn, our_path) = alice_connects(sim, ok);
+    let out = sim.input(Input::StreamData {
+        conn: alice_conn,
+        data: Bytes::from(format!(
+            "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://{ALICE_MSRP}/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-{n}/{n}\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\n{text}\r\n-------t1$\r\n",
+            n = text.len()
+        )),
+    });
+    let resp = sent_on(&out, alice_conn).map(|d| String::from_utf8_lossy(&d).to_string());
+    assert!(
+        resp.unwrap().starts_with("MSRP t1 200"),
+        "the SEND is accepted"
+    );
+    alice_conn
+}
