@@ -8,28 +8,16 @@ use super::*;
 #[test]
 fn originator_bye_before_the_invitees_answer_cancels_and_byes_the_legs() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "obye", &[BOB_URI, CAROL_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
+    let (ok, invites) = started(&mut sim, "obye", &[BOB_URI, CAROL_URI]);
     // Bob rings, carol accepts; then alice hangs up before sending anything.
-    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
-    sim.udp(
-        CAROL,
-        &response_to(
-            &invites[1],
-            200,
-            "c1",
-            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
-        ),
-    );
+    bob_rings_carol_accepts(&mut sim, &invites);
     let out = sim.udp(ALICE, &alice_bye(&ok));
     assert_eq!(statuses(&udp_to(&out, ALICE)), vec![200], "BYE answered");
     let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
     assert_eq!(cancels.len(), 1, "bob's pending INVITE is cancelled");
     let byes = requests(&udp_to(&out, CAROL), Method::Bye);
     assert_eq!(byes.len(), 1, "carol's dialog is ended");
-    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    bob_cancelled(&mut sim, &cancels[0], &invites[0]);
     let acks = requests(&udp_to(&sim.sent, BOB), Method::Ack);
     assert_eq!(acks.len(), 1, "the 487 is ACKed");
     sim.udp(CAROL, &response_to(&byes[0], 200, "", None));
@@ -51,19 +39,8 @@ fn originator_bye_leaves_the_legs_up_when_the_machine_says_nothing_of_them() {
         keep_legs_on_bye: true,
         ..Knobs::default()
     });
-    let (ok, invites) = start(&mut sim, "obye-keep", &[BOB_URI, CAROL_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
-    sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
-    sim.udp(
-        CAROL,
-        &response_to(
-            &invites[1],
-            200,
-            "c1",
-            Some(&invitee_sdp("127.0.0.3:7003", "cs")),
-        ),
-    );
+    let (ok, invites) = started(&mut sim, "obye-keep", &[BOB_URI, CAROL_URI]);
+    bob_rings_carol_accepts(&mut sim, &invites);
     let out = sim.udp(ALICE, &alice_bye(&ok));
     assert_eq!(statuses(&udp_to(&out, ALICE)), vec![200], "BYE answered");
     assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
@@ -74,18 +51,8 @@ fn originator_bye_leaves_the_legs_up_when_the_machine_says_nothing_of_them() {
 #[test]
 fn invitee_bye_ends_its_leg_and_the_session_settles() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "ibye", &[BOB_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
-    sim.udp(
-        BOB,
-        &response_to(
-            &invites[0],
-            200,
-            "b1",
-            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
-        ),
-    );
+    let (_, invites) = started(&mut sim, "ibye", &[BOB_URI]);
+    accepts(&mut sim, BOB, &invites[0], "b1", ("127.0.0.2:7002", "bobs"));
     // Bob hangs up in his dialog (To is the server's tag, From his).
     let leg_tag = invites[0].from().unwrap().tag().unwrap().to_string();
     let bye = crlf(&format!(
@@ -109,9 +76,7 @@ fn invitee_bye_ends_its_leg_and_the_session_settles() {
 #[test]
 fn invitee_never_answering_fails_its_leg_by_timer_b() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "tb", &[BOB_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
+    let (ok, invites) = started(&mut sim, "tb", &[BOB_URI]);
     alice_sends(&mut sim, &ok, "hello");
     assert_eq!(invites.len(), 1);
     sim.advance(Duration::from_secs(31));
@@ -140,16 +105,14 @@ fn a_leg_spec_timer_cancels_a_ringing_invitee() {
         leg_timer_cancel: true,
         ..Knobs::default()
     });
-    let (ok, invites) = start(&mut sim, "lt", &[BOB_URI]);
-    ack(&mut sim, &ok.unwrap());
+    let (_, invites) = started(&mut sim, "lt", &[BOB_URI]);
     sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
     let out = sim.advance(LEG_TIMEOUT - Duration::from_millis(100));
     assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
     let out = sim.advance(Duration::from_millis(200));
     let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
     assert_eq!(cancels.len(), 1, "the leg's timer cancels the INVITE");
-    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    bob_cancelled(&mut sim, &cancels[0], &invites[0]);
     assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Ack).len(), 1);
     assert_eq!(requests(&udp_to(&sim.sent, ALICE), Method::Bye).len(), 1);
     answer_byes(&mut sim, ALICE);
@@ -162,8 +125,7 @@ fn a_leg_cancels_on_ringing_and_a_487_fails_it() {
         cancel_on_ringing: true,
         ..Knobs::default()
     });
-    let (ok, invites) = start(&mut sim, "cr", &[BOB_URI, CAROL_URI]);
-    ack(&mut sim, &ok.unwrap());
+    let (_, invites) = started(&mut sim, "cr", &[BOB_URI, CAROL_URI]);
     let out = sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
     let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
     assert_eq!(cancels.len(), 1, "CANCEL sent on 180");
@@ -172,8 +134,7 @@ fn a_leg_cancels_on_ringing_and_a_487_fails_it() {
         invites[0].top_via().unwrap().branch(),
         "the CANCEL matches the INVITE's branch"
     );
-    sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-    sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
+    bob_cancelled(&mut sim, &cancels[0], &invites[0]);
     // Carol declines.
     sim.udp(CAROL, &response_to(&invites[1], 603, "c1", None));
     assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Ack).len(), 1);
@@ -194,20 +155,11 @@ fn a_2xx_crossing_the_legs_own_cancel_is_the_leg_machines_to_end() {
             keep_crossed_2xx: keep,
             ..Knobs::default()
         });
-        let (ok, invites) = start(&mut sim, "cross", &[BOB_URI]);
-        ack(&mut sim, &ok.unwrap());
+        let (_, invites) = started(&mut sim, "cross", &[BOB_URI]);
         let out = sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
         let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
         sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-        let out = sim.udp(
-            BOB,
-            &response_to(
-                &invites[0],
-                200,
-                "b1",
-                Some(&invitee_sdp("127.0.0.2:7002", "bs")),
-            ),
-        );
+        let out = accepts(&mut sim, BOB, &invites[0], "b1", ("127.0.0.2:7002", "bs"));
         assert_eq!(
             requests(&udp_to(&out, BOB), Method::Ack).len(),
             1,
@@ -232,23 +184,13 @@ fn a_2xx_crossing_the_sessions_cancel_is_the_leg_machines_to_end() {
             keep_crossed_2xx: keep,
             ..Knobs::default()
         });
-        let (ok, invites) = start(&mut sim, "scross", &[BOB_URI]);
-        let ok = ok.unwrap();
-        ack(&mut sim, &ok);
+        let (ok, invites) = started(&mut sim, "scross", &[BOB_URI]);
         sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
         let out = sim.udp(ALICE, &alice_bye(&ok));
         let cancels = requests(&udp_to(&out, BOB), Method::Cancel);
         assert_eq!(cancels.len(), 1, "the session cancels bob's leg");
         sim.udp(BOB, &response_to(&cancels[0], 200, "b1", None));
-        let out = sim.udp(
-            BOB,
-            &response_to(
-                &invites[0],
-                200,
-                "b1",
-                Some(&invitee_sdp("127.0.0.2:7002", "bs")),
-            ),
-        );
+        let out = accepts(&mut sim, BOB, &invites[0], "b1", ("127.0.0.2:7002", "bs"));
         assert_eq!(
             requests(&udp_to(&out, BOB), Method::Ack).len(),
             1,
@@ -351,27 +293,10 @@ fn non_2xx_final_answers_stop_on_their_ack() {
 #[test]
 fn msrp_connect_failure_to_an_invitee_fails_its_delivery() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "cf", &[BOB_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
+    let (ok, invites) = started(&mut sim, "cf", &[BOB_URI]);
     // Alice connects and sends her message.
     let alice_conn = alice_sends(&mut sim, &ok, "hello");
-    let out = sim.udp(
-        BOB,
-        &response_to(
-            &invites[0],
-            200,
-            "b1",
-            Some(&invitee_sdp("127.0.0.2:7002", "bobs")),
-        ),
-    );
-    let bob_conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Connect { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .expect("connect to bob");
+    let bob_conn = bob_accepts(&mut sim, &invites[0]);
     sim.input(Input::ConnectFailed { conn: bob_conn });
     // Bob's leg ends (BYE), the originator gets the outcome and her dialog ends.
     assert_eq!(requests(&udp_to(&sim.sent, BOB), Method::Bye).len(), 1);

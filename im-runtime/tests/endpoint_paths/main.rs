@@ -39,6 +39,14 @@ fn start(sim: &mut Sim, call: &str, recipients: &[&str]) -> (Option<Message>, Ve
     (ok, invites)
 }
 
+/// [`start`], answered at once, and alice's ACK for the 200; returns the 200 and the INVITEs.
+fn started(sim: &mut Sim, call: &str, recipients: &[&str]) -> (Message, Vec<Message>) {
+    let (ok, invites) = start(sim, call, recipients);
+    let ok = ok.expect("answered at once");
+    ack(sim, &ok);
+    (ok, invites)
+}
+
 /// Answers each BYE the server sent to `to` with 200.
 fn answer_byes(sim: &mut Sim, to: &str) -> usize {
     let byes = requests(&udp_to(&sim.sent, to), Method::Bye);
@@ -457,9 +465,7 @@ fn no_ack_over_tcp_ends_the_session_too() {
 #[test]
 fn no_msrp_connection_from_the_originator_times_out() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "nomsrp", &[BOB_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
+    let (_, invites) = started(&mut sim, "nomsrp", &[BOB_URI]);
     // Bob accepts; the server connects to him but no message ever comes from alice.
     let bob_conn = bob_accepts(&mut sim, &invites[0]);
     sim.msrp_open(bob_conn, "127.0.0.1:40001", addr("127.0.0.2:7002"));
@@ -486,8 +492,7 @@ fn no_msrp_connection_from_the_originator_times_out() {
 #[test]
 fn the_msrp_idle_limit_is_configuration() {
     let mut sim = Sim::with(Knobs::default(), |c| c.msrp_idle = Duration::from_secs(5));
-    let (ok, invites) = start(&mut sim, "idle5", &[BOB_URI]);
-    ack(&mut sim, &ok.unwrap());
+    let (_, invites) = started(&mut sim, "idle5", &[BOB_URI]);
     sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
     sim.sent.clear();
     sim.advance(Duration::from_secs(4));
@@ -505,8 +510,7 @@ fn the_session_lifetime_ends_a_stuck_session() {
     let mut sim = Sim::with(Knobs::default(), |c| {
         c.session_lifetime = Duration::from_secs(20)
     });
-    let (ok, invites) = start(&mut sim, "life", &[BOB_URI]);
-    ack(&mut sim, &ok.unwrap());
+    let (_, invites) = started(&mut sim, "life", &[BOB_URI]);
     sim.udp(BOB, &response_to(&invites[0], 180, "b1", None));
     let out = sim.advance(Duration::from_secs(19));
     assert!(requests(&udp_to(&out, BOB), Method::Cancel).is_empty());
@@ -526,12 +530,10 @@ fn the_session_lifetime_ends_a_stuck_session() {
 #[test]
 fn shutdown_ends_every_leg_and_refuses_new_sessions() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "sd", &[BOB_URI, CAROL_URI]);
-    ack(&mut sim, &ok.unwrap());
+    let (_, invites) = started(&mut sim, "sd", &[BOB_URI, CAROL_URI]);
     bob_rings_carol_accepts(&mut sim, &invites);
     // A second session not yet answered by anyone.
-    let (ok2, inv2) = start(&mut sim, "sd2", &[BOB_URI]);
-    ack(&mut sim, &ok2.unwrap());
+    started(&mut sim, "sd2", &[BOB_URI]);
     assert_eq!(sim.ep.live_sessions(), 2);
     assert!(!sim.ep.is_idle());
     let out = sim.input(Input::Shutdown);
@@ -555,7 +557,6 @@ fn shutdown_ends_every_leg_and_refuses_new_sessions() {
     sim.udp(BOB, &response_to(&invites[0], 487, "b1", None));
     answer_byes(&mut sim, CAROL);
     answer_byes(&mut sim, ALICE);
-    let _ = inv2;
     sim.advance(Duration::from_secs(40));
     assert_eq!(sim.ep.live_sessions(), 0);
     assert!(sim.ep.is_idle());
@@ -564,9 +565,7 @@ fn shutdown_ends_every_leg_and_refuses_new_sessions() {
 #[test]
 fn a_delivered_message_is_reported_and_every_dialog_ends() {
     let mut sim = Sim::new(Knobs::default());
-    let (ok, invites) = start(&mut sim, "full", &[BOB_URI]);
-    let ok = ok.unwrap();
-    ack(&mut sim, &ok);
+    let (ok, invites) = started(&mut sim, "full", &[BOB_URI]);
     alice_sends(&mut sim, &ok, "hi");
     let bob_conn = bob_accepts(&mut sim, &invites[0]);
     let out = sim.msrp_open(bob_conn, "127.0.0.1:40000", addr("127.0.0.2:7002"));
