@@ -4,34 +4,26 @@
 //! reported, every leg ends with BYE and the session count returns to 0. Also: errors
 //! answered before any machine, retransmissions absorbed, CANCEL, OPTIONS.
 
+mod common;
+
 use bytes::Bytes;
-use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
+use common::harness::{
+    self, ALICE, ALICE_MSRP, BOB, CAROL, ack, alice_bye, alice_connects, alice_sends, closed,
+    connect_of, sent_on, udp_to,
+};
+use common::{
+    INVITEES, act, addr, alice_sdp, crlf, invite_with_body, invitee_sdp, list_body, ok_with_answer,
+    oma_invitation, response_to, simple_request, status_of,
+};
+use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{
     Action, ActionKind, Env, Event, Facts, GroupDirectory, HeaderValue, Invitation, InviteeRouter,
-    Machine, Method, NoGroups, OfferItem, Origin, Recipients, Reply, Route, SdpAnswerItem,
-    Selection, Uri,
+    Machine, Method, NoGroups, OfferItem, Recipients, Reply, Route, Selection, Uri,
 };
 use im_runtime::proto::msrp;
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use std::net::SocketAddr;
+use im_runtime::transport::{ConnId, Input, Output};
 use std::time::{Duration, Instant};
-
-/// The fan-out selection the specs write (`without originator distinct`).
-const INVITEES: Selection = Selection {
-    without_originator: true,
-    distinct: true,
-};
-
-const O: Origin = Origin {
-    procedure: "test",
-    clause: "0",
-    rule: "r",
-};
-
-fn act(kind: ActionKind) -> Action {
-    Action { origin: O, kind }
-}
 
 /// Stands in for the generated 5.2.1.1 dispatcher.
 struct Dispatcher {
@@ -43,32 +35,15 @@ struct Dispatcher {
     inv: Option<Invitation>,
 }
 
-/// What `specs/7.9.1.4_adhoc_group.imspec` writes for the invitee INVITE.
-fn oma_invitation(originator: &Uri) -> Invitation {
-    Invitation {
-        headers: vec![
-            (
-                "Contact".into(),
-                HeaderValue::FocusContactWith(";+g.oma.sip-im;+g.oma.sip-im.large-message".into()),
-            ),
-            (
-                "Referred-By".into(),
-                HeaderValue::Text(format!("<{}>", originator.raw).into()),
-            ),
-            (
-                "Allow".into(),
-                HeaderValue::Text("INVITE, ACK, BYE, CANCEL, OPTIONS".into()),
-            ),
-        ],
-        history: true,
-        offer: vec![
-            OfferItem::OwnAcceptWrappedTypes,
-            OfferItem::OwnMaxSize,
-            OfferItem::Fixed("setup".into(), Some("actpass".into())),
-            OfferItem::Fixed("connection".into(), Some("new".into())),
-            OfferItem::Fixed("sendonly".into(), None),
-        ],
-    }
+/// A response with no headers or body of the machine's own.
+fn respond(status: u16, reason: &'static str, warning: Option<&'static str>) -> Action {
+    act(ActionKind::Respond(Reply {
+        status,
+        reason: reason.into(),
+        headers: vec![],
+        warning: warning.map(Into::into),
+        sdp_answer: vec![],
+    }))
 }
 
 impl Machine for Dispatcher {
@@ -77,23 +52,7 @@ impl Machine for Dispatcher {
     fn handle(&mut self, _: Instant, ev: &Event, f: &Facts, _: &Env<'_>) -> Vec<Action> {
         match ev {
             Event::InitialRequest(Method::Invite) if !f.recipients.is_empty() => vec![
-                act(ActionKind::Respond(Reply {
-                    status: 200,
-                    reason: "OK".into(),
-                    headers: vec![(
-                        "Contact".into(),
-                        im_runtime::machine::HeaderValue::FocusContact,
-                    )],
-                    warning: None,
-                    sdp_answer: vec![
-                        SdpAnswerItem::OwnPath,
-                        SdpAnswerItem::MediaFromOffer,
-                        SdpAnswerItem::AcceptTypesIntersection,
-                        SdpAnswerItem::MirrorDirection,
-                        SdpAnswerItem::ComplementSetup,
-                        SdpAnswerItem::Else(488, "Not Acceptable Here".into()),
-                    ],
-                })),
+                ok_with_answer(),
                 act(ActionKind::InviteEach(
                     Recipients::RecipientList,
                     self.sel,
@@ -102,30 +61,14 @@ impl Machine for Dispatcher {
                         .unwrap_or_else(|| oma_invitation(&f.originator)),
                 )),
             ],
-            Event::InitialRequest(_) => vec![act(ActionKind::Respond(Reply {
-                status: 404,
-                reason: "Not Found".into(),
-                headers: vec![],
-                warning: Some("no such group".into()),
-                sdp_answer: vec![],
-            }))],
+            Event::InitialRequest(_) => vec![respond(404, "Not Found", Some("no such group"))],
             // The answer to the originator's BYE is the machine's (a spec's `respond`).
-            Event::InDialogRequest(Method::Bye) => vec![act(ActionKind::Respond(Reply {
-                status: 202,
-                reason: "Accepted".into(),
-                headers: vec![],
-                warning: None,
-                sdp_answer: vec![],
-            }))],
+            Event::InDialogRequest(Method::Bye) => vec![respond(202, "Accepted", None)],
             // Another in-dialog request (a spec's `on request other`): INFO is answered by
             // the machine; nothing answers OPTIONS here.
-            Event::InDialogRequest(Method::Info) => vec![act(ActionKind::Respond(Reply {
-                status: 488,
-                reason: "Not Acceptable Here".into(),
-                headers: vec![],
-                warning: None,
-                sdp_answer: vec![],
-            }))],
+            Event::InDialogRequest(Method::Info) => {
+                vec![respond(488, "Not Acceptable Here", None)]
+            }
             Event::LegsSettled => {
                 self.done = true;
                 // The status of a failure REPORT is the machine's choice, sent as given.
@@ -232,25 +175,8 @@ impl Application for App {
     }
 }
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-const ALICE: &str = "127.0.0.1:5070";
-const BOB: &str = "127.0.0.2:5060";
-const CAROL: &str = "127.0.0.3:5060";
-
-struct Sim {
-    ep: Endpoint<App>,
-    now: Instant,
-    sent: Vec<Output>,
-}
-
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests: every later instant is derived from it.
-    Instant::now()
-}
+/// The endpoint serving this file's [`App`].
+type Sim = harness::Sim<App>;
 
 impl Sim {
     fn new() -> Sim {
@@ -260,100 +186,64 @@ impl Sim {
         Sim::inviting(sel, None)
     }
     fn inviting(sel: Selection, inv: Option<Invitation>) -> Sim {
-        let cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-        Sim {
-            ep: Endpoint::new(cfg, App { sel, inv }),
-            now: base(),
-            sent: Vec::new(),
-        }
+        Sim::serving(App { sel, inv }, |_| {})
     }
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        let mut out = Vec::new();
-        while let Some(o) = self.ep.poll_output() {
-            out.push(o);
-        }
-        self.sent.extend(out.clone());
-        out
-    }
+    /// A datagram from `from` with `text`'s line ends made CRLF.
     fn datagram(&mut self, from: &str, text: &str) -> Vec<Output> {
-        self.input(Input::Datagram {
-            local: addr("127.0.0.1:5060"),
-            from: addr(from),
-            data: Bytes::from(text.replace('\n', "\r\n")),
-        })
-    }
-    fn advance(&mut self, d: Duration) -> Vec<Output> {
-        let until = self.now + d;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > until {
-                break;
-            }
-            self.now = self.now.max(t);
-            out.extend(self.input(Input::Timeout));
-        }
-        self.now = until;
-        out
+        self.udp(from, &crlf(text))
     }
 }
 
-fn sip_to(out: &[Output], to: &str) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
-                Message::parse(data.clone()).ok()
-            }
-            _ => None,
-        })
-        .collect()
+/// Bob accepts `inv` with `setup:passive` at 127.0.0.2:7002: the 2xx is ACKed and the
+/// server connects to him; returns that connection and where it goes.
+fn bob_accepts(sim: &mut Sim, inv: &Message) -> (ConnId, std::net::SocketAddr) {
+    let sdp = invitee_sdp("127.0.0.2:7002", "bobsess");
+    let out = sim.udp(BOB, &response_to(inv, 200, "b1", Some(&sdp)));
+    let acks = udp_to(&out, BOB);
+    assert!(acks.iter().any(|m| m.method() == Some(&Method::Ack)));
+    connect_of(&out).expect("server connects to bob's MSRP path")
 }
 
-fn status_of(m: &Message) -> u16 {
-    m.status().map(u16::from).unwrap_or(0)
+/// A request from alice outside any dialog, branch `z9hG4bK{n}`; `extra` lines verbatim.
+fn stray(method: &str, n: &str, extra: &str) -> String {
+    let branch = format!("z9hG4bK{n}");
+    simple_request(
+        method,
+        "UDP",
+        ALICE,
+        n,
+        &branch,
+        "<sip:x@example.com>",
+        1,
+        extra,
+    )
 }
 
+/// Alice's INVITE with the recipient list, answered 200 at once; returns the 200 and all that
+/// was sent.
+fn answered(sim: &mut Sim, branch: &str) -> (Message, Vec<Output>) {
+    let out = sim.datagram(ALICE, &invite(branch, true));
+    let ok = udp_to(&out, ALICE).pop().unwrap();
+    assert_eq!(status_of(&ok), 200);
+    (ok, out)
+}
+
+/// The responses among `out` to alice, by status.
+fn statuses_to_alice(out: &[Output]) -> Vec<u16> {
+    udp_to(out, ALICE).iter().map(status_of).collect()
+}
+
+/// Alice's INVITE to the conference factory: her SDP offer and, with `body_list`, a recipient
+/// list naming bob (to), carol (bcc), herself and bob again.
 fn invite(branch: &str, body_list: bool) -> String {
-    let sdp = "v=0\no=alice 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=message 7000 TCP/MSRP *\na=path:msrp://127.0.0.1:7000/alicesess;tcp\na=accept-types:message/cpim text/plain\na=setup:active\na=sendonly\n";
+    let sdp = alice_sdp(ALICE_MSRP);
     let list = "<?xml version=\"1.0\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\" xmlns:cp=\"urn:ietf:params:xml:ns:copyControl\"><list><entry uri=\"sip:bob@127.0.0.2\" cp:copyControl=\"to\"/><entry uri=\"sip:carol@127.0.0.3\" cp:copyControl=\"bcc\"/><entry uri=\"sip:alice@example.com\"/><entry uri=\"sip:bob@127.0.0.2\"/></list></resource-lists>\n";
     let (ct, body) = if body_list {
-        (
-            "multipart/mixed;boundary=b1".to_string(),
-            format!(
-                "--b1\nContent-Type: application/sdp\n\n{sdp}--b1\nContent-Type: application/resource-lists+xml\nContent-Disposition: recipient-list\n\n{list}--b1--\n"
-            ),
-        )
+        ("multipart/mixed;boundary=b1", list_body(&sdp, list))
     } else {
-        ("application/sdp".to_string(), sdp.to_string())
+        ("application/sdp", sdp)
     };
-    let body = body.replace('\n', "\r\n");
-    format!(
-        "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: call-1@alice\nCSeq: 1 INVITE\nContact: <sip:alice@{ALICE}>\nContent-Type: {ct}\nContent-Length: {}\n\n",
-        body.len()
-    ) + &body.replace("\r\n", "\n")
-}
-
-fn response_to(req: &Message, status: u16, to_tag: &str, body: Option<&str>) -> String {
-    let via = req.header(im_runtime::proto::sip::HeaderName::Via).unwrap();
-    let from = req
-        .header(im_runtime::proto::sip::HeaderName::From)
-        .unwrap();
-    let to = req.header(im_runtime::proto::sip::HeaderName::To).unwrap();
-    let cid = req.call_id().unwrap();
-    let cseq = req
-        .header(im_runtime::proto::sip::HeaderName::CSeq)
-        .unwrap();
-    let (ct, b) = match body {
-        Some(b) => (
-            "Content-Type: application/sdp\n".to_string(),
-            b.replace('\n', "\r\n"),
-        ),
-        None => (String::new(), String::new()),
-    };
-    format!(
-        "SIP/2.0 {status} X\nVia: {via}\nFrom: {from}\nTo: {to};tag={to_tag}\nCall-ID: {cid}\nCSeq: {cseq}\nContact: <sip:invitee@{BOB}>\n{ct}Content-Length: {}\n\n",
-        b.len()
-    ) + &b.replace("\r\n", "\n")
+    invite_with_body("UDP", ALICE, "call-1@alice", branch, ct, &body)
 }
 
 /// The recipient-set rules are the machine's (the spec's `invite each recipient_list without
@@ -385,7 +275,7 @@ fn who_is_invited_is_the_machines_selection() {
         let mut sim = Sim::with(sel);
         let out = sim.datagram(ALICE, &invite("z9hG4bKsel", true));
         let requests = |to| {
-            sip_to(&out, to)
+            udp_to(&out, to)
                 .iter()
                 .filter(|m| m.status().is_none())
                 .count()
@@ -412,7 +302,7 @@ fn the_invitee_invite_carries_the_machines_invitation_only() {
     };
     let mut sim = Sim::inviting(INVITEES, Some(plain));
     let out = sim.datagram(ALICE, &invite("z9hG4bKplain", true));
-    let bob = sip_to(&out, BOB);
+    let bob = udp_to(&out, BOB);
     assert_eq!(bob.len(), 1);
     let inv = &bob[0];
     assert_eq!(inv.header_str("Subject"), Some("hello"));
@@ -444,7 +334,7 @@ fn the_invitee_invite_carries_the_machines_invitation_only() {
     // The invitation the specs write: feature tags, Referred-By = the originator, history.
     let mut sim = Sim::new();
     let out = sim.datagram(ALICE, &invite("z9hG4bKoma", true));
-    let inv = &sip_to(&out, BOB)[0];
+    let inv = &udp_to(&out, BOB)[0];
     assert_eq!(
         inv.header_str("Contact")
             .map(|c| c.ends_with(">;isfocus;+g.oma.sip-im;+g.oma.sip-im.large-message")),
@@ -465,7 +355,7 @@ fn the_invitee_invite_carries_the_machines_invitation_only() {
 fn group_message_is_relayed_to_each_accepted_invitee() {
     let mut sim = Sim::new();
     let out = sim.datagram(ALICE, &invite("z9hG4bKinv1", true));
-    let to_alice = sip_to(&out, ALICE);
+    let to_alice = udp_to(&out, ALICE);
     assert_eq!(
         to_alice.iter().map(status_of).collect::<Vec<_>>(),
         vec![100, 200]
@@ -477,8 +367,8 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
     assert!(answer.contains("a=recvonly"), "{answer}");
     assert!(ok.header_str("Contact").unwrap().contains("isfocus"));
     // The sender and the duplicate are gone: bob and carol are invited, once each.
-    let inv_bob = sip_to(&out, BOB);
-    let inv_carol = sip_to(&out, CAROL);
+    let inv_bob = udp_to(&out, BOB);
+    let inv_carol = udp_to(&out, CAROL);
     assert_eq!(inv_bob.len(), 1);
     assert_eq!(inv_carol.len(), 1);
     let bob_body = String::from_utf8_lossy(inv_bob[0].body_bytes()).to_string();
@@ -492,73 +382,23 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
 
     // A retransmitted INVITE is answered from the transaction; nobody is invited twice.
     let again = sim.datagram(ALICE, &invite("z9hG4bKinv1", true));
-    assert!(sip_to(&again, BOB).is_empty());
+    assert!(udp_to(&again, BOB).is_empty());
     assert_eq!(sim.ep.stats().invites_sent, 2);
 
-    // ACK from alice.
-    let ack = format!(
-        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n",
-        ok.header_str("To").unwrap()
-    );
-    sim.datagram(ALICE, &ack);
+    ack(&mut sim, ok);
 
     // Alice connects (she offered setup:active) and sends the message.
-    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
-    sim.input(Input::StreamOpened {
-        conn: alice_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:2855"),
-        peer: addr("127.0.0.1:7000"),
-    });
-    let our_path = answer
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let send = format!(
-        "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------t1$\r\n"
-    );
-    let out = sim.input(Input::StreamData {
-        conn: alice_conn,
-        data: Bytes::from(send),
-    });
-    let resp = out.iter().find_map(|o| match o {
-        Output::StreamSend { conn, data } if *conn == alice_conn => {
-            Some(String::from_utf8_lossy(data).to_string())
-        }
-        _ => None,
-    });
-    assert!(resp.unwrap().starts_with("MSRP t1 200"));
+    let alice_conn = alice_sends(&mut sim, ok, "hello");
 
     // Bob answers with setup:passive: the server connects and delivers.
-    let bob_sdp = "v=0\no=bob 1 1 IN IP4 127.0.0.2\ns=-\nc=IN IP4 127.0.0.2\nt=0 0\nm=message 7002 TCP/MSRP *\na=path:msrp://127.0.0.2:7002/bobsess;tcp\na=accept-types:text/plain\na=setup:passive\na=recvonly\n";
-    sim.datagram(BOB, &response_to(&inv_bob[0], 180, "b1", None));
-    let out = sim.datagram(BOB, &response_to(&inv_bob[0], 200, "b1", Some(bob_sdp)));
-    let acks = sip_to(&out, BOB);
-    assert!(acks.iter().any(|m| m.method() == Some(&Method::Ack)));
-    let connect = out.iter().find_map(|o| match o {
-        Output::Connect { conn, to, .. } => Some((*conn, *to)),
-        _ => None,
-    });
-    let (bob_conn, to) = connect.expect("server connects to bob's MSRP path");
+    sim.udp(BOB, &response_to(&inv_bob[0], 180, "b1", None));
+    let (bob_conn, to) = bob_accepts(&mut sim, &inv_bob[0]);
     assert_eq!(to, addr("127.0.0.2:7002"));
     // Carol declines.
     sim.datagram(CAROL, &response_to(&inv_carol[0], 486, "c1", None));
 
-    let out = sim.input(Input::StreamOpened {
-        conn: bob_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:40000"),
-        peer: to,
-    });
-    let chunk = out
-        .iter()
-        .find_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == bob_conn => Some(data.clone()),
-            _ => None,
-        })
-        .expect("the message goes to bob");
+    let out = sim.msrp_open(bob_conn, "127.0.0.1:40000", to);
+    let chunk = sent_on(&out, bob_conn).expect("the message goes to bob");
     let frame = msrp::decode_one(&chunk).unwrap();
     assert_eq!(frame.data(), b"hello");
     assert_eq!(frame.to_path[0].session_id.as_deref(), Some("bobsess"));
@@ -568,22 +408,16 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
         data: Bytes::from(msrp::encode_to_vec(&ok).unwrap()),
     });
     // Carol failed, Bob got it: legs settled → report to alice and BYE to everybody.
-    let report = out.iter().find_map(|o| match o {
-        Output::StreamSend { conn, data } if *conn == alice_conn => {
-            Some(String::from_utf8_lossy(data).to_string())
-        }
-        _ => None,
-    });
-    let report = report.unwrap();
+    let report = String::from_utf8_lossy(&sent_on(&out, alice_conn).unwrap()).to_string();
     assert!(report.contains("REPORT"), "{report}");
     // Carol failed: the machine's failure status, not a runtime default.
     assert!(
         report.contains("Status: 000 480 Temporarily Unavailable\r\n"),
         "{report}"
     );
-    let byes: Vec<Message> = sip_to(&sim.sent, BOB)
+    let byes: Vec<Message> = udp_to(&sim.sent, BOB)
         .into_iter()
-        .chain(sip_to(&sim.sent, ALICE))
+        .chain(udp_to(&sim.sent, ALICE))
         .filter(|m| m.method() == Some(&Method::Bye))
         .collect();
     assert_eq!(byes.len(), 2, "BYE to bob and to alice");
@@ -593,10 +427,7 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
         } else {
             ALICE
         };
-        sim.datagram(
-            dest,
-            &response_to(bye, 200, "x", None).replace(";tag=x", ""),
-        );
+        sim.udp(dest, &response_to(bye, 200, "", None));
     }
     sim.advance(Duration::from_secs(40));
     assert_eq!(sim.ep.live_sessions(), 0);
@@ -607,17 +438,11 @@ fn group_message_is_relayed_to_each_accepted_invitee() {
 fn requests_are_answered_before_any_machine_when_they_must_be() {
     let mut sim = Sim::new();
     // Unknown method → 501.
-    let out = sim.datagram(ALICE, &format!("FOO sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKf1\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:x@example.com>\nCall-ID: f1\nCSeq: 1 FOO\nContent-Length: 0\n\n"));
-    assert_eq!(
-        sip_to(&out, ALICE)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        vec![501]
-    );
+    let out = sim.datagram(ALICE, &stray("FOO", "f1", ""));
+    assert_eq!(statuses_to_alice(&out), vec![501]);
     // Require with an unknown option tag → 420 with Unsupported.
-    let out = sim.datagram(ALICE, &format!("OPTIONS sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKf2\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:x@example.com>\nCall-ID: f2\nCSeq: 1 OPTIONS\nRequire: nosuchext\nContent-Length: 0\n\n"));
-    let r = sip_to(&out, ALICE);
+    let out = sim.datagram(ALICE, &stray("OPTIONS", "f2", "Require: nosuchext\n"));
+    let r = udp_to(&out, ALICE);
     assert_eq!(status_of(&r[0]), 420);
     assert!(
         r[0].header_str("Unsupported")
@@ -625,24 +450,21 @@ fn requests_are_answered_before_any_machine_when_they_must_be() {
             .contains("nosuchext")
     );
     // OPTIONS → 200 with Allow.
-    let out = sim.datagram(ALICE, &format!("OPTIONS sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKf3\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:x@example.com>\nCall-ID: f3\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"));
-    let r = sip_to(&out, ALICE);
+    let out = sim.datagram(ALICE, &stray("OPTIONS", "f3", ""));
+    let r = udp_to(&out, ALICE);
     assert_eq!(status_of(&r[0]), 200);
     assert!(r[0].header_str("Allow").unwrap().contains("INVITE"));
     // Garbage with enough headers → 400 with a Warning.
-    let out = sim.datagram(ALICE, &format!("INVITE sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKf4\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:x@example.com>\nCall-ID: f4\nCSeq: 1 INVITE\nContent-Length: -5\n\n"));
-    let r = sip_to(&out, ALICE);
+    let out = sim.datagram(
+        ALICE,
+        &stray("INVITE", "f4", "").replace("Content-Length: 0", "Content-Length: -5"),
+    );
+    let r = udp_to(&out, ALICE);
     assert_eq!(status_of(&r[0]), 400);
     assert!(r[0].header_str("Warning").is_some());
     // No recipient list → the dispatcher answers 404; no session is left behind.
     let out = sim.datagram(ALICE, &invite("z9hG4bKnolist", false));
-    assert_eq!(
-        sip_to(&out, ALICE)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        vec![100, 404]
-    );
+    assert_eq!(statuses_to_alice(&out), vec![100, 404]);
     sim.advance(Duration::from_secs(40));
     assert_eq!(sim.ep.live_sessions(), 0);
 }
@@ -654,32 +476,17 @@ fn cancel_before_the_answer_ends_the_session() {
     // cancel the invitee side: the originator cancels its INVITE after 200 → 481/200
     // semantics are in the transaction tests; here CANCEL of an answered INVITE is 200 and
     // changes nothing, and a stray CANCEL gets 481.
-    let out = sim.datagram(ALICE, &format!("CANCEL sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKnone\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:x@example.com>\nCall-ID: c9\nCSeq: 1 CANCEL\nContent-Length: 0\n\n"));
-    assert_eq!(
-        sip_to(&out, ALICE)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        vec![481]
-    );
+    let out = sim.datagram(ALICE, &stray("CANCEL", "none", ""));
+    assert_eq!(statuses_to_alice(&out), vec![481]);
 }
 
 #[test]
 fn the_originators_bye_is_answered_by_the_machine() {
     let mut sim = Sim::new();
-    let out = sim.datagram(ALICE, &invite("z9hG4bKinv9", true));
-    let ok = sip_to(&out, ALICE).pop().unwrap();
-    assert_eq!(status_of(&ok), 200);
-    let to = ok.header_str("To").unwrap().to_string();
-    let ack = format!(
-        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n"
-    );
-    sim.datagram(ALICE, &ack);
-    let bye = format!(
-        "BYE sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKbye9\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: 2 BYE\nContent-Length: 0\n\n"
-    );
-    let out = sim.datagram(ALICE, &bye);
-    let answers: Vec<u16> = sip_to(&out, ALICE).iter().map(status_of).collect();
+    let (ok, _) = answered(&mut sim, "z9hG4bKinv9");
+    ack(&mut sim, &ok);
+    let out = sim.udp(ALICE, &alice_bye(&ok));
+    let answers = statuses_to_alice(&out);
     assert_eq!(
         answers,
         vec![202],
@@ -690,22 +497,13 @@ fn the_originators_bye_is_answered_by_the_machine() {
 #[test]
 fn other_in_dialog_requests_are_answered_by_the_machine() {
     let mut sim = Sim::new();
-    let out = sim.datagram(ALICE, &invite("z9hG4bKinv8", true));
-    let ok = sip_to(&out, ALICE).pop().unwrap();
-    assert_eq!(status_of(&ok), 200);
+    let (ok, _) = answered(&mut sim, "z9hG4bKinv8");
     let to = ok.header_str("To").unwrap().to_string();
     let req = |method: &str, branch: &str, cseq: u32| {
-        format!(
-            "{method} sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch={branch}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {to}\nCall-ID: call-1@alice\nCSeq: {cseq} {method}\nContent-Length: 0\n\n"
-        )
+        simple_request(method, "UDP", ALICE, "call-1@alice", branch, &to, cseq, "")
     };
-    sim.datagram(ALICE, &req("ACK", "z9hG4bKack8", 1));
-    let answer = |sim: &mut Sim, text: String| -> Vec<u16> {
-        sip_to(&sim.datagram(ALICE, &text), ALICE)
-            .iter()
-            .map(status_of)
-            .collect()
-    };
+    sim.udp(ALICE, &req("ACK", "z9hG4bKack8", 1));
+    let answer = |sim: &mut Sim, text: String| statuses_to_alice(&sim.udp(ALICE, &text));
     // The machine's answer, not a runtime 405.
     assert_eq!(answer(&mut sim, req("INFO", "z9hG4bKinfo8", 2)), vec![488]);
     // No rule answers OPTIONS: the transaction still gets a final response (500, logged).
@@ -725,32 +523,13 @@ fn other_in_dialog_requests_are_answered_by_the_machine() {
 #[test]
 fn a_connected_leg_waits_for_a_late_message_and_its_send_is_timed() {
     let mut sim = Sim::new();
-    let out = sim.datagram(ALICE, &invite("z9hG4bKinv1", true));
-    let ok = sip_to(&out, ALICE).pop().unwrap();
-    assert_eq!(status_of(&ok), 200);
-    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
-    let inv_bob = sip_to(&out, BOB);
-    let ack = format!(
-        "ACK sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: {}\nCall-ID: call-1@alice\nCSeq: 1 ACK\nContent-Length: 0\n\n",
-        ok.header_str("To").unwrap()
-    );
-    sim.datagram(ALICE, &ack);
-    let alice_conn = ConnId(ConnId::ACCEPTED | 1);
-    sim.input(Input::StreamOpened {
-        conn: alice_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:2855"),
-        peer: addr("127.0.0.1:7000"),
-    });
-    let our_path = answer
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (ok, out) = answered(&mut sim, "z9hG4bKinv1");
+    let inv_bob = udp_to(&out, BOB);
+    ack(&mut sim, &ok);
+    let (alice_conn, our_path) = alice_connects(&mut sim, &ok);
     // Alice binds with an empty SEND (RFC 4975 §5.4) and keeps her message for later.
     let bind = format!(
-        "MSRP t0 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m0\r\nByte-Range: 1-0/0\r\n-------t0$\r\n"
+        "MSRP t0 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://{ALICE_MSRP}/alicesess;tcp\r\nMessage-ID: m0\r\nByte-Range: 1-0/0\r\n-------t0$\r\n"
     );
     let out = sim.input(Input::StreamData {
         conn: alice_conn,
@@ -763,55 +542,32 @@ fn a_connected_leg_waits_for_a_late_message_and_its_send_is_timed() {
         "alice's empty SEND binds her: {out:?}"
     );
 
-    let bob_sdp = "v=0\no=bob 1 1 IN IP4 127.0.0.2\ns=-\nc=IN IP4 127.0.0.2\nt=0 0\nm=message 7002 TCP/MSRP *\na=path:msrp://127.0.0.2:7002/bobsess;tcp\na=accept-types:text/plain\na=setup:passive\na=recvonly\n";
-    let out = sim.datagram(BOB, &response_to(&inv_bob[0], 200, "b1", Some(bob_sdp)));
-    let (bob_conn, to) = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Connect { conn, to, .. } => Some((*conn, *to)),
-            _ => None,
-        })
-        .expect("server connects to bob's MSRP path");
-    sim.input(Input::StreamOpened {
-        conn: bob_conn,
-        kind: StreamKind::Msrp,
-        local: addr("127.0.0.1:40000"),
-        peer: to,
-    });
+    let (bob_conn, to) = bob_accepts(&mut sim, &inv_bob[0]);
+    sim.msrp_open(bob_conn, "127.0.0.1:40000", to);
 
     // Longer than msrp_idle (30 s) before the message: bob's connection stays.
     let out = sim.advance(Duration::from_secs(35));
     assert!(
-        !out.iter()
-            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        !closed(&out, bob_conn),
         "bob's connection was closed while waiting for the message: {out:?}"
     );
     let send = format!(
-        "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------t1$\r\n"
+        "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://{ALICE_MSRP}/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------t1$\r\n"
     );
     let out = sim.input(Input::StreamData {
         conn: alice_conn,
         data: Bytes::from(send),
     });
-    let chunk = out
-        .iter()
-        .find_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == bob_conn => Some(data.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("the late message goes to bob: {out:?}"));
+    let chunk =
+        sent_on(&out, bob_conn).unwrap_or_else(|| panic!("the late message goes to bob: {out:?}"));
     assert_eq!(msrp::decode_one(&chunk).unwrap().data(), b"hello");
 
     // Bob never answers the SEND: at msrp_idle after it his MSRP side is given up.
     let out = sim.advance(Duration::from_secs(29));
-    assert!(
-        !out.iter()
-            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn))
-    );
+    assert!(!closed(&out, bob_conn));
     let out = sim.advance(Duration::from_secs(2));
     assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Close { conn } if *conn == bob_conn)),
+        closed(&out, bob_conn),
         "an unanswered SEND must be timed: {out:?}"
     );
 }

@@ -45,12 +45,12 @@ fn base() -> Instant {
 
 impl Sim<App> {
     /// The stand-in machines of [`App`] with the default configuration.
-    pub(crate) fn new(knobs: Knobs) -> Sim {
-        Sim::with(knobs, |_| {})
+    pub(crate) fn new(knobs: Knobs) -> Self {
+        Self::with(knobs, |_| {})
     }
     /// The stand-in machines of [`App`]; `f` changes the configuration first.
-    pub(crate) fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Sim {
-        Sim::serving(App(knobs), f)
+    pub(crate) fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Self {
+        Self::serving(App(knobs), f)
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The fan-out selection the specs write (`without originator distinct`).
-const INVITEES: im_runtime::machine::Selection = im_runtime::machine::Selection {
+pub(crate) const INVITEES: im_runtime::machine::Selection = im_runtime::machine::Selection {
     without_originator: true,
     distinct: true,
 };
@@ -31,7 +31,8 @@ const O: Origin = Origin {
     rule: "r",
 };
 
-fn act(kind: ActionKind) -> Action {
+/// `kind`, as a stand-in machine's rule emits it.
+pub(crate) fn act(kind: ActionKind) -> Action {
     Action { origin: O, kind }
 }
 
@@ -107,7 +108,8 @@ fn bye_ok() -> Action {
     }))
 }
 
-fn ok_with_answer() -> Action {
+/// The dispatcher's 200 with an SDP answer built from the offer (488 when none can be).
+pub(crate) fn ok_with_answer() -> Action {
     act(ActionKind::Respond(Reply {
         status: 200,
         reason: "OK".into(),
@@ -571,11 +573,36 @@ pub(crate) fn invite(
     let list = format!(
         "<?xml version=\"1.0\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>{entries}</list></resource-lists>\n"
     );
-    let body = crlf(&format!(
+    invite_with_body(
+        transport,
+        via_addr,
+        call_id,
+        branch,
+        "multipart/mixed;boundary=b1",
+        &list_body(&sdp, &list),
+    )
+}
+
+/// A multipart body of alice's SDP offer `sdp` and the recipient list `list`.
+pub(crate) fn list_body(sdp: &str, list: &str) -> String {
+    format!(
         "--b1\nContent-Type: application/sdp\n\n{sdp}--b1\nContent-Type: application/resource-lists+xml\nContent-Disposition: recipient-list\n\n{list}--b1--\n"
-    ));
+    )
+}
+
+/// An INVITE from alice at `via_addr` over `transport` to the conference factory carrying
+/// `body` as `content_type`.
+pub(crate) fn invite_with_body(
+    transport: &str,
+    via_addr: &str,
+    call_id: &str,
+    branch: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
+    let body = crlf(body);
     crlf(&format!(
-        "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/{transport} {via_addr};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:alice@{via_addr}>\nContent-Type: multipart/mixed;boundary=b1\nContent-Length: {}\n\n",
+        "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/{transport} {via_addr};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nContact: <sip:alice@{via_addr}>\nContent-Type: {content_type}\nContent-Length: {}\n\n",
         body.len()
     )) + &body
 }
