@@ -12,8 +12,8 @@ use common::harness::{
     connect_of, sent_on, udp_to,
 };
 use common::{
-    INVITEES, act, addr, alice_sdp, crlf, invite_with_body, invitee_sdp, list_body, ok_with_answer,
-    oma_invitation, response_to, simple_request, status_of,
+    INVITEES, Knobs, act, addr, alice_sdp, crlf, invite_with_body, invitee_sdp, list_body,
+    ok_with_answer, oma_invitation, response_to, simple_request, status_of,
 };
 use im_runtime::endpoint::{Application, DynMachine};
 use im_runtime::machine::{
@@ -93,45 +93,6 @@ impl Machine for Dispatcher {
     }
 }
 
-#[derive(Default)]
-struct LegMachine {
-    state: &'static str,
-}
-
-impl Machine for LegMachine {
-    const PROCEDURE: &'static str = "invitee_leg";
-    const CLAUSE: &'static str = "7.9.1.4";
-    fn handle(&mut self, _: Instant, ev: &Event, _: &Facts, _: &Env<'_>) -> Vec<Action> {
-        match ev {
-            Event::Response(s) if (200..300).contains(s) => {
-                self.state = "connected";
-                vec![act(ActionKind::Deliver)]
-            }
-            Event::Response(s) if *s >= 300 => {
-                self.state = "failed";
-                vec![]
-            }
-            // The copy's outcome is the machine's to record (7.9.1.4 `copy_delivered`).
-            Event::Msrp(im_runtime::machine::MsrpEvent::Delivered) => {
-                self.state = "delivered";
-                vec![
-                    act(ActionKind::Outcome(
-                        im_runtime::machine::DeliveryOutcome::Delivered,
-                    )),
-                    act(ActionKind::Bye),
-                ]
-            }
-            _ => vec![],
-        }
-    }
-    fn state_name(&self) -> &'static str {
-        self.state
-    }
-    fn is_final(&self) -> bool {
-        self.state == "failed" || self.state == "delivered"
-    }
-}
-
 struct Direct;
 impl InviteeRouter for Direct {
     fn route(&self, u: &Uri) -> Option<Route> {
@@ -162,7 +123,8 @@ impl Application for App {
         None
     }
     fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        Some(Box::new(LegMachine { state: "inviting" }))
+        // The common stand-in leg, as the specs' 7.9.1.4 without its knobs.
+        common::App(Knobs::default()).invitee_leg()
     }
     fn methods(&self) -> Vec<Method> {
         vec![Method::Invite]
