@@ -48,6 +48,12 @@ impl Sim<App> {
     pub(crate) fn new(knobs: Knobs) -> Self {
         Self::with(knobs, |_| {})
     }
+    /// The stand-in machines of [`App`] with the knobs `f` turns; the default configuration.
+    pub(crate) fn tuned(f: impl FnOnce(&mut Knobs)) -> Self {
+        let mut knobs = Knobs::default();
+        f(&mut knobs);
+        Self::new(knobs)
+    }
     /// The stand-in machines of [`App`]; `f` changes the configuration first.
     pub(crate) fn with(knobs: Knobs, f: impl FnOnce(&mut EndpointConfig)) -> Self {
         Self::serving(App(knobs), f)
@@ -84,14 +90,16 @@ impl<A: Application> Sim<A> {
             data: Bytes::from(text.to_string()),
         })
     }
-    /// A SIP connection `conn` from `peer` is accepted.
-    pub(crate) fn tcp_open(&mut self, conn: ConnId, peer: &str) {
+    /// The `n`th SIP connection the server accepts, from `peer`.
+    pub(crate) fn tcp_accept(&mut self, n: u64, peer: &str) -> ConnId {
+        let conn = ConnId(ConnId::ACCEPTED | n);
         self.input(Input::StreamOpened {
             conn,
             kind: StreamKind::Sip,
             local: addr(SIP_LOCAL),
             peer: addr(peer),
         });
+        conn
     }
     /// Bytes `text` arrive on connection `conn`.
     pub(crate) fn tcp(&mut self, conn: ConnId, text: &str) -> Vec<Output> {

@@ -47,6 +47,14 @@ fn started(sim: &mut Sim, call: &str, recipients: &[&str]) -> (Message, Vec<Mess
     (ok, invites)
 }
 
+/// The session ends: one BYE to alice (`what`), which she answers, and nothing is left.
+fn ends_with_bye_to_alice(sim: &mut Sim, what: &str) {
+    let byes = requests(&udp_to(&sim.sent, ALICE), Method::Bye);
+    assert_eq!(byes.len(), 1, "{what}");
+    answer_byes(sim, ALICE);
+    settle(sim);
+}
+
 /// Answers each BYE the server sent to `to` with 200.
 fn answer_byes(sim: &mut Sim, to: &str) -> usize {
     let byes = requests(&udp_to(&sim.sent, to), Method::Bye);
@@ -75,10 +83,12 @@ fn bob_rings_carol_accepts(sim: &mut Sim, invites: &[Message]) {
     accepts(sim, CAROL, &invites[1], "c1", ("127.0.0.3:7003", "cs"));
 }
 
-/// Bob answers the server's CANCEL 200 and then his INVITE `inv` 487.
+/// Bob answers the server's CANCEL 200 and then his INVITE `inv` 487, which is ACKed.
 fn bob_cancelled(sim: &mut Sim, cancel: &Message, inv: &Message) {
     sim.udp(BOB, &response_to(cancel, 200, "b1", None));
     sim.udp(BOB, &response_to(inv, 487, "b1", None));
+    let acks = requests(&udp_to(&sim.sent, BOB), Method::Ack);
+    assert_eq!(acks.len(), 1, "the 487 is ACKed");
 }
 
 fn settle(sim: &mut Sim) {
@@ -106,35 +116,21 @@ fn bad_requests() -> Vec<(&'static str, u16, String)> {
             "INVITE sip:conference-factory@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{branch}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:conference-factory@example.com>\nCall-ID: bad-{branch}\nCSeq: 1 INVITE\nContent-Type: {ct}\nContent-Length: 5\n\nhello"
         ))
     };
+    let max_forwards = |to: &str, branch: &str| {
+        req("INVITE", branch, "").replace("Max-Forwards: 70", &format!("Max-Forwards: {to}"))
+    };
+    let sip3 = req("OPTIONS", "b505", "").replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1);
+    let foo_body = with_body("application/x-foo", "b415");
+    let require = req("INVITE", "b420", "Require: nosuchext\n");
     vec![
-        (
-            "malformed",
-            400,
-            req("INVITE", "b400", "").replace("Max-Forwards: 70", "Max-Forwards: many"),
-        ),
+        ("malformed", 400, max_forwards("many", "b400")),
         ("method not offered", 405, req("SUBSCRIBE", "b405", "")),
-        (
-            "unknown body type",
-            415,
-            with_body("application/x-foo", "b415"),
-        ),
-        (
-            "unknown Require",
-            420,
-            req("INVITE", "b420", "Require: nosuchext\n"),
-        ),
+        ("unknown body type", 415, foo_body),
+        ("unknown Require", 420, require),
         ("BYE outside any dialog", 481, req("BYE", "b481", "")),
-        (
-            "Max-Forwards 0",
-            483,
-            req("INVITE", "b483", "").replace("Max-Forwards: 70", "Max-Forwards: 0"),
-        ),
+        ("Max-Forwards 0", 483, max_forwards("0", "b483")),
         ("unknown method", 501, req("FOO", "b501", "")),
-        (
-            "SIP/3.0",
-            505,
-            req("OPTIONS", "b505", "").replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1),
-        ),
+        ("SIP/3.0", 505, sip3),
     ]
 }
 
@@ -173,8 +169,7 @@ fn each_error_is_answered_and_the_server_keeps_serving_udp() {
 #[test]
 fn each_error_is_answered_on_the_same_tcp_connection() {
     let mut sim = Sim::new(Knobs::default());
-    let conn = ConnId(ConnId::ACCEPTED | 3);
-    sim.tcp_open(conn, ALICE);
+    let conn = sim.tcp_accept(3, ALICE);
     for (what, status, text) in bad_requests() {
         let text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
         // Split mid-message: framing reassembles it.
@@ -260,13 +255,11 @@ fn oversized_messages_get_513_on_udp_and_close_the_stream_on_tcp() {
     assert_eq!(statuses(&udp_to(&out, ALICE)), vec![513]);
     sim.still_serving("513");
 
-    let conn = ConnId(ConnId::ACCEPTED | 9);
-    sim.tcp_open(conn, ALICE);
+    let conn = sim.tcp_accept(9, ALICE);
     let out = sim.tcp(conn, &big.replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
     assert!(closed(&out, conn), "the stream is closed: {out:?}");
     // What else arrives on it is ignored (it is closed), and a new connection works.
-    let conn2 = ConnId(ConnId::ACCEPTED | 10);
-    sim.tcp_open(conn2, "127.0.0.1:5071");
+    let conn2 = sim.tcp_accept(10, "127.0.0.1:5071");
     let out = sim.tcp(
         conn2,
         &simple_request(
@@ -349,18 +342,15 @@ fn responses_carry_received_and_rport() {
     assert_eq!(via.rport(), Some(Some(41000)));
 
     // Over TCP, and on error responses and INVITE responses (100, 200) too.
-    let conn = ConnId(ConnId::ACCEPTED | 4);
-    sim.tcp_open(conn, "192.0.2.6:50000");
-    let out = sim.tcp(
-        conn,
-        &invite(
-            "TCP",
-            "alice.example.com:5070",
-            "rp-call",
-            "z9hG4bKrp",
-            &[BOB_URI],
-        ),
+    let conn = sim.tcp_accept(4, "192.0.2.6:50000");
+    let inv = invite(
+        "TCP",
+        "alice.example.com:5070",
+        "rp-call",
+        "z9hG4bKrp",
+        &[BOB_URI],
     );
+    let out = sim.tcp(conn, &inv);
     let r = tcp_on(&out, conn);
     assert_eq!(statuses(&r), vec![100, 200]);
     for m in &r {
@@ -446,8 +436,7 @@ fn no_ack_for_the_2xx_retransmits_then_ends_the_session() {
 #[test]
 fn no_ack_over_tcp_ends_the_session_too() {
     let mut sim = Sim::new(Knobs::default());
-    let conn = ConnId(ConnId::ACCEPTED | 5);
-    sim.tcp_open(conn, ALICE);
+    let conn = sim.tcp_accept(5, ALICE);
     let out = sim.tcp(
         conn,
         &invite("TCP", ALICE, "noack-tcp", "z9hG4bKnat", &[BOB_URI]),
