@@ -7,59 +7,45 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::harness::{Sim, body_of as body, connect_of, path_of, sent_on, tcp_on, udp_to};
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
 use im_runtime::machine::Method;
 use im_runtime::proto::sip::{HeaderName, Message};
-use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use std::time::Instant;
+use im_runtime::transport::{ConnId, Input, Output, StreamKind};
 
 const ALICE: &str = "127.0.0.1:40000";
 const SIP_TLS: &str = "127.0.0.1:5061";
 const MSRP_TLS: &str = "127.0.0.1:2856";
+/// A `sips:` invitee (its TLS port).
+const SIPS_BOB: &str = "127.0.0.2:5061";
 
-struct Sim {
-    ep: Endpoint<App>,
-    now: Instant,
-}
-
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests.
-    Instant::now()
-}
-
-impl Sim {
-    fn new(tls: bool) -> Sim {
-        let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+/// The stand-in server; with `tls`, it advertises SIP and MSRP over TLS.
+fn server(tls: bool) -> Sim {
+    Sim::with(Knobs::default(), |cfg| {
         if tls {
             cfg.sip_tls_advertised = Some(addr(SIP_TLS));
             cfg.msrp_tls_advertised = Some(addr(MSRP_TLS));
         }
-        Sim {
-            ep: Endpoint::new(cfg, App(Knobs::default())),
-            now: base(),
-        }
-    }
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        std::iter::from_fn(|| self.ep.poll_output()).collect()
-    }
-    fn open(&mut self, conn: ConnId, kind: StreamKind, local: &str, peer: &str) -> Vec<Output> {
-        self.input(Input::StreamOpened {
-            conn,
-            kind,
-            local: addr(local),
-            peer: addr(peer),
-        })
-    }
-    fn data(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
-        self.input(Input::StreamData {
-            conn,
-            data: Bytes::from(text.to_string()),
-        })
-    }
+    })
+}
+
+/// Alice opens a TLS connection and sends `tls_invite`; returns her connection, what the
+/// server sent and its 200.
+fn tls_session(sim: &mut Sim) -> (ConnId, Vec<Output>, Message) {
+    let alice = ConnId(ConnId::ACCEPTED | 1);
+    sim.open(alice, StreamKind::SipTls, SIP_TLS, ALICE);
+    let out = sim.tcp(alice, &tls_invite("TLS", &["sip:bob@127.0.0.2"]));
+    let ok = tcp_on(&out, alice)
+        .into_iter()
+        .find(|m| status_of(m) == 200)
+        .expect("200 on the TLS connection");
+    (alice, out, ok)
+}
+
+/// Alice's INVITE over UDP to the `sips:` invitee.
+fn sips_invite(call: &str) -> String {
+    let branch = format!("z9hG4bK{call}");
+    invite("UDP", ALICE, call, &branch, &["sips:bob@127.0.0.2:5061"])
 }
 
 /// Alice's INVITE offering MSRP over TLS, sent over `transport`.
@@ -79,38 +65,6 @@ fn tls_invite(transport: &str, recipients: &[&str]) -> String {
     format!("{}\r\n\r\n{body}", head.join("\r\n"))
 }
 
-fn sip_on(out: &[Output], on: ConnId) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == on => Message::parse(data.clone()).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
-                Message::parse(data.clone()).ok()
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn body(m: &Message) -> String {
-    String::from_utf8_lossy(m.body_bytes()).to_string()
-}
-
-fn path_of(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 fn msrp_send(path: &str) -> String {
     format!(
         "MSRP t1 SEND\r\nTo-Path: {path}\r\nFrom-Path: msrps://127.0.0.1:7000/alicesess;tcp\r\n\
@@ -119,26 +73,15 @@ fn msrp_send(path: &str) -> String {
 }
 
 fn msrp_reply(out: &[Output], on: ConnId) -> String {
-    out.iter()
-        .find_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == on => {
-                Some(String::from_utf8_lossy(data).to_string())
-            }
-            _ => None,
-        })
+    sent_on(out, on)
+        .map(|d| String::from_utf8_lossy(&d).to_string())
         .unwrap_or_default()
 }
 
 #[test]
 fn invite_over_tls_gets_tls_contact_msrps_answer_and_tls_binding() {
-    let mut sim = Sim::new(true);
-    let alice = ConnId(ConnId::ACCEPTED | 1);
-    sim.open(alice, StreamKind::SipTls, SIP_TLS, ALICE);
-    let out = sim.data(alice, &tls_invite("TLS", &["sip:bob@127.0.0.2"]));
-    let ok = sip_on(&out, alice)
-        .into_iter()
-        .find(|m| status_of(m) == 200)
-        .expect("200 on the TLS connection");
+    let mut sim = server(true);
+    let (_, out, ok) = tls_session(&mut sim);
     let contact = ok.header(HeaderName::Contact).unwrap();
     assert!(
         contact.contains(&format!("@{SIP_TLS};transport=tls>")),
@@ -163,7 +106,7 @@ fn invite_over_tls_gets_tls_contact_msrps_answer_and_tls_binding() {
     // The session answered over TLS is not reachable in clear …
     let plain = ConnId(ConnId::ACCEPTED | 2);
     sim.open(plain, StreamKind::Msrp, "127.0.0.1:2855", "127.0.0.1:7001");
-    let out = sim.data(plain, &msrp_send(&path));
+    let out = sim.tcp(plain, &msrp_send(&path));
     assert!(
         msrp_reply(&out, plain).starts_with("MSRP t1 481"),
         "{out:?}"
@@ -171,29 +114,19 @@ fn invite_over_tls_gets_tls_contact_msrps_answer_and_tls_binding() {
     // … but is over TLS.
     let tls = ConnId(ConnId::ACCEPTED | 3);
     sim.open(tls, StreamKind::MsrpTls, MSRP_TLS, "127.0.0.1:7000");
-    let out = sim.data(tls, &msrp_send(&path));
+    let out = sim.tcp(tls, &msrp_send(&path));
     assert!(msrp_reply(&out, tls).starts_with("MSRP t1 200"), "{out:?}");
 }
 
 #[test]
 fn in_dialog_requests_over_tls_say_tls_in_via() {
-    let mut sim = Sim::new(true);
-    let alice = ConnId(ConnId::ACCEPTED | 1);
-    sim.open(alice, StreamKind::SipTls, SIP_TLS, ALICE);
-    let out = sim.data(alice, &tls_invite("TLS", &["sip:bob@127.0.0.2"]));
-    let ok = sip_on(&out, alice)
-        .into_iter()
-        .find(|m| status_of(m) == 200)
-        .unwrap();
-    sim.data(alice, &ack_for(&ok, "TLS", ALICE, "z9hG4bKack"));
+    let mut sim = server(true);
+    let (alice, out, ok) = tls_session(&mut sim);
+    sim.tcp(alice, &ack_for(&ok, "TLS", ALICE, "z9hG4bKack"));
     // The invitee declines: the session ends and the server sends alice its BYE.
     let invite = udp_to(&out, "127.0.0.2:5060").remove(0);
-    let out = sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr("127.0.0.2:5060"),
-        data: Bytes::from(response_to(&invite, 603, "b1", None)),
-    });
-    let bye = sip_on(&out, alice)
+    let out = sim.udp("127.0.0.2:5060", &response_to(&invite, 603, "b1", None));
+    let bye = tcp_on(&out, alice)
         .into_iter()
         .find(|m| m.method() == Some(&Method::Bye))
         .unwrap_or_else(|| panic!("a BYE to alice over TLS: {out:?}"));
@@ -206,34 +139,14 @@ fn in_dialog_requests_over_tls_say_tls_in_via() {
 /// BYE without waiting 32 s.
 #[test]
 fn failed_tls_connect_fails_the_leg_at_once() {
-    let mut sim = Sim::new(true);
-    let out = sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(invite(
-            "UDP",
-            ALICE,
-            "c4",
-            "z9hG4bKc4",
-            &["sips:bob@127.0.0.2:5061"],
-        )),
-    });
+    let mut sim = server(true);
+    let out = sim.udp(ALICE, &sips_invite("c4"));
     let ok = udp_to(&out, ALICE)
         .into_iter()
         .find(|m| status_of(m) == 200)
         .unwrap();
-    sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(ack_for(&ok, "UDP", ALICE, "z9hG4bKack4")),
-    });
-    let conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Connect { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .unwrap();
+    sim.udp(ALICE, &ack_for(&ok, "UDP", ALICE, "z9hG4bKack4"));
+    let (conn, _) = connect_of(&out).unwrap();
     let out = sim.input(Input::ConnectFailed { conn });
     let bye = udp_to(&out, ALICE)
         .into_iter()
@@ -246,12 +159,8 @@ fn failed_tls_connect_fails_the_leg_at_once() {
 
 #[test]
 fn tls_offer_without_msrp_tls_gets_488() {
-    let mut sim = Sim::new(false);
-    let out = sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(tls_invite("UDP", &["sip:bob@127.0.0.2"])),
-    });
+    let mut sim = server(false);
+    let out = sim.udp(ALICE, &tls_invite("UDP", &["sip:bob@127.0.0.2"]));
     let r = udp_to(&out, ALICE);
     let last = r.last().unwrap();
     assert_eq!(status_of(last), 488, "{r:?}");
@@ -265,19 +174,9 @@ fn tls_offer_without_msrp_tls_gets_488() {
 
 #[test]
 fn sips_invitee_is_invited_over_a_tls_connection_with_a_tls_offer() {
-    let mut sim = Sim::new(true);
-    let bob = "127.0.0.2:5061";
-    let out = sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(invite(
-            "UDP",
-            ALICE,
-            "c2",
-            "z9hG4bKc2",
-            &["sips:bob@127.0.0.2:5061"],
-        )),
-    });
+    let mut sim = server(true);
+    let bob = SIPS_BOB;
+    let out = sim.udp(ALICE, &sips_invite("c2"));
     assert!(
         udp_to(&out, bob).is_empty(),
         "nothing in clear to a sips: invitee"
@@ -293,7 +192,7 @@ fn sips_invitee_is_invited_over_a_tls_connection_with_a_tls_offer() {
         })
         .unwrap_or_else(|| panic!("a TLS connect to bob: {out:?}"));
     let out = sim.open(conn, StreamKind::SipTls, "127.0.0.1:41000", bob);
-    let inv = sip_on(&out, conn);
+    let inv = tcp_on(&out, conn);
     assert_eq!(
         inv.len(),
         1,
@@ -314,18 +213,8 @@ fn sips_invitee_is_invited_over_a_tls_connection_with_a_tls_offer() {
 
     // Without TLS here, the same invitee is unroutable: nothing is sent to it at all.
     assert_eq!(sim.ep.live_sessions(), 1);
-    let mut sim = Sim::new(false);
-    let out = sim.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(invite(
-            "UDP",
-            ALICE,
-            "c3",
-            "z9hG4bKc3",
-            &["sips:bob@127.0.0.2:5061"],
-        )),
-    });
+    let mut sim = server(false);
+    let out = sim.udp(ALICE, &sips_invite("c3"));
     assert!(
         !out.iter().any(|o| matches!(o, Output::Connect { .. })) && udp_to(&out, bob).is_empty(),
         "{out:?}"

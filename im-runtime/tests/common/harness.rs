@@ -90,15 +90,25 @@ impl<A: Application> Sim<A> {
             data: Bytes::from(text.to_string()),
         })
     }
+    /// Connection `conn` of `kind` between `local` and `peer` is up.
+    pub(crate) fn open(
+        &mut self,
+        conn: ConnId,
+        kind: StreamKind,
+        local: &str,
+        peer: &str,
+    ) -> Vec<Output> {
+        self.input(Input::StreamOpened {
+            conn,
+            kind,
+            local: addr(local),
+            peer: addr(peer),
+        })
+    }
     /// The `n`th SIP connection the server accepts, from `peer`.
     pub(crate) fn tcp_accept(&mut self, n: u64, peer: &str) -> ConnId {
         let conn = ConnId(ConnId::ACCEPTED | n);
-        self.input(Input::StreamOpened {
-            conn,
-            kind: StreamKind::Sip,
-            local: addr(SIP_LOCAL),
-            peer: addr(peer),
-        });
+        self.open(conn, StreamKind::Sip, SIP_LOCAL, peer);
         conn
     }
     /// Bytes `text` arrive on connection `conn`.
@@ -248,14 +258,21 @@ pub(crate) fn alice_bye(ok: &Message) -> String {
 pub(crate) fn alice_connects<A: Application>(sim: &mut Sim<A>, ok: &Message) -> (ConnId, String) {
     let alice_conn = ConnId(ConnId::ACCEPTED | 1);
     sim.msrp_open(alice_conn, MSRP_LOCAL, addr(ALICE_MSRP));
-    let answer = String::from_utf8_lossy(ok.body_bytes()).to_string();
-    let our_path = answer
-        .lines()
+    (alice_conn, path_of(&body_of(ok)))
+}
+
+/// A message's body as text.
+pub(crate) fn body_of(m: &Message) -> String {
+    String::from_utf8_lossy(m.body_bytes()).to_string()
+}
+
+/// The MSRP path an SDP offers or answers.
+pub(crate) fn path_of(sdp: &str) -> String {
+    sdp.lines()
         .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("the answer has a path")
+        .expect("the SDP has a path")
         .trim()
-        .to_string();
-    (alice_conn, our_path)
+        .to_owned()
 }
 
 /// Alice connects to the server's MSRP path from `ok` and sends `text` in one chunk, asking
