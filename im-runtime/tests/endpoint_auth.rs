@@ -11,9 +11,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::{App, Knobs, addr, crlf, invite, simple_request, status_of};
-use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
-use im_runtime::machine::{GroupDirectory, InviteeRouter, Method};
+use common::{App, Knobs, addr, crlf, invite, machines_of_app, simple_request, status_of};
+use im_runtime::endpoint::{Application, Endpoint, EndpointConfig};
+use im_runtime::machine::InviteeRouter;
 use im_runtime::proto::digest::{Algorithm, StoredHa1, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
@@ -24,21 +24,7 @@ const ALICE: &str = "127.0.0.1:5070";
 /// The common test application plus two users, alice and carol, password `pw`.
 struct WithUsers(App);
 impl Application for WithUsers {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        self.0.initial(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        self.0.by_clause(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        self.0.invitee_leg()
-    }
-    fn methods(&self) -> Vec<Method> {
-        self.0.methods()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        self.0.directory()
-    }
+    machines_of_app!(0);
     fn router(&self) -> &dyn InviteeRouter {
         self.0.router()
     }

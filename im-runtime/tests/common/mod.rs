@@ -486,22 +486,36 @@ pub(crate) struct RegApp {
     pub locations: Locations,
 }
 
+/// Inside `impl Application for X`: the machines, methods and directory of the [`App`] in
+/// field `$f`, for an application that adds to the stand-in (a registrar, users …).
+macro_rules! machines_of_app {
+    ($f:tt) => {
+        fn initial(
+            &self,
+            m: &::im_runtime::machine::Method,
+        ) -> Option<Box<dyn ::im_runtime::endpoint::DynMachine>> {
+            self.$f.initial(m)
+        }
+        fn by_clause(&self, c: &str) -> Option<Box<dyn ::im_runtime::endpoint::DynMachine>> {
+            self.$f.by_clause(c)
+        }
+        fn invitee_leg(&self) -> Option<Box<dyn ::im_runtime::endpoint::DynMachine>> {
+            self.$f.invitee_leg()
+        }
+        fn methods(&self) -> Vec<::im_runtime::machine::Method> {
+            self.$f.methods()
+        }
+        fn directory(&self) -> &dyn ::im_runtime::machine::GroupDirectory {
+            self.$f.directory()
+        }
+    };
+}
+// Not every test binary that includes this module has an application of its own.
+#[allow(unused_imports)]
+pub(crate) use machines_of_app;
+
 impl Application for RegApp {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        self.inner.initial(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        self.inner.by_clause(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        self.inner.invitee_leg()
-    }
-    fn methods(&self) -> Vec<Method> {
-        self.inner.methods()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        self.inner.directory()
-    }
+    machines_of_app!(inner);
     fn router(&self) -> &dyn InviteeRouter {
         &self.locations
     }
