@@ -7,13 +7,9 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{App, Knobs, addr, crlf, invite, simple_request};
-use im_runtime::endpoint::{
-    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, RegisterChange,
-    RegisterError,
-};
-use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, Uri};
+use common::{App, Knobs, crlf, harness, invite, machines_of_app, simple_request};
+use im_runtime::endpoint::{Application, ContactBinding, RegisterChange, RegisterError};
+use im_runtime::machine::{InviteeRouter, Uri};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::time::{Duration, Instant};
 
@@ -22,21 +18,7 @@ const ALICE: &str = "127.0.0.1:5070";
 /// The common test application plus a registrar that grants what is asked.
 struct WithRegistrar(App);
 impl Application for WithRegistrar {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        self.0.initial(m)
-    }
-    fn by_clause(&self, c: &str) -> Option<Box<dyn DynMachine>> {
-        self.0.by_clause(c)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        self.0.invitee_leg()
-    }
-    fn methods(&self) -> Vec<Method> {
-        self.0.methods()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        self.0.directory()
-    }
+    machines_of_app!(0);
     fn router(&self) -> &dyn InviteeRouter {
         self.0.router()
     }
@@ -56,60 +38,21 @@ impl Application for WithRegistrar {
     }
 }
 
-#[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
-    Instant::now()
-}
-
-struct T {
-    ep: Endpoint<WithRegistrar>,
-    now: Instant,
-}
+/// The endpoint with the stand-in machines and the registrar; sessions live 20 s.
+type T = harness::Sim<WithRegistrar>;
 
 impl T {
     fn new() -> T {
-        let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-        cfg.session_lifetime = Duration::from_secs(20);
-        T {
-            ep: Endpoint::new(cfg, WithRegistrar(App(Knobs::default()))),
-            now: epoch(),
-        }
+        let app = WithRegistrar(App(Knobs::default()));
+        T::serving(app, |cfg| cfg.session_lifetime = Duration::from_secs(20))
     }
 
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        std::iter::from_fn(|| self.ep.poll_output()).collect()
-    }
-
-    fn open(&mut self, n: u64, peer: &str) -> ConnId {
+    /// Accepts the `n`th SIP connection, from `peer`; that alone puts nothing in use.
+    fn accept(&mut self, n: u64, peer: &str) -> ConnId {
         let conn = ConnId(ConnId::ACCEPTED | n);
-        let out = self.input(Input::StreamOpened {
-            conn,
-            kind: StreamKind::Sip,
-            local: addr("127.0.0.1:5060"),
-            peer: addr(peer),
-        });
+        let out = self.open(conn, StreamKind::Sip, "127.0.0.1:5060", peer);
         assert_eq!(uses(&out), vec![]);
         conn
-    }
-
-    fn tcp(&mut self, conn: ConnId, text: String) -> Vec<Output> {
-        self.input(Input::StreamData {
-            conn,
-            data: Bytes::from(text),
-        })
-    }
-
-    /// Fires every timer up to `now + d`; all outputs.
-    fn advance(&mut self, d: Duration) -> Vec<Output> {
-        let until = self.now + d;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= until) {
-            self.now = self.now.max(t);
-            out.extend(self.input(Input::Timeout));
-        }
-        self.now = until;
-        out
     }
 }
 
@@ -135,10 +78,10 @@ fn register_as(user: &str, transport: &str, from: &str, expires: u32, cseq: u32)
 #[test]
 fn a_session_holds_its_originators_connection_while_it_lives() {
     let mut t = T::new();
-    let conn = t.open(1, ALICE);
+    let conn = t.accept(1, ALICE);
     let out = t.tcp(
         conn,
-        invite(
+        &invite(
             "TCP",
             ALICE,
             "cu1@alice",
@@ -149,10 +92,10 @@ fn a_session_holds_its_originators_connection_while_it_lives() {
     assert_eq!(uses(&out), vec![(conn, true)], "{out:?}");
     assert_eq!(t.ep.live_sessions(), 1);
     // Another connection that only asks OPTIONS is not in use.
-    let other = t.open(2, "127.0.0.1:5071");
+    let other = t.accept(2, "127.0.0.1:5071");
     let out = t.tcp(
         other,
-        simple_request(
+        &simple_request(
             "OPTIONS",
             "TCP",
             "127.0.0.1:5071",
@@ -177,23 +120,20 @@ fn a_session_holds_its_originators_connection_while_it_lives() {
 #[test]
 fn a_session_over_udp_or_a_closed_connection_reports_nothing() {
     let mut t = T::new();
-    let out = t.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr(ALICE),
-        data: Bytes::from(invite(
-            "UDP",
-            ALICE,
-            "cu2@alice",
-            "z9hG4bKcu2",
-            &["sip:bob@127.0.0.1:5080"],
-        )),
-    });
+    let inv = invite(
+        "UDP",
+        ALICE,
+        "cu2@alice",
+        "z9hG4bKcu2",
+        &["sip:bob@127.0.0.1:5080"],
+    );
+    let out = t.udp(ALICE, &inv);
     assert_eq!(t.ep.live_sessions(), 1);
     assert_eq!(uses(&out), vec![]);
-    let conn = t.open(3, "127.0.0.1:5072");
+    let conn = t.accept(3, "127.0.0.1:5072");
     let out = t.tcp(
         conn,
-        invite(
+        &invite(
             "TCP",
             "127.0.0.1:5072",
             "cu3@alice",
@@ -212,12 +152,12 @@ fn a_session_over_udp_or_a_closed_connection_reports_nothing() {
 #[test]
 fn a_registration_holds_its_connection_until_it_expires_or_is_removed() {
     let mut t = T::new();
-    let conn = t.open(4, ALICE);
-    let out = t.tcp(conn, register("TCP", ALICE, 300, 1));
+    let conn = t.accept(4, ALICE);
+    let out = t.tcp(conn, &register("TCP", ALICE, 300, 1));
     assert_eq!(uses(&out), vec![(conn, true)], "{out:?}");
     // A refresh keeps it (no change to report), and moves the deadline.
     t.advance(Duration::from_secs(200));
-    assert_eq!(uses(&t.tcp(conn, register("TCP", ALICE, 300, 2))), vec![]);
+    assert_eq!(uses(&t.tcp(conn, &register("TCP", ALICE, 300, 2))), vec![]);
     assert_eq!(uses(&t.advance(Duration::from_secs(299))), vec![]);
     assert_eq!(
         uses(&t.advance(Duration::from_secs(2))),
@@ -225,24 +165,24 @@ fn a_registration_holds_its_connection_until_it_expires_or_is_removed() {
     );
     // Registered again, then removed with Expires: 0.
     assert_eq!(
-        uses(&t.tcp(conn, register("TCP", ALICE, 300, 3))),
+        uses(&t.tcp(conn, &register("TCP", ALICE, 300, 3))),
         vec![(conn, true)]
     );
     assert_eq!(
-        uses(&t.tcp(conn, register("TCP", ALICE, 0, 4))),
+        uses(&t.tcp(conn, &register("TCP", ALICE, 0, 4))),
         vec![(conn, false)]
     );
     // Two addresses-of-record over one connection (a front proxy's): held while either is.
     assert_eq!(
-        uses(&t.tcp(conn, register("TCP", ALICE, 3600, 5))),
+        uses(&t.tcp(conn, &register("TCP", ALICE, 3600, 5))),
         vec![(conn, true)]
     );
     assert_eq!(
-        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 300, 1))),
+        uses(&t.tcp(conn, &register_as("bob", "TCP", ALICE, 300, 1))),
         vec![]
     );
     assert_eq!(
-        uses(&t.tcp(conn, register_as("bob", "TCP", ALICE, 0, 2))),
+        uses(&t.tcp(conn, &register_as("bob", "TCP", ALICE, 0, 2))),
         vec![]
     );
     assert_eq!(uses(&t.advance(Duration::from_secs(3599))), vec![]);
@@ -251,11 +191,7 @@ fn a_registration_holds_its_connection_until_it_expires_or_is_removed() {
         vec![(conn, false)]
     );
     // Over UDP nothing is held.
-    let out = t.input(Input::Datagram {
-        local: addr("127.0.0.1:5060"),
-        from: addr("127.0.0.1:5090"),
-        data: Bytes::from(register("UDP", "127.0.0.1:5090", 300, 6)),
-    });
+    let out = t.udp("127.0.0.1:5090", &register("UDP", "127.0.0.1:5090", 300, 6));
     assert_eq!(uses(&out), vec![]);
     // Once the transactions are gone, no registration deadline is left behind.
     t.advance(Duration::from_secs(64));
