@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{App, Knobs, crlf, harness, invite, machines_of_app, simple_request};
+use common::{App, Knobs, crlf, harness, invite, machines_of_app, options};
 use im_runtime::endpoint::{Application, ContactBinding, RegisterChange, RegisterError};
 use im_runtime::machine::{InviteeRouter, Uri};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
@@ -65,6 +65,18 @@ fn uses(out: &[Output]) -> Vec<(ConnId, bool)> {
         .collect()
 }
 
+/// Alice's INVITE `n` from `via` over `transport`, inviting bob.
+fn session_invite(transport: &str, via: &str, n: u32) -> String {
+    let (call_id, branch) = (format!("cu{n}@alice"), format!("z9hG4bKcu{n}"));
+    invite(
+        transport,
+        via,
+        &call_id,
+        &branch,
+        &["sip:bob@127.0.0.1:5080"],
+    )
+}
+
 fn register(transport: &str, from: &str, expires: u32, cseq: u32) -> String {
     register_as("alice", transport, from, expires, cseq)
 }
@@ -79,33 +91,12 @@ fn register_as(user: &str, transport: &str, from: &str, expires: u32, cseq: u32)
 fn a_session_holds_its_originators_connection_while_it_lives() {
     let mut t = T::new();
     let conn = t.accept(1, ALICE);
-    let out = t.tcp(
-        conn,
-        &invite(
-            "TCP",
-            ALICE,
-            "cu1@alice",
-            "z9hG4bKcu1",
-            &["sip:bob@127.0.0.1:5080"],
-        ),
-    );
+    let out = t.tcp(conn, &session_invite("TCP", ALICE, 1));
     assert_eq!(uses(&out), vec![(conn, true)], "{out:?}");
     assert_eq!(t.ep.live_sessions(), 1);
     // Another connection that only asks OPTIONS is not in use.
     let other = t.accept(2, "127.0.0.1:5071");
-    let out = t.tcp(
-        other,
-        &simple_request(
-            "OPTIONS",
-            "TCP",
-            "127.0.0.1:5071",
-            "o@x",
-            "z9hG4bKo1",
-            "<sip:conference-factory@example.com>",
-            1,
-            "",
-        ),
-    );
+    let out = t.tcp(other, &options("TCP", "127.0.0.1:5071", "o@x", "z9hG4bKo1"));
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::StreamSend { conn: c, .. } if *c == other))
@@ -120,27 +111,11 @@ fn a_session_holds_its_originators_connection_while_it_lives() {
 #[test]
 fn a_session_over_udp_or_a_closed_connection_reports_nothing() {
     let mut t = T::new();
-    let inv = invite(
-        "UDP",
-        ALICE,
-        "cu2@alice",
-        "z9hG4bKcu2",
-        &["sip:bob@127.0.0.1:5080"],
-    );
-    let out = t.udp(ALICE, &inv);
+    let out = t.udp(ALICE, &session_invite("UDP", ALICE, 2));
     assert_eq!(t.ep.live_sessions(), 1);
     assert_eq!(uses(&out), vec![]);
     let conn = t.accept(3, "127.0.0.1:5072");
-    let out = t.tcp(
-        conn,
-        &invite(
-            "TCP",
-            "127.0.0.1:5072",
-            "cu3@alice",
-            "z9hG4bKcu3",
-            &["sip:bob@127.0.0.1:5080"],
-        ),
-    );
+    let out = t.tcp(conn, &session_invite("TCP", "127.0.0.1:5072", 3));
     assert_eq!(uses(&out), vec![(conn, true)]);
     // The connection closes under the session: nothing to let go of later.
     assert_eq!(uses(&t.input(Input::StreamClosed { conn })), vec![]);

@@ -4,7 +4,7 @@
 //! connection, MSRP connects and sends) and play alice's side of a session, so the tests
 //! in `endpoint_paths/` and `endpoint_sim.rs` share one set-up instead of a copy each.
 
-use super::{App, Knobs, ack_for, addr, simple_request, status_of};
+use super::{App, Knobs, ack_for, addr, options, simple_request, status_of};
 use bytes::Bytes;
 use im_runtime::endpoint::{Application, Endpoint, EndpointConfig};
 use im_runtime::machine::Method;
@@ -147,19 +147,8 @@ impl<A: Application> Sim<A> {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let out = self.udp(
-            ALICE,
-            &simple_request(
-                "OPTIONS",
-                "UDP",
-                ALICE,
-                &format!("alive-{tag}"),
-                &format!("z9hG4bKalive{tag}"),
-                "<sip:conference-factory@example.com>",
-                1,
-                "",
-            ),
-        );
+        let (call_id, branch) = (format!("alive-{tag}"), format!("z9hG4bKalive{tag}"));
+        let out = self.udp(ALICE, &options("UDP", ALICE, &call_id, &branch));
         let r = udp_to(&out, ALICE);
         assert_eq!(
             r.iter().map(status_of).collect::<Vec<_>>(),

@@ -654,6 +654,12 @@ pub(crate) fn simple_request(
     ))
 }
 
+/// An OPTIONS from alice at `via_addr` over `transport` to the conference factory.
+pub(crate) fn options(transport: &str, via_addr: &str, call_id: &str, branch: &str) -> String {
+    let to = "<sip:conference-factory@example.com>";
+    simple_request("OPTIONS", transport, via_addr, call_id, branch, to, 1, "")
+}
+
 /// The ACK alice sends for a 2xx (or any final response) `resp` to her INVITE.
 pub(crate) fn ack_for(resp: &Message, transport: &str, via_addr: &str, branch: &str) -> String {
     simple_request(

@@ -262,16 +262,7 @@ fn oversized_messages_get_513_on_udp_and_close_the_stream_on_tcp() {
     let conn2 = sim.tcp_accept(10, "127.0.0.1:5071");
     let out = sim.tcp(
         conn2,
-        &simple_request(
-            "OPTIONS",
-            "TCP",
-            "127.0.0.1:5071",
-            "small",
-            "z9hG4bKsmall",
-            "<sip:x@example.com>",
-            1,
-            "",
-        ),
+        &options("TCP", "127.0.0.1:5071", "small", "z9hG4bKsmall"),
     );
     assert_eq!(statuses(&tcp_on(&out, conn2)), vec![200]);
 }
