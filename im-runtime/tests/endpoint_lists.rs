@@ -6,44 +6,18 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::harness::{Sim, udp_to};
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
-use std::time::Instant;
 
 const ALICE: &str = "127.0.0.1:5070";
 
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests.
-    Instant::now()
-}
-
 /// Sends `text` from alice over UDP to a fresh endpoint (list limit: 2 entries) and returns
 /// the endpoint and what it sent alice.
-fn send(knobs: Knobs, text: &str) -> (Endpoint<App>, Vec<Message>) {
-    let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
-    cfg.body_limits.lists.max_entries = 2;
-    let mut ep = Endpoint::new(cfg, App(knobs));
-    ep.handle_input(
-        base(),
-        Input::Datagram {
-            local: addr("127.0.0.1:5060"),
-            from: addr(ALICE),
-            data: Bytes::from(text.to_owned()),
-        },
-    );
-    let mut to_alice = Vec::new();
-    while let Some(o) = ep.poll_output() {
-        if let Output::Datagram { to, data, .. } = o
-            && to == addr(ALICE)
-        {
-            to_alice.push(Message::parse(data).expect("the endpoint sends SIP"));
-        }
-    }
-    (ep, to_alice)
+fn send(knobs: Knobs, text: &str) -> (Sim, Vec<Message>) {
+    let mut sim = Sim::with(knobs, |cfg| cfg.body_limits.lists.max_entries = 2);
+    let out = sim.udp(ALICE, text);
+    (sim, udp_to(&out, ALICE))
 }
 
 fn finals(msgs: &[Message]) -> Vec<u16> {
@@ -65,7 +39,7 @@ fn a_list_over_the_configured_limit_reaches_the_machines() {
             "sip:d@example.com",
         ],
     );
-    let (ep, out) = send(Knobs::default(), &three);
+    let (sim, out) = send(Knobs::default(), &three);
     assert_eq!(finals(&out), [404], "{out:?}");
     let warning = out.last().and_then(|m| m.header_str("Warning"));
     assert!(
@@ -73,11 +47,11 @@ fn a_list_over_the_configured_limit_reaches_the_machines() {
         "{warning:?}"
     );
     assert_eq!(
-        ep.stats().rejected,
+        sim.ep.stats().rejected,
         0,
         "the endpoint refused nothing itself"
     );
-    assert_eq!(ep.stats().initial_requests, 1);
+    assert_eq!(sim.ep.stats().initial_requests, 1);
     // Within the limit: the stand-in's 200.
     let two = invite(
         "UDP",
@@ -100,9 +74,9 @@ fn an_unreadable_list_no_rule_answers_gets_500() {
     };
     let malformed = invite("UDP", ALICE, "bad@x", "z9hG4bKbad", &["sip:b@example.com"])
         .replace("</resource-lists>", "</resource-listz>");
-    let (ep, out) = send(knobs, &malformed);
+    let (sim, out) = send(knobs, &malformed);
     assert_eq!(finals(&out), [500], "{out:?}");
-    assert_eq!(ep.live_sessions(), 0);
+    assert_eq!(sim.ep.live_sessions(), 0);
     // A readable list is the machine's as before.
     let fine = invite(
         "UDP",
