@@ -10,13 +10,12 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::harness::{MSRP_LOCAL, SIP_LOCAL, Sim, udp_to};
 use common::{App, Knobs, addr, crlf, invite, machines_of_app, simple_request, status_of};
-use im_runtime::endpoint::{Application, Endpoint, EndpointConfig};
+use im_runtime::endpoint::{Application, EndpointConfig};
 use im_runtime::machine::InviteeRouter;
 use im_runtime::proto::digest::{Algorithm, StoredHa1, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
 use std::time::Instant;
 
 const ALICE: &str = "127.0.0.1:5070";
@@ -39,35 +38,19 @@ fn epoch() -> Instant {
     Instant::now()
 }
 
-fn endpoint(trusted: bool) -> (Endpoint<WithUsers>, Instant) {
+fn endpoint(trusted: bool) -> Sim<WithUsers> {
     let t0 = epoch();
-    let mut cfg = EndpointConfig::new(addr("127.0.0.1:5060"), addr("127.0.0.1:2855"));
+    let mut cfg = EndpointConfig::new(addr(SIP_LOCAL), addr(MSRP_LOCAL));
     cfg.auth = Some(Verifier::new("example.com", [9; 32], t0));
     if trusted {
         cfg.trusted_hosts = vec![addr(ALICE).ip()];
     }
-    (Endpoint::new(cfg, WithUsers(App(Knobs::default()))), t0)
+    Sim::at(t0, cfg, WithUsers(App(Knobs::default())))
 }
 
-fn send(ep: &mut Endpoint<WithUsers>, now: Instant, text: &str) -> Vec<Message> {
-    ep.handle_input(
-        now,
-        Input::Datagram {
-            local: addr("127.0.0.1:5060"),
-            from: addr(ALICE),
-            data: Bytes::from(text.to_owned()),
-        },
-    );
-    let mut out = Vec::new();
-    while let Some(o) = ep.poll_output() {
-        if let Output::Datagram { to, data, .. } = o
-            && to == addr(ALICE)
-            && let Ok(m) = Message::parse(data)
-        {
-            out.push(m);
-        }
-    }
-    out
+/// Sends `text` from alice over UDP; what the endpoint answered her.
+fn send(sim: &mut Sim<WithUsers>, text: &str) -> Vec<Message> {
+    udp_to(&sim.udp(ALICE, text), ALICE)
 }
 
 /// The final statuses among `out` (the INVITE transaction sends 100 Trying first).
@@ -109,9 +92,9 @@ fn authorization(challenge: &str, user: &str, password: &str, nc: u32) -> String
 
 #[test]
 fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
-    let (mut ep, t0) = endpoint(false);
+    let mut sim = endpoint(false);
     let first = invite("UDP", ALICE, "c1", "z9hG4bK1", &["sip:bob@127.0.0.2"]);
-    let out = send(&mut ep, t0, &first);
+    let out = send(&mut sim, &first);
     assert_eq!(finals(&out), [401]);
     let challenge = out.iter().find(|m| status_of(m) == 401).expect("a 401");
     let ch: Vec<String> = challenge
@@ -121,8 +104,8 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
         .collect();
     assert_eq!(ch.len(), 2, "{challenge:?}");
     assert!(ch[0].contains("algorithm=SHA-256") && ch[1].contains("algorithm=MD5"));
-    assert_eq!(ep.stats().initial_requests, 0, "no machine ran");
-    assert_eq!(ep.stats().challenged, 1);
+    assert_eq!(sim.ep.stats().initial_requests, 0, "no machine ran");
+    assert_eq!(sim.ep.stats().challenged, 1);
 
     // A wrong password: 401 again, with the nonce alice answered.
     let wrong = with_header(
@@ -130,7 +113,7 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
             .replace("CSeq: 1", "CSeq: 2"),
         &authorization(&ch[0], "alice", "nope", 1),
     );
-    let out = send(&mut ep, t0, &wrong);
+    let out = send(&mut sim, &wrong);
     assert_eq!(finals(&out), [401]);
     let again = out.iter().find(|m| status_of(m) == 401).expect("a 401");
     assert!(
@@ -145,9 +128,13 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
         &invite("UDP", ALICE, "c2", "z9hG4bK4", &["sip:bob@127.0.0.2"]),
         &authorization(&ch[0], "carol", "pw", 1),
     );
-    let out = send(&mut ep, t0, &as_carol);
+    let out = send(&mut sim, &as_carol);
     assert_eq!(finals(&out), [403]);
-    assert_eq!(ep.stats().initial_requests, 1, "a machine answered carol");
+    assert_eq!(
+        sim.ep.stats().initial_requests,
+        1,
+        "a machine answered carol"
+    );
 
     let right = with_header(
         &invite("UDP", ALICE, "c1", "z9hG4bK3", &["sip:bob@127.0.0.2"])
@@ -155,24 +142,24 @@ fn an_initial_invite_is_challenged_then_admitted_with_the_right_credentials() {
         // nc 1 on this nonce was carol's: the next one.
         &authorization(&ch[1], "alice", "pw", 2),
     );
-    let out = send(&mut ep, t0, &right);
+    let out = send(&mut sim, &right);
     assert!(
         out.iter()
             .all(|m| status_of(m) != 401 && status_of(m) != 403),
         "{out:?}"
     );
-    assert_eq!(ep.stats().initial_requests, 2, "the machines ran");
+    assert_eq!(sim.ep.stats().initial_requests, 2, "the machines ran");
 }
 
 #[test]
 fn a_trusted_host_is_not_challenged_and_register_without_registrar_is_405() {
-    let (mut ep, t0) = endpoint(true);
+    let mut sim = endpoint(true);
     let first = invite("UDP", ALICE, "c1", "z9hG4bK1", &["sip:bob@127.0.0.2"]);
-    let out = send(&mut ep, t0, &first);
+    let out = send(&mut sim, &first);
     assert!(out.iter().all(|m| status_of(m) != 401), "{out:?}");
-    assert_eq!(ep.stats().initial_requests, 1);
+    assert_eq!(sim.ep.stats().initial_requests, 1);
 
-    let (mut ep, t0) = endpoint(false);
+    let mut sim = endpoint(false);
     let reg = crlf(&simple_request(
         "REGISTER",
         "UDP",
@@ -183,7 +170,7 @@ fn a_trusted_host_is_not_challenged_and_register_without_registrar_is_405() {
         1,
         "Contact: <sip:alice@127.0.0.1:5070>\n",
     ));
-    let out = send(&mut ep, t0, &reg);
+    let out = send(&mut sim, &reg);
     assert_eq!(finals(&out), [405]);
-    assert_eq!(ep.stats().challenged, 0);
+    assert_eq!(sim.ep.stats().challenged, 0);
 }

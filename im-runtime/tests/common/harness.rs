@@ -66,9 +66,14 @@ impl<A: Application> Sim<A> {
     pub(crate) fn serving(app: A, f: impl FnOnce(&mut EndpointConfig)) -> Sim<A> {
         let mut cfg = EndpointConfig::new(addr(SIP_LOCAL), addr(MSRP_LOCAL));
         f(&mut cfg);
+        Sim::at(base(), cfg, app)
+    }
+    /// An endpoint configured by `cfg` serving `app`, its clock at `now` (for a test whose
+    /// configuration needs the start instant itself).
+    pub(crate) fn at(now: Instant, cfg: EndpointConfig, app: A) -> Sim<A> {
         Sim {
             ep: Endpoint::new(cfg, app),
-            now: base(),
+            now,
             sent: Vec::new(),
         }
     }
