@@ -1,8 +1,10 @@
 //! The endpoint in virtual time: one [`Sim`] drives an `Endpoint` with a stand-in
 //! application, feeds it datagrams, stream data and timeouts at a clock it moves itself, and
 //! keeps everything the endpoint sent. The helpers read those outputs (SIP per peer or
-//! connection, MSRP connects and sends) and play alice's side of a session, so the tests
-//! in `endpoint_paths/` and `endpoint_sim.rs` share one set-up instead of a copy each.
+//! connection, MSRP connects and sends) and play alice's side of a session, so the
+//! virtual-time endpoint tests (`endpoint_paths/`, `endpoint_sim.rs`, `endpoint_tls.rs`,
+//! `endpoint_conn_use.rs`, `endpoint_auth.rs`, `endpoint_lists.rs`) share one set-up instead
+//! of a copy each.
 
 use super::{App, Knobs, ack_for, addr, options, simple_request, status_of};
 use bytes::Bytes;
