@@ -10,23 +10,17 @@
 
 mod common;
 
-use common::harness::{MSRP_LOCAL, SIP_LOCAL, Sim, udp_to};
+use common::harness::{ALICE, MSRP_LOCAL, SIP_LOCAL, Sim, udp_to};
 use common::{App, Knobs, addr, crlf, invite, machines_of_app, simple_request, status_of};
 use im_runtime::endpoint::{Application, EndpointConfig};
-use im_runtime::machine::InviteeRouter;
 use im_runtime::proto::digest::{Algorithm, StoredHa1, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
 use std::time::Instant;
 
-const ALICE: &str = "127.0.0.1:5070";
-
 /// The common test application plus two users, alice and carol, password `pw`.
 struct WithUsers(App);
 impl Application for WithUsers {
-    machines_of_app!(0);
-    fn router(&self) -> &dyn InviteeRouter {
-        self.0.router()
-    }
+    machines_of_app!(0, router);
     fn credentials(&self, username: &str, realm: &str) -> Option<StoredHa1> {
         matches!(username, "alice" | "carol")
             .then(|| StoredHa1::from_password(username, realm, "pw"))

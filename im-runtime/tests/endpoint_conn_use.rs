@@ -7,21 +7,17 @@
 
 mod common;
 
-use common::{App, Knobs, crlf, harness, invite, machines_of_app, options};
+use common::harness::{self, ALICE};
+use common::{App, Knobs, crlf, invite, machines_of_app, options};
 use im_runtime::endpoint::{Application, ContactBinding, RegisterChange, RegisterError};
-use im_runtime::machine::{InviteeRouter, Uri};
+use im_runtime::machine::Uri;
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::time::{Duration, Instant};
-
-const ALICE: &str = "127.0.0.1:5070";
 
 /// The common test application plus a registrar that grants what is asked.
 struct WithRegistrar(App);
 impl Application for WithRegistrar {
-    machines_of_app!(0);
-    fn router(&self) -> &dyn InviteeRouter {
-        self.0.router()
-    }
+    machines_of_app!(0, router);
     fn offers_registrar(&self) -> bool {
         true
     }

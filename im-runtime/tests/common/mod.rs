@@ -487,8 +487,15 @@ pub(crate) struct RegApp {
 }
 
 /// Inside `impl Application for X`: the machines, methods and directory of the [`App`] in
-/// field `$f`, for an application that adds to the stand-in (a registrar, users …).
+/// field `$f` (with `router`, its router too), for an application that adds to the
+/// stand-in (a registrar, users …).
 macro_rules! machines_of_app {
+    ($f:tt, router) => {
+        machines_of_app!($f);
+        fn router(&self) -> &dyn ::im_runtime::machine::InviteeRouter {
+            self.$f.router()
+        }
+    };
     ($f:tt) => {
         fn initial(
             &self,
