@@ -24,7 +24,10 @@
 //! `reason=timeout`). An expiry gets a last NOTIFY with
 //! `terminated;reason=timeout`; the session's end a last one with
 //! `terminated;reason=noresource`; a NOTIFY answered with an error (or never answered)
-//! ends its subscription (RFC 6665 §4.2.2).
+//! ends its subscription (RFC 6665 §4.2.2). A NOTIFY to a subscriber whose TCP or TLS
+//! connection has closed goes over a new one to the dialog's remote target (RFC 3261
+//! §12.2.1.1, §18.1.1), as our BYE does; one whose Contact asks to be reached over its flow
+//! only (`ob`, RFC 5626 §5.3) is not dialled, and the NOTIFY failing at once ends it.
 
 use super::super::*;
 use super::*;
@@ -771,6 +774,12 @@ impl Session {
             }
         };
         let d = &mut sub.dialog;
+        // The subscriber's connection may have closed since its SUBSCRIBE: a new one to the
+        // dialog's remote target (RFC 3261 §12.2.1.1, §18.1.1), as for our BYE, unless it
+        // asked to be reached over its flow only (`ob`, RFC 5626 §5.3). A NOTIFY that
+        // cannot travel fails at once, and its failure ends the subscription
+        // (`notify_answered`, RFC 6665 §4.2.2) instead of waiting out Timer F.
+        let reachable = cx.redial(d, (self.id, None));
         d.local_cseq = d.local_cseq.max(d.invite_cseq) + 1;
         let cseq = d.local_cseq;
         let m = d
@@ -793,6 +802,9 @@ impl Session {
         let peer = d.peer;
         if let Some((key, holds, _)) = cx.send_request(&m, peer, self.id, None) {
             self.track(holds);
+            if !reachable {
+                cx.fail_now(&key);
+            }
             if terminated.is_none() {
                 sub.in_flight.push(key);
             }
