@@ -560,6 +560,14 @@ pub enum Fact {
     /// established for the SUBSCRIBE being handled; empty when it was not
     /// Digest-authenticated.
     SubscriptionAuthenticatedUser,
+    /// `subscription.refresh` : Bool — the SUBSCRIBE being handled came inside the dialog
+    /// of one of the session's subscriptions (a refresh, or an unsubscribe when
+    /// `subscription.expires` is 0), not to create one.
+    SubscriptionRefresh,
+    /// `subscription.expires` : Int — the interval, in seconds, the SUBSCRIBE would be
+    /// granted (its Expires, at most the configured maximum); 0 for a fetch or an
+    /// unsubscribe.
+    SubscriptionExpires,
     /// `list.unresolved` : Int — `<entry-ref>` / `<external>` elements of the recipient
     /// list, which the server cannot resolve and which name no recipient.
     ListUnresolved,

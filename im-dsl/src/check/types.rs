@@ -175,6 +175,12 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Fact::SubscriptionAuthenticatedUser,
         Type::Str,
     ),
+    (
+        "subscription.refresh",
+        Fact::SubscriptionRefresh,
+        Type::Bool,
+    ),
+    ("subscription.expires", Fact::SubscriptionExpires, Type::Int),
     ("list.unresolved", Fact::ListUnresolved, Type::Int),
 ];
 

@@ -384,6 +384,8 @@ fn fact(f: Fact) -> TokenStream {
         Fact::SubscriptionAuthenticatedUser => {
             quote!(__facts.subscription.authenticated_user.as_str())
         }
+        Fact::SubscriptionRefresh => quote!(__facts.subscription.refresh),
+        Fact::SubscriptionExpires => quote!(i64::from(__facts.subscription.expires)),
         Fact::ListUnresolved => quote!(#p::count_i64(__facts.list.unresolved)),
     }
 }
@@ -427,7 +429,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::ListTooLarge
         | Fact::BodyMalformed
         | Fact::SubscriptionInInviteDialog
-        | Fact::SubscriptionOverLimit => Ty::Bool,
+        | Fact::SubscriptionOverLimit
+        | Fact::SubscriptionRefresh => Ty::Bool,
         Fact::ResponseStatus
         | Fact::ConfigMaxSize
         | Fact::ConfigMaxRecipients
@@ -436,7 +439,8 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::LegsDelivered
         | Fact::LegsFailed
         | Fact::RequestMaxForwardsDecremented
-        | Fact::ListUnresolved => Ty::Int,
+        | Fact::ListUnresolved
+        | Fact::SubscriptionExpires => Ty::Int,
         Fact::ConfigInviteTimeout => Ty::Duration,
     }
 }

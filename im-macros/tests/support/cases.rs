@@ -126,9 +126,17 @@ pub struct Request {
     /// `subscription.authenticated_user`: the Digest user of the `request SUBSCRIBE`
     /// (absent: empty, not Digest-authenticated).
     pub subscription_authenticated_user: Option<String>,
+    /// `subscription.refresh`: the `request SUBSCRIBE` came in a subscription's own dialog.
+    pub subscription_refresh: bool,
+    /// `subscription.expires`: the interval it would be granted (0: an unsubscribe or a
+    /// fetch).
+    pub subscription_expires: u32,
     /// `list.unresolved`: `<entry-ref>` / `<external>` elements of the list.
     pub unresolved: usize,
 }
+
+/// `subscription.expires` when a case gives none: the runtime's default maximum interval.
+pub const DEFAULT_SUBSCRIPTION_EXPIRES: u32 = 3600;
 
 /// `list.error` of a `list_error = "malformed"` case: the runtime's words for a document
 /// whose root is not `<resource-lists>`.
@@ -159,6 +167,8 @@ impl Default for Request {
             in_invite_dialog: false,
             subscription_limit: None,
             subscription_authenticated_user: None,
+            subscription_refresh: false,
+            subscription_expires: DEFAULT_SUBSCRIPTION_EXPIRES,
             unresolved: 0,
         }
     }
@@ -473,6 +483,8 @@ fn facts(case: &Case) -> Result<Facts, String> {
                 .subscription_authenticated_user
                 .clone()
                 .unwrap_or_default(),
+            refresh: r.subscription_refresh,
+            expires: r.subscription_expires,
         },
         originator_domain: r.originator_domain.clone(),
         message: MessageFacts {

@@ -16,11 +16,18 @@
 //! `accept subscription` answers 200 with the granted Expires and sends the full state at
 //! once, `notify subscribers` sends it again. The runtime fires `legs changed` after an input that
 //! changed what a subscriber sees, while there are subscribers. Every NOTIFY carries the
-//! full state (version one higher per subscription each time). A refresh gets 200 and a
-//! NOTIFY; an unsubscribe (Expires: 0) or an expiry a last NOTIFY with
+//! full state (version one higher per subscription each time). A refresh or an unsubscribe
+//! (Expires: 0) in a subscription's dialog reaches the machines too, with
+//! `subscription.refresh` and `subscription.expires` (ext-dr.13): `accept subscription`
+//! renews it (200, a NOTIFY) or, for an unsubscribe, ends it with a last NOTIFY
+//! `terminated;reason=timeout`; any other answer ends it (`reason=rejected`; an unsubscribe
+//! `reason=timeout`). An expiry gets a last NOTIFY with
 //! `terminated;reason=timeout`; the session's end a last one with
 //! `terminated;reason=noresource`; a NOTIFY answered with an error (or never answered)
-//! ends its subscription (RFC 6665 §4.2.2).
+//! ends its subscription (RFC 6665 §4.2.2). A NOTIFY to a subscriber whose TCP or TLS
+//! connection has closed goes over a new one to the dialog's remote target (RFC 3261
+//! §12.2.1.1, §18.1.1), as our BYE does; one whose Contact asks to be reached over its flow
+//! only (`ob`, RFC 5626 §5.3) is not dialled, and the NOTIFY failing at once ends it.
 
 use super::super::*;
 use super::*;
@@ -62,6 +69,11 @@ struct Subscription {
     dialog: Dialog,
     /// The subscriber identity it counts against (`user@host`).
     who: String,
+    /// `subscription.subscriber` and `subscription.authenticated_user` of the SUBSCRIBE
+    /// that created it: what a refresh in its dialog is decided with (the dialog, not a new
+    /// challenge, binds the refresh to them).
+    subscriber: Uri,
+    authenticated_user: String,
     expires_at: Instant,
     /// The version of the last document sent.
     version: u32,
@@ -83,6 +95,9 @@ struct Deciding {
     who: String,
     expires: u32,
     peer: Peer,
+    /// A refresh or an unsubscribe of the subscription whose dialog has our tag `local_tag`
+    /// (`subscription.refresh`); `None` for a SUBSCRIBE creating one.
+    refresh: Option<String>,
 }
 
 /// A session's subscriptions.
@@ -379,22 +394,41 @@ impl Session {
             .map(|(u, _)| u)
     }
 
-    /// A SUBSCRIBE the endpoint routed here.
+    /// A SUBSCRIBE the endpoint routed here: a new subscription, or a refresh or an
+    /// unsubscribe in one's dialog, decided alike by the machines (RFC 6665 §4.2.1.2: a
+    /// refresh is handled as the creation was), with `subscription.refresh` telling them
+    /// apart. A refresh is decided with the identity its subscription was created with.
     pub(super) fn subscribe<A: Application>(&mut self, cx: &mut Ctx<'_, A>, req: SubscribeRequest) {
-        if req.in_dialog {
-            self.resubscribe(cx, req);
-            return;
-        }
         let SubscribeRequest {
             key,
             msg,
             subscriber,
             expires,
+            in_dialog,
             peer,
             limit,
             authenticated_user,
-            ..
         } = req;
+        let (subscriber, authenticated_user, refresh) = if in_dialog {
+            let tag = msg.to().and_then(|t| t.tag()).unwrap_or("");
+            let Some(s) = self
+                .conference
+                .subs
+                .iter()
+                .find(|s| s.dialog.local_tag == tag)
+            else {
+                // Ended while the SUBSCRIBE was on its way (RFC 6665 §4.1.2.2: 481).
+                cx.reply_simple(&key, &msg, 481, &[]);
+                return;
+            };
+            (
+                s.subscriber.clone(),
+                s.authenticated_user.clone(),
+                Some(tag.to_owned()),
+            )
+        } else {
+            (subscriber, authenticated_user, None)
+        };
         let who = identity(&subscriber);
         self.facts.subscriber = subscriber;
         self.facts.subscription = crate::machine::SubscriptionFacts {
@@ -402,6 +436,8 @@ impl Session {
             over_limit: limit.is_some(),
             error: limit.unwrap_or_default(),
             authenticated_user,
+            refresh: refresh.is_some(),
+            expires,
         };
         self.answering = Some(Box::new((key.clone(), msg.clone())));
         self.conference.deciding = Some(Box::new(Deciding {
@@ -410,15 +446,61 @@ impl Session {
             who,
             expires,
             peer,
+            refresh,
         }));
         self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
         self.facts.subscriber = Uri::default();
         self.facts.subscription = crate::machine::SubscriptionFacts::default();
-        self.conference.deciding = None;
-        if let Some((key, msg)) = self.answering.take().map(|b| *b) {
-            // No rule decided (a spec without ext-dr.4): the subscription is not granted.
-            let w = warning(&cx.agent(), "no rule of the spec accepts this subscription");
-            cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
+        // `accept subscription` took it; still here, a rule answered otherwise or none did.
+        let Some(d) = self.conference.deciding.take() else {
+            return;
+        };
+        let unanswered = self.answering.take().map(|b| *b);
+        match (d.refresh.as_deref(), unanswered) {
+            (None, None) => {}
+            (None, Some((key, msg))) => {
+                // No rule decided (a spec without ext-dr.4): the subscription is not granted.
+                let w = warning(&cx.agent(), "no rule of the spec accepts this subscription");
+                cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
+            }
+            (Some(tag), None) => {
+                // A rule answered the refresh without `accept subscription` (ext-dr.13): it
+                // was not renewed, so it ends now. An unsubscribe ends as the subscriber
+                // asked (`reason=timeout`, RFC 6665 §4.2.1.2); a refused refresh tells the
+                // subscriber it is no longer authorized (`reason=rejected`, §4.2.2), which
+                // it would not assume from a 403 alone (§4.1.2.2 keeps it valid then).
+                let reason = if d.expires == 0 {
+                    "timeout"
+                } else {
+                    "rejected"
+                };
+                self.end_subscription(cx, tag, reason);
+            }
+            (Some(tag), Some((key, msg))) => {
+                // No rule decided (a spec gap): nothing is granted that no rule grants. A
+                // refresh is refused (403) and its subscription ends, as a refused one does;
+                // an unsubscribe is answered 200 and ends, since the subscriber may always
+                // end its own subscription (RFC 6665 §4.2.1.2) and granting it nothing
+                // grants nothing.
+                let tag = tag.to_owned();
+                if d.expires == 0 {
+                    tracing::error!(
+                        what = "conference",
+                        session = self.id.0,
+                        "spec gap: no rule decided an unsubscribe; 200, subscription ended"
+                    );
+                    self.refreshed(cx, &d, &tag, None);
+                } else {
+                    tracing::error!(
+                        what = "conference",
+                        session = self.id.0,
+                        "spec gap: no rule decided a subscription refresh; 403, subscription ended"
+                    );
+                    let w = warning(&cx.agent(), "no rule of the spec renews this subscription");
+                    cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
+                    self.end_subscription(cx, &tag, "rejected");
+                }
+            }
         }
     }
 
@@ -436,6 +518,10 @@ impl Session {
             return;
         };
         self.answering = None;
+        if let Some(tag) = d.refresh.as_deref() {
+            self.refreshed(cx, &d, tag, Some(&origin));
+            return;
+        }
         if self.facts.subscription.over_limit {
             // The configured limits are the operator's ceiling on what subscriptions may
             // hold (docs/security.md): a spec chooses how one past them is refused (ext-dr.9
@@ -475,6 +561,8 @@ impl Session {
         let mut sub = Subscription {
             dialog: Dialog::server_side(&d.msg, &tag, peer),
             who: d.who,
+            subscriber: self.facts.subscriber.clone(),
+            authenticated_user: self.facts.subscription.authenticated_user.clone(),
             expires_at: cx.now + Duration::from_secs(u64::from(d.expires)),
             version: 0,
             in_flight: Vec::new(),
@@ -499,38 +587,71 @@ impl Session {
         self.arm_subscription_timer();
     }
 
-    /// A refresh (Expires > 0) or an unsubscribe (Expires: 0) in a subscription's dialog.
-    fn resubscribe<A: Application>(&mut self, cx: &mut Ctx<'_, A>, req: SubscribeRequest) {
-        let tag = req.msg.to().and_then(|t| t.tag()).unwrap_or("").to_string();
+    /// A refresh (Expires > 0) or an unsubscribe (Expires: 0) granted: 200 with the granted
+    /// Expires, then a NOTIFY with the full state (`terminated;reason=timeout` for an
+    /// unsubscribe, RFC 6665 §4.2.1.2). NOTIFYs go where the refresh came from from now on
+    /// (a SUBSCRIBE is a target refresh request, RFC 6665 §4.1.2.2).
+    fn refreshed<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        d: &Deciding,
+        tag: &str,
+        origin: Option<&Origin>,
+    ) {
         let Some(i) = self
             .conference
             .subs
             .iter()
             .position(|s| s.dialog.local_tag == tag)
         else {
-            cx.reply_simple(&req.key, &req.msg, 481, &[]);
+            cx.reply_simple(&d.key, &d.msg, 481, &[]);
             return;
         };
         let Some(code) = StatusCode::new(200) else {
             return;
         };
-        let resp = sip::build::ResponseBuilder::new(&req.msg, code)
-            .header("Expires", &req.expires.to_string())
+        let resp = sip::build::ResponseBuilder::new(&d.msg, code)
+            .header("Expires", &d.expires.to_string())
             .header("Contact", &format!("<{}>", self.focus))
             .write();
-        let _ = cx.tsx.respond(cx.now, &req.key, 200, resp);
-        cx.live.response(200, None);
+        let _ = cx.tsx.respond(cx.now, &d.key, 200, resp);
+        cx.live.response(200, origin);
         cx.flush();
-        if req.expires == 0 {
-            let mut sub = self.conference.subs.remove(i);
+        let mut sub = self.conference.subs.remove(i);
+        if d.expires == 0 {
             cx.conf.removed(&sub.key(), &sub.who);
             self.notify_one(cx, &mut sub, Some("timeout"));
         } else {
-            let mut sub = self.conference.subs.remove(i);
-            sub.expires_at = cx.now + Duration::from_secs(u64::from(req.expires));
+            sub.expires_at = cx.now + Duration::from_secs(u64::from(d.expires));
+            sub.dialog.peer = d.peer;
+            sub.dialog.tls = cx.dialog_tls(d.peer);
             self.notify_one(cx, &mut sub, None);
             self.conference.subs.insert(i, sub);
         }
+        self.arm_subscription_timer();
+    }
+
+    /// Ends the subscription whose dialog has our tag `tag` with a last NOTIFY
+    /// (`terminated;reason=…`).
+    fn end_subscription<A: Application>(&mut self, cx: &mut Ctx<'_, A>, tag: &str, reason: &str) {
+        let Some(i) = self
+            .conference
+            .subs
+            .iter()
+            .position(|s| s.dialog.local_tag == tag)
+        else {
+            return;
+        };
+        let mut sub = self.conference.subs.remove(i);
+        cx.conf.removed(&sub.key(), &sub.who);
+        tracing_log(
+            "conference",
+            &format!(
+                "session {} subscription of {} ended: {reason}",
+                self.call_id, sub.dialog.remote_uri
+            ),
+        );
+        self.notify_one(cx, &mut sub, Some(reason));
         self.arm_subscription_timer();
     }
 
@@ -653,6 +774,12 @@ impl Session {
             }
         };
         let d = &mut sub.dialog;
+        // The subscriber's connection may have closed since its SUBSCRIBE: a new one to the
+        // dialog's remote target (RFC 3261 §12.2.1.1, §18.1.1), as for our BYE, unless it
+        // asked to be reached over its flow only (`ob`, RFC 5626 §5.3). A NOTIFY that
+        // cannot travel fails at once, and its failure ends the subscription
+        // (`notify_answered`, RFC 6665 §4.2.2) instead of waiting out Timer F.
+        let reachable = cx.redial(d, (self.id, None));
         d.local_cseq = d.local_cseq.max(d.invite_cseq) + 1;
         let cseq = d.local_cseq;
         let m = d
@@ -675,6 +802,9 @@ impl Session {
         let peer = d.peer;
         if let Some((key, holds, _)) = cx.send_request(&m, peer, self.id, None) {
             self.track(holds);
+            if !reachable {
+                cx.fail_now(&key);
+            }
             if terminated.is_none() {
                 sub.in_flight.push(key);
             }

@@ -30,7 +30,16 @@ pub struct SubscriptionFacts {
     pub error: String,
     /// The user name Digest authentication established for the SUBSCRIBE (RFC 3261 §22);
     /// empty when it was not Digest-authenticated (authentication off, a trusted host sent
-    /// it, or a refresh in the subscription's dialog). Whether that user may subscribe as
-    /// the SUBSCRIBE's From is the spec's rule (ext-dr.12).
+    /// it). For a refresh, the one of the SUBSCRIBE that created the subscription (a
+    /// request inside its dialog is not challenged again). Whether that user may subscribe
+    /// as the SUBSCRIBE's From is the spec's rule (ext-dr.12).
     pub authenticated_user: String,
+    /// It came inside the dialog of one of the session's subscriptions: a refresh, or an
+    /// unsubscribe when [`expires`](Self::expires) is 0 (RFC 6665 §4.2.1.2), which the
+    /// spec decides as it decides a new one.
+    pub refresh: bool,
+    /// The interval it would be granted, in seconds: its Expires, at most
+    /// `EndpointConfig::max_subscription_expires`; 0 for a fetch (RFC 6665 §4.4.3) or an
+    /// unsubscribe.
+    pub expires: u32,
 }

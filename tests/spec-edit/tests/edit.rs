@@ -115,6 +115,8 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "no route to a member with no registration: the edited rule fails the copy 404 (was 480)",
             "a kept copy that expired: the edited rule keeps it again (was outcome failed 408)",
             "server shutdown: the edited rule ends the legs only, the originator's dialog is left up (was BYE)",
+            "the originator refreshes her subscription: 403 by the edited rule (was accepted)",
+            "a refresh for an hour: no rule decides it in the edited spec (was accepted)",
         ]
     );
 }
