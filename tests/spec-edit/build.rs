@@ -102,6 +102,58 @@ fn run() -> Result<(), String> {
         &dir("edited")?,
     )
     .map_err(|e| e.to_string())?;
+    gaps(&manifest, &specs, &out)?;
+    Ok(())
+}
+
+/// The specs of `gaps.toml`: each a copy of `specs/` with one rule taken out, compiled to
+/// `OUT_DIR/gap-<name>/` (tests/spec_gap.rs).
+fn gaps(manifest: &Path, specs: &Path, out: &Path) -> Result<(), String> {
+    let path = manifest.join("gaps.toml");
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let gaps = table
+        .get("gap")
+        .and_then(toml::Value::as_array)
+        .ok_or_else(|| format!("{}: no [[gap]]", path.display()))?;
+    for g in gaps {
+        let field = |k: &str| -> Result<&str, String> {
+            g.get(k)
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| format!("gaps.toml: a gap lacks the string `{k}`"))
+        };
+        let (name, root, file) = (field("name")?, field("root")?, field("file")?);
+        let (find, replace) = (field("find")?, field("replace")?);
+        let src = out.join(format!("gap-{name}-src"));
+        let dst = out.join(format!("gap-{name}"));
+        for d in [&src, &dst] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        for entry in std::fs::read_dir(specs).map_err(|e| e.to_string())? {
+            let p = entry.map_err(|e| e.to_string())?.path();
+            if p.extension().is_none_or(|e| e != "imspec") {
+                continue;
+            }
+            let fname = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let mut t = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+            if fname == file {
+                if !t.contains(find) {
+                    return Err(format!(
+                        "{file} no longer contains the `find` of gap `{name}`: update gaps.toml"
+                    ));
+                }
+                t = t.replacen(find, replace, 1);
+            }
+            write(&src.join(&fname), &t)?;
+        }
+        im_dsl::build::compile_to(&src.join(root), &dst).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

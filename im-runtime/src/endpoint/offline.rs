@@ -331,7 +331,11 @@ impl Session {
 
     /// `store copy`: the application keeps the current copy. If it cannot after all, the
     /// copy's event runs again with `copy.storable` false (`imdn.rs`).
-    pub(super) fn store_copy<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+    pub(super) fn store_copy<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        origin: crate::machine::Origin,
+    ) {
         let Some(uri) = self.copies.current_recipient().cloned() else {
             tracing_log("offline", "store copy outside a copy event: ignored");
             return;
@@ -362,7 +366,7 @@ impl Session {
                         self.call_id, uri.raw
                     ),
                 );
-                self.copies.store_refused = true;
+                self.copies.store_refused = Some(origin);
             }
         }
     }
