@@ -234,6 +234,8 @@ impl Session {
         };
         let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
         let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
+        // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
         let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw)
             .via_raw(&format!(
@@ -595,6 +597,8 @@ impl Session {
         };
         let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
         let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
+        // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
         let mut b = sip::build::RequestBuilder::new(Method::Message, &sender)
             .via_raw(&format!(

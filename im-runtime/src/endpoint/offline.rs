@@ -83,7 +83,10 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
-        let local_tag = self.token(1);
+        // Filed under (Call-ID, tag) as every session is: a SUBSCRIBE naming the tag as its
+        // To tag is steered by that tag (`steer::conference_key`), so with several workers
+        // the tag must steer to this shard too, as the Call-ID does.
+        let local_tag = self.ids.dialog_tag();
         let message = if expired {
             None
         } else {
