@@ -124,8 +124,25 @@ fn gaps(manifest: &Path, specs: &Path, out: &Path) -> Result<(), String> {
                 .and_then(toml::Value::as_str)
                 .ok_or_else(|| format!("gaps.toml: a gap lacks the string `{k}`"))
         };
-        let (name, root, file) = (field("name")?, field("root")?, field("file")?);
-        let (find, replace) = (field("find")?, field("replace")?);
+        let (name, root) = (field("name")?, field("root")?);
+        // One edit (`file`, `find`, `replace`), or several as `[[gap.edit]]`.
+        let mut edits = Vec::new();
+        if g.get("file").is_some() {
+            edits.push((field("file")?, field("find")?, field("replace")?));
+        }
+        for e in g
+            .get("edit")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let f = |k: &str| -> Result<&str, String> {
+                e.get(k)
+                    .and_then(toml::Value::as_str)
+                    .ok_or_else(|| format!("gaps.toml: an edit of `{name}` lacks `{k}`"))
+            };
+            edits.push((f("file")?, f("find")?, f("replace")?));
+        }
         let src = out.join(format!("gap-{name}-src"));
         let dst = out.join(format!("gap-{name}"));
         for d in [&src, &dst] {
@@ -142,7 +159,7 @@ fn gaps(manifest: &Path, specs: &Path, out: &Path) -> Result<(), String> {
                 .to_string_lossy()
                 .into_owned();
             let mut t = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
-            if fname == file {
+            for (file, find, replace) in edits.iter().filter(|e| e.0 == fname) {
                 if !t.contains(find) {
                     return Err(format!(
                         "{file} no longer contains the `find` of gap `{name}`: update gaps.toml"

@@ -60,6 +60,17 @@ impl Session {
         cx.msrp.close_session(self.id, self.legs.len(), cx.out);
     }
 
+    /// Timer H of the INVITE server transaction: a non-2xx final response was never ACKed
+    /// (RFC 3261 §17.2.1), while the session still has legs (one without any has drained).
+    /// The machines hear `timer H`, and what becomes of the legs is their rule's (6.1.3.3.2
+    /// `no_ack`); the runtime ends what is left only when no rule acted.
+    pub(super) fn unacked_final<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.run_machines_counted(cx, &Event::Timer(Timer::H), None) == 0 {
+            self.end_unruled(cx, "timer H", "no ACK for the final response (Timer H)");
+        }
+        self.check_settled(cx);
+    }
+
     /// The runtime's own teardown where no rule ended the session (shutdown with no
     /// `shutdown` rule acting, a lifetime no rule ended): a spec gap when there is still a
     /// dialog or an INVITE to end, logged as an error, since the BYE/CANCEL then sent is no

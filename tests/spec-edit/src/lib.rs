@@ -83,3 +83,20 @@ pub mod store_always_when_unroutable {
         "/gap-store_always_when_unroutable/rfc5365_message_exploder.rs"
     ));
 }
+
+/// `specs/page_mode_group_invite.imspec` refusing the INVITE (486) after inviting the legs
+/// (`gaps.toml`).
+pub mod refused_after_inviting {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-refused_after_inviting/page_mode_group_invite.rs"
+    ));
+}
+
+/// The same, whose `no_ack` leaves the legs up (`gaps.toml`).
+pub mod refused_after_inviting_legs_left_up {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-refused_after_inviting_legs_left_up/page_mode_group_invite.rs"
+    ));
+}

@@ -13,12 +13,13 @@ use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
 use imspec_spec_edit::{
     exploder, gap_no_copy_unroutable, gap_no_originator_bye, gap_no_shutdown, original,
-    store_always_when_unroutable, store_when_unroutable,
+    refused_after_inviting, refused_after_inviting_legs_left_up, store_always_when_unroutable,
+    store_when_unroutable,
 };
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
 const ALICE: &str = "127.0.0.1:5070";
@@ -400,4 +401,95 @@ fn a_rule_that_stores_whatever_the_application_says_is_named_when_the_store_fail
         log.contains("recipient sip:bob@example.com: Failed(480)"),
         "{log}"
     );
+}
+
+/// Everything the endpoint sends, with its target.
+fn drain(ep: &mut Endpoint<App>) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    while let Some(o) = ep.poll_output() {
+        if let Output::Datagram { to, data, .. } = o
+            && let Ok(m) = Message::parse(data)
+        {
+            out.push((to, m));
+        }
+    }
+    out
+}
+
+/// Alice's INVITE is refused 486 after bob was invited; bob rings; alice never ACKs the 486.
+/// The requests the endpoint sends bob once Timer H of the INVITE server transaction has
+/// fired (64·T1), and the log.
+#[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
+fn unacked_refusal(app: App) -> (Vec<Method>, String) {
+    logged(|| {
+        let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
+        // No ring timeout of the leg's own before Timer H (both are 32 s by default).
+        cfg.spec.invite_timeout = Duration::from_secs(600);
+        let mut ep = Endpoint::new(cfg, app);
+        let now = Instant::now();
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(ALICE),
+                data: invite().into_bytes().into(),
+            },
+        );
+        let out = drain(&mut ep);
+        let refused: Vec<u16> = out
+            .iter()
+            .filter(|(a, m)| *a == addr(ALICE) && !m.is_request())
+            .filter_map(|(_, m)| m.status().map(u16::from))
+            .collect();
+        assert!(refused.contains(&486), "{out:?}");
+        let to_bob = out
+            .iter()
+            .find(|(a, m)| *a == addr(INVITEE) && m.method() == Some(&Method::Invite))
+            .map(|(_, m)| m.clone())
+            .expect("bob is invited before the refusal");
+        let h = |n: &str| to_bob.header_str(n).unwrap_or_default().to_string();
+        let ringing = format!(
+            "SIP/2.0 180 Ringing\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob1\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@{INVITEE}>\r\nContent-Length: 0\r\n\r\n",
+            h("Via"),
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+            h("CSeq")
+        );
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(INVITEE),
+                data: ringing.into_bytes().into(),
+            },
+        );
+        drain(&mut ep);
+        let mut sent = Vec::new();
+        let end = now + Duration::from_secs(40);
+        while let Some(t) = ep.poll_timeout().filter(|t| *t <= end) {
+            ep.handle_input(t, Input::Timeout);
+            sent.extend(
+                drain(&mut ep)
+                    .into_iter()
+                    .filter(|(a, m)| *a == addr(INVITEE) && m.is_request())
+                    .filter_map(|(_, m)| m.method().cloned()),
+            );
+        }
+        sent
+    })
+}
+
+#[test]
+fn an_unacked_refusal_ends_the_legs_as_the_timer_h_rule_says() {
+    // 6.1.3.3.2 `no_ack` CANCELs the legs.
+    let (sent, log) = unacked_refusal(app!(refused_after_inviting));
+    assert!(sent.contains(&Method::Cancel), "{sent:?}\n{log}");
+    assert!(log.contains("6.1.3.3.2/no_ack"), "{log}");
+    assert!(gaps(&log).is_empty(), "{log}");
+    // The edited `no_ack` leaves them up: the runtime does not CANCEL them on its own.
+    let (sent, log) = unacked_refusal(app!(refused_after_inviting_legs_left_up));
+    assert!(log.contains("6.1.3.3.2/no_ack"), "{log}");
+    assert!(!sent.contains(&Method::Cancel), "{sent:?}\n{log}");
+    assert!(gaps(&log).is_empty(), "{log}");
 }
