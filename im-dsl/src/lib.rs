@@ -24,3 +24,4 @@ pub mod model;
 pub mod parse;
 pub mod source;
 pub mod trace;
+mod vocab;

@@ -959,6 +959,11 @@ fn syntax_error(file: usize, text: &str, e: pest::error::Error<Rule>) -> Diagnos
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant
+        && let Some(d) = misspelt_trigger(file, text, start, positives)
+    {
+        return d;
+    }
     // Point at the offending token (up to the next whitespace) so the caret is visible.
     let end = if end > start {
         end
@@ -1003,4 +1008,73 @@ fn syntax_error(file: usize, text: &str, e: pest::error::Error<Rule>) -> Diagnos
     };
     Diagnostic::new(Code::Syntax, message, Span { file, start, end }, label)
         .help("see docs/language.md for the grammar of each construct")
+}
+
+/// A trigger word the grammar does not know (`on shutdwon`, `on copy unroutabel`): the
+/// diagnostic names the wrong word and the closest trigger, from the vocabulary the grammar
+/// declares ([`crate::vocab`]). `None` when the parser expected something else at `start`.
+fn misspelt_trigger(
+    file: usize,
+    text: &str,
+    start: usize,
+    expected: &[Rule],
+) -> Option<Diagnostic> {
+    let rest = text.get(start..)?;
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let word = rest.get(..len).filter(|w| !w.is_empty())?;
+    let names: Vec<String> = expected.iter().map(|r| format!("{r:?}")).collect();
+    let forms = crate::vocab::triggers();
+    let span = Span {
+        file,
+        start,
+        end: start + len,
+    };
+    // The second word of a form with a closed set of words (`copy unroutable`).
+    if let Some(form) = forms
+        .iter()
+        .find(|f| f.event_rule.as_ref().is_some_and(|r| names.contains(r)))
+    {
+        let known: Vec<&str> = form.events.iter().map(String::as_str).collect();
+        let head = &form.head;
+        let help = match crate::check::types::closest(word, &known) {
+            Some(k) => format!("did you mean `{head} {k}`?"),
+            None => format!(
+                "`{head}` is followed by one of {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Some(
+            Diagnostic::new(
+                Code::Syntax,
+                format!("unknown trigger `{head} {word}`"),
+                span,
+                format!("not a word that follows `{head}`"),
+            )
+            .help(help),
+        );
+    }
+    // The first word after `on`.
+    if names
+        .iter()
+        .any(|n| n == "trigger" || n.starts_with("trig_"))
+    {
+        let known: Vec<&str> = forms.iter().map(|f| f.head.as_str()).collect();
+        let help = crate::check::types::suggest(word, &known, "a trigger starts with");
+        return Some(
+            Diagnostic::new(
+                Code::Syntax,
+                format!("unknown trigger `{word}`"),
+                span,
+                "not a trigger",
+            )
+            .help(help),
+        );
+    }
+    None
 }

@@ -348,3 +348,48 @@ fn an_expired_copy_is_a_failed_copy_and_the_endpoint_wakes_for_it() {
     let out = net.send(BOB_CONTACT, bob_register());
     assert!(requests_to(&out, BOB_CONTACT).is_empty(), "{out:?}");
 }
+
+/// With several workers, what a peer sends about a kept copy reaches the worker that holds
+/// its session: the copy's Call-ID steers there, and so does its From tag, which is the
+/// session's tag (a SUBSCRIBE naming it as To tag is steered by the tag,
+/// `steer::conference_key`). Eight copies, so a tag drawn at random would miss (1 in 256 to
+/// pass by chance).
+#[test]
+fn a_kept_copys_call_id_and_tag_steer_to_the_worker_that_holds_it() {
+    use im_runtime::steer::{Shard, steer, steer_sip};
+    let app = App::default();
+    app.storable.set(true);
+    let mut cfg = EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855"));
+    cfg.shard = Shard { index: 1, count: 2 };
+    let mut net = Net {
+        ep: Endpoint::new(cfg, app),
+        now: net_base(),
+    };
+    for i in 0..8 {
+        let out = net.send(ALICE, alice_message(&format!("s{i}")));
+        assert_eq!(status(&out, ALICE), Some(202));
+    }
+    assert_eq!(net.ep.app().kept.borrow().len(), 8);
+    let out = net.send(BOB_CONTACT, bob_register());
+    let copies = requests_to(&out, BOB_CONTACT);
+    assert_eq!(copies.len(), 8, "{out:?}");
+    for c in &copies {
+        let call_id = c.call_id().unwrap_or_default().to_string();
+        let tag = c
+            .from()
+            .and_then(|f| f.tag())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(steer(call_id.as_bytes(), 2), 1, "{call_id}");
+        assert_eq!(steer(tag.as_bytes(), 2), 1, "{tag}");
+        let subscribe = format!(
+            "SUBSCRIBE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {BOB_CONTACT};branch=z9hG4bKs\r\nFrom: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag={tag}\r\nCall-ID: {call_id}\r\nCSeq: 1 SUBSCRIBE\r\nEvent: conference\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert_eq!(steer_sip(subscribe.as_bytes(), 2), 1);
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the one base instant of the virtual clock
+fn net_base() -> Instant {
+    Instant::now()
+}

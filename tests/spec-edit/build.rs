@@ -102,6 +102,75 @@ fn run() -> Result<(), String> {
         &dir("edited")?,
     )
     .map_err(|e| e.to_string())?;
+    gaps(&manifest, &specs, &out)?;
+    Ok(())
+}
+
+/// The specs of `gaps.toml`: each a copy of `specs/` with one rule taken out, compiled to
+/// `OUT_DIR/gap-<name>/` (tests/spec_gap.rs).
+fn gaps(manifest: &Path, specs: &Path, out: &Path) -> Result<(), String> {
+    let path = manifest.join("gaps.toml");
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let gaps = table
+        .get("gap")
+        .and_then(toml::Value::as_array)
+        .ok_or_else(|| format!("{}: no [[gap]]", path.display()))?;
+    for g in gaps {
+        let field = |k: &str| -> Result<&str, String> {
+            g.get(k)
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| format!("gaps.toml: a gap lacks the string `{k}`"))
+        };
+        let (name, root) = (field("name")?, field("root")?);
+        // One edit (`file`, `find`, `replace`), or several as `[[gap.edit]]`.
+        let mut edits = Vec::new();
+        if g.get("file").is_some() {
+            edits.push((field("file")?, field("find")?, field("replace")?));
+        }
+        for e in g
+            .get("edit")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let f = |k: &str| -> Result<&str, String> {
+                e.get(k)
+                    .and_then(toml::Value::as_str)
+                    .ok_or_else(|| format!("gaps.toml: an edit of `{name}` lacks `{k}`"))
+            };
+            edits.push((f("file")?, f("find")?, f("replace")?));
+        }
+        let src = out.join(format!("gap-{name}-src"));
+        let dst = out.join(format!("gap-{name}"));
+        for d in [&src, &dst] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        for entry in std::fs::read_dir(specs).map_err(|e| e.to_string())? {
+            let p = entry.map_err(|e| e.to_string())?.path();
+            if p.extension().is_none_or(|e| e != "imspec") {
+                continue;
+            }
+            let fname = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let mut t = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+            for (file, find, replace) in edits.iter().filter(|e| e.0 == fname) {
+                if !t.contains(find) {
+                    return Err(format!(
+                        "{file} no longer contains the `find` of gap `{name}`: update gaps.toml"
+                    ));
+                }
+                t = t.replacen(find, replace, 1);
+            }
+            write(&src.join(&fname), &t)?;
+        }
+        im_dsl::build::compile_to(&src.join(root), &dst).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

@@ -787,13 +787,8 @@ fn span_of(path: &[Ident]) -> Span {
 
 /// "did you mean `x`?" when one name is close, else the list (prefixed by `intro`).
 pub(crate) fn suggest(name: &str, known: &[&str], intro: &str) -> String {
-    let best = known
-        .iter()
-        .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(1))
-        .min();
-    match best {
-        Some((_, k)) => format!("did you mean `{k}`?"),
+    match closest(name, known) {
+        Some(k) => format!("did you mean `{k}`?"),
         None if intro.is_empty() => String::new(),
         None => format!(
             "{intro} {}",
@@ -804,6 +799,17 @@ pub(crate) fn suggest(name: &str, known: &[&str], intro: &str) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// The known name nearest to `name` by edit distance, if one is within a third of the
+/// longer's length (at least one edit).
+pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(1))
+        .min()
+        .map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -36,8 +36,9 @@ pub(crate) struct Copies {
     entries: Vec<CopyEntry>,
     /// The copy whose [`Event::Copy`] the machines are handling (`send imdn` is about it).
     current: Option<usize>,
-    /// `store copy` failed for the current copy: its event runs again, not storable.
-    pub(super) store_refused: bool,
+    /// `store copy` failed for the current copy (the rule whose it was): its event runs
+    /// again, not storable.
+    pub(super) store_refused: Option<crate::machine::Origin>,
     /// Notifications `collect imdn` kept (each a whole `message/cpim` IMDN), sent together
     /// once every copy has its outcome.
     collected: Vec<Bytes>,
@@ -233,6 +234,8 @@ impl Session {
         };
         let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
         let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
+        // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
         let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw)
             .via_raw(&format!(
@@ -320,8 +323,15 @@ impl Session {
         self.copies.unsent = Unsent::Asking;
         self.copies.current = Some(i);
         self.run_machines(cx, &Event::Copy(why));
+        // A rule stored it and the application could not keep it: the rules decide again
+        // with the copy not storable, as for a failed copy (`copy_outcome`).
+        let mut refused = self.copies.store_refused.take();
+        if refused.is_some() && self.copies.unsent == Unsent::Asking {
+            self.facts.copy.storable = false;
+            self.run_machines(cx, &Event::Copy(why));
+            refused = self.copies.store_refused.take().or(refused);
+        }
         self.copies.current = None;
-        self.copies.store_refused = false;
         let status = match std::mem::take(&mut self.copies.unsent) {
             Unsent::Failed(s) => s,
             Unsent::Kept => {
@@ -332,12 +342,29 @@ impl Session {
                 self.flush_collected(cx);
                 return;
             }
-            Unsent::Idle | Unsent::Asking => {
-                tracing::error!(
+            // A rule decided (`store copy`) and the store failed: no gap in the spec; the
+            // copy fails as one that had no rule would.
+            Unsent::Idle | Unsent::Asking if let Some(o) = refused => {
+                tracing::warn!(
+                    call_id = %self.call_id,
                     session = self.id.0,
-                    event = ?why,
+                    rule = %format_args!("{}/{}", o.clause, o.rule),
                     status = fallback,
-                    "no spec rule said what a copy that was not sent fails with; the runtime's status is used"
+                    "the application could not keep the copy the rule stored; it fails with the runtime's status"
+                );
+                fallback
+            }
+            Unsent::Idle | Unsent::Asking => {
+                let trigger = match why {
+                    CopyOutcome::Expired => "copy expired",
+                    _ => "copy unroutable",
+                };
+                self.spec_gap(
+                    None,
+                    trigger,
+                    format_args!(
+                        "no spec rule said what a copy that was not sent fails with; the runtime's status {fallback} is used"
+                    ),
                 );
                 fallback
             }
@@ -438,7 +465,7 @@ impl Session {
         let saved = self.facts.status.replace(status);
         self.copies.current = Some(i);
         self.run_machines(cx, &Event::Copy(outcome));
-        if std::mem::take(&mut self.copies.store_refused) {
+        if self.copies.store_refused.take().is_some() {
             // The application could not keep it after all: the same outcome, not storable,
             // so the spec decides what a failed copy gets.
             self.facts.copy.storable = false;
@@ -570,6 +597,8 @@ impl Session {
         };
         let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
         let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
+        // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
+        // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
         let mut b = sip::build::RequestBuilder::new(Method::Message, &sender)
             .via_raw(&format!(

@@ -213,7 +213,7 @@ impl Session {
             ActionKind::ForwardImdn => self.forward_imdn(cx),
             ActionKind::AcceptSubscription => self.accept_subscription(cx, origin),
             ActionKind::NotifySubscribers => self.notify_subscribers(cx),
-            ActionKind::StoreCopy => self.store_copy(cx),
+            ActionKind::StoreCopy => self.store_copy(cx, origin),
             ActionKind::Log(_) | ActionKind::Call(_) => {}
         }
     }

@@ -83,7 +83,10 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         let call_id = self.ids.call_id(self.cfg.sip_advertised.ip());
-        let local_tag = self.token(1);
+        // Filed under (Call-ID, tag) as every session is: a SUBSCRIBE naming the tag as its
+        // To tag is steered by that tag (`steer::conference_key`), so with several workers
+        // the tag must steer to this shard too, as the Call-ID does.
+        let local_tag = self.ids.dialog_tag();
         let message = if expired {
             None
         } else {
@@ -331,7 +334,11 @@ impl Session {
 
     /// `store copy`: the application keeps the current copy. If it cannot after all, the
     /// copy's event runs again with `copy.storable` false (`imdn.rs`).
-    pub(super) fn store_copy<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+    pub(super) fn store_copy<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        origin: crate::machine::Origin,
+    ) {
         let Some(uri) = self.copies.current_recipient().cloned() else {
             tracing_log("offline", "store copy outside a copy event: ignored");
             return;
@@ -362,7 +369,7 @@ impl Session {
                         self.call_id, uri.raw
                     ),
                 );
-                self.copies.store_refused = true;
+                self.copies.store_refused = Some(origin);
             }
         }
     }

@@ -79,10 +79,10 @@ impl Session {
         }
         self.facts.subscription.in_invite_dialog = false;
         if let Some((key, msg)) = self.answering.take().map(|b| *b) {
-            tracing::error!(
-                session = self.id.0,
-                method = %method,
-                "no spec rule answered the in-dialog request; 500 sent"
+            self.spec_gap(
+                leg,
+                &format!("request {method}"),
+                format_args!("no spec rule answered the in-dialog {method}; 500 sent"),
             );
             cx.reply_simple(&key, &msg, 500, &[]);
         }
@@ -129,9 +129,10 @@ impl Session {
                 if let Some((key, msg)) = self.answering.take().map(|b| *b) {
                     // No rule answered the BYE: a spec bug. The transaction still needs a
                     // final response (RFC 3261 §17.2.2).
-                    tracing::error!(
-                        session = self.id.0,
-                        "no spec rule answered the originator's BYE; 500 sent"
+                    self.spec_gap(
+                        None,
+                        "request BYE",
+                        format_args!("no spec rule answered the originator's BYE; 500 sent"),
                     );
                     cx.reply_simple(&key, &msg, 500, &[]);
                 }
@@ -154,10 +155,10 @@ impl Session {
                 if let Some((key, msg)) = self.answering.take().map(|b| *b) {
                     // No leg rule answered the BYE: a spec gap, logged; the transaction
                     // still needs a final response (RFC 3261 §17.2.2).
-                    tracing::error!(
-                        session = self.id.0,
-                        leg = i,
-                        "no spec rule answered the invitee's BYE; 500 sent"
+                    self.spec_gap(
+                        Some(i),
+                        "request BYE",
+                        format_args!("no spec rule answered the invitee's BYE; 500 sent"),
                     );
                     cx.reply_simple(&key, &msg, 500, &[]);
                 }
@@ -178,9 +179,10 @@ impl Session {
             self.run_machines(cx, &Event::InDialogRequest(Method::Cancel));
         }
         if self.answered.is_none() {
-            tracing::error!(
-                session = self.id.0,
-                "no spec rule answered the INVITE the originator CANCELled; 487 sent"
+            self.spec_gap(
+                None,
+                "request CANCEL",
+                format_args!("no spec rule answered the INVITE the originator CANCELled; 487 sent"),
             );
             if let Some(c) = StatusCode::new(487) {
                 let resp = sip::build::ResponseBuilder::new(&self.request, c)

@@ -503,10 +503,7 @@ impl Session {
             SessionEvent::Response { leg, key, resp } => self.client_response(cx, leg, &key, resp),
             SessionEvent::ClientTimeout { leg, key } => self.client_timeout(cx, leg, &key),
             SessionEvent::Cancelled => self.cancelled(cx),
-            SessionEvent::NoAck => {
-                self.run_machines(cx, &Event::Timer(Timer::H));
-                self.end(cx, "no ACK for the final response (Timer H)");
-            }
+            SessionEvent::NoAck => self.unacked_final(cx),
             SessionEvent::Msrp(ev) => self.relay_event(cx, ev),
             SessionEvent::End(why) => self.shutdown(cx, why),
             SessionEvent::Subscribe(req) => self.subscribe(cx, *req),

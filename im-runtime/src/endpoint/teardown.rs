@@ -4,6 +4,40 @@ use super::super::*;
 use super::*;
 
 impl Session {
+    /// Logs a spec gap: `trigger` reached the session's machines (leg `leg`'s only, when
+    /// given) and no rule decided what the transaction or the session still needed, so the
+    /// runtime did `what`. One error line, `spec gap: …`, with the trigger as the spec writes it
+    /// and the procedures that heard it as `clause/procedure@state`: where in `specs/` the
+    /// missing rule belongs. A rule that decided and whose action failed is no gap and is
+    /// not logged here.
+    pub(super) fn spec_gap(
+        &self,
+        leg: Option<usize>,
+        trigger: &str,
+        what: std::fmt::Arguments<'_>,
+    ) {
+        let describe =
+            |m: &dyn DynMachine| format!("{}/{}@{}", m.clause(), m.procedure(), m.state_name());
+        let heard_by: Vec<String> = match leg {
+            Some(i) => self
+                .legs
+                .get(i)
+                .and_then(|l| l.machine.as_deref())
+                .map(describe)
+                .into_iter()
+                .collect(),
+            None => self.machines.iter().map(|m| describe(m.as_ref())).collect(),
+        };
+        tracing::error!(
+            call_id = %self.call_id,
+            session = self.id.0,
+            leg,
+            trigger,
+            heard_by = %heard_by.join(", "),
+            "spec gap: {what}"
+        );
+    }
+
     /// The server is shutting down: the machines hear `shutdown` and their rules say what
     /// becomes of the originator and the legs (6.1.3.3.2 `server_shutdown`). When a rule
     /// acted, the runtime sends nothing of its own (the session's MSRP closes, and it drains
@@ -15,7 +49,7 @@ impl Session {
         let acted = self.run_machines_counted(cx, &Event::Shutdown, None) > 0;
         self.check_settled(cx);
         if !acted {
-            self.end_unruled(cx, why);
+            self.end_unruled(cx, "shutdown", why);
             return;
         }
         self.ending = true;
@@ -26,11 +60,27 @@ impl Session {
         cx.msrp.close_session(self.id, self.legs.len(), cx.out);
     }
 
+    /// Timer H of the INVITE server transaction: a non-2xx final response was never ACKed
+    /// (RFC 3261 §17.2.1), while the session still has legs (one without any has drained).
+    /// The machines hear `timer H`, and what becomes of the legs is their rule's (6.1.3.3.2
+    /// `no_ack`); the runtime ends what is left only when no rule acted.
+    pub(super) fn unacked_final<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
+        if self.run_machines_counted(cx, &Event::Timer(Timer::H), None) == 0 {
+            self.end_unruled(cx, "timer H", "no ACK for the final response (Timer H)");
+        }
+        self.check_settled(cx);
+    }
+
     /// The runtime's own teardown where no rule ended the session (shutdown with no
     /// `shutdown` rule acting, a lifetime no rule ended): a spec gap when there is still a
     /// dialog or an INVITE to end, logged as an error, since the BYE/CANCEL then sent is no
     /// machine's decision.
-    pub(super) fn end_unruled<A: Application>(&mut self, cx: &mut Ctx<'_, A>, why: &str) {
+    pub(super) fn end_unruled<A: Application>(
+        &mut self,
+        cx: &mut Ctx<'_, A>,
+        trigger: &str,
+        why: &str,
+    ) {
         let open_legs = self.legs.iter().any(|l| match l.status {
             LegStatus::Pending => !l.cancelled,
             LegStatus::Connected => l.dialog.as_ref().is_some_and(|d| !d.ended),
@@ -38,10 +88,12 @@ impl Session {
         });
         let originator_up = !self.originator_gone && self.dialog.as_ref().is_some_and(|d| !d.ended);
         if open_legs || originator_up {
-            tracing::error!(
-                session = self.id.0,
-                why,
-                "no spec rule ended the session; the runtime CANCELs and BYEs what is left"
+            self.spec_gap(
+                None,
+                trigger,
+                format_args!(
+                    "no spec rule ended the session ({why}); the runtime CANCELs and BYEs what is left"
+                ),
             );
         }
         self.end(cx, why);
@@ -127,7 +179,9 @@ impl Session {
                 self.run_machines(cx, &Event::Timer(Timer::Lifetime));
                 self.check_settled(cx);
             }
-            SessionTimer::Lifetime => self.end_unruled(cx, "session lifetime reached"),
+            SessionTimer::Lifetime => {
+                self.end_unruled(cx, "timer lifetime", "session lifetime reached")
+            }
             SessionTimer::Subscriptions => self.subscriptions_due(cx),
             SessionTimer::OriginatorMsrp => {
                 if !cx.msrp.originator_bound(self.id) {
@@ -154,10 +208,16 @@ impl Session {
         } else {
             return;
         };
-        tracing::error!(
-            session = self.id.0,
-            error = %error,
-            "no spec rule answered a request whose {what} could not be read; {status} sent"
+        let trigger = format!(
+            "initial {}",
+            self.request.method().map(|m| m.as_str()).unwrap_or("?")
+        );
+        self.spec_gap(
+            None,
+            &trigger,
+            format_args!(
+                "no spec rule answered a request whose {what} could not be read ({error}); {status} sent"
+            ),
         );
         if let Some(c) = StatusCode::new(status) {
             let w = warning(&cx.agent(), &error);

@@ -39,3 +39,64 @@ pub mod fixture {
         "/fixtures/extension_method_and_msrp.rs"
     ));
 }
+
+/// `specs/page_mode_group_invite.imspec` whose `originator_bye` answers nothing
+/// (`gaps.toml`, tests/spec_gap.rs).
+pub mod gap_no_originator_bye {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-no_originator_bye/page_mode_group_invite.rs"
+    ));
+}
+
+/// `specs/page_mode_group_invite.imspec` without its `shutdown` handler (`gaps.toml`).
+pub mod gap_no_shutdown {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-no_shutdown/page_mode_group_invite.rs"
+    ));
+}
+
+/// `specs/rfc5365_message_exploder.imspec` without its `copy unroutable` handler
+/// (`gaps.toml`).
+pub mod gap_no_copy_unroutable {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-no_copy_unroutable/rfc5365_message_exploder.rs"
+    ));
+}
+
+/// `specs/rfc5365_message_exploder.imspec` whose ext-dr.10 keeps a storable copy with no
+/// route (`gaps.toml`).
+pub mod store_when_unroutable {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-store_when_unroutable/rfc5365_message_exploder.rs"
+    ));
+}
+
+/// `specs/rfc5365_message_exploder.imspec` whose ext-dr.10 keeps every copy with no route
+/// (`gaps.toml`).
+pub mod store_always_when_unroutable {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-store_always_when_unroutable/rfc5365_message_exploder.rs"
+    ));
+}
+
+/// `specs/page_mode_group_invite.imspec` refusing the INVITE (486) after inviting the legs
+/// (`gaps.toml`).
+pub mod refused_after_inviting {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-refused_after_inviting/page_mode_group_invite.rs"
+    ));
+}
+
+/// The same, whose `no_ack` leaves the legs up (`gaps.toml`).
+pub mod refused_after_inviting_legs_left_up {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-refused_after_inviting_legs_left_up/page_mode_group_invite.rs"
+    ));
+}

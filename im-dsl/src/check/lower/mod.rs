@@ -20,6 +20,14 @@ use crate::model::{self, Loc, Type};
 use crate::source::Sources;
 use std::collections::HashMap;
 
+/// The runtime's timers a spec names without declaring them (`on timer lifetime`).
+const BUILTIN_TIMERS: [(&str, model::TimerRef); 4] = [
+    ("B", model::TimerRef::B),
+    ("F", model::TimerRef::F),
+    ("H", model::TimerRef::H),
+    ("lifetime", model::TimerRef::Lifetime),
+];
+
 /// Spans of a lowered rule.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RuleSide {
@@ -424,7 +432,7 @@ impl Lowerer<'_> {
                 self.duplicate("timer", t, timer_spans[prev]);
                 continue;
             }
-            if matches!(t.name.as_str(), "B" | "F" | "H" | "lifetime") {
+            if BUILTIN_TIMERS.iter().any(|(n, _)| *n == t.name) {
                 let (what, by) = match t.name.as_str() {
                     "lifetime" => ("the session's lifetime", "the runtime's"),
                     _ => ("an RFC 3261 timer", "already defined by RFC 3261"),
@@ -474,13 +482,15 @@ impl Lowerer<'_> {
         if let Some(&i) = cx.timers.get(&id.name) {
             return Some(model::TimerRef::Spec(i));
         }
-        match id.name.as_str() {
-            "B" => Some(model::TimerRef::B),
-            "F" => Some(model::TimerRef::F),
-            "H" => Some(model::TimerRef::H),
-            "lifetime" => Some(model::TimerRef::Lifetime),
-            _ => {
+        match BUILTIN_TIMERS.iter().find(|(n, _)| *n == id.name) {
+            Some((_, t)) => Some(*t),
+            None => {
                 let mut known: Vec<&str> = cx.timers.keys().map(String::as_str).collect();
+                // A one- or two-letter name is one edit from `B`/`F`/`H` whatever it is, so
+                // only a longer name is matched against the runtime's timers.
+                if id.name.len() > 2 {
+                    known.extend(BUILTIN_TIMERS.iter().map(|(n, _)| *n));
+                }
                 known.sort_unstable();
                 let s = suggest(&id.name, &known, "");
                 self.diags.push(
