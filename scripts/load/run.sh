@@ -720,12 +720,16 @@ run_soak() {
     fi
     sleep 60
     sample() { # seconds-since-start
-        local rss live
+        local rss live m
         rss=$(awk '/^VmRSS/ {print $2}' "/proc/$IM_PID/status")
-        live=$(curl -s "http://127.0.0.1:$xport/metrics" | awk '$1 ~ /sessions_live$/ {print $2}')
-        echo "$1,$rss,${live:-?}"
+        m=$(curl -s "http://127.0.0.1:$xport/metrics")
+        live=$(echo "$m" | awk '$1 ~ /sessions_live$/ {print $2}')
+        # The allocator's own counts (KiB): what the server holds, and what is resident by
+        # the allocator's count (RSS less the binary, stacks and other mappings).
+        alloc() { echo "$m" | awk -v k="kind=\"$1\"" 'index($1, "allocator_bytes") && index($1, k) {print int($2 / 1024)}'; }
+        echo "$1,$rss,${live:-?},$(alloc allocated),$(alloc active),$(alloc resident),$(alloc metadata)"
     }
-    echo "seconds,rss_kib,sessions_live" >"$dir/soak.csv"
+    echo "seconds,rss_kib,sessions_live,allocated_kib,active_kib,resident_kib,metadata_kib" >"$dir/soak.csv"
     sample 0 >>"$dir/soak.csv"
     (t=0; while sleep 10; do t=$((t + 10)); sample "$t"; done >>"$dir/soak.csv") &
     sampler=$!
