@@ -627,6 +627,14 @@ async fn drive<C: Core>(
                 None => std::future::pending::<()>().await,
             }
         };
+        // The INVITE timing records of an idle loop: nothing else drops them.
+        let tidy_at = invites.tidy_at();
+        let tidy = async {
+            match tidy_at {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             i = udp_in.readable() => {
                 // Everything the socket holds goes in before the outputs are carried out.
@@ -673,6 +681,7 @@ async fn drive<C: Core>(
             () = sleep => {
                 core.handle_input(now(), Input::Timeout);
             }
+            () = tidy => invites.tidy(now()),
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 shutdown_deadline = Some(now() + cx.limits.shutdown_grace);
