@@ -21,6 +21,8 @@ pub mod proto;
 pub mod steer;
 pub mod transport;
 
+mod shrink;
+
 #[cfg(feature = "tokio")]
 pub mod io;
 

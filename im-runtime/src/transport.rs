@@ -112,9 +112,10 @@ pub enum Input {
     Timeout,
     /// The process is asked to stop: end every session cleanly.
     Shutdown,
-    /// The IO layer's measure of load changed: `overloaded` is true once inputs wait in
-    /// its queue longer than its limit ([`crate::io::IoLimits::overload_delay`]), and false
-    /// again once they no longer do. While overloaded the core sheds work that would start
+    /// The IO layer's measure of load changed: `overloaded` is true once every input for an
+    /// interval waited in its queue longer than its limit
+    /// ([`crate::io::IoLimits::overload_delay`], [`crate::io::IoLimits::overload_interval`]),
+    /// and false again once one does not. While overloaded the core sheds work that would start
     /// something new (503 with Retry-After, RFC 3261 §21.5.4) and keeps serving what it
     /// already accepted, so latency stays bounded instead of collapsing for everyone.
     Pressure {

@@ -39,6 +39,7 @@
 #                 rate held. Each im-server scenario gets a fresh server.
 #   SOAK_DURATION soak: seconds at 80 % of the rate held [600]
 #   SOAK_RATE     soak: the rate taken as held, skipping the ramp [found by the ramp]
+#   SOAK_SETTLE   soak: idle seconds before the start and end samples [90]
 #   OTHER_MAX     compare: other_cpu_s / wall seconds above which a run is VOID [0.10]
 #   SERVER_NICE   niceness of the server under test (im-server and Kamailio alike) [0]. With
 #                 SIPp on the same cores, a saturated machine delays SIPp itself and its
@@ -673,10 +674,12 @@ EOF
 # soak (issue 11 done-when, a documented run, not CI): the group ramp finds the rate held
 # (or SOAK_RATE sets it), then the same server carries 80 % of it for SOAK_DURATION s while
 # its RSS and live sessions (from /metrics) are sampled every 10 s into soak.csv. After the
-# calls end and the transactions they left have lingered out (32 s) and the allocator has
-# purged the pages they freed (jemalloc's decay, ~10 s): 60 s, it prints RSS and live
-# sessions at the start of the soak (after the ramp's warm-up) and at the end; the run
-# passes when no call failed, no session is left and RSS is within 10 % of the start.
+# calls end and the transactions they left have lingered out (32 s), the driver loops have
+# dropped their INVITE timing records (64 s + 5 s) and the allocator has purged the pages
+# they freed (jemalloc's decay, ~10 s): SOAK_SETTLE s (90), it prints RSS and live sessions
+# at the start of the soak (after the ramp's warm-up) and at the end (soak.csv also has
+# jemalloc's own counts: allocated, active, resident, metadata); the run passes when no
+# call failed, no session is left and RSS is within 10 % of the start.
 run_soak() {
     local dir="$OUT/soak" w="${WORKERS%% *}" i upids="" held=0 rate r line xport sampler
     local members=() ports=() secs="${SOAK_DURATION:-600}"
@@ -718,21 +721,25 @@ run_soak() {
             "$upids" "$dir/warmup" "$here/invite_pager.xml" sip:load@example.com \
             "127.0.0.1:$IM_PORT"
     fi
-    sleep 60
+    sleep "${SOAK_SETTLE:-90}"
     sample() { # seconds-since-start
-        local rss live
+        local rss live m
         rss=$(awk '/^VmRSS/ {print $2}' "/proc/$IM_PID/status")
-        live=$(curl -s "http://127.0.0.1:$xport/metrics" | awk '$1 ~ /sessions_live$/ {print $2}')
-        echo "$1,$rss,${live:-?}"
+        m=$(curl -s "http://127.0.0.1:$xport/metrics")
+        live=$(echo "$m" | awk '$1 ~ /sessions_live$/ {print $2}')
+        # The allocator's own counts (KiB): what the server holds, and what is resident by
+        # the allocator's count (RSS less the binary, stacks and other mappings).
+        alloc() { echo "$m" | awk -v k="kind=\"$1\"" 'index($1, "allocator_bytes") && index($1, k) {print int($2 / 1024)}'; }
+        echo "$1,$rss,${live:-?},$(alloc allocated),$(alloc active),$(alloc resident),$(alloc metadata)"
     }
-    echo "seconds,rss_kib,sessions_live" >"$dir/soak.csv"
+    echo "seconds,rss_kib,sessions_live,allocated_kib,active_kib,resident_kib,metadata_kib" >"$dir/soak.csv"
     sample 0 >>"$dir/soak.csv"
     (t=0; while sleep 10; do t=$((t + 10)); sample "$t"; done >>"$dir/soak.csv") &
     sampler=$!
     pids+=("$sampler")
     DURATION=$secs compare_run "im-server-w$w-soak@$rate" dialog 4 3 "$rate" "$IM_PID" "$upids" \
         "$dir/run" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
-    sleep 60
+    sleep "${SOAK_SETTLE:-90}"
     stop "$sampler"
     sample end >>"$dir/soak.csv"
     python3 - "$dir/soak.csv" "$OUT/results.tsv" "$held" "$rate" "$secs" <<'EOF' | tee -a "$OUT/summary.txt"

@@ -77,8 +77,12 @@ pub struct Limits {
     /// over it) may stay silent before it is closed (zero: never).
     pub conn_idle_timeout: Duration,
     /// Time an input may wait in a worker's queue before new sessions are shed with 503
-    /// (zero: never).
+    /// (zero: never), when every input for `overload_interval` waited that long.
     pub overload_delay: Duration,
+    /// Time every input must wait more than `overload_delay` before new sessions are shed;
+    /// one input that waits less ends it, so a lone spike sheds nothing (zero: one late
+    /// input is enough).
+    pub overload_interval: Duration,
     /// Conference-state subscriptions (RFC 4575) one subscriber may hold at once, per
     /// worker; more get 403 with a Warning (0: none).
     pub max_subscriptions_per_user: usize,
@@ -123,6 +127,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             conn_idle_timeout: IoLimits::default().conn_idle_timeout,
             overload_delay: IoLimits::default().overload_delay,
+            overload_interval: IoLimits::default().overload_interval,
             max_subscriptions_per_user: 16,
             max_subscriptions_per_session: 4,
             offline_max_per_user: 100, // not a SIP status: a count of kept copies
@@ -554,6 +559,10 @@ impl ServerConfig {
         if let Some(v) = &l.overload_delay {
             self.limits.overload_delay = val(src, "limits.overload_delay", v, parse_duration(v))?;
         }
+        if let Some(v) = &l.overload_interval {
+            self.limits.overload_interval =
+                val(src, "limits.overload_interval", v, parse_duration(v))?;
+        }
         if let Some(v) = &l.session_lifetime {
             self.limits.session_lifetime =
                 val(src, "limits.session_lifetime", v, parse_duration(v))?;
@@ -753,6 +762,9 @@ impl ServerConfig {
         }
         if let Some(v) = cli.overload_delay {
             self.limits.overload_delay = v;
+        }
+        if let Some(v) = cli.overload_interval {
+            self.limits.overload_interval = v;
         }
         if let Some(v) = cli.idle_timeout {
             self.limits.idle_timeout = v;
@@ -1101,6 +1113,7 @@ impl ServerConfig {
             idle_timeout: self.limits.idle_timeout,
             conn_idle_timeout: self.limits.conn_idle_timeout,
             overload_delay: self.limits.overload_delay,
+            overload_interval: self.limits.overload_interval,
             max_sip_message: self.limits.max_message_size,
             handshake_timeout: self
                 .tls

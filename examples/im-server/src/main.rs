@@ -35,6 +35,29 @@ const PG_TIMEOUT: Duration = Duration::from_secs(5);
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's byte counts (`stats.*`, refreshed by advancing its epoch): `allocated` is what
+/// the program holds, `active` the pages its blocks occupy (the difference is
+/// fragmentation), `resident` what is in RAM (active pages, dirty pages not purged yet,
+/// metadata), `metadata` jemalloc's own, `retained` address space kept unmapped. Empty when
+/// the counts cannot be read.
+fn allocator_bytes() -> Vec<(&'static str, u64)> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return Vec::new();
+    }
+    let read = |r: tikv_jemalloc_ctl::Result<usize>| r.ok().map(|n| n as u64);
+    [
+        ("allocated", read(stats::allocated::read())),
+        ("active", read(stats::active::read())),
+        ("resident", read(stats::resident::read())),
+        ("metadata", read(stats::metadata::read())),
+        ("retained", read(stats::retained::read())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cfg = match ServerConfig::load(&cli) {
@@ -84,6 +107,7 @@ fn main() -> ExitCode {
     );
     let groups = SharedGroups::start(groups);
     let metrics = Metrics::new(Some((groups.clone(), router.clone())));
+    metrics.allocator(Box::new(allocator_bytes));
     let mut app = ServerApp {
         groups,
         router,

@@ -9,7 +9,10 @@
 //! time: sessions started/ended/live, legs by outcome, responses by status and by the spec
 //! rule that chose them, MSRP bytes, the INVITE→2xx and message→last-copy latency
 //! histograms, the driver's connection counters and its own initial-INVITE latency
-//! (arrival to final response sent, by outcome).
+//! (arrival to final response sent, by outcome); and, once [`Metrics::allocator`] is given
+//! a reader, the allocator's own byte counts (`allocator_bytes`: what the program holds
+//! against what is resident, so that memory kept after a peak can be told apart as live
+//! data or the allocator's retention).
 
 use std::sync::{Arc, OnceLock};
 
@@ -46,6 +49,16 @@ pub struct MethodLabels {
     pub method: String,
 }
 
+/// Reads the allocator's byte counts at scrape time: (kind, bytes) pairs.
+pub type AllocatorReader = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+/// Labels of `allocator_bytes`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// What the count is (the allocator's own name for it, e.g. `allocated`, `resident`).
+    pub kind: &'static str,
+}
+
 /// Labels of `groups`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
@@ -64,6 +77,8 @@ pub struct Metrics {
     bindings: Gauge,
     sources: Option<(SharedGroups, Router)>,
     runtime: Arc<OnceLock<RuntimeSources>>,
+    alloc: Family<KindLabels, Gauge>,
+    alloc_reader: OnceLock<AllocatorReader>,
 }
 
 /// The runtime's live handles, read at each scrape.
@@ -234,6 +249,13 @@ impl Metrics {
             "REGISTER bindings in the location table",
             bindings.clone(),
         );
+        let alloc = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "allocator_bytes",
+            "The allocator's byte counts at scrape time, by kind (when the binary's allocator \
+             reports them)",
+            alloc.clone(),
+        );
         let runtime = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(RuntimeCollector(runtime.clone())));
         Arc::new(Metrics {
@@ -244,7 +266,15 @@ impl Metrics {
             groups,
             bindings,
             sources,
+            alloc,
+            alloc_reader: OnceLock::new(),
         })
+    }
+
+    /// Exports the allocator's byte counts from now on, read by `reader` at each scrape.
+    /// Only the first call counts.
+    pub fn allocator(&self, reader: AllocatorReader) {
+        let _ = self.alloc_reader.set(reader);
     }
 
     /// Exports the runtime's figures from now on: the endpoints' live handles (one per
@@ -273,9 +303,49 @@ impl Metrics {
                 .len();
             self.bindings.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        if let Some(read) = self.alloc_reader.get() {
+            for (kind, n) in read() {
+                self.alloc
+                    .get_or_create(&KindLabels { kind })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_counts_are_read_at_each_scrape() {
+        let m = Metrics::new(None);
+        assert!(!m.encode().contains("imserver_allocator_bytes{"));
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(5));
+        let r = n.clone();
+        m.allocator(Box::new(move || {
+            vec![
+                ("allocated", r.load(std::sync::atomic::Ordering::Relaxed)),
+                ("resident", 7),
+            ]
+        }));
+        let text = m.encode();
+        assert!(
+            text.contains("imserver_allocator_bytes{kind=\"allocated\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("imserver_allocator_bytes{kind=\"resident\"} 7"),
+            "{text}"
+        );
+        n.store(9, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            m.encode()
+                .contains("imserver_allocator_bytes{kind=\"allocated\"} 9")
+        );
     }
 }

@@ -357,6 +357,7 @@ impl<A: Application> Endpoint<A> {
                 self.tsx.handle_timeout(now);
                 self.drain_tsx(now);
                 self.fire_due(now);
+                self.shrink_idle();
             }
             Input::Pressure {
                 overloaded,
@@ -380,6 +381,42 @@ impl<A: Application> Endpoint<A> {
                 }
             }
         }
+    }
+}
+
+impl<A: Application> Endpoint<A> {
+    /// Gives back the capacity the indexes took at a peak once it is over (`crate::shrink`;
+    /// the transaction table does the same for its own maps on its ticks). On every timer
+    /// tick, which is also the last thing that happens as a peak's transactions linger out:
+    /// each check is O(1), a shrink O(entries left) and rare.
+    fn shrink_idle(&mut self) {
+        use crate::shrink::{ShrinkIdle, TRANSIENT};
+        self.by_server_tsx.shrink_idle();
+        self.by_client_tsx.shrink_idle();
+        self.by_dialog.shrink_idle();
+        self.sip_conns.shrink_idle();
+        self.sip_conn_by_peer.shrink_idle();
+        // Emptied on every input: only a burst's capacity goes.
+        self.out.shrink_idle_over(TRANSIENT);
+        self.dirty.shrink_idle_over(TRANSIENT);
+        self.released.shrink_idle_over(TRANSIENT);
+        self.session_timers.shrink_idle();
+        self.idle_conns.shrink_idle();
+        self.live.shrink_idle();
+        self.msrp.shrink_idle();
+    }
+
+    /// Slots (capacity, not entries) of the indexes that grow with live sessions and
+    /// lingering transactions: what a peak leaves resident until they shrink. For tests
+    /// and diagnostics.
+    #[doc(hidden)]
+    pub fn index_slots(&self) -> usize {
+        self.by_server_tsx.capacity()
+            + self.by_client_tsx.capacity()
+            + self.by_dialog.capacity()
+            + self.session_timers.slots()
+            + self.live.slots()
+            + self.msrp.slots()
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::machine::Origin;
+use crate::shrink::ShrinkIdle;
 
 use super::SessionId;
 
@@ -271,6 +272,16 @@ impl Live {
                 ended: false,
             },
         );
+    }
+
+    /// Gives back the capacity of a peak of live sessions.
+    pub(crate) fn shrink_idle(&mut self) {
+        self.timing.shrink_idle();
+    }
+
+    /// Slots of the per-session table.
+    pub(crate) fn slots(&self) -> usize {
+        self.timing.capacity()
     }
 
     /// Observes the session's message latency, if it had one, and forgets it.

@@ -12,6 +12,7 @@ use crate::proto::msrp::{
 };
 use crate::proto::sdp::answer::Answer;
 use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
+use crate::shrink::ShrinkIdle;
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
@@ -136,6 +137,18 @@ impl MsrpRelay {
             next_conn: 1,
             tid_counter: 0,
         }
+    }
+
+    /// Gives back the capacity of a peak of sessions and connections.
+    pub(crate) fn shrink_idle(&mut self) {
+        self.conns.shrink_idle();
+        self.by_local.shrink_idle();
+        self.sides.shrink_idle();
+    }
+
+    /// Slots of its tables.
+    pub(crate) fn slots(&self) -> usize {
+        self.conns.capacity() + self.by_local.capacity() + self.sides.capacity()
     }
 
     /// Our URI for `side`, as `new_side` checked it parses.

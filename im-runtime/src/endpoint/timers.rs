@@ -6,6 +6,7 @@
 //! session have their own small index ([`IdleConns`]).
 
 use super::session::SessionId;
+use crate::shrink::ShrinkIdle;
 use crate::transport::ConnId;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -111,6 +112,17 @@ impl SessionTimerIndex {
         }
     }
 
+    /// Gives back the reverse index's capacity once a peak of sessions is over (the set
+    /// frees its nodes by itself).
+    pub(crate) fn shrink_idle(&mut self) {
+        self.filed.shrink_idle();
+    }
+
+    /// Slots of the reverse index.
+    pub(crate) fn slots(&self) -> usize {
+        self.filed.capacity()
+    }
+
     /// The deadline session `id` is filed under (for the endpoint's debug cross-check).
     #[cfg(debug_assertions)]
     pub(crate) fn filed(&self, id: SessionId) -> Option<Instant> {
@@ -168,6 +180,11 @@ impl IdleConns {
     /// The earliest deadline.
     pub(crate) fn first(&self) -> Option<Instant> {
         self.by_deadline.first().map(|(at, _)| *at)
+    }
+
+    /// Gives back the reverse index's capacity once a peak of connections is over.
+    pub(crate) fn shrink_idle(&mut self) {
+        self.at.shrink_idle();
     }
 
     /// Removes and returns the first connection due at `now`.

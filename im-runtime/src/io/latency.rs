@@ -16,6 +16,7 @@
 //! `INVITE` ends it. Retransmissions of either are not counted again.
 
 use crate::endpoint::{Histogram, HistogramSnapshot};
+use crate::shrink::ShrinkIdle;
 use crate::steer::{call_id, header, tag_param};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,6 +24,11 @@ use std::time::{Duration, Instant};
 /// How long a request's record is kept: past Timer B / Timer H (64 × T1 = 32 s) no final
 /// response or retransmission of it is expected any more.
 const KEEP: Duration = Duration::from_secs(64);
+
+/// How long after the oldest record is due the loop wakes to drop the records an idle
+/// server would otherwise keep: under load the records go as new INVITEs arrive, so no
+/// extra wake-up happens; once idle, a few wake-ups clear them all.
+const TIDY_SLACK: Duration = Duration::from_secs(5);
 
 /// Most records held at once per loop; over it, new INVITEs are not timed (a flood of
 /// INVITEs never answered must not grow memory without bound).
@@ -83,8 +89,18 @@ impl Tracker {
         let Some(key) = key(data) else {
             return;
         };
+        self.expire(at);
+        if self.records.len() >= MAX_RECORDS || self.records.contains_key(&key) {
+            return;
+        }
+        self.order.push_back((at, key.clone()));
+        self.records.insert(key, (State::Waiting(at), at));
+    }
+
+    /// Drops the records older than [`KEEP`] at `now`.
+    fn expire(&mut self, now: Instant) {
         while let Some((t, _)) = self.order.front()
-            && at.saturating_duration_since(*t) > KEEP
+            && now.saturating_duration_since(*t) > KEEP
         {
             if let Some((t, k)) = self.order.pop_front()
                 && self.records.get(&k).is_some_and(|(_, since)| *since == t)
@@ -92,11 +108,21 @@ impl Tracker {
                 self.records.remove(&k);
             }
         }
-        if self.records.len() >= MAX_RECORDS || self.records.contains_key(&key) {
-            return;
-        }
-        self.order.push_back((at, key.clone()));
-        self.records.insert(key, (State::Waiting(at), at));
+    }
+
+    /// When the loop should call [`Tracker::tidy`]: a little after the oldest record is
+    /// due; `None` with no record.
+    pub(super) fn tidy_at(&self) -> Option<Instant> {
+        self.order.front().map(|(t, _)| *t + KEEP + TIDY_SLACK)
+    }
+
+    /// Drops the records that are due and gives back the capacity a peak left (the records
+    /// of the last 64 s of a busy period are tens of MiB at 1,000 INVITEs/s, and without
+    /// new INVITEs nothing else would drop them).
+    pub(super) fn tidy(&mut self, now: Instant) {
+        self.expire(now);
+        self.records.shrink_idle();
+        self.order.shrink_idle();
     }
 
     /// A datagram the core sent; `now` is read only when it ends a record.
@@ -244,5 +270,40 @@ mod tests {
         assert_eq!(t.order.len(), 1);
         t.sent(&response("200 OK", "INVITE", "z9hG4bKold"), &stats, clock);
         assert_eq!(stats.accepted().count, 0);
+    }
+
+    #[test]
+    fn an_idle_loop_drops_its_records_and_their_capacity() {
+        let stats = InviteLatency::default();
+        let mut t = Tracker::new();
+        assert_eq!(t.tidy_at(), None);
+        let start = clock();
+        for i in 0..5000 {
+            let at = start + Duration::from_millis(i);
+            t.received(&invite("", &format!("z9hG4bKpeak{i}")), at);
+            t.sent(
+                &response("200 OK", "INVITE", &format!("z9hG4bKpeak{i}")),
+                &stats,
+                clock,
+            );
+        }
+        assert_eq!(stats.accepted().count, 5000);
+        let peak = t.records.capacity();
+        // Not due yet: kept (retransmissions still expected).
+        let due = t.tidy_at().expect("records held");
+        assert!(due >= start + KEEP, "{:?}", due - start);
+        t.tidy(start + Duration::from_secs(10));
+        assert_eq!(t.records.len(), 5000);
+        // No INVITE comes again; the loop's tidy-up at the time it asked for drops them all
+        // (they arrived within 5 s) and the tables' capacity with them.
+        t.tidy(due);
+        assert_eq!((t.records.len(), t.order.len()), (0, 0));
+        assert_eq!(t.tidy_at(), None);
+        assert!(
+            t.records.capacity() < peak / 8,
+            "{} of {peak}",
+            t.records.capacity()
+        );
+        assert!(t.order.capacity() < 1000, "{}", t.order.capacity());
     }
 }

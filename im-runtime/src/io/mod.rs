@@ -106,11 +106,18 @@ pub struct IoLimits {
     /// as the core itself does when it frames.
     pub max_sip_message: usize,
     /// How long an input may wait in a driver loop's queue before the loop tells its core
-    /// it is overloaded ([`crate::transport::Input::Pressure`]); zero turns this off. The
-    /// queue is unbounded, so under more load than the cores can carry this is what keeps
-    /// the sessions already accepted answered in time: new ones are refused with 503 while
-    /// the backlog drains.
+    /// it is overloaded ([`crate::transport::Input::Pressure`]), when every input for
+    /// [`IoLimits::overload_interval`] waited that long; zero turns this off. The queue is
+    /// unbounded, so under more load than the cores can carry this is what keeps the
+    /// sessions already accepted answered in time: new ones are refused with 503 while the
+    /// backlog drains.
     pub overload_delay: Duration,
+    /// How long every input must wait more than [`IoLimits::overload_delay`] before the
+    /// loop counts as overloaded; one input that waits less ends it (CoDel's rule, RFC 8289
+    /// §3.2: the minimum wait over an interval, not one sample). A lone spike (the first
+    /// inputs after an idle pause meeting page faults, one stall of the loop) is not
+    /// overload. Zero acts on a single late input.
+    pub overload_interval: Duration,
 }
 
 impl Default for IoLimits {
@@ -128,6 +135,7 @@ impl Default for IoLimits {
             shutdown_grace: Duration::from_secs(5),
             max_sip_message: 64 * 1024,
             overload_delay: Duration::from_millis(50),
+            overload_interval: Duration::from_millis(100),
         }
     }
 }
@@ -507,7 +515,7 @@ async fn drive<C: Core>(
     let mut shutdown_deadline: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut shutdown_seen = false;
-    let mut pressure = Pressure::new(cx.limits.overload_delay);
+    let mut pressure = Pressure::new(cx.limits.overload_delay, cx.limits.overload_interval);
     let n = cx.shards.len();
     let (mut udp_in, mut udp_out) = udp::open(&cx);
     let mut invites = latency::Tracker::new();
@@ -619,6 +627,14 @@ async fn drive<C: Core>(
                 None => std::future::pending::<()>().await,
             }
         };
+        // The INVITE timing records of an idle loop: nothing else drops them.
+        let tidy_at = invites.tidy_at();
+        let tidy = async {
+            match tidy_at {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             i = udp_in.readable() => {
                 // Everything the socket holds goes in before the outputs are carried out.
@@ -665,6 +681,7 @@ async fn drive<C: Core>(
             () = sleep => {
                 core.handle_input(now(), Input::Timeout);
             }
+            () = tidy => invites.tidy(now()),
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 shutdown_deadline = Some(now() + cx.limits.shutdown_grace);

@@ -12,6 +12,7 @@
 
 use super::batch::{self, RxBatch, UdpCounters};
 use super::{LoopCtx, UdpSockets, kstamp, now};
+use crate::shrink::{ShrinkIdle, TRANSIENT};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io;
@@ -232,6 +233,8 @@ impl UdpOut {
                 }
             }
         }
+        // All sent: a backlog's capacity (a full socket buffer under a burst) goes back.
+        self.queue.shrink_idle_over(TRANSIENT);
     }
 
     /// Datagrams waiting to be sent.

@@ -171,10 +171,16 @@ pub struct Cli {
     pub max_connections_per_source: Option<u64>,
 
     /// Time a SIP or MSRP input may wait in a worker's queue before the worker sheds new
-    /// sessions with 503 (Retry-After) until the backlog drains; 0s turns this off.
-    /// [default: 50ms]
+    /// sessions with 503 (Retry-After) until the backlog drains, when every input for
+    /// --overload-interval waited that long; 0s turns this off. [default: 50ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub overload_delay: Option<Duration>,
+
+    /// Time every input must wait more than --overload-delay before new sessions are shed;
+    /// one input that waits less ends it, so a lone spike sheds nothing; 0s acts on one
+    /// late input. [default: 100ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub overload_interval: Option<Duration>,
 
     /// Time an accepted TCP connection has, from the first byte of a message head, to
     /// complete the head; then it is closed. [default: 5s]

@@ -128,6 +128,7 @@ pub(super) struct FileLimits {
     pub(super) idle_timeout: Option<String>,
     pub(super) conn_idle_timeout: Option<String>,
     pub(super) overload_delay: Option<String>,
+    pub(super) overload_interval: Option<String>,
     pub(super) offline_max_per_user: Option<SizeValue>,
     pub(super) offline_max_age: Option<String>,
     pub(super) session_lifetime: Option<String>,

@@ -119,6 +119,10 @@ impl ServerConfig {
             "overload_delay = {}",
             q(&format_duration(l.overload_delay))
         ));
+        line(format!(
+            "overload_interval = {}",
+            q(&format_duration(l.overload_interval))
+        ));
         line(format!("offline_max_per_user = {}", l.offline_max_per_user));
         line(format!(
             "offline_max_age = {}",

@@ -108,7 +108,6 @@ impl<V> ShardedTsxMap<V> {
     }
 
     /// Slots over all parts.
-    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.shards.iter().map(|m| m.capacity()).sum()
     }
