@@ -30,8 +30,11 @@
 use super::super::*;
 use super::*;
 
+#[path = "late_answers.rs"]
+mod late_answers;
 #[path = "out_conns.rs"]
 mod out_conns;
+pub(crate) use late_answers::LateInvites;
 pub(crate) use out_conns::OutConns;
 use out_conns::SizedCopy;
 
