@@ -15,6 +15,9 @@
 //!   INVITE ends at once and the leg fails now, not after Timer B's 32 s. A 2xx the invitee
 //!   sends anyway over a new connection is ACKed over a new one to its Contact, and BYE'd
 //!   when the leg's machine says so (7.9.1.4 `answered_after_cancel`).
+//! * A contact registered as an outbound flow (RFC 5626: `reg-id`, `+sip.instance`) is
+//!   reached over that flow only, `ob` or not: once it has closed, neither the INVITE nor
+//!   our BYE is sent over a new connection to the Contact.
 #![cfg(feature = "tokio")]
 
 mod common;
@@ -577,5 +580,96 @@ async fn whether_a_late_2xx_is_byed_is_the_leg_machines_decision() {
     let mut chunk = [0u8; 512];
     let quiet = tokio::time::timeout(Duration::from_millis(500), s.read(&mut chunk)).await;
     assert!(quiet.is_err(), "no BYE: {quiet:?}");
+    srv.stop().await;
+}
+
+/// Bob registers over TCP as an outbound flow (RFC 5626 §4.2: `reg-id` and `+sip.instance`
+/// on his Contact, no `ob` in its URI, which names a listener of his with
+/// `transport=tcp`). Returns the server, bob's registration connection and his listener.
+async fn bob_registers_outbound(call: &str) -> (Server, TcpStream, BytesMut, TcpListener) {
+    let app = RegApp {
+        inner: App(Knobs::default()),
+        locations: Locations::default(),
+    };
+    let srv = Server::start(app, IoLimits::default()).await;
+    let bob_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bob_at = bob_l.local_addr().unwrap();
+    let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
+    let bob_src = b.local_addr().unwrap().to_string();
+    let reg = crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\nSupported: outbound\nContact: <sip:bob@{bob_at};transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"\nExpires: 600\nContent-Length: 0\n\n"
+    ));
+    b.write_all(reg.as_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    let r = read_msg(&mut b, &mut buf)
+        .await
+        .expect("the REGISTER's answer");
+    assert_eq!(status_of(&r), 200);
+    (srv, b, buf, bob_l)
+}
+
+/// RFC 5626 §5.3 with the flow read from the registration, not from `ob`: once bob's
+/// outbound flow has closed, his INVITE is not sent over a new connection to his Contact
+/// (which says `transport=tcp`, and would be dialled for a plain registration): the leg
+/// has no route.
+#[tokio::test]
+async fn an_invitee_whose_outbound_flow_closed_is_not_dialled() {
+    let (srv, b, _, bob_l) = bob_registers_outbound("ob1").await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    alice_invites(&alice, srv.sip, "ob1", &["sip:bob@example.com"]).await;
+    assert!(
+        srv.until(WAIT, |l| l.legs(LegOutcome::NoRoute) == 1).await,
+        "the leg has no route: {:?}",
+        srv.live.snapshot()
+    );
+    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
+    assert!(dialled.is_err(), "no connection to bob's Contact");
+    srv.stop().await;
+}
+
+/// The same for our BYE: bob answers over his outbound flow with his registered Contact
+/// (no `ob`), closes the flow, alice leaves: the BYE is not sent over a new connection to
+/// that Contact, and the session still ends.
+#[tokio::test]
+async fn a_bye_to_an_invitee_whose_outbound_flow_closed_is_not_dialled() {
+    let (srv, mut b, mut buf, bob_l) = bob_registers_outbound("ob2").await;
+    let bob_at = bob_l.local_addr().unwrap();
+    let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let alice_me = alice.local_addr().unwrap().to_string();
+    let ok = alice_invites(&alice, srv.sip, "ob2", &["sip:bob@example.com"]).await;
+    let inv = read_msg(&mut b, &mut buf)
+        .await
+        .expect("bob's INVITE over his flow");
+    assert_eq!(inv.method(), Some(&Method::Invite));
+    let answer = response_to(
+        &inv,
+        200,
+        "b1",
+        Some(&invitee_sdp(&msrp_sink().await, "bobs")),
+    )
+    .replace(
+        "Contact: <sip:invitee@127.0.0.2:5060>",
+        &format!("Contact: <sip:bob@{bob_at};transport=tcp>"),
+    );
+    b.write_all(answer.as_bytes()).await.unwrap();
+    let ack = read_msg(&mut b, &mut buf)
+        .await
+        .expect("the ACK over the flow");
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let to = ok.header_str("To").unwrap().to_owned();
+    let bye = simple_request("BYE", "UDP", &alice_me, "ob2", "z9hG4bKbyeob2", &to, 2, "");
+    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    assert!(
+        srv.until(WAIT, |l| l.sessions_live() == 0).await,
+        "the session ends: {:?}",
+        srv.live.snapshot()
+    );
+    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
+    assert!(dialled.is_err(), "no connection to bob's Contact");
     srv.stop().await;
 }
