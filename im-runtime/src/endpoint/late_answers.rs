@@ -256,9 +256,15 @@ impl<A: Application> Endpoint<A> {
 mod tests {
     use super::*;
 
-    fn invite() -> Message {
-        let raw = "INVITE sip:bob@192.0.2.9:5060;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKlate1\r\nMax-Forwards: 70\r\nFrom: <sip:conf@192.0.2.1>;tag=ours\r\nTo: <sip:bob@example.com>\r\nCall-ID: late-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    fn invite_on(branch: &str) -> Message {
+        let raw = format!(
+            "INVITE sip:bob@192.0.2.9:5060;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: <sip:conf@192.0.2.1>;tag=ours\r\nTo: <sip:bob@example.com>\r\nCall-ID: late-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
         Message::parse(Bytes::from(raw)).unwrap()
+    }
+
+    fn invite() -> Message {
+        invite_on("late1")
     }
 
     fn key(m: &Message) -> TsxKey {
@@ -296,5 +302,27 @@ mod tests {
         l.expire(t0 + w);
         assert_eq!(l.len(), 0);
         assert!(!l.waits_for(&k));
+
+        // Past the bound the oldest is forgotten, not the newest.
+        let keys: Vec<TsxKey> = (0..=MAX_LATE_INVITES)
+            .map(|i| {
+                let inv = invite_on(&format!("b{i}"));
+                let k = key(&inv);
+                l.expect(
+                    t0,
+                    t0 + w,
+                    k.clone(),
+                    (SessionId(1), i),
+                    ("late-call", "ours"),
+                    &inv,
+                    peer,
+                );
+                k
+            })
+            .collect();
+        assert_eq!(l.len(), MAX_LATE_INVITES);
+        assert!(!l.waits_for(&keys[0]));
+        assert!(l.waits_for(&keys[1]));
+        assert!(l.waits_for(&keys[MAX_LATE_INVITES]));
     }
 }
