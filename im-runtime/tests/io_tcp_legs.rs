@@ -12,7 +12,12 @@
 //!   Contact (RFC 3261 §12.2.1.1, §18.1.1); with `ob` in that Contact (RFC 5626: its flow
 //!   only) no connection is opened.
 //! * A CANCEL for an INVITE sent over a registration flow that has closed is not sent: the
-//!   INVITE ends at once and the leg fails now, not after Timer B's 32 s.
+//!   INVITE ends at once and the leg fails now, not after Timer B's 32 s. A 2xx the invitee
+//!   sends anyway over a new connection is ACKed over a new one to its Contact, and BYE'd
+//!   when the leg's machine says so (7.9.1.4 `answered_after_cancel`).
+//! * A contact registered as an outbound flow (RFC 5626: `reg-id`, `+sip.instance`) is
+//!   reached over that flow only, `ob` or not: once it has closed, neither the INVITE nor
+//!   our BYE is sent over a new connection to the Contact.
 #![cfg(feature = "tokio")]
 
 mod common;
@@ -428,11 +433,11 @@ async fn an_originator_reached_over_its_flow_only_is_not_dialled() {
 
 /// Bob registers over TCP; his INVITE goes over that flow, he rings and closes it. Alice
 /// leaves, the session CANCELs the leg: no CANCEL can travel, so the INVITE ends at once
-/// and the leg fails as on Timer B, in well under Timer B's 32 s.
-#[tokio::test]
-async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
+/// and the leg fails as on Timer B, in well under Timer B's 32 s. Returns the server and
+/// bob's INVITE.
+async fn cancel_over_a_closed_flow(call: &str, knobs: Knobs) -> (Server, Message) {
     let app = RegApp {
-        inner: App(Knobs::default()),
+        inner: App(knobs),
         locations: Locations::default(),
     };
     let srv = Server::start(app, IoLimits::default()).await;
@@ -441,7 +446,7 @@ async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
     let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
     let bob_src = b.local_addr().unwrap().to_string();
     let reg = crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKregc1\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: regc1\nCSeq: 1 REGISTER\nContact: <sip:bob@127.0.0.1:9>\nExpires: 600\nContent-Length: 0\n\n"
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\nContact: <sip:bob@127.0.0.1:9>\nExpires: 600\nContent-Length: 0\n\n"
     ));
     b.write_all(reg.as_bytes()).await.unwrap();
     let mut buf = BytesMut::new();
@@ -452,7 +457,7 @@ async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
 
     let alice = UdpSocket::bind(v4).await.unwrap();
     let alice_me = alice.local_addr().unwrap().to_string();
-    let ok = alice_invites(&alice, srv.sip, "cflow1", &["sip:bob@example.com"]).await;
+    let ok = alice_invites(&alice, srv.sip, call, &["sip:bob@example.com"]).await;
     let inv = read_msg(&mut b, &mut buf)
         .await
         .expect("bob's INVITE on his flow");
@@ -470,8 +475,8 @@ async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
         "BYE",
         "UDP",
         &alice_me,
-        "cflow1",
-        "z9hG4bKbyec1",
+        call,
+        &format!("z9hG4bKbye{call}"),
         &to,
         2,
         "",
@@ -487,5 +492,184 @@ async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
         srv.live.snapshot()
     );
     assert!(left.elapsed() < Duration::from_secs(3));
+    (srv, inv)
+}
+
+#[tokio::test]
+async fn a_cancel_over_a_closed_registration_flow_ends_the_invite_at_once() {
+    let (srv, _) = cancel_over_a_closed_flow("cflow1", Knobs::default()).await;
+    srv.stop().await;
+}
+
+/// After [`cancel_over_a_closed_flow`], bob answers his INVITE 200 anyway, over a new
+/// connection to the server (RFC 3261 §18.2.2), his Contact at a listener of his. Returns
+/// the connection the server opened to that Contact with the ACK read from it, bob's
+/// connection and his 200.
+async fn bob_answers_late(
+    srv: &Server,
+    inv: &Message,
+) -> (TcpStream, BytesMut, TcpStream, String, Message) {
+    let bob_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bob_at = bob_l.local_addr().unwrap();
+    let ok = response_to(
+        inv,
+        200,
+        "b1",
+        Some(&invitee_sdp(&msrp_sink().await, "bobs")),
+    )
+    .replace(
+        "Contact: <sip:invitee@127.0.0.2:5060>",
+        &format!("Contact: <sip:bob@{bob_at};transport=tcp>"),
+    );
+    let mut late = TcpStream::connect(srv.sip_tcp).await.unwrap();
+    late.write_all(ok.as_bytes()).await.unwrap();
+    let (mut s, _) = tokio::time::timeout(WAIT, bob_l.accept())
+        .await
+        .expect("the server connects to bob's Contact for the ACK")
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let ack = read_msg(&mut s, &mut buf).await.expect("the ACK");
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    assert_eq!(ack.call_id(), inv.call_id());
+    assert_eq!(ack.cseq().map(|c| c.seq), Some(1));
+    assert!(ack.header_str("To").unwrap().contains("tag=b1"));
+    assert_eq!(
+        ack.request_uri_str(),
+        Some(&*format!("sip:bob@{bob_at};transport=tcp"))
+    );
+    (s, buf, late, ok, ack)
+}
+
+/// RFC 3261 §13.2.2.4 / RFC 6026: the 2xx to an INVITE that ended without its CANCEL is
+/// ACKed over a new connection to bob's Contact, and the leg's machine (7.9.1.4
+/// `answered_after_cancel`, here its stand-in) ends the dialog with BYE. A retransmitted
+/// 2xx is ACKed again, and BYE'd once.
+#[tokio::test]
+async fn a_2xx_after_a_cancel_that_was_not_sent_is_acked_and_byed() {
+    let (srv, inv) = cancel_over_a_closed_flow("cflow2", Knobs::default()).await;
+    let (mut s, mut buf, mut late, ok, _) = bob_answers_late(&srv, &inv).await;
+    let bye = read_msg(&mut s, &mut buf).await.expect("the BYE");
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    assert_eq!(bye.call_id(), inv.call_id());
+    assert!(bye.header_str("To").unwrap().contains("tag=b1"));
+    assert_eq!(bye.cseq().map(|c| c.seq), Some(2));
+    s.write_all(response_to(&bye, 200, "", None).as_bytes())
+        .await
+        .unwrap();
+    // Bob had not seen the ACK yet: his retransmission is ACKed again, not BYE'd again.
+    late.write_all(ok.as_bytes()).await.unwrap();
+    let ack2 = read_msg(&mut s, &mut buf).await.expect("a second ACK");
+    assert_eq!(ack2.method(), Some(&Method::Ack));
+    let mut chunk = [0u8; 512];
+    let quiet = tokio::time::timeout(Duration::from_millis(300), s.read(&mut chunk)).await;
+    assert!(quiet.is_err(), "no second BYE: {quiet:?}");
+    srv.stop().await;
+}
+
+/// The same with a leg machine that keeps a 2xx it gets after cancelling (a spec without
+/// `answered_after_cancel`): the 2xx is ACKed (RFC 3261 §13.2.2.4), and no BYE follows,
+/// since ending the dialog is the machine's decision, not the runtime's.
+#[tokio::test]
+async fn whether_a_late_2xx_is_byed_is_the_leg_machines_decision() {
+    let knobs = Knobs {
+        keep_crossed_2xx: true,
+        ..Knobs::default()
+    };
+    let (srv, inv) = cancel_over_a_closed_flow("cflow3", knobs).await;
+    let (mut s, _buf, _late, _, _) = bob_answers_late(&srv, &inv).await;
+    let mut chunk = [0u8; 512];
+    let quiet = tokio::time::timeout(Duration::from_millis(500), s.read(&mut chunk)).await;
+    assert!(quiet.is_err(), "no BYE: {quiet:?}");
+    srv.stop().await;
+}
+
+/// Bob registers over TCP as an outbound flow (RFC 5626 §4.2: `reg-id` and `+sip.instance`
+/// on his Contact, no `ob` in its URI, which names a listener of his with
+/// `transport=tcp`). Returns the server, bob's registration connection and his listener.
+async fn bob_registers_outbound(call: &str) -> (Server, TcpStream, BytesMut, TcpListener) {
+    let app = RegApp {
+        inner: App(Knobs::default()),
+        locations: Locations::default(),
+    };
+    let srv = Server::start(app, IoLimits::default()).await;
+    let bob_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bob_at = bob_l.local_addr().unwrap();
+    let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
+    let bob_src = b.local_addr().unwrap().to_string();
+    let reg = crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\nSupported: outbound\nContact: <sip:bob@{bob_at};transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"\nExpires: 600\nContent-Length: 0\n\n"
+    ));
+    b.write_all(reg.as_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    let r = read_msg(&mut b, &mut buf)
+        .await
+        .expect("the REGISTER's answer");
+    assert_eq!(status_of(&r), 200);
+    (srv, b, buf, bob_l)
+}
+
+/// RFC 5626 §5.3 with the flow read from the registration, not from `ob`: once bob's
+/// outbound flow has closed, his INVITE is not sent over a new connection to his Contact
+/// (which says `transport=tcp`, and would be dialled for a plain registration): the leg
+/// has no route.
+#[tokio::test]
+async fn an_invitee_whose_outbound_flow_closed_is_not_dialled() {
+    let (srv, b, _, bob_l) = bob_registers_outbound("ob1").await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    alice_invites(&alice, srv.sip, "ob1", &["sip:bob@example.com"]).await;
+    assert!(
+        srv.until(WAIT, |l| l.legs(LegOutcome::NoRoute) == 1).await,
+        "the leg has no route: {:?}",
+        srv.live.snapshot()
+    );
+    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
+    assert!(dialled.is_err(), "no connection to bob's Contact");
+    srv.stop().await;
+}
+
+/// The same for our BYE: bob answers over his outbound flow with his registered Contact
+/// (no `ob`), closes the flow, alice leaves: the BYE is not sent over a new connection to
+/// that Contact, and the session still ends.
+#[tokio::test]
+async fn a_bye_to_an_invitee_whose_outbound_flow_closed_is_not_dialled() {
+    let (srv, mut b, mut buf, bob_l) = bob_registers_outbound("ob2").await;
+    let bob_at = bob_l.local_addr().unwrap();
+    let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let alice_me = alice.local_addr().unwrap().to_string();
+    let ok = alice_invites(&alice, srv.sip, "ob2", &["sip:bob@example.com"]).await;
+    let inv = read_msg(&mut b, &mut buf)
+        .await
+        .expect("bob's INVITE over his flow");
+    assert_eq!(inv.method(), Some(&Method::Invite));
+    let answer = response_to(
+        &inv,
+        200,
+        "b1",
+        Some(&invitee_sdp(&msrp_sink().await, "bobs")),
+    )
+    .replace(
+        "Contact: <sip:invitee@127.0.0.2:5060>",
+        &format!("Contact: <sip:bob@{bob_at};transport=tcp>"),
+    );
+    b.write_all(answer.as_bytes()).await.unwrap();
+    let ack = read_msg(&mut b, &mut buf)
+        .await
+        .expect("the ACK over the flow");
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let to = ok.header_str("To").unwrap().to_owned();
+    let bye = simple_request("BYE", "UDP", &alice_me, "ob2", "z9hG4bKbyeob2", &to, 2, "");
+    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    assert!(
+        srv.until(WAIT, |l| l.sessions_live() == 0).await,
+        "the session ends: {:?}",
+        srv.live.snapshot()
+    );
+    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
+    assert!(dialled.is_err(), "no connection to bob's Contact");
     srv.stop().await;
 }

@@ -717,9 +717,12 @@ pub fn run(m: &Machines, case: &Case) -> Result<Run, String> {
         // Every live machine of the session sees the event, as the endpoint would route it
         // to whichever of them waits for it; the others ignore it. An in-dialog request that
         // needs an answer (not ACK, CANCEL) reaches final machines too, as in the endpoint:
-        // the dialog outlives the procedure's last state.
+        // the dialog outlives the procedure's last state. So does a 2xx: the endpoint hands
+        // a leg machine that ended when its INVITE was given up without a CANCEL the 2xx
+        // that comes anyway (`im-runtime/src/endpoint/late_answers.rs`).
         let answers = matches!(&ev, Event::InDialogRequest(x)
-            if !matches!(x, Method::Ack | Method::Cancel));
+            if !matches!(x, Method::Ack | Method::Cancel))
+            || matches!(&ev, Event::Response(s) if (200..300).contains(s));
         let live = machines.len();
         for k in 0..live {
             if machines[k].is_final() && i > 0 && !answers {

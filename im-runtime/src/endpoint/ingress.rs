@@ -99,6 +99,18 @@ impl<A: Application> Endpoint<A> {
             return;
         };
         let key = tm.key.clone();
+        // A 2xx to an INVITE whose transaction is gone is the TU's (RFC 3261 §13.2.2.4,
+        // RFC 6026): one to an INVITE ended without its CANCEL is ACKed and decided on.
+        if key.method() == &Method::Invite
+            && msg
+                .status()
+                .is_some_and(|s| (200..300).contains(&u16::from(s)))
+            && self.tsx.state(Role::Client, &key).is_none()
+            && self.late_answer(now, &key, &msg)
+        {
+            self.drain_tsx(now);
+            return;
+        }
         self.tsx.builder_mut().remember_response(&key, &msg);
         let _ = self.tsx.handle_response(now, tm);
         self.drain_tsx(now);

@@ -339,6 +339,22 @@ impl Session {
                         l.uri.raw
                     ),
                 );
+                // The invitee may still answer 2xx over a new connection (RFC 3261
+                // §18.2.2): that 2xx finds no transaction, so it is recognised by this
+                // INVITE's key for the 2xx window (RFC 6026 §7.2), ACKed, and the leg's
+                // machine says what becomes of it (`late_answers.rs`).
+                if let (Some(inv), Some(p)) = (l.invite.as_deref(), l.peer) {
+                    let until = cx.now + 64 * cx.cfg.timers.t1;
+                    cx.sip_tls.out.late.expect(
+                        cx.now,
+                        until,
+                        key.clone(),
+                        (self.id, i),
+                        l.dialog_key(),
+                        inv,
+                        p,
+                    );
+                }
                 cx.fail_now(key);
             }
         }
@@ -513,6 +529,13 @@ impl Session {
             cx.leg_ended(self.id, i);
         }
         self.run_leg_machine(cx, i, &Event::Timer(Timer::B));
+        // An INVITE ended without its CANCEL: a late 2xx to it goes to this machine, which
+        // leaves the leg (a leg without a machine has settled).
+        if cx.sip_tls.out.late.waits_for(key)
+            && let Some(m) = self.legs.get_mut(i).and_then(|l| l.machine.take())
+        {
+            cx.sip_tls.out.late.decided_by(key, m);
+        }
         self.check_settled(cx);
     }
 

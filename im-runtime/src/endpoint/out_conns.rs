@@ -3,6 +3,7 @@
 
 use super::super::super::*;
 use super::super::*;
+use super::LateInvites;
 
 /// Which legs and sessions use the SIP connections this endpoint opened (RFC 3261 §18: the
 /// client side may close a connection it opened). A holder is a leg of a session, or the
@@ -30,6 +31,9 @@ pub(crate) struct OutConns {
     /// Page-mode copies sent over TCP for their size alone, by destination, while its
     /// connect is under way: sent again over UDP if it fails (rule 3).
     pub(super) sized_copies: HashMap<SocketAddr, Vec<SizedCopy>>,
+    /// INVITEs that ended without their CANCEL (their flow closed) and may still be
+    /// answered 2xx over a new connection (`late_answers.rs`).
+    pub(crate) late: LateInvites,
 }
 
 /// A page-mode copy waiting for the TCP connect its size asked for.

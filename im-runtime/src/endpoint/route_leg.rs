@@ -7,7 +7,10 @@
 //!    over that connection, so a client behind NAT or with no listening port is reached (the
 //!    idea of RFC 5626 without its headers, as Kamailio's connection alias does); the flow is
 //!    only used when it is at least as secure as the URI asks. Once it has closed, the
-//!    contact is reached as its URI says (`transport=tcp` → a new TCP connection, else UDP);
+//!    contact is reached as its URI says (`transport=tcp` → a new TCP connection, else UDP),
+//!    unless it registered an outbound flow (RFC 5626 §6: `reg-id` and `+sip.instance` on
+//!    its Contact, sent straight from the UA): then it is not reached at all until it
+//!    registers a new flow (§5.3), and neither are requests in its dialogs;
 //! 3. otherwise UDP, unless an invitee INVITE or a page-mode copy is larger than
 //!    [`EndpointConfig::max_udp_request`] octets (§18.1.1 says 1300; im-server's default): it
 //!    then goes over TCP, and when that connect fails it is sent again over UDP with a new
@@ -30,8 +33,11 @@
 use super::super::*;
 use super::*;
 
+#[path = "late_answers.rs"]
+mod late_answers;
 #[path = "out_conns.rs"]
 mod out_conns;
+pub(crate) use late_answers::LateInvites;
 pub(crate) use out_conns::OutConns;
 use out_conns::SizedCopy;
 
@@ -92,6 +98,9 @@ struct Flow {
     conn: Option<(ConnId, SocketAddr, bool)>,
     /// What the Contact URI asks for.
     uri: Option<LegTransport>,
+    /// Registered as an outbound flow (RFC 5626 §6: `reg-id` and `+sip.instance`): the
+    /// contact is reached over `conn` only, and not at all once it has closed (§5.3).
+    outbound: bool,
     until: Instant,
 }
 
@@ -214,6 +223,19 @@ impl<A: Application> Ctx<'_, A> {
                             connect: false,
                             for_size: false,
                         },
+                        None if f.outbound && f.conn.is_some() => {
+                            // RFC 5626 §5.3: an outbound flow that has failed is not replaced
+                            // by a connection of ours; the contact is unreachable until it
+                            // registers a new flow.
+                            tracing_log(
+                                "leg",
+                                &format!(
+                                    "outbound flow of {} closed (RFC 5626 §5.3): not dialled",
+                                    uri.raw
+                                ),
+                            );
+                            return None;
+                        }
                         None => {
                             let t = asked.or(f.uri).unwrap_or(LegTransport::Udp);
                             if t == LegTransport::Tls && !tls_ok {
@@ -392,6 +414,36 @@ impl<A: Application> Ctx<'_, A> {
                 return false;
             }
         };
+        // The target registered an outbound flow (RFC 5626 §5.3): its requests go over
+        // the flow it registered last while that is open, and are not sent once it has
+        // closed, whatever its Contact URI says (the `ob` of the check above, read from
+        // the binding).
+        let outbound = self
+            .cfg
+            .peer_transports
+            .lock()
+            .get(self.now, to)
+            .filter(|f| f.outbound && d.route_set.is_empty());
+        if let Some(f) = outbound {
+            if let Some((_, peer, _)) = f
+                .conn
+                .filter(|(c, peer, _)| self.sip_conn_by_peer.get(peer) == Some(c))
+            {
+                d.peer = Peer {
+                    addr: peer,
+                    reliable: true,
+                };
+                return true;
+            }
+            tracing_log(
+                "sip",
+                &format!(
+                    "outbound flow of {} closed (RFC 5626 §5.3): request not sent; the peer is lost",
+                    d.remote_target
+                ),
+            );
+            return false;
+        }
         let kind = if d.tls.is_some() {
             StreamKind::SipTls
         } else {
@@ -468,7 +520,8 @@ impl<A: Application> Ctx<'_, A> {
 }
 
 /// Whether `uri` (a peer's Contact) asks that requests reach it only over the flow it
-/// opened: the `ob` parameter (RFC 5626 §4.3, §5.4).
+/// opened: the `ob` parameter (RFC 5626 §4.3, §5.4). A contact registered as an outbound
+/// flow says so by its binding instead ([`Ctx::redial`] reads it from [`PeerTransports`]).
 fn flow_only(uri: &crate::proto::sip::Uri<'_>) -> bool {
     uri.param("ob").is_some()
 }
@@ -485,11 +538,14 @@ fn tcp_contact(focus: &str, sip: SocketAddr) -> String {
 impl<A: Application> Endpoint<A> {
     /// A REGISTER from `peer` was applied: remember which of its contacts are reached over
     /// its connection (rule 2) or ask for a transport in their URI.
+    /// `outbound[i]`: binding `i` registers an outbound flow (RFC 5626 §6; the registrar's
+    /// `outbound_flow`), which only a REGISTER over a connection can.
     pub(in crate::endpoint) fn note_flows(
         &mut self,
         now: Instant,
         peer: Peer,
         change: &RegisterChange,
+        outbound: &[bool],
     ) {
         let RegisterChange::Update(bindings) = change else {
             // `Contact: *`: the router no longer returns these contacts; their entries
@@ -500,13 +556,14 @@ impl<A: Application> Endpoint<A> {
             let tls = self.sip_tls.peer_tls(&self.sip_conn_by_peer, peer);
             (c, peer.addr, tls)
         });
-        for b in bindings {
+        for (i, b) in bindings.iter().enumerate() {
             let uri = crate::proto::sip::Uri::parse(&b.uri)
                 .ok()
                 .and_then(|u| LegTransport::asked_by(&u.to_view()));
             let flow = (b.expires > 0 && (conn.is_some() || uri.is_some())).then(|| Flow {
                 conn,
                 uri,
+                outbound: conn.is_some() && outbound.get(i).copied().unwrap_or(false),
                 until: now + Duration::from_secs(u64::from(b.expires)),
             });
             self.cfg.peer_transports.lock().note(now, b.addr, flow);
@@ -715,6 +772,7 @@ mod tests {
         let flow = |until| Flow {
             conn: None,
             uri: Some(LegTransport::Tcp),
+            outbound: false,
             until,
         };
         let a: SocketAddr = "192.0.2.1:5060".parse().unwrap();

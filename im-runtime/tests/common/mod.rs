@@ -305,7 +305,12 @@ impl Machine for LegMachine {
                 self.state = "cancelling";
                 vec![]
             }
-            Event::Response(s) if (200..300).contains(s) && self.state == "cancelling" => {
+            // In `failed`: a 2xx to an INVITE that ended without its CANCEL (its flow had
+            // closed), as 7.9.1.4 `answered_after_cancel` names both states.
+            Event::Response(s)
+                if (200..300).contains(s)
+                    && (self.state == "cancelling" || self.state == "failed") =>
+            {
                 if self.knobs.keep_crossed_2xx {
                     self.state = "connected";
                     vec![]

@@ -98,6 +98,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "no common accept-types: the edited Warning has code 399 (was 305)",
             "leg: a declined invitee (480) fails with the edited outcome 404 (was its status)",
             "leg: a 2xx that crossed the session's CANCEL is kept without answered_after_cancel (was BYE, by the runtime before issue 12)",
+            "leg: a 2xx after a CANCEL that could not be sent is not BYE'd without answered_after_cancel (was BYE)",
             "leg: no route to a user of this domain: the edited rule fails it 404 (was 480)",
             "lifetime over: the edited rule only logs (was BYE, CANCEL and BYE the legs)",
             "no ACK for the 200 (Timer H): the edited rule BYEs the originator only (was the legs too)",

@@ -43,7 +43,7 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, key, msg, 404, &[("Warning", w)]);
             return;
         }
-        let change = match self.register_change(msg, peer.addr) {
+        let (change, outbound) = match self.register_change(msg, peer.addr) {
             Ok(c) => c,
             Err((status, extra)) => {
                 self.stats.rejected += 1;
@@ -67,7 +67,7 @@ impl<A: Application> Endpoint<A> {
                     let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
                     self.conn_use.registered(conn, &key, until, &mut self.out);
                 }
-                self.note_flows(now, peer, &change);
+                self.note_flows(now, peer, &change, &outbound);
                 // Step 8: the 200 lists every current binding with its remaining time.
                 let extra: Vec<(&str, String)> = bindings
                     .iter()
@@ -99,13 +99,14 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    /// Steps 6 and 7: what the REGISTER asks for, or the error answer.
+    /// Steps 6 and 7: what the REGISTER asks for, or the error answer; with it, for each
+    /// binding of an update, whether it registers an outbound flow ([`outbound_flow`]).
     #[allow(clippy::type_complexity)]
     fn register_change(
         &self,
         msg: &Message,
         source: SocketAddr,
-    ) -> Result<RegisterChange, (u16, Vec<(&'static str, String)>)> {
+    ) -> Result<(RegisterChange, Vec<bool>), (u16, Vec<(&'static str, String)>)> {
         let bad = |text: &str| (400, vec![("Warning", warning(&self.agent(), text))]);
         let values = msg.values(HeaderName::Contact);
         let header_expires = msg.expires();
@@ -114,8 +115,12 @@ impl<A: Application> Endpoint<A> {
             if values.len() != 1 || header_expires != Some(0) {
                 return Err(bad("Contact: * needs Expires: 0 and no other Contact"));
             }
-            return Ok(RegisterChange::RemoveAll);
+            return Ok((RegisterChange::RemoveAll, Vec::new()));
         }
+        // RFC 5626 §6: an outbound registration from the UA itself (one Via: no proxy
+        // between it and us) binds the connection it came over.
+        let first_hop = msg.values(HeaderName::Via).len() == 1;
+        let mut outbound = Vec::with_capacity(values.len());
         let mut out = Vec::with_capacity(values.len());
         for v in values {
             let Ok(na) = NameAddr::parse(v) else {
@@ -150,7 +155,38 @@ impl<A: Application> Endpoint<A> {
                 addr,
                 expires: expires.min(self.cfg.max_register_expires),
             });
+            outbound.push(first_hop && outbound_flow(&na));
         }
-        Ok(RegisterChange::Update(out))
+        Ok((RegisterChange::Update(out), outbound))
+    }
+}
+
+/// Whether Contact `na` of a REGISTER asks for an outbound flow (RFC 5626 §4.2, §6): it
+/// carries both `reg-id` and `+sip.instance`. The UA is then reached over the flow its
+/// REGISTER came over, and only over it (§5.3: once that flow fails, requests for it are
+/// not sent another way), whatever its Contact URI says.
+pub(in crate::endpoint) fn outbound_flow(na: &NameAddr<'_>) -> bool {
+    let p = na.params();
+    p.get("reg-id").flatten().is_some() && p.get("+sip.instance").flatten().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbound_contact_has_reg_id_and_instance() {
+        let yes = |v: &str| outbound_flow(&NameAddr::parse(v).unwrap());
+        assert!(yes(
+            "<sip:bob@192.0.2.1;transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\""
+        ));
+        assert!(yes(
+            "<sip:bob@192.0.2.1>;+SIP.INSTANCE=\"<urn:uuid:1>\";REG-ID=2;expires=600"
+        ));
+        assert!(!yes("<sip:bob@192.0.2.1>;reg-id=1"));
+        assert!(!yes("<sip:bob@192.0.2.1>;+sip.instance=\"<urn:uuid:1>\""));
+        assert!(!yes("<sip:bob@192.0.2.1;ob>"));
+        // In the URI, not the header: not an outbound registration.
+        assert!(!yes("<sip:bob@192.0.2.1;reg-id=1;+sip.instance=x>"));
     }
 }
