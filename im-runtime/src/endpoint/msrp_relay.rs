@@ -73,7 +73,10 @@ pub(crate) struct MsrpRelay {
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
-    conns: NetMap<ConnId, MConn>,
+    /// Boxed: a connection's decoder makes `MConn` a couple of hundred bytes inline, and
+    /// the table keeps up to twice its entries in slots after a resize; a group session
+    /// holds one connection per invitee.
+    conns: NetMap<ConnId, Box<MConn>>,
     by_local: NetMap<String, SideKey>,
     /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
     /// the table's empty slots (up to half of it after a resize) stay small.
@@ -205,11 +208,11 @@ impl MsrpRelay {
         side.conn = Some(conn);
         self.conns.insert(
             conn,
-            MConn {
+            Box::new(MConn {
                 decoder: Decoder::new(self.limits),
                 sides: vec![key],
                 tls,
-            },
+            }),
         );
         out.push(Output::Connect {
             conn,
@@ -279,11 +282,11 @@ impl MsrpRelay {
                 // Accepted: unbound until its first SEND names a session.
                 self.conns.insert(
                     conn,
-                    MConn {
+                    Box::new(MConn {
                         decoder: Decoder::new(self.limits),
                         sides: Vec::new(),
                         tls,
-                    },
+                    }),
                 );
                 return;
             }
