@@ -449,6 +449,7 @@ impl Session {
         if let Ok(u) = crate::proto::sip::Uri::parse(&focus) {
             facts.focus = u.to_view();
         }
+        super::facts::shrink(&mut facts);
         Session {
             id,
             call_id,
