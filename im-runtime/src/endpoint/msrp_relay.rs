@@ -15,6 +15,7 @@ use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 type SideKey = (SessionId, Option<usize>);
 
@@ -38,8 +39,9 @@ pub(crate) enum RelayEvent {
 /// its text and parsed when a frame is built (a few times per session), and only a side
 /// that receives chunks has a reassembler.
 struct Side {
-    /// Our session id: the side's key in `by_local`, removed with the side.
-    local_sid: Box<str>,
+    /// Our session id: the side's key in `by_local`, removed with the side. Shared with
+    /// that key and with the session or leg that made it (one allocation, not three).
+    local_sid: Arc<str>,
     /// Our URI is `msrps:` (answered over TLS and we have a TLS address).
     secure: bool,
     /// The peer's path (`a=path` or the From-Path of its first request), its URIs
@@ -77,7 +79,7 @@ pub(crate) struct MsrpRelay {
     /// the table keeps up to twice its entries in slots after a resize; a group session
     /// holds one connection per invitee.
     conns: NetMap<ConnId, Box<MConn>>,
-    by_local: NetMap<String, SideKey>,
+    by_local: NetMap<Arc<str>, SideKey>,
     /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
     /// the table's empty slots (up to half of it after a resize) stay small.
     sides: NetMap<SideKey, Box<Side>>,
@@ -155,11 +157,11 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &str, tls: bool) -> Option<Box<Side>> {
+    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Box<Side>> {
         let secure = tls && self.own_tls.is_some();
         local_uri_of(self.own, self.own_tls, local_sid, secure)?;
         Some(Box::new(Side {
-            local_sid: local_sid.into(),
+            local_sid: Arc::clone(local_sid),
             secure,
             remote_path: Box::default(),
             active: false,
@@ -174,19 +176,30 @@ impl MsrpRelay {
         }))
     }
 
-    pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &str, a: &Answer) {
+    pub(crate) fn register_originator(
+        &mut self,
+        sid: SessionId,
+        local_sid: &Arc<str>,
+        a: &Answer,
+    ) {
         let Some(mut side) = self.new_side(local_sid, a.tls) else {
             return;
         };
         side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
-        self.by_local.insert(local_sid.to_string(), (sid, None));
+        self.by_local.insert(Arc::clone(local_sid), (sid, None));
         self.sides.insert((sid, None), side);
     }
 
-    pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str, tls: bool) {
+    pub(crate) fn register_leg(
+        &mut self,
+        sid: SessionId,
+        i: usize,
+        local_sid: &Arc<str>,
+        tls: bool,
+    ) {
         if let Some(side) = self.new_side(local_sid, tls) {
-            self.by_local.insert(local_sid.to_string(), (sid, Some(i)));
+            self.by_local.insert(Arc::clone(local_sid), (sid, Some(i)));
             self.sides.insert((sid, Some(i)), side);
         }
     }

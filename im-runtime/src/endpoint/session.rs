@@ -37,6 +37,7 @@ use crate::proto::sip::{HeaderName, Message, split_values};
 use crate::proto::transaction::{MAGIC_COOKIE, Peer, TsxKey};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Identifies a session inside one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -267,7 +268,8 @@ pub(crate) struct Leg {
     pub(crate) invite_key: Option<TsxKey>,
     pub(crate) peer: Option<Peer>,
     pub(crate) dialog: Option<Dialog>,
-    pub(crate) msrp_session: String,
+    /// Our MSRP session id for the leg, shared with the relay's side and its index.
+    pub(crate) msrp_session: Arc<str>,
     pub(crate) want_delivery: bool,
     pub(crate) delivery_started: bool,
     /// The outcome the leg's machine recorded (`outcome …`): 200 delivered, else the
@@ -328,7 +330,7 @@ impl Leg {
             invite_key: None,
             peer: None,
             dialog: None,
-            msrp_session,
+            msrp_session: msrp_session.into(),
             want_delivery: false,
             delivery_started: false,
             delivery: None,
@@ -362,7 +364,8 @@ pub(crate) struct Session {
     acked: bool,
     dialog: Option<Dialog>,
     legs: Vec<Leg>,
-    msrp_session: String,
+    /// Our MSRP session id with the originator, shared with the relay's side and its index.
+    msrp_session: Arc<str>,
     /// The 2xx answered an MSRP offer: the originator's MSRP side is registered.
     msrp_originator: bool,
     /// Boxed: an idle session has none yet, and a `Message` is large inline.
@@ -466,7 +469,7 @@ impl Session {
             acked: false,
             dialog: None,
             legs: Vec::new(),
-            msrp_session,
+            msrp_session: msrp_session.into(),
             msrp_originator: false,
             held: None,
             settled_sent: false,
