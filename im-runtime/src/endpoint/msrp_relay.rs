@@ -176,12 +176,7 @@ impl MsrpRelay {
         }))
     }
 
-    pub(crate) fn register_originator(
-        &mut self,
-        sid: SessionId,
-        local_sid: &Arc<str>,
-        a: &Answer,
-    ) {
+    pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &Arc<str>, a: &Answer) {
         let Some(mut side) = self.new_side(local_sid, a.tls) else {
             return;
         };
