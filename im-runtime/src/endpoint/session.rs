@@ -255,9 +255,9 @@ pub(crate) struct Leg {
     pub(crate) uri: Uri,
     /// Call-ID and our tag of the leg's dialog (its key in the endpoint's dialog index)
     /// until the dialog exists: [`Dialog::client_side`] then moves them into it, so a
-    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`].
-    call_id: String,
-    local_tag: String,
+    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`]. Boxed: a
+    /// connected leg has none, and two `String`s are 48 bytes inline in every leg.
+    pending_key: Option<Box<(String, String)>>,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
     /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
     pub(crate) status_code: Option<u16>,
@@ -290,20 +290,24 @@ impl Leg {
     pub(crate) fn dialog_key(&self) -> (&str, &str) {
         match &self.dialog {
             Some(d) => (&d.call_id, &d.local_tag),
-            None => (&self.call_id, &self.local_tag),
+            None => self
+                .pending_key
+                .as_deref()
+                .map_or(("", ""), |(c, t)| (c.as_str(), t.as_str())),
         }
     }
 
     /// The dialog a 2xx to the leg's `invite` makes ([`Dialog::client_side`]), holding
     /// the leg's Call-ID and tag from then on.
     pub(crate) fn make_dialog(&mut self, invite: &Message, resp: &Message) {
-        self.dialog = Dialog::client_side(
-            invite,
-            resp,
-            self.peer,
-            &mut self.call_id,
-            &mut self.local_tag,
-        );
+        let Some(mut key) = self.pending_key.take() else {
+            return;
+        };
+        let (call_id, local_tag) = &mut *key;
+        self.dialog = Dialog::client_side(invite, resp, self.peer, call_id, local_tag);
+        if self.dialog.is_none() {
+            self.pending_key = Some(key);
+        }
     }
 
     /// The leg's machine has reached a final state (a leg without one has nothing to wait
@@ -321,8 +325,7 @@ impl Leg {
     ) -> Leg {
         Leg {
             uri,
-            call_id,
-            local_tag,
+            pending_key: Some(Box::new((call_id, local_tag))),
             machine: Some(machine),
             status_code: None,
             status: LegStatus::Pending,
