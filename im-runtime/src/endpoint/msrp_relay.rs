@@ -56,10 +56,19 @@ struct Side {
     /// The originator's first SEND with a body: reports are built from it.
     first_send: Option<Box<Frame>>,
     received: u64,
-    /// Transaction id of the last chunk of a delivery in flight.
-    delivery_tid: Option<TransactionId>,
-    delivery_mid: Option<MessageId>,
+    /// The last delivery to this side, from its first chunk sent on. Boxed: an idle side
+    /// has none (two ids are ~50 bytes of every side otherwise).
+    delivery: Option<Box<Delivery>>,
     done: bool,
+}
+
+/// A delivery in flight to a leg's side.
+struct Delivery {
+    /// Transaction id of the last chunk while its response is awaited: that response
+    /// is the outcome.
+    tid: Option<TransactionId>,
+    /// The message's id: a REPORT about it is the outcome too.
+    mid: MessageId,
 }
 
 struct MConn {
@@ -170,8 +179,7 @@ impl MsrpRelay {
             reassembler: None,
             first_send: None,
             received: 0,
-            delivery_tid: None,
-            delivery_mid: None,
+            delivery: None,
             done: false,
         }))
     }
@@ -399,9 +407,11 @@ impl MsrpRelay {
                     };
                     if let Some(side) = self.sides.get_mut(&key)
                         && side.conn == Some(conn)
-                        && side.delivery_tid.as_ref() == Some(&f.transaction_id)
+                        && let Some(d) = side.delivery.as_mut()
+                        && d.tid.as_ref() == Some(&f.transaction_id)
                     {
-                        side.delivery_tid = None;
+                        // The id stays: a REPORT about the message may still come.
+                        d.tid = None;
                         side.done = true;
                         events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
                         break;
@@ -452,10 +462,10 @@ impl MsrpRelay {
                         if let (sid, Some(i)) = key {
                             let code = f.status.as_ref().map(|s| s.code.0).unwrap_or(0);
                             if let Some(side) = self.sides.get_mut(&key)
-                                && side.delivery_mid.is_some()
-                                && f.message_id == side.delivery_mid
+                                && let Some(d) = side.delivery.as_mut()
+                                && f.message_id.as_ref() == Some(&d.mid)
                             {
-                                side.delivery_tid = None;
+                                d.tid = None;
                                 side.done = true;
                                 events.push(RelayEvent::Delivered(sid, i, code == 200, code));
                             }
@@ -564,8 +574,7 @@ impl MsrpRelay {
             self.send(conn, &chunk, out);
         }
         if let Some(side) = self.sides.get_mut(&(sid, Some(i))) {
-            side.delivery_tid = last;
-            side.delivery_mid = Some(mid);
+            side.delivery = Some(Box::new(Delivery { tid: last, mid }));
         }
         Some(conn)
     }
