@@ -9,6 +9,23 @@
 
 #![allow(clippy::expect_used)] // a wrong output is a broken bench
 
+use std::alloc::System;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+// Counts live heap bytes and blocks (noise-free, unlike RSS) around the system allocator.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes and blocks live now.
+fn heap() -> (i64, i64) {
+    let s = GLOBAL.stats();
+    (
+        s.bytes_allocated as i64 - s.bytes_deallocated as i64,
+        s.allocations as i64 - s.deallocations as i64,
+    )
+}
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/group.rs"]
@@ -35,14 +52,21 @@ fn main() {
     }
     let mut keep = Vec::with_capacity(N);
     let before = rss();
+    let heap_before = heap();
     for i in 0..N {
         keep.push(group::open(&mut d, i, 3));
     }
     let after = rss();
+    let heap_after = heap();
     assert_eq!(d.ep.live_sessions(), N);
     println!(
         "idle group session, 3 connected invitees: {:.1} KiB RSS per session (over {N})",
         after.saturating_sub(before) as f64 / 1024.0 / N as f64
+    );
+    println!(
+        "heap live per session: {:.0} bytes in {:.1} blocks",
+        (heap_after.0 - heap_before.0) as f64 / N as f64,
+        (heap_after.1 - heap_before.1) as f64 / N as f64
     );
     std::hint::black_box(keep);
 }

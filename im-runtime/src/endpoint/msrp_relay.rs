@@ -16,6 +16,7 @@ use crate::shrink::ShrinkIdle;
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 type SideKey = (SessionId, Option<usize>);
 
@@ -39,8 +40,9 @@ pub(crate) enum RelayEvent {
 /// its text and parsed when a frame is built (a few times per session), and only a side
 /// that receives chunks has a reassembler.
 struct Side {
-    /// Our session id: the side's key in `by_local`, removed with the side.
-    local_sid: Box<str>,
+    /// Our session id: the side's key in `by_local`, removed with the side. Shared with
+    /// that key and with the session or leg that made it (one allocation, not three).
+    local_sid: Arc<str>,
     /// Our URI is `msrps:` (answered over TLS and we have a TLS address).
     secure: bool,
     /// The peer's path (`a=path` or the From-Path of its first request), its URIs
@@ -55,10 +57,19 @@ struct Side {
     /// The originator's first SEND with a body: reports are built from it.
     first_send: Option<Box<Frame>>,
     received: u64,
-    /// Transaction id of the last chunk of a delivery in flight.
-    delivery_tid: Option<TransactionId>,
-    delivery_mid: Option<MessageId>,
+    /// The last delivery to this side, from its first chunk sent on. Boxed: an idle side
+    /// has none (two ids are ~50 bytes of every side otherwise).
+    delivery: Option<Box<Delivery>>,
     done: bool,
+}
+
+/// A delivery in flight to a leg's side.
+struct Delivery {
+    /// Transaction id of the last chunk while its response is awaited: that response
+    /// is the outcome.
+    tid: Option<TransactionId>,
+    /// The message's id: a REPORT about it is the outcome too.
+    mid: MessageId,
 }
 
 struct MConn {
@@ -74,8 +85,11 @@ pub(crate) struct MsrpRelay {
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
-    conns: NetMap<ConnId, MConn>,
-    by_local: NetMap<String, SideKey>,
+    /// Boxed: a connection's decoder makes `MConn` a couple of hundred bytes inline, and
+    /// the table keeps up to twice its entries in slots after a resize; a group session
+    /// holds one connection per invitee.
+    conns: NetMap<ConnId, Box<MConn>>,
+    by_local: NetMap<Arc<str>, SideKey>,
     /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
     /// the table's empty slots (up to half of it after a resize) stay small.
     sides: NetMap<SideKey, Box<Side>>,
@@ -165,11 +179,11 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &str, tls: bool) -> Option<Box<Side>> {
+    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Box<Side>> {
         let secure = tls && self.own_tls.is_some();
         local_uri_of(self.own, self.own_tls, local_sid, secure)?;
         Some(Box::new(Side {
-            local_sid: local_sid.into(),
+            local_sid: Arc::clone(local_sid),
             secure,
             remote_path: Box::default(),
             active: false,
@@ -178,25 +192,30 @@ impl MsrpRelay {
             reassembler: None,
             first_send: None,
             received: 0,
-            delivery_tid: None,
-            delivery_mid: None,
+            delivery: None,
             done: false,
         }))
     }
 
-    pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &str, a: &Answer) {
+    pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &Arc<str>, a: &Answer) {
         let Some(mut side) = self.new_side(local_sid, a.tls) else {
             return;
         };
         side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
-        self.by_local.insert(local_sid.to_string(), (sid, None));
+        self.by_local.insert(Arc::clone(local_sid), (sid, None));
         self.sides.insert((sid, None), side);
     }
 
-    pub(crate) fn register_leg(&mut self, sid: SessionId, i: usize, local_sid: &str, tls: bool) {
+    pub(crate) fn register_leg(
+        &mut self,
+        sid: SessionId,
+        i: usize,
+        local_sid: &Arc<str>,
+        tls: bool,
+    ) {
         if let Some(side) = self.new_side(local_sid, tls) {
-            self.by_local.insert(local_sid.to_string(), (sid, Some(i)));
+            self.by_local.insert(Arc::clone(local_sid), (sid, Some(i)));
             self.sides.insert((sid, Some(i)), side);
         }
     }
@@ -218,11 +237,11 @@ impl MsrpRelay {
         side.conn = Some(conn);
         self.conns.insert(
             conn,
-            MConn {
+            Box::new(MConn {
                 decoder: Decoder::new(self.limits),
                 sides: vec![key],
                 tls,
-            },
+            }),
         );
         out.push(Output::Connect {
             conn,
@@ -292,11 +311,11 @@ impl MsrpRelay {
                 // Accepted: unbound until its first SEND names a session.
                 self.conns.insert(
                     conn,
-                    MConn {
+                    Box::new(MConn {
                         decoder: Decoder::new(self.limits),
                         sides: Vec::new(),
                         tls,
-                    },
+                    }),
                 );
                 return;
             }
@@ -401,9 +420,11 @@ impl MsrpRelay {
                     };
                     if let Some(side) = self.sides.get_mut(&key)
                         && side.conn == Some(conn)
-                        && side.delivery_tid.as_ref() == Some(&f.transaction_id)
+                        && let Some(d) = side.delivery.as_mut()
+                        && d.tid.as_ref() == Some(&f.transaction_id)
                     {
-                        side.delivery_tid = None;
+                        // The id stays: a REPORT about the message may still come.
+                        d.tid = None;
                         side.done = true;
                         events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
                         break;
@@ -454,10 +475,10 @@ impl MsrpRelay {
                         if let (sid, Some(i)) = key {
                             let code = f.status.as_ref().map(|s| s.code.0).unwrap_or(0);
                             if let Some(side) = self.sides.get_mut(&key)
-                                && side.delivery_mid.is_some()
-                                && f.message_id == side.delivery_mid
+                                && let Some(d) = side.delivery.as_mut()
+                                && f.message_id.as_ref() == Some(&d.mid)
                             {
-                                side.delivery_tid = None;
+                                d.tid = None;
                                 side.done = true;
                                 events.push(RelayEvent::Delivered(sid, i, code == 200, code));
                             }
@@ -566,8 +587,7 @@ impl MsrpRelay {
             self.send(conn, &chunk, out);
         }
         if let Some(side) = self.sides.get_mut(&(sid, Some(i))) {
-            side.delivery_tid = last;
-            side.delivery_mid = Some(mid);
+            side.delivery = Some(Box::new(Delivery { tid: last, mid }));
         }
         Some(conn)
     }

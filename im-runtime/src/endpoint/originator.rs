@@ -283,7 +283,9 @@ fn head_only(m: &Message) -> Option<Message> {
     }
     s.push_str(END);
     debug_assert_eq!(s.len(), s.capacity());
-    Message::parse(Bytes::from(s)).ok()
+    let mut head = Message::parse(Bytes::from(s)).ok()?;
+    head.shrink_to_fit();
+    Some(head)
 }
 
 #[cfg(test)]

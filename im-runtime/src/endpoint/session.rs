@@ -37,6 +37,7 @@ use crate::proto::sip::{HeaderName, Message, split_values};
 use crate::proto::transaction::{MAGIC_COOKIE, Peer, TsxKey};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Identifies a session inside one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,9 +255,9 @@ pub(crate) struct Leg {
     pub(crate) uri: Uri,
     /// Call-ID and our tag of the leg's dialog (its key in the endpoint's dialog index)
     /// until the dialog exists: [`Dialog::client_side`] then moves them into it, so a
-    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`].
-    call_id: String,
-    local_tag: String,
+    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`]. Boxed: a
+    /// connected leg has none, and two `String`s are 48 bytes inline in every leg.
+    pending_key: Option<Box<(String, String)>>,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
     /// The last final status of the leg's INVITE (`status` in the leg machine's facts).
     pub(crate) status_code: Option<u16>,
@@ -267,7 +268,8 @@ pub(crate) struct Leg {
     pub(crate) invite_key: Option<TsxKey>,
     pub(crate) peer: Option<Peer>,
     pub(crate) dialog: Option<Dialog>,
-    pub(crate) msrp_session: String,
+    /// Our MSRP session id for the leg, shared with the relay's side and its index.
+    pub(crate) msrp_session: Arc<str>,
     pub(crate) want_delivery: bool,
     pub(crate) delivery_started: bool,
     /// The outcome the leg's machine recorded (`outcome …`): 200 delivered, else the
@@ -288,20 +290,24 @@ impl Leg {
     pub(crate) fn dialog_key(&self) -> (&str, &str) {
         match &self.dialog {
             Some(d) => (&d.call_id, &d.local_tag),
-            None => (&self.call_id, &self.local_tag),
+            None => self
+                .pending_key
+                .as_deref()
+                .map_or(("", ""), |(c, t)| (c.as_str(), t.as_str())),
         }
     }
 
     /// The dialog a 2xx to the leg's `invite` makes ([`Dialog::client_side`]), holding
     /// the leg's Call-ID and tag from then on.
     pub(crate) fn make_dialog(&mut self, invite: &Message, resp: &Message) {
-        self.dialog = Dialog::client_side(
-            invite,
-            resp,
-            self.peer,
-            &mut self.call_id,
-            &mut self.local_tag,
-        );
+        let Some(mut key) = self.pending_key.take() else {
+            return;
+        };
+        let (call_id, local_tag) = &mut *key;
+        self.dialog = Dialog::client_side(invite, resp, self.peer, call_id, local_tag);
+        if self.dialog.is_none() {
+            self.pending_key = Some(key);
+        }
     }
 
     /// The leg's machine has reached a final state (a leg without one has nothing to wait
@@ -319,8 +325,7 @@ impl Leg {
     ) -> Leg {
         Leg {
             uri,
-            call_id,
-            local_tag,
+            pending_key: Some(Box::new((call_id, local_tag))),
             machine: Some(machine),
             status_code: None,
             status: LegStatus::Pending,
@@ -328,7 +333,7 @@ impl Leg {
             invite_key: None,
             peer: None,
             dialog: None,
-            msrp_session,
+            msrp_session: msrp_session.into(),
             want_delivery: false,
             delivery_started: false,
             delivery: None,
@@ -362,7 +367,8 @@ pub(crate) struct Session {
     acked: bool,
     dialog: Option<Dialog>,
     legs: Vec<Leg>,
-    msrp_session: String,
+    /// Our MSRP session id with the originator, shared with the relay's side and its index.
+    msrp_session: Arc<str>,
     /// The 2xx answered an MSRP offer: the originator's MSRP side is registered.
     msrp_originator: bool,
     /// Boxed: an idle session has none yet, and a `Message` is large inline.
@@ -449,6 +455,7 @@ impl Session {
         if let Ok(u) = crate::proto::sip::Uri::parse(&focus) {
             facts.focus = u.to_view();
         }
+        super::facts::shrink(&mut facts);
         Session {
             id,
             call_id,
@@ -465,7 +472,7 @@ impl Session {
             acked: false,
             dialog: None,
             legs: Vec::new(),
-            msrp_session,
+            msrp_session: msrp_session.into(),
             msrp_originator: false,
             held: None,
             settled_sent: false,

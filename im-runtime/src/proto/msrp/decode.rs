@@ -189,6 +189,9 @@ impl Default for Decoder {
 }
 
 const SEVEN_DASHES: &[u8] = b"-------";
+/// A buffer that passed on more than this many bytes at once is not kept at that size
+/// ([`Decoder::release_after`]); typical chunks and headers stay under it.
+const RELEASE_ABOVE: usize = 16 * 1024;
 /// The longest end-line without its CRLF: seven dashes, a 64-byte transaction id, the flag.
 const MAX_END_LINE: usize = 7 + 64 + 1;
 
@@ -248,6 +251,23 @@ impl Decoder {
         self.buf.advance(n);
         self.consumed += n as u64;
         self.scan_from = self.scan_from.saturating_sub(n);
+        self.release_after(n);
+    }
+
+    /// After `n` bytes left the buffer: when they were many and little is left, the rest
+    /// moves to a buffer of its own size. Otherwise the connection would keep the room of
+    /// its largest message for its whole life: the buffer still points into that
+    /// allocation, and takes all of it back (`BytesMut::reserve`) once the frame handed
+    /// out is dropped.
+    fn release_after(&mut self, n: usize) {
+        if n > RELEASE_ABOVE && self.buf.len() <= RELEASE_ABOVE / 4 {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+    }
+
+    /// Bytes of room the decoder's buffer holds (its capacity), for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn set_end_pattern(&mut self, tid: &TransactionId) {
@@ -575,6 +595,7 @@ impl Decoder {
         let bytes = self.buf.split_to(total).freeze();
         self.consumed += total as u64;
         self.scan_from = 0;
+        self.release_after(total);
         frame.flag = flag;
         frame.body = Some(Body {
             content_type,

@@ -75,13 +75,18 @@ struct Inner {
 enum KeyId {
     /// The branch followed by the lower-cased sent-by, in one allocation.
     Branch { text: Box<str>, split: u32 },
-    Rfc2543 {
-        request_uri: Box<str>,
-        from_tag: Box<str>,
-        call_id: Box<str>,
-        cseq: u32,
-        top_via: Box<str>,
-    },
+    /// Boxed: only a peer without RFC 3261 branches makes one, and inline it would make
+    /// every key (each live transaction has one) ~50 bytes larger.
+    Rfc2543(Box<Rfc2543Id>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Rfc2543Id {
+    request_uri: Box<str>,
+    from_tag: Box<str>,
+    call_id: Box<str>,
+    cseq: u32,
+    top_via: Box<str>,
 }
 
 /// The process's seed for [`TsxKey`] hashes: random, chosen once.
@@ -165,7 +170,7 @@ impl TsxKey {
     pub fn branch(&self) -> Option<&str> {
         match &self.0.id {
             KeyId::Branch { text, split } => text.get(..*split as usize),
-            KeyId::Rfc2543 { .. } => None,
+            KeyId::Rfc2543(_) => None,
         }
     }
 
@@ -230,13 +235,13 @@ fn branch_id(branch: &str, host: &str, port: Option<u16>) -> KeyId {
 
 /// The RFC 2543 identity (§17.2.3, last paragraphs).
 fn rfc2543_id(raw_via: &str, legacy: Rfc2543Parts<'_>) -> KeyId {
-    KeyId::Rfc2543 {
+    KeyId::Rfc2543(Box::new(Rfc2543Id {
         request_uri: legacy.request_uri.trim().into(),
         from_tag: legacy.from_tag.into(),
         call_id: legacy.call_id.trim().into(),
         cseq: legacy.cseq,
         top_via: raw_via.trim().into(),
-    }
+    }))
 }
 
 impl PartialEq for TsxKey {
