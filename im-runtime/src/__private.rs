@@ -390,23 +390,28 @@ pub fn text(pieces: &[Piece<'_>]) -> String {
             }
             Piece::Int(n) => write!(out, "{n}"),
             Piece::Bool(b) => write!(out, "{b}"),
-            Piece::Uri(u) => write_uri(&mut out, u),
+            Piece::Uri(u) => {
+                write_uri(&mut out, u);
+                Ok(())
+            }
             Piece::Duration(d) => write_duration(&mut out, *d),
         };
     }
     out
 }
 
-fn write_uri(out: &mut String, u: &Uri) -> std::fmt::Result {
-    use std::fmt::Write as _;
+/// Appends `u` as interpolated text prints it: as it appeared in the message, else (a URI
+/// built from parts) `scheme:user@host:port`.
+pub(crate) fn write_uri(out: &mut String, u: &Uri) {
     if !u.raw.is_empty() {
         out.push_str(&u.raw);
-        return Ok(());
+        return;
     }
     if u.scheme.is_empty() {
-        return Ok(());
+        return;
     }
-    write!(out, "{}:", u.scheme)?;
+    out.push_str(&u.scheme);
+    out.push(':');
     if !u.user.is_empty() {
         out.push_str(&u.user);
         if !u.host.is_empty() {
@@ -415,9 +420,10 @@ fn write_uri(out: &mut String, u: &Uri) -> std::fmt::Result {
     }
     out.push_str(&u.host);
     if let Some(p) = u.port {
-        write!(out, ":{p}")?;
+        use std::fmt::Write as _;
+        // Writing into a String cannot fail.
+        let _ = write!(out, ":{p}");
     }
-    Ok(())
 }
 
 fn write_duration(out: &mut String, d: Duration) -> std::fmt::Result {
