@@ -276,22 +276,36 @@ pub fn members(env: &Env<'_>, group: &Uri) -> Vec<ListEntry> {
 }
 
 /// `distinct(entries)`: each identity once (RFC 3261 §19.1.4, parameters ignored), the
-/// first entry kept.
-pub fn distinct(entries: &[ListEntry]) -> Vec<ListEntry> {
+/// first entry kept. Borrows the entries it keeps rather than cloning them: the generated
+/// code mostly counts the result (`count(distinct(…))`), and an entry clone is a URI's and
+/// a display name's allocations. Takes entries or references to them, so calls nest.
+pub fn distinct<E: std::borrow::Borrow<ListEntry>>(entries: &[E]) -> Vec<&ListEntry> {
     let s = crate::machine::Selection {
         without_originator: false,
         distinct: true,
     };
-    s.apply(entries.to_vec(), &Uri::default(), |e| &e.uri)
+    s.apply(
+        entries.iter().map(std::borrow::Borrow::borrow).collect(),
+        &Uri::default(),
+        |e| &e.uri,
+    )
 }
 
-/// `without(entries, uri)`: the entries whose identity is not `uri`'s.
-pub fn without(entries: &[ListEntry], uri: &Uri) -> Vec<ListEntry> {
+/// `without(entries, uri)`: the entries whose identity is not `uri`'s, borrowed as in
+/// [`distinct`].
+pub fn without<'a, E: std::borrow::Borrow<ListEntry>>(
+    entries: &'a [E],
+    uri: &Uri,
+) -> Vec<&'a ListEntry> {
     let s = crate::machine::Selection {
         without_originator: true,
         distinct: false,
     };
-    s.apply(entries.to_vec(), uri, |e| &e.uri)
+    s.apply(
+        entries.iter().map(std::borrow::Borrow::borrow).collect(),
+        uri,
+        |e| &e.uri,
+    )
 }
 
 /// `directory.max_participants(group)`: 0 when unlimited or unknown. The directory reports
@@ -376,23 +390,28 @@ pub fn text(pieces: &[Piece<'_>]) -> String {
             }
             Piece::Int(n) => write!(out, "{n}"),
             Piece::Bool(b) => write!(out, "{b}"),
-            Piece::Uri(u) => write_uri(&mut out, u),
+            Piece::Uri(u) => {
+                write_uri(&mut out, u);
+                Ok(())
+            }
             Piece::Duration(d) => write_duration(&mut out, *d),
         };
     }
     out
 }
 
-fn write_uri(out: &mut String, u: &Uri) -> std::fmt::Result {
-    use std::fmt::Write as _;
+/// Appends `u` as interpolated text prints it: as it appeared in the message, else (a URI
+/// built from parts) `scheme:user@host:port`.
+pub(crate) fn write_uri(out: &mut String, u: &Uri) {
     if !u.raw.is_empty() {
         out.push_str(&u.raw);
-        return Ok(());
+        return;
     }
     if u.scheme.is_empty() {
-        return Ok(());
+        return;
     }
-    write!(out, "{}:", u.scheme)?;
+    out.push_str(&u.scheme);
+    out.push(':');
     if !u.user.is_empty() {
         out.push_str(&u.user);
         if !u.host.is_empty() {
@@ -401,9 +420,10 @@ fn write_uri(out: &mut String, u: &Uri) -> std::fmt::Result {
     }
     out.push_str(&u.host);
     if let Some(p) = u.port {
-        write!(out, ":{p}")?;
+        use std::fmt::Write as _;
+        // Writing into a String cannot fail.
+        let _ = write!(out, ":{p}");
     }
-    Ok(())
 }
 
 fn write_duration(out: &mut String, d: Duration) -> std::fmt::Result {
@@ -599,6 +619,46 @@ mod tests {
             "sip:bob@example.com;transport=tcp"
         );
         assert_eq!(text(&[Piece::Uri(&Uri::default())]), "");
+    }
+
+    /// The shapes the generated code gives `distinct` and `without`: nested, over a fact's
+    /// entries or a directory's (owned) list, counted or walked by a quantifier whose body
+    /// reads a field; the entries kept are the first of each identity, borrowed in order.
+    #[test]
+    fn distinct_and_without_borrow_and_nest() {
+        let entry = |raw: &str, user: &str, name: &str| ListEntry {
+            uri: uri(raw, user, "example.com"),
+            display_name: Some(name.into()),
+            ..ListEntry::default()
+        };
+        let entries = vec![
+            entry("sip:bob@example.com", "bob", "first bob"),
+            entry("sip:alice@example.com", "alice", "alice"),
+            entry("sip:bob@example.com;transport=tcp", "bob", "second bob"),
+            entry("sip:carol@example.com", "carol", "carol"),
+        ];
+        let alice = uri("sip:alice@example.com", "alice", "example.com");
+        assert_eq!(
+            count(distinct(without(entries.as_slice(), &alice).as_slice()).as_slice()),
+            2
+        );
+        let others = without(entries.as_slice(), &alice);
+        let kept = distinct(others.as_slice());
+        assert_eq!(count(kept.as_slice()), 2);
+        assert!(
+            std::ptr::eq(kept[0], &entries[0]),
+            "the first bob, borrowed"
+        );
+        assert!(std::ptr::eq(kept[1], &entries[3]));
+        assert!(
+            distinct(entries.as_slice())
+                .as_slice()
+                .iter()
+                .any(|e| entry_display_name(e) == "alice")
+        );
+        assert_eq!(count(without(kept.as_slice(), &kept[0].uri).as_slice()), 1);
+        let owned: Vec<ListEntry> = entries.clone();
+        assert_eq!(count(distinct(owned.as_slice()).as_slice()), 3);
     }
 
     #[test]

@@ -40,15 +40,13 @@ pub enum InviteePiece {
 /// The header value for `entry`: the pieces in order, with no CR or LF, so that the value
 /// stays on its header line whatever the list held.
 pub fn render(pieces: &[InviteePiece], entry: &ListEntry) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(entry.uri.raw.len() + 32);
     for p in pieces {
         match p {
             InviteePiece::Text(t) => out.push_str(t),
-            InviteePiece::Uri => {
-                out.push_str(&crate::__private::text(&[crate::__private::Piece::Uri(
-                    &entry.uri,
-                )]))
-            }
+            // Written in place, as `{…}` interpolation prints a URI, without a `String` of
+            // its own (this runs once or twice per copy of a page-mode message).
+            InviteePiece::Uri => crate::__private::write_uri(&mut out, &entry.uri),
             InviteePiece::DisplayName => {
                 for c in entry.display_name.as_deref().unwrap_or("").chars() {
                     if c.is_control() && c != '\t' {
@@ -68,7 +66,9 @@ pub fn render(pieces: &[InviteePiece], entry: &ListEntry) -> String {
             InviteePiece::Anonymize => out.push_str(if entry.anonymize { "true" } else { "false" }),
         }
     }
-    out.retain(|c| !matches!(c, '\r' | '\n'));
+    if memchr::memchr2(b'\r', b'\n', out.as_bytes()).is_some() {
+        out.retain(|c| !matches!(c, '\r' | '\n'));
+    }
     out
 }
 

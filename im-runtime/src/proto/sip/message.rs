@@ -176,6 +176,55 @@ impl Message {
         })
     }
 
+    /// A message a builder ([`super::build`]) wrote, made from the places it wrote each part
+    /// instead of by parsing the bytes back: the same [`Message`] as
+    /// [`Message::parse_structure`] of `buf` (the builders' tests compare them), for a
+    /// message whose every header line is `Name: value` CRLF with a token name and a value
+    /// on one line, one Content-Length that matches its body, and the blank line at
+    /// `body_start - 2`. `lines` holds, per header line in order, its name, where the name
+    /// starts and ends (the colon follows it) and where the line ends (before its CRLF).
+    /// `None` when the start line does not parse or the message is too large; the builder
+    /// then parses it back, which gives the error.
+    pub(super) fn from_written(
+        buf: Bytes,
+        lines: &[(HeaderName, usize, usize, usize)],
+        body_start: usize,
+    ) -> Option<Message> {
+        if buf.len() > u32::MAX as usize {
+            return None;
+        }
+        let b = &buf[..];
+        let sl_end = memchr::memchr(b'\r', b)?;
+        let start = parse_start_line(b.get(..sl_end)?).ok()?;
+        let headers = lines
+            .iter()
+            .map(|&(name, ns, ne, end)| {
+                // Trimmed as the parser trims a value (LWS on both sides).
+                let mut s = ne + 1;
+                let mut e = end;
+                while s < e && b.get(s).is_some_and(|&c| super::scan::is_lws(c)) {
+                    s += 1;
+                }
+                while e > s && b.get(e - 1).is_some_and(|&c| super::scan::is_lws(c)) {
+                    e -= 1;
+                }
+                Header {
+                    name,
+                    name_span: Span::new(ns, ne),
+                    value: Span::new(s, e),
+                }
+            })
+            .collect();
+        let body = Span::new(body_start, b.len());
+        Some(Message {
+            buf,
+            start,
+            headers,
+            body,
+            known: Known::default(),
+        })
+    }
+
     fn parse_inner(full: &Bytes, transport: Transport) -> Result<Message, ParseError> {
         Self::parse_inner_checked(full, transport, true)
     }
