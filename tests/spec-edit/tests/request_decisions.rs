@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod common;
+mod replies;
 
 use common::{App, PASSWORD, edited_app, original_app};
+use replies::{final_to, status};
 
 const ALICE: &str = "127.0.0.1:5070";
 const SERVER: &str = "127.0.0.1:5060";
@@ -78,28 +80,6 @@ fn sent_to(ep: &mut Endpoint<App>, peer: &str) -> Vec<Message> {
         }
     }
     out
-}
-
-/// The final response among `msgs` to a request of `method`.
-fn final_to(msgs: &[Message], method: &str) -> Message {
-    let finals: Vec<&Message> = msgs
-        .iter()
-        .filter(|m| {
-            !m.is_request()
-                && m.status().is_some_and(|s| u16::from(s) >= 200)
-                && m.cseq().is_some_and(|c| c.method.as_str() == method)
-        })
-        .collect();
-    assert_eq!(
-        finals.len(),
-        1,
-        "one final answer to the {method}: {msgs:?}"
-    );
-    finals[0].clone()
-}
-
-fn status(m: &Message) -> u16 {
-    m.status().map(u16::from).unwrap_or(0)
 }
 
 /// The endpoint running `app` with the INVITE `text` given; the instant and the answer.

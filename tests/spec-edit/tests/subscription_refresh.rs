@@ -13,8 +13,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 mod common;
+mod replies;
 
 use common::{App, edited_app, original_app};
+use replies::{final_to, status};
 
 const ALICE: &str = "127.0.0.1:5070";
 /// Where alice's subscription comes from (and its NOTIFYs go).
@@ -133,28 +135,6 @@ fn ok_for(n: &Message) -> String {
         h("Call-ID"),
         h("CSeq")
     )
-}
-
-/// The final response among `msgs` to a request of `method`.
-fn final_to(msgs: &[Message], method: &str) -> Message {
-    let finals: Vec<&Message> = msgs
-        .iter()
-        .filter(|m| {
-            !m.is_request()
-                && m.status().is_some_and(|s| u16::from(s) >= 200)
-                && m.cseq().is_some_and(|c| c.method.as_str() == method)
-        })
-        .collect();
-    assert_eq!(
-        finals.len(),
-        1,
-        "one final answer to the {method}: {msgs:?}"
-    );
-    finals[0].clone()
-}
-
-fn status(m: &Message) -> u16 {
-    m.status().map(u16::from).unwrap_or(0)
 }
 
 /// `Subscription-State` of the one NOTIFY in `n`.
