@@ -121,3 +121,11 @@ pub mod unsubscribe_undecided {
     ));
 }
 
+/// `specs/page_mode_group_invite.imspec` whose 7.9.1.4 `declined` records no outcome
+/// (`gaps.toml`).
+pub mod declined_without_outcome {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-declined_without_outcome/page_mode_group_invite.rs"
+    ));
+}

@@ -5,17 +5,17 @@
 //! `specs/` as written (no such line) and of copies with one rule taken out (`gaps.toml`):
 //! no `respond` to the originator's BYE, no `shutdown` handler, no `copy unroutable` handler,
 //! no rule deciding a new conference-state subscription, an unsubscribe rule that decides
-//! nothing.
+//! nothing, an invitee's refusal that records no `outcome` for its copy.
 //! A rule that decided and whose action failed (the application refusing a `store copy`) is
 //! no gap: the log says which rule it was, and the rules decide again.
 
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig, OfflineCopy};
 use im_runtime::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Method, Route, Uri};
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use imspec_spec_edit::{
-    exploder, gap_no_copy_unroutable, gap_no_originator_bye, gap_no_shutdown,
-    no_subscription_decision, original, refused_after_inviting,
+    declined_without_outcome, exploder, gap_no_copy_unroutable, gap_no_originator_bye,
+    gap_no_shutdown, no_subscription_decision, original, refused_after_inviting,
     refused_after_inviting_legs_left_up, store_always_when_unroutable, store_when_unroutable,
     unsubscribe_undecided,
 };
@@ -645,3 +645,119 @@ fn an_unsubscribe_no_rule_decides_ends_the_subscription_and_is_logged_as_a_spec_
     assert!(line.contains("ext-dr/delivery_reports@"), "{line}");
 }
 
+/// Alice's session; her ACK, and her message over MSRP (held for the legs); then bob, who
+/// was invited, refuses with 486. The log.
+#[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
+fn declined_after_the_message(app: App) -> String {
+    logged(|| {
+        let mut ep = Endpoint::new(
+            EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855")),
+            app,
+        );
+        let now = Instant::now();
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(ALICE),
+                data: invite().into_bytes().into(),
+            },
+        );
+        let out = drain(&mut ep);
+        let ok = out
+            .iter()
+            .find(|(a, m)| *a == addr(ALICE) && m.status().map(u16::from) == Some(200))
+            .map(|(_, m)| m.clone())
+            .expect("the session is answered 200");
+        let to_bob = out
+            .iter()
+            .find(|(a, m)| *a == addr(INVITEE) && m.method() == Some(&Method::Invite))
+            .map(|(_, m)| m.clone())
+            .expect("bob is invited");
+        let ack = format!(
+            "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKgapack;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: {}\r\nCall-ID: gap@alice\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            focus(&ok),
+            ok.header_str("To").unwrap_or_default()
+        );
+        send(&mut ep, now, &ack);
+
+        // Alice connects to the MSRP path of the answer and sends her message.
+        let answer = String::from_utf8_lossy(ok.body_bytes()).into_owned();
+        let our_path = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=path:"))
+            .expect("the answer has a path")
+            .trim()
+            .to_owned();
+        let conn = ConnId(ConnId::ACCEPTED | 1);
+        ep.handle_input(
+            now,
+            Input::StreamOpened {
+                conn,
+                kind: StreamKind::Msrp,
+                local: addr("127.0.0.1:2855"),
+                peer: addr("127.0.0.1:7000"),
+            },
+        );
+        let text = "hello";
+        let send_msrp = format!(
+            "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{text}\r\n-------t1$\r\n",
+            n = text.len()
+        );
+        ep.handle_input(
+            now,
+            Input::StreamData {
+                conn,
+                data: send_msrp.into_bytes().into(),
+            },
+        );
+        drain(&mut ep);
+
+        let h = |n: &str| to_bob.header_str(n).unwrap_or_default().to_string();
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob1\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            h("Via"),
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+            h("CSeq")
+        );
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(INVITEE),
+                data: busy.into_bytes().into(),
+            },
+        );
+        drain(&mut ep);
+    })
+    .1
+}
+
+#[test]
+fn a_failed_leg_with_no_outcome_is_logged_as_a_spec_gap() {
+    // 7.9.1.4 `declined` records the copy's outcome: no gap.
+    let log = declined_after_the_message(app!(original));
+    assert!(log.contains("7.9.1.4/declined"), "the rule acted: {log}");
+    assert!(
+        log.contains("recipient sip:bob@example.com: not reached (486)"),
+        "{log}"
+    );
+    assert!(gaps(&log).is_empty(), "{log}");
+
+    // The edited `declined` fails the leg and records nothing: the copy still fails with
+    // bob's 486, and the missing `outcome` is logged against bob's leg machine.
+    let log = declined_after_the_message(app!(declined_without_outcome));
+    let lines = gaps(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = lines[0];
+    assert!(
+        line.contains(
+            "spec gap: no spec rule recorded the outcome of a failed leg; its copy fails with 486"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("trigger=\"response 486\""), "{line}");
+    assert!(line.contains("7.9.1.4/invitee_leg@failed"), "{line}");
+}
