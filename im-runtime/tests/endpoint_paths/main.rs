@@ -589,6 +589,14 @@ fn a_delivered_message_is_reported_and_every_dialog_ends() {
     let out = sim.msrp_open(bob_conn, "127.0.0.1:40000", addr("127.0.0.2:7002"));
     let chunk = sent_on(&out, bob_conn).expect("the message goes to bob");
     let frame = msrp::decode_one(&chunk).unwrap();
+    // The copy asks for the transaction response that settles it (RFC 4975 §7.1.2) and no
+    // success REPORT (docs/decisions.md), and keeps alice's Content-Type.
+    assert_eq!(frame.failure_report, Some(msrp::FailureReport::Yes));
+    assert_eq!(frame.success_report, Some(msrp::SuccessReport::No));
+    assert_eq!(
+        frame.body.as_ref().map(|b| b.content_type.as_str()),
+        Some("text/plain")
+    );
     let resp = msrp::response_to(&frame, msrp::StatusCode(200), None).unwrap();
     sim.input(Input::StreamData {
         conn: bob_conn,
