@@ -459,7 +459,13 @@ impl Session {
         match (d.refresh.as_deref(), unanswered) {
             (None, None) => {}
             (None, Some((key, msg))) => {
-                // No rule decided (a spec without ext-dr.4): the subscription is not granted.
+                // No rule decided (a spec without ext-dr.4): the subscription is not granted,
+                // and the missing rule is logged like every other fallback.
+                self.spec_gap(
+                    None,
+                    "request SUBSCRIBE",
+                    format_args!("no spec rule decided a new subscription; 403 sent"),
+                );
                 let w = warning(&cx.agent(), "no rule of the spec accepts this subscription");
                 cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
             }
@@ -484,17 +490,21 @@ impl Session {
                 // grants nothing.
                 let tag = tag.to_owned();
                 if d.expires == 0 {
-                    tracing::error!(
-                        what = "conference",
-                        session = self.id.0,
-                        "spec gap: no rule decided an unsubscribe; 200, subscription ended"
+                    self.spec_gap(
+                        None,
+                        "request SUBSCRIBE",
+                        format_args!(
+                            "no spec rule decided an unsubscribe; 200 sent, subscription ended"
+                        ),
                     );
                     self.refreshed(cx, &d, &tag, None);
                 } else {
-                    tracing::error!(
-                        what = "conference",
-                        session = self.id.0,
-                        "spec gap: no rule decided a subscription refresh; 403, subscription ended"
+                    self.spec_gap(
+                        None,
+                        "request SUBSCRIBE",
+                        format_args!(
+                            "no spec rule decided a subscription refresh; 403 sent, subscription ended"
+                        ),
                     );
                     let w = warning(&cx.agent(), "no rule of the spec renews this subscription");
                     cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
@@ -528,9 +538,10 @@ impl Session {
             // `too_many_subscriptions`), but it cannot grant one. 503 (RFC 3261 §21.5.4,
             // RFC 6665 §4.2.1.2): the server cannot take more now, the subscriber may retry.
             let error = &self.facts.subscription.error;
-            tracing::error!(
-                what = "conference",
-                "spec gap: a rule accepted a subscription past a limit ({error}); refused"
+            self.spec_gap(
+                None,
+                "request SUBSCRIBE",
+                format_args!("a rule accepted a subscription past a limit ({error}); 503 sent"),
             );
             let w = warning(&cx.agent(), error);
             let after = cx.cfg.retry_after_header();

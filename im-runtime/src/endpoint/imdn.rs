@@ -170,14 +170,29 @@ impl Session {
             let (outcome, status) = match (l.delivery, l.status) {
                 (Some(200), _) => (CopyOutcome::Delivered, 200),
                 (Some(code), _) => (CopyOutcome::Failed(code), code),
-                // A leg machine that recorded no outcome (the specs' record one in every
-                // failing rule, 7.9.1.4): the SIP status it ended with, if any (an
-                // unroutable invitee has none: 0; 7.9.1.4 `leg unroutable` records one).
+                // A leg that failed (refused, timed out, unroutable) and whose machine
+                // recorded no outcome: a spec gap, since the specs record one in every rule
+                // that fails a leg (7.9.1.4). The copy fails with the SIP status the leg
+                // ended with, if any (an unroutable invitee has none: 0).
                 (None, LegStatus::Failed) => {
                     let s = l.status_code.unwrap_or(0);
+                    // The event the missing `outcome` belonged to, as the spec writes it.
+                    let trigger = match l.status_code {
+                        Some(c) => format!("response {c}"),
+                        None if l.invite_key.is_some() => "timer B".to_owned(),
+                        None => "leg unroutable".to_owned(),
+                    };
+                    self.spec_gap(
+                        Some(i),
+                        &trigger,
+                        format_args!(
+                            "no spec rule recorded the outcome of a failed leg; its copy fails with {s}"
+                        ),
+                    );
                     (CopyOutcome::Failed(s), s)
                 }
-                // Connected or ended with no copy sent (the originator left first).
+                // Connected or ended with no copy sent (the originator left first, or a 2xx
+                // crossed the CANCEL): no copy went, which is no missing rule.
                 (None, _) => (CopyOutcome::Failed(0), 0),
             };
             self.copies.entries.push(CopyEntry {

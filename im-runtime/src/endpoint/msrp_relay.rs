@@ -568,8 +568,19 @@ impl MsrpRelay {
         );
         let mid = MessageId::from_random(&mid_rand);
         template.message_id = Some(mid.clone());
+        // How the relay learns the copy's fate, which the leg machine hears as `msrp
+        // delivered` / `msrp failed`: a transaction response to every chunk (RFC 4975
+        // §7.1.2, `Failure-Report: yes`), the last chunk's 200 meaning delivered. `no` would
+        // leave the relay no answer at all and `partial` none on success, so this is the one
+        // value under which those events exist (docs/decisions.md). No success REPORT is
+        // asked for: the 200 already settles the copy (one that comes anyway is read too);
+        // whether the originator gets one is the spec's `report success`.
         template.success_report = Some(SuccessReport::No);
         template.failure_report = Some(FailureReport::Yes);
+        // Never defaulted in practice: the held message is a reassembled one of at least one
+        // byte (an empty SEND only binds, `on_send`), so one of its chunks had a body, and
+        // the decoder refuses a body without Content-Type (RFC 4975 §7.1.1). The default only
+        // keeps the type total.
         let ct = m
             .content_type
             .clone()

@@ -48,7 +48,10 @@ impl<A: Application> Endpoint<A> {
             Method::Options => {
                 let allow = self.allow_header();
                 let supported = self.cfg.policy.supported.join(", ");
-                let accept = "application/sdp, multipart/mixed, application/resource-lists+xml, message/cpim, text/plain".to_string();
+                // The media types a request body may have: the same list the 415 check
+                // reads (and its Accept names), so OPTIONS never advertises a type a
+                // request is then refused for, nor hides one it would take.
+                let accept = self.cfg.policy.accepted_types.join(", ");
                 let mut headers = vec![
                     ("Allow", allow),
                     ("Accept", accept),

@@ -238,6 +238,44 @@ fn options_lists_allow_accept_and_supported() {
     );
 }
 
+/// OPTIONS advertises in Accept the body types the 415 check takes, configuration
+/// included: the one list (`policy.accepted_types`) decides both.
+#[test]
+fn options_accept_is_the_list_the_415_check_reads() {
+    let types = [
+        "application/sdp",
+        "multipart/mixed",
+        "application/resource-lists+xml",
+    ];
+    let mut sim = Sim::with(Knobs::default(), |c| {
+        c.policy.accepted_types = types.map(String::from).to_vec();
+    });
+    let out = sim.udp(
+        ALICE,
+        &simple_request(
+            "OPTIONS",
+            "UDP",
+            ALICE,
+            "opt-acc",
+            "z9hG4bKoptacc",
+            "<sip:x@example.com>",
+            1,
+            "",
+        ),
+    );
+    let r = &udp_to(&out, ALICE)[0];
+    assert_eq!(status_of(r), 200);
+    assert_eq!(r.header_str("Accept"), Some(types.join(", ").as_str()));
+    // text/plain is not in the configured list: refused, with the same Accept.
+    let text = crlf(&format!(
+        "MESSAGE sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKacc415\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:x@example.com>\nCall-ID: acc415\nCSeq: 1 MESSAGE\nContent-Type: text/plain\nContent-Length: 5\n\nhello"
+    ));
+    let out = sim.udp(ALICE, &text);
+    let r = &udp_to(&out, ALICE)[0];
+    assert_eq!(status_of(r), 415);
+    assert_eq!(r.header_str("Accept"), Some(types.join(", ").as_str()));
+}
+
 #[test]
 fn oversized_messages_get_513_on_udp_and_close_the_stream_on_tcp() {
     let mut sim = Sim::with(Knobs::default(), |c| c.max_message_size = 1000);
@@ -551,6 +589,14 @@ fn a_delivered_message_is_reported_and_every_dialog_ends() {
     let out = sim.msrp_open(bob_conn, "127.0.0.1:40000", addr("127.0.0.2:7002"));
     let chunk = sent_on(&out, bob_conn).expect("the message goes to bob");
     let frame = msrp::decode_one(&chunk).unwrap();
+    // The copy asks for the transaction response that settles it (RFC 4975 §7.1.2) and no
+    // success REPORT (docs/decisions.md), and keeps alice's Content-Type.
+    assert_eq!(frame.failure_report, Some(msrp::FailureReport::Yes));
+    assert_eq!(frame.success_report, Some(msrp::SuccessReport::No));
+    assert_eq!(
+        frame.body.as_ref().map(|b| b.content_type.as_str()),
+        Some("text/plain")
+    );
     let resp = msrp::response_to(&frame, msrp::StatusCode(200), None).unwrap();
     sim.input(Input::StreamData {
         conn: bob_conn,

@@ -100,3 +100,32 @@ pub mod refused_after_inviting_legs_left_up {
         "/gap-refused_after_inviting_legs_left_up/page_mode_group_invite.rs"
     ));
 }
+
+/// `specs/page_mode_group_invite.imspec` with no rule deciding a new conference-state
+/// subscription (`gaps.toml`).
+pub mod no_subscription_decision {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-no_subscription_decision/page_mode_group_invite.rs"
+    ));
+}
+
+/// The same spec whose ext-dr.13 `unsubscribes` decides nothing (`gaps.toml`).
+// It and `in_invite_dialog` before it are both rules with no action: the generated `first`
+// has two identical branches, which is what this edit means.
+#[allow(clippy::if_same_then_else)]
+pub mod unsubscribe_undecided {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-unsubscribe_undecided/page_mode_group_invite.rs"
+    ));
+}
+
+/// `specs/page_mode_group_invite.imspec` whose 7.9.1.4 `declined` records no outcome
+/// (`gaps.toml`).
+pub mod declined_without_outcome {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/gap-declined_without_outcome/page_mode_group_invite.rs"
+    ));
+}

@@ -3,18 +3,21 @@
 //! spec writes it and the procedures that heard it (`clause/procedure@state`), so an operator
 //! goes from the line to where the rule is missing. The sans-IO endpoint runs the machines of
 //! `specs/` as written (no such line) and of copies with one rule taken out (`gaps.toml`):
-//! no `respond` to the originator's BYE, no `shutdown` handler, no `copy unroutable` handler.
+//! no `respond` to the originator's BYE, no `shutdown` handler, no `copy unroutable` handler,
+//! no rule deciding a new conference-state subscription, an unsubscribe rule that decides
+//! nothing, an invitee's refusal that records no `outcome` for its copy.
 //! A rule that decided and whose action failed (the application refusing a `store copy`) is
 //! no gap: the log says which rule it was, and the rules decide again.
 
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig, OfflineCopy};
 use im_runtime::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Method, Route, Uri};
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
+use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use imspec_spec_edit::{
-    exploder, gap_no_copy_unroutable, gap_no_originator_bye, gap_no_shutdown, original,
-    refused_after_inviting, refused_after_inviting_legs_left_up, store_always_when_unroutable,
-    store_when_unroutable,
+    declined_without_outcome, exploder, gap_no_copy_unroutable, gap_no_originator_bye,
+    gap_no_shutdown, no_subscription_decision, original, refused_after_inviting,
+    refused_after_inviting_legs_left_up, store_always_when_unroutable, store_when_unroutable,
+    unsubscribe_undecided,
 };
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -83,6 +86,8 @@ struct App {
     methods: fn() -> Vec<Method>,
     unroutable: bool,
     refuse_store: bool,
+    /// Serves SUBSCRIBE to the sessions' focus URIs (conference state).
+    conference: bool,
     kept: RefCell<Vec<OfflineCopy>>,
     stores: Cell<usize>,
 }
@@ -96,6 +101,7 @@ macro_rules! app {
             methods: $spec::methods,
             unroutable: false,
             refuse_store: false,
+            conference: false,
             kept: RefCell::default(),
             stores: Cell::new(0),
         }
@@ -149,6 +155,9 @@ impl Application for App {
     }
     fn router(&self) -> &dyn InviteeRouter {
         self
+    }
+    fn offers_conference_state(&self) -> bool {
+        self.conference
     }
     fn offline_storable(&self, _recipient: &Uri) -> bool {
         true
@@ -492,4 +501,263 @@ fn an_unacked_refusal_ends_the_legs_as_the_timer_h_rule_says() {
     assert!(log.contains("6.1.3.3.2/no_ack"), "{log}");
     assert!(!sent.contains(&Method::Cancel), "{sent:?}\n{log}");
     assert!(gaps(&log).is_empty(), "{log}");
+}
+
+/// The focus URI of the session the 200 `ok` answered (its Contact).
+fn focus(ok: &Message) -> String {
+    ok.header_str("Contact")
+        .unwrap_or_default()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Alice's SUBSCRIBE to `focus` in dialog `call` (`to_tag`: ours, once it exists) for
+/// `expires` seconds: its final answer, and the NOTIFYs sent with it (each answered 200).
+fn subscribe(
+    ep: &mut Endpoint<App>,
+    now: Instant,
+    focus: &str,
+    to_tag: Option<&str>,
+    cseq: u32,
+    expires: u32,
+) -> (Message, Vec<Message>) {
+    let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let text = format!(
+        "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKgapsub{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=sub1\r\nTo: <{focus}>{tag}\r\nCall-ID: gapsub@alice\r\nCSeq: {cseq} SUBSCRIBE\r\nEvent: conference\r\nAccept: application/conference-info+xml\r\nExpires: {expires}\r\nContact: <sip:alice@{ALICE}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = send(ep, now, &text);
+    let status = final_status(&out, "SUBSCRIBE");
+    let answer = out
+        .iter()
+        .find(|m| !m.is_request() && m.status().map(u16::from) == Some(status))
+        .cloned()
+        .expect("the final answer");
+    let notifies: Vec<Message> = out.into_iter().filter(Message::is_request).collect();
+    for n in &notifies {
+        let h = |name: &str| n.header_str(name).unwrap_or_default().to_string();
+        let ok = format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            h("Via"),
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+            h("CSeq")
+        );
+        send(ep, now, &ok);
+    }
+    (answer, notifies)
+}
+
+/// Alice's session, then her SUBSCRIBE to its focus: the answer's status and Warning, and
+/// the log.
+fn new_subscription(mut app: App) -> ((u16, String), String) {
+    app.conference = true;
+    logged(|| {
+        let (mut ep, now, ok) = session(app);
+        let (answer, _) = subscribe(&mut ep, now, &focus(&ok), None, 1, 600);
+        (
+            answer.status().map(u16::from).unwrap_or(0),
+            answer.header_str("Warning").unwrap_or_default().to_string(),
+        )
+    })
+}
+
+#[test]
+fn a_subscription_no_rule_decides_is_refused_and_logged_as_a_spec_gap() {
+    let ((status, _), log) = new_subscription(app!(original));
+    assert_eq!(status, 200, "ext-dr.4 grants the originator's: {log}");
+    assert!(gaps(&log).is_empty(), "{log}");
+
+    let ((status, warning), log) = new_subscription(app!(no_subscription_decision));
+    assert_eq!(status, 403, "nothing granted that no rule grants: {log}");
+    assert!(
+        warning.contains("no rule of the spec accepts this subscription"),
+        "{warning}"
+    );
+    let lines = gaps(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = lines[0];
+    assert!(
+        line.contains("spec gap: no spec rule decided a new subscription; 403 sent"),
+        "{line}"
+    );
+    assert!(line.contains("trigger=\"request SUBSCRIBE\""), "{line}");
+    assert!(line.contains("ext-dr/delivery_reports@"), "{line}");
+}
+
+/// Alice's session, her subscription granted, then her unsubscribe (Expires: 0) in its
+/// dialog: the unsubscribe's status, the last NOTIFY's Subscription-State, and the log of
+/// the unsubscribe alone.
+fn unsubscribe(mut app: App) -> (u16, String, String) {
+    app.conference = true;
+    let (mut ep, now, ok) = session(app);
+    let focus = focus(&ok);
+    let (granted, n) = subscribe(&mut ep, now, &focus, None, 1, 600);
+    assert_eq!(granted.status().map(u16::from), Some(200), "{granted:?}");
+    assert_eq!(n.len(), 1, "the full state: {n:?}");
+    let tag = granted
+        .to()
+        .and_then(|t| t.tag())
+        .expect("a To tag")
+        .to_string();
+    let ((status, state), log) = logged(|| {
+        let (answer, n) = subscribe(&mut ep, now, &focus, Some(&tag), 2, 0);
+        assert_eq!(n.len(), 1, "one last NOTIFY: {n:?}");
+        (
+            answer.status().map(u16::from).unwrap_or(0),
+            n[0].header_str("Subscription-State")
+                .unwrap_or_default()
+                .to_string(),
+        )
+    });
+    (status, state, log)
+}
+
+#[test]
+fn an_unsubscribe_no_rule_decides_ends_the_subscription_and_is_logged_as_a_spec_gap() {
+    let (status, state, log) = unsubscribe(app!(original));
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(state, "terminated;reason=timeout");
+    assert!(gaps(&log).is_empty(), "{log}");
+    assert!(
+        log.contains("ext-dr.13/unsubscribes"),
+        "the rule acted: {log}"
+    );
+
+    // `unsubscribes` decides nothing: the subscriber may always end its own subscription
+    // (RFC 6665 §4.2.1.2), so it ends as asked, and the missing decision is logged.
+    let (status, state, log) = unsubscribe(app!(unsubscribe_undecided));
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(state, "terminated;reason=timeout");
+    let lines = gaps(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = lines[0];
+    assert!(
+        line.contains(
+            "spec gap: no spec rule decided an unsubscribe; 200 sent, subscription ended"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("trigger=\"request SUBSCRIBE\""), "{line}");
+    assert!(line.contains("ext-dr/delivery_reports@"), "{line}");
+}
+
+/// Alice's session; her ACK, and her message over MSRP (held for the legs); then bob, who
+/// was invited, refuses with 486. The log.
+#[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
+fn declined_after_the_message(app: App) -> String {
+    logged(|| {
+        let mut ep = Endpoint::new(
+            EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855")),
+            app,
+        );
+        let now = Instant::now();
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(ALICE),
+                data: invite().into_bytes().into(),
+            },
+        );
+        let out = drain(&mut ep);
+        let ok = out
+            .iter()
+            .find(|(a, m)| *a == addr(ALICE) && m.status().map(u16::from) == Some(200))
+            .map(|(_, m)| m.clone())
+            .expect("the session is answered 200");
+        let to_bob = out
+            .iter()
+            .find(|(a, m)| *a == addr(INVITEE) && m.method() == Some(&Method::Invite))
+            .map(|(_, m)| m.clone())
+            .expect("bob is invited");
+        let ack = format!(
+            "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKgapack;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: {}\r\nCall-ID: gap@alice\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            focus(&ok),
+            ok.header_str("To").unwrap_or_default()
+        );
+        send(&mut ep, now, &ack);
+
+        // Alice connects to the MSRP path of the answer and sends her message.
+        let answer = String::from_utf8_lossy(ok.body_bytes()).into_owned();
+        let our_path = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=path:"))
+            .expect("the answer has a path")
+            .trim()
+            .to_owned();
+        let conn = ConnId(ConnId::ACCEPTED | 1);
+        ep.handle_input(
+            now,
+            Input::StreamOpened {
+                conn,
+                kind: StreamKind::Msrp,
+                local: addr("127.0.0.1:2855"),
+                peer: addr("127.0.0.1:7000"),
+            },
+        );
+        let text = "hello";
+        let send_msrp = format!(
+            "MSRP t1 SEND\r\nTo-Path: {our_path}\r\nFrom-Path: msrp://127.0.0.1:7000/alicesess;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{text}\r\n-------t1$\r\n",
+            n = text.len()
+        );
+        ep.handle_input(
+            now,
+            Input::StreamData {
+                conn,
+                data: send_msrp.into_bytes().into(),
+            },
+        );
+        drain(&mut ep);
+
+        let h = |n: &str| to_bob.header_str(n).unwrap_or_default().to_string();
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob1\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            h("Via"),
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+            h("CSeq")
+        );
+        ep.handle_input(
+            now,
+            Input::Datagram {
+                local: addr(SERVER),
+                from: addr(INVITEE),
+                data: busy.into_bytes().into(),
+            },
+        );
+        drain(&mut ep);
+    })
+    .1
+}
+
+#[test]
+fn a_failed_leg_with_no_outcome_is_logged_as_a_spec_gap() {
+    // 7.9.1.4 `declined` records the copy's outcome: no gap.
+    let log = declined_after_the_message(app!(original));
+    assert!(log.contains("7.9.1.4/declined"), "the rule acted: {log}");
+    assert!(
+        log.contains("recipient sip:bob@example.com: not reached (486)"),
+        "{log}"
+    );
+    assert!(gaps(&log).is_empty(), "{log}");
+
+    // The edited `declined` fails the leg and records nothing: the copy still fails with
+    // bob's 486, and the missing `outcome` is logged against bob's leg machine.
+    let log = declined_after_the_message(app!(declined_without_outcome));
+    let lines = gaps(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = lines[0];
+    assert!(
+        line.contains(
+            "spec gap: no spec rule recorded the outcome of a failed leg; its copy fails with 486"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("trigger=\"response 486\""), "{line}");
+    assert!(line.contains("7.9.1.4/invitee_leg@failed"), "{line}");
 }
