@@ -5,8 +5,9 @@
 use super::super::super::*;
 use super::*;
 
-/// A contact registered over a connection, or whose URI asks for a transport.
-#[derive(Clone, Copy, Debug)]
+/// A contact registered over a connection, or whose URI asks for a transport, or through
+/// proxies that asked to stay on the path to it (RFC 3327 `Path`).
+#[derive(Clone, Debug)]
 pub(super) struct Flow {
     /// The connection the REGISTER came over, its remote address and whether it is TLS.
     pub(super) conn: Option<(ConnId, SocketAddr, bool)>,
@@ -15,7 +16,22 @@ pub(super) struct Flow {
     /// Registered as an outbound flow (RFC 5626 §6: `reg-id` and `+sip.instance`): the
     /// contact is reached over `conn` only, and not at all once it has closed (§5.3).
     pub(super) outbound: bool,
+    /// The REGISTER's Path (RFC 3327 §5.3): the route set of requests to the contact.
+    pub(super) path: Option<RegisteredPath>,
     pub(super) until: Instant,
+}
+
+/// The Path a contact registered with (RFC 3327 §5.3), as requests to it use it (§5.3: the
+/// registrar's proxy pre-loads it as Route headers): the values in order, and where the
+/// first one is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) struct RegisteredPath {
+    /// The Path values as received, top first: the Route headers of requests to the contact.
+    pub(in crate::endpoint) routes: std::sync::Arc<[String]>,
+    /// Where the first value points (its IP address and port; the REGISTER's source when it
+    /// names a host the sans-IO core does not resolve), and the transport its URI asks for.
+    pub(in crate::endpoint) hop: SocketAddr,
+    pub(in crate::endpoint) transport: Option<LegTransport>,
 }
 
 /// Registered contacts that are reached other than by plain UDP, by contact address (what
@@ -86,7 +102,7 @@ impl Flows {
         self.by_contact
             .get(&contact)
             .filter(|f| f.until > now)
-            .copied()
+            .cloned()
     }
 
     /// How many contacts are known (tests).
@@ -100,13 +116,15 @@ impl<A: Application> Endpoint<A> {
     /// A REGISTER from `peer` was applied: remember which of its contacts are reached over
     /// its connection (rule 2) or ask for a transport in their URI.
     /// `outbound[i]`: binding `i` registers an outbound flow (RFC 5626 §6; the registrar's
-    /// `outbound_flow`), which only a REGISTER over a connection can.
+    /// `outbound_flow`), which only a REGISTER over a connection can. `path`: the REGISTER's
+    /// Path (RFC 3327), kept with each of its bindings.
     pub(in crate::endpoint) fn note_flows(
         &mut self,
         now: Instant,
         peer: Peer,
         change: &RegisterChange,
         outbound: &[bool],
+        path: Option<&RegisteredPath>,
     ) {
         let RegisterChange::Update(bindings) = change else {
             // `Contact: *`: the router no longer returns these contacts; their entries
@@ -121,12 +139,20 @@ impl<A: Application> Endpoint<A> {
             let uri = crate::proto::sip::Uri::parse(&b.uri)
                 .ok()
                 .and_then(|u| LegTransport::asked_by(&u.to_view()));
-            let flow = (b.expires > 0 && (conn.is_some() || uri.is_some())).then(|| Flow {
-                conn,
-                uri,
-                outbound: conn.is_some() && outbound.get(i).copied().unwrap_or(false),
-                until: now + Duration::from_secs(u64::from(b.expires)),
-            });
+            let flow =
+                (b.expires > 0 && (conn.is_some() || uri.is_some() || path.is_some())).then(|| {
+                    Flow {
+                        conn,
+                        uri,
+                        // Through an edge proxy (Path), the flow is the proxy's to keep (RFC 5626
+                        // §5.3: it answers 430 when it fails), not ours: requests go by the Path.
+                        outbound: conn.is_some()
+                            && path.is_none()
+                            && outbound.get(i).copied().unwrap_or(false),
+                        path: path.cloned(),
+                        until: now + Duration::from_secs(u64::from(b.expires)),
+                    }
+                });
             self.cfg.peer_transports.lock().note(now, b.addr, flow);
         }
     }
@@ -145,6 +171,7 @@ mod tests {
             conn: None,
             uri: Some(LegTransport::Tcp),
             outbound: false,
+            path: None,
             until,
         };
         let a: SocketAddr = "192.0.2.1:5060".parse().unwrap();

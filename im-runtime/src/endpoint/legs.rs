@@ -7,6 +7,10 @@ use crate::machine::{Invitation, ListEntry};
 use route_leg::LegTransport;
 use std::borrow::Cow;
 
+/// 430 Flow Failed (RFC 5626 §11.5): what a leg hears when its invitee's outbound flow has
+/// closed (§5.3).
+const FLOW_FAILED: u16 = 430;
+
 impl Session {
     /// The addresses a fan-out reaches: the source the spec names, narrowed by the spec's
     /// selection (nothing is dropped unless the spec says so).
@@ -56,7 +60,10 @@ impl Session {
             let uri = &target.uri;
             // Transport and connection: `route_leg.rs` (an invitee that wants TLS from a
             // server without it is unroutable).
-            let mut routed = cx.route_leg(uri);
+            let (mut routed, path_routes) = match cx.route_leg(uri) {
+                Some((r, route, p)) => (Some((r, route)), p),
+                None => (None, None),
+            };
             let tls = routed
                 .as_ref()
                 .is_some_and(|(r, _)| r.transport == LegTransport::Tls);
@@ -118,6 +125,11 @@ impl Session {
                 if let Some(p) = proxy {
                     b = b.route(&format!("<sip:{p};lr>"));
                 }
+                // The invitee registered through proxies: its Path is the route set (RFC
+                // 3327 §5.3).
+                for r in path_routes.iter().flat_map(|p| p.iter()) {
+                    b = b.route(r);
+                }
                 b.build_own()
             };
             let mut built = build(
@@ -155,6 +167,20 @@ impl Session {
                     cx.msrp
                         .register_leg(self.id, idx, &leg.msrp_session, opts.tls);
                     self.legs.push(leg);
+                }
+                (None, Ok(_)) if cx.flow_failed(uri) => {
+                    // The invitee's outbound flow has closed and it registered no other
+                    // (RFC 5626 §5.3): its leg fails as if the edge proxy had answered 430
+                    // Flow Failed (§11.5), a status a spec rule can tell from no route.
+                    tracing_log(
+                        "leg",
+                        &format!("outbound flow of {} closed: 430 Flow Failed", uri.raw),
+                    );
+                    leg.status = LegStatus::Failed;
+                    leg.status_code = Some(FLOW_FAILED);
+                    self.legs.push(leg);
+                    cx.live.leg(LegOutcome::Rejected);
+                    self.run_leg_machine(cx, idx, &Event::Response(FLOW_FAILED));
                 }
                 _ => {
                     // Unroutable invitee: nothing is sent, no response or timer will come.
@@ -244,7 +270,7 @@ impl Session {
         for target in targets {
             // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), its
             // size included (RFC 3428 §7, RFC 3261 §18.1.1).
-            let (mut r, route) = match cx.route_leg(&target.uri) {
+            let (mut r, route, path) = match cx.route_leg(&target.uri) {
                 Some(routed) => routed,
                 None => {
                     tracing_log("page-mode", &format!("no route to {}", target.uri.raw));
@@ -274,6 +300,9 @@ impl Session {
             let mut b = b.body(&body_ct, body.clone());
             if let Route::OutboundProxy(p) = route {
                 b = b.route(&format!("<sip:{p};lr>"));
+            }
+            for r in path.iter().flat_map(|p| p.iter()) {
+                b = b.route(r);
             }
             let built = if checked { b.build_own() } else { b.build() };
             if let Ok(m) = built {

@@ -46,7 +46,9 @@ mod flows;
 mod redial;
 #[path = "udp_fallback.rs"]
 mod udp_fallback;
+use flows::Flow;
 pub use flows::PeerTransports;
+pub(in crate::endpoint) use flows::RegisteredPath;
 #[allow(unused_imports)] // the module docs link to it
 use flows::TCP_REFUSED_FOR;
 use udp_fallback::rewrite;
@@ -104,7 +106,14 @@ pub(crate) struct LegRoute {
 impl<A: Application> Ctx<'_, A> {
     /// Rules 1 and 2 for `uri`: its route and how to reach it; `None` when it cannot be
     /// reached (no route, or TLS asked of a server without TLS).
-    pub(crate) fn route_leg(&self, uri: &Uri) -> Option<(LegRoute, Route)> {
+    ///
+    /// The third value is the route set to pre-load as Route headers: the Path the contact
+    /// registered with (RFC 3327 §5.3), whose first hop the request then goes to.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn route_leg(
+        &self,
+        uri: &Uri,
+    ) -> Option<(LegRoute, Route, Option<std::sync::Arc<[String]>>)> {
         // TLS asked of a server without it: unroutable.
         self.leg_tls(uri)?;
         let asked = LegTransport::asked_by(uri);
@@ -122,6 +131,43 @@ impl<A: Application> Ctx<'_, A> {
         let r = match route {
             Route::OutboundProxy(p) => plain(p, asked.unwrap_or(LegTransport::Udp)),
             Route::Direct(a) => match self.cfg.peer_transports.lock().get(self.now, a) {
+                Some(Flow {
+                    path: Some(p),
+                    conn,
+                    ..
+                }) => {
+                    // Registered through proxies (RFC 3327 §5.3): to the first Path hop,
+                    // over the connection the REGISTER came over when that is the hop's
+                    // and still open, else as the hop's URI asks.
+                    let open = conn.filter(|(c, peer, tls)| {
+                        *peer == p.hop
+                            && self.sip_conn_by_peer.get(peer) == Some(c)
+                            && (!*tls || tls_ok)
+                    });
+                    let r = match open {
+                        Some((_, peer, tls)) => LegRoute {
+                            peer: Peer {
+                                addr: peer,
+                                reliable: true,
+                            },
+                            transport: if tls {
+                                LegTransport::Tls
+                            } else {
+                                LegTransport::Tcp
+                            },
+                            connect: false,
+                            for_size: false,
+                        },
+                        None => {
+                            let t = p.transport.unwrap_or(LegTransport::Udp);
+                            if t == LegTransport::Tls && !tls_ok {
+                                return None;
+                            }
+                            plain(p.hop, t)
+                        }
+                    };
+                    return Some((r, route, Some(p.routes)));
+                }
                 Some(f) => {
                     let open = f.conn.filter(|(c, peer, tls)| {
                         self.sip_conn_by_peer.get(peer) == Some(c)
@@ -167,7 +213,25 @@ impl<A: Application> Ctx<'_, A> {
                 None => plain(a, asked.unwrap_or(LegTransport::Udp)),
             },
         };
-        Some((r, route))
+        Some((r, route, None))
+    }
+
+    /// Whether `uri` cannot be reached because the outbound flow it registered has closed
+    /// and it has registered no other (RFC 5626 §5.3): a request for it fails with 430 Flow
+    /// Failed, as an edge proxy would answer (§11.5), rather than as unroutable.
+    pub(crate) fn flow_failed(&self, uri: &Uri) -> bool {
+        let Some(Route::Direct(a)) = self.app.router().route(uri) else {
+            return false;
+        };
+        self.cfg
+            .peer_transports
+            .lock()
+            .get(self.now, a)
+            .is_some_and(|f| {
+                f.outbound
+                    && f.conn
+                        .is_some_and(|(c, peer, _)| self.sip_conn_by_peer.get(&peer) != Some(&c))
+            })
     }
 
     /// Rule 3: a request of `len` octets that would go over UDP goes over TCP when larger

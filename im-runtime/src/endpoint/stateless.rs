@@ -47,7 +47,18 @@ impl<A: Application> Endpoint<A> {
         match method {
             Method::Options => {
                 let allow = self.allow_header();
-                let supported = self.cfg.policy.supported.join(", ");
+                let mut supported = self.cfg.policy.supported.join(", ");
+                if self.app.offers_registrar() {
+                    // The registrar keeps Path (RFC 3327) and outbound flows (RFC 5626
+                    // §6); a tag for what this server does as a registrar only, so not in
+                    // the policy's list that Require is checked against.
+                    for tag in ["path", "outbound"] {
+                        if !supported.is_empty() {
+                            supported.push_str(", ");
+                        }
+                        supported.push_str(tag);
+                    }
+                }
                 // The media types a request body may have: the same list the 415 check
                 // reads (and its Accept names), so OPTIONS never advertises a type a
                 // request is then refused for, nor hides one it would take.

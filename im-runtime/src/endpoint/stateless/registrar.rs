@@ -3,6 +3,7 @@
 
 use super::super::*;
 use crate::endpoint::app::{ContactBinding, RegisterChange, RegisterError};
+use crate::endpoint::session::route_leg::RegisteredPath;
 use crate::proto::sip::NameAddr;
 
 impl<A: Application> Endpoint<A> {
@@ -43,7 +44,11 @@ impl<A: Application> Endpoint<A> {
             self.reply_simple(now, key, msg, 404, &[("Warning", w)]);
             return;
         }
-        let (change, outbound) = match self.register_change(msg, peer.addr) {
+        let Ask {
+            change,
+            outbound,
+            path,
+        } = match self.register_change(msg, peer.addr) {
             Ok(c) => c,
             Err((status, extra)) => {
                 self.stats.rejected += 1;
@@ -67,12 +72,27 @@ impl<A: Application> Endpoint<A> {
                     let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
                     self.conn_use.registered(conn, &key, until, &mut self.out);
                 }
-                self.note_flows(now, peer, &change, &outbound);
+                self.note_flows(now, peer, &change, &outbound, path.as_ref());
                 // Step 8: the 200 lists every current binding with its remaining time.
-                let extra: Vec<(&str, String)> = bindings
+                let mut extra: Vec<(&str, String)> = bindings
                     .iter()
                     .map(|b| ("Contact", format!("<{}>;expires={}", b.uri, b.expires)))
                     .collect();
+                // RFC 5626 §6: a REGISTER whose outbound registration was applied (over
+                // its own connection, or through an edge proxy that said `ob` in its
+                // Path) is answered with `Require: outbound`, so the UA knows its flow is
+                // kept and starts its keep-alives (§4.4).
+                let conn = self.stream_of(peer).is_some();
+                if outbound.iter().any(|&o| o) && (conn || path.is_some()) {
+                    extra.push(("Require", "outbound".to_string()));
+                }
+                // RFC 3327 §5.3: the stored Path goes back in the 2xx, to a UA that said it
+                // supports Path only.
+                if let Some(p) = &path
+                    && has_option(msg, "path")
+                {
+                    extra.push(("Path", p.routes.join(", ")));
+                }
                 self.reply_simple(now, key, msg, 200, &extra);
                 if !bindings.is_empty() {
                     self.offline_registered(now, &aor);
@@ -100,14 +120,19 @@ impl<A: Application> Endpoint<A> {
     }
 
     /// Steps 6 and 7: what the REGISTER asks for, or the error answer; with it, for each
-    /// binding of an update, whether it registers an outbound flow ([`outbound_flow`]).
+    /// binding of an update, whether it registers an outbound flow ([`outbound_flow`]), and
+    /// its Path (RFC 3327).
     #[allow(clippy::type_complexity)]
     fn register_change(
         &self,
         msg: &Message,
         source: SocketAddr,
-    ) -> Result<(RegisterChange, Vec<bool>), (u16, Vec<(&'static str, String)>)> {
+    ) -> Result<Ask, (u16, Vec<(&'static str, String)>)> {
         let bad = |text: &str| (400, vec![("Warning", warning(&self.agent(), text))]);
+        let path = match registered_path(msg, source) {
+            Ok(p) => p,
+            Err(()) => return Err(bad("malformed Path")),
+        };
         let values = msg.values(HeaderName::Contact);
         let header_expires = msg.expires();
         if values.iter().any(|v| v.trim() == "*") {
@@ -115,11 +140,21 @@ impl<A: Application> Endpoint<A> {
             if values.len() != 1 || header_expires != Some(0) {
                 return Err(bad("Contact: * needs Expires: 0 and no other Contact"));
             }
-            return Ok((RegisterChange::RemoveAll, Vec::new()));
+            return Ok(Ask {
+                change: RegisterChange::RemoveAll,
+                outbound: Vec::new(),
+                path,
+            });
         }
         // RFC 5626 §6: an outbound registration from the UA itself (one Via: no proxy
-        // between it and us) binds the connection it came over.
+        // between it and us) binds the connection it came over; through proxies, the first
+        // hop must support outbound, which it says by `ob` in the Path value it added (the
+        // last one: each proxy adds its own on top, RFC 3327 §5.2).
         let first_hop = msg.values(HeaderName::Via).len() == 1;
+        let edge_ob = msg_path_values(msg)
+            .last()
+            .and_then(|v| NameAddr::parse(v).ok())
+            .is_some_and(|na| na.uri().param("ob").is_some());
         let mut outbound = Vec::with_capacity(values.len());
         let mut out = Vec::with_capacity(values.len());
         for v in values {
@@ -155,10 +190,88 @@ impl<A: Application> Endpoint<A> {
                 addr,
                 expires: expires.min(self.cfg.max_register_expires),
             });
-            outbound.push(first_hop && outbound_flow(&na));
+            let asks_outbound = outbound_flow(&na);
+            if asks_outbound && expires > 0 && !first_hop && !edge_ob {
+                // RFC 5626 §6: the UA asked for outbound through a first hop that does
+                // not support it (more than one Via, no `ob` in the edge proxy's Path):
+                // 439, so the UA registers without outbound or through another proxy
+                // (§11.6).
+                return Err((
+                    439,
+                    vec![(
+                        "Warning",
+                        warning(
+                            &self.agent(),
+                            "outbound asked through a first hop without outbound (no ob in its Path)",
+                        ),
+                    )],
+                ));
+            }
+            outbound.push(asks_outbound && (first_hop || edge_ob));
         }
-        Ok((RegisterChange::Update(out), outbound))
+        Ok(Ask {
+            change: RegisterChange::Update(out),
+            outbound,
+            path,
+        })
     }
+}
+
+/// What a REGISTER asks for ([`Endpoint::register_change`]).
+struct Ask {
+    change: RegisterChange,
+    /// Per binding of an update: it registers an outbound flow (RFC 5626 §6).
+    outbound: Vec<bool>,
+    /// Its Path (RFC 3327), kept with its bindings.
+    path: Option<RegisteredPath>,
+}
+
+/// The values of the Path header lines of `msg`, in order (top first).
+fn msg_path_values(msg: &Message) -> Vec<&str> {
+    msg.headers()
+        .filter(|h| h.name_str.eq_ignore_ascii_case("path"))
+        .flat_map(|h| crate::proto::sip::split_values(h.value))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The Path of a REGISTER from `source` (RFC 3327 §5.3: kept with the bindings, the route
+/// set of requests to them); `None` without one, `Err` when a value is not a name-addr.
+fn registered_path(msg: &Message, source: SocketAddr) -> Result<Option<RegisteredPath>, ()> {
+    let values = msg_path_values(msg);
+    let mut routes = Vec::with_capacity(values.len());
+    let mut first = None;
+    for v in &values {
+        let na = NameAddr::parse(v).map_err(|_| ())?;
+        if first.is_none() {
+            let uri = na.uri();
+            let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+            let hop = match host.parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+                // A host name we do not resolve (sans-IO): the proxy it came from.
+                Err(_) => source,
+            };
+            let transport = crate::proto::sip::Uri::parse(uri.as_str())
+                .ok()
+                .and_then(|u| {
+                    super::super::session::route_leg::LegTransport::asked_by(&u.to_view())
+                });
+            first = Some((hop, transport));
+        }
+        routes.push((*v).to_string());
+    }
+    Ok(first.map(|(hop, transport)| RegisteredPath {
+        routes: routes.into(),
+        hop,
+        transport,
+    }))
+}
+
+/// Whether `msg` names option tag `tag` in Supported.
+fn has_option(msg: &Message, tag: &str) -> bool {
+    msg.supported()
+        .is_ok_and(|v| v.iter().any(|t| t.eq_ignore_ascii_case(tag)))
 }
 
 /// Whether Contact `na` of a REGISTER asks for an outbound flow (RFC 5626 §4.2, §6): it

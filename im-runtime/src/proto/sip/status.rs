@@ -62,6 +62,10 @@ codes! {
     BAD_EXTENSION = 420, "Bad Extension";
     /// 423 Interval Too Brief
     INTERVAL_TOO_BRIEF = 423, "Interval Too Brief";
+    /// 430 Flow Failed (RFC 5626 §11.5)
+    FLOW_FAILED = 430, "Flow Failed";
+    /// 439 First Hop Lacks Outbound Support (RFC 5626 §11.6)
+    FIRST_HOP_LACKS_OUTBOUND_SUPPORT = 439, "First Hop Lacks Outbound Support";
     /// 480 Temporarily Unavailable
     TEMPORARILY_UNAVAILABLE = 480, "Temporarily Unavailable";
     /// 481 Call/Transaction Does Not Exist
