@@ -17,7 +17,7 @@
 //!   when the leg's machine says so (7.9.1.4 `answered_after_cancel`).
 //! * A contact registered as an outbound flow (RFC 5626: `reg-id`, `+sip.instance`) is
 //!   reached over that flow only, `ob` or not: once it has closed, neither the INVITE nor
-//!   our BYE is sent over a new connection to the Contact.
+//!   our BYE is sent over a new connection to the Contact (the leg fails with 430).
 #![cfg(feature = "tokio")]
 
 mod common;
@@ -605,13 +605,15 @@ async fn bob_registers_outbound(call: &str) -> (Server, TcpStream, BytesMut, Tcp
         .await
         .expect("the REGISTER's answer");
     assert_eq!(status_of(&r), 200);
+    // RFC 5626 §6: the registrar applied it.
+    assert_eq!(r.header_str("Require"), Some("outbound"));
     (srv, b, buf, bob_l)
 }
 
 /// RFC 5626 §5.3 with the flow read from the registration, not from `ob`: once bob's
 /// outbound flow has closed, his INVITE is not sent over a new connection to his Contact
 /// (which says `transport=tcp`, and would be dialled for a plain registration): the leg
-/// has no route.
+/// fails with 430 Flow Failed (§11.5; a rejection, not `no route`).
 #[tokio::test]
 async fn an_invitee_whose_outbound_flow_closed_is_not_dialled() {
     let (srv, b, _, bob_l) = bob_registers_outbound("ob1").await;
@@ -620,8 +622,10 @@ async fn an_invitee_whose_outbound_flow_closed_is_not_dialled() {
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     alice_invites(&alice, srv.sip, "ob1", &["sip:bob@example.com"]).await;
     assert!(
-        srv.until(WAIT, |l| l.legs(LegOutcome::NoRoute) == 1).await,
-        "the leg has no route: {:?}",
+        srv.until(WAIT, |l| l.legs(LegOutcome::Rejected) == 1
+            && l.legs(LegOutcome::NoRoute) == 0)
+            .await,
+        "the leg fails with 430: {:?}",
         srv.live.snapshot()
     );
     let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
