@@ -1,5 +1,5 @@
 //! A conference-state NOTIFY to a subscriber whose TCP connection closed, against the real
-//! `im-server` binary (`im-runtime/src/endpoint/conference.rs`): the subscriber SUBSCRIBEs
+//! `im-server` binary (`im-runtime/src/endpoint/conference/notify.rs`): the subscriber SUBSCRIBEs
 //! over TCP with a Contact that listens on TCP, gets its 200 and first NOTIFY on that
 //! connection, answers, and closes it; the next NOTIFY (an invitee declined) must reach it
 //! over a new connection the server opens to its Contact (RFC 3261 §12.2.1.1: the dialog's
