@@ -205,6 +205,19 @@ impl Session {
         !self.conference.subs.is_empty()
     }
 
+    /// The Digest user whose credentials a refresh or an unsubscribe of the subscription
+    /// with our tag `tag` must carry: the user that authenticated its SUBSCRIBE, or, when
+    /// none did (a trusted host vouched for it), its subscriber's user. `None`: no such
+    /// subscription (it ended while the request was on its way; the session answers 481).
+    pub(crate) fn subscription_owner(&self, tag: &str) -> Option<String> {
+        let s = self.conference.find(tag)?;
+        Some(if s.authenticated_user.is_empty() {
+            s.subscriber.user.clone()
+        } else {
+            s.authenticated_user.clone()
+        })
+    }
+
     /// The user part of the focus URI a SUBSCRIBE may name: only an INVITE session's, once
     /// its 2xx gave the URI out.
     pub(crate) fn conference_focus_user(&self) -> Option<&str> {

@@ -131,6 +131,24 @@ impl<A: Application> Endpoint<A> {
         if self.other_package(now, &key, &msg) {
             return;
         }
+        // A refresh or an unsubscribe is challenged as its SUBSCRIBE was (RFC 3261 §22: a
+        // UAS may challenge any request), and only the user the subscription was granted to
+        // passes (else 403). The dialog's identifiers are no credential: Call-ID and tags
+        // travel in the clear, and a refresh moves the NOTIFYs to where it came from
+        // (`refreshed`), so without this whoever saw them could take the state document or
+        // end the subscription. Not a setting of its own: authentication on/off and the
+        // trusted hosts decide it, as for every other request.
+        let owner = self
+            .sessions
+            .get(&sid)
+            .and_then(|s| s.subscription_owner(&dialog.1));
+        if let Some(owner) = owner
+            && self
+                .authenticate(now, peer, &msg, &key, Some(&owner))
+                .is_none()
+        {
+            return;
+        }
         let expires = granted(&msg, self.cfg.max_subscription_expires);
         let req = SubscribeRequest {
             key,
