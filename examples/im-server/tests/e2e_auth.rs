@@ -793,7 +793,7 @@ fn a_subscription_refresh_is_challenged_and_must_carry_the_subscribers_credentia
         GROUP,
         &alice,
         GROUP,
-        &[contact.clone()],
+        std::slice::from_ref(&contact),
         ("application/sdp", sdp),
     );
     assert_eq!(a.status(), 401, "{a:?}");
