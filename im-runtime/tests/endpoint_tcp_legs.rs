@@ -9,7 +9,9 @@
 //!    Via and Contact) when that connect fails; the limit is a configuration knob;
 //! 4. when a leg's connection has closed, our BYE opens a new one to the invitee's Contact
 //!    and our CANCEL a new one to where the INVITE went;
-//! 5. page-mode copies follow rule 3 as INVITEs do.
+//! 5. page-mode copies follow rule 3 as INVITEs do;
+//! 6. an INVITE whose CANCEL could not be sent (its registration flow closed) is remembered
+//!    for a late 2xx for 64*T1, on the endpoint's timer: an idle server holds none after.
 
 mod common;
 
@@ -20,7 +22,7 @@ use im_runtime::machine::Method;
 use im_runtime::proto::sip::{HeaderName, Message};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const ALICE: &str = "127.0.0.1:40000";
 const SIP: &str = "127.0.0.1:5060";
@@ -611,4 +613,61 @@ fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
     );
     assert!(connects(&out).is_empty(), "{out:?}");
     assert_eq!(udp_to(&out, carol).len(), 1, "{out:?}");
+}
+
+/// Rule 6 (`late_answers.rs`): bob rings over his registration connection and it closes;
+/// alice leaves, so the leg is cancelled, but no CANCEL can travel: the INVITE ends at once
+/// and is remembered for a late 2xx (RFC 6026 §7.2). With nothing else happening, the
+/// endpoint's own deadline drops it when its 64*T1 window ends: not a moment before, and
+/// not only when another INVITE comes.
+#[test]
+fn an_invite_remembered_for_a_late_2xx_is_dropped_on_the_timer_after_64_t1() {
+    let mut sim = Sim::new(0);
+    let bob_conn = ConnId(ConnId::ACCEPTED | 9);
+    let bob_src = "127.0.0.3:40125";
+    sim.open(bob_conn, bob_src);
+    sim.data(
+        bob_conn,
+        &register("bob", "sip:bob@127.0.0.3:5099", "r-late", bob_src),
+    );
+    let (out, ok_alice) = sim.session("t12", &["sip:bob@example.com"]);
+    let inv = sip_on(&out, bob_conn).remove(0);
+    sim.data(bob_conn, &response_to(&inv, 180, "b12", None));
+    sim.input(Input::StreamClosed { conn: bob_conn });
+    let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
+    let left = sim.now;
+    sim.udp(
+        ALICE,
+        &simple_request("BYE", "UDP", ALICE, "t12", "z9hG4bKbye12", &to, 2, ""),
+    );
+    assert_eq!(sim.ep.late_invites(), 1, "the INVITE waits for a late 2xx");
+
+    // Only timer inputs from here, at the deadlines the endpoint asks for.
+    let window = 64
+        * EndpointConfig::new(addr(SIP), addr("127.0.0.1:2855"))
+            .timers
+            .t1;
+    while let Some(t) = sim.ep.poll_timeout() {
+        if t >= left + window {
+            break;
+        }
+        sim.now = sim.now.max(t);
+        sim.input(Input::Timeout);
+    }
+    sim.now = left + window - Duration::from_millis(1);
+    sim.input(Input::Timeout);
+    assert_eq!(sim.ep.late_invites(), 1, "kept for its whole window");
+    let due = sim
+        .ep
+        .poll_timeout()
+        .expect("a deadline for the remembered INVITE");
+    assert!(due <= left + window, "{:?} past the window", due - left);
+    for _ in 0..100 {
+        let Some(t) = sim.ep.poll_timeout().filter(|t| *t <= left + window) else {
+            break;
+        };
+        sim.now = sim.now.max(t);
+        sim.input(Input::Timeout);
+    }
+    assert_eq!(sim.ep.late_invites(), 0, "none held after 64*T1");
 }

@@ -13,12 +13,14 @@
 mod common;
 
 use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::proto::digest::{Algorithm, StoredHa1, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
 use im_runtime::transport::{Core, Input, Output};
 use im_server::app::ServerApp;
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
 use im_server::router::{LocationTable, Router};
+use im_server::users::{SharedUsers, UserEntry, Users};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,11 @@ struct Harness {
 
 impl Harness {
     fn new(tune: impl FnOnce(&mut EndpointConfig)) -> Harness {
+        Harness::with_users(tune, Users::default())
+    }
+
+    /// [`Harness::new`] with the users Digest authentication knows.
+    fn with_users(tune: impl FnOnce(&mut EndpointConfig), users: Users) -> Harness {
         let now = Instant::now();
         let groups =
             common::group_folder(GROUP, &[ALICE_URI.to_string(), format!("sip:bob@{BOB}")]);
@@ -51,7 +58,7 @@ impl Harness {
             router: Router::new(None, LocationTable::new(64)),
             metrics: Metrics::new(None),
             bindings: None,
-            users: Default::default(),
+            users: SharedUsers::new(users),
             offline: None,
         };
         let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
@@ -393,5 +400,126 @@ fn options_advertise_the_package_and_other_packages_get_489() {
         r.header_str("Warning")
             .unwrap()
             .contains("outside the INVITE dialog")
+    );
+}
+
+/// A parameter of a Digest challenge, unquoted.
+fn param(challenge: &str, name: &str) -> String {
+    let at = challenge.find(&format!("{name}=")).unwrap() + name.len() + 1;
+    let rest = &challenge[at..];
+    match rest.strip_prefix('"') {
+        Some(q) => q[..q.find('"').unwrap()].to_owned(),
+        None => rest.split([',', ' ']).next().unwrap().to_owned(),
+    }
+}
+
+/// The Authorization line answering `challenge` for a SUBSCRIBE to `uri` (RFC 7616 §3.4.1,
+/// computed with the digest module's `ha1` and `response`, as `e2e_auth.rs` does).
+fn authorization(challenge: &str, user: &str, password: &str, uri: &str, nc: u32) -> String {
+    let (realm, nonce) = (param(challenge, "realm"), param(challenge, "nonce"));
+    let alg = Algorithm::from_token(&param(challenge, "algorithm")).unwrap();
+    let nc = format!("{nc:08x}");
+    let h = ha1(alg, user, &realm, password);
+    let r = response(alg, &h, &nonce, &nc, "cn", "auth", "SUBSCRIBE", uri);
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{r}\", algorithm={}, cnonce=\"cn\", qop=auth, nc={nc}\n",
+        alg.as_str()
+    )
+}
+
+/// The messages sent to `to`: responses, then requests.
+fn sent_to(out: &[(SocketAddr, Message)], to: &str) -> (Vec<Message>, Vec<Message>) {
+    out.iter()
+        .filter(|(a, _)| *a == addr(to))
+        .map(|(_, m)| m.clone())
+        .partition(|m| m.status().is_some())
+}
+
+/// A refresh or an unsubscribe in a subscription's dialog is challenged like the SUBSCRIBE
+/// that created it (RFC 3261 §22) when it comes from a host that is not trusted: without
+/// credentials 401, with valid credentials of another user 403 (the subscription lives on,
+/// its NOTIFYs still go to its subscriber), with the subscriber's credentials (the same
+/// nonce, the next nc) 200 and a NOTIFY. Alice's INVITE comes from a trusted host; her
+/// subscription from one that is not.
+#[test]
+fn a_refresh_from_an_untrusted_host_is_challenged_and_must_be_the_subscribers() {
+    let users: Vec<UserEntry> = ["alice", "bob"]
+        .iter()
+        .map(|u| UserEntry {
+            user: (*u).to_owned(),
+            realm: Some("example.com".to_owned()),
+            ha1: StoredHa1::from_password(u, "example.com", "pw"),
+        })
+        .collect();
+    let mut h = Harness::with_users(
+        |c| {
+            c.auth = Some(Verifier::new("example.com", [5; 32], Instant::now()));
+            c.trusted_hosts = vec![addr(ALICE).ip()];
+        },
+        Users::from_config(&users, "example.com"),
+    );
+    let (focus, _) = open_session(&mut h);
+    const SUB: &str = "127.0.0.3:6001";
+    let request = |cseq: u32, extra: &str, tag: &str| {
+        let to_tag = if tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={tag}")
+        };
+        format!(
+            "SUBSCRIBE {focus} SIP/2.0\nVia: SIP/2.0/UDP {SUB};branch=z9hG4bKrc{cseq}\n\
+             From: <{ALICE_URI}>;tag=src\nTo: <{focus}>{to_tag}\nCall-ID: rechallenge\n\
+             CSeq: {cseq} SUBSCRIBE\nContact: <sip:alice@{SUB}>\nMax-Forwards: 70\n\
+             Event: conference\n{extra}Content-Length: 0\n\n"
+        )
+    };
+
+    // The initial SUBSCRIBE: challenged, then granted with alice's credentials.
+    let (r, _) = sent_to(&h.udp(SUB, &request(1, "Expires: 600\n", "")), SUB);
+    assert_eq!(status(&r[0]), 401, "{r:?}");
+    let challenge = r[0].header_str("WWW-Authenticate").unwrap().to_owned();
+    let cred = |user: &str, nc: u32| authorization(&challenge, user, "pw", &focus, nc);
+    let out = h.udp(
+        SUB,
+        &request(2, &format!("Expires: 600\n{}", cred("alice", 1)), ""),
+    );
+    let (r, n) = sent_to(&out, SUB);
+    assert_eq!(status(&r[0]), 200, "{out:?}");
+    let tag = r[0].to().and_then(|t| t.tag()).unwrap().to_string();
+    assert_eq!(n.len(), 1);
+    h.udp(SUB, &ok_for(&n[0], 200));
+
+    // A refresh without credentials: 401, nothing renewed, no NOTIFY.
+    let (r, n) = sent_to(&h.udp(SUB, &request(3, "Expires: 600\n", &tag)), SUB);
+    assert_eq!(status(&r[0]), 401, "{r:?}");
+    assert!(r[0].header_str("WWW-Authenticate").is_some());
+    assert!(n.is_empty(), "{n:?}");
+
+    // Bob's valid credentials on alice's subscription: 403, and no NOTIFY.
+    let bob = format!("Expires: 600\n{}", cred("bob", 2));
+    let (r, n) = sent_to(&h.udp(SUB, &request(4, &bob, &tag)), SUB);
+    assert_eq!(status(&r[0]), 403, "{r:?}");
+    assert!(n.is_empty(), "{n:?}");
+
+    // Alice's, on the same nonce with the next nc: renewed, the next version.
+    let alice = format!("Expires: 300\n{}", cred("alice", 3));
+    let (r, n) = sent_to(&h.udp(SUB, &request(5, &alice, &tag)), SUB);
+    assert_eq!(status(&r[0]), 200, "{r:?}");
+    assert_eq!(r[0].header_str("Expires"), Some("300"));
+    assert!(body(&n[0]).contains("version=\"2\""), "{}", body(&n[0]));
+    h.udp(SUB, &ok_for(&n[0], 200));
+
+    // An unsubscribe without credentials: 401, the subscription stays.
+    let (r, n) = sent_to(&h.udp(SUB, &request(6, "Expires: 0\n", &tag)), SUB);
+    assert_eq!(status(&r[0]), 401, "{r:?}");
+    assert!(n.is_empty(), "{n:?}");
+    // With alice's credentials: 200 and the last NOTIFY.
+    let alice = format!("Expires: 0\n{}", cred("alice", 4));
+    let (r, n) = sent_to(&h.udp(SUB, &request(7, &alice, &tag)), SUB);
+    assert_eq!(status(&r[0]), 200, "{r:?}");
+    assert_eq!(
+        n[0].header_str("Subscription-State"),
+        Some("terminated;reason=timeout")
     );
 }

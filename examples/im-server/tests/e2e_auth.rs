@@ -13,7 +13,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::{Server, Sipp};
+use common::{Server, Sipp, group_folder};
 use im_runtime::proto::digest::{Algorithm, ha1, response};
 
 const FACTORY: &str = "sip:conference-factory@example.com";
@@ -85,6 +85,32 @@ impl Client {
 
     fn addr(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
+    }
+
+    /// Sends `req` (a whole request) and returns its final answer with the requests the
+    /// server sent meanwhile and right after (up to `then` of them), each answered 200.
+    fn exchange(&mut self, req: &str, then: usize) -> (Answer, Vec<String>) {
+        self.sock.send_to(req.as_bytes(), self.server).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let mut requests = Vec::new();
+        let mut answer = None;
+        while answer.is_none() || requests.len() < then {
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                break;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !text.starts_with("SIP/2.0 ") {
+                let ok = ok_for(&text);
+                self.sock.send_to(ok.as_bytes(), self.server).unwrap();
+                requests.push(text);
+                continue;
+            }
+            let a = Answer { text };
+            if a.status() >= 200 {
+                answer = Some(a);
+            }
+        }
+        (answer.expect("an answer"), requests)
     }
 
     /// Sends `method` to `ruri` with the given extra header lines and body; returns the
@@ -705,4 +731,167 @@ fn a_trusted_host_is_not_challenged() {
     );
     assert_eq!(a.status(), 202, "{a:?}\n{}", s.log());
     assert!(!s.log().contains("challenged"), "{}", s.log());
+}
+
+/// A 200 to request `req` (its Via, From, To, Call-ID and CSeq copied, RFC 3261 §8.2.6.2).
+fn ok_for(req: &str) -> String {
+    let copied: String = req
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter(|l| {
+            let n = l
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(n.as_str(), "via" | "from" | "to" | "call-id" | "cseq")
+        })
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    format!("SIP/2.0 200 OK\r\n{copied}Content-Length: 0\r\n\r\n")
+}
+
+// covers: ext-dr.13/unsubscribes
+/// With authentication on, a conference-state subscription's refresh and unsubscribe are
+/// challenged as its SUBSCRIBE was (RFC 3261 §22), against the real binary: alice, a demo
+/// user, opens a session to her group (challenged, then admitted), subscribes (challenged,
+/// then granted); a refresh in the subscription's dialog without credentials gets 401, one
+/// with bob's valid credentials 403 (and no NOTIFY), one with alice's (the same nonce, the
+/// next nc) 200 and a NOTIFY; an unsubscribe without credentials 401, with alice's 200
+/// and the last NOTIFY. The Digest responses are computed here with the digest module
+/// (`authorization`), as for the other tests of this file.
+#[test]
+fn a_subscription_refresh_is_challenged_and_must_carry_the_subscribers_credentials() {
+    const GROUP: &str = "sip:e2e@example.com";
+    let bob_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bob = format!("sip:bob@{}", bob_sock.local_addr().unwrap());
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let alice_addr = probe.local_addr().unwrap();
+    drop(probe);
+    let alice = format!("sip:alice@{alice_addr}");
+    let groups = group_folder(GROUP, &[alice.clone(), bob]);
+    let s = Server::start_auth(&["--groups", groups.path().to_str().unwrap()]);
+    let sock = UdpSocket::bind(alice_addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Client {
+        sock,
+        server: s.sip,
+        cseq: 0,
+        call_id: "resub-inv@127.0.0.1".to_owned(),
+    };
+
+    // Alice's pager-mode session (RFC 4975 offer): challenged, then admitted.
+    let sdp = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=message 7000 TCP/MSRP *\r\na=accept-types:message/cpim text/plain\r\n\
+               a=path:msrp://127.0.0.1:7000/rs1;tcp\r\na=setup:active\r\na=sendonly\r\n";
+    let contact = format!("Contact: <{alice}>");
+    let a = c.send(
+        "INVITE",
+        GROUP,
+        &alice,
+        GROUP,
+        std::slice::from_ref(&contact),
+        ("application/sdp", sdp),
+    );
+    assert_eq!(a.status(), 401, "{a:?}");
+    let ch = a.headers("WWW-Authenticate");
+    let cred = authorization(&ch[0], "alice", "alice-demo", "INVITE", GROUP, 1);
+    let ok = c.send(
+        "INVITE",
+        GROUP,
+        &alice,
+        GROUP,
+        &[contact, cred],
+        ("application/sdp", sdp),
+    );
+    assert_eq!(ok.status(), 200, "{ok:?}\n{}", s.log());
+    let focus = ok.headers("Contact")[0]
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let to = ok.headers("To")[0].clone();
+    let ack = format!(
+        "ACK {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {alice_addr};branch=z9hG4bKrsack;rport\r\n\
+         From: <{alice}>;tag=f2\r\nTo: {to}\r\nCall-ID: resub-inv@127.0.0.1\r\n\
+         CSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.sock.send_to(ack.as_bytes(), s.sip).unwrap();
+
+    // Alice's SUBSCRIBE to the focus: challenged, then granted with her credentials.
+    let subscribe = |cseq: u32, to_tag: &str, extra: &str| {
+        format!(
+            "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {alice_addr};branch=z9hG4bKrs{cseq};rport\r\n\
+             From: <{alice}>;tag=rs\r\nTo: <{focus}>{to_tag}\r\nCall-ID: resub@127.0.0.1\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nContact: <{alice}>\r\nMax-Forwards: 70\r\n\
+             Event: conference\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let (a, _) = c.exchange(&subscribe(1, "", "Expires: 600\r\n"), 0);
+    assert_eq!(a.status(), 401, "{a:?}");
+    let ch = a.headers("WWW-Authenticate")[0].clone();
+    let cred = |user: &str, nc: u32| {
+        let password = format!("{user}-demo");
+        authorization(&ch, user, &password, "SUBSCRIBE", &focus, nc) + "\r\n"
+    };
+    let (a, n) = c.exchange(
+        &subscribe(2, "", &format!("Expires: 600\r\n{}", cred("alice", 1))),
+        1,
+    );
+    assert_eq!(a.status(), 200, "{a:?}\n{}", s.log());
+    assert!(n[0].contains("version=\"1\""), "{n:?}");
+    let tag = a.headers("To")[0]
+        .split(";tag=")
+        .nth(1)
+        .expect("our tag")
+        .to_owned();
+    let in_dialog = format!(";tag={tag}");
+
+    // A refresh without credentials: 401.
+    let (a, _) = c.exchange(&subscribe(3, &in_dialog, "Expires: 600\r\n"), 0);
+    assert_eq!(a.status(), 401, "{a:?}\n{}", s.log());
+    // With bob's valid credentials: 403, the subscription is not bob's.
+    let (a, n) = c.exchange(
+        &subscribe(
+            4,
+            &in_dialog,
+            &format!("Expires: 600\r\n{}", cred("bob", 2)),
+        ),
+        0,
+    );
+    assert_eq!(a.status(), 403, "{a:?}");
+    assert!(n.is_empty(), "{n:?}");
+    // With alice's, the same nonce and the next nc: renewed, NOTIFY version 2.
+    let (a, n) = c.exchange(
+        &subscribe(
+            5,
+            &in_dialog,
+            &format!("Expires: 300\r\n{}", cred("alice", 3)),
+        ),
+        1,
+    );
+    assert_eq!(a.status(), 200, "{a:?}\n{}", s.log());
+    assert_eq!(a.headers("Expires"), ["300"]);
+    assert!(n[0].contains("version=\"2\""), "{n:?}");
+
+    // An unsubscribe without credentials: 401; with alice's: 200 and the last NOTIFY.
+    let (a, _) = c.exchange(&subscribe(6, &in_dialog, "Expires: 0\r\n"), 0);
+    assert_eq!(a.status(), 401, "{a:?}");
+    let (a, n) = c.exchange(
+        &subscribe(
+            7,
+            &in_dialog,
+            &format!("Expires: 0\r\n{}", cred("alice", 4)),
+        ),
+        1,
+    );
+    assert_eq!(a.status(), 200, "{a:?}");
+    assert!(
+        n[0].contains("Subscription-State: terminated;reason=timeout"),
+        "{n:?}"
+    );
 }

@@ -1,21 +1,27 @@
 //! A conference-state NOTIFY to a subscriber whose TCP connection closed, against the real
-//! `im-server` binary (`im-runtime/src/endpoint/conference.rs`): the subscriber SUBSCRIBEs
+//! `im-server` binary (`im-runtime/src/endpoint/conference/notify.rs`): the subscriber SUBSCRIBEs
 //! over TCP with a Contact that listens on TCP, gets its 200 and first NOTIFY on that
 //! connection, answers, and closes it; the next NOTIFY (an invitee declined) must reach it
 //! over a new connection the server opens to its Contact (RFC 3261 §12.2.1.1: the dialog's
 //! remote target; §18.1.1: a new connection when the old one is gone), as the server's BYE
 //! does. A subscriber whose Contact says `ob` (RFC 5626 §5.3: reach me over my flow only)
-//! is not dialled: the NOTIFY fails at once and the subscription ends. The originator, the
-//! invitee and the subscriber are plain sockets of this test speaking SIP as RFC 3261
-//! writes it.
+//! is not dialled: the NOTIFY fails at once and the subscription ends. The same over TLS
+//! (RFC 3261 §26.2, RFC 5630): a subscriber over TLS with a `sips:` Contact gets the NOTIFY
+//! over a new TLS connection the server opens to that Contact, verifying its certificate
+//! against `--tls-ca`, with `SIP/2.0/TLS` in Via. The originator, the invitee and the
+//! subscriber are plain sockets of this test (with rustls for TLS, certificates from
+//! rcgen) speaking SIP as RFC 3261 writes it.
 
 #![allow(clippy::disallowed_methods)]
 
 mod common;
 
+use common::pki::Pki;
 use common::{Server, group_folder};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "sip:e2e@example.com";
@@ -72,13 +78,47 @@ fn next_udp(s: &UdpSocket, what: &str) -> String {
     }
 }
 
+/// A byte stream: a TCP connection, or a TLS session over one.
+trait Stream: Read + Write {}
+impl<S: Read + Write> Stream for S {}
+
 /// Reads SIP messages off a stream (RFC 3261 §18.3: framed by Content-Length).
 struct Framed {
-    s: TcpStream,
+    s: Box<dyn Stream>,
     buf: Vec<u8>,
 }
 
 impl Framed {
+    /// `tcp` with a 10 s read timeout, in TLS as `pki`'s client or server when given.
+    fn new(tcp: TcpStream, tls: Option<(&Pki, bool)>) -> Framed {
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let s: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some((pki, false)) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(CertificateDer::from(pki.ca_der.clone())).unwrap();
+                let cfg = rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                let name = ServerName::try_from("127.0.0.1").unwrap();
+                let c = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+                Box::new(rustls::StreamOwned::new(c, tcp))
+            }
+            Some((pki, true)) => {
+                let cfg = rustls::ServerConfig::builder()
+                    .with_no_client_auth()
+                    .with_single_cert(
+                        vec![CertificateDer::from(pki.cert_der.clone())],
+                        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
+                    )
+                    .unwrap();
+                let c = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+                Box::new(rustls::StreamOwned::new(c, tcp))
+            }
+        };
+        Framed { s, buf: Vec::new() }
+    }
+
     fn next(&mut self, what: &str) -> String {
         loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -114,11 +154,19 @@ struct Closed {
     contact_listener: TcpListener,
     contact_addr: SocketAddr,
     _groups: tempfile::TempDir,
+    /// Over TLS: the certificates (the server's is alice's too).
+    pki: Option<Pki>,
 }
 
-/// [`Closed`], alice's Contact carrying `contact_params` (`;ob`: reach her over her flow
-/// only, RFC 5626).
+/// [`Closed`] over TCP, alice's Contact carrying `contact_params` (`;ob`: reach her over
+/// her flow only, RFC 5626).
 fn subscribed_then_closed(contact_params: &str) -> Closed {
+    subscribed_then_closed_over(false, contact_params)
+}
+
+/// [`Closed`], alice subscribing over TLS (to the server's SIP TLS address, a `sips:`
+/// Contact) when `tls`.
+fn subscribed_then_closed_over(tls: bool, contact_params: &str) -> Closed {
     let alice_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bob_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for s in [&alice_sock, &bob_sock] {
@@ -128,12 +176,28 @@ fn subscribed_then_closed(contact_params: &str) -> Closed {
     let alice = format!("sip:alice@{alice_addr}");
     let bob = format!("sip:bob@{}", bob_sock.local_addr().unwrap());
     let groups = group_folder(GROUP, &[alice.clone(), bob.clone()]);
-    let server = Server::start(&[
+    let pki = tls.then(Pki::new);
+    let sip_tls: SocketAddr = ([127, 0, 0, 1], common::free_tcp_port()).into();
+    let mut args: Vec<String> = [
         "--groups",
         groups.path().to_str().unwrap(),
         "--workers",
         "1",
-    ]);
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(p) = &pki {
+        let tls_args = [
+            ("--tls-cert", p.arg("server.pem")),
+            ("--tls-key", p.arg("server.key")),
+            ("--tls-ca", p.arg("ca.pem")),
+            ("--sip-tls", sip_tls.to_string()),
+        ];
+        for (flag, v) in tls_args {
+            args.extend([flag.to_owned(), v]);
+        }
+    }
+    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let sip: SocketAddr = server.sip;
 
     // Alice's pager-mode session to the group (RFC 4975 offer, sendonly).
@@ -182,21 +246,22 @@ fn subscribed_then_closed(contact_params: &str) -> Closed {
     // Alice subscribes over TCP; her Contact is a TCP port of hers that listens.
     let contact_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let contact_addr = contact_listener.local_addr().unwrap();
-    let stream = TcpStream::connect(sip).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let stream = TcpStream::connect(if tls { sip_tls } else { sip }).unwrap();
     let local = stream.local_addr().unwrap();
-    let mut conn = Framed {
-        s: stream,
-        buf: Vec::new(),
+    let mut conn = Framed::new(stream, pki.as_ref().map(|p| (p, false)));
+    let (via, contact) = if tls {
+        ("TLS", format!("sips:alice@{contact_addr}{contact_params}"))
+    } else {
+        (
+            "TCP",
+            format!("sip:alice@{contact_addr};transport=tcp{contact_params}"),
+        )
     };
     let subscribe = format!(
-        "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKnts1;rport\r\n\
+        "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/{via} {local};branch=z9hG4bKnts1;rport\r\n\
          Max-Forwards: 70\r\nFrom: <{alice}>;tag=s1\r\nTo: <{focus}>\r\nCall-ID: nts1@alice\r\n\
          CSeq: 1 SUBSCRIBE\r\nEvent: conference\r\nAccept: application/conference-info+xml\r\n\
-         Expires: 600\r\nContact: <sip:alice@{contact_addr};transport=tcp{contact_params}>\r\n\
-         Content-Length: 0\r\n\r\n"
+         Expires: 600\r\nContact: <{contact}>\r\nContent-Length: 0\r\n\r\n"
     );
     conn.s.write_all(subscribe.as_bytes()).unwrap();
     let answer = conn.next("answer to the SUBSCRIBE");
@@ -232,17 +297,30 @@ fn subscribed_then_closed(contact_params: &str) -> Closed {
         contact_listener,
         contact_addr,
         _groups: groups,
+        pki,
     }
 }
 
 #[test]
 fn a_notify_after_the_subscribers_connection_closed_goes_over_a_new_one_to_its_contact() {
+    notify_over_a_new_connection(false);
+}
+
+/// The same over TLS: the new connection is a TLS one (the subscriber's certificate
+/// verified against the server's `--tls-ca`), the NOTIFY's Via `SIP/2.0/TLS`.
+#[test]
+fn a_notify_after_the_subscribers_tls_connection_closed_goes_over_a_new_tls_one() {
+    notify_over_a_new_connection(true);
+}
+
+fn notify_over_a_new_connection(tls: bool) {
     let Closed {
         server,
         contact_listener,
         contact_addr,
+        pki,
         ..
-    } = subscribed_then_closed("");
+    } = subscribed_then_closed_over(tls, "");
     // The NOTIFY arrives on a new connection to alice's Contact.
     contact_listener.set_nonblocking(true).unwrap();
     let end = Instant::now() + Duration::from_secs(10);
@@ -259,21 +337,21 @@ fn a_notify_after_the_subscribers_connection_closed_goes_over_a_new_one_to_its_c
         }
     };
     accepted.set_nonblocking(false).unwrap();
-    accepted
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut conn = Framed {
-        s: accepted,
-        buf: Vec::new(),
-    };
+    let mut conn = Framed::new(accepted, pki.as_ref().map(|p| (p, true)));
     let notify = conn.next("NOTIFY over the new connection");
+    let (scheme, via) = if tls {
+        ("sips", "SIP/2.0/TLS")
+    } else {
+        ("sip", "SIP/2.0/TCP")
+    };
     assert!(
-        start_line(&notify).starts_with(&format!("NOTIFY sip:alice@{contact_addr}")),
+        start_line(&notify).starts_with(&format!("NOTIFY {scheme}:alice@{contact_addr}")),
         "{notify}"
     );
     assert!(
-        header(&notify, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TCP")),
-        "{notify}"
+        header(&notify, "Via").is_some_and(|v| v.starts_with(via)),
+        "{notify}\n{}",
+        server.log()
     );
     assert_eq!(header(&notify, "Call-ID").as_deref(), Some("nts1@alice"));
     assert!(
@@ -315,14 +393,8 @@ fn a_subscriber_reached_over_its_flow_only_is_not_dialled_and_its_subscription_e
     );
     // A refresh over a new connection: the subscription is gone.
     let stream = TcpStream::connect(c.server.sip).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     let local = stream.local_addr().unwrap();
-    let mut conn = Framed {
-        s: stream,
-        buf: Vec::new(),
-    };
+    let mut conn = Framed::new(stream, None);
     let (alice, focus, tag, contact) = (&c.alice, &c.focus, &c.tag, c.contact_addr);
     let refresh = format!(
         "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKnts2;rport\r\n\

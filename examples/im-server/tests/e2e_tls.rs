@@ -10,61 +10,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::pki::Pki;
 use common::{Invitees, MsrpPeer, Server, Sipp, group_folder};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 
 const GROUP: &str = "sip:e2e@example.com";
-
-/// A CA, a server certificate it signed (for 127.0.0.1) and a second, unrelated CA.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params("imspec test CA").self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        p.distinguished_name
-            .push(DnType::CommonName, "im-server test");
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-        let other_key = KeyPair::generate().unwrap();
-        let other = ca_params("someone else's CA")
-            .self_signed(&other_key)
-            .unwrap();
-        let w = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
-        w("ca.pem", ca.pem());
-        w("server.pem", cert.pem());
-        w("server.key", key.serialize_pem());
-        w("other-ca.pem", other.pem());
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn arg(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_owned()
-    }
-}
-
-fn ca_params(name: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p
-}
 
 /// A server with TLS on free ports; returns it with its SIP-TLS and MSRP-TLS addresses.
 fn tls_server(pki: &Pki, extra: &[&str]) -> (Server, SocketAddr, SocketAddr) {

@@ -366,6 +366,7 @@ impl<A: Application> Endpoint<A> {
             }
             Input::Timeout => {
                 self.conn_use.expire(now, &mut self.out);
+                self.sip_tls.out.late.expire(now);
                 self.tsx.handle_timeout(now);
                 self.drain_tsx(now);
                 self.fire_due(now);

@@ -17,7 +17,10 @@
 //! The record ([`LateInvites`]) is indexed by the INVITE's transaction key, so a response
 //! looks it up in O(1); each entry lives for the 2xx window, 64*T1 (the INVITE client
 //! transaction's Accepted state, RFC 6026 §7.2), and at most [`MAX_LATE_INVITES`] are kept.
-//! Expired entries are dropped when an entry is added or looked up.
+//! The earliest expiry is one of the endpoint's deadlines (`poll_timeout`), and the timer
+//! input drops what is due ([`LateInvites::expire`], O(entries dropped): they expire in the
+//! order they were added), so an idle server holds none 64*T1 after the last; an entry
+//! added or looked up drops what is due too, so none is used past its window between ticks.
 
 use super::super::super::*;
 use super::super::machines::log_action;
@@ -123,7 +126,8 @@ impl LateInvites {
         }
     }
 
-    fn expire(&mut self, now: Instant) {
+    /// Drops the entries whose window is over at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
         while let Some((until, _)) = self.order.front()
             && *until <= now
         {
@@ -133,9 +137,13 @@ impl LateInvites {
         }
     }
 
+    /// When the earliest entry's window ends: the endpoint's timer for this record.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.order.front().map(|(until, _)| *until)
+    }
+
     /// How many INVITEs wait for a late 2xx.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_key.len()
     }
 }

@@ -197,6 +197,12 @@ impl<A: Application> Endpoint<A> {
         self.sessions.len()
     }
 
+    /// INVITEs ended without their CANCEL whose late 2xx is still awaited
+    /// (`late_answers.rs`): each is dropped when its 64*T1 window ends.
+    pub fn late_invites(&self) -> usize {
+        self.sip_tls.out.late.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -373,6 +379,7 @@ impl<A: Application> Core for Endpoint<A> {
             self.conn_use.first(),
             self.tsx.poll_timeout(),
             self.app.offline_next_expiry(),
+            self.sip_tls.out.late.next_expiry(),
         ]
         .into_iter()
         .flatten()

@@ -20,6 +20,8 @@
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+pub(crate) mod pki;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -27,7 +27,8 @@ pub(in crate::endpoint) enum Vouched {
 impl<A: Application> Endpoint<A> {
     /// Authenticates `msg` when authentication is on and its source is not trusted. When
     /// `expected_user` is given (the REGISTER's To user: the registrar is no spec's, so no
-    /// rule reads its authenticated user), the authenticated user must be it, else 403; for
+    /// rule reads its authenticated user; the user a subscription was granted to, for its
+    /// refresh or unsubscribe), the authenticated user must be it, else 403; for
     /// a request the machines decide on (`None`), whom it may speak for is the spec's rule
     /// on `request.authenticated_user` (INVITE, MESSAGE) or
     /// `subscription.authenticated_user` (a SUBSCRIBE to a focus). `Some(who vouches)` lets the request go
