@@ -12,10 +12,10 @@ use common::*;
 use im_runtime::endpoint::{Endpoint, EndpointConfig};
 use im_runtime::io::{Bind, Driver, IoLimits};
 use im_runtime::machine::Method;
-use im_runtime::proto::sip::{self, Message, Transport};
+use im_runtime::proto::sip::Message;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -37,29 +37,11 @@ async fn recv_udp(sock: &UdpSocket) -> (Message, SocketAddr) {
     )
 }
 
-/// Reads one framed SIP message from `s`.
+/// Reads one framed SIP message from `s`; the server must not close it first.
 async fn read_msg(s: &mut TcpStream, buf: &mut BytesMut) -> Message {
-    loop {
-        match sip::frame(buf, 65_535).expect("framable stream") {
-            sip::Frame::Message { skip, len } => {
-                let _ = buf.split_to(skip);
-                let m = buf.split_to(len).freeze();
-                return Message::parse_as(m, Transport::Stream).expect("parsable SIP");
-            }
-            sip::Frame::KeepAlive { skip } => {
-                let _ = buf.split_to(skip);
-            }
-            sip::Frame::NeedMore => {
-                let mut chunk = [0u8; 4096];
-                let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
-                    .await
-                    .expect("data in time")
-                    .unwrap();
-                assert!(n > 0, "the server closed the connection");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        }
-    }
+    common::io::read_msg(s, buf)
+        .await
+        .expect("the server closed the connection")
 }
 
 fn options(transport: &str, via: SocketAddr, call: &str) -> String {

@@ -22,34 +22,18 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use common::io::*;
 use common::*;
-use im_runtime::endpoint::{Application, Endpoint, EndpointConfig, LegOutcome, LiveStats};
-use im_runtime::io::{Bind, Driver, IoLimits, IoStats};
+use im_runtime::endpoint::LegOutcome;
+use im_runtime::io::IoLimits;
 use im_runtime::machine::Method;
-use im_runtime::proto::sip::{self, Message, Transport};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use im_runtime::proto::sip::Message;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-const WAIT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_millis(500);
-
-#[allow(clippy::disallowed_methods)]
-fn clock() -> Instant {
-    Instant::now()
-}
-
-async fn recv_udp(sock: &UdpSocket) -> Message {
-    let mut buf = vec![0u8; 65_535];
-    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
-        .await
-        .expect("a datagram in time")
-        .unwrap();
-    Message::parse(Bytes::copy_from_slice(&buf[..n])).expect("parsable SIP")
-}
 
 /// The server closes `s` once it has been unused for the idle time since `since`, not
 /// before (`what` names the connection in the failure message).
@@ -62,98 +46,24 @@ async fn closed_once_idle(s: &mut TcpStream, buf: &mut BytesMut, since: Instant,
     );
 }
 
-/// The next SIP message on `s`; `None` when the server closed the connection.
-async fn read_msg(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
-    loop {
-        match sip::frame(buf, 65_535).expect("framable stream") {
-            sip::Frame::Message { skip, len } => {
-                let _ = buf.split_to(skip);
-                let m = buf.split_to(len).freeze();
-                return Some(Message::parse_as(m, Transport::Stream).expect("parsable SIP"));
-            }
-            sip::Frame::KeepAlive { skip } => {
-                let _ = buf.split_to(skip);
-            }
-            sip::Frame::NeedMore => {
-                let mut chunk = [0u8; 4096];
-                let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
-                    .await
-                    .expect("data in time")
-                    .unwrap_or(0);
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        }
-    }
-}
-
-/// Alice's INVITE to `bob` over UDP; returns the 200 once ACKed.
-async fn alice_invites(
-    alice: &UdpSocket,
-    server: SocketAddr,
-    call: &str,
-    invitees: &[&str],
-) -> Message {
-    let me = alice.local_addr().unwrap().to_string();
-    let inv = invite("UDP", &me, call, &format!("z9hG4bK{call}"), invitees);
-    alice.send_to(inv.as_bytes(), server).await.unwrap();
-    let ok = loop {
-        let r = recv_udp(alice).await;
-        if status_of(&r) >= 200 {
-            break r;
-        }
-    };
-    assert_eq!(status_of(&ok), 200);
-    let ack = ack_for(&ok, "UDP", &me, &format!("z9hG4bKack{call}"));
-    alice.send_to(ack.as_bytes(), server).await.unwrap();
-    ok
-}
-
 #[tokio::test]
 async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
-    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let bind = Bind {
-        sip_udp: vec![v4],
-        sip_tcp: vec![v4],
-        msrp_tcp: vec![v4],
-    };
     let limits = IoLimits {
         conn_idle_timeout: IDLE,
         max_sip_connections: 1,
         ..IoLimits::default()
     };
-    let driver = Driver::bind(&bind, limits).await.unwrap();
-    let stats = driver.stats();
-    let local = driver.local().clone();
-    let server = local.sip_udp[0];
-    let cfg = EndpointConfig::new(server, local.msrp_tcp[0]);
-    let ep = Endpoint::new(cfg, App(Knobs::default()));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(driver.run(ep, async move {
-        let _ = stop_rx.await;
-    }));
-
+    let srv = Server::start(App(Knobs::default()), limits).await;
+    let server = srv.sip;
+    let v4 = v4();
     let bob = TcpListener::bind(v4).await.unwrap();
     let bob_uri = format!("sip:bob@{};transport=tcp", bob.local_addr().unwrap());
     // Bob's MSRP side: the server connects (bob answers `setup:passive`); held open.
-    let bob_msrp = TcpListener::bind(v4).await.unwrap();
-    let bob_msrp_addr = bob_msrp.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = bob_msrp.accept().await {
-            held.push(s);
-        }
-    });
+    let bob_msrp_addr = msrp_sink().await;
     let alice = UdpSocket::bind(v4).await.unwrap();
-    let alice_me = alice.local_addr().unwrap().to_string();
 
     let ok = alice_invites(&alice, server, "idle1", &[&bob_uri]).await;
-    let (mut s, _) = tokio::time::timeout(WAIT, bob.accept())
-        .await
-        .expect("the server connects to bob")
-        .unwrap();
+    let mut s = accepted(&bob, "the server connects to bob").await;
     let mut buf = BytesMut::new();
     let inv = read_msg(&mut s, &mut buf).await.expect("bob's INVITE");
     assert_eq!(inv.method(), Some(&Method::Invite));
@@ -163,15 +73,11 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
     assert_eq!(ack.method(), Some(&Method::Ack));
 
     // The dialog is live: three idle times of silence do not close the connection.
-    let mut chunk = [0u8; 1024];
-    let quiet = tokio::time::timeout(3 * IDLE, s.read(&mut chunk)).await;
-    assert!(quiet.is_err(), "the connection stays open: {quiet:?}");
-    assert_eq!(stats.closed_conn_idle(), 0);
+    quiet(&mut s, 3 * IDLE, "the connection stays open").await;
+    assert_eq!(srv.io.closed_conn_idle(), 0);
 
     // Alice leaves: the session BYEs bob on the connection, bob answers, the session ends.
-    let to = ok.header_str("To").unwrap().to_owned();
-    let bye = simple_request("BYE", "UDP", &alice_me, "idle1", "z9hG4bKbye1", &to, 2, "");
-    alice.send_to(bye.as_bytes(), server).await.unwrap();
+    alice_leaves(&alice, server, &ok, "idle1").await;
     let bye = read_msg(&mut s, &mut buf).await.expect("the BYE to bob");
     assert_eq!(bye.method(), Some(&Method::Bye));
     s.write_all(response_to(&bye, 200, "", None).as_bytes())
@@ -179,14 +85,11 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
         .unwrap();
     // Unused now: closed once silent for the idle time, not before.
     closed_once_idle(&mut s, &mut buf, clock(), "its unused connection").await;
-    assert_eq!(stats.closed_conn_idle(), 1);
+    assert_eq!(srv.io.closed_conn_idle(), 1);
 
     // Its slot came back: with a budget of one, the next session connects to bob again.
     alice_invites(&alice, server, "idle2", &[&bob_uri]).await;
-    let (mut s2, _) = tokio::time::timeout(WAIT, bob.accept())
-        .await
-        .expect("a new connection to bob within the budget")
-        .unwrap();
+    let mut s2 = accepted(&bob, "a new connection to bob within the budget").await;
     let mut buf2 = BytesMut::new();
     let inv2 = read_msg(&mut s2, &mut buf2).await.expect("the INVITE");
     assert_eq!(inv2.method(), Some(&Method::Invite));
@@ -196,94 +99,7 @@ async fn an_outgoing_connection_is_closed_once_unused_and_idle() {
     let ack2 = read_msg(&mut s2, &mut buf2).await.expect("the ACK of 486");
     assert_eq!(ack2.method(), Some(&Method::Ack));
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the driver stops after shutdown")
-        .unwrap();
-}
-
-/// A running driver on 127.0.0.1 (UDP, TCP and MSRP) for `app`.
-struct Server {
-    sip: SocketAddr,
-    sip_tcp: SocketAddr,
-    io: Arc<IoStats>,
-    live: Arc<LiveStats>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start<A: Application + Send + 'static>(app: A, limits: IoLimits) -> Server {
-        let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let bind = Bind {
-            sip_udp: vec![v4],
-            sip_tcp: vec![v4],
-            msrp_tcp: vec![v4],
-        };
-        let driver = Driver::bind(&bind, limits).await.unwrap();
-        let io = driver.stats();
-        let local = driver.local().clone();
-        let cfg = EndpointConfig::new(local.sip_udp[0], local.msrp_tcp[0]);
-        let ep = Endpoint::new(cfg, app);
-        let live = ep.live_stats();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            driver
-                .run(ep, async move {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-        Server {
-            sip: local.sip_udp[0],
-            sip_tcp: local.sip_tcp[0],
-            io,
-            live,
-            stop,
-            task,
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the driver stops after shutdown")
-            .unwrap();
-    }
-
-    /// Waits (up to `within`) until `f` holds of the endpoint's live counters.
-    async fn until(
-        &self,
-        within: Duration,
-        f: impl Fn(&im_runtime::endpoint::LiveSnapshot) -> bool,
-    ) -> bool {
-        let end = clock() + within;
-        loop {
-            if f(&self.live.snapshot()) {
-                return true;
-            }
-            if clock() >= end {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// An MSRP listener that accepts and holds every connection (an invitee that answered
-/// `setup:passive`); its address.
-async fn msrp_sink() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            held.push(s);
-        }
-    });
-    a
+    srv.stop().await;
 }
 
 /// Bob's INVITE fails (486) while carol's leg is connected: the session lives on, and the
@@ -296,14 +112,13 @@ async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
         ..IoLimits::default()
     };
     let srv = Server::start(App(Knobs::default()), limits).await;
-    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let v4 = v4();
     let bob = TcpListener::bind(v4).await.unwrap();
     let bob_uri = format!("sip:bob@{};transport=tcp", bob.local_addr().unwrap());
     let carol = UdpSocket::bind(v4).await.unwrap();
     let carol_uri = format!("sip:carol@{}", carol.local_addr().unwrap());
     let carol_msrp = msrp_sink().await;
     let alice = UdpSocket::bind(v4).await.unwrap();
-    let alice_me = alice.local_addr().unwrap().to_string();
 
     let ok = alice_invites(&alice, srv.sip, "leg1", &[&bob_uri, &carol_uri]).await;
     let cinv = recv_udp(&carol).await;
@@ -313,10 +128,7 @@ async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
     let cack = recv_udp(&carol).await;
     assert_eq!(cack.method(), Some(&Method::Ack));
 
-    let (mut s, _) = tokio::time::timeout(WAIT, bob.accept())
-        .await
-        .expect("the server connects to bob")
-        .unwrap();
+    let mut s = accepted(&bob, "the server connects to bob").await;
     let mut buf = BytesMut::new();
     let inv = read_msg(&mut s, &mut buf).await.expect("bob's INVITE");
     s.write_all(response_to(&inv, 486, "b1", None).as_bytes())
@@ -339,9 +151,7 @@ async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
     assert!(quiet.is_err(), "carol's dialog is untouched: {quiet:?}");
 
     // Alice leaves; carol's leg is BYE'd and the session ends.
-    let to = ok.header_str("To").unwrap().to_owned();
-    let bye = simple_request("BYE", "UDP", &alice_me, "leg1", "z9hG4bKbyel1", &to, 2, "");
-    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    alice_leaves(&alice, srv.sip, &ok, "leg1").await;
     let cbye = recv_udp(&carol).await;
     assert_eq!(cbye.method(), Some(&Method::Bye));
     carol
@@ -357,7 +167,7 @@ async fn a_failed_legs_connection_is_closed_while_its_session_lives() {
 /// session BYEs alice. Returns the server and alice's listener.
 async fn originator_leaves_her_connection(call: &str, params: &str) -> (Server, TcpListener) {
     let srv = Server::start(App(Knobs::default()), IoLimits::default()).await;
-    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let v4 = v4();
     let alice_l = TcpListener::bind(v4).await.unwrap();
     let alice_at = alice_l.local_addr().unwrap().to_string();
     let bob = UdpSocket::bind(v4).await.unwrap();
@@ -402,10 +212,7 @@ async fn originator_leaves_her_connection(call: &str, params: &str) -> (Server, 
 #[tokio::test]
 async fn a_bye_to_an_originator_whose_connection_closed_goes_over_a_new_one() {
     let (srv, alice_l) = originator_leaves_her_connection("orig1", "").await;
-    let (mut s, _) = tokio::time::timeout(WAIT, alice_l.accept())
-        .await
-        .expect("the server connects to alice's Contact")
-        .unwrap();
+    let mut s = accepted(&alice_l, "the server connects to alice's Contact").await;
     let mut buf = BytesMut::new();
     let bye = read_msg(&mut s, &mut buf).await.expect("the BYE");
     assert_eq!(bye.method(), Some(&Method::Bye));
@@ -426,8 +233,7 @@ async fn a_bye_to_an_originator_whose_connection_closed_goes_over_a_new_one() {
 async fn an_originator_reached_over_its_flow_only_is_not_dialled() {
     let (srv, alice_l) = originator_leaves_her_connection("orig2", ";ob").await;
     assert!(srv.until(WAIT, |l| l.sessions_live() == 0).await);
-    let dialled = tokio::time::timeout(Duration::from_millis(500), alice_l.accept()).await;
-    assert!(dialled.is_err(), "no connection to alice's Contact");
+    never_dialled(&alice_l, Duration::from_millis(500), "alice's Contact").await;
     srv.stop().await;
 }
 
@@ -441,22 +247,11 @@ async fn cancel_over_a_closed_flow(call: &str, knobs: Knobs) -> (Server, Message
         locations: Locations::default(),
     };
     let srv = Server::start(app, IoLimits::default()).await;
-    let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let v4 = v4();
 
-    let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
-    let bob_src = b.local_addr().unwrap().to_string();
-    let reg = crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\nContact: <sip:bob@127.0.0.1:9>\nExpires: 600\nContent-Length: 0\n\n"
-    ));
-    b.write_all(reg.as_bytes()).await.unwrap();
-    let mut buf = BytesMut::new();
-    let r = read_msg(&mut b, &mut buf)
-        .await
-        .expect("the REGISTER's answer");
-    assert_eq!(status_of(&r), 200);
+    let (mut b, mut buf, _) = bob_registers_over_tcp(&srv, call, "<sip:bob@127.0.0.1:9>", "").await;
 
     let alice = UdpSocket::bind(v4).await.unwrap();
-    let alice_me = alice.local_addr().unwrap().to_string();
     let ok = alice_invites(&alice, srv.sip, call, &["sip:bob@example.com"]).await;
     let inv = read_msg(&mut b, &mut buf)
         .await
@@ -470,19 +265,8 @@ async fn cancel_over_a_closed_flow(call: &str, knobs: Knobs) -> (Server, Message
     drop(b);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let to = ok.header_str("To").unwrap().to_owned();
-    let bye = simple_request(
-        "BYE",
-        "UDP",
-        &alice_me,
-        call,
-        &format!("z9hG4bKbye{call}"),
-        &to,
-        2,
-        "",
-    );
     let left = clock();
-    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    alice_leaves(&alice, srv.sip, &ok, call).await;
     assert!(
         srv.until(Duration::from_secs(3), |l| l.legs(LegOutcome::TimedOut)
             == 1
@@ -516,17 +300,11 @@ async fn bob_answers_late(
         200,
         "b1",
         Some(&invitee_sdp(&msrp_sink().await, "bobs")),
-    )
-    .replace(
-        "Contact: <sip:invitee@127.0.0.2:5060>",
-        &format!("Contact: <sip:bob@{bob_at};transport=tcp>"),
     );
+    let ok = contact_over_tcp(&ok, "bob", bob_at);
     let mut late = TcpStream::connect(srv.sip_tcp).await.unwrap();
     late.write_all(ok.as_bytes()).await.unwrap();
-    let (mut s, _) = tokio::time::timeout(WAIT, bob_l.accept())
-        .await
-        .expect("the server connects to bob's Contact for the ACK")
-        .unwrap();
+    let mut s = accepted(&bob_l, "the server connects to bob's Contact for the ACK").await;
     let mut buf = BytesMut::new();
     let ack = read_msg(&mut s, &mut buf).await.expect("the ACK");
     assert_eq!(ack.method(), Some(&Method::Ack));
@@ -560,9 +338,7 @@ async fn a_2xx_after_a_cancel_that_was_not_sent_is_acked_and_byed() {
     late.write_all(ok.as_bytes()).await.unwrap();
     let ack2 = read_msg(&mut s, &mut buf).await.expect("a second ACK");
     assert_eq!(ack2.method(), Some(&Method::Ack));
-    let mut chunk = [0u8; 512];
-    let quiet = tokio::time::timeout(Duration::from_millis(300), s.read(&mut chunk)).await;
-    assert!(quiet.is_err(), "no second BYE: {quiet:?}");
+    quiet(&mut s, Duration::from_millis(300), "no second BYE").await;
     srv.stop().await;
 }
 
@@ -577,9 +353,7 @@ async fn whether_a_late_2xx_is_byed_is_the_leg_machines_decision() {
     };
     let (srv, inv) = cancel_over_a_closed_flow("cflow3", knobs).await;
     let (mut s, _buf, _late, _, _) = bob_answers_late(&srv, &inv).await;
-    let mut chunk = [0u8; 512];
-    let quiet = tokio::time::timeout(Duration::from_millis(500), s.read(&mut chunk)).await;
-    assert!(quiet.is_err(), "no BYE: {quiet:?}");
+    quiet(&mut s, Duration::from_millis(500), "no BYE").await;
     srv.stop().await;
 }
 
@@ -594,17 +368,10 @@ async fn bob_registers_outbound(call: &str) -> (Server, TcpStream, BytesMut, Tcp
     let srv = Server::start(app, IoLimits::default()).await;
     let bob_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bob_at = bob_l.local_addr().unwrap();
-    let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
-    let bob_src = b.local_addr().unwrap().to_string();
-    let reg = crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\nSupported: outbound\nContact: <sip:bob@{bob_at};transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"\nExpires: 600\nContent-Length: 0\n\n"
-    ));
-    b.write_all(reg.as_bytes()).await.unwrap();
-    let mut buf = BytesMut::new();
-    let r = read_msg(&mut b, &mut buf)
-        .await
-        .expect("the REGISTER's answer");
-    assert_eq!(status_of(&r), 200);
+    let contact = format!(
+        "<sip:bob@{bob_at};transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\""
+    );
+    let (b, buf, r) = bob_registers_over_tcp(&srv, call, &contact, "Supported: outbound\n").await;
     // RFC 5626 §6: the registrar applied it.
     assert_eq!(r.header_str("Require"), Some("outbound"));
     (srv, b, buf, bob_l)
@@ -628,8 +395,7 @@ async fn an_invitee_whose_outbound_flow_closed_is_not_dialled() {
         "the leg fails with 430: {:?}",
         srv.live.snapshot()
     );
-    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
-    assert!(dialled.is_err(), "no connection to bob's Contact");
+    never_dialled(&bob_l, Duration::from_millis(500), "bob's Contact").await;
     srv.stop().await;
 }
 
@@ -641,7 +407,6 @@ async fn a_bye_to_an_invitee_whose_outbound_flow_closed_is_not_dialled() {
     let (srv, mut b, mut buf, bob_l) = bob_registers_outbound("ob2").await;
     let bob_at = bob_l.local_addr().unwrap();
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let alice_me = alice.local_addr().unwrap().to_string();
     let ok = alice_invites(&alice, srv.sip, "ob2", &["sip:bob@example.com"]).await;
     let inv = read_msg(&mut b, &mut buf)
         .await
@@ -652,11 +417,8 @@ async fn a_bye_to_an_invitee_whose_outbound_flow_closed_is_not_dialled() {
         200,
         "b1",
         Some(&invitee_sdp(&msrp_sink().await, "bobs")),
-    )
-    .replace(
-        "Contact: <sip:invitee@127.0.0.2:5060>",
-        &format!("Contact: <sip:bob@{bob_at};transport=tcp>"),
     );
+    let answer = contact_over_tcp(&answer, "bob", bob_at);
     b.write_all(answer.as_bytes()).await.unwrap();
     let ack = read_msg(&mut b, &mut buf)
         .await
@@ -665,15 +427,12 @@ async fn a_bye_to_an_invitee_whose_outbound_flow_closed_is_not_dialled() {
     drop(b);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let to = ok.header_str("To").unwrap().to_owned();
-    let bye = simple_request("BYE", "UDP", &alice_me, "ob2", "z9hG4bKbyeob2", &to, 2, "");
-    alice.send_to(bye.as_bytes(), srv.sip).await.unwrap();
+    alice_leaves(&alice, srv.sip, &ok, "ob2").await;
     assert!(
         srv.until(WAIT, |l| l.sessions_live() == 0).await,
         "the session ends: {:?}",
         srv.live.snapshot()
     );
-    let dialled = tokio::time::timeout(Duration::from_millis(500), bob_l.accept()).await;
-    assert!(dialled.is_err(), "no connection to bob's Contact");
+    never_dialled(&bob_l, Duration::from_millis(500), "bob's Contact").await;
     srv.stop().await;
 }

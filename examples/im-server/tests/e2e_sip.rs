@@ -169,6 +169,33 @@ fn free_sip_port_is_free_for_udp_and_tcp() {
     assert_ne!(p, 0);
 }
 
+/// The ports handed to the processes a test starts are outside the kernel's ephemeral
+/// range, so no port-0 bind or outgoing connection of a parallel test gets one between the
+/// pick and the child's bind; and no two tests are handed the same one: the claim is a lock
+/// that a second open of the port's file (as another test process makes) cannot take.
+#[test]
+fn claimed_ports_are_never_the_kernels_nor_handed_out_twice() {
+    use common::ports::{LOWEST, claim, ephemeral_start, lock_dir};
+    let ports: Vec<u16> = (0..3)
+        .map(|_| common::free_udp_port())
+        .chain((0..3).map(|_| common::free_tcp_port()))
+        .chain((0..50).map(|_| claim()))
+        .collect();
+    let mut unique = ports.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ports.len(), "{ports:?}");
+    let top = ephemeral_start();
+    assert!(
+        ports.iter().all(|p| (LOWEST..top).contains(p)),
+        "{ports:?} not all in {LOWEST}..{top}"
+    );
+    for p in &ports {
+        let f = std::fs::File::open(lock_dir().join(p.to_string())).expect("the lock file");
+        assert!(f.try_lock().is_err(), "port {p} could be claimed again");
+    }
+}
+
 fn server_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_im-server"))
 }

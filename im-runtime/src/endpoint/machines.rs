@@ -189,11 +189,11 @@ impl Session {
                 }
                 // A copy that was not sent (`copy unroutable` / `copy expired`): the status
                 // it fails with; the first rule's counts.
-                None if self.copies.unsent == super::imdn::Unsent::Asking
+                None if self.copies.unsent == super::copies::Unsent::Asking
                     && matches!(o, crate::machine::DeliveryOutcome::Failed(Some(_))) =>
                 {
                     if let crate::machine::DeliveryOutcome::Failed(Some(s)) = o {
-                        self.copies.unsent = super::imdn::Unsent::Failed(s);
+                        self.copies.unsent = super::copies::Unsent::Failed(s);
                     }
                 }
                 // The checker allows `outcome` only in an invitee-leg procedure and in the

@@ -350,8 +350,8 @@ impl Session {
         };
         match cx.app.offline_store(cx.now, copy) {
             Ok(()) => {
-                if self.copies.unsent == super::imdn::Unsent::Asking {
-                    self.copies.unsent = super::imdn::Unsent::Kept;
+                if self.copies.unsent == super::copies::Unsent::Asking {
+                    self.copies.unsent = super::copies::Unsent::Kept;
                 }
                 tracing_log(
                     "offline",

@@ -3,6 +3,8 @@
 
 #[path = "conference.rs"]
 mod conference;
+#[path = "copies.rs"]
+mod copies;
 #[path = "imdn.rs"]
 mod imdn;
 #[path = "legs.rs"]
@@ -391,7 +393,7 @@ pub(crate) struct Session {
     /// Boxed, as `held`: set only while such a request is handled.
     answering: Option<Box<(TsxKey, Message)>>,
     /// Page-mode copies and their delivery reports (`imdn.rs`).
-    copies: imdn::Copies,
+    copies: copies::Copies,
     /// Conference-state subscriptions (`conference.rs`).
     conference: conference::Conference,
 }
@@ -483,7 +485,7 @@ impl Session {
             timers,
             pending_client: 0,
             answering: None,
-            copies: imdn::Copies::default(),
+            copies: copies::Copies::default(),
             conference: conference::Conference::default(),
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod harness;
+pub(crate) mod io;
 
 use im_runtime::endpoint::{
     Application, ContactBinding, DynMachine, RegisterChange, RegisterError,

@@ -2,8 +2,9 @@
 //!
 //! * [`sipp`] finds SIPp and **fails** (panics) with the install command when it is missing:
 //!   an e2e test that cannot run must not pass.
-//! * [`free_sip_port`] / [`free_tcp_port`] pick free ports (bind port 0, release), so tests
-//!   run in parallel and never touch the defaults.
+//! * [`free_sip_port`] / [`free_tcp_port`] / [`free_udp_port`] pick ports for the processes
+//!   a test starts, claimed for the whole test process (`ports.rs`), so tests run in
+//!   parallel, never take each other's ports and never touch the defaults.
 //! * [`Server::start`] runs the binary with flags, waits until it listens and kills it when
 //!   dropped (also when the test panics).
 //! * [`Sipp`] runs a scenario from `tests/sipp/` with `-m`, a receive timeout, a global
@@ -28,6 +29,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub(crate) mod ports;
 
 /// The Debian/Ubuntu command that installs SIPp.
 pub(crate) const INSTALL_SIPP: &str = "apt-get install -y sip-tester";
@@ -75,34 +78,29 @@ pub(crate) fn sipp() -> PathBuf {
     }
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both with one port).
+/// A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both with one port),
+/// claimed for this test process ([`ports::claim`]).
 pub(crate) fn free_sip_port() -> u16 {
-    reserve_sip_port().0
+    ports::claim()
 }
 
-/// A port bound on 127.0.0.1 for both UDP and TCP at once, with the two sockets holding it:
-/// what [`free_sip_port`] releases for the caller to take.
+/// A claimed port ([`free_sip_port`]) bound for both UDP and TCP, with the two sockets
+/// holding it.
 pub(crate) fn reserve_sip_port() -> (u16, UdpSocket, TcpListener) {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP port 0");
-        let port = udp.local_addr().expect("local addr").port();
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
-            return (port, udp, tcp);
-        }
-    }
-    panic!("no port free for both UDP and TCP after 100 tries");
+    let port = ports::claim();
+    let udp = UdpSocket::bind(("127.0.0.1", port)).expect("bind the claimed UDP port");
+    let tcp = TcpListener::bind(("127.0.0.1", port)).expect("bind the claimed TCP port");
+    (port, udp, tcp)
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, claimed for this test process ([`ports::claim`]).
 pub(crate) fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind TCP port 0");
-    l.local_addr().expect("local addr").port()
+    ports::claim()
 }
 
-/// A free UDP port on 127.0.0.1 (for a SIPp instance).
+/// A free UDP port on 127.0.0.1, claimed for this test process ([`ports::claim`]).
 pub(crate) fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind UDP port 0");
-    s.local_addr().expect("local addr").port()
+    ports::claim()
 }
 
 fn read(path: &Path) -> String {
@@ -189,8 +187,8 @@ impl Server {
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                // Another test can take a port between `free_*_port` and the server's bind:
-                // pick new ports and start again.
+                // A process outside the tests (which claim their ports, `ports.rs`) can
+                // take a port between the claim and the server's bind: pick new ones.
                 if attempt < 3 && server.log().contains("cannot bind") {
                     return Self::start_attempt(extra, attempt + 1);
                 }
@@ -490,9 +488,10 @@ impl Sipp {
 
     /// Runs SIPp to the end (or its global timeout plus 5 s, then kills it).
     ///
-    /// Free ports are found by binding port 0 and releasing it, so a parallel test may take
-    /// the port before SIPp binds it; SIPp then exits at once with errno 98 having sent
-    /// nothing, and the run is repeated on a fresh port (only when the harness picked it).
+    /// The harness's ports are claimed from the other tests (`ports.rs`), but a process
+    /// outside them may still bind one before SIPp does; SIPp then exits at once with errno
+    /// 98 having sent nothing, and the run is repeated on a fresh port (only when the
+    /// harness picked it).
     pub(crate) fn run(&self) -> SippRun {
         let mut attempt = self.spawn().wait();
         let mut again = self.clone();

@@ -13,6 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// store_backends.rs has this module without `common`; where both are in, the two copies
+// claim from the same lock files, so they still never hand out one port twice.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/ports.rs"]
+mod ports;
+
 /// A running cluster; the database `postgres` is reachable as the trusted user `imspec`.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -50,12 +56,10 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A port claimed from the other tests (`common/ports.rs`: outside the kernel's ephemeral
+/// range, locked for this test process).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::claim()
 }
 
 impl Cluster {
@@ -97,7 +101,7 @@ impl Cluster {
                 "--locale=C",
             ],
         );
-        // Another process may take the port between our probe and the server's bind.
+        // A process outside the tests may still take the port before PostgreSQL binds it.
         for attempt in 0.. {
             c.port = free_port();
             if c.try_start() {
