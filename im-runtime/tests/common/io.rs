@@ -183,8 +183,8 @@ pub(crate) fn contact_over_tcp(answer: &str, user: &str, at: SocketAddr) -> Stri
 }
 
 /// Bob's REGISTER over a new TCP connection to `srv` with `contact` (the whole header
+/// value, with any parameters) and `extra` header lines (LF-ended); asserts the 200 and
 /// returns the connection, now his flow, with what was read past the answer, and the answer.
-/// returns the connection, now his flow, with what was read past the answer.
 pub(crate) async fn bob_registers_over_tcp(
     srv: &Server,
     call: &str,
