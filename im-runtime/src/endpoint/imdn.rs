@@ -114,6 +114,8 @@ pub(crate) fn read_request(
         wants_positive_delivery: d.positive_delivery,
         wants_negative_delivery: d.negative_delivery,
         is_notification,
+        // An MSRP fact: a page-mode copy is a MESSAGE, which has no success REPORT.
+        success_report: false,
     };
     let req = ImdnRequest {
         message_id: id.to_string(),
@@ -162,7 +164,11 @@ impl Session {
         };
         let ct = held.content_type.clone().unwrap_or_default();
         let (facts, req) = read_request(&ct, &held.data);
-        self.facts.message = facts;
+        // The MSRP fact stays: it was read from the message's first SEND.
+        self.facts.message = MessageFacts {
+            success_report: self.facts.message.success_report,
+            ..facts
+        };
         self.copies.request = req;
         self.copies.fanning_out = true;
         for i in 0..self.legs.len() {
