@@ -23,7 +23,17 @@ use std::time::Duration;
 
 /// A pager session of `app` with bob invited and alice's 200 ACKed: the 200 and bob's INVITE.
 fn started(sim: &mut Sim<App>) -> (im_runtime::proto::sip::Message, im_runtime::proto::sip::Message) {
-    let out = sim.udp(ALICE, &invite("UDP", ALICE, "sr1", "z9hG4bKsr1", &["sip:bob@example.com"]));
+    let (ok, mut invites) = started_with(sim, &["sip:bob@example.com"]);
+    (ok, invites.remove(0))
+}
+
+/// The same with `recipients` invited (every invitee is reached at bob's address): the 200
+/// and the INVITEs.
+fn started_with(
+    sim: &mut Sim<App>,
+    recipients: &[&str],
+) -> (im_runtime::proto::sip::Message, Vec<im_runtime::proto::sip::Message>) {
+    let out = sim.udp(ALICE, &invite("UDP", ALICE, "sr1", "z9hG4bKsr1", recipients));
     let answers = udp_to(&out, ALICE);
     let ok = answers
         .iter()
@@ -31,9 +41,9 @@ fn started(sim: &mut Sim<App>) -> (im_runtime::proto::sip::Message, im_runtime::
         .cloned()
         .unwrap_or_else(|| panic!("the session is answered: {answers:?}"));
     ack(sim, &ok);
-    let mut invites = requests(&udp_to(&out, BOB), Method::Invite);
-    assert_eq!(invites.len(), 1, "one INVITE to bob");
-    (ok, invites.remove(0))
+    let invites = requests(&udp_to(&out, BOB), Method::Invite);
+    assert_eq!(invites.len(), recipients.len(), "one INVITE per invitee");
+    (ok, invites)
 }
 
 /// Alice connects and sends her one message, `Success-Report` as given.
@@ -204,4 +214,22 @@ fn the_edit_makes_every_copy_ask_for_a_success_report_and_wait_for_it() {
     assert_eq!(sim.ep.stats().delivered, 1);
     assert_eq!(byes_to_alice(&sim), 1, "bob's REPORT did");
     assert!(reports_to(&out, alice).is_empty(), "alice asked for no success REPORT");
+}
+
+/// A success REPORT after the 200 that settled a copy (one the copy did not ask for) is not
+/// heard a second time, while the session is still up (the other invitee has not answered).
+#[test]
+fn a_report_after_the_200_is_not_heard_again() {
+    let mut sim = Sim::serving(original_app(false), |_| {});
+    let (ok, invites) = started_with(&mut sim, &["sip:bob@example.com", "sip:carol@example.com"]);
+    alice_sends(&mut sim, &ok, "no");
+    let (bob, out) = bob_accepts(&mut sim, &invites[0]);
+    let copy = copy_of(&out, bob);
+    assert_eq!(copy.success_report, Some(msrp::SuccessReport::No));
+    bob_200(&mut sim, bob, &copy);
+    assert_eq!(sim.ep.stats().delivered, 1);
+    assert_eq!(byes_to_alice(&sim), 0, "carol has not answered");
+    bob_reports(&mut sim, bob, &copy);
+    bob_reports(&mut sim, bob, &copy);
+    assert_eq!(sim.ep.stats().delivered, 1, "one copy, delivered once");
 }
