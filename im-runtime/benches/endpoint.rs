@@ -148,8 +148,8 @@ impl Machine for LegMachine {
             Event::Response(s) if (200..300).contains(s) => {
                 self.state = "connected";
                 vec![act(ActionKind::Deliver {
-                        success_report: false,
-                    })]
+                    success_report: false,
+                })]
             }
             Event::Response(s) if *s >= 300 => {
                 self.state = "failed";

@@ -1021,7 +1021,13 @@ fn confirmed_session(
 #[test]
 fn the_originators_success_report_follows_the_invitees_reports() {
     let (o, receiver, uas, server) = confirmed_session(2, &[], &[]);
-    let ctx = || format!("sender: {:?}\nreceiver: {receiver:?}\n{}", o.sender, server.log());
+    let ctx = || {
+        format!(
+            "sender: {:?}\nreceiver: {receiver:?}\n{}",
+            o.sender,
+            server.log()
+        )
+    };
     assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
     assert_eq!(o.sender_code, Some(0), "{}", ctx());
     let reported: Vec<f64> = receiver
@@ -1030,7 +1036,12 @@ fn the_originators_success_report_follows_the_invitees_reports() {
         .filter(|e| e["event"] == "reported")
         .map(|e| e["at"].as_f64().unwrap())
         .collect();
-    assert_eq!(reported.len(), 2, "each copy asked for a success REPORT:\n{}", ctx());
+    assert_eq!(
+        reported.len(),
+        2,
+        "each copy asked for a success REPORT:\n{}",
+        ctx()
+    );
     let report = o
         .sender
         .events()
@@ -1054,19 +1065,23 @@ fn the_originators_success_report_follows_the_invitees_reports() {
 fn an_invitee_that_never_reports_fails_the_message_after_the_report_wait() {
     let (o, receiver, uas, server) =
         confirmed_session(1, &["--no-success-report"], &["--msrp-report-wait", "2s"]);
-    let ctx = || format!("sender: {:?}\nreceiver: {receiver:?}\n{}", o.sender, server.log());
+    let ctx = || {
+        format!(
+            "sender: {:?}\nreceiver: {receiver:?}\n{}",
+            o.sender,
+            server.log()
+        )
+    };
     assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
     assert!(
-        receiver.events().iter().any(|e| e["event"] == "report_withheld"),
+        receiver
+            .events()
+            .iter()
+            .any(|e| e["event"] == "report_withheld"),
         "the copy asked for a success REPORT:\n{}",
         ctx()
     );
-    assert_eq!(
-        reports(&o.sender),
-        ["000 408 Request Timeout"],
-        "{}",
-        ctx()
-    );
+    assert_eq!(reports(&o.sender), ["000 408 Request Timeout"], "{}", ctx());
     assert_eq!(o.sender_code, Some(0), "{}", ctx());
     assert_no_session_left(server, 1);
 }

@@ -585,14 +585,12 @@ impl MsrpRelay {
             .sides
             .iter()
             .find(|k| {
-                self.sides
-                    .get(k)
-                    .is_some_and(|s| {
-                        !s.bound
-                            || (k.1.is_some()
-                                && !s.done
-                                && !s.delivery.as_ref().is_some_and(|d| d.awaits_report_only()))
-                    })
+                self.sides.get(k).is_some_and(|s| {
+                    !s.bound
+                        || (k.1.is_some()
+                            && !s.done
+                            && !s.delivery.as_ref().is_some_and(|d| d.awaits_report_only()))
+                })
             })
             .copied();
         if let Some(k) = stuck {

@@ -22,7 +22,12 @@ use rt::{addr, invite, invitee_sdp, response_to, status_of};
 use std::time::Duration;
 
 /// A pager session of `app` with bob invited and alice's 200 ACKed: the 200 and bob's INVITE.
-fn started(sim: &mut Sim<App>) -> (im_runtime::proto::sip::Message, im_runtime::proto::sip::Message) {
+fn started(
+    sim: &mut Sim<App>,
+) -> (
+    im_runtime::proto::sip::Message,
+    im_runtime::proto::sip::Message,
+) {
     let (ok, mut invites) = started_with(sim, &["sip:bob@example.com"]);
     (ok, invites.remove(0))
 }
@@ -32,8 +37,14 @@ fn started(sim: &mut Sim<App>) -> (im_runtime::proto::sip::Message, im_runtime::
 fn started_with(
     sim: &mut Sim<App>,
     recipients: &[&str],
-) -> (im_runtime::proto::sip::Message, Vec<im_runtime::proto::sip::Message>) {
-    let out = sim.udp(ALICE, &invite("UDP", ALICE, "sr1", "z9hG4bKsr1", recipients));
+) -> (
+    im_runtime::proto::sip::Message,
+    Vec<im_runtime::proto::sip::Message>,
+) {
+    let out = sim.udp(
+        ALICE,
+        &invite("UDP", ALICE, "sr1", "z9hG4bKsr1", recipients),
+    );
     let answers = udp_to(&out, ALICE);
     let ok = answers
         .iter()
@@ -47,7 +58,11 @@ fn started_with(
 }
 
 /// Alice connects and sends her one message, `Success-Report` as given.
-fn alice_sends(sim: &mut Sim<App>, ok: &im_runtime::proto::sip::Message, success_report: &str) -> ConnId {
+fn alice_sends(
+    sim: &mut Sim<App>,
+    ok: &im_runtime::proto::sip::Message,
+    success_report: &str,
+) -> ConnId {
     let (alice_conn, our_path) = alice_connects(sim, ok);
     let out = sim.input(Input::StreamData {
         conn: alice_conn,
@@ -56,7 +71,10 @@ fn alice_sends(sim: &mut Sim<App>, ok: &im_runtime::proto::sip::Message, success
         )),
     });
     let resp = sent_on(&out, alice_conn).map(|d| String::from_utf8_lossy(&d).to_string());
-    assert!(resp.unwrap_or_default().starts_with("MSRP t1 200"), "the SEND is accepted");
+    assert!(
+        resp.unwrap_or_default().starts_with("MSRP t1 200"),
+        "the SEND is accepted"
+    );
     alice_conn
 }
 
@@ -127,11 +145,18 @@ fn a_copy_of_a_message_asking_for_a_success_report_is_delivered_on_the_invitees_
     assert_eq!(copy.success_report, Some(msrp::SuccessReport::Yes));
     assert_eq!(copy.failure_report, Some(msrp::FailureReport::Yes));
     let out = bob_200(&mut sim, bob, &copy);
-    assert!(reports_to(&out, alice).is_empty(), "the 200 is hop by hop: alice waits");
+    assert!(
+        reports_to(&out, alice).is_empty(),
+        "the 200 is hop by hop: alice waits"
+    );
     assert_eq!(sim.ep.stats().delivered, 0);
     assert_eq!(byes_to_alice(&sim), 0);
     let out = bob_reports(&mut sim, bob, &copy);
-    assert_eq!(reports_to(&out, alice), vec![200], "alice's success REPORT after bob's");
+    assert_eq!(
+        reports_to(&out, alice),
+        vec![200],
+        "alice's success REPORT after bob's"
+    );
     assert_eq!(sim.ep.stats().delivered, 1);
     assert_eq!(byes_to_alice(&sim), 1);
     // A second REPORT is not heard again.
@@ -173,11 +198,19 @@ fn no_success_report_in_time_fails_the_copy_with_408() {
     let out = sim.advance(Duration::from_secs(9));
     assert!(reports_to(&out, alice).is_empty(), "still waiting at 9 s");
     let out = sim.advance(Duration::from_secs(2));
-    assert_eq!(reports_to(&out, alice), vec![408], "the report wait is configuration");
+    assert_eq!(
+        reports_to(&out, alice),
+        vec![408],
+        "the report wait is configuration"
+    );
     assert_eq!(byes_to_alice(&sim), 1);
     let out = bob_reports(&mut sim, bob, &copy);
     assert!(reports_to(&out, alice).is_empty());
-    assert_eq!(sim.ep.stats().delivered, 0, "a REPORT after the outcome is not heard");
+    assert_eq!(
+        sim.ep.stats().delivered,
+        0,
+        "a REPORT after the outcome is not heard"
+    );
 }
 
 // covers: 7.9.1.4/answered
@@ -206,14 +239,21 @@ fn the_edit_makes_every_copy_ask_for_a_success_report_and_wait_for_it() {
     let alice = alice_sends(&mut sim, &ok, "no");
     let (bob, out) = bob_accepts(&mut sim, &inv);
     let copy = copy_of(&out, bob);
-    assert_eq!(copy.success_report, Some(msrp::SuccessReport::Yes), "the edit's header");
+    assert_eq!(
+        copy.success_report,
+        Some(msrp::SuccessReport::Yes),
+        "the edit's header"
+    );
     bob_200(&mut sim, bob, &copy);
     assert_eq!(sim.ep.stats().delivered, 0);
     assert_eq!(byes_to_alice(&sim), 0, "the 200 no longer settles it");
     let out = bob_reports(&mut sim, bob, &copy);
     assert_eq!(sim.ep.stats().delivered, 1);
     assert_eq!(byes_to_alice(&sim), 1, "bob's REPORT did");
-    assert!(reports_to(&out, alice).is_empty(), "alice asked for no success REPORT");
+    assert!(
+        reports_to(&out, alice).is_empty(),
+        "alice asked for no success REPORT"
+    );
 }
 
 /// A success REPORT after the 200 that settled a copy (one the copy did not ask for) is not
