@@ -276,8 +276,8 @@ pub enum ActionKind {
     CancelLegs,
     /// `bye legs`.
     ByeLegs,
-    /// `deliver`.
-    Deliver,
+    /// `deliver`, with the items of its `{ … }` (none when it has no body).
+    Deliver(Vec<DeliverItem>),
     /// `report success` or `report failure STATUS "REASON"`.
     Report(Report),
     /// `start timer NAME after DURATION`.
@@ -301,6 +301,14 @@ pub enum ActionKind {
     /// `outcome delivered` (`None`) or `outcome failed [STATUS]` (`Some`, the status and
     /// where it is written when given).
     Outcome(Option<Option<(u16, Span)>>),
+}
+
+/// One item of `deliver { … }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliverItem {
+    /// `success-report WORD`: the word as written (the checker knows `yes` and `no`) and
+    /// where the item is.
+    SuccessReport(String, Span),
 }
 
 /// What a `report` action says.

@@ -375,7 +375,12 @@ pub fn action_text(spec: &Spec, proc: &Procedure, a: &Action) -> String {
         Action::Bye => "bye".into(),
         Action::CancelLegs => "cancel legs".into(),
         Action::ByeLegs => "bye legs".into(),
-        Action::Deliver => "deliver".into(),
+        Action::Deliver {
+            success_report: false,
+        } => "deliver".into(),
+        Action::Deliver {
+            success_report: true,
+        } => "deliver { success-report yes }".into(),
         Action::SendImdn(true) => "send imdn delivered".into(),
         Action::SendImdn(false) => "send imdn failed".into(),
         Action::CollectImdn(true) => "collect imdn delivered".into(),
@@ -685,7 +690,12 @@ mod tests {
                     states: vec![],
                     alternatives: vec![Alternative::Rule(rule(
                         "answered",
-                        vec![Action::Goto(1), Action::Deliver],
+                        vec![
+                            Action::Goto(1),
+                            Action::Deliver {
+                                success_report: false,
+                            },
+                        ],
                     ))],
                     otherwise: None,
                     loc: loc(),

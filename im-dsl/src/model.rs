@@ -287,8 +287,13 @@ pub enum Action {
     CancelLegs,
     /// BYE every invitee leg whose dialog is up.
     ByeLegs,
-    /// Deliver the held message.
-    Deliver,
+    /// Deliver the held message. `success_report`: its SEND asks for a success REPORT (RFC
+    /// 4975 §7.1.2, `deliver { success-report yes }`), and the leg hears `msrp delivered` on
+    /// that REPORT rather than on the 200 to the last chunk.
+    Deliver {
+        /// `Success-Report: yes` on the copy's SEND.
+        success_report: bool,
+    },
     /// Record the leg's outcome: `None` delivered, `Some(status)` failed with that status
     /// (`Some(None)`: the status the event carries).
     Outcome(Option<Option<u16>>),
@@ -515,6 +520,10 @@ pub enum Fact {
     /// `message.is_notification` : Bool — the message is itself an IMDN (`message/cpim`
     /// carrying `message/imdn+xml`).
     MessageIsNotification,
+    /// `message.success_report` : Bool — the sender of the session's held message asked
+    /// for a success REPORT (`Success-Report: yes` on its first SEND with a body, RFC 4975
+    /// §7.1.2); false before the message is held.
+    MessageSuccessReport,
     /// `subscription.subscriber` : Uri — who sent the SUBSCRIBE being handled
     /// (P-Asserted-Identity from a trusted host, else From); empty for other events.
     SubscriptionSubscriber,

@@ -392,7 +392,24 @@ impl Builder {
             Rule::act_bye => ActionKind::Bye,
             Rule::act_cancel_legs => ActionKind::CancelLegs,
             Rule::act_bye_legs => ActionKind::ByeLegs,
-            Rule::act_deliver => ActionKind::Deliver,
+            Rule::act_deliver => ActionKind::Deliver(
+                inner
+                    .next()
+                    .map(|body| {
+                        body.into_inner()
+                            .map(|i| {
+                                let span = self.span(&i);
+                                let word = i
+                                    .into_inner()
+                                    .next()
+                                    .map(|w| w.as_str().to_string())
+                                    .unwrap_or_default();
+                                DeliverItem::SuccessReport(word, span)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
             Rule::act_forward_imdn => ActionKind::ForwardImdn,
             Rule::act_accept_sub => ActionKind::AcceptSubscription,
             Rule::act_notify_subs => ActionKind::NotifySubscribers,
@@ -914,6 +931,8 @@ fn rule_word(r: &Rule) -> &'static str {
         Rule::act_cancel_legs => "`cancel legs`",
         Rule::act_bye_legs => "`bye legs`",
         Rule::act_deliver => "`deliver`",
+        Rule::deliver_body => "`{ … }` after deliver",
+        Rule::dlv_success => "`success-report yes` or `success-report no`",
         Rule::act_imdn => "`send imdn delivered`",
         Rule::act_collect_imdn => "`collect imdn delivered`",
         Rule::act_forward_imdn => "`forward imdn`",

@@ -100,9 +100,9 @@ fn graph_command_prints_mermaid_and_rejects_bad_specs() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("stateDiagram-v2\n"), "{text}");
     assert!(text.contains("state \"ringing\""), "{text}");
-    assert!(
-        text.contains(": response 2xx / stop timer invite_timeout, deliver (answered 7.9.1.4)")
-    );
+    assert!(text.contains(
+        ": response 2xx [first: otherwise] / stop timer invite_timeout, deliver (answered 7.9.1.4)"
+    ));
     let out = run(&["graph", "specs/7.9.1.4_adhoc_group.imspec"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("digraph imspec {"));
     let bad = workspace().join("im-macros/tests/ui/unknown_state/goto.imspec");

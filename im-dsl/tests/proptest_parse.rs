@@ -321,7 +321,11 @@ fn action() -> impl Strategy<Value = Action> {
         Just(ActionKind::Bye),
         Just(ActionKind::CancelLegs),
         Just(ActionKind::ByeLegs),
-        Just(ActionKind::Deliver),
+        prop::collection::vec(attr_name(), 0..3).prop_map(|ws| ActionKind::Deliver(
+            ws.into_iter()
+                .map(|w| DeliverItem::SuccessReport(w, sp()))
+                .collect()
+        )),
         any::<bool>().prop_map(ActionKind::SendImdn),
         any::<bool>().prop_map(ActionKind::CollectImdn),
         Just(ActionKind::ForwardImdn),

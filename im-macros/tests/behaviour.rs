@@ -381,7 +381,11 @@ fn clause_7_9_1_4_invitee_leg_rings_then_connects() {
     assert_eq!(a[0].origin.rule, "provisional");
     let a = leg_env_run(&mut leg, Event::Response(200));
     assert_eq!(leg.state(), State::Connected);
-    assert!(a.iter().any(|a| a.kind == ActionKind::Deliver));
+    // The message is not held yet (`message.success_report` false): a plain `deliver`.
+    assert!(a.iter().any(|a| a.kind
+        == ActionKind::Deliver {
+            success_report: false
+        }));
     // Connected is not final: the leg waits for its copy's outcome.
     assert!(!im_runtime::machine::Machine::is_final(&leg));
     // A late final response changes nothing.

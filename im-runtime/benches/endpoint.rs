@@ -147,7 +147,9 @@ impl Machine for LegMachine {
         match ev {
             Event::Response(s) if (200..300).contains(s) => {
                 self.state = "connected";
-                vec![act(ActionKind::Deliver)]
+                vec![act(ActionKind::Deliver {
+                    success_report: false,
+                })]
             }
             Event::Response(s) if *s >= 300 => {
                 self.state = "failed";

@@ -146,7 +146,8 @@ pub enum MsrpEvent {
     Connected,
     /// A complete message (all chunks up to `$`) arrived on the session.
     MessageReceived,
-    /// The message was delivered (a 200 response or success REPORT for every byte).
+    /// The message was delivered: the 200 to its last chunk, or, for a copy whose SEND asked
+    /// `Success-Report: yes`, the success REPORT covering every byte (RFC 4975 §7.1.2).
     Delivered,
     /// Delivery failed; the MSRP status code says why (RFC 4975 §10).
     DeliveryFailed(u16),
@@ -218,6 +219,10 @@ pub struct MessageFacts {
     pub wants_negative_delivery: bool,
     /// The message is itself an IMDN: `message/cpim` carrying `message/imdn+xml`.
     pub is_notification: bool,
+    /// The sender of a session's held MSRP message asked for a success REPORT
+    /// (`Success-Report: yes` on its first SEND with a body, RFC 4975 §7.1.2), so it will
+    /// get one if the session reports success; false before the message is held.
+    pub success_report: bool,
 }
 
 /// The facts of the copy an [`Event::Copy`] is about (`copy.*` in a spec); all false for
@@ -917,8 +922,17 @@ pub enum ActionKind {
     StartTimer(Timer, Duration),
     /// Stop a spec timer.
     StopTimer(Timer),
-    /// Deliver the message held for the session over this leg's MSRP session.
-    Deliver,
+    /// Deliver the message held for the session over this leg's MSRP session (queued until
+    /// it is held and the leg's MSRP session is up; a later `Deliver` before the copy is
+    /// sent replaces this one's options).
+    Deliver {
+        /// The copy's SEND asks for a success REPORT (`Success-Report: yes`, RFC 4975
+        /// §7.1.2): the leg then hears `msrp delivered` on that REPORT, not on the 200 to
+        /// the last chunk, and `msrp failed` 408 if none comes within
+        /// [`EndpointConfig::msrp_report_wait`](crate::endpoint::EndpointConfig::msrp_report_wait).
+        /// `false`: `no`, the 200 settles the copy.
+        success_report: bool,
+    },
     /// Record this leg's outcome (an invitee-leg machine only).
     Outcome(DeliveryOutcome),
     /// Report the outcome of the held message to the originator with an MSRP REPORT.

@@ -17,7 +17,11 @@ Subcommands (events are printed as JSON lines, one object per line):
          To-Path URI) and Message-ID, and report every complete message as
          {"event": "message", "session": ..., "length": ..., "sha256": ...}; --out-dir DIR also
          writes its bytes to DIR/<session>.<n>.bin. Exits after --count messages (0: run
-         until --timeout, which is then not an error).
+         until --timeout, which is then not an error). A message whose SEND asked
+         Success-Report: yes gets a success REPORT covering all of it (RFC 4975 section
+         7.1.2), reported as {"event": "reported", "session": ..., "at": <unix time>};
+         --no-success-report never sends one (a receiver that never confirms), reported as
+         {"event": "report_withheld", ...}.
   parse  read a byte stream from stdin and print each frame it contains (body in base64).
 
 TLS (RFC 4975 section 14, msrps: URIs): --tls-ca FILE makes a connecting peer speak TLS and
@@ -363,7 +367,8 @@ def cmd_send(args, out):
                     # The message is refused: no REPORT will cover it.
                     report_done = True
             elif f.method == "REPORT":
-                emit(out, event="report", **frame_event(f))
+                # `at` (unix time) lets a test order it against other peers' events.
+                emit(out, event="report", at=time.time(), **frame_event(f))
                 status = (f.header("Status") or "").split(" ")
                 if len(status) >= 2 and status[1] == "200":
                     _, e, _ = parse_range(f.header("Byte-Range") or "1-0/0")
@@ -600,12 +605,19 @@ def serve_connection(server, sock, peer):
             if m["total"] is not None and len(m["have"]) == m["total"]:
                 data = bytes(m["data"][:m["total"]])
                 del messages[key]
-                if (f.header("Success-Report") or "no").lower() == "yes":
+                if (f.header("Success-Report") or "no").lower() != "yes":
+                    pass
+                elif args.no_success_report:
+                    server.emit(event="report_withheld", session=session, message_id=mid)
+                else:
                     rep_headers = [("To-Path", f.header("From-Path")),
                                    ("From-Path", f.header("To-Path").split()[-1]),
                                    ("Message-ID", mid),
                                    ("Byte-Range", "1-%d/%d" % (len(data), len(data))),
                                    ("Status", "000 200 OK")]
+                    # `at` before the send: the REPORT cannot reach anyone earlier.
+                    server.emit(event="reported", session=session, message_id=mid,
+                                at=time.time())
                     conn.send(build(new_id(), "REPORT", rep_headers))
                 server.message(session, mid, m["type"], data)
     except (ProtocolError, UnicodeDecodeError, ValueError) as e:
@@ -708,6 +720,8 @@ def main():
     v.add_argument("--out-dir", help="write each message to DIR/<session>.<n>.bin")
     v.add_argument("--respond", type=int, default=200, help="status code for SENDs with a body")
     v.add_argument("--count", type=int, default=0, help="messages to receive before exiting")
+    v.add_argument("--no-success-report", action="store_true",
+                   help="never send the success REPORT a SEND asks for")
     sub.add_parser("parse")
     args = ap.parse_args()
     out = sys.stdout

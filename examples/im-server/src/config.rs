@@ -100,6 +100,9 @@ pub struct Limits {
     /// originator's MSRP session may take to bind, and how long a copy's SEND may wait for
     /// its response, before the machines hear `msrp closed`.
     pub msrp_idle: Duration,
+    /// How long a copy that asked its invitee for a success REPORT (the spec's `deliver {
+    /// success-report yes }`) waits for it before the leg hears `msrp failed` 408.
+    pub msrp_report_wait: Duration,
     /// Most `<entry>` elements one recipient list may hold (counted as written, before
     /// any de-duplication); more: `list.too_large`.
     pub max_list_entries: usize,
@@ -134,6 +137,7 @@ impl Default for Limits {
             offline_max_age: Duration::from_secs(7 * 24 * 3600),
             session_lifetime: Duration::from_secs(300),
             msrp_idle: Duration::from_secs(30),
+            msrp_report_wait: Duration::from_secs(30),
             max_list_entries: 1000,
             max_list_size: 64 * 1024,
             max_list_depth: 16,
@@ -570,6 +574,10 @@ impl ServerConfig {
         if let Some(v) = &l.msrp_idle {
             self.limits.msrp_idle = val(src, "limits.msrp_idle", v, parse_duration(v))?;
         }
+        if let Some(v) = &l.msrp_report_wait {
+            self.limits.msrp_report_wait =
+                val(src, "limits.msrp_report_wait", v, parse_duration(v))?;
+        }
         if let Some(v) = &l.max_list_entries {
             self.limits.max_list_entries = count("limits.max_list_entries", v)?;
         }
@@ -778,6 +786,9 @@ impl ServerConfig {
         if let Some(v) = cli.msrp_idle {
             self.limits.msrp_idle = v;
         }
+        if let Some(v) = cli.msrp_report_wait {
+            self.limits.msrp_report_wait = v;
+        }
         if let Some(v) = cli.max_list_entries {
             self.limits.max_list_entries = us(v);
         }
@@ -912,6 +923,7 @@ impl ServerConfig {
         for (key, d) in [
             ("limits.session_lifetime", l.session_lifetime),
             ("limits.msrp_idle", l.msrp_idle),
+            ("limits.msrp_report_wait", l.msrp_report_wait),
         ] {
             if d.is_zero() {
                 return bad(key, &"0", "must be longer than zero");

@@ -367,6 +367,7 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
             ep.msrp_chunk_size = cfg.limits.max_msrp_chunk;
             ep.session_lifetime = cfg.limits.session_lifetime;
             ep.msrp_idle = cfg.limits.msrp_idle;
+            ep.msrp_report_wait = cfg.limits.msrp_report_wait;
             ep.body_limits.lists = cfg.list_limits();
             ep.msrp_limits.max_body_bytes =
                 cfg.limits.max_msrp_chunk.max(ep.msrp_limits.max_body_bytes);

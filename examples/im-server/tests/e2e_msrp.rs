@@ -989,3 +989,99 @@ fn pager_session_delivery_reports_two_delivered_one_declined_one_dropped() {
     assert_eq!(outcome, want, "{log}");
     assert_no_session_left(server, 1);
 }
+
+/// A pre-defined group of `n` invitees whose MSRP receiver runs with `receiver_args`; the
+/// originator sends a small message asking `Success-Report: yes`. The originator's run, the
+/// receiver and the server.
+fn confirmed_session(
+    n: usize,
+    receiver_args: &[&str],
+    server_args: &[&str],
+) -> (Originator, MsrpPeer, SippRun, Server) {
+    let inv = Invitees::start_with(n as u32, n, 25, receiver_args);
+    let alice = format!("sip:alice@{}", inv.host);
+    let mut members: Vec<String> = (0..n).map(|i| inv.uri(&format!("inv{i}"))).collect();
+    members.push(alice.clone());
+    let (server, _g) = group_server(&members, server_args);
+    let uac = Sipp::new("pager_msrp")
+        .to(server.sip)
+        .key("target", GROUP)
+        .key("from", &alice)
+        .key("accept", "message/cpim text/plain");
+    let o = originate(uac, Offer::Active, b"confirm me", 0);
+    let (uas, _copies, receiver) = inv.finish();
+    (o, receiver, uas, server)
+}
+
+/// The originator asked `Success-Report: yes`, so each invitee's copy asks for one too
+/// (7.9.1.4 `answered_confirming` / `message_confirming`): the independent Python receiver
+/// sends its success REPORT only when a SEND asks for it, and does for both copies; the
+/// originator's own success REPORT comes after both (6.1.3.3.2 `finish` once the legs heard
+/// `msrp delivered` on those REPORTs, not on the 200s).
+#[test]
+fn the_originators_success_report_follows_the_invitees_reports() {
+    let (o, receiver, uas, server) = confirmed_session(2, &[], &[]);
+    let ctx = || {
+        format!(
+            "sender: {:?}\nreceiver: {receiver:?}\n{}",
+            o.sender,
+            server.log()
+        )
+    };
+    assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
+    assert_eq!(o.sender_code, Some(0), "{}", ctx());
+    let reported: Vec<f64> = receiver
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "reported")
+        .map(|e| e["at"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        reported.len(),
+        2,
+        "each copy asked for a success REPORT:\n{}",
+        ctx()
+    );
+    let report = o
+        .sender
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "report")
+        .unwrap_or_else(|| panic!("no REPORT to the originator:\n{}", ctx()));
+    assert_eq!(report["status"], "000 200 OK", "{}", ctx());
+    let at = report["at"].as_f64().unwrap();
+    assert!(
+        reported.iter().all(|r| *r <= at),
+        "the originator's REPORT ({at}) came before an invitee's ({reported:?}):\n{}",
+        ctx()
+    );
+    assert_no_session_left(server, 1);
+}
+
+/// An invitee takes its copy (MSRP 200) but never sends the success REPORT the copy asked
+/// for: after `--msrp-report-wait` its leg hears `msrp failed` 408 (7.9.1.4 `copy_refused`)
+/// and the originator gets a failure REPORT (6.1.3.3.2 `finish_with_failure`), not a success.
+#[test]
+fn an_invitee_that_never_reports_fails_the_message_after_the_report_wait() {
+    let (o, receiver, uas, server) =
+        confirmed_session(1, &["--no-success-report"], &["--msrp-report-wait", "2s"]);
+    let ctx = || {
+        format!(
+            "sender: {:?}\nreceiver: {receiver:?}\n{}",
+            o.sender,
+            server.log()
+        )
+    };
+    assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
+    assert!(
+        receiver
+            .events()
+            .iter()
+            .any(|e| e["event"] == "report_withheld"),
+        "the copy asked for a success REPORT:\n{}",
+        ctx()
+    );
+    assert_eq!(reports(&o.sender), ["000 408 Request Timeout"], "{}", ctx());
+    assert_eq!(o.sender_code, Some(0), "{}", ctx());
+    assert_no_session_left(server, 1);
+}

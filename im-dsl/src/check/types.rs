@@ -133,6 +133,11 @@ pub(crate) const FACTS: &[(&str, Fact, Type)] = &[
         Type::Bool,
     ),
     (
+        "message.success_report",
+        Fact::MessageSuccessReport,
+        Type::Bool,
+    ),
+    (
         "subscription.subscriber",
         Fact::SubscriptionSubscriber,
         Type::Uri,

@@ -367,6 +367,7 @@ fn fact(f: Fact) -> TokenStream {
         Fact::MessageWantsPositiveDelivery => quote!(__facts.message.wants_positive_delivery),
         Fact::MessageWantsNegativeDelivery => quote!(__facts.message.wants_negative_delivery),
         Fact::MessageIsNotification => quote!(__facts.message.is_notification),
+        Fact::MessageSuccessReport => quote!(__facts.message.success_report),
         Fact::SubscriptionSubscriber => quote!(&__facts.subscriber),
         Fact::CopyRecipientOffline => quote!(__facts.copy.recipient_offline),
         Fact::CopyStorable => quote!(__facts.copy.storable),
@@ -423,6 +424,7 @@ pub(crate) fn fact_ty(f: Fact) -> Ty {
         | Fact::MessageWantsPositiveDelivery
         | Fact::MessageWantsNegativeDelivery
         | Fact::MessageIsNotification
+        | Fact::MessageSuccessReport
         | Fact::CopyRecipientOffline
         | Fact::CopyStorable
         | Fact::ListMalformed

@@ -308,7 +308,9 @@ impl Gen<'_> {
             Action::Bye => quote!(#k::Bye),
             Action::CancelLegs => quote!(#k::CancelLegs),
             Action::ByeLegs => quote!(#k::ByeLegs),
-            Action::Deliver => quote!(#k::Deliver),
+            Action::Deliver { success_report } => quote!(#k::Deliver {
+                success_report: #success_report
+            }),
             Action::Outcome(o) => {
                 let d = quote!(::im_runtime::machine::DeliveryOutcome);
                 match o {

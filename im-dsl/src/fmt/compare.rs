@@ -145,6 +145,12 @@ fn erase_action(a: &mut Action) {
             erase_str(reason);
         }
         ActionKind::Outcome(Some(Some((_, s)))) => *s = Span::default(),
+        ActionKind::Deliver(items) => {
+            for it in items {
+                let crate::ast::DeliverItem::SuccessReport(_, s) = it;
+                *s = Span::default();
+            }
+        }
         ActionKind::InviteEach(_, _, items) | ActionKind::ForwardEach(_, _, items) => {
             for it in items {
                 match it {
@@ -176,7 +182,6 @@ fn erase_action(a: &mut Action) {
         | ActionKind::Bye
         | ActionKind::CancelLegs
         | ActionKind::ByeLegs
-        | ActionKind::Deliver
         | ActionKind::SendImdn(_)
         | ActionKind::CollectImdn(_)
         | ActionKind::ForwardImdn

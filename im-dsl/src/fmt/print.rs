@@ -410,7 +410,27 @@ impl Printer<'_> {
             ActionKind::CancelLegs => self.at("cancel legs", s),
             ActionKind::ByeLegs => self.at("bye legs", s),
             ActionKind::Bye => self.at("bye", s),
-            ActionKind::Deliver => self.at("deliver", s),
+            ActionKind::Deliver(items) if items.is_empty() => self.at("deliver", s),
+            ActionKind::Deliver(items) => {
+                let open = cat(vec![
+                    kw("deliver"),
+                    text(" "),
+                    self.punct(s.start + "deliver".len(), "{"),
+                ]);
+                // Short enough to stay on the action's line (`deliver { success-report yes }`)
+                // unless it does not fit.
+                let mut inner = Vec::new();
+                for DeliverItem::SuccessReport(w, at) in items {
+                    inner.push(LINE);
+                    inner.push(self.at(format!("success-report {w}"), *at));
+                }
+                group(cat(vec![
+                    open,
+                    nest(INDENT, cat(inner)),
+                    LINE,
+                    self.close(s),
+                ]))
+            }
             ActionKind::SendImdn(true) => self.at("send imdn delivered", s),
             ActionKind::SendImdn(false) => self.at("send imdn failed", s),
             ActionKind::CollectImdn(true) => self.at("collect imdn delivered", s),

@@ -345,7 +345,17 @@ impl Noisy {
                 self.t("bye");
                 self.t("legs");
             }
-            ActionKind::Deliver => self.t("deliver"),
+            ActionKind::Deliver(items) => {
+                self.t("deliver");
+                if !items.is_empty() {
+                    self.t("{");
+                    for DeliverItem::SuccessReport(w, _) in items {
+                        self.t("success-report");
+                        self.t(w.clone());
+                    }
+                    self.t("}");
+                }
+            }
             ActionKind::ForwardImdn => {
                 self.t("forward");
                 self.t("imdn");

@@ -133,6 +133,9 @@ pub struct Request {
     pub subscription_expires: u32,
     /// `list.unresolved`: `<entry-ref>` / `<external>` elements of the list.
     pub unresolved: usize,
+    /// `message.success_report`: the held MSRP message's first SEND asked
+    /// `Success-Report: yes` (RFC 4975 §7.1.2).
+    pub success_report: bool,
 }
 
 /// `subscription.expires` when a case gives none: the runtime's default maximum interval.
@@ -168,6 +171,7 @@ impl Default for Request {
             subscription_limit: None,
             subscription_authenticated_user: None,
             subscription_refresh: false,
+            success_report: false,
             subscription_expires: DEFAULT_SUBSCRIPTION_EXPIRES,
             unresolved: 0,
         }
@@ -491,6 +495,7 @@ fn facts(case: &Case) -> Result<Facts, String> {
             wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
             wants_negative_delivery: r.imdn.iter().any(|d| d == "negative-delivery"),
             is_notification: r.imdn.iter().any(|d| d == "notification"),
+            success_report: r.success_report,
         },
         subscriber: r.subscriber.as_deref().map(uri).unwrap_or_default(),
         ..Facts::default()
@@ -610,7 +615,12 @@ pub fn render(m: &Machines, a: &Action) -> String {
         ActionKind::StopTimer(t) => {
             format!("stop timer {}", timer_name(m, a.origin.procedure, *t))
         }
-        ActionKind::Deliver => "deliver".into(),
+        ActionKind::Deliver {
+            success_report: false,
+        } => "deliver".into(),
+        ActionKind::Deliver {
+            success_report: true,
+        } => "deliver success-report yes".into(),
         ActionKind::Report(ReportOutcome::Success) => "report success".into(),
         ActionKind::Report(ReportOutcome::Failure { status, .. }) => {
             format!("report failure {status}")

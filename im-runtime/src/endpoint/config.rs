@@ -66,6 +66,11 @@ pub struct EndpointConfig {
     /// §7.1.1's transaction timeout), before it is given up (the machines then hear `msrp
     /// closed`). A bound leg waiting for the originator's message is not timed by it.
     pub msrp_idle: Duration,
+    /// How long a copy sent with `Success-Report: yes` (the spec's `deliver { success-report
+    /// yes }`) may wait for the invitee's success REPORT, from its first chunk, before the
+    /// leg hears `msrp failed` with 408 (RFC 4975 §7.1.2 leaves the wait to the sender; 408
+    /// is the status §7.1.1 gives a transaction that timed out).
+    pub msrp_report_wait: Duration,
     /// Body parsing limits.
     pub body_limits: BodyLimits,
     /// MSRP decoder limits.
@@ -120,6 +125,7 @@ impl EndpointConfig {
             retry_after: Duration::from_secs(5),
             session_lifetime: Duration::from_secs(300),
             msrp_idle: Duration::from_secs(30),
+            msrp_report_wait: Duration::from_secs(30),
             body_limits: BodyLimits::default(),
             msrp_limits: msrp::DecoderLimits::default(),
             msrp_chunk_size: 2048,

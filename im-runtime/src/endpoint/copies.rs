@@ -7,7 +7,7 @@
 use super::super::*;
 use super::imdn::{ImdnRequest, read_request};
 use super::*;
-use crate::machine::CopyOutcome;
+use crate::machine::{CopyOutcome, MessageFacts};
 
 /// One recipient's copy: who, and the client transaction that carries it.
 #[derive(Clone, Debug)]
@@ -75,7 +75,11 @@ impl Session {
         };
         let ct = held.content_type.clone().unwrap_or_default();
         let (facts, req) = read_request(&ct, &held.data);
-        self.facts.message = facts;
+        // The MSRP fact stays: it was read from the message's first SEND.
+        self.facts.message = MessageFacts {
+            success_report: self.facts.message.success_report,
+            ..facts
+        };
         self.copies.request = req;
         self.copies.fanning_out = true;
         for i in 0..self.legs.len() {

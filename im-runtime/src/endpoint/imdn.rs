@@ -60,6 +60,8 @@ pub(crate) fn read_request(
         wants_positive_delivery: d.positive_delivery,
         wants_negative_delivery: d.negative_delivery,
         is_notification,
+        // An MSRP fact: a page-mode copy is a MESSAGE, which has no success REPORT.
+        success_report: false,
     };
     let req = ImdnRequest {
         message_id: id.to_string(),

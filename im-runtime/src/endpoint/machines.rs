@@ -165,20 +165,29 @@ impl Session {
                 let mi = from.unwrap_or(0);
                 self.timers.stop(|k| *k == SessionTimer::Spec(leg, mi, id));
             }
-            ActionKind::Deliver => {
+            ActionKind::Deliver { success_report } => {
+                // Until the copy goes, a later `deliver` replaces the options of this one
+                // (a leg answered before the message came asks again once it is held, when
+                // `message.success_report` is known). A leg's `deliver` starts its own copy
+                // only: another leg sends when its own machine has said how.
+                let want = |l: &mut Leg| {
+                    l.want_delivery = true;
+                    if !l.delivery_started {
+                        l.want_success_report = success_report;
+                    }
+                };
                 match leg {
                     Some(i) => {
                         if let Some(l) = self.legs.get_mut(i) {
-                            l.want_delivery = true;
+                            want(l);
                         }
+                        self.try_delivery(cx, i);
                     }
                     None => {
-                        for l in &mut self.legs {
-                            l.want_delivery = true;
-                        }
+                        self.legs.iter_mut().for_each(want);
+                        self.try_deliveries(cx);
                     }
                 }
-                self.try_deliveries(cx);
             }
             ActionKind::Outcome(o) => match leg.and_then(|i| self.legs.get_mut(i)) {
                 Some(l) => {

@@ -29,28 +29,56 @@ impl Session {
         }
     }
 
+    /// Sends the held message to every leg whose machine asked for it and whose MSRP
+    /// session is up.
     pub(super) fn try_deliveries<A: Application>(&mut self, cx: &mut Ctx<'_, A>) {
-        let Some(held) = &self.held else {
+        if self.held.is_none() {
+            return;
+        }
+        for i in 0..self.legs.len() {
+            self.try_delivery(cx, i);
+        }
+    }
+
+    /// Sends the held message to leg `i` if its machine asked for it (`deliver`), its MSRP
+    /// session is up and the copy has not gone yet.
+    pub(super) fn try_delivery<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
+        let (Some(held), Some(l)) = (&self.held, self.legs.get_mut(i)) else {
             return;
         };
-        for (i, l) in self.legs.iter_mut().enumerate() {
-            if l.status == LegStatus::Connected
-                && l.want_delivery
-                && !l.delivery_started
-                && cx.msrp.leg_ready(self.id, i)
-            {
-                l.delivery_started = true;
-                let tid_rand = cx.ids.random_bytes::<10>();
-                let mid_rand = cx.ids.random_bytes::<10>();
-                if let Some(conn) = cx
-                    .msrp
-                    .deliver(self.id, i, held, tid_rand, mid_rand, cx.out)
-                {
-                    // The SEND's transaction timeout (RFC 4975 §7.1.1 suggests 30 s): no
-                    // response or REPORT by then and the leg's MSRP side is given up.
-                    cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
-                }
+        if l.status != LegStatus::Connected
+            || !l.want_delivery
+            || l.delivery_started
+            || !cx.msrp.leg_ready(self.id, i)
+        {
+            return;
+        }
+        l.delivery_started = true;
+        let success_report = l.want_success_report;
+        let tid_rand = cx.ids.random_bytes::<10>();
+        let mid_rand = cx.ids.random_bytes::<10>();
+        if let Some(conn) =
+            cx.msrp
+                .deliver(self.id, i, held, success_report, tid_rand, mid_rand, cx.out)
+        {
+            // The SEND's transaction timeout (RFC 4975 §7.1.1 suggests 30 s): no
+            // response or REPORT by then and the leg's MSRP side is given up.
+            cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
+            if success_report {
+                self.timers.set(
+                    SessionTimer::ReportWait(i),
+                    cx.now + cx.cfg.msrp_report_wait,
+                );
             }
+        }
+    }
+
+    /// Leg `i`'s success REPORT did not come in time: unless its copy settled meanwhile,
+    /// the leg's machine hears `msrp failed` with 408, the status RFC 4975 §7.1.1 gives a
+    /// transaction that timed out (7.9.1.4 `copy_refused` records it).
+    pub(super) fn report_wait_over<A: Application>(&mut self, cx: &mut Ctx<'_, A>, i: usize) {
+        if cx.msrp.report_wait_over(self.id, i) {
+            self.relay_event(cx, RelayEvent::Delivered(self.id, i, false, 408));
         }
     }
 
@@ -75,11 +103,20 @@ impl Session {
                 cx.live.message_received(cx.now, self.id, m.data.len());
                 if self.held.is_none() {
                     self.held = Some(Box::new(m));
+                    self.facts.message.success_report =
+                        cx.msrp.originator_wants_success_report(self.id);
                 }
-                self.run_machines(cx, &Event::Msrp(crate::machine::MsrpEvent::MessageReceived));
+                let ev = Event::Msrp(crate::machine::MsrpEvent::MessageReceived);
+                self.run_machines(cx, &ev);
+                // The legs hear it too: one answered before the message came can now say how
+                // its copy goes (`message.success_report` is known from here on).
+                for i in 0..self.legs.len() {
+                    self.run_leg_machine(cx, i, &ev);
+                }
                 self.try_deliveries(cx);
             }
             RelayEvent::Delivered(_, i, ok, code) => {
+                self.timers.stop(|t| *t == SessionTimer::ReportWait(i));
                 // What the copy's outcome is, the leg's machine records (`outcome …`).
                 if ok {
                     cx.stats.delivered += 1;

@@ -5,10 +5,10 @@
 
 use super::session::SessionId;
 use super::{EndpointConfig, NetMap};
-use crate::machine::{ReportOutcome, SdpFacts};
+use crate::machine::SdpFacts;
 use crate::proto::msrp::{
-    self, ContinuationFlag, Decoder, FailureReport, Frame, FrameKind, MessageId, MsrpUri,
-    Reassembler, ReassemblyLimits, ReassemblyOutcome, StatusCode, SuccessReport, TransactionId,
+    self, Decoder, FailureReport, Frame, FrameKind, MsrpUri, Reassembler, ReassemblyLimits,
+    ReassemblyOutcome, StatusCode, TransactionId,
 };
 use crate::proto::sdp::answer::Answer;
 use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
@@ -17,6 +17,10 @@ use crate::transport::{ConnId, Output};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+mod delivery;
+
+use delivery::Delivery;
 
 type SideKey = (SessionId, Option<usize>);
 
@@ -61,15 +65,6 @@ struct Side {
     /// has none (two ids are ~50 bytes of every side otherwise).
     delivery: Option<Box<Delivery>>,
     done: bool,
-}
-
-/// A delivery in flight to a leg's side.
-struct Delivery {
-    /// Transaction id of the last chunk while its response is awaited: that response
-    /// is the outcome.
-    tid: Option<TransactionId>,
-    /// The message's id: a REPORT about it is the outcome too.
-    mid: MessageId,
 }
 
 struct MConn {
@@ -404,33 +399,8 @@ impl MsrpRelay {
         out: &mut std::collections::VecDeque<Output>,
     ) {
         match &f.kind {
-            FrameKind::Response { code, .. } => {
-                // A response to one of our delivery chunks: only the sessions on this
-                // connection can have sent it (usually one).
-                // By position rather than over a copy of the list: a response is the
-                // commonest frame, and the list is not changed in the loop.
-                let n = self.conns.get(&conn).map_or(0, |c| c.sides.len());
-                for j in 0..n {
-                    let Some(key) = self.conns.get(&conn).and_then(|c| c.sides.get(j).copied())
-                    else {
-                        break;
-                    };
-                    let (sid, Some(i)) = key else {
-                        continue;
-                    };
-                    if let Some(side) = self.sides.get_mut(&key)
-                        && side.conn == Some(conn)
-                        && let Some(d) = side.delivery.as_mut()
-                        && d.tid.as_ref() == Some(&f.transaction_id)
-                    {
-                        // The id stays: a REPORT about the message may still come.
-                        d.tid = None;
-                        side.done = true;
-                        events.push(RelayEvent::Delivered(sid, i, code.0 == 200, code.0));
-                        break;
-                    }
-                }
-            }
+            // A response to one of our delivery chunks.
+            FrameKind::Response { code, .. } => self.on_response(conn, &f, code.0, events),
             FrameKind::Request(method) => {
                 let key = f
                     .to_path
@@ -471,19 +441,7 @@ impl MsrpRelay {
                 }
                 match method {
                     msrp::Method::Send => self.on_send(conn, key, f, events, out),
-                    msrp::Method::Report => {
-                        if let (sid, Some(i)) = key {
-                            let code = f.status.as_ref().map(|s| s.code.0).unwrap_or(0);
-                            if let Some(side) = self.sides.get_mut(&key)
-                                && let Some(d) = side.delivery.as_mut()
-                                && f.message_id.as_ref() == Some(&d.mid)
-                            {
-                                d.tid = None;
-                                side.done = true;
-                                events.push(RelayEvent::Delivered(sid, i, code == 200, code));
-                            }
-                        }
-                    }
+                    msrp::Method::Report => self.on_report(key, &f, events),
                     msrp::Method::Other(_) => {
                         if let Some(r) = msrp::response_to(&f, StatusCode(501), None) {
                             self.send(conn, &r, out);
@@ -544,105 +502,6 @@ impl MsrpRelay {
         }
         if let Some(m) = complete {
             events.push(RelayEvent::MessageComplete(key.0, m));
-        }
-    }
-
-    /// Sends the held message to leg `i` in chunks; the connection it went on, if it did.
-    pub(crate) fn deliver(
-        &mut self,
-        sid: SessionId,
-        i: usize,
-        m: &msrp::Message,
-        tid_rand: [u8; 10],
-        mid_rand: [u8; 10],
-        out: &mut std::collections::VecDeque<Output>,
-    ) -> Option<ConnId> {
-        let side = self.sides.get(&(sid, Some(i)))?;
-        let conn = side.conn?;
-        let local = self.local_of(side)?;
-        let mut template = Frame::request(
-            TransactionId::from_random(&tid_rand),
-            msrp::Method::Send,
-            side.remote_path(),
-            vec![local],
-        );
-        let mid = MessageId::from_random(&mid_rand);
-        template.message_id = Some(mid.clone());
-        // How the relay learns the copy's fate, which the leg machine hears as `msrp
-        // delivered` / `msrp failed`: a transaction response to every chunk (RFC 4975
-        // §7.1.2, `Failure-Report: yes`), the last chunk's 200 meaning delivered. `no` would
-        // leave the relay no answer at all and `partial` none on success, so this is the one
-        // value under which those events exist (docs/decisions.md). No success REPORT is
-        // asked for: the 200 already settles the copy (one that comes anyway is read too);
-        // whether the originator gets one is the spec's `report success`.
-        template.success_report = Some(SuccessReport::No);
-        template.failure_report = Some(FailureReport::Yes);
-        // Never defaulted in practice: the held message is a reassembled one of at least one
-        // byte (an empty SEND only binds, `on_send`), so one of its chunks had a body, and
-        // the decoder refuses a body without Content-Type (RFC 4975 §7.1.1). The default only
-        // keeps the type total.
-        let ct = m
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "text/plain".into());
-        let mut chunker = msrp::Chunker::new(template, ct, m.data.clone(), self.chunk_size);
-        let mut last = None;
-        loop {
-            let tid = self.tid(tid_rand);
-            let Some(chunk) = chunker.next_chunk(tid.clone()) else {
-                break;
-            };
-            if chunk.flag == ContinuationFlag::End {
-                last = Some(tid);
-            }
-            self.send(conn, &chunk, out);
-        }
-        if let Some(side) = self.sides.get_mut(&(sid, Some(i))) {
-            side.delivery = Some(Box::new(Delivery { tid: last, mid }));
-        }
-        Some(conn)
-    }
-
-    /// A success or failure REPORT to the originator, when its SEND asked for one.
-    pub(crate) fn report_to_originator(
-        &mut self,
-        sid: SessionId,
-        outcome: &ReportOutcome,
-        rand: [u8; 10],
-        out: &mut std::collections::VecDeque<Output>,
-    ) {
-        let tid = self.tid(rand);
-        let Some(side) = self.sides.get(&(sid, None)) else {
-            return;
-        };
-        let (Some(conn), Some(send)) = (side.conn, side.first_send.as_ref()) else {
-            return;
-        };
-        let report = match outcome {
-            ReportOutcome::Success => (send.effective_success_report() == SuccessReport::Yes)
-                .then(|| msrp::success_report(send, tid, side.received))
-                .flatten(),
-            ReportOutcome::Failure { status, reason } => (send.effective_failure_report()
-                != FailureReport::No)
-                .then(|| {
-                    let len = side.received;
-                    let range = msrp::ByteRange {
-                        start: 1,
-                        end: Some(len),
-                        total: Some(len),
-                    };
-                    // The status and comment are the spec's (`report failure 408 "…"`).
-                    let status = msrp::Status {
-                        namespace: 0,
-                        code: StatusCode(*status),
-                        comment: (!reason.is_empty()).then(|| reason.to_string()),
-                    };
-                    msrp::report_for(send, tid, range, status)
-                })
-                .flatten(),
-        };
-        if let Some(r) = report {
-            self.send(conn, &r, out);
         }
     }
 
@@ -726,9 +585,12 @@ impl MsrpRelay {
             .sides
             .iter()
             .find(|k| {
-                self.sides
-                    .get(k)
-                    .is_some_and(|s| !s.bound || (k.1.is_some() && !s.done))
+                self.sides.get(k).is_some_and(|s| {
+                    !s.bound
+                        || (k.1.is_some()
+                            && !s.done
+                            && !s.delivery.as_ref().is_some_and(|d| d.awaits_report_only()))
+                })
             })
             .copied();
         if let Some(k) = stuck {

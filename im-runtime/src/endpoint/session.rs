@@ -273,6 +273,8 @@ pub(crate) struct Leg {
     /// Our MSRP session id for the leg, shared with the relay's side and its index.
     pub(crate) msrp_session: Arc<str>,
     pub(crate) want_delivery: bool,
+    /// The machine's last `deliver` asked for a success REPORT (read when the copy goes).
+    pub(crate) want_success_report: bool,
     pub(crate) delivery_started: bool,
     /// The outcome the leg's machine recorded (`outcome …`): 200 delivered, else the
     /// failure status it gave.
@@ -337,6 +339,7 @@ impl Leg {
             dialog: None,
             msrp_session: msrp_session.into(),
             want_delivery: false,
+            want_success_report: false,
             delivery_started: false,
             delivery: None,
             cancelled: false,

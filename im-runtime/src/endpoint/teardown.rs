@@ -188,6 +188,7 @@ impl Session {
                     self.originator_msrp_lost(cx);
                 }
             }
+            SessionTimer::ReportWait(i) => self.report_wait_over(cx, i),
         }
     }
 

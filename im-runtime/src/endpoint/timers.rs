@@ -33,6 +33,9 @@ pub(crate) enum SessionTimer {
     OriginatorMsrp,
     /// The earliest conference-state subscription expires (`endpoint/conference.rs`).
     Subscriptions,
+    /// Leg `.0`'s copy, sent with `Success-Report: yes`, has waited its configured time
+    /// (`msrp_report_wait`) for the success REPORT.
+    ReportWait(usize),
 }
 
 impl SessionTimer {

@@ -324,7 +324,9 @@ impl Machine for LegMachine {
                 self.state = "connected";
                 vec![
                     act(ActionKind::StopTimer(Timer::Spec(2))),
-                    act(ActionKind::Deliver),
+                    act(ActionKind::Deliver {
+                        success_report: false,
+                    }),
                 ]
             }
             Event::Response(_) | Event::Timer(Timer::B) => {

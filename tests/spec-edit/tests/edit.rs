@@ -118,6 +118,7 @@ fn the_spec_as_written_does_not_meet_the_edited_cases() {
             "server shutdown: the edited rule ends the legs only, the originator's dialog is left up (was BYE)",
             "the originator refreshes her subscription: 403 by the edited rule (was accepted)",
             "a refresh for an hour: no rule decides it in the edited spec (was accepted)",
+            "leg: the originator asked for no success REPORT, the copy asks for one anyway (was no)",
         ]
     );
 }

@@ -209,6 +209,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub msrp_idle: Option<Duration>,
 
+    /// How long a copy that asked its invitee for a success REPORT (RFC 4975 §7.1.2) waits
+    /// for it before the leg hears `msrp failed` 408. [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub msrp_report_wait: Option<Duration>,
+
     /// Most entries one recipient list may hold; the specs answer a longer one (413 with a
     /// Warning). [default: 1000]
     #[arg(long, value_name = "N", value_parser = parse_count)]

@@ -133,6 +133,7 @@ pub(super) struct FileLimits {
     pub(super) offline_max_age: Option<String>,
     pub(super) session_lifetime: Option<String>,
     pub(super) msrp_idle: Option<String>,
+    pub(super) msrp_report_wait: Option<String>,
     pub(super) max_list_entries: Option<SizeValue>,
     pub(super) max_list_size: Option<SizeValue>,
     pub(super) max_list_depth: Option<SizeValue>,

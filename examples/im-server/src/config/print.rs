@@ -133,6 +133,10 @@ impl ServerConfig {
             q(&format_duration(l.session_lifetime))
         ));
         line(format!("msrp_idle = {}", q(&format_duration(l.msrp_idle))));
+        line(format!(
+            "msrp_report_wait = {}",
+            q(&format_duration(l.msrp_report_wait))
+        ));
         line(format!("max_list_entries = {}", l.max_list_entries));
         line(format!("max_list_size = {}", l.max_list_size));
         line(format!("max_list_depth = {}", l.max_list_depth));

@@ -836,7 +836,13 @@ impl Invitees {
     /// `calls` invitee calls expected; `messages` copies the receiver waits for; `secs` how
     /// long the receiver waits (SIPp's limits follow it).
     pub(crate) fn start(calls: u32, messages: usize, secs: u64) -> Invitees {
-        let (receiver, port) = msrp_receiver(messages, secs, &[]);
+        Self::start_with(calls, messages, secs, &[])
+    }
+
+    /// As [`Invitees::start`], the MSRP receiver (`msrp_peer.py serve`) given `extra`
+    /// arguments too.
+    pub(crate) fn start_with(calls: u32, messages: usize, secs: u64, extra: &[&str]) -> Invitees {
+        let (receiver, port) = msrp_receiver(messages, secs, extra);
         let sipp = Sipp::new("uas_msrp")
             .calls(calls)
             .key("msrp_port", &port.to_string())

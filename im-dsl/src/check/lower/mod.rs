@@ -817,7 +817,7 @@ impl Lowerer<'_> {
             }
             ActionKind::CancelLegs => model::Action::CancelLegs,
             ActionKind::ByeLegs => model::Action::ByeLegs,
-            ActionKind::Deliver => model::Action::Deliver,
+            ActionKind::Deliver(items) => self.deliver(items)?,
             ActionKind::Outcome(o) => self.outcome(*o, a.span, cx)?,
             ActionKind::SendImdn(d) => model::Action::SendImdn(*d),
             ActionKind::CollectImdn(d) => model::Action::CollectImdn(*d),

@@ -1,5 +1,5 @@
 //! Lowering of what a rule answers: `respond` (status, reason, headers, Warning, the SDP
-//! answer and its `else`), `report failure` and a leg's `outcome`.
+//! answer and its `else`), `report failure`, a leg's `outcome` and what its `deliver` asks.
 
 use super::*;
 
@@ -134,6 +134,47 @@ impl Lowerer<'_> {
             }
         };
         Some((status?, reason?))
+    }
+
+    /// `deliver { success-report WORD }`: the word is one RFC 4975 §7.1.2 gives the header
+    /// (`yes`, `no`), given at most once; absent is `no`.
+    pub(super) fn deliver(&mut self, items: &[ast::DeliverItem]) -> Option<model::Action> {
+        const WORDS: &[&str] = &["yes", "no"];
+        let mut success_report = None;
+        let mut ok = true;
+        for ast::DeliverItem::SuccessReport(w, span) in items {
+            if let Some((_, first)) = success_report {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        "`success-report` is given twice for this delivery",
+                        *span,
+                        "given again",
+                    )
+                    .note(first, "first given here")
+                    .help("keep one `success-report`"),
+                );
+                ok = false;
+                continue;
+            }
+            if !WORDS.contains(&w.as_str()) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("`{w}` is not a Success-Report value"),
+                        *span,
+                        "unknown Success-Report value",
+                    )
+                    .help(suggest(w, WORDS, "RFC 4975 §7.1.2 knows")),
+                );
+                ok = false;
+                continue;
+            }
+            success_report = Some((w == "yes", *span));
+        }
+        ok.then_some(model::Action::Deliver {
+            success_report: success_report.is_some_and(|(y, _)| y),
+        })
     }
 
     /// The status of an `sdp { … else STATUS }`: required, and a final non-2xx (3xx–6xx), since
