@@ -1,6 +1,8 @@
 //! `im-server`: parses flags and the configuration file, loads the groups folder, binds the
 //! sockets and runs the imspec runtime on them.
 
+mod allocator;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -151,11 +153,13 @@ fn main() -> ExitCode {
     let rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
             .build()
     };
     let rt = match rt {
