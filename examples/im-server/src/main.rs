@@ -569,8 +569,8 @@ fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> E
     }
 }
 
-/// The one clock read outside the runtime's IO layer: the first groups load happens before
-/// the driver (and its clock) runs.
+/// A clock read outside the runtime's IO layer (the other is `allocator::tidy_on_park`): the
+/// first groups load happens before the driver (and its clock) runs.
 #[allow(clippy::disallowed_methods)]
 fn startup_time() -> Instant {
     Instant::now()
