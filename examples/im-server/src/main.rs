@@ -1,6 +1,8 @@
 //! `im-server`: parses flags and the configuration file, loads the groups folder, binds the
 //! sockets and runs the imspec runtime on them.
 
+mod allocator;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -151,11 +153,13 @@ fn main() -> ExitCode {
     let rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
             .build()
     };
     let rt = match rt {
@@ -566,8 +570,8 @@ fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> E
     }
 }
 
-/// The one clock read outside the runtime's IO layer: the first groups load happens before
-/// the driver (and its clock) runs.
+/// A clock read outside the runtime's IO layer (the other is `allocator::tidy_on_park`): the
+/// first groups load happens before the driver (and its clock) runs.
 #[allow(clippy::disallowed_methods)]
 fn startup_time() -> Instant {
     Instant::now()
