@@ -531,23 +531,6 @@ pub(crate) fn push_addr(out: &mut String, addr: SocketAddr) {
     }
 }
 
-/// Appends `n` in decimal.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default());
-}
-
 /// Appends `n` in lower-case hex without leading zeros, as `{:x}` writes it.
 pub(crate) fn push_hex(out: &mut String, n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
