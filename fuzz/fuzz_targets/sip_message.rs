@@ -79,6 +79,11 @@ fn built_matches_structure_parse(data: &[u8]) {
             // build_own checks the Request-URI first.
             if let Ok(o) = own {
                 assert_eq!(o, m);
+                // What the builder records reads as the parse of the bytes.
+                assert_eq!(o.cseq(), m.cseq());
+            }
+            if let Ok(d) = &in_dialog {
+                assert_eq!(d.cseq(), m.cseq());
             }
         }
         Err(e) => {

@@ -29,9 +29,9 @@ impl<A: Application> Endpoint<A> {
             Ok(m) if m.is_request() => {
                 // Stamp received/rport first, so every answer built from it carries them.
                 let m = via::stamp_request(m, peer.addr, transport);
-                validated(m, &self.cfg.policy, routing, &self.agent())
+                validated(m, &self.cfg.policy, routing, self.cfg.sip_advertised.ip())
             }
-            Ok(m) => validated(m, &self.cfg.policy, routing, &self.agent()),
+            Ok(m) => validated(m, &self.cfg.policy, routing, self.cfg.sip_advertised.ip()),
             Err(f) if is_ack => Triage::Drop(f.error.to_string()),
             Err(f) => salvage_response(&f, &self.agent(), peer.addr),
         };
@@ -433,7 +433,14 @@ impl<A: Application> Endpoint<A> {
     }
 }
 
-pub(super) fn validated(m: Message, policy: &Policy, routing: Routing, agent: &str) -> Triage {
+/// `agent` is our advertised address, formatted only for the Warning of a rejection (once
+/// per message received it cost 0.6 k instructions).
+pub(super) fn validated(
+    m: Message,
+    policy: &Policy,
+    routing: Routing,
+    agent: std::net::IpAddr,
+) -> Triage {
     if !m.is_request() {
         return match validate::check_response(&m) {
             Ok(()) => Triage::Response(m),
@@ -454,7 +461,7 @@ pub(super) fn validated(m: Message, policy: &Policy, routing: Routing, agent: &s
                 // RFC 3261 §21.4.13: say what is accepted.
                 b = b.header("Accept", &policy.accepted_types.join(", "));
             }
-            b = b.header("Warning", &warning(agent, &r.warning));
+            b = b.header("Warning", &warning(&session::ip_string(agent), &r.warning));
             match b.build() {
                 Ok(resp) => Triage::Respond(resp),
                 Err(_) => Triage::Drop("unanswerable".into()),

@@ -566,12 +566,13 @@ impl RequestBuilder {
     /// read otherwise.
     fn written(self) -> Result<Message, ParseFailure> {
         let n = self.via.len() + self.routes.len() + self.headers.len() + 8;
+        let cseq = Some(self.cseq);
         let mut lines = Some(Lines::new(n));
         let (out, headers, body) = self.write_head(&mut lines);
         let (bytes, body_start) = write_tail_lines(out, &headers, &body, &mut lines);
         match lines {
             Some(l) if l.plain => {
-                match Message::from_written(bytes.clone(), &l.lines, body_start) {
+                match Message::from_written(bytes.clone(), &l.lines, body_start, cseq) {
                     Some(m) => Ok(m),
                     None => Message::parse_structure(bytes),
                 }
@@ -798,6 +799,15 @@ mod tests {
                 "odd method",
                 RequestBuilder::new(Method::from_token("FOO"), "sip:x@y"),
             ),
+            // The parse refuses CSeq numbers from 2**31: nothing may be recorded for them.
+            ("CSeq 0", plain().cseq(0)),
+            ("largest CSeq", plain().cseq((1 << 31) - 1)),
+            ("CSeq past 2**31", plain().cseq(1 << 31)),
+            ("largest u32 CSeq", plain().cseq(u32::MAX)),
+            (
+                "a caller's CSeq after ours",
+                plain().header("CSeq", "7 BYE"),
+            ),
         ];
         for (what, b) in cases {
             let reparsed = Message::parse_structure(b.clone().write());
@@ -807,6 +817,13 @@ mod tests {
                 Ok(m) => {
                     assert_eq!(own.as_ref().ok(), Some(&m), "{what}: build_own");
                     assert_eq!(in_dialog.as_ref().ok(), Some(&m), "{what}: build_in_dialog");
+                    // What the builder records reads as the parse of the bytes.
+                    for built in [&own, &in_dialog] {
+                        let built = built.as_ref().expect("built");
+                        assert_eq!(built.cseq(), m.cseq(), "{what}: CSeq");
+                        assert_eq!(built.top_via(), m.top_via(), "{what}: Via");
+                        assert_eq!(built.call_id(), m.call_id(), "{what}: Call-ID");
+                    }
                 }
                 Err(e) => {
                     assert_eq!(own.err().map(|f| f.error), Some(e.error.clone()), "{what}");

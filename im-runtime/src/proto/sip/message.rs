@@ -72,6 +72,34 @@ struct Known {
     cseq: Option<(u8, u32, Rel)>,
 }
 
+/// Which [`HeaderName`]s a message holds and which it holds more than once, one bit per
+/// name ([`Message::name_presence`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NamePresence {
+    seen: u64,
+    repeated: u64,
+}
+
+impl NamePresence {
+    /// The bit of `name`: its place in the enum (fewer than 64 names; `Other` included).
+    #[inline]
+    fn bit(name: HeaderName) -> u64 {
+        1u64 << ((name as u32) & 63)
+    }
+
+    /// Whether a line of `name` is there.
+    #[inline]
+    pub(crate) fn has(self, name: HeaderName) -> bool {
+        self.seen & Self::bit(name) != 0
+    }
+
+    /// Whether more than one line of `name` is there.
+    #[inline]
+    pub(crate) fn repeated(self, name: HeaderName) -> bool {
+        self.repeated & Self::bit(name) != 0
+    }
+}
+
 /// A borrowed view of one header line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderRef<'a> {
@@ -95,7 +123,7 @@ pub struct HeaderRef<'a> {
 /// Serialising ([`Message::as_bytes`]) gives back exactly the bytes that were parsed (for a
 /// datagram: without octets past Content-Length); messages made by the builders in
 /// [`super::build`] are in canonical RFC 3261 form.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Message {
     buf: Bytes,
     start: Start,
@@ -103,6 +131,20 @@ pub struct Message {
     body: Span,
     known: Known,
 }
+
+/// Two messages are equal when their bytes and the structure read from them are: `known`
+/// only saves the accessors a parse, so a message a builder made (which records what it
+/// wrote) equals the parse of its bytes (which may record nothing).
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.buf == other.buf
+            && self.start == other.start
+            && self.headers == other.headers
+            && self.body == other.body
+    }
+}
+
+impl Eq for Message {}
 
 /// Whether the bytes came in a datagram or were cut out of a stream by [`frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,11 +226,14 @@ impl Message {
     /// `body_start - 2`. `lines` holds, per header line in order, its name, where the name
     /// starts and ends (the colon follows it) and where the line ends (before its CRLF).
     /// `None` when the start line does not parse or the message is too large; the builder
-    /// then parses it back, which gives the error.
+    /// then parses it back, which gives the error. `cseq`: the number of the first CSeq
+    /// line, which the builder wrote as `<number> <the Request-Line's method>`, recorded for
+    /// [`Message::cseq`] (the transaction key reads it on every request we send).
     pub(super) fn from_written(
         buf: Bytes,
         lines: &[(HeaderName, usize, usize, usize)],
         body_start: usize,
+        cseq: Option<u32>,
     ) -> Option<Message> {
         if buf.len() > u32::MAX as usize {
             return None;
@@ -196,7 +241,7 @@ impl Message {
         let b = &buf[..];
         let sl_end = memchr::memchr(b'\r', b)?;
         let start = parse_start_line(b.get(..sl_end)?).ok()?;
-        let headers = lines
+        let headers: Vec<Header> = lines
             .iter()
             .map(|&(name, ns, ne, end)| {
                 // Trimmed as the parser trims a value (LWS on both sides).
@@ -216,12 +261,31 @@ impl Message {
             })
             .collect();
         let body = Span::new(body_start, b.len());
+        let mut known = Known::default();
+        // What `CSeq::parse_parts` reads from `<number> SP <token>` (the method is a token:
+        // the start line, which holds the same method, parsed), for a number it accepts.
+        if let Some(seq) = cseq.filter(|&n| n < 1 << 31)
+            && let Some((i, h)) = headers
+                .iter()
+                .enumerate()
+                .find(|(_, h)| h.name == HeaderName::CSeq)
+            && let Some(v) = b
+                .get(h.value.range())
+                .and_then(|v| std::str::from_utf8(v).ok())
+            && let Some((n, method)) = v.split_once(' ')
+            && super::scan::digits_u64(n) == Some(u64::from(seq))
+        {
+            known.cseq = u8::try_from(i)
+                .ok()
+                .zip(Rel::of(v, method))
+                .map(|(i, m)| (i, seq, m));
+        }
         Some(Message {
             buf,
             start,
             headers,
             body,
-            known: Known::default(),
+            known,
         })
     }
 
@@ -607,6 +671,19 @@ impl Message {
                 .map(|h| h.value),
             known => self.header(known),
         }
+    }
+
+    /// Which header names the message holds, and which more than once, from one pass over
+    /// its header index: the validity checks ask this of a dozen names per message, which
+    /// [`Message::count`] answers with a pass per name.
+    pub(crate) fn name_presence(&self) -> NamePresence {
+        let mut p = NamePresence::default();
+        for h in &self.headers {
+            let bit = NamePresence::bit(h.name);
+            p.repeated |= p.seen & bit;
+            p.seen |= bit;
+        }
+        p
     }
 
     /// How many lines of a known header there are.
@@ -1144,5 +1221,51 @@ mod tests {
     fn message_stays_small() {
         assert!(size_of::<Known>() <= 112, "{}", size_of::<Known>());
         assert!(size_of::<Message>() <= 224, "{}", size_of::<Message>());
+    }
+
+    /// The one-pass presence the validity checks read agrees with [`Message::count`] for
+    /// every name: absent, once, twice, compact forms, unknown names, a name past 32 lines.
+    #[test]
+    fn name_presence_agrees_with_count() {
+        let names = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+            HeaderName::Contact,
+            HeaderName::ContentType,
+            HeaderName::ContentLength,
+            HeaderName::Expires,
+            HeaderName::Route,
+            HeaderName::RecordRoute,
+            HeaderName::Require,
+            HeaderName::Accept,
+            HeaderName::Other,
+        ];
+        let mut many = String::new();
+        for i in 0..40 {
+            many.push_str(&format!("X-{i}: y\r\n"));
+        }
+        let heads = [
+            "f: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\n".to_owned(),
+            "From: <sip:a@b>;tag=1\r\nFrom: <sip:a@b>;tag=2\r\nExpires: 5\r\n".to_owned(),
+            "Route: <sip:p;lr>\r\nRoute: <sip:q;lr>\r\nX-A: 1\r\nx-b: 2\r\n".to_owned(),
+            format!("{many}Expires: 1\r\nc: text/plain\r\nContent-Type: text/plain\r\n"),
+            String::new(),
+        ];
+        for head in heads {
+            let text = format!(
+                "MESSAGE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 Call-ID: c\r\nCSeq: 1 MESSAGE\r\n{head}Content-Length: 0\r\n\r\n"
+            );
+            let m = Message::parse_structure(Bytes::from(text)).expect("parses");
+            let p = m.name_presence();
+            for n in names {
+                assert_eq!(p.has(n), m.count(n) > 0, "{n:?} in {head:?}");
+                assert_eq!(p.repeated(n), m.count(n) > 1, "{n:?} in {head:?}");
+            }
+        }
     }
 }

@@ -131,6 +131,7 @@ pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Ver
             "only SIP/2.0 is supported",
         );
     }
+    let present = msg.name_presence();
     for (name, what) in [
         (HeaderName::Via, "Via"),
         (HeaderName::From, "From"),
@@ -138,12 +139,12 @@ pub fn validate_request(msg: &Message, policy: &Policy, routing: Routing) -> Ver
         (HeaderName::CallId, "Call-ID"),
         (HeaderName::CSeq, "CSeq"),
     ] {
-        if msg.count(name) == 0 {
+        if !present.has(name) {
             return reject(StatusCode::BAD_REQUEST, format!("missing {what}"));
         }
     }
     for name in SINGLE {
-        if msg.count(name) > 1 {
+        if present.repeated(name) {
             let n = name.canonical().unwrap_or("header");
             return reject(
                 StatusCode::BAD_REQUEST,
@@ -254,6 +255,7 @@ pub fn check_response(msg: &Message) -> Result<(), DropReason> {
     if !msg.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(DropReason::Version);
     }
+    let present = msg.name_presence();
     for (name, what) in [
         (HeaderName::Via, "missing Via"),
         (HeaderName::From, "missing From"),
@@ -261,11 +263,11 @@ pub fn check_response(msg: &Message) -> Result<(), DropReason> {
         (HeaderName::CallId, "missing Call-ID"),
         (HeaderName::CSeq, "missing CSeq"),
     ] {
-        if msg.count(name) == 0 {
+        if !present.has(name) {
             return Err(DropReason::Malformed(what));
         }
     }
-    if SINGLE.iter().any(|&n| msg.count(n) > 1) {
+    if SINGLE.iter().any(|&n| present.repeated(n)) {
         return Err(DropReason::Malformed("repeated single-value header"));
     }
     // One Via line without a comma holds at most one value: nothing to parse (the usual

@@ -214,7 +214,11 @@ fn branch_id(branch: &str, host: &str, port: Option<u16>) -> KeyId {
     let port_len = port.map_or(0, |p| 1 + p.checked_ilog10().unwrap_or(0) as usize + 1);
     let mut text = String::with_capacity(branch.len() + host.len() + port_len);
     text.push_str(branch);
-    text.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    text.push_str(host);
+    // Lower-cased in place: mapping char by char cost ~10 instructions a byte.
+    if let Some(h) = text.get_mut(branch.len()..) {
+        h.make_ascii_lowercase();
+    }
     if let Some(p) = port {
         text.push(':');
         let mut div = 10_000u16; // the largest power of ten a u16 port can reach
