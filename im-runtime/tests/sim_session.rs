@@ -260,6 +260,8 @@ struct Invitee {
     total: Option<u64>,
     data: Vec<u8>,
     duplicate: Option<String>,
+    /// Whether it sent its success REPORT (once, for the whole message).
+    reported: bool,
 }
 
 impl Invitee {
@@ -346,6 +348,7 @@ impl World {
                     total: None,
                     data: Vec::new(),
                     duplicate: None,
+                    reported: false,
                 }
             })
             .collect();
@@ -798,6 +801,27 @@ impl World {
                     true,
                     Delivery::Server(Input::StreamData { conn, data: bytes }),
                 );
+            }
+            // RFC 4975 §7.1.2: a receiver asked `Success-Report: yes` reports once it has the
+            // whole message (the copy asks when alice did: 7.9.1.4 `answered_confirming`).
+            let inv = &mut self.invitees[k];
+            let whole = inv.total.is_some_and(|t| inv.got.len() as u64 == t);
+            if code == 200
+                && whole
+                && !inv.reported
+                && f.effective_success_report() == msrp::SuccessReport::Yes
+            {
+                inv.reported = true;
+                let total = inv.total.unwrap_or(0);
+                let tid = msrp::TransactionId::new(&format!("rep{k}")).expect("a valid id");
+                if let Some(rep) = msrp::success_report(&f, tid, total) {
+                    let bytes = Bytes::from(msrp::encode_to_vec(&rep).expect("encodes"));
+                    self.stream(
+                        conn,
+                        true,
+                        Delivery::Server(Input::StreamData { conn, data: bytes }),
+                    );
+                }
             }
         }
     }
