@@ -813,7 +813,7 @@ impl World {
             {
                 inv.reported = true;
                 let total = inv.total.unwrap_or(0);
-                let tid = msrp::TransactionId::new(&format!("rep{k}")).expect("a valid id");
+                let tid = msrp::TransactionId::new(format!("rep{k}")).expect("a valid id");
                 if let Some(rep) = msrp::success_report(&f, tid, total) {
                     let bytes = Bytes::from(msrp::encode_to_vec(&rep).expect("encodes"));
                     self.stream(

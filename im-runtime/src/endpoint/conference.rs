@@ -103,6 +103,9 @@ struct Deciding {
     /// A refresh or an unsubscribe of the subscription whose dialog has our tag `local_tag`
     /// (`subscription.refresh`); `None` for a SUBSCRIBE creating one.
     refresh: Option<String>,
+    /// Sent by the user the subscription was granted to (or vouched for by a trusted host,
+    /// or a creation): a refusal may end the subscription.
+    by_owner: bool,
 }
 
 /// A session's subscriptions.

@@ -264,11 +264,11 @@ fn param(challenge: &str, name: &str) -> String {
     }
 }
 
-/// With Digest on (alice's host trusted, so her INVITE is not challenged), the subscriber at
-/// `SUBSCRIBER` answers the 401 to its SUBSCRIBE to the session's focus as Digest user `user`
-/// while its From names alice, the originator: the answer to the authenticated SUBSCRIBE.
-fn subscribe_as_alice(app: App, user: &str) -> Message {
-    const SUBSCRIBER: &str = "127.0.0.9:5072";
+const SUBSCRIBER: &str = "127.0.0.9:5072";
+
+/// The endpoint with alice's session up, Digest on (alice's host trusted, so her INVITE is
+/// not challenged, the subscriber's host not), and the session's focus URI.
+fn digest_session(app: App) -> (Endpoint<App>, Instant, String) {
     let mut cfg = EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855"));
     #[allow(clippy::disallowed_methods)]
     // The one clock read of this test: the endpoint only needs some instant.
@@ -279,13 +279,31 @@ fn subscribe_as_alice(app: App, user: &str) -> Message {
     let ok = final_to(&from_alice(&mut ep, now, &good_invite()), "INVITE");
     assert_eq!(status(&ok), 200, "{ok:?}");
     let focus = focus_of(&ok);
+    (ep, now, focus)
+}
+
+/// The subscriber at `SUBSCRIBER` sends a SUBSCRIBE (From alice) to `focus` with CSeq `cseq`
+/// and `to_tag` (a refresh when given), answers the 401 as Digest user `user`, and returns
+/// everything the endpoint sent it for the authenticated one (its answer and any NOTIFY).
+fn subscribe_as(
+    ep: &mut Endpoint<App>,
+    now: Instant,
+    focus: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    user: &str,
+) -> Vec<Message> {
+    let to = match to_tag {
+        Some(t) => format!("<{focus}>;tag={t}"),
+        None => format!("<{focus}>"),
+    };
     let subscribe = |cseq: u32, auth: &str| {
         format!(
-            "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {SUBSCRIBER};branch=z9hG4bKsubauth{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=s1\r\nTo: <{focus}>\r\nCall-ID: subauth@alice\r\nCSeq: {cseq} SUBSCRIBE\r\n{auth}Event: conference\r\nAccept: application/conference-info+xml\r\nExpires: 600\r\nContact: <sip:alice@{SUBSCRIBER}>\r\nContent-Length: 0\r\n\r\n"
+            "SUBSCRIBE {focus} SIP/2.0\r\nVia: SIP/2.0/UDP {SUBSCRIBER};branch=z9hG4bKsubauth{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=s1\r\nTo: {to}\r\nCall-ID: subauth@alice\r\nCSeq: {cseq} SUBSCRIBE\r\n{auth}Event: conference\r\nAccept: application/conference-info+xml\r\nExpires: 600\r\nContact: <sip:alice@{SUBSCRIBER}>\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    send(&mut ep, now, SUBSCRIBER, &subscribe(1, ""));
-    let challenge = final_to(&sent_to(&mut ep, SUBSCRIBER), "SUBSCRIBE");
+    send(ep, now, SUBSCRIBER, &subscribe(cseq, ""));
+    let challenge = final_to(&sent_to(ep, SUBSCRIBER), "SUBSCRIBE");
     assert_eq!(status(&challenge), 401, "{challenge:?}");
     let www = challenge
         .header_str("WWW-Authenticate")
@@ -302,14 +320,46 @@ fn subscribe_as_alice(app: App, user: &str) -> Message {
         "cn",
         "auth",
         "SUBSCRIBE",
-        &focus,
+        focus,
     );
     let auth = format!(
         "Authorization: Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{focus}\", response=\"{r}\", algorithm={}, cnonce=\"cn\", qop=auth, nc=00000001\r\n",
         alg.as_str()
     );
-    send(&mut ep, now, SUBSCRIBER, &subscribe(2, &auth));
-    final_to(&sent_to(&mut ep, SUBSCRIBER), "SUBSCRIBE")
+    send(ep, now, SUBSCRIBER, &subscribe(cseq + 1, &auth));
+    sent_to(ep, SUBSCRIBER)
+}
+
+/// Alice's subscription as Digest user `user`: the answer to the authenticated SUBSCRIBE.
+fn subscribe_as_alice(app: App, user: &str) -> Message {
+    let (mut ep, now, focus) = digest_session(app);
+    final_to(
+        &subscribe_as(&mut ep, now, &focus, 1, None, user),
+        "SUBSCRIBE",
+    )
+}
+
+/// Alice subscribes as herself; then a refresh of her subscription carries Digest user
+/// `user`'s credentials: what the endpoint sent for it, and the answer to a refresh by alice
+/// after it (200 while her subscription lives, 481 once it ended).
+fn refresh_as(app: App, user: &str) -> (Vec<Message>, Message) {
+    let (mut ep, now, focus) = digest_session(app);
+    let ok = final_to(
+        &subscribe_as(&mut ep, now, &focus, 1, None, "alice"),
+        "SUBSCRIBE",
+    );
+    assert_eq!(status(&ok), 200, "{ok:?}");
+    let tag = ok
+        .to()
+        .and_then(|t| t.tag())
+        .unwrap_or_default()
+        .to_string();
+    let refreshed = subscribe_as(&mut ep, now, &focus, 3, Some(&tag), user);
+    let again = final_to(
+        &subscribe_as(&mut ep, now, &focus, 5, Some(&tag), "alice"),
+        "SUBSCRIBE",
+    );
+    (refreshed, again)
 }
 
 // covers: ext-dr.12/subscriber_impersonates
@@ -331,4 +381,38 @@ fn whom_a_digest_user_may_subscribe_as_is_the_specs_rule() {
     assert_eq!(status(&m), 200, "{m:?}");
     let m = subscribe_as_alice(edited_app(true), "mallory");
     assert_eq!(status(&m), 403, "{m:?}");
+}
+
+/// A refresh carries its own credentials, and whom they may speak for is ext-dr.12's rule,
+/// as for the SUBSCRIBE that created it (ext-dr.13); another user's refresh refused ends
+/// nothing (the runtime keeps alice's subscription: no `terminated` NOTIFY, her own refresh
+/// still renews it).
+// covers: ext-dr.12/subscriber_impersonates
+#[test]
+fn whom_a_refresh_may_speak_for_is_the_specs_rule() {
+    let (sent, again) = refresh_as(original_app(true), "admin");
+    let m = final_to(&sent, "SUBSCRIBE");
+    assert_eq!(status(&m), 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("the authenticated user is not the user")),
+        "{m:?}"
+    );
+    assert!(
+        !sent.iter().any(|n| n
+            .header_str("Subscription-State")
+            .is_some_and(|s| s.starts_with("terminated"))),
+        "alice's subscription ended: {sent:?}"
+    );
+    assert_eq!(status(&again), 200, "{again:?}");
+    // The edited ext-dr.12 lets admin speak for alice, so the refresh reaches the rule after
+    // it: in the edited copy, ext-dr.13's `refresh_refused` (every refresh refused, saying so).
+    let (sent, _) = refresh_as(edited_app(true), "admin");
+    let m = final_to(&sent, "SUBSCRIBE");
+    assert_eq!(status(&m), 403, "{m:?}");
+    assert!(
+        m.header_str("Warning")
+            .is_some_and(|w| w.contains("subscriptions are not renewed")),
+        "{m:?}"
+    );
 }

@@ -25,20 +25,25 @@ impl Session {
             limit,
             authenticated_user,
         } = req;
-        let (subscriber, authenticated_user, refresh) = if in_dialog {
+        // A refresh is decided for the subscriber it was granted to, with the credentials
+        // it carries itself (the rules compare them, ext-dr.12). `by_owner`: it comes from
+        // that subscriber's user (or a trusted host): only then can its refusal end the
+        // subscription, since §4.2.2's `rejected` withdraws the subscriber's own
+        // authorization, which another user's request cannot.
+        let (subscriber, refresh, by_owner) = if in_dialog {
             let tag = msg.to().and_then(|t| t.tag()).unwrap_or("");
             let Some(s) = self.conference.find(tag) else {
                 // Ended while the SUBSCRIBE was on its way (RFC 6665 §4.1.2.2: 481).
                 cx.reply_simple(&key, &msg, 481, &[]);
                 return;
             };
-            (
-                s.subscriber.clone(),
-                s.authenticated_user.clone(),
-                Some(tag.to_owned()),
-            )
+            let by_owner = authenticated_user.is_empty()
+                || self
+                    .subscription_owner(tag)
+                    .is_some_and(|owner| owner == authenticated_user);
+            (s.subscriber.clone(), Some(tag.to_owned()), by_owner)
         } else {
-            (subscriber, authenticated_user, None)
+            (subscriber, None, true)
         };
         let who = identity(&subscriber);
         self.facts.subscriber = subscriber;
@@ -58,6 +63,7 @@ impl Session {
             expires,
             peer,
             refresh,
+            by_owner,
         }));
         self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
         self.facts.subscriber = Uri::default();
@@ -86,6 +92,10 @@ impl Session {
                 // asked (`reason=timeout`, RFC 6665 §4.2.1.2); a refused refresh tells the
                 // subscriber it is no longer authorized (`reason=rejected`, §4.2.2), which
                 // it would not assume from a 403 alone (§4.1.2.2 keeps it valid then).
+                if !d.by_owner {
+                    // Another user's refresh or unsubscribe, refused: the subscription stays.
+                    return;
+                }
                 let reason = if d.expires == 0 {
                     "timeout"
                 } else {
@@ -100,7 +110,18 @@ impl Session {
                 // end its own subscription (RFC 6665 §4.2.1.2) and granting it nothing
                 // grants nothing.
                 let tag = tag.to_owned();
-                if d.expires == 0 {
+                if !d.by_owner {
+                    // Not the subscriber's own request: nothing granted, nothing ended.
+                    self.spec_gap(
+                        None,
+                        "request SUBSCRIBE",
+                        format_args!(
+                            "no spec rule decided another user's refresh or unsubscribe; 403 sent"
+                        ),
+                    );
+                    let w = warning(&cx.agent(), "no rule of the spec renews this subscription");
+                    cx.reply_simple(&key, &msg, 403, &[("Warning", w)]);
+                } else if d.expires == 0 {
                     self.spec_gap(
                         None,
                         "request SUBSCRIBE",

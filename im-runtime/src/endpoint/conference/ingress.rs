@@ -132,23 +132,27 @@ impl<A: Application> Endpoint<A> {
             return;
         }
         // A refresh or an unsubscribe is challenged as its SUBSCRIBE was (RFC 3261 §22: a
-        // UAS may challenge any request), and only the user the subscription was granted to
-        // passes (else 403). The dialog's identifiers are no credential: Call-ID and tags
-        // travel in the clear, and a refresh moves the NOTIFYs to where it came from
-        // (`refreshed`), so without this whoever saw them could take the state document or
-        // end the subscription. Not a setting of its own: authentication on/off and the
-        // trusted hosts decide it, as for every other request.
-        let owner = self
+        // UAS may challenge any request): the dialog's identifiers are no credential, since
+        // Call-ID and tags travel in the clear and a refresh moves the NOTIFYs to where it
+        // came from (`refreshed`). Whether the authenticated user may speak for the
+        // subscriber is the spec's rule, as for the creation (ext-dr.12,
+        // `subscription.authenticated_user`). Not a setting of its own: authentication
+        // on/off and the trusted hosts decide it, as for every other request.
+        let exists = self
             .sessions
             .get(&sid)
-            .and_then(|s| s.subscription_owner(&dialog.1));
-        if let Some(owner) = owner
-            && self
-                .authenticate(now, peer, &msg, &key, Some(&owner))
-                .is_none()
-        {
-            return;
-        }
+            .is_some_and(|s| s.subscription_owner(&dialog.1).is_some());
+        let authenticated_user = if exists {
+            let Some(vouched) = self.authenticate(now, peer, &msg, &key, None) else {
+                return;
+            };
+            match vouched {
+                stateless::auth::Vouched::Realm(_, user) => user,
+                stateless::auth::Vouched::Off | stateless::auth::Vouched::Trusted => String::new(),
+            }
+        } else {
+            String::new()
+        };
         let expires = granted(&msg, self.cfg.max_subscription_expires);
         let req = SubscribeRequest {
             key,
@@ -158,7 +162,7 @@ impl<A: Application> Endpoint<A> {
             in_dialog: true,
             peer,
             limit: None,
-            authenticated_user: String::new(),
+            authenticated_user,
         };
         self.dispatch(now, sid, SessionEvent::Subscribe(Box::new(req)));
     }
