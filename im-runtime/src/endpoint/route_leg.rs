@@ -145,19 +145,7 @@ impl<A: Application> Ctx<'_, A> {
                             && (!*tls || tls_ok)
                     });
                     let r = match open {
-                        Some((_, peer, tls)) => LegRoute {
-                            peer: Peer {
-                                addr: peer,
-                                reliable: true,
-                            },
-                            transport: if tls {
-                                LegTransport::Tls
-                            } else {
-                                LegTransport::Tcp
-                            },
-                            connect: false,
-                            for_size: false,
-                        },
+                        Some((_, peer, tls)) => over_open(peer, tls),
                         None => {
                             let t = p.transport.unwrap_or(LegTransport::Udp);
                             if t == LegTransport::Tls && !tls_ok {
@@ -175,19 +163,7 @@ impl<A: Application> Ctx<'_, A> {
                             && (!*tls || tls_ok)
                     });
                     match open {
-                        Some((_, peer, tls)) => LegRoute {
-                            peer: Peer {
-                                addr: peer,
-                                reliable: true,
-                            },
-                            transport: if tls {
-                                LegTransport::Tls
-                            } else {
-                                LegTransport::Tcp
-                            },
-                            connect: false,
-                            for_size: false,
-                        },
+                        Some((_, peer, tls)) => over_open(peer, tls),
                         None if f.outbound && f.conn.is_some() => {
                             // RFC 5626 §5.3: an outbound flow that has failed is not replaced
                             // by a connection of ours; the contact is unreachable until it
@@ -365,6 +341,23 @@ fn tcp_contact(focus: &str, sip: SocketAddr) -> String {
         .and_then(|(_, r)| r.split_once('@'))
         .map_or("conf", |(u, _)| u);
     format!("<sip:{user}@{sip};transport=tcp>")
+}
+
+/// The route over a stream connection that is already open to `peer` (TLS when `tls`).
+fn over_open(peer: SocketAddr, tls: bool) -> LegRoute {
+    LegRoute {
+        peer: Peer {
+            addr: peer,
+            reliable: true,
+        },
+        transport: if tls {
+            LegTransport::Tls
+        } else {
+            LegTransport::Tcp
+        },
+        connect: false,
+        for_size: false,
+    }
 }
 
 #[cfg(test)]
