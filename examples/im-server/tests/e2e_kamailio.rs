@@ -20,142 +20,29 @@ mod pgcluster;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::kamailio::{self, Kamailio, exchange};
 use common::{Server, Sipp, free_tcp_port, free_udp_port};
 
 const GROUP: &str = "sip:kamailio-e2e@example.com";
 const ALICE: &str = "sip:alice@example.com";
 const BOB: &str = "sip:bob@example.com";
 
-/// Kamailio in the foreground, logging to a file; stopped with SIGTERM (its children exit
-/// with the main process) when dropped.
-struct Kamailio {
-    child: Child,
-    sip: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// A request of bob's from `sock` to the server's domain.
+fn request(sock: &UdpSocket, method: &str, call_id: &str, extra: &str) -> String {
+    kamailio::request(sock, BOB, method, call_id, extra)
 }
 
-impl Kamailio {
-    fn start(instances: &[SocketAddr]) -> Kamailio {
-        let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("dispatcher.list");
+/// Kamailio's dispatcher over `instances` (its `dispatcher.list`, set 1).
+fn dispatcher(instances: &[SocketAddr]) -> Kamailio {
+    Kamailio::start("dispatcher.cfg", |dir| {
+        let list = dir.join("dispatcher.list");
         let lines: String = instances.iter().map(|a| format!("1 sip:{a}\n")).collect();
-        std::fs::write(&list, lines).unwrap();
-        let cfg =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kamailio/dispatcher.cfg");
-        let sip: SocketAddr = ([127, 0, 0, 1], free_udp_port()).into();
-        let log = dir.path().join("kamailio.log");
-        let exe = which("kamailio").unwrap_or_else(|| {
-            panic!("kamailio not found: apt-get install -y kamailio (scripts/test-all does)")
-        });
-        let child = Command::new(exe)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-m", "32", "-M", "4", "-l"])
-            .arg(format!("udp:{sip}"))
-            .arg("-A")
-            .arg(format!("DSLIST=\"{}\"", list.display()))
-            .arg("-Y")
-            .arg(dir.path())
-            .arg("-w")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("kamailio.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let k = Kamailio {
-            child,
-            sip,
-            log,
-            _dir: dir,
-        };
-        // Up when an OPTIONS through it is answered (by an instance).
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        for i in 0.. {
-            let opts = request(
-                &sock,
-                "OPTIONS",
-                "sip:example.com",
-                &format!("ping-{i}"),
-                "",
-            );
-            sock.send_to(opts.as_bytes(), sip).unwrap();
-            let mut buf = [0u8; 4096];
-            if let Ok((n, _)) = sock.recv_from(&mut buf)
-                && buf[..n].starts_with(b"SIP/2.0 200")
-            {
-                break;
-            }
-            assert!(Instant::now() < end, "Kamailio did not start:\n{}", k.log());
-        }
-        k
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Where the dispatcher sent the initial request with Call-ID `call_id` last (after any
-    /// failover), from the config's `xlog` lines.
-    fn destination(&self, call_id: &str) -> Option<u16> {
-        let log = self.log();
-        let mut last = None;
-        for l in log.lines() {
-            if let Some(rest) = l.split(&format!(" {call_id} -> sip:")).nth(1) {
-                last = rest.split(':').nth(1)?.trim().parse().ok();
-            }
-        }
-        last
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-fn request(sock: &UdpSocket, method: &str, ruri: &str, call_id: &str, extra: &str) -> String {
-    let me = sock.local_addr().unwrap();
-    format!(
-        "{method} {ruri} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {me};branch=z9hG4bK{call_id};rport\r\n\
-         From: <{BOB}>;tag=k1\r\n\
-         To: <{BOB}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 {method}\r\n\
-         {extra}\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
+        std::fs::write(&list, lines).expect("write dispatcher.list");
+        vec![format!("DSLIST=\"{}\"", list.display())]
+    })
 }
 
 fn group_doc(group: &str, members: &[&str]) -> String {
@@ -249,7 +136,7 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
         .iter()
         .map(|i| i.as_ref().unwrap().server.sip)
         .collect();
-    let kam = Kamailio::start(&addrs);
+    let kam = dispatcher(&addrs);
     let logs = |instances: &[Option<Instance>]| -> String {
         instances
             .iter()
@@ -266,14 +153,10 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
     let reg = request(
         &sock,
         "REGISTER",
-        "sip:example.com",
         "register-bob-kamailio",
         &format!("Contact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"),
     );
-    sock.send_to(reg.as_bytes(), kam.sip).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
-    let answer = String::from_utf8_lossy(&buf[..n]);
+    let answer = exchange(&sock, kam.sip, &reg);
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", kam.log());
     let registrar_port = kam
         .destination("register-bob-kamailio")
@@ -489,14 +372,11 @@ fn postgres_store_survives_server_and_database_restart() {
     let reg = request(
         &sock,
         "REGISTER",
-        "sip:example.com",
         "register-bob-restart",
         &format!("Contact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"),
     );
-    sock.send_to(reg.as_bytes(), a.server.sip).unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
-    assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+    let answer = exchange(&sock, a.server.sip, &reg);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     let doc = group_doc(GROUP, &[ALICE, BOB]);
     let path = "/xcap/org.openmobilealliance.groups/users/sip:alice@example.com/index";
     let (status, _) = http(

@@ -12,128 +12,29 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::UdpSocket;
+use std::time::Duration;
 
+use common::kamailio::{self, Kamailio, exchange};
 use common::{Server, Sipp, free_udp_port, group_folder, sip_log};
 
 const GROUP: &str = "sip:kamailio-path@example.com";
 const ALICE: &str = "sip:alice@example.com";
 const BOB: &str = "sip:bob@example.com";
 
-/// Kamailio in the foreground, logging to a file; stopped with SIGTERM when dropped.
-struct Kamailio {
-    child: Child,
-    sip: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Kamailio {
-    fn start(server: SocketAddr) -> Kamailio {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kamailio/edge_path.cfg");
-        let sip: SocketAddr = ([127, 0, 0, 1], free_udp_port()).into();
-        let log = dir.path().join("kamailio.log");
-        let exe = which("kamailio").unwrap_or_else(|| {
-            panic!("kamailio not found: apt-get install -y kamailio (scripts/test-all does)")
-        });
-        let child = Command::new(exe)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-m", "32", "-M", "4", "-l"])
-            .arg(format!("udp:{sip}"))
-            .arg("-A")
-            .arg(format!("IMSERVER=\"sip:{server}\""))
-            .arg("-Y")
-            .arg(dir.path())
-            .arg("-w")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("kamailio.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let k = Kamailio {
-            child,
-            sip,
-            log,
-            _dir: dir,
-        };
-        // Up when an OPTIONS through it is answered (by the server).
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        for i in 0.. {
-            let opts = request(&sock, "OPTIONS", &format!("ping-{i}"), "");
-            sock.send_to(opts.as_bytes(), sip).unwrap();
-            let mut buf = [0u8; 4096];
-            if let Ok((n, _)) = sock.recv_from(&mut buf)
-                && buf[..n].starts_with(b"SIP/2.0 200")
-            {
-                break;
-            }
-            assert!(Instant::now() < end, "Kamailio did not start:\n{}", k.log());
-        }
-        k
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
 /// A request of bob's from `sock` to the server's domain.
 fn request(sock: &UdpSocket, method: &str, call_id: &str, extra: &str) -> String {
-    let me = sock.local_addr().unwrap();
-    format!(
-        "{method} sip:example.com SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {me};branch=z9hG4bK{call_id};rport\r\n\
-         From: <{BOB}>;tag=k1\r\n\
-         To: <{BOB}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 {method}\r\n\
-         {extra}\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
+    kamailio::request(sock, BOB, method, call_id, extra)
 }
 
 #[test]
 fn a_phone_registered_through_kamailio_with_path_is_invited_through_it() {
     let groups = group_folder(GROUP, &[ALICE.to_owned(), BOB.to_owned()]);
     let server = Server::start(&["--groups", groups.path().to_str().unwrap()]);
-    let kam = Kamailio::start(server.sip);
+    // Kamailio's edge proxy, relaying to the server.
+    let kam = Kamailio::start("edge_path.cfg", |_| {
+        vec![format!("IMSERVER=\"sip:{}\"", server.sip)]
+    });
 
     // bob registers through Kamailio from the port SIPp will answer on.
     let bob_port = free_udp_port();
@@ -148,10 +49,7 @@ fn a_phone_registered_through_kamailio_with_path_is_invited_through_it() {
                 "Supported: path\r\nContact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"
             ),
         );
-        sock.send_to(reg.as_bytes(), kam.sip).unwrap();
-        let mut buf = [0u8; 4096];
-        let (n, _) = sock.recv_from(&mut buf).expect("an answer to REGISTER");
-        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let answer = exchange(&sock, kam.sip, &reg);
         assert!(
             answer.starts_with("SIP/2.0 200"),
             "{answer}\n{}\n{}",

@@ -15,12 +15,14 @@
 //!   RFC 4975, independent of the Rust code) and parses the JSON events it prints; a missing
 //!   `python3` **fails** with the install command.
 //! * [`SipLog`] splits a SIPp message log into the messages it received.
+//! * [`kamailio::Kamailio`] runs a config of `scripts/kamailio/` in front of the server.
 
 // Real sockets and real processes: this harness measures wall-clock time on purpose.
 #![allow(clippy::disallowed_methods)]
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+pub(crate) mod kamailio;
 pub(crate) mod pki;
 
 use std::ffi::OsString;
