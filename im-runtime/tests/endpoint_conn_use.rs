@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::harness::{self, ALICE};
+use common::harness::{self, ALICE, conn_uses as uses};
 use common::{App, Knobs, crlf, invite, machines_of_app, options};
 use im_runtime::endpoint::{Application, ContactBinding, RegisterChange, RegisterError};
 use im_runtime::machine::Uri;
@@ -50,15 +50,6 @@ impl T {
         assert_eq!(uses(&out), vec![]);
         conn
     }
-}
-
-fn uses(out: &[Output]) -> Vec<(ConnId, bool)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::ConnUse { conn, in_use } => Some((*conn, *in_use)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Alice's INVITE `n` from `via` over `transport`, inviting bob.

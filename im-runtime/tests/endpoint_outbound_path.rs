@@ -15,123 +15,30 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::harness::{ALICE, Sim, udp_to};
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig, LegOutcome};
+use im_runtime::endpoint::LegOutcome;
 use im_runtime::proto::sip::{HeaderName, Message};
-use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use std::time::Instant;
+use im_runtime::transport::{ConnId, Input, Output};
 
-const ALICE: &str = "127.0.0.1:40000";
-const SIP: &str = "127.0.0.1:5060";
 /// The edge proxy the phones register through.
 const PROXY: &str = "127.0.0.9:5070";
 const INSTANCE: &str = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
 
-struct Sim {
-    ep: Endpoint<RegApp>,
-    now: Instant,
-}
-
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests.
-    Instant::now()
-}
-
-impl Sim {
-    fn new(page_mode: bool) -> Sim {
-        let mut cfg = EndpointConfig::new(addr(SIP), addr("127.0.0.1:2855"));
-        cfg.max_udp_request = 0;
-        let app = RegApp {
-            inner: App(Knobs {
-                page_mode,
-                ..Knobs::default()
-            }),
-            locations: Locations::default(),
-        };
-        Sim {
-            ep: Endpoint::new(cfg, app),
-            now: base(),
-        }
-    }
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        std::iter::from_fn(|| self.ep.poll_output()).collect()
-    }
-    fn open(&mut self, conn: ConnId, peer: &str) -> Vec<Output> {
-        self.input(Input::StreamOpened {
-            conn,
-            kind: StreamKind::Sip,
-            local: addr(SIP),
-            peer: addr(peer),
-        })
-    }
-    fn data(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
-        self.input(Input::StreamData {
-            conn,
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
-        self.input(Input::Datagram {
-            local: addr(SIP),
-            from: addr(from),
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    /// Alice's INVITE to `recipients` over UDP; what it produced.
-    fn session(&mut self, call_id: &str, recipients: &[&str]) -> Vec<Output> {
-        let out = self.udp(
-            ALICE,
-            &invite(
-                "UDP",
-                ALICE,
-                call_id,
-                &format!("z9hG4bK{call_id}"),
-                recipients,
-            ),
-        );
-        let ok = udp_to(&out, ALICE)
-            .into_iter()
-            .find(|m| status_of(m) == 200)
-            .unwrap_or_else(|| panic!("a 200 to alice: {out:?}"));
-        let mut all = out;
-        all.extend(self.udp(
-            ALICE,
-            &ack_for(&ok, "UDP", ALICE, &format!("z9hG4bKack{call_id}")),
-        ));
-        all
-    }
-}
-
-fn sip_on(out: &[Output], on: ConnId) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == on => Message::parse(data.clone()).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
-                Message::parse(data.clone()).ok()
-            }
-            _ => None,
-        })
-        .collect()
+/// An endpoint with the stand-in machines (serving page-mode MESSAGE with `page_mode`) and
+/// a registrar; every INVITE over UDP, whatever its size.
+fn endpoint(page_mode: bool) -> Sim<RegApp> {
+    let knobs = Knobs {
+        page_mode,
+        ..Knobs::default()
+    };
+    Sim::registrar(knobs, Locations::default(), |cfg| cfg.max_udp_request = 0)
 }
 
 /// A REGISTER of bob: `vias` top first, `extra` header lines, Contact `contact` (a whole
 /// header value).
 fn register(call_id: &str, vias: &[String], extra: &str, contact: &str) -> String {
-    let vias: String = vias.iter().map(|v| format!("Via: {v}\n")).collect();
-    crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\n{vias}Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: {call_id}\nCSeq: 1 REGISTER\n{extra}Contact: {contact}\nExpires: 600\nContent-Length: 0\n\n"
-    ))
+    register_request("bob", call_id, vias, extra, contact)
 }
 
 /// Two Vias: the proxy's on top of bob's.
@@ -147,47 +54,36 @@ fn only_answer(msgs: Vec<Message>) -> Message {
     msgs.into_iter().next().unwrap()
 }
 
-fn outbound_over_tcp(sim: &mut Sim, conn: ConnId, src: &str, call_id: &str) -> Message {
-    sim.open(conn, src);
-    let out = sim.data(
-        conn,
-        &register(
-            call_id,
-            &[format!("SIP/2.0/TCP {src};branch=z9hG4bK{call_id}")],
-            "Supported: outbound, path\n",
-            &format!("<sip:bob@127.0.0.3:5099;transport=tcp>;reg-id=1;{INSTANCE}"),
-        ),
-    );
-    only_answer(sip_on(&out, conn))
+/// Bob's outbound registration over the `n`th connection the server accepts, from `src`:
+/// the connection and the answer.
+fn outbound_over_tcp(sim: &mut Sim<RegApp>, n: u64, src: &str, call_id: &str) -> (ConnId, Message) {
+    sim.register_over_tcp(
+        n,
+        src,
+        "bob",
+        call_id,
+        "Supported: outbound, path\n",
+        &format!("<sip:bob@127.0.0.3:5099;transport=tcp>;reg-id=1;{INSTANCE}"),
+    )
 }
 
 /// RFC 5626 §6: the registrar applied the outbound registration (over the UA's own
 /// connection): `Require: outbound` in the 200. A plain registration gets none.
 #[test]
 fn an_applied_outbound_registration_is_answered_with_require_outbound() {
-    let mut sim = Sim::new(false);
-    let ok = outbound_over_tcp(
-        &mut sim,
-        ConnId(ConnId::ACCEPTED | 7),
-        "127.0.0.3:40123",
-        "o1",
-    );
+    let mut sim = endpoint(false);
+    let (_, ok) = outbound_over_tcp(&mut sim, 7, "127.0.0.3:40123", "o1");
     assert_eq!(status_of(&ok), 200);
     assert_eq!(ok.header_str("Require"), Some("outbound"), "{ok:?}");
 
-    let conn = ConnId(ConnId::ACCEPTED | 8);
-    let src = "127.0.0.4:40124";
-    sim.open(conn, src);
-    let out = sim.data(
-        conn,
-        &register(
-            "o2",
-            &[format!("SIP/2.0/TCP {src};branch=z9hG4bKo2")],
-            "",
-            "<sip:bob@127.0.0.4:5098;transport=tcp>",
-        ),
+    let (_, ok) = sim.register_over_tcp(
+        8,
+        "127.0.0.4:40124",
+        "bob",
+        "o2",
+        "",
+        "<sip:bob@127.0.0.4:5098;transport=tcp>",
     );
-    let ok = only_answer(sip_on(&out, conn));
     assert_eq!(status_of(&ok), 200);
     assert_eq!(ok.header_str("Require"), None, "{ok:?}");
 }
@@ -196,7 +92,7 @@ fn an_applied_outbound_registration_is_answered_with_require_outbound() {
 /// (no Path, or a Path without `ob`): 439. The edge proxy's Path with `ob`: applied.
 #[test]
 fn outbound_through_a_first_hop_without_outbound_is_refused_with_439() {
-    let mut sim = Sim::new(false);
+    let mut sim = endpoint(false);
     let contact = format!("<sip:bob@10.0.0.5:5060>;reg-id=1;{INSTANCE}");
     for (call, path) in [("p1", ""), ("p2", "Path: <sip:127.0.0.9:5070;lr>\n")] {
         let extra = format!("Supported: outbound, path\n{path}");
@@ -239,7 +135,7 @@ fn outbound_through_a_first_hop_without_outbound_is_refused_with_439() {
 /// hop with the Path as its Route headers, not to his (unreachable) Contact.
 #[test]
 fn a_path_is_returned_and_is_the_route_set_to_its_contact() {
-    let mut sim = Sim::new(false);
+    let mut sim = endpoint(false);
     let path = "<sip:127.0.0.9:5070;lr;received=sip:10.0.0.5:5060>, <sip:127.0.0.10:5080;lr>";
     let out = sim.udp(
         PROXY,
@@ -267,7 +163,7 @@ fn a_path_is_returned_and_is_the_route_set_to_its_contact() {
     assert_eq!(status_of(&ok), 200);
     assert_eq!(ok.header_str("Path"), None, "{ok:?}");
 
-    let out = sim.session("q3", &["sip:bob@example.com"]);
+    let (out, _) = sim.session("q3", &["sip:bob@example.com"]);
     assert!(
         udp_to(&out, "10.0.0.5:5060").is_empty(),
         "not to the Contact"
@@ -287,7 +183,7 @@ fn a_path_is_returned_and_is_the_route_set_to_its_contact() {
 /// The page-mode copy to a contact registered with a Path follows it too.
 #[test]
 fn a_page_mode_copy_follows_the_path() {
-    let mut sim = Sim::new(true);
+    let mut sim = endpoint(true);
     let out = sim.udp(
         PROXY,
         &register(
@@ -318,12 +214,11 @@ fn a_page_mode_copy_follows_the_path() {
 /// fails with 430 (a response of 300 or more to its machine: `rejected`), not `no route`.
 #[test]
 fn an_invitee_whose_outbound_flow_closed_fails_with_430() {
-    let mut sim = Sim::new(false);
-    let conn = ConnId(ConnId::ACCEPTED | 7);
-    let ok = outbound_over_tcp(&mut sim, conn, "127.0.0.3:40123", "f1");
+    let mut sim = endpoint(false);
+    let (conn, ok) = outbound_over_tcp(&mut sim, 7, "127.0.0.3:40123", "f1");
     assert_eq!(status_of(&ok), 200);
     sim.input(Input::StreamClosed { conn });
-    let out = sim.session("f2", &["sip:bob@example.com"]);
+    let (out, _) = sim.session("f2", &["sip:bob@example.com"]);
     assert!(
         !out.iter().any(|o| matches!(o, Output::Connect { .. })),
         "not dialled: {out:?}"
@@ -336,7 +231,7 @@ fn an_invitee_whose_outbound_flow_closed_fails_with_430() {
 /// A registrar advertises what it does with Path and outbound registrations.
 #[test]
 fn options_lists_path_and_outbound() {
-    let mut sim = Sim::new(false);
+    let mut sim = endpoint(false);
     let out = sim.udp(ALICE, &options("UDP", ALICE, "s1", "z9hG4bKs1"));
     let ok = only_answer(udp_to(&out, ALICE));
     let tags: Vec<&str> = ok

@@ -15,129 +15,42 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::harness::{ALICE, SIP_LOCAL as SIP, Sim, conn_uses, tcp_on, udp_to};
 use common::*;
-use im_runtime::endpoint::{Endpoint, EndpointConfig, PeerTransports};
+use im_runtime::endpoint::{EndpointConfig, PeerTransports};
 use im_runtime::machine::Method;
 use im_runtime::proto::sip::{HeaderName, Message};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const ALICE: &str = "127.0.0.1:40000";
-const SIP: &str = "127.0.0.1:5060";
-
-struct Sim {
-    ep: Endpoint<RegApp>,
-    now: Instant,
+/// An endpoint with the stand-in machines and a registrar; an INVITE over
+/// `max_udp_request` octets goes over TCP (0: never).
+fn endpoint(max_udp_request: usize) -> Sim<RegApp> {
+    worker(
+        max_udp_request,
+        PeerTransports::default(),
+        Locations::default(),
+    )
 }
 
-#[allow(clippy::disallowed_methods)]
-fn base() -> Instant {
-    // The one clock read of these tests.
-    Instant::now()
+/// An endpoint that serves page-mode MESSAGE too.
+fn page(max_udp_request: usize) -> Sim<RegApp> {
+    let knobs = Knobs {
+        page_mode: true,
+        ..Knobs::default()
+    };
+    Sim::registrar(knobs, Locations::default(), |cfg| {
+        cfg.max_udp_request = max_udp_request;
+    })
 }
 
-impl Sim {
-    fn new(max_udp_request: usize) -> Sim {
-        Sim::with(
-            max_udp_request,
-            PeerTransports::default(),
-            Locations::default(),
-        )
-    }
-    /// An endpoint that serves page-mode MESSAGE too.
-    fn page(max_udp_request: usize) -> Sim {
-        let mut sim = Sim::new(max_udp_request);
-        sim.ep.app_mut().inner = App(Knobs {
-            page_mode: true,
-            ..Knobs::default()
-        });
-        sim
-    }
-    /// An endpoint (a worker) using `flows` and `locations`, which other workers may share.
-    fn with(max_udp_request: usize, flows: PeerTransports, locations: Locations) -> Sim {
-        let mut cfg = EndpointConfig::new(addr(SIP), addr("127.0.0.1:2855"));
+/// An endpoint (a worker) using `flows` and `locations`, which other workers may share.
+fn worker(max_udp_request: usize, flows: PeerTransports, locations: Locations) -> Sim<RegApp> {
+    Sim::registrar(Knobs::default(), locations, |cfg| {
         cfg.max_udp_request = max_udp_request;
         cfg.peer_transports = flows;
-        let app = RegApp {
-            inner: App(Knobs::default()),
-            locations,
-        };
-        Sim {
-            ep: Endpoint::new(cfg, app),
-            now: base(),
-        }
-    }
-    fn input(&mut self, i: Input) -> Vec<Output> {
-        self.ep.handle_input(self.now, i);
-        std::iter::from_fn(|| self.ep.poll_output()).collect()
-    }
-    fn open(&mut self, conn: ConnId, peer: &str) -> Vec<Output> {
-        self.input(Input::StreamOpened {
-            conn,
-            kind: StreamKind::Sip,
-            local: addr(SIP),
-            peer: addr(peer),
-        })
-    }
-    fn data(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
-        self.input(Input::StreamData {
-            conn,
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    fn udp(&mut self, from: &str, text: &str) -> Vec<Output> {
-        self.input(Input::Datagram {
-            local: addr(SIP),
-            from: addr(from),
-            data: Bytes::from(text.to_string()),
-        })
-    }
-    /// Alice's INVITE to `recipients` over UDP, answered and ACKed; returns what the
-    /// INVITE produced and the 200.
-    fn session(&mut self, call_id: &str, recipients: &[&str]) -> (Vec<Output>, Message) {
-        let out = self.udp(
-            ALICE,
-            &invite(
-                "UDP",
-                ALICE,
-                call_id,
-                &format!("z9hG4bK{call_id}"),
-                recipients,
-            ),
-        );
-        let ok = udp_to(&out, ALICE)
-            .into_iter()
-            .find(|m| status_of(m) == 200)
-            .unwrap_or_else(|| panic!("a 200 to alice: {out:?}"));
-        let mut all = out;
-        all.extend(self.udp(
-            ALICE,
-            &ack_for(&ok, "UDP", ALICE, &format!("z9hG4bKack{call_id}")),
-        ));
-        (all, ok)
-    }
-}
-
-fn sip_on(out: &[Output], on: ConnId) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::StreamSend { conn, data } if *conn == on => Message::parse(data.clone()).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn udp_to(out: &[Output], to: &str) -> Vec<Message> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Datagram { to: t, data, .. } if *t == addr(to) => {
-                Message::parse(data.clone()).ok()
-            }
-            _ => None,
-        })
-        .collect()
+    })
 }
 
 fn connects(out: &[Output]) -> Vec<(ConnId, StreamKind, SocketAddr)> {
@@ -176,7 +89,7 @@ fn invitee_request(invite: &Message, method: &str, to_tag: &str, via: &str) -> S
 /// answer all on the one TCP connection, every request of ours saying TCP.
 #[test]
 fn transport_tcp_member_is_invited_and_kept_over_tcp() {
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let bob = "127.0.0.2:5070";
     let (out, _) = sim.session("t1", &["sip:bob@127.0.0.2:5070;transport=tcp"]);
     assert!(udp_to(&out, bob).is_empty(), "nothing over UDP: {out:?}");
@@ -184,8 +97,8 @@ fn transport_tcp_member_is_invited_and_kept_over_tcp() {
     assert_eq!(c.len(), 1, "{out:?}");
     let (conn, kind, to) = c[0];
     assert_eq!((kind, to), (StreamKind::Sip, addr(bob)));
-    let out = sim.open(conn, bob);
-    let inv = sip_on(&out, conn);
+    let out = sim.sip_open(conn, bob);
+    let inv = tcp_on(&out, conn);
     assert_eq!(
         inv.len(),
         1,
@@ -207,8 +120,8 @@ fn transport_tcp_member_is_invited_and_kept_over_tcp() {
     assert!(String::from_utf8_lossy(inv.body_bytes()).contains("TCP/MSRP"));
 
     let ok = response_to(inv, 200, "b1", Some(&invitee_sdp("127.0.0.2:7002", "bobs")));
-    let out = sim.data(conn, &ok);
-    let ack = sip_on(&out, conn)
+    let out = sim.tcp(conn, &ok);
+    let ack = tcp_on(&out, conn)
         .into_iter()
         .find(|m| method(m) == Some(&Method::Ack))
         .unwrap_or_else(|| panic!("the ACK on bob's connection: {out:?}"));
@@ -221,20 +134,20 @@ fn transport_tcp_member_is_invited_and_kept_over_tcp() {
 
     // The invitee hangs up over the same connection and is answered there.
     let bye = invitee_request(inv, "BYE", "b1", &format!("SIP/2.0/TCP {bob}"));
-    let out = sim.data(conn, &bye);
-    let answers: Vec<u16> = sip_on(&out, conn).iter().map(status_of).collect();
+    let out = sim.tcp(conn, &bye);
+    let answers: Vec<u16> = tcp_on(&out, conn).iter().map(status_of).collect();
     assert!(answers.contains(&200), "{out:?}");
 }
 
 /// Our BYE to a TCP leg (the originator leaves) goes over the leg's connection with a TCP Via.
 #[test]
 fn bye_to_a_tcp_leg_goes_over_its_connection() {
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let bob = "127.0.0.2:5071";
     let (out, ok_alice) = sim.session("t2", &["sip:bob@127.0.0.2:5071;transport=tcp"]);
     let (conn, _, _) = connects(&out)[0];
-    let inv = sip_on(&sim.open(conn, bob), conn).remove(0);
-    sim.data(
+    let inv = tcp_on(&sim.sip_open(conn, bob), conn).remove(0);
+    sim.tcp(
         conn,
         &response_to(
             &inv,
@@ -248,7 +161,7 @@ fn bye_to_a_tcp_leg_goes_over_its_connection() {
         ALICE,
         &simple_request("BYE", "UDP", ALICE, "t2", "z9hG4bKbye2", &to, 2, ""),
     );
-    let bye = sip_on(&out, conn)
+    let bye = tcp_on(&out, conn)
         .into_iter()
         .find(|m| method(m) == Some(&Method::Bye))
         .unwrap_or_else(|| panic!("a BYE to bob on his connection: {out:?}"));
@@ -260,59 +173,38 @@ fn bye_to_a_tcp_leg_goes_over_its_connection() {
     assert!(udp_to(&out, bob).is_empty());
 }
 
-fn register(user: &str, contact: &str, call_id: &str, via: &str) -> String {
-    crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {via};branch=z9hG4bKreg{call_id}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r1\nTo: <sip:{user}@example.com>\nCall-ID: {call_id}\nCSeq: 1 REGISTER\nContact: <{contact}>\nExpires: 600\nContent-Length: 0\n\n"
-    ))
-}
-
 /// Rule 2: a contact registered over TCP is invited over that connection (its own port
 /// listens for nothing), and once that connection is gone it is reached as its Contact URI
 /// says: a new TCP connection for `transport=tcp`, UDP for a plain URI.
 #[test]
 fn registered_contact_is_reached_over_the_registration_connection() {
     // No switch for size here (this INVITE passes 1300 octets): rules 1 and 2 alone.
-    let mut sim = Sim::new(0);
+    let mut sim = endpoint(0);
     // Bob registers from port 40123 a contact on 5099 (where nothing listens).
-    let bob_conn = ConnId(ConnId::ACCEPTED | 7);
-    let bob_src = "127.0.0.3:40123";
-    sim.open(bob_conn, bob_src);
-    let out = sim.data(
-        bob_conn,
-        &register(
-            "bob",
-            "sip:bob@127.0.0.3:5099;transport=tcp",
-            "r-bob",
-            bob_src,
-        ),
+    let (bob_conn, ok) = sim.register_over_tcp(
+        7,
+        "127.0.0.3:40123",
+        "bob",
+        "r-bob",
+        "",
+        "<sip:bob@127.0.0.3:5099;transport=tcp>",
     );
-    assert_eq!(
-        sip_on(&out, bob_conn)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        [200]
-    );
+    assert_eq!(status_of(&ok), 200);
     // Carol registers over TCP a plain contact.
-    let carol_conn = ConnId(ConnId::ACCEPTED | 8);
-    let carol_src = "127.0.0.4:40124";
-    sim.open(carol_conn, carol_src);
-    let out = sim.data(
-        carol_conn,
-        &register("carol", "sip:carol@127.0.0.4:5098", "r-carol", carol_src),
+    let (carol_conn, ok) = sim.register_over_tcp(
+        8,
+        "127.0.0.4:40124",
+        "carol",
+        "r-carol",
+        "",
+        "<sip:carol@127.0.0.4:5098>",
     );
-    assert_eq!(
-        sip_on(&out, carol_conn)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        [200]
-    );
+    assert_eq!(status_of(&ok), 200);
 
     let (out, _) = sim.session("t3", &["sip:bob@example.com", "sip:carol@example.com"]);
     assert!(connects(&out).is_empty(), "no new connection: {out:?}");
     for (conn, user) in [(bob_conn, "bob"), (carol_conn, "carol")] {
-        let inv = sip_on(&out, conn);
+        let inv = tcp_on(&out, conn);
         assert_eq!(inv.len(), 1, "{user}'s INVITE on its connection: {out:?}");
         assert_eq!(
             inv[0].request_uri_str(),
@@ -346,32 +238,23 @@ fn registered_contact_is_reached_over_the_registration_connection() {
 fn a_registration_connection_serves_every_worker() {
     let flows = PeerTransports::default();
     let locations = Locations::default();
-    let mut a = Sim::with(0, flows.clone(), locations.clone());
-    let mut b = Sim::with(0, flows, locations);
-    let bob_conn = ConnId(ConnId::ACCEPTED | 9);
+    let mut a = worker(0, flows.clone(), locations.clone());
+    let mut b = worker(0, flows, locations);
     let bob_src = "127.0.0.3:40200";
-    a.open(bob_conn, bob_src);
-    b.open(bob_conn, bob_src);
-    let out = a.data(
-        bob_conn,
-        &register("bob", "sip:bob@127.0.0.3:5097", "r-bob2", bob_src),
-    );
-    assert_eq!(
-        sip_on(&out, bob_conn)
-            .iter()
-            .map(status_of)
-            .collect::<Vec<_>>(),
-        [200]
-    );
+    // Open in B first, as when the connection's input reaches every worker.
+    b.tcp_accept(9, bob_src);
+    let (bob_conn, ok) =
+        a.register_over_tcp(9, bob_src, "bob", "r-bob2", "", "<sip:bob@127.0.0.3:5097>");
+    assert_eq!(status_of(&ok), 200);
     let (out, _) = b.session("t8", &["sip:bob@example.com"]);
     assert!(connects(&out).is_empty(), "{out:?}");
     assert!(udp_to(&out, "127.0.0.3:5097").is_empty(), "{out:?}");
-    let inv = sip_on(&out, bob_conn);
+    let inv = tcp_on(&out, bob_conn);
     assert_eq!(inv.len(), 1, "{out:?}");
     assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "));
     // Without the shared table, worker B would send it over UDP to the Contact.
-    let mut c = Sim::with(0, PeerTransports::default(), b.ep.app().locations.clone());
-    c.open(bob_conn, bob_src);
+    let mut c = worker(0, PeerTransports::default(), b.ep.app().locations.clone());
+    c.sip_open(bob_conn, bob_src);
     let (out, _) = c.session("t9", &["sip:bob@example.com"]);
     assert_eq!(udp_to(&out, "127.0.0.3:5097").len(), 1, "{out:?}");
 }
@@ -392,7 +275,7 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
     let list = long_list(&format!("sip:bob@{bob}"));
     let refs: Vec<&str> = list.iter().map(String::as_str).collect();
 
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let (out, _) = sim.session("t5", &refs);
     assert!(udp_to(&out, bob).is_empty(), "not over UDP first: {out:?}");
     let (conn, kind, _) = connects(&out)
@@ -431,20 +314,20 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
     assert_eq!(udp_to(&out, bob).len(), 1, "{out:?}");
 
     // A connect that succeeds carries the large INVITE over TCP.
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let (out, _) = sim.session("t6", &refs);
     let (conn, _, _) = connects(&out)
         .into_iter()
         .find(|(_, _, to)| *to == addr(bob))
         .unwrap();
-    let inv = sip_on(&sim.open(conn, bob), conn);
+    let inv = tcp_on(&sim.sip_open(conn, bob), conn);
     assert_eq!(inv.len(), 1);
     assert!(via(&inv[0]).starts_with("SIP/2.0/TCP "), "{}", via(&inv[0]));
     assert!(inv[0].as_bytes().len() > 1300);
 
     // A leg CANCELled (the originator left) while its connect was under way is not sent
     // again over UDP when the connect fails.
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let (out, ok) = sim.session("t6b", &refs);
     let (conn, _, _) = connects(&out)
         .into_iter()
@@ -464,7 +347,7 @@ fn large_invite_goes_over_tcp_and_falls_back_to_udp() {
     );
 
     // The knob: 0 keeps every INVITE on UDP.
-    let mut sim = Sim::new(0);
+    let mut sim = endpoint(0);
     let (out, _) = sim.session("t7", &refs);
     assert!(connects(&out).is_empty(), "{out:?}");
     assert_eq!(udp_to(&out, bob).len(), 1);
@@ -480,33 +363,24 @@ fn answer_with_contact(inv: &Message, tag: &str, contact: &str) -> String {
     )
 }
 
-fn conn_use(out: &[Output]) -> Vec<(ConnId, bool)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::ConnUse { conn, in_use } => Some((*conn, *in_use)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// RFC 3261 §12.2.1.1 / §18.1.1: bob's connection closes after he answered; our BYE (alice
 /// left) opens a new connection to his Contact and goes there, saying TCP. The session
 /// holds its connection of ours while it lives (`ConnUse`).
 #[test]
 fn bye_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let bob = "127.0.0.2:5074";
     let (out, ok_alice) = sim.session("t10", &[&format!("sip:bob@{bob};transport=tcp")]);
     let (conn, _, _) = connects(&out)[0];
-    let out = sim.open(conn, bob);
+    let out = sim.sip_open(conn, bob);
     assert_eq!(
-        conn_use(&out),
+        conn_uses(&out),
         [(conn, true)],
         "held by the session: {out:?}"
     );
-    let inv = sip_on(&out, conn).remove(0);
+    let inv = tcp_on(&out, conn).remove(0);
     let contact = format!("sip:bob@{bob};transport=tcp");
-    sim.data(conn, &answer_with_contact(&inv, "b10", &contact));
+    sim.tcp(conn, &answer_with_contact(&inv, "b10", &contact));
     sim.input(Input::StreamClosed { conn });
 
     let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
@@ -519,8 +393,8 @@ fn bye_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
     let (conn2, kind, to2) = c[0];
     assert_eq!((kind, to2), (StreamKind::Sip, addr(bob)));
     assert!(udp_to(&out, bob).is_empty(), "{out:?}");
-    let out = sim.open(conn2, bob);
-    let bye = sip_on(&out, conn2)
+    let out = sim.sip_open(conn2, bob);
+    let bye = tcp_on(&out, conn2)
         .into_iter()
         .find(|m| method(m) == Some(&Method::Bye))
         .unwrap_or_else(|| panic!("the BYE on the new connection: {out:?}"));
@@ -530,7 +404,7 @@ fn bye_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
         "{}",
         via(&bye)
     );
-    sim.data(conn2, &response_to(&bye, 200, "", None));
+    sim.tcp(conn2, &response_to(&bye, 200, "", None));
     assert_eq!(sim.ep.live_sessions(), 0);
 }
 
@@ -538,12 +412,12 @@ fn bye_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
 /// closed, a new one is opened to the same destination.
 #[test]
 fn cancel_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
-    let mut sim = Sim::new(1300);
+    let mut sim = endpoint(1300);
     let bob = "127.0.0.2:5075";
     let (out, ok_alice) = sim.session("t11", &[&format!("sip:bob@{bob};transport=tcp")]);
     let (conn, _, _) = connects(&out)[0];
-    let inv = sip_on(&sim.open(conn, bob), conn).remove(0);
-    sim.data(conn, &response_to(&inv, 180, "b11", None));
+    let inv = tcp_on(&sim.sip_open(conn, bob), conn).remove(0);
+    sim.tcp(conn, &response_to(&inv, 180, "b11", None));
     sim.input(Input::StreamClosed { conn });
     let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
     let out = sim.udp(
@@ -554,7 +428,7 @@ fn cancel_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
     assert_eq!(c.len(), 1, "{out:?}");
     let (conn2, kind, to2) = c[0];
     assert_eq!((kind, to2), (StreamKind::Sip, addr(bob)));
-    let cancel = sip_on(&sim.open(conn2, bob), conn2)
+    let cancel = tcp_on(&sim.sip_open(conn2, bob), conn2)
         .into_iter()
         .find(|m| method(m) == Some(&Method::Cancel));
     assert!(cancel.is_some(), "the CANCEL on the new connection");
@@ -564,7 +438,7 @@ fn cancel_to_a_leg_whose_connection_closed_goes_over_a_new_one() {
 /// sends it again over UDP (new branch, UDP Via).
 #[test]
 fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
-    let mut sim = Sim::page(300);
+    let mut sim = page(300);
     let (bob, carol) = ("127.0.0.2:5080", "127.0.0.2:5081");
     let out = sim.udp(
         ALICE,
@@ -587,8 +461,8 @@ fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
             .unwrap_or_else(|| panic!("a TCP connect to {who}: {out:?}"))
     };
     let (cb, cc) = (conn_to(bob), conn_to(carol));
-    let out = sim.open(cb, bob);
-    let m = sip_on(&out, cb);
+    let out = sim.sip_open(cb, bob);
+    let m = tcp_on(&out, cb);
     assert_eq!(m.len(), 1, "bob's copy waited for the connection: {out:?}");
     assert_eq!(method(&m[0]), Some(&Method::Message));
     assert!(m[0].as_bytes().len() > 300);
@@ -622,17 +496,19 @@ fn large_page_mode_copies_go_over_tcp_and_fall_back_to_udp() {
 /// not only when another INVITE comes.
 #[test]
 fn an_invite_remembered_for_a_late_2xx_is_dropped_on_the_timer_after_64_t1() {
-    let mut sim = Sim::new(0);
-    let bob_conn = ConnId(ConnId::ACCEPTED | 9);
-    let bob_src = "127.0.0.3:40125";
-    sim.open(bob_conn, bob_src);
-    sim.data(
-        bob_conn,
-        &register("bob", "sip:bob@127.0.0.3:5099", "r-late", bob_src),
+    let mut sim = endpoint(0);
+    let (bob_conn, ok) = sim.register_over_tcp(
+        9,
+        "127.0.0.3:40125",
+        "bob",
+        "r-late",
+        "",
+        "<sip:bob@127.0.0.3:5099>",
     );
+    assert_eq!(status_of(&ok), 200);
     let (out, ok_alice) = sim.session("t12", &["sip:bob@example.com"]);
-    let inv = sip_on(&out, bob_conn).remove(0);
-    sim.data(bob_conn, &response_to(&inv, 180, "b12", None));
+    let inv = tcp_on(&out, bob_conn).remove(0);
+    sim.tcp(bob_conn, &response_to(&inv, 180, "b12", None));
     sim.input(Input::StreamClosed { conn: bob_conn });
     let to = ok_alice.header(HeaderName::To).unwrap().to_owned();
     let left = sim.now;

@@ -19,18 +19,21 @@
 //! `SIM_SEEDS=n` runs n seeds (default [`DEFAULT_SEEDS`]); `SIM_SEED=s` replays seed s alone,
 //! printing the trace of the run.
 
+// The shared message builders (CRLF, an invitee's response).
+mod common;
 mod sim;
 // The SIP messages alice and the invitees send.
 #[path = "sim_session/messages.rs"]
 mod messages;
 
 use bytes::Bytes;
+use common::crlf;
 use im_runtime::endpoint::{Application, DynMachine, Endpoint, EndpointConfig};
 use im_runtime::machine::{GroupDirectory, InviteeRouter, Method, NoGroups, Route, Uri};
 use im_runtime::proto::msrp::{self, Decoder, DecoderLimits, Frame, StatusCode};
 use im_runtime::proto::sip::{HeaderName, Message};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
-use messages::{alice_ack, alice_invite, crlf, response_to};
+use messages::{alice_ack, alice_invite, response_to};
 use sim::Rng;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;

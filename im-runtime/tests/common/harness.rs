@@ -3,10 +3,13 @@
 //! keeps everything the endpoint sent. The helpers read those outputs (SIP per peer or
 //! connection, MSRP connects and sends) and play alice's side of a session, so the
 //! virtual-time endpoint tests (`endpoint_paths/`, `endpoint_sim.rs`, `endpoint_tls.rs`,
-//! `endpoint_conn_use.rs`, `endpoint_auth.rs`, `endpoint_lists.rs`) share one set-up instead
-//! of a copy each.
+//! `endpoint_conn_use.rs`, `endpoint_auth.rs`, `endpoint_lists.rs`, `endpoint_tcp_legs.rs`,
+//! `endpoint_outbound_path.rs`) share one set-up instead of a copy each.
 
-use super::{App, Knobs, ack_for, addr, options, simple_request, status_of};
+use super::{
+    App, Knobs, Locations, RegApp, ack_for, addr, invite, options, register_request,
+    simple_request, status_of,
+};
 use bytes::Bytes;
 use im_runtime::endpoint::{Application, Endpoint, EndpointConfig};
 use im_runtime::machine::Method;
@@ -62,6 +65,25 @@ impl Sim<App> {
     }
 }
 
+impl Sim<RegApp> {
+    /// The stand-in machines of [`App`] with `knobs` and a registrar keeping its bindings in
+    /// `locations` (clones share them, as the workers of one server do); `f` changes the
+    /// configuration first.
+    pub(crate) fn registrar(
+        knobs: Knobs,
+        locations: Locations,
+        f: impl FnOnce(&mut EndpointConfig),
+    ) -> Self {
+        Self::serving(
+            RegApp {
+                inner: App(knobs),
+                locations,
+            },
+            f,
+        )
+    }
+}
+
 impl<A: Application> Sim<A> {
     /// An endpoint at [`SIP_LOCAL`] / [`MSRP_LOCAL`] serving `app`; `f` changes the
     /// configuration first.
@@ -112,11 +134,38 @@ impl<A: Application> Sim<A> {
             peer: addr(peer),
         })
     }
+    /// SIP connection `conn` with `peer` is up: one the server accepted, or one it asked
+    /// for (`Output::Connect`).
+    pub(crate) fn sip_open(&mut self, conn: ConnId, peer: &str) -> Vec<Output> {
+        self.open(conn, StreamKind::Sip, SIP_LOCAL, peer)
+    }
     /// The `n`th SIP connection the server accepts, from `peer`.
     pub(crate) fn tcp_accept(&mut self, n: u64, peer: &str) -> ConnId {
         let conn = ConnId(ConnId::ACCEPTED | n);
-        self.open(conn, StreamKind::Sip, SIP_LOCAL, peer);
+        self.sip_open(conn, peer);
         conn
+    }
+    /// `user` registers over the `n`th SIP connection the server accepts, from `src`:
+    /// Contact `contact` (the whole header value), `extra` header lines (LF-ended). The
+    /// connection, and the one message the server sent on it (the answer).
+    pub(crate) fn register_over_tcp(
+        &mut self,
+        n: u64,
+        src: &str,
+        user: &str,
+        call_id: &str,
+        extra: &str,
+        contact: &str,
+    ) -> (ConnId, Message) {
+        let conn = self.tcp_accept(n, src);
+        let via = format!("SIP/2.0/TCP {src};branch=z9hG4bKreg{call_id}");
+        let out = self.tcp(
+            conn,
+            &register_request(user, call_id, &[via], extra, contact),
+        );
+        let mut answers = tcp_on(&out, conn);
+        assert_eq!(answers.len(), 1, "one answer to the REGISTER: {out:?}");
+        (conn, answers.remove(0))
     }
     /// Bytes `text` arrive on connection `conn`.
     pub(crate) fn tcp(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
@@ -147,6 +196,19 @@ impl<A: Application> Sim<A> {
         }
         self.now = until;
         out
+    }
+    /// Alice's INVITE to `recipients` over UDP (call `call_id`), answered 200 and ACKed:
+    /// what the INVITE and the ACK made the endpoint send, and the 200.
+    pub(crate) fn session(&mut self, call_id: &str, recipients: &[&str]) -> (Vec<Output>, Message) {
+        let branch = format!("z9hG4bK{call_id}");
+        let mut out = self.udp(ALICE, &invite("UDP", ALICE, call_id, &branch, recipients));
+        let ok = udp_to(&out, ALICE)
+            .into_iter()
+            .find(|m| status_of(m) == 200)
+            .unwrap_or_else(|| panic!("a 200 to alice: {out:?}"));
+        let ack_branch = format!("z9hG4bKack{call_id}");
+        out.extend(self.udp(ALICE, &ack_for(&ok, "UDP", ALICE, &ack_branch)));
+        (out, ok)
     }
     /// Sends an OPTIONS over UDP and checks it is served: the server still works.
     pub(crate) fn still_serving(&mut self, what: &str) {
@@ -221,6 +283,17 @@ pub(crate) fn sent_on(out: &[Output], conn: ConnId) -> Option<Bytes> {
         Output::StreamSend { conn: c, data } if *c == conn => Some(data.clone()),
         _ => None,
     })
+}
+
+/// The connections the endpoint said it holds (`true`) or let go of (`false`), in order
+/// (`Output::ConnUse`).
+pub(crate) fn conn_uses(out: &[Output]) -> Vec<(ConnId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::ConnUse { conn, in_use } => Some((*conn, *in_use)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether connection `conn` was closed.

@@ -4,7 +4,7 @@
 //! connection, register over TCP, leave with a BYE).
 #![cfg(feature = "tokio")]
 
-use super::{ack_for, crlf, invite, simple_request, status_of};
+use super::{ack_for, invite, register_request, simple_request, status_of};
 use bytes::{Bytes, BytesMut};
 use im_runtime::endpoint::{Application, Endpoint, EndpointConfig, LiveSnapshot, LiveStats};
 use im_runtime::io::{Bind, Driver, IoLimits, IoStats};
@@ -193,9 +193,8 @@ pub(crate) async fn bob_registers_over_tcp(
 ) -> (TcpStream, BytesMut, Message) {
     let mut b = TcpStream::connect(srv.sip_tcp).await.unwrap();
     let bob_src = b.local_addr().unwrap().to_string();
-    let reg = crlf(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r1\nTo: <sip:bob@example.com>\nCall-ID: reg{call}\nCSeq: 1 REGISTER\n{extra}Contact: {contact}\nExpires: 600\nContent-Length: 0\n\n"
-    ));
+    let via = format!("SIP/2.0/TCP {bob_src};branch=z9hG4bKreg{call}");
+    let reg = register_request("bob", &format!("reg{call}"), &[via], extra, contact);
     b.write_all(reg.as_bytes()).await.unwrap();
     let mut buf = BytesMut::new();
     let r = read_msg(&mut b, &mut buf)

@@ -669,6 +669,22 @@ pub(crate) fn simple_request(
     ))
 }
 
+/// A REGISTER of `user` (`sip:<user>@example.com`) with `vias` (whole header values, top
+/// first), `extra` header lines (LF-ended) and Contact `contact` (the whole header value),
+/// for 600 s.
+pub(crate) fn register_request(
+    user: &str,
+    call_id: &str,
+    vias: &[String],
+    extra: &str,
+    contact: &str,
+) -> String {
+    let vias: String = vias.iter().map(|v| format!("Via: {v}\n")).collect();
+    crlf(&format!(
+        "REGISTER sip:example.com SIP/2.0\n{vias}Max-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r1\nTo: <sip:{user}@example.com>\nCall-ID: {call_id}\nCSeq: 1 REGISTER\n{extra}Contact: {contact}\nExpires: 600\nContent-Length: 0\n\n"
+    ))
+}
+
 /// An OPTIONS from alice at `via_addr` over `transport` to the conference factory.
 pub(crate) fn options(transport: &str, via_addr: &str, call_id: &str, branch: &str) -> String {
     let to = "<sip:conference-factory@example.com>";
@@ -691,6 +707,18 @@ pub(crate) fn ack_for(resp: &Message, transport: &str, via_addr: &str, branch: &
 
 /// An invitee's response to `req` (one of the server's requests).
 pub(crate) fn response_to(req: &Message, status: u16, to_tag: &str, body: Option<&str>) -> String {
+    response_from(req, status, to_tag, "sip:invitee@127.0.0.2:5060", body)
+}
+
+/// A response to `req` (one of the server's requests) from a user agent whose Contact is
+/// `contact` (a URI), with `to_tag` added to the To unless it has one, and an SDP `body`.
+pub(crate) fn response_from(
+    req: &Message,
+    status: u16,
+    to_tag: &str,
+    contact: &str,
+    body: Option<&str>,
+) -> String {
     let h = |n| req.header(n).unwrap_or("");
     let to = h(HeaderName::To);
     let to = if to_tag.is_empty() || to.contains("tag=") {
@@ -703,7 +731,7 @@ pub(crate) fn response_to(req: &Message, status: u16, to_tag: &str, body: Option
         None => (String::new(), String::new()),
     };
     crlf(&format!(
-        "SIP/2.0 {status} X\nVia: {}\nFrom: {}\nTo: {to}\nCall-ID: {}\nCSeq: {}\nContact: <sip:invitee@127.0.0.2:5060>\n{ct}Content-Length: {}\n\n",
+        "SIP/2.0 {status} X\nVia: {}\nFrom: {}\nTo: {to}\nCall-ID: {}\nCSeq: {}\nContact: <{contact}>\n{ct}Content-Length: {}\n\n",
         h(HeaderName::Via),
         h(HeaderName::From),
         h(HeaderName::CallId),

@@ -1,16 +1,13 @@
 //! The SIP messages of the simulated peers: alice's INVITE and ACK, an invitee's response.
 
 use super::{ALICE, ALICE_MSRP, invitee_sip};
+use crate::common::{crlf, response_from};
 use bytes::Bytes;
 use im_runtime::proto::sip::{HeaderName, Message};
 use std::net::SocketAddr;
 
-/// Text with `\n` line ends as SIP with CRLF.
-pub(crate) fn crlf(s: &str) -> String {
-    s.replace("\r\n", "\n").replace('\n', "\r\n")
-}
-
-/// A response to `req` from a user agent whose Contact is `contact`.
+/// A response to `req` from a user agent whose Contact is `contact`, with an SDP body
+/// unless `sdp` is empty.
 pub(crate) fn response_to(
     req: &Message,
     status: u16,
@@ -18,29 +15,9 @@ pub(crate) fn response_to(
     contact: SocketAddr,
     sdp: &str,
 ) -> Bytes {
-    let h = |n| req.header(n).unwrap_or("");
-    let to = h(HeaderName::To);
-    let to = if to_tag.is_empty() || to.contains("tag=") {
-        to.to_string()
-    } else {
-        format!("{to};tag={to_tag}")
-    };
-    let body = crlf(sdp);
-    let ct = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\n"
-    };
-    Bytes::from(
-        crlf(&format!(
-            "SIP/2.0 {status} X\nVia: {}\nFrom: {}\nTo: {to}\nCall-ID: {}\nCSeq: {}\nContact: <sip:ua@{contact}>\n{ct}Content-Length: {}\n\n",
-            h(HeaderName::Via),
-            h(HeaderName::From),
-            h(HeaderName::CallId),
-            h(HeaderName::CSeq),
-            body.len()
-        )) + &body,
-    )
+    let contact = format!("sip:ua@{contact}");
+    let body = (!sdp.is_empty()).then_some(sdp);
+    Bytes::from(response_from(req, status, to_tag, &contact, body))
 }
 
 /// Alice's INVITE to the conference factory naming every invitee and herself (whom the
