@@ -1,8 +1,8 @@
-//! Offline members (extension ext-dr.6), sans-IO: the real [`Endpoint`] running the
+//! Offline members (extension ext-dr.6), sans-IO: the real `Endpoint` running the
 //! machines generated from `specs/rfc5365_message_exploder.imspec` (with
 //! `ext_delivery_reports.imspec`), driven through [`Core`] on a virtual clock, with an
 //! application that keeps copies in memory. What the runtime must do with the
-//! [`Application`] offline hooks:
+//! `Application` offline hooks:
 //! - a page-mode copy for a member of the domain with no route is handed to
 //!   `offline_store` (the spec's `store copy`) and nothing is sent to it nor notified;
 //! - a REGISTER of that member makes the endpoint send the kept copy to the new contact,
@@ -12,150 +12,33 @@
 //! - an expired copy (`offline_expired`) is a failed copy; the endpoint wakes for
 //!   `offline_next_expiry`.
 
-use bytes::Bytes;
-use im_runtime::endpoint::{
-    Application, ContactBinding, DynMachine, Endpoint, EndpointConfig, OfflineCopy, RegisterChange,
-    RegisterError,
-};
-use im_runtime::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Method, Route, Uri};
+// The group application over generated machines, shared with the spec-edit tests.
+#[path = "common/group.rs"]
+mod group;
+
+use group::{ALICE, GROUP, Group, Run, Sent, Spec, addr, response};
+use im_runtime::endpoint::EndpointConfig;
+use im_runtime::machine::Method;
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use im_runtime::transport::{Core, Input};
+use std::time::Duration;
 
 #[allow(unreachable_pub)]
 mod generated {
     im_macros::imspec!("specs/rfc5365_message_exploder.imspec");
 }
 
-const LOCAL: &str = "127.0.0.1:5060";
-const ALICE: &str = "127.0.0.1:5070";
 const BOB_CONTACT: &str = "127.0.0.1:5080";
-const GROUP: &str = "sip:friends@example.com";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("a literal address")
-}
-
-fn uri(s: &str) -> Uri {
-    im_runtime::proto::sip::Uri::parse(s)
-        .expect("a URI")
-        .to_view()
-}
-
-/// One group (alice, bob), a location table filled by REGISTER, copies kept in memory.
-#[derive(Default)]
-struct App {
-    locations: RefCell<HashMap<String, SocketAddr>>,
-    kept: RefCell<Vec<OfflineCopy>>,
-    storable: Cell<bool>,
-    refuse_store: Cell<bool>,
-    expire_now: Cell<bool>,
-    next_expiry: Cell<Option<Instant>>,
-}
-
-impl GroupDirectory for App {
-    fn owns(&self, group: &Uri) -> bool {
-        group.same_identity(&uri(GROUP))
-    }
-    fn members(&self, group: &Uri) -> Option<Vec<Uri>> {
-        self.owns(group)
-            .then(|| vec![uri("sip:alice@example.com"), uri("sip:bob@example.com")])
-    }
-    fn policy(&self, group: &Uri, user: &Uri) -> Option<GroupPolicy> {
-        let members = self.members(group)?;
-        let is_member = members.iter().any(|m| m.same_identity(user));
-        Some(GroupPolicy {
-            is_member,
-            may_initiate: is_member,
-            max_participants: None,
-            invites_members: true,
-            may_join: is_member,
-            allows_anonymity: false,
-        })
-    }
-}
-
-impl InviteeRouter for App {
-    fn route(&self, u: &Uri) -> Option<Route> {
-        let key = format!("{}@{}", u.user, u.host);
-        self.locations
-            .borrow()
-            .get(&key)
-            .copied()
-            .map(Route::Direct)
-    }
-}
-
-impl Application for App {
-    fn initial(&self, m: &Method) -> Option<Box<dyn DynMachine>> {
-        generated::initial(m)
-    }
-    fn by_clause(&self, clause: &str) -> Option<Box<dyn DynMachine>> {
-        generated::by_clause(clause)
-    }
-    fn invitee_leg(&self) -> Option<Box<dyn DynMachine>> {
-        generated::invitee_leg()
-    }
-    fn methods(&self) -> Vec<Method> {
-        generated::methods()
-    }
-    fn directory(&self) -> &dyn GroupDirectory {
-        self
-    }
-    fn router(&self) -> &dyn InviteeRouter {
-        self
-    }
-    fn register(
-        &mut self,
-        _now: Instant,
-        aor: &Uri,
-        change: &RegisterChange,
-    ) -> Result<Vec<ContactBinding>, RegisterError> {
-        let RegisterChange::Update(list) = change else {
-            return Ok(Vec::new());
-        };
-        for b in list {
-            self.locations
-                .borrow_mut()
-                .insert(format!("{}@{}", aor.user, aor.host), b.addr);
-        }
-        Ok(list.clone())
-    }
-    fn offers_registrar(&self) -> bool {
-        true
-    }
-    fn offline_storable(&self, _recipient: &Uri) -> bool {
-        self.storable.get()
-    }
-    fn offline_store(&self, _now: Instant, copy: OfflineCopy) -> Result<(), String> {
-        if self.refuse_store.get() {
-            return Err("the store is down".into());
-        }
-        self.kept.borrow_mut().push(copy);
-        Ok(())
-    }
-    fn offline_take(&self, _now: Instant, aor: &Uri) -> Vec<OfflineCopy> {
-        let (mine, rest): (Vec<_>, Vec<_>) = self
-            .kept
-            .take()
-            .into_iter()
-            .partition(|c| uri(&c.recipient).same_identity(aor));
-        *self.kept.borrow_mut() = rest;
-        mine
-    }
-    fn offline_expired(&self, _now: Instant) -> Vec<OfflineCopy> {
-        if self.expire_now.replace(false) {
-            self.next_expiry.set(None);
-            return self.kept.take();
-        }
-        Vec::new()
-    }
-    fn offline_next_expiry(&self) -> Option<Instant> {
-        self.next_expiry.get()
-    }
+/// The exploder as written, a registrar the only route to bob, copies kept while storable.
+fn endpoint(f: impl FnOnce(&mut EndpointConfig)) -> Run {
+    let spec = Spec {
+        initial: generated::initial,
+        by_clause: generated::by_clause,
+        invitee_leg: generated::invitee_leg,
+        methods: generated::methods,
+    };
+    Group::of(spec).registrar().config(f).run()
 }
 
 fn crlf(s: &str) -> String {
@@ -163,97 +46,39 @@ fn crlf(s: &str) -> String {
 }
 
 /// Alice's MESSAGE to the group, asking for both delivery notifications.
-fn alice_message(id: &str) -> Bytes {
+fn alice_message(id: &str) -> String {
     let cpim = crlf(&format!(
         "From: <sip:alice@example.com>\nTo: <{GROUP}>\nNS: imdn <urn:ietf:params:imdn>\n\
          imdn.Message-ID: {id}\nDateTime: 2026-12-06T04:00:00Z\n\
          imdn.Disposition-Notification: positive-delivery, negative-delivery\n\n\
          Content-Type: text/plain\n\nhello\n"
     ));
-    Bytes::from(
-        crlf(&format!(
-            "MESSAGE {GROUP} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{id}\n\
-             Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a{id}\nTo: <{GROUP}>\n\
-             Call-ID: {id}@alice\nCSeq: 1 MESSAGE\nContent-Type: message/cpim\n\
-             Content-Length: {}\n\n",
-            cpim.len()
-        )) + &cpim,
-    )
+    crlf(&format!(
+        "MESSAGE {GROUP} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK{id}\n\
+         Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a{id}\nTo: <{GROUP}>\n\
+         Call-ID: {id}@alice\nCSeq: 1 MESSAGE\nContent-Type: message/cpim\n\
+         Content-Length: {}\n\n",
+        cpim.len()
+    )) + &cpim
 }
 
-fn bob_register() -> Bytes {
-    Bytes::from(crlf(&format!(
+fn bob_register() -> String {
+    crlf(&format!(
         "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {BOB_CONTACT};branch=z9hG4bKreg1\n\
          Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:bob@example.com>\n\
          Call-ID: reg1@bob\nCSeq: 1 REGISTER\nContact: <sip:bob@{BOB_CONTACT}>\n\
          Expires: 300\nContent-Length: 0\n\n"
-    )))
+    ))
 }
 
-/// A 200 to `req`.
-fn ok_to(req: &Message) -> Bytes {
-    use im_runtime::proto::sip::HeaderName;
-    let h = |n| req.header(n).unwrap_or("");
-    Bytes::from(crlf(&format!(
-        "SIP/2.0 200 OK\nVia: {}\nFrom: {}\nTo: {};tag=ok\nCall-ID: {}\nCSeq: {}\n\
-         Content-Length: 0\n\n",
-        h(HeaderName::Via),
-        h(HeaderName::From),
-        h(HeaderName::To),
-        h(HeaderName::CallId),
-        h(HeaderName::CSeq),
-    )))
-}
-
-struct Net {
-    ep: Endpoint<App>,
-    now: Instant,
-}
-
-impl Net {
-    #[allow(clippy::disallowed_methods)] // the one base instant of the virtual clock
-    fn new(app: App) -> Net {
-        let cfg = EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855"));
-        Net {
-            ep: Endpoint::new(cfg, app),
-            now: Instant::now(),
-        }
-    }
-
-    /// Delivers a datagram from `from`; returns every SIP message sent, with its target.
-    fn send(&mut self, from: &str, data: Bytes) -> Vec<(SocketAddr, Message)> {
-        self.ep.handle_input(
-            self.now,
-            Input::Datagram {
-                local: addr(LOCAL),
-                from: addr(from),
-                data,
-            },
-        );
-        self.drain()
-    }
-
-    fn drain(&mut self) -> Vec<(SocketAddr, Message)> {
-        let mut out = Vec::new();
-        while let Some(o) = self.ep.poll_output() {
-            if let Output::Datagram { to, data, .. } = o
-                && let Ok(m) = Message::parse(data)
-            {
-                out.push((to, m));
-            }
-        }
-        out
-    }
-}
-
-fn requests_to(out: &[(SocketAddr, Message)], to: &str) -> Vec<Message> {
+fn requests_to(out: &Sent, to: &str) -> Vec<Message> {
     out.iter()
         .filter(|(a, m)| *a == addr(to) && m.is_request())
         .map(|(_, m)| m.clone())
         .collect()
 }
 
-fn status(out: &[(SocketAddr, Message)], to: &str) -> Option<u16> {
+fn status(out: &Sent, to: &str) -> Option<u16> {
     out.iter()
         .filter(|(a, m)| *a == addr(to) && !m.is_request())
         .find_map(|(_, m)| m.status().map(u16::from))
@@ -276,10 +101,8 @@ fn imdn_status(m: &Message) -> &'static str {
 
 #[test]
 fn a_kept_copy_goes_out_when_the_member_registers_and_the_sender_hears_delivered() {
-    let app = App::default();
-    app.storable.set(true);
-    let mut net = Net::new(app);
-    let out = net.send(ALICE, alice_message("m1"));
+    let mut net = endpoint(|_| {});
+    let out = net.send(ALICE, &alice_message("m1"));
     assert_eq!(status(&out, ALICE), Some(202));
     assert!(requests_to(&out, ALICE).is_empty(), "no notification yet");
     let kept = net.ep.app().kept.borrow().clone();
@@ -288,7 +111,7 @@ fn a_kept_copy_goes_out_when_the_member_registers_and_the_sender_hears_delivered
     assert_eq!(kept[0].source, addr(ALICE));
     assert!(Message::parse(kept[0].request.clone()).is_ok());
 
-    let out = net.send(BOB_CONTACT, bob_register());
+    let out = net.send(BOB_CONTACT, &bob_register());
     assert_eq!(status(&out, BOB_CONTACT), Some(200));
     let copies = requests_to(&out, BOB_CONTACT);
     assert_eq!(copies.len(), 1, "{out:?}");
@@ -298,7 +121,7 @@ fn a_kept_copy_goes_out_when_the_member_registers_and_the_sender_hears_delivered
     assert!(String::from_utf8_lossy(copy.body_bytes()).contains("imdn.Message-ID: m1"));
     assert!(net.ep.app().kept.borrow().is_empty());
 
-    let out = net.send(BOB_CONTACT, ok_to(copy));
+    let out = net.send(BOB_CONTACT, &response(copy, "200 OK", Some("ok"), ""));
     let imdns = requests_to(&out, ALICE);
     assert_eq!(imdns.len(), 1, "{out:?}");
     assert_eq!(imdn_status(&imdns[0]), "delivered");
@@ -307,9 +130,9 @@ fn a_kept_copy_goes_out_when_the_member_registers_and_the_sender_hears_delivered
 #[test]
 fn a_member_over_its_bound_or_a_refused_store_is_a_failed_copy() {
     // Not storable: failed at once, nothing kept.
-    let app = App::default();
-    let mut net = Net::new(app);
-    let out = net.send(ALICE, alice_message("m2"));
+    let mut net = endpoint(|_| {});
+    net.app().storable.set(false);
+    let out = net.send(ALICE, &alice_message("m2"));
     assert_eq!(status(&out, ALICE), Some(202));
     let imdns = requests_to(&out, ALICE);
     assert_eq!(imdns.len(), 1, "{out:?}");
@@ -317,11 +140,9 @@ fn a_member_over_its_bound_or_a_refused_store_is_a_failed_copy() {
     assert!(net.ep.app().kept.borrow().is_empty());
 
     // Storable, but the store refuses it: the spec runs again, and the copy fails.
-    let app = App::default();
-    app.storable.set(true);
-    app.refuse_store.set(true);
-    let mut net = Net::new(app);
-    let out = net.send(ALICE, alice_message("m3"));
+    let mut net = endpoint(|_| {});
+    net.app().refuse_store.set(true);
+    let out = net.send(ALICE, &alice_message("m3"));
     let imdns = requests_to(&out, ALICE);
     assert_eq!(imdns.len(), 1, "{out:?}");
     assert_eq!(imdn_status(&imdns[0]), "failed");
@@ -329,15 +150,13 @@ fn a_member_over_its_bound_or_a_refused_store_is_a_failed_copy() {
 
 #[test]
 fn an_expired_copy_is_a_failed_copy_and_the_endpoint_wakes_for_it() {
-    let app = App::default();
-    app.storable.set(true);
-    let mut net = Net::new(app);
-    let _ = net.send(ALICE, alice_message("m4"));
+    let mut net = endpoint(|_| {});
+    let _ = net.send(ALICE, &alice_message("m4"));
     assert_eq!(net.ep.app().kept.borrow().len(), 1);
     let due = net.now + Duration::from_secs(3600);
     net.ep.app().next_expiry.set(Some(due));
     assert!(net.ep.poll_timeout().is_some_and(|t| t <= due));
-    net.ep.app().expire_now.set(true);
+    net.ep.app().expire.set(true);
     net.now = due;
     net.ep.handle_input(net.now, Input::Timeout);
     let out = net.drain();
@@ -345,7 +164,7 @@ fn an_expired_copy_is_a_failed_copy_and_the_endpoint_wakes_for_it() {
     assert_eq!(imdns.len(), 1, "{out:?}");
     assert_eq!(imdn_status(&imdns[0]), "failed");
     // Bob registering now gets nothing.
-    let out = net.send(BOB_CONTACT, bob_register());
+    let out = net.send(BOB_CONTACT, &bob_register());
     assert!(requests_to(&out, BOB_CONTACT).is_empty(), "{out:?}");
 }
 
@@ -357,20 +176,13 @@ fn an_expired_copy_is_a_failed_copy_and_the_endpoint_wakes_for_it() {
 #[test]
 fn a_kept_copys_call_id_and_tag_steer_to_the_worker_that_holds_it() {
     use im_runtime::steer::{Shard, steer, steer_sip};
-    let app = App::default();
-    app.storable.set(true);
-    let mut cfg = EndpointConfig::new(addr(LOCAL), addr("127.0.0.1:2855"));
-    cfg.shard = Shard { index: 1, count: 2 };
-    let mut net = Net {
-        ep: Endpoint::new(cfg, app),
-        now: net_base(),
-    };
+    let mut net = endpoint(|cfg| cfg.shard = Shard { index: 1, count: 2 });
     for i in 0..8 {
-        let out = net.send(ALICE, alice_message(&format!("s{i}")));
+        let out = net.send(ALICE, &alice_message(&format!("s{i}")));
         assert_eq!(status(&out, ALICE), Some(202));
     }
     assert_eq!(net.ep.app().kept.borrow().len(), 8);
-    let out = net.send(BOB_CONTACT, bob_register());
+    let out = net.send(BOB_CONTACT, &bob_register());
     let copies = requests_to(&out, BOB_CONTACT);
     assert_eq!(copies.len(), 8, "{out:?}");
     for c in &copies {
@@ -387,9 +199,4 @@ fn a_kept_copys_call_id_and_tag_steer_to_the_worker_that_holds_it() {
         );
         assert_eq!(steer_sip(subscribe.as_bytes(), 2), 1);
     }
-}
-
-#[allow(clippy::disallowed_methods)] // the one base instant of the virtual clock
-fn net_base() -> Instant {
-    Instant::now()
 }
