@@ -19,21 +19,16 @@ mod common;
 mod pgcluster;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::kamailio::{self, Kamailio, exchange};
-use common::{Server, Sipp, free_tcp_port, free_udp_port};
+use common::kamailio::{Kamailio, register};
+use common::{Server, Sipp, free_tcp_port, free_udp_port, session_to_bob};
 
 const GROUP: &str = "sip:kamailio-e2e@example.com";
 const ALICE: &str = "sip:alice@example.com";
 const BOB: &str = "sip:bob@example.com";
-
-/// A request of bob's from `sock` to the server's domain.
-fn request(sock: &UdpSocket, method: &str, call_id: &str, extra: &str) -> String {
-    kamailio::request(sock, BOB, method, call_id, extra)
-}
 
 /// Kamailio's dispatcher over `instances` (its `dispatcher.list`, set 1).
 fn dispatcher(instances: &[SocketAddr]) -> Kamailio {
@@ -148,15 +143,8 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
 
     // bob registers through Kamailio.
     let bob_port = free_udp_port();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let reg = request(
-        &sock,
-        "REGISTER",
-        "register-bob-kamailio",
-        &format!("Contact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"),
-    );
-    let answer = exchange(&sock, kam.sip, &reg);
+    let contact = format!("sip:bob@127.0.0.1:{bob_port}");
+    let answer = register(kam.sip, BOB, 0, &contact, "register-bob-kamailio", "");
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", kam.log());
     let registrar_port = kam
         .destination("register-bob-kamailio")
@@ -191,17 +179,8 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
     // Sessions until the Call-ID hash puts one on the other instance.
     let mut landed_on_other = false;
     for attempt in 0..12 {
-        let bob = Sipp::new("uas_answer")
-            .port(bob_port)
-            .timeouts(Duration::from_secs(15), Duration::from_secs(25))
-            .spawn();
-        std::thread::sleep(Duration::from_millis(200));
-        let run = Sipp::new("invite_pager")
-            .to(kam.sip)
-            .call_ids(&format!("kam{attempt}-%u@%s"))
-            .key("target", GROUP)
-            .key("from", ALICE)
-            .run();
+        let call_ids = format!("kam{attempt}-%u@%s");
+        let (run, b) = session_to_bob(kam.sip, GROUP, ALICE, bob_port, Some(&call_ids));
         assert!(
             run.success(),
             "{run:?}\n{}\n{}",
@@ -214,7 +193,6 @@ fn two_instances_behind_kamailio_share_registrations_and_groups_and_survive_one_
                 .contains(&format!("Record-Route: <sip:{};lr", kam.sip)),
             "{run:?}"
         );
-        let b = bob.wait();
         assert!(b.success(), "bob: {b:?}\n{}", logs(&instances));
         assert_eq!(b.received_invites(), 1, "{b:?}");
         let call_id = format!("kam{attempt}-1@127.0.0.1");
@@ -367,15 +345,8 @@ fn postgres_store_survives_server_and_database_restart() {
     let groups = tempfile::tempdir().unwrap();
     let mut a = instance(&pg.url(), groups.path());
     let bob_port = free_udp_port();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let reg = request(
-        &sock,
-        "REGISTER",
-        "register-bob-restart",
-        &format!("Contact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"),
-    );
-    let answer = exchange(&sock, a.server.sip, &reg);
+    let contact = format!("sip:bob@127.0.0.1:{bob_port}");
+    let answer = register(a.server.sip, BOB, 0, &contact, "register-bob-restart", "");
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     let doc = group_doc(GROUP, &[ALICE, BOB]);
     let path = "/xcap/org.openmobilealliance.groups/users/sip:alice@example.com/index";
@@ -414,18 +385,8 @@ fn postgres_store_survives_server_and_database_restart() {
         im_server::store::Store::get(&store, "imspec.users/sip:bob@example.com").unwrap(),
         Some(b"bob".to_vec())
     );
-    let bob = Sipp::new("uas_answer")
-        .port(bob_port)
-        .timeouts(Duration::from_secs(15), Duration::from_secs(25))
-        .spawn();
-    std::thread::sleep(Duration::from_millis(200));
-    let run = Sipp::new("invite_pager")
-        .to(a.server.sip)
-        .key("target", GROUP)
-        .key("from", ALICE)
-        .run();
+    let (run, b) = session_to_bob(a.server.sip, GROUP, ALICE, bob_port, None);
     assert!(run.success(), "{run:?}\n{}", a.server.log());
-    let b = bob.wait();
     assert!(b.success(), "bob: {b:?}\n{}", a.server.log());
     assert_eq!(b.received_invites(), 1, "{b:?}");
 }

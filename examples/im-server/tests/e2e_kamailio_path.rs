@@ -12,20 +12,12 @@
 
 mod common;
 
-use std::net::UdpSocket;
-use std::time::Duration;
-
-use common::kamailio::{self, Kamailio, exchange};
-use common::{Server, Sipp, free_udp_port, group_folder, sip_log};
+use common::kamailio::{Kamailio, register};
+use common::{Server, free_udp_port, group_folder, session_to_bob, sip_log};
 
 const GROUP: &str = "sip:kamailio-path@example.com";
 const ALICE: &str = "sip:alice@example.com";
 const BOB: &str = "sip:bob@example.com";
-
-/// A request of bob's from `sock` to the server's domain.
-fn request(sock: &UdpSocket, method: &str, call_id: &str, extra: &str) -> String {
-    kamailio::request(sock, BOB, method, call_id, extra)
-}
 
 #[test]
 fn a_phone_registered_through_kamailio_with_path_is_invited_through_it() {
@@ -39,17 +31,9 @@ fn a_phone_registered_through_kamailio_with_path_is_invited_through_it() {
     // bob registers through Kamailio from the port SIPp will answer on.
     let bob_port = free_udp_port();
     {
-        let sock = UdpSocket::bind(("127.0.0.1", bob_port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let reg = request(
-            &sock,
-            "REGISTER",
-            "register-bob-path",
-            &format!(
-                "Supported: path\r\nContact: <sip:bob@127.0.0.1:{bob_port}>\r\nExpires: 600\r\n"
-            ),
-        );
-        let answer = exchange(&sock, kam.sip, &reg);
+        let contact = format!("sip:bob@127.0.0.1:{bob_port}");
+        let extra = "Supported: path\r\n";
+        let answer = register(kam.sip, BOB, bob_port, &contact, "register-bob-path", extra);
         assert!(
             answer.starts_with("SIP/2.0 200"),
             "{answer}\n{}\n{}",
@@ -68,18 +52,8 @@ fn a_phone_registered_through_kamailio_with_path_is_invited_through_it() {
         );
     }
 
-    let bob = Sipp::new("uas_answer")
-        .port(bob_port)
-        .timeouts(Duration::from_secs(15), Duration::from_secs(25))
-        .spawn();
-    std::thread::sleep(Duration::from_millis(200));
-    let run = Sipp::new("invite_pager")
-        .to(server.sip)
-        .key("target", GROUP)
-        .key("from", ALICE)
-        .run();
+    let (run, b) = session_to_bob(server.sip, GROUP, ALICE, bob_port, None);
     assert!(run.success(), "{run:?}\n{}\n{}", kam.log(), server.log());
-    let b = bob.wait();
     assert!(b.success(), "bob: {b:?}\n{}\n{}", kam.log(), server.log());
     // bob's INVITE came from Kamailio: its Via on top (the server's under it) and its
     // Record-Route, and the server's Route to it consumed.

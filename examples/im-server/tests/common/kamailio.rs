@@ -159,13 +159,7 @@ fn which(name: &str) -> Option<PathBuf> {
 /// A request of user `aor` (From and To) from `sock` to the server's domain
 /// (`sip:example.com`), its branch made from `call_id`; `extra` header lines (each ending
 /// CRLF) go before Max-Forwards.
-pub(crate) fn request(
-    sock: &UdpSocket,
-    aor: &str,
-    method: &str,
-    call_id: &str,
-    extra: &str,
-) -> String {
+fn request(sock: &UdpSocket, aor: &str, method: &str, call_id: &str, extra: &str) -> String {
     let me = sock.local_addr().expect("a bound socket");
     format!(
         "{method} sip:example.com SIP/2.0\r\n\
@@ -180,9 +174,28 @@ pub(crate) fn request(
     )
 }
 
+/// `aor` registers `contact` (a URI) for 600 s at `to` (Kamailio, or a server) from a new
+/// loopback socket on `from_port` (0: any), `extra` header lines (each ending CRLF) first;
+/// the answer (within 5 s, else a panic).
+pub(crate) fn register(
+    to: SocketAddr,
+    aor: &str,
+    from_port: u16,
+    contact: &str,
+    call_id: &str,
+    extra: &str,
+) -> String {
+    let sock = UdpSocket::bind(("127.0.0.1", from_port)).expect("bind the UA's socket");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let extra = format!("{extra}Contact: <{contact}>\r\nExpires: 600\r\n");
+    let reg = request(&sock, aor, "REGISTER", call_id, &extra);
+    exchange(&sock, to, &reg)
+}
+
 /// Sends `text` from `sock` to `to` and returns the first answer (within the socket's read
 /// timeout); panics when none comes.
-pub(crate) fn exchange(sock: &UdpSocket, to: SocketAddr, text: &str) -> String {
+fn exchange(sock: &UdpSocket, to: SocketAddr, text: &str) -> String {
     sock.send_to(text.as_bytes(), to).expect("send");
     let mut buf = [0u8; 4096];
     let (n, _) = sock

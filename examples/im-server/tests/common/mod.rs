@@ -508,6 +508,32 @@ impl Sipp {
     }
 }
 
+/// One pager-mode group session (SIPp `invite_pager`, its Call-IDs `call_ids` when given)
+/// from `from` to `group` at `to`, while bob answers as SIPp `uas_answer` on `bob_port`
+/// (one call, 15 s receive and 25 s global timeouts): the originator's run and bob's.
+pub(crate) fn session_to_bob(
+    to: SocketAddr,
+    group: &str,
+    from: &str,
+    bob_port: u16,
+    call_ids: Option<&str>,
+) -> (SippRun, SippRun) {
+    let bob = Sipp::new("uas_answer")
+        .port(bob_port)
+        .timeouts(Duration::from_secs(15), Duration::from_secs(25))
+        .spawn();
+    // bob's SIPp listens before the INVITE comes.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut alice = Sipp::new("invite_pager")
+        .to(to)
+        .key("target", group)
+        .key("from", from);
+    if let Some(c) = call_ids {
+        alice = alice.call_ids(c);
+    }
+    (alice.run(), bob.wait())
+}
+
 /// A SIPp instance running in the background; killed on drop.
 pub(crate) struct SippProc {
     child: Option<Child>,
