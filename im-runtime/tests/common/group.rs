@@ -246,27 +246,32 @@ impl Group {
     }
 
     /// The endpoint, at the one instant a test starts from.
-    #[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
     pub(crate) fn run(self) -> Run {
-        Run {
-            ep: Endpoint::new(self.cfg, self.app),
-            now: Instant::now(),
-        }
+        Run::start(self.cfg, self.app)
     }
 }
 
-/// The endpoint of a group test and the instant it is at.
-pub(crate) struct Run {
-    pub(crate) ep: Endpoint<GroupApp>,
+/// The endpoint of a test (a group test's by default) and the instant it is at.
+pub(crate) struct Run<A: Application = GroupApp> {
+    pub(crate) ep: Endpoint<A>,
     pub(crate) now: Instant,
 }
 
 /// What the endpoint sent, each with its target.
 pub(crate) type Sent = Vec<(SocketAddr, Message)>;
 
-impl Run {
+impl<A: Application> Run<A> {
+    /// An endpoint configured by `cfg` serving `app`, at the one instant a test starts from.
+    #[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
+    pub(crate) fn start(cfg: EndpointConfig, app: A) -> Run<A> {
+        Run {
+            ep: Endpoint::new(cfg, app),
+            now: Instant::now(),
+        }
+    }
+
     /// The application.
-    pub(crate) fn app(&self) -> &GroupApp {
+    pub(crate) fn app(&self) -> &A {
         self.ep.app()
     }
 

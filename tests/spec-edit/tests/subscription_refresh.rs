@@ -6,26 +6,21 @@
 //! which the subscription ends with `reason=rejected`; a refresh no rule decides gets the
 //! runtime's 403 and ends the same way).
 
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use im_runtime::endpoint::EndpointConfig;
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
-use std::net::SocketAddr;
-use std::time::Instant;
 
 mod common;
+#[path = "common/gap.rs"]
+mod gap;
 mod replies;
 
 use common::{App, edited_app, original_app};
+use gap::{MSRP, SERVER, addr, to};
 use replies::{final_to, status};
 
 const ALICE: &str = "127.0.0.1:5070";
 /// Where alice's subscription comes from (and its NOTIFYs go).
 const SUBSCRIBER: &str = "127.0.0.1:5072";
-const SERVER: &str = "127.0.0.1:5060";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("address")
-}
 
 /// Alice's pager-mode INVITE to the conference factory, naming bob.
 fn invite() -> String {
@@ -44,23 +39,15 @@ fn invite() -> String {
 
 /// The endpoint with alice's session open, and its focus URI.
 struct Run {
-    ep: Endpoint<App>,
-    now: Instant,
+    run: gap::Run<App>,
     focus: String,
 }
 
 impl Run {
-    #[allow(clippy::disallowed_methods)]
     fn new(app: App) -> Run {
-        let ep = Endpoint::new(
-            EndpointConfig::new(addr(SERVER), addr("127.0.0.1:2855")),
-            app,
-        );
-        // The one clock read of this test: the endpoint only needs some instant.
-        let now = Instant::now();
+        let cfg = EndpointConfig::new(addr(SERVER), addr(MSRP));
         let mut run = Run {
-            ep,
-            now,
+            run: gap::Run::start(cfg, app),
             focus: String::new(),
         };
         let ok = final_to(&run.send(ALICE, &invite()), "INVITE");
@@ -79,24 +66,7 @@ impl Run {
     /// Hands `text` from `peer` to the endpoint; what it then sends `peer` (what it sent
     /// others is dropped).
     fn send(&mut self, peer: &str, text: &str) -> Vec<Message> {
-        self.ep.handle_input(
-            self.now,
-            Input::Datagram {
-                local: addr(SERVER),
-                from: addr(peer),
-                data: text.to_string().into_bytes().into(),
-            },
-        );
-        let mut out = Vec::new();
-        while let Some(o) = self.ep.poll_output() {
-            if let Output::Datagram { to, data, .. } = o
-                && to == addr(peer)
-                && let Ok(m) = Message::parse(data)
-            {
-                out.push(m);
-            }
-        }
-        out
+        to(&self.run.send(peer, text), peer)
     }
 
     /// Alice's SUBSCRIBE to the focus in dialog `call` (`to_tag`: ours, once it exists),

@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The [`Spec`] of one module of `imspec_spec_edit` (`spec!(original)`).
+// Not every test that includes this module runs a group spec (`subscription_refresh.rs`
+// only uses its `Run`).
+#[allow(unused_macros)]
 macro_rules! spec {
     ($spec:ident) => {
         $crate::gap::Spec {
@@ -27,6 +30,7 @@ macro_rules! spec {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use spec;
 
 /// The log lines written while `f` runs on this thread (INFO and above, no colours).
