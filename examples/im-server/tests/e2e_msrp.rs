@@ -76,6 +76,19 @@ struct Originator {
     server_path: String,
 }
 
+impl Originator {
+    /// What a failed check of the session shows: this side's SIPp run and MSRP sender, the
+    /// invitees' SIPp `uas` and MSRP `receiver`, and the server's log.
+    fn context(&self, uas: &SippRun, receiver: &MsrpPeer, server: &Server) -> String {
+        format!(
+            "uac: {:?}\nsender: {:?}\nuas: {uas:?}\nreceiver: {receiver:?}\n{}",
+            self.uac,
+            self.sender,
+            server.log()
+        )
+    }
+}
+
 /// Runs one pager-mode session: `uac` is the prepared SIPp UAC (scenario and keys other
 /// than the offer's), `offer` the setup to offer, `data` the message, `chunk` the sender's
 /// chunk size (0: one chunk).
@@ -258,14 +271,7 @@ fn group_round_trip(n: usize, offer: Offer, len: usize, chunk: usize) {
         .key("accept", "message/cpim text/plain");
     let o = originate(uac, offer, &data, chunk);
     let (uas, copies, receiver) = inv.finish();
-    let ctx = || {
-        format!(
-            "uac: {:?}\nsender: {:?}\nuas: {uas:?}\nreceiver: {receiver:?}\n{}",
-            o.uac,
-            o.sender,
-            server.log()
-        )
-    };
+    let ctx = || o.context(&uas, &receiver, &server);
     assert!(o.uac.success(), "originator SIPp failed:\n{}", ctx());
     assert_eq!(o.sender_code, Some(0), "sender:\n{}", ctx());
     // Each worker listens on its own MSRP port and names it in its answers.
@@ -846,14 +852,7 @@ fn authenticated_group_round_trip_as_in_the_readme() {
         .auth("alice", "alice-demo");
     let o = originate(uac, Offer::Active, &data, 2048);
     let (uas, copies, receiver) = inv.finish();
-    let ctx = || {
-        format!(
-            "uac: {:?}\nsender: {:?}\nuas: {uas:?}\nreceiver: {receiver:?}\n{}",
-            o.uac,
-            o.sender,
-            server.log()
-        )
-    };
+    let ctx = || o.context(&uas, &receiver, &server);
     assert!(o.uac.success(), "originator SIPp failed:\n{}", ctx());
     assert_eq!(uas.received_invites(), 2, "{}", ctx());
     let got: Vec<&String> = copies.keys().collect();
@@ -1021,13 +1020,7 @@ fn confirmed_session(
 #[test]
 fn the_originators_success_report_follows_the_invitees_reports() {
     let (o, receiver, uas, server) = confirmed_session(2, &[], &[]);
-    let ctx = || {
-        format!(
-            "sender: {:?}\nreceiver: {receiver:?}\n{}",
-            o.sender,
-            server.log()
-        )
-    };
+    let ctx = || o.context(&uas, &receiver, &server);
     assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
     assert_eq!(o.sender_code, Some(0), "{}", ctx());
     let reported: Vec<f64> = receiver
@@ -1065,13 +1058,7 @@ fn the_originators_success_report_follows_the_invitees_reports() {
 fn an_invitee_that_never_reports_fails_the_message_after_the_report_wait() {
     let (o, receiver, uas, server) =
         confirmed_session(1, &["--no-success-report"], &["--msrp-report-wait", "2s"]);
-    let ctx = || {
-        format!(
-            "sender: {:?}\nreceiver: {receiver:?}\n{}",
-            o.sender,
-            server.log()
-        )
-    };
+    let ctx = || o.context(&uas, &receiver, &server);
     assert!(o.uac.success() && uas.success(), "SIPp failed:\n{}", ctx());
     assert!(
         receiver
