@@ -11,11 +11,14 @@
 #![allow(clippy::disallowed_methods)]
 
 mod common;
+// The sans-IO endpoint loop of im-runtime's tests, here over the server's application.
+#[path = "../../../im-runtime/tests/common/group.rs"]
+mod group;
 
-use im_runtime::endpoint::{Endpoint, EndpointConfig};
+use group::{Run, Sent, addr};
+use im_runtime::endpoint::EndpointConfig;
 use im_runtime::proto::digest::{Algorithm, StoredHa1, Verifier, ha1, response};
 use im_runtime::proto::sip::Message;
-use im_runtime::transport::{Core, Input, Output};
 use im_server::app::ServerApp;
 use im_server::groups::{GroupStore, SharedGroups};
 use im_server::metrics::Metrics;
@@ -30,13 +33,8 @@ const BOB: &str = "127.0.0.2:5060";
 const GROUP: &str = "sip:e2e@example.com";
 const ALICE_URI: &str = "sip:alice@127.0.0.1:5070";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 struct Harness {
-    ep: Endpoint<ServerApp>,
-    now: Instant,
+    run: Run<ServerApp>,
     _groups: tempfile::TempDir,
     /// Our tag in the INVITE dialog of the last session opened.
     invite_tag: String,
@@ -65,45 +63,21 @@ impl Harness {
         cfg.seed = 11;
         tune(&mut cfg);
         Harness {
-            ep: Endpoint::new(cfg, app),
-            now,
+            run: Run::at(now, cfg, app),
             _groups: groups,
             invite_tag: String::new(),
         }
     }
 
-    /// One datagram in; the SIP messages out, with where they went.
-    fn udp(&mut self, from: &str, text: &str) -> Vec<(SocketAddr, Message)> {
-        self.input(Input::Datagram {
-            local: addr(SERVER),
-            from: addr(from),
-            data: text.replace('\n', "\r\n").into(),
-        })
+    /// One datagram in (`\n` line ends made CRLF); the SIP messages out, with where they
+    /// went.
+    fn udp(&mut self, from: &str, text: &str) -> Sent {
+        self.run.send(from, &text.replace('\n', "\r\n"))
     }
 
-    fn input(&mut self, i: Input) -> Vec<(SocketAddr, Message)> {
-        self.ep.handle_input(self.now, i);
-        let mut out = Vec::new();
-        while let Some(o) = self.ep.poll_output() {
-            if let Output::Datagram { to, data, .. } = o
-                && let Ok(m) = Message::parse(data)
-            {
-                out.push((to, m));
-            }
-        }
-        out
-    }
-
-    /// Moves the clock to `t` and fires what is due.
-    fn advance(&mut self, by: Duration) -> Vec<(SocketAddr, Message)> {
-        let end = self.now + by;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= end) {
-            self.now = self.now.max(t);
-            out.extend(self.input(Input::Timeout));
-        }
-        self.now = end;
-        out
+    /// Moves the clock on by `by` and fires what is due.
+    fn advance(&mut self, by: Duration) -> Sent {
+        self.run.advance(by)
     }
 }
 
@@ -344,7 +318,7 @@ fn refresh_unknown_dialog_expiry_refused_notify_and_limits() {
         "{n:?}"
     );
     assert!(body(&n[0]).contains("<active>false</active>"));
-    assert_eq!(h.ep.live_sessions(), 0);
+    assert_eq!(h.run.ep.live_sessions(), 0);
 
     // Its focus names nothing now: 404.
     let out = h.udp(

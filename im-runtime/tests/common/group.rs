@@ -4,9 +4,10 @@
 //! memory for offline members (ext-dr.6) with switches for a full or refusing store and
 //! for expiry, and the endpoint it runs in with the datagrams in and out ([`Run`]).
 //!
-//! Self-contained (std and `im_runtime` only), so that both `endpoint_offline.rs` here and
-//! the spec-edit tests (`tests/spec-edit/tests/common/gap.rs`, which runs the edited specs)
-//! include it by `#[path]` instead of keeping a copy each.
+//! Self-contained (std and `im_runtime` only), so that `endpoint_offline.rs` here, the
+//! spec-edit tests (`tests/spec-edit/tests/common/gap.rs`, which runs the edited specs) and
+//! im-server's `conference_endpoint.rs` (its [`Run`] over the server's application) include
+//! it by `#[path]` instead of keeping a copy each.
 
 // Each test uses a different part.
 #![allow(dead_code)]
@@ -21,7 +22,7 @@ use im_runtime::transport::{Core, Input, Output};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Alice's UA.
 pub(crate) const ALICE: &str = "127.0.0.1:5070";
@@ -264,9 +265,14 @@ impl<A: Application> Run<A> {
     /// An endpoint configured by `cfg` serving `app`, at the one instant a test starts from.
     #[allow(clippy::disallowed_methods)] // the one instant the endpoint needs
     pub(crate) fn start(cfg: EndpointConfig, app: A) -> Run<A> {
+        Run::at(Instant::now(), cfg, app)
+    }
+
+    /// The same at `now` (for a test whose application needs the start instant itself).
+    pub(crate) fn at(now: Instant, cfg: EndpointConfig, app: A) -> Run<A> {
         Run {
             ep: Endpoint::new(cfg, app),
-            now: Instant::now(),
+            now,
         }
     }
 
@@ -311,6 +317,18 @@ impl<A: Application> Run<A> {
     pub(crate) fn input(&mut self, input: Input) -> Sent {
         self.ep.handle_input(self.now, input);
         self.drain()
+    }
+
+    /// Moves the clock on by `by`, firing every timer due on the way; what was sent.
+    pub(crate) fn advance(&mut self, by: Duration) -> Sent {
+        let end = self.now + by;
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            out.extend(self.input(Input::Timeout));
+        }
+        self.now = end;
+        out
     }
 }
 
