@@ -6,6 +6,8 @@
 
 #![allow(clippy::disallowed_methods)]
 
+// The e2e harness, for its `wait_until`.
+mod common;
 mod pgcluster;
 
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use im_server::store::{PgStore, RedbStore, Refresher, Store, unix_now};
 use im_server::uri::parse_uri;
 use im_server::users::{SharedUsers, Users};
 use im_server::xcap::Xcap;
+
+use common::wait_until;
 
 trait Backend {
     fn name(&self) -> &'static str;
@@ -266,17 +270,6 @@ fn redb_backend() {
     suite(&b);
     let s = b.open();
     assert!(!s.is_shared());
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// A server (`b_router`, `b_groups`) polling the store sees what another server wrote.

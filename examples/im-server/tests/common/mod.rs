@@ -111,6 +111,18 @@ fn read(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Polls `f` every 50 ms until it holds (`true`) or `limit` has passed (`false`).
+pub(crate) fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// Waits for `child` up to `limit`; kills it when the time is up.
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> (Option<ExitStatus>, bool) {
     let end = Instant::now() + limit;
