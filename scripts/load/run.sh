@@ -40,6 +40,11 @@
 #   SOAK_DURATION soak: seconds at 80 % of the rate held [600]
 #   SOAK_RATE     soak: the rate taken as held, skipping the ramp [found by the ramp]
 #   SOAK_SETTLE   soak: idle seconds before the start and end samples [90]
+#   SOAK_BINS     soak: when 1, jemalloc's per-size-class statistics are dumped with the start
+#                 and end samples (scripts/load/jemalloc-bins.sh, through gdb) into
+#                 soak/jstats-start.json and jstats-end.json, and once more after the end
+#                 sample with every thread's cache emptied (jstats-end-flushed.json), with a
+#                 summary in summary.txt [0]
 #   OTHER_MAX     compare: other_cpu_s / wall seconds above which a run is VOID [0.10]
 #   SERVER_NICE   niceness of the server under test (im-server and Kamailio alike) [0]. With
 #                 SIPp on the same cores, a saturated machine delays SIPp itself and its
@@ -732,7 +737,16 @@ run_soak() {
         alloc() { echo "$m" | awk -v k="kind=\"$1\"" 'index($1, "allocator_bytes") && index($1, k) {print int($2 / 1024)}'; }
         echo "$1,$rss,${live:-?},$(alloc allocated),$(alloc active),$(alloc resident),$(alloc metadata)"
     }
+    # jemalloc's size classes at an idle sample (SOAK_BINS=1): taken before the sample, so
+    # that the sample's RSS includes whatever gdb's visit touched.
+    bins() { # tag [flush]
+        [ "${SOAK_BINS:-0}" = 1 ] || return 0
+        echo "jemalloc size classes at the $1 sample:" | tee -a "$OUT/summary.txt"
+        "$here/jemalloc-bins.sh" "$IM_PID" "$OUT/im-server.$IM_PORT.log" "$dir/jstats-$1.json" \
+            ${2:-} | tee -a "$OUT/summary.txt" || echo "  (not dumped)" | tee -a "$OUT/summary.txt"
+    }
     echo "seconds,rss_kib,sessions_live,allocated_kib,active_kib,resident_kib,metadata_kib" >"$dir/soak.csv"
+    bins start
     sample 0 >>"$dir/soak.csv"
     (t=0; while sleep 10; do t=$((t + 10)); sample "$t"; done >>"$dir/soak.csv") &
     sampler=$!
@@ -741,7 +755,10 @@ run_soak() {
         "$dir/run" "$here/invite_pager.xml" sip:load@example.com "127.0.0.1:$IM_PORT"
     sleep "${SOAK_SETTLE:-90}"
     stop "$sampler"
+    bins end
     sample end >>"$dir/soak.csv"
+    # After the verdict's sample: what the threads' caches held, for the diagnosis only.
+    bins end-flushed flush
     python3 - "$dir/soak.csv" "$OUT/results.tsv" "$held" "$rate" "$secs" <<'EOF' | tee -a "$OUT/summary.txt"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -14,6 +14,10 @@ use super::{TsxKey, TsxMap};
 /// How many parts. Each empty part costs a few dozen bytes and no allocation.
 pub(crate) const SHARDS: usize = 64;
 
+/// Slots at or under which a part that holds anything is not shrunk: the floor the whole
+/// table had, divided among the parts.
+const SMALL_PART: usize = 1024 / SHARDS;
+
 /// A map keyed by [`TsxKey`] in [`SHARDS`] parts; the part is picked by bits of the key's
 /// precomputed hash that the parts' own tables do not use for their slots.
 #[derive(Debug)]
@@ -122,10 +126,8 @@ impl<V> ShardedTsxMap<V> {
     /// [`shrink_idle`]): each part shrinks on its own, so this too moves at most one
     /// part's entries per part.
     pub(crate) fn shrink_idle(&mut self) {
-        // Per part, the same floor the whole table had, divided: small parts never shrink.
-        const SMALL: usize = 1024 / SHARDS;
         for m in self.shards.iter_mut() {
-            shrink_idle(m, SMALL);
+            shrink_idle(m, SMALL_PART);
         }
     }
 }
@@ -144,10 +146,23 @@ impl<'a, V> IntoIterator for &'a ShardedTsxMap<V> {
 /// when the peak is over: a hash map never shrinks by itself, and its array stays resident.
 /// Once fewer than an eighth of the slots are used, the table shrinks to twice what it
 /// holds; the gap between the two factors keeps a table at a steady load from rehashing
-/// back and forth. Tables of at most `small` slots are left alone.
+/// back and forth. Tables of at most `small` slots are left alone while they hold anything.
+///
+/// An empty table gives its array back altogether. The last shrink to the floor happens as
+/// a peak lingers out, while the allocator's pages are full of the peak's dying
+/// transactions, so the floor array lands on one of those pages and then keeps it from
+/// being purged. With 16-byte entries (a key and a box or a session id: the transaction
+/// table's two maps and the endpoint's server index) that array is 32 buckets plus control
+/// bytes, 560 bytes, in jemalloc's 640-byte class: one per part, 64 parts per map, three
+/// maps per worker, and they held ~3 MiB of otherwise empty pages after a peak
+/// (docs/performance.md, "What kept jemalloc's 640-byte class"). Freed once empty, a part
+/// allocates afresh with its next transaction: at a load that leaves parts empty, a small
+/// allocation now and then.
 fn shrink_idle<V>(map: &mut TsxMap<V>, small: usize) {
     let (len, cap) = (map.len(), map.capacity());
-    if cap > small && len < cap / 8 {
+    if len == 0 && cap > 0 {
+        map.shrink_to(0);
+    } else if cap > small && len < cap / 8 {
         map.shrink_to((len * 2).max(small));
     }
 }
@@ -237,7 +252,36 @@ mod tests {
         }
         assert_eq!(m.remove(&key(0)), None);
         assert!(m.is_empty());
+    }
+
+    /// After a peak, an idle table keeps no array at all: the arrays a part keeps at its
+    /// floor were allocated amid the peak's dying transactions and pinned their pages
+    /// (see `shrink_idle`). A part that still holds entries keeps a
+    /// small table, and one that refills works as before.
+    #[test]
+    fn an_idle_table_keeps_no_array() {
+        let mut m = ShardedTsxMap::default();
+        for i in 0..10_000 {
+            m.insert(key(i), i);
+        }
+        // The peak lingers out in steps, as the timers end the transactions.
+        for step in 0..10 {
+            for i in (step * 1_000)..((step + 1) * 1_000) {
+                m.remove(&key(i));
+            }
+            m.shrink_idle();
+        }
+        assert!(m.is_empty());
+        assert_eq!(m.capacity(), 0, "parts kept arrays while empty");
+        assert!(m.parts().all(|(_, cap)| cap == 0));
+        // A few entries: the parts holding them keep a small table, the others none.
+        for i in 0..5 {
+            m.insert(key(i), i);
+        }
         m.shrink_idle();
-        assert!(m.capacity() <= SHARDS * 32, "{}", m.capacity());
+        let kept = m.parts().filter(|(_, cap)| *cap > 0).count();
+        assert!((1..=5).contains(&kept), "{kept} parts with an array");
+        assert!(m.capacity() <= 5 * SMALL_PART, "{}", m.capacity());
+        assert_eq!(m.get(&key(3)), Some(&3));
     }
 }
