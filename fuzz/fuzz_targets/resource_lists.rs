@@ -19,10 +19,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let Ok(entries) = rl.list_entries(|raw| {
-        Some(Uri {
-            raw: raw.to_owned(),
-            ..Uri::default()
-        })
+        Some(Uri::new(UriParts {
+            raw,
+            ..UriParts::default()
+        }))
     }) else {
         return;
     };

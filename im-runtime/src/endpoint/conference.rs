@@ -131,7 +131,7 @@ pub(crate) struct SubscribeRequest {
 
 /// The identity a subscription counts against.
 fn identity(u: &Uri) -> String {
-    format!("{}@{}", u.user, u.host.to_ascii_lowercase())
+    format!("{}@{}", u.user(), u.host().to_ascii_lowercase())
 }
 
 /// The value of header `name` (or its compact form), first line.
@@ -871,7 +871,7 @@ impl Session {
                     },
                 };
                 Participant {
-                    entity: l.uri.raw.clone(),
+                    entity: l.uri.raw().to_string(),
                     status,
                     disconnection,
                     delivery,
