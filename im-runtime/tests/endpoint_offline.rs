@@ -80,7 +80,7 @@ impl GroupDirectory for App {
 
 impl InviteeRouter for App {
     fn route(&self, u: &Uri) -> Option<Route> {
-        let key = format!("{}@{}", u.user, u.host);
+        let key = format!("{}@{}", u.user(), u.host());
         self.locations
             .borrow()
             .get(&key)
@@ -120,7 +120,7 @@ impl Application for App {
         for b in list {
             self.locations
                 .borrow_mut()
-                .insert(format!("{}@{}", aor.user, aor.host), b.addr);
+                .insert(format!("{}@{}", aor.user(), aor.host()), b.addr);
         }
         Ok(list.clone())
     }

@@ -157,7 +157,7 @@ pub(crate) struct SubscribeRequest {
 
 /// The identity a subscription counts against.
 fn identity(u: &Uri) -> String {
-    format!("{}@{}", u.user, u.host.to_ascii_lowercase())
+    format!("{}@{}", u.user(), u.host().to_ascii_lowercase())
 }
 
 /// The value of header `name` (or its compact form), first line.
@@ -215,7 +215,7 @@ impl Session {
     pub(crate) fn subscription_owner(&self, tag: &str) -> Option<String> {
         let s = self.conference.find(tag)?;
         Some(if s.authenticated_user.is_empty() {
-            s.subscriber.user.clone()
+            s.subscriber.user().to_string()
         } else {
             s.authenticated_user.clone()
         })

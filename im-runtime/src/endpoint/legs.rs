@@ -110,7 +110,7 @@ impl Session {
                     None => format!("<{}>", self.focus),
                 };
                 let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
-                let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
+                let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw())
                     .via_raw(&via)
                     .from(&from_addr, &tag)
                     .to(&super::super::invitation::to(inv, &target), None)
@@ -174,7 +174,7 @@ impl Session {
                     // Flow Failed (§11.5), a status a spec rule can tell from no route.
                     tracing_log(
                         "leg",
-                        &format!("outbound flow of {} closed: 430 Flow Failed", uri.raw),
+                        &format!("outbound flow of {} closed: 430 Flow Failed", uri.raw()),
                     );
                     leg.status = LegStatus::Failed;
                     leg.status_code = Some(FLOW_FAILED);
@@ -194,7 +194,7 @@ impl Session {
                     cx.live.leg(LegOutcome::NoRoute);
                     tracing_log(
                         "leg",
-                        &format!("no route to {} (offline user: {offline})", uri.raw),
+                        &format!("no route to {} (offline user: {offline})", uri.raw()),
                     );
                     let copy = crate::machine::CopyFacts {
                         recipient_offline: offline,
@@ -266,26 +266,26 @@ impl Session {
         // sent as the copy's: with the URI checked here once and the multipart type ours, a
         // copy is parsed back for its structure only (`build_own` checks each
         // Request-URI), as an invitee INVITE is; otherwise it gets the full check.
-        let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw).is_ok();
+        let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw()).is_ok();
         for target in targets {
             // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), its
             // size included (RFC 3428 §7, RFC 3261 §18.1.1).
             let (mut r, route, path) = match cx.route_leg(&target.uri) {
                 Some(routed) => routed,
                 None => {
-                    tracing_log("page-mode", &format!("no route to {}", target.uri.raw));
+                    tracing_log("page-mode", &format!("no route to {}", target.uri.raw()));
                     unroutable.push(target.uri);
                     continue;
                 }
             };
             let uri = &target.uri;
             let from_addr = super::super::invitation::from(inv, &target)
-                .map_or_else(|| format!("<{}>", facts.originator.raw), Cow::into_owned);
+                .map_or_else(|| format!("<{}>", facts.originator.raw()), Cow::into_owned);
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
             let (via, _) = cx.via_contact(r.transport, "", &branch);
-            let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
+            let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw())
                 .via_raw(&via)
                 .from(&from_addr, &tag)
                 .to(&super::super::invitation::to(inv, &target), None)
@@ -365,7 +365,7 @@ impl Session {
                     &format!(
                         "flow to {} closed: CANCEL not sent, INVITE to {} ended",
                         l.peer.map_or_else(String::new, |p| p.addr.to_string()),
-                        l.uri.raw
+                        l.uri.raw()
                     ),
                 );
                 // The invitee may still answer 2xx over a new connection (RFC 3261

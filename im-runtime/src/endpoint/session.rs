@@ -636,7 +636,7 @@ impl Session {
                 format_args!(
                     "session {} recipient {}: {}",
                     self.call_id,
-                    l.uri.raw,
+                    l.uri.raw(),
                     OutcomeText(l)
                 ),
             );

@@ -138,7 +138,7 @@ impl<A: Application> Endpoint<A> {
         );
         facts.originator_domain = match vouched {
             auth::Vouched::Off => None,
-            auth::Vouched::Trusted => Some(facts.originator.host.to_ascii_lowercase()),
+            auth::Vouched::Trusted => Some(facts.originator.host().to_ascii_lowercase()),
             auth::Vouched::Realm(r, user) => {
                 facts.authenticated_user = user;
                 Some(r)

@@ -237,7 +237,7 @@ impl Session {
                     },
                 };
                 Participant {
-                    entity: l.uri.raw.clone(),
+                    entity: l.uri.raw().to_string(),
                     status,
                     disconnection,
                     delivery,
