@@ -95,17 +95,17 @@ pub fn count_i64(n: usize) -> i64 {
 
 /// `uri.scheme`.
 pub fn uri_scheme(uri: &Uri) -> &str {
-    &uri.scheme()
+    uri.scheme()
 }
 
 /// `uri.user`.
 pub fn uri_user(uri: &Uri) -> &str {
-    &uri.user()
+    uri.user()
 }
 
 /// `uri.host`.
 pub fn uri_host(uri: &Uri) -> &str {
-    &uri.host()
+    uri.host()
 }
 
 /// `uri.port`: 0 when absent.
@@ -397,21 +397,21 @@ pub fn text(pieces: &[Piece<'_>]) -> String {
 /// built from parts) `scheme:user@host:port`.
 pub(crate) fn write_uri(out: &mut String, u: &Uri) {
     if !u.raw().is_empty() {
-        out.push_str(&u.raw());
+        out.push_str(u.raw());
         return;
     }
     if u.scheme().is_empty() {
         return;
     }
-    out.push_str(&u.scheme());
+    out.push_str(u.scheme());
     out.push(':');
     if !u.user().is_empty() {
-        out.push_str(&u.user());
+        out.push_str(u.user());
         if !u.host().is_empty() {
             out.push('@');
         }
     }
-    out.push_str(&u.host());
+    out.push_str(u.host());
     if let Some(p) = u.port() {
         use std::fmt::Write as _;
         // Writing into a String cannot fail.

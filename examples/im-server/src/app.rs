@@ -102,7 +102,7 @@ impl Application for ServerApp {
             RegisterChange::RemoveAll => {
                 for b in table.bindings_of(aor, now) {
                     if let Some(w) = &self.bindings {
-                        w.record(&aor.raw(), b.addr, 0);
+                        w.record(aor.raw(), b.addr, 0);
                     }
                 }
                 table.unregister_all(aor);
@@ -114,7 +114,7 @@ impl Application for ServerApp {
                 }
                 if let Some(w) = &self.bindings {
                     for c in list {
-                        w.record(&aor.raw(), c.addr, c.expires);
+                        w.record(aor.raw(), c.addr, c.expires);
                     }
                 }
             }

@@ -109,13 +109,13 @@ impl IdentityCondition {
             let in_domain = m
                 .domain
                 .as_deref()
-                .is_none_or(|d| d.eq_ignore_ascii_case(&user.host()));
+                .is_none_or(|d| d.eq_ignore_ascii_case(user.host()));
             in_domain
                 && !m.except_ids.iter().any(|u| u.same_identity(user))
                 && !m
                     .except_domains
                     .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&user.host()))
+                    .any(|d| d.eq_ignore_ascii_case(user.host()))
         })
     }
 }

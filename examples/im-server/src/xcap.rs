@@ -432,7 +432,7 @@ impl Xcap {
             if managed.defined_by(&g.uri).is_some_and(|k| k != key) {
                 return Reply::conflict(&format!(
                     "<uniqueness-failure><exists field=\"group/list-service/@uri\"><alt-value>{}</alt-value></exists></uniqueness-failure>",
-                    xml_escape(&g.uri.raw())
+                    xml_escape(g.uri.raw())
                 ));
             }
         }

@@ -144,7 +144,7 @@ impl Session {
         // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
         // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw())
+        let mut b = sip::build::RequestBuilder::new(Method::Message, to.raw())
             .via_raw(&format!(
                 "SIP/2.0/UDP {};branch={branch};rport",
                 cx.cfg.sip_advertised
@@ -166,7 +166,8 @@ impl Session {
             "imdn",
             &format!(
                 "session {} forwards an IMDN to {} via {dest}",
-                self.call_id, to.raw()
+                self.call_id,
+                to.raw()
             ),
         );
         let peer = Peer {
@@ -302,7 +303,7 @@ impl Session {
         // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
         // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &sender)
+        let mut b = sip::build::RequestBuilder::new(Method::Message, sender)
             .via_raw(&format!(
                 "SIP/2.0/UDP {};branch={branch};rport",
                 cx.cfg.sip_advertised
