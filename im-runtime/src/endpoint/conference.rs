@@ -227,7 +227,9 @@ impl Session {
         if self.request.method() != Some(&Method::Invite) || self.dialog.is_none() {
             return None;
         }
-        self.focus
+        self.facts
+            .focus
+            .raw()
             .split_once(':')
             .and_then(|(_, r)| r.split_once('@'))
             .map(|(u, _)| u)

@@ -121,10 +121,11 @@ impl<A: Application> Endpoint<A> {
             addr: copy.source,
             reliable: false,
         };
+        let dialog_key = crate::endpoint::ids::tag_key(&local_tag);
         let session = Session::new(
             id,
-            call_id.clone(),
-            local_tag.clone(),
+            call_id,
+            local_tag,
             String::new(),
             msg,
             facts,
@@ -134,7 +135,9 @@ impl<A: Application> Endpoint<A> {
             msrp_sid,
             now + self.cfg.session_lifetime,
         );
-        self.by_dialog.insert((call_id, local_tag), (id, None));
+        if let Some(k) = dialog_key {
+            self.by_dialog.insert(k, (id, None));
+        }
         self.sessions.insert(id, Box::new(session));
         self.live.session_started(now, id, true);
         self.dispatch(
@@ -267,7 +270,7 @@ impl<A: Application> Endpoint<A> {
             || format!("<{}>", facts.originator.raw()),
             std::borrow::Cow::into_owned,
         );
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &recipient.raw())
+        let mut b = sip::build::RequestBuilder::new(Method::Message, recipient.raw())
             .via_raw(&via)
             .from(&from, tag)
             .to(&super::super::invitation::to(inv, &target), None)
