@@ -101,8 +101,12 @@ fn our_tag_with_another_call_id_is_in_no_dialog() {
         "alice's tag, another Call-ID"
     );
     assert_eq!(sim.ep.live_sessions(), 1, "both dialogs are still up");
-    // The right Call-ID still reaches the leg.
-    let out = sim.udp(BOB, &bye.replace(&format!("other-{call_id}"), &call_id));
+    // The right Call-ID (in a new transaction) still reaches the leg.
+    let out = sim.udp(
+        BOB,
+        &bye.replace(&format!("other-{call_id}"), &call_id)
+            .replace("z9hG4bKcid1", "z9hG4bKcid3"),
+    );
     assert_eq!(statuses(&udp_to(&out, BOB)), vec![200]);
 }
 
