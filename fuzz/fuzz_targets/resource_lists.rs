@@ -3,7 +3,7 @@
 //! list parses back with every visible recipient.
 #![no_main]
 
-use im_runtime::machine::{CopyControl, Uri};
+use im_runtime::machine::{CopyControl, Uri, UriParts};
 use im_runtime::proto::body::resource_lists::{self, ANONYMOUS_URI, Limits};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,10 +19,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let Ok(entries) = rl.list_entries(|raw| {
-        Some(Uri {
-            raw: raw.to_owned(),
-            ..Uri::default()
-        })
+        Some(Uri::new(UriParts {
+            raw,
+            ..UriParts::default()
+        }))
     }) else {
         return;
     };

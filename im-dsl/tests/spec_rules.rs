@@ -7,7 +7,7 @@
 
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, ListEntry, Machine, Method, MsrpEvent, Reply, Route, Timer, Uri,
+    InviteeRouter, ListEntry, Machine, Method, MsrpEvent, Reply, Route, Timer, Uri, UriParts,
 };
 use std::time::Instant;
 
@@ -27,14 +27,14 @@ fn now() -> Instant {
 fn uri(s: &str) -> Uri {
     let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
     let (user, host) = rest.split_once('@').unwrap_or(("", rest));
-    Uri {
-        scheme: scheme.into(),
-        user: user.into(),
-        host: host.into(),
+    Uri::new(UriParts {
+        scheme,
+        user,
+        host,
         port: None,
-        params: Vec::new(),
-        raw: s.into(),
-    }
+        raw: s,
+        ..UriParts::default()
+    })
 }
 
 const ALICE: &str = "sip:alice@example.com";

@@ -9,7 +9,7 @@ use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
     InviteeRouter, ListEntry, Method, Recipients, Reply, Route, SdpAnswerItem, SdpAttribute,
-    SdpFacts, SdpMedia, Timer, Uri,
+    SdpFacts, SdpMedia, Timer, Uri, UriParts,
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -27,14 +27,14 @@ fn epoch() -> Instant {
 fn uri(s: &str) -> Uri {
     let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
     let (user, host) = rest.split_once('@').unwrap_or(("", rest));
-    Uri {
-        scheme: scheme.into(),
-        user: user.into(),
-        host: host.into(),
+    Uri::new(UriParts {
+        scheme,
+        user,
+        host,
         port: None,
-        params: Vec::new(),
-        raw: s.into(),
-    }
+        raw: s,
+        ..UriParts::default()
+    })
 }
 
 const ALICE: &str = "sip:alice@example.com";

@@ -180,8 +180,11 @@ impl Machine for LegMachine {
 struct Direct;
 impl InviteeRouter for Direct {
     fn route(&self, u: &Uri) -> Option<Route> {
-        let port = u.port.unwrap_or(5060);
-        format!("{}:{port}", u.host).parse().ok().map(Route::Direct)
+        let port = u.port().unwrap_or(5060);
+        format!("{}:{port}", u.host())
+            .parse()
+            .ok()
+            .map(Route::Direct)
     }
 }
 

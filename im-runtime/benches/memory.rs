@@ -3,13 +3,19 @@
 //! gets (INVITE answered and ACKed, every invitee answered 200 and ACKed, the server's MSRP
 //! connection to each invitee open, the originator not connected yet). No time passes, so
 //! the sessions' transactions (INVITE server and client transactions, ACKs) are still held
-//! too, as they would be for the first 32 s. Linux only; prints one line.
+//! too, as they would be for the first 32 s. Then the endpoint's clock is driven past 64·T1
+//! as the runtime drives it (each deadline `poll_timeout` names, then `Input::Timeout`):
+//! every transaction has ended, the sessions and their dialogs are still up, and the heap
+//! they hold then is what an idle session holds for the rest of its life. Linux only.
 //!
 //! Run: `cargo bench -p im-runtime --bench memory`
 
 #![allow(clippy::expect_used)] // a wrong output is a broken bench
 
 use std::alloc::System;
+use std::time::Duration;
+
+use im_runtime::transport::{Core, Input};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -42,14 +48,34 @@ fn rss() -> u64 {
     pages * 4096
 }
 
+/// Drives the endpoint's clock as the runtime does (each deadline `poll_timeout` names, then
+/// `Input::Timeout`) to past 64·T1 from now: Timers J, L, M and the RFC 6026 Accepted state
+/// are over, and the 1 s grid lingering deadlines are filed on too.
+fn past_64_t1(d: &mut group::Driver) {
+    let until = d.now + Duration::from_millis(500) * 64 + Duration::from_secs(2);
+    while let Some(at) = d.ep.poll_timeout().filter(|&at| at <= until) {
+        d.now = d.now.max(at);
+        d.input(Input::Timeout);
+    }
+    d.now = until;
+}
+
 fn main() {
     const N: usize = 1_000;
-    let mut d = group::Driver::new(|c| c.max_sessions = 100_000);
+    let mut d = group::Driver::new(|c| {
+        c.max_sessions = 100_000;
+        // The originator never connects here: its MSRP wait (30 s by default) would end
+        // every session before the transactions are over.
+        c.msrp_idle = Duration::from_secs(3_600);
+    });
     // Warm up the maps and queues with sessions that end, so growth is the live ones'.
     for i in 0..200 {
         let live = group::open(&mut d, 1_000_000 + i, 3);
         group::finish(&mut d, live, b"warm");
     }
+    // Their last transactions end too, so that what ends after the 1,000 sessions below is
+    // theirs alone (the tables keep up to a quarter of their peak, `crate::shrink`).
+    past_64_t1(&mut d);
     let mut keep = Vec::with_capacity(N);
     let before = rss();
     let heap_before = heap();
@@ -67,6 +93,17 @@ fn main() {
         "heap live per session: {:.0} bytes in {:.1} blocks",
         (heap_after.0 - heap_before.0) as f64 / N as f64,
         (heap_after.1 - heap_before.1) as f64 / N as f64
+    );
+    past_64_t1(&mut d);
+    let idle_rss = rss();
+    let idle_heap = heap();
+    assert_eq!(d.ep.live_sessions(), N, "the sessions are still up");
+    assert_eq!(d.ep.transactions(), (0, 0), "no transaction is left");
+    println!(
+        "after 64·T1 (transactions ended, dialogs up): heap live per session: {:.0} bytes in {:.1} blocks; RSS growth {:.1} KiB per session (freed blocks stay in the allocator's pages)",
+        (idle_heap.0 - heap_before.0) as f64 / N as f64,
+        (idle_heap.1 - heap_before.1) as f64 / N as f64,
+        idle_rss.saturating_sub(before) as f64 / 1024.0 / N as f64
     );
     std::hint::black_box(keep);
 }

@@ -9,14 +9,7 @@ use crate::machine::{BodyPart, Config, CopyControl, Env, Facts, ListEntry, SdpMe
 use std::time::Duration;
 
 /// The empty URI returned for absent URI facts (`request.asserted_identity`).
-static EMPTY_URI: Uri = Uri {
-    scheme: String::new(),
-    user: String::new(),
-    host: String::new(),
-    port: None,
-    params: Vec::new(),
-    raw: String::new(),
-};
+static EMPTY_URI: Uri = Uri::EMPTY;
 
 fn to_int(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -102,22 +95,22 @@ pub fn count_i64(n: usize) -> i64 {
 
 /// `uri.scheme`.
 pub fn uri_scheme(uri: &Uri) -> &str {
-    &uri.scheme
+    uri.scheme()
 }
 
 /// `uri.user`.
 pub fn uri_user(uri: &Uri) -> &str {
-    &uri.user
+    uri.user()
 }
 
 /// `uri.host`.
 pub fn uri_host(uri: &Uri) -> &str {
-    &uri.host
+    uri.host()
 }
 
 /// `uri.port`: 0 when absent.
 pub fn uri_port(uri: &Uri) -> i64 {
-    uri.port.map(i64::from).unwrap_or(0)
+    uri.port().map(i64::from).unwrap_or(0)
 }
 
 /// `part.type`.
@@ -403,23 +396,23 @@ pub fn text(pieces: &[Piece<'_>]) -> String {
 /// Appends `u` as interpolated text prints it: as it appeared in the message, else (a URI
 /// built from parts) `scheme:user@host:port`.
 pub(crate) fn write_uri(out: &mut String, u: &Uri) {
-    if !u.raw.is_empty() {
-        out.push_str(&u.raw);
+    if !u.raw().is_empty() {
+        out.push_str(u.raw());
         return;
     }
-    if u.scheme.is_empty() {
+    if u.scheme().is_empty() {
         return;
     }
-    out.push_str(&u.scheme);
+    out.push_str(u.scheme());
     out.push(':');
-    if !u.user.is_empty() {
-        out.push_str(&u.user);
-        if !u.host.is_empty() {
+    if !u.user().is_empty() {
+        out.push_str(u.user());
+        if !u.host().is_empty() {
             out.push('@');
         }
     }
-    out.push_str(&u.host);
-    if let Some(p) = u.port {
+    out.push_str(u.host());
+    if let Some(p) = u.port() {
         use std::fmt::Write as _;
         // Writing into a String cannot fail.
         let _ = write!(out, ":{p}");
@@ -439,17 +432,18 @@ fn write_duration(out: &mut String, d: Duration) -> std::fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::UriParts;
     use crate::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Route, SdpAttribute};
 
     fn uri(raw: &str, user: &str, host: &str) -> Uri {
-        Uri {
-            scheme: "sip".into(),
-            user: user.into(),
-            host: host.into(),
+        Uri::new(UriParts {
+            scheme: "sip",
+            user,
+            host,
             port: None,
-            params: Vec::new(),
-            raw: raw.into(),
-        }
+            raw,
+            ..UriParts::default()
+        })
     }
 
     #[test]
@@ -499,8 +493,11 @@ mod tests {
     #[test]
     fn uri_identity_ignores_params_and_case() {
         let a = uri("sip:g@Example.com;transport=tcp", "g", "example.com");
-        let mut b = uri("sip:g@example.com", "g", "example.com");
-        b.scheme = "SIP".into();
+        let g = uri("sip:g@example.com", "g", "example.com");
+        let b = Uri::new(UriParts {
+            scheme: "SIP",
+            ..g.parts(&[])
+        });
         assert!(uri_eq(&a, &b));
         let c = uri("sip:G@example.com", "G", "example.com");
         assert!(!uri_eq(&a, &c));
@@ -540,18 +537,18 @@ mod tests {
     struct Dir;
     impl GroupDirectory for Dir {
         fn owns(&self, g: &Uri) -> bool {
-            g.user == "friends"
+            g.user() == "friends"
         }
         fn members(&self, g: &Uri) -> Option<Vec<Uri>> {
             self.owns(g).then(|| vec![Uri::default(), Uri::default()])
         }
         fn policy(&self, g: &Uri, u: &Uri) -> Option<GroupPolicy> {
             self.owns(g).then(|| GroupPolicy {
-                is_member: u.user == "alice",
-                may_initiate: u.user == "alice",
+                is_member: u.user() == "alice",
+                may_initiate: u.user() == "alice",
                 max_participants: Some(10),
                 invites_members: true,
-                may_join: u.user == "alice",
+                may_join: u.user() == "alice",
                 allows_anonymity: false,
             })
         }

@@ -31,5 +31,5 @@ pub mod __private;
 
 pub use machine::{
     Action, ActionKind, Config, Env, Event, Facts, GroupDirectory, InviteeRouter, Machine, Method,
-    Origin, Uri,
+    Origin, Uri, UriParts,
 };

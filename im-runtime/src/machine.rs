@@ -20,6 +20,8 @@ mod invitee;
 pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
 mod request;
 pub use request::{BodyFacts, SubscriptionFacts};
+mod uri;
+pub use uri::{Params as UriParams, Uri, UriParts};
 
 use std::borrow::Cow;
 use std::fmt;
@@ -268,47 +270,6 @@ pub enum ImdnStatus {
     Failed,
 }
 
-/// A SIP, SIPS or tel URI reduced to the parts conditions test. Comparisons follow
-/// RFC 3261 §19.1.4 for the parts kept here (scheme and host case-insensitive, user exact).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Uri {
-    /// `sip`, `sips`, `tel`, … in lower case.
-    pub scheme: String,
-    /// User part (or the telephone number for `tel`), unescaped; empty when absent.
-    pub user: String,
-    /// Host in lower case (IPv6 references keep their brackets); empty for `tel`.
-    pub host: String,
-    /// Port when given explicitly.
-    pub port: Option<u16>,
-    /// URI parameters, names in lower case, in order.
-    pub params: Vec<(String, Option<String>)>,
-    /// The URI as it appeared in the message.
-    pub raw: String,
-}
-
-impl Uri {
-    /// RFC 3261 §19.1.4 equivalence on the parts this view keeps: scheme, user, host and port.
-    /// Parameters are ignored here on purpose: conditions compare identities (a group URI with
-    /// a `transport` parameter is still the same group).
-    pub fn same_identity(&self, other: &Uri) -> bool {
-        // The parts that differ most often between two list entries first (`distinct`
-        // compares every pair): the port and the user are compared byte for byte, the
-        // scheme, the same in nearly every pair, last.
-        self.port == other.port
-            && self.user == other.user
-            && self.host.eq_ignore_ascii_case(&other.host)
-            && self.scheme.eq_ignore_ascii_case(&other.scheme)
-    }
-
-    /// The value of a URI parameter (`None` when absent, `Some(None)` for a flag).
-    pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
-    }
-}
-
 /// One body part: the whole body when it is not multipart, else each part of a
 /// `multipart/mixed` body in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -534,14 +495,13 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             domain: "example.com".into(),
-            conference_factory: Uri {
-                scheme: "sip".into(),
-                user: "conference-factory".into(),
-                host: "example.com".into(),
-                port: None,
-                params: Vec::new(),
-                raw: "sip:conference-factory@example.com".into(),
-            },
+            conference_factory: Uri::new(UriParts {
+                scheme: "sip",
+                user: "conference-factory",
+                host: "example.com",
+                raw: "sip:conference-factory@example.com",
+                ..UriParts::default()
+            }),
             accept_types: vec!["message/cpim".into(), "text/plain".into()],
             accept_wrapped_types: vec!["text/plain".into(), "message/imdn+xml".into()],
             max_size: Some(1 << 20),

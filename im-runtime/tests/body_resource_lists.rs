@@ -1,7 +1,7 @@
 //! RFC 4826 / RFC 5364 resource lists: digest §11 vectors, namespace leniency, hostile
 //! documents, limits, de-duplication, the recipient-list-history writer and round-trips.
 
-use im_runtime::machine::{CopyControl, ListEntry, Uri};
+use im_runtime::machine::{CopyControl, ListEntry, Uri, UriParts};
 use im_runtime::proto::body::resource_lists::{
     self, ANONYMOUS_URI, Entry, Limits, ListError, Unresolved,
 };
@@ -20,14 +20,14 @@ fn uri(raw: &str) -> Option<Uri> {
         Some((h, p)) => (h, Some(p.parse().ok()?)),
         None => (hostport, None),
     };
-    Some(Uri {
-        scheme: scheme.to_ascii_lowercase(),
-        user: user.to_owned(),
-        host: host.to_ascii_lowercase(),
+    Some(Uri::new(UriParts {
+        scheme: &scheme.to_ascii_lowercase(),
+        user,
+        host: &host.to_ascii_lowercase(),
         port,
-        params: Vec::new(),
-        raw: raw.to_owned(),
-    })
+        raw,
+        ..UriParts::default()
+    }))
 }
 
 fn parse(xml: &str) -> Result<resource_lists::ResourceLists, ListError> {
@@ -68,7 +68,7 @@ fn rcsjta_capital_c_namespace_sender_and_duplicates() {
     let entries = rl.list_entries(uri).unwrap();
     let sender = uri("sip:sender@example.com").unwrap();
     let clean = resource_lists::dedup(entries, &sender);
-    let uris: Vec<_> = clean.iter().map(|e| e.uri.raw.as_str()).collect();
+    let uris: Vec<_> = clean.iter().map(|e| e.uri.raw()).collect();
     assert_eq!(
         uris,
         [
@@ -399,7 +399,7 @@ proptest! {
         let named: Vec<_> = back.entries.iter().filter(|e| e.uri != ANONYMOUS_URI).collect();
         prop_assert_eq!(named.len(), visible.len());
         for (e, r) in named.iter().zip(&visible) {
-            prop_assert_eq!(&e.uri, &r.uri.raw);
+            prop_assert_eq!(&e.uri, &r.uri.raw());
             prop_assert_eq!(e.copy_control, r.copy_control);
             let want = r.display_name.as_deref().map(str::trim).filter(|s| !s.is_empty());
             prop_assert_eq!(e.display_name.as_deref(), want);

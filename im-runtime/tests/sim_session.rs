@@ -80,8 +80,11 @@ const ALICE_CONN: ConnId = ConnId(ConnId::ACCEPTED | 1);
 struct Direct;
 impl InviteeRouter for Direct {
     fn route(&self, u: &Uri) -> Option<Route> {
-        let port = u.port.unwrap_or(5060);
-        format!("{}:{port}", u.host).parse().ok().map(Route::Direct)
+        let port = u.port().unwrap_or(5060);
+        format!("{}:{port}", u.host())
+            .parse()
+            .ok()
+            .map(Route::Direct)
     }
 }
 

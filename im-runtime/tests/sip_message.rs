@@ -155,7 +155,7 @@ v: SIP/2.0/WS edge.example.com:443;branch=z9hG4bK3;maddr=224.2.0.1\r\n\
     assert_eq!(v[2].rport(), None);
     let ruri = m.request_uri().unwrap();
     assert_eq!(ruri.host(), "[2001:db8::10]");
-    assert_eq!(ruri.to_view().host, "[2001:db8::10]");
+    assert_eq!(ruri.to_view().host(), "[2001:db8::10]");
 }
 
 #[test]
@@ -241,20 +241,22 @@ fn uri_views_for_the_contract() {
         &BASE[BASE.find("Via").unwrap()..].replace("1 OPTIONS", "1 MESSAGE")
     ));
     let v: im_runtime::Uri = m.request_uri().unwrap().into();
-    assert_eq!(v.scheme, "sip");
-    assert_eq!(v.user, "alice");
-    assert_eq!(v.host, "example.com");
-    assert_eq!(v.port, Some(5070));
+    assert_eq!(v.scheme(), "sip");
+    assert_eq!(v.user(), "alice");
+    assert_eq!(v.host(), "example.com");
+    assert_eq!(v.port(), Some(5070));
     assert_eq!(v.param("lr"), Some(None));
     assert_eq!(v.param("transport"), Some(Some("TCP")));
-    assert_eq!(v.raw, "sip:%61lice@Example.COM:5070;transport=TCP;Lr");
+    assert_eq!(v.raw(), "sip:%61lice@Example.COM:5070;transport=TCP;Lr");
     let from = m.from().unwrap().uri().to_view();
-    assert!(from.same_identity(&im_runtime::Uri {
-        scheme: "SIP".into(),
-        user: "a".into(),
-        host: "EXAMPLE.com".into(),
-        ..Default::default()
-    }));
+    assert!(
+        from.same_identity(&im_runtime::Uri::new(im_runtime::UriParts {
+            scheme: "SIP",
+            user: "a",
+            host: "EXAMPLE.com",
+            ..Default::default()
+        }))
+    );
 }
 
 #[test]

@@ -76,10 +76,10 @@ impl Groups {
 fn key(u: &Uri) -> String {
     format!(
         "{}:{}@{}:{}",
-        u.scheme.to_ascii_lowercase(),
-        u.user,
-        u.host.to_ascii_lowercase(),
-        u.port.map_or(0, u32::from)
+        u.scheme().to_ascii_lowercase(),
+        u.user(),
+        u.host().to_ascii_lowercase(),
+        u.port().map_or(0, u32::from)
     )
 }
 
@@ -112,11 +112,11 @@ pub struct IpRouter;
 
 impl InviteeRouter for IpRouter {
     fn route(&self, invitee: &Uri) -> Option<Route> {
-        let host = invitee.host.trim_start_matches('[').trim_end_matches(']');
+        let host = invitee.host().trim_start_matches('[').trim_end_matches(']');
         let ip: IpAddr = host.parse().ok()?;
         Some(Route::Direct(SocketAddr::new(
             ip,
-            invitee.port.unwrap_or(5060),
+            invitee.port().unwrap_or(5060),
         )))
     }
 }

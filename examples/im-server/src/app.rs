@@ -102,19 +102,19 @@ impl Application for ServerApp {
             RegisterChange::RemoveAll => {
                 for b in table.bindings_of(aor, now) {
                     if let Some(w) = &self.bindings {
-                        w.record(&aor.raw, b.addr, 0);
+                        w.record(aor.raw(), b.addr, 0);
                     }
                 }
                 table.unregister_all(aor);
             }
             RegisterChange::Update(list) => {
                 if let Err(e) = table.update(aor, list, now) {
-                    tracing::warn!(aor = %aor.raw, "location table: {e}");
+                    tracing::warn!(aor = %aor.raw(), "location table: {e}");
                     return Err(RegisterError::Full);
                 }
                 if let Some(w) = &self.bindings {
                     for c in list {
-                        w.record(&aor.raw, c.addr, c.expires);
+                        w.record(aor.raw(), c.addr, c.expires);
                     }
                 }
             }

@@ -109,13 +109,13 @@ impl IdentityCondition {
             let in_domain = m
                 .domain
                 .as_deref()
-                .is_none_or(|d| d.eq_ignore_ascii_case(&user.host));
+                .is_none_or(|d| d.eq_ignore_ascii_case(user.host()));
             in_domain
                 && !m.except_ids.iter().any(|u| u.same_identity(user))
                 && !m
                     .except_domains
                     .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&user.host))
+                    .any(|d| d.eq_ignore_ascii_case(user.host()))
         })
     }
 }
@@ -252,10 +252,10 @@ type Key = (String, String, String, Option<u16>);
 
 fn key(u: &Uri) -> Key {
     (
-        u.scheme.to_ascii_lowercase(),
-        u.user.clone(),
-        u.host.to_ascii_lowercase(),
-        u.port,
+        u.scheme().to_ascii_lowercase(),
+        u.user().to_owned(),
+        u.host().to_ascii_lowercase(),
+        u.port(),
     )
 }
 
@@ -386,7 +386,7 @@ impl GroupStore {
                         file: path.clone(),
                         reason: format!(
                             "group {} is already defined in {}; this definition is ignored",
-                            g.uri.raw,
+                            g.uri.raw(),
                             first.display()
                         ),
                         skipped: false,
@@ -523,7 +523,7 @@ pub fn parse_document(text: &str, file: &Path) -> Result<(Vec<Group>, Vec<Proble
     }
     for (i, g) in groups.iter().enumerate() {
         if groups[..i].iter().any(|h| h.uri.same_identity(&g.uri)) {
-            return Err(format!("group {} is defined twice", g.uri.raw));
+            return Err(format!("group {} is defined twice", g.uri.raw()));
         }
     }
     Ok((groups, problems))
@@ -574,10 +574,10 @@ fn parse_list_service(
     problems: &mut Vec<Problem>,
 ) -> Result<Group, String> {
     let uri = parse_sip_uri_attr(ls, "uri")?;
-    if uri.scheme != "sip" && uri.scheme != "sips" {
+    if uri.scheme() != "sip" && uri.scheme() != "sips" {
         return Err(format!(
             "group uri {:?} is not a sip: or sips: URI",
-            uri.raw
+            uri.raw()
         ));
     }
     let mut g = Group {
@@ -796,7 +796,7 @@ mod tests {
         assert!(!s.owns(&u("sip:enemies@example.com")));
         assert!(!s.owns(&u("sip:friends@example.com:5070")));
         let m = s.members(&friends).unwrap();
-        let names: Vec<&str> = m.iter().map(|u| u.user.as_str()).collect();
+        let names: Vec<&str> = m.iter().map(|u| u.user()).collect();
         assert_eq!(names, ["alice", "bob", "carol"]);
         assert_eq!(s.members(&u("sip:nobody@example.com")), None);
         assert_eq!(s.policy(&u("sip:nobody@example.com"), &m[0]), None);
@@ -897,7 +897,7 @@ mod tests {
         assert!(!problems[0].skipped);
         let g = &gs[0];
         // Nested list flattened, de-duplicated by identity (user is case-sensitive).
-        let users: Vec<&str> = g.members.iter().map(|m| m.uri.user.as_str()).collect();
+        let users: Vec<&str> = g.members.iter().map(|m| m.uri.user()).collect();
         assert_eq!(users, ["a", "b", "A"]);
         assert_eq!(g.members[0].display_name.as_deref(), Some("A"));
         assert!(!g.invite_members());
@@ -1073,7 +1073,7 @@ mod tests {
         let r = s.reload_if_changed(t0 + poll * 4);
         assert!(r.changed);
         assert_eq!(s.group(&a).unwrap().file, d.join("c.xml"));
-        assert_eq!(s.members(&a).unwrap()[0].user, "z");
+        assert_eq!(s.members(&a).unwrap()[0].user(), "z");
 
         // Fixing the bad file adds its group.
         write(d, "b.xml", &group_doc("sip:b@example.com", &[]), 3000);

@@ -88,8 +88,12 @@ impl std::fmt::Debug for OfflineBox {
 /// parts that matter: host case-insensitive, user exact; `sips:` and `sip:` name the same
 /// user), so that the group's spelling and the REGISTER's meet.
 pub fn aor_key(uri: &Uri) -> String {
-    let port = uri.port.map(|p| format!(":{p}")).unwrap_or_default();
-    format!("sip:{}@{}{port}", uri.user, uri.host.to_ascii_lowercase())
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "sip:{}@{}{port}",
+        uri.user(),
+        uri.host().to_ascii_lowercase()
+    )
 }
 
 impl OfflineBox {

@@ -22,7 +22,7 @@ use im_runtime::machine::{InviteeRouter, Route, Uri};
 
 /// The default port for a scheme (RFC 3261 §19.1.2).
 fn default_port(u: &Uri) -> u16 {
-    if u.scheme.eq_ignore_ascii_case("sips") {
+    if u.scheme().eq_ignore_ascii_case("sips") {
         5061
     } else {
         5060
@@ -31,16 +31,16 @@ fn default_port(u: &Uri) -> u16 {
 
 /// The socket address of a URI whose host is an IP literal.
 pub fn ip_literal(u: &Uri) -> Option<SocketAddr> {
-    let ip = if let Some(inner) = u.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+    let ip = if let Some(inner) = u.host().strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         IpAddr::V6(inner.parse::<Ipv6Addr>().ok()?)
     } else {
         // `parse::<IpAddr>` would also take a bare IPv6 address, which a SIP URI host
         // cannot be (RFC 3261 §25: IPv6reference is bracketed).
-        IpAddr::V4(u.host.parse().ok()?)
+        IpAddr::V4(u.host().parse().ok()?)
     };
     Some(SocketAddr::new(
         ip,
-        u.port.unwrap_or_else(|| default_port(u)),
+        u.port().unwrap_or_else(|| default_port(u)),
     ))
 }
 
@@ -49,10 +49,10 @@ type Aor = (String, String, String, Option<u16>);
 
 fn aor_key(u: &Uri) -> Aor {
     (
-        u.scheme.to_ascii_lowercase(),
-        u.user.clone(),
-        u.host.to_ascii_lowercase(),
-        u.port,
+        u.scheme().to_ascii_lowercase(),
+        u.user().to_owned(),
+        u.host().to_ascii_lowercase(),
+        u.port(),
     )
 }
 

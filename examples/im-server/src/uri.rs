@@ -6,7 +6,7 @@
 //! parameters and to normalise them the way [`Uri::same_identity`] compares them (scheme and
 //! host in lower case, user unescaped and exact).
 
-use im_runtime::machine::Uri;
+use im_runtime::machine::{Uri, UriParts};
 
 /// Why a URI was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,14 +55,13 @@ pub fn parse_uri(text: &str) -> Result<Uri, UriError> {
             if number.is_empty() {
                 return Err(UriError::Host(String::new()));
             }
-            return Ok(Uri {
-                scheme,
-                user: unescape(number)?,
-                host: String::new(),
-                port: None,
-                params,
-                raw: raw.to_owned(),
-            });
+            return Ok(Uri::new(UriParts {
+                scheme: &scheme,
+                user: &unescape(number)?,
+                params: &pairs(&params),
+                raw,
+                ..UriParts::default()
+            }));
         }
         "" => return Err(UriError::NoScheme),
         other => return Err(UriError::Scheme(other.to_owned())),
@@ -77,14 +76,22 @@ pub fn parse_uri(text: &str) -> Result<Uri, UriError> {
     let user = user.split_once(':').map_or(user, |(u, _)| u);
     let (hostport, params) = split_params(hostpart);
     let (host, port) = split_hostport(hostport)?;
-    Ok(Uri {
-        scheme,
-        user: unescape(user)?,
-        host,
+    Ok(Uri::new(UriParts {
+        scheme: &scheme,
+        user: &unescape(user)?,
+        host: &host,
         port,
-        params,
-        raw: raw.to_owned(),
-    })
+        params: &pairs(&params),
+        raw,
+    }))
+}
+
+/// The parameters borrowed, as [`UriParts`] takes them.
+fn pairs(params: &[(String, Option<String>)]) -> Vec<(&str, Option<&str>)> {
+    params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_deref()))
+        .collect()
 }
 
 fn split_params(s: &str) -> (&str, Vec<(String, Option<String>)>) {
@@ -174,22 +181,22 @@ mod tests {
     #[test]
     fn sip_uri_parts() {
         let u = parse_uri("SIP:alice@Example.COM:5070;transport=tcp;lr").unwrap();
-        assert_eq!(u.scheme, "sip");
-        assert_eq!(u.user, "alice");
-        assert_eq!(u.host, "example.com");
-        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.scheme(), "sip");
+        assert_eq!(u.user(), "alice");
+        assert_eq!(u.host(), "example.com");
+        assert_eq!(u.port(), Some(5070));
         assert_eq!(u.param("transport"), Some(Some("tcp")));
         assert_eq!(u.param("lr"), Some(None));
-        assert_eq!(u.raw, "SIP:alice@Example.COM:5070;transport=tcp;lr");
+        assert_eq!(u.raw(), "SIP:alice@Example.COM:5070;transport=tcp;lr");
     }
 
     #[test]
     fn brackets_headers_password_and_escapes() {
         let u = parse_uri(" <sips:b%6Fb:pw@[2001:DB8::1]:5061?subject=x> ").unwrap();
-        assert_eq!(u.scheme, "sips");
-        assert_eq!(u.user, "bob");
-        assert_eq!(u.host, "[2001:db8::1]");
-        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.scheme(), "sips");
+        assert_eq!(u.user(), "bob");
+        assert_eq!(u.host(), "[2001:db8::1]");
+        assert_eq!(u.port(), Some(5061));
         let a = parse_uri("sip:%61lice@example.com").unwrap();
         assert!(a.same_identity(&parse_uri("sip:alice@EXAMPLE.com;transport=udp").unwrap()));
     }
@@ -197,8 +204,8 @@ mod tests {
     #[test]
     fn tel_uri() {
         let u = parse_uri("tel:+1-201-555-0123;phone-context=x").unwrap();
-        assert_eq!(u.user, "+1-201-555-0123");
-        assert!(u.host.is_empty());
+        assert_eq!(u.user(), "+1-201-555-0123");
+        assert!(u.host().is_empty());
     }
 
     #[test]

@@ -432,7 +432,7 @@ impl Xcap {
             if managed.defined_by(&g.uri).is_some_and(|k| k != key) {
                 return Reply::conflict(&format!(
                     "<uniqueness-failure><exists field=\"group/list-service/@uri\"><alt-value>{}</alt-value></exists></uniqueness-failure>",
-                    xml_escape(&g.uri.raw)
+                    xml_escape(g.uri.raw())
                 ));
             }
         }
@@ -951,7 +951,7 @@ mod tests {
             im_runtime::machine::GroupDirectory::members(&x.groups, &uri)
                 .unwrap()
                 .iter()
-                .map(|m| m.raw.clone())
+                .map(|m| m.raw().to_owned())
                 .collect::<Vec<_>>()
         };
         let second = format!("{path}/~~/group/list-service/list/entry[2]/@uri");

@@ -13,7 +13,7 @@ use im_runtime::machine::{
     Action, ActionKind, BodyFacts, BodyPart, Config, CopyOutcome, DeliveryOutcome, Env, Event,
     Facts, GroupDirectory, GroupPolicy, ImdnStatus, InviteeRouter, LegCounts, ListEntry, ListFacts,
     MessageFacts, Method, MsrpEvent, Recipients, ReportOutcome, Route, RuleInfo, SdpFacts,
-    Selection, SubscriptionFacts, Timer, Uri,
+    Selection, SubscriptionFacts, Timer, Uri, UriParts,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -309,14 +309,14 @@ fn uri(s: &str) -> Uri {
     };
     let (scheme, rest) = s.split_once(':').unwrap_or(("sip", s));
     let (user, host) = rest.split_once('@').unwrap_or(("", rest));
-    Uri {
-        scheme: scheme.into(),
-        user: user.into(),
-        host: host.into(),
+    Uri::new(UriParts {
+        scheme,
+        user,
+        host,
         port: None,
-        params: Vec::new(),
-        raw: s.into(),
-    }
+        raw: s,
+        ..UriParts::default()
+    })
 }
 
 struct Dir<'a>(&'a Group);
@@ -473,10 +473,10 @@ fn facts(case: &Case) -> Result<Facts, String> {
             )
             .collect(),
         // The session's focus URI prints as `focus`, as the focus Contact prints `<focus>`.
-        focus: Uri {
-            raw: "focus".to_owned(),
-            ..Uri::default()
-        },
+        focus: Uri::new(UriParts {
+            raw: "focus",
+            ..UriParts::default()
+        }),
         unauthenticated: !r.authenticated,
         authenticated_user: r.authenticated_user.clone().unwrap_or_default(),
         subscription: SubscriptionFacts {

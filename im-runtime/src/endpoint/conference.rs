@@ -157,7 +157,7 @@ pub(crate) struct SubscribeRequest {
 
 /// The identity a subscription counts against.
 fn identity(u: &Uri) -> String {
-    format!("{}@{}", u.user, u.host.to_ascii_lowercase())
+    format!("{}@{}", u.user(), u.host().to_ascii_lowercase())
 }
 
 /// The value of header `name` (or its compact form), first line.
@@ -215,7 +215,7 @@ impl Session {
     pub(crate) fn subscription_owner(&self, tag: &str) -> Option<String> {
         let s = self.conference.find(tag)?;
         Some(if s.authenticated_user.is_empty() {
-            s.subscriber.user.clone()
+            s.subscriber.user().to_string()
         } else {
             s.authenticated_user.clone()
         })
@@ -227,7 +227,9 @@ impl Session {
         if self.request.method() != Some(&Method::Invite) || self.dialog.is_none() {
             return None;
         }
-        self.focus
+        self.facts
+            .focus
+            .raw()
             .split_once(':')
             .and_then(|(_, r)| r.split_once('@'))
             .map(|(u, _)| u)

@@ -282,7 +282,8 @@ impl Session {
             "copy",
             &format!(
                 "session {} recipient {}: no final response (timer F)",
-                self.call_id, c.uri.raw
+                self.call_id,
+                c.uri.raw()
             ),
         );
         let saved = self.facts.status.take();
@@ -312,7 +313,8 @@ impl Session {
             "copy",
             format_args!(
                 "session {} recipient {}: {outcome:?}",
-                self.call_id, c.uri.raw
+                self.call_id,
+                c.uri.raw()
             ),
         );
         let saved = self.facts.status.replace(status);

@@ -23,7 +23,7 @@ pub(crate) struct Ctx<'a, A: Application> {
     pub(crate) sip_conn_by_peer: &'a HashMap<SocketAddr, ConnId>,
     /// Which SIP connections are TLS and our TLS connects under way (`endpoint/secure.rs`).
     pub(crate) sip_tls: &'a mut secure::SipTls,
-    pub(crate) by_dialog: &'a mut NetMap<(String, String), (SessionId, Option<usize>)>,
+    pub(crate) by_dialog: &'a mut NetMap<u64, (SessionId, Option<usize>)>,
     pub(crate) by_client_tsx: &'a mut ShardedTsxMap<ClientTsx>,
     pub(crate) client_in_flight: &'a mut usize,
     /// Sessions whose held client transaction left flight because a new one reused its key
@@ -94,15 +94,11 @@ impl<A: Application> Ctx<'_, A> {
         self.flush();
     }
 
-    /// Files the dialog (Call-ID, our tag) under session `sid` and `leg`.
-    pub(crate) fn index_dialog(
-        &mut self,
-        call_id: String,
-        local_tag: String,
-        sid: SessionId,
-        leg: Option<usize>,
-    ) {
-        self.by_dialog.insert((call_id, local_tag), (sid, leg));
+    /// Files the dialog with our tag `local_tag` under session `sid` and `leg`.
+    pub(crate) fn index_dialog(&mut self, local_tag: &str, sid: SessionId, leg: Option<usize>) {
+        if let Some(k) = crate::endpoint::ids::tag_key(local_tag) {
+            self.by_dialog.insert(k, (sid, leg));
+        }
     }
 
     /// Sends request `m` in a new client transaction of session `sid` (leg `leg`), and

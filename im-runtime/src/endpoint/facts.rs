@@ -85,26 +85,11 @@ pub(crate) fn read(
 /// they were collected from iterators of unknown length (a list of 3 recipients sits in
 /// room for 4 at 160 bytes each), which a request handled once and dropped does not mind.
 pub(crate) fn shrink(f: &mut Facts) {
-    fn uri(u: &mut Uri) {
-        u.params.shrink_to_fit();
-    }
-    for u in [
-        &mut f.request_uri,
-        &mut f.from,
-        &mut f.to,
-        &mut f.originator,
-        &mut f.focus,
-    ] {
-        uri(u);
-    }
     f.require.shrink_to_fit();
     f.supported.shrink_to_fit();
     f.headers.shrink_to_fit();
     f.parts.shrink_to_fit();
     f.recipients.shrink_to_fit();
-    for e in &mut f.recipients {
-        uri(&mut e.uri);
-    }
     if let Some(sdp) = f.sdp.as_mut() {
         sdp.media.shrink_to_fit();
         for m in &mut sdp.media {

@@ -111,6 +111,26 @@ impl Ids {
     }
 }
 
+/// The key the endpoint's dialog index files a dialog under: the 64 bits our tag's 16 hex
+/// digits spell ([`Ids::dialog_tag`] makes every tag we put in a dialog). No two tags of
+/// one generator share a key: xorshift64* passes through each non-zero state once per
+/// period and its output multiplier is odd, so its draws never repeat. So the index keeps
+/// neither the tag nor the Call-ID (the session holds both, and a lookup checks the
+/// Call-ID there). `None` for any other text: not a tag of ours.
+pub(crate) fn tag_key(tag: &str) -> Option<u64> {
+    if tag.len() != 16 {
+        return None;
+    }
+    tag.bytes().try_fold(0u64, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some((n << 4) | u64::from(d))
+    })
+}
+
 /// Appends `n` as 16 lower-case hex digits, as `{:016x}` writes it.
 fn push_hex16(out: &mut String, n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -156,6 +176,27 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
         let expect = format!("{:016x}{:016x}@{v6}", b.rand(), b.rand());
         assert_eq!(a.call_id(v6), expect);
+    }
+
+    #[test]
+    fn a_tag_we_make_has_its_own_key_and_other_text_none() {
+        let mut ids = Ids::new(5, Shard::default());
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..1_000 {
+            let tag = ids.dialog_tag();
+            let k = tag_key(&tag);
+            assert_eq!(k.map(|k| format!("{k:016x}")), Some(tag.clone()), "{tag}");
+            assert!(keys.insert(k), "no two tags share a key");
+        }
+        for other in [
+            "",
+            "0123",
+            "0123456789ABCDEF",
+            "0123456789abcdeg",
+            "0123456789abcdef0",
+        ] {
+            assert_eq!(tag_key(other), None, "{other:?}");
+        }
     }
 
     #[test]

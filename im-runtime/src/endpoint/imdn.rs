@@ -126,7 +126,7 @@ impl Session {
                 "imdn",
                 &format!(
                     "forward imdn: {} is not a member of the group; dropped",
-                    to.raw
+                    to.raw()
                 ),
             );
             return;
@@ -135,7 +135,7 @@ impl Session {
             Some(Route::Direct(a)) => (a, None),
             Some(Route::OutboundProxy(a)) => (a, Some(a)),
             None => {
-                tracing_log("imdn", &format!("forward imdn: no route to {}", to.raw));
+                tracing_log("imdn", &format!("forward imdn: no route to {}", to.raw()));
                 return;
             }
         };
@@ -144,13 +144,13 @@ impl Session {
         // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
         // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &to.raw)
+        let mut b = sip::build::RequestBuilder::new(Method::Message, to.raw())
             .via_raw(&format!(
                 "SIP/2.0/UDP {};branch={branch};rport",
                 cx.cfg.sip_advertised
             ))
-            .from(&format!("<{}>", self.facts.request_uri.raw), &tag)
-            .to(&format!("<{}>", to.raw), None)
+            .from(&format!("<{}>", self.facts.request_uri.raw()), &tag)
+            .to(&format!("<{}>", to.raw()), None)
             .call_id(&call_id)
             .cseq(1)
             .max_forwards(70)
@@ -166,7 +166,8 @@ impl Session {
             "imdn",
             &format!(
                 "session {} forwards an IMDN to {} via {dest}",
-                self.call_id, to.raw
+                self.call_id,
+                to.raw()
             ),
         );
         let peer = Peer {
@@ -257,8 +258,8 @@ impl Session {
             return None;
         };
         let copy = self.copies.entries.get(i)?;
-        let recipient = copy.uri.raw.clone();
-        let sender = &self.facts.originator.raw;
+        let recipient = copy.uri.raw().to_string();
+        let sender = &self.facts.originator.raw();
         let imdn = Imdn {
             message_id: req.message_id.clone(),
             datetime: req.datetime.clone(),
@@ -290,7 +291,7 @@ impl Session {
 
     /// One SIP MESSAGE to the message's sender carrying `body` as a notification.
     fn send_to_sender<A: Application>(&mut self, cx: &mut Ctx<'_, A>, ct: &str, body: Bytes) {
-        let sender = self.facts.originator.raw.clone();
+        let sender = self.facts.originator.raw();
         let route = cx.app.router().route(&self.facts.originator);
         let (dest, proxy) = match route {
             Some(Route::Direct(a)) => (a, None),
@@ -302,12 +303,12 @@ impl Session {
         // Not `dialog_tag`: a MESSAGE makes no dialog and nothing is filed under this tag;
         // its responses come back by the steered Call-ID and the branch.
         let tag = cx.ids.token(1);
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &sender)
+        let mut b = sip::build::RequestBuilder::new(Method::Message, sender)
             .via_raw(&format!(
                 "SIP/2.0/UDP {};branch={branch};rport",
                 cx.cfg.sip_advertised
             ))
-            .from(&format!("<{}>", self.facts.request_uri.raw), &tag)
+            .from(&format!("<{}>", self.facts.request_uri.raw()), &tag)
             .to(&format!("<{sender}>"), None)
             .call_id(&call_id)
             .cseq(1)

@@ -70,7 +70,7 @@ pub(super) fn from<'a>(inv: &'a Invitation, to: &ListEntry) -> Option<Cow<'a, st
 /// RFC 3261 §8.1.1.2), else the recipient's URI alone, the runtime's default for a spec that
 /// says nothing.
 pub(super) fn to<'a>(inv: &'a Invitation, to: &ListEntry) -> Cow<'a, str> {
-    given(inv, ["to", "t"], to).unwrap_or_else(|| Cow::Owned(format!("<{}>", to.uri.raw)))
+    given(inv, ["to", "t"], to).unwrap_or_else(|| Cow::Owned(format!("<{}>", to.uri.raw())))
 }
 
 /// The spec's Max-Forwards, when it gives one that is a hop count (the checker allows no
@@ -241,10 +241,10 @@ mod tests {
 
     fn bob() -> ListEntry {
         ListEntry {
-            uri: crate::machine::Uri {
-                raw: "sip:bob@h".into(),
-                ..Default::default()
-            },
+            uri: crate::machine::Uri::new(crate::machine::UriParts {
+                raw: "sip:bob@h",
+                ..crate::machine::UriParts::default()
+            }),
             display_name: Some("Bob".into()),
             ..entry(&crate::machine::Uri::default())
         }

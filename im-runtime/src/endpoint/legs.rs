@@ -98,7 +98,7 @@ impl Session {
                 })
                 .unwrap_or_else(|| ("application/sdp".to_string(), Bytes::from(sdp)));
             let build = |t: LegTransport| {
-                let (via, focus_contact) = cx.via_contact(t, &self.focus, &branch);
+                let (via, focus_contact) = cx.via_contact(t, self.facts.focus.raw(), &branch);
                 let (contact, headers) =
                     super::super::invitation::headers(inv, &focus_contact, &target);
                 // RFC 3261 §8.1.1: what every request carries; the rest is the spec's. From,
@@ -107,10 +107,10 @@ impl Session {
                 // says nothing.
                 let from_addr = match super::super::invitation::from(inv, &target) {
                     Some(f) => f.into_owned(),
-                    None => format!("<{}>", self.focus),
+                    None => format!("<{}>", self.facts.focus.raw()),
                 };
                 let hops = super::super::invitation::max_forwards(inv).unwrap_or(70);
-                let mut b = sip::build::RequestBuilder::new(Method::Invite, &uri.raw)
+                let mut b = sip::build::RequestBuilder::new(Method::Invite, uri.raw())
                     .via_raw(&via)
                     .from(&from_addr, &tag)
                     .to(&super::super::invitation::to(inv, &target), None)
@@ -144,7 +144,7 @@ impl Session {
                 udp_retry = true;
                 built = build(LegTransport::Tcp);
             }
-            let mut leg = Leg::new(uri.clone(), call_id.clone(), tag.clone(), machine, leg_sid);
+            let mut leg = Leg::new(uri.clone(), call_id, tag, machine, leg_sid);
             leg.udp_retry = udp_retry;
             if let (Some((r, _)), Ok(_)) = (&routed, &built) {
                 cx.open_leg(r, (self.id, Some(idx)));
@@ -153,7 +153,7 @@ impl Session {
                 (Some((r, _)), Ok(invite)) => {
                     let peer = r.peer;
                     leg.peer = Some(peer);
-                    cx.index_dialog(call_id, tag, self.id, Some(idx));
+                    cx.index_dialog(leg.dialog_key().1, self.id, Some(idx));
                     if let Some((key, holds, sent)) =
                         cx.send_request(&invite, peer, self.id, Some(idx))
                     {
@@ -174,7 +174,7 @@ impl Session {
                     // Flow Failed (§11.5), a status a spec rule can tell from no route.
                     tracing_log(
                         "leg",
-                        &format!("outbound flow of {} closed: 430 Flow Failed", uri.raw),
+                        &format!("outbound flow of {} closed: 430 Flow Failed", uri.raw()),
                     );
                     leg.status = LegStatus::Failed;
                     leg.status_code = Some(FLOW_FAILED);
@@ -194,7 +194,7 @@ impl Session {
                     cx.live.leg(LegOutcome::NoRoute);
                     tracing_log(
                         "leg",
-                        &format!("no route to {} (offline user: {offline})", uri.raw),
+                        &format!("no route to {} (offline user: {offline})", uri.raw()),
                     );
                     let copy = crate::machine::CopyFacts {
                         recipient_offline: offline,
@@ -266,26 +266,26 @@ impl Session {
         // sent as the copy's: with the URI checked here once and the multipart type ours, a
         // copy is parsed back for its structure only (`build_own` checks each
         // Request-URI), as an invitee INVITE is; otherwise it gets the full check.
-        let checked = our_ct && crate::proto::sip::Uri::parse(&facts.originator.raw).is_ok();
+        let checked = our_ct && crate::proto::sip::Uri::parse(facts.originator.raw()).is_ok();
         for target in targets {
             // A recipient's copy travels as an invitee's INVITE would (`route_leg.rs`), its
             // size included (RFC 3428 §7, RFC 3261 §18.1.1).
             let (mut r, route, path) = match cx.route_leg(&target.uri) {
                 Some(routed) => routed,
                 None => {
-                    tracing_log("page-mode", &format!("no route to {}", target.uri.raw));
+                    tracing_log("page-mode", &format!("no route to {}", target.uri.raw()));
                     unroutable.push(target.uri);
                     continue;
                 }
             };
             let uri = &target.uri;
             let from_addr = super::super::invitation::from(inv, &target)
-                .map_or_else(|| format!("<{}>", facts.originator.raw), Cow::into_owned);
+                .map_or_else(|| format!("<{}>", facts.originator.raw()), Cow::into_owned);
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
             let (via, _) = cx.via_contact(r.transport, "", &branch);
-            let mut b = sip::build::RequestBuilder::new(Method::Message, &uri.raw)
+            let mut b = sip::build::RequestBuilder::new(Method::Message, uri.raw())
                 .via_raw(&via)
                 .from(&from_addr, &tag)
                 .to(&super::super::invitation::to(inv, &target), None)
@@ -365,7 +365,7 @@ impl Session {
                     &format!(
                         "flow to {} closed: CANCEL not sent, INVITE to {} ended",
                         l.peer.map_or_else(String::new, |p| p.addr.to_string()),
-                        l.uri.raw
+                        l.uri.raw()
                     ),
                 );
                 // The invitee may still answer 2xx over a new connection (RFC 3261

@@ -323,9 +323,11 @@ impl Session {
         for (name, value) in reply.headers.iter().filter(|_| answer_headers) {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
-                crate::machine::HeaderValue::FocusContact => format!("<{}>;isfocus", self.focus),
+                crate::machine::HeaderValue::FocusContact => {
+                    format!("<{}>;isfocus", self.facts.focus.raw())
+                }
                 crate::machine::HeaderValue::FocusContactWith(p) => {
-                    format!("<{}>;isfocus{p}", self.focus)
+                    format!("<{}>;isfocus{p}", self.facts.focus.raw())
                 }
                 // A response has no invitee: the checker allows `{invitee.…}` only in a
                 // fan-out's headers (E0016).

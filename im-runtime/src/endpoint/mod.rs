@@ -124,8 +124,10 @@ pub struct Endpoint<A: Application> {
     by_client_tsx: ShardedTsxMap<ClientTsx>,
     /// Client transactions in `by_client_tsx` still in flight (no final answer yet).
     client_in_flight: usize,
-    /// (Call-ID, our tag) → (session, leg).
-    by_dialog: NetMap<(String, String), (SessionId, Option<usize>)>,
+    /// Our tag's key ([`ids::tag_key`]) → (session, leg): 8 bytes a dialog and no
+    /// allocation, where (Call-ID, tag) as two `String`s were 48 and two; a lookup checks
+    /// the Call-ID against the session's ([`Session::dialog_call_id`]).
+    by_dialog: NetMap<u64, (SessionId, Option<usize>)>,
     /// Sessions by their earliest timer.
     session_timers: SessionTimerIndex,
     /// MSRP connections waiting to be bound.

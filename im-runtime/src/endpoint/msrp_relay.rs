@@ -22,7 +22,47 @@ mod delivery;
 
 use delivery::Delivery;
 
-type SideKey = (SessionId, Option<usize>);
+/// Which side of which session: the originator's or leg `i`'s. 16 bytes where a
+/// `(SessionId, Option<usize>)` is 24, in three tables and every connection's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SideKey {
+    sid: SessionId,
+    /// The leg's index, or [`SideKey::ORIGINATOR`].
+    leg: u32,
+}
+
+impl SideKey {
+    const ORIGINATOR: u32 = u32::MAX;
+
+    fn originator(sid: SessionId) -> SideKey {
+        SideKey {
+            sid,
+            leg: SideKey::ORIGINATOR,
+        }
+    }
+
+    /// Leg `i`'s side; `None` for an index no side can have (four billion legs, far past
+    /// any recipient limit): such a leg gets no MSRP side rather than another's.
+    fn leg(sid: SessionId, i: usize) -> Option<SideKey> {
+        let leg = u32::try_from(i)
+            .ok()
+            .filter(|&l| l != SideKey::ORIGINATOR)?;
+        Some(SideKey { sid, leg })
+    }
+
+    /// The leg's index; `None` for the originator's side.
+    fn leg_index(self) -> Option<usize> {
+        (self.leg != SideKey::ORIGINATOR).then_some(self.leg as usize)
+    }
+
+    /// What the endpoint hears when the side is bound.
+    fn bound_event(self) -> RelayEvent {
+        match self.leg_index() {
+            None => RelayEvent::OriginatorBound(self.sid),
+            Some(i) => RelayEvent::LegBound(self.sid, i),
+        }
+    }
+}
 
 /// What happened on the MSRP side, for the endpoint to act on.
 #[derive(Debug)]
@@ -198,8 +238,9 @@ impl MsrpRelay {
         };
         side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
-        self.by_local.insert(Arc::clone(local_sid), (sid, None));
-        self.sides.insert((sid, None), side);
+        let key = SideKey::originator(sid);
+        self.by_local.insert(Arc::clone(local_sid), key);
+        self.sides.insert(key, side);
     }
 
     pub(crate) fn register_leg(
@@ -209,9 +250,11 @@ impl MsrpRelay {
         local_sid: &Arc<str>,
         tls: bool,
     ) {
-        if let Some(side) = self.new_side(local_sid, tls) {
-            self.by_local.insert(Arc::clone(local_sid), (sid, Some(i)));
-            self.sides.insert((sid, Some(i)), side);
+        if let Some(key) = SideKey::leg(sid, i)
+            && let Some(side) = self.new_side(local_sid, tls)
+        {
+            self.by_local.insert(Arc::clone(local_sid), key);
+            self.sides.insert(key, side);
         }
     }
 
@@ -252,7 +295,7 @@ impl MsrpRelay {
         out: &mut std::collections::VecDeque<Output>,
     ) -> Option<ConnId> {
         let mut v = Vec::new();
-        let c = self.connect((sid, None), &mut v);
+        let c = self.connect(SideKey::originator(sid), &mut v);
         out.extend(v);
         c
     }
@@ -270,25 +313,28 @@ impl MsrpRelay {
             .iter()
             .find(|m| is_msrp(&m.media, &m.proto) && m.port != 0)?;
         let attrs = MsrpAttributes::from_media(media);
-        let side = self.sides.get_mut(&(sid, Some(i)))?;
+        let key = SideKey::leg(sid, i)?;
+        let side = self.sides.get_mut(&key)?;
         side.remote_path = path_text(&attrs.path);
         // We offered actpass: the answerer's `active` means it connects; `passive` (or no
         // setup, RFC 4975 §5.4: the offerer connects) means we do.
         side.active = !matches!(attrs.setup, Some(Setup::Active));
         let mut v = Vec::new();
-        let c = self.connect((sid, Some(i)), &mut v);
+        let c = self.connect(key, &mut v);
         out.extend(v);
         c
     }
 
     /// Whether the originator's MSRP session is bound to a connection.
     pub(crate) fn originator_bound(&self, sid: SessionId) -> bool {
-        self.sides.get(&(sid, None)).is_some_and(|s| s.bound)
+        self.sides
+            .get(&SideKey::originator(sid))
+            .is_some_and(|s| s.bound)
     }
 
     pub(crate) fn leg_ready(&self, sid: SessionId, i: usize) -> bool {
-        self.sides
-            .get(&(sid, Some(i)))
+        SideKey::leg(sid, i)
+            .and_then(|k| self.sides.get(&k))
             .is_some_and(|s| s.conn.is_some() && s.bound && !s.remote_path.is_empty())
     }
 
@@ -323,7 +369,7 @@ impl MsrpRelay {
             };
             side.bound = true;
             // The active side binds the session with an empty SEND (RFC 4975 §5.4).
-            if key.1.is_none()
+            if key.leg_index().is_none()
                 && let Some(local) = local_uri_of(own, own_tls, &side.local_sid, side.secure)
                 && let Ok(b) = msrp::encode_to_vec(&{
                     let mut f =
@@ -337,10 +383,7 @@ impl MsrpRelay {
                     data: Bytes::from(b),
                 });
             }
-            events.push(match key.1 {
-                None => RelayEvent::OriginatorBound(key.0),
-                Some(i) => RelayEvent::LegBound(key.0, i),
-            });
+            events.push(key.bound_event());
         }
     }
 
@@ -434,10 +477,7 @@ impl MsrpRelay {
                     {
                         c.sides.push(key);
                     }
-                    events.push(match key.1 {
-                        None => RelayEvent::OriginatorBound(key.0),
-                        Some(i) => RelayEvent::LegBound(key.0, i),
-                    });
+                    events.push(key.bound_event());
                 }
                 match method {
                     msrp::Method::Send => self.on_send(conn, key, f, events, out),
@@ -471,7 +511,7 @@ impl MsrpRelay {
             && (f.message_id.is_none() || f.byte_range.is_none_or(|r| r.total == Some(0)));
         let mut code = StatusCode(200);
         let mut complete = None;
-        if key.1.is_none() && !empty_bind {
+        if key.leg_index().is_none() && !empty_bind {
             if side.first_send.is_none() && f.body.is_some() {
                 side.first_send = Some(Box::new(f.clone()));
             }
@@ -501,7 +541,7 @@ impl MsrpRelay {
             self.send(conn, &r, out);
         }
         if let Some(m) = complete {
-            events.push(RelayEvent::MessageComplete(key.0, m));
+            events.push(RelayEvent::MessageComplete(key.sid, m));
         }
     }
 
@@ -531,7 +571,7 @@ impl MsrpRelay {
         sid: SessionId,
         out: &mut std::collections::VecDeque<Output>,
     ) {
-        self.close_key((sid, None), out);
+        self.close_key(SideKey::originator(sid), out);
     }
 
     pub(crate) fn close_leg(
@@ -540,7 +580,9 @@ impl MsrpRelay {
         i: usize,
         out: &mut std::collections::VecDeque<Output>,
     ) {
-        self.close_key((sid, Some(i)), out);
+        if let Some(key) = SideKey::leg(sid, i) {
+            self.close_key(key, out);
+        }
     }
 
     /// Closes every side of session `sid`, which has `legs` legs: O(legs), no scan.
@@ -550,9 +592,11 @@ impl MsrpRelay {
         legs: usize,
         out: &mut std::collections::VecDeque<Output>,
     ) {
-        self.close_key((sid, None), out);
+        self.close_key(SideKey::originator(sid), out);
         for i in 0..legs {
-            self.close_key((sid, Some(i)), out);
+            if let Some(key) = SideKey::leg(sid, i) {
+                self.close_key(key, out);
+            }
         }
     }
 
@@ -562,7 +606,7 @@ impl MsrpRelay {
                 if let Some(side) = self.sides.get_mut(&key) {
                     side.conn = None;
                     side.bound = false;
-                    events.push(RelayEvent::Closed(key.0, key.1));
+                    events.push(RelayEvent::Closed(key.sid, key.leg_index()));
                 }
             }
         }
@@ -574,7 +618,7 @@ impl MsrpRelay {
         &mut self,
         conn: ConnId,
         out: &mut std::collections::VecDeque<Output>,
-    ) -> Option<SideKey> {
+    ) -> Option<(SessionId, Option<usize>)> {
         let c = self.conns.get(&conn)?;
         if c.sides.is_empty() {
             self.conns.remove(&conn);
@@ -587,7 +631,7 @@ impl MsrpRelay {
             .find(|k| {
                 self.sides.get(k).is_some_and(|s| {
                     !s.bound
-                        || (k.1.is_some()
+                        || (k.leg_index().is_some()
                             && !s.done
                             && !s.delivery.as_ref().is_some_and(|d| d.awaits_report_only()))
                 })
@@ -595,7 +639,7 @@ impl MsrpRelay {
             .copied();
         if let Some(k) = stuck {
             self.close_key(k, out);
-            return Some(k);
+            return Some((k.sid, k.leg_index()));
         }
         None
     }

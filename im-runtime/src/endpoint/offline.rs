@@ -121,10 +121,11 @@ impl<A: Application> Endpoint<A> {
             addr: copy.source,
             reliable: false,
         };
+        let dialog_key = crate::endpoint::ids::tag_key(&local_tag);
         let session = Session::new(
             id,
-            call_id.clone(),
-            local_tag.clone(),
+            call_id,
+            local_tag,
             String::new(),
             msg,
             facts,
@@ -134,7 +135,9 @@ impl<A: Application> Endpoint<A> {
             msrp_sid,
             now + self.cfg.session_lifetime,
         );
-        self.by_dialog.insert((call_id, local_tag), (id, None));
+        if let Some(k) = dialog_key {
+            self.by_dialog.insert(k, (id, None));
+        }
         self.sessions.insert(id, Box::new(session));
         self.live.session_started(now, id, true);
         self.dispatch(
@@ -214,9 +217,9 @@ impl<A: Application> Endpoint<A> {
     ) -> Option<(Message, Peer, Uri)> {
         let (selection, inv) = fan_out;
         let tls = self.cfg.sip_tls_advertised.is_some()
-            && (recipient.scheme == "sips"
-                || recipient.params.iter().any(|(n, v)| {
-                    n == "transport" && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("tls"))
+            && (recipient.scheme() == "sips"
+                || recipient.params().any(|(n, v)| {
+                    n == "transport" && v.is_some_and(|v| v.eq_ignore_ascii_case("tls"))
                 }));
         let route = self.app.router().route(recipient)?;
         let dest = match route {
@@ -264,10 +267,10 @@ impl<A: Application> Endpoint<A> {
         // A kept copy knows its recipient by URI only (no display name).
         let target = super::super::invitation::entry(recipient);
         let from = super::super::invitation::from(inv, &target).map_or_else(
-            || format!("<{}>", facts.originator.raw),
+            || format!("<{}>", facts.originator.raw()),
             std::borrow::Cow::into_owned,
         );
-        let mut b = sip::build::RequestBuilder::new(Method::Message, &recipient.raw)
+        let mut b = sip::build::RequestBuilder::new(Method::Message, recipient.raw())
             .via_raw(&via)
             .from(&from, tag)
             .to(&super::super::invitation::to(inv, &target), None)
@@ -316,9 +319,9 @@ pub(super) fn no_route_status<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> u16
 }
 
 fn is_local_user<A: Application>(cx: &Ctx<'_, A>, uri: &Uri) -> bool {
-    (uri.scheme == "sip" || uri.scheme == "sips")
-        && !uri.user.is_empty()
-        && uri.host.eq_ignore_ascii_case(&cx.cfg.spec.domain)
+    (uri.scheme() == "sip" || uri.scheme() == "sips")
+        && !uri.user().is_empty()
+        && uri.host().eq_ignore_ascii_case(&cx.cfg.spec.domain)
 }
 
 impl Session {
@@ -344,7 +347,7 @@ impl Session {
             return;
         };
         let copy = OfflineCopy {
-            recipient: uri.raw.clone(),
+            recipient: uri.raw().to_string(),
             source: self.peer.addr,
             request: self.request.as_bytes().clone(),
         };
@@ -357,7 +360,8 @@ impl Session {
                     "offline",
                     &format!(
                         "session {} recipient {}: kept until it registers",
-                        self.call_id, uri.raw
+                        self.call_id,
+                        uri.raw()
                     ),
                 )
             }
@@ -366,7 +370,8 @@ impl Session {
                     "offline",
                     &format!(
                         "session {} recipient {}: cannot keep the copy: {e}",
-                        self.call_id, uri.raw
+                        self.call_id,
+                        uri.raw()
                     ),
                 );
                 self.copies.store_refused = Some(origin);

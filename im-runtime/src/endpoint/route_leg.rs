@@ -67,14 +67,13 @@ pub(crate) enum LegTransport {
 impl LegTransport {
     /// What a URI asks for (rule 1); `None`: nothing, the `sip:` default (UDP).
     pub(crate) fn asked_by(uri: &Uri) -> Option<LegTransport> {
-        if uri.scheme.eq_ignore_ascii_case("sips") {
+        if uri.scheme().eq_ignore_ascii_case("sips") {
             return Some(LegTransport::Tls);
         }
         let t = uri
-            .params
-            .iter()
+            .params()
             .find(|(n, _)| n.eq_ignore_ascii_case("transport"))
-            .and_then(|(_, v)| v.as_deref())?;
+            .and_then(|(_, v)| v)?;
         if t.eq_ignore_ascii_case("tls") {
             Some(LegTransport::Tls)
         } else if t.eq_ignore_ascii_case("tcp") {
@@ -172,7 +171,7 @@ impl<A: Application> Ctx<'_, A> {
                                 "leg",
                                 &format!(
                                     "outbound flow of {} closed (RFC 5626 §5.3): not dialled",
-                                    uri.raw
+                                    uri.raw()
                                 ),
                             );
                             return None;

@@ -120,10 +120,15 @@ impl<A: Application> Endpoint<A> {
         };
         let call_id = msg.call_id().unwrap_or("");
         let to_tag = msg.to().and_then(|t| t.tag()).unwrap_or("");
-        let found = self
-            .by_dialog
-            .get(&(call_id.to_string(), to_tag.to_string()))
-            .copied();
+        // Our tag names the dialog; the Call-ID must be that dialog's too (RFC 3261 §12:
+        // a dialog is both), checked against the session that holds it.
+        let found = crate::endpoint::ids::tag_key(to_tag)
+            .and_then(|k| self.by_dialog.get(&k).copied())
+            .filter(|&(sid, leg)| {
+                self.sessions
+                    .get(&sid)
+                    .is_some_and(|s| s.dialog_call_id(leg) == Some(call_id))
+            });
         // A SUBSCRIBE in one of a session's INVITE dialogs is that dialog's machine's to
         // answer (7.9.1.4 `invitee_subscribes`, 6.1.3.3.2 `subscribe_in_dialog`),
         // conference state offered or not; any other in-dialog SUBSCRIBE is a

@@ -191,10 +191,10 @@ impl<A: Application> Ctx<'_, A> {
     /// Whether the INVITE to invitee `uri` goes over TLS: a `sips:` URI (RFC 5630: TLS on
     /// every hop) or one with `transport=tls`. `None`: it wants TLS and this server has none.
     pub(crate) fn leg_tls(&self, uri: &Uri) -> Option<bool> {
-        let wants = uri.scheme.eq_ignore_ascii_case("sips")
-            || uri.params.iter().any(|(n, v)| {
-                n == "transport" && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("tls"))
-            });
+        let wants = uri.scheme().eq_ignore_ascii_case("sips")
+            || uri
+                .params()
+                .any(|(n, v)| n == "transport" && v.is_some_and(|v| v.eq_ignore_ascii_case("tls")));
         match (wants, self.cfg.sip_tls_advertised) {
             (true, None) => None,
             (w, _) => Some(w),

@@ -359,7 +359,6 @@ pub(crate) struct Session {
     id: SessionId,
     call_id: String,
     local_tag: String,
-    focus: String,
     request: Message,
     facts: Facts,
     machines: Vec<Box<dyn DynMachine>>,
@@ -454,18 +453,24 @@ impl Session {
         msrp_session: String,
         lifetime_end: std::time::Instant,
     ) -> Session {
-        let mut timers = SessionTimers::default();
+        let mut timers = SessionTimers::new();
         timers.set(SessionTimer::Lifetime, lifetime_end);
-        // `session.focus`: what a spec names the session by (the invitee INVITE's From).
-        if let Ok(u) = crate::proto::sip::Uri::parse(&focus) {
-            facts.focus = u.to_view();
-        }
+        // `session.focus`: what a spec names the session by (the invitee INVITE's From),
+        // and the one copy of it the session keeps (its Contact, conference entity…).
+        facts.focus = match crate::proto::sip::Uri::parse(&focus) {
+            Ok(u) => u.to_view(),
+            // Not one the parser reads (never for one `focus_uri` makes): kept as written, an
+            // empty URI to the rules.
+            Err(_) => crate::machine::Uri::new(crate::machine::UriParts {
+                raw: &focus,
+                ..crate::machine::UriParts::default()
+            }),
+        };
         super::facts::shrink(&mut facts);
         Session {
             id,
             call_id,
             local_tag,
-            focus,
             request,
             facts,
             machines: vec![machine],
@@ -557,16 +562,24 @@ impl Session {
     }
 
     /// The session's keys in the endpoint's indexes, for its removal without a scan: its
-    /// server transaction and the dialog key (Call-ID, our tag) of the originator's side and
-    /// of every leg.
-    pub(crate) fn index_keys(&self) -> (&TsxKey, Vec<(String, String)>) {
+    /// server transaction and the dialog key (our tag's, [`crate::endpoint::ids::tag_key`]) of the
+    /// originator's side and of every leg.
+    pub(crate) fn index_keys(&self) -> (&TsxKey, Vec<u64>) {
         let mut dialogs = Vec::with_capacity(self.legs.len() + 1);
-        dialogs.push((self.call_id.clone(), self.local_tag.clone()));
+        dialogs.extend(crate::endpoint::ids::tag_key(&self.local_tag));
         for l in &self.legs {
-            let (call_id, tag) = l.dialog_key();
-            dialogs.push((call_id.to_string(), tag.to_string()));
+            dialogs.extend(crate::endpoint::ids::tag_key(l.dialog_key().1));
         }
         (&self.server_tsx, dialogs)
+    }
+
+    /// The Call-ID of the session's dialog with the originator (`leg: None`) or of leg
+    /// `leg`'s: what the dialog index, keyed by our tag alone, checks a request against.
+    pub(crate) fn dialog_call_id(&self, leg: Option<usize>) -> Option<&str> {
+        match leg {
+            None => Some(&self.call_id),
+            Some(i) => self.legs.get(i).map(|l| l.dialog_key().0),
+        }
     }
 
     /// How many invitee legs the session has (the MSRP relay's sides are keyed by index).
@@ -636,7 +649,7 @@ impl Session {
                 format_args!(
                     "session {} recipient {}: {}",
                     self.call_id,
-                    l.uri.raw,
+                    l.uri.raw(),
                     OutcomeText(l)
                 ),
             );

@@ -138,7 +138,7 @@ impl<A: Application> Endpoint<A> {
         );
         facts.originator_domain = match vouched {
             auth::Vouched::Off => None,
-            auth::Vouched::Trusted => Some(facts.originator.host.to_ascii_lowercase()),
+            auth::Vouched::Trusted => Some(facts.originator.host().to_ascii_lowercase()),
             auth::Vouched::Realm(r, user) => {
                 facts.authenticated_user = user;
                 Some(r)
@@ -162,10 +162,11 @@ impl<A: Application> Endpoint<A> {
         let focus = self.focus_uri(&user, peer, &msg);
         let msrp_sid = self.ids.msrp_session_id();
         let call_id = msg.call_id().unwrap_or("").to_string();
+        let dialog_key = crate::endpoint::ids::tag_key(&local_tag);
         let mut session = Box::new(Session::new(
             id,
-            call_id.clone(),
-            local_tag.clone(),
+            call_id,
+            local_tag,
             focus,
             msg,
             facts,
@@ -177,7 +178,9 @@ impl<A: Application> Endpoint<A> {
         ));
         session.keep_payload(payload);
         self.by_server_tsx.insert(key, id);
-        self.by_dialog.insert((call_id, local_tag), (id, None));
+        if let Some(k) = dialog_key {
+            self.by_dialog.insert(k, (id, None));
+        }
         self.sessions.insert(id, session);
         let conn = self.stream_of(peer);
         self.conn_use.session_started(id, conn, &mut self.out);

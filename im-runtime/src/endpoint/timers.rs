@@ -55,6 +55,15 @@ pub(crate) struct SessionTimers {
 }
 
 impl SessionTimers {
+    /// Room for the two timers an idle group session runs (its lifetime and the wait for
+    /// the originator's MSRP session): `Vec` would make room for four at the first, and a
+    /// session holds its table for its whole life.
+    pub(crate) fn new() -> SessionTimers {
+        SessionTimers {
+            slots: Vec::with_capacity(2),
+        }
+    }
+
     /// Arms `t` at `at`, replacing the same timer if it runs.
     pub(crate) fn set(&mut self, t: SessionTimer, at: Instant) {
         self.slots.retain(|(x, _)| !x.same_slot(&t));

@@ -97,7 +97,7 @@ impl Session {
                 continue;
             };
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
-            let Some(m) = over_udp(cx, inv, &self.focus, &branch) else {
+            let Some(m) = over_udp(cx, inv, self.facts.focus.raw(), &branch) else {
                 continue;
             };
             let peer = Peer {

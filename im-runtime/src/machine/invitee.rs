@@ -40,7 +40,7 @@ pub enum InviteePiece {
 /// The header value for `entry`: the pieces in order, with no CR or LF, so that the value
 /// stays on its header line whatever the list held.
 pub fn render(pieces: &[InviteePiece], entry: &ListEntry) -> String {
-    let mut out = String::with_capacity(entry.uri.raw.len() + 32);
+    let mut out = String::with_capacity(entry.uri.raw().len() + 32);
     for p in pieces {
         match p {
             InviteePiece::Text(t) => out.push_str(t),
@@ -90,14 +90,14 @@ pub fn template(pieces: &[InviteePiece]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::Uri;
+    use crate::machine::{Uri, UriParts};
 
     fn entry(name: Option<&str>) -> ListEntry {
         ListEntry {
-            uri: Uri {
-                raw: "sip:bob@example.com".into(),
-                ..Uri::default()
-            },
+            uri: Uri::new(UriParts {
+                raw: "sip:bob@example.com",
+                ..UriParts::default()
+            }),
             display_name: name.map(str::to_string),
             copy_control: CopyControl::Cc,
             anonymize: false,

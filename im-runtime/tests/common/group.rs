@@ -106,7 +106,7 @@ impl GroupDirectory for GroupApp {
 
 impl InviteeRouter for GroupApp {
     fn route(&self, u: &Uri) -> Option<Route> {
-        let key = format!("{}@{}", u.user, u.host);
+        let key = format!("{}@{}", u.user(), u.host());
         if let Some(a) = self.locations.borrow().get(&key) {
             return Some(Route::Direct(*a));
         }
@@ -148,7 +148,7 @@ impl Application for GroupApp {
         for b in list {
             self.locations
                 .borrow_mut()
-                .insert(format!("{}@{}", aor.user, aor.host), b.addr);
+                .insert(format!("{}@{}", aor.user(), aor.host()), b.addr);
         }
         Ok(list.clone())
     }

@@ -49,7 +49,7 @@ pub(crate) fn oma_invitation(originator: &Uri) -> im_runtime::machine::Invitatio
             ),
             (
                 "Referred-By".into(),
-                HeaderValue::Text(format!("<{}>", originator.raw).into()),
+                HeaderValue::Text(format!("<{}>", originator.raw()).into()),
             ),
             (
                 "Allow".into(),
@@ -154,7 +154,7 @@ impl Machine for Dispatcher {
             // Stands in for 5.2.1.1 `sender_impersonates`: a Digest user speaks only for
             // itself (the runtime reports who authenticated, the spec decides).
             Event::InitialRequest(_)
-                if !f.authenticated_user.is_empty() && f.authenticated_user != f.from.user =>
+                if !f.authenticated_user.is_empty() && f.authenticated_user != f.from.user() =>
             {
                 vec![act(ActionKind::Respond(Reply {
                     status: 403,
@@ -406,7 +406,7 @@ impl Machine for Exploder {
                 im_runtime::machine::Invitation {
                     headers: vec![(
                         "Referred-By".into(),
-                        HeaderValue::Text(format!("<{}>", f.originator.raw).into()),
+                        HeaderValue::Text(format!("<{}>", f.originator.raw()).into()),
                     )],
                     history: true,
                     offer: vec![],
@@ -426,8 +426,8 @@ impl Machine for Exploder {
 pub(crate) struct Direct;
 impl InviteeRouter for Direct {
     fn route(&self, u: &Uri) -> Option<Route> {
-        let port = u.port.unwrap_or(5060);
-        let host = u.host.trim_start_matches('[').trim_end_matches(']');
+        let port = u.port().unwrap_or(5060);
+        let host = u.host().trim_start_matches('[').trim_end_matches(']');
         let ip: std::net::IpAddr = host.parse().ok()?;
         Some(Route::Direct(SocketAddr::new(ip, port)))
     }
@@ -483,7 +483,7 @@ impl InviteeRouter for Locations {
         if let Some(Route::Direct(a)) = Direct.route(u) {
             return Some(Route::Direct(a));
         }
-        let key = format!("{}@{}", u.user, u.host);
+        let key = format!("{}@{}", u.user(), u.host());
         self.0.lock().unwrap().get(&key).copied().map(Route::Direct)
     }
 }
@@ -543,7 +543,7 @@ impl Application for RegApp {
         aor: &Uri,
         change: &RegisterChange,
     ) -> Result<Vec<ContactBinding>, RegisterError> {
-        let key = format!("{}@{}", aor.user, aor.host);
+        let key = format!("{}@{}", aor.user(), aor.host());
         let mut t = self.locations.0.lock().unwrap();
         let RegisterChange::Update(bs) = change else {
             t.remove(&key);

@@ -68,6 +68,48 @@ fn invitee_bye_ends_its_leg_and_the_session_settles() {
     settle(&mut sim);
 }
 
+/// The dialog index is keyed by our tag alone (`endpoint/ids.rs` `tag_key`): a request
+/// with our tag and another Call-ID is in no dialog of ours (RFC 3261 §12) and gets 481,
+/// on the originator's side and on a leg's, and the dialogs stay up.
+#[test]
+fn our_tag_with_another_call_id_is_in_no_dialog() {
+    let mut sim = Sim::new(Knobs::default());
+    let (ok, invites) = started(&mut sim, "tagcid", &[BOB_URI]);
+    accepts(&mut sim, BOB, &invites[0], "b1", ("127.0.0.2:7002", "bobs"));
+    let call_id = invites[0].call_id().unwrap().to_string();
+    let bye = crlf(&format!(
+        "BYE sip:conf@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKcid1\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.2>;tag=b1\nTo: {}\nCall-ID: other-{call_id}\nCSeq: 5 BYE\nContent-Length: 0\n\n",
+        invites[0].header(HeaderName::From).unwrap(),
+    ));
+    let out = sim.udp(BOB, &bye);
+    assert_eq!(
+        statuses(&udp_to(&out, BOB)),
+        vec![481],
+        "the leg's tag, another Call-ID"
+    );
+    let alice = alice_bye(&ok);
+    let cid = ok.call_id().unwrap();
+    let out = sim.udp(
+        ALICE,
+        &alice
+            .replace(&format!("Call-ID: {cid}"), &format!("Call-ID: other-{cid}"))
+            .replace("z9hG4bK", "z9hG4bKcid2"),
+    );
+    assert_eq!(
+        statuses(&udp_to(&out, ALICE)),
+        vec![481],
+        "alice's tag, another Call-ID"
+    );
+    assert_eq!(sim.ep.live_sessions(), 1, "both dialogs are still up");
+    // The right Call-ID (in a new transaction) still reaches the leg.
+    let out = sim.udp(
+        BOB,
+        &bye.replace(&format!("other-{call_id}"), &call_id)
+            .replace("z9hG4bKcid1", "z9hG4bKcid3"),
+    );
+    assert_eq!(statuses(&udp_to(&out, BOB)), vec![200]);
+}
+
 #[test]
 fn invitee_never_answering_fails_its_leg_by_timer_b() {
     let mut sim = Sim::new(Knobs::default());

@@ -86,10 +86,10 @@ pub(super) fn parse_host(s: &str) -> Result<String, String> {
 
 pub(super) fn parse_sip_uri(s: &str) -> Result<Uri, String> {
     let u = parse_uri(s).map_err(|e| e.to_string())?;
-    if u.scheme != "sip" && u.scheme != "sips" {
+    if u.scheme() != "sip" && u.scheme() != "sips" {
         return Err("must be a sip: or sips: URI".to_owned());
     }
-    if u.user.is_empty() {
+    if u.user().is_empty() {
         return Err("must have a user part (sip:name@domain)".to_owned());
     }
     Ok(u)

@@ -21,7 +21,7 @@ impl ServerConfig {
         line(format!("domain = {}", q(&self.domain)));
         line(format!(
             "conference_factory = {}",
-            q(&self.conference_factory.raw)
+            q(self.conference_factory.raw())
         ));
         line(format!(
             "groups = {}",

@@ -31,7 +31,7 @@ fn defaults() {
     assert_eq!(c.msrp, "127.0.0.1:2855".parse().unwrap());
     assert_eq!(c.domain, "example.com");
     assert_eq!(
-        c.conference_factory.raw,
+        c.conference_factory.raw(),
         "sip:conference-factory@example.com"
     );
     assert_eq!(c.groups_dir, Path::new(DEFAULT_GROUPS_DIR));
@@ -78,7 +78,7 @@ fn toml_overrides_defaults() {
     assert_eq!(c.domain, "im.example.org");
     // The factory follows the domain when not set explicitly.
     assert_eq!(
-        c.conference_factory.raw,
+        c.conference_factory.raw(),
         "sip:conference-factory@im.example.org"
     );
     assert!(c.groups_dir.ends_with("my-groups"));
@@ -142,7 +142,7 @@ fn flags_override_toml() {
     .unwrap();
     assert_eq!(c.domain, "flag.example");
     // Set in the file, so a later --domain does not move it.
-    assert_eq!(c.conference_factory.raw, "sip:factory@file.example");
+    assert_eq!(c.conference_factory.raw(), "sip:factory@file.example");
     assert_eq!(
         c.sip,
         vec![
@@ -183,7 +183,7 @@ fn flags_alone() {
     assert_eq!(c.advertise.as_deref(), Some("[2001:db8::2]"));
     assert_eq!(c.accept_types, vec!["text/plain", "message/cpim"]);
     assert_eq!(c.machine_config().max_size, Some(2 << 20));
-    assert_eq!(c.conference_factory.scheme, "sips");
+    assert_eq!(c.conference_factory.scheme(), "sips");
     assert_eq!(c.log, "im_server=debug");
 }
 

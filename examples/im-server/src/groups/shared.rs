@@ -52,7 +52,7 @@ impl ManagedGroups {
                                 file: file.clone(),
                                 reason: format!(
                                     "group {} is already defined in {first}; this definition is ignored",
-                                    g.uri.raw
+                                    g.uri.raw()
                                 ),
                                 skipped: false,
                             });

@@ -191,7 +191,7 @@ impl Session {
         let Some(code) = StatusCode::new(200) else {
             return;
         };
-        let contact = format!("<{}>", self.focus);
+        let contact = format!("<{}>", self.facts.focus.raw());
         let resp = sip::build::ResponseBuilder::new(&d.msg, code)
             .to_tag(&tag)
             .header("Expires", &d.expires.to_string())
@@ -250,7 +250,7 @@ impl Session {
         };
         let resp = sip::build::ResponseBuilder::new(&d.msg, code)
             .header("Expires", &d.expires.to_string())
-            .header("Contact", &format!("<{}>", self.focus))
+            .header("Contact", &format!("<{}>", self.facts.focus.raw()))
             .write();
         let _ = cx.tsx.respond(cx.now, &d.key, 200, resp);
         cx.live.response(200, origin);

@@ -137,7 +137,7 @@ impl Session {
         sub.version += 1;
         let participants = self.participants();
         let body = ConferenceInfo {
-            entity: &self.focus,
+            entity: self.facts.focus.raw(),
             version: sub.version,
             active: terminated != Some("noresource"),
             participants: &participants,
@@ -161,7 +161,7 @@ impl Session {
         let cseq = d.local_cseq;
         let m = d
             .builder(Method::Notify, cseq, cx.cfg.sip_advertised)
-            .contact(&format!("<{}>", self.focus))
+            .contact(&format!("<{}>", self.facts.focus.raw()))
             .header("Event", PACKAGE)
             .header("Subscription-State", &state)
             .body(CONTENT_TYPE, Bytes::from(body))
@@ -237,7 +237,7 @@ impl Session {
                     },
                 };
                 Participant {
-                    entity: l.uri.raw.clone(),
+                    entity: l.uri.raw().to_string(),
                     status,
                     disconnection,
                     delivery,

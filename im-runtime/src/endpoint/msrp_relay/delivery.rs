@@ -55,7 +55,8 @@ impl MsrpRelay {
         mid_rand: [u8; 10],
         out: &mut VecDeque<Output>,
     ) -> Option<ConnId> {
-        let side = self.sides.get(&(sid, Some(i)))?;
+        let key = SideKey::leg(sid, i)?;
+        let side = self.sides.get(&key)?;
         let conn = side.conn?;
         let local = self.local_of(side)?;
         let mut template = Frame::request(
@@ -98,7 +99,7 @@ impl MsrpRelay {
             }
             self.send(conn, &chunk, out);
         }
-        if let Some(side) = self.sides.get_mut(&(sid, Some(i))) {
+        if let Some(side) = self.sides.get_mut(&key) {
             side.delivery = Some(Box::new(Delivery {
                 tid: last,
                 mid,
@@ -127,7 +128,7 @@ impl MsrpRelay {
             let Some(key) = self.conns.get(&conn).and_then(|c| c.sides.get(j).copied()) else {
                 break;
             };
-            let (sid, Some(i)) = key else {
+            let (sid, Some(i)) = (key.sid, key.leg_index()) else {
                 continue;
             };
             if let Some(side) = self.sides.get_mut(&key)
@@ -152,7 +153,7 @@ impl MsrpRelay {
     /// cover every byte (Byte-Range, which a REPORT must carry). Heard once: nothing after
     /// the copy's outcome.
     pub(super) fn on_report(&mut self, key: SideKey, f: &Frame, events: &mut Vec<RelayEvent>) {
-        let (sid, Some(i)) = key else {
+        let (sid, Some(i)) = (key.sid, key.leg_index()) else {
             return;
         };
         let Some(side) = self.sides.get_mut(&key) else {
@@ -188,7 +189,7 @@ impl MsrpRelay {
     /// The session's wait for leg `i`'s success REPORT is over: whether its copy was still
     /// unsettled (it is now: nothing more about it is heard).
     pub(crate) fn report_wait_over(&mut self, sid: SessionId, i: usize) -> bool {
-        match self.sides.get_mut(&(sid, Some(i))) {
+        match SideKey::leg(sid, i).and_then(|k| self.sides.get_mut(&k)) {
             Some(side) if !side.done => {
                 side.done = true;
                 if let Some(d) = side.delivery.as_mut() {
@@ -209,7 +210,7 @@ impl MsrpRelay {
         out: &mut VecDeque<Output>,
     ) {
         let tid = self.tid(rand);
-        let Some(side) = self.sides.get(&(sid, None)) else {
+        let Some(side) = self.sides.get(&SideKey::originator(sid)) else {
             return;
         };
         let (Some(conn), Some(send)) = (side.conn, side.first_send.as_ref()) else {
@@ -247,7 +248,7 @@ impl MsrpRelay {
     /// on its first SEND with a body): `message.success_report` for the rules.
     pub(crate) fn originator_wants_success_report(&self, sid: SessionId) -> bool {
         self.sides
-            .get(&(sid, None))
+            .get(&SideKey::originator(sid))
             .and_then(|s| s.first_send.as_ref())
             .is_some_and(|f| f.effective_success_report() == SuccessReport::Yes)
     }

@@ -69,7 +69,7 @@ impl<A: Application> Endpoint<A> {
                 if let Some(held) = held {
                     let conn = self.stream_of(peer);
                     let until = held.map(|e| now + Duration::from_secs(u64::from(e)));
-                    let key = format!("{}:{}@{}", aor.scheme, aor.user, aor.host);
+                    let key = format!("{}:{}@{}", aor.scheme(), aor.user(), aor.host());
                     self.conn_use.registered(conn, &key, until, &mut self.out);
                 }
                 self.note_flows(now, peer, &change, &outbound, path.as_ref());

@@ -383,7 +383,7 @@ pub fn write_history<'a>(recipients: impl IntoIterator<Item = &'a ListEntry>) ->
             continue;
         }
         s.push_str("<entry uri=\"");
-        escape_into(&mut s, &r.uri.raw);
+        escape_into(&mut s, r.uri.raw());
         let _ = write!(s, "\" cp:copyControl=\"{}\"", copy_control_str(cc));
         match &r.display_name {
             Some(name) => {

@@ -552,25 +552,34 @@ impl<'a> Uri<'a> {
 
     /// The contract's view of this URI (lower-cased scheme and host, unescaped user).
     pub fn to_view(&self) -> machine::Uri {
-        machine::Uri {
-            scheme: self.scheme_str.to_ascii_lowercase(),
-            user: self
-                .user
-                .map(|u| unescape(u).into_owned())
-                .unwrap_or_default(),
-            host: self.host.to_ascii_lowercase(),
+        // Each part is copied once, into the view's single text: the lower-cased and
+        // unescaped forms are borrowed when they equal what the message says (nearly always).
+        let params: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = self
+            .params()
+            .map(|(n, v)| (lower(unescape(n)), v.map(unescape)))
+            .collect();
+        let pairs: Vec<(&str, Option<&str>)> = params
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_deref()))
+            .collect();
+        let user = self.user.map(unescape).unwrap_or_default();
+        machine::Uri::new(machine::UriParts {
+            scheme: &lower(Cow::Borrowed(self.scheme_str)),
+            user: &user,
+            host: &lower(Cow::Borrowed(self.host)),
             port: self.port,
-            params: self
-                .params()
-                .map(|(n, v)| {
-                    (
-                        unescape(n).to_ascii_lowercase(),
-                        v.map(|v| unescape(v).into_owned()),
-                    )
-                })
-                .collect(),
-            raw: self.raw.to_owned(),
-        }
+            params: &pairs,
+            raw: self.raw,
+        })
+    }
+}
+
+/// `s` in ASCII lower case, borrowed when it has no upper-case letter.
+fn lower(s: Cow<'_, str>) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        s
     }
 }
 
@@ -631,8 +640,8 @@ mod tests {
             vec![("subject", "hi"), ("x", "y")]
         );
         let v = u.to_view();
-        assert_eq!(v.host, "example.com");
-        assert_eq!(v.params[0], ("transport".into(), Some("tcp".into())));
+        assert_eq!(v.host(), "example.com");
+        assert_eq!(v.params().next(), Some(("transport", Some("tcp"))));
     }
 
     #[test]
@@ -641,12 +650,12 @@ mod tests {
         assert_eq!(u.user_unescaped().unwrap(), "sips:user@example.com");
         assert_eq!(u.host(), "example.net");
         let u = Uri::parse("sip:null-%00-null@example.com").unwrap();
-        assert_eq!(u.to_view().user, "null-\0-null");
+        assert_eq!(u.to_view().user(), "null-\0-null");
         assert_eq!(Uri::parse("sip:a%4@x").unwrap_err().kind, ErrorKind::Escape);
         let u =
             Uri::parse("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31").unwrap();
         let v = u.to_view();
-        assert_eq!(v.user, "caller");
+        assert_eq!(v.user(), "caller");
         assert_eq!(v.param("lr"), Some(None));
         assert_eq!(v.param("name"), Some(Some("value%41")));
     }
@@ -672,7 +681,7 @@ mod tests {
         let u = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
         assert_eq!(u.scheme(), Scheme::Tel);
         assert_eq!(u.user(), Some("+1-201-555-0123"));
-        assert_eq!(u.to_view().host, "");
+        assert_eq!(u.to_view().host(), "");
         let u = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
         assert_eq!(u.scheme(), Scheme::Other);
         assert_eq!(u.scheme_str(), "soap.beep");
