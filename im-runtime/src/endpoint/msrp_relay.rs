@@ -5,13 +5,12 @@
 
 use super::session::SessionId;
 use super::{EndpointConfig, NetMap};
-use crate::machine::SdpFacts;
 use crate::proto::msrp::{
     self, Decoder, FailureReport, Frame, FrameKind, MsrpUri, Reassembler, ReassemblyLimits,
     ReassemblyOutcome, StatusCode, TransactionId,
 };
 use crate::proto::sdp::answer::Answer;
-use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
+use crate::proto::sdp::msrp::{MsrpAttributes, Setup};
 use crate::shrink::ShrinkIdle;
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
@@ -262,14 +261,9 @@ impl MsrpRelay {
         &mut self,
         sid: SessionId,
         i: usize,
-        ans: &SdpFacts,
+        attrs: &MsrpAttributes,
         out: &mut std::collections::VecDeque<Output>,
     ) -> Option<ConnId> {
-        let media = ans
-            .media
-            .iter()
-            .find(|m| is_msrp(&m.media, &m.proto) && m.port != 0)?;
-        let attrs = MsrpAttributes::from_media(media);
         let side = self.sides.get_mut(&(sid, Some(i)))?;
         side.remote_path = path_text(&attrs.path);
         // We offered actpass: the answerer's `active` means it connects; `passive` (or no
