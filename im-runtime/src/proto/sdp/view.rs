@@ -459,7 +459,18 @@ mod tests {
                 .collect();
             assert_eq!(new, old_lines(t), "{t:?}");
         }
-        for v in ["", " ", "a", " a", "a ", "  a  b\tc   d ", "é  ü", "a b"] {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "  a  b\tc   d ",
+            "é  ü",
+            "a b",
+            "\ta b",
+            " \t ",
+        ] {
             let old: Vec<&str> = v.split(' ').filter(|p| !p.is_empty()).collect();
             assert_eq!(fields(v).collect::<Vec<_>>(), old, "{v:?}");
         }
