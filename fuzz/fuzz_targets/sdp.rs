@@ -16,6 +16,14 @@ fuzz_target!(|data: &[u8]| {
         .ok()
         .map(|s| sdp::facts_from_session(&s, String::from_utf8_lossy(data).into_owned()));
     assert_eq!(sdp::facts_direct(data), general);
+    // An answer's MSRP attributes read during the walk are those of the facts' section.
+    let via_facts = sdp::facts(data).ok().and_then(|f| {
+        f.media
+            .iter()
+            .find(|m| sdp::msrp::is_msrp(&m.media, &m.proto) && m.port != 0)
+            .map(MsrpAttributes::from_media)
+    });
+    assert_eq!(sdp::answer_msrp(data), via_facts);
     let Ok(s1) = sdp::parse(data) else { return };
     let w1 = sdp::write(&s1);
     let s2 = sdp::parse(w1.as_bytes()).expect("written SDP must parse");

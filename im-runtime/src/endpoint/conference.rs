@@ -88,7 +88,10 @@ struct Subscription {
 
 impl Subscription {
     fn key(&self) -> (String, String) {
-        (self.dialog.call_id.clone(), self.dialog.local_tag.clone())
+        (
+            self.dialog.call_id().to_string(),
+            self.dialog.local_tag().to_string(),
+        )
     }
 }
 
@@ -122,7 +125,7 @@ impl Conference {
     /// Where the subscription whose dialog has our tag `tag` stands in `subs` (our tag
     /// alone names it: the registry already matched the Call-ID to this session).
     fn position(&self, tag: &str) -> Option<usize> {
-        self.subs.iter().position(|s| s.dialog.local_tag == tag)
+        self.subs.iter().position(|s| s.dialog.local_tag() == tag)
     }
 
     /// Where the subscription whose NOTIFY `key` is unanswered stands in `subs`.

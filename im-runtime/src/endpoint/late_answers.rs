@@ -97,8 +97,10 @@ impl LateInvites {
             leg,
             call_id: call_id.to_string(),
             local_tag: local_tag.to_string(),
-            local_uri: super::super::addr_of(invite.from(), invite.header(HeaderName::From)),
-            remote_uri: super::super::addr_of(invite.to(), invite.header(HeaderName::To)),
+            local_uri: super::super::addr_of(invite.from(), invite.header(HeaderName::From))
+                .to_string(),
+            remote_uri: super::super::addr_of(invite.to(), invite.header(HeaderName::To))
+                .to_string(),
             request_uri: invite.request_uri_str().unwrap_or_default().to_string(),
             cseq: invite.cseq().map_or(1, |c| c.seq),
             peer,
@@ -151,32 +153,15 @@ impl LateInvites {
 /// The dialog 2xx `resp` makes for `e`'s INVITE (UAC side, RFC 3261 §12.1.2), as
 /// [`Dialog::client_side`] makes it from the INVITE itself.
 fn dialog(e: &LateInvite, resp: &Message) -> Dialog {
-    let mut route_set: Vec<String> = resp
-        .header_lines(HeaderName::RecordRoute)
-        .flat_map(split_values)
-        .map(str::to_string)
-        .collect();
-    route_set.reverse();
-    Dialog {
-        call_id: e.call_id.clone(),
-        local_tag: e.local_tag.clone(),
-        remote_tag: resp
-            .to()
-            .and_then(|t| t.tag().map(str::to_string))
-            .unwrap_or_default(),
-        local_uri: e.local_uri.clone(),
-        remote_uri: e.remote_uri.clone(),
-        remote_target: super::super::contact_uri(resp).unwrap_or_else(|| e.request_uri.clone()),
-        route_set,
-        local_cseq: e.cseq,
-        invite_cseq: e.cseq,
-        peer: e.peer,
-        confirmed: true,
-        ended: false,
-        remote_bye: false,
-        tls: None,
-        counter: 0,
-    }
+    let inv = super::super::UacInvite {
+        call_id: &e.call_id,
+        local_tag: &e.local_tag,
+        local_uri: super::super::Piece::Raw(&e.local_uri),
+        remote_uri: super::super::Piece::Raw(&e.remote_uri),
+        request_uri: &e.request_uri,
+        cseq: e.cseq,
+    };
+    Dialog::uac(&inv, resp, e.peer)
 }
 
 impl<A: Application> Endpoint<A> {
@@ -215,7 +200,7 @@ impl<A: Application> Endpoint<A> {
                 "leg",
                 &format!(
                     "{status} to INVITE {} after its CANCEL was not sent (flow closed): ACK over a new connection",
-                    d.call_id
+                    d.call_id()
                 ),
             );
         }
@@ -234,7 +219,7 @@ impl<A: Application> Endpoint<A> {
         };
         for a in actions {
             if matches!(a.kind, ActionKind::Bye) && !d.ended {
-                log_action(&d.call_id, &a, "late 2xx");
+                log_action(d.call_id(), &a, "late 2xx");
                 d.ended = true;
                 if let Some((bye, p)) = d.request(Method::Bye, cx.cfg.sip_advertised)
                     && let Some((bkey, _, _)) = cx.send_request(&bye, p, sid, Some(leg))
@@ -244,7 +229,7 @@ impl<A: Application> Endpoint<A> {
                 }
             } else {
                 log_action(
-                    &d.call_id,
+                    d.call_id(),
                     &a,
                     "not carried out: the leg settled when its INVITE ended",
                 );

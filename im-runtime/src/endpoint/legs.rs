@@ -500,12 +500,12 @@ impl Session {
                 self.check_settled(cx);
                 return;
             }
-            // The answer's SDP is read once, to set up the leg's MSRP side; the leg keeps
-            // none of it. A 2xx that crossed a CANCEL (the leg machine's own, or the
+            // The answer's SDP is read once, to set up the leg's MSRP side (its MSRP
+            // section's attributes only: the leg keeps none of it, so no facts are built). A 2xx that crossed a CANCEL (the leg machine's own, or the
             // session's `cancel legs`, which the leg machine heard as `leg cancelled`) sets
             // up no MSRP: the leg machine decides what becomes of the dialog (7.9.1.4
             // `answered_after_cancel`: BYE).
-            if !cancelled && let Ok(answer) = crate::proto::sdp::facts(&resp.body()) {
+            if !cancelled && let Some(answer) = crate::proto::sdp::answer_msrp(&resp.body()) {
                 self.msrp_leg_answered(cx, i, &answer);
             }
         } else if status >= 300 {

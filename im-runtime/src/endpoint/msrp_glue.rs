@@ -4,6 +4,7 @@
 
 use super::super::*;
 use super::*;
+use crate::proto::sdp::msrp::MsrpAttributes;
 use msrp_relay::RelayEvent;
 
 impl Session {
@@ -22,7 +23,7 @@ impl Session {
         &mut self,
         cx: &mut Ctx<'_, A>,
         i: usize,
-        ans: &SdpFacts,
+        ans: &MsrpAttributes,
     ) {
         if let Some(conn) = cx.msrp.leg_answered(self.id, i, ans, cx.out) {
             cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);

@@ -5,13 +5,12 @@
 
 use super::session::SessionId;
 use super::{EndpointConfig, NetMap};
-use crate::machine::SdpFacts;
 use crate::proto::msrp::{
     self, Decoder, FailureReport, Frame, FrameKind, MsrpUri, Reassembler, ReassemblyLimits,
     ReassemblyOutcome, StatusCode, TransactionId,
 };
 use crate::proto::sdp::answer::Answer;
-use crate::proto::sdp::msrp::{MsrpAttributes, Setup, is_msrp};
+use crate::proto::sdp::msrp::{MsrpAttributes, Setup};
 use crate::shrink::ShrinkIdle;
 use crate::transport::{ConnId, Output};
 use bytes::Bytes;
@@ -305,14 +304,9 @@ impl MsrpRelay {
         &mut self,
         sid: SessionId,
         i: usize,
-        ans: &SdpFacts,
+        attrs: &MsrpAttributes,
         out: &mut std::collections::VecDeque<Output>,
     ) -> Option<ConnId> {
-        let media = ans
-            .media
-            .iter()
-            .find(|m| is_msrp(&m.media, &m.proto) && m.port != 0)?;
-        let attrs = MsrpAttributes::from_media(media);
         let key = SideKey::leg(sid, i)?;
         let side = self.sides.get_mut(&key)?;
         side.remote_path = path_text(&attrs.path);

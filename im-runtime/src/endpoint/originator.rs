@@ -328,11 +328,11 @@ mod tests {
                 },
             );
             (
-                d.call_id,
-                d.remote_tag,
-                d.remote_uri,
-                d.remote_target,
-                d.route_set,
+                d.call_id().to_string(),
+                d.remote_tag().to_string(),
+                d.remote_uri().to_string(),
+                d.remote_target().to_string(),
+                d.route_set().map(str::to_string).collect::<Vec<_>>(),
                 d.invite_cseq,
             )
         };

@@ -24,12 +24,12 @@ impl<A: Application> Ctx<'_, A> {
         {
             return true;
         }
-        let target = match d.route_set.first() {
+        let target = match d.route_set().next() {
             Some(r) => crate::proto::sip::parse_name_addrs(r)
                 .ok()
                 .and_then(|v| v.into_iter().next())
                 .map(|na| na.uri().as_str().to_string()),
-            None => Some(d.remote_target.clone()),
+            None => Some(d.remote_target().to_string()),
         };
         let target = target.unwrap_or_default();
         let Ok(uri) = crate::proto::sip::Uri::parse(&target) else {
@@ -42,12 +42,13 @@ impl<A: Application> Ctx<'_, A> {
             );
             return false;
         };
-        if d.route_set.is_empty() && flow_only(&uri) {
+        if d.route_set_is_empty() && flow_only(&uri) {
             tracing_log(
                 "sip",
                 &format!(
                     "flow to {} closed and {} asks to be reached over it only (ob, RFC 5626 §5.3): request not sent; the peer is lost",
-                    d.peer.addr, d.remote_target
+                    d.peer.addr,
+                    d.remote_target()
                 ),
             );
             return false;
@@ -59,7 +60,8 @@ impl<A: Application> Ctx<'_, A> {
                     "sip",
                     &format!(
                         "connection to {} closed and no route to {}: request not sent",
-                        d.peer.addr, d.remote_target
+                        d.peer.addr,
+                        d.remote_target()
                     ),
                 );
                 return false;
@@ -74,7 +76,7 @@ impl<A: Application> Ctx<'_, A> {
             .peer_transports
             .lock()
             .get(self.now, to)
-            .filter(|f| f.outbound && d.route_set.is_empty());
+            .filter(|f| f.outbound && d.route_set_is_empty());
         if let Some(f) = outbound {
             if let Some((_, peer, _)) = f
                 .conn
@@ -90,7 +92,7 @@ impl<A: Application> Ctx<'_, A> {
                 "sip",
                 &format!(
                     "outbound flow of {} closed (RFC 5626 §5.3): request not sent; the peer is lost",
-                    d.remote_target
+                    d.remote_target()
                 ),
             );
             return false;

@@ -5,6 +5,8 @@
 mod conference;
 #[path = "copies.rs"]
 mod copies;
+#[path = "dialog.rs"]
+mod dialog;
 #[path = "imdn.rs"]
 mod imdn;
 #[path = "legs.rs"]
@@ -23,7 +25,8 @@ pub(super) mod route_leg;
 mod teardown;
 
 pub(super) use conference::{Registry as ConferenceRegistry, SubscribeRequest};
-use machines::push_hex;
+pub(crate) use dialog::Dialog;
+use dialog::{Piece, UacInvite, addr_of};
 pub(super) use machines::{
     ip_string, msrp_path, own_msrp_path, push_addr, push_ip, tracing_log, tracing_log_args,
 };
@@ -32,11 +35,10 @@ use super::app::{Application, DynMachine};
 use super::ctx::Ctx;
 use super::msrp_relay;
 use super::timers::{SessionTimer, SessionTimers};
-use crate::machine::{Event, Facts, Method, SdpFacts, Timer, Uri};
+use crate::machine::{Event, Facts, Method, Timer, Uri};
 use crate::proto::msrp;
-use crate::proto::sip::build::RequestBuilder;
-use crate::proto::sip::{HeaderName, Message, split_values};
-use crate::proto::transaction::{MAGIC_COOKIE, Peer, TsxKey};
+use crate::proto::sip::{HeaderName, Message};
+use crate::proto::transaction::{Peer, TsxKey};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,206 +60,12 @@ pub(crate) enum LegStatus {
     Ended,
 }
 
-/// A dialog (RFC 3261 §12) as the endpoint keeps it.
-#[derive(Clone, Debug)]
-pub(crate) struct Dialog {
-    pub(crate) call_id: String,
-    pub(crate) local_tag: String,
-    pub(crate) remote_tag: String,
-    /// Our URI and the remote URI as they appear in From/To of our requests.
-    pub(crate) local_uri: String,
-    pub(crate) remote_uri: String,
-    pub(crate) remote_target: String,
-    pub(crate) route_set: Vec<String>,
-    pub(crate) local_cseq: u32,
-    pub(crate) invite_cseq: u32,
-    pub(crate) peer: Peer,
-    pub(crate) confirmed: bool,
-    pub(crate) ended: bool,
-    /// The peer ended the dialog with its BYE (a later BYE gets 481).
-    pub(crate) remote_bye: bool,
-    /// Over TLS: our TLS address, the sent-by of `SIP/2.0/TLS` in our requests' Via.
-    pub(crate) tls: Option<SocketAddr>,
-    counter: u64,
-}
-
-fn contact_uri(m: &Message) -> Option<String> {
-    let c = m.header(HeaderName::Contact)?;
-    let na = crate::proto::sip::parse_name_addrs(c)
-        .ok()?
-        .into_iter()
-        .next()?;
-    Some(na.uri().as_str().to_string())
-}
-
-/// From or To of `m` (`parsed`, the accessor's view; `raw`, the header's value) as the
-/// dialog keeps it: the name-addr without its tag parameter, or the value as written when
-/// it does not parse. The accessors slice what the parse-time check recorded, so the value
-/// is not parsed again here.
-fn addr_of(parsed: Option<crate::proto::sip::NameAddr<'_>>, raw: Option<&str>) -> String {
-    match (parsed, raw) {
-        (Some(na), Some(_)) => {
-            let uri = na.uri().as_str();
-            let mut s = String::with_capacity(uri.len() + 2);
-            s.push('<');
-            s.push_str(uri);
-            s.push('>');
-            s
-        }
-        (None, Some(v)) => v.to_string(),
-        (_, None) => String::new(),
-    }
-}
-
-impl Dialog {
-    /// The dialog created by our 2xx to `request` (UAS side, §12.1.1).
-    pub(crate) fn server_side(request: &Message, local_tag: &str, peer: Peer) -> Dialog {
-        Dialog {
-            call_id: request.call_id().unwrap_or("").to_string(),
-            local_tag: local_tag.to_string(),
-            remote_tag: request
-                .from()
-                .and_then(|f| f.tag().map(str::to_string))
-                .unwrap_or_default(),
-            local_uri: addr_of(request.to(), request.header(HeaderName::To)),
-            remote_uri: addr_of(request.from(), request.header(HeaderName::From)),
-            remote_target: contact_uri(request).unwrap_or_else(|| {
-                request
-                    .from()
-                    .map(|f| f.uri().as_str().to_string())
-                    .unwrap_or_default()
-            }),
-            route_set: request
-                .header_lines(HeaderName::RecordRoute)
-                .flat_map(split_values)
-                .map(str::to_string)
-                .collect(),
-            local_cseq: 0,
-            invite_cseq: request.cseq().map_or(1, |c| c.seq),
-            peer,
-            confirmed: false,
-            ended: false,
-            remote_bye: false,
-            tls: None,
-            counter: 0,
-        }
-    }
-
-    /// The dialog created by a 2xx to our INVITE (UAC side, §12.1.2). `call_id` and
-    /// `local_tag` are the ones the INVITE was built with (its Call-ID and From tag): the
-    /// dialog takes them over from the leg rather than keeping a copy of each, and leaves
-    /// them in place when no dialog is made.
-    pub(crate) fn client_side(
-        invite: &Message,
-        resp: &Message,
-        peer: Option<Peer>,
-        call_id: &mut String,
-        local_tag: &mut String,
-    ) -> Option<Dialog> {
-        let mut rr: Vec<String> = resp
-            .header_lines(HeaderName::RecordRoute)
-            .flat_map(split_values)
-            .map(str::to_string)
-            .collect();
-        rr.reverse();
-        let peer = peer?;
-        debug_assert_eq!(invite.call_id(), Some(call_id.as_str()));
-        debug_assert_eq!(
-            invite.from().and_then(|f| f.tag()),
-            Some(local_tag.as_str())
-        );
-        Some(Dialog {
-            call_id: std::mem::take(call_id),
-            local_tag: std::mem::take(local_tag),
-            remote_tag: resp
-                .to()
-                .and_then(|t| t.tag().map(str::to_string))
-                .unwrap_or_default(),
-            local_uri: addr_of(invite.from(), invite.header(HeaderName::From)),
-            remote_uri: addr_of(invite.to(), invite.header(HeaderName::To)),
-            remote_target: contact_uri(resp)
-                .or_else(|| invite.request_uri_str().map(str::to_string))
-                .unwrap_or_default(),
-            route_set: rr,
-            local_cseq: invite.cseq().map_or(1, |c| c.seq),
-            invite_cseq: invite.cseq().map_or(1, |c| c.seq),
-            peer,
-            confirmed: true,
-            ended: false,
-            remote_bye: false,
-            tls: None,
-            counter: 0,
-        })
-    }
-
-    fn builder(&mut self, method: Method, cseq: u32, via_host: SocketAddr) -> RequestBuilder {
-        self.counter += 1;
-        // `SIP/2.0/<transport> <sent-by>;branch=<cookie><counter><cseq><tag[..8]>;rport`,
-        // written piece by piece: every BYE and ACK of every leg is built here.
-        let mut via = String::with_capacity(96);
-        match self.tls {
-            Some(tls) => {
-                via.push_str("SIP/2.0/TLS ");
-                push_addr(&mut via, tls);
-            }
-            None => {
-                via.push_str(if self.peer.reliable {
-                    "SIP/2.0/TCP "
-                } else {
-                    "SIP/2.0/UDP "
-                });
-                push_addr(&mut via, via_host);
-            }
-        }
-        via.push_str(";branch=");
-        via.push_str(MAGIC_COOKIE);
-        push_hex(&mut via, self.counter);
-        push_hex(&mut via, u64::from(cseq));
-        via.push_str(self.local_tag.get(..8).unwrap_or(""));
-        via.push_str(";rport");
-        let mut b = RequestBuilder::new(method, &self.remote_target)
-            .via_raw(&via)
-            .from(&self.local_uri, &self.local_tag)
-            .to(&self.remote_uri, Some(&self.remote_tag))
-            .call_id(&self.call_id)
-            .cseq(cseq)
-            .max_forwards(70);
-        for r in &self.route_set {
-            b = b.route(r);
-        }
-        b
-    }
-
-    /// A new in-dialog request (BYE …) with the next CSeq, and where to send it.
-    pub(crate) fn request(
-        &mut self,
-        method: Method,
-        via_host: SocketAddr,
-    ) -> Option<(Message, Peer)> {
-        self.local_cseq = self.local_cseq.max(self.invite_cseq) + 1;
-        let cseq = self.local_cseq;
-        let m = self
-            .builder(method, cseq, via_host)
-            .build_in_dialog()
-            .ok()?;
-        Some((m, self.peer))
-    }
-
-    /// The ACK for a 2xx to our INVITE (§13.2.2.4: same CSeq number as the INVITE), as
-    /// bytes: it goes out at once, outside any transaction, and every value in it comes
-    /// from the dialog, itself built from checked messages.
-    pub(crate) fn ack(&mut self, via_host: SocketAddr) -> (Bytes, Peer) {
-        let cseq = self.invite_cseq;
-        (self.builder(Method::Ack, cseq, via_host).write(), self.peer)
-    }
-}
-
 /// One invitee.
 pub(crate) struct Leg {
     pub(crate) uri: Uri,
     /// Call-ID and our tag of the leg's dialog (its key in the endpoint's dialog index)
-    /// until the dialog exists: [`Dialog::client_side`] then moves them into it, so a
-    /// connected leg holds one copy of each. Read them with [`Leg::dialog_key`]. Boxed: a
+    /// until the dialog exists, which then holds them, so a connected leg holds one copy
+    /// of each. Read them with [`Leg::dialog_key`]. Boxed: a
     /// connected leg has none, and two `String`s are 48 bytes inline in every leg.
     pending_key: Option<Box<(String, String)>>,
     pub(crate) machine: Option<Box<dyn DynMachine>>,
@@ -293,7 +101,7 @@ impl Leg {
     /// Call-ID and our tag: the leg's key in the endpoint's dialog index.
     pub(crate) fn dialog_key(&self) -> (&str, &str) {
         match &self.dialog {
-            Some(d) => (&d.call_id, &d.local_tag),
+            Some(d) => (d.call_id(), d.local_tag()),
             None => self
                 .pending_key
                 .as_deref()
@@ -304,13 +112,12 @@ impl Leg {
     /// The dialog a 2xx to the leg's `invite` makes ([`Dialog::client_side`]), holding
     /// the leg's Call-ID and tag from then on.
     pub(crate) fn make_dialog(&mut self, invite: &Message, resp: &Message) {
-        let Some(mut key) = self.pending_key.take() else {
+        let Some((call_id, local_tag)) = self.pending_key.as_deref() else {
             return;
         };
-        let (call_id, local_tag) = &mut *key;
         self.dialog = Dialog::client_side(invite, resp, self.peer, call_id, local_tag);
-        if self.dialog.is_none() {
-            self.pending_key = Some(key);
+        if self.dialog.is_some() {
+            self.pending_key = None;
         }
     }
 

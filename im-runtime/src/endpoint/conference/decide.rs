@@ -215,7 +215,9 @@ impl Session {
             "conference",
             &format!(
                 "session {} subscription from {} for {} s",
-                self.call_id, sub.dialog.remote_uri, d.expires
+                self.call_id,
+                sub.dialog.remote_uri(),
+                d.expires
             ),
         );
         if d.expires == 0 {
@@ -286,7 +288,8 @@ impl Session {
             "conference",
             &format!(
                 "session {} subscription of {} ended: {reason}",
-                self.call_id, sub.dialog.remote_uri
+                self.call_id,
+                sub.dialog.remote_uri()
             ),
         );
         self.notify_one(cx, &mut sub, Some(reason));

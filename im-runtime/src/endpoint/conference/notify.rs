@@ -110,7 +110,7 @@ impl Session {
             &format!(
                 "session {} subscription of {} ended: NOTIFY got {}",
                 self.call_id,
-                s.dialog.remote_uri,
+                s.dialog.remote_uri(),
                 status.map_or("no answer".to_string(), |c| c.to_string())
             ),
         );
@@ -173,7 +173,9 @@ impl Session {
             "conference",
             &format!(
                 "session {} NOTIFY version {} ({state}) to {}",
-                self.call_id, sub.version, d.remote_uri
+                self.call_id,
+                sub.version,
+                d.remote_uri()
             ),
         );
         let peer = d.peer;

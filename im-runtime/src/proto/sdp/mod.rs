@@ -98,6 +98,27 @@ pub fn facts_direct(data: &[u8]) -> Option<SdpFacts> {
     view::facts(std::str::from_utf8(data).ok()?)
 }
 
+/// The MSRP attributes of the first MSRP media section with a non-zero port of an SDP body
+/// (what an invitee's answer says about its MSRP session), `None` when the body is refused
+/// (as by [`facts`]) or has no such section. The same as
+/// [`msrp::MsrpAttributes::from_media`] of that section of [`facts`], read without building
+/// the facts (their strings and vectors), which a leg would drop at once.
+pub fn answer_msrp(data: &[u8]) -> Option<msrp::MsrpAttributes> {
+    if data.len() <= DEFAULT_MAX_BYTES
+        && let Ok(text) = std::str::from_utf8(data)
+        && let Some(found) = view::msrp_media(text)
+    {
+        return found;
+    }
+    // Refused by the walk: the general parser decides, as in `facts`.
+    let f = facts(data).ok()?;
+    let m = f
+        .media
+        .iter()
+        .find(|m| msrp::is_msrp(&m.media, &m.proto) && m.port != 0)?;
+    Some(msrp::MsrpAttributes::from_media(m))
+}
+
 /// Builds the contract's [`SdpFacts`] from a parsed session and its raw text.
 pub fn facts_from_session(session: &sdp_types::Session, raw: String) -> SdpFacts {
     SdpFacts {
@@ -184,6 +205,44 @@ mod tests {
             .ok()
             .map(|s| facts_from_session(&s, sdp.to_owned()));
         assert_eq!(facts_direct(sdp.as_bytes()), general, "{sdp:?}");
+        agrees_msrp(sdp);
+    }
+
+    /// `answer_msrp` reads what `MsrpAttributes::from_media` reads of the facts' first MSRP
+    /// section with a port.
+    fn agrees_msrp(sdp: &str) {
+        let via_facts = facts(sdp.as_bytes()).ok().and_then(|f| {
+            f.media
+                .iter()
+                .find(|m| msrp::is_msrp(&m.media, &m.proto) && m.port != 0)
+                .map(msrp::MsrpAttributes::from_media)
+        });
+        assert_eq!(answer_msrp(sdp.as_bytes()), via_facts, "{sdp:?}");
+    }
+
+    #[test]
+    fn an_answers_msrp_attributes_are_its_first_msrp_section_with_a_port() {
+        let answers = [
+            format!(
+                "{HEAD}a=recvonly\r\nm=audio 4000 RTP/AVP 0\r\na=setup:active\r\n\
+                 m=message 0 TCP/MSRP *\r\na=path:msrp://x:1/zero;tcp\r\n\
+                 m=message 7394 tcp/msrp *\r\na=PATH:msrp://r:1/a;tcp msrp://h:2/b;tcp\r\n\
+                 a=setup:passive\r\na=accept-types:text/plain message/cpim\r\na=max-size:99\r\n\
+                 m=message 7395 TCP/MSRP *\r\na=path:msrp://h:3/c;tcp\r\n"
+            ),
+            format!("{HEAD}m=message 9 TCP/TLS/MSRP *\r\na=setup:active\r\na=sendonly\r\n"),
+            format!("{HEAD}m=audio 4000 RTP/AVP 0\r\n"),
+            format!("{HEAD}a=inactive\r\nm=message 9 TCP/MSRP *\r\n"),
+        ];
+        for a in &answers {
+            agrees_msrp(a);
+        }
+        let first = answer_msrp(answers[0].as_bytes()).expect("an MSRP section");
+        assert_eq!(first.path, ["msrp://r:1/a;tcp", "msrp://h:2/b;tcp"]);
+        assert_eq!(first.setup, Some(msrp::Setup::Passive));
+        assert_eq!(first.direction, msrp::Direction::RecvOnly);
+        assert!(answer_msrp(answers[2].as_bytes()).is_none());
+        assert!(answer_msrp(b"v=1\r\n").is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! (the `sdp` fuzz target and the unit tests compare them), and anything it refuses goes to
 //! the general parser, which then gives the error.
 
-use super::msrp::Direction;
+use super::msrp::{Direction, MsrpAttributes, is_msrp};
 use crate::machine::{SdpAttribute, SdpFacts, SdpMedia};
 
 /// RFC 8866 §9 token characters, as `sdp-types` checks nettype and addrtype.
@@ -21,9 +21,37 @@ fn is_token(s: &str) -> bool {
     })
 }
 
-/// Space-separated fields with runs of spaces taken as one separator.
-fn fields(v: &str) -> impl Iterator<Item = &str> {
-    v.split(' ').filter(|p| !p.is_empty())
+/// Space-separated fields with runs of spaces taken as one separator (`split(' ')` without
+/// the empty pieces, walked by bytes: the fields are short, where a char searcher per field
+/// costs more than the walk).
+fn fields(v: &str) -> Fields<'_> {
+    Fields(v)
+}
+
+/// The iterator of [`fields`].
+struct Fields<'a>(&'a str);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.0.as_bytes();
+        let start = b.iter().position(|&c| c != b' ')?;
+        let len = b
+            .get(start..)?
+            .iter()
+            .position(|&c| c == b' ')
+            .unwrap_or(b.len() - start);
+        let field = self.0.get(start..start + len)?;
+        self.0 = self.0.get(start + len..).unwrap_or("");
+        Some(field)
+    }
+}
+
+/// `s` split at its first `b` (an ASCII byte, so both sides are on char boundaries).
+fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 fn u64_ok(s: Option<&str>) -> bool {
@@ -109,7 +137,7 @@ fn zones_ok(v: &str) -> bool {
 
 /// `a=<attribute>[:<value>]`
 fn attribute(v: &str) -> (&str, Option<&str>) {
-    match v.split_once(':') {
+    match split_byte(v, b':') {
         Some((n, val)) => (n, Some(val)),
         None => (v, None),
     }
@@ -130,10 +158,10 @@ pub(super) struct MediaLine<'a> {
 
 /// `m=<media> <port>[/<number of ports>] <proto> <fmt> …`
 fn media_line(v: &str) -> Option<MediaLine<'_>> {
-    let mut f = v.splitn(4, ' ');
-    let media = f.next()?;
-    let port_part = f.next()?;
-    let (port, num) = match port_part.split_once('/') {
+    // `splitn(4, ' ')`: single spaces separate, the fourth piece is the rest.
+    let (media, rest) = split_byte(v, b' ')?;
+    let (port_part, rest) = split_byte(rest, b' ')?;
+    let (port, num) = match split_byte(port_part, b'/') {
         Some((p, n)) => (p, Some(n)),
         None => (port_part, None),
     };
@@ -141,8 +169,7 @@ fn media_line(v: &str) -> Option<MediaLine<'_>> {
     if num.is_some_and(|n| n.parse::<u16>().is_err()) {
         return None;
     }
-    let proto = f.next()?;
-    let fmt = f.next()?;
+    let (proto, fmt) = split_byte(rest, b' ')?;
     Some(MediaLine {
         media,
         port,
@@ -170,23 +197,43 @@ pub(super) trait Sink<'a> {
 
 /// The lines as `sdp-types` sees them: split at LF, one CRLF or LF removed, empty lines
 /// skipped; `None` for a line it refuses (NUL or CR inside, no `=` right after one key byte).
-fn lines(text: &str) -> impl Iterator<Item = Option<(u8, &str)>> {
-    text.split_inclusive('\n').filter_map(|l| {
-        let l = match l.strip_suffix('\n') {
-            Some(l) => l.strip_suffix('\r').unwrap_or(l),
-            None => l,
-        };
-        if l.is_empty() {
-            return None;
+fn lines(text: &str) -> Lines<'_> {
+    Lines(text)
+}
+
+/// The iterator of [`lines`]: each line's end found with `memchr`, and NUL or CR inside it
+/// with one `memchr2` (a body is a dozen short lines, read for every offer and answer).
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Option<(u8, &'a str)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.0.is_empty() {
+                return None;
+            }
+            let l = match memchr::memchr(b'\n', self.0.as_bytes()) {
+                Some(i) => {
+                    let l = self.0.get(..i).unwrap_or("");
+                    self.0 = self.0.get(i + 1..).unwrap_or("");
+                    // One CR before the LF is the line end's; only with an LF.
+                    l.strip_suffix('\r').unwrap_or(l)
+                }
+                None => std::mem::take(&mut self.0),
+            };
+            if l.is_empty() {
+                continue;
+            }
+            if memchr::memchr2(0, b'\r', l.as_bytes()).is_some() {
+                return Some(None);
+            }
+            return Some(match l.as_bytes() {
+                [k, b'=', ..] if *k != b'=' => l.get(2..).map(|v| (*k, v)),
+                _ => None,
+            });
         }
-        if l.bytes().any(|b| b == 0 || b == b'\r') {
-            return Some(None);
-        }
-        match l.as_bytes() {
-            [k, b'=', ..] if *k != b'=' => Some(l.get(2..).map(|v| (*k, v))),
-            _ => Some(None),
-        }
-    })
+    }
 }
 
 /// Walks `text` with `sdp-types`' rules, reporting its media sections to `sink`; `None` when
@@ -324,4 +371,136 @@ pub(super) fn facts(text: &str) -> Option<SdpFacts> {
         media,
         raw: text.to_owned(),
     })
+}
+
+/// Keeps the attributes of the first MSRP media section with a port, borrowed.
+#[derive(Default)]
+struct MsrpSink<'a> {
+    /// The chosen section's attributes, once it has been found.
+    chosen: Option<Vec<(&'a str, Option<&'a str>)>>,
+    /// The current section is the chosen one.
+    in_chosen: bool,
+}
+
+impl<'a> Sink<'a> for MsrpSink<'a> {
+    fn media(&mut self, m: MediaLine<'a>) {
+        self.in_chosen = self.chosen.is_none() && m.port != 0 && is_msrp(m.media, m.proto);
+        if self.in_chosen {
+            self.chosen = Some(Vec::new());
+        }
+    }
+
+    fn attribute(&mut self, name: &'a str, value: Option<&'a str>) {
+        if self.in_chosen
+            && let Some(a) = self.chosen.as_mut()
+        {
+            a.push((name, value));
+        }
+    }
+}
+
+/// The MSRP attributes of the first MSRP media section with a port in `text` (`Some(None)`
+/// when there is none), read during the walk without building the facts; `None` when
+/// `sdp-types` would refuse the body. The same as [`MsrpAttributes::from_media`] of that
+/// section of [`facts`]: a session-level direction stands for a missing media-level one in
+/// both.
+pub(super) fn msrp_media(text: &str) -> Option<Option<MsrpAttributes>> {
+    let mut sink = MsrpSink::default();
+    let walked = walk(text, &mut sink)?;
+    Some(
+        sink.chosen
+            .map(|attrs| MsrpAttributes::read(attrs, walked.session_direction.map(|d| (d, None)))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line and field walks read what the `str` splits they replace read.
+    #[test]
+    fn the_byte_walks_split_as_the_str_splits_did() {
+        let old_lines = |text: &str| -> Vec<Option<(u8, String)>> {
+            text.split_inclusive('\n')
+                .filter_map(|l| {
+                    let l = match l.strip_suffix('\n') {
+                        Some(l) => l.strip_suffix('\r').unwrap_or(l),
+                        None => l,
+                    };
+                    if l.is_empty() {
+                        return None;
+                    }
+                    if l.bytes().any(|b| b == 0 || b == b'\r') {
+                        return Some(None);
+                    }
+                    match l.as_bytes() {
+                        [k, b'=', ..] if *k != b'=' => Some(l.get(2..).map(|v| (*k, v.to_owned()))),
+                        _ => Some(None),
+                    }
+                })
+                .collect()
+        };
+        let texts = [
+            "",
+            "\n",
+            "\r\n",
+            "v=0",
+            "v=0\r\n",
+            "v=0\n\n\r\nm=x\r",
+            "v=0\r\na=x\ry\r\n",
+            "v=0\r\na=\0\r\n",
+            "v=0\r\r\n",
+            "\r\nv=0\r\n=x\r\nab=c\r\nk=\r\n",
+            "a=é\r\nb=ü=\n",
+        ];
+        for t in texts {
+            let new: Vec<_> = lines(t)
+                .map(|l| l.map(|(k, v)| (k, v.to_owned())))
+                .collect();
+            assert_eq!(new, old_lines(t), "{t:?}");
+        }
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "  a  b\tc   d ",
+            "é  ü",
+            "a b",
+            "\ta b",
+            " \t ",
+        ] {
+            let old: Vec<&str> = v.split(' ').filter(|p| !p.is_empty()).collect();
+            assert_eq!(fields(v).collect::<Vec<_>>(), old, "{v:?}");
+        }
+        for v in [
+            "message 1 TCP/MSRP *",
+            "m 1/2 p  f g",
+            "m 1 p",
+            "m  1 p f",
+            "m 1 p ",
+        ] {
+            let old = {
+                let mut f = v.splitn(4, ' ');
+                (f.next(), f.next(), f.next(), f.next())
+            };
+            let new = media_line(v);
+            if let Some(m) = new {
+                assert_eq!(
+                    (Some(m.media), Some(m.proto), Some(m.fmt)),
+                    (old.0, old.2, old.3)
+                );
+            } else {
+                assert!(
+                    old.3.is_none()
+                        || old
+                            .1
+                            .and_then(|p| p.split('/').next()?.parse::<u16>().ok())
+                            .is_none(),
+                    "{v:?}"
+                );
+            }
+        }
+    }
 }
