@@ -62,7 +62,9 @@ fn built_matches_structure_parse(data: &[u8]) {
     let mut next = || p.next().unwrap_or("");
     let (uri, from, to, call_id, route) = (next(), next(), next(), next(), next());
     // The Via too, in the one-pass form or not, as the input says.
-    let (uri, via) = uri.split_once('\x01').unwrap_or((uri, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz"));
+    let (uri, via) = uri
+        .split_once('\x01')
+        .unwrap_or((uri, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz"));
     let mut b = RequestBuilder::new(Method::Message, uri)
         .via_raw(via)
         .from(from, "t1")
