@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     let cseq = m.cseq()?;
     let via = m.top_via()?;
-    let raw_via = m.header(HeaderName::Via).unwrap_or("");
     let method = if m.is_request() {
         m.method()?.clone()
     } else {
@@ -25,6 +24,13 @@ pub(crate) fn tsx_message(m: &Message) -> Option<TsxMessage> {
     let branch = via.branch();
     let rfc3261 = branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE));
     let from = if rfc3261 { None } else { m.from() };
+    // The whole top Via line, which only the RFC 2543 key compares (reading it again costs
+    // a UTF-8 check of the line).
+    let raw_via = if rfc3261 {
+        ""
+    } else {
+        m.header(HeaderName::Via).unwrap_or("")
+    };
     let legacy = if rfc3261 {
         Rfc2543Parts::default()
     } else {

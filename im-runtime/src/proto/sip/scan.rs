@@ -131,6 +131,14 @@ impl Rel {
         })
     }
 
+    /// The range `s..e` of a value, when both fit (what [`Rel::of`] gives for that slice).
+    pub(crate) fn new(s: usize, e: usize) -> Option<Rel> {
+        Some(Rel {
+            s: u8::try_from(s).ok()?,
+            e: u8::try_from(e).ok()?,
+        })
+    }
+
     /// [`Rel::of`] for an optional part.
     pub(crate) fn of_opt(base: &str, part: Option<&str>) -> Option<Option<Rel>> {
         match part {

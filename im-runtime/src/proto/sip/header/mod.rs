@@ -1145,5 +1145,6 @@ pub fn split_values(s: &str) -> impl Iterator<Item = &str> {
     split_commas(s).into_iter().map(|(_, v)| v)
 }
 
+mod plain;
 #[cfg(test)]
 mod tests;
