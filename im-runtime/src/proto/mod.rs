@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::string_slice, clippy::indexing_slicing))]
 
 pub mod body;
+pub(crate) mod decimal;
 pub mod digest;
 pub mod msrp;
 pub mod sdp;

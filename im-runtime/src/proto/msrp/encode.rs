@@ -6,7 +6,8 @@ use super::frame::{
     ByteRange, ContinuationFlag, Frame, FrameKind, Method, Status, StatusCode, TransactionId,
     check_media_type,
 };
-use super::uri::{decimal, is_token_char};
+use super::uri::is_token_char;
+use crate::proto::decimal::decimal;
 
 /// Why a [`Frame`] cannot be written as valid MSRP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

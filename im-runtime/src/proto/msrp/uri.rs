@@ -4,6 +4,7 @@
 //! MSRP-URI = msrp-scheme "://" authority ["/" session-id] ";" transport *( ";" URI-parameter)
 //! ```
 
+use crate::proto::decimal::decimal;
 use std::fmt;
 use std::str::FromStr;
 
@@ -385,23 +386,6 @@ fn ipv4_text(ip: std::net::Ipv4Addr) -> String {
         s.push_str(decimal(&mut num, u64::from(*o)));
     }
     s
-}
-
-/// `n` in decimal, written into the end of `buf`, without the formatting machinery.
-pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default()
 }
 
 /// A new random session id for an MSRP URI from caller-supplied random bytes: 96 bits, more

@@ -133,21 +133,9 @@ fn capacity(via: &[String], headers: &[(String, String)], body: &Option<(String,
 
 /// `n` in decimal, written as `Display` writes it but without the formatting machinery
 /// (~250 instructions a number; three numbers go in every request we build).
-fn put_decimal(out: &mut BytesMut, mut n: u64) {
+fn put_decimal(out: &mut BytesMut, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        // `n % 10` is below 10: the digit's ASCII code.
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.put_slice(digits.get(i..).unwrap_or_default());
+    out.put_slice(crate::proto::decimal::decimal(&mut digits, n).as_bytes());
 }
 
 /// A header whose value is a number followed by the pieces of `suffix` (Max-Forwards,
