@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 pub(crate) const TCACHE_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Called by each runtime thread as it parks: at most once per [`TCACHE_FLUSH_EVERY`],
-/// empties the thread's jemalloc cache into the arenas. Each thread keeps up to a few
-/// hundred freed blocks per size class for its next allocations, and each of them keeps its
-/// whole slab (one page or more, shared with other blocks) in use: after a peak, an idle
-/// worker's cache pins slabs that would otherwise be empty and purged (in the soak of
-/// docs/performance.md, "Per-thread caches after a peak", 17 KiB of cached 48-byte blocks
-/// kept 1.8 MiB of slabs). Only the thread itself can empty its cache, hence the park hook;
+/// empties the thread's jemalloc cache into the arenas. Each thread keeps freed blocks per
+/// size class for its next allocations (at most 16 per small class: `.cargo/config.toml`;
+/// jemalloc's default is up to 200), and each of them keeps its whole slab (one page or
+/// more, shared with other blocks) in use: after a peak, an idle worker's cache pins slabs
+/// that would otherwise be empty and purged (in the soak of docs/performance.md, "Per-thread
+/// caches after a peak", 17 KiB of cached 48-byte blocks kept 1.8 MiB of slabs). Only the thread itself can empty its cache, hence the park hook;
 /// the time limit bounds the cost under load, where a worker parks many times a second, to
 /// one flush per second per thread. Idle, the timers of the lingering transactions and of
 /// the INVITE timing records wake each worker after the last call, and a later park empties
@@ -59,8 +59,9 @@ mod tests {
     #[test]
     fn parking_hands_the_cached_blocks_back_at_most_once_a_second() {
         // Freed on this thread, the blocks stay in its cache (counted as allocated: the
-        // arena handed them out).
-        let blocks: Vec<Box<[u8; 80]>> = (0..2000).map(|_| Box::new([1u8; 80])).collect();
+        // arena handed them out). 2 KiB blocks: the cache keeps 16 of a small class
+        // (.cargo/config.toml), 32 KiB, well over the margin below.
+        let blocks: Vec<Box<[u8; 2048]>> = (0..200).map(|_| Box::new([1u8; 2048])).collect();
         drop(blocks);
         let before = allocated();
         tidy_on_park();
@@ -70,13 +71,27 @@ mod tests {
             "cache not emptied: {before} -> {after} bytes"
         );
         // Parked again within the second: nothing is done (the cache fills again).
-        let blocks: Vec<Box<[u8; 80]>> = (0..2000).map(|_| Box::new([1u8; 80])).collect();
+        let blocks: Vec<Box<[u8; 2048]>> = (0..200).map(|_| Box::new([1u8; 2048])).collect();
         drop(blocks);
         let before = allocated();
         tidy_on_park();
         assert!(
             allocated() + 4096 > before,
             "emptied again within the second"
+        );
+    }
+
+    /// The cap on each thread's cache comes from the build (`.cargo/config.toml`), so a
+    /// build without it would quietly bring back the slabs an idle cache pins.
+    #[test]
+    fn thread_caches_are_capped_by_the_build() {
+        use tikv_jemalloc_ctl::{Access, AsName};
+        let small: u32 = b"opt.tcache_nslots_small_max\0".name().read().unwrap();
+        let large: u32 = b"opt.tcache_nslots_large\0".name().read().unwrap();
+        assert_eq!(
+            (small, large),
+            (16, 8),
+            "jemalloc built without the cache cap"
         );
     }
 }
