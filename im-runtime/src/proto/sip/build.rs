@@ -135,7 +135,7 @@ fn capacity(via: &[String], headers: &[(String, String)], body: &Option<(String,
 /// (~250 instructions a number; three numbers go in every request we build).
 fn put_decimal(out: &mut BytesMut, n: u64) {
     let mut digits = [0u8; 20];
-    out.put_slice(crate::proto::decimal::decimal(&mut digits, n).as_bytes());
+    out.put_slice(crate::proto::decimal::decimal_bytes(&mut digits, n));
 }
 
 /// A header whose value is a number followed by the pieces of `suffix` (Max-Forwards,
