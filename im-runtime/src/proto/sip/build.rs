@@ -700,7 +700,8 @@ impl RequestBuilder {
         // Sized from the request's own values rather than with a fixed allowance: the
         // buffer becomes the message's `Bytes`, which a transaction keeps (with any slack)
         // for as long as it may retransmit. Every value is in `text` (a value set twice
-        // counts twice: a few bytes of slack at most); each line adds its name and 4.
+        // counts twice: a few bytes of slack at most); each line adds its name and 4. The
+        // total is what the allowance was when each value was a string of its own.
         let lines_len: usize = self
             .lines
             .iter()
@@ -710,10 +711,8 @@ impl RequestBuilder {
                 Kind::Header => 4,
             })
             .sum();
-        let body_len = self
-            .body
-            .as_ref()
-            .map_or(0, |(ct, b)| (ct.e - ct.s) as usize + 16 + b.len());
+        // The Content-Type value is in `text` already; its line adds its name and 4.
+        let body_len = self.body.as_ref().map_or(0, |(_, b)| 16 + b.len());
         let size = self.text.len()
             + lines_len
             + body_len
