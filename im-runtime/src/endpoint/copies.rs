@@ -126,6 +126,14 @@ impl Session {
 
     /// A copy for `uri` went out on client transaction `key`.
     pub(super) fn copy_sent(&mut self, uri: Uri, key: TsxKey) {
+        if self.copies.entries.capacity() == 0 {
+            // Room for one copy per listed recipient at once (the originator and repeats
+            // are left out, so it is at most that), instead of growing 4, 8, 16. A group's
+            // members are not in the facts: that vector grows as before.
+            self.copies
+                .entries
+                .reserve_exact(self.facts.recipients.len());
+        }
         self.copies.entries.push(CopyEntry {
             uri,
             key: Some(key),

@@ -324,18 +324,19 @@ impl ResourceLists {
         &self,
         mut parse_uri: impl FnMut(&str) -> Option<Uri>,
     ) -> Result<Vec<ListEntry>, ListError> {
-        self.entries
-            .iter()
-            .map(|e| {
-                let uri = parse_uri(&e.uri).ok_or_else(|| ListError::BadUri(e.uri.clone()))?;
-                Ok(ListEntry {
-                    uri,
-                    display_name: e.display_name.clone(),
-                    copy_control: e.copy_control,
-                    anonymize: e.anonymize,
-                })
-            })
-            .collect()
+        // A loop rather than `collect::<Result<Vec<_>, _>>()`, whose vector does not know
+        // the count and grows step by step.
+        let mut out = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let uri = parse_uri(&e.uri).ok_or_else(|| ListError::BadUri(e.uri.clone()))?;
+            out.push(ListEntry {
+                uri,
+                display_name: e.display_name.clone(),
+                copy_control: e.copy_control,
+                anonymize: e.anonymize,
+            });
+        }
+        Ok(out)
     }
 }
 

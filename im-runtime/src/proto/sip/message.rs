@@ -358,7 +358,7 @@ impl Message {
             offset: e.offset + skip,
             ..e
         };
-        let lf = next_lf(b, 0).ok_or(ParseError::new(ErrorKind::NoHeaderEnd, b.len()))?;
+        let lf = next_lf(b, 0).ok_or_else(|| ParseError::new(ErrorKind::NoHeaderEnd, b.len()))?;
         let sl_end = line_end(b, lf, 0);
         let start = parse_start_line(b.get(..sl_end).unwrap_or_default()).map_err(at)?;
 
@@ -1041,10 +1041,9 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"))
     {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = line.iter().position(|&c| c == b' ').ok_or(ParseError::new(
-            ErrorKind::StartLine("missing status code"),
-            line.len(),
-        ))?;
+        let sp = line.iter().position(|&c| c == b' ').ok_or_else(|| {
+            ParseError::new(ErrorKind::StartLine("missing status code"), line.len())
+        })?;
         let (version, sp_rest) = line.split_at_checked(sp).unwrap_or((line, &[]));
         if !version_ok(version) {
             return Err(ParseError::new(ErrorKind::Version, 0).ctx("Status-Line"));
@@ -1077,10 +1076,10 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version
-    let sp1 = line.iter().position(|&c| c == b' ').ok_or(ParseError::new(
-        ErrorKind::StartLine("missing Request-URI"),
-        line.len(),
-    ))?;
+    let sp1 = line
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or_else(|| ParseError::new(ErrorKind::StartLine("missing Request-URI"), line.len()))?;
     let (m, sp_rest) = line.split_at_checked(sp1).unwrap_or((line, &[]));
     let after_method = sp_rest.get(1..).unwrap_or_default();
     if m.is_empty() || !m.iter().all(|&c| is_token(c)) {
@@ -1093,10 +1092,7 @@ fn parse_start_line(line: &[u8]) -> Result<Start, ParseError> {
         .iter()
         .position(|&c| c == b' ')
         .map(|i| i + sp1 + 1)
-        .ok_or(ParseError::new(
-            ErrorKind::StartLine("missing SIP-Version"),
-            line.len(),
-        ))?;
+        .ok_or_else(|| ParseError::new(ErrorKind::StartLine("missing SIP-Version"), line.len()))?;
     if sp2 == sp1 + 1 {
         return Err(ParseError::new(
             ErrorKind::StartLine("empty Request-URI"),

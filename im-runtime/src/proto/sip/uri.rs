@@ -288,14 +288,24 @@ fn plain_hostport(s: &str) -> Option<(&str, Option<u16>, usize)> {
     match b.get(h) {
         None | Some(b';' | b'?') => Some((host, None, h)),
         Some(b':') => {
+            // The digits counted and their value taken in one pass (a port has at most five
+            // digits, so six or more are out of range however they continue).
             let digits = b.get(h + 1..)?;
-            let d = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-            if !matches!(digits.get(d), None | Some(b';' | b'?')) {
+            let mut port: u32 = 0;
+            let mut d = 0;
+            while let Some(&c) = digits.get(d) {
+                let v = c.wrapping_sub(b'0');
+                if v > 9 {
+                    break;
+                }
+                port = port.saturating_mul(10).saturating_add(u32::from(v));
+                d += 1;
+            }
+            if d == 0 || !matches!(digits.get(d), None | Some(b';' | b'?')) {
                 return None;
             }
-            let port = super::scan::digits_u64(s.get(h + 1..h + 1 + d)?)
-                .filter(|&p| p <= u64::from(u16::MAX))?;
-            Some((host, Some(port as u16), h + 1 + d))
+            let port = u16::try_from(port).ok()?;
+            Some((host, Some(port), h + 1 + d))
         }
         Some(_) => None,
     }
@@ -552,6 +562,11 @@ impl<'a> Uri<'a> {
 
     /// The contract's view of this URI (lower-cased scheme and host, unescaped user).
     pub fn to_view(&self) -> machine::Uri {
+        // Without parameters (a list entry, most From and To URIs) the two vectors below are
+        // not set up at all (~140 instructions a view, two views per list entry and copy).
+        if self.params.is_empty() {
+            return self.view_with(&[]);
+        }
         // Each part is copied once, into the view's single text: the lower-cased and
         // unescaped forms are borrowed when they equal what the message says (nearly always).
         let params: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = self
@@ -562,13 +577,18 @@ impl<'a> Uri<'a> {
             .iter()
             .map(|(n, v)| (n.as_ref(), v.as_deref()))
             .collect();
+        self.view_with(&pairs)
+    }
+
+    /// [`Uri::to_view`] with its parameters already normalized.
+    fn view_with(&self, params: &[(&str, Option<&str>)]) -> machine::Uri {
         let user = self.user.map(unescape).unwrap_or_default();
         machine::Uri::new(machine::UriParts {
             scheme: &lower(Cow::Borrowed(self.scheme_str)),
             user: &user,
             host: &lower(Cow::Borrowed(self.host)),
             port: self.port,
-            params: &pairs,
+            params,
             raw: self.raw,
         })
     }
@@ -718,6 +738,10 @@ mod tests {
             "[::1]:5060",
             "h:50a",
             "h:0068;p",
+            "h:65535",
+            "h:65536?x=y",
+            "h:00000000000000000000005060;lr",
+            "h:99999999999999999999999",
             "",
         ] {
             let Some((host, port, end)) = plain_hostport(s) else {
@@ -728,6 +752,8 @@ mod tests {
             assert_eq!(split_hostport(&s[..end], 0).unwrap(), (host, port), "{s}");
         }
         assert_eq!(plain_hostport("h:0068;p"), Some(("h", Some(68), 6)));
+        assert_eq!(plain_hostport("h:65535"), Some(("h", Some(65535), 7)));
+        assert_eq!(plain_hostport("h:65536"), None);
         assert_eq!(plain_hostport("h:5060:1"), None);
         assert_eq!(plain_hostport("[::1]"), None);
     }

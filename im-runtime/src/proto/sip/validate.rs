@@ -273,7 +273,11 @@ pub fn check_response(msg: &Message) -> Result<(), DropReason> {
     // One Via line without a comma holds at most one value: nothing to parse (the usual
     // response; parsing it cost ~2 k instructions per response).
     let mut lines = msg.header_lines(HeaderName::Via);
-    let single = lines.next().is_some_and(|v| !v.contains(',')) && lines.next().is_none();
+    // (A byte search: `str::contains` with a char pattern cost ~190 instructions here.)
+    let single = lines
+        .next()
+        .is_some_and(|v| memchr::memchr(b',', v.as_bytes()).is_none())
+        && lines.next().is_none();
     if !single && msg.vias().len() > 1 {
         return Err(DropReason::SeveralVia);
     }

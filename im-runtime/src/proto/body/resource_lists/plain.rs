@@ -44,6 +44,31 @@ struct Open<'a> {
 /// One attribute of a start tag: prefix (empty when none), local name, value.
 type Attr<'a> = (&'a str, &'a str, &'a str);
 
+/// What a declared namespace is to the walk, decided once where it is declared rather than
+/// by comparing its URI (38 bytes, without regard to case) at every element and attribute
+/// that uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ns {
+    /// RFC 4826's, in any case.
+    ResourceLists,
+    /// RFC 5364's, in any case.
+    CopyControl,
+    /// Any other.
+    Other,
+}
+
+impl Ns {
+    fn of(uri: &str) -> Ns {
+        if uri.eq_ignore_ascii_case(NS_RESOURCE_LISTS) {
+            Ns::ResourceLists
+        } else if uri.eq_ignore_ascii_case(NS_COPY_CONTROL) {
+            Ns::CopyControl
+        } else {
+            Ns::Other
+        }
+    }
+}
+
 /// The list read from `text`, or `None` when the document is not one this reader is sure
 /// about (then roxmltree reads it).
 pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
@@ -57,11 +82,19 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
         return None;
     }
     let mut i = declaration(b)?;
-    // (prefix, namespace URI); prefix "" is the default namespace.
-    let mut ns: Vec<(&str, &str)> = Vec::new();
-    let mut stack: Vec<Open<'_>> = Vec::new();
-    let mut attrs: Vec<Attr<'_>> = Vec::new();
-    let mut out = ResourceLists::default();
+    // (prefix, what its namespace is); prefix "" is the default namespace.
+    // Sized for the usual document (two declarations, four levels, two attributes an
+    // element) so that none grows one step at a time.
+    let mut ns: Vec<(&str, Ns)> = Vec::with_capacity(4);
+    let mut stack: Vec<Open<'_>> = Vec::with_capacity(8);
+    let mut attrs: Vec<Attr<'_>> = Vec::with_capacity(4);
+    // About one entry per 48 bytes at most (`<entry uri="sip:a@b.c"/>` and its line end):
+    // room for every entry of a plain list in one allocation; the list is dropped once its
+    // entries are read, so the spare room does not last.
+    let mut out = ResourceLists {
+        entries: Vec::with_capacity((b.len() / 48).min(limits.max_entries).min(1024)),
+        unresolved: Vec::new(),
+    };
     let mut entry: Option<Entry> = None;
     let mut name = String::new();
     let mut name_seen = false;
@@ -96,7 +129,7 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
         i = lt + 1;
         match b.get(i)? {
             b'/' => {
-                let (tag, at) = read_qname(text, i + 1)?;
+                let (tag, _, at) = read_qname(text, i + 1)?;
                 i = skip_ws(b, at);
                 if b.get(i) != Some(&b'>') {
                     return None;
@@ -115,7 +148,7 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
                 if root_done {
                     return None;
                 }
-                let (tag, mut at) = read_qname(text, i)?;
+                let (tag, tag_colon, mut at) = read_qname(text, i)?;
                 attrs.clear();
                 let empty = loop {
                     let after = skip_ws(b, at);
@@ -133,7 +166,7 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
                         _ if after == at => return None,
                         _ => {}
                     }
-                    let (an, a) = read_qname(text, after)?;
+                    let (an, colon, a) = read_qname(text, after)?;
                     let a = skip_ws(b, a);
                     if b.get(a) != Some(&b'=') {
                         return None;
@@ -148,7 +181,7 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
                     if value.bytes().any(|c| matches!(c, b'<' | b'&') || c < 0x20) {
                         return None;
                     }
-                    let (prefix, local) = an.split_once(':').unwrap_or(("", an));
+                    let (prefix, local) = split_qname(an, colon);
                     // Names are compared by local part alone: a repeat is refused by
                     // roxmltree, or at least not worth reading here.
                     if attrs.iter().any(|(_, l, _)| *l == local) {
@@ -178,7 +211,7 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
                     {
                         return None;
                     }
-                    ns.push((declared, value));
+                    ns.push((declared, Ns::of(value)));
                 }
                 // Every prefix must be declared (`xml:lang` too is left to roxmltree).
                 for &(prefix, _, _) in &attrs {
@@ -186,15 +219,13 @@ pub(super) fn read(text: &str, limits: &Limits) -> Option<ResourceLists> {
                         lookup(&ns, prefix)?;
                     }
                 }
-                let (prefix, local) = tag.split_once(':').unwrap_or(("", tag));
+                let (prefix, local) = split_qname(tag, tag_colon);
                 if prefix == "xml" || prefix == "xmlns" {
                     return None;
                 }
                 let element_ns = lookup(&ns, prefix)?;
-                let is_rl = |want: &str| {
-                    local == want
-                        && element_ns.is_none_or(|n| n.eq_ignore_ascii_case(NS_RESOURCE_LISTS))
-                };
+                let is_rl =
+                    |want: &str| local == want && element_ns.is_none_or(|n| n == Ns::ResourceLists);
                 let parent = stack.last().map(|o| o.role);
                 let role = match parent {
                     None if is_rl("resource-lists") => Role::Root,
@@ -270,9 +301,9 @@ fn close(
 
 /// The namespace `prefix` is bound to (`None`: no namespace); `None` outside the option
 /// when the prefix was never declared.
-fn lookup<'a>(ns: &[(&str, &'a str)], prefix: &str) -> Option<Option<&'a str>> {
+fn lookup(ns: &[(&str, Ns)], prefix: &str) -> Option<Option<Ns>> {
     match ns.iter().rev().find(|(p, _)| *p == prefix) {
-        Some((_, uri)) => Some(Some(*uri)),
+        Some((_, kind)) => Some(Some(*kind)),
         None if prefix.is_empty() => Some(None),
         None => None,
     }
@@ -287,35 +318,47 @@ fn plain_attr<'a>(attrs: &[Attr<'a>], name: &str) -> Option<&'a str> {
 }
 
 /// `super::read_entry` on a start tag's attributes; `None` where it fails.
-fn read_entry(attrs: &[Attr<'_>], ns: &[(&str, &str)]) -> Option<Entry> {
+fn read_entry(attrs: &[Attr<'_>], ns: &[(&str, Ns)]) -> Option<Entry> {
+    // Values hold no control character (the tag reader refused them), so ASCII
+    // whitespace is all `str::trim` would take, and `trim_ascii` does not decode chars.
     let uri = plain_attr(attrs, "uri")
-        .map(str::trim)
+        .map(str::trim_ascii)
         .filter(|u| !u.is_empty())?;
-    let cp = |local: &str| -> Option<Option<&str>> {
-        for &(prefix, l, v) in attrs {
-            if prefix.is_empty() || prefix == "xmlns" || !l.eq_ignore_ascii_case(local) {
-                continue;
-            }
-            if lookup(ns, prefix)?.is_some_and(|n| n.eq_ignore_ascii_case(NS_COPY_CONTROL)) {
-                return Some(Some(v));
-            }
+    // The first attribute of each copyControl name (local name without regard to case, in
+    // the copyControl namespace), in one pass over the attributes. Every prefix was
+    // looked up when the tag was read, so the lookups here find theirs.
+    let (mut copy_control, mut anonymize, mut count) = (None, None, None);
+    for &(prefix, l, v) in attrs {
+        if prefix.is_empty() || prefix == "xmlns" {
+            continue;
         }
-        Some(None)
-    };
-    let copy_control = match cp("copyControl")?.map(str::trim) {
+        let slot = if l.eq_ignore_ascii_case("copyControl") {
+            &mut copy_control
+        } else if l.eq_ignore_ascii_case("anonymize") {
+            &mut anonymize
+        } else if l.eq_ignore_ascii_case("count") {
+            &mut count
+        } else {
+            continue;
+        };
+        if slot.is_none() && lookup(ns, prefix)? == Some(Ns::CopyControl) {
+            *slot = Some(v);
+        }
+    }
+    let copy_control = match copy_control.map(str::trim_ascii) {
         None => CopyControl::To,
         Some(v) if v.eq_ignore_ascii_case("to") => CopyControl::To,
         Some(v) if v.eq_ignore_ascii_case("cc") => CopyControl::Cc,
         Some(v) if v.eq_ignore_ascii_case("bcc") => CopyControl::Bcc,
         Some(_) => return None,
     };
-    let anonymize = match cp("anonymize")?.map(str::trim) {
+    let anonymize = match anonymize.map(str::trim_ascii) {
         None => false,
         Some("true" | "1") => true,
         Some("false" | "0") => false,
         Some(_) => return None,
     };
-    let count = cp("count")?.and_then(|v| v.trim().parse().ok());
+    let count = count.and_then(|v| v.trim_ascii().parse().ok());
     Some(Entry {
         uri: uri.to_owned(),
         display_name: None,
@@ -365,29 +408,70 @@ fn declaration(b: &[u8]) -> Option<usize> {
 }
 
 /// A qualified name of the plain form at `at` (`name` or `prefix:name`, ASCII name
-/// characters) and where it ends.
-fn read_qname(text: &str, at: usize) -> Option<(&str, usize)> {
+/// characters), where its colon is (if any) and where it ends.
+fn read_qname(text: &str, at: usize) -> Option<(&str, Option<usize>, usize)> {
     let b = text.as_bytes();
     let mut end = name_part(b, at)?;
+    let mut colon = None;
     if b.get(end) == Some(&b':') {
+        colon = Some(end - at);
         end = name_part(b, end + 1)?;
     }
-    Some((text.get(at..end)?, end))
+    Some((text.get(at..end)?, colon, end))
+}
+
+/// A qualified name [`read_qname`] read, as prefix (empty when none) and local name,
+/// split at the colon it found rather than searched again.
+fn split_qname(q: &str, colon: Option<usize>) -> (&str, &str) {
+    match colon {
+        Some(c) => (q.get(..c).unwrap_or(""), q.get(c + 1..).unwrap_or("")),
+        None => ("", q),
+    }
+}
+
+/// Name characters of the plain form: 1 for an ASCII letter or `_` (may start a name), 2
+/// for a digit, `.` or `-` (may follow); one load a byte where the tests of
+/// `is_ascii_alphanumeric` and a `matches!` cost several (names are most of a list's
+/// markup).
+static NAME: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let v = if b.is_ascii_alphabetic() || b == b'_' {
+            1
+        } else if b.is_ascii_digit() || b == b'.' || b == b'-' {
+            2
+        } else {
+            0
+        };
+        // Evaluated at compile time: an out-of-bounds index would fail the build.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c] = v;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// The [`NAME`] class of `c`.
+#[inline]
+fn name_class(c: u8) -> u8 {
+    NAME.get(usize::from(c)).copied().unwrap_or(0)
 }
 
 /// Where a name without colon (ASCII letter or `_`, then letters, digits, `.`, `-`, `_`)
 /// that starts at `at` ends.
 fn name_part(b: &[u8], at: usize) -> Option<usize> {
-    let first = *b.get(at)?;
-    if !(first.is_ascii_alphabetic() || first == b'_') {
+    if name_class(*b.get(at)?) != 1 {
         return None;
     }
-    let rest = b.get(at + 1..)?;
-    let n = rest
-        .iter()
-        .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_')))
-        .unwrap_or(rest.len());
-    Some(at + 1 + n)
+    let mut i = at + 1;
+    while b.get(i).is_some_and(|&c| name_class(c) != 0) {
+        i += 1;
+    }
+    Some(i)
 }
 
 /// A control character XML 1.0 does not allow (all but tab, LF and CR).

@@ -152,7 +152,7 @@ pub fn frame(buf: &[u8], limit: usize) -> Result<Frame, ParseError> {
     let len = head_end
         .checked_add(n)
         .filter(|&l| l <= limit)
-        .ok_or(ParseError::new(ErrorKind::TooLarge { limit }, skip))?;
+        .ok_or_else(|| ParseError::new(ErrorKind::TooLarge { limit }, skip))?;
     if b.len() < len {
         return Ok(Frame::NeedMore);
     }
