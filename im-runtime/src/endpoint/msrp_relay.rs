@@ -106,8 +106,13 @@ struct Side {
     done: bool,
 }
 
+/// Kept inline in the relay's `conns` table: 40 bytes, where a decoder inline is ~130 (a
+/// group session holds one connection per invitee, idle until its copy goes).
 struct MConn {
-    decoder: Decoder,
+    /// Made at the first bytes the connection brings (issue 11 item 4: per-connection
+    /// buffers start small and grow on demand): an invitee's connection reads nothing
+    /// until the session has a message to deliver.
+    decoder: Option<Box<Decoder>>,
     sides: Vec<SideKey>,
     /// Over TLS: only such a connection may bind a side whose own URI is `msrps:`.
     tls: bool,
@@ -119,10 +124,9 @@ pub(crate) struct MsrpRelay {
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
-    /// Boxed: a connection's decoder makes `MConn` a couple of hundred bytes inline, and
-    /// the table keeps up to twice its entries in slots after a resize; a group session
-    /// holds one connection per invitee.
-    conns: NetMap<ConnId, Box<MConn>>,
+    /// Not boxed: with its decoder made on demand `MConn` is 40 bytes, and a box would
+    /// cost a block per connection besides its slot.
+    conns: NetMap<ConnId, MConn>,
     by_local: NetMap<Arc<str>, SideKey>,
     /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
     /// the table's empty slots (up to half of it after a resize) stay small.
@@ -274,11 +278,11 @@ impl MsrpRelay {
         side.conn = Some(conn);
         self.conns.insert(
             conn,
-            Box::new(MConn {
-                decoder: Decoder::new(self.limits),
+            MConn {
+                decoder: None,
                 sides: vec![key],
                 tls,
-            }),
+            },
         );
         out.push(Output::Connect {
             conn,
@@ -346,11 +350,11 @@ impl MsrpRelay {
                 // Accepted: unbound until its first SEND names a session.
                 self.conns.insert(
                     conn,
-                    Box::new(MConn {
-                        decoder: Decoder::new(self.limits),
+                    MConn {
+                        decoder: None,
                         sides: Vec::new(),
                         tls,
-                    }),
+                    },
                 );
                 return;
             }
@@ -404,8 +408,12 @@ impl MsrpRelay {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            c.decoder.handle_bytes(data);
-            while let Some(r) = c.decoder.poll_frame() {
+            let limits = self.limits;
+            let decoder = c
+                .decoder
+                .get_or_insert_with(|| Box::new(Decoder::new(limits)));
+            decoder.handle_bytes(data);
+            while let Some(r) = decoder.poll_frame() {
                 match r {
                     Ok(f) => frames.push(f),
                     Err(e) => {
