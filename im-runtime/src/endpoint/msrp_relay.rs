@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 mod delivery;
+mod sides;
 
 use delivery::Delivery;
 
@@ -127,12 +128,33 @@ pub(crate) struct MsrpRelay {
     /// Not boxed: with its decoder made on demand `MConn` is 40 bytes, and a box would
     /// cost a block per connection besides its slot.
     conns: NetMap<ConnId, MConn>,
-    by_local: NetMap<Arc<str>, SideKey>,
-    /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
-    /// the table's empty slots (up to half of it after a resize) stay small.
-    sides: NetMap<SideKey, Box<Side>>,
+    /// Our session id's key ([`sid_key`]) → its side: 8 bytes a key and no shared
+    /// pointer, where the `Arc<str>` was 16 (the table has a slot per side, ~2 per side
+    /// at its load); a lookup checks the whole id against the side's.
+    by_local: NetMap<u64, SideKey>,
+    /// By session: one entry per session, not per side (`msrp_relay/sides.rs`).
+    sides: sides::Sides,
     next_conn: u64,
     tid_counter: u64,
+}
+
+/// The key `by_local` files our MSRP session id under: the 64 bits its first 16 hex digits
+/// spell. `Ids::msrp_session_id` writes 12 random bytes as 24 hex digits, the first 8
+/// bytes being one draw of the endpoint's xorshift64* generator, whose draws never repeat
+/// (as `ids::tag_key` explains): no two of our ids share a key. `None` for any other text,
+/// which is no id of ours.
+fn sid_key(sid: &str) -> Option<u64> {
+    if sid.len() < 16 {
+        return None;
+    }
+    sid.bytes().take(16).try_fold(0u64, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some((n << 4) | u64::from(d))
+    })
 }
 
 fn uri_target(u: &MsrpUri) -> Option<SocketAddr> {
@@ -185,7 +207,7 @@ impl MsrpRelay {
             chunk_size: cfg.msrp_chunk_size,
             conns: NetMap::default(),
             by_local: NetMap::default(),
-            sides: NetMap::default(),
+            sides: sides::Sides::default(),
             next_conn: 1,
             tid_counter: 0,
         }
@@ -217,10 +239,10 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Box<Side>> {
+    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Side> {
         let secure = tls && self.own_tls.is_some();
         local_uri_of(self.own, self.own_tls, local_sid, secure)?;
-        Some(Box::new(Side {
+        Some(Side {
             local_sid: Arc::clone(local_sid),
             secure,
             remote_path: Box::default(),
@@ -232,7 +254,7 @@ impl MsrpRelay {
             received: 0,
             delivery: None,
             done: false,
-        }))
+        })
     }
 
     pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &Arc<str>, a: &Answer) {
@@ -242,8 +264,7 @@ impl MsrpRelay {
         side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
         let key = SideKey::originator(sid);
-        self.by_local.insert(Arc::clone(local_sid), key);
-        self.sides.insert(key, side);
+        self.file(local_sid, key, side);
     }
 
     pub(crate) fn register_leg(
@@ -256,9 +277,29 @@ impl MsrpRelay {
         if let Some(key) = SideKey::leg(sid, i)
             && let Some(side) = self.new_side(local_sid, tls)
         {
-            self.by_local.insert(Arc::clone(local_sid), key);
-            self.sides.insert(key, side);
+            self.file(local_sid, key, side);
         }
+    }
+
+    /// Files `side` under `key` and its session id. Every id comes from
+    /// `Ids::msrp_session_id`, so it has a key; one without would be a side no peer
+    /// reaches.
+    fn file(&mut self, local_sid: &str, key: SideKey, side: Side) {
+        let k = sid_key(local_sid);
+        debug_assert!(k.is_some(), "not an id of ours: {local_sid}");
+        if let Some(k) = k {
+            self.by_local.insert(k, key);
+        }
+        self.sides.insert(key, side);
+    }
+
+    /// The side our session id `sid` names, when it is one of ours.
+    fn by_local(&self, sid: &str) -> Option<SideKey> {
+        let key = *self.by_local.get(&sid_key(sid)?)?;
+        self.sides
+            .get(&key)
+            .is_some_and(|s| *s.local_sid == *sid)
+            .then_some(key)
     }
 
     fn connect(&mut self, key: SideKey, out: &mut Vec<Output>) -> Option<ConnId> {
@@ -451,7 +492,7 @@ impl MsrpRelay {
                     .to_path
                     .last()
                     .and_then(|u| u.session_id.as_deref())
-                    .and_then(|s| self.by_local.get(s).copied())
+                    .and_then(|s| self.by_local(s))
                     // A session answered over TLS is never reached in clear (RFC 4975 §14).
                     .filter(|k| {
                         self.sides.get(k).is_none_or(|s| !s.secure)
@@ -549,8 +590,10 @@ impl MsrpRelay {
 
     fn close_key(&mut self, key: SideKey, out: &mut std::collections::VecDeque<Output>) {
         if let Some(side) = self.sides.remove(&key) {
-            if self.by_local.get(&*side.local_sid) == Some(&key) {
-                self.by_local.remove(&*side.local_sid);
+            if let Some(k) = sid_key(&side.local_sid)
+                && self.by_local.get(&k) == Some(&key)
+            {
+                self.by_local.remove(&k);
             }
             if let Some(conn) = side.conn {
                 let empty = match self.conns.get_mut(&conn) {
@@ -600,6 +643,7 @@ impl MsrpRelay {
                 self.close_key(key, out);
             }
         }
+        self.sides.forget(sid);
     }
 
     pub(crate) fn closed(&mut self, conn: ConnId, events: &mut Vec<RelayEvent>) {
@@ -646,3 +690,6 @@ impl MsrpRelay {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;
