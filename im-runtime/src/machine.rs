@@ -18,7 +18,9 @@
 
 mod invitee;
 pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
+mod headers;
 mod request;
+pub use headers::Headers;
 pub use request::{BodyFacts, SubscriptionFacts};
 mod uri;
 pub use uri::{Params as UriParams, Uri, UriParts};
@@ -399,7 +401,7 @@ pub struct Facts {
     pub supported: Vec<String>,
     /// Every header as (lower-case full name, value), in order; multi-value headers appear
     /// once per line as received.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Body parts (see [`BodyPart`]).
     pub parts: Vec<BodyPart>,
     /// Entries of the `recipient-list` part, flattened, as the list names them (empty when
@@ -452,10 +454,7 @@ pub struct LegCounts {
 impl Facts {
     /// The first value of header `name` (any case; full name), or `None`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// Whether header `name` is present.
