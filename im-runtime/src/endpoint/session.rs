@@ -362,6 +362,29 @@ impl Session {
         self.pending_client = self.pending_client.saturating_sub(1);
     }
 
+    /// Leg `i`'s client transaction `key` has ended (Timers B, D, M …): the leg keeps no
+    /// key of a transaction that is gone. An answered leg held its INVITE's key for the
+    /// session's life, and with it the key's two allocations (~100 bytes a leg, issue 11
+    /// item 4); nothing reads it once the transaction is over (a CANCEL, a timeout or a
+    /// response only come while it lives).
+    pub(crate) fn client_tsx_ended(&mut self, i: usize, key: &TsxKey) {
+        if let Some(l) = self.legs.get_mut(i)
+            && l.invite_key.as_ref() == Some(key)
+        {
+            l.invite_key = None;
+        }
+    }
+
+    /// Every leg's INVITE key names a transaction `live` says is there (for the endpoint's
+    /// debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn legs_keys_live(&self, live: impl Fn(&TsxKey) -> bool) -> bool {
+        self.legs
+            .iter()
+            .filter_map(|l| l.invite_key.as_ref())
+            .all(live)
+    }
+
     /// Client transactions holding the session (for the endpoint's debug cross-check).
     #[cfg(debug_assertions)]
     pub(crate) fn pending_client(&self) -> u32 {
