@@ -19,8 +19,10 @@
 mod invitee;
 pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
 mod headers;
+mod rare;
 mod request;
 pub use headers::Headers;
+pub use rare::Rare;
 pub use request::{BodyFacts, SubscriptionFacts};
 mod uri;
 pub use uri::{Params as UriParams, Uri, UriParts};
@@ -418,20 +420,20 @@ pub struct Facts {
     pub message: MessageFacts,
     /// Who sent the SUBSCRIBE being handled (`subscription.subscriber`): its
     /// P-Asserted-Identity from a trusted host, else its From. Empty for other events.
-    pub subscriber: Uri,
+    pub subscriber: Rare<Uri>,
     /// The copy an [`Event::Copy`] is about (`copy.*`).
     pub copy: CopyFacts,
     /// Whether the `recipient-list` part could be read (`list.*`).
-    pub list: ListFacts,
+    pub list: Rare<ListFacts>,
     /// Whether the body could be read at all (`body.malformed`, `body.error`).
-    pub body: BodyFacts,
+    pub body: Rare<BodyFacts>,
     /// The user name Digest authentication established for the request
     /// (`request.authenticated_user`); empty when it was not Digest-authenticated
     /// (authentication off, or a trusted host sent it).
     pub authenticated_user: String,
     /// The SUBSCRIBE being handled (`subscription.in_invite_dialog`, `…over_limit`,
     /// `…error`).
-    pub subscription: SubscriptionFacts,
+    pub subscription: Rare<SubscriptionFacts>,
     /// The session's focus URI (`session.focus`), the IM Session Identity the server made
     /// for it (RFC 4579); empty until the session exists.
     pub focus: Uri,

@@ -75,7 +75,8 @@ pub(crate) fn read(
         f.body = BodyFacts {
             malformed: true,
             error,
-        };
+        }
+        .into();
     }
     let payload = message.then(|| split.unwrap_or_else(|| whole_payload(msg)));
     (f, payload)
@@ -221,7 +222,12 @@ fn read_part(
                 // gets (`list.unresolved`).
                 Ok((entries, unresolved)) => {
                     f.recipients = entries;
-                    f.list.unresolved = unresolved;
+                    // Unset (no allocation) when 0, as `Rare` keeps a default.
+                    f.list = ListFacts {
+                        unresolved,
+                        ..ListFacts::default()
+                    }
+                    .into();
                 }
                 // What a list that cannot be read is answered (and whether a malformed one
                 // and one over a limit get the same status) is the spec's rule: the facts
@@ -232,7 +238,8 @@ fn read_part(
                         too_large: e.is_limit(),
                         error: e.to_string(),
                         unresolved: 0,
-                    };
+                    }
+                    .into();
                 }
             }
         }
@@ -282,6 +289,10 @@ mod tests {
         assert!(f.sdp.is_none());
         let f = facts_of("text/plain", "hello");
         assert_eq!(f.body, BodyFacts::default());
+        assert!(
+            !f.body.is_set() && !f.list.is_set(),
+            "nothing allocated for them"
+        );
     }
 
     #[test]

@@ -347,7 +347,12 @@ impl Session {
                 self.run_machines(cx, &Event::InitialRequest(method));
                 self.unanswered_unreadable(cx);
             }
-            SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
+            SessionEvent::InDialog { leg, key, msg } => {
+                self.in_dialog(cx, leg, key, msg);
+                // `in_invite_dialog` was set and reset for the request's rules: no
+                // allocation kept for a default.
+                self.facts.subscription.tidy();
+            }
             SessionEvent::Response {
                 leg: None,
                 key,

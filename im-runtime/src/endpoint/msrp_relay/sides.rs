@@ -47,7 +47,10 @@ impl Sides {
 
     /// Takes side `key` out; its session keeps its entry until [`Sides::forget`].
     pub(super) fn remove(&mut self, key: &SideKey) -> Option<Side> {
-        self.by_session.get_mut(&key.sid)?.get_mut(slot(key))?.take()
+        self.by_session
+            .get_mut(&key.sid)?
+            .get_mut(slot(key))?
+            .take()
     }
 
     /// Drops session `sid`'s entry (its sides are all closed: the session is gone).

@@ -72,7 +72,11 @@ fn sides_are_filed_per_session_and_forgotten_with_it() {
         }
     }
     assert_eq!(r.sides.sessions(), 2, "one entry per session, not per side");
-    assert!(r.sides.get(&SideKey::leg(SessionId(2), 2).expect("a key")).is_some());
+    assert!(
+        r.sides
+            .get(&SideKey::leg(SessionId(2), 2).expect("a key"))
+            .is_some()
+    );
     let mut out = VecDeque::new();
     r.close_session(SessionId(1), 3, &mut out);
     assert_eq!(r.sides.sessions(), 1);
@@ -83,8 +87,16 @@ fn sides_are_filed_per_session_and_forgotten_with_it() {
         3,
         "each leg's connection closed"
     );
-    assert!(r.sides.get(&SideKey::leg(SessionId(1), 0).expect("a key")).is_none());
-    assert!(r.sides.get(&SideKey::leg(SessionId(2), 0).expect("a key")).is_some());
+    assert!(
+        r.sides
+            .get(&SideKey::leg(SessionId(1), 0).expect("a key"))
+            .is_none()
+    );
+    assert!(
+        r.sides
+            .get(&SideKey::leg(SessionId(2), 0).expect("a key"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -96,7 +108,12 @@ fn our_session_ids_have_distinct_keys_and_are_found_whole() {
         let k = sid_key(&sid).expect("an id of ours has a key");
         assert!(keys.insert(k), "no two of our ids share a key");
     }
-    for other in ["", "0123456789abcde", "0123456789ABCDEF0000", "0123456789abcdeg0000"] {
+    for other in [
+        "",
+        "0123456789abcde",
+        "0123456789ABCDEF0000",
+        "0123456789abcdeg0000",
+    ] {
         assert_eq!(sid_key(other), None, "{other:?}");
     }
     let mut r = relay();
