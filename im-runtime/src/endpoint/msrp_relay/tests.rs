@@ -132,3 +132,15 @@ fn our_session_ids_have_distinct_keys_and_are_found_whole() {
     assert_eq!(r.by_local(&local), None);
     assert!(r.by_local.is_empty());
 }
+
+#[test]
+fn a_side_that_receives_nothing_keeps_one_pointer_for_receiving() {
+    // Every side of every session is one of these (4 for a group session of 3): the
+    // receive state only the originator's side uses is behind one pointer.
+    assert!(
+        std::mem::size_of::<Side>() <= 72,
+        "{}",
+        std::mem::size_of::<Side>()
+    );
+    assert_eq!(std::mem::size_of::<Option<Box<Inbound>>>(), 8);
+}
