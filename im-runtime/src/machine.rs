@@ -18,7 +18,11 @@
 
 mod invitee;
 pub use invitee::{InviteePiece, LegEvent, render as render_invitee, template as invitee_template};
+mod headers;
+mod rare;
 mod request;
+pub use headers::Headers;
+pub use rare::Rare;
 pub use request::{BodyFacts, SubscriptionFacts};
 mod uri;
 
@@ -402,7 +406,7 @@ pub struct Facts {
     pub supported: Vec<String>,
     /// Every header as (lower-case full name, value), in order; multi-value headers appear
     /// once per line as received.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Body parts (see [`BodyPart`]).
     pub parts: Vec<BodyPart>,
     /// Entries of the `recipient-list` part, flattened, as the list names them (empty when
@@ -419,20 +423,20 @@ pub struct Facts {
     pub message: MessageFacts,
     /// Who sent the SUBSCRIBE being handled (`subscription.subscriber`): its
     /// P-Asserted-Identity from a trusted host, else its From. Empty for other events.
-    pub subscriber: Uri,
+    pub subscriber: Rare<Uri>,
     /// The copy an [`Event::Copy`] is about (`copy.*`).
     pub copy: CopyFacts,
     /// Whether the `recipient-list` part could be read (`list.*`).
-    pub list: ListFacts,
+    pub list: Rare<ListFacts>,
     /// Whether the body could be read at all (`body.malformed`, `body.error`).
-    pub body: BodyFacts,
+    pub body: Rare<BodyFacts>,
     /// The user name Digest authentication established for the request
     /// (`request.authenticated_user`); empty when it was not Digest-authenticated
     /// (authentication off, or a trusted host sent it).
     pub authenticated_user: String,
     /// The SUBSCRIBE being handled (`subscription.in_invite_dialog`, `…over_limit`,
     /// `…error`).
-    pub subscription: SubscriptionFacts,
+    pub subscription: Rare<SubscriptionFacts>,
     /// The session's focus URI (`session.focus`), the IM Session Identity the server made
     /// for it (RFC 4579); empty until the session exists.
     pub focus: Uri,
@@ -455,10 +459,7 @@ pub struct LegCounts {
 impl Facts {
     /// The first value of header `name` (any case; full name), or `None`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// Whether header `name` is present.

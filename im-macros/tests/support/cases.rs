@@ -449,11 +449,12 @@ fn facts(case: &Case) -> Result<Facts, String> {
         recipients.clear();
     }
     Ok(Facts {
-        list,
+        list: list.into(),
         body: BodyFacts {
             malformed: r.body_error.is_some(),
             error: r.body_error.clone().unwrap_or_default(),
-        },
+        }
+        .into(),
         method: Some(method(&r.method)),
         request_uri: uri(&r.uri),
         from: uri(&r.originator),
@@ -489,7 +490,8 @@ fn facts(case: &Case) -> Result<Facts, String> {
                 .unwrap_or_default(),
             refresh: r.subscription_refresh,
             expires: r.subscription_expires,
-        },
+        }
+        .into(),
         originator_domain: r.originator_domain.clone(),
         message: MessageFacts {
             wants_positive_delivery: r.imdn.iter().any(|d| d == "positive-delivery"),
@@ -497,7 +499,7 @@ fn facts(case: &Case) -> Result<Facts, String> {
             is_notification: r.imdn.iter().any(|d| d == "notification"),
             success_report: r.success_report,
         },
-        subscriber: r.subscriber.as_deref().map(uri).unwrap_or_default(),
+        subscriber: r.subscriber.as_deref().map(uri).unwrap_or_default().into(),
         ..Facts::default()
     })
 }

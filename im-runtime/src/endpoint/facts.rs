@@ -2,7 +2,7 @@
 //! resource lists and SDP are combined into what generated conditions read.
 
 use crate::machine::Method;
-use crate::machine::{BodyFacts, BodyPart, Facts, ListFacts, Uri};
+use crate::machine::{BodyFacts, BodyPart, Facts, Headers, ListFacts, Uri};
 use crate::proto::body::{multipart, resource_lists};
 use crate::proto::sdp;
 use crate::proto::sip::{HeaderName, Message, Scheme, Uri as SipUri};
@@ -54,7 +54,7 @@ pub(crate) fn read(
             .supported()
             .map(|v| v.iter().map(|s| s.to_string()).collect())
             .unwrap_or_default(),
-        headers: msg.facts_headers(),
+        headers: headers_of(msg),
         status: msg.status().map(u16::from),
         ..Facts::default()
     };
@@ -75,10 +75,24 @@ pub(crate) fn read(
         f.body = BodyFacts {
             malformed: true,
             error,
-        };
+        }
+        .into();
     }
     let payload = message.then(|| split.unwrap_or_else(|| whole_payload(msg)));
     (f, payload)
+}
+
+/// `msg`'s header lines as [`Facts::headers`] keeps them: each under its full name in lower
+/// case, in one buffer sized in a first pass (no `String` per name or value).
+fn headers_of(msg: &Message) -> Headers {
+    let lines = || {
+        msg.headers()
+            .map(|h| (h.name.canonical().unwrap_or(h.name_str), h.value))
+    };
+    let (len, count) = lines().fold((0, 0), |(len, count), (n, v)| {
+        (len + n.len() + v.len(), count + 1)
+    });
+    Headers::build(len, count, true, lines())
 }
 
 /// Drops the spare capacity of `f`'s vectors, for facts a session keeps for its whole life:
@@ -87,7 +101,6 @@ pub(crate) fn read(
 pub(crate) fn shrink(f: &mut Facts) {
     f.require.shrink_to_fit();
     f.supported.shrink_to_fit();
-    f.headers.shrink_to_fit();
     f.parts.shrink_to_fit();
     f.recipients.shrink_to_fit();
     if let Some(sdp) = f.sdp.as_mut() {
@@ -209,7 +222,12 @@ fn read_part(
                 // gets (`list.unresolved`).
                 Ok((entries, unresolved)) => {
                     f.recipients = entries;
-                    f.list.unresolved = unresolved;
+                    // Unset (no allocation) when 0, as `Rare` keeps a default.
+                    f.list = ListFacts {
+                        unresolved,
+                        ..ListFacts::default()
+                    }
+                    .into();
                 }
                 // What a list that cannot be read is answered (and whether a malformed one
                 // and one over a limit get the same status) is the spec's rule: the facts
@@ -220,7 +238,8 @@ fn read_part(
                         too_large: e.is_limit(),
                         error: e.to_string(),
                         unresolved: 0,
-                    };
+                    }
+                    .into();
                 }
             }
         }
@@ -270,6 +289,37 @@ mod tests {
         assert!(f.sdp.is_none());
         let f = facts_of("text/plain", "hello");
         assert_eq!(f.body, BodyFacts::default());
+        assert!(
+            !f.body.is_set() && !f.list.is_set(),
+            "nothing allocated for them"
+        );
+    }
+
+    #[test]
+    fn header_facts_are_the_lines_lower_cased_under_full_names() {
+        let text = "INVITE sip:conference-factory@example.com SIP/2.0\r\n\
+             v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKf1\r\nMax-Forwards: 70\r\n\
+             f: <sip:alice@example.com>;tag=a1\r\nTo: <sip:conference-factory@example.com>\r\n\
+             Call-ID: f1@alice\r\nCSeq: 1 INVITE\r\nX-Odd-Name: Some Value\r\n\
+             Subject: two\r\n  lines\r\nVIA: SIP/2.0/TCP 192.0.2.2;branch=z9hG4bKf2\r\n\
+             Content-Length: 0\r\n\r\n";
+        let msg = Message::parse(Bytes::from(text)).expect("a valid request");
+        let f = build(
+            &msg,
+            "192.0.2.1".parse().expect("an address"),
+            &[],
+            &BodyLimits::default(),
+        );
+        let expect = msg.facts_headers();
+        let got: Vec<(String, String)> = f
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, expect);
+        assert_eq!(got[0].0, "via");
+        assert_eq!(f.header("from"), Some("<sip:alice@example.com>;tag=a1"));
+        assert_eq!(f.header("x-odd-name"), Some("Some Value"));
     }
 
     #[test]
@@ -314,7 +364,6 @@ mod tests {
         assert_eq!(f.recipients.len(), 3);
         assert_eq!(f.recipients.capacity(), 3);
         assert_eq!(f.parts.capacity(), f.parts.len());
-        assert_eq!(f.headers.capacity(), f.headers.len());
         let sdp = f.sdp.as_ref().expect("an SDP part");
         assert_eq!(sdp.media.capacity(), 1);
         assert_eq!(sdp.media[0].attributes.capacity(), 2);

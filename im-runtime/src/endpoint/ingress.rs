@@ -171,10 +171,13 @@ impl<A: Application> Endpoint<A> {
                             self.by_server_tsx.remove(&key);
                         }
                         Role::Client => {
-                            if let Some(e) = self.by_client_tsx.remove(&key)
-                                && e.in_flight
-                            {
-                                self.client_done(e.sid, e.holds);
+                            if let Some(e) = self.by_client_tsx.remove(&key) {
+                                if e.in_flight {
+                                    self.client_done(e.sid, e.holds);
+                                }
+                                if let (Some(i), Some(s)) = (e.leg, self.sessions.get_mut(&e.sid)) {
+                                    s.client_tsx_ended(i, &key);
+                                }
                             }
                         }
                     }

@@ -360,12 +360,20 @@ impl Live {
             .or_default() += 1;
     }
 
-    /// The 2xx to the originator's INVITE went out.
-    pub(crate) fn invite_answered(&self, now: Instant, sid: SessionId) {
-        if let Some(t) = self.timing.get(&sid) {
-            self.stats
-                .invite_to_ok
-                .observe(now.saturating_duration_since(t.started));
+    /// The 2xx to the originator's INVITE went out. An answered session with no message
+    /// yet (an idle group session) needs its entry no more: `started` was only for this
+    /// latency, and [`Live::message_received`] makes a new one when a message comes. The
+    /// table then holds no slot per idle session (issue 11 item 4: 56 bytes an entry, ~130
+    /// a session with the table's room at 1,000 sessions).
+    pub(crate) fn invite_answered(&mut self, now: Instant, sid: SessionId) {
+        let Some(t) = self.timing.get(&sid) else {
+            return;
+        };
+        self.stats
+            .invite_to_ok
+            .observe(now.saturating_duration_since(t.started));
+        if t.message_at.is_none() && t.copies_pending == 0 && !t.ended {
+            self.timing.remove(&sid);
         }
     }
 
@@ -379,9 +387,15 @@ impl Live {
     /// The originator's MSRP message of `bytes` is complete.
     pub(crate) fn message_received(&mut self, now: Instant, sid: SessionId, bytes: usize) {
         add(&self.stats.msrp_bytes_received, bytes as u64);
-        if let Some(t) = self.timing.get_mut(&sid) {
-            t.message_at.get_or_insert(now);
-        }
+        // The session's entry went at its 2xx (`invite_answered`) if it had no message then.
+        let t = self.timing.entry(sid).or_insert_with(|| Timing {
+            started: now,
+            message_at: None,
+            last_copy_at: None,
+            copies_pending: 0,
+            ended: false,
+        });
+        t.message_at.get_or_insert(now);
     }
 
     /// An MSRP copy of the session's message (`bytes` long) was confirmed.
@@ -409,6 +423,10 @@ mod tests {
         let mut live = Live::default();
         live.session_started(t0, SessionId(1), false);
         live.invite_answered(t0 + ms(3), SessionId(1));
+        assert!(
+            live.timing.is_empty(),
+            "an answered session waiting for its message keeps no entry"
+        );
         live.message_received(t0 + ms(10), SessionId(1), 100);
         live.copy_delivered(t0 + ms(12), SessionId(1), 100);
         live.copy_delivered(t0 + ms(40), SessionId(1), 100);

@@ -320,6 +320,10 @@ impl<A: Application> Endpoint<A> {
                 s.poll_timeout(),
                 "session {id:?} filed off its timers"
             );
+            assert!(
+                s.legs_keys_live(|k| self.tsx.state(Role::Client, k).is_some()),
+                "session {id:?} keeps the key of an ended INVITE to a leg"
+            );
         }
         assert_eq!(
             self.session_timers.len(),

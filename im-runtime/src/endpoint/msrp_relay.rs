@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 mod delivery;
+mod sides;
 
 use delivery::Delivery;
 
@@ -81,7 +82,7 @@ pub(crate) enum RelayEvent {
 /// Kept compact (issue 11 item 4: an idle group session holds one per leg plus one): our
 /// URI is rebuilt from the session id when a frame needs it, the peer's path is kept as
 /// its text and parsed when a frame is built (a few times per session), and only a side
-/// that receives chunks has a reassembler.
+/// that receives chunks has receive state ([`Inbound`]).
 struct Side {
     /// Our session id: the side's key in `by_local`, removed with the side. Shared with
     /// that key and with the session or leg that made it (one allocation, not three).
@@ -95,19 +96,31 @@ struct Side {
     active: bool,
     conn: Option<ConnId>,
     bound: bool,
-    /// Made at the first chunk the side receives (only the originator sends any).
-    reassembler: Option<Box<Reassembler>>,
-    /// The originator's first SEND with a body: reports are built from it.
-    first_send: Option<Box<Frame>>,
-    received: u64,
+    /// Made at the first chunk the side receives (only the originator sends any): one
+    /// pointer in every side where three fields were 24 bytes (issue 11 item 4).
+    inbound: Option<Box<Inbound>>,
     /// The last delivery to this side, from its first chunk sent on. Boxed: an idle side
     /// has none (two ids are ~50 bytes of every side otherwise).
     delivery: Option<Box<Delivery>>,
     done: bool,
 }
 
+/// Kept inline in the relay's `conns` table: 40 bytes, where a decoder inline is ~130 (a
+/// group session holds one connection per invitee, idle until its copy goes).
+/// What a side that receives chunks keeps: only the originator's side has one.
+struct Inbound {
+    reassembler: Reassembler,
+    /// The originator's first SEND with a body: reports are built from it.
+    first_send: Option<Frame>,
+    /// Bytes of the completed message.
+    received: u64,
+}
+
 struct MConn {
-    decoder: Decoder,
+    /// Made at the first bytes the connection brings (issue 11 item 4: per-connection
+    /// buffers start small and grow on demand): an invitee's connection reads nothing
+    /// until the session has a message to deliver.
+    decoder: Option<Box<Decoder>>,
     sides: Vec<SideKey>,
     /// Over TLS: only such a connection may bind a side whose own URI is `msrps:`.
     tls: bool,
@@ -119,16 +132,36 @@ pub(crate) struct MsrpRelay {
     limits: msrp::DecoderLimits,
     reassembly: ReassemblyLimits,
     chunk_size: usize,
-    /// Boxed: a connection's decoder makes `MConn` a couple of hundred bytes inline, and
-    /// the table keeps up to twice its entries in slots after a resize; a group session
-    /// holds one connection per invitee.
-    conns: NetMap<ConnId, Box<MConn>>,
-    by_local: NetMap<Arc<str>, SideKey>,
-    /// Boxed: a side is a few hundred bytes and a session has one per leg plus one, so
-    /// the table's empty slots (up to half of it after a resize) stay small.
-    sides: NetMap<SideKey, Box<Side>>,
+    /// Not boxed: with its decoder made on demand `MConn` is 40 bytes, and a box would
+    /// cost a block per connection besides its slot.
+    conns: NetMap<ConnId, MConn>,
+    /// Our session id's key ([`sid_key`]) → its side: 8 bytes a key and no shared
+    /// pointer, where the `Arc<str>` was 16 (the table has a slot per side, ~2 per side
+    /// at its load); a lookup checks the whole id against the side's.
+    by_local: NetMap<u64, SideKey>,
+    /// By session: one entry per session, not per side (`msrp_relay/sides.rs`).
+    sides: sides::Sides,
     next_conn: u64,
     tid_counter: u64,
+}
+
+/// The key `by_local` files our MSRP session id under: the 64 bits its first 16 hex digits
+/// spell. `Ids::msrp_session_id` writes 12 random bytes as 24 hex digits, the first 8
+/// bytes being one draw of the endpoint's xorshift64* generator, whose draws never repeat
+/// (as `ids::tag_key` explains): no two of our ids share a key. `None` for any other text,
+/// which is no id of ours.
+fn sid_key(sid: &str) -> Option<u64> {
+    if sid.len() < 16 {
+        return None;
+    }
+    sid.bytes().take(16).try_fold(0u64, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some((n << 4) | u64::from(d))
+    })
 }
 
 fn uri_target(u: &MsrpUri) -> Option<SocketAddr> {
@@ -181,7 +214,7 @@ impl MsrpRelay {
             chunk_size: cfg.msrp_chunk_size,
             conns: NetMap::default(),
             by_local: NetMap::default(),
-            sides: NetMap::default(),
+            sides: sides::Sides::default(),
             next_conn: 1,
             tid_counter: 0,
         }
@@ -213,22 +246,20 @@ impl MsrpRelay {
         TransactionId::from_random(&r)
     }
 
-    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Box<Side>> {
+    fn new_side(&self, local_sid: &Arc<str>, tls: bool) -> Option<Side> {
         let secure = tls && self.own_tls.is_some();
         local_uri_of(self.own, self.own_tls, local_sid, secure)?;
-        Some(Box::new(Side {
+        Some(Side {
             local_sid: Arc::clone(local_sid),
             secure,
             remote_path: Box::default(),
             active: false,
             conn: None,
             bound: false,
-            reassembler: None,
-            first_send: None,
-            received: 0,
+            inbound: None,
             delivery: None,
             done: false,
-        }))
+        })
     }
 
     pub(crate) fn register_originator(&mut self, sid: SessionId, local_sid: &Arc<str>, a: &Answer) {
@@ -238,8 +269,7 @@ impl MsrpRelay {
         side.remote_path = path_text(&a.offer.path);
         side.active = a.role == Setup::Active;
         let key = SideKey::originator(sid);
-        self.by_local.insert(Arc::clone(local_sid), key);
-        self.sides.insert(key, side);
+        self.file(local_sid, key, side);
     }
 
     pub(crate) fn register_leg(
@@ -252,9 +282,29 @@ impl MsrpRelay {
         if let Some(key) = SideKey::leg(sid, i)
             && let Some(side) = self.new_side(local_sid, tls)
         {
-            self.by_local.insert(Arc::clone(local_sid), key);
-            self.sides.insert(key, side);
+            self.file(local_sid, key, side);
         }
+    }
+
+    /// Files `side` under `key` and its session id. Every id comes from
+    /// `Ids::msrp_session_id`, so it has a key; one without would be a side no peer
+    /// reaches.
+    fn file(&mut self, local_sid: &str, key: SideKey, side: Side) {
+        let k = sid_key(local_sid);
+        debug_assert!(k.is_some(), "not an id of ours: {local_sid}");
+        if let Some(k) = k {
+            self.by_local.insert(k, key);
+        }
+        self.sides.insert(key, side);
+    }
+
+    /// The side our session id `sid` names, when it is one of ours.
+    fn by_local(&self, sid: &str) -> Option<SideKey> {
+        let key = *self.by_local.get(&sid_key(sid)?)?;
+        self.sides
+            .get(&key)
+            .is_some_and(|s| *s.local_sid == *sid)
+            .then_some(key)
     }
 
     fn connect(&mut self, key: SideKey, out: &mut Vec<Output>) -> Option<ConnId> {
@@ -274,11 +324,11 @@ impl MsrpRelay {
         side.conn = Some(conn);
         self.conns.insert(
             conn,
-            Box::new(MConn {
-                decoder: Decoder::new(self.limits),
+            MConn {
+                decoder: None,
                 sides: vec![key],
                 tls,
-            }),
+            },
         );
         out.push(Output::Connect {
             conn,
@@ -346,11 +396,11 @@ impl MsrpRelay {
                 // Accepted: unbound until its first SEND names a session.
                 self.conns.insert(
                     conn,
-                    Box::new(MConn {
-                        decoder: Decoder::new(self.limits),
+                    MConn {
+                        decoder: None,
                         sides: Vec::new(),
                         tls,
-                    }),
+                    },
                 );
                 return;
             }
@@ -404,8 +454,12 @@ impl MsrpRelay {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            c.decoder.handle_bytes(data);
-            while let Some(r) = c.decoder.poll_frame() {
+            let limits = self.limits;
+            let decoder = c
+                .decoder
+                .get_or_insert_with(|| Box::new(Decoder::new(limits)));
+            decoder.handle_bytes(data);
+            while let Some(r) = decoder.poll_frame() {
                 match r {
                     Ok(f) => frames.push(f),
                     Err(e) => {
@@ -443,7 +497,7 @@ impl MsrpRelay {
                     .to_path
                     .last()
                     .and_then(|u| u.session_id.as_deref())
-                    .and_then(|s| self.by_local.get(s).copied())
+                    .and_then(|s| self.by_local(s))
                     // A session answered over TLS is never reached in clear (RFC 4975 §14).
                     .filter(|k| {
                         self.sides.get(k).is_none_or(|s| !s.secure)
@@ -506,16 +560,20 @@ impl MsrpRelay {
         let mut code = StatusCode(200);
         let mut complete = None;
         if key.leg_index().is_none() && !empty_bind {
-            if side.first_send.is_none() && f.body.is_some() {
-                side.first_send = Some(Box::new(f.clone()));
-            }
             let reassembly = self.reassembly;
-            let r = side
-                .reassembler
-                .get_or_insert_with(|| Box::new(Reassembler::new(reassembly)));
-            match r.handle_chunk(&f) {
+            let inbound = side.inbound.get_or_insert_with(|| {
+                Box::new(Inbound {
+                    reassembler: Reassembler::new(reassembly),
+                    first_send: None,
+                    received: 0,
+                })
+            });
+            if inbound.first_send.is_none() && f.body.is_some() {
+                inbound.first_send = Some(f.clone());
+            }
+            match inbound.reassembler.handle_chunk(&f) {
                 Ok(ReassemblyOutcome::Complete(m)) => {
-                    side.received = m.data.len() as u64;
+                    inbound.received = m.data.len() as u64;
                     complete = Some(m);
                 }
                 Ok(ReassemblyOutcome::Incomplete { .. }) => {}
@@ -541,8 +599,10 @@ impl MsrpRelay {
 
     fn close_key(&mut self, key: SideKey, out: &mut std::collections::VecDeque<Output>) {
         if let Some(side) = self.sides.remove(&key) {
-            if self.by_local.get(&*side.local_sid) == Some(&key) {
-                self.by_local.remove(&*side.local_sid);
+            if let Some(k) = sid_key(&side.local_sid)
+                && self.by_local.get(&k) == Some(&key)
+            {
+                self.by_local.remove(&k);
             }
             if let Some(conn) = side.conn {
                 let empty = match self.conns.get_mut(&conn) {
@@ -592,6 +652,7 @@ impl MsrpRelay {
                 self.close_key(key, out);
             }
         }
+        self.sides.forget(sid);
     }
 
     pub(crate) fn closed(&mut self, conn: ConnId, events: &mut Vec<RelayEvent>) {
@@ -638,3 +699,6 @@ impl MsrpRelay {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -201,10 +201,44 @@ pub(crate) struct Session {
     /// answers this transaction rather than the session's INVITE.
     /// Boxed, as `held`: set only while such a request is handled.
     answering: Option<Box<(TsxKey, Message)>>,
-    /// Page-mode copies and their delivery reports (`imdn.rs`).
-    copies: copies::Copies,
+    /// Page-mode copies and their delivery reports (`imdn.rs`): unallocated until first
+    /// written ([`LazyCopies`]).
+    copies: LazyCopies,
     /// Conference-state subscriptions (`conference.rs`).
     conference: conference::Conference,
+}
+
+/// A session's [`copies::Copies`], allocated at the first write: a group session writes
+/// none until its message has gone (page-mode copies, their reports, kept copies), so an
+/// idle one holds a null pointer where `Copies` was 248 bytes inline in every session
+/// (issue 11 item 4). Reads before then see an empty `Copies`.
+#[derive(Default)]
+struct LazyCopies(Option<Box<copies::Copies>>);
+
+/// What an unwritten [`LazyCopies`] reads as (`Copies::default()`, spelled out as a
+/// `static` needs).
+static NO_COPIES: copies::Copies = copies::Copies {
+    request: None,
+    entries: Vec::new(),
+    current: None,
+    store_refused: None,
+    collected: Vec::new(),
+    fanning_out: false,
+    unsent: copies::Unsent::Idle,
+    payload: None,
+};
+
+impl std::ops::Deref for LazyCopies {
+    type Target = copies::Copies;
+    fn deref(&self) -> &copies::Copies {
+        self.0.as_deref().unwrap_or(&NO_COPIES)
+    }
+}
+
+impl std::ops::DerefMut for LazyCopies {
+    fn deref_mut(&mut self) -> &mut copies::Copies {
+        self.0.get_or_insert_with(Box::default)
+    }
 }
 
 /// What the endpoint routes to a session.
@@ -300,7 +334,7 @@ impl Session {
             timers,
             pending_client: 0,
             answering: None,
-            copies: copies::Copies::default(),
+            copies: LazyCopies::default(),
             conference: conference::Conference::default(),
         }
     }
@@ -313,7 +347,12 @@ impl Session {
                 self.run_machines(cx, &Event::InitialRequest(method));
                 self.unanswered_unreadable(cx);
             }
-            SessionEvent::InDialog { leg, key, msg } => self.in_dialog(cx, leg, key, msg),
+            SessionEvent::InDialog { leg, key, msg } => {
+                self.in_dialog(cx, leg, key, msg);
+                // `in_invite_dialog` was set and reset for the request's rules: no
+                // allocation kept for a default.
+                self.facts.subscription.tidy();
+            }
             SessionEvent::Response {
                 leg: None,
                 key,
@@ -360,6 +399,29 @@ impl Session {
     /// or is gone.
     pub(crate) fn client_released(&mut self) {
         self.pending_client = self.pending_client.saturating_sub(1);
+    }
+
+    /// Leg `i`'s client transaction `key` has ended (Timers B, D, M …): the leg keeps no
+    /// key of a transaction that is gone. An answered leg held its INVITE's key for the
+    /// session's life, and with it the key's two allocations (~100 bytes a leg, issue 11
+    /// item 4); nothing reads it once the transaction is over (a CANCEL, a timeout or a
+    /// response only come while it lives).
+    pub(crate) fn client_tsx_ended(&mut self, i: usize, key: &TsxKey) {
+        if let Some(l) = self.legs.get_mut(i)
+            && l.invite_key.as_ref() == Some(key)
+        {
+            l.invite_key = None;
+        }
+    }
+
+    /// Every leg's INVITE key names a transaction `live` says is there (for the endpoint's
+    /// debug cross-check).
+    #[cfg(debug_assertions)]
+    pub(crate) fn legs_keys_live(&self, live: impl Fn(&TsxKey) -> bool) -> bool {
+        self.legs
+            .iter()
+            .filter_map(|l| l.invite_key.as_ref())
+            .all(live)
     }
 
     /// Client transactions holding the session (for the endpoint's debug cross-check).
@@ -485,5 +547,19 @@ impl std::fmt::Display for OutcomeText<'_> {
             },
             (s, None) => f.write_str(&format!("{s:?}").to_lowercase()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LazyCopies;
+
+    #[test]
+    fn copies_read_empty_and_are_allocated_at_their_first_write() {
+        let mut c = LazyCopies::default();
+        assert!(c.entries.is_empty() && c.payload.is_none() && !c.fanning_out);
+        assert!(c.0.is_none(), "nothing allocated to read");
+        c.fanning_out = true;
+        assert!(c.0.is_some() && c.fanning_out);
     }
 }

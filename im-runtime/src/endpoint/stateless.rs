@@ -176,7 +176,10 @@ impl<A: Application> Endpoint<A> {
             msrp_sid,
             now + self.cfg.session_lifetime,
         ));
-        session.keep_payload(payload);
+        // Only a MESSAGE has one: a session's copies stay unallocated until written.
+        if payload.is_some() {
+            session.keep_payload(payload);
+        }
         self.by_server_tsx.insert(key, id);
         if let Some(k) = dialog_key {
             self.by_dialog.insert(k, (id, None));

@@ -46,7 +46,7 @@ impl Session {
             (subscriber, None, true)
         };
         let who = identity(&subscriber);
-        self.facts.subscriber = subscriber;
+        self.facts.subscriber = subscriber.into();
         self.facts.subscription = crate::machine::SubscriptionFacts {
             in_invite_dialog: false,
             over_limit: limit.is_some(),
@@ -54,7 +54,8 @@ impl Session {
             authenticated_user,
             refresh: refresh.is_some(),
             expires,
-        };
+        }
+        .into();
         self.answering = Some(Box::new((key.clone(), msg.clone())));
         self.conference.deciding = Some(Box::new(Deciding {
             key,
@@ -66,8 +67,8 @@ impl Session {
             by_owner,
         }));
         self.run_machines(cx, &Event::InDialogRequest(Method::Subscribe));
-        self.facts.subscriber = Uri::default();
-        self.facts.subscription = crate::machine::SubscriptionFacts::default();
+        self.facts.subscriber = Uri::default().into();
+        self.facts.subscription = crate::machine::SubscriptionFacts::default().into();
         // `accept subscription` took it; still here, a rule answered otherwise or none did.
         let Some(d) = self.conference.deciding.take() else {
             return;
@@ -204,7 +205,7 @@ impl Session {
         let mut sub = Subscription {
             dialog: Dialog::server_side(&d.msg, &tag, peer),
             who: d.who,
-            subscriber: self.facts.subscriber.clone(),
+            subscriber: (*self.facts.subscriber).clone(),
             authenticated_user: self.facts.subscription.authenticated_user.clone(),
             expires_at: cx.now + Duration::from_secs(u64::from(d.expires)),
             version: 0,

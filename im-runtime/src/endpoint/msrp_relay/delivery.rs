@@ -213,17 +213,22 @@ impl MsrpRelay {
         let Some(side) = self.sides.get(&SideKey::originator(sid)) else {
             return;
         };
-        let (Some(conn), Some(send)) = (side.conn, side.first_send.as_ref()) else {
+        let Some(inbound) = side.inbound.as_deref() else {
+            return;
+        };
+        let (Some(conn), Some(send), received) =
+            (side.conn, inbound.first_send.as_ref(), inbound.received)
+        else {
             return;
         };
         let report = match outcome {
             ReportOutcome::Success => (send.effective_success_report() == SuccessReport::Yes)
-                .then(|| msrp::success_report(send, tid, side.received))
+                .then(|| msrp::success_report(send, tid, received))
                 .flatten(),
             ReportOutcome::Failure { status, reason } => (send.effective_failure_report()
                 != FailureReport::No)
                 .then(|| {
-                    let len = side.received;
+                    let len = received;
                     let range = msrp::ByteRange {
                         start: 1,
                         end: Some(len),
@@ -249,7 +254,7 @@ impl MsrpRelay {
     pub(crate) fn originator_wants_success_report(&self, sid: SessionId) -> bool {
         self.sides
             .get(&SideKey::originator(sid))
-            .and_then(|s| s.first_send.as_ref())
+            .and_then(|s| s.inbound.as_ref()?.first_send.as_ref())
             .is_some_and(|f| f.effective_success_report() == SuccessReport::Yes)
     }
 }
