@@ -271,7 +271,6 @@ struct Loaded {
     groups: Vec<Arc<Group>>,
 }
 
-
 /// The folder-backed group store.
 #[derive(Clone, Debug)]
 pub struct GroupStore {

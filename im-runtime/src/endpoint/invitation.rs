@@ -3,9 +3,9 @@
 //! offer's own lines (RFC 4975 §8), and writes nothing the spec leaves out.
 
 use crate::machine::{Config, HeaderValue, Invitation, ListEntry};
+use crate::proto::decimal::decimal;
 use crate::proto::sdp::answer::LocalMedia;
 use std::borrow::Cow;
-use crate::proto::decimal::decimal;
 
 /// The Contact and the other headers of the INVITE to `to`, in the spec's order, without
 /// From, To and Max-Forwards ([`from`], [`to`], [`max_forwards`]: the runtime writes them in
@@ -221,7 +221,13 @@ mod tests {
         let cases = [
             ("192.0.2.1", 2855, "msrp://192.0.2.1:2855/s1;tcp", 1, 1),
             ("2001:db8::1", 0, "msrp://[2001:db8::1]:0/s;tcp", 0, 0),
-            ("203.0.113.250", u16::MAX, "msrp://x/\r\ny;tcp", u64::MAX, 10),
+            (
+                "203.0.113.250",
+                u16::MAX,
+                "msrp://x/\r\ny;tcp",
+                u64::MAX,
+                10,
+            ),
             ("host\r\n.example", 9, "", 1 << 40, 123_456_789),
         ];
         for (address, msrp_port, path, session_id, session_version) in cases {

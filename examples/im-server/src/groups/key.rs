@@ -159,11 +159,7 @@ mod tests {
         assert_eq!(by_key.len(), by_tuple.len());
         for s in uris {
             let u = uri(s);
-            assert_eq!(
-                by_key.get(lookup(&u)),
-                by_tuple.get(&tuple(&u)),
-                "{s}"
-            );
+            assert_eq!(by_key.get(lookup(&u)), by_tuple.get(&tuple(&u)), "{s}");
         }
         assert_eq!(by_key.get(lookup(&uri("sip:nobody@example.com"))), None);
     }
