@@ -45,14 +45,17 @@
 //! already defined by another file) are logged with the file and the reason and skipped;
 //! the other files still load. Nothing here panics on file contents.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use im_runtime::machine::{GroupDirectory, GroupPolicy, Uri};
 
 use crate::uri::parse_uri;
+use key::{Index, Key};
 
+mod key;
 mod shared;
 pub use shared::{ManagedGroups, SharedGroups};
 
@@ -165,7 +168,15 @@ impl Group {
     }
 
     fn applying_rules<'a>(&'a self, user: &'a Uri) -> impl Iterator<Item = &'a Rule> + 'a {
-        let member = self.is_member(user);
+        self.rules_applying(user, self.is_member(user))
+    }
+
+    /// [`Group::applying_rules`] with the membership already known (`member`).
+    fn rules_applying<'a>(
+        &'a self,
+        user: &'a Uri,
+        member: bool,
+    ) -> impl Iterator<Item = &'a Rule> + 'a {
         self.rules.iter().filter(move |r| {
             r.unknown_conditions.is_empty()
                 && (!r.is_list_member || member)
@@ -199,14 +210,25 @@ impl Group {
     }
 
     /// The [`GroupPolicy`] view for `user`.
+    ///
+    /// The membership and the applying rules are worked out once for the whole view (each
+    /// of the three permissions alone walks the member list again): the spec reads a
+    /// policy several times per group session.
     pub fn policy(&self, user: &Uri) -> GroupPolicy {
+        let is_member = self.is_member(user);
+        let (mut may_initiate, mut may_join, mut allows_anonymity) = (false, false, false);
+        for r in self.rules_applying(user, is_member) {
+            may_initiate |= r.allow_initiate == Some(true);
+            may_join |= r.join == Some(true);
+            allows_anonymity |= r.allow_anonymity == Some(true);
+        }
         GroupPolicy {
-            is_member: self.is_member(user),
-            may_initiate: self.may_initiate(user),
+            is_member,
+            may_initiate,
             max_participants: self.max_participants,
             invites_members: self.invite_members(),
-            may_join: self.may_join(user),
-            allows_anonymity: self.allows_anonymity(user),
+            may_join,
+            allows_anonymity,
         }
     }
 }
@@ -244,19 +266,9 @@ struct Stamp {
 #[derive(Clone, Debug)]
 struct Loaded {
     stamp: Stamp,
-    groups: Vec<Group>,
-}
-
-/// Key equal for URIs that [`Uri::same_identity`] calls equal.
-type Key = (String, String, String, Option<u16>);
-
-fn key(u: &Uri) -> Key {
-    (
-        u.scheme().to_ascii_lowercase(),
-        u.user().to_owned(),
-        u.host().to_ascii_lowercase(),
-        u.port(),
-    )
+    /// Shared with the index, which a look-up reads without going through `files` (a
+    /// `PathBuf` key compares by path components).
+    groups: Vec<Arc<Group>>,
 }
 
 /// The folder-backed group store.
@@ -266,7 +278,8 @@ pub struct GroupStore {
     poll: Duration,
     next_check: Option<Instant>,
     files: BTreeMap<PathBuf, Loaded>,
-    index: HashMap<Key, (PathBuf, usize)>,
+    /// Each group by its identity, with the file that defines it.
+    index: Index<(PathBuf, Arc<Group>)>,
 }
 
 impl GroupStore {
@@ -278,7 +291,7 @@ impl GroupStore {
             poll,
             next_check: None,
             files: BTreeMap::new(),
-            index: HashMap::new(),
+            index: Index::default(),
         }
     }
 
@@ -362,6 +375,7 @@ impl GroupStore {
                     Vec::new()
                 }
             };
+            let groups = groups.into_iter().map(Arc::new).collect();
             self.files.insert(path, Loaded { stamp, groups });
         }
         if report.changed {
@@ -379,8 +393,8 @@ impl GroupStore {
         let mut problems = Vec::new();
         self.index.clear();
         for (path, loaded) in &self.files {
-            for (i, g) in loaded.groups.iter().enumerate() {
-                let k = key(&g.uri);
+            for g in &loaded.groups {
+                let k = Key::of(&g.uri);
                 if let Some((first, _)) = self.index.get(&k) {
                     let p = Problem {
                         file: path.clone(),
@@ -395,7 +409,7 @@ impl GroupStore {
                     problems.push(p);
                     continue;
                 }
-                self.index.insert(k, (path.clone(), i));
+                self.index.insert(k, (path.clone(), Arc::clone(g)));
             }
         }
         problems
@@ -403,15 +417,12 @@ impl GroupStore {
 
     /// The group with identity `uri`.
     pub fn group(&self, uri: &Uri) -> Option<&Group> {
-        let (path, i) = self.index.get(&key(uri))?;
-        self.files.get(path)?.groups.get(*i)
+        self.index.get(key::lookup(uri)).map(|(_, g)| &**g)
     }
 
-    /// Every group, in file order.
+    /// Every group (in no particular order).
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
-        self.index
-            .values()
-            .filter_map(|(p, i)| self.files.get(p)?.groups.get(*i))
+        self.index.values().map(|(_, g)| &**g)
     }
 
     /// Number of groups.
@@ -915,6 +926,29 @@ mod tests {
         assert!(!pa.invites_members && pa.may_join && !pa.allows_anonymity);
         let pb = g.policy(&b);
         assert!(pb.may_initiate && pb.allows_anonymity && pb.may_join);
+        // The policy, worked out in one pass, says what each question alone says.
+        for user in [
+            "sip:a@example.com",
+            "sip:A@example.com",
+            "sip:b@example.com",
+            "sip:z@example.com",
+            "sip:y@EXAMPLE.NET",
+            "sip:x@example.net",
+        ] {
+            let x = u(user);
+            let p = g.policy(&x);
+            let alone = (
+                g.is_member(&x),
+                g.may_initiate(&x),
+                g.may_join(&x),
+                g.allows_anonymity(&x),
+            );
+            assert_eq!(
+                (p.is_member, p.may_initiate, p.may_join, p.allows_anonymity),
+                alone,
+                "{user}"
+            );
+        }
     }
 
     #[test]

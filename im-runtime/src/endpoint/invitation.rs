@@ -3,9 +3,9 @@
 //! offer's own lines (RFC 4975 §8), and writes nothing the spec leaves out.
 
 use crate::machine::{Config, HeaderValue, Invitation, ListEntry};
+use crate::proto::decimal::decimal;
 use crate::proto::sdp::answer::LocalMedia;
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 /// The Contact and the other headers of the INVITE to `to`, in the spec's order, without
 /// From, To and Max-Forwards ([`from`], [`to`], [`max_forwards`]: the runtime writes them in
@@ -17,7 +17,9 @@ pub(super) fn headers<'a>(
     focus: &str,
     to: &ListEntry,
 ) -> (String, Vec<(&'a str, String)>) {
-    let mut contact = focus.to_string();
+    // The parameters of the spec's last `contact focus`, if any: the Contact is written
+    // once, after the loop, without `format!` (~1.7 k instructions per invitee).
+    let mut isfocus: Option<&str> = None;
     let mut out = Vec::with_capacity(inv.headers.len());
     for (name, value) in &inv.headers {
         let focus_params = match value {
@@ -33,8 +35,18 @@ pub(super) fn headers<'a>(
             HeaderValue::FocusContact => "",
             HeaderValue::FocusContactWith(p) => p.as_ref(),
         };
-        contact = format!("{focus};isfocus{focus_params}");
+        isfocus = Some(focus_params);
     }
+    let contact = match isfocus {
+        None => focus.to_string(),
+        Some(p) => {
+            let mut c = String::with_capacity(focus.len() + ";isfocus".len() + p.len());
+            c.push_str(focus);
+            c.push_str(";isfocus");
+            c.push_str(p);
+            c
+        }
+    };
     (contact, out)
 }
 
@@ -121,16 +133,22 @@ pub(super) fn offer(local: &LocalMedia, config: &Config, tls: bool, inv: &Invita
     };
     let proto = if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
     let mut s = String::with_capacity(256 + local.path.len());
-    // Writing into a String cannot fail.
-    let _ = write!(
-        s,
-        "v=0\r\no=- {} {} IN {at} {addr}\r\ns=-\r\nc=IN {at} {addr}\r\nt=0 0\r\n\
-         m=message {} {proto} *\r\na=path:{}\r\na=accept-types:",
-        local.session_id,
-        local.session_version,
-        local.msrp_port,
-        line(&local.path),
-    );
+    // Written piece by piece: `write!` with its formatting machinery was a third of the
+    // offer's cost (one offer per invitee).
+    let mut digits = [0u8; 20];
+    s.push_str("v=0\r\no=- ");
+    s.push_str(decimal(&mut digits, local.session_id));
+    s.push(' ');
+    s.push_str(decimal(&mut digits, local.session_version));
+    for piece in [" IN ", at, " ", &*addr, "\r\ns=-\r\nc=IN ", at, " ", &*addr] {
+        s.push_str(piece);
+    }
+    s.push_str("\r\nt=0 0\r\nm=message ");
+    s.push_str(decimal(&mut digits, u64::from(local.msrp_port)));
+    let path = line(&local.path);
+    for piece in [" ", proto, " *\r\na=path:", &*path, "\r\na=accept-types:"] {
+        s.push_str(piece);
+    }
     for (i, t) in config.accept_types.iter().enumerate() {
         if i > 0 {
             s.push(' ');
@@ -164,6 +182,69 @@ mod tests {
             path: "msrp://192.0.2.1:2855/s1;tcp".into(),
             session_id: 1,
             session_version: 1,
+        }
+    }
+
+    /// The offer as `write!` wrote it before it was written piece by piece.
+    fn offer_formatted(local: &LocalMedia, config: &Config, tls: bool, inv: &Invitation) -> String {
+        use std::fmt::Write as _;
+        let addr = line(&local.address);
+        let at = if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+            "IP6"
+        } else {
+            "IP4"
+        };
+        let proto = if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "v=0\r\no=- {} {} IN {at} {addr}\r\ns=-\r\nc=IN {at} {addr}\r\nt=0 0\r\n\
+             m=message {} {proto} *\r\na=path:{}\r\na=accept-types:",
+            local.session_id,
+            local.session_version,
+            local.msrp_port,
+            line(&local.path),
+        );
+        for (i, t) in config.accept_types.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(&line(t));
+        }
+        s.push_str("\r\n");
+        inv.write_offer_lines(config, &mut s);
+        s
+    }
+
+    #[test]
+    fn the_offer_is_written_as_write_wrote_it() {
+        let cases = [
+            ("192.0.2.1", 2855, "msrp://192.0.2.1:2855/s1;tcp", 1, 1),
+            ("2001:db8::1", 0, "msrp://[2001:db8::1]:0/s;tcp", 0, 0),
+            (
+                "203.0.113.250",
+                u16::MAX,
+                "msrp://x/\r\ny;tcp",
+                u64::MAX,
+                10,
+            ),
+            ("host\r\n.example", 9, "", 1 << 40, 123_456_789),
+        ];
+        for (address, msrp_port, path, session_id, session_version) in cases {
+            let local = LocalMedia {
+                address: address.into(),
+                msrp_port,
+                path: path.into(),
+                session_id,
+                session_version,
+            };
+            for tls in [false, true] {
+                assert_eq!(
+                    offer(&local, &Config::default(), tls, &Invitation::default()),
+                    offer_formatted(&local, &Config::default(), tls, &Invitation::default()),
+                    "{address} {tls}"
+                );
+            }
         }
     }
 

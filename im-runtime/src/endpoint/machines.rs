@@ -324,10 +324,10 @@ impl Session {
             let v = match value {
                 crate::machine::HeaderValue::Text(t) => t.to_string(),
                 crate::machine::HeaderValue::FocusContact => {
-                    format!("<{}>;isfocus", self.facts.focus.raw())
+                    focus_contact(self.facts.focus.raw(), "")
                 }
                 crate::machine::HeaderValue::FocusContactWith(p) => {
-                    format!("<{}>;isfocus{p}", self.facts.focus.raw())
+                    focus_contact(self.facts.focus.raw(), p)
                 }
                 // A response has no invitee: the checker allows `{invitee.…}` only in a
                 // fan-out's headers (E0016).
@@ -392,6 +392,16 @@ impl Session {
         }
         self.check_settled(cx);
     }
+}
+
+/// `<focus>;isfocus<params>`: the Contact of our answer to the originator (RFC 4579),
+/// written without `format!` (~2.3 k instructions per session).
+fn focus_contact(focus: &str, params: &str) -> String {
+    let mut s = String::with_capacity(focus.len() + params.len() + 10);
+    for piece in ["<", focus, ">;isfocus", params] {
+        s.push_str(piece);
+    }
+    s
 }
 
 /// A spec `respond` to the in-dialog request being handled: status, reason, headers and
@@ -599,6 +609,21 @@ mod tests {
 
     /// The stack-buffer writers give what `Display` gives: every octet width, zero octets,
     /// the extreme ports, and IPv6 (written by `Display` itself).
+    #[test]
+    fn the_focus_contact_is_written_as_format_wrote_it() {
+        for (focus, params) in [
+            ("sip:conf-1@192.0.2.1", ""),
+            ("sip:conf-1@192.0.2.1", ";+g.oma.sip-im"),
+            ("", ""),
+            ("sips:x@[2001:db8::1]:5061;transport=tls", ";a=b;c"),
+        ] {
+            assert_eq!(
+                focus_contact(focus, params),
+                format!("<{focus}>;isfocus{params}")
+            );
+        }
+    }
+
     #[test]
     fn addresses_are_written_as_display_writes_them() {
         let ips: Vec<std::net::IpAddr> = [

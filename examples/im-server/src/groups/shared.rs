@@ -1,14 +1,14 @@
 //! The groups every worker reads: the folder's store behind a lock, reloaded by one
 //! background thread, and the managed (XCAP) groups layered over it.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use im_runtime::machine::{GroupDirectory, GroupPolicy, Uri};
 
-use super::{Group, GroupStore, Key, Problem, key, log_problem, parse_document};
+use super::key::{Index, Key, lookup};
+use super::{Group, GroupStore, Problem, log_problem, parse_document};
 
 /// The least time between two looks at the folder by [`SharedGroups`]' reloader, so that a
 /// `groups_poll` of 0 does not spin a core.
@@ -28,7 +28,7 @@ pub struct SharedGroups {
 /// looked up before the folder's, so a managed document may redefine a folder group.
 #[derive(Debug, Default)]
 pub struct ManagedGroups {
-    index: HashMap<Key, (String, Group)>,
+    index: Index<(String, Group)>,
 }
 
 impl ManagedGroups {
@@ -46,7 +46,7 @@ impl ManagedGroups {
                 Ok((groups, partial)) => {
                     problems.extend(partial);
                     for g in groups {
-                        let id = key(&g.uri);
+                        let id = Key::of(&g.uri);
                         if let Some((first, _)) = m.index.get(&id) {
                             problems.push(Problem {
                                 file: file.clone(),
@@ -76,12 +76,12 @@ impl ManagedGroups {
 
     /// The group with identity `uri`.
     pub fn group(&self, uri: &Uri) -> Option<&Group> {
-        self.index.get(&key(uri)).map(|(_, g)| g)
+        self.index.get(lookup(uri)).map(|(_, g)| g)
     }
 
     /// The key of the document defining the group `uri`.
     pub fn defined_by(&self, uri: &Uri) -> Option<&str> {
-        self.index.get(&key(uri)).map(|(k, _)| k.as_str())
+        self.index.get(lookup(uri)).map(|(k, _)| k.as_str())
     }
 
     /// Number of groups.
