@@ -3,8 +3,7 @@
 //! offer's own lines (RFC 4975 §8), and writes nothing the spec leaves out.
 
 use crate::machine::{Config, HeaderValue, Invitation, ListEntry};
-use crate::proto::decimal::decimal;
-use crate::proto::sdp::answer::LocalMedia;
+use crate::proto::sdp::answer::{LocalMedia, write_offer_head};
 use std::borrow::Cow;
 
 /// The Contact and the other headers of the INVITE to `to`, in the spec's order, without
@@ -122,52 +121,14 @@ pub(super) fn entry(uri: &crate::machine::Uri) -> ListEntry {
 }
 
 /// The server's MSRP offer: `v=`/`o=`/`s=`/`c=`/`t=`, `m=message <port> TCP/MSRP *` (or
-/// TCP/TLS/MSRP), its own `a=path` and `a=accept-types` (RFC 4975 §8: mandatory), then the
-/// spec's attribute lines in order.
+/// TCP/TLS/MSRP), its own `a=path` and `a=accept-types` (RFC 4975 §8: mandatory), written by
+/// the same head writer as every offer of the server, then the spec's attribute lines in
+/// order.
 pub(super) fn offer(local: &LocalMedia, config: &Config, tls: bool, inv: &Invitation) -> String {
-    let addr = line(&local.address);
-    let at = if addr.parse::<std::net::Ipv6Addr>().is_ok() {
-        "IP6"
-    } else {
-        "IP4"
-    };
-    let proto = if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
     let mut s = String::with_capacity(256 + local.path.len());
-    // Written piece by piece: `write!` with its formatting machinery was a third of the
-    // offer's cost (one offer per invitee).
-    let mut digits = [0u8; 20];
-    s.push_str("v=0\r\no=- ");
-    s.push_str(decimal(&mut digits, local.session_id));
-    s.push(' ');
-    s.push_str(decimal(&mut digits, local.session_version));
-    for piece in [" IN ", at, " ", &*addr, "\r\ns=-\r\nc=IN ", at, " ", &*addr] {
-        s.push_str(piece);
-    }
-    s.push_str("\r\nt=0 0\r\nm=message ");
-    s.push_str(decimal(&mut digits, u64::from(local.msrp_port)));
-    let path = line(&local.path);
-    for piece in [" ", proto, " *\r\na=path:", &*path, "\r\na=accept-types:"] {
-        s.push_str(piece);
-    }
-    for (i, t) in config.accept_types.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(&line(t));
-    }
-    s.push_str("\r\n");
+    write_offer_head(&mut s, local, &config.accept_types, tls);
     inv.write_offer_lines(config, &mut s);
     s
-}
-
-/// `s` without CR and LF: values from the configuration stay on their SDP line whatever they
-/// hold.
-fn line(s: &str) -> Cow<'_, str> {
-    if s.contains(['\r', '\n']) {
-        Cow::Owned(s.replace(['\r', '\n'], ""))
-    } else {
-        Cow::Borrowed(s)
-    }
 }
 
 #[cfg(test)]
@@ -185,11 +146,18 @@ mod tests {
         }
     }
 
-    /// The offer as `write!` wrote it before it was written piece by piece.
+    /// `s` without NUL, CR and LF: values from the configuration stay on their SDP line
+    /// whatever they hold.
+    fn line(s: &str) -> String {
+        s.replace(['\0', '\r', '\n'], "")
+    }
+
+    /// The offer as `write!` wrote it before it was written piece by piece (the address type
+    /// read from the configured address, as in the answer).
     fn offer_formatted(local: &LocalMedia, config: &Config, tls: bool, inv: &Invitation) -> String {
         use std::fmt::Write as _;
         let addr = line(&local.address);
-        let at = if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+        let at = if local.address.parse::<std::net::Ipv6Addr>().is_ok() {
             "IP6"
         } else {
             "IP4"
@@ -229,6 +197,7 @@ mod tests {
                 10,
             ),
             ("host\r\n.example", 9, "", 1 << 40, 123_456_789),
+            ("192.0.2.\09", 7, "msrp://\0h/\0s;tcp", 5, 6),
         ];
         for (address, msrp_port, path, session_id, session_version) in cases {
             let local = LocalMedia {
@@ -238,14 +207,46 @@ mod tests {
                 session_id,
                 session_version,
             };
-            for tls in [false, true] {
-                assert_eq!(
-                    offer(&local, &Config::default(), tls, &Invitation::default()),
-                    offer_formatted(&local, &Config::default(), tls, &Invitation::default()),
-                    "{address} {tls}"
-                );
+            let odd_types = Config {
+                accept_types: vec!["text/\r\nplain".into(), "message/\0cpim".into()],
+                ..Config::default()
+            };
+            for config in [Config::default(), odd_types] {
+                for tls in [false, true] {
+                    assert_eq!(
+                        offer(&local, &config, tls, &Invitation::default()),
+                        offer_formatted(&local, &config, tls, &Invitation::default()),
+                        "{address:?} {tls}"
+                    );
+                }
             }
         }
+    }
+
+    /// A CR or LF in a spec's or the configuration's value is dropped, so each attribute
+    /// stays on its own line; a value without either is written as it is.
+    #[test]
+    fn the_spec_lines_stay_one_line_each() {
+        let inv = Invitation {
+            offer: vec![
+                OfferItem::OwnAcceptWrappedTypes,
+                OfferItem::Fixed("x\r\ny".into(), Some("a\nb:c".into())),
+                OfferItem::Fixed("setup".into(), Some("active".into())),
+            ],
+            ..Invitation::default()
+        };
+        let config = Config {
+            accept_wrapped_types: vec!["text/\r\nplain".into(), "*".into()],
+            ..Config::default()
+        };
+        let s = offer(&local(), &config, false, &inv);
+        assert!(
+            s.ends_with(
+                "a=accept-types:message/cpim text/plain\r\n\
+                 a=accept-wrapped-types:text/plain *\r\na=xy:ab:c\r\na=setup:active\r\n"
+            ),
+            "{s:?}"
+        );
     }
 
     #[test]

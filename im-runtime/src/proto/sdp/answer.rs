@@ -267,24 +267,8 @@ fn answer_lines(
         }
     }
 
-    let at = match addr_type(&local.address) {
-        AddrType::Ip6 => "IP6",
-        _ => "IP4",
-    };
     let mut s = String::with_capacity(256 + local.path.len() + 32 * offer.lines.len());
-    s.push_str("v=0\r\no=- ");
-    push_u64(&mut s, local.session_id);
-    s.push(' ');
-    push_u64(&mut s, local.session_version);
-    s.push_str(" IN ");
-    s.push_str(at);
-    s.push(' ');
-    free_text(&mut s, &local.address);
-    s.push_str("\r\ns=-\r\nc=IN ");
-    s.push_str(at);
-    s.push(' ');
-    free_text(&mut s, &local.address);
-    s.push_str("\r\nt=0 0\r\n");
+    write_session_head(&mut s, local);
     for (i, m) in offer.lines.iter().enumerate() {
         s.push_str("m=");
         if i == index {
@@ -331,9 +315,60 @@ fn free_text(s: &mut String, text: &str) {
 }
 
 fn push_u64(s: &mut String, n: u64) {
-    use std::fmt::Write as _;
-    // Writing into a String cannot fail.
-    let _ = write!(s, "{n}");
+    s.push_str(crate::proto::decimal::decimal(&mut [0; 20], n));
+}
+
+/// Writes the session lines every SDP of the server starts with, its answers and its
+/// offers alike: `v=`, `o=`, `s=`, `c=` and `t=`. The address type follows the configured
+/// address (a host name is written with IP4, as RFC 4975 §8.7's example does); a NUL, CR or
+/// LF in the address is dropped ([`free_text`]).
+///
+/// Written piece by piece: `write!` with its formatting machinery was a third of the cost of
+/// an offer, and the server writes one per invitee and an answer per session.
+fn write_session_head(s: &mut String, local: &LocalMedia) {
+    let at = match addr_type(&local.address) {
+        AddrType::Ip6 => "IP6",
+        _ => "IP4",
+    };
+    s.push_str("v=0\r\no=- ");
+    push_u64(s, local.session_id);
+    s.push(' ');
+    push_u64(s, local.session_version);
+    s.push_str(" IN ");
+    s.push_str(at);
+    s.push(' ');
+    free_text(s, &local.address);
+    s.push_str("\r\ns=-\r\nc=IN ");
+    s.push_str(at);
+    s.push(' ');
+    free_text(s, &local.address);
+    s.push_str("\r\nt=0 0\r\n");
+}
+
+/// Writes the head of the server's own MSRP offer: the session lines
+/// ([`write_session_head`]), then `m=message <port> TCP/MSRP *` (`TCP/TLS/MSRP` with
+/// `tls`), its own `a=path` and `a=accept-types` with `accept_types`, the lines RFC 4975 §8
+/// makes mandatory. Each offer the server writes starts so: [`build_offer`]'s and the one
+/// of a spec's `invite each` (`endpoint/invitation.rs`), which adds the spec's attribute
+/// lines after it. A NUL, CR or LF in a configured value is dropped ([`free_text`]).
+pub(crate) fn write_offer_head(
+    s: &mut String,
+    local: &LocalMedia,
+    accept_types: &[String],
+    tls: bool,
+) {
+    write_session_head(s, local);
+    s.push_str("m=message ");
+    push_u64(s, u64::from(local.msrp_port));
+    s.push_str(if tls {
+        " TCP/TLS/MSRP *\r\na=path:"
+    } else {
+        " TCP/MSRP *\r\na=path:"
+    });
+    free_text(s, &local.path);
+    s.push_str("\r\na=accept-types:");
+    join_into(s, accept_types);
+    s.push_str("\r\n");
 }
 
 /// [`build_answer`] for an already parsed offer.
@@ -503,7 +538,6 @@ impl Default for OfferOptions {
 /// SDP line take the general path through the `sdp_types` model, whose output the direct
 /// one equals byte for byte (unit test below).
 pub fn build_offer(local: &LocalMedia, config: &Config, opts: &OfferOptions) -> String {
-    use std::fmt::Write as _;
     let plain = |s: &str| !s.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0);
     if !(plain(&local.address)
         && plain(&local.path)
@@ -512,51 +546,40 @@ pub fn build_offer(local: &LocalMedia, config: &Config, opts: &OfferOptions) -> 
     {
         return build_offer_model(local, config, opts);
     }
-    let at = match addr_type(&local.address) {
-        AddrType::Ip6 => "IP6",
-        _ => "IP4",
-    };
-    let proto = if opts.tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
     let mut s = String::with_capacity(256 + local.path.len());
-    // Writing into a String cannot fail.
-    let _ = write!(
-        s,
-        "v=0\r\no=- {} {} IN {at} {addr}\r\ns=-\r\nc=IN {at} {addr}\r\nt=0 0\r\n\
-         m=message {} {proto} *\r\na=path:{}\r\na=accept-types:",
-        local.session_id,
-        local.session_version,
-        local.msrp_port,
-        local.path,
-        addr = local.address,
-    );
-    join_into(&mut s, &config.accept_types);
-    s.push_str("\r\n");
+    write_offer_head(&mut s, local, &config.accept_types, opts.tls);
     if !config.accept_wrapped_types.is_empty() {
         s.push_str("a=accept-wrapped-types:");
         join_into(&mut s, &config.accept_wrapped_types);
         s.push_str("\r\n");
     }
     if let Some(max) = config.max_size {
-        let _ = write!(s, "a=max-size:{max}\r\n");
+        s.push_str("a=max-size:");
+        push_u64(&mut s, max);
+        s.push_str("\r\n");
     }
-    let _ = write!(
-        s,
-        "a=setup:{}\r\na=connection:new\r\na={}\r\n",
+    for piece in [
+        "a=setup:",
         opts.setup.as_str(),
-        opts.direction.as_str()
-    );
+        "\r\na=connection:new\r\na=",
+        opts.direction.as_str(),
+        "\r\n",
+    ] {
+        s.push_str(piece);
+    }
     if opts.cema {
         s.push_str("a=msrp-cema\r\n");
     }
     s
 }
 
+/// `items` separated by spaces, each as [`free_text`].
 fn join_into(s: &mut String, items: &[String]) {
     for (i, t) in items.iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(t);
+        free_text(s, t);
     }
 }
 
