@@ -323,7 +323,10 @@ pub(super) fn walk<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Option<Walked
 
 /// Collects the facts' media sections, borrowed, for [`SdpMedia::new`] to build each in one
 /// allocation at the end.
-struct FactsSink<'a>(Vec<(MediaLine<'a>, Vec<(&'a str, Option<&'a str>)>)>);
+struct FactsSink<'a>(Vec<(MediaLine<'a>, Vec<Attribute<'a>>)>);
+
+/// An `a=` line's name and value (`None` for a flag), borrowed from the text.
+type Attribute<'a> = (&'a str, Option<&'a str>);
 
 impl<'a> Sink<'a> for FactsSink<'a> {
     fn media(&mut self, m: MediaLine<'a>) {
