@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let via_facts = sdp::facts(data).ok().and_then(|f| {
         f.media
             .iter()
-            .find(|m| sdp::msrp::is_msrp(&m.media, &m.proto) && m.port != 0)
+            .find(|m| sdp::msrp::is_msrp(m.media(), m.proto()) && m.port() != 0)
             .map(MsrpAttributes::from_media)
     });
     assert_eq!(sdp::answer_msrp(data), via_facts);

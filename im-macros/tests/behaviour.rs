@@ -8,8 +8,8 @@
 use im_runtime::endpoint::DynMachine;
 use im_runtime::machine::{
     Action, ActionKind, BodyPart, Config, Env, Event, Facts, GroupDirectory, GroupPolicy,
-    InviteeRouter, ListEntry, Method, Recipients, Reply, Route, SdpAnswerItem, SdpAttribute,
-    SdpFacts, SdpMedia, Timer, Uri, UriParts,
+    InviteeRouter, ListEntry, Method, Recipients, Reply, Route, SdpAnswerItem, SdpFacts, SdpMedia,
+    Timer, Uri, UriParts,
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -89,20 +89,18 @@ enum Offer {
 }
 
 fn media(offer: Offer) -> Option<SdpFacts> {
-    let attr = |n: &str, v: Option<&str>| SdpAttribute {
-        name: n.into(),
-        value: v.map(Into::into),
-    };
-    let msrp = |types: &str, dir: &str| SdpMedia {
-        media: "message".into(),
-        port: 7394,
-        proto: "TCP/MSRP".into(),
-        formats: vec!["*".into()],
-        attributes: vec![
-            attr("accept-types", Some(types)),
-            attr("path", Some("msrp://alice.example.com:7394/abc;tcp")),
-            attr(dir, None),
-        ],
+    let msrp = |types: &str, dir: &str| {
+        SdpMedia::new(
+            "message",
+            7394,
+            "TCP/MSRP",
+            "*",
+            &[
+                ("accept-types", Some(types)),
+                ("path", Some("msrp://alice.example.com:7394/abc;tcp")),
+                (dir, None),
+            ],
+        )
     };
     let m = match offer {
         Offer::Pager => msrp("message/cpim text/plain", "sendonly"),

@@ -154,22 +154,22 @@ pub fn entry_anonymize(entry: &ListEntry) -> bool {
 
 /// `media.media`.
 pub fn media_media(media: &SdpMedia) -> &str {
-    &media.media
+    media.media()
 }
 
 /// `media.proto`.
 pub fn media_proto(media: &SdpMedia) -> &str {
-    &media.proto
+    media.proto()
 }
 
 /// `media.port`.
 pub fn media_port(media: &SdpMedia) -> i64 {
-    i64::from(media.port)
+    i64::from(media.port())
 }
 
-/// `media.formats`.
-pub fn media_formats(media: &SdpMedia) -> &[String] {
-    &media.formats
+/// `media.formats` (the generated code takes the list's slice).
+pub fn media_formats(media: &SdpMedia) -> Vec<&str> {
+    media.formats().collect()
 }
 
 // ---- built-ins -------------------------------------------------------------------------------
@@ -433,7 +433,7 @@ fn write_duration(out: &mut String, d: Duration) -> std::fmt::Result {
 mod tests {
     use super::*;
     use crate::machine::UriParts;
-    use crate::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Route, SdpAttribute};
+    use crate::machine::{GroupDirectory, GroupPolicy, InviteeRouter, Route};
 
     fn uri(raw: &str, user: &str, host: &str) -> Uri {
         Uri::new(UriParts {
@@ -506,22 +506,16 @@ mod tests {
 
     #[test]
     fn media_helpers() {
-        let m = SdpMedia {
-            media: "message".into(),
-            port: 7394,
-            proto: "TCP/MSRP".into(),
-            formats: vec!["*".into()],
-            attributes: vec![
-                SdpAttribute {
-                    name: "accept-types".into(),
-                    value: Some("message/cpim text/plain".into()),
-                },
-                SdpAttribute {
-                    name: "sendonly".into(),
-                    value: None,
-                },
+        let m = SdpMedia::new(
+            "message",
+            7394,
+            "TCP/MSRP",
+            "*",
+            &[
+                ("accept-types", Some("message/cpim text/plain")),
+                ("sendonly", None),
             ],
-        };
+        );
         assert!(media_has(&m, "sendonly"));
         assert_eq!(media_attr(&m, "sendonly"), "");
         assert_eq!(media_attr(&m, "path"), "");

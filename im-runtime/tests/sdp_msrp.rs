@@ -176,10 +176,10 @@ fn facts_view() {
     assert_eq!(f.connection.as_deref(), Some("192.0.2.1"));
     let m = &f.media[0];
     assert_eq!(
-        (m.media.as_str(), m.port, m.proto.as_str()),
+        (m.media(), m.port(), m.proto()),
         ("message", 7394, "TCP/MSRP")
     );
-    assert_eq!(m.formats, ["*"]);
+    assert!(m.formats().eq(["*"]));
     assert_eq!(m.attr("setup"), Some("active"));
     assert!(m.has_attr("sendonly"));
     assert_eq!(m.attr("sendonly"), Some(""));

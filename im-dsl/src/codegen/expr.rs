@@ -134,7 +134,12 @@ impl<'a> Cx<'a> {
             Expr::Field(inner, f) => {
                 let x = self.expr(inner);
                 let h = field_helper(*f);
-                atom(quote!(#p::#h(#x)))
+                if *f == Field::MediaFormats {
+                    // Read from the section's one text: a list made on the spot.
+                    atom(quote!(#p::#h(#x).as_slice()))
+                } else {
+                    atom(quote!(#p::#h(#x)))
+                }
             }
             Expr::Call(b, args) => atom(self.builtin(*b, args)),
             Expr::Not(inner) => match &**inner {

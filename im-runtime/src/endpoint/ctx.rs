@@ -23,7 +23,7 @@ pub(crate) struct Ctx<'a, A: Application> {
     pub(crate) sip_conn_by_peer: &'a HashMap<SocketAddr, ConnId>,
     /// Which SIP connections are TLS and our TLS connects under way (`endpoint/secure.rs`).
     pub(crate) sip_tls: &'a mut secure::SipTls,
-    pub(crate) by_dialog: &'a mut NetMap<u64, (SessionId, Option<usize>)>,
+    pub(crate) by_dialog: &'a mut NetMap<u64, (SessionId, LegSlot)>,
     pub(crate) by_client_tsx: &'a mut ShardedTsxMap<ClientTsx>,
     pub(crate) client_in_flight: &'a mut usize,
     /// Sessions whose held client transaction left flight because a new one reused its key
@@ -96,8 +96,9 @@ impl<A: Application> Ctx<'_, A> {
 
     /// Files the dialog with our tag `local_tag` under session `sid` and `leg`.
     pub(crate) fn index_dialog(&mut self, local_tag: &str, sid: SessionId, leg: Option<usize>) {
-        if let Some(k) = crate::endpoint::ids::tag_key(local_tag) {
-            self.by_dialog.insert(k, (sid, leg));
+        if let (Some(k), Some(slot)) = (crate::endpoint::ids::tag_key(local_tag), LegSlot::new(leg))
+        {
+            self.by_dialog.insert(k, (sid, slot));
         }
     }
 

@@ -131,6 +131,37 @@ pub(crate) fn tag_key(tag: &str) -> Option<u64> {
     })
 }
 
+/// A leg's index or the originator's side of a session (`None`), in 4 bytes where
+/// `Option<usize>` takes 16: the dialog index and the session timers keep one per entry, for
+/// every session's whole life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LegSlot(u32);
+
+impl LegSlot {
+    /// The value that stands for the originator's side.
+    const ORIGINATOR: u32 = u32::MAX;
+
+    /// The originator's side.
+    pub(crate) const ORIGINATOR_SIDE: LegSlot = LegSlot(LegSlot::ORIGINATOR);
+
+    /// The slot of leg `leg` (`None`: the originator's side); `None` when the index does not
+    /// fit in 32 bits (no session gets near: its recipients are capped far below).
+    pub(crate) fn new(leg: Option<usize>) -> Option<LegSlot> {
+        match leg {
+            None => Some(LegSlot::ORIGINATOR_SIDE),
+            Some(i) => u32::try_from(i)
+                .ok()
+                .filter(|&i| i != LegSlot::ORIGINATOR)
+                .map(LegSlot),
+        }
+    }
+
+    /// The leg's index, `None` for the originator's side.
+    pub(crate) fn leg(self) -> Option<usize> {
+        (self.0 != LegSlot::ORIGINATOR).then_some(self.0 as usize)
+    }
+}
+
 /// Appends `n` as 16 lower-case hex digits, as `{:016x}` writes it.
 fn push_hex16(out: &mut String, n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -144,6 +175,28 @@ fn push_hex16(out: &mut String, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leg_slots_round_trip_and_keep_the_originator_apart() {
+        assert_eq!(
+            std::mem::size_of::<(super::super::session::SessionId, LegSlot)>(),
+            16
+        );
+        for leg in [
+            None,
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(999),
+            Some(u32::MAX as usize - 1),
+        ] {
+            assert_eq!(LegSlot::new(leg).map(LegSlot::leg), Some(leg));
+        }
+        assert_ne!(LegSlot::new(None), LegSlot::new(Some(0)));
+        // An index the originator's value would stand for, or beyond 32 bits, has no slot.
+        assert_eq!(LegSlot::new(Some(u32::MAX as usize)), None);
+        assert_eq!(LegSlot::new(Some(usize::MAX)), None);
+    }
 
     #[test]
     fn minted_ids_differ_and_follow_the_seed() {

@@ -157,13 +157,16 @@ impl Session {
             ActionKind::StartTimer(t, after) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.timers
-                    .set(SessionTimer::Spec(leg, mi, id), now + after);
+                if let Some(t) = SessionTimer::spec(leg, mi, id) {
+                    self.timers.set(t, now + after);
+                }
             }
             ActionKind::StopTimer(t) => {
                 let id = spec_timer_id(t);
                 let mi = from.unwrap_or(0);
-                self.timers.stop(|k| *k == SessionTimer::Spec(leg, mi, id));
+                if let Some(t) = SessionTimer::spec(leg, mi, id) {
+                    self.timers.stop(|k| *k == t);
+                }
             }
             ActionKind::Deliver { success_report } => {
                 // Until the copy goes, a later `deliver` replaces the options of this one

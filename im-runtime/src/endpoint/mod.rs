@@ -71,7 +71,7 @@ use crate::transport::{ConnId, Core, Input, Output, StreamKind};
 use builder::{SipBuilder, tsx_message};
 use bytes::{Bytes, BytesMut};
 use ctx::Ctx;
-use ids::Ids;
+use ids::{Ids, LegSlot};
 use ingress::warning;
 use msrp_relay::RelayEvent;
 use session::{
@@ -127,7 +127,7 @@ pub struct Endpoint<A: Application> {
     /// Our tag's key ([`ids::tag_key`]) → (session, leg): 8 bytes a dialog and no
     /// allocation, where (Call-ID, tag) as two `String`s were 48 and two; a lookup checks
     /// the Call-ID against the session's ([`Session::dialog_call_id`]).
-    by_dialog: NetMap<u64, (SessionId, Option<usize>)>,
+    by_dialog: NetMap<u64, (SessionId, LegSlot)>,
     /// Sessions by their earliest timer.
     session_timers: SessionTimerIndex,
     /// MSRP connections waiting to be bound.

@@ -65,9 +65,9 @@ impl Session {
             // The SEND's transaction timeout (RFC 4975 §7.1.1 suggests 30 s): no
             // response or REPORT by then and the leg's MSRP side is given up.
             cx.idle_conns.set(conn, cx.now + cx.cfg.msrp_idle);
-            if success_report {
+            if success_report && let Some(slot) = LegSlot::new(Some(i)) {
                 self.timers.set(
-                    SessionTimer::ReportWait(i),
+                    SessionTimer::ReportWait(slot),
                     cx.now + cx.cfg.msrp_report_wait,
                 );
             }
@@ -117,7 +117,9 @@ impl Session {
                 self.try_deliveries(cx);
             }
             RelayEvent::Delivered(_, i, ok, code) => {
-                self.timers.stop(|t| *t == SessionTimer::ReportWait(i));
+                let slot = LegSlot::new(Some(i));
+                self.timers
+                    .stop(|t| Some(*t) == slot.map(SessionTimer::ReportWait));
                 // What the copy's outcome is, the leg's machine records (`outcome …`).
                 if ok {
                     cx.stats.delivered += 1;

@@ -17,9 +17,11 @@ use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+mod conn_sides;
 mod delivery;
 mod sides;
 
+use conn_sides::ConnSides;
 use delivery::Delivery;
 
 /// Which side of which session: the originator's or leg `i`'s. 16 bytes where a
@@ -121,7 +123,7 @@ struct MConn {
     /// buffers start small and grow on demand): an invitee's connection reads nothing
     /// until the session has a message to deliver.
     decoder: Option<Box<Decoder>>,
-    sides: Vec<SideKey>,
+    sides: ConnSides,
     /// Over TLS: only such a connection may bind a side whose own URI is `msrps:`.
     tls: bool,
 }
@@ -326,7 +328,7 @@ impl MsrpRelay {
             conn,
             MConn {
                 decoder: None,
-                sides: vec![key],
+                sides: ConnSides::One(key),
                 tls,
             },
         );
@@ -398,14 +400,14 @@ impl MsrpRelay {
                     conn,
                     MConn {
                         decoder: None,
-                        sides: Vec::new(),
+                        sides: ConnSides::default(),
                         tls,
                     },
                 );
                 return;
             }
         };
-        for key in keys {
+        for &key in keys.iter() {
             let tid = self.tid(rand);
             let (own, own_tls) = (self.own, self.own_tls);
             let Some(side) = self.sides.get_mut(&key) else {
@@ -657,7 +659,7 @@ impl MsrpRelay {
 
     pub(crate) fn closed(&mut self, conn: ConnId, events: &mut Vec<RelayEvent>) {
         if let Some(c) = self.conns.remove(&conn) {
-            for key in c.sides {
+            for &key in c.sides.iter() {
                 if let Some(side) = self.sides.get_mut(&key) {
                     side.conn = None;
                     side.bound = false;

@@ -136,7 +136,7 @@ impl<A: Application> Endpoint<A> {
             now + self.cfg.session_lifetime,
         );
         if let Some(k) = dialog_key {
-            self.by_dialog.insert(k, (id, None));
+            self.by_dialog.insert(k, (id, LegSlot::ORIGINATOR_SIDE));
         }
         self.sessions.insert(id, Box::new(session));
         self.live.session_started(now, id, true);

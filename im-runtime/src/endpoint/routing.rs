@@ -124,6 +124,7 @@ impl<A: Application> Endpoint<A> {
         // a dialog is both), checked against the session that holds it.
         let found = crate::endpoint::ids::tag_key(to_tag)
             .and_then(|k| self.by_dialog.get(&k).copied())
+            .map(|(sid, slot)| (sid, slot.leg()))
             .filter(|&(sid, leg)| {
                 self.sessions
                     .get(&sid)

@@ -177,8 +177,8 @@ impl<A: Application> Ctx<'_, A> {
         let tls = offer
             .media
             .iter()
-            .find(|m| crate::proto::sdp::msrp::is_msrp(&m.media, &m.proto))
-            .is_some_and(|m| answer::is_tls_proto(&m.proto));
+            .find(|m| crate::proto::sdp::msrp::is_msrp(m.media(), m.proto()))
+            .is_some_and(|m| answer::is_tls_proto(m.proto()));
         match self.cfg.msrp_tls_advertised {
             Some(a) if tls => (a, msrp_path("msrps://", a, sid)),
             _ => (

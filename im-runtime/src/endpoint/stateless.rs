@@ -182,7 +182,7 @@ impl<A: Application> Endpoint<A> {
         }
         self.by_server_tsx.insert(key, id);
         if let Some(k) = dialog_key {
-            self.by_dialog.insert(k, (id, None));
+            self.by_dialog.insert(k, (id, LegSlot::ORIGINATOR_SIDE));
         }
         self.sessions.insert(id, session);
         let conn = self.stream_of(peer);

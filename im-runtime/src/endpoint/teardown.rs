@@ -163,8 +163,8 @@ impl Session {
             }
             SessionTimer::Spec(leg, mi, id) => {
                 let ev = Event::Timer(Timer::Spec(id));
-                match leg {
-                    None => self.run_machines_at(cx, &ev, Some(mi)),
+                match leg.leg() {
+                    None => self.run_machines_at(cx, &ev, Some(mi as usize)),
                     Some(i) => self.run_leg_machine(cx, i, &ev),
                 }
                 self.check_settled(cx);
@@ -188,7 +188,11 @@ impl Session {
                     self.originator_msrp_lost(cx);
                 }
             }
-            SessionTimer::ReportWait(i) => self.report_wait_over(cx, i),
+            SessionTimer::ReportWait(slot) => {
+                if let Some(i) = slot.leg() {
+                    self.report_wait_over(cx, i);
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! re-filing O(log n), finding the next deadline O(log n). MSRP connections not bound to any
 //! session have their own small index ([`IdleConns`]).
 
+use super::ids::LegSlot;
 use super::session::SessionId;
 use crate::shrink::ShrinkIdle;
 use crate::transport::ConnId;
@@ -25,8 +26,10 @@ pub(crate) enum SessionTimer {
     /// Retransmit the 2xx to the originator's INVITE until the ACK (§13.3.1.4); the number
     /// of the retransmission.
     OkRetransmit(u32),
-    /// A spec timer of a leg (`Some(leg)`) or of the session machine with this index.
-    Spec(Option<usize>, usize, u16),
+    /// A spec timer (its id) of a leg or of the session machine with this index: made by
+    /// [`SessionTimer::spec`]. 32-bit indexes keep the timer 12 bytes, its slot with the
+    /// deadline 32 (48 with `usize`s), and every session keeps its slots for its whole life.
+    Spec(LegSlot, u32, u16),
     /// The session's lifetime is over.
     Lifetime,
     /// The originator's MSRP session should be bound by now (its dialog is confirmed).
@@ -35,10 +38,20 @@ pub(crate) enum SessionTimer {
     Subscriptions,
     /// Leg `.0`'s copy, sent with `Success-Report: yes`, has waited its configured time
     /// (`msrp_report_wait`) for the success REPORT.
-    ReportWait(usize),
+    ReportWait(LegSlot),
 }
 
 impl SessionTimer {
+    /// Spec timer `id` of leg `leg` (`None`: of the session machine `machine`); `None` when
+    /// an index does not fit in 32 bits (no session gets near).
+    pub(crate) fn spec(leg: Option<usize>, machine: usize, id: u16) -> Option<SessionTimer> {
+        Some(SessionTimer::Spec(
+            LegSlot::new(leg)?,
+            u32::try_from(machine).ok()?,
+            id,
+        ))
+    }
+
     /// Whether `self` and `other` are the same timer (setting one replaces the other).
     fn same_slot(&self, other: &SessionTimer) -> bool {
         match (self, other) {
@@ -231,14 +244,28 @@ mod tests {
         timers: SessionTimers,
     }
 
+    #[test]
+    fn a_timer_slot_is_32_bytes() {
+        // Every session keeps its slots for its whole life (issue 11 item 4).
+        assert_eq!(std::mem::size_of::<(SessionTimer, Instant)>(), 32);
+        let t = SessionTimer::spec(Some(2), 1, 7).expect("fits");
+        assert_eq!(
+            t,
+            SessionTimer::Spec(LegSlot::new(Some(2)).expect("fits"), 1, 7)
+        );
+        assert_ne!(t, SessionTimer::spec(None, 1, 7).expect("fits"));
+        assert_eq!(SessionTimer::spec(Some(0), usize::MAX, 7), None);
+    }
+
     fn timer(r: &mut Rng) -> SessionTimer {
         match r.below(4) {
             0 => SessionTimer::OkRetransmit(r.below(5) as u32),
-            1 => SessionTimer::Spec(
+            1 => SessionTimer::spec(
                 (r.below(2) == 0).then(|| r.below(3) as usize),
                 r.below(2) as usize,
                 r.below(3) as u16,
-            ),
+            )
+            .expect("small indexes fit"),
             2 => SessionTimer::Lifetime,
             _ => SessionTimer::OriginatorMsrp,
         }

@@ -23,7 +23,7 @@ pub mod answer;
 pub mod msrp;
 mod view;
 
-use crate::machine::{SdpAttribute, SdpFacts, SdpMedia};
+use crate::machine::{SdpFacts, SdpMedia};
 
 /// Largest SDP body parsed by default, in octets. An MSRP offer is a few hundred octets;
 /// the SIP layer has its own message-size limit, this one bounds the SDP work on its own.
@@ -115,7 +115,7 @@ pub fn answer_msrp(data: &[u8]) -> Option<msrp::MsrpAttributes> {
     let m = f
         .media
         .iter()
-        .find(|m| msrp::is_msrp(&m.media, &m.proto) && m.port != 0)?;
+        .find(|m| msrp::is_msrp(m.media(), m.proto()) && m.port() != 0)?;
     Some(msrp::MsrpAttributes::from_media(m))
 }
 
@@ -130,38 +130,26 @@ pub fn facts_from_session(session: &sdp_types::Session, raw: String) -> SdpFacts
             .medias
             .iter()
             .map(|m| {
-                let mut attributes: Vec<SdpAttribute> = m
+                let mut attributes: Vec<(&str, Option<&str>)> = m
                     .attributes
                     .iter()
-                    .map(|a| SdpAttribute {
-                        name: a.attribute.clone(),
-                        value: a.value.clone(),
-                    })
+                    .map(|a| (a.attribute.as_str(), a.value.as_deref()))
                     .collect();
                 // RFC 4566 §6: a direction attribute at session level applies to every
                 // media section that has none of its own. Conditions read media sections
                 // only, so the inherited one is added to the section's view.
                 let own = attributes
                     .iter()
-                    .any(|a| msrp::Direction::from_attr(&a.name).is_some());
+                    .any(|(n, _)| msrp::Direction::from_attr(n).is_some());
                 if !own
                     && let Some(d) = session
                         .attributes
                         .iter()
                         .find(|a| msrp::Direction::from_attr(&a.attribute).is_some())
                 {
-                    attributes.push(SdpAttribute {
-                        name: d.attribute.clone(),
-                        value: None,
-                    });
+                    attributes.push((d.attribute.as_str(), None));
                 }
-                SdpMedia {
-                    media: m.media.clone(),
-                    port: m.port,
-                    proto: m.proto.clone(),
-                    formats: m.fmt.split_ascii_whitespace().map(str::to_owned).collect(),
-                    attributes,
-                }
+                SdpMedia::new(&m.media, m.port, &m.proto, &m.fmt, &attributes)
             })
             .collect(),
         raw,
@@ -179,7 +167,7 @@ mod tests {
             .expect("valid SDP")
             .media
             .iter()
-            .map(|m| m.attributes.iter().map(|a| a.name.clone()).collect())
+            .map(|m| m.attributes().map(|(n, _)| n.to_owned()).collect())
             .collect()
     }
 
@@ -214,7 +202,7 @@ mod tests {
         let via_facts = facts(sdp.as_bytes()).ok().and_then(|f| {
             f.media
                 .iter()
-                .find(|m| msrp::is_msrp(&m.media, &m.proto) && m.port != 0)
+                .find(|m| msrp::is_msrp(m.media(), m.proto()) && m.port() != 0)
                 .map(msrp::MsrpAttributes::from_media)
         });
         assert_eq!(answer_msrp(sdp.as_bytes()), via_facts, "{sdp:?}");

@@ -222,13 +222,7 @@ impl MsrpAttributes {
     /// Reads the attributes of a media section of the contract's view (no session-level
     /// fallback: [`SdpMedia`] does not keep session attributes).
     pub fn from_media(media: &SdpMedia) -> MsrpAttributes {
-        MsrpAttributes::read(
-            media
-                .attributes
-                .iter()
-                .map(|a| (a.name.as_str(), a.value.as_deref())),
-            std::iter::empty(),
-        )
+        MsrpAttributes::read(media.attributes(), std::iter::empty())
     }
 
     /// Reads media section `media` of a parsed session, with session-level fallback.

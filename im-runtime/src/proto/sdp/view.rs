@@ -9,7 +9,7 @@
 //! the general parser, which then gives the error.
 
 use super::msrp::{Direction, MsrpAttributes, is_msrp};
-use crate::machine::{SdpAttribute, SdpFacts, SdpMedia};
+use crate::machine::{SdpFacts, SdpMedia};
 
 /// RFC 8866 §9 token characters, as `sdp-types` checks nettype and addrtype.
 fn is_token(s: &str) -> bool {
@@ -321,26 +321,21 @@ pub(super) fn walk<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Option<Walked
     })
 }
 
-/// Builds the facts' media sections.
-struct FactsSink(Vec<SdpMedia>);
+/// Collects the facts' media sections, borrowed, for [`SdpMedia::new`] to build each in one
+/// allocation at the end.
+struct FactsSink<'a>(Vec<(MediaLine<'a>, Vec<Attribute<'a>>)>);
 
-impl<'a> Sink<'a> for FactsSink {
+/// An `a=` line's name and value (`None` for a flag), borrowed from the text.
+type Attribute<'a> = (&'a str, Option<&'a str>);
+
+impl<'a> Sink<'a> for FactsSink<'a> {
     fn media(&mut self, m: MediaLine<'a>) {
-        self.0.push(SdpMedia {
-            media: m.media.to_owned(),
-            port: m.port,
-            proto: m.proto.to_owned(),
-            formats: m.fmt.split_ascii_whitespace().map(str::to_owned).collect(),
-            attributes: Vec::new(),
-        });
+        self.0.push((m, Vec::new()));
     }
 
     fn attribute(&mut self, name: &'a str, value: Option<&'a str>) {
-        if let Some(m) = self.0.last_mut() {
-            m.attributes.push(SdpAttribute {
-                name: name.to_owned(),
-                value: value.map(str::to_owned),
-            });
+        if let Some((_, attributes)) = self.0.last_mut() {
+            attributes.push((name, value));
         }
     }
 }
@@ -349,23 +344,22 @@ impl<'a> Sink<'a> for FactsSink {
 pub(super) fn facts(text: &str) -> Option<SdpFacts> {
     let mut sink = FactsSink(Vec::new());
     let walked = walk(text, &mut sink)?;
-    let mut media = sink.0;
-    // RFC 4566 §6: a session-level direction applies to media sections without their own
-    // (what `facts_from_session` adds).
-    if let Some(d) = walked.session_direction {
-        for m in &mut media {
-            if !m
-                .attributes
-                .iter()
-                .any(|a| Direction::from_attr(&a.name).is_some())
+    let media = sink
+        .0
+        .into_iter()
+        .map(|(m, mut attributes)| {
+            // RFC 4566 §6: a session-level direction applies to media sections without
+            // their own (what `facts_from_session` adds).
+            if let Some(d) = walked.session_direction
+                && !attributes
+                    .iter()
+                    .any(|(n, _)| Direction::from_attr(n).is_some())
             {
-                m.attributes.push(SdpAttribute {
-                    name: d.to_owned(),
-                    value: None,
-                });
+                attributes.push((d, None));
             }
-        }
-    }
+            SdpMedia::new(m.media, m.port, m.proto, m.fmt, &attributes)
+        })
+        .collect();
     Some(SdpFacts {
         connection: walked.connection.map(str::to_owned),
         media,
