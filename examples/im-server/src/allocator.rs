@@ -19,9 +19,9 @@ pub(crate) const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// Empties the calling thread's cache into the arenas. Turning the cache off flushes and
 /// frees it; on again, the thread starts an empty one. jemalloc's own `thread.tcache.flush`
 /// would keep the cache's memory, but it refuses any value read or written (`EPERM`), and
-/// every safe call of tikv-jemalloc-ctl 0.7 passes one (only `raw`, which is `unsafe` and
-/// forbidden here, could pass none). Run on a quiet thread only, the off/on toggle's cost
-/// (~20 k instructions) does not matter.
+/// every call of tikv-jemalloc-ctl 0.7 (`raw` included) passes one: only the `unsafe`
+/// `tikv_jemalloc_sys::mallctl`, forbidden here, could call it. Run on a quiet thread only,
+/// the off/on toggle's cost (~20 k instructions) does not matter.
 pub(crate) fn flush_thread_cache() {
     use tikv_jemalloc_ctl::{Access, AsName};
     let enabled = b"thread.tcache.enabled\0".name();
