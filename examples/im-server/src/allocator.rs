@@ -128,7 +128,9 @@ mod tests {
                 ..Bind::default()
             };
             let mut driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
-            let delay = Duration::from_millis(300);
+            // The server's own delay: long enough that a loaded machine reads the caches
+            // before it runs out.
+            let delay = IDLE_FLUSH_AFTER;
             driver.on_idle(delay, flush_thread_cache);
             let sockets = driver.local().sip_udp.clone();
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
