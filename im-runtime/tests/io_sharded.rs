@@ -2,7 +2,6 @@
 //! datagrams and SIP messages framed out of one TCP connection reach the core their Call-ID
 //! steers to, every core can answer on a shared SIP connection, each MSRP listener belongs to
 //! one core, and the two cores' outgoing connections with the same core-side id stay apart.
-//! Each core runs on a thread of its own, and the idle hook runs on it once per quiet spell.
 #![cfg(feature = "tokio")]
 
 use bytes::Bytes;
@@ -11,8 +10,6 @@ use im_runtime::steer::{call_id, steer};
 use im_runtime::transport::{ConnId, Core, Input, Output, StreamKind};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,8 +22,6 @@ struct Tagger {
     opened: Vec<(ConnId, StreamKind)>,
     data: Vec<Bytes>,
     shutdown: bool,
-    /// The thread of every input.
-    threads: Vec<ThreadId>,
 }
 
 impl Tagger {
@@ -37,7 +32,6 @@ impl Tagger {
             opened: Vec::new(),
             data: Vec::new(),
             shutdown: false,
-            threads: Vec::new(),
         }
     }
 
@@ -49,7 +43,6 @@ impl Tagger {
 
 impl Core for Tagger {
     fn handle_input(&mut self, _now: Instant, input: Input) {
-        self.threads.push(std::thread::current().id());
         match input {
             Input::Datagram { local, from, data } => {
                 if let Some(Ok(to)) = std::str::from_utf8(&data)
@@ -205,15 +198,6 @@ async fn messages_reach_the_shard_their_call_id_steers_to() {
         .expect("every shard stops after shutdown")
         .unwrap();
     assert_eq!(cores.len(), 2);
-    // Each core had every input (datagrams, framed TCP messages, MSRP bytes, its outgoing
-    // connection) on one thread of its own, not the test's and not the other core's.
-    let homes: Vec<ThreadId> = cores.iter().map(|c| c.threads[0]).collect();
-    assert_ne!(homes[0], homes[1]);
-    for core in &cores {
-        assert!(core.threads.len() > 3);
-        assert!(core.threads.iter().all(|t| *t == core.threads[0]));
-        assert_ne!(core.threads[0], std::thread::current().id());
-    }
     for (i, core) in cores.iter().enumerate() {
         assert_eq!(core.shard, i, "cores come back in order");
         assert!(core.shutdown);
@@ -283,65 +267,4 @@ async fn an_unframeable_sip_stream_goes_to_its_shard_then_is_closed() {
         .map(|c| c.shard)
         .collect();
     assert_eq!(with_data, [steer(b"a", 2)]);
-}
-
-/// The idle hook runs on each shard's own thread, once `after` past the shard's last input,
-/// not again while the shard stays quiet, and once more after its next input.
-#[tokio::test]
-async fn each_shard_runs_the_idle_hook_on_its_own_thread_once_per_quiet_spell() {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let bind = Bind {
-        sip_udp: vec![any, any],
-        ..Bind::default()
-    };
-    let mut driver = Driver::bind(&bind, IoLimits::default()).await.unwrap();
-    let ran: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
-    let log = ran.clone();
-    // Far over the gaps between the test's datagrams, even on a loaded machine.
-    let after = Duration::from_millis(500);
-    driver.on_idle(after, move || {
-        log.lock().unwrap().push(std::thread::current().id());
-    });
-    let local = driver.local().clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        driver.run_sharded(vec![Tagger::new(0), Tagger::new(1)], async move {
-            let _ = stop_rx.await;
-        }),
-    );
-    let peer = tokio::net::UdpSocket::bind(any).await.unwrap();
-    let mut buf = [0u8; 256];
-    // To each shard, on the socket it reads itself.
-    let mut ask = async |j: usize| {
-        let id = id_for(j);
-        for _ in 0..3 {
-            peer.send_to(sip(&id).as_bytes(), local.sip_udp[j])
-                .await
-                .unwrap();
-            let (n, _) = peer.recv_from(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], format!("s{j} {id}").as_bytes());
-        }
-    };
-    ask(0).await;
-    ask(1).await;
-    assert!(ran.lock().unwrap().is_empty(), "ran while busy");
-    tokio::time::sleep(after * 3).await;
-    let first = ran.lock().unwrap().clone();
-    assert_eq!(first.len(), 2, "once per shard after its last input");
-    assert_ne!(first[0], first[1]);
-    tokio::time::sleep(after * 3).await;
-    assert_eq!(ran.lock().unwrap().len(), 2, "ran again while quiet");
-    ask(0).await;
-    tokio::time::sleep(after * 3).await;
-    let again = ran.lock().unwrap().clone();
-    assert_eq!(again.len(), 3, "once more after the next input");
-    stop_tx.send(()).unwrap();
-    let cores = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("every shard stops after shutdown")
-        .unwrap();
-    // Each run was on the thread of the shard that had gone quiet.
-    let homes: Vec<ThreadId> = cores.iter().map(|c| c.threads[0]).collect();
-    assert!(first.contains(&homes[0]) && first.contains(&homes[1]));
-    assert_eq!(again[2], homes[0]);
 }

@@ -149,11 +149,19 @@ fn main() -> ExitCode {
     }
     let workers = cfg.worker_count();
     // One worker keeps everything on the calling thread, as a single endpoint always ran;
-    // more get a thread each, with one endpoint (shard) and its own current-thread runtime
-    // per thread (`Driver::run_sharded`), while this thread only accepts connections.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
+    // more get a thread each, with one endpoint (shard) per thread.
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .on_thread_park(allocator::tidy_on_park)
+            .build()
+    };
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
@@ -306,8 +314,6 @@ async fn serve(cfg: ServerConfig, app: ServerApp, workers: usize) -> ExitCode {
         eprintln!("im-server: {e}");
         return ExitCode::FAILURE;
     }
-    // Each worker empties its own thread's allocator cache once its loop has gone quiet.
-    driver.on_idle(allocator::IDLE_FLUSH_AFTER, allocator::flush_thread_cache);
     let local = driver.local().clone();
     tracing::info!(
         sip_udp = ?local.sip_udp,
@@ -564,8 +570,8 @@ fn user_add(cfg: &ServerConfig, aor: &str, store: Option<&std::path::Path>) -> E
     }
 }
 
-/// A clock read outside the runtime's IO layer: the first groups load happens before the
-/// driver (and its clock) runs.
+/// A clock read outside the runtime's IO layer (the other is `allocator::tidy_on_park`): the
+/// first groups load happens before the driver (and its clock) runs.
 #[allow(clippy::disallowed_methods)]
 fn startup_time() -> Instant {
     Instant::now()

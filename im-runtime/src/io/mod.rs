@@ -6,10 +6,8 @@
 //! no task hop. Each TCP connection has a small reader task that forwards what it reads over
 //! a channel to the loop, and a writer task fed by a channel, so a slow peer never blocks it.
 //!
-//! [`Driver::run`] drives one core. [`Driver::run_sharded`] drives N independent cores (each
-//! on an OS thread of its own, with its own current-thread tokio runtime: no work stealing,
-//! and a shard's sockets, timers and connection tasks wake only its own thread) behind the
-//! same sockets: UDP socket `j` is read by loop `j % N`, which
+//! [`Driver::run`] drives one core. [`Driver::run_sharded`] drives N independent cores (one
+//! per worker thread) behind the same sockets: UDP socket `j` is read by loop `j % N`, which
 //! forwards to another loop only the datagrams that steering gives it, and the TCP readers
 //! steer each SIP message to the core that owns its call ([`crate::steer`]), framing SIP
 //! over TCP in the reader so that
@@ -23,7 +21,6 @@
 //! the stream kind telling the core that they are secure.
 
 mod batch;
-mod budget;
 mod hygiene;
 mod kstamp;
 mod latency;
@@ -41,19 +38,19 @@ pub use tls::{TlsError, TlsSetup};
 use crate::proto::sip;
 use crate::steer::steer_sip;
 use crate::transport::{ConnId, Core, Input, Output, StreamKind};
-use budget::{Budget, Permit};
 use bytes::{Bytes, BytesMut};
 use pressure::Pressure;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Addresses to bind. Port 0 picks a free port; [`Driver::local`] says which.
 #[derive(Clone, Debug, Default)]
@@ -166,9 +163,6 @@ type EvTx = mpsc::UnboundedSender<Ev>;
 /// Where a reader's events go: one channel per shard.
 type Shards = Arc<[EvTx]>;
 
-/// The runtimes of the shards of [`Driver::run_sharded`], by shard.
-type Homes = Arc<[tokio::runtime::Handle]>;
-
 /// The bound UDP sockets with their addresses (read once at bind, not per datagram sent).
 type UdpSockets = Arc<[(Arc<UdpSocket>, SocketAddr)]>;
 
@@ -217,24 +211,6 @@ struct LoopCtx {
     shards: Shards,
     /// This loop's shard.
     index: usize,
-    /// What to run once the loop has had no input for a while ([`Driver::on_idle`]).
-    idle: Option<IdleHook>,
-}
-
-/// A function a driver loop calls on its own thread once it has had no input for `after`
-/// ([`Driver::on_idle`]).
-#[derive(Clone)]
-struct IdleHook {
-    after: Duration,
-    run: Arc<dyn Fn() + Send + Sync>,
-}
-
-impl std::fmt::Debug for IdleHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdleHook")
-            .field("after", &self.after)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LoopCtx {
@@ -269,7 +245,6 @@ pub struct Driver {
     local: Local,
     limits: IoLimits,
     budget: Arc<Budget>,
-    idle: Option<IdleHook>,
 }
 
 impl Driver {
@@ -304,7 +279,6 @@ impl Driver {
             local,
             budget: Arc::new(Budget::new(&limits)),
             limits,
-            idle: None,
         })
     }
 
@@ -348,26 +322,12 @@ impl Driver {
         self.budget.stats.clone()
     }
 
-    /// Has every driver loop call `run`, on the loop's own thread, once it has had no input
-    /// (datagram, stream event, timeout of its core) for `after`; the next input re-arms it.
-    /// So a loop that went quiet runs `run` once, `after` past its last piece of work, and a
-    /// busy one never. For work that only the loop's own thread can do and that is worth
-    /// doing once the load is over: im-server empties the thread's allocator cache, which
-    /// would otherwise keep slabs of a peak's memory in use while the server is idle. With
-    /// [`Driver::run_sharded`] each shard has a thread of its own, so each runs it for itself.
-    pub fn on_idle(&mut self, after: Duration, run: impl Fn() + Send + Sync + 'static) {
-        self.idle = Some(IdleHook {
-            after,
-            run: Arc::new(run),
-        });
-    }
-
     /// Runs `core` until `shutdown` completes and the core is idle (or the grace period
     /// ends). Returns the core so callers can inspect its final state.
     pub async fn run<C: Core>(mut self, core: C, shutdown: impl Future<Output = ()>) -> C {
         let (tx, rx) = mpsc::unbounded_channel::<Ev>();
         let shards: Shards = Arc::from(vec![tx.clone()]);
-        let udp = self.spawn_readers(&shards, None);
+        let udp = self.spawn_readers(&shards);
         let cx = LoopCtx {
             udp,
             limits: self.limits.clone(),
@@ -377,14 +337,13 @@ impl Driver {
             tls: self.tls.as_ref().map(|t| t.connector.clone()),
             shards,
             index: 0,
-            idle: self.idle.clone(),
         };
         drive(core, rx, cx, shutdown).await
     }
 
-    /// Runs `cores` side by side, each on an OS thread of its own with its own
-    /// current-thread tokio runtime, until `shutdown` completes and every core is idle (or
-    /// the grace period ends). Returns the cores in the order given.
+    /// Runs `cores` side by side, each on its own task of the (multi-thread) runtime, until
+    /// `shutdown` completes and every core is idle (or the grace period ends). Returns the
+    /// cores in the order given.
     ///
     /// Core `i` must only mint Call-IDs that [`crate::steer::steer`] maps to `i` (the
     /// endpoint does when its `shard` is set): SIP datagrams and framed SIP stream messages
@@ -394,17 +353,7 @@ impl Driver {
     /// A core that stops (its channel closed) stops the others; a core that panics
     /// re-raises the panic here.
     ///
-    /// Each shard's thread runs its loop, the UDP sockets it reads and sends on (its own
-    /// registrations of the shared sockets), its outgoing connections, and the tasks of the
-    /// accepted connections given to it: an MSRP connection to the shard its listener
-    /// belongs to, a SIP one (which carries calls of every shard) to shard `k % N` for the
-    /// `k`-th accepted connection. The accept loops run on the runtime that awaits this
-    /// function (which may be a current-thread one: they do little).
-    ///
-    /// # Panics
-    ///
-    /// When the operating system refuses a thread or a runtime (its event queue) for a
-    /// shard, at start.
+    /// With one core this is [`Driver::run`] on a spawned task.
     pub async fn run_sharded<C: Core + Send + 'static>(
         mut self,
         cores: Vec<C>,
@@ -419,63 +368,28 @@ impl Driver {
             rxs.push(rx);
         }
         let shards: Shards = Arc::from(txs);
-        // The runtimes first: the accept loops hand connections to them.
-        let runtimes: Vec<tokio::runtime::Runtime> = (0..n)
-            .map(|i| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap_or_else(|e| panic!("cannot start the runtime of shard {i}: {e}"))
-            })
-            .collect();
-        let homes: Homes = runtimes.iter().map(|rt| rt.handle().clone()).collect();
-        let udp = self.spawn_readers(&shards, Some(homes));
+        let udp = self.spawn_readers(&shards);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, std::thread::Result<C>)>();
-        for (i, ((core, rx), rt)) in cores.into_iter().zip(rxs).zip(runtimes).enumerate() {
-            let udp = udp.clone();
-            let limits = self.limits.clone();
-            let budget = self.budget.clone();
-            let tls = self.tls.as_ref().map(|t| t.connector.clone());
-            let shards = shards.clone();
-            let idle = self.idle.clone();
-            let mut stop = stop_rx.clone();
-            let done = done_tx.clone();
-            let run = move || {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    rt.block_on(async {
-                        let cx = LoopCtx {
-                            udp: udp::register_here(&udp),
-                            limits,
-                            budget,
-                            own: shards[i].clone(),
-                            tag: (i as u64) << SHARD_SHIFT,
-                            tls,
-                            shards,
-                            index: i,
-                            idle,
-                        };
-                        let stopped = async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        };
-                        let core = drive(core, rx, cx, stopped).await;
-                        // The loop told its connections' writers to close: let them write
-                        // what they hold before the runtime (and its tasks) goes.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        core
-                    })
-                }));
-                drop(rt);
-                let _ = done.send((i, ran));
+        let mut set = JoinSet::new();
+        for (i, (core, rx)) in cores.into_iter().zip(rxs).enumerate() {
+            let cx = LoopCtx {
+                udp: udp.clone(),
+                limits: self.limits.clone(),
+                budget: self.budget.clone(),
+                own: shards[i].clone(),
+                tag: (i as u64) << SHARD_SHIFT,
+                tls: self.tls.as_ref().map(|t| t.connector.clone()),
+                shards: shards.clone(),
+                index: i,
             };
-            if let Err(e) = std::thread::Builder::new()
-                .name(format!("im-shard-{i}"))
-                .spawn(run)
-            {
-                panic!("cannot start the thread of shard {i}: {e}");
-            }
+            let mut stop = stop_rx.clone();
+            set.spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                (i, drive(core, rx, cx, stopped).await)
+            });
         }
-        drop(done_tx);
         let mut out: Vec<Option<C>> = (0..n).map(|_| None).collect();
         let mut shutdown = std::pin::pin!(shutdown);
         let mut signalled = false;
@@ -485,16 +399,20 @@ impl Driver {
                     signalled = true;
                     let _ = stop_tx.send(true);
                 }
-                done = done_rx.recv() => match done {
+                done = set.join_next() => match done {
                     None => break,
-                    Some((i, Ok(core))) => {
+                    Some(Ok((i, core))) => {
                         out[i] = Some(core);
                         if !signalled {
                             signalled = true;
                             let _ = stop_tx.send(true);
                         }
                     }
-                    Some((_, Err(p))) => std::panic::resume_unwind(p),
+                    Some(Err(e)) => match e.try_into_panic() {
+                        Ok(p) => std::panic::resume_unwind(p),
+                        // Cancelled only when the runtime shuts down under us.
+                        Err(_) => break,
+                    },
                 },
             }
         }
@@ -503,9 +421,8 @@ impl Driver {
 
     /// Spawns the accept loops, feeding `shards`, and gives the UDP sockets to the loops
     /// (which read them themselves). With more than one shard, SIP over TCP is framed in the
-    /// readers and steered by Call-ID. `homes`: the shards' runtimes, where the accepted
-    /// connections' tasks run (`None`: on this one).
-    fn spawn_readers(&mut self, shards: &Shards, homes: Option<Homes>) -> UdpSockets {
+    /// readers and steered by Call-ID.
+    fn spawn_readers(&mut self, shards: &Shards) -> UdpSockets {
         let next_accepted = Arc::new(AtomicU64::new(0));
         let n = shards.len();
         let udp: Vec<(Arc<UdpSocket>, SocketAddr)> = self
@@ -549,7 +466,6 @@ impl Driver {
             let max_sip = self.limits.max_sip_message;
             let watch = Some(hygiene::Timeouts::of(&self.limits));
             let acceptor = acceptor.clone().filter(|_| kind.is_tls());
-            let homes = homes.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((stream, peer)) = l.accept().await else {
@@ -575,26 +491,12 @@ impl Driver {
                         watch,
                         evict: Arc::new(tokio::sync::Notify::new()),
                     };
-                    let acceptor = acceptor.clone();
-                    let serve = async move |stream: TcpStream| match acceptor {
+                    match &acceptor {
                         None => spawn_tcp(stream, conn),
-                        Some(a) => accept_tls(a, stream, conn, handshake_timeout).await,
-                    };
-                    let Some(homes) = &homes else {
-                        tokio::spawn(serve(stream));
-                        continue;
-                    };
-                    // Served on its shard's thread: the stream leaves this runtime's event
-                    // queue for that one's.
-                    let home = &homes[shard.unwrap_or((id.0 & !ConnId::ACCEPTED) as usize % n)];
-                    let Ok(stream) = stream.into_std() else {
-                        continue;
-                    };
-                    home.spawn(async move {
-                        if let Ok(stream) = TcpStream::from_std(stream) {
-                            serve(stream).await;
+                        Some(a) => {
+                            tokio::spawn(accept_tls(a.clone(), stream, conn, handshake_timeout));
                         }
-                    });
+                    }
                 }
             });
         }
@@ -620,9 +522,6 @@ async fn drive<C: Core>(
     let n = cx.shards.len();
     let (mut udp_in, mut udp_out) = udp::open(&cx);
     let mut invites = latency::Tracker::new();
-    // The last input (or tidying) and whether the idle hook is due after it.
-    let mut active = now();
-    let mut idle_armed = false;
     loop {
         // Carry out everything the core wants before waiting again.
         while let Some(out) = core.poll_output() {
@@ -731,20 +630,10 @@ async fn drive<C: Core>(
                 None => std::future::pending::<()>().await,
             }
         };
-        // The INVITE timing records of an idle loop (nothing else drops them) and the idle
-        // hook share one timer: a loop turn arms no more timers than before the hook.
+        // The INVITE timing records of an idle loop: nothing else drops them.
         let tidy_at = invites.tidy_at();
-        let idle_at = cx
-            .idle
-            .as_ref()
-            .filter(|_| idle_armed)
-            .and_then(|h| active.checked_add(h.after));
-        let quiet_at = match (tidy_at, idle_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let tidy = async {
-            match quiet_at {
+            match tidy_at {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
                 None => std::future::pending::<()>().await,
             }
@@ -761,8 +650,6 @@ async fn drive<C: Core>(
                     pressure.observe(&mut core, t, t.saturating_duration_since(at));
                     invites.received(&data, at);
                     core.handle_input(t, Input::Datagram { local, from, data });
-                    active = t;
-                    idle_armed = true;
                 });
             }
             () = udp_out.writable() => udp_out.flush(),
@@ -793,30 +680,11 @@ async fn drive<C: Core>(
                     Ev::ConnectFailed(conn) => Input::ConnectFailed { conn: cx.local(conn) },
                 };
                 core.handle_input(t, input);
-                active = t;
-                idle_armed = true;
             }
             () = sleep => {
-                let t = now();
-                core.handle_input(t, Input::Timeout);
-                active = t;
-                idle_armed = true;
+                core.handle_input(now(), Input::Timeout);
             }
-            () = tidy => {
-                let t = now();
-                if tidy_at.is_some_and(|d| d <= t) {
-                    // Tidying frees memory too: the hook comes after it.
-                    invites.tidy(t);
-                    active = t;
-                    idle_armed = true;
-                } else if let Some(h) = &cx.idle
-                    && idle_armed
-                    && active.checked_add(h.after).is_some_and(|d| t >= d)
-                {
-                    idle_armed = false;
-                    (h.run)();
-                }
-            }
+            () = tidy => invites.tidy(now()),
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 shutdown_deadline = Some(now() + cx.limits.shutdown_grace);
@@ -840,6 +708,166 @@ enum Route {
     /// SIP over TCP shared by every loop: open and close go to all of them, and the reader
     /// frames the byte stream so that each message goes to the loop its Call-ID steers to.
     Steered(Shards),
+}
+
+/// The connection budgets shared by every accept loop and outgoing connect.
+#[derive(Debug)]
+struct Budget {
+    max_sip: usize,
+    max_msrp: usize,
+    per_source: usize,
+    sip: AtomicUsize,
+    msrp: AtomicUsize,
+    sources: Mutex<HashMap<IpAddr, usize>>,
+    /// Accepted connections still waiting for their first head, per kind (SIP, MSRP), oldest
+    /// first: when a budget is full, the oldest of them makes room for a newcomer.
+    waiting: Mutex<[WaitList; 2]>,
+    stats: Arc<IoStats>,
+}
+
+impl Budget {
+    fn new(l: &IoLimits) -> Self {
+        Budget {
+            max_sip: l.max_sip_connections,
+            max_msrp: l.max_msrp_connections,
+            per_source: l.max_connections_per_source,
+            sip: AtomicUsize::new(0),
+            msrp: AtomicUsize::new(0),
+            sources: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Default::default()),
+            stats: Arc::new(IoStats::default()),
+        }
+    }
+
+    /// A protocol's budget is shared by its TCP and TLS connections.
+    fn count(&self, kind: StreamKind) -> (&AtomicUsize, usize) {
+        match kind.protocol() {
+            StreamKind::Msrp => (&self.msrp, self.max_msrp),
+            _ => (&self.sip, self.max_sip),
+        }
+    }
+
+    /// A slot for a new connection of `kind`, from `source` when it was accepted; `None`
+    /// (counted and logged) when a budget is full.
+    fn admit(self: &Arc<Self>, kind: StreamKind, source: Option<SocketAddr>) -> Option<Permit> {
+        let ip = source.map(|a| a.ip());
+        if let Some(ip) = ip {
+            let mut m = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            let c = m.entry(ip).or_insert(0);
+            if *c >= self.per_source {
+                drop(m);
+                if let Some(k) = bump(&self.stats.refused_per_source) {
+                    tracing::warn!(%ip, max = self.per_source, refused = k,
+                        "too many connections from one source: refusing");
+                }
+                return None;
+            }
+            *c += 1;
+        }
+        // From here on the permit gives the source slot back when dropped.
+        let permit = Permit {
+            budget: self.clone(),
+            kind,
+            ip,
+            counted: false,
+        };
+        let (n, max) = self.count(kind);
+        if n.fetch_add(1, Ordering::Relaxed) >= max {
+            // An accepted newcomer takes the place of the oldest connection that has not sent
+            // a complete head yet (no one's good connection). The count is over by one until
+            // that connection's reader ends, a moment later.
+            let evict = if source.is_some() {
+                self.pop_waiting(kind)
+            } else {
+                None
+            };
+            let Some(evict) = evict else {
+                n.fetch_sub(1, Ordering::Relaxed);
+                if source.is_some()
+                    && let Some(k) = bump(&self.stats.refused_budget)
+                {
+                    tracing::warn!(?kind, max, refused = k, "connection budget full: refusing");
+                }
+                return None;
+            };
+            evict.notify_one();
+            if let Some(k) = bump(&self.stats.evicted) {
+                tracing::warn!(
+                    ?kind,
+                    max,
+                    evicted = k,
+                    "connection budget full: closing the oldest connection without a head"
+                );
+            }
+        }
+        if source.is_some() {
+            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut permit = permit;
+        permit.counted = true;
+        Some(permit)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, [WaitList; 2]> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(kind: StreamKind) -> usize {
+        match kind.protocol() {
+            StreamKind::Msrp => 1,
+            _ => 0,
+        }
+    }
+
+    /// Registers an accepted connection as waiting for its first head; `evict` is notified
+    /// when a newcomer needs its slot.
+    fn wait(&self, kind: StreamKind, seq: u64, evict: Arc<tokio::sync::Notify>) {
+        self.waiting()[Self::slot(kind)].insert(seq, evict);
+    }
+
+    /// The connection has its head, or is gone.
+    fn done_waiting(&self, kind: StreamKind, seq: u64) {
+        self.waiting()[Self::slot(kind)].remove(&seq);
+    }
+
+    fn pop_waiting(&self, kind: StreamKind) -> Option<Arc<tokio::sync::Notify>> {
+        self.waiting()[Self::slot(kind)].pop_first().map(|(_, n)| n)
+    }
+}
+
+type WaitList = std::collections::BTreeMap<u64, Arc<tokio::sync::Notify>>;
+
+/// A connection's slot in the budgets, given back when the connection ends.
+struct Permit {
+    budget: Arc<Budget>,
+    kind: StreamKind,
+    ip: Option<IpAddr>,
+    /// Whether the kind's budget counts this connection (not yet while admitting).
+    counted: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.counted {
+            self.budget
+                .count(self.kind)
+                .0
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(ip) = self.ip {
+            let mut m = self
+                .budget
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = m.get_mut(&ip) {
+                *c -= 1;
+                if *c == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 /// Watches an accepted connection until the head of its first message is complete.

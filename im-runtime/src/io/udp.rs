@@ -39,31 +39,6 @@ pub(super) fn open(cx: &LoopCtx) -> (UdpIn, UdpOut) {
     (udp_in, UdpOut::new(cx.udp.clone(), counters.clone()))
 }
 
-/// The calling runtime's own registrations of `udp`: each socket's descriptor duplicated
-/// and registered with the current runtime, so that its readiness wakes this runtime's
-/// thread (a shard of [`super::Driver::run_sharded`]) and not the one of the runtime that
-/// bound it. Both descriptors name the same socket, so options set on either apply to both.
-/// A socket whose descriptor cannot be duplicated is used as it is: it still works, through
-/// the other runtime's event queue.
-pub(super) fn register_here(udp: &UdpSockets) -> UdpSockets {
-    udp.iter()
-        .map(|(s, a)| (own_registration(s).unwrap_or_else(|_| s.clone()), *a))
-        .collect()
-}
-
-#[cfg(unix)]
-fn own_registration(s: &UdpSocket) -> io::Result<Arc<UdpSocket>> {
-    use std::os::fd::AsFd;
-    // The duplicate shares the original's open file, so it is non-blocking already.
-    let fd = s.as_fd().try_clone_to_owned()?;
-    UdpSocket::from_std(std::net::UdpSocket::from(fd)).map(Arc::new)
-}
-
-#[cfg(not(unix))]
-fn own_registration(_: &UdpSocket) -> io::Result<Arc<UdpSocket>> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
 /// One socket a loop reads.
 struct Reader {
     sock: Arc<UdpSocket>,
