@@ -786,7 +786,7 @@ fn round_up(d: Instant, epoch: Instant, step: Duration) -> Instant {
         && step_ns > 0
     {
         let k = off.div_ceil(step_ns);
-        let rounded = Duration::from_nanos(k.checked_mul(step_ns).unwrap_or(u64::MAX));
+        let rounded = Duration::from_nanos(k.saturating_mul(step_ns));
         return epoch.checked_add(rounded).unwrap_or(d);
     }
     let step_ns = step.as_nanos();
