@@ -71,13 +71,94 @@ struct Inner {
     method: Method,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// How many bytes of branch and sent-by a key keeps inside its own allocation. With the
+/// other fields the key is then one 96-byte block, where it was an 80-byte key and its text
+/// (32 or 48 bytes for up to 48) apart; our keys (a 23-byte branch and an IPv4 sent-by with
+/// port, ~37 bytes) and SIPp's fit, so every message sent or received makes one allocation
+/// for its key, not two. Longer ones (PJSIP's 41-byte branches) keep the text apart.
+const SHORT: usize = 45;
+
+#[derive(Clone)]
 enum KeyId {
-    /// The branch followed by the lower-cased sent-by, in one allocation.
+    /// The branch followed by the lower-cased sent-by, inside the key; `bytes` past `len`
+    /// are zero.
+    Short {
+        split: u8,
+        len: u8,
+        bytes: [u8; SHORT],
+    },
+    /// The same, longer than [`SHORT`] bytes, in one allocation of its own.
     Branch { text: Box<str>, split: u32 },
     /// Boxed: only a peer without RFC 3261 branches makes one, and inline it would make
     /// every key (each live transaction has one) ~50 bytes larger.
     Rfc2543(Box<Rfc2543Id>),
+}
+
+impl KeyId {
+    /// The branch identity's text and where the branch ends in it; `None` for an RFC 2543
+    /// identity.
+    fn text(&self) -> Option<(&[u8], u32)> {
+        match self {
+            KeyId::Short { split, len, bytes } => Some((
+                bytes.get(..usize::from(*len)).unwrap_or_default(),
+                u32::from(*split),
+            )),
+            KeyId::Branch { text, split } => Some((text.as_bytes(), *split)),
+            KeyId::Rfc2543(_) => None,
+        }
+    }
+
+    /// [`KeyId::text`] as a `str` (it is made from two `str`s and ASCII).
+    fn text_str(&self) -> Option<(&str, u32)> {
+        let (t, split) = self.text()?;
+        Some((std::str::from_utf8(t).unwrap_or_default(), split))
+    }
+}
+
+impl PartialEq for KeyId {
+    fn eq(&self, other: &KeyId) -> bool {
+        match (self, other) {
+            (KeyId::Rfc2543(a), KeyId::Rfc2543(b)) => a == b,
+            _ => self.text().is_some_and(|a| other.text() == Some(a)),
+        }
+    }
+}
+
+impl Eq for KeyId {}
+
+impl Hash for KeyId {
+    /// As `#[derive(Hash)]` hashed this enum when it had only the `Branch` and `Rfc2543`
+    /// variants (the discriminant as an `isize`, then the fields): [`TsxKey::stable_hash`]
+    /// gives the values it gave, so the To tags it makes are unchanged, whichever variant
+    /// holds the text.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match (self, self.text_str()) {
+            (_, Some((text, split))) => {
+                state.write_isize(0);
+                text.hash(state);
+                split.hash(state);
+            }
+            (KeyId::Rfc2543(r), None) => {
+                state.write_isize(1);
+                r.hash(state);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.text_str()) {
+            (_, Some((text, split))) => f
+                .debug_struct("Branch")
+                .field("text", &text)
+                .field("split", &split)
+                .finish(),
+            (KeyId::Rfc2543(r), None) => f.debug_tuple("Rfc2543").field(r).finish(),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -97,7 +178,12 @@ fn seed() -> &'static foldhash::quality::RandomState {
 
 impl TsxKey {
     fn from_parts(id: KeyId, method: Method) -> TsxKey {
-        let hash = seed().hash_one((&id, &method));
+        // The text hashed as bytes (no UTF-8 check, unlike `KeyId`'s `Hash`): this hash only
+        // has to agree between keys of this process.
+        let hash = match id.text() {
+            Some(text) => seed().hash_one((text, &method)),
+            None => seed().hash_one((&id, &method)),
+        };
         TsxKey(Arc::new(Inner { hash, id, method }))
     }
 
@@ -168,15 +254,13 @@ impl TsxKey {
 
     /// The branch, when the key is an RFC 3261 one.
     pub fn branch(&self) -> Option<&str> {
-        match &self.0.id {
-            KeyId::Branch { text, split } => text.get(..*split as usize),
-            KeyId::Rfc2543(_) => None,
-        }
+        let (text, split) = self.0.id.text_str()?;
+        text.get(..split as usize)
     }
 
     /// Whether the key came from an RFC 3261 branch (not the RFC 2543 fallback).
     pub fn is_rfc3261(&self) -> bool {
-        matches!(self.0.id, KeyId::Branch { .. })
+        !matches!(self.0.id, KeyId::Rfc2543(_))
     }
 
     /// For a CANCEL's key, the key of the INVITE transaction it cancels; `None` for other
@@ -208,31 +292,62 @@ impl TsxKey {
     }
 }
 
+/// `:<port>` in decimal, in the first bytes of `out`; how many.
+fn port_text(port: u16, out: &mut [u8; 6]) -> usize {
+    let width = 1 + port.checked_ilog10().unwrap_or(0) as usize;
+    let mut p = port;
+    for i in (1..=width).rev() {
+        if let Some(d) = out.get_mut(i) {
+            *d = b'0' + (p % 10) as u8;
+        }
+        p /= 10;
+    }
+    if let Some(c) = out.first_mut() {
+        *c = b':';
+    }
+    width + 1
+}
+
 /// An RFC 3261 identity: `branch`, then the sent-by `host` (lower-cased: hosts compare
-/// case-insensitively) with its `port`, in one exactly sized allocation.
+/// case-insensitively) with its `port`: inside the key when it fits in [`SHORT`] bytes,
+/// else in one exactly sized allocation.
 fn branch_id(branch: &str, host: &str, port: Option<u16>) -> KeyId {
-    let port_len = port.map_or(0, |p| 1 + p.checked_ilog10().unwrap_or(0) as usize + 1);
-    let mut text = String::with_capacity(branch.len() + host.len() + port_len);
+    let mut port_buf = [0u8; 6];
+    let port_len = port.map_or(0, |p| port_text(p, &mut port_buf));
+    let port_bytes = port_buf.get(..port_len).unwrap_or_default();
+    let (b, h) = (branch.len(), host.len());
+    let total = b + h + port_len;
+    if total <= SHORT {
+        let mut bytes = [0u8; SHORT];
+        if let Some(dst) = bytes.get_mut(..b) {
+            dst.copy_from_slice(branch.as_bytes());
+        }
+        if let Some(dst) = bytes.get_mut(b..b + h) {
+            dst.copy_from_slice(host.as_bytes());
+            dst.make_ascii_lowercase();
+        }
+        if let Some(dst) = bytes.get_mut(b + h..total) {
+            dst.copy_from_slice(port_bytes);
+        }
+        // Both at most SHORT (45), so the casts cannot truncate.
+        return KeyId::Short {
+            split: b as u8,
+            len: total as u8,
+            bytes,
+        };
+    }
+    let mut text = String::with_capacity(total);
     text.push_str(branch);
     text.push_str(host);
     // Lower-cased in place: mapping char by char cost ~10 instructions a byte.
-    if let Some(h) = text.get_mut(branch.len()..) {
+    if let Some(h) = text.get_mut(b..) {
         h.make_ascii_lowercase();
     }
-    if let Some(p) = port {
-        text.push(':');
-        let mut div = 10_000u16; // the largest power of ten a u16 port can reach
-        while div > 1 && p / div == 0 {
-            div /= 10;
-        }
-        while div > 0 {
-            text.push(char::from(b'0' + (p / div % 10) as u8));
-            div /= 10;
-        }
-    }
+    // ASCII digits after a colon.
+    text.push_str(std::str::from_utf8(port_bytes).unwrap_or_default());
     KeyId::Branch {
         // A branch longer than 4 GiB cannot come out of a message we accept.
-        split: u32::try_from(branch.len()).unwrap_or(u32::MAX),
+        split: u32::try_from(b).unwrap_or(u32::MAX),
         text: text.into_boxed_str(),
     }
 }
@@ -430,5 +545,103 @@ mod tests {
         let new = TsxKey::from_via(&Method::Invite, Some("1234"), "x", None, raw, legacy(1));
         assert_eq!(old, new);
         assert!(!new.is_rfc3261());
+    }
+
+    /// The identity as the key kept it before the text could sit inside the key: what
+    /// `#[derive(Hash)]` made of it is what `stable_hash` (To tags on the wire) must keep.
+    #[derive(Hash)]
+    enum OldId {
+        Branch { text: Box<str>, split: u32 },
+        Rfc2543(Box<Rfc2543Id>),
+    }
+
+    fn old_stable_hash(id: &OldId, method: &Method) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        method.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn short_and_long_identities_match_hash_and_read_as_before() {
+        // Branches around the inline limit, with and without a port, mixed-case hosts.
+        for blen in [
+            7,
+            23,
+            40,
+            SHORT - 14,
+            SHORT - 13,
+            SHORT - 12,
+            SHORT - 1,
+            SHORT,
+            90,
+        ] {
+            let branch = format!("z9hG4bK{}", "a".repeat(blen - 7));
+            for (host, port) in [
+                ("PC33.Example.com", Some(5060u16)),
+                ("192.0.2.1", Some(0)),
+                ("h", Some(65535)),
+                ("Atlanta.COM", None),
+            ] {
+                let key = TsxKey::from_via(
+                    &Method::Message,
+                    Some(&branch),
+                    host,
+                    port,
+                    "",
+                    Rfc2543Parts::default(),
+                );
+                let sent_by = match port {
+                    Some(p) => format!("{}:{p}", host.to_ascii_lowercase()),
+                    None => host.to_ascii_lowercase(),
+                };
+                let text = format!("{branch}{sent_by}");
+                let inline = text.len() <= SHORT;
+                assert_eq!(
+                    matches!(key.0.id, KeyId::Short { .. }),
+                    inline,
+                    "{text}: {} bytes",
+                    text.len()
+                );
+                assert_eq!(key.branch(), Some(branch.as_str()));
+                assert!(key.is_rfc3261());
+                let old = OldId::Branch {
+                    text: text.clone().into_boxed_str(),
+                    split: branch.len() as u32,
+                };
+                assert_eq!(
+                    key.stable_hash(),
+                    old_stable_hash(&old, &Method::Message),
+                    "{text}"
+                );
+                // Made again from the other form of the sent-by, and with another method.
+                let again = TsxKey::from_branch(&Method::Message, &branch, &sent_by.to_uppercase());
+                assert_eq!(key, again);
+                assert_eq!(key.table_hash(), again.table_hash());
+                assert_ne!(key, key.with_method(Method::Cancel));
+                let other = TsxKey::from_branch(&Method::Message, &format!("{branch}b"), &sent_by);
+                assert_ne!(key, other);
+                assert!(format!("{key:?}").contains(&format!("{text:?}")));
+            }
+        }
+        let legacy_key = TsxKey::new(&Method::Invite, via("1234"), legacy(7));
+        let old = OldId::Rfc2543(Box::new(Rfc2543Id {
+            request_uri: "sip:bob@example.com".into(),
+            from_tag: "ft".into(),
+            call_id: "cid@pc33".into(),
+            cseq: 7,
+            top_via: via("1234").raw.into(),
+        }));
+        assert_eq!(
+            legacy_key.stable_hash(),
+            old_stable_hash(&old, &Method::Invite)
+        );
+    }
+
+    #[test]
+    fn a_usual_key_is_one_block_of_the_old_two_blocks_size() {
+        // The Arc's counts and `Inner`: 96 bytes, under the 80-byte key and its separate
+        // text (32 or 48) together.
+        assert!(std::mem::size_of::<Inner>() + 16 <= 96);
     }
 }

@@ -440,3 +440,50 @@ fn linger_grid_leaves_retransmissions_and_timeouts_exact() {
     assert!(deadlines.contains(&(later + t1)), "{deadlines:?}");
     assert!(deadlines.contains(&(at + t1)));
 }
+
+/// `round_up` as it was computed in u128 nanoseconds throughout.
+fn round_up_u128(d: Instant, epoch: Instant, step: Duration) -> Instant {
+    let step_ns = step.as_nanos();
+    if d >= epoch {
+        let k = (d - epoch).as_nanos().div_ceil(step_ns);
+        let rounded = Duration::from_nanos(u64::try_from(k * step_ns).unwrap_or(u64::MAX));
+        epoch.checked_add(rounded).unwrap_or(d)
+    } else {
+        let m = (epoch - d).as_nanos() / step_ns;
+        epoch - Duration::from_nanos(u64::try_from(m * step_ns).unwrap_or(0))
+    }
+}
+
+#[test]
+fn round_up_in_u64_agrees_with_u128_arithmetic() {
+    #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
+    let base = Instant::now() + Duration::from_secs(3600);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..20_000u64 {
+        let step = Duration::from_nanos(1 + next() % 2_000_000_000);
+        // Offsets around multiples of the step, on both sides of the epoch.
+        let k = next() % 50;
+        let jitter = next() % 3;
+        let off = (k * step.as_nanos() as u64)
+            .saturating_add(jitter)
+            .saturating_sub(1);
+        let epoch = base + Duration::from_nanos(next() % 1_000_000);
+        let d = if i % 2 == 0 {
+            epoch + Duration::from_nanos(off)
+        } else {
+            epoch - Duration::from_nanos(off.min(3_000_000_000_000))
+        };
+        assert_eq!(
+            round_up(d, epoch, step),
+            round_up_u128(d, epoch, step),
+            "step {step:?} off {off}"
+        );
+        assert!(round_up(d, epoch, step) >= d);
+    }
+}
