@@ -9,7 +9,7 @@ pub(crate) const TCACHE_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Called by each runtime thread as it parks: at most once per [`TCACHE_FLUSH_EVERY`],
 /// empties the thread's jemalloc cache into the arenas. Each thread keeps freed blocks per
-/// size class for its next allocations (at most 16 per small class: `.cargo/config.toml`;
+/// size class for its next allocations (at most 8 per small class: `.cargo/config.toml`;
 /// jemalloc's default is up to 200), and each of them keeps its whole slab (one page or
 /// more, shared with other blocks) in use: after a peak, an idle worker's cache pins slabs
 /// that would otherwise be empty and purged (in the soak of docs/performance.md, "Per-thread
@@ -59,8 +59,8 @@ mod tests {
     #[test]
     fn parking_hands_the_cached_blocks_back_at_most_once_a_second() {
         // Freed on this thread, the blocks stay in its cache (counted as allocated: the
-        // arena handed them out). 2 KiB blocks: the cache keeps 16 of a small class
-        // (.cargo/config.toml), 32 KiB, well over the margin below.
+        // arena handed them out). 2 KiB blocks: the cache keeps 8 of a small class
+        // (.cargo/config.toml), 16 KiB, well over the margin below.
         let blocks: Vec<Box<[u8; 2048]>> = (0..200).map(|_| Box::new([1u8; 2048])).collect();
         drop(blocks);
         let before = allocated();
@@ -90,7 +90,7 @@ mod tests {
         let large: u32 = b"opt.tcache_nslots_large\0".name().read().unwrap();
         assert_eq!(
             (small, large),
-            (16, 8),
+            (8, 4),
             "jemalloc built without the cache cap"
         );
     }
