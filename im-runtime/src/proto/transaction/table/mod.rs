@@ -703,28 +703,18 @@ impl<B: MessageBuilder> Transactions<B> {
     /// and otherwise re-files its timer. One look-up of `key` when it goes on (its state,
     /// deadline and stored key read together).
     fn settle(&mut self, role: Role, key: &TsxKey) {
-        let grid = self.config.linger_grid;
+        let index = (
+            &mut self.timers,
+            &mut self.grid_epoch,
+            self.config.linger_grid,
+        );
         let terminated = match role {
-            Role::Server => match self.servers.get_key_value(key) {
-                Some((_, e)) if e.tsx.state() == TsxState::Terminated => true,
-                Some((stored, e)) => {
-                    let timing = (e.tsx.deadline(), e.tsx.lingering());
-                    let index = (&mut self.timers, &mut self.grid_epoch, grid);
-                    refile(index, role, stored, e, timing);
-                    false
-                }
-                None => false,
-            },
-            Role::Client => match self.clients.get_key_value(key) {
-                Some((_, e)) if e.tsx.state() == TsxState::Terminated => true,
-                Some((stored, e)) => {
-                    let timing = (e.tsx.deadline(), e.tsx.lingering());
-                    let index = (&mut self.timers, &mut self.grid_epoch, grid);
-                    refile(index, role, stored, e, timing);
-                    false
-                }
-                None => false,
-            },
+            Role::Server => settle_in(&self.servers, key, index, role, |t| {
+                (t.state(), t.deadline(), t.lingering())
+            }),
+            Role::Client => settle_in(&self.clients, key, index, role, |t| {
+                (t.state(), t.deadline(), t.lingering())
+            }),
         };
         if !terminated {
             return;
@@ -741,6 +731,27 @@ impl<B: MessageBuilder> Transactions<B> {
             role,
         });
     }
+}
+
+/// [`Transactions::settle`] in the table of one role: whether `key`'s transaction has
+/// terminated; if it goes on, its timer re-filed. `timing` reads the machine's state,
+/// deadline and whether it lingers (the server and client machines are distinct types).
+fn settle_in<T>(
+    map: &ShardedTsxMap<Box<Entry<T>>>,
+    key: &TsxKey,
+    index: RefileIndex<'_>,
+    role: Role,
+    timing: impl Fn(&T) -> (TsxState, Option<Instant>, bool),
+) -> bool {
+    let Some((stored, e)) = map.get_key_value(key) else {
+        return false;
+    };
+    let (state, deadline, lingering) = timing(&e.tsx);
+    if state == TsxState::Terminated {
+        return true;
+    }
+    refile(index, role, stored, e, (deadline, lingering));
+    false
 }
 
 /// The timer index, the grid's epoch and the grid step, as [`refile`] changes them.
