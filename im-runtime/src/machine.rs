@@ -334,7 +334,9 @@ const PIECE_END: char = '\n';
 /// Separates an attribute's name from its value in [`SdpMedia`]'s text.
 const VALUE_START: char = '\r';
 
-/// Appends `part` without CR and LF (no SDP line holds them) to `text`.
+/// Appends `part` without CR and LF (no SDP line holds them) to `text`: the usual part holds
+/// neither and is pushed whole, not filtered char by char (~6.7 k instructions per group
+/// session went to the filter when the invitee offer's lines were written that way).
 fn push_line_part(text: &mut String, part: &str) {
     if part.contains(['\r', '\n']) {
         text.extend(part.chars().filter(|c| !matches!(c, '\r' | '\n')));
@@ -827,15 +829,6 @@ impl Invitation {
     /// `a=…` CRLF, in the spec's order. A CR or LF inside a value (from the configuration)
     /// is dropped, so every attribute stays on its line.
     pub fn write_offer_lines(&self, config: &Config, out: &mut String) {
-        // The usual value holds neither: pushed whole, not char by char (~6.7 k
-        // instructions per group session went to the filter).
-        fn put(out: &mut String, s: &str) {
-            if s.contains(['\r', '\n']) {
-                out.extend(s.chars().filter(|c| !matches!(c, '\r' | '\n')));
-            } else {
-                out.push_str(s);
-            }
-        }
         for item in &self.offer {
             match item {
                 OfferItem::OwnAcceptWrappedTypes => {
@@ -847,7 +840,7 @@ impl Invitation {
                         if i > 0 {
                             out.push(' ');
                         }
-                        put(out, t);
+                        push_line_part(out, t);
                     }
                 }
                 OfferItem::OwnMaxSize => {
@@ -857,10 +850,10 @@ impl Invitation {
                 }
                 OfferItem::Fixed(name, value) => {
                     out.push_str("a=");
-                    put(out, name);
+                    push_line_part(out, name);
                     if let Some(v) = value {
                         out.push(':');
-                        put(out, v);
+                        push_line_part(out, v);
                     }
                 }
             }

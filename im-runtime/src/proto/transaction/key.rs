@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use crate::machine::Method;
+use crate::proto::decimal::decimal_bytes;
 
 /// The prefix of every RFC 3261 branch (§8.1.1.7). A branch without it comes from an
 /// RFC 2543 element and cannot be trusted to be unique, so the key falls back to the
@@ -294,18 +295,15 @@ impl TsxKey {
 
 /// `:<port>` in decimal, in the first bytes of `out`; how many.
 fn port_text(port: u16, out: &mut [u8; 6]) -> usize {
-    let width = 1 + port.checked_ilog10().unwrap_or(0) as usize;
-    let mut p = port;
-    for i in (1..=width).rev() {
-        if let Some(d) = out.get_mut(i) {
-            *d = b'0' + (p % 10) as u8;
-        }
-        p /= 10;
-    }
+    let mut digits = [0u8; 20];
+    let digits = decimal_bytes(&mut digits, u64::from(port));
     if let Some(c) = out.first_mut() {
         *c = b':';
     }
-    width + 1
+    if let Some(dst) = out.get_mut(1..=digits.len()) {
+        dst.copy_from_slice(digits);
+    }
+    digits.len() + 1
 }
 
 /// An RFC 3261 identity: `branch`, then the sent-by `host` (lower-cased: hosts compare
