@@ -284,7 +284,7 @@ impl Session {
             let call_id = cx.ids.call_id(cx.cfg.sip_advertised.ip());
             let branch = cx.ids.prefixed_token(tsx::MAGIC_COOKIE);
             let tag = cx.ids.token(1);
-            let (via, _) = cx.via_contact(r.transport, "", &branch);
+            let via = cx.via(r.transport, &branch);
             let mut b = sip::build::RequestBuilder::new(Method::Message, uri.raw())
                 .via_raw(&via)
                 .from(&from_addr, &tag)

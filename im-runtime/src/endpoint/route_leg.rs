@@ -246,7 +246,7 @@ impl<A: Application> Ctx<'_, A> {
         if !self.upgrade_for_size(r, m.as_bytes().len()) {
             return (m, false);
         }
-        let (via, _) = self.via_contact(LegTransport::Tcp, "", branch);
+        let via = self.via(LegTransport::Tcp, branch);
         match rewrite(&m, &via, None) {
             Some(t) => (t, true),
             None => {
@@ -322,13 +322,22 @@ impl<A: Application> Ctx<'_, A> {
     ) -> (String, String) {
         match t {
             LegTransport::Tcp => (
-                format!(
-                    "SIP/2.0/TCP {};branch={branch};rport",
-                    self.cfg.sip_advertised
-                ),
+                self.via(t, branch),
                 tcp_contact(focus, self.cfg.sip_advertised),
             ),
             t => self.leg_via_contact(t == LegTransport::Tls, focus, branch),
+        }
+    }
+
+    /// The Via of [`Self::via_contact`] alone, for a request that carries no Contact (a
+    /// page-mode copy, one sent again over another transport): the Contact is not written.
+    pub(crate) fn via(&self, t: LegTransport, branch: &str) -> String {
+        match t {
+            LegTransport::Tcp => format!(
+                "SIP/2.0/TCP {};branch={branch};rport",
+                self.cfg.sip_advertised
+            ),
+            t => self.leg_via(t == LegTransport::Tls, branch),
         }
     }
 }

@@ -228,17 +228,31 @@ impl<A: Application> Ctx<'_, A> {
     /// a `sips:` Contact); else `SIP/2.0/UDP` and the session's focus. The Contact is the bare
     /// `<uri>`: `isfocus` and feature tags are the spec's (`contact focus`).
     pub(crate) fn leg_via_contact(&self, tls: bool, focus: &str, branch: &str) -> (String, String) {
-        match self.cfg.sip_tls_advertised {
+        let via = self.leg_via(tls, branch);
+        let contact = match self.cfg.sip_tls_advertised {
             Some(a) if tls => {
                 let user = focus
                     .split_once(':')
                     .and_then(|(_, r)| r.split_once('@'))
                     .map_or("conf", |(u, _)| u);
-                (
-                    format!("SIP/2.0/TLS {a};branch={branch};rport"),
-                    format!("<sips:{user}@{a}>"),
-                )
+                format!("<sips:{user}@{a}>")
             }
+            _ => {
+                let mut contact = String::with_capacity(focus.len() + 2);
+                contact.push('<');
+                contact.push_str(focus);
+                contact.push('>');
+                contact
+            }
+        };
+        (via, contact)
+    }
+
+    /// The Via of [`Self::leg_via_contact`] alone (a page-mode copy, a CANCEL, a request sent
+    /// again: no Contact, so none is written).
+    pub(crate) fn leg_via(&self, tls: bool, branch: &str) -> String {
+        match self.cfg.sip_tls_advertised {
+            Some(a) if tls => format!("SIP/2.0/TLS {a};branch={branch};rport"),
             _ => {
                 // Written piece by piece: one per invitee INVITE and per page-mode copy.
                 let mut via = String::with_capacity(48 + branch.len());
@@ -247,11 +261,7 @@ impl<A: Application> Ctx<'_, A> {
                 via.push_str(";branch=");
                 via.push_str(branch);
                 via.push_str(";rport");
-                let mut contact = String::with_capacity(focus.len() + 2);
-                contact.push('<');
-                contact.push_str(focus);
-                contact.push('>');
-                (via, contact)
+                via
             }
         }
     }

@@ -36,7 +36,7 @@ impl<A: Application> Endpoint<A> {
             let mut s = self.sessions.remove(&c.sid);
             let mut cx = self.ctx(now);
             let branch = format!("{}{}", tsx::MAGIC_COOKIE, cx.ids.token(1));
-            let (via, _) = cx.via_contact(LegTransport::Udp, "", &branch);
+            let via = cx.via(LegTransport::Udp, &branch);
             if let Some(m) = rewrite(&c.msg, &via, None) {
                 tracing_log(
                     "page-mode",

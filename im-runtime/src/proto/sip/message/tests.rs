@@ -44,8 +44,50 @@ fn usual_forms_are_recorded() {
           Call-ID: c1@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     ))
     .expect("parses");
-    assert!(ok.known.via.is_some() && ok.known.from.is_some() && ok.known.to.is_some());
+    // A response's From and To are parsed when read, not at parse time.
+    assert!(ok.known.via.is_some() && ok.known.from.is_none() && ok.known.to.is_none());
     assert_eq!(ok.to().and_then(|t| t.tag()), Some("1234SIPpTag201"));
+    assert_eq!(ok.from().and_then(|t| t.tag()), Some("t1"));
+}
+
+/// A response's From and To are checked when something reads them: the parse takes a
+/// malformed one, the accessor reads it as `None`, and `check_response` drops the answer to
+/// an INVITE (whose From and To the dialog layer reads) but not the answer to a MESSAGE. A
+/// request with the same header still fails to parse.
+#[test]
+fn a_response_checks_from_and_to_when_read() {
+    use crate::proto::sip::validate::{DropReason, check_response};
+    let response = |method: &str, from: &str| {
+        Message::parse(Bytes::from(format!(
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKcopy\r\n\
+             From: {from}\r\n\
+             To: <sip:r1@127.0.0.1>;tag=2\r\n\
+             Call-ID: c1@127.0.0.1\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )))
+    };
+    let bad = "<sip:loader@exa mple.com>;tag=t1";
+    for method in ["MESSAGE", "INVITE"] {
+        let good = response(method, "<sip:loader@example.com>;tag=t1").expect("parses");
+        assert_eq!(check_response(&good), Ok(()));
+        assert_eq!(good.from().and_then(|f| f.tag()), Some("t1"));
+        let m = response(method, bad).expect("a response's From is not checked at parse");
+        assert_eq!(m.from(), None);
+        assert!(m.check_addresses().is_err());
+        let verdict = check_response(&m);
+        if method == "INVITE" {
+            assert_eq!(verdict, Err(DropReason::Malformed("malformed header")));
+        } else {
+            assert_eq!(verdict, Ok(()));
+        }
+    }
+    let request = Message::parse(Bytes::from(format!(
+        "MESSAGE sip:r1@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKcopy\r\n\
+         Max-Forwards: 70\r\nFrom: {bad}\r\nTo: <sip:r1@127.0.0.1>\r\n\
+         Call-ID: c1@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    )));
+    assert!(request.is_err());
 }
 
 /// The one-pass presence the validity checks read agrees with [`Message::count`] for
