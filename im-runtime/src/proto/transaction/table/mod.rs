@@ -559,8 +559,18 @@ impl<B: MessageBuilder> Transactions<B> {
             ))
         };
         let seq = self.next_seq();
-        self.clients.insert(key.clone(), Entry::new(seq, tsx));
-        self.sync_timer(Role::Client, &key);
+        let entry = Entry::new(seq, tsx);
+        // Filed from the boxed entry before it goes into the table, under the key the table
+        // is about to hold (`key` is that `Arc`): one look-up of a new key in a table of
+        // 10⁵ lingering transactions costs cache misses, and `sync_timer` made a second.
+        let timing = (entry.tsx.deadline(), entry.tsx.lingering());
+        let index = (
+            &mut self.timers,
+            &mut self.grid_epoch,
+            self.config.linger_grid,
+        );
+        refile(index, Role::Client, &key, &entry, timing);
+        self.clients.insert(key.clone(), entry);
         Ok(key)
     }
 
