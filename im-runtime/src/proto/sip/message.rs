@@ -485,8 +485,8 @@ impl Message {
     }
 
     /// Checks the grammar of the headers the transaction and dialog layers read on every
-    /// message (Via, From, To, Call-ID, CSeq; a response's From and To only when read, see
-    /// below), so that a message that parses can be answered and matched, and records what
+    /// message (Via, From, To, Call-ID, CSeq; the From and To of a response that does not
+    /// answer an INVITE only when read, see below), so that a message that parses can be answered and matched, and records what
     /// it found in their first lines. The other checked headers
     /// (Request-URI, Max-Forwards, Contact, Content-Type, Route, Record-Route, Require,
     /// Proxy-Require) are left to [`Message::check_deferred`], which the core's
@@ -504,13 +504,28 @@ impl Message {
         // is seen but not recorded, and its accessor parses it).
         let (mut via, mut from, mut to, mut call_id, mut cseq) =
             (false, false, false, false, false);
-        // A response's From and To are left to whoever reads them (their accessors parse
-        // them then): no layer reads them but the dialog layer, for the answers to an
-        // INVITE, and [`super::validate::check_response`] checks those
-        // ([`Message::check_addresses`]). The answers to a list MESSAGE's copies are the
-        // bulk of what the server receives, and parsing their From and To was ~2.4 k
+        // A response's From and To are read by the dialog layer only, in the answers to an
+        // INVITE: those are checked here as a request's are (after the loop, once the CSeq
+        // has said which method it answers), any other response's are left to whoever reads
+        // them (their accessors parse them then). The answers to a list MESSAGE's copies are
+        // the bulk of what the server receives, and parsing their From and To was ~2.4 k
         // instructions each, a twentieth of a recipient's cost.
         let request = self.is_request();
+        let mut answers_invite = false;
+        let mut address = |i: usize, h: &Header, k: &mut Known| -> Result<(), ParseError> {
+            let v = at(h.value);
+            let a = name_addr(v).map_err(|e| {
+                e.in_header(h.name.canonical().unwrap_or("header"), h.value.s as usize)
+            })?;
+            let (seen, slot) = match h.name {
+                HeaderName::From => (&mut from, &mut k.from),
+                _ => (&mut to, &mut k.to),
+            };
+            if !std::mem::replace(seen, true) {
+                *slot = u8::try_from(i).ok().zip(a.record(v));
+            }
+            Ok(())
+        };
         for (i, h) in self.headers.iter().enumerate() {
             let idx = u8::try_from(i).ok();
             let fail = |e: ParseError| {
@@ -527,20 +542,7 @@ impl Message {
                         k.via = idx.zip(first.record(v));
                     }
                 }
-                HeaderName::From if request => {
-                    let v = at(h.value);
-                    let a = name_addr(v).map_err(fail)?;
-                    if !std::mem::replace(&mut from, true) {
-                        k.from = idx.zip(a.record(v));
-                    }
-                }
-                HeaderName::To if request => {
-                    let v = at(h.value);
-                    let a = name_addr(v).map_err(fail)?;
-                    if !std::mem::replace(&mut to, true) {
-                        k.to = idx.zip(a.record(v));
-                    }
-                }
+                HeaderName::From | HeaderName::To if request => address(i, h, &mut k)?,
                 HeaderName::CallId => {
                     check_call_id(at(h.value)).map_err(fail)?;
                     if !std::mem::replace(&mut call_id, true) {
@@ -551,10 +553,18 @@ impl Message {
                     let v = at(h.value);
                     let (n, m) = CSeq::parse_parts(v).map_err(fail)?;
                     if !std::mem::replace(&mut cseq, true) {
+                        answers_invite = m == "INVITE";
                         k.cseq = idx.zip(Rel::of(v, m)).map(|(i, m)| (i, n, m));
                     }
                 }
                 _ => {}
+            }
+        }
+        if !request && answers_invite {
+            for (i, h) in self.headers.iter().enumerate() {
+                if matches!(h.name, HeaderName::From | HeaderName::To) {
+                    address(i, h, &mut k)?;
+                }
             }
         }
         Ok(k)
@@ -572,20 +582,6 @@ impl Message {
     pub fn check_deferred(&self) -> Result<(), ParseError> {
         self.check_request_uri()?;
         self.check_deferred_headers(false)
-    }
-
-    /// Checks every From and To line, as the parse does for a request. For a response the
-    /// parse leaves them to their first use, and [`super::validate::check_response`] runs
-    /// this on the answers to an INVITE, whose From and To the dialog layer reads.
-    pub fn check_addresses(&self) -> Result<(), ParseError> {
-        for h in &self.headers {
-            if matches!(h.name, HeaderName::From | HeaderName::To) {
-                name_addr(self.str_at(h.value)).map_err(|e| {
-                    e.in_header(h.name.canonical().unwrap_or("header"), h.value.s as usize)
-                })?;
-            }
-        }
-        Ok(())
     }
 
     /// The Request-URI, checked (`Ok(None)` for a response).
@@ -784,8 +780,8 @@ impl Message {
         Via::parse_plain(v).or_else(|| Via::parse_first(v).ok())
     }
 
-    /// From (first line; a request's checked at parse time, a response's parsed here: `None`
-    /// when malformed, see [`Message::check_addresses`]).
+    /// From (first line; checked at parse time in a request and in an answer to an INVITE,
+    /// parsed here in any other response: `None` when malformed).
     pub fn from(&self) -> Option<NameAddr<'_>> {
         if let Some((i, rec)) = &self.known.from {
             return Some(rec.view(self.value_at(*i)));
@@ -793,8 +789,8 @@ impl Message {
         name_addr(self.header(HeaderName::From)?).ok()
     }
 
-    /// To (first line; a request's checked at parse time, a response's parsed here: `None`
-    /// when malformed, see [`Message::check_addresses`]).
+    /// To (first line; checked at parse time in a request and in an answer to an INVITE,
+    /// parsed here in any other response: `None` when malformed).
     pub fn to(&self) -> Option<NameAddr<'_>> {
         if let Some((i, rec)) = &self.known.to {
             return Some(rec.view(self.value_at(*i)));

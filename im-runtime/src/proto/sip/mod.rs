@@ -21,8 +21,8 @@
 //! the headers the transaction layer relies on once, keeps what that check found in the top
 //! Via, From, To, Call-ID and CSeq (so their accessors slice rather than parse again), and
 //! decodes other typed views lazily. A response's From and To are read only by the dialog
-//! layer, for the answers to an INVITE: [`validate::check_response`] checks those, and the
-//! parse leaves them to their accessors. The grammar of the other headers the core relies on
+//! layer, in the answers to an INVITE: the parse checks those, and leaves any other
+//! response's to their accessors. The grammar of the other headers the core relies on
 //! (Request-URI, Max-Forwards, Contact, Content-Type, Route, Record-Route, Require,
 //! Proxy-Require) is checked by [`Message::check_deferred`], which [`validate`] runs before a
 //! message is used and the builders run on what they build.

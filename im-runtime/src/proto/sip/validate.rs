@@ -252,11 +252,6 @@ pub fn check_response(msg: &Message) -> Result<(), DropReason> {
     if msg.check_deferred_headers(false).is_err() {
         return Err(DropReason::Malformed("malformed header"));
     }
-    // The parse leaves a response's From and To unchecked; the dialog layer reads those of
-    // an INVITE's answers (its remote tag, its URIs), so they are checked here.
-    if msg.cseq().is_some_and(|c| c.method == Method::Invite) && msg.check_addresses().is_err() {
-        return Err(DropReason::Malformed("malformed header"));
-    }
     if !msg.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(DropReason::Version);
     }
