@@ -248,8 +248,8 @@ impl<A: Application> Ctx<'_, A> {
         (via, contact)
     }
 
-    /// The Via of [`Self::leg_via_contact`] alone (a page-mode copy, a CANCEL, a request sent
-    /// again: no Contact, so none is written).
+    /// The Via of [`Self::leg_via_contact`] alone, for a request without a Contact (a
+    /// page-mode copy, a copy sent again over another transport): none is written.
     pub(crate) fn leg_via(&self, tls: bool, branch: &str) -> String {
         match self.cfg.sip_tls_advertised {
             Some(a) if tls => format!("SIP/2.0/TLS {a};branch={branch};rport"),
