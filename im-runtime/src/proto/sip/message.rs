@@ -488,10 +488,10 @@ impl Message {
     /// message (Via, From, To, Call-ID, CSeq; the From and To of a response that does not
     /// answer an INVITE only when read, see below), so that a message that parses can be
     /// answered and matched, and records what it found in their first lines. The other
-    /// checked headers (Request-URI, Max-Forwards, Contact, Content-Type, Route, Record-Route, Require,
-    /// Proxy-Require) are left to [`Message::check_deferred`], which the core's
-    /// [`super::validate`] runs before a message reaches the transaction layer: a message that
-    /// is only forwarded or matched does not pay for decoding them. Without `check` (a
+    /// checked headers (Request-URI, Max-Forwards, Contact, Content-Type, Route,
+    /// Record-Route, Require, Proxy-Require) are left to [`Message::check_deferred`], which
+    /// the core's [`super::validate`] runs before a message reaches the transaction layer: a
+    /// message that is only forwarded or matched does not pay for decoding them. Without `check` (a
     /// structure-only parse of a message we built), nothing is parsed or recorded: the few
     /// accessors read on such a message parse their header when asked.
     fn check_headers(&self, head: &str, check: bool) -> Result<Known, ParseError> {
