@@ -159,6 +159,10 @@ impl<A: Application> Endpoint<A> {
             TransactionsConfig {
                 timers: cfg.timers,
                 linger_grid: timers::LINGER_GRID,
+                // A copy's or a BYE's final answer ends its transaction: a retransmission
+                // of that answer is dropped as a stray response, as Timer K would have
+                // absorbed it, and nothing waits 5 s to be cleaned up.
+                linger_non_invite_clients: false,
                 ..TransactionsConfig::default()
             },
             SipBuilder::new(cfg.sip_advertised),

@@ -37,6 +37,9 @@ pub(crate) struct NonInviteClient {
     peer: Peer,
     /// Shared with the table and its other transactions when they run the same values.
     timers: Arc<TimerConfig>,
+    /// Whether the Completed state runs over an unreliable transport (see
+    /// [`TransactionsConfig::linger_non_invite_clients`](super::TransactionsConfig)).
+    linger: bool,
     state: State,
 }
 
@@ -47,6 +50,7 @@ impl NonInviteClient {
         request: TsxMessage,
         peer: Peer,
         timers: Arc<TimerConfig>,
+        linger: bool,
         out: &mut Outbox,
     ) -> NonInviteClient {
         out.send(peer, request.bytes.clone());
@@ -59,6 +63,7 @@ impl NonInviteClient {
             request: Some(request.bytes),
             peer,
             timers,
+            linger,
             state,
         }
     }
@@ -92,7 +97,7 @@ impl NonInviteClient {
             (State::Trying { .. } | State::Proceeding { .. }, 200..=699) => {
                 self.request = None;
                 out.events.push_back(Event::Response { message: msg });
-                if self.peer.reliable {
+                if self.peer.reliable || !self.linger {
                     State::Terminated
                 } else {
                     State::Completed {

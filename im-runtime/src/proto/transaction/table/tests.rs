@@ -118,18 +118,20 @@ fn tables_shrink_once_a_peak_has_lingered_out() {
 /// index must equal a fresh scan, and `poll_timeout` its minimum.
 #[test]
 fn timer_index_matches_brute_force_scan_after_mixed_operations() {
-    mixed_operations(Duration::ZERO);
+    mixed_operations(Duration::ZERO, true);
+    mixed_operations(Duration::ZERO, false);
 }
 
 /// The same mix with lingering deadlines on a 1 s grid (and an odd 700 ms one, so
 /// that grid points and T1 multiples do not coincide).
 #[test]
 fn timer_index_with_linger_grid_matches_brute_force_scan() {
-    mixed_operations(Duration::from_secs(1));
-    mixed_operations(Duration::from_millis(700));
+    mixed_operations(Duration::from_secs(1), true);
+    mixed_operations(Duration::from_millis(700), true);
+    mixed_operations(Duration::from_secs(1), false);
 }
 
-fn mixed_operations(linger_grid: Duration) {
+fn mixed_operations(linger_grid: Duration, linger_non_invite_clients: bool) {
     #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
     let t0 = Instant::now();
     let methods = [Method::Invite, Method::Options, Method::Message];
@@ -138,6 +140,7 @@ fn mixed_operations(linger_grid: Duration) {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let config = TransactionsConfig {
             linger_grid,
+            linger_non_invite_clients,
             ..TransactionsConfig::default()
         };
         let mut t = Transactions::new(config, Builder);
@@ -486,4 +489,81 @@ fn round_up_in_u64_agrees_with_u128_arithmetic() {
         );
         assert!(round_up(d, epoch, step) >= d);
     }
+}
+
+/// A non-INVITE client transaction over UDP, with and without its Completed state (Timer
+/// K): the TU sees the same one response and the wire the same nothing for the answer's
+/// retransmissions, provisional or final, whether the transaction lingers to absorb them
+/// or has ended and the table drops them as matching nothing. Without the linger the
+/// transaction is gone with its final response, as over a reliable transport.
+#[test]
+fn a_non_invite_client_may_end_at_its_final_response() {
+    #[allow(clippy::disallowed_methods)] // one base instant; all else is offsets
+    let now = Instant::now();
+    let udp = Peer {
+        addr: SocketAddr::from(([192, 0, 2, 1], 5060)),
+        reliable: false,
+    };
+    let mut seen = Vec::new();
+    for linger in [true, false] {
+        let config = TransactionsConfig {
+            linger_non_invite_clients: linger,
+            ..TransactionsConfig::default()
+        };
+        let mut t = Transactions::new(config, Builder);
+        let mut log = Vec::new();
+        let mut step = |t: &mut Transactions<Builder>, what: &str| {
+            let sent: Vec<Bytes> = std::iter::from_fn(|| t.poll_transmit())
+                .map(|x| x.bytes)
+                .collect();
+            // Terminated comes when the transaction ends: that moment is what differs.
+            let events: Vec<String> = std::iter::from_fn(|| t.poll_event())
+                .filter(|e| !matches!(e, Event::Terminated { .. }))
+                .map(|e| match e {
+                    Event::Response { message } => format!("response {:?}", message.status),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            log.push(format!("{what}: sent {sent:?}, events {events:?}"));
+        };
+        for (branch, finals) in [(1, 200), (2, 404)] {
+            let k = t
+                .send_request(now, message(Method::Message, branch, None), udp)
+                .unwrap();
+            step(&mut t, "sent");
+            t.handle_response(now, message(Method::Message, branch, Some(180)))
+                .unwrap();
+            step(&mut t, "180");
+            t.handle_response(now, message(Method::Message, branch, Some(finals)))
+                .unwrap();
+            let ended = std::iter::from_fn(|| t.poll_event()).collect::<Vec<_>>();
+            assert!(matches!(ended.first(), Some(Event::Response { .. })));
+            assert_eq!(
+                ended.get(1),
+                (!linger)
+                    .then(|| Event::Terminated {
+                        key: k.clone(),
+                        role: Role::Client,
+                    })
+                    .as_ref(),
+                "linger {linger}"
+            );
+            assert_eq!(
+                t.state(Role::Client, &k),
+                linger.then_some(TsxState::Completed)
+            );
+            for again in [finals, 180, finals] {
+                t.handle_response(now, message(Method::Message, branch, Some(again)))
+                    .unwrap();
+                step(&mut t, "again");
+            }
+        }
+        // Timer K: T4 later the lingering transactions end too; no timer is left.
+        assert_eq!(t.is_empty(), !linger);
+        t.handle_timeout(now + Duration::from_secs(6));
+        assert!(t.is_empty() && t.poll_timeout().is_none());
+        seen.push(log);
+    }
+    assert_eq!(seen.first(), seen.get(1));
+    assert_eq!(seen.first().map(Vec::len), Some(10));
 }
