@@ -6,6 +6,7 @@ pub use framing::{Frame, frame};
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use super::error::{ErrorKind, ParseError, ParseFailure, Salvage};
 use super::header::{
@@ -128,11 +129,55 @@ pub struct HeaderRef<'a> {
 /// [`super::build`] are in canonical RFC 3261 form.
 #[derive(Clone)]
 pub struct Message {
-    buf: Bytes,
+    buf: Buf,
     start: Start,
     headers: Vec<Header>,
     body: Span,
     known: Known,
+}
+
+/// A message's bytes, and whether they are known to be UTF-8.
+///
+/// Every header value an accessor reads is a `str` slice of the message. A parsed message
+/// is checked once, whole ([`Buf::Text`]), so that a value is then sliced without checking
+/// it again: checking each value as it was read was a twentieth of a group session's
+/// instructions (~32 k: a message's top Via, CSeq and To are read several times each).
+#[derive(Clone)]
+enum Buf {
+    /// Every byte is UTF-8.
+    Text(ByteString),
+    /// Not known to be: a body that is not UTF-8, a message cut inside a character, or one
+    /// a builder wrote (its few values read cost less than checking the whole). Each value
+    /// is checked when read.
+    Raw(Bytes),
+}
+
+impl Buf {
+    fn bytes(&self) -> &Bytes {
+        match self {
+            Buf::Text(t) => t.as_bytes(),
+            Buf::Raw(b) => b,
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Buf::Text(t) => t.into_bytes(),
+            Buf::Raw(b) => b,
+        }
+    }
+
+    /// The text at `s`; empty when it is not UTF-8 or not on character boundaries (no
+    /// span the parser records is either: they start and end next to ASCII delimiters).
+    fn str_at(&self, s: Span) -> &str {
+        match self {
+            Buf::Text(t) => t.get(s.range()).unwrap_or(""),
+            Buf::Raw(b) => b
+                .get(s.range())
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .unwrap_or(""),
+        }
+    }
 }
 
 /// Two messages are equal when their bytes and the structure read from them are: `known`
@@ -140,7 +185,7 @@ pub struct Message {
 /// wrote) equals the parse of its bytes (which may record nothing).
 impl PartialEq for Message {
     fn eq(&self, other: &Message) -> bool {
-        self.buf == other.buf
+        self.buf.bytes() == other.buf.bytes()
             && self.start == other.start
             && self.headers == other.headers
             && self.body == other.body
@@ -320,7 +365,7 @@ impl Message {
             known.via = u8::try_from(i).ok().zip(via.record(v));
         }
         Some(Message {
-            buf,
+            buf: Buf::Raw(buf),
             start,
             headers,
             body,
@@ -401,11 +446,21 @@ impl Message {
             }
             pos = lf + 1;
         }
-        // Checked once here; the header checks below slice this `str` rather than checking
-        // each value again.
-        let head = match std::str::from_utf8(b.get(..body_start).unwrap_or_default()) {
-            Ok(h) => h,
-            Err(e) => return Err(at(ParseError::new(ErrorKind::NotUtf8, e.valid_up_to()))),
+        // Checked once here, the whole message after the skipped CRLFs (a datagram's bytes
+        // past its Content-Length included); the header checks below and every accessor
+        // slice the `str` rather than checking each value again. A body that is not UTF-8
+        // leaves the message `Raw`: only its header section must be.
+        let text = ByteString::try_from(full.slice(skip..));
+        if let Err(e) = &text
+            && e.valid_up_to() < body_start
+        {
+            return Err(at(ParseError::new(ErrorKind::NotUtf8, e.valid_up_to())));
+        }
+        let text = text.ok();
+        let head = match &text {
+            Some(t) => t.get(..body_start).unwrap_or(""),
+            // The check above found the header section valid.
+            None => std::str::from_utf8(b.get(..body_start).unwrap_or_default()).unwrap_or(""),
         };
         // Trim LWS (folds included) around each value.
         for h in &mut headers {
@@ -468,10 +523,16 @@ impl Message {
         };
 
         let total = skip + body_start + body_len;
-        let buf = if skip == 0 && total == full.len() {
-            full.clone()
-        } else {
-            full.slice(skip..total)
+        let kept = body_start + body_len;
+        let buf = match text {
+            Some(t) if kept == t.len() => Buf::Text(t),
+            // Past the Content-Length: cut where the body ends, unless that is inside a
+            // character (the message proper is then not all text).
+            Some(t) if t.is_char_boundary(kept) => {
+                Buf::Text(t.slice_ref(t.get(..kept).unwrap_or("")))
+            }
+            _ if skip == 0 && total == full.len() => Buf::Raw(full.clone()),
+            _ => Buf::Raw(full.slice(skip..total)),
         };
         let mut msg = Message {
             buf,
@@ -480,6 +541,7 @@ impl Message {
             body: Span::new(body_start, body_start + body_len),
             known: Known::default(),
         };
+        let head = msg.buf.str_at(Span::new(0, body_start));
         msg.known = msg.check_headers(head, check).map_err(at)?;
         Ok(msg)
     }
@@ -633,18 +695,17 @@ impl Message {
     }
 
     fn str_at(&self, s: Span) -> &str {
-        // The header section was checked to be UTF-8 and spans fall on ASCII boundaries.
-        std::str::from_utf8(self.buf.get(s.range()).unwrap_or(b"")).unwrap_or("")
+        self.buf.str_at(s)
     }
 
     /// The message bytes, exactly as parsed (or as built).
     pub fn as_bytes(&self) -> &Bytes {
-        &self.buf
+        self.buf.bytes()
     }
 
     /// The message bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.buf
+        self.buf.into_bytes()
     }
 
     /// Whether this is a request.
@@ -985,12 +1046,12 @@ impl Message {
 
     /// The body (zero-copy slice of the message).
     pub fn body(&self) -> Bytes {
-        self.buf.slice(self.body.range())
+        self.buf.bytes().slice(self.body.range())
     }
 
     /// The body as a byte slice.
     pub fn body_bytes(&self) -> &[u8] {
-        self.buf.get(self.body.range()).unwrap_or(b"")
+        self.buf.bytes().get(self.body.range()).unwrap_or(b"")
     }
 
     /// Drops the header index's spare room (it starts with room for 16 lines), for a
@@ -1016,14 +1077,14 @@ impl Message {
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let start = self
-            .buf
+            .as_bytes()
             .iter()
             .position(|&c| c == b'\r' || c == b'\n')
             .unwrap_or(0);
         f.debug_struct("Message")
             .field(
                 "start_line",
-                &String::from_utf8_lossy(self.buf.get(..start).unwrap_or_default()),
+                &String::from_utf8_lossy(self.as_bytes().get(..start).unwrap_or_default()),
             )
             .field("headers", &self.headers.len())
             .field("body_len", &self.body_bytes().len())

@@ -139,3 +139,42 @@ fn name_presence_agrees_with_count() {
         }
     }
 }
+
+/// A message is checked for UTF-8 once, whole, and read as text after: a text message is
+/// `Text`, and its values are the same as from a message whose body is not UTF-8 (`Raw`,
+/// each value checked when read), or whose datagram runs on past its Content-Length,
+/// cut there on a character boundary (`Text`) or inside a character (`Raw`). A header
+/// section that is not UTF-8 is still refused, at the first bad byte.
+#[test]
+fn a_message_is_checked_for_utf8_once_and_read_as_text() {
+    let head = "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h.example:5060;branch=z9hG4bKu8\r\nFrom: \"Zoë\" <sip:zoe@example.com>;tag=f1\r\nTo: <sip:bob@example.com>\r\nCall-ID: u8@h\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n";
+    let with = |body: &[u8], declared: usize, trailer: &[u8]| {
+        let mut b = format!("{head}Content-Length: {declared}\r\n\r\n").into_bytes();
+        b.extend_from_slice(body);
+        b.extend_from_slice(trailer);
+        Message::parse(Bytes::from(b)).expect("parses")
+    };
+    let cases = [
+        (with("héllo".as_bytes(), 6, b""), true, "héllo".as_bytes()),
+        (with(b"\xff\xfe", 2, b""), false, b"\xff\xfe".as_slice()),
+        // Past the Content-Length, a whole character, then half of one.
+        (with(b"hi", 2, "é".as_bytes()), true, b"hi".as_slice()),
+        (with("é".as_bytes(), 1, b""), false, b"\xc3".as_slice()),
+    ];
+    for (m, text, body) in &cases {
+        assert_eq!(matches!(m.buf, Buf::Text(_)), *text, "{m:?}");
+        assert_eq!(m.body_bytes(), *body);
+        let cl = format!("Content-Length: {}\r\n\r\n", body.len());
+        assert_eq!(m.as_bytes().len(), head.len() + cl.len() + body.len());
+        assert_eq!(m.top_via().and_then(|v| v.branch()), Some("z9hG4bKu8"));
+        assert_eq!(m.cseq().map(|c| c.seq), Some(7));
+        let from = m.from().expect("From");
+        assert_eq!(from.display_name().as_deref(), Some("Zoë"));
+        assert_eq!(m.call_id(), Some("u8@h"));
+    }
+    let mut bad = head.as_bytes().to_vec();
+    bad.extend_from_slice(b"X: \xc3(\r\n\r\n");
+    let e = Message::parse(Bytes::from(bad)).expect_err("not UTF-8");
+    assert_eq!(e.error.kind, ErrorKind::NotUtf8);
+    assert_eq!(e.error.offset, head.len() + 3);
+}
