@@ -147,7 +147,15 @@ fn name_presence_agrees_with_count() {
 /// section that is not UTF-8 is still refused, at the first bad byte.
 #[test]
 fn a_message_is_checked_for_utf8_once_and_read_as_text() {
-    let head = "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h.example:5060;branch=z9hG4bKu8\r\nFrom: \"Zoë\" <sip:zoe@example.com>;tag=f1\r\nTo: <sip:bob@example.com>\r\nCall-ID: u8@h\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n";
+    let head = concat!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\n",
+        "Via: SIP/2.0/UDP h.example:5060;branch=z9hG4bKu8\r\n",
+        "From: \"Zoë\" <sip:zoe@example.com>;tag=f1\r\n",
+        "To: <sip:bob@example.com>\r\n",
+        "Call-ID: u8@h\r\n",
+        "CSeq: 7 MESSAGE\r\n",
+        "Max-Forwards: 70\r\n",
+    );
     let with = |body: &[u8], declared: usize, trailer: &[u8]| {
         let mut b = format!("{head}Content-Length: {declared}\r\n\r\n").into_bytes();
         b.extend_from_slice(body);
