@@ -165,10 +165,20 @@ const ADDRS: &[&str] = &[
     "<sip:a@b>;tag;tag=x",
     "<sip:a@b>;x=1;tag=y;TAG=z",
     "<sip:a%41:pw@b?subject=x>;tag=1",
-    // Left to the general parse, which accepts them.
-    "<sip:a@b> ;tag=x",
     "\"A\" <sip:a@b>",
     "A <sip:a@b>",
+    "\"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl",
+    "\"A\"<sip:a@b>",
+    "\"\" <sip:a@b>",
+    "\"Zoë, \t<x>\" <sip:a@b>;tag=1",
+    "Bob  Smith\t<sip:b@c>;tag=1",
+    "Bob<sip:b@c>",
+    // Left to the general parse, which accepts them.
+    "<sip:a@b> ;tag=x",
+    " \"A\" <sip:a@b>",
+    "\"A \\\"B\\\"\" <sip:a@b>",
+    "\"A\"\r\n <sip:a@b>",
+    "A\r\n <sip:a@b>",
     "sip:a@b;tag=x",
     "<sip:a@b>;tag=\"q\"",
     "<sip:a@b>\r\n ;tag=x",
@@ -183,6 +193,10 @@ const ADDRS: &[&str] = &[
     "<sip:a@b>;tag=",
     "<sip:@b>",
     "<sip:a@b>;t=é",
+    "\"A\" sip:a@b",
+    "\"A <sip:a@b>",
+    "\"A\u{1}\" <sip:a@b>",
+    "A B",
     "<",
     "",
 ];
@@ -225,7 +239,7 @@ fn plain_readers_agree_with_the_general_parse() {
     let vias = VIAS.iter().filter(|v| via_agrees(v)).count();
     assert_eq!(vias, 11, "plain Via forms read in one pass");
     let addrs = ADDRS.iter().filter(|v| addr_agrees(v)).count();
-    assert_eq!(addrs, 11, "plain name-addr forms read in one pass");
+    assert_eq!(addrs, 19, "plain name-addr forms read in one pass");
 }
 
 /// Values made of pieces of the grammar (and of what breaks it), many times over: whatever
@@ -292,6 +306,10 @@ fn plain_readers_agree_on_generated_values() {
         "&",
         " ",
         "\"A\"",
+        "\"",
+        "\\",
+        "\t",
+        "Bob",
         ",",
         "é",
         "\r\n ",
@@ -312,7 +330,16 @@ fn plain_readers_agree_on_generated_values() {
             v.push_str(VIA_PIECES[next(VIA_PIECES.len())]);
         }
         vias += usize::from(via_agrees(&v));
-        let mut a = String::from(["<sip:a@b>", "<sip:a@b>", "<sip:", ""][next(4)]);
+        let mut a = String::from(
+            [
+                "<sip:a@b>",
+                "<sip:a@b>",
+                "<sip:",
+                "",
+                "\"A\" <sip:a@b>",
+                "Bob <sip:",
+            ][next(6)],
+        );
         for _ in 0..next(9) {
             a.push_str(ADDR_PIECES[next(ADDR_PIECES.len())]);
         }
