@@ -83,7 +83,13 @@ impl Session {
         if let Some(p) = &self.copies.payload {
             return p.clone();
         }
-        let p = facts::payload(&self.request, &cx.cfg.body_limits);
+        // A page-mode MESSAGE's session keeps its request (only an ACKed INVITE gives it
+        // up), so `None` is an INVITE session's: no payload.
+        let p = self
+            .request
+            .message()
+            .map(|r| facts::payload(r, &cx.cfg.body_limits))
+            .unwrap_or_default();
         self.copies.payload = Some(p.clone());
         p
     }

@@ -230,7 +230,7 @@ impl Session {
         let targets = self.recipients(cx, r, s);
         // The payload: the non-list parts of the original body (RFC 5365 §7).
         let (ct, payload) = self.payload(cx);
-        let request = &self.request;
+        let request = self.request.message();
         let facts = &self.facts;
         // The history part and the headers only when the spec asks for them.
         let history = inv.history.then(|| {
@@ -246,7 +246,7 @@ impl Session {
         // a spec that says nothing, the same default.
         let max_forwards = super::super::invitation::max_forwards(inv).unwrap_or_else(|| {
             request
-                .max_forwards()
+                .and_then(Message::max_forwards)
                 .map_or(70, |m| m.saturating_sub(1).min(70))
         });
         let mut holds_any = 0;

@@ -251,6 +251,10 @@ impl Session {
             );
             return;
         }
+        // Unanswered, so not ACKed: the request is still kept (`OriginatorRequest`).
+        let Some(request) = self.request.message() else {
+            return;
+        };
         let now = cx.now;
         let mut status = reply.status;
         let mut reason = reply.reason.to_string();
@@ -319,7 +323,7 @@ impl Session {
         let Some(code) = StatusCode::new(status) else {
             return;
         };
-        let mut b = sip::build::ResponseBuilder::new(&self.request, code).reason(&reason);
+        let mut b = sip::build::ResponseBuilder::new(request, code).reason(&reason);
         if status > 100 {
             b = b.to_tag(&self.local_tag);
         }
@@ -341,11 +345,11 @@ impl Session {
         if let Some((code, w)) = &warning_text {
             b = b.header("Warning", &coded_warning(*code, &cx.agent(), w));
         }
-        if self.request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
+        if request.method() == Some(&Method::Invite) && (101..300).contains(&status) {
             // RFC 3261 §12.1.1: the dialog's route set goes back to the originator, so its
             // in-dialog requests take the proxies that record-routed (Kamailio in front of
             // several instances).
-            for rr in self.request.header_lines(HeaderName::RecordRoute) {
+            for rr in request.header_lines(HeaderName::RecordRoute) {
                 b = b.header("Record-Route", rr);
             }
         }
@@ -370,7 +374,7 @@ impl Session {
             }
         }
         if (200..300).contains(&status) {
-            let mut d = Dialog::server_side(&self.request, &self.local_tag, self.peer);
+            let mut d = Dialog::server_side(request, &self.local_tag, self.peer);
             d.tls = cx.dialog_tls(self.peer);
             self.dialog = Some(d);
             self.ok_bytes = Some(bytes);

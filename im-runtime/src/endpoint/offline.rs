@@ -349,7 +349,11 @@ impl Session {
         let copy = OfflineCopy {
             recipient: uri.raw().to_string(),
             source: self.peer.addr,
-            request: self.request.as_bytes().clone(),
+            request: self
+                .request
+                .message()
+                .map(|r| r.as_bytes().clone())
+                .unwrap_or_default(),
         };
         match cx.app.offline_store(cx.now, copy) {
             Ok(()) => {

@@ -18,11 +18,9 @@ impl Session {
             Some(Method::Ack) if leg.is_none() && !self.acked => {
                 self.acked = true;
                 // The 2xx is retransmitted only until its ACK, and nothing after the ACK
-                // reads more of the INVITE than its head.
+                // reads more of the INVITE than its method (`OriginatorRequest`).
                 self.ok_bytes = None;
-                if let Some(head) = head_only(&self.request) {
-                    self.request = head;
-                }
+                self.request = OriginatorRequest::AckedInvite;
                 if let Some(d) = self.dialog.as_mut() {
                     d.confirmed = true;
                 }
@@ -184,8 +182,9 @@ impl Session {
                 "request CANCEL",
                 format_args!("no spec rule answered the INVITE the originator CANCELled; 487 sent"),
             );
-            if let Some(c) = StatusCode::new(487) {
-                let resp = sip::build::ResponseBuilder::new(&self.request, c)
+            // Unanswered, so the request is kept (`OriginatorRequest`).
+            if let (Some(c), Some(request)) = (StatusCode::new(487), self.request.message()) {
+                let resp = sip::build::ResponseBuilder::new(request, c)
                     .to_tag(&self.local_tag)
                     .write();
                 let _ = cx.tsx.respond(cx.now, &self.server_tsx, 487, resp);
@@ -242,105 +241,5 @@ impl Session {
                 cx.fail_now(&key);
             }
         }
-    }
-}
-
-/// `m` reduced to what an answer or a dialog is built from (start line, Via, From, To,
-/// Call-ID, CSeq, Record-Route, Contact, Max-Forwards), without its body: an idle session
-/// keeps this, not the whole INVITE with its SDP offer and resource list.
-fn head_only(m: &Message) -> Option<Message> {
-    let kept = [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        HeaderName::RecordRoute,
-        HeaderName::Contact,
-        HeaderName::MaxForwards,
-    ];
-    const END: &str = "Content-Length: 0\r\n\r\n";
-    let (method, target) = (m.method()?.as_str(), m.request_uri_str()?);
-    // Sized exactly: the session keeps this buffer while it lives, and `Bytes` from a
-    // `Vec` with spare capacity keeps all of it (plus a shared header block).
-    let mut len = method.len() + 1 + target.len() + " SIP/2.0\r\n".len() + END.len();
-    for name in kept {
-        let n = name.canonical()?.len() + 4;
-        len += m.header_lines(name).map(|v| n + v.len()).sum::<usize>();
-    }
-    let mut s = String::with_capacity(len);
-    s.push_str(method);
-    s.push(' ');
-    s.push_str(target);
-    s.push_str(" SIP/2.0\r\n");
-    for name in kept {
-        for v in m.header_lines(name) {
-            s.push_str(name.canonical()?);
-            s.push_str(": ");
-            s.push_str(v);
-            s.push_str("\r\n");
-        }
-    }
-    s.push_str(END);
-    debug_assert_eq!(s.len(), s.capacity());
-    // Every line comes from `m`, which the core checked, so the structure is all that is
-    // read back: the full check of the lines again was ~8.6 k instructions per session,
-    // and after the ACK the session reads the head only for a late final answer.
-    let mut head = Message::parse_structure(Bytes::from(s)).ok()?;
-    head.shrink_to_fit();
-    Some(head)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_only_answers_like_the_whole_request() {
-        let text = "INVITE sip:conf@example.com SIP/2.0\r\n\
-            Via: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKh1;rport=5070;received=192.0.2.1\r\n\
-            Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKh0\r\n\
-            Record-Route: <sip:p1.example.com;lr>\r\n\
-            Max-Forwards: 69\r\n\
-            From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n\
-            To: <sip:conf@example.com>\r\n\
-            Call-ID: h1@alice\r\n\
-            CSeq: 7 INVITE\r\n\
-            Contact: <sip:alice@192.0.2.1:5070>\r\n\
-            Subject: not kept\r\n\
-            Content-Type: application/sdp\r\n\
-            Content-Length: 4\r\n\r\nv=0\n";
-        let full = Message::parse(Bytes::from(text)).unwrap();
-        let head = head_only(&full).unwrap();
-        assert!(head.body_bytes().is_empty());
-        assert!(head.as_bytes().len() < full.as_bytes().len());
-        assert_eq!(head.header(HeaderName::Subject), None);
-        let answer = |m: &Message| {
-            sip::build::ResponseBuilder::new(m, StatusCode::new(200).unwrap())
-                .to_tag("t1")
-                .write()
-        };
-        assert_eq!(answer(&head), answer(&full));
-        let d = |m: &Message| {
-            let d = Dialog::server_side(
-                m,
-                "t1",
-                Peer {
-                    addr: "192.0.2.1:5070".parse().unwrap(),
-                    reliable: false,
-                },
-            );
-            (
-                d.call_id().to_string(),
-                d.remote_tag().to_string(),
-                d.remote_uri().to_string(),
-                d.remote_target().to_string(),
-                d.route_set().map(str::to_string).collect::<Vec<_>>(),
-                d.invite_cseq,
-            )
-        };
-        assert_eq!(d(&head), d(&full));
-        assert_eq!(head.method(), Some(&Method::Invite));
-        assert_eq!(head.max_forwards(), full.max_forwards());
     }
 }

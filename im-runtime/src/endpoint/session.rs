@@ -166,7 +166,7 @@ pub(crate) struct Session {
     id: SessionId,
     call_id: String,
     local_tag: String,
-    request: Message,
+    request: OriginatorRequest,
     facts: Facts,
     machines: Vec<Box<dyn DynMachine>>,
     server_tsx: TsxKey,
@@ -206,6 +206,37 @@ pub(crate) struct Session {
     copies: LazyCopies,
     /// Conference-state subscriptions (`conference.rs`).
     conference: conference::Conference,
+}
+
+/// The request that opened a session: boxed (an idle session holds a pointer where a
+/// `Message` was 224 bytes inline), and given up once an INVITE's 2xx is ACKed. From then on
+/// nothing reads more of it than its method: every response to it has gone (a spec
+/// `respond` after the final one is ignored, `machines.rs`), the dialog holds what the
+/// in-dialog requests need, and its facts were read when it came. An idle group session
+/// so keeps none of it (it kept its head, ~490 bytes in two blocks; issue 11 item 4).
+pub(crate) enum OriginatorRequest {
+    /// The request as received (a page-mode MESSAGE, or an INVITE not yet ACKed).
+    Kept(Box<Message>),
+    /// An INVITE whose 2xx was ACKed.
+    AckedInvite,
+}
+
+impl OriginatorRequest {
+    /// The request's method (INVITE once given up).
+    pub(crate) fn method(&self) -> Option<&Method> {
+        match self {
+            OriginatorRequest::Kept(m) => m.method(),
+            OriginatorRequest::AckedInvite => Some(&Method::Invite),
+        }
+    }
+
+    /// The request, unless given up.
+    pub(crate) fn message(&self) -> Option<&Message> {
+        match self {
+            OriginatorRequest::Kept(m) => Some(m),
+            OriginatorRequest::AckedInvite => None,
+        }
+    }
 }
 
 /// A session's [`copies::Copies`], allocated at the first write: a group session writes
@@ -312,7 +343,7 @@ impl Session {
             id,
             call_id,
             local_tag,
-            request,
+            request: OriginatorRequest::Kept(Box::new(request)),
             facts,
             machines: vec![machine],
             server_tsx,

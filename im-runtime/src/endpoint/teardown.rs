@@ -224,9 +224,10 @@ impl Session {
                 "no spec rule answered a request whose {what} could not be read ({error}); {status} sent"
             ),
         );
-        if let Some(c) = StatusCode::new(status) {
+        // Unanswered, so the request is kept (`OriginatorRequest`).
+        if let (Some(c), Some(request)) = (StatusCode::new(status), self.request.message()) {
             let w = warning(&cx.agent(), &error);
-            let mut b = sip::build::ResponseBuilder::new(&self.request, c).to_tag(&self.local_tag);
+            let mut b = sip::build::ResponseBuilder::new(request, c).to_tag(&self.local_tag);
             if status == 400 {
                 b = b.header("Warning", &w);
             }

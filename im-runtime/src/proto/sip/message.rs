@@ -1012,12 +1012,6 @@ impl Message {
         self.buf.bytes().get(self.body.range()).unwrap_or(b"")
     }
 
-    /// Drops the header index's spare room (it starts with room for 16 lines), for a
-    /// message kept for a long time.
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.headers.shrink_to_fit();
-    }
-
     /// Every header as (lower-case full name, value) for [`crate::machine::Facts::headers`].
     pub fn facts_headers(&self) -> Vec<(String, String)> {
         self.headers()
