@@ -121,6 +121,33 @@ pub(crate) struct Conference {
     seen: Vec<Participant>,
 }
 
+/// A session's [`Conference`], allocated at the first write, as `LazyCopies` is: most
+/// sessions have no subscriber, and an idle one holds a null pointer where `Conference`
+/// was 56 bytes inline (issue 11 item 4). Reads before then see an empty `Conference`; a
+/// path that may write without a subscriber checks first, so as not to allocate one.
+#[derive(Debug, Default)]
+pub(crate) struct LazyConference(Option<Box<Conference>>);
+
+/// What an unwritten [`LazyConference`] reads as.
+static NO_CONFERENCE: Conference = Conference {
+    subs: Vec::new(),
+    deciding: None,
+    seen: Vec::new(),
+};
+
+impl std::ops::Deref for LazyConference {
+    type Target = Conference;
+    fn deref(&self) -> &Conference {
+        self.0.as_deref().unwrap_or(&NO_CONFERENCE)
+    }
+}
+
+impl std::ops::DerefMut for LazyConference {
+    fn deref_mut(&mut self) -> &mut Conference {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
 impl Conference {
     /// Where the subscription whose dialog has our tag `tag` stands in `subs` (our tag
     /// alone names it: the registry already matched the Call-ID to this session).

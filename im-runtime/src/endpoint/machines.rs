@@ -377,8 +377,7 @@ impl Session {
             let mut d = Dialog::server_side(request, &self.local_tag, self.peer);
             d.tls = cx.dialog_tls(self.peer);
             self.dialog = Some(d);
-            self.ok_bytes = Some(bytes);
-            self.ok_at = Some(now);
+            self.unacked_ok = Some(Box::new((bytes, now)));
             // The answer is read once to set up the originator's MSRP side, not kept.
             if let Some(a) = role.filter(|_| self.request.method() == Some(&Method::Invite)) {
                 cx.msrp.register_originator(self.id, &self.msrp_session, &a);

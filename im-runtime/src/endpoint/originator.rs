@@ -19,7 +19,7 @@ impl Session {
                 self.acked = true;
                 // The 2xx is retransmitted only until its ACK, and nothing after the ACK
                 // reads more of the INVITE than its method (`OriginatorRequest`).
-                self.ok_bytes = None;
+                self.unacked_ok = None;
                 self.request = OriginatorRequest::AckedInvite;
                 if let Some(d) = self.dialog.as_mut() {
                     d.confirmed = true;

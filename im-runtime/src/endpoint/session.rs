@@ -172,9 +172,10 @@ pub(crate) struct Session {
     server_tsx: TsxKey,
     peer: Peer,
     answered: Option<u16>,
-    ok_bytes: Option<Bytes>,
-    /// When the 2xx to the originator's INVITE was first sent (its ACK is due by 64·T1).
-    ok_at: Option<std::time::Instant>,
+    /// The 2xx to the originator's INVITE and when it was first sent, from then until its
+    /// ACK or 64·T1 without one (§13.3.1.4), sent again over UDP meanwhile. Boxed: an idle
+    /// session holds a pointer where the two took 48 bytes inline.
+    unacked_ok: Option<Box<(Bytes, std::time::Instant)>>,
     acked: bool,
     dialog: Option<Dialog>,
     legs: Vec<Leg>,
@@ -205,7 +206,7 @@ pub(crate) struct Session {
     /// written ([`LazyCopies`]).
     copies: LazyCopies,
     /// Conference-state subscriptions (`conference.rs`).
-    conference: conference::Conference,
+    conference: conference::LazyConference,
 }
 
 /// The request that opened a session: boxed (an idle session holds a pointer where a
@@ -349,8 +350,7 @@ impl Session {
             server_tsx,
             peer,
             answered: None,
-            ok_bytes: None,
-            ok_at: None,
+            unacked_ok: None,
             acked: false,
             dialog: None,
             legs: Vec::new(),
@@ -366,7 +366,7 @@ impl Session {
             pending_client: 0,
             answering: None,
             copies: LazyCopies::default(),
-            conference: conference::Conference::default(),
+            conference: conference::LazyConference::default(),
         }
     }
 

@@ -130,8 +130,10 @@ impl Session {
                     return;
                 }
                 let t1 = cx.cfg.timers.t1;
-                let deadline = self.ok_at.unwrap_or(now) + t1 * 64;
+                let deadline = self.unacked_ok.as_ref().map_or(now, |ok| ok.1) + t1 * 64;
                 if now >= deadline {
+                    // The 2xx is not sent again.
+                    self.unacked_ok = None;
                     // No ACK within 64·T1: end the dialog (§13.3.1.4).
                     if let Some(d) = self.dialog.as_mut() {
                         d.confirmed = true;
@@ -145,7 +147,7 @@ impl Session {
                     return;
                 }
                 let reliable = self.peer.reliable;
-                if let (Some(bytes), false) = (&self.ok_bytes, reliable) {
+                if let (Some((bytes, _)), false) = (self.unacked_ok.as_deref(), reliable) {
                     let _ = cx.tsx.respond(now, &self.server_tsx, 200, bytes.clone());
                     cx.flush();
                     if cx.tsx.state(Role::Server, &self.server_tsx).is_none() {

@@ -30,6 +30,9 @@ impl Session {
         &mut self,
         cx: &mut Ctx<'_, A>,
     ) {
+        if self.conference.subs.is_empty() {
+            return;
+        }
         let mut subs = std::mem::take(&mut self.conference.subs);
         for s in &mut subs {
             self.notify_one(cx, s, None);
@@ -59,6 +62,10 @@ impl Session {
         &mut self,
         cx: &mut Ctx<'_, A>,
     ) {
+        if self.conference.subs.is_empty() {
+            self.arm_subscription_timer();
+            return;
+        }
         let (due, keep): (Vec<Subscription>, Vec<Subscription>) =
             std::mem::take(&mut self.conference.subs)
                 .into_iter()
@@ -77,7 +84,12 @@ impl Session {
         &mut self,
         cx: &mut Ctx<'_, A>,
     ) {
-        for mut s in std::mem::take(&mut self.conference.subs) {
+        let subs = if self.conference.subs.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.conference.subs)
+        };
+        for mut s in subs {
             cx.conf.removed(&s.key(), &s.who);
             self.notify_one(cx, &mut s, Some("noresource"));
         }
