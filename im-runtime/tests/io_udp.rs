@@ -273,3 +273,99 @@ async fn the_driver_times_initial_invites_to_their_final_response() {
         .unwrap()
         .unwrap();
 }
+
+/// How many of `n` padded OPTIONS, sent from another thread while the core spends 300 ms on
+/// an INVITE, the loop reads, with the receive buffer `limits` asks for; and the buffer
+/// the socket got.
+async fn read_during_a_stall(limits: IoLimits, n: u64) -> (u64, usize) {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = Bind {
+        sip_udp: vec![any],
+        ..Bind::default()
+    };
+    let driver = Driver::bind(&bind, limits).await.unwrap();
+    let server = driver.local().sip_udp[0];
+    let granted = driver.local().sip_udp_recv_buffer[0];
+    let stats = driver.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut core = Answerer::new(0);
+    core.delay = Duration::from_millis(300);
+    let task = tokio::spawn(driver.run(core, async move {
+        let _ = stop_rx.await;
+    }));
+    let peer = UdpSocket::bind(any).await.unwrap();
+    peer.send_to(
+        invite("team", "hold@192.0.2.1", "z9hG4bKhold").as_bytes(),
+        server,
+    )
+    .await
+    .unwrap();
+    // The core is inside the INVITE (the loop reads it at once): the burst arrives while
+    // nothing reads the socket. ~600 bytes each, as a SIP request with a few headers is.
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pad = "a".repeat(400);
+        for i in 0..n {
+            let m = options(&format!("burst{i}@192.0.2.1"))
+                .replace("Content-Length", &format!("X-Pad: {pad}\r\nContent-Length"));
+            s.send_to(m.as_bytes(), server).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    // Every datagram the socket kept is read within a few seconds of the stall.
+    for _ in 0..250 {
+        if stats.udp().received() > n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What was dropped never comes: the count settles.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read = stats.udp().received() - 1;
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    (read, granted)
+}
+
+fn proc_usize(path: &str) -> usize {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A burst that arrives while the loop is held up waits in the socket's receive buffer
+/// (`IoLimits::udp_recv_buffer`, 4 MiB by default) and is read whole, where the system's
+/// usual default (208 KiB: 166 such datagrams as the kernel counts them, here) drops most
+/// of it unseen. 2,000 datagrams of ~600 bytes during a 300 ms stall of the core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(target_os = "linux")]
+async fn a_burst_during_a_stall_waits_in_the_receive_buffer() {
+    const N: u64 = 2_000;
+    let (read, granted) = read_during_a_stall(IoLimits::default(), N).await;
+    if granted < IoLimits::default().udp_recv_buffer {
+        // Not root, and net.core.rmem_max below 4 MiB: the kernel's cap, not ours.
+        eprintln!("skipped: the kernel granted a {granted}-byte receive buffer");
+        return;
+    }
+    assert_eq!(read, N, "datagrams read of {N} sent during the stall");
+    // The same burst with the system's default buffer, where that default is the usual
+    // small one: most of it is lost, which is what the setting is for.
+    if proc_usize("/proc/sys/net/core/rmem_default") < 1 << 20 {
+        let limits = IoLimits {
+            udp_recv_buffer: 0,
+            ..IoLimits::default()
+        };
+        let (read, granted) = read_during_a_stall(limits, N).await;
+        assert_eq!(granted, 0);
+        assert!(
+            read < N / 2,
+            "{read} of {N} read with the system's default buffer"
+        );
+    }
+}

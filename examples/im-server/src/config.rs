@@ -83,6 +83,10 @@ pub struct Limits {
     /// one input that waits less ends it, so a lone spike sheds nothing (zero: one late
     /// input is enough).
     pub overload_interval: Duration,
+    /// Receive buffer asked for each SIP UDP socket, in octets (0: the system's default).
+    /// A datagram that finds it full is dropped unseen and costs its call a 500 ms
+    /// retransmission; a larger one turns a burst into a wait the overload measure sheds.
+    pub udp_recv_buffer: usize,
     /// Conference-state subscriptions (RFC 4575) one subscriber may hold at once, per
     /// worker; more get 403 with a Warning (0: none).
     pub max_subscriptions_per_user: usize,
@@ -131,6 +135,7 @@ impl Default for Limits {
             conn_idle_timeout: IoLimits::default().conn_idle_timeout,
             overload_delay: IoLimits::default().overload_delay,
             overload_interval: IoLimits::default().overload_interval,
+            udp_recv_buffer: IoLimits::default().udp_recv_buffer,
             max_subscriptions_per_user: 16,
             max_subscriptions_per_session: 4,
             offline_max_per_user: 100, // not a SIP status: a count of kept copies
@@ -516,6 +521,9 @@ impl ServerConfig {
         if let Some(v) = &l.max_message_size {
             self.limits.max_message_size = count("limits.max_message_size", v)?;
         }
+        if let Some(v) = &l.udp_recv_buffer {
+            self.limits.udp_recv_buffer = count("limits.udp_recv_buffer", v)?;
+        }
         if let Some(v) = &l.max_recipients {
             self.limits.max_recipients = count("limits.max_recipients", v)?;
         }
@@ -731,6 +739,9 @@ impl ServerConfig {
         let us = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if let Some(v) = cli.max_message_size {
             self.limits.max_message_size = us(v);
+        }
+        if let Some(v) = cli.udp_recv_buffer {
+            self.limits.udp_recv_buffer = us(v);
         }
         if let Some(v) = cli.max_recipients {
             self.limits.max_recipients = us(v);
@@ -1126,6 +1137,7 @@ impl ServerConfig {
             conn_idle_timeout: self.limits.conn_idle_timeout,
             overload_delay: self.limits.overload_delay,
             overload_interval: self.limits.overload_interval,
+            udp_recv_buffer: self.limits.udp_recv_buffer,
             max_sip_message: self.limits.max_message_size,
             handshake_timeout: self
                 .tls

@@ -119,6 +119,13 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_message_size: Option<u64>,
 
+    /// Receive buffer asked for each SIP UDP socket, in octets (K/KiB/M/MiB suffixes
+    /// allowed; 0: the system's default). A datagram that finds it full is dropped unseen;
+    /// Linux caps it at net.core.rmem_max unless the server has CAP_NET_ADMIN (a warning
+    /// says what was granted). [default: 4MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub udp_recv_buffer: Option<u64>,
+
     /// Most recipients in an ad-hoc list or group explosion; more get 403 with a Warning.
     /// [default: 100]
     #[arg(long, value_name = "N", value_parser = parse_count)]

@@ -115,6 +115,7 @@ impl fmt::Display for SizeValue {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileLimits {
     pub(super) max_message_size: Option<SizeValue>,
+    pub(super) udp_recv_buffer: Option<SizeValue>,
     pub(super) max_recipients: Option<SizeValue>,
     pub(super) max_msrp_chunk: Option<SizeValue>,
     pub(super) max_msrp_message: Option<SizeValue>,

@@ -85,6 +85,7 @@ impl ServerConfig {
         let l = &self.limits;
         line("[limits]".to_owned());
         line(format!("max_message_size = {}", l.max_message_size));
+        line(format!("udp_recv_buffer = {}", l.udp_recv_buffer));
         line(format!("max_recipients = {}", l.max_recipients));
         line(format!("max_msrp_chunk = {}", l.max_msrp_chunk));
         line(format!("max_msrp_message = {}", l.max_msrp_message));

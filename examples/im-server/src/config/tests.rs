@@ -562,6 +562,30 @@ fn overload_interval_key_flag_and_print() {
     assert!(err.contains("limits.overload_interval"), "{err}");
 }
 
+/// `limits.udp_recv_buffer` (issue 11): 4 MiB by default; from the file (with a size
+/// suffix), from the flag over the file, into the driver's limits, through
+/// `--print-config`; 0 leaves the system's default.
+#[test]
+fn udp_recv_buffer_key_flag_and_print() {
+    let d = ServerConfig::load(&cli(&[])).unwrap();
+    assert_eq!(d.io_limits().udp_recv_buffer, 4 << 20);
+    let c = load_with("[limits]\nudp_recv_buffer = \"8MiB\"\n", &[]).unwrap();
+    assert_eq!(c.io_limits().udp_recv_buffer, 8 << 20);
+    assert!(c.to_toml().contains("udp_recv_buffer = 8388608"));
+    let back = load_with(&c.to_toml(), &[]).unwrap();
+    assert_eq!(back.limits, c.limits);
+    let c = load_with(
+        "[limits]\nudp_recv_buffer = \"8MiB\"\n",
+        &["--udp-recv-buffer", "0"],
+    )
+    .unwrap();
+    assert_eq!(c.io_limits().udp_recv_buffer, 0);
+    let err = load_with("[limits]\nudp_recv_buffer = \"big\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.udp_recv_buffer"), "{err}");
+}
+
 /// Issue 12: the session lifetime, the MSRP idle limit and the recipient-list limits were
 /// runtime constants; now `[limits]` keys and flags, written by `--print-config`, handed to
 /// the endpoint, and checked.
