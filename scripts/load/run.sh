@@ -51,6 +51,17 @@
 #                 p99 then measures its own starvation; a positive value (e.g. 10) gives
 #                 SIPp the CPU first, as a separate load-generator machine would have it,
 #                 so overload shows up in the server, which must shed it.
+#   SIPP_BUFF     socket buffer size of every SIPp (`-buff_size`, octets) [4194304]. SIPp's
+#                 own default (65,535) overflows in a burst of answers; each datagram lost
+#                 there costs its call a 500 ms retransmission that SIPp's p99 then counts
+#                 against the server. Capped by net.core.rmem_max.
+#   SERVER_CPU_QUOTA  cores the server under test may use (im-server and Kamailio alike),
+#                 e.g. 0.5 [unset: no cap]: a CFS bandwidth limit in 10 ms periods (cgroup v1
+#                 `cpu` controller, /sys/fs/cgroup/cpu/imspec-load.PID; root). Where
+#                 SERVER_NICE only lets SIPp go first, this is a hard cap: the server never
+#                 takes the CPU the SIPps need, as on a separate load-generator machine, so
+#                 that at twice the rate the capped server holds (`overload`) SIPp's p99 is
+#                 the server's latency and not SIPp's own starvation on the shared cores.
 #
 # Every address is 127.0.0.1; ports are picked free at start. Each server the script starts
 # is stopped by its own pid when the script ends (also on error or Ctrl-C).
@@ -70,6 +81,8 @@ GROUP_RATE="${GROUP_RATE:-50 100 200 400}"
 MSG_RATE="${MSG_RATE:-100 200 400 800 1600}"
 OTHER_MAX="${OTHER_MAX:-0.10}"
 SERVER_NICE="${SERVER_NICE:-0}"
+SERVER_CPU_QUOTA="${SERVER_CPU_QUOTA:-}"
+SIPP_BUFF="${SIPP_BUFF:-4194304}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-load.XXXXXX)}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
 mkdir -p "$OUT"
@@ -78,16 +91,43 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 command -v sipp >/dev/null || die "sipp not found: apt-get install -y sip-tester"
 
 pids=()
+# The cgroup of SERVER_CPU_QUOTA, made by the first cap_cpu.
+CG=""
 cleanup() {
-    local p
+    local p i
     for p in "${pids[@]}"; do
         kill "$p" 2>/dev/null || true
     done
     for p in "${pids[@]}"; do
         wait "$p" 2>/dev/null || true
     done
+    # A cgroup is removed once its last process has gone (Kamailio's children end after
+    # their parent).
+    if [ -n "$CG" ]; then
+        for i in $(seq 1 20); do
+            rmdir "$CG" 2>/dev/null && break
+            sleep 0.25
+        done
+    fi
 }
 trap cleanup EXIT INT TERM
+
+# Puts processes (each with all its threads) under the SERVER_CPU_QUOTA cap; nothing when
+# it is unset.
+cap_cpu() { # pids...
+    local p
+    [ -n "$SERVER_CPU_QUOTA" ] || return 0
+    if [ -z "$CG" ]; then
+        CG="/sys/fs/cgroup/cpu/imspec-load.$$"
+        mkdir -p "$CG" 2>/dev/null || die "SERVER_CPU_QUOTA: cannot create $CG (the cgroup v1 cpu controller, as root)"
+        echo 10000 >"$CG/cpu.cfs_period_us"
+        awk -v q="$SERVER_CPU_QUOTA" 'BEGIN { printf "%d\n", q * 10000 }' >"$CG/cpu.cfs_quota_us" ||
+            die "SERVER_CPU_QUOTA=$SERVER_CPU_QUOTA: not a number of cores the kernel takes"
+    fi
+    for p in "$@"; do
+        echo "$p" >"$CG/cgroup.procs" || die "cannot move $p into $CG"
+    done
+}
 
 # free_port, message_scenario and group_document are in common.sh.
 
@@ -189,7 +229,7 @@ options_run() { # name host port rate limit calls timeout_s server_pids...
     la0=$(loadavg)
     c0=$(cpu_seconds "$@")
     # -timeout bounds the run in time, -m in count; -l bounds the calls in flight.
-    (cd "$dir" && timeout $((tmo + 30)) sipp -sf "$here/options.xml" \
+    (cd "$dir" && timeout $((tmo + 30)) sipp -buff_size "$SIPP_BUFF" -sf "$here/options.xml" \
         -key target "sip:load@$host:$port" -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
         -r "$rate" -l "$limit" -m "$calls" -timeout "${tmo}s" \
@@ -217,6 +257,7 @@ start_im_server() { # extra flags...
         >"$OUT/im-server.$IM_PORT.log" 2>&1 &
     IM_PID=$!
     pids+=("$IM_PID")
+    cap_cpu "$IM_PID"
     wait_udp 127.0.0.1 "$IM_PORT" || die "im-server did not answer on 127.0.0.1:$IM_PORT"
 }
 
@@ -247,6 +288,8 @@ run_kamailio() {
     local kpid=$!
     pids+=("$kpid")
     wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
+    # shellcheck disable=SC2046
+    cap_cpu $(family "$kpid")
     echo "kamailio -f scripts/load/kamailio.cfg -l udp:127.0.0.1:$port -DD -E -m 64 -M 8" >>"$OUT/commands.txt"
     # shellcheck disable=SC2046
     options_run kamailio-options-fixed 127.0.0.1 "$port" "$RATE" $((RATE / 2 + 10)) $((RATE * DURATION)) $((DURATION + 10)) $(family "$kpid")
@@ -268,7 +311,7 @@ run_invite() {
     echo "im-server $IM_SERVER --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn --groups $dir/groups" >>"$OUT/commands.txt"
     for i in 0 1 2; do
         mkdir -p "$dir/uas$i"
-        (cd "$dir/uas$i" && exec timeout $((DURATION + 60)) sipp -sf "$here/uas_member.xml" \
+        (cd "$dir/uas$i" && exec timeout $((DURATION + 60)) sipp -buff_size "$SIPP_BUFF" -sf "$here/uas_member.xml" \
             -i 127.0.0.1 -p "${ports[$i]}" -t u1 -m "$calls" -timeout "$((DURATION + 45))s" \
             -recv_timeout 40000 -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err \
             >sipp.out 2>sipp.err) &
@@ -279,7 +322,7 @@ run_invite() {
     local la0 la1 c0 c1 rc=0
     la0=$(loadavg)
     c0=$(cpu_seconds "$IM_PID")
-    (cd "$dir" && timeout $((DURATION + 60)) sipp -sf "$here/invite_pager.xml" \
+    (cd "$dir" && timeout $((DURATION + 60)) sipp -buff_size "$SIPP_BUFF" -sf "$here/invite_pager.xml" \
         -key target sip:load@example.com -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
         -r "$INVITE_RATE" -l $((INVITE_RATE * 5)) -m "$calls" -timeout "$((DURATION + 40))s" \
@@ -355,7 +398,7 @@ reaped_seconds() { # times_output_file
 start_uas() { # dir scenario port calls [seconds]
     local alive="${5:-$DURATION}"
     mkdir -p "$1"
-    (cd "$1" && exec timeout $((alive + 90)) sipp -sf "$2" \
+    (cd "$1" && exec timeout $((alive + 90)) sipp -buff_size "$SIPP_BUFF" -sf "$2" \
         -i 127.0.0.1 -p "$3" -t u1 -m $(($4 * 2)) -timeout "$((alive + 75))s" \
         -recv_timeout 60000 -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err \
         >sipp.out 2>sipp.err) &
@@ -378,7 +421,7 @@ compare_run() {
     s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
     # shellcheck disable=SC2086
     x0=$(ctx_switches $servers); scrape "$OUT/.metrics0"
-    (cd "$dir" && timeout $((DURATION + 60)) sipp -sf "$scenario" \
+    (cd "$dir" && timeout $((DURATION + 60)) sipp -buff_size "$SIPP_BUFF" -sf "$scenario" \
         -key target "$target" -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
         -r "$rate" -l $((rate * 5)) -m "$calls" -timeout "$((DURATION + 40))s" \
@@ -589,6 +632,8 @@ run_compare() {
     kpid=$!
     pids+=("$kpid")
     wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
+    # shellcheck disable=SC2046
+    cap_cpu $(family "$kpid")
     echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
     ramp kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$kpid" | tr '\n' ' ')" "" \
         "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
@@ -781,7 +826,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 {
     echo "# $(date -u +%FT%TZ) DURATION=$DURATION RATE=$RATE MAX_LIMIT=$MAX_LIMIT INVITE_RATE=$INVITE_RATE"
-    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); WORKERS=$WORKERS KAM_RATE=$KAM_RATE GROUP_RATE=$GROUP_RATE MSG_RATE=$MSG_RATE SERVER_NICE=$SERVER_NICE"
+    echo "# $(nproc) cores; sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1); WORKERS=$WORKERS KAM_RATE=$KAM_RATE GROUP_RATE=$GROUP_RATE MSG_RATE=$MSG_RATE SERVER_NICE=$SERVER_NICE SERVER_CPU_QUOTA=${SERVER_CPU_QUOTA:-none} SIPP_BUFF=$SIPP_BUFF"
 } | tee -a "$OUT/summary.txt"
 for t in "${targets[@]}"; do
     case "$t" in
