@@ -2,7 +2,7 @@
 # SIPp load runs against the release im-server, with Kamailio as the baseline.
 # Not part of the test suite: run by hand, results go to docs/performance.md.
 #
-#   scripts/load/run.sh [options|kamailio|invite|compare|group|overload|soak|all]... (default: all)
+#   scripts/load/run.sh [options|kamailio|invite|compare|group|overload|soak|floor|all]... (default: all)
 #
 # `compare` is the side-by-side run (issue 11 item 5), one call on this machine:
 #   * Kamailio tm (scripts/load/kamailio_tm.cfg) answering SIPp INVITE -> 200 -> ACK -> BYE
@@ -20,6 +20,11 @@
 # p99 of initial INVITE arrival -> final response sent (its /metrics histogram
 # imserver_invite_final_seconds, so an upper bucket bound: "srv<=N"), next to SIPp's p99.
 # `group` is the group-scenario ramp of `compare` alone (for each worker count in WORKERS).
+# `floor` measures what the machine itself costs per datagram: scripts/load/floor.c, a
+# stateless single-threaded UDP responder with no SIP logic, answering SIPp's dialog and
+# MESSAGE scenarios, then im-server's group and MESSAGE runs in the same call (run_floor).
+# Every row gives the datagrams per call at the server (the machine's UDP OutDatagrams over
+# the run, /proc/net/snmp) and the server CPU per datagram.
 #
 # Environment (defaults in brackets):
 #   DURATION      seconds per run [15]; every SIPp run is also bounded by a call count (-m)
@@ -37,6 +42,10 @@
 #                 the ramp stops at the first rate not held (a failed call, fewer calls
 #                 done than sent, or under 90 % of the rate); the table names the highest
 #                 rate held. Each im-server scenario gets a fresh server.
+#   FLOOR_LOOPS   floor: the responder's loops, "epoll" (epoll_wait + recvmmsg/sendmmsg, an
+#                 event-driven server's) and/or "blocking" (recvfrom/sendto) ["epoll blocking"]
+#   FLOOR_RATE    floor: dialogs/s ["20 200 1000 5000"]
+#   FLOOR_MSG_RATE floor: MESSAGEs/s ["1600 8000 16000"]
 #   SOAK_DURATION soak: seconds at 80 % of the rate held [600]
 #   SOAK_RATE     soak: the rate taken as held, skipping the ramp [found by the ramp]
 #   SOAK_SETTLE   soak: idle seconds before the start and end samples [90]
@@ -77,8 +86,11 @@ MAX_LIMIT="${MAX_LIMIT:-50}"
 INVITE_RATE="${INVITE_RATE:-20}"
 WORKERS="${WORKERS:-1 2}"
 KAM_RATE="${KAM_RATE:-500 1000 2000}"
-GROUP_RATE="${GROUP_RATE:-50 100 200 400}"
-MSG_RATE="${MSG_RATE:-100 200 400 800 1600}"
+GROUP_RATE="${GROUP_RATE-50 100 200 400}"
+MSG_RATE="${MSG_RATE-100 200 400 800 1600}"
+FLOOR_LOOPS="${FLOOR_LOOPS:-epoll blocking}"
+FLOOR_RATE="${FLOOR_RATE:-20 200 1000 5000}"
+FLOOR_MSG_RATE="${FLOOR_MSG_RATE:-1600 8000 16000}"
 OTHER_MAX="${OTHER_MAX:-0.10}"
 SERVER_NICE="${SERVER_NICE:-0}"
 SERVER_CPU_QUOTA="${SERVER_CPU_QUOTA:-}"
@@ -132,6 +144,9 @@ cap_cpu() { # pids...
 # free_port, message_scenario and group_document are in common.sh.
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# UDP datagrams sent so far by the whole machine (/proc/net/snmp, Udp: OutDatagrams).
+udp_out() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ {print $5}' /proc/net/snmp; }
 
 # CPU seconds (user+system) used so far by a process and its live children.
 cpu_seconds() {
@@ -412,7 +427,7 @@ start_uas() { # dir scenario port calls [seconds]
 compare_run() {
     local label="$1" kind="$2" per_call="$3" recips="$4" rate="$5" servers="$6" uas="$7"
     local dir="$8" scenario="$9" target="${10}" dest="${11}"
-    local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p x0 x1
+    local calls=$((rate * DURATION)) rc=0 la0 la1 b0 b1 s0 s1 u0 u1 r0 r1 w0 w1 fam="" p x0 x1 d0 d1
     mkdir -p "$dir"
     for p in $uas; do fam+=" $(family "$p" | tr '\n' ' ')"; done
     la0=$(loadavg); w0=$(date +%s.%N); proc_snapshot "$OUT/.procs0"
@@ -420,7 +435,7 @@ compare_run() {
     times >"$OUT/.times0"
     s0=$(cpu_seconds $servers); u0=$(cpu_seconds $fam); r0=$(reaped_seconds "$OUT/.times0")
     # shellcheck disable=SC2086
-    x0=$(ctx_switches $servers); scrape "$OUT/.metrics0"
+    x0=$(ctx_switches $servers); scrape "$OUT/.metrics0"; d0=$(udp_out)
     (cd "$dir" && timeout $((DURATION + 60)) sipp -buff_size "$SIPP_BUFF" -sf "$scenario" \
         -key target "$target" -key from sip:loader@example.com \
         -i 127.0.0.1 -p "$(free_port)" -t u1 \
@@ -433,17 +448,17 @@ compare_run() {
     times >"$OUT/.times1"
     s1=$(cpu_seconds $servers); u1=$(cpu_seconds $fam); r1=$(reaped_seconds "$OUT/.times1")
     # shellcheck disable=SC2086
-    x1=$(ctx_switches $servers); scrape "$OUT/.metrics1"
+    x1=$(ctx_switches $servers); scrape "$OUT/.metrics1"; d1=$(udp_out)
     proc_snapshot "$OUT/.procs1"; w1=$(date +%s.%N); la1=$(loadavg)
     echo "    $label: sipp -sf $(basename "$scenario") -r $rate -l $((rate * 5)) -m $calls $dest (exit $rc)" >>"$OUT/commands.txt"
     python3 - "$label" "$kind" "$per_call" "$recips" "$rate" "$calls" "$dir/stat.csv" \
         "$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1)" \
         "$s0" "$s1" "$u0" "$u1" "$r0" "$r1" "$OUT/.procs0" "$OUT/.procs1" "$w0" "$w1" "$la0" "$la1" "$$" \
-        "$OTHER_MAX" "$OUT/results.tsv" "$x0" "$x1" "$OUT/.metrics0" "$OUT/.metrics1" \
+        "$OTHER_MAX" "$OUT/results.tsv" "$x0" "$x1" "$OUT/.metrics0" "$OUT/.metrics1" "$d0" "$d1" \
         <<'EOF' | tee -a "$OUT/summary.txt"
 import csv, sys
 (label, kind, per_call, recips, rate, calls, stat, rtt, s0, s1, u0, u1, r0, r1, p0, p1,
- w0, w1, la0, la1, root, other_max, results, x0, x1, m0, m1) = sys.argv[1:28]
+ w0, w1, la0, la1, root, other_max, results, x0, x1, m0, m1, d0, d1) = sys.argv[1:30]
 import os, re
 per_call, recips, rate, calls = int(per_call), int(recips), int(rate), int(calls)
 f = lambda a, b: float(b) - float(a)
@@ -517,15 +532,22 @@ if b1:
         le = next(le for le, n in grown if n >= 0.99 * total)
         srv = f"srv<={le * 1e3:.0f}" if le != float('inf') else "srv>30000"
 extra = f", {per_unit_us * per_call / recips:.0f} us/recipient" if recips else ""
+# Every datagram of these runs goes between the server and a SIPp, so the machine's UDP
+# datagrams sent over the run (/proc/net/snmp, every process) are the server's datagrams in
+# and out; anything else that sent UDP meanwhile counts too (read other_cpu_s).
+dgrams = (int(d1) - int(d0)) / max(ok, 1)
+per_dgram = f"{1e6 * server / (dgrams * ok):.1f}" if dgrams > 0 else "-"
 print(f"{label}: {'HELD' if held else 'NOT HELD'} {rate}/s -> {ok} ok, {failed} failed of {calls} "
       f"= {cps:.0f} calls/s; server CPU {server:.2f} s = {per_call_ms:.3f} ms/call = "
-      f"{per_unit_us:.0f} us/{unit} ({per_call} per call{extra}); p99 {p99:.0f} ms ({srv}); "
+      f"{per_unit_us:.0f} us/{unit} ({per_call} per call{extra}); {dgrams:.1f} datagrams/call, "
+      f"{per_dgram} us/datagram; p99 {p99:.0f} ms ({srv}); "
       f"ctx switches/call {ctx}; sipp {sipp_uac + sipp_uas:.2f} s; other_cpu_s {other:.2f} of {wall:.1f} s wall"
       f"{' VOID (machine busy)' if void else ''}; load {la0} -> {la1}")
 with open(results, 'a') as out:
     out.write('\t'.join(str(x) for x in (label, kind, per_call, recips, rate, ok, failed,
               int(held), f"{cps:.1f}", f"{per_call_ms:.4f}", f"{per_unit_us:.1f}",
-              f"{p99:.1f}", f"{other:.2f}", f"{wall:.1f}", int(void), srv, ctx)) + '\n')
+              f"{p99:.1f}", f"{other:.2f}", f"{wall:.1f}", int(void), srv, ctx,
+              f"{dgrams:.1f}", per_dgram)) + '\n')
 EOF
 }
 
@@ -571,13 +593,13 @@ for name, r in best.items():
         print(f"{name}: held {r[4]}/s with 0 failures ({r[8]} calls/s done), {r[9]} ms server CPU per call"
               f"{' (VOID run: machine busy)' if r[14] == '1' else ''}")
 print()
-print("| run | held | calls/s | failed | server ms/call | us/dialog (INVITE) or /transaction (MESSAGE) | x Kamailio | p99 ms (server's own) | ctx switches/call | other_cpu_s | run |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | held | calls/s | failed | server ms/call | us/dialog (INVITE) or /transaction (MESSAGE) | x Kamailio | datagrams/call | us/datagram | p99 ms (server's own) | ctx switches/call | other_cpu_s | run |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     b = base.get(r[1])
     ratio = f"{float(r[10]) / float(b[10]):.1f}x" if b and float(b[10]) > 0 else "-"
     print(f"| {r[0]} | {'yes' if r[7] == '1' else 'no'} at {r[4]}/s | {r[8]} | {r[6]} | {r[9]} | "
-          f"{r[10]} | {ratio} | {r[11]} ({r[15] if len(r) > 15 else '-'}) | {r[16] if len(r) > 16 else '-'} | "
+          f"{r[10]} | {ratio} | {r[17] if len(r) > 18 else '-'} | {r[18] if len(r) > 18 else '-'} | {r[11]} ({r[15] if len(r) > 15 else '-'}) | {r[16] if len(r) > 16 else '-'} | "
           f"{r[12]} of {r[13]} s | {'VOID' if r[14] == '1' else 'valid'} |")
 EOF
 }
@@ -614,6 +636,49 @@ run_group() {
     for w in $WORKERS; do
         group_ramp "$w" "$OUT/group/w$w"
     done
+    compare_table
+}
+
+# floor: the least this machine spends per datagram (scripts/load/floor.c, a stateless UDP
+# responder built here with cc), for each loop in FLOOR_LOOPS, with SIPp's dialog scenario
+# (INVITE, 200, ACK, BYE, 200: 5 datagrams at the server) at FLOOR_RATE and its MESSAGE
+# scenario (2 datagrams) at FLOOR_MSG_RATE; then, in the same run, the im-server group
+# ramp (GROUP_RATE, the first worker count of WORKERS) and its MESSAGE to a list of 10
+# (MSG_RATE) when MSG_RATE is not empty. The table's us/datagram column sets them side by side.
+run_floor() {
+    command -v cc >/dev/null || die "cc not found: apt-get install -y gcc"
+    local dir="$OUT/floor" port fpid loop uport w
+    mkdir -p "$dir"
+    : >"$OUT/results.tsv"
+    cc -O2 -o "$dir/floor" "$here/floor.c" || die "cannot build scripts/load/floor.c"
+    for loop in $FLOOR_LOOPS; do
+        port=$(free_port)
+        nice -n "$SERVER_NICE" "$dir/floor" "$port" "$loop" &
+        fpid=$!
+        pids+=("$fpid")
+        wait_udp 127.0.0.1 "$port" || die "floor did not answer on 127.0.0.1:$port"
+        cap_cpu "$fpid"
+        echo "floor $port $loop" >>"$OUT/commands.txt"
+        ramp "floor-$loop-dialog" dialog 1 0 "$FLOOR_RATE" "$fpid" "" \
+            "$dir/$loop-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
+        message_scenario "$dir/message_floor.xml" 3 9 200
+        ramp "floor-$loop-message" message 1 0 "$FLOOR_MSG_RATE" "$fpid" "" \
+            "$dir/$loop-message" "$dir/message_floor.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
+        stop "$fpid"
+    done
+    w=${WORKERS%% *}
+    [ -n "$GROUP_RATE" ] && group_ramp "$w" "$dir/w$w-group"
+    if [ -n "$MSG_RATE" ]; then
+        start_im_server --workers "$w"
+        uport=$(free_port)
+        message_scenario "$dir/message_10.xml" 10 "$uport" 202
+        start_uas "$dir/w$w-message10/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * 10))
+        sleep 0.5
+        ramp "im-server-w$w-message10" message 11 10 "$MSG_RATE" "$IM_PID" "$UAS_PID" \
+            "$dir/w$w-message10" "$dir/message_10.xml" sip:conference-factory@example.com "127.0.0.1:$IM_PORT"
+        stop "$UAS_PID"
+        stop "$IM_PID"
+    fi
     compare_table
 }
 
@@ -837,8 +902,9 @@ for t in "${targets[@]}"; do
     group) run_group ;;
     overload) run_overload ;;
     soak) run_soak ;;
+    floor) run_floor ;;
     all) run_options; run_kamailio; run_invite; run_compare ;;
-    *) die "unknown run '$t' (options, kamailio, invite, compare, group, overload, soak, all)" ;;
+    *) die "unknown run '$t' (options, kamailio, invite, compare, group, overload, soak, floor, all)" ;;
     esac
 done
 echo "logs, CSVs and commands in $OUT"

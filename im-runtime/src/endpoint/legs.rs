@@ -92,10 +92,7 @@ impl Session {
             let sdp = super::super::invitation::offer(&local, &cx.cfg.spec, opts.tls, inv);
             let body = history
                 .as_ref()
-                .and_then(|h| {
-                    let sdp_type = crate::proto::body::mime::MediaType::new("application", "sdp");
-                    with_history(cx.ids, &sdp_type, Bytes::from(sdp.clone()), h)
-                })
+                .and_then(|h| with_history(cx.ids, "application/sdp", sdp.as_bytes(), h))
                 .unwrap_or_else(|| ("application/sdp".to_string(), Bytes::from(sdp)));
             let build = |t: LegTransport| {
                 let (via, focus_contact) = cx.via_contact(t, self.facts.focus.raw(), &branch);
@@ -257,7 +254,7 @@ impl Session {
         let with = history.as_ref().and_then(|h| {
             let mt = crate::proto::body::mime::MediaType::parse(&ct)
                 .unwrap_or_else(|_| crate::proto::body::mime::MediaType::new("text", "plain"));
-            with_history(cx.ids, &mt, payload.clone(), h)
+            with_history(cx.ids, &mt.to_string(), &payload, h)
         });
         let our_ct = with.is_some();
         let (body_ct, body) = with.unwrap_or_else(|| (ct.clone(), payload.clone()));
@@ -607,23 +604,80 @@ pub(super) fn page_mode_payload(request: &Message, limits: &BodyLimits) -> (Stri
 /// be written (the caller then sends `first` alone).
 fn with_history(
     ids: &mut super::super::ids::Ids,
-    first_type: &crate::proto::body::mime::MediaType,
-    first: Bytes,
+    first_type: &str,
+    first: &[u8],
     history: &str,
 ) -> Option<(String, Bytes)> {
-    use crate::proto::body::mime::{Disposition, MediaType};
-    use crate::proto::body::multipart::{self, OutPart};
+    use crate::proto::body::multipart::{self, PartRef};
     let boundary = ids.prefixed_token("imspec-");
     let parts = [
-        OutPart::new(first_type, first),
-        OutPart::new(
-            &MediaType::new("application", "resource-lists+xml"),
-            Bytes::from(history.to_string()),
-        )
-        .disposition(
-            &Disposition::new("recipient-list-history").with_param("handling", Some("optional")),
-        ),
+        PartRef {
+            headers: &[("Content-Type", first_type)],
+            body: first,
+        },
+        PartRef {
+            headers: &[
+                ("Content-Type", "application/resource-lists+xml"),
+                (
+                    "Content-Disposition",
+                    "recipient-list-history;handling=optional",
+                ),
+            ],
+            body: history.as_bytes(),
+        },
     ];
-    let b = multipart::write(&boundary, &parts).ok()?;
-    Some((multipart::content_type(&boundary).to_string(), b))
+    let b = multipart::write_parts(&boundary, &parts).ok()?;
+    // `multipart::content_type(&boundary)` as text: our boundary is a token, so unquoted.
+    let mut ct = String::with_capacity(26 + boundary.len());
+    ct.push_str("multipart/mixed;boundary=");
+    ct.push_str(&boundary);
+    Some((ct, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_history;
+    use crate::endpoint::ids::Ids;
+    use crate::proto::body::mime::{Disposition, MediaType};
+    use crate::proto::body::multipart::{self, OutPart};
+    use bytes::Bytes;
+
+    /// The borrowing writer gives the bytes and Content-Type the owned one (`MediaType`,
+    /// `Disposition`, `OutPart`, `multipart::write`) gave, and the body splits back.
+    #[test]
+    fn history_body_is_what_the_owned_writer_wrote() {
+        let history = "<?xml version=\"1.0\"?>\r\n<resource-lists/>\r\n";
+        for (ty, first) in [
+            (MediaType::new("application", "sdp"), &b"v=0\r\n"[..]),
+            (
+                MediaType::new("text", "plain").with_param("charset", "utf-8"),
+                &b"hi"[..],
+            ),
+        ] {
+            let (ct, body) = with_history(
+                &mut Ids::new(7, Default::default()),
+                &ty.to_string(),
+                first,
+                history,
+            )
+            .expect("written");
+            let boundary = Ids::new(7, Default::default()).prefixed_token("imspec-");
+            let parts = [
+                OutPart::new(&ty, Bytes::copy_from_slice(first)),
+                OutPart::new(
+                    &MediaType::new("application", "resource-lists+xml"),
+                    Bytes::from(history),
+                )
+                .disposition(
+                    &Disposition::new("recipient-list-history")
+                        .with_param("handling", Some("optional")),
+                ),
+            ];
+            assert_eq!(body, multipart::write(&boundary, &parts).unwrap());
+            assert_eq!(ct, multipart::content_type(&boundary).to_string());
+            let split =
+                multipart::parse(&body, &boundary, &Default::default()).expect("splits back");
+            assert_eq!(split.parts.len(), 2);
+        }
+    }
 }

@@ -483,17 +483,53 @@ pub fn content_type(boundary: &str) -> MediaType {
 /// The caller chooses the boundary (this core has no randomness); the writer refuses one
 /// that occurs in any part, so the result always splits back into the same parts.
 pub fn write(boundary: &str, parts: &[OutPart]) -> Result<Bytes, WriteError> {
+    let headers: Vec<Vec<(&str, &str)>> = parts
+        .iter()
+        .map(|p| {
+            p.headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<PartRef<'_>> = parts
+        .iter()
+        .zip(&headers)
+        .map(|(p, h)| PartRef {
+            headers: h,
+            body: &p.body,
+        })
+        .collect();
+    write_parts(boundary, &refs)
+}
+
+/// A part to write, borrowed: [`write_parts`] copies it straight into the body, where
+/// [`OutPart`] owns its header strings and content.
+#[derive(Clone, Copy, Debug)]
+pub struct PartRef<'a> {
+    /// Header (name, value) pairs written as `Name: value`.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The content.
+    pub body: &'a [u8],
+}
+
+/// [`write`] from borrowed parts: the same checks and the same bytes, without an owned
+/// copy of each header and content first (a list MESSAGE writes its copies' body with the
+/// recipient-list history this way, once per MESSAGE).
+pub fn write_parts(boundary: &str, parts: &[PartRef<'_>]) -> Result<Bytes, WriteError> {
     if !is_valid_boundary(boundary) {
         return Err(WriteError::InvalidBoundary);
     }
-    let dash = format!("--{boundary}");
+    let mut dash = String::with_capacity(boundary.len() + 2);
+    dash.push_str("--");
+    dash.push_str(boundary);
     let finder = memmem::Finder::new(dash.as_bytes());
     let mut size = dash.len() + 4;
     for (i, p) in parts.iter().enumerate() {
-        if finder.find(&p.body).is_some() {
+        if finder.find(p.body).is_some() {
             return Err(WriteError::BoundaryInPart { part: i });
         }
-        for (n, v) in &p.headers {
+        for &(n, v) in p.headers {
             if !super::mime::is_token(n) || v.contains(['\r', '\n']) {
                 return Err(WriteError::BadHeader { part: i });
             }
@@ -508,14 +544,14 @@ pub fn write(boundary: &str, parts: &[OutPart]) -> Result<Bytes, WriteError> {
     for p in parts {
         out.put_slice(dash.as_bytes());
         out.put_slice(b"\r\n");
-        for (n, v) in &p.headers {
+        for &(n, v) in p.headers {
             out.put_slice(n.as_bytes());
             out.put_slice(b": ");
             out.put_slice(v.as_bytes());
             out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
-        out.put_slice(&p.body);
+        out.put_slice(p.body);
         out.put_slice(b"\r\n");
     }
     out.put_slice(dash.as_bytes());
