@@ -10,11 +10,15 @@
  * apart from what im-server adds. See docs/performance.md ("The floor").
  *
  *   floor PORT [epoll|blocking]
+ *   floor PORT refused N
  *
  * epoll (default): the loop of an event-driven server, as im-server's and most others are:
  * a non-blocking socket, epoll_wait, then recvmmsg until the socket is empty, answers sent
  * with one sendmmsg per batch. blocking: one blocking recvfrom and one sendto per datagram,
- * the cheapest loop there is for one socket.
+ * the cheapest loop there is for one socket. refused: N non-blocking TCP connects to PORT on
+ * 127.0.0.1, where nothing listens, each waited for with epoll and its error read, as an
+ * event loop does for an MSRP connect the peer refuses (the group scenario's members answer
+ * with an MSRP path nobody serves); prints the CPU (user + system) per connect and exits.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,12 +96,46 @@ static size_t answer(const char *in, size_t n, char *out, unsigned port) {
     return at > MAXOUT ? 0 : at;
 }
 
+static double cpu_s(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+static int refused(unsigned port, long n) {
+    int ep = epoll_create1(0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    long seen = 0;
+    double c0 = cpu_s();
+    for (long i = 0; i < n; i++) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno == EINPROGRESS) {
+            struct epoll_event ev = {.events = EPOLLOUT, .data.fd = s}, got;
+            epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+            epoll_wait(ep, &got, 1, 1000);
+            epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+        }
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &l);
+        seen += err == ECONNREFUSED;
+        close(s);
+    }
+    double c1 = cpu_s();
+    printf("%ld connects, %ld refused, %.2f us CPU per connect\n", n, seen, 1e6 * (c1 - c0) / (double)n);
+    return seen == n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor PORT [epoll|blocking]\n");
+        fprintf(stderr, "usage: floor PORT [epoll|blocking|refused N]\n");
         return 2;
     }
     unsigned port = (unsigned)atoi(argv[1]);
+    if (argc > 3 && strcmp(argv[2], "refused") == 0)
+        return refused(port, atol(argv[3]));
     int blocking = argc > 2 && strcmp(argv[2], "blocking") == 0;
     int fd = socket(AF_INET, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
     int buf = 4 << 20;
