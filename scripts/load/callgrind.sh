@@ -111,8 +111,13 @@ pids+=("$IM_PID")
 echo "valgrind --tool=callgrind $IM_SERVER ${flags[*]} (NATIVE=$NATIVE)" >"$OUT/commands.txt"
 
 # NATIVE=1: the server's user and system CPU ticks (all threads, /proc/PID/stat) in place
-# of the profile's counters.
-ticks() { sed 's/.*) //' "/proc/$IM_PID/stat" | awk '{print $12, $13}'; }
+# of the profile's counters, and its total run time to the nanosecond (the scheduler's count
+# of every live thread, /proc/PID/task/*/schedstat; the ticks are 10 ms each and only
+# sampled into user and system).
+ticks() {
+    sed 's/.*) //' "/proc/$IM_PID/stat" | awk '{printf "%s %s ", $12, $13}'
+    cat /proc/"$IM_PID"/task/*/schedstat | awk '{t += $1} END {print t + 0}'
+}
 zero() {
     if [ "$NATIVE" = 1 ]; then
         T0=$(ticks)
@@ -124,9 +129,11 @@ zero() {
 dump() { # units
     if [ "$NATIVE" = 1 ]; then
         set -- "$1" $T0 $(ticks)
-        awk -v n="$1" -v u0="$2" -v s0="$3" -v u1="$4" -v s1="$5" -v hz="$(getconf CLK_TCK)" \
-            'BEGIN { printf "user %.1f us, system %.1f us per unit (%d + %d ticks)\n",
-                     1e6 * (u1 - u0) / hz / n, 1e6 * (s1 - s0) / hz / n, u1 - u0, s1 - s0 }'
+        awk -v n="$1" -v u0="$2" -v s0="$3" -v r0="$4" -v u1="$5" -v s1="$6" -v r1="$7" \
+            -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { printf "user %.1f us, system %.1f us per unit (%d + %d ticks); run time %.1f us per unit\n",
+                     1e6 * (u1 - u0) / hz / n, 1e6 * (s1 - s0) / hz / n, u1 - u0, s1 - s0,
+                     (r1 - r0) / 1e3 / n }'
         echo "RSS at dump: $(awk '/^VmRSS/ {print $2, $3}' "/proc/$IM_PID/status")"
     else
         callgrind_control -d "$IM_PID" >/dev/null
