@@ -34,6 +34,8 @@
 #   INVITE_RATE   pager-mode group INVITE calls/s [20]
 #   OUT           folder for logs and CSVs [a new folder under /tmp]
 #   IM_SERVER     im-server binary [target/release/im-server, built when missing]
+#   IM_FLAGS      more im-server flags, word-split, after the harness's own (e.g.
+#                 "--overload-delay 20ms") [none]
 #   WORKERS       compare: im-server worker counts to run, space separated ["1 2"]
 #   KAM_RATE      compare: Kamailio dialogs/s and MESSAGEs/s ["500 1000 2000"]
 #   GROUP_RATE    compare: im-server group sessions/s ["50 100 200 400"]
@@ -97,6 +99,7 @@ SERVER_CPU_QUOTA="${SERVER_CPU_QUOTA:-}"
 SIPP_BUFF="${SIPP_BUFF:-4194304}"
 OUT="${OUT:-$(mktemp -d /tmp/imspec-load.XXXXXX)}"
 IM_SERVER="${IM_SERVER:-$root/target/release/im-server}"
+IM_FLAGS="${IM_FLAGS:-}"
 mkdir -p "$OUT"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -279,8 +282,9 @@ start_im_server() { # extra flags...
     # Without authentication and with external recipients allowed: the load runs measure the
     # IM procedure against Kamailio tm answering unauthenticated dialogs, and the members are
     # SIPp UASs named by IP address (the server authenticates by default since issue 14).
+    # shellcheck disable=SC2086
     nice -n "$SERVER_NICE" "$IM_SERVER" --sip "127.0.0.1:$IM_PORT" --msrp "127.0.0.1:$IM_MSRP" --log warn \
-        --no-auth --allow-external-recipients "$@" \
+        --no-auth --allow-external-recipients "$@" $IM_FLAGS \
         >"$OUT/im-server.$IM_PORT.log" 2>&1 &
     IM_PID=$!
     pids+=("$IM_PID")

@@ -147,7 +147,12 @@ impl Default for IoLimits {
             handshake_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             max_sip_message: 64 * 1024,
-            overload_delay: Duration::from_millis(50),
+            // A group session's setup crosses the queue at least twice (the originator's
+            // INVITE, then the members' answers), so at saturation its accepted calls wait
+            // about twice this and more: 50 ms put the p99 of the accepted ones at 150–230
+            // ms at twice the rate held with two workers, 20 ms at 72 ms
+            // (docs/performance.md, "The overload limit").
+            overload_delay: Duration::from_millis(20),
             overload_interval: Duration::from_millis(100),
             udp_recv_buffer: 4 * 1024 * 1024,
         }

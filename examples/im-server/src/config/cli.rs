@@ -179,7 +179,7 @@ pub struct Cli {
 
     /// Time a SIP or MSRP input may wait in a worker's queue before the worker sheds new
     /// sessions with 503 (Retry-After) until the backlog drains, when every input for
-    /// --overload-interval waited that long; 0s turns this off. [default: 50ms]
+    /// --overload-interval waited that long; 0s turns this off. [default: 20ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub overload_delay: Option<Duration>,
 

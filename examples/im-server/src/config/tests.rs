@@ -544,7 +544,7 @@ fn conn_idle_timeout_key_flag_and_print() {
 fn overload_interval_key_flag_and_print() {
     let d = ServerConfig::load(&cli(&[])).unwrap();
     assert_eq!(d.io_limits().overload_interval, Duration::from_millis(100));
-    assert_eq!(d.io_limits().overload_delay, Duration::from_millis(50));
+    assert_eq!(d.io_limits().overload_delay, Duration::from_millis(20));
     let c = load_with("[limits]\noverload_interval = \"250ms\"\n", &[]).unwrap();
     assert_eq!(c.io_limits().overload_interval, Duration::from_millis(250));
     assert!(c.to_toml().contains("overload_interval = \"250ms\""));
