@@ -655,6 +655,39 @@ run_group() {
     compare_table
 }
 
+# Kamailio tm (scripts/load/kamailio_tm.cfg) on a free port, capped like any server under
+# test: KAM_PID and KAM_PORT.
+start_kamailio() {
+    KAM_PORT=$(free_port)
+    # 256 MiB of shared memory: tm keeps each INVITE transaction through its wait timer, and
+    # 64 MiB ran out at 500 dialogs/s ("new_t(): out of mem", 500 replies).
+    nice -n "$SERVER_NICE" kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$KAM_PORT" -DD -E -m 256 -M 8 \
+        >"$OUT/kamailio_tm.log" 2>&1 &
+    KAM_PID=$!
+    pids+=("$KAM_PID")
+    wait_udp 127.0.0.1 "$KAM_PORT" || die "kamailio did not answer on 127.0.0.1:$KAM_PORT"
+    # shellcheck disable=SC2046
+    cap_cpu $(family "$KAM_PID")
+    echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$KAM_PORT -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
+}
+
+# The MESSAGE-to-a-list ramp (MSG_RATE) on a fresh server with w workers: 1 + n transactions
+# per MESSAGE at the server, every copy answered by one SIPp UAS. A fresh server each, so
+# that one scenario's collapse cannot poison the next.
+message_ramp() { # workers n dir
+    local w="$1" n="$2" dir="$3" uport
+    start_im_server --workers "$w"
+    echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn" >>"$OUT/commands.txt"
+    uport=$(free_port)
+    message_scenario "$dir/message_$n.xml" "$n" "$uport" 202
+    start_uas "$dir/w$w-message$n/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * n))
+    sleep 0.5
+    ramp "im-server-w$w-message$n" message $((n + 1)) "$n" "$MSG_RATE" "$IM_PID" "$UAS_PID" \
+        "$dir/w$w-message$n" "$dir/message_$n.xml" sip:conference-factory@example.com "127.0.0.1:$IM_PORT"
+    stop "$UAS_PID"
+    stop "$IM_PID"
+}
+
 # floor: the least this machine spends per datagram (scripts/load/floor.c, a stateless UDP
 # responder built here with cc), for each loop in FLOOR_LOOPS, with SIPp's dialog scenario
 # (INVITE, 200, ACK, BYE, 200: 5 datagrams at the server) at FLOOR_RATE and its MESSAGE
@@ -665,7 +698,7 @@ run_group() {
 # KAMAILIO is installed and KAM_RATE is not empty). The table's us/datagram column sets them side by side.
 run_floor() {
     command -v cc >/dev/null || die "cc not found: apt-get install -y gcc"
-    local dir="$OUT/floor" port fpid loop uport w
+    local dir="$OUT/floor" port fpid loop w
     mkdir -p "$dir"
     : >"$OUT/results.tsv"
     cc -O2 -o "$dir/floor" "$here/floor.c" || die "cannot build scripts/load/floor.c"
@@ -687,53 +720,29 @@ run_floor() {
         stop "$fpid"
     done
     if [ -n "$KAM_RATE" ] && command -v kamailio >/dev/null; then
-        port=$(free_port)
-        nice -n "$SERVER_NICE" kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
-            >"$OUT/kamailio_tm.log" 2>&1 &
-        fpid=$!
-        pids+=("$fpid")
-        wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
-        # shellcheck disable=SC2046
-        cap_cpu $(family "$fpid")
-        echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
-        ramp kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$fpid" | tr '\n' ' ')" "" \
-            "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
-        stop "$fpid"
+        start_kamailio
+        ramp kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$KAM_PID" | tr '\n' ' ')" "" \
+            "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$KAM_PORT" "127.0.0.1:$KAM_PORT"
+        stop "$KAM_PID"
     fi
     w=${WORKERS%% *}
     [ -n "$GROUP_RATE" ] && group_ramp "$w" "$dir/w$w-group"
     if [ -n "$MSG_RATE" ]; then
-        start_im_server --workers "$w"
-        uport=$(free_port)
-        message_scenario "$dir/message_10.xml" 10 "$uport" 202
-        start_uas "$dir/w$w-message10/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * 10))
-        sleep 0.5
-        ramp "im-server-w$w-message10" message 11 10 "$MSG_RATE" "$IM_PID" "$UAS_PID" \
-            "$dir/w$w-message10" "$dir/message_10.xml" sip:conference-factory@example.com "127.0.0.1:$IM_PORT"
-        stop "$UAS_PID"
-        stop "$IM_PID"
+        message_ramp "$w" 10 "$dir"
     fi
     compare_table
 }
 
 run_compare() {
     command -v kamailio >/dev/null || die "kamailio not found: apt-get install -y kamailio"
-    local dir="$OUT/compare" port kpid upids w i n uport
+    local dir="$OUT/compare" port kpid w n
     mkdir -p "$dir"
     : >"$OUT/results.tsv"
 
     # Kamailio tm: INVITE dialogs, then MESSAGE (one transaction each).
-    port=$(free_port)
-    # 256 MiB of shared memory: tm keeps each INVITE transaction through its wait timer, and
-    # 64 MiB ran out at 500 dialogs/s ("new_t(): out of mem", 500 replies).
-    nice -n "$SERVER_NICE" kamailio -f "$here/kamailio_tm.cfg" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 8 \
-        >"$OUT/kamailio_tm.log" 2>&1 &
-    kpid=$!
-    pids+=("$kpid")
-    wait_udp 127.0.0.1 "$port" || die "kamailio did not answer on 127.0.0.1:$port"
-    # shellcheck disable=SC2046
-    cap_cpu $(family "$kpid")
-    echo "kamailio -f scripts/load/kamailio_tm.cfg -l udp:127.0.0.1:$port -DD -E -m 256 -M 8" >>"$OUT/commands.txt"
+    start_kamailio
+    kpid=$KAM_PID
+    port=$KAM_PORT
     ramp kamailio-tm-dialog dialog 1 0 "$KAM_RATE" "$(family "$kpid" | tr '\n' ' ')" "" \
         "$dir/kam-dialog" "$here/uac_dialog.xml" "sip:load@127.0.0.1:$port" "127.0.0.1:$port"
     message_scenario "$dir/message_kam.xml" 3 9 200
@@ -747,16 +756,7 @@ run_compare() {
         # MESSAGE to a list of 3 and of 10: 1 + n transactions per MESSAGE at the server.
         # A fresh server each, so that one scenario's collapse cannot poison the next.
         for n in 3 10; do
-            start_im_server --workers "$w"
-            echo "im-server --workers $w --sip 127.0.0.1:$IM_PORT --msrp 127.0.0.1:$IM_MSRP --log warn" >>"$OUT/commands.txt"
-            uport=$(free_port)
-            message_scenario "$dir/message_$n.xml" "$n" "$uport" 202
-            start_uas "$dir/w$w-message$n/uas" "$here/uas_message.xml" "$uport" $(($(sum "$MSG_RATE") * DURATION * n))
-            sleep 0.5
-            ramp "im-server-w$w-message$n" message $((n + 1)) "$n" "$MSG_RATE" "$IM_PID" "$UAS_PID" \
-                "$dir/w$w-message$n" "$dir/message_$n.xml" sip:conference-factory@example.com "127.0.0.1:$IM_PORT"
-            stop "$UAS_PID"
-            stop "$IM_PID"
+            message_ramp "$w" "$n" "$dir"
         done
     done
     compare_table

@@ -602,7 +602,7 @@ pub(super) fn page_mode_payload(request: &Message, limits: &BodyLimits) -> (Stri
 /// `first` and the recipient-list-history part (RFC 5364) after it, as one multipart/mixed
 /// body under a boundary of ours: its Content-Type and bytes, or `None` when the parts cannot
 /// be written (the caller then sends `first` alone).
-fn with_history(
+pub(crate) fn with_history(
     ids: &mut super::super::ids::Ids,
     first_type: &str,
     first: &[u8],

@@ -229,27 +229,12 @@ impl<A: Application> Endpoint<A> {
         let (body_ct, body) = if !inv.history || facts.recipients.is_empty() {
             (ct, payload)
         } else {
-            use crate::proto::body::mime::{Disposition, MediaType};
-            use crate::proto::body::multipart::{self, OutPart};
+            use crate::proto::body::mime::MediaType;
             let named = selection.apply(facts.recipients.clone(), &facts.originator, |e| &e.uri);
             let history = crate::proto::body::resource_lists::write_history(&named);
-            let boundary = format!("imspec-{}", self.ids.token(1));
             let mt = MediaType::parse(&ct).unwrap_or_else(|_| MediaType::new("text", "plain"));
-            let parts = [
-                OutPart::new(&mt, payload.clone()),
-                OutPart::new(
-                    &MediaType::new("application", "resource-lists+xml"),
-                    Bytes::from(history),
-                )
-                .disposition(
-                    &Disposition::new("recipient-list-history")
-                        .with_param("handling", Some("optional")),
-                ),
-            ];
-            match multipart::write(&boundary, &parts) {
-                Ok(b) => (multipart::content_type(&boundary).to_string(), b),
-                Err(_) => (ct, payload),
-            }
+            legs::with_history(&mut self.ids, &mt.to_string(), &payload, &history)
+                .unwrap_or((ct, payload))
         };
         let branch = format!("{}{}", tsx::MAGIC_COOKIE, self.ids.token(1));
         let via = match self.cfg.sip_tls_advertised {
